@@ -1,0 +1,19 @@
+"""nnjax: neural networks in JAX from pure functions.
+
+The layers of the package, from the bottom up:
+
+* :mod:`nnjax.activations`, :mod:`nnjax.initializers`, :mod:`nnjax.losses`,
+  :mod:`nnjax.metrics`: elementwise and reduction building blocks.
+* :mod:`nnjax.functional` (``import nnjax.functional as F``): pure layer functions,
+  ``F.<op>_init(key, ...) -> params`` and ``F.<op>(params, x) -> y``.
+* :mod:`nnjax.classic`: the textbook networks (perceptron, Hopfield, echo state, ...).
+* :mod:`nnjax.nn`: Flax NNX modules and ready models that call :mod:`nnjax.functional`.
+* :mod:`nnjax.train`: jit-compiled Optax training, ``fit``, callbacks and sweeps.
+* :mod:`nnjax.data`: dataset loaders, scalers and batching (host side, NumPy).
+"""
+
+from nnjax import activations, functional, initializers, losses, metrics
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__", "activations", "functional", "initializers", "losses", "metrics"]

@@ -1,0 +1,66 @@
+"""Trace-time argument checks shared by the functional ops.
+
+Every check runs on static shapes, so it costs nothing under ``jax.jit``. Failures raise
+``AssertionError`` from chex, with a message that names the op and the argument, and
+the expected and actual shapes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import chex
+import jax
+import jax.numpy as jnp
+
+Shape = Sequence[int | None | type(...)]
+
+
+def check_shape(op: str, name: str, x: jax.typing.ArrayLike, expected: Shape) -> None:
+    """Asserts that ``x`` has shape ``expected`` (``None`` matches any size).
+
+    Args:
+      op: the public name of the op doing the check, e.g. ``"dense"``.
+      name: the argument's name, e.g. ``"params['kernel']"``.
+      x: the array to check.
+      expected: the expected shape; ``None`` entries match any size and a leading
+        ``...`` matches any number of leading axes.
+
+    Raises:
+      AssertionError: naming ``op``, ``name``, the expected and the actual shape.
+    """
+    shape = jnp.shape(x)
+    expected = tuple(expected)
+    msg = f"{op}: argument `{name}` has shape {shape}, expected {_fmt(expected)}"
+    chex.assert_shape(x, expected, custom_message=msg)
+
+
+def check_rank(op: str, name: str, x: jax.typing.ArrayLike, rank: int | set[int]) -> None:
+    """Asserts that ``x`` has rank ``rank`` (an int or a set of allowed ranks)."""
+    shape = jnp.shape(x)
+    msg = f"{op}: argument `{name}` has shape {shape} (rank {len(shape)}), expected rank {rank}"
+    chex.assert_rank(x, rank, custom_message=msg)
+
+
+def check_min_rank(op: str, name: str, x: jax.typing.ArrayLike, rank: int) -> None:
+    """Asserts that ``x`` has at least ``rank`` axes."""
+    shape = jnp.shape(x)
+    chex.assert_equal(
+        len(shape) >= rank,
+        True,
+        custom_message=(
+            f"{op}: argument `{name}` has shape {shape} (rank {len(shape)}), "
+            f"expected rank >= {rank}"
+        ),
+    )
+
+
+def check_floating(op: str, name: str, x: jax.typing.ArrayLike) -> None:
+    """Asserts that ``x`` has a floating dtype."""
+    dtype = jnp.result_type(x)
+    if not jnp.issubdtype(dtype, jnp.floating):
+        raise TypeError(f"{op}: argument `{name}` has dtype {dtype}, expected a floating dtype")
+
+
+def _fmt(expected: tuple) -> str:
+    return "(" + ", ".join("..." if e is ... else "*" if e is None else str(e) for e in expected) + ")"

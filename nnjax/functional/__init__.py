@@ -1,0 +1,53 @@
+"""Pure functional layers: ``import nnjax.functional as F``.
+
+Convention: ``F.<op>_init(key, <sizes>, *, dtype=jnp.float32, ...) -> params`` and
+``F.<op>(params, x, ...) -> y``. Parameters are plain nested dicts of arrays; nothing is
+hidden or global. Shapes are checked with chex at trace time (free under ``jax.jit``).
+
+Example:
+  >>> import jax, jax.numpy as jnp
+  >>> import nnjax.functional as F
+  >>> params = F.dense_init(jax.random.key(0), 784, 10)
+  >>> F.dense(params, jnp.zeros((32, 784))).shape
+  (32, 10)
+"""
+
+from nnjax.functional.conv import conv2d, conv2d_init
+from nnjax.functional.dense import dense, dense_init
+from nnjax.functional.dropout import dropout
+from nnjax.functional.normalization import batch_norm, batch_norm_init, layer_norm, layer_norm_init
+from nnjax.functional.pooling import avg_pool2d, max_pool2d
+from nnjax.functional.recurrent import (
+    LSTMState,
+    gru_cell,
+    gru_cell_init,
+    lstm_cell,
+    lstm_cell_init,
+    rnn_cell,
+    rnn_cell_init,
+)
+from nnjax.functional.sequence import lstm, rnn, zero_carry
+
+__all__ = [
+    "LSTMState",
+    "avg_pool2d",
+    "batch_norm",
+    "batch_norm_init",
+    "conv2d",
+    "conv2d_init",
+    "dense",
+    "dense_init",
+    "dropout",
+    "gru_cell",
+    "gru_cell_init",
+    "layer_norm",
+    "layer_norm_init",
+    "lstm",
+    "lstm_cell",
+    "lstm_cell_init",
+    "max_pool2d",
+    "rnn",
+    "rnn_cell",
+    "rnn_cell_init",
+    "zero_carry",
+]

@@ -1,0 +1,39 @@
+"""Small helpers shared by the functional ops (private)."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from nnjax import _checks
+
+
+def as_compute(op: str, x: jax.typing.ArrayLike) -> jax.Array:
+    """Returns ``x`` as an array, raising a clear error unless it is floating."""
+    x = jnp.asarray(x)
+    _checks.check_floating(op, "x", x)
+    return x
+
+
+def cast_like(tree, x: jax.Array):
+    """Casts every floating leaf of ``tree`` to the dtype of ``x`` (compute dtype)."""
+    return jax.tree.map(lambda p: jnp.asarray(p, dtype=x.dtype), tree)
+
+
+def expand_to(v: jax.Array, ndim: int) -> jax.Array:
+    """Reshapes a vector over the last axis so it broadcasts against rank ``ndim``.
+
+    Explicit, so that ops run under ``jax_numpy_rank_promotion="raise"``.
+    """
+    return jnp.reshape(v, (1,) * (ndim - v.ndim) + v.shape)
+
+
+def pair(value: int | tuple[int, int], name: str, op: str) -> tuple[int, int]:
+    """Normalises an int or a pair of ints to a pair, e.g. a window or a stride."""
+    if isinstance(value, int):
+        out = (value, value)
+    else:
+        out = tuple(value)
+    if len(out) != 2 or not all(isinstance(v, int) and v >= 1 for v in out):
+        raise ValueError(f"{op}: `{name}` must be a positive int or a pair of them, got {value!r}")
+    return out

@@ -1,0 +1,77 @@
+"""Fully connected (affine) layer: ``y = x @ kernel + bias``."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from nnjax import _checks, initializers
+from nnjax.functional import _utils
+
+Params = dict[str, jax.Array]
+
+
+def dense_init(
+    key: jax.Array,
+    in_features: int,
+    out_features: int,
+    *,
+    dtype: jnp.dtype = jnp.float32,
+    kernel_init: str | initializers.Initializer = "glorot_uniform",
+    bias_init: str | initializers.Initializer = "zeros",
+    use_bias: bool = True,
+) -> Params:
+    """Initialises the parameters of :func:`dense`.
+
+    Args:
+      key: a PRNG key.
+      in_features: size ``in`` of the input's last axis.
+      out_features: size ``out`` of the output's last axis.
+      dtype: parameter dtype.
+      kernel_init: initializer (or its name) for the kernel; Glorot uniform by default.
+      bias_init: initializer (or its name) for the bias; zeros by default.
+      use_bias: whether to create a bias.
+
+    Returns:
+      ``{"kernel": (in, out), "bias": (out,)}`` (no ``"bias"`` if ``use_bias=False``).
+
+    Example:
+      >>> params = dense_init(jax.random.key(0), 3, 2)
+      >>> jax.tree.map(jnp.shape, params)
+      {'bias': (2,), 'kernel': (3, 2)}
+    """
+    k_kernel, k_bias = jax.random.split(key)
+    params = {"kernel": initializers.init_param(kernel_init, k_kernel, (in_features, out_features), dtype)}
+    if use_bias:
+        params["bias"] = initializers.init_param(bias_init, k_bias, (out_features,), dtype)
+    return params
+
+
+def dense(params: Params, x: jax.typing.ArrayLike) -> jax.Array:
+    """Applies the affine map ``x @ kernel + bias`` over the last axis of ``x``.
+
+    Computes in the dtype of ``x``: float32 parameters with a bfloat16 input give a
+    bfloat16 result (mixed precision).
+
+    Args:
+      params: ``{"kernel": (in, out), "bias": (out,)}``, as from :func:`dense_init`.
+      x: ``(..., in)``, floating.
+
+    Returns:
+      ``(..., out)``, the dtype of ``x``.
+
+    Example:
+      >>> params = dense_init(jax.random.key(0), 3, 2)
+      >>> dense(params, jnp.ones((4, 3))).shape
+      (4, 2)
+    """
+    x = _utils.as_compute("dense", x)
+    kernel = params["kernel"]
+    _checks.check_rank("dense", "params['kernel']", kernel, 2)
+    _checks.check_min_rank("dense", "x", x, 1)
+    _checks.check_shape("dense", "x", x, (..., kernel.shape[0]))
+    y = jnp.matmul(x, kernel.astype(x.dtype))
+    if "bias" in params:
+        _checks.check_shape("dense", "params['bias']", params["bias"], (kernel.shape[1],))
+        y = y + _utils.expand_to(params["bias"].astype(x.dtype), y.ndim)
+    return y

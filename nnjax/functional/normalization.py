@@ -1,0 +1,144 @@
+"""Batch normalisation and layer normalisation."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from nnjax import _checks
+from nnjax.functional import _utils
+
+Params = dict[str, jax.Array]
+
+
+def layer_norm_init(key: jax.Array, features: int, *, dtype: jnp.dtype = jnp.float32) -> Params:
+    """Initialises :func:`layer_norm`: ``{"scale": ones (F,), "bias": zeros (F,)}``.
+
+    ``key`` is unused (the initialisation is deterministic) and kept for the uniform
+    ``F.<op>_init(key, ...)`` signature.
+
+    Example:
+      >>> layer_norm_init(jax.random.key(0), 4)["scale"]
+      Array([1., 1., 1., 1.], dtype=float32)
+    """
+    del key
+    return {"scale": jnp.ones((features,), dtype), "bias": jnp.zeros((features,), dtype)}
+
+
+def _affine(params: Params, y: jax.Array, op: str) -> jax.Array:
+    features = y.shape[-1]
+    _checks.check_shape(op, "params['scale']", params["scale"], (features,))
+    _checks.check_shape(op, "params['bias']", params["bias"], (features,))
+    scale = _utils.expand_to(params["scale"].astype(y.dtype), y.ndim)
+    bias = _utils.expand_to(params["bias"].astype(y.dtype), y.ndim)
+    return y * scale + bias
+
+
+def layer_norm(params: Params, x: jax.typing.ArrayLike, *, epsilon: float = 1e-5) -> jax.Array:
+    """Normalises the last axis of ``x`` to zero mean and unit variance, then scales and shifts.
+
+    Statistics are computed in float32 at least, so bfloat16 inputs stay accurate.
+
+    Args:
+      params: ``{"scale": (F,), "bias": (F,)}``.
+      x: ``(..., F)``, floating.
+      epsilon: added to the variance for numerical stability.
+
+    Returns:
+      ``(..., F)``, the dtype of ``x``.
+
+    Example:
+      >>> params = layer_norm_init(jax.random.key(0), 3)
+      >>> layer_norm(params, jnp.array([[1.0, 2.0, 3.0]])).round(3)
+      Array([[-1.225,  0.   ,  1.225]], dtype=float32)
+    """
+    x = _utils.as_compute("layer_norm", x)
+    _checks.check_min_rank("layer_norm", "x", x, 1)
+    xf = x.astype(jnp.promote_types(x.dtype, jnp.float32))
+    mean = jnp.mean(xf, axis=-1, keepdims=True)
+    var = jnp.var(xf, axis=-1, keepdims=True)
+    y = ((xf - mean) * jax.lax.rsqrt(var + epsilon)).astype(x.dtype)
+    return _affine(params, y, "layer_norm")
+
+
+def batch_norm_init(
+    key: jax.Array, features: int, *, dtype: jnp.dtype = jnp.float32
+) -> tuple[Params, Params]:
+    """Initialises :func:`batch_norm`: trainable params and running statistics.
+
+    Returns:
+      ``(params, stats)``: ``params = {"scale": ones (F,), "bias": zeros (F,)}``,
+      ``stats = {"mean": zeros (F,), "var": ones (F,)}``.
+
+    Example:
+      >>> params, stats = batch_norm_init(jax.random.key(0), 8)
+      >>> stats["var"].shape
+      (8,)
+    """
+    params = layer_norm_init(key, features, dtype=dtype)
+    stats = {"mean": jnp.zeros((features,), dtype), "var": jnp.ones((features,), dtype)}
+    return params, stats
+
+
+def batch_norm(
+    params: Params,
+    stats: Params,
+    x: jax.typing.ArrayLike,
+    *,
+    training: bool,
+    momentum: float = 0.99,
+    epsilon: float = 1e-5,
+    axis_name: str | None = None,
+) -> tuple[jax.Array, Params]:
+    """Normalises ``x`` per feature (last axis) over every other axis.
+
+    In training the batch statistics normalise ``x`` and the running statistics are
+    updated as ``new = momentum * old + (1 - momentum) * batch`` (the Keras/Flax
+    convention; PyTorch's ``momentum=0.1`` is ``momentum=0.9`` here), with the biased
+    batch variance. In inference the running statistics normalise ``x`` and are returned
+    unchanged.
+
+    Args:
+      params: ``{"scale": (F,), "bias": (F,)}``.
+      stats: running statistics ``{"mean": (F,), "var": (F,)}``.
+      x: ``(..., F)``, e.g. ``(B, F)`` or NHWC ``(B, H, W, F)``.
+      training: use batch statistics and update the running ones.
+      momentum: decay of the running statistics.
+      epsilon: added to the variance.
+      axis_name: a mapped axis (``jax.vmap``/``shard_map``) over which to average the
+        batch statistics too (synchronised batch norm).
+
+    Returns:
+      ``(y, new_stats)``: ``y`` of the shape and dtype of ``x``.
+
+    Example:
+      >>> params, stats = batch_norm_init(jax.random.key(0), 2)
+      >>> y, stats = batch_norm(params, stats, jnp.ones((4, 2)), training=True)
+      >>> y.shape
+      (4, 2)
+    """
+    x = _utils.as_compute("batch_norm", x)
+    _checks.check_min_rank("batch_norm", "x", x, 2)
+    features = x.shape[-1]
+    _checks.check_shape("batch_norm", "stats['mean']", stats["mean"], (features,))
+    _checks.check_shape("batch_norm", "stats['var']", stats["var"], (features,))
+    stat_dtype = jnp.promote_types(x.dtype, jnp.float32)
+    xf = x.astype(stat_dtype)
+    if training:
+        axes = tuple(range(x.ndim - 1))
+        mean = jnp.mean(xf, axis=axes)
+        mean_sq = jnp.mean(jnp.square(xf), axis=axes)
+        if axis_name is not None:
+            mean, mean_sq = jax.lax.pmean((mean, mean_sq), axis_name)
+        var = jnp.maximum(mean_sq - jnp.square(mean), 0.0)
+        new_stats = {
+            "mean": (momentum * stats["mean"] + (1.0 - momentum) * mean).astype(stats["mean"].dtype),
+            "var": (momentum * stats["var"] + (1.0 - momentum) * var).astype(stats["var"].dtype),
+        }
+    else:
+        mean = stats["mean"].astype(stat_dtype)
+        var = stats["var"].astype(stat_dtype)
+        new_stats = stats
+    inv = jax.lax.rsqrt(var + epsilon)
+    y = ((xf - _utils.expand_to(mean, x.ndim)) * _utils.expand_to(inv, x.ndim)).astype(x.dtype)
+    return _affine(params, y, "batch_norm"), new_stats

@@ -1,0 +1,172 @@
+"""Loss functions ``loss(predictions, targets) -> scalar``, built on :mod:`optax.losses`.
+
+Conventions (the same as Optax): predictions first, targets second; classification
+losses take *logits* (unnormalised scores), not probabilities. Every loss reduces with
+``reduction="mean"`` (the default), ``"sum"`` or ``"none"`` (per-example values).
+
+Example:
+  >>> import jax.numpy as jnp
+  >>> from nnjax import losses
+  >>> float(losses.mse(jnp.array([1.0, 2.0]), jnp.array([1.0, 4.0])))
+  2.0
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import optax
+
+Loss = Callable[..., jax.Array]
+ArrayLike = jax.typing.ArrayLike
+
+
+def _reduce(values: jax.Array, reduction: str) -> jax.Array:
+    if reduction == "mean":
+        return jnp.mean(values)
+    if reduction == "sum":
+        return jnp.sum(values)
+    if reduction == "none":
+        return values
+    raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+
+
+def _check_same_shape(name: str, predictions: jax.Array, targets: jax.Array) -> None:
+    if jnp.shape(predictions) != jnp.shape(targets):
+        raise ValueError(
+            f"{name}: `predictions` has shape {jnp.shape(predictions)} but `targets` has "
+            f"shape {jnp.shape(targets)}; they must match"
+        )
+
+
+def mse(predictions: ArrayLike, targets: ArrayLike, *, reduction: str = "mean") -> jax.Array:
+    """Mean squared error ``(p - t)**2`` (``optax.losses.squared_error``).
+
+    Args:
+      predictions: any shape, floating.
+      targets: the same shape as ``predictions``.
+      reduction: ``"mean"`` over all elements, ``"sum"``, or ``"none"`` (elementwise).
+
+    Example:
+      >>> float(mse(jnp.array([0.0, 0.0]), jnp.array([1.0, 3.0])))
+      5.0
+    """
+    _check_same_shape("mse", predictions, targets)
+    return _reduce(optax.losses.squared_error(predictions, targets), reduction)
+
+
+def mae(predictions: ArrayLike, targets: ArrayLike, *, reduction: str = "mean") -> jax.Array:
+    """Mean absolute error ``|p - t|``; same arguments as :func:`mse`.
+
+    Example:
+      >>> float(mae(jnp.array([0.0, 0.0]), jnp.array([1.0, -3.0])))
+      2.0
+    """
+    _check_same_shape("mae", predictions, targets)
+    return _reduce(jnp.abs(jnp.asarray(predictions) - jnp.asarray(targets)), reduction)
+
+
+def huber(
+    predictions: ArrayLike, targets: ArrayLike, *, delta: float = 1.0, reduction: str = "mean"
+) -> jax.Array:
+    """Huber loss (``optax.losses.huber_loss``): quadratic within ``delta``, linear beyond.
+
+    Example:
+      >>> float(huber(jnp.array([0.0]), jnp.array([3.0])))
+      2.5
+    """
+    _check_same_shape("huber", predictions, targets)
+    return _reduce(optax.losses.huber_loss(predictions, targets, delta=delta), reduction)
+
+
+def cross_entropy(
+    logits: ArrayLike,
+    labels: ArrayLike,
+    *,
+    label_smoothing: float = 0.0,
+    reduction: str = "mean",
+) -> jax.Array:
+    """Softmax cross-entropy from logits, with integer labels or one-hot/probabilities.
+
+    Args:
+      logits: ``(..., C)`` unnormalised class scores.
+      labels: integer class indices ``(...)``, or a distribution ``(..., C)`` (one-hot).
+      label_smoothing: mixes the one-hot target with the uniform distribution.
+      reduction: ``"mean"`` over examples, ``"sum"`` or ``"none"``.
+
+    Example:
+      >>> logits = jnp.array([[0.0, 0.0]])
+      >>> round(float(cross_entropy(logits, jnp.array([1]))), 4)
+      0.6931
+    """
+    logits = jnp.asarray(logits)
+    labels = jnp.asarray(labels)
+    if labels.ndim == logits.ndim - 1 and jnp.issubdtype(labels.dtype, jnp.integer):
+        if label_smoothing:
+            labels = jax.nn.one_hot(labels, logits.shape[-1], dtype=logits.dtype)
+        else:
+            values = optax.losses.softmax_cross_entropy_with_integer_labels(logits, labels)
+            return _reduce(values, reduction)
+    if labels.shape != logits.shape:
+        raise ValueError(
+            f"cross_entropy: `labels` has shape {labels.shape}; expected integer labels of "
+            f"shape {logits.shape[:-1]} or one-hot labels of shape {logits.shape}"
+        )
+    if label_smoothing:
+        labels = optax.smooth_labels(labels.astype(logits.dtype), label_smoothing)
+    return _reduce(optax.losses.softmax_cross_entropy(logits, labels), reduction)
+
+
+def binary_cross_entropy(
+    logits: ArrayLike, labels: ArrayLike, *, reduction: str = "mean"
+) -> jax.Array:
+    """Sigmoid binary cross-entropy from logits (``optax.losses.sigmoid_binary_cross_entropy``).
+
+    Args:
+      logits: any shape; ``sigmoid(logits)`` is the probability of class 1.
+      labels: the same shape, values in ``[0, 1]``.
+
+    Example:
+      >>> round(float(binary_cross_entropy(jnp.array([0.0]), jnp.array([1.0]))), 4)
+      0.6931
+    """
+    _check_same_shape("binary_cross_entropy", logits, labels)
+    labels = jnp.asarray(labels, dtype=jnp.result_type(logits))
+    return _reduce(optax.losses.sigmoid_binary_cross_entropy(logits, labels), reduction)
+
+
+_REGISTRY: dict[str, Loss] = {
+    "mse": mse,
+    "mean_squared_error": mse,
+    "mae": mae,
+    "mean_absolute_error": mae,
+    "huber": huber,
+    "cross_entropy": cross_entropy,
+    "sparse_categorical_crossentropy": cross_entropy,
+    "categorical_crossentropy": cross_entropy,
+    "binary_cross_entropy": binary_cross_entropy,
+    "binary_crossentropy": binary_cross_entropy,
+}
+
+
+def get(loss: str | Loss) -> Loss:
+    """Returns the loss named ``loss`` (Keras names work too), or ``loss`` if callable.
+
+    Raises:
+      ValueError: for an unknown name; the message lists the known ones.
+
+    Example:
+      >>> get("mse") is mse
+      True
+    """
+    if callable(loss):
+        return loss
+    try:
+        return _REGISTRY[str(loss).lower()]
+    except KeyError:
+        raise ValueError(f"unknown loss {loss!r}; known: {', '.join(sorted(_REGISTRY))}") from None
+
+
+__all__ = ["Loss", "binary_cross_entropy", "cross_entropy", "get", "huber", "mae", "mse"]
