@@ -13,7 +13,7 @@ import chex
 import jax
 import jax.numpy as jnp
 
-Shape = Sequence[int | None | type(...)]
+Shape = Sequence[int | type(...) | None]
 
 
 def check_shape(op: str, name: str, x: jax.typing.ArrayLike, expected: Shape) -> None:
@@ -63,4 +63,6 @@ def check_floating(op: str, name: str, x: jax.typing.ArrayLike) -> None:
 
 
 def _fmt(expected: tuple) -> str:
-    return "(" + ", ".join("..." if e is ... else "*" if e is None else str(e) for e in expected) + ")"
+    return (
+        "(" + ", ".join("..." if e is ... else "*" if e is None else str(e) for e in expected) + ")"
+    )

@@ -55,8 +55,6 @@ def accuracy(logits: ArrayLike, labels: ArrayLike) -> jax.Array:
     return jnp.mean(correct.astype(jnp.float32))
 
 
-
-
 _REGISTRY: dict[str, Metric] = {
     "accuracy": accuracy,
     "acc": accuracy,

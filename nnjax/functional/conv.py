@@ -59,13 +59,17 @@ def _padding(padding: Padding) -> str | list[tuple[int, int]]:
     if isinstance(padding, str):
         mode = padding.upper()
         if mode not in ("SAME", "VALID"):
-            raise ValueError(f"conv2d: `padding` must be 'SAME', 'VALID', an int or pairs, got {padding!r}")
+            raise ValueError(
+                f"conv2d: `padding` must be 'SAME', 'VALID', an int or pairs, got {padding!r}"
+            )
         return mode
     if isinstance(padding, int):
         return [(padding, padding), (padding, padding)]
     pads = [tuple(p) for p in padding]
     if len(pads) != 2 or not all(len(p) == 2 for p in pads):
-        raise ValueError(f"conv2d: explicit `padding` must be ((top, bottom), (left, right)), got {padding!r}")
+        raise ValueError(
+            f"conv2d: explicit `padding` must be ((top, bottom), (left, right)), got {padding!r}"
+        )
     return pads
 
 
@@ -77,7 +81,7 @@ def conv2d(
     padding: Padding = "SAME",
     dilation: int | tuple[int, int] = 1,
 ) -> jax.Array:
-    """Convolves NHWC images with ``params["kernel"]`` (a cross-correlation, as in every DL framework).
+    """Convolves NHWC images with the kernel: a cross-correlation, as in every DL framework.
 
     Args:
       params: ``{"kernel": (kh, kw, in, out), "bias": (out,)}``.

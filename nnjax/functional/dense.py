@@ -41,7 +41,9 @@ def dense_init(
       {'bias': (2,), 'kernel': (3, 2)}
     """
     k_kernel, k_bias = jax.random.split(key)
-    params = {"kernel": initializers.init_param(kernel_init, k_kernel, (in_features, out_features), dtype)}
+    params = {
+        "kernel": initializers.init_param(kernel_init, k_kernel, (in_features, out_features), dtype)
+    }
     if use_bias:
         params["bias"] = initializers.init_param(bias_init, k_bias, (out_features,), dtype)
     return params

@@ -132,7 +132,9 @@ def batch_norm(
             mean, mean_sq = jax.lax.pmean((mean, mean_sq), axis_name)
         var = jnp.maximum(mean_sq - jnp.square(mean), 0.0)
         new_stats = {
-            "mean": (momentum * stats["mean"] + (1.0 - momentum) * mean).astype(stats["mean"].dtype),
+            "mean": (momentum * stats["mean"] + (1.0 - momentum) * mean).astype(
+                stats["mean"].dtype
+            ),
             "var": (momentum * stats["var"] + (1.0 - momentum) * var).astype(stats["var"].dtype),
         }
     else:

@@ -71,7 +71,13 @@ def rnn_cell_init(
       {'b': (5,), 'w_h': (5, 5), 'w_x': (3, 5)}
     """
     w_x, w_h = _recurrent_init(
-        key, in_features, hidden, 1, dtype=dtype, kernel_init=kernel_init, recurrent_init=recurrent_init
+        key,
+        in_features,
+        hidden,
+        1,
+        dtype=dtype,
+        kernel_init=kernel_init,
+        recurrent_init=recurrent_init,
     )
     return {"w_x": w_x, "w_h": w_h, "b": jnp.zeros((hidden,), dtype)}
 
@@ -126,7 +132,13 @@ def lstm_cell_init(
       {'b': (20,), 'w_h': (5, 20), 'w_x': (3, 20)}
     """
     w_x, w_h = _recurrent_init(
-        key, in_features, hidden, 4, dtype=dtype, kernel_init=kernel_init, recurrent_init=recurrent_init
+        key,
+        in_features,
+        hidden,
+        4,
+        dtype=dtype,
+        kernel_init=kernel_init,
+        recurrent_init=recurrent_init,
     )
     b = jnp.zeros((4 * hidden,), dtype).at[hidden : 2 * hidden].set(forget_bias)
     return {"w_x": w_x, "w_h": w_h, "b": b}
@@ -197,7 +209,13 @@ def gru_cell_init(
       {'b_h': (15,), 'b_x': (15,), 'w_h': (5, 15), 'w_x': (3, 15)}
     """
     w_x, w_h = _recurrent_init(
-        key, in_features, hidden, 3, dtype=dtype, kernel_init=kernel_init, recurrent_init=recurrent_init
+        key,
+        in_features,
+        hidden,
+        3,
+        dtype=dtype,
+        kernel_init=kernel_init,
+        recurrent_init=recurrent_init,
     )
     zeros = jnp.zeros((3 * hidden,), dtype)
     return {"w_x": w_x, "w_h": w_h, "b_x": zeros, "b_h": zeros}

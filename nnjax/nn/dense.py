@@ -1,0 +1,68 @@
+"""The fully connected layer as a Flax NNX module."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+import nnjax.functional as F
+from nnjax import activations, initializers
+from nnjax.nn._base import FunctionalModule, compute_dtype, rngs_or_default
+
+
+class Dense(FunctionalModule):
+    """``y = activation(x @ kernel + bias)``, calling :func:`nnjax.functional.dense`.
+
+    Args:
+      in_features: size of the input's last axis.
+      out_features: size of the output's last axis.
+      activation: a name from :mod:`nnjax.activations`, a callable, or ``None``.
+      use_bias: whether to add a bias.
+      kernel_init: initializer (or name) for the kernel; Glorot uniform by default.
+      bias_init: initializer (or name) for the bias; zeros by default.
+      param_dtype: dtype of the parameters (float32).
+      dtype: compute dtype; ``jnp.bfloat16`` computes in bfloat16 with float32
+        parameters (mixed precision). ``None`` computes in the input's dtype.
+      rngs: ``nnx.Rngs`` with a ``params`` stream.
+
+    Example:
+      >>> from flax import nnx
+      >>> layer = Dense(784, 10, activation="relu", rngs=nnx.Rngs(0))
+      >>> layer(jnp.ones((32, 784))).shape
+      (32, 10)
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        *,
+        activation: str | activations.Activation | None = None,
+        use_bias: bool = True,
+        kernel_init: str | initializers.Initializer = "glorot_uniform",
+        bias_init: str | initializers.Initializer = "zeros",
+        param_dtype: jnp.dtype = jnp.float32,
+        dtype: jnp.dtype | None = None,
+        rngs: nnx.Rngs | None = None,
+    ):
+        rngs = rngs_or_default(rngs)
+        self.in_features = in_features
+        self.out_features = out_features
+        self.activation = activations.get(activation)
+        self.dtype = dtype
+        self._set_params(
+            F.dense_init(
+                rngs.params(),
+                in_features,
+                out_features,
+                dtype=param_dtype,
+                kernel_init=kernel_init,
+                bias_init=bias_init,
+                use_bias=use_bias,
+            )
+        )
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        """Maps ``(..., in_features)`` to ``(..., out_features)``."""
+        return self.activation(F.dense(self.params(), compute_dtype(x, self.dtype)))

@@ -1,0 +1,78 @@
+"""The multilayer perceptron."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from nnjax import activations
+from nnjax.nn._base import rngs_or_default
+from nnjax.nn.dense import Dense
+
+
+class MLP(nnx.Module):
+    """A stack of :class:`Dense` layers: ``in -> hidden[0] -> ... -> out``.
+
+    Inputs with more than one feature axis (e.g. ``(B, 28, 28)`` images) are flattened to
+    ``(B, in_features)`` first.
+
+    Args:
+      in_features: number of input features (after flattening).
+      hidden: sizes of the hidden layers, e.g. ``(500, 300, 100)``.
+      out_features: size of the output (logits; no output activation by default).
+      activation: hidden activation, a name or callable (``"relu"``).
+      output_activation: activation of the last layer (``None``: logits).
+      dropout: dropout rate after each hidden activation (0: none).
+      kernel_init: initializer for every kernel.
+      dtype: compute dtype (``jnp.bfloat16`` for mixed precision), ``None`` for the input's.
+      rngs: ``nnx.Rngs`` with ``params`` (and ``dropout`` if ``dropout > 0``) streams.
+
+    Example:
+      >>> from flax import nnx
+      >>> model = MLP(784, (500, 300, 100), 10, rngs=nnx.Rngs(0))
+      >>> model(jnp.ones((2, 28, 28))).shape
+      (2, 10)
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        hidden: Sequence[int],
+        out_features: int,
+        *,
+        activation: str | activations.Activation = "relu",
+        output_activation: str | activations.Activation | None = None,
+        dropout: float = 0.0,
+        kernel_init="glorot_uniform",
+        dtype: jnp.dtype | None = None,
+        rngs: nnx.Rngs | None = None,
+    ):
+        rngs = rngs_or_default(rngs)
+        sizes = [in_features, *hidden, out_features]
+        self.in_features = in_features
+        self.out_features = out_features
+        layers = []
+        for i, (n_in, n_out) in enumerate(itertools.pairwise(sizes)):
+            last = i == len(sizes) - 2
+            act = output_activation if last else activation
+            layers.append(
+                Dense(n_in, n_out, activation=act, kernel_init=kernel_init, dtype=dtype, rngs=rngs)
+            )
+        self.layers = nnx.List(layers)
+        self.dropouts = nnx.List(
+            [nnx.Dropout(dropout, rngs=rngs) for _ in hidden] if dropout > 0 else []
+        )
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        """Maps ``(B, ...)`` with ``prod(...) == in_features`` to ``(B, out_features)``."""
+        if x.ndim > 2:
+            x = x.reshape(x.shape[0], -1)
+        for i, layer in enumerate(self.layers):
+            x = layer(x)
+            if i < len(self.dropouts):
+                x = self.dropouts[i](x)
+        return x

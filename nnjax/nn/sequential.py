@@ -1,0 +1,37 @@
+"""Sequential composition of modules and callables."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import jax
+from flax import nnx
+
+
+class Sequential(nnx.Module):
+    """Applies its layers in order: ``layers[-1](... layers[0](x))``.
+
+    Layers may be NNX modules or plain callables (e.g. ``jax.nn.relu``).
+
+    Example:
+      >>> from flax import nnx
+      >>> from nnjax.nn import Dense
+      >>> rngs = nnx.Rngs(0)
+      >>> model = Sequential(Dense(4, 8, rngs=rngs), jax.nn.relu, Dense(8, 2, rngs=rngs))
+      >>> model(jax.numpy.ones((3, 4))).shape
+      (3, 2)
+    """
+
+    def __init__(self, *layers: nnx.Module | Callable[[jax.Array], jax.Array]):
+        self.layers = nnx.List(layers)
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        for layer in self.layers:
+            x = layer(x)
+        return x
+
+    def __len__(self) -> int:
+        return len(self.layers)
+
+    def __getitem__(self, index: int):
+        return self.layers[index]
