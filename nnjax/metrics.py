@@ -26,7 +26,7 @@ def accuracy(logits: ArrayLike, labels: ArrayLike) -> jax.Array:
     Three cases, read off the shapes:
 
     * integer ``labels (...)`` with ``logits (..., C)``: the argmax of the logits;
-    * one-hot ``labels (..., C)`` with ``logits (..., C)``, ``C > 1``: argmax of both;
+    * one-hot ``labels (B, ..., C)`` with ``logits (B, ..., C)``, ``C > 1``: argmax of both;
     * binary: ``logits (..., 1)`` or the same shape as ``labels``, with ``C == 1`` or no
       class axis: class 1 where ``logits > 0`` (i.e. ``sigmoid(logits) > 0.5``).
 
@@ -41,7 +41,7 @@ def accuracy(logits: ArrayLike, labels: ArrayLike) -> jax.Array:
     labels = jnp.asarray(labels)
     if labels.ndim == logits.ndim - 1 and logits.shape[-1] > 1:
         correct = jnp.argmax(logits, axis=-1) == labels
-    elif labels.shape == logits.shape and logits.ndim >= 1 and logits.shape[-1] > 1:
+    elif labels.shape == logits.shape and logits.ndim >= 2 and logits.shape[-1] > 1:
         correct = jnp.argmax(logits, axis=-1) == jnp.argmax(labels, axis=-1)
     else:
         if logits.ndim == labels.ndim + 1 and logits.shape[-1] == 1:

@@ -1,0 +1,120 @@
+"""nnjax.losses against PyTorch, plus reductions, gradients and shape errors."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.test_util import check_grads
+
+from nnjax import losses
+
+torch = pytest.importorskip("torch")
+TF = torch.nn.functional
+
+rng = np.random.default_rng(0)
+PRED = rng.normal(size=(8, 5))
+TARGET = rng.normal(size=(8, 5))
+LOGITS = rng.normal(size=(8, 5)) * 3
+LABELS = rng.integers(0, 5, size=8)
+
+
+def _t(a):
+    return torch.from_numpy(np.asarray(a))
+
+
+@pytest.mark.parametrize(
+    ("ours", "ref"),
+    [
+        (losses.mse, lambda p, t: TF.mse_loss(p, t)),
+        (losses.mae, lambda p, t: TF.l1_loss(p, t)),
+        (losses.huber, lambda p, t: TF.huber_loss(p, t, delta=1.0)),
+        (lambda p, t: losses.huber(p, t, delta=0.5), lambda p, t: TF.huber_loss(p, t, delta=0.5)),
+    ],
+)
+def test_regression_losses_match_torch(ours, ref):
+    with jax.enable_x64(True):
+        value = float(ours(jnp.asarray(PRED), jnp.asarray(TARGET)))
+    np.testing.assert_allclose(value, ref(_t(PRED), _t(TARGET)).item(), rtol=1e-12)
+
+
+def test_cross_entropy_integer_labels_matches_torch():
+    with jax.enable_x64(True):
+        value = float(losses.cross_entropy(jnp.asarray(LOGITS), jnp.asarray(LABELS)))
+    ref = TF.cross_entropy(_t(LOGITS), _t(LABELS)).item()
+    np.testing.assert_allclose(value, ref, rtol=1e-12)
+
+
+def test_cross_entropy_one_hot_equals_integer_labels():
+    one_hot = jax.nn.one_hot(LABELS, 5)
+    a = losses.cross_entropy(jnp.asarray(LOGITS), jnp.asarray(LABELS))
+    b = losses.cross_entropy(jnp.asarray(LOGITS), one_hot)
+    np.testing.assert_allclose(a, b, rtol=1e-6)
+
+
+def test_cross_entropy_label_smoothing_matches_torch():
+    with jax.enable_x64(True):
+        value = float(
+            losses.cross_entropy(jnp.asarray(LOGITS), jnp.asarray(LABELS), label_smoothing=0.1)
+        )
+    ref = TF.cross_entropy(_t(LOGITS), _t(LABELS), label_smoothing=0.1).item()
+    np.testing.assert_allclose(value, ref, rtol=1e-12)
+
+
+def test_binary_cross_entropy_matches_torch():
+    labels = (rng.random(size=(8, 5)) > 0.5).astype(np.float64)
+    with jax.enable_x64(True):
+        value = float(losses.binary_cross_entropy(jnp.asarray(LOGITS), jnp.asarray(labels)))
+    ref = TF.binary_cross_entropy_with_logits(_t(LOGITS), _t(labels)).item()
+    np.testing.assert_allclose(value, ref, rtol=1e-12)
+
+
+@pytest.mark.parametrize("reduction", ["sum", "none"])
+def test_reductions(reduction):
+    per_element = (PRED - TARGET) ** 2
+    expected = per_element.sum() if reduction == "sum" else per_element
+    with jax.enable_x64(True):
+        value = losses.mse(jnp.asarray(PRED), jnp.asarray(TARGET), reduction=reduction)
+    np.testing.assert_allclose(value, expected, rtol=1e-12)
+    with pytest.raises(ValueError, match="reduction must be"):
+        losses.mse(jnp.asarray(PRED), jnp.asarray(TARGET), reduction="avg")
+
+
+@pytest.mark.parametrize("name", ["mse", "mae", "huber", "binary_cross_entropy"])
+def test_gradients_pass_check_grads(name):
+    fn = losses.get(name)
+    with jax.enable_x64(True):
+        targets = jnp.asarray((rng.random(size=(4, 3)) > 0.5).astype(np.float64))
+        x = jnp.asarray(rng.normal(size=(4, 3)) + 0.1)
+        check_grads(lambda p: fn(p, targets), (x,), order=1, modes=("rev",))
+
+
+def test_cross_entropy_gradient_passes_check_grads():
+    with jax.enable_x64(True):
+        labels = jnp.asarray(LABELS)
+        check_grads(lambda z: losses.cross_entropy(z, labels), (jnp.asarray(LOGITS),), order=2)
+
+
+def test_shape_mismatch_is_a_clear_error():
+    with pytest.raises(ValueError, match=r"mse: `predictions` has shape \(8, 5\).*\(8,\)"):
+        losses.mse(jnp.zeros((8, 5)), jnp.zeros(8))
+    with pytest.raises(ValueError, match=r"cross_entropy: `labels` has shape \(8, 4\)"):
+        losses.cross_entropy(jnp.zeros((8, 5)), jnp.zeros((8, 4)))
+
+
+def test_jit_does_not_recompile():
+    import chex
+
+    @jax.jit
+    @chex.assert_max_traces(n=1)
+    def f(z, y):
+        return losses.cross_entropy(z, y)
+
+    f(jnp.asarray(LOGITS, jnp.float32), jnp.asarray(LABELS))
+    f(jnp.asarray(LOGITS, jnp.float32) + 1, jnp.asarray(LABELS))
+
+
+def test_get_keras_names_and_unknown():
+    assert losses.get("sparse_categorical_crossentropy") is losses.cross_entropy
+    assert losses.get("mean_squared_error") is losses.mse
+    with pytest.raises(ValueError, match=r"unknown loss 'hinge'.*mse"):
+        losses.get("hinge")
