@@ -1,0 +1,38 @@
+"""Exceptions raised by the dataset loaders.
+
+Every error names the file or dataset concerned, says what is wrong and how to put it
+right; the classes let callers (the ``nnjax data`` command, a training script) tell a
+missing dataset from a damaged one.
+"""
+
+from __future__ import annotations
+
+
+class DatasetError(Exception):
+    """Base class of the errors raised by :mod:`nnjax.data`."""
+
+
+class DatasetNotFoundError(DatasetError, FileNotFoundError):
+    """A dataset file is nowhere on disk and could not be downloaded.
+
+    The message lists every folder searched and every URL tried, with the reason each
+    download failed.
+    """
+
+
+class CorruptFileError(DatasetError, ValueError):
+    """A dataset file exists but is damaged.
+
+    Attributes:
+      path: the offending file.
+      reason: a short tag: ``"checksum mismatch"``, ``"truncated"``, ``"bad magic"``,
+        ``"not gzip"`` or ``"bad header"``.
+    """
+
+    def __init__(self, path: str, reason: str, detail: str, remedy: str = "") -> None:
+        self.path = str(path)
+        self.reason = reason
+        msg = f"{self.path}: {reason}: {detail}"
+        if remedy:
+            msg += f". {remedy}"
+        super().__init__(msg)

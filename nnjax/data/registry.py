@@ -1,0 +1,278 @@
+"""A registry of the datasets by name, for the ``nnjax data`` command and scripts.
+
+:func:`available_datasets` lists the names, :func:`dataset_info` describes one,
+:func:`load` loads one as ``((x_train, y_train), (x_test, y_test))``, :func:`verify`
+checksums its files on disk and :func:`fetch` downloads them into the cache.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from nnjax.data import mnist, sources, synthetic
+from nnjax.data.digits import load_digits
+from nnjax.data.errors import CorruptFileError
+
+Split = tuple[np.ndarray, np.ndarray]
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetInfo:
+    """What a registered dataset is.
+
+    Attributes:
+      name: the registry name, e.g. ``"fashion-mnist"``.
+      description: one line.
+      task: ``"classification"`` or ``"regression"``.
+      input_shape: the shape of one example.
+      num_classes: the number of classes, or ``None`` for regression.
+      needs_download: whether the data comes from the network (unless found on disk).
+      requires: the optional package it needs, or ``None``.
+      files: the official file names (empty when nothing is read from disk).
+      urls: the official base URLs (empty when nothing is downloaded).
+    """
+
+    name: str
+    description: str
+    task: str
+    input_shape: tuple[int, ...]
+    num_classes: int | None
+    needs_download: bool = False
+    requires: str | None = None
+    files: tuple[str, ...] = ()
+    urls: tuple[str, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class FileReport:
+    """The result of checking one file with :func:`verify`.
+
+    Attributes:
+      name: the official file name.
+      path: where it was found, or ``None`` when missing.
+      status: ``"ok"``, ``"missing"`` or the problem (``"checksum mismatch"``,
+        ``"truncated"``, ``"bad magic"``, ``"not gzip"``, ``"bad header"``).
+      detail: a human-readable explanation (empty when ok).
+    """
+
+    name: str
+    path: Path | None
+    status: str
+    detail: str = ""
+
+    @property
+    def ok(self) -> bool:
+        """Whether the file is present and intact."""
+        return self.status == "ok"
+
+
+def _synthetic_split(
+    make: Callable[..., Split], n_train: int, n_test: int, **kw
+) -> tuple[Split, Split]:
+    """Train and test sets from one generator with different seeds."""
+    return make(n_train, seed=0, **kw), make(n_test, seed=1, **kw)
+
+
+def _gate_split(name: str) -> tuple[Split, Split]:
+    """A truth table serves as both train and test set."""
+    table = synthetic.logic_gate(name)
+    return table, synthetic.logic_gate(name)
+
+
+def _remote_info(spec: sources.RemoteDataset, description: str) -> DatasetInfo:
+    return DatasetInfo(
+        name=spec.name,
+        description=description,
+        task="classification",
+        input_shape=(28, 28),
+        num_classes=10,
+        needs_download=True,
+        files=tuple(f.name for f in spec.files),
+        urls=spec.urls,
+    )
+
+
+_REGISTRY: dict[str, tuple[DatasetInfo, Callable[..., tuple[Split, Split]]]] = {
+    "fashion-mnist": (
+        _remote_info(sources.FASHION_MNIST, "Zalando Fashion-MNIST, 70000 28x28 clothing images"),
+        mnist.load_fashion_mnist,
+    ),
+    "mnist": (
+        _remote_info(sources.MNIST, "MNIST handwritten digits, 70000 28x28 images"),
+        mnist.load_mnist,
+    ),
+    "digits": (
+        DatasetInfo(
+            "digits",
+            "scikit-learn's bundled 8x8 digits, 1797 images (offline)",
+            "classification",
+            (8, 8),
+            10,
+            requires="scikit-learn",
+        ),
+        load_digits,
+    ),
+    "xor": (
+        DatasetInfo("xor", "XOR truth table, 4 examples", "classification", (2,), 2),
+        functools.partial(_gate_split, "xor"),
+    ),
+    "adding": (
+        DatasetInfo(
+            "adding",
+            "LSTM adding problem, sequences of 50 steps (value, marker)",
+            "regression",
+            (50, 2),
+            None,
+        ),
+        functools.partial(_synthetic_split, synthetic.adding_problem, 2000, 500, seq_len=50),
+    ),
+    "sine": (
+        DatasetInfo(
+            "sine", "noisy sine windows of 20 steps -> next value", "regression", (20, 1), None
+        ),
+        functools.partial(_synthetic_split, synthetic.sine_sequences, 2000, 500, window=20),
+    ),
+    "moons": (
+        DatasetInfo(
+            "moons", "two interleaving half circles, 2-D points", "classification", (2,), 2
+        ),
+        functools.partial(_synthetic_split, synthetic.two_moons, 1000, 500),
+    ),
+    "blobs": (
+        DatasetInfo("blobs", "three Gaussian clusters, 2-D points", "classification", (2,), 3),
+        functools.partial(_synthetic_split, synthetic.blobs, 1000, 500),
+    ),
+}
+
+
+def available_datasets() -> tuple[str, ...]:
+    """The names :func:`load` and :func:`dataset_info` accept.
+
+    Example:
+      >>> "fashion-mnist" in available_datasets()
+      True
+    """
+    return tuple(_REGISTRY)
+
+
+def _lookup(name: str) -> tuple[DatasetInfo, Callable[..., tuple[Split, Split]]]:
+    key = name.lower().replace("_", "-")
+    if key not in _REGISTRY:
+        raise ValueError(f"unknown dataset {name!r}; available: {', '.join(_REGISTRY)}")
+    return _REGISTRY[key]
+
+
+def dataset_info(name: str) -> DatasetInfo:
+    """Describes the dataset ``name`` (``_`` and ``-`` are interchangeable).
+
+    Raises:
+      ValueError: an unknown name; the message lists the available ones.
+
+    Example:
+      >>> dataset_info("mnist").needs_download, dataset_info("xor").needs_download
+      (True, False)
+    """
+    return _lookup(name)[0]
+
+
+def load(name: str, data_dir: str | os.PathLike | None = None, **kwargs) -> tuple[Split, Split]:
+    """Loads the dataset ``name`` as ``((x_train, y_train), (x_test, y_test))``.
+
+    Args:
+      name: a name from :func:`available_datasets`.
+      data_dir: a folder to search first (used by the downloadable datasets only).
+      **kwargs: passed on to the loader (e.g. ``download=False`` for MNIST).
+
+    Returns:
+      The split, with the dtypes of the underlying loader.
+
+    Example:
+      >>> (x, y), (xt, yt) = load("xor")
+      >>> x.shape, y.shape
+      ((4, 2), (4,))
+    """
+    info, loader = _lookup(name)
+    if info.needs_download:
+        return loader(data_dir, **kwargs)
+    return loader(**kwargs)
+
+
+def verify(name: str, data_dir: str | os.PathLike | None = None) -> list[FileReport]:
+    """Checks every file of ``name`` on disk (structure, md5 and sha256); no download.
+
+    Args:
+      name: a dataset name; datasets without files give an empty list.
+      data_dir: a folder to search first, as for the loaders.
+
+    Returns:
+      One :class:`FileReport` per file, in the official order.
+
+    Example:
+      >>> verify("xor")
+      []
+    """
+    info = dataset_info(name)
+    if not info.files:
+        return []
+    spec = sources.REMOTE_DATASETS[info.name]
+    reports = []
+    for file in spec.files:
+        path = mnist.locate_file(spec, file, data_dir)
+        if path is None:
+            searched = ", ".join(str(d) for d in sources.search_dirs(spec, data_dir))
+            reports.append(FileReport(file.name, None, "missing", f"looked in {searched}"))
+            continue
+        try:
+            mnist.read_file(spec, file, path, mnist.file_magic(file), both_digests=True)
+        except CorruptFileError as err:
+            reports.append(FileReport(file.name, path, err.reason, str(err)))
+        else:
+            reports.append(FileReport(file.name, path, "ok"))
+    return reports
+
+
+def fetch(
+    name: str,
+    *,
+    data_dir: str | os.PathLike | None = None,
+    mirrors: str | list[str] | None = None,
+    progress: bool | None = None,
+) -> list[Path]:
+    """Makes sure every file of ``name`` is on disk and intact, downloading into the cache.
+
+    Files already found (see :func:`nnjax.data.sources.search_dirs`) are verified, not
+    downloaded again.
+
+    Args:
+      name: a dataset name; datasets without files give an empty list.
+      data_dir: a folder to search first.
+      mirrors: base URLs replacing the official ones.
+      progress: show a progress bar (``None``: on a terminal).
+
+    Returns:
+      The path of each file.
+
+    Raises:
+      DatasetNotFoundError: a file could not be downloaded.
+      CorruptFileError: a file on disk is damaged.
+
+    Example:
+      >>> fetch("xor")
+      []
+    """
+    info = dataset_info(name)
+    if not info.files:
+        return []
+    spec = sources.REMOTE_DATASETS[info.name]
+    paths = []
+    for file in spec.files:
+        path = mnist.ensure_file(spec, file, data_dir, mirrors=mirrors, progress=progress)
+        mnist.read_file(spec, file, path, mnist.file_magic(file), both_digests=True)
+        paths.append(path)
+    return paths

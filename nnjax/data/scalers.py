@@ -1,0 +1,161 @@
+"""Feature scaling fitted on training data and applied to any data: min-max and z-score.
+
+Both scalers are affine maps ``x -> (x - center) / scale + shift`` whose statistics are
+computed per feature over ``axis`` (the examples axis, 0, by default). A constant
+feature gets ``scale = 1`` so it never divides by zero, as in scikit-learn.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+
+def _as_float(x: ArrayLike) -> np.ndarray:
+    """``x`` as an array, integers promoted to float32, floats kept."""
+    x = np.asarray(x)
+    if not np.issubdtype(x.dtype, np.floating):
+        x = x.astype(np.float32)
+    return x
+
+
+class _AffineScaler:
+    """Shared fit/transform logic; subclasses define :meth:`_statistics`."""
+
+    def __init__(self, axis: int | tuple[int, ...] = 0) -> None:
+        self.axis = axis
+        self.center_: np.ndarray | None = None
+        self.scale_: np.ndarray | None = None
+        self.shift_: float = 0.0
+        self._fitted_shape: tuple[int, ...] = ()
+
+    def _statistics(self, x: np.ndarray, axes: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+        """Returns ``(center, scale)`` of ``x`` reduced over ``axes``."""
+        raise NotImplementedError
+
+    def _axes(self, ndim: int) -> tuple[int, ...]:
+        axes = (self.axis,) if isinstance(self.axis, int) else tuple(self.axis)
+        if any(not -ndim <= a < ndim for a in axes) or len(set(a % ndim for a in axes)) != len(
+            axes
+        ):
+            raise ValueError(
+                f"{type(self).__name__}: axis {self.axis} is invalid for data of rank {ndim}"
+            )
+        return tuple(sorted(a % ndim for a in axes))
+
+    def fit(self, x: ArrayLike) -> _AffineScaler:
+        """Computes the per-feature statistics of ``x`` (the training data).
+
+        Args:
+          x: an array with at least one example along ``axis``.
+
+        Returns:
+          ``self``, fitted.
+
+        Raises:
+          ValueError: ``x`` is empty along ``axis`` or contains NaN or infinity.
+        """
+        x = _as_float(x)
+        axes = self._axes(x.ndim)
+        if x.size == 0 or any(x.shape[a] == 0 for a in axes):
+            raise ValueError(f"{type(self).__name__}.fit: got empty data of shape {x.shape}")
+        if not np.all(np.isfinite(x)):
+            raise ValueError(f"{type(self).__name__}.fit: data contains NaN or infinity")
+        center, scale = self._statistics(x.astype(np.float64), axes)
+        scale = np.where(
+            scale > np.finfo(np.float64).eps * np.maximum(1.0, np.abs(center)), scale, 1.0
+        )
+        self.center_, self.scale_ = center, scale
+        self._fitted_shape = tuple(np.delete(np.array(x.shape), axes))
+        return self
+
+    def _broadcast(self, x: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray]:
+        if self.center_ is None:
+            raise RuntimeError(f"{type(self).__name__}.{name}: not fitted; call fit(train) first")
+        axes = self._axes(x.ndim)
+        shape = tuple(np.delete(np.array(x.shape), axes))
+        if shape != self._fitted_shape:
+            raise ValueError(
+                f"{type(self).__name__}.{name}: data of shape {x.shape} has feature shape "
+                f"{shape} (axis={self.axis} removed), expected {self._fitted_shape} as in fit"
+            )
+        return (
+            np.expand_dims(self.center_, axes).astype(x.dtype),
+            np.expand_dims(self.scale_, axes).astype(x.dtype),
+        )
+
+    def transform(self, x: ArrayLike) -> np.ndarray:
+        """Scales ``x`` with the fitted statistics; same shape, float dtype."""
+        x = _as_float(x)
+        center, scale = self._broadcast(x, "transform")
+        return ((x - center) / scale + x.dtype.type(self.shift_)).astype(x.dtype)
+
+    def fit_transform(self, x: ArrayLike) -> np.ndarray:
+        """``fit(x)`` then ``transform(x)``."""
+        return self.fit(x).transform(x)
+
+    def inverse_transform(self, x: ArrayLike) -> np.ndarray:
+        """Undoes :meth:`transform`; same shape, float dtype."""
+        x = _as_float(x)
+        center, scale = self._broadcast(x, "inverse_transform")
+        return ((x - x.dtype.type(self.shift_)) * scale + center).astype(x.dtype)
+
+
+class MinMaxScaler(_AffineScaler):
+    """Maps each feature's training range onto ``feature_range`` (default ``[0, 1]``).
+
+    Args:
+      feature_range: the ``(low, high)`` target range, ``low < high``.
+      axis: the axis or axes statistics are taken over (the examples), default 0;
+        e.g. ``axis=(0, 1, 2)`` for one range per channel of ``(N, H, W, C)`` images.
+
+    Attributes:
+      data_min_, data_max_: the per-feature minimum and maximum seen in ``fit``.
+
+    Example:
+      >>> import numpy as np
+      >>> s = MinMaxScaler().fit(np.array([[0.0, 10.0], [2.0, 30.0]]))
+      >>> s.transform(np.array([[1.0, 20.0]]))
+      array([[0.5, 0.5]])
+    """
+
+    def __init__(
+        self, feature_range: tuple[float, float] = (0.0, 1.0), axis: int | tuple[int, ...] = 0
+    ) -> None:
+        low, high = feature_range
+        if not low < high:
+            raise ValueError(
+                f"MinMaxScaler: feature_range must have low < high, got {feature_range}"
+            )
+        super().__init__(axis)
+        self.feature_range = (float(low), float(high))
+        self.shift_ = float(low)
+
+    def _statistics(self, x: np.ndarray, axes: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+        self.data_min_ = x.min(axis=axes)
+        self.data_max_ = x.max(axis=axes)
+        low, high = self.feature_range
+        return self.data_min_, (self.data_max_ - self.data_min_) / (high - low)
+
+
+class StandardScaler(_AffineScaler):
+    """Standardises each feature to zero mean and unit variance (population std).
+
+    Args:
+      axis: the axis or axes statistics are taken over (the examples), default 0.
+
+    Attributes:
+      mean_, var_: the per-feature mean and variance seen in ``fit``.
+
+    Example:
+      >>> import numpy as np
+      >>> s = StandardScaler().fit(np.array([[1.0], [3.0]]))
+      >>> s.transform(np.array([[1.0], [5.0]]))
+      array([[-1.],
+             [ 3.]])
+    """
+
+    def _statistics(self, x: np.ndarray, axes: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+        self.mean_ = x.mean(axis=axes)
+        self.var_ = x.var(axis=axes)
+        return self.mean_, np.sqrt(self.var_)
