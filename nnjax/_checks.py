@@ -62,6 +62,36 @@ def check_floating(op: str, name: str, x: jax.typing.ArrayLike) -> None:
         raise TypeError(f"{op}: argument `{name}` has dtype {dtype}, expected a floating dtype")
 
 
+def check_window_fits(
+    op: str,
+    x: jax.typing.ArrayLike,
+    window: Sequence[int],
+    padding: str | Sequence[tuple[int, int]],
+) -> None:
+    """Raises unless a sliding window fits the (padded) spatial axes of NHWC ``x``.
+
+    Args:
+      op: the public name of the op doing the check.
+      x: ``(B, H, W, C)``.
+      window: the effective window ``(wh, ww)`` (for a dilated kernel ``(k - 1) * d + 1``).
+      padding: ``"SAME"`` (always fits), ``"VALID"`` or ``((top, bottom), (left, right))``.
+
+    Raises:
+      ValueError: naming ``op``, the shape of ``x``, the padding and the window.
+    """
+    if isinstance(padding, str) and padding.upper() == "SAME":
+        return
+    pads = ((0, 0), (0, 0)) if isinstance(padding, str) else tuple(padding)
+    shape = jnp.shape(x)
+    for size, w, (lo, hi) in zip(shape[1:3], window, pads):
+        if size + lo + hi < w:
+            raise ValueError(
+                f"{op}: argument `x` has shape {shape}, whose spatial axes (H, W) = "
+                f"{tuple(shape[1:3])} with padding {padding!r} are smaller than the window "
+                f"{tuple(window)}"
+            )
+
+
 def _fmt(expected: tuple) -> str:
     return (
         "(" + ", ".join("..." if e is ... else "*" if e is None else str(e) for e in expected) + ")"

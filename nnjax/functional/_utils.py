@@ -16,8 +16,16 @@ def as_compute(op: str, x: jax.typing.ArrayLike) -> jax.Array:
 
 
 def cast_like(tree, x: jax.Array):
-    """Casts every floating leaf of ``tree`` to the dtype of ``x`` (compute dtype)."""
-    return jax.tree.map(lambda p: jnp.asarray(p, dtype=x.dtype), tree)
+    """Casts every floating leaf of ``tree`` to the dtype of ``x`` (compute dtype).
+
+    Non-floating leaves (integer counters, booleans) are returned as arrays unchanged.
+    """
+    return jax.tree.map(lambda p: _cast_floating(p, x.dtype), tree)
+
+
+def _cast_floating(p: jax.typing.ArrayLike, dtype: jnp.dtype) -> jax.Array:
+    p = jnp.asarray(p)
+    return p.astype(dtype) if jnp.issubdtype(p.dtype, jnp.floating) else p
 
 
 def expand_to(v: jax.Array, ndim: int) -> jax.Array:

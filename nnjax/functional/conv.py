@@ -63,12 +63,18 @@ def _padding(padding: Padding) -> str | list[tuple[int, int]]:
                 f"conv2d: `padding` must be 'SAME', 'VALID', an int or pairs, got {padding!r}"
             )
         return mode
-    if isinstance(padding, int):
+    if isinstance(padding, int) and not isinstance(padding, bool) and padding >= 0:
         return [(padding, padding), (padding, padding)]
-    pads = [tuple(p) for p in padding]
-    if len(pads) != 2 or not all(len(p) == 2 for p in pads):
+    try:
+        pads = [tuple(p) for p in padding]
+    except TypeError:
+        pads = []
+    if len(pads) != 2 or not all(
+        len(p) == 2 and all(isinstance(v, int) and v >= 0 for v in p) for p in pads
+    ):
         raise ValueError(
-            f"conv2d: explicit `padding` must be ((top, bottom), (left, right)), got {padding!r}"
+            "conv2d: `padding` must be 'SAME', 'VALID', a non-negative int or "
+            f"((top, bottom), (left, right)) of non-negative ints, got {padding!r}"
         )
     return pads
 
@@ -94,22 +100,35 @@ def conv2d(
     Returns:
       ``(B, H', W', out)``, the dtype of ``x``.
 
+    Raises:
+      AssertionError: if ``x`` is not rank 4 or its channels differ from the kernel's
+        ``in`` (the message names the shapes).
+      ValueError: for a bad ``stride``, ``padding`` or ``dilation``, or when the (padded)
+        image is smaller than the dilated kernel.
+      TypeError: if ``x`` is not floating.
+
     Example:
       >>> params = conv2d_init(jax.random.key(0), 1, 8, 3)
       >>> conv2d(params, jnp.ones((2, 28, 28, 1)), padding="VALID").shape
       (2, 26, 26, 8)
+      >>> conv2d(params, jnp.ones((2, 28, 28, 1)), stride=2).shape  # SAME: ceil(28 / 2)
+      (2, 14, 14, 8)
     """
     x = _utils.as_compute("conv2d", x)
     kernel = params["kernel"]
     _checks.check_rank("conv2d", "params['kernel']", kernel, 4)
     _checks.check_rank("conv2d", "x", x, 4)
     _checks.check_shape("conv2d", "x", x, (None, None, None, kernel.shape[2]))
+    pads = _padding(padding)
+    dilation = _utils.pair(dilation, "dilation", "conv2d")
+    span = tuple((k - 1) * d + 1 for k, d in zip(kernel.shape[:2], dilation))
+    _checks.check_window_fits("conv2d", x, span, pads)
     y = lax.conv_general_dilated(
         x,
         kernel.astype(x.dtype),
         window_strides=_utils.pair(stride, "stride", "conv2d"),
-        padding=_padding(padding),
-        rhs_dilation=_utils.pair(dilation, "dilation", "conv2d"),
+        padding=pads,
+        rhs_dilation=dilation,
         dimension_numbers=("NHWC", "HWIO", "NHWC"),
     )
     if "bias" in params:

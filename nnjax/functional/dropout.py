@@ -33,22 +33,57 @@ def dropout(
     Returns:
       An array of the shape and dtype of ``x``.
 
+    Raises:
+      ValueError: if a concrete ``rate`` is outside ``[0, 1]`` or ``broadcast_dims``
+        names an axis ``x`` does not have.
+      TypeError: if ``x`` is not floating or ``rate`` is not a real scalar.
+
     Example:
       >>> y = dropout(jax.random.key(0), jnp.ones((2, 4, 4, 3)), 0.5, broadcast_dims=(1, 2))
       >>> y.shape
       (2, 4, 4, 3)
     """
     x = _utils.as_compute("dropout", x)
-    if isinstance(rate, (int, float)):
-        if not 0.0 <= rate <= 1.0:
-            raise ValueError(f"dropout: `rate` must be in [0, 1], got {rate}")
-        if rate == 0.0:
-            return x
-        if rate == 1.0:
-            return jnp.zeros_like(x)
-    axes = [d % x.ndim for d in broadcast_dims] if x.ndim else []
+    static_rate = _static_rate(rate)
+    if static_rate == 0.0:
+        return x
+    if static_rate == 1.0:
+        return jnp.zeros_like(x)
+    axes = _mask_axes(broadcast_dims, x.shape)
     mask_shape = tuple(1 if i in axes else n for i, n in enumerate(x.shape))
     keep_prob = 1.0 - jnp.asarray(rate, jnp.float32)
     keep = jax.random.bernoulli(key, keep_prob, mask_shape)
     scale = jnp.where(keep_prob > 0, 1.0 / jnp.maximum(keep_prob, 1e-12), 0.0).astype(x.dtype)
     return jnp.where(jnp.broadcast_to(keep, x.shape), x * scale, jnp.zeros_like(x))
+
+
+def _static_rate(rate: float | jax.Array) -> float | None:
+    """Returns ``rate`` as a float after checking it, or ``None`` when it is traced."""
+    try:
+        dtype = jnp.result_type(rate)
+    except TypeError:
+        dtype = None
+    is_real = dtype is not None and (
+        jnp.issubdtype(dtype, jnp.floating) or jnp.issubdtype(dtype, jnp.integer)
+    )
+    if not is_real or jnp.ndim(rate) != 0:
+        raise TypeError(f"dropout: `rate` must be a real scalar, got {rate!r}")
+    try:
+        value = float(rate)
+    except jax.errors.ConcretizationTypeError:
+        return None
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"dropout: `rate` must be in [0, 1], got {value}")
+    return value
+
+
+def _mask_axes(broadcast_dims: Sequence[int], shape: tuple[int, ...]) -> set[int]:
+    """Normalises ``broadcast_dims`` (negative allowed) to axes of an array of ``shape``."""
+    ndim = len(shape)
+    for d in broadcast_dims:
+        if not isinstance(d, int) or not -ndim <= d < ndim:
+            raise ValueError(
+                f"dropout: `broadcast_dims` {tuple(broadcast_dims)!r} is out of range for "
+                f"argument `x` of shape {shape} (rank {ndim})"
+            )
+    return {d % ndim for d in broadcast_dims}

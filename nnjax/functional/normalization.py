@@ -61,6 +61,21 @@ def layer_norm(params: Params, x: jax.typing.ArrayLike, *, epsilon: float = 1e-5
     return _affine(params, y, "layer_norm")
 
 
+def _batch_moments(xf: jax.Array, axis_name: str | None) -> tuple[jax.Array, jax.Array]:
+    """Per-feature mean and biased variance over every axis but the last (two passes).
+
+    With ``axis_name``, both are averaged over the mapped axis too (equal shard sizes).
+    """
+    axes = tuple(range(xf.ndim - 1))
+    mean = jnp.mean(xf, axis=axes)
+    if axis_name is not None:
+        mean = jax.lax.pmean(mean, axis_name)
+    var = jnp.mean(jnp.square(xf - _utils.expand_to(mean, xf.ndim)), axis=axes)
+    if axis_name is not None:
+        var = jax.lax.pmean(var, axis_name)
+    return mean, var
+
+
 def batch_norm_init(
     key: jax.Array, features: int, *, dtype: jnp.dtype = jnp.float32
 ) -> tuple[Params, Params]:
@@ -102,7 +117,8 @@ def batch_norm(
       params: ``{"scale": (F,), "bias": (F,)}``.
       stats: running statistics ``{"mean": (F,), "var": (F,)}``.
       x: ``(..., F)``, e.g. ``(B, F)`` or NHWC ``(B, H, W, F)``.
-      training: use batch statistics and update the running ones.
+      training: use batch statistics and update the running ones (a Python bool:
+        each value compiles its own program under ``jax.jit``, mark it static).
       momentum: decay of the running statistics.
       epsilon: added to the variance.
       axis_name: a mapped axis (``jax.vmap``/``shard_map``) over which to average the
@@ -125,12 +141,7 @@ def batch_norm(
     stat_dtype = jnp.promote_types(x.dtype, jnp.float32)
     xf = x.astype(stat_dtype)
     if training:
-        axes = tuple(range(x.ndim - 1))
-        mean = jnp.mean(xf, axis=axes)
-        mean_sq = jnp.mean(jnp.square(xf), axis=axes)
-        if axis_name is not None:
-            mean, mean_sq = jax.lax.pmean((mean, mean_sq), axis_name)
-        var = jnp.maximum(mean_sq - jnp.square(mean), 0.0)
+        mean, var = _batch_moments(xf, axis_name)
         new_stats = {
             "mean": (momentum * stats["mean"] + (1.0 - momentum) * mean).astype(
                 stats["mean"].dtype

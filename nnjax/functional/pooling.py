@@ -18,6 +18,7 @@ def _window_args(op, x, window, stride, padding):
     mode = padding.upper() if isinstance(padding, str) else padding
     if mode not in ("SAME", "VALID"):
         raise ValueError(f"{op}: `padding` must be 'SAME' or 'VALID', got {padding!r}")
+    _checks.check_window_fits(op, x, (wh, ww), mode)
     return x, (1, wh, ww, 1), (1, sh, sw, 1), mode
 
 

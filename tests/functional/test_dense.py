@@ -1,0 +1,116 @@
+"""Tests for nnjax.functional.dense: PyTorch reference, gradients, transforms, errors."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.test_util import check_grads
+
+import nnjax.functional as F
+
+from ._torch_ref import assert_close, linear_weight, to_numpy, to_torch, torch
+from ._transforms import assert_transforms
+
+
+def _random_params(key, n_in, n_out, dtype=jnp.float32):
+    k1, k2 = jax.random.split(key)
+    return {
+        "kernel": jax.random.normal(k1, (n_in, n_out), dtype),
+        "bias": jax.random.normal(k2, (n_out,), dtype),
+    }
+
+
+@pytest.mark.parametrize("shape", [(4, 5), (2, 3, 5), (5,)])
+def test_matches_torch_linear_outputs_and_grads(key, shape):
+    with jax.enable_x64(True):
+        kx, kp, kc = jax.random.split(key, 3)
+        x = jax.random.normal(kx, shape, jnp.float64)
+        params = _random_params(kp, 5, 3, jnp.float64)
+        cot = jax.random.normal(kc, (*shape[:-1], 3), jnp.float64)
+
+        def loss(params, x):
+            return jnp.sum(F.dense(params, x) * cot)
+
+        y = F.dense(params, x)
+        g_params, g_x = jax.grad(loss, argnums=(0, 1))(params, x)
+
+        tx = to_torch(x, requires_grad=True)
+        tw = to_torch(linear_weight(params["kernel"]), requires_grad=True)
+        tb = to_torch(params["bias"], requires_grad=True)
+        ty = torch.nn.functional.linear(tx, tw, tb)
+        (ty * to_torch(cot)).sum().backward()
+
+        assert_close(y, ty)
+        assert_close(g_x, tx.grad)
+        assert_close(g_params["kernel"], linear_weight(to_numpy(tw.grad)))
+        assert_close(g_params["bias"], tb.grad)
+
+
+def test_without_bias_is_a_matmul(key):
+    params = F.dense_init(key, 4, 2, use_bias=False)
+    assert set(params) == {"kernel"}
+    x = jax.random.normal(key, (3, 4))
+    np.testing.assert_allclose(F.dense(params, x), np.asarray(x) @ np.asarray(params["kernel"]))
+
+
+def test_init_shapes_dtype_and_glorot_bound(key):
+    params = F.dense_init(key, 30, 20, dtype=jnp.bfloat16)
+    assert params["kernel"].shape == (30, 20) and params["bias"].shape == (20,)
+    assert params["kernel"].dtype == params["bias"].dtype == jnp.bfloat16
+    assert not np.any(np.asarray(params["bias"], np.float32))
+    limit = np.sqrt(6.0 / (30 + 20))
+    assert np.abs(np.asarray(params["kernel"], np.float32)).max() <= limit * 1.01
+
+
+def test_check_grads(key):
+    with jax.enable_x64(True):
+        params = _random_params(key, 4, 3, jnp.float64)
+        x = jax.random.normal(key, (2, 4), jnp.float64)
+        check_grads(F.dense, (params, x), order=2, modes=("fwd", "rev"))
+
+
+def test_jit_vmap_grad_float32_bfloat16(key):
+    params = _random_params(key, 4, 3)
+    x = jax.random.normal(key, (2, 4))
+    assert_transforms(F.dense, params, x)
+
+
+def test_computes_in_dtype_of_x(key):
+    params = _random_params(key, 4, 3)  # float32
+    y = F.dense(params, jnp.ones((2, 4), jnp.bfloat16))
+    assert y.dtype == jnp.bfloat16
+
+
+def test_wrong_feature_size_names_op_argument_and_shapes(key):
+    params = F.dense_init(key, 3, 2)
+    with pytest.raises(
+        AssertionError, match=r"dense: argument `x` has shape \(4, 5\), expected \(\.\.\., 3\)"
+    ):
+        jax.jit(F.dense)(params, jnp.ones((4, 5)))
+
+
+def test_scalar_input_is_rejected(key):
+    params = F.dense_init(key, 3, 2)
+    with pytest.raises(
+        AssertionError, match=r"dense: argument `x` has shape \(\) \(rank 0\), expected rank >= 1"
+    ):
+        F.dense(params, jnp.ones(()))
+
+
+def test_bad_kernel_and_bias_shapes(key):
+    params = F.dense_init(key, 3, 2)
+    with pytest.raises(
+        AssertionError, match=r"dense: argument `params\['kernel'\]` has shape \(3,\)"
+    ):
+        F.dense({"kernel": jnp.ones(3)}, jnp.ones((1, 3)))
+    bad_bias = {**params, "bias": jnp.ones(3)}
+    with pytest.raises(
+        AssertionError, match=r"dense: argument `params\['bias'\]` has shape \(3,\), expected \(2\)"
+    ):
+        F.dense(bad_bias, jnp.ones((1, 3)))
+
+
+def test_integer_input_raises_type_error(key):
+    params = F.dense_init(key, 3, 2)
+    with pytest.raises(TypeError, match="dense: argument `x` has dtype int32, expected a floating"):
+        F.dense(params, jnp.ones((1, 3), jnp.int32))
