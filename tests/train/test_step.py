@@ -1,0 +1,129 @@
+"""Tests for the pure training steps in nnjax.train.step."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from flax import nnx
+from jax.test_util import check_grads
+
+from nnjax.nn import MLP
+from nnjax.train import step as S
+
+
+def _data(key, n=6, d=3, c=2):
+    kx, ky = jax.random.split(key)
+    return jax.random.normal(kx, (n, d)), jax.random.randint(ky, (n,), 0, c)
+
+
+def _reference_loss(params, x, y):
+    """Independent MLP forward (relu hidden layer) + softmax cross-entropy."""
+    l0, l1 = params["layers"][0], params["layers"][1]
+    h = jnp.maximum(x @ l0["kernel"] + l0["bias"][None, :], 0.0)
+    logits = h @ l1["kernel"] + l1["bias"][None, :]
+    logp = jax.nn.log_softmax(logits)
+    return -jnp.mean(jnp.take_along_axis(logp, y[:, None], axis=1))
+
+
+def test_train_step_matches_independent_sgd(key):
+    model = MLP(3, (5,), 2, rngs=nnx.Rngs(1))
+    gd, params, rest = S.split_model(model)
+    x, y = _data(key)
+    pure = nnx.to_pure_dict(params)
+    grads = jax.grad(_reference_loss)(pure, x, y)
+    expected = jax.tree.map(lambda p, g: p - 0.5 * g, pure, grads)
+    tx = optax.sgd(0.5)
+    new_params, _, _, logs = jax.jit(S.make_train_step(gd, "cross_entropy", tx))(
+        params, tx.init(params), rest, x, y
+    )
+    got = nnx.to_pure_dict(new_params)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6), got, expected)
+    np.testing.assert_allclose(logs["loss"], _reference_loss(pure, x, y), rtol=1e-6)
+
+
+def test_loss_fn_gradients_numerically(key):
+    gd, params, rest = S.split_model(MLP(3, (4,), 1, activation="tanh", rngs=nnx.Rngs(0)))
+    x = jax.random.normal(key, (4, 3))
+    y = jnp.ones((4, 1))
+    loss_fn = S.make_loss_fn(gd, "mse")
+    check_grads(jax.jit(lambda p: loss_fn(p, rest, x, y)[0]), (params,), order=1, modes=["rev"])
+
+
+def test_dropout_rng_state_is_carried(key):
+    model = MLP(3, (16,), 2, dropout=0.5, rngs=nnx.Rngs(0))
+    gd, params, rest = S.split_model(model)
+    x, y = _data(key)
+    loss_fn = jax.jit(S.make_loss_fn(gd, "cross_entropy"))
+    _, (logits1, rest1) = loss_fn(params, rest, x, y)
+    _, (logits2, _) = loss_fn(params, rest1, x, y)
+    counts = [leaf for leaf in jax.tree.leaves(rest1) if leaf.dtype == jnp.uint32]
+    assert counts and int(counts[0]) == 1
+    assert int(jax.tree.leaves(rest)[0]) == 0  # the input state is not mutated
+    assert not np.allclose(logits1, logits2)  # fresh dropout mask on the next call
+    # inference mode: deterministic, state unchanged
+    gd_eval = S.graphdef_for(model, training=False)
+    predict = jax.jit(S.make_predict_step(gd_eval))
+    p1, p2 = predict(params, rest, x), predict(params, rest, x)
+    np.testing.assert_array_equal(p1, p2)
+
+
+def test_split_model_leaves_model_mode_alone():
+    model = MLP(3, (4,), 2, dropout=0.5, rngs=nnx.Rngs(0))
+    model.eval()
+    S.split_model(model, training=True)
+    assert model.dropouts[0].deterministic
+
+
+def test_scan_steps_equals_sequential_steps(key):
+    gd, params, rest = S.split_model(MLP(3, (4,), 2, rngs=nnx.Rngs(0)))
+    tx = optax.adam(1e-2)
+    xs = jax.random.normal(key, (3, 4, 3))
+    ys = jax.random.randint(key, (3, 4), 0, 2)
+    step = S.make_train_step(gd, "cross_entropy", tx)
+    jstep = jax.jit(step)
+    p, o, r = params, tx.init(params), rest
+    losses = []
+    for k in range(3):
+        p, o, r, logs = jstep(p, o, r, xs[k], ys[k])
+        losses.append(logs["loss"])
+    p2, _, _, logs2 = jax.jit(S.scan_steps(step))(params, tx.init(params), rest, xs, ys)
+    np.testing.assert_allclose(logs2["loss"], jnp.stack(losses), rtol=1e-5)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6), p, p2)
+
+
+@pytest.mark.parametrize("scan", [False, True])
+def test_jit_train_step_does_not_retrace(key, scan):
+    gd, params, rest = S.split_model(MLP(3, (4,), 2, rngs=nnx.Rngs(0)))
+    tx = optax.sgd(0.1)
+    step = S.jit_train_step(gd, "cross_entropy", tx, scan=scan)
+    shape = (2, 4) if scan else (4,)
+    x = jax.random.normal(key, (*shape, 3))
+    y = jnp.zeros(shape, jnp.int32)
+    state = (params, tx.init(params), rest)
+    for _ in range(3):
+        *state, _ = step(*state, x, y)
+    assert step._cache_size() == 1
+
+
+def test_eval_step_ignores_masked_examples(key):
+    model = MLP(3, (4,), 2, rngs=nnx.Rngs(0))
+    gd, params, rest = S.split_model(model, training=False)
+    x, y = _data(key, n=4)
+    sums = jax.jit(S.make_eval_step(gd, "cross_entropy", ("accuracy",)))(
+        params, rest, x, y, jnp.array([1.0, 1.0, 1.0, 0.0])
+    )
+    logits = model(x[:3])
+    assert float(sums["count"]) == 3.0
+    np.testing.assert_allclose(
+        sums["loss"] / 3,
+        optax.softmax_cross_entropy_with_integer_labels(logits, y[:3]).mean(),
+        rtol=1e-5,
+    )
+    expected_acc = np.mean(np.argmax(np.asarray(logits), -1) == np.asarray(y[:3]))
+    np.testing.assert_allclose(sums["accuracy"] / 3, expected_acc, rtol=1e-6)
+
+
+def test_metrics_may_not_shadow_loss():
+    with pytest.raises(ValueError, match="loss"):
+        S.resolve_metrics(("mse", "loss"))
