@@ -1,0 +1,118 @@
+"""IDX parsing, gzip handling and checksums, on hand-made files."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import struct
+
+import numpy as np
+import pytest
+
+from nnjax.data import idx
+from nnjax.data.errors import CorruptFileError
+
+from ._helpers import idx_bytes
+
+
+def test_parse_idx_matches_struct_written_images():
+    images = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)
+    out = idx.parse_idx(idx_bytes(images), magic=idx.IMAGES_MAGIC)
+    np.testing.assert_array_equal(out, images)
+    assert out.dtype == np.uint8 and out.flags.writeable
+
+
+@pytest.mark.parametrize(
+    ("code", "fmt", "dtype"),
+    [(0x0B, ">h", np.int16), (0x0C, ">i", np.int32), (0x0D, ">f", np.float32)],
+)
+def test_parse_idx_big_endian_types(code, fmt, dtype):
+    values = [1, -2, 300]
+    raw = struct.pack(">HBBI", 0, code, 1, 3) + b"".join(struct.pack(fmt, v) for v in values)
+    out = idx.parse_idx(raw)
+    np.testing.assert_array_equal(out, np.array(values, dtype=dtype))
+    assert out.dtype == np.dtype(dtype).newbyteorder("=")
+
+
+def test_bad_magic_names_file_and_numbers():
+    raw = idx_bytes(np.zeros(3, np.uint8))
+    with pytest.raises(
+        CorruptFileError, match=r"f\.gz: bad magic: magic number 2049.*expected 2051"
+    ):
+        idx.parse_idx(raw, name="f.gz", magic=idx.IMAGES_MAGIC)
+
+
+def test_unknown_type_code_is_bad_magic():
+    with pytest.raises(CorruptFileError) as err:
+        idx.parse_idx(b"\0\0\x07\x01\0\0\0\x01\x05")
+    assert err.value.reason == "bad magic"
+
+
+def test_truncated_body():
+    raw = idx_bytes(np.zeros((4, 28, 28), np.uint8))[:-10]
+    with pytest.raises(CorruptFileError, match=r"truncated.*shape \(4, 28, 28\)") as err:
+        idx.parse_idx(raw, magic=idx.IMAGES_MAGIC, remedy="Get another copy")
+    assert err.value.reason == "truncated"
+    assert str(err.value).endswith("Get another copy")
+
+
+@pytest.mark.parametrize("raw", [b"\0\0", b"\0\0\x08\x03\0\0\0\x01"])
+def test_short_header(raw):
+    with pytest.raises(CorruptFileError) as err:
+        idx.parse_idx(raw)
+    assert err.value.reason == "bad header"
+
+
+def test_trailing_bytes_are_bad_header():
+    raw = idx_bytes(np.zeros(3, np.uint8)) + b"\0"
+    with pytest.raises(CorruptFileError) as err:
+        idx.parse_idx(raw, magic=idx.LABELS_MAGIC)
+    assert err.value.reason == "bad header"
+
+
+def test_decompress_multi_member_and_recompressed():
+    data = bytes(range(256)) * 10
+    joined = gzip.compress(data[:1000], compresslevel=1) + gzip.compress(data[1000:], 9)
+    assert idx.decompress(joined) == data
+
+
+def test_decompress_truncated_and_garbage():
+    packed = gzip.compress(bytes(range(256)) * 100)
+    with pytest.raises(CorruptFileError) as err:
+        idx.decompress(packed[: len(packed) // 2], name="x.gz")
+    assert err.value.reason == "truncated" and "x.gz" in str(err.value)
+    with pytest.raises(CorruptFileError) as err:
+        idx.decompress(b"this is not gzip at all")
+    assert err.value.reason == "not gzip"
+
+
+def test_decompress_bad_crc():
+    packed = bytearray(gzip.compress(b"hello world" * 10))
+    packed[-8] ^= 0xFF  # the CRC32 in the gzip trailer
+    with pytest.raises(CorruptFileError) as err:
+        idx.decompress(bytes(packed))
+    assert err.value.reason == "not gzip"
+
+
+def test_check_digest():
+    data = b"abc"
+    md5, sha = hashlib.md5(data).hexdigest(), hashlib.sha256(data).hexdigest()
+    idx.check_digest(data, md5=md5, sha256=sha)
+    with pytest.raises(CorruptFileError, match=f"sha256 .* expected {'0' * 64}") as err:
+        idx.check_digest(data, md5=md5, sha256="0" * 64, name="f")
+    assert err.value.reason == "checksum mismatch"
+    with pytest.raises(CorruptFileError, match="md5"):
+        idx.check_digest(data, md5="0" * 32)
+
+
+def test_read_idx_gz_checks_structure_before_checksum(tmp_path):
+    raw = idx_bytes(np.arange(5, dtype=np.uint8))
+    path = tmp_path / "labels.gz"
+    path.write_bytes(gzip.compress(raw))
+    np.testing.assert_array_equal(
+        idx.read_idx_gz(path, magic=idx.LABELS_MAGIC, md5=hashlib.md5(raw).hexdigest()),
+        np.arange(5),
+    )
+    with pytest.raises(CorruptFileError) as err:
+        idx.read_idx_gz(path, magic=idx.IMAGES_MAGIC, md5="0" * 32)
+    assert err.value.reason == "bad magic" and err.value.path == str(path)
