@@ -1,0 +1,380 @@
+"""Shared machinery of the benchmark scripts: timing, environment record, JSON, table.
+
+Each ``bench_*.py`` script builds, for every peer framework, zero-argument callables
+(one training step, one inference call) and hands them to :func:`time_call`. The first
+call (trace + compile + run) is timed apart; then, after warm-up, ``repeats`` samples are
+taken, each of ``number`` back-to-back calls (chosen so a sample lasts about
+``target_s``), and the median and inter-quartile range per call are reported.
+
+Example:
+  >>> import jax.numpy as jnp
+  >>> t = time_call(lambda: jnp.ones(3) + 1, sync=sync_jax, repeats=3, warmup=1)
+  >>> t.median_s > 0
+  True
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import importlib
+import importlib.metadata
+import json
+import os
+import pathlib
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+BASELINE = "nnjax"
+RESULTS_DIR = pathlib.Path(__file__).resolve().parent / "results"
+VERSION_PACKAGES = (
+    "nnjax",
+    "jax",
+    "jaxlib",
+    "flax",
+    "optax",
+    "chex",
+    "equinox",
+    "keras",
+    "torch",
+    "numpy",
+)
+
+
+def ensure_nnjax_importable() -> None:
+    """Puts the repository root on ``sys.path`` when nnjax is not installed."""
+    try:
+        importlib.import_module("nnjax")
+    except ModuleNotFoundError:
+        sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+
+
+# --------------------------------------------------------------------------- timing
+
+
+@dataclasses.dataclass(frozen=True)
+class Timing:
+    """Seconds per call: ``first_s`` (compile + first run) and steady-state statistics."""
+
+    first_s: float
+    median_s: float
+    q1_s: float
+    q3_s: float
+    repeats: int
+    number: int
+
+    @property
+    def iqr_s(self) -> float:
+        """Inter-quartile range of the per-call samples."""
+        return self.q3_s - self.q1_s
+
+
+def sync_jax(out: Any) -> None:
+    """Waits for every JAX array in ``out``."""
+    import jax
+
+    jax.block_until_ready(out)
+
+
+def sync_none(out: Any) -> None:
+    """No-op: eager PyTorch on CPU (and Keras' numpy results) are already done."""
+    del out
+
+
+def sync_torch_cuda(out: Any) -> None:
+    """Waits for the CUDA stream (PyTorch on a GPU)."""
+    del out
+    import torch
+
+    torch.cuda.synchronize()
+
+
+def _quartiles(samples: Sequence[float]) -> tuple[float, float, float]:
+    if len(samples) < 2:
+        return samples[0], samples[0], samples[0]
+    q1, q2, q3 = statistics.quantiles(samples, n=4, method="inclusive")
+    return q1, q2, q3
+
+
+def time_call(
+    fn: Callable[[], Any],
+    *,
+    sync: Callable[[Any], None],
+    repeats: int = 20,
+    warmup: int = 3,
+    target_s: float = 0.05,
+) -> Timing:
+    """Times ``fn()``: first call apart, then ``repeats`` samples after ``warmup`` calls.
+
+    Args:
+      fn: a zero-argument callable; it may carry state across calls (a training step).
+      sync: waits until the result of ``fn()`` has been computed.
+      repeats: number of timed samples (the median and quartiles are over these).
+      warmup: untimed calls after the first one.
+      target_s: each sample runs ``fn`` back-to-back enough times to last about this
+        long, and is divided by that number, so sub-millisecond calls are resolved.
+
+    Returns:
+      A :class:`Timing` in seconds per call.
+
+    Example:
+      >>> t = time_call(lambda: sum(range(100)), sync=sync_none, repeats=3, warmup=0)
+      >>> t.repeats
+      3
+    """
+    if repeats < 1:
+        raise ValueError(f"time_call: `repeats` must be >= 1, got {repeats}")
+    start = time.perf_counter()
+    sync(fn())
+    first = time.perf_counter() - start
+    single = first
+    for _ in range(max(warmup, 1)):
+        start = time.perf_counter()
+        sync(fn())
+        single = time.perf_counter() - start
+    number = max(1, int(target_s / max(single, 1e-9)))
+    samples = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(number):
+            out = fn()
+        sync(out)
+        samples.append((time.perf_counter() - start) / number)
+    q1, median, q3 = _quartiles(samples)
+    return Timing(first, median, q1, q3, repeats, number)
+
+
+# ---------------------------------------------------------------------- environment
+
+
+def _cpu_model() -> str:
+    try:
+        for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _version(package: str) -> str | None:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        module = sys.modules.get(package)
+        return getattr(module, "__version__", None)
+
+
+def counted(fn: Callable, counter: dict[str, int], name: str) -> Callable:
+    """Wraps ``fn`` so each call (under jit: each trace) adds 1 to ``counter[name]``.
+
+    Example:
+      >>> c = {}
+      >>> counted(lambda v: v + 1, c, "f")(1), c
+      (2, {'f': 1})
+    """
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        counter[name] = counter.get(name, 0) + 1
+        return fn(*args, **kwargs)
+
+    return wrapper
+
+
+def environment() -> dict[str, Any]:
+    """Device, CPU, core count, package versions and the date of this run."""
+    import jax
+
+    device = jax.devices()[0]
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+    return {
+        "date_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "platform": device.platform,
+        "device_kind": device.device_kind,
+        "device_count": jax.device_count(),
+        "cpu_model": _cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "cpu_affinity": cores,
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "versions": {name: _version(name) for name in VERSION_PACKAGES},
+        "load_average_1m": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+        "xla_flags": os.environ.get("XLA_FLAGS", ""),
+    }
+
+
+# ------------------------------------------------------------------------- results
+
+
+def row(peer: str, task: str, batch_size: int, timing: Timing, **extra: Any) -> dict[str, Any]:
+    """One result row; ``examples_per_s`` and ``calls_per_s`` derive from the median."""
+    return {
+        "peer": peer,
+        "task": task,
+        "batch_size": batch_size,
+        "compile_s": timing.first_s,
+        "median_s": timing.median_s,
+        "iqr_s": timing.iqr_s,
+        "calls_per_s": 1.0 / timing.median_s,
+        "examples_per_s": batch_size / timing.median_s,
+        "repeats": timing.repeats,
+        "number": timing.number,
+        **extra,
+    }
+
+
+def add_ratios(rows: list[dict[str, Any]], baseline: str = BASELINE) -> list[dict[str, Any]]:
+    """Sets ``ratio_vs_nnjax = peer median / baseline median`` (same task and batch).
+
+    A ratio above 1 means the peer is slower than nnjax. Rows without a baseline
+    measurement get ``None``.
+
+    Example:
+      >>> r = add_ratios([{"peer": "nnjax", "task": "t", "batch_size": 1, "median_s": 2.0},
+      ...                 {"peer": "p", "task": "t", "batch_size": 1, "median_s": 3.0}])
+      >>> r[1]["ratio_vs_nnjax"]
+      1.5
+    """
+    base = {(r["task"], r["batch_size"]): r["median_s"] for r in rows if r["peer"] == baseline}
+    for r in rows:
+        ref = base.get((r["task"], r["batch_size"]))
+        r["ratio_vs_nnjax"] = None if ref is None else r["median_s"] / ref
+    return rows
+
+
+def default_out(name: str) -> pathlib.Path:
+    """``benchmarks/results/<name>_<platform>.json``."""
+    import jax
+
+    return RESULTS_DIR / f"{name}_{jax.devices()[0].platform}.json"
+
+
+def write_json(
+    path: pathlib.Path | str,
+    *,
+    name: str,
+    config: dict[str, Any],
+    rows: list[dict[str, Any]],
+    skipped: dict[str, str],
+    errors: dict[str, str],
+) -> pathlib.Path:
+    """Writes the result file (environment, config, rows, skipped peers, errors)."""
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    record = {
+        "benchmark": name,
+        "environment": environment(),
+        "config": config,
+        "results": rows,
+        "skipped": skipped,
+        "errors": errors,
+    }
+    path.write_text(json.dumps(record, indent=2) + "\n")
+    return path
+
+
+def format_table(rows: Iterable[dict[str, Any]]) -> str:
+    """A plain-text table of the rows: medians in ms, compile time, ratio vs nnjax."""
+    header = (
+        f"{'task':<10}{'batch':>6}  {'peer':<18}{'median ms':>11}{'IQR ms':>9}"
+        f"{'examples/s':>12}{'compile s':>11}{'ratio':>8}"
+    )
+    lines = [header, "-" * len(header)]
+    for r in sorted(rows, key=lambda r: (r["task"], r["batch_size"], r["median_s"])):
+        ratio = "-" if r.get("ratio_vs_nnjax") is None else f"{r['ratio_vs_nnjax']:.2f}"
+        lines.append(
+            f"{r['task']:<10}{r['batch_size']:>6}  {r['peer']:<18}"
+            f"{r['median_s'] * 1e3:>11.3f}{r['iqr_s'] * 1e3:>9.3f}"
+            f"{r['examples_per_s']:>12.0f}{r['compile_s']:>11.3f}{ratio:>8}"
+        )
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- CLI
+
+
+def make_parser(
+    description: str,
+    peers: Sequence[str],
+    default_peers: Sequence[str],
+    batch_sizes: Sequence[int],
+) -> argparse.ArgumentParser:
+    """The options every script shares: ``--quick --batch-sizes --repeats --peers --out``."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--quick", action="store_true", help="tiny sizes, few repeats (smoke)")
+    parser.add_argument(
+        "--batch-sizes",
+        type=int_list,
+        default=list(batch_sizes),
+        help="comma-separated batch sizes (default %(default)s)",
+    )
+    parser.add_argument("--repeats", type=int, default=20, help="timed samples per case")
+    parser.add_argument("--warmup", type=int, default=3, help="untimed calls after the first")
+    parser.add_argument(
+        "--target-s", type=float, default=0.05, help="approximate length of one sample (s)"
+    )
+    parser.add_argument(
+        "--peers",
+        type=lambda s: _peer_list(s, peers),
+        default=list(default_peers),
+        help=f"comma-separated subset of {','.join(peers)} (default: all but torch_compile)",
+    )
+    parser.add_argument("--out", type=pathlib.Path, default=None, help="result JSON path")
+    return parser
+
+
+QUICK = {"repeats": 3, "warmup": 1, "target_s": 0.002}
+
+
+def apply_quick(
+    args: argparse.Namespace, parser: argparse.ArgumentParser, *, batch_sizes: Sequence[int]
+) -> None:
+    """With ``--quick``: small batches and few, short samples, unless given explicitly."""
+    for name, value in {**QUICK, "batch_sizes": list(batch_sizes)}.items():
+        if getattr(args, name) == parser.get_default(name):
+            setattr(args, name, value)
+
+
+def run_config(args: argparse.Namespace) -> dict[str, Any]:
+    """The shared options of a run, for the result file."""
+    names = ("quick", "batch_sizes", "repeats", "warmup", "target_s", "peers")
+    return {name: getattr(args, name) for name in names}
+
+
+def int_list(text: str) -> list[int]:
+    """Parses ``"32,256"`` into ``[32, 256]`` (positive integers)."""
+    try:
+        values = [int(v) for v in text.split(",") if v]
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers, got {text!r}"
+        ) from err
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
+    return values
+
+
+def _peer_list(text: str, known: Sequence[str]) -> list[str]:
+    chosen = [p.strip() for p in text.split(",") if p.strip()]
+    unknown = sorted(set(chosen) - set(known))
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown peer(s) {unknown}; known: {list(known)}")
+    return chosen
+
+
+def missing_module(module: str) -> str | None:
+    """``None`` if ``module`` imports, else a note saying why the peer is skipped."""
+    if module == "keras":
+        os.environ.setdefault("KERAS_BACKEND", "jax")
+    try:
+        mod = importlib.import_module(module)
+    except Exception as err:  # ImportError, or a broken install
+        return f"{module} is not importable ({type(err).__name__}: {err})"
+    if module == "keras" and mod.backend.backend() != "jax":
+        return f"keras uses the {mod.backend.backend()!r} backend; set KERAS_BACKEND=jax"
+    return None
