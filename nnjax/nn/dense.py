@@ -8,6 +8,7 @@ from flax import nnx
 
 import nnjax.functional as F
 from nnjax import activations, initializers
+from nnjax.nn import _validate
 from nnjax.nn._base import FunctionalModule, compute_dtype, rngs_or_default
 
 
@@ -25,6 +26,9 @@ class Dense(FunctionalModule):
       dtype: compute dtype; ``jnp.bfloat16`` computes in bfloat16 with float32
         parameters (mixed precision). ``None`` computes in the input's dtype.
       rngs: ``nnx.Rngs`` with a ``params`` stream.
+
+    Raises:
+      ValueError: for a size that is not a positive int or an unknown activation name.
 
     Example:
       >>> from flax import nnx
@@ -46,14 +50,13 @@ class Dense(FunctionalModule):
         dtype: jnp.dtype | None = None,
         rngs: nnx.Rngs | None = None,
     ):
-        rngs = rngs_or_default(rngs)
-        self.in_features = in_features
-        self.out_features = out_features
-        self.activation = activations.get(activation)
+        self.in_features = _validate.positive_int("Dense", "in_features", in_features)
+        self.out_features = _validate.positive_int("Dense", "out_features", out_features)
+        self.activation = _validate.activation("Dense", "activation", activation)
         self.dtype = dtype
         self._set_params(
             F.dense_init(
-                rngs.params(),
+                rngs_or_default(rngs).params(),
                 in_features,
                 out_features,
                 dtype=param_dtype,
@@ -63,6 +66,6 @@ class Dense(FunctionalModule):
             )
         )
 
-    def __call__(self, x: jax.Array) -> jax.Array:
-        """Maps ``(..., in_features)`` to ``(..., out_features)``."""
+    def __call__(self, x: jax.typing.ArrayLike) -> jax.Array:
+        """Maps ``(..., in_features)`` to ``(..., out_features)`` in the compute dtype."""
         return self.activation(F.dense(self.params(), compute_dtype(x, self.dtype)))

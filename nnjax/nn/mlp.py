@@ -9,9 +9,11 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from nnjax import activations
+from nnjax import activations, initializers
+from nnjax.nn import _validate
 from nnjax.nn._base import rngs_or_default
 from nnjax.nn.dense import Dense
+from nnjax.nn.dropout import Dropout
 
 
 class MLP(nnx.Module):
@@ -22,14 +24,19 @@ class MLP(nnx.Module):
 
     Args:
       in_features: number of input features (after flattening).
-      hidden: sizes of the hidden layers, e.g. ``(500, 300, 100)``.
+      hidden: sizes of the hidden layers, e.g. ``(500, 300, 100)``; may be empty.
       out_features: size of the output (logits; no output activation by default).
       activation: hidden activation, a name or callable (``"relu"``).
       output_activation: activation of the last layer (``None``: logits).
       dropout: dropout rate after each hidden activation (0: none).
       kernel_init: initializer for every kernel.
+      param_dtype: dtype of the parameters (float32).
       dtype: compute dtype (``jnp.bfloat16`` for mixed precision), ``None`` for the input's.
       rngs: ``nnx.Rngs`` with ``params`` (and ``dropout`` if ``dropout > 0``) streams.
+
+    Raises:
+      ValueError: for non-positive sizes, a rate outside ``[0, 1)`` or an unknown
+        activation name.
 
     Example:
       >>> from flax import nnx
@@ -47,28 +54,39 @@ class MLP(nnx.Module):
         activation: str | activations.Activation = "relu",
         output_activation: str | activations.Activation | None = None,
         dropout: float = 0.0,
-        kernel_init="glorot_uniform",
+        kernel_init: str | initializers.Initializer = "glorot_uniform",
+        param_dtype: jnp.dtype = jnp.float32,
         dtype: jnp.dtype | None = None,
         rngs: nnx.Rngs | None = None,
     ):
         rngs = rngs_or_default(rngs)
+        self.in_features = _validate.positive_int("MLP", "in_features", in_features)
+        self.out_features = _validate.positive_int("MLP", "out_features", out_features)
+        hidden = _validate.positive_ints("MLP", "hidden", hidden)
+        _validate.rate("MLP", "dropout", dropout)
+        _validate.activation("MLP", "activation", activation)
+        _validate.activation("MLP", "output_activation", output_activation)
         sizes = [in_features, *hidden, out_features]
-        self.in_features = in_features
-        self.out_features = out_features
         layers = []
         for i, (n_in, n_out) in enumerate(itertools.pairwise(sizes)):
-            last = i == len(sizes) - 2
-            act = output_activation if last else activation
+            act = output_activation if i == len(hidden) else activation
             layers.append(
-                Dense(n_in, n_out, activation=act, kernel_init=kernel_init, dtype=dtype, rngs=rngs)
+                Dense(
+                    n_in,
+                    n_out,
+                    activation=act,
+                    kernel_init=kernel_init,
+                    param_dtype=param_dtype,
+                    dtype=dtype,
+                    rngs=rngs,
+                )
             )
         self.layers = nnx.List(layers)
-        self.dropouts = nnx.List(
-            [nnx.Dropout(dropout, rngs=rngs) for _ in hidden] if dropout > 0 else []
-        )
+        self.dropouts = nnx.List([Dropout(dropout, rngs=rngs) for _ in hidden] if dropout else [])
 
-    def __call__(self, x: jax.Array) -> jax.Array:
+    def __call__(self, x: jax.typing.ArrayLike) -> jax.Array:
         """Maps ``(B, ...)`` with ``prod(...) == in_features`` to ``(B, out_features)``."""
+        x = jnp.asarray(x)
         if x.ndim > 2:
             x = x.reshape(x.shape[0], -1)
         for i, layer in enumerate(self.layers):

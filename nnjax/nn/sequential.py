@@ -13,6 +13,9 @@ class Sequential(nnx.Module):
 
     Layers may be NNX modules or plain callables (e.g. ``jax.nn.relu``).
 
+    Raises:
+      TypeError: if a layer is not callable (naming its position).
+
     Example:
       >>> from flax import nnx
       >>> from nnjax.nn import Dense
@@ -23,9 +26,13 @@ class Sequential(nnx.Module):
     """
 
     def __init__(self, *layers: nnx.Module | Callable[[jax.Array], jax.Array]):
+        for i, layer in enumerate(layers):
+            if not callable(layer):
+                raise TypeError(f"Sequential: layer {i} is not callable: {layer!r}")
         self.layers = nnx.List(layers)
 
-    def __call__(self, x: jax.Array) -> jax.Array:
+    def __call__(self, x: jax.typing.ArrayLike) -> jax.Array:
+        """Applies every layer in turn."""
         for layer in self.layers:
             x = layer(x)
         return x

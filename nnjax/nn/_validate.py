@@ -1,0 +1,56 @@
+"""Constructor-argument checks shared by the modules (private).
+
+Each check raises ``ValueError`` (or ``TypeError``) whose message names the module, the
+argument and what was wrong, e.g. ``"Dense: `out_features` must be a positive int, got -3"``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from nnjax import activations
+
+
+def positive_int(owner: str, name: str, value: Any) -> int:
+    """Returns ``value`` if it is an int >= 1, else raises ``ValueError``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{owner}: `{name}` must be a positive int, got {value!r}")
+    return value
+
+
+def positive_ints(owner: str, name: str, values: Any, *, allow_empty: bool = True) -> tuple:
+    """Returns ``values`` as a tuple of positive ints (an int counts as one), else raises."""
+    if isinstance(values, int) and not isinstance(values, bool):
+        values = (values,)
+    if not isinstance(values, Sequence) or isinstance(values, str):
+        raise ValueError(f"{owner}: `{name}` must be a sequence of positive ints, got {values!r}")
+    if not allow_empty and not values:
+        raise ValueError(f"{owner}: `{name}` must not be empty")
+    for i, v in enumerate(values):
+        positive_int(owner, f"{name}[{i}]", v)
+    return tuple(values)
+
+
+def rate(owner: str, name: str, value: Any) -> float:
+    """Returns ``value`` if it is a probability in ``[0, 1)``, else raises ``ValueError``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+        raise ValueError(f"{owner}: `{name}` must be a float in [0, 1), got {value!r}")
+    return float(value)
+
+
+def activation(owner: str, name: str, value: Any) -> activations.Activation:
+    """Resolves an activation name or callable, naming ``owner`` and ``name`` on failure."""
+    try:
+        return activations.get(value)
+    except (ValueError, TypeError) as err:
+        raise type(err)(f"{owner}: `{name}`: {err}") from None
+
+
+def choice(owner: str, name: str, value: Any, options: Sequence[str]) -> str:
+    """Returns the option that ``value`` names (case-insensitive), else raises ``ValueError``."""
+    if isinstance(value, str):
+        for option in options:
+            if value.lower() == option.lower():
+                return option
+    raise ValueError(f"{owner}: `{name}` must be one of {', '.join(options)}; got {value!r}")

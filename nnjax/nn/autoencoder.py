@@ -1,0 +1,170 @@
+"""Autoencoders exposing ``encode`` and ``decode``: dense and convolutional."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from nnjax import activations
+from nnjax.nn import _validate
+from nnjax.nn._base import rngs_or_default
+from nnjax.nn.cnn import image_shape, with_channels
+from nnjax.nn.conv import Conv2D
+from nnjax.nn.dense import Dense
+from nnjax.nn.mlp import MLP
+from nnjax.nn.reshape import Flatten, Reshape, Upsample2D
+from nnjax.nn.sequential import Sequential
+
+Act = str | activations.Activation | None
+
+
+class Autoencoder(nnx.Module):
+    """A dense autoencoder ``in -> hidden -> latent -> reversed(hidden) -> in``.
+
+    Args:
+      in_features: features per example; ``(B, 28, 28)`` images are flattened.
+      hidden: encoder hidden sizes, mirrored in the decoder, e.g. ``(300, 100)``.
+      latent: size of the code, e.g. 2 to plot Fashion-MNIST in the plane.
+      activation: hidden activation.
+      latent_activation: activation of the code (``None``: linear).
+      output_activation: activation of the reconstruction (``"sigmoid"`` for [0, 1] data).
+      param_dtype: dtype of the parameters (float32).
+      dtype: compute dtype; ``None`` uses the input's.
+      rngs: ``nnx.Rngs`` with a ``params`` stream.
+
+    Example:
+      >>> model = Autoencoder(784, (100,), 2)
+      >>> model.encode(jnp.ones((3, 28, 28))).shape, model(jnp.ones((3, 28, 28))).shape
+      ((3, 2), (3, 28, 28))
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        hidden: Sequence[int] = (300, 100),
+        latent: int = 2,
+        *,
+        activation: Act = "relu",
+        latent_activation: Act = None,
+        output_activation: Act = "sigmoid",
+        param_dtype: jnp.dtype = jnp.float32,
+        dtype: jnp.dtype | None = None,
+        rngs: nnx.Rngs | None = None,
+    ):
+        rngs = rngs_or_default(rngs)
+        hidden = _validate.positive_ints("Autoencoder", "hidden", hidden)
+        _validate.positive_int("Autoencoder", "latent", latent)
+        kw = dict(activation=activation, param_dtype=param_dtype, dtype=dtype, rngs=rngs)
+        self.encoder = MLP(in_features, hidden, latent, output_activation=latent_activation, **kw)
+        self.decoder = MLP(
+            latent, hidden[::-1], in_features, output_activation=output_activation, **kw
+        )
+
+    def encode(self, x: jax.typing.ArrayLike) -> jax.Array:
+        """Maps ``(B, ...)`` (flattened to ``in_features``) to codes ``(B, latent)``."""
+        return self.encoder(x)
+
+    def decode(self, z: jax.typing.ArrayLike) -> jax.Array:
+        """Maps codes ``(B, latent)`` to flat reconstructions ``(B, in_features)``."""
+        return self.decoder(z)
+
+    def __call__(self, x: jax.typing.ArrayLike) -> jax.Array:
+        """Reconstructs ``x``, returning the shape of ``x``."""
+        x = jnp.asarray(x)
+        return self.decode(self.encode(x)).reshape(x.shape)
+
+
+class ConvAutoencoder(nnx.Module):
+    """A convolutional autoencoder: strided convs -> dense code -> upsampling convs.
+
+    Each encoder block halves the image with a stride-2 convolution; the decoder maps the
+    code back with a dense layer, then upsamples by 2 and convolves per block.
+
+    Args:
+      input_shape: one image ``(H, W)`` or ``(H, W, C)``; ``H`` and ``W`` must be
+        divisible by ``2 ** len(conv_features)``.
+      conv_features: filters per encoder block, e.g. ``(16, 32)`` (mirrored in the decoder).
+      latent: size of the code.
+      kernel_size: conv kernel size.
+      activation: activation of every hidden layer.
+      latent_activation: activation of the code (``None``: linear).
+      output_activation: activation of the reconstruction (``"sigmoid"``).
+      param_dtype: dtype of the parameters (float32).
+      dtype: compute dtype; ``None`` uses the input's.
+      rngs: ``nnx.Rngs`` with a ``params`` stream.
+
+    Example:
+      >>> model = ConvAutoencoder((28, 28), (4, 8), latent=2)
+      >>> model.encode(jnp.ones((3, 28, 28))).shape, model(jnp.ones((3, 28, 28))).shape
+      ((3, 2), (3, 28, 28))
+    """
+
+    def __init__(
+        self,
+        input_shape: Sequence[int],
+        conv_features: Sequence[int] = (16, 32),
+        latent: int = 2,
+        *,
+        kernel_size: int | tuple[int, int] = 3,
+        activation: Act = "relu",
+        latent_activation: Act = None,
+        output_activation: Act = "sigmoid",
+        param_dtype: jnp.dtype = jnp.float32,
+        dtype: jnp.dtype | None = None,
+        rngs: nnx.Rngs | None = None,
+    ):
+        rngs = rngs_or_default(rngs)
+        h, w, c = image_shape("ConvAutoencoder", input_shape)
+        feats = _validate.positive_ints(
+            "ConvAutoencoder", "conv_features", conv_features, allow_empty=False
+        )
+        _validate.positive_int("ConvAutoencoder", "latent", latent)
+        scale = 2 ** len(feats)
+        if h % scale or w % scale:
+            raise ValueError(
+                f"ConvAutoencoder: `input_shape` {tuple(input_shape)} must have H and W "
+                f"divisible by 2**len(conv_features) = {scale}"
+            )
+        kw = dict(param_dtype=param_dtype, dtype=dtype, rngs=rngs)
+        conv = lambda n_in, n_out, act, stride=1: Conv2D(
+            n_in, n_out, kernel_size, stride=stride, activation=act, **kw
+        )
+        code_shape = (h // scale, w // scale, feats[-1])
+        chans = [c, *feats]
+        down = [conv(a, b, activation, 2) for a, b in itertools.pairwise(chans)]
+        self.encoder = Sequential(
+            *down,
+            Flatten(),
+            Dense(math.prod(code_shape), latent, activation=latent_activation, **kw),
+        )
+        up = []
+        for i in range(len(feats), 0, -1):
+            last = i == 1
+            up += [
+                Upsample2D(2),
+                conv(chans[i], chans[i - 1], output_activation if last else activation),
+            ]
+        self.decoder = Sequential(
+            Dense(latent, math.prod(code_shape), activation=activation, **kw),
+            Reshape(code_shape),
+            *up,
+        )
+        self.input_shape = (h, w, c)
+
+    def encode(self, x: jax.typing.ArrayLike) -> jax.Array:
+        """Maps images ``(B, H, W)`` or ``(B, H, W, C)`` to codes ``(B, latent)``."""
+        return self.encoder(with_channels(x))
+
+    def decode(self, z: jax.typing.ArrayLike) -> jax.Array:
+        """Maps codes ``(B, latent)`` to images ``(B, H, W, C)``."""
+        return self.decoder(z)
+
+    def __call__(self, x: jax.typing.ArrayLike) -> jax.Array:
+        """Reconstructs ``x``, returning the shape of ``x``."""
+        x = jnp.asarray(x)
+        return self.decode(self.encode(x)).reshape(x.shape)

@@ -1,0 +1,133 @@
+"""A configurable convolutional classifier: conv/pool blocks, then a dense head."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from nnjax import activations, initializers
+from nnjax.nn import _shapes, _validate
+from nnjax.nn._base import rngs_or_default
+from nnjax.nn.conv import Conv2D
+from nnjax.nn.dropout import Dropout
+from nnjax.nn.mlp import MLP
+from nnjax.nn.normalization import BatchNorm
+from nnjax.nn.pooling import AvgPool2D, MaxPool2D
+from nnjax.nn.sequential import Sequential
+
+_POOLS = {"max": MaxPool2D, "avg": AvgPool2D}
+
+
+def image_shape(owner: str, input_shape: Sequence[int]) -> tuple[int, int, int]:
+    """``(H, W, C)`` from ``(H, W)`` or ``(H, W, C)``, else a ``ValueError``."""
+    shape = _validate.positive_ints(owner, "input_shape", input_shape)
+    if len(shape) not in (2, 3):
+        raise ValueError(f"{owner}: `input_shape` must be (H, W) or (H, W, C), got {input_shape}")
+    return shape if len(shape) == 3 else (*shape, 1)
+
+
+def with_channels(x: jax.typing.ArrayLike) -> jax.Array:
+    """Adds a channel axis to ``(B, H, W)`` images; ``(B, H, W, C)`` passes unchanged."""
+    x = jnp.asarray(x)
+    return x[..., None] if x.ndim == 3 else x
+
+
+class CNN(nnx.Module):
+    """Conv blocks ``conv -> [batch norm] -> activation -> [pool] -> [dropout]``, then an MLP.
+
+    Args:
+      input_shape: one image, ``(H, W)`` or ``(H, W, C)``. Calls accept ``(B, H, W)``
+        (a channel axis is added) or ``(B, H, W, C)``.
+      num_classes: size of the output (logits unless ``output_activation``).
+      conv_features: filters per conv block, e.g. ``(32, 64)``.
+      kernel_size: conv kernel size, an int or a pair.
+      padding: conv padding, ``"SAME"`` or ``"VALID"``.
+      pool: ``"max"``, ``"avg"`` or ``None`` after every block.
+      pool_window: pooling window (and stride).
+      dense: sizes of the hidden dense layers of the head, e.g. ``(128,)``.
+      activation: activation of conv blocks and hidden dense layers.
+      output_activation: activation of the last layer (``None``: logits).
+      dropout: dropout rate in the dense head (0: none).
+      conv_dropout: spatial dropout rate after each conv block (whole channels).
+      batch_norm: insert :class:`BatchNorm` after every convolution.
+      kernel_init: initializer of every kernel.
+      param_dtype: dtype of the parameters (float32).
+      dtype: compute dtype (e.g. ``jnp.bfloat16``); ``None`` uses the input's.
+      rngs: ``nnx.Rngs`` with ``params`` (and ``dropout``) streams.
+
+    Example:
+      >>> from flax import nnx
+      >>> model = CNN((28, 28), 10, conv_features=(8, 16), dense=(32,), rngs=nnx.Rngs(0))
+      >>> model(jnp.ones((2, 28, 28))).shape
+      (2, 10)
+    """
+
+    def __init__(
+        self,
+        input_shape: Sequence[int],
+        num_classes: int,
+        *,
+        conv_features: Sequence[int] = (32, 64),
+        kernel_size: int | tuple[int, int] = 3,
+        padding: str = "SAME",
+        pool: str | None = "max",
+        pool_window: int | tuple[int, int] = 2,
+        dense: Sequence[int] = (128,),
+        activation: str | activations.Activation = "relu",
+        output_activation: str | activations.Activation | None = None,
+        dropout: float = 0.0,
+        conv_dropout: float = 0.0,
+        batch_norm: bool = False,
+        kernel_init: str | initializers.Initializer = "glorot_uniform",
+        param_dtype: jnp.dtype = jnp.float32,
+        dtype: jnp.dtype | None = None,
+        rngs: nnx.Rngs | None = None,
+    ):
+        rngs = rngs_or_default(rngs)
+        self.input_shape = image_shape("CNN", input_shape)
+        conv_features = _validate.positive_ints("CNN", "conv_features", conv_features)
+        act = _validate.activation("CNN", "activation", activation)
+        _validate.rate("CNN", "conv_dropout", conv_dropout)
+        pool_cls = None if pool is None else _POOLS[_validate.choice("CNN", "pool", pool, _POOLS)]
+        layers, channels = [], self.input_shape[-1]
+        for features in conv_features:
+            conv = Conv2D(
+                channels,
+                features,
+                kernel_size,
+                padding=padding,
+                activation=None if batch_norm else act,
+                kernel_init=kernel_init,
+                param_dtype=param_dtype,
+                dtype=dtype,
+                rngs=rngs,
+            )
+            layers.append(conv)
+            if batch_norm:
+                layers += [BatchNorm(features, param_dtype=param_dtype, dtype=dtype), act]
+            if pool_cls is not None:
+                layers.append(pool_cls(pool_window))
+            if conv_dropout:
+                layers.append(Dropout(conv_dropout, broadcast_dims=(1, 2), rngs=rngs))
+            channels = features
+        self.features = Sequential(*layers)
+        flat = _shapes.output_shape(self.features, (1, *self.input_shape))
+        self.head = MLP(
+            flat[1] * flat[2] * flat[3],
+            dense,
+            num_classes,
+            activation=activation,
+            output_activation=output_activation,
+            dropout=dropout,
+            kernel_init=kernel_init,
+            param_dtype=param_dtype,
+            dtype=dtype,
+            rngs=rngs,
+        )
+
+    def __call__(self, x: jax.typing.ArrayLike) -> jax.Array:
+        """Maps ``(B, H, W)`` or ``(B, H, W, C)`` images to ``(B, num_classes)``."""
+        return self.head(self.features(with_channels(x)))

@@ -1,0 +1,102 @@
+"""Dropout as a Flax NNX module with its own RNG stream."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import jax
+from flax import nnx
+
+import nnjax.functional as F
+from nnjax.nn import _validate
+
+
+def _fork_stream(rngs: nnx.Rngs | nnx.RngStream | None, collection: str):
+    if rngs is None:
+        return nnx.data(None)
+    if isinstance(rngs, nnx.RngStream):
+        return rngs.fork()
+    if isinstance(rngs, nnx.Rngs):
+        try:
+            return rngs[collection].fork()
+        except KeyError:
+            raise ValueError(
+                f"Dropout: `rngs` has no {collection!r} (or 'default') stream; "
+                f"pass e.g. nnx.Rngs(0) or nnx.Rngs(params=0, {collection}=1)"
+            ) from None
+    raise TypeError(f"Dropout: `rngs` must be nnx.Rngs, nnx.RngStream or None, got {rngs!r}")
+
+
+class Dropout(nnx.Module):
+    """Inverted dropout calling :func:`nnjax.functional.dropout`, toggled by train()/eval().
+
+    The layer keeps a forked ``nnx.RngStream`` as state (``nnx.RngKey``/``nnx.RngCount``
+    variables), so ``nnx.split(model, nnx.RngState, ...)`` separates it and each call
+    draws a fresh mask. ``model.eval()`` sets ``deterministic=True`` (identity) and
+    ``model.train()`` sets it back to ``False``.
+
+    Args:
+      rate: drop probability in ``[0, 1)``.
+      broadcast_dims: axes along which the mask is shared; ``(1, 2)`` on NHWC maps
+        drops whole channels (spatial dropout).
+      deterministic: start in inference mode (no dropout).
+      rng_collection: name of the ``nnx.Rngs`` stream to fork (``"dropout"``, falling
+        back to ``"default"``).
+      rngs: ``nnx.Rngs`` or ``nnx.RngStream``; may be ``None`` if a key is passed at call.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from flax import nnx
+      >>> layer = Dropout(0.5, rngs=nnx.Rngs(0))
+      >>> layer(jnp.ones((2, 4))).shape
+      (2, 4)
+      >>> layer.eval()
+      >>> layer(jnp.ones((2, 4)))
+      Array([[1., 1., 1., 1.],
+             [1., 1., 1., 1.]], dtype=float32)
+    """
+
+    def __init__(
+        self,
+        rate: float,
+        *,
+        broadcast_dims: Sequence[int] = (),
+        deterministic: bool = False,
+        rng_collection: str = "dropout",
+        rngs: nnx.Rngs | nnx.RngStream | None = None,
+    ):
+        self.rate = _validate.rate("Dropout", "rate", rate)
+        self.broadcast_dims = tuple(broadcast_dims)
+        self.deterministic = deterministic
+        self.rng_collection = rng_collection
+        self.rngs = _fork_stream(rngs, rng_collection)
+
+    def __call__(
+        self,
+        x: jax.typing.ArrayLike,
+        *,
+        deterministic: bool | None = None,
+        key: jax.Array | None = None,
+    ) -> jax.Array:
+        """Drops elements of ``x`` (any shape) unless deterministic.
+
+        Args:
+          x: the input.
+          deterministic: overrides the attribute for this call.
+          key: a PRNG key to use instead of the layer's stream.
+        """
+        deterministic = self.deterministic if deterministic is None else deterministic
+        if deterministic or self.rate == 0.0:
+            return jax.numpy.asarray(x)
+        if key is None:
+            if self.rngs is None:
+                raise ValueError(
+                    "Dropout: no RNG stream; pass `rngs` to the constructor or `key` at call"
+                )
+            key = self.rngs()
+        return F.dropout(key, x, self.rate, broadcast_dims=self.broadcast_dims)
+
+    def set_view(self, deterministic: bool | None = None):
+        """Sets ``deterministic`` in views made by ``nnx.view``."""
+        if deterministic is not None:
+            self.deterministic = deterministic

@@ -1,0 +1,122 @@
+"""Batch and layer normalisation as Flax NNX modules."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+import nnjax.functional as F
+from nnjax.nn import _validate
+from nnjax.nn._base import FunctionalModule, compute_dtype, rngs_or_default
+
+
+class BatchNorm(FunctionalModule):
+    """Batch normalisation over the last axis, calling :func:`F.batch_norm`.
+
+    ``scale``/``bias`` are ``nnx.Param``; the running ``mean``/``var`` are
+    ``nnx.BatchStat``, updated in place while ``use_running_average`` is ``False``
+    (``model.train()``) and used as-is once it is ``True`` (``model.eval()``).
+
+    Args:
+      num_features: size ``F`` of the last axis.
+      use_running_average: start in inference mode.
+      momentum: decay of the running statistics (Keras/Flax convention, 0.99).
+      epsilon: added to the variance.
+      axis_name: mapped axis over which to average the batch statistics.
+      param_dtype: dtype of parameters and statistics (float32).
+      dtype: compute dtype (e.g. ``jnp.bfloat16``); ``None`` uses the input's.
+      rngs: ``nnx.Rngs`` (the initialisation is deterministic; accepted for symmetry).
+
+    Example:
+      >>> from flax import nnx
+      >>> bn = BatchNorm(3)
+      >>> bn(jnp.arange(6.0).reshape(2, 3)).shape
+      (2, 3)
+      >>> bn.mean[...].round(3)  # 0.99 * 0 + 0.01 * [1.5, 2.5, 3.5]
+      Array([0.015, 0.025, 0.035], dtype=float32)
+    """
+
+    def __init__(
+        self,
+        num_features: int,
+        *,
+        use_running_average: bool = False,
+        momentum: float = 0.99,
+        epsilon: float = 1e-5,
+        axis_name: str | None = None,
+        param_dtype: jnp.dtype = jnp.float32,
+        dtype: jnp.dtype | None = None,
+        rngs: nnx.Rngs | None = None,
+    ):
+        self.num_features = _validate.positive_int("BatchNorm", "num_features", num_features)
+        self.use_running_average = use_running_average
+        self.momentum = _validate.rate("BatchNorm", "momentum", momentum)
+        self.epsilon = epsilon
+        self.axis_name = axis_name
+        self.dtype = dtype
+        params, stats = F.batch_norm_init(
+            rngs_or_default(rngs).params(), num_features, dtype=param_dtype
+        )
+        self._set_params(params)
+        self._set_stats(stats)
+
+    def __call__(
+        self, x: jax.typing.ArrayLike, *, use_running_average: bool | None = None
+    ) -> jax.Array:
+        """Normalises ``(..., num_features)``; updates the running statistics in training."""
+        if use_running_average is None:
+            use_running_average = self.use_running_average
+        y, stats = F.batch_norm(
+            self.params(),
+            self.stats(),
+            compute_dtype(x, self.dtype),
+            training=not use_running_average,
+            momentum=self.momentum,
+            epsilon=self.epsilon,
+            axis_name=self.axis_name,
+        )
+        if not use_running_average:
+            self._store_stats(stats)
+        return y
+
+    def set_view(self, use_running_average: bool | None = None):
+        """Sets ``use_running_average`` in views made by ``nnx.view``."""
+        if use_running_average is not None:
+            self.use_running_average = use_running_average
+
+
+class LayerNorm(FunctionalModule):
+    """Layer normalisation over the last axis, calling :func:`F.layer_norm`.
+
+    Args:
+      num_features: size ``F`` of the last axis.
+      epsilon: added to the variance.
+      param_dtype: dtype of the parameters (float32).
+      dtype: compute dtype; ``None`` uses the input's.
+      rngs: ``nnx.Rngs`` (the initialisation is deterministic; accepted for symmetry).
+
+    Example:
+      >>> LayerNorm(3)(jnp.array([[1.0, 2.0, 3.0]])).round(3)
+      Array([[-1.225,  0.   ,  1.225]], dtype=float32)
+    """
+
+    def __init__(
+        self,
+        num_features: int,
+        *,
+        epsilon: float = 1e-5,
+        param_dtype: jnp.dtype = jnp.float32,
+        dtype: jnp.dtype | None = None,
+        rngs: nnx.Rngs | None = None,
+    ):
+        self.num_features = _validate.positive_int("LayerNorm", "num_features", num_features)
+        self.epsilon = epsilon
+        self.dtype = dtype
+        self._set_params(
+            F.layer_norm_init(rngs_or_default(rngs).params(), num_features, dtype=param_dtype)
+        )
+
+    def __call__(self, x: jax.typing.ArrayLike) -> jax.Array:
+        """Maps ``(..., num_features)`` to the same shape."""
+        return F.layer_norm(self.params(), compute_dtype(x, self.dtype), epsilon=self.epsilon)

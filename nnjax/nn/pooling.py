@@ -1,0 +1,79 @@
+"""Max and average pooling layers (no parameters) as Flax NNX modules."""
+
+from __future__ import annotations
+
+import jax
+from flax import nnx
+
+import nnjax.functional as F
+from nnjax.nn import _validate
+
+
+class _Pool2D(nnx.Module):
+    def __init__(
+        self,
+        window: int | tuple[int, int] = 2,
+        stride: int | tuple[int, int] | None = None,
+        padding: str = "VALID",
+    ):
+        name = type(self).__name__
+        self.window = _validate.positive_ints(name, "window", window, allow_empty=False)
+        self.stride = stride if stride is None else _validate.positive_ints(name, "stride", stride)
+        self.padding = _validate.choice(name, "padding", padding, ("SAME", "VALID"))
+
+    def _args(self) -> tuple:
+        window = self.window[0] if len(self.window) == 1 else self.window
+        stride = self.stride
+        if stride is not None and len(stride) == 1:
+            stride = stride[0]
+        return window, stride, self.padding
+
+
+class MaxPool2D(_Pool2D):
+    """Max pooling over NHWC images, calling :func:`nnjax.functional.max_pool2d`.
+
+    Args:
+      window: ``(wh, ww)`` or an int for a square window.
+      stride: step between windows; ``None`` means ``window`` (non-overlapping).
+      padding: ``"VALID"`` or ``"SAME"``.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> MaxPool2D(2)(jnp.ones((1, 28, 28, 3))).shape
+      (1, 14, 14, 3)
+    """
+
+    def __call__(self, x: jax.typing.ArrayLike) -> jax.Array:
+        """Maps ``(B, H, W, C)`` to ``(B, H', W', C)``."""
+        return F.max_pool2d(x, *self._args())
+
+
+class AvgPool2D(_Pool2D):
+    """Average pooling over NHWC images, calling :func:`nnjax.functional.avg_pool2d`.
+
+    Args:
+      window: ``(wh, ww)`` or an int for a square window.
+      stride: step between windows; ``None`` means ``window``.
+      padding: ``"VALID"`` or ``"SAME"``.
+      count_include_pad: with ``"SAME"``, whether padded zeros count in the average.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> AvgPool2D(2)(jnp.ones((1, 28, 28, 3))).shape
+      (1, 14, 14, 3)
+    """
+
+    def __init__(
+        self,
+        window: int | tuple[int, int] = 2,
+        stride: int | tuple[int, int] | None = None,
+        padding: str = "VALID",
+        *,
+        count_include_pad: bool = False,
+    ):
+        super().__init__(window, stride, padding)
+        self.count_include_pad = count_include_pad
+
+    def __call__(self, x: jax.typing.ArrayLike) -> jax.Array:
+        """Maps ``(B, H, W, C)`` to ``(B, H', W', C)``."""
+        return F.avg_pool2d(x, *self._args(), count_include_pad=self.count_include_pad)

@@ -1,0 +1,141 @@
+"""Recurrent layers over batch-major sequences ``(B, T, F)``: RNN, LSTM and GRU."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+import nnjax.functional as F
+from nnjax import initializers
+from nnjax.nn import _validate
+from nnjax.nn._base import FunctionalModule, compute_dtype, rngs_or_default
+
+
+class _Recurrent(FunctionalModule):
+    """Shared constructor and call of the recurrent layers (private).
+
+    Subclasses set ``_init`` (the ``F.*_cell_init``) and ``_run(params, xs, state,
+    reverse) -> (final_state, ys)`` (``F.lstm`` or ``F.rnn`` over the cell).
+    """
+
+    _init = staticmethod(F.rnn_cell_init)
+    _run = staticmethod(functools.partial(F.rnn, F.rnn_cell))
+
+    def __init__(
+        self,
+        in_features: int,
+        hidden: int,
+        *,
+        return_sequences: bool = False,
+        return_state: bool = False,
+        reverse: bool = False,
+        kernel_init: str | initializers.Initializer = "glorot_uniform",
+        recurrent_init: str | initializers.Initializer = "orthogonal",
+        param_dtype: jnp.dtype = jnp.float32,
+        dtype: jnp.dtype | None = None,
+        rngs: nnx.Rngs | None = None,
+        **init_kwargs: Any,
+    ):
+        name = type(self).__name__
+        self.in_features = _validate.positive_int(name, "in_features", in_features)
+        self.hidden = _validate.positive_int(name, "hidden", hidden)
+        self.return_sequences = return_sequences
+        self.return_state = return_state
+        self.reverse = reverse
+        self.dtype = dtype
+        self._set_params(
+            self._init(
+                rngs_or_default(rngs).params(),
+                in_features,
+                hidden,
+                dtype=param_dtype,
+                kernel_init=kernel_init,
+                recurrent_init=recurrent_init,
+                **init_kwargs,
+            )
+        )
+
+    def __call__(self, xs: jax.typing.ArrayLike, state: Any = None):
+        """Runs the layer over ``xs (B, T, in_features)``.
+
+        Args:
+          xs: batch-major input sequences.
+          state: the initial carry (``(B, hidden)``, or ``F.LSTMState`` for the LSTM);
+            ``None`` starts from zeros.
+
+        Returns:
+          ``ys (B, T, hidden)`` if ``return_sequences``, else the output of the last
+          step processed ``(B, hidden)`` (step 0 when ``reverse``); with
+          ``return_state``, the pair ``(output, final_state)``.
+        """
+        final, ys = self._run(
+            self.params(), compute_dtype(xs, self.dtype), state, reverse=self.reverse
+        )
+        out = ys if self.return_sequences else ys[:, 0 if self.reverse else -1]
+        return (out, final) if self.return_state else out
+
+
+_COMMON_ARGS = """
+    Args:
+      in_features: size ``F`` of each step's input.
+      hidden: size ``H`` of the hidden state.
+      return_sequences: return every step's output ``(B, T, H)`` instead of the last.
+      return_state: also return the final carry.
+      reverse: run from the last step to the first (outputs stay in input order).
+      kernel_init: initializer for the input kernel ``w_x`` (Glorot uniform).
+      recurrent_init: initializer for the recurrent kernel ``w_h`` (orthogonal).
+      param_dtype: dtype of the parameters (float32).
+      dtype: compute dtype (e.g. ``jnp.bfloat16``); ``None`` uses the input's.
+      rngs: ``nnx.Rngs`` with a ``params`` stream.
+"""
+
+
+class RNN(_Recurrent):
+    __doc__ = (
+        """The Elman RNN ``h' = tanh(x w_x + h w_h + b)``: :func:`F.rnn` over :func:`F.rnn_cell`.
+"""
+        + _COMMON_ARGS
+        + """
+    Example:
+      >>> RNN(3, 5)(jnp.ones((2, 7, 3))).shape
+      (2, 5)
+"""
+    )
+
+
+class GRU(_Recurrent):
+    __doc__ = (
+        """The GRU (cuDNN/PyTorch form): :func:`F.rnn` over :func:`F.gru_cell`.
+"""
+        + _COMMON_ARGS
+        + """
+    Example:
+      >>> GRU(3, 5, return_sequences=True)(jnp.ones((2, 7, 3))).shape
+      (2, 7, 5)
+"""
+    )
+    _init = staticmethod(F.gru_cell_init)
+    _run = staticmethod(functools.partial(F.rnn, F.gru_cell))
+
+
+class LSTM(_Recurrent):
+    __doc__ = (
+        """The LSTM (gate blocks i, f, g, o), running :func:`F.lstm` (the fast path).
+
+    Accepts ``forget_bias`` (1.0) for the forget-gate bias at initialisation; the
+    final state is an ``F.LSTMState(h, c)``.
+"""
+        + _COMMON_ARGS
+        + """
+    Example:
+      >>> y, state = LSTM(3, 5, return_state=True)(jnp.ones((2, 7, 3)))
+      >>> y.shape, state.c.shape
+      ((2, 5), (2, 5))
+"""
+    )
+    _init = staticmethod(F.lstm_cell_init)
+    _run = staticmethod(F.lstm)

@@ -1,0 +1,68 @@
+"""Shape-only layers (no parameters): flattening and nearest-neighbour upsampling."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from nnjax import _checks
+from nnjax.nn import _validate
+
+
+class Flatten(nnx.Module):
+    """Flattens every axis after the batch axis: ``(B, d1, d2, ...) -> (B, d1*d2*...)``.
+
+    Example:
+      >>> Flatten()(jnp.ones((2, 28, 28, 1))).shape
+      (2, 784)
+    """
+
+    def __call__(self, x: jax.typing.ArrayLike) -> jax.Array:
+        """Maps ``(B, ...)`` to ``(B, prod(...))``."""
+        x = jnp.asarray(x)
+        _checks.check_min_rank("Flatten", "x", x, 1)
+        return x.reshape(x.shape[0], -1)
+
+
+class Reshape(nnx.Module):
+    """Reshapes the non-batch axes: ``(B, ...) -> (B, *shape)``.
+
+    Args:
+      shape: the target shape of one example, e.g. ``(7, 7, 32)``.
+
+    Example:
+      >>> Reshape((7, 7, 2))(jnp.ones((3, 98))).shape
+      (3, 7, 7, 2)
+    """
+
+    def __init__(self, shape: tuple[int, ...]):
+        self.shape = _validate.positive_ints("Reshape", "shape", shape, allow_empty=False)
+
+    def __call__(self, x: jax.typing.ArrayLike) -> jax.Array:
+        """Maps ``(B, ...)`` with ``prod(...) == prod(shape)`` to ``(B, *shape)``."""
+        x = jnp.asarray(x)
+        _checks.check_min_rank("Reshape", "x", x, 1)
+        return x.reshape(x.shape[0], *self.shape)
+
+
+class Upsample2D(nnx.Module):
+    """Nearest-neighbour upsampling of NHWC images by an integer factor.
+
+    Args:
+      factor: ``(fh, fw)`` or an int; ``(B, H, W, C) -> (B, fh*H, fw*W, C)``.
+
+    Example:
+      >>> Upsample2D(2)(jnp.ones((1, 7, 7, 3))).shape
+      (1, 14, 14, 3)
+    """
+
+    def __init__(self, factor: int | tuple[int, int] = 2):
+        factor = _validate.positive_ints("Upsample2D", "factor", factor, allow_empty=False)
+        self.factor = factor * 2 if len(factor) == 1 else factor
+
+    def __call__(self, x: jax.typing.ArrayLike) -> jax.Array:
+        """Maps ``(B, H, W, C)`` to ``(B, fh*H, fw*W, C)``."""
+        x = jnp.asarray(x)
+        _checks.check_rank("Upsample2D", "x", x, 4)
+        return jnp.repeat(jnp.repeat(x, self.factor[0], axis=1), self.factor[1], axis=2)

@@ -1,0 +1,126 @@
+"""Sequence classifiers and regressors on stacked RNN, LSTM or GRU layers."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from nnjax import activations
+from nnjax.nn import _validate
+from nnjax.nn._base import rngs_or_default
+from nnjax.nn.dense import Dense
+from nnjax.nn.dropout import Dropout
+from nnjax.nn.recurrent import GRU, LSTM, RNN
+
+CELLS = {"lstm": LSTM, "gru": GRU, "rnn": RNN}
+
+
+class _SequenceModel(nnx.Module):
+    """Stacked recurrent layers, then a dense head on the last step or on every step."""
+
+    def __init__(
+        self,
+        in_features: int,
+        hidden: int | Sequence[int],
+        out_features: int,
+        *,
+        cell: str = "lstm",
+        all_steps: bool = False,
+        output_activation: str | activations.Activation | None = None,
+        dropout: float = 0.0,
+        param_dtype: jnp.dtype = jnp.float32,
+        dtype: jnp.dtype | None = None,
+        rngs: nnx.Rngs | None = None,
+    ):
+        owner = type(self).__name__
+        rngs = rngs_or_default(rngs)
+        hidden = _validate.positive_ints(owner, "hidden", hidden, allow_empty=False)
+        _validate.positive_int(owner, "in_features", in_features)
+        cls = CELLS[_validate.choice(owner, "cell", cell, tuple(CELLS))]
+        _validate.rate(owner, "dropout", dropout)
+        self.all_steps = all_steps
+        sizes = [in_features, *hidden]
+        self.recurrent = nnx.List(
+            [
+                cls(
+                    n_in,
+                    n_out,
+                    return_sequences=all_steps or i < len(hidden) - 1,
+                    param_dtype=param_dtype,
+                    dtype=dtype,
+                    rngs=rngs,
+                )
+                for i, (n_in, n_out) in enumerate(itertools.pairwise(sizes))
+            ]
+        )
+        self.dropout = Dropout(dropout, rngs=rngs if dropout else None)
+        self.head = Dense(
+            hidden[-1],
+            out_features,
+            activation=output_activation,
+            param_dtype=param_dtype,
+            dtype=dtype,
+            rngs=rngs,
+        )
+
+    def __call__(self, xs: jax.typing.ArrayLike) -> jax.Array:
+        """Maps ``(B, T, in_features)`` to ``(B, out)``, or ``(B, T, out)`` with ``all_steps``."""
+        h = jnp.asarray(xs)
+        if h.ndim == 2:
+            h = h[..., None]
+        for layer in self.recurrent:
+            h = layer(h)
+        return self.head(self.dropout(h))
+
+
+_ARGS = """
+    Args:
+      in_features: features per step ``F`` (inputs ``(B, T)`` get ``F = 1``).
+      hidden: hidden size, or sizes of stacked recurrent layers, e.g. ``(64, 32)``.
+      {out}
+      cell: ``"lstm"``, ``"gru"`` or ``"rnn"``.
+      all_steps: predict at every step ``(B, T, ...)`` instead of after the last.
+      output_activation: activation of the dense head.
+      dropout: dropout rate before the head (0: none).
+      param_dtype: dtype of the parameters (float32).
+      dtype: compute dtype (e.g. ``jnp.bfloat16``); ``None`` uses the input's.
+      rngs: ``nnx.Rngs`` with ``params`` (and ``dropout``) streams.
+"""
+
+
+class SequenceClassifier(_SequenceModel):
+    __doc__ = (
+        """Classifies sequences ``(B, T, F)`` into ``num_classes`` logits.
+"""
+        + _ARGS.format(out="num_classes: number of classes (the head outputs logits).")
+        + """
+    Example:
+      >>> model = SequenceClassifier(3, 16, 4, cell="gru")
+      >>> model(jnp.ones((2, 7, 3))).shape
+      (2, 4)
+"""
+    )
+
+    def __init__(self, in_features: int, hidden: int | Sequence[int], num_classes: int, **kw):
+        super().__init__(in_features, hidden, num_classes, **kw)
+
+
+class SequenceRegressor(_SequenceModel):
+    __doc__ = (
+        """Regresses ``out_features`` values from sequences ``(B, T, F)``.
+"""
+        + _ARGS.format(out="out_features: number of predicted values (1).")
+        + """
+    Example:
+      >>> model = SequenceRegressor(1, 20, all_steps=True)
+      >>> model(jnp.ones((2, 50, 1))).shape
+      (2, 50, 1)
+"""
+    )
+
+    def __init__(self, in_features: int, hidden: int | Sequence[int], out_features: int = 1, **kw):
+        super().__init__(in_features, hidden, out_features, **kw)

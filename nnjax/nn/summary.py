@@ -1,0 +1,143 @@
+"""A Keras-like table of a model's layers, output shapes and parameter counts."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import math
+from collections.abc import Callable, Iterator, Sequence
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from nnjax.nn import _shapes
+
+
+def count_params(module: nnx.Module) -> int:
+    """The number of scalars in every ``nnx.Param`` of ``module`` and its submodules.
+
+    Example:
+      >>> from nnjax.nn import MLP
+      >>> count_params(MLP(784, (500, 300, 100), 10))
+      573910
+    """
+    return sum(math.prod(jnp.shape(p)) for p in jax.tree.leaves(nnx.state(module, nnx.Param)))
+
+
+@contextlib.contextmanager
+def _recording(classes: set[type], outputs: dict[int, object]) -> Iterator[None]:
+    """Temporarily wraps ``__call__`` of ``classes`` to store each module's output by id."""
+    originals = {cls: cls.__dict__.get("__call__") for cls in classes}
+
+    def wrap(call):
+        @functools.wraps(call)
+        def recorded(self, *args, **kwargs):
+            out = call(self, *args, **kwargs)
+            outputs.setdefault(id(self), out)
+            return out
+
+        return recorded
+
+    try:
+        for cls in classes:
+            cls.__call__ = wrap(cls.__call__)
+        yield
+    finally:
+        for cls, original in originals.items():
+            if original is None:
+                del cls.__call__
+            else:
+                cls.__call__ = original
+
+
+def _shape_str(out: object) -> str:
+    shapes = [tuple(leaf.shape) for leaf in jax.tree.leaves(out) if hasattr(leaf, "shape")]
+    return ", ".join(str(s) for s in shapes) if shapes else "-"
+
+
+def layer_rows(
+    model: nnx.Module, input_shape: Sequence[int], dtype: jnp.dtype = jnp.float32
+) -> list[tuple[str, str, str, int]]:
+    """``(path, type, output shape, params)`` per leaf module that ``model(x)`` calls, in order.
+
+    Output shapes come from an abstract call (``jax.eval_shape`` on a merged copy), so
+    nothing is computed and the model's state is left untouched.
+    """
+    outputs: dict[int, object] = {}
+
+    def trace(m: nnx.Module, x: jax.ShapeDtypeStruct):
+        modules = list(nnx.iter_modules(m))
+        classes = {type(sub) for _, sub in modules if callable(sub)}
+        with _recording(classes, outputs):
+            m(x)
+        parents = {path[:i] for path, _ in modules for i in range(len(path))}
+        leaves = {id(sub): (path, sub) for path, sub in modules if path not in parents}
+        rows = []
+        for ident, out in outputs.items():  # in call order
+            if ident in leaves:
+                path, sub = leaves[ident]
+                name = "/".join(str(p) for p in path) or "(model)"
+                rows.append((name, type(sub).__name__, _shape_str(out), count_params(sub)))
+        return rows
+
+    rows: list = []
+
+    def fn(m, x):
+        rows.extend(trace(m, x))
+        return None
+
+    _shapes.eval_module(model, fn, jax.ShapeDtypeStruct(tuple(input_shape), dtype))
+    return rows
+
+
+def summary(
+    model: nnx.Module,
+    input_shape: Sequence[int],
+    *,
+    dtype: jnp.dtype = jnp.float32,
+    print_fn: Callable[[str], object] | None = print,
+) -> str:
+    """Prints and returns a table of the layers that ``model(x)`` calls.
+
+    Args:
+      model: any NNX module taking one array.
+      input_shape: the full input shape, batch axis included, e.g. ``(1, 28, 28)``.
+      dtype: the input dtype.
+      print_fn: where to print the table (``None``: do not print).
+
+    Returns:
+      The table: one row per leaf layer (path, type, output shape, parameter count),
+      then the model's output shape and total parameter count.
+
+    Example:
+      >>> from nnjax.nn import MLP
+      >>> text = summary(MLP(784, (500, 300, 100), 10), (1, 784), print_fn=None)
+      >>> text.splitlines()[-1]
+      'Total params: 573,910'
+    """
+    rows = layer_rows(model, input_shape, dtype)
+    out = _shapes.eval_module(
+        model, lambda m, x: m(x), jax.ShapeDtypeStruct(tuple(input_shape), dtype)
+    )
+    header = ("Layer (path)", "Type", "Output shape", "Params")
+    cells = [header, *((p, t, s, f"{n:,}") for p, t, s, n in rows)]
+    widths = [max(len(row[i]) for row in cells) for i in range(4)]
+    fmt = lambda row: "  ".join(
+        c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))
+    )
+    rule = "=" * len(fmt(header))
+    lines = [
+        f'Model: "{type(model).__name__}"',
+        rule,
+        fmt(header),
+        rule,
+        *(fmt(row) for row in cells[1:]),
+        rule,
+        f"Output shape: {_shape_str(out)}",
+        f"Total params: {count_params(model):,}",
+    ]
+    text = "\n".join(lines)
+    if print_fn is not None:
+        print_fn(text)
+    return text

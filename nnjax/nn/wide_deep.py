@@ -1,0 +1,80 @@
+"""The Wide & Deep network (Cheng et al., 2016): the input skips past the deep path."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from nnjax import activations
+from nnjax.nn import _validate
+from nnjax.nn._base import rngs_or_default
+from nnjax.nn.dense import Dense
+from nnjax.nn.mlp import MLP
+
+
+class WideAndDeep(nnx.Module):
+    """``head(concat([x_wide, deep(x_deep)]))``, with ``deep`` an MLP of ReLU layers.
+
+    Called with one input, that input feeds both paths; called as
+    ``model(x_wide, x_deep)`` (give ``deep_features``), each path gets its own.
+
+    Args:
+      in_features: features of the wide input (and of the deep one by default).
+      hidden: sizes of the deep path's layers, e.g. ``(30, 30)``.
+      out_features: size of the output (1 for regression).
+      deep_features: features of a separate deep input (``None``: the same input).
+      activation: activation of the deep path.
+      output_activation: activation of the head (``None``: linear).
+      param_dtype: dtype of the parameters (float32).
+      dtype: compute dtype; ``None`` uses the input's.
+      rngs: ``nnx.Rngs`` with a ``params`` stream.
+
+    Example:
+      >>> model = WideAndDeep(8, (30, 30), 1)
+      >>> model(jnp.ones((4, 8))).shape
+      (4, 1)
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        hidden: Sequence[int] = (30, 30),
+        out_features: int = 1,
+        *,
+        deep_features: int | None = None,
+        activation: str | activations.Activation = "relu",
+        output_activation: str | activations.Activation | None = None,
+        param_dtype: jnp.dtype = jnp.float32,
+        dtype: jnp.dtype | None = None,
+        rngs: nnx.Rngs | None = None,
+    ):
+        rngs = rngs_or_default(rngs)
+        hidden = _validate.positive_ints("WideAndDeep", "hidden", hidden, allow_empty=False)
+        in_features = _validate.positive_int("WideAndDeep", "in_features", in_features)
+        deep_in = in_features if deep_features is None else deep_features
+        kw = dict(param_dtype=param_dtype, dtype=dtype, rngs=rngs)
+        self.deep = MLP(
+            deep_in,
+            hidden[:-1],
+            hidden[-1],
+            activation=activation,
+            output_activation=activation,
+            **kw,
+        )
+        self.head = Dense(
+            in_features + hidden[-1], out_features, activation=output_activation, **kw
+        )
+        self.two_inputs = deep_features is not None
+
+    def __call__(
+        self, x_wide: jax.typing.ArrayLike, x_deep: jax.typing.ArrayLike | None = None
+    ) -> jax.Array:
+        """Maps ``(B, in_features)`` (and ``(B, deep_features)``) to ``(B, out_features)``."""
+        if self.two_inputs and x_deep is None:
+            raise ValueError("WideAndDeep: built with `deep_features`; call model(x_wide, x_deep)")
+        x_wide = jnp.asarray(x_wide)
+        deep = self.deep(x_wide if x_deep is None else x_deep)
+        return self.head(jnp.concatenate([x_wide, deep.astype(x_wide.dtype)], axis=-1))
