@@ -1,0 +1,150 @@
+"""Per-example gradients (``jax.vmap`` of ``jax.grad``) and per-example clipping.
+
+Each example is run through the model as a batch of one, so the gradient of example
+``b`` is exactly ``jax.grad`` of the loss on ``(x[b:b+1], y[b:b+1])``; their mean over
+the batch is the gradient of the mean loss. With :func:`clip_per_example` this is the
+core of DP-SGD: clip each example's gradient to a norm bound, then average.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from nnjax import losses
+from nnjax.train import step as step_lib
+
+PyTree = Any
+ApplyFn = Callable[[PyTree, jax.Array], jax.Array]
+
+
+def per_example_grads(
+    model_or_params: nnx.Module | PyTree,
+    loss: str | losses.Loss,
+    x: jax.typing.ArrayLike,
+    y: jax.typing.ArrayLike,
+    *,
+    apply_fn: ApplyFn | None = None,
+    training: bool = False,
+) -> PyTree:
+    """The gradient of the loss of every example of a batch, w.r.t. the parameters.
+
+    Args:
+      model_or_params: a Flax NNX model (gradients w.r.t. its ``nnx.Param`` s), or a
+        parameter pytree, in which case ``apply_fn`` is required.
+      loss: a name from :mod:`nnjax.losses` or a callable ``loss(predictions, y)``
+        returning the mean loss of a batch.
+      x: ``(B, ...)`` inputs.
+      y: ``(B, ...)`` targets.
+      apply_fn: ``apply_fn(params, x) -> predictions`` for the parameter-pytree form
+        (e.g. ``F.dense``).
+      training: for a model, whether to run it in training mode (dropout on: every
+        example then draws the same dropout key); inference mode by default.
+
+    Returns:
+      A pytree like the parameters (an ``nnx.State`` for a model) whose leaves have a
+      leading axis ``B``: leaf ``[b]`` is the gradient of example ``b``'s loss.
+
+    Raises:
+      ValueError: if ``x`` and ``y`` have different batch sizes, or ``apply_fn`` is
+        missing for a parameter pytree.
+
+    Example:
+      >>> import nnjax.functional as F
+      >>> params = F.dense_init(jax.random.key(0), 3, 1)
+      >>> g = per_example_grads(params, "mse", jnp.ones((5, 3)), jnp.zeros((5, 1)),
+      ...                       apply_fn=F.dense)
+      >>> g["kernel"].shape
+      (5, 3, 1)
+    """
+    x, y = jnp.asarray(x), jnp.asarray(y)
+    if x.ndim < 1 or y.ndim < 1 or x.shape[0] != y.shape[0]:
+        raise ValueError(
+            f"per_example_grads: `x` {x.shape} and `y` {y.shape} must share a leading batch axis"
+        )
+    loss = losses.get(loss)
+    if isinstance(model_or_params, nnx.Module):
+        graphdef, params, rest = step_lib.split_model(model_or_params, training=training)
+        return _model_grads(graphdef, loss, params, rest, x, y)
+    if apply_fn is None:
+        raise ValueError(
+            "per_example_grads: `apply_fn(params, x)` is required when passing a "
+            "parameter pytree instead of an nnx.Module"
+        )
+    return _params_grads(apply_fn, loss, model_or_params, x, y)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _model_grads(graphdef, loss, params, rest, x, y):
+    loss_fn = step_lib.make_loss_fn(graphdef, loss)
+    one = lambda p, xi, yi: loss_fn(p, rest, xi[None], yi[None])[0]
+    return jax.vmap(jax.grad(one), in_axes=(None, 0, 0))(params, x, y)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _params_grads(apply_fn, loss, params, x, y):
+    one = lambda p, xi, yi: loss(apply_fn(p, xi[None]), yi[None])
+    return jax.vmap(jax.grad(one), in_axes=(None, 0, 0))(params, x, y)
+
+
+def per_example_norms(grads: PyTree) -> jax.Array:
+    """The global L2 norm of each example's gradient: ``(B,)`` float32.
+
+    Args:
+      grads: per-example gradients, every leaf with a leading axis ``B``.
+
+    Example:
+      >>> per_example_norms({"w": jnp.array([[3.0, 4.0], [0.0, 1.0]])})
+      Array([5., 1.], dtype=float32)
+    """
+    squares = [
+        jnp.sum(jnp.square(g.astype(jnp.float32)).reshape(g.shape[0], -1), axis=1)
+        for g in jax.tree.leaves(grads)
+    ]
+    return jnp.sqrt(sum(squares))
+
+
+def clip_per_example(grads: PyTree, max_norm: float) -> PyTree:
+    """Scales each example's gradient down to global norm ``<= max_norm`` (DP-SGD).
+
+    Examples whose gradient norm is already at most ``max_norm`` are left unchanged;
+    the others are scaled by ``max_norm / norm``. Average the result over the batch
+    axis (``jax.tree.map(lambda g: g.mean(0), clipped)``) for the clipped gradient.
+
+    Args:
+      grads: per-example gradients (leading axis ``B``), e.g. from
+        :func:`per_example_grads`.
+      max_norm: the bound (> 0).
+
+    Returns:
+      A pytree like ``grads``, same dtypes.
+
+    Example:
+      >>> clip_per_example({"w": jnp.array([[3.0, 4.0], [0.0, 1.0]])}, 2.0)["w"]
+      Array([[1.2, 1.6],
+             [0. , 1. ]], dtype=float32)
+    """
+    if max_norm <= 0:
+        raise ValueError(f"clip_per_example: `max_norm` must be > 0, got {max_norm}")
+    norms = per_example_norms(grads)
+    scale = jnp.where(norms > max_norm, max_norm / jnp.maximum(norms, 1e-30), 1.0)
+
+    def apply(g: jax.Array) -> jax.Array:
+        return g * scale.reshape((-1,) + (1,) * (g.ndim - 1)).astype(g.dtype)
+
+    return jax.tree.map(apply, grads)
+
+
+def batch_grad(grads: PyTree) -> PyTree:
+    """The mean of per-example gradients over the batch axis (an Optax-ready gradient).
+
+    Example:
+      >>> batch_grad({"w": jnp.array([[1.0], [3.0]])})
+      {'w': Array([2.], dtype=float32)}
+    """
+    return jax.tree.map(lambda g: jnp.mean(g, axis=0), grads)

@@ -1,0 +1,337 @@
+"""Regularisation over parameter pytrees: L1/L2 penalties, max-norm, clipping, freezing.
+
+Everything here works on any parameter pytree: plain nested dicts (as ``F.*_init``
+returns them) or the ``nnx.State`` of ``nnx.Param`` s that ``nnx.split`` gives. Leaves
+are selected by their *path*, a tuple of strings such as ``("layers", "0", "kernel")``
+(the ``.value`` of an ``nnx.Variable`` is not part of it), so one predicate works for
+both forms.
+
+Penalties follow Keras: ``l1 * sum(|w|)`` and ``l2 * sum(w**2)`` (no factor 1/2), by
+default on kernels only (leaves named ``"kernel"``, ``"w_x"`` or ``"w_h"``), never on
+biases or normalisation scales. They come two ways: as a scalar to add to a loss
+(:func:`l1_l2_penalty`) or as an Optax transformation that adds the penalty's gradient
+to the gradients (:func:`add_l1_l2`), which needs no change to the loss.
+
+Constraints and freezing are Optax ``GradientTransformation`` s, chained with the
+optimizer as usual:
+
+>>> import optax
+>>> tx = optax.chain(
+...     optax.clip_by_global_norm(1.0),  # gradient clipping: use Optax's own
+...     add_l1_l2(l2=1e-4),
+...     optax.adam(1e-3),
+...     max_norm(3.0),  # last: projects the updated parameters
+... )
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+PyTree = Any
+Path = tuple[str, ...]
+Where = Callable[[Path, jax.Array], bool]
+
+KERNEL_NAMES: tuple[str, ...] = ("kernel", "w_x", "w_h")
+"""Leaf names that hold weight matrices (the leaves that penalties apply to by default)."""
+
+
+def path_names(path: Sequence[Any]) -> Path:
+    """Turns a JAX key path into a tuple of strings, dropping ``nnx.Variable``'s ``.value``.
+
+    Example:
+      >>> params = {"layers": [{"kernel": jnp.ones((2, 3))}]}
+      >>> [path_names(p) for p, _ in jax.tree_util.tree_flatten_with_path(params)[0]]
+      [('layers', '0', 'kernel')]
+    """
+    names = []
+    for k in path:
+        if isinstance(k, jax.tree_util.DictKey):
+            names.append(str(k.key))
+        elif isinstance(k, jax.tree_util.SequenceKey):
+            names.append(str(k.idx))
+        elif isinstance(k, jax.tree_util.GetAttrKey):
+            if k.name != "value":
+                names.append(k.name)
+        else:
+            names.append(str(k))
+    return tuple(names)
+
+
+def is_kernel(path: Path, leaf: jax.Array) -> bool:
+    """The default selector: ``True`` for leaves named in :data:`KERNEL_NAMES`.
+
+    Example:
+      >>> is_kernel(("layers", "0", "kernel"), jnp.ones((2, 3)))
+      True
+      >>> is_kernel(("layers", "0", "bias"), jnp.ones(3))
+      False
+    """
+    del leaf
+    return bool(path) and path[-1] in KERNEL_NAMES
+
+
+def all_leaves(path: Path, leaf: jax.Array) -> bool:
+    """A selector that picks every floating leaf (penalise biases too)."""
+    del path
+    return jnp.issubdtype(jnp.result_type(leaf), jnp.floating)
+
+
+def select(params: PyTree, where: Where | None = is_kernel) -> PyTree:
+    """A pytree of bools, like ``params``: which leaves ``where(path, leaf)`` selects.
+
+    ``where=None`` selects every floating leaf. The result is a valid Optax ``mask``.
+
+    Example:
+      >>> select({"kernel": jnp.ones((2, 3)), "bias": jnp.zeros(3)})
+      {'bias': False, 'kernel': True}
+    """
+    where = all_leaves if where is None else where
+    return jax.tree_util.tree_map_with_path(lambda p, x: bool(where(path_names(p), x)), params)
+
+
+def _selected_sum(params: PyTree, fn: Callable[[jax.Array], jax.Array], where: Where | None):
+    mask = select(params, where)
+    terms = [jnp.sum(fn(x)) for x, m in zip(jax.tree.leaves(params), jax.tree.leaves(mask)) if m]
+    return sum(terms, start=jnp.zeros((), jnp.float32))
+
+
+def l1_penalty(params: PyTree, coef: float, *, where: Where | None = is_kernel) -> jax.Array:
+    """``coef * sum(|w|)`` over the selected leaves (kernels by default).
+
+    Args:
+      params: a parameter pytree (dict or ``nnx.State``).
+      coef: the L1 coefficient.
+      where: ``(path, leaf) -> bool`` selecting the penalised leaves; ``None``: all.
+
+    Returns:
+      A scalar (float32, or the parameters' dtype if wider).
+
+    Example:
+      >>> l1_penalty({"kernel": jnp.array([[1.0, -2.0]]), "bias": jnp.ones(2)}, 0.1)
+      Array(0.3, dtype=float32)
+    """
+    return coef * _selected_sum(params, jnp.abs, where)
+
+
+def l2_penalty(params: PyTree, coef: float, *, where: Where | None = is_kernel) -> jax.Array:
+    """``coef * sum(w**2)`` over the selected leaves (Keras ``L2``: no factor 1/2).
+
+    Args:
+      params: a parameter pytree (dict or ``nnx.State``).
+      coef: the L2 coefficient.
+      where: ``(path, leaf) -> bool`` selecting the penalised leaves; ``None``: all.
+
+    Returns:
+      A scalar (float32, or the parameters' dtype if wider).
+
+    Example:
+      >>> l2_penalty({"kernel": jnp.array([[1.0, -2.0]]), "bias": jnp.ones(2)}, 0.1)
+      Array(0.5, dtype=float32)
+    """
+    return coef * _selected_sum(params, jnp.square, where)
+
+
+def l1_l2_penalty(
+    params: PyTree, *, l1: float = 0.0, l2: float = 0.0, where: Where | None = is_kernel
+) -> jax.Array:
+    """``l1 * sum(|w|) + l2 * sum(w**2)`` over the selected leaves (Keras ``L1L2``).
+
+    Example:
+      >>> l1_l2_penalty({"kernel": jnp.array([[1.0, -2.0]])}, l1=0.1, l2=0.1)
+      Array(0.8, dtype=float32)
+    """
+    return l1_penalty(params, l1, where=where) + l2_penalty(params, l2, where=where)
+
+
+def add_l1_l2(
+    l1: float = 0.0, l2: float = 0.0, *, where: Where | None = is_kernel
+) -> optax.GradientTransformation:
+    """Adds the gradient of :func:`l1_l2_penalty` to the gradients.
+
+    Chained *before* the optimizer, this trains exactly as adding the penalty to the
+    loss would (the gradient of a sum is the sum of gradients), without touching the
+    loss: ``g + l1 * sign(w) + 2 * l2 * w`` on selected leaves, ``g`` elsewhere.
+
+    Args:
+      l1: the L1 coefficient.
+      l2: the L2 coefficient.
+      where: ``(path, leaf) -> bool`` selecting the penalised leaves; ``None``: all.
+
+    Returns:
+      A stateless ``optax.GradientTransformation`` that needs ``params`` in ``update``.
+
+    Example:
+      >>> tx = optax.chain(add_l1_l2(l2=1e-4), optax.sgd(0.1))
+      >>> params = {"kernel": jnp.ones((2, 2))}
+      >>> updates, _ = tx.update({"kernel": jnp.zeros((2, 2))}, tx.init(params), params)
+      >>> round(float(updates["kernel"][0, 0]), 8)  # -0.1 * 2 * 1e-4
+      -2e-05
+    """
+
+    def update_fn(updates, state, params=None):
+        if params is None:
+            raise ValueError("add_l1_l2: `params` must be passed to update() (got None)")
+        penalty = lambda p: l1_l2_penalty(p, l1=l1, l2=l2, where=where)
+        grads = jax.grad(penalty)(params)
+        updates = jax.tree.map(lambda u, g: u + g.astype(u.dtype), updates, grads)
+        return updates, state
+
+    return optax.GradientTransformation(lambda params: optax.EmptyState(), update_fn)
+
+
+def project_max_norm(
+    params: PyTree, max_value: float, *, where: Where | None = is_kernel
+) -> PyTree:
+    """Rescales each selected kernel so the norm of every output unit's weights is ``<= c``.
+
+    Keras ``MaxNorm`` semantics: the norm is taken over every axis except the last
+    (output) one, i.e. over the input axis of a dense kernel ``(in, out)`` (Keras
+    ``axis=0``) and over ``(kh, kw, in)`` of a conv kernel ``(kh, kw, in, out)``. Columns
+    whose norm is already ``<= max_value`` are left exactly unchanged (Keras divides by
+    ``norm + epsilon`` and so nudges them slightly). Rank-0/1 leaves are never projected.
+
+    Args:
+      params: a parameter pytree.
+      max_value: the largest allowed norm ``c`` (> 0).
+      where: ``(path, leaf) -> bool`` selecting the constrained leaves (kernels).
+
+    Returns:
+      A pytree like ``params``.
+
+    Example:
+      >>> out = project_max_norm({"kernel": jnp.array([[3.0, 0.3], [4.0, 0.4]])}, 1.0)
+      >>> out["kernel"]  # column norms 5 -> 1 and 0.5 (kept)
+      Array([[0.6, 0.3],
+             [0.8, 0.4]], dtype=float32)
+    """
+    if max_value <= 0:
+        raise ValueError(f"project_max_norm: `max_value` must be > 0, got {max_value}")
+    mask = select(params, where)
+    return jax.tree.map(
+        lambda w, m: _clip_columns(w, max_value) if m and jnp.ndim(w) >= 2 else w, params, mask
+    )
+
+
+def _clip_columns(w: jax.Array, max_value: float) -> jax.Array:
+    axes = tuple(range(w.ndim - 1))
+    norms = jnp.sqrt(jnp.sum(jnp.square(w), axis=axes, keepdims=True))
+    scale = jnp.where(norms > max_value, max_value / jnp.maximum(norms, 1e-30), 1.0)
+    return w * scale.astype(w.dtype)
+
+
+def max_norm(max_value: float, *, where: Where | None = is_kernel) -> optax.GradientTransformation:
+    """An Optax transformation that keeps kernels inside the max-norm ball.
+
+    Put it *last* in an ``optax.chain``: it turns the final updates ``u`` into
+    ``project_max_norm(w + u) - w``, so that after ``optax.apply_updates`` (or
+    ``nnx.Optimizer.update``) the parameters satisfy :func:`project_max_norm`'s
+    constraint. See there for the axis convention.
+
+    Args:
+      max_value: the largest allowed norm per output unit.
+      where: ``(path, leaf) -> bool`` selecting the constrained leaves (kernels).
+
+    Returns:
+      A stateless ``optax.GradientTransformation`` that needs ``params`` in ``update``.
+
+    Example:
+      >>> tx = optax.chain(optax.sgd(1.0), max_norm(1.0))
+      >>> params = {"kernel": jnp.zeros((2, 1))}
+      >>> updates, _ = tx.update({"kernel": -jnp.ones((2, 1))}, tx.init(params), params)
+      >>> round(float(jnp.linalg.norm(optax.apply_updates(params, updates)["kernel"])), 5)
+      1.0
+    """
+    if max_value <= 0:
+        raise ValueError(f"max_norm: `max_value` must be > 0, got {max_value}")
+
+    def update_fn(updates, state, params=None):
+        if params is None:
+            raise ValueError("max_norm: `params` must be passed to update() (got None)")
+        new = project_max_norm(optax.apply_updates(params, updates), max_value, where=where)
+        return jax.tree.map(lambda n, p: n - p, new, params), state
+
+    return optax.GradientTransformation(lambda params: optax.EmptyState(), update_fn)
+
+
+def clip_gradients(tx: optax.GradientTransformation, max_norm: float):
+    """``tx`` with gradients first clipped to global norm ``max_norm`` (Optax's own clip).
+
+    Just ``optax.chain(optax.clip_by_global_norm(max_norm), tx)``, named for discovery.
+
+    Example:
+      >>> tx = clip_gradients(optax.sgd(1.0), 1.0)
+      >>> params = {"w": jnp.zeros(2)}
+      >>> updates, _ = tx.update({"w": jnp.array([3.0, 4.0])}, tx.init(params))
+      >>> updates["w"]
+      Array([-0.6, -0.8], dtype=float32)
+    """
+    return optax.chain(optax.clip_by_global_norm(max_norm), tx)
+
+
+class _Selector(NamedTuple):
+    prefixes: tuple[Path, ...]
+
+    def __call__(self, path: Path, leaf: jax.Array) -> bool:
+        del leaf
+        return any(path[: len(p)] == p for p in self.prefixes)
+
+
+def by_prefix(*prefixes: str | Sequence[str]) -> Where:
+    """A selector for the leaves under any of ``prefixes``.
+
+    A prefix is a ``"/"``-separated string (``"layers/0"``) or a tuple of names
+    (``("layers", "0")``); list indices are written as strings.
+
+    Example:
+      >>> sel = by_prefix("layers/0")
+      >>> sel(("layers", "0", "kernel"), None), sel(("layers", "1", "kernel"), None)
+      (True, False)
+    """
+    parsed = tuple(
+        tuple(p.split("/")) if isinstance(p, str) else tuple(map(str, p)) for p in prefixes
+    )
+    return _Selector(parsed)
+
+
+def freeze(
+    tx: optax.GradientTransformation,
+    frozen: Where | str | Sequence[str],
+) -> optax.GradientTransformation:
+    """``tx`` on the trainable leaves; the frozen ones get zero updates (and no state).
+
+    Built from ``optax.multi_transform`` with ``optax.set_to_zero()`` for the label
+    ``"frozen"``, as when fine-tuning on top of a pretrained network: the frozen leaves
+    stay bit-for-bit unchanged and carry no optimizer state.
+
+    Args:
+      tx: the optimizer for the trainable leaves.
+      frozen: which leaves to freeze: a predicate ``(path, leaf) -> bool``, or one or
+        more path prefixes as for :func:`by_prefix` (``"layers/0"``).
+
+    Returns:
+      An ``optax.GradientTransformation``; labels are computed from the params' paths.
+
+    Example:
+      >>> tx = freeze(optax.sgd(1.0), "body")
+      >>> params = {"body": {"kernel": jnp.ones(2)}, "head": {"kernel": jnp.ones(2)}}
+      >>> grads = jax.tree.map(jnp.ones_like, params)
+      >>> updates, _ = tx.update(grads, tx.init(params), params)
+      >>> updates["body"]["kernel"], updates["head"]["kernel"]
+      (Array([0., 0.], dtype=float32), Array([-1., -1.], dtype=float32))
+    """
+    if isinstance(frozen, str):
+        frozen = by_prefix(frozen)
+    elif not callable(frozen):
+        frozen = by_prefix(*frozen)
+
+    def labels(params):
+        mask = select(params, frozen)
+        return jax.tree.map(lambda m: "frozen" if m else "trainable", mask)
+
+    return optax.multi_transform({"trainable": tx, "frozen": optax.set_to_zero()}, labels)
