@@ -1,0 +1,273 @@
+"""Keras-like callbacks for :func:`nnjax.train.fit`.
+
+A callback sees the running loop through ``self.loop`` (set before training starts):
+``loop.model``, ``loop.state`` (the :class:`~nnjax.train.loop.TrainState` of params,
+optimizer state and other model state), ``loop.history``, ``loop.epoch`` and
+``loop.stop_training`` (set it to ``True`` to stop after the current epoch).
+Checkpointing lives in :mod:`nnjax.train.checkpoint` (:class:`ModelCheckpoint`).
+
+Example:
+  >>> class PrintLoss(Callback):
+  ...     def on_epoch_end(self, epoch, logs=None):
+  ...         print(epoch, round(logs["loss"], 2))
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import jax
+
+Logs = Mapping[str, float]
+
+
+class Callback:
+    """Base class: override any hook; each does nothing by default.
+
+    Hooks, in order: ``on_train_begin``; per epoch ``on_epoch_begin``,
+    ``on_dispatch_end`` after each compiled dispatch of ``steps_per_dispatch`` updates
+    (``batch`` is the stacked ``(xs, ys)`` on the devices, as sharded), ``on_epoch_end``
+    (``logs`` holds the epoch's train and ``val_`` metrics); ``on_train_end``.
+
+    Example:
+      >>> class StopAfterTwo(Callback):
+      ...     def on_epoch_end(self, epoch, logs=None):
+      ...         self.loop.stop_training = epoch >= 1
+    """
+
+    loop: Any = None
+
+    def set_loop(self, loop: Any) -> None:
+        """Called by ``fit`` before ``on_train_begin``."""
+        self.loop = loop
+
+    def on_train_begin(self, logs: Logs | None = None) -> None:
+        """Before the first epoch."""
+
+    def on_epoch_begin(self, epoch: int, logs: Logs | None = None) -> None:
+        """Before epoch ``epoch`` (0-based)."""
+
+    def on_dispatch_end(self, step: int, batch: tuple[jax.Array, jax.Array]) -> None:
+        """After a dispatch; ``step`` counts the updates done so far in this run."""
+
+    def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> None:
+        """After epoch ``epoch`` with its metrics."""
+
+    def on_train_end(self, logs: Logs | None = None) -> None:
+        """After training (also after an early stop)."""
+
+
+class CallbackList(Callback):
+    """Calls every hook on each callback in order.
+
+    Example:
+      >>> CallbackList([Callback()]).on_train_begin()
+    """
+
+    def __init__(self, callbacks: Iterable[Callback] = ()) -> None:
+        self.callbacks = list(callbacks)
+        for cb in self.callbacks:
+            if not isinstance(cb, Callback):
+                raise TypeError(f"callbacks must be Callback instances, got {type(cb).__name__}")
+
+    def set_loop(self, loop: Any) -> None:
+        for cb in self.callbacks:
+            cb.set_loop(loop)
+
+    def on_train_begin(self, logs=None):
+        for cb in self.callbacks:
+            cb.on_train_begin(logs)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        for cb in self.callbacks:
+            cb.on_epoch_begin(epoch, logs)
+
+    def on_dispatch_end(self, step, batch):
+        for cb in self.callbacks:
+            cb.on_dispatch_end(step, batch)
+
+    def on_epoch_end(self, epoch, logs=None):
+        for cb in self.callbacks:
+            cb.on_epoch_end(epoch, logs)
+
+    def on_train_end(self, logs=None):
+        for cb in self.callbacks:
+            cb.on_train_end(logs)
+
+
+class Monitor:
+    """Tracks the best value of one logged metric.
+
+    Args:
+      monitor: the log key, e.g. ``"val_loss"``.
+      mode: ``"min"``, ``"max"``, or ``"auto"`` (max for accuracies, else min).
+      min_delta: the smallest change that counts as an improvement.
+
+    Example:
+      >>> m = Monitor("val_loss")
+      >>> m.update({"val_loss": 1.0}), m.update({"val_loss": 2.0})
+      (True, False)
+    """
+
+    def __init__(self, monitor: str, mode: str = "auto", min_delta: float = 0.0) -> None:
+        if mode == "auto":
+            mode = "max" if "acc" in monitor else "min"
+        if mode not in ("min", "max"):
+            raise ValueError(f"mode must be 'min', 'max' or 'auto', got {mode!r}")
+        self.monitor, self.mode, self.min_delta = monitor, mode, abs(min_delta)
+        self.best = math.inf if mode == "min" else -math.inf
+
+    def value(self, logs: Logs) -> float:
+        """The monitored value in ``logs``; a clear error when it is not logged."""
+        if self.monitor not in logs:
+            raise KeyError(
+                f"monitored metric {self.monitor!r} is not logged; available: "
+                f"{', '.join(sorted(logs))} (val_* metrics need validation data)"
+            )
+        return float(logs[self.monitor])
+
+    def improves(self, value: float) -> bool:
+        """Whether ``value`` beats the best so far by more than ``min_delta``."""
+        if self.mode == "min":
+            return value < self.best - self.min_delta
+        return value > self.best + self.min_delta
+
+    def update(self, logs: Logs) -> bool:
+        """Records the value in ``logs``; returns whether it improved on the best."""
+        value = self.value(logs)
+        better = self.improves(value)
+        if better:
+            self.best = value
+        return better
+
+
+class EarlyStopping(Callback):
+    """Stops training when ``monitor`` has not improved for ``patience`` epochs.
+
+    Args:
+      monitor: the metric to watch (``"val_loss"``).
+      patience: epochs without improvement before stopping.
+      min_delta: the smallest change that counts as an improvement.
+      mode: ``"min"``, ``"max"`` or ``"auto"``.
+      restore_best_weights: put the parameters and model state of the best epoch back
+        into the model at the end (a host copy is kept; donation never touches it).
+
+    Attributes:
+      stopped_epoch: the epoch after which training stopped, or ``None``.
+      best_epoch: the epoch with the best monitored value.
+
+    Example:
+      >>> stop = EarlyStopping("val_loss", patience=3, restore_best_weights=True)
+    """
+
+    def __init__(
+        self,
+        monitor: str = "val_loss",
+        *,
+        patience: int = 0,
+        min_delta: float = 0.0,
+        mode: str = "auto",
+        restore_best_weights: bool = False,
+    ) -> None:
+        self.monitor = Monitor(monitor, mode, min_delta)
+        self.patience = patience
+        self.restore_best_weights = restore_best_weights
+
+    def on_train_begin(self, logs=None):
+        self.monitor.best = Monitor(self.monitor.monitor, self.monitor.mode).best
+        self.wait, self.stopped_epoch, self.best_epoch, self.best_weights = 0, None, None, None
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.monitor.update(logs):
+            self.wait, self.best_epoch = 0, epoch
+            if self.restore_best_weights:
+                state = self.loop.state
+                self.best_weights = jax.device_get((state.params, state.rest))
+            return
+        self.wait += 1
+        if self.wait > self.patience:
+            self.stopped_epoch = epoch
+            self.loop.stop_training = True
+
+    def on_train_end(self, logs=None):
+        if self.restore_best_weights and self.best_weights is not None:
+            params, rest = self.loop.put_state(self.best_weights)
+            self.loop.state = self.loop.state._replace(params=params, rest=rest)
+
+
+class CSVLogger(Callback):
+    """Writes one row per epoch (``epoch`` and every logged metric) to a CSV file.
+
+    Args:
+      filename: the file to write.
+      append: add to an existing file (e.g. when resuming) instead of overwriting it.
+
+    Example:
+      >>> logger = CSVLogger("/tmp/history.csv")
+    """
+
+    def __init__(self, filename: str | os.PathLike, *, append: bool = False) -> None:
+        self.filename, self.append = os.fspath(filename), append
+        self._keys: list[str] | None = None
+
+    def on_train_begin(self, logs=None):
+        self._keys = None
+        if self.append and os.path.exists(self.filename):
+            with open(self.filename, newline="") as f:
+                self._keys = next(csv.reader(f), ["epoch"])[1:] or None
+        elif os.path.exists(self.filename):
+            os.remove(self.filename)
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = dict(logs or {})
+        new = self._keys is None
+        if new:
+            self._keys = list(logs)
+        with open(self.filename, "a", newline="") as f:
+            writer = csv.writer(f)
+            if new:
+                writer.writerow(["epoch", *self._keys])
+            writer.writerow([epoch, *(logs.get(k, "") for k in self._keys)])
+
+
+class TensorBoard(Callback):
+    """Writes every epoch metric as a TensorBoard scalar (``tensorboardX`` event files).
+
+    Train metrics go under ``train/<name>``, validation metrics under
+    ``validation/<name>``, with the epoch as the step. Needs the ``tensorboardX``
+    package (in the ``nnjax[train]`` extra).
+
+    Example:
+      >>> board = TensorBoard("/tmp/logs")
+    """
+
+    def __init__(self, log_dir: str | os.PathLike) -> None:
+        self.log_dir = os.fspath(log_dir)
+        self.writer = None
+
+    def on_train_begin(self, logs=None):
+        try:
+            from tensorboardX import SummaryWriter
+        except ImportError as err:  # pragma: no cover - depends on the environment
+            raise ImportError(
+                "TensorBoard logging needs tensorboardX: pip install 'nnjax[train]'"
+            ) from err
+        self.writer = SummaryWriter(self.log_dir)
+
+    def on_epoch_end(self, epoch, logs=None):
+        for name, value in (logs or {}).items():
+            tag = f"validation/{name[4:]}" if name.startswith("val_") else f"train/{name}"
+            self.writer.add_scalar(tag, float(value), epoch)
+        self.writer.flush()
+
+    def on_train_end(self, logs=None):
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+
+
+__all__ = ["CSVLogger", "Callback", "CallbackList", "EarlyStopping", "Monitor", "TensorBoard"]
