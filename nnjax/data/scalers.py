@@ -11,6 +11,17 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 
+def _nonzero(spread: np.ndarray, center: np.ndarray) -> np.ndarray:
+    """``spread`` with (numerically) zero entries replaced by 1: constant features."""
+    tiny = np.finfo(np.float64).eps * np.maximum(1.0, np.abs(center))
+    return np.where(spread > tiny, spread, 1.0)
+
+
+def _feature_shape(shape: tuple[int, ...], axes: tuple[int, ...]) -> tuple[int, ...]:
+    """``shape`` without the reduced ``axes``."""
+    return tuple(int(d) for i, d in enumerate(shape) if i not in axes)
+
+
 def _as_float(x: ArrayLike) -> np.ndarray:
     """``x`` as an array, integers promoted to float32, floats kept."""
     x = np.asarray(x)
@@ -62,18 +73,15 @@ class _AffineScaler:
         if not np.all(np.isfinite(x)):
             raise ValueError(f"{type(self).__name__}.fit: data contains NaN or infinity")
         center, scale = self._statistics(x.astype(np.float64), axes)
-        scale = np.where(
-            scale > np.finfo(np.float64).eps * np.maximum(1.0, np.abs(center)), scale, 1.0
-        )
         self.center_, self.scale_ = center, scale
-        self._fitted_shape = tuple(np.delete(np.array(x.shape), axes))
+        self._fitted_shape = _feature_shape(x.shape, axes)
         return self
 
     def _broadcast(self, x: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray]:
         if self.center_ is None:
             raise RuntimeError(f"{type(self).__name__}.{name}: not fitted; call fit(train) first")
         axes = self._axes(x.ndim)
-        shape = tuple(np.delete(np.array(x.shape), axes))
+        shape = _feature_shape(x.shape, axes)
         if shape != self._fitted_shape:
             raise ValueError(
                 f"{type(self).__name__}.{name}: data of shape {x.shape} has feature shape "
@@ -135,7 +143,9 @@ class MinMaxScaler(_AffineScaler):
         self.data_min_ = x.min(axis=axes)
         self.data_max_ = x.max(axis=axes)
         low, high = self.feature_range
-        return self.data_min_, (self.data_max_ - self.data_min_) / (high - low)
+        return self.data_min_, _nonzero(self.data_max_ - self.data_min_, self.data_min_) / (
+            high - low
+        )
 
 
 class StandardScaler(_AffineScaler):
@@ -158,4 +168,4 @@ class StandardScaler(_AffineScaler):
     def _statistics(self, x: np.ndarray, axes: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
         self.mean_ = x.mean(axis=axes)
         self.var_ = x.var(axis=axes)
-        return self.mean_, np.sqrt(self.var_)
+        return self.mean_, _nonzero(np.sqrt(self.var_), self.mean_)

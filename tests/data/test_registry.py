@@ -1,0 +1,64 @@
+"""The dataset registry: names, info, load, verify and fetch."""
+
+from __future__ import annotations
+
+import gzip
+
+import numpy as np
+import pytest
+
+from nnjax.data import available_datasets, dataset_info, fetch, load, sources, verify
+
+
+def test_names_and_info():
+    names = available_datasets()
+    assert {"fashion-mnist", "mnist", "digits", "xor", "adding", "sine"} <= set(names)
+    assert dataset_info("fashion_mnist") == dataset_info("Fashion-MNIST")
+    info = dataset_info("mnist")
+    assert info.needs_download and info.num_classes == 10 and info.input_shape == (28, 28)
+    assert info.files == tuple(f.name for f in sources.MNIST.files)
+    assert not dataset_info("digits").needs_download and dataset_info("digits").requires
+    assert dataset_info("adding").task == "regression"
+    with pytest.raises(ValueError, match="unknown dataset 'cifar'; available: fashion-mnist"):
+        dataset_info("cifar")
+
+
+@pytest.mark.parametrize(
+    "name", [n for n in available_datasets() if n not in ("mnist", "fashion-mnist", "digits")]
+)
+def test_offline_datasets_load_with_declared_shapes(name):
+    info = dataset_info(name)
+    (x, y), (xt, yt) = load(name)
+    assert x.shape[1:] == xt.shape[1:] == info.input_shape
+    assert len(x) == len(y) and len(xt) == len(yt)
+    if info.num_classes is not None:
+        assert set(np.unique(y).tolist()) == set(range(info.num_classes))
+    assert verify(name) == [] and fetch(name) == []
+
+
+def test_verify_shared_copy(data_dir):
+    reports = verify("mnist", data_dir)
+    assert [r.name for r in reports] == [f.name for f in sources.MNIST.files]
+    assert all(r.ok and r.path.is_file() for r in reports), reports
+
+
+def test_verify_reports_missing_and_damaged(tmp_path, monkeypatch):
+    monkeypatch.delenv(sources.DATA_DIR_ENV, raising=False)
+    folder = tmp_path / "mnist"
+    folder.mkdir()
+    (folder / "train-labels-idx1-ubyte.gz").write_bytes(b"garbage")
+    (folder / "t10k-labels-idx1-ubyte.gz").write_bytes(
+        gzip.compress(b"\0\0\x08\x01\0\0\x27\x10" + bytes(10000))
+    )
+    reports = {r.name: r for r in verify("mnist", tmp_path)}
+    assert reports["train-images-idx3-ubyte.gz"].status == "missing"
+    assert str(folder) in reports["train-images-idx3-ubyte.gz"].detail
+    assert reports["train-labels-idx1-ubyte.gz"].status == "not gzip"
+    bad = reports["t10k-labels-idx1-ubyte.gz"]
+    assert bad.status == "checksum mismatch" and not bad.ok and str(folder) in bad.detail
+
+
+def test_load_passes_data_dir_and_options(tmp_path, monkeypatch):
+    monkeypatch.delenv(sources.DATA_DIR_ENV, raising=False)
+    with pytest.raises(FileNotFoundError, match=str(tmp_path)):
+        load("fashion_mnist", tmp_path, download=False)
