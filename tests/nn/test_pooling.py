@@ -1,0 +1,42 @@
+import jax
+import numpy as np
+import pytest
+from flax import nnx
+
+import nnjax.functional as F
+from nnjax.nn import AvgPool2D, MaxPool2D
+
+from ._helpers import param_dict
+
+
+@pytest.mark.parametrize(
+    ("cls", "op", "kwargs"),
+    [
+        (MaxPool2D, F.max_pool2d, {}),
+        (MaxPool2D, F.max_pool2d, {"stride": 1, "padding": "same"}),
+        (AvgPool2D, F.avg_pool2d, {"padding": "SAME"}),
+        (AvgPool2D, F.avg_pool2d, {"padding": "SAME", "count_include_pad": True}),
+    ],
+)
+def test_call_is_functional_pool(cls, op, kwargs):
+    x = jax.random.normal(jax.random.key(0), (2, 5, 6, 3))
+    layer = cls((2, 3), **kwargs)
+    assert param_dict(layer) == {}
+    ref_kwargs = {k: (v.upper() if k == "padding" else v) for k, v in kwargs.items()}
+    np.testing.assert_array_equal(layer(x), op(x, (2, 3), **ref_kwargs))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [({"window": 0}, "window"), ({"stride": (1, -2)}, "stride"), ({"padding": "full"}, "padding")],
+)
+def test_bad_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        MaxPool2D(**({"window": 2} | kwargs))
+
+
+def test_jit_does_not_retrace():
+    from ._helpers import assert_jit_traces_once
+
+    assert_jit_traces_once(AvgPool2D(2), jax.numpy.ones((1, 4, 4, 1)))
+    assert nnx.state(MaxPool2D(2)) == nnx.State({})
