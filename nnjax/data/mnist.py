@@ -7,6 +7,7 @@ decompressed bytes.
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
@@ -31,27 +32,29 @@ def locate_file(
     return None
 
 
-def _verifier(spec: sources.RemoteDataset, file: sources.FileSpec, magic: int):
-    """A function that fully checks a downloaded copy of ``file``."""
+def verify_file(spec: sources.RemoteDataset, file: sources.FileSpec, path: Path) -> np.ndarray:
+    """Fully checks ``path`` as a copy of ``file`` (structure, md5 and sha256).
 
-    def verify(path: Path) -> None:
-        read_file(spec, file, path, magic, both_digests=True)
+    Returns:
+      The parsed array.
 
-    return verify
+    Raises:
+      CorruptFileError: naming ``path``, what is wrong and how to get a good copy.
+    """
+    return read_file(spec, file, path, both_digests=True)
 
 
 def read_file(
     spec: sources.RemoteDataset,
     file: sources.FileSpec,
     path: Path,
-    magic: int,
     *,
     both_digests: bool = False,
 ) -> np.ndarray:
     """Parses ``path`` as ``file``, checking its structure and its sha256 (and md5)."""
     return idx.read_idx_gz(
         path,
-        magic=magic,
+        magic=file_magic(file),
         md5=file.md5 if both_digests else None,
         sha256=file.sha256,
         remedy=sources.remedy(spec, file),
@@ -102,8 +105,13 @@ def ensure_file(
             + "".join(f"  {u}\n" for u in urls)
         )
     dest = sources.cache_dir() / spec.name / file.name
-    verify = _verifier(spec, file, file_magic(file))
-    return download_first(urls, dest, verify=verify, progress=progress, searched=searched)
+    return download_first(
+        urls,
+        dest,
+        verify=functools.partial(verify_file, spec, file),
+        progress=progress,
+        searched=searched,
+    )
 
 
 def load_remote(
@@ -123,7 +131,7 @@ def load_remote(
         path = ensure_file(
             spec, file, data_dir, download=download, mirrors=mirrors, progress=progress
         )
-        arrays.append(read_file(spec, file, path, file_magic(file)))
+        arrays.append(read_file(spec, file, path))
     x_train, y_train, x_test, y_test = arrays
     for images, labels, images_file, labels_file in (
         (x_train, y_train, spec.files[0], spec.files[1]),

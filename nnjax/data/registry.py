@@ -203,6 +203,11 @@ def load(name: str, data_dir: str | os.PathLike | None = None, **kwargs) -> tupl
     return loader(**kwargs)
 
 
+def _remote_spec(name: str) -> sources.RemoteDataset | None:
+    """The files-and-URLs spec of ``name``, or ``None`` when it has no files."""
+    return sources.REMOTE_DATASETS.get(dataset_info(name).name)
+
+
 def verify(name: str, data_dir: str | os.PathLike | None = None) -> list[FileReport]:
     """Checks every file of ``name`` on disk (structure, md5 and sha256); no download.
 
@@ -217,10 +222,9 @@ def verify(name: str, data_dir: str | os.PathLike | None = None) -> list[FileRep
       >>> verify("xor")
       []
     """
-    info = dataset_info(name)
-    if not info.files:
+    spec = _remote_spec(name)
+    if spec is None:
         return []
-    spec = sources.REMOTE_DATASETS[info.name]
     reports = []
     for file in spec.files:
         path = mnist.locate_file(spec, file, data_dir)
@@ -229,7 +233,7 @@ def verify(name: str, data_dir: str | os.PathLike | None = None) -> list[FileRep
             reports.append(FileReport(file.name, None, "missing", f"looked in {searched}"))
             continue
         try:
-            mnist.read_file(spec, file, path, mnist.file_magic(file), both_digests=True)
+            mnist.verify_file(spec, file, path)
         except CorruptFileError as err:
             reports.append(FileReport(file.name, path, err.reason, str(err)))
         else:
@@ -266,13 +270,12 @@ def fetch(
       >>> fetch("xor")
       []
     """
-    info = dataset_info(name)
-    if not info.files:
+    spec = _remote_spec(name)
+    if spec is None:
         return []
-    spec = sources.REMOTE_DATASETS[info.name]
     paths = []
     for file in spec.files:
         path = mnist.ensure_file(spec, file, data_dir, mirrors=mirrors, progress=progress)
-        mnist.read_file(spec, file, path, mnist.file_magic(file), both_digests=True)
+        mnist.verify_file(spec, file, path)
         paths.append(path)
     return paths
