@@ -20,6 +20,24 @@ import pytest
 torch = pytest.importorskip("torch")
 
 
+def rand(shape, seed: int = 0, *, dtype=np.float64) -> np.ndarray:
+    """Standard-normal NumPy test data (cheaper than eager ``jax.random`` in float64)."""
+    return np.random.default_rng(seed).standard_normal(shape).astype(dtype)
+
+
+def value_and_vjp(fn, *args, cotangent):
+    """``(fn(*args), grads of sum(fn(*args) * cotangent) w.r.t. every arg)``, one jit.
+
+    Compare ``grads`` with torch's ``.grad`` after ``(torch_out * cotangent).sum()``.
+    """
+
+    def run(args, cotangent):
+        y, pullback = jax.vjp(fn, *args)
+        return y, pullback(cotangent)
+
+    return jax.jit(run)(args, cotangent)
+
+
 def to_torch(x: jax.typing.ArrayLike, *, requires_grad: bool = False, dtype=np.float64):
     """Copies a JAX/NumPy array to a float64 (by default) torch tensor."""
     t = torch.from_numpy(np.array(x, dtype=dtype))

@@ -8,42 +8,33 @@ from jax.test_util import check_grads
 
 import nnjax.functional as F
 
-from ._torch_ref import assert_close, linear_weight, to_numpy, to_torch, torch
+from ._torch_ref import assert_close, linear_weight, rand, to_numpy, to_torch, torch, value_and_vjp
 from ._transforms import assert_transforms
 
 
-def _random_params(key, n_in, n_out, dtype=jnp.float32):
-    k1, k2 = jax.random.split(key)
-    return {
-        "kernel": jax.random.normal(k1, (n_in, n_out), dtype),
-        "bias": jax.random.normal(k2, (n_out,), dtype),
-    }
+def _random_params(n_in, n_out):
+    return {"kernel": rand((n_in, n_out), 5, dtype=np.float32), "bias": rand((n_out,), 6)}
 
 
 @pytest.mark.parametrize("shape", [(4, 5), (2, 3, 5), (5,)])
-def test_matches_torch_linear_outputs_and_grads(key, shape):
+def test_matches_torch_linear_outputs_and_grads(shape):
+    x = rand(shape, 1)
+    params = {"kernel": rand((5, 3), 2), "bias": rand((3,), 3)}
+    cot = rand((*shape[:-1], 3), 4)
+
+    tx = to_torch(x, requires_grad=True)
+    tw = to_torch(linear_weight(params["kernel"]), requires_grad=True)
+    tb = to_torch(params["bias"], requires_grad=True)
+    ty = torch.nn.functional.linear(tx, tw, tb)
+    (ty * to_torch(cot)).sum().backward()
+
     with jax.enable_x64(True):
-        kx, kp, kc = jax.random.split(key, 3)
-        x = jax.random.normal(kx, shape, jnp.float64)
-        params = _random_params(kp, 5, 3, jnp.float64)
-        cot = jax.random.normal(kc, (*shape[:-1], 3), jnp.float64)
+        y, (g_params, g_x) = value_and_vjp(F.dense, params, x, cotangent=cot)
 
-        def loss(params, x):
-            return jnp.sum(F.dense(params, x) * cot)
-
-        y = F.dense(params, x)
-        g_params, g_x = jax.grad(loss, argnums=(0, 1))(params, x)
-
-        tx = to_torch(x, requires_grad=True)
-        tw = to_torch(linear_weight(params["kernel"]), requires_grad=True)
-        tb = to_torch(params["bias"], requires_grad=True)
-        ty = torch.nn.functional.linear(tx, tw, tb)
-        (ty * to_torch(cot)).sum().backward()
-
-        assert_close(y, ty)
-        assert_close(g_x, tx.grad)
-        assert_close(g_params["kernel"], linear_weight(to_numpy(tw.grad)))
-        assert_close(g_params["bias"], tb.grad)
+    assert_close(y, ty)
+    assert_close(g_x, tx.grad)
+    assert_close(g_params["kernel"], linear_weight(to_numpy(tw.grad)))
+    assert_close(g_params["bias"], tb.grad)
 
 
 def test_without_bias_is_a_matmul(key):
@@ -62,21 +53,20 @@ def test_init_shapes_dtype_and_glorot_bound(key):
     assert np.abs(np.asarray(params["kernel"], np.float32)).max() <= limit * 1.01
 
 
-def test_check_grads(key):
+def test_check_grads():
+    params = {"kernel": rand((4, 3), 1), "bias": rand((3,), 2)}
     with jax.enable_x64(True):
-        params = _random_params(key, 4, 3, jnp.float64)
-        x = jax.random.normal(key, (2, 4), jnp.float64)
-        check_grads(F.dense, (params, x), order=2, modes=("fwd", "rev"))
+        check_grads(F.dense, (params, rand((2, 4), 3)), order=2, modes=("fwd", "rev"))
 
 
-def test_jit_vmap_grad_float32_bfloat16(key):
-    params = _random_params(key, 4, 3)
-    x = jax.random.normal(key, (2, 4))
+def test_jit_vmap_grad_float32_bfloat16():
+    params = _random_params(4, 3)
+    x = rand((2, 4), 7, dtype=np.float32)
     assert_transforms(F.dense, params, x)
 
 
-def test_computes_in_dtype_of_x(key):
-    params = _random_params(key, 4, 3)  # float32
+def test_computes_in_dtype_of_x():
+    params = _random_params(4, 3)  # float32
     y = F.dense(params, jnp.ones((2, 4), jnp.bfloat16))
     assert y.dtype == jnp.bfloat16
 

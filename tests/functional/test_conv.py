@@ -1,0 +1,191 @@
+"""Tests for nnjax.functional.conv2d: worked example, PyTorch reference, transforms, errors."""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.test_util import check_grads
+
+import nnjax.functional as F
+
+from ._torch_ref import (
+    assert_close,
+    hwio_to_oihw,
+    nchw_to_nhwc,
+    nhwc_to_nchw,
+    oihw_to_hwio,
+    rand,
+    to_numpy,
+    to_torch,
+    torch,
+    value_and_vjp,
+)
+from ._transforms import assert_transforms
+
+IMAGE = [
+    [1, 1, 1, 0, 0],
+    [0, 1, 1, 1, 0],
+    [0, 0, 1, 1, 1],
+    [0, 0, 1, 1, 0],
+    [0, 1, 1, 0, 0],
+]
+KERNEL = [[1, 0, 1], [0, 1, 0], [1, 0, 1]]
+
+
+def test_course_worked_example():
+    x = jnp.asarray(IMAGE, jnp.float32)[None, :, :, None]
+    params = {"kernel": jnp.asarray(KERNEL, jnp.float32)[:, :, None, None]}
+    y = F.conv2d(params, x, padding="VALID")
+    np.testing.assert_array_equal(y[0, :, :, 0], [[4, 3, 4], [2, 4, 3], [2, 3, 4]])
+
+
+def _tf_same_pads(size, k, stride, dilation):
+    """TensorFlow's SAME rule, written out: out = ceil(size / stride), extra pad at the end."""
+    span = (k - 1) * dilation + 1
+    total = max((math.ceil(size / stride) - 1) * stride + span - size, 0)
+    return total // 2, total - total // 2
+
+
+def _torch_conv(x, kernel, bias, *, stride, padding, dilation):
+    """Reference: zero-pad explicitly with F.pad, then an unpadded torch conv2d."""
+    (kh, kw), (sh, sw), (dh, dw) = kernel.shape[2:], stride, dilation
+    if padding == "VALID":
+        pads = ((0, 0), (0, 0))
+    elif padding == "SAME":
+        h, w = x.shape[2:]
+        pads = (_tf_same_pads(h, kh, sh, dh), _tf_same_pads(w, kw, sw, dw))
+    elif isinstance(padding, int):
+        pads = ((padding, padding), (padding, padding))
+    else:
+        pads = padding
+    (top, bottom), (left, right) = pads
+    x = torch.nn.functional.pad(x, (left, right, top, bottom))
+    return torch.nn.functional.conv2d(x, kernel, bias, stride=stride, dilation=dilation)
+
+
+CASES = [
+    # (H, W, kernel, stride, padding, dilation)
+    (7, 7, (3, 3), (1, 1), "VALID", (1, 1)),
+    (7, 7, (3, 3), (1, 1), "SAME", (1, 1)),
+    (7, 6, (3, 2), (2, 2), "SAME", (1, 1)),  # asymmetric SAME padding
+    (8, 8, (2, 2), (2, 1), "SAME", (1, 1)),
+    (7, 7, (3, 3), (1, 1), 1, (1, 1)),
+    (6, 7, (3, 3), (1, 2), ((1, 2), (0, 1)), (1, 1)),
+    (9, 9, (3, 3), (2, 2), "VALID", (1, 1)),
+    (9, 8, (3, 3), (1, 1), "VALID", (2, 2)),
+    (9, 8, (3, 2), (2, 1), "SAME", (2, 3)),
+]
+
+
+@pytest.mark.parametrize(("h", "w", "k", "stride", "padding", "dilation"), CASES)
+def test_matches_torch_outputs_and_grads(key, h, w, k, stride, padding, dilation):
+    x = rand((2, h, w, 3), 1)
+    params = {"kernel": rand((*k, 3, 4), 2), "bias": rand((4,), 3)}
+
+    tx = to_torch(nhwc_to_nchw(x), requires_grad=True)
+    tk = to_torch(hwio_to_oihw(params["kernel"]), requires_grad=True)
+    tb = to_torch(params["bias"], requires_grad=True)
+    ty = _torch_conv(tx, tk, tb, stride=stride, padding=padding, dilation=dilation)
+    cot = rand(nchw_to_nhwc(ty).shape, 4)
+    (ty * to_torch(nhwc_to_nchw(cot))).sum().backward()
+
+    conv = lambda p, x: F.conv2d(p, x, stride=stride, padding=padding, dilation=dilation)
+    with jax.enable_x64(True):
+        y, (g_params, g_x) = value_and_vjp(conv, params, x, cotangent=cot)
+
+    assert_close(y, nchw_to_nhwc(to_numpy(ty)))
+    assert_close(g_x, nchw_to_nhwc(to_numpy(tx.grad)))
+    assert_close(g_params["kernel"], oihw_to_hwio(to_numpy(tk.grad)))
+    assert_close(g_params["bias"], tb.grad)
+
+
+@pytest.mark.parametrize(("size", "stride"), [(7, 2), (8, 2), (9, 3), (5, 1)])
+def test_same_output_is_ceil_of_size_over_stride(key, size, stride):
+    params = F.conv2d_init(key, 1, 2, 3)
+    y = F.conv2d(params, jnp.ones((1, size, size, 1)), stride=stride, padding="SAME")
+    assert y.shape == (1, math.ceil(size / stride), math.ceil(size / stride), 2)
+
+
+def test_init_shapes_and_no_bias(key):
+    params = F.conv2d_init(key, 3, 8, (5, 3), dtype=jnp.bfloat16)
+    assert params["kernel"].shape == (5, 3, 3, 8) and params["bias"].shape == (8,)
+    assert params["kernel"].dtype == jnp.bfloat16
+    assert set(F.conv2d_init(key, 3, 8, 3, use_bias=False)) == {"kernel"}
+
+
+def test_check_grads():
+    params = {"kernel": rand((2, 2, 2, 3), 1), "bias": rand((3,), 2)}
+    x = rand((1, 4, 4, 2), 3)
+    conv = lambda p, x: F.conv2d(p, x, stride=2, padding="SAME")
+    with jax.enable_x64(True):
+        check_grads(conv, (params, x), order=2, modes=("fwd", "rev"))
+
+
+def test_jit_vmap_grad_float32_bfloat16(key):
+    params = F.conv2d_init(key, 2, 3, 3)
+    params["bias"] = jnp.ones(3)
+    x = jax.random.normal(key, (2, 5, 5, 2))
+    assert_transforms(lambda p, x: F.conv2d(p, x, stride=2, dilation=1), params, x)
+
+
+def test_wrong_channels_names_op_argument_and_shapes(key):
+    params = F.conv2d_init(key, 3, 4, 3)
+    with pytest.raises(
+        AssertionError,
+        match=r"conv2d: argument `x` has shape \(2, 5, 5, 2\), expected \(\*, \*, \*, 3\)",
+    ):
+        jax.jit(F.conv2d)(params, jnp.ones((2, 5, 5, 2)))
+
+
+def test_wrong_rank_names_op_argument_and_shapes(key):
+    params = F.conv2d_init(key, 3, 4, 3)
+    with pytest.raises(
+        AssertionError,
+        match=r"conv2d: argument `x` has shape \(5, 5, 3\) \(rank 3\), expected rank 4",
+    ):
+        F.conv2d(params, jnp.ones((5, 5, 3)))
+    with pytest.raises(AssertionError, match=r"conv2d: argument `params\['kernel'\]`"):
+        F.conv2d({"kernel": jnp.ones((3, 3, 3))}, jnp.ones((1, 5, 5, 3)))
+
+
+def test_bad_bias_shape(key):
+    params = {**F.conv2d_init(key, 3, 4, 3), "bias": jnp.ones(3)}
+    with pytest.raises(
+        AssertionError, match=r"conv2d: argument `params\['bias'\]` has shape \(3,\)"
+    ):
+        F.conv2d(params, jnp.ones((1, 5, 5, 3)))
+
+
+def test_image_smaller_than_kernel(key):
+    params = F.conv2d_init(key, 1, 1, 3)
+    with pytest.raises(
+        ValueError, match=r"conv2d: argument `x` has shape \(1, 2, 5, 1\).*window \(3, 3\)"
+    ):
+        F.conv2d(params, jnp.ones((1, 2, 5, 1)), padding="VALID")
+    with pytest.raises(ValueError, match=r"window \(5, 5\)"):  # dilation 2 spans 5
+        F.conv2d(params, jnp.ones((1, 4, 4, 1)), padding=((0, 0), (0, 0)), dilation=2)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"padding": "FULL"}, "conv2d: `padding` must be 'SAME', 'VALID'"),
+        ({"padding": -1}, "conv2d: `padding` must be"),
+        ({"padding": ((1, 1),)}, "conv2d: `padding` must be"),
+        ({"padding": ((1, 1), (1, -1))}, "conv2d: `padding` must be"),
+        ({"stride": 0}, "conv2d: `stride` must be a positive int"),
+        ({"dilation": (1, 2, 3)}, "conv2d: `dilation` must be a positive int"),
+    ],
+)
+def test_bad_static_arguments(key, kwargs, match):
+    params = F.conv2d_init(key, 1, 1, 3)
+    with pytest.raises(ValueError, match=match):
+        F.conv2d(params, jnp.ones((1, 5, 5, 1)), **kwargs)
+
+
+def test_integer_input_raises_type_error(key):
+    params = F.conv2d_init(key, 1, 1, 3)
+    with pytest.raises(TypeError, match="conv2d: argument `x` has dtype int32"):
+        F.conv2d(params, jnp.ones((1, 5, 5, 1), jnp.int32))
