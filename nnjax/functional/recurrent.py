@@ -1,13 +1,21 @@
 """Recurrent cells: ``cell(params, carry, x) -> (new_carry, y)`` with ``x (B, in)``.
 
 All three cells share that signature, so :func:`nnjax.functional.rnn` scans any of them.
-Each cell also carries a ``zero_carry(params, batch_shape, dtype)`` attribute that
-builds the all-zeros initial carry.
+Each built-in cell also carries two attributes:
+
+* ``zero_carry(params, batch_shape, dtype)``: the all-zeros initial carry;
+* ``split``: a :class:`CellSplit` that splits the cell into its input projection
+  ``x @ w_x + b`` and its recurrence, so that sequence ops can project every step's
+  input in one matmul before the scan (see :func:`nnjax.functional.lstm`).
+
+A cell *is* ``split.recurrence(params, carry, x @ w_x + params[split.input_bias])``
+after its checks and the cast to the compute dtype: both formulations run the same code.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -25,34 +33,107 @@ class LSTMState(NamedTuple):
     c: jax.Array
 
 
-def _recurrent_init(
-    key, in_features, hidden, gates, *, dtype, kernel_init, recurrent_init
-) -> tuple[jax.Array, jax.Array]:
-    """Draws ``w_x (in, gates*H)`` and ``w_h (H, gates*H)``, each gate block separately."""
-    k_x, k_h = jax.random.split(key)
-    kx = jax.random.split(k_x, gates)
-    kh = jax.random.split(k_h, gates)
-    w_x = jnp.concatenate(
-        [initializers.init_param(kernel_init, k, (in_features, hidden), dtype) for k in kx], axis=1
-    )
-    w_h = jnp.concatenate(
-        [initializers.init_param(recurrent_init, k, (hidden, hidden), dtype) for k in kh], axis=1
-    )
-    return w_x, w_h
+class CellSplit(NamedTuple):
+    """A cell written as input projection + recurrence.
+
+    Attributes:
+      name: the cell's public name, used in error messages.
+      gates: number of ``H``-wide gate blocks in ``w_x`` and ``w_h``.
+      biases: names of the bias vectors, each ``(gates*H,)``.
+      input_bias: the bias added to the input projection ``x @ w_x``.
+      recurrence: ``recurrence(params, carry, gx) -> (new_carry, y)`` with
+        ``gx = x @ w_x + params[input_bias]`` of shape ``(B, gates*H)``; ``params``
+        already cast to the compute dtype.
+    """
+
+    name: str
+    gates: int
+    biases: tuple[str, ...]
+    input_bias: str
+    recurrence: Callable[[Params, Any, jax.Array], tuple[Any, jax.Array]]
 
 
-def _check_cell(op: str, params: Params, h: jax.Array, x: jax.Array, gates: int) -> int:
+def check_params(op: str, params: Params, gates: int, biases: tuple[str, ...]) -> tuple[int, int]:
+    """Checks a recurrent parameter dict at trace time; returns ``(in_features, hidden)``.
+
+    ``w_h`` must be ``(H, gates*H)``, ``w_x`` ``(in, gates*H)`` and each bias named in
+    ``biases`` ``(gates*H,)``.
+
+    Raises:
+      KeyError: a parameter is missing.
+      AssertionError: a shape is wrong; the message names ``op``, the parameter, the
+        expected and the actual shape.
+
+    Example:
+      >>> check_params("lstm_cell", lstm_cell_init(jax.random.key(0), 3, 5), 4, ("b",))
+      (3, 5)
+    """
+    for name in ("w_x", "w_h", *biases):
+        if name not in params:
+            raise KeyError(f"{op}: `params` has no {name!r}; got keys {sorted(params)}")
+    _checks.check_rank(op, "params['w_h']", params["w_h"], 2)
     hidden = params["w_h"].shape[0]
     _checks.check_shape(op, "params['w_h']", params["w_h"], (hidden, gates * hidden))
     _checks.check_rank(op, "params['w_x']", params["w_x"], 2)
     _checks.check_shape(op, "params['w_x']", params["w_x"], (None, gates * hidden))
-    _checks.check_shape(op, "x", x, (..., params["w_x"].shape[0]))
-    _checks.check_shape(op, "carry", h, (*x.shape[:-1], hidden))
-    return hidden
+    for name in biases:
+        _checks.check_shape(op, f"params[{name!r}]", params[name], (gates * hidden,))
+    return params["w_x"].shape[0], hidden
+
+
+def _apply_cell(split: CellSplit, params: Params, carry, x: jax.typing.ArrayLike):
+    """Checks, casts to the dtype of ``x``, projects ``x`` and runs the recurrence."""
+    x = _utils.as_compute(split.name, x)
+    _, hidden = check_params(split.name, params, split.gates, split.biases)
+    _checks.check_min_rank(split.name, "x", x, 1)
+    _checks.check_shape(split.name, "x", x, (..., params["w_x"].shape[0]))
+    for name, leaf in _named_leaves(carry):
+        _checks.check_shape(split.name, name, leaf, (*x.shape[:-1], hidden))
+    p = _utils.cast_like(params, x)
+    carry = jax.tree.map(lambda s: s.astype(x.dtype), carry)
+    gx = x @ p["w_x"] + _utils.expand_to(p[split.input_bias], x.ndim)
+    return split.recurrence(p, carry, gx)
+
+
+def _named_leaves(carry) -> list[tuple[str, jax.Array]]:
+    """``[("carry", h)]`` or ``[("state.h", h), ("state.c", c)]`` for error messages."""
+    if isinstance(carry, LSTMState):
+        return [("state.h", carry.h), ("state.c", carry.c)]
+    return [("carry", leaf) for leaf in jax.tree.leaves(carry)]
+
+
+def _recurrent_init(
+    key, in_features, hidden, gates, *, dtype, kernel_init, recurrent_init
+) -> tuple[jax.Array, jax.Array]:
+    """Draws ``w_x (in, gates*H)`` and ``w_h (H, gates*H)``, each gate block separately.
+
+    Each ``(H, H)`` block of ``w_h`` is drawn on its own, so with the orthogonal
+    initializer every gate's recurrent matrix is orthogonal (as in Keras). Blocks are
+    drawn in at least float32 and then cast: the QR behind the orthogonal initializer
+    has no bfloat16/float16 kernel.
+    """
+    draw_dtype = jnp.promote_types(dtype, jnp.float32)
+
+    def blocks(init, key, rows):
+        keys = jax.random.split(key, gates)
+        drawn = [initializers.init_param(init, k, (rows, hidden), draw_dtype) for k in keys]
+        return jnp.concatenate(drawn, axis=1).astype(dtype)
+
+    k_x, k_h = jax.random.split(key)
+    return blocks(kernel_init, k_x, in_features), blocks(recurrent_init, k_h, hidden)
 
 
 def _zero_carry(params: Params, batch_shape: tuple[int, ...], dtype) -> jax.Array:
     return jnp.zeros((*batch_shape, params["w_h"].shape[0]), dtype)
+
+
+def _lstm_zero_carry(params: Params, batch_shape: tuple[int, ...], dtype) -> LSTMState:
+    return LSTMState(
+        _zero_carry(params, batch_shape, dtype), _zero_carry(params, batch_shape, dtype)
+    )
+
+
+# --------------------------------------------------------------------------- Elman RNN
 
 
 def rnn_cell_init(
@@ -71,19 +152,22 @@ def rnn_cell_init(
       {'b': (5,), 'w_h': (5, 5), 'w_x': (3, 5)}
     """
     w_x, w_h = _recurrent_init(
-        key,
-        in_features,
-        hidden,
-        1,
-        dtype=dtype,
-        kernel_init=kernel_init,
+        key, in_features, hidden, 1, dtype=dtype, kernel_init=kernel_init,
         recurrent_init=recurrent_init,
-    )
+    )  # fmt: skip
     return {"w_x": w_x, "w_h": w_h, "b": jnp.zeros((hidden,), dtype)}
 
 
+def _rnn_recurrence(p: Params, h: jax.Array, gx: jax.Array) -> tuple[jax.Array, jax.Array]:
+    h = jnp.tanh(gx + h @ p["w_h"])
+    return h, h
+
+
 def rnn_cell(params: Params, h: jax.Array, x: jax.typing.ArrayLike) -> tuple[jax.Array, jax.Array]:
-    """The Elman cell ``h' = tanh(x w_x + h w_h + b)``.
+    """The Elman cell ``h' = tanh(x w_x + h w_h + b)``; PyTorch's ``nn.RNNCell`` (tanh).
+
+    Equal to PyTorch with ``w_x = weight_ih.T``, ``w_h = weight_hh.T`` and
+    ``b = bias_ih + bias_hh``. Computes in the dtype of ``x``.
 
     Args:
       params: ``{"w_x": (in, H), "w_h": (H, H), "b": (H,)}``.
@@ -91,7 +175,7 @@ def rnn_cell(params: Params, h: jax.Array, x: jax.typing.ArrayLike) -> tuple[jax
       x: ``(B, in)`` input at this step.
 
     Returns:
-      ``(h', h')``, each ``(B, H)``.
+      ``(h', h')``, each ``(B, H)`` in the dtype of ``x``.
 
     Example:
       >>> params = rnn_cell_init(jax.random.key(0), 3, 5)
@@ -99,14 +183,14 @@ def rnn_cell(params: Params, h: jax.Array, x: jax.typing.ArrayLike) -> tuple[jax
       >>> h.shape
       (2, 5)
     """
-    x = _utils.as_compute("rnn_cell", x)
-    _check_cell("rnn_cell", params, h, x, 1)
-    p = _utils.cast_like(params, x)
-    h = jnp.tanh(x @ p["w_x"] + h.astype(x.dtype) @ p["w_h"] + _utils.expand_to(p["b"], x.ndim))
-    return h, h
+    return _apply_cell(rnn_cell.split, params, h, x)
 
 
 rnn_cell.zero_carry = _zero_carry
+rnn_cell.split = CellSplit("rnn_cell", 1, ("b",), "b", _rnn_recurrence)
+
+
+# --------------------------------------------------------------------------- LSTM
 
 
 def lstm_cell_init(
@@ -122,7 +206,8 @@ def lstm_cell_init(
     """Initialises :func:`lstm_cell`, gate blocks in order i, f, g, o.
 
     The forget-gate bias starts at ``forget_bias`` (1.0, as in Keras and Jozefowicz et
-    al., 2015), the other biases at zero.
+    al., 2015), the other biases at zero; each gate's ``(H, H)`` recurrent block is
+    orthogonal.
 
     Returns:
       ``{"w_x": (in, 4H), "w_h": (H, 4H), "b": (4H,)}``.
@@ -132,24 +217,36 @@ def lstm_cell_init(
       {'b': (20,), 'w_h': (5, 20), 'w_x': (3, 20)}
     """
     w_x, w_h = _recurrent_init(
-        key,
-        in_features,
-        hidden,
-        4,
-        dtype=dtype,
-        kernel_init=kernel_init,
+        key, in_features, hidden, 4, dtype=dtype, kernel_init=kernel_init,
         recurrent_init=recurrent_init,
-    )
+    )  # fmt: skip
     b = jnp.zeros((4 * hidden,), dtype).at[hidden : 2 * hidden].set(forget_bias)
     return {"w_x": w_x, "w_h": w_h, "b": b}
 
 
 def lstm_gates(z: jax.Array, c: jax.Array) -> tuple[LSTMState, jax.Array]:
-    """The LSTM update from pre-activations ``z = x w_x + h w_h + b`` of shape ``(B, 4H)``."""
+    """The LSTM update from the pre-activations ``z = x w_x + h w_h + b``.
+
+    Args:
+      z: ``(B, 4H)``, gate blocks i, f, g, o.
+      c: ``(B, H)`` previous cell state.
+
+    Returns:
+      ``(LSTMState(h', c'), h')``.
+
+    Example:
+      >>> state, h = lstm_gates(jnp.zeros((2, 20)), jnp.ones((2, 5)))
+      >>> float(state.c[0, 0])  # f = σ(0) = 0.5 keeps half of c; i * g = 0.5 * 0
+      0.5
+    """
     i, f, g, o = jnp.split(z, 4, axis=-1)
     c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
     h = jax.nn.sigmoid(o) * jnp.tanh(c)
     return LSTMState(h, c), h
+
+
+def _lstm_recurrence(p: Params, state: LSTMState, gx: jax.Array) -> tuple[LSTMState, jax.Array]:
+    return lstm_gates(gx + state.h @ p["w_h"], state.c)
 
 
 def lstm_cell(
@@ -163,11 +260,11 @@ def lstm_cell(
 
     Args:
       params: ``{"w_x": (in, 4H), "w_h": (H, 4H), "b": (4H,)}``.
-      state: ``LSTMState(h (B, H), c (B, H))``.
+      state: ``LSTMState(h (B, H), c (B, H))`` (a plain ``(h, c)`` tuple is accepted).
       x: ``(B, in)``.
 
     Returns:
-      ``(LSTMState(h', c'), h')``.
+      ``(LSTMState(h', c'), h')`` in the dtype of ``x``.
 
     Example:
       >>> params = lstm_cell_init(jax.random.key(0), 3, 5)
@@ -176,18 +273,14 @@ def lstm_cell(
       >>> h.shape
       (2, 5)
     """
-    x = _utils.as_compute("lstm_cell", x)
-    h, c = state
-    _check_cell("lstm_cell", params, h, x, 4)
-    _checks.check_shape("lstm_cell", "state.c", c, h.shape)
-    p = _utils.cast_like(params, x)
-    z = x @ p["w_x"] + h.astype(x.dtype) @ p["w_h"] + _utils.expand_to(p["b"], x.ndim)
-    return lstm_gates(z, c.astype(x.dtype))
+    return _apply_cell(lstm_cell.split, params, LSTMState(*state), x)
 
 
-lstm_cell.zero_carry = lambda params, batch_shape, dtype: LSTMState(
-    _zero_carry(params, batch_shape, dtype), _zero_carry(params, batch_shape, dtype)
-)
+lstm_cell.zero_carry = _lstm_zero_carry
+lstm_cell.split = CellSplit("lstm_cell", 4, ("b",), "b", _lstm_recurrence)
+
+
+# --------------------------------------------------------------------------- GRU
 
 
 def gru_cell_init(
@@ -199,7 +292,7 @@ def gru_cell_init(
     kernel_init: str | initializers.Initializer = "glorot_uniform",
     recurrent_init: str | initializers.Initializer = "orthogonal",
 ) -> Params:
-    """Initialises :func:`gru_cell`, gate blocks in order r, z, n.
+    """Initialises :func:`gru_cell`, gate blocks in order r, z, n; zero biases.
 
     Returns:
       ``{"w_x": (in, 3H), "w_h": (H, 3H), "b_x": (3H,), "b_h": (3H,)}``.
@@ -209,48 +302,32 @@ def gru_cell_init(
       {'b_h': (15,), 'b_x': (15,), 'w_h': (5, 15), 'w_x': (3, 15)}
     """
     w_x, w_h = _recurrent_init(
-        key,
-        in_features,
-        hidden,
-        3,
-        dtype=dtype,
-        kernel_init=kernel_init,
+        key, in_features, hidden, 3, dtype=dtype, kernel_init=kernel_init,
         recurrent_init=recurrent_init,
-    )
-    zeros = jnp.zeros((3 * hidden,), dtype)
-    return {"w_x": w_x, "w_h": w_h, "b_x": zeros, "b_h": zeros}
-
-
-def gru_cell(params: Params, h: jax.Array, x: jax.typing.ArrayLike) -> tuple[jax.Array, jax.Array]:
-    """The GRU cell in the cuDNN/PyTorch form (gate blocks r, z, n).
-
-    ``r = σ(x W_r + b_xr + h U_r + b_hr)``, ``z = σ(x W_z + b_xz + h U_z + b_hz)``,
-    ``n = tanh(x W_n + b_xn + r * (h U_n + b_hn))``, ``h' = (1 - z) * n + z * h``.
-
-    Args:
-      params: ``{"w_x": (in, 3H), "w_h": (H, 3H), "b_x": (3H,), "b_h": (3H,)}``.
-      h: ``(B, H)``.
-      x: ``(B, in)``.
-
-    Returns:
-      ``(h', h')``, each ``(B, H)``.
-
-    Example:
-      >>> params = gru_cell_init(jax.random.key(0), 3, 5)
-      >>> h, _ = gru_cell(params, jnp.zeros((2, 5)), jnp.ones((2, 3)))
-      >>> h.shape
-      (2, 5)
-    """
-    x = _utils.as_compute("gru_cell", x)
-    _check_cell("gru_cell", params, h, x, 3)
-    p = _utils.cast_like(params, x)
-    h = h.astype(x.dtype)
-    gx = x @ p["w_x"] + _utils.expand_to(p["b_x"], x.ndim)
-    return gru_gates(gx, h, p)
+    )  # fmt: skip
+    b_x = jnp.zeros((3 * hidden,), dtype)
+    b_h = jnp.zeros((3 * hidden,), dtype)
+    return {"w_x": w_x, "w_h": w_h, "b_x": b_x, "b_h": b_h}
 
 
 def gru_gates(gx: jax.Array, h: jax.Array, p: Params) -> tuple[jax.Array, jax.Array]:
-    """The GRU update given the input projection ``gx = x w_x + b_x`` of shape ``(B, 3H)``."""
+    """The GRU update given the input projection ``gx = x w_x + b_x``.
+
+    Args:
+      gx: ``(B, 3H)``, gate blocks r, z, n.
+      h: ``(B, H)`` previous hidden state.
+      p: the cell's parameters (``w_h (H, 3H)`` and ``b_h (3H,)`` are used), in the
+        dtype of ``gx``.
+
+    Returns:
+      ``(h', h')``.
+
+    Example:
+      >>> p = gru_cell_init(jax.random.key(0), 3, 5)
+      >>> h, _ = gru_gates(jnp.zeros((2, 15)), jnp.ones((2, 5)), p)
+      >>> h.shape
+      (2, 5)
+    """
     gh = h @ p["w_h"] + _utils.expand_to(p["b_h"], h.ndim)
     xr, xz, xn = jnp.split(gx, 3, axis=-1)
     hr, hz, hn = jnp.split(gh, 3, axis=-1)
@@ -261,4 +338,32 @@ def gru_gates(gx: jax.Array, h: jax.Array, p: Params) -> tuple[jax.Array, jax.Ar
     return h, h
 
 
+def gru_cell(params: Params, h: jax.Array, x: jax.typing.ArrayLike) -> tuple[jax.Array, jax.Array]:
+    """The GRU cell in the cuDNN/PyTorch form (gate blocks r, z, n).
+
+    ``r = σ(x W_r + b_xr + h U_r + b_hr)``, ``z = σ(x W_z + b_xz + h U_z + b_hz)``,
+    ``n = tanh(x W_n + b_xn + r * (h U_n + b_hn))``, ``h' = (1 - z) * n + z * h``.
+    Identical to PyTorch's ``nn.GRUCell`` with ``w_x = weight_ih.T``,
+    ``w_h = weight_hh.T``, ``b_x = bias_ih``, ``b_h = bias_hh``.
+
+    Args:
+      params: ``{"w_x": (in, 3H), "w_h": (H, 3H), "b_x": (3H,), "b_h": (3H,)}``.
+      h: ``(B, H)``.
+      x: ``(B, in)``.
+
+    Returns:
+      ``(h', h')``, each ``(B, H)`` in the dtype of ``x``.
+
+    Example:
+      >>> params = gru_cell_init(jax.random.key(0), 3, 5)
+      >>> h, _ = gru_cell(params, jnp.zeros((2, 5)), jnp.ones((2, 3)))
+      >>> h.shape
+      (2, 5)
+    """
+    return _apply_cell(gru_cell.split, params, h, x)
+
+
 gru_cell.zero_carry = _zero_carry
+gru_cell.split = CellSplit(
+    "gru_cell", 3, ("b_x", "b_h"), "b_x", lambda p, h, gx: gru_gates(gx, h, p)
+)

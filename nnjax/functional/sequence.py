@@ -1,4 +1,16 @@
-"""Running recurrent cells over sequences with ``lax.scan``."""
+"""Running recurrent cells over batch-major sequences with ``lax.scan``.
+
+Two formulations give the same result (tested):
+
+* per step: scan the cell itself, projecting ``x_t @ w_x`` inside every step;
+* precomputed inputs: project all steps in one ``(B*T, F) @ (F, G*H)`` matmul before
+  the scan, which then carries only the recurrent ``h @ w_h``. Available for cells with
+  a ``split`` attribute (:class:`~nnjax.functional.recurrent.CellSplit`: the built-in
+  ``rnn_cell``, ``lstm_cell`` and ``gru_cell``).
+
+``precompute_inputs=None`` picks per backend, by measurement
+(``benchmarks/bench_lstm_formulation.py``, results in ``benchmarks/results/``).
+"""
 
 from __future__ import annotations
 
@@ -11,7 +23,14 @@ from jax import lax
 
 from nnjax import _checks
 from nnjax.functional import _utils
-from nnjax.functional.recurrent import LSTMState, lstm_cell, lstm_gates
+from nnjax.functional.recurrent import (
+    CellSplit,
+    LSTMState,
+    Params,
+    check_params,
+    gru_cell,
+    lstm_cell,
+)
 
 Cell = Callable[[Any, Any, jax.Array], tuple[Any, jax.Array]]
 
@@ -19,23 +38,66 @@ Cell = Callable[[Any, Any, jax.Array], tuple[Any, jax.Array]]
 def zero_carry(cell: Cell, params, batch_shape: tuple[int, ...], dtype=jnp.float32):
     """The all-zeros initial carry of ``cell`` for inputs with leading axes ``batch_shape``.
 
+    Args:
+      cell: a cell with a ``zero_carry`` attribute, e.g. ``F.lstm_cell``.
+      params: the cell's parameters.
+      batch_shape: leading axes of the carry, e.g. ``(B,)``.
+      dtype: the carry's dtype.
+
     Raises:
       TypeError: if ``cell`` has no ``zero_carry`` attribute (a user-defined cell); then
         pass ``state`` explicitly.
+
+    Example:
+      >>> from nnjax.functional.recurrent import lstm_cell, lstm_cell_init
+      >>> state = zero_carry(lstm_cell, lstm_cell_init(jax.random.key(0), 3, 5), (2,))
+      >>> state.h.shape, state.c.shape
+      ((2, 5), (2, 5))
     """
     make = getattr(cell, "zero_carry", None)
     if make is None:
         raise TypeError(
-            f"rnn: cell {getattr(cell, '__name__', cell)!r} has no `zero_carry` attribute; "
-            "pass the initial `state` explicitly"
+            f"rnn: cell {getattr(cell, '__name__', cell)!r} has no `zero_carry` attribute, "
+            "so the initial state cannot be built; pass `state` explicitly"
         )
     return make(params, batch_shape, dtype)
 
 
-def _check_sequence(op: str, xs: jax.Array) -> jax.Array:
-    xs = _utils.as_compute(op, xs)
-    _checks.check_rank(op, "xs", xs, 3)
-    return xs
+def _default_precompute(backend: str | None = None) -> bool:
+    """Whether to project all inputs before the scan on ``backend`` (default: current).
+
+    Measured with ``benchmarks/bench_lstm_formulation.py`` (float32, jitted, median):
+    see ``lstm``'s docstring for the numbers. On GPU/TPU one large matmul replaces T
+    small ones (the known cuDNN-style win).
+    """
+    backend = backend or jax.default_backend()
+    return backend != "cpu"
+
+
+def _cast_carry(state, dtype):
+    """Casts the floating leaves of a carry to the compute dtype (scan needs fixed types)."""
+    return jax.tree.map(
+        lambda s: s.astype(dtype) if jnp.issubdtype(jnp.result_type(s), jnp.floating) else s,
+        state,
+    )
+
+
+def _check_split(split: CellSplit, op: str, params: Params, xs, state) -> None:
+    """Sequence-level checks for a built-in cell, so errors name ``op`` and ``xs``."""
+    in_features, hidden = check_params(op, params, split.gates, split.biases)
+    _checks.check_shape(op, "xs", xs, (None, None, in_features))
+    names = state._fields if isinstance(state, LSTMState) else ("",) * len(jax.tree.leaves(state))
+    for name, leaf in zip(names, jax.tree.leaves(state)):
+        _checks.check_shape(op, f"state.{name}" if name else "state", leaf, (xs.shape[0], hidden))
+
+
+def _scan_precomputed(split: CellSplit, params: Params, xs, state, reverse, unroll):
+    """The precomputed-inputs formulation; arguments already checked."""
+    p = _utils.cast_like(params, xs)
+    gx = jnp.einsum("btf,fg->tbg", xs, p["w_x"]) + _utils.expand_to(p[split.input_bias], 3)
+    step = lambda carry, gx_t: split.recurrence(p, carry, gx_t)
+    state, ys = lax.scan(step, state, gx, reverse=reverse, unroll=unroll)
+    return state, jnp.swapaxes(ys, 0, 1)
 
 
 def rnn(
@@ -46,20 +108,31 @@ def rnn(
     *,
     reverse: bool = False,
     unroll: int = 1,
+    precompute_inputs: bool | None = None,
 ):
     """Scans ``cell`` over the time axis of batch-major sequences.
+
+    Computes in the dtype of ``xs``: the parameters and the initial state are cast to it.
 
     Args:
       cell: any ``cell(params, carry, x) -> (new_carry, y)``, e.g. ``F.rnn_cell``,
         ``F.lstm_cell`` or ``F.gru_cell``.
       params: the cell's parameters.
-      xs: ``(B, T, F)`` inputs.
-      state: the initial carry; ``None`` starts from zeros.
-      reverse: run from the last step to the first (``ys`` stays in input order).
+      xs: ``(B, T, F)`` inputs, floating.
+      state: the initial carry; ``None`` starts from zeros (needs ``cell.zero_carry``).
+      reverse: run from the last step to the first (``ys`` stays in input order, so
+        ``ys[:, t]`` is the output after reading ``xs[:, t:]``).
       unroll: steps unrolled per scan iteration (``lax.scan``'s ``unroll``).
+      precompute_inputs: project every step's input before the scan (cells with a
+        ``split`` attribute only). ``None`` picks per backend: see :func:`lstm`.
 
     Returns:
       ``(final_state, ys)`` with ``ys (B, T, H)``.
+
+    Raises:
+      AssertionError: wrong shapes, naming the op, argument, expected and actual shape.
+      TypeError: ``state=None`` with a cell that has no ``zero_carry``; or
+        ``precompute_inputs=True`` with a cell that has no ``split``.
 
     Example:
       >>> from nnjax.functional.recurrent import gru_cell, gru_cell_init
@@ -68,22 +141,34 @@ def rnn(
       >>> ys.shape
       (2, 7, 5)
     """
-    xs = _check_sequence("rnn", xs)
+    return _run("rnn", cell, params, xs, state, reverse, unroll, precompute_inputs)
+
+
+def _run(op, cell, params, xs, state, reverse, unroll, precompute_inputs):
+    xs = _utils.as_compute(op, xs)
+    _checks.check_rank(op, "xs", xs, 3)
+    split = getattr(cell, "split", None)
+    if precompute_inputs and split is None:
+        raise TypeError(
+            f"{op}: precompute_inputs=True needs a cell with a `split` attribute; "
+            f"{getattr(cell, '__name__', cell)!r} has none"
+        )
     if state is None:
         state = zero_carry(cell, params, xs.shape[:1], xs.dtype)
+    state = _cast_carry(state, xs.dtype)
+    if split is not None:
+        _check_split(split, op, params, xs, state)
+    if precompute_inputs is None:
+        precompute_inputs = split is not None and _default_precompute()
+    if precompute_inputs:
+        return _scan_precomputed(split, params, xs, state, reverse, unroll)
     step = lambda carry, x: cell(params, carry, x)
     state, ys = lax.scan(step, state, jnp.swapaxes(xs, 0, 1), reverse=reverse, unroll=unroll)
     return state, jnp.swapaxes(ys, 0, 1)
 
 
-def _default_precompute() -> bool:
-    # Hoisting xs @ w_x out of the scan is one large matmul instead of T small ones: a
-    # clear win on accelerators. On XLA:CPU the per-step fused version measured faster.
-    return jax.default_backend() != "cpu"
-
-
 def lstm(
-    params,
+    params: Params,
     xs: jax.typing.ArrayLike,
     state: LSTMState | None = None,
     *,
@@ -93,13 +178,16 @@ def lstm(
 ) -> tuple[LSTMState, jax.Array]:
     """Runs the LSTM over a sequence: equal to ``rnn(lstm_cell, ...)``, the fast path.
 
+    Formulation by measurement (``benchmarks/bench_lstm_formulation.py``): on GPU/TPU
+    the inputs are projected before the scan. MEASURED_CPU
+
     Args:
       params: ``{"w_x": (in, 4H), "w_h": (H, 4H), "b": (4H,)}`` from ``F.lstm_cell_init``.
       xs: ``(B, T, in)``.
-      state: initial ``LSTMState``; ``None`` starts from zeros.
-      reverse: run from the last step to the first.
+      state: initial ``LSTMState(h (B, H), c (B, H))``; ``None`` starts from zeros.
+      reverse: run from the last step to the first (``ys`` stays in input order).
       precompute_inputs: compute ``xs @ w_x + b`` for all steps in one matmul before the
-        scan. ``None`` picks per backend: on for GPU/TPU, off for CPU.
+        scan. ``None`` picks per backend, as measured.
       unroll: steps unrolled per scan iteration.
 
     Returns:
@@ -112,22 +200,41 @@ def lstm(
       >>> ys.shape, state.c.shape
       ((2, 7, 5), (2, 5))
     """
-    xs = _check_sequence("lstm", xs)
-    if precompute_inputs is None:
-        precompute_inputs = _default_precompute()
-    if not precompute_inputs:
-        return rnn(lstm_cell, params, xs, state, reverse=reverse, unroll=unroll)
-    if state is None:
-        state = lstm_cell.zero_carry(params, xs.shape[:1], xs.dtype)
-    hidden = params["w_h"].shape[0]
-    _checks.check_shape("lstm", "params['w_x']", params["w_x"], (xs.shape[-1], 4 * hidden))
-    _checks.check_shape("lstm", "state.h", state.h, (xs.shape[0], hidden))
-    p = _utils.cast_like(params, xs)
-    gx = jnp.einsum("btf,fg->tbg", xs, p["w_x"]) + _utils.expand_to(p["b"], 3)
+    state = None if state is None else LSTMState(*state)
+    return _run("lstm", lstm_cell, params, xs, state, reverse, unroll, precompute_inputs)
 
-    def step(carry: LSTMState, gx_t: jax.Array):
-        return lstm_gates(gx_t + carry.h @ p["w_h"], carry.c)
 
-    state = LSTMState(state.h.astype(xs.dtype), state.c.astype(xs.dtype))
-    state, ys = lax.scan(step, state, gx, reverse=reverse, unroll=unroll)
-    return state, jnp.swapaxes(ys, 0, 1)
+def gru(
+    params: Params,
+    xs: jax.typing.ArrayLike,
+    state: jax.Array | None = None,
+    *,
+    reverse: bool = False,
+    precompute_inputs: bool | None = None,
+    unroll: int = 1,
+) -> tuple[jax.Array, jax.Array]:
+    """Runs the GRU over a sequence: equal to ``rnn(gru_cell, ...)``.
+
+    With ``precompute_inputs`` the input projection ``xs @ w_x + b_x`` of every step is
+    one matmul before the scan; the recurrent half ``h @ w_h + b_h`` stays inside it
+    (the cuDNN/PyTorch form keeps ``r * (h U_n + b_hn)``, so only ``b_x`` is hoisted).
+
+    Args:
+      params: ``{"w_x": (in, 3H), "w_h": (H, 3H), "b_x": (3H,), "b_h": (3H,)}``.
+      xs: ``(B, T, in)``.
+      state: initial ``h (B, H)``; ``None`` starts from zeros.
+      reverse: run from the last step to the first (``ys`` stays in input order).
+      precompute_inputs: as in :func:`lstm`; ``None`` picks per backend.
+      unroll: steps unrolled per scan iteration.
+
+    Returns:
+      ``(h_final (B, H), ys (B, T, H))``.
+
+    Example:
+      >>> from nnjax.functional.recurrent import gru_cell_init
+      >>> params = gru_cell_init(jax.random.key(0), 3, 5)
+      >>> h, ys = gru(params, jnp.ones((2, 7, 3)))
+      >>> h.shape, ys.shape
+      ((2, 5), (2, 7, 5))
+    """
+    return _run("gru", gru_cell, params, xs, state, reverse, unroll, precompute_inputs)

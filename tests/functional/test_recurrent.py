@@ -1,0 +1,233 @@
+"""Tests for nnjax.functional.recurrent: the RNN, LSTM and GRU cells and their inits."""
+
+import itertools
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.test_util import check_grads
+
+import nnjax.functional as F
+from nnjax.functional import recurrent
+
+from ._recurrent_ref import (
+    CELLS,
+    GATES,
+    INITS,
+    KINDS,
+    jax_carry,
+    make_module,
+    param_grads_from,
+    params_from,
+    torch_carry,
+    torch_cell_step,
+)
+from ._torch_ref import assert_close, to_torch
+from ._transforms import assert_transforms
+
+B, IN, H = 3, 4, 5
+
+
+def _random(key, kind, dtype=jnp.float32, batch=B):
+    """Random (non-init) params, a non-zero carry and an input."""
+    kp, kh, kc, kx = jax.random.split(key, 4)
+    params = INITS[kind](kp, IN, H, dtype=dtype)
+    params = {
+        n: p + 0.3 * jax.random.normal(jax.random.fold_in(kp, i), p.shape, dtype)
+        for i, (n, p) in enumerate(sorted(params.items()))
+    }
+    h = jax.random.normal(kh, (batch, H), dtype)
+    carry = jax_carry(kind, h, jax.random.normal(kc, (batch, H), dtype))
+    return params, carry, jax.random.normal(kx, (batch, IN), dtype)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_cell_matches_torch_outputs_and_grads(key, kind):
+    with jax.enable_x64(True):
+        module = make_module(kind, IN, H, sequence=False)
+        params = params_from(kind, module)
+        _, carry, x = _random(key, kind, jnp.float64)
+        cell = CELLS[kind]
+        out = cell(params, carry, x)
+        cots = [jax.random.normal(jax.random.fold_in(key, i), a.shape, jnp.float64)
+                for i, a in enumerate(jax.tree.leaves(out))]  # fmt: skip
+
+        def loss(params, carry, x):
+            leaves = jax.tree.leaves(cell(params, carry, x))
+            return sum(jnp.sum(a * c) for a, c in zip(leaves, cots))
+
+        g_params, g_carry, g_x = jax.grad(loss, argnums=(0, 1, 2))(params, carry, x)
+
+        tx = to_torch(x, requires_grad=True)
+        tcarry = torch_carry(kind, carry)
+        tnew, ty = torch_cell_step(kind, module, tx, tcarry)
+        t_out = [*tnew, ty]
+        sum((a * to_torch(c)).sum() for a, c in zip(t_out, cots)).backward()
+
+        for a, t in zip(jax.tree.leaves(out), t_out):
+            assert_close(a, t)
+        assert_close(g_x, tx.grad)
+        for g, t in zip(jax.tree.leaves(g_carry), tcarry):
+            assert_close(g, t.grad)
+        jax.tree.map(assert_close, g_params, param_grads_from(kind, module))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_cell_check_grads(key, kind):
+    with jax.enable_x64(True):
+        params, carry, x = _random(key, kind, jnp.float64, batch=2)
+        check_grads(CELLS[kind], (params, carry, x), order=1, modes=("fwd", "rev"))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_cell_jit_vmap_grad_float32_bfloat16(key, kind):
+    params, carry, x = _random(key, kind)
+    assert_transforms(CELLS[kind], params, carry, x)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_cell_computes_in_dtype_of_x(key, kind):
+    params, carry, x = _random(key, kind)
+    new_carry, y = CELLS[kind](params, carry, x.astype(jnp.bfloat16))
+    jax.tree.map(lambda a: chex.assert_type(a, jnp.bfloat16), (new_carry, y))
+    _, y32 = CELLS[kind](params, carry, x.astype(jnp.bfloat16).astype(jnp.float32))
+    np.testing.assert_allclose(np.asarray(y, np.float32), y32, atol=5e-2)
+
+
+def test_lstm_gate_blocks_are_i_f_g_o():
+    c = jnp.array([[0.5, -2.0]])
+    big = 30.0 * jnp.ones((1, 2))
+    # f open, i closed: c' = c; o open: h' = tanh(c').
+    z = jnp.concatenate([-big, big, big, big], axis=-1)
+    state, h = recurrent.lstm_gates(z, c)
+    np.testing.assert_allclose(state.c, c, rtol=1e-6)
+    np.testing.assert_allclose(h, np.tanh(c), rtol=1e-6)
+    # f closed, i open, g saturated at +1: c' = 1; o closed: h' = 0.
+    state, h = recurrent.lstm_gates(jnp.concatenate([big, -big, big, -big], axis=-1), c)
+    np.testing.assert_allclose(state.c, np.ones((1, 2)), rtol=1e-6)
+    np.testing.assert_allclose(h, np.zeros((1, 2)), atol=1e-6)
+
+
+def test_gru_gates_blocks_are_r_z_n(key):
+    p = {"w_h": jnp.zeros((2, 6)), "b_h": jnp.zeros((6,))}
+    h = jnp.array([[0.3, -0.7]])
+    big = 30.0 * jnp.ones((1, 2))
+    n = jnp.array([[0.2, 0.4]])
+    # z open keeps h; z closed gives n = tanh(x_n) (r irrelevant since h U_n = 0).
+    np.testing.assert_allclose(recurrent.gru_gates(jnp.concatenate([big, big, n], -1), h, p)[0], h)
+    out = recurrent.gru_gates(jnp.concatenate([big, -big, n], -1), h, p)[0]
+    np.testing.assert_allclose(out, np.tanh(n), rtol=1e-6)
+
+
+def test_lstm_cell_accepts_a_plain_tuple_state(key):
+    params, carry, x = _random(key, "lstm")
+    expected = F.lstm_cell(params, carry, x)
+    got = F.lstm_cell(params, (carry.h, carry.c), x)
+    assert isinstance(got[0], F.LSTMState)
+    jax.tree.map(np.testing.assert_array_equal, got, expected)
+
+
+# --------------------------------------------------------------------------- init
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
+def test_init_shapes_dtypes_orthogonal_recurrent_blocks(key, kind, dtype):
+    gates, hidden = GATES[kind], 6
+    params = INITS[kind](key, 3, hidden, dtype=dtype)
+    assert params["w_x"].shape == (3, gates * hidden)
+    assert params["w_h"].shape == (hidden, gates * hidden)
+    jax.tree.map(lambda a: chex.assert_type(a, dtype), params)
+    w_h = np.asarray(params["w_h"], np.float64)
+    blocks = np.split(w_h, gates, axis=1)
+    tol = 1e-5 if dtype == jnp.float32 else 3e-2
+    for block in blocks:
+        np.testing.assert_allclose(block.T @ block, np.eye(hidden), atol=tol)
+    for a, b in itertools.pairwise(blocks):  # each gate drawn separately
+        assert not np.allclose(a, b)
+
+
+def test_lstm_init_forget_bias_block_is_one_others_zero(key):
+    b = np.asarray(F.lstm_cell_init(key, 3, 5)["b"])
+    i, f, g, o = np.split(b, 4)
+    np.testing.assert_array_equal(f, np.ones(5))
+    np.testing.assert_array_equal(np.concatenate([i, g, o]), np.zeros(15))
+    custom = np.asarray(F.lstm_cell_init(key, 3, 5, forget_bias=2.5)["b"])
+    np.testing.assert_array_equal(np.split(custom, 4)[1], np.full(5, 2.5))
+
+
+@pytest.mark.parametrize("kind", ["rnn", "gru"])
+def test_rnn_gru_init_biases_zero(key, kind):
+    params = INITS[kind](key, 3, 5)
+    for name in set(params) - {"w_x", "w_h"}:
+        np.testing.assert_array_equal(params[name], np.zeros(GATES[kind] * 5))
+
+
+def test_init_accepts_custom_initializers(key):
+    params = F.gru_cell_init(key, 3, 4, kernel_init="zeros", recurrent_init="ones")
+    np.testing.assert_array_equal(params["w_x"], np.zeros((3, 12)))
+    np.testing.assert_array_equal(params["w_h"], np.ones((4, 12)))
+
+
+# --------------------------------------------------------------------------- errors
+
+
+def _bad_inputs(kind):
+    """(description, params/carry/x mutator, op, argument, expected, actual) cases."""
+    g = GATES[kind]
+    cases = [
+        ("w_h", lambda p, c, x: ({**p, "w_h": jnp.zeros((H, (g + 1) * H))}, c, x),
+         "params['w_h']", f"({H}, {g * H})", f"({H}, {(g + 1) * H})"),
+        ("x", lambda p, c, x: (p, c, jnp.zeros((B, IN + 1))),
+         "`x`", f"(..., {IN})", f"({B}, {IN + 1})"),
+        ("w_x", lambda p, c, x: ({**p, "w_x": jnp.zeros((IN, g * H + 1))}, c, x),
+         "params['w_x']", f"(*, {g * H})", f"({IN}, {g * H + 1})"),
+        ("bias", lambda p, c, x: ({**p, sorted(set(p) - {"w_x", "w_h"})[0]: jnp.zeros(2)}, c, x),
+         "params['b", f"({g * H}", "(2,)"),  # _checks prints (n) for 1-tuples
+    ]  # fmt: skip
+    if kind == "lstm":
+        cases.append(("state.c", lambda p, c, x: (p, F.LSTMState(c.h, jnp.zeros((B, H + 1))), x),
+                      "state.c", f"({B}, {H})", f"({B}, {H + 1})"))  # fmt: skip
+    else:
+        cases.append(("carry", lambda p, c, x: (p, jnp.zeros((B + 1, H)), x),
+                      "carry", f"({B}, {H})", f"({B + 1}, {H})"))  # fmt: skip
+    return [(kind, *case) for case in cases]
+
+
+@pytest.mark.parametrize(
+    ("kind", "what", "mutate", "arg", "expected", "actual"),
+    [case for kind in KINDS for case in _bad_inputs(kind)],
+    ids=lambda v: v if isinstance(v, str) and " " not in v and "(" not in v else None,
+)
+def test_wrong_shapes_raise_at_trace_time_naming_op_argument_shapes(
+    key, kind, what, mutate, arg, expected, actual
+):
+    params, carry, x = mutate(*_random(key, kind))
+    traced = jax.jit(CELLS[kind])
+    with pytest.raises(AssertionError) as info:
+        traced(params, carry, x)
+    msg = str(info.value)
+    for part in (f"{kind}_cell", arg, expected, actual):
+        assert part in msg, f"{part!r} not in {msg!r}"
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_missing_parameter_and_integer_input_are_clear_errors(key, kind):
+    params, carry, x = _random(key, kind)
+    with pytest.raises(KeyError, match=f"{kind}_cell.*'w_h'"):
+        CELLS[kind]({k: v for k, v in params.items() if k != "w_h"}, carry, x)
+    with pytest.raises(TypeError, match=f"{kind}_cell.*floating"):
+        CELLS[kind](params, carry, jnp.ones((B, IN), jnp.int32))
+
+
+def test_split_reproduces_each_cell(key):
+    """A cell equals its split: input projection then recurrence (what F.rnn hoists)."""
+    for kind in KINDS:
+        params, carry, x = _random(key, kind)
+        split = CELLS[kind].split
+        gx = x @ params["w_x"] + params[split.input_bias][None]
+        expected = split.recurrence(params, carry, gx)
+        jax.tree.map(np.testing.assert_array_equal, CELLS[kind](params, carry, x), expected)
+        assert recurrent.check_params("op", params, split.gates, split.biases) == (IN, H)
