@@ -75,9 +75,11 @@ def avg_pool2d(
       (1, 2, 2, 3)
     """
     x, dims, strides, mode = _window_args("avg_pool2d", x, window, stride, padding)
-    total = lax.reduce_window(x, jnp.zeros((), x.dtype), lax.add, dims, strides, mode)
+    # A Python scalar as the initial value lets JAX recognise the sum monoid (and so
+    # differentiate it); a traced zero would make a generic, non-differentiable reduction.
+    total = lax.reduce_window(x, 0.0, lax.add, dims, strides, mode)
     if mode == "VALID" or count_include_pad:
         return total / (dims[1] * dims[2])
     ones = jnp.ones((1, *x.shape[1:3], 1), x.dtype)
-    count = lax.reduce_window(ones, jnp.zeros((), x.dtype), lax.add, dims, strides, mode)
+    count = lax.reduce_window(ones, 0.0, lax.add, dims, strides, mode)
     return total / count
