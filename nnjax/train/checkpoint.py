@@ -91,7 +91,8 @@ def save_checkpoint(
     items, meta = {}, {**meta, "epoch": int(epoch), "paths": {}}
     for part in _PARTS:
         arrays, meta["paths"][part] = flatten_for_save(getattr(state, part))
-        items[part] = ocp.args.StandardSave(arrays)
+        if arrays:  # Orbax refuses empty items (e.g. a model without extra state)
+            items[part] = ocp.args.StandardSave(arrays)
     manager.save(epoch, args=ocp.args.Composite(meta=ocp.args.JsonSave(meta), **items), force=True)
     manager.wait_until_finished()
 
@@ -136,13 +137,15 @@ def restore_checkpoint(
     meta = manager.restore(epoch, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
     args = {}
     for part, tree in template.items():
+        if not jax.tree.leaves(tree):
+            continue
         shapes = [
             np.asarray(jax.random.key_data(x) if _is_key(x) else x) for x in jax.tree.leaves(tree)
         ]
         args[part] = ocp.args.StandardRestore({f"{i:05d}": s for i, s in enumerate(shapes)})
-    restored = manager.restore(epoch, args=ocp.args.Composite(**args))
+    restored = manager.restore(epoch, args=ocp.args.Composite(**args)) if args else {}
     parts = {
-        part: unflatten_like(tree, dict(restored[part]), meta["paths"][part])
+        part: unflatten_like(tree, dict(restored.get(part, {})), meta["paths"][part])
         for part, tree in template.items()
     }
     return parts, meta

@@ -1,0 +1,208 @@
+"""Tests for nnjax.train.fit (loop.py): determinism, compiles, sharding, precision, data."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+from jax.sharding import PartitionSpec as P
+
+import nnjax.train as T
+from nnjax.nn import MLP
+from nnjax.train import loop
+from nnjax.train.evaluate import compiled_eval
+from nnjax.train.step import split_model
+from tests.train._data import blobs, leaves, mlp
+
+ONE = jax.devices()[:1]
+
+
+def test_fit_same_seed_is_bitwise_reproducible():
+    data = blobs()
+    runs = []
+    for _ in range(2):
+        model = mlp(dropout=0.2)
+        T.fit(model, data, loss="cross_entropy", epochs=2, batch_size=32, seed=3, verbose=0)
+        runs.append(leaves(model))
+    for a, b in zip(*runs):
+        np.testing.assert_array_equal(a, b)
+    other = mlp(dropout=0.2)
+    T.fit(other, data, loss="cross_entropy", epochs=2, batch_size=32, seed=4, verbose=0)
+    assert not np.array_equal(leaves(other)[0], runs[0][0])  # the seed changes data order
+
+
+def test_fit_history_and_weights_land_in_model():
+    x, y = blobs()
+    model = mlp()
+    before = leaves(model)
+    history = T.fit(
+        model,
+        (x, y),
+        loss="cross_entropy",
+        epochs=3,
+        batch_size=16,
+        validation=(x, y),
+        optimizer="adam",
+        learning_rate=1e-2,
+        verbose=0,
+        devices=ONE,
+    )
+    assert history.epoch == [0, 1, 2]
+    assert set(history.history) == {"loss", "accuracy", "val_loss", "val_accuracy"}
+    assert history["loss"][-1] < history["loss"][0]
+    assert not np.array_equal(before[0], leaves(model)[0])
+    # the logged validation metrics are those of the final weights
+    logs = T.evaluate(model, (x, y), loss="cross_entropy", devices=ONE)
+    np.testing.assert_allclose(history["val_loss"][-1], logs["loss"], rtol=1e-5)
+
+
+def test_no_recompilation_between_epochs_or_fit_calls():
+    x, y = blobs(n=100)  # 6 full batches of 16: one chunk of 4 and a remainder of 2
+    model = mlp()
+    kw = dict(loss="cross_entropy", optimizer="sgd", batch_size=16, verbose=0, devices=ONE)
+    T.fit(model, (x, y), epochs=1, steps_per_dispatch=4, validation=(x, y), **kw)
+    graphdef = split_model(model)[0]
+    train_fn = loop.compiled_train(graphdef, "cross_entropy", T.get_optimizer("sgd"), ("accuracy",))
+    eval_fn = compiled_eval(T.graphdef_for(model, training=False), "cross_entropy", ("accuracy",))
+    sizes = train_fn._cache_size(), eval_fn._cache_size()
+    assert sizes == (2, 1)
+    T.fit(model, (x, y), epochs=3, steps_per_dispatch=4, validation=(x, y), **kw)
+    assert (train_fn._cache_size(), eval_fn._cache_size()) == sizes
+
+
+def test_sharded_fit_matches_single_device_and_shards_batches():
+    assert len(jax.devices()) == 4
+    data = blobs(n=64)
+    seen = []
+
+    class Spy(T.Callback):
+        def on_dispatch_end(self, step, batch):
+            seen.append((batch[0].sharding, self.loop.state.params))
+
+    results = []
+    for devices, callbacks in ((jax.devices(), [Spy()]), (ONE, [])):
+        model = mlp()
+        T.fit(
+            model,
+            data,
+            loss="cross_entropy",
+            epochs=2,
+            batch_size=16,
+            optimizer="sgd",
+            learning_rate=0.1,
+            devices=devices,
+            callbacks=callbacks,
+            verbose=0,
+        )
+        results.append(leaves(model))
+    sharding, params = seen[0]
+    assert sharding.spec == P(None, "data") and len(sharding.device_set) == 4
+    assert all(
+        a.sharding.is_fully_replicated and len(a.sharding.device_set) == 4
+        for a in jax.tree.leaves(params)
+    )
+    for a, b in zip(*results):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_default_devices_fall_back_to_one_when_batch_does_not_divide():
+    spy = []
+
+    class Spy(T.Callback):
+        def on_dispatch_end(self, step, batch):
+            spy.append(len(batch[0].sharding.device_set))
+
+    T.fit(
+        mlp(),
+        blobs(n=30),
+        loss="cross_entropy",
+        epochs=1,
+        batch_size=10,
+        verbose=0,
+        callbacks=[Spy()],
+    )
+    assert spy == [1]
+
+
+def test_mixed_precision_bfloat16_compute_trains():
+    x, y = blobs()
+    model = mlp(dtype=jnp.bfloat16)
+    history = T.fit(
+        model,
+        (x, y),
+        loss="cross_entropy",
+        epochs=5,
+        batch_size=16,
+        learning_rate=1e-2,
+        verbose=0,
+        devices=ONE,
+    )
+    assert history["loss"][-1] < 0.8 * history["loss"][0]
+    assert all(a.dtype == np.float32 for a in leaves(model))
+    assert T.predict(model, x[:3], devices=ONE).dtype == jnp.bfloat16
+
+
+def test_non_finite_loss_raises_with_epoch_and_step():
+    x, y = blobs()
+    model = mlp(classes=1)
+    with pytest.raises(T.NonFiniteLossError, match=r"epoch \d+, step \d+") as err:
+        T.fit(
+            model,
+            (x * 1e4, y.astype(np.float32)[:, None] * 1e4),
+            loss="mse",
+            optimizer="sgd",
+            learning_rate=1e4,
+            epochs=3,
+            batch_size=16,
+            metrics=(),
+            verbose=0,
+            devices=ONE,
+        )
+    assert not np.isfinite(err.value.value)
+
+
+def test_callback_can_stop_training():
+    class StopAtOne(T.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            self.loop.stop_training = epoch == 1
+
+    history = T.fit(
+        mlp(),
+        blobs(),
+        loss="cross_entropy",
+        epochs=5,
+        batch_size=32,
+        verbose=0,
+        callbacks=[StopAtOne()],
+        devices=ONE,
+    )
+    assert history.epoch == [0, 1]
+
+
+def test_verbose_two_prints_one_line_per_epoch(capsys):
+    T.fit(mlp(), blobs(), loss="cross_entropy", epochs=2, batch_size=32, verbose=2, devices=ONE)
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("Epoch")]
+    assert len(lines) == 2 and "loss:" in lines[0]
+
+
+def test_fit_digits_reaches_95_percent():
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    digits = load_digits()
+    x = (digits.data / 16.0).astype(np.float32)
+    xtr, xte, ytr, yte = train_test_split(x, digits.target, test_size=0.25, random_state=0)
+    model = MLP(64, (64,), 10, rngs=nnx.Rngs(0))
+    T.fit(
+        model,
+        (xtr, ytr),
+        loss="cross_entropy",
+        optimizer="adam",
+        learning_rate=3e-3,
+        epochs=15,
+        batch_size=32,
+        verbose=0,
+        devices=ONE,
+    )
+    acc = T.evaluate(model, (xte, yte), loss="cross_entropy", devices=ONE)["accuracy"]
+    assert acc >= 0.95
