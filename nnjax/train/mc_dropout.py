@@ -1,0 +1,145 @@
+"""Monte Carlo dropout: predictive mean and spread from stochastic forward passes.
+
+Gal & Ghahramani (2016): keep dropout on at prediction time, run ``N`` passes with
+independent masks and report the mean and standard deviation of the outputs.
+
+How the randomness is handled (Flax 0.12): ``nnx.Dropout`` draws its masks from an
+``RngStream`` stored in the model as ``nnx.RngKey``/``nnx.RngCount`` state. The model
+is split once into ``(graphdef, params, rng_state, rest)`` with
+``nnx.split(view, nnx.Param, nnx.RngState, ...)``; for sample ``s`` every ``RngKey``
+leaf is replaced by a fresh key derived from ``split(key(seed), N)[s]`` (one per leaf,
+so different dropout layers get different masks) and the model is merged and called
+inside :func:`jax.vmap` over the ``N`` sample keys. We replace the keys by type rather
+than with ``nnx.reseed``, which matches streams by *tag*: a ``Dropout`` built from
+``nnx.Rngs(0)`` (no ``dropout`` stream) carries the tag ``"default"``, so reseeding
+``dropout=`` would silently miss it. The results therefore depend only on ``seed``,
+not on how far the model's own streams have advanced, and the model is not modified.
+Batch normalisation stays in inference mode (running averages).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+PyTree = object
+
+
+def mc_dropout_predict(
+    model: nnx.Module,
+    x: jax.typing.ArrayLike,
+    n_samples: int,
+    seed: int | jax.Array = 0,
+) -> tuple[jax.Array, jax.Array]:
+    """Mean and standard deviation of ``n_samples`` forward passes with dropout on.
+
+    Args:
+      model: a Flax NNX model with dropout layers (``deterministic`` is overridden to
+        ``False`` on a view; the model itself is not changed).
+      x: a batch of inputs, as the model takes them.
+      n_samples: number of stochastic passes ``N`` (>= 1), vmapped, in one compiled call.
+      seed: an int or a PRNG key; the same seed gives the same result.
+
+    Returns:
+      ``(mean, std)``, each shaped like ``model(x)``, float32 (or wider if the model's
+      output is); ``std`` is the population standard deviation over the ``N`` samples.
+
+    Raises:
+      ValueError: if ``n_samples < 1``.
+
+    Example:
+      >>> from flax import nnx
+      >>> from nnjax.nn import MLP
+      >>> model = MLP(3, (16,), 2, dropout=0.5, rngs=nnx.Rngs(0))
+      >>> mean, std = mc_dropout_predict(model, jnp.ones((4, 3)), n_samples=20, seed=0)
+      >>> mean.shape, bool(jnp.all(std > 0))
+      ((4, 2), True)
+    """
+    return _mc_predict(*_prepare("mc_dropout_predict", model, x, n_samples, seed))
+
+
+def mc_dropout_samples(
+    model: nnx.Module,
+    x: jax.typing.ArrayLike,
+    n_samples: int,
+    seed: int | jax.Array = 0,
+) -> jax.Array:
+    """The ``N`` stochastic outputs themselves, stacked ``(N, *model(x).shape)``.
+
+    Same randomness as :func:`mc_dropout_predict` (whose mean and std they give), for
+    other summaries (quantiles, predictive entropy).
+
+    Example:
+      >>> from flax import nnx
+      >>> from nnjax.nn import MLP
+      >>> model = MLP(3, (16,), 2, dropout=0.5, rngs=nnx.Rngs(0))
+      >>> mc_dropout_samples(model, jnp.ones((4, 3)), n_samples=5).shape
+      (5, 4, 2)
+    """
+    return _mc_samples(*_prepare("mc_dropout_samples", model, x, n_samples, seed))
+
+
+def fresh_keys(rng_state: PyTree, key: jax.Array) -> PyTree:
+    """Reseeds RNG state: every key leaf gets a fresh key from ``key``, every count is zeroed.
+
+    Key leaf ``i`` gets ``split(key, L)[i]`` (split further to the leaf's shape, for
+    vmapped streams), so every stream in a model draws different masks; counts (the
+    ``nnx.RngCount`` leaves) restart at zero, so the result depends on ``key`` only.
+
+    Args:
+      rng_state: a pytree of PRNG keys and integer counts, e.g. ``nnx.state(m, nnx.RngState)``.
+      key: a PRNG key.
+
+    Example:
+      >>> keys = {"a": jax.random.key(1), "b": jax.random.key(2), "count": jnp.uint32(5)}
+      >>> new = fresh_keys(keys, jax.random.key(0))
+      >>> bool(jnp.all(jax.random.key_data(new["a"]) == jax.random.key_data(new["b"])))
+      False
+      >>> int(new["count"])
+      0
+    """
+    leaves, treedef = jax.tree.flatten(rng_state)
+    subkeys = jax.random.split(key, max(len(leaves), 1))
+    new = [
+        jax.random.split(k, jnp.shape(leaf)) if _is_key(leaf) else jnp.zeros_like(leaf)
+        for k, leaf in zip(subkeys, leaves)
+    ]
+    return jax.tree.unflatten(treedef, new)
+
+
+def _is_key(leaf) -> bool:
+    return jnp.issubdtype(jnp.result_type(leaf), jax.dtypes.prng_key)
+
+
+def _prepare(op: str, model: nnx.Module, x, n_samples: int, seed) -> tuple:
+    """Validates the arguments and splits a dropout-on view of ``model`` for the jitted core."""
+    if not isinstance(n_samples, int) or n_samples < 1:
+        raise ValueError(f"{op}: `n_samples` must be an int >= 1, got {n_samples!r}")
+    key = jax.random.key(seed) if isinstance(seed, int) else seed
+    view = nnx.view(model, raise_if_not_found=False, deterministic=False, use_running_average=True)
+    graphdef, params, rng_state, rest = nnx.split(view, nnx.Param, nnx.RngState, ...)
+    return graphdef, n_samples, params, rng_state, rest, jnp.asarray(x), key
+
+
+def _samples(graphdef, n_samples, params, rng_state, rest, x, key) -> jax.Array:
+    # Everything the model is merged from enters the vmap as an argument: NNX refuses to
+    # mutate (advance) an RngCount captured from an outer trace.
+    def one(sample_key, params, rng_state, rest, x) -> jax.Array:
+        model = nnx.merge(graphdef, params, fresh_keys(rng_state, sample_key), rest)
+        y = model(x)
+        return y.astype(jnp.promote_types(y.dtype, jnp.float32))
+
+    in_axes = (0, None, None, None, None)
+    return jax.vmap(one, in_axes)(jax.random.split(key, n_samples), params, rng_state, rest, x)
+
+
+_mc_samples = jax.jit(_samples, static_argnums=(0, 1))
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _mc_predict(graphdef, n_samples, params, rng_state, rest, x, key):
+    ys = _samples(graphdef, n_samples, params, rng_state, rest, x, key)
+    return jnp.mean(ys, axis=0), jnp.std(ys, axis=0)
