@@ -1,0 +1,98 @@
+"""Tests for nnjax.functional.dropout: statistics, edge rates, spatial masks, errors."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.test_util import check_grads
+
+import nnjax.functional as F
+
+from ._transforms import assert_transforms
+
+
+@pytest.mark.parametrize("rate", [0.2, 0.5, 0.8])
+def test_inverted_dropout_statistics(key, rate):
+    x = jnp.full((200, 100), 2.0)
+    y = np.asarray(F.dropout(key, x, rate))
+    zeros = np.mean(y == 0)
+    assert abs(zeros - rate) < 0.02  # 20 000 draws: std of the fraction is < 0.004
+    np.testing.assert_allclose(y[y != 0], 2.0 / (1.0 - rate), rtol=1e-6)  # kept are scaled
+    assert abs(y.mean() - 2.0) < 0.1  # mean preserved
+
+
+def test_rate_zero_is_identity_and_rate_one_is_zeros(key):
+    x = jax.random.normal(key, (3, 4))
+    np.testing.assert_array_equal(F.dropout(key, x, 0.0), x)
+    np.testing.assert_array_equal(F.dropout(key, x, 1.0), np.zeros((3, 4)))
+
+
+def test_traced_rate_under_jit(key):
+    x = jnp.ones((100, 100))
+    traces = []
+    f = jax.jit(lambda k, x, r: traces.append(1) or F.dropout(k, x, r))
+    for rate, expected_zeros in [(0.3, 0.3), (0.0, 0.0), (1.0, 1.0), (0.7, 0.7)]:
+        y = np.asarray(f(key, x, jnp.float32(rate)))
+        assert abs(np.mean(y == 0) - expected_zeros) < 0.03
+        assert np.all(np.isfinite(y))
+    assert len(traces) == 1
+
+
+def test_spatial_dropout_drops_whole_feature_maps(key):
+    x = jnp.ones((4, 5, 6, 16))
+    y = np.asarray(F.dropout(key, x, 0.5, broadcast_dims=(1, 2)))
+    per_map = y.reshape(4, 30, 16)
+    assert np.all(per_map == per_map[:, :1, :])  # one value per (batch, channel)
+    dropped = per_map[:, 0, :] == 0
+    assert 0 < dropped.sum() < dropped.size
+    np.testing.assert_array_equal(per_map[:, 0, :][~dropped], 2.0)
+
+
+def test_negative_broadcast_dims(key):
+    x = jnp.ones((8, 3, 3, 4))
+    a = F.dropout(key, x, 0.5, broadcast_dims=(1, 2))
+    b = F.dropout(key, x, 0.5, broadcast_dims=(-3, -2))
+    np.testing.assert_array_equal(a, b)
+
+
+def test_different_keys_give_different_masks(key):
+    x = jnp.ones((64,))
+    a = F.dropout(jax.random.key(1), x, 0.5)
+    b = F.dropout(jax.random.key(2), x, 0.5)
+    assert not np.array_equal(a, b)
+
+
+def test_gradient_is_the_mask_and_check_grads(key):
+    with jax.enable_x64(True):
+        x = jnp.linspace(-1.0, 1.0, 12, dtype=jnp.float64).reshape(3, 4)
+        drop = lambda x: F.dropout(key, x, 0.25)
+        g = jax.grad(lambda x: jnp.sum(drop(x)))(x)
+        np.testing.assert_allclose(g, np.where(drop(x) != 0, 1 / 0.75, 0.0))
+        check_grads(drop, (x,), order=2, modes=("fwd", "rev"))
+
+
+def test_jit_vmap_grad_float32_bfloat16(key):
+    x = jax.random.normal(key, (2, 4, 4, 3))
+    assert_transforms(lambda x: F.dropout(key, x, 0.5, broadcast_dims=(1, 2)), x)
+
+
+@pytest.mark.parametrize("rate", [-0.1, 1.5, np.float32(2.0), jnp.float32(-1.0)])
+def test_rate_out_of_range_raises(key, rate):
+    with pytest.raises(ValueError, match=r"dropout: `rate` must be in \[0, 1\]"):
+        F.dropout(key, jnp.ones(3), rate)
+
+
+@pytest.mark.parametrize("rate", ["0.5", True, jnp.ones(2)])
+def test_rate_of_wrong_type_raises(key, rate):
+    with pytest.raises(TypeError, match="dropout: `rate` must be a real scalar"):
+        F.dropout(key, jnp.ones(3), rate)
+
+
+def test_broadcast_dims_out_of_range_raises(key):
+    with pytest.raises(ValueError, match=r"dropout: `broadcast_dims` \(1, 4\) is out of range"):
+        F.dropout(key, jnp.ones((2, 3, 3, 4)), 0.5, broadcast_dims=(1, 4))
+
+
+def test_integer_input_raises_type_error(key):
+    with pytest.raises(TypeError, match="dropout: argument `x` has dtype int32"):
+        F.dropout(key, jnp.ones(3, jnp.int32), 0.5)
