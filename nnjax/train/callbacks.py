@@ -189,7 +189,7 @@ class EarlyStopping(Callback):
                 self.best_weights = jax.device_get((state.params, state.rest))
             return
         self.wait += 1
-        if self.wait > self.patience:
+        if self.wait >= self.patience:
             self.stopped_epoch = epoch
             self.loop.stop_training = True
 

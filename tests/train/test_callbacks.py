@@ -1,0 +1,77 @@
+"""Tests for nnjax.train.callbacks: early stopping, CSV and TensorBoard logging."""
+
+import csv
+
+import jax
+import numpy as np
+import pytest
+
+import nnjax.train as T
+from nnjax.train.callbacks import Monitor
+from tests.train._data import blobs, leaves, mlp
+
+ONE = jax.devices()[:1]
+KW = dict(loss="cross_entropy", batch_size=32, verbose=0, devices=ONE)
+
+
+class FakeValLoss(T.Callback):
+    """Overwrites val_loss with a scripted sequence (runs before the callbacks under test)."""
+
+    def __init__(self, values):
+        self.values = values
+        self.params = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs["val_loss"] = self.values[epoch]
+        self.params.append(jax.device_get(self.loop.state.params))
+
+
+def test_monitor_modes():
+    assert Monitor("val_accuracy").mode == "max"
+    m = Monitor("loss", min_delta=0.1)
+    assert m.update({"loss": 1.0}) and not m.update({"loss": 0.95}) and m.update({"loss": 0.8})
+    with pytest.raises(KeyError, match="available: loss"):
+        Monitor("val_loss").value({"loss": 1.0})
+    with pytest.raises(ValueError, match="mode"):
+        Monitor("loss", mode="up")
+
+
+def test_early_stopping_stops_and_restores_best():
+    fake = FakeValLoss([1.0, 0.5, 0.7, 0.8, 0.9, 0.1])
+    stop = T.EarlyStopping("val_loss", patience=2, restore_best_weights=True)
+    model = mlp()
+    history = T.fit(model, blobs(), epochs=6, learning_rate=1e-2, callbacks=[fake, stop], **KW)
+    assert history.epoch == [0, 1, 2, 3] and stop.stopped_epoch == 3 and stop.best_epoch == 1
+    expected = [np.asarray(a) for a in jax.tree.leaves(fake.params[1])]
+    for a, b in zip(expected, leaves(model)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_csv_logger_writes_one_row_per_epoch(tmp_path):
+    path = tmp_path / "log.csv"
+    history = T.fit(mlp(), blobs(), epochs=2, callbacks=[T.CSVLogger(path)], **KW)
+    rows = list(csv.DictReader(open(path)))
+    assert [int(r["epoch"]) for r in rows] == [0, 1]
+    np.testing.assert_allclose([float(r["loss"]) for r in rows], history["loss"], rtol=1e-6)
+    T.fit(mlp(), blobs(), epochs=1, callbacks=[T.CSVLogger(path, append=True)], **KW)
+    assert len(list(csv.DictReader(open(path)))) == 3
+
+
+def test_tensorboard_events_read_back(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    x, y = blobs()
+    history = T.fit(
+        mlp(), (x, y), epochs=2, validation=(x, y), callbacks=[T.TensorBoard(tmp_path)], **KW
+    )
+    events = EventAccumulator(str(tmp_path))
+    events.Reload()
+    assert {"train/loss", "validation/loss", "train/accuracy"} <= set(events.Tags()["scalars"])
+    loss = events.Scalars("train/loss")
+    assert [e.step for e in loss] == [0, 1]
+    np.testing.assert_allclose([e.value for e in loss], history["loss"], rtol=1e-6)
+
+
+def test_callbacks_must_be_callback_instances():
+    with pytest.raises(TypeError, match="Callback instances"):
+        T.fit(mlp(), blobs(), epochs=1, callbacks=[print], **KW)
