@@ -1,0 +1,44 @@
+"""Tests for the small helpers: optimizers by name, sharding choices, progress output."""
+
+import jax
+import numpy as np
+import optax
+import pytest
+
+from nnjax.train import progress, sharding
+from nnjax.train.optimizers import get_optimizer
+
+
+def test_get_optimizer():
+    tx = optax.sgd(0.1)
+    assert get_optimizer(tx) is tx
+    adam = get_optimizer("Adam", 0.01)
+    assert adam is get_optimizer("adam", 0.01) and adam is not get_optimizer("adam", 0.02)
+    with pytest.raises(ValueError, match="known: adabelief"):
+        get_optimizer("adamm")
+
+
+def test_choose_devices_and_shardings():
+    assert len(sharding.choose_devices(8)) == 4
+    assert len(sharding.choose_devices(6)) == 1
+    mesh = sharding.make_mesh(jax.devices())
+    x = sharding.put_batch(np.ones((2, 8, 3)), mesh)
+    assert x.addressable_shards[0].data.shape == (2, 2, 3)
+    state = {"w": jax.numpy.ones(3)}
+    copy = sharding.put_replicated(state, sharding.make_mesh(jax.devices()[:1]))
+    assert copy["w"].unsafe_buffer_pointer() != state["w"].unsafe_buffer_pointer()
+
+
+def test_progress_modes(capsys, monkeypatch):
+    monkeypatch.setattr("sys.stdout.isatty", lambda: False)
+    assert progress.resolve_verbose("auto") == 0
+    with pytest.raises(ValueError, match="verbose"):
+        progress.resolve_verbose(3)
+    bar = progress.EpochProgress(epoch=0, epochs=2, steps=3, verbose=2)
+    bar.update(3)
+    bar.close({"loss": 0.25})
+    assert capsys.readouterr().out == "Epoch 1/2 - loss: 0.2500\n"
+    bar = progress.EpochProgress(epoch=0, epochs=1, steps=3, verbose=1)
+    bar.update(3)
+    bar.close({"loss": 0.25})
+    assert bar.bar.n == 3
