@@ -20,6 +20,7 @@ import dataclasses
 import datetime
 import importlib
 import importlib.metadata
+import importlib.util
 import json
 import os
 import pathlib
@@ -108,6 +109,7 @@ def time_call(
     repeats: int = 20,
     warmup: int = 3,
     target_s: float = 0.05,
+    clock: Callable[[], float] = time.perf_counter,
 ) -> Timing:
     """Times ``fn()``: first call apart, then ``repeats`` samples after ``warmup`` calls.
 
@@ -118,6 +120,8 @@ def time_call(
       warmup: untimed calls after the first one.
       target_s: each sample runs ``fn`` back-to-back enough times to last about this
         long, and is divided by that number, so sub-millisecond calls are resolved.
+      clock: ``time.perf_counter`` (wall time) or ``time.process_time`` (CPU time of
+        this process, all threads: robust to other processes on a shared machine).
 
     Returns:
       A :class:`Timing` in seconds per call.
@@ -129,22 +133,22 @@ def time_call(
     """
     if repeats < 1:
         raise ValueError(f"time_call: `repeats` must be >= 1, got {repeats}")
-    start = time.perf_counter()
+    start = clock()
     sync(fn())
-    first = time.perf_counter() - start
+    first = clock() - start
     single = first
     for _ in range(max(warmup, 1)):
-        start = time.perf_counter()
+        start = clock()
         sync(fn())
-        single = time.perf_counter() - start
+        single = clock() - start
     number = max(1, int(target_s / max(single, 1e-9)))
     samples = []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start = clock()
         for _ in range(number):
             out = fn()
         sync(out)
-        samples.append((time.perf_counter() - start) / number)
+        samples.append((clock() - start) / number)
     q1, median, q3 = _quartiles(samples)
     return Timing(first, median, q1, q3, repeats, number)
 
@@ -325,9 +329,45 @@ def make_parser(
         help=f"comma-separated subset of {','.join(peers)} (default: all but torch_compile)",
     )
     parser.add_argument("--out", type=pathlib.Path, default=None, help="result JSON path")
+    parser.add_argument(
+        "--clock",
+        choices=sorted(CLOCKS),
+        default="wall",
+        help="wall time, or CPU time of the process (for shared, loaded machines)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="CPU threads for XLA and PyTorch (default: each framework's own choice)",
+    )
     return parser
 
 
+def limit_threads(threads: int | None) -> None:
+    """Caps XLA:CPU and PyTorch intra-op threads; call before JAX first touches a device.
+
+    On a shared, oversubscribed CPU, spinning thread pools (PyTorch's OpenMP above all)
+    can run a hundred times slower than one thread; ``--threads 1`` makes the
+    frameworks comparable there. ``None`` leaves every framework at its default.
+    """
+    if threads is None:
+        return
+    if threads < 1:
+        raise ValueError(f"--threads must be >= 1, got {threads}")
+    flags = os.environ.get("XLA_FLAGS", "")
+    if threads == 1:
+        flags += " --xla_cpu_multi_thread_eigen=false"
+    os.environ["XLA_FLAGS"] = f"{flags} intra_op_parallelism_threads={threads}".strip()
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(threads)
+    if importlib.util.find_spec("torch") is not None:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 QUICK = {"repeats": 3, "warmup": 1, "target_s": 0.002}
 
 
@@ -340,9 +380,19 @@ def apply_quick(
             setattr(args, name, value)
 
 
+def timing_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The keyword arguments of :func:`time_call` chosen on the command line."""
+    return {
+        "repeats": args.repeats,
+        "warmup": args.warmup,
+        "target_s": args.target_s,
+        "clock": CLOCKS[args.clock],
+    }
+
+
 def run_config(args: argparse.Namespace) -> dict[str, Any]:
     """The shared options of a run, for the result file."""
-    names = ("quick", "batch_sizes", "repeats", "warmup", "target_s", "peers")
+    names = ("quick", "batch_sizes", "repeats", "warmup", "target_s", "peers", "threads", "clock")
     return {name: getattr(args, name) for name in names}
 
 

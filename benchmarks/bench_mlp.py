@@ -311,7 +311,7 @@ def run(args, cfg: Config) -> tuple[list[dict], dict[str, str], dict[str, str]]:
         if note:
             skipped[peer] = note
             print(f"skipping {peer}: {note}", file=sys.stderr)
-    timing_kw = dict(repeats=args.repeats, warmup=args.warmup, target_s=args.target_s)
+    timing_kw = H.timing_options(args)
     for batch in args.batch_sizes:
         for peer in (p for p in args.peers if p not in skipped):
             try:
@@ -339,6 +339,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--scan-steps", type=int, default=8, help="K for nnjax_scan")
     args = parser.parse_args(argv)
+    H.limit_threads(args.threads)
     if args.quick:
         H.apply_quick(args, parser, batch_sizes=[8])
     sizes = tuple(args.sizes or ((64, 32, 16, 10) if args.quick else Config.sizes))
