@@ -134,6 +134,7 @@ def batch_norm(
       (4, 2)
     """
     x = _utils.as_compute("batch_norm", x)
+    stats = jax.tree.map(jnp.asarray, stats)
     _checks.check_min_rank("batch_norm", "x", x, 2)
     features = x.shape[-1]
     _checks.check_shape("batch_norm", "stats['mean']", stats["mean"], (features,))
