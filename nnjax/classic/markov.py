@@ -1,0 +1,143 @@
+"""Markov chains: transition matrices, sampled paths and the stationary distribution.
+
+A chain on states ``0, ..., S−1`` is given by its row-stochastic transition matrix
+``P`` (``P[i, j]`` is the probability of moving from ``i`` to ``j``; every row sums to 1).
+A distribution over states evolves as ``p ← p P``; a stationary distribution ``π``
+satisfies ``π P = π`` and, for an irreducible aperiodic chain, is also the long-run
+fraction of time a sampled path spends in each state.
+
+Example:
+  >>> import jax, jax.numpy as jnp
+  >>> from nnjax import classic
+  >>> p = classic.transition_matrix(jnp.array([[9.0, 1.0], [5.0, 5.0]]))
+  >>> [round(v, 4) for v in classic.stationary_distribution(p).tolist()]
+  [0.8333, 0.1667]
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+
+from nnjax import _checks
+
+
+def transition_matrix(weights: jax.typing.ArrayLike) -> jax.Array:
+    """Normalises nonnegative weights (e.g. transition counts) row by row.
+
+    Args:
+      weights: ``(S, S)``, nonnegative, floating; every row with a positive sum.
+
+    Returns:
+      ``(S, S)`` row-stochastic matrix, the dtype of ``weights``.
+
+    Raises:
+      ValueError: (for concrete input) naming the first negative entry or zero row.
+
+    Example:
+      >>> transition_matrix(jnp.array([[1.0, 3.0], [2.0, 0.0]]))
+      Array([[0.25, 0.75],
+             [1.  , 0.  ]], dtype=float32)
+    """
+    w = _check_square("transition_matrix", "weights", weights)
+    if not isinstance(w, jax.core.Tracer):
+        if bool(jnp.any(w < 0)):
+            i, j = (int(k[0]) for k in jnp.nonzero(w < 0))
+            raise ValueError(f"transition_matrix: `weights[{i}, {j}]` = {float(w[i, j])} < 0")
+        sums = jnp.sum(w, axis=1)
+        if bool(jnp.any(sums <= 0)):
+            i = int(jnp.argmax(sums <= 0))
+            raise ValueError(f"transition_matrix: row {i} of `weights` sums to 0")
+    return w / jnp.sum(w, axis=1, keepdims=True)
+
+
+def stationary_distribution(transitions: jax.typing.ArrayLike) -> jax.Array:
+    """The distribution ``π`` with ``π P = π`` and ``Σ π = 1`` (least squares; jit-able).
+
+    Solves the stacked linear system ``[Pᵀ − I; 1ᵀ] π = [0; 1]``; for an irreducible chain
+    the solution is unique.
+
+    Args:
+      transitions: ``(S, S)`` row-stochastic ``P``.
+
+    Returns:
+      ``(S,)``, the dtype of ``transitions``.
+
+    Example:
+      >>> stationary_distribution(jnp.array([[0.0, 1.0], [1.0, 0.0]])).round(4)
+      Array([0.5, 0.5], dtype=float32)
+    """
+    p = _check_square("stationary_distribution", "transitions", transitions)
+    s = p.shape[0]
+    a = jnp.concatenate([p.T - jnp.eye(s, dtype=p.dtype), jnp.ones((1, s), p.dtype)])
+    b = jnp.zeros((s + 1,), p.dtype).at[-1].set(1)
+    return jnp.linalg.lstsq(a, b)[0]
+
+
+def distribution_after(
+    transitions: jax.typing.ArrayLike, initial: jax.typing.ArrayLike, steps: int
+) -> jax.Array:
+    """The state distribution ``p_0 P^steps`` after ``steps`` transitions from ``p_0``.
+
+    Example:
+      >>> p = jnp.array([[0.0, 1.0], [1.0, 0.0]])
+      >>> distribution_after(p, jnp.array([1.0, 0.0]), 3)
+      Array([0., 1.], dtype=float32)
+    """
+    p = _check_square("distribution_after", "transitions", transitions)
+    _checks.check_shape("distribution_after", "initial", initial, (p.shape[0],))
+    return jnp.asarray(initial, p.dtype) @ jnp.linalg.matrix_power(p, steps)
+
+
+@functools.partial(jax.jit, static_argnames=("steps",))
+def sample_path(
+    key: jax.Array, transitions: jax.typing.ArrayLike, start: int | jax.Array, steps: int
+) -> jax.Array:
+    """Samples a path of the chain (a ``lax.scan``; jit-compiled).
+
+    Args:
+      key: a PRNG key.
+      transitions: ``(S, S)`` row-stochastic ``P``.
+      start: the initial state.
+      steps: number of transitions (static).
+
+    Returns:
+      ``(steps + 1,)`` int32 states, ``start`` first.
+
+    Example:
+      >>> sample_path(jax.random.key(0), jnp.array([[0.0, 1.0], [1.0, 0.0]]), 0, 4).tolist()
+      [0, 1, 0, 1, 0]
+    """
+    p = _check_square("sample_path", "transitions", transitions)
+    log_p = jnp.log(p)
+
+    def step(state, k):
+        nxt = jax.random.categorical(k, log_p[state]).astype(jnp.int32)
+        return nxt, nxt
+
+    start = jnp.asarray(start, jnp.int32)
+    _, path = jax.lax.scan(step, start, jax.random.split(key, steps))
+    return jnp.concatenate([start[None], path])
+
+
+def visit_frequencies(path: jax.typing.ArrayLike, num_states: int) -> jax.Array:
+    """The fraction of the path's entries in each state, ``(num_states,)`` float32.
+
+    Example:
+      >>> visit_frequencies(jnp.array([0, 1, 1, 1]), 3)
+      Array([0.25, 0.75, 0.  ], dtype=float32)
+    """
+    path = jnp.asarray(path)
+    _checks.check_rank("visit_frequencies", "path", path, 1)
+    counts = jnp.bincount(path, length=num_states)
+    return counts.astype(jnp.float32) / path.shape[0]
+
+
+def _check_square(op: str, name: str, matrix: jax.typing.ArrayLike) -> jax.Array:
+    m = jnp.asarray(matrix)
+    _checks.check_floating(op, name, m)
+    _checks.check_rank(op, name, m, 2)
+    _checks.check_shape(op, name, m, (m.shape[0], m.shape[0]))
+    return m
