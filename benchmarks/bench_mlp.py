@@ -36,6 +36,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+import _cli as C
 import _harness as H
 
 H.ensure_nnjax_importable()
@@ -307,11 +308,11 @@ def run(args, cfg: Config) -> tuple[list[dict], dict[str, str], dict[str, str]]:
     rows, skipped, errors = [], {}, {}
     for peer in args.peers:
         module = PEER_MODULES.get(peer)
-        note = module and H.missing_module(module)
+        note = module and C.missing_module(module)
         if note:
             skipped[peer] = note
             print(f"skipping {peer}: {note}", file=sys.stderr)
-    timing_kw = H.timing_options(args)
+    timing_kw = C.timing_options(args)
     for batch in args.batch_sizes:
         for peer in (p for p in args.peers if p not in skipped):
             try:
@@ -331,17 +332,17 @@ def run(args, cfg: Config) -> tuple[list[dict], dict[str, str], dict[str, str]]:
 
 def main(argv: list[str] | None = None) -> int:
     """Parses the command line, runs the benchmark, writes the JSON and prints the table."""
-    parser = H.make_parser(__doc__.splitlines()[0], PEERS, DEFAULT_PEERS, (32, 256))
+    parser = C.make_parser(__doc__.splitlines()[0], PEERS, DEFAULT_PEERS, (32, 256))
     parser.add_argument(
-        "--sizes", type=H.int_list, default=None, help="layer sizes, e.g. 784,500,10"
+        "--sizes", type=C.int_list, default=None, help="layer sizes, e.g. 784,500,10"
     )
     parser.add_argument("--optimizer", choices=("adam", "sgd"), default="adam")
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--scan-steps", type=int, default=8, help="K for nnjax_scan")
     args = parser.parse_args(argv)
-    H.limit_threads(args.threads)
+    C.limit_threads(args.threads)
     if args.quick:
-        H.apply_quick(args, parser, batch_sizes=[8])
+        C.apply_quick(args, parser, batch_sizes=[8])
     sizes = tuple(args.sizes or ((64, 32, 16, 10) if args.quick else Config.sizes))
     if len(sizes) < 2:
         parser.error(f"--sizes needs at least an input and an output size, got {sizes}")
@@ -350,7 +351,7 @@ def main(argv: list[str] | None = None) -> int:
     out = H.write_json(
         args.out or H.default_out(NAME),
         name=NAME,
-        config={**dataclasses.asdict(cfg), **H.run_config(args)},
+        config={**dataclasses.asdict(cfg), **C.run_config(args)},
         rows=rows,
         skipped=skipped,
         errors=errors,

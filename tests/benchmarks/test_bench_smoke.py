@@ -21,6 +21,7 @@ REPO = pathlib.Path(__file__).resolve().parents[2]
 BENCH_DIR = REPO / "benchmarks"
 sys.path.insert(0, str(BENCH_DIR))
 
+import _cli as C  # noqa: E402
 import _harness as H  # noqa: E402
 
 ROW_KEYS = {
@@ -39,10 +40,11 @@ ENV_KEYS = {"date_utc", "platform", "device_kind", "cpu_model", "cpu_count", "ve
 JAX_PEERS = {"nnjax", "nnjax_scan", "flax_nnx", "flax_nnx_partial", "equinox"}
 PEER_MODULE = {"equinox": "equinox", "keras": "keras", "torch": "torch"}
 
-# Two groups so that pytest-xdist runs them side by side.
+# Two groups so that pytest-xdist runs them side by side; the second also exercises
+# the options for shared machines (one thread, CPU-time clock).
 MLP_GROUPS = {
-    "jax": ["nnjax", "nnjax_scan", "flax_nnx", "flax_nnx_partial"],
-    "peers": ["nnjax", "equinox", "keras", "torch"],
+    "jax": (["nnjax", "nnjax_scan", "flax_nnx", "flax_nnx_partial"], []),
+    "peers": (["nnjax", "equinox", "keras", "torch"], ["--threads", "1", "--clock", "cpu"]),
 }
 
 
@@ -67,9 +69,10 @@ def _installed(peer: str) -> bool:
 
 @pytest.mark.parametrize("group", sorted(MLP_GROUPS))
 def test_bench_mlp_quick_writes_complete_result(group, tmp_path):
-    peers = MLP_GROUPS[group]
+    peers, options = MLP_GROUPS[group]
     out = tmp_path / "mlp.json"
-    proc = _run_script("bench_mlp.py", ["--quick", "--peers", ",".join(peers), "--out", str(out)])
+    args = ["--quick", "--peers", ",".join(peers), "--out", str(out), *options]
+    proc = _run_script("bench_mlp.py", args)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     record = json.loads(out.read_text())
 
@@ -77,6 +80,7 @@ def test_bench_mlp_quick_writes_complete_result(group, tmp_path):
     assert ENV_KEYS <= set(record["environment"])
     assert record["environment"]["versions"]["jax"]
     assert record["config"]["quick"] is True
+    assert record["config"]["clock"] == ("cpu" if options else "wall")
     assert record["errors"] == {}
 
     rows = record["results"]
@@ -92,6 +96,8 @@ def test_bench_mlp_quick_writes_complete_result(group, tmp_path):
         else:
             assert peer in record["skipped"] and record["skipped"][peer]
     assert all(r["ratio_vs_nnjax"] == 1.0 for r in rows if r["peer"] == "nnjax")
+    scan = [r for r in rows if r["peer"] == "nnjax_scan" and r["task"] == "train"]
+    assert all(r["steps_per_call"] == record["config"]["scan_steps"] > 1 for r in scan)
     assert "ratio" in proc.stdout and "nnjax" in proc.stdout
 
 
@@ -146,15 +152,20 @@ def test_row_derives_throughput_from_the_median():
 
 
 def test_int_list_parses_and_rejects():
-    assert H.int_list("32,256") == [32, 256]
+    assert C.int_list("32,256") == [32, 256]
     for bad in ("a,2", "0", ""):
         with pytest.raises(Exception, match="integers"):
-            H.int_list(bad)
+            C.int_list(bad)
 
 
 def test_missing_module_gives_a_note():
-    assert "not importable" in H.missing_module("no_such_module_nnjax_bench")
-    assert H.missing_module("json") is None
+    assert "not importable" in C.missing_module("no_such_module_nnjax_bench")
+    assert C.missing_module("json") is None
+
+
+def test_limit_threads_rejects_zero():
+    with pytest.raises(ValueError, match="threads"):
+        C.limit_threads(0)
 
 
 def test_format_table_lists_every_row():
