@@ -1,0 +1,50 @@
+"""Runs the examples in the docstrings of the functional core and its helpers (doctest)."""
+
+import doctest
+import importlib
+import inspect
+import pkgutil
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import nnjax.functional
+
+FUNCTIONAL = [
+    info.name
+    for info in pkgutil.iter_modules(nnjax.functional.__path__, "nnjax.functional.")
+    if not info.name.rsplit(".", 1)[-1].startswith("_")
+]
+MODULES = [
+    "nnjax.functional",
+    *FUNCTIONAL,
+    "nnjax.activations",
+    "nnjax.initializers",
+    "nnjax.losses",
+    "nnjax.metrics",
+]
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_docstring_examples(name):
+    module = importlib.import_module(name)
+    globs = {"jax": jax, "jnp": jnp, "np": np, **vars(module)}
+    result = doctest.testmod(
+        module,
+        globs=globs,
+        optionflags=doctest.NORMALIZE_WHITESPACE | doctest.ELLIPSIS,
+        verbose=False,
+        report=True,
+    )
+    assert result.attempted > 0, f"no docstring examples found in {name}"
+    assert result.failed == 0, f"{result.failed} of {result.attempted} examples failed in {name}"
+
+
+def test_every_functional_op_has_an_example():
+    functions = [getattr(nnjax.functional, name) for name in nnjax.functional.__all__]
+    missing = [
+        f.__name__ for f in functions if inspect.isfunction(f) and ">>>" not in (f.__doc__ or "")
+    ]
+    assert not missing, f"public functions without a docstring example: {missing}"
