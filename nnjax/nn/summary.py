@@ -58,37 +58,31 @@ def _shape_str(out: object) -> str:
 
 def layer_rows(
     model: nnx.Module, input_shape: Sequence[int], dtype: jnp.dtype = jnp.float32
-) -> list[tuple[str, str, str, int]]:
-    """``(path, type, output shape, params)`` per leaf module that ``model(x)`` calls, in order.
+) -> tuple[list[tuple[str, str, str, int]], jax.ShapeDtypeStruct]:
+    """Rows ``(path, type, output shape, params)`` per leaf module called, and the output.
 
-    Output shapes come from an abstract call (``jax.eval_shape`` on a merged copy), so
-    nothing is computed and the model's state is left untouched.
+    The rows follow the order in which ``model(x)`` calls its leaf modules. Shapes come
+    from one abstract call (``jax.eval_shape`` on a merged copy), so nothing is computed
+    and the model's state is left untouched.
     """
     outputs: dict[int, object] = {}
+    rows: list[tuple[str, str, str, int]] = []
 
     def trace(m: nnx.Module, x: jax.ShapeDtypeStruct):
         modules = list(nnx.iter_modules(m))
-        classes = {type(sub) for _, sub in modules if callable(sub)}
-        with _recording(classes, outputs):
-            m(x)
+        with _recording({type(sub) for _, sub in modules}, outputs):
+            y = m(x)
         parents = {path[:i] for path, _ in modules for i in range(len(path))}
         leaves = {id(sub): (path, sub) for path, sub in modules if path not in parents}
-        rows = []
         for ident, out in outputs.items():  # in call order
             if ident in leaves:
                 path, sub = leaves[ident]
                 name = "/".join(str(p) for p in path) or "(model)"
                 rows.append((name, type(sub).__name__, _shape_str(out), count_params(sub)))
-        return rows
+        return y
 
-    rows: list = []
-
-    def fn(m, x):
-        rows.extend(trace(m, x))
-        return None
-
-    _shapes.eval_module(model, fn, jax.ShapeDtypeStruct(tuple(input_shape), dtype))
-    return rows
+    out = _shapes.eval_module(model, trace, jax.ShapeDtypeStruct(tuple(input_shape), dtype))
+    return rows, out
 
 
 def summary(
@@ -116,10 +110,7 @@ def summary(
       >>> text.splitlines()[-1]
       'Total params: 573,910'
     """
-    rows = layer_rows(model, input_shape, dtype)
-    out = _shapes.eval_module(
-        model, lambda m, x: m(x), jax.ShapeDtypeStruct(tuple(input_shape), dtype)
-    )
+    rows, out = layer_rows(model, input_shape, dtype)
     header = ("Layer (path)", "Type", "Output shape", "Params")
     cells = [header, *((p, t, s, f"{n:,}") for p, t, s, n in rows)]
     widths = [max(len(row[i]) for row in cells) for i in range(4)]

@@ -1,0 +1,50 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+import nnjax.functional as F
+from nnjax.nn import GRU, LSTM, RNN, SequenceClassifier, SequenceRegressor
+
+from ._helpers import assert_jit_traces_once, assert_same_model
+
+
+@pytest.mark.parametrize(("cell", "cls"), [("lstm", LSTM), ("GRU", GRU), ("rnn", RNN)])
+def test_classifier_is_recurrent_stack_then_dense(cell, cls):
+    model = SequenceClassifier(3, (5, 4), 2, cell=cell)
+    assert all(isinstance(layer, cls) for layer in model.recurrent)
+    xs = jax.random.normal(jax.random.key(1), (2, 6, 3))
+    h = model.recurrent[1](model.recurrent[0](xs))
+    np.testing.assert_allclose(model(xs), F.dense(model.head.params(), h), rtol=1e-6)
+    assert h.shape == (2, 4)
+
+
+def test_regressor_all_steps_and_univariate_input():
+    model = SequenceRegressor(1, 4, all_steps=True)
+    xs = jax.random.normal(jax.random.key(1), (2, 6))
+    _, ys = F.lstm(model.recurrent[0].params(), xs[..., None])
+    np.testing.assert_allclose(model(xs), F.dense(model.head.params(), ys), rtol=1e-5)
+
+
+def test_dropout_train_eval_and_seed():
+    a = SequenceClassifier(3, 4, 2, dropout=0.5, rngs=nnx.Rngs(1))
+    b = SequenceClassifier(3, 4, 2, dropout=0.5, rngs=nnx.Rngs(1))
+    assert_same_model(a, b)
+    xs = jnp.ones((4, 3, 3))
+    np.testing.assert_array_equal(a(xs), b(xs))
+    a.eval()
+    np.testing.assert_array_equal(a(xs), a(xs))
+    a.train()
+    assert not np.allclose(a(xs), a(xs))
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match=r"cell.*lstm, gru, rnn"):
+        SequenceClassifier(3, 4, 2, cell="transformer")
+    with pytest.raises(ValueError, match="hidden"):
+        SequenceRegressor(3, ())
+
+
+def test_jit_does_not_retrace():
+    assert_jit_traces_once(SequenceRegressor(2, 3, cell="gru"), jnp.ones((2, 4, 2)))
