@@ -120,15 +120,7 @@ def l1_penalty(params: PyTree, coef: float, *, where: Where | None = is_kernel) 
 
 
 def l2_penalty(params: PyTree, coef: float, *, where: Where | None = is_kernel) -> jax.Array:
-    """``coef * sum(w**2)`` over the selected leaves (Keras ``L2``: no factor 1/2).
-
-    Args:
-      params: a parameter pytree (dict or ``nnx.State``).
-      coef: the L2 coefficient.
-      where: ``(path, leaf) -> bool`` selecting the penalised leaves; ``None``: all.
-
-    Returns:
-      A scalar (float32, or the parameters' dtype if wider).
+    """``coef * sum(w**2)`` (Keras ``L2``: no factor 1/2); arguments as :func:`l1_penalty`.
 
     Example:
       >>> l2_penalty({"kernel": jnp.array([[1.0, -2.0]]), "bias": jnp.ones(2)}, 0.1)
