@@ -93,7 +93,8 @@ def conv2d(
       params: ``{"kernel": (kh, kw, in, out), "bias": (out,)}``.
       x: ``(B, H, W, in)``, floating.
       stride: step of the window, an int or ``(sh, sw)``.
-      padding: ``"SAME"`` (output ``ceil(H / sh)``), ``"VALID"`` (no padding), an int
+      padding: ``"SAME"`` (output ``ceil(H / sh)``; an odd total padding puts the extra
+        row/column at the bottom/right, as in TensorFlow), ``"VALID"`` (no padding), an int
         (zero padding on every side) or ``((top, bottom), (left, right))``.
       dilation: spacing between kernel taps (atrous convolution), an int or a pair.
 

@@ -62,6 +62,11 @@ def dense(params: Params, x: jax.typing.ArrayLike) -> jax.Array:
     Returns:
       ``(..., out)``, the dtype of ``x``.
 
+    Raises:
+      AssertionError: if ``x`` is a scalar or its last axis is not ``in`` (the message
+        names the argument and both shapes).
+      TypeError: if ``x`` is not floating.
+
     Example:
       >>> params = dense_init(jax.random.key(0), 3, 2)
       >>> dense(params, jnp.ones((4, 3))).shape

@@ -14,8 +14,14 @@ Params = dict[str, jax.Array]
 def layer_norm_init(key: jax.Array, features: int, *, dtype: jnp.dtype = jnp.float32) -> Params:
     """Initialises :func:`layer_norm`: ``{"scale": ones (F,), "bias": zeros (F,)}``.
 
-    ``key`` is unused (the initialisation is deterministic) and kept for the uniform
-    ``F.<op>_init(key, ...)`` signature.
+    Args:
+      key: a PRNG key; unused (the initialisation is deterministic), kept for the
+        uniform ``F.<op>_init(key, ...)`` signature.
+      features: size ``F`` of the normalised last axis.
+      dtype: parameter dtype.
+
+    Returns:
+      ``{"scale": (F,), "bias": (F,)}``.
 
     Example:
       >>> layer_norm_init(jax.random.key(0), 4)["scale"]
@@ -46,6 +52,10 @@ def layer_norm(params: Params, x: jax.typing.ArrayLike, *, epsilon: float = 1e-5
 
     Returns:
       ``(..., F)``, the dtype of ``x``.
+
+    Raises:
+      AssertionError: if ``x`` is a scalar or ``params`` do not have shape ``(F,)``.
+      TypeError: if ``x`` is not floating.
 
     Example:
       >>> params = layer_norm_init(jax.random.key(0), 3)
@@ -80,6 +90,11 @@ def batch_norm_init(
     key: jax.Array, features: int, *, dtype: jnp.dtype = jnp.float32
 ) -> tuple[Params, Params]:
     """Initialises :func:`batch_norm`: trainable params and running statistics.
+
+    Args:
+      key: a PRNG key; unused (the initialisation is deterministic).
+      features: size ``F`` of the normalised last axis.
+      dtype: dtype of the parameters and statistics.
 
     Returns:
       ``(params, stats)``: ``params = {"scale": ones (F,), "bias": zeros (F,)}``,
@@ -125,7 +140,12 @@ def batch_norm(
         batch statistics too (synchronised batch norm).
 
     Returns:
-      ``(y, new_stats)``: ``y`` of the shape and dtype of ``x``.
+      ``(y, new_stats)``: ``y`` of the shape and dtype of ``x``; ``new_stats`` of the
+      structure and dtypes of ``stats``.
+
+    Raises:
+      AssertionError: if ``x`` has rank < 2 or ``params``/``stats`` are not ``(F,)``.
+      TypeError: if ``x`` is not floating.
 
     Example:
       >>> params, stats = batch_norm_init(jax.random.key(0), 2)

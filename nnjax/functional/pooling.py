@@ -34,10 +34,18 @@ def max_pool2d(
       x: ``(B, H, W, C)``, floating.
       window: ``(wh, ww)`` or an int for a square window.
       stride: step between windows; defaults to ``window`` (non-overlapping).
-      padding: ``"VALID"`` (drop incomplete windows) or ``"SAME"`` (pad with ``-inf``).
+      padding: ``"VALID"`` (drop incomplete windows) or ``"SAME"`` (output
+        ``ceil(H / sh)``; pads with ``-inf``, the odd row/column at the bottom/right as
+        in TensorFlow).
 
     Returns:
-      ``(B, H', W', C)``.
+      ``(B, H', W', C)``, the dtype of ``x``.
+
+    Raises:
+      AssertionError: if ``x`` is not rank 4 (the message names the shape).
+      ValueError: for a bad ``window``, ``stride`` or ``padding``, or a ``"VALID"``
+        window larger than the image.
+      TypeError: if ``x`` is not floating.
 
     Example:
       >>> x = jnp.array([[1., 1, 2, 4], [5, 6, 7, 8], [3, 2, 1, 0], [1, 2, 3, 4]])
@@ -63,12 +71,19 @@ def avg_pool2d(
       x: ``(B, H, W, C)``, floating.
       window: ``(wh, ww)`` or an int for a square window.
       stride: step between windows; defaults to ``window``.
-      padding: ``"VALID"`` or ``"SAME"``.
+      padding: ``"VALID"`` or ``"SAME"`` (output ``ceil(H / sh)``, padded like
+        :func:`max_pool2d`).
       count_include_pad: with ``"SAME"``, whether padded zeros count in the average
         (PyTorch's default is ``True``; Keras and this function's is ``False``).
 
     Returns:
-      ``(B, H', W', C)``.
+      ``(B, H', W', C)``, the dtype of ``x``.
+
+    Raises:
+      AssertionError: if ``x`` is not rank 4 (the message names the shape).
+      ValueError: for a bad ``window``, ``stride`` or ``padding``, or a ``"VALID"``
+        window larger than the image.
+      TypeError: if ``x`` is not floating.
 
     Example:
       >>> avg_pool2d(jnp.ones((1, 4, 4, 3)), 2).shape
