@@ -12,8 +12,32 @@ The layers of the package, from the bottom up:
 * :mod:`nnjax.data`: dataset loaders, scalers and batching (host side, NumPy).
 """
 
+import importlib
+
 from nnjax import activations, functional, initializers, losses, metrics
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "activations", "functional", "initializers", "losses", "metrics"]
+# The upper layers load on first use, so `import nnjax` stays light and
+# `nnjax.data` can be used without importing Flax.
+_LAZY = ("classic", "data", "nn", "train")
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return importlib.import_module(f"nnjax.{name}")
+    raise AttributeError(f"module 'nnjax' has no attribute {name!r}")
+
+
+__all__ = [
+    "__version__",
+    "activations",
+    "classic",
+    "data",
+    "functional",
+    "initializers",
+    "losses",
+    "metrics",
+    "nn",
+    "train",
+]
