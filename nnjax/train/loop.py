@@ -38,8 +38,9 @@ class NonFiniteLossError(FloatingPointError):
     """The training loss became NaN or infinite; ``epoch`` and ``step`` say where.
 
     Example:
-      >>> str(NonFiniteLossError(2, 5, float("nan")))
-      'non-finite training loss nan at epoch 2, step 5 of the epoch (0-based); ...'
+      >>> err = NonFiniteLossError(2, 5, float("nan"))
+      >>> err.epoch, err.step
+      (2, 5)
     """
 
     def __init__(self, epoch: int, step: int, value: float) -> None:
