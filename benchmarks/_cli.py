@@ -62,6 +62,12 @@ def make_parser(
     return parser
 
 
+def add_optimizer_options(parser: argparse.ArgumentParser) -> None:
+    """Adds ``--optimizer adam|sgd`` and ``--lr`` (the same in every peer)."""
+    parser.add_argument("--optimizer", choices=("adam", "sgd"), default="adam")
+    parser.add_argument("--lr", type=float, default=1e-3, help="learning rate (%(default)s)")
+
+
 def limit_threads(threads: int | None) -> None:
     """Caps XLA:CPU and PyTorch intra-op threads; call before JAX first touches a device.
 

@@ -1,0 +1,334 @@
+"""Training and inference steps of one model in every peer framework, and the run loop.
+
+A benchmark script describes its model once: a :class:`Spec` (input shape, classes,
+optimizer) and, per framework, a zero-argument factory of the same architecture. The
+builders here turn a factory into a :class:`Case` at one batch size: a zero-argument
+``train`` callable (one optimizer step on one device-resident batch, softmax
+cross-entropy) and a ``predict`` callable (one forward pass), timed by :func:`run`.
+
+Every peer runs the framework's usual fast path:
+
+* ``nnjax``: ``nnjax.train.make_train_step`` under ``jax.jit`` with donation
+  (``scan=True``: K steps per dispatch with ``nnjax.train.scan_steps``);
+* ``flax_nnx``: ``nnx.jit`` + ``nnx.Optimizer``, or ``nnx.jit_partial`` (``partial=True``);
+* ``equinox``: ``eqx.filter_jit`` over a per-example model, ``jax.vmap``-ped over the batch;
+* ``keras``: ``train_on_batch`` / ``predict_on_batch`` with ``jit_compile=True``;
+* ``torch``: eager (``compile=True``: ``torch.compile``), on CUDA when available.
+
+Example:
+  >>> spec = Spec(input_shape=(4,), num_classes=3)
+  >>> x, y = spec.data(2)
+  >>> x.shape, y.shape
+  ((2, 4), (2,))
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import sys
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import _cli as C
+import _harness as H
+import jax
+import numpy as np
+import optax
+
+Factory = Callable[[], Any]
+Builder = Callable[[int], "Case"]
+Layout = Callable[[np.ndarray], np.ndarray]
+MODULES = {"equinox": "equinox", "keras": "keras", "torch": "torch", "torch_compile": "torch"}
+
+
+def channels_first(x: np.ndarray) -> np.ndarray:
+    """``(..., H, W, C)`` images to ``(..., C, H, W)`` (PyTorch and Equinox convolutions)."""
+    return np.ascontiguousarray(np.moveaxis(x, -1, -3))
+
+
+@dataclasses.dataclass(frozen=True)
+class Spec:
+    """What every peer trains: random inputs of ``input_shape``, integer labels, optimizer.
+
+    ``layouts`` maps a framework (``"equinox"``, ``"torch"``) to a host-side transform
+    of the inputs, e.g. :func:`channels_first`; the others get the inputs as generated.
+    """
+
+    input_shape: tuple[int, ...]
+    num_classes: int
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    layouts: Mapping[str, Layout] = dataclasses.field(default_factory=dict)
+
+    def data(self, batch: int, k: int = 1, framework: str = "") -> tuple[np.ndarray, np.ndarray]:
+        """One batch ``(x, y)`` (``k > 1``: ``k`` stacked batches), the same in every peer."""
+        rng = np.random.default_rng(0)
+        x = rng.standard_normal((k, batch, *self.input_shape), dtype=np.float32)
+        y = rng.integers(0, self.num_classes, size=(k, batch)).astype(np.int32)
+        x = self.layouts.get(framework, lambda a: a)(x)
+        return (x[0], y[0]) if k == 1 else (x, y)
+
+    def optax(self) -> optax.GradientTransformation:
+        """The Optax optimizer (``adam`` or ``sgd`` at ``lr``)."""
+        return {"adam": optax.adam, "sgd": optax.sgd}[self.optimizer](self.lr)
+
+
+@dataclasses.dataclass
+class Case:
+    """One peer at one batch size: zero-argument ``train`` and ``predict`` callables."""
+
+    train: Callable[[], Any]
+    predict: Callable[[], Any]
+    sync: Callable[[Any], None]
+    steps_per_call: int = 1
+    traces: dict[str, int] | None = None
+
+
+def xent(logits: jax.Array, y: jax.Array) -> jax.Array:
+    """Mean softmax cross-entropy with integer labels."""
+    return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+
+
+def _device_data(spec: Spec, batch: int, k: int = 1, framework: str = ""):
+    return tuple(map(jax.device_put, spec.data(batch, k, framework)))
+
+
+# ---------------------------------------------------------------------------- nnjax
+
+
+def nnjax(spec: Spec, factory: Factory, batch: int, *, scan_steps: int = 0) -> Case:
+    """``nnjax.train``'s pure step under ``jax.jit`` with donation; ``scan_steps`` fuses K."""
+    from nnjax import train
+
+    model = factory()
+    graphdef, params, rest = train.split_model(model)
+    tx = spec.optax()
+    traces: dict[str, int] = {}
+    step = train.make_train_step(graphdef, "cross_entropy", tx, metrics=())
+    step = train.scan_steps(step) if scan_steps else step
+    step = jax.jit(H.counted(step, traces, "train"), donate_argnums=(0, 1, 2))
+    predict = train.make_predict_step(train.graphdef_for(model, training=False))
+    predict = jax.jit(H.counted(predict, traces, "predict"))
+    x, y = _device_data(spec, batch, max(scan_steps, 1))
+    state = [params, tx.init(params), rest]
+
+    def run_train():
+        *state[:], logs = step(*state, x, y)
+        return logs["loss"]
+
+    x_pred = x[0] if scan_steps else x
+    return Case(
+        run_train,
+        lambda: predict(state[0], state[2], x_pred),
+        H.sync_jax,
+        steps_per_call=max(scan_steps, 1),
+        traces=traces,
+    )
+
+
+# ------------------------------------------------------------------------ Flax NNX
+
+
+def _flax_train_step(traces: dict[str, int]) -> Callable:
+    from flax import nnx
+
+    def train_step(model, optimizer, x, y):
+        traces["train"] = traces.get("train", 0) + 1
+        loss, grads = nnx.value_and_grad(lambda m: xent(m(x), y))(model)
+        optimizer.update(model, grads)
+        return loss
+
+    return train_step
+
+
+def flax_nnx(spec: Spec, factory: Factory, batch: int, *, partial: bool = False) -> Case:
+    """Idiomatic Flax NNX (``nnx.jit``), or ``nnx.jit_partial`` with ``partial=True``."""
+    from flax import nnx
+
+    model = factory()
+    optimizer = nnx.Optimizer(model, spec.optax(), wrt=nnx.Param)
+    traces: dict[str, int] = {}
+    train_step = _flax_train_step(traces)
+    forward = H.counted(lambda m, x: m(x), traces, "predict")
+    x, y = _device_data(spec, batch)
+    if partial:
+        step = nnx.jit_partial(train_step, model, optimizer, graph=False)
+        predict = nnx.jit_partial(forward, model, graph=False)
+        return Case(lambda: step(x, y), lambda: predict(x), H.sync_jax, traces=traces)
+    step, predict = nnx.jit(train_step), nnx.jit(forward)
+    return Case(
+        lambda: step(model, optimizer, x, y), lambda: predict(model, x), H.sync_jax, traces=traces
+    )
+
+
+# ------------------------------------------------------------------------- Equinox
+
+
+def equinox(spec: Spec, factory: Callable[[jax.Array], Any], batch: int) -> Case:
+    """``eqx.filter_jit``; ``factory(key)`` maps one example, ``jax.vmap``-ped over the batch."""
+    import equinox as eqx
+
+    tx = spec.optax()
+    model = factory(jax.random.key(0))
+    traces: dict[str, int] = {}
+
+    @eqx.filter_jit
+    def step(model, opt_state, x, y):
+        traces["train"] = traces.get("train", 0) + 1
+        loss, grads = eqx.filter_value_and_grad(lambda m: xent(jax.vmap(m)(x), y))(model)
+        updates, opt_state = tx.update(grads, opt_state, eqx.filter(model, eqx.is_array))
+        return eqx.apply_updates(model, updates), opt_state, loss
+
+    predict = eqx.filter_jit(H.counted(lambda m, x: jax.vmap(m)(x), traces, "predict"))
+    x, y = _device_data(spec, batch, framework="equinox")
+    state = [model, tx.init(eqx.filter(model, eqx.is_array))]
+
+    def run_train():
+        *state[:], loss = step(*state, x, y)
+        return loss
+
+    return Case(run_train, lambda: predict(state[0], x), H.sync_jax, traces=traces)
+
+
+# --------------------------------------------------------------------------- Keras
+
+
+def keras(spec: Spec, factory: Factory, batch: int) -> Case:
+    """Keras 3 on JAX: ``factory()`` returns an uncompiled model; logits, sparse labels."""
+    import keras as K
+
+    K.utils.set_random_seed(0)
+    model = factory()
+    optimizer = {"adam": K.optimizers.Adam, "sgd": K.optimizers.SGD}[spec.optimizer]
+    model.compile(
+        optimizer=optimizer(learning_rate=spec.lr),
+        loss=K.losses.SparseCategoricalCrossentropy(from_logits=True),
+        jit_compile=True,
+    )
+    x, y = spec.data(batch, framework="keras")
+    return Case(
+        lambda: model.train_on_batch(x, y),
+        lambda: model.predict_on_batch(x),
+        H.sync_jax,
+    )
+
+
+# ------------------------------------------------------------------------- PyTorch
+
+
+def torch(spec: Spec, factory: Factory, batch: int, *, compile: bool = False) -> Case:
+    """Eager PyTorch (``compile=True``: ``torch.compile``), on CUDA when available."""
+    import torch as T
+
+    T.manual_seed(0)
+    device = "cuda" if T.cuda.is_available() else "cpu"
+    model = factory().to(device)
+    optimizer = {"adam": T.optim.Adam, "sgd": T.optim.SGD}[spec.optimizer]
+    optimizer = optimizer(model.parameters(), lr=spec.lr)
+    loss_fn = T.nn.CrossEntropyLoss()
+    forward = T.compile(model) if compile else model
+    x, y = (T.from_numpy(a).to(device) for a in spec.data(batch, framework="torch"))
+    y = y.long()
+
+    def run_train():
+        optimizer.zero_grad(set_to_none=True)
+        loss = loss_fn(forward(x), y)
+        loss.backward()
+        optimizer.step()
+        return loss
+
+    def run_predict():
+        with T.inference_mode():
+            return forward(x)
+
+    sync = H.sync_torch_cuda if device == "cuda" else H.sync_none
+    return Case(run_train, run_predict, sync)
+
+
+def standard_peers(
+    spec: Spec,
+    *,
+    nnjax_model: Factory,
+    flax_model: Factory,
+    equinox_model: Callable[[jax.Array], Any],
+    keras_model: Factory,
+    torch_model: Factory,
+) -> dict[str, Builder]:
+    """The builders of the peers every script runs, keyed by peer name.
+
+    Each value maps a batch size to a :class:`Case`; scripts add their own variants
+    (e.g. ``nnjax_scan``) with ``functools.partial`` over the builders above.
+    """
+    p = functools.partial
+    return {
+        "nnjax": p(nnjax, spec, nnjax_model),
+        "flax_nnx": p(flax_nnx, spec, flax_model),
+        "flax_nnx_partial": p(flax_nnx, spec, flax_model, partial=True),
+        "equinox": p(equinox, spec, equinox_model),
+        "keras": p(keras, spec, keras_model),
+        "torch": p(torch, spec, torch_model),
+        "torch_compile": p(torch, spec, torch_model, compile=True),
+    }
+
+
+# -------------------------------------------------------------------------- running
+
+
+def _per_step(timing: H.Timing, k: int) -> H.Timing:
+    """Steady-state statistics per step for a call that runs ``k`` steps."""
+    if k == 1:
+        return timing
+    return dataclasses.replace(
+        timing, median_s=timing.median_s / k, q1_s=timing.q1_s / k, q3_s=timing.q3_s / k
+    )
+
+
+def run(args, builders: Mapping[str, Builder]) -> tuple[list[dict], dict[str, str], dict[str, str]]:
+    """Times every requested peer at every batch size; returns rows, skips and errors."""
+    rows, skipped, errors = [], {}, {}
+    for peer in args.peers:
+        module = MODULES.get(peer)
+        note = module and C.missing_module(module)
+        if note:
+            skipped[peer] = note
+            print(f"skipping {peer}: {note}", file=sys.stderr)
+    timing_kw = C.timing_options(args)
+    for batch in args.batch_sizes:
+        for peer in (p for p in args.peers if p not in skipped):
+            try:
+                case = builders[peer](batch)
+                for task, fn in (("train", case.train), ("predict", case.predict)):
+                    timing = H.time_call(fn, sync=case.sync, **timing_kw)
+                    k = case.steps_per_call if task == "train" else 1
+                    extra = {"steps_per_call": k}
+                    if case.traces is not None:
+                        extra["traces"] = case.traces.get(task, 0)
+                    rows.append(H.row(peer, task, batch, _per_step(timing, k), **extra))
+            except Exception as err:  # one broken peer must not end the run
+                errors[f"{peer}@{batch}"] = f"{type(err).__name__}: {err}"
+                print(f"error in {peer} at batch {batch}: {err}", file=sys.stderr)
+    return H.add_ratios(rows), skipped, errors
+
+
+def run_and_report(
+    name: str, args, builders: Mapping[str, Builder], config: Mapping[str, Any]
+) -> int:
+    """Runs, writes the JSON (``config`` plus the shared options), prints the table.
+
+    Returns the exit status: 1 if any peer failed, else 0.
+    """
+    rows, skipped, errors = run(args, builders)
+    out = H.write_json(
+        args.out or H.default_out(name),
+        name=name,
+        config={**config, **C.run_config(args)},
+        rows=rows,
+        skipped=skipped,
+        errors=errors,
+    )
+    print(H.format_table(rows))
+    for peer, note in skipped.items():
+        print(f"skipped {peer}: {note}")
+    print(f"wrote {out}")
+    return 1 if errors else 0
