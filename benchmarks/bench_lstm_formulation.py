@@ -44,28 +44,15 @@ def _sequence_op(cell: str):
     return F.gru_cell_init, sequence.gru
 
 
-def _time(fn, args, repeats: int, warmup: int) -> tuple[float, float]:
-    """Returns ``(compile_plus_first_call_s, median_steady_s)`` for a jitted ``fn``."""
+def _call(fn, args) -> float:
     start = time.perf_counter()
     jax.block_until_ready(fn(*args))
-    first = time.perf_counter() - start
-    for _ in range(warmup):
-        jax.block_until_ready(fn(*args))
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        jax.block_until_ready(fn(*args))
-        times.append(time.perf_counter() - start)
-    return first, statistics.median(times)
+    return time.perf_counter() - start
 
 
-def bench_one(cell, size, precompute, unroll, repeats, warmup, dtype) -> dict:
-    """Times forward and forward+backward of one formulation at one size."""
-    b, t, f, h = size
-    init, op = _sequence_op(cell)
-    k_p, k_x = jax.random.split(jax.random.key(0))
-    params = init(k_p, f, h, dtype=dtype)
-    xs = jax.random.normal(k_x, (b, t, f), dtype)
+def _variant_fns(cell, precompute, unroll):
+    """The jitted forward and forward+backward (w.r.t. params and xs) of one variant."""
+    _, op = _sequence_op(cell)
 
     def forward(params, xs):
         return op(params, xs, precompute_inputs=precompute, unroll=unroll)[1]
@@ -73,23 +60,40 @@ def bench_one(cell, size, precompute, unroll, repeats, warmup, dtype) -> dict:
     def loss(params, xs):
         return jnp.mean(forward(params, xs).astype(jnp.float32) ** 2)
 
-    fwd = jax.jit(forward)
-    bwd = jax.jit(jax.value_and_grad(loss, argnums=(0, 1)))
-    fwd_first, fwd_s = _time(fwd, (params, xs), repeats, warmup)
-    bwd_first, bwd_s = _time(bwd, (params, xs), repeats, warmup)
-    return {
-        "cell": cell,
-        "B": b,
-        "T": t,
-        "F": f,
-        "H": h,
-        "precompute_inputs": precompute,
-        "unroll": unroll,
-        "forward_ms": fwd_s * 1e3,
-        "forward_backward_ms": bwd_s * 1e3,
-        "forward_compile_s": fwd_first - fwd_s,
-        "forward_backward_compile_s": bwd_first - bwd_s,
-    }
+    return {"forward": jax.jit(forward), "forward_backward": jax.jit(jax.grad(loss, (0, 1)))}
+
+
+def bench_size(cell, size, variants, repeats, warmup, dtype) -> list[dict]:
+    """Times every ``(precompute, unroll)`` variant at one size, interleaved.
+
+    Each round calls every variant once (rotating the order), so load that changes
+    during the run (a shared machine) hits all variants alike; the reported time is
+    the median over rounds. Compile time is the first call minus that median.
+    """
+    b, t, f, h = size
+    init, _ = _sequence_op(cell)
+    k_p, k_x = jax.random.split(jax.random.key(0))
+    args = (init(k_p, f, h, dtype=dtype), jax.random.normal(k_x, (b, t, f), dtype))
+    fns = {(v, kind): fn for v in variants for kind, fn in _variant_fns(cell, *v).items()}
+    first = {name: _call(fn, args) for name, fn in fns.items()}
+    names = list(fns)
+    for _ in range(warmup):
+        for name in names:
+            _call(fns[name], args)
+    times = {name: [] for name in names}
+    for r in range(repeats):
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            times[name].append(_call(fns[name], args))
+    results = []
+    for precompute, unroll in variants:
+        row = {"cell": cell, "B": b, "T": t, "F": f, "H": h}
+        row |= {"precompute_inputs": precompute, "unroll": unroll}
+        for kind in ("forward", "forward_backward"):
+            median = statistics.median(times[((precompute, unroll), kind)])
+            row[f"{kind}_ms"] = median * 1e3
+            row[f"{kind}_compile_s"] = first[((precompute, unroll), kind)] - median
+        results.append(row)
+    return results
 
 
 def _table(results: list[dict]) -> str:
@@ -125,12 +129,12 @@ def main(argv: list[str] | None = None) -> list[dict]:
     repeats = 3 if args.quick else args.repeats
     dtype = jnp.dtype(args.dtype)
 
+    variants = list(itertools.product((True, False), args.unrolls))
     results = []
-    for cell, size, precompute, unroll in itertools.product(
-        args.cells, sizes.values(), (True, False), args.unrolls
-    ):
-        results.append(bench_one(cell, size, precompute, unroll, repeats, args.warmup, dtype))
-        print(_table(results[-1:]).splitlines()[-1], flush=True)
+    for cell, size in itertools.product(args.cells, sizes.values()):
+        rows = bench_size(cell, size, variants, repeats, args.warmup, dtype)
+        print(_table(rows), flush=True)
+        results.extend(rows)
 
     print()
     print(_table(results))

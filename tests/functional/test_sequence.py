@@ -1,0 +1,258 @@
+"""Tests for nnjax.functional.sequence: rnn, lstm, gru and zero_carry."""
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.test_util import check_grads
+
+import nnjax.functional as F
+from nnjax.functional import sequence
+
+from ._recurrent_ref import (
+    CELLS,
+    INITS,
+    KINDS,
+    jax_carry,
+    make_module,
+    param_grads_from,
+    params_from,
+    torch_carry,
+    torch_sequence,
+)
+from ._torch_ref import assert_close, to_torch
+from ._transforms import assert_transforms
+
+B, T, IN, H = 2, 5, 3, 4
+FORMULATIONS = [True, False]  # precompute_inputs
+
+
+def run(kind, params, xs, state=None, **kw):
+    """The sequence op under test: F.lstm, F.gru, or F.rnn(F.rnn_cell, ...)."""
+    if kind == "lstm":
+        return F.lstm(params, xs, state, **kw)
+    if kind == "gru":
+        return sequence.gru(params, xs, state, **kw)
+    return F.rnn(F.rnn_cell, params, xs, state, **kw)
+
+
+def _random(key, kind, dtype=jnp.float32, *, t=T):
+    kp, kh, kc, kx = jax.random.split(key, 4)
+    params = INITS[kind](kp, IN, H, dtype=dtype)
+    params = {
+        n: p + 0.3 * jax.random.normal(jax.random.fold_in(kp, i), p.shape, dtype)
+        for i, (n, p) in enumerate(sorted(params.items()))
+    }
+    h0 = jax.random.normal(kh, (B, H), dtype)
+    state = jax_carry(kind, h0, jax.random.normal(kc, (B, H), dtype))
+    return params, state, jax.random.normal(kx, (B, t, IN), dtype)
+
+
+def _python_loop(cell, params, xs, state, reverse=False):
+    """An independent reference: a Python loop over time calling the cell."""
+    steps = range(xs.shape[1])
+    ys = [None] * xs.shape[1]
+    for t in reversed(steps) if reverse else steps:
+        state, ys[t] = cell(params, state, xs[:, t])
+    return state, jnp.stack(ys, axis=1)
+
+
+def _assert_tree_close(actual, expected, tol=1e-5):
+    chex.assert_trees_all_equal_structs(actual, expected)
+    jax.tree.map(
+        lambda a, e: np.testing.assert_allclose(a, e, rtol=tol, atol=tol), actual, expected
+    )
+
+
+# --------------------------------------------------------------------------- PyTorch
+
+
+@pytest.mark.parametrize("precompute", FORMULATIONS)
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("kind", KINDS)
+def test_matches_torch_outputs_final_state_and_grads(key, kind, reverse, precompute):
+    """Non-zero initial state; grads w.r.t. params, xs and the initial state."""
+    with jax.enable_x64(True):
+        module = make_module(kind, IN, H, sequence=True)
+        params = params_from(kind, module)
+        _, state, xs = _random(key, kind, jnp.float64)
+        kw = {"reverse": reverse, "precompute_inputs": precompute}
+        final, ys = run(kind, params, xs, state, **kw)
+        cots = [jax.random.normal(jax.random.fold_in(key, i), a.shape, jnp.float64)
+                for i, a in enumerate(jax.tree.leaves((final, ys)))]  # fmt: skip
+
+        def loss(params, xs, state):
+            leaves = jax.tree.leaves(run(kind, params, xs, state, **kw))
+            return sum(jnp.sum(a * c) for a, c in zip(leaves, cots))
+
+        g_params, g_xs, g_state = jax.grad(loss, argnums=(0, 1, 2))(params, xs, state)
+
+        txs = to_torch(xs, requires_grad=True)
+        tstate = torch_carry(kind, state)
+        tfinal, tys = torch_sequence(kind, module, txs, tstate, reverse=reverse)
+        t_out = [*tfinal, tys]
+        sum((a * to_torch(c)).sum() for a, c in zip(t_out, cots)).backward()
+
+        for a, t in zip(jax.tree.leaves((final, ys)), t_out):
+            assert_close(a, t)
+        assert_close(g_xs, txs.grad)
+        for g, t in zip(jax.tree.leaves(g_state), tstate):
+            assert_close(g, t.grad)
+        jax.tree.map(assert_close, g_params, param_grads_from(kind, module))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_default_state_is_zeros_like_torch(key, kind):
+    with jax.enable_x64(True):
+        module = make_module(kind, IN, H, sequence=True, seed=1)
+        _, _, xs = _random(key, kind, jnp.float64)
+        final, ys = run(kind, params_from(kind, module), xs)
+        tfinal, tys = torch_sequence(kind, module, to_torch(xs), None)
+        assert_close(ys, tys)
+        for a, t in zip(jax.tree.leaves(final), tfinal):
+            assert_close(a, t)
+
+
+# --------------------------------------------------------------------------- formulations
+
+
+@pytest.mark.parametrize(("precompute", "unroll"), [(True, 1), (False, 1), (True, 3), (False, 4)])
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("kind", KINDS)
+def test_equals_python_loop_over_the_cell(key, kind, reverse, precompute, unroll):
+    """F.lstm / F.gru / F.rnn equal stepping the cell by hand, in every formulation."""
+    params, state, xs = _random(key, kind)
+    expected = _python_loop(CELLS[kind], params, xs, state, reverse)
+    got = run(kind, params, xs, state, reverse=reverse, precompute_inputs=precompute, unroll=unroll)
+    _assert_tree_close(got, expected)
+    generic = F.rnn(CELLS[kind], params, xs, state, reverse=reverse, precompute_inputs=precompute)
+    _assert_tree_close(generic, expected)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_check_grads(key, kind):
+    with jax.enable_x64(True):
+        params, state, xs = _random(key, kind, jnp.float64, t=3)
+        for precompute in FORMULATIONS:
+            fn = lambda p, x, s, pre=precompute: run(kind, p, x, s, precompute_inputs=pre)
+            check_grads(fn, (params, xs, state), order=1, modes=("fwd", "rev"))
+
+
+# --------------------------------------------------------------------------- transforms
+
+
+@pytest.mark.parametrize("precompute", FORMULATIONS)
+@pytest.mark.parametrize("kind", KINDS)
+def test_jit_vmap_grad_float32_bfloat16_no_retrace(key, kind, precompute):
+    params, state, xs = _random(key, kind, t=3)
+    fn = lambda p, x, s: run(kind, p, x, s, precompute_inputs=precompute)
+    assert_transforms(fn, params, xs, state)
+
+
+def test_vmap_over_a_batch_of_parameter_sets(key):
+    keys = jax.random.split(key, 3)
+    stacked = jax.vmap(lambda k: F.lstm_cell_init(k, IN, H))(keys)
+    xs = jax.random.normal(key, (B, T, IN))
+    final, ys = jax.jit(jax.vmap(F.lstm, in_axes=(0, None)))(stacked, xs)
+    assert ys.shape == (3, B, T, H)
+    for m in range(3):
+        one = jax.tree.map(lambda a, m=m: a[m], stacked)
+        _assert_tree_close(jax.tree.map(lambda a, m=m: a[m], (final, ys)), F.lstm(one, xs))
+    assert not np.allclose(ys[0], ys[1])
+
+
+def test_float32_state_with_bfloat16_inputs_computes_in_bfloat16(key):
+    params, state, xs = _random(key, "lstm")
+    final, ys = jax.jit(F.lstm)(params, xs.astype(jnp.bfloat16), state)
+    jax.tree.map(lambda a: chex.assert_type(a, jnp.bfloat16), (final, ys))
+    _, ys32 = F.lstm(params, xs.astype(jnp.bfloat16).astype(jnp.float32), state)
+    np.testing.assert_allclose(np.asarray(ys, np.float32), ys32, atol=5e-2)
+
+
+def test_lstm_accepts_a_plain_tuple_state(key):
+    params, state, xs = _random(key, "lstm")
+    got = F.lstm(params, xs, (state.h, state.c))
+    assert isinstance(got[0], F.LSTMState)
+    _assert_tree_close(got, F.lstm(params, xs, state))
+
+
+def test_custom_cell_with_explicit_state(key):
+    """Any cell(params, carry, x) works; here a running sum with a scale."""
+    cell = lambda scale, total, x: (total + scale * x, total + scale * x)
+    xs = jax.random.normal(key, (B, T, IN))
+    final, ys = F.rnn(cell, 2.0, xs, jnp.zeros((B, IN)))
+    np.testing.assert_allclose(ys, 2.0 * np.cumsum(xs, axis=1), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(final, ys[:, -1])
+    _, ys_rev = F.rnn(cell, 2.0, xs, jnp.zeros((B, IN)), reverse=True)
+    np.testing.assert_allclose(
+        ys_rev, 2.0 * np.cumsum(xs[:, ::-1], axis=1)[:, ::-1], rtol=1e-5, atol=1e-6
+    )
+
+
+def test_zero_carry_structure(key):
+    state = F.zero_carry(F.lstm_cell, F.lstm_cell_init(key, IN, H), (B,), jnp.bfloat16)
+    assert isinstance(state, F.LSTMState)
+    for leaf in state:
+        chex.assert_shape(leaf, (B, H))
+        chex.assert_type(leaf, jnp.bfloat16)
+        assert not np.any(np.asarray(leaf, np.float32))
+
+
+def test_default_formulation_per_backend():
+    assert sequence._default_precompute("gpu") and sequence._default_precompute("tpu")
+    assert sequence._default_precompute("cpu") is sequence._default_precompute()
+
+
+# --------------------------------------------------------------------------- errors
+
+
+def test_custom_cell_without_zero_carry_needs_a_state(key):
+    cell = lambda p, h, x: (h + x, h + x)
+    with pytest.raises(TypeError, match=r"zero_carry.*pass `state`"):
+        F.rnn(cell, {}, jnp.ones((B, T, IN)))
+    with pytest.raises(TypeError, match=r"precompute_inputs=True.*split"):
+        F.rnn(cell, {}, jnp.ones((B, T, IN)), jnp.zeros((B, IN)), precompute_inputs=True)
+
+
+def _bad_cases():
+    g = {"rnn": 1, "lstm": 4, "gru": 3}
+    cases = []
+    for kind, op in (("lstm", "lstm"), ("gru", "gru"), ("rnn", "rnn")):
+        bad_state = (
+            F.LSTMState(jnp.zeros((B, H)), jnp.zeros((B + 1, H)))
+            if kind == "lstm"
+            else jnp.zeros((B + 1, H))
+        )
+        state_arg = "state.c" if kind == "lstm" else "state"
+        cases += [
+            (kind, op, "xs rank 2", None, jnp.zeros((B, IN)), None,
+             "`xs`", "rank 3", f"({B}, {IN})"),
+            (kind, op, "feature size", None, jnp.zeros((B, T, IN + 1)), None,
+             "`xs`", f"(*, *, {IN})", f"({B}, {T}, {IN + 1})"),
+            (kind, op, "state shape", None, None, bad_state,
+             state_arg, f"({B}, {H})", f"({B + 1}, {H})"),
+            (kind, op, "w_h shape", jnp.zeros((H, g[kind] * H + 1)), None, None,
+             "params['w_h']", f"({H}, {g[kind] * H})", f"({H}, {g[kind] * H + 1})"),
+        ]  # fmt: skip
+    return cases
+
+
+@pytest.mark.parametrize("precompute", FORMULATIONS)
+@pytest.mark.parametrize(
+    ("kind", "op", "what", "w_h", "xs", "state", "arg", "expected", "actual"),
+    _bad_cases(),
+    ids=[f"{c[0]}-{c[2]}" for c in _bad_cases()],
+)
+def test_wrong_shapes_raise_at_trace_time(
+    key, precompute, kind, op, what, w_h, xs, state, arg, expected, actual
+):
+    params, good_state, good_xs = _random(key, kind)
+    if w_h is not None:
+        params = {**params, "w_h": w_h}
+    fn = jax.jit(lambda p, x, s: run(kind, p, x, s, precompute_inputs=precompute))
+    with pytest.raises(AssertionError) as info:
+        fn(params, good_xs if xs is None else xs, good_state if state is None else state)
+    msg = str(info.value)
+    for part in (f"{op}:", arg, expected, actual):
+        assert part in msg, f"{part!r} not in {msg!r}"
