@@ -1,0 +1,63 @@
+"""Tests for nnjax.classic.backprop: BP1–BP4 and the matrix form equal jax.grad."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from nnjax import classic
+
+
+def _assert_trees_close(a, b, **tol):
+    jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, **tol), a, b)
+
+
+@pytest.mark.parametrize("sizes", [(3, 1), (2, 6, 4, 3)])
+def test_backprop_equals_jax_grad(key, sizes):
+    k1, k2, k3 = jax.random.split(key, 3)
+    params = classic.sigmoid_mlp_init(k1, sizes)
+    x = jax.random.normal(k2, (7, sizes[0]))
+    y = jax.random.uniform(k3, (7, sizes[-1]))
+    manual = jax.jit(classic.backprop)(params, x, y)
+    auto = jax.jit(jax.grad(classic.quadratic_cost))(params, x, y)
+    _assert_trees_close(manual, auto, rtol=1e-5, atol=1e-6)
+
+
+def test_quadratic_cost_against_numpy(key):
+    params = classic.sigmoid_mlp_init(key, (3, 4, 2))
+    x = np.linspace(-1, 1, 15, dtype=np.float32).reshape(5, 3)
+    y = np.full((5, 2), 0.3, np.float32)
+    a = x
+    for layer in params:
+        a = 1 / (1 + np.exp(-(a @ np.asarray(layer["kernel"]) + np.asarray(layer["bias"]))))
+    expected = np.sum((y - a) ** 2) / (2 * 5)
+    np.testing.assert_allclose(classic.quadratic_cost(params, x, y), expected, rtol=1e-5)
+
+
+def test_softmax_net_grads_equal_jax_grad(key):
+    k1, k2, k3 = jax.random.split(key, 3)
+    params = classic.softmax_net_init(k1, 5, 4, 3)
+    x = jax.random.normal(k2, (9, 5))
+    labels = jax.random.randint(k3, (9,), 0, 3)
+    manual = jax.jit(classic.softmax_net_grads)(params, x, labels)
+    auto = jax.jit(jax.grad(classic.softmax_net_loss))(params, x, labels)
+    _assert_trees_close(manual, auto, rtol=1e-5, atol=1e-6)
+
+
+def test_manual_gradients_jit(key):
+    params = classic.sigmoid_mlp_init(key, (2, 3, 1))
+    f = jax.jit(classic.backprop)
+    x, y = jnp.ones((4, 2)), jnp.zeros((4, 1))
+    _assert_trees_close(f(params, x, y), classic.backprop(params, x, y), rtol=1e-6)
+    f(params, x + 1, y)
+    assert f._cache_size() == 1
+
+
+def test_errors(key):
+    with pytest.raises(ValueError, match="sigmoid_mlp_init: `sizes`"):
+        classic.sigmoid_mlp_init(key, (3,))
+    params = classic.sigmoid_mlp_init(key, (3, 2))
+    with pytest.raises(AssertionError, match=r"backprop: argument `y` has shape \(4, 3\)"):
+        classic.backprop(params, jnp.ones((4, 3)), jnp.ones((4, 3)))
+    with pytest.raises(AssertionError, match=r"sigmoid_mlp: argument `x`"):
+        classic.sigmoid_mlp(params, jnp.ones(3))

@@ -1,0 +1,92 @@
+"""Tests for nnjax.classic.hopfield: storage, recall, energy, capacity."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from nnjax import classic
+
+
+def _patterns(key, p, n):
+    return jnp.where(jax.random.bernoulli(key, 0.5, (p, n)), 1.0, -1.0)
+
+
+def _flip(key, patterns, fraction):
+    flips = jax.random.bernoulli(key, fraction, patterns.shape)
+    return jnp.where(flips, -patterns, patterns)
+
+
+def test_hebbian_weights_against_loops(key):
+    xi = np.asarray(_patterns(key, 3, 6))
+    w = np.zeros((6, 6))
+    for i in range(6):
+        for j in range(6):
+            if i != j:
+                w[i, j] = sum(xi[m, i] * xi[m, j] for m in range(3)) / 6
+    np.testing.assert_allclose(classic.hopfield_store(xi), w, atol=1e-6)
+
+
+def test_energy_against_numpy(key):
+    xi = _patterns(key, 2, 8)
+    w = classic.hopfield_store(xi)
+    s = np.asarray(_patterns(jax.random.key(1), 3, 8))
+    expected = [-0.5 * row @ np.asarray(w) @ row for row in s]
+    np.testing.assert_allclose(classic.hopfield_energy(w, s), expected, rtol=1e-6)
+
+
+@pytest.mark.parametrize("synchronous", [False, True])
+def test_recall_from_noisy_copies(key, synchronous):
+    k1, k2, k3 = jax.random.split(key, 3)
+    xi = _patterns(k1, 4, 100)  # 4 patterns << 0.14 N
+    w = classic.hopfield_store(xi)
+    noisy = _flip(k2, xi, 0.1)
+    assert float(jnp.min(classic.overlap(noisy, xi))) < 0.95
+    out = classic.hopfield_recall(w, noisy, steps=5, synchronous=synchronous, key=k3)
+    np.testing.assert_array_equal(out, xi)
+    np.testing.assert_array_equal(classic.hopfield_step(w, xi), xi)  # fixed points
+
+
+def test_energy_never_increases_under_async_updates(key):
+    k1, k2, k3 = jax.random.split(key, 3)
+    w = classic.hopfield_store(_patterns(k1, 12, 40))  # past capacity: many updates
+    s = _patterns(k2, 5, 40)
+    order = jnp.concatenate([jax.random.permutation(k, 40) for k in jax.random.split(k3, 3)])
+    _, energies = classic.hopfield_sweep(w, s, order)
+    energies = jnp.concatenate([classic.hopfield_energy(w, s)[None], energies])
+    steps = np.diff(np.asarray(energies), axis=0)
+    assert np.all(steps <= 1e-5)
+    assert np.any(steps < -1e-3)  # and it actually decreased
+
+
+def test_capacity_limit(key):
+    n = 100
+    k1, k2, k3 = jax.random.split(key, 3)
+
+    def mean_overlap(p):
+        xi = _patterns(jax.random.fold_in(k1, p), p, n)
+        out = classic.hopfield_recall(
+            classic.hopfield_store(xi), _flip(k2, xi, 0.05), steps=5, key=k3
+        )
+        return float(jnp.mean(classic.overlap(out, xi)))
+
+    assert mean_overlap(5) == 1.0  # well below 0.14 N
+    assert mean_overlap(40) < 0.9  # well above: recall degrades
+
+
+def test_recall_does_not_retrace(key):
+    w = classic.hopfield_store(_patterns(key, 2, 16))
+    s = _patterns(jax.random.key(1), 3, 16)
+    classic.hopfield_recall(w, s, steps=2, key=key)
+    before = classic.hopfield_recall._cache_size()
+    classic.hopfield_recall(w, -s, steps=2, key=jax.random.key(2))
+    assert classic.hopfield_recall._cache_size() == before
+
+
+def test_errors():
+    with pytest.raises(AssertionError, match=r"hopfield_recall: argument `state` has shape"):
+        classic.hopfield_recall(jnp.zeros((4, 4)), jnp.ones((2, 5)))
+    with pytest.raises(AssertionError, match=r"hopfield_energy: argument `weights`"):
+        classic.hopfield_energy(jnp.zeros((4, 3)), jnp.ones(4))
+    with pytest.raises(TypeError, match="hopfield_store: argument `patterns`"):
+        classic.hopfield_store(jnp.ones((2, 4), jnp.int32))
