@@ -65,3 +65,11 @@ def test_missing_stream_is_a_clear_error():
 
 def test_jit_does_not_retrace():
     assert_jit_traces_once(Dropout(0.5, rngs=nnx.Rngs(0)), jnp.ones((2, 3)))
+
+
+def test_nnx_view_sets_deterministic_without_touching_the_original():
+    layer = Dropout(0.5, rngs=nnx.Rngs(0))
+    view = nnx.view(layer, deterministic=True)
+    x = jnp.ones((2, 8))
+    np.testing.assert_array_equal(view(x), x)
+    assert layer.deterministic is False
