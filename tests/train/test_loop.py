@@ -202,11 +202,51 @@ def test_fit_digits_reaches_95_percent():
         (xtr, ytr),
         loss="cross_entropy",
         optimizer="adam",
-        learning_rate=3e-3,
-        epochs=15,
+        learning_rate=1e-2,
+        epochs=8,
         batch_size=32,
         verbose=0,
         devices=ONE,
     )
     acc = T.evaluate(model, (xte, yte), loss="cross_entropy", devices=ONE)["accuracy"]
     assert acc >= 0.95
+
+
+def test_weights_after_interrupt_and_after_nan():
+    class Interrupt(T.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 1:
+                raise KeyboardInterrupt
+
+    model = mlp()
+    before = leaves(model)
+    with pytest.raises(KeyboardInterrupt):
+        T.fit(
+            model,
+            blobs(),
+            loss="cross_entropy",
+            epochs=3,
+            verbose=0,
+            devices=ONE,
+            callbacks=[Interrupt()],
+        )
+    assert not np.array_equal(before[0], leaves(model)[0])  # trained weights are kept
+
+    class Poison(T.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            nan = jax.tree.map(lambda a: a * jnp.nan, self.loop.state.params)
+            self.loop.state = self.loop.state._replace(params=nan)
+
+    model = mlp()
+    with pytest.raises(T.NonFiniteLossError):
+        T.fit(
+            model,
+            blobs(),
+            loss="cross_entropy",
+            epochs=2,
+            verbose=0,
+            devices=ONE,
+            callbacks=[Poison()],
+        )
+    for a, b in zip(before, leaves(model)):  # NaN weights never reach the model
+        np.testing.assert_array_equal(a, b)
