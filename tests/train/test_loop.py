@@ -250,3 +250,23 @@ def test_weights_after_interrupt_and_after_nan():
         )
     for a, b in zip(before, leaves(model)):  # NaN weights never reach the model
         np.testing.assert_array_equal(a, b)
+
+
+def test_batch_statistics_are_carried_through_fit():
+    class Net(nnx.Module):
+        def __init__(self, rngs):
+            self.dense = nnx.Linear(4, 3, rngs=rngs)
+            self.norm = nnx.BatchNorm(3, momentum=0.5, rngs=rngs)
+
+        def __call__(self, x):
+            return self.norm(self.dense(x))
+
+    x, y = blobs()
+    model = Net(nnx.Rngs(0))
+    T.fit(model, (x, y), loss="cross_entropy", epochs=2, batch_size=32, verbose=0, devices=ONE)
+    mean = np.asarray(model.norm.mean[...])
+    assert np.abs(mean).max() > 0.1  # running statistics were updated by every step
+    model.eval()
+    hidden = np.asarray(model.dense(x))
+    np.testing.assert_allclose(mean, hidden.mean(0), atol=0.5)  # close to the data mean
+    np.testing.assert_allclose(T.predict(model, x, devices=ONE), model(x), rtol=1e-5, atol=1e-6)
