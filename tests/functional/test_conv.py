@@ -113,6 +113,10 @@ def test_init_shapes_and_no_bias(key):
     assert params["kernel"].shape == (5, 3, 3, 8) and params["bias"].shape == (8,)
     assert params["kernel"].dtype == jnp.bfloat16
     assert set(F.conv2d_init(key, 3, 8, 3, use_bias=False)) == {"kernel"}
+    # Glorot uniform over the receptive field: fan_in = 5*3*3, fan_out = 5*3*8.
+    kernel = np.abs(np.asarray(params["kernel"], np.float32))
+    limit = np.sqrt(6.0 / (45 + 120))
+    assert kernel.max() <= limit * 1.01 and kernel.max() > 0.8 * limit
 
 
 def test_check_grads():
@@ -120,7 +124,7 @@ def test_check_grads():
     x = rand((1, 4, 4, 2), 3)
     conv = lambda p, x: F.conv2d(p, x, stride=2, padding="SAME")
     with jax.enable_x64(True):
-        check_grads(conv, (params, x), order=2, modes=("fwd", "rev"))
+        check_grads(jax.jit(conv), (params, x), order=2, modes=("fwd", "rev"))
 
 
 def test_jit_vmap_grad_float32_bfloat16(key):

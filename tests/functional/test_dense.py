@@ -56,7 +56,7 @@ def test_init_shapes_dtype_and_glorot_bound(key):
 def test_check_grads():
     params = {"kernel": rand((4, 3), 1), "bias": rand((3,), 2)}
     with jax.enable_x64(True):
-        check_grads(F.dense, (params, rand((2, 4), 3)), order=2, modes=("fwd", "rev"))
+        check_grads(jax.jit(F.dense), (params, rand((2, 4), 3)), order=2, modes=("fwd", "rev"))
 
 
 def test_jit_vmap_grad_float32_bfloat16():

@@ -68,7 +68,7 @@ def test_gradient_is_the_mask_and_check_grads(key):
         drop = lambda x: F.dropout(key, x, 0.25)
         g = jax.grad(lambda x: jnp.sum(drop(x)))(x)
         np.testing.assert_allclose(g, np.where(drop(x) != 0, 1 / 0.75, 0.0))
-        check_grads(drop, (x,), order=2, modes=("fwd", "rev"))
+        check_grads(jax.jit(drop), (x,), order=2, modes=("fwd", "rev"))
 
 
 def test_jit_vmap_grad_float32_bfloat16(key):

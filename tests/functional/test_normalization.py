@@ -136,14 +136,14 @@ def test_batch_norm_check_grads(training):
     params, stats, x = _bn_inputs((3, 2, 2, 2))
     bn = lambda params, x: F.batch_norm(params, stats, x, training=training, epsilon=EPS)[0]
     with jax.enable_x64(True):
-        check_grads(bn, (params, x), order=2, modes=("fwd", "rev"))
+        check_grads(jax.jit(bn), (params, x), order=2, modes=("fwd", "rev"))
 
 
 def test_layer_norm_check_grads():
     x = rand((3, 4), 0)
     params = {"scale": rand((4,), 1), "bias": rand((4,), 2)}
     with jax.enable_x64(True):
-        check_grads(F.layer_norm, (params, x), order=2, modes=("fwd", "rev"))
+        check_grads(jax.jit(F.layer_norm), (params, x), order=2, modes=("fwd", "rev"))
 
 
 @pytest.mark.parametrize("training", [True, False])
