@@ -80,10 +80,7 @@ def avg_pool2d(
       ``(B, H', W', C)``, the dtype of ``x``.
 
     Raises:
-      AssertionError: if ``x`` is not rank 4 (the message names the shape).
-      ValueError: for a bad ``window``, ``stride`` or ``padding``, or a ``"VALID"``
-        window larger than the image.
-      TypeError: if ``x`` is not floating.
+      AssertionError, ValueError, TypeError: as :func:`max_pool2d`.
 
     Example:
       >>> avg_pool2d(jnp.ones((1, 4, 4, 3)), 2).shape
