@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import itertools
 import os
 import sys
 
@@ -41,8 +40,8 @@ import _harness as H
 H.ensure_nnjax_importable()
 os.environ.setdefault("KERAS_BACKEND", "jax")
 
+import _models as M  # noqa: E402
 import _peers as P  # noqa: E402
-import jax  # noqa: E402
 
 NAME = "mlp"
 PEERS = (
@@ -82,55 +81,19 @@ def _nnjax_model(cfg: Config):
 def _flax_model(cfg: Config):
     from flax import nnx
 
-    class FlaxMLP(nnx.Module):
-        def __init__(self, sizes: tuple[int, ...], rngs: nnx.Rngs):
-            self.layers = nnx.List(
-                [nnx.Linear(a, b, rngs=rngs) for a, b in itertools.pairwise(sizes)]
-            )
-
-        def __call__(self, x: jax.Array) -> jax.Array:
-            for layer in self.layers[:-1]:
-                x = jax.nn.relu(layer(x))
-            return self.layers[-1](x)
-
-    return FlaxMLP(cfg.sizes, nnx.Rngs(0))
-
-
-def _equinox_model(cfg: Config, key: jax.Array):
-    import equinox as eqx
-
-    class EqxMLP(eqx.Module):
-        layers: list
-
-        def __init__(self, sizes: tuple[int, ...], key: jax.Array):
-            keys = jax.random.split(key, len(sizes) - 1)
-            self.layers = [
-                eqx.nn.Linear(a, b, key=k) for (a, b), k in zip(itertools.pairwise(sizes), keys)
-            ]
-
-        def __call__(self, x: jax.Array) -> jax.Array:
-            for layer in self.layers[:-1]:
-                x = jax.nn.relu(layer(x))
-            return self.layers[-1](x)
-
-    return EqxMLP(cfg.sizes, key)
+    return M.flax_mlp(cfg.sizes, nnx.Rngs(0))
 
 
 def _keras_model(cfg: Config):
     import keras
 
-    layers = [keras.Input((cfg.sizes[0],))]
-    layers += [keras.layers.Dense(n, activation="relu") for n in cfg.sizes[1:-1]]
-    return keras.Sequential([*layers, keras.layers.Dense(cfg.sizes[-1])])
+    return keras.Sequential([keras.Input((cfg.sizes[0],)), *M.keras_dense(cfg.sizes)])
 
 
 def _torch_model(cfg: Config):
     import torch
 
-    layers: list[torch.nn.Module] = []
-    for a, b in itertools.pairwise(cfg.sizes):
-        layers += [torch.nn.Linear(a, b), torch.nn.ReLU()]
-    return torch.nn.Sequential(*layers[:-1])
+    return torch.nn.Sequential(*M.torch_dense(cfg.sizes))
 
 
 def builders(cfg: Config) -> dict[str, P.Builder]:
@@ -141,7 +104,7 @@ def builders(cfg: Config) -> dict[str, P.Builder]:
         spec,
         nnjax_model=p(_nnjax_model, cfg),
         flax_model=p(_flax_model, cfg),
-        equinox_model=p(_equinox_model, cfg),
+        equinox_model=p(M.equinox_mlp, cfg.sizes),
         keras_model=p(_keras_model, cfg),
         torch_model=p(_torch_model, cfg),
     )

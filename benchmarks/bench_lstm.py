@@ -1,0 +1,226 @@
+"""Times training and inference of one LSTM sequence classifier in nnjax and its peers.
+
+The model is the same everywhere: one LSTM layer (``--hidden`` 128 units, zero initial
+state) over batch-major sequences ``(B, T, F)`` (``--seq-len`` 64 steps of
+``--features`` 16, random float32), its last hidden state into a dense layer of
+``--classes`` 10 logits, softmax cross-entropy, trained with Adam (or SGD). For each
+batch size and peer it times one training step (through the whole sequence and back)
+and one forward pass, the first call (trace + compile + run) apart from the median.
+
+Peers:
+
+* ``nnjax``: ``nnjax.nn.SequenceClassifier`` (``F.lstm`` with the formulation the
+  library picks for the backend); ``nnjax.train`` pure step under ``jax.jit`` with
+  donation;
+* ``nnjax_per_step`` and ``nnjax_precompute``: the same LSTM and head calling
+  ``F.lstm(..., precompute_inputs=False / True)`` explicitly (input projection inside
+  the scan, or for all steps in one matmul before it);
+* ``flax_nnx`` / ``flax_nnx_partial``: ``nnx.RNN(nnx.OptimizedLSTMCell)`` + ``nnx.Linear``
+  under ``nnx.jit`` / ``nnx.jit_partial``;
+* ``equinox``: ``eqx.nn.LSTMCell`` under ``lax.scan`` for one sequence, ``jax.vmap``-ped
+  over the batch, ``eqx.filter_jit``;
+* ``keras``: ``keras.layers.LSTM`` + ``Dense`` (JAX backend, ``jit_compile=True``);
+* ``torch``: ``torch.nn.LSTM(batch_first=True)`` + ``Linear``, eager (``torch_compile``
+  on request).
+
+Usage::
+
+    python benchmarks/bench_lstm.py                     # full run
+    python benchmarks/bench_lstm.py --quick             # tiny sizes (smoke test)
+    python benchmarks/bench_lstm.py --threads 1 --clock cpu  # on a shared machine
+
+Writes ``benchmarks/results/lstm_<platform>.json`` and prints a table; ``ratio`` is
+``peer median / nnjax median`` (above 1: the peer is slower).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import os
+import sys
+
+import _cli as C
+import _harness as H
+
+H.ensure_nnjax_importable()
+os.environ.setdefault("KERAS_BACKEND", "jax")
+
+import _peers as P  # noqa: E402
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+
+NAME = "lstm"
+PEERS = (
+    "nnjax",
+    "nnjax_per_step",
+    "nnjax_precompute",
+    "flax_nnx",
+    "flax_nnx_partial",
+    "equinox",
+    "keras",
+    "torch",
+    "torch_compile",
+)
+DEFAULT_PEERS = PEERS[:-1]
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """What is benchmarked: sequence length, features, hidden size, classes, optimizer."""
+
+    seq_len: int = 64
+    features: int = 16
+    hidden: int = 128
+    num_classes: int = 10
+    optimizer: str = "adam"
+    lr: float = 1e-3
+
+
+# The same model in every framework: LSTM from zeros, last hidden state, dense logits.
+
+
+def _nnjax_model(cfg: Config):
+    from flax import nnx
+
+    from nnjax import nn
+
+    return nn.SequenceClassifier(cfg.features, cfg.hidden, cfg.num_classes, rngs=nnx.Rngs(0))
+
+
+def _nnjax_formulation(cfg: Config, precompute: bool):
+    """``nnjax.nn`` layers, the LSTM run through ``F.lstm`` with a fixed formulation."""
+    from flax import nnx
+
+    import nnjax.functional as F
+    from nnjax import nn
+
+    class LSTMClassifier(nnx.Module):
+        def __init__(self, rngs: nnx.Rngs):
+            self.lstm = nn.LSTM(cfg.features, cfg.hidden, rngs=rngs)
+            self.head = nn.Dense(cfg.hidden, cfg.num_classes, rngs=rngs)
+
+        def __call__(self, xs: jax.Array) -> jax.Array:
+            _, ys = F.lstm(self.lstm.params(), xs, precompute_inputs=precompute)
+            return self.head(ys[:, -1])
+
+    return LSTMClassifier(nnx.Rngs(0))
+
+
+def _flax_model(cfg: Config):
+    from flax import nnx
+
+    class FlaxLSTM(nnx.Module):
+        def __init__(self, rngs: nnx.Rngs):
+            self.rnn = nnx.RNN(nnx.OptimizedLSTMCell(cfg.features, cfg.hidden, rngs=rngs))
+            self.head = nnx.Linear(cfg.hidden, cfg.num_classes, rngs=rngs)
+
+        def __call__(self, xs: jax.Array) -> jax.Array:
+            return self.head(self.rnn(xs)[:, -1])
+
+    return FlaxLSTM(nnx.Rngs(0))
+
+
+def _equinox_model(cfg: Config, key: jax.Array):
+    import equinox as eqx
+
+    class EqxLSTM(eqx.Module):
+        cell: eqx.nn.LSTMCell
+        head: eqx.nn.Linear
+
+        def __init__(self, key: jax.Array):
+            k_cell, k_head = jax.random.split(key)
+            self.cell = eqx.nn.LSTMCell(cfg.features, cfg.hidden, key=k_cell)
+            self.head = eqx.nn.Linear(cfg.hidden, cfg.num_classes, key=k_head)
+
+        def __call__(self, xs: jax.Array) -> jax.Array:  # one sequence, (T, F)
+            zeros = jnp.zeros(cfg.hidden, xs.dtype)
+            step = lambda state, x: (self.cell(x, state), None)
+            (h, _), _ = jax.lax.scan(step, (zeros, zeros), xs)
+            return self.head(h)
+
+    return EqxLSTM(key)
+
+
+def _keras_model(cfg: Config):
+    import keras
+
+    return keras.Sequential(
+        [
+            keras.Input((cfg.seq_len, cfg.features)),
+            keras.layers.LSTM(cfg.hidden),
+            keras.layers.Dense(cfg.num_classes),
+        ]
+    )
+
+
+def _torch_model(cfg: Config):
+    import torch
+
+    class TorchLSTM(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lstm = torch.nn.LSTM(cfg.features, cfg.hidden, batch_first=True)
+            self.head = torch.nn.Linear(cfg.hidden, cfg.num_classes)
+
+        def forward(self, xs: torch.Tensor) -> torch.Tensor:
+            ys, _ = self.lstm(xs)
+            return self.head(ys[:, -1])
+
+    return TorchLSTM()
+
+
+def builders(cfg: Config) -> dict[str, P.Builder]:
+    """Every peer's builder (batch size -> ``Case``) for the LSTM classifier of ``cfg``."""
+    spec = P.Spec((cfg.seq_len, cfg.features), cfg.num_classes, cfg.optimizer, cfg.lr)
+    p = functools.partial
+    peers = P.standard_peers(
+        spec,
+        nnjax_model=p(_nnjax_model, cfg),
+        flax_model=p(_flax_model, cfg),
+        equinox_model=p(_equinox_model, cfg),
+        keras_model=p(_keras_model, cfg),
+        torch_model=p(_torch_model, cfg),
+    )
+    for name, precompute in (("nnjax_per_step", False), ("nnjax_precompute", True)):
+        peers[name] = p(P.nnjax, spec, p(_nnjax_formulation, cfg, precompute))
+    return peers
+
+
+QUICK = Config(seq_len=8, features=4, hidden=16)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parses the command line, runs the benchmark, writes the JSON and prints the table."""
+    parser = C.make_parser(__doc__.splitlines()[0], PEERS, DEFAULT_PEERS, (32, 128))
+    for name in ("seq_len", "features", "hidden"):
+        flag = "--" + name.replace("_", "-")
+        parser.add_argument(flag, type=int, default=None, help=f"default {getattr(Config, name)}")
+    C.add_optimizer_options(parser)
+    args = parser.parse_args(argv)
+    C.limit_threads(args.threads)
+    if args.quick:
+        C.apply_quick(args, parser, batch_sizes=[8])
+    base = QUICK if args.quick else Config()
+    sizes = {n: getattr(args, n) or getattr(base, n) for n in ("seq_len", "features", "hidden")}
+    if min(sizes.values()) < 1:
+        parser.error(f"sizes must be positive, got {sizes}")
+    cfg = dataclasses.replace(base, **sizes, optimizer=args.optimizer, lr=args.lr)
+    config = {**dataclasses.asdict(cfg), "nnjax_precompute_inputs": _library_formulation()}
+    return P.run_and_report(NAME, args, builders(cfg), config)
+
+
+def _library_formulation() -> bool | None:
+    """Whether ``F.lstm(precompute_inputs=None)`` precomputes on this backend (recorded).
+
+    nnjax has no public query for it yet, so this reads the private chooser; ``None``
+    if that is gone.
+    """
+    from nnjax.functional import sequence
+
+    choose = getattr(sequence, "_default_precompute", None)
+    return None if choose is None else bool(choose())
+
+
+if __name__ == "__main__":
+    sys.exit(main())
