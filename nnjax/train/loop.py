@@ -93,6 +93,7 @@ def _check_model(model, graphdef, params, rest, loss, train, val):
     if val is not None:
         out = checks.output_shape(model, graphdef, params, rest, val[0])
         checks.check_labels(out, val[1], "validation")
+        checks.check_loss_accepts(loss, out, val[1], "validation")
 
 
 def _resume(directory, state: TrainState, seed: int):

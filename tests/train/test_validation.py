@@ -61,6 +61,8 @@ def test_loss_and_label_shapes_must_agree():
     x, y = blobs()
     with pytest.raises(ValueError, match="loss cannot compare"):
         _fit((x, y.astype(np.float32)), loss="mse")
+    with pytest.raises(ValueError, match="`validation`: the loss cannot compare"):
+        _fit((x, y), validation=(x, np.eye(4, dtype=np.float32)[y]))
 
 
 def test_not_a_pair_and_bad_names():
