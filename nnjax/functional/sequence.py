@@ -67,8 +67,9 @@ def _default_precompute(backend: str | None = None) -> bool:
     """Whether to project all inputs before the scan on ``backend`` (default: current).
 
     Measured with ``benchmarks/bench_lstm_formulation.py`` (float32, jitted, median):
-    see ``lstm``'s docstring for the numbers. On GPU/TPU one large matmul replaces T
-    small ones (the known cuDNN-style win).
+    see :func:`lstm`'s docstring for the numbers. On XLA:CPU the per-step cell ran
+    1.6-3x faster than projecting first, for the LSTM and the GRU alike; on GPU/TPU one
+    large matmul replaces T small ones (the known cuDNN-style win).
     """
     backend = backend or jax.default_backend()
     return backend != "cpu"
@@ -178,8 +179,23 @@ def lstm(
 ) -> tuple[LSTMState, jax.Array]:
     """Runs the LSTM over a sequence: equal to ``rnn(lstm_cell, ...)``, the fast path.
 
-    Formulation by measurement (``benchmarks/bench_lstm_formulation.py``): on GPU/TPU
-    the inputs are projected before the scan. MEASURED_CPU
+    The formulation is chosen per backend by measurement
+    (``benchmarks/bench_lstm_formulation.py``; JSON in ``benchmarks/results/``). On
+    GPU/TPU the inputs are projected before the scan (one large matmul instead of T
+    small ones, the cuDNN-style win; not yet measured here). On XLA:CPU the per-step
+    cell measured faster, so it is the CPU default. Median ms, float32, jax 0.10.2,
+    2 shared x86 cores (heavily loaded while measuring, so absolute times are inflated;
+    variants were timed interleaved, so the ratios hold):
+
+    ==========================  ===========  ===========  ============  ============
+    B, T, F, H                  pre fwd      step fwd     pre fwd+bwd   step fwd+bwd
+    ==========================  ===========  ===========  ============  ============
+    32, 100, 32, 128            248          112          665           368
+    256, 50, 64, 256            1456         460          2908          1840
+    ==========================  ===========  ===========  ============  ============
+
+    Unrolling the scan by 4 or 8 did not pay on CPU (slower backward, 2-10x compile
+    time), so ``unroll=1`` stays the default.
 
     Args:
       params: ``{"w_x": (in, 4H), "w_h": (H, 4H), "b": (4H,)}`` from ``F.lstm_cell_init``.

@@ -9,12 +9,13 @@ RNN and GRU, ``LSTMState(h, c)`` (here a ``(h, c)`` tuple of tensors) for the LS
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
 import nnjax.functional as F
 
-from ._torch_ref import to_jax, to_numpy, to_torch, torch
+from ._torch_ref import assert_close, to_jax, to_numpy, to_torch, torch
 
 KINDS = ("rnn", "lstm", "gru")
 GATES = {"rnn": 1, "lstm": 4, "gru": 3}
@@ -108,3 +109,47 @@ def torch_sequence(kind: str, module, xs, carry: tuple | None, *, reverse: bool 
     if reverse:
         ys = torch.flip(ys, dims=(1,))
     return final, ys
+
+
+def random_case(key, kind: str, shape: tuple[int, ...], hidden: int, dtype=jnp.float32):
+    """Random (non-init) params, a non-zero carry and an input of ``shape`` (``(B, in)``
+    for a cell, ``(B, T, in)`` for a sequence); perturbed so biases are non-zero."""
+    kp, kh, kc, kx = jax.random.split(key, 4)
+    params = INITS[kind](kp, shape[-1], hidden, dtype=dtype)
+    params = {
+        n: p + 0.3 * jax.random.normal(jax.random.fold_in(kp, i), p.shape, dtype)
+        for i, (n, p) in enumerate(sorted(params.items()))
+    }
+    h = jax.random.normal(kh, (shape[0], hidden), dtype)
+    carry = jax_carry(kind, h, jax.random.normal(kc, (shape[0], hidden), dtype))
+    return params, carry, jax.random.normal(kx, shape, dtype)
+
+
+def assert_matches_torch(key, kind, module, fn, torch_fn, params, carry, x) -> None:
+    """Compares outputs and gradients of ``fn(params, carry, x)`` with torch, in float64.
+
+    ``torch_fn(tx, tcarry_leaves)`` must return the torch outputs as a list in the
+    order of ``jax.tree.leaves(fn(...))``. The loss is a random projection of every
+    output, so every output and every gradient (w.r.t. params, carry and x) is checked.
+    """
+    out = fn(params, carry, x)
+    cots = [jax.random.normal(jax.random.fold_in(key, i), a.shape, jnp.float64)
+            for i, a in enumerate(jax.tree.leaves(out))]  # fmt: skip
+
+    def loss(params, carry, x):
+        return sum(jnp.sum(a * c) for a, c in zip(jax.tree.leaves(fn(params, carry, x)), cots))
+
+    g_params, g_carry, g_x = jax.grad(loss, argnums=(0, 1, 2))(params, carry, x)
+
+    tx = to_torch(x, requires_grad=True)
+    tcarry = torch_carry(kind, carry)
+    t_out = torch_fn(tx, tcarry)
+    sum((a * to_torch(c)).sum() for a, c in zip(t_out, cots)).backward()
+
+    assert len(t_out) == len(jax.tree.leaves(out))
+    for a, t in zip(jax.tree.leaves(out), t_out):
+        assert_close(a, t)
+    assert_close(g_x, tx.grad)
+    for g, t in zip(jax.tree.leaves(g_carry), tcarry):
+        assert_close(g, t.grad)
+    jax.tree.map(assert_close, g_params, param_grads_from(kind, module))

@@ -17,61 +17,33 @@ from ._recurrent_ref import (
     GATES,
     INITS,
     KINDS,
-    jax_carry,
+    assert_matches_torch,
     make_module,
-    param_grads_from,
     params_from,
-    torch_carry,
+    random_case,
     torch_cell_step,
 )
-from ._torch_ref import assert_close, to_torch
 from ._transforms import assert_transforms
 
 B, IN, H = 3, 4, 5
 
 
 def _random(key, kind, dtype=jnp.float32, batch=B):
-    """Random (non-init) params, a non-zero carry and an input."""
-    kp, kh, kc, kx = jax.random.split(key, 4)
-    params = INITS[kind](kp, IN, H, dtype=dtype)
-    params = {
-        n: p + 0.3 * jax.random.normal(jax.random.fold_in(kp, i), p.shape, dtype)
-        for i, (n, p) in enumerate(sorted(params.items()))
-    }
-    h = jax.random.normal(kh, (batch, H), dtype)
-    carry = jax_carry(kind, h, jax.random.normal(kc, (batch, H), dtype))
-    return params, carry, jax.random.normal(kx, (batch, IN), dtype)
+    return random_case(key, kind, (batch, IN), H, dtype)
 
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_cell_matches_torch_outputs_and_grads(key, kind):
     with jax.enable_x64(True):
         module = make_module(kind, IN, H, sequence=False)
-        params = params_from(kind, module)
         _, carry, x = _random(key, kind, jnp.float64)
-        cell = CELLS[kind]
-        out = cell(params, carry, x)
-        cots = [jax.random.normal(jax.random.fold_in(key, i), a.shape, jnp.float64)
-                for i, a in enumerate(jax.tree.leaves(out))]  # fmt: skip
 
-        def loss(params, carry, x):
-            leaves = jax.tree.leaves(cell(params, carry, x))
-            return sum(jnp.sum(a * c) for a, c in zip(leaves, cots))
+        def torch_fn(tx, tcarry):
+            new_carry, y = torch_cell_step(kind, module, tx, tcarry)
+            return [*new_carry, y]
 
-        g_params, g_carry, g_x = jax.grad(loss, argnums=(0, 1, 2))(params, carry, x)
-
-        tx = to_torch(x, requires_grad=True)
-        tcarry = torch_carry(kind, carry)
-        tnew, ty = torch_cell_step(kind, module, tx, tcarry)
-        t_out = [*tnew, ty]
-        sum((a * to_torch(c)).sum() for a, c in zip(t_out, cots)).backward()
-
-        for a, t in zip(jax.tree.leaves(out), t_out):
-            assert_close(a, t)
-        assert_close(g_x, tx.grad)
-        for g, t in zip(jax.tree.leaves(g_carry), tcarry):
-            assert_close(g, t.grad)
-        jax.tree.map(assert_close, g_params, param_grads_from(kind, module))
+        args = (params_from(kind, module), carry, x)
+        assert_matches_torch(key, kind, module, CELLS[kind], torch_fn, *args)
 
 
 @pytest.mark.parametrize("kind", KINDS)

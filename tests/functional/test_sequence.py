@@ -12,13 +12,11 @@ from nnjax.functional import sequence
 
 from ._recurrent_ref import (
     CELLS,
-    INITS,
     KINDS,
-    jax_carry,
+    assert_matches_torch,
     make_module,
-    param_grads_from,
     params_from,
-    torch_carry,
+    random_case,
     torch_sequence,
 )
 from ._torch_ref import assert_close, to_torch
@@ -38,15 +36,7 @@ def run(kind, params, xs, state=None, **kw):
 
 
 def _random(key, kind, dtype=jnp.float32, *, t=T):
-    kp, kh, kc, kx = jax.random.split(key, 4)
-    params = INITS[kind](kp, IN, H, dtype=dtype)
-    params = {
-        n: p + 0.3 * jax.random.normal(jax.random.fold_in(kp, i), p.shape, dtype)
-        for i, (n, p) in enumerate(sorted(params.items()))
-    }
-    h0 = jax.random.normal(kh, (B, H), dtype)
-    state = jax_carry(kind, h0, jax.random.normal(kc, (B, H), dtype))
-    return params, state, jax.random.normal(kx, (B, t, IN), dtype)
+    return random_case(key, kind, (B, t, IN), H, dtype)
 
 
 def _python_loop(cell, params, xs, state, reverse=False):
@@ -75,31 +65,15 @@ def test_matches_torch_outputs_final_state_and_grads(key, kind, reverse, precomp
     """Non-zero initial state; grads w.r.t. params, xs and the initial state."""
     with jax.enable_x64(True):
         module = make_module(kind, IN, H, sequence=True)
-        params = params_from(kind, module)
         _, state, xs = _random(key, kind, jnp.float64)
-        kw = {"reverse": reverse, "precompute_inputs": precompute}
-        final, ys = run(kind, params, xs, state, **kw)
-        cots = [jax.random.normal(jax.random.fold_in(key, i), a.shape, jnp.float64)
-                for i, a in enumerate(jax.tree.leaves((final, ys)))]  # fmt: skip
+        fn = lambda p, s, x: run(kind, p, x, s, reverse=reverse, precompute_inputs=precompute)
 
-        def loss(params, xs, state):
-            leaves = jax.tree.leaves(run(kind, params, xs, state, **kw))
-            return sum(jnp.sum(a * c) for a, c in zip(leaves, cots))
+        def torch_fn(txs, tstate):
+            final, ys = torch_sequence(kind, module, txs, tstate, reverse=reverse)
+            return [*final, ys]
 
-        g_params, g_xs, g_state = jax.grad(loss, argnums=(0, 1, 2))(params, xs, state)
-
-        txs = to_torch(xs, requires_grad=True)
-        tstate = torch_carry(kind, state)
-        tfinal, tys = torch_sequence(kind, module, txs, tstate, reverse=reverse)
-        t_out = [*tfinal, tys]
-        sum((a * to_torch(c)).sum() for a, c in zip(t_out, cots)).backward()
-
-        for a, t in zip(jax.tree.leaves((final, ys)), t_out):
-            assert_close(a, t)
-        assert_close(g_xs, txs.grad)
-        for g, t in zip(jax.tree.leaves(g_state), tstate):
-            assert_close(g, t.grad)
-        jax.tree.map(assert_close, g_params, param_grads_from(kind, module))
+        args = (params_from(kind, module), state, xs)
+        assert_matches_torch(key, kind, module, fn, torch_fn, *args)
 
 
 @pytest.mark.parametrize("kind", KINDS)
