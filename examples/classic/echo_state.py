@@ -10,9 +10,9 @@ the value ``horizon`` steps ahead. Reports the test NRMSE per horizon.
 from __future__ import annotations
 
 import argparse
-import os
 
 import jax
+from _classic_plotting import saved_axes  # examples/classic/_classic_plotting.py
 
 from nnjax import classic
 
@@ -52,20 +52,12 @@ def main(argv: list[str] | None = None) -> dict[int, float]:
         shown = (h, pred, target)
 
     if args.out:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        os.makedirs(args.out, exist_ok=True)
         h, pred, target = shown
-        fig, ax = plt.subplots(figsize=(7, 3))
-        ax.plot(target[:, 0], label="Mackey-Glass")
-        ax.plot(pred[:, 0], "--", label=f"ESN, {h} steps ahead")
-        ax.set(xlabel="test step")
-        ax.legend()
-        fig.savefig(os.path.join(args.out, "echo_state.png"), dpi=100, bbox_inches="tight")
-        plt.close(fig)
+        with saved_axes(args.out, "echo_state.png", (7, 3)) as ax:
+            ax.plot(target[:, 0], label="Mackey-Glass")
+            ax.plot(pred[:, 0], "--", label=f"ESN, {h} steps ahead")
+            ax.set(xlabel="test step")
+            ax.legend()
     return errors
 
 

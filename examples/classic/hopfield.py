@@ -10,10 +10,10 @@ for growing P. Recall is perfect well below P = 0.14 N and degrades past it.
 from __future__ import annotations
 
 import argparse
-import os
 
 import jax
 import jax.numpy as jnp
+from _classic_plotting import saved_axes  # examples/classic/_classic_plotting.py
 
 from nnjax import classic
 
@@ -53,20 +53,12 @@ def main(argv: list[str] | None = None) -> dict[int, float]:
         print(f"{p:4d}  {p / n:5.2f}  {overlaps[p]:7.3f}  {exact[p]:5.2f}")
 
     if args.out:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        os.makedirs(args.out, exist_ok=True)
-        fig, ax = plt.subplots(figsize=(5, 3))
-        ax.plot([p / n for p in counts], list(overlaps.values()), "o-", label="mean overlap")
-        ax.plot([p / n for p in counts], list(exact.values()), "s-", label="recalled exactly")
-        ax.axvline(0.14, color="gray", ls="--", label="0.14 N")
-        ax.set(xlabel="patterns / units", ylim=(0, 1.05))
-        ax.legend()
-        fig.savefig(os.path.join(args.out, "hopfield_capacity.png"), dpi=100, bbox_inches="tight")
-        plt.close(fig)
+        with saved_axes(args.out, "hopfield_capacity.png", (5, 3)) as ax:
+            ax.plot([p / n for p in counts], list(overlaps.values()), "o-", label="mean overlap")
+            ax.plot([p / n for p in counts], list(exact.values()), "s-", label="recalled exactly")
+            ax.axvline(0.14, color="gray", ls="--", label="0.14 N")
+            ax.set(xlabel="patterns / units", ylim=(0, 1.05))
+            ax.legend()
     return overlaps
 
 

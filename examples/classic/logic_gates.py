@@ -6,10 +6,10 @@ python examples/classic/logic_gates.py --steps 1000 --out /tmp/plots
 from __future__ import annotations
 
 import argparse
-import os
 
 import jax
 import jax.numpy as jnp
+from _classic_plotting import saved_axes  # examples/classic/_classic_plotting.py
 
 from nnjax import classic
 
@@ -45,17 +45,9 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     accuracy = float(jnp.mean(jnp.round(out) == jnp.array([0.0, 1.0, 1.0, 0.0])))
 
     if args.out:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        os.makedirs(args.out, exist_ok=True)
-        fig, ax = plt.subplots(figsize=(5, 3))
-        ax.semilogy(costs)
-        ax.set(xlabel="Adam step", ylabel="quadratic cost", title="2-2-1 network on XOR")
-        fig.savefig(os.path.join(args.out, "xor_cost.png"), dpi=100, bbox_inches="tight")
-        plt.close(fig)
+        with saved_axes(args.out, "xor_cost.png", (5, 3)) as ax:
+            ax.semilogy(costs)
+            ax.set(xlabel="Adam step", ylabel="quadratic cost", title="2-2-1 network on XOR")
     return {"xor_accuracy": accuracy, "final_cost": float(costs[-1])}
 
 

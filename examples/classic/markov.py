@@ -10,10 +10,10 @@ sampled path.
 from __future__ import annotations
 
 import argparse
-import os
 
 import jax
 import jax.numpy as jnp
+from _classic_plotting import saved_axes  # examples/classic/_classic_plotting.py
 
 from nnjax import classic
 
@@ -39,22 +39,14 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     print(f"max |pi - visit frequency| over {args.steps} steps: {gap:.4f}")
 
     if args.out:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        os.makedirs(args.out, exist_ok=True)
         running = jnp.cumsum(jax.nn.one_hot(path, len(STATES)), axis=0)
         running = running / jnp.arange(1, path.shape[0] + 1)[:, None]
-        fig, ax = plt.subplots(figsize=(6, 3))
-        for i, name in enumerate(STATES):
-            ax.semilogx(running[:, i], label=name)
-            ax.axhline(float(pi[i]), color="gray", ls=":")
-        ax.set(xlabel="step", ylabel="visit frequency")
-        ax.legend()
-        fig.savefig(os.path.join(args.out, "markov.png"), dpi=100, bbox_inches="tight")
-        plt.close(fig)
+        with saved_axes(args.out, "markov.png", (6, 3)) as ax:
+            for i, name in enumerate(STATES):
+                ax.semilogx(running[:, i], label=name)
+                ax.axhline(float(pi[i]), color="gray", ls=":")
+            ax.set(xlabel="step", ylabel="visit frequency")
+            ax.legend()
     return {"max_gap": gap}
 
 

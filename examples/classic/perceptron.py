@@ -9,11 +9,11 @@ and compares its accuracy with ``sklearn.linear_model.Perceptron`` on the same d
 from __future__ import annotations
 
 import argparse
-import os
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from _classic_plotting import saved_axes  # examples/classic/_classic_plotting.py
 
 from nnjax import classic
 
@@ -56,20 +56,12 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         print(f"sklearn Perceptron accuracy: {result['sklearn']:.3f}")
 
     if args.out:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        os.makedirs(args.out, exist_ok=True)
         w, b = np.asarray(params["kernel"][:, 0]), float(params["bias"][0])
-        fig, ax = plt.subplots(figsize=(4, 4))
-        ax.scatter(x[:, 0], x[:, 1], c=y, cmap="coolwarm", s=8)
-        xs = np.linspace(x[:, 0].min(), x[:, 0].max(), 2)
-        ax.plot(xs, -(b + w[0] * xs) / w[1], "k-", label="perceptron boundary")
-        ax.legend()
-        fig.savefig(os.path.join(args.out, "perceptron.png"), dpi=100)
-        plt.close(fig)
+        with saved_axes(args.out, "perceptron.png", (4, 4)) as ax:
+            ax.scatter(x[:, 0], x[:, 1], c=y, cmap="coolwarm", s=8)
+            xs = np.linspace(x[:, 0].min(), x[:, 0].max(), 2)
+            ax.plot(xs, -(b + w[0] * xs) / w[1], "k-", label="perceptron boundary")
+            ax.legend()
     return result
 
 

@@ -8,6 +8,12 @@ import pytest
 EXAMPLES = pathlib.Path(__file__).resolve().parents[2] / "examples" / "classic"
 
 
+@pytest.fixture(autouse=True)
+def _examples_on_path(monkeypatch):
+    """The scripts import their plotting helper as `python examples/classic/x.py` would."""
+    monkeypatch.syspath_prepend(str(EXAMPLES))
+
+
 def _main(name: str):
     return runpy.run_path(str(EXAMPLES / f"{name}.py"))["main"]
 
