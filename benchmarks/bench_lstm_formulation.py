@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import os
 import pathlib
 import platform
 import statistics
@@ -148,6 +149,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
         "jax_version": jax.__version__,
         "python": platform.python_version(),
         "machine": platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "load_average_1m": os.getloadavg()[0],  # a shared machine inflates absolute times
         "dtype": args.dtype,
         "quick": args.quick,
         "repeats": repeats,

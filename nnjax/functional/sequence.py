@@ -234,6 +234,10 @@ def gru(
     With ``precompute_inputs`` the input projection ``xs @ w_x + b_x`` of every step is
     one matmul before the scan; the recurrent half ``h @ w_h + b_h`` stays inside it
     (the cuDNN/PyTorch form keeps ``r * (h U_n + b_hn)``, so only ``b_x`` is hoisted).
+    Measured like :func:`lstm` (median ms, same machine and load): per step vs
+    precomputed, forward 66 vs 168 and forward+backward 184 vs 292 at
+    ``B, T, F, H = 32, 100, 32, 128``; 152 vs 737 and 1018 vs 1532 at
+    ``256, 50, 64, 256``. So the CPU default is per step here too.
 
     Args:
       params: ``{"w_x": (in, 3H), "w_h": (H, 3H), "b_x": (3H,), "b_h": (3H,)}``.
