@@ -5,6 +5,8 @@ step functions (``heaviside``, ``sign``) and ``identity`` are defined here.
 
 Example:
   >>> import jax.numpy as jnp
+
+from nnjax import _registry
   >>> from nnjax import activations
   >>> activations.get("relu")(jnp.array([-1.0, 2.0]))
   Array([0., 2.], dtype=float32)
@@ -16,6 +18,8 @@ from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
+
+from nnjax import _registry
 
 Activation = Callable[[jax.Array], jax.Array]
 
@@ -114,16 +118,7 @@ def get(activation: str | Activation | None) -> Activation:
         return identity
     if callable(activation):
         return activation
-    if isinstance(activation, str):
-        try:
-            return _REGISTRY[activation.lower()]
-        except KeyError:
-            raise ValueError(
-                f"unknown activation {activation!r}; known: {', '.join(names())}"
-            ) from None
-    raise TypeError(
-        f"activation must be a name, a callable or None, got {type(activation).__name__}"
-    )
+    return _registry.lookup("activation", _REGISTRY, activation)
 
 
 __all__ = [

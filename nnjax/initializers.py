@@ -24,6 +24,8 @@ import jax
 import jax.numpy as jnp
 from jax.nn import initializers as _jinit
 
+from nnjax import _registry
+
 Initializer = Callable[..., jax.Array]
 
 glorot_uniform = _jinit.glorot_uniform
@@ -81,14 +83,8 @@ def get(init: str | Initializer) -> Initializer:
     """
     if callable(init):
         return init
-    if isinstance(init, str):
-        key = init.lower()
-        if key in _PLAIN:
-            return _PLAIN[key]
-        if key in _FACTORIES:
-            return _FACTORIES[key]()
-        raise ValueError(f"unknown initializer {init!r}; known: {', '.join(names())}")
-    raise TypeError(f"initializer must be a name or a callable, got {type(init).__name__}")
+    registry = {**_PLAIN, **{name: factory() for name, factory in _FACTORIES.items()}}
+    return _registry.lookup("initializer", registry, init)
 
 
 def init_param(

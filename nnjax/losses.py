@@ -19,6 +19,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from nnjax import _registry
+
 Loss = Callable[..., jax.Array]
 ArrayLike = jax.typing.ArrayLike
 
@@ -161,12 +163,7 @@ def get(loss: str | Loss) -> Loss:
       >>> get("mse") is mse
       True
     """
-    if callable(loss):
-        return loss
-    try:
-        return _REGISTRY[str(loss).lower()]
-    except KeyError:
-        raise ValueError(f"unknown loss {loss!r}; known: {', '.join(sorted(_REGISTRY))}") from None
+    return loss if callable(loss) else _registry.lookup("loss", _REGISTRY, loss)
 
 
 __all__ = ["Loss", "binary_cross_entropy", "cross_entropy", "get", "huber", "mae", "mse"]

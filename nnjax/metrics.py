@@ -14,7 +14,7 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
-from nnjax import losses
+from nnjax import _registry, losses
 
 Metric = Callable[[jax.Array, jax.Array], jax.Array]
 ArrayLike = jax.typing.ArrayLike
@@ -75,14 +75,7 @@ def get(metric: str | Metric) -> Metric:
       >>> get("accuracy") is accuracy
       True
     """
-    if callable(metric):
-        return metric
-    try:
-        return _REGISTRY[str(metric).lower()]
-    except KeyError:
-        raise ValueError(
-            f"unknown metric {metric!r}; known: {', '.join(sorted(_REGISTRY))}"
-        ) from None
+    return metric if callable(metric) else _registry.lookup("metric", _REGISTRY, metric)
 
 
 __all__ = ["Metric", "accuracy", "get"]

@@ -1,0 +1,26 @@
+"""Name lookup shared by ``activations.get``, ``initializers.get``, ``losses.get`` and
+``metrics.get`` (private)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+def lookup(kind: str, registry: Mapping[str, T], name: object) -> T:
+    """``registry[name.lower()]``, or a ``ValueError`` listing the known names.
+
+    Args:
+      kind: what is looked up, for the message (``"activation"``, ``"loss"``...).
+      registry: lower-case names to values.
+      name: the requested name; anything but a string is a ``TypeError``.
+    """
+    if not isinstance(name, str):
+        raise TypeError(f"{kind} must be a name or a callable, got {type(name).__name__}")
+    try:
+        return registry[name.lower()]
+    except KeyError:
+        known = ", ".join(sorted(registry))
+        raise ValueError(f"unknown {kind} {name!r}; known: {known}") from None
