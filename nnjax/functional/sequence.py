@@ -146,6 +146,7 @@ def rnn(
 
 
 def _run(op, cell, params, xs, state, reverse, unroll, precompute_inputs):
+    """Shared body of :func:`rnn`, :func:`lstm` and :func:`gru`; ``op`` names errors."""
     xs = _utils.as_compute(op, xs)
     _checks.check_rank(op, "xs", xs, 3)
     split = getattr(cell, "split", None)

@@ -109,17 +109,16 @@ def test_equals_python_loop_over_the_cell(key, kind, reverse, precompute, unroll
 def test_check_grads(key, kind):
     with jax.enable_x64(True):
         params, state, xs = _random(key, kind, jnp.float64, t=3)
-        for precompute in FORMULATIONS:
+        # Both formulations in reverse mode (training); forward mode on one of them.
+        for precompute, modes in ((True, ("fwd", "rev")), (False, ("rev",))):
             fn = lambda p, x, s, pre=precompute: run(kind, p, x, s, precompute_inputs=pre)
-            check_grads(fn, (params, xs, state), order=1, modes=("fwd", "rev"))
+            check_grads(fn, (params, xs, state), order=1, modes=modes)
 
 
 # --------------------------------------------------------------------------- transforms
 
 
-@pytest.mark.parametrize(
-    ("kind", "precompute"), [("lstm", True), ("lstm", False), ("gru", True), ("rnn", False)]
-)
+@pytest.mark.parametrize(("kind", "precompute"), [("lstm", True), ("lstm", False), ("gru", True)])
 def test_jit_vmap_grad_float32_bfloat16_no_retrace(key, kind, precompute):
     params, state, xs = _random(key, kind, t=3)
     fn = lambda p, x, s: run(kind, p, x, s, precompute_inputs=precompute)
@@ -132,9 +131,10 @@ def test_vmap_over_a_batch_of_parameter_sets(key):
     xs = jax.random.normal(key, (B, T, IN))
     final, ys = jax.jit(jax.vmap(F.lstm, in_axes=(0, None)))(stacked, xs)
     assert ys.shape == (3, B, T, H)
+    reference = jax.jit(F.lstm)  # one compile for the three members
     for m in range(3):
         one = jax.tree.map(lambda a, m=m: a[m], stacked)
-        _assert_tree_close(jax.tree.map(lambda a, m=m: a[m], (final, ys)), F.lstm(one, xs))
+        _assert_tree_close(jax.tree.map(lambda a, m=m: a[m], (final, ys)), reference(one, xs))
     assert not np.allclose(ys[0], ys[1])
 
 
