@@ -1,10 +1,12 @@
 """Shared machinery of the benchmark scripts: timing, environment record, JSON, table.
 
 Each ``bench_*.py`` script builds, for every peer framework, zero-argument callables
-(one training step, one inference call) and hands them to :func:`time_call`. The first
+(one training step, one inference call) and hands them to :func:`time_calls`. The first
 call (trace + compile + run) is timed apart; then, after warm-up, ``repeats`` samples are
 taken, each of ``number`` back-to-back calls (chosen so a sample lasts about
-``target_s``), and the median and inter-quartile range per call are reported.
+``target_s``), and the median and inter-quartile range per call are reported. The
+samples of all peers are taken in interleaved rounds, so that load from other jobs
+falls on every peer alike.
 
 Example:
   >>> import jax.numpy as jnp
@@ -27,9 +29,10 @@ import platform
 import statistics
 import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from typing import Any, TypeVar
 
+K = TypeVar("K", bound=Hashable)
 BASELINE = "nnjax"
 RESULTS_DIR = pathlib.Path(__file__).resolve().parent / "results"
 VERSION_PACKAGES = (
@@ -130,26 +133,72 @@ def time_call(
       >>> t.repeats
       3
     """
+    timings, errors = time_calls(
+        {"": (fn, sync)}, repeats=repeats, warmup=warmup, target_s=target_s, clock=clock
+    )
+    if errors:
+        raise errors[""]
+    return timings[""]
+
+
+def time_calls(
+    calls: Mapping[K, tuple[Callable[[], Any], Callable[[Any], None]]],
+    *,
+    repeats: int = 20,
+    warmup: int = 3,
+    target_s: float = 0.05,
+    clock: Callable[[], float] = time.perf_counter,
+) -> tuple[dict[K, Timing], dict[K, Exception]]:
+    """Times several ``(fn, sync)`` pairs as :func:`time_call` does, samples interleaved.
+
+    Each call's first run and warm-up happen in turn; then every round takes one sample
+    of each call, so a change in the machine's load during the run (other jobs on a
+    shared CPU) reaches every call alike instead of whichever was timed at that moment.
+    A call that raises is dropped and its exception returned; the others go on.
+
+    Example:
+      >>> t, err = time_calls({"a": (lambda: 1, sync_none), "b": (lambda: 1 / 0, sync_none)},
+      ...                     repeats=3, warmup=0)
+      >>> sorted(t), type(err["b"]).__name__
+      (['a'], 'ZeroDivisionError')
+    """
     if repeats < 1:
         raise ValueError(f"time_call: `repeats` must be >= 1, got {repeats}")
-    start = clock()
-    sync(fn())
-    first = clock() - start
-    single = first
-    for _ in range(max(warmup, 1)):
-        start = clock()
-        sync(fn())
-        single = clock() - start
-    number = max(1, int(target_s / max(single, 1e-9)))
-    samples = []
+    first, number, errors = {}, {}, {}
+    for name, (fn, sync) in calls.items():
+        try:
+            first[name] = _sample(fn, sync, 1, clock)
+            single = first[name]
+            for _ in range(max(warmup, 1)):
+                single = _sample(fn, sync, 1, clock)
+            number[name] = max(1, int(target_s / max(single, 1e-9)))
+        except Exception as err:  # reported to the caller, the other calls go on
+            errors[name] = err
+    samples: dict[K, list[float]] = {name: [] for name in number}
     for _ in range(repeats):
-        start = clock()
-        for _ in range(number):
-            out = fn()
-        sync(out)
-        samples.append((clock() - start) / number)
-    q1, median, q3 = _quartiles(samples)
-    return Timing(first, median, q1, q3, repeats, number)
+        for name in [n for n in samples if n not in errors]:
+            fn, sync = calls[name]
+            try:
+                samples[name].append(_sample(fn, sync, number[name], clock))
+            except Exception as err:
+                errors[name] = err
+    timings = {}
+    for name, values in samples.items():
+        if name not in errors:
+            q1, median, q3 = _quartiles(values)
+            timings[name] = Timing(first[name], median, q1, q3, repeats, number[name])
+    return timings, errors
+
+
+def _sample(
+    fn: Callable[[], Any], sync: Callable[[Any], None], number: int, clock: Callable[[], float]
+) -> float:
+    """Seconds per call of ``number`` back-to-back calls, waited for at the end."""
+    start = clock()
+    for _ in range(number):
+        out = fn()
+    sync(out)
+    return (clock() - start) / number
 
 
 # ---------------------------------------------------------------------- environment

@@ -285,7 +285,11 @@ def _per_step(timing: H.Timing, k: int) -> H.Timing:
 
 
 def run(args, builders: Mapping[str, Builder]) -> tuple[list[dict], dict[str, str], dict[str, str]]:
-    """Times every requested peer at every batch size; returns rows, skips and errors."""
+    """Times every requested peer at every batch size; returns rows, skips and errors.
+
+    At each batch size every peer's case is built, then all of them are timed together
+    (:func:`_harness.time_calls`: samples interleaved across peers and tasks).
+    """
     rows, skipped, errors = [], {}, {}
     for peer in args.peers:
         module = MODULES.get(peer)
@@ -293,21 +297,31 @@ def run(args, builders: Mapping[str, Builder]) -> tuple[list[dict], dict[str, st
         if note:
             skipped[peer] = note
             print(f"skipping {peer}: {note}", file=sys.stderr)
-    timing_kw = C.timing_options(args)
     for batch in args.batch_sizes:
+        cases, failed = {}, {}
         for peer in (p for p in args.peers if p not in skipped):
             try:
-                case = builders[peer](batch)
-                for task, fn in (("train", case.train), ("predict", case.predict)):
-                    timing = H.time_call(fn, sync=case.sync, **timing_kw)
-                    k = case.steps_per_call if task == "train" else 1
-                    extra = {"steps_per_call": k}
-                    if case.traces is not None:
-                        extra["traces"] = case.traces.get(task, 0)
-                    rows.append(H.row(peer, task, batch, _per_step(timing, k), **extra))
+                cases[peer] = builders[peer](batch)
             except Exception as err:  # one broken peer must not end the run
-                errors[f"{peer}@{batch}"] = f"{type(err).__name__}: {err}"
-                print(f"error in {peer} at batch {batch}: {err}", file=sys.stderr)
+                failed[(peer, "build")] = err
+        calls = {
+            (peer, task): (getattr(case, task), case.sync)
+            for peer, case in cases.items()
+            for task in ("train", "predict")
+        }
+        timings, timing_errors = H.time_calls(calls, **C.timing_options(args))
+        for (peer, task), timing in timings.items():
+            case = cases[peer]
+            k = case.steps_per_call if task == "train" else 1
+            extra = {"steps_per_call": k}
+            if case.traces is not None:
+                extra["traces"] = case.traces.get(task, 0)
+            rows.append(H.row(peer, task, batch, _per_step(timing, k), **extra))
+        for (peer, task), err in {**failed, **timing_errors}.items():
+            note = f"{task}: {type(err).__name__}: {err}"
+            key = f"{peer}@{batch}"
+            errors[key] = f"{errors[key]}; {note}" if key in errors else note
+            print(f"error in {peer} ({task}) at batch {batch}: {err}", file=sys.stderr)
     return H.add_ratios(rows), skipped, errors
 
 

@@ -1,0 +1,120 @@
+"""Unit tests of the benchmark machinery: timing, ratios, table, options, peer specs."""
+
+from __future__ import annotations
+
+import pathlib
+import sys
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "benchmarks"))
+
+import _cli as C
+import _harness as H
+import _peers as P
+
+
+def test_time_call_counts_calls_and_reports_per_call_seconds():
+    calls = []
+    timing = H.time_call(lambda: calls.append(1), sync=H.sync_none, repeats=4, warmup=2)
+    assert len(calls) == 1 + 2 + 4 * timing.number
+    assert timing.repeats == 4
+    assert 0 < timing.q1_s <= timing.median_s <= timing.q3_s
+    assert timing.first_s > 0 and timing.iqr_s >= 0
+
+
+def test_time_call_rejects_zero_repeats():
+    with pytest.raises(ValueError, match="repeats"):
+        H.time_call(lambda: None, sync=H.sync_none, repeats=0)
+
+
+def test_quartiles_match_numpy():
+    samples = [5.0, 1.0, 4.0, 2.0, 3.0, 10.0]
+    expected = np.percentile(samples, [25, 50, 75])
+    assert H._quartiles(samples) == pytest.approx(tuple(expected))
+
+
+def test_add_ratios_divides_by_the_nnjax_row_of_the_same_task_and_batch():
+    rows = [
+        {"peer": "nnjax", "task": "train", "batch_size": 8, "median_s": 2.0},
+        {"peer": "nnjax", "task": "train", "batch_size": 16, "median_s": 4.0},
+        {"peer": "torch", "task": "train", "batch_size": 8, "median_s": 3.0},
+        {"peer": "torch", "task": "train", "batch_size": 16, "median_s": 2.0},
+        {"peer": "torch", "task": "predict", "batch_size": 8, "median_s": 1.0},
+    ]
+    ratios = [r["ratio_vs_nnjax"] for r in H.add_ratios(rows)]
+    assert ratios == [1.0, 1.0, 1.5, 0.5, None]
+
+
+def test_row_derives_throughput_from_the_median():
+    timing = H.Timing(first_s=1.0, median_s=0.01, q1_s=0.009, q3_s=0.012, repeats=5, number=2)
+    row = H.row("nnjax", "train", 32, timing)
+    assert row["examples_per_s"] == pytest.approx(3200.0)
+    assert row["calls_per_s"] == pytest.approx(100.0)
+    assert row["iqr_s"] == pytest.approx(0.003)
+
+
+def test_int_list_parses_and_rejects():
+    assert C.int_list("32,256") == [32, 256]
+    for bad in ("a,2", "0", ""):
+        with pytest.raises(Exception, match="integers"):
+            C.int_list(bad)
+
+
+def test_missing_module_gives_a_note():
+    assert "not importable" in C.missing_module("no_such_module_nnjax_bench")
+    assert C.missing_module("json") is None
+
+
+def test_limit_threads_rejects_zero():
+    with pytest.raises(ValueError, match="threads"):
+        C.limit_threads(0)
+
+
+def test_format_table_lists_every_row():
+    timing = H.Timing(1.0, 0.002, 0.001, 0.003, 3, 1)
+    rows = H.add_ratios([H.row("nnjax", "train", 8, timing), H.row("torch", "train", 8, timing)])
+    table = H.format_table(rows)
+    assert "nnjax" in table and "torch" in table and "1.00" in table
+
+
+def test_spec_data_is_the_same_batch_in_every_layout():
+    spec = P.Spec((6, 5, 3), 4, layouts={"torch": P.channels_first})
+    x, y = spec.data(2)
+    x_t, y_t = spec.data(2, framework="torch")
+    assert x.shape == (2, 6, 5, 3) and x_t.shape == (2, 3, 6, 5)
+    np.testing.assert_array_equal(np.moveaxis(x_t, 1, -1), x)
+    np.testing.assert_array_equal(y, y_t)
+    assert y.dtype == np.int32 and 0 <= y.min() and y.max() < 4
+
+
+def test_spec_data_stacks_k_batches_and_is_seeded():
+    spec = P.Spec((3,), 2)
+    xs, ys = spec.data(5, k=4)
+    assert xs.shape == (4, 5, 3) and ys.shape == (4, 5)
+    np.testing.assert_array_equal(spec.data(5, k=4)[0], xs)
+    assert not np.array_equal(xs[0], xs[1])
+
+
+def test_per_step_divides_statistics_but_not_compile_time():
+    timing = H.Timing(first_s=2.0, median_s=0.8, q1_s=0.4, q3_s=1.2, repeats=3, number=1)
+    per = P._per_step(timing, 4)
+    assert (per.median_s, per.q1_s, per.q3_s, per.first_s) == (0.2, 0.1, 0.3, 2.0)
+    assert P._per_step(timing, 1) is timing
+
+
+def test_time_calls_interleaves_rounds_and_drops_failing_calls():
+    log = []
+
+    def b():
+        log.append("b")
+        if log.count("b") == 4:  # first call, warm-up, sample 1, then sample 2 fails
+            raise RuntimeError("broken")
+
+    calls = {"a": (lambda: log.append("a"), H.sync_none), "b": (b, H.sync_none)}
+    timings, errors = H.time_calls(calls, repeats=3, warmup=1, target_s=0.0)
+    assert sorted(timings) == ["a"] and isinstance(errors["b"], RuntimeError)
+    assert timings["a"].number == 1 and timings["a"].repeats == 3
+    # first + warm-up of a, then of b, then rounds a, b, a, b (fails), a.
+    assert log == ["a", "a", "b", "b", "a", "b", "a", "b", "a"]
