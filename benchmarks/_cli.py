@@ -44,7 +44,7 @@ def make_parser(
         "--peers",
         type=lambda s: _peer_list(s, peers),
         default=list(default_peers),
-        help=f"comma-separated subset of {','.join(peers)} (default: all but torch_compile)",
+        help=f"comma-separated subset of {','.join(peers)} (default: {','.join(default_peers)})",
     )
     parser.add_argument("--out", type=pathlib.Path, default=None, help="result JSON path")
     parser.add_argument(

@@ -9,7 +9,8 @@ cross-entropy) and a ``predict`` callable (one forward pass), timed by :func:`ru
 Every peer runs the framework's usual fast path:
 
 * ``nnjax``: ``nnjax.train.make_train_step`` under ``jax.jit`` with donation
-  (``scan=True``: K steps per dispatch with ``nnjax.train.scan_steps``);
+  (``scan_steps``: K steps per dispatch with ``nnjax.train.scan_steps``;
+  ``donate=False``: without donation);
 * ``flax_nnx``: ``nnx.jit`` + ``nnx.Optimizer``, or ``nnx.jit_partial`` (``partial=True``);
 * ``equinox``: ``eqx.filter_jit`` over a per-example model, ``jax.vmap``-ped over the batch;
 * ``keras``: ``train_on_batch`` / ``predict_on_batch`` with ``jit_compile=True``;
@@ -97,8 +98,14 @@ def _device_data(spec: Spec, batch: int, k: int = 1, framework: str = ""):
 # ---------------------------------------------------------------------------- nnjax
 
 
-def nnjax(spec: Spec, factory: Factory, batch: int, *, scan_steps: int = 0) -> Case:
-    """``nnjax.train``'s pure step under ``jax.jit`` with donation; ``scan_steps`` fuses K."""
+def nnjax(
+    spec: Spec, factory: Factory, batch: int, *, scan_steps: int = 0, donate: bool = True
+) -> Case:
+    """``nnjax.train``'s pure step under ``jax.jit``, donating params, optimizer and rest.
+
+    ``scan_steps`` fuses K steps per dispatch; ``donate=False`` turns buffer donation
+    off (a diagnostic: the step is otherwise the same).
+    """
     from nnjax import train
 
     model = factory()
@@ -107,7 +114,8 @@ def nnjax(spec: Spec, factory: Factory, batch: int, *, scan_steps: int = 0) -> C
     traces: dict[str, int] = {}
     step = train.make_train_step(graphdef, "cross_entropy", tx, metrics=())
     step = train.scan_steps(step) if scan_steps else step
-    step = jax.jit(H.counted(step, traces, "train"), donate_argnums=(0, 1, 2))
+    donated = (0, 1, 2) if donate else ()
+    step = jax.jit(H.counted(step, traces, "train"), donate_argnums=donated)
     predict = train.make_predict_step(train.graphdef_for(model, training=False))
     predict = jax.jit(H.counted(predict, traces, "predict"))
     x, y = _device_data(spec, batch, max(scan_steps, 1))
@@ -263,6 +271,7 @@ def standard_peers(
     p = functools.partial
     return {
         "nnjax": p(nnjax, spec, nnjax_model),
+        "nnjax_no_donate": p(nnjax, spec, nnjax_model, donate=False),
         "flax_nnx": p(flax_nnx, spec, flax_model),
         "flax_nnx_partial": p(flax_nnx, spec, flax_model, partial=True),
         "equinox": p(equinox, spec, equinox_model),

@@ -10,10 +10,11 @@ size and peer it times one training step and one forward pass, the first call
 (trace + compile + run) apart from the steady-state median.
 
 Peers: ``nnjax`` (``nnjax.nn.CNN``; ``nnjax.train`` pure step under ``jax.jit`` with
-donation), ``flax_nnx`` (``nnx.Conv`` + ``nnx.max_pool``, ``nnx.jit``),
-``flax_nnx_partial`` (``nnx.jit_partial``), ``equinox`` (``eqx.nn.Conv2d``,
-``eqx.filter_jit``), ``keras`` (``Conv2D``/``MaxPooling2D``, JAX backend), ``torch``
-(eager; ``torch_compile`` on request). A peer that is not installed is skipped.
+donation), ``nnjax_no_donate`` (the same step without buffer donation), ``flax_nnx``
+(``nnx.Conv`` + ``nnx.max_pool``, ``nnx.jit``), ``flax_nnx_partial``
+(``nnx.jit_partial``), ``equinox`` (``eqx.nn.Conv2d``, ``eqx.filter_jit``), ``keras``
+(``Conv2D``/``MaxPooling2D``, JAX backend), ``torch`` (eager; ``torch_compile`` on
+request). A peer that is not installed is skipped.
 
 Usage::
 
@@ -43,7 +44,16 @@ import _peers as P  # noqa: E402
 import jax  # noqa: E402
 
 NAME = "cnn"
-PEERS = ("nnjax", "flax_nnx", "flax_nnx_partial", "equinox", "keras", "torch", "torch_compile")
+PEERS = (
+    "nnjax",
+    "nnjax_no_donate",
+    "flax_nnx",
+    "flax_nnx_partial",
+    "equinox",
+    "keras",
+    "torch",
+    "torch_compile",
+)
 DEFAULT_PEERS = PEERS[:-1]
 
 

@@ -11,7 +11,7 @@ Peers:
 
 * ``nnjax``: ``nnjax.nn.SequenceClassifier`` (``F.lstm`` with the formulation the
   library picks for the backend); ``nnjax.train`` pure step under ``jax.jit`` with
-  donation;
+  donation (``nnjax_no_donate``: the same without buffer donation);
 * ``nnjax_per_step`` and ``nnjax_precompute``: the same LSTM and head calling
   ``F.lstm(..., precompute_inputs=False / True)`` explicitly (input projection inside
   the scan, or for all steps in one matmul before it);
@@ -53,6 +53,7 @@ import jax.numpy as jnp  # noqa: E402
 NAME = "lstm"
 PEERS = (
     "nnjax",
+    "nnjax_no_donate",
     "nnjax_per_step",
     "nnjax_precompute",
     "flax_nnx",

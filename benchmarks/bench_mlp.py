@@ -14,7 +14,8 @@ Peers: ``nnjax`` (``nnjax.train`` pure step under ``jax.jit`` with donation),
 step), ``flax_nnx`` (idiomatic ``nnx.jit`` + ``nnx.Optimizer``), ``flax_nnx_partial``
 (``nnx.jit_partial``, Flax's low-overhead path), ``equinox`` (``eqx.filter_jit``),
 ``keras`` (Keras 3, JAX backend, ``train_on_batch``/``predict_on_batch``), ``torch``
-(eager; ``torch_compile`` on request). A peer that is not installed is skipped with a
+(eager; ``torch_compile`` on request), ``nnjax_no_donate`` on request (``nnjax``
+without buffer donation). A peer that is not installed is skipped with a
 note.
 
 Usage::
@@ -53,8 +54,9 @@ PEERS = (
     "keras",
     "torch",
     "torch_compile",
+    "nnjax_no_donate",
 )
-DEFAULT_PEERS = PEERS[:-1]
+DEFAULT_PEERS = PEERS[:-2]
 
 
 @dataclasses.dataclass(frozen=True)

@@ -35,6 +35,7 @@ ENV_KEYS = {"date_utc", "platform", "device_kind", "cpu_model", "cpu_count", "ve
 JAX_PEERS = {
     "nnjax",
     "nnjax_scan",
+    "nnjax_no_donate",
     "nnjax_per_step",
     "nnjax_precompute",
     "flax_nnx",
@@ -50,7 +51,7 @@ CPU_OPTIONS = ["--threads", "1", "--clock", "cpu"]
 RUNS = {
     "mlp-jax": ("mlp", ["nnjax", "nnjax_scan", "flax_nnx", "flax_nnx_partial"], []),
     "mlp-peers": ("mlp", ["nnjax", "equinox", "keras", "torch"], CPU_OPTIONS),
-    "cnn-jax": ("cnn", ["nnjax", "flax_nnx", "flax_nnx_partial"], []),
+    "cnn-jax": ("cnn", ["nnjax", "nnjax_no_donate", "flax_nnx", "flax_nnx_partial"], []),
     "cnn-peers": ("cnn", ["nnjax", "equinox", "keras", "torch"], CPU_OPTIONS),
     "lstm-jax": ("lstm", ["nnjax", "nnjax_per_step", "nnjax_precompute", "flax_nnx"], []),
     "lstm-peers": ("lstm", ["nnjax", "flax_nnx_partial", "equinox", "keras", "torch"], CPU_OPTIONS),
