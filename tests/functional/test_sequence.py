@@ -101,8 +101,11 @@ def test_equals_python_loop_over_the_cell(key, kind, reverse, precompute, unroll
     expected = _python_loop(CELLS[kind], params, xs, state, reverse)
     got = run(kind, params, xs, state, reverse=reverse, precompute_inputs=precompute, unroll=unroll)
     _assert_tree_close(got, expected)
-    generic = F.rnn(CELLS[kind], params, xs, state, reverse=reverse, precompute_inputs=precompute)
-    _assert_tree_close(generic, expected)
+    if kind != "rnn":  # run() is already F.rnn for the Elman cell
+        generic = F.rnn(
+            CELLS[kind], params, xs, state, reverse=reverse, precompute_inputs=precompute
+        )
+        _assert_tree_close(generic, expected)
 
 
 @pytest.mark.parametrize("kind", KINDS)
