@@ -93,6 +93,5 @@ def check_window_fits(
 
 
 def _fmt(expected: tuple) -> str:
-    return (
-        "(" + ", ".join("..." if e is ... else "*" if e is None else str(e) for e in expected) + ")"
-    )
+    parts = ["..." if e is ... else "*" if e is None else str(e) for e in expected]
+    return "(" + ", ".join(parts) + ("," if len(parts) == 1 else "") + ")"

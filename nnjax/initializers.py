@@ -90,8 +90,17 @@ def get(init: str | Initializer) -> Initializer:
 def init_param(
     init: str | Initializer, key: jax.Array, shape: tuple[int, ...], dtype: jnp.dtype
 ) -> jax.Array:
-    """Draws one parameter array of ``shape`` and ``dtype`` from the initializer ``init``."""
-    return get(init)(key, shape, dtype)
+    """Draws one parameter array of ``shape`` and ``dtype`` from the initializer ``init``.
+
+    Draws in at least float32 and casts, so low-precision dtypes work for every
+    initializer (``jax.nn.initializers.orthogonal`` has no bfloat16 QR).
+
+    Example:
+      >>> init_param("orthogonal", jax.random.key(0), (4, 4), jnp.bfloat16).dtype
+      dtype(bfloat16)
+    """
+    draw_dtype = jnp.promote_types(dtype, jnp.float32)
+    return get(init)(key, shape, draw_dtype).astype(dtype)
 
 
 __all__ = [

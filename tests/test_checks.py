@@ -29,7 +29,7 @@ def test_check_shape_message(expected, shown):
 
 def test_check_shape_runs_at_trace_time():
     f = jax.jit(lambda x: _checks.check_shape("op", "x", x, (3,)) or x)
-    with pytest.raises(AssertionError, match=r"op: argument `x` has shape \(4,\), expected \(3\)"):
+    with pytest.raises(AssertionError, match=r"op: argument `x` has shape \(4,\), expected \(3,\)"):
         f(jnp.ones(4))
 
 

@@ -69,3 +69,11 @@ def test_unknown_name_lists_known_ones():
         initializers.get("kaiming")
     with pytest.raises(TypeError):
         initializers.get(1.0)
+
+
+@pytest.mark.parametrize("name", ["orthogonal", "glorot_uniform", "he_normal"])
+def test_low_precision_dtypes(name):
+    w = initializers.init_param(name, jax.random.key(0), (16, 16), jnp.bfloat16)
+    assert w.dtype == jnp.bfloat16
+    full = initializers.init_param(name, jax.random.key(0), (16, 16), jnp.float32)
+    np.testing.assert_allclose(np.asarray(w, np.float32), full, rtol=1e-2, atol=1e-2)

@@ -26,7 +26,7 @@ from nnjax.functional.recurrent import (
     rnn_cell,
     rnn_cell_init,
 )
-from nnjax.functional.sequence import lstm, rnn, zero_carry
+from nnjax.functional.sequence import gru, lstm, rnn, zero_carry
 
 __all__ = [
     "LSTMState",
@@ -38,6 +38,7 @@ __all__ = [
     "dense",
     "dense_init",
     "dropout",
+    "gru",
     "gru_cell",
     "gru_cell_init",
     "layer_norm",
