@@ -14,7 +14,7 @@ ROOT = Path(nnjax.__file__).resolve().parent
 
 # DESIGN.md's house, bottom to top; a module may import only its own layer or lower ones.
 LAYERS = {
-    "base": 0,  # activations, initializers, losses, metrics, _checks
+    "base": 0,  # activations, initializers, losses, metrics, _checks, _registry
     "data": 0,  # host-side NumPy, beside the base
     "functional": 1,
     "classic": 2,
@@ -34,7 +34,7 @@ def _layer(module: str) -> str:
         "_checks",
     ):
         return "base"
-    return parts[1]
+    return "cli" if parts[1].startswith("_cli") else parts[1]
 
 
 def _module_name(path: Path) -> str:
