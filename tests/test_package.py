@@ -32,6 +32,7 @@ def _layer(module: str) -> str:
         "losses",
         "metrics",
         "_checks",
+        "_registry",
     ):
         return "base"
     return "cli" if parts[1].startswith("_cli") else parts[1]
