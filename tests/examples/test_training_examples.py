@@ -1,0 +1,133 @@
+"""Smoke tests of the training examples in ``--quick`` mode (tiny subsets, one epoch).
+
+Fashion-MNIST comes from ``$NNJAX_DATA_DIR`` (the ``data_dir`` fixture skips without it).
+"""
+
+import importlib.util
+import json
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from flax import nnx
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+SCRIPTS = ("fashion_mnist_mlp", "fashion_mnist_cnn", "lstm_adding_problem", "autoencoder")
+
+
+@pytest.fixture
+def load(monkeypatch):
+    """Imports ``examples/<name>.py`` as a module (``examples/`` on the path for _common)."""
+    monkeypatch.syspath_prepend(str(EXAMPLES))
+
+    def _load(name):
+        spec = importlib.util.spec_from_file_location(f"example_{name}", EXAMPLES / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module
+        spec.loader.exec_module(module)
+        return module
+
+    return _load
+
+
+def _results(out: Path) -> dict:
+    record = json.loads((out / "results.json").read_text())
+    assert record["quick"] is True
+    assert record["environment"]["jax"]
+    return record["results"]
+
+
+def _png(path: Path, min_bytes: int = 5_000) -> None:
+    assert path.exists(), path
+    assert path.read_bytes()[:4] == b"\x89PNG"
+    assert path.stat().st_size > min_bytes
+
+
+@pytest.mark.parametrize("name", SCRIPTS)
+def test_help_names_the_common_options(load, name, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        load(name).parse_args(["--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    for option in ("--epochs", "--quick", "--out", "--seed"):
+        assert option in text
+
+
+def test_mlp_rows_functional_and_early_stopping(load, data_dir, tmp_path):
+    out = tmp_path / "mlp"
+    load("fashion_mnist_mlp").main(["--quick", "--rows", "1", "4", "--out", str(out)])
+    rows = {row["row"]: row for row in _results(out)["rows"]}
+    assert sorted(rows) == [1, 4]
+    # Even on 1,024 images, one epoch lifts both well above chance (0.1).
+    assert rows[1]["test_accuracy"] > 0.4
+    assert rows[4]["test_accuracy"] > 0.4
+    assert rows[1]["course_accuracy"] == 0.8242
+    assert rows[4]["best_epoch"] == 1
+    assert set(rows[4]["history"]) >= {"loss", "accuracy", "val_loss", "val_accuracy"}
+
+
+def test_row_one_is_per_example_sgd(load):
+    """One scanned epoch over two examples equals two hand-written SGD steps."""
+    import jax
+
+    mlp = load("fashion_mnist_mlp")
+    params = mlp.normal_init(jax.random.key(1), sizes=(4, 3, 2))
+    xs = np.random.default_rng(0).random((2, 4)).astype(np.float32)
+    ys = np.array([1, 0], np.int32)
+    expected = params
+    for x, y in zip(xs, ys):
+        grads = jax.grad(mlp.example_cost)(expected, x, y)
+        expected = jax.tree.map(lambda p, g: p - 0.01 * g, expected, grads)
+    copy = jax.tree.map(np.array, params)  # sgd_epoch donates its params
+    got = mlp.sgd_epoch(jax.tree.map(jax.numpy.asarray, copy), xs, ys, 0.01)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6), got, expected)
+
+
+def test_one_step_per_dispatch_trains_like_fit(load):
+    """The CPU workaround for convolutional models reaches the weights ``fit`` reaches."""
+    import jax
+
+    from nnjax import nn, train
+
+    common = load("fashion_mnist_cnn")._common
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 6)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(np.int32)
+    kw = dict(loss="cross_entropy", optimizer="sgd", learning_rate=0.1, epochs=2, batch_size=16)
+    a, b = (nn.MLP(6, (8,), 2, rngs=nnx.Rngs(0)) for _ in range(2))
+    history = train.fit(a, (x, y), metrics=("accuracy",), verbose=0, **kw)
+    mine = common.fit_one_step_per_dispatch(b, (x, y), metrics=("accuracy",), verbose=0, **kw)
+    np.testing.assert_allclose(mine.history["loss"], history.history["loss"], rtol=1e-5)
+    leaves = lambda model: jax.tree.leaves(nnx.state(model, nnx.Param))
+    for pa, pb in zip(leaves(a), leaves(b), strict=True):
+        np.testing.assert_allclose(pa, pb, rtol=1e-5, atol=1e-6)
+
+
+def test_cnn_quick(load, data_dir, tmp_path):
+    out = tmp_path / "cnn"
+    result = load("fashion_mnist_cnn").main(["--quick", "--out", str(out)])
+    assert result["test_accuracy"] > 0.3
+    assert _results(out)["epochs_run"] == 1
+
+
+def test_lstm_adding_problem_quick(load, tmp_path):
+    out = tmp_path / "lstm"
+    load("lstm_adding_problem").main(["--quick", "--out", str(out)])
+    results = _results(out)
+    # Var(u1 + u2) = 1/6 for two independent U(0, 1) values.
+    assert abs(results["baseline_mse"] - 1 / 6) < 0.05
+    assert set(results["test_mse"]) == {"lstm", "rnn"}
+    assert all(math.isfinite(v) for v in results["test_mse"].values())
+    _png(out / "learning_curves.png")
+
+
+def test_autoencoder_quick(load, data_dir, tmp_path):
+    out = tmp_path / "ae"
+    load("autoencoder").main(["--quick", "--out", str(out)])
+    mse = _results(out)["test_reconstruction_mse"]
+    # Predicting all zeros scores about 0.21 on Fashion-MNIST; the model does better.
+    assert 0.0 < mse < 0.15
+    for png in ("latent_space.png", "reconstructions.png", "latent_grid.png"):
+        _png(out / png)
