@@ -26,7 +26,8 @@ def make_parser(
     default_peers: Sequence[str],
     batch_sizes: Sequence[int],
 ) -> argparse.ArgumentParser:
-    """The options every script shares: ``--quick --batch-sizes --repeats --peers --out``."""
+    """The options every script shares (``--quick --batch-sizes --repeats --peers --out``,
+    timing, threads, optimizer); scripts add their model's."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--quick", action="store_true", help="tiny sizes, few repeats (smoke)")
     parser.add_argument(
@@ -59,13 +60,20 @@ def make_parser(
         default=None,
         help="CPU threads for XLA and PyTorch (default: each framework's own choice)",
     )
+    parser.add_argument("--optimizer", choices=("adam", "sgd"), default="adam")
+    parser.add_argument("--lr", type=float, default=1e-3, help="learning rate (%(default)s)")
     return parser
 
 
-def add_optimizer_options(parser: argparse.ArgumentParser) -> None:
-    """Adds ``--optimizer adam|sgd`` and ``--lr`` (the same in every peer)."""
-    parser.add_argument("--optimizer", choices=("adam", "sgd"), default="adam")
-    parser.add_argument("--lr", type=float, default=1e-3, help="learning rate (%(default)s)")
+def parse(
+    parser: argparse.ArgumentParser, argv: Sequence[str] | None, *, quick_batch_sizes=(8,)
+) -> argparse.Namespace:
+    """Parses ``argv``, caps the threads (``--threads``) and applies ``--quick``."""
+    args = parser.parse_args(argv)
+    limit_threads(args.threads)
+    if args.quick:
+        apply_quick(args, parser, batch_sizes=quick_batch_sizes)
+    return args
 
 
 def limit_threads(threads: int | None) -> None:

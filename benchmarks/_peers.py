@@ -27,20 +27,28 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import _cli as C
 import _harness as H
-import jax
-import numpy as np
-import optax
+
+H.ensure_nnjax_importable()
+os.environ.setdefault("KERAS_BACKEND", "jax")
+
+import jax  # noqa: E402
+import numpy as np  # noqa: E402
+import optax  # noqa: E402
 
 Factory = Callable[[], Any]
 Builder = Callable[[int], "Case"]
 Layout = Callable[[np.ndarray], np.ndarray]
 MODULES = {"equinox": "equinox", "keras": "keras", "torch": "torch", "torch_compile": "torch"}
+# The peers of :func:`standard_peers`, run by default, and those run only on request.
+STANDARD = ("nnjax", "nnjax_no_donate", "flax_nnx", "flax_nnx_partial", "equinox", "keras", "torch")
+ON_REQUEST = ("torch_compile",)
 
 
 def channels_first(x: np.ndarray) -> np.ndarray:

@@ -30,31 +30,16 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import os
 import sys
 
 import _cli as C
-import _harness as H
-
-H.ensure_nnjax_importable()
-os.environ.setdefault("KERAS_BACKEND", "jax")
-
-import _models as M  # noqa: E402
-import _peers as P  # noqa: E402
-import jax  # noqa: E402
+import _models as M
+import _peers as P
+import jax
 
 NAME = "cnn"
-PEERS = (
-    "nnjax",
-    "nnjax_no_donate",
-    "flax_nnx",
-    "flax_nnx_partial",
-    "equinox",
-    "keras",
-    "torch",
-    "torch_compile",
-)
-DEFAULT_PEERS = PEERS[:-1]
+DEFAULT_PEERS = P.STANDARD
+PEERS = (*DEFAULT_PEERS, *P.ON_REQUEST)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -193,11 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = C.make_parser(__doc__.splitlines()[0], PEERS, DEFAULT_PEERS, (32, 128))
     parser.add_argument("--conv-features", type=C.int_list, default=None, help="e.g. 32,64")
     parser.add_argument("--dense", type=C.int_list, default=None, help="hidden head sizes")
-    C.add_optimizer_options(parser)
-    args = parser.parse_args(argv)
-    C.limit_threads(args.threads)
-    if args.quick:
-        C.apply_quick(args, parser, batch_sizes=[8])
+    args = C.parse(parser, argv)
     base = QUICK if args.quick else Config()
     cfg = dataclasses.replace(
         base,

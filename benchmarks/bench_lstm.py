@@ -37,33 +37,16 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import os
 import sys
 
 import _cli as C
-import _harness as H
-
-H.ensure_nnjax_importable()
-os.environ.setdefault("KERAS_BACKEND", "jax")
-
-import _peers as P  # noqa: E402
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
+import _peers as P
+import jax
+import jax.numpy as jnp
 
 NAME = "lstm"
-PEERS = (
-    "nnjax",
-    "nnjax_no_donate",
-    "nnjax_per_step",
-    "nnjax_precompute",
-    "flax_nnx",
-    "flax_nnx_partial",
-    "equinox",
-    "keras",
-    "torch",
-    "torch_compile",
-)
-DEFAULT_PEERS = PEERS[:-1]
+DEFAULT_PEERS = (*P.STANDARD[:2], "nnjax_per_step", "nnjax_precompute", *P.STANDARD[2:])
+PEERS = (*DEFAULT_PEERS, *P.ON_REQUEST)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -197,11 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("seq_len", "features", "hidden"):
         flag = "--" + name.replace("_", "-")
         parser.add_argument(flag, type=int, default=None, help=f"default {getattr(Config, name)}")
-    C.add_optimizer_options(parser)
-    args = parser.parse_args(argv)
-    C.limit_threads(args.threads)
-    if args.quick:
-        C.apply_quick(args, parser, batch_sizes=[8])
+    args = C.parse(parser, argv)
     base = QUICK if args.quick else Config()
     sizes = {n: getattr(args, n) or getattr(base, n) for n in ("seq_len", "features", "hidden")}
     if min(sizes.values()) < 1:

@@ -32,31 +32,15 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import os
 import sys
 
 import _cli as C
-import _harness as H
-
-H.ensure_nnjax_importable()
-os.environ.setdefault("KERAS_BACKEND", "jax")
-
-import _models as M  # noqa: E402
-import _peers as P  # noqa: E402
+import _models as M
+import _peers as P
 
 NAME = "mlp"
-PEERS = (
-    "nnjax",
-    "nnjax_scan",
-    "flax_nnx",
-    "flax_nnx_partial",
-    "equinox",
-    "keras",
-    "torch",
-    "torch_compile",
-    "nnjax_no_donate",
-)
-DEFAULT_PEERS = PEERS[:-2]
+DEFAULT_PEERS = ("nnjax", "nnjax_scan", *P.STANDARD[2:])
+PEERS = (*DEFAULT_PEERS, *P.ON_REQUEST, "nnjax_no_donate")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -120,12 +104,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--sizes", type=C.int_list, default=None, help="layer sizes, e.g. 784,500,10"
     )
-    C.add_optimizer_options(parser)
     parser.add_argument("--scan-steps", type=int, default=8, help="K for nnjax_scan")
-    args = parser.parse_args(argv)
-    C.limit_threads(args.threads)
-    if args.quick:
-        C.apply_quick(args, parser, batch_sizes=[8])
+    args = C.parse(parser, argv)
     sizes = tuple(args.sizes or ((64, 32, 16, 10) if args.quick else Config.sizes))
     if len(sizes) < 2:
         parser.error(f"--sizes needs at least an input and an output size, got {sizes}")
