@@ -172,7 +172,7 @@ def test_batch_norm_bad_shapes_name_op_argument_and_shapes(key):
     params, stats = F.batch_norm_init(key, 3)
     with pytest.raises(
         AssertionError,
-        match=r"batch_norm: argument `stats\['mean'\]` has shape \(3,\), expected \(4\)",
+        match=r"batch_norm: argument `stats\['mean'\]` has shape \(3,\), expected \(4,\)",
     ):
         F.batch_norm(params, stats, jnp.ones((2, 4)), training=True)
     with pytest.raises(
@@ -188,7 +188,7 @@ def test_layer_norm_bad_shapes(key):
     params = F.layer_norm_init(key, 3)
     with pytest.raises(
         AssertionError,
-        match=r"layer_norm: argument `params\['scale'\]` has shape \(3,\), expected \(4\)",
+        match=r"layer_norm: argument `params\['scale'\]` has shape \(3,\), expected \(4,\)",
     ):
         F.layer_norm(params, jnp.ones((2, 4)))
     with pytest.raises(AssertionError, match=r"layer_norm: argument `x` has shape \(\) \(rank 0\)"):
