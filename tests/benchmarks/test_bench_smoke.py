@@ -94,7 +94,13 @@ def _check_script_specifics(name: str, record: dict) -> None:
         assert config["nnjax_precompute_inputs"] in (True, False)
 
 
-@pytest.mark.parametrize("run", sorted(RUNS))
+def _marked(run: str):
+    # The nnjax groups run in the default suite; the peer-only groups check the other
+    # frameworks' benchmark code and are opt-in (`pytest -m slow`) to keep CI short.
+    return run if run.endswith("-nnjax") else pytest.param(run, marks=pytest.mark.slow)
+
+
+@pytest.mark.parametrize("run", [_marked(run) for run in sorted(RUNS)])
 def test_bench_quick_writes_complete_result(run, tmp_path):
     name, peers, options = RUNS[run]
     out = tmp_path / f"{name}.json"
@@ -138,3 +144,17 @@ def test_bench_rejects_unknown_peer(name):
     proc = _run_script(f"bench_{name}.py", ["--quick", "--peers", "nnjax,caffe"])
     assert proc.returncode == 2
     assert "caffe" in proc.stderr and "known" in proc.stderr
+
+
+def test_lstm_formulation_quick(tmp_path):
+    out = tmp_path / "formulation.json"
+    args = ["--quick", "--cells", "lstm", "--unrolls", "1", "--out", str(out)]
+    done = _run_script("bench_lstm_formulation.py", args)
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(out.read_text())
+    rows = result["results"]
+    assert {row["precompute_inputs"] for row in rows} == {True, False}
+    for row in rows:
+        assert row["cell"] == "lstm" and row["unroll"] == 1
+        assert row["forward_ms"] > 0 and row["forward_backward_ms"] > 0
+        assert row["forward_compile_s"] > 0
