@@ -17,6 +17,7 @@ Example:
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any
 
@@ -78,10 +79,19 @@ def unflatten_like(template: Any, arrays: dict[str, np.ndarray], paths: list[str
 
 def _manager(directory: str | os.PathLike, **options: Any) -> ocp.CheckpointManager:
     options.setdefault("enable_async_checkpointing", False)
-    return ocp.CheckpointManager(
-        os.path.abspath(os.fspath(directory)),
-        options=ocp.CheckpointManagerOptions(**options),
-    )
+    if options.get("read_only"):
+        # What Orbax would otherwise set itself, logging a warning for each.
+        options.update(save_interval_steps=0, create=False)
+    absl_logger = logging.getLogger("absl")
+    level = absl_logger.level
+    absl_logger.setLevel(max(level, logging.ERROR))  # "Given directory is read only"
+    try:
+        return ocp.CheckpointManager(
+            os.path.abspath(os.fspath(directory)),
+            options=ocp.CheckpointManagerOptions(**options),
+        )
+    finally:
+        absl_logger.setLevel(level)
 
 
 def save_checkpoint(
