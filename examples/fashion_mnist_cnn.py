@@ -1,9 +1,9 @@
 """A small CNN on Fashion-MNIST: conv/pool blocks, batch norm and dropout, 91%+ test accuracy.
 
 The model is nnjax.nn.CNN: two blocks conv 3x3 (32, then 64 filters) -> batch norm ->
-ReLU -> max-pool 2x2 -> spatial dropout, then dense 128 -> dropout -> 10 logits. It
-trains with Adam on 55,000 images; 5,000 are held out for validation and the test set
-is scored once, at the end.
+ReLU -> max-pool 2x2, then dense 128 -> dropout 0.3 -> 10 logits. It trains with Adam,
+its step cosine-decayed to 0 over the run, on 55,000 images; 5,000 are held out for
+validation and the test set is scored once, at the end.
 
 On CPU the updates are dispatched one jitted step per batch instead of through
 nnjax.train.fit, whose lax.scan makes the convolutions' kernel gradients very slow on
@@ -18,18 +18,20 @@ import argparse
 
 import _common
 import jax
+import optax
 from flax import nnx
 
 from nnjax import nn
 
 NAME = "fashion_mnist_cnn"
-VALIDATION = 5000
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = _common.make_parser(NAME, __doc__, epochs=5)
     parser.add_argument("--batch-size", type=int, default=64, help="batch size (64)")
-    parser.add_argument("--learning-rate", type=float, default=1e-3, help="Adam step (1e-3)")
+    parser.add_argument(
+        "--learning-rate", type=float, default=1e-3, help="initial Adam step (1e-3)"
+    )
     parser.add_argument(
         "--features", type=int, nargs="+", default=[32, 64], help="filters per conv block"
     )
@@ -44,9 +46,8 @@ def build(features, seed: int) -> nn.CNN:
         10,
         conv_features=tuple(features),
         batch_norm=True,
-        conv_dropout=0.1,
         dense=(128,),
-        dropout=0.4,
+        dropout=0.3,
         rngs=nnx.Rngs(seed),
     )
 
@@ -58,13 +59,15 @@ def main(argv=None) -> dict:
     fit, val = _common.validation_split(x, y, len(x) // 12, seed=args.seed)
     model = build(args.features, args.seed)
     nn.summary(model, (1, 28, 28))
+    epochs = _common.epochs_for(args, args.epochs)
+    steps = epochs * (len(fit[0]) // args.batch_size)
+    optimizer = optax.adam(optax.cosine_decay_schedule(args.learning_rate, max(steps, 1)))
     result = _common.fit_and_evaluate(
         model,
         fit,
         test,
-        optimizer="adam",
-        learning_rate=args.learning_rate,
-        epochs=_common.epochs_for(args, args.epochs),
+        optimizer=optimizer,
+        epochs=epochs,
         batch_size=args.batch_size,
         validation=val,
         seed=args.seed,
@@ -78,9 +81,9 @@ def main(argv=None) -> dict:
         args,
         NAME,
         result,
-        model=f"CNN conv{tuple(args.features)}+BN+maxpool+dropout 0.1, dense 128+dropout 0.4",
+        model=f"CNN conv{tuple(args.features)}+BN+ReLU+maxpool, dense 128+dropout 0.3",
         params=nn.count_params(model),
-        optimizer=f"adam({args.learning_rate})",
+        optimizer=f"adam, lr {args.learning_rate} cosine-decayed to 0 over {steps} steps",
         batch_size=args.batch_size,
         train_size=len(fit[0]),
         validation_size=len(val[0]),

@@ -9,8 +9,9 @@ Inputs are scaled to [0, 1]. Rows (pick with --rows; the course's test accuracy)
   2  the same net with Keras defaults (Glorot uniform, zero bias), SGD lr 0.01, batch 32,
      3 epochs (nnjax.nn.MLP + nnjax.train.fit) ...................... course 0.7798
   3  784-500-300-100-10 ReLU, SGD lr 0.01, batch 32, 15 epochs ......... course 0.8804
-  4  a better recipe: row 3's net with dropout 0.2 and Adam (lr 1e-3, batch 64),
-     early stopping on a 5,000-image validation split, best weights restored
+  4  a better recipe: row 3's net with dropout 0.2, Adam (lr 1e-3 cosine-decayed to 0
+     over 30 epochs, batch 64), early stopping on validation accuracy (a 5,000-image
+     split of the training set, patience 5), best weights restored
 
 Row 1 uses the cross-entropy cost: with the quadratic cost on softmax outputs the same
 per-example SGD stalls near 0.43 after 3 epochs (N(0, 1) weights saturate the units and
@@ -32,6 +33,7 @@ import _common
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 from flax import nnx
 
 import nnjax.functional as F
@@ -138,16 +140,17 @@ def row_deep(train, test, *, epochs: int, seed: int) -> dict:
 
 
 def row_better(train, test, *, epochs: int, seed: int) -> dict:
-    """Row 4: dropout, Adam and early stopping with the best weights restored."""
+    """Row 4: dropout, Adam with a cosine-decayed step, early stopping (best restored)."""
     fit, val = _common.validation_split(*train, size=len(train[0]) // 12, seed=seed)
     model = nn.MLP(784, (500, 300, 100), 10, dropout=0.2, rngs=nnx.Rngs(seed))
-    stop = EarlyStopping("val_accuracy", patience=4, restore_best_weights=True)
+    steps = max(epochs * (len(fit[0]) // 64), 1)
+    optimizer = optax.adam(optax.cosine_decay_schedule(1e-3, steps))
+    stop = EarlyStopping("val_accuracy", patience=5, restore_best_weights=True)
     result = _common.fit_and_evaluate(
         model,
         fit,
         test,
-        optimizer="adam",
-        learning_rate=1e-3,
+        optimizer=optimizer,
         epochs=epochs,
         batch_size=64,
         validation=val,
@@ -182,7 +185,7 @@ ROWS = {
     3: Row("784-500-300-100-10 ReLU (nn.MLP)", "SGD lr 0.01, batch 32", 15, 0.8804, row_deep),
     4: Row(
         "784-500-300-100-10 ReLU, dropout 0.2 (nn.MLP)",
-        "Adam lr 1e-3, batch 64, early stopping (val 5k)",
+        "Adam lr 1e-3 cosine decay, batch 64, early stopping (val 5k)",
         30,
         None,
         row_better,

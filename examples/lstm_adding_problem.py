@@ -8,8 +8,11 @@ up to T steps. The gradient that would teach a tanh RNN to do so shrinks geometr
 with the distance (vanishing gradients), so it stays at the baseline; the LSTM's
 additive cell state keeps it alive and the LSTM's error falls far below.
 
-Both models are nnjax.nn.SequenceRegressor (cell="lstm" / "rnn") trained with fit,
-Adam and gradient clipping. The plot shows both validation curves and the baseline.
+Both models are nnjax.nn.SequenceRegressor (cell="lstm" / "rnn", 64 units) trained
+with fit for the same budget (10 epochs of 20,000 sequences, 3,125 updates of batch
+64), Adam (lr 3e-3) and gradient clipping at global norm 1. learning_curves.png shows
+both learning curves against the baseline. (A vanilla RNN with an orthogonal recurrent
+matrix can leave the plateau after many more updates; see examples/README.md.)
 
     python examples/lstm_adding_problem.py --out runs/lstm_adding_problem
 """
@@ -31,12 +34,12 @@ CELLS = ("lstm", "rnn")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = _common.make_parser(NAME, __doc__, epochs=15)
+    parser = _common.make_parser(NAME, __doc__, epochs=10)
     parser.add_argument("--seq-len", type=int, default=100, help="sequence length T (100)")
     parser.add_argument("--hidden", type=int, default=64, help="recurrent units (64)")
     parser.add_argument("--train-size", type=int, default=20_000, help="training sequences")
     parser.add_argument("--batch-size", type=int, default=64, help="batch size (64)")
-    parser.add_argument("--learning-rate", type=float, default=1e-3, help="Adam step (1e-3)")
+    parser.add_argument("--learning-rate", type=float, default=3e-3, help="Adam step (3e-3)")
     return parser.parse_args(argv)
 
 
@@ -72,26 +75,29 @@ def train_cell(cell: str, train, val, test, args: argparse.Namespace) -> dict:
     return {"cell": cell, "hidden": hidden, **result}
 
 
-def plot(results: list[dict], baseline: float, steps_per_epoch: int, path) -> None:
-    """Validation MSE per epoch of every model, against the predict-the-mean baseline."""
+def plot(results: list[dict], baseline: float, steps_per_epoch: int, seq_len: int, path) -> None:
+    """Training and validation MSE per epoch of every model, against the baseline."""
     plt = _common.pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for result in results:
+        label = result["cell"].upper()
         val = result["history"]["val_loss"]
         updates = steps_per_epoch * np.arange(1, len(val) + 1)
-        ax.plot(updates, val, "o-", label=f"{result['cell'].upper()} (validation)")
+        (line,) = ax.plot(updates, val, "o-", label=f"{label} validation")
         ax.plot(
             updates,
             result["history"]["loss"],
             ":",
-            color=ax.lines[-1].get_color(),
-            label=f"{result['cell'].upper()} (training)",
+            color=line.get_color(),
+            label=f"{label} training (epoch mean)",
         )
     ax.axhline(baseline, color="grey", ls="--", label=f"always 1.0: MSE {baseline:.3f}")
-    ax.set_yscale("log")
-    ax.set_xlabel("updates")
-    ax.set_ylabel("MSE")
-    ax.set_title("Adding problem: LSTM vs vanilla RNN")
+    ax.set(
+        yscale="log",
+        xlabel="updates",
+        ylabel="MSE",
+        title=f"Adding problem, T = {seq_len}: LSTM vs vanilla RNN",
+    )
     ax.legend()
     _common.save_figure(fig, path)
 
@@ -105,7 +111,7 @@ def main(argv=None) -> dict:
     print(f"\nbaseline (always predict 1.0): test MSE {baseline:.4f}")
     _common.print_table(results, ("cell", "epochs_run", "test_loss", "train_s"))
     steps = len(train[0]) // min(args.batch_size, len(train[0]))
-    plot(results, baseline, steps, args.out / "learning_curves.png")
+    plot(results, baseline, steps, train[0].shape[1], args.out / "learning_curves.png")
     summary = {
         "baseline_mse": baseline,
         "test_mse": {r["cell"]: r["test_loss"] for r in results},
