@@ -9,7 +9,7 @@ On CPU the updates are dispatched one jitted step per batch instead of through
 nnjax.train.fit, whose lax.scan makes the convolutions' kernel gradients very slow on
 XLA:CPU (see fit_one_step_per_dispatch in examples/_common.py); --scan uses fit.
 
-    python examples/fashion_mnist_cnn.py --out runs/fashion_mnist_cnn   # ~10 min, 2 cores
+    python examples/fashion_mnist_cnn.py --out runs/fashion_mnist_cnn   # ~7 min on 2 cores
 """
 
 from __future__ import annotations

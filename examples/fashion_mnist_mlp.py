@@ -17,7 +17,7 @@ Row 1 uses the cross-entropy cost: with the quadratic cost on softmax outputs th
 per-example SGD stalls near 0.43 after 3 epochs (N(0, 1) weights saturate the units and
 the quadratic cost's gradient vanishes with them), far from the course's 0.8242.
 
-    python examples/fashion_mnist_mlp.py                  # all rows, ~10 min on 2 cores
+    python examples/fashion_mnist_mlp.py                  # all rows, ~2-3 min on 2 cores
     python examples/fashion_mnist_mlp.py --rows 1 2 --quick
 """
 
