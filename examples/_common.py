@@ -201,57 +201,6 @@ def save_figure(fig, path: Path) -> Path:
     return path
 
 
-def fit_one_step_per_dispatch(
-    model,
-    train: Split,
-    *,
-    loss: str,
-    metrics: Sequence[str],
-    optimizer: str = "adam",
-    learning_rate: float = 1e-3,
-    epochs: int = 1,
-    batch_size: int = 32,
-    validation: Split | None = None,
-    seed: int = 0,
-    verbose: int | str = 2,
-):
-    """A minimal ``fit`` that dispatches one unscanned jitted step per batch.
-
-    Workaround for convolutional models on XLA:CPU: ``nnjax.train.fit`` always runs its
-    updates inside ``lax.scan``, and there the convolution's kernel gradient is about
-    60x slower than in a plain jitted step (jax 0.10.2). Same data order as ``fit``
-    (:func:`nnjax.train.state.epoch_batches`); no callbacks; ``verbose`` 0 is silent,
-    anything else prints one line per epoch. Returns a
-    :class:`nnjax.train.History`; the trained weights land back in ``model``.
-    """
-    import jax
-    from flax import nnx
-
-    from nnjax import train as nt
-    from nnjax.train.progress import format_logs
-    from nnjax.train.state import epoch_batches
-
-    tx = nt.get_optimizer(optimizer, learning_rate)
-    graphdef, params, rest = nt.split_model(model)
-    step = nt.jit_train_step(graphdef, loss, tx, metrics)
-    opt_state, history, (x, y) = tx.init(params), nt.History(), train
-    for epoch in range(epochs):
-        logs = []
-        for rows in epoch_batches(seed, epoch, len(x), min(batch_size, len(x))):
-            params, opt_state, rest, out = step(params, opt_state, rest, x[rows], y[rows])
-            logs.append(out)
-        logs = jax.device_get(logs)
-        epoch_logs = {k: float(np.mean([o[k] for o in logs])) for k in logs[0]}
-        nnx.update(model, params, rest)
-        if validation is not None:
-            scores = nt.evaluate(model, validation, loss=loss, metrics=metrics, batch_size=1000)
-            epoch_logs.update({f"val_{k}": v for k, v in scores.items()})
-        history.append(epoch, epoch_logs)
-        if verbose:
-            print(f"Epoch {epoch + 1}/{epochs} - {format_logs(epoch_logs)}", flush=True)
-    return history
-
-
 def fit_and_evaluate(
     model,
     train: Split,
@@ -259,7 +208,6 @@ def fit_and_evaluate(
     *,
     loss: str = "cross_entropy",
     metrics: Sequence[str] = ("accuracy",),
-    scan: bool = True,
     **fit_kwargs: Any,
 ) -> dict[str, Any]:
     """Trains ``model`` with :func:`nnjax.train.fit`, then evaluates it on ``test``.
@@ -270,8 +218,6 @@ def fit_and_evaluate(
       test: ``(x, y)`` held out; evaluated once, after training.
       loss: the loss name.
       metrics: metric names, logged in training and measured on ``test``.
-      scan: ``False`` trains with :func:`fit_one_step_per_dispatch` instead (for
-        convolutional models on CPU; callbacks are not supported there).
       **fit_kwargs: passed on to ``fit`` (optimizer, learning_rate, epochs, batch_size,
         validation, callbacks, seed...); ``verbose`` defaults to one line per epoch.
 
@@ -282,9 +228,8 @@ def fit_and_evaluate(
     from nnjax import train as nt
 
     fit_kwargs.setdefault("verbose", 2)
-    train_fn = nt.fit if scan else fit_one_step_per_dispatch
     with Timer() as timer:
-        history = train_fn(model, train, loss=loss, metrics=metrics, **fit_kwargs)
+        history = nt.fit(model, train, loss=loss, metrics=metrics, **fit_kwargs)
     scores = nt.evaluate(model, test, loss=loss, metrics=metrics, batch_size=1000)
     return {
         **{f"test_{name}": value for name, value in scores.items()},

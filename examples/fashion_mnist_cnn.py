@@ -5,10 +5,6 @@ ReLU -> max-pool 2x2, then dense 128 -> dropout 0.3 -> 10 logits. It trains with
 its step cosine-decayed to 0 over the run, on 55,000 images; 5,000 are held out for
 validation and the test set is scored once, at the end.
 
-On CPU the updates are dispatched one jitted step per batch instead of through
-nnjax.train.fit, whose lax.scan makes the convolutions' kernel gradients very slow on
-XLA:CPU (see fit_one_step_per_dispatch in examples/_common.py); --scan uses fit.
-
     python examples/fashion_mnist_cnn.py --out runs/fashion_mnist_cnn   # ~7 min on 2 cores
 """
 
@@ -35,7 +31,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument(
         "--features", type=int, nargs="+", default=[32, 64], help="filters per conv block"
     )
-    parser.add_argument("--scan", action="store_true", help="train with nnjax.train.fit")
     return parser.parse_args(argv)
 
 
@@ -71,7 +66,6 @@ def main(argv=None) -> dict:
         batch_size=args.batch_size,
         validation=val,
         seed=args.seed,
-        scan=args.scan,
     )
     print(
         f"test accuracy {result['test_accuracy']:.4f} after {result['epochs_run']} epochs, "
@@ -87,7 +81,7 @@ def main(argv=None) -> dict:
         batch_size=args.batch_size,
         train_size=len(fit[0]),
         validation_size=len(val[0]),
-        trainer="nnjax.train.fit" if args.scan else "one jitted step per batch",
+        trainer="nnjax.train.fit",
     )
     return result
 

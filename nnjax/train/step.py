@@ -196,11 +196,18 @@ def make_train_step(
     return step
 
 
-def scan_steps(step: TrainStep) -> TrainStep:
+def scan_steps(step: TrainStep, *, unroll: int | bool = True) -> TrainStep:
     """Turns a one-batch ``step`` into one over a stack of batches, with :func:`jax.lax.scan`.
 
     The returned ``steps(params, opt_state, rest, xs, ys)`` takes ``xs (K, B, ...)`` and
     ``ys (K, B, ...)`` and runs ``K`` updates in order; its logs are stacked ``(K,)``.
+
+    ``unroll`` is passed to ``lax.scan``; the default unrolls all ``K`` steps. Measured on
+    XLA:CPU (2 cores, batch 32, Adam, ms per update; plain jit / rolled scan / unrolled):
+    784-500-300-100-10 MLP 3.06 / 1.89 / 2.09, Fashion-MNIST CNN 19.1 / 204 / 21.8,
+    LSTM classifier 7.4 / 8.6 / 8.1. Inside a rolled loop XLA:CPU computes convolution
+    kernel gradients an order of magnitude slower; unrolled, every model is at least as
+    fast as one step per dispatch, for 2-3x the compile time of the rolled scan.
 
     Example:
       >>> import optax
@@ -218,7 +225,8 @@ def scan_steps(step: TrainStep) -> TrainStep:
             params, opt_state, rest, logs = step(*carry, *batch)
             return (params, opt_state, rest), logs
 
-        (params, opt_state, rest), logs = jax.lax.scan(body, (params, opt_state, rest), (xs, ys))
+        carry = (params, opt_state, rest)
+        (params, opt_state, rest), logs = jax.lax.scan(body, carry, (xs, ys), unroll=unroll)
         return params, opt_state, rest, logs
 
     return steps

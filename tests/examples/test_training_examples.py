@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from flax import nnx
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 SCRIPTS = ("fashion_mnist_mlp", "fashion_mnist_cnn", "lstm_adding_problem", "autoencoder")
@@ -83,26 +82,6 @@ def test_row_one_is_per_example_sgd(load):
     copy = jax.tree.map(np.array, params)  # sgd_epoch donates its params
     got = mlp.sgd_epoch(jax.tree.map(jax.numpy.asarray, copy), xs, ys, 0.01)
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6), got, expected)
-
-
-def test_one_step_per_dispatch_trains_like_fit(load):
-    """The CPU workaround for convolutional models reaches the weights ``fit`` reaches."""
-    import jax
-
-    from nnjax import nn, train
-
-    common = load("fashion_mnist_cnn")._common
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(64, 6)).astype(np.float32)
-    y = (x[:, 0] > 0).astype(np.int32)
-    kw = dict(loss="cross_entropy", optimizer="sgd", learning_rate=0.1, epochs=2, batch_size=16)
-    a, b = (nn.MLP(6, (8,), 2, rngs=nnx.Rngs(0)) for _ in range(2))
-    history = train.fit(a, (x, y), metrics=("accuracy",), verbose=0, **kw)
-    mine = common.fit_one_step_per_dispatch(b, (x, y), metrics=("accuracy",), verbose=0, **kw)
-    np.testing.assert_allclose(mine.history["loss"], history.history["loss"], rtol=1e-5)
-    leaves = lambda model: jax.tree.leaves(nnx.state(model, nnx.Param))
-    for pa, pb in zip(leaves(a), leaves(b), strict=True):
-        np.testing.assert_allclose(pa, pb, rtol=1e-5, atol=1e-6)
 
 
 def test_cnn_quick(load, data_dir, tmp_path):
