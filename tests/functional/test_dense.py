@@ -95,7 +95,8 @@ def test_bad_kernel_and_bias_shapes(key):
         F.dense({"kernel": jnp.ones(3)}, jnp.ones((1, 3)))
     bad_bias = {**params, "bias": jnp.ones(3)}
     with pytest.raises(
-        AssertionError, match=r"dense: argument `params\['bias'\]` has shape \(3,\), expected \(2,\)"
+        AssertionError,
+        match=r"dense: argument `params\['bias'\]` has shape \(3,\), expected \(2,\)",
     ):
         F.dense(bad_bias, jnp.ones((1, 3)))
 
