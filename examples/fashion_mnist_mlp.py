@@ -109,9 +109,8 @@ def row_per_example(train, test, *, epochs: int, seed: int) -> dict:
 # --- Rows 2-4: nnjax.nn.MLP + nnjax.train.fit ---------------------------------------
 
 
-def row_keras(train, test, *, epochs: int, seed: int) -> dict:
-    """Row 2: the same net with Keras defaults, mini-batch SGD."""
-    model = nn.MLP(784, (400,), 10, activation="sigmoid", rngs=nnx.Rngs(seed))
+def _sgd_batch_32(model, train, test, *, epochs: int, seed: int) -> dict:
+    """The course's mini-batch recipe: plain SGD, lr 0.01, batch 32, through ``fit``."""
     return _common.fit_and_evaluate(
         model,
         train,
@@ -122,21 +121,18 @@ def row_keras(train, test, *, epochs: int, seed: int) -> dict:
         batch_size=32,
         seed=seed,
     )
+
+
+def row_keras(train, test, *, epochs: int, seed: int) -> dict:
+    """Row 2: the same net with Keras defaults, mini-batch SGD."""
+    model = nn.MLP(784, (400,), 10, activation="sigmoid", rngs=nnx.Rngs(seed))
+    return _sgd_batch_32(model, train, test, epochs=epochs, seed=seed)
 
 
 def row_deep(train, test, *, epochs: int, seed: int) -> dict:
     """Row 3: the deeper ReLU net, mini-batch SGD."""
     model = nn.MLP(784, (500, 300, 100), 10, rngs=nnx.Rngs(seed))
-    return _common.fit_and_evaluate(
-        model,
-        train,
-        test,
-        optimizer="sgd",
-        learning_rate=0.01,
-        epochs=epochs,
-        batch_size=32,
-        seed=seed,
-    )
+    return _sgd_batch_32(model, train, test, epochs=epochs, seed=seed)
 
 
 def row_better(train, test, *, epochs: int, seed: int) -> dict:
