@@ -34,21 +34,21 @@ def _t(a):
 def test_regression_losses_match_torch(ours, ref):
     with jax.enable_x64(True):
         value = float(ours(jnp.asarray(PRED), jnp.asarray(TARGET)))
-    np.testing.assert_allclose(value, ref(_t(PRED), _t(TARGET)).item(), rtol=1e-12)
+    np.testing.assert_allclose(value, ref(_t(PRED), _t(TARGET)).item(), rtol=1e-12, atol=1e-12)
 
 
 def test_cross_entropy_integer_labels_matches_torch():
     with jax.enable_x64(True):
         value = float(losses.cross_entropy(jnp.asarray(LOGITS), jnp.asarray(LABELS)))
     ref = TF.cross_entropy(_t(LOGITS), _t(LABELS)).item()
-    np.testing.assert_allclose(value, ref, rtol=1e-12)
+    np.testing.assert_allclose(value, ref, rtol=1e-12, atol=1e-12)
 
 
 def test_cross_entropy_one_hot_equals_integer_labels():
     one_hot = jax.nn.one_hot(LABELS, 5)
     a = losses.cross_entropy(jnp.asarray(LOGITS), jnp.asarray(LABELS))
     b = losses.cross_entropy(jnp.asarray(LOGITS), one_hot)
-    np.testing.assert_allclose(a, b, rtol=1e-6)
+    np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
 
 
 def test_cross_entropy_label_smoothing_matches_torch():
@@ -57,7 +57,7 @@ def test_cross_entropy_label_smoothing_matches_torch():
             losses.cross_entropy(jnp.asarray(LOGITS), jnp.asarray(LABELS), label_smoothing=0.1)
         )
     ref = TF.cross_entropy(_t(LOGITS), _t(LABELS), label_smoothing=0.1).item()
-    np.testing.assert_allclose(value, ref, rtol=1e-12)
+    np.testing.assert_allclose(value, ref, rtol=1e-12, atol=1e-12)
 
 
 def test_binary_cross_entropy_matches_torch():
@@ -65,7 +65,7 @@ def test_binary_cross_entropy_matches_torch():
     with jax.enable_x64(True):
         value = float(losses.binary_cross_entropy(jnp.asarray(LOGITS), jnp.asarray(labels)))
     ref = TF.binary_cross_entropy_with_logits(_t(LOGITS), _t(labels)).item()
-    np.testing.assert_allclose(value, ref, rtol=1e-12)
+    np.testing.assert_allclose(value, ref, rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("reduction", ["sum", "none"])
@@ -74,7 +74,7 @@ def test_reductions(reduction):
     expected = per_element.sum() if reduction == "sum" else per_element
     with jax.enable_x64(True):
         value = losses.mse(jnp.asarray(PRED), jnp.asarray(TARGET), reduction=reduction)
-    np.testing.assert_allclose(value, expected, rtol=1e-12)
+    np.testing.assert_allclose(value, expected, rtol=1e-12, atol=1e-12)
     with pytest.raises(ValueError, match="reduction must be"):
         losses.mse(jnp.asarray(PRED), jnp.asarray(TARGET), reduction="avg")
 

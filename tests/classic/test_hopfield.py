@@ -32,7 +32,7 @@ def test_energy_against_numpy(key):
     w = classic.hopfield_store(xi)
     s = np.asarray(_patterns(jax.random.key(1), 3, 8))
     expected = [-0.5 * row @ np.asarray(w) @ row for row in s]
-    np.testing.assert_allclose(classic.hopfield_energy(w, s), expected, rtol=1e-6)
+    np.testing.assert_allclose(classic.hopfield_energy(w, s), expected, rtol=1e-6, atol=1e-6)
 
 
 @pytest.mark.parametrize("synchronous", [False, True])

@@ -18,7 +18,7 @@ def test_transition_matrix_rows_sum_to_one():
 def test_stationary_distribution_is_fixed_point_and_matches_eig():
     pi = classic.stationary_distribution(P)
     np.testing.assert_allclose(pi @ P, pi, atol=1e-6)
-    np.testing.assert_allclose(jnp.sum(pi), 1.0, rtol=1e-6)
+    np.testing.assert_allclose(jnp.sum(pi), 1.0, rtol=1e-6, atol=1e-6)
     # Independent reference: the left eigenvector of eigenvalue 1.
     vals, vecs = np.linalg.eig(np.asarray(P, np.float64).T)
     ref = np.real(vecs[:, np.argmin(np.abs(vals - 1))])

@@ -21,7 +21,9 @@ def test_worked_example_from_the_course():
     )
     theta = _theta(new)
     np.testing.assert_allclose(theta[:, 0], [1.0, 1.0, 1.0])  # right: unchanged
-    np.testing.assert_allclose(theta[:, 1], [0.9, 0.95, 0.9], rtol=1e-6)  # wrong: corrected
+    np.testing.assert_allclose(
+        theta[:, 1], [0.9, 0.95, 0.9], rtol=1e-6, atol=1e-6
+    )  # wrong: corrected
 
 
 def test_update_matches_rule_elementwise(key):

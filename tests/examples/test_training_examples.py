@@ -81,7 +81,7 @@ def test_row_one_is_per_example_sgd(load):
         expected = jax.tree.map(lambda p, g: p - 0.01 * g, expected, grads)
     copy = jax.tree.map(np.array, params)  # sgd_epoch donates its params
     got = mlp.sgd_epoch(jax.tree.map(jax.numpy.asarray, copy), xs, ys, 0.01)
-    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6), got, expected)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6), got, expected)
 
 
 def test_cnn_quick(load, data_dir, tmp_path):

@@ -74,11 +74,11 @@ def test_lstm_gate_blocks_are_i_f_g_o():
     # f open, i closed: c' = c; o open: h' = tanh(c').
     z = jnp.concatenate([-big, big, big, big], axis=-1)
     state, h = recurrent.lstm_gates(z, c)
-    np.testing.assert_allclose(state.c, c, rtol=1e-6)
-    np.testing.assert_allclose(h, np.tanh(c), rtol=1e-6)
+    np.testing.assert_allclose(state.c, c, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(h, np.tanh(c), rtol=1e-6, atol=1e-6)
     # f closed, i open, g saturated at +1: c' = 1; o closed: h' = 0.
     state, h = recurrent.lstm_gates(jnp.concatenate([big, -big, big, -big], axis=-1), c)
-    np.testing.assert_allclose(state.c, np.ones((1, 2)), rtol=1e-6)
+    np.testing.assert_allclose(state.c, np.ones((1, 2)), rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(h, np.zeros((1, 2)), atol=1e-6)
 
 
@@ -90,7 +90,7 @@ def test_gru_gates_blocks_are_r_z_n(key):
     # z open keeps h; z closed gives n = tanh(x_n) (r irrelevant since h U_n = 0).
     np.testing.assert_allclose(recurrent.gru_gates(jnp.concatenate([big, big, n], -1), h, p)[0], h)
     out = recurrent.gru_gates(jnp.concatenate([big, -big, n], -1), h, p)[0]
-    np.testing.assert_allclose(out, np.tanh(n), rtol=1e-6)
+    np.testing.assert_allclose(out, np.tanh(n), rtol=1e-6, atol=1e-6)
 
 
 def test_lstm_cell_accepts_a_plain_tuple_state(key):

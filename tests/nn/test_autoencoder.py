@@ -16,11 +16,11 @@ def test_dense_autoencoder_encode_decode():
     z = F.dense(
         p["encoder"]["layers"][1], jax.nn.relu(F.dense(p["encoder"]["layers"][0], x.reshape(3, 12)))
     )
-    np.testing.assert_allclose(model.encode(x), z, rtol=1e-5)
+    np.testing.assert_allclose(model.encode(x), z, rtol=1e-5, atol=1e-5)
     r = jax.nn.relu(F.dense(p["decoder"]["layers"][0], z))
     r = jax.nn.sigmoid(F.dense(p["decoder"]["layers"][1], r))
-    np.testing.assert_allclose(model.decode(z), r, rtol=1e-5)
-    np.testing.assert_allclose(model(x), r.reshape(3, 3, 4), rtol=1e-5)
+    np.testing.assert_allclose(model.decode(z), r, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(model(x), r.reshape(3, 3, 4), rtol=1e-5, atol=1e-5)
 
 
 def test_conv_autoencoder_shapes_and_code():
@@ -29,7 +29,7 @@ def test_conv_autoencoder_shapes_and_code():
     enc = model.encoder.layers
     h = enc[1](enc[0](x[..., None]))
     assert h.shape == (2, 2, 1, 3)  # two stride-2 convs
-    np.testing.assert_allclose(model.encode(x), enc[3](h.reshape(2, -1)), rtol=1e-5)
+    np.testing.assert_allclose(model.encode(x), enc[3](h.reshape(2, -1)), rtol=1e-5, atol=1e-5)
     assert isinstance(model.decoder.layers[2], Upsample2D)
     y = jax.jit(lambda x: model(x))(x)
     assert y.shape == x.shape

@@ -20,7 +20,7 @@ def test_matches_functional_composition():
     for i in (0, 2):  # conv, pool, conv, pool
         h = F.max_pool2d(jax.nn.relu(F.conv2d(p["features"]["layers"][i], h)), 2)
     h = jax.nn.relu(F.dense(p["head"]["layers"][0], h.reshape(2, -1)))
-    np.testing.assert_allclose(model(x), F.dense(p["head"]["layers"][1], h), rtol=1e-5)
+    np.testing.assert_allclose(model(x), F.dense(p["head"]["layers"][1], h), rtol=1e-5, atol=1e-5)
     assert p["head"]["layers"][0]["kernel"].shape == (2 * 2 * 3, 4)
 
 

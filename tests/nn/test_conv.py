@@ -19,7 +19,9 @@ def test_params_are_conv2d_init_and_call_is_conv2d(options):
     expected = F.conv2d_init(nnx.Rngs(0).params(), 2, 3, (3, 2))
     assert_params_match(layer, expected)
     x = jax.random.normal(jax.random.key(1), (2, 7, 6, 2))
-    np.testing.assert_allclose(layer(x), jax.nn.relu(F.conv2d(expected, x, **options)), rtol=1e-6)
+    np.testing.assert_allclose(
+        layer(x), jax.nn.relu(F.conv2d(expected, x, **options)), rtol=1e-6, atol=1e-6
+    )
 
 
 def test_mixed_precision():

@@ -15,7 +15,7 @@ def test_params_are_dense_init_and_call_is_dense():
     expected = F.dense_init(nnx.Rngs(0).params(), 3, 4)
     assert_params_match(layer, expected)
     x = jax.random.normal(jax.random.key(1), (5, 3))
-    np.testing.assert_allclose(layer(x), jnp.tanh(F.dense(expected, x)), rtol=1e-6)
+    np.testing.assert_allclose(layer(x), jnp.tanh(F.dense(expected, x)), rtol=1e-6, atol=1e-6)
 
 
 def test_without_bias_matches_init():

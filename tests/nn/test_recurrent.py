@@ -40,11 +40,11 @@ def test_initial_state_is_used():
     layer = GRU(3, 4, rngs=nnx.Rngs(0))
     h0 = jnp.full((2, 4), 0.5)
     _, ys_ref = F.rnn(F.gru_cell, layer.params(), xs, h0)
-    np.testing.assert_allclose(layer(xs, h0), ys_ref[:, -1], rtol=1e-6)
+    np.testing.assert_allclose(layer(xs, h0), ys_ref[:, -1], rtol=1e-6, atol=1e-6)
     state = F.LSTMState(h0, -h0)
     lstm = LSTM(3, 4, rngs=nnx.Rngs(0))
     _, ys_ref = F.lstm(lstm.params(), xs, state)
-    np.testing.assert_allclose(lstm(xs, state), ys_ref[:, -1], rtol=1e-6)
+    np.testing.assert_allclose(lstm(xs, state), ys_ref[:, -1], rtol=1e-6, atol=1e-6)
 
 
 def test_mixed_precision_and_errors():

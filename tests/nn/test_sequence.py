@@ -16,7 +16,7 @@ def test_classifier_is_recurrent_stack_then_dense(cell, cls):
     assert all(isinstance(layer, cls) for layer in model.recurrent)
     xs = jax.random.normal(jax.random.key(1), (2, 6, 3))
     h = model.recurrent[1](model.recurrent[0](xs))
-    np.testing.assert_allclose(model(xs), F.dense(model.head.params(), h), rtol=1e-6)
+    np.testing.assert_allclose(model(xs), F.dense(model.head.params(), h), rtol=1e-6, atol=1e-6)
     assert h.shape == (2, 4)
 
 
@@ -24,7 +24,7 @@ def test_regressor_all_steps_and_univariate_input():
     model = SequenceRegressor(1, 4, all_steps=True)
     xs = jax.random.normal(jax.random.key(1), (2, 6))
     _, ys = F.lstm(model.recurrent[0].params(), xs[..., None])
-    np.testing.assert_allclose(model(xs), F.dense(model.head.params(), ys), rtol=1e-5)
+    np.testing.assert_allclose(model(xs), F.dense(model.head.params(), ys), rtol=1e-5, atol=1e-5)
 
 
 def test_dropout_train_eval_and_seed():

@@ -15,7 +15,7 @@ def test_applies_layers_in_order():
     model = Sequential(Dense(3, 5, rngs=rngs), jax.nn.relu, Dense(5, 2, rngs=rngs))
     x = jax.random.normal(jax.random.key(1), (4, 3))
     ref = F.dense(model[2].params(), jax.nn.relu(F.dense(model[0].params(), x)))
-    np.testing.assert_allclose(model(x), ref, rtol=1e-6)
+    np.testing.assert_allclose(model(x), ref, rtol=1e-6, atol=1e-6)
     assert len(model) == 3
 
 

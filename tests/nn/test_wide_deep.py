@@ -17,7 +17,7 @@ def test_input_skips_past_the_deep_path():
         F.dense(p["deep"]["layers"][1], jax.nn.relu(F.dense(p["deep"]["layers"][0], x)))
     )
     ref = F.dense(p["head"], jnp.concatenate([x, deep], axis=-1))
-    np.testing.assert_allclose(model(x), ref, rtol=1e-5)
+    np.testing.assert_allclose(model(x), ref, rtol=1e-5, atol=1e-5)
 
 
 def test_two_inputs():
@@ -25,7 +25,7 @@ def test_two_inputs():
     x_wide, x_deep = jnp.ones((5, 2)), jnp.ones((5, 3))
     deep = model.deep(x_deep)
     ref = F.dense(model.head.params(), jnp.concatenate([x_wide, deep], axis=-1))
-    np.testing.assert_allclose(model(x_wide, x_deep), ref, rtol=1e-6)
+    np.testing.assert_allclose(model(x_wide, x_deep), ref, rtol=1e-6, atol=1e-6)
     with pytest.raises(ValueError, match="x_deep"):
         model(x_wide)
 

@@ -27,15 +27,21 @@ def test_path_names_drop_variable_value():
 
 def test_penalties_match_hand_computed_values_on_kernels_only():
     # kernels: |1|+|-2|+|.5|+|0| + |-1| + |2| = 6.5; squares: 1+4+.25+0 + 1 + 4 = 10.25
-    np.testing.assert_allclose(R.l1_penalty(PARAMS, 0.1), 0.65, rtol=1e-6)
-    np.testing.assert_allclose(R.l2_penalty(PARAMS, 0.1), 1.025, rtol=1e-6)
-    np.testing.assert_allclose(R.l1_l2_penalty(PARAMS, l1=0.1, l2=0.01), 0.65 + 0.1025, rtol=1e-6)
+    np.testing.assert_allclose(R.l1_penalty(PARAMS, 0.1), 0.65, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(R.l2_penalty(PARAMS, 0.1), 1.025, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(
+        R.l1_l2_penalty(PARAMS, l1=0.1, l2=0.01), 0.65 + 0.1025, rtol=1e-6, atol=1e-6
+    )
 
 
 def test_penalties_with_where_none_include_biases():
     # biases: |3|+|-4|+|10| = 17; squares 9+16+100 = 125
-    np.testing.assert_allclose(R.l1_penalty(PARAMS, 1.0, where=None), 6.5 + 17, rtol=1e-6)
-    np.testing.assert_allclose(R.l2_penalty(PARAMS, 1.0, where=None), 10.25 + 125, rtol=1e-6)
+    np.testing.assert_allclose(
+        R.l1_penalty(PARAMS, 1.0, where=None), 6.5 + 17, rtol=1e-6, atol=1e-6
+    )
+    np.testing.assert_allclose(
+        R.l2_penalty(PARAMS, 1.0, where=None), 10.25 + 125, rtol=1e-6, atol=1e-6
+    )
 
 
 def test_penalty_on_model_state_with_custom_predicate():
@@ -44,7 +50,9 @@ def test_penalty_on_model_state_with_custom_predicate():
     kernel1 = model.layers[1].kernel[...]
     got = R.l2_penalty(state, 0.5, where=R.by_prefix("layers/1"))
     bias1 = model.layers[1].bias[...]
-    np.testing.assert_allclose(got, 0.5 * (jnp.sum(kernel1**2) + jnp.sum(bias1**2)), rtol=1e-6)
+    np.testing.assert_allclose(
+        got, 0.5 * (jnp.sum(kernel1**2) + jnp.sum(bias1**2)), rtol=1e-6, atol=1e-6
+    )
 
 
 def test_add_l1_l2_trains_like_penalised_loss(key):
@@ -56,16 +64,20 @@ def test_add_l1_l2_trains_like_penalised_loss(key):
     tx = optax.chain(R.add_l1_l2(l1=0.01, l2=0.1), optax.sgd(0.1))
     updates, _ = tx.update(jax.grad(data_loss)(params), tx.init(params), params)
     expected = jax.tree.map(lambda g: -0.1 * g, jax.grad(total)(params))
-    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6), updates, expected)
+    jax.tree.map(
+        lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6), updates, expected
+    )
 
 
 def test_project_max_norm_clips_columns_over_input_axis_and_keeps_small_ones():
     kernel = jnp.array([[3.0, 0.3, 0.0], [4.0, 0.4, 6.0]])  # column norms 5, 0.5, 6
     out = R.project_max_norm({"kernel": kernel, "bias": jnp.full(3, 100.0)}, 2.0)
     norms = jnp.linalg.norm(out["kernel"], axis=0)
-    np.testing.assert_allclose(norms, [2.0, 0.5, 2.0], rtol=1e-6)
+    np.testing.assert_allclose(norms, [2.0, 0.5, 2.0], rtol=1e-6, atol=1e-6)
     np.testing.assert_array_equal(out["kernel"][:, 1], kernel[:, 1])  # small: untouched
-    np.testing.assert_allclose(out["kernel"][:, 0], kernel[:, 0] * 0.4, rtol=1e-6)  # direction
+    np.testing.assert_allclose(
+        out["kernel"][:, 0], kernel[:, 0] * 0.4, rtol=1e-6, atol=1e-6
+    )  # direction
     np.testing.assert_array_equal(out["bias"], 100.0)  # biases are not constrained
 
 
@@ -73,7 +85,7 @@ def test_project_max_norm_conv_kernel_norm_over_all_but_output_axis(key):
     kernel = 3.0 * jax.random.normal(key, (3, 3, 2, 4))
     out = R.project_max_norm({"kernel": kernel}, 1.0)["kernel"]
     norms = jnp.sqrt(jnp.sum(out**2, axis=(0, 1, 2)))
-    np.testing.assert_allclose(norms, 1.0, rtol=1e-5)
+    np.testing.assert_allclose(norms, 1.0, rtol=1e-5, atol=1e-5)
 
 
 def test_max_norm_transform_keeps_model_kernels_in_ball_during_training(key):
@@ -101,10 +113,12 @@ def test_clip_gradients_bounds_global_norm():
     tx = R.clip_gradients(optax.sgd(1.0), 1.0)
     grads = {"a": jnp.array([3.0, 0.0]), "b": jnp.array([[0.0, 4.0]])}
     updates, _ = tx.update(grads, tx.init(grads))
-    np.testing.assert_allclose(optax.tree.norm(updates), 1.0, rtol=1e-6)
+    np.testing.assert_allclose(optax.tree.norm(updates), 1.0, rtol=1e-6, atol=1e-6)
     small = jax.tree.map(lambda g: g / 10, grads)  # norm 0.5: unchanged
     updates, _ = tx.update(small, tx.init(small))
-    jax.tree.map(lambda u, g: np.testing.assert_allclose(u, -g, rtol=1e-6), updates, small)
+    jax.tree.map(
+        lambda u, g: np.testing.assert_allclose(u, -g, rtol=1e-6, atol=1e-6), updates, small
+    )
 
 
 def test_freeze_leaves_frozen_subtree_exactly_unchanged(key):

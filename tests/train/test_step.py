@@ -39,7 +39,7 @@ def test_train_step_matches_independent_sgd(key):
     )
     got = nnx.to_pure_dict(new_params)
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6), got, expected)
-    np.testing.assert_allclose(logs["loss"], _reference_loss(pure, x, y), rtol=1e-6)
+    np.testing.assert_allclose(logs["loss"], _reference_loss(pure, x, y), rtol=1e-6, atol=1e-6)
 
 
 def test_loss_fn_gradients_numerically(key):
@@ -88,7 +88,7 @@ def test_scan_steps_equals_sequential_steps(key):
         p, o, r, logs = jstep(p, o, r, xs[k], ys[k])
         losses.append(logs["loss"])
     p2, _, _, logs2 = jax.jit(S.scan_steps(step))(params, tx.init(params), rest, xs, ys)
-    np.testing.assert_allclose(logs2["loss"], jnp.stack(losses), rtol=1e-5)
+    np.testing.assert_allclose(logs2["loss"], jnp.stack(losses), rtol=1e-5, atol=1e-5)
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6), p, p2)
 
 
@@ -119,9 +119,10 @@ def test_eval_step_ignores_masked_examples(key):
         sums["loss"] / 3,
         optax.softmax_cross_entropy_with_integer_labels(logits, y[:3]).mean(),
         rtol=1e-5,
+        atol=1e-5,
     )
     expected_acc = np.mean(np.argmax(np.asarray(logits), -1) == np.asarray(y[:3]))
-    np.testing.assert_allclose(sums["accuracy"] / 3, expected_acc, rtol=1e-6)
+    np.testing.assert_allclose(sums["accuracy"] / 3, expected_acc, rtol=1e-6, atol=1e-6)
 
 
 def test_metrics_may_not_shadow_loss():
