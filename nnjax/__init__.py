@@ -14,7 +14,8 @@ The layers of the package, from the bottom up:
 
 import importlib
 
-from nnjax import activations, functional, initializers, losses, metrics
+from nnjax import activations, errors, functional, initializers, losses, metrics
+from nnjax.errors import ShapeError
 
 __version__ = "0.1.0"
 
@@ -30,10 +31,12 @@ def __getattr__(name: str):
 
 
 __all__ = [
+    "ShapeError",
     "__version__",
     "activations",
     "classic",
     "data",
+    "errors",
     "functional",
     "initializers",
     "losses",

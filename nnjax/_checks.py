@@ -1,19 +1,26 @@
 """Trace-time argument checks shared by the functional ops.
 
-Every check runs on static shapes, so it costs nothing under ``jax.jit``. Failures raise
-``AssertionError`` from chex, with a message that names the op and the argument, and
-the expected and actual shapes.
+Every check runs on static shapes, so it costs nothing under ``jax.jit``. Shape failures
+come from chex's assertions and are raised as :class:`nnjax.errors.ShapeError` (a
+``ValueError`` and an ``AssertionError``), with a message that names the op and the
+argument, and the expected and actual shapes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
 
 import chex
 import jax
 import jax.numpy as jnp
 
-Shape = Sequence[int | type(...) | None]
+from nnjax.errors import ShapeError
+
+#: An expected shape: sizes, ``None`` for any size, and a leading ``...`` for any number
+#: of leading axes.
+Shape = Sequence[Any]
 
 
 def check_shape(op: str, name: str, x: jax.typing.ArrayLike, expected: Shape) -> None:
@@ -27,32 +34,31 @@ def check_shape(op: str, name: str, x: jax.typing.ArrayLike, expected: Shape) ->
         ``...`` matches any number of leading axes.
 
     Raises:
-      AssertionError: naming ``op``, ``name``, the expected and the actual shape.
+      ShapeError: naming ``op``, ``name``, the expected and the actual shape.
     """
     shape = jnp.shape(x)
     expected = tuple(expected)
     msg = f"{op}: argument `{name}` has shape {shape}, expected {_fmt(expected)}"
-    chex.assert_shape(x, expected, custom_message=msg)
+    with _as_shape_error(msg):
+        chex.assert_shape(x, expected, custom_message=msg)
 
 
 def check_rank(op: str, name: str, x: jax.typing.ArrayLike, rank: int | set[int]) -> None:
     """Asserts that ``x`` has rank ``rank`` (an int or a set of allowed ranks)."""
     shape = jnp.shape(x)
     msg = f"{op}: argument `{name}` has shape {shape} (rank {len(shape)}), expected rank {rank}"
-    chex.assert_rank(x, rank, custom_message=msg)
+    with _as_shape_error(msg):
+        chex.assert_rank(x, rank, custom_message=msg)
 
 
 def check_min_rank(op: str, name: str, x: jax.typing.ArrayLike, rank: int) -> None:
     """Asserts that ``x`` has at least ``rank`` axes."""
     shape = jnp.shape(x)
-    chex.assert_equal(
-        len(shape) >= rank,
-        True,
-        custom_message=(
+    if len(shape) < rank:
+        raise ShapeError(
             f"{op}: argument `{name}` has shape {shape} (rank {len(shape)}), "
             f"expected rank >= {rank}"
-        ),
-    )
+        )
 
 
 def check_floating(op: str, name: str, x: jax.typing.ArrayLike) -> None:
@@ -95,3 +101,12 @@ def check_window_fits(
 def _fmt(expected: tuple) -> str:
     parts = ["..." if e is ... else "*" if e is None else str(e) for e in expected]
     return "(" + ", ".join(parts) + ("," if len(parts) == 1 else "") + ")"
+
+
+@contextmanager
+def _as_shape_error(msg: str) -> Iterator[None]:
+    """Re-raises chex's ``AssertionError`` as :class:`ShapeError` with the message ``msg``."""
+    try:
+        yield
+    except AssertionError as err:
+        raise ShapeError(msg) from err

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from nnjax import _checks
+from nnjax.errors import ShapeError
 
 
 def test_check_shape_accepts_wildcards_and_ellipsis():
@@ -21,7 +22,7 @@ def test_check_shape_accepts_wildcards_and_ellipsis():
 )
 def test_check_shape_message(expected, shown):
     with pytest.raises(
-        AssertionError,
+        ShapeError,
         match=rf"my_op: argument `params\['w'\]` has shape \(2, 3\), expected {shown}",
     ):
         _checks.check_shape("my_op", "params['w']", np.ones((2, 3)), expected)
@@ -29,7 +30,7 @@ def test_check_shape_message(expected, shown):
 
 def test_check_shape_runs_at_trace_time():
     f = jax.jit(lambda x: _checks.check_shape("op", "x", x, (3,)) or x)
-    with pytest.raises(AssertionError, match=r"op: argument `x` has shape \(4,\), expected \(3,\)"):
+    with pytest.raises(ShapeError, match=r"op: argument `x` has shape \(4,\), expected \(3,\)"):
         f(jnp.ones(4))
 
 
@@ -37,7 +38,7 @@ def test_check_rank():
     _checks.check_rank("op", "x", jnp.ones((2, 3)), 2)
     _checks.check_rank("op", "x", jnp.ones((2, 3)), {1, 2})
     with pytest.raises(
-        AssertionError, match=r"op: argument `x` has shape \(2, 3\) \(rank 2\), expected rank 4"
+        ShapeError, match=r"op: argument `x` has shape \(2, 3\) \(rank 2\), expected rank 4"
     ):
         _checks.check_rank("op", "x", jnp.ones((2, 3)), 4)
 
@@ -45,7 +46,7 @@ def test_check_rank():
 def test_check_min_rank():
     _checks.check_min_rank("op", "x", jnp.ones((2, 3)), 2)
     with pytest.raises(
-        AssertionError, match=r"op: argument `x` has shape \(2,\) \(rank 1\), expected rank >= 2"
+        ShapeError, match=r"op: argument `x` has shape \(2,\) \(rank 1\), expected rank >= 2"
     ):
         _checks.check_min_rank("op", "x", jnp.ones(2), 2)
 
@@ -90,3 +91,11 @@ def test_check_window_fits_rejects(shape, window, padding):
         ValueError, match=r"op: argument `x` has shape \(1, \d, \d, 1\).*smaller than the window"
     ):
         _checks.check_window_fits("op", jnp.ones(shape), window, padding)
+
+
+def test_shape_error_is_a_value_error_and_an_assertion_error():
+    with pytest.raises(ValueError, match="argument `x`"):
+        _checks.check_shape("op", "x", jnp.ones(2), (3,))
+    with pytest.raises(AssertionError, match="argument `x`"):
+        _checks.check_rank("op", "x", jnp.ones(2), 2)
+    assert issubclass(ShapeError, ValueError) and issubclass(ShapeError, AssertionError)

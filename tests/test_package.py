@@ -14,7 +14,7 @@ ROOT = Path(nnjax.__file__).resolve().parent
 
 # DESIGN.md's house, bottom to top; a module may import only its own layer or lower ones.
 LAYERS = {
-    "base": 0,  # activations, initializers, losses, metrics, _checks, _registry
+    "base": 0,  # activations, initializers, losses, metrics, errors, _checks, _registry
     "data": 0,  # host-side NumPy, beside the base
     "functional": 1,
     "classic": 2,
@@ -33,6 +33,7 @@ def _layer(module: str) -> str:
         "metrics",
         "_checks",
         "_registry",
+        "errors",
     ):
         return "base"
     return "cli" if parts[1].startswith("_cli") else parts[1]
