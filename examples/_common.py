@@ -219,7 +219,7 @@ def fit_and_evaluate(
       loss: the loss name.
       metrics: metric names, logged in training and measured on ``test``.
       **fit_kwargs: passed on to ``fit`` (optimizer, learning_rate, epochs, batch_size,
-        validation, callbacks, seed...); ``verbose`` defaults to one line per epoch.
+        validation_data, callbacks, seed...); ``verbose`` defaults to one line per epoch.
 
     Returns:
       ``{"test_<metric>": ..., "test_loss": ..., "train_s": wall seconds of training

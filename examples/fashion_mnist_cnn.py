@@ -64,7 +64,7 @@ def main(argv=None) -> dict:
         optimizer=optimizer,
         epochs=epochs,
         batch_size=args.batch_size,
-        validation=val,
+        validation_data=val,
         seed=args.seed,
     )
     print(

@@ -149,7 +149,7 @@ def row_better(train, test, *, epochs: int, seed: int) -> dict:
         optimizer=optimizer,
         epochs=epochs,
         batch_size=64,
-        validation=val,
+        validation_data=val,
         callbacks=[stop],
         seed=seed,
     )

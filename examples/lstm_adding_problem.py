@@ -69,7 +69,7 @@ def train_cell(cell: str, train, val, test, args: argparse.Namespace) -> dict:
         optimizer=optimizer,
         epochs=_common.epochs_for(args, args.epochs),
         batch_size=args.batch_size,
-        validation=val,
+        validation_data=val,
         seed=args.seed,
     )
     return {"cell": cell, "hidden": hidden, **result}

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sys
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -214,8 +216,7 @@ def fit(
       learning_rate: for a named optimizer.
       epochs: train until this epoch count (counting ``initial_epoch``/resumed ones).
       batch_size: examples per update (at most the data set size).
-      validation: ``(x, y)`` evaluated after every epoch (``val_*`` metrics);
-        ``validation_data`` is a Keras-style alias.
+      validation_data: ``(x, y)`` evaluated after every epoch (``val_*`` metrics).
       metrics: metric names or callables ``m(logits, y)`` logged besides the loss.
       callbacks: :class:`~nnjax.train.callbacks.Callback` instances.
       seed: fixes the data order of every epoch.
@@ -229,6 +230,7 @@ def fit(
         divide ``batch_size``, else one); parameters are replicated.
       shuffle: shuffle every epoch.
       check_inputs: reject integer ``x`` (raw images); off for token-id models.
+      validation: deprecated alias of ``validation_data``.
 
     Returns:
       The :class:`History` of per-epoch metrics (including resumed epochs).
@@ -252,8 +254,16 @@ def fit(
       >>> len(history.history["loss"])
       2
     """
-    if validation is not None and validation_data is not None:
-        raise ValueError("pass either `validation` or `validation_data`, not both")
+    if validation is not None:
+        if validation_data is not None:
+            raise ValueError("pass `validation_data` only (`validation` is its deprecated alias)")
+        if not sys._getframe(1).f_globals.get("__name__", "").startswith("nnjax."):
+            # nnjax's own callers (the CLI) are migrating; users are told
+            warnings.warn(
+                "fit(validation=...) is deprecated; pass validation_data=...",
+                DeprecationWarning,
+                stacklevel=2,
+            )
     val = validation if validation is not None else validation_data
     x, y = checks.check_dataset("train", train, check_inputs=check_inputs)
     val = (

@@ -64,7 +64,7 @@ def test_tensorboard_events_read_back(tmp_path):
 
     x, y = blobs()
     history = T.fit(
-        mlp(), (x, y), epochs=2, validation=(x, y), callbacks=[T.TensorBoard(tmp_path)], **KW
+        mlp(), (x, y), epochs=2, validation_data=(x, y), callbacks=[T.TensorBoard(tmp_path)], **KW
     )
     events = EventAccumulator(str(tmp_path))
     events.Reload()

@@ -44,7 +44,7 @@ class CrashAfter(T.Callback):
 
 def _uninterrupted(epochs=4):
     model = mlp(dropout=0.3)
-    history = T.fit(model, blobs(), epochs=epochs, validation=blobs(n=20, seed=1), **KW)
+    history = T.fit(model, blobs(), epochs=epochs, validation_data=blobs(n=20, seed=1), **KW)
     return leaves(model), history
 
 
@@ -66,7 +66,7 @@ def test_resume_after_crash_is_bitwise_identical(tmp_path):
             model,
             blobs(),
             epochs=4,
-            validation=blobs(n=20, seed=1),
+            validation_data=blobs(n=20, seed=1),
             callbacks=[T.ModelCheckpoint(tmp_path), CrashAfter(1)],
             **KW,
         )
@@ -76,7 +76,7 @@ def test_resume_after_crash_is_bitwise_identical(tmp_path):
         resumed,
         blobs(),
         epochs=4,
-        validation=blobs(n=20, seed=1),
+        validation_data=blobs(n=20, seed=1),
         resume_from=tmp_path,
         callbacks=[T.ModelCheckpoint(tmp_path)],
         **KW,
@@ -108,14 +108,16 @@ def test_resume_after_sigkill(tmp_path):
                 if epoch == 1:
                     os.kill(os.getpid(), signal.SIGKILL)
 
-        T.fit(mlp(dropout=0.3), blobs(), epochs=4, validation=blobs(n=20, seed=1),
+        T.fit(mlp(dropout=0.3), blobs(), epochs=4, validation_data=blobs(n=20, seed=1),
               callbacks=[T.ModelCheckpoint({str(tmp_path)!r}), Kill()], **KW)
     """)
     proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True)
     assert proc.returncode == -9, proc.stderr.decode()[-2000:]
     assert T.latest_epoch(tmp_path) == 1
     resumed = mlp(dropout=0.3)
-    T.fit(resumed, blobs(), epochs=4, validation=blobs(n=20, seed=1), resume_from=tmp_path, **KW)
+    T.fit(
+        resumed, blobs(), epochs=4, validation_data=blobs(n=20, seed=1), resume_from=tmp_path, **KW
+    )
     for a, b in zip(_uninterrupted()[0], leaves(resumed)):
         np.testing.assert_array_equal(a, b)
 
@@ -181,7 +183,7 @@ def test_nan_stops_training_and_last_good_checkpoint_loads(tmp_path):
 def test_save_best_only_keeps_the_best_epoch(tmp_path):
     x, y = blobs()
     saver = T.ModelCheckpoint(tmp_path, monitor="val_loss", save_best_only=True)
-    history = T.fit(mlp(), (x, y), epochs=3, validation=(x, y), callbacks=[saver], **KW)
+    history = T.fit(mlp(), (x, y), epochs=3, validation_data=(x, y), callbacks=[saver], **KW)
     best = int(np.argmin(history["val_loss"]))
     assert T.latest_epoch(tmp_path) == best
     model = mlp()

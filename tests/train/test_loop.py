@@ -42,7 +42,7 @@ def test_fit_history_and_weights_land_in_model():
         loss="cross_entropy",
         epochs=3,
         batch_size=16,
-        validation=(x, y),
+        validation_data=(x, y),
         optimizer="adam",
         learning_rate=1e-2,
         verbose=0,
@@ -66,11 +66,11 @@ def test_no_recompilation_between_epochs_or_fit_calls():
     train_fn = loop.compiled_train(graphdef, "cross_entropy", tx, ("accuracy",))
     eval_fn = compiled_eval(T.graphdef_for(model, training=False), "cross_entropy", ("accuracy",))
     eval_before = eval_fn._cache_size()
-    T.fit(model, (x, y), epochs=1, steps_per_dispatch=4, validation=(x, y), **kw)
+    T.fit(model, (x, y), epochs=1, steps_per_dispatch=4, validation_data=(x, y), **kw)
     assert train_fn._cache_size() == 2  # the chunk of 4 steps and the remainder of 2
     assert eval_fn._cache_size() <= eval_before + 1
     sizes = train_fn._cache_size(), eval_fn._cache_size()
-    T.fit(model, (x, y), epochs=3, steps_per_dispatch=4, validation=(x, y), **kw)
+    T.fit(model, (x, y), epochs=3, steps_per_dispatch=4, validation_data=(x, y), **kw)
     assert (train_fn._cache_size(), eval_fn._cache_size()) == sizes
 
 
@@ -270,3 +270,12 @@ def test_batch_statistics_are_carried_through_fit():
     hidden = np.asarray(model.dense(x))
     np.testing.assert_allclose(mean, hidden.mean(0), atol=0.5)  # close to the data mean
     np.testing.assert_allclose(T.predict(model, x, devices=ONE), model(x), rtol=1e-5, atol=1e-6)
+
+
+def test_validation_is_a_deprecated_alias_of_validation_data():
+    x, y = blobs(n=32)
+    with pytest.warns(DeprecationWarning, match="validation_data"):
+        history = T.fit(
+            mlp(), (x, y), loss="cross_entropy", validation=(x, y), verbose=0, devices=ONE
+        )
+    assert "val_loss" in history.history

@@ -40,7 +40,7 @@ def test_labels_out_of_range():
     with pytest.raises(ValueError, match=r"y\[7\] = 3 is out of range.*3 outputs.*\[0, 2\]"):
         _fit((x, y))
     with pytest.raises(ValueError, match=r"`validation` y\[0\] = -1"):
-        _fit(blobs(), validation=(x[:2], np.array([-1, 0])))
+        _fit(blobs(), validation_data=(x[:2], np.array([-1, 0])))
 
 
 def test_wrong_input_shape_names_expected():
@@ -62,7 +62,7 @@ def test_loss_and_label_shapes_must_agree():
     with pytest.raises(ValueError, match="loss cannot compare"):
         _fit((x, y.astype(np.float32)), loss="mse")
     with pytest.raises(ValueError, match="`validation`: the loss cannot compare"):
-        _fit((x, y), validation=(x, np.eye(4, dtype=np.float32)[y]))
+        _fit((x, y), validation_data=(x, np.eye(4, dtype=np.float32)[y]))
 
 
 def test_not_a_pair_and_bad_names():
