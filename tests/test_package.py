@@ -19,8 +19,9 @@ LAYERS = {
     "functional": 1,
     "classic": 2,
     "nn": 3,
-    "train": 4,
-    "cli": 5,
+    "io": 4,
+    "train": 5,
+    "cli": 6,
 }
 
 
@@ -100,7 +101,7 @@ def test_upper_layers_load_lazily():
 
 @pytest.mark.parametrize(
     "package",
-    ["nnjax.functional", "nnjax.nn", "nnjax.train", "nnjax.data", "nnjax.classic"],
+    ["nnjax.functional", "nnjax.nn", "nnjax.io", "nnjax.train", "nnjax.data", "nnjax.classic"],
 )
 def test_all_names_exist_and_are_documented(package):
     module = importlib.import_module(package)

@@ -2,11 +2,64 @@
 
 from __future__ import annotations
 
+import functools
+import weakref
 from collections.abc import Mapping
+from typing import Any, TypeVar
 
 import jax
 import jax.numpy as jnp
 from flax import nnx
+
+M = TypeVar("M", bound=type)
+
+# The constructor call of every instance of a recorded class: what `nnjax.save` writes
+# as JSON so that `nnjax.load` can rebuild the model (held weakly: no attribute is set).
+_CALLS: weakref.WeakKeyDictionary[Any, tuple[type, tuple, dict]] = weakref.WeakKeyDictionary()
+RECORDED: dict[str, type] = {}  # name -> class: the only classes `nnjax.load` builds
+
+
+def recorded(cls: M) -> M:
+    """Class decorator: remembers each instance's constructor arguments for ``nnjax.save``.
+
+    The outermost call wins (a subclass calling ``super().__init__`` records once, with
+    its own class), and the class is registered under its name for ``nnjax.load``.
+    Subclasses of :class:`FunctionalModule` are recorded without the decorator.
+
+    Example:
+      >>> @recorded
+      ... class Scale(nnx.Module):
+      ...     def __init__(self, factor: float):
+      ...         self.factor = factor
+      >>> constructor_call(Scale(2.0))[1:]
+      ((2.0,), {})
+    """
+    init = cls.__init__
+
+    @functools.wraps(init)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        _CALLS.setdefault(self, (type(self), args, kwargs))
+        init(self, *args, **kwargs)
+
+    cls.__init__ = __init__
+    RECORDED[class_name(cls)] = cls
+    return cls
+
+
+def class_name(cls: type) -> str:
+    """The name a recorded class is saved under: ``"MLP"``, or ``"module.Class"`` outside nnjax."""
+    inside = cls.__module__.startswith("nnjax.")
+    return cls.__qualname__ if inside else f"{cls.__module__}.{cls.__qualname__}"
+
+
+def constructor_call(module: Any) -> tuple[type, tuple, dict] | None:
+    """``(class, args, kwargs)`` of ``module``'s construction, or ``None`` if not recorded."""
+    return _CALLS.get(module)
+
+
+def remember_call(module: Any, cls: type, args: tuple, kwargs: dict) -> None:
+    """Records a constructor call for ``module`` (e.g. one rebuilt by ``nnx.merge``)."""
+    _CALLS[module] = (cls, args, kwargs)
 
 
 class FunctionalModule(nnx.Module):
@@ -20,6 +73,10 @@ class FunctionalModule(nnx.Module):
 
     _param_names: tuple[str, ...] = ()
     _stat_names: tuple[str, ...] = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        recorded(cls)
 
     def _set_params(self, params: Mapping[str, jax.Array]) -> None:
         self._param_names = tuple(params)

@@ -12,7 +12,7 @@ from flax import nnx
 
 from nnjax import activations
 from nnjax.nn import _validate
-from nnjax.nn._base import rngs_or_default
+from nnjax.nn._base import recorded, rngs_or_default
 from nnjax.nn.cnn import image_shape, with_channels
 from nnjax.nn.conv import Conv2D
 from nnjax.nn.dense import Dense
@@ -23,6 +23,7 @@ from nnjax.nn.sequential import Sequential
 Act = str | activations.Activation | None
 
 
+@recorded
 class Autoencoder(nnx.Module):
     """A dense autoencoder ``in -> hidden -> latent -> reversed(hidden) -> in``.
 
@@ -79,6 +80,7 @@ class Autoencoder(nnx.Module):
         return self.decode(self.encode(x)).reshape(x.shape)
 
 
+@recorded
 class ConvAutoencoder(nnx.Module):
     """A convolutional autoencoder: strided convs -> dense code -> upsampling convs.
 

@@ -10,7 +10,7 @@ from flax import nnx
 
 from nnjax import activations, initializers
 from nnjax.nn import _shapes, _validate
-from nnjax.nn._base import rngs_or_default
+from nnjax.nn._base import recorded, rngs_or_default
 from nnjax.nn.conv import Conv2D
 from nnjax.nn.dropout import Dropout
 from nnjax.nn.mlp import MLP
@@ -35,6 +35,7 @@ def with_channels(x: jax.typing.ArrayLike) -> jax.Array:
     return x[..., None] if x.ndim == 3 else x
 
 
+@recorded
 class CNN(nnx.Module):
     """Conv blocks ``conv -> [batch norm] -> activation -> [pool] -> [dropout]``, then an MLP.
 

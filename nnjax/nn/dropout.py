@@ -9,6 +9,7 @@ from flax import nnx
 
 import nnjax.functional as F
 from nnjax.nn import _validate
+from nnjax.nn._base import recorded
 
 
 def _fork_stream(rngs: nnx.Rngs | nnx.RngStream | None, collection: str):
@@ -27,6 +28,7 @@ def _fork_stream(rngs: nnx.Rngs | nnx.RngStream | None, collection: str):
     raise TypeError(f"Dropout: `rngs` must be nnx.Rngs, nnx.RngStream or None, got {rngs!r}")
 
 
+@recorded
 class Dropout(nnx.Module):
     """Inverted dropout calling :func:`nnjax.functional.dropout`, toggled by train()/eval().
 

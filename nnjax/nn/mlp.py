@@ -11,11 +11,12 @@ from flax import nnx
 
 from nnjax import activations, initializers
 from nnjax.nn import _validate
-from nnjax.nn._base import rngs_or_default
+from nnjax.nn._base import recorded, rngs_or_default
 from nnjax.nn.dense import Dense
 from nnjax.nn.dropout import Dropout
 
 
+@recorded
 class MLP(nnx.Module):
     """A stack of :class:`Dense` layers: ``in -> hidden[0] -> ... -> out``.
 

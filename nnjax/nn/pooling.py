@@ -7,6 +7,7 @@ from flax import nnx
 
 import nnjax.functional as F
 from nnjax.nn import _validate
+from nnjax.nn._base import recorded
 
 
 class _Pool2D(nnx.Module):
@@ -29,6 +30,7 @@ class _Pool2D(nnx.Module):
         return window, stride, self.padding
 
 
+@recorded
 class MaxPool2D(_Pool2D):
     """Max pooling over NHWC images, calling :func:`nnjax.functional.max_pool2d`.
 
@@ -48,6 +50,7 @@ class MaxPool2D(_Pool2D):
         return F.max_pool2d(x, *self._args())
 
 
+@recorded
 class AvgPool2D(_Pool2D):
     """Average pooling over NHWC images, calling :func:`nnjax.functional.avg_pool2d`.
 

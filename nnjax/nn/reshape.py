@@ -8,8 +8,10 @@ from flax import nnx
 
 from nnjax import _checks
 from nnjax.nn import _validate
+from nnjax.nn._base import recorded
 
 
+@recorded
 class Flatten(nnx.Module):
     """Flattens every axis after the batch axis: ``(B, d1, d2, ...) -> (B, d1*d2*...)``.
 
@@ -25,6 +27,7 @@ class Flatten(nnx.Module):
         return x.reshape(x.shape[0], -1)
 
 
+@recorded
 class Reshape(nnx.Module):
     """Reshapes the non-batch axes: ``(B, ...) -> (B, *shape)``.
 
@@ -46,6 +49,7 @@ class Reshape(nnx.Module):
         return x.reshape(x.shape[0], *self.shape)
 
 
+@recorded
 class Upsample2D(nnx.Module):
     """Nearest-neighbour upsampling of NHWC images by an integer factor.
 

@@ -11,7 +11,7 @@ from flax import nnx
 
 from nnjax import activations
 from nnjax.nn import _validate
-from nnjax.nn._base import rngs_or_default
+from nnjax.nn._base import recorded, rngs_or_default
 from nnjax.nn.dense import Dense
 from nnjax.nn.dropout import Dropout
 from nnjax.nn.recurrent import GRU, LSTM, RNN
@@ -92,6 +92,7 @@ _ARGS = """
 """
 
 
+@recorded
 class SequenceClassifier(_SequenceModel):
     __doc__ = (
         """Classifies sequences ``(B, T, F)`` into ``num_classes`` logits.
@@ -109,6 +110,7 @@ class SequenceClassifier(_SequenceModel):
         super().__init__(in_features, hidden, num_classes, **kw)
 
 
+@recorded
 class SequenceRegressor(_SequenceModel):
     __doc__ = (
         """Regresses ``out_features`` values from sequences ``(B, T, F)``.

@@ -7,7 +7,10 @@ from collections.abc import Callable
 import jax
 from flax import nnx
 
+from nnjax.nn._base import recorded
 
+
+@recorded
 class Sequential(nnx.Module):
     """Applies its layers in order: ``layers[-1](... layers[0](x))``.
 

@@ -10,11 +10,12 @@ from flax import nnx
 
 from nnjax import activations
 from nnjax.nn import _validate
-from nnjax.nn._base import rngs_or_default
+from nnjax.nn._base import recorded, rngs_or_default
 from nnjax.nn.dense import Dense
 from nnjax.nn.mlp import MLP
 
 
+@recorded
 class WideAndDeep(nnx.Module):
     """``head(concat([x_wide, deep(x_deep)]))``, with ``deep`` an MLP of ReLU layers.
 

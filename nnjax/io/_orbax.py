@@ -1,0 +1,103 @@
+"""The only place that talks to Orbax: lazy import, reads, writes, short errors (private).
+
+Orbax is an optional dependency (the ``train`` extra), so it is imported on first use
+and its absence is one line naming the extra. Its errors (multi-kilobyte specs, event
+loop tracebacks) become one :class:`~nnjax.io.errors.CheckpointError` line naming the
+folder and the problem.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from nnjax.io.errors import CheckpointError
+
+
+def orbax() -> Any:
+    """The ``orbax.checkpoint`` module, or an ``ImportError`` naming the extra to install."""
+    try:
+        import orbax.checkpoint as ocp
+    except ImportError:
+        raise ImportError("nnjax checkpoints need Orbax: pip install 'nnjax[train]'") from None
+    return ocp
+
+
+def _checkpointer() -> Any:
+    ocp = orbax()
+    return ocp.Checkpointer(ocp.StandardCheckpointHandler())
+
+
+def _quiet() -> Any:
+    """Silences absl's warnings while Orbax runs (restored afterwards)."""
+
+    class Quiet:
+        def __enter__(self):
+            self.logger = logging.getLogger("absl")
+            self.level = self.logger.level
+            self.logger.setLevel(max(self.level, logging.ERROR))
+
+        def __exit__(self, *exc):
+            self.logger.setLevel(self.level)
+
+    return Quiet()
+
+
+def short(err: BaseException, limit: int = 160) -> str:
+    """The first line of ``err``'s message, cut at ``limit`` characters."""
+    text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def write(path: Path, tree: Any) -> None:
+    """Writes a nested dict of NumPy arrays to ``path`` as Flax's guide does (sync)."""
+    ocp = orbax()
+    with _quiet():
+        _checkpointer().save(Path(path).absolute(), args=ocp.args.StandardSave(tree))
+
+
+def shapes(path: Path) -> dict[tuple[str, ...], tuple[tuple[int, ...], str]]:
+    """``{path: (shape, dtype)}`` of the arrays stored at ``path``, without reading them.
+
+    Raises:
+      CheckpointError: the folder is missing or its metadata is unreadable.
+    """
+    path = Path(path).absolute()
+    if not path.is_dir():
+        raise CheckpointError(f"{path}: missing (no array folder)")
+    try:
+        with _quiet():
+            meta = _checkpointer().metadata(path)
+        tree = meta.item_metadata.tree
+    except Exception as err:  # Orbax raises many types; the message is what matters
+        raise CheckpointError(f"{path}: unreadable array metadata ({short(err)})") from None
+    out: dict[tuple[str, ...], tuple[tuple[int, ...], str]] = {}
+
+    def walk(node: Any, prefix: tuple[str, ...]) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                walk(value, (*prefix, str(key)))
+        elif isinstance(node, (list, tuple)):
+            for i, value in enumerate(node):
+                walk(value, (*prefix, str(i)))
+        elif node is not None:
+            out[prefix] = (tuple(node.shape), str(node.dtype))
+
+    walk(tree, ())
+    return out
+
+
+def read(path: Path, target: Any) -> Any:
+    """Reads the arrays at ``path`` into ``target``'s structure (NumPy leaves give NumPy).
+
+    Raises:
+      CheckpointError: a damaged, truncated or missing array file (one line).
+    """
+    ocp = orbax()
+    path = Path(path).absolute()
+    try:
+        with _quiet():
+            return _checkpointer().restore(path, args=ocp.args.StandardRestore(target))
+    except Exception as err:
+        raise CheckpointError(f"{path}: damaged array data ({short(err)})") from None

@@ -1,0 +1,122 @@
+"""The one checkpoint layout of nnjax: a folder with Orbax items and ``nnjax.json``.
+
+::
+
+    DIR/
+      nnjax.json     {"format": "nnjax.checkpoint", "version": 1, "kind": ..., ...}
+      state/         nnx.to_pure_dict(nnx.state(model)) via Orbax, PRNG keys as key data
+      opt_state/     (training checkpoints) the optimizer state, same form
+
+``state/`` is exactly what Flax's checkpointing guide writes with
+``ocp.StandardCheckpointer().save(path, nnx.to_pure_dict(state))``, so plain Flax code
+restores it. A folder is written under a temporary name and renamed when complete, so
+a crash mid-save never leaves a half-written checkpoint under the real name.
+
+Example:
+  >>> import tempfile, numpy as np
+  >>> d = tempfile.mkdtemp() + "/ckpt"
+  >>> write(d, {"state": {"w": np.ones(2, np.float32)}}, {"kind": "state"})
+  >>> read_meta(d)["version"]
+  1
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any
+
+from nnjax.io import _orbax
+from nnjax.io.errors import CheckpointError
+
+FORMAT = "nnjax.checkpoint"
+VERSION = 1
+META = "nnjax.json"
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Writes ``data`` as JSON atomically (a temporary file, then ``os.replace``)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    tmp.write_text(json.dumps(data, indent=2))
+    os.replace(tmp, path)
+
+
+def write(
+    directory: str | os.PathLike, items: dict[str, Any], meta: dict[str, Any], *, overwrite=False
+) -> Path:
+    """Writes ``items`` (nested dicts of arrays, see :mod:`nnjax.io.trees`) and ``meta``.
+
+    Args:
+      directory: the checkpoint folder to create.
+      items: item name -> nested dict of host arrays; empty items are skipped.
+      meta: JSON-able metadata; ``format``, ``version`` and ``items`` are added.
+      overwrite: replace an existing folder (only once the new one is complete).
+
+    Returns:
+      The folder's absolute path.
+
+    Raises:
+      FileExistsError: ``directory`` exists and ``overwrite`` is false.
+    """
+    final = Path(directory).absolute()
+    if final.exists() and not overwrite:
+        raise FileExistsError(f"{final} already exists; pass overwrite=True to replace it")
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.with_name(f".{final.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        tmp.mkdir()
+        stored = [name for name, tree in items.items() if tree]
+        for name in stored:
+            _orbax.write(tmp / name, items[name])
+        write_json(tmp / META, {"format": FORMAT, "version": VERSION, **meta, "items": stored})
+        if final.exists():
+            old = final.with_name(f".{final.name}.{uuid.uuid4().hex[:8]}.old")
+            os.rename(final, old)
+            os.rename(tmp, final)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.rename(tmp, final)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return final
+
+
+def read_meta(directory: str | os.PathLike) -> dict[str, Any]:
+    """The folder's ``nnjax.json``, checked for format and version.
+
+    Raises:
+      CheckpointError: the folder or the file is missing, empty or garbled, or the
+        format version is newer than this nnjax reads.
+    """
+    directory = Path(directory).absolute()
+    path = directory / META
+    if not directory.is_dir():
+        raise CheckpointError(f"{directory}: no such checkpoint folder")
+    if not path.is_file():
+        what = "empty checkpoint folder" if not any(directory.iterdir()) else "missing"
+        raise CheckpointError(f"{path}: {what} (not a complete nnjax checkpoint)")
+    try:
+        meta = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as err:
+        raise CheckpointError(f"{path}: garbled JSON ({_orbax.short(err)})") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not an nnjax checkpoint metadata file")
+    version = meta.get("version")
+    if not isinstance(version, int) or version > VERSION:
+        raise CheckpointError(
+            f"{path}: checkpoint format version {version} is newer than this nnjax reads "
+            f"({VERSION}); upgrade nnjax to load it"
+        )
+    return meta
+
+
+def has_item(directory: str | os.PathLike, meta: dict[str, Any], name: str) -> bool:
+    """Whether the checkpoint stores item ``name`` (listed in its metadata)."""
+    return name in meta.get("items", ())
+
+
+__all__ = ["FORMAT", "META", "VERSION", "has_item", "read_meta", "write", "write_json"]

@@ -1,0 +1,153 @@
+"""``save``/``load`` of ``nnjax.nn`` models and ``save_state``/``load_state`` of any module.
+
+Example:
+  >>> import tempfile
+  >>> from flax import nnx
+  >>> from nnjax import nn
+  >>> model = nn.MLP(4, (8,), 3, rngs=nnx.Rngs(0))
+  >>> path = save(model, tempfile.mkdtemp() + "/mlp")
+  >>> type(load(path)).__name__
+  'MLP'
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from nnjax.io import _legacy, config, layout, restore, steps, trees
+from nnjax.io.errors import CheckpointError
+
+
+def save(model: nnx.Module, directory: str | os.PathLike, *, overwrite: bool = False) -> Path:
+    """Saves an ``nnjax.nn`` model: its state and, as JSON, its constructor arguments.
+
+    Args:
+      model: any ``nnjax.nn`` layer or model (built by its constructor).
+      directory: the folder to create (``state/`` via Orbax and ``nnjax.json``).
+      overwrite: replace an existing folder (once the new one is complete).
+
+    Returns:
+      The folder's absolute path; :func:`load` rebuilds the model from it.
+
+    Raises:
+      TypeError: the model (or an argument, e.g. a lambda) has no JSON form; use
+        :func:`save_state` then.
+      FileExistsError: ``directory`` exists and ``overwrite`` is false.
+
+    Example:
+      >>> # nnjax.save(model, "models/mlp"); model = nnjax.load("models/mlp")
+    """
+    meta = {"kind": "model", "model": config.encode(model)}
+    return layout.write(
+        directory, {"state": trees.to_nested(nnx.state(model))}, meta, overwrite=overwrite
+    )
+
+
+def save_state(model: nnx.Module, directory: str | os.PathLike, *, overwrite: bool = False) -> Path:
+    """Saves the state of any NNX module (parameters, batch statistics, RNG state).
+
+    ``directory/state`` is ``nnx.to_pure_dict(nnx.state(model))`` written with Orbax as
+    Flax's checkpointing guide writes it (PRNG keys as key data).
+
+    Returns:
+      The folder's absolute path; :func:`load_state` reads it into a model you build.
+
+    Example:
+      >>> # nnjax.save_state(model, "weights"); nnjax.load_state(same_arch, "weights")
+    """
+    items = {"state": trees.to_nested(nnx.state(model))}
+    return layout.write(directory, items, {"kind": "state"}, overwrite=overwrite)
+
+
+def _open(directory: str | os.PathLike, open_step: Any, fallback: bool) -> Any:
+    """``open_step`` on a checkpoint folder, or the newest step of a folder of them."""
+    path = Path(directory).absolute()
+    from nnjax.io import run
+
+    if run.is_run_folder(path):
+        path = path / "checkpoint"  # a run folder of `nnjax train`
+    if (path / layout.META).exists() or _legacy.is_legacy(path) or restore.is_bare_orbax(path):
+        return open_step(path)
+    if steps.epochs(path):
+        return steps.open_newest(path, open_step, fallback=fallback)
+    layout.read_meta(path)  # raises the right one-line error (missing, empty, ...)
+    raise CheckpointError(f"{path}: not a checkpoint folder")
+
+
+def read_into(model: nnx.Module, folder: Path) -> dict[str, Any]:
+    """Restores the checkpoint ``folder`` into ``model`` (nothing changes on error)."""
+    _, params, rest = nnx.split(model, nnx.Param, ...)
+    parts, meta = restore.read_parts(folder, {"params": params, "rest": rest})
+    on_device = jax.tree.map(lambda a: a if trees.is_key(a) else jnp.asarray(a), parts)
+    nnx.update(model, on_device["params"], on_device["rest"])
+    return meta
+
+
+def load_state(
+    model: nnx.Module, directory: str | os.PathLike, *, fallback: bool = False
+) -> nnx.Module:
+    """Loads a checkpoint's state into ``model`` (in place) and returns it.
+
+    Args:
+      model: a module of the saved architecture (any NNX module).
+      directory: a folder written by :func:`save`/:func:`save_state`, a
+        ``ModelCheckpoint`` folder (its newest epoch), a run folder of ``nnjax train``,
+        or an Orbax folder written by Flax's guide.
+      fallback: if the newest checkpoint of a folder is damaged, load the newest
+        intact one and warn which.
+
+    Raises:
+      CheckpointError: the checkpoint does not fit ``model`` (the first mismatching
+        path and both shapes), or a file is damaged or missing (one line).
+
+    Example:
+      >>> # nnjax.load_state(nn.MLP(784, (128,), 10, rngs=nnx.Rngs(0)), "weights")
+    """
+    _open(directory, lambda folder: read_into(model, folder), fallback)
+    return model
+
+
+def _load_model(folder: Path) -> nnx.Module:
+    meta = layout.read_meta(folder)
+    if "model" not in meta:
+        raise CheckpointError(
+            f"{folder / layout.META}: records no model (written by save_state?); build the "
+            "model and call nnjax.load_state"
+        )
+    model = config.build(meta["model"])
+    read_into(model, folder)
+    return model
+
+
+def load(directory: str | os.PathLike, *, fallback: bool = False) -> Any:
+    """Rebuilds a model saved by :func:`save` (or ``ModelCheckpoint``), with no user code.
+
+    Args:
+      directory: a :func:`save` folder, a ``ModelCheckpoint`` folder (its newest
+        epoch), or a run folder of ``nnjax train``.
+      fallback: if the newest checkpoint is damaged, load the newest intact one and warn.
+
+    Returns:
+      The model; for a run folder, ``Run(model, preprocessing)`` (a named tuple).
+
+    Raises:
+      CheckpointError: damaged or missing files, a future format, or no recorded model.
+
+    Example:
+      >>> # model = nnjax.load("models/mlp"); model, prep = nnjax.load("runs/digits-mlp")
+    """
+    from nnjax.io import run
+
+    model = _open(directory, _load_model, fallback)
+    if run.is_run_folder(directory):
+        return run.Run(model, run.read_preprocessing(directory))
+    return model
+
+
+__all__ = ["load", "load_state", "read_into", "save", "save_state"]

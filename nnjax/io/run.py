@@ -1,0 +1,115 @@
+"""The preprocessing a run folder records, so a reloaded model works on raw data.
+
+A run folder of ``nnjax train`` holds ``config.json`` (the command's settings),
+``preprocessing.json`` (this module) and ``checkpoint/`` (step folders).
+:class:`Preprocessing` turns raw inputs, as the dataset gives them, into the model's
+inputs, and model outputs into class names.
+
+Example:
+  >>> import numpy as np
+  >>> prep = Preprocessing(input_shape=(2, 2), scale=255.0, flatten=True)
+  >>> prep(np.full((1, 2, 2), 255, np.uint8)).tolist()
+  [[1.0, 1.0, 1.0, 1.0]]
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from nnjax.io.errors import CheckpointError
+
+FILE = "preprocessing.json"
+
+
+@dataclasses.dataclass(frozen=True)
+class Preprocessing:
+    """Raw inputs ``(N, *input_shape)`` to model inputs, outputs to class names.
+
+    Attributes:
+      input_shape: the shape of one raw example, e.g. ``(28, 28)``.
+      scale: integer inputs are divided by it (``255.0`` maps pixels to ``[0, 1]``);
+        ``None`` leaves the values as they are.
+      flatten: reshape each example to one axis, ``(N, prod(input_shape))``.
+      class_names: names of the classes in label order, or ``None`` (regression).
+    """
+
+    input_shape: tuple[int, ...]
+    scale: float | None = None
+    flatten: bool = False
+    class_names: tuple[str, ...] | None = None
+
+    def __call__(self, x: Any) -> np.ndarray:
+        """Maps raw ``(N, *input_shape)`` (or one example ``input_shape``) to float32.
+
+        Raises:
+          ValueError: the inputs do not have ``input_shape`` (names both shapes).
+        """
+        x = np.asarray(x)
+        if x.shape == tuple(self.input_shape):
+            x = x[None]
+        if x.shape[1:] != tuple(self.input_shape):
+            raise ValueError(
+                f"inputs have shape {x.shape}; this model takes (N, *{tuple(self.input_shape)})"
+            )
+        out = x.astype(np.float32)
+        if self.scale and np.issubdtype(x.dtype, np.integer):
+            out = out / np.float32(self.scale)
+        return out.reshape(len(out), -1) if self.flatten else out
+
+    def decode(self, outputs: Any) -> list[str]:
+        """Class names of the largest output per row of ``outputs (N, classes)``."""
+        if self.class_names is None:
+            raise ValueError("this run is a regression: its outputs have no class names")
+        return [self.class_names[int(i)] for i in np.argmax(np.asarray(outputs), axis=-1)]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Preprocessing:
+        """Reads :meth:`to_dict`'s form."""
+        names = data.get("class_names")
+        return cls(
+            input_shape=tuple(int(n) for n in data["input_shape"]),
+            scale=None if data.get("scale") is None else float(data["scale"]),
+            flatten=bool(data.get("flatten", False)),
+            class_names=None if names is None else tuple(str(n) for n in names),
+        )
+
+
+class Run(NamedTuple):
+    """What :func:`nnjax.load` returns for a run folder: ``model, preprocessing = ...``."""
+
+    model: Any
+    preprocessing: Preprocessing
+
+
+def is_run_folder(directory: str | os.PathLike) -> bool:
+    """Whether ``directory`` is a run folder of ``nnjax train``."""
+    path = Path(directory)
+    return (path / "config.json").is_file() and (path / "checkpoint").is_dir()
+
+
+def read_preprocessing(directory: str | os.PathLike) -> Preprocessing:
+    """The run folder's recorded preprocessing.
+
+    Raises:
+      CheckpointError: the file is missing or garbled (one line naming it).
+    """
+    path = Path(directory).absolute() / FILE
+    try:
+        return Preprocessing.from_dict(json.loads(path.read_text()))
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: missing (a run of an older nnjax?)") from None
+    except (ValueError, KeyError, TypeError) as err:
+        raise CheckpointError(f"{path}: garbled ({err})") from None
+
+
+__all__ = ["FILE", "Preprocessing", "Run", "is_run_folder", "read_preprocessing"]

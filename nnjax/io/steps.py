@@ -1,0 +1,117 @@
+"""A folder of checkpoints, one step folder per saved epoch (``ModelCheckpoint``'s layout).
+
+::
+
+    DIR/1/  DIR/2/  ...     each a checkpoint folder (see :mod:`nnjax.io.layout`)
+
+Step folder ``N`` holds the state after ``N`` epochs, the number the console shows
+("Epoch N/..."); the functions here take and return fit's 0-based epoch index
+(``N - 1``), as ``History.epoch`` and callbacks do. Folders of the first layout are
+named by the 0-based epoch and still read.
+
+Example:
+  >>> epochs("/nonexistent")
+  []
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from nnjax.io import _legacy, layout
+from nnjax.io.errors import CheckpointError, CheckpointFallbackWarning
+
+T = TypeVar("T")
+
+
+def epochs(directory: str | os.PathLike) -> list[tuple[int, Path]]:
+    """``[(epoch, step folder), ...]`` in ``directory``, oldest first (0-based epochs)."""
+    directory = Path(directory).absolute()
+    if not directory.is_dir():
+        return []
+    found = []
+    for path in directory.iterdir():
+        if path.is_dir() and path.name.isdigit():
+            number = int(path.name)
+            found.append((number if _legacy.is_legacy(path) else number - 1, path))
+    return sorted(found)
+
+
+def step_folder(directory: str | os.PathLike, epoch: int) -> Path:
+    """The folder that holds (or will hold) the checkpoint after 0-based ``epoch``."""
+    for number, path in epochs(directory):
+        if number == epoch:
+            return path
+    return Path(directory).absolute() / str(epoch + 1)
+
+
+def write_epoch(
+    directory: str | os.PathLike,
+    epoch: int,
+    items: dict[str, Any],
+    meta: dict[str, Any],
+    *,
+    max_to_keep: int | None = None,
+) -> Path:
+    """Writes step folder ``epoch + 1`` atomically; deletes the oldest beyond ``max_to_keep``."""
+    path = layout.write(
+        Path(directory) / str(epoch + 1), items, {**meta, "epoch": epoch}, overwrite=True
+    )
+    if max_to_keep is not None:
+        for _, old in epochs(directory)[:-max_to_keep]:
+            shutil.rmtree(old, ignore_errors=True)
+    return path
+
+
+def open_newest(
+    directory: str | os.PathLike,
+    open_step: Callable[[Path], T],
+    *,
+    epoch: int | None = None,
+    fallback: bool = False,
+) -> T:
+    """``open_step(folder)`` for the newest step folder (or the one of ``epoch``).
+
+    Args:
+      directory: a folder of step folders.
+      open_step: reads one step folder; raises :class:`CheckpointError` when damaged.
+      epoch: a 0-based epoch to open instead of the newest.
+      fallback: when the newest is damaged, open the newest intact one instead and say
+        which with a :class:`CheckpointFallbackWarning`.
+
+    Raises:
+      FileNotFoundError: no step folder (for ``epoch``) in ``directory``.
+      CheckpointError: the step folder is damaged (and, with ``fallback``, every one).
+    """
+    found = epochs(directory)
+    if epoch is not None:
+        found = [(e, p) for e, p in found if e == epoch]
+    if not found:
+        which = "" if epoch is None else f" for epoch {epoch + 1}"
+        raise FileNotFoundError(f"no checkpoint{which} in {Path(directory).absolute()}")
+    skipped: list[str] = []
+    for _, path in reversed(found):
+        try:
+            result = open_step(path)
+        except CheckpointError as err:
+            if not fallback:
+                raise
+            skipped.append(str(err))
+            continue
+        if skipped:
+            warnings.warn(
+                f"loaded {path} instead: skipped {len(skipped)} damaged checkpoint(s): "
+                + "; ".join(skipped),
+                CheckpointFallbackWarning,
+                stacklevel=3,
+            )
+        return result
+    raise CheckpointError(f"no intact checkpoint in {directory}: " + "; ".join(skipped))
+
+
+__all__ = ["epochs", "open_newest", "step_folder", "write_epoch"]

@@ -1,0 +1,136 @@
+"""Pytrees to the nested string-keyed dicts that Orbax stores, and back.
+
+A model's state becomes exactly ``nnx.to_pure_dict(nnx.state(model))`` (the form of
+Flax's checkpointing guide; list indices as strings, as Orbax stores them), with typed
+PRNG keys as their key data (``jax.random.key_data``). Any other pytree (an optimizer
+state) is stored the same way, its key path spelt out as nested keys.
+
+Example:
+  >>> import jax.numpy as jnp
+  >>> to_nested({"w": jnp.ones(2), "k": jax.random.key(0)})["k"].dtype
+  dtype('uint32')
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import numpy as np
+
+from nnjax.io.errors import CheckpointError
+
+Path = tuple[str, ...]
+
+
+def is_key(leaf: Any) -> bool:
+    """Whether ``leaf`` is an array of typed PRNG keys."""
+    dtype = getattr(leaf, "dtype", None)
+    return dtype is not None and jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key)
+
+
+def _part(entry: Any) -> str:
+    for attr in ("key", "idx", "name"):
+        if hasattr(entry, attr):
+            return str(getattr(entry, attr))
+    return str(entry)
+
+
+def flatten(tree: Any) -> tuple[list[tuple[Path, Any]], Any]:
+    """``([(path, leaf), ...], treedef)``; an ``nnx.Variable``'s ``.value`` adds no key."""
+    with_path, treedef = jax.tree_util.tree_flatten_with_path(tree)
+    out = []
+    for keys, leaf in with_path:
+        if keys and isinstance(keys[-1], jax.tree_util.GetAttrKey) and keys[-1].name == "value":
+            keys = keys[:-1]
+        out.append((tuple(_part(k) for k in keys), leaf))
+    return out, treedef
+
+
+def storable(leaf: Any) -> np.ndarray:
+    """A host copy of ``leaf``; typed PRNG keys become their key data."""
+    return np.asarray(jax.device_get(jax.random.key_data(leaf) if is_key(leaf) else leaf))
+
+
+def spec(leaf: Any) -> tuple[tuple[int, ...], str]:
+    """``(shape, dtype)`` of ``leaf`` as stored (key data for PRNG keys)."""
+    if is_key(leaf):
+        leaf = jax.eval_shape(jax.random.key_data, leaf)
+    return tuple(np.shape(leaf)), str(np.dtype(leaf.dtype))
+
+
+def nest(flat: dict[Path, Any]) -> dict[str, Any]:
+    """``{("a", "b"): x}`` -> ``{"a": {"b": x}}``."""
+    out: dict[str, Any] = {}
+    for path, leaf in flat.items():
+        node = out
+        for key in path[:-1]:
+            node = node.setdefault(key, {})
+        node[path[-1]] = leaf
+    return out
+
+
+def to_nested(*trees: Any) -> dict[str, Any]:
+    """The nested dict of host arrays that stores ``trees`` (their paths must not overlap)."""
+    flat = {path: storable(leaf) for tree in trees for path, leaf in flatten(tree)[0]}
+    return nest(flat)
+
+
+def check_fits(
+    stored: dict[Path, tuple[tuple[int, ...], str]],
+    wanted: dict[Path, tuple[tuple[int, ...], str]],
+    where: str,
+) -> None:
+    """Raises a one-line error at the first path (sorted) whose shape differs or is absent.
+
+    Raises:
+      CheckpointError: ``"<where>: layers/1/kernel has shape (3, 2) in the checkpoint but
+        (3, 4) in the model"``, or a path present on one side only.
+    """
+
+    def order(path: Path) -> tuple:
+        return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in path)
+
+    for path in sorted(set(stored) | set(wanted), key=order):
+        name = "/".join(path)
+        have, want = stored.get(path), wanted.get(path)
+        if have is None:
+            raise CheckpointError(
+                f"{where}: {name} (shape {want[0]}) is in the model but not in the checkpoint"
+            )
+        if want is None:
+            raise CheckpointError(
+                f"{where}: {name} (shape {have[0]}) is in the checkpoint but not in the model"
+            )
+        if tuple(have[0]) != tuple(want[0]):
+            raise CheckpointError(
+                f"{where}: {name} has shape {have[0]} in the checkpoint but {want[0]} in the model"
+            )
+
+
+def target(tree: Any) -> dict[str, Any]:
+    """Host arrays shaped like ``tree``'s stored form: the restore target for Orbax."""
+    return nest({path: np.zeros(*spec(leaf)) for path, leaf in flatten(tree)[0]})
+
+
+def fill(tree: Any, restored: dict[str, Any]) -> Any:
+    """``tree`` with its leaves taken from ``restored`` (a nested dict), keys re-typed."""
+    pairs, treedef = flatten(tree)
+    leaves = []
+    for path, leaf in pairs:
+        value: Any = restored
+        for key in path:
+            value = value[key]
+        value = np.asarray(value)
+        if is_key(leaf):
+            value = jax.random.wrap_key_data(value, impl=jax.random.key_impl(leaf))
+        leaves.append(value)
+    return jax.tree.unflatten(treedef, leaves)
+
+
+def wanted(*trees: Any) -> dict[Path, tuple[tuple[int, ...], str]]:
+    """``{path: (shape, dtype)}`` of ``trees`` as stored."""
+    return {path: spec(leaf) for tree in trees for path, leaf in flatten(tree)[0]}
+
+
+__all__ = ["CheckpointError", "check_fits", "fill", "flatten", "is_key", "target", "to_nested"]
