@@ -1,12 +1,11 @@
 """Activation functions, by value or by name.
 
 Everything that :mod:`jax.nn` provides is re-exported from there; only the textbook
-step functions (``heaviside``, ``sign``) and ``identity`` are defined here.
+step functions (``heaviside``, ``sign``), ``identity`` and ``prelu`` (whose slope is a
+parameter: see ``nnjax.functional.prelu`` and ``nnjax.nn.PReLU``) are defined here.
 
 Example:
   >>> import jax.numpy as jnp
-
-from nnjax import _registry
   >>> from nnjax import activations
   >>> activations.get("relu")(jnp.array([-1.0, 2.0]))
   Array([0., 2.], dtype=float32)
@@ -33,6 +32,13 @@ softplus = jax.nn.softplus
 softmax = jax.nn.softmax
 log_softmax = jax.nn.log_softmax
 tanh = jnp.tanh
+mish = jax.nn.mish
+selu = jax.nn.selu
+celu = jax.nn.celu
+glu = jax.nn.glu
+hard_sigmoid = jax.nn.hard_sigmoid
+hard_tanh = jax.nn.hard_tanh
+log_sigmoid = jax.nn.log_sigmoid
 
 
 def identity(x: jax.typing.ArrayLike) -> jax.Array:
@@ -72,6 +78,41 @@ def sign(x: jax.typing.ArrayLike) -> jax.Array:
     return jnp.where(x >= 0, jnp.ones_like(x), -jnp.ones_like(x))
 
 
+def prelu(x: jax.typing.ArrayLike, negative_slope: jax.typing.ArrayLike) -> jax.Array:
+    """The parametric ReLU: ``x`` where ``x >= 0``, else ``negative_slope * x``.
+
+    Unlike ``leaky_relu``, the slope is meant to be learnt (PyTorch's ``PReLU``), so it
+    is an argument that broadcasts against the last axis: a scalar, ``(1,)`` (one slope
+    shared by every channel) or ``(C,)`` (one per channel, channels-last).
+
+    Args:
+      x: ``(..., C)``, floating.
+      negative_slope: ``()``, ``(1,)`` or ``(C,)``.
+
+    Returns:
+      The shape and dtype of ``x``.
+
+    Raises:
+      ValueError: if ``negative_slope`` does not have one of those shapes.
+
+    Example:
+      >>> prelu(jnp.array([-2.0, 0.0, 3.0]), jnp.array([0.25]))
+      Array([-0.5,  0. ,  3. ], dtype=float32)
+    """
+    x = jnp.asarray(x)
+    slope = jnp.asarray(negative_slope)
+    channels = x.shape[-1] if x.ndim else 1
+    if slope.shape not in ((), (1,), (channels,)):
+        raise ValueError(
+            f"prelu: `negative_slope` has shape {slope.shape}, expected (), (1,) or "
+            f"({channels},) for `x` of shape {x.shape}"
+        )
+    slope = jnp.reshape(slope.astype(x.dtype), (1,) * (x.ndim - slope.ndim) + slope.shape)
+    if slope.ndim > x.ndim:  # scalar x with a (1,) slope
+        slope = jnp.reshape(slope, ())
+    return jnp.where(x >= 0, x, slope * x)
+
+
 _REGISTRY: dict[str, Activation] = {
     "identity": identity,
     "linear": identity,
@@ -88,6 +129,13 @@ _REGISTRY: dict[str, Activation] = {
     "log_softmax": log_softmax,
     "heaviside": heaviside,
     "sign": sign,
+    "mish": mish,
+    "selu": selu,
+    "celu": celu,
+    "glu": glu,
+    "hard_sigmoid": hard_sigmoid,
+    "hard_tanh": hard_tanh,
+    "log_sigmoid": log_sigmoid,
 }
 
 
@@ -123,15 +171,23 @@ def get(activation: str | Activation | None) -> Activation:
 
 __all__ = [
     "Activation",
+    "celu",
     "elu",
     "gelu",
     "get",
+    "glu",
+    "hard_sigmoid",
+    "hard_tanh",
     "heaviside",
     "identity",
     "leaky_relu",
+    "log_sigmoid",
     "log_softmax",
+    "mish",
     "names",
+    "prelu",
     "relu",
+    "selu",
     "sigmoid",
     "sign",
     "softmax",

@@ -46,7 +46,7 @@ def test_smooth_activations_pass_check_grads(name):
     # Points away from kinks; float64 for the finite differences.
     with jax.enable_x64(True):
         x = jnp.asarray(np.linspace(-2.3, 2.1, 7))
-        check_grads(activations.get(name), (x,), order=2, modes=("fwd", "rev"))
+        check_grads(jax.jit(activations.get(name)), (x,), order=2, modes=("fwd", "rev"))
 
 
 def test_step_functions_at_zero():
@@ -81,8 +81,77 @@ def test_get_rejects_other_types():
 def test_every_design_name_is_registered():
     design = (
         "identity sigmoid tanh relu leaky_relu elu gelu swish softplus softmax log_softmax "
-        "heaviside sign"
+        "heaviside sign mish selu celu glu hard_sigmoid hard_tanh log_sigmoid"
     ).split()
     assert set(design) <= set(activations.names())
     for name in design:
         assert callable(getattr(activations, name))
+
+
+NEW_REFS = {
+    "mish": TF.mish,
+    "selu": TF.selu,
+    "celu": TF.celu,
+    "hard_sigmoid": TF.hardsigmoid,
+    "hard_tanh": TF.hardtanh,
+    "log_sigmoid": TF.logsigmoid,
+}
+
+
+@pytest.mark.parametrize("name", sorted(NEW_REFS))
+def test_new_activations_match_torch_values_and_grads(name):
+    x = X + 0.05  # off the kinks of hard_sigmoid / hard_tanh
+    cot = np.cos(3.0 * x)
+    fn = activations.get(name)
+    with jax.enable_x64(True):
+        y, pullback = jax.vjp(fn, jnp.asarray(x))
+        (grad,) = pullback(jnp.asarray(cot))
+    tx = torch.from_numpy(x).requires_grad_(True)
+    ty = NEW_REFS[name](tx)
+    (ty * torch.from_numpy(cot)).sum().backward()
+    np.testing.assert_allclose(y, ty.detach().numpy(), rtol=1e-10, atol=1e-12)
+    # PyTorch's float64 hardsigmoid backward multiplies by a float32 1/6 (relative error
+    # 3e-8); JAX's derivative is the exact 1/6.
+    tol = 1e-7 if name == "hard_sigmoid" else 1e-10
+    np.testing.assert_allclose(grad, tx.grad.numpy(), rtol=tol, atol=1e-12)
+    np.testing.assert_allclose(
+        fn(jnp.asarray(x, jnp.float32)), ty.detach().numpy(), rtol=1e-5, atol=1e-6
+    )
+
+
+@pytest.mark.parametrize("name", ["mish", "selu", "celu", "log_sigmoid"])
+def test_new_smooth_activations_pass_check_grads(name):
+    with jax.enable_x64(True):
+        x = jnp.asarray(np.linspace(-2.3, 2.1, 7))
+        check_grads(jax.jit(activations.get(name)), (x,), order=2, modes=("fwd", "rev"))
+
+
+def test_prelu_matches_torch_per_channel_and_shared():
+    x = np.random.default_rng(0).standard_normal((4, 3))
+    for slope in (np.array([0.25]), np.array([0.1, -0.3, 2.0])):
+        tx = torch.from_numpy(x).requires_grad_(True)
+        tw = torch.from_numpy(slope).requires_grad_(True)
+        ty = TF.prelu(tx, tw)
+        ty.sum().backward()
+        with jax.enable_x64(True):
+            _, (gx, gw) = jax.value_and_grad(
+                lambda x, w: jnp.sum(activations.prelu(x, w)), argnums=(0, 1)
+            )(jnp.asarray(x), jnp.asarray(slope))
+            out = activations.prelu(jnp.asarray(x), jnp.asarray(slope))
+        np.testing.assert_allclose(out, ty.detach().numpy(), rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(gx, tx.grad.numpy(), rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(gw, tw.grad.numpy(), rtol=1e-12, atol=1e-12)
+
+
+def test_prelu_bad_slope_names_argument():
+    with pytest.raises(ValueError, match=r"prelu: `negative_slope` has shape \(2,\)"):
+        activations.prelu(jnp.ones((4, 3)), jnp.ones(2))
+    assert activations.prelu(jnp.array([-2.0, 1.0], jnp.bfloat16), 0.5).dtype == jnp.bfloat16
+
+
+def test_glu_halves_the_last_axis_like_torch():
+    x = np.random.default_rng(0).standard_normal((3, 8))
+    with jax.enable_x64(True):
+        ours = activations.glu(jnp.asarray(x))
+    np.testing.assert_allclose(ours, TF.glu(torch.from_numpy(x), dim=-1).numpy(), atol=1e-12)
+    assert ours.shape == (3, 4)

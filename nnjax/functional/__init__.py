@@ -15,8 +15,15 @@ Example:
 from nnjax.functional.conv import conv2d, conv2d_init
 from nnjax.functional.dense import dense, dense_init
 from nnjax.functional.dropout import dropout
+from nnjax.functional.group_norm import (
+    group_norm,
+    group_norm_init,
+    instance_norm,
+    instance_norm_init,
+)
 from nnjax.functional.normalization import batch_norm, batch_norm_init, layer_norm, layer_norm_init
 from nnjax.functional.pooling import avg_pool2d, max_pool2d
+from nnjax.functional.prelu import prelu, prelu_init
 from nnjax.functional.recurrent import (
     LSTMState,
     gru_cell,
@@ -26,6 +33,7 @@ from nnjax.functional.recurrent import (
     rnn_cell,
     rnn_cell_init,
 )
+from nnjax.functional.rms_norm import rms_norm, rms_norm_init
 from nnjax.functional.sequence import gru, lstm, rnn, zero_carry
 
 __all__ = [
@@ -38,15 +46,23 @@ __all__ = [
     "dense",
     "dense_init",
     "dropout",
+    "group_norm",
+    "group_norm_init",
     "gru",
     "gru_cell",
     "gru_cell_init",
+    "instance_norm",
+    "instance_norm_init",
     "layer_norm",
     "layer_norm_init",
     "lstm",
     "lstm_cell",
     "lstm_cell_init",
     "max_pool2d",
+    "prelu",
+    "prelu_init",
+    "rms_norm",
+    "rms_norm_init",
     "rnn",
     "rnn_cell",
     "rnn_cell_init",

@@ -45,3 +45,34 @@ def pair(value: int | tuple[int, int], name: str, op: str) -> tuple[int, int]:
     if len(out) != 2 or not all(isinstance(v, int) and v >= 1 for v in out):
         raise ValueError(f"{op}: `{name}` must be a positive int or a pair of them, got {value!r}")
     return out
+
+
+def stat_dtype(x: jax.Array) -> jnp.dtype:
+    """The dtype for normalisation statistics: at least float32 (accurate in bfloat16)."""
+    return jnp.promote_types(x.dtype, jnp.float32)
+
+
+def standardize(x: jax.Array, axes: tuple[int, ...], epsilon: float) -> jax.Array:
+    """``(x - mean) / sqrt(var + epsilon)`` over ``axes``, two-pass, in ``stat_dtype``.
+
+    Returns the result in the dtype of ``x``.
+    """
+    xf = x.astype(stat_dtype(x))
+    mean = jnp.mean(xf, axis=axes, keepdims=True)
+    var = jnp.mean(jnp.square(xf - mean), axis=axes, keepdims=True)
+    return ((xf - mean) * jax.lax.rsqrt(var + epsilon)).astype(x.dtype)
+
+
+def affine(op: str, params: dict, y: jax.Array, names: tuple[str, ...] = ("scale", "bias")):
+    """``y * scale + bias`` over the last axis, checking each parameter is ``(F,)``.
+
+    ``names`` lists the parameters present (``("scale",)`` for a scale-only norm).
+    """
+    features = y.shape[-1]
+    for name in names:
+        _checks.check_shape(op, f"params[{name!r}]", params[name], (features,))
+    if "scale" in names:
+        y = y * expand_to(params["scale"].astype(y.dtype), y.ndim)
+    if "bias" in names:
+        y = y + expand_to(params["bias"].astype(y.dtype), y.ndim)
+    return y

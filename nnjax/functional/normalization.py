@@ -31,15 +31,6 @@ def layer_norm_init(key: jax.Array, features: int, *, dtype: jnp.dtype = jnp.flo
     return {"scale": jnp.ones((features,), dtype), "bias": jnp.zeros((features,), dtype)}
 
 
-def _affine(params: Params, y: jax.Array, op: str) -> jax.Array:
-    features = y.shape[-1]
-    _checks.check_shape(op, "params['scale']", params["scale"], (features,))
-    _checks.check_shape(op, "params['bias']", params["bias"], (features,))
-    scale = _utils.expand_to(params["scale"].astype(y.dtype), y.ndim)
-    bias = _utils.expand_to(params["bias"].astype(y.dtype), y.ndim)
-    return y * scale + bias
-
-
 def layer_norm(params: Params, x: jax.typing.ArrayLike, *, epsilon: float = 1e-5) -> jax.Array:
     """Normalises the last axis of ``x`` to zero mean and unit variance, then scales and shifts.
 
@@ -64,11 +55,8 @@ def layer_norm(params: Params, x: jax.typing.ArrayLike, *, epsilon: float = 1e-5
     """
     x = _utils.as_compute("layer_norm", x)
     _checks.check_min_rank("layer_norm", "x", x, 1)
-    xf = x.astype(jnp.promote_types(x.dtype, jnp.float32))
-    mean = jnp.mean(xf, axis=-1, keepdims=True)
-    var = jnp.var(xf, axis=-1, keepdims=True)
-    y = ((xf - mean) * jax.lax.rsqrt(var + epsilon)).astype(x.dtype)
-    return _affine(params, y, "layer_norm")
+    y = _utils.standardize(x, (-1,), epsilon)
+    return _utils.affine("layer_norm", params, y)
 
 
 def _batch_moments(xf: jax.Array, axis_name: str | None) -> tuple[jax.Array, jax.Array]:
@@ -159,7 +147,7 @@ def batch_norm(
     features = x.shape[-1]
     _checks.check_shape("batch_norm", "stats['mean']", stats["mean"], (features,))
     _checks.check_shape("batch_norm", "stats['var']", stats["var"], (features,))
-    stat_dtype = jnp.promote_types(x.dtype, jnp.float32)
+    stat_dtype = _utils.stat_dtype(x)
     xf = x.astype(stat_dtype)
     if training:
         mean, var = _batch_moments(xf, axis_name)
@@ -175,4 +163,4 @@ def batch_norm(
         new_stats = stats
     inv = jax.lax.rsqrt(var + epsilon)
     y = ((xf - _utils.expand_to(mean, x.ndim)) * _utils.expand_to(inv, x.ndim)).astype(x.dtype)
-    return _affine(params, y, "batch_norm"), new_stats
+    return _utils.affine("batch_norm", params, y), new_stats

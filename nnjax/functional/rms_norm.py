@@ -1,0 +1,57 @@
+"""Root-mean-square layer normalisation (Zhang and Sennrich, 2019)."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from nnjax import _checks
+from nnjax.functional import _utils
+
+Params = dict[str, jax.Array]
+
+
+def rms_norm_init(key: jax.Array, features: int, *, dtype: jnp.dtype = jnp.float32) -> Params:
+    """Initialises :func:`rms_norm`: ``{"scale": ones (F,)}``.
+
+    Args:
+      key: a PRNG key; unused (the initialisation is deterministic).
+      features: size ``F`` of the normalised last axis.
+      dtype: parameter dtype.
+
+    Example:
+      >>> rms_norm_init(jax.random.key(0), 3)
+      {'scale': Array([1., 1., 1.], dtype=float32)}
+    """
+    del key
+    return {"scale": jnp.ones((features,), dtype)}
+
+
+def rms_norm(params: Params, x: jax.typing.ArrayLike, *, epsilon: float = 1e-6) -> jax.Array:
+    """``x / sqrt(mean(x**2) + epsilon) * scale`` over the last axis (no centring, no bias).
+
+    Equal to PyTorch's ``RMSNorm``; the statistic is computed in float32 at least.
+
+    Args:
+      params: ``{"scale": (F,)}``.
+      x: ``(..., F)``, floating.
+      epsilon: added to the mean square.
+
+    Returns:
+      The shape and dtype of ``x``.
+
+    Raises:
+      AssertionError: if ``x`` is a scalar or ``params['scale']`` is not ``(F,)``.
+      TypeError: if ``x`` is not floating.
+
+    Example:
+      >>> params = rms_norm_init(jax.random.key(0), 4)
+      >>> rms_norm(params, jnp.array([[2.0, -2.0, 2.0, -2.0]]), epsilon=0.0)
+      Array([[ 1., -1.,  1., -1.]], dtype=float32)
+    """
+    x = _utils.as_compute("rms_norm", x)
+    _checks.check_min_rank("rms_norm", "x", x, 1)
+    xf = x.astype(_utils.stat_dtype(x))
+    ms = jnp.mean(jnp.square(xf), axis=-1, keepdims=True)
+    y = (xf * jax.lax.rsqrt(ms + epsilon)).astype(x.dtype)
+    return _utils.affine("rms_norm", params, y, ("scale",))

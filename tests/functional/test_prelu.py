@@ -1,0 +1,37 @@
+"""Tests for nnjax.functional.prelu: PyTorch reference, transforms, errors."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import nnjax.functional as F
+
+from ._compare import assert_matches_torch
+from ._torch_ref import rand, torch
+from ._transforms import assert_transforms
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_matches_torch_on_channels_last(channels):
+    x = rand((2, 4, 3), 0)
+    params = {"negative_slope": rand((channels,), 1)}
+    torch_fn = lambda p, x: torch.nn.functional.prelu(
+        x.movedim(-1, 1), p["negative_slope"]
+    ).movedim(1, -1)
+    assert_matches_torch(F.prelu, torch_fn, (params, x))
+
+
+def test_init_and_transforms(key):
+    params = F.prelu_init(key, 3)
+    np.testing.assert_array_equal(params["negative_slope"], [0.25] * 3)
+    assert_transforms(F.prelu, params, jax.random.normal(key, (2, 3)))
+
+
+def test_errors():
+    with pytest.raises(AssertionError, match=r"prelu: argument `params\['negative_slope'\]`"):
+        F.prelu({"negative_slope": jnp.ones(2)}, jnp.ones((4, 3)))
+    with pytest.raises(ValueError, match="prelu_init: `num_parameters` must be a positive int"):
+        F.prelu_init(None, 0)
+    with pytest.raises(TypeError, match="prelu: argument `x` has dtype int32"):
+        F.prelu(F.prelu_init(None), jnp.ones((2, 1), jnp.int32))
