@@ -35,6 +35,7 @@ def _layer(module: str) -> str:
         "_checks",
         "_registry",
         "errors",
+        "_optional",
     ):
         return "base"
     return "cli" if parts[1].startswith("_cli") else parts[1]
