@@ -65,17 +65,31 @@ def save_state(model: nnx.Module, directory: str | os.PathLike, *, overwrite: bo
     return layout.write(directory, items, {"kind": "state"}, overwrite=overwrite)
 
 
-def _open(directory: str | os.PathLike, open_step: Any, fallback: bool) -> Any:
-    """``open_step`` on a checkpoint folder, or the newest step of a folder of them."""
+def open_checkpoint(
+    directory: str | os.PathLike,
+    open_step: Any,
+    *,
+    fallback: bool = False,
+    epoch: int | None = None,
+) -> Any:
+    """``open_step(folder)`` on a checkpoint folder, or on a step of a folder of them.
+
+    Args:
+      directory: a checkpoint folder, a folder of step folders, or a run folder.
+      open_step: reads one checkpoint folder.
+      fallback: skip damaged step folders (newest first), warning which was loaded.
+      epoch: the 0-based epoch of the step folder to open instead of the newest.
+    """
     path = Path(directory).absolute()
     from nnjax.io import run
 
     if run.is_run_folder(path):
         path = path / "checkpoint"  # a run folder of `nnjax train`
-    if (path / layout.META).exists() or _legacy.is_legacy(path) or restore.is_bare_orbax(path):
+    single = (path / layout.META).exists() or _legacy.is_legacy(path)
+    if epoch is None and (single or restore.is_bare_orbax(path)):
         return open_step(path)
-    if steps.epochs(path):
-        return steps.open_newest(path, open_step, fallback=fallback)
+    if steps.epochs(path) or epoch is not None:
+        return steps.open_newest(path, open_step, epoch=epoch, fallback=fallback)
     layout.read_meta(path)  # raises the right one-line error (missing, empty, ...)
     raise CheckpointError(f"{path}: not a checkpoint folder")
 
@@ -109,7 +123,7 @@ def load_state(
     Example:
       >>> # nnjax.load_state(nn.MLP(784, (128,), 10, rngs=nnx.Rngs(0)), "weights")
     """
-    _open(directory, lambda folder: read_into(model, folder), fallback)
+    open_checkpoint(directory, lambda folder: read_into(model, folder), fallback=fallback)
     return model
 
 
@@ -144,10 +158,10 @@ def load(directory: str | os.PathLike, *, fallback: bool = False) -> Any:
     """
     from nnjax.io import run
 
-    model = _open(directory, _load_model, fallback)
+    model = open_checkpoint(directory, _load_model, fallback=fallback)
     if run.is_run_folder(directory):
         return run.Run(model, run.read_preprocessing(directory))
     return model
 
 
-__all__ = ["load", "load_state", "read_into", "save", "save_state"]
+__all__ = ["load", "load_state", "open_checkpoint", "read_into", "save", "save_state"]

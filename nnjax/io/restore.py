@@ -113,10 +113,12 @@ def read_parts(folder: str | Path, template: dict[str, Any]) -> tuple[dict[str, 
         by_item.setdefault(_ITEM[part], {})[part] = tree
     out = {}
     for item, parts in by_item.items():
-        if not any(trees.flatten(t)[0] for t in parts.values()):
+        empty = not any(trees.flatten(t)[0] for t in parts.values())
+        present = bare or layout.has_item(folder, meta, item)
+        if empty and not present:
             out.update(parts)
             continue
-        if not bare and not layout.has_item(folder, meta, item):
+        if not present:
             raise CheckpointError(f"{folder}: has no {item!r} item (it holds {meta['items']})")
         restored = _read_item(folder, "" if bare else item, parts, meta)
         out.update({part: trees.fill(tree, restored) for part, tree in parts.items()})

@@ -1,15 +1,18 @@
-"""Orbax checkpoints of a training run, and the :class:`ModelCheckpoint` callback.
+"""Checkpoints of a training run, and the :class:`ModelCheckpoint` callback.
 
-A checkpoint holds everything needed to resume: the parameters, the optimizer state,
-the other model state (batch statistics, dropout RNG keys and counts), and as JSON the
-epoch, the seed (which fixes every epoch's data order), the update count and the history
-so far. Each part is stored as a flat dict of NumPy arrays in the order of
-:func:`jax.tree.leaves` (typed PRNG keys as their raw key data), with the leaf paths
-in the JSON for error messages.
+A checkpoint holds everything needed to resume, in nnjax's one layout
+(:mod:`nnjax.io.layout`): ``state/`` is the model's whole ``nnx.state`` as a pure dict
+(parameters, batch statistics, dropout RNG keys as key data) written with Orbax
+exactly as Flax's checkpointing guide writes it, ``opt_state/`` the optimizer state,
+and ``nnjax.json`` the epoch, the seed (which fixes every epoch's data order), the
+update count, the history so far and the model's constructor arguments, so
+``nnjax.load(directory)`` rebuilds the model.
 
-Saves are atomic: Orbax writes into a temporary folder and renames it only when every
-part is written, so a crash mid-save leaves the previous checkpoints intact and
-loadable.
+Step folder ``N`` holds the state after ``N`` epochs, as the console counts them; the
+``epoch`` arguments and results here are fit's 0-based epoch index (``N - 1``), as in
+``History.epoch`` and the callbacks. Saves are atomic: a step folder is written under
+a temporary name and renamed when complete, so a crash mid-save leaves the previous
+checkpoints intact and loadable. Folders of nnjax's first layout still load.
 
 Example:
   >>> cb = ModelCheckpoint("/tmp/run", monitor="val_loss", save_best_only=True)
@@ -17,106 +20,69 @@ Example:
 
 from __future__ import annotations
 
-import logging
 import os
+from pathlib import Path
 from typing import Any
 
-import jax
-import numpy as np
-import orbax.checkpoint as ocp
 from flax import nnx
 
+from nnjax.io import config, restore, steps, trees
+from nnjax.io import model as io_model
 from nnjax.train.callbacks import Callback, Monitor
 
-_PARTS = ("params", "opt_state", "rest")
 
-
-def _is_key(leaf: Any) -> bool:
-    return hasattr(leaf, "dtype") and jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key)
-
-
-def flatten_for_save(tree: Any) -> tuple[dict[str, np.ndarray], list[str]]:
-    """``({"00000": leaf, ...}, paths)``: host copies of the leaves, PRNG keys as key data.
-
-    Example:
-      >>> arrays, paths = flatten_for_save({"w": np.ones(2)})
-      >>> list(arrays), paths
-      (['00000'], ["['w']"])
-    """
-    with_path = jax.tree_util.tree_flatten_with_path(tree)[0]
-    leaves = [jax.random.key_data(leaf) if _is_key(leaf) else leaf for _, leaf in with_path]
-    host = jax.device_get(leaves)
-    arrays = {f"{i:05d}": np.asarray(leaf) for i, leaf in enumerate(host)}
-    return arrays, [jax.tree_util.keystr(path) for path, _ in with_path]
-
-
-def unflatten_like(template: Any, arrays: dict[str, np.ndarray], paths: list[str]) -> Any:
-    """Rebuilds ``template``'s structure from :func:`flatten_for_save` output.
-
-    Raises:
-      ValueError: the checkpoint does not match ``template`` (names the first leaf).
-    """
-    leaves, treedef = jax.tree.flatten(template)
-    if len(leaves) != len(arrays):
-        raise ValueError(
-            f"checkpoint has {len(arrays)} arrays but the model/optimizer state has "
-            f"{len(leaves)}; was it saved from a different model or optimizer?"
-        )
-    out = []
-    for i, leaf in enumerate(leaves):
-        saved = arrays[f"{i:05d}"]
-        if _is_key(leaf):
-            out.append(jax.random.wrap_key_data(saved, impl=jax.random.key_impl(leaf)))
-            continue
-        if tuple(saved.shape) != tuple(np.shape(leaf)):
-            raise ValueError(
-                f"checkpoint array {paths[i]} has shape {saved.shape}, but the model "
-                f"expects {np.shape(leaf)}"
-            )
-        out.append(saved)
-    return jax.tree.unflatten(treedef, out)
-
-
-def _manager(directory: str | os.PathLike, **options: Any) -> ocp.CheckpointManager:
-    options.setdefault("enable_async_checkpointing", False)
-    if options.get("read_only"):
-        # What Orbax would otherwise set itself, logging a warning for each.
-        options.update(save_interval_steps=0, create=False)
-    absl_logger = logging.getLogger("absl")
-    level = absl_logger.level
-    absl_logger.setLevel(max(level, logging.ERROR))  # "Given directory is read only"
+def _model_config(model: Any) -> dict[str, Any] | None:
     try:
-        return ocp.CheckpointManager(
-            os.path.abspath(os.fspath(directory)),
-            options=ocp.CheckpointManagerOptions(**options),
-        )
-    finally:
-        absl_logger.setLevel(level)
+        return config.encode(model)
+    except TypeError:  # not an nnjax.nn model: load_checkpoint/load_state still work
+        return None
 
 
 def save_checkpoint(
-    manager: ocp.CheckpointManager, epoch: int, state: Any, meta: dict[str, Any]
-) -> None:
-    """Saves ``state`` (a ``TrainState``) and the JSON ``meta`` as step ``epoch``, atomically."""
-    items, meta = {}, {**meta, "epoch": int(epoch), "paths": {}}
-    for part in _PARTS:
-        arrays, meta["paths"][part] = flatten_for_save(getattr(state, part))
-        if arrays:  # Orbax refuses empty items (e.g. a model without extra state)
-            items[part] = ocp.args.StandardSave(arrays)
-    manager.save(epoch, args=ocp.args.Composite(meta=ocp.args.JsonSave(meta), **items), force=True)
-    manager.wait_until_finished()
+    directory: str | os.PathLike,
+    epoch: int,
+    state: Any,
+    meta: dict[str, Any],
+    *,
+    model: nnx.Module | None = None,
+    max_to_keep: int | None = None,
+) -> Path:
+    """Saves ``state`` (a ``TrainState``) and the JSON ``meta`` as step folder ``epoch + 1``.
+
+    Args:
+      directory: the checkpoint folder (one step folder per saved epoch).
+      epoch: fit's 0-based epoch index.
+      state: ``TrainState(params, opt_state, rest)``.
+      meta: JSON-able metadata (``seed``, ``global_step``, ``history``, ...).
+      model: the model, to record its constructor arguments (``nnjax.load`` then
+        rebuilds it); optional.
+      max_to_keep: delete the oldest step folders beyond this many (``None``: keep all).
+
+    Returns:
+      The step folder written.
+
+    Example:
+      >>> # save_checkpoint("run/ckpt", 0, loop.state, {"seed": 0}, model=model)
+    """
+    items = {
+        "state": trees.to_nested(state.params, state.rest),
+        "opt_state": trees.to_nested(state.opt_state),
+    }
+    meta = {**meta, "kind": "train", "optimizer_state": restore.state_types(state.opt_state)}
+    if model is not None and (recorded := _model_config(model)) is not None:
+        meta["model"] = recorded
+    return steps.write_epoch(directory, epoch, items, meta, max_to_keep=max_to_keep)
 
 
 def latest_epoch(directory: str | os.PathLike) -> int | None:
-    """The newest complete checkpoint's epoch in ``directory``, or ``None`` if there is none.
+    """The newest checkpoint's 0-based epoch in ``directory``, or ``None`` if there is none.
 
     Example:
       >>> latest_epoch("/nonexistent/run") is None
       True
     """
-    if not os.path.isdir(directory):
-        return None
-    return _manager(directory, read_only=True).latest_step()
+    found = steps.epochs(directory)
+    return found[-1][0] if found else None
 
 
 def restore_checkpoint(
@@ -124,52 +90,50 @@ def restore_checkpoint(
     template: dict[str, Any],
     *,
     epoch: int | None = None,
+    fallback: bool = False,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Restores the parts named in ``template`` (a subset of params/opt_state/rest).
 
     Args:
       directory: the checkpoint folder.
       template: ``{"params": ..., "rest": ...}``: pytrees with the expected structure.
-      epoch: which checkpoint; the newest by default.
+      epoch: which checkpoint (0-based epoch); the newest by default.
+      fallback: if the newest is damaged, restore the newest intact one and warn which.
 
     Returns:
       ``(parts, meta)``: the restored pytrees (NumPy leaves, PRNG keys typed) and the JSON.
 
     Raises:
-      FileNotFoundError: no complete checkpoint in ``directory``.
+      FileNotFoundError: no checkpoint (for ``epoch``) in ``directory``.
+      nnjax.io.CheckpointError: a damaged file, a future format, or a part that does
+        not fit (the first mismatching path and both shapes; another optimizer).
+
+    Example:
+      >>> # parts, meta = restore_checkpoint("run/ckpt", {"params": params})
     """
-    manager = _manager(directory, read_only=True)
-    epoch = manager.latest_step() if epoch is None else epoch
-    if epoch is None or epoch not in manager.all_steps():
-        raise FileNotFoundError(
-            f"no checkpoint{'' if epoch is None else f' for epoch {epoch}'} in {directory}"
-        )
-    meta = manager.restore(epoch, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
-    args = {}
-    for part, tree in template.items():
-        if not jax.tree.leaves(tree):
-            continue
-        shapes = [
-            np.asarray(jax.random.key_data(x) if _is_key(x) else x) for x in jax.tree.leaves(tree)
-        ]
-        args[part] = ocp.args.StandardRestore({f"{i:05d}": s for i, s in enumerate(shapes)})
-    restored = manager.restore(epoch, args=ocp.args.Composite(**args)) if args else {}
-    parts = {
-        part: unflatten_like(tree, dict(restored.get(part, {})), meta["paths"][part])
-        for part, tree in template.items()
-    }
-    return parts, meta
+    return steps.open_newest(
+        directory,
+        lambda folder: restore.read_parts(folder, template),
+        epoch=epoch,
+        fallback=fallback,
+    )
 
 
 def load_checkpoint(
-    directory: str | os.PathLike, model: nnx.Module, *, epoch: int | None = None
+    directory: str | os.PathLike,
+    model: nnx.Module,
+    *,
+    epoch: int | None = None,
+    fallback: bool = False,
 ) -> dict[str, Any]:
     """Loads the parameters and model state of a checkpoint into ``model``.
 
     Args:
-      directory: a folder written by :class:`ModelCheckpoint`.
-      model: a model of the same architecture; updated in place.
-      epoch: which checkpoint; the newest by default.
+      directory: a folder written by :class:`ModelCheckpoint` (or one step folder).
+      model: a model of the same architecture; updated in place, and left unchanged
+        when the checkpoint does not fit or is damaged.
+      epoch: which checkpoint (0-based epoch); the newest by default.
+      fallback: if the newest is damaged, load the newest intact one and warn which.
 
     Returns:
       The checkpoint's metadata (``epoch``, ``seed``, ``history``, ...).
@@ -177,17 +141,19 @@ def load_checkpoint(
     Example:
       >>> # meta = load_checkpoint("/tmp/run", model); meta["epoch"]
     """
-    _, params, rest = nnx.split(model, nnx.Param, ...)
-    parts, meta = restore_checkpoint(directory, {"params": params, "rest": rest}, epoch=epoch)
-    nnx.update(model, parts["params"], parts["rest"])
-    return meta
+    return io_model.open_checkpoint(
+        directory,
+        lambda folder: io_model.read_into(model, folder),
+        fallback=fallback,
+        epoch=epoch,
+    )
 
 
 class ModelCheckpoint(Callback):
-    """Saves the training state after each epoch with Orbax (atomically).
+    """Saves the training state after each epoch (atomically), in nnjax's one layout.
 
     Args:
-      directory: the checkpoint folder (one sub-folder per saved epoch).
+      directory: the checkpoint folder (step folder ``N`` after epoch ``N``, 1-based).
       monitor: the metric deciding "best" (``"val_loss"``); needed for
         ``save_best_only``.
       mode: ``"min"``, ``"max"`` or ``"auto"`` for ``monitor``.
@@ -196,8 +162,8 @@ class ModelCheckpoint(Callback):
       max_to_keep: how many checkpoints to keep (oldest deleted first); ``None`` keeps
         all, and the default is 1 with ``save_best_only``, else 3.
 
-    Resume a run with ``fit(..., resume_from=directory)``: it continues from the newest
-    checkpoint here.
+    Resume a run with ``fit(..., resume_from=directory)``; rebuild the trained model
+    anywhere with ``nnjax.load(directory)``.
 
     Example:
       >>> cb = ModelCheckpoint("/tmp/run")
@@ -218,10 +184,8 @@ class ModelCheckpoint(Callback):
         self.monitor = None if monitor is None else Monitor(monitor, mode)
         self.save_best_only = save_best_only
         self.max_to_keep = (1 if save_best_only else 3) if max_to_keep == -1 else max_to_keep
-        self.manager: ocp.CheckpointManager | None = None
 
     def on_train_begin(self, logs=None):
-        self.manager = _manager(self.directory, max_to_keep=self.max_to_keep)
         if self.monitor is not None:
             self.monitor.best = Monitor(self.monitor.monitor, self.monitor.mode).best
 
@@ -232,12 +196,14 @@ class ModelCheckpoint(Callback):
         loop = self.loop
         meta = {"seed": loop.seed, "global_step": loop.global_step}
         meta["history"] = loop.history.to_dict()
-        save_checkpoint(self.manager, epoch, loop.state, meta)
-
-    def on_train_end(self, logs=None):
-        if self.manager is not None:
-            self.manager.close()
-            self.manager = None
+        save_checkpoint(
+            self.directory,
+            epoch,
+            loop.state,
+            meta,
+            model=loop.model,
+            max_to_keep=self.max_to_keep,
+        )
 
 
 __all__ = [

@@ -8,11 +8,12 @@ import textwrap
 import jax
 import jax.numpy as jnp
 import numpy as np
-import orbax.checkpoint as ocp
 import pytest
+from flax import nnx
 
 import nnjax.train as T
-from nnjax.train import checkpoint
+from nnjax.io import _orbax, layout
+from nnjax.nn import MLP
 from tests.train._data import blobs, leaves, mlp
 
 ONE = jax.devices()[:1]
@@ -46,16 +47,6 @@ def _uninterrupted(epochs=4):
     model = mlp(dropout=0.3)
     history = T.fit(model, blobs(), epochs=epochs, validation_data=blobs(n=20, seed=1), **KW)
     return leaves(model), history
-
-
-def test_flatten_roundtrip_keeps_typed_keys():
-    tree = {"k": jax.random.key(3), "w": jnp.arange(3.0)}
-    arrays, paths = checkpoint.flatten_for_save(tree)
-    back = checkpoint.unflatten_like(tree, arrays, paths)
-    assert jax.random.key_impl(back["k"]) == jax.random.key_impl(tree["k"])
-    np.testing.assert_array_equal(jax.random.key_data(back["k"]), jax.random.key_data(tree["k"]))
-    with pytest.raises(ValueError, match=r"\['w'\] has shape \(3,\)"):
-        checkpoint.unflatten_like({"k": tree["k"], "w": jnp.zeros(5)}, arrays, paths)
 
 
 def test_resume_after_crash_is_bitwise_identical(tmp_path):
@@ -125,14 +116,15 @@ def test_resume_after_sigkill(tmp_path):
 def test_failed_save_leaves_previous_checkpoint_intact(tmp_path, monkeypatch):
     class FailingSecondSave(T.Callback):
         def on_epoch_begin(self, epoch, logs=None):
-            if epoch == 1:  # the JSON part fails after the arrays were written
-                monkeypatch.setattr(ocp.args, "JsonSave", lambda item: 1 / 0)
+            if epoch == 1:  # the JSON fails after the arrays were written
+                monkeypatch.setattr(layout, "write_json", lambda path, data: 1 / 0)
 
     saver = T.ModelCheckpoint(tmp_path)
     with pytest.raises(ZeroDivisionError):
         T.fit(mlp(), blobs(), epochs=3, callbacks=[FailingSecondSave(), saver], **KW)
     monkeypatch.undo()
     assert T.latest_epoch(tmp_path) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["1"]  # no temporary folder left
     model = mlp()
     meta = T.load_checkpoint(tmp_path, model)
     assert meta["epoch"] == 0 and meta["history"]["epoch"] == [0]
@@ -141,15 +133,14 @@ def test_failed_save_leaves_previous_checkpoint_intact(tmp_path, monkeypatch):
 
 def test_failed_write_inside_orbax_keeps_previous(tmp_path, monkeypatch):
     T.fit(mlp(), blobs(), epochs=1, callbacks=[T.ModelCheckpoint(tmp_path)], **KW)
-    real = checkpoint.flatten_for_save
+    real = _orbax.write
 
-    def unwritable_opt_state(tree):
-        arrays, paths = real(tree)
-        if any("count" in p for p in paths):  # adam's state: orbax fails writing it
-            arrays = {**arrays, "00000": object()}
-        return arrays, paths
+    def unwritable_opt_state(path, tree):
+        if path.name == "opt_state":  # orbax fails writing adam's state
+            tree = {**tree, "bad": object()}
+        real(path, tree)
 
-    monkeypatch.setattr(checkpoint, "flatten_for_save", unwritable_opt_state)
+    monkeypatch.setattr(_orbax, "write", unwritable_opt_state)
     with pytest.raises((TypeError, ValueError)):
         T.fit(
             mlp(),
@@ -161,7 +152,7 @@ def test_failed_write_inside_orbax_keeps_previous(tmp_path, monkeypatch):
         )
     monkeypatch.undo()
     assert T.latest_epoch(tmp_path) == 0
-    assert not (tmp_path / "1").exists()  # the half-written save stays a tmp folder
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["1"]  # the half-written save is gone
     T.load_checkpoint(tmp_path, mlp())
 
 
@@ -195,3 +186,59 @@ def test_save_best_only_keeps_the_best_epoch(tmp_path):
 def test_save_best_only_needs_monitor(tmp_path):
     with pytest.raises(ValueError, match="monitor"):
         T.ModelCheckpoint(tmp_path, save_best_only=True)
+
+
+def test_step_folders_count_epochs_from_one_and_load_rebuilds_the_model(tmp_path):
+    import nnjax.io
+
+    model = mlp(dropout=0.3)
+    T.fit(model, blobs(), epochs=2, callbacks=[T.ModelCheckpoint(tmp_path, max_to_keep=None)], **KW)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["1", "2"]
+    assert T.latest_epoch(tmp_path) == 1
+    rebuilt = nnjax.io.load(tmp_path)
+    for a, b in zip(leaves(model), leaves(rebuilt)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_resume_with_another_optimizer_says_so(tmp_path):
+    T.fit(mlp(), blobs(), epochs=1, callbacks=[T.ModelCheckpoint(tmp_path)], **KW)
+    with pytest.raises(ValueError, match=r"another optimizer \(state ScaleByAdamState"):
+        T.fit(mlp(), blobs(), epochs=2, resume_from=tmp_path, **{**KW, "optimizer": "sgd"})
+
+
+def test_fallback_restores_the_newest_intact_checkpoint(tmp_path):
+    import nnjax.io
+
+    T.fit(mlp(), blobs(), epochs=2, callbacks=[T.ModelCheckpoint(tmp_path)], **KW)
+    (tmp_path / "2" / "nnjax.json").write_text("{garbled")
+    model = mlp()
+    with pytest.raises(nnjax.io.CheckpointError, match=r"2/nnjax.json: garbled JSON"):
+        T.load_checkpoint(tmp_path, model)
+    with pytest.warns(nnjax.io.CheckpointFallbackWarning, match=r"loaded .*/1 instead"):
+        meta = T.load_checkpoint(tmp_path, model, fallback=True)
+    assert meta["epoch"] == 0
+
+
+def test_resume_from_a_first_layout_checkpoint(tmp_path):
+    import shutil
+
+    shutil.copytree(
+        os.path.join(ROOT, "tests", "io", "fixtures", "v0_checkpoint", "run"), tmp_path / "run"
+    )
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(16, 2)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(np.int32)
+    model = MLP(2, (3,), 2, dropout=0.5, rngs=nnx.Rngs(0))
+    kw = {**KW, "seed": 3, "batch_size": 8}
+    history = T.fit(
+        model,
+        (x, y),
+        epochs=3,
+        resume_from=tmp_path / "run",
+        callbacks=[T.ModelCheckpoint(tmp_path / "run")],
+        **kw,
+    )
+    assert history.epoch == [0, 1, 2]
+    assert (
+        T.latest_epoch(tmp_path / "run") == 2 and (tmp_path / "run" / "3" / "nnjax.json").is_file()
+    )
