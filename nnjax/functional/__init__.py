@@ -15,6 +15,7 @@ Example:
 from nnjax.functional.conv import conv2d, conv2d_init
 from nnjax.functional.dense import dense, dense_init
 from nnjax.functional.dropout import dropout
+from nnjax.functional.global_pool import global_avg_pool, global_max_pool
 from nnjax.functional.group_norm import (
     group_norm,
     group_norm_init,
@@ -22,7 +23,14 @@ from nnjax.functional.group_norm import (
     instance_norm_init,
 )
 from nnjax.functional.normalization import batch_norm, batch_norm_init, layer_norm, layer_norm_init
-from nnjax.functional.pooling import avg_pool2d, max_pool2d
+from nnjax.functional.pooling import (
+    avg_pool1d,
+    avg_pool2d,
+    avg_pool3d,
+    max_pool1d,
+    max_pool2d,
+    max_pool3d,
+)
 from nnjax.functional.prelu import prelu, prelu_init
 from nnjax.functional.recurrent import (
     LSTMState,
@@ -38,7 +46,9 @@ from nnjax.functional.sequence import gru, lstm, rnn, zero_carry
 
 __all__ = [
     "LSTMState",
+    "avg_pool1d",
     "avg_pool2d",
+    "avg_pool3d",
     "batch_norm",
     "batch_norm_init",
     "conv2d",
@@ -46,6 +56,8 @@ __all__ = [
     "dense",
     "dense_init",
     "dropout",
+    "global_avg_pool",
+    "global_max_pool",
     "group_norm",
     "group_norm_init",
     "gru",
@@ -58,7 +70,9 @@ __all__ = [
     "lstm",
     "lstm_cell",
     "lstm_cell_init",
+    "max_pool1d",
     "max_pool2d",
+    "max_pool3d",
     "prelu",
     "prelu_init",
     "rms_norm",

@@ -38,13 +38,55 @@ def expand_to(v: jax.Array, ndim: int) -> jax.Array:
 
 def pair(value: int | tuple[int, int], name: str, op: str) -> tuple[int, int]:
     """Normalises an int or a pair of ints to a pair, e.g. a window or a stride."""
-    if isinstance(value, int):
-        out = (value, value)
-    else:
-        out = tuple(value)
-    if len(out) != 2 or not all(isinstance(v, int) and v >= 1 for v in out):
-        raise ValueError(f"{op}: `{name}` must be a positive int or a pair of them, got {value!r}")
+    return ntuple(value, 2, name, op)
+
+
+_COUNT = {1: "an int", 2: "a pair", 3: "a triple"}
+
+
+def ntuple(value, n: int, name: str, op: str, *, minimum: int = 1) -> tuple[int, ...]:
+    """Normalises an int or ``n`` ints (each ``>= minimum``) to an ``n``-tuple.
+
+    Raises:
+      ValueError: naming ``op``, the argument ``name`` and the value passed.
+    """
+    try:
+        out = (value,) * n if isinstance(value, int) else tuple(value)
+    except TypeError:
+        out = ()
+    ok = len(out) == n and all(
+        isinstance(v, int) and not isinstance(v, bool) and v >= minimum for v in out
+    )
+    if not ok:
+        kind = "positive" if minimum == 1 else "non-negative"
+        raise ValueError(
+            f"{op}: `{name}` must be a {kind} int or {_COUNT.get(n, f'{n}-tuple')} of them, "
+            f"got {value!r}"
+        )
     return out
+
+
+def check_window_fits(op: str, x: jax.Array, window, padding) -> None:
+    """Raises unless a window fits the (padded) spatial axes of channels-last ``x``.
+
+    Args:
+      op: the public name of the op.
+      x: ``(B, *spatial, C)``.
+      window: the effective window per spatial axis (``(k - 1) * d + 1`` when dilated).
+      padding: ``"SAME"`` (always fits), ``"VALID"`` or ``(lo, hi)`` per spatial axis.
+
+    Raises:
+      ValueError: naming ``op``, the shape of ``x``, the padding and the window.
+    """
+    if isinstance(padding, str) and padding == "SAME":
+        return
+    spatial = tuple(x.shape[1:-1])
+    pads = [(0, 0)] * len(spatial) if isinstance(padding, str) else list(padding)
+    if any(size + lo + hi < w for size, w, (lo, hi) in zip(spatial, window, pads)):
+        raise ValueError(
+            f"{op}: argument `x` has shape {tuple(x.shape)}, whose spatial axes {spatial} "
+            f"with padding {padding!r} are smaller than the window {tuple(window)}"
+        )
 
 
 def stat_dtype(x: jax.Array) -> jnp.dtype:

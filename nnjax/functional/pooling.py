@@ -1,4 +1,5 @@
-"""Max and average pooling over NHWC images."""
+"""Max and average pooling over channels-last inputs: 1-D ``(B, T, C)``, 2-D NHWC
+``(B, H, W, C)`` and 3-D ``(B, D, H, W, C)``; one N-d implementation."""
 
 from __future__ import annotations
 
@@ -9,24 +10,60 @@ from jax import lax
 from nnjax import _checks
 from nnjax.functional import _utils
 
+Window = int | tuple[int, ...]
 
-def _window_args(op, x, window, stride, padding):
+
+def _window_args(op, nd, x, window, stride, padding):
     x = _utils.as_compute(op, x)
-    _checks.check_rank(op, "x", x, 4)
-    wh, ww = _utils.pair(window, "window", op)
-    sh, sw = _utils.pair(window if stride is None else stride, "stride", op)
+    _checks.check_rank(op, "x", x, nd + 2)
+    window = _utils.ntuple(window, nd, "window", op)
+    stride = _utils.ntuple(window if stride is None else stride, nd, "stride", op)
     mode = padding.upper() if isinstance(padding, str) else padding
     if mode not in ("SAME", "VALID"):
         raise ValueError(f"{op}: `padding` must be 'SAME' or 'VALID', got {padding!r}")
-    _checks.check_window_fits(op, x, (wh, ww), mode)
-    return x, (1, wh, ww, 1), (1, sh, sw, 1), mode
+    _utils.check_window_fits(op, x, window, mode)
+    return x, (1, *window, 1), (1, *stride, 1), mode
+
+
+def _max_pool(op: str, nd: int, x, window, stride, padding) -> jax.Array:
+    x, dims, strides, mode = _window_args(op, nd, x, window, stride, padding)
+    return lax.reduce_window(x, -jnp.inf, lax.max, dims, strides, mode)
+
+
+def _avg_pool(op: str, nd: int, x, window, stride, padding, count_include_pad) -> jax.Array:
+    x, dims, strides, mode = _window_args(op, nd, x, window, stride, padding)
+    # A Python scalar as the initial value lets JAX recognise the sum monoid (and so
+    # differentiate it); a traced zero would make a generic, non-differentiable reduction.
+    total = lax.reduce_window(x, 0.0, lax.add, dims, strides, mode)
+    size = 1
+    for w in dims:
+        size *= w
+    if mode == "VALID" or count_include_pad:
+        return total / size
+    ones = jnp.ones((1, *x.shape[1:-1], 1), x.dtype)
+    count = lax.reduce_window(ones, 0.0, lax.add, dims, strides, mode)
+    return total / count
+
+
+def max_pool1d(
+    x: jax.typing.ArrayLike, window: Window, stride: Window | None = None, padding: str = "VALID"
+) -> jax.Array:
+    """Takes the maximum over each ``window`` of ``(B, T, C)`` sequences.
+
+    Arguments, padding and errors as :func:`max_pool2d`, with one spatial axis.
+
+    Returns:
+      ``(B, T', C)``, the dtype of ``x``.
+
+    Example:
+      >>> max_pool1d(jnp.array([[[1.0], [3.0], [2.0], [0.0]]]), 2)[..., 0]
+      Array([[3., 2.]], dtype=float32)
+    """
+    return _max_pool("max_pool1d", 1, x, window, stride, padding)
 
 
 def max_pool2d(
-    x: jax.typing.ArrayLike,
-    window: int | tuple[int, int],
-    stride: int | tuple[int, int] | None = None,
-    padding: str = "VALID",
+    x: jax.typing.ArrayLike, window: Window, stride: Window | None = None, padding: str = "VALID"
 ) -> jax.Array:
     """Takes the maximum over each ``window`` of NHWC images.
 
@@ -53,14 +90,50 @@ def max_pool2d(
       Array([[6., 8.],
              [3., 4.]], dtype=float32)
     """
-    x, dims, strides, mode = _window_args("max_pool2d", x, window, stride, padding)
-    return lax.reduce_window(x, -jnp.inf, lax.max, dims, strides, mode)
+    return _max_pool("max_pool2d", 2, x, window, stride, padding)
+
+
+def max_pool3d(
+    x: jax.typing.ArrayLike, window: Window, stride: Window | None = None, padding: str = "VALID"
+) -> jax.Array:
+    """Takes the maximum over each ``window`` of ``(B, D, H, W, C)`` volumes.
+
+    Arguments, padding and errors as :func:`max_pool2d`, with three spatial axes.
+
+    Returns:
+      ``(B, D', H', W', C)``, the dtype of ``x``.
+
+    Example:
+      >>> max_pool3d(jnp.ones((1, 4, 4, 4, 2)), 2).shape
+      (1, 2, 2, 2, 2)
+    """
+    return _max_pool("max_pool3d", 3, x, window, stride, padding)
+
+
+def avg_pool1d(
+    x: jax.typing.ArrayLike,
+    window: Window,
+    stride: Window | None = None,
+    padding: str = "VALID",
+    *,
+    count_include_pad: bool = False,
+) -> jax.Array:
+    """Averages over each ``window`` of ``(B, T, C)`` sequences; as :func:`avg_pool2d`.
+
+    Returns:
+      ``(B, T', C)``, the dtype of ``x``.
+
+    Example:
+      >>> avg_pool1d(jnp.array([[[1.0], [3.0], [2.0], [0.0]]]), 2)[..., 0]
+      Array([[2., 1.]], dtype=float32)
+    """
+    return _avg_pool("avg_pool1d", 1, x, window, stride, padding, count_include_pad)
 
 
 def avg_pool2d(
     x: jax.typing.ArrayLike,
-    window: int | tuple[int, int],
-    stride: int | tuple[int, int] | None = None,
+    window: Window,
+    stride: Window | None = None,
     padding: str = "VALID",
     *,
     count_include_pad: bool = False,
@@ -86,12 +159,24 @@ def avg_pool2d(
       >>> avg_pool2d(jnp.ones((1, 4, 4, 3)), 2).shape
       (1, 2, 2, 3)
     """
-    x, dims, strides, mode = _window_args("avg_pool2d", x, window, stride, padding)
-    # A Python scalar as the initial value lets JAX recognise the sum monoid (and so
-    # differentiate it); a traced zero would make a generic, non-differentiable reduction.
-    total = lax.reduce_window(x, 0.0, lax.add, dims, strides, mode)
-    if mode == "VALID" or count_include_pad:
-        return total / (dims[1] * dims[2])
-    ones = jnp.ones((1, *x.shape[1:3], 1), x.dtype)
-    count = lax.reduce_window(ones, 0.0, lax.add, dims, strides, mode)
-    return total / count
+    return _avg_pool("avg_pool2d", 2, x, window, stride, padding, count_include_pad)
+
+
+def avg_pool3d(
+    x: jax.typing.ArrayLike,
+    window: Window,
+    stride: Window | None = None,
+    padding: str = "VALID",
+    *,
+    count_include_pad: bool = False,
+) -> jax.Array:
+    """Averages over each ``window`` of ``(B, D, H, W, C)`` volumes; as :func:`avg_pool2d`.
+
+    Returns:
+      ``(B, D', H', W', C)``, the dtype of ``x``.
+
+    Example:
+      >>> avg_pool3d(jnp.ones((1, 4, 4, 4, 2)), (2, 2, 1)).shape
+      (1, 2, 2, 4, 2)
+    """
+    return _avg_pool("avg_pool3d", 3, x, window, stride, padding, count_include_pad)
