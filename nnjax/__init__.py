@@ -8,6 +8,8 @@ The layers of the package, from the bottom up:
   ``F.<op>_init(key, ...) -> params`` and ``F.<op>(params, x) -> y``.
 * :mod:`nnjax.classic`: the textbook networks (perceptron, Hopfield, echo state, ...).
 * :mod:`nnjax.nn`: Flax NNX modules and ready models that call :mod:`nnjax.functional`.
+* :mod:`nnjax.io`: ``save``/``load``, ``save_state``/``load_state``, ``export``/
+  ``load_exported`` (also as ``nnjax.save`` etc.), the one checkpoint layout.
 * :mod:`nnjax.train`: jit-compiled Optax training, ``fit``, callbacks and sweeps.
 * :mod:`nnjax.data`: dataset loaders, scalers and batching (host side, NumPy).
 """
@@ -21,12 +23,16 @@ __version__ = "0.1.0"
 
 # The upper layers load on first use, so `import nnjax` stays light and
 # `nnjax.data` can be used without importing Flax.
-_LAZY = ("classic", "data", "nn", "train")
+_LAZY = ("classic", "data", "io", "nn", "train")
+# Persistence, re-exported from nnjax.io (loaded, with Flax, on first use).
+_IO = ("save", "load", "save_state", "load_state", "export", "load_exported")
 
 
 def __getattr__(name: str):
     if name in _LAZY:
         return importlib.import_module(f"nnjax.{name}")
+    if name in _IO:
+        return getattr(importlib.import_module("nnjax.io"), name)
     raise AttributeError(f"module 'nnjax' has no attribute {name!r}")
 
 
@@ -37,10 +43,17 @@ __all__ = [
     "classic",
     "data",
     "errors",
+    "export",
     "functional",
     "initializers",
+    "io",
+    "load",
+    "load_exported",
+    "load_state",
     "losses",
     "metrics",
     "nn",
+    "save",
+    "save_state",
     "train",
 ]

@@ -10,6 +10,7 @@ by the 0-based epoch.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,12 @@ def read_meta(step: Path) -> dict[str, Any]:
         return json.loads(path.read_text())
     except (OSError, ValueError) as err:
         raise CheckpointError(f"{path}: unreadable ({_orbax.short(err)})") from None
+
+
+def _slashed(keystr: str) -> str:
+    """``"['layers'][0]['bias'].value"`` -> ``"layers/0/bias"``."""
+    text = keystr.removesuffix(".value").replace(".", "/")
+    return re.sub(r"\[['\"]?([^\]'\"]+)['\"]?\]", r"/\1", text).lstrip("/")
 
 
 def restore(step: Path, template: dict[str, Any]) -> dict[str, Any]:
@@ -60,8 +67,8 @@ def restore(step: Path, template: dict[str, Any]) -> dict[str, Any]:
             have, want = stored.get((f"{i:05d}",), ((), "")), trees.spec(leaf)
             if tuple(have[0]) != tuple(want[0]):
                 raise CheckpointError(
-                    f"{step / part}: {paths[i]} has shape {have[0]} in the checkpoint but "
-                    f"{want[0]} in the model"
+                    f"{step / part}: {_slashed(paths[i])} has shape {have[0]} in the "
+                    f"checkpoint but {want[0]} in the model"
                 )
         arrays = _orbax.read(step / part, target)
         leaves = []

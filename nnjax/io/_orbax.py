@@ -9,6 +9,7 @@ folder and the problem.
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 from typing import Any
 
@@ -57,21 +58,33 @@ def write(path: Path, tree: Any) -> None:
         _checkpointer().save(Path(path).absolute(), args=ocp.args.StandardSave(tree))
 
 
+def _reason(err: BaseException, path: Path) -> str:
+    """One line from an Orbax/TensorStore error: the damaged file and what is wrong."""
+    text = str(err).split(" [tensorstore_spec", 1)[0]
+    files = re.findall(r'local file "([^"]+)"', text)
+    if files:  # '... of local file "<path>": <reason>'
+        return f"{files[-1]}: damaged array file ({text.rsplit(': ', 1)[-1].strip()})"
+    return f"{path}: unreadable array data ({short(err)})"
+
+
 def shapes(path: Path) -> dict[tuple[str, ...], tuple[tuple[int, ...], str]]:
     """``{path: (shape, dtype)}`` of the arrays stored at ``path``, without reading them.
 
     Raises:
-      CheckpointError: the folder is missing or its metadata is unreadable.
+      CheckpointError: the folder is missing or damaged (one line naming the file).
     """
     path = Path(path).absolute()
     if not path.is_dir():
         raise CheckpointError(f"{path}: missing (no array folder)")
+    if not (path / "_METADATA").is_file():
+        raise CheckpointError(f"{path / '_METADATA'}: missing (an incomplete Orbax folder)")
     try:
         with _quiet():
-            meta = _checkpointer().metadata(path)
-        tree = meta.item_metadata.tree
+            meta = _checkpointer().metadata(path).item_metadata
+            # Damaged array metadata reads as None: reading the arrays names the file.
+            tree = meta.tree if meta is not None else _checkpointer().restore(path)
     except Exception as err:  # Orbax raises many types; the message is what matters
-        raise CheckpointError(f"{path}: unreadable array metadata ({short(err)})") from None
+        raise CheckpointError(_reason(err, path)) from None
     out: dict[tuple[str, ...], tuple[tuple[int, ...], str]] = {}
 
     def walk(node: Any, prefix: tuple[str, ...]) -> None:
@@ -100,4 +113,4 @@ def read(path: Path, target: Any) -> Any:
         with _quiet():
             return _checkpointer().restore(path, args=ocp.args.StandardRestore(target))
     except Exception as err:
-        raise CheckpointError(f"{path}: damaged array data ({short(err)})") from None
+        raise CheckpointError(_reason(err, path)) from None

@@ -15,7 +15,7 @@ a crash mid-save never leaves a half-written checkpoint under the real name.
 Example:
   >>> import tempfile, numpy as np
   >>> d = tempfile.mkdtemp() + "/ckpt"
-  >>> write(d, {"state": {"w": np.ones(2, np.float32)}}, {"kind": "state"})
+  >>> _ = write(d, {"state": {"w": np.ones(2, np.float32)}}, {"kind": "state"})
   >>> read_meta(d)["version"]
   1
 """

@@ -128,11 +128,11 @@ def load_state(
 
 
 def _load_model(folder: Path) -> nnx.Module:
-    meta = layout.read_meta(folder)
+    meta = {} if _legacy.is_legacy(folder) else layout.read_meta(folder)
     if "model" not in meta:
         raise CheckpointError(
-            f"{folder / layout.META}: records no model (written by save_state?); build the "
-            "model and call nnjax.load_state"
+            f"{folder}: records no model (written by save_state or an older nnjax); build "
+            "the model and call nnjax.load_state"
         )
     model = config.build(meta["model"])
     read_into(model, folder)
