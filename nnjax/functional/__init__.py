@@ -12,9 +12,18 @@ Example:
   (32, 10)
 """
 
-from nnjax.functional.conv import conv2d, conv2d_init
+from nnjax.functional.conv import conv1d, conv1d_init, conv2d, conv2d_init, conv3d, conv3d_init
+from nnjax.functional.conv_transpose import (
+    conv_transpose1d,
+    conv_transpose1d_init,
+    conv_transpose2d,
+    conv_transpose2d_init,
+    conv_transpose3d,
+    conv_transpose3d_init,
+)
 from nnjax.functional.dense import dense, dense_init
 from nnjax.functional.dropout import dropout
+from nnjax.functional.embedding import attend, embedding, embedding_init
 from nnjax.functional.global_pool import global_avg_pool, global_max_pool
 from nnjax.functional.group_norm import (
     group_norm,
@@ -46,16 +55,29 @@ from nnjax.functional.sequence import gru, lstm, rnn, zero_carry
 
 __all__ = [
     "LSTMState",
+    "attend",
     "avg_pool1d",
     "avg_pool2d",
     "avg_pool3d",
     "batch_norm",
     "batch_norm_init",
+    "conv1d",
+    "conv1d_init",
     "conv2d",
     "conv2d_init",
+    "conv3d",
+    "conv3d_init",
+    "conv_transpose1d",
+    "conv_transpose1d_init",
+    "conv_transpose2d",
+    "conv_transpose2d_init",
+    "conv_transpose3d",
+    "conv_transpose3d_init",
     "dense",
     "dense_init",
     "dropout",
+    "embedding",
+    "embedding_init",
     "global_avg_pool",
     "global_max_pool",
     "group_norm",

@@ -1,4 +1,5 @@
-"""2-D convolution (cross-correlation) over NHWC images."""
+"""Convolution (cross-correlation) over channels-last inputs: 1-D ``(B, T, C)``, 2-D NHWC
+and 3-D ``(B, D, H, W, C)``, all through one N-d implementation."""
 
 from __future__ import annotations
 
@@ -13,18 +14,61 @@ from nnjax.functional import _utils
 
 Params = dict[str, jax.Array]
 Padding = str | int | Sequence[tuple[int, int]]
+Size = int | tuple[int, ...]
+_LAYOUT = {1: ("NWC", "WIO", "NWC"), 2: ("NHWC", "HWIO", "NHWC"), 3: ("NDHWC", "DHWIO", "NDHWC")}
+_PAD_FORM = {1: "(lo, hi)", 2: "((top, bottom), (left, right))", 3: "three (lo, hi) pairs"}
+
+
+def conv_init(
+    op: str,
+    nd: int,
+    key: jax.Array,
+    in_channels: int,
+    out_channels: int,
+    kernel_size: Size,
+    *,
+    dtype: jnp.dtype = jnp.float32,
+    kernel_init: str | initializers.Initializer = "glorot_uniform",
+    bias_init: str | initializers.Initializer = "zeros",
+    use_bias: bool = True,
+    feature_group_count: int = 1,
+) -> Params:
+    """The N-d initialiser behind ``conv{1,2,3}d_init`` (``op`` names errors).
+
+    The kernel is ``(*kernel_size, in_channels // feature_group_count, out_channels)``.
+    """
+    kernel_size = _utils.ntuple(kernel_size, nd, "kernel_size", op)
+    groups = _check_groups(op, feature_group_count, in_channels, out_channels)
+    k_kernel, k_bias = jax.random.split(key)
+    shape = (*kernel_size, in_channels // groups, out_channels)
+    params = {"kernel": initializers.init_param(kernel_init, k_kernel, shape, dtype)}
+    if use_bias:
+        params["bias"] = initializers.init_param(bias_init, k_bias, (out_channels,), dtype)
+    return params
+
+
+def _check_groups(op: str, groups, in_channels: int, out_channels: int) -> int:
+    if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1:
+        raise ValueError(f"{op}: `feature_group_count` must be a positive int, got {groups!r}")
+    if in_channels % groups or out_channels % groups:
+        raise ValueError(
+            f"{op}: `feature_group_count`={groups} must divide both the input channels "
+            f"({in_channels}) and the output channels ({out_channels})"
+        )
+    return groups
 
 
 def conv2d_init(
     key: jax.Array,
     in_channels: int,
     out_channels: int,
-    kernel_size: int | tuple[int, int],
+    kernel_size: Size,
     *,
     dtype: jnp.dtype = jnp.float32,
     kernel_init: str | initializers.Initializer = "glorot_uniform",
     bias_init: str | initializers.Initializer = "zeros",
     use_bias: bool = True,
+    feature_group_count: int = 1,
 ) -> Params:
     """Initialises the parameters of :func:`conv2d`.
 
@@ -37,6 +81,8 @@ def conv2d_init(
       kernel_init: initializer for the kernel (Glorot uniform over the receptive field).
       bias_init: initializer for the bias (zeros).
       use_bias: whether to create a bias.
+      feature_group_count: groups of channels; the kernel's input axis is then
+        ``in // feature_group_count``.
 
     Returns:
       ``{"kernel": (kh, kw, in, out), "bias": (out,)}``.
@@ -46,57 +92,157 @@ def conv2d_init(
       >>> params["kernel"].shape
       (3, 3, 1, 8)
     """
-    kh, kw = _utils.pair(kernel_size, "kernel_size", "conv2d_init")
-    k_kernel, k_bias = jax.random.split(key)
-    shape = (kh, kw, in_channels, out_channels)
-    params = {"kernel": initializers.init_param(kernel_init, k_kernel, shape, dtype)}
-    if use_bias:
-        params["bias"] = initializers.init_param(bias_init, k_bias, (out_channels,), dtype)
-    return params
+    return conv_init(
+        "conv2d_init", 2, key, in_channels, out_channels, kernel_size, dtype=dtype,
+        kernel_init=kernel_init, bias_init=bias_init, use_bias=use_bias,
+        feature_group_count=feature_group_count,
+    )  # fmt: skip
 
 
-def _padding(padding: Padding) -> str | list[tuple[int, int]]:
+def conv1d_init(
+    key: jax.Array,
+    in_channels: int,
+    out_channels: int,
+    kernel_size: Size,
+    *,
+    dtype: jnp.dtype = jnp.float32,
+    kernel_init: str | initializers.Initializer = "glorot_uniform",
+    bias_init: str | initializers.Initializer = "zeros",
+    use_bias: bool = True,
+    feature_group_count: int = 1,
+) -> Params:
+    """Initialises :func:`conv1d`: ``{"kernel": (k, in, out), "bias": (out,)}``.
+
+    Keyword arguments as :func:`conv2d_init`.
+
+    Example:
+      >>> conv1d_init(jax.random.key(0), 4, 8, 3, feature_group_count=2)["kernel"].shape
+      (3, 2, 8)
+    """
+    return conv_init(
+        "conv1d_init", 1, key, in_channels, out_channels, kernel_size, dtype=dtype,
+        kernel_init=kernel_init, bias_init=bias_init, use_bias=use_bias,
+        feature_group_count=feature_group_count,
+    )  # fmt: skip
+
+
+def conv3d_init(
+    key: jax.Array,
+    in_channels: int,
+    out_channels: int,
+    kernel_size: Size,
+    *,
+    dtype: jnp.dtype = jnp.float32,
+    kernel_init: str | initializers.Initializer = "glorot_uniform",
+    bias_init: str | initializers.Initializer = "zeros",
+    use_bias: bool = True,
+    feature_group_count: int = 1,
+) -> Params:
+    """Initialises :func:`conv3d`: ``{"kernel": (kd, kh, kw, in, out), "bias": (out,)}``.
+
+    Keyword arguments as :func:`conv2d_init`.
+
+    Example:
+      >>> conv3d_init(jax.random.key(0), 1, 4, (3, 3, 1))["kernel"].shape
+      (3, 3, 1, 1, 4)
+    """
+    return conv_init(
+        "conv3d_init", 3, key, in_channels, out_channels, kernel_size, dtype=dtype,
+        kernel_init=kernel_init, bias_init=bias_init, use_bias=use_bias,
+        feature_group_count=feature_group_count,
+    )  # fmt: skip
+
+
+def _padding(op: str, nd: int, padding: Padding) -> str | list[tuple[int, int]]:
     if isinstance(padding, str):
         mode = padding.upper()
         if mode not in ("SAME", "VALID"):
             raise ValueError(
-                f"conv2d: `padding` must be 'SAME', 'VALID', an int or pairs, got {padding!r}"
+                f"{op}: `padding` must be 'SAME', 'VALID', an int or pairs, got {padding!r}"
             )
         return mode
     if isinstance(padding, int) and not isinstance(padding, bool) and padding >= 0:
-        return [(padding, padding), (padding, padding)]
+        return [(padding, padding)] * nd
     try:
         pads = [tuple(p) for p in padding]
     except TypeError:
         pads = []
-    if len(pads) != 2 or not all(
+    if len(pads) != nd or not all(
         len(p) == 2 and all(isinstance(v, int) and v >= 0 for v in p) for p in pads
     ):
         raise ValueError(
-            "conv2d: `padding` must be 'SAME', 'VALID', a non-negative int or "
-            f"((top, bottom), (left, right)) of non-negative ints, got {padding!r}"
+            f"{op}: `padding` must be 'SAME', 'VALID', a non-negative int or "
+            f"{_PAD_FORM[nd]} of non-negative ints, got {padding!r}"
         )
     return pads
+
+
+def conv(
+    op: str,
+    nd: int,
+    params: Params,
+    x: jax.typing.ArrayLike,
+    *,
+    stride: Size = 1,
+    padding: Padding = "SAME",
+    dilation: Size = 1,
+    feature_group_count: int = 1,
+) -> jax.Array:
+    """The N-d convolution behind ``conv{1,2,3}d`` (``op`` names errors)."""
+    x = _utils.as_compute(op, x)
+    kernel = params["kernel"]
+    _checks.check_rank(op, "params['kernel']", kernel, nd + 2)
+    _checks.check_rank(op, "x", x, nd + 2)
+    in_per_group, out_channels = kernel.shape[-2:]
+    groups = feature_group_count
+    _check_groups(op, groups, in_per_group * groups, out_channels)
+    _checks.check_shape(op, "x", x, (*(None,) * (nd + 1), in_per_group * groups))
+    pads = _padding(op, nd, padding)
+    dilation = _utils.ntuple(dilation, nd, "dilation", op)
+    span = tuple((k - 1) * d + 1 for k, d in zip(kernel.shape[:nd], dilation))
+    _utils.check_window_fits(op, x, span, pads)
+    y = lax.conv_general_dilated(
+        x,
+        kernel.astype(x.dtype),
+        window_strides=_utils.ntuple(stride, nd, "stride", op),
+        padding=pads,
+        rhs_dilation=dilation,
+        dimension_numbers=_LAYOUT[nd],
+        feature_group_count=groups,
+    )
+    return add_bias(op, params, y)
+
+
+def add_bias(op: str, params: Params, y: jax.Array) -> jax.Array:
+    """``y + bias`` over the last axis when ``params`` has a bias (checked ``(out,)``)."""
+    if "bias" not in params:
+        return y
+    _checks.check_shape(op, "params['bias']", params["bias"], (y.shape[-1],))
+    return y + _utils.expand_to(params["bias"].astype(y.dtype), y.ndim)
 
 
 def conv2d(
     params: Params,
     x: jax.typing.ArrayLike,
     *,
-    stride: int | tuple[int, int] = 1,
+    stride: Size = 1,
     padding: Padding = "SAME",
-    dilation: int | tuple[int, int] = 1,
+    dilation: Size = 1,
+    feature_group_count: int = 1,
 ) -> jax.Array:
     """Convolves NHWC images with the kernel: a cross-correlation, as in every DL framework.
 
     Args:
-      params: ``{"kernel": (kh, kw, in, out), "bias": (out,)}``.
+      params: ``{"kernel": (kh, kw, in // groups, out), "bias": (out,)}``.
       x: ``(B, H, W, in)``, floating.
       stride: step of the window, an int or ``(sh, sw)``.
       padding: ``"SAME"`` (output ``ceil(H / sh)``; an odd total padding puts the extra
         row/column at the bottom/right, as in TensorFlow), ``"VALID"`` (no padding), an int
         (zero padding on every side) or ``((top, bottom), (left, right))``.
       dilation: spacing between kernel taps (atrous convolution), an int or a pair.
+      feature_group_count: ``groups`` in PyTorch: input and output channels are split
+        into this many groups, each convolved with its own filters; ``in`` gives a
+        depthwise convolution.
 
     Returns:
       ``(B, H', W', out)``, the dtype of ``x``.
@@ -104,8 +250,9 @@ def conv2d(
     Raises:
       AssertionError: if ``x`` is not rank 4 or its channels differ from the kernel's
         ``in`` (the message names the shapes).
-      ValueError: for a bad ``stride``, ``padding`` or ``dilation``, or when the (padded)
-        image is smaller than the dilated kernel.
+      ValueError: for a bad ``stride``, ``padding``, ``dilation`` or
+        ``feature_group_count``, or when the (padded) image is smaller than the dilated
+        kernel.
       TypeError: if ``x`` is not floating.
 
     Example:
@@ -115,24 +262,62 @@ def conv2d(
       >>> conv2d(params, jnp.ones((2, 28, 28, 1)), stride=2).shape  # SAME: ceil(28 / 2)
       (2, 14, 14, 8)
     """
-    x = _utils.as_compute("conv2d", x)
-    kernel = params["kernel"]
-    _checks.check_rank("conv2d", "params['kernel']", kernel, 4)
-    _checks.check_rank("conv2d", "x", x, 4)
-    _checks.check_shape("conv2d", "x", x, (None, None, None, kernel.shape[2]))
-    pads = _padding(padding)
-    dilation = _utils.pair(dilation, "dilation", "conv2d")
-    span = tuple((k - 1) * d + 1 for k, d in zip(kernel.shape[:2], dilation))
-    _checks.check_window_fits("conv2d", x, span, pads)
-    y = lax.conv_general_dilated(
-        x,
-        kernel.astype(x.dtype),
-        window_strides=_utils.pair(stride, "stride", "conv2d"),
-        padding=pads,
-        rhs_dilation=dilation,
-        dimension_numbers=("NHWC", "HWIO", "NHWC"),
-    )
-    if "bias" in params:
-        _checks.check_shape("conv2d", "params['bias']", params["bias"], (kernel.shape[3],))
-        y = y + _utils.expand_to(params["bias"].astype(x.dtype), y.ndim)
-    return y
+    return conv(
+        "conv2d", 2, params, x, stride=stride, padding=padding, dilation=dilation,
+        feature_group_count=feature_group_count,
+    )  # fmt: skip
+
+
+def conv1d(
+    params: Params,
+    x: jax.typing.ArrayLike,
+    *,
+    stride: Size = 1,
+    padding: Padding = "SAME",
+    dilation: Size = 1,
+    feature_group_count: int = 1,
+) -> jax.Array:
+    """Convolves ``(B, T, in)`` sequences with a ``(k, in // groups, out)`` kernel.
+
+    Arguments, padding rules and errors as :func:`conv2d`, with one spatial axis
+    (explicit padding is one ``(lo, hi)`` pair).
+
+    Returns:
+      ``(B, T', out)``, the dtype of ``x``.
+
+    Example:
+      >>> params = conv1d_init(jax.random.key(0), 3, 8, 5)
+      >>> conv1d(params, jnp.ones((2, 20, 3)), padding="VALID").shape
+      (2, 16, 8)
+    """
+    return conv(
+        "conv1d", 1, params, x, stride=stride, padding=padding, dilation=dilation,
+        feature_group_count=feature_group_count,
+    )  # fmt: skip
+
+
+def conv3d(
+    params: Params,
+    x: jax.typing.ArrayLike,
+    *,
+    stride: Size = 1,
+    padding: Padding = "SAME",
+    dilation: Size = 1,
+    feature_group_count: int = 1,
+) -> jax.Array:
+    """Convolves ``(B, D, H, W, in)`` volumes with a ``(kd, kh, kw, in // groups, out)`` kernel.
+
+    Arguments, padding rules and errors as :func:`conv2d`, with three spatial axes.
+
+    Returns:
+      ``(B, D', H', W', out)``, the dtype of ``x``.
+
+    Example:
+      >>> params = conv3d_init(jax.random.key(0), 1, 4, 3)
+      >>> conv3d(params, jnp.ones((1, 8, 8, 8, 1)), stride=2).shape
+      (1, 4, 4, 4, 4)
+    """
+    return conv(
+        "conv3d", 3, params, x, stride=stride, padding=padding, dilation=dilation,
+        feature_group_count=feature_group_count,
+    )  # fmt: skip

@@ -1,0 +1,129 @@
+"""Token embeddings: a lookup table, and its transpose as a tied output projection."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from nnjax import _checks, initializers
+
+Params = dict[str, jax.Array]
+
+
+def embedding_init(
+    key: jax.Array,
+    num_embeddings: int,
+    features: int,
+    *,
+    dtype: jnp.dtype = jnp.float32,
+    embedding_init: str | initializers.Initializer | None = None,
+) -> Params:
+    """Initialises :func:`embedding`: ``{"embedding": (num_embeddings, features)}``.
+
+    Args:
+      key: a PRNG key.
+      num_embeddings: vocabulary size ``V``.
+      features: embedding size ``D``.
+      dtype: parameter dtype.
+      embedding_init: initializer (or name) for the table; ``None`` draws
+        ``N(0, 1 / D)`` (Flax's default, so that ``attend`` starts with unit-scale logits).
+
+    Returns:
+      ``{"embedding": (V, D)}``.
+
+    Raises:
+      ValueError: if ``num_embeddings`` or ``features`` is not a positive int.
+
+    Example:
+      >>> embedding_init(jax.random.key(0), 100, 16)["embedding"].shape
+      (100, 16)
+    """
+    for name, value in (("num_embeddings", num_embeddings), ("features", features)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"embedding_init: `{name}` must be a positive int, got {value!r}")
+    shape = (num_embeddings, features)
+    if embedding_init is None:
+        draw = jax.random.normal(key, shape, jnp.promote_types(dtype, jnp.float32))
+        return {"embedding": (draw / np.sqrt(features)).astype(dtype)}
+    return {"embedding": initializers.init_param(embedding_init, key, shape, dtype)}
+
+
+def _check_ids(ids: jax.Array, vocab: int) -> None:
+    """Outside ``jit`` (concrete ids), raises for an id outside ``[0, vocab)``."""
+    if isinstance(ids, jax.core.Tracer):
+        return
+    values = np.asarray(ids)
+    if values.size and (values.min() < 0 or values.max() >= vocab):
+        bad = values[(values < 0) | (values >= vocab)]
+        raise ValueError(
+            f"embedding: argument `ids` has values outside [0, {vocab}): "
+            f"{sorted(set(bad.tolist()))[:10]}"
+        )
+
+
+def embedding(params: Params, ids: jax.typing.ArrayLike) -> jax.Array:
+    """Looks up the rows of the table for integer ``ids``.
+
+    Out-of-range ids (negative or ``>= V``) raise a ``ValueError`` when ``ids`` are
+    concrete. Under ``jax.jit`` they cannot be checked: their rows come back as NaN
+    (they never wrap around), so the mistake shows up in the loss instead of
+    silently reading another token.
+
+    Args:
+      params: ``{"embedding": (V, D)}``.
+      ids: integer array of any shape ``(...)``.
+
+    Returns:
+      ``(..., D)`` in the table's dtype.
+
+    Raises:
+      TypeError: if ``ids`` are not integers.
+      ValueError: concrete ids outside ``[0, V)``.
+      AssertionError: if the table is not rank 2.
+
+    Example:
+      >>> params = {"embedding": jnp.arange(6.0).reshape(3, 2)}
+      >>> embedding(params, jnp.array([[2, 0]]))
+      Array([[[4., 5.],
+              [0., 1.]]], dtype=float32)
+    """
+    table = params["embedding"]
+    _checks.check_rank("embedding", "params['embedding']", table, 2)
+    ids = jnp.asarray(ids)
+    if not jnp.issubdtype(ids.dtype, jnp.integer):
+        raise TypeError(f"embedding: argument `ids` has dtype {ids.dtype}, expected integers")
+    vocab = table.shape[0]
+    _check_ids(ids, vocab)
+    safe = jnp.where(ids < 0, vocab, ids)  # negative ids would otherwise wrap around
+    return jnp.take(table, safe, axis=0, mode="fill", fill_value=jnp.nan)
+
+
+def attend(params: Params, x: jax.typing.ArrayLike) -> jax.Array:
+    """Scores ``x`` against every embedding: ``x @ embedding.T`` (a tied output layer).
+
+    Computes in the dtype of ``x``.
+
+    Args:
+      params: ``{"embedding": (V, D)}``.
+      x: ``(..., D)``, floating.
+
+    Returns:
+      ``(..., V)`` logits.
+
+    Raises:
+      AssertionError: if the last axis of ``x`` is not ``D``.
+      TypeError: if ``x`` is not floating.
+
+    Example:
+      >>> params = {"embedding": jnp.eye(3)}
+      >>> attend(params, jnp.array([[0.0, 2.0, 1.0]]))
+      Array([[0., 2., 1.]], dtype=float32)
+    """
+    x = jnp.asarray(x)
+    _checks.check_floating("attend", "x", x)
+    table = params["embedding"]
+    _checks.check_rank("attend", "params['embedding']", table, 2)
+    _checks.check_min_rank("attend", "x", x, 1)
+    _checks.check_shape("attend", "x", x, (..., table.shape[1]))
+    return jnp.matmul(x, table.astype(x.dtype).T)

@@ -1,0 +1,67 @@
+"""Tests for nnjax.functional embedding and attend: PyTorch reference, ids, transforms."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.test_util import check_grads
+
+import nnjax.functional as F
+
+from ._compare import assert_matches_torch
+from ._torch_ref import rand, torch
+from ._transforms import assert_transforms
+
+IDS = np.array([[3, 0, 3], [4, 1, 2]])
+
+
+def test_embedding_matches_torch_values_and_grads():
+    """Repeated ids accumulate their gradients, as in torch.nn.functional.embedding."""
+    fn = lambda p: F.embedding(p, IDS)
+    torch_fn = lambda p: torch.nn.functional.embedding(torch.from_numpy(IDS), p["embedding"])
+    assert_matches_torch(fn, torch_fn, ({"embedding": rand((5, 4), 0)},))
+
+
+def test_attend_matches_torch_linear_with_tied_weight():
+    fn = F.attend
+    torch_fn = lambda p, x: torch.nn.functional.linear(x, p["embedding"])
+    assert_matches_torch(fn, torch_fn, ({"embedding": rand((5, 4), 0)}, rand((2, 3, 4), 1)))
+
+
+def test_init_scale_and_dtype(key):
+    params = F.embedding_init(key, 1000, 64)
+    assert params["embedding"].shape == (1000, 64)
+    np.testing.assert_allclose(np.std(params["embedding"]), 1 / 8, rtol=0.05)
+    params = F.embedding_init(key, 10, 4, dtype=jnp.bfloat16, embedding_init="zeros")
+    assert params["embedding"].dtype == jnp.bfloat16 and not params["embedding"].any()
+
+
+def test_out_of_range_ids_raise_outside_jit_and_give_nan_inside():
+    params = {"embedding": jnp.ones((3, 2))}
+    with pytest.raises(ValueError, match=r"embedding: argument `ids` has values outside \[0, 3\)"):
+        F.embedding(params, jnp.array([0, 3]))
+    with pytest.raises(ValueError, match=r"\[-1\]"):
+        F.embedding(params, np.array([-1, 2]))
+    out = jax.jit(F.embedding)(params, jnp.array([-1, 3, 2]))
+    assert np.isnan(out[:2]).all() and (out[2] == 1).all()  # negative ids never wrap
+
+
+def test_check_grads_and_transforms(key):
+    params = {"embedding": rand((5, 3), 0)}
+    x = rand((2, 3), 1)
+    with jax.enable_x64(True):
+        check_grads(jax.jit(F.attend), (params, x), order=2)
+        check_grads(jax.jit(lambda p: F.embedding(p, IDS)), (params,), order=2)
+    table = jax.random.normal(key, (5, 3))
+    assert_transforms(lambda p, x: F.attend(p, x), {"embedding": table}, jnp.ones((2, 3)))
+    assert_transforms(lambda p: F.embedding(p, jnp.asarray(IDS)), {"embedding": table})
+
+
+def test_errors_name_argument():
+    params = {"embedding": jnp.ones((3, 2))}
+    with pytest.raises(TypeError, match="embedding: argument `ids` has dtype float32"):
+        F.embedding(params, jnp.array([0.0]))
+    with pytest.raises(AssertionError, match=r"attend: argument `x` has shape \(2, 3\)"):
+        F.attend(params, jnp.ones((2, 3)))
+    with pytest.raises(ValueError, match="embedding_init: `features` must be a positive int"):
+        F.embedding_init(jax.random.key(0), 3, 0)
