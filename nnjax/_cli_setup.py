@@ -1,7 +1,9 @@
-"""Run setup for the ``nnjax`` command: datasets, scaling, models, curves (private)."""
+"""Run setup for the ``nnjax`` command: datasets, preprocessing, models, curves (private)."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +12,23 @@ import numpy as np
 
 class CLIError(Exception):
     """A user error: printed as one line, exit status 2."""
+
+
+# The class names people read in `nnjax predict`; other datasets name classes "0", "1", ...
+CLASS_NAMES = {
+    "fashion-mnist": (
+        "T-shirt/top",
+        "Trouser",
+        "Pullover",
+        "Dress",
+        "Coat",
+        "Sandal",
+        "Shirt",
+        "Sneaker",
+        "Bag",
+        "Ankle boot",
+    ),
+}
 
 
 def dataset_info(name: str):
@@ -21,26 +40,47 @@ def dataset_info(name: str):
         raise CLIError(str(err)) from None
 
 
-def prepare(x: np.ndarray, scale: float | None) -> np.ndarray:
-    """Integer images become float32 in ``[0, 1]`` (divided by ``scale``); floats pass."""
-    if np.issubdtype(x.dtype, np.integer):
-        return x.astype(np.float32) / np.float32(scale or 1.0)
-    return x.astype(np.float32)
-
-
-def load_split(config: dict[str, Any]):
-    """Loads, scales and (with ``limit``) subsamples the configured dataset."""
+def load_raw(config: dict[str, Any]):
+    """The configured dataset as the loader gives it, ``((x, y), (x_test, y_test))``."""
     from nnjax import data
 
     try:
         (x, y), (xt, yt) = data.load(config["dataset"], config.get("data_dir"))
     except (data.DatasetError, ImportError, OSError) as err:
         raise CLIError(str(err)) from None
-    scale = float(x.max()) if np.issubdtype(x.dtype, np.integer) else None
     limit = config.get("limit")
     if limit:
         x, y, xt, yt = x[:limit], y[:limit], xt[:limit], yt[:limit]
-    return (prepare(x, scale), targets(config, y)), (prepare(xt, scale), targets(config, yt))
+    return (x, y), (xt, yt)
+
+
+def preprocessing_for(config: dict[str, Any], x_train: np.ndarray):
+    """What maps raw inputs to the model's: recorded in the run folder for predict/evaluate.
+
+    Integer inputs (pixels) are divided by the training set's maximum; the MLP gets its
+    inputs flattened.
+    """
+    from nnjax.io import Preprocessing
+
+    info = dataset_info(config["dataset"])
+    integer = np.issubdtype(x_train.dtype, np.integer)
+    classes = info.num_classes
+    names = CLASS_NAMES.get(info.name) or (
+        tuple(str(i) for i in range(classes)) if classes else None
+    )
+    return Preprocessing(
+        input_shape=tuple(int(n) for n in x_train.shape[1:]),
+        scale=float(x_train.max()) if integer else None,
+        flatten=config["model"] == "mlp",
+        class_names=names,
+    )
+
+
+def load_split(config: dict[str, Any]):
+    """``(train, test, preprocessing)``: the dataset preprocessed for the model."""
+    (x, y), (xt, yt) = load_raw(config)
+    prep = preprocessing_for(config, x)
+    return (prep(x), targets(config, y)), (prep(xt), targets(config, yt)), prep
 
 
 def targets(config: dict[str, Any], y: np.ndarray) -> np.ndarray:
@@ -50,36 +90,93 @@ def targets(config: dict[str, Any], y: np.ndarray) -> np.ndarray:
     return y.reshape(len(y), -1).astype(np.float32)
 
 
+def _mlp(config, info, shape, out, rngs):
+    from nnjax import nn
+
+    hidden = tuple(config["hidden"])
+    return nn.MLP(int(np.prod(shape)), hidden, out, dropout=config["dropout"], rngs=rngs)
+
+
+def _cnn(config, info, shape, out, rngs):
+    from nnjax import nn
+
+    if len(shape) not in (2, 3) or shape[0] < 4:
+        raise CLIError(f"--model cnn needs image data; {info.name} has inputs {shape}")
+    dense = tuple(config["hidden"])
+    return nn.CNN(
+        shape, out, conv_features=(32, 64), dense=dense, dropout=config["dropout"], rngs=rngs
+    )
+
+
+def _recurrent(config, info, shape, out, rngs):
+    from nnjax import nn
+
+    # Recurrent models read images row by row: (H, W) is T=H steps of W features.
+    if len(shape) != 2:
+        raise CLIError(
+            f"--model {config['model']} needs sequences (T, F); {info.name} has inputs {shape}"
+        )
+    cls = nn.SequenceClassifier if info.num_classes else nn.SequenceRegressor
+    return cls(
+        shape[1],
+        tuple(config["hidden"]),
+        out,
+        cell=config["model"],
+        dropout=config["dropout"],
+        rngs=rngs,
+    )
+
+
+#: The models `nnjax train --model` offers: the parser's choices come from this table.
+MODELS: dict[str, Callable] = {"mlp": _mlp, "cnn": _cnn, "lstm": _recurrent, "gru": _recurrent}
+
+
 def build_model(config: dict[str, Any]):
     """The model named in ``config`` for its dataset's input shape and task."""
     from flax import nnx
 
-    from nnjax import nn
-
     info = dataset_info(config["dataset"])
-    shape = tuple(info.input_shape)
-    out = info.num_classes or 1
+    builder = MODELS.get(config["model"])
+    if builder is None:
+        raise CLIError(f"unknown model {config['model']!r}; known: {', '.join(MODELS)}")
     rngs = nnx.Rngs(config["seed"])
-    hidden = tuple(config["hidden"])
-    kind = config["model"]
-    if kind == "mlp":
-        return nn.MLP(int(np.prod(shape)), hidden, out, dropout=config["dropout"], rngs=rngs)
-    if kind == "cnn":
-        if len(shape) not in (2, 3) or shape[0] < 4:
-            raise CLIError(f"--model cnn needs image data; {info.name} has inputs {shape}")
-        return nn.CNN(
-            shape, out, conv_features=(32, 64), dense=hidden, dropout=config["dropout"], rngs=rngs
-        )
-    # Recurrent models read images row by row: (H, W) is T=H steps of W features.
-    if len(shape) != 2:
-        raise CLIError(f"--model {kind} needs sequences (T, F); {info.name} has inputs {shape}")
-    cls = nn.SequenceClassifier if info.num_classes else nn.SequenceRegressor
-    return cls(shape[1], hidden, out, cell=kind, dropout=config["dropout"], rngs=rngs)
+    return builder(config, info, tuple(info.input_shape), info.num_classes or 1, rngs)
+
+
+def optimizer_names() -> tuple[str, ...]:
+    """The optimizer names ``fit`` accepts (its own table)."""
+    from nnjax.train import optimizers
+
+    return tuple(sorted(optimizers._OPTIMIZERS))
 
 
 def loss_and_metrics(config: dict[str, Any]) -> tuple[str, tuple[str, ...]]:
     info = dataset_info(config["dataset"])
     return ("cross_entropy", ("accuracy",)) if info.num_classes else ("mse", ("mae",))
+
+
+def load_run(run: Path, *, fallback: bool = False):
+    """``(model, preprocessing, config, epoch)`` of a run folder, runs of nnjax 0.1 too.
+
+    ``epoch`` is the 1-based number of epochs the loaded checkpoint was trained for.
+    """
+    from nnjax import io, train
+    from nnjax.io import model as io_model
+
+    if not (run / "config.json").is_file():
+        raise CLIError(f"{run} is not a run folder of `nnjax train` (no config.json)")
+    config = json.loads((run / "config.json").read_text())
+    try:
+        if (run / io.run.FILE).is_file():
+            model, meta = io_model.load_with_meta(run / "checkpoint", fallback=fallback)
+            prep = io.run.read_preprocessing(run)
+        else:  # a run of nnjax 0.1: rebuild from the config, scaling as it did
+            model = build_model(config)
+            meta = train.load_checkpoint(run / "checkpoint", model, fallback=fallback)
+            prep = preprocessing_for({**config, "model": "raw"}, load_raw(config)[0][0])
+    except FileNotFoundError as err:
+        raise CLIError(str(err)) from None
+    return model, prep, config, meta["epoch"] + 1
 
 
 def plot_history(history: dict[str, list[float]], path: Path) -> bool:

@@ -1,9 +1,13 @@
-"""The ``nnjax`` command: train, evaluate, summary, data and bench.
+"""The ``nnjax`` command: train, evaluate, predict, summary, data and bench.
 
 ``nnjax train`` with no arguments trains an MLP on scikit-learn's digits (no download)
-and prints the test accuracy. Every run writes a folder with the checkpoint, the
-history (CSV and JSON), the run's configuration and a learning-curve plot. Bad
-arguments get a one-line message and exit status 2, never a traceback.
+and prints the test accuracy. Every run writes a folder with the checkpoint (which
+records the model's constructor arguments), the preprocessing of the inputs, the
+history (CSV and JSON), the run's configuration and a learning-curve plot, so
+``nnjax evaluate RUN`` and ``nnjax predict RUN inputs.npy`` work on raw data and
+``nnjax.load(RUN)`` returns the model and its preprocessing. Epochs are counted from 1
+wherever a person reads them. Bad arguments get a one-line message and exit status 2,
+never a traceback.
 """
 
 from __future__ import annotations
@@ -16,53 +20,27 @@ import sys
 import time
 from pathlib import Path
 
+from nnjax._cli_parser import build_parser
 from nnjax._cli_setup import (
     CLIError,
     build_model,
     dataset_info,
+    load_raw,
+    load_run,
     load_split,
     loss_and_metrics,
     plot_history,
+    targets,
 )
 
 EXIT_USAGE = 2
-MODELS = ("mlp", "cnn", "lstm", "gru")
-OPTIMIZERS = ("adam", "adamw", "sgd", "momentum", "rmsprop")
-
-
-# --------------------------------------------------------------------------- helpers
-
-
-def _sizes(text: str) -> tuple[int, ...]:
-    """Parses ``"500,300,100"`` into ``(500, 300, 100)`` (for argparse)."""
-    try:
-        sizes = tuple(int(s) for s in text.split(",") if s.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated integers, got {text!r}"
-        ) from None
-    if not sizes or min(sizes) < 1:
-        raise argparse.ArgumentTypeError(f"expected positive sizes, got {text!r}")
-    return sizes
-
-
-def _positive(kind):
-    def parse(text: str):
-        value = kind(text)
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"must be positive, got {text}")
-        return value
-
-    return parse
 
 
 # --------------------------------------------------------------------------- commands
 
 
-def cmd_train(args: argparse.Namespace) -> int:
-    from nnjax import nn, train
-
-    config = {
+def _config(args: argparse.Namespace) -> dict:
+    return {
         "dataset": args.dataset,
         "model": args.model,
         "hidden": list(args.hidden or ((128,) if args.model != "mlp" else (256, 128))),
@@ -75,24 +53,43 @@ def cmd_train(args: argparse.Namespace) -> int:
         "limit": args.limit,
         "data_dir": args.data_dir,
     }
+
+
+def _history_for_people(history) -> dict:
+    """``History.to_dict()`` with 1-based epochs, as the console counts them."""
+    data = history.to_dict()
+    return {**data, "epoch": [int(e) + 1 for e in data["epoch"]]}
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from nnjax import nn, train
+    from nnjax.io import layout, run
+
+    config = _config(args)
     out = Path(
         args.out or f"runs/{config['dataset']}-{config['model']}-{time.strftime('%Y%m%d-%H%M%S')}"
     )
-    if (out / "checkpoint").exists() and not args.resume:
+    done = train.latest_epoch(out / "checkpoint")  # 0-based, None for a new run
+    if done is not None and not args.resume:
         raise CLIError(
             f"{out} already holds a run; pass --resume to continue it or choose another --out"
         )
     if args.resume and (out / "config.json").is_file():
         config = {**json.loads((out / "config.json").read_text()), "epochs": args.epochs}
-    out.mkdir(parents=True, exist_ok=True)
-    train_set, test_set = load_split(config)
+    done = 0 if done is None or not args.resume else done + 1  # epochs already trained
+    if done >= config["epochs"]:
+        raise CLIError(f"{out} has trained {done} epochs already; ask for more with --epochs")
+    train_set, test_set, prep = load_split(config)
     model = build_model(config)
     loss, metrics = loss_and_metrics(config)
-    (out / "config.json").write_text(json.dumps(config, indent=2))
+    out.mkdir(parents=True, exist_ok=True)
+    layout.write_json(out / "config.json", config)
+    layout.write_json(out / run.FILE, prep.to_dict())
     print(
         f"nnjax train: {config['model']} on {config['dataset']} "
         f"({len(train_set[0])} train / {len(test_set[0])} test), "
         f"{nn.count_params(model):,} parameters -> {out}"
+        + (f" (resuming after epoch {done})" if done else "")
     )
     start = time.perf_counter()
     history = train.fit(
@@ -103,10 +100,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         learning_rate=config["learning_rate"],
         epochs=config["epochs"],
         batch_size=config["batch_size"],
-        validation=test_set,
+        validation_data=test_set,
         metrics=metrics,
         seed=config["seed"],
-        verbose=0 if args.quiet else "auto",
+        verbose=0
+        if args.quiet
+        else (args.verbose if args.verbose == "auto" else int(args.verbose)),
         resume_from=out / "checkpoint" if args.resume else None,
         callbacks=[
             train.ModelCheckpoint(out / "checkpoint", max_to_keep=1),
@@ -114,18 +113,20 @@ def cmd_train(args: argparse.Namespace) -> int:
         ],
     )
     seconds = time.perf_counter() - start
-    (out / "history.json").write_text(json.dumps(history.to_dict(), indent=2))
+    ran = len(history.epoch) - done  # this invocation's epochs, not the resumed ones
+    layout.write_json(out / "history.json", _history_for_people(history))
     plotted = plot_history(history.history, out / "learning_curves.png")
     final = {k: v[-1] for k, v in history.history.items()}
-    result = {"seconds": round(seconds, 2), **final}
-    (out / "result.json").write_text(json.dumps(result, indent=2))
+    result = {"seconds": round(seconds, 2), "epochs_run": ran, "epochs": len(history.epoch)}
+    layout.write_json(out / "result.json", {**result, **final})
     metric = metrics[0]
+    span = f"epochs {done + 1}-{done + ran}" if ran > 1 else f"epoch {done + 1}"
     print(
         f"test {metric}: {final[f'val_{metric}']:.4f}  (test loss {final['val_loss']:.4f}, "
-        f"{seconds:.1f} s for {config['epochs']} epochs)"
+        f"{seconds:.1f} s for {span})"
     )
     print(
-        f"saved checkpoint/, history.csv, history.json"
+        f"saved checkpoint/, {run.FILE}, history.csv, history.json"
         f"{', learning_curves.png' if plotted else ''} in {out}"
     )
     return 0
@@ -135,23 +136,48 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from nnjax import train
 
     run = Path(args.run)
-    if not (run / "config.json").is_file():
-        raise CLIError(f"{run} is not a run folder of `nnjax train` (no config.json)")
-    config = json.loads((run / "config.json").read_text())
+    model, prep, config, epoch = load_run(run, fallback=args.fallback)
     if args.data_dir:
         config["data_dir"] = args.data_dir
-    model = build_model(config)
-    try:
-        meta = train.load_checkpoint(run / "checkpoint", model)
-    except FileNotFoundError as err:
-        raise CLIError(str(err)) from None
-    _, test_set = load_split(config)
+    if (args.inputs is None) != (args.labels is None):
+        raise CLIError("pass --inputs and --labels together (or neither: the test set)")
+    if args.inputs is not None:
+        x, y, what = _load_npy(args.inputs), _load_npy(args.labels), args.inputs
+    else:
+        (x, y), what = load_raw(config)[1], "test"
     loss, metrics = loss_and_metrics(config)
-    logs = train.evaluate(model, test_set, loss=loss, metrics=metrics)
+    logs = train.evaluate(model, (prep(x), targets(config, y)), loss=loss, metrics=metrics)
     print(
-        f"{run} (after epoch {meta['epoch'] + 1}): "
-        + ", ".join(f"test {k}: {v:.4f}" for k, v in logs.items())
+        f"{run} (after epoch {epoch}): "
+        + ", ".join(f"{what} {k}: {v:.4f}" for k, v in logs.items())
     )
+    return 0
+
+
+def _load_npy(path: str):
+    import numpy as np
+
+    try:
+        return np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as err:
+        raise CLIError(f"{path}: cannot read as a .npy array ({err})") from None
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from nnjax import train
+
+    model, prep, _, _ = load_run(Path(args.run), fallback=args.fallback)
+    outputs = np.asarray(train.predict(model, prep(_load_npy(args.inputs))))
+    if args.output:
+        np.save(args.output, outputs, allow_pickle=False)
+    if prep.class_names is not None:
+        for i, name in enumerate(prep.decode(outputs)):
+            print(f"{i}\t{name}")
+    else:
+        for i, row in enumerate(outputs.reshape(len(outputs), -1)):
+            print(f"{i}\t" + " ".join(f"{v:.6g}" for v in row))
     return 0
 
 
@@ -227,84 +253,26 @@ def cmd_bench(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- parser
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="nnjax", description="Train, evaluate and inspect nnjax models from the shell."
-    )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    p = sub.add_parser(
-        "train",
-        help="train a model; writes a run folder",
-        description="Train a model and write checkpoint, history and plots.",
-    )
-    p.add_argument("--dataset", default="digits", help="a name from `nnjax data list` (digits)")
-    p.add_argument("--model", choices=MODELS, default="mlp")
-    p.add_argument("--hidden", type=_sizes, help="hidden sizes, e.g. 500,300,100")
-    p.add_argument("--dropout", type=float, default=0.0, help="dropout rate (0)")
-    p.add_argument("--epochs", type=_positive(int), default=10)
-    p.add_argument("--batch-size", type=_positive(int), default=32)
-    p.add_argument("--optimizer", choices=OPTIMIZERS, default="adam")
-    p.add_argument("--lr", type=_positive(float), default=1e-3, help="learning rate (1e-3)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--limit", type=_positive(int), help="use only the first N examples")
-    p.add_argument("--data-dir", help="folder with the dataset files")
-    p.add_argument("--out", help="run folder (default runs/<dataset>-<model>-<time>)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(func=cmd_train)
-
-    p = sub.add_parser(
-        "evaluate",
-        help="evaluate a trained run on its test set",
-        description="Evaluate the checkpoint of a `nnjax train` run folder.",
-    )
-    p.add_argument("run", help="the run folder written by `nnjax train`")
-    p.add_argument("--data-dir", help="folder with the dataset files")
-    p.set_defaults(func=cmd_evaluate)
-
-    p = sub.add_parser(
-        "summary",
-        help="print a model's layers and parameter counts",
-        description="Print the layer table of a model for a dataset.",
-    )
-    p.add_argument("--dataset", default="fashion-mnist")
-    p.add_argument("--model", choices=MODELS, default="mlp")
-    p.add_argument("--hidden", type=_sizes, help="hidden sizes (mlp: 500,300,100)")
-    p.set_defaults(func=cmd_summary)
-
-    p = sub.add_parser(
-        "data",
-        help="list, fetch or verify datasets",
-        description="List the datasets, fetch one into the cache, or verify it.",
-    )
-    p.add_argument("action", choices=("list", "fetch", "verify"))
-    p.add_argument("name", nargs="?", help="dataset name (fetch, verify)")
-    p.add_argument("--data-dir", help="folder to search first")
-    p.set_defaults(func=cmd_data)
-
-    p = sub.add_parser(
-        "bench",
-        help="run a benchmark script (source checkout)",
-        description="Run benchmarks/bench_<name>.py; extra arguments pass on.",
-    )
-    p.add_argument("name", nargs="?", default="mlp", help="benchmark name (mlp)")
-    p.add_argument("extra", nargs=argparse.REMAINDER, help="arguments for the script")
-    p.set_defaults(func=cmd_bench)
-    return parser
+COMMANDS = {
+    "train": cmd_train,
+    "evaluate": cmd_evaluate,
+    "predict": cmd_predict,
+    "summary": cmd_summary,
+    "data": cmd_data,
+    "bench": cmd_bench,
+}
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``nnjax`` console script; returns the exit status."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
+        return COMMANDS[args.command](args)
     except CLIError as err:
         print(f"nnjax {args.command}: error: {err}", file=sys.stderr)
         return EXIT_USAGE
-    except (ValueError, TypeError) as err:
-        # Input errors from nnjax (shapes, labels, datasets) are messages, not crashes.
+    except (ValueError, TypeError, OSError) as err:
+        # Input errors from nnjax (shapes, labels, datasets, checkpoints) are messages.
         print(f"nnjax {args.command}: error: {err}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

@@ -39,9 +39,9 @@ def test_train_writes_a_complete_run_folder(digits_run):
         "learning_curves.png",
     ):
         assert (digits_run / name).is_file(), name
-    assert (digits_run / "checkpoint").is_dir()
+    assert [p.name for p in (digits_run / "checkpoint").iterdir()] == ["2"]  # after epoch 2
     history = json.loads((digits_run / "history.json").read_text())
-    assert history["epoch"] == [0, 1]
+    assert history["epoch"] == [1, 2]  # counted as the console counts
     assert set(history["history"]) == {"loss", "accuracy", "val_loss", "val_accuracy"}
     assert history["history"]["loss"][1] < history["history"]["loss"][0]
     rows = (digits_run / "history.csv").read_text().strip().splitlines()
@@ -61,14 +61,100 @@ def test_resume_continues_the_run_like_an_uninterrupted_one(tmp_path, capsys):
     common = ["train", "--limit", "200", "--hidden", "16", "--quiet"]
     assert cli.main([*common, "--epochs", "3", "--out", str(tmp_path / "straight")]) == 0
     assert cli.main([*common, "--epochs", "1", "--out", str(tmp_path / "resumed")]) == 0
-    assert cli.main([*common, "--epochs", "3", "--resume", "--out", str(tmp_path / "resumed")]) == 0
     capsys.readouterr()
+    resume = [*common, "--epochs", "3", "--resume", "--out", str(tmp_path / "resumed")]
+    code, out, _ = _run(capsys, *resume, "--verbose", "2")
+    assert code == 0
+    assert "resuming after epoch 1" in out and "s for epochs 2-3)" in out  # honest timing
+    result = json.loads((tmp_path / "resumed" / "result.json").read_text())
+    assert result["epochs_run"] == 2 and result["epochs"] == 3
     straight = json.loads((tmp_path / "straight" / "history.json").read_text())
     resumed = json.loads((tmp_path / "resumed" / "history.json").read_text())
-    assert resumed["epoch"] == [0, 1, 2]
+    assert resumed["epoch"] == [1, 2, 3]
     np.testing.assert_allclose(
         resumed["history"]["loss"], straight["history"]["loss"], rtol=1e-6, atol=1e-6
     )
+
+
+def _raw_digits_test_set(limit=400):
+    from nnjax import data
+
+    _, (x, y) = data.load("digits")
+    return x[:limit], y[:limit]
+
+
+def test_the_run_records_its_preprocessing_and_load_returns_it(digits_run):
+    import nnjax
+
+    model, prep = nnjax.load(digits_run)
+    assert type(model).__name__ == "MLP"
+    assert prep.input_shape == (8, 8) and prep.scale == 16.0 and prep.flatten
+    assert prep.class_names == tuple("0123456789")
+    x, _ = _raw_digits_test_set(3)
+    np.testing.assert_array_equal(prep(x), (x.astype(np.float32) / 16).reshape(3, 64))
+
+
+def test_predict_and_evaluate_work_on_raw_arrays(digits_run, tmp_path, capsys):
+    import nnjax
+
+    x, y = _raw_digits_test_set()
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "y.npy", y)
+    code, out, _ = _run(
+        capsys,
+        "predict",
+        str(digits_run),
+        str(tmp_path / "x.npy"),
+        "--output",
+        str(tmp_path / "out.npy"),
+    )
+    assert code == 0
+    model, prep = nnjax.load(digits_run)
+    model.eval()
+    expected = np.argmax(np.asarray(model(prep(x))), axis=-1)
+    lines = out.strip().splitlines()
+    assert lines[:2] == [f"0\t{expected[0]}", f"1\t{expected[1]}"] and len(lines) == len(x)
+    np.testing.assert_allclose(np.load(tmp_path / "out.npy"), model(prep(x)), rtol=1e-5, atol=1e-5)
+    code, out, _ = _run(
+        capsys,
+        "evaluate",
+        str(digits_run),
+        "--inputs",
+        str(tmp_path / "x.npy"),
+        "--labels",
+        str(tmp_path / "y.npy"),
+    )
+    assert code == 0
+    accuracy = float(out.split("x.npy accuracy: ")[1].split(",")[0])
+    np.testing.assert_allclose(accuracy, np.mean(expected == y), atol=1e-4)
+
+
+def test_predict_refuses_inputs_of_another_shape(digits_run, tmp_path, capsys):
+    np.save(tmp_path / "x.npy", np.zeros((2, 28, 28), np.uint8))
+    code, _, err = _run(capsys, "predict", str(digits_run), str(tmp_path / "x.npy"))
+    assert code == cli.EXIT_USAGE
+    assert "inputs have shape (2, 28, 28); this model takes (N, *(8, 8))" in err
+
+
+def test_version_defaults_and_choices_from_the_code(capsys):
+    import nnjax
+    from nnjax.train import optimizers
+
+    with pytest.raises(SystemExit):
+        cli.main(["--version"])
+    assert capsys.readouterr().out.strip() == f"nnjax {nnjax.__version__}"
+    with pytest.raises(SystemExit):
+        cli.main(["train", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "(default: adam)" in help_text and "(default: 10)" in help_text
+    assert "(default: None)" not in help_text
+    offered = next(a for a in cli.build_parser()._actions if a.dest == "command")
+    choices = next(a for a in offered.choices["train"]._actions if a.dest == "optimizer").choices
+    for name in choices:  # every offered optimizer is one fit accepts
+        optimizers.get_optimizer(name, 0.1)
+    with pytest.raises(SystemExit):
+        cli.main(["train", "--optimizer", "momentum"])
+    assert "invalid choice: 'momentum'" in capsys.readouterr().err
 
 
 def test_existing_run_folder_is_not_overwritten(digits_run, capsys):
@@ -124,7 +210,7 @@ def test_data_list_and_verify(capsys, data_dir, tmp_path):
     assert code == 1 and "t10k-labels-idx1-ubyte.gz" in out and "nnjax data fetch" in err
 
 
-@pytest.mark.parametrize("command", ["train", "evaluate", "summary", "data", "bench"])
+@pytest.mark.parametrize("command", ["train", "evaluate", "predict", "summary", "data", "bench"])
 def test_every_command_has_help(command, capsys):
     with pytest.raises(SystemExit) as exc:
         cli.main([command, "--help"])

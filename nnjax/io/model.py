@@ -127,7 +127,7 @@ def load_state(
     return model
 
 
-def _load_model(folder: Path) -> nnx.Module:
+def _load_model(folder: Path) -> tuple[nnx.Module, dict[str, Any]]:
     meta = {} if _legacy.is_legacy(folder) else layout.read_meta(folder)
     if "model" not in meta:
         raise CheckpointError(
@@ -136,7 +136,14 @@ def _load_model(folder: Path) -> nnx.Module:
         )
     model = config.build(meta["model"])
     read_into(model, folder)
-    return model
+    return model, meta
+
+
+def load_with_meta(
+    directory: str | os.PathLike, *, fallback: bool = False
+) -> tuple[nnx.Module, dict[str, Any]]:
+    """``(model, metadata)`` of the checkpoint :func:`load` reads (``meta["epoch"]``...)."""
+    return open_checkpoint(directory, _load_model, fallback=fallback)
 
 
 def load(directory: str | os.PathLike, *, fallback: bool = False) -> Any:
@@ -158,10 +165,18 @@ def load(directory: str | os.PathLike, *, fallback: bool = False) -> Any:
     """
     from nnjax.io import run
 
-    model = open_checkpoint(directory, _load_model, fallback=fallback)
+    model, _ = load_with_meta(directory, fallback=fallback)
     if run.is_run_folder(directory):
         return run.Run(model, run.read_preprocessing(directory))
     return model
 
 
-__all__ = ["load", "load_state", "open_checkpoint", "read_into", "save", "save_state"]
+__all__ = [
+    "load",
+    "load_state",
+    "load_with_meta",
+    "open_checkpoint",
+    "read_into",
+    "save",
+    "save_state",
+]

@@ -1,0 +1,167 @@
+"""The argument parser of the ``nnjax`` command (private).
+
+Choices come from the tables the code uses (``MODELS``, the optimizer table of
+:mod:`nnjax.train.optimizers`), and ``--help`` shows every default.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from nnjax._cli_setup import MODELS, optimizer_names
+
+VERBOSE = ("auto", "0", "1", "2")
+
+
+def _sizes(text: str) -> tuple[int, ...]:
+    """Parses ``"500,300,100"`` into ``(500, 300, 100)`` (for argparse)."""
+    try:
+        sizes = tuple(int(s) for s in text.split(",") if s.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers, got {text!r}"
+        ) from None
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive sizes, got {text!r}")
+    return sizes
+
+
+def _positive(kind):
+    def parse(text: str):
+        value = kind(text)
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+        return value
+
+    return parse
+
+
+class _Help(argparse.HelpFormatter):
+    """Shows each option's default in ``--help`` (where it has one)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        missing = any(action.default is v for v in (None, False, argparse.SUPPRESS))
+        if not missing and "%(default)" not in text:
+            text += " (default: %(default)s)"
+        return text
+
+
+def _sub(sub, name: str, help: str, description: str) -> argparse.ArgumentParser:
+    return sub.add_parser(name, help=help, description=description, formatter_class=_Help)
+
+
+def _add_train(sub) -> None:
+    p = _sub(
+        sub,
+        "train",
+        "train a model; writes a run folder",
+        "Train a model and write checkpoint, preprocessing, history and plots.",
+    )
+    p.add_argument("--dataset", default="digits", help="a name from `nnjax data list`")
+    p.add_argument("--model", choices=tuple(MODELS), default="mlp", help="the architecture")
+    p.add_argument(
+        "--hidden", type=_sizes, help="hidden sizes, e.g. 500,300,100 (mlp: 256,128; others: 128)"
+    )
+    p.add_argument("--dropout", type=float, default=0.0, help="dropout rate")
+    p.add_argument("--epochs", type=_positive(int), default=10, help="total epochs of the run")
+    p.add_argument("--batch-size", type=_positive(int), default=32, help="examples per step")
+    p.add_argument(
+        "--optimizer", choices=optimizer_names(), default="adam", help="an Optax optimizer"
+    )
+    p.add_argument("--lr", type=_positive(float), default=1e-3, help="learning rate")
+    p.add_argument("--seed", type=int, default=0, help="initialisation and data order")
+    p.add_argument("--limit", type=_positive(int), help="use only the first N examples")
+    p.add_argument("--data-dir", help="folder with the dataset files")
+    p.add_argument("--out", help="run folder (default: runs/<dataset>-<model>-<time>)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument(
+        "--verbose",
+        choices=VERBOSE,
+        default="auto",
+        help="progress: 0 none, 1 bar, 2 a line per epoch; auto: bar on a terminal",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress output (--verbose 0)")
+
+
+def _add_run_readers(sub) -> None:
+    p = _sub(
+        sub,
+        "evaluate",
+        "evaluate a trained run on raw data",
+        "Evaluate a `nnjax train` run folder on its test set, or on raw arrays, "
+        "preprocessed as in training.",
+    )
+    p.add_argument("run", help="the run folder written by `nnjax train`")
+    p.add_argument("--inputs", help="raw inputs (.npy); default: the dataset's test set")
+    p.add_argument("--labels", help="labels of --inputs (.npy)")
+    p.add_argument("--data-dir", help="folder with the dataset files")
+    p.add_argument(
+        "--fallback",
+        action="store_true",
+        help="if the newest checkpoint is damaged, use the newest intact one",
+    )
+
+    p = _sub(
+        sub,
+        "predict",
+        "predict raw inputs with a trained run",
+        "Print the predicted class (or values) of each row of a raw .npy array, "
+        "preprocessed as in training.",
+    )
+    p.add_argument("run", help="the run folder written by `nnjax train`")
+    p.add_argument("inputs", help="raw inputs (.npy), e.g. uint8 images (N, 28, 28)")
+    p.add_argument("--output", help="also save the model's outputs to this .npy file")
+    p.add_argument(
+        "--fallback",
+        action="store_true",
+        help="if the newest checkpoint is damaged, use the newest intact one",
+    )
+
+
+def _add_tools(sub) -> None:
+    p = _sub(
+        sub,
+        "summary",
+        "print a model's layers and parameter counts",
+        "Print the layer table of a model for a dataset.",
+    )
+    p.add_argument("--dataset", default="fashion-mnist", help="a name from `nnjax data list`")
+    p.add_argument("--model", choices=tuple(MODELS), default="mlp", help="the architecture")
+    p.add_argument("--hidden", type=_sizes, help="hidden sizes (mlp: 500,300,100; others: 128)")
+
+    p = _sub(
+        sub,
+        "data",
+        "list, fetch or verify datasets",
+        "List the datasets, fetch one into the cache, or verify it.",
+    )
+    p.add_argument("action", choices=("list", "fetch", "verify"), help="what to do")
+    p.add_argument("name", nargs="?", help="dataset name (fetch, verify)")
+    p.add_argument("--data-dir", help="folder to search first")
+
+    p = _sub(
+        sub,
+        "bench",
+        "run a benchmark script (source checkout)",
+        "Run benchmarks/bench_<name>.py; extra arguments pass on.",
+    )
+    p.add_argument("name", nargs="?", default="mlp", help="benchmark name")
+    p.add_argument("extra", nargs=argparse.REMAINDER, help="arguments for the script")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``nnjax`` argument parser (every option's default shown in ``--help``)."""
+    from nnjax import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="nnjax",
+        description="Train, evaluate and inspect nnjax models from the shell.",
+        formatter_class=_Help,
+    )
+    parser.add_argument("--version", action="version", version=f"nnjax {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_train(sub)
+    _add_run_readers(sub)
+    _add_tools(sub)
+    return parser
