@@ -1,6 +1,7 @@
 """The ``nnjax`` command, run in-process through ``nnjax.cli.main``."""
 
 import json
+import pathlib
 import shutil
 import subprocess
 import sys
@@ -155,6 +156,20 @@ def test_version_defaults_and_choices_from_the_code(capsys):
     with pytest.raises(SystemExit):
         cli.main(["train", "--optimizer", "momentum"])
     assert "invalid choice: 'momentum'" in capsys.readouterr().err
+
+
+def test_a_run_folder_of_nnjax_0_1_still_evaluates_and_predicts(tmp_path, capsys):
+    old = tmp_path / "v0_run"
+    shutil.copytree(pathlib.Path(__file__).parent / "io" / "fixtures" / "v0_run", old)
+    code, out, _ = _run(capsys, "evaluate", str(old))
+    assert code == 0 and "(after epoch 1)" in out
+    expected = json.loads((old / "result.json").read_text())["val_accuracy"]
+    np.testing.assert_allclose(
+        float(out.split("test accuracy: ")[1].split(",")[0]), expected, atol=1e-4
+    )
+    np.save(tmp_path / "x.npy", _raw_digits_test_set(2)[0])
+    code, out, _ = _run(capsys, "predict", str(old), str(tmp_path / "x.npy"))
+    assert code == 0 and len(out.strip().splitlines()) == 2
 
 
 def test_existing_run_folder_is_not_overwritten(digits_run, capsys):
