@@ -43,7 +43,13 @@ def test_train_writes_a_complete_run_folder(digits_run):
     assert [p.name for p in (digits_run / "checkpoint").iterdir()] == ["2"]  # after epoch 2
     history = json.loads((digits_run / "history.json").read_text())
     assert history["epoch"] == [1, 2]  # counted as the console counts
-    assert set(history["history"]) == {"loss", "accuracy", "val_loss", "val_accuracy"}
+    assert set(history["history"]) == {
+        "loss",
+        "accuracy",
+        "val_loss",
+        "val_accuracy",
+        "learning_rate",  # fit logs the optimizer's (injected) learning rate
+    }
     assert history["history"]["loss"][1] < history["history"]["loss"][0]
     rows = (digits_run / "history.csv").read_text().strip().splitlines()
     assert len(rows) == 3

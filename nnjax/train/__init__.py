@@ -4,13 +4,24 @@ The model is split once (:func:`split_model`) into a static graph and pytrees of
 parameters and other state; the steps are plain :func:`jax.jit` functions over them.
 """
 
-from nnjax.train.callbacks import Callback, CallbackList, CSVLogger, EarlyStopping, TensorBoard
+from nnjax.train.callbacks import (
+    Callback,
+    CallbackList,
+    CSVLogger,
+    EarlyStopping,
+    LearningRateScheduler,
+    ReduceLROnPlateau,
+    TensorBoard,
+)
 from nnjax.train.checkpoint import ModelCheckpoint, latest_epoch, load_checkpoint
+from nnjax.train.compiled import jit_train_step, loop_steps, scan_steps, steps_per_dispatch_for
+from nnjax.train.data import Batch, epoch_index, epoch_order
+from nnjax.train.driver import RunView
 from nnjax.train.evaluate import evaluate, predict
 from nnjax.train.history import History
 from nnjax.train.loop import DEFAULT_STEPS_PER_DISPATCH, Loop, NonFiniteLossError, fit
 from nnjax.train.mc_dropout import fresh_keys, mc_dropout_predict, mc_dropout_samples
-from nnjax.train.optimizers import get_optimizer
+from nnjax.train.optimizers import get_hyperparameter, get_optimizer, set_hyperparameter
 from nnjax.train.per_example import (
     batch_grad,
     clip_per_example,
@@ -36,15 +47,16 @@ from nnjax.train.regularization import (
 from nnjax.train.sharding import make_mesh
 from nnjax.train.state import TrainState
 from nnjax.train.step import (
+    batch_loss,
+    call_model,
     graphdef_for,
-    jit_train_step,
     make_eval_step,
     make_loss_fn,
+    make_objective,
     make_predict_step,
     make_train_step,
     metric_name,
     resolve_metrics,
-    scan_steps,
     split_model,
 )
 from nnjax.train.sweep import SweepResult, ensemble_predict, grid, member_predictions, sweep
@@ -52,28 +64,37 @@ from nnjax.train.sweep import SweepResult, ensemble_predict, grid, member_predic
 __all__ = [
     "DEFAULT_STEPS_PER_DISPATCH",
     "KERNEL_NAMES",
+    "Batch",
     "CSVLogger",
     "Callback",
     "CallbackList",
     "EarlyStopping",
     "History",
+    "LearningRateScheduler",
     "Loop",
     "ModelCheckpoint",
     "NonFiniteLossError",
+    "ReduceLROnPlateau",
+    "RunView",
     "SweepResult",
     "TensorBoard",
     "TrainState",
     "add_l1_l2",
     "all_leaves",
     "batch_grad",
+    "batch_loss",
     "by_prefix",
+    "call_model",
     "clip_gradients",
     "clip_per_example",
     "ensemble_predict",
+    "epoch_index",
+    "epoch_order",
     "evaluate",
     "fit",
     "freeze",
     "fresh_keys",
+    "get_hyperparameter",
     "get_optimizer",
     "graphdef_for",
     "grid",
@@ -84,9 +105,11 @@ __all__ = [
     "l2_penalty",
     "latest_epoch",
     "load_checkpoint",
+    "loop_steps",
     "make_eval_step",
     "make_loss_fn",
     "make_mesh",
+    "make_objective",
     "make_predict_step",
     "make_train_step",
     "max_norm",
@@ -102,6 +125,8 @@ __all__ = [
     "resolve_metrics",
     "scan_steps",
     "select",
+    "set_hyperparameter",
     "split_model",
+    "steps_per_dispatch_for",
     "sweep",
 ]

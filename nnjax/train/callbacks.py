@@ -1,9 +1,11 @@
 """Keras-like callbacks for :func:`nnjax.train.fit`.
 
-A callback sees the running loop through ``self.loop`` (set before training starts):
-``loop.model``, ``loop.state`` (the :class:`~nnjax.train.loop.TrainState` of params,
-optimizer state and other model state), ``loop.history``, ``loop.epoch`` and
-``loop.stop_training`` (set it to ``True`` to stop after the current epoch).
+A callback sees a read-only view of the run through ``self.loop`` (set before training
+starts; :class:`nnjax.train.driver.RunView`): ``loop.model``, ``loop.state`` (the
+``TrainState`` of params, optimizer state and other model state), ``loop.history``,
+``loop.epoch``, and acts through requests: ``loop.request_stop()`` (or
+``loop.stop_training = True``), ``loop.set_hyperparameter(name, value)``,
+``loop.restore_weights(params, rest)``.
 Checkpointing lives in :mod:`nnjax.train.checkpoint` (:class:`ModelCheckpoint`).
 
 Example:
@@ -36,7 +38,8 @@ class Callback:
     Example:
       >>> class StopAfterTwo(Callback):
       ...     def on_epoch_end(self, epoch, logs=None):
-      ...         self.loop.stop_training = epoch >= 1
+      ...         if epoch >= 1:
+      ...             self.loop.request_stop()
     """
 
     loop: Any = None
@@ -115,7 +118,8 @@ class Monitor:
 
     def __init__(self, monitor: str, mode: str = "auto", min_delta: float = 0.0) -> None:
         if mode == "auto":
-            mode = "max" if "acc" in monitor else "min"
+            higher = ("acc", "auc", "f1", "precision", "recall")
+            mode = "max" if any(h in monitor for h in higher) else "min"
         if mode not in ("min", "max"):
             raise ValueError(f"mode must be 'min', 'max' or 'auto', got {mode!r}")
         self.monitor, self.mode, self.min_delta = monitor, mode, abs(min_delta)
@@ -191,12 +195,80 @@ class EarlyStopping(Callback):
         self.wait += 1
         if self.wait >= self.patience:
             self.stopped_epoch = epoch
-            self.loop.stop_training = True
+            self.loop.request_stop()
 
     def on_train_end(self, logs=None):
         if self.restore_best_weights and self.best_weights is not None:
-            params, rest = self.loop.put_state(self.best_weights)
-            self.loop.state = self.loop.state._replace(params=params, rest=rest)
+            self.loop.restore_weights(*self.best_weights)
+
+
+class ReduceLROnPlateau(Callback):
+    """Multiplies the learning rate by ``factor`` when ``monitor`` stalls for ``patience``
+    epochs (Keras' callback). The rate lives in the optimizer state: no recompile.
+
+    Args:
+      monitor: the metric to watch.
+      factor: the multiplier (< 1).
+      patience: epochs without improvement before a reduction.
+      min_delta: the smallest change that counts as an improvement.
+      cooldown: epochs to wait after a reduction before counting again.
+      min_lr: the rate never goes below this.
+      mode: ``"min"``, ``"max"`` or ``"auto"``.
+
+    Example:
+      >>> reduce = ReduceLROnPlateau("val_loss", factor=0.5, patience=2)
+    """
+
+    def __init__(
+        self,
+        monitor: str = "val_loss",
+        *,
+        factor: float = 0.1,
+        patience: int = 10,
+        min_delta: float = 1e-4,
+        cooldown: int = 0,
+        min_lr: float = 0.0,
+        mode: str = "auto",
+    ) -> None:
+        if not 0.0 < factor < 1.0:
+            raise ValueError(f"ReduceLROnPlateau: factor must lie in (0, 1), got {factor}")
+        self.monitor = Monitor(monitor, mode, min_delta)
+        self.factor, self.patience, self.cooldown, self.min_lr = factor, patience, cooldown, min_lr
+
+    def on_train_begin(self, logs=None):
+        self.monitor.best = Monitor(self.monitor.monitor, self.monitor.mode).best
+        self.wait, self.cooling = 0, 0
+
+    def on_epoch_end(self, epoch, logs=None):
+        improved = self.monitor.update(logs)
+        if self.cooling:
+            self.cooling -= 1
+            self.wait = 0
+        if improved:
+            self.wait = 0
+            return
+        self.wait += 1
+        if self.wait >= self.patience:
+            lr = self.loop.get_hyperparameter("learning_rate")
+            new = max(lr * self.factor, self.min_lr)
+            if new < lr:
+                self.loop.set_hyperparameter("learning_rate", new)
+            self.wait, self.cooling = 0, self.cooldown
+
+
+class LearningRateScheduler(Callback):
+    """Sets the learning rate before each epoch to ``schedule(epoch, lr)`` (Keras' callback).
+
+    Example:
+      >>> halve = LearningRateScheduler(lambda epoch, lr: lr * 0.5 if epoch else lr)
+    """
+
+    def __init__(self, schedule) -> None:
+        self.schedule = schedule
+
+    def on_epoch_begin(self, epoch, logs=None):
+        lr = self.loop.get_hyperparameter("learning_rate")
+        self.loop.set_hyperparameter("learning_rate", float(self.schedule(epoch, lr)))
 
 
 class CSVLogger(Callback):
@@ -270,4 +342,13 @@ class TensorBoard(Callback):
             self.writer = None
 
 
-__all__ = ["CSVLogger", "Callback", "CallbackList", "EarlyStopping", "Monitor", "TensorBoard"]
+__all__ = [
+    "CSVLogger",
+    "Callback",
+    "CallbackList",
+    "EarlyStopping",
+    "LearningRateScheduler",
+    "Monitor",
+    "ReduceLROnPlateau",
+    "TensorBoard",
+]

@@ -1,8 +1,12 @@
-"""Jitted evaluation and prediction over padded, masked batches that cover every example."""
+"""Evaluation and prediction over whole, padded and masked batches.
+
+The loss and every metric are accumulated from sufficient statistics of whole batches
+(:class:`nnjax.metrics.Metric`), so the result does not depend on the batch size, the
+padding of the last batch or the number of devices.
+"""
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -12,79 +16,112 @@ from flax import nnx
 from jax.sharding import Mesh
 
 from nnjax import losses
+from nnjax import metrics as metrics_lib
 from nnjax.train import sharding, step, validation
-from nnjax.train.state import padded_batches
+from nnjax.train.compiled import cached
+from nnjax.train.data import ArraySource, make_source
+from nnjax.train.feeder import Prefetcher
 
-
-def cached(builder: Callable) -> Callable:
-    """Memoises a builder of jitted functions on hashable arguments, so repeated
-    ``fit``/``evaluate`` calls with the same model graph reuse one compiled function."""
-    memo = functools.lru_cache(maxsize=64)(builder)
-
-    @functools.wraps(builder)
-    def get(*args):
-        try:
-            return memo(*args)
-        except TypeError:  # an unhashable loss or metric: build afresh
-            return builder(*args)
-
-    return get
+_LOSS = metrics_lib.Metric("loss", lambda *a: {}, lambda s: float(s["sum"] / max(s["count"], 1)))
 
 
 @cached
-def compiled_eval(graphdef: nnx.GraphDef, loss: Any, metrics: tuple) -> Callable:
-    """``jax.jit`` of :func:`nnjax.train.step.make_eval_step`, memoised."""
-    return jax.jit(step.make_eval_step(graphdef, loss, metrics))
+def compiled_eval(graphdef: nnx.GraphDef, loss: Any, metrics: tuple, precision: Any = None):
+    """``jax.jit`` of :func:`nnjax.train.step.make_eval_step`, memoised.
+
+    Example:
+      >>> from flax import nnx
+      >>> from nnjax.nn import MLP
+      >>> gd = step.graphdef_for(MLP(2, (4,), 1, rngs=nnx.Rngs(0)), training=False)
+      >>> compiled_eval(gd, "mse", ()) is compiled_eval(gd, "mse", ())
+      True
+    """
+    return jax.jit(step.make_eval_step(graphdef, loss, metrics, precision=precision))
 
 
 @cached
 def compiled_predict(graphdef: nnx.GraphDef) -> Callable:
-    """``jax.jit`` of :func:`nnjax.train.step.make_predict_step`, memoised."""
+    """``jax.jit`` of :func:`nnjax.train.step.make_predict_step`, memoised.
+
+    Example:
+      >>> from flax import nnx
+      >>> from nnjax.nn import MLP
+      >>> gd = step.graphdef_for(MLP(2, (4,), 1, rngs=nnx.Rngs(0)), training=False)
+      >>> compiled_predict(gd) is compiled_predict(gd)
+      True
+    """
     return jax.jit(step.make_predict_step(graphdef))
 
 
-def evaluate_arrays(
+def summarize(metrics: Sequence[metrics_lib.Metric], stats: list[dict]) -> dict[str, float]:
+    """``{"loss": ..., name: ...}`` from the host statistics of every batch.
+
+    Example:
+      >>> acc = metrics_lib.resolve("accuracy")
+      >>> summarize([acc], [{"loss": {"sum": 2.0, "count": 4.0},
+      ...                    "accuracy": {"correct": 3.0, "count": 4.0}}])
+      {'loss': 0.5, 'accuracy': 0.75}
+    """
+    out = {}
+    for metric in (_LOSS, *metrics):
+        total = metrics_lib.accumulate(metric, [s[metric.name] for s in stats])
+        out[metric.name] = metric.result(total)
+    return out
+
+
+def evaluate_source(
     graphdef: nnx.GraphDef,
     params: Any,
     rest: Any,
-    x: np.ndarray,
-    y: np.ndarray,
+    source: Any,
     *,
     loss: Any,
     metrics: tuple,
-    batch_size: int,
     mesh: Mesh,
+    precision: Any = None,
 ) -> dict[str, float]:
-    """Mean loss and metrics over all of ``(x, y)`` for split state on ``mesh``.
+    """Mean loss and exact metrics over every example of ``source`` (in order).
 
-    ``batch_size`` must be a multiple of the mesh size; the last batch is padded and
-    masked, so every example counts exactly once.
+    ``params`` and ``rest`` are on ``mesh``; each batch is sharded over it (the source's
+    batch size must be a multiple of the mesh size).
     """
-    eval_step = compiled_eval(graphdef, loss, metrics)
-    sums = None
-    for idx, mask in padded_batches(len(x), batch_size):
-        batch = sharding.put_batch((x[idx], y[idx], mask), mesh, batch_axis=0)
-        out = eval_step(params, rest, *batch)
-        sums = out if sums is None else jax.tree.map(lambda a, b: a + b, sums, out)
-    sums = jax.device_get(sums)
-    count = sums.pop("count")
-    return {name: float(value / count) for name, value in sums.items()}
+    eval_step = compiled_eval(graphdef, loss, metrics, precision)
+    put = lambda batch: sharding.put_batch(batch, mesh, batch_axis=0)
+    outs = [
+        eval_step(params, rest, b) for b in Prefetcher(source.batches(0, 0, shuffle=False), put)
+    ]
+    return summarize(step.resolve_metrics(metrics), jax.device_get(outs))
 
 
-def _setup(model, x, batch_size, devices):
+def eval_source(name: str, data: Any, batch_size: int, mesh_size: int, **kw: Any) -> Any:
+    """A source of ``data`` whose batch size is a multiple of ``mesh_size``.
+
+    Example:
+      >>> eval_source("x", (np.ones((5, 2)), np.ones(5)), 3, 4).batch_size
+      4
+    """
+    source = make_source(name, data, batch_size=batch_size, **kw)
+    if isinstance(source, ArraySource) and source.batch_size % mesh_size:
+        size = -(-source.batch_size // mesh_size) * mesh_size
+        source = ArraySource(source.x, source.y, batch_size=size, weight=source.weight)
+    return source
+
+
+def _setup(model, batch_size, devices):
     mesh = sharding.make_mesh(sharding.choose_devices(batch_size, devices))
     graphdef, params, rest = step.split_model(model, training=False)
-    out = validation.output_shape(model, graphdef, params, rest, x)
-    return mesh, graphdef, sharding.put_replicated((params, rest), mesh), out
+    return mesh, graphdef, params, rest
 
 
 def evaluate(
     model: nnx.Module,
-    data: tuple[Any, Any],
+    data: Any,
     *,
     loss: str | losses.Loss,
-    metrics: Sequence[step.MetricSpec] = ("accuracy",),
+    metrics: Any = None,
     batch_size: int = 128,
+    steps: int | None = None,
+    precision: Any = None,
     devices: Sequence[jax.Device] | None = None,
     check_inputs: bool = True,
 ) -> dict[str, float]:
@@ -92,15 +129,18 @@ def evaluate(
 
     Args:
       model: a Flax NNX model.
-      data: ``(x, y)`` arrays, ``x (N, ...)`` floating, ``y (N, ...)``.
-      loss: a loss name or callable ``loss(logits, y)``.
-      metrics: metric names or callables.
+      data: ``(x, y)`` or ``(x, y, sample_weight)`` arrays (``x`` any pytree), or an
+        iterable of such batches.
+      loss: a loss name or callable ``loss(predictions, y)``.
+      metrics: metric specs; ``None`` follows the loss (accuracy for classification).
       batch_size: examples per compiled call (the last batch is padded and masked).
-      devices: devices to shard the batches over (see :func:`~nnjax.train.sharding.choose_devices`).
-      check_inputs: reject integer ``x`` (see :func:`~nnjax.train.validation.check_dataset`).
+      steps: batches to take from an endless iterable.
+      precision: ``"bfloat16"`` to compute in bfloat16.
+      devices: devices to shard the batches over.
+      check_inputs: reject integer ``x`` (see :func:`~nnjax.train.validation.check_inputs_ok`).
 
     Returns:
-      ``{"loss": ..., "<metric>": ...}``: means over the examples, as floats.
+      ``{"loss": ..., "<metric>": ...}`` as floats, exact for any batching.
 
     Example:
       >>> import numpy as np
@@ -111,22 +151,28 @@ def evaluate(
       >>> sorted(logs)
       ['accuracy', 'loss']
     """
-    x, y = validation.check_dataset("data", data, check_inputs=check_inputs)
-    batch_size = min(batch_size, len(x))
-    mesh, graphdef, (params, rest), out = _setup(model, x, batch_size, devices)
-    validation.check_labels(out, y, "data")
-    validation.check_loss_accepts(loss, out, y, "data")
-    batch_size = -(-batch_size // mesh.size) * mesh.size
-    return evaluate_arrays(
-        graphdef,
-        params,
-        rest,
-        x,
-        y,
-        loss=loss,
-        metrics=tuple(metrics),
-        batch_size=batch_size,
-        mesh=mesh,
+    metrics = (
+        metrics_lib.default_metrics(loss) if metrics is None else metrics_lib.as_specs(metrics)
+    )
+    step.resolve_metrics(metrics)
+    source = eval_source(
+        "data",
+        data,
+        batch_size,
+        len(devices) if devices else 1,
+        steps_per_epoch=steps,
+        check_inputs=check_inputs,
+    )
+    mesh, graphdef, params, rest = _setup(model, source.batch_size, devices)
+    example = source.example()
+    out = validation.output_shape(model, graphdef, params, rest, example.x)
+    validation.check_labels(out, example.y, "data")
+    if isinstance(source, ArraySource):
+        validation.check_labels(out, source.y, "data")
+    validation.check_loss_accepts(loss, out, example.y, "data")
+    params, rest = sharding.put_replicated((params, rest), mesh)
+    return evaluate_source(
+        graphdef, params, rest, source, loss=loss, metrics=metrics, mesh=mesh, precision=precision
     )
 
 
@@ -137,8 +183,10 @@ def predict(
     batch_size: int = 128,
     devices: Sequence[jax.Device] | None = None,
     check_inputs: bool = True,
-) -> np.ndarray:
-    """``model(x)`` in inference mode, computed in jitted batches; ``(N, ...)`` NumPy outputs.
+) -> Any:
+    """``model(x)`` in inference mode, computed in jitted batches; NumPy outputs ``(N, ...)``.
+
+    ``x`` is any pytree of ``(N, ...)`` arrays (a dict or tuple for multi-input models).
 
     Example:
       >>> import numpy as np
@@ -147,17 +195,31 @@ def predict(
       >>> predict(MLP(2, (4,), 3, rngs=nnx.Rngs(0)), np.ones((5, 2)), batch_size=2).shape
       (5, 3)
     """
-    x, _ = validation.check_dataset(
-        "x", (x, np.zeros(len(np.asarray(x)))), check_inputs=check_inputs
-    )
-    batch_size = min(batch_size, len(x))
-    mesh, graphdef, (params, rest), _ = _setup(model, x, batch_size, devices)
+    x = validation.host_tree("x", x)
+    n = validation.check_lengths("x", {"x": x})
+    validation.check_inputs_ok("x", x, check_inputs=check_inputs, nan=False)
+    source = ArraySource(x, np.zeros(n, np.float32), batch_size=min(batch_size, n))
+    mesh, graphdef, params, rest = _setup(model, source.batch_size, devices)
+    validation.output_shape(model, graphdef, params, rest, x)
+    params, rest = sharding.put_replicated((params, rest), mesh)
     predict_step = compiled_predict(graphdef)
     outputs = []
-    for idx, mask in padded_batches(len(x), batch_size):
-        xb = sharding.put_batch(x[idx], mesh, batch_axis=0)
-        outputs.append((predict_step(params, rest, xb), int(mask.sum())))
-    return np.concatenate([np.asarray(out)[:keep] for out, keep in outputs])
+    for batch in source.batches(0, 0, shuffle=False):
+        xb = sharding.put_batch(batch.x, mesh, batch_axis=0)
+        outputs.append((predict_step(params, rest, xb), int(batch.mask.sum())))
+    host = jax.device_get(outputs)
+    return jax.tree.map(
+        lambda *parts: np.concatenate(parts),
+        *[jax.tree.map(lambda a, keep=keep: np.asarray(a)[:keep], out) for out, keep in host],
+    )
 
 
-__all__ = ["compiled_eval", "compiled_predict", "evaluate", "evaluate_arrays", "predict"]
+__all__ = [
+    "compiled_eval",
+    "compiled_predict",
+    "eval_source",
+    "evaluate",
+    "evaluate_source",
+    "predict",
+    "summarize",
+]

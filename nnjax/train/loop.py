@@ -1,4 +1,12 @@
-"""``fit``: the epoch loop around the pure, jit-compiled update step.
+"""``fit``: a short orchestration of named parts.
+
+1. the data source (:mod:`nnjax.train.data`): arrays, memmaps or iterables, padded and
+   masked batches, one data-order rule;
+2. the device feeder (:mod:`nnjax.train.feeder`): data on the device once, or a
+   background prefetcher;
+3. the compiled step (:mod:`nnjax.train.step`, :mod:`nnjax.train.compiled`);
+4. the callback driver (:mod:`nnjax.train.driver`) and the epoch loop
+   (:mod:`nnjax.train.engine`).
 
 Guarantees (CPU, same shapes and devices): the same ``seed`` gives bitwise the same
 parameters; a run resumed with ``resume_from`` from the checkpoint of epoch ``k`` ends
@@ -13,93 +21,119 @@ import dataclasses
 import os
 import sys
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import jax
-import numpy as np
 import optax
 from flax import nnx
 
 from nnjax import losses
-from nnjax.train import checkpoint, sharding, step
+from nnjax import metrics as metrics_lib
+from nnjax.io.errors import CheckpointError
+from nnjax.train import checkpoint, compiled, data, optimizers, sharding, step
 from nnjax.train import validation as checks
-from nnjax.train.callbacks import Callback, CallbackList
-from nnjax.train.evaluate import cached, evaluate_arrays
+from nnjax.train.callbacks import Callback
+from nnjax.train.driver import CallbackDriver, Run, RunView
+from nnjax.train.engine import NonFiniteLossError, Plan, run_epochs
+from nnjax.train.evaluate import eval_source, evaluate_source
+from nnjax.train.feeder import DeviceFeeder
 from nnjax.train.history import History
-from nnjax.train.optimizers import get_optimizer
-from nnjax.train.progress import EpochProgress, resolve_verbose
-from nnjax.train.state import TrainState, epoch_batches
+from nnjax.train.progress import resolve_verbose
+from nnjax.train.state import TrainState
 
-#: Updates fused into one compiled dispatch by ``lax.scan``. Small-batch CPU training is
-#: dominated by per-dispatch overhead: for a 784-128-10 MLP at batch 32 on a 2-core CPU,
-#: one step per dispatch measured about half the throughput of 4 to 32 (which were level
-#: within noise). 8 amortises the overhead while the progress bar and callbacks still
-#: run every few milliseconds and the host gathers only 8 batches ahead.
-DEFAULT_STEPS_PER_DISPATCH = 8
+DEFAULT_STEPS_PER_DISPATCH = compiled.DEFAULT_STEPS_PER_DISPATCH
+
+#: The view callbacks get (``callback.loop``); the old name of :class:`RunView`.
+Loop = RunView
 
 
-class NonFiniteLossError(FloatingPointError):
-    """The training loss became NaN or infinite; ``epoch`` and ``step`` say where.
+@dataclasses.dataclass(frozen=True)
+class Objective:
+    """What a step optimises and logs: ``loss`` or ``loss_fn``, metrics and options."""
 
-    Example:
-      >>> err = NonFiniteLossError(2, 5, float("nan"))
-      >>> err.epoch, err.step
-      (2, 5)
-    """
+    loss: Any
+    loss_fn: Callable | None
+    metrics: tuple
+    options: tuple
 
-    def __init__(self, epoch: int, step: int, value: float) -> None:
-        self.epoch, self.step, self.value = epoch, step, value
-        super().__init__(
-            f"non-finite training loss {value} at epoch {epoch}, step {step} of the epoch "
-            "(0-based); training stopped. Checkpoints written by ModelCheckpoint before "
-            "this epoch are intact; lower the learning rate or clip gradients"
+    def eval_loss(self) -> Any:
+        """The loss for validation (the built-in loss, or None with ``loss_fn``)."""
+        return self.loss
+
+
+def _objective(loss, loss_fn, metrics, precision, remat) -> Objective:
+    if (loss is None) == (loss_fn is None):
+        raise ValueError("fit needs exactly one of `loss` (a name or loss(pred, y)) and `loss_fn`")
+    if loss is not None:
+        losses.get(loss)
+    default = () if loss is None else metrics_lib.default_metrics(loss)
+    specs = default if metrics is None else metrics_lib.as_specs(metrics)
+    if loss_fn is not None and specs:
+        raise ValueError(
+            "with `loss_fn`, log extra values by returning (loss, logs); "
+            "`metrics` need model outputs and a loss"
         )
+    step.resolve_metrics(specs)
+    if precision not in (None, "float32", "bfloat16", "float16"):
+        raise ValueError(f"precision must be None, 'bfloat16' or 'float16', got {precision!r}")
+    precision = None if precision == "float32" else precision
+    options = (("loss_fn", loss_fn), ("precision", precision), ("remat", bool(remat)))
+    return Objective(loss, loss_fn, specs, options)
 
 
-@cached
-def compiled_train(graphdef: nnx.GraphDef, loss: Any, tx: Any, metrics: tuple) -> Callable:
-    """The jitted, donating, scanned update step; memoised so repeated ``fit`` calls
-    with the same graph, loss, optimizer and metrics reuse one compiled function."""
-    return step.jit_train_step(graphdef, loss, tx, metrics, scan=True)
+def _sources(train, validation_data, validation_split, *, batch_size, mesh_size, **kw):
+    if validation_split:
+        if validation_data is not None or not data.is_arrays(train):
+            raise ValueError("validation_split needs array data and no validation_data")
+        train, validation_data = data.split_off(train, validation_split)
+    source = data.make_source("train", train, batch_size=batch_size, **kw)
+    kw.pop("steps_per_epoch", None)
+    val = None
+    if validation_data is not None:
+        kw.pop("class_weight", None)
+        val = eval_source("validation", validation_data, source.batch_size, mesh_size, **kw)
+    return source, val
 
 
-class Loop:
-    """The running state of one ``fit`` call, as callbacks see it (``callback.loop``).
-
-    Attributes:
-      model: the model being trained (updated from ``state`` when training ends).
-      state: the current :class:`TrainState` (device arrays, replicated on ``mesh``).
-      mesh: the device mesh; batches are sharded along its ``'data'`` axis.
-      history: the :class:`History` so far.
-      epoch: the current epoch.
-      global_step: updates done, counted from the start of the run (resumes included).
-      seed: the data-order seed.
-      stop_training: set to ``True`` to stop after the current epoch.
-    """
-
-    def __init__(self, model, state, mesh, history, seed, global_step):
-        self.model, self.state, self.mesh, self.history = model, state, mesh, history
-        self.seed, self.global_step = seed, global_step
-        self.epoch, self.stop_training = 0, False
-
-    def put_state(self, tree: Any) -> Any:
-        """Places a pytree (e.g. host copies of params) on the mesh, replicated."""
-        return sharding.put_replicated(tree, self.mesh)
+def _check_model(model, graphdef, params, rest, objective, source, val, tx) -> tuple[str, ...]:
+    """Shapes, labels, loss and a trace of the step by ``eval_shape`` (no compile); returns
+    the names that ``loss_fn`` logs."""
+    for name, src in (("train", source), ("validation", val)):
+        if src is None or objective.loss is None:
+            continue
+        example = src.example()
+        out = checks.output_shape(model, graphdef, params, rest, example.x)
+        checks.check_labels(out, src.y if isinstance(src, data.ArraySource) else example.y, name)
+        checks.check_loss_accepts(objective.loss, out, example.y, name)
+    train_step = step.make_train_step(
+        graphdef, objective.loss, tx, objective.metrics, **dict(objective.options)
+    )
+    example = jax.tree.map(jax.numpy.asarray, source.example())
+    out = jax.eval_shape(train_step, params, tx.init(params), rest, example)[3]
+    return tuple(out["logs"])
 
 
-def _check_model(model, graphdef, params, rest, loss, train, val):
-    out = checks.output_shape(model, graphdef, params, rest, train[0])
-    checks.check_labels(out, train[1], "train")
-    checks.check_loss_accepts(loss, out, train[1], "train")
-    if val is not None:
-        out = checks.output_shape(model, graphdef, params, rest, val[0])
-        checks.check_labels(out, val[1], "validation")
-        checks.check_loss_accepts(loss, out, val[1], "validation")
+def _restore(directory, state: TrainState):
+    try:
+        return checkpoint.restore_checkpoint(directory, state._asdict())
+    except CheckpointError:
+        plain = optimizers.uninjected(state.opt_state)
+        if plain is None:
+            raise
+        # written with the optimizer's own state (no injected hyperparameters)
+        template = {**state._asdict(), "opt_state": plain[0]}
+        try:
+            parts, meta = checkpoint.restore_checkpoint(directory, template)
+        except CheckpointError:
+            pass
+        else:
+            return {**parts, "opt_state": plain[1](parts["opt_state"])}, meta
+        raise
 
 
 def _resume(directory, state: TrainState, seed: int):
-    parts, meta = checkpoint.restore_checkpoint(directory, state._asdict())
+    parts, meta = _restore(directory, state)
     if meta.get("seed") != seed:
         raise ValueError(
             f"checkpoint in {directory} was trained with seed={meta.get('seed')}, but fit got "
@@ -109,138 +143,115 @@ def _resume(directory, state: TrainState, seed: int):
     return TrainState(**parts), history, meta["epoch"] + 1, meta["global_step"]
 
 
-@dataclasses.dataclass(frozen=True)
-class _Plan:
-    """The fixed inputs of one ``fit`` call's epoch loop."""
-
-    train_fn: Callable
-    x: np.ndarray
-    y: np.ndarray
-    val: tuple[np.ndarray, np.ndarray] | None
-    epochs: int
-    batch_size: int
-    chunk: int
-    shuffle: bool
-    verbose: int
-    eval_graphdef: nnx.GraphDef
-    loss: Any
-    metrics: tuple
+def _mesh(batch_size, devices, mesh, param_sharding):
+    if param_sharding is not None:
+        raise NotImplementedError("param_sharding is not supported yet; parameters are replicated")
+    if mesh is not None:
+        if sharding.DATA_AXIS not in mesh.axis_names:
+            raise ValueError(f"`mesh` needs a {sharding.DATA_AXIS!r} axis, got {mesh.axis_names}")
+        return mesh
+    return sharding.make_mesh(sharding.choose_devices(batch_size, devices))
 
 
-def _run_epoch(loop: Loop, plan: _Plan, epoch: int, bar: EpochProgress, cbs: Callback):
-    idx = epoch_batches(loop.seed, epoch, len(plan.x), plan.batch_size, shuffle=plan.shuffle)
-    logs = []
-    for start in range(0, len(idx), plan.chunk):
-        rows = idx[start : start + plan.chunk]
-        batch = sharding.put_batch((plan.x[rows], plan.y[rows]), loop.mesh)
-        *state, out = plan.train_fn(*loop.state, *batch)
-        loop.state = TrainState(*state)
-        logs.append(out)
-        loop.global_step += len(rows)
-        bar.update(len(rows))
-        cbs.on_dispatch_end(loop.global_step, batch)
-    host = jax.device_get(logs)
-    return {name: np.concatenate([out[name] for out in host]) for name in host[0]}
-
-
-def _epochs(loop: Loop, plan: _Plan, cbs: Callback, initial_epoch: int) -> None:
-    """The epoch loop of :func:`fit`; fills ``loop.history`` and ends with ``on_train_end``."""
-    steps = len(plan.x) // plan.batch_size
-    logs: dict[str, float] = {}
-    for epoch in range(initial_epoch, plan.epochs):
-        loop.epoch = epoch
-        cbs.on_epoch_begin(epoch)
-        bar = EpochProgress(epoch=epoch, epochs=plan.epochs, steps=steps, verbose=plan.verbose)
-        per_step = _run_epoch(loop, plan, epoch, bar, cbs)
-        bad = np.flatnonzero(~np.isfinite(per_step["loss"]))
-        if bad.size:
-            bar.close({})
-            raise NonFiniteLossError(epoch, int(bad[0]), float(per_step["loss"][bad[0]]))
-        logs = {name: float(np.mean(values)) for name, values in per_step.items()}
-        if plan.val is not None:
-            val_logs = evaluate_arrays(
-                plan.eval_graphdef,
-                loop.state.params,
-                loop.state.rest,
-                *plan.val,
-                loss=plan.loss,
-                metrics=plan.metrics,
-                batch_size=plan.batch_size,
-                mesh=loop.mesh,
-            )
-            logs.update({f"val_{name}": value for name, value in val_logs.items()})
-        bar.close(logs)
-        loop.history.append(epoch, logs)
-        cbs.on_epoch_end(epoch, logs)
-        if loop.stop_training:
-            break
-    cbs.on_train_end(logs)
+def _log_names(objective, user_logs, val, state) -> list[str]:
+    names = ["loss", *user_logs, *(step.metric_name(m) for m in objective.metrics)]
+    if val is not None and objective.loss is not None:
+        names += [f"val_{n}" for n in ["loss", *(step.metric_name(m) for m in objective.metrics)]]
+    if "learning_rate" in optimizers.hyperparameters(state.opt_state):
+        names.append("learning_rate")
+    return names
 
 
 def fit(
     model: nnx.Module,
-    train: tuple[Any, Any],
+    data: Any,
     *,
-    loss: str | losses.Loss,
-    optimizer: str | optax.GradientTransformation = "adam",
+    loss: str | losses.Loss | None = None,
+    loss_fn: Callable | None = None,
+    optimizer: str | Callable | optax.GradientTransformation = "adam",
     learning_rate: float = 1e-3,
     epochs: int = 1,
     batch_size: int = 32,
-    validation_data: tuple[Any, Any] | None = None,
-    metrics: Sequence[step.MetricSpec] = ("accuracy",),
+    validation_data: Any = None,
+    validation_split: float = 0.0,
+    metrics: Any = None,
     callbacks: Sequence[Callback] = (),
     seed: int = 0,
+    precision: str | None = None,
+    accumulate_steps: int = 1,
+    remat: bool = False,
+    steps_per_epoch: int | None = None,
+    class_weight: Mapping[int, float] | None = None,
+    param_sharding: Any = None,
+    mesh: jax.sharding.Mesh | None = None,
+    resume_from: str | os.PathLike | None = None,
     verbose: int | str = "auto",
     initial_epoch: int = 0,
-    resume_from: str | os.PathLike | None = None,
-    steps_per_dispatch: int = DEFAULT_STEPS_PER_DISPATCH,
+    steps_per_dispatch: int | None = None,
     devices: Sequence[jax.Device] | None = None,
     shuffle: bool = True,
     check_inputs: bool = True,
-    validation: tuple[Any, Any] | None = None,
+    validation: Any = None,
 ) -> History:
-    """Trains ``model`` on ``train = (x, y)``; the trained weights land back in ``model``.
-
-    Every update is one pure, jitted, donating step (:mod:`nnjax.train.step`);
-    ``steps_per_dispatch`` of them run per dispatch under ``lax.scan``. Each epoch uses
-    the full batches of a permutation fixed by ``(seed, epoch)`` (the remainder is
-    dropped, so shapes never change and nothing recompiles). Inputs are checked before
-    anything compiles. A NaN/inf training loss raises :class:`NonFiniteLossError`.
+    """Trains ``model`` on ``data``; the trained weights land back in ``model``.
 
     Args:
       model: a Flax NNX model; its ``nnx.Param`` s are trained, its other state
         (batch statistics, RNG streams) is carried through every step.
-      train: ``(x, y)`` NumPy/JAX arrays with the same leading length; ``x`` floating.
-      loss: a name from :mod:`nnjax.losses` or a callable ``loss(logits, y)``.
-      optimizer: an ``optax.GradientTransformation`` or a name (``"adam"``, ``"sgd"``...).
-      learning_rate: for a named optimizer.
-      epochs: train until this epoch count (counting ``initial_epoch``/resumed ones).
-      batch_size: examples per update (at most the data set size).
-      validation_data: ``(x, y)`` evaluated after every epoch (``val_*`` metrics).
-      metrics: metric names or callables ``m(logits, y)`` logged besides the loss.
+      data: ``(x, y)`` or ``(x, y, sample_weight)`` with ``x`` any pytree of ``(N, ...)``
+        arrays (a dict is passed to the model as keywords, a tuple as positional
+        inputs); NumPy memmaps (only each batch is read); or any iterable of such
+        batches (a list, a generator, a loader). The last partial batch is padded and
+        masked: every example counts every epoch and nothing recompiles.
+      loss: a name from :mod:`nnjax.losses` or ``loss(predictions, y) -> scalar``.
+      loss_fn: instead of ``loss``, ``loss_fn(model, batch) -> loss | (loss, logs)``:
+        ``model`` is the merged model in train mode, ``batch`` a
+        :class:`~nnjax.train.data.Batch` ``(x, y, weight, mask)`` (``mask`` 0 on padded
+        rows). It is differentiated, jitted, donated and sharded like the built-in path.
+      optimizer: a name (``"adam"``, ``"sgd"``...), an Optax factory (``optax.adam``)
+        or transformation. Names and factories run under ``optax.inject_hyperparams``.
+      learning_rate: for a named optimizer or factory; changing it never recompiles.
+      epochs: train until this epoch count (counting resumed ones).
+      batch_size: examples per update (arrays; an iterable's batches keep their size).
+      validation_data: ``(x, y[, sample_weight])`` or an iterable, evaluated after
+        every epoch (``val_*`` logs).
+      validation_split: hold out this last fraction of array data (Keras).
+      metrics: metric specs (:func:`nnjax.metrics.resolve`; a bare name is fine);
+        ``None`` follows the loss (accuracy for classification losses).
       callbacks: :class:`~nnjax.train.callbacks.Callback` instances.
       seed: fixes the data order of every epoch.
-      verbose: ``"auto"`` (a progress bar on a terminal, silent otherwise), 0, 1, 2.
-      initial_epoch: the epoch to start from (when not resuming from a checkpoint).
+      precision: ``"bfloat16"``: bfloat16 compute; float32 parameters, optimizer
+        state and loss.
+      accumulate_steps: average the gradients of this many batches per update
+        (``optax.MultiSteps``).
+      remat: recompute the forward pass in the backward pass (less memory).
+      steps_per_epoch: batches per epoch from an (endless) iterable.
+      class_weight: ``{class: weight}`` scaling each example's loss by its class.
+      param_sharding: reserved (parameters are replicated).
+      mesh: a device mesh with a ``'data'`` axis (instead of ``devices``).
       resume_from: a :class:`~nnjax.train.checkpoint.ModelCheckpoint` folder; if it
-        holds a checkpoint, training continues after its epoch with its parameters,
-        optimizer state, model state and history (otherwise it starts afresh).
-      steps_per_dispatch: updates per compiled dispatch.
+        holds a checkpoint, training continues after its epoch.
+      verbose: ``"auto"`` (a bar on a terminal or notebook, a line per epoch
+        elsewhere), 0, 1 (bar), 2 (line).
+      initial_epoch: the epoch to start from (when not resuming).
+      steps_per_dispatch: updates per compiled dispatch (default: 8 for dense models,
+        1 for convolutional and recurrent ones; see :mod:`nnjax.train.compiled`).
       devices: devices to shard each batch over (default: all local devices when they
-        divide ``batch_size``, else one); parameters are replicated.
-      shuffle: shuffle every epoch.
-      check_inputs: reject integer ``x`` (raw images); off for token-id models.
+        divide the batch size, else one); parameters are replicated.
+      shuffle: shuffle array data every epoch.
+      check_inputs: reject integer ``x`` (raw images) and NaN inputs.
       validation: deprecated alias of ``validation_data``.
 
     Returns:
-      The :class:`History` of per-epoch metrics (including resumed epochs).
+      The :class:`History` of per-epoch logs (including resumed epochs).
 
     If a callback or the user (``KeyboardInterrupt``) stops training with an exception,
     ``model`` holds the weights of the last completed dispatch; after a
-    :class:`NonFiniteLossError` it keeps the weights it had before ``fit``.
+    :class:`NonFiniteLossError` or a bad batch it keeps the weights it had before.
 
     Raises:
-      ValueError, TypeError: bad data, labels out of range, wrong input shape.
+      ValueError, TypeError: bad data (naming the batch, key and shapes), labels out of
+        range, wrong input shapes, unknown names, non-scalar ``loss_fn``.
       NonFiniteLossError: the loss became NaN or infinite.
 
     Example:
@@ -264,53 +275,69 @@ def fit(
                 DeprecationWarning,
                 stacklevel=2,
             )
-    val = validation if validation is not None else validation_data
-    x, y = checks.check_dataset("train", train, check_inputs=check_inputs)
-    val = (
-        None if val is None else checks.check_dataset("validation", val, check_inputs=check_inputs)
+        validation_data = validation
+    epochs, batch_size = (
+        checks.check_count("epochs", epochs),
+        checks.check_count("batch_size", batch_size, 1),
     )
-    if epochs < 0 or steps_per_dispatch < 1 or batch_size < 1:
-        raise ValueError("epochs must be >= 0, batch_size and steps_per_dispatch >= 1")
-    metrics = tuple(metrics)
-    step.resolve_metrics(metrics)
-    losses.get(loss)
-    tx = get_optimizer(optimizer, learning_rate)
-    batch_size = min(batch_size, len(x))
-    graphdef, params, rest = step.split_model(model)
-    eval_graphdef = step.graphdef_for(model, training=False)
-    _check_model(model, graphdef, params, rest, loss, (x, y), val)
-    mesh = sharding.make_mesh(sharding.choose_devices(batch_size, devices))
+    accumulate_steps = checks.check_count("accumulate_steps", accumulate_steps, 1)
+    if steps_per_epoch is not None:
+        steps_per_epoch = checks.check_count("steps_per_epoch", steps_per_epoch, 1)
+    objective = _objective(loss, loss_fn, metrics, precision, remat)
+    tx = optimizers.accumulate(optimizers.get_optimizer(optimizer), accumulate_steps)
+    verbose = resolve_verbose(verbose)
 
-    state, history, global_step = TrainState(params, tx.init(params), rest), History(), 0
+    mesh_size = mesh.size if mesh is not None else len(devices) if devices else 1
+    source, val = _sources(
+        data, validation_data, validation_split, batch_size=batch_size, mesh_size=mesh_size,
+        steps_per_epoch=steps_per_epoch, class_weight=class_weight, check_inputs=check_inputs,
+    )  # fmt: skip
+    graphdef, params, rest = step.split_model(model)
+    user_logs = _check_model(model, graphdef, params, rest, objective, source, val, tx)
+    mesh = _mesh(source.batch_size, devices, mesh, param_sharding)
+    k = steps_per_dispatch or compiled.steps_per_dispatch_for(model)
+    k = checks.check_count("steps_per_dispatch", k, 1)
+
+    lr = learning_rate if not isinstance(optimizer, optax.GradientTransformation) else None
+    state = TrainState(params, optimizers.init_state(tx, params, learning_rate=lr), rest)
+    history = History()
     if resume_from is not None and checkpoint.latest_epoch(resume_from) is not None:
         state, history, initial_epoch, global_step = _resume(resume_from, state, seed)
-    loop = Loop(model, sharding.put_replicated(state, mesh), mesh, history, seed, global_step)
-    cbs = CallbackList(callbacks)
-    cbs.set_loop(loop)
-    plan = _Plan(
-        train_fn=compiled_train(graphdef, loss, tx, metrics),
-        x=x,
-        y=y,
-        val=val,
+    else:
+        global_step = 0
+    run = Run(model, sharding.put_replicated(state, mesh), mesh, history, seed, global_step)
+    driver = CallbackDriver(callbacks, run)
+    feeder = DeviceFeeder(source, mesh, k)
+    eval_graphdef = step.graphdef_for(model, training=False)
+    validate = None
+    if val is not None and objective.loss is not None:
+        validate = lambda s: evaluate_source(
+            eval_graphdef, s.params, s.rest, val, loss=objective.loss,
+            metrics=objective.metrics, mesh=mesh, precision=dict(objective.options)["precision"],
+        )  # fmt: skip
+    plan = Plan(
+        train_fn=compiled.compiled_train(
+            graphdef, objective.loss, tx, objective.metrics, k, mesh, feeder.gather,
+            objective.options,
+        ),
+        feeder=feeder,
+        validate=validate,
+        metrics=step.resolve_metrics(objective.metrics),
         epochs=epochs,
-        batch_size=batch_size,
-        chunk=steps_per_dispatch,
+        steps=source.steps,
         shuffle=shuffle,
-        verbose=resolve_verbose(verbose),
-        eval_graphdef=eval_graphdef,
-        loss=loss,
-        metrics=metrics,
-    )
-    cbs.on_train_begin()
+        verbose=verbose,
+    )  # fmt: skip
+    driver.train_begin(_log_names(objective, user_logs, val, state))
     try:
-        _epochs(loop, plan, cbs, initial_epoch)
-    except NonFiniteLossError:
-        raise  # the state holds NaNs: the model keeps the weights it had before fit
+        run_epochs(run, plan, driver, initial_epoch)
+    except (NonFiniteLossError, ValueError, TypeError):
+        raise  # NaN state or a bad batch: the model keeps the weights it had before fit
     except BaseException:
-        nnx.update(model, loop.state.params, loop.state.rest)  # e.g. KeyboardInterrupt
+        nnx.update(model, run.state.params, run.state.rest)  # e.g. KeyboardInterrupt
         raise
-    nnx.update(model, loop.state.params, loop.state.rest)
+    nnx.update(model, run.state.params, run.state.rest)
     return history
 
 
-__all__ = ["DEFAULT_STEPS_PER_DISPATCH", "Loop", "NonFiniteLossError", "compiled_train", "fit"]
+__all__ = ["DEFAULT_STEPS_PER_DISPATCH", "Loop", "NonFiniteLossError", "fit"]

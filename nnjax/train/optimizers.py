@@ -1,9 +1,30 @@
-"""Optax optimizers by name (``"adam"``, ``"sgd"``, ...)."""
+"""Optimizers for ``fit``: Optax transformations whose hyperparameters live in the state.
+
+Named optimizers and optimizer factories run under ``optax.inject_hyperparams``, so a
+new learning rate (between ``fit`` calls, from a schedule callback) is a new value in
+the optimizer state, never a new compiled program. An optimizer object passed in is
+matched by its structure (:func:`canonical`): a fresh ``optax.adam(1e-3)`` reuses the
+compiled step of an earlier, equal one.
+
+Example:
+  >>> import jax.numpy as jnp
+  >>> tx = get_optimizer("sgd")
+  >>> state = init_state(tx, {"w": jnp.ones(2)}, learning_rate=0.5)
+  >>> float(get_hyperparameter(state, "learning_rate"))
+  0.5
+"""
 
 from __future__ import annotations
 
 import functools
+import inspect
+import types
+from collections.abc import Callable
+from typing import Any
 
+import jax
+import jax.numpy as jnp
+import numpy as np
 import optax
 
 _OPTIMIZERS = {
@@ -18,36 +39,229 @@ _OPTIMIZERS = {
     "sgd": optax.sgd,
 }
 
+#: The placeholder learning rate of a memoised injected optimizer (the real one is set
+#: in its state by :func:`init_state`).
+_PLACEHOLDER_LR = 1e-3
+
 
 @functools.lru_cache(maxsize=64)
-def _named(name: str, learning_rate: float) -> optax.GradientTransformation:
-    return _OPTIMIZERS[name](learning_rate)
+def _injected(factory: Callable) -> optax.GradientTransformation:
+    return optax.inject_hyperparams(factory)(learning_rate=_PLACEHOLDER_LR)
+
+
+class _Opaque(Exception):
+    pass
+
+
+def _fingerprint(obj: Any, depth: int = 0) -> Any:
+    """A hashable description of a function closure tree; ``_Opaque`` if unsure."""
+    if depth > 24:
+        raise _Opaque
+    if obj is None or isinstance(obj, bool | int | float | str | complex | bytes):
+        return (type(obj).__name__, obj)
+    if isinstance(obj, tuple | list):
+        return (type(obj).__name__, tuple(_fingerprint(o, depth + 1) for o in obj))
+    if isinstance(obj, dict):
+        return ("dict", tuple((k, _fingerprint(v, depth + 1)) for k, v in sorted(obj.items())))
+    if isinstance(obj, functools.partial):
+        parts = (obj.func, obj.args, obj.keywords)
+        return ("partial", _fingerprint(parts, depth + 1))
+    if isinstance(obj, types.FunctionType):
+        cells = []
+        for cell in obj.__closure__ or ():
+            try:
+                cells.append(_fingerprint(cell.cell_contents, depth + 1))
+            except ValueError:  # an empty cell
+                cells.append(("empty",))
+        defaults = (obj.__defaults__, obj.__kwdefaults__)
+        return ("fn", obj.__code__, tuple(cells), _fingerprint(defaults, depth + 1))
+    if isinstance(obj, np.ndarray | jax.Array) and np.size(obj) <= 1024:
+        a = np.asarray(obj)
+        return ("array", a.shape, a.dtype.str, a.tobytes())
+    if isinstance(obj, type | types.ModuleType | types.BuiltinFunctionType) or inspect.isroutine(
+        obj
+    ):
+        return ("object", obj)
+    raise _Opaque
+
+
+_CANONICAL: dict[Any, optax.GradientTransformation] = {}
+
+
+def canonical(tx: optax.GradientTransformation) -> optax.GradientTransformation:
+    """The first transformation seen with the same structure and constants as ``tx``
+    (so an equal, fresh ``optax.adam(1e-3)`` shares its compiled step), else ``tx``.
+
+    Example:
+      >>> canonical(optax.adam(1e-3)) is canonical(optax.adam(1e-3))
+      True
+    """
+    try:
+        key = _fingerprint(tuple(tx))
+        hash(key)
+    except (_Opaque, TypeError):
+        return tx
+    if len(_CANONICAL) > 256:
+        _CANONICAL.clear()
+    return _CANONICAL.setdefault(key, tx)
 
 
 def get_optimizer(
-    optimizer: str | optax.GradientTransformation, learning_rate: float = 1e-3
+    optimizer: str | Callable | optax.GradientTransformation, learning_rate: float | None = None
 ) -> optax.GradientTransformation:
-    """``optimizer`` itself, or the Optax optimizer of that name with ``learning_rate``.
+    """The transformation ``fit`` trains with.
 
-    Named optimizers are memoised, so two ``fit`` calls with ``optimizer="adam"`` share
-    one transformation and therefore one compiled step.
+    A name (``"adam"``, ``"sgd"``, ...) or an Optax factory (``optax.adam``) becomes
+    ``optax.inject_hyperparams(factory)``: its learning rate lives in the state (set by
+    :func:`init_state`), and one object serves every learning rate. A transformation
+    passed in is returned as its :func:`canonical` twin.
 
     Raises:
       ValueError: an unknown name (the message lists the known ones).
 
     Example:
-      >>> get_optimizer("sgd", 0.1) is get_optimizer("sgd", 0.1)
+      >>> get_optimizer("sgd", 0.1) is get_optimizer("sgd", 0.2)
       True
     """
+    del learning_rate  # set in the state, see init_state
     if isinstance(optimizer, optax.GradientTransformation):
-        return optimizer
+        return canonical(optimizer)
+    if callable(optimizer):
+        return _injected(optimizer)
     name = str(optimizer).lower()
     if name not in _OPTIMIZERS:
         raise ValueError(
             f"unknown optimizer {optimizer!r}; known: {', '.join(sorted(_OPTIMIZERS))}, "
-            "or pass an optax.GradientTransformation"
+            "or pass an optax.GradientTransformation or factory (optax.adam)"
         )
-    return _named(name, float(learning_rate))
+    return _injected(_OPTIMIZERS[name])
 
 
-__all__ = ["get_optimizer"]
+@functools.lru_cache(maxsize=64)
+def accumulate(tx: optax.GradientTransformation, steps: int) -> optax.GradientTransformation:
+    """``tx`` applied to the mean gradient of every ``steps`` batches (``optax.MultiSteps``).
+
+    Example:
+      >>> tx = get_optimizer("sgd")
+      >>> accumulate(tx, 4) is accumulate(tx, 4)
+      True
+    """
+    if steps == 1:
+        return tx
+    return optax.MultiSteps(tx, every_k_schedule=steps).gradient_transformation()
+
+
+def _hyper_node(state: Any) -> Any:
+    """The first ``inject_hyperparams`` state inside ``state``, or None."""
+    if isinstance(getattr(state, "hyperparams", None), dict):
+        return state
+    if isinstance(state, tuple):
+        for part in state:
+            found = _hyper_node(part)
+            if found is not None:
+                return found
+    return None
+
+
+def hyperparameters(state: Any) -> dict[str, Any]:
+    """The injected hyperparameters in an optimizer state (``{}`` when there are none).
+
+    Example:
+      >>> state = init_state(get_optimizer("adam"), {"w": jnp.ones(1)}, learning_rate=0.1)
+      >>> sorted(hyperparameters(state))[:2]
+      ['b1', 'b2']
+    """
+    node = _hyper_node(state)
+    return {} if node is None else dict(node.hyperparams)
+
+
+def get_hyperparameter(state: Any, name: str) -> Any:
+    """The value of hyperparameter ``name`` in ``state``; a ``ValueError`` naming the
+    known ones when it is not injected."""
+    found = hyperparameters(state)
+    if name not in found:
+        raise ValueError(
+            f"the optimizer state has no injected hyperparameter {name!r} (has: "
+            f"{sorted(found) or 'none'}); pass a name such as 'adam', an optax factory, or "
+            "optax.inject_hyperparams(...)"
+        )
+    return found[name]
+
+
+def set_hyperparameter(state: Any, name: str, value: Any) -> Any:
+    """``state`` with hyperparameter ``name`` replaced by ``value`` (same dtype and
+    placement, so the compiled step is reused).
+
+    Example:
+      >>> state = init_state(get_optimizer("sgd"), {"w": jnp.ones(1)}, learning_rate=0.1)
+      >>> new = set_hyperparameter(state, "learning_rate", 0.2)
+      >>> round(float(get_hyperparameter(new, "learning_rate")), 6)
+      0.2
+    """
+    old = get_hyperparameter(state, name)
+    new = jax.device_put(jnp.asarray(value, old.dtype), old.sharding)
+
+    def replace(node: Any) -> Any:
+        if isinstance(getattr(node, "hyperparams", None), dict):
+            return node._replace(hyperparams={**node.hyperparams, name: new})
+        if isinstance(node, tuple) and _hyper_node(node) is not None:
+            parts = []
+            done = False
+            for part in node:
+                if not done and _hyper_node(part) is not None:
+                    part, done = replace(part), True
+                parts.append(part)
+            return (
+                node._replace(**dict(zip(node._fields, parts)))
+                if hasattr(node, "_fields")
+                else type(node)(parts)
+            )
+        return node
+
+    return replace(state)
+
+
+def uninjected(state: Any) -> tuple[Any, Callable[[Any], Any]] | None:
+    """``(inner, rebuild)`` for a top-level ``inject_hyperparams`` state: the wrapped
+    optimizer's own state, and a function putting a state like it back (for checkpoints
+    written by an optimizer without injected hyperparameters); else None.
+
+    Example:
+      >>> state = init_state(get_optimizer("sgd"), {"w": jnp.ones(1)}, learning_rate=0.1)
+      >>> inner, rebuild = uninjected(state)
+      >>> rebuild(inner) is not None
+      True
+    """
+    if not isinstance(getattr(state, "hyperparams", None), dict) or not hasattr(
+        state, "inner_state"
+    ):
+        return None
+    return state.inner_state, lambda inner: state._replace(inner_state=inner)
+
+
+def init_state(
+    tx: optax.GradientTransformation, params: Any, *, learning_rate: float | None = None
+) -> Any:
+    """``tx.init(params)`` with the injected learning rate set to ``learning_rate``.
+
+    Example:
+      >>> state = init_state(get_optimizer("adam"), {"w": jnp.ones(1)}, learning_rate=0.01)
+      >>> round(float(get_hyperparameter(state, "learning_rate")), 6)
+      0.01
+    """
+    state = tx.init(params)
+    if learning_rate is not None and "learning_rate" in hyperparameters(state):
+        state = set_hyperparameter(state, "learning_rate", float(learning_rate))
+    return state
+
+
+__all__ = [
+    "accumulate",
+    "canonical",
+    "get_hyperparameter",
+    "get_optimizer",
+    "hyperparameters",
+    "init_state",
+    "set_hyperparameter",
+    "uninjected",
+]

@@ -13,16 +13,17 @@ Example:
   >>> model = MLP(4, (8,), 3, rngs=nnx.Rngs(0))
   >>> graphdef, params, rest = split_model(model)
   >>> tx = optax.sgd(0.1)
-  >>> step = jit_train_step(graphdef, "cross_entropy", tx)
+  >>> step = jax.jit(make_train_step(graphdef, "cross_entropy", tx, "accuracy"))
   >>> x, y = jnp.ones((2, 4)), jnp.array([0, 2])
   >>> params, opt_state, rest, logs = step(params, tx.init(params), rest, x, y)
-  >>> sorted(logs)
-  ['accuracy', 'loss']
+  >>> sorted(logs), sorted(logs["metrics"])
+  (['count', 'logs', 'loss', 'metrics'], ['accuracy'])
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import inspect
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -31,11 +32,11 @@ import optax
 from flax import nnx
 
 from nnjax import losses, metrics
+from nnjax.train.data import Batch
 
 PyTree = Any
-Batch = tuple[jax.Array, jax.Array]
 TrainStep = Callable[..., tuple[PyTree, PyTree, PyTree, dict[str, jax.Array]]]
-MetricSpec = str | Callable[[jax.Array, jax.Array], jax.Array]
+MetricSpec = str | metrics.Metric | Callable[[jax.Array, jax.Array], jax.Array]
 
 _TRAIN_MODE = {"deterministic": False, "use_running_average": False}
 _EVAL_MODE = {"deterministic": True, "use_running_average": True}
@@ -83,6 +84,36 @@ def graphdef_for(model: nnx.Module, *, training: bool) -> nnx.GraphDef:
     return split_model(model, training=training)[0]
 
 
+def call_model(model: Any, x: Any) -> Any:
+    """``model(x)``; a tuple ``x`` is passed as positional inputs, a dict as keyword
+    inputs (``WideAndDeep``: ``{"x_wide": ..., "x_deep": ...}``).
+
+    Raises:
+      ValueError: dict keys that the model's ``__call__`` does not take (names both).
+
+    Example:
+      >>> from flax import nnx
+      >>> from nnjax.nn import MLP
+      >>> call_model(MLP(2, (4,), 1, rngs=nnx.Rngs(0)), jnp.ones((3, 2))).shape
+      (3, 1)
+    """
+    if isinstance(x, dict):
+        params = inspect.signature(model.__call__).parameters
+        names = [
+            n for n, p in params.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+        ]
+        unknown = sorted(set(x) - set(names))
+        if unknown and not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+            raise ValueError(
+                f"input keys {unknown} do not match the model's inputs {names} "
+                f"({type(model).__name__}.__call__); got keys {sorted(x)}"
+            )
+        return model(**x)
+    if isinstance(x, tuple | list):
+        return model(*x)
+    return model(x)
+
+
 def metric_name(metric: MetricSpec) -> str:
     """The key under which ``metric`` is logged: its name or the callable's ``__name__``.
 
@@ -90,41 +121,151 @@ def metric_name(metric: MetricSpec) -> str:
       >>> metric_name("accuracy"), metric_name(losses.mse)
       ('accuracy', 'mse')
     """
-    return metric if isinstance(metric, str) else getattr(metric, "__name__", "metric")
+    return metrics.resolve(metric).name
 
 
-def resolve_metrics(names: Sequence[MetricSpec]) -> dict[str, Callable]:
-    """Maps each metric spec (a name from :mod:`nnjax.metrics` or a callable) to its function.
+def resolve_metrics(names: Any) -> tuple[metrics.Metric, ...]:
+    """The :class:`nnjax.metrics.Metric` of each spec (a name, a ``Metric`` or a callable;
+    a bare string is one metric).
 
     Example:
-      >>> list(resolve_metrics(("accuracy",)))
+      >>> [m.name for m in resolve_metrics("accuracy")]
       ['accuracy']
     """
-    resolved = {metric_name(m): metrics.get(m) for m in names}
-    if "loss" in resolved:
+    resolved = tuple(metrics.resolve(m) for m in metrics.as_specs(names))
+    names = [m.name for m in resolved]
+    if "loss" in names:
         raise ValueError("`metrics` may not contain 'loss': the loss is always logged")
+    if len(set(names)) != len(names):
+        raise ValueError(f"`metrics` names a metric twice: {names}")
     return resolved
 
 
-def _for_loss(logits: jax.Array) -> jax.Array:
-    """Upcasts low-precision logits (bfloat16/float16) to float32 for the loss."""
-    if jnp.issubdtype(logits.dtype, jnp.floating) and jnp.finfo(logits.dtype).bits < 32:
-        return logits.astype(jnp.float32)
-    return logits
+def _cast(tree: PyTree, dtype: Any) -> PyTree:
+    def cast(a):
+        return a.astype(dtype) if jnp.issubdtype(jnp.result_type(a), jnp.floating) else a
+
+    return tree if dtype is None else jax.tree.map(cast, tree)
+
+
+def _for_loss(logits: PyTree) -> PyTree:
+    """Upcasts low-precision outputs (bfloat16/float16) to float32 for the loss."""
+
+    def up(a):
+        if jnp.issubdtype(a.dtype, jnp.floating) and jnp.finfo(a.dtype).bits < 32:
+            return a.astype(jnp.float32)
+        return a
+
+    return jax.tree.map(up, logits)
+
+
+def _like(new: PyTree, old: PyTree) -> PyTree:
+    return jax.tree.map(lambda a, b: a.astype(b.dtype) if hasattr(b, "dtype") else a, new, old)
+
+
+def as_batch(x: Any, y: Any = None, weight: Any = None, mask: Any = None) -> Batch:
+    """A :class:`~nnjax.train.data.Batch` from a ``Batch`` or ``x, y`` (weights 1).
+
+    Example:
+      >>> as_batch(jnp.ones((2, 3)), jnp.zeros(2)).mask.shape
+      (2,)
+    """
+    if isinstance(x, Batch):
+        return x
+    n = jax.tree.leaves(x)[0].shape[0]
+    ones = jnp.ones((n,), jnp.float32)
+    return Batch(x, y, ones if weight is None else weight, ones if mask is None else mask)
+
+
+def batch_loss(loss: str | losses.Loss) -> Callable[[PyTree, Batch], jax.Array]:
+    """``value(predictions, batch)``: the loss of a whole masked batch.
+
+    A loss that takes ``reduction="none"`` (every loss of :mod:`nnjax.losses`) is
+    ``sum(weight * per_example) / sum(mask)``: padded rows never count and sample or
+    class weights scale their examples. Any other callable is a batch-level loss,
+    called on the whole batch.
+
+    Example:
+      >>> value = batch_loss("mse")
+      >>> b = as_batch(jnp.zeros((2, 1)), jnp.ones((2, 1)), mask=jnp.array([1.0, 0.0]))
+      >>> float(value(jnp.zeros((2, 1)), b._replace(weight=b.mask)))
+      1.0
+    """
+    fn = losses.get(loss)
+    rows = metrics.per_example(fn)
+
+    def value(predictions: PyTree, batch: Batch) -> jax.Array:
+        if rows is None:
+            return fn(predictions, batch.y)
+        per = rows(predictions, batch.y)
+        return jnp.sum(per * batch.weight) / jnp.maximum(jnp.sum(batch.mask), 1.0)
+
+    return value
+
+
+def _scalar(value: Any) -> jax.Array:
+    if jnp.shape(value) != ():
+        raise ValueError(
+            f"loss_fn must return a scalar loss (or (loss, logs)); got an array of shape "
+            f"{jnp.shape(value)}. Reduce it, e.g. with jnp.mean"
+        )
+    return jnp.asarray(value, jnp.float32)
+
+
+def make_objective(
+    graphdef: nnx.GraphDef,
+    loss: str | losses.Loss | None = None,
+    *,
+    loss_fn: Callable | None = None,
+    precision: Any = None,
+    remat: bool = False,
+) -> Callable:
+    """``objective(params, rest, batch) -> (loss, (logs, predictions, new_rest))``.
+
+    The model is merged from copies of the inputs (train-mode ``graphdef``), so the
+    function is pure; its non-parameter state after the call is ``new_rest``. Either
+    ``loss(predictions, y)`` on ``call_model(model, batch.x)`` (see :func:`batch_loss`),
+    or ``loss_fn(model, batch) -> loss | (loss, logs)`` (``predictions`` is then None).
+    ``precision="bfloat16"`` runs the model on bfloat16 copies of the parameters and
+    floating inputs; gradients, the loss and the state stay float32. ``remat``
+    recomputes the forward pass in the backward pass (:func:`jax.checkpoint`).
+
+    Example:
+      >>> from flax import nnx
+      >>> from nnjax.nn import MLP
+      >>> gd, params, rest = split_model(MLP(2, (4,), 1, rngs=nnx.Rngs(0)))
+      >>> objective = make_objective(gd, "mse")
+      >>> value, (logs, pred, rest) = objective(params, rest, as_batch(jnp.ones((3, 2)),
+      ...                                                              jnp.zeros((3, 1))))
+      >>> pred.shape
+      (3, 1)
+    """
+    if (loss is None) == (loss_fn is None):
+        raise ValueError("pass exactly one of `loss` and `loss_fn`")
+    dtype = None if precision is None else jnp.dtype(precision)
+    value_of = None if loss is None else batch_loss(loss)
+
+    def objective(params: PyTree, rest: PyTree, batch: Batch):
+        model = nnx.merge(graphdef, _cast(params, dtype), rest, copy=True)
+        run = batch._replace(x=_cast(batch.x, dtype))
+        if loss_fn is not None:
+            out = loss_fn(model, run)
+            value, logs = out if isinstance(out, tuple) else (out, {})
+            predictions = None
+        else:
+            predictions = _for_loss(call_model(model, run.x))
+            value, logs = value_of(predictions, batch), {}
+        new_rest = _like(nnx.split(model, nnx.Param, ...)[2], rest)
+        logs = {k: _scalar(v) for k, v in dict(logs).items()}
+        return _scalar(value), (logs, predictions, new_rest)
+
+    return jax.checkpoint(objective) if remat else objective
 
 
 def make_loss_fn(graphdef: nnx.GraphDef, loss: str | losses.Loss) -> Callable:
-    """Builds ``loss_fn(params, rest, x, y) -> (loss, (logits, new_rest))``.
+    """Builds ``loss_fn(params, rest, x, y) -> (loss, (logits, new_rest))`` (unweighted).
 
-    The model is merged from copies of the inputs (so the function is pure even
-    outside :func:`jax.jit`) from ``graphdef`` (train-mode by :func:`split_model`), called on
-    ``x``, and its non-parameter state after the call (updated batch statistics,
-    advanced RNG counts) is returned as ``new_rest``. Low-precision logits are cast to
-    float32 before the loss. Differentiate it with ``jax.grad(..., has_aux=True)``.
-
-    Args:
-      graphdef: the static model graph.
-      loss: a name from :mod:`nnjax.losses` or a callable ``loss(logits, y) -> scalar``.
+    Differentiate it with ``jax.grad(..., has_aux=True)``; see :func:`make_objective`.
 
     Example:
       >>> from flax import nnx
@@ -135,163 +276,97 @@ def make_loss_fn(graphdef: nnx.GraphDef, loss: str | losses.Loss) -> Callable:
       >>> logits.shape
       (3, 1)
     """
-    loss = losses.get(loss)
+    objective = make_objective(graphdef, loss)
 
-    def loss_fn(params: PyTree, rest: PyTree, x: jax.Array, y: jax.Array):
-        model = nnx.merge(graphdef, params, rest, copy=True)
-        logits = model(x)
-        new_rest = nnx.split(model, nnx.Param, ...)[2]
-        return loss(_for_loss(logits), y), (logits, new_rest)
+    def loss_fn(params: PyTree, rest: PyTree, x: Any, y: Any):
+        value, (_, logits, new_rest) = objective(params, rest, as_batch(x, y))
+        return value, (logits, new_rest)
 
     return loss_fn
 
 
-def _batch_metrics(
-    metric_fns: Mapping[str, Callable], logits: jax.Array, y: jax.Array
-) -> dict[str, jax.Array]:
-    logits = jax.lax.stop_gradient(_for_loss(logits))
-    return {name: fn(logits, y).astype(jnp.float32) for name, fn in metric_fns.items()}
-
-
 def make_train_step(
     graphdef: nnx.GraphDef,
-    loss: str | losses.Loss,
+    loss: str | losses.Loss | None,
     tx: optax.GradientTransformation,
-    metrics: Sequence[MetricSpec] = ("accuracy",),
+    metrics: Any = (),
+    *,
+    loss_fn: Callable | None = None,
+    precision: Any = None,
+    remat: bool = False,
 ) -> TrainStep:
-    """Builds the pure update ``step(params, opt_state, rest, x, y)``.
+    """Builds the pure update ``step(params, opt_state, rest, batch)``.
 
-    Returns ``(params, opt_state, rest, logs)`` where ``logs`` maps ``"loss"`` and each
-    metric name to a float32 scalar for this batch (computed on the pre-update logits).
-    The function is pure: jit it (see :func:`jit_train_step`), vmap it, or scan it.
+    ``batch`` is a :class:`~nnjax.train.data.Batch` (or ``x, y`` with unit weights).
+    Returns ``(params, opt_state, rest, logs)``: ``logs["loss"]`` the batch loss,
+    ``logs["count"]`` its real examples, ``logs["logs"]`` what ``loss_fn`` returned
+    besides the loss, ``logs["metrics"]`` each metric's statistics (pre-update outputs).
 
     Args:
       graphdef: from :func:`split_model` (training mode).
-      loss: a loss name or callable ``loss(logits, y)``.
+      loss: a loss name or callable ``loss(predictions, y)`` (or None with ``loss_fn``).
       tx: the Optax transformation; ``opt_state = tx.init(params)``.
-      metrics: metric names (:mod:`nnjax.metrics`) or callables ``m(logits, y)``.
+      metrics: metric specs (:func:`nnjax.metrics.resolve`).
+      loss_fn, precision, remat: see :func:`make_objective`.
 
     Example:
       >>> import optax
       >>> from flax import nnx
       >>> from nnjax.nn import MLP
       >>> gd, params, rest = split_model(MLP(2, (4,), 1, rngs=nnx.Rngs(0)))
-      >>> step = make_train_step(gd, "mse", optax.sgd(0.1), metrics=())
-      >>> opt_state = optax.sgd(0.1).init(params)
-      >>> out = step(params, opt_state, rest, jnp.ones((3, 2)), jnp.zeros((3, 1)))
-      >>> sorted(out[3])
-      ['loss']
+      >>> step = make_train_step(gd, "mse", optax.sgd(0.1))
+      >>> out = step(params, optax.sgd(0.1).init(params), rest, jnp.ones((3, 2)), jnp.zeros((3, 1)))
+      >>> float(out[3]["count"])
+      3.0
     """
-    loss_fn = make_loss_fn(graphdef, loss)
-    grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
-    metric_fns = resolve_metrics(metrics)
+    objective = make_objective(graphdef, loss, loss_fn=loss_fn, precision=precision, remat=remat)
+    grad_fn = jax.value_and_grad(objective, has_aux=True)
+    metric_list = resolve_metrics(metrics)
 
-    def step(params: PyTree, opt_state: PyTree, rest: PyTree, x: jax.Array, y: jax.Array):
-        (value, (logits, rest)), grads = grad_fn(params, rest, x, y)
+    def step(params: PyTree, opt_state: PyTree, rest: PyTree, x: Any, y: Any = None):
+        batch = as_batch(x, y)
+        (value, (logs, predictions, rest)), grads = grad_fn(params, rest, batch)
         updates, opt_state = tx.update(grads, opt_state, params)
         params = optax.apply_updates(params, updates)
-        logs = {"loss": value.astype(jnp.float32), **_batch_metrics(metric_fns, logits, y)}
-        return params, opt_state, rest, logs
+        predictions = jax.lax.stop_gradient(predictions)
+        stats = {m.name: m.stats(predictions, batch.y, batch.mask) for m in metric_list}
+        out = {"loss": value, "count": jnp.sum(batch.mask), "logs": logs, "metrics": stats}
+        return params, opt_state, rest, out
 
     return step
-
-
-def scan_steps(step: TrainStep, *, unroll: int | bool = True) -> TrainStep:
-    """Turns a one-batch ``step`` into one over a stack of batches, with :func:`jax.lax.scan`.
-
-    The returned ``steps(params, opt_state, rest, xs, ys)`` takes ``xs (K, B, ...)`` and
-    ``ys (K, B, ...)`` and runs ``K`` updates in order; its logs are stacked ``(K,)``.
-
-    ``unroll`` is passed to ``lax.scan``; the default unrolls all ``K`` steps. Measured on
-    XLA:CPU (2 cores, batch 32, Adam, ms per update; plain jit / rolled scan / unrolled):
-    784-500-300-100-10 MLP 3.06 / 1.89 / 2.09, Fashion-MNIST CNN 19.1 / 204 / 21.8,
-    LSTM classifier 7.4 / 8.6 / 8.1. Inside a rolled loop XLA:CPU computes convolution
-    kernel gradients an order of magnitude slower; unrolled, every model is at least as
-    fast as one step per dispatch, for 2-3x the compile time of the rolled scan.
-
-    Example:
-      >>> import optax
-      >>> from flax import nnx
-      >>> from nnjax.nn import MLP
-      >>> gd, params, rest = split_model(MLP(2, (4,), 1, rngs=nnx.Rngs(0)))
-      >>> steps = scan_steps(make_train_step(gd, "mse", optax.sgd(0.1), metrics=()))
-      >>> xs, ys = jnp.ones((5, 3, 2)), jnp.zeros((5, 3, 1))
-      >>> steps(params, optax.sgd(0.1).init(params), rest, xs, ys)[3]["loss"].shape
-      (5,)
-    """
-
-    def steps(params: PyTree, opt_state: PyTree, rest: PyTree, xs: jax.Array, ys: jax.Array):
-        def body(carry, batch):
-            params, opt_state, rest, logs = step(*carry, *batch)
-            return (params, opt_state, rest), logs
-
-        carry = (params, opt_state, rest)
-        (params, opt_state, rest), logs = jax.lax.scan(body, carry, (xs, ys), unroll=unroll)
-        return params, opt_state, rest, logs
-
-    return steps
-
-
-def jit_train_step(
-    graphdef: nnx.GraphDef,
-    loss: str | losses.Loss,
-    tx: optax.GradientTransformation,
-    metrics: Sequence[MetricSpec] = ("accuracy",),
-    *,
-    scan: bool = False,
-) -> TrainStep:
-    """:func:`make_train_step` under :func:`jax.jit`, donating params, optimizer and rest state.
-
-    With ``scan=True`` the step runs over a stack of batches (:func:`scan_steps`), so
-    one dispatch performs several updates. The donated inputs must not be used after
-    the call; use the returned ones.
-
-    Example:
-      >>> import optax
-      >>> from flax import nnx
-      >>> from nnjax.nn import MLP
-      >>> gd, params, rest = split_model(MLP(2, (4,), 1, rngs=nnx.Rngs(0)))
-      >>> step = jit_train_step(gd, "mse", optax.sgd(0.1), metrics=())
-      >>> params, *_ = step(params, optax.sgd(0.1).init(params), rest,
-      ...                   jnp.ones((3, 2)), jnp.zeros((3, 1)))
-    """
-    step = make_train_step(graphdef, loss, tx, metrics)
-    return jax.jit(scan_steps(step) if scan else step, donate_argnums=(0, 1, 2))
 
 
 def make_eval_step(
     graphdef: nnx.GraphDef,
     loss: str | losses.Loss,
-    metrics: Sequence[MetricSpec] = ("accuracy",),
-) -> Callable[..., dict[str, jax.Array]]:
-    """Builds ``eval_step(params, rest, x, y, mask) -> sums`` for masked, padded batches.
+    metrics: Any = (),
+    *,
+    precision: Any = None,
+) -> Callable[..., dict[str, Any]]:
+    """Builds ``eval_step(params, rest, batch) -> stats`` over whole, masked batches.
 
-    ``graphdef`` should be in inference mode (``split_model(model, training=False)``).
-    The loss and each metric are computed per example (a batch of one, under
-    :func:`jax.vmap`) and summed with the float ``mask (B,)`` as weights; ``sums`` also
-    holds ``"count"`` (the sum of the mask). Divide by it after adding up the batches,
-    so padded examples never count.
+    ``graphdef`` should be in inference mode. The loss is computed on the whole batch
+    (weighted and masked, :func:`batch_loss`) and returned as ``stats["loss"] =
+    {"sum": loss * count, "count": count}``; each metric's statistics under its name
+    (:class:`nnjax.metrics.Metric`). Add them up over batches, then take the results.
 
     Example:
       >>> from flax import nnx
       >>> from nnjax.nn import MLP
       >>> gd, params, rest = split_model(MLP(2, (4,), 1, rngs=nnx.Rngs(0)), training=False)
-      >>> sums = make_eval_step(gd, "mse", ())(params, rest, jnp.ones((3, 2)),
-      ...                                      jnp.zeros((3, 1)), jnp.array([1.0, 1.0, 0.0]))
-      >>> float(sums["count"])
+      >>> batch = as_batch(jnp.ones((3, 2)), jnp.zeros((3, 1)), mask=jnp.array([1.0, 1, 0]))
+      >>> float(make_eval_step(gd, "mse")(params, rest, batch)["loss"]["count"])
       2.0
     """
-    loss = losses.get(loss)
-    fns = {"loss": loss, **resolve_metrics(metrics)}
+    objective = make_objective(graphdef, loss, precision=precision)
+    metric_list = resolve_metrics(metrics)
 
-    def per_example(fn: Callable, logits: jax.Array, y: jax.Array) -> jax.Array:
-        return jax.vmap(lambda p, t: fn(p[None], t[None]))(logits, y).astype(jnp.float32)
-
-    def eval_step(params: PyTree, rest: PyTree, x: jax.Array, y: jax.Array, mask: jax.Array):
-        logits = _for_loss(nnx.merge(graphdef, params, rest, copy=True)(x))
-        mask = mask.astype(jnp.float32)
-        sums = {name: jnp.sum(per_example(fn, logits, y) * mask) for name, fn in fns.items()}
-        return {**sums, "count": jnp.sum(mask)}
+    def eval_step(params: PyTree, rest: PyTree, batch: Batch) -> dict[str, Any]:
+        batch = batch._replace(weight=batch.weight * batch.mask)
+        value, (_, predictions, _) = objective(params, rest, batch)
+        count = jnp.sum(batch.mask)
+        stats = {m.name: m.stats(predictions, batch.y, batch.mask) for m in metric_list}
+        return {"loss": {"sum": value * count, "count": count}, **stats}
 
     return eval_step
 
@@ -307,21 +382,23 @@ def make_predict_step(graphdef: nnx.GraphDef) -> Callable[[PyTree, PyTree, jax.A
       (5, 3)
     """
 
-    def predict_step(params: PyTree, rest: PyTree, x: jax.Array) -> jax.Array:
-        return nnx.merge(graphdef, params, rest, copy=True)(x)
+    def predict_step(params: PyTree, rest: PyTree, x: Any) -> Any:
+        return call_model(nnx.merge(graphdef, params, rest, copy=True), x)
 
     return predict_step
 
 
 __all__ = [
+    "as_batch",
+    "batch_loss",
+    "call_model",
     "graphdef_for",
-    "jit_train_step",
     "make_eval_step",
     "make_loss_fn",
+    "make_objective",
     "make_predict_step",
     "make_train_step",
     "metric_name",
     "resolve_metrics",
-    "scan_steps",
     "split_model",
 ]

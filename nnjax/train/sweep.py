@@ -9,11 +9,12 @@ hyperparameter) lives in its own optimizer state and one ``jax.vmap`` of the ord
 :func:`~nnjax.train.step.make_train_step` trains all members; ``lax.scan`` runs
 ``steps_per_dispatch`` updates per dispatch.
 
-Data-order rule: a member with seed ``s`` sees, in epoch ``e``, exactly the batches
-``epoch_batches(s, e, N, batch_size)`` (:mod:`nnjax.train.state`), the same order that
-``fit(model, ..., seed=s)`` uses. So member ``i`` ends where training
-``model_fn(nnx.Rngs(seed_i))`` alone with ``seed=seed_i`` and its hyperparameters
-ends (up to float32 reassociation: ``vmap`` batches the matrix products).
+Data-order rule: a member with seed ``s`` sees, in epoch ``e``, exactly the padded and
+masked batches ``epoch_index(s, e, N, batch_size)`` (:mod:`nnjax.train.data`), the
+same ones that ``fit(model, ..., seed=s)`` uses, through the same step and device loop.
+So member ``i`` ends where training ``model_fn(nnx.Rngs(seed_i))`` alone with
+``seed=seed_i`` and its hyperparameters ends (up to float32 reassociation: ``vmap``
+batches the matrix products).
 
 Example:
   >>> import numpy as np, optax
@@ -42,17 +43,19 @@ import optax
 from flax import nnx
 
 from nnjax import activations, losses
+from nnjax.train import compiled
 from nnjax.train import step as step_lib
 from nnjax.train import validation as checks
-from nnjax.train.evaluate import cached
+from nnjax.train.compiled import cached, gathered, loop_steps
+from nnjax.train.data import epoch_index
+from nnjax.train.engine import epoch_logs
 from nnjax.train.optimizers import get_optimizer
-from nnjax.train.state import epoch_batches
 
 PyTree = Any
 OptimizerFactory = Callable[..., optax.GradientTransformation]
 
 #: Updates fused into one dispatch by ``lax.scan`` (as in ``fit``).
-DEFAULT_STEPS_PER_DISPATCH = 8
+DEFAULT_STEPS_PER_DISPATCH = compiled.DEFAULT_STEPS_PER_DISPATCH
 
 
 @dataclasses.dataclass
@@ -66,7 +69,7 @@ class SweepResult:
       opt_state: stacked ``optax.inject_hyperparams`` states.
       seeds: each member's seed, ``(M,)``.
       hyperparams: each swept hyperparameter's value per member, ``name -> (M,)``.
-      history: per-epoch means of the loss and metrics, ``name -> (M, epochs)``.
+      history: per-epoch loss and exact metrics, ``name -> (M, epochs)``.
     """
 
     graphdef: nnx.GraphDef
@@ -125,7 +128,7 @@ def sweep(
     hyperparams: Mapping[str, Sequence[float]] | None = None,
     epochs: int = 1,
     batch_size: int = 32,
-    metrics: Sequence[step_lib.MetricSpec] = ("accuracy",),
+    metrics: Any = ("accuracy",),
     steps_per_dispatch: int = DEFAULT_STEPS_PER_DISPATCH,
     shuffle: bool = True,
 ) -> SweepResult:
@@ -150,7 +153,7 @@ def sweep(
       hyperparams: numeric keyword arguments of ``optimizer`` swept per member,
         e.g. ``{"learning_rate": [1e-3, 3e-3, 1e-2]}``.
       epochs: number of epochs.
-      batch_size: examples per update (at most ``N``); the remainder is dropped.
+      batch_size: examples per update (at most ``N``); the last batch is padded and masked.
       metrics: metric names or callables logged besides the loss.
       steps_per_dispatch: updates per compiled dispatch (``lax.scan``).
       shuffle: shuffle every epoch.
@@ -189,22 +192,23 @@ def sweep(
             for i, p in enumerate(_unstack(params, len(seed_list)))
         ]
     )
-    run = _compiled_sweep(graphdef, losses.get(loss), factory, names, metrics)
-    xd, yd = jnp.asarray(x), jnp.asarray(y)
+    k = steps_per_dispatch
+    run = _compiled_sweep(graphdef, losses.get(loss), factory, names, metrics, k)
+    device_data = (jnp.asarray(x), jnp.asarray(y), jnp.ones(len(x), jnp.float32))
+    metric_list = step_lib.resolve_metrics(metrics)
     logs: dict[str, list] = {}
     for epoch in range(epochs):
-        idx = np.stack(
-            [epoch_batches(s, epoch, len(x), batch_size, shuffle=shuffle) for s in seed_list]
-        )
-        per_dispatch = []
-        for start in range(0, idx.shape[1], steps_per_dispatch):
-            rows = jnp.asarray(idx[:, start : start + steps_per_dispatch])
-            params, opt_state, rest, out = run(params, opt_state, rest, xd, yd, rows)
-            per_dispatch.append(out)
-        host = jax.device_get(per_dispatch)
-        for name in host[0]:
-            values = np.concatenate([out[name] for out in host], axis=1)
-            logs.setdefault(name, []).append(values.mean(axis=1))
+        order = [epoch_index(s, epoch, len(x), batch_size, shuffle=shuffle) for s in seed_list]
+        idx, mask = np.stack([o[0] for o in order]), np.stack([o[1] for o in order])
+        outs = []
+        for start in range(0, idx.shape[1], k):
+            n = min(k, idx.shape[1] - start)
+            pad = ((0, 0), (0, k - n), (0, 0))
+            chunk = np.pad(idx[:, start : start + n], pad), np.pad(mask[:, start : start + n], pad)
+            params, opt_state, rest, out = run(params, opt_state, rest, device_data, *chunk, n)
+            outs.append(out)
+        for name, values in _member_logs(jax.device_get(outs), metric_list).items():
+            logs.setdefault(name, []).append(values)
     history = {name: np.stack(v, axis=1) for name, v in logs.items()}
     return SweepResult(
         graphdef=model_graphdef,
@@ -268,16 +272,29 @@ def _unstack(tree: PyTree, m: int) -> list[PyTree]:
     return [jax.tree.map(lambda a, i=i: a[i], tree) for i in range(m)]
 
 
+def _member_logs(outs: list[dict], metric_list) -> dict[str, np.ndarray]:
+    """Per-member epoch logs ``name -> (M,)`` from dispatch logs with leaves ``(M, K, ...)``."""
+    members = len(outs[0]["loss"])
+    per = [
+        epoch_logs([jax.tree.map(lambda a, i=i: a[i], o) for o in outs], metric_list)
+        for i in range(members)
+    ]
+    return {name: np.array([p[name] for p in per]) for name in per[0]}
+
+
 @cached
-def _compiled_sweep(graphdef, loss, factory, names: tuple[str, ...], metrics: tuple) -> Callable:
-    """``run(params, opt_state, rest, x, y, idx (M, K, B))``: K scanned updates per member."""
+def _compiled_sweep(graphdef, loss, factory, names: tuple[str, ...], metrics: tuple, k: int):
+    """``run(params, opt_state, rest, data, idx (M, K, B), mask (M, K, B), n)``: up to K
+    updates per member, each batch gathered from the device-resident ``data``."""
     # Placeholder values: inject_hyperparams reads every member's values from its state.
     tx = optax.inject_hyperparams(factory)(**dict.fromkeys(names, 0.0))
-    steps = step_lib.scan_steps(step_lib.make_train_step(graphdef, loss, tx, metrics))
+    steps = loop_steps(step_lib.make_train_step(graphdef, loss, tx, metrics), k)
 
-    def run(params, opt_state, rest, x, y, idx):
-        member = lambda p, o, r, rows: steps(p, o, r, x[rows], y[rows])
-        return jax.vmap(member)(params, opt_state, rest, idx)
+    def run(params, opt_state, rest, data, idx, mask, n):
+        def member(p, o, r, rows, m):
+            return steps(p, o, r, lambda i: gathered(data, rows, m, i, None), n)
+
+        return jax.vmap(member)(params, opt_state, rest, idx, mask)
 
     return jax.jit(run, donate_argnums=(0, 1, 2))
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import jax
@@ -72,27 +72,47 @@ def _expected_input(model: nnx.Module) -> str:
     return f" (the model expects {features} input features)" if features is not None else ""
 
 
-def output_shape(
-    model: nnx.Module, graphdef: nnx.GraphDef, params: Any, rest: Any, x: np.ndarray
-) -> jax.ShapeDtypeStruct:
-    """The model's output for one example of ``x``, by :func:`jax.eval_shape` (no compile).
+def describe(tree: Any) -> str:
+    """``"(5,) float32"`` for an array, ``"{'a': (5,) float32, ...}"`` for a pytree.
+
+    Example:
+      >>> describe({"a": np.zeros((2, 5), np.float32)})
+      "{'a': (2, 5) float32}"
+    """
+    if isinstance(tree, Mapping):
+        return "{" + ", ".join(f"{k!r}: {describe(v)}" for k, v in tree.items()) + "}"
+    if isinstance(tree, tuple | list):
+        return "(" + ", ".join(describe(v) for v in tree) + ")"
+    if hasattr(tree, "shape") and hasattr(tree, "dtype"):
+        return f"{tuple(tree.shape)} {np.dtype(tree.dtype).name}"
+    return repr(tree)
+
+
+def output_shape(model: nnx.Module, graphdef: nnx.GraphDef, params: Any, rest: Any, x: Any) -> Any:
+    """The model's output for one batch like ``x``, by :func:`jax.eval_shape` (no compile).
 
     Raises:
-      ValueError: the model cannot take ``x``; names the per-example shape it got.
+      ValueError: the model cannot take ``x``; names the per-example shapes it got.
     """
-    example = jax.ShapeDtypeStruct((1, *x.shape[1:]), x.dtype)
+    from nnjax.train.step import call_model
+
+    example = jax.tree.map(lambda a: jax.ShapeDtypeStruct((1, *a.shape[1:]), a.dtype), x)
     try:
         return jax.eval_shape(
-            lambda p, r, e: nnx.merge(graphdef, p, r, copy=True)(e), params, rest, example
+            lambda p, r, e: call_model(nnx.merge(graphdef, p, r, copy=True), e),
+            params,
+            rest,
+            example,
         )
-    except (AssertionError, TypeError, ValueError) as err:
+    except (AssertionError, TypeError, ValueError, KeyError) as err:
+        per_example = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape[1:], a.dtype), x)
         raise ValueError(
-            f"the model cannot take inputs of per-example shape {x.shape[1:]} "
-            f"(dtype {x.dtype}){_expected_input(model)}: {err}"
+            f"the model cannot take inputs of per-example shape {describe(per_example)}"
+            f"{_expected_input(model)}: {err}"
         ) from err
 
 
-def check_labels(out: jax.ShapeDtypeStruct, y: np.ndarray, name: str = "train") -> None:
+def check_labels(out: Any, y: Any, name: str = "train") -> None:
     """Integer class labels must lie in ``[0, C)`` for a model with ``C`` outputs.
 
     Binary outputs (``C == 1``) take labels in ``{0, 1}``.
@@ -101,6 +121,8 @@ def check_labels(out: jax.ShapeDtypeStruct, y: np.ndarray, name: str = "train") 
       >>> out = jax.ShapeDtypeStruct((1, 3), jnp.float32)
       >>> check_labels(out, np.array([0, 2]))
     """
+    if not isinstance(out, jax.ShapeDtypeStruct) or not isinstance(y, np.ndarray):
+        return
     if not np.issubdtype(y.dtype, np.integer) or y.ndim != len(out.shape) - 1:
         return
     classes = out.shape[-1]
@@ -115,19 +137,219 @@ def check_labels(out: jax.ShapeDtypeStruct, y: np.ndarray, name: str = "train") 
         )
 
 
-def check_loss_accepts(
-    loss: str | Callable, out: jax.ShapeDtypeStruct, y: np.ndarray, name: str = "train"
-) -> None:
+def check_loss_accepts(loss: str | Callable, out: Any, y: Any, name: str = "train") -> None:
     """The loss must accept the model's output with one example's labels (by eval_shape)."""
-    target = jax.ShapeDtypeStruct((1, *y.shape[1:]), y.dtype)
-    logits = jax.ShapeDtypeStruct(out.shape, jnp.float32)
+    target = jax.tree.map(lambda a: jax.ShapeDtypeStruct((1, *a.shape[1:]), a.dtype), y)
+    logits = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, jnp.float32), out)
     try:
         jax.eval_shape(losses.get(loss), logits, target)
     except (AssertionError, TypeError, ValueError) as err:
         raise ValueError(
-            f"`{name}`: the loss cannot compare model outputs of shape {out.shape[1:]} "
-            f"with labels of shape {y.shape[1:]} (dtype {y.dtype}) per example: {err}"
+            f"`{name}`: the loss cannot compare model outputs of shape "
+            f"{describe(out)} with labels {describe(target)} per example: {err}"
         ) from err
 
 
-__all__ = ["as_host_array", "check_dataset", "check_labels", "check_loss_accepts", "output_shape"]
+def _paths(tree: Any) -> list[tuple[str, Any]]:
+    return [(jax.tree_util.keystr(k), v) for k, v in jax.tree_util.tree_flatten_with_path(tree)[0]]
+
+
+def host_tree(name: str, tree: Any) -> Any:
+    """Every leaf as a NumPy array (memmaps stay memmaps; float64 becomes float32).
+
+    Raises:
+      ValueError: a leaf without a leading example axis, or an empty pytree.
+
+    Example:
+      >>> host_tree("x", {"a": np.array([1.0, 2.0])})["a"].dtype
+      dtype('float32')
+    """
+
+    def convert(path, a):
+        if not isinstance(a, np.memmap):
+            a = as_host_array(name, a)
+        if a.ndim == 0:
+            raise ValueError(f"`{name}{jax.tree_util.keystr(path)}` needs a leading example axis")
+        return a
+
+    if tree is None or not jax.tree.leaves(tree):
+        raise ValueError(f"`{name}` holds no arrays")
+    return jax.tree_util.tree_map_with_path(convert, tree)
+
+
+def check_lengths(where: str, parts: Mapping[str, Any], expected: int | None = None) -> int:
+    """All leaves of the named pytrees share one leading length; returns it.
+
+    Example:
+      >>> check_lengths("train", {"x": np.ones((3, 2)), "y": np.ones(3)})
+      3
+    """
+    sizes = [(f"{n}{p}", v.shape) for n, t in parts.items() for p, v in _paths(t)]
+    n = expected if expected is not None else sizes[0][1][0]
+    bad = [(k, s) for k, s in sizes if s[0] != n]
+    if bad:
+        listing = ", ".join(f"{k} {s}" for k, s in sizes)
+        raise ValueError(
+            f"{where}: every array needs the same number of examples ({n}); got {listing}"
+        )
+    return n
+
+
+def check_inputs_ok(where: str, x: Any, *, check_inputs: bool, nan: bool = True) -> None:
+    """Floating inputs (``check_inputs``) without NaN or inf (``nan``), named by key.
+
+    Example:
+      >>> check_inputs_ok("train", {"a": np.ones(2, np.float32)}, check_inputs=True)
+    """
+    for path, a in _paths(x):
+        if check_inputs and not np.issubdtype(a.dtype, np.floating):
+            raise TypeError(
+                f"{where} x{path} has dtype {a.dtype}; models expect floating inputs. Scale raw "
+                "images first, e.g. x.astype('float32') / 255 (or pass check_inputs=False "
+                "for models that take integer inputs)"
+            )
+        if nan and np.issubdtype(a.dtype, np.floating) and not isinstance(a, np.memmap):
+            bad = np.flatnonzero(~np.isfinite(a.reshape(len(a), -1)).all(axis=1))
+            if bad.size:
+                raise ValueError(
+                    f"{where}: the inputs x{path} hold NaN or inf (example {int(bad[0])}, "
+                    f"{bad.size} example{'s' if bad.size > 1 else ''}); clean the data"
+                )
+
+
+def sample_weights(where: str, sw: Any, n: int) -> np.ndarray:
+    """``sample_weight`` as float32 ``(n,)``: the right length, finite and non-negative.
+
+    Example:
+      >>> sample_weights("train", [1, 2], 2)
+      array([1., 2.], dtype=float32)
+    """
+    if sw is None:
+        return np.ones(n, np.float32)
+    w = np.asarray(sw, np.float32)
+    if w.shape != (n,):
+        raise ValueError(f"{where}: sample_weight has shape {w.shape}, expected ({n},)")
+    if not np.all(np.isfinite(w)) or np.any(w < 0):
+        i = int(np.flatnonzero(~(np.isfinite(w) & (w >= 0)))[0])
+        raise ValueError(f"{where}: sample_weight[{i}] = {w[i]}; weights must be >= 0")
+    return w
+
+
+def class_weights(
+    where: str, y: Any, class_weight: Mapping[int, float] | None, *, strict: bool = True
+) -> np.ndarray:
+    """Per-example weights ``class_weight[y]`` (integer or one-hot labels), Keras-style.
+
+    Raises:
+      ValueError: ``class_weight`` names a class the labels lack, or the labels are
+        neither integer classes nor one-hot.
+
+    Example:
+      >>> class_weights("train", np.array([0, 1, 1]), {0: 2.0, 1: 1.0})
+      array([2., 1., 1.], dtype=float32)
+    """
+    y = np.asarray(y)
+    if class_weight is None:
+        return np.ones(len(y), np.float32)
+    if np.issubdtype(y.dtype, np.integer) and y.ndim == 1:
+        ids = y
+    elif y.ndim == 2 and y.shape[1] > 1:
+        ids = y.argmax(axis=1)
+    elif (y.ndim == 2 and y.shape[1] == 1) or y.ndim == 1:
+        ids = (y.reshape(-1) > 0.5).astype(np.int64)
+    else:
+        raise ValueError(f"{where}: class_weight needs class labels (N,) or one-hot (N, C)")
+    present = set(np.unique(ids).tolist())
+    missing = sorted(set(class_weight) - present)
+    if missing and strict:
+        raise ValueError(
+            f"{where}: class_weight names class{'es' if len(missing) > 1 else ''} {missing} "
+            f"that the labels lack (they hold {sorted(present)})"
+        )
+    table = np.ones(max(present | set(class_weight)) + 1, np.float32)
+    for c, w in class_weight.items():
+        table[int(c)] = float(w)
+    return table[ids]
+
+
+def _spec_error(i: int, path: str, got: Any, want: Any, what: str) -> ValueError:
+    return ValueError(
+        f"batch {i}: {path} has {what} {got}, but batch 0 had {want}; every batch needs the "
+        "same structure, per-example shapes and dtypes"
+    )
+
+
+def host_batch(
+    i: int, x: Any, y: Any, sw: Any, spec: Any | None, *, check_inputs: bool = True
+) -> Any:
+    """Batch ``i`` of an iterable as a host ``Batch``, padded to ``spec``'s size and checked
+    against it (structure, per-example shapes, dtypes), with messages naming the batch.
+
+    Example:
+      >>> b = host_batch(0, np.ones((3, 2)), np.zeros(3), None, None)
+      >>> b.mask.tolist()
+      [1.0, 1.0, 1.0]
+    """
+    from nnjax.train.data import Batch
+
+    where = f"batch {i}"
+    x, y = host_tree(f"{where} x", x), host_tree(f"{where} y", y)
+    n = check_lengths(where, {"x": x, "y": y})
+    w = sample_weights(where, sw, n)
+    check_inputs_ok(where, x, check_inputs=check_inputs)
+    size = n if spec is None else spec.mask.shape[0]
+    if spec is not None:
+        got, want = _paths({"x": x, "y": y}), _paths({"x": spec.x, "y": spec.y})
+        if [p for p, _ in got] != [p for p, _ in want]:
+            raise _spec_error(i, "the batch", [p for p, _ in got], [p for p, _ in want], "keys")
+        for (path, a), (_, b) in zip(got, want):
+            if a.shape[1:] != b.shape[1:] or a.dtype != b.dtype:
+                shape = f"{a.shape} {a.dtype.name}"
+                raise _spec_error(i, path[2:-2], shape, f"{b.shape} {b.dtype.name}", "shape")
+        if n > size:
+            raise ValueError(f"{where} has {n} examples, more than batch 0's {size}")
+    rows = np.resize(np.arange(n), size)
+    mask = (np.arange(size) < n).astype(np.float32)
+    take = lambda t: jax.tree.map(lambda a: a[rows], t)
+    return Batch(take(x), take(y), w[rows] * mask, mask)
+
+
+def weighted(batch: Any, class_weight: Mapping[int, float] | None, where: str) -> Any:
+    """``batch`` with its loss weights multiplied by ``class_weight[y]``."""
+    if class_weight is None:
+        return batch
+    return batch._replace(
+        weight=batch.weight * class_weights(where, batch.y, class_weight, strict=False)
+    )
+
+
+def check_count(name: str, value: Any, minimum: int = 0) -> int:
+    """``value`` as an int ``>= minimum``; a ``TypeError`` naming ``name`` otherwise.
+
+    Example:
+      >>> check_count("epochs", 3)
+      3
+    """
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise TypeError(f"`{name}` must be an integer, got {value!r} ({type(value).__name__})")
+    if value < minimum:
+        raise ValueError(f"`{name}` must be >= {minimum}, got {value}")
+    return int(value)
+
+
+__all__ = [
+    "as_host_array",
+    "check_count",
+    "check_dataset",
+    "check_inputs_ok",
+    "check_labels",
+    "check_lengths",
+    "check_loss_accepts",
+    "class_weights",
+    "describe",
+    "host_batch",
+    "host_tree",
+    "output_shape",
+    "sample_weights",
+    "weighted",
+]

@@ -40,7 +40,15 @@ def test_early_stopping_stops_and_restores_best():
     fake = FakeValLoss([1.0, 0.5, 0.7, 0.8, 0.9, 0.1])
     stop = T.EarlyStopping("val_loss", patience=2, restore_best_weights=True)
     model = mlp()
-    history = T.fit(model, blobs(), epochs=6, learning_rate=1e-2, callbacks=[fake, stop], **KW)
+    history = T.fit(
+        model,
+        blobs(),
+        epochs=6,
+        learning_rate=1e-2,
+        validation_data=blobs(n=8),
+        callbacks=[fake, stop],
+        **KW,
+    )
     assert history.epoch == [0, 1, 2, 3] and stop.stopped_epoch == 3 and stop.best_epoch == 1
     expected = [np.asarray(a) for a in jax.tree.leaves(fake.params[1])]
     for a, b in zip(expected, leaves(model)):
@@ -77,3 +85,53 @@ def test_tensorboard_events_read_back(tmp_path):
 def test_callbacks_must_be_callback_instances():
     with pytest.raises(TypeError, match="Callback instances"):
         T.fit(mlp(), blobs(), epochs=1, callbacks=[print], **KW)
+
+
+def test_monitored_names_are_checked_before_training():
+    with pytest.raises(ValueError, match=r"EarlyStopping monitors 'val_loss'.*logs: loss"):
+        T.fit(mlp(), blobs(), epochs=1, callbacks=[T.EarlyStopping("val_loss")], **KW)
+    with pytest.raises(ValueError, match=r"ModelCheckpoint monitors 'val_acc'"):
+        T.fit(
+            mlp(),
+            blobs(),
+            validation_data=blobs(n=8),
+            callbacks=[T.ModelCheckpoint("/nonexistent", monitor="val_acc")],
+            **KW,
+        )
+
+
+def test_reduce_lr_on_plateau_lowers_the_logged_rate():
+    fake = FakeValLoss([1.0, 1.0, 1.0, 1.0, 1.0])
+    reduce = T.ReduceLROnPlateau("val_loss", factor=0.5, patience=2)
+    history = T.fit(
+        mlp(),
+        blobs(),
+        epochs=5,
+        learning_rate=0.1,
+        validation_data=blobs(n=8),
+        callbacks=[fake, reduce],
+        **KW,
+    )
+    np.testing.assert_allclose(history["learning_rate"], [0.1, 0.1, 0.1, 0.05, 0.05], rtol=1e-6)
+
+
+def test_learning_rate_scheduler_sets_the_rate_without_recompiling():
+    from nnjax.train import compiled
+
+    schedule = T.LearningRateScheduler(lambda epoch, lr: 0.1 / (epoch + 1))
+    T.fit(mlp(), blobs(), epochs=1, callbacks=[schedule], **KW)
+    traces = compiled.TRACES.count
+    history = T.fit(mlp(), blobs(), epochs=3, callbacks=[schedule], **KW)
+    np.testing.assert_allclose(history["learning_rate"], [0.1, 0.05, 0.1 / 3], rtol=1e-6)
+    assert compiled.TRACES.count == traces
+
+
+def test_set_hyperparameter_needs_an_injected_optimizer():
+    class SetRate(T.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.loop.set_hyperparameter("learning_rate", 0.1)
+
+    import optax
+
+    with pytest.raises(ValueError, match="no injected hyperparameter 'learning_rate'"):
+        T.fit(mlp(), blobs(), optimizer=optax.sgd(0.1), callbacks=[SetRate()], **KW)

@@ -6,13 +6,11 @@ import numpy as np
 import optax
 import pytest
 from flax import nnx
-from jax.sharding import PartitionSpec as P
 
 import nnjax.train as T
 from nnjax.nn import MLP
-from nnjax.train import loop
+from nnjax.train import compiled
 from nnjax.train.evaluate import compiled_eval
-from nnjax.train.step import split_model
 from tests.train._data import blobs, leaves, mlp
 
 ONE = jax.devices()[:1]
@@ -49,7 +47,14 @@ def test_fit_history_and_weights_land_in_model():
         devices=ONE,
     )
     assert history.epoch == [0, 1, 2]
-    assert set(history.history) == {"loss", "accuracy", "val_loss", "val_accuracy"}
+    assert set(history.history) == {
+        "loss",
+        "accuracy",
+        "val_loss",
+        "val_accuracy",
+        "learning_rate",
+    }
+    assert history["learning_rate"] == [0.01] * 3
     assert history["loss"][-1] < history["loss"][0]
     assert not np.array_equal(before[0], leaves(model)[0])
     # the logged validation metrics are those of the final weights
@@ -58,20 +63,26 @@ def test_fit_history_and_weights_land_in_model():
 
 
 def test_no_recompilation_between_epochs_or_fit_calls():
-    x, y = blobs(n=100)  # 6 full batches of 16: one chunk of 4 and a remainder of 2
+    x, y = blobs(n=100)  # 7 batches of 16 (the last padded): dispatches of 4 and 3 steps
     model = mlp(seed=11)
-    tx = optax.sgd(0.05)  # a fresh optimizer: no other test shares these compiled steps
-    kw = dict(loss="cross_entropy", optimizer=tx, batch_size=16, verbose=0, devices=ONE)
-    graphdef = split_model(model)[0]
-    train_fn = loop.compiled_train(graphdef, "cross_entropy", tx, ("accuracy",))
+    kw = dict(loss="cross_entropy", batch_size=16, verbose=0, devices=ONE, steps_per_dispatch=4)
     eval_fn = compiled_eval(T.graphdef_for(model, training=False), "cross_entropy", ("accuracy",))
-    eval_before = eval_fn._cache_size()
-    T.fit(model, (x, y), epochs=1, steps_per_dispatch=4, validation_data=(x, y), **kw)
-    assert train_fn._cache_size() == 2  # the chunk of 4 steps and the remainder of 2
-    assert eval_fn._cache_size() <= eval_before + 1
-    sizes = train_fn._cache_size(), eval_fn._cache_size()
-    T.fit(model, (x, y), epochs=3, steps_per_dispatch=4, validation_data=(x, y), **kw)
-    assert (train_fn._cache_size(), eval_fn._cache_size()) == sizes
+    T.fit(model, (x, y), epochs=1, validation_data=(x, y), learning_rate=0.1, **kw)
+    traces, evals = compiled.TRACES.count, eval_fn._cache_size()
+    T.fit(model, (x, y), epochs=3, validation_data=(x, y), learning_rate=0.01, **kw)
+    T.fit(model, (x, y), epochs=1, optimizer=optax.adam, learning_rate=0.3, **kw)  # = "adam"
+    assert (compiled.TRACES.count, eval_fn._cache_size()) == (traces, evals)
+    T.fit(model, (x, y), epochs=1, optimizer="sgd", learning_rate=0.3, **kw)
+    assert compiled.TRACES.count == traces + 1  # another optimizer kind compiles once
+
+
+def test_a_fresh_equal_optax_object_does_not_recompile():
+    x, y = blobs(n=48)
+    kw = dict(loss="cross_entropy", batch_size=16, verbose=0, devices=ONE)
+    T.fit(mlp(seed=12), (x, y), optimizer=optax.rmsprop(0.0123), **kw)
+    traces = compiled.TRACES.count
+    T.fit(mlp(seed=12), (x, y), optimizer=optax.rmsprop(0.0123), **kw)
+    assert compiled.TRACES.count == traces
 
 
 def test_sharded_fit_matches_single_device_and_shards_batches():
@@ -81,7 +92,7 @@ def test_sharded_fit_matches_single_device_and_shards_batches():
 
     class Spy(T.Callback):
         def on_dispatch_end(self, step, batch):
-            seen.append((batch[0].sharding, self.loop.state.params))
+            seen.append(self.loop.state.params)
 
     results = []
     for devices, callbacks in ((jax.devices(), [Spy()]), (ONE, [])):
@@ -99,11 +110,9 @@ def test_sharded_fit_matches_single_device_and_shards_batches():
             verbose=0,
         )
         results.append(leaves(model))
-    sharding, params = seen[0]
-    assert sharding.spec == P(None, "data") and len(sharding.device_set) == 4
     assert all(
         a.sharding.is_fully_replicated and len(a.sharding.device_set) == 4
-        for a in jax.tree.leaves(params)
+        for a in jax.tree.leaves(seen[0])
     )
     for a, b in zip(*results):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
@@ -114,7 +123,7 @@ def test_default_devices_fall_back_to_one_when_batch_does_not_divide():
 
     class Spy(T.Callback):
         def on_dispatch_end(self, step, batch):
-            spy.append(len(batch[0].sharding.device_set))
+            spy.append(len(self.loop.mesh.devices.flat))
 
     T.fit(
         mlp(),
@@ -168,7 +177,10 @@ def test_non_finite_loss_raises_with_epoch_and_step():
 def test_callback_can_stop_training():
     class StopAtOne(T.Callback):
         def on_epoch_end(self, epoch, logs=None):
-            self.loop.stop_training = epoch == 1
+            if epoch == 1:
+                self.loop.request_stop()
+            with pytest.raises(AttributeError):
+                self.loop.state = None  # the view is read-only
 
     history = T.fit(
         mlp(),
@@ -235,7 +247,7 @@ def test_weights_after_interrupt_and_after_nan():
     class Poison(T.Callback):
         def on_epoch_end(self, epoch, logs=None):
             nan = jax.tree.map(lambda a: a * jnp.nan, self.loop.state.params)
-            self.loop.state = self.loop.state._replace(params=nan)
+            self.loop.restore_weights(nan, self.loop.state.rest)
 
     model = mlp()
     with pytest.raises(T.NonFiniteLossError):

@@ -13,7 +13,9 @@ def test_get_optimizer():
     tx = optax.sgd(0.1)
     assert get_optimizer(tx) is tx
     adam = get_optimizer("Adam", 0.01)
-    assert adam is get_optimizer("adam", 0.01) and adam is not get_optimizer("adam", 0.02)
+    assert adam is get_optimizer("adam", 0.02)  # the rate lives in the state
+    assert get_optimizer(optax.adam(1e-3)) is get_optimizer(optax.adam(1e-3))
+    assert get_optimizer(optax.adam(1e-3)) is not get_optimizer(optax.adam(2e-3))
     with pytest.raises(ValueError, match="known: adabelief"):
         get_optimizer("adamm")
 
@@ -31,13 +33,13 @@ def test_choose_devices_and_shardings():
 
 def test_progress_modes(capsys, monkeypatch):
     monkeypatch.setattr("sys.stdout.isatty", lambda: False)
-    assert progress.resolve_verbose("auto") == 0
+    assert progress.resolve_verbose("auto") == 2  # one line per epoch in pipes and logs
     with pytest.raises(ValueError, match="verbose"):
         progress.resolve_verbose(3)
     bar = progress.EpochProgress(epoch=0, epochs=2, steps=3, verbose=2)
     bar.update(3)
-    bar.close({"loss": 0.25})
-    assert capsys.readouterr().out == "Epoch 1/2 - loss: 0.2500\n"
+    bar.close({"loss": 0.25}, seconds=1.0)
+    assert capsys.readouterr().out == "Epoch 1/2 - 1.0s - loss: 0.2500\n"
     bar = progress.EpochProgress(epoch=0, epochs=1, steps=3, verbose=1)
     bar.update(3)
     bar.close({"loss": 0.25})

@@ -9,6 +9,7 @@ from flax import nnx
 from jax.test_util import check_grads
 
 from nnjax.nn import MLP
+from nnjax.train import compiled as C
 from nnjax.train import step as S
 
 
@@ -87,7 +88,7 @@ def test_scan_steps_equals_sequential_steps(key):
     for k in range(3):
         p, o, r, logs = jstep(p, o, r, xs[k], ys[k])
         losses.append(logs["loss"])
-    p2, _, _, logs2 = jax.jit(S.scan_steps(step))(params, tx.init(params), rest, xs, ys)
+    p2, _, _, logs2 = jax.jit(C.scan_steps(step))(params, tx.init(params), rest, xs, ys)
     np.testing.assert_allclose(logs2["loss"], jnp.stack(losses), rtol=1e-5, atol=1e-5)
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6), p, p2)
 
@@ -96,7 +97,7 @@ def test_scan_steps_equals_sequential_steps(key):
 def test_jit_train_step_does_not_retrace(key, scan):
     gd, params, rest = S.split_model(MLP(3, (4,), 2, rngs=nnx.Rngs(0)))
     tx = optax.sgd(0.1)
-    step = S.jit_train_step(gd, "cross_entropy", tx, scan=scan)
+    step = C.jit_train_step(gd, "cross_entropy", tx, scan=scan)
     shape = (2, 4) if scan else (4,)
     x = jax.random.normal(key, (*shape, 3))
     y = jnp.zeros(shape, jnp.int32)
@@ -110,19 +111,19 @@ def test_eval_step_ignores_masked_examples(key):
     model = MLP(3, (4,), 2, rngs=nnx.Rngs(0))
     gd, params, rest = S.split_model(model, training=False)
     x, y = _data(key, n=4)
-    sums = jax.jit(S.make_eval_step(gd, "cross_entropy", ("accuracy",)))(
-        params, rest, x, y, jnp.array([1.0, 1.0, 1.0, 0.0])
-    )
+    batch = S.as_batch(x, y, mask=jnp.array([1.0, 1.0, 1.0, 0.0]))
+    sums = jax.jit(S.make_eval_step(gd, "cross_entropy", ("accuracy",)))(params, rest, batch)
     logits = model(x[:3])
-    assert float(sums["count"]) == 3.0
+    assert float(sums["loss"]["count"]) == 3.0
     np.testing.assert_allclose(
-        sums["loss"] / 3,
+        sums["loss"]["sum"] / 3,
         optax.softmax_cross_entropy_with_integer_labels(logits, y[:3]).mean(),
         rtol=1e-5,
         atol=1e-5,
     )
     expected_acc = np.mean(np.argmax(np.asarray(logits), -1) == np.asarray(y[:3]))
-    np.testing.assert_allclose(sums["accuracy"] / 3, expected_acc, rtol=1e-6, atol=1e-6)
+    acc = sums["accuracy"]["correct"] / sums["accuracy"]["count"]
+    np.testing.assert_allclose(acc, expected_acc, rtol=1e-6, atol=1e-6)
 
 
 def test_metrics_may_not_shadow_loss():

@@ -10,8 +10,8 @@ from flax import nnx
 from nnjax import losses
 from nnjax.nn import MLP
 from nnjax.train import step as step_lib
+from nnjax.train.data import epoch_index
 from nnjax.train.loop import fit
-from nnjax.train.state import epoch_batches
 from nnjax.train.sweep import (
     SweepResult,
     ensemble_predict,
@@ -44,7 +44,7 @@ def train_alone(seed, lr, data):
     opt_state, epoch_losses = tx.init(params), []
     for epoch in range(EPOCHS):
         logs = []
-        for rows in epoch_batches(seed, epoch, N, BATCH):
+        for rows in epoch_index(seed, epoch, N, BATCH)[0]:  # N = 5 * BATCH: no padding
             params, opt_state, rest, out = step(params, opt_state, rest, x[rows], y[rows])
             logs.append(out["loss"])
         epoch_losses.append(np.mean(logs))

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import nnjax.train as T
-from nnjax.train import loop
+from nnjax.train import compiled
 from tests.train._data import blobs, mlp
 
 
@@ -13,7 +13,7 @@ def no_compiles(monkeypatch):
     def refuse(*args):
         raise AssertionError("compiled before the input was checked")
 
-    monkeypatch.setattr(loop, "compiled_train", refuse)
+    monkeypatch.setattr(compiled, "compiled_train", refuse)
 
 
 def _fit(data, model=None, **kw):
@@ -23,7 +23,9 @@ def _fit(data, model=None, **kw):
 
 def test_mismatched_lengths():
     x, y = blobs()
-    with pytest.raises(ValueError, match=r"x has 96 examples .* y has 95"):
+    with pytest.raises(
+        ValueError, match=r"same number of examples \(96\); got x \(96, 4\), y \(95,\)"
+    ):
         _fit((x, y[:-1]))
 
 

@@ -1,0 +1,168 @@
+"""The callback driver: a read-only view of the run, and explicit requests.
+
+Callbacks read the run through ``self.loop`` (a :class:`RunView`: model, state,
+history, epoch, step counts, the logged names) and act only through requests:
+:meth:`RunView.request_stop`, :meth:`RunView.set_hyperparameter` and
+:meth:`RunView.restore_weights`. The driver applies them between hooks, so no callback
+rewrites the loop's state behind its back.
+
+Example:
+  >>> run = Run(model=None, state=None, mesh=None, history=None, seed=0)
+  >>> view = RunView(run)
+  >>> view.request_stop(); run.stop
+  True
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from nnjax.train import optimizers, sharding
+from nnjax.train.callbacks import Callback, CallbackList, Monitor
+from nnjax.train.history import History
+
+
+@dataclasses.dataclass
+class Run:
+    """The mutable state of one ``fit`` call; only ``fit`` and the driver write it."""
+
+    model: Any
+    state: Any
+    mesh: Any
+    history: History | None
+    seed: int
+    global_step: int = 0
+    epoch: int = 0
+    stop: bool = False
+    log_names: tuple[str, ...] = ()
+
+
+class RunView:
+    """What a callback sees of the run (``callback.loop``); read-only plus requests.
+
+    Attributes (read-only): ``model``, ``state`` (the ``TrainState`` on the devices),
+    ``mesh``, ``history``, ``epoch``, ``global_step``, ``seed``, ``log_names`` (every
+    name ``fit`` logs per epoch), ``stop_training``.
+    """
+
+    def __init__(self, run: Run) -> None:
+        self._run = run
+
+    model = property(lambda self: self._run.model)
+    state = property(lambda self: self._run.state)
+    mesh = property(lambda self: self._run.mesh)
+    history = property(lambda self: self._run.history)
+    epoch = property(lambda self: self._run.epoch)
+    global_step = property(lambda self: self._run.global_step)
+    seed = property(lambda self: self._run.seed)
+    log_names = property(lambda self: self._run.log_names)
+
+    @property
+    def stop_training(self) -> bool:
+        """Whether a stop was requested; assigning ``True`` requests one (Keras style)."""
+        return self._run.stop
+
+    @stop_training.setter
+    def stop_training(self, value: bool) -> None:
+        if value:
+            self.request_stop()
+
+    def request_stop(self) -> None:
+        """Stops training after the current epoch."""
+        self._run.stop = True
+
+    def get_hyperparameter(self, name: str) -> float:
+        """The current value of an optimizer hyperparameter (``"learning_rate"``)."""
+        return float(optimizers.get_hyperparameter(self._run.state.opt_state, name))
+
+    def set_hyperparameter(self, name: str, value: float) -> None:
+        """Sets an injected optimizer hyperparameter; takes effect at the next update and
+        never recompiles. ``ValueError`` if the optimizer does not inject ``name``."""
+        state = self._run.state
+        opt_state = optimizers.set_hyperparameter(state.opt_state, name, value)
+        self._run.state = state._replace(opt_state=opt_state)
+
+    def restore_weights(self, params: Any, rest: Any) -> None:
+        """Replaces the parameters and other model state (host or device pytrees of the
+        same structure, e.g. a copy kept by ``EarlyStopping``)."""
+        params, rest = sharding.put_replicated((params, rest), self._run.mesh)
+        self._run.state = self._run.state._replace(params=params, rest=rest)
+
+    def put_state(self, tree: Any) -> Any:
+        """Places a pytree (e.g. host copies of params) on the mesh, replicated."""
+        return sharding.put_replicated(tree, self._run.mesh)
+
+
+def monitored_names(callbacks: Iterable[Callback]) -> list[tuple[str, str]]:
+    """``(callback class, metric)`` for each callback that monitors a metric.
+
+    Example:
+      >>> from nnjax.train.callbacks import EarlyStopping
+      >>> monitored_names([EarlyStopping("val_loss")])
+      [('EarlyStopping', 'val_loss')]
+    """
+    found = []
+    for cb in callbacks:
+        monitor = getattr(cb, "monitor", None)
+        name = monitor.monitor if isinstance(monitor, Monitor) else monitor
+        if isinstance(name, str):
+            found.append((type(cb).__name__, name))
+    return found
+
+
+def check_monitors(callbacks: Sequence[Callback], log_names: Sequence[str]) -> None:
+    """Every monitored metric must be one that ``fit`` logs; checked before training.
+
+    Example:
+      >>> from nnjax.train.callbacks import EarlyStopping
+      >>> check_monitors([EarlyStopping("loss")], ["loss"])
+    """
+    for owner, name in monitored_names(callbacks):
+        if name not in log_names:
+            raise ValueError(
+                f"{owner} monitors {name!r}, which fit will not log; it logs: "
+                f"{', '.join(log_names)} (val_* names need validation data)"
+            )
+
+
+class CallbackDriver:
+    """Calls the hooks of ``callbacks`` in order with the view of ``run``.
+
+    Example:
+      >>> run = Run(model=None, state=None, mesh=None, history=History(), seed=0)
+      >>> driver = CallbackDriver([], run)
+      >>> driver.train_begin(("loss",))
+    """
+
+    def __init__(self, callbacks: Sequence[Callback], run: Run) -> None:
+        self.callbacks = CallbackList(callbacks)
+        self.run = run
+        self.callbacks.set_loop(RunView(run))
+
+    def train_begin(self, log_names: Sequence[str]) -> None:
+        """Checks the monitored names, then ``on_train_begin``."""
+        self.run.log_names = tuple(log_names)
+        check_monitors(self.callbacks.callbacks, log_names)
+        self.callbacks.on_train_begin()
+
+    def epoch_begin(self, epoch: int) -> None:
+        """``on_epoch_begin``."""
+        self.run.epoch = epoch
+        self.callbacks.on_epoch_begin(epoch)
+
+    def dispatch_end(self, batch: Any) -> None:
+        """``on_dispatch_end`` with the updates done so far."""
+        self.callbacks.on_dispatch_end(self.run.global_step, batch)
+
+    def epoch_end(self, epoch: int, logs: dict[str, float]) -> None:
+        """``on_epoch_end`` with the epoch's logs."""
+        self.callbacks.on_epoch_end(epoch, logs)
+
+    def train_end(self, logs: dict[str, float]) -> None:
+        """``on_train_end``."""
+        self.callbacks.on_train_end(logs)
+
+
+__all__ = ["CallbackDriver", "Run", "RunView", "check_monitors", "monitored_names"]

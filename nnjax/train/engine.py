@@ -1,0 +1,157 @@
+"""The epoch loop of ``fit``: dispatches from the feeder, logs, callbacks, validation.
+
+Example:
+  >>> import numpy as np
+  >>> epoch_logs([{"loss": np.array([1.0, 3.0]), "count": np.array([2.0, 2.0]),
+  ...              "logs": {}, "metrics": {}}], ())
+  {'loss': 2.0}
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+import numpy as np
+
+from nnjax import metrics as metrics_lib
+from nnjax.train import compiled, optimizers
+from nnjax.train.driver import CallbackDriver, Run
+from nnjax.train.feeder import DeviceFeeder
+from nnjax.train.progress import EpochProgress
+from nnjax.train.state import TrainState
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The training loss became NaN or infinite; ``epoch`` and ``step`` say where.
+
+    Example:
+      >>> err = NonFiniteLossError(2, 5, float("nan"))
+      >>> err.epoch, err.step
+      (2, 5)
+    """
+
+    def __init__(self, epoch: int, step: int, value: float) -> None:
+        self.epoch, self.step, self.value = epoch, step, value
+        super().__init__(
+            f"non-finite training loss {value} at epoch {epoch}, step {step} of the epoch "
+            "(0-based); training stopped. Checkpoints written by ModelCheckpoint before "
+            "this epoch are intact; lower the learning rate or clip gradients"
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """The fixed parts of one ``fit`` call's epoch loop.
+
+    Attributes:
+      train_fn: the compiled dispatch (:func:`nnjax.train.compiled.compiled_train`).
+      feeder: the training :class:`~nnjax.train.feeder.DeviceFeeder`.
+      validate: ``validate(state) -> logs`` or None.
+      metrics: the resolved training metrics.
+      epochs: the final epoch count.
+      steps: updates per epoch (None when unknown).
+      shuffle: shuffle array data every epoch.
+      verbose: 0, 1 or 2.
+    """
+
+    train_fn: Callable
+    feeder: DeviceFeeder
+    validate: Callable[[TrainState], dict[str, float]] | None
+    metrics: Sequence[metrics_lib.Metric]
+    epochs: int
+    steps: int | None
+    shuffle: bool
+    verbose: int
+
+
+def epoch_logs(outs: list[dict], metrics: Sequence[metrics_lib.Metric]) -> dict[str, float]:
+    """The epoch's loss (example-weighted), ``loss_fn`` logs and exact metrics from the
+    host logs of every dispatch (leaves stacked ``(K, ...)``)."""
+    count = np.concatenate([np.ravel(o["count"]) for o in outs]).astype(np.float64)
+    total = max(count.sum(), 1.0)
+    mean = lambda values: float(
+        np.dot(np.concatenate([np.ravel(v) for v in values]), count) / total
+    )
+    logs = {"loss": mean([o["loss"] for o in outs])}
+    for name in outs[0]["logs"]:
+        logs[name] = mean([o["logs"][name] for o in outs])
+    for metric in metrics:
+        parts = [o["metrics"][metric.name] for o in outs]
+        stats = metrics_lib.accumulate(metric, parts, stacked=True)
+        logs[metric.name] = metric.result(stats)
+    return logs
+
+
+def _check_finite(outs: list[dict], epoch: int) -> None:
+    losses = np.concatenate([np.ravel(o["loss"]) for o in outs])
+    bad = np.flatnonzero(~np.isfinite(losses))
+    if bad.size:
+        raise NonFiniteLossError(epoch, int(bad[0]), float(losses[bad[0]]))
+
+
+def _dispatch(run: Run, plan: Plan, chunk: Any, bar: EpochProgress) -> Any:
+    """One compiled dispatch; reports a compile when this call traced the step."""
+    traces = compiled.TRACES.count
+    start = time.perf_counter()
+    if plan.verbose:
+        compiled.TRACES.listener = bar.compiling
+    try:
+        *state, out = plan.train_fn(*run.state, *chunk.args)
+    finally:
+        compiled.TRACES.listener = None
+    if compiled.TRACES.count != traces:
+        jax.block_until_ready(out)
+        bar.compiled(time.perf_counter() - start)
+    run.state = TrainState(*state)
+    return out
+
+
+def run_epoch(run: Run, plan: Plan, driver: CallbackDriver, epoch: int) -> dict[str, float]:
+    """Trains one epoch; returns its logs (train and validation metrics, learning rate)."""
+    start = time.perf_counter()
+    bar = EpochProgress(epoch=epoch, epochs=plan.epochs, steps=plan.steps, verbose=plan.verbose)
+    outs: list[dict] = []
+    try:
+        for chunk in plan.feeder.epoch(run.seed, epoch, shuffle=plan.shuffle):
+            outs.append(_dispatch(run, plan, chunk, bar))
+            run.global_step += chunk.steps
+            loss = None
+            if len(outs) > 1 and bar.wants_loss():
+                prev = jax.device_get({k: outs[-2][k] for k in ("loss", "count")})
+                loss = float(np.dot(prev["loss"], prev["count"]) / max(prev["count"].sum(), 1))
+            bar.update(chunk.steps, loss)
+            driver.dispatch_end(chunk.args)
+        host = jax.device_get(outs)
+        _check_finite(host, epoch)
+        logs = epoch_logs(host, plan.metrics)
+        if plan.validate is not None:
+            logs.update({f"val_{k}": v for k, v in plan.validate(run.state).items()})
+        hyper = optimizers.hyperparameters(run.state.opt_state)
+        if "learning_rate" in hyper:
+            logs["learning_rate"] = float(str(np.float32(jax.device_get(hyper["learning_rate"]))))
+    except BaseException:
+        if bar.bar is not None:
+            bar.bar.close()
+        raise
+    bar.close(logs, time.perf_counter() - start)
+    return logs
+
+
+def run_epochs(run: Run, plan: Plan, driver: CallbackDriver, initial_epoch: int) -> None:
+    """The epoch loop: fills ``run.history``; ends with ``on_train_end``."""
+    logs: dict[str, float] = {}
+    for epoch in range(initial_epoch, plan.epochs):
+        driver.epoch_begin(epoch)
+        logs = run_epoch(run, plan, driver, epoch)
+        run.history.append(epoch, logs)
+        driver.epoch_end(epoch, logs)
+        if run.stop:
+            break
+    driver.train_end(logs)
+
+
+__all__ = ["NonFiniteLossError", "Plan", "epoch_logs", "run_epoch", "run_epochs"]

@@ -1,0 +1,198 @@
+"""The device feeder: gets each dispatch's batches onto the devices ahead of the step.
+
+In-memory arrays that fit on the device are put there once (replicated) and each
+dispatch only sends the ``(K, B)`` row indices and masks; the step gathers its batches
+on the device. Everything else (memmaps, iterables) is read, stacked ``(K, B, ...)``
+and transferred by a background thread into a bounded queue (:class:`Prefetcher`), so
+the step never waits on the host.
+
+Example:
+  >>> import jax, numpy as np
+  >>> from nnjax.train import sharding
+  >>> from nnjax.train.data import ArraySource
+  >>> src = ArraySource(np.ones((10, 2), np.float32), np.zeros(10, np.int32), batch_size=4)
+  >>> feeder = DeviceFeeder(src, sharding.make_mesh(jax.devices()[:1]), k=2)
+  >>> [chunk.steps for chunk in feeder.epoch(seed=0, epoch=0)]
+  [2, 1]
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import queue
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+import jax
+import numpy as np
+from jax.sharding import Mesh
+
+from nnjax.train import sharding
+from nnjax.train.data import ArraySource, Batch
+
+#: In-memory data up to this size is put on the device once (when no memory limit is known).
+DEVICE_DATA_BYTES = 1 << 30
+
+
+class Prefetcher:
+    """Runs ``fn`` over ``items`` in a background thread, ``depth`` results ahead.
+
+    Iterating yields the results in order; an exception in the thread is re-raised
+    here; :meth:`close` (or the end of iteration) stops the thread.
+
+    Example:
+      >>> list(Prefetcher(range(4), lambda i: i * i))
+      [0, 1, 4, 9]
+    """
+
+    _END = object()
+
+    def __init__(self, items: Iterable, fn: Callable, depth: int = 2) -> None:
+        self._queue: queue.Queue = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._work, args=(iter(items), fn), daemon=True)
+        self._thread.start()
+
+    def _put(self, item: Any) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _work(self, items: Iterator, fn: Callable) -> None:
+        try:
+            for item in items:
+                if not self._put((True, fn(item))):
+                    return
+        except BaseException as err:  # handed to the consumer
+            self._put((False, err))
+            return
+        self._put((True, self._END))
+
+    def __iter__(self) -> Iterator:
+        try:
+            while True:
+                ok, value = self._queue.get()
+                if not ok:
+                    raise value
+                if value is self._END:
+                    return
+                yield value
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Stops the background thread."""
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
+@dataclasses.dataclass(frozen=True)
+class Chunk:
+    """One dispatch's input: ``args`` for the compiled step after the state, ``steps``
+    real updates in it, ``examples`` real examples."""
+
+    args: tuple
+    steps: int
+    examples: int
+
+
+def chunked(items: Iterable, k: int) -> Iterator[list]:
+    """Groups ``items`` into lists of ``k`` (the last may be shorter).
+
+    Example:
+      >>> list(chunked(range(5), 2))
+      [[0, 1], [2, 3], [4]]
+    """
+    group: list = []
+    for item in items:
+        group.append(item)
+        if len(group) == k:
+            yield group
+            group = []
+    if group:
+        yield group
+
+
+def stack(batches: list[Batch], k: int) -> Batch:
+    """Stacks up to ``k`` host batches ``(K, B, ...)``, padding with masked copies.
+
+    Example:
+      >>> b = Batch(np.ones((2, 3)), np.zeros(2), np.ones(2), np.ones(2))
+      >>> s = stack([b], 2)
+      >>> s.x.shape, s.mask.tolist()
+      ((2, 2, 3), [[1.0, 1.0], [0.0, 0.0]])
+    """
+    pad = batches[-1]._replace(weight=batches[-1].weight * 0, mask=batches[-1].mask * 0)
+    full = batches + [pad] * (k - len(batches))
+    return jax.tree.map(lambda *leaves: np.stack(leaves), *full)
+
+
+def fits_on_device(nbytes: int, device: jax.Device) -> bool:
+    """Whether ``nbytes`` of data may stay on ``device`` (a quarter of its memory, or
+    :data:`DEVICE_DATA_BYTES` when it reports none).
+
+    Example:
+      >>> fits_on_device(1000, jax.devices()[0])
+      True
+    """
+    stats = device.memory_stats() if hasattr(device, "memory_stats") else None
+    limit = (stats or {}).get("bytes_limit")
+    return nbytes <= (limit // 4 if limit else DEVICE_DATA_BYTES)
+
+
+class DeviceFeeder:
+    """Turns a data source into per-dispatch :class:`Chunk` s of ``k`` batches on ``mesh``.
+
+    Args:
+      source: an :class:`~nnjax.train.data.ArraySource` or ``IterableSource``.
+      mesh: batches are sharded over its ``'data'`` axis.
+      k: batches per dispatch.
+      on_device: keep array data on the device and gather there (default: when it is
+        in memory and fits).
+    """
+
+    def __init__(self, source: Any, mesh: Mesh, k: int, *, on_device: bool | None = None):
+        self.source, self.mesh, self.k = source, mesh, k
+        if on_device is None:
+            on_device = (
+                isinstance(source, ArraySource)
+                and not source.is_memmap()
+                and fits_on_device(source.nbytes(), mesh.devices.flat[0])
+            )
+        self.gather = bool(on_device)
+        self.data = None
+        if self.gather:
+            self.data = sharding.put_replicated(source.device_arrays(), mesh)
+
+    def _index_chunk(self, idx: np.ndarray, mask: np.ndarray) -> Chunk:
+        steps = len(idx)
+        pad = self.k - steps
+        idx = np.concatenate([idx, np.zeros((pad, idx.shape[1]), idx.dtype)]).astype(np.int32)
+        mask = np.concatenate([mask, np.zeros((pad, mask.shape[1]), np.float32)])
+        examples = int(mask.sum())
+        idx, mask = sharding.put_batch((idx, mask), self.mesh)
+        return Chunk((self.data, idx, mask, steps), steps, examples)
+
+    def _host_chunk(self, batches: list[Batch]) -> Chunk:
+        stacked = stack(batches, self.k)
+        examples = int(sum(b.mask.sum() for b in batches))
+        return Chunk((sharding.put_batch(stacked, self.mesh), len(batches)), len(batches), examples)
+
+    def epoch(self, seed: int, epoch: int, *, shuffle: bool = True) -> Iterator[Chunk]:
+        """The dispatches of one epoch, in the source's order."""
+        if self.gather:
+            idx, mask = self.source.epoch(seed, epoch, shuffle=shuffle)
+            for start in range(0, len(idx), self.k):
+                sl = slice(start, start + self.k)
+                yield self._index_chunk(idx[sl], mask[sl])
+            return
+        groups = chunked(self.source.batches(seed, epoch, shuffle=shuffle), self.k)
+        yield from Prefetcher(groups, self._host_chunk)
+
+
+__all__ = ["Chunk", "DeviceFeeder", "Prefetcher", "chunked", "fits_on_device", "stack"]

@@ -1,0 +1,144 @@
+"""The data source and device feeder: every data kind, padding, weights, splits."""
+
+import itertools
+
+import jax
+import numpy as np
+import pytest
+from flax import nnx
+
+import nnjax.train as T
+from nnjax.nn import WideAndDeep
+from nnjax.train import sharding
+from nnjax.train.data import ArraySource, epoch_index, make_source
+from nnjax.train.feeder import DeviceFeeder, Prefetcher
+from tests.train._data import blobs, leaves, mlp
+
+ONE = jax.devices()[:1]
+KW = dict(loss="cross_entropy", batch_size=16, verbose=0, devices=ONE, learning_rate=0.05)
+
+
+def test_epoch_index_is_a_function_of_seed_and_epoch_and_covers_every_example():
+    idx, mask = epoch_index(1, 3, 10, 3)
+    np.testing.assert_array_equal(idx, epoch_index(1, 3, 10, 3)[0])
+    assert idx.shape == mask.shape == (4, 3)
+    np.testing.assert_array_equal(np.sort(idx.ravel()[mask.ravel() == 1]), np.arange(10))
+    assert not np.array_equal(idx, epoch_index(1, 4, 10, 3)[0])
+    assert not np.array_equal(idx, epoch_index(2, 3, 10, 3)[0])
+    np.testing.assert_array_equal(mask[-1], [1, 0, 0])
+
+
+@pytest.mark.parametrize("gather", [True, False])
+def test_feeder_sees_every_example_once_per_epoch(gather):
+    x, y = blobs(n=37)
+    src = ArraySource(x, y, batch_size=4)
+    feeder = DeviceFeeder(src, sharding.make_mesh(ONE), k=3, on_device=gather)
+    chunks = list(feeder.epoch(seed=0, epoch=0))
+    assert [c.steps for c in chunks] == [3, 3, 3, 1]  # 10 batches, the last one padded
+    assert sum(c.examples for c in chunks) == 37
+    assert feeder.gather is gather
+
+
+def test_prefetcher_reraises_and_stops():
+    def bad(i):
+        if i == 2:
+            raise KeyError("boom")
+        return i
+
+    with pytest.raises(KeyError, match="boom"):
+        list(Prefetcher(range(5), bad))
+
+
+def _batches(x, y, size):
+    return [(x[i : i + size], y[i : i + size]) for i in range(0, len(x), size)]
+
+
+def test_every_data_kind_ends_bitwise_equal_to_the_array_path(tmp_path):
+    x, y = blobs(n=100)  # 7 batches of 16, the last one of 4 padded
+    kw = dict(KW, epochs=2, shuffle=False)
+    runs = {}
+    for kind in ("arrays", "list", "generator", "memmap"):
+        model = mlp()
+        if kind == "arrays":
+            data = (x, y)
+        elif kind == "list":
+            data = _batches(x, y, 16)
+        elif kind == "generator":
+            data = itertools.cycle(_batches(x, y, 16))
+            kw_kind = dict(steps_per_epoch=7)
+        else:
+            path = tmp_path / "x.npy"
+            np.save(path, x)
+            data = (np.load(path, mmap_mode="r"), y)
+        extra = kw_kind if kind == "generator" else {}
+        T.fit(model, data, **kw, **extra)
+        runs[kind] = leaves(model)
+    for kind in ("list", "generator", "memmap"):
+        for a, b in zip(runs["arrays"], runs[kind]):
+            np.testing.assert_array_equal(a, b, err_msg=kind)
+
+
+def test_dict_inputs_train_wide_and_deep_through_fit():
+    rng = np.random.default_rng(0)
+    x = {"x_wide": rng.normal(size=(64, 3)).astype("f4"), "x_deep": rng.normal(size=(64, 5))}
+    y = (x["x_wide"][:, :1] + x["x_deep"][:, :1]).astype("f4")
+    model = WideAndDeep(3, (8, 8), 1, deep_features=5, rngs=nnx.Rngs(0))
+    history = T.fit(model, (x, y), loss="mse", epochs=4, learning_rate=1e-2, verbose=0, devices=ONE)
+    assert set(history.history) == {"loss", "learning_rate"}  # regression: no accuracy
+    assert history["loss"][-1] < history["loss"][0]
+    pred = T.predict(model, x, devices=ONE)
+    np.testing.assert_allclose(pred, model(x["x_wide"], x["x_deep"]), rtol=1e-5, atol=1e-6)
+    logs = T.evaluate(model, (x, y), loss="mse", metrics="mae", devices=ONE)
+    np.testing.assert_allclose(logs["mae"], np.mean(np.abs(pred - y)), rtol=1e-5, atol=1e-6)
+    # a tuple is passed positionally
+    T.fit(model, ((x["x_wide"], x["x_deep"]), y), loss="mse", verbose=0, devices=ONE)
+
+
+def test_sample_and_class_weights():
+    x, y = blobs(n=48)
+    kw = dict(KW, optimizer="sgd", epochs=1)
+    base, ones = mlp(), mlp()
+    T.fit(base, (x, y), **kw)
+    T.fit(ones, (x, y, np.ones(48)), **kw)
+    for a, b in zip(leaves(base), leaves(ones)):
+        np.testing.assert_array_equal(a, b)
+    zero = mlp()
+    T.fit(zero, (x, y, np.zeros(48)), **kw)  # no example counts: SGD leaves the weights
+    for a, b in zip(leaves(mlp()), leaves(zero)):
+        np.testing.assert_array_equal(a, b)
+    by_class, by_sample = mlp(), mlp()
+    weights = {0: 0.5, 1: 2.0, 2: 1.0}
+    T.fit(by_class, (x, y), class_weight=weights, **kw)
+    T.fit(by_sample, (x, y, np.array([weights[c] for c in y])), **kw)
+    for a, b in zip(leaves(by_class), leaves(by_sample)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_validation_split_holds_out_the_last_fraction():
+    x, y = blobs(n=50)
+    model = mlp()
+    history = T.fit(model, (x, y), validation_split=0.2, epochs=1, **KW)
+    logs = T.evaluate(model, (x[40:], y[40:]), loss="cross_entropy", devices=ONE)
+    np.testing.assert_allclose(history["val_loss"][-1], logs["loss"], rtol=1e-5, atol=1e-6)
+
+
+def test_endless_generator_with_steps_per_epoch():
+    x, y = blobs(n=32)
+
+    def endless():
+        while True:
+            yield x[:16], y[:16]
+
+    history = T.fit(mlp(), endless(), steps_per_epoch=3, epochs=2, **KW)
+    assert len(history) == 2
+    with pytest.raises(ValueError, match=r"ended after 2 batches in epoch 0.*steps_per_epoch=3"):
+        T.fit(mlp(), _batches(x, y, 16), steps_per_epoch=3, epochs=1, **KW)
+    with pytest.raises(ValueError, match="exhausted after one epoch"):
+        T.fit(mlp(), iter(_batches(x, y, 16)), epochs=2, **KW)
+
+
+def test_make_source_kinds():
+    x, y = blobs(n=10)
+    assert isinstance(make_source("train", (x, y), batch_size=4), ArraySource)
+    with pytest.raises(ValueError, match="pair"):
+        make_source("train", x, batch_size=4)
