@@ -1,9 +1,12 @@
-"""nnjax.metrics: accuracy in its three label forms, checked against NumPy."""
+"""nnjax.metrics: batch functions, and exact streaming metrics equal to scikit-learn's
+for any batch size, padding and device count."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import sklearn.metrics as skm
+from flax import nnx
 
 from nnjax import metrics
 
@@ -44,7 +47,150 @@ def test_accuracy_under_jit_and_vmap():
     np.testing.assert_array_equal(per_row, (LOGITS.argmax(-1) == LABELS).astype(np.float32))
 
 
-def test_get():
+def test_get_and_resolve():
     assert metrics.get("acc") is metrics.accuracy
     with pytest.raises(ValueError, match=r"unknown metric 'f1'.*accuracy"):
         metrics.get("f1")
+    assert metrics.resolve("f1").name == "f1"
+    with pytest.raises(ValueError, match=r"unknown metric 'f2'.*f1_macro"):
+        metrics.resolve("f2")
+    assert metrics.as_specs("accuracy") == ("accuracy",)
+
+
+def _streamed(metric, pred, y, batch):
+    """The metric over batches of ``batch`` rows, the last one padded and masked."""
+    m = metrics.resolve(metric)
+    n = len(y)
+    pad = -n % batch
+    rows = np.r_[np.arange(n), np.zeros(pad, int)]
+    mask = (np.arange(n + pad) < n).astype(np.float32)
+    stats = [
+        jax.device_get(
+            jax.jit(m.stats)(pred[rows[i : i + batch]], y[rows[i : i + batch]], mask[i : i + batch])
+        )
+        for i in range(0, n + pad, batch)
+    ]
+    return m.result(metrics.accumulate(m, stats))
+
+
+N = 103
+MULTI = rng.normal(size=(N, 5)).astype(np.float32)
+MULTI_Y = rng.integers(0, 5, size=N)
+BIN = rng.normal(size=(N, 1)).astype(np.float32)
+BIN_Y = (rng.random(N) < 1 / (1 + np.exp(-2 * BIN[:, 0]))).astype(np.int32)
+WIDE = rng.normal(size=(N, 9)).astype(np.float32)
+WIDE_Y = rng.integers(0, 9, size=N)
+REG = rng.normal(size=(N, 3)).astype(np.float32)
+REG_Y = rng.normal(size=(N, 3)).astype(np.float32)
+
+CASES = [
+    ("accuracy", MULTI, MULTI_Y, lambda: skm.accuracy_score(MULTI_Y, MULTI.argmax(1))),
+    ("top_k_accuracy", WIDE, WIDE_Y, lambda: skm.top_k_accuracy_score(WIDE_Y, WIDE, k=5)),
+    (
+        metrics.top_k_accuracy(2),
+        MULTI,
+        MULTI_Y,
+        lambda: skm.top_k_accuracy_score(MULTI_Y, MULTI, k=2),
+    ),
+    ("precision", BIN, BIN_Y, lambda: skm.precision_score(BIN_Y, BIN[:, 0] > 0)),
+    ("recall", BIN, BIN_Y, lambda: skm.recall_score(BIN_Y, BIN[:, 0] > 0)),
+    ("f1", BIN, BIN_Y, lambda: skm.f1_score(BIN_Y, BIN[:, 0] > 0)),
+    ("f1_macro", MULTI, MULTI_Y, lambda: skm.f1_score(MULTI_Y, MULTI.argmax(1), average="macro")),
+    ("f1_micro", MULTI, MULTI_Y, lambda: skm.f1_score(MULTI_Y, MULTI.argmax(1), average="micro")),
+    (
+        "precision_macro",
+        MULTI,
+        MULTI_Y,
+        lambda: skm.precision_score(MULTI_Y, MULTI.argmax(1), average="macro"),
+    ),
+    (
+        "recall_macro",
+        MULTI,
+        MULTI_Y,
+        lambda: skm.recall_score(MULTI_Y, MULTI.argmax(1), average="macro"),
+    ),
+    ("auc", BIN, BIN_Y, lambda: skm.roc_auc_score(BIN_Y, BIN[:, 0])),
+    ("mse", REG, REG_Y, lambda: skm.mean_squared_error(REG_Y, REG)),
+    ("mae", REG, REG_Y, lambda: skm.mean_absolute_error(REG_Y, REG)),
+    (
+        "cross_entropy",
+        MULTI,
+        MULTI_Y,
+        lambda: skm.log_loss(MULTI_Y, jax.nn.softmax(MULTI), labels=range(5)),
+    ),
+]
+
+
+@pytest.mark.parametrize("batch", [1, 8, 32, 103])
+@pytest.mark.parametrize(
+    "metric, pred, y, expected",
+    CASES,
+    ids=[c[0] if isinstance(c[0], str) else c[0].name for c in CASES],
+)
+def test_streamed_metric_equals_sklearn(metric, pred, y, expected, batch):
+    np.testing.assert_allclose(_streamed(metric, pred, y, batch), expected(), rtol=1e-5, atol=1e-6)
+
+
+def test_auc_counts_ties_as_one_half():
+    scores = np.array([0.5, 0.5, 0.5, 0.1, 0.9])
+    labels = np.array([0, 1, 1, 0, 1])
+    np.testing.assert_allclose(
+        metrics.roc_auc_score(scores, labels), skm.roc_auc_score(labels, scores)
+    )
+
+
+def test_default_metrics_follow_the_loss():
+    assert metrics.default_metrics("cross_entropy") == ("accuracy",)
+    assert metrics.default_metrics("binary_crossentropy") == ("accuracy",)
+    assert metrics.default_metrics("mse") == ()
+    assert metrics.default_metrics(lambda p, y: p) == ()
+
+
+@pytest.mark.parametrize("devices", [1, 4])
+def test_evaluate_metrics_equal_sklearn_with_padding_and_devices(devices):
+    import nnjax.train as T
+    from nnjax.nn import MLP
+
+    model = MLP(5, (8,), 5, rngs=nnx.Rngs(0))
+    x = rng.normal(size=(N, 5)).astype(np.float32)
+    names = ["accuracy", metrics.top_k_accuracy(2), "f1_macro", "f1_micro", "precision_macro"]
+    logs = T.evaluate(
+        model,
+        (x, MULTI_Y),
+        loss="cross_entropy",
+        metrics=names,
+        batch_size=12,
+        devices=jax.devices()[:devices],
+    )
+    pred = np.asarray(model(x))
+    labels = pred.argmax(1)
+    expected = {
+        "loss": skm.log_loss(MULTI_Y, jax.nn.softmax(pred), labels=range(5)),
+        "accuracy": skm.accuracy_score(MULTI_Y, labels),
+        "top_2_accuracy": skm.top_k_accuracy_score(MULTI_Y, pred, k=2),
+        "f1_macro": skm.f1_score(MULTI_Y, labels, average="macro"),
+        "f1_micro": skm.f1_score(MULTI_Y, labels, average="micro"),
+        "precision_macro": skm.precision_score(MULTI_Y, labels, average="macro", zero_division=0),
+    }
+    for name, value in expected.items():
+        np.testing.assert_allclose(logs[name], value, rtol=1e-5, atol=1e-6, err_msg=name)
+
+
+def test_a_batch_level_loss_evaluates_on_whole_batches():
+    """A loss of the whole batch (the variance of the errors) is not per example."""
+    import nnjax.train as T
+    from nnjax.nn import MLP
+
+    def error_variance(pred, y):
+        return jnp.var(pred - y)
+
+    model = MLP(3, (4,), 1, rngs=nnx.Rngs(0))
+    x = rng.normal(size=(64, 3)).astype(np.float32)
+    y = rng.normal(size=(64, 1)).astype(np.float32)
+    logs = T.evaluate(
+        model, (x, y), loss=error_variance, metrics=(), batch_size=16, devices=jax.devices()[:1]
+    )
+    err = np.asarray(model(x)) - y
+    expected = np.mean([np.var(err[i : i + 16]) for i in range(0, 64, 16)])
+    assert expected > 0.01
+    np.testing.assert_allclose(logs["loss"], expected, rtol=1e-5, atol=1e-6)
