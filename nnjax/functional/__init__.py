@@ -12,6 +12,7 @@ Example:
   (32, 10)
 """
 
+from nnjax.functional.attention import multi_head_attention, multi_head_attention_init
 from nnjax.functional.conv import conv1d, conv1d_init, conv2d, conv2d_init, conv3d, conv3d_init
 from nnjax.functional.conv_transpose import (
     conv_transpose1d,
@@ -40,6 +41,10 @@ from nnjax.functional.pooling import (
     max_pool2d,
     max_pool3d,
 )
+from nnjax.functional.positional import (
+    rotary_position_encoding,
+    sinusoidal_position_encoding,
+)
 from nnjax.functional.prelu import prelu, prelu_init
 from nnjax.functional.recurrent import (
     LSTMState,
@@ -52,6 +57,10 @@ from nnjax.functional.recurrent import (
 )
 from nnjax.functional.rms_norm import rms_norm, rms_norm_init
 from nnjax.functional.sequence import gru, lstm, rnn, zero_carry
+from nnjax.functional.transformer import (
+    transformer_encoder_block,
+    transformer_encoder_block_init,
+)
 
 __all__ = [
     "LSTMState",
@@ -95,6 +104,8 @@ __all__ = [
     "max_pool1d",
     "max_pool2d",
     "max_pool3d",
+    "multi_head_attention",
+    "multi_head_attention_init",
     "prelu",
     "prelu_init",
     "rms_norm",
@@ -102,5 +113,9 @@ __all__ = [
     "rnn",
     "rnn_cell",
     "rnn_cell_init",
+    "rotary_position_encoding",
+    "sinusoidal_position_encoding",
+    "transformer_encoder_block",
+    "transformer_encoder_block_init",
     "zero_carry",
 ]

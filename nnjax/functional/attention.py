@@ -1,0 +1,225 @@
+"""Multi-head scaled dot-product attention with its four projections."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from nnjax import _checks, initializers
+from nnjax.functional import _utils
+from nnjax.functional.dropout import dropout
+
+Params = dict[str, dict[str, jax.Array]]
+
+
+def _positive(op: str, name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{op}: `{name}` must be a positive int, got {value!r}")
+    return value
+
+
+def multi_head_attention_init(
+    key: jax.Array,
+    features: int,
+    *,
+    num_heads: int,
+    kv_features: int | None = None,
+    out_features: int | None = None,
+    dtype: jnp.dtype = jnp.float32,
+    kernel_init: str | initializers.Initializer = "glorot_uniform",
+    use_bias: bool = True,
+) -> Params:
+    """Initialises :func:`multi_head_attention`.
+
+    Each projection kernel is drawn as a ``(in, H*D)`` (or ``(H*D, out)``) matrix and
+    stored with the heads as their own axes, as in Flax, so that ``num_heads`` is read
+    from the parameters.
+
+    Args:
+      key: a PRNG key.
+      features: ``F``, the size of the queries' last axis; split into ``num_heads``
+        heads of ``D = F // num_heads``.
+      num_heads: ``H``; must divide ``features``.
+      kv_features: size of the context's last axis (cross attention); ``F`` if ``None``.
+      out_features: size of the output's last axis; ``F`` if ``None``.
+      dtype: parameter dtype.
+      kernel_init: initializer for the four kernels (Glorot uniform).
+      use_bias: whether the projections have biases (zeros).
+
+    Returns:
+      ``{"query": {"kernel": (F, H, D), "bias": (H, D)}, "key": {"kernel": (kv, H, D),
+      ...}, "value": {...}, "out": {"kernel": (H, D, out), "bias": (out,)}}``.
+
+    Raises:
+      ValueError: for sizes that are not positive ints, or ``num_heads`` not dividing
+        ``features``.
+
+    Example:
+      >>> params = multi_head_attention_init(jax.random.key(0), 8, num_heads=2)
+      >>> params["query"]["kernel"].shape, params["out"]["kernel"].shape
+      ((8, 2, 4), (2, 4, 8))
+    """
+    op = "multi_head_attention_init"
+    _positive(op, "features", features)
+    _positive(op, "num_heads", num_heads)
+    if features % num_heads:
+        raise ValueError(f"{op}: `num_heads`={num_heads} does not divide `features`={features}")
+    kv = _positive(op, "kv_features", features if kv_features is None else kv_features)
+    out = _positive(op, "out_features", features if out_features is None else out_features)
+    head_dim = features // num_heads
+    keys = jax.random.split(key, 4)
+    params = {}
+    for k, name, rows in zip(keys, ("query", "key", "value"), (features, kv, kv)):
+        kernel = initializers.init_param(kernel_init, k, (rows, features), dtype)
+        params[name] = {"kernel": jnp.reshape(kernel, (rows, num_heads, head_dim))}
+        if use_bias:
+            params[name]["bias"] = jnp.zeros((num_heads, head_dim), dtype)
+    kernel = initializers.init_param(kernel_init, keys[3], (features, out), dtype)
+    params["out"] = {"kernel": jnp.reshape(kernel, (num_heads, head_dim, out))}
+    if use_bias:
+        params["out"]["bias"] = jnp.zeros((out,), dtype)
+    return params
+
+
+def _project(op: str, name: str, p: dict, x: jax.Array) -> jax.Array:
+    """``(B, T, F) -> (B, T, H, D)`` with the ``(F, H, D)`` kernel of ``p``."""
+    kernel = p["kernel"]
+    _checks.check_rank(op, f"params[{name!r}]['kernel']", kernel, 3)
+    arg = "x" if name == "query" else "context"
+    _checks.check_shape(op, arg, x, (None, None, kernel.shape[0]))
+    y = jnp.einsum("btf,fhd->bthd", x, kernel.astype(x.dtype))
+    if "bias" in p:
+        _checks.check_shape(op, f"params[{name!r}]['bias']", p["bias"], kernel.shape[1:])
+        y = y + p["bias"].astype(x.dtype)[None, None]
+    return y
+
+
+def _mask4(op: str, mask, batch: int, heads: int, t: int, s: int) -> jax.Array | None:
+    """A boolean ``(B|1, H|1, T, S)`` mask (True = may attend) from the accepted shapes."""
+    if mask is None:
+        return None
+    mask = jnp.asarray(mask)
+    if mask.dtype != jnp.bool_:
+        raise TypeError(f"{op}: argument `mask` has dtype {mask.dtype}, expected bool")
+    _checks.check_rank(op, "mask", mask, {2, 3, 4})
+    if mask.ndim == 2:  # key padding (B, S)
+        _checks.check_shape(op, "mask", mask, (batch, s))
+        return mask[:, None, None, :]
+    if mask.ndim == 3:
+        _checks.check_shape(op, "mask", mask, (batch, t, s))
+        return mask[:, None]
+    b, h = mask.shape[:2]
+    _checks.check_shape(op, "mask", mask, (batch if b != 1 else 1, heads if h != 1 else 1, t, s))
+    return mask
+
+
+def attention_weights(q, k, mask, causal: bool) -> jax.Array:
+    """Softmax attention weights ``(B, H, T, S)`` in float32 at least (the explicit path).
+
+    Masked logits are set to the lowest finite value, as ``jax.nn.dot_product_attention``
+    does, so both paths agree everywhere (a query that sees no key averages them all).
+    """
+    dtype = _utils.stat_dtype(q)
+    scale = 1.0 / jnp.sqrt(jnp.asarray(q.shape[-1], dtype))
+    logits = jnp.einsum("bthd,bshd->bhts", q, k).astype(dtype) * scale
+    t, s = logits.shape[-2:]
+    allowed = jnp.ones((1, 1, t, s), jnp.bool_)
+    if causal:
+        allowed = jnp.tril(allowed)
+    if mask is not None:
+        allowed = allowed & mask
+    logits = jnp.where(allowed, logits, jnp.finfo(dtype).min)
+    return jax.nn.softmax(logits, axis=-1)
+
+
+def multi_head_attention(
+    params: Params,
+    x: jax.typing.ArrayLike,
+    context: jax.typing.ArrayLike | None = None,
+    *,
+    mask: jax.typing.ArrayLike | None = None,
+    causal: bool = False,
+    dropout_rate: float = 0.0,
+    key: jax.Array | None = None,
+) -> jax.Array:
+    """Multi-head scaled dot-product attention of ``x`` over ``context`` (itself if ``None``).
+
+    ``softmax(q k^T / sqrt(D)) v`` per head, with ``q = x W_q + b_q``, ``k = context W_k
+    + b_k``, ``v = context W_v + b_v``, the heads concatenated and projected by ``W_o``.
+    Equal to PyTorch's ``nn.MultiheadAttention`` with the same weights. Without dropout
+    it runs ``jax.nn.dot_product_attention``; with dropout the weights are computed
+    explicitly (softmax in float32, or float64 for float64 inputs, which the fused op
+    would round to float32) and dropped with :func:`nnjax.functional.dropout`.
+
+    Args:
+      params: from :func:`multi_head_attention_init`.
+      x: queries ``(B, T, F)``, floating.
+      context: keys and values ``(B, S, kv)``; ``None`` for self attention.
+      mask: boolean, **True where a query may attend** (Flax/JAX convention; PyTorch's
+        ``key_padding_mask`` is the negation): ``(B, S)`` key padding, ``(B, T, S)``, or
+        ``(B|1, H|1, T, S)``. A query that sees no key at all averages every value
+        (PyTorch returns NaN there).
+      causal: query ``t`` attends to keys ``<= t`` only (combined with ``mask``).
+      dropout_rate: probability of dropping each attention weight (training).
+      key: PRNG key for the dropout; required when ``dropout_rate > 0``.
+
+    Returns:
+      ``(B, T, out)``, the dtype of ``x``.
+
+    Raises:
+      AssertionError: wrong shapes of ``x``, ``context``, ``mask`` or the parameters.
+      TypeError: non-floating ``x``/``context`` or a non-boolean ``mask``.
+      ValueError: ``dropout_rate > 0`` without ``key``.
+
+    Example:
+      >>> params = multi_head_attention_init(jax.random.key(0), 8, num_heads=2)
+      >>> x = jnp.ones((3, 5, 8))
+      >>> multi_head_attention(params, x, mask=jnp.ones((3, 5), bool), causal=True).shape
+      (3, 5, 8)
+    """
+    op = "multi_head_attention"
+    x = _utils.as_compute(op, x)
+    _checks.check_rank(op, "x", x, 3)
+    if context is None:
+        context = x
+    else:
+        context = jnp.asarray(context)
+        _checks.check_floating(op, "context", context)
+        _checks.check_rank(op, "context", context, 3)
+        _checks.check_shape(op, "context", context, (x.shape[0], None, None))
+        context = context.astype(x.dtype)
+    q = _project(op, "query", params["query"], x)
+    k = _project(op, "key", params["key"], context)
+    v = _project(op, "value", params["value"], context)
+    _checks.check_shape(
+        op, "params['key']['kernel']", params["key"]["kernel"], (None, *q.shape[2:])
+    )
+    _checks.check_shape(op, "params['value']['kernel']", params["value"]["kernel"],
+                        (None, *q.shape[2:]))  # fmt: skip
+    batch, t, heads = q.shape[:3]
+    mask = _mask4(op, mask, batch, heads, t, k.shape[1])
+    drop = dropout_active(dropout_rate)
+    if drop and key is None:
+        raise ValueError(f"{op}: `dropout_rate`={dropout_rate!r} needs a PRNG `key`")
+    if drop or x.dtype == jnp.float64:  # the fused op computes softmax in float32 only
+        weights = attention_weights(q, k, mask, causal)
+        if drop:
+            weights = dropout(key, weights, dropout_rate)
+        o = jnp.einsum("bhts,bshd->bthd", weights.astype(x.dtype), v)
+    else:
+        o = jax.nn.dot_product_attention(q, k, v, mask=mask, is_causal=causal)
+    out = params["out"]
+    _checks.check_shape(op, "params['out']['kernel']", out["kernel"], (*q.shape[2:], None))
+    y = jnp.einsum("bthd,hdo->bto", o, out["kernel"].astype(x.dtype))
+    if "bias" in out:
+        _checks.check_shape(op, "params['out']['bias']", out["bias"], (out["kernel"].shape[-1],))
+        y = y + _utils.expand_to(out["bias"].astype(x.dtype), 3)
+    return y
+
+
+def dropout_active(rate) -> bool:
+    """Whether dropout at ``rate`` must run: a non-zero or a traced rate."""
+    try:
+        return float(rate) != 0.0
+    except (TypeError, jax.errors.ConcretizationTypeError):
+        return True
