@@ -152,14 +152,14 @@ def _add_tools(sub) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``nnjax`` argument parser (every option's default shown in ``--help``)."""
-    from nnjax import __version__
+    import nnjax
 
     parser = argparse.ArgumentParser(
         prog="nnjax",
         description="Train, evaluate and inspect nnjax models from the shell.",
         formatter_class=_Help,
     )
-    parser.add_argument("--version", action="version", version=f"nnjax {__version__}")
+    parser.add_argument("--version", action="version", version=f"nnjax {nnjax.__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_train(sub)
     _add_run_readers(sub)

@@ -10,14 +10,15 @@ Example:
   >>> from flax import nnx
   >>> from nnjax import nn
   >>> config = encode(nn.MLP(4, (8,), 3, rngs=nnx.Rngs(0)))
-  >>> config["class"], config["args"]
-  ('MLP', [4, [8], 3])
+  >>> config["class"], config["kwargs"]["hidden"]
+  ('MLP', [8])
   >>> type(build(config)).__name__
   'MLP'
 """
 
 from __future__ import annotations
 
+import inspect
 import types
 from typing import Any
 
@@ -76,6 +77,26 @@ def _encode_value(value: Any, where: str) -> Any:
     )
 
 
+def _by_name(cls: type, args: tuple, kwargs: dict) -> tuple[type, tuple, dict]:
+    """The call with every argument that has a name passed by name (readable JSON)."""
+    try:
+        bound = inspect.signature(cls.__init__).bind(None, *args, **kwargs)
+    except (TypeError, ValueError):
+        return cls, args, kwargs
+    positional, named = [], {}
+    for name, value in list(bound.arguments.items())[1:]:  # not `self`
+        kind = bound.signature.parameters[name].kind
+        if kind is inspect.Parameter.VAR_POSITIONAL:
+            positional.extend(value)
+        elif kind is inspect.Parameter.POSITIONAL_ONLY:
+            positional.append(value)
+        elif kind is inspect.Parameter.VAR_KEYWORD:
+            named.update(value)
+        else:
+            named[name] = value
+    return cls, tuple(positional), named
+
+
 def encode(module: nnx.Module, *, where: str | None = None) -> dict[str, Any]:
     """The JSON form ``{"class", "args", "kwargs"}`` of ``module``'s constructor call.
 
@@ -92,7 +113,7 @@ def encode(module: nnx.Module, *, where: str | None = None) -> dict[str, Any]:
             "arguments (only nnjax.nn layers and models built by their constructor do); "
             "use nnjax.save_state / nnjax.load_state for other modules"
         )
-    cls, args, kwargs = call
+    cls, args, kwargs = _by_name(*call)
     name = _base.class_name(cls)
     return {
         "class": name,

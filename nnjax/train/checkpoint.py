@@ -26,8 +26,9 @@ from typing import Any
 
 from flax import nnx
 
-from nnjax.io import config, restore, steps, trees
+from nnjax.io import config, layout, restore, steps, trees
 from nnjax.io import model as io_model
+from nnjax.io.errors import CheckpointError
 from nnjax.train.callbacks import Callback, Monitor
 
 
@@ -162,8 +163,9 @@ class ModelCheckpoint(Callback):
       max_to_keep: how many checkpoints to keep (oldest deleted first); ``None`` keeps
         all, and the default is 1 with ``save_best_only``, else 3.
 
-    Resume a run with ``fit(..., resume_from=directory)``; rebuild the trained model
-    anywhere with ``nnjax.load(directory)``.
+    Resume a run with ``fit(..., resume_from=directory)`` (the best ``monitor`` value so
+    far is restored from the newest checkpoint); rebuild the trained model anywhere
+    with ``nnjax.load(directory)``.
 
     Example:
       >>> cb = ModelCheckpoint("/tmp/run")
@@ -186,8 +188,17 @@ class ModelCheckpoint(Callback):
         self.max_to_keep = (1 if save_best_only else 3) if max_to_keep == -1 else max_to_keep
 
     def on_train_begin(self, logs=None):
-        if self.monitor is not None:
-            self.monitor.best = Monitor(self.monitor.monitor, self.monitor.mode).best
+        if self.monitor is None:
+            return
+        self.monitor.best = Monitor(self.monitor.monitor, self.monitor.mode).best
+        found = steps.epochs(self.directory)
+        if found and self.loop.history.epoch:  # resumed: the best so far is on disk
+            try:
+                saved = layout.read_meta(found[-1][1]).get("monitor") or {}
+            except CheckpointError:
+                saved = {}
+            if saved.get("name") == self.monitor.monitor and saved.get("mode") == self.monitor.mode:
+                self.monitor.best = float(saved["best"])
 
     def on_epoch_end(self, epoch, logs=None):
         improved = self.monitor.update(logs) if self.monitor is not None else True
@@ -196,6 +207,12 @@ class ModelCheckpoint(Callback):
         loop = self.loop
         meta = {"seed": loop.seed, "global_step": loop.global_step}
         meta["history"] = loop.history.to_dict()
+        if self.monitor is not None:
+            meta["monitor"] = {
+                "name": self.monitor.monitor,
+                "mode": self.monitor.mode,
+                "best": self.monitor.best,
+            }
         save_checkpoint(
             self.directory,
             epoch,

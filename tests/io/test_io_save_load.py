@@ -101,7 +101,8 @@ def test_the_folder_holds_the_guide_layout_and_json(tmp_path):
     nnjax.save(model, tmp_path / "m")
     meta = json.loads((tmp_path / "m" / "nnjax.json").read_text())
     assert meta["format"] == "nnjax.checkpoint" and meta["version"] == 1
-    assert meta["model"]["class"] == "MLP" and meta["model"]["args"] == [4, [5], 3]
+    assert meta["model"]["class"] == "MLP" and meta["model"]["args"] == []
+    assert meta["model"]["kwargs"]["in_features"] == 4 and meta["model"]["kwargs"]["hidden"] == [5]
     assert meta["model"]["kwargs"]["rngs"] == {"$rngs": ["dropout", "params"]}
     assert (tmp_path / "m" / "state" / "_CHECKPOINT_METADATA").is_file()
 
