@@ -160,7 +160,10 @@ def _for_loss(logits: PyTree) -> PyTree:
 
 
 def _like(new: PyTree, old: PyTree) -> PyTree:
-    return jax.tree.map(lambda a, b: a.astype(b.dtype) if hasattr(b, "dtype") else a, new, old)
+    def like(a, b):
+        return a.astype(b.dtype) if hasattr(b, "dtype") and a.dtype != b.dtype else a
+
+    return jax.tree.map(like, new, old)
 
 
 def as_batch(x: Any, y: Any = None, weight: Any = None, mask: Any = None) -> Batch:

@@ -13,7 +13,13 @@ import numpy as np
 import pytest
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-SCRIPTS = ("fashion_mnist_mlp", "fashion_mnist_cnn", "lstm_adding_problem", "autoencoder")
+SCRIPTS = (
+    "fashion_mnist_mlp",
+    "fashion_mnist_cnn",
+    "lstm_adding_problem",
+    "autoencoder",
+    "dp_sgd",
+)
 
 
 @pytest.fixture
@@ -110,3 +116,42 @@ def test_autoencoder_quick(load, data_dir, tmp_path):
     assert 0.0 < mse < 0.15
     for png in ("latent_space.png", "reconstructions.png", "latent_grid.png"):
         _png(out / png)
+
+
+def test_dp_sgd_quick_trains_through_loss_fn(load, tmp_path):
+    out = tmp_path / "dp"
+    dp = load("dp_sgd")
+    results = dp.main(["--quick", "--out", str(out)])
+    assert _results(out)["steps"] == results["steps"] == 4
+    assert 0.0 <= results["test_accuracy"] <= 1.0 and results["epsilon"] > 0
+    assert np.isfinite(results["history"]["loss"]).all()
+    # more noise costs less privacy
+    assert dp.epsilon(0.01, 2.0, 1000, 1e-5) < dp.epsilon(0.01, 1.0, 1000, 1e-5)
+
+
+def test_dp_sgd_gradient_is_the_clipped_noised_mean(load):
+    """With zero noise, the DP step's gradient is the mean of clipped per-example ones."""
+    import jax
+    import jax.numpy as jnp
+    from flax import nnx
+
+    import nnjax.train as T
+    from nnjax import losses
+
+    dp = load("dp_sgd")
+    model = dp.model_for(0)
+    rng = np.random.default_rng(0)
+    x = rng.random((6, 64)).astype(np.float32)
+    y = rng.integers(0, 10, 6).astype(np.int32)
+    mask = jnp.array([1, 1, 1, 1, 1, 0], jnp.float32)
+    batch = T.Batch(jnp.asarray(x), jnp.asarray(y), mask, mask)
+    graphdef, params, rest = T.split_model(model)
+    objective = T.make_objective(graphdef, loss_fn=dp.dp_loss_fn(0.5, 0.0))
+    grads = jax.grad(lambda p: objective(p, rest, batch)[0])(params)
+    per = T.per_example_grads(model, losses.cross_entropy, x[:5], y[:5])
+    expected = T.batch_grad(T.clip_per_example(nnx.to_pure_dict(per), 0.5))
+    jax.tree.map(
+        lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7),
+        nnx.to_pure_dict(grads),
+        expected,
+    )

@@ -1,0 +1,105 @@
+"""fit's own-objective hook, mixed precision, gradient accumulation and remat."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+import nnjax.train as T
+from nnjax import losses
+from nnjax.nn import CNN, MLP
+from nnjax.train import compiled
+from tests.train._data import blobs, leaves, mlp
+
+ONE = jax.devices()[:1]
+KW = dict(batch_size=16, verbose=0, devices=ONE, optimizer="sgd", learning_rate=0.1)
+
+
+def weighted_ce(model, batch):
+    logits = model(batch.x)
+    per = losses.cross_entropy(logits, batch.y, reduction="none")
+    loss = jnp.sum(per * batch.weight) / jnp.maximum(jnp.sum(batch.mask), 1.0)
+    return loss, {"mean_logit": jnp.mean(logits)}
+
+
+@pytest.mark.parametrize("devices", [ONE, jax.devices()])
+def test_loss_fn_trains_like_the_built_in_loss(devices):
+    x, y = blobs(n=100)  # a padded last batch
+    builtin, custom = mlp(dropout=0.2), mlp(dropout=0.2)
+    kw = dict(KW, devices=devices, epochs=2)
+    T.fit(builtin, (x, y), loss="cross_entropy", **kw)
+    traces = compiled.TRACES.count
+    history = T.fit(custom, (x, y), loss_fn=weighted_ce, **kw)
+    assert compiled.TRACES.count == traces + 1
+    for a, b in zip(leaves(builtin), leaves(custom)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    assert set(history.history) == {"loss", "mean_logit", "learning_rate"}
+
+
+def test_loss_fn_must_return_a_scalar_before_anything_trains():
+    model = mlp()
+    before = leaves(model)
+    with pytest.raises(ValueError, match=r"loss_fn must return a scalar.*shape \(16,\)"):
+        T.fit(model, blobs(), loss_fn=lambda m, b: m(b.x).sum(-1), **KW)
+    for a, b in zip(before, leaves(model)):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="exactly one of `loss`"):
+        T.fit(model, blobs(), **KW)
+
+
+def test_accumulate_four_batches_of_8_equals_one_of_32():
+    x, y = blobs(n=64)
+    big, small = mlp(), mlp()
+    T.fit(big, (x, y), loss="cross_entropy", **{**KW, "batch_size": 32, "epochs": 2})
+    T.fit(
+        small,
+        (x, y),
+        loss="cross_entropy",
+        accumulate_steps=4,
+        **{**KW, "batch_size": 8, "epochs": 2},
+    )
+    for a, b in zip(leaves(big), leaves(small)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    other = mlp()
+    T.fit(other, (x, y), loss="cross_entropy", **{**KW, "batch_size": 8, "epochs": 2})
+    assert not np.allclose(leaves(other)[0], leaves(small)[0], atol=1e-4)
+
+
+def test_remat_gives_the_same_training():
+    x, y = blobs(n=64)
+    plain, remat = mlp(), mlp()
+    T.fit(plain, (x, y), loss="cross_entropy", epochs=2, **KW)
+    T.fit(remat, (x, y), loss="cross_entropy", epochs=2, remat=True, **KW)
+    for a, b in zip(leaves(plain), leaves(remat)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def _digits():
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    digits = load_digits()
+    x = (digits.data / 16.0).astype(np.float32)
+    return train_test_split(x, digits.target, test_size=0.25, random_state=0)
+
+
+@pytest.mark.parametrize("kind", ["mlp", "cnn"])
+def test_bfloat16_trains_within_half_a_point_of_float32(kind):
+    xtr, xte, ytr, yte = _digits()
+    if kind == "cnn":
+        xtr, xte = xtr.reshape(-1, 8, 8, 1), xte.reshape(-1, 8, 8, 1)
+    accs = {}
+    for precision in (None, "bfloat16"):
+        if kind == "mlp":
+            model = MLP(64, (64,), 10, rngs=nnx.Rngs(0))
+        else:
+            model = CNN((8, 8, 1), 10, conv_features=(8,), dense=(32,), rngs=nnx.Rngs(0))
+        kw = dict(KW, optimizer="adam", learning_rate=1e-2, batch_size=32)
+        T.fit(model, (xtr, ytr), loss="cross_entropy", epochs=6, precision=precision, **kw)
+        assert all(a.dtype == np.float32 for a in leaves(model))
+        accs[precision] = T.evaluate(model, (xte, yte), loss="cross_entropy", devices=ONE)[
+            "accuracy"
+        ]
+    assert accs[None] > 0.9
+    assert abs(accs["bfloat16"] - accs[None]) <= 0.005 + 1e-9, accs
