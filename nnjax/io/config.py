@@ -172,4 +172,27 @@ def build(config: dict[str, Any]) -> nnx.Module:
     return cls(*args, **kwargs)
 
 
-__all__ = ["build", "encode"]
+# The train/eval switches of nnjax and Flax layers (what model.train()/.eval() set):
+# attributes, not constructor arguments, so they are recorded apart.
+MODE_FLAGS = ("deterministic", "use_running_average")
+
+
+def modes(model: nnx.Module) -> dict[str, dict[str, bool]]:
+    """``{"dropouts/0": {"deterministic": True}, ...}``: each layer's train/eval flags."""
+    out = {}
+    for path, module in nnx.iter_modules(model):
+        flags = {k: v for k in MODE_FLAGS if isinstance(v := getattr(module, k, None), bool)}
+        if flags:
+            out["/".join(map(str, path))] = flags
+    return out
+
+
+def apply_modes(model: nnx.Module, recorded: dict[str, dict[str, bool]]) -> None:
+    """Sets the flags of :func:`modes` on the layers of a rebuilt ``model``."""
+    for path, module in nnx.iter_modules(model):
+        for key, value in recorded.get("/".join(map(str, path)), {}).items():
+            if key in MODE_FLAGS and isinstance(value, bool) and hasattr(module, key):
+                setattr(module, key, value)
+
+
+__all__ = ["apply_modes", "build", "encode", "modes"]

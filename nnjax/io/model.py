@@ -43,7 +43,7 @@ def save(model: nnx.Module, directory: str | os.PathLike, *, overwrite: bool = F
     Example:
       >>> # nnjax.save(model, "models/mlp"); model = nnjax.load("models/mlp")
     """
-    meta = {"kind": "model", "model": config.encode(model)}
+    meta = {"kind": "model", "model": config.encode(model), "modes": config.modes(model)}
     return layout.write(
         directory, {"state": trees.to_nested(nnx.state(model))}, meta, overwrite=overwrite
     )
@@ -135,6 +135,7 @@ def _load_model(folder: Path) -> tuple[nnx.Module, dict[str, Any]]:
             "the model and call nnjax.load_state"
         )
     model = config.build(meta["model"])
+    config.apply_modes(model, meta.get("modes", {}))  # model.eval() survives the trip
     read_into(model, folder)
     return model, meta
 

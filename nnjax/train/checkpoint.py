@@ -71,7 +71,7 @@ def save_checkpoint(
     }
     meta = {**meta, "kind": "train", "optimizer_state": restore.state_types(state.opt_state)}
     if model is not None and (recorded := _model_config(model)) is not None:
-        meta["model"] = recorded
+        meta["model"], meta["modes"] = recorded, config.modes(model)
     return steps.write_epoch(directory, epoch, items, meta, max_to_keep=max_to_keep)
 
 

@@ -96,6 +96,16 @@ def test_round_trip_is_bitwise_with_rng_state_and_batch_statistics(make, tmp_pat
     np.testing.assert_array_equal(model(x), loaded(x))
 
 
+def test_eval_mode_survives_the_round_trip(tmp_path):
+    model, shape = _cnn()  # dropout and batch norm
+    model.eval()
+    nnjax.save(model, tmp_path / "m")
+    loaded = nnjax.load(tmp_path / "m")
+    x = jnp.ones(shape)
+    np.testing.assert_array_equal(loaded(x), model(x))
+    np.testing.assert_array_equal(loaded(x), loaded(x))  # no dropout: deterministic
+
+
 def test_the_folder_holds_the_guide_layout_and_json(tmp_path):
     model, _ = _mlp()
     nnjax.save(model, tmp_path / "m")
