@@ -142,3 +142,31 @@ def test_make_source_kinds():
     assert isinstance(make_source("train", (x, y), batch_size=4), ArraySource)
     with pytest.raises(ValueError, match="pair"):
         make_source("train", x, batch_size=4)
+
+
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (np.ones((16, 5), np.float32), r"batch 7: x has shape \(16, 5\) float32, but batch 0 had "
+         r"\(16, 4\) float32"),
+        (np.ones((16, 4), np.float64).astype(np.int32), r"batch 7: x has shape \(16, 4\) int32"),
+    ],
+)  # fmt: skip
+def test_a_bad_batch_is_named_and_the_model_keeps_its_weights(bad, message):
+    x, y = blobs(n=16)
+
+    def batches():
+        for i in range(10):
+            yield (bad if i == 7 else x), y
+
+    model = mlp()
+    before = leaves(model)
+    with pytest.raises((ValueError, TypeError), match=message):
+        T.fit(model, batches(), **{**KW, "check_inputs": False})
+    for a, b in zip(before, leaves(model)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_bare_metric_name_is_one_metric():
+    history = T.fit(mlp(), blobs(n=32), metrics="accuracy", **KW)
+    assert "accuracy" in history.history

@@ -78,3 +78,48 @@ def test_not_a_pair_and_bad_names():
         import jax
 
         _fit(blobs(), batch_size=6, devices=jax.devices())
+
+
+def test_dict_keys_must_match_the_model_inputs():
+    from flax import nnx
+
+    from nnjax.nn import WideAndDeep
+
+    model = WideAndDeep(3, (4, 4), 1, deep_features=2, rngs=nnx.Rngs(0))
+    x = {"wide": np.ones((8, 3), np.float32), "deep": np.ones((8, 2), np.float32)}
+    with pytest.raises(ValueError, match=r"keys \['deep', 'wide'\] do not match.*'x_wide'"):
+        _fit((x, np.ones((8, 1), np.float32)), model=model, loss="mse")
+
+
+def test_bad_sample_and_class_weights():
+    x, y = blobs()
+    with pytest.raises(ValueError, match=r"sample_weight has shape \(95,\), expected \(96,\)"):
+        _fit((x, y, np.ones(95)))
+    w = np.ones(96)
+    w[3] = -1
+    with pytest.raises(ValueError, match=r"sample_weight\[3\] = -1.0; weights must be >= 0"):
+        _fit((x, y, w))
+    with pytest.raises(ValueError, match=r"class_weight names class \[7\].*hold \[0, 1, 2\]"):
+        _fit((x, y), class_weight={0: 1.0, 7: 2.0})
+
+
+def test_nan_inputs_are_named_as_inputs():
+    x, y = blobs()
+    x = x.copy()
+    x[5, 1] = np.nan
+    with pytest.raises(ValueError, match=r"the inputs x hold NaN or inf \(example 5"):
+        _fit((x, y))
+
+
+def test_counts_must_be_integers():
+    with pytest.raises(TypeError, match=r"`batch_size` must be an integer, got 32.5"):
+        _fit(blobs(), batch_size=32.5)
+    with pytest.raises(TypeError, match=r"`epochs` must be an integer, got '2'"):
+        _fit(blobs(), epochs="2")
+    with pytest.raises(ValueError, match=r"`accumulate_steps` must be >= 1"):
+        _fit(blobs(), accumulate_steps=0)
+
+
+def test_metrics_names_are_checked():
+    with pytest.raises(ValueError, match=r"unknown metric 'acuracy'; known: .*accuracy"):
+        _fit(blobs(), metrics="acuracy")
