@@ -219,7 +219,10 @@ def mackey_glass(
 
     Args:
       length: number of samples returned (static).
-      tau, beta, gamma, exponent: the delay and coefficients of the equation.
+      tau: the delay ``τ`` (time units).
+      beta: the feedback coefficient ``β``.
+      gamma: the decay rate ``γ``.
+      exponent: the exponent ``n`` of the nonlinearity.
       x0: the constant initial history.
       dt: the Euler step (static; ``tau / dt`` rounded is the delay in steps).
       subsample: integration steps per returned sample (static).
