@@ -178,6 +178,24 @@ def test_a_run_folder_of_nnjax_0_1_still_evaluates_and_predicts(tmp_path, capsys
     assert code == 0 and len(out.strip().splitlines()) == 2
 
 
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda run: (run / "checkpoint" / "2" / "nnjax.json").write_text("{"), "garbled JSON"),
+        (lambda run: shutil.rmtree(run / "checkpoint" / "2" / "state"), "state: missing"),
+        (lambda run: (run / "preprocessing.json").write_text('{"version": 9}'), "version 9"),
+    ],
+    ids=["metadata", "arrays", "preprocessing"],
+)
+def test_a_damaged_run_is_a_one_line_error(digits_run, tmp_path, damage, message, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(digits_run, run)
+    damage(run)
+    code, _, err = _run(capsys, "evaluate", str(run))
+    assert code == cli.EXIT_USAGE
+    assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
 def test_existing_run_folder_is_not_overwritten(digits_run, capsys):
     before = (digits_run / "history.json").read_text()
     code, _, err = _run(capsys, "train", "--epochs", "1", "--quiet", "--out", str(digits_run))

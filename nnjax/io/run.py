@@ -25,6 +25,7 @@ import numpy as np
 from nnjax.io.errors import CheckpointError
 
 FILE = "preprocessing.json"
+VERSION = 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,12 +70,20 @@ class Preprocessing:
         return [self.class_names[int(i)] for i in np.argmax(np.asarray(outputs), axis=-1)]
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON form."""
-        return dataclasses.asdict(self)
+        """The JSON form (with its format version)."""
+        return {"format": "nnjax.preprocessing", "version": VERSION, **dataclasses.asdict(self)}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Preprocessing:
-        """Reads :meth:`to_dict`'s form."""
+        """Reads :meth:`to_dict`'s form.
+
+        Raises:
+          ValueError: a format version newer than this nnjax reads.
+        """
+        if data.get("version", VERSION) > VERSION:
+            raise ValueError(
+                f"format version {data['version']} is newer than this nnjax reads ({VERSION})"
+            )
         names = data.get("class_names")
         return cls(
             input_shape=tuple(int(n) for n in data["input_shape"]),
@@ -108,8 +117,12 @@ def read_preprocessing(directory: str | os.PathLike) -> Preprocessing:
         return Preprocessing.from_dict(json.loads(path.read_text()))
     except FileNotFoundError:
         raise CheckpointError(f"{path}: missing (a run of an older nnjax?)") from None
-    except (ValueError, KeyError, TypeError) as err:
-        raise CheckpointError(f"{path}: garbled ({err})") from None
+    except json.JSONDecodeError as err:
+        raise CheckpointError(f"{path}: garbled JSON ({err})") from None
+    except ValueError as err:
+        raise CheckpointError(f"{path}: {err}") from None
+    except (KeyError, TypeError) as err:
+        raise CheckpointError(f"{path}: garbled (no valid {err})") from None
 
 
 __all__ = ["FILE", "Preprocessing", "Run", "is_run_folder", "read_preprocessing"]
