@@ -13,6 +13,7 @@ Example:
 """
 
 from nnjax.functional.attention import multi_head_attention, multi_head_attention_init
+from nnjax.functional.bidirectional_rnn import bidirectional, bidirectional_init
 from nnjax.functional.conv import conv1d, conv1d_init, conv2d, conv2d_init, conv3d, conv3d_init
 from nnjax.functional.conv_transpose import (
     conv_transpose1d,
@@ -24,7 +25,7 @@ from nnjax.functional.conv_transpose import (
 )
 from nnjax.functional.dense import dense, dense_init
 from nnjax.functional.dropout import dropout
-from nnjax.functional.embedding import attend, embedding, embedding_init
+from nnjax.functional.embed import attend, embedding, embedding_init
 from nnjax.functional.global_pool import global_avg_pool, global_max_pool
 from nnjax.functional.group_norm import (
     group_norm,
@@ -70,6 +71,8 @@ __all__ = [
     "avg_pool3d",
     "batch_norm",
     "batch_norm_init",
+    "bidirectional",
+    "bidirectional_init",
     "conv1d",
     "conv1d_init",
     "conv2d",

@@ -19,6 +19,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
 from nnjax import _checks
@@ -92,13 +93,56 @@ def _check_split(split: CellSplit, op: str, params: Params, xs, state) -> None:
         _checks.check_shape(op, f"state.{name}" if name else "state", leaf, (xs.shape[0], hidden))
 
 
-def _scan_precomputed(split: CellSplit, params: Params, xs, state, reverse, unroll):
+def _check_lengths(op: str, lengths, batch: int, steps: int) -> jax.Array:
+    """``lengths`` as a ``(B,)`` integer array; concrete values must lie in ``[0, T]``."""
+    lengths = jnp.asarray(lengths)
+    if not jnp.issubdtype(lengths.dtype, jnp.integer):
+        raise TypeError(f"{op}: argument `lengths` has dtype {lengths.dtype}, expected integers")
+    _checks.check_shape(op, "lengths", lengths, (batch,))
+    if not isinstance(lengths, jax.core.Tracer):
+        values = np.asarray(lengths)
+        if values.size and (values.min() < 0 or values.max() > steps):
+            raise ValueError(
+                f"{op}: argument `lengths` must lie in [0, {steps}] (the time axis of `xs`), "
+                f"got {values.tolist()}"
+            )
+    return lengths
+
+
+def _masked(step, lengths, steps: int):
+    """Wraps ``step(carry, x)`` to scan over ``(x, valid)``: past a sequence's length its
+    carry is held and its output is zero (PyTorch's packed-sequence semantics)."""
+    if lengths is None:
+        return step, None
+
+    def hold(valid, new, old):
+        return jnp.where(jnp.reshape(valid, valid.shape + (1,) * (new.ndim - 1)), new, old)
+
+    def masked_step(carry, inputs):
+        x, valid = inputs
+        new, y = step(carry, x)
+        new = jax.tree.map(lambda n, o: hold(valid, n, o), new, carry)
+        y = jax.tree.map(lambda a: hold(valid, a, jnp.zeros_like(a)), y)
+        return new, y
+
+    valid = jnp.arange(steps)[:, None] < lengths[None, :]  # (T, B)
+    return masked_step, valid
+
+
+def _scan(step, state, xs_t, lengths, reverse, unroll):
+    """``lax.scan`` of ``step`` over time-major ``xs_t``, masked by ``lengths``."""
+    step, valid = _masked(step, lengths, xs_t.shape[0])
+    inputs = xs_t if valid is None else (xs_t, valid)
+    state, ys = lax.scan(step, state, inputs, reverse=reverse, unroll=unroll)
+    return state, jnp.swapaxes(ys, 0, 1)
+
+
+def _scan_precomputed(split: CellSplit, params: Params, xs, state, lengths, reverse, unroll):
     """The precomputed-inputs formulation; arguments already checked."""
     p = _utils.cast_like(params, xs)
     gx = jnp.einsum("btf,fg->tbg", xs, p["w_x"]) + _utils.expand_to(p[split.input_bias], 3)
     step = lambda carry, gx_t: split.recurrence(p, carry, gx_t)
-    state, ys = lax.scan(step, state, gx, reverse=reverse, unroll=unroll)
-    return state, jnp.swapaxes(ys, 0, 1)
+    return _scan(step, state, gx, lengths, reverse, unroll)
 
 
 def rnn(
@@ -107,6 +151,7 @@ def rnn(
     xs: jax.typing.ArrayLike,
     state=None,
     *,
+    lengths: jax.typing.ArrayLike | None = None,
     reverse: bool = False,
     unroll: int = 1,
     precompute_inputs: bool | None = None,
@@ -121,6 +166,10 @@ def rnn(
       params: the cell's parameters.
       xs: ``(B, T, F)`` inputs, floating.
       state: the initial carry; ``None`` starts from zeros (needs ``cell.zero_carry``).
+      lengths: ``(B,)`` integer valid lengths (padded batches): outputs past each
+        length are zero and the final state is the state after step ``length - 1``
+        (with ``reverse``, the scan starts at that step), as PyTorch's packed
+        sequences. Concrete values outside ``[0, T]`` raise ``ValueError``.
       reverse: run from the last step to the first (``ys`` stays in input order, so
         ``ys[:, t]`` is the output after reading ``xs[:, t:]``).
       unroll: steps unrolled per scan iteration (``lax.scan``'s ``unroll``).
@@ -142,10 +191,10 @@ def rnn(
       >>> ys.shape
       (2, 7, 5)
     """
-    return _run("rnn", cell, params, xs, state, reverse, unroll, precompute_inputs)
+    return _run("rnn", cell, params, xs, state, lengths, reverse, unroll, precompute_inputs)
 
 
-def _run(op, cell, params, xs, state, reverse, unroll, precompute_inputs):
+def _run(op, cell, params, xs, state, lengths, reverse, unroll, precompute_inputs):
     """Shared body of :func:`rnn`, :func:`lstm` and :func:`gru`; ``op`` names errors."""
     xs = _utils.as_compute(op, xs)
     _checks.check_rank(op, "xs", xs, 3)
@@ -162,11 +211,12 @@ def _run(op, cell, params, xs, state, reverse, unroll, precompute_inputs):
         _check_split(split, op, params, xs, state)
     if precompute_inputs is None:
         precompute_inputs = split is not None and _default_precompute()
+    if lengths is not None:
+        lengths = _check_lengths(op, lengths, xs.shape[0], xs.shape[1])
     if precompute_inputs:
-        return _scan_precomputed(split, params, xs, state, reverse, unroll)
+        return _scan_precomputed(split, params, xs, state, lengths, reverse, unroll)
     step = lambda carry, x: cell(params, carry, x)
-    state, ys = lax.scan(step, state, jnp.swapaxes(xs, 0, 1), reverse=reverse, unroll=unroll)
-    return state, jnp.swapaxes(ys, 0, 1)
+    return _scan(step, state, jnp.swapaxes(xs, 0, 1), lengths, reverse, unroll)
 
 
 def lstm(
@@ -174,6 +224,7 @@ def lstm(
     xs: jax.typing.ArrayLike,
     state: LSTMState | None = None,
     *,
+    lengths: jax.typing.ArrayLike | None = None,
     reverse: bool = False,
     precompute_inputs: bool | None = None,
     unroll: int = 1,
@@ -202,6 +253,7 @@ def lstm(
       params: ``{"w_x": (in, 4H), "w_h": (H, 4H), "b": (4H,)}`` from ``F.lstm_cell_init``.
       xs: ``(B, T, in)``.
       state: initial ``LSTMState(h (B, H), c (B, H))``; ``None`` starts from zeros.
+      lengths: ``(B,)`` valid lengths, as in :func:`rnn`.
       reverse: run from the last step to the first (``ys`` stays in input order).
       precompute_inputs: compute ``xs @ w_x + b`` for all steps in one matmul before the
         scan. ``None`` picks per backend, as measured.
@@ -218,7 +270,7 @@ def lstm(
       ((2, 7, 5), (2, 5))
     """
     state = None if state is None else LSTMState(*state)
-    return _run("lstm", lstm_cell, params, xs, state, reverse, unroll, precompute_inputs)
+    return _run("lstm", lstm_cell, params, xs, state, lengths, reverse, unroll, precompute_inputs)
 
 
 def gru(
@@ -226,6 +278,7 @@ def gru(
     xs: jax.typing.ArrayLike,
     state: jax.Array | None = None,
     *,
+    lengths: jax.typing.ArrayLike | None = None,
     reverse: bool = False,
     precompute_inputs: bool | None = None,
     unroll: int = 1,
@@ -244,6 +297,7 @@ def gru(
       params: ``{"w_x": (in, 3H), "w_h": (H, 3H), "b_x": (3H,), "b_h": (3H,)}``.
       xs: ``(B, T, in)``.
       state: initial ``h (B, H)``; ``None`` starts from zeros.
+      lengths: ``(B,)`` valid lengths, as in :func:`rnn`.
       reverse: run from the last step to the first (``ys`` stays in input order).
       precompute_inputs: as in :func:`lstm`; ``None`` picks per backend.
       unroll: steps unrolled per scan iteration.
@@ -258,4 +312,4 @@ def gru(
       >>> h.shape, ys.shape
       ((2, 5), (2, 7, 5))
     """
-    return _run("gru", gru_cell, params, xs, state, reverse, unroll, precompute_inputs)
+    return _run("gru", gru_cell, params, xs, state, lengths, reverse, unroll, precompute_inputs)

@@ -1,0 +1,106 @@
+"""Bidirectional recurrences: one cell reads the sequence forwards, another backwards."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from nnjax.functional.sequence import Cell, _run
+
+_MERGES: dict[str, Callable[[jax.Array, jax.Array], jax.Array]] = {
+    "concat": lambda f, b: jnp.concatenate([f, b], axis=-1),
+    "sum": jnp.add,
+    "mean": lambda f, b: (f + b) / 2,
+    "mul": jnp.multiply,
+}
+
+
+def bidirectional_init(
+    key: jax.Array, cell_init: Callable[..., Any], in_features: int, hidden: int, **kwargs: Any
+) -> dict[str, Any]:
+    """Initialises :func:`bidirectional`: two independent cells.
+
+    Args:
+      key: a PRNG key (split in two).
+      cell_init: e.g. ``F.lstm_cell_init``.
+      in_features: size of each step's input.
+      hidden: hidden size ``H`` of each direction.
+      **kwargs: passed to ``cell_init`` (``dtype``, initializers...).
+
+    Returns:
+      ``{"forward": cell_params, "backward": cell_params}``.
+
+    Example:
+      >>> from nnjax.functional.recurrent import gru_cell_init
+      >>> params = bidirectional_init(jax.random.key(0), gru_cell_init, 3, 5)
+      >>> sorted(params), params["backward"]["w_h"].shape
+      (['backward', 'forward'], (5, 15))
+    """
+    k_fwd, k_bwd = jax.random.split(key)
+    return {
+        "forward": cell_init(k_fwd, in_features, hidden, **kwargs),
+        "backward": cell_init(k_bwd, in_features, hidden, **kwargs),
+    }
+
+
+def bidirectional(
+    cell: Cell,
+    params: dict[str, Any],
+    xs: jax.typing.ArrayLike,
+    state: tuple[Any, Any] | None = None,
+    *,
+    lengths: jax.typing.ArrayLike | None = None,
+    merge: str = "concat",
+    unroll: int = 1,
+    precompute_inputs: bool | None = None,
+) -> tuple[tuple[Any, Any], jax.Array]:
+    """Runs ``cell`` forwards with ``params["forward"]`` and backwards with ``params["backward"]``.
+
+    Both directions run through :func:`nnjax.functional.rnn` (so the LSTM, GRU and RNN
+    cells take their fast path). With ``lengths`` the backward direction starts at
+    each sequence's last valid step, as in PyTorch's bidirectional packed sequences.
+    ``merge="concat"`` gives PyTorch's ``bidirectional=True`` output layout: the
+    forward features first.
+
+    Args:
+      cell: any ``cell(params, carry, x) -> (new_carry, y)``, e.g. ``F.lstm_cell``.
+      params: ``{"forward": ..., "backward": ...}`` (:func:`bidirectional_init`).
+      xs: ``(B, T, F)``, floating.
+      state: ``(forward_carry, backward_carry)``; ``None`` starts both from zeros.
+      lengths: ``(B,)`` valid lengths, as in :func:`nnjax.functional.rnn`.
+      merge: ``"concat"`` (``(B, T, 2H)``), ``"sum"``, ``"mean"`` or ``"mul"``.
+      unroll: steps unrolled per scan iteration.
+      precompute_inputs: as in :func:`nnjax.functional.lstm`.
+
+    Returns:
+      ``((forward_final, backward_final), ys)``; the backward final state is the one
+      after reading step 0.
+
+    Raises:
+      ValueError: an unknown ``merge`` or bad ``lengths``.
+      AssertionError, TypeError: as :func:`nnjax.functional.rnn`.
+
+    Example:
+      >>> from nnjax.functional.recurrent import lstm_cell, lstm_cell_init
+      >>> params = bidirectional_init(jax.random.key(0), lstm_cell_init, 3, 5)
+      >>> (fwd, bwd), ys = bidirectional(lstm_cell, params, jnp.ones((2, 7, 3)))
+      >>> ys.shape, bwd.h.shape
+      ((2, 7, 10), (2, 5))
+    """
+    if merge not in _MERGES:
+        raise ValueError(
+            f"bidirectional: `merge` must be one of {', '.join(_MERGES)}; got {merge!r}"
+        )
+    s_fwd, s_bwd = (None, None) if state is None else state
+    fwd, ys_f = _run(
+        "bidirectional", cell, params["forward"], xs, s_fwd, lengths, False, unroll,
+        precompute_inputs,
+    )  # fmt: skip
+    bwd, ys_b = _run(
+        "bidirectional", cell, params["backward"], xs, s_bwd, lengths, True, unroll,
+        precompute_inputs,
+    )  # fmt: skip
+    return (fwd, bwd), _MERGES[merge](ys_f, ys_b)
