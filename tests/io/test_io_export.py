@@ -41,3 +41,22 @@ def test_a_file_that_is_not_an_export_is_one_line(tmp_path):
         nnjax.load_exported(tmp_path / "bad")
     with pytest.raises(nnjax.io.CheckpointError, match="missing"):
         nnjax.load_exported(tmp_path / "missing")
+
+
+def test_the_exported_file_runs_without_nnjax_or_flax(tmp_path):
+    import subprocess
+    import sys
+
+    model = nn.MLP(4, (8,), 3, rngs=nnx.Rngs(0))
+    nnjax.export(model, np.zeros((1, 4), np.float32), tmp_path / "m.jaxexport")
+    np.save(tmp_path / "x.npy", np.arange(12, dtype=np.float32).reshape(3, 4))
+    code = (
+        "import os, sys, jax, numpy as np\n"
+        "os.chdir(sys.argv[1])\n"
+        "f = jax.export.deserialize(bytearray(open('m.jaxexport', 'rb').read()))\n"
+        "np.save('y.npy', np.asarray(f.call(np.load('x.npy'))))\n"
+        "assert not [m for m in sys.modules if m.startswith(('nnjax', 'flax'))]\n"
+    )
+    subprocess.run([sys.executable, "-c", code, str(tmp_path)], check=True, timeout=120)
+    x = np.load(tmp_path / "x.npy")
+    np.testing.assert_allclose(np.load(tmp_path / "y.npy"), model(x), rtol=1e-6, atol=1e-6)
