@@ -12,7 +12,7 @@ from flax import nnx
 
 from nnjax import activations
 from nnjax.nn import _validate
-from nnjax.nn._base import recorded, rngs_or_default
+from nnjax.nn._base import recorded
 from nnjax.nn.cnn import image_shape, with_channels
 from nnjax.nn.conv import Conv2D
 from nnjax.nn.dense import Dense
@@ -39,7 +39,7 @@ class Autoencoder(nnx.Module):
       rngs: ``nnx.Rngs`` with a ``params`` stream.
 
     Example:
-      >>> model = Autoencoder(784, (100,), 2)
+      >>> model = Autoencoder(784, (100,), 2, rngs=nnx.Rngs(0))
       >>> model.encode(jnp.ones((3, 28, 28))).shape, model(jnp.ones((3, 28, 28))).shape
       ((3, 2), (3, 28, 28))
     """
@@ -55,9 +55,8 @@ class Autoencoder(nnx.Module):
         output_activation: Act = "sigmoid",
         param_dtype: jnp.dtype = jnp.float32,
         dtype: jnp.dtype | None = None,
-        rngs: nnx.Rngs | None = None,
+        rngs: nnx.Rngs,
     ):
-        rngs = rngs_or_default(rngs)
         hidden = _validate.positive_ints("Autoencoder", "hidden", hidden)
         _validate.positive_int("Autoencoder", "latent", latent)
         kw = dict(activation=activation, param_dtype=param_dtype, dtype=dtype, rngs=rngs)
@@ -101,7 +100,7 @@ class ConvAutoencoder(nnx.Module):
       rngs: ``nnx.Rngs`` with a ``params`` stream.
 
     Example:
-      >>> model = ConvAutoencoder((28, 28), (4, 8), latent=2)
+      >>> model = ConvAutoencoder((28, 28), (4, 8), latent=2, rngs=nnx.Rngs(0))
       >>> model.encode(jnp.ones((3, 28, 28))).shape, model(jnp.ones((3, 28, 28))).shape
       ((3, 2), (3, 28, 28))
     """
@@ -118,9 +117,8 @@ class ConvAutoencoder(nnx.Module):
         output_activation: Act = "sigmoid",
         param_dtype: jnp.dtype = jnp.float32,
         dtype: jnp.dtype | None = None,
-        rngs: nnx.Rngs | None = None,
+        rngs: nnx.Rngs,
     ):
-        rngs = rngs_or_default(rngs)
         h, w, c = image_shape("ConvAutoencoder", input_shape)
         feats = _validate.positive_ints(
             "ConvAutoencoder", "conv_features", conv_features, allow_empty=False

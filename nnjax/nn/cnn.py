@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -10,7 +11,7 @@ from flax import nnx
 
 from nnjax import activations, initializers
 from nnjax.nn import _shapes, _validate
-from nnjax.nn._base import recorded, rngs_or_default
+from nnjax.nn._base import recorded
 from nnjax.nn.conv import Conv2D
 from nnjax.nn.dropout import Dropout
 from nnjax.nn.mlp import MLP
@@ -42,7 +43,7 @@ class CNN(nnx.Module):
     Args:
       input_shape: one image, ``(H, W)`` or ``(H, W, C)``. Calls accept ``(B, H, W)``
         (a channel axis is added) or ``(B, H, W, C)``.
-      num_classes: size of the output (logits unless ``output_activation``).
+      out_features: size of the output (logits unless ``output_activation``).
       conv_features: filters per conv block, e.g. ``(32, 64)``.
       kernel_size: conv kernel size, an int or a pair.
       padding: conv padding, ``"SAME"`` or ``"VALID"``.
@@ -66,10 +67,12 @@ class CNN(nnx.Module):
       (2, 10)
     """
 
+    _renamed_args: ClassVar[dict[str, str]] = {"num_classes": "out_features"}
+
     def __init__(
         self,
         input_shape: Sequence[int],
-        num_classes: int,
+        out_features: int,
         *,
         conv_features: Sequence[int] = (32, 64),
         kernel_size: int | tuple[int, int] = 3,
@@ -85,9 +88,8 @@ class CNN(nnx.Module):
         kernel_init: str | initializers.Initializer = "glorot_uniform",
         param_dtype: jnp.dtype = jnp.float32,
         dtype: jnp.dtype | None = None,
-        rngs: nnx.Rngs | None = None,
+        rngs: nnx.Rngs,
     ):
-        rngs = rngs_or_default(rngs)
         self.input_shape = image_shape("CNN", input_shape)
         conv_features = _validate.positive_ints("CNN", "conv_features", conv_features)
         act = _validate.activation("CNN", "activation", activation)
@@ -108,7 +110,10 @@ class CNN(nnx.Module):
             )
             layers.append(conv)
             if batch_norm:
-                layers += [BatchNorm(features, param_dtype=param_dtype, dtype=dtype), act]
+                layers += [
+                    BatchNorm(features, param_dtype=param_dtype, dtype=dtype, rngs=rngs),
+                    act,
+                ]
             if pool_cls is not None:
                 layers.append(pool_cls(pool_window))
             if conv_dropout:
@@ -119,7 +124,7 @@ class CNN(nnx.Module):
         self.head = MLP(
             flat[1] * flat[2] * flat[3],
             dense,
-            num_classes,
+            out_features,
             activation=activation,
             output_activation=output_activation,
             dropout=dropout,
@@ -130,5 +135,5 @@ class CNN(nnx.Module):
         )
 
     def __call__(self, x: jax.typing.ArrayLike) -> jax.Array:
-        """Maps ``(B, H, W)`` or ``(B, H, W, C)`` images to ``(B, num_classes)``."""
+        """Maps ``(B, H, W)`` or ``(B, H, W, C)`` images to ``(B, out_features)``."""
         return self.head(self.features(with_channels(x)))

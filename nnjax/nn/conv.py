@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import jax
 import jax.numpy as jnp
 from flax import nnx
@@ -10,15 +12,15 @@ import nnjax.functional as F
 from nnjax import activations, initializers
 from nnjax.functional.conv import Padding
 from nnjax.nn import _validate
-from nnjax.nn._base import FunctionalModule, compute_dtype, rngs_or_default
+from nnjax.nn._base import FunctionalModule, compute_dtype
 
 
 class Conv2D(FunctionalModule):
     """NHWC convolution ``activation(conv2d(x) + bias)``, calling :func:`F.conv2d`.
 
     Args:
-      in_features: input channels.
-      out_features: output channels (number of filters).
+      in_channels: input channels.
+      out_channels: output channels (number of filters).
       kernel_size: ``(kh, kw)`` or an int for a square kernel.
       stride: step of the window, an int or a pair.
       padding: ``"SAME"``, ``"VALID"``, an int or ``((top, bottom), (left, right))``.
@@ -38,10 +40,15 @@ class Conv2D(FunctionalModule):
       (2, 26, 26, 8)
     """
 
+    _renamed_args: ClassVar[dict[str, str]] = {
+        "in_features": "in_channels",
+        "out_features": "out_channels",
+    }
+
     def __init__(
         self,
-        in_features: int,
-        out_features: int,
+        in_channels: int,
+        out_channels: int,
         kernel_size: int | tuple[int, int] = 3,
         *,
         stride: int | tuple[int, int] = 1,
@@ -53,10 +60,10 @@ class Conv2D(FunctionalModule):
         bias_init: str | initializers.Initializer = "zeros",
         param_dtype: jnp.dtype = jnp.float32,
         dtype: jnp.dtype | None = None,
-        rngs: nnx.Rngs | None = None,
+        rngs: nnx.Rngs,
     ):
-        self.in_features = _validate.positive_int("Conv2D", "in_features", in_features)
-        self.out_features = _validate.positive_int("Conv2D", "out_features", out_features)
+        self.in_channels = _validate.positive_int("Conv2D", "in_channels", in_channels)
+        self.out_channels = _validate.positive_int("Conv2D", "out_channels", out_channels)
         self.kernel_size = _validate.positive_ints("Conv2D", "kernel_size", kernel_size)
         self.stride = stride
         self.padding = padding
@@ -65,9 +72,9 @@ class Conv2D(FunctionalModule):
         self.dtype = dtype
         self._set_params(
             F.conv2d_init(
-                rngs_or_default(rngs).params(),
-                in_features,
-                out_features,
+                rngs.params(),
+                in_channels,
+                out_channels,
                 kernel_size,
                 dtype=param_dtype,
                 kernel_init=kernel_init,
@@ -77,7 +84,7 @@ class Conv2D(FunctionalModule):
         )
 
     def __call__(self, x: jax.typing.ArrayLike) -> jax.Array:
-        """Maps ``(B, H, W, in_features)`` to ``(B, H', W', out_features)``."""
+        """Maps ``(B, H, W, in_channels)`` to ``(B, H', W', out_channels)``."""
         y = F.conv2d(
             self.params(),
             compute_dtype(x, self.dtype),

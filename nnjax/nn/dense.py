@@ -9,7 +9,7 @@ from flax import nnx
 import nnjax.functional as F
 from nnjax import activations, initializers
 from nnjax.nn import _validate
-from nnjax.nn._base import FunctionalModule, compute_dtype, rngs_or_default
+from nnjax.nn._base import FunctionalModule, compute_dtype
 
 
 class Dense(FunctionalModule):
@@ -48,7 +48,7 @@ class Dense(FunctionalModule):
         bias_init: str | initializers.Initializer = "zeros",
         param_dtype: jnp.dtype = jnp.float32,
         dtype: jnp.dtype | None = None,
-        rngs: nnx.Rngs | None = None,
+        rngs: nnx.Rngs,
     ):
         self.in_features = _validate.positive_int("Dense", "in_features", in_features)
         self.out_features = _validate.positive_int("Dense", "out_features", out_features)
@@ -56,7 +56,7 @@ class Dense(FunctionalModule):
         self.dtype = dtype
         self._set_params(
             F.dense_init(
-                rngs_or_default(rngs).params(),
+                rngs.params(),
                 in_features,
                 out_features,
                 dtype=param_dtype,

@@ -11,7 +11,7 @@ from flax import nnx
 
 from nnjax import activations, initializers
 from nnjax.nn import _validate
-from nnjax.nn._base import recorded, rngs_or_default
+from nnjax.nn._base import recorded
 from nnjax.nn.dense import Dense
 from nnjax.nn.dropout import Dropout
 
@@ -58,9 +58,8 @@ class MLP(nnx.Module):
         kernel_init: str | initializers.Initializer = "glorot_uniform",
         param_dtype: jnp.dtype = jnp.float32,
         dtype: jnp.dtype | None = None,
-        rngs: nnx.Rngs | None = None,
+        rngs: nnx.Rngs,
     ):
-        rngs = rngs_or_default(rngs)
         self.in_features = _validate.positive_int("MLP", "in_features", in_features)
         self.out_features = _validate.positive_int("MLP", "out_features", out_features)
         hidden = _validate.positive_ints("MLP", "hidden", hidden)

@@ -8,7 +8,7 @@ from flax import nnx
 
 import nnjax.functional as F
 from nnjax.nn import _validate
-from nnjax.nn._base import FunctionalModule, compute_dtype, rngs_or_default
+from nnjax.nn._base import FunctionalModule, compute_dtype
 
 
 class BatchNorm(FunctionalModule):
@@ -26,11 +26,11 @@ class BatchNorm(FunctionalModule):
       axis_name: mapped axis over which to average the batch statistics.
       param_dtype: dtype of parameters and statistics (float32).
       dtype: compute dtype (e.g. ``jnp.bfloat16``); ``None`` uses the input's.
-      rngs: ``nnx.Rngs`` (the initialisation is deterministic; accepted for symmetry).
+      rngs: ``nnx.Rngs``, required as in Flax (the initialisation itself is deterministic).
 
     Example:
       >>> from flax import nnx
-      >>> bn = BatchNorm(3)
+      >>> bn = BatchNorm(3, rngs=nnx.Rngs(0))
       >>> bn(jnp.arange(6.0).reshape(2, 3)).shape
       (2, 3)
       >>> bn.mean[...].round(3)  # 0.99 * 0 + 0.01 * [1.5, 2.5, 3.5]
@@ -47,7 +47,7 @@ class BatchNorm(FunctionalModule):
         axis_name: str | None = None,
         param_dtype: jnp.dtype = jnp.float32,
         dtype: jnp.dtype | None = None,
-        rngs: nnx.Rngs | None = None,
+        rngs: nnx.Rngs,
     ):
         self.num_features = _validate.positive_int("BatchNorm", "num_features", num_features)
         self.use_running_average = use_running_average
@@ -55,9 +55,7 @@ class BatchNorm(FunctionalModule):
         self.epsilon = epsilon
         self.axis_name = axis_name
         self.dtype = dtype
-        params, stats = F.batch_norm_init(
-            rngs_or_default(rngs).params(), num_features, dtype=param_dtype
-        )
+        params, stats = F.batch_norm_init(rngs.params(), num_features, dtype=param_dtype)
         self._set_params(params)
         self._set_stats(stats)
 
@@ -94,10 +92,10 @@ class LayerNorm(FunctionalModule):
       epsilon: added to the variance.
       param_dtype: dtype of the parameters (float32).
       dtype: compute dtype; ``None`` uses the input's.
-      rngs: ``nnx.Rngs`` (the initialisation is deterministic; accepted for symmetry).
+      rngs: ``nnx.Rngs``, required as in Flax (the initialisation itself is deterministic).
 
     Example:
-      >>> LayerNorm(3)(jnp.array([[1.0, 2.0, 3.0]])).round(3)
+      >>> LayerNorm(3, rngs=nnx.Rngs(0))(jnp.array([[1.0, 2.0, 3.0]])).round(3)
       Array([[-1.225,  0.   ,  1.225]], dtype=float32)
     """
 
@@ -108,14 +106,12 @@ class LayerNorm(FunctionalModule):
         epsilon: float = 1e-5,
         param_dtype: jnp.dtype = jnp.float32,
         dtype: jnp.dtype | None = None,
-        rngs: nnx.Rngs | None = None,
+        rngs: nnx.Rngs,
     ):
         self.num_features = _validate.positive_int("LayerNorm", "num_features", num_features)
         self.epsilon = epsilon
         self.dtype = dtype
-        self._set_params(
-            F.layer_norm_init(rngs_or_default(rngs).params(), num_features, dtype=param_dtype)
-        )
+        self._set_params(F.layer_norm_init(rngs.params(), num_features, dtype=param_dtype))
 
     def __call__(self, x: jax.typing.ArrayLike) -> jax.Array:
         """Maps ``(..., num_features)`` to the same shape."""

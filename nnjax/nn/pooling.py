@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import jax
 from flax import nnx
 
@@ -11,19 +13,23 @@ from nnjax.nn._base import recorded
 
 
 class _Pool2D(nnx.Module):
+    _renamed_args: ClassVar[dict[str, str]] = {"window": "window_shape"}
+
     def __init__(
         self,
-        window: int | tuple[int, int] = 2,
+        window_shape: int | tuple[int, int] = 2,
         stride: int | tuple[int, int] | None = None,
         padding: str = "VALID",
     ):
         name = type(self).__name__
-        self.window = _validate.positive_ints(name, "window", window, allow_empty=False)
+        self.window_shape = _validate.positive_ints(
+            name, "window_shape", window_shape, allow_empty=False
+        )
         self.stride = stride if stride is None else _validate.positive_ints(name, "stride", stride)
         self.padding = _validate.choice(name, "padding", padding, ("SAME", "VALID"))
 
     def _args(self) -> tuple:
-        window = self.window[0] if len(self.window) == 1 else self.window
+        window = self.window_shape[0] if len(self.window_shape) == 1 else self.window_shape
         stride = self.stride
         if stride is not None and len(stride) == 1:
             stride = stride[0]
@@ -35,8 +41,8 @@ class MaxPool2D(_Pool2D):
     """Max pooling over NHWC images, calling :func:`nnjax.functional.max_pool2d`.
 
     Args:
-      window: ``(wh, ww)`` or an int for a square window.
-      stride: step between windows; ``None`` means ``window`` (non-overlapping).
+      window_shape: ``(wh, ww)`` or an int for a square window (formerly ``window``).
+      stride: step between windows; ``None`` means ``window_shape`` (non-overlapping).
       padding: ``"VALID"`` or ``"SAME"``.
 
     Example:
@@ -55,8 +61,8 @@ class AvgPool2D(_Pool2D):
     """Average pooling over NHWC images, calling :func:`nnjax.functional.avg_pool2d`.
 
     Args:
-      window: ``(wh, ww)`` or an int for a square window.
-      stride: step between windows; ``None`` means ``window``.
+      window_shape: ``(wh, ww)`` or an int for a square window (formerly ``window``).
+      stride: step between windows; ``None`` means ``window_shape``.
       padding: ``"VALID"`` or ``"SAME"``.
       count_include_pad: with ``"SAME"``, whether padded zeros count in the average.
 
@@ -68,13 +74,13 @@ class AvgPool2D(_Pool2D):
 
     def __init__(
         self,
-        window: int | tuple[int, int] = 2,
+        window_shape: int | tuple[int, int] = 2,
         stride: int | tuple[int, int] | None = None,
         padding: str = "VALID",
         *,
         count_include_pad: bool = False,
     ):
-        super().__init__(window, stride, padding)
+        super().__init__(window_shape, stride, padding)
         self.count_include_pad = count_include_pad
 
     def __call__(self, x: jax.typing.ArrayLike) -> jax.Array:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -11,7 +12,7 @@ from flax import nnx
 
 from nnjax import activations
 from nnjax.nn import _validate
-from nnjax.nn._base import recorded, rngs_or_default
+from nnjax.nn._base import recorded
 from nnjax.nn.dense import Dense
 from nnjax.nn.dropout import Dropout
 from nnjax.nn.recurrent import GRU, LSTM, RNN
@@ -34,10 +35,9 @@ class _SequenceModel(nnx.Module):
         dropout: float = 0.0,
         param_dtype: jnp.dtype = jnp.float32,
         dtype: jnp.dtype | None = None,
-        rngs: nnx.Rngs | None = None,
+        rngs: nnx.Rngs,
     ):
         owner = type(self).__name__
-        rngs = rngs_or_default(rngs)
         hidden = _validate.positive_ints(owner, "hidden", hidden, allow_empty=False)
         _validate.positive_int(owner, "in_features", in_features)
         cls = CELLS[_validate.choice(owner, "cell", cell, tuple(CELLS))]
@@ -95,19 +95,21 @@ _ARGS = """
 @recorded
 class SequenceClassifier(_SequenceModel):
     __doc__ = (
-        """Classifies sequences ``(B, T, F)`` into ``num_classes`` logits.
+        """Classifies sequences ``(B, T, F)`` into ``out_features`` logits.
 """
-        + _ARGS.format(out="num_classes: number of classes (the head outputs logits).")
+        + _ARGS.format(out="out_features: number of classes (the head outputs logits).")
         + """
     Example:
-      >>> model = SequenceClassifier(3, 16, 4, cell="gru")
+      >>> model = SequenceClassifier(3, 16, 4, cell="gru", rngs=nnx.Rngs(0))
       >>> model(jnp.ones((2, 7, 3))).shape
       (2, 4)
 """
     )
 
-    def __init__(self, in_features: int, hidden: int | Sequence[int], num_classes: int, **kw):
-        super().__init__(in_features, hidden, num_classes, **kw)
+    _renamed_args: ClassVar[dict[str, str]] = {"num_classes": "out_features"}
+
+    def __init__(self, in_features: int, hidden: int | Sequence[int], out_features: int, **kw):
+        super().__init__(in_features, hidden, out_features, **kw)
 
 
 @recorded
@@ -118,7 +120,7 @@ class SequenceRegressor(_SequenceModel):
         + _ARGS.format(out="out_features: number of predicted values (1).")
         + """
     Example:
-      >>> model = SequenceRegressor(1, 20, all_steps=True)
+      >>> model = SequenceRegressor(1, 20, all_steps=True, rngs=nnx.Rngs(0))
       >>> model(jnp.ones((2, 50, 1))).shape
       (2, 50, 1)
 """

@@ -10,7 +10,7 @@ from flax import nnx
 
 from nnjax import activations
 from nnjax.nn import _validate
-from nnjax.nn._base import recorded, rngs_or_default
+from nnjax.nn._base import recorded
 from nnjax.nn.dense import Dense
 from nnjax.nn.mlp import MLP
 
@@ -34,7 +34,7 @@ class WideAndDeep(nnx.Module):
       rngs: ``nnx.Rngs`` with a ``params`` stream.
 
     Example:
-      >>> model = WideAndDeep(8, (30, 30), 1)
+      >>> model = WideAndDeep(8, (30, 30), 1, rngs=nnx.Rngs(0))
       >>> model(jnp.ones((4, 8))).shape
       (4, 1)
     """
@@ -50,9 +50,8 @@ class WideAndDeep(nnx.Module):
         output_activation: str | activations.Activation | None = None,
         param_dtype: jnp.dtype = jnp.float32,
         dtype: jnp.dtype | None = None,
-        rngs: nnx.Rngs | None = None,
+        rngs: nnx.Rngs,
     ):
-        rngs = rngs_or_default(rngs)
         hidden = _validate.positive_ints("WideAndDeep", "hidden", hidden, allow_empty=False)
         in_features = _validate.positive_int("WideAndDeep", "in_features", in_features)
         deep_in = in_features if deep_features is None else deep_features

@@ -2,6 +2,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from flax import nnx
 
 import nnjax.functional as F
 from nnjax.nn import Autoencoder, ConvAutoencoder, Upsample2D
@@ -10,7 +11,7 @@ from ._helpers import assert_jit_traces_once, param_dict
 
 
 def test_dense_autoencoder_encode_decode():
-    model = Autoencoder(12, (6,), 2)
+    model = Autoencoder(12, (6,), 2, rngs=nnx.Rngs(0))
     p = param_dict(model)
     x = jax.random.uniform(jax.random.key(1), (3, 3, 4))
     z = F.dense(
@@ -24,7 +25,7 @@ def test_dense_autoencoder_encode_decode():
 
 
 def test_conv_autoencoder_shapes_and_code():
-    model = ConvAutoencoder((8, 4), (2, 3), latent=2)
+    model = ConvAutoencoder((8, 4), (2, 3), latent=2, rngs=nnx.Rngs(0))
     x = jax.random.uniform(jax.random.key(1), (2, 8, 4))
     enc = model.encoder.layers
     h = enc[1](enc[0](x[..., None]))
@@ -39,10 +40,12 @@ def test_conv_autoencoder_shapes_and_code():
 
 def test_bad_arguments():
     with pytest.raises(ValueError, match="divisible by 2\\*\\*len\\(conv_features\\) = 4"):
-        ConvAutoencoder((6, 8), (2, 3))
+        ConvAutoencoder((6, 8), (2, 3), rngs=nnx.Rngs(0))
     with pytest.raises(ValueError, match="latent"):
-        Autoencoder(4, (3,), 0)
+        Autoencoder(4, (3,), 0, rngs=nnx.Rngs(0))
 
 
 def test_jit_does_not_retrace():
-    assert_jit_traces_once(ConvAutoencoder((4, 4), (2,), latent=2), jnp.ones((2, 4, 4)))
+    assert_jit_traces_once(
+        ConvAutoencoder((4, 4), (2,), latent=2, rngs=nnx.Rngs(0)), jnp.ones((2, 4, 4))
+    )

@@ -25,7 +25,16 @@ def test_matches_functional_composition():
 
 
 def test_batch_norm_dropout_and_train_eval():
-    model = CNN((4, 4, 2), 2, **SMALL, pool="avg", batch_norm=True, dropout=0.5, conv_dropout=0.5)
+    model = CNN(
+        (4, 4, 2),
+        2,
+        **SMALL,
+        pool="avg",
+        batch_norm=True,
+        dropout=0.5,
+        conv_dropout=0.5,
+        rngs=nnx.Rngs(0),
+    )
     layers = model.features.layers
     assert any(isinstance(m, BatchNorm) for m in layers)
     assert any(isinstance(m, Dropout) and m.broadcast_dims == (1, 2) for m in layers)
@@ -47,7 +56,7 @@ def test_deterministic_given_seed_and_mixed_precision():
     a = CNN((4, 4), 2, **SMALL, dropout=0.2, rngs=nnx.Rngs(3))
     b = CNN((4, 4), 2, **SMALL, dropout=0.2, rngs=nnx.Rngs(3))
     assert_same_model(a, b)
-    c = CNN((4, 4), 2, **SMALL, dtype=jnp.bfloat16)
+    c = CNN((4, 4), 2, **SMALL, dtype=jnp.bfloat16, rngs=nnx.Rngs(0))
     assert c(jnp.ones((1, 4, 4))).dtype == jnp.bfloat16
 
 
@@ -62,8 +71,10 @@ def test_deterministic_given_seed_and_mixed_precision():
 )
 def test_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
-        CNN(**({"input_shape": (4, 4), "num_classes": 2} | SMALL | kwargs))
+        CNN(**({"input_shape": (4, 4), "out_features": 2} | SMALL | kwargs), rngs=nnx.Rngs(0))
 
 
 def test_jit_does_not_retrace():
-    assert_jit_traces_once(CNN((4, 4), 2, **SMALL, batch_norm=True), jnp.ones((2, 4, 4)))
+    assert_jit_traces_once(
+        CNN((4, 4), 2, **SMALL, batch_norm=True, rngs=nnx.Rngs(0)), jnp.ones((2, 4, 4))
+    )

@@ -25,25 +25,44 @@ def test_params_are_conv2d_init_and_call_is_conv2d(options):
 
 
 def test_mixed_precision():
-    layer = Conv2D(1, 2, 3, dtype=jnp.bfloat16)
+    layer = Conv2D(1, 2, 3, dtype=jnp.bfloat16, rngs=nnx.Rngs(0))
     assert layer(jnp.ones((1, 5, 5, 1))).dtype == jnp.bfloat16
     assert layer.kernel[...].dtype == jnp.float32
 
 
 @pytest.mark.parametrize(
     ("kwargs", "match"),
-    [({"in_features": 0}, "in_features"), ({"kernel_size": -3}, "kernel_size")],
+    [({"in_channels": 0}, "in_channels"), ({"kernel_size": -3}, "kernel_size")],
 )
 def test_bad_arguments(kwargs, match):
-    args = {"in_features": 1, "out_features": 2, "kernel_size": 3} | kwargs
+    args = {"in_channels": 1, "out_channels": 2, "kernel_size": 3} | kwargs
     with pytest.raises(ValueError, match=match):
-        Conv2D(**args)
+        Conv2D(**args, rngs=nnx.Rngs(0))
+
+
+def test_old_argument_names_still_work_with_a_deprecation_warning():
+    with pytest.warns(DeprecationWarning) as record:
+        old = Conv2D(in_features=1, out_features=2, kernel_size=3, rngs=nnx.Rngs(0))
+    messages = sorted(str(w.message) for w in record)
+    assert len(messages) == 2
+    assert "`in_features` is deprecated" in messages[0] and "use `in_channels`" in messages[0]
+    assert "`out_features` is deprecated" in messages[1] and "use `out_channels`" in messages[1]
+    assert {w.filename for w in record} == {__file__}  # points at the caller's line
+    new = Conv2D(in_channels=1, out_channels=2, kernel_size=3, rngs=nnx.Rngs(0))
+    np.testing.assert_array_equal(old.kernel[...], new.kernel[...])
+    with pytest.raises(TypeError, match=r"both `in_features`.*and `in_channels`"):
+        Conv2D(1, 2, in_features=1, in_channels=1, rngs=nnx.Rngs(0))
+
+
+def test_rngs_is_required():
+    with pytest.raises(TypeError, match="rngs"):
+        Conv2D(1, 2, 3)
 
 
 def test_wrong_channels_names_op():
     with pytest.raises(AssertionError, match="conv2d"):
-        Conv2D(3, 2, 3)(jnp.ones((1, 5, 5, 2)))
+        Conv2D(3, 2, 3, rngs=nnx.Rngs(0))(jnp.ones((1, 5, 5, 2)))
 
 
 def test_jit_does_not_retrace():
-    assert_jit_traces_once(Conv2D(1, 2, 3), jnp.ones((1, 5, 5, 1)))
+    assert_jit_traces_once(Conv2D(1, 2, 3, rngs=nnx.Rngs(0)), jnp.ones((1, 5, 5, 1)))

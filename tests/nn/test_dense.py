@@ -40,13 +40,13 @@ def test_mixed_precision_keeps_float32_params():
 )
 def test_bad_arguments(args, kwargs, match):
     with pytest.raises(ValueError, match=match):
-        Dense(*args, **kwargs)
+        Dense(*args, **kwargs, rngs=nnx.Rngs(0))
 
 
 def test_wrong_input_width_names_op_and_shapes():
     with pytest.raises(AssertionError, match=r"dense.*\(2, 5\).*3"):
-        Dense(3, 2)(jnp.ones((2, 5)))
+        Dense(3, 2, rngs=nnx.Rngs(0))(jnp.ones((2, 5)))
 
 
 def test_jit_does_not_retrace():
-    assert_jit_traces_once(Dense(3, 2), jnp.ones((2, 3)))
+    assert_jit_traces_once(Dense(3, 2, rngs=nnx.Rngs(0)), jnp.ones((2, 3)))

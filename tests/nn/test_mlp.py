@@ -11,7 +11,7 @@ from ._helpers import assert_jit_traces_once, assert_same_model, param_dict
 
 
 def test_matches_chain_of_dense_ops():
-    model = MLP(6, (5, 4), 3, activation="tanh", output_activation="sigmoid")
+    model = MLP(6, (5, 4), 3, activation="tanh", output_activation="sigmoid", rngs=nnx.Rngs(0))
     x = jax.random.normal(jax.random.key(1), (2, 2, 3))
     params = param_dict(model)["layers"]
     assert sorted(params) == [0, 1, 2]
@@ -44,7 +44,7 @@ def test_deterministic_given_seed():
 
 
 def test_mixed_precision():
-    model = MLP(4, (8,), 2, dtype=jnp.bfloat16)
+    model = MLP(4, (8,), 2, dtype=jnp.bfloat16, rngs=nnx.Rngs(0))
     assert model(jnp.ones((2, 4))).dtype == jnp.bfloat16
     assert all(p.dtype == jnp.float32 for p in jax.tree.leaves(param_dict(model)))
 
@@ -60,8 +60,8 @@ def test_mixed_precision():
 )
 def test_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
-        MLP(**({"in_features": 4, "hidden": (8,), "out_features": 2} | kwargs))
+        MLP(**({"in_features": 4, "hidden": (8,), "out_features": 2} | kwargs), rngs=nnx.Rngs(0))
 
 
 def test_jit_does_not_retrace():
-    assert_jit_traces_once(MLP(4, (8,), 2, dropout=0.2), jnp.ones((2, 4)))
+    assert_jit_traces_once(MLP(4, (8,), 2, dropout=0.2, rngs=nnx.Rngs(0)), jnp.ones((2, 4)))

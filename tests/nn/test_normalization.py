@@ -20,7 +20,7 @@ def test_batch_norm_state_is_batch_norm_init():
 
 
 def test_batch_norm_train_updates_stats_and_eval_uses_them():
-    bn = BatchNorm(3, momentum=0.9)
+    bn = BatchNorm(3, momentum=0.9, rngs=nnx.Rngs(0))
     params, stats = F.batch_norm_init(jax.random.key(0), 3)
     x = jax.random.normal(jax.random.key(1), (8, 2, 2, 3)) * 3.0 + 1.0
     y_ref, stats_ref = F.batch_norm(params, stats, x, training=True, momentum=0.9)
@@ -35,13 +35,13 @@ def test_batch_norm_train_updates_stats_and_eval_uses_them():
 
 
 def test_batch_norm_mixed_precision_and_errors():
-    bn = BatchNorm(2, dtype=jnp.bfloat16)
+    bn = BatchNorm(2, dtype=jnp.bfloat16, rngs=nnx.Rngs(0))
     assert bn(jnp.ones((4, 2))).dtype == jnp.bfloat16
     assert bn.mean[...].dtype == jnp.float32
     with pytest.raises(ValueError, match="num_features"):
-        BatchNorm(0)
+        BatchNorm(0, rngs=nnx.Rngs(0))
     with pytest.raises(ValueError, match="momentum"):
-        BatchNorm(2, momentum=1.5)
+        BatchNorm(2, momentum=1.5, rngs=nnx.Rngs(0))
 
 
 def test_layer_norm_is_layer_norm():
@@ -53,5 +53,5 @@ def test_layer_norm_is_layer_norm():
 
 
 def test_jit_does_not_retrace():
-    assert_jit_traces_once(BatchNorm(2), jnp.ones((4, 2)))
-    assert_jit_traces_once(LayerNorm(2), jnp.ones((4, 2)))
+    assert_jit_traces_once(BatchNorm(2, rngs=nnx.Rngs(0)), jnp.ones((4, 2)))
+    assert_jit_traces_once(LayerNorm(2, rngs=nnx.Rngs(0)), jnp.ones((4, 2)))

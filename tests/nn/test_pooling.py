@@ -28,11 +28,15 @@ def test_call_is_functional_pool(cls, op, kwargs):
 
 @pytest.mark.parametrize(
     ("kwargs", "match"),
-    [({"window": 0}, "window"), ({"stride": (1, -2)}, "stride"), ({"padding": "full"}, "padding")],
+    [
+        ({"window_shape": 0}, "window_shape"),
+        ({"stride": (1, -2)}, "stride"),
+        ({"padding": "full"}, "padding"),
+    ],
 )
 def test_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
-        MaxPool2D(**({"window": 2} | kwargs))
+        MaxPool2D(**({"window_shape": 2} | kwargs))
 
 
 def test_jit_does_not_retrace():

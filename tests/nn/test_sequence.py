@@ -12,7 +12,7 @@ from ._helpers import assert_jit_traces_once, assert_same_model
 
 @pytest.mark.parametrize(("cell", "cls"), [("lstm", LSTM), ("GRU", GRU), ("rnn", RNN)])
 def test_classifier_is_recurrent_stack_then_dense(cell, cls):
-    model = SequenceClassifier(3, (5, 4), 2, cell=cell)
+    model = SequenceClassifier(3, (5, 4), 2, cell=cell, rngs=nnx.Rngs(0))
     assert all(isinstance(layer, cls) for layer in model.recurrent)
     xs = jax.random.normal(jax.random.key(1), (2, 6, 3))
     h = model.recurrent[1](model.recurrent[0](xs))
@@ -21,7 +21,7 @@ def test_classifier_is_recurrent_stack_then_dense(cell, cls):
 
 
 def test_regressor_all_steps_and_univariate_input():
-    model = SequenceRegressor(1, 4, all_steps=True)
+    model = SequenceRegressor(1, 4, all_steps=True, rngs=nnx.Rngs(0))
     xs = jax.random.normal(jax.random.key(1), (2, 6))
     _, ys = F.lstm(model.recurrent[0].params(), xs[..., None])
     np.testing.assert_allclose(model(xs), F.dense(model.head.params(), ys), rtol=1e-5, atol=1e-5)
@@ -41,10 +41,12 @@ def test_dropout_train_eval_and_seed():
 
 def test_bad_arguments():
     with pytest.raises(ValueError, match=r"cell.*lstm, gru, rnn"):
-        SequenceClassifier(3, 4, 2, cell="transformer")
+        SequenceClassifier(3, 4, 2, cell="transformer", rngs=nnx.Rngs(0))
     with pytest.raises(ValueError, match="hidden"):
-        SequenceRegressor(3, ())
+        SequenceRegressor(3, (), rngs=nnx.Rngs(0))
 
 
 def test_jit_does_not_retrace():
-    assert_jit_traces_once(SequenceRegressor(2, 3, cell="gru"), jnp.ones((2, 4, 2)))
+    assert_jit_traces_once(
+        SequenceRegressor(2, 3, cell="gru", rngs=nnx.Rngs(0)), jnp.ones((2, 4, 2))
+    )

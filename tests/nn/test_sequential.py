@@ -21,7 +21,7 @@ def test_applies_layers_in_order():
 
 def test_not_callable_is_an_error():
     with pytest.raises(TypeError, match="layer 1"):
-        Sequential(Dense(3, 5), 42)
+        Sequential(Dense(3, 5, rngs=nnx.Rngs(0)), 42)
 
 
 def test_train_eval_reaches_nested_dropout():
@@ -34,4 +34,4 @@ def test_train_eval_reaches_nested_dropout():
 
 
 def test_jit_does_not_retrace():
-    assert_jit_traces_once(Sequential(Dense(3, 2), jax.nn.tanh), jnp.ones((2, 3)))
+    assert_jit_traces_once(Sequential(Dense(3, 2, rngs=nnx.Rngs(0)), jax.nn.tanh), jnp.ones((2, 3)))

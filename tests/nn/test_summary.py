@@ -5,7 +5,7 @@ from nnjax.nn import CNN, MLP, count_params, summary
 
 
 def test_mlp_784_500_300_100_10_has_573910_params(capsys):
-    model = MLP(784, (500, 300, 100), 10)
+    model = MLP(784, (500, 300, 100), 10, rngs=nnx.Rngs(0))
     text = summary(model, (1, 28, 28))
     assert capsys.readouterr().out.strip() == text
     lines = text.splitlines()
@@ -18,7 +18,9 @@ def test_mlp_784_500_300_100_10_has_573910_params(capsys):
 
 
 def test_rows_in_call_order_and_state_untouched():
-    model = CNN((4, 4), 2, conv_features=(2,), dense=(3,), batch_norm=True, dropout=0.5)
+    model = CNN(
+        (4, 4), 2, conv_features=(2,), dense=(3,), batch_norm=True, dropout=0.5, rngs=nnx.Rngs(0)
+    )
     before = nnx.to_pure_dict(nnx.state(model))
     text = summary(model, (5, 4, 4), print_fn=None)
     types = [
@@ -30,4 +32,4 @@ def test_rows_in_call_order_and_state_untouched():
     assert str(before) == str(after)  # no tracer leaked, no statistic or RNG count advanced
     assert f"Total params: {count_params(model):,}" in text
     assert callable(MLP.__call__) and "recorded" not in MLP.__call__.__name__
-    assert summary(MLP(2, (), 1), (1, 2), dtype=jnp.bfloat16, print_fn=None)
+    assert summary(MLP(2, (), 1, rngs=nnx.Rngs(0)), (1, 2), dtype=jnp.bfloat16, print_fn=None)

@@ -2,6 +2,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from flax import nnx
 
 import nnjax.functional as F
 from nnjax.nn import WideAndDeep
@@ -10,7 +11,7 @@ from ._helpers import assert_jit_traces_once, param_dict
 
 
 def test_input_skips_past_the_deep_path():
-    model = WideAndDeep(3, (4, 5), 2)
+    model = WideAndDeep(3, (4, 5), 2, rngs=nnx.Rngs(0))
     p = param_dict(model)
     x = jax.random.normal(jax.random.key(1), (6, 3))
     deep = jax.nn.relu(
@@ -21,7 +22,7 @@ def test_input_skips_past_the_deep_path():
 
 
 def test_two_inputs():
-    model = WideAndDeep(2, (4,), 1, deep_features=3)
+    model = WideAndDeep(2, (4,), 1, deep_features=3, rngs=nnx.Rngs(0))
     x_wide, x_deep = jnp.ones((5, 2)), jnp.ones((5, 3))
     deep = model.deep(x_deep)
     ref = F.dense(model.head.params(), jnp.concatenate([x_wide, deep], axis=-1))
@@ -32,8 +33,10 @@ def test_two_inputs():
 
 def test_bad_arguments():
     with pytest.raises(ValueError, match="hidden"):
-        WideAndDeep(3, ())
+        WideAndDeep(3, (), rngs=nnx.Rngs(0))
 
 
 def test_jit_does_not_retrace():
-    assert_jit_traces_once(WideAndDeep(3, (4,), 1, dtype=jnp.bfloat16), jnp.ones((2, 3)))
+    assert_jit_traces_once(
+        WideAndDeep(3, (4,), 1, dtype=jnp.bfloat16, rngs=nnx.Rngs(0)), jnp.ones((2, 3))
+    )

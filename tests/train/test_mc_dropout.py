@@ -106,7 +106,7 @@ def test_nnjax_layers_in_eval_mode_dropout_on_and_running_averages_used(key):
 
     rngs = nnx.Rngs(0)
     x = _x(key)
-    model = Sequential(Dense(8, 4, rngs=rngs), BatchNorm(4), Dropout(0.0, rngs=rngs))
+    model = Sequential(Dense(8, 4, rngs=rngs), BatchNorm(4, rngs=rngs), Dropout(0.0, rngs=rngs))
     model(x)  # one training-mode pass moves the running statistics off their init
     mean, std = M.mc_dropout_predict(model, x, n_samples=3)  # model still in training mode
     np.testing.assert_array_equal(std, 0.0)
@@ -114,6 +114,6 @@ def test_nnjax_layers_in_eval_mode_dropout_on_and_running_averages_used(key):
     np.testing.assert_allclose(mean, inference(x), rtol=1e-5, atol=1e-6)  # running averages
     assert not np.allclose(mean, model(x), atol=1e-3)  # not batch statistics
 
-    noisy = Sequential(Dense(8, 4, rngs=rngs), BatchNorm(4), Dropout(0.5, rngs=rngs))
+    noisy = Sequential(Dense(8, 4, rngs=rngs), BatchNorm(4, rngs=rngs), Dropout(0.5, rngs=rngs))
     noisy.eval()
     assert jnp.all(M.mc_dropout_predict(noisy, x, n_samples=3)[1].max(axis=0) > 0)
