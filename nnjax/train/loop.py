@@ -106,6 +106,8 @@ def _check_model(model, graphdef, params, rest, objective, source, val, tx) -> t
         out = checks.output_shape(model, graphdef, params, rest, example.x)
         checks.check_labels(out, src.y if isinstance(src, data.ArraySource) else example.y, name)
         checks.check_loss_accepts(objective.loss, out, example.y, name)
+    if objective.loss_fn is None:
+        return ()
     train_step = step.make_train_step(
         graphdef, objective.loss, tx, objective.metrics, **dict(objective.options)
     )
