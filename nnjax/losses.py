@@ -35,7 +35,9 @@ def _reduce(values: jax.Array, reduction: str) -> jax.Array:
     raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
 
 
-def _check_same_shape(name: str, predictions: jax.Array, targets: jax.Array) -> None:
+def _check_same_shape(
+    name: str, predictions: jax.typing.ArrayLike, targets: jax.typing.ArrayLike
+) -> None:
     if jnp.shape(predictions) != jnp.shape(targets):
         raise ValueError(
             f"{name}: `predictions` has shape {jnp.shape(predictions)} but `targets` has "

@@ -21,7 +21,7 @@ IMAGES_MAGIC = 2051
 #: Magic number of an IDX file of unsigned bytes with one axis (labels).
 LABELS_MAGIC = 2049
 
-_TYPE_CODES = {
+_TYPE_CODES: dict[int, np.dtype] = {
     0x08: np.dtype(np.uint8),
     0x09: np.dtype(np.int8),
     0x0B: np.dtype(">i2"),

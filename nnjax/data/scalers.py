@@ -87,6 +87,7 @@ class _AffineScaler:
                 f"{type(self).__name__}.{name}: data of shape {x.shape} has feature shape "
                 f"{shape} (axis={self.axis} removed), expected {self._fitted_shape} as in fit"
             )
+        assert self.center_ is not None and self.scale_ is not None  # checked above
         return (
             np.expand_dims(self.center_, axes).astype(x.dtype),
             np.expand_dims(self.scale_, axes).astype(x.dtype),

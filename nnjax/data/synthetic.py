@@ -5,6 +5,8 @@ Every generator is deterministic given ``seed`` and returns NumPy arrays ``(x, y
 
 from __future__ import annotations
 
+from typing import cast
+
 import numpy as np
 
 #: The two-input gates :func:`logic_gate` knows, with their truth tables on
@@ -232,7 +234,7 @@ def blobs(
     _check_positive("blobs", num_samples=num_samples)
     rng = np.random.default_rng(seed)
     if np.ndim(centers) == 0:
-        _check_positive("blobs", centers=centers, num_features=num_features)
+        _check_positive("blobs", centers=cast(int, centers), num_features=num_features)
         centers = rng.uniform(-box, box, size=(int(centers), num_features))
     centers = np.asarray(centers, dtype=np.float64)
     if centers.ndim != 2:

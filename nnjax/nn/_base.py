@@ -36,7 +36,7 @@ def recorded(cls: M) -> M:
       >>> constructor_call(Scale(2.0))[1:]
       ((2.0,), {})
     """
-    init = cls.__init__
+    init = cls.__init__  # type: ignore[misc]
     renamed: Mapping[str, str] = getattr(cls, "_renamed_args", {})
 
     @functools.wraps(init)
@@ -45,7 +45,7 @@ def recorded(cls: M) -> M:
         _CALLS.setdefault(self, (type(self), args, kwargs))
         init(self, *args, **kwargs)
 
-    cls.__init__ = __init__
+    cls.__init__ = __init__  # type: ignore[misc]
     RECORDED[class_name(cls)] = cls
     return cls
 

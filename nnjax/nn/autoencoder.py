@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -59,7 +60,9 @@ class Autoencoder(nnx.Module):
     ):
         hidden = _validate.positive_ints("Autoencoder", "hidden", hidden)
         _validate.positive_int("Autoencoder", "latent", latent)
-        kw = dict(activation=activation, param_dtype=param_dtype, dtype=dtype, rngs=rngs)
+        kw: dict[str, Any] = dict(
+            activation=activation, param_dtype=param_dtype, dtype=dtype, rngs=rngs
+        )
         self.encoder = MLP(in_features, hidden, latent, output_activation=latent_activation, **kw)
         self.decoder = MLP(
             latent, hidden[::-1], in_features, output_activation=output_activation, **kw
@@ -130,7 +133,7 @@ class ConvAutoencoder(nnx.Module):
                 f"ConvAutoencoder: `input_shape` {tuple(input_shape)} must have H and W "
                 f"divisible by 2**len(conv_features) = {scale}"
             )
-        kw = dict(param_dtype=param_dtype, dtype=dtype, rngs=rngs)
+        kw: dict[str, Any] = dict(param_dtype=param_dtype, dtype=dtype, rngs=rngs)
         conv = lambda n_in, n_out, act, stride=1: Conv2D(
             n_in, n_out, kernel_size, stride=stride, activation=act, **kw
         )

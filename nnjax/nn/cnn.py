@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -94,8 +94,11 @@ class CNN(nnx.Module):
         conv_features = _validate.positive_ints("CNN", "conv_features", conv_features)
         act = _validate.activation("CNN", "activation", activation)
         _validate.rate("CNN", "conv_dropout", conv_dropout)
-        pool_cls = None if pool is None else _POOLS[_validate.choice("CNN", "pool", pool, _POOLS)]
-        layers, channels = [], self.input_shape[-1]
+        pool_cls = (
+            None if pool is None else _POOLS[_validate.choice("CNN", "pool", pool, tuple(_POOLS))]
+        )
+        layers: list[Any] = []
+        channels = self.input_shape[-1]
         for features in conv_features:
             conv = Conv2D(
                 channels,

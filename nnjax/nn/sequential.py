@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import jax
+import jax.numpy as jnp
 from flax import nnx
 
 from nnjax.nn._base import recorded
@@ -36,9 +37,10 @@ class Sequential(nnx.Module):
 
     def __call__(self, x: jax.typing.ArrayLike) -> jax.Array:
         """Applies every layer in turn."""
+        y = jnp.asarray(x)
         for layer in self.layers:
-            x = layer(x)
-        return x
+            y = layer(y)
+        return y
 
     def __len__(self) -> int:
         return len(self.layers)

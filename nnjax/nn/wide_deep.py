@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -55,7 +56,7 @@ class WideAndDeep(nnx.Module):
         hidden = _validate.positive_ints("WideAndDeep", "hidden", hidden, allow_empty=False)
         in_features = _validate.positive_int("WideAndDeep", "in_features", in_features)
         deep_in = in_features if deep_features is None else deep_features
-        kw = dict(param_dtype=param_dtype, dtype=dtype, rngs=rngs)
+        kw: dict[str, Any] = dict(param_dtype=param_dtype, dtype=dtype, rngs=rngs)
         self.deep = MLP(
             deep_in,
             hidden[:-1],
