@@ -26,8 +26,17 @@ def orbax() -> Any:
 
 
 def _checkpointer() -> Any:
+    import jax
+
     ocp = orbax()
-    return ocp.Checkpointer(ocp.StandardCheckpointHandler())
+    if jax.process_count() == 1:
+        return ocp.Checkpointer(ocp.StandardCheckpointHandler())
+    # Several processes: each reads alone, and only process 0 writes (host copies of
+    # the whole arrays), so no process waits at a barrier for the others.
+    options = ocp.options.MultiprocessingOptions(
+        primary_host=jax.process_index(), active_processes={jax.process_index()}
+    )
+    return ocp.Checkpointer(ocp.StandardCheckpointHandler(), multiprocessing_options=options)
 
 
 def _quiet() -> Any:

@@ -29,6 +29,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import jax
+
 from nnjax.io import _orbax
 from nnjax.io.errors import CheckpointError
 
@@ -56,6 +58,9 @@ def write(
       meta: JSON-able metadata; ``format``, ``version`` and ``items`` are added.
       overwrite: replace an existing folder (only once the new one is complete).
 
+    With several JAX processes only process 0 writes; the items must already be host
+    copies of the whole arrays (:func:`nnjax.io.trees.to_nested` gathers them).
+
     Returns:
       The folder's absolute path.
 
@@ -63,6 +68,8 @@ def write(
       FileExistsError: ``directory`` exists and ``overwrite`` is false.
     """
     final = Path(directory).absolute()
+    if jax.process_index() != 0:  # with several processes, process 0 writes
+        return final
     if final.exists() and not overwrite:
         raise FileExistsError(f"{final} already exists; pass overwrite=True to replace it")
     final.parent.mkdir(parents=True, exist_ok=True)

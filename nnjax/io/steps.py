@@ -23,6 +23,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+import jax
+
 from nnjax.io import _legacy, layout
 from nnjax.io.errors import CheckpointError, CheckpointFallbackWarning
 
@@ -62,7 +64,7 @@ def write_epoch(
     path = layout.write(
         Path(directory) / str(epoch + 1), items, {**meta, "epoch": epoch}, overwrite=True
     )
-    if max_to_keep is not None:
+    if max_to_keep is not None and jax.process_index() == 0:
         for _, old in epochs(directory)[:-max_to_keep]:
             shutil.rmtree(old, ignore_errors=True)
     return path

@@ -48,8 +48,18 @@ def flatten(tree: Any) -> tuple[list[tuple[Path, Any]], Any]:
 
 
 def storable(leaf: Any) -> np.ndarray:
-    """A host copy of ``leaf``; typed PRNG keys become their key data."""
-    return np.asarray(jax.device_get(jax.random.key_data(leaf) if is_key(leaf) else leaf))
+    """A host copy of the whole ``leaf``; typed PRNG keys become their key data.
+
+    An array sharded over several processes is gathered (a collective: every process
+    must call this for it).
+    """
+    if is_key(leaf):
+        leaf = jax.random.key_data(leaf)
+    if isinstance(leaf, jax.Array) and not leaf.is_fully_addressable:
+        from jax.experimental import multihost_utils
+
+        leaf = multihost_utils.process_allgather(leaf, tiled=True)
+    return np.asarray(jax.device_get(leaf))
 
 
 def spec(leaf: Any) -> tuple[tuple[int, ...], str]:
