@@ -19,7 +19,7 @@ import importlib
 from nnjax import activations, errors, functional, initializers, losses, metrics
 from nnjax.errors import ShapeError
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 # The upper layers load on first use, so `import nnjax` stays light and
 # `nnjax.data` can be used without importing Flax.

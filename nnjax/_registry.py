@@ -1,5 +1,7 @@
-"""Name lookup shared by ``activations.get``, ``initializers.get``, ``losses.get`` and
-``metrics.get`` (private)."""
+"""Name lookup for the ``get`` functions of the base modules (private).
+
+Shared by ``activations.get``, ``initializers.get``, ``losses.get`` and ``metrics.get``.
+"""
 
 from __future__ import annotations
 

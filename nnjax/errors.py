@@ -13,8 +13,9 @@ __all__ = ["ShapeError"]
 
 
 class ShapeError(ValueError, AssertionError):
-    """An array has the wrong shape or rank; the message names the op, the argument,
-    the expected and the actual shape.
+    """An array has the wrong shape or rank.
+
+    The message names the op, the argument, the expected and the actual shape.
 
     Example:
       >>> import jax.numpy as jnp

@@ -131,6 +131,7 @@ def binary_cross_entropy(
     Args:
       logits: any shape; ``sigmoid(logits)`` is the probability of class 1.
       labels: the same shape, values in ``[0, 1]``.
+      reduction: ``"mean"`` (default), ``"sum"`` or ``"none"`` (per element).
 
     Example:
       >>> round(float(binary_cross_entropy(jnp.array([0.0]), jnp.array([1.0]))), 4)

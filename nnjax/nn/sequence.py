@@ -93,7 +93,7 @@ _ARGS = """
 
 
 @recorded
-class SequenceClassifier(_SequenceModel):
+class SequenceClassifier(_SequenceModel):  # noqa: D101 (docstring assembled below)
     __doc__ = (
         """Classifies sequences ``(B, T, F)`` into ``out_features`` logits.
 """
@@ -113,7 +113,7 @@ class SequenceClassifier(_SequenceModel):
 
 
 @recorded
-class SequenceRegressor(_SequenceModel):
+class SequenceRegressor(_SequenceModel):  # noqa: D101 (docstring assembled below)
     __doc__ = (
         """Regresses ``out_features`` values from sequences ``(B, T, F)``.
 """
