@@ -245,7 +245,7 @@ def environment() -> dict[str, Any]:
     device = jax.devices()[0]
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
     return {
-        "date_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "date_utc": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "platform": device.platform,
         "device_kind": device.device_kind,
         "device_count": jax.device_count(),
