@@ -18,6 +18,28 @@ _MERGES: dict[str, Callable[[jax.Array, jax.Array], jax.Array]] = {
 }
 
 
+def merge_outputs(forward: jax.Array, backward: jax.Array, merge: str = "concat") -> jax.Array:
+    """Combines the two directions' outputs: ``"concat"`` (last axis), ``"sum"``,
+    ``"mean"`` or ``"mul"``.
+
+    Raises:
+      ValueError: an unknown ``merge``.
+
+    Example:
+      >>> merge_outputs(jnp.ones((2, 3)), jnp.zeros((2, 3)), "mean")[0]
+      Array([0.5, 0.5, 0.5], dtype=float32)
+    """
+    return _merge_fn(merge)(forward, backward)
+
+
+def _merge_fn(merge: str) -> Callable[[jax.Array, jax.Array], jax.Array]:
+    if merge not in _MERGES:
+        raise ValueError(
+            f"bidirectional: `merge` must be one of {', '.join(_MERGES)}; got {merge!r}"
+        )
+    return _MERGES[merge]
+
+
 def bidirectional_init(
     key: jax.Array, cell_init: Callable[..., Any], in_features: int, hidden: int, **kwargs: Any
 ) -> dict[str, Any]:
@@ -90,10 +112,7 @@ def bidirectional(
       >>> ys.shape, bwd.h.shape
       ((2, 7, 10), (2, 5))
     """
-    if merge not in _MERGES:
-        raise ValueError(
-            f"bidirectional: `merge` must be one of {', '.join(_MERGES)}; got {merge!r}"
-        )
+    merge_fn = _merge_fn(merge)  # validated before the scans
     s_fwd, s_bwd = (None, None) if state is None else state
     fwd, ys_f = _run(
         "bidirectional", cell, params["forward"], xs, s_fwd, lengths, False, unroll,
@@ -103,4 +122,4 @@ def bidirectional(
         "bidirectional", cell, params["backward"], xs, s_bwd, lengths, True, unroll,
         precompute_inputs,
     )  # fmt: skip
-    return (fwd, bwd), _MERGES[merge](ys_f, ys_b)
+    return (fwd, bwd), merge_fn(ys_f, ys_b)

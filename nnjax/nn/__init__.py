@@ -13,14 +13,27 @@ Example:
   573910
 """
 
+from nnjax.nn.attention import MultiHeadAttention, TransformerEncoderBlock
 from nnjax.nn.autoencoder import Autoencoder, ConvAutoencoder
+from nnjax.nn.bidirectional import Bidirectional
 from nnjax.nn.cnn import CNN
 from nnjax.nn.conv import Conv2D
+from nnjax.nn.conv_nd import Conv1D, Conv3D, ConvTranspose1D, ConvTranspose2D, ConvTranspose3D
 from nnjax.nn.dense import Dense
 from nnjax.nn.dropout import Dropout
+from nnjax.nn.embedding import Embedding
 from nnjax.nn.mlp import MLP
 from nnjax.nn.normalization import BatchNorm, LayerNorm
+from nnjax.nn.norms import GroupNorm, InstanceNorm, PReLU, RMSNorm
 from nnjax.nn.pooling import AvgPool2D, MaxPool2D
+from nnjax.nn.pooling_nd import (
+    AvgPool1D,
+    AvgPool3D,
+    GlobalAvgPool,
+    GlobalMaxPool,
+    MaxPool1D,
+    MaxPool3D,
+)
 from nnjax.nn.recurrent import GRU, LSTM, RNN
 from nnjax.nn.reshape import Flatten, Reshape, Upsample2D
 from nnjax.nn.sequence import SequenceClassifier, SequenceRegressor
@@ -35,19 +48,38 @@ __all__ = [
     "MLP",
     "RNN",
     "Autoencoder",
+    "AvgPool1D",
     "AvgPool2D",
+    "AvgPool3D",
     "BatchNorm",
+    "Bidirectional",
+    "Conv1D",
     "Conv2D",
+    "Conv3D",
     "ConvAutoencoder",
+    "ConvTranspose1D",
+    "ConvTranspose2D",
+    "ConvTranspose3D",
     "Dense",
     "Dropout",
+    "Embedding",
     "Flatten",
+    "GlobalAvgPool",
+    "GlobalMaxPool",
+    "GroupNorm",
+    "InstanceNorm",
     "LayerNorm",
+    "MaxPool1D",
     "MaxPool2D",
+    "MaxPool3D",
+    "MultiHeadAttention",
+    "PReLU",
+    "RMSNorm",
     "Reshape",
     "SequenceClassifier",
     "SequenceRegressor",
     "Sequential",
+    "TransformerEncoderBlock",
     "Upsample2D",
     "WideAndDeep",
     "count_params",

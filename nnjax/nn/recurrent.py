@@ -59,24 +59,45 @@ class _Recurrent(FunctionalModule):
             )
         )
 
-    def __call__(self, xs: jax.typing.ArrayLike, state: Any = None):
+    def __call__(
+        self,
+        xs: jax.typing.ArrayLike,
+        state: Any = None,
+        *,
+        lengths: jax.typing.ArrayLike | None = None,
+    ):
         """Runs the layer over ``xs (B, T, in_features)``.
 
         Args:
           xs: batch-major input sequences.
           state: the initial carry (``(B, hidden)``, or ``F.LSTMState`` for the LSTM);
             ``None`` starts from zeros.
+          lengths: ``(B,)`` valid lengths of a padded batch (PyTorch's packed
+            sequences): outputs past each length are zero, the final state is the one
+            at each sequence's true last step.
 
         Returns:
           ``ys (B, T, hidden)`` if ``return_sequences``, else the output of the last
-          step processed ``(B, hidden)`` (step 0 when ``reverse``); with
-          ``return_state``, the pair ``(output, final_state)``.
+          step processed ``(B, hidden)`` (step 0 when ``reverse``, step ``length - 1``
+          with ``lengths``); with ``return_state``, the pair ``(output, final_state)``.
         """
         final, ys = self._run(
-            self.params(), compute_dtype(xs, self.dtype), state, reverse=self.reverse
-        )
-        out = ys if self.return_sequences else ys[:, 0 if self.reverse else -1]
+            self.params(), compute_dtype(xs, self.dtype), state, lengths=lengths,
+            reverse=self.reverse,
+        )  # fmt: skip
+        out = ys if self.return_sequences else last_output(ys, lengths, self.reverse)
         return (out, final) if self.return_state else out
+
+
+def last_output(ys: jax.Array, lengths: jax.typing.ArrayLike | None, reverse: bool) -> jax.Array:
+    """The output of the last step processed: ``ys[:, -1]``, ``ys[:, 0]`` when ``reverse``,
+    or ``ys[b, lengths[b] - 1]`` with ``lengths`` (zeros for an empty sequence)."""
+    if reverse:
+        return ys[:, 0]
+    if lengths is None:
+        return ys[:, -1]
+    index = jnp.maximum(jnp.asarray(lengths) - 1, 0)[:, None, None]
+    return jnp.take_along_axis(ys, index, axis=1)[:, 0]
 
 
 _COMMON_ARGS = """

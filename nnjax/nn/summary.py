@@ -19,7 +19,7 @@ def count_params(module: nnx.Module) -> int:
 
     Example:
       >>> from nnjax.nn import MLP
-      >>> count_params(MLP(784, (500, 300, 100), 10))
+      >>> count_params(MLP(784, (500, 300, 100), 10, rngs=nnx.Rngs(0)))
       573910
     """
     return sum(math.prod(jnp.shape(p)) for p in jax.tree.leaves(nnx.state(module, nnx.Param)))
@@ -59,7 +59,7 @@ def _shape_str(out: object) -> str:
 def layer_rows(
     model: nnx.Module, input_shape: Sequence[int], dtype: jnp.dtype = jnp.float32
 ) -> tuple[list[tuple[str, str, str, int]], jax.ShapeDtypeStruct]:
-    """Rows ``(path, type, output shape, params)`` per leaf module called, and the output.
+    """Rows ``(path, type, output shape, params)`` per innermost module called, and the output.
 
     The rows follow the order in which ``model(x)`` calls its leaf modules. Shapes come
     from one abstract call (``jax.eval_shape`` on a merged copy), so nothing is computed
@@ -72,7 +72,11 @@ def layer_rows(
         modules = list(nnx.iter_modules(m))
         with _recording({type(sub) for _, sub in modules}, outputs):
             y = m(x)
-        parents = {path[:i] for path, _ in modules for i in range(len(path))}
+        # A row per called module none of whose submodules was called: plain layers,
+        # and layers that hold their parameters in submodules but call one functional
+        # op on them (MultiHeadAttention, TransformerEncoderBlock, Bidirectional).
+        called = [path for path, sub in modules if id(sub) in outputs]
+        parents = {path[:i] for path in called for i in range(len(path))}
         leaves = {id(sub): (path, sub) for path, sub in modules if path not in parents}
         for ident, out in outputs.items():  # in call order
             if ident in leaves:
@@ -106,7 +110,8 @@ def summary(
 
     Example:
       >>> from nnjax.nn import MLP
-      >>> text = summary(MLP(784, (500, 300, 100), 10), (1, 784), print_fn=None)
+      >>> model = MLP(784, (500, 300, 100), 10, rngs=nnx.Rngs(0))
+      >>> text = summary(model, (1, 784), print_fn=None)
       >>> text.splitlines()[-1]
       'Total params: 573,910'
     """

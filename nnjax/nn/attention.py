@@ -1,0 +1,187 @@
+"""Multi-head attention and the pre-norm Transformer encoder block as Flax NNX modules."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+import nnjax.functional as F
+from nnjax import activations, initializers
+from nnjax.nn import _validate
+from nnjax.nn._base import compute_dtype
+from nnjax.nn._nested import NestedModule
+from nnjax.nn.dropout import _fork_stream
+
+
+class _Stochastic(NestedModule):
+    """Shared dropout plumbing: a forked RNG stream and ``deterministic`` (train/eval)."""
+
+    def _setup_dropout(self, dropout_rate, deterministic, rngs) -> None:
+        self.dropout_rate = _validate.rate(type(self).__name__, "dropout_rate", dropout_rate)
+        self.deterministic = deterministic
+        self.rngs = _fork_stream(rngs, "dropout") if self.dropout_rate else nnx.data(None)
+
+    def _dropout(self, deterministic: bool | None, key: jax.Array | None):
+        """``(rate, key)`` for this call: no dropout when deterministic or rate 0."""
+        deterministic = self.deterministic if deterministic is None else deterministic
+        if deterministic or not self.dropout_rate:
+            return 0.0, None
+        if key is None:
+            key = self.rngs()
+        return self.dropout_rate, key
+
+    def set_view(self, deterministic: bool | None = None):
+        """Sets ``deterministic`` in views made by ``nnx.view`` (``train()``/``eval()``)."""
+        if deterministic is not None:
+            self.deterministic = deterministic
+
+
+class MultiHeadAttention(_Stochastic):
+    """Multi-head attention, calling :func:`F.multi_head_attention`.
+
+    ``nnx.state(layer, nnx.Param)`` is the nested dict of
+    :func:`F.multi_head_attention_init` (``query``, ``key``, ``value``, ``out``).
+
+    Args:
+      num_heads: attention heads; must divide ``in_features``.
+      in_features: size of the queries' last axis.
+      out_features: size of the output; ``in_features`` if ``None``.
+      in_kv_features: size of the context's last axis (cross attention).
+      dropout_rate: dropout on the attention weights while training.
+      deterministic: start in inference mode (no dropout); ``model.eval()`` sets it.
+      use_bias: whether the projections have biases.
+      kernel_init: initializer for the four kernels.
+      param_dtype: dtype of the parameters (float32).
+      dtype: compute dtype; ``None`` uses the input's.
+      rngs: ``nnx.Rngs`` with a ``params`` stream (and ``dropout``, else ``default``).
+
+    Example:
+      >>> from flax import nnx
+      >>> mha = MultiHeadAttention(4, 16, rngs=nnx.Rngs(0))
+      >>> mha(jnp.ones((2, 10, 16)), causal=True).shape
+      (2, 10, 16)
+    """
+
+    def __init__(
+        self,
+        num_heads: int,
+        in_features: int,
+        out_features: int | None = None,
+        *,
+        in_kv_features: int | None = None,
+        dropout_rate: float = 0.0,
+        deterministic: bool = False,
+        use_bias: bool = True,
+        kernel_init: str | initializers.Initializer = "glorot_uniform",
+        param_dtype: jnp.dtype = jnp.float32,
+        dtype: jnp.dtype | None = None,
+        rngs: nnx.Rngs,
+    ):
+        self.num_heads = _validate.positive_int("MultiHeadAttention", "num_heads", num_heads)
+        self.in_features = _validate.positive_int("MultiHeadAttention", "in_features", in_features)
+        self.out_features = out_features
+        self.in_kv_features = in_kv_features
+        self.dtype = dtype
+        self._set_params(
+            F.multi_head_attention_init(
+                rngs.params(), in_features, num_heads=num_heads, kv_features=in_kv_features,
+                out_features=out_features, dtype=param_dtype, kernel_init=kernel_init,
+                use_bias=use_bias,
+            )
+        )  # fmt: skip
+        self._setup_dropout(dropout_rate, deterministic, rngs)
+
+    def __call__(
+        self,
+        x: jax.typing.ArrayLike,
+        context: jax.typing.ArrayLike | None = None,
+        *,
+        mask: jax.typing.ArrayLike | None = None,
+        causal: bool = False,
+        deterministic: bool | None = None,
+        key: jax.Array | None = None,
+    ) -> jax.Array:
+        """Attends ``x (B, T, F)`` over ``context (B, S, kv)`` (``x`` if ``None``).
+
+        ``mask`` is True where a query may attend (see :func:`F.multi_head_attention`);
+        ``key`` replaces the layer's dropout stream for this call.
+        """
+        rate, key = self._dropout(deterministic, key)
+        x = compute_dtype(x, self.dtype)
+        if context is not None:
+            context = compute_dtype(context, self.dtype)
+        return F.multi_head_attention(
+            self.params(), x, context, mask=mask, causal=causal, dropout_rate=rate, key=key
+        )
+
+
+class TransformerEncoderBlock(_Stochastic):
+    """The pre-norm encoder block, calling :func:`F.transformer_encoder_block`.
+
+    Args:
+      in_features: model width ``F``.
+      num_heads: attention heads; must divide ``F``.
+      mlp_features: hidden width of the MLP (``4 * F``).
+      dropout_rate: dropout on attention weights, branches and MLP while training.
+      activation: the MLP's activation (``"gelu"``).
+      causal: causal self-attention.
+      epsilon: the layer norms' epsilon.
+      deterministic: start in inference mode; ``model.eval()`` sets it.
+      kernel_init: initializer for every kernel.
+      param_dtype: dtype of the parameters (float32).
+      dtype: compute dtype; ``None`` uses the input's.
+      rngs: ``nnx.Rngs`` with a ``params`` stream (and ``dropout``, else ``default``).
+
+    Example:
+      >>> from flax import nnx
+      >>> block = TransformerEncoderBlock(16, 4, rngs=nnx.Rngs(0))
+      >>> block(jnp.ones((2, 10, 16))).shape
+      (2, 10, 16)
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        num_heads: int,
+        *,
+        mlp_features: int | None = None,
+        dropout_rate: float = 0.0,
+        activation: str | activations.Activation = "gelu",
+        causal: bool = False,
+        epsilon: float = 1e-5,
+        deterministic: bool = False,
+        kernel_init: str | initializers.Initializer = "glorot_uniform",
+        param_dtype: jnp.dtype = jnp.float32,
+        dtype: jnp.dtype | None = None,
+        rngs: nnx.Rngs,
+    ):
+        name = "TransformerEncoderBlock"
+        self.in_features = _validate.positive_int(name, "in_features", in_features)
+        self.num_heads = _validate.positive_int(name, "num_heads", num_heads)
+        self.activation = _validate.activation(name, "activation", activation)
+        self.causal = causal
+        self.epsilon = epsilon
+        self.dtype = dtype
+        self._set_params(
+            F.transformer_encoder_block_init(
+                rngs.params(), in_features, num_heads=num_heads, mlp_features=mlp_features,
+                dtype=param_dtype, kernel_init=kernel_init,
+            )
+        )  # fmt: skip
+        self._setup_dropout(dropout_rate, deterministic, rngs)
+
+    def __call__(
+        self,
+        x: jax.typing.ArrayLike,
+        *,
+        mask: jax.typing.ArrayLike | None = None,
+        deterministic: bool | None = None,
+        key: jax.Array | None = None,
+    ) -> jax.Array:
+        """Maps ``(B, T, in_features)`` to the same shape."""
+        rate, key = self._dropout(deterministic, key)
+        return F.transformer_encoder_block(
+            self.params(), compute_dtype(x, self.dtype), mask=mask, causal=self.causal,
+            dropout_rate=rate, key=key, activation=self.activation, epsilon=self.epsilon,
+        )  # fmt: skip

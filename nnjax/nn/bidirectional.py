@@ -1,0 +1,106 @@
+"""A bidirectional recurrent layer (any built-in cell) as a Flax NNX module."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+import nnjax.functional as F
+from nnjax import initializers
+from nnjax.functional.bidirectional_rnn import merge_outputs
+from nnjax.nn import _validate
+from nnjax.nn._base import compute_dtype
+from nnjax.nn._nested import NestedModule
+from nnjax.nn.recurrent import last_output
+
+_CELLS = {
+    "rnn": (F.rnn_cell, F.rnn_cell_init),
+    "lstm": (F.lstm_cell, F.lstm_cell_init),
+    "gru": (F.gru_cell, F.gru_cell_init),
+}
+
+
+class Bidirectional(NestedModule):
+    """Reads sequences forwards and backwards with two cells, calling :func:`F.bidirectional`.
+
+    ``nnx.state(layer, nnx.Param)`` is ``{"forward": cell_params, "backward":
+    cell_params}``, the dict of :func:`F.bidirectional_init`.
+
+    Args:
+      in_features: size ``F`` of each step's input.
+      hidden: hidden size ``H`` of each direction.
+      cell: ``"lstm"``, ``"gru"`` or ``"rnn"``.
+      merge: how the two directions combine: ``"concat"`` (``2H``, PyTorch's layout),
+        ``"sum"``, ``"mean"`` or ``"mul"``.
+      return_sequences: return every step ``(B, T, ·)`` instead of the last.
+      return_state: also return ``(forward_final, backward_final)``.
+      kernel_init: initializer for the input kernels.
+      recurrent_init: initializer for the recurrent kernels.
+      param_dtype: dtype of the parameters (float32).
+      dtype: compute dtype; ``None`` uses the input's.
+      rngs: ``nnx.Rngs`` with a ``params`` stream.
+
+    Example:
+      >>> from flax import nnx
+      >>> layer = Bidirectional(3, 5, cell="gru", rngs=nnx.Rngs(0))
+      >>> layer(jnp.ones((2, 7, 3)), lengths=jnp.array([7, 4])).shape
+      (2, 10)
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        hidden: int,
+        *,
+        cell: str = "lstm",
+        merge: str = "concat",
+        return_sequences: bool = False,
+        return_state: bool = False,
+        kernel_init: str | initializers.Initializer = "glorot_uniform",
+        recurrent_init: str | initializers.Initializer = "orthogonal",
+        param_dtype: jnp.dtype = jnp.float32,
+        dtype: jnp.dtype | None = None,
+        rngs: nnx.Rngs,
+    ):
+        self.in_features = _validate.positive_int("Bidirectional", "in_features", in_features)
+        self.hidden = _validate.positive_int("Bidirectional", "hidden", hidden)
+        self.cell = _validate.choice("Bidirectional", "cell", cell, tuple(_CELLS))
+        self.merge = _validate.choice("Bidirectional", "merge", merge, ("concat", "sum", "mean",
+                                                                       "mul"))  # fmt: skip
+        self.return_sequences = return_sequences
+        self.return_state = return_state
+        self.dtype = dtype
+        self._set_params(
+            F.bidirectional_init(
+                rngs.params(), _CELLS[self.cell][1], in_features, hidden, dtype=param_dtype,
+                kernel_init=kernel_init, recurrent_init=recurrent_init,
+            )
+        )  # fmt: skip
+
+    def __call__(
+        self,
+        xs: jax.typing.ArrayLike,
+        state: tuple[Any, Any] | None = None,
+        *,
+        lengths: jax.typing.ArrayLike | None = None,
+    ):
+        """Runs both directions over ``xs (B, T, in_features)``.
+
+        Returns:
+          ``ys (B, T, 2H)`` (``concat``) if ``return_sequences``, else the merge of the
+          forward output at each sequence's last step and the backward output at step
+          0 ``(B, 2H)``; with ``return_state``, ``(output, (forward, backward))``.
+        """
+        cell = _CELLS[self.cell][0]
+        finals, ys = F.bidirectional(
+            cell, self.params(), compute_dtype(xs, self.dtype), state, lengths=lengths,
+            merge="concat",
+        )  # fmt: skip
+        fwd, bwd = ys[..., : self.hidden], ys[..., self.hidden :]
+        if not self.return_sequences:
+            fwd, bwd = last_output(fwd, lengths, False), last_output(bwd, None, True)
+        out = merge_outputs(fwd, bwd, self.merge)
+        return (out, finals) if self.return_state else out

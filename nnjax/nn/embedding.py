@@ -1,0 +1,62 @@
+"""Token embedding as a Flax NNX module."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+import nnjax.functional as F
+from nnjax import initializers
+from nnjax.nn import _validate
+from nnjax.nn._base import FunctionalModule, compute_dtype
+
+
+class Embedding(FunctionalModule):
+    """A ``(num_embeddings, features)`` lookup table, calling :func:`F.embedding`.
+
+    Args:
+      num_embeddings: vocabulary size ``V``.
+      features: embedding size ``D``.
+      embedding_init: initializer for the table; ``None``: ``N(0, 1 / D)`` (Flax's).
+      param_dtype: dtype of the table (float32).
+      dtype: dtype of the looked-up vectors; ``None`` keeps the table's.
+      rngs: ``nnx.Rngs`` with a ``params`` stream.
+
+    Example:
+      >>> from flax import nnx
+      >>> embed = Embedding(100, 16, rngs=nnx.Rngs(0))
+      >>> embed(jnp.array([[1, 2, 3]])).shape
+      (1, 3, 16)
+      >>> embed.attend(jnp.ones((1, 3, 16))).shape  # tied output logits
+      (1, 3, 100)
+    """
+
+    def __init__(
+        self,
+        num_embeddings: int,
+        features: int,
+        *,
+        embedding_init: str | initializers.Initializer | None = None,
+        param_dtype: jnp.dtype = jnp.float32,
+        dtype: jnp.dtype | None = None,
+        rngs: nnx.Rngs,
+    ):
+        self.num_embeddings = _validate.positive_int("Embedding", "num_embeddings", num_embeddings)
+        self.features = _validate.positive_int("Embedding", "features", features)
+        self.dtype = dtype
+        self._set_params(
+            F.embedding_init(
+                rngs.params(), num_embeddings, features, dtype=param_dtype,
+                embedding_init=embedding_init,
+            )
+        )  # fmt: skip
+
+    def __call__(self, ids: jax.typing.ArrayLike) -> jax.Array:
+        """Maps integer ``ids (...)`` to ``(..., features)``."""
+        y = F.embedding(self.params(), ids)
+        return y if self.dtype is None else y.astype(self.dtype)
+
+    def attend(self, x: jax.typing.ArrayLike) -> jax.Array:
+        """Logits ``(..., num_embeddings)`` of ``x (..., features)`` against the table."""
+        return F.attend(self.params(), compute_dtype(x, self.dtype))

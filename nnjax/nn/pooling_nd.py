@@ -1,0 +1,158 @@
+"""1-D and 3-D max/average pooling and global pooling (no parameters) as NNX modules."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import jax
+from flax import nnx
+
+import nnjax.functional as F
+from nnjax.nn import _validate
+from nnjax.nn._base import recorded
+
+Size = int | tuple[int, ...]
+
+
+class _Pool(nnx.Module):
+    """Window pooling; subclasses set ``_op`` (an ``F.*_pool{1,3}d``)."""
+
+    _op: Callable[..., jax.Array] = staticmethod(F.max_pool1d)
+
+    def __init__(self, window_shape: Size = 2, stride: Size | None = None,
+                 padding: str = "VALID"):  # fmt: skip
+        name = type(self).__name__
+        self.window_shape = _validate.positive_ints(
+            name, "window_shape", window_shape, allow_empty=False
+        )
+        self.stride = stride if stride is None else _validate.positive_ints(name, "stride", stride)
+        self.padding = _validate.choice(name, "padding", padding, ("SAME", "VALID"))
+
+    def _args(self) -> tuple:
+        unwrap = lambda v: v[0] if v is not None and len(v) == 1 else v
+        return unwrap(self.window_shape), unwrap(self.stride), self.padding
+
+    def __call__(self, x: jax.typing.ArrayLike) -> jax.Array:
+        """Pools channels-last ``x``."""
+        return self._op(x, *self._args())
+
+
+_POOL_ARGS = """
+    Args:
+      window_shape: an int or one size per spatial axis.
+      stride: step between windows; ``None`` means ``window_shape``.
+      padding: ``"VALID"`` or ``"SAME"``.
+"""
+
+
+@recorded
+class MaxPool1D(_Pool):
+    __doc__ = (
+        "Max pooling over ``(B, T, C)``, calling :func:`F.max_pool1d`.\n"
+        + _POOL_ARGS
+        + """
+    Example:
+      >>> import jax.numpy as jnp
+      >>> MaxPool1D(2)(jnp.ones((1, 8, 3))).shape
+      (1, 4, 3)
+"""
+    )
+
+
+@recorded
+class MaxPool3D(_Pool):
+    __doc__ = (
+        "Max pooling over ``(B, D, H, W, C)``, calling :func:`F.max_pool3d`.\n"
+        + _POOL_ARGS
+        + """
+    Example:
+      >>> import jax.numpy as jnp
+      >>> MaxPool3D(2)(jnp.ones((1, 4, 4, 4, 3))).shape
+      (1, 2, 2, 2, 3)
+"""
+    )
+    _op = staticmethod(F.max_pool3d)
+
+
+class _AvgPool(_Pool):
+    def __init__(self, window_shape: Size = 2, stride: Size | None = None,
+                 padding: str = "VALID", *, count_include_pad: bool = False):  # fmt: skip
+        super().__init__(window_shape, stride, padding)
+        self.count_include_pad = count_include_pad
+
+    def __call__(self, x: jax.typing.ArrayLike) -> jax.Array:
+        """Pools channels-last ``x``."""
+        return self._op(x, *self._args(), count_include_pad=self.count_include_pad)
+
+
+@recorded
+class AvgPool1D(_AvgPool):
+    __doc__ = (
+        "Average pooling over ``(B, T, C)``, calling :func:`F.avg_pool1d`.\n"
+        + _POOL_ARGS
+        + """      count_include_pad: with ``"SAME"``, whether padded zeros count.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> AvgPool1D(3, 1, "SAME")(jnp.ones((1, 8, 3))).shape
+      (1, 8, 3)
+"""
+    )
+    _op = staticmethod(F.avg_pool1d)
+
+
+@recorded
+class AvgPool3D(_AvgPool):
+    __doc__ = (
+        "Average pooling over ``(B, D, H, W, C)``, calling :func:`F.avg_pool3d`.\n"
+        + _POOL_ARGS
+        + """      count_include_pad: with ``"SAME"``, whether padded zeros count.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> AvgPool3D((2, 2, 1))(jnp.ones((1, 4, 4, 4, 3))).shape
+      (1, 2, 2, 4, 3)
+"""
+    )
+    _op = staticmethod(F.avg_pool3d)
+
+
+class _GlobalPool(nnx.Module):
+    _op: Callable[..., jax.Array] = staticmethod(F.global_avg_pool)
+
+    def __init__(self, *, keepdims: bool = False):
+        self.keepdims = keepdims
+
+    def __call__(self, x: jax.typing.ArrayLike) -> jax.Array:
+        """Maps ``(B, ..., C)`` to ``(B, C)`` (or keeps size-1 spatial axes)."""
+        return self._op(x, keepdims=self.keepdims)
+
+
+@recorded
+class GlobalAvgPool(_GlobalPool):
+    """Averages over every spatial axis, calling :func:`F.global_avg_pool`.
+
+    Args:
+      keepdims: keep the spatial axes as size 1.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> GlobalAvgPool()(jnp.ones((2, 5, 5, 3))).shape
+      (2, 3)
+    """
+
+
+@recorded
+class GlobalMaxPool(_GlobalPool):
+    """Takes the maximum over every spatial axis, calling :func:`F.global_max_pool`.
+
+    Args:
+      keepdims: keep the spatial axes as size 1.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> GlobalMaxPool(keepdims=True)(jnp.ones((2, 6, 3))).shape
+      (2, 1, 3)
+    """
+
+    _op = staticmethod(F.global_max_pool)
