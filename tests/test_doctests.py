@@ -6,7 +6,9 @@
   A new public module is picked up without editing this file.
 * Guides: the ``pycon`` code blocks (``>>>`` prompts) of each page under
   ``docs/guides/`` and of ``docs/index.md`` run top to bottom as one doctest per page,
-  so the documented snippets and their printed results stay true.
+  so the documented snippets and their printed results stay true. They train small
+  models (about a minute of CPU in all), so they are marked ``slow``: run them with
+  ``python -m pytest -m slow tests/test_doctests.py``, next to the docs build.
 
 Both run with ``ELLIPSIS`` and ``NORMALIZE_WHITESPACE``, in a temporary working
 directory (examples that write checkpoints leave nothing behind), and with
@@ -112,6 +114,7 @@ def _guide_examples(path: pathlib.Path) -> doctest.DocTest:
     return doctest.DocTestParser().get_doctest(source, _globs(), path.stem, str(path), 0)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", GUIDES, ids=lambda p: p.name)
 def test_guide_examples(path, tmp_path, monkeypatch):
     """The page's ``pycon`` blocks run top to bottom with the printed results."""
