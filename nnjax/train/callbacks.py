@@ -30,10 +30,12 @@ Logs = Mapping[str, float]
 class Callback:
     """Base class: override any hook; each does nothing by default.
 
-    Hooks, in order: ``on_train_begin``; per epoch ``on_epoch_begin``,
-    ``on_dispatch_end`` after each compiled dispatch of ``steps_per_dispatch`` updates
-    (``batch`` is the stacked ``(xs, ys)`` on the devices, as sharded), ``on_epoch_end``
-    (``logs`` holds the epoch's train and ``val_`` metrics); ``on_train_end``.
+    Hooks, in order: ``on_train_begin`` (after ``fit`` has checked that every
+    monitored name will be logged); per epoch ``on_epoch_begin``, ``on_dispatch_end``
+    after each compiled dispatch of up to ``steps_per_dispatch`` updates (``batch`` is
+    that dispatch's device input: a stacked ``Batch`` with its step count, or the row
+    indices and masks of device-resident data), ``on_epoch_end`` (``logs`` holds the
+    epoch's train and ``val_`` metrics and the learning rate); ``on_train_end``.
 
     Example:
       >>> class StopAfterTwo(Callback):
@@ -54,7 +56,7 @@ class Callback:
     def on_epoch_begin(self, epoch: int, logs: Logs | None = None) -> None:
         """Before epoch ``epoch`` (0-based)."""
 
-    def on_dispatch_end(self, step: int, batch: tuple[jax.Array, jax.Array]) -> None:
+    def on_dispatch_end(self, step: int, batch: Any) -> None:
         """After a dispatch; ``step`` counts the updates done so far in this run."""
 
     def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> None:

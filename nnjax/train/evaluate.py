@@ -26,7 +26,13 @@ _LOSS = metrics_lib.Metric("loss", lambda *a: {}, lambda s: float(s["sum"] / max
 
 
 @cached
-def compiled_eval(graphdef: nnx.GraphDef, loss: Any, metrics: tuple, precision: Any = None):
+def compiled_eval(
+    graphdef: nnx.GraphDef,
+    loss: Any,
+    metrics: tuple,
+    precision: Any = None,
+    loss_fn: Callable | None = None,
+):
     """``jax.jit`` of :func:`nnjax.train.step.make_eval_step`, memoised.
 
     Example:
@@ -36,7 +42,9 @@ def compiled_eval(graphdef: nnx.GraphDef, loss: Any, metrics: tuple, precision: 
       >>> compiled_eval(gd, "mse", ()) is compiled_eval(gd, "mse", ())
       True
     """
-    return jax.jit(step.make_eval_step(graphdef, loss, metrics, precision=precision))
+    return jax.jit(
+        step.make_eval_step(graphdef, loss, metrics, precision=precision, loss_fn=loss_fn)
+    )
 
 
 @cached
@@ -79,13 +87,14 @@ def evaluate_source(
     metrics: tuple,
     mesh: Mesh,
     precision: Any = None,
+    loss_fn: Callable | None = None,
 ) -> dict[str, float]:
     """Mean loss and exact metrics over every example of ``source`` (in order).
 
     ``params`` and ``rest`` are on ``mesh``; each batch is sharded over it (the source's
     batch size must be a multiple of the mesh size).
     """
-    eval_step = compiled_eval(graphdef, loss, metrics, precision)
+    eval_step = compiled_eval(graphdef, loss, metrics, precision, loss_fn)
     put = lambda batch: sharding.put_batch(batch, mesh, batch_axis=0)
     outs = [
         eval_step(params, rest, b) for b in Prefetcher(source.batches(0, 0, shuffle=False), put)

@@ -157,7 +157,7 @@ def _mesh(batch_size, devices, mesh, param_sharding):
 
 def _log_names(objective, user_logs, val, state) -> list[str]:
     names = ["loss", *user_logs, *(step.metric_name(m) for m in objective.metrics)]
-    if val is not None and objective.loss is not None:
+    if val is not None:
         names += [f"val_{n}" for n in ["loss", *(step.metric_name(m) for m in objective.metrics)]]
     if "learning_rate" in optimizers.hyperparameters(state.opt_state):
         names.append("learning_rate")
@@ -312,10 +312,11 @@ def fit(
     feeder = DeviceFeeder(source, mesh, k)
     eval_graphdef = step.graphdef_for(model, training=False)
     validate = None
-    if val is not None and objective.loss is not None:
+    if val is not None:
+        options = dict(objective.options)
         validate = lambda s: evaluate_source(
-            eval_graphdef, s.params, s.rest, val, loss=objective.loss,
-            metrics=objective.metrics, mesh=mesh, precision=dict(objective.options)["precision"],
+            eval_graphdef, s.params, s.rest, val, loss=objective.loss, metrics=objective.metrics,
+            mesh=mesh, precision=options["precision"], loss_fn=options["loss_fn"],
         )  # fmt: skip
     plan = Plan(
         train_fn=compiled.compiled_train(

@@ -101,9 +101,13 @@ def canonical(tx: optax.GradientTransformation) -> optax.GradientTransformation:
         hash(key)
     except (_Opaque, TypeError):
         return tx
-    if len(_CANONICAL) > 256:
-        _CANONICAL.clear()
-    return _CANONICAL.setdefault(key, tx)
+    found = _CANONICAL.get(key)
+    if found is not None:
+        return found
+    if len(_CANONICAL) >= 256:  # forget the oldest
+        _CANONICAL.pop(next(iter(_CANONICAL)))
+    _CANONICAL[key] = tx
+    return tx
 
 
 def get_optimizer(

@@ -341,10 +341,11 @@ def make_train_step(
 
 def make_eval_step(
     graphdef: nnx.GraphDef,
-    loss: str | losses.Loss,
+    loss: str | losses.Loss | None,
     metrics: Any = (),
     *,
     precision: Any = None,
+    loss_fn: Callable | None = None,
 ) -> Callable[..., dict[str, Any]]:
     """Builds ``eval_step(params, rest, batch) -> stats`` over whole, masked batches.
 
@@ -352,6 +353,7 @@ def make_eval_step(
     (weighted and masked, :func:`batch_loss`) and returned as ``stats["loss"] =
     {"sum": loss * count, "count": count}``; each metric's statistics under its name
     (:class:`nnjax.metrics.Metric`). Add them up over batches, then take the results.
+    With ``loss_fn`` (and no metrics), its value on the inference-mode model is the loss.
 
     Example:
       >>> from flax import nnx
@@ -361,7 +363,7 @@ def make_eval_step(
       >>> float(make_eval_step(gd, "mse")(params, rest, batch)["loss"]["count"])
       2.0
     """
-    objective = make_objective(graphdef, loss, precision=precision)
+    objective = make_objective(graphdef, loss, loss_fn=loss_fn, precision=precision)
     metric_list = resolve_metrics(metrics)
 
     def eval_step(params: PyTree, rest: PyTree, batch: Batch) -> dict[str, Any]:

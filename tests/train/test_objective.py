@@ -30,11 +30,13 @@ def test_loss_fn_trains_like_the_built_in_loss(devices):
     kw = dict(KW, devices=devices, epochs=2)
     T.fit(builtin, (x, y), loss="cross_entropy", **kw)
     traces = compiled.TRACES.count
-    history = T.fit(custom, (x, y), loss_fn=weighted_ce, **kw)
+    history = T.fit(custom, (x, y), loss_fn=weighted_ce, validation_data=(x, y), **kw)
     assert compiled.TRACES.count == traces + 1
     for a, b in zip(leaves(builtin), leaves(custom)):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
-    assert set(history.history) == {"loss", "mean_logit", "learning_rate"}
+    assert set(history.history) == {"loss", "mean_logit", "val_loss", "learning_rate"}
+    logs = T.evaluate(custom, (x, y), loss="cross_entropy", devices=devices)
+    np.testing.assert_allclose(history["val_loss"][-1], logs["loss"], rtol=1e-5, atol=1e-6)
 
 
 def test_loss_fn_must_return_a_scalar_before_anything_trains():
@@ -84,7 +86,7 @@ def _digits():
     return train_test_split(x, digits.target, test_size=0.25, random_state=0)
 
 
-@pytest.mark.parametrize("kind", ["mlp", "cnn"])
+@pytest.mark.parametrize("kind", ["mlp", pytest.param("cnn", marks=pytest.mark.slow)])
 def test_bfloat16_trains_within_half_a_point_of_float32(kind):
     xtr, xte, ytr, yte = _digits()
     if kind == "cnn":
