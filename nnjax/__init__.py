@@ -12,6 +12,9 @@ The layers of the package, from the bottom up:
   ``load_exported`` (also as ``nnjax.save`` etc.), the one checkpoint layout.
 * :mod:`nnjax.train`: jit-compiled Optax training, ``fit``, callbacks and sweeps.
 * :mod:`nnjax.data`: dataset loaders, scalers and batching (host side, NumPy).
+* :mod:`nnjax.distributed`: joining a multi-process run (``initialize``) and starting
+  one locally (``launch``), on JAX's multi-controller runtime.
+* :mod:`nnjax.errors`: :class:`~nnjax.errors.ShapeError` for wrong shapes.
 """
 
 import importlib
@@ -23,7 +26,7 @@ __version__ = "0.2.0"
 
 # The upper layers load on first use, so `import nnjax` stays light and
 # `nnjax.data` can be used without importing Flax.
-_LAZY = ("classic", "data", "io", "nn", "train")
+_LAZY = ("classic", "data", "distributed", "io", "nn", "train")
 # Persistence, re-exported from nnjax.io (loaded, with Flax, on first use).
 _IO = ("save", "load", "save_state", "load_state", "export", "load_exported")
 
@@ -42,6 +45,7 @@ __all__ = [
     "activations",
     "classic",
     "data",
+    "distributed",
     "errors",
     "export",
     "functional",

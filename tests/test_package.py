@@ -16,6 +16,7 @@ ROOT = Path(nnjax.__file__).resolve().parent
 LAYERS = {
     "base": 0,  # activations, initializers, losses, metrics, errors, _checks, _registry
     "data": 0,  # host-side NumPy, beside the base
+    "distributed": 0,  # process setup on jax alone: knows no models and no training
     "functional": 1,
     "classic": 2,
     "nn": 3,

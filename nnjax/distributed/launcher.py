@@ -1,0 +1,110 @@
+"""Starting N local processes of one command, for developing multi-process code."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+
+from nnjax.distributed.process import ENV_ADDRESS, ENV_NUM_PROCESSES, ENV_PROCESS_ID
+
+__all__ = ["free_port", "launch"]
+
+#: Seconds the other processes get to exit after one has failed, before they are killed.
+GRACE_S = 10.0
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port on ``host`` that nothing listens on now (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def launch(
+    command: Sequence[str],
+    processes: int,
+    *,
+    port: int | None = None,
+    timeout_s: float | None = None,
+    env: Mapping[str, str] | None = None,
+) -> int:
+    """Runs ``command`` as ``processes`` local processes joined by :func:`initialize`.
+
+    Each process gets :data:`~nnjax.distributed.process.ENV_ADDRESS` (a free port on
+    127.0.0.1), :data:`~nnjax.distributed.process.ENV_NUM_PROCESSES` and its own
+    :data:`~nnjax.distributed.process.ENV_PROCESS_ID`, so a script that calls
+    ``nnjax.distributed.initialize()`` with no arguments joins the group. When one
+    process fails, the others are stopped (terminated, then killed after
+    :data:`GRACE_S` seconds), so a crash never leaves the group hanging.
+
+    Args:
+      command: the program and its arguments, e.g. ``["python", "train.py"]``.
+      processes: how many processes to start, ``>= 1``.
+      port: the coordinator's port; a free one by default.
+      timeout_s: stop every process after this many seconds (``None``: no limit).
+      env: the environment for the processes (default: this process's).
+
+    Returns:
+      0 if every process succeeded; else the exit status of the first one that failed
+      (124 when ``timeout_s`` ran out, as ``timeout(1)`` reports it).
+
+    Raises:
+      ValueError: an empty ``command`` or ``processes < 1``.
+
+    Example:
+      >>> launch(["true"], processes=2)  # POSIX true(1) in two processes
+      0
+    """
+    if isinstance(command, str) or not command:
+        raise ValueError(f"launch: `command` must be a non-empty list of strings, got {command!r}")
+    if isinstance(processes, bool) or not isinstance(processes, int) or processes < 1:
+        raise ValueError(f"launch: `processes` must be an int >= 1, got {processes!r}")
+    address = f"127.0.0.1:{port or free_port()}"
+    base = dict(os.environ if env is None else env)
+    procs = [
+        subprocess.Popen(
+            list(command),
+            env=base
+            | {ENV_ADDRESS: address, ENV_NUM_PROCESSES: str(processes), ENV_PROCESS_ID: str(i)},
+        )
+        for i in range(processes)
+    ]
+    return _wait(procs, timeout_s)
+
+
+def _wait(procs: list[subprocess.Popen], timeout_s: float | None) -> int:
+    """Waits for all; on the first failure or the deadline, stops the rest."""
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    status = 0
+    try:
+        while any(p.poll() is None for p in procs):
+            failed = [p.returncode for p in procs if p.returncode not in (None, 0)]
+            if failed:
+                status = failed[0]
+                break
+            if deadline is not None and time.monotonic() > deadline:
+                status = 124
+                break
+            time.sleep(0.05)
+        else:
+            failed = [p.returncode for p in procs if p.returncode != 0]
+            return failed[0] if failed else 0
+    finally:
+        _stop(procs)
+    return status
+
+
+def _stop(procs: list[subprocess.Popen]) -> None:
+    for p in procs:
+        if p.poll() is None:
+            p.terminate()
+    end = time.monotonic() + GRACE_S
+    for p in procs:
+        try:
+            p.wait(timeout=max(0.0, end - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
