@@ -8,8 +8,6 @@ from flax import nnx
 import nnjax
 from nnjax import nn
 
-pytest.importorskip("flatbuffers")  # jax.export's serialisation needs it
-
 
 @pytest.mark.parametrize(
     ("make", "shape"),
