@@ -149,6 +149,20 @@ def _add_tools(sub) -> None:
     p.add_argument("name", nargs="?", default="mlp", help="benchmark name")
     p.add_argument("extra", nargs=argparse.REMAINDER, help="arguments for the script")
 
+    p = _sub(
+        sub,
+        "launch",
+        "run a command as N local processes of one JAX run",
+        "Start N processes of CMD on this machine, joined by nnjax.distributed.initialize() "
+        "(each gets the coordinator address, process count and its index in the "
+        "environment); when one fails, the others are stopped. Example: "
+        "nnjax launch --processes 2 -- python train.py",
+    )
+    p.add_argument("--processes", type=_positive(int), default=2, help="how many processes")
+    p.add_argument("--port", type=_positive(int), help="coordinator port (default: a free one)")
+    p.add_argument("--timeout", type=_positive(float), help="stop every process after SECONDS")
+    p.add_argument("cmd", nargs=argparse.REMAINDER, help="the command, after --")
+
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``nnjax`` argument parser (every option's default shown in ``--help``)."""

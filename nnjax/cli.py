@@ -250,6 +250,15 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return subprocess.call([sys.executable, str(script), *args.extra])
 
 
+def cmd_launch(args: argparse.Namespace) -> int:
+    from nnjax import distributed
+
+    command = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
+    if not command:
+        raise CLIError("launch needs a command after --, e.g. nnjax launch -- python train.py")
+    return distributed.launch(command, args.processes, port=args.port, timeout_s=args.timeout)
+
+
 # --------------------------------------------------------------------------- parser
 
 
@@ -260,6 +269,7 @@ COMMANDS = {
     "summary": cmd_summary,
     "data": cmd_data,
     "bench": cmd_bench,
+    "launch": cmd_launch,
 }
 
 

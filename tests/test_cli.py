@@ -267,3 +267,25 @@ def test_console_script_is_installed():
         [sys.executable, "-m", "nnjax.cli", "nope"], capture_output=True, text=True
     )
     assert done.returncode == 2 and "invalid choice" in done.stderr
+
+
+def test_launch_starts_n_processes_with_their_indices(tmp_path):
+    script = (
+        "import os, sys; env = os.environ; "
+        "open(sys.argv[1] + env['NNJAX_PROCESS_ID'], 'w').write(env['NNJAX_NUM_PROCESSES'])"
+    )
+    status = cli.main(
+        ["launch", "--processes", "3", "--", sys.executable, "-c", script, str(tmp_path / "p")]
+    )
+    assert status == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p0", "p1", "p2"]
+    assert {p.read_text() for p in tmp_path.iterdir()} == {"3"}
+
+
+def test_launch_passes_a_failure_through(capsys):
+    assert (
+        cli.main(["launch", "--processes", "2", "--", sys.executable, "-c", "raise SystemExit(5)"])
+        == 5
+    )
+    assert cli.main(["launch", "--processes", "2"]) == 2
+    assert "needs a command after --" in capsys.readouterr().err
