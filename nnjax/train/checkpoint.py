@@ -21,6 +21,7 @@ Example:
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -160,8 +161,20 @@ class ModelCheckpoint(Callback):
       mode: ``"min"``, ``"max"`` or ``"auto"`` for ``monitor``.
       save_best_only: save only when ``monitor`` improves (so the newest checkpoint is
         the best one); otherwise every epoch.
-      max_to_keep: how many checkpoints to keep (oldest deleted first); ``None`` keeps
-        all, and the default is 1 with ``save_best_only``, else 3.
+      max_to_keep: how many checkpoints to keep (oldest deleted first), ``>= 1``;
+        ``None`` keeps all, and the default is 1 with ``save_best_only``, else 3.
+      overwrite: a run that does not resume refuses (before training) a folder that
+        already holds checkpoints, so an old run is never deleted by accident; with
+        ``overwrite=True`` the old step folders are removed when the new run writes its
+        first checkpoint (a run that fails before that loses nothing).
+
+    Raises:
+      ValueError: ``save_best_only`` without ``monitor``, or ``max_to_keep < 1``.
+      FileExistsError: at the start of a run that does not resume, when ``directory``
+        holds checkpoints and ``overwrite`` is false.
+      OSError: a save failed (full disk, no permission): one line naming the step folder
+        and the cause; the previous checkpoints stay intact, the model keeps the
+        trained state, and a later save can succeed.
 
     Resume a run with ``fit(..., resume_from=directory)`` (the best ``monitor`` value so
     far is restored from the newest checkpoint); rebuild the trained model anywhere
@@ -179,20 +192,38 @@ class ModelCheckpoint(Callback):
         mode: str = "auto",
         save_best_only: bool = False,
         max_to_keep: int | None = -1,
+        overwrite: bool = False,
     ) -> None:
         if save_best_only and monitor is None:
             raise ValueError("save_best_only=True needs a metric to `monitor`")
+        if max_to_keep is not None and max_to_keep != -1:
+            if isinstance(max_to_keep, bool) or not isinstance(max_to_keep, int) or max_to_keep < 1:
+                raise ValueError(
+                    f"ModelCheckpoint: `max_to_keep` must be an int >= 1 or None (keep all), "
+                    f"got {max_to_keep!r}"
+                )
         self.directory = os.path.abspath(os.fspath(directory))
         self.monitor = None if monitor is None else Monitor(monitor, mode)
         self.save_best_only = save_best_only
         self.max_to_keep = (1 if save_best_only else 3) if max_to_keep == -1 else max_to_keep
+        self.overwrite = overwrite
+        self._stale: list[Path] = []  # an old run's step folders, removed at the first save
 
     def on_train_begin(self, logs=None):
+        found = steps.epochs(self.directory)
+        resumed = bool(self.loop.history.epoch)
+        self._stale = [] if resumed else [path for _, path in found]
+        if found and not resumed and not self.overwrite:
+            raise FileExistsError(
+                f"ModelCheckpoint: {self.directory} already holds checkpoints (epochs "
+                f"{found[0][0] + 1}..{found[-1][0] + 1}) of another run; continue it with "
+                "fit(..., resume_from=directory), choose another folder, or pass "
+                "overwrite=True to replace it"
+            )
         if self.monitor is None:
             return
         self.monitor.best = Monitor(self.monitor.monitor, self.monitor.mode).best
-        found = steps.epochs(self.directory)
-        if found and self.loop.history.epoch:  # resumed: the best so far is on disk
+        if found and resumed:  # the best so far is on disk
             try:
                 saved = layout.read_meta(found[-1][1]).get("monitor") or {}
             except CheckpointError:
@@ -213,14 +244,25 @@ class ModelCheckpoint(Callback):
                 "mode": self.monitor.mode,
                 "best": self.monitor.best,
             }
-        save_checkpoint(
-            self.directory,
-            epoch,
-            loop.state,
-            meta,
-            model=loop.model,
-            max_to_keep=self.max_to_keep,
-        )
+        for path in self._stale:  # overwrite=True: the old run goes once the new one saves
+            shutil.rmtree(path, ignore_errors=True)
+        self._stale = []
+        try:
+            save_checkpoint(
+                self.directory,
+                epoch,
+                loop.state,
+                meta,
+                model=loop.model,
+                max_to_keep=self.max_to_keep,
+            )
+        except OSError as err:
+            target = steps.step_folder(self.directory, epoch)
+            raise OSError(
+                err.errno,
+                f"ModelCheckpoint: could not save epoch {epoch + 1} to {target}: "
+                f"{err.strerror or err}; the earlier checkpoints are intact",
+            ) from err
 
 
 __all__ = [

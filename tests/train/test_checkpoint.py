@@ -261,3 +261,60 @@ def test_resumed_save_best_only_remembers_the_best_value(tmp_path):
         **KW,
     )
     assert [p.name for p in tmp_path.iterdir()] == ["1"]
+
+
+def test_a_new_run_refuses_a_folder_with_checkpoints_before_training(tmp_path):
+    T.fit(mlp(), blobs(), epochs=2, callbacks=[T.ModelCheckpoint(tmp_path)], **KW)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    model = mlp()
+    start = leaves(model)
+    with pytest.raises(FileExistsError, match=r"already holds checkpoints \(epochs 1\.\.2\)"):
+        T.fit(model, blobs(), epochs=2, callbacks=[T.ModelCheckpoint(tmp_path)], **KW)
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing deleted
+    for a, b in zip(start, leaves(model)):  # refused before training: the model is untouched
+        np.testing.assert_array_equal(a, b)
+
+
+def test_overwrite_replaces_the_old_run_only_when_the_new_one_saves(tmp_path):
+    T.fit(mlp(), blobs(), epochs=3, callbacks=[T.ModelCheckpoint(tmp_path)], **KW)
+    with pytest.raises(Crash):  # fails before its first save: the old run is kept
+        T.fit(
+            mlp(),
+            blobs(),
+            epochs=2,
+            callbacks=[CrashAfter(0), T.ModelCheckpoint(tmp_path, overwrite=True)],
+            **KW,
+        )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["1", "2", "3"]
+    T.fit(mlp(), blobs(), epochs=1, callbacks=[T.ModelCheckpoint(tmp_path, overwrite=True)], **KW)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["1"]  # epochs 2, 3 of the old run gone
+    assert T.load_checkpoint(tmp_path, mlp())["history"]["epoch"] == [0]
+
+
+@pytest.mark.parametrize("bad", [0, -2, 1.5, True])
+def test_max_to_keep_must_be_positive(tmp_path, bad):
+    with pytest.raises(ValueError, match=rf"`max_to_keep` must be an int >= 1 or None.*{bad!r}"):
+        T.ModelCheckpoint(tmp_path, max_to_keep=bad)
+
+
+def test_a_full_disk_is_one_line_and_leaves_the_run_recoverable(tmp_path, monkeypatch):
+    import errno
+
+    class DiskFullAt(T.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch == 1:
+
+                def full(path, data):
+                    raise OSError(errno.ENOSPC, "No space left on device")
+
+                monkeypatch.setattr(layout, "write_json", full)
+
+    model = mlp()
+    with pytest.raises(OSError, match=r"could not save epoch 2 to .*2: No space left on device"):
+        T.fit(model, blobs(), epochs=3, callbacks=[DiskFullAt(), T.ModelCheckpoint(tmp_path)], **KW)
+    monkeypatch.undo()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["1"]  # nothing half-written left
+    T.load_checkpoint(tmp_path, mlp())  # the earlier checkpoint loads
+    assert all(np.isfinite(a).all() for a in leaves(model))  # the model is usable ...
+    T.fit(model, blobs(), epochs=1, callbacks=[T.ModelCheckpoint(tmp_path / "elsewhere")], **KW)
+    assert T.latest_epoch(tmp_path / "elsewhere") == 0  # ... and can be saved elsewhere
