@@ -285,6 +285,9 @@ def main(argv: list[str] | None = None) -> int:
         # Input errors from nnjax (shapes, labels, datasets, checkpoints) are messages.
         print(f"nnjax {args.command}: error: {err}", file=sys.stderr)
         return EXIT_USAGE
+    except FloatingPointError as err:  # NonFiniteLossError: the run diverged
+        print(f"nnjax {args.command}: error: {err}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

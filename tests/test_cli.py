@@ -289,3 +289,24 @@ def test_launch_passes_a_failure_through(capsys):
     )
     assert cli.main(["launch", "--processes", "2"]) == 2
     assert "needs a command after --" in capsys.readouterr().err
+
+
+def test_a_diverging_run_is_one_line_and_exit_1(tmp_path, capsys):
+    code, _, err = _run(
+        capsys,
+        "train",
+        "--limit",
+        "200",
+        "--epochs",
+        "2",
+        "--lr",
+        "1e9",
+        "--optimizer",
+        "sgd",
+        "--quiet",
+        "--out",
+        str(tmp_path / "run"),
+    )
+    assert code == 1
+    assert "non-finite training loss" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
