@@ -62,6 +62,7 @@ def _history_for_people(history) -> dict:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    """`nnjax train`: trains a model into a run folder; returns the exit status."""
     from nnjax import nn, train
     from nnjax.io import layout, run
 
@@ -133,6 +134,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    """`nnjax evaluate RUN`: evaluates a run's checkpoint on its test split or raw arrays."""
     from nnjax import train
 
     run = Path(args.run)
@@ -164,6 +166,7 @@ def _load_npy(path: str):
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
+    """`nnjax predict RUN INPUTS.npy`: predictions for raw inputs, preprocessed as in training."""
     import numpy as np
 
     from nnjax import train
@@ -182,6 +185,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
+    """`nnjax summary`: prints the layer table of a model for a dataset."""
     from nnjax import nn
 
     config = {
@@ -198,6 +202,7 @@ def cmd_summary(args: argparse.Namespace) -> int:
 
 
 def cmd_data(args: argparse.Namespace) -> int:
+    """`nnjax data list|fetch|verify`: the dataset registry from the shell."""
     from nnjax import data
 
     if args.action == "list":
@@ -240,6 +245,7 @@ def cmd_data(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    """`nnjax bench NAME`: runs benchmarks/bench_NAME.py of a source checkout."""
     root = Path(__file__).resolve().parents[1] / "benchmarks"
     script = root / f"bench_{args.name}.py"
     if not script.is_file():
@@ -251,6 +257,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_launch(args: argparse.Namespace) -> int:
+    """`nnjax launch --processes N -- CMD`: N local processes of one JAX run."""
     from nnjax import distributed
 
     command = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd

@@ -126,7 +126,7 @@ def process_count() -> int:
 
 
 def process_index() -> int:
-    """This process's index, ``0 <= process_index() < process_count()``."""
+    """The index of this process, from 0 to ``process_count() - 1``."""
     return jax.process_index()
 
 

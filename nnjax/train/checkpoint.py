@@ -210,6 +210,7 @@ class ModelCheckpoint(Callback):
         self._stale: list[Path] = []  # an old run's step folders, removed at the first save
 
     def on_train_begin(self, logs=None):
+        """Refuses another run's folder (unless ``overwrite``); restores the best value."""
         found = steps.epochs(self.directory)
         resumed = bool(self.loop.history.epoch)
         self._stale = [] if resumed else [path for _, path in found]
@@ -232,6 +233,7 @@ class ModelCheckpoint(Callback):
                 self.monitor.best = float(saved["best"])
 
     def on_epoch_end(self, epoch, logs=None):
+        """Saves step folder ``epoch + 1`` (when ``monitor`` improved, with ``save_best_only``)."""
         improved = self.monitor.update(logs) if self.monitor is not None else True
         if self.save_best_only and not improved:
             return
