@@ -41,7 +41,15 @@ def conv_transpose_init(
 
 
 def conv_transpose1d_init(
-    key: jax.Array, in_channels: int, out_channels: int, kernel_size: Size, **kwargs
+    key: jax.Array,
+    in_channels: int,
+    out_channels: int,
+    kernel_size: Size,
+    *,
+    dtype: jnp.dtype = jnp.float32,
+    kernel_init: str | initializers.Initializer = "glorot_uniform",
+    bias_init: str | initializers.Initializer = "zeros",
+    use_bias: bool = True,
 ) -> Params:
     """Initialises :func:`conv_transpose1d`: ``{"kernel": (k, in, out), "bias": (out,)}``.
 
@@ -52,12 +60,21 @@ def conv_transpose1d_init(
       (3, 4, 2)
     """
     return conv_transpose_init(
-        "conv_transpose1d_init", 1, key, in_channels, out_channels, kernel_size, **kwargs
-    )
+        "conv_transpose1d_init", 1, key, in_channels, out_channels, kernel_size,
+        dtype=dtype, kernel_init=kernel_init, bias_init=bias_init, use_bias=use_bias,
+    )  # fmt: skip
 
 
 def conv_transpose2d_init(
-    key: jax.Array, in_channels: int, out_channels: int, kernel_size: Size, **kwargs
+    key: jax.Array,
+    in_channels: int,
+    out_channels: int,
+    kernel_size: Size,
+    *,
+    dtype: jnp.dtype = jnp.float32,
+    kernel_init: str | initializers.Initializer = "glorot_uniform",
+    bias_init: str | initializers.Initializer = "zeros",
+    use_bias: bool = True,
 ) -> Params:
     """Initialises :func:`conv_transpose2d`.
 
@@ -66,8 +83,10 @@ def conv_transpose2d_init(
       in_channels: channels ``in`` of the input.
       out_channels: channels ``out`` of the output.
       kernel_size: an int or ``(kh, kw)``.
-      **kwargs: ``dtype`` (float32), ``kernel_init`` (Glorot uniform), ``bias_init``
-        (zeros), ``use_bias`` (True).
+      dtype: parameter dtype.
+      kernel_init: initializer for the kernel (Glorot uniform).
+      bias_init: initializer for the bias (zeros).
+      use_bias: whether to create a bias.
 
     Returns:
       ``{"kernel": (kh, kw, in, out), "bias": (out,)}``. PyTorch's ``ConvTranspose2d``
@@ -78,12 +97,21 @@ def conv_transpose2d_init(
       (2, 2, 8, 3)
     """
     return conv_transpose_init(
-        "conv_transpose2d_init", 2, key, in_channels, out_channels, kernel_size, **kwargs
-    )
+        "conv_transpose2d_init", 2, key, in_channels, out_channels, kernel_size,
+        dtype=dtype, kernel_init=kernel_init, bias_init=bias_init, use_bias=use_bias,
+    )  # fmt: skip
 
 
 def conv_transpose3d_init(
-    key: jax.Array, in_channels: int, out_channels: int, kernel_size: Size, **kwargs
+    key: jax.Array,
+    in_channels: int,
+    out_channels: int,
+    kernel_size: Size,
+    *,
+    dtype: jnp.dtype = jnp.float32,
+    kernel_init: str | initializers.Initializer = "glorot_uniform",
+    bias_init: str | initializers.Initializer = "zeros",
+    use_bias: bool = True,
 ) -> Params:
     """Initialises :func:`conv_transpose3d`: ``{"kernel": (kd, kh, kw, in, out), "bias"}``.
 
@@ -94,8 +122,9 @@ def conv_transpose3d_init(
       (2, 2, 2, 2, 1)
     """
     return conv_transpose_init(
-        "conv_transpose3d_init", 3, key, in_channels, out_channels, kernel_size, **kwargs
-    )
+        "conv_transpose3d_init", 3, key, in_channels, out_channels, kernel_size,
+        dtype=dtype, kernel_init=kernel_init, bias_init=bias_init, use_bias=use_bias,
+    )  # fmt: skip
 
 
 def output_size(

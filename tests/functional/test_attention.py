@@ -150,7 +150,8 @@ def test_jit_vmap_grad_float32_bfloat16(key):
     fn = lambda p, x: F.multi_head_attention(p, x, mask=mask, causal=True)
     assert_transforms(fn, p, jax.random.normal(key, (B, T, E)))
     drop = lambda p, x: F.multi_head_attention(p, x, dropout_rate=0.2, key=jax.random.key(1))
-    assert_transforms(drop, p, jax.random.normal(key, (B, T, E)))
+    # the explicit (dropout) path in bfloat16 only: float32 is covered by the tests above
+    assert_transforms(drop, p, jax.random.normal(key, (B, T, E)), dtypes=(jnp.bfloat16,))
 
 
 def test_errors_name_op_argument_and_value(key):

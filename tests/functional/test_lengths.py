@@ -140,8 +140,6 @@ def test_transforms_and_no_retrace_for_new_lengths(key):
     params, _, xs = random_case(key, "lstm", (B, 3, IN), H)
     lengths = jnp.array([3, 1, 2])
     assert_transforms(lambda p, x: F.lstm(p, x, lengths=lengths), params, xs)
-    bi = F.bidirectional_init(key, F.gru_cell_init, IN, H)
-    assert_transforms(lambda p, x: F.bidirectional(F.gru_cell, p, x, lengths=lengths), bi, xs)
     traces = []
     jitted = jax.jit(lambda p, x, n: traces.append(1) or F.lstm(p, x, lengths=n))
     a = jitted(params, xs, lengths)
