@@ -27,6 +27,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import inspect
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -124,7 +125,7 @@ def accumulate(metric: Metric, batches: Sequence[Stats], *, stacked: bool = Fals
     if metric.concat:
         return {k: np.concatenate([np.ravel(b[k]) for b in batches]) for k in batches[0]}
 
-    def total(key: str) -> np.ndarray:
+    def total(key: str) -> Any:
         parts = [np.asarray(b[key], np.float64) for b in batches]
         return sum(p.sum(axis=0) if stacked else p for p in parts)
 
@@ -323,11 +324,11 @@ def _named_metrics() -> dict[str, Callable[[], Metric]]:
         "mae": lambda: _from_function("mae", losses.mae),
     }
     for kind in _SCORES:
-        table[kind] = lambda kind=kind: classification_metric(kind)
+        table[kind] = functools.partial(classification_metric, kind)
         for average in ("binary", "macro", "micro"):
-            table[f"{kind}_{average}"] = lambda k=kind, a=average: classification_metric(k, a)
+            table[f"{kind}_{average}"] = functools.partial(classification_metric, kind, average)
     for name, fn in losses._REGISTRY.items():
-        table.setdefault(name, lambda name=name, fn=fn: _from_function(name, fn))
+        table.setdefault(name, functools.partial(_from_function, name, fn))
     return table
 
 

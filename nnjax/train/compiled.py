@@ -227,21 +227,18 @@ def compiled_train(
     """
     step = make_train_step(graphdef, loss, tx, metrics, **dict(options))
     run = loop_steps(step, k)
-    if gather:
 
-        def dispatch(params, opt_state, rest, data, idx, mask, n):
-            TRACES.hit()
-            get = lambda i: gathered(data, idx, mask, i, mesh)
-            return run(params, opt_state, rest, get, n)
+    def from_device_data(params, opt_state, rest, data, idx, mask, n):
+        TRACES.hit()
+        get = lambda i: gathered(data, idx, mask, i, mesh)
+        return run(params, opt_state, rest, get, n)
 
-    else:
+    def from_batches(params, opt_state, rest, batches, n):
+        TRACES.hit()
+        get = lambda i: jax.tree.map(lambda a: a[i], batches)
+        return run(params, opt_state, rest, get, n)
 
-        def dispatch(params, opt_state, rest, batches, n):
-            TRACES.hit()
-            get = lambda i: jax.tree.map(lambda a: a[i], batches)
-            return run(params, opt_state, rest, get, n)
-
-    return jax.jit(dispatch, donate_argnums=(0, 1, 2))
+    return jax.jit(from_device_data if gather else from_batches, donate_argnums=(0, 1, 2))
 
 
 def jit_train_step(

@@ -31,7 +31,7 @@ class Run:
     model: Any
     state: Any
     mesh: Any
-    history: History | None
+    history: History
     seed: int
     global_step: int = 0
     epoch: int = 0

@@ -20,7 +20,7 @@ import functools
 import inspect
 import types
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import jax
 import jax.numpy as jnp
@@ -215,11 +215,9 @@ def set_hyperparameter(state: Any, name: str, value: Any) -> Any:
                 if not done and _hyper_node(part) is not None:
                     part, done = replace(part), True
                 parts.append(part)
-            return (
-                node._replace(**dict(zip(node._fields, parts)))
-                if hasattr(node, "_fields")
-                else type(node)(parts)
-            )
+            if hasattr(node, "_fields"):
+                return cast(Any, node)._replace(**dict(zip(node._fields, parts)))
+            return type(node)(parts)
         return node
 
     return replace(state)

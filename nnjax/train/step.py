@@ -66,7 +66,7 @@ def split_model(model: nnx.Module, *, training: bool = True) -> tuple[nnx.GraphD
     """
     mode = _TRAIN_MODE if training else _EVAL_MODE
     view = nnx.view(model, raise_if_not_found=False, **mode)
-    graphdef, params, rest = nnx.split(view, nnx.Param, ...)
+    graphdef, params, rest = nnx.split(view, nnx.Param, ...)  # type: ignore[misc]
     # Fresh Variable containers: later steps never write into ``model`` itself.
     return graphdef, *jax.tree.map(lambda leaf: leaf, (params, rest))
 
@@ -251,14 +251,17 @@ def make_objective(
     def objective(params: PyTree, rest: PyTree, batch: Batch):
         model = nnx.merge(graphdef, _cast(params, dtype), rest, copy=True)
         run = batch._replace(x=_cast(batch.x, dtype))
+        logs: Any = {}
         if loss_fn is not None:
-            out = loss_fn(model, run)
-            value, logs = out if isinstance(out, tuple) else (out, {})
+            value = loss_fn(model, run)
+            if isinstance(value, tuple):
+                value, logs = value
             predictions = None
         else:
+            assert value_of is not None
             predictions = _for_loss(call_model(model, run.x))
-            value, logs = value_of(predictions, batch), {}
-        new_rest = _like(nnx.split(model, nnx.Param, ...)[2], rest)
+            value = value_of(predictions, batch)
+        new_rest = _like(nnx.split(model, nnx.Param, ...)[2], rest)  # type: ignore[misc]
         logs = {k: _scalar(v) for k, v in dict(logs).items()}
         return _scalar(value), (logs, predictions, new_rest)
 

@@ -10,8 +10,8 @@ from nnjax.train.optimizers import get_optimizer
 
 
 def test_get_optimizer():
-    tx = optax.sgd(0.1)
-    assert get_optimizer(tx) is tx
+    tx = optax.sgd(0.1234)
+    assert get_optimizer(tx) is get_optimizer(optax.sgd(0.1234))  # an equal twin is shared
     adam = get_optimizer("Adam", 0.01)
     assert adam is get_optimizer("adam", 0.02)  # the rate lives in the state
     assert get_optimizer(optax.adam(1e-3)) is get_optimizer(optax.adam(1e-3))
