@@ -55,6 +55,47 @@ def _config(args: argparse.Namespace) -> dict:
     }
 
 
+#: `nnjax train` options that a resumed run takes from its config.json, and their keys.
+_RECORDED = {
+    "--dataset": "dataset",
+    "--model": "model",
+    "--hidden": "hidden",
+    "--dropout": "dropout",
+    "--batch-size": "batch_size",
+    "--optimizer": "optimizer",
+    "--lr": "learning_rate",
+    "--seed": "seed",
+    "--limit": "limit",
+    "--data-dir": "data_dir",
+}
+
+
+def _given(argv: list[str]) -> set[str]:
+    """The `nnjax train` options named in ``argv`` (argparse's unique prefixes included)."""
+    given = set()
+    for token in argv:
+        name = token.split("=", 1)[0]
+        if name.startswith("--") and len(name) > 2:
+            matches = [o for o in _RECORDED if o.startswith(name)]
+            given.update(matches if name in _RECORDED or len(matches) == 1 else ())
+    return given
+
+
+def _resumed_config(out: Path, args: argparse.Namespace) -> dict:
+    """The run's recorded config with the new ``--epochs``; refuses changed settings."""
+    saved = json.loads((out / "config.json").read_text())
+    asked = _config(args)
+    for option in sorted(args.given):
+        key = _RECORDED[option]
+        if asked[key] != saved.get(key):
+            raise CLIError(
+                f"--resume continues {out} with its recorded settings, but {option} "
+                f"{asked[key]} differs from the run's {key} {saved.get(key)}; drop {option}, "
+                "or start a new run with another --out"
+            )
+    return {**saved, "epochs": args.epochs}
+
+
 def _history_for_people(history) -> dict:
     """``History.to_dict()`` with 1-based epochs, as the console counts them."""
     data = history.to_dict()
@@ -76,7 +117,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             f"{out} already holds a run; pass --resume to continue it or choose another --out"
         )
     if args.resume and (out / "config.json").is_file():
-        config = {**json.loads((out / "config.json").read_text()), "epochs": args.epochs}
+        config = _resumed_config(out, args)
     done = 0 if done is None or not args.resume else done + 1  # epochs already trained
     if done >= config["epochs"]:
         raise CLIError(f"{out} has trained {done} epochs already; ask for more with --epochs")
@@ -282,7 +323,9 @@ COMMANDS = {
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``nnjax`` console script; returns the exit status."""
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
+    args.given = _given(argv)
     try:
         return COMMANDS[args.command](args)
     except CLIError as err:

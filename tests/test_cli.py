@@ -310,3 +310,16 @@ def test_a_diverging_run_is_one_line_and_exit_1(tmp_path, capsys):
     assert code == 1
     assert "non-finite training loss" in err and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_resume_refuses_changed_settings_and_accepts_equal_ones(tmp_path, capsys):
+    out = str(tmp_path / "run")
+    base = ("train", "--limit", "200", "--hidden", "8", "--quiet", "--out", out)
+    assert _run(capsys, *base, "--epochs", "1", "--lr", "0.01")[0] == 0
+    code, _, err = _run(capsys, *base, "--epochs", "2", "--resume", "--lr", "0.5")
+    assert code == 2
+    assert "--lr 0.5 differs from the run's learning_rate 0.01" in err
+    code, _, err = _run(capsys, *base, "--epochs", "2", "--resume", "--batch=16")
+    assert code == 2 and "--batch-size 16 differs from the run's batch_size 32" in err
+    code, out_text, _ = _run(capsys, *base, "--epochs", "2", "--resume", "--lr=0.01")
+    assert code == 0 and "resuming after epoch 1" in out_text
