@@ -1,5 +1,7 @@
-"""Metrics: batch functions ``metric(predictions, targets) -> scalar`` and exact
-streaming metrics built from sufficient statistics.
+"""Metrics: batch functions and exact streaming metrics.
+
+Batch functions ``metric(predictions, targets) -> scalar``, and streaming metrics built
+from sufficient statistics.
 
 A :class:`Metric` turns one batch of predictions, targets and a mask ``(B,)`` (0 for
 padded rows) into *statistics* (sums, counts, confusion counts, or the scores
@@ -113,8 +115,9 @@ class Metric:
 
 
 def accumulate(metric: Metric, batches: Sequence[Stats], *, stacked: bool = False) -> Stats:
-    """Adds up (or concatenates) the host statistics of several batches; with
-    ``stacked``, each has a leading axis of steps (``(K, ...)`` from one dispatch).
+    """Adds up (or concatenates) the host statistics of several batches.
+
+    With ``stacked``, each has a leading axis of steps (``(K, ...)`` from one dispatch).
 
     Example:
       >>> m = resolve("accuracy")
@@ -285,8 +288,10 @@ def _accepts(fn: Callable, keyword: str) -> bool:
 
 
 def per_example(fn: Callable) -> Callable[[jax.Array, jax.Array], jax.Array] | None:
-    """``fn(predictions, targets, reduction="none")`` reduced to one value per example
-    ``(B,)``, or ``None`` when ``fn`` takes no ``reduction`` (a batch-level function).
+    """``fn(predictions, targets, reduction="none")`` reduced to one value per example.
+
+    The result has shape ``(B,)``; ``None`` when ``fn`` takes no ``reduction`` (a
+    batch-level function).
 
     Example:
       >>> per_example(losses.mse)(jnp.zeros((2, 3)), jnp.ones((2, 3)))
@@ -387,8 +392,9 @@ CLASSIFICATION_LOSSES = frozenset(
 
 
 def default_metrics(loss: Any) -> tuple[str, ...]:
-    """The metrics logged besides the loss when none are given: accuracy for
-    classification losses, nothing for regression losses and custom ones.
+    """The metrics logged besides the loss when none are given.
+
+    Accuracy for classification losses, nothing for regression losses and custom ones.
 
     Example:
       >>> default_metrics("cross_entropy"), default_metrics("mse")

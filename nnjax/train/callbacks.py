@@ -80,26 +80,32 @@ class CallbackList(Callback):
                 raise TypeError(f"callbacks must be Callback instances, got {type(cb).__name__}")
 
     def set_loop(self, loop: Any) -> None:
+        """Hands ``loop`` to every callback."""
         for cb in self.callbacks:
             cb.set_loop(loop)
 
     def on_train_begin(self, logs=None):
+        """Calls ``on_train_begin`` on every callback."""
         for cb in self.callbacks:
             cb.on_train_begin(logs)
 
     def on_epoch_begin(self, epoch, logs=None):
+        """Calls ``on_epoch_begin`` on every callback."""
         for cb in self.callbacks:
             cb.on_epoch_begin(epoch, logs)
 
     def on_dispatch_end(self, step, batch):
+        """Calls ``on_dispatch_end`` on every callback."""
         for cb in self.callbacks:
             cb.on_dispatch_end(step, batch)
 
     def on_epoch_end(self, epoch, logs=None):
+        """Calls ``on_epoch_end`` on every callback."""
         for cb in self.callbacks:
             cb.on_epoch_end(epoch, logs)
 
     def on_train_end(self, logs=None):
+        """Calls ``on_train_end`` on every callback."""
         for cb in self.callbacks:
             cb.on_train_end(logs)
 
@@ -184,10 +190,12 @@ class EarlyStopping(Callback):
         self.restore_best_weights = restore_best_weights
 
     def on_train_begin(self, logs=None):
+        """Resets the best value, the wait count and the kept weights."""
         self.monitor.best = Monitor(self.monitor.monitor, self.monitor.mode).best
         self.wait, self.stopped_epoch, self.best_epoch, self.best_weights = 0, None, None, None
 
     def on_epoch_end(self, epoch, logs=None):
+        """Records an improvement, or counts a stall and stops after ``patience`` of them."""
         if self.monitor.update(logs):
             self.wait, self.best_epoch = 0, epoch
             if self.restore_best_weights:
@@ -200,13 +208,16 @@ class EarlyStopping(Callback):
             self.loop.request_stop()
 
     def on_train_end(self, logs=None):
+        """Puts the best epoch's weights back when ``restore_best_weights`` is set."""
         if self.restore_best_weights and self.best_weights is not None:
             self.loop.restore_weights(*self.best_weights)
 
 
 class ReduceLROnPlateau(Callback):
-    """Multiplies the learning rate by ``factor`` when ``monitor`` stalls for ``patience``
-    epochs (Keras' callback). The rate lives in the optimizer state: no recompile.
+    """Multiplies the learning rate by ``factor`` when ``monitor`` stalls.
+
+    After ``patience`` epochs without improvement (Keras' callback). The rate lives in the
+    optimizer state: no recompile.
 
     Args:
       monitor: the metric to watch.
@@ -238,10 +249,12 @@ class ReduceLROnPlateau(Callback):
         self.factor, self.patience, self.cooldown, self.min_lr = factor, patience, cooldown, min_lr
 
     def on_train_begin(self, logs=None):
+        """Resets the best value, the wait count and the cooldown."""
         self.monitor.best = Monitor(self.monitor.monitor, self.monitor.mode).best
         self.wait, self.cooling = 0, 0
 
     def on_epoch_end(self, epoch, logs=None):
+        """Multiplies the learning rate by ``factor`` after ``patience`` stalled epochs."""
         improved = self.monitor.update(logs)
         if self.cooling:
             self.cooling -= 1
@@ -269,6 +282,7 @@ class LearningRateScheduler(Callback):
         self.schedule = schedule
 
     def on_epoch_begin(self, epoch, logs=None):
+        """Sets the learning rate to ``schedule(epoch, lr)``."""
         lr = self.loop.get_hyperparameter("learning_rate")
         self.loop.set_hyperparameter("learning_rate", float(self.schedule(epoch, lr)))
 
@@ -289,6 +303,7 @@ class CSVLogger(Callback):
         self._keys: list[str] | None = None
 
     def on_train_begin(self, logs=None):
+        """Reads the header of the file to append to, or removes an old file."""
         self._keys = None
         if self.append and os.path.exists(self.filename):
             with open(self.filename, newline="") as f:
@@ -297,6 +312,7 @@ class CSVLogger(Callback):
             os.remove(self.filename)
 
     def on_epoch_end(self, epoch, logs=None):
+        """Appends the epoch's row (and the header on the first row)."""
         logs = dict(logs or {})
         new = self._keys is None
         if new:
@@ -324,6 +340,7 @@ class TensorBoard(Callback):
         self.writer = None
 
     def on_train_begin(self, logs=None):
+        """Opens the ``tensorboardX`` event writer."""
         try:
             from tensorboardX import SummaryWriter
         except ImportError as err:  # pragma: no cover - depends on the environment
@@ -333,12 +350,14 @@ class TensorBoard(Callback):
         self.writer = SummaryWriter(self.log_dir)
 
     def on_epoch_end(self, epoch, logs=None):
+        """Writes the epoch's metrics as scalars and flushes."""
         for name, value in (logs or {}).items():
             tag = f"validation/{name[4:]}" if name.startswith("val_") else f"train/{name}"
             self.writer.add_scalar(tag, float(value), epoch)
         self.writer.flush()
 
     def on_train_end(self, logs=None):
+        """Closes the event writer."""
         if self.writer is not None:
             self.writer.close()
             self.writer = None

@@ -49,8 +49,10 @@ _ONE_STEP_KINDS = ("Conv", "LSTM", "GRU", "RNN", "Recurrent", "Attention", "Tran
 
 
 class TraceCounter:
-    """Counts traces of the train dispatch; ``listener()`` runs at each (``fit`` uses it
-    to say "compiling..." before the compile starts).
+    """Counts traces of the train dispatch.
+
+    ``listener()`` runs at each (``fit`` uses it to say "compiling..." before the compile
+    starts).
 
     Example:
       >>> counter = TraceCounter()
@@ -74,8 +76,10 @@ TRACES = TraceCounter()
 
 
 def cached(builder: Callable) -> Callable:
-    """Memoises a builder of jitted functions on hashable arguments, so repeated
-    ``fit``/``evaluate`` calls with the same model graph reuse one compiled function.
+    """Memoises a builder of jitted functions on hashable arguments.
+
+    So repeated ``fit``/``evaluate`` calls with the same model graph reuse one compiled
+    function.
 
     Example:
       >>> square = cached(lambda n: n * n)

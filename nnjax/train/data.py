@@ -29,9 +29,11 @@ from nnjax.train import validation as checks
 
 
 class Batch(NamedTuple):
-    """One batch as the step sees it (a pytree): ``x`` and ``y`` any pytrees of ``(B, ...)``
-    arrays, ``weight (B,)`` the loss weight (sample weight x class weight, 0 on padding),
-    ``mask (B,)`` 1 for real rows and 0 for padding.
+    """One batch as the step sees it (a pytree).
+
+    ``x`` and ``y`` any pytrees of ``(B, ...)`` arrays, ``weight (B,)`` the loss weight
+    (sample weight x class weight, 0 on padding), ``mask (B,)`` 1 for real rows and 0 for
+    padding.
 
     Example:
       >>> Batch(np.ones((2, 3)), np.zeros(2), np.ones(2), np.ones(2)).x.shape
@@ -228,8 +230,10 @@ class IterableSource:
 
 
 def is_arrays(data: Any) -> bool:
-    """Whether ``data`` is ``(x, y)`` / ``(x, y, sample_weight)`` arrays (a tuple) rather
-    than an iterable of batches (a list, a generator, a loader)."""
+    """Whether ``data`` is ``(x, y)`` / ``(x, y, sample_weight)`` arrays (a tuple).
+
+    Rather than an iterable of batches (a list, a generator, a loader).
+    """
     if isinstance(data, np.ndarray | jax.Array):
         raise ValueError(
             f"data must be a pair (x, y) or (x, y, sample_weight) of arrays, or an iterable of "
@@ -265,8 +269,9 @@ def array_source(
 
 
 def split_off(data: tuple, fraction: float) -> tuple[tuple, tuple]:
-    """Keras' ``validation_split``: the last ``fraction`` of the arrays (before any
-    shuffling) is held out. Returns ``(train, validation)``.
+    """Keras' ``validation_split``: holds out the last ``fraction`` of the arrays.
+
+    The split is taken before any shuffling. Returns ``(train, validation)``.
 
     Example:
       >>> train, val = split_off((np.arange(10), np.arange(10)), 0.2)

@@ -78,15 +78,21 @@ class RunView:
         return float(optimizers.get_hyperparameter(self._run.state.opt_state, name))
 
     def set_hyperparameter(self, name: str, value: float) -> None:
-        """Sets an injected optimizer hyperparameter; takes effect at the next update and
-        never recompiles. ``ValueError`` if the optimizer does not inject ``name``."""
+        """Sets an injected optimizer hyperparameter.
+
+        It takes effect at the next update and never recompiles. ``ValueError`` if the
+        optimizer does not inject ``name``.
+        """
         state = self._run.state
         opt_state = optimizers.set_hyperparameter(state.opt_state, name, value)
         self._run.state = state._replace(opt_state=opt_state)
 
     def restore_weights(self, params: Any, rest: Any) -> None:
-        """Replaces the parameters and other model state (host or device pytrees of the
-        same structure, e.g. a copy kept by ``EarlyStopping``)."""
+        """Replaces the parameters and other model state.
+
+        Host or device pytrees of the same structure, e.g. a copy kept by
+        ``EarlyStopping``.
+        """
         params, rest = sharding.put_replicated((params, rest), self._run.mesh)
         self._run.state = self._run.state._replace(params=params, rest=rest)
 

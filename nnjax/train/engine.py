@@ -69,8 +69,10 @@ class Plan:
 
 
 def epoch_logs(outs: list[dict], metrics: Sequence[metrics_lib.Metric]) -> dict[str, float]:
-    """The epoch's loss (example-weighted), ``loss_fn`` logs and exact metrics from the
-    host logs of every dispatch (leaves stacked ``(K, ...)``)."""
+    """The epoch's loss (example-weighted), ``loss_fn`` logs and exact metrics.
+
+    Computed from the host logs of every dispatch (leaves stacked ``(K, ...)``).
+    """
     count = np.concatenate([np.ravel(o["count"]) for o in outs]).astype(np.float64)
     total = max(count.sum(), 1.0)
     mean = lambda values: float(

@@ -93,8 +93,11 @@ class Prefetcher:
 
 @dataclasses.dataclass(frozen=True)
 class Chunk:
-    """One dispatch's input: ``args`` for the compiled step after the state, ``steps``
-    real updates in it, ``examples`` real examples."""
+    """One dispatch's input.
+
+    ``args`` for the compiled step after the state, ``steps`` real updates in it,
+    ``examples`` real examples.
+    """
 
     args: tuple
     steps: int
@@ -133,8 +136,10 @@ def stack(batches: list[Batch], k: int) -> Batch:
 
 
 def fits_on_device(nbytes: int, device: jax.Device) -> bool:
-    """Whether ``nbytes`` of data may stay on ``device`` (a quarter of its memory, or
-    :data:`DEVICE_DATA_BYTES` when it reports none).
+    """Whether ``nbytes`` of data may stay on ``device``.
+
+    The limit is a quarter of its memory, or :data:`DEVICE_DATA_BYTES` when it reports
+    none.
 
     Example:
       >>> fits_on_device(1000, jax.devices()[0])

@@ -97,8 +97,10 @@ def _sources(train, validation_data, validation_split, *, batch_size, mesh_size,
 
 
 def _check_model(model, graphdef, params, rest, objective, source, val, tx) -> tuple[str, ...]:
-    """Shapes, labels, loss and a trace of the step by ``eval_shape`` (no compile); returns
-    the names that ``loss_fn`` logs."""
+    """Checks shapes, labels, loss and a trace of the step by ``eval_shape`` (no compile).
+
+    Returns the names that ``loss_fn`` logs.
+    """
     for name, src in (("train", source), ("validation", val)):
         if src is None or objective.loss is None:
             continue

@@ -89,8 +89,9 @@ _CANONICAL: dict[Any, optax.GradientTransformation] = {}
 
 
 def canonical(tx: optax.GradientTransformation) -> optax.GradientTransformation:
-    """The first transformation seen with the same structure and constants as ``tx``
-    (so an equal, fresh ``optax.adam(1e-3)`` shares its compiled step), else ``tx``.
+    """The first transformation seen with the same structure and constants as ``tx``.
+
+    So an equal, fresh ``optax.adam(1e-3)`` shares its compiled step; else ``tx``.
 
     Example:
       >>> canonical(optax.adam(1e-3)) is canonical(optax.adam(1e-3))
@@ -180,8 +181,10 @@ def hyperparameters(state: Any) -> dict[str, Any]:
 
 
 def get_hyperparameter(state: Any, name: str) -> Any:
-    """The value of hyperparameter ``name`` in ``state``; a ``ValueError`` naming the
-    known ones when it is not injected."""
+    """The value of hyperparameter ``name`` in ``state``.
+
+    A ``ValueError`` naming the known ones when it is not injected.
+    """
     found = hyperparameters(state)
     if name not in found:
         raise ValueError(
@@ -193,8 +196,9 @@ def get_hyperparameter(state: Any, name: str) -> Any:
 
 
 def set_hyperparameter(state: Any, name: str, value: Any) -> Any:
-    """``state`` with hyperparameter ``name`` replaced by ``value`` (same dtype and
-    placement, so the compiled step is reused).
+    """``state`` with hyperparameter ``name`` replaced by ``value``.
+
+    Same dtype and placement, so the compiled step is reused.
 
     Example:
       >>> state = init_state(get_optimizer("sgd"), {"w": jnp.ones(1)}, learning_rate=0.1)
@@ -224,9 +228,11 @@ def set_hyperparameter(state: Any, name: str, value: Any) -> Any:
 
 
 def uninjected(state: Any) -> tuple[Any, Callable[[Any], Any]] | None:
-    """``(inner, rebuild)`` for a top-level ``inject_hyperparams`` state: the wrapped
-    optimizer's own state, and a function putting a state like it back (for checkpoints
-    written by an optimizer without injected hyperparameters); else None.
+    """``(inner, rebuild)`` for a top-level ``inject_hyperparams`` state, else None.
+
+    ``inner`` is the wrapped optimizer's own state, ``rebuild`` a function putting a
+    state like it back (for checkpoints written by an optimizer without injected
+    hyperparameters).
 
     Example:
       >>> state = init_state(get_optimizer("sgd"), {"w": jnp.ones(1)}, learning_rate=0.1)

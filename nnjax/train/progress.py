@@ -38,7 +38,9 @@ def _have_tqdm() -> bool:
 
 
 def resolve_verbose(verbose: Verbose) -> int:
-    """``"auto"``: 1 (bar) on a terminal or in a notebook with tqdm, else 2 (a line per
+    """The verbosity level: 0 silent, 1 a progress bar, 2 a line per epoch.
+
+    ``"auto"``: 1 (bar) on a terminal or in a notebook with tqdm, else 2 (a line per
     epoch); ``0`` is silent; ``1`` without tqdm falls back to 2.
 
     Example:

@@ -75,8 +75,9 @@ def batch_sharding(mesh: Mesh, batch_axis: int = 1) -> NamedSharding:
 
 
 def put_replicated(tree: Any, mesh: Mesh) -> Any:
-    """Copies ``tree`` onto every device of ``mesh`` (never aliasing the input buffers,
-    so donating the result leaves ``tree`` intact).
+    """Copies ``tree`` onto every device of ``mesh``.
+
+    It never aliases the input buffers, so donating the result leaves ``tree`` intact.
 
     Example:
       >>> put_replicated({"w": np.ones(2)}, make_mesh(jax.devices()[:1]))["w"].shape

@@ -85,8 +85,10 @@ def graphdef_for(model: nnx.Module, *, training: bool) -> nnx.GraphDef:
 
 
 def call_model(model: Any, x: Any) -> Any:
-    """``model(x)``; a tuple ``x`` is passed as positional inputs, a dict as keyword
-    inputs (``WideAndDeep``: ``{"x_wide": ..., "x_deep": ...}``).
+    """Calls ``model(x)``.
+
+    A tuple ``x`` is passed as positional inputs, a dict as keyword inputs
+    (``WideAndDeep``: ``{"x_wide": ..., "x_deep": ...}``).
 
     Raises:
       ValueError: dict keys that the model's ``__call__`` does not take (names both).
@@ -125,8 +127,9 @@ def metric_name(metric: MetricSpec) -> str:
 
 
 def resolve_metrics(names: Any) -> tuple[metrics.Metric, ...]:
-    """The :class:`nnjax.metrics.Metric` of each spec (a name, a ``Metric`` or a callable;
-    a bare string is one metric).
+    """The :class:`nnjax.metrics.Metric` of each spec.
+
+    A spec is a name, a ``Metric`` or a callable; a bare string is one metric.
 
     Example:
       >>> [m.name for m in resolve_metrics("accuracy")]
@@ -313,7 +316,11 @@ def make_train_step(
       loss: a loss name or callable ``loss(predictions, y)`` (or None with ``loss_fn``).
       tx: the Optax transformation; ``opt_state = tx.init(params)``.
       metrics: metric specs (:func:`nnjax.metrics.resolve`).
-      loss_fn, precision, remat: see :func:`make_objective`.
+      loss_fn: instead of ``loss``, ``loss_fn(model, batch) -> loss | (loss, logs)``
+        (see :func:`make_objective`).
+      precision: ``None``, or ``"bfloat16"`` to run the model on bfloat16 copies of the
+        parameters and floating inputs (see :func:`make_objective`).
+      remat: recompute the forward pass in the backward pass (:func:`jax.checkpoint`).
 
     Example:
       >>> import optax

@@ -284,8 +284,11 @@ def _member_logs(outs: list[dict], metric_list) -> dict[str, np.ndarray]:
 
 @cached
 def _compiled_sweep(graphdef, loss, factory, names: tuple[str, ...], metrics: tuple, k: int):
-    """``run(params, opt_state, rest, data, idx (M, K, B), mask (M, K, B), n)``: up to K
-    updates per member, each batch gathered from the device-resident ``data``."""
+    """The compiled sweep step ``run(params, opt_state, rest, data, idx, mask, n)``.
+
+    ``idx`` and ``mask`` are ``(M, K, B)``: up to K updates per member, each batch gathered
+    from the device-resident ``data``.
+    """
     # Placeholder values: inject_hyperparams reads every member's values from its state.
     tx = optax.inject_hyperparams(factory)(**dict.fromkeys(names, 0.0))
     steps = loop_steps(step_lib.make_train_step(graphdef, loss, tx, metrics), k)

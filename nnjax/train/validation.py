@@ -282,8 +282,10 @@ def _spec_error(i: int, path: str, got: Any, want: Any, what: str) -> ValueError
 def host_batch(
     i: int, x: Any, y: Any, sw: Any, spec: Any | None, *, check_inputs: bool = True
 ) -> Any:
-    """Batch ``i`` of an iterable as a host ``Batch``, padded to ``spec``'s size and checked
-    against it (structure, per-example shapes, dtypes), with messages naming the batch.
+    """Batch ``i`` of an iterable as a host ``Batch``, padded to ``spec``'s size.
+
+    It is checked against ``spec`` (structure, per-example shapes, dtypes), with messages
+    naming the batch.
 
     Example:
       >>> b = host_batch(0, np.ones((3, 2)), np.zeros(3), None, None)
