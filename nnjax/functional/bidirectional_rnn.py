@@ -19,8 +19,9 @@ _MERGES: dict[str, Callable[[jax.Array, jax.Array], jax.Array]] = {
 
 
 def merge_outputs(forward: jax.Array, backward: jax.Array, merge: str = "concat") -> jax.Array:
-    """Combines the two directions' outputs: ``"concat"`` (last axis), ``"sum"``,
-    ``"mean"`` or ``"mul"``.
+    """Combines the two directions' outputs.
+
+    ``merge`` is ``"concat"`` (along the last axis), ``"sum"``, ``"mean"`` or ``"mul"``.
 
     Raises:
       ValueError: an unknown ``merge``.

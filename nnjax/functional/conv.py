@@ -1,5 +1,7 @@
-"""Convolution (cross-correlation) over channels-last inputs: 1-D ``(B, T, C)``, 2-D NHWC
-and 3-D ``(B, D, H, W, C)``, all through one N-d implementation."""
+"""Convolution (cross-correlation) over channels-last inputs, through one N-d implementation.
+
+1-D ``(B, T, C)``, 2-D NHWC and 3-D ``(B, D, H, W, C)`` inputs.
+"""
 
 from __future__ import annotations
 

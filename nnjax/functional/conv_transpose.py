@@ -1,5 +1,8 @@
-"""Transposed convolution (the gradient of a strided convolution, a learnt upsampling)
-over channels-last inputs, with PyTorch's ``padding`` / ``output_padding`` size rules."""
+"""Transposed convolution over channels-last inputs, with PyTorch's size rules.
+
+The gradient of a strided convolution, used as a learnt upsampling; output sizes follow
+PyTorch's ``padding`` / ``output_padding`` rules.
+"""
 
 from __future__ import annotations
 
@@ -130,8 +133,9 @@ def conv_transpose3d_init(
 def output_size(
     size: int, kernel: int, stride: int, padding: int, output_padding: int, dilation: int
 ) -> int:
-    """PyTorch's rule: ``(size - 1) * stride - 2 * padding + dilation * (kernel - 1)
-    + output_padding + 1``.
+    """The output size of a transposed convolution along one axis (PyTorch's rule).
+
+    ``(size - 1) * stride - 2 * padding + dilation * (kernel - 1) + output_padding + 1``.
 
     Example:
       >>> output_size(7, 3, 2, 1, 1, 1)  # a stride-2 "same" upsampling: 7 -> 14
@@ -224,7 +228,7 @@ _DOC_ARGS = """
 """
 
 
-def conv_transpose1d(
+def conv_transpose1d(  # noqa: D103 (docstring assembled below)
     params: Params,
     x: jax.typing.ArrayLike,
     *,
@@ -245,7 +249,7 @@ def conv_transpose1d(
     )
 
 
-def conv_transpose2d(
+def conv_transpose2d(  # noqa: D103 (docstring assembled below)
     params: Params,
     x: jax.typing.ArrayLike,
     *,
@@ -266,7 +270,7 @@ def conv_transpose2d(
     )
 
 
-def conv_transpose3d(
+def conv_transpose3d(  # noqa: D103 (docstring assembled below)
     params: Params,
     x: jax.typing.ArrayLike,
     *,

@@ -1,5 +1,7 @@
-"""Max and average pooling over channels-last inputs: 1-D ``(B, T, C)``, 2-D NHWC
-``(B, H, W, C)`` and 3-D ``(B, D, H, W, C)``; one N-d implementation."""
+"""Max and average pooling over channels-last inputs, through one N-d implementation.
+
+1-D ``(B, T, C)``, 2-D NHWC ``(B, H, W, C)`` and 3-D ``(B, D, H, W, C)`` inputs.
+"""
 
 from __future__ import annotations
 

@@ -110,8 +110,11 @@ def _check_lengths(op: str, lengths, batch: int, steps: int) -> jax.Array:
 
 
 def _masked(step, lengths, steps: int):
-    """Wraps ``step(carry, x)`` to scan over ``(x, valid)``: past a sequence's length its
-    carry is held and its output is zero (PyTorch's packed-sequence semantics)."""
+    """Wraps ``step(carry, x)`` to scan over ``(x, valid)``.
+
+    Past a sequence's length its carry is held and its output is zero (PyTorch's
+    packed-sequence semantics).
+    """
     if lengths is None:
         return step, None
 

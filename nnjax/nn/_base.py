@@ -136,11 +136,6 @@ class FunctionalModule(nnx.Module):
             getattr(self, name)[...] = stats[name]
 
 
-def rngs_or_default(rngs: nnx.Rngs | None, seed: int = 0) -> nnx.Rngs:
-    """``rngs``, or ``nnx.Rngs(seed)`` when none is given."""
-    return nnx.Rngs(seed) if rngs is None else rngs
-
-
 def compute_dtype(x: jax.typing.ArrayLike, dtype: jnp.dtype | None) -> jax.Array:
     """Casts ``x`` to the module's compute dtype (mixed precision) when one is set."""
     return jnp.asarray(x) if dtype is None else jnp.asarray(x, dtype)

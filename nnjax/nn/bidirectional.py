@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -31,7 +32,7 @@ class Bidirectional(NestedModule):
 
     Args:
       in_features: size ``F`` of each step's input.
-      hidden: hidden size ``H`` of each direction.
+      hidden_features: hidden size ``H`` of each direction (formerly ``hidden``).
       cell: ``"lstm"``, ``"gru"`` or ``"rnn"``.
       merge: how the two directions combine: ``"concat"`` (``2H``, PyTorch's layout),
         ``"sum"``, ``"mean"`` or ``"mul"``.
@@ -50,10 +51,12 @@ class Bidirectional(NestedModule):
       (2, 10)
     """
 
+    _renamed_args: ClassVar[Mapping[str, str]] = {"hidden": "hidden_features"}
+
     def __init__(
         self,
         in_features: int,
-        hidden: int,
+        hidden_features: int,
         *,
         cell: str = "lstm",
         merge: str = "concat",
@@ -66,7 +69,9 @@ class Bidirectional(NestedModule):
         rngs: nnx.Rngs,
     ):
         self.in_features = _validate.positive_int("Bidirectional", "in_features", in_features)
-        self.hidden = _validate.positive_int("Bidirectional", "hidden", hidden)
+        self.hidden_features = _validate.positive_int(
+            "Bidirectional", "hidden_features", hidden_features
+        )
         self.cell = _validate.choice("Bidirectional", "cell", cell, tuple(_CELLS))
         self.merge = _validate.choice("Bidirectional", "merge", merge, ("concat", "sum", "mean",
                                                                        "mul"))  # fmt: skip
@@ -75,7 +80,8 @@ class Bidirectional(NestedModule):
         self.dtype = dtype
         self._set_params(
             F.bidirectional_init(
-                rngs.params(), _CELLS[self.cell][1], in_features, hidden, dtype=param_dtype,
+                rngs.params(), _CELLS[self.cell][1], in_features, hidden_features,
+                dtype=param_dtype,
                 kernel_init=kernel_init, recurrent_init=recurrent_init,
             )
         )  # fmt: skip
@@ -99,7 +105,7 @@ class Bidirectional(NestedModule):
             cell, self.params(), compute_dtype(xs, self.dtype), state, lengths=lengths,
             merge="concat",
         )  # fmt: skip
-        fwd, bwd = ys[..., : self.hidden], ys[..., self.hidden :]
+        fwd, bwd = ys[..., : self.hidden_features], ys[..., self.hidden_features :]
         if not self.return_sequences:
             fwd, bwd = last_output(fwd, lengths, False), last_output(bwd, None, True)
         out = merge_outputs(fwd, bwd, self.merge)

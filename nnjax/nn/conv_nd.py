@@ -92,7 +92,7 @@ class _ConvND(_Conv):
                     init_kwargs=init, call_kwargs=call)  # fmt: skip
 
 
-class Conv1D(_ConvND):
+class Conv1D(_ConvND):  # noqa: D101 (docstring assembled below)
     __doc__ = (
         "Convolution over ``(B, T, C)`` sequences, calling :func:`F.conv1d`.\n"
         + _CONV_DOC
@@ -105,7 +105,7 @@ class Conv1D(_ConvND):
     )
 
 
-class Conv3D(_ConvND):
+class Conv3D(_ConvND):  # noqa: D101 (docstring assembled below)
     __doc__ = (
         "Convolution over ``(B, D, H, W, C)`` volumes, calling :func:`F.conv3d`.\n"
         + _CONV_DOC
@@ -172,7 +172,7 @@ _TRANSPOSE_DOC = """
 """
 
 
-class ConvTranspose1D(_ConvTranspose):
+class ConvTranspose1D(_ConvTranspose):  # noqa: D101 (docstring assembled below)
     __doc__ = (
         "Transposed convolution of ``(B, T, C)``, calling :func:`F.conv_transpose1d`.\n"
         + _TRANSPOSE_DOC
@@ -187,7 +187,7 @@ class ConvTranspose1D(_ConvTranspose):
     _op = staticmethod(F.conv_transpose1d)
 
 
-class ConvTranspose2D(_ConvTranspose):
+class ConvTranspose2D(_ConvTranspose):  # noqa: D101 (docstring assembled below)
     __doc__ = (
         "Transposed convolution of NHWC images, calling :func:`F.conv_transpose2d`.\n"
         + _TRANSPOSE_DOC
@@ -204,7 +204,7 @@ class ConvTranspose2D(_ConvTranspose):
     _op = staticmethod(F.conv_transpose2d)
 
 
-class ConvTranspose3D(_ConvTranspose):
+class ConvTranspose3D(_ConvTranspose):  # noqa: D101 (docstring assembled below)
     __doc__ = (
         "Transposed convolution of ``(B, D, H, W, C)``, calling :func:`F.conv_transpose3d`.\n"
         + _TRANSPOSE_DOC

@@ -46,7 +46,7 @@ _POOL_ARGS = """
 
 
 @recorded
-class MaxPool1D(_Pool):
+class MaxPool1D(_Pool):  # noqa: D101 (docstring assembled below)
     __doc__ = (
         "Max pooling over ``(B, T, C)``, calling :func:`F.max_pool1d`.\n"
         + _POOL_ARGS
@@ -60,7 +60,7 @@ class MaxPool1D(_Pool):
 
 
 @recorded
-class MaxPool3D(_Pool):
+class MaxPool3D(_Pool):  # noqa: D101 (docstring assembled below)
     __doc__ = (
         "Max pooling over ``(B, D, H, W, C)``, calling :func:`F.max_pool3d`.\n"
         + _POOL_ARGS
@@ -86,7 +86,7 @@ class _AvgPool(_Pool):
 
 
 @recorded
-class AvgPool1D(_AvgPool):
+class AvgPool1D(_AvgPool):  # noqa: D101 (docstring assembled below)
     __doc__ = (
         "Average pooling over ``(B, T, C)``, calling :func:`F.avg_pool1d`.\n"
         + _POOL_ARGS
@@ -102,7 +102,7 @@ class AvgPool1D(_AvgPool):
 
 
 @recorded
-class AvgPool3D(_AvgPool):
+class AvgPool3D(_AvgPool):  # noqa: D101 (docstring assembled below)
     __doc__ = (
         "Average pooling over ``(B, D, H, W, C)``, calling :func:`F.avg_pool3d`.\n"
         + _POOL_ARGS

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import functools
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -12,7 +13,7 @@ from flax import nnx
 import nnjax.functional as F
 from nnjax import initializers
 from nnjax.nn import _validate
-from nnjax.nn._base import FunctionalModule, compute_dtype, rngs_or_default
+from nnjax.nn._base import FunctionalModule, compute_dtype
 
 
 class _Recurrent(FunctionalModule):
@@ -25,10 +26,12 @@ class _Recurrent(FunctionalModule):
     _init = staticmethod(F.rnn_cell_init)
     _run = staticmethod(functools.partial(F.rnn, F.rnn_cell))
 
+    _renamed_args: ClassVar[Mapping[str, str]] = {"hidden": "hidden_features"}
+
     def __init__(
         self,
         in_features: int,
-        hidden: int,
+        hidden_features: int,
         *,
         return_sequences: bool = False,
         return_state: bool = False,
@@ -37,21 +40,21 @@ class _Recurrent(FunctionalModule):
         recurrent_init: str | initializers.Initializer = "orthogonal",
         param_dtype: jnp.dtype = jnp.float32,
         dtype: jnp.dtype | None = None,
-        rngs: nnx.Rngs | None = None,
+        rngs: nnx.Rngs,
         **init_kwargs: Any,
     ):
         name = type(self).__name__
         self.in_features = _validate.positive_int(name, "in_features", in_features)
-        self.hidden = _validate.positive_int(name, "hidden", hidden)
+        self.hidden_features = _validate.positive_int(name, "hidden_features", hidden_features)
         self.return_sequences = return_sequences
         self.return_state = return_state
         self.reverse = reverse
         self.dtype = dtype
         self._set_params(
             self._init(
-                rngs_or_default(rngs).params(),
+                rngs.params(),
                 in_features,
-                hidden,
+                hidden_features,
                 dtype=param_dtype,
                 kernel_init=kernel_init,
                 recurrent_init=recurrent_init,
@@ -90,8 +93,11 @@ class _Recurrent(FunctionalModule):
 
 
 def last_output(ys: jax.Array, lengths: jax.typing.ArrayLike | None, reverse: bool) -> jax.Array:
-    """The output of the last step processed: ``ys[:, -1]``, ``ys[:, 0]`` when ``reverse``,
-    or ``ys[b, lengths[b] - 1]`` with ``lengths`` (zeros for an empty sequence)."""
+    """The output of the last step processed.
+
+    ``ys[:, -1]``, ``ys[:, 0]`` when ``reverse``, or ``ys[b, lengths[b] - 1]`` with
+    ``lengths`` (zeros for an empty sequence).
+    """
     if reverse:
         return ys[:, 0]
     if lengths is None:
@@ -103,7 +109,7 @@ def last_output(ys: jax.Array, lengths: jax.typing.ArrayLike | None, reverse: bo
 _COMMON_ARGS = """
     Args:
       in_features: size ``F`` of each step's input.
-      hidden: size ``H`` of the hidden state.
+      hidden_features: size ``H`` of the hidden state (formerly ``hidden``).
       return_sequences: return every step's output ``(B, T, H)`` instead of the last.
       return_state: also return the final carry.
       reverse: run from the last step to the first (outputs stay in input order).
@@ -115,27 +121,27 @@ _COMMON_ARGS = """
 """
 
 
-class RNN(_Recurrent):
+class RNN(_Recurrent):  # noqa: D101 (docstring assembled below)
     __doc__ = (
         """The Elman RNN ``h' = tanh(x w_x + h w_h + b)``: :func:`F.rnn` over :func:`F.rnn_cell`.
 """
         + _COMMON_ARGS
         + """
     Example:
-      >>> RNN(3, 5)(jnp.ones((2, 7, 3))).shape
+      >>> RNN(3, 5, rngs=nnx.Rngs(0))(jnp.ones((2, 7, 3))).shape
       (2, 5)
 """
     )
 
 
-class GRU(_Recurrent):
+class GRU(_Recurrent):  # noqa: D101 (docstring assembled below)
     __doc__ = (
         """The GRU (cuDNN/PyTorch form): :func:`F.rnn` over :func:`F.gru_cell`.
 """
         + _COMMON_ARGS
         + """
     Example:
-      >>> GRU(3, 5, return_sequences=True)(jnp.ones((2, 7, 3))).shape
+      >>> GRU(3, 5, return_sequences=True, rngs=nnx.Rngs(0))(jnp.ones((2, 7, 3))).shape
       (2, 7, 5)
 """
     )
@@ -143,7 +149,7 @@ class GRU(_Recurrent):
     _run = staticmethod(functools.partial(F.rnn, F.gru_cell))
 
 
-class LSTM(_Recurrent):
+class LSTM(_Recurrent):  # noqa: D101 (docstring assembled below)
     __doc__ = (
         """The LSTM (gate blocks i, f, g, o), running :func:`F.lstm` (the fast path).
 
@@ -153,7 +159,7 @@ class LSTM(_Recurrent):
         + _COMMON_ARGS
         + """
     Example:
-      >>> y, state = LSTM(3, 5, return_state=True)(jnp.ones((2, 7, 3)))
+      >>> y, state = LSTM(3, 5, return_state=True, rngs=nnx.Rngs(0))(jnp.ones((2, 7, 3)))
       >>> y.shape, state.c.shape
       ((2, 5), (2, 5))
 """

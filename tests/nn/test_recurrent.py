@@ -48,14 +48,22 @@ def test_initial_state_is_used():
 
 
 def test_mixed_precision_and_errors():
-    layer = LSTM(3, 4, dtype=jnp.bfloat16)
+    layer = LSTM(3, 4, dtype=jnp.bfloat16, rngs=nnx.Rngs(0))
     assert layer(jnp.ones((2, 3, 3))).dtype == jnp.bfloat16
     assert layer.w_x[...].dtype == jnp.float32
-    with pytest.raises(ValueError, match="GRU: `hidden`"):
-        GRU(3, 0)
+    with pytest.raises(ValueError, match="GRU: `hidden_features`"):
+        GRU(3, 0, rngs=nnx.Rngs(0))
     with pytest.raises(AssertionError, match="rank"):
-        RNN(3, 4)(jnp.ones((2, 3)))
+        RNN(3, 4, rngs=nnx.Rngs(0))(jnp.ones((2, 3)))
 
 
 def test_jit_does_not_retrace():
-    assert_jit_traces_once(LSTM(3, 4), jnp.ones((2, 3, 3)))
+    assert_jit_traces_once(LSTM(3, 4, rngs=nnx.Rngs(0)), jnp.ones((2, 3, 3)))
+
+
+def test_rngs_required_and_old_hidden_name_deprecated():
+    with pytest.raises(TypeError, match="rngs"):
+        LSTM(3, 4)
+    with pytest.warns(DeprecationWarning, match="`hidden` is deprecated.*`hidden_features`"):
+        old = GRU(3, hidden=4, rngs=nnx.Rngs(0))
+    assert old.hidden_features == 4
