@@ -38,7 +38,8 @@ def expand_to(v: jax.Array, ndim: int) -> jax.Array:
 
 def pair(value: int | tuple[int, int], name: str, op: str) -> tuple[int, int]:
     """Normalises an int or a pair of ints to a pair, e.g. a window or a stride."""
-    return ntuple(value, 2, name, op)
+    first, second = ntuple(value, 2, name, op)
+    return first, second
 
 
 _COUNT = {1: "an int", 2: "a pair", 3: "a triple"}

@@ -204,6 +204,7 @@ def multi_head_attention(
     if drop or x.dtype == jnp.float64:  # the fused op computes softmax in float32 only
         weights = attention_weights(q, k, mask, causal)
         if drop:
+            assert key is not None  # checked above
             weights = dropout(key, weights, dropout_rate)
         o = jnp.einsum("bhts,bshd->bthd", weights.astype(x.dtype), v)
     else:

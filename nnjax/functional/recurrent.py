@@ -15,7 +15,7 @@ after its checks and the cast to the compute dtype: both formulations run the sa
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any, Generic, NamedTuple, Protocol, TypeVar, cast
 
 import jax
 import jax.numpy as jnp
@@ -51,6 +51,40 @@ class CellSplit(NamedTuple):
     biases: tuple[str, ...]
     input_bias: str
     recurrence: Callable[[Params, Any, jax.Array], tuple[Any, jax.Array]]
+
+
+CarryT = TypeVar("CarryT")
+
+
+class Cell(Protocol, Generic[CarryT]):
+    """A built-in cell: ``cell(params, carry, x) -> (new_carry, y)`` with two attributes.
+
+    Attributes:
+      split: the cell as input projection + recurrence (:class:`CellSplit`).
+      zero_carry: ``zero_carry(params, batch_shape, dtype)``, the all-zeros initial carry.
+    """
+
+    split: CellSplit
+    zero_carry: Callable[[Params, tuple[int, ...], Any], CarryT]
+
+    def __call__(
+        self, params: Params, carry: CarryT, x: jax.typing.ArrayLike, /
+    ) -> tuple[CarryT, jax.Array]:
+        """One step: ``(new_carry, y)`` from the carry and the input ``x (B, in)``."""
+        ...
+
+
+def _cell(
+    split: CellSplit, zero_carry: Callable[[Params, tuple[int, ...], Any], CarryT]
+) -> Callable[[Callable[..., tuple[CarryT, jax.Array]]], Cell[CarryT]]:
+    """Decorator: attaches ``split`` and ``zero_carry`` to a cell function (returned as is)."""
+
+    def attach(fn: Callable[..., tuple[CarryT, jax.Array]]) -> Cell[CarryT]:
+        setattr(fn, "zero_carry", zero_carry)  # noqa: B010 - functions have no declared attributes
+        setattr(fn, "split", split)  # noqa: B010
+        return cast("Cell[CarryT]", fn)
+
+    return attach
 
 
 def check_params(op: str, params: Params, gates: int, biases: tuple[str, ...]) -> tuple[int, int]:
@@ -163,6 +197,7 @@ def _rnn_recurrence(p: Params, h: jax.Array, gx: jax.Array) -> tuple[jax.Array, 
     return h, h
 
 
+@_cell(CellSplit("rnn_cell", 1, ("b",), "b", _rnn_recurrence), _zero_carry)
 def rnn_cell(params: Params, h: jax.Array, x: jax.typing.ArrayLike) -> tuple[jax.Array, jax.Array]:
     """The Elman cell ``h' = tanh(x w_x + h w_h + b)``; PyTorch's ``nn.RNNCell`` (tanh).
 
@@ -184,10 +219,6 @@ def rnn_cell(params: Params, h: jax.Array, x: jax.typing.ArrayLike) -> tuple[jax
       (2, 5)
     """
     return _apply_cell(rnn_cell.split, params, h, x)
-
-
-rnn_cell.zero_carry = _zero_carry
-rnn_cell.split = CellSplit("rnn_cell", 1, ("b",), "b", _rnn_recurrence)
 
 
 # --------------------------------------------------------------------------- LSTM
@@ -249,6 +280,7 @@ def _lstm_recurrence(p: Params, state: LSTMState, gx: jax.Array) -> tuple[LSTMSt
     return lstm_gates(gx + state.h @ p["w_h"], state.c)
 
 
+@_cell(CellSplit("lstm_cell", 4, ("b",), "b", _lstm_recurrence), _lstm_zero_carry)
 def lstm_cell(
     params: Params, state: LSTMState, x: jax.typing.ArrayLike
 ) -> tuple[LSTMState, jax.Array]:
@@ -274,10 +306,6 @@ def lstm_cell(
       (2, 5)
     """
     return _apply_cell(lstm_cell.split, params, LSTMState(*state), x)
-
-
-lstm_cell.zero_carry = _lstm_zero_carry
-lstm_cell.split = CellSplit("lstm_cell", 4, ("b",), "b", _lstm_recurrence)
 
 
 # --------------------------------------------------------------------------- GRU
@@ -338,6 +366,10 @@ def gru_gates(gx: jax.Array, h: jax.Array, p: Params) -> tuple[jax.Array, jax.Ar
     return h, h
 
 
+@_cell(
+    CellSplit("gru_cell", 3, ("b_x", "b_h"), "b_x", lambda p, h, gx: gru_gates(gx, h, p)),
+    _zero_carry,
+)
 def gru_cell(params: Params, h: jax.Array, x: jax.typing.ArrayLike) -> tuple[jax.Array, jax.Array]:
     """The GRU cell in the cuDNN/PyTorch form (gate blocks r, z, n).
 
@@ -361,9 +393,3 @@ def gru_cell(params: Params, h: jax.Array, x: jax.typing.ArrayLike) -> tuple[jax
       (2, 5)
     """
     return _apply_cell(gru_cell.split, params, h, x)
-
-
-gru_cell.zero_carry = _zero_carry
-gru_cell.split = CellSplit(
-    "gru_cell", 3, ("b_x", "b_h"), "b_x", lambda p, h, gx: gru_gates(gx, h, p)
-)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import jax
 import jax.numpy as jnp
 
@@ -48,7 +50,7 @@ def transformer_encoder_block_init(
     """
     mlp = 4 * features if mlp_features is None else mlp_features
     k_attn, k_in, k_out = jax.random.split(key, 3)
-    kw = {"dtype": dtype, "kernel_init": kernel_init}
+    kw: dict[str, Any] = {"dtype": dtype, "kernel_init": kernel_init}
     return {
         "norm1": layer_norm_init(key, features, dtype=dtype),
         "attention": multi_head_attention_init(k_attn, features, num_heads=num_heads, **kw),
@@ -106,7 +108,7 @@ def transformer_encoder_block(
         raise ValueError(
             f"transformer_encoder_block: `dropout_rate`={dropout_rate!r} needs a PRNG `key`"
         )
-    keys = jax.random.split(key, 4) if drop else [None] * 4
+    keys = jax.random.split(key, 4) if drop and key is not None else [None] * 4
 
     def branch_dropout(k, y):
         return dropout(k, y, dropout_rate) if drop else y
