@@ -28,6 +28,7 @@ class _Stochastic(NestedModule):
         if deterministic or not self.dropout_rate:
             return 0.0, None
         if key is None:
+            assert self.rngs is not None  # a stream is forked whenever dropout_rate > 0
             key = self.rngs()
         return self.dropout_rate, key
 

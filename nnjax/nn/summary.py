@@ -41,14 +41,15 @@ def _recording(classes: set[type], outputs: dict[int, object]) -> Iterator[None]
 
     try:
         for cls in classes:
-            cls.__call__ = wrap(cls.__call__)
+            # Patched on the class for this context only; restored below.
+            cls.__call__ = wrap(cls.__call__)  # type: ignore[method-assign]
         yield
     finally:
         for cls, original in originals.items():
             if original is None:
                 del cls.__call__
             else:
-                cls.__call__ = original
+                cls.__call__ = original  # type: ignore[method-assign]
 
 
 def _shape_str(out: object) -> str:
