@@ -72,7 +72,7 @@ _RECORDED = {
 
 def _given(argv: list[str]) -> set[str]:
     """The `nnjax train` options named in ``argv`` (argparse's unique prefixes included)."""
-    given = set()
+    given: set[str] = set()
     for token in argv:
         name = token.split("=", 1)[0]
         if name.startswith("--") and len(name) > 2:

@@ -68,7 +68,9 @@ def initialize(
     if jax.distributed.is_initialized():
         return
     address, count, index = _resolve(coordinator_address, num_processes, process_id, os.environ)
-    if jax.config.jax_cpu_collectives_implementation in (None, "", "none"):
+    # A config property jax adds at runtime (undeclared for type checkers); `read` refuses it.
+    collectives = jax.config.jax_cpu_collectives_implementation  # type: ignore[attr-defined]
+    if collectives in (None, "", "none"):
         jax.config.update("jax_cpu_collectives_implementation", "gloo")
     jax.distributed.initialize(
         coordinator_address=address,

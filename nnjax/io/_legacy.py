@@ -75,7 +75,11 @@ def restore(step: Path, template: dict[str, Any]) -> dict[str, Any]:
         for i, (_, leaf) in enumerate(pairs):
             value = np.asarray(arrays[f"{i:05d}"])
             if trees.is_key(leaf):
-                value = jax.random.wrap_key_data(value, impl=jax.random.key_impl(leaf))
+                # wrap_key_data takes host key data too; its annotation says jax.Array.
+                value = jax.random.wrap_key_data(
+                    value,  # type: ignore[arg-type]
+                    impl=jax.random.key_impl(leaf),
+                )
             leaves.append(value)
         out[part] = jax.tree.unflatten(treedef, leaves)
     return out

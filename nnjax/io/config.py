@@ -77,7 +77,7 @@ def _encode_value(value: Any, where: str) -> Any:
     )
 
 
-def _by_name(cls: type, args: tuple, kwargs: dict) -> tuple[type, tuple, dict]:
+def _by_name(cls: type[Any], args: tuple, kwargs: dict) -> tuple[type, tuple, dict]:
     """The call with every argument that has a name passed by name (readable JSON)."""
     try:
         bound = inspect.signature(cls.__init__).bind(None, *args, **kwargs)

@@ -96,7 +96,8 @@ def open_checkpoint(
 
 def read_into(model: nnx.Module, folder: Path) -> dict[str, Any]:
     """Restores the checkpoint ``folder`` into ``model`` (nothing changes on error)."""
-    _, params, rest = nnx.split(model, nnx.Param, ...)
+    # nnx.split's return type ends in a variadic tuple that mypy cannot unpack.
+    _, params, rest = nnx.split(model, nnx.Param, ...)  # type: ignore[misc]
     parts, meta = restore.read_parts(folder, {"params": params, "rest": rest})
     on_device = jax.tree.map(lambda a: a if trees.is_key(a) else jnp.asarray(a), parts)
     nnx.update(model, on_device["params"], on_device["rest"])

@@ -105,6 +105,7 @@ def check_fits(
         name = "/".join(path)
         have, want = stored.get(path), wanted.get(path)
         if have is None:
+            assert want is not None  # every path comes from one of the two dicts
             raise CheckpointError(
                 f"{where}: {name} (shape {want[0]}) is in the model but not in the checkpoint"
             )
