@@ -120,7 +120,10 @@ def _prepare(op: str, model: nnx.Module, x, n_samples: int, seed) -> tuple:
         raise ValueError(f"{op}: `n_samples` must be an int >= 1, got {n_samples!r}")
     key = jax.random.key(seed) if isinstance(seed, int) else seed
     view = nnx.view(model, raise_if_not_found=False, deterministic=False, use_running_average=True)
-    graphdef, params, rng_state, rest = nnx.split(view, nnx.Param, nnx.RngState, ...)
+    # nnx.split's return type ends in a variadic tuple that mypy cannot unpack.
+    graphdef, params, rng_state, rest = nnx.split(  # type: ignore[misc]
+        view, nnx.Param, nnx.RngState, ...
+    )
     return graphdef, n_samples, params, rng_state, rest, jnp.asarray(x), key
 
 

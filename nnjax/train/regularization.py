@@ -288,7 +288,8 @@ def by_prefix(*prefixes: str | Sequence[str]) -> Where:
     parsed = tuple(
         tuple(p.split("/")) if isinstance(p, str) else tuple(map(str, p)) for p in prefixes
     )
-    return _Selector(parsed)
+    # mypy does not see a NamedTuple's __call__ when matching it against a Callable.
+    return _Selector(parsed)  # type: ignore[return-value]
 
 
 def freeze(
