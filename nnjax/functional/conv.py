@@ -166,7 +166,7 @@ def _padding(op: str, nd: int, padding: Padding) -> str | list[tuple[int, int]]:
     if isinstance(padding, int) and not isinstance(padding, bool) and padding >= 0:
         return [(padding, padding)] * nd
     try:
-        pads = [tuple(p) for p in padding]
+        pads = [] if isinstance(padding, int) else [tuple(p) for p in padding]
     except TypeError:
         pads = []
     if len(pads) != nd or not all(
@@ -176,7 +176,7 @@ def _padding(op: str, nd: int, padding: Padding) -> str | list[tuple[int, int]]:
             f"{op}: `padding` must be 'SAME', 'VALID', a non-negative int or "
             f"{_PAD_FORM[nd]} of non-negative ints, got {padding!r}"
         )
-    return pads
+    return [(lo, hi) for lo, hi in pads]
 
 
 def conv(

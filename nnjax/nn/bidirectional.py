@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 import jax
@@ -17,7 +17,7 @@ from nnjax.nn._base import compute_dtype
 from nnjax.nn._nested import NestedModule
 from nnjax.nn.recurrent import last_output
 
-_CELLS = {
+_CELLS: dict[str, tuple[Callable[..., tuple[Any, jax.Array]], Callable[..., dict[str, Any]]]] = {
     "rnn": (F.rnn_cell, F.rnn_cell_init),
     "lstm": (F.lstm_cell, F.lstm_cell_init),
     "gru": (F.gru_cell, F.gru_cell_init),

@@ -24,6 +24,7 @@ class _Conv(FunctionalModule):
     _init: Callable[..., dict] = staticmethod(F.conv1d_init)
     _op: Callable[..., jax.Array] = staticmethod(F.conv1d)
     _call_args: tuple[str, ...] = ("stride", "padding", "dilation", "feature_group_count")
+    dtype: jnp.dtype | None  # the compute dtype; each subclass's constructor sets it
 
     def _setup(self, in_channels, out_channels, kernel_size, *, activation, rngs,
                init_kwargs: dict[str, Any], call_kwargs: dict[str, Any]) -> None:  # fmt: skip
