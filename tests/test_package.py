@@ -37,6 +37,7 @@ def _layer(module: str) -> str:
         "_registry",
         "errors",
         "_optional",
+        "_deprecation",
     ):
         return "base"
     return "cli" if parts[1].startswith("_cli") else parts[1]

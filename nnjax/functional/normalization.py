@@ -6,18 +6,20 @@ import jax
 import jax.numpy as jnp
 
 from nnjax import _checks
+from nnjax._deprecation import renamed_args
 from nnjax.functional import _utils
 
 Params = dict[str, jax.Array]
 
 
-def layer_norm_init(key: jax.Array, features: int, *, dtype: jnp.dtype = jnp.float32) -> Params:
+@renamed_args(features="num_features")
+def layer_norm_init(key: jax.Array, num_features: int, *, dtype: jnp.dtype = jnp.float32) -> Params:
     """Initialises :func:`layer_norm`: ``{"scale": ones (F,), "bias": zeros (F,)}``.
 
     Args:
       key: a PRNG key; unused (the initialisation is deterministic), kept for the
         uniform ``F.<op>_init(key, ...)`` signature.
-      features: size ``F`` of the normalised last axis.
+      num_features: size ``F`` of the normalised last axis.
       dtype: parameter dtype.
 
     Returns:
@@ -28,7 +30,7 @@ def layer_norm_init(key: jax.Array, features: int, *, dtype: jnp.dtype = jnp.flo
       Array([1., 1., 1., 1.], dtype=float32)
     """
     del key
-    return {"scale": jnp.ones((features,), dtype), "bias": jnp.zeros((features,), dtype)}
+    return {"scale": jnp.ones((num_features,), dtype), "bias": jnp.zeros((num_features,), dtype)}
 
 
 def layer_norm(params: Params, x: jax.typing.ArrayLike, *, epsilon: float = 1e-5) -> jax.Array:
@@ -74,14 +76,15 @@ def _batch_moments(xf: jax.Array, axis_name: str | None) -> tuple[jax.Array, jax
     return mean, var
 
 
+@renamed_args(features="num_features")
 def batch_norm_init(
-    key: jax.Array, features: int, *, dtype: jnp.dtype = jnp.float32
+    key: jax.Array, num_features: int, *, dtype: jnp.dtype = jnp.float32
 ) -> tuple[Params, Params]:
     """Initialises :func:`batch_norm`: trainable params and running statistics.
 
     Args:
       key: a PRNG key; unused (the initialisation is deterministic).
-      features: size ``F`` of the normalised last axis.
+      num_features: size ``F`` of the normalised last axis.
       dtype: dtype of the parameters and statistics.
 
     Returns:
@@ -93,8 +96,8 @@ def batch_norm_init(
       >>> stats["var"].shape
       (8,)
     """
-    params = layer_norm_init(key, features, dtype=dtype)
-    stats = {"mean": jnp.zeros((features,), dtype), "var": jnp.ones((features,), dtype)}
+    params = layer_norm_init(key, num_features, dtype=dtype)
+    stats = {"mean": jnp.zeros((num_features,), dtype), "var": jnp.ones((num_features,), dtype)}
     return params, stats
 
 

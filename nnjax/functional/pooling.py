@@ -10,6 +10,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from nnjax import _checks
+from nnjax._deprecation import renamed_args
 from nnjax.functional import _utils
 
 Window = int | tuple[int, ...]
@@ -18,7 +19,7 @@ Window = int | tuple[int, ...]
 def _window_args(op, nd, x, window, stride, padding):
     x = _utils.as_compute(op, x)
     _checks.check_rank(op, "x", x, nd + 2)
-    window = _utils.ntuple(window, nd, "window", op)
+    window = _utils.ntuple(window, nd, "window_shape", op)
     stride = _utils.ntuple(window if stride is None else stride, nd, "stride", op)
     mode = padding.upper() if isinstance(padding, str) else padding
     if mode not in ("SAME", "VALID"):
@@ -47,10 +48,14 @@ def _avg_pool(op: str, nd: int, x, window, stride, padding, count_include_pad) -
     return total / count
 
 
+@renamed_args(window="window_shape")
 def max_pool1d(
-    x: jax.typing.ArrayLike, window: Window, stride: Window | None = None, padding: str = "VALID"
+    x: jax.typing.ArrayLike,
+    window_shape: Window,
+    stride: Window | None = None,
+    padding: str = "VALID",
 ) -> jax.Array:
-    """Takes the maximum over each ``window`` of ``(B, T, C)`` sequences.
+    """Takes the maximum over each ``window_shape`` of ``(B, T, C)`` sequences.
 
     Arguments, padding and errors as :func:`max_pool2d`, with one spatial axis.
 
@@ -61,18 +66,22 @@ def max_pool1d(
       >>> max_pool1d(jnp.array([[[1.0], [3.0], [2.0], [0.0]]]), 2)[..., 0]
       Array([[3., 2.]], dtype=float32)
     """
-    return _max_pool("max_pool1d", 1, x, window, stride, padding)
+    return _max_pool("max_pool1d", 1, x, window_shape, stride, padding)
 
 
+@renamed_args(window="window_shape")
 def max_pool2d(
-    x: jax.typing.ArrayLike, window: Window, stride: Window | None = None, padding: str = "VALID"
+    x: jax.typing.ArrayLike,
+    window_shape: Window,
+    stride: Window | None = None,
+    padding: str = "VALID",
 ) -> jax.Array:
-    """Takes the maximum over each ``window`` of NHWC images.
+    """Takes the maximum over each ``window_shape`` of NHWC images.
 
     Args:
       x: ``(B, H, W, C)``, floating.
-      window: ``(wh, ww)`` or an int for a square window.
-      stride: step between windows; defaults to ``window`` (non-overlapping).
+      window_shape: ``(wh, ww)`` or an int for a square window (formerly ``window``).
+      stride: step between windows; defaults to ``window_shape`` (non-overlapping).
       padding: ``"VALID"`` (drop incomplete windows) or ``"SAME"`` (output
         ``ceil(H / sh)``; pads with ``-inf``, the odd row/column at the bottom/right as
         in TensorFlow).
@@ -82,7 +91,7 @@ def max_pool2d(
 
     Raises:
       AssertionError: if ``x`` is not rank 4 (the message names the shape).
-      ValueError: for a bad ``window``, ``stride`` or ``padding``, or a ``"VALID"``
+      ValueError: for a bad ``window_shape``, ``stride`` or ``padding``, or a ``"VALID"``
         window larger than the image.
       TypeError: if ``x`` is not floating.
 
@@ -92,13 +101,17 @@ def max_pool2d(
       Array([[6., 8.],
              [3., 4.]], dtype=float32)
     """
-    return _max_pool("max_pool2d", 2, x, window, stride, padding)
+    return _max_pool("max_pool2d", 2, x, window_shape, stride, padding)
 
 
+@renamed_args(window="window_shape")
 def max_pool3d(
-    x: jax.typing.ArrayLike, window: Window, stride: Window | None = None, padding: str = "VALID"
+    x: jax.typing.ArrayLike,
+    window_shape: Window,
+    stride: Window | None = None,
+    padding: str = "VALID",
 ) -> jax.Array:
-    """Takes the maximum over each ``window`` of ``(B, D, H, W, C)`` volumes.
+    """Takes the maximum over each ``window_shape`` of ``(B, D, H, W, C)`` volumes.
 
     Arguments, padding and errors as :func:`max_pool2d`, with three spatial axes.
 
@@ -109,18 +122,19 @@ def max_pool3d(
       >>> max_pool3d(jnp.ones((1, 4, 4, 4, 2)), 2).shape
       (1, 2, 2, 2, 2)
     """
-    return _max_pool("max_pool3d", 3, x, window, stride, padding)
+    return _max_pool("max_pool3d", 3, x, window_shape, stride, padding)
 
 
+@renamed_args(window="window_shape")
 def avg_pool1d(
     x: jax.typing.ArrayLike,
-    window: Window,
+    window_shape: Window,
     stride: Window | None = None,
     padding: str = "VALID",
     *,
     count_include_pad: bool = False,
 ) -> jax.Array:
-    """Averages over each ``window`` of ``(B, T, C)`` sequences; as :func:`avg_pool2d`.
+    """Averages over each ``window_shape`` of ``(B, T, C)`` sequences; as :func:`avg_pool2d`.
 
     Returns:
       ``(B, T', C)``, the dtype of ``x``.
@@ -129,23 +143,24 @@ def avg_pool1d(
       >>> avg_pool1d(jnp.array([[[1.0], [3.0], [2.0], [0.0]]]), 2)[..., 0]
       Array([[2., 1.]], dtype=float32)
     """
-    return _avg_pool("avg_pool1d", 1, x, window, stride, padding, count_include_pad)
+    return _avg_pool("avg_pool1d", 1, x, window_shape, stride, padding, count_include_pad)
 
 
+@renamed_args(window="window_shape")
 def avg_pool2d(
     x: jax.typing.ArrayLike,
-    window: Window,
+    window_shape: Window,
     stride: Window | None = None,
     padding: str = "VALID",
     *,
     count_include_pad: bool = False,
 ) -> jax.Array:
-    """Averages over each ``window`` of NHWC images.
+    """Averages over each ``window_shape`` of NHWC images.
 
     Args:
       x: ``(B, H, W, C)``, floating.
-      window: ``(wh, ww)`` or an int for a square window.
-      stride: step between windows; defaults to ``window``.
+      window_shape: ``(wh, ww)`` or an int for a square window (formerly ``window``).
+      stride: step between windows; defaults to ``window_shape``.
       padding: ``"VALID"`` or ``"SAME"`` (output ``ceil(H / sh)``, padded like
         :func:`max_pool2d`).
       count_include_pad: with ``"SAME"``, whether padded zeros count in the average
@@ -161,18 +176,19 @@ def avg_pool2d(
       >>> avg_pool2d(jnp.ones((1, 4, 4, 3)), 2).shape
       (1, 2, 2, 3)
     """
-    return _avg_pool("avg_pool2d", 2, x, window, stride, padding, count_include_pad)
+    return _avg_pool("avg_pool2d", 2, x, window_shape, stride, padding, count_include_pad)
 
 
+@renamed_args(window="window_shape")
 def avg_pool3d(
     x: jax.typing.ArrayLike,
-    window: Window,
+    window_shape: Window,
     stride: Window | None = None,
     padding: str = "VALID",
     *,
     count_include_pad: bool = False,
 ) -> jax.Array:
-    """Averages over each ``window`` of ``(B, D, H, W, C)`` volumes; as :func:`avg_pool2d`.
+    """Averages over each ``window_shape`` of ``(B, D, H, W, C)`` volumes; as :func:`avg_pool2d`.
 
     Returns:
       ``(B, D', H', W', C)``, the dtype of ``x``.
@@ -181,4 +197,4 @@ def avg_pool3d(
       >>> avg_pool3d(jnp.ones((1, 4, 4, 4, 2)), (2, 2, 1)).shape
       (1, 2, 2, 4, 2)
     """
-    return _avg_pool("avg_pool3d", 3, x, window, stride, padding, count_include_pad)
+    return _avg_pool("avg_pool3d", 3, x, window_shape, stride, padding, count_include_pad)

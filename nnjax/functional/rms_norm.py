@@ -6,17 +6,19 @@ import jax
 import jax.numpy as jnp
 
 from nnjax import _checks
+from nnjax._deprecation import renamed_args
 from nnjax.functional import _utils
 
 Params = dict[str, jax.Array]
 
 
-def rms_norm_init(key: jax.Array, features: int, *, dtype: jnp.dtype = jnp.float32) -> Params:
+@renamed_args(features="num_features")
+def rms_norm_init(key: jax.Array, num_features: int, *, dtype: jnp.dtype = jnp.float32) -> Params:
     """Initialises :func:`rms_norm`: ``{"scale": ones (F,)}``.
 
     Args:
       key: a PRNG key; unused (the initialisation is deterministic).
-      features: size ``F`` of the normalised last axis.
+      num_features: size ``F`` of the normalised last axis.
       dtype: parameter dtype.
 
     Example:
@@ -24,7 +26,7 @@ def rms_norm_init(key: jax.Array, features: int, *, dtype: jnp.dtype = jnp.float
       {'scale': Array([1., 1., 1.], dtype=float32)}
     """
     del key
-    return {"scale": jnp.ones((features,), dtype)}
+    return {"scale": jnp.ones((num_features,), dtype)}
 
 
 def rms_norm(params: Params, x: jax.typing.ArrayLike, *, epsilon: float = 1e-6) -> jax.Array:

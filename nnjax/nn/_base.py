@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import functools
-import sys
-import warnings
 import weakref
 from collections.abc import Mapping
 from typing import Any, ClassVar, TypeVar
@@ -12,6 +10,8 @@ from typing import Any, ClassVar, TypeVar
 import jax
 import jax.numpy as jnp
 from flax import nnx
+
+from nnjax._deprecation import rename_kwargs
 
 M = TypeVar("M", bound=type)
 
@@ -41,41 +41,13 @@ def recorded(cls: M) -> M:
 
     @functools.wraps(init)
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs = _rename_deprecated(cls.__qualname__, renamed, kwargs)
+        kwargs = rename_kwargs(cls.__qualname__, renamed, kwargs)
         _CALLS.setdefault(self, (type(self), args, kwargs))
         init(self, *args, **kwargs)
 
     cls.__init__ = __init__  # type: ignore[misc]
     RECORDED[class_name(cls)] = cls
     return cls
-
-
-def _rename_deprecated(owner: str, renamed: Mapping[str, str], kwargs: dict) -> dict:
-    """Maps old keyword names to new ones (``renamed``: old -> new) with a warning."""
-    for old, new in renamed.items():
-        if old not in kwargs:
-            continue
-        if new in kwargs:
-            raise TypeError(
-                f"{owner}: got both `{old}` (deprecated) and `{new}`; pass `{new}` only"
-            )
-        warnings.warn(
-            f"{owner}: `{old}` is deprecated and will be removed in nnjax 0.3; use `{new}`",
-            DeprecationWarning,
-            stacklevel=_user_stacklevel(),
-        )
-        kwargs = {(new if k == old else k): v for k, v in kwargs.items()}
-    return kwargs
-
-
-def _user_stacklevel() -> int:
-    """The ``stacklevel`` of the first caller outside nnjax and Flax (the user's line)."""
-    frame, level = sys._getframe(1), 1
-    while frame.f_back is not None and frame.f_globals.get("__name__", "").startswith(
-        ("nnjax.", "flax.")
-    ):
-        frame, level = frame.f_back, level + 1
-    return level
 
 
 def class_name(cls: type) -> str:

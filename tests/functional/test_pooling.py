@@ -140,9 +140,9 @@ def test_window_larger_than_image(op):
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"window": 2, "padding": "FULL"}, "`padding` must be 'SAME' or 'VALID'"),
-        ({"window": 0}, "`window` must be a positive int"),
-        ({"window": 2, "stride": (1, 2, 3)}, "`stride` must be a positive int"),
+        ({"window_shape": 2, "padding": "FULL"}, "`padding` must be 'SAME' or 'VALID'"),
+        ({"window_shape": 0}, "`window_shape` must be a positive int"),
+        ({"window_shape": 2, "stride": (1, 2, 3)}, "`stride` must be a positive int"),
     ],
 )
 @pytest.mark.parametrize("op", [F.max_pool2d, F.avg_pool2d])
