@@ -39,6 +39,7 @@ def test_matches_torch(name):
     np.testing.assert_allclose(ours, ref, rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.slow  # measured among the slowest; runs in CI's slow step
 @pytest.mark.parametrize(
     "name", ["sigmoid", "tanh", "elu", "gelu", "swish", "softplus", "softmax", "log_softmax"]
 )

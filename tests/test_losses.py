@@ -88,6 +88,7 @@ def test_gradients_pass_check_grads(name):
         check_grads(lambda p: fn(p, targets), (x,), order=1, modes=("rev",))
 
 
+@pytest.mark.slow  # measured among the slowest; runs in CI's slow step
 def test_cross_entropy_gradient_passes_check_grads():
     with jax.enable_x64(True):
         labels = jnp.asarray(LABELS)

@@ -5,9 +5,12 @@ import pathlib
 import subprocess
 import sys
 
+import pytest
+
 REPO = pathlib.Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.slow  # measured among the slowest; runs in CI's slow step
 def test_bench_fit_quick_writes_every_case(tmp_path):
     out = tmp_path / "fit.json"
     cases = "bare_step,fit_arrays,fit_iterator,fit_memmap,keras_fit"

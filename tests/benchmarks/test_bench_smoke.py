@@ -94,13 +94,10 @@ def _check_script_specifics(name: str, record: dict) -> None:
         assert config["nnjax_precompute_inputs"] in (True, False)
 
 
-def _marked(run: str):
-    # The nnjax groups run in the default suite; the peer-only groups check the other
-    # frameworks' benchmark code and are opt-in (`pytest -m slow`) to keep CI short.
-    return run if run.endswith("-nnjax") else pytest.param(run, marks=pytest.mark.slow)
-
-
-@pytest.mark.parametrize("run", [_marked(run) for run in sorted(RUNS)])
+# Each run compiles a benchmark script in a subprocess (20-30 s on 2 cores): opt-in with
+# `pytest -m slow`, which CI runs after the default suite.
+@pytest.mark.slow
+@pytest.mark.parametrize("run", sorted(RUNS))
 def test_bench_quick_writes_complete_result(run, tmp_path):
     name, peers, options = RUNS[run]
     out = tmp_path / f"{name}.json"
@@ -146,6 +143,7 @@ def test_bench_rejects_unknown_peer(name):
     assert "caffe" in proc.stderr and "known" in proc.stderr
 
 
+@pytest.mark.slow  # measured among the slowest; runs in CI's slow step
 def test_lstm_formulation_quick(tmp_path):
     out = tmp_path / "formulation.json"
     args = ["--quick", "--cells", "lstm", "--unrolls", "1", "--out", str(out)]

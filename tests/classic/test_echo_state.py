@@ -52,6 +52,7 @@ def test_mackey_glass_against_numpy_euler():
     np.testing.assert_allclose(ours, np.array(xs[9::10])[20:], rtol=1e-4, atol=0.0001)
 
 
+@pytest.mark.slow  # measured among the slowest; runs in CI's slow step
 def test_predicts_mackey_glass_ahead(key):
     # Measured NRMSE ≈ 0.015-0.03 (5 steps ahead, 300 units, 1% ... 2% density); bound 0.08.
     horizon = 5

@@ -25,12 +25,14 @@ def test_perceptron_example(tmp_path):
     assert (tmp_path / "perceptron.png").stat().st_size > 0
 
 
+@pytest.mark.slow  # measured among the slowest; runs in CI's slow step
 def test_logic_gates_example(capsys):
     result = _main("logic_gates")(["--steps", "600", "--restarts", "4"])
     assert result["xor_accuracy"] == 1.0
     assert "sign units" in capsys.readouterr().out
 
 
+@pytest.mark.slow  # measured among the slowest; runs in CI's slow step
 def test_backprop_example():
     pytest.importorskip("sklearn")
     result = _main("backprop")(["--steps", "60", "--hidden", "16"])
@@ -38,6 +40,7 @@ def test_backprop_example():
     assert result["test_accuracy"] > 0.8
 
 
+@pytest.mark.slow  # measured among the slowest; runs in CI's slow step
 def test_hopfield_example(tmp_path):
     overlaps = _main("hopfield")(
         ["--units", "60", "--points", "3", "--max-ratio", "0.4", "--out", str(tmp_path)]
@@ -47,6 +50,7 @@ def test_hopfield_example(tmp_path):
     assert (tmp_path / "hopfield_capacity.png").exists()
 
 
+@pytest.mark.slow  # measured among the slowest; runs in CI's slow step
 def test_echo_state_example():
     errors = _main("echo_state")(
         [

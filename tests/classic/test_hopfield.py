@@ -59,6 +59,7 @@ def test_energy_never_increases_under_async_updates(key):
     assert np.any(steps < -1e-3)  # and it actually decreased
 
 
+@pytest.mark.slow  # measured among the slowest; runs in CI's slow step
 def test_capacity_limit(key):
     n = 100
     k1, k2, k3 = jax.random.split(key, 3)

@@ -60,6 +60,7 @@ def test_help_names_the_common_options(load, name, capsys):
         assert option in text
 
 
+@pytest.mark.slow  # measured among the slowest; runs in CI's slow step
 def test_mlp_rows_functional_and_early_stopping(load, data_dir, tmp_path):
     out = tmp_path / "mlp"
     load("fashion_mnist_mlp").main(["--quick", "--rows", "1", "4", "--out", str(out)])
@@ -90,6 +91,7 @@ def test_row_one_is_per_example_sgd(load):
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6), got, expected)
 
 
+@pytest.mark.slow  # measured among the slowest; runs in CI's slow step
 def test_cnn_quick(load, data_dir, tmp_path):
     out = tmp_path / "cnn"
     result = load("fashion_mnist_cnn").main(["--quick", "--out", str(out)])
@@ -97,6 +99,7 @@ def test_cnn_quick(load, data_dir, tmp_path):
     assert _results(out)["epochs_run"] == 1
 
 
+@pytest.mark.slow  # measured among the slowest; runs in CI's slow step
 def test_lstm_adding_problem_quick(load, tmp_path):
     out = tmp_path / "lstm"
     load("lstm_adding_problem").main(["--quick", "--out", str(out)])
@@ -108,6 +111,7 @@ def test_lstm_adding_problem_quick(load, tmp_path):
     _png(out / "learning_curves.png")
 
 
+@pytest.mark.slow  # measured among the slowest; runs in CI's slow step
 def test_autoencoder_quick(load, data_dir, tmp_path):
     out = tmp_path / "ae"
     load("autoencoder").main(["--quick", "--out", str(out)])
@@ -118,6 +122,7 @@ def test_autoencoder_quick(load, data_dir, tmp_path):
         _png(out / png)
 
 
+@pytest.mark.slow  # measured among the slowest; runs in CI's slow step
 def test_dp_sgd_quick_trains_through_loss_fn(load, tmp_path):
     out = tmp_path / "dp"
     dp = load("dp_sgd")
@@ -129,6 +134,7 @@ def test_dp_sgd_quick_trains_through_loss_fn(load, tmp_path):
     assert dp.epsilon(0.01, 2.0, 1000, 1e-5) < dp.epsilon(0.01, 1.0, 1000, 1e-5)
 
 
+@pytest.mark.slow  # measured among the slowest; runs in CI's slow step
 def test_dp_sgd_gradient_is_the_clipped_noised_mean(load):
     """With zero noise, the DP step's gradient is the mean of clipped per-example ones."""
     import jax

@@ -128,6 +128,7 @@ def test_dropout_drops_attention_weights_with_the_given_key(key):
     )  # fmt: skip
 
 
+@pytest.mark.slow  # measured among the slowest; runs in CI's slow step
 def test_init_structure_and_check_grads(key):
     params = F.multi_head_attention_init(key, 8, num_heads=4, kv_features=3, out_features=5)
     shapes = jax.tree.map(jnp.shape, params)
@@ -144,6 +145,7 @@ def test_init_structure_and_check_grads(key):
         check_grads(jax.jit(fn), (p, rand((B, 3, E), 1)), order=1)
 
 
+@pytest.mark.slow  # measured among the slowest; runs in CI's slow step
 def test_jit_vmap_grad_float32_bfloat16(key):
     p = jax.tree.map(jnp.asarray, _params())
     mask = jnp.asarray(PADDING[:, :T])

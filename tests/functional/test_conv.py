@@ -108,6 +108,7 @@ def test_same_output_is_ceil_of_size_over_stride(key, size, stride):
     assert y.shape == (1, math.ceil(size / stride), math.ceil(size / stride), 2)
 
 
+@pytest.mark.slow  # measured among the slowest; runs in CI's slow step
 def test_init_shapes_and_no_bias(key):
     params = F.conv2d_init(key, 3, 8, (5, 3), dtype=jnp.bfloat16)
     assert params["kernel"].shape == (5, 3, 3, 8) and params["bias"].shape == (8,)
@@ -127,6 +128,7 @@ def test_check_grads():
         check_grads(jax.jit(conv), (params, x), order=2, modes=("fwd", "rev"))
 
 
+@pytest.mark.slow  # measured among the slowest; runs in CI's slow step
 def test_jit_vmap_grad_float32_bfloat16(key):
     params = F.conv2d_init(key, 2, 3, 3)
     params["bias"] = jnp.ones(3)

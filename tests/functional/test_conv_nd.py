@@ -125,6 +125,7 @@ def test_conv_transpose_is_the_gradient_of_a_strided_conv():
     np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-10)
 
 
+@pytest.mark.slow  # measured among the slowest; runs in CI's slow step
 def test_inits(key):
     assert F.conv1d_init(key, 4, 6, 3, feature_group_count=2)["kernel"].shape == (3, 2, 6)
     assert F.conv3d_init(key, 2, 5, (1, 2, 3))["kernel"].shape == (1, 2, 3, 2, 5)
@@ -144,6 +145,7 @@ def test_check_grads():
         check_grads(jax.jit(tconv), (p, x), order=1)
 
 
+@pytest.mark.slow  # measured among the slowest; runs in CI's slow step
 @pytest.mark.parametrize(
     ("fn", "params", "shape"),
     [

@@ -27,6 +27,7 @@ MODULES = [
 ]
 
 
+@pytest.mark.slow  # measured among the slowest; runs in CI's slow step
 @pytest.mark.parametrize("name", MODULES)
 def test_docstring_examples(name):
     module = importlib.import_module(name)

@@ -64,6 +64,7 @@ def test_different_keys_give_different_masks(key):
     assert not np.array_equal(a, b)
 
 
+@pytest.mark.slow  # measured among the slowest; runs in CI's slow step
 def test_gradient_is_the_mask_and_check_grads(key):
     with jax.enable_x64(True):
         x = jnp.linspace(-1.0, 1.0, 12, dtype=jnp.float64).reshape(3, 4)
@@ -73,6 +74,7 @@ def test_gradient_is_the_mask_and_check_grads(key):
         check_grads(jax.jit(drop), (x,), order=2, modes=("fwd", "rev"))
 
 
+@pytest.mark.slow  # measured among the slowest; runs in CI's slow step
 def test_jit_vmap_grad_float32_bfloat16(key):
     x = jax.random.normal(key, (2, 4, 4, 3))
     assert_transforms(lambda x: F.dropout(key, x, 0.5, broadcast_dims=(1, 2)), x)

@@ -46,6 +46,7 @@ def test_out_of_range_ids_raise_outside_jit_and_give_nan_inside():
     assert np.isnan(out[:2]).all() and (out[2] == 1).all()  # negative ids never wrap
 
 
+@pytest.mark.slow  # measured among the slowest; runs in CI's slow step
 def test_check_grads_and_transforms(key):
     params = {"embedding": rand((5, 3), 0)}
     x = rand((2, 3), 1)

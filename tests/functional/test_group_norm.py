@@ -87,6 +87,7 @@ def test_check_grads():
         check_grads(jax.jit(F.rms_norm), ({"scale": p["scale"]}, x), order=1)
 
 
+@pytest.mark.slow  # measured among the slowest; runs in CI's slow step
 @pytest.mark.parametrize("op", ["group_norm", "instance_norm", "rms_norm"])
 def test_jit_vmap_grad_float32_bfloat16(key, op):
     x = jax.random.normal(key, (2, 3, 4))

@@ -49,6 +49,7 @@ def torch_packed(kind, module, xs, carry, lengths):
     return tuple(final), ys
 
 
+@pytest.mark.slow  # measured among the slowest; runs in CI's slow step
 @pytest.mark.parametrize("precompute", [True, False])
 @pytest.mark.parametrize("kind", KINDS)
 def test_lengths_match_torch_packed_sequences(key, kind, precompute):
@@ -110,6 +111,7 @@ def test_bidirectional_matches_torch_bidirectional_packed(key, kind):
             jax.tree.map(assert_close, g_params[name], param_grads_from(kind, view))
 
 
+@pytest.mark.slow  # measured among the slowest; runs in CI's slow step
 def test_full_lengths_equal_no_lengths_and_zero_length_keeps_the_initial_state(key):
     params, state, xs = random_case(key, "lstm", (B, T, IN), H)
     full = F.lstm(params, xs, state, lengths=np.full(B, T))
@@ -126,6 +128,7 @@ def test_full_lengths_equal_no_lengths_and_zero_length_keeps_the_initial_state(k
     jax.tree.map(lambda u, v: np.testing.assert_allclose(u, v, rtol=1e-6, atol=1e-6), a, b)
 
 
+@pytest.mark.slow  # measured among the slowest; runs in CI's slow step
 def test_check_grads(key):
     with jax.enable_x64(True):
         params, state, xs = random_case(key, "gru", (B, 3, IN), H, jnp.float64)
@@ -136,6 +139,7 @@ def test_check_grads(key):
         check_grads(jax.jit(fn), (bi, xs), order=1, modes=("rev",))
 
 
+@pytest.mark.slow  # measured among the slowest; runs in CI's slow step
 def test_transforms_and_no_retrace_for_new_lengths(key):
     params, _, xs = random_case(key, "lstm", (B, 3, IN), H)
     lengths = jnp.array([3, 1, 2])

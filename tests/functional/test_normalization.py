@@ -131,6 +131,7 @@ def test_sync_batch_norm_over_vmapped_axis_equals_full_batch():
     np.testing.assert_allclose(new_stats["var"][0], full_stats["var"], rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.slow  # measured among the slowest; runs in CI's slow step
 @pytest.mark.parametrize("training", [True, False])
 def test_batch_norm_check_grads(training):
     params, stats, x = _bn_inputs((3, 2, 2, 2))
@@ -146,6 +147,7 @@ def test_layer_norm_check_grads():
         check_grads(jax.jit(F.layer_norm), (params, x), order=2, modes=("fwd", "rev"))
 
 
+@pytest.mark.slow  # measured among the slowest; runs in CI's slow step
 @pytest.mark.parametrize("training", [True, False])
 def test_batch_norm_jit_vmap_grad_float32_bfloat16(training):
     params, stats, x = _bn_inputs((4, 2, 2, 3))

@@ -32,6 +32,7 @@ def _random(key, kind, dtype=jnp.float32, batch=B):
     return random_case(key, kind, (batch, IN), H, dtype)
 
 
+@pytest.mark.slow  # measured among the slowest; runs in CI's slow step
 @pytest.mark.parametrize("kind", KINDS)
 def test_cell_matches_torch_outputs_and_grads(key, kind):
     with jax.enable_x64(True):
@@ -46,6 +47,7 @@ def test_cell_matches_torch_outputs_and_grads(key, kind):
         assert_matches_torch(key, kind, module, CELLS[kind], torch_fn, *args)
 
 
+@pytest.mark.slow  # measured among the slowest; runs in CI's slow step
 @pytest.mark.parametrize("kind", KINDS)
 def test_cell_check_grads(key, kind):
     with jax.enable_x64(True):
@@ -53,6 +55,7 @@ def test_cell_check_grads(key, kind):
         check_grads(CELLS[kind], (params, carry, x), order=1, modes=("fwd", "rev"))
 
 
+@pytest.mark.slow  # measured among the slowest; runs in CI's slow step
 @pytest.mark.parametrize("kind", KINDS)
 def test_cell_jit_vmap_grad_float32_bfloat16(key, kind):
     params, carry, x = _random(key, kind)

@@ -58,6 +58,7 @@ def _assert_tree_close(actual, expected, tol=1e-5):
 # --------------------------------------------------------------------------- PyTorch
 
 
+@pytest.mark.slow  # measured among the slowest; runs in CI's slow step
 @pytest.mark.parametrize(("reverse", "precompute"), [(False, True), (False, False), (True, True)])
 @pytest.mark.parametrize("kind", KINDS)
 def test_matches_torch_outputs_final_state_and_grads(key, kind, reverse, precompute):
@@ -90,6 +91,7 @@ def test_default_state_is_zeros_like_torch(key, kind):
 # --------------------------------------------------------------------------- formulations
 
 
+@pytest.mark.slow  # measured among the slowest; runs in CI's slow step
 @pytest.mark.parametrize(
     ("reverse", "precompute", "unroll"),
     [(False, True, 1), (True, False, 1), (True, True, 3), (False, False, 4)],
@@ -108,6 +110,7 @@ def test_equals_python_loop_over_the_cell(key, kind, reverse, precompute, unroll
         _assert_tree_close(generic, expected)
 
 
+@pytest.mark.slow  # measured among the slowest; runs in CI's slow step
 @pytest.mark.parametrize("kind", KINDS)
 def test_check_grads(key, kind):
     with jax.enable_x64(True):
@@ -121,6 +124,7 @@ def test_check_grads(key, kind):
 # --------------------------------------------------------------------------- transforms
 
 
+@pytest.mark.slow  # measured among the slowest; runs in CI's slow step
 @pytest.mark.parametrize(("kind", "precompute"), [("lstm", True), ("lstm", False), ("gru", True)])
 def test_jit_vmap_grad_float32_bfloat16_no_retrace(key, kind, precompute):
     params, state, xs = _random(key, kind, t=3)
@@ -128,6 +132,7 @@ def test_jit_vmap_grad_float32_bfloat16_no_retrace(key, kind, precompute):
     assert_transforms(fn, params, xs, state)
 
 
+@pytest.mark.slow  # measured among the slowest; runs in CI's slow step
 def test_vmap_over_a_batch_of_parameter_sets(key):
     keys = jax.random.split(key, 3)
     stacked = jax.vmap(lambda k: F.lstm_cell_init(k, IN, H))(keys)

@@ -43,6 +43,7 @@ def _torch_block(p, x, key_padding=None, causal=False):
     return torch.func.functional_call(layer, state, (x,), kwargs)
 
 
+@pytest.mark.slow  # measured among the slowest; runs in CI's slow step
 @pytest.mark.parametrize(("padding", "causal"), [(False, False), (True, True)])
 def test_block_matches_torch_encoder_layer(padding, causal):
     keep = np.array([[True] * T, [True, False, True, False]])
@@ -55,6 +56,7 @@ def test_block_matches_torch_encoder_layer(padding, causal):
     assert_matches_torch(fn, torch_fn, (_params(), 1.0 + rand((B, T, E), 20)))
 
 
+@pytest.mark.slow  # measured among the slowest; runs in CI's slow step
 def test_block_dropout_needs_key_and_changes_output(key):
     params = F.transformer_encoder_block_init(key, E, num_heads=HEADS)
     x = jax.random.normal(key, (B, T, E))
@@ -69,6 +71,7 @@ def test_block_dropout_needs_key_and_changes_output(key):
     )  # fmt: skip
 
 
+@pytest.mark.slow  # measured among the slowest; runs in CI's slow step
 def test_block_check_grads_and_transforms(key):
     with jax.enable_x64(True):
         fn = lambda p, x: F.transformer_encoder_block(p, x, causal=True)

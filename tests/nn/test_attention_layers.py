@@ -3,6 +3,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from flax import nnx
 
 import nnjax.functional as F
@@ -35,6 +36,7 @@ def test_cross_attention_and_mask():
     np.testing.assert_allclose(y, expected, rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.slow  # measured among the slowest; runs in CI's slow step
 def test_block_dropout_and_causal_setting():
     block = nn.TransformerEncoderBlock(8, 2, causal=True, dropout_rate=0.2, rngs=nnx.Rngs(0))
     block.eval()
@@ -44,6 +46,7 @@ def test_block_dropout_and_causal_setting():
     assert not np.allclose(block(X), expected)
 
 
+@pytest.mark.slow  # measured among the slowest; runs in CI's slow step
 def test_stateful_dropout_under_nnx_jit_does_not_retrace():
     block = nn.TransformerEncoderBlock(8, 2, dropout_rate=0.2, rngs=nnx.Rngs(0))
     traces = []

@@ -24,6 +24,7 @@ def test_dense_autoencoder_encode_decode():
     np.testing.assert_allclose(model(x), r.reshape(3, 3, 4), rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.slow  # measured among the slowest; runs in CI's slow step
 def test_conv_autoencoder_shapes_and_code():
     model = ConvAutoencoder((8, 4), (2, 3), latent=2, rngs=nnx.Rngs(0))
     x = jax.random.uniform(jax.random.key(1), (2, 8, 4))

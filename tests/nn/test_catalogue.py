@@ -119,6 +119,7 @@ def test_jit_does_not_retrace(name):
     assert_jit_traces_once(make(nnx.Rngs(0)), x)
 
 
+@pytest.mark.slow  # measured among the slowest; runs in CI's slow step
 @pytest.mark.parametrize("name", ["Conv3D", "RMSNorm", "TransformerEncoderBlock"])
 def test_bfloat16_compute_keeps_float32_params(name):
     make, _, _, x = CASES[name]

@@ -24,6 +24,7 @@ def test_matches_functional_composition():
     assert p["head"]["layers"][0]["kernel"].shape == (2 * 2 * 3, 4)
 
 
+@pytest.mark.slow  # measured among the slowest; runs in CI's slow step
 def test_batch_norm_dropout_and_train_eval():
     model = CNN(
         (4, 4, 2),

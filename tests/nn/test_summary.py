@@ -1,9 +1,11 @@
 import jax.numpy as jnp
+import pytest
 from flax import nnx
 
 from nnjax.nn import CNN, MLP, count_params, summary
 
 
+@pytest.mark.slow  # measured among the slowest; runs in CI's slow step
 def test_mlp_784_500_300_100_10_has_573910_params(capsys):
     model = MLP(784, (500, 300, 100), 10, rngs=nnx.Rngs(0))
     text = summary(model, (1, 28, 28))

@@ -1,11 +1,13 @@
 """nn.summary lists the catalogue's modules, one row each, with their parameter counts."""
 
 import jax.numpy as jnp
+import pytest
 from flax import nnx
 
 from nnjax import nn
 
 
+@pytest.mark.slow  # measured among the slowest; runs in CI's slow step
 def test_summary_shows_catalogue_modules_as_single_rows():
     r = nnx.Rngs(0)
     model = nn.Sequential(

@@ -78,6 +78,7 @@ def test_every_data_kind_ends_bitwise_equal_to_the_array_path(tmp_path):
             np.testing.assert_array_equal(a, b, err_msg=kind)
 
 
+@pytest.mark.slow  # measured among the slowest; runs in CI's slow step
 def test_dict_inputs_train_wide_and_deep_through_fit():
     rng = np.random.default_rng(0)
     x = {"x_wide": rng.normal(size=(64, 3)).astype("f4"), "x_deep": rng.normal(size=(64, 5))}

@@ -47,6 +47,7 @@ def test_model_without_dropout_gives_zero_std(key):
     np.testing.assert_allclose(mean, model(_x(key)), rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.slow  # measured among the slowest; runs in CI's slow step
 def test_linear_model_mean_is_close_to_deterministic_output(key):
     model = LinearWithInputDropout(0.3, rngs=nnx.Rngs(params=0, dropout=1))
     x = _x(key)
@@ -58,6 +59,7 @@ def test_linear_model_mean_is_close_to_deterministic_output(key):
     assert jnp.all(error <= 5 * std / np.sqrt(n) + 1e-5)
 
 
+@pytest.mark.slow  # measured among the slowest; runs in CI's slow step
 def test_mean_and_std_are_those_of_the_samples(key):
     model = MLP(8, (16, 16), 2, dropout=0.5, rngs=nnx.Rngs(0))  # stream tagged "default"
     x = _x(key)

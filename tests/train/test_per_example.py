@@ -30,6 +30,7 @@ def _assert_trees_close(a, b, **kw):
     jax.tree.map(lambda u, v: np.testing.assert_allclose(u, v, **kw), a, b)
 
 
+@pytest.mark.slow  # measured among the slowest; runs in CI's slow step
 def test_model_grads_match_python_loop_and_batch_mean(key):
     model = MLP(4, (5,), 3, activation="tanh", rngs=nnx.Rngs(1))
     x, y = _data(key)
@@ -84,6 +85,7 @@ def test_bad_input_is_reported():
         P.clip_per_example({"w": jnp.ones((3, 2))}, 0.0)
 
 
+@pytest.mark.slow  # measured among the slowest; runs in CI's slow step
 def test_clip_per_example_bounds_norms_and_keeps_small_examples(key):
     grads = {
         "a": jax.random.normal(key, (B, 3, 2)),

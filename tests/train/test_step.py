@@ -27,6 +27,7 @@ def _reference_loss(params, x, y):
     return -jnp.mean(jnp.take_along_axis(logp, y[:, None], axis=1))
 
 
+@pytest.mark.slow  # measured among the slowest; runs in CI's slow step
 def test_train_step_matches_independent_sgd(key):
     model = MLP(3, (5,), 2, rngs=nnx.Rngs(1))
     gd, params, rest = S.split_model(model)

@@ -65,6 +65,7 @@ def result(data):
     )
 
 
+@pytest.mark.slow  # measured among the slowest; runs in CI's slow step
 def test_each_member_ends_where_training_it_alone_ends(result, data):
     assert result.num_members == 4
     np.testing.assert_array_equal(result.seeds, [0, 0, 1, 1])
@@ -125,6 +126,7 @@ def test_no_recompilation_on_second_call(data):
     assert np.all(np.isfinite(second.history["loss"]))
 
 
+@pytest.mark.slow  # measured among the slowest; runs in CI's slow step
 def test_ensemble_predict_is_the_mean_of_member_outputs(result, data):
     x = jnp.asarray(data[0][:6])
     outs = [nnx.view(result.member(i), deterministic=True)(x) for i in range(4)]
