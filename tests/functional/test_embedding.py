@@ -31,7 +31,7 @@ def test_attend_matches_torch_linear_with_tied_weight():
 def test_init_scale_and_dtype(key):
     params = F.embedding_init(key, 1000, 64)
     assert params["embedding"].shape == (1000, 64)
-    np.testing.assert_allclose(np.std(params["embedding"]), 1 / 8, rtol=0.05)
+    np.testing.assert_allclose(np.std(params["embedding"]), 1 / 8, rtol=0.05, atol=1e-3)
     params = F.embedding_init(key, 10, 4, dtype=jnp.bfloat16, embedding_init="zeros")
     assert params["embedding"].dtype == jnp.bfloat16 and not params["embedding"].any()
 
