@@ -21,6 +21,7 @@ from nnjax import metrics as metrics_lib
 from nnjax.train import compiled, optimizers
 from nnjax.train.driver import CallbackDriver, Run
 from nnjax.train.feeder import DeviceFeeder
+from nnjax.train.interrupts import deferred_interrupt
 from nnjax.train.progress import EpochProgress
 from nnjax.train.state import TrainState
 
@@ -101,14 +102,17 @@ def _dispatch(run: Run, plan: Plan, chunk: Any, bar: EpochProgress) -> Any:
     start = time.perf_counter()
     if plan.verbose:
         compiled.TRACES.listener = bar.compiling
-    try:
-        *state, out = plan.train_fn(*run.state, *chunk.args)
-    finally:
-        compiled.TRACES.listener = None
+    # the step donates run.state: a Ctrl-C between the dispatch and the assignment
+    # would leave the model on deleted buffers (and one during compilation can crash XLA)
+    with deferred_interrupt():
+        try:
+            *state, out = plan.train_fn(*run.state, *chunk.args)
+        finally:
+            compiled.TRACES.listener = None
+        run.state = TrainState(*state)
     if compiled.TRACES.count != traces:
         jax.block_until_ready(out)
         bar.compiled(time.perf_counter() - start)
-    run.state = TrainState(*state)
     return out
 
 

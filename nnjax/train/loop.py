@@ -30,8 +30,7 @@ from flax import nnx
 
 from nnjax import losses
 from nnjax import metrics as metrics_lib
-from nnjax.io.errors import CheckpointError
-from nnjax.train import checkpoint, compiled, data, optimizers, sharding, step
+from nnjax.train import checkpoint, compiled, data, optimizers, resume, sharding, step
 from nnjax.train import validation as checks
 from nnjax.train.callbacks import Callback
 from nnjax.train.driver import CallbackDriver, Run, RunView
@@ -116,35 +115,6 @@ def _check_model(model, graphdef, params, rest, objective, source, val, tx) -> t
     example = jax.tree.map(jax.numpy.asarray, source.example())
     out = jax.eval_shape(train_step, params, tx.init(params), rest, example)[3]
     return tuple(out["logs"])
-
-
-def _restore(directory, state: TrainState):
-    try:
-        return checkpoint.restore_checkpoint(directory, state._asdict())
-    except CheckpointError:
-        plain = optimizers.uninjected(state.opt_state)
-        if plain is None:
-            raise
-        # written with the optimizer's own state (no injected hyperparameters)
-        template = {**state._asdict(), "opt_state": plain[0]}
-        try:
-            parts, meta = checkpoint.restore_checkpoint(directory, template)
-        except CheckpointError:
-            pass
-        else:
-            return {**parts, "opt_state": plain[1](parts["opt_state"])}, meta
-        raise
-
-
-def _resume(directory, state: TrainState, seed: int):
-    parts, meta = _restore(directory, state)
-    if meta.get("seed") != seed:
-        raise ValueError(
-            f"checkpoint in {directory} was trained with seed={meta.get('seed')}, but fit got "
-            f"seed={seed}; pass the same seed to resume the same data order"
-        )
-    history = History.from_dict(meta["history"])
-    return TrainState(**parts), history, meta["epoch"] + 1, meta["global_step"]
 
 
 def _mesh(batch_size, devices, mesh, param_sharding):
@@ -285,6 +255,11 @@ def fit(
         checks.check_count("batch_size", batch_size, 1),
     )
     accumulate_steps = checks.check_count("accumulate_steps", accumulate_steps, 1)
+    if 0 < checks.check_count("initial_epoch", initial_epoch) >= epochs:
+        raise ValueError(
+            f"initial_epoch={initial_epoch} leaves nothing to train with epochs={epochs}: "
+            "`epochs` counts from 0, so pass epochs > initial_epoch"
+        )
     if steps_per_epoch is not None:
         steps_per_epoch = checks.check_count("steps_per_epoch", steps_per_epoch, 1)
     objective = _objective(loss, loss_fn, metrics, precision, remat)
@@ -306,7 +281,7 @@ def fit(
     state = TrainState(params, optimizers.init_state(tx, params, learning_rate=lr), rest)
     history = History()
     if resume_from is not None and checkpoint.latest_epoch(resume_from) is not None:
-        state, history, initial_epoch, global_step = _resume(resume_from, state, seed)
+        state, history, initial_epoch, global_step = resume.resume_state(resume_from, state, seed)
     else:
         global_step = 0
     run = Run(model, sharding.put_replicated(state, mesh), mesh, history, seed, global_step)

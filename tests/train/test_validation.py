@@ -1,5 +1,7 @@
 """Bad input to fit/evaluate/predict: clear errors before anything is compiled."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -123,3 +125,16 @@ def test_counts_must_be_integers():
 def test_metrics_names_are_checked():
     with pytest.raises(ValueError, match=r"unknown metric 'acuracy'; known: .*accuracy"):
         _fit(blobs(), metrics="acuracy")
+
+
+@pytest.mark.parametrize("initial_epoch, kind, words", [
+    (3, ValueError, "initial_epoch=3 leaves nothing to train with epochs=3"),
+    (5, ValueError, "initial_epoch=5"),
+    (-1, ValueError, "`initial_epoch` must be >= 0, got -1"),
+    (1.5, TypeError, "`initial_epoch` must be an integer, got 1.5"),
+])  # fmt: skip
+def test_fit_refuses_a_meaningless_initial_epoch(initial_epoch, kind, words):
+    with pytest.raises(kind, match=re.escape(words)):
+        T.fit(
+            mlp(), blobs(), loss="cross_entropy", epochs=3, initial_epoch=initial_epoch, verbose=0
+        )

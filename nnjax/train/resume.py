@@ -1,0 +1,85 @@
+"""Resuming ``fit`` from a :class:`~nnjax.train.checkpoint.ModelCheckpoint` folder.
+
+The checkpoint carries parameters, optimizer state, the other model state (batch
+statistics, dropout RNG streams), the history and the data-order seed, so a resumed
+run ends bitwise where the uninterrupted one ends (CPU, same shapes and devices).
+
+Example:
+  >>> # state, history, initial_epoch, global_step = resume_state("run/ckpt", state, seed=0)
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from nnjax.io.errors import CheckpointError
+from nnjax.train import checkpoint, optimizers
+from nnjax.train.history import History
+from nnjax.train.state import TrainState
+
+
+def restore_state(
+    directory: str | os.PathLike, state: TrainState
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Restores the newest checkpoint's parts shaped like ``state``, and its metadata.
+
+    A checkpoint written with the optimizer's own state (no injected hyperparameters)
+    restores into an injected ``state`` too.
+
+    Args:
+      directory: a :class:`~nnjax.train.checkpoint.ModelCheckpoint` folder.
+      state: the fresh training state, the template of what is restored.
+
+    Returns:
+      ``(parts, meta)``: ``params``, ``opt_state`` and ``rest`` as host arrays, and
+      the checkpoint's JSON metadata.
+
+    Raises:
+      nnjax.io.CheckpointError: damaged, or written for another model or optimizer.
+    """
+    try:
+        return checkpoint.restore_checkpoint(directory, state._asdict())
+    except CheckpointError:
+        plain = optimizers.uninjected(state.opt_state)
+        if plain is None:
+            raise
+        template = {**state._asdict(), "opt_state": plain[0]}
+        try:
+            parts, meta = checkpoint.restore_checkpoint(directory, template)
+        except CheckpointError:
+            pass
+        else:
+            return {**parts, "opt_state": plain[1](parts["opt_state"])}, meta
+        raise
+
+
+def resume_state(
+    directory: str | os.PathLike, state: TrainState, seed: int
+) -> tuple[TrainState, History, int, int]:
+    """The state, history, next epoch and global step of the newest checkpoint.
+
+    Args:
+      directory: a :class:`~nnjax.train.checkpoint.ModelCheckpoint` folder that holds
+        at least one checkpoint.
+      state: the fresh training state, the template of what is restored.
+      seed: ``fit``'s seed; it must equal the checkpoint's (the same data order).
+
+    Returns:
+      ``(state, history, initial_epoch, global_step)``.
+
+    Raises:
+      ValueError: the checkpoint was trained with another seed.
+      nnjax.io.CheckpointError: damaged, or written for another model or optimizer.
+    """
+    parts, meta = restore_state(directory, state)
+    if meta.get("seed") != seed:
+        raise ValueError(
+            f"checkpoint in {directory} was trained with seed={meta.get('seed')}, but fit got "
+            f"seed={seed}; pass the same seed to resume the same data order"
+        )
+    history = History.from_dict(meta["history"])
+    return TrainState(**parts), history, meta["epoch"] + 1, meta["global_step"]
+
+
+__all__ = ["restore_state", "resume_state"]
