@@ -8,6 +8,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from nnjax._deprecation import renamed_args
 from nnjax.functional.sequence import Cell, _run
 
 _MERGES: dict[str, Callable[[jax.Array, jax.Array], jax.Array]] = {
@@ -41,8 +42,13 @@ def _merge_fn(merge: str) -> Callable[[jax.Array, jax.Array], jax.Array]:
     return _MERGES[merge]
 
 
+@renamed_args(hidden="hidden_features")
 def bidirectional_init(
-    key: jax.Array, cell_init: Callable[..., Any], in_features: int, hidden: int, **kwargs: Any
+    key: jax.Array,
+    cell_init: Callable[..., Any],
+    in_features: int,
+    hidden_features: int,
+    **kwargs: Any,
 ) -> dict[str, Any]:
     """Initialises :func:`bidirectional`: two independent cells.
 
@@ -50,7 +56,8 @@ def bidirectional_init(
       key: a PRNG key (split in two).
       cell_init: e.g. ``F.lstm_cell_init``.
       in_features: size of each step's input.
-      hidden: hidden size ``H`` of each direction.
+      hidden_features: hidden size ``H`` of each direction (``hidden``, deprecated,
+        still works with a :class:`DeprecationWarning`).
       **kwargs: passed to ``cell_init`` (``dtype``, initializers...).
 
     Returns:
@@ -64,8 +71,8 @@ def bidirectional_init(
     """
     k_fwd, k_bwd = jax.random.split(key)
     return {
-        "forward": cell_init(k_fwd, in_features, hidden, **kwargs),
-        "backward": cell_init(k_bwd, in_features, hidden, **kwargs),
+        "forward": cell_init(k_fwd, in_features, hidden_features, **kwargs),
+        "backward": cell_init(k_bwd, in_features, hidden_features, **kwargs),
     }
 
 

@@ -21,6 +21,7 @@ import jax
 import jax.numpy as jnp
 
 from nnjax import _checks, initializers
+from nnjax._deprecation import renamed_args
 from nnjax.functional import _utils
 
 Params = dict[str, jax.Array]
@@ -170,10 +171,11 @@ def _lstm_zero_carry(params: Params, batch_shape: tuple[int, ...], dtype) -> LST
 # --------------------------------------------------------------------------- Elman RNN
 
 
+@renamed_args(hidden="hidden_features")
 def rnn_cell_init(
     key: jax.Array,
     in_features: int,
-    hidden: int,
+    hidden_features: int,
     *,
     dtype: jnp.dtype = jnp.float32,
     kernel_init: str | initializers.Initializer = "glorot_uniform",
@@ -181,15 +183,18 @@ def rnn_cell_init(
 ) -> Params:
     """Initialises :func:`rnn_cell`: ``{"w_x": (in, H), "w_h": (H, H), "b": (H,)}``.
 
+    ``hidden_features`` is ``H``; the old keyword ``hidden`` still works, with a
+    :class:`DeprecationWarning`.
+
     Example:
       >>> jax.tree.map(jnp.shape, rnn_cell_init(jax.random.key(0), 3, 5))
       {'b': (5,), 'w_h': (5, 5), 'w_x': (3, 5)}
     """
     w_x, w_h = _recurrent_init(
-        key, in_features, hidden, 1, dtype=dtype, kernel_init=kernel_init,
+        key, in_features, hidden_features, 1, dtype=dtype, kernel_init=kernel_init,
         recurrent_init=recurrent_init,
     )  # fmt: skip
-    return {"w_x": w_x, "w_h": w_h, "b": jnp.zeros((hidden,), dtype)}
+    return {"w_x": w_x, "w_h": w_h, "b": jnp.zeros((hidden_features,), dtype)}
 
 
 def _rnn_recurrence(p: Params, h: jax.Array, gx: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -224,10 +229,11 @@ def rnn_cell(params: Params, h: jax.Array, x: jax.typing.ArrayLike) -> tuple[jax
 # --------------------------------------------------------------------------- LSTM
 
 
+@renamed_args(hidden="hidden_features")
 def lstm_cell_init(
     key: jax.Array,
     in_features: int,
-    hidden: int,
+    hidden_features: int,
     *,
     dtype: jnp.dtype = jnp.float32,
     kernel_init: str | initializers.Initializer = "glorot_uniform",
@@ -235,6 +241,9 @@ def lstm_cell_init(
     forget_bias: float = 1.0,
 ) -> Params:
     """Initialises :func:`lstm_cell`, gate blocks in order i, f, g, o.
+
+    ``hidden_features`` is ``H``; the old keyword ``hidden`` still works, with a
+    :class:`DeprecationWarning`.
 
     The forget-gate bias starts at ``forget_bias`` (1.0, as in Keras and Jozefowicz et
     al., 2015), the other biases at zero; each gate's ``(H, H)`` recurrent block is
@@ -248,10 +257,11 @@ def lstm_cell_init(
       {'b': (20,), 'w_h': (5, 20), 'w_x': (3, 20)}
     """
     w_x, w_h = _recurrent_init(
-        key, in_features, hidden, 4, dtype=dtype, kernel_init=kernel_init,
+        key, in_features, hidden_features, 4, dtype=dtype, kernel_init=kernel_init,
         recurrent_init=recurrent_init,
     )  # fmt: skip
-    b = jnp.zeros((4 * hidden,), dtype).at[hidden : 2 * hidden].set(forget_bias)
+    h = hidden_features
+    b = jnp.zeros((4 * h,), dtype).at[h : 2 * h].set(forget_bias)
     return {"w_x": w_x, "w_h": w_h, "b": b}
 
 
@@ -311,16 +321,20 @@ def lstm_cell(
 # --------------------------------------------------------------------------- GRU
 
 
+@renamed_args(hidden="hidden_features")
 def gru_cell_init(
     key: jax.Array,
     in_features: int,
-    hidden: int,
+    hidden_features: int,
     *,
     dtype: jnp.dtype = jnp.float32,
     kernel_init: str | initializers.Initializer = "glorot_uniform",
     recurrent_init: str | initializers.Initializer = "orthogonal",
 ) -> Params:
     """Initialises :func:`gru_cell`, gate blocks in order r, z, n; zero biases.
+
+    ``hidden_features`` is ``H``; the old keyword ``hidden`` still works, with a
+    :class:`DeprecationWarning`.
 
     Returns:
       ``{"w_x": (in, 3H), "w_h": (H, 3H), "b_x": (3H,), "b_h": (3H,)}``.
@@ -330,11 +344,11 @@ def gru_cell_init(
       {'b_h': (15,), 'b_x': (15,), 'w_h': (5, 15), 'w_x': (3, 15)}
     """
     w_x, w_h = _recurrent_init(
-        key, in_features, hidden, 3, dtype=dtype, kernel_init=kernel_init,
+        key, in_features, hidden_features, 3, dtype=dtype, kernel_init=kernel_init,
         recurrent_init=recurrent_init,
     )  # fmt: skip
-    b_x = jnp.zeros((3 * hidden,), dtype)
-    b_h = jnp.zeros((3 * hidden,), dtype)
+    b_x = jnp.zeros((3 * hidden_features,), dtype)
+    b_h = jnp.zeros((3 * hidden_features,), dtype)
     return {"w_x": w_x, "w_h": w_h, "b_x": b_x, "b_h": b_h}
 
 

@@ -206,3 +206,21 @@ def test_split_reproduces_each_cell(key):
         expected = split.recurrence(params, carry, gx)
         jax.tree.map(np.testing.assert_array_equal, CELLS[kind](params, carry, x), expected)
         assert recurrent.check_params("op", params, split.gates, split.biases) == (IN, H)
+
+
+@pytest.mark.parametrize("init", [F.rnn_cell_init, F.lstm_cell_init, F.gru_cell_init])
+def test_cell_inits_take_hidden_features_and_the_old_hidden(key, init):
+    new = init(key, IN, hidden_features=H)
+    with pytest.warns(DeprecationWarning, match=r"`hidden` is deprecated.*`hidden_features`"):
+        old = init(key, IN, hidden=H)
+    chex.assert_trees_all_equal(old, new)
+    with pytest.raises(TypeError, match="both `hidden`"):
+        init(key, IN, hidden=H, hidden_features=H)
+
+
+def test_bidirectional_init_takes_hidden_features_and_the_old_hidden(key):
+    new = F.bidirectional_init(key, F.gru_cell_init, IN, hidden_features=H)
+    with pytest.warns(DeprecationWarning, match="`hidden` is deprecated"):
+        old = F.bidirectional_init(key, F.gru_cell_init, IN, hidden=H)
+    chex.assert_trees_all_equal(old, new)
+    assert new["forward"]["w_h"].shape == (H, 3 * H)
