@@ -9,15 +9,16 @@ from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
-from jax import lax
 
 from nnjax import _checks, initializers
+from nnjax.functional import _conv_formulations as _forms
 from nnjax.functional import _utils
+from nnjax.functional._conv_formulations import conv_formulation as conv_formulation
 
 Params = dict[str, jax.Array]
 Padding = str | int | Sequence[tuple[int, int]]
 Size = int | tuple[int, ...]
-_LAYOUT = {1: ("NWC", "WIO", "NWC"), 2: ("NHWC", "HWIO", "NHWC"), 3: ("NDHWC", "DHWIO", "NDHWC")}
+_LAYOUT = _forms._LAYOUT
 _PAD_FORM = {1: "(lo, hi)", 2: "((top, bottom), (left, right))", 3: "three (lo, hi) pairs"}
 
 
@@ -189,6 +190,7 @@ def conv(
     padding: Padding = "SAME",
     dilation: Size = 1,
     feature_group_count: int = 1,
+    formulation: str = "auto",
 ) -> jax.Array:
     """The N-d convolution behind ``conv{1,2,3}d`` (``op`` names errors)."""
     x = _utils.as_compute(op, x)
@@ -199,19 +201,16 @@ def conv(
     groups = feature_group_count
     _check_groups(op, groups, in_per_group * groups, out_channels)
     _checks.check_shape(op, "x", x, (*(None,) * (nd + 1), in_per_group * groups))
+    _forms.check_formulation(op, formulation)
     pads = _padding(op, nd, padding)
     dilation = _utils.ntuple(dilation, nd, "dilation", op)
+    strides = _utils.ntuple(stride, nd, "stride", op)
     span = tuple((k - 1) * d + 1 for k, d in zip(kernel.shape[:nd], dilation))
     _utils.check_window_fits(op, x, span, pads)
-    y = lax.conv_general_dilated(
-        x,
-        kernel.astype(x.dtype),
-        window_strides=_utils.ntuple(stride, nd, "stride", op),
-        padding=pads,
-        rhs_dilation=dilation,
-        dimension_numbers=_LAYOUT[nd],
-        feature_group_count=groups,
-    )
+    pads = _forms.explicit_pads(x.shape, span, strides, pads)
+    out = [_forms.out_size(*a) for a in zip(x.shape[1:-1], pads, span, strides)]
+    chosen = _forms.resolve(formulation, x, kernel, out, groups)
+    y = _forms.IMPLEMENTATIONS[chosen](x, kernel.astype(x.dtype), strides, pads, dilation, groups)
     return add_bias(op, params, y)
 
 
@@ -231,6 +230,7 @@ def conv2d(
     padding: Padding = "SAME",
     dilation: Size = 1,
     feature_group_count: int = 1,
+    formulation: str = "auto",
 ) -> jax.Array:
     """Convolves NHWC images with the kernel: a cross-correlation, as in every DL framework.
 
@@ -245,6 +245,10 @@ def conv2d(
       feature_group_count: ``groups`` in PyTorch: input and output channels are split
         into this many groups, each convolved with its own filters; ``in`` gives a
         depthwise convolution.
+      formulation: ``"auto"`` (the default of :func:`conv_formulation`, else the
+        formulation measured fastest for this backend and shape), ``"xla"``
+        (``lax.conv_general_dilated``) or ``"patches"`` (im2col + one matmul). All
+        compute the same values; see ``nnjax/functional/_conv_formulations.py``.
 
     Returns:
       ``(B, H', W', out)``, the dtype of ``x``.
@@ -252,9 +256,9 @@ def conv2d(
     Raises:
       AssertionError: if ``x`` is not rank 4 or its channels differ from the kernel's
         ``in`` (the message names the shapes).
-      ValueError: for a bad ``stride``, ``padding``, ``dilation`` or
-        ``feature_group_count``, or when the (padded) image is smaller than the dilated
-        kernel.
+      ValueError: for a bad ``stride``, ``padding``, ``dilation``,
+        ``feature_group_count`` or ``formulation``, or when the (padded) image is
+        smaller than the dilated kernel.
       TypeError: if ``x`` is not floating.
 
     Example:
@@ -266,7 +270,7 @@ def conv2d(
     """
     return conv(
         "conv2d", 2, params, x, stride=stride, padding=padding, dilation=dilation,
-        feature_group_count=feature_group_count,
+        feature_group_count=feature_group_count, formulation=formulation,
     )  # fmt: skip
 
 
@@ -278,6 +282,7 @@ def conv1d(
     padding: Padding = "SAME",
     dilation: Size = 1,
     feature_group_count: int = 1,
+    formulation: str = "auto",
 ) -> jax.Array:
     """Convolves ``(B, T, in)`` sequences with a ``(k, in // groups, out)`` kernel.
 
@@ -294,7 +299,7 @@ def conv1d(
     """
     return conv(
         "conv1d", 1, params, x, stride=stride, padding=padding, dilation=dilation,
-        feature_group_count=feature_group_count,
+        feature_group_count=feature_group_count, formulation=formulation,
     )  # fmt: skip
 
 
@@ -306,6 +311,7 @@ def conv3d(
     padding: Padding = "SAME",
     dilation: Size = 1,
     feature_group_count: int = 1,
+    formulation: str = "auto",
 ) -> jax.Array:
     """Convolves ``(B, D, H, W, in)`` volumes with a ``(kd, kh, kw, in // groups, out)`` kernel.
 
@@ -321,5 +327,5 @@ def conv3d(
     """
     return conv(
         "conv3d", 3, params, x, stride=stride, padding=padding, dilation=dilation,
-        feature_group_count=feature_group_count,
+        feature_group_count=feature_group_count, formulation=formulation,
     )  # fmt: skip

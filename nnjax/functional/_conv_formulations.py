@@ -1,0 +1,183 @@
+"""Formulations of the N-d convolution and the rule that picks one (private).
+
+Two formulations compute the same channels-last cross-correlation:
+
+* ``"xla"``: :func:`jax.lax.conv_general_dilated`, XLA's convolution (cuDNN on GPUs,
+  Eigen's spatial convolution on XLA:CPU).
+* ``"patches"``: im2col. The kernel-sized windows are gathered as ``prod(kernel_size)``
+  strided slices of the padded input, concatenated along the channels into
+  ``(B, *out, k*in)``, and multiplied by the kernel reshaped to ``(k*in, out)`` in one
+  :func:`jax.numpy.dot` (grouped: one batched ``einsum`` over the groups). Its
+  gradients are matmuls too, plus pads and slices (the transposes of the slices).
+
+The rule (:func:`choose`), from ``benchmarks/bench_ops.py`` on a 2-core AMD EPYC (Zen 2,
+AVX2), jax 0.10.2, forward + backward of one conv 3x3 SAME at the CNN benchmark's shapes
+(ms, XLA / patches, load average 1-3): ``(32, 28, 28, 1) -> 32`` 15.4 / 5.9,
+``(32, 14, 14, 32) -> 64`` 34.9 / 23.9, ``(128, 28, 28, 1) -> 32`` 85.8 / 33.2,
+``(128, 14, 14, 32) -> 64`` 189 / 161. XLA:CPU's convolution, and its kernel gradient
+above all, is the slow part; a GEMM over patches is 1.2-2.6x faster. So on the CPU
+backend ungrouped convolutions use ``"patches"`` while the patch matrix stays under
+:data:`PATCHES_MAX_BYTES` (a memory guard: im2col reads the input ``prod(kernel_size)``
+times); grouped (depthwise) ones and every other backend keep ``"xla"``.
+
+Example:
+  >>> choose((8, 28, 28, 1), (3, 3, 1, 32), (28, 28), 1, jnp.float32, "cpu")
+  'patches'
+  >>> choose((8, 28, 28, 1), (3, 3, 1, 32), (28, 28), 1, jnp.float32, "gpu")
+  'xla'
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import itertools
+import math
+from collections.abc import Iterator, Sequence
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+#: Accepted values of ``formulation`` (``"auto"``: :func:`choose` decides).
+FORMULATIONS = ("auto", "xla", "patches")
+
+#: Largest patch matrix ``(B, *out, k*in)`` that ``"auto"`` builds on the CPU.
+PATCHES_MAX_BYTES = 256 * 2**20
+
+_LAYOUT = {1: ("NWC", "WIO", "NWC"), 2: ("NHWC", "HWIO", "NHWC"), 3: ("NDHWC", "DHWIO", "NDHWC")}
+_DEFAULT: contextvars.ContextVar[str] = contextvars.ContextVar("conv_formulation", default="auto")
+
+
+def check_formulation(op: str, formulation: str) -> str:
+    """Returns ``formulation`` if it is one of :data:`FORMULATIONS`, else raises ValueError."""
+    if formulation not in FORMULATIONS:
+        raise ValueError(f"{op}: `formulation` must be one of {FORMULATIONS}, got {formulation!r}")
+    return formulation
+
+
+@contextlib.contextmanager
+def conv_formulation(formulation: str) -> Iterator[None]:
+    """Within the block, convolutions called with ``formulation="auto"`` use this one.
+
+    It is read when a convolution is traced: a function jitted inside the block keeps
+    the formulation it was traced with, even when later called outside it.
+
+    Args:
+      formulation: ``"xla"``, ``"patches"`` or ``"auto"`` (the measured rule).
+
+    Raises:
+      ValueError: for another value.
+
+    Example:
+      >>> import nnjax.functional as F
+      >>> params = F.conv2d_init(jax.random.key(0), 1, 4, 3)
+      >>> with conv_formulation("xla"):
+      ...     y = F.conv2d(params, jnp.ones((1, 8, 8, 1)))
+      >>> y.shape
+      (1, 8, 8, 4)
+    """
+    token = _DEFAULT.set(check_formulation("conv_formulation", formulation))
+    try:
+        yield
+    finally:
+        _DEFAULT.reset(token)
+
+
+def choose(
+    x_shape: Sequence[int],
+    kernel_shape: Sequence[int],
+    out_spatial: Sequence[int],
+    groups: int,
+    dtype: jnp.dtype,
+    backend: str,
+) -> str:
+    """The formulation ``"auto"`` picks (the rule in the module docstring)."""
+    nd = len(kernel_shape) - 2
+    patch_elems = x_shape[0] * math.prod(out_spatial) * math.prod(kernel_shape[:nd]) * x_shape[-1]
+    small = patch_elems * jnp.dtype(dtype).itemsize <= PATCHES_MAX_BYTES
+    return "patches" if backend == "cpu" and groups == 1 and small else "xla"
+
+
+def resolve(formulation: str, x: jax.Array, kernel: jax.Array, out_spatial, groups: int) -> str:
+    """``formulation``, or for ``"auto"`` the context's default, else :func:`choose`."""
+    if formulation == "auto":
+        formulation = _DEFAULT.get()
+    if formulation == "auto":
+        backend = jax.default_backend()
+        return choose(x.shape, kernel.shape, out_spatial, groups, x.dtype, backend)
+    return formulation
+
+
+def explicit_pads(
+    x_shape: Sequence[int],
+    span: Sequence[int],
+    strides: Sequence[int],
+    padding: str | Sequence[tuple[int, int]],
+) -> list[tuple[int, int]]:
+    """``(lo, hi)`` per spatial axis; ``"SAME"``/``"VALID"`` resolved as XLA does."""
+    if isinstance(padding, str):
+        pairs = lax.padtype_to_pads(x_shape[1:-1], span, strides, padding)
+        return [(int(lo), int(hi)) for lo, hi in pairs]
+    return list(padding)
+
+
+def out_size(size: int, pad: tuple[int, int], span: int, stride: int) -> int:
+    """Output length of one spatial axis."""
+    return (size + pad[0] + pad[1] - span) // stride + 1
+
+
+def xla(
+    x: jax.Array,
+    kernel: jax.Array,
+    strides: tuple[int, ...],
+    pads: list[tuple[int, int]],
+    dilation: tuple[int, ...],
+    groups: int,
+) -> jax.Array:
+    """XLA's convolution, channels-last."""
+    return lax.conv_general_dilated(
+        x,
+        kernel,
+        window_strides=strides,
+        padding=pads,
+        rhs_dilation=dilation,
+        dimension_numbers=_LAYOUT[kernel.ndim - 2],
+        feature_group_count=groups,
+    )
+
+
+def patches(
+    x: jax.Array,
+    kernel: jax.Array,
+    strides: tuple[int, ...],
+    pads: list[tuple[int, int]],
+    dilation: tuple[int, ...],
+    groups: int,
+) -> jax.Array:
+    """im2col: strided slices of the padded input, concatenated, times the kernel."""
+    nd = kernel.ndim - 2
+    sizes, (in_per_group, out_channels) = kernel.shape[:nd], kernel.shape[nd:]
+    x = lax.pad(
+        x, jnp.zeros((), x.dtype), [(0, 0, 0), *((lo, hi, 0) for lo, hi in pads), (0, 0, 0)]
+    )
+    spans = [(k - 1) * d + 1 for k, d in zip(sizes, dilation)]
+    out = [out_size(n, (0, 0), s, st) for n, s, st in zip(x.shape[1:-1], spans, strides)]
+    cols = []
+    for offset in itertools.product(*(range(k) for k in sizes)):
+        start = [o * d for o, d in zip(offset, dilation)]
+        limit = [b + (n - 1) * st + 1 for b, n, st in zip(start, out, strides)]
+        cols.append(
+            lax.slice(x, (0, *start, 0), (x.shape[0], *limit, x.shape[-1]), (1, *strides, 1))
+        )
+    taps = math.prod(sizes)
+    if groups == 1:
+        return jnp.dot(jnp.concatenate(cols, axis=-1), kernel.reshape(taps * in_per_group, -1))
+    stacked = jnp.stack(cols, axis=-2)  # (B, *out, taps, in)
+    stacked = stacked.reshape(*stacked.shape[:-1], groups, in_per_group)
+    w = kernel.reshape(taps, in_per_group, groups, out_channels // groups)
+    y = jnp.einsum("...kgc,kcgo->...go", stacked, w)
+    return y.reshape(*y.shape[:-2], out_channels)
+
+
+IMPLEMENTATIONS = {"xla": xla, "patches": patches}
