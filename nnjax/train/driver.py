@@ -2,8 +2,9 @@
 
 Callbacks read the run through ``self.loop`` (a :class:`RunView`: model, state,
 history, epoch, step counts, the logged names) and act only through requests:
-:meth:`RunView.request_stop`, :meth:`RunView.set_hyperparameter` and
-:meth:`RunView.restore_weights`. The driver applies them between hooks, so no callback
+:meth:`RunView.request_stop`, :meth:`RunView.set_hyperparameter`,
+:meth:`RunView.restore_weights` (and :meth:`RunView.replace_state` for the engine's own
+callbacks). The driver applies them between hooks, so no callback
 rewrites the loop's state behind its back.
 
 Example:
@@ -26,7 +27,11 @@ from nnjax.train.history import History
 
 @dataclasses.dataclass
 class Run:
-    """The mutable state of one ``fit`` call; only ``fit`` and the driver write it."""
+    """The mutable state of one ``fit`` call (or one sweep group); only the engine writes it.
+
+    ``state`` is a ``TrainState`` (or a sweep's state of stacked members) and
+    ``history`` a :class:`History` (or anything with ``append(epoch, logs)``).
+    """
 
     model: Any
     state: Any
@@ -95,6 +100,18 @@ class RunView:
         """
         params, rest = sharding.put_replicated((params, rest), self._run.mesh)
         self._run.state = self._run.state._replace(params=params, rest=rest)
+
+    def replace_state(self, **parts: Any) -> None:
+        """Replaces fields of the run's state (a request applied between hooks).
+
+        For the engine's own callbacks, e.g. a sweep's per-member early stopping
+        (``replace_state(active=..., params=...)``); ``ValueError`` for an unknown field.
+        """
+        state = self._run.state
+        unknown = sorted(set(parts) - set(state._fields))
+        if unknown:
+            raise ValueError(f"replace_state: the run's state has no field {unknown}")
+        self._run.state = state._replace(**parts)
 
     def put_state(self, tree: Any) -> Any:
         """Places a pytree (e.g. host copies of params) on the mesh, replicated."""

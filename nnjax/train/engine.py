@@ -10,6 +10,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -57,16 +58,22 @@ class Plan:
       steps: updates per epoch (None when unknown).
       shuffle: shuffle array data every epoch.
       verbose: 0, 1 or 2.
+      logs_fn: ``logs_fn(state, host_outs, epoch) -> logs``: the epoch's logs from the
+        state after the epoch and the host copies of every dispatch's output. ``None``
+        (``fit``): :func:`fit_logs` (a NaN loss raises, then the loss, the exact
+        metrics, ``val_*`` from ``validate`` and the learning rate). A sweep passes its
+        own (per-member arrays).
     """
 
     train_fn: Callable
-    feeder: DeviceFeeder
+    feeder: DeviceFeeder | Any  # anything with epoch(seed, epoch, shuffle=...) -> Chunks
     validate: Callable[[TrainState], dict[str, float]] | None
     metrics: Sequence[metrics_lib.Metric]
     epochs: int
     steps: int | None
     shuffle: bool
     verbose: int
+    logs_fn: Callable[[Any, list[dict], int], dict[str, Any]] | None = None
 
 
 def epoch_logs(outs: list[dict], metrics: Sequence[metrics_lib.Metric]) -> dict[str, float]:
@@ -96,6 +103,21 @@ def _check_finite(outs: list[dict], epoch: int) -> None:
         raise NonFiniteLossError(epoch, int(bad[0]), float(losses[bad[0]]))
 
 
+def fit_logs(plan: Plan, state: TrainState, host: list[dict], epoch: int) -> dict[str, float]:
+    """``fit``'s epoch logs: loss and metrics, ``val_*`` and the learning rate.
+
+    Raises :class:`NonFiniteLossError` first if any update's loss was NaN or infinite.
+    """
+    _check_finite(host, epoch)
+    logs = epoch_logs(host, plan.metrics)
+    if plan.validate is not None:
+        logs.update({f"val_{k}": v for k, v in plan.validate(state).items()})
+    hyper = optimizers.hyperparameters(state.opt_state)
+    if "learning_rate" in hyper:
+        logs["learning_rate"] = float(str(np.float32(jax.device_get(hyper["learning_rate"]))))
+    return logs
+
+
 def _dispatch(run: Run, plan: Plan, chunk: Any, bar: EpochProgress) -> Any:
     """One compiled dispatch; reports a compile when this call traced the step."""
     traces = compiled.TRACES.count
@@ -109,7 +131,7 @@ def _dispatch(run: Run, plan: Plan, chunk: Any, bar: EpochProgress) -> Any:
             *state, out = plan.train_fn(*run.state, *chunk.args)
         finally:
             compiled.TRACES.listener = None
-        run.state = TrainState(*state)
+        run.state = type(run.state)(*state)  # TrainState, or a sweep's state
     if compiled.TRACES.count != traces:
         jax.block_until_ready(out)
         bar.compiled(time.perf_counter() - start)
@@ -132,13 +154,8 @@ def run_epoch(run: Run, plan: Plan, driver: CallbackDriver, epoch: int) -> dict[
             bar.update(chunk.steps, loss)
             driver.dispatch_end(chunk.args)
         host = jax.device_get(outs)
-        _check_finite(host, epoch)
-        logs = epoch_logs(host, plan.metrics)
-        if plan.validate is not None:
-            logs.update({f"val_{k}": v for k, v in plan.validate(run.state).items()})
-        hyper = optimizers.hyperparameters(run.state.opt_state)
-        if "learning_rate" in hyper:
-            logs["learning_rate"] = float(str(np.float32(jax.device_get(hyper["learning_rate"]))))
+        logs_fn = plan.logs_fn or functools.partial(fit_logs, plan)
+        logs = logs_fn(run.state, host, epoch)
     except BaseException:
         if bar.bar is not None:
             bar.bar.close()
@@ -148,7 +165,12 @@ def run_epoch(run: Run, plan: Plan, driver: CallbackDriver, epoch: int) -> dict[
 
 
 def run_epochs(run: Run, plan: Plan, driver: CallbackDriver, initial_epoch: int) -> None:
-    """The epoch loop: fills ``run.history``; ends with ``on_train_end``."""
+    """The epoch loop: fills ``run.history``; ends with ``on_train_end``.
+
+    ``run.state`` is any named tuple whose fields the dispatch takes first and returns
+    first (``TrainState`` for ``fit``; a sweep adds its members' active mask), and
+    ``run.history`` anything with ``append(epoch, logs)``.
+    """
     logs: dict[str, float] = {}
     for epoch in range(initial_epoch, plan.epochs):
         driver.epoch_begin(epoch)
@@ -160,4 +182,4 @@ def run_epochs(run: Run, plan: Plan, driver: CallbackDriver, initial_epoch: int)
     driver.train_end(logs)
 
 
-__all__ = ["NonFiniteLossError", "Plan", "epoch_logs", "run_epoch", "run_epochs"]
+__all__ = ["NonFiniteLossError", "Plan", "epoch_logs", "fit_logs", "run_epoch", "run_epochs"]

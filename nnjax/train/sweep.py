@@ -1,20 +1,20 @@
-"""Sweeps and ensembles: M models trained at once in one vmapped, compiled update step.
+"""Sweeps and ensembles: ``fit`` over ``M`` stacked members, one vmapped program per structure.
 
-Each *member* has a seed and a value for every swept Optax hyperparameter. Members
-are built separately (``model_fn(nnx.Rngs(seed))``), split with
-:func:`~nnjax.train.step.split_model`, and their parameters, optimizer states and other
-state are stacked on a new leading axis ``M``. The optimizer is wrapped in
-``optax.inject_hyperparams``, so each member's learning rate (or any other numeric
-hyperparameter) lives in its own optimizer state and one ``jax.vmap`` of the ordinary
-:func:`~nnjax.train.step.make_train_step` trains all members; ``lax.scan`` runs
-``steps_per_dispatch`` updates per dispatch.
+Each *member* has a seed and a value for every swept hyperparameter (:func:`grid`,
+:func:`random_search`). Optimizer hyperparameters (any numeric argument of the Optax
+factory: learning rate, weight decay, momentum) live in each member's
+``optax.inject_hyperparams`` state; ``model_fn`` hyperparameters (hidden sizes, dropout
+rate, activation) change the graph, so members are grouped by them: members with equal
+structure share one compiled ``jax.vmap`` of ``fit``'s own step, and the groups run one
+after another. Every group runs through ``fit``'s epoch loop
+(:func:`nnjax.train.engine.run_epochs`) with its callbacks, validation and metrics.
 
 Data-order rule: a member with seed ``s`` sees, in epoch ``e``, exactly the padded and
 masked batches ``epoch_index(s, e, N, batch_size)`` (:mod:`nnjax.train.data`), the
-same ones that ``fit(model, ..., seed=s)`` uses, through the same step and device loop.
-So member ``i`` ends where training ``model_fn(nnx.Rngs(seed_i))`` alone with
-``seed=seed_i`` and its hyperparameters ends (up to float32 reassociation: ``vmap``
-batches the matrix products).
+ones ``fit(model, ..., seed=s)`` uses, through the same step and device loop. So member
+``i`` ends where ``fit(model_fn(nnx.Rngs(seed_i), **structure_i), ..., seed=seed_i)``
+with its hyperparameters ends, early stopping included (up to float32 reassociation:
+``vmap`` batches the matrix products).
 
 Example:
   >>> import numpy as np, optax
@@ -24,201 +24,183 @@ Example:
   >>> y = (x[:, 0] > 0).astype("int32")
   >>> result = sweep(lambda rngs: MLP(2, (8,), 2, rngs=rngs), (x, y),
   ...                loss="cross_entropy", optimizer=optax.sgd,
-  ...                **grid(seeds=[0, 1], learning_rate=[0.1, 0.3]), epochs=2)
+  ...                members=grid(seeds=[0, 1], learning_rate=[0.1, 0.3]), epochs=2)
   >>> result.num_members, result.history["loss"].shape
   (4, (4, 2))
 """
 
 from __future__ import annotations
 
-import dataclasses
-import itertools
+import os
+import shutil
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 from flax import nnx
 
-from nnjax import activations, losses
-from nnjax.train import compiled
-from nnjax.train import step as step_lib
+from nnjax import losses
+from nnjax.io import steps as io_steps
+from nnjax.train import compiled, loop, step
 from nnjax.train import validation as checks
-from nnjax.train.compiled import cached, gathered, loop_steps
-from nnjax.train.data import epoch_index
-from nnjax.train.engine import epoch_logs
+from nnjax.train.callbacks import Callback, EarlyStopping
+from nnjax.train.checkpoint import ModelCheckpoint
+from nnjax.train.driver import CallbackDriver, Run
+from nnjax.train.engine import Plan, run_epochs
 from nnjax.train.optimizers import get_optimizer
+from nnjax.train.progress import format_logs, say
+from nnjax.train.sweep_callbacks import MemberStopping, SweepCheckpoint, resume
+from nnjax.train.sweep_result import MemberGroup, SweepResult, ensemble_predict, member_predictions
+from nnjax.train.sweep_space import (
+    Choice,
+    Integer,
+    LogUniform,
+    Uniform,
+    check_numeric,
+    grid,
+    hashable,
+    keywords,
+    random_search,
+    route,
+    zip_members,
+)
+from nnjax.train.sweep_step import (
+    SweepFeeder,
+    SweepHistory,
+    SweepState,
+    compiled_sweep_train,
+    make_sweep_logs,
+    make_validate,
+    stack,
+    take,
+)
 
-PyTree = Any
 OptimizerFactory = Callable[..., optax.GradientTransformation]
 
-#: Updates fused into one dispatch by ``lax.scan`` (as in ``fit``).
+#: Updates fused into one dispatch (as in ``fit``).
 DEFAULT_STEPS_PER_DISPATCH = compiled.DEFAULT_STEPS_PER_DISPATCH
 
 
-@dataclasses.dataclass
-class SweepResult:
-    """The trained members of a :func:`sweep`, stacked on a leading axis ``M``.
-
-    Attributes:
-      graphdef: the members' graph, in the mode ``model_fn`` built them in.
-      params: stacked ``nnx.Param`` state, every leaf ``(M, ...)``.
-      rest: stacked other state (batch statistics, RNG streams).
-      opt_state: stacked ``optax.inject_hyperparams`` states.
-      seeds: each member's seed, ``(M,)``.
-      hyperparams: each swept hyperparameter's value per member, ``name -> (M,)``.
-      history: per-epoch loss and exact metrics, ``name -> (M, epochs)``.
-    """
-
-    graphdef: nnx.GraphDef
-    params: PyTree
-    rest: PyTree
-    opt_state: PyTree
-    seeds: np.ndarray
-    hyperparams: dict[str, np.ndarray]
-    history: dict[str, np.ndarray]
-
-    @property
-    def num_members(self) -> int:
-        """``M``, the number of members."""
-        return len(self.seeds)
-
-    def member(self, i: int) -> nnx.Module:
-        """Member ``i`` as a standalone NNX model (a copy; training it leaves this intact)."""
-        take = lambda a: jnp.array(a[i])
-        return nnx.merge(
-            self.graphdef, jax.tree.map(take, self.params), jax.tree.map(take, self.rest)
-        )
-
-    def best(self, metric: str = "loss", mode: str = "min") -> int:
-        """The index of the member with the best final-epoch ``metric`` (NaN counts as worst)."""
-        final = np.asarray(self.history[metric])[:, -1]
-        if mode not in ("min", "max"):
-            raise ValueError(f"SweepResult.best: `mode` must be 'min' or 'max', got {mode!r}")
-        scores = np.where(np.isnan(final), np.inf, final if mode == "min" else -final)
-        return int(np.argmin(scores))
-
-
-def grid(seeds: Sequence[int] = (0,), **hyperparams: Sequence[float]) -> dict[str, Any]:
-    """The Cartesian product of seeds and hyperparameter values, as :func:`sweep` arguments.
-
-    Example:
-      >>> g = grid(seeds=[0, 1], learning_rate=[1e-3, 1e-2])
-      >>> g["seeds"], g["hyperparams"]["learning_rate"]
-      ([0, 0, 1, 1], [0.001, 0.01, 0.001, 0.01])
-    """
-    names = list(hyperparams)
-    combos = list(itertools.product(seeds, *(hyperparams[n] for n in names)))
-    return {
-        "seeds": [c[0] for c in combos],
-        "hyperparams": {n: [c[j + 1] for c in combos] for j, n in enumerate(names)},
-    }
-
-
 def sweep(
-    model_fn: Callable[[nnx.Rngs], nnx.Module],
-    train: tuple[Any, Any],
+    model_fn: Callable[..., nnx.Module],
+    data: Any,
     *,
-    loss: str | losses.Loss,
+    loss: str | losses.Loss | None = None,
+    loss_fn: Callable | None = None,
     optimizer: str | OptimizerFactory = "adam",
     learning_rate: float = 1e-3,
+    members: Mapping[str, Any] | None = None,
     seeds: Sequence[int] = (0,),
-    hyperparams: Mapping[str, Sequence[float]] | None = None,
+    hyperparams: Mapping[str, Any] | None = None,
     epochs: int = 1,
     batch_size: int = 32,
-    metrics: Any = ("accuracy",),
-    steps_per_dispatch: int = DEFAULT_STEPS_PER_DISPATCH,
+    validation_data: Any = None,
+    validation_split: float = 0.0,
+    metrics: Any = None,
+    callbacks: Sequence[Callback] = (),
+    precision: str | None = None,
+    remat: bool = False,
+    class_weight: Mapping[int, float] | None = None,
+    steps_per_epoch: int | None = None,
+    steps_per_dispatch: int | None = None,
+    members_per_program: int | None = None,
     shuffle: bool = True,
+    resume_from: str | os.PathLike | None = None,
+    verbose: int = 0,
+    check_inputs: bool = True,
 ) -> SweepResult:
-    """Trains ``M`` members (seeds x hyperparameters) together in one vmapped step.
-
-    Members are zipped: member ``i`` has ``seeds[i]`` and ``hyperparams[name][i]``;
-    any of these given with length 1 is broadcast to ``M`` (use :func:`grid` for a
-    Cartesian product). Member ``i`` ends where training it alone does (see the module
-    docstring for the data-order rule). A diverging member gets NaNs in ``history``
-    and does not stop the others.
+    """Trains ``M`` members (seeds x hyperparameters), ``fit`` over stacked members.
 
     Args:
-      model_fn: builds one member from ``nnx.Rngs(seed)``; every member must have the
-        same architecture.
-      train: ``(x, y)`` arrays with the same leading length ``N``.
-      loss: a name from :mod:`nnjax.losses` or a callable ``loss(logits, y)``.
-      optimizer: an Optax optimizer factory (``optax.adam``, or a ``functools.partial``
-        of one) or a name (``"adam"``, ``"sgd"``...). It is wrapped in
-        ``optax.inject_hyperparams``; pass the same object to reuse the compiled step.
-      learning_rate: used when ``hyperparams`` has no ``"learning_rate"``.
+      model_fn: ``model_fn(rngs, **structure)`` builds one member from ``nnx.Rngs(seed)``
+        and the swept hyperparameters it takes (e.g. ``width``, ``dropout``).
+      data: as ``fit``: ``(x, y[, sample_weight])`` arrays, or an iterable of batches
+        (then every member sees the iterable's batches).
+      loss: a loss name or ``loss(predictions, y)`` (as ``fit``).
+      loss_fn: instead of ``loss``, ``loss_fn(model, batch)`` (as ``fit``).
+      metrics: metric specs; ``None`` follows the loss (as ``fit``).
+      precision: ``"bfloat16"``: bfloat16 compute, float32 state (as ``fit``).
+      remat: recompute the forward pass in the backward pass.
+      class_weight: ``{class: weight}`` (as ``fit``).
+      steps_per_epoch: batches per epoch from an endless iterable.
+      batch_size: examples per update; the last batch is padded and masked.
+      epochs: the epoch count.
+      validation_data: evaluated for every member after every epoch (``val_*`` logs).
+      validation_split: hold out this last fraction of array data.
+      shuffle: shuffle array data every epoch.
+      check_inputs: reject integer and NaN inputs (as ``fit``).
+      optimizer: an Optax optimizer factory (``optax.adam``, or a
+        ``functools.partial`` of one) or a name; run under ``optax.inject_hyperparams``.
+      learning_rate: used when the members do not set ``learning_rate``.
+      members: ``{"seeds": [...], "hyperparams": {name: [...]}}`` from :func:`grid` or
+        :func:`random_search` (or pass ``seeds``/``hyperparams`` yourself: zipped, a
+        list of length 1 broadcast). Each name goes to the optimizer factory if it
+        takes it, else to ``model_fn``.
       seeds: each member's seed: its initialisation, dropout streams and data order.
-      hyperparams: numeric keyword arguments of ``optimizer`` swept per member,
-        e.g. ``{"learning_rate": [1e-3, 3e-3, 1e-2]}``.
-      epochs: number of epochs.
-      batch_size: examples per update (at most ``N``); the last batch is padded and masked.
-      metrics: metric names or callables logged besides the loss.
-      steps_per_dispatch: updates per compiled dispatch (``lax.scan``).
-      shuffle: shuffle every epoch.
+      hyperparams: name -> per-member values.
+      callbacks: :class:`~nnjax.train.callbacks.EarlyStopping` acts per member (a
+        stopped member is masked out inside the compiled step; the sweep ends when all
+        have stopped); :class:`~nnjax.train.checkpoint.ModelCheckpoint` saves the
+        stacked state of each group under ``directory/group_<g>`` every epoch
+        (``save_best_only`` is refused). Other callbacks see logs of ``(M,)`` arrays,
+        once per group.
+      steps_per_dispatch: updates per compiled dispatch (default as ``fit``).
+      members_per_program: at most this many members share one vmapped program (more
+        run as further groups, one after another); default: all of a structure.
+      resume_from: a ``ModelCheckpoint`` folder of an earlier run of this sweep: every
+        group continues after its newest checkpoint (a finished group is not rerun).
+      verbose: 0 silent; 1 or 2 one line per epoch and group.
 
     Returns:
-      A :class:`SweepResult`.
+      A :class:`~nnjax.train.sweep_result.SweepResult`.
 
     Raises:
-      ValueError: bad data, member lists of different lengths, members with different
-        architectures, or an unknown optimizer name.
+      ValueError, TypeError: before anything compiles: bad data, member lists of
+        different lengths, a hyperparameter neither the optimizer factory nor
+        ``model_fn`` takes, a non-numeric optimizer hyperparameter, an unknown optimizer
+        name, members of one structure with different architectures.
 
     Example:
       >>> import numpy as np
-      >>> from flax import nnx
       >>> from nnjax.nn import MLP
       >>> x = np.ones((16, 2), np.float32); y = np.zeros((16, 1), np.float32)
-      >>> r = sweep(lambda rngs: MLP(2, (4,), 1, rngs=rngs), (x, y), loss="mse",
-      ...           seeds=[0, 1, 2], batch_size=8, metrics=())
-      >>> r.params["layers"][0]["kernel"].shape
-      (3, 2, 4)
+      >>> r = sweep(lambda rngs, width: MLP(2, (width,), 1, rngs=rngs), (x, y), loss="mse",
+      ...           members=grid(seeds=[0, 1], width=[4, 8]), batch_size=8)
+      >>> len(r.groups), r.member(3).layers[0].kernel.shape
+      (2, (2, 8))
     """
-    x, y = checks.check_dataset("train", train)
-    if epochs < 0 or batch_size < 1 or steps_per_dispatch < 1:
-        raise ValueError("sweep: epochs must be >= 0, batch_size and steps_per_dispatch >= 1")
+    epochs = checks.check_count("epochs", epochs)
+    batch_size = checks.check_count("batch_size", batch_size, 1)
+    if members is not None:
+        if tuple(seeds) != (0,) or hyperparams:
+            raise ValueError("sweep: pass `members` or `seeds`/`hyperparams`, not both")
+        seeds, hyperparams = members["seeds"], members.get("hyperparams", {})
+    objective = loop._objective(loss, loss_fn, metrics, precision, remat)
     factory = _factory(optimizer)
-    seed_list, hp = _members(seeds, {"learning_rate": [learning_rate], **(hyperparams or {})})
-    metrics = tuple(metrics)
-    step_lib.resolve_metrics(metrics)
-    batch_size = min(batch_size, len(x))
-
-    graphdef, model_graphdef, params, rest = _build_members(model_fn, seed_list)
-    names = tuple(sorted(hp))
-    opt_state = _stack(
-        [
-            optax.inject_hyperparams(factory)(**{n: hp[n][i] for n in names}).init(p)
-            for i, p in enumerate(_unstack(params, len(seed_list)))
-        ]
-    )
-    k = steps_per_dispatch
-    run = _compiled_sweep(graphdef, losses.get(loss), factory, names, metrics, k)
-    device_data = (jnp.asarray(x), jnp.asarray(y), jnp.ones(len(x), jnp.float32))
-    metric_list = step_lib.resolve_metrics(metrics)
-    logs: dict[str, list] = {}
-    for epoch in range(epochs):
-        order = [epoch_index(s, epoch, len(x), batch_size, shuffle=shuffle) for s in seed_list]
-        idx, mask = np.stack([o[0] for o in order]), np.stack([o[1] for o in order])
-        outs = []
-        for start in range(0, idx.shape[1], k):
-            n = min(k, idx.shape[1] - start)
-            pad = ((0, 0), (0, k - n), (0, 0))
-            chunk = np.pad(idx[:, start : start + n], pad), np.pad(mask[:, start : start + n], pad)
-            params, opt_state, rest, out = run(params, opt_state, rest, device_data, *chunk, n)
-            outs.append(out)
-        for name, values in _member_logs(jax.device_get(outs), metric_list).items():
-            logs.setdefault(name, []).append(values)
-    history = {name: np.stack(v, axis=1) for name, v in logs.items()}
-    return SweepResult(
-        graphdef=model_graphdef,
-        params=params,
-        rest=rest,
-        opt_state=opt_state,
-        seeds=np.asarray(seed_list),
-        hyperparams={n: np.asarray(hp[n]) for n in names},
-        history=history,
-    )
+    seed_list, hp = zip_members(seeds, hyperparams or {})
+    opt_names, model_names = route(list(hp), factory, model_fn)
+    if "learning_rate" not in hp and "learning_rate" in (keywords(factory) or ()):
+        hp["learning_rate"] = [learning_rate] * len(seed_list)
+        opt_names = tuple(sorted((*opt_names, "learning_rate")))
+    check_numeric(hp, opt_names)
+    stop_spec, ckpt_spec, others = _split_callbacks(callbacks)
+    source, val = loop._sources(
+        data, validation_data, validation_split, batch_size=batch_size, mesh_size=1,
+        steps_per_epoch=steps_per_epoch, class_weight=class_weight, check_inputs=check_inputs,
+    )  # fmt: skip
+    if members_per_program is not None:
+        members_per_program = checks.check_count("members_per_program", members_per_program, 1)
+    groups = _groups(hp, model_names, len(seed_list), members_per_program)
+    context = dict(
+        model_fn=model_fn, seeds=seed_list, hp=hp, opt_names=opt_names, factory=factory,
+        objective=objective, source=source, val=val, epochs=epochs, shuffle=shuffle,
+        steps_per_dispatch=steps_per_dispatch, stop_spec=stop_spec, ckpt_spec=ckpt_spec,
+        others=others, resume_from=resume_from, verbose=verbose, num_groups=len(groups),
+    )  # fmt: skip
+    done = [_run_group(g, idx, structure, **context) for g, (idx, structure) in enumerate(groups)]
+    return _result(done, seed_list, hp, opt_names, model_names, stop_spec)
 
 
 def _factory(optimizer: str | OptimizerFactory) -> OptimizerFactory:
@@ -233,138 +215,193 @@ def _factory(optimizer: str | OptimizerFactory) -> OptimizerFactory:
     )
 
 
-def _members(seeds: Sequence[int], hp: Mapping[str, Sequence[float]]):
-    lists = {"seeds": list(seeds), **{n: list(np.atleast_1d(v).tolist()) for n, v in hp.items()}}
-    m = max(len(v) for v in lists.values())
-    bad = {n: len(v) for n, v in lists.items() if len(v) not in (1, m)}
-    if bad or min(len(v) for v in lists.values()) == 0:
-        lengths = {n: len(v) for n, v in lists.items()}
+def _split_callbacks(callbacks: Sequence[Callback]):
+    stops = [cb for cb in callbacks if isinstance(cb, EarlyStopping)]
+    ckpts = [cb for cb in callbacks if isinstance(cb, ModelCheckpoint)]
+    if len(stops) > 1 or len(ckpts) > 1:
+        raise ValueError("sweep: pass at most one EarlyStopping and one ModelCheckpoint")
+    if ckpts and ckpts[0].save_best_only:
         raise ValueError(
-            f"sweep: seeds and swept hyperparameters must have the same length (or 1), got "
-            f"lengths {lengths}"
+            "sweep: ModelCheckpoint(save_best_only=True) is not supported (members improve "
+            "at different epochs); save every epoch and use EarlyStopping("
+            "restore_best_weights=True) to keep each member's best"
         )
-    full = {n: v * m if len(v) == 1 else v for n, v in lists.items()}
-    return [int(s) for s in full.pop("seeds")], full
+    others = [cb for cb in callbacks if not isinstance(cb, EarlyStopping | ModelCheckpoint)]
+    return (stops[0] if stops else None), (ckpts[0] if ckpts else None), others
 
 
-def _build_members(model_fn, seeds):
-    cache: dict[int, tuple] = {}
-    for s in dict.fromkeys(seeds):
-        model = model_fn(nnx.Rngs(s))
-        cache[s] = (*step_lib.split_model(model), nnx.graphdef(model))
-    graphdefs = {cache[s][0] for s in cache}
-    if len(graphdefs) != 1:
+def _groups(
+    hp: dict[str, list], model_names: Sequence[str], m: int, size: int | None
+) -> list[tuple[np.ndarray, dict[str, Any]]]:
+    """Member indices and shared ``model_fn`` arguments of each group, in first-seen order."""
+    by_key: dict[Any, list[int]] = {}
+    for i in range(m):
+        by_key.setdefault(hashable(tuple(hp[n][i] for n in model_names)), []).append(i)
+    out = []
+    for idx in by_key.values():
+        structure = {n: hp[n][idx[0]] for n in model_names}
+        step_ = size or len(idx)
+        out += [(np.asarray(idx[s : s + step_]), structure) for s in range(0, len(idx), step_)]
+    return out
+
+
+def _build(model_fn, seeds: list[int], structure: dict[str, Any]):
+    built = {s: model_fn(nnx.Rngs(s), **structure) for s in dict.fromkeys(seeds)}
+    splits = {s: step.split_model(model) for s, model in built.items()}
+    if len({gd for gd, _, _ in splits.values()}) != 1:
         raise ValueError(
             "sweep: `model_fn` built members with different architectures for seeds "
-            f"{sorted(cache)}; every member must have the same structure"
+            f"{sorted(built)} (arguments {structure}); members of one structure must match"
         )
-    first = cache[seeds[0]]
-    params = _stack([cache[s][1] for s in seeds])
-    rest = _stack([cache[s][2] for s in seeds])
-    return first[0], first[3], params, rest
+    first = built[seeds[0]]
+    params = stack([splits[s][1] for s in seeds])
+    rest = stack([splits[s][2] for s in seeds])
+    return first, splits[seeds[0]], params, rest
 
 
-def _stack(trees: Sequence[PyTree]) -> PyTree:
-    return jax.tree.map(lambda *leaves: jnp.stack(leaves), *trees)
+def _run_group(g: int, idx: np.ndarray, structure: dict[str, Any], **c: Any) -> dict[str, Any]:
+    seeds = [c["seeds"][i] for i in idx]
+    model, (graphdef, params0, rest0), params, rest = _build(c["model_fn"], seeds, structure)
+    objective, factory, names = c["objective"], c["factory"], c["opt_names"]
+    txs = [optax.inject_hyperparams(factory)(**{n: c["hp"][n][i] for n in names}) for i in idx]
+    user_logs = loop._check_model(
+        model, graphdef, params0, rest0, objective, c["source"], c["val"], txs[0]
+    )
+    opt_state = stack([tx.init(take(params, j)) for j, tx in enumerate(txs)])
+    state = SweepState(params, opt_state, rest, jnp.ones(len(idx), jnp.float32))
+    stopping = None if c["stop_spec"] is None else MemberStopping(c["stop_spec"], len(idx))
+    expect = {"group": g, "members": idx.tolist(), "seeds": seeds}
+    history, initial, global_step, finished = SweepHistory(), 0, 0, False
+    if c["resume_from"] is not None:
+        got = resume(_folder(c["resume_from"], g), state, stopping, expect)
+        if got is not None:
+            state, history, initial, global_step, finished = got
+    run = Run(model, state, None, history, seeds[0], global_step)  # type: ignore[arg-type]
+    cbs = [*c["others"], *([stopping] if stopping else [])]
+    if c["ckpt_spec"] is not None:
+        folder = _folder(c["ckpt_spec"].directory, g)
+        _check_fresh(folder, c["ckpt_spec"].overwrite, resumed=len(history) > 0)
+        cbs.append(SweepCheckpoint(
+            folder, max_to_keep=c["ckpt_spec"].max_to_keep, stopping=stopping, meta=expect
+        ))  # fmt: skip
+    if c["verbose"]:
+        cbs.append(_Progress(g, c["num_groups"], c["epochs"], c["verbose"]))
+    k = c["steps_per_dispatch"] or compiled.steps_per_dispatch_for(model)
+    feeder = SweepFeeder(c["source"], seeds, checks.check_count("steps_per_dispatch", k, 1))
+    validate = None
+    if c["val"] is not None:
+        eval_graphdef = step.graphdef_for(model, training=False)
+        args = (objective.loss, objective.metrics, objective.options)
+        validate = make_validate(eval_graphdef, c["val"], *args)
+    resolved = step.resolve_metrics(objective.metrics)
+    plan = Plan(
+        train_fn=compiled_sweep_train(
+            graphdef, objective.loss, factory, names, objective.metrics, feeder.k,
+            feeder.gather, objective.options,
+        ),
+        feeder=feeder, validate=None, metrics=resolved, epochs=c["epochs"],
+        steps=c["source"].steps, shuffle=c["shuffle"], verbose=0,
+        logs_fn=make_sweep_logs(resolved, validate),
+    )  # fmt: skip
+    driver = CallbackDriver(cbs, run)
+    driver.train_begin(loop._log_names(objective, user_logs, c["val"], state))
+    run_epochs(run, plan, driver, c["epochs"] if finished else initial)
+    return {"idx": idx, "structure": structure, "model": model, "run": run, "stopping": stopping}
 
 
-def _unstack(tree: PyTree, m: int) -> list[PyTree]:
-    return [jax.tree.map(lambda a, i=i: a[i], tree) for i in range(m)]
+def _folder(directory: str | os.PathLike, g: int) -> str:
+    return os.path.join(os.fspath(directory), f"group_{g}")
 
 
-def _member_logs(outs: list[dict], metric_list) -> dict[str, np.ndarray]:
-    """Per-member epoch logs ``name -> (M,)`` from dispatch logs with leaves ``(M, K, ...)``."""
-    members = len(outs[0]["loss"])
-    per = [
-        epoch_logs([jax.tree.map(lambda a, i=i: a[i], o) for o in outs], metric_list)
-        for i in range(members)
-    ]
-    return {name: np.array([p[name] for p in per]) for name in per[0]}
+def _check_fresh(folder: str, overwrite: bool, *, resumed: bool) -> None:
+    """As ``ModelCheckpoint``: refuse another run's folder unless resuming or overwriting."""
+    found = io_steps.epochs(folder)
+    if not found or resumed:
+        return
+    if not overwrite:
+        raise FileExistsError(
+            f"ModelCheckpoint: {folder} already holds checkpoints of another sweep; continue "
+            "it with sweep(..., resume_from=directory), choose another folder, or pass "
+            "overwrite=True to replace it"
+        )
+    for _, path in found:
+        shutil.rmtree(path, ignore_errors=True)
 
 
-@cached
-def _compiled_sweep(graphdef, loss, factory, names: tuple[str, ...], metrics: tuple, k: int):
-    """The compiled sweep step ``run(params, opt_state, rest, data, idx, mask, n)``.
+class _Progress(Callback):
+    """One line per epoch and group: active members and the best value of each log."""
 
-    ``idx`` and ``mask`` are ``(M, K, B)``: up to K updates per member, each batch gathered
-    from the device-resident ``data``.
-    """
-    # Placeholder values: inject_hyperparams reads every member's values from its state.
-    tx = optax.inject_hyperparams(factory)(**dict.fromkeys(names, 0.0))
-    steps = loop_steps(step_lib.make_train_step(graphdef, loss, tx, metrics), k)
+    def __init__(self, g: int, groups: int, epochs: int, verbose: int) -> None:
+        self.g, self.groups, self.epochs, self.verbose = g, groups, epochs, verbose
 
-    def run(params, opt_state, rest, data, idx, mask, n):
-        def member(p, o, r, rows, m):
-            return steps(p, o, r, lambda i: gathered(data, rows, m, i, None), n)
-
-        return jax.vmap(member)(params, opt_state, rest, idx, mask)
-
-    return jax.jit(run, donate_argnums=(0, 1, 2))
-
-
-def ensemble_predict(
-    result: SweepResult,
-    x: jax.typing.ArrayLike,
-    *,
-    activation: str | activations.Activation | None = None,
-) -> jax.Array:
-    """The mean over members of ``activation(member(x))``, members in inference mode.
-
-    Args:
-      result: a :class:`SweepResult` (e.g. an ensemble of seeds).
-      x: a batch of inputs.
-      activation: applied to each member's output before averaging, e.g. ``"softmax"``
-        to average class probabilities; ``None`` averages the raw outputs.
-
-    Returns:
-      Shaped like one member's output.
-
-    Example:
-      >>> import numpy as np
-      >>> from flax import nnx
-      >>> from nnjax.nn import MLP
-      >>> x = np.ones((16, 2), np.float32); y = np.zeros(16, np.int32)
-      >>> r = sweep(lambda rngs: MLP(2, (4,), 3, rngs=rngs), (x, y),
-      ...           loss="cross_entropy", seeds=[0, 1], batch_size=8, epochs=0)
-      >>> ensemble_predict(r, x[:5], activation="softmax").shape
-      (5, 3)
-    """
-    template = result.member(0)
-    eval_graphdef = step_lib.graphdef_for(template, training=False)
-    fn = None if activation is None else activations.get(activation)
-    predict = _compiled_ensemble(eval_graphdef, fn)
-    return predict(result.params, result.rest, jnp.asarray(x))
+    def on_epoch_end(self, epoch, logs=None):
+        """Prints the group's epoch line."""
+        active = int(np.sum(np.asarray(self.loop.state.active)))
+        best = {
+            name: float(np.nanmin(v) if "acc" not in name else np.nanmax(v))
+            for name, v in (logs or {}).items()
+            if np.isfinite(v).any()
+        }
+        prefix = f"Group {self.g + 1}/{self.groups} epoch {epoch + 1}/{self.epochs}"
+        members = len(self.loop.state.active)
+        say(f"{prefix} - {active}/{members} active - best {format_logs(best)}", 2)
 
 
-def member_predictions(result: SweepResult, x: jax.typing.ArrayLike) -> jax.Array:
-    """Every member's output on ``x`` (inference mode), stacked ``(M, *output_shape)``.
-
-    Example:
-      >>> import numpy as np
-      >>> from flax import nnx
-      >>> from nnjax.nn import MLP
-      >>> x = np.ones((8, 2), np.float32)
-      >>> r = sweep(lambda rngs: MLP(2, (4,), 1, rngs=rngs), (x, x[:, :1]), loss="mse",
-      ...           seeds=[0, 1, 2], metrics=(), epochs=0)
-      >>> member_predictions(r, x).shape
-      (3, 8, 1)
-    """
-    eval_graphdef = step_lib.graphdef_for(result.member(0), training=False)
-    return _compiled_members(eval_graphdef)(result.params, result.rest, jnp.asarray(x))
+def _hp_arrays(hp: dict[str, list], names: Sequence[str]) -> dict[str, np.ndarray]:
+    out = {}
+    for name in names:
+        values = np.empty(len(hp[name]), object)
+        for i, v in enumerate(hp[name]):
+            values[i] = v
+        numeric = all(isinstance(v, int | float) and not isinstance(v, bool) for v in hp[name])
+        out[name] = values.astype(np.float64 if numeric else object)
+    return out
 
 
-@cached
-def _compiled_members(eval_graphdef: nnx.GraphDef) -> Callable:
-    predict = step_lib.make_predict_step(eval_graphdef)
-    return jax.jit(jax.vmap(predict, in_axes=(0, 0, None)))
+def _result(done, seeds, hp, opt_names, model_names, stop_spec) -> SweepResult:
+    m = len(seeds)
+    epochs_run = max((len(d["run"].history) for d in done), default=0)
+    names = list(dict.fromkeys(n for d in done for n in d["run"].history.logs))
+    history = {n: np.full((m, epochs_run), np.nan) for n in names}
+    stopped, held = np.full(m, -1), np.full(m, -1)
+    groups = []
+    for d in done:
+        idx, run, stopping = d["idx"], d["run"], d["stopping"]
+        for n, values in run.history.arrays().items():
+            history[n][idx, : values.shape[1]] = values
+        last = run.history.epoch[-1] if len(run.history) else -1
+        held[idx] = last
+        if stopping is not None:
+            stopped[idx] = stopping.stopped_epoch
+            held[idx] = np.where(stopping.stopped_epoch >= 0, stopping.stopped_epoch, last)
+            if stopping.restore_best_weights:
+                held[idx] = np.where(stopping.best_epoch >= 0, stopping.best_epoch, held[idx])
+        state = run.state
+        groups.append(MemberGroup(
+            nnx.graphdef(d["model"]), state.params, state.rest, state.opt_state, idx,
+            d["structure"],
+        ))  # fmt: skip
+    return SweepResult(
+        groups=groups,
+        seeds=np.asarray(seeds),
+        hyperparams=_hp_arrays(hp, [*opt_names, *model_names]),
+        history=history,
+        stopped_epoch=stopped if stop_spec is not None else None,
+        weights_epoch=held,
+    )
 
 
-@cached
-def _compiled_ensemble(eval_graphdef: nnx.GraphDef, fn: Callable | None) -> Callable:
-    members = jax.vmap(step_lib.make_predict_step(eval_graphdef), in_axes=(0, 0, None))
-
-    def predict(params, rest, x):
-        ys = members(params, rest, x)
-        return jnp.mean(ys if fn is None else fn(ys), axis=0)
-
-    return jax.jit(predict)
+__all__ = [
+    "DEFAULT_STEPS_PER_DISPATCH",
+    "Choice",
+    "Integer",
+    "LogUniform",
+    "MemberGroup",
+    "SweepResult",
+    "Uniform",
+    "ensemble_predict",
+    "grid",
+    "member_predictions",
+    "random_search",
+    "sweep",
+]

@@ -1,4 +1,4 @@
-"""Tests for nnjax.train.sweep: vmapped sweeps and ensembles."""
+"""Tests for nnjax.train.sweep: vmapped sweeps through fit's engine, ensembles."""
 
 import jax
 import jax.numpy as jnp
@@ -9,11 +9,13 @@ from flax import nnx
 
 from nnjax import losses
 from nnjax.nn import MLP
+from nnjax.train import compiled
 from nnjax.train import step as step_lib
+from nnjax.train.callbacks import EarlyStopping
 from nnjax.train.data import epoch_index
+from nnjax.train.evaluate import evaluate
 from nnjax.train.loop import fit
 from nnjax.train.sweep import (
-    SweepResult,
     ensemble_predict,
     grid,
     member_predictions,
@@ -33,6 +35,14 @@ def data():
     x = rng.normal(size=(N, 4)).astype(np.float32)
     y = (x[:, 0] > 0).astype(np.int32) + (x[:, 1] > 1).astype(np.int32)
     return x, y
+
+
+def params_of(model):
+    return nnx.to_pure_dict(nnx.state(model, nnx.Param))
+
+
+def assert_close(a, b, rtol=2e-5, atol=2e-6):
+    jax.tree.map(lambda u, v: np.testing.assert_allclose(u, v, rtol=rtol, atol=atol), a, b)
 
 
 def train_alone(seed, lr, data):
@@ -58,9 +68,10 @@ def result(data):
         data,
         loss="cross_entropy",
         optimizer=optax.adam,
-        **grid(seeds=[0, 1], learning_rate=[1e-2, 3e-2]),
+        members=grid(seeds=[0, 1], learning_rate=[1e-2, 3e-2]),
         epochs=EPOCHS,
         batch_size=BATCH,
+        validation_data=(data[0][:16], data[1][:16]),
         steps_per_dispatch=3,  # 5 steps per epoch: dispatches of 3 and 2
     )
 
@@ -73,29 +84,36 @@ def test_each_member_ends_where_training_it_alone_ends(result, data):
     assert result.history["loss"].shape == (4, EPOCHS)
     for i, (seed, lr) in enumerate([(0, 1e-2), (0, 3e-2), (1, 1e-2), (1, 3e-2)]):
         params, epoch_losses = train_alone(seed, lr, data)
-        got = jax.tree.map(lambda a, i=i: a[i], result.params)
-        jax.tree.map(
-            lambda a, b: np.testing.assert_allclose(a, b, rtol=2e-5, atol=2e-6), got, params
-        )
+        assert_close(jax.tree.map(lambda a, i=i: a[i], result.params), params)
         np.testing.assert_allclose(result.history["loss"][i], epoch_losses, rtol=1e-5, atol=1e-5)
 
 
 def test_member_matches_fit_with_the_same_seed(result, data):
     model = make_model(nnx.Rngs(1))
-    fit(
+    history = fit(
         model,
         data,
         loss="cross_entropy",
         optimizer=optax.adam(3e-2),
         epochs=EPOCHS,
         batch_size=BATCH,
+        validation_data=(data[0][:16], data[1][:16]),
         seed=1,
         verbose=0,
         devices=jax.devices()[:1],
     )
-    alone = nnx.to_pure_dict(nnx.state(model, nnx.Param))
-    member = nnx.to_pure_dict(nnx.state(result.member(3), nnx.Param))
-    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=2e-5, atol=2e-6), member, alone)
+    assert_close(params_of(result.member(3)), params_of(model))
+    for name in ("loss", "accuracy", "val_loss", "val_accuracy"):
+        np.testing.assert_allclose(result.history[name][3], history.history[name], atol=1e-5)
+
+
+def test_validation_history_is_each_members_evaluation(result, data):
+    val = (data[0][:16], data[1][:16])
+    assert result.history["val_loss"].shape == (4, EPOCHS)
+    for i in range(4):
+        scores = evaluate(result.member(i), val, loss="cross_entropy")
+        np.testing.assert_allclose(result.history["val_loss"][i, -1], scores["loss"], atol=1e-5)
+        np.testing.assert_allclose(result.history["val_accuracy"][i, -1], scores["accuracy"])
 
 
 def test_no_recompilation_on_second_call(data):
@@ -105,24 +123,24 @@ def test_no_recompilation_on_second_call(data):
         traces.append(1)
         return losses.cross_entropy(logits, labels)
 
-    def run():
+    def run(lrs):
         return sweep(
             make_model,
             data,
             loss=counting_loss,
             optimizer=optax.sgd,
             seeds=[0, 1],
-            hyperparams={"learning_rate": [0.1, 0.2]},
+            hyperparams={"learning_rate": lrs},
             batch_size=BATCH,
             metrics=(),
             steps_per_dispatch=5,
         )
 
-    run()
-    n = len(traces)
+    run([0.1, 0.2])
+    n, dispatch_traces = len(traces), compiled.TRACES.count
     assert n > 0
-    second = run()
-    assert len(traces) == n
+    second = run([0.3, 0.4])  # other values of an injected hyperparameter: same program
+    assert len(traces) == n and compiled.TRACES.count == dispatch_traces
     assert np.all(np.isfinite(second.history["loss"]))
 
 
@@ -145,32 +163,101 @@ def test_member_is_an_independent_copy(result):
     assert np.any(result.params["layers"][0]["kernel"][0] != 0)
 
 
-def test_grid_and_broadcasting():
-    g = grid(seeds=[0, 1], learning_rate=[0.1, 0.2, 0.3])
-    assert g["seeds"] == [0, 0, 0, 1, 1, 1]
-    assert g["hyperparams"]["learning_rate"] == [0.1, 0.2, 0.3] * 2
+def test_early_stopping_per_member_equals_fit_with_early_stopping(data):
+    """Each member stops (and restores its best epoch) exactly as fit alone does."""
+    x, y = data
+    val = (x[:16], y[:16])
+    members = {"seeds": [0, 1], "hyperparams": {"learning_rate": [0.3, 3e-3]}}
+    common = dict(loss="cross_entropy", epochs=6, batch_size=BATCH, validation_data=val)
+    stop = dict(monitor="val_loss", patience=1, min_delta=0.02, restore_best_weights=True)
+    result = sweep(
+        make_model, data, optimizer=optax.sgd, members=members, callbacks=[EarlyStopping(**stop)],
+        **common,
+    )  # fmt: skip
+    stopped = 0
+    for i, (seed, lr) in enumerate(zip(members["seeds"], members["hyperparams"]["learning_rate"])):
+        model, cb = make_model(nnx.Rngs(seed)), EarlyStopping(**stop)
+        history = fit(
+            model, data, optimizer=optax.sgd(lr), seed=seed, callbacks=[cb], verbose=0,
+            devices=jax.devices()[:1], **common,
+        )  # fmt: skip
+        assert_close(params_of(result.member(i)), params_of(model), atol=1e-5)
+        assert result.stopped_epoch[i] == (-1 if cb.stopped_epoch is None else cb.stopped_epoch)
+        assert result.weights_epoch[i] == cb.best_epoch
+        ran = len(history.epoch)
+        np.testing.assert_allclose(
+            result.history["val_loss"][i, :ran], history["val_loss"], atol=1e-5
+        )
+        assert np.all(np.isnan(result.history["val_loss"][i, ran:]))
+        stopped += cb.stopped_epoch is not None
+    assert stopped >= 1  # the test exercises a stop
 
 
-def test_best_ignores_diverged_members():
-    history = {"loss": np.array([[1.0, 0.5], [1.0, np.nan], [1.0, 0.2]])}
-    result = SweepResult(None, {}, {}, (), np.arange(3), {}, history)
-    assert result.best() == 2
-    assert result.best("loss", mode="max") == 0
+def test_structural_hyperparameters_are_grouped(data):
+    def model_fn(rngs, width, activation="relu"):
+        return MLP(4, (width,), 3, activation=activation, rngs=rngs)
+
+    members = grid(seeds=[0], width=[4, 8], activation=["tanh"], learning_rate=[0.1])
+    result = sweep(model_fn, data, loss="cross_entropy", optimizer=optax.sgd, members=members,
+                   epochs=1, batch_size=BATCH)  # fmt: skip
+    assert len(result.groups) == 2 and result.history["loss"].shape == (2, 1)
+    for i in (1,):
+        width, act = members["hyperparams"]["width"][i], members["hyperparams"]["activation"][i]
+        model = model_fn(nnx.Rngs(0), width, act)
+        fit(model, data, loss="cross_entropy", optimizer=optax.sgd(0.1), batch_size=BATCH,
+            verbose=0, devices=jax.devices()[:1])  # fmt: skip
+        assert result.member(i).layers[0].kernel.shape == (4, width)
+        assert_close(params_of(result.member(i)), params_of(model))
+    with pytest.raises(ValueError, match="2 groups"):
+        _ = result.params
+    split = sweep(model_fn, data, loss="cross_entropy", members=grid(seeds=[0, 1, 2], width=[4]),
+                  epochs=0, members_per_program=2)  # fmt: skip
+    assert [g.members.tolist() for g in split.groups] == [[0, 1], [2]]
 
 
-def test_bad_arguments_are_reported(data):
+@pytest.mark.slow  # ~45 s on a loaded 2-core machine
+def test_loss_fn_and_iterable_data_match_fit(data):
+    x, y = data
+    batches = [(x[i : i + BATCH], y[i : i + BATCH]) for i in range(0, N, BATCH)]
+
+    def loss_fn(model, batch):
+        logits = model(batch.x)
+        value = losses.cross_entropy(logits, batch.y)
+        return value, {"mean_logit": jnp.mean(logits)}
+
+    result = sweep(make_model, batches, loss_fn=loss_fn, optimizer=optax.sgd,
+                   members=grid(seeds=[0, 1], learning_rate=[0.1]), epochs=1)  # fmt: skip
+    assert set(result.history) == {"loss", "mean_logit", "learning_rate"}
+    model = make_model(nnx.Rngs(1))
+    history = fit(model, batches, loss_fn=loss_fn, optimizer=optax.sgd(0.1), seed=1, verbose=0,
+                  devices=jax.devices()[:1])  # fmt: skip
+    assert_close(params_of(result.member(1)), params_of(model))
+    np.testing.assert_allclose(result.history["mean_logit"][1], history["mean_logit"], atol=1e-5)
+
+
+def test_bad_arguments_are_reported_before_compiling(data):
+    traces = compiled.TRACES.count
     with pytest.raises(ValueError, match="same length"):
         sweep(make_model, data, loss="mse", seeds=[0, 1], hyperparams={"learning_rate": [1, 2, 3]})
     with pytest.raises(ValueError, match="unknown optimizer"):
         sweep(make_model, data, loss="mse", optimizer="nope")
     with pytest.raises(ValueError, match="factory"):
         sweep(make_model, data, loss="mse", optimizer=optax.adam(1e-3))
+    with pytest.raises(ValueError, match="'width' is taken neither"):
+        sweep(make_model, data, loss="cross_entropy", members=grid(width=[4, 8]))
+    with pytest.raises(TypeError, match="'b1' must be a number"):
+        sweep(make_model, data, loss="cross_entropy", members=grid(b1=["high"]))
+    with pytest.raises(ValueError, match="not both"):
+        sweep(make_model, data, loss="cross_entropy", members=grid(), seeds=[1, 2])
+    with pytest.raises(ValueError, match="save_best_only"):
+        from nnjax.train.checkpoint import ModelCheckpoint
+
+        cb = ModelCheckpoint("/tmp/never", monitor="loss", save_best_only=True)
+        sweep(make_model, data, loss="cross_entropy", callbacks=[cb])
+    with pytest.raises(ValueError, match="val_loss"):
+        sweep(make_model, data, loss="cross_entropy", callbacks=[EarlyStopping("val_loss")])
     widths = iter([4, 5])
     with pytest.raises(ValueError, match="architectures"):
-        sweep(
-            lambda rngs: MLP(4, (next(widths),), 3, rngs=rngs),
-            data,
-            loss="cross_entropy",
-            seeds=[0, 1],
-            epochs=0,
-        )
+        sweep(lambda rngs: MLP(4, (next(widths),), 3, rngs=rngs), data, loss="cross_entropy",
+              seeds=[0, 1], epochs=0)  # fmt: skip
+    assert compiled.TRACES.count == traces

@@ -1,0 +1,223 @@
+"""Per-member early stopping and checkpoints of a sweep's stacked state.
+
+:func:`sweep <nnjax.train.sweep.sweep>` reads the settings of the user's
+:class:`~nnjax.train.callbacks.EarlyStopping` and
+:class:`~nnjax.train.checkpoint.ModelCheckpoint` and runs these in their place:
+
+- :class:`MemberStopping` applies ``EarlyStopping``'s rule to every member on its own
+  (one :class:`~nnjax.train.callbacks.Monitor` per member, the same wait count): a
+  member that stops is masked out (``active = 0``) and, with
+  ``restore_best_weights``, its parameters and model state go back to its best epoch
+  at once; the sweep ends when every member has stopped. Like ``fit``, members that
+  never stop get their best weights back at the end.
+- :class:`SweepCheckpoint` saves the whole stacked state (parameters, optimizer state,
+  model state, active flags, the kept best weights) with :mod:`nnjax.io` after every
+  epoch, and the stopping state and history in the metadata; :func:`resume` reads it
+  back so a killed sweep ends where the uninterrupted one ends.
+
+Example:
+  >>> from nnjax.train.callbacks import EarlyStopping
+  >>> stop = MemberStopping(EarlyStopping("val_loss", patience=2), members=3)
+  >>> stop.monitor.monitor, stop.patience
+  ('val_loss', 2)
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from nnjax.io import restore, steps, trees
+from nnjax.train.callbacks import Callback, EarlyStopping, Monitor
+from nnjax.train.sweep_step import SweepHistory, SweepState, select
+
+
+class MemberStopping(Callback):
+    """``EarlyStopping`` per member (see the module docstring).
+
+    Attributes:
+      monitor: a :class:`Monitor` naming the metric (checked before training).
+      wait, best_epoch, stopped_epoch: ``(M,)`` int arrays (``-1``: none yet).
+      best_values: each member's best monitored value.
+      best: the best epoch's ``(params, rest)`` (with ``restore_best_weights``).
+    """
+
+    def __init__(self, spec: EarlyStopping, members: int) -> None:
+        self.monitor = Monitor(spec.monitor.monitor, spec.monitor.mode, spec.monitor.min_delta)
+        self.patience = int(spec.patience)
+        self.restore_best_weights = bool(spec.restore_best_weights)
+        self.members = members
+        self.wait = np.zeros(members, np.int64)
+        self.best_epoch = np.full(members, -1, np.int64)
+        self.stopped_epoch = np.full(members, -1, np.int64)
+        self.best_values = np.full(members, self.monitor.best, np.float64)
+        self.best: Any = None
+
+    def _monitors(self) -> list[Monitor]:
+        monitors = []
+        for value in self.best_values:
+            m = Monitor(self.monitor.monitor, self.monitor.mode, self.monitor.min_delta)
+            m.best = float(value)
+            monitors.append(m)
+        return monitors
+
+    def on_train_begin(self, logs=None):
+        """Keeps a copy of the starting weights (the "best" until an epoch improves)."""
+        if self.restore_best_weights and self.best is None:
+            state = self.loop.state
+            self.best = jax.tree.map(jnp.copy, (state.params, state.rest))
+
+    def on_epoch_end(self, epoch, logs=None):
+        """Updates every active member's best and wait; stops those out of patience."""
+        state: SweepState = self.loop.state
+        active = np.asarray(jax.device_get(state.active)) > 0
+        values = np.asarray((logs or {})[self.monitor.monitor], np.float64)
+        improved = np.zeros(self.members, bool)
+        for i, monitor in enumerate(self._monitors()):
+            if active[i] and monitor.update({self.monitor.monitor: values[i]}):
+                improved[i], self.best_values[i] = True, monitor.best
+        self.best_epoch[improved] = epoch
+        self.wait[improved] = 0
+        stalled = active & ~improved
+        self.wait[stalled] += 1
+        stop = stalled & (self.wait >= self.patience)
+        self.stopped_epoch[stop] = epoch
+        params, rest = state.params, state.rest
+        if self.restore_best_weights and improved.any():
+            self.best = select(improved, (params, rest), self.best)
+        if self.restore_best_weights and stop.any():
+            params, rest = select(stop, self.best, (params, rest))
+        if stop.any():
+            new_active = jnp.asarray(np.where(stop, 0.0, active).astype(np.float32))
+            self.loop.replace_state(params=params, rest=rest, active=new_active)
+        if not (active & ~stop).any():
+            self.loop.request_stop()
+
+    def on_train_end(self, logs=None):
+        """Puts every member's best weights back (``restore_best_weights``), as ``fit``."""
+        if self.restore_best_weights and self.best is not None:
+            found = self.best_epoch >= 0
+            state = self.loop.state
+            params, rest = select(found, self.best, (state.params, state.rest))
+            self.loop.replace_state(params=params, rest=rest)
+
+    def to_meta(self) -> dict[str, Any]:
+        """The JSON-able stopping state (for a checkpoint)."""
+        return {
+            "wait": self.wait.tolist(),
+            "best_epoch": self.best_epoch.tolist(),
+            "stopped_epoch": self.stopped_epoch.tolist(),
+            "best_values": [float(v) for v in self.best_values],
+        }
+
+    def load_meta(self, meta: dict[str, Any], best: Any) -> None:
+        """Restores :meth:`to_meta`'s state and the kept best weights."""
+        self.wait = np.asarray(meta["wait"], np.int64)
+        self.best_epoch = np.asarray(meta["best_epoch"], np.int64)
+        self.stopped_epoch = np.asarray(meta["stopped_epoch"], np.int64)
+        self.best_values = np.asarray(meta["best_values"], np.float64)
+        self.best = best
+
+
+class SweepCheckpoint(Callback):
+    """Saves a sweep group's stacked state after every epoch (atomically, with nnjax.io).
+
+    Args:
+      directory: this group's folder (step folder ``N`` after epoch ``N``, 1-based).
+      max_to_keep: how many step folders to keep (``None``: all).
+      stopping: the group's :class:`MemberStopping`, whose state is saved too.
+      meta: fixed JSON metadata (members, seeds, hyperparameters).
+    """
+
+    def __init__(
+        self,
+        directory: str | os.PathLike,
+        *,
+        max_to_keep: int | None,
+        stopping: MemberStopping | None,
+        meta: dict[str, Any],
+    ) -> None:
+        self.directory = os.path.abspath(os.fspath(directory))
+        self.max_to_keep, self.stopping, self.meta = max_to_keep, stopping, meta
+
+    def on_epoch_end(self, epoch, logs=None):
+        """Writes step folder ``epoch + 1``."""
+        state: SweepState = self.loop.state
+        meta = {
+            **self.meta,
+            "kind": "sweep",
+            "global_step": self.loop.global_step,
+            "history": self.loop.history.to_dict(),
+            "stopped": bool(self.loop.stop_training),
+        }
+        extra = {"active": state.active}
+        if self.stopping is not None:
+            meta["stopping"] = self.stopping.to_meta()
+            if self.stopping.best is not None:
+                extra["best"] = self.stopping.best
+        items = {
+            "state": trees.to_nested({"params": state.params, "rest": state.rest, **extra}),
+            "opt_state": trees.to_nested(state.opt_state),
+        }
+        steps.write_epoch(self.directory, epoch, items, meta, max_to_keep=self.max_to_keep)
+
+
+def resume(
+    directory: str | os.PathLike,
+    state: SweepState,
+    stopping: MemberStopping | None,
+    expect: dict[str, Any],
+) -> tuple[SweepState, SweepHistory, int, int, bool] | None:
+    """The newest checkpoint of a group folder, or None when it holds none.
+
+    Returns ``(state, history, next epoch, global step, finished)`` and restores
+    ``stopping``'s state; ``finished`` is true when every member had stopped.
+
+    Raises:
+      ValueError: the checkpoint's ``expect`` entries (members, seeds) differ.
+      nnjax.io.CheckpointError: damaged, or written for another model.
+    """
+    if not steps.epochs(directory):
+        return None
+    extra: dict[str, Any] = {"active": state.active}
+    if stopping is not None and stopping.restore_best_weights:
+        extra["best"] = (state.params, state.rest)
+    template = {
+        "state": {"params": state.params, "rest": state.rest, **extra},
+        "opt_state": state.opt_state,
+    }
+    parts, meta = steps.open_newest(directory, lambda f: restore.read_parts(f, template))
+    for key, value in json.loads(json.dumps(expect)).items():
+        if meta.get(key) != value:
+            raise ValueError(
+                f"sweep: the checkpoint in {directory} has {key}={meta.get(key)!r}, but this "
+                f"sweep has {key}={value!r}; resume with the same members"
+            )
+    stored = parts["state"]
+    put = lambda tree: jax.tree.map(jnp.asarray, tree)
+    restored = SweepState(
+        put(stored["params"]), put(parts["opt_state"]), put(stored["rest"]), put(stored["active"])
+    )
+    if stopping is not None and "stopping" in meta:
+        stopping.load_meta(meta["stopping"], put(stored["best"]) if "best" in stored else None)
+    history = SweepHistory.from_dict(meta["history"])
+    return restored, history, int(meta["epoch"]) + 1, int(meta["global_step"]), meta["stopped"]
+
+
+def finite_or_none(value: float) -> float | None:
+    """``value``, or None when it is NaN or infinite (for JSON and tables).
+
+    Example:
+      >>> finite_or_none(float("nan")) is None
+      True
+    """
+    return float(value) if math.isfinite(value) else None
+
+
+__all__ = ["MemberStopping", "SweepCheckpoint", "finite_or_none", "resume"]

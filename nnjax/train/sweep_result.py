@@ -1,0 +1,278 @@
+"""What a sweep returns: :class:`SweepResult` (members, histories, a table, the best one).
+
+Members with equal structure (the same ``model_fn`` arguments) were trained together
+and are stored together, stacked on a leading axis, as one :class:`MemberGroup`;
+member ``i`` of the sweep is found in its group by :meth:`SweepResult.member`.
+
+Example:
+  >>> history = {"val_loss": np.array([[0.9, 0.5], [0.8, 0.7]])}
+  >>> r = SweepResult([], np.array([0, 1]), {"learning_rate": np.array([0.1, 0.2])}, history)
+  >>> r.best_index()
+  0
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import os
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from nnjax import activations
+from nnjax._optional import require
+from nnjax.train import step as step_lib
+from nnjax.train.callbacks import Monitor
+from nnjax.train.compiled import cached
+
+PyTree = Any
+
+
+@dataclasses.dataclass
+class MemberGroup:
+    """Members of one structure, stacked on a leading axis ``G``.
+
+    Attributes:
+      graphdef: the members' graph, in the mode ``model_fn`` built them in.
+      params: stacked ``nnx.Param`` state, every leaf ``(G, ...)``.
+      rest: stacked other state (batch statistics, RNG streams).
+      opt_state: stacked ``optax.inject_hyperparams`` states.
+      members: the sweep's index of each member, ``(G,)``.
+      structure: the ``model_fn`` arguments they share.
+    """
+
+    graphdef: nnx.GraphDef
+    params: PyTree
+    rest: PyTree
+    opt_state: PyTree
+    members: np.ndarray
+    structure: dict[str, Any]
+
+
+@dataclasses.dataclass
+class SweepResult:
+    """The trained members of a sweep.
+
+    Attributes:
+      groups: the :class:`MemberGroup` s, in training order.
+      seeds: each member's seed, ``(M,)``.
+      hyperparams: each swept hyperparameter's value per member, ``name -> (M,)``.
+      history: per-epoch logs ``name -> (M, epochs)`` (train, ``val_*``, learning rate);
+        NaN after a member stopped.
+      stopped_epoch: the 0-based epoch after which each member stopped early (-1: never).
+      weights_epoch: the epoch whose weights each member holds (its best epoch with
+        ``restore_best_weights``, else its last trained one).
+    """
+
+    groups: list[MemberGroup]
+    seeds: np.ndarray
+    hyperparams: dict[str, np.ndarray]
+    history: dict[str, np.ndarray]
+    stopped_epoch: np.ndarray | None = None
+    weights_epoch: np.ndarray | None = None
+
+    @property
+    def num_members(self) -> int:
+        """``M``, the number of members."""
+        return len(self.seeds)
+
+    def _single(self) -> MemberGroup:
+        if len(self.groups) != 1:
+            raise ValueError(
+                f"this sweep has {len(self.groups)} groups of different structure; use "
+                "result.groups[g] or result.member(i) instead of stacked attributes"
+            )
+        return self.groups[0]
+
+    graphdef = property(lambda self: self._single().graphdef, doc="The one group's graph.")
+    params = property(lambda self: self._single().params, doc="The one group's stacked params.")
+    rest = property(lambda self: self._single().rest, doc="The one group's other state.")
+    opt_state = property(lambda self: self._single().opt_state, doc="Its optimizer states.")
+
+    def _locate(self, i: int) -> tuple[MemberGroup, int]:
+        if not -self.num_members <= i < self.num_members:
+            raise IndexError(f"member {i} out of range for {self.num_members} members")
+        i %= self.num_members
+        for group in self.groups:
+            where = np.flatnonzero(group.members == i)
+            if where.size:
+                return group, int(where[0])
+        raise IndexError(f"member {i} is in no group")
+
+    def member(self, i: int) -> nnx.Module:
+        """Member ``i`` as a standalone NNX model (a copy; training it leaves this intact)."""
+        group, j = self._locate(i)
+        copy = lambda a: jnp.array(a[j])
+        return nnx.merge(
+            group.graphdef, jax.tree.map(copy, group.params), jax.tree.map(copy, group.rest)
+        )
+
+    def default_metric(self) -> str:
+        """``"val_loss"`` when validation ran, else ``"loss"``."""
+        return "val_loss" if "val_loss" in self.history else "loss"
+
+    def _scores(self, metric: str | None, mode: str) -> tuple[str, str, np.ndarray]:
+        metric = metric or self.default_metric()
+        if metric not in self.history:
+            raise KeyError(f"{metric!r} is not in the history; it has {sorted(self.history)}")
+        mode = Monitor(metric, mode).mode
+        values = np.asarray(self.history[metric], np.float64)
+        return metric, mode, values if mode == "min" else -values
+
+    def best_epochs(self, metric: str | None = None, mode: str = "auto") -> tuple:
+        """``(values (M,), epochs (M,))``: each member's best ``metric`` and its epoch.
+
+        NaN (a diverged or stopped epoch) never counts; a member with no finite value
+        gets NaN and epoch -1.
+        """
+        _, _, scores = self._scores(metric, mode)
+        finite = np.where(np.isfinite(scores), scores, np.inf)
+        epochs = np.argmin(finite, axis=1)
+        rows = np.arange(len(scores))
+        values = np.asarray(self.history[metric or self.default_metric()])[rows, epochs]
+        none = ~np.isfinite(finite[rows, epochs])
+        return np.where(none, np.nan, values), np.where(none, -1, epochs)
+
+    def best_index(self, metric: str | None = None, mode: str = "auto") -> int:
+        """The member whose weights score best on ``metric`` (NaN counts as worst).
+
+        Each member is scored at the epoch whose weights it holds (``weights_epoch``:
+        its best epoch with ``restore_best_weights``, else its last one).
+        """
+        _, _, scores = self._scores(metric, mode)
+        held = self.weights_epoch
+        if held is None:
+            held = np.full(len(scores), scores.shape[1] - 1)
+        rows = np.arange(len(scores))
+        at = np.where(held >= 0, scores[rows, np.maximum(held, 0)], np.nan)
+        return int(np.argmin(np.where(np.isfinite(at), at, np.inf)))
+
+    def best(self, metric: str | None = None, mode: str = "auto") -> nnx.Module:
+        """The best member (:meth:`best_index`) as an ordinary NNX model.
+
+        Evaluate, save or fine-tune it like any other model.
+        """
+        return self.member(self.best_index(metric, mode))
+
+    def rows(self, metric: str | None = None, mode: str = "auto") -> list[dict[str, Any]]:
+        """One dict per member: member, seed, hyperparameters, best ``metric``, its epoch."""
+        name = metric or self.default_metric()
+        values, epochs = self.best_epochs(metric, mode)
+        out = []
+        for i in range(self.num_members):
+            row: dict[str, Any] = {"member": i, "seed": int(self.seeds[i])}
+            row.update({n: _plain(v[i]) for n, v in self.hyperparams.items()})
+            row[f"best_{name}"] = float(values[i])
+            row["best_epoch"] = int(epochs[i])
+            if self.stopped_epoch is not None:
+                row["stopped_epoch"] = int(self.stopped_epoch[i])
+            out.append(row)
+        return out
+
+    def table(self, metric: str | None = None, mode: str = "auto") -> str:
+        """The members as a text table, best ``metric`` (default ``val_loss``) and epoch.
+
+        Epochs are 0-based, as in ``History.epoch``; ``-1``: none.
+        """
+        rows = self.rows(metric, mode)
+        columns = list(rows[0]) if rows else ["member"]
+        cells = [[_cell(r[c]) for c in columns] for r in rows]
+        widths = [max(len(c), *(len(row[j]) for row in cells)) for j, c in enumerate(columns)]
+        line = lambda parts: "  ".join(p.rjust(w) for p, w in zip(parts, widths)).rstrip()
+        return "\n".join([line(columns), *(line(row) for row in cells)])
+
+    def to_dataframe(self, metric: str | None = None, mode: str = "auto") -> Any:
+        """:meth:`rows` as a ``pandas.DataFrame`` (needs pandas)."""
+        pandas = require("pandas", "SweepResult.to_dataframe")
+        return pandas.DataFrame(self.rows(metric, mode))
+
+    def to_csv(self, path: str | os.PathLike, metric: str | None = None, mode: str = "auto"):
+        """Writes :meth:`rows` as CSV (no pandas needed)."""
+        rows = self.rows(metric, mode)
+        with open(path, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["member"])
+            writer.writeheader()
+            writer.writerows({k: _cell(v) for k, v in r.items()} for r in rows)
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
+
+
+def ensemble_predict(
+    result: SweepResult,
+    x: jax.typing.ArrayLike,
+    *,
+    activation: str | activations.Activation | None = None,
+) -> jax.Array:
+    """The mean over members of ``activation(member(x))``, members in inference mode.
+
+    Args:
+      result: a :class:`SweepResult` of one structure (e.g. an ensemble of seeds).
+      x: a batch of inputs.
+      activation: applied to each member's output before averaging, e.g. ``"softmax"``
+        to average class probabilities; ``None`` averages the raw outputs.
+
+    Returns:
+      Shaped like one member's output.
+
+    Example:
+      >>> from nnjax.nn import MLP
+      >>> from nnjax.train.sweep import sweep
+      >>> x = np.ones((16, 2), np.float32); y = np.zeros(16, np.int32)
+      >>> r = sweep(lambda rngs: MLP(2, (4,), 3, rngs=rngs), (x, y),
+      ...           loss="cross_entropy", seeds=[0, 1], batch_size=8, epochs=0)
+      >>> ensemble_predict(r, x[:5], activation="softmax").shape
+      (5, 3)
+    """
+    eval_graphdef = step_lib.graphdef_for(result.member(0), training=False)
+    fn = None if activation is None else activations.get(activation)
+    predict = _compiled_ensemble(eval_graphdef, fn)
+    return predict(result.params, result.rest, jnp.asarray(x))
+
+
+def member_predictions(result: SweepResult, x: jax.typing.ArrayLike) -> jax.Array:
+    """Every member's output on ``x`` (inference mode), stacked ``(M, *output_shape)``.
+
+    Example:
+      >>> from nnjax.nn import MLP
+      >>> from nnjax.train.sweep import sweep
+      >>> x = np.ones((8, 2), np.float32)
+      >>> r = sweep(lambda rngs: MLP(2, (4,), 1, rngs=rngs), (x, x[:, :1]), loss="mse",
+      ...           seeds=[0, 1, 2], metrics=(), epochs=0)
+      >>> member_predictions(r, x).shape
+      (3, 8, 1)
+    """
+    eval_graphdef = step_lib.graphdef_for(result.member(0), training=False)
+    return _compiled_members(eval_graphdef)(result.params, result.rest, jnp.asarray(x))
+
+
+@cached
+def _compiled_members(eval_graphdef: nnx.GraphDef) -> Callable:
+    predict = step_lib.make_predict_step(eval_graphdef)
+    return jax.jit(jax.vmap(predict, in_axes=(0, 0, None)))
+
+
+@cached
+def _compiled_ensemble(eval_graphdef: nnx.GraphDef, fn: Callable | None) -> Callable:
+    members = jax.vmap(step_lib.make_predict_step(eval_graphdef), in_axes=(0, 0, None))
+
+    def predict(params, rest, x):
+        ys = members(params, rest, x)
+        return jnp.mean(ys if fn is None else fn(ys), axis=0)
+
+    return jax.jit(predict)
+
+
+__all__ = ["MemberGroup", "SweepResult", "ensemble_predict", "member_predictions"]
