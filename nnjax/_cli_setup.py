@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -165,7 +164,9 @@ def load_run(run: Path, *, fallback: bool = False):
 
     if not (run / "config.json").is_file():
         raise CLIError(f"{run} is not a run folder of `nnjax train` (no config.json)")
-    config = json.loads((run / "config.json").read_text())
+    config = io.layout.read_json(run / "config.json")
+    if not isinstance(config, dict):
+        raise CLIError(f"{run / 'config.json'}: not a run configuration (a JSON object)")
     try:
         if (run / io.run.FILE).is_file():
             model, meta = io_model.load_with_meta(run / "checkpoint", fallback=fallback)

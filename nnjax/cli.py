@@ -13,11 +13,12 @@ never a traceback.
 from __future__ import annotations
 
 import argparse
-import json
+import contextlib
 import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from nnjax._cli_parser import build_parser
@@ -83,7 +84,11 @@ def _given(argv: list[str]) -> set[str]:
 
 def _resumed_config(out: Path, args: argparse.Namespace) -> dict:
     """The run's recorded config with the new ``--epochs``; refuses changed settings."""
-    saved = json.loads((out / "config.json").read_text())
+    from nnjax.io import layout
+
+    saved = layout.read_json(out / "config.json")
+    if not isinstance(saved, dict):
+        raise CLIError(f"{out / 'config.json'}: not a run configuration (a JSON object)")
     asked = _config(args)
     for option in sorted(args.given):
         key = _RECORDED[option]
@@ -102,39 +107,55 @@ def _history_for_people(history) -> dict:
     return {**data, "epoch": [int(e) + 1 for e in data["epoch"]]}
 
 
-def cmd_train(args: argparse.Namespace) -> int:
-    """`nnjax train`: trains a model into a run folder; returns the exit status."""
-    from nnjax import nn, train
-    from nnjax.io import layout, run
+def _check_out(out: Path) -> None:
+    """Refuses an ``--out`` that is a file, or a folder of checkpoints that is no run."""
+    from nnjax.io import layout, steps
 
-    config = _config(args)
-    out = Path(
-        args.out or f"runs/{config['dataset']}-{config['model']}-{time.strftime('%Y%m%d-%H%M%S')}"
-    )
-    done = train.latest_epoch(out / "checkpoint")  # 0-based, None for a new run
-    if done is not None and not args.resume:
+    if out.exists() and not out.is_dir():
+        raise CLIError(f"--out {out} is an existing file, not a folder; choose another --out")
+    if out.is_dir() and (steps.epochs(out) or (out / layout.META).is_file()):
         raise CLIError(
-            f"{out} already holds a run; pass --resume to continue it or choose another --out"
+            f"--out {out} holds checkpoints of another kind (saved with nnjax.save or "
+            "ModelCheckpoint), not a run of `nnjax train`; choose another --out"
         )
-    if args.resume and (out / "config.json").is_file():
-        config = _resumed_config(out, args)
-    done = 0 if done is None or not args.resume else done + 1  # epochs already trained
-    if done >= config["epochs"]:
-        raise CLIError(f"{out} has trained {done} epochs already; ask for more with --epochs")
-    train_set, test_set, prep = load_split(config)
-    model = build_model(config)
-    loss, metrics = loss_and_metrics(config)
-    out.mkdir(parents=True, exist_ok=True)
-    layout.write_json(out / "config.json", config)
-    layout.write_json(out / run.FILE, prep.to_dict())
-    print(
-        f"nnjax train: {config['model']} on {config['dataset']} "
-        f"({len(train_set[0])} train / {len(test_set[0])} test), "
-        f"{nn.count_params(model):,} parameters -> {out}"
-        + (f" (resuming after epoch {done})" if done else "")
-    )
-    start = time.perf_counter()
-    history = train.fit(
+
+
+#: The files `nnjax train` writes into a run folder before the first checkpoint.
+_RUN_FILES = ("config.json", "preprocessing.json", "history.csv")
+
+
+def _new_paths(out: Path) -> list[Path]:
+    """The folders and files of a run folder that do not exist yet (this run creates them)."""
+    missing = [p for p in (out, out / "checkpoint") if not p.exists()]
+    return missing + [out / name for name in _RUN_FILES if not (out / name).exists()]
+
+
+@contextlib.contextmanager
+def _removed_unless_saved(out: Path, created: list[Path]) -> Iterator[None]:
+    """On an error before the first checkpoint, removes what this run created (only that).
+
+    So a run that fails before training (bad data, a diverging first epoch, Ctrl-C)
+    leaves no empty run folder behind; anything that was there before stays.
+    """
+    from nnjax import train
+
+    try:
+        yield
+    except BaseException:
+        if train.latest_epoch(out / "checkpoint") is None:
+            for path in reversed(created):
+                with contextlib.suppress(OSError):
+                    if path.is_dir():
+                        path.rmdir()  # only when empty: never someone else's files
+                    else:
+                        path.unlink()
+        raise
+
+
+def _fit(args, config, out, model, train_set, test_set, loss, metrics):
+    from nnjax import train
+
+    return train.fit(
         model,
         train_set,
         loss=loss,
@@ -151,9 +172,47 @@ def cmd_train(args: argparse.Namespace) -> int:
         resume_from=out / "checkpoint" if args.resume else None,
         callbacks=[
             train.ModelCheckpoint(out / "checkpoint", max_to_keep=1),
-            train.CSVLogger(out / "history.csv", append=args.resume),
+            train.CSVLogger(out / "history.csv", append=args.resume, first_epoch=1),
         ],
     )
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """`nnjax train`: trains a model into a run folder; returns the exit status."""
+    from nnjax import nn, train
+    from nnjax.io import layout, run
+
+    config = _config(args)
+    out = Path(
+        args.out or f"runs/{config['dataset']}-{config['model']}-{time.strftime('%Y%m%d-%H%M%S')}"
+    )
+    _check_out(out)
+    done = train.latest_epoch(out / "checkpoint")  # 0-based, None for a new run
+    if done is not None and not args.resume:
+        raise CLIError(
+            f"{out} already holds a run; pass --resume to continue it or choose another --out"
+        )
+    if args.resume and (out / "config.json").is_file():
+        config = _resumed_config(out, args)
+    done = 0 if done is None or not args.resume else done + 1  # epochs already trained
+    if done >= config["epochs"]:
+        raise CLIError(f"{out} has trained {done} epochs already; ask for more with --epochs")
+    train_set, test_set, prep = load_split(config)
+    model = build_model(config)
+    loss, metrics = loss_and_metrics(config)
+    created = _new_paths(out)
+    out.mkdir(parents=True, exist_ok=True)
+    layout.write_json(out / "config.json", config)
+    layout.write_json(out / run.FILE, prep.to_dict())
+    print(
+        f"nnjax train: {config['model']} on {config['dataset']} "
+        f"({len(train_set[0])} train / {len(test_set[0])} test), "
+        f"{nn.count_params(model):,} parameters -> {out}"
+        + (f" (resuming after epoch {done})" if done else "")
+    )
+    start = time.perf_counter()
+    with _removed_unless_saved(out, created):
+        history = _fit(args, config, out, model, train_set, test_set, loss, metrics)
     seconds = time.perf_counter() - start
     ran = len(history.epoch) - done  # this invocation's epochs, not the resumed ones
     layout.write_json(out / "history.json", _history_for_people(history))
@@ -328,19 +387,25 @@ def main(argv: list[str] | None = None) -> int:
     args.given = _given(argv)
     try:
         return COMMANDS[args.command](args)
-    except CLIError as err:
-        print(f"nnjax {args.command}: error: {err}", file=sys.stderr)
-        return EXIT_USAGE
-    except (ValueError, TypeError, OSError) as err:
+    except (CLIError, ValueError, TypeError, OSError) as err:
         # Input errors from nnjax (shapes, labels, datasets, checkpoints) are messages.
-        print(f"nnjax {args.command}: error: {err}", file=sys.stderr)
-        return EXIT_USAGE
+        return _fail(args.command, err, EXIT_USAGE)
     except FloatingPointError as err:  # NonFiniteLossError: the run diverged
-        print(f"nnjax {args.command}: error: {err}", file=sys.stderr)
-        return 1
+        return _fail(args.command, err, 1)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception as err:  # a failure nnjax did not foresee: still one line
+        return _fail(args.command, err, 1, kind=True)
+
+
+def _fail(command: str, err: BaseException, status: int, *, kind: bool = False) -> int:
+    """Prints ``err`` as one line on stderr; returns ``status``."""
+    text = " ".join(str(err).split()) or type(err).__name__
+    if kind or isinstance(err, KeyError):
+        text = f"{type(err).__name__}: {text}"
+    print(f"nnjax {command}: error: {text}", file=sys.stderr)
+    return status
 
 
 if __name__ == "__main__":

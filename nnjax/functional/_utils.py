@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable, Mapping
+from typing import Any
+
 import jax
 import jax.numpy as jnp
 
@@ -106,11 +110,69 @@ def standardize(x: jax.Array, axes: tuple[int, ...], epsilon: float) -> jax.Arra
     return ((xf - mean) * jax.lax.rsqrt(var + epsilon)).astype(x.dtype)
 
 
+def check_params(
+    op: str,
+    params: Any,
+    required: Iterable[str],
+    optional: Iterable[str] = (),
+    *,
+    name: str = "params",
+) -> None:
+    """Checks that the parameter dict ``params`` has exactly the keys an op reads.
+
+    A misspelt key (``"bais"`` for ``"bias"``) would otherwise be ignored silently and
+    the op would run without that parameter.
+
+    Args:
+      op: the public name of the op, for the message.
+      params: the mapping the user passed.
+      required: keys the op always reads.
+      optional: keys the op reads when present.
+      name: how the argument is called in the message (``"params"``, ``"stats"``).
+
+    Raises:
+      TypeError: ``params`` is not a mapping.
+      ValueError: a key the op does not read (names it, the closest expected key and
+        the expected keys); checked first, so a misspelling is named as such.
+      KeyError: a required key is missing (names it and the expected keys).
+
+    Example:
+      >>> check_params("dense", {"kernel": 0, "bias": 0}, ("kernel",), ("bias",))
+      >>> try:
+      ...     check_params("dense", {"kernel": 0, "bais": 0}, ("kernel",), ("bias",))
+      ... except ValueError as err:
+      ...     print(str(err)[:60])
+      dense: `params` has an unexpected key 'bais' (did you mean '
+    """
+    required, optional = tuple(required), tuple(optional)
+    if not isinstance(params, Mapping):
+        raise TypeError(f"{op}: `{name}` must be a dict of arrays, got {type(params).__name__}")
+    expected = ", ".join(repr(k) for k in required)
+    if optional:
+        expected += f", optionally {', '.join(repr(k) for k in optional)}"
+    known = set(required) | set(optional)
+    for key in params:
+        if key not in known:
+            close = difflib.get_close_matches(str(key), sorted(known), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ValueError(
+                f"{op}: `{name}` has an unexpected key {key!r}{hint}; expected keys: {expected}"
+            )
+    for key in required:
+        if key not in params:
+            raise KeyError(
+                f"{op}: `{name}` has no key {key!r} (it has {sorted(map(str, params))}); "
+                f"expected keys: {expected}"
+            )
+
+
 def affine(op: str, params: dict, y: jax.Array, names: tuple[str, ...] = ("scale", "bias")):
     """``y * scale + bias`` over the last axis, checking each parameter is ``(F,)``.
 
-    ``names`` lists the parameters present (``("scale",)`` for a scale-only norm).
+    ``names`` lists the parameters present (``("scale",)`` for a scale-only norm);
+    ``params`` must hold exactly those keys (:func:`check_params`).
     """
+    check_params(op, params, names)
     features = y.shape[-1]
     for name in names:
         _checks.check_shape(op, f"params[{name!r}]", params[name], (features,))

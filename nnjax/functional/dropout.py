@@ -26,7 +26,13 @@ def dropout(
       key: a PRNG key.
       x: any shape, floating.
       rate: drop probability in ``[0, 1]``; ``0`` returns ``x``, ``1`` returns zeros.
-        May be a traced scalar.
+        May be a traced scalar (a schedule inside ``jit``): a traced rate cannot be
+        checked without a host round trip in the hot path (``checkify`` would add one
+        to every step), so it is *clamped* to ``[0, 1]`` instead, and a NaN rate counts
+        as ``0`` (nothing dropped). Clamping keeps the output finite wherever ``x`` is
+        and matches the limits (a rate at or above 1 drops everything, at or below 0
+        nothing), where an unclamped ``1 / (1 - rate)`` would flip signs or overflow.
+        A concrete out-of-range ``rate`` is an error (below).
       broadcast_dims: axes along which the mask is shared. For NHWC feature maps,
         ``(1, 2)`` drops whole channels (spatial dropout, Keras' ``SpatialDropout2D``).
 
@@ -51,7 +57,8 @@ def dropout(
         return jnp.zeros_like(x)
     axes = _mask_axes(broadcast_dims, x.shape)
     mask_shape = tuple(1 if i in axes else n for i, n in enumerate(x.shape))
-    keep_prob = 1.0 - jnp.asarray(rate, jnp.float32)
+    traced = jnp.asarray(rate, jnp.float32)
+    keep_prob = 1.0 - jnp.clip(jnp.where(jnp.isnan(traced), 0.0, traced), 0.0, 1.0)
     keep = jax.random.bernoulli(key, keep_prob, mask_shape)
     scale = jnp.where(keep_prob > 0, 1.0 / jnp.maximum(keep_prob, 1e-12), 0.0).astype(x.dtype)
     return jnp.where(jnp.broadcast_to(keep, x.shape), x * scale, jnp.zeros_like(x))
@@ -73,7 +80,7 @@ def _static_rate(rate: float | jax.Array) -> float | None:
     except jax.errors.ConcretizationTypeError:
         return None
     if not 0.0 <= value <= 1.0:
-        raise ValueError(f"dropout: `rate` must be in [0, 1], got {value}")
+        raise ValueError(f"dropout: `rate` must be in [0, 1], got {rate!r}")
     return value
 
 

@@ -49,6 +49,8 @@ def layer_norm(params: Params, x: jax.typing.ArrayLike, *, epsilon: float = 1e-5
     Raises:
       AssertionError: if ``x`` is a scalar or ``params`` do not have shape ``(F,)``.
       TypeError: if ``x`` is not floating.
+      KeyError: ``params`` lacks ``"scale"`` or ``"bias"``; ValueError: it has another
+        key (a misspelling such as ``"bais"``).
 
     Example:
       >>> params = layer_norm_init(jax.random.key(0), 3)
@@ -137,6 +139,9 @@ def batch_norm(
     Raises:
       AssertionError: if ``x`` has rank < 2 or ``params``/``stats`` are not ``(F,)``.
       TypeError: if ``x`` is not floating.
+      KeyError: ``params`` or ``stats`` lacks a key; ValueError: it has a key the op
+        does not read (a misspelling such as ``"bais"``).
+      ValueError: ``training=True`` with an empty batch (no statistics to compute).
 
     Example:
       >>> params, stats = batch_norm_init(jax.random.key(0), 2)
@@ -145,8 +150,18 @@ def batch_norm(
       (4, 2)
     """
     x = _utils.as_compute("batch_norm", x)
+    _utils.check_params("batch_norm", params, ("scale", "bias"))
+    _utils.check_params("batch_norm", stats, ("mean", "var"), name="stats")
     stats = jax.tree.map(jnp.asarray, stats)
     _checks.check_min_rank("batch_norm", "x", x, 2)
+    # Symbolic (exported) batch sizes are >= 1: only a concrete 0 is an empty batch.
+    if training and any(isinstance(n, int) and n == 0 for n in x.shape[:-1]):
+        raise ValueError(
+            f"batch_norm: argument `x` has shape {tuple(x.shape)}, an empty batch; training "
+            "mode needs at least one example to compute the batch statistics (an empty "
+            "batch would make the running statistics NaN): skip empty batches or pass "
+            "training=False"
+        )
     features = x.shape[-1]
     _checks.check_shape("batch_norm", "stats['mean']", stats["mean"], (features,))
     _checks.check_shape("batch_norm", "stats['var']", stats["var"], (features,))

@@ -39,12 +39,60 @@ VERSION = 1
 META = "nnjax.json"
 
 
-def write_json(path: Path, data: Any) -> None:
-    """Writes ``data`` as JSON atomically (a temporary file, then ``os.replace``)."""
+def write_json(path: str | os.PathLike, data: Any) -> None:
+    """Writes ``data`` as JSON atomically (a temporary file, then ``os.replace``).
+
+    A crash or a full disk never leaves ``path`` empty or half-written: it holds the
+    old content or the new. With several JAX processes only process 0 writes.
+
+    Raises:
+      OSError: the file cannot be written (one line naming it and the cause); the
+        temporary file is removed and ``path`` is unchanged.
+    """
+    if jax.process_index() != 0:
+        return
     path = Path(path)
+    text = json.dumps(data, indent=2)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    tmp.write_text(json.dumps(data, indent=2))
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as err:
+        raise OSError(err.errno, f"cannot write {path}: {err.strerror or err}") from err
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    """The JSON in ``path``; a missing, empty or garbled file is one line naming it.
+
+    Raises:
+      CheckpointError: the file is missing, empty, not UTF-8 or not JSON.
+
+    Example:
+      >>> import tempfile
+      >>> p = Path(tempfile.mkdtemp()) / "config.json"
+      >>> write_json(p, {"a": 1})
+      >>> read_json(p)
+      {'a': 1}
+    """
+    path = Path(path).absolute()
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: missing") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise CheckpointError(f"{path}: unreadable ({_orbax.short(err)})") from None
+    if not text.strip():
+        raise CheckpointError(f"{path}: empty file (an interrupted write of an older nnjax?)")
+    try:
+        return json.loads(text)
+    except ValueError as err:
+        raise CheckpointError(f"{path}: garbled JSON ({_orbax.short(err)})") from None
 
 
 def write(
@@ -66,6 +114,8 @@ def write(
 
     Raises:
       FileExistsError: ``directory`` exists and ``overwrite`` is false.
+      OSError: a write failed (full disk, no permission); nothing is left under a
+        temporary name and an existing ``directory`` is unchanged.
     """
     final = Path(directory).absolute()
     if jax.process_index() != 0:  # with several processes, process 0 writes
@@ -83,7 +133,11 @@ def write(
         if final.exists():
             old = final.with_name(f".{final.name}.{uuid.uuid4().hex[:8]}.old")
             os.rename(final, old)
-            os.rename(tmp, final)
+            try:
+                os.rename(tmp, final)
+            except OSError:
+                os.rename(old, final)  # put the previous one back
+                raise
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.rename(tmp, final)
@@ -106,10 +160,7 @@ def read_meta(directory: str | os.PathLike) -> dict[str, Any]:
     if not path.is_file():
         what = "empty checkpoint folder" if not any(directory.iterdir()) else "missing"
         raise CheckpointError(f"{path}: {what} (not a complete nnjax checkpoint)")
-    try:
-        meta = json.loads(path.read_text())
-    except (ValueError, UnicodeDecodeError) as err:
-        raise CheckpointError(f"{path}: garbled JSON ({_orbax.short(err)})") from None
+    meta = read_json(path)
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not an nnjax checkpoint metadata file")
     version = meta.get("version")
@@ -126,4 +177,13 @@ def has_item(directory: str | os.PathLike, meta: dict[str, Any], name: str) -> b
     return name in meta.get("items", ())
 
 
-__all__ = ["FORMAT", "META", "VERSION", "has_item", "read_meta", "write", "write_json"]
+__all__ = [
+    "FORMAT",
+    "META",
+    "VERSION",
+    "has_item",
+    "read_json",
+    "read_meta",
+    "write",
+    "write_json",
+]

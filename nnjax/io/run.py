@@ -15,13 +15,13 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
 
+from nnjax.io import layout
 from nnjax.io.errors import CheckpointError
 
 FILE = "preprocessing.json"
@@ -113,12 +113,13 @@ def read_preprocessing(directory: str | os.PathLike) -> Preprocessing:
       CheckpointError: the file is missing or garbled (one line naming it).
     """
     path = Path(directory).absolute() / FILE
+    if not path.is_file():
+        raise CheckpointError(f"{path}: missing (a run of an older nnjax?)")
+    data = layout.read_json(path)
     try:
-        return Preprocessing.from_dict(json.loads(path.read_text()))
-    except FileNotFoundError:
-        raise CheckpointError(f"{path}: missing (a run of an older nnjax?)") from None
-    except json.JSONDecodeError as err:
-        raise CheckpointError(f"{path}: garbled JSON ({err})") from None
+        if not isinstance(data, dict):
+            raise TypeError("a JSON object")
+        return Preprocessing.from_dict(data)
     except ValueError as err:
         raise CheckpointError(f"{path}: {err}") from None
     except (KeyError, TypeError) as err:

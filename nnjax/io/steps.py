@@ -60,14 +60,23 @@ def write_epoch(
     *,
     max_to_keep: int | None = None,
 ) -> Path:
-    """Writes step folder ``epoch + 1`` atomically; deletes the oldest beyond ``max_to_keep``."""
+    """Writes step folder ``epoch + 1`` atomically; deletes the oldest beyond ``max_to_keep``.
+
+    The older folders are deleted only once the new one is complete, so a failed save
+    (full disk, no permission) leaves every earlier checkpoint in place.
+    """
     path = layout.write(
         Path(directory) / str(epoch + 1), items, {**meta, "epoch": epoch}, overwrite=True
     )
+    prune(directory, max_to_keep)
+    return path
+
+
+def prune(directory: str | os.PathLike, max_to_keep: int | None) -> None:
+    """Deletes the oldest step folders beyond ``max_to_keep`` (process 0; ``None`` keeps all)."""
     if max_to_keep is not None and jax.process_index() == 0:
         for _, old in epochs(directory)[:-max_to_keep]:
             shutil.rmtree(old, ignore_errors=True)
-    return path
 
 
 def open_newest(
@@ -116,4 +125,4 @@ def open_newest(
     raise CheckpointError(f"no intact checkpoint in {directory}: " + "; ".join(skipped))
 
 
-__all__ = ["epochs", "open_newest", "step_folder", "write_epoch"]
+__all__ = ["epochs", "open_newest", "prune", "step_folder", "write_epoch"]

@@ -246,25 +246,22 @@ class ModelCheckpoint(Callback):
                 "mode": self.monitor.mode,
                 "best": self.monitor.best,
             }
-        for path in self._stale:  # overwrite=True: the old run goes once the new one saves
-            shutil.rmtree(path, ignore_errors=True)
-        self._stale = []
         try:
-            save_checkpoint(
-                self.directory,
-                epoch,
-                loop.state,
-                meta,
-                model=loop.model,
-                max_to_keep=self.max_to_keep,
-            )
+            written = save_checkpoint(self.directory, epoch, loop.state, meta, model=loop.model)
         except OSError as err:
             target = steps.step_folder(self.directory, epoch)
             raise OSError(
                 err.errno,
                 f"ModelCheckpoint: could not save epoch {epoch + 1} to {target}: "
-                f"{err.strerror or err}; the earlier checkpoints are intact",
+                f"{err.strerror or err}; the earlier checkpoints are intact and the model "
+                "keeps its trained weights (save them elsewhere with nnjax.save)",
             ) from err
+        # overwrite=True: the old run goes only once the new one has saved
+        for path in self._stale:
+            if path != written:
+                shutil.rmtree(path, ignore_errors=True)
+        self._stale = []
+        steps.prune(self.directory, self.max_to_keep)
 
 
 __all__ = [

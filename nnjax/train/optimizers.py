@@ -198,7 +198,8 @@ def get_hyperparameter(state: Any, name: str) -> Any:
 def set_hyperparameter(state: Any, name: str, value: Any) -> Any:
     """``state`` with hyperparameter ``name`` replaced by ``value``.
 
-    Same dtype and placement, so the compiled step is reused.
+    Same dtype and placement, so the compiled step is reused. A ``learning_rate`` must
+    be finite and ``>= 0`` (:func:`check_learning_rate`).
 
     Example:
       >>> state = init_state(get_optimizer("sgd"), {"w": jnp.ones(1)}, learning_rate=0.1)
@@ -207,6 +208,8 @@ def set_hyperparameter(state: Any, name: str, value: Any) -> Any:
       0.2
     """
     old = get_hyperparameter(state, name)
+    if name == "learning_rate":
+        value = check_learning_rate(value, zero_ok=True)
     new = jax.device_put(jnp.asarray(value, old.dtype), old.sharding)
 
     def replace(node: Any) -> Any:
@@ -247,25 +250,73 @@ def uninjected(state: Any) -> tuple[Any, Callable[[Any], Any]] | None:
     return state.inner_state, lambda inner: state._replace(inner_state=inner)
 
 
+def check_learning_rate(value: Any, *, name: str = "learning_rate", zero_ok: bool = False) -> float:
+    """``value`` as a float after checking it is a finite, positive learning rate.
+
+    A negative rate climbs the loss, a zero one trains nothing and a NaN one turns the
+    weights into NaN without a non-finite loss in the first step: each is an error
+    before anything runs.
+
+    Args:
+      value: the rate the user passed.
+      name: the argument, for the message.
+      zero_ok: accept ``0`` (a schedule that ends at zero sets it through
+        :func:`set_hyperparameter`).
+
+    Raises:
+      TypeError: ``value`` is not a real number (a string, a bool, a schedule function).
+      ValueError: ``value`` is NaN, infinite, negative, or zero (unless ``zero_ok``).
+
+    Example:
+      >>> check_learning_rate(0.01)
+      0.01
+      >>> try:
+      ...     check_learning_rate(-0.1)
+      ... except ValueError as err:
+      ...     print(err)
+      `learning_rate` must be a finite number > 0, got -0.1
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float | np.number | jax.Array):
+        raise TypeError(
+            f"`{name}` must be a number, got {value!r} ({type(value).__name__}); a schedule "
+            "goes in an optax optimizer (optax.adam(optax.cosine_decay_schedule(...))) or "
+            "a LearningRateScheduler callback"
+        )
+    if jnp.ndim(value) != 0:
+        raise TypeError(f"`{name}` must be a scalar, got an array of shape {jnp.shape(value)}")
+    rate = float(value)
+    if not np.isfinite(rate) or rate < 0 or (rate == 0 and not zero_ok):
+        bound = ">= 0" if zero_ok else "> 0"
+        raise ValueError(f"`{name}` must be a finite number {bound}, got {value!r}")
+    return rate
+
+
 def init_state(
     tx: optax.GradientTransformation, params: Any, *, learning_rate: float | None = None
 ) -> Any:
     """``tx.init(params)`` with the injected learning rate set to ``learning_rate``.
+
+    Raises:
+      TypeError, ValueError: ``learning_rate`` is not a finite number > 0
+        (:func:`check_learning_rate`).
 
     Example:
       >>> state = init_state(get_optimizer("adam"), {"w": jnp.ones(1)}, learning_rate=0.01)
       >>> round(float(get_hyperparameter(state, "learning_rate")), 6)
       0.01
     """
+    if learning_rate is not None:
+        learning_rate = check_learning_rate(learning_rate)
     state = tx.init(params)
     if learning_rate is not None and "learning_rate" in hyperparameters(state):
-        state = set_hyperparameter(state, "learning_rate", float(learning_rate))
+        state = set_hyperparameter(state, "learning_rate", learning_rate)
     return state
 
 
 __all__ = [
     "accumulate",
     "canonical",
+    "check_learning_rate",
     "get_hyperparameter",
     "get_optimizer",
     "hyperparameters",

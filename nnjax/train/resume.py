@@ -20,7 +20,7 @@ from nnjax.train.state import TrainState
 
 
 def restore_state(
-    directory: str | os.PathLike, state: TrainState
+    directory: str | os.PathLike, state: TrainState, *, fallback: bool = False
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Restores the newest checkpoint's parts shaped like ``state``, and its metadata.
 
@@ -30,6 +30,8 @@ def restore_state(
     Args:
       directory: a :class:`~nnjax.train.checkpoint.ModelCheckpoint` folder.
       state: the fresh training state, the template of what is restored.
+      fallback: when the newest checkpoint is damaged, restore the newest intact one
+        and say which with a :class:`~nnjax.io.CheckpointFallbackWarning`.
 
     Returns:
       ``(parts, meta)``: ``params``, ``opt_state`` and ``rest`` as host arrays, and
@@ -39,14 +41,14 @@ def restore_state(
       nnjax.io.CheckpointError: damaged, or written for another model or optimizer.
     """
     try:
-        return checkpoint.restore_checkpoint(directory, state._asdict())
+        return checkpoint.restore_checkpoint(directory, state._asdict(), fallback=fallback)
     except CheckpointError:
         plain = optimizers.uninjected(state.opt_state)
         if plain is None:
             raise
         template = {**state._asdict(), "opt_state": plain[0]}
         try:
-            parts, meta = checkpoint.restore_checkpoint(directory, template)
+            parts, meta = checkpoint.restore_checkpoint(directory, template, fallback=fallback)
         except CheckpointError:
             pass
         else:
@@ -55,7 +57,7 @@ def restore_state(
 
 
 def resume_state(
-    directory: str | os.PathLike, state: TrainState, seed: int
+    directory: str | os.PathLike, state: TrainState, seed: int, *, fallback: bool = False
 ) -> tuple[TrainState, History, int, int]:
     """The state, history, next epoch and global step of the newest checkpoint.
 
@@ -64,6 +66,9 @@ def resume_state(
         at least one checkpoint.
       state: the fresh training state, the template of what is restored.
       seed: ``fit``'s seed; it must equal the checkpoint's (the same data order).
+      fallback: when the newest checkpoint is damaged (a crash of the disk, not of
+        nnjax: saves are atomic), resume from the newest intact one and warn which
+        (:class:`~nnjax.io.CheckpointFallbackWarning`); otherwise the damage is an error.
 
     Returns:
       ``(state, history, initial_epoch, global_step)``.
@@ -72,7 +77,7 @@ def resume_state(
       ValueError: the checkpoint was trained with another seed.
       nnjax.io.CheckpointError: damaged, or written for another model or optimizer.
     """
-    parts, meta = restore_state(directory, state)
+    parts, meta = restore_state(directory, state, fallback=fallback)
     if meta.get("seed") != seed:
         raise ValueError(
             f"checkpoint in {directory} was trained with seed={meta.get('seed')}, but fit got "

@@ -138,16 +138,24 @@ def check_labels(out: Any, y: Any, name: str = "train") -> None:
 
 
 def check_loss_accepts(loss: str | Callable, out: Any, y: Any, name: str = "train") -> None:
-    """The loss must accept the model's output with one example's labels (by eval_shape)."""
+    """The loss must accept the model's output with one example's labels (by eval_shape).
+
+    Soft labels ``y`` (a batch of them, concrete) for ``cross_entropy`` must be
+    probabilities (:func:`nnjax.losses.check_distribution`).
+    """
     target = jax.tree.map(lambda a: jax.ShapeDtypeStruct((1, *a.shape[1:]), a.dtype), y)
     logits = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, jnp.float32), out)
+    fn = losses.get(loss)
     try:
-        jax.eval_shape(losses.get(loss), logits, target)
+        jax.eval_shape(fn, logits, target)
     except (AssertionError, TypeError, ValueError) as err:
         raise ValueError(
             f"`{name}`: the loss cannot compare model outputs of shape "
             f"{describe(out)} with labels {describe(target)} per example: {err}"
         ) from err
+    soft = isinstance(y, np.ndarray) and np.issubdtype(y.dtype, np.floating)
+    if fn is losses.cross_entropy and soft and isinstance(out, jax.ShapeDtypeStruct):
+        losses.check_distribution("cross_entropy", f"{name} y", y)
 
 
 def _paths(tree: Any) -> list[tuple[str, Any]]:
