@@ -1,0 +1,27 @@
+"""Smoke test of ``benchmarks/bench_sweep.py --quick`` (tiny MLP, M = 1 and 2, one epoch)."""
+
+import json
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.slow  # compiles several sweeps and fits: ~1-2 min on 2 busy cores
+def test_bench_sweep_quick_writes_every_case(tmp_path):
+    out = tmp_path / "sweep.json"
+    options = "--quick --models digits --members 1,2".split()
+    cmd = [sys.executable, str(REPO / "benchmarks" / "bench_sweep.py"), *options]
+    subprocess.run([*cmd, "--out", str(out)], check=True, capture_output=True, text=True,
+                   timeout=600)  # fmt: skip
+    record = json.loads(out.read_text())
+    rows = {(r["members"], r["case"]): r for r in record["results"]}
+    assert set(rows) == {
+        (m, c) for m in (1, 2) for c in ("sweep", "sweep_sequential", "fit_sequential")
+    }
+    assert all(r["examples_x_members_per_s"] > 0 for r in rows.values())
+    assert rows[(2, "fit_sequential")]["speedup_vs_fit"] == 1.0
+    assert not record["errors"]
