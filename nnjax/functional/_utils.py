@@ -8,6 +8,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from nnjax import _checks
 
@@ -69,6 +70,21 @@ def ntuple(value, n: int, name: str, op: str, *, minimum: int = 1) -> tuple[int,
             f"got {value!r}"
         )
     return out
+
+
+def positive_int(op: str, name: str, value) -> int:
+    """``value`` after checking it is an int ``>= 1`` (a size such as ``in_features``).
+
+    Raises:
+      ValueError: naming ``op``, the argument ``name`` and the value passed.
+
+    Example:
+      >>> positive_int("dense_init", "in_features", 3)
+      3
+    """
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+        raise ValueError(f"{op}: `{name}` must be a positive int, got {value!r}")
+    return int(value)
 
 
 def check_window_fits(op: str, x: jax.Array, window, padding) -> None:

@@ -276,7 +276,8 @@ def check_learning_rate(value: Any, *, name: str = "learning_rate", zero_ok: boo
       ...     print(err)
       `learning_rate` must be a finite number > 0, got -0.1
     """
-    if isinstance(value, bool) or not isinstance(value, int | float | np.number | jax.Array):
+    numeric = int | float | np.number | np.ndarray | jax.Array
+    if isinstance(value, bool) or not isinstance(value, numeric):
         raise TypeError(
             f"`{name}` must be a number, got {value!r} ({type(value).__name__}); a schedule "
             "goes in an optax optimizer (optax.adam(optax.cosine_decay_schedule(...))) or "

@@ -1,0 +1,442 @@
+"""Bad inputs to the functional ops: each a clear error naming the argument and the value.
+
+Each case asserts the error type and the words that name the culprit (the argument and
+what the user passed). Cases whose fix lies in a file of another area are strict xfails
+naming the fix.
+"""
+
+import jax
+import jax.numpy as jnp
+import pytest
+
+import nnjax.functional as F
+from nnjax.errors import ShapeError
+from tests.reliability._corpus import case, check, params
+
+K = jax.random.key(0)
+X2 = jnp.ones((2, 3))
+IMG = jnp.ones((1, 6, 6, 2))
+DENSE = {"kernel": jnp.ones((3, 4)), "bias": jnp.zeros(4)}
+CONV = F.conv2d_init(K, 2, 4, 3)
+LN = F.layer_norm_init(K, 3)
+BN_P, BN_S = F.batch_norm_init(K, 3)
+SEQ = jnp.ones((2, 5, 3))
+LSTM = F.lstm_cell_init(K, 3, 4)
+EMB = F.embedding_init(K, 10, 4)
+ATT = F.multi_head_attention_init(K, 4, num_heads=2)
+_KEYS_FIX = "needs _utils.check_params({op!r}, params, {req}, {opt}) at the top of {op}() in {file}"
+
+
+_SIZE_FIX = (
+    "needs _utils.positive_int({op!r}, name, value) for {names} at the top of {op}() in {file}"
+)
+
+
+def _keys_fix(op, req, opt, file):
+    return _KEYS_FIX.format(op=op, req=req, opt=opt, file=file)
+
+
+CASES = [
+    # --- dense
+    case(
+        "dense-int-x", lambda: F.dense(DENSE, jnp.ones((2, 3), jnp.int32)), TypeError, "x", "int32"
+    ),
+    case("dense-features", lambda: F.dense(DENSE, jnp.ones((2, 5))), ShapeError, "x", "(2, 5)"),
+    case(
+        "dense-kernel-rank",
+        lambda: F.dense({"kernel": jnp.ones(3)}, X2),
+        ShapeError,
+        "kernel",
+        "(3,)",
+    ),
+    case(
+        "dense-bias-shape",
+        lambda: F.dense({**DENSE, "bias": jnp.ones(5)}, X2),
+        ShapeError,
+        "bias",
+        "(5,)",
+    ),
+    case("dense-no-kernel", lambda: F.dense({"bias": jnp.zeros(4)}, X2), KeyError, "kernel"),
+    case(
+        "dense-misspelt-bias",
+        lambda: F.dense({"kernel": DENSE["kernel"], "bais": jnp.zeros(4)}, X2),
+        ValueError,
+        "'bais'",
+        "'bias'",
+        xfail=_keys_fix("dense", ("kernel",), ("bias",), "nnjax/functional/dense.py"),
+    ),
+    case(
+        "dense-init-zero",
+        lambda: F.dense_init(K, 0, 4),
+        ValueError,
+        "in_features",
+        "0",
+        xfail=_SIZE_FIX.format(
+            op="dense_init", names="in_features, out_features", file="nnjax/functional/dense.py"
+        ),
+    ),
+    case(
+        "dense-init-negative",
+        lambda: F.dense_init(K, 3, -2),
+        ValueError,
+        "out_features",
+        "-2",
+        xfail=_SIZE_FIX.format(
+            op="dense_init", names="in_features, out_features", file="nnjax/functional/dense.py"
+        ),
+    ),
+    case(
+        "dense-init-float",
+        lambda: F.dense_init(K, 2.5, 4),
+        (TypeError, ValueError),
+        "in_features",
+        "2.5",
+        xfail=_SIZE_FIX.format(
+            op="dense_init", names="in_features, out_features", file="nnjax/functional/dense.py"
+        ),
+    ),
+    case(
+        "dense-init-initializer",
+        lambda: F.dense_init(K, 3, 4, kernel_init="nope"),
+        ValueError,
+        "nope",
+    ),
+    # --- conv
+    case("conv-rank", lambda: F.conv2d(CONV, jnp.ones((6, 6, 2))), ShapeError, "x", "(6, 6, 2)"),
+    case(
+        "conv-channels",
+        lambda: F.conv2d(CONV, jnp.ones((1, 6, 6, 3))),
+        ShapeError,
+        "x",
+        "(1, 6, 6, 3)",
+    ),
+    case("conv-stride-zero", lambda: F.conv2d(CONV, IMG, stride=0), ValueError, "stride", "0"),
+    case(
+        "conv-stride-negative",
+        lambda: F.conv2d(CONV, IMG, stride=(1, -1)),
+        ValueError,
+        "stride",
+        "(1, -1)",
+    ),
+    case("conv-dilation", lambda: F.conv2d(CONV, IMG, dilation=0), ValueError, "dilation", "0"),
+    case(
+        "conv-padding-name",
+        lambda: F.conv2d(CONV, IMG, padding="FULL"),
+        ValueError,
+        "padding",
+        "FULL",
+    ),
+    case(
+        "conv-window-too-big",
+        lambda: F.conv2d(CONV, jnp.ones((1, 2, 2, 2)), padding="VALID"),
+        ValueError,
+        "x",
+        "(1, 2, 2, 2)",
+    ),
+    case("conv-int-x", lambda: F.conv2d(CONV, IMG.astype(jnp.int32)), TypeError, "x", "int32"),
+    case(
+        "conv-groups",
+        lambda: F.conv2d(CONV, IMG, feature_group_count=3),
+        ValueError,
+        "feature_group_count",
+        "3",
+    ),
+    case(
+        "conv-misspelt-bias",
+        lambda: F.conv2d({"kernel": CONV["kernel"], "bais": CONV["bias"]}, IMG),
+        ValueError,
+        "'bais'",
+        "'bias'",
+        xfail=_keys_fix("conv", ("kernel",), ("bias",), "nnjax/functional/conv.py (conv())"),
+    ),
+    case(
+        "conv-init-kernel-size", lambda: F.conv2d_init(K, 2, 4, 0), ValueError, "kernel_size", "0"
+    ),
+    case(
+        "conv-init-kernel-triple",
+        lambda: F.conv2d_init(K, 2, 4, (3, 3, 3)),
+        ValueError,
+        "kernel_size",
+        "(3, 3, 3)",
+    ),
+    # --- pooling
+    case("pool-window-zero", lambda: F.max_pool2d(IMG, 0), ValueError, "window_shape", "0"),
+    case("pool-window-single", lambda: F.max_pool2d(IMG, (2,)), ValueError, "window_shape", "(2,)"),
+    case(
+        "pool-stride-negative", lambda: F.avg_pool2d(IMG, 2, stride=-1), ValueError, "stride", "-1"
+    ),
+    case(
+        "pool-padding",
+        lambda: F.max_pool2d(IMG, 2, padding="REFLECT"),
+        ValueError,
+        "padding",
+        "REFLECT",
+    ),
+    case("pool-rank", lambda: F.max_pool2d(jnp.ones((6, 6)), 2), ShapeError, "x", "(6, 6)"),
+    case("pool-too-big", lambda: F.max_pool2d(IMG, 7), ValueError, "x", "(1, 6, 6, 2)"),
+    case("pool1d-window-float", lambda: F.max_pool1d(SEQ, 1.5), ValueError, "window_shape", "1.5"),
+    case(
+        "global-pool-rank", lambda: F.global_avg_pool(jnp.ones((2, 3))), ShapeError, "x", "(2, 3)"
+    ),
+    # --- layer norm, rms norm, group norm
+    case(
+        "ln-misspelt-bias",
+        lambda: F.layer_norm({"scale": LN["scale"], "bais": LN["bias"]}, X2),
+        ValueError,
+        "'bais'",
+        "did you mean 'bias'",
+    ),
+    case(
+        "ln-missing-scale",
+        lambda: F.layer_norm({"bias": LN["bias"]}, X2),
+        KeyError,
+        "'scale'",
+        "layer_norm",
+    ),
+    case(
+        "ln-extra-key",
+        lambda: F.layer_norm({**LN, "mean": LN["bias"]}, X2),
+        ValueError,
+        "'mean'",
+        "layer_norm",
+    ),
+    case(
+        "ln-not-a-dict",
+        lambda: F.layer_norm([LN["scale"], LN["bias"]], X2),
+        TypeError,
+        "params",
+        "list",
+    ),
+    case(
+        "ln-scale-shape",
+        lambda: F.layer_norm({**LN, "scale": jnp.ones(4)}, X2),
+        ShapeError,
+        "scale",
+        "(4,)",
+    ),
+    case(
+        "ln-int-x", lambda: F.layer_norm(LN, jnp.ones((2, 3), jnp.int32)), TypeError, "x", "int32"
+    ),
+    case("ln-scalar-x", lambda: F.layer_norm(LN, jnp.float32(1.0)), ShapeError, "x", "()"),
+    case(
+        "rms-bias-key",
+        lambda: F.rms_norm({"scale": jnp.ones(3), "bias": jnp.ones(3)}, X2),
+        ValueError,
+        "'bias'",
+        "rms_norm",
+    ),
+    case(
+        "rms-misspelt",
+        lambda: F.rms_norm({"scael": jnp.ones(3)}, X2),
+        ValueError,
+        "'scael'",
+        "did you mean 'scale'",
+    ),
+    case(
+        "gn-groups",
+        lambda: F.group_norm(F.group_norm_init(K, 6), jnp.ones((1, 4, 6)), num_groups=4),
+        ValueError,
+        "num_groups",
+        "4",
+    ),
+    case(
+        "gn-misspelt",
+        lambda: F.group_norm(
+            {"scale": jnp.ones(6), "bais": jnp.ones(6)}, jnp.ones((1, 4, 6)), num_groups=2
+        ),
+        ValueError,
+        "'bais'",
+        "group_norm",
+    ),
+    case(
+        "in-misspelt",
+        lambda: F.instance_norm({"scale": jnp.ones(6), "bias_": jnp.ones(6)}, jnp.ones((1, 4, 6))),
+        ValueError,
+        "'bias_'",
+        "instance_norm",
+    ),
+    # --- batch norm
+    case(
+        "bn-empty-batch",
+        lambda: F.batch_norm(BN_P, BN_S, jnp.ones((0, 3)), training=True),
+        ValueError,
+        "x",
+        "(0, 3)",
+        "empty",
+    ),
+    case(
+        "bn-empty-image-batch",
+        lambda: F.batch_norm(BN_P, BN_S, jnp.ones((0, 4, 4, 3)), training=True),
+        ValueError,
+        "x",
+        "(0, 4, 4, 3)",
+    ),
+    case(
+        "bn-misspelt-stats",
+        lambda: F.batch_norm(BN_P, {"mena": BN_S["mean"], "var": BN_S["var"]}, X2, training=True),
+        ValueError,
+        "stats",
+        "'mena'",
+        "'mean'",
+    ),
+    case(
+        "bn-missing-var",
+        lambda: F.batch_norm(BN_P, {"mean": BN_S["mean"]}, X2, training=False),
+        KeyError,
+        "stats",
+        "'var'",
+    ),
+    case(
+        "bn-misspelt-params",
+        lambda: F.batch_norm(
+            {"scale": BN_P["scale"], "bais": BN_P["bias"]}, BN_S, X2, training=True
+        ),
+        ValueError,
+        "'bais'",
+    ),
+    case(
+        "bn-stats-shape",
+        lambda: F.batch_norm(BN_P, {**BN_S, "var": jnp.ones(4)}, X2, training=True),
+        ShapeError,
+        "var",
+        "(4,)",
+    ),
+    case(
+        "bn-rank-1",
+        lambda: F.batch_norm(BN_P, BN_S, jnp.ones(3), training=True),
+        ShapeError,
+        "x",
+        "(3,)",
+    ),
+    case(
+        "bn-stats-not-dict",
+        lambda: F.batch_norm(BN_P, (BN_S["mean"], BN_S["var"]), X2, training=True),
+        TypeError,
+        "stats",
+        "tuple",
+    ),
+    # --- dropout
+    case("dropout-rate-above", lambda: F.dropout(K, X2, 1.5), ValueError, "rate", "1.5"),
+    case("dropout-rate-negative", lambda: F.dropout(K, X2, -0.1), ValueError, "rate", "-0.1"),
+    case("dropout-rate-nan", lambda: F.dropout(K, X2, float("nan")), ValueError, "rate", "nan"),
+    case("dropout-rate-string", lambda: F.dropout(K, X2, "0.5"), TypeError, "rate", "'0.5'"),
+    case("dropout-rate-bool", lambda: F.dropout(K, X2, True), TypeError, "rate", "True"),
+    case("dropout-rate-vector", lambda: F.dropout(K, X2, jnp.array([0.1, 0.2])), TypeError, "rate"),
+    case(
+        "dropout-int-x", lambda: F.dropout(K, jnp.ones(3, jnp.int32), 0.5), TypeError, "x", "int32"
+    ),
+    case(
+        "dropout-broadcast-dims",
+        lambda: F.dropout(K, X2, 0.5, broadcast_dims=(2,)),
+        ValueError,
+        "broadcast_dims",
+        "(2,)",
+    ),
+    # --- embedding, prelu, attention
+    case("embedding-float-ids", lambda: F.embedding(EMB, jnp.ones(3)), TypeError, "ids", "float32"),
+    case(
+        "embedding-misspelt",
+        lambda: F.embedding({"embeddings": EMB["embedding"]}, jnp.array([1])),
+        (KeyError, ValueError),
+        "'embeddings'",
+        xfail=_keys_fix("embedding", ("embedding",), (), "nnjax/functional/embed.py"),
+    ),
+    case(
+        "embedding-init-zero", lambda: F.embedding_init(K, 0, 4), ValueError, "num_embeddings", "0"
+    ),
+    case(
+        "prelu-misspelt",
+        lambda: F.prelu({"slope": jnp.ones(3)}, X2),
+        (KeyError, ValueError),
+        "'slope'",
+        "negative_slope",
+        xfail=_keys_fix("prelu", ("negative_slope",), (), "nnjax/functional/prelu.py"),
+    ),
+    case(
+        "prelu-shape",
+        lambda: F.prelu({"negative_slope": jnp.ones(4)}, X2),
+        ShapeError,
+        "negative_slope",
+        "(4,)",
+    ),
+    case(
+        "attention-dropout-without-key",
+        lambda: F.multi_head_attention(ATT, jnp.ones((1, 5, 4)), dropout_rate=0.5),
+        ValueError,
+        "key",
+        "dropout_rate",
+    ),
+    case(
+        "attention-features",
+        lambda: F.multi_head_attention(ATT, jnp.ones((1, 5, 3))),
+        ShapeError,
+        "x",
+        "(1, 5, 3)",
+    ),
+    case(
+        "attention-init-heads",
+        lambda: F.multi_head_attention_init(K, 5, num_heads=2),
+        ValueError,
+        "num_heads",
+        "2",
+    ),
+    # --- recurrent
+    case("lstm-rank", lambda: F.lstm(LSTM, jnp.ones((5, 3))), ShapeError, "(5, 3)"),
+    case("lstm-features", lambda: F.lstm(LSTM, jnp.ones((2, 5, 7))), ShapeError, "(2, 5, 7)"),
+    case(
+        "lstm-lengths-shape",
+        lambda: F.lstm(LSTM, SEQ, lengths=jnp.array([1, 2, 3])),
+        ValueError,
+        "lengths",
+        "(3,)",
+    ),
+    case(
+        "lstm-missing-key",
+        lambda: F.lstm({k: v for k, v in LSTM.items() if k != "w_h"}, SEQ),
+        (KeyError, ValueError),
+        "w_h",
+    ),
+    case(
+        "lstm-init-hidden",
+        lambda: F.lstm_cell_init(K, 3, 0),
+        ValueError,
+        "hidden_features",
+        "0",
+        xfail=_SIZE_FIX.format(
+            op="lstm_cell_init",
+            names="in_features, hidden_features",
+            file="nnjax/functional/recurrent.py",
+        ),
+    ),
+    # --- positional
+    case(
+        "sinusoidal-length",
+        lambda: F.sinusoidal_position_encoding(-1, 4),
+        ValueError,
+        "length",
+        "-1",
+    ),
+    case(
+        "sinusoidal-odd-features",
+        lambda: F.sinusoidal_position_encoding(5, 3),
+        ValueError,
+        "features",
+        "3",
+    ),
+    case(
+        "rotary-odd",
+        lambda: F.rotary_position_encoding(jnp.ones((1, 5, 2, 3))),
+        ValueError,
+        "x.shape[-1]",
+        "3",
+    ),
+]
+
+
+@pytest.mark.parametrize("c", params(CASES))
+def test_bad_functional_input(c):
+    check(c)
+
+
+def test_the_corpus_is_large():
+    assert len(CASES) >= 60
