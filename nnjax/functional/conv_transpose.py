@@ -12,7 +12,7 @@ from jax import lax
 
 from nnjax import _checks, initializers
 from nnjax.functional import _utils
-from nnjax.functional.conv import _LAYOUT, Params, Size, add_bias, conv_init
+from nnjax.functional.conv import _LAYOUT, Params, Size, _check_groups, add_bias
 
 
 def conv_transpose_init(
@@ -27,20 +27,21 @@ def conv_transpose_init(
     kernel_init: str | initializers.Initializer = "glorot_uniform",
     bias_init: str | initializers.Initializer = "zeros",
     use_bias: bool = True,
+    feature_group_count: int = 1,
 ) -> Params:
-    """The N-d initialiser behind ``conv_transpose{1,2,3}d_init``: kernel ``(k..., in, out)``."""
-    return conv_init(
-        op,
-        nd,
-        key,
-        in_channels,
-        out_channels,
-        kernel_size,
-        dtype=dtype,
-        kernel_init=kernel_init,
-        bias_init=bias_init,
-        use_bias=use_bias,
-    )
+    """The N-d initialiser behind ``conv_transpose{1,2,3}d_init``.
+
+    The kernel is ``(*kernel_size, in_channels, out_channels // feature_group_count)``,
+    PyTorch's ``ConvTranspose`` weight ``(in, out / groups, *k)`` in channels-last order.
+    """
+    kernel_size = _utils.ntuple(kernel_size, nd, "kernel_size", op)
+    groups = _check_groups(op, feature_group_count, in_channels, out_channels)
+    k_kernel, k_bias = jax.random.split(key)
+    shape = (*kernel_size, in_channels, out_channels // groups)
+    params = {"kernel": initializers.init_param(kernel_init, k_kernel, shape, dtype)}
+    if use_bias:
+        params["bias"] = initializers.init_param(bias_init, k_bias, (out_channels,), dtype)
+    return params
 
 
 def conv_transpose1d_init(
@@ -53,18 +54,22 @@ def conv_transpose1d_init(
     kernel_init: str | initializers.Initializer = "glorot_uniform",
     bias_init: str | initializers.Initializer = "zeros",
     use_bias: bool = True,
+    feature_group_count: int = 1,
 ) -> Params:
     """Initialises :func:`conv_transpose1d`: ``{"kernel": (k, in, out), "bias": (out,)}``.
 
     Keyword arguments as :func:`conv_transpose2d_init`.
 
     Example:
-      >>> conv_transpose1d_init(jax.random.key(0), 4, 2, 3)["kernel"].shape
-      (3, 4, 2)
+      >>> conv_transpose1d_init(jax.random.key(0), 4, 6, 3)["kernel"].shape
+      (3, 4, 6)
+      >>> conv_transpose1d_init(jax.random.key(0), 4, 6, 3, feature_group_count=2)["kernel"].shape
+      (3, 4, 3)
     """
     return conv_transpose_init(
         "conv_transpose1d_init", 1, key, in_channels, out_channels, kernel_size,
         dtype=dtype, kernel_init=kernel_init, bias_init=bias_init, use_bias=use_bias,
+        feature_group_count=feature_group_count,
     )  # fmt: skip
 
 
@@ -78,6 +83,7 @@ def conv_transpose2d_init(
     kernel_init: str | initializers.Initializer = "glorot_uniform",
     bias_init: str | initializers.Initializer = "zeros",
     use_bias: bool = True,
+    feature_group_count: int = 1,
 ) -> Params:
     """Initialises :func:`conv_transpose2d`.
 
@@ -90,10 +96,13 @@ def conv_transpose2d_init(
       kernel_init: initializer for the kernel (Glorot uniform).
       bias_init: initializer for the bias (zeros).
       use_bias: whether to create a bias.
+      feature_group_count: groups of channels (PyTorch's ``groups``); must divide
+        ``in_channels`` and ``out_channels``.
 
     Returns:
-      ``{"kernel": (kh, kw, in, out), "bias": (out,)}``. PyTorch's ``ConvTranspose2d``
-      weight ``(in, out, kh, kw)`` is ``kernel.transpose(2, 3, 0, 1)``.
+      ``{"kernel": (kh, kw, in, out // feature_group_count), "bias": (out,)}``.
+      PyTorch's ``ConvTranspose2d`` weight ``(in, out / groups, kh, kw)`` is
+      ``kernel.transpose(2, 3, 0, 1)``.
 
     Example:
       >>> conv_transpose2d_init(jax.random.key(0), 8, 3, 2)["kernel"].shape
@@ -102,6 +111,7 @@ def conv_transpose2d_init(
     return conv_transpose_init(
         "conv_transpose2d_init", 2, key, in_channels, out_channels, kernel_size,
         dtype=dtype, kernel_init=kernel_init, bias_init=bias_init, use_bias=use_bias,
+        feature_group_count=feature_group_count,
     )  # fmt: skip
 
 
@@ -115,6 +125,7 @@ def conv_transpose3d_init(
     kernel_init: str | initializers.Initializer = "glorot_uniform",
     bias_init: str | initializers.Initializer = "zeros",
     use_bias: bool = True,
+    feature_group_count: int = 1,
 ) -> Params:
     """Initialises :func:`conv_transpose3d`: ``{"kernel": (kd, kh, kw, in, out), "bias"}``.
 
@@ -127,6 +138,7 @@ def conv_transpose3d_init(
     return conv_transpose_init(
         "conv_transpose3d_init", 3, key, in_channels, out_channels, kernel_size,
         dtype=dtype, kernel_init=kernel_init, bias_init=bias_init, use_bias=use_bias,
+        feature_group_count=feature_group_count,
     )  # fmt: skip
 
 
@@ -144,6 +156,64 @@ def output_size(
     return (size - 1) * stride - 2 * padding + dilation * (kernel - 1) + output_padding + 1
 
 
+TransposePadding = str | Size
+
+
+def same_pads(kernel: int, stride: int, dilation: int) -> tuple[int, int]:
+    """``(lo, hi)`` padding of the stride-dilated input for ``"SAME"`` (output ``n * stride``).
+
+    The transposed convolution is then the exact adjoint of a ``"SAME"`` convolution of
+    the same stride (TensorFlow's, Keras' and ``lax.conv_transpose``'s rule): of the
+    ``span - stride`` border rows the adjoint drops, the odd one is dropped at the end.
+
+    Example:
+      >>> same_pads(3, 2, 1)  # full padding (2, 2) gives 2n + 1: one row less at the end
+      (2, 1)
+    """
+    span = dilation * (kernel - 1) + 1
+    total = span + stride - 2
+    lo = span - 1 if stride > span - 1 else -(-total // 2)
+    return lo, total - lo
+
+
+def _pads(
+    op: str, nd: int, kernel: tuple[int, ...], padding: TransposePadding, stride, dilation,
+    output_padding,
+) -> list[tuple[int, int]]:  # fmt: skip
+    """Padding ``(lo, hi)`` of the stride-dilated input per axis (negative crops)."""
+    if isinstance(padding, str):
+        mode = padding.upper()
+        if mode not in ("SAME", "VALID"):
+            raise ValueError(
+                f"{op}: `padding` must be 'SAME', 'VALID' or non-negative ints, got {padding!r}"
+            )
+        if mode == "SAME":
+            pads = [same_pads(k, s, d) for k, s, d in zip(kernel, stride, dilation)]
+            return [(lo, hi + o) for (lo, hi), o in zip(pads, output_padding)]
+        padding = 0
+    padding = _utils.ntuple(padding, nd, "padding", op, minimum=0)
+    return [
+        (d * (k - 1) - p, d * (k - 1) - p + o)
+        for k, p, o, d in zip(kernel, padding, output_padding, dilation)
+    ]
+
+
+def grouped_kernel(kernel: jax.Array, groups: int) -> jax.Array:
+    """The forward-convolution kernel ``(*k, in / G, out)`` of a transposed ``(*k, in, out / G)``.
+
+    Group ``g`` maps input channels ``g * in / G ...`` to output channels
+    ``g * out / G ...``; ``lax.conv_general_dilated`` wants the groups along the
+    output axis.
+
+    Example:
+      >>> grouped_kernel(jnp.zeros((3, 4, 5)), 2).shape
+      (3, 2, 10)
+    """
+    *k, cin, cout = kernel.shape
+    blocks = kernel.reshape(*k, groups, cin // groups, cout)
+    return jnp.moveaxis(blocks, -3, -2).reshape(*k, cin // groups, groups * cout)
+
+
 def conv_transpose(
     op: str,
     nd: int,
@@ -151,9 +221,10 @@ def conv_transpose(
     x: jax.typing.ArrayLike,
     *,
     stride: Size = 1,
-    padding: Size = 0,
+    padding: TransposePadding = 0,
     output_padding: Size = 0,
     dilation: Size = 1,
+    feature_group_count: int = 1,
 ) -> jax.Array:
     """The N-d transposed convolution behind ``conv_transpose{1,2,3}d``.
 
@@ -165,10 +236,13 @@ def conv_transpose(
     kernel = params["kernel"]
     _checks.check_rank(op, "params['kernel']", kernel, nd + 2)
     _checks.check_rank(op, "x", x, nd + 2)
-    _checks.check_shape(op, "x", x, (*(None,) * (nd + 1), kernel.shape[-2]))
+    in_channels, out_per_group = kernel.shape[-2:]
+    groups = _check_groups(
+        op, feature_group_count, in_channels, out_per_group * feature_group_count
+    )
+    _checks.check_shape(op, "x", x, (*(None,) * (nd + 1), in_channels))
     stride = _utils.ntuple(stride, nd, "stride", op)
     dilation = _utils.ntuple(dilation, nd, "dilation", op)
-    padding = _utils.ntuple(padding, nd, "padding", op, minimum=0)
     output_padding = _utils.ntuple(output_padding, nd, "output_padding", op, minimum=0)
     for s, d, o in zip(stride, dilation, output_padding):
         if o >= max(s, d):
@@ -176,54 +250,56 @@ def conv_transpose(
                 f"{op}: `output_padding`={output_padding!r} must be smaller than the stride "
                 f"{stride!r} or the dilation {dilation!r} on every axis"
             )
+    pads = _pads(op, nd, kernel.shape[:nd], padding, stride, dilation, output_padding)
     sizes = [
-        output_size(n, k, s, p, o, d)
-        for n, k, s, p, o, d in zip(
-            x.shape[1:-1], kernel.shape[:nd], stride, padding, output_padding, dilation
-        )
+        (n - 1) * s + 1 + lo + hi - d * (k - 1)
+        for n, k, s, d, (lo, hi) in zip(x.shape[1:-1], kernel.shape[:nd], stride, dilation, pads)
     ]
     if min(sizes) < 1:
         raise ValueError(
             f"{op}: argument `x` has shape {tuple(x.shape)}; with padding {padding!r} the "
             f"output's spatial size would be {tuple(sizes)}"
         )
-    pads = [
-        (d * (k - 1) - p, d * (k - 1) - p + o)
-        for k, p, o, d in zip(kernel.shape[:nd], padding, output_padding, dilation)
-    ]
     flipped = jnp.flip(kernel.astype(x.dtype), axis=tuple(range(nd)))
     y = lax.conv_general_dilated(
         x,
-        flipped,
+        grouped_kernel(flipped, groups),
         window_strides=(1,) * nd,
         padding=pads,
         lhs_dilation=stride,
         rhs_dilation=dilation,
         dimension_numbers=_LAYOUT[nd],
+        feature_group_count=groups,
     )
     return add_bias(op, params, y)
 
 
 _DOC_ARGS = """
     Args:
-      params: ``{"kernel": (*k, in, out), "bias": (out,)}``.
+      params: ``{"kernel": (*k, in, out // feature_group_count), "bias": (out,)}``.
       x: channels-last ``(B, *spatial, in)``, floating.
       stride: upsampling factor (the stride of the convolution this transposes).
-      padding: PyTorch's ``padding``: ``dilation * (k - 1) - padding`` zeros are added
-        on both sides of the stride-dilated input, so each output axis has size
-        ``(n - 1) * stride - 2 * padding + dilation * (k - 1) + output_padding + 1``
-        (see :func:`output_size`).
+      padding: an int or one per axis, PyTorch's ``padding``: ``dilation * (k - 1) -
+        padding`` zeros are added on both sides of the stride-dilated input, so each
+        output axis has size ``(n - 1) * stride - 2 * padding + dilation * (k - 1) +
+        output_padding + 1`` (see :func:`output_size`); ``"VALID"`` is ``0``;
+        ``"SAME"``: size ``n * stride + output_padding``, the exact adjoint of a
+        ``"SAME"`` convolution of that stride (TensorFlow's and Keras' rule; see
+        :func:`same_pads`).
       output_padding: extra size at the end of each axis (to undo the rounding of a
         strided convolution); must be smaller than ``stride`` or ``dilation``.
       dilation: spacing between kernel taps.
+      feature_group_count: groups of channels (PyTorch's ``groups``): group ``g``
+        maps the ``g``-th block of ``in / groups`` input channels to the ``g``-th
+        block of ``out / groups`` output channels.
 
     Returns:
       ``(B, *spatial', out)``, the dtype of ``x``.
 
     Raises:
       AssertionError: wrong ranks or channels (the message names the shapes).
-      ValueError: bad ``stride``/``padding``/``output_padding``/``dilation``, or an
-        empty output.
+      ValueError: bad ``stride``/``padding``/``output_padding``/``dilation``/
+        ``feature_group_count``, or an empty output.
       TypeError: if ``x`` is not floating.
 """
 
@@ -233,20 +309,15 @@ def conv_transpose1d(  # noqa: D103 (docstring assembled below)
     x: jax.typing.ArrayLike,
     *,
     stride: Size = 1,
-    padding: Size = 0,
+    padding: TransposePadding = 0,
     output_padding: Size = 0,
     dilation: Size = 1,
+    feature_group_count: int = 1,
 ) -> jax.Array:
     return conv_transpose(
-        "conv_transpose1d",
-        1,
-        params,
-        x,
-        stride=stride,
-        padding=padding,
-        output_padding=output_padding,
-        dilation=dilation,
-    )
+        "conv_transpose1d", 1, params, x, stride=stride, padding=padding,
+        output_padding=output_padding, dilation=dilation, feature_group_count=feature_group_count,
+    )  # fmt: skip
 
 
 def conv_transpose2d(  # noqa: D103 (docstring assembled below)
@@ -254,20 +325,15 @@ def conv_transpose2d(  # noqa: D103 (docstring assembled below)
     x: jax.typing.ArrayLike,
     *,
     stride: Size = 1,
-    padding: Size = 0,
+    padding: TransposePadding = 0,
     output_padding: Size = 0,
     dilation: Size = 1,
+    feature_group_count: int = 1,
 ) -> jax.Array:
     return conv_transpose(
-        "conv_transpose2d",
-        2,
-        params,
-        x,
-        stride=stride,
-        padding=padding,
-        output_padding=output_padding,
-        dilation=dilation,
-    )
+        "conv_transpose2d", 2, params, x, stride=stride, padding=padding,
+        output_padding=output_padding, dilation=dilation, feature_group_count=feature_group_count,
+    )  # fmt: skip
 
 
 def conv_transpose3d(  # noqa: D103 (docstring assembled below)
@@ -275,20 +341,15 @@ def conv_transpose3d(  # noqa: D103 (docstring assembled below)
     x: jax.typing.ArrayLike,
     *,
     stride: Size = 1,
-    padding: Size = 0,
+    padding: TransposePadding = 0,
     output_padding: Size = 0,
     dilation: Size = 1,
+    feature_group_count: int = 1,
 ) -> jax.Array:
     return conv_transpose(
-        "conv_transpose3d",
-        3,
-        params,
-        x,
-        stride=stride,
-        padding=padding,
-        output_padding=output_padding,
-        dilation=dilation,
-    )
+        "conv_transpose3d", 3, params, x, stride=stride, padding=padding,
+        output_padding=output_padding, dilation=dilation, feature_group_count=feature_group_count,
+    )  # fmt: skip
 
 
 conv_transpose1d.__doc__ = (
@@ -299,6 +360,9 @@ conv_transpose1d.__doc__ = (
       >>> params = conv_transpose1d_init(jax.random.key(0), 4, 2, 3)
       >>> conv_transpose1d(params, jnp.ones((1, 5, 4)), stride=2).shape
       (1, 11, 2)
+      >>> grouped = conv_transpose1d_init(jax.random.key(0), 4, 6, 3, feature_group_count=2)
+      >>> conv_transpose1d(grouped, jnp.ones((1, 5, 4)), feature_group_count=2).shape
+      (1, 7, 6)
 """
 )
 conv_transpose2d.__doc__ = (
@@ -309,6 +373,8 @@ conv_transpose2d.__doc__ = (
       >>> params = conv_transpose2d_init(jax.random.key(0), 8, 3, 3)
       >>> x = jnp.ones((1, 7, 7, 8))
       >>> conv_transpose2d(params, x, stride=2, padding=1, output_padding=1).shape
+      (1, 14, 14, 3)
+      >>> conv_transpose2d(params, x, stride=2, padding="SAME").shape
       (1, 14, 14, 3)
 """
 )
