@@ -115,7 +115,9 @@ def output_shape(model: nnx.Module, graphdef: nnx.GraphDef, params: Any, rest: A
 def check_labels(out: Any, y: Any, name: str = "train") -> None:
     """Integer class labels must lie in ``[0, C)`` for a model with ``C`` outputs.
 
-    Binary outputs (``C == 1``) take labels in ``{0, 1}``.
+    Binary outputs (``C == 1``) take labels in ``{0, 1}``; floating labels must be
+    finite (a NaN target would otherwise surface as a non-finite loss, blamed on the
+    learning rate).
 
     Example:
       >>> out = jax.ShapeDtypeStruct((1, 3), jnp.float32)
@@ -123,6 +125,13 @@ def check_labels(out: Any, y: Any, name: str = "train") -> None:
     """
     if not isinstance(out, jax.ShapeDtypeStruct) or not isinstance(y, np.ndarray):
         return
+    if np.issubdtype(y.dtype, np.floating) and not isinstance(y, np.memmap):
+        bad = np.flatnonzero(~np.isfinite(y.reshape(len(y), -1)).all(axis=1))
+        if bad.size:
+            raise ValueError(
+                f"`{name}`: the labels y hold NaN or inf (example {int(bad[0])}, "
+                f"{bad.size} example{'s' if bad.size > 1 else ''}); clean the data"
+            )
     if not np.issubdtype(y.dtype, np.integer) or y.ndim != len(out.shape) - 1:
         return
     classes = out.shape[-1]
