@@ -67,11 +67,11 @@ def test_the_csv_holds_every_epoch_once_after_a_kill_and_resume(tmp_path, kill_a
         T.fit(mlp(), DATA, epochs=4, callbacks=order, **KW)
     saved = T.latest_epoch(ckpt)
     assert saved == (kill_after - 1 if csv_first else kill_after)
-    history = T.fit(
-        mlp(), DATA, epochs=4, resume_from=ckpt,
-        callbacks=[T.ModelCheckpoint(ckpt, max_to_keep=1), T.CSVLogger(log, append=True, first_epoch=1)],
-        **KW,
-    )  # fmt: skip
+    callbacks = [
+        T.ModelCheckpoint(ckpt, max_to_keep=1),
+        T.CSVLogger(log, append=True, first_epoch=1),
+    ]
+    history = T.fit(mlp(), DATA, epochs=4, resume_from=ckpt, callbacks=callbacks, **KW)
     rows = _rows(log)
     assert [int(r["epoch"]) for r in rows] == [1, 2, 3, 4]  # 1-based, each once
     np.testing.assert_allclose(
