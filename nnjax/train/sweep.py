@@ -50,8 +50,7 @@ from nnjax.train.checkpoint import ModelCheckpoint
 from nnjax.train.driver import CallbackDriver, Run
 from nnjax.train.engine import Plan, run_epochs
 from nnjax.train.optimizers import get_optimizer
-from nnjax.train.progress import format_logs, say
-from nnjax.train.sweep_callbacks import MemberStopping, SweepCheckpoint, resume
+from nnjax.train.sweep_callbacks import MemberStopping, SweepCheckpoint, SweepProgress, resume
 from nnjax.train.sweep_result import MemberGroup, SweepResult, ensemble_predict, member_predictions
 from nnjax.train.sweep_space import (
     Choice,
@@ -285,7 +284,7 @@ def _run_group(g: int, idx: np.ndarray, structure: dict[str, Any], **c: Any) -> 
             folder, max_to_keep=c["ckpt_spec"].max_to_keep, stopping=stopping, meta=expect
         ))  # fmt: skip
     if c["verbose"]:
-        cbs.append(_Progress(g, c["num_groups"], c["epochs"], c["verbose"]))
+        cbs.append(SweepProgress(g, c["num_groups"], c["epochs"]))
     k = c["steps_per_dispatch"] or compiled.steps_per_dispatch_for(model)
     feeder = SweepFeeder(c["source"], seeds, checks.check_count("steps_per_dispatch", k, 1))
     validate = None
@@ -326,25 +325,6 @@ def _check_fresh(folder: str, overwrite: bool, *, resumed: bool) -> None:
         )
     for _, path in found:
         shutil.rmtree(path, ignore_errors=True)
-
-
-class _Progress(Callback):
-    """One line per epoch and group: active members and the best value of each log."""
-
-    def __init__(self, g: int, groups: int, epochs: int, verbose: int) -> None:
-        self.g, self.groups, self.epochs, self.verbose = g, groups, epochs, verbose
-
-    def on_epoch_end(self, epoch, logs=None):
-        """Prints the group's epoch line."""
-        active = int(np.sum(np.asarray(self.loop.state.active)))
-        best = {
-            name: float(np.nanmin(v) if "acc" not in name else np.nanmax(v))
-            for name, v in (logs or {}).items()
-            if np.isfinite(v).any()
-        }
-        prefix = f"Group {self.g + 1}/{self.groups} epoch {epoch + 1}/{self.epochs}"
-        members = len(self.loop.state.active)
-        say(f"{prefix} - {active}/{members} active - best {format_logs(best)}", 2)
 
 
 def _hp_arrays(hp: dict[str, list], names: Sequence[str]) -> dict[str, np.ndarray]:

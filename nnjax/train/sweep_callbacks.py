@@ -25,7 +25,6 @@ Example:
 from __future__ import annotations
 
 import json
-import math
 import os
 from typing import Any
 
@@ -35,6 +34,7 @@ import numpy as np
 
 from nnjax.io import restore, steps, trees
 from nnjax.train.callbacks import Callback, EarlyStopping, Monitor
+from nnjax.train.progress import format_logs, say
 from nnjax.train.sweep_step import SweepHistory, SweepState, select
 
 
@@ -210,14 +210,28 @@ def resume(
     return restored, history, int(meta["epoch"]) + 1, int(meta["global_step"]), meta["stopped"]
 
 
-def finite_or_none(value: float) -> float | None:
-    """``value``, or None when it is NaN or infinite (for JSON and tables).
+class SweepProgress(Callback):
+    """One line per epoch and group: active members and the best value of each log.
 
     Example:
-      >>> finite_or_none(float("nan")) is None
-      True
+      >>> SweepProgress(0, 2, 10).groups
+      2
     """
-    return float(value) if math.isfinite(value) else None
+
+    def __init__(self, g: int, groups: int, epochs: int) -> None:
+        self.g, self.groups, self.epochs = g, groups, epochs
+
+    def on_epoch_end(self, epoch, logs=None):
+        """Prints the group's epoch line."""
+        active = int(np.sum(np.asarray(self.loop.state.active)))
+        best = {
+            name: float(np.nanmin(v) if "acc" not in name else np.nanmax(v))
+            for name, v in (logs or {}).items()
+            if np.isfinite(v).any() and name != "learning_rate"
+        }
+        prefix = f"Group {self.g + 1}/{self.groups} epoch {epoch + 1}/{self.epochs}"
+        members = len(self.loop.state.active)
+        say(f"{prefix} - {active}/{members} active - best {format_logs(best)}", 2)
 
 
-__all__ = ["MemberStopping", "SweepCheckpoint", "finite_or_none", "resume"]
+__all__ = ["MemberStopping", "SweepCheckpoint", "SweepProgress", "resume"]
