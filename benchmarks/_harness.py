@@ -214,6 +214,68 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+#: CPU flags recorded and printed: SIMD width and native bfloat16 matmul support.
+SIMD_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16")
+
+
+def cpu_flags(cpuinfo: str | None = None) -> dict[str, bool]:
+    """Which of :data:`SIMD_FLAGS` the CPU has (``/proc/cpuinfo``; all False elsewhere).
+
+    Example:
+      >>> cpu_flags("flags : fpu avx2 fma amx_bf16")["amx_bf16"]
+      True
+    """
+    if cpuinfo is None:
+        try:
+            cpuinfo = pathlib.Path("/proc/cpuinfo").read_text()
+        except OSError:
+            cpuinfo = ""
+    flags: set[str] = set()
+    for line in cpuinfo.splitlines():
+        if line.startswith("flags"):
+            flags.update(line.split(":", 1)[1].split())
+    return {name: name in flags for name in SIMD_FLAGS}
+
+
+def bfloat16_hardware(flags: Mapping[str, bool]) -> str:
+    """Which bfloat16 case applies: native matmuls (AMX, AVX512-BF16) or emulated.
+
+    Example:
+      >>> bfloat16_hardware({"amx_bf16": False, "avx512_bf16": False})
+      'none (bfloat16 is emulated in float32: expect no speed-up over float32)'
+    """
+    if flags.get("amx_bf16"):
+        return "AMX (native bfloat16 matmuls: expect bfloat16 well ahead of float32)"
+    if flags.get("avx512_bf16"):
+        return "AVX512-BF16 (native bfloat16 dot products: expect bfloat16 ahead of float32)"
+    return "none (bfloat16 is emulated in float32: expect no speed-up over float32)"
+
+
+def load_note(load: float | None, cores: int | None) -> str:
+    """A line on the machine's load; HIGH when the 1-minute load exceeds half the cores.
+
+    Example:
+      >>> load_note(6.0, 2)
+      'load average 6.00 on 2 cores: HIGH (timings inflated; compare ratios within this run)'
+    """
+    if load is None or not cores:
+        return "load average unknown"
+    high = load > 0.5 * cores
+    note = ": HIGH (timings inflated; compare ratios within this run)" if high else ": quiet"
+    return f"load average {load:.2f} on {cores} cores{note}"
+
+
+def machine_summary(env: Mapping[str, Any]) -> str:
+    """Two lines for the top of a benchmark's output: CPU, SIMD flags, bfloat16 and load."""
+    flags = [name for name, present in env.get("cpu_flags", {}).items() if present]
+    return (
+        f"{env['platform']} ({env['device_kind']}); CPU {env['cpu_model']}, "
+        f"flags {' '.join(flags) or 'none of ' + '/'.join(SIMD_FLAGS)}\n"
+        f"bfloat16 hardware: {env.get('bfloat16_hardware')}; "
+        f"{load_note(env.get('load_average_1m'), env.get('cpu_affinity') or env.get('cpu_count'))}"
+    )
+
+
 def _version(package: str) -> str | None:
     try:
         return importlib.metadata.version(package)
@@ -256,6 +318,8 @@ def environment() -> dict[str, Any]:
         "python": platform.python_version(),
         "versions": {name: _version(name) for name in VERSION_PACKAGES},
         "load_average_1m": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+        "cpu_flags": cpu_flags(),
+        "bfloat16_hardware": bfloat16_hardware(cpu_flags()),
         "xla_flags": os.environ.get("XLA_FLAGS", ""),
     }
 
@@ -327,6 +391,7 @@ def write_json(
         "errors": errors,
     }
     path.write_text(json.dumps(record, indent=2) + "\n")
+    print(machine_summary(record["environment"]))
     return path
 
 

@@ -4,16 +4,25 @@ One dispatch runs up to ``K`` updates in a device loop (:func:`loop_steps`); the
 of real steps ``n`` is an argument, so the epoch's last, shorter chunk reuses the same
 program (no second compile, no stall). Measured on XLA:CPU (2 cores, batch 32, Adam,
 ms per update; one step per dispatch / rolled loop / unrolled ``lax.scan`` of 8):
-784-500-300-100-10 MLP 3.06 / 1.89 / 2.09, Fashion-MNIST CNN 19.1 / 204 / 21.8,
-LSTM classifier 7.4 / 8.6 / 8.1. Inside a rolled loop XLA:CPU computes convolution
-kernel gradients an order of magnitude slower, and an unrolled scan of 8 compiles 3-4x
-longer than one step. Compile times re-measured for this loop (Adam, batch 32, a
-shared 2-core CPU, ``jit(...).lower(...).compile()`` per variant): MLP one step 5.5 s,
-rolled loop of 8 4.8 s, unrolled scan of 8 17.3 s; CNN (32, 64 filters) one step 6.5 s
-(125 ms/step), rolled loop 7.9 s (953 ms/step), unrolled 23.9 s (157 ms/step). So
-:func:`steps_per_dispatch_for` picks a rolled loop of 8 for dense models (faster than
-one step per dispatch, compiled in about one step's time) and one step per dispatch
-for convolutional, recurrent and attention models.
+784-500-300-100-10 MLP 3.06 / 1.89 / 2.09, LSTM classifier 7.4 / 8.6 / 8.1; and compile
+times (MLP one step 5.5 s, rolled loop of 8 4.8 s, unrolled scan of 8 17.3 s). So
+:func:`steps_per_dispatch_for` picks a rolled loop of 8 (compiled in about one step's
+time, faster per update) except for recurrent and attention models and convolutions
+that lower to XLA's convolution, which XLA:CPU differentiates an order of magnitude
+slower inside a rolled loop (Fashion-MNIST CNN on ``lax.conv``: 19.1 / 204 / 21.8 ms).
+nnjax's own ``Conv1D/2D/3D`` run ``F.conv*``, whose CPU formulation is a matmul over
+patches; re-measured with it (batch 32, Adam; a 2-core CPU at load average 10-14, so
+absolute times are inflated 5-10x, ratios interleaved in one run): CNN one step
+288-331 ms / rolled loop of 8 182-228 ms per update, compile 12.1-18.2 s / 15.0-16.8 s,
+unrolled scan of 8 206 ms and 56 s to compile, a scan unrolled by 2 192 ms and 21.6 s.
+So CNNs of nnjax layers now run 8 updates per dispatch in a rolled loop, and
+:func:`scan_steps` rolls its loop by default (``unroll=1``).
+
+Buffer donation (:func:`donate_for`), same runs, ms per update with / without donation,
+one step per dispatch: MLP 16.4 / 19.0, CNN 288 / 192 and 331 / 272, LSTM 108 / 98
+and 141 / 99 (in a rolled loop of 8 the two were within noise). On the CPU, donation
+is therefore kept for dense models only; on accelerators it is always on (it halves
+the memory of the parameters and optimizer state).
 
 Example:
   >>> from flax import nnx
@@ -46,6 +55,12 @@ DEFAULT_STEPS_PER_DISPATCH = 8
 
 #: Module class names after which one step per dispatch is faster on XLA:CPU.
 _ONE_STEP_KINDS = ("Conv", "LSTM", "GRU", "RNN", "Recurrent", "Attention", "Transformer")
+
+#: nnjax's convolutions, whose CPU formulation (patches + matmul) is fast in a loop.
+_LOOPABLE_CONVS = ("Conv1D", "Conv2D", "Conv3D")
+
+#: Module class names after which donation measured slower on XLA:CPU.
+_NO_DONATE_KINDS = ("Conv", "LSTM", "GRU", "RNN", "Recurrent")
 
 
 class TraceCounter:
@@ -98,25 +113,67 @@ def cached(builder: Callable) -> Callable:
     return get
 
 
+def _kinds(classes) -> set[str]:
+    """Class names, with nnjax's own patch-formulated convolutions marked ``"nnjax."``."""
+    return {
+        f"nnjax.{c.__name__}"
+        if c.__module__.startswith("nnjax.") and c.__name__ in _LOOPABLE_CONVS
+        else c.__name__
+        for c in classes
+        if isinstance(c, type) and issubclass(c, nnx.Module)
+    }
+
+
+def _has_kind(kinds: set[str], markers: tuple[str, ...]) -> bool:
+    return any(m in name for name in kinds if not name.startswith("nnjax.") for m in markers)
+
+
 def steps_per_dispatch_for(model: nnx.Module) -> int:
-    """``1`` for models with convolutional, recurrent or attention layers, else 8.
+    """``1`` for models with recurrent, attention or non-nnjax conv layers, else 8.
 
     Example:
       >>> from flax import nnx
       >>> steps_per_dispatch_for(nnx.Conv(1, 2, (3, 3), rngs=nnx.Rngs(0)))
       1
+      >>> from nnjax.nn import CNN
+      >>> steps_per_dispatch_for(CNN((8, 8, 1), 2, conv_features=(4,), rngs=nnx.Rngs(0)))
+      8
     """
-    kinds = {type(m).__name__ for _, m in nnx.iter_graph(model) if isinstance(m, nnx.Module)}
-    slow = any(k in name for name in kinds for k in _ONE_STEP_KINDS)
-    return 1 if slow else DEFAULT_STEPS_PER_DISPATCH
+    kinds = _kinds(type(m) for _, m in nnx.iter_graph(model))
+    return 1 if _has_kind(kinds, _ONE_STEP_KINDS) else DEFAULT_STEPS_PER_DISPATCH
 
 
-def scan_steps(step: TrainStep, *, unroll: int | bool = True) -> TrainStep:
+def donate_for(graphdef: nnx.GraphDef, backend: str | None = None) -> bool:
+    """Whether the train dispatch donates its state: off on CPU for conv/recurrent models.
+
+    See the module docstring for the measurements. ``backend`` defaults to JAX's.
+
+    Example:
+      >>> from flax import nnx
+      >>> from nnjax.nn import MLP, CNN
+      >>> donate_for(nnx.graphdef(MLP(2, (4,), 1, rngs=nnx.Rngs(0))), "cpu")
+      True
+      >>> donate_for(nnx.graphdef(CNN((8, 8, 1), 2, rngs=nnx.Rngs(0))), "cpu")
+      False
+    """
+    if (backend or jax.default_backend()) != "cpu":
+        return True
+    classes = {getattr(node, "type", None) for node in getattr(graphdef, "nodes", ())}
+    names = {c.__name__ for c in classes if isinstance(c, type) and issubclass(c, nnx.Module)}
+    return not any(m in name for name in names for m in _NO_DONATE_KINDS)
+
+
+def _donated(graphdef: nnx.GraphDef) -> tuple[int, ...]:
+    return (0, 1, 2) if donate_for(graphdef) else ()
+
+
+def scan_steps(step: TrainStep, *, unroll: int | bool = 1) -> TrainStep:
     """Turns a one-batch ``step`` into one over a stack of batches, with :func:`jax.lax.scan`.
 
     The returned ``steps(params, opt_state, rest, xs, ys)`` takes ``xs (K, B, ...)`` and
     ``ys (K, B, ...)`` and runs ``K`` updates in order; its logs are stacked ``(K,)``.
-    ``unroll`` is passed to ``lax.scan`` (all ``K`` steps by default).
+    ``unroll`` is passed to ``lax.scan``: a rolled loop by default (measured as fast per
+    update as unrolling all ``K`` steps and compiled in about one step's time).
 
     Example:
       >>> import optax
@@ -209,7 +266,7 @@ def compiled_train(
     gather: bool,
     options: tuple = (),
 ) -> Callable:
-    """The jitted, donating train dispatch; memoised on its (hashable) arguments.
+    """The jitted train dispatch (donating per :func:`donate_for`); memoised on its arguments.
 
     With ``gather``: ``fn(params, opt_state, rest, data, idx (K, B), mask (K, B), n)``
     gathers each batch from device-resident ``data = (x, y, weight)``; otherwise
@@ -242,7 +299,8 @@ def compiled_train(
         get = lambda i: jax.tree.map(lambda a: a[i], batches)
         return run(params, opt_state, rest, get, n)
 
-    return jax.jit(from_device_data if gather else from_batches, donate_argnums=(0, 1, 2))
+    fn = from_device_data if gather else from_batches
+    return jax.jit(fn, donate_argnums=_donated(graphdef))
 
 
 def jit_train_step(
@@ -253,7 +311,7 @@ def jit_train_step(
     *,
     scan: bool = False,
 ) -> TrainStep:
-    """:func:`make_train_step` under :func:`jax.jit`, donating params, optimizer and rest state.
+    """:func:`make_train_step` under :func:`jax.jit`, donating state per :func:`donate_for`.
 
     With ``scan=True`` the step runs over a stack of batches (:func:`scan_steps`).
 
@@ -268,7 +326,7 @@ def jit_train_step(
       ...                   jnp.ones((3, 2)), jnp.zeros((3, 1)))
     """
     step = make_train_step(graphdef, loss, tx, metrics)
-    return jax.jit(scan_steps(step) if scan else step, donate_argnums=(0, 1, 2))
+    return jax.jit(scan_steps(step) if scan else step, donate_argnums=_donated(graphdef))
 
 
 __all__ = [
@@ -277,6 +335,7 @@ __all__ = [
     "TraceCounter",
     "cached",
     "compiled_train",
+    "donate_for",
     "gathered",
     "jit_train_step",
     "loop_steps",

@@ -1,0 +1,287 @@
+"""Times each formulation of nnjax's ops per shape, against PyTorch, and records nnjax's pick.
+
+Ops (forward + backward, jitted, float32, medians over interleaved samples; the first
+call, trace + compile + run, apart):
+
+* ``conv2d``: 3x3 SAME convolutions at the CNN benchmark's shapes (``(B, 28, 28, 1) ->
+  32`` and ``(B, 14, 14, 32) -> 64``) plus one depthwise ``(B, 14, 14, 32)``, for each
+  formulation of ``F.conv2d`` (``"xla"``, ``"patches"``) and ``torch.nn.functional.conv2d``;
+* ``lstm`` / ``gru``: the LSTM benchmark's sizes (T 64, features 16, hidden 128) with
+  inputs projected before the scan or per step, scan unroll 1 or 4, the library's
+  default, and ``torch.nn.LSTM`` / ``GRU``;
+* ``dense``: an MLP training step (784-500-300-100-10, Adam) in ``float32`` and with
+  ``precision="bfloat16"`` (what ``fit(precision=...)`` uses), on the bfloat16 case of
+  this CPU (native AMX / AVX512-BF16 or emulated), printed with the result.
+
+The rows of one op and shape are timed together (samples interleaved), so their ratios
+hold on a loaded machine; ``vs_torch`` is ``median / torch median`` (below 1: faster
+than PyTorch) and ``picked`` marks the formulation nnjax uses by default.
+
+Usage::
+
+    python benchmarks/bench_ops.py              # full run (a few minutes)
+    python benchmarks/bench_ops.py --quick      # tiny sizes (smoke test)
+    python benchmarks/bench_ops.py --ops conv2d --batch-sizes 32
+
+Writes ``benchmarks/results/ops_<platform>.json`` and prints a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import sys
+from collections.abc import Callable
+
+import _cli as C
+import _harness as H
+
+H.ensure_nnjax_importable()
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+
+OPS = ("conv2d", "lstm", "gru", "dense")
+Calls = dict[str, tuple[Callable[[], object], Callable[[object], None]]]
+
+
+def _rand(shape, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal(shape, dtype=np.float32)
+
+
+def _torch_fwd_bwd(forward: Callable, inputs: list) -> Callable[[], object]:
+    """Eager PyTorch forward + backward of ``sum(forward(*inputs) * cotangent)``."""
+
+    def step():
+        for t in inputs:
+            t.grad = None
+        out = forward(*inputs)
+        out.backward(torch_ones_like(out))
+        return out
+
+    return step
+
+
+def torch_ones_like(t):
+    """``torch.ones_like`` (imported lazily)."""
+    import torch
+
+    return torch.ones_like(t)
+
+
+def _jax_fwd_bwd(fn: Callable, *args) -> Callable[[], object]:
+    """Jitted ``value_and_grad`` of ``sum(fn(*args))`` with respect to every argument."""
+    grad = jax.jit(jax.value_and_grad(lambda *a: jnp.sum(fn(*a)), argnums=tuple(range(len(args)))))
+    return lambda: grad(*args)
+
+
+# ----------------------------------------------------------------------- conv2d
+
+
+def conv_shapes(batch: int, quick: bool) -> dict[str, tuple]:
+    """name -> (x shape NHWC, out channels, groups)."""
+    if quick:
+        return {"12x12x1->4": ((batch, 12, 12, 1), 4, 1), "6x6x4->8": ((batch, 6, 6, 4), 8, 1)}
+    return {
+        "28x28x1->32": ((batch, 28, 28, 1), 32, 1),
+        "14x14x32->64": ((batch, 14, 14, 32), 64, 1),
+        "14x14x32 depthwise": ((batch, 14, 14, 32), 32, 32),
+    }
+
+
+def conv_calls(x_shape, out_channels: int, groups: int) -> tuple[Calls, str]:
+    """Each formulation's fwd + bwd (and torch's), and the formulation nnjax picks."""
+    import nnjax.functional as F
+    from nnjax.functional import _conv_formulations as forms
+
+    x = jnp.asarray(_rand(x_shape, 0))
+    kernel = _rand((3, 3, x_shape[-1] // groups, out_channels), 1) * 0.1
+    params = {"kernel": jnp.asarray(kernel), "bias": jnp.zeros(out_channels)}
+    calls: Calls = {}
+    for name in ("xla", "patches"):
+        conv = functools.partial(F.conv2d, feature_group_count=groups, formulation=name)
+        calls[name] = (_jax_fwd_bwd(conv, params, x), H.sync_jax)
+    picked = forms.choose(x_shape, kernel.shape, x_shape[1:3], groups, x.dtype, "cpu")
+    picked = picked if jax.default_backend() == "cpu" else "xla"
+    if C.missing_module("torch") is None:
+        import torch
+
+        tx = torch.from_numpy(np.moveaxis(np.asarray(x), -1, 1).copy()).requires_grad_()
+        tk = torch.from_numpy(np.transpose(kernel, (3, 2, 0, 1)).copy()).requires_grad_()
+        tb = torch.zeros(out_channels, requires_grad=True)
+        fwd = lambda x, k, b: torch.nn.functional.conv2d(x, k, b, padding=1, groups=groups)
+        calls["torch"] = (_torch_fwd_bwd(fwd, [tx, tk, tb]), H.sync_none)
+    return calls, picked
+
+
+# ------------------------------------------------------------------- recurrences
+
+
+def rnn_sizes(quick: bool) -> tuple[int, int, int]:
+    """(T, features, hidden): the LSTM benchmark's, or tiny."""
+    return (8, 4, 16) if quick else (64, 16, 128)
+
+
+def rnn_calls(cell: str, batch: int, quick: bool) -> tuple[Calls, str]:
+    """Formulations of ``F.lstm``/``F.gru`` fwd + bwd (and torch's), and the default."""
+    import nnjax.functional as F
+    from nnjax.functional import sequence
+
+    steps, features, hidden = rnn_sizes(quick)
+    init, op = (F.lstm_cell_init, F.lstm) if cell == "lstm" else (F.gru_cell_init, F.gru)
+    params = init(jax.random.key(0), features, hidden)
+    xs = jnp.asarray(_rand((batch, steps, features), 2))
+    calls: Calls = {}
+    variants = ((True, 1), (False, 1)) if quick else ((True, 1), (False, 1), (True, 4), (False, 4))
+    for pre, unroll in variants:
+        fn = lambda p, xs, pre=pre, unroll=unroll: op(p, xs, precompute_inputs=pre, unroll=unroll)[
+            1
+        ]
+        calls[f"{'precompute' if pre else 'per_step'} unroll {unroll}"] = (
+            _jax_fwd_bwd(fn, params, xs),
+            H.sync_jax,
+        )
+    picked = f"{'precompute' if sequence._default_precompute() else 'per_step'} unroll 1"
+    if C.missing_module("torch") is None:
+        import torch
+
+        torch.manual_seed(0)
+        module = getattr(torch.nn, cell.upper())(features, hidden, batch_first=True)
+        tx = torch.from_numpy(np.array(xs)).requires_grad_()
+        calls["torch"] = (_torch_fwd_bwd(lambda x: module(x)[0], [tx]), H.sync_none)
+    return calls, picked
+
+
+# ------------------------------------------------------------------ precision
+
+
+def dense_calls(batch: int, quick: bool) -> tuple[Calls, str]:
+    """An MLP train step in float32 and ``precision="bfloat16"`` (``fit``'s option)."""
+    import optax
+    from flax import nnx
+
+    from nnjax import nn, train
+
+    sizes = (16, (32,), 4) if quick else (784, (500, 300, 100), 10)
+    graphdef, params, rest = train.split_model(nn.MLP(*sizes, rngs=nnx.Rngs(0)))
+    tx = optax.adam(1e-3)
+    x = jnp.asarray(_rand((batch, sizes[0]), 3))
+    y = jnp.asarray(np.arange(batch) % sizes[-1])
+    calls: Calls = {}
+    for precision in ("float32", "bfloat16"):
+        option = None if precision == "float32" else precision
+        step = train.make_train_step(graphdef, "cross_entropy", tx, precision=option)
+        step = jax.jit(step)
+        state = (params, tx.init(params), rest)
+        calls[precision] = (functools.partial(step, *state, x, y), H.sync_jax)
+    return calls, "float32"
+
+
+# ------------------------------------------------------------------------ run
+
+
+def groups(args: argparse.Namespace):
+    """Yields ``(op, shape name, batch, builder)`` for every timed group."""
+    for batch in args.batch_sizes:
+        if "conv2d" in args.ops:
+            for name, spec in conv_shapes(batch, args.quick).items():
+                yield "conv2d", name, batch, functools.partial(conv_calls, *spec)
+        for cell in ("lstm", "gru"):
+            if cell in args.ops:
+                steps, features, hidden = rnn_sizes(args.quick)
+                shape = f"T{steps} F{features} H{hidden}"
+                yield cell, shape, batch, functools.partial(rnn_calls, cell, batch, args.quick)
+        if "dense" in args.ops:
+            yield (
+                "dense",
+                "MLP train step",
+                batch,
+                functools.partial(dense_calls, batch, args.quick),
+            )
+
+
+def run(args: argparse.Namespace) -> tuple[list[dict], dict[str, str]]:
+    """Times every group; returns the rows and the errors."""
+    rows, errors = [], {}
+    for op, shape, batch, build in groups(args):
+        calls, picked = build()
+        timings, failed = H.time_calls(calls, **C.timing_options(args))
+        base = timings.get("torch") or timings.get("float32")
+        for name, timing in timings.items():
+            extra = {
+                "op": op,
+                "shape": shape,
+                "formulation": name,
+                "picked": name == picked,
+                "vs_torch": None if base is None else timing.median_s / base.median_s,
+            }
+            rows.append(H.row("nnjax" if name != "torch" else "torch", op, batch, timing, **extra))
+        for name, err in failed.items():
+            errors[f"{op} {shape} {batch} {name}"] = f"{type(err).__name__}: {err}"
+        print(format_rows([r for r in rows if r["op"] == op and r["shape"] == shape
+                           and r["batch_size"] == batch]), flush=True)  # fmt: skip
+    return rows, errors
+
+
+def format_rows(rows: list[dict]) -> str:
+    """One line per row: op, shape, batch, formulation, median and compile, ratio."""
+    lines = []
+    for r in sorted(rows, key=lambda r: r["median_s"]):
+        ratio = "-" if r["vs_torch"] is None else f"{r['vs_torch']:.2f}"
+        mark = "*" if r["picked"] else " "
+        lines.append(
+            f"{r['op']:<7}{r['shape']:<20}{r['batch_size']:>5}  {mark}{r['formulation']:<22}"
+            f"{r['median_s'] * 1e3:>10.2f} ms{r['compile_s']:>9.2f} s{ratio:>7}"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parses the command line, runs, writes the JSON and prints the summary."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="tiny sizes, few repeats (smoke)")
+    parser.add_argument("--ops", type=lambda s: s.split(","), default=list(OPS))
+    parser.add_argument("--batch-sizes", type=C.int_list, default=[32, 128])
+    parser.add_argument("--repeats", type=int, default=9)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--target-s", type=float, default=0.05)
+    parser.add_argument("--clock", choices=sorted(C.CLOCKS), default="wall")
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--out", default=None, help="result JSON path")
+    args = parser.parse_args(argv)
+    unknown = sorted(set(args.ops) - set(OPS))
+    if unknown:
+        parser.error(f"--ops: unknown {unknown}; known {list(OPS)}")
+    C.limit_threads(args.threads)
+    if args.quick:
+        C.apply_quick(args, parser, batch_sizes=(4,))
+    print(H.machine_summary(H.environment()), flush=True)
+    print(f"{'op':<7}{'shape':<20}{'batch':>5}  {'formulation (*: picked)':<23}"
+          f"{'median':>13}{'compile':>11}{'vs torch':>9}")  # fmt: skip
+    rows, errors = run(args)
+    config = {name: getattr(args, name) for name in ("quick", "ops", "batch_sizes", "repeats")}
+    out = H.write_json(
+        args.out or H.default_out("ops"), name="ops", config=config, rows=rows,
+        skipped={} if C.missing_module("torch") is None else {"torch": "not importable"},
+        errors=errors,
+    )  # fmt: skip
+    print(precision_verdict(rows))
+    print(f"wrote {out}")
+    return 1 if errors else 0
+
+
+def precision_verdict(rows: list[dict]) -> str:
+    """Whether ``precision="bfloat16"`` trained faster or slower than float32 here."""
+    dense = {(r["batch_size"], r["formulation"]): r["median_s"] for r in rows if r["op"] == "dense"}
+    ratios = {b: t / dense[(b, "float32")] for (b, f), t in dense.items() if f == "bfloat16"}
+    if not ratios:
+        return "precision: not measured (--ops without dense)"
+    worst = max(ratios.values())
+    verdict = "SLOWER than float32" if worst > 1.0 else "not slower than float32"
+    listed = ", ".join(f"batch {b}: {r:.2f}x" for b, r in sorted(ratios.items()))
+    return f"precision: bfloat16 train step / float32 = {listed}: bfloat16 is {verdict} here"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
