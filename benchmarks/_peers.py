@@ -8,8 +8,8 @@ cross-entropy) and a ``predict`` callable (one forward pass), timed by :func:`ru
 
 Every peer runs the framework's usual fast path:
 
-* ``nnjax``: ``nnjax.train.make_train_step`` under ``jax.jit`` with donation
-  (``scan_steps``: K steps per dispatch with ``nnjax.train.scan_steps``;
+* ``nnjax``: ``nnjax.train.make_train_step`` under ``jax.jit``, donating as ``fit``
+  does (``scan_steps``: K steps per dispatch with ``nnjax.train.scan_steps``;
   ``donate=False``: without donation);
 * ``flax_nnx``: ``nnx.jit`` + ``nnx.Optimizer``, or ``nnx.jit_partial`` (``partial=True``);
 * ``equinox``: ``eqx.filter_jit`` over a per-example model, ``jax.vmap``-ped over the batch;
@@ -107,14 +107,21 @@ def _device_data(spec: Spec, batch: int, k: int = 1, framework: str = ""):
 
 
 def nnjax(
-    spec: Spec, factory: Factory, batch: int, *, scan_steps: int = 0, donate: bool = True
+    spec: Spec,
+    factory: Factory,
+    batch: int,
+    *,
+    scan_steps: int = 0,
+    donate: bool | None = None,
 ) -> Case:
     """``nnjax.train``'s pure step under ``jax.jit``, donating params, optimizer and rest.
 
-    ``scan_steps`` fuses K steps per dispatch; ``donate=False`` turns buffer donation
-    off (a diagnostic: the step is otherwise the same).
+    ``scan_steps`` fuses K steps per dispatch; ``donate=None`` donates as ``fit`` does
+    (``nnjax.train.compiled.donate_for``: measured per model kind and backend),
+    ``False`` never (a diagnostic: the step is otherwise the same).
     """
     from nnjax import train
+    from nnjax.train import compiled
 
     model = factory()
     graphdef, params, rest = train.split_model(model)
@@ -122,6 +129,7 @@ def nnjax(
     traces: dict[str, int] = {}
     step = train.make_train_step(graphdef, "cross_entropy", tx, metrics=())
     step = train.scan_steps(step) if scan_steps else step
+    donate = compiled.donate_for(graphdef) if donate is None else donate
     donated = (0, 1, 2) if donate else ()
     step = jax.jit(H.counted(step, traces, "train"), donate_argnums=donated)
     predict = train.make_predict_step(train.graphdef_for(model, training=False))

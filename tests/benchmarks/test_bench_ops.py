@@ -1,0 +1,47 @@
+"""Smoke test of benchmarks/bench_ops.py (--quick) and its machine description helpers."""
+
+import json
+import pathlib
+import sys
+
+import pytest
+
+BENCH = pathlib.Path(__file__).resolve().parents[2] / "benchmarks"
+sys.path.insert(0, str(BENCH))
+
+import _harness as H  # noqa: E402
+
+
+def test_cpu_flags_and_bfloat16_case_from_cpuinfo_text():
+    amx = H.cpu_flags("processor : 0\nflags : fpu avx2 avx512f amx_tile amx_bf16\n")
+    assert amx["avx512f"] and amx["amx_bf16"] and not amx["avx512_bf16"]
+    assert H.bfloat16_hardware(amx).startswith("AMX")
+    avx2 = H.cpu_flags("flags : fpu avx2 fma\n")
+    assert H.bfloat16_hardware(avx2).startswith("none")
+    assert H.bfloat16_hardware(H.cpu_flags("flags : avx512_bf16\n")).startswith("AVX512-BF16")
+
+
+def test_load_note_says_high_above_half_the_cores():
+    assert "HIGH" in H.load_note(1.5, 2) and "quiet" in H.load_note(0.5, 2)
+    assert H.load_note(None, 2) == "load average unknown"
+
+
+@pytest.mark.slow  # compiles a dozen small programs: about a minute on a shared 2-core CPU
+def test_bench_ops_quick_writes_rows_and_marks_the_picks(tmp_path, capsys):
+    pytest.importorskip("torch")
+    import bench_ops
+
+    out = tmp_path / "ops.json"
+    assert bench_ops.main(["--quick", "--ops", "conv2d,lstm,dense", "--out", str(out)]) == 0
+    record = json.loads(out.read_text())
+    rows = record["results"]
+    assert {r["op"] for r in rows} == {"conv2d", "lstm", "dense"}
+    for op in ("conv2d", "lstm", "dense"):
+        picked = [r for r in rows if r["op"] == op and r["picked"]]
+        assert picked, f"no picked formulation recorded for {op}"
+    conv = {r["formulation"] for r in rows if r["op"] == "conv2d"}
+    assert {"xla", "patches", "torch"} <= conv
+    assert all(r["median_s"] > 0 and r["compile_s"] > 0 for r in rows)
+    assert "bfloat16_hardware" in record["environment"]
+    printed = capsys.readouterr().out
+    assert "bfloat16 hardware:" in printed and "precision: bfloat16 train step" in printed
