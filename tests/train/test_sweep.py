@@ -261,3 +261,14 @@ def test_bad_arguments_are_reported_before_compiling(data):
         sweep(lambda rngs: MLP(4, (next(widths),), 3, rngs=rngs), data, loss="cross_entropy",
               seeds=[0, 1], epochs=0)  # fmt: skip
     assert compiled.TRACES.count == traces
+
+
+@pytest.mark.slow  # a sweep and a fit in bfloat16: ~30 s on a loaded 2-core machine
+def test_precision_and_validation_split_are_passed_to_every_member(data):
+    kw = dict(loss="cross_entropy", batch_size=BATCH, precision="bfloat16", validation_split=0.2)
+    result = sweep(make_model, data, optimizer=optax.sgd, members=grid(seeds=[0, 1]), **kw)
+    model = make_model(nnx.Rngs(1))
+    history = fit(model, data, optimizer=optax.sgd(1e-3), seed=1, verbose=0,
+                  devices=jax.devices()[:1], **kw)  # fmt: skip
+    assert_close(params_of(result.member(1)), params_of(model), rtol=1e-3, atol=1e-4)
+    np.testing.assert_allclose(result.history["val_loss"][1], history["val_loss"], atol=1e-3)
