@@ -29,11 +29,19 @@ def _sizes(text: str) -> tuple[int, ...]:
 def _positive(kind):
     def parse(text: str):
         value = kind(text)
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+        if not value > 0 or value == float("inf"):  # NaN fails `> 0`
+            raise argparse.ArgumentTypeError(f"must be a positive finite number, got {text}")
         return value
 
     return parse
+
+
+def _rate(text: str) -> float:
+    """A dropout rate in ``[0, 1)`` (for argparse)."""
+    value = float(text)
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"must lie in [0, 1), got {text}")
+    return value
 
 
 class _Help(argparse.HelpFormatter):
@@ -63,7 +71,7 @@ def _add_train(sub) -> None:
     p.add_argument(
         "--hidden", type=_sizes, help="hidden sizes, e.g. 500,300,100 (mlp: 256,128; others: 128)"
     )
-    p.add_argument("--dropout", type=float, default=0.0, help="dropout rate")
+    p.add_argument("--dropout", type=_rate, default=0.0, help="dropout rate, in [0, 1)")
     p.add_argument("--epochs", type=_positive(int), default=10, help="total epochs of the run")
     p.add_argument("--batch-size", type=_positive(int), default=32, help="examples per step")
     p.add_argument(

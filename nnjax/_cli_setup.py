@@ -154,6 +154,23 @@ def loss_and_metrics(config: dict[str, Any]) -> tuple[str, tuple[str, ...]]:
     return ("cross_entropy", ("accuracy",)) if info.num_classes else ("mse", ("mae",))
 
 
+#: The keys every run's config.json has (nnjax 0.1 on).
+CONFIG_KEYS = ("dataset", "model", "hidden", "dropout", "seed")
+
+
+def read_config(path: Path) -> dict[str, Any]:
+    """A run's ``config.json``; a damaged one is a one-line error naming the file."""
+    from nnjax.io import layout
+
+    config = layout.read_json(path)
+    if not isinstance(config, dict):
+        raise CLIError(f"{path}: not a run configuration (a JSON object)")
+    missing = [key for key in CONFIG_KEYS if key not in config]
+    if missing:
+        raise CLIError(f"{path}: not a run configuration (no {', '.join(map(repr, missing))})")
+    return config
+
+
 def load_run(run: Path, *, fallback: bool = False):
     """``(model, preprocessing, config, epoch)`` of a run folder, runs of nnjax 0.1 too.
 
@@ -164,9 +181,7 @@ def load_run(run: Path, *, fallback: bool = False):
 
     if not (run / "config.json").is_file():
         raise CLIError(f"{run} is not a run folder of `nnjax train` (no config.json)")
-    config = io.layout.read_json(run / "config.json")
-    if not isinstance(config, dict):
-        raise CLIError(f"{run / 'config.json'}: not a run configuration (a JSON object)")
+    config = read_config(run / "config.json")
     try:
         if (run / io.run.FILE).is_file():
             model, meta = io_model.load_with_meta(run / "checkpoint", fallback=fallback)

@@ -31,6 +31,7 @@ from nnjax._cli_setup import (
     load_split,
     loss_and_metrics,
     plot_history,
+    read_config,
     targets,
 )
 
@@ -84,11 +85,7 @@ def _given(argv: list[str]) -> set[str]:
 
 def _resumed_config(out: Path, args: argparse.Namespace) -> dict:
     """The run's recorded config with the new ``--epochs``; refuses changed settings."""
-    from nnjax.io import layout
-
-    saved = layout.read_json(out / "config.json")
-    if not isinstance(saved, dict):
-        raise CLIError(f"{out / 'config.json'}: not a run configuration (a JSON object)")
+    saved = read_config(out / "config.json")
     asked = _config(args)
     for option in sorted(args.given):
         key = _RECORDED[option]
