@@ -4,6 +4,11 @@ Every source yields :class:`Batch` es of one fixed size ``B``: the last partial 
 is padded (with copies of real rows) and masked (``mask`` 0), so every example counts
 in every epoch and nothing recompiles.
 
+With several processes (:func:`nnjax.distributed.initialize`) ``B`` is the global
+batch size: every process computes the same epoch order and reads only its own block
+of rows of each batch (``part``); an iterable yields each process's own block (its
+batches are ``B / process_count`` rows), the way per-host data loaders do.
+
 The data-order rule lives here and only here (:func:`epoch_order`): the order of epoch
 ``e`` of a run with seed ``s`` over ``N`` examples is a pure function of ``(s, e, N)``,
 so a resumed run, a sweep member and a lone ``fit`` see the same batches.
@@ -116,9 +121,17 @@ class ArraySource:
         x, y = _take(self.x, rows), _take(self.y, rows)
         return Batch(x, y, self.weight[rows] * mask, mask.astype(np.float32))
 
-    def batches(self, seed: int, epoch: int, *, shuffle: bool = True) -> Iterator[Batch]:
-        """Every host batch of the epoch, in order."""
+    def batches(
+        self, seed: int, epoch: int, *, shuffle: bool = True, part: slice | None = None
+    ) -> Iterator[Batch]:
+        """Every host batch of the epoch, in order; only the columns ``part`` of each.
+
+        ``part`` is this process's block of rows of each global batch
+        (:func:`nnjax.train.sharding.process_rows`); only those rows are read.
+        """
         idx, mask = self.epoch(seed, epoch, shuffle=shuffle)
+        if part is not None:
+            idx, mask = idx[:, part], mask[:, part]
         return (self.batch(i, m) for i, m in zip(idx, mask))
 
     def example(self) -> Batch:
@@ -157,6 +170,10 @@ def split_batch(item: Any, where: str) -> tuple[Any, Any, Any]:
 class IterableSource:
     """Batches from any iterable (generator, list, loader), padded to the first batch's size.
 
+    With several processes each process's iterable yields its own block of rows of
+    every global batch (the same number of batches in every process);
+    ``batch_size`` is then the global size, ``local_batch_size * process_count``.
+
     Args:
       data: an iterable of ``(x, y)`` or ``(x, y, sample_weight)`` batches.
       steps_per_epoch: batches per epoch; required when ``data`` is endless (one
@@ -188,7 +205,8 @@ class IterableSource:
         if items is data:  # a one-shot iterator: keep the batch just read
             self.data = itertools.chain([first], items)
         self._first = self._prepare(first, 0, None)
-        self.batch_size = self._first.mask.shape[0]
+        self.local_batch_size = self._first.mask.shape[0]
+        self.batch_size = self.local_batch_size * jax.process_count()
         self.steps = steps_per_epoch if steps_per_epoch else _length(data)
         self._epochs_run = 0
 
@@ -203,9 +221,11 @@ class IterableSource:
         """The first batch."""
         return self._first
 
-    def batches(self, seed: int, epoch: int, *, shuffle: bool = True) -> Iterator[Batch]:
-        """The epoch's batches (``seed`` and ``shuffle`` are the iterable's own business)."""
-        del seed, shuffle
+    def batches(
+        self, seed: int, epoch: int, *, shuffle: bool = True, part: slice | None = None
+    ) -> Iterator[Batch]:
+        """The epoch's batches (``seed``, ``shuffle`` and ``part``: the iterable's business)."""
+        del seed, shuffle, part
         if self.steps_per_epoch:
             if self._iterator is None:
                 self._iterator = iter(self.data)

@@ -2,12 +2,13 @@
 
 The loss and every metric are accumulated from sufficient statistics of whole batches
 (:class:`nnjax.metrics.Metric`), so the result does not depend on the batch size, the
-padding of the last batch or the number of devices.
+padding of the last batch or the number of devices (or processes: each process reads
+its own rows of every batch, and the statistics are reduced over the global batch).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import jax
@@ -19,7 +20,7 @@ from nnjax import losses
 from nnjax import metrics as metrics_lib
 from nnjax.train import sharding, step, validation
 from nnjax.train.compiled import cached
-from nnjax.train.data import ArraySource, make_source
+from nnjax.train.data import ArraySource, IterableSource, is_arrays, make_source
 from nnjax.train.feeder import Prefetcher
 
 _LOSS = metrics_lib.Metric("loss", lambda *a: {}, lambda s: float(s["sum"] / max(s["count"], 1)))
@@ -95,11 +96,16 @@ def evaluate_source(
     batch size must be a multiple of the mesh size).
     """
     eval_step = compiled_eval(graphdef, loss, metrics, precision, loss_fn)
-    put = lambda batch: sharding.put_batch(batch, mesh, batch_axis=0)
-    outs = [
-        eval_step(params, rest, b) for b in Prefetcher(source.batches(0, 0, shuffle=False), put)
-    ]
-    return summarize(step.resolve_metrics(metrics), jax.device_get(outs))
+    outs = [eval_step(params, rest, b) for b in _device_batches(source, mesh)]
+    return summarize(step.resolve_metrics(metrics), sharding.to_host(outs))
+
+
+def _device_batches(source: Any, mesh: Mesh) -> Iterator[Any]:
+    """The source's batches in order, this process's rows of each, placed on ``mesh``."""
+    size = source.batch_size
+    put = lambda batch: sharding.put_batch(batch, mesh, batch_axis=0, batch_size=size)
+    part = sharding.process_rows(mesh, size)
+    return iter(Prefetcher(source.batches(0, 0, shuffle=False, part=part), put))
 
 
 def eval_source(name: str, data: Any, batch_size: int, mesh_size: int, **kw: Any) -> Any:
@@ -114,6 +120,13 @@ def eval_source(name: str, data: Any, batch_size: int, mesh_size: int, **kw: Any
         size = -(-source.batch_size // mesh_size) * mesh_size
         source = ArraySource(source.x, source.y, batch_size=size, weight=source.weight)
     return source
+
+
+def _mesh_size(devices: Sequence[jax.Device] | None) -> int:
+    """What batch sizes are rounded up to: the given devices, or all of a multi-process run."""
+    if devices:
+        return len(devices)
+    return jax.device_count() if jax.process_count() > 1 else 1
 
 
 def _setup(model, batch_size, devices):
@@ -165,13 +178,9 @@ def evaluate(
     )
     step.resolve_metrics(metrics)
     source = eval_source(
-        "data",
-        data,
-        batch_size,
-        len(devices) if devices else 1,
-        steps_per_epoch=steps,
+        "data", data, batch_size, _mesh_size(devices), steps_per_epoch=steps,
         check_inputs=check_inputs,
-    )
+    )  # fmt: skip
     mesh, graphdef, params, rest = _setup(model, source.batch_size, devices)
     example = source.example()
     out = validation.output_shape(model, graphdef, params, rest, example.x)
@@ -185,41 +194,76 @@ def evaluate(
     )
 
 
+def _predict_items(data: Iterable) -> Iterator[tuple[Any, np.ndarray]]:
+    """``(x, dummy labels)`` from batches ``x`` or ``(x, ...)`` (the rest ignored)."""
+    for item in data:
+        x = item[0] if isinstance(item, tuple | list) else item
+        yield x, np.zeros(len(jax.tree.leaves(x)[0]), np.float32)
+
+
+def _predict_source(x: Any, batch_size: int, steps: int | None, check_inputs: bool) -> Any:
+    if isinstance(x, dict | np.ndarray | jax.Array) or is_arrays(x):
+        x = validation.host_tree("x", x)
+        n = validation.check_lengths("x", {"x": x})
+        validation.check_inputs_ok("x", x, check_inputs=check_inputs, nan=False)
+        size = min(batch_size, n)
+        size = -(-size // _mesh_size(None)) * _mesh_size(None)
+        return ArraySource(x, np.zeros(n, np.float32), batch_size=size)
+    if not isinstance(x, Iterable):
+        raise TypeError(
+            f"predict: `x` must be an array, a pytree of (N, ...) arrays, or an iterable of "
+            f"batches x or (x, ...); got {type(x).__name__}"
+        )
+    return IterableSource(_predict_items(x), steps_per_epoch=steps, check_inputs=check_inputs)
+
+
 def predict(
     model: nnx.Module,
     x: Any,
     *,
     batch_size: int = 128,
+    steps: int | None = None,
     devices: Sequence[jax.Device] | None = None,
     check_inputs: bool = True,
 ) -> Any:
     """``model(x)`` in inference mode, computed in jitted batches; NumPy outputs ``(N, ...)``.
 
-    ``x`` is any pytree of ``(N, ...)`` arrays (a dict or tuple for multi-input models).
+    Args:
+      model: a Flax NNX model.
+      x: an array or any pytree of ``(N, ...)`` arrays (a dict, or a tuple for
+        multi-input models); or an iterable of batches, each ``x`` (an array or dict)
+        or a tuple ``(x, ...)`` whose first element is the input (labels and weights
+        are ignored, so a ``fit``/``evaluate`` iterable works as it is). The batches
+        of an iterable keep their size; a shorter last one is padded and masked.
+      batch_size: examples per compiled call, for arrays.
+      steps: batches to take from an endless iterable.
+      devices: devices to shard the batches over.
+      check_inputs: reject integer ``x`` (and, for an iterable, NaN inputs).
+
+    Returns:
+      The outputs for every example, in order, as NumPy (with several processes, on
+      every process: the rows of every process's batches).
 
     Example:
       >>> import numpy as np
       >>> from flax import nnx
       >>> from nnjax.nn import MLP
-      >>> predict(MLP(2, (4,), 3, rngs=nnx.Rngs(0)), np.ones((5, 2)), batch_size=2).shape
+      >>> model = MLP(2, (4,), 3, rngs=nnx.Rngs(0))
+      >>> predict(model, np.ones((5, 2)), batch_size=2).shape
+      (5, 3)
+      >>> predict(model, [(np.ones((4, 2)), None), (np.ones((1, 2)), None)]).shape
       (5, 3)
     """
-    x = validation.host_tree("x", x)
-    n = validation.check_lengths("x", {"x": x})
-    validation.check_inputs_ok("x", x, check_inputs=check_inputs, nan=False)
-    source = ArraySource(x, np.zeros(n, np.float32), batch_size=min(batch_size, n))
+    source = _predict_source(x, batch_size, steps, check_inputs)
     mesh, graphdef, params, rest = _setup(model, source.batch_size, devices)
-    validation.output_shape(model, graphdef, params, rest, x)
+    validation.output_shape(model, graphdef, params, rest, source.example().x)
     params, rest = sharding.put_replicated((params, rest), mesh)
     predict_step = compiled_predict(graphdef)
-    outputs = []
-    for batch in source.batches(0, 0, shuffle=False):
-        xb = sharding.put_batch(batch.x, mesh, batch_axis=0)
-        outputs.append((predict_step(params, rest, xb), int(batch.mask.sum())))
-    host = jax.device_get(outputs)
+    outputs = [(predict_step(params, rest, b.x), b.mask) for b in _device_batches(source, mesh)]
+    host = sharding.to_host(outputs)
     return jax.tree.map(
         lambda *parts: np.concatenate(parts),
-        *[jax.tree.map(lambda a, keep=keep: np.asarray(a)[:keep], out) for out, keep in host],
+        *[jax.tree.map(lambda a, keep=mask > 0: np.asarray(a)[keep], out) for out, mask in host],
     )
 
 

@@ -2,9 +2,12 @@
 
 In-memory arrays that fit on the device are put there once (replicated) and each
 dispatch only sends the ``(K, B)`` row indices and masks; the step gathers its batches
-on the device. Everything else (memmaps, iterables) is read, stacked ``(K, B, ...)``
-and transferred by a background thread into a bounded queue (:class:`Prefetcher`), so
-the step never waits on the host.
+on the device. Everything else (memmaps, iterables, and any data of a multi-process
+run, where each process reads only its rows of each batch) is read, stacked
+``(K, B, ...)`` and transferred by a background thread into a bounded queue
+(:class:`Prefetcher`), so the step never waits on the host. With several processes
+the global ``(K, B, ...)`` stacks are assembled from every process's rows
+(:func:`jax.make_array_from_process_local_data`).
 
 Example:
   >>> import jax, numpy as np
@@ -96,7 +99,7 @@ class Chunk:
     """One dispatch's input.
 
     ``args`` for the compiled step after the state, ``steps`` real updates in it,
-    ``examples`` real examples.
+    ``examples`` real examples (of this process, in a multi-process run).
     """
 
     args: tuple
@@ -158,15 +161,17 @@ class DeviceFeeder:
       mesh: batches are sharded over its ``'data'`` axis.
       k: batches per dispatch.
       on_device: keep array data on the device and gather there (default: when it is
-        in memory and fits).
+        in memory and fits, in a one-process run).
     """
 
     def __init__(self, source: Any, mesh: Mesh, k: int, *, on_device: bool | None = None):
         self.source, self.mesh, self.k = source, mesh, k
+        self.part = sharding.process_rows(mesh, source.batch_size)
         if on_device is None:
             on_device = (
                 isinstance(source, ArraySource)
                 and not source.is_memmap()
+                and jax.process_count() == 1
                 and fits_on_device(source.nbytes(), mesh.devices.flat[0])
             )
         self.gather = bool(on_device)
@@ -186,7 +191,8 @@ class DeviceFeeder:
     def _host_chunk(self, batches: list[Batch]) -> Chunk:
         stacked = stack(batches, self.k)
         examples = int(sum(b.mask.sum() for b in batches))
-        return Chunk((sharding.put_batch(stacked, self.mesh), len(batches)), len(batches), examples)
+        batch = sharding.put_batch(stacked, self.mesh, batch_size=self.source.batch_size)
+        return Chunk((batch, len(batches)), len(batches), examples)
 
     def epoch(self, seed: int, epoch: int, *, shuffle: bool = True) -> Iterator[Chunk]:
         """The dispatches of one epoch, in the source's order."""
@@ -196,7 +202,8 @@ class DeviceFeeder:
                 sl = slice(start, start + self.k)
                 yield self._index_chunk(idx[sl], mask[sl])
             return
-        groups = chunked(self.source.batches(seed, epoch, shuffle=shuffle), self.k)
+        batches = self.source.batches(seed, epoch, shuffle=shuffle, part=self.part)
+        groups = chunked(batches, self.k)
         yield from Prefetcher(groups, self._host_chunk)
 
 

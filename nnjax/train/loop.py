@@ -13,6 +13,14 @@ parameters; a run resumed with ``resume_from`` from the checkpoint of epoch ``k`
 bitwise where the uninterrupted run ends (each epoch's data order is a function of
 ``(seed, epoch)``, and the checkpoint carries optimizer state and dropout RNG state).
 Sharded runs match unsharded ones up to floating-point reassociation (allclose).
+
+Several processes (after :func:`nnjax.distributed.initialize`): the same call trains
+over every device of every process. Each process reads only its rows of each global
+batch, the global batches are assembled with
+:func:`jax.make_array_from_process_local_data`, the loss and metrics are reduced over
+the global batch (the same values as one process on the same batches), and only
+process 0 prints. ``param_sharding`` lays out parameters and optimizer state
+(:func:`nnjax.train.sharding.state_layout`).
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ from typing import Any
 import jax
 import optax
 from flax import nnx
+from jax.sharding import Mesh
 
 from nnjax import losses
 from nnjax import metrics as metrics_lib
@@ -117,14 +126,61 @@ def _check_model(model, graphdef, params, rest, objective, source, val, tx) -> t
     return tuple(out["logs"])
 
 
-def _mesh(batch_size, devices, mesh, param_sharding):
-    if param_sharding is not None:
-        raise NotImplementedError("param_sharding is not supported yet; parameters are replicated")
+def _check_param_sharding(param_sharding: Any) -> None:
+    """A string must be a known name (rules are checked against the mesh later)."""
+    if isinstance(param_sharding, str) and param_sharding not in sharding.PARAM_SHARDINGS:
+        raise ValueError(
+            f"param_sharding must be None, 'replicated', 'fsdp' or a sequence of "
+            f"(regex, PartitionSpec) rules, got {param_sharding!r}"
+        )
+
+
+def _mesh(batch_size: int, devices: Any, mesh: Mesh | None) -> Mesh:
     if mesh is not None:
+        if devices is not None:
+            raise ValueError("pass `mesh` or `devices`, not both")
         if sharding.DATA_AXIS not in mesh.axis_names:
             raise ValueError(f"`mesh` needs a {sharding.DATA_AXIS!r} axis, got {mesh.axis_names}")
+        size = int(mesh.shape[sharding.DATA_AXIS])
+        if batch_size % size:
+            raise ValueError(
+                f"batch_size={batch_size} cannot be split evenly over the mesh's "
+                f"{sharding.DATA_AXIS!r} axis of size {size}"
+            )
         return mesh
     return sharding.make_mesh(sharding.choose_devices(batch_size, devices))
+
+
+def _data_axis_size(mesh: Mesh | None, devices: Any) -> int:
+    """What evaluation batch sizes are rounded up to a multiple of."""
+    if mesh is not None:
+        return int(mesh.shape.get(sharding.DATA_AXIS, 1))
+    if devices:
+        return len(devices)
+    return jax.device_count() if jax.process_count() > 1 else 1
+
+
+def _step_options(objective: Objective, layout: sharding.StateLayout, param_sharding) -> tuple:
+    """The compiled step's options: the objective's, plus the layout of sharded state."""
+    if param_sharding in (None, "replicated"):
+        return objective.options
+    return (*objective.options, ("layout", layout))
+
+
+def _gathering(train_fn: Callable, mesh: Mesh) -> Callable:
+    """``train_fn`` whose logs are replicated on every device (several processes).
+
+    So every process can read them (e.g. per-example AUC statistics, sharded over
+    the batch).
+    """
+    if jax.process_count() == 1:
+        return train_fn
+
+    def run(*args):
+        *state, logs = train_fn(*args)
+        return (*state, sharding.replicate(logs, mesh))
+
+    return run
 
 
 def _log_names(objective, user_logs, val, state) -> list[str]:
@@ -201,8 +257,15 @@ def fit(
       remat: recompute the forward pass in the backward pass (less memory).
       steps_per_epoch: batches per epoch from an (endless) iterable.
       class_weight: ``{class: weight}`` scaling each example's loss by its class.
-      param_sharding: reserved (parameters are replicated).
-      mesh: a device mesh with a ``'data'`` axis (instead of ``devices``).
+      param_sharding: how parameters and optimizer state are laid out: ``None``
+        (replicated), ``"fsdp"`` (every parameter and its optimizer moments split
+        over the ``'data'`` axis along its largest dimension that the axis size
+        divides; other leaves replicated), or a sequence of ``(regex,
+        PartitionSpec)`` rules over parameter paths like ``"layers/0/kernel"`` (first
+        match wins; unmatched parameters replicated), for tensor parallelism over the
+        named axes of ``mesh``. See :func:`nnjax.train.sharding.state_layout`.
+      mesh: a device mesh with a ``'data'`` axis (batches are split over it) and any
+        other named axes the ``param_sharding`` rules use (instead of ``devices``).
       resume_from: a :class:`~nnjax.train.checkpoint.ModelCheckpoint` folder; if it
         holds a checkpoint, training continues after its epoch.
       verbose: ``"auto"`` (a bar on a terminal or notebook, a line per epoch
@@ -211,7 +274,8 @@ def fit(
       steps_per_dispatch: updates per compiled dispatch (default: 8 for dense models,
         1 for convolutional and recurrent ones; see :mod:`nnjax.train.compiled`).
       devices: devices to shard each batch over (default: all local devices when they
-        divide the batch size, else one); parameters are replicated.
+        divide the batch size, else one; with several processes, every device of
+        every process).
       shuffle: shuffle array data every epoch.
       check_inputs: reject integer ``x`` (raw images) and NaN inputs.
       validation: deprecated alias of ``validation_data``.
@@ -262,29 +326,31 @@ def fit(
         )
     if steps_per_epoch is not None:
         steps_per_epoch = checks.check_count("steps_per_epoch", steps_per_epoch, 1)
+    _check_param_sharding(param_sharding)
     objective = _objective(loss, loss_fn, metrics, precision, remat)
     tx = optimizers.accumulate(optimizers.get_optimizer(optimizer), accumulate_steps)
     verbose = resolve_verbose(verbose)
 
-    mesh_size = mesh.size if mesh is not None else len(devices) if devices else 1
+    mesh_size = _data_axis_size(mesh, devices)
     source, val = _sources(
         data, validation_data, validation_split, batch_size=batch_size, mesh_size=mesh_size,
         steps_per_epoch=steps_per_epoch, class_weight=class_weight, check_inputs=check_inputs,
     )  # fmt: skip
     graphdef, params, rest = step.split_model(model)
     user_logs = _check_model(model, graphdef, params, rest, objective, source, val, tx)
-    mesh = _mesh(source.batch_size, devices, mesh, param_sharding)
+    mesh = _mesh(source.batch_size, devices, mesh)
     k = steps_per_dispatch or compiled.steps_per_dispatch_for(model)
     k = checks.check_count("steps_per_dispatch", k, 1)
 
     lr = learning_rate if not isinstance(optimizer, optax.GradientTransformation) else None
     state = TrainState(params, optimizers.init_state(tx, params, learning_rate=lr), rest)
+    layout = sharding.state_layout(state, mesh, param_sharding)  # bad rules fail here
     history = History()
     if resume_from is not None and checkpoint.latest_epoch(resume_from) is not None:
         state, history, initial_epoch, global_step = resume.resume_state(resume_from, state, seed)
     else:
         global_step = 0
-    run = Run(model, sharding.put_replicated(state, mesh), mesh, history, seed, global_step)
+    run = Run(model, sharding.put_state(state, layout), mesh, history, seed, global_step)
     driver = CallbackDriver(callbacks, run)
     feeder = DeviceFeeder(source, mesh, k)
     eval_graphdef = step.graphdef_for(model, training=False)
@@ -296,10 +362,10 @@ def fit(
             mesh=mesh, precision=options["precision"], loss_fn=options["loss_fn"],
         )  # fmt: skip
     plan = Plan(
-        train_fn=compiled.compiled_train(
+        train_fn=_gathering(compiled.compiled_train(
             graphdef, objective.loss, tx, objective.metrics, k, mesh, feeder.gather,
-            objective.options,
-        ),
+            _step_options(objective, layout, param_sharding),
+        ), mesh),
         feeder=feeder,
         validate=validate,
         metrics=step.resolve_metrics(objective.metrics),

@@ -4,7 +4,7 @@
 running loss, a "compiling..." line and the compile time, then one line with every
 metric (printed, never cut by the terminal width). ``verbose=2``: one line per epoch
 (pipes, log files). ``"auto"``: a bar on a terminal or in a notebook, lines elsewhere;
-without tqdm installed, lines.
+without tqdm installed, lines. Only process 0 of a multi-process run prints.
 
 Example:
   >>> bar = EpochProgress(epoch=0, epochs=1, steps=4, verbose=0)
@@ -16,6 +16,8 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Mapping
+
+import jax
 
 Verbose = int | str
 
@@ -41,7 +43,8 @@ def resolve_verbose(verbose: Verbose) -> int:
     """The verbosity level: 0 silent, 1 a progress bar, 2 a line per epoch.
 
     ``"auto"``: 1 (bar) on a terminal or in a notebook with tqdm, else 2 (a line per
-    epoch); ``0`` is silent; ``1`` without tqdm falls back to 2.
+    epoch); ``0`` is silent; ``1`` without tqdm falls back to 2. In a multi-process
+    run every process but process 0 is silent.
 
     Example:
       >>> resolve_verbose(2)
@@ -51,6 +54,8 @@ def resolve_verbose(verbose: Verbose) -> int:
         verbose = 1 if sys.stdout.isatty() or _in_notebook() else 2
     if verbose not in (0, 1, 2) or isinstance(verbose, bool):
         raise ValueError(f"verbose must be 'auto', 0, 1 or 2, got {verbose!r}")
+    if jax.process_index() != 0:
+        return 0
     return 2 if verbose == 1 and not _have_tqdm() else int(verbose)
 
 

@@ -1,4 +1,13 @@
-"""Data parallelism: batches sharded over a ``'data'`` mesh axis, state replicated.
+"""Where batches and training state live: a ``'data'`` mesh axis, replicated or sharded state.
+
+Batches are split over the ``'data'`` axis of a mesh spanning the devices of every
+process (each process places only its own rows). The training state is replicated,
+or laid out by a :class:`StateLayout`: ``param_sharding="fsdp"`` splits every
+parameter and its optimizer moments over ``'data'`` (the rule of
+:func:`nnjax.distributed.partition.fsdp_spec`), and a sequence of ``(regex,
+PartitionSpec)`` rules lays out each parameter path on the mesh's named axes (tensor
+parallelism, :func:`nnjax.distributed.partition.rule_specs`). XLA inserts the
+gathers and reduce-scatters.
 
 Example:
   >>> import jax, numpy as np
@@ -9,6 +18,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -17,19 +27,28 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from nnjax.distributed import arrays, partition
+from nnjax.train.state import TrainState
+
 DATA_AXIS = "data"
+
+#: What ``fit(param_sharding=...)`` accepts besides partition rules.
+PARAM_SHARDINGS = (None, "replicated", "fsdp")
 
 
 def choose_devices(batch_size: int, devices: Sequence[jax.Device] | None = None) -> list:
     """The devices to shard batches over.
 
     With ``devices=None``: all local devices when ``batch_size`` divides evenly among
-    them, else the first one. Given devices must divide ``batch_size``.
+    them, else the first one; with several processes, every device of every process
+    (which must divide ``batch_size``). Given devices must divide ``batch_size``.
 
     Example:
       >>> len(choose_devices(3, jax.devices()[:1]))
       1
     """
+    if devices is None and jax.process_count() > 1:
+        devices = jax.devices()
     if devices is None:
         local = jax.local_devices()
         return list(local) if batch_size % len(local) == 0 else [local[0]]
@@ -75,7 +94,7 @@ def batch_sharding(mesh: Mesh, batch_axis: int = 1) -> NamedSharding:
 
 
 def put_replicated(tree: Any, mesh: Mesh) -> Any:
-    """Copies ``tree`` onto every device of ``mesh``.
+    """Copies ``tree`` onto every device of ``mesh`` (of every process).
 
     It never aliases the input buffers, so donating the result leaves ``tree`` intact.
 
@@ -83,20 +102,168 @@ def put_replicated(tree: Any, mesh: Mesh) -> Any:
       >>> put_replicated({"w": np.ones(2)}, make_mesh(jax.devices()[:1]))["w"].shape
       (2,)
     """
-    return jax.device_put(tree, replicated(mesh), may_alias=False)
+    return arrays.put(tree, replicated(mesh))
 
 
-def put_batch(arrays: Any, mesh: Mesh, batch_axis: int = 1) -> Any:
-    """Places host arrays on ``mesh``, sharded along ``batch_axis`` (see :func:`batch_sharding`)."""
-    return jax.device_put(arrays, batch_sharding(mesh, batch_axis))
+def process_rows(mesh: Mesh, batch_size: int) -> slice:
+    """The rows of each global batch of ``batch_size`` that this process reads and places.
+
+    Example:
+      >>> process_rows(make_mesh(jax.devices()[:1]), 8)
+      slice(0, 8, None)
+    """
+    return arrays.process_rows(batch_sharding(mesh, 0), batch_size)
+
+
+def put_batch(tree: Any, mesh: Mesh, batch_axis: int = 1, batch_size: int | None = None) -> Any:
+    """Places this process's rows of a batch on ``mesh``, split along ``batch_axis``.
+
+    In one process ``tree`` is the whole batch. With several, it holds this process's
+    :func:`process_rows` and ``batch_size`` (the global batch size) is needed; the
+    global batch is assembled with :func:`jax.make_array_from_process_local_data`.
+
+    Example:
+      >>> put_batch(np.ones((2, 4)), make_mesh(jax.devices()[:1])).shape
+      (2, 4)
+    """
+    target = batch_sharding(mesh, batch_axis)
+    if not arrays.is_global(target):
+        return jax.device_put(tree, target)
+    if batch_size is None:
+        raise ValueError("put_batch: a mesh over several processes needs the global batch_size")
+    return arrays.put_local(tree, target, batch_size)
+
+
+class StateLayout:
+    """The partition spec of every leaf of a :class:`TrainState` on ``mesh``; hashable.
+
+    Hashable (on the mesh and the specs), so compiled steps built for one layout are
+    reused by the next ``fit`` call with the same one.
+
+    Example:
+      >>> state = TrainState({"w": np.zeros((4, 2))}, (), {})
+      >>> layout = state_layout(state, make_mesh(jax.devices()[:1]), "fsdp")
+      >>> layout.specs.params, layout == state_layout(state, layout.mesh, "fsdp")
+      ({'w': P()}, True)
+    """
+
+    def __init__(self, mesh: Mesh, specs: TrainState) -> None:
+        self.mesh, self.specs = mesh, specs
+        leaves, treedef = jax.tree.flatten(specs, is_leaf=lambda s: isinstance(s, P))
+        self._key = (mesh, treedef, tuple(leaves))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, StateLayout) and self._key == other._key
+
+    def __hash__(self) -> int:
+        return hash(self._key)
+
+    def shardings(self) -> TrainState:
+        """A ``TrainState`` of :class:`~jax.sharding.NamedSharding` trees."""
+        return jax.tree.map(
+            lambda spec: NamedSharding(self.mesh, spec),
+            self.specs,
+            is_leaf=lambda s: isinstance(s, P),
+        )
+
+    def constrain(self, params: Any, opt_state: Any) -> tuple[Any, Any]:
+        """``params`` and ``opt_state`` under :func:`jax.lax.with_sharding_constraint`."""
+        shard = self.shardings()
+        return (
+            jax.lax.with_sharding_constraint(params, shard.params),
+            jax.lax.with_sharding_constraint(opt_state, shard.opt_state),
+        )
+
+
+def _param_specs(params: Any, mesh: Mesh, param_sharding: Any) -> Any:
+    if param_sharding in (None, "replicated"):
+        return jax.tree.map(lambda _: P(), params)
+    if param_sharding == "fsdp":
+        return partition.fsdp_specs(params, int(mesh.shape[DATA_AXIS]), DATA_AXIS)
+    if isinstance(param_sharding, str):
+        raise ValueError(
+            f"param_sharding must be None, 'replicated', 'fsdp' or a sequence of "
+            f"(regex, PartitionSpec) rules, got {param_sharding!r}"
+        )
+    return partition.rule_specs(params, param_sharding, dict(mesh.shape))
+
+
+def state_layout(state: TrainState, mesh: Mesh, param_sharding: Any = None) -> StateLayout:
+    """The layout of ``state`` on ``mesh`` for ``fit(param_sharding=...)``.
+
+    Args:
+      state: the training state (arrays or shape-dtype structs).
+      mesh: a mesh with a ``'data'`` axis (and any others the rules name).
+      param_sharding: ``None``/``"replicated"`` (every leaf replicated), ``"fsdp"``
+        (parameters split over ``'data'``: each leaf's largest dimension that the axis
+        size divides; leaves without one stay replicated), or a sequence of ``(regex,
+        PartitionSpec)`` rules over parameter paths like ``"layers/0/kernel"`` (first
+        match wins, unmatched parameters replicated). Optimizer-state leaves follow
+        the parameter they mirror (same path suffix and shape); every other leaf, and
+        ``rest``, is replicated.
+
+    Raises:
+      ValueError, TypeError: an unknown ``param_sharding``, a rule matching no
+        parameter, an axis not in ``mesh``, a spec that does not fit its leaf.
+
+    Example:
+      >>> state = TrainState({"w": np.zeros((4, 2))}, (), {})
+      >>> state_layout(state, make_mesh(jax.devices()[:1])).specs.params
+      {'w': P()}
+    """
+    params = _param_specs(state.params, mesh, param_sharding)
+    opt_state = partition.follow_specs(state.opt_state, state.params, params)
+    rest = jax.tree.map(lambda _: P(), state.rest)
+    return StateLayout(mesh, TrainState(params, opt_state, rest))
+
+
+def put_state(state: TrainState, layout: StateLayout) -> TrainState:
+    """Places ``state`` on its mesh as ``layout`` says (never aliasing ``state``'s buffers).
+
+    Example:
+      >>> state = TrainState({"w": np.zeros((4, 2))}, (), {})
+      >>> mesh = make_mesh(jax.devices()[:1])
+      >>> put_state(state, state_layout(state, mesh)).params["w"].shape
+      (4, 2)
+    """
+    return TrainState(*arrays.put(tuple(state), tuple(layout.shardings())))
+
+
+@functools.lru_cache(maxsize=16)
+def _replicator(mesh: Mesh) -> Any:
+    return jax.jit(lambda tree: tree, out_shardings=replicated(mesh))
+
+
+def replicate(tree: Any, mesh: Mesh) -> Any:
+    """``tree`` with every leaf fully replicated on ``mesh`` (an all-gather where sharded).
+
+    Example:
+      >>> replicate({"a": jax.numpy.ones(2)}, make_mesh(jax.devices()[:1]))["a"].shape
+      (2,)
+    """
+    if all(getattr(a, "is_fully_replicated", True) for a in jax.tree.leaves(tree)):
+        return tree
+    return _replicator(mesh)(tree)
+
+
+def to_host(tree: Any) -> Any:
+    """NumPy copies of ``tree`` on every process (see :func:`nnjax.distributed.arrays.to_host`)."""
+    return arrays.to_host(tree)
 
 
 __all__ = [
     "DATA_AXIS",
+    "PARAM_SHARDINGS",
+    "StateLayout",
     "batch_sharding",
     "choose_devices",
     "make_mesh",
+    "process_rows",
     "put_batch",
     "put_replicated",
+    "put_state",
+    "replicate",
     "replicated",
+    "state_layout",
+    "to_host",
 ]

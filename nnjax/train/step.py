@@ -1,5 +1,8 @@
 """Pure training and evaluation steps over split model state.
 
+The objective (the masked batch loss and the model call) lives in
+:mod:`nnjax.train.objective`; its names are re-exported here.
+
 A Flax NNX model is split once into a static ``graphdef`` and two pytrees: ``params``
 (every ``nnx.Param``) and ``rest`` (all other state: ``nnx.BatchStat`` running
 statistics, ``RngKey``/``RngCount`` dropout streams, ...). The steps built here are plain
@@ -22,7 +25,6 @@ Example:
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -33,6 +35,14 @@ from flax import nnx
 
 from nnjax import losses, metrics
 from nnjax.train.data import Batch
+from nnjax.train.objective import (
+    as_batch,
+    batch_loss,
+    call_model,
+    make_loss_fn,
+    make_objective,
+    masked_mean,
+)
 
 PyTree = Any
 TrainStep = Callable[..., tuple[PyTree, PyTree, PyTree, dict[str, jax.Array]]]
@@ -84,38 +94,6 @@ def graphdef_for(model: nnx.Module, *, training: bool) -> nnx.GraphDef:
     return split_model(model, training=training)[0]
 
 
-def call_model(model: Any, x: Any) -> Any:
-    """Calls ``model(x)``.
-
-    A tuple ``x`` is passed as positional inputs, a dict as keyword inputs
-    (``WideAndDeep``: ``{"x_wide": ..., "x_deep": ...}``).
-
-    Raises:
-      ValueError: dict keys that the model's ``__call__`` does not take (names both).
-
-    Example:
-      >>> from flax import nnx
-      >>> from nnjax.nn import MLP
-      >>> call_model(MLP(2, (4,), 1, rngs=nnx.Rngs(0)), jnp.ones((3, 2))).shape
-      (3, 1)
-    """
-    if isinstance(x, dict):
-        params = inspect.signature(model.__call__).parameters
-        names = [
-            n for n, p in params.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
-        ]
-        unknown = sorted(set(x) - set(names))
-        if unknown and not any(p.kind is p.VAR_KEYWORD for p in params.values()):
-            raise ValueError(
-                f"input keys {unknown} do not match the model's inputs {names} "
-                f"({type(model).__name__}.__call__); got keys {sorted(x)}"
-            )
-        return model(**x)
-    if isinstance(x, tuple | list):
-        return model(*x)
-    return model(x)
-
-
 def metric_name(metric: MetricSpec) -> str:
     """The key under which ``metric`` is logged: its name or the callable's ``__name__``.
 
@@ -144,156 +122,6 @@ def resolve_metrics(names: Any) -> tuple[metrics.Metric, ...]:
     return resolved
 
 
-def _cast(tree: PyTree, dtype: Any) -> PyTree:
-    def cast(a):
-        return a.astype(dtype) if jnp.issubdtype(jnp.result_type(a), jnp.floating) else a
-
-    return tree if dtype is None else jax.tree.map(cast, tree)
-
-
-def _for_loss(logits: PyTree) -> PyTree:
-    """Upcasts low-precision outputs (bfloat16/float16) to float32 for the loss."""
-
-    def up(a):
-        if jnp.issubdtype(a.dtype, jnp.floating) and jnp.finfo(a.dtype).bits < 32:
-            return a.astype(jnp.float32)
-        return a
-
-    return jax.tree.map(up, logits)
-
-
-def _like(new: PyTree, old: PyTree) -> PyTree:
-    def like(a, b):
-        return a.astype(b.dtype) if hasattr(b, "dtype") and a.dtype != b.dtype else a
-
-    return jax.tree.map(like, new, old)
-
-
-def as_batch(x: Any, y: Any = None, weight: Any = None, mask: Any = None) -> Batch:
-    """A :class:`~nnjax.train.data.Batch` from a ``Batch`` or ``x, y`` (weights 1).
-
-    Example:
-      >>> as_batch(jnp.ones((2, 3)), jnp.zeros(2)).mask.shape
-      (2,)
-    """
-    if isinstance(x, Batch):
-        return x
-    n = jax.tree.leaves(x)[0].shape[0]
-    ones = jnp.ones((n,), jnp.float32)
-    return Batch(x, y, ones if weight is None else weight, ones if mask is None else mask)
-
-
-def batch_loss(loss: str | losses.Loss) -> Callable[[PyTree, Batch], jax.Array]:
-    """``value(predictions, batch)``: the loss of a whole masked batch.
-
-    A loss that takes ``reduction="none"`` (every loss of :mod:`nnjax.losses`) is
-    ``sum(weight * per_example) / sum(mask)``: padded rows never count and sample or
-    class weights scale their examples. Any other callable is a batch-level loss,
-    called on the whole batch.
-
-    Example:
-      >>> value = batch_loss("mse")
-      >>> b = as_batch(jnp.zeros((2, 1)), jnp.ones((2, 1)), mask=jnp.array([1.0, 0.0]))
-      >>> float(value(jnp.zeros((2, 1)), b._replace(weight=b.mask)))
-      1.0
-    """
-    fn = losses.get(loss)
-    rows = metrics.per_example(fn)
-
-    def value(predictions: PyTree, batch: Batch) -> jax.Array:
-        if rows is None:
-            return fn(predictions, batch.y)
-        per = rows(predictions, batch.y)
-        return jnp.sum(per * batch.weight) / jnp.maximum(jnp.sum(batch.mask), 1.0)
-
-    return value
-
-
-def _scalar(value: Any) -> jax.Array:
-    if jnp.shape(value) != ():
-        raise ValueError(
-            f"loss_fn must return a scalar loss (or (loss, logs)); got an array of shape "
-            f"{jnp.shape(value)}. Reduce it, e.g. with jnp.mean"
-        )
-    return jnp.asarray(value, jnp.float32)
-
-
-def make_objective(
-    graphdef: nnx.GraphDef,
-    loss: str | losses.Loss | None = None,
-    *,
-    loss_fn: Callable | None = None,
-    precision: Any = None,
-    remat: bool = False,
-) -> Callable:
-    """``objective(params, rest, batch) -> (loss, (logs, predictions, new_rest))``.
-
-    The model is merged from copies of the inputs (train-mode ``graphdef``), so the
-    function is pure; its non-parameter state after the call is ``new_rest``. Either
-    ``loss(predictions, y)`` on ``call_model(model, batch.x)`` (see :func:`batch_loss`),
-    or ``loss_fn(model, batch) -> loss | (loss, logs)`` (``predictions`` is then None).
-    ``precision="bfloat16"`` runs the model on bfloat16 copies of the parameters and
-    floating inputs; gradients, the loss and the state stay float32. ``remat``
-    recomputes the forward pass in the backward pass (:func:`jax.checkpoint`).
-
-    Example:
-      >>> from flax import nnx
-      >>> from nnjax.nn import MLP
-      >>> gd, params, rest = split_model(MLP(2, (4,), 1, rngs=nnx.Rngs(0)))
-      >>> objective = make_objective(gd, "mse")
-      >>> value, (logs, pred, rest) = objective(params, rest, as_batch(jnp.ones((3, 2)),
-      ...                                                              jnp.zeros((3, 1))))
-      >>> pred.shape
-      (3, 1)
-    """
-    if (loss is None) == (loss_fn is None):
-        raise ValueError("pass exactly one of `loss` and `loss_fn`")
-    dtype = None if precision is None else jnp.dtype(precision)
-    value_of = None if loss is None else batch_loss(loss)
-
-    def objective(params: PyTree, rest: PyTree, batch: Batch):
-        model = nnx.merge(graphdef, _cast(params, dtype), rest, copy=True)
-        run = batch._replace(x=_cast(batch.x, dtype))
-        logs: Any = {}
-        if loss_fn is not None:
-            value = loss_fn(model, run)
-            if isinstance(value, tuple):
-                value, logs = value
-            predictions = None
-        else:
-            assert value_of is not None
-            predictions = _for_loss(call_model(model, run.x))
-            value = value_of(predictions, batch)
-        new_rest = _like(nnx.split(model, nnx.Param, ...)[2], rest)  # type: ignore[misc]
-        logs = {k: _scalar(v) for k, v in dict(logs).items()}
-        return _scalar(value), (logs, predictions, new_rest)
-
-    return jax.checkpoint(objective) if remat else objective
-
-
-def make_loss_fn(graphdef: nnx.GraphDef, loss: str | losses.Loss) -> Callable:
-    """Builds ``loss_fn(params, rest, x, y) -> (loss, (logits, new_rest))`` (unweighted).
-
-    Differentiate it with ``jax.grad(..., has_aux=True)``; see :func:`make_objective`.
-
-    Example:
-      >>> from flax import nnx
-      >>> from nnjax.nn import MLP
-      >>> gd, params, rest = split_model(MLP(2, (4,), 1, rngs=nnx.Rngs(0)))
-      >>> loss_fn = make_loss_fn(gd, "mse")
-      >>> value, (logits, rest) = loss_fn(params, rest, jnp.ones((3, 2)), jnp.zeros((3, 1)))
-      >>> logits.shape
-      (3, 1)
-    """
-    objective = make_objective(graphdef, loss)
-
-    def loss_fn(params: PyTree, rest: PyTree, x: Any, y: Any):
-        value, (_, logits, new_rest) = objective(params, rest, as_batch(x, y))
-        return value, (logits, new_rest)
-
-    return loss_fn
-
-
 def make_train_step(
     graphdef: nnx.GraphDef,
     loss: str | losses.Loss | None,
@@ -303,6 +131,7 @@ def make_train_step(
     loss_fn: Callable | None = None,
     precision: Any = None,
     remat: bool = False,
+    layout: Any = None,
 ) -> TrainStep:
     """Builds the pure update ``step(params, opt_state, rest, batch)``.
 
@@ -321,6 +150,9 @@ def make_train_step(
       precision: ``None``, or ``"bfloat16"`` to run the model on bfloat16 copies of the
         parameters and floating inputs (see :func:`make_objective`).
       remat: recompute the forward pass in the backward pass (:func:`jax.checkpoint`).
+      layout: a :class:`~nnjax.train.sharding.StateLayout`: the updated parameters and
+        optimizer state are constrained to it (sharded parameters, FSDP), so every
+        dispatch returns the layout it was given (no recompiles).
 
     Example:
       >>> import optax
@@ -338,9 +170,13 @@ def make_train_step(
 
     def step(params: PyTree, opt_state: PyTree, rest: PyTree, x: Any, y: Any = None):
         batch = as_batch(x, y)
+        if layout is not None:  # pins the layout of a device loop's carry too
+            params, opt_state = layout.constrain(params, opt_state)
         (value, (logs, predictions, rest)), grads = grad_fn(params, rest, batch)
         updates, opt_state = tx.update(grads, opt_state, params)
         params = optax.apply_updates(params, updates)
+        if layout is not None:
+            params, opt_state = layout.constrain(params, opt_state)
         predictions = jax.lax.stop_gradient(predictions)
         stats = {m.name: m.stats(predictions, batch.y, batch.mask) for m in metric_list}
         out = {"loss": value, "count": jnp.sum(batch.mask), "logs": logs, "metrics": stats}
@@ -413,6 +249,7 @@ __all__ = [
     "make_objective",
     "make_predict_step",
     "make_train_step",
+    "masked_mean",
     "metric_name",
     "resolve_metrics",
     "split_model",

@@ -10,12 +10,15 @@ import pytest
 from nnjax import distributed
 
 WORKER = os.path.join(os.path.dirname(__file__), "_worker.py")
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(distributed.__file__)))
+# the workers import nnjax from this checkout, installed or not
+ENV = dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")]))
 
 
 def _run(tmp_path, mode, timeout_s=90.0):
     start = time.monotonic()
     status = distributed.launch(
-        [sys.executable, WORKER, str(tmp_path), mode], processes=2, timeout_s=timeout_s
+        [sys.executable, WORKER, str(tmp_path), mode], processes=2, timeout_s=timeout_s, env=ENV
     )
     return status, time.monotonic() - start
 

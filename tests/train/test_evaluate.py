@@ -1,5 +1,7 @@
 """Tests for nnjax.train.evaluate: evaluate and predict cover every example exactly once."""
 
+import itertools
+
 import jax
 import numpy as np
 import optax
@@ -33,3 +35,28 @@ def test_predict_matches_model_and_does_not_retrace():
     assert out.shape == (11, 3)
     fn = compiled_predict(T.graphdef_for(model, training=False))
     assert fn._cache_size() == 1
+
+
+def test_predict_takes_an_iterable_of_batches_like_fit():
+    x, y = blobs(n=11)
+    model = mlp()
+    model.eval()
+    expected = np.asarray(model(x))
+    batches = [(x[i : i + 4], y[i : i + 4]) for i in range(0, 11, 4)]  # 4, 4 and 3 (padded)
+    np.testing.assert_allclose(T.predict(model, batches), expected, rtol=1e-6, atol=1e-6)
+    bare = (x[i : i + 4] for i in range(0, 11, 4))  # a generator of inputs alone
+    np.testing.assert_allclose(T.predict(model, bare), expected, rtol=1e-6, atol=1e-6)
+    endless = itertools.cycle([x[:4]])
+    twice = np.concatenate([expected[:4]] * 2)
+    np.testing.assert_allclose(T.predict(model, endless, steps=2), twice, rtol=1e-6, atol=1e-6)
+    fn = compiled_predict(T.graphdef_for(model, training=False))
+    assert fn._cache_size() == 1  # every batch, padded or not, runs one program
+
+
+def test_predict_names_bad_iterables():
+    x, _ = blobs(n=8)
+    model = mlp()
+    with pytest.raises(TypeError, match="predict: `x` must be"):
+        T.predict(model, 3.0)
+    with pytest.raises(ValueError, match="batch 1"):
+        T.predict(model, [x[:4], x[:4, :2]])

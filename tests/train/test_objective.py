@@ -105,3 +105,67 @@ def test_bfloat16_trains_within_half_a_point_of_float32(kind):
         ]
     assert accs[None] > 0.9
     assert abs(accs["bfloat16"] - accs[None]) <= 0.005 + 1e-9, accs
+
+
+def _variance_objective(mean):
+    """A batch-level loss: MSE of the first logit to y plus the batch variance of it."""
+
+    def loss_fn(model, batch):
+        z = model(batch.x)[:, 0]
+        target = batch.y.astype(jnp.float32)
+        m = batch.mask
+        return mean((z - target) ** 2, m) + mean((z - mean(z, m)) ** 2, m)
+
+    return loss_fn
+
+
+def _reference_sgd(model, x, y, batch_size, lr=0.1):
+    """Plain SGD over the real rows of each unshuffled batch (no padding anywhere)."""
+    for start in range(0, len(x), batch_size):
+        xb, yb = x[start : start + batch_size], y[start : start + batch_size].astype(np.float32)
+
+        def loss(m, xb=xb, yb=yb):
+            z = m(xb)[:, 0]
+            return jnp.mean((z - yb) ** 2) + jnp.var(z)
+
+        grads = nnx.grad(loss)(model)
+        params = nnx.state(model, nnx.Param)
+        nnx.update(model, jax.tree.map(lambda p, g: p - lr * g, params, grads))
+
+
+def test_a_batch_level_loss_fn_sees_only_real_rows_through_the_mask():
+    from nnjax.train.objective import masked_mean
+
+    x, y = blobs(n=20)  # batches of 8, 8 and 4 real rows + 4 padded
+    reference, model, naive = mlp(), mlp(), mlp()
+    _reference_sgd(reference, x, y, batch_size=8)
+    kw = dict(KW, batch_size=8, shuffle=False, epochs=1)
+    T.fit(model, (x, y), loss_fn=_variance_objective(masked_mean), **kw)
+    for a, b in zip(leaves(model), leaves(reference)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    # the same loss ignoring the mask counts the padded copies: visibly different
+    T.fit(naive, (x, y), loss_fn=_variance_objective(lambda v, m=None: jnp.mean(v)), **kw)
+    assert max(np.abs(a - b).max() for a, b in zip(leaves(naive), leaves(reference))) > 1e-4
+
+
+def test_a_batch_level_loss_taking_mask_gets_it_in_fit_and_evaluate():
+    from nnjax.train.objective import masked_mean
+
+    def batch_variance(pred, y, mask=None):
+        z = pred[:, 0]
+        mask = jnp.ones(z.shape) if mask is None else mask
+        return masked_mean((z - y) ** 2, mask) + masked_mean((z - masked_mean(z, mask)) ** 2, mask)
+
+    x, y = blobs(n=20)
+    yf = y.astype(np.float32)
+    reference, model = mlp(), mlp()
+    _reference_sgd(reference, x, y, batch_size=8)
+    T.fit(model, (x, yf), loss=batch_variance, **dict(KW, batch_size=8, shuffle=False), metrics=())
+    for a, b in zip(leaves(model), leaves(reference)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    z = np.asarray(model(x))[:, 0]
+    parts = [slice(0, 8), slice(8, 16), slice(16, 20)]
+    per_batch = [np.mean((z[s] - yf[s]) ** 2) + np.var(z[s]) for s in parts]
+    expected = np.average(per_batch, weights=[8, 8, 4])  # each batch weighted by its real rows
+    logs = T.evaluate(model, (x, yf), loss=batch_variance, batch_size=8, devices=ONE, metrics=())
+    np.testing.assert_allclose(logs["loss"], expected, rtol=1e-5, atol=1e-6)

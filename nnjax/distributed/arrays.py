@@ -1,0 +1,163 @@
+"""Global arrays over every process: placing host data, this process's rows, gathering back.
+
+In a multi-process run a :class:`jax.sharding.NamedSharding` spans devices that this
+process cannot address, so :func:`jax.device_put` of host data is refused. The
+helpers here work in one process and in many alike:
+
+* :func:`put` places host (or device) pytrees with any sharding, each process
+  building only its own shards (every process passes the same values);
+* :func:`process_rows` says which rows of a ``(B, ...)`` batch this process holds, and
+  :func:`put_local` assembles a global batch from each process's rows
+  (:func:`jax.make_array_from_process_local_data`);
+* :func:`to_host` brings any global array back as NumPy on every process (a collective
+  for arrays sharded across processes).
+
+Example:
+  >>> import jax, numpy as np
+  >>> from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+  >>> mesh = Mesh(np.asarray(jax.devices()[:1]), ("data",))
+  >>> x = put(np.arange(4.0), NamedSharding(mesh, P("data")))
+  >>> process_rows(NamedSharding(mesh, P("data")), 4), to_host(x).tolist()
+  (slice(0, 4, None), [0.0, 1.0, 2.0, 3.0])
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import numpy as np
+from jax.sharding import Sharding
+
+__all__ = ["is_global", "process_rows", "put", "put_local", "to_host"]
+
+
+def is_global(sharding: Sharding) -> bool:
+    """Whether ``sharding`` spans devices of other processes.
+
+    Example:
+      >>> from jax.sharding import SingleDeviceSharding
+      >>> is_global(SingleDeviceSharding(jax.devices()[0]))
+      False
+    """
+    return not sharding.is_fully_addressable
+
+
+def _source(leaf: Any) -> Any:
+    """A local copy of ``leaf`` to slice shards from (host data, or one device's array)."""
+    if not isinstance(leaf, jax.Array) or leaf.is_fully_addressable:
+        return leaf
+    if leaf.is_fully_replicated:
+        return leaf.addressable_shards[0].data
+    from jax.experimental import multihost_utils
+
+    return multihost_utils.process_allgather(leaf, tiled=True)
+
+
+def _put_leaf(leaf: Any, sharding: Sharding) -> jax.Array:
+    global_input = isinstance(leaf, jax.Array) and not leaf.is_fully_addressable
+    if not is_global(sharding) and not global_input:
+        return jax.device_put(leaf, sharding, may_alias=False)
+    src = _source(leaf if isinstance(leaf, jax.Array) else np.asarray(leaf))
+    shape = tuple(np.shape(src))
+    index = sharding.addressable_devices_indices_map(shape)
+    shards = [jax.device_put(src[i], d, may_alias=False) for d, i in index.items()]
+    return jax.make_array_from_single_device_arrays(shape, sharding, shards)
+
+
+def put(tree: Any, sharding: Any) -> Any:
+    """Places every leaf of ``tree`` with ``sharding`` (one, or a matching pytree of them).
+
+    Never aliases the input buffers (donating the result leaves ``tree`` intact). With
+    several processes every process must pass the same values; each builds only the
+    shards of its own devices. PRNG key arrays are placed like any other leaf.
+
+    Example:
+      >>> from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+      >>> mesh = Mesh(np.asarray(jax.devices()[:1]), ("data",))
+      >>> put({"w": np.ones(2)}, NamedSharding(mesh, P()))["w"].shape
+      (2,)
+    """
+    if isinstance(sharding, Sharding):
+        return jax.tree.map(lambda leaf: _put_leaf(leaf, sharding), tree)
+    return jax.tree.map(_put_leaf, tree, sharding)
+
+
+def process_rows(sharding: Sharding, rows: int) -> slice:
+    """The rows of a ``(rows, ...)`` array, sharded by ``sharding``, that this process holds.
+
+    Raises:
+      ValueError: the process's rows are not one contiguous block (a device order that
+        interleaves processes).
+
+    Example:
+      >>> from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+      >>> mesh = Mesh(np.asarray(jax.devices()[:1]), ("data",))
+      >>> process_rows(NamedSharding(mesh, P("data")), 6)
+      slice(0, 6, None)
+    """
+    index = sharding.addressable_devices_indices_map((rows,))
+    spans = sorted({idx[0].indices(rows)[:2] for idx in index.values() if idx is not None})
+    start, stop = spans[0][0], spans[0][1]
+    for lo, hi in spans[1:]:
+        if lo > stop:
+            raise ValueError(
+                f"process {jax.process_index()} holds rows {spans} of each batch: not one "
+                "contiguous block; order the mesh's devices by process (jax.devices() order)"
+            )
+        stop = max(stop, hi)
+    return slice(start, stop)
+
+
+def put_local(tree: Any, sharding: Sharding, rows: int) -> Any:
+    """A global ``(rows, ...)`` batch from this process's rows (:func:`process_rows`).
+
+    In one process this is :func:`jax.device_put`; with several, each passes its own
+    block of rows and :func:`jax.make_array_from_process_local_data` assembles them.
+    ``sharding`` splits axis 0 here; for stacked ``(K, B, ...)`` leaves pass the
+    sharding of axis 1 and ``rows = B`` (the global shape is the local one with ``B``
+    rows on the sharded axis).
+
+    Example:
+      >>> from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+      >>> mesh = Mesh(np.asarray(jax.devices()[:1]), ("data",))
+      >>> put_local(np.ones((4, 2)), NamedSharding(mesh, P("data")), 4).shape
+      (4, 2)
+    """
+    if not is_global(sharding):
+        return jax.device_put(tree, sharding)
+    axis = _sharded_axis(sharding)
+
+    def one(leaf: Any) -> jax.Array:
+        local = np.asarray(leaf)
+        shape = (*local.shape[:axis], rows, *local.shape[axis + 1 :])
+        return jax.make_array_from_process_local_data(sharding, local, shape)
+
+    return jax.tree.map(one, tree)
+
+
+def _sharded_axis(sharding: Sharding) -> int:
+    spec = getattr(sharding, "spec", ())
+    for axis, entry in enumerate(spec):
+        if entry is not None:
+            return axis
+    return 0
+
+
+def to_host(tree: Any) -> Any:
+    """NumPy copies of every leaf, on every process.
+
+    Arrays sharded across processes are gathered (a collective: every process must
+    call it with the same tree, in the same order).
+
+    Example:
+      >>> to_host({"a": jax.numpy.ones(2)})["a"].tolist()
+      [1.0, 1.0]
+    """
+
+    def one(leaf: Any) -> Any:
+        if isinstance(leaf, jax.Array) and not leaf.is_fully_addressable:
+            return np.asarray(_source(leaf))
+        return leaf
+
+    return jax.device_get(jax.tree.map(one, tree))
