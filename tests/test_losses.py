@@ -119,3 +119,44 @@ def test_get_keras_names_and_unknown():
     assert losses.get("mean_squared_error") is losses.mse
     with pytest.raises(ValueError, match=r"unknown loss 'hinge'.*mse"):
         losses.get("hinge")
+
+
+def test_cross_entropy_refuses_logits_without_a_class_axis():
+    # a model output (B,) with integer labels: the softmax would run over the batch
+    with pytest.raises(ValueError, match=r"integer class indices of shape \(4,\).*no class axis"):
+        losses.cross_entropy(jnp.zeros(4), jnp.array([0, 1, 0, 1]))
+    with pytest.raises(ValueError, match=r"`logits` has shape \(4, 1\), a single class"):
+        losses.cross_entropy(jnp.zeros((4, 1)), jnp.array([0, 1, 0, 1]))
+    with pytest.raises(ValueError, match="`logits` is a scalar"):
+        losses.cross_entropy(jnp.float32(0.0), jnp.int32(0))
+
+
+def test_the_class_axis_check_holds_under_jit():
+    with pytest.raises(ValueError, match="no class axis"):
+        jax.jit(losses.cross_entropy)(jnp.zeros(4), jnp.array([0, 1, 0, 1]))
+
+
+@pytest.mark.parametrize(
+    ("labels", "pattern"),
+    [
+        ([[0.5, 0.5, 0.5]], r"`labels` row 0 sums to 1\.5, not 1"),
+        ([[1.0, 0.0, 0.0], [0.2, 0.2, 0.2]], r"`labels` row 1 sums to 0\.6"),
+        ([[1.5, -0.5, 0.0]], r"row 0 holds a negative or non-finite value"),
+        ([[np.nan, 1.0, 0.0]], r"row 0 holds a negative or non-finite value"),
+    ],
+    ids=["sum-above", "sum-below", "negative", "nan"],
+)
+def test_soft_labels_must_be_probabilities(labels, pattern):
+    labels = jnp.asarray(labels, jnp.float32)
+    with pytest.raises(ValueError, match=pattern):
+        losses.cross_entropy(jnp.zeros(labels.shape), labels)
+
+
+def test_valid_soft_labels_pass_in_every_precision():
+    probs = jax.nn.softmax(jax.random.normal(jax.random.key(0), (8, 10)))
+    for dtype in (jnp.float32, jnp.bfloat16, jnp.float16):
+        losses.check_distribution("cross_entropy", "labels", probs.astype(dtype))
+    smoothed = jax.nn.one_hot(jnp.arange(8) % 10, 10, dtype=jnp.bfloat16) * 0.9 + 0.01
+    losses.check_distribution("cross_entropy", "labels", smoothed)
+    ours = losses.cross_entropy(jnp.zeros((8, 10)), probs)
+    np.testing.assert_allclose(ours, np.log(10.0), rtol=1e-6, atol=1e-6)

@@ -100,3 +100,24 @@ def test_broadcast_dims_out_of_range_raises(key):
 def test_integer_input_raises_type_error(key):
     with pytest.raises(TypeError, match="dropout: argument `x` has dtype int32"):
         F.dropout(key, jnp.ones(3, jnp.int32), 0.5)
+
+
+@pytest.mark.parametrize(
+    ("rate", "kept"),
+    [(1.5, 0.0), (1.0, 0.0), (-0.5, 1.0), (float("nan"), 1.0), (float("inf"), 0.0)],
+    ids=["above-one", "one", "negative", "nan", "inf"],
+)
+def test_a_traced_rate_outside_0_1_is_clamped_and_stays_finite(key, rate, kept):
+    # a traced rate cannot be checked without a host round trip: it is clamped to
+    # [0, 1] (NaN counts as 0), so the output is finite wherever x is
+    x = jax.random.normal(key, (64,))
+    y = jax.jit(lambda r: F.dropout(key, x, r))(jnp.float32(rate))
+    assert np.isfinite(np.asarray(y)).all()
+    expected = np.asarray(x) if kept else np.zeros(64, np.float32)
+    np.testing.assert_allclose(np.asarray(y), expected, rtol=0, atol=0)
+
+
+def test_a_traced_rate_inside_0_1_matches_the_concrete_one(key):
+    x = jax.random.normal(key, (64,))
+    traced = jax.jit(lambda r: F.dropout(key, x, r))(jnp.float32(0.25))
+    np.testing.assert_allclose(traced, F.dropout(key, x, 0.25), rtol=1e-6, atol=1e-7)

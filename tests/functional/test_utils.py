@@ -41,3 +41,30 @@ def test_pair(value, expected):
 def test_pair_rejects(value):
     with pytest.raises(ValueError, match="op: `window` must be a positive int or a pair of them"):
         _utils.pair(value, "window", "op")
+
+
+def test_check_params_accepts_exact_and_optional_keys():
+    _utils.check_params("dense", {"kernel": 0}, ("kernel",), ("bias",))
+    _utils.check_params("dense", {"kernel": 0, "bias": 0}, ("kernel",), ("bias",))
+
+
+@pytest.mark.parametrize(
+    ("params", "error", "pattern"),
+    [
+        ({"kernel": 0, "bais": 0}, ValueError, r"unexpected key 'bais' \(did you mean 'bias'\?\)"),
+        ({"kernel": 0, "zzz": 0}, ValueError, r"unexpected key 'zzz'; expected keys: 'kernel'"),
+        ({"bias": 0}, KeyError, r"no key 'kernel' \(it has \['bias'\]\)"),
+        ([1, 2], TypeError, r"`params` must be a dict of arrays, got list"),
+    ],
+    ids=["misspelt", "unknown", "missing", "not-a-mapping"],
+)
+def test_check_params_names_the_key_and_the_expected_ones(params, error, pattern):
+    with pytest.raises(error, match=pattern):
+        _utils.check_params("dense", params, ("kernel",), ("bias",))
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "3", None])
+def test_positive_int_names_the_argument_and_value(bad):
+    with pytest.raises(ValueError, match=rf"op: `size` must be a positive int, got {bad!r}"):
+        _utils.positive_int("op", "size", bad)
+    assert _utils.positive_int("op", "size", np.int64(3)) == 3
