@@ -241,3 +241,28 @@ def test_the_csv_counts_epochs_like_history_json_across_a_resume(tiny_run, tmp_p
     epochs = [int(line.split(",")[0]) for line in rows[1:]]
     assert epochs == json.loads((run / "history.json").read_text())["epoch"] == [1, 2]
     assert train.latest_epoch(run / "checkpoint") == 1
+
+
+@pytest.mark.parametrize(
+    ("argv", "words"),
+    [
+        (["--lr", "0.5"], "--lr 0.5 differs from the run's learning_rate 0.001"),
+        (["--seed", "7"], "--seed 7 differs from the run's seed 0"),
+        (["--hidden", "16"], "--hidden [16] differs from the run's hidden [8]"),
+        (["--batch-size", "8"], "--batch-size 8 differs from the run's batch_size 32"),
+        (["--opt", "sgd"], "--optimizer sgd differs from the run's optimizer adam"),
+        (["--dropout", "0.5"], "--dropout 0.5 differs from the run's dropout 0.0"),
+        (["--limit", "100"], "--limit 100 differs from the run's limit 200"),
+    ],
+    ids=["lr", "seed", "hidden", "batch-size", "optimizer-prefix", "dropout", "limit"],
+)
+def test_resume_with_changed_settings_is_refused_before_training(tiny_run, capsys, argv, words):
+    before = sorted(p.name for p in tiny_run.rglob("*"))
+    code, _, err = _run(capsys, "train", "--resume", "--epochs", "2", *argv, "--out", tiny_run)
+    assert code == 2 and one_line(err) and words in err, err
+    assert sorted(p.name for p in tiny_run.rglob("*")) == before
+
+
+def test_resume_with_nothing_left_to_train_is_one_line(tiny_run, capsys):
+    code, _, err = _run(capsys, "train", "--resume", "--epochs", "1", "--quiet", "--out", tiny_run)
+    assert code == 2 and one_line(err) and "trained 1 epochs already" in err, err
