@@ -192,6 +192,7 @@ def make_objective(
     Example:
       >>> from flax import nnx
       >>> from nnjax.nn import MLP
+      >>> from nnjax.train.step import split_model
       >>> gd, params, rest = split_model(MLP(2, (4,), 1, rngs=nnx.Rngs(0)))
       >>> objective = make_objective(gd, "mse")
       >>> value, (logs, pred, rest) = objective(params, rest, as_batch(jnp.ones((3, 2)),
@@ -232,6 +233,7 @@ def make_loss_fn(graphdef: nnx.GraphDef, loss: str | losses.Loss) -> Callable:
     Example:
       >>> from flax import nnx
       >>> from nnjax.nn import MLP
+      >>> from nnjax.train.step import split_model
       >>> gd, params, rest = split_model(MLP(2, (4,), 1, rngs=nnx.Rngs(0)))
       >>> loss_fn = make_loss_fn(gd, "mse")
       >>> value, (logits, rest) = loss_fn(params, rest, jnp.ones((3, 2)), jnp.zeros((3, 1)))
