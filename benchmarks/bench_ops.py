@@ -102,8 +102,8 @@ def conv_calls(x_shape, out_channels: int, groups: int) -> tuple[Calls, str]:
     for name in ("xla", "patches"):
         conv = functools.partial(F.conv2d, feature_group_count=groups, formulation=name)
         calls[name] = (_jax_fwd_bwd(conv, params, x), H.sync_jax)
-    picked = forms.choose(x_shape, kernel.shape, x_shape[1:3], groups, x.dtype, "cpu")
-    picked = picked if jax.default_backend() == "cpu" else "xla"
+    backend = jax.default_backend()
+    picked = forms.choose(x_shape, kernel.shape, x_shape[1:3], groups, x.dtype, backend)
     if C.missing_module("torch") is None:
         import torch
 

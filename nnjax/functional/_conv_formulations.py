@@ -10,15 +10,32 @@ Two formulations compute the same channels-last cross-correlation:
   :func:`jax.numpy.dot` (grouped: one batched ``einsum`` over the groups). Its
   gradients are matmuls too, plus pads and slices (the transposes of the slices).
 
-The rule (:func:`choose`), from ``benchmarks/bench_ops.py`` on a 2-core AMD EPYC (Zen 2,
-AVX2), jax 0.10.2, forward + backward of one conv 3x3 SAME at the CNN benchmark's shapes
-(ms, XLA / patches, load average 1-3): ``(32, 28, 28, 1) -> 32`` 15.4 / 5.9,
-``(32, 14, 14, 32) -> 64`` 34.9 / 23.9, ``(128, 28, 28, 1) -> 32`` 85.8 / 33.2,
-``(128, 14, 14, 32) -> 64`` 189 / 161. XLA:CPU's convolution, and its kernel gradient
-above all, is the slow part; a GEMM over patches is 1.2-2.6x faster. So on the CPU
-backend ungrouped convolutions use ``"patches"`` while the patch matrix stays under
-:data:`PATCHES_MAX_BYTES` (a memory guard: im2col reads the input ``prod(kernel_size)``
-times); grouped (depthwise) ones and every other backend keep ``"xla"``.
+The rule (:func:`choose`), from ``benchmarks/bench_ops.py`` and its predecessors on a
+2-core AMD EPYC (Zen 2, AVX2, no AVX-512), jax 0.10.2, forward + backward of one conv
+3x3 SAME, jitted, float32, medians of interleaved samples (ms, XLA / patches). The
+machine was shared and loaded (load average 1-22 on 2 cores), so absolute times are
+inflated; the ratios are within one run:
+
+==========================  ==================================  ===================
+input -> out (batch)        XLA / patches, ms                   patches / XLA
+==========================  ==================================  ===================
+28x28x1 -> 32 (32)          15.4 / 5.9; 26.2 / 14.3             0.38; 0.55
+14x14x32 -> 64 (32)         34.9 / 23.9; 95.7 / 49.6; 69 / 64   0.68; 0.52; 0.93
+28x28x1 -> 32 (128)         85.8 / 33.2; 75.7 / 48.5            0.39; 0.64
+14x14x32 -> 64 (128)        189 / 161; 171 / 218; 560 / 448     0.85; 1.28; 0.80
+14x14x32 depthwise (32)     125 / 51.7                          0.41
+14x14x32 depthwise (128)    248 / 221; 401 / 355                0.89; 0.89
+==========================  ==================================  ===================
+
+XLA:CPU's convolution, and its kernel gradient above all, is the slow part; a GEMM
+over patches is faster in all but one sample. So on the CPU backend convolutions use
+``"patches"`` while the patch matrix stays under :data:`PATCHES_MAX_BYTES` (a memory
+guard: im2col reads the input ``prod(kernel_size)`` times; not measured beyond);
+every other backend keeps ``"xla"`` (cuDNN there; not measured here). The XLA:CPU
+flags this jaxlib parses (``--xla_cpu_use_onednn``,
+``--xla_cpu_experimental_onednn_custom_call``, ``--xla_cpu_use_xnnpack``) did not
+speed XLA's convolution up consistently in the same benchmark, and
+``--xla_cpu_use_thunk_runtime`` is no longer supported, so no flag is set.
 
 Example:
   >>> choose((8, 28, 28, 1), (3, 3, 1, 32), (28, 28), 1, jnp.float32, "cpu")
@@ -96,7 +113,8 @@ def choose(
     nd = len(kernel_shape) - 2
     patch_elems = x_shape[0] * math.prod(out_spatial) * math.prod(kernel_shape[:nd]) * x_shape[-1]
     small = patch_elems * jnp.dtype(dtype).itemsize <= PATCHES_MAX_BYTES
-    return "patches" if backend == "cpu" and groups == 1 and small else "xla"
+    del groups  # grouped (depthwise) convolutions measured faster as patches too
+    return "patches" if backend == "cpu" and small else "xla"
 
 
 def resolve(formulation: str, x: jax.Array, kernel: jax.Array, out_spatial, groups: int) -> str:

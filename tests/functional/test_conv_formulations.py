@@ -149,10 +149,11 @@ def test_context_sets_the_auto_default(key, monkeypatch):
     assert used == ["xla", "patches", "patches"]
 
 
-def test_rule_picks_patches_on_cpu_for_ungrouped_small_patch_matrices():
+def test_rule_picks_patches_on_cpu_for_small_patch_matrices():
     args = ((32, 14, 14, 32), (3, 3, 32, 64), (14, 14))
     assert forms.choose(*args, 1, jnp.float32, "cpu") == "patches"
-    assert forms.choose(*args, 32 // 4, jnp.float32, "cpu") == "xla"  # grouped
+    depthwise = ((32, 14, 14, 32), (3, 3, 1, 32), (14, 14))
+    assert forms.choose(*depthwise, 32, jnp.float32, "cpu") == "patches"
     assert forms.choose(*args, 1, jnp.float32, "gpu") == "xla"
     huge = ((4096, 56, 56, 64), (3, 3, 64, 64), (56, 56))
     assert forms.choose(*huge, 1, jnp.float32, "cpu") == "xla"  # over PATCHES_MAX_BYTES
