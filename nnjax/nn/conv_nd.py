@@ -1,4 +1,4 @@
-"""1-D and 3-D convolutions and 1/2/3-D transposed convolutions as Flax NNX modules."""
+"""N-d convolutions (1-D, 3-D; ``Conv2D`` in :mod:`nnjax.nn.conv`) and transposed ones."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from flax import nnx
 import nnjax.functional as F
 from nnjax import activations, initializers
 from nnjax.functional.conv import Padding
+from nnjax.functional.conv_transpose import TransposePadding
 from nnjax.nn import _validate
 from nnjax.nn._base import FunctionalModule, compute_dtype
 
@@ -66,6 +67,8 @@ _CONV_DOC = """
 
 
 class _ConvND(_Conv):
+    """The convolution layers' constructor (``Conv1D``, ``Conv2D``, ``Conv3D``)."""
+
     def __init__(
         self,
         in_channels: int,
@@ -122,7 +125,9 @@ class Conv3D(_ConvND):  # noqa: D101 (docstring assembled below)
 
 
 class _ConvTranspose(_Conv):
-    _call_args = ("stride", "padding", "output_padding", "dilation")
+    """The transposed convolution layers' constructor."""
+
+    _call_args = ("stride", "padding", "output_padding", "dilation", "feature_group_count")
 
     def __init__(
         self,
@@ -131,9 +136,10 @@ class _ConvTranspose(_Conv):
         kernel_size: Size = 3,
         *,
         stride: Size = 1,
-        padding: Size = 0,
+        padding: TransposePadding = 0,
         output_padding: Size = 0,
         dilation: Size = 1,
+        feature_group_count: int = 1,
         activation: str | activations.Activation | None = None,
         use_bias: bool = True,
         kernel_init: str | initializers.Initializer = "glorot_uniform",
@@ -144,25 +150,28 @@ class _ConvTranspose(_Conv):
     ):
         self.dtype = dtype
         init = {"dtype": param_dtype, "kernel_init": kernel_init, "bias_init": bias_init,
-                "use_bias": use_bias}  # fmt: skip
+                "use_bias": use_bias, "feature_group_count": feature_group_count}  # fmt: skip
         call = {"stride": stride, "padding": padding, "output_padding": output_padding,
-                "dilation": dilation}  # fmt: skip
+                "dilation": dilation, "feature_group_count": feature_group_count}  # fmt: skip
         self._setup(in_channels, out_channels, kernel_size, activation=activation, rngs=rngs,
                     init_kwargs=init, call_kwargs=call)  # fmt: skip
 
 
 _TRANSPOSE_DOC = """
     Output sizes follow PyTorch: ``(n - 1) * stride - 2 * padding + dilation * (k - 1)
-    + output_padding + 1`` per spatial axis.
+    + output_padding + 1`` per spatial axis (``padding="SAME"``: ``n * stride``).
 
     Args:
       in_channels: input channels.
       out_channels: output channels.
       kernel_size: an int or one size per spatial axis.
       stride: upsampling factor.
-      padding: PyTorch's ``padding`` (an int or one per axis).
+      padding: PyTorch's ``padding`` (an int or one per axis), ``"VALID"`` (0) or
+        ``"SAME"`` (the adjoint of a ``"SAME"`` convolution of that stride).
       output_padding: extra size at the end of each axis (< stride or dilation).
       dilation: spacing between kernel taps.
+      feature_group_count: channel groups (PyTorch's ``groups``); the kernel is
+        ``(*k, in_channels, out_channels // feature_group_count)``.
       activation: a name, a callable or ``None``.
       use_bias: whether to add a bias.
       kernel_init: initializer (or name) for the kernel.

@@ -1,43 +1,19 @@
-"""Max and average pooling layers (no parameters) as Flax NNX modules."""
+"""2-D max and average pooling layers: the N-d layers of :mod:`nnjax.nn.pooling_nd`."""
 
 from __future__ import annotations
 
 from typing import ClassVar
 
-import jax
-from flax import nnx
-
 import nnjax.functional as F
-from nnjax.nn import _validate
 from nnjax.nn._base import recorded
+from nnjax.nn.pooling_nd import _AvgPool, _Pool
 
-
-class _Pool2D(nnx.Module):
-    _renamed_args: ClassVar[dict[str, str]] = {"window": "window_shape"}
-
-    def __init__(
-        self,
-        window_shape: int | tuple[int, int] = 2,
-        stride: int | tuple[int, int] | None = None,
-        padding: str = "VALID",
-    ):
-        name = type(self).__name__
-        self.window_shape = _validate.positive_ints(
-            name, "window_shape", window_shape, allow_empty=False
-        )
-        self.stride = stride if stride is None else _validate.positive_ints(name, "stride", stride)
-        self.padding = _validate.choice(name, "padding", padding, ("SAME", "VALID"))
-
-    def _args(self) -> tuple:
-        window = self.window_shape[0] if len(self.window_shape) == 1 else self.window_shape
-        stride = self.stride
-        if stride is not None and len(stride) == 1:
-            stride = stride[0]
-        return window, stride, self.padding
+#: ``window`` was renamed ``window_shape``; the old keyword warns for one release.
+_RENAMED = {"window": "window_shape"}
 
 
 @recorded
-class MaxPool2D(_Pool2D):
+class MaxPool2D(_Pool):
     """Max pooling over NHWC images, calling :func:`nnjax.functional.max_pool2d`.
 
     Args:
@@ -51,13 +27,12 @@ class MaxPool2D(_Pool2D):
       (1, 14, 14, 3)
     """
 
-    def __call__(self, x: jax.typing.ArrayLike) -> jax.Array:
-        """Maps ``(B, H, W, C)`` to ``(B, H', W', C)``."""
-        return F.max_pool2d(x, *self._args())
+    _op = staticmethod(F.max_pool2d)
+    _renamed_args: ClassVar[dict[str, str]] = _RENAMED
 
 
 @recorded
-class AvgPool2D(_Pool2D):
+class AvgPool2D(_AvgPool):
     """Average pooling over NHWC images, calling :func:`nnjax.functional.avg_pool2d`.
 
     Args:
@@ -72,17 +47,5 @@ class AvgPool2D(_Pool2D):
       (1, 14, 14, 3)
     """
 
-    def __init__(
-        self,
-        window_shape: int | tuple[int, int] = 2,
-        stride: int | tuple[int, int] | None = None,
-        padding: str = "VALID",
-        *,
-        count_include_pad: bool = False,
-    ):
-        super().__init__(window_shape, stride, padding)
-        self.count_include_pad = count_include_pad
-
-    def __call__(self, x: jax.typing.ArrayLike) -> jax.Array:
-        """Maps ``(B, H, W, C)`` to ``(B, H', W', C)``."""
-        return F.avg_pool2d(x, *self._args(), count_include_pad=self.count_include_pad)
+    _op = staticmethod(F.avg_pool2d)
+    _renamed_args: ClassVar[dict[str, str]] = _RENAMED

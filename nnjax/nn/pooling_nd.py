@@ -1,4 +1,4 @@
-"""1-D and 3-D max/average pooling and global pooling (no parameters) as NNX modules."""
+"""Max/average pooling (1-D, 3-D; 2-D in :mod:`nnjax.nn.pooling`) and global pooling."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ Size = int | tuple[int, ...]
 
 
 class _Pool(nnx.Module):
-    """Window pooling; subclasses set ``_op`` (an ``F.*_pool{1,3}d``)."""
+    """Window pooling; subclasses set ``_op`` (an ``F.*_pool{1,2,3}d``)."""
 
     _op: Callable[..., jax.Array] = staticmethod(F.max_pool1d)
 
@@ -75,6 +75,8 @@ class MaxPool3D(_Pool):  # noqa: D101 (docstring assembled below)
 
 
 class _AvgPool(_Pool):
+    """Average pooling: window pooling with ``count_include_pad``."""
+
     def __init__(self, window_shape: Size = 2, stride: Size | None = None,
                  padding: str = "VALID", *, count_include_pad: bool = False):  # fmt: skip
         super().__init__(window_shape, stride, padding)

@@ -66,3 +66,53 @@ def test_wrong_channels_names_op():
 
 def test_jit_does_not_retrace():
     assert_jit_traces_once(Conv2D(1, 2, 3, rngs=nnx.Rngs(0)), jnp.ones((1, 5, 5, 1)))
+
+
+def test_grouped_and_depthwise_conv2d():
+    """Conv2D is the N-d layer: it gains ``feature_group_count`` (F.conv2d's groups)."""
+    for groups, out in ((2, 6), (4, 4)):  # grouped, then depthwise
+        layer = Conv2D(4, out, 3, feature_group_count=groups, rngs=nnx.Rngs(0))
+        expected = F.conv2d_init(nnx.Rngs(0).params(), 4, out, 3, feature_group_count=groups)
+        assert_params_match(layer, expected)
+        x = jax.random.normal(jax.random.key(1), (2, 6, 6, 4))
+        np.testing.assert_allclose(
+            layer(x), F.conv2d(expected, x, feature_group_count=groups), rtol=1e-6, atol=1e-6
+        )
+
+
+def test_parameter_paths_and_recorded_arguments_are_unchanged():
+    """What checkpoints and ``nnjax.load`` rely on: ``kernel``/``bias``, the call's args."""
+    from nnjax.nn._base import constructor_call
+    from nnjax.nn.conv_nd import _ConvND
+
+    layer = Conv2D(2, 3, 3, stride=2, rngs=nnx.Rngs(0))
+    assert isinstance(layer, _ConvND)
+    assert set(nnx.to_pure_dict(nnx.state(layer, nnx.Param))) == {"kernel", "bias"}
+    cls, args, kwargs = constructor_call(layer)
+    assert cls is Conv2D and args == (2, 3, 3) and set(kwargs) == {"stride", "rngs"}
+    assert (layer.stride, layer.padding, layer.dilation, layer.feature_group_count) == (
+        2, "SAME", 1, 1,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("cls", "op", "shape"),
+    [
+        ("ConvTranspose1D", F.conv_transpose1d, (2, 5, 4)),
+        ("ConvTranspose2D", F.conv_transpose2d, (2, 4, 5, 4)),
+    ],
+)
+def test_grouped_same_conv_transpose_layers(cls, op, shape):
+    from nnjax import nn
+
+    layer = getattr(nn, cls)(4, 6, 3, stride=2, padding="SAME", feature_group_count=2,
+                             rngs=nnx.Rngs(0))  # fmt: skip
+    init = getattr(F, f"conv_transpose{len(shape) - 2}d_init")
+    expected = init(nnx.Rngs(0).params(), 4, 6, 3, feature_group_count=2)
+    assert_params_match(layer, expected)
+    x = jax.random.normal(jax.random.key(1), shape)
+    y = layer(x)
+    assert y.shape == (2, *(2 * n for n in shape[1:-1]), 6)
+    np.testing.assert_allclose(
+        y, op(expected, x, stride=2, padding="SAME", feature_group_count=2), rtol=1e-6, atol=1e-6
+    )

@@ -44,3 +44,12 @@ def test_jit_does_not_retrace():
 
     assert_jit_traces_once(AvgPool2D(2), jax.numpy.ones((1, 4, 4, 1)))
     assert nnx.state(MaxPool2D(2)) == nnx.State({})
+
+
+def test_2d_pools_are_the_nd_layers_and_keep_the_old_keyword():
+    from nnjax.nn.pooling_nd import _AvgPool, _Pool
+
+    assert issubclass(MaxPool2D, _Pool) and issubclass(AvgPool2D, _AvgPool)
+    with pytest.warns(DeprecationWarning, match="window_shape"):
+        layer = AvgPool2D(window=2, count_include_pad=True)
+    assert layer.window_shape == (2,) and layer.count_include_pad is True
