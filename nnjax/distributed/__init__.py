@@ -3,8 +3,11 @@
 Built on JAX's multi-controller runtime (:func:`jax.distributed.initialize`, XLA
 collectives): :func:`initialize` joins the group (explicit arguments, the variables
 that ``nnjax launch`` sets, or JAX's cluster detection), and :func:`launch` starts N
-local processes of one command for development. This package knows no models and no
-training.
+local processes of one command for development. :mod:`~nnjax.distributed.arrays`
+places and gathers global arrays over every process (each process only its own
+rows or shards); :mod:`~nnjax.distributed.partition` turns FSDP or ``(regex,
+PartitionSpec)`` rules into partition specs for a pytree of parameters. This package
+knows no models and no training.
 
 Example:
   >>> from nnjax import distributed
@@ -12,7 +15,9 @@ Example:
   (1, True)
 """
 
+from nnjax.distributed import arrays, partition
 from nnjax.distributed.launcher import free_port, launch
+from nnjax.distributed.partition import fsdp_spec, rule_specs
 from nnjax.distributed.process import (
     ENV_ADDRESS,
     ENV_NUM_PROCESSES,
@@ -27,10 +32,14 @@ __all__ = [
     "ENV_ADDRESS",
     "ENV_NUM_PROCESSES",
     "ENV_PROCESS_ID",
+    "arrays",
     "free_port",
+    "fsdp_spec",
     "initialize",
     "is_main_process",
     "launch",
+    "partition",
     "process_count",
     "process_index",
+    "rule_specs",
 ]

@@ -171,3 +171,29 @@ def test_a_bad_batch_is_named_and_the_model_keeps_its_weights(bad, message):
 def test_a_bare_metric_name_is_one_metric():
     history = T.fit(mlp(), blobs(n=32), metrics="accuracy", **KW)
     assert "accuracy" in history.history
+
+
+def test_each_process_reads_only_its_block_of_every_batch(monkeypatch):
+    x, y = blobs(n=10)
+    src = ArraySource(x, y, batch_size=4)
+    whole = list(src.batches(0, 0, shuffle=False))
+    second_half = list(src.batches(0, 0, shuffle=False, part=slice(2, 4)))
+    assert [b.mask.tolist() for b in second_half] == [[1.0, 1.0], [1.0, 1.0], [0.0, 0.0]]
+    for full, half in zip(whole, second_half):
+        np.testing.assert_array_equal(half.x, full.x[2:4])
+        np.testing.assert_array_equal(half.weight, full.weight[2:4])
+    # an iterable yields this process's block; its batch size counts every process
+    monkeypatch.setattr(jax, "process_count", lambda: 2)
+    src = make_source("train", [(x[:3], y[:3])], batch_size=99)
+    assert (src.local_batch_size, src.batch_size) == (3, 6)
+
+
+def test_the_feeder_places_this_processs_rows():
+    x, y = blobs(n=10)
+    mesh = sharding.make_mesh(jax.devices())
+    src = ArraySource(x, y, batch_size=8)
+    feeder = DeviceFeeder(src, mesh, k=2, on_device=False)
+    assert feeder.part == slice(0, 8)  # one process: all of them
+    chunks = list(feeder.epoch(0, 0, shuffle=False))
+    batch = chunks[0].args[0]
+    assert batch.x.shape == (2, 8, 4) and len(batch.x.addressable_shards) == 4

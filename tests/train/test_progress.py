@@ -66,3 +66,11 @@ def test_format_logs_and_verbose_values():
     bar = progress.EpochProgress(epoch=0, epochs=1, steps=None, verbose=0)
     bar.update(3, np.float32(1.0))
     bar.close({"loss": 1.0})
+
+
+def test_only_process_0_prints(monkeypatch):
+    assert progress.resolve_verbose(2) == 2
+    monkeypatch.setattr(jax, "process_index", lambda: 1)
+    assert progress.resolve_verbose(2) == 0 and progress.resolve_verbose("auto") == 0
+    with pytest.raises(ValueError, match="verbose must be"):
+        progress.resolve_verbose(3)  # still checked on every process

@@ -130,3 +130,13 @@ def test_eval_step_ignores_masked_examples(key):
 def test_metrics_may_not_shadow_loss():
     with pytest.raises(ValueError, match="loss"):
         S.resolve_metrics(("mse", "loss"))
+
+
+def test_the_objective_names_are_still_in_step():
+    from nnjax.train import objective
+
+    for name in ("as_batch", "batch_loss", "call_model", "make_loss_fn", "make_objective"):
+        assert getattr(S, name) is getattr(objective, name)
+    values, mask = jnp.array([[1.0], [3.0], [100.0]]), jnp.array([1.0, 1.0, 0.0])
+    np.testing.assert_allclose(S.masked_mean(values, mask), [2.0], atol=1e-7)
+    np.testing.assert_allclose(S.masked_mean(values, jnp.zeros(3)), [0.0], atol=1e-7)

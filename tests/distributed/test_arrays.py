@@ -1,0 +1,74 @@
+"""nnjax.distributed.arrays and partition in one process (the multi-process paths: test_fit)."""
+
+import jax
+import numpy as np
+import pytest
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from nnjax.distributed import arrays, partition
+
+
+def _mesh(shape=(4,), axes=("data",)):
+    return Mesh(np.asarray(jax.devices()).reshape(shape), axes)
+
+
+def test_put_places_shards_without_aliasing_and_to_host_reads_them_back():
+    x = np.arange(24.0, dtype=np.float32).reshape(8, 3)
+    placed = arrays.put({"x": x, "key": jax.random.key(1)}, NamedSharding(_mesh(), P()))
+    assert placed["x"].is_fully_replicated and placed["key"].is_fully_replicated
+    split = arrays.put(x, NamedSharding(_mesh(), P("data")))
+    assert [s.data.shape for s in split.addressable_shards] == [(2, 3)] * 4
+    np.testing.assert_array_equal(arrays.to_host(split), x)
+    again = arrays.put(split, NamedSharding(_mesh(), P()))  # device input, new layout
+    assert again.is_fully_replicated
+    np.testing.assert_array_equal(arrays.to_host(again), x)
+
+
+def test_process_rows_of_one_process_is_the_whole_batch():
+    sharding = NamedSharding(_mesh((2, 2), ("data", "model")), P("data"))
+    assert arrays.process_rows(sharding, 8) == slice(0, 8)
+    batch = arrays.put_local(np.ones((8, 2)), sharding, 8)
+    assert batch.shape == (8, 2)
+    assert [s.data.shape for s in batch.addressable_shards] == [(4, 2)] * 4
+
+
+@pytest.mark.parametrize(
+    ("shape", "size", "spec"),
+    [
+        ((8, 32), 4, P(None, "data")),  # the largest dimension that 4 divides
+        ((32, 8), 4, P("data", None)),
+        ((8, 8), 4, P("data", None)),  # ties: the first
+        ((6, 10), 4, P()),  # nothing divides: replicated
+        ((), 4, P()),
+        ((2,), 4, P()),  # smaller than the axis
+        ((12, 3), 1, P()),  # one device: nothing to split
+    ],
+)
+def test_fsdp_rule(shape, size, spec):
+    assert partition.fsdp_spec(shape, size) == spec
+
+
+def test_rule_specs_first_match_wins_and_optimizer_state_follows():
+    params = {"dense": {"kernel": np.zeros((4, 8)), "bias": np.zeros(8)}}
+    rules = [(r"kernel", P(None, "model")), (r"dense/", P("model"))]
+    specs = partition.rule_specs(params, rules, {"data": 2, "model": 2})
+    assert specs == {"dense": {"kernel": P(None, "model"), "bias": P("model")}}
+    opt = {"count": np.zeros(()), "mu": params, "other": np.zeros((8, 4))}
+    follows = partition.follow_specs(opt, params, specs)
+    assert follows["mu"] == specs and follows["count"] == P() and follows["other"] == P()
+
+
+@pytest.mark.parametrize(
+    ("rules", "error", "match"),
+    [
+        ("kernel", TypeError, "sequence of .regex, PartitionSpec. pairs"),
+        ([("kernel", ("model",))], TypeError, "a .regex, PartitionSpec. pair"),
+        ([("kernel", P("model"))], ValueError, "axis 'model' of .* not an axis"),
+        ([("(", P("data"))], ValueError, "is not a regex"),
+        ([("kernel", P(None, "data"))], ValueError, r"dimension 1 of shape \(4, 3\)"),
+    ],
+)
+def test_bad_rules_are_named(rules, error, match):
+    with pytest.raises(error, match=match):
+        partition.rule_specs({"kernel": np.zeros((4, 3))}, rules, {"data": 2})
