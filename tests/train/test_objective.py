@@ -133,6 +133,7 @@ def _reference_sgd(model, x, y, batch_size, lr=0.1):
         nnx.update(model, jax.tree.map(lambda p, g: p - lr * g, params, grads))
 
 
+@pytest.mark.slow  # about 18 s on a shared 2-core machine (two fits and an eager reference)
 def test_a_batch_level_loss_fn_sees_only_real_rows_through_the_mask():
     from nnjax.train.objective import masked_mean
 
