@@ -59,6 +59,9 @@ RUNS = {
     "lstm-nnjax": ("lstm", ["nnjax", "nnjax_per_step", "nnjax_precompute", "torch"], []),
     "lstm-flax": ("lstm", ["flax_nnx", "flax_nnx_partial"], []),
     "lstm-others": ("lstm", ["equinox", "keras"], CPU_OPTIONS),
+    "attention-nnjax": ("attention", ["nnjax", "nnjax_no_donate", "torch"], []),
+    "attention-flax": ("attention", ["flax_nnx", "flax_nnx_partial"], []),
+    "attention-others": ("attention", ["equinox", "keras"], CPU_OPTIONS),
 }
 
 
@@ -92,6 +95,8 @@ def _check_script_specifics(name: str, record: dict) -> None:
     elif name == "lstm":
         assert (config["seq_len"], config["features"], config["hidden"]) == (8, 4, 16)
         assert config["nnjax_precompute_inputs"] in (True, False)
+    elif name == "attention":
+        assert (config["seq_len"], config["dim"], config["heads"]) == (8, 16, 2)
 
 
 # Each run compiles a benchmark script in a subprocess (20-30 s on 2 cores): opt-in with
@@ -136,7 +141,7 @@ def test_bench_quick_writes_complete_result(run, tmp_path):
     assert "ratio" in proc.stdout and all(peer in proc.stdout for peer in peers)
 
 
-@pytest.mark.parametrize("name", ["mlp", "cnn", "lstm"])
+@pytest.mark.parametrize("name", ["mlp", "cnn", "lstm", "attention"])
 def test_bench_rejects_unknown_peer(name):
     proc = _run_script(f"bench_{name}.py", ["--quick", "--peers", "nnjax,caffe"])
     assert proc.returncode == 2
