@@ -26,6 +26,12 @@ class _Conv(FunctionalModule):
     _op: Callable[..., jax.Array] = staticmethod(F.conv1d)
     _call_args: tuple[str, ...] = ("stride", "padding", "dilation", "feature_group_count")
     dtype: jnp.dtype | None  # the compute dtype; each subclass's constructor sets it
+    # The call's arguments (``_call_args``), set by ``_setup`` from the constructor's.
+    stride: Size
+    padding: Padding | Size
+    dilation: Size
+    feature_group_count: int
+    output_padding: Size  # transposed convolutions only
 
     def _setup(self, in_channels, out_channels, kernel_size, *, activation, rngs,
                init_kwargs: dict[str, Any], call_kwargs: dict[str, Any]) -> None:  # fmt: skip
