@@ -3,7 +3,7 @@
 The corpus needs no download: the source files of a fixed list of standard-library
 modules (:data:`MODULES`, read through ``inspect.getsourcefile``), so every machine has
 it (the exact text follows the Python version; the results record it). Characters
-outside printable ASCII become one unknown symbol (vocabulary of 97). Each file is cut
+outside printable ASCII become one unknown symbol (vocabulary of 98). Each file is cut
 90/5/5 into training, validation and test text; the windows are
 non-overlapping runs of ``--context`` characters, each target the next character.
 

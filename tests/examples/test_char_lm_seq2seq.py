@@ -133,7 +133,7 @@ def test_char_language_model_quick(load, tmp_path):
     out = tmp_path / "clm"
     load("char_language_model").main(["--quick", "--models", "lstm", "--out", str(out)])
     results = _results(out)
-    # On the quick slice the bigram model is far better than uniform (log2 97 = 6.6 bits).
+    # On the quick slice the bigram model is far better than uniform (log2 98 = 6.6 bits).
     assert 2.0 < results["bigram_test_bits_per_char"] < 5.0
     (row,) = results["models"]
     assert row["model"] == "lstm" and math.isfinite(row["test_bits_per_char"])
