@@ -16,19 +16,20 @@ The rule (:func:`choose`), from ``benchmarks/bench_ops.py`` and its predecessors
 machine was shared and loaded (load average 1-22 on 2 cores), so absolute times are
 inflated; the ratios are within one run:
 
-==========================  ==================================  ===================
-input -> out (batch)        XLA / patches, ms                   patches / XLA
-==========================  ==================================  ===================
-28x28x1 -> 32 (32)          15.4 / 5.9; 26.2 / 14.3             0.38; 0.55
-14x14x32 -> 64 (32)         34.9 / 23.9; 95.7 / 49.6; 69 / 64   0.68; 0.52; 0.93
-28x28x1 -> 32 (128)         85.8 / 33.2; 75.7 / 48.5            0.39; 0.64
-14x14x32 -> 64 (128)        189 / 161; 171 / 218; 560 / 448     0.85; 1.28; 0.80
-14x14x32 depthwise (32)     125 / 51.7                          0.41
-14x14x32 depthwise (128)    248 / 221; 401 / 355                0.89; 0.89
-==========================  ==================================  ===================
+===========================  ==========================  ============================
+input -> out (batch)         latest run, XLA / patches   patches / XLA, each run
+===========================  ==========================  ============================
+28x28x1 -> 32 (32)           54 / 16 ms                  0.38, 0.55, 0.30
+14x14x32 -> 64 (32)          100 / 60 ms                 0.68, 0.52, 0.93, 0.60
+28x28x1 -> 32 (128)          164 / 101 ms                0.39, 0.64, 0.62
+14x14x32 -> 64 (128)         595 / 600 ms                0.85, 1.28, 0.80, 1.01
+14x14x32 depthwise (32)      102 / 44 ms                 0.41, 0.43
+14x14x32 depthwise (128)     460 / 487 ms                0.89, 0.89, 1.06
+===========================  ==========================  ============================
 
-XLA:CPU's convolution, and its kernel gradient above all, is the slow part; a GEMM
-over patches is faster in all but one sample. So on the CPU backend convolutions use
+XLA:CPU's convolution, and its kernel gradient above all, is the slow part: patches
+win 1.6-3.3x on the one-channel input, 1.1-2.4x on the batch-32 ``14x14x32`` shapes
+and tie (0.8-1.3) on the batch-128 ones. So on the CPU backend convolutions use
 ``"patches"`` while the patch matrix stays under :data:`PATCHES_MAX_BYTES` (a memory
 guard: im2col reads the input ``prod(kernel_size)`` times; not measured beyond);
 every other backend keeps ``"xla"`` (cuDNN there; not measured here). The XLA:CPU
