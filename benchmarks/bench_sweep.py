@@ -3,9 +3,13 @@
 Cases, for each model and member count ``M`` (members differ by learning rate, an
 injected hyperparameter, so every case reuses one compiled program per ``M``):
 
-* ``sweep``: one vmapped program for all ``M`` members (``members_per_program=None``);
+* ``sweep``: one program for all ``M`` members, the default formulation
+  (``members_per_step="auto"``);
+* ``sweep_vmap``: one program, all members vmapped (``members_per_step=None``);
+* ``sweep_loop``: one program whose device loop runs the members one after another
+  (``members_per_step=1``: unbatched matrix products, as ``fit``'s);
 * ``sweep_sequential``: the same call with ``members_per_program=1``: the members run
-  one after another through one compiled single-member program;
+  one after another through one compiled single-member program, each its own group;
 * ``fit_sequential``: ``M`` separate ``fit`` calls (the baseline).
 
 Each case first runs one epoch (compile included: ``compile_s`` is that time minus a
@@ -38,7 +42,7 @@ H.ensure_nnjax_importable()
 import numpy as np  # noqa: E402
 
 NAME = "sweep"
-CASES = ("sweep", "sweep_sequential", "fit_sequential")
+CASES = ("sweep", "sweep_vmap", "sweep_loop", "sweep_sequential", "fit_sequential")
 SIZES = {"digits": (64, (64,), 10), "fashion": (784, (500, 300, 100), 10)}
 
 
@@ -92,11 +96,12 @@ def case_times(case: str, model: str, m: int, xy, epochs: int, quick: bool) -> t
         first = _timed(lambda: run(1, 1))  # compile + one member-epoch
         return first, _timed(lambda: run(epochs, m))
     per_program = 1 if case == "sweep_sequential" else None
+    per_step = {"sweep_loop": 1, "sweep_vmap": None}.get(case, "auto")
 
     def run_sweep(n_epochs: int) -> None:
         sweep(build, xy, loss="cross_entropy", optimizer=optax.adam,
               hyperparams={"learning_rate": lrs}, epochs=n_epochs, batch_size=32,
-              members_per_program=per_program)  # fmt: skip
+              members_per_program=per_program, members_per_step=per_step)  # fmt: skip
 
     first = _timed(lambda: run_sweep(1))
     return first, _timed(lambda: run_sweep(epochs))

@@ -32,17 +32,16 @@ Example:
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 from flax import nnx
 
 from nnjax import losses
-from nnjax.io import steps as io_steps
 from nnjax.train import compiled, loop, step
 from nnjax.train import validation as checks
 from nnjax.train.callbacks import Callback, EarlyStopping
@@ -50,7 +49,14 @@ from nnjax.train.checkpoint import ModelCheckpoint
 from nnjax.train.driver import CallbackDriver, Run
 from nnjax.train.engine import Plan, run_epochs
 from nnjax.train.optimizers import get_optimizer
-from nnjax.train.sweep_callbacks import MemberStopping, SweepCheckpoint, SweepProgress, resume
+from nnjax.train.sweep_callbacks import (
+    MemberStopping,
+    SweepCheckpoint,
+    SweepProgress,
+    check_fresh,
+    group_folder,
+    resume,
+)
 from nnjax.train.sweep_result import MemberGroup, SweepResult, ensemble_predict, member_predictions
 from nnjax.train.sweep_space import (
     Choice,
@@ -69,6 +75,7 @@ from nnjax.train.sweep_step import (
     SweepFeeder,
     SweepHistory,
     SweepState,
+    auto_per_step,
     compiled_sweep_train,
     make_sweep_logs,
     make_validate,
@@ -105,6 +112,7 @@ def sweep(
     steps_per_epoch: int | None = None,
     steps_per_dispatch: int | None = None,
     members_per_program: int | None = None,
+    members_per_step: int | str | None = "auto",
     shuffle: bool = True,
     resume_from: str | os.PathLike | None = None,
     verbose: int = 0,
@@ -146,8 +154,14 @@ def sweep(
         (``save_best_only`` is refused). Other callbacks see logs of ``(M,)`` arrays,
         once per group.
       steps_per_dispatch: updates per compiled dispatch (default as ``fit``).
-      members_per_program: at most this many members share one vmapped program (more
+      members_per_program: at most this many members share one compiled program (more
         run as further groups, one after another); default: all of a structure.
+      members_per_step: inside a program, this many members are vmapped together and
+        such blocks run one after another in a device loop (``lax.map``); ``1`` computes
+        one member at a time with unbatched matrix products; ``None`` all at once.
+        ``"auto"``: all at once, except on CPU for members of more than
+        :data:`~nnjax.train.sweep_step.CPU_VMAP_MAX_PARAMS` parameters (one at a time:
+        measured faster there).
       resume_from: a ``ModelCheckpoint`` folder of an earlier run of this sweep: every
         group continues after its newest checkpoint (a finished group is not rerun).
       verbose: 0 silent; 1 or 2 one line per epoch and group.
@@ -191,12 +205,15 @@ def sweep(
     )  # fmt: skip
     if members_per_program is not None:
         members_per_program = checks.check_count("members_per_program", members_per_program, 1)
+    if members_per_step not in (None, "auto"):
+        members_per_step = checks.check_count("members_per_step", members_per_step, 1)
     groups = _groups(hp, model_names, len(seed_list), members_per_program)
     context = dict(
         model_fn=model_fn, seeds=seed_list, hp=hp, opt_names=opt_names, factory=factory,
         objective=objective, source=source, val=val, epochs=epochs, shuffle=shuffle,
         steps_per_dispatch=steps_per_dispatch, stop_spec=stop_spec, ckpt_spec=ckpt_spec,
         others=others, resume_from=resume_from, verbose=verbose, num_groups=len(groups),
+        per_step=members_per_step,
     )  # fmt: skip
     done = [_run_group(g, idx, structure, **context) for g, (idx, structure) in enumerate(groups)]
     return _result(done, seed_list, hp, opt_names, model_names, stop_spec)
@@ -258,33 +275,39 @@ def _build(model_fn, seeds: list[int], structure: dict[str, Any]):
     return first, splits[seeds[0]], params, rest
 
 
-def _run_group(g: int, idx: np.ndarray, structure: dict[str, Any], **c: Any) -> dict[str, Any]:
-    seeds = [c["seeds"][i] for i in idx]
+def _initial_state(idx: np.ndarray, seeds: list[int], structure: dict[str, Any], c: dict):
+    """The group's first member model, graph, stacked fresh state and ``loss_fn`` log names."""
     model, (graphdef, params0, rest0), params, rest = _build(c["model_fn"], seeds, structure)
-    objective, factory, names = c["objective"], c["factory"], c["opt_names"]
-    txs = [optax.inject_hyperparams(factory)(**{n: c["hp"][n][i] for n in names}) for i in idx]
+    hp, names = c["hp"], c["opt_names"]
+    txs = [optax.inject_hyperparams(c["factory"])(**{n: hp[n][i] for n in names}) for i in idx]
     user_logs = loop._check_model(
-        model, graphdef, params0, rest0, objective, c["source"], c["val"], txs[0]
+        model, graphdef, params0, rest0, c["objective"], c["source"], c["val"], txs[0]
     )
     opt_state = stack([tx.init(take(params, j)) for j, tx in enumerate(txs)])
     state = SweepState(params, opt_state, rest, jnp.ones(len(idx), jnp.float32))
-    stopping = None if c["stop_spec"] is None else MemberStopping(c["stop_spec"], len(idx))
-    expect = {"group": g, "members": idx.tolist(), "seeds": seeds}
-    history, initial, global_step, finished = SweepHistory(), 0, 0, False
-    if c["resume_from"] is not None:
-        got = resume(_folder(c["resume_from"], g), state, stopping, expect)
-        if got is not None:
-            state, history, initial, global_step, finished = got
-    run = Run(model, state, None, history, seeds[0], global_step)  # type: ignore[arg-type]
+    return model, graphdef, state, user_logs
+
+
+def _group_callbacks(g: int, c: dict, stopping, expect: dict, *, resumed: bool) -> list:
+    """The user's other callbacks, then per-member stopping, the checkpoint, progress."""
     cbs = [*c["others"], *([stopping] if stopping else [])]
     if c["ckpt_spec"] is not None:
-        folder = _folder(c["ckpt_spec"].directory, g)
-        _check_fresh(folder, c["ckpt_spec"].overwrite, resumed=len(history) > 0)
+        folder = group_folder(c["ckpt_spec"].directory, g)
+        check_fresh(folder, c["ckpt_spec"].overwrite, resumed=resumed)
         cbs.append(SweepCheckpoint(
             folder, max_to_keep=c["ckpt_spec"].max_to_keep, stopping=stopping, meta=expect
         ))  # fmt: skip
     if c["verbose"]:
         cbs.append(SweepProgress(g, c["num_groups"], c["epochs"]))
+    return cbs
+
+
+def _group_plan(model: nnx.Module, graphdef: nnx.GraphDef, state: SweepState, c: dict) -> Plan:
+    """The engine's plan: the vmapped dispatch, the per-member feeder, validation and logs."""
+    objective, seeds = c["objective"], c["group_seeds"]
+    per_step = c["per_step"]
+    if per_step == "auto":
+        per_step = auto_per_step(state.params, jax.devices()[0].platform)
     k = c["steps_per_dispatch"] or compiled.steps_per_dispatch_for(model)
     feeder = SweepFeeder(c["source"], seeds, checks.check_count("steps_per_dispatch", k, 1))
     validate = None
@@ -293,38 +316,35 @@ def _run_group(g: int, idx: np.ndarray, structure: dict[str, Any], **c: Any) -> 
         args = (objective.loss, objective.metrics, objective.options)
         validate = make_validate(eval_graphdef, c["val"], *args)
     resolved = step.resolve_metrics(objective.metrics)
-    plan = Plan(
+    return Plan(
         train_fn=compiled_sweep_train(
-            graphdef, objective.loss, factory, names, objective.metrics, feeder.k,
-            feeder.gather, objective.options,
+            graphdef, objective.loss, c["factory"], c["opt_names"], objective.metrics,
+            feeder.k, feeder.gather, objective.options, per_step,
         ),
         feeder=feeder, validate=None, metrics=resolved, epochs=c["epochs"],
         steps=c["source"].steps, shuffle=c["shuffle"], verbose=0,
         logs_fn=make_sweep_logs(resolved, validate),
     )  # fmt: skip
+
+
+def _run_group(g: int, idx: np.ndarray, structure: dict[str, Any], **c: Any) -> dict[str, Any]:
+    """Trains one group through the engine's epoch loop (resuming from its checkpoint)."""
+    seeds = [c["seeds"][i] for i in idx]
+    model, graphdef, state, user_logs = _initial_state(idx, seeds, structure, c)
+    stopping = None if c["stop_spec"] is None else MemberStopping(c["stop_spec"], len(idx))
+    expect = {"group": g, "members": idx.tolist(), "seeds": seeds}
+    history, initial, global_step, finished = SweepHistory(), 0, 0, False
+    if c["resume_from"] is not None:
+        got = resume(group_folder(c["resume_from"], g), state, stopping, expect)
+        if got is not None:
+            state, history, initial, global_step, finished = got
+    run = Run(model, state, None, history, seeds[0], global_step)  # type: ignore[arg-type]
+    cbs = _group_callbacks(g, c, stopping, expect, resumed=len(history) > 0)
     driver = CallbackDriver(cbs, run)
-    driver.train_begin(loop._log_names(objective, user_logs, c["val"], state))
+    driver.train_begin(loop._log_names(c["objective"], user_logs, c["val"], state))
+    plan = _group_plan(model, graphdef, state, {**c, "group_seeds": seeds})
     run_epochs(run, plan, driver, c["epochs"] if finished else initial)
     return {"idx": idx, "structure": structure, "model": model, "run": run, "stopping": stopping}
-
-
-def _folder(directory: str | os.PathLike, g: int) -> str:
-    return os.path.join(os.fspath(directory), f"group_{g}")
-
-
-def _check_fresh(folder: str, overwrite: bool, *, resumed: bool) -> None:
-    """As ``ModelCheckpoint``: refuse another run's folder unless resuming or overwriting."""
-    found = io_steps.epochs(folder)
-    if not found or resumed:
-        return
-    if not overwrite:
-        raise FileExistsError(
-            f"ModelCheckpoint: {folder} already holds checkpoints of another sweep; continue "
-            "it with sweep(..., resume_from=directory), choose another folder, or pass "
-            "overwrite=True to replace it"
-        )
-    for _, path in found:
-        shutil.rmtree(path, ignore_errors=True)
 
 
 def _hp_arrays(hp: dict[str, list], names: Sequence[str]) -> dict[str, np.ndarray]:

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from typing import Any
 
 import jax
@@ -168,6 +169,31 @@ class SweepCheckpoint(Callback):
         steps.write_epoch(self.directory, epoch, items, meta, max_to_keep=self.max_to_keep)
 
 
+def group_folder(directory: str | os.PathLike, g: int) -> str:
+    """``directory/group_<g>``: where group ``g`` of a sweep keeps its checkpoints.
+
+    Example:
+      >>> group_folder("/tmp/run", 1)
+      '/tmp/run/group_1'
+    """
+    return os.path.join(os.fspath(directory), f"group_{g}")
+
+
+def check_fresh(folder: str, overwrite: bool, *, resumed: bool) -> None:
+    """As ``ModelCheckpoint``: refuse another run's folder unless resuming or overwriting."""
+    found = steps.epochs(folder)
+    if not found or resumed:
+        return
+    if not overwrite:
+        raise FileExistsError(
+            f"ModelCheckpoint: {folder} already holds checkpoints of another sweep; continue "
+            "it with sweep(..., resume_from=directory), choose another folder, or pass "
+            "overwrite=True to replace it"
+        )
+    for _, path in found:
+        shutil.rmtree(path, ignore_errors=True)
+
+
 def resume(
     directory: str | os.PathLike,
     state: SweepState,
@@ -234,4 +260,11 @@ class SweepProgress(Callback):
         say(f"{prefix} - {active}/{members} active - best {format_logs(best)}", 2)
 
 
-__all__ = ["MemberStopping", "SweepCheckpoint", "SweepProgress", "resume"]
+__all__ = [
+    "MemberStopping",
+    "SweepCheckpoint",
+    "SweepProgress",
+    "check_fresh",
+    "group_folder",
+    "resume",
+]

@@ -19,9 +19,8 @@ def test_bench_sweep_quick_writes_every_case(tmp_path):
                    timeout=600)  # fmt: skip
     record = json.loads(out.read_text())
     rows = {(r["members"], r["case"]): r for r in record["results"]}
-    assert set(rows) == {
-        (m, c) for m in (1, 2) for c in ("sweep", "sweep_sequential", "fit_sequential")
-    }
+    cases = ("sweep", "sweep_vmap", "sweep_loop", "sweep_sequential", "fit_sequential")
+    assert set(rows) == {(m, c) for m in (1, 2) for c in cases}
     assert all(r["examples_x_members_per_s"] > 0 for r in rows.values())
     assert rows[(2, "fit_sequential")]["speedup_vs_fit"] == 1.0
     assert not record["errors"]

@@ -272,3 +272,16 @@ def test_precision_and_validation_split_are_passed_to_every_member(data):
                   devices=jax.devices()[:1], **kw)  # fmt: skip
     assert_close(params_of(result.member(1)), params_of(model), rtol=1e-3, atol=1e-4)
     np.testing.assert_allclose(result.history["val_loss"][1], history["val_loss"], atol=1e-3)
+
+
+@pytest.mark.slow  # three sweeps: ~40 s on a loaded 2-core machine
+def test_members_per_step_formulations_agree(data):
+    """vmapped, looped and blocked members end in the same place (float32 reassociation)."""
+    members = grid(seeds=[0, 1, 2], learning_rate=[0.1])
+    kw = dict(loss="cross_entropy", optimizer=optax.sgd, members=members, batch_size=BATCH)
+    runs = [sweep(make_model, data, epochs=2, members_per_step=k, **kw) for k in (None, 1, 2)]
+    for other in runs[1:]:
+        assert_close(other.params, runs[0].params)
+        np.testing.assert_allclose(other.history["loss"], runs[0].history["loss"], atol=1e-6)
+    with pytest.raises(ValueError, match="members_per_step"):
+        sweep(make_model, data, loss="cross_entropy", members=members, members_per_step=0)
