@@ -163,6 +163,7 @@ def test_member_is_an_independent_copy(result):
     assert np.any(result.params["layers"][0]["kernel"][0] != 0)
 
 
+@pytest.mark.slow  # a sweep and two fits with early stopping: ~50 s on a loaded 2-core machine
 def test_early_stopping_per_member_equals_fit_with_early_stopping(data):
     """Each member stops (and restores its best epoch) exactly as fit alone does."""
     x, y = data
@@ -193,6 +194,7 @@ def test_early_stopping_per_member_equals_fit_with_early_stopping(data):
     assert stopped >= 1  # the test exercises a stop
 
 
+@pytest.mark.slow  # three sweeps and a fit: ~40 s on a loaded 2-core machine
 def test_structural_hyperparameters_are_grouped(data):
     def model_fn(rngs, width, activation="relu"):
         return MLP(4, (width,), 3, activation=activation, rngs=rngs)
