@@ -68,16 +68,16 @@ def test_jit_does_not_retrace():
     assert_jit_traces_once(Conv2D(1, 2, 3, rngs=nnx.Rngs(0)), jnp.ones((1, 5, 5, 1)))
 
 
-def test_grouped_and_depthwise_conv2d():
+@pytest.mark.parametrize(("groups", "out"), [(2, 6), (4, 4)])  # grouped, depthwise
+def test_grouped_and_depthwise_conv2d(groups, out):
     """Conv2D is the N-d layer: it gains ``feature_group_count`` (F.conv2d's groups)."""
-    for groups, out in ((2, 6), (4, 4)):  # grouped, then depthwise
-        layer = Conv2D(4, out, 3, feature_group_count=groups, rngs=nnx.Rngs(0))
-        expected = F.conv2d_init(nnx.Rngs(0).params(), 4, out, 3, feature_group_count=groups)
-        assert_params_match(layer, expected)
-        x = jax.random.normal(jax.random.key(1), (2, 6, 6, 4))
-        np.testing.assert_allclose(
-            layer(x), F.conv2d(expected, x, feature_group_count=groups), rtol=1e-6, atol=1e-6
-        )
+    layer = Conv2D(4, out, 3, feature_group_count=groups, rngs=nnx.Rngs(0))
+    expected = F.conv2d_init(nnx.Rngs(0).params(), 4, out, 3, feature_group_count=groups)
+    assert_params_match(layer, expected)
+    x = jax.random.normal(jax.random.key(1), (2, 6, 6, 4))
+    np.testing.assert_allclose(
+        layer(x), F.conv2d(expected, x, feature_group_count=groups), rtol=1e-6, atol=1e-6
+    )
 
 
 def test_parameter_paths_and_recorded_arguments_are_unchanged():
@@ -99,7 +99,9 @@ def test_parameter_paths_and_recorded_arguments_are_unchanged():
     ("cls", "op", "shape"),
     [
         ("ConvTranspose1D", F.conv_transpose1d, (2, 5, 4)),
-        ("ConvTranspose2D", F.conv_transpose2d, (2, 4, 5, 4)),
+        pytest.param(
+            "ConvTranspose2D", F.conv_transpose2d, (2, 4, 5, 4), marks=pytest.mark.slow
+        ),  # 16 s on 2 busy cores; the 1-D case runs by default
     ],
 )
 def test_grouped_same_conv_transpose_layers(cls, op, shape):
