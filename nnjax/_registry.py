@@ -20,7 +20,9 @@ def lookup(kind: str, registry: Mapping[str, T], name: object) -> T:
       name: the requested name; anything but a string is a ``TypeError``.
     """
     if not isinstance(name, str):
-        raise TypeError(f"{kind} must be a name or a callable, got {type(name).__name__}")
+        raise TypeError(
+            f"{kind} must be a name or a callable, got {name!r} ({type(name).__name__})"
+        )
     try:
         return registry[name.lower()]
     except KeyError:

@@ -35,11 +35,16 @@ def dense_init(
     Returns:
       ``{"kernel": (in, out), "bias": (out,)}`` (no ``"bias"`` if ``use_bias=False``).
 
+    Raises:
+      ValueError: if ``in_features`` or ``out_features`` is not a positive int.
+
     Example:
       >>> params = dense_init(jax.random.key(0), 3, 2)
       >>> jax.tree.map(jnp.shape, params)
       {'bias': (2,), 'kernel': (3, 2)}
     """
+    in_features = _utils.positive_int("dense_init", "in_features", in_features)
+    out_features = _utils.positive_int("dense_init", "out_features", out_features)
     k_kernel, k_bias = jax.random.split(key)
     params = {
         "kernel": initializers.init_param(kernel_init, k_kernel, (in_features, out_features), dtype)
@@ -66,12 +71,15 @@ def dense(params: Params, x: jax.typing.ArrayLike) -> jax.Array:
       AssertionError: if ``x`` is a scalar or its last axis is not ``in`` (the message
         names the argument and both shapes).
       TypeError: if ``x`` is not floating.
+      ValueError: if ``params`` has a key other than ``"kernel"`` and ``"bias"``.
+      KeyError: if ``params`` has no ``"kernel"``.
 
     Example:
       >>> params = dense_init(jax.random.key(0), 3, 2)
       >>> dense(params, jnp.ones((4, 3))).shape
       (4, 2)
     """
+    _utils.check_params("dense", params, ("kernel",), ("bias",))
     x = _utils.as_compute("dense", x)
     kernel = params["kernel"]
     _checks.check_rank("dense", "params['kernel']", kernel, 2)

@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from nnjax import _checks, initializers
+from nnjax.functional import _utils
 
 Params = dict[str, jax.Array]
 
@@ -39,9 +40,8 @@ def embedding_init(
       >>> embedding_init(jax.random.key(0), 100, 16)["embedding"].shape
       (100, 16)
     """
-    for name, value in (("num_embeddings", num_embeddings), ("features", features)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"embedding_init: `{name}` must be a positive int, got {value!r}")
+    num_embeddings = _utils.positive_int("embedding_init", "num_embeddings", num_embeddings)
+    features = _utils.positive_int("embedding_init", "features", features)
     shape = (num_embeddings, features)
     if embedding_init is None:
         draw = jax.random.normal(key, shape, jnp.promote_types(dtype, jnp.float32))
@@ -79,7 +79,9 @@ def embedding(params: Params, ids: jax.typing.ArrayLike) -> jax.Array:
 
     Raises:
       TypeError: if ``ids`` are not integers.
-      ValueError: concrete ids outside ``[0, V)``.
+      ValueError: concrete ids outside ``[0, V)``, or a key of ``params`` other than
+        ``"embedding"``.
+      KeyError: if ``params`` has no ``"embedding"``.
       AssertionError: if the table is not rank 2.
 
     Example:
@@ -88,6 +90,7 @@ def embedding(params: Params, ids: jax.typing.ArrayLike) -> jax.Array:
       Array([[[4., 5.],
               [0., 1.]]], dtype=float32)
     """
+    _utils.check_params("embedding", params, ("embedding",))
     table = params["embedding"]
     _checks.check_rank("embedding", "params['embedding']", table, 2)
     ids = jnp.asarray(ids)
@@ -114,6 +117,8 @@ def attend(params: Params, x: jax.typing.ArrayLike) -> jax.Array:
     Raises:
       AssertionError: if the last axis of ``x`` is not ``D``.
       TypeError: if ``x`` is not floating.
+      ValueError: if ``params`` has a key other than ``"embedding"``.
+      KeyError: if ``params`` has no ``"embedding"``.
 
     Example:
       >>> params = {"embedding": jnp.eye(3)}
@@ -122,6 +127,7 @@ def attend(params: Params, x: jax.typing.ArrayLike) -> jax.Array:
     """
     x = jnp.asarray(x)
     _checks.check_floating("attend", "x", x)
+    _utils.check_params("attend", params, ("embedding",))
     table = params["embedding"]
     _checks.check_rank("attend", "params['embedding']", table, 2)
     _checks.check_min_rank("attend", "x", x, 1)

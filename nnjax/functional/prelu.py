@@ -37,9 +37,7 @@ def prelu_init(
       Array([0.25, 0.25, 0.25], dtype=float32)
     """
     del key
-    n = num_parameters
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"prelu_init: `num_parameters` must be a positive int, got {n!r}")
+    num_parameters = _utils.positive_int("prelu_init", "num_parameters", num_parameters)
     return {"negative_slope": jnp.full((num_parameters,), init, dtype)}
 
 
@@ -56,12 +54,15 @@ def prelu(params: Params, x: jax.typing.ArrayLike) -> jax.Array:
     Raises:
       AssertionError: if the slope is neither ``(1,)`` nor ``(C,)``.
       TypeError: if ``x`` is not floating.
+      ValueError: if ``params`` has a key other than ``"negative_slope"``.
+      KeyError: if ``params`` has no ``"negative_slope"``.
 
     Example:
       >>> params = prelu_init(jax.random.key(0))
       >>> prelu(params, jnp.array([[-2.0, 4.0]]))
       Array([[-0.5,  4. ]], dtype=float32)
     """
+    _utils.check_params("prelu", params, ("negative_slope",))
     x = _utils.as_compute("prelu", x)
     _checks.check_min_rank("prelu", "x", x, 1)
     slope = params["negative_slope"]

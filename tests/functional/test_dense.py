@@ -105,3 +105,40 @@ def test_integer_input_raises_type_error(key):
     params = F.dense_init(key, 3, 2)
     with pytest.raises(TypeError, match="dense: argument `x` has dtype int32, expected a floating"):
         F.dense(params, jnp.ones((1, 3), jnp.int32))
+
+
+def test_misspelt_or_missing_param_key_names_it_and_the_expected_keys(key):
+    params = F.dense_init(key, 3, 2)
+    with pytest.raises(ValueError, match=r"dense: `params` has an unexpected key 'bais' "):
+        F.dense({"kernel": params["kernel"], "bais": params["bias"]}, jnp.ones((1, 3)))
+    with pytest.raises(KeyError, match=r"no key 'kernel'.*expected keys: 'kernel', optionally"):
+        F.dense({"bias": params["bias"]}, jnp.ones((1, 3)))
+
+
+@pytest.mark.parametrize(
+    ("sizes", "message"),
+    [
+        ((0, 4), "`in_features` must be a positive int, got 0"),
+        ((3, -2), "`out_features` must be a positive int, got -2"),
+        ((2.5, 4), "`in_features` must be a positive int, got 2.5"),
+        ((True, 4), "`in_features` must be a positive int, got True"),
+    ],
+)
+def test_init_rejects_non_positive_sizes(key, sizes, message):
+    with pytest.raises(ValueError, match=f"dense_init: {message}"):
+        F.dense_init(key, *sizes)
+
+
+def test_key_check_runs_at_trace_time_only(key):
+    traces = []
+
+    @jax.jit
+    def apply(params, x):
+        traces.append(1)
+        return F.dense(params, x)
+
+    params = F.dense_init(key, 3, 2)
+    first = apply(params, jnp.ones((4, 3)))
+    second = apply(jax.tree.map(lambda p: p + 1.0, params), jnp.ones((4, 3)))
+    assert len(traces) == 1
+    np.testing.assert_allclose(second - first, 4.0, rtol=1e-6)  # 3 kernel rows + bias

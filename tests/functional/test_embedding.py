@@ -66,3 +66,35 @@ def test_errors_name_argument():
         F.attend(params, jnp.ones((2, 3)))
     with pytest.raises(ValueError, match="embedding_init: `features` must be a positive int"):
         F.embedding_init(jax.random.key(0), 3, 0)
+
+
+@pytest.mark.parametrize("op", [F.embedding, F.attend])
+def test_misspelt_or_missing_table_key_is_named(op):
+    table = jnp.ones((3, 2))
+    arg = jnp.array([0]) if op is F.embedding else jnp.ones((1, 2))
+    name = op.__name__
+    with pytest.raises(ValueError, match=rf"{name}: `params` has an unexpected key 'embeddings'"):
+        op({"embeddings": table}, arg)
+    with pytest.raises(KeyError, match=rf"{name}: `params` has no key 'embedding'"):
+        op({}, arg)
+
+
+@pytest.mark.parametrize("sizes", [(0, 4), (3, 0), (3.0, 4), (3, False)])
+def test_init_rejects_non_positive_sizes(sizes):
+    with pytest.raises(ValueError, match=r"embedding_init: `\w+` must be a positive int, got"):
+        F.embedding_init(jax.random.key(0), *sizes)
+
+
+def test_key_check_runs_at_trace_time_only():
+    traces = []
+
+    @jax.jit
+    def apply(params, ids):
+        traces.append(1)
+        return F.embedding(params, ids)
+
+    table = jnp.arange(6.0).reshape(3, 2)
+    apply({"embedding": table}, jnp.array([1]))
+    out = apply({"embedding": table * 2.0}, jnp.array([2]))
+    assert len(traces) == 1
+    np.testing.assert_allclose(out, [[8.0, 10.0]])

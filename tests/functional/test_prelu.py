@@ -35,3 +35,32 @@ def test_errors():
         F.prelu_init(None, 0)
     with pytest.raises(TypeError, match="prelu: argument `x` has dtype int32"):
         F.prelu(F.prelu_init(None), jnp.ones((2, 1), jnp.int32))
+
+
+def test_misspelt_or_missing_slope_key_is_named():
+    x = jnp.ones((2, 3))
+    with pytest.raises(ValueError, match=r"unexpected key 'slope'.*expected keys: 'negative_"):
+        F.prelu({"slope": jnp.ones(3)}, x)
+    with pytest.raises(KeyError, match=r"prelu: `params` has no key 'negative_slope'"):
+        F.prelu({}, x)
+
+
+@pytest.mark.parametrize("n", [0, -1, 2.0, True])
+def test_init_rejects_non_positive_sizes(n):
+    with pytest.raises(ValueError, match=rf"`num_parameters` must be a positive int, got {n!r}"):
+        F.prelu_init(jax.random.key(0), n)
+
+
+def test_key_check_runs_at_trace_time_only():
+    traces = []
+
+    @jax.jit
+    def apply(params, x):
+        traces.append(1)
+        return F.prelu(params, x)
+
+    x = jnp.array([[-2.0, 4.0]])
+    apply({"negative_slope": jnp.array([0.25])}, x)
+    out = apply({"negative_slope": jnp.array([0.5])}, x)
+    assert len(traces) == 1
+    np.testing.assert_allclose(out, [[-1.0, 4.0]])

@@ -63,7 +63,6 @@ CASES = [
         ValueError,
         "'bais'",
         "'bias'",
-        xfail=_keys_fix("dense", ("kernel",), ("bias",), "nnjax/functional/dense.py"),
     ),
     case(
         "dense-init-zero",
@@ -71,9 +70,6 @@ CASES = [
         ValueError,
         "in_features",
         "0",
-        xfail=_SIZE_FIX.format(
-            op="dense_init", names="in_features, out_features", file="nnjax/functional/dense.py"
-        ),
     ),
     case(
         "dense-init-negative",
@@ -81,9 +77,6 @@ CASES = [
         ValueError,
         "out_features",
         "-2",
-        xfail=_SIZE_FIX.format(
-            op="dense_init", names="in_features, out_features", file="nnjax/functional/dense.py"
-        ),
     ),
     case(
         "dense-init-float",
@@ -91,9 +84,6 @@ CASES = [
         (TypeError, ValueError),
         "in_features",
         "2.5",
-        xfail=_SIZE_FIX.format(
-            op="dense_init", names="in_features, out_features", file="nnjax/functional/dense.py"
-        ),
     ),
     case(
         "dense-init-initializer",
@@ -339,7 +329,6 @@ CASES = [
         lambda: F.embedding({"embeddings": EMB["embedding"]}, jnp.array([1])),
         (KeyError, ValueError),
         "'embeddings'",
-        xfail=_keys_fix("embedding", ("embedding",), (), "nnjax/functional/embed.py"),
     ),
     case(
         "embedding-init-zero", lambda: F.embedding_init(K, 0, 4), ValueError, "num_embeddings", "0"
@@ -350,7 +339,6 @@ CASES = [
         (KeyError, ValueError),
         "'slope'",
         "negative_slope",
-        xfail=_keys_fix("prelu", ("negative_slope",), (), "nnjax/functional/prelu.py"),
     ),
     case(
         "prelu-shape",
