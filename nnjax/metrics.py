@@ -8,7 +8,7 @@ padded rows) into *statistics* (sums, counts, confusion counts, or the scores
 themselves for AUC) that add up (or concatenate) over batches and devices;
 :meth:`Metric.result` turns the total into the value. So the result is the same for
 any batch size, padding or device count, and equals scikit-learn's on the same
-predictions. The statistics live in :mod:`nnjax.metrics_streaming`.
+predictions. The statistics are computed in the private module ``nnjax._metrics_streaming``.
 
 Names (:func:`resolve`): ``accuracy``, ``top_k_accuracy`` (``k=5``), ``precision``,
 ``recall``, ``f1`` (binary for one-output or two-class models, else macro; also
@@ -37,7 +37,7 @@ import jax
 import jax.numpy as jnp
 
 from nnjax import _registry, losses
-from nnjax.metrics_streaming import (
+from nnjax._metrics_streaming import (
     _SCORES,
     Metric,
     _accuracy_metric,
@@ -50,7 +50,7 @@ from nnjax.metrics_streaming import (
     roc_auc_score,
     top_k_accuracy,
 )
-from nnjax.metrics_streaming import (
+from nnjax._metrics_streaming import (
     Stats as Stats,
 )
 

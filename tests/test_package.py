@@ -33,6 +33,7 @@ def _layer(module: str) -> str:
         "initializers",
         "losses",
         "metrics",
+        "_metrics_streaming",
         "_checks",
         "_registry",
         "errors",

@@ -24,6 +24,7 @@ MODULES = [
     "nnjax.initializers",
     "nnjax.losses",
     "nnjax.metrics",
+    "nnjax._metrics_streaming",
 ]
 
 
