@@ -1,6 +1,4 @@
-"""Tests for nnjax.train.callbacks: early stopping, CSV and TensorBoard logging."""
-
-import csv
+"""Tests for nnjax.train.callbacks: monitors, early stopping, learning-rate callbacks."""
 
 import jax
 import numpy as np
@@ -53,33 +51,6 @@ def test_early_stopping_stops_and_restores_best():
     expected = [np.asarray(a) for a in jax.tree.leaves(fake.params[1])]
     for a, b in zip(expected, leaves(model)):
         np.testing.assert_array_equal(a, b)
-
-
-def test_csv_logger_writes_one_row_per_epoch(tmp_path):
-    path = tmp_path / "log.csv"
-    history = T.fit(mlp(), blobs(), epochs=2, callbacks=[T.CSVLogger(path)], **KW)
-    rows = list(csv.DictReader(open(path)))
-    assert [int(r["epoch"]) for r in rows] == [0, 1]
-    np.testing.assert_allclose(
-        [float(r["loss"]) for r in rows], history["loss"], rtol=1e-6, atol=1e-6
-    )
-    T.fit(mlp(), blobs(), epochs=1, callbacks=[T.CSVLogger(path, append=True)], **KW)
-    assert len(list(csv.DictReader(open(path)))) == 3
-
-
-def test_tensorboard_events_read_back(tmp_path):
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    x, y = blobs()
-    history = T.fit(
-        mlp(), (x, y), epochs=2, validation_data=(x, y), callbacks=[T.TensorBoard(tmp_path)], **KW
-    )
-    events = EventAccumulator(str(tmp_path))
-    events.Reload()
-    assert {"train/loss", "validation/loss", "train/accuracy"} <= set(events.Tags()["scalars"])
-    loss = events.Scalars("train/loss")
-    assert [e.step for e in loss] == [0, 1]
-    np.testing.assert_allclose([e.value for e in loss], history["loss"], rtol=1e-6, atol=1e-6)
 
 
 def test_callbacks_must_be_callback_instances():

@@ -1,0 +1,165 @@
+"""The logging callbacks for :func:`nnjax.train.fit`: :class:`CSVLogger`, :class:`TensorBoard`.
+
+Both are re-exported by :mod:`nnjax.train.callbacks` (and :mod:`nnjax.train`).
+
+Example:
+  >>> logger = CSVLogger("/tmp/history.csv")
+  >>> board = TensorBoard("/tmp/logs")
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from typing import Any
+
+import jax
+
+from nnjax.train.callbacks import Callback
+
+
+class CSVLogger(Callback):
+    """Writes one row per epoch (``epoch`` and every logged metric) to a CSV file.
+
+    The file is opened for writing the ordinary way (truncated, never deleted, so a
+    device or a pipe at ``filename`` works). A resumed run (``fit(resume_from=...)``)
+    rewrites the file from the restored history first, so after any interruption
+    (even a kill between a checkpoint and the CSV row) it holds every epoch exactly
+    once. Only JAX process 0 writes.
+
+    Args:
+      filename: the file to write.
+      append: keep the rows of an existing file (its header decides the columns)
+        instead of starting a new file.
+      first_epoch: the number written for fit's epoch 0: ``0`` (fit's index, as
+        Keras writes it) or ``1`` (as the console and ``nnjax train``'s
+        ``history.json`` count).
+
+    Raises:
+      OSError: at the start of training, when ``filename`` cannot be opened for
+        writing (a folder, no permission): one line naming it.
+
+    Example:
+      >>> logger = CSVLogger("/tmp/history.csv")
+    """
+
+    def __init__(
+        self, filename: str | os.PathLike, *, append: bool = False, first_epoch: int = 0
+    ) -> None:
+        if first_epoch not in (0, 1) or isinstance(first_epoch, bool):
+            raise ValueError(f"CSVLogger: `first_epoch` must be 0 or 1, got {first_epoch!r}")
+        self.filename, self.append, self.first_epoch = os.fspath(filename), append, first_epoch
+        self._keys: list[str] | None = None
+
+    def on_train_begin(self, logs=None):
+        """Starts the file, or rewrites the restored history's rows when resuming."""
+        self._keys = None
+        if jax.process_index() != 0:
+            return
+        history = getattr(self.loop, "history", None)
+        restored = list(getattr(history, "epoch", ()) or ())
+        if restored:
+            self._rewrite(history)
+        elif self.append and os.path.isfile(self.filename):
+            self._keys = self._header()
+        else:
+            self._open("w").close()
+
+    def _open(self, mode: str):
+        try:
+            return open(self.filename, mode, newline="")
+        except OSError as err:
+            raise self._cannot_write(err) from None
+
+    def _cannot_write(self, err: OSError) -> OSError:
+        """One line naming the file, with the errno of ``err``."""
+        return OSError(err.errno, f"CSVLogger: cannot write {self.filename}: {err.strerror or err}")
+
+    def _rewrite(self, history: Any) -> None:
+        """The header and one row per restored epoch (atomically for a regular file)."""
+        metrics = dict(history.history)
+        self._keys = self._header() or list(metrics)
+        rows = [
+            [int(e) + self.first_epoch, *(_at(metrics.get(k), i) for k in self._keys)]
+            for i, e in enumerate(history.epoch)
+        ]
+        if not os.path.isfile(self.filename):
+            with self._open("w") as f:
+                csv.writer(f).writerows([["epoch", *self._keys], *rows])
+            return
+        tmp = f"{self.filename}.{os.getpid()}.tmp"
+        try:
+            with open(tmp, "w", newline="") as f:
+                csv.writer(f).writerows([["epoch", *self._keys], *rows])
+            os.replace(tmp, self.filename)
+        except OSError as err:
+            if os.path.exists(tmp):
+                os.remove(tmp)  # our own temporary file
+            raise self._cannot_write(err) from None
+
+    def _header(self) -> list[str] | None:
+        if not (self.append and os.path.isfile(self.filename)):
+            return None
+        with open(self.filename, newline="") as f:
+            return next(csv.reader(f), ["epoch"])[1:] or None
+
+    def on_epoch_end(self, epoch, logs=None):
+        """Appends the epoch's row (and the header on the first row)."""
+        if jax.process_index() != 0:
+            return
+        logs = dict(logs or {})
+        new = self._keys is None
+        if new:
+            self._keys = list(logs)
+        with self._open("a") as f:
+            writer = csv.writer(f)
+            if new:
+                writer.writerow(["epoch", *self._keys])
+            writer.writerow([epoch + self.first_epoch, *(logs.get(k, "") for k in self._keys)])
+
+
+def _at(values: Any, i: int) -> Any:
+    """``values[i]``, or an empty cell when the metric was not logged then."""
+    return values[i] if values is not None and i < len(values) else ""
+
+
+class TensorBoard(Callback):
+    """Writes every epoch metric as a TensorBoard scalar (``tensorboardX`` event files).
+
+    Train metrics go under ``train/<name>``, validation metrics under
+    ``validation/<name>``, with the epoch as the step. Needs the ``tensorboardX``
+    package (in the ``nnjax[train]`` extra).
+
+    Example:
+      >>> board = TensorBoard("/tmp/logs")
+    """
+
+    def __init__(self, log_dir: str | os.PathLike) -> None:
+        self.log_dir = os.fspath(log_dir)
+        self.writer = None
+
+    def on_train_begin(self, logs=None):
+        """Opens the ``tensorboardX`` event writer."""
+        try:
+            from tensorboardX import SummaryWriter
+        except ImportError as err:  # pragma: no cover - depends on the environment
+            raise ImportError(
+                "TensorBoard logging needs tensorboardX: pip install 'nnjax[train]'"
+            ) from err
+        self.writer = SummaryWriter(self.log_dir)
+
+    def on_epoch_end(self, epoch, logs=None):
+        """Writes the epoch's metrics as scalars and flushes."""
+        for name, value in (logs or {}).items():
+            tag = f"validation/{name[4:]}" if name.startswith("val_") else f"train/{name}"
+            self.writer.add_scalar(tag, float(value), epoch)
+        self.writer.flush()
+
+    def on_train_end(self, logs=None):
+        """Closes the event writer."""
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+
+
+__all__ = ["CSVLogger", "TensorBoard"]
