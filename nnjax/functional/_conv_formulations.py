@@ -19,19 +19,24 @@ inflated; the ratios are within one run:
 ===========================  ==========================  ============================
 input -> out (batch)         latest run, XLA / patches   patches / XLA, each run
 ===========================  ==========================  ============================
-28x28x1 -> 32 (32)           54 / 16 ms                  0.38, 0.55, 0.30
-14x14x32 -> 64 (32)          100 / 60 ms                 0.68, 0.52, 0.93, 0.60
-28x28x1 -> 32 (128)          164 / 101 ms                0.39, 0.64, 0.62
-14x14x32 -> 64 (128)         595 / 600 ms                0.85, 1.28, 0.80, 1.01
+28x28x1 -> 32 (32)           54 / 16 ms                  0.38, 0.55, 0.30, 0.86
+14x14x32 -> 64 (32)          100 / 60 ms                 0.68, 0.52, 0.93, 0.60, 1.09
+28x28x1 -> 32 (128)          164 / 101 ms                0.39, 0.64, 0.62, 0.68
+14x14x32 -> 64 (128)         595 / 600 ms                0.85, 1.28, 0.80, 1.01, 1.02
 14x14x32 depthwise (32)      102 / 44 ms                 0.41, 0.43
 14x14x32 depthwise (128)     460 / 487 ms                0.89, 0.89, 1.06
 ===========================  ==========================  ============================
 
-XLA:CPU's convolution, and its kernel gradient above all, is the slow part: patches
-win 1.6-3.3x on the one-channel input, 1.1-2.4x on the batch-32 ``14x14x32`` shapes
-and tie (0.8-1.3) on the batch-128 ones. So on the CPU backend convolutions use
-``"patches"`` while the patch matrix stays under :data:`PATCHES_MAX_BYTES` (a memory
-guard: im2col reads the input ``prod(kernel_size)`` times; not measured beyond);
+XLA:CPU's convolution gradient (the kernel's above all) is the slow part: patches win
+1.2-3.3x on the one-channel input and on depthwise 3x3 at batch 32, but only tie
+(0.5-1.3 across runs) on the ``14x14x32 -> 64`` layer. Forward only, XLA's
+convolution is 1.5-3.5x faster than patches (same machine; 28x28x1 -> 32 at batch 32:
+4.3 / 6.4 ms, 14x14x32 -> 64 at batch 128: 22 / 80 ms), and a hybrid (XLA forward and
+input gradient, the kernel gradient as ``patches.T @ dy`` through a custom JVP) did
+not beat either. So on the CPU backend a convolution uses ``"patches"`` when its GEMM
+depth ``prod(kernel_size) * in // groups`` is at most :data:`PATCHES_MAX_DEPTH` (the
+first layer of an image model, depthwise convolutions) and the patch matrix stays
+under :data:`PATCHES_MAX_BYTES` (a memory guard, not measured beyond), else ``"xla"``;
 every other backend keeps ``"xla"`` (cuDNN there; not measured here). The XLA:CPU
 flags this jaxlib parses (``--xla_cpu_use_onednn``,
 ``--xla_cpu_experimental_onednn_custom_call``, ``--xla_cpu_use_xnnpack``) did not
@@ -42,6 +47,8 @@ Example:
   >>> choose((8, 28, 28, 1), (3, 3, 1, 32), (28, 28), 1, jnp.float32, "cpu")
   'patches'
   >>> choose((8, 28, 28, 1), (3, 3, 1, 32), (28, 28), 1, jnp.float32, "gpu")
+  'xla'
+  >>> choose((8, 14, 14, 32), (3, 3, 32, 64), (14, 14), 1, jnp.float32, "cpu")
   'xla'
 """
 
@@ -59,6 +66,9 @@ from jax import lax
 
 #: Accepted values of ``formulation`` (``"auto"``: :func:`choose` decides).
 FORMULATIONS = ("auto", "xla", "patches")
+
+#: Deepest im2col GEMM (``prod(kernel_size) * in // groups``) that ``"auto"`` builds.
+PATCHES_MAX_DEPTH = 32
 
 #: Largest patch matrix ``(B, *out, k*in)`` that ``"auto"`` builds on the CPU.
 PATCHES_MAX_BYTES = 256 * 2**20
@@ -112,10 +122,10 @@ def choose(
 ) -> str:
     """The formulation ``"auto"`` picks (the rule in the module docstring)."""
     nd = len(kernel_shape) - 2
-    patch_elems = x_shape[0] * math.prod(out_spatial) * math.prod(kernel_shape[:nd]) * x_shape[-1]
+    depth = math.prod(kernel_shape[: nd + 1])  # taps * in // groups
+    patch_elems = x_shape[0] * math.prod(out_spatial) * depth * groups
     small = patch_elems * jnp.dtype(dtype).itemsize <= PATCHES_MAX_BYTES
-    del groups  # grouped (depthwise) convolutions measured faster as patches too
-    return "patches" if backend == "cpu" and small else "xla"
+    return "patches" if backend == "cpu" and small and depth <= PATCHES_MAX_DEPTH else "xla"
 
 
 def resolve(formulation: str, x: jax.Array, kernel: jax.Array, out_spatial, groups: int) -> str:

@@ -7,16 +7,18 @@ ms per update; one step per dispatch / rolled loop / unrolled ``lax.scan`` of 8)
 784-500-300-100-10 MLP 3.06 / 1.89 / 2.09, LSTM classifier 7.4 / 8.6 / 8.1; and compile
 times (MLP one step 5.5 s, rolled loop of 8 4.8 s, unrolled scan of 8 17.3 s). So
 :func:`steps_per_dispatch_for` picks a rolled loop of 8 (compiled in about one step's
-time, faster per update) except for recurrent and attention models and convolutions
-that lower to XLA's convolution, which XLA:CPU differentiates an order of magnitude
-slower inside a rolled loop (Fashion-MNIST CNN on ``lax.conv``: 19.1 / 204 / 21.8 ms).
-nnjax's own ``Conv1D/2D/3D`` run ``F.conv*``, whose CPU formulation is a matmul over
-patches; re-measured with it (batch 32, Adam; a 2-core CPU at load average 10-14, so
-absolute times are inflated 5-10x, ratios interleaved in one run): CNN one step
-288-331 ms / rolled loop of 8 182-228 ms per update, compile 12.1-18.2 s / 15.0-16.8 s,
-unrolled scan of 8 206 ms and 56 s to compile, a scan unrolled by 2 192 ms and 21.6 s.
-So CNNs of nnjax layers now run 8 updates per dispatch in a rolled loop, and
-:func:`scan_steps` rolls its loop by default (``unroll=1``).
+time, faster per update) except for convolutional, recurrent and attention models:
+XLA:CPU differentiates its convolution an order of magnitude slower inside a rolled
+loop (Fashion-MNIST CNN on ``lax.conv``: 19.1 / 204 / 21.8 ms). Re-measured with
+``F.conv2d``'s im2col formulation for every layer (batch 32, Adam; a 2-core CPU at
+load average 10-14, so absolute times are inflated 5-10x, ratios interleaved in one
+run): CNN one step 288-331 ms / rolled loop of 8 182-228 ms per update, compile
+12.1-18.2 s / 15.0-16.8 s; unrolled scan of 8 206 ms and 56 s to compile; scan
+unrolled by 2 192 ms and 21.6 s. ``F.conv2d`` keeps XLA's convolution for deep layers
+(``nnjax/functional/_conv_formulations.py``), so convolutional models stay at one
+step per dispatch, and :func:`scan_steps` keeps unrolling fully by default (a rolled
+scan measured as fast for dense and recurrent models and compiles in one step's time:
+pass ``unroll=1`` for those).
 
 Buffer donation (:func:`donate_for`), same runs, ms per update with / without donation,
 one step per dispatch: MLP 16.4 / 19.0, CNN 288 / 192 and 331 / 272, LSTM 108 / 98
@@ -55,9 +57,6 @@ DEFAULT_STEPS_PER_DISPATCH = 8
 
 #: Module class names after which one step per dispatch is faster on XLA:CPU.
 _ONE_STEP_KINDS = ("Conv", "LSTM", "GRU", "RNN", "Recurrent", "Attention", "Transformer")
-
-#: nnjax's convolutions, whose CPU formulation (patches + matmul) is fast in a loop.
-_LOOPABLE_CONVS = ("Conv1D", "Conv2D", "Conv3D")
 
 #: Module class names after which donation measured slower on XLA:CPU.
 _NO_DONATE_KINDS = ("Conv", "LSTM", "GRU", "RNN", "Recurrent")
@@ -113,34 +112,17 @@ def cached(builder: Callable) -> Callable:
     return get
 
 
-def _kinds(classes) -> set[str]:
-    """Class names, with nnjax's own patch-formulated convolutions marked ``"nnjax."``."""
-    return {
-        f"nnjax.{c.__name__}"
-        if c.__module__.startswith("nnjax.") and c.__name__ in _LOOPABLE_CONVS
-        else c.__name__
-        for c in classes
-        if isinstance(c, type) and issubclass(c, nnx.Module)
-    }
-
-
-def _has_kind(kinds: set[str], markers: tuple[str, ...]) -> bool:
-    return any(m in name for name in kinds if not name.startswith("nnjax.") for m in markers)
-
-
 def steps_per_dispatch_for(model: nnx.Module) -> int:
-    """``1`` for models with recurrent, attention or non-nnjax conv layers, else 8.
+    """``1`` for models with convolutional, recurrent or attention layers, else 8.
 
     Example:
       >>> from flax import nnx
       >>> steps_per_dispatch_for(nnx.Conv(1, 2, (3, 3), rngs=nnx.Rngs(0)))
       1
-      >>> from nnjax.nn import CNN
-      >>> steps_per_dispatch_for(CNN((8, 8, 1), 2, conv_features=(4,), rngs=nnx.Rngs(0)))
-      8
     """
-    kinds = _kinds(type(m) for _, m in nnx.iter_graph(model))
-    return 1 if _has_kind(kinds, _ONE_STEP_KINDS) else DEFAULT_STEPS_PER_DISPATCH
+    kinds = {type(m).__name__ for _, m in nnx.iter_graph(model) if isinstance(m, nnx.Module)}
+    slow = any(k in name for name in kinds for k in _ONE_STEP_KINDS)
+    return 1 if slow else DEFAULT_STEPS_PER_DISPATCH
 
 
 def donate_for(graphdef: nnx.GraphDef, backend: str | None = None) -> bool:
@@ -167,13 +149,14 @@ def _donated(graphdef: nnx.GraphDef) -> tuple[int, ...]:
     return (0, 1, 2) if donate_for(graphdef) else ()
 
 
-def scan_steps(step: TrainStep, *, unroll: int | bool = 1) -> TrainStep:
+def scan_steps(step: TrainStep, *, unroll: int | bool = True) -> TrainStep:
     """Turns a one-batch ``step`` into one over a stack of batches, with :func:`jax.lax.scan`.
 
     The returned ``steps(params, opt_state, rest, xs, ys)`` takes ``xs (K, B, ...)`` and
     ``ys (K, B, ...)`` and runs ``K`` updates in order; its logs are stacked ``(K,)``.
-    ``unroll`` is passed to ``lax.scan``: a rolled loop by default (measured as fast per
-    update as unrolling all ``K`` steps and compiled in about one step's time).
+    ``unroll`` is passed to ``lax.scan`` (all ``K`` steps by default; ``1``, a rolled
+    loop, compiles in one step's time and measured as fast for dense and recurrent
+    models, but XLA:CPU differentiates its convolution slowly inside one).
 
     Example:
       >>> import optax

@@ -10,10 +10,10 @@ def _graphdef(model):
     return nnx.graphdef(model)
 
 
-def test_nnjax_convs_loop_but_foreign_convs_and_recurrences_take_one_step():
+def test_conv_and_recurrent_models_take_one_step_per_dispatch():
     rngs = nnx.Rngs(0)
     cnn = nn.CNN((8, 8, 1), 2, conv_features=(4,), rngs=rngs)
-    assert compiled.steps_per_dispatch_for(cnn) == compiled.DEFAULT_STEPS_PER_DISPATCH
+    assert compiled.steps_per_dispatch_for(cnn) == 1
     assert compiled.steps_per_dispatch_for(nnx.Conv(1, 2, (3, 3), rngs=rngs)) == 1
     lstm = nn.SequenceClassifier(3, 4, 2, rngs=rngs)
     assert compiled.steps_per_dispatch_for(lstm) == 1
