@@ -127,18 +127,3 @@ def test_misspelt_or_missing_param_key_names_it_and_the_expected_keys(key):
 def test_init_rejects_non_positive_sizes(key, sizes, message):
     with pytest.raises(ValueError, match=f"dense_init: {message}"):
         F.dense_init(key, *sizes)
-
-
-def test_key_check_runs_at_trace_time_only(key):
-    traces = []
-
-    @jax.jit
-    def apply(params, x):
-        traces.append(1)
-        return F.dense(params, x)
-
-    params = F.dense_init(key, 3, 2)
-    first = apply(params, jnp.ones((4, 3)))
-    second = apply(jax.tree.map(lambda p: p + 1.0, params), jnp.ones((4, 3)))
-    assert len(traces) == 1
-    np.testing.assert_allclose(second - first, 4.0, rtol=1e-6)  # 3 kernel rows + bias

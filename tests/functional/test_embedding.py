@@ -83,18 +83,3 @@ def test_misspelt_or_missing_table_key_is_named(op):
 def test_init_rejects_non_positive_sizes(sizes):
     with pytest.raises(ValueError, match=r"embedding_init: `\w+` must be a positive int, got"):
         F.embedding_init(jax.random.key(0), *sizes)
-
-
-def test_key_check_runs_at_trace_time_only():
-    traces = []
-
-    @jax.jit
-    def apply(params, ids):
-        traces.append(1)
-        return F.embedding(params, ids)
-
-    table = jnp.arange(6.0).reshape(3, 2)
-    apply({"embedding": table}, jnp.array([1]))
-    out = apply({"embedding": table * 2.0}, jnp.array([2]))
-    assert len(traces) == 1
-    np.testing.assert_allclose(out, [[8.0, 10.0]])

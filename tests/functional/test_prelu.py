@@ -49,18 +49,3 @@ def test_misspelt_or_missing_slope_key_is_named():
 def test_init_rejects_non_positive_sizes(n):
     with pytest.raises(ValueError, match=rf"`num_parameters` must be a positive int, got {n!r}"):
         F.prelu_init(jax.random.key(0), n)
-
-
-def test_key_check_runs_at_trace_time_only():
-    traces = []
-
-    @jax.jit
-    def apply(params, x):
-        traces.append(1)
-        return F.prelu(params, x)
-
-    x = jnp.array([[-2.0, 4.0]])
-    apply({"negative_slope": jnp.array([0.25])}, x)
-    out = apply({"negative_slope": jnp.array([0.5])}, x)
-    assert len(traces) == 1
-    np.testing.assert_allclose(out, [[-1.0, 4.0]])
