@@ -92,6 +92,14 @@ def _add_train(sub) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress output (--verbose 0)")
 
 
+def _add_fallback(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--fallback",
+        action="store_true",
+        help="if the newest checkpoint is damaged, use the newest intact one",
+    )
+
+
 def _add_run_readers(sub) -> None:
     p = _sub(
         sub,
@@ -104,11 +112,7 @@ def _add_run_readers(sub) -> None:
     p.add_argument("--inputs", help="raw inputs (.npy); default: the dataset's test set")
     p.add_argument("--labels", help="labels of --inputs (.npy)")
     p.add_argument("--data-dir", help="folder with the dataset files")
-    p.add_argument(
-        "--fallback",
-        action="store_true",
-        help="if the newest checkpoint is damaged, use the newest intact one",
-    )
+    _add_fallback(p)
 
     p = _sub(
         sub,
@@ -120,11 +124,7 @@ def _add_run_readers(sub) -> None:
     p.add_argument("run", help="the run folder written by `nnjax train`")
     p.add_argument("inputs", help="raw inputs (.npy), e.g. uint8 images (N, 28, 28)")
     p.add_argument("--output", help="also save the model's outputs to this .npy file")
-    p.add_argument(
-        "--fallback",
-        action="store_true",
-        help="if the newest checkpoint is damaged, use the newest intact one",
-    )
+    _add_fallback(p)
 
 
 def _add_tools(sub) -> None:

@@ -13,21 +13,11 @@ class CLIError(Exception):
     """A user error: printed as one line, exit status 2."""
 
 
-# The class names people read in `nnjax predict`; other datasets name classes "0", "1", ...
-CLASS_NAMES = {
-    "fashion-mnist": (
-        "T-shirt/top",
-        "Trouser",
-        "Pullover",
-        "Dress",
-        "Coat",
-        "Sandal",
-        "Shirt",
-        "Sneaker",
-        "Bag",
-        "Ankle boot",
-    ),
-}
+def _class_names(dataset: str) -> tuple[str, ...] | None:
+    """The class names people read in `nnjax predict`; other datasets name them "0", "1"..."""
+    from nnjax.data import FASHION_MNIST_CLASSES
+
+    return {"fashion-mnist": FASHION_MNIST_CLASSES}.get(dataset)
 
 
 def dataset_info(name: str):
@@ -64,9 +54,7 @@ def preprocessing_for(config: dict[str, Any], x_train: np.ndarray):
     info = dataset_info(config["dataset"])
     integer = np.issubdtype(x_train.dtype, np.integer)
     classes = info.num_classes
-    names = CLASS_NAMES.get(info.name) or (
-        tuple(str(i) for i in range(classes)) if classes else None
-    )
+    names = _class_names(info.name) or (tuple(str(i) for i in range(classes)) if classes else None)
     return Preprocessing(
         input_shape=tuple(int(n) for n in x_train.shape[1:]),
         scale=float(x_train.max()) if integer else None,
