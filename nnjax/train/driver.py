@@ -20,6 +20,9 @@ import dataclasses
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+import jax
+
+from nnjax.distributed import arrays
 from nnjax.train import optimizers, sharding
 from nnjax.train.callbacks import Callback, CallbackList, Monitor
 from nnjax.train.history import History
@@ -96,10 +99,16 @@ class RunView:
         """Replaces the parameters and other model state.
 
         Host or device pytrees of the same structure, e.g. a copy kept by
-        ``EarlyStopping``.
+        ``EarlyStopping``. They are placed as the run's state is laid out (replicated,
+        or split by ``param_sharding``), so the layout survives and the next dispatch
+        compiles nothing.
+
+        Raises:
+          ValueError: ``params`` or ``rest`` differs in structure from the run's.
         """
-        params, rest = sharding.put_replicated((params, rest), self._run.mesh)
-        self._run.state = self._run.state._replace(params=params, rest=rest)
+        state = self._run.state
+        params, rest = self.put_state((params, rest), like=(state.params, state.rest))
+        self._run.state = state._replace(params=params, rest=rest)
 
     def replace_state(self, **parts: Any) -> None:
         """Replaces fields of the run's state (a request applied between hooks).
@@ -113,9 +122,32 @@ class RunView:
             raise ValueError(f"replace_state: the run's state has no field {unknown}")
         self._run.state = state._replace(**parts)
 
-    def put_state(self, tree: Any) -> Any:
-        """Places a pytree (e.g. host copies of params) on the mesh, replicated."""
-        return sharding.put_replicated(tree, self._run.mesh)
+    def put_state(self, tree: Any, like: Any = None) -> Any:
+        """Places ``tree`` (host or device arrays) on the run's devices.
+
+        Args:
+          tree: a pytree, e.g. host copies of the parameters.
+          like: a pytree of the same structure whose leaves (e.g. ``self.state.params``)
+            give each leaf of ``tree`` its sharding; ``None``: replicated on the mesh.
+            Leaves of ``like`` that are not JAX arrays are replicated too.
+
+        Raises:
+          ValueError: ``tree`` and ``like`` differ in structure (names both).
+        """
+        if like is None:
+            return sharding.put_replicated(tree, self._run.mesh)
+        got: Any = jax.tree.structure(tree)
+        want = jax.tree.structure(like)
+        if got != want:
+            raise ValueError(
+                f"put_state: the tree {got} does not match the structure of the run's state {want}"
+            )
+        return arrays.put(tree, jax.tree.map(self._sharding_of, like))
+
+    def _sharding_of(self, leaf: Any) -> Any:
+        if isinstance(leaf, jax.Array):
+            return leaf.sharding
+        return sharding.replicated(self._run.mesh)
 
 
 def monitored_names(callbacks: Iterable[Callback]) -> list[tuple[str, str]]:
