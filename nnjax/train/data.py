@@ -249,6 +249,30 @@ class IterableSource:
             )
 
 
+def nonfinite_input(source: Any, chunk: int = 65536) -> str | None:
+    """Where an array source's floating inputs hold NaN or inf, or ``None``.
+
+    Reads memory-mapped inputs ``chunk`` rows at a time (it runs only after a
+    non-finite loss, to name the cause). Iterables are not scanned.
+
+    Example:
+      >>> x = np.ones((4, 2), np.float32); x[2, 1] = np.nan
+      >>> nonfinite_input(ArraySource(x, np.zeros(4), batch_size=2))
+      'x (example 2)'
+    """
+    if not isinstance(source, ArraySource):
+        return None
+    for path, leaf in jax.tree_util.tree_flatten_with_path(source.x)[0]:
+        if not np.issubdtype(leaf.dtype, np.floating):
+            continue
+        for start in range(0, len(leaf), chunk):
+            rows = np.asarray(leaf[start : start + chunk])
+            bad = np.flatnonzero(~np.isfinite(rows.reshape(len(rows), -1)).all(axis=1))
+            if bad.size:
+                return f"x{jax.tree_util.keystr(path)} (example {start + int(bad[0])})"
+    return None
+
+
 def is_arrays(data: Any) -> bool:
     """Whether ``data`` is ``(x, y)`` / ``(x, y, sample_weight)`` arrays (a tuple).
 
@@ -353,6 +377,7 @@ __all__ = [
     "epoch_order",
     "is_arrays",
     "make_source",
+    "nonfinite_input",
     "split_batch",
     "split_off",
 ]

@@ -36,12 +36,12 @@ class NonFiniteLossError(FloatingPointError):
       (2, 5)
     """
 
-    def __init__(self, epoch: int, step: int, value: float) -> None:
-        self.epoch, self.step, self.value = epoch, step, value
+    def __init__(self, epoch: int, step: int, value: float, cause: str | None = None) -> None:
+        self.epoch, self.step, self.value, self.cause = epoch, step, value, cause
         super().__init__(
             f"non-finite training loss {value} at epoch {epoch}, step {step} of the epoch "
             "(0-based); training stopped. Checkpoints written by ModelCheckpoint before "
-            "this epoch are intact; lower the learning rate or clip gradients"
+            f"this epoch are intact; {cause or 'lower the learning rate or clip gradients'}"
         )
 
 

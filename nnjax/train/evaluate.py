@@ -173,6 +173,7 @@ def evaluate(
       >>> sorted(logs)
       ['accuracy', 'loss']
     """
+    batch_size = validation.check_count("batch_size", batch_size, 1)
     metrics = (
         metrics_lib.default_metrics(loss) if metrics is None else metrics_lib.as_specs(metrics)
     )
@@ -254,6 +255,7 @@ def predict(
       >>> predict(model, [(np.ones((4, 2)), None), (np.ones((1, 2)), None)]).shape
       (5, 3)
     """
+    batch_size = validation.check_count("batch_size", batch_size, 1)
     source = _predict_source(x, batch_size, steps, check_inputs)
     mesh, graphdef, params, rest = _setup(model, source.batch_size, devices)
     validation.output_shape(model, graphdef, params, rest, source.example().x)

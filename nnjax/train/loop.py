@@ -25,7 +25,6 @@ process 0 prints. ``param_sharding`` lays out parameters and optimizer state
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import sys
 import warnings
@@ -38,13 +37,12 @@ from flax import nnx
 from jax.sharding import Mesh
 
 from nnjax import losses
-from nnjax import metrics as metrics_lib
-from nnjax.train import checkpoint, compiled, data, optimizers, resume, sharding, step
+from nnjax.train import checkpoint, compiled, data, optimizers, resume, setup, sharding, step
 from nnjax.train import validation as checks
 from nnjax.train.callbacks import Callback
 from nnjax.train.driver import CallbackDriver, Run, RunView
 from nnjax.train.engine import NonFiniteLossError, Plan, run_epochs
-from nnjax.train.evaluate import eval_source, evaluate_source
+from nnjax.train.evaluate import evaluate_source
 from nnjax.train.feeder import DeviceFeeder
 from nnjax.train.history import History
 from nnjax.train.progress import resolve_verbose
@@ -54,117 +52,6 @@ DEFAULT_STEPS_PER_DISPATCH = compiled.DEFAULT_STEPS_PER_DISPATCH
 
 #: The view callbacks get (``callback.loop``); the old name of :class:`RunView`.
 Loop = RunView
-
-
-@dataclasses.dataclass(frozen=True)
-class Objective:
-    """What a step optimises and logs: ``loss`` or ``loss_fn``, metrics and options."""
-
-    loss: Any
-    loss_fn: Callable | None
-    metrics: tuple
-    options: tuple
-
-    def eval_loss(self) -> Any:
-        """The loss for validation (the built-in loss, or None with ``loss_fn``)."""
-        return self.loss
-
-
-def _objective(loss, loss_fn, metrics, precision, remat) -> Objective:
-    if (loss is None) == (loss_fn is None):
-        raise ValueError("fit needs exactly one of `loss` (a name or loss(pred, y)) and `loss_fn`")
-    if loss is not None:
-        losses.get(loss)
-    default = () if loss is None else metrics_lib.default_metrics(loss)
-    specs = default if metrics is None else metrics_lib.as_specs(metrics)
-    if loss_fn is not None and specs:
-        raise ValueError(
-            "with `loss_fn`, log extra values by returning (loss, logs); "
-            "`metrics` need model outputs and a loss"
-        )
-    step.resolve_metrics(specs)
-    if precision not in (None, "float32", "bfloat16", "float16"):
-        raise ValueError(f"precision must be None, 'bfloat16' or 'float16', got {precision!r}")
-    precision = None if precision == "float32" else precision
-    options = (("loss_fn", loss_fn), ("precision", precision), ("remat", bool(remat)))
-    return Objective(loss, loss_fn, specs, options)
-
-
-def _sources(train, validation_data, validation_split, *, batch_size, mesh_size, **kw):
-    if validation_split:
-        if validation_data is not None or not data.is_arrays(train):
-            raise ValueError("validation_split needs array data and no validation_data")
-        train, validation_data = data.split_off(train, validation_split)
-    source = data.make_source("train", train, batch_size=batch_size, **kw)
-    kw.pop("steps_per_epoch", None)
-    val = None
-    if validation_data is not None:
-        kw.pop("class_weight", None)
-        val = eval_source("validation", validation_data, source.batch_size, mesh_size, **kw)
-    return source, val
-
-
-def _check_model(model, graphdef, params, rest, objective, source, val, tx) -> tuple[str, ...]:
-    """Checks shapes, labels, loss and a trace of the step by ``eval_shape`` (no compile).
-
-    Returns the names that ``loss_fn`` logs.
-    """
-    for name, src in (("train", source), ("validation", val)):
-        if src is None or objective.loss is None:
-            continue
-        example = src.example()
-        out = checks.output_shape(model, graphdef, params, rest, example.x)
-        checks.check_labels(out, src.y if isinstance(src, data.ArraySource) else example.y, name)
-        checks.check_loss_accepts(objective.loss, out, example.y, name)
-    if objective.loss_fn is None:
-        return ()
-    train_step = step.make_train_step(
-        graphdef, objective.loss, tx, objective.metrics, **dict(objective.options)
-    )
-    example = jax.tree.map(jax.numpy.asarray, source.example())
-    out = jax.eval_shape(train_step, params, tx.init(params), rest, example)[3]
-    return tuple(out["logs"])
-
-
-def _check_param_sharding(param_sharding: Any) -> None:
-    """A string must be a known name (rules are checked against the mesh later)."""
-    if isinstance(param_sharding, str) and param_sharding not in sharding.PARAM_SHARDINGS:
-        raise ValueError(
-            f"param_sharding must be None, 'replicated', 'fsdp' or a sequence of "
-            f"(regex, PartitionSpec) rules, got {param_sharding!r}"
-        )
-
-
-def _mesh(batch_size: int, devices: Any, mesh: Mesh | None) -> Mesh:
-    if mesh is not None:
-        if devices is not None:
-            raise ValueError("pass `mesh` or `devices`, not both")
-        if sharding.DATA_AXIS not in mesh.axis_names:
-            raise ValueError(f"`mesh` needs a {sharding.DATA_AXIS!r} axis, got {mesh.axis_names}")
-        size = int(mesh.shape[sharding.DATA_AXIS])
-        if batch_size % size:
-            raise ValueError(
-                f"batch_size={batch_size} cannot be split evenly over the mesh's "
-                f"{sharding.DATA_AXIS!r} axis of size {size}"
-            )
-        return mesh
-    return sharding.make_mesh(sharding.choose_devices(batch_size, devices))
-
-
-def _data_axis_size(mesh: Mesh | None, devices: Any) -> int:
-    """What evaluation batch sizes are rounded up to a multiple of."""
-    if mesh is not None:
-        return int(mesh.shape.get(sharding.DATA_AXIS, 1))
-    if devices:
-        return len(devices)
-    return jax.device_count() if jax.process_count() > 1 else 1
-
-
-def _step_options(objective: Objective, layout: sharding.StateLayout, param_sharding) -> tuple:
-    """The compiled step's options: the objective's, plus the layout of sharded state."""
-    if param_sharding in (None, "replicated"):
-        return objective.options
-    return (*objective.options, ("layout", layout))
 
 
 def _gathering(train_fn: Callable, mesh: Mesh) -> Callable:
@@ -183,13 +70,13 @@ def _gathering(train_fn: Callable, mesh: Mesh) -> Callable:
     return run
 
 
-def _log_names(objective, user_logs, val, state) -> list[str]:
-    names = ["loss", *user_logs, *(step.metric_name(m) for m in objective.metrics)]
-    if val is not None:
-        names += [f"val_{n}" for n in ["loss", *(step.metric_name(m) for m in objective.metrics)]]
-    if "learning_rate" in optimizers.hyperparameters(state.opt_state):
-        names.append("learning_rate")
-    return names
+def _diagnosed(err: NonFiniteLossError, source: Any) -> NonFiniteLossError:
+    """``err``, naming the inputs when they hold NaN or inf (not the learning rate)."""
+    where = data.nonfinite_input(source)
+    if where is None:
+        return err
+    cause = f"the training inputs {where} hold NaN or inf: clean the data"
+    return NonFiniteLossError(err.epoch, err.step, err.value, cause=cause)
 
 
 def fit(
@@ -215,6 +102,7 @@ def fit(
     param_sharding: Any = None,
     mesh: jax.sharding.Mesh | None = None,
     resume_from: str | os.PathLike | None = None,
+    fallback: bool = False,
     verbose: int | str = "auto",
     initial_epoch: int = 0,
     steps_per_dispatch: int | None = None,
@@ -268,6 +156,8 @@ def fit(
         other named axes the ``param_sharding`` rules use (instead of ``devices``).
       resume_from: a :class:`~nnjax.train.checkpoint.ModelCheckpoint` folder; if it
         holds a checkpoint, training continues after its epoch.
+      fallback: with ``resume_from``, if the newest checkpoint is damaged (a kill during
+        its save, a bad disk), resume from the newest intact one and warn which.
       verbose: ``"auto"`` (a bar on a terminal or notebook, a line per epoch
         elsewhere), 0, 1 (bar), 2 (line).
       initial_epoch: the epoch to start from (when not resuming).
@@ -314,31 +204,31 @@ def fit(
                 stacklevel=2,
             )
         validation_data = validation
-    epochs, batch_size = (
-        checks.check_count("epochs", epochs),
-        checks.check_count("batch_size", batch_size, 1),
+    epochs, batch_size, accumulate_steps, steps_per_epoch = setup.check_counts(
+        epochs, batch_size, accumulate_steps, steps_per_epoch, initial_epoch
     )
-    accumulate_steps = checks.check_count("accumulate_steps", accumulate_steps, 1)
-    if 0 < checks.check_count("initial_epoch", initial_epoch) >= epochs:
-        raise ValueError(
-            f"initial_epoch={initial_epoch} leaves nothing to train with epochs={epochs}: "
-            "`epochs` counts from 0, so pass epochs > initial_epoch"
-        )
-    if steps_per_epoch is not None:
-        steps_per_epoch = checks.check_count("steps_per_epoch", steps_per_epoch, 1)
-    _check_param_sharding(param_sharding)
-    objective = _objective(loss, loss_fn, metrics, precision, remat)
+    if not isinstance(optimizer, optax.GradientTransformation):
+        optimizers.check_learning_rate(learning_rate)
+    setup.check_param_sharding(param_sharding)
+    objective = setup.objective(loss, loss_fn, metrics, precision, remat)
     tx = optimizers.accumulate(optimizers.get_optimizer(optimizer), accumulate_steps)
     verbose = resolve_verbose(verbose)
 
-    mesh_size = _data_axis_size(mesh, devices)
-    source, val = _sources(
+    mesh_size = setup.data_axis_size(mesh, devices)
+    source, val = setup.sources(
         data, validation_data, validation_split, batch_size=batch_size, mesh_size=mesh_size,
         steps_per_epoch=steps_per_epoch, class_weight=class_weight, check_inputs=check_inputs,
     )  # fmt: skip
     graphdef, params, rest = step.split_model(model)
-    user_logs = _check_model(model, graphdef, params, rest, objective, source, val, tx)
-    mesh = _mesh(source.batch_size, devices, mesh)
+    user_logs = setup.check_model(model, graphdef, params, rest, objective, source, val, tx)
+    mesh = setup.make_mesh(source.batch_size, devices, mesh)
+    if param_sharding == "fsdp" and mesh.size == 1 and len(jax.devices()) > 1:
+        warnings.warn(
+            f"param_sharding='fsdp' shards nothing: batch_size={source.batch_size} does not "
+            f"split over the {len(jax.devices())} devices, so fit runs on one; pass a batch "
+            "size they divide (or `devices=`)",
+            stacklevel=2,
+        )
     k = steps_per_dispatch or compiled.steps_per_dispatch_for(model)
     k = checks.check_count("steps_per_dispatch", k, 1)
 
@@ -347,7 +237,9 @@ def fit(
     layout = sharding.state_layout(state, mesh, param_sharding)  # bad rules fail here
     history = History()
     if resume_from is not None and checkpoint.latest_epoch(resume_from) is not None:
-        state, history, initial_epoch, global_step = resume.resume_state(resume_from, state, seed)
+        state, history, initial_epoch, global_step = resume.resume_state(
+            resume_from, state, seed, fallback=fallback
+        )
     else:
         global_step = 0
     run = Run(model, sharding.put_state(state, layout), mesh, history, seed, global_step)
@@ -364,7 +256,7 @@ def fit(
     plan = Plan(
         train_fn=_gathering(compiled.compiled_train(
             graphdef, objective.loss, tx, objective.metrics, k, mesh, feeder.gather,
-            _step_options(objective, layout, param_sharding),
+            setup.step_options(objective, layout, param_sharding),
         ), mesh),
         feeder=feeder,
         validate=validate,
@@ -374,11 +266,13 @@ def fit(
         shuffle=shuffle,
         verbose=verbose,
     )  # fmt: skip
-    driver.train_begin(_log_names(objective, user_logs, val, state))
+    driver.train_begin(setup.log_names(objective, user_logs, val, state))
     try:
         run_epochs(run, plan, driver, initial_epoch)
-    except (NonFiniteLossError, ValueError, TypeError):
-        raise  # NaN state or a bad batch: the model keeps the weights it had before fit
+    except NonFiniteLossError as err:  # the model keeps the weights it had before fit
+        raise _diagnosed(err, source) from None
+    except (ValueError, TypeError):
+        raise  # a bad batch: the model keeps the weights it had before fit
     except BaseException:
         nnx.update(model, run.state.params, run.state.rest)  # e.g. KeyboardInterrupt
         raise

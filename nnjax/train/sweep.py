@@ -42,7 +42,7 @@ import optax
 from flax import nnx
 
 from nnjax import losses
-from nnjax.train import compiled, loop, step
+from nnjax.train import compiled, setup, step
 from nnjax.train import validation as checks
 from nnjax.train.callbacks import Callback, EarlyStopping
 from nnjax.train.checkpoint import ModelCheckpoint
@@ -190,7 +190,7 @@ def sweep(
         if tuple(seeds) != (0,) or hyperparams:
             raise ValueError("sweep: pass `members` or `seeds`/`hyperparams`, not both")
         seeds, hyperparams = members["seeds"], members.get("hyperparams", {})
-    objective = loop._objective(loss, loss_fn, metrics, precision, remat)
+    objective = setup.objective(loss, loss_fn, metrics, precision, remat)
     factory = _factory(optimizer)
     seed_list, hp = zip_members(seeds, hyperparams or {})
     opt_names, model_names = route(list(hp), factory, model_fn)
@@ -199,7 +199,7 @@ def sweep(
         opt_names = tuple(sorted((*opt_names, "learning_rate")))
     check_numeric(hp, opt_names)
     stop_spec, ckpt_spec, others = _split_callbacks(callbacks)
-    source, val = loop._sources(
+    source, val = setup.sources(
         data, validation_data, validation_split, batch_size=batch_size, mesh_size=1,
         steps_per_epoch=steps_per_epoch, class_weight=class_weight, check_inputs=check_inputs,
     )  # fmt: skip
@@ -280,7 +280,7 @@ def _initial_state(idx: np.ndarray, seeds: list[int], structure: dict[str, Any],
     model, (graphdef, params0, rest0), params, rest = _build(c["model_fn"], seeds, structure)
     hp, names = c["hp"], c["opt_names"]
     txs = [optax.inject_hyperparams(c["factory"])(**{n: hp[n][i] for n in names}) for i in idx]
-    user_logs = loop._check_model(
+    user_logs = setup.check_model(
         model, graphdef, params0, rest0, c["objective"], c["source"], c["val"], txs[0]
     )
     opt_state = stack([tx.init(take(params, j)) for j, tx in enumerate(txs)])
@@ -341,7 +341,7 @@ def _run_group(g: int, idx: np.ndarray, structure: dict[str, Any], **c: Any) -> 
     run = Run(model, state, None, history, seeds[0], global_step)  # type: ignore[arg-type]
     cbs = _group_callbacks(g, c, stopping, expect, resumed=len(history) > 0)
     driver = CallbackDriver(cbs, run)
-    driver.train_begin(loop._log_names(c["objective"], user_logs, c["val"], state))
+    driver.train_begin(setup.log_names(c["objective"], user_logs, c["val"], state))
     plan = _group_plan(model, graphdef, state, {**c, "group_seeds": seeds})
     run_epochs(run, plan, driver, c["epochs"] if finished else initial)
     return {"idx": idx, "structure": structure, "model": model, "run": run, "stopping": stopping}

@@ -178,3 +178,10 @@ def test_the_fsdp_rule_leaves_indivisible_leaves_replicated():
     mesh = Mesh(np.asarray(jax.devices()), ("data",))
     specs = state_layout(state, mesh, "fsdp").specs.params
     assert specs == {"odd": P(), "w": P(None, "data")}
+
+
+def test_fsdp_that_cannot_shard_says_so():
+    x, y = _data()
+    model = MLP(8, (16,), 4, rngs=nnx.Rngs(0))
+    with pytest.warns(UserWarning, match=r"param_sharding='fsdp' shards nothing: batch_size=6"):
+        fit(model, (x, y), loss="cross_entropy", batch_size=6, param_sharding="fsdp", verbose=0)

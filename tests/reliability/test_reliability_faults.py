@@ -183,12 +183,6 @@ def test_nan_labels_are_named_before_training():
         T.fit(mlp(), (x, targets), epochs=1, **KW)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs, in nnjax/train/engine.py, the NonFiniteLossError of a dispatch whose input "
-    "batch holds NaN/inf to say so (check the host batch before blaming the learning rate): "
-    "inputs in a memmap are not scanned before training",
-)
 def test_nan_inputs_in_a_memmap_are_not_blamed_on_the_learning_rate(tmp_path):
     x, y = DATA
     x = x.copy()

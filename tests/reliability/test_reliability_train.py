@@ -16,10 +16,6 @@ from tests.reliability._corpus import case, check, params
 from tests.train._data import blobs, mlp
 
 X, Y = blobs(n=32)
-_BATCH_FIX = (
-    "needs batch_size = validation.check_count('batch_size', batch_size, 1) at the top of "
-    "evaluate() and predict() in nnjax/train/evaluate.py"
-)
 KW = {"loss": "cross_entropy", "epochs": 1, "verbose": 0}
 
 
@@ -292,7 +288,6 @@ CASES = [
         ValueError,
         "batch_size",
         "0",
-        xfail=_BATCH_FIX,
     ),
     case(
         "evaluate-label-range",
@@ -319,7 +314,6 @@ CASES = [
         ValueError,
         "batch_size",
         "-1",
-        xfail=_BATCH_FIX,
     ),
     case("predict-scalar", lambda: T.predict(mlp(), np.float32(1.0)), TypeError, "x", "float32"),
 ]

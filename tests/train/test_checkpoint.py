@@ -318,3 +318,20 @@ def test_a_full_disk_is_one_line_and_leaves_the_run_recoverable(tmp_path, monkey
     assert all(np.isfinite(a).all() for a in leaves(model))  # the model is usable ...
     T.fit(model, blobs(), epochs=1, callbacks=[T.ModelCheckpoint(tmp_path / "elsewhere")], **KW)
     assert T.latest_epoch(tmp_path / "elsewhere") == 0  # ... and can be saved elsewhere
+
+
+def test_fit_resumes_from_the_newest_intact_checkpoint_with_fallback(tmp_path):
+    import nnjax.io
+
+    T.fit(mlp(), blobs(), epochs=2, callbacks=[T.ModelCheckpoint(tmp_path)], **KW)
+    (tmp_path / "2" / "nnjax.json").write_text("{garbled")
+    with pytest.raises(nnjax.io.CheckpointError, match=r"2/nnjax.json: garbled JSON"):
+        T.fit(mlp(), blobs(), epochs=3, resume_from=tmp_path, **KW)
+    reference = mlp()
+    T.fit(reference, blobs(), epochs=3, **KW)
+    model = mlp()
+    with pytest.warns(nnjax.io.CheckpointFallbackWarning, match=r"loaded .*/1 instead"):
+        history = T.fit(model, blobs(), epochs=3, resume_from=tmp_path, fallback=True, **KW)
+    assert len(history.history["loss"]) == 3  # epoch 0 restored, epochs 1 and 2 trained
+    for got, want in zip(leaves(model), leaves(reference)):
+        np.testing.assert_array_equal(got, want)  # ends where the uninterrupted run ends

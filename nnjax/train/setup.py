@@ -1,0 +1,194 @@
+"""What ``fit`` and ``sweep`` build and check before training starts.
+
+The objective (``loss`` or ``loss_fn``, metrics, precision), the data sources, the
+device mesh, and every argument check that can run before anything compiles.
+
+Example:
+  >>> check_counts(3, 32, 1, None, 0)
+  (3, 32, 1, None)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+import jax
+from jax.sharding import Mesh
+
+from nnjax import losses
+from nnjax import metrics as metrics_lib
+from nnjax.train import data, optimizers, sharding, step
+from nnjax.train import validation as checks
+from nnjax.train.evaluate import eval_source
+
+
+@dataclasses.dataclass(frozen=True)
+class Objective:
+    """What a step optimises and logs: ``loss`` or ``loss_fn``, metrics and options."""
+
+    loss: Any
+    loss_fn: Callable | None
+    metrics: tuple
+    options: tuple
+
+    def eval_loss(self) -> Any:
+        """The loss for validation (the built-in loss, or None with ``loss_fn``)."""
+        return self.loss
+
+
+def objective(loss, loss_fn, metrics, precision, remat) -> Objective:
+    """The :class:`Objective` of ``fit``'s arguments; unknown names fail here.
+
+    Raises:
+      ValueError: both or neither of ``loss`` and ``loss_fn``; ``metrics`` with
+        ``loss_fn``; an unknown loss, metric or precision.
+    """
+    if (loss is None) == (loss_fn is None):
+        raise ValueError("fit needs exactly one of `loss` (a name or loss(pred, y)) and `loss_fn`")
+    if loss is not None:
+        losses.get(loss)
+    default = () if loss is None else metrics_lib.default_metrics(loss)
+    specs = default if metrics is None else metrics_lib.as_specs(metrics)
+    if loss_fn is not None and specs:
+        raise ValueError(
+            "with `loss_fn`, log extra values by returning (loss, logs); "
+            "`metrics` need model outputs and a loss"
+        )
+    step.resolve_metrics(specs)
+    if precision not in (None, "float32", "bfloat16", "float16"):
+        raise ValueError(f"precision must be None, 'bfloat16' or 'float16', got {precision!r}")
+    precision = None if precision == "float32" else precision
+    options = (("loss_fn", loss_fn), ("precision", precision), ("remat", bool(remat)))
+    return Objective(loss, loss_fn, specs, options)
+
+
+def sources(train, validation_data, validation_split, *, batch_size, mesh_size, **kw):
+    """The training source and the validation source (or ``None``), checked.
+
+    ``validation_split`` holds out the last fraction of array data; evaluation batch
+    sizes are rounded up to a multiple of ``mesh_size``.
+    """
+    if validation_split:
+        if validation_data is not None or not data.is_arrays(train):
+            raise ValueError("validation_split needs array data and no validation_data")
+        train, validation_data = data.split_off(train, validation_split)
+    source = data.make_source("train", train, batch_size=batch_size, **kw)
+    kw.pop("steps_per_epoch", None)
+    val = None
+    if validation_data is not None:
+        kw.pop("class_weight", None)
+        val = eval_source("validation", validation_data, source.batch_size, mesh_size, **kw)
+    return source, val
+
+
+def check_model(model, graphdef, params, rest, objective, source, val, tx) -> tuple[str, ...]:
+    """Checks shapes, labels, loss and a trace of the step by ``eval_shape`` (no compile).
+
+    Returns the names that ``loss_fn`` logs.
+    """
+    for name, src in (("train", source), ("validation", val)):
+        if src is None or objective.loss is None:
+            continue
+        example = src.example()
+        out = checks.output_shape(model, graphdef, params, rest, example.x)
+        checks.check_labels(out, src.y if isinstance(src, data.ArraySource) else example.y, name)
+        checks.check_loss_accepts(objective.loss, out, example.y, name)
+    if objective.loss_fn is None:
+        return ()
+    train_step = step.make_train_step(
+        graphdef, objective.loss, tx, objective.metrics, **dict(objective.options)
+    )
+    example = jax.tree.map(jax.numpy.asarray, source.example())
+    out = jax.eval_shape(train_step, params, tx.init(params), rest, example)[3]
+    return tuple(out["logs"])
+
+
+def check_param_sharding(param_sharding: Any) -> None:
+    """A string must be a known name (rules are checked against the mesh later)."""
+    if isinstance(param_sharding, str) and param_sharding not in sharding.PARAM_SHARDINGS:
+        raise ValueError(
+            f"param_sharding must be None, 'replicated', 'fsdp' or a sequence of "
+            f"(regex, PartitionSpec) rules, got {param_sharding!r}"
+        )
+
+
+def make_mesh(batch_size: int, devices: Any, mesh: Mesh | None) -> Mesh:
+    """The user's ``mesh`` (checked against ``batch_size``), or one over ``devices``.
+
+    Raises:
+      ValueError: both ``mesh`` and ``devices``; no ``'data'`` axis; a batch size the
+        data axis does not divide.
+    """
+    if mesh is not None:
+        if devices is not None:
+            raise ValueError("pass `mesh` or `devices`, not both")
+        if sharding.DATA_AXIS not in mesh.axis_names:
+            raise ValueError(f"`mesh` needs a {sharding.DATA_AXIS!r} axis, got {mesh.axis_names}")
+        size = int(mesh.shape[sharding.DATA_AXIS])
+        if batch_size % size:
+            raise ValueError(
+                f"batch_size={batch_size} cannot be split evenly over the mesh's "
+                f"{sharding.DATA_AXIS!r} axis of size {size}"
+            )
+        return mesh
+    return sharding.make_mesh(sharding.choose_devices(batch_size, devices))
+
+
+def data_axis_size(mesh: Mesh | None, devices: Any) -> int:
+    """What evaluation batch sizes are rounded up to a multiple of."""
+    if mesh is not None:
+        return int(mesh.shape.get(sharding.DATA_AXIS, 1))
+    if devices:
+        return len(devices)
+    return jax.device_count() if jax.process_count() > 1 else 1
+
+
+def step_options(objective: Objective, layout: sharding.StateLayout, param_sharding) -> tuple:
+    """The compiled step's options: the objective's, plus the layout of sharded state."""
+    if param_sharding in (None, "replicated"):
+        return objective.options
+    return (*objective.options, ("layout", layout))
+
+
+def log_names(objective, user_logs, val, state) -> list[str]:
+    """Every name an epoch logs, in order (for callbacks' monitors and CSV headers)."""
+    names = ["loss", *user_logs, *(step.metric_name(m) for m in objective.metrics)]
+    if val is not None:
+        names += [f"val_{n}" for n in ["loss", *(step.metric_name(m) for m in objective.metrics)]]
+    if "learning_rate" in optimizers.hyperparameters(state.opt_state):
+        names.append("learning_rate")
+    return names
+
+
+def check_counts(epochs, batch_size, accumulate_steps, steps_per_epoch, initial_epoch):
+    """The integer arguments of ``fit``, checked before anything is built."""
+    epochs = checks.check_count("epochs", epochs)
+    if 0 < checks.check_count("initial_epoch", initial_epoch) >= epochs:
+        raise ValueError(
+            f"initial_epoch={initial_epoch} leaves nothing to train with epochs={epochs}: "
+            "`epochs` counts from 0, so pass epochs > initial_epoch"
+        )
+    if steps_per_epoch is not None:
+        steps_per_epoch = checks.check_count("steps_per_epoch", steps_per_epoch, 1)
+    return (
+        epochs,
+        checks.check_count("batch_size", batch_size, 1),
+        checks.check_count("accumulate_steps", accumulate_steps, 1),
+        steps_per_epoch,
+    )
+
+
+__all__ = [
+    "Objective",
+    "check_counts",
+    "check_model",
+    "check_param_sharding",
+    "data_axis_size",
+    "log_names",
+    "make_mesh",
+    "objective",
+    "sources",
+    "step_options",
+]
