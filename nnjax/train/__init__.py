@@ -21,6 +21,7 @@ from nnjax.train.evaluate import evaluate, predict
 from nnjax.train.history import History
 from nnjax.train.loop import DEFAULT_STEPS_PER_DISPATCH, Loop, NonFiniteLossError, fit
 from nnjax.train.mc_dropout import fresh_keys, mc_dropout_predict, mc_dropout_samples
+from nnjax.train.objective import masked_mean
 from nnjax.train.optimizers import get_hyperparameter, get_optimizer, set_hyperparameter
 from nnjax.train.per_example import (
     batch_grad,
@@ -60,6 +61,8 @@ from nnjax.train.step import (
     split_model,
 )
 from nnjax.train.sweep import SweepResult, ensemble_predict, grid, member_predictions, sweep
+from nnjax.train.sweep_result import MemberGroup
+from nnjax.train.sweep_space import Choice, Integer, LogUniform, Uniform, random_search
 
 __all__ = [
     "DEFAULT_STEPS_PER_DISPATCH",
@@ -68,10 +71,14 @@ __all__ = [
     "CSVLogger",
     "Callback",
     "CallbackList",
+    "Choice",
     "EarlyStopping",
     "History",
+    "Integer",
     "LearningRateScheduler",
+    "LogUniform",
     "Loop",
+    "MemberGroup",
     "ModelCheckpoint",
     "NonFiniteLossError",
     "ReduceLROnPlateau",
@@ -79,6 +86,7 @@ __all__ = [
     "SweepResult",
     "TensorBoard",
     "TrainState",
+    "Uniform",
     "add_l1_l2",
     "all_leaves",
     "batch_grad",
@@ -112,6 +120,7 @@ __all__ = [
     "make_objective",
     "make_predict_step",
     "make_train_step",
+    "masked_mean",
     "max_norm",
     "mc_dropout_predict",
     "mc_dropout_samples",
@@ -122,6 +131,7 @@ __all__ = [
     "per_example_norms",
     "predict",
     "project_max_norm",
+    "random_search",
     "resolve_metrics",
     "scan_steps",
     "select",
