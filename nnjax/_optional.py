@@ -11,6 +11,7 @@ EXTRAS = {
     "matplotlib": "train",
     "tensorboardX": "train",
     "sklearn": "examples",
+    "pandas": "examples",
     "grain": "grain",
 }
 

@@ -73,8 +73,18 @@ def test_csv_and_dataframe(result, tmp_path, monkeypatch):
         rtol=1e-5,
     )  # fmt: skip
     monkeypatch.setitem(sys.modules, "pandas", None)  # as if pandas were not installed
-    with pytest.raises(ImportError, match="to_dataframe needs the package 'pandas'"):
+    with pytest.raises(ImportError, match=r"to_dataframe needs the package 'pandas'.*examples"):
         result.to_dataframe()
+
+
+def test_dataframe_rows_equal_the_csv_rows(result, tmp_path):
+    pytest.importorskip("pandas")  # the [examples] extra
+    frame = result.to_dataframe()
+    assert frame["member"].tolist() == [0, 1, 2, 3]
+    np.testing.assert_allclose(
+        frame["best_val_loss"].to_numpy(), np.nanmin(result.history["val_loss"], 1),
+        rtol=1e-6, atol=1e-7,
+    )  # fmt: skip
 
 
 def test_best_skips_nan_and_respects_held_weights():
