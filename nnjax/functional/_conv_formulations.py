@@ -16,28 +16,29 @@ The rule (:func:`choose`), from ``benchmarks/bench_ops.py`` and its predecessors
 machine was shared and loaded (load average 1-22 on 2 cores), so absolute times are
 inflated; the ratios are within one run:
 
-===========================  ==========================  ============================
+===========================  ==========================  ================================
 input -> out (batch)         latest run, XLA / patches   patches / XLA, each run
-===========================  ==========================  ============================
-28x28x1 -> 32 (32)           54 / 16 ms                  0.38, 0.55, 0.30, 0.86
-14x14x32 -> 64 (32)          100 / 60 ms                 0.68, 0.52, 0.93, 0.60, 1.09
-28x28x1 -> 32 (128)          164 / 101 ms                0.39, 0.64, 0.62, 0.68
-14x14x32 -> 64 (128)         595 / 600 ms                0.85, 1.28, 0.80, 1.01, 1.02
-14x14x32 depthwise (32)      102 / 44 ms                 0.41, 0.43
-14x14x32 depthwise (128)     460 / 487 ms                0.89, 0.89, 1.06
-===========================  ==========================  ============================
+===========================  ==========================  ================================
+28x28x1 -> 32 (32)           30 / 17 ms                  0.38, 0.55, 0.30, 0.86, 0.55
+14x14x32 -> 64 (32)          144 / 54 ms                 0.68, 0.52, 0.93, 0.60, 1.09, 0.38
+28x28x1 -> 32 (128)          47 / 36 ms                  0.39, 0.64, 0.62, 0.68, 0.76
+14x14x32 -> 64 (128)         134 / 185 ms                0.85, 1.28, 0.80, 1.01, 1.02, 1.38
+14x14x32 depthwise (32)      95 / 32 ms                  0.41, 0.43, 0.34
+14x14x32 depthwise (128)     118 / 151 ms                0.89, 0.89, 1.06, 1.28
+===========================  ==========================  ================================
 
-XLA:CPU's convolution gradient (the kernel's above all) is the slow part: patches win
-1.2-3.3x on the one-channel input and on depthwise 3x3 at batch 32, but only tie
-(0.5-1.3 across runs) on the ``14x14x32 -> 64`` layer. Forward only, XLA's
-convolution is 1.5-3.5x faster than patches (same machine; 28x28x1 -> 32 at batch 32:
-4.3 / 6.4 ms, 14x14x32 -> 64 at batch 128: 22 / 80 ms), and a hybrid (XLA forward and
-input gradient, the kernel gradient as ``patches.T @ dy`` through a custom JVP) did
-not beat either. So on the CPU backend a convolution uses ``"patches"`` when its GEMM
-depth ``prod(kernel_size) * in // groups`` is at most :data:`PATCHES_MAX_DEPTH` (the
-first layer of an image model, depthwise convolutions) and the patch matrix stays
-under :data:`PATCHES_MAX_BYTES` (a memory guard, not measured beyond), else ``"xla"``;
-every other backend keeps ``"xla"`` (cuDNN there; not measured here). The XLA:CPU
+XLA:CPU's convolution gradient (the kernel's above all) is the slow part. Patches win
+whenever the patch matrix ``(B, *out, prod(kernel_size) * in)`` is small (3.6-7.2 MB
+above: 1.1-3.3x) and tie or lose at 29 MB (the batch-128 ``14x14x32`` rows), where
+im2col's memory traffic catches up. Forward only, XLA's convolution is 1.5-3.5x faster
+than patches (same machine; 28x28x1 -> 32 at batch 32: 4.3 / 6.4 ms, 14x14x32 -> 64
+at batch 128: 22 / 80 ms), and a hybrid (XLA forward and input gradient, the kernel
+gradient as ``patches.T @ dy`` through a custom JVP) did not beat either. So on the
+CPU backend a convolution uses ``"patches"`` while the patch matrix is at most
+:data:`PATCHES_MAX_BYTES` (16 MiB), else ``"xla"``; every other backend keeps
+``"xla"`` (cuDNN there; not measured here). Training is what the rule optimises: an
+inference-only pass over small batches pays the slower patches forward.
+The XLA:CPU
 flags this jaxlib parses (``--xla_cpu_use_onednn``,
 ``--xla_cpu_experimental_onednn_custom_call``, ``--xla_cpu_use_xnnpack``) did not
 speed XLA's convolution up consistently in the same benchmark, and
@@ -48,7 +49,7 @@ Example:
   'patches'
   >>> choose((8, 28, 28, 1), (3, 3, 1, 32), (28, 28), 1, jnp.float32, "gpu")
   'xla'
-  >>> choose((8, 14, 14, 32), (3, 3, 32, 64), (14, 14), 1, jnp.float32, "cpu")
+  >>> choose((128, 14, 14, 32), (3, 3, 32, 64), (14, 14), 1, jnp.float32, "cpu")
   'xla'
 """
 
@@ -67,11 +68,8 @@ from jax import lax
 #: Accepted values of ``formulation`` (``"auto"``: :func:`choose` decides).
 FORMULATIONS = ("auto", "xla", "patches")
 
-#: Deepest im2col GEMM (``prod(kernel_size) * in // groups``) that ``"auto"`` builds.
-PATCHES_MAX_DEPTH = 32
-
 #: Largest patch matrix ``(B, *out, k*in)`` that ``"auto"`` builds on the CPU.
-PATCHES_MAX_BYTES = 256 * 2**20
+PATCHES_MAX_BYTES = 16 * 2**20
 
 _LAYOUT = {1: ("NWC", "WIO", "NWC"), 2: ("NHWC", "HWIO", "NHWC"), 3: ("NDHWC", "DHWIO", "NDHWC")}
 _DEFAULT: contextvars.ContextVar[str] = contextvars.ContextVar("conv_formulation", default="auto")
@@ -125,7 +123,7 @@ def choose(
     depth = math.prod(kernel_shape[: nd + 1])  # taps * in // groups
     patch_elems = x_shape[0] * math.prod(out_spatial) * depth * groups
     small = patch_elems * jnp.dtype(dtype).itemsize <= PATCHES_MAX_BYTES
-    return "patches" if backend == "cpu" and small and depth <= PATCHES_MAX_DEPTH else "xla"
+    return "patches" if backend == "cpu" and small else "xla"
 
 
 def resolve(formulation: str, x: jax.Array, kernel: jax.Array, out_spatial, groups: int) -> str:

@@ -14,7 +14,7 @@ loop (Fashion-MNIST CNN on ``lax.conv``: 19.1 / 204 / 21.8 ms). Re-measured with
 load average 10-14, so absolute times are inflated 5-10x, ratios interleaved in one
 run): CNN one step 288-331 ms / rolled loop of 8 182-228 ms per update, compile
 12.1-18.2 s / 15.0-16.8 s; unrolled scan of 8 206 ms and 56 s to compile; scan
-unrolled by 2 192 ms and 21.6 s. ``F.conv2d`` keeps XLA's convolution for deep layers
+unrolled by 2 192 ms and 21.6 s. ``F.conv2d`` keeps XLA's convolution for large patches
 (``nnjax/functional/_conv_formulations.py``), so convolutional models stay at one
 step per dispatch, and :func:`scan_steps` keeps unrolling fully by default (a rolled
 scan measured as fast for dense and recurrent models and compiles in one step's time:

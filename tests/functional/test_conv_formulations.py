@@ -149,16 +149,16 @@ def test_context_sets_the_auto_default(key, monkeypatch):
     assert used == ["xla", "patches", "patches"]
 
 
-def test_rule_picks_patches_on_cpu_for_shallow_gemms_and_small_patch_matrices():
-    first = ((32, 28, 28, 1), (3, 3, 1, 32), (28, 28))
-    assert forms.choose(*first, 1, jnp.float32, "cpu") == "patches"
+def test_rule_picks_patches_on_cpu_for_small_patch_matrices():
+    deep = ((32, 14, 14, 32), (3, 3, 32, 64), (14, 14))  # 7.2 MB of patches
+    assert forms.choose(*deep, 1, jnp.float32, "cpu") == "patches"
     depthwise = ((32, 14, 14, 32), (3, 3, 1, 32), (14, 14))
     assert forms.choose(*depthwise, 32, jnp.float32, "cpu") == "patches"
-    deep = ((32, 14, 14, 32), (3, 3, 32, 64), (14, 14))  # depth 288 > PATCHES_MAX_DEPTH
-    assert forms.choose(*deep, 1, jnp.float32, "cpu") == "xla"
-    assert forms.choose(*first, 1, jnp.float32, "gpu") == "xla"
-    huge = ((8192, 56, 56, 1), (3, 3, 1, 32), (56, 56))
-    assert forms.choose(*huge, 1, jnp.float32, "cpu") == "xla"  # over PATCHES_MAX_BYTES
+    big = ((128, 14, 14, 32), (3, 3, 32, 64), (14, 14))  # 29 MB > PATCHES_MAX_BYTES
+    assert forms.choose(*big, 1, jnp.float32, "cpu") == "xla"
+    big_depthwise = ((128, 14, 14, 32), (3, 3, 1, 32), (14, 14))
+    assert forms.choose(*big_depthwise, 32, jnp.float32, "cpu") == "xla"
+    assert forms.choose(*deep, 1, jnp.float32, "gpu") == "xla"
 
 
 def test_bad_formulation_names_the_argument(key):
