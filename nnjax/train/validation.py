@@ -149,14 +149,26 @@ def check_labels(out: Any, y: Any, name: str = "train") -> None:
 def check_loss_accepts(loss: str | Callable, out: Any, y: Any, name: str = "train") -> None:
     """The loss must accept the model's output with one example's labels (by eval_shape).
 
-    Soft labels ``y`` (a batch of them, concrete) for ``cross_entropy`` must be
-    probabilities (:func:`nnjax.losses.check_distribution`).
+    The loss is called as ``fit`` calls it (:func:`nnjax.train.objective.batch_loss`):
+    per example with ``reduction="none"`` when it takes that, else on the batch, with
+    ``mask`` (``(1,)`` float32 ones) when it takes a ``mask`` keyword, so a batch-level
+    loss may require ``mask``. Soft labels ``y`` (a batch of them, concrete) for
+    ``cross_entropy`` must be probabilities (:func:`nnjax.losses.check_distribution`).
+
+    Raises:
+      ValueError: the loss fails on these shapes (names both and the loss's error).
+
+    Example:
+      >>> out = jax.ShapeDtypeStruct((1, 3), jnp.float32)
+      >>> check_loss_accepts(lambda p, t, *, mask: jnp.mean(p[:, 0] * mask), out, np.ones(4))
     """
+    from nnjax.train.objective import as_batch, batch_loss
+
     target = jax.tree.map(lambda a: jax.ShapeDtypeStruct((1, *a.shape[1:]), a.dtype), y)
     logits = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, jnp.float32), out)
-    fn = losses.get(loss)
+    fn, value = losses.get(loss), batch_loss(loss)
     try:
-        jax.eval_shape(fn, logits, target)
+        jax.eval_shape(lambda p, t: value(p, as_batch(p, t)), logits, target)
     except (AssertionError, TypeError, ValueError) as err:
         raise ValueError(
             f"`{name}`: the loss cannot compare model outputs of shape "

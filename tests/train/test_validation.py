@@ -138,3 +138,48 @@ def test_fit_refuses_a_meaningless_initial_epoch(initial_epoch, kind, words):
         T.fit(
             mlp(), blobs(), loss="cross_entropy", epochs=3, initial_epoch=initial_epoch, verbose=0
         )
+
+
+def _needs_mask(pred, y, *, mask):
+    """A batch-level loss that requires ``mask (B,)``: the masked squared error of column 0."""
+    import jax.numpy as jnp
+
+    if mask.shape != (pred.shape[0],):
+        raise ValueError(f"mask of shape {mask.shape} for {pred.shape[0]} rows")
+    return jnp.sum((pred[:, 0] - y) ** 2 * mask) / jnp.maximum(jnp.sum(mask), 1.0)
+
+
+def test_a_batch_level_loss_may_require_mask():
+    import jax
+    import jax.numpy as jnp
+
+    from nnjax.train import validation
+
+    out = jax.ShapeDtypeStruct((1, 3), jnp.float32)
+    validation.check_loss_accepts(_needs_mask, out, np.zeros(4, np.float32))
+    x, y = blobs()
+    # the checks pass, so fit gets as far as compiling the step (refused here)
+    with pytest.raises(AssertionError, match="compiled before the input was checked"):
+        _fit((x, y.astype(np.float32)), loss=_needs_mask, metrics=())
+
+
+def test_a_loss_taking_mask_still_gets_its_shape_errors_named():
+    import jax
+    import jax.numpy as jnp
+
+    from nnjax.train import validation
+
+    def wrong_rank(pred, y, mask=None):
+        return jnp.mean(pred[:, 0] * jnp.ones((2, 2)))  # (1,) * (2, 2): rank promotion
+
+    out = jax.ShapeDtypeStruct((1, 3), jnp.float32)
+    with pytest.raises(ValueError, match=r"`train`: the loss cannot compare.*\(1, 3\) float32"):
+        validation.check_loss_accepts(wrong_rank, out, np.zeros(4, np.float32))
+
+
+def test_evaluate_with_a_loss_requiring_mask_matches_numpy():
+    x, y = blobs(n=20)  # batches of 8, 8 and 4 real rows + 4 padded
+    yf, model = y.astype(np.float32), mlp()
+    logs = T.evaluate(model, (x, yf), loss=_needs_mask, batch_size=8, metrics=())
+    z = np.asarray(model(x))[:, 0]
+    np.testing.assert_allclose(logs["loss"], np.mean((z - yf) ** 2), rtol=1e-5, atol=1e-6)
