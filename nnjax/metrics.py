@@ -10,6 +10,15 @@ themselves for AUC) that add up (or concatenate) over batches and devices;
 any batch size, padding or device count, and equals scikit-learn's on the same
 predictions. The statistics are computed in the private module ``nnjax._metrics_streaming``.
 
+A function ``metric(predictions, targets)`` becomes a :class:`Metric` too
+(:func:`resolve`): one that takes ``reduction="none"`` (the losses) is averaged per
+example; any other is a *batch-level* value (a correlation, a variance), weighted by
+each batch's number of real examples. The last batch of an epoch is filled up with
+copies of real rows, so give a batch-level function a ``mask`` keyword: it is then
+called with ``mask=`` the batch's ``(B,)`` float32 mask (1 for real rows, 0 for
+padding) and should leave the padded rows out (e.g. with
+:func:`nnjax.train.objective.masked_mean`); without one it sees the padded batch.
+
 Names (:func:`resolve`): ``accuracy``, ``top_k_accuracy`` (``k=5``), ``precision``,
 ``recall``, ``f1`` (binary for one-output or two-class models, else macro; also
 ``f1_macro``, ``f1_micro``, ``precision_binary``...), ``auc`` (binary ROC AUC),
@@ -114,10 +123,12 @@ def _from_function(name: str, fn: Callable) -> Metric:
     rows = per_example(fn)
     if rows is not None:
         return _mean_metric(name, rows)
+    takes_mask = _accepts(fn, "mask")
 
     def stats(pred, y, mask):  # a batch-level function: weighted by the real examples
         count = jnp.sum(mask.astype(jnp.float32))
-        return {"sum": fn(pred, y).astype(jnp.float32) * count, "count": count}
+        value = fn(pred, y, mask=mask) if takes_mask else fn(pred, y)
+        return {"sum": jnp.asarray(value, jnp.float32) * count, "count": count}
 
     return Metric(name, stats, lambda s: float(_div(s["sum"], s["count"])))
 
@@ -148,7 +159,9 @@ def resolve(spec: str | Metric | Callable) -> Metric:
 
     A function that takes ``reduction="none"`` (like the losses) is averaged per
     example; any other function is a batch-level value, weighted by each batch's
-    number of real examples.
+    number of real examples. A batch-level function that takes a ``mask`` keyword is
+    called as ``fn(pred, y, mask=mask)`` with the batch's ``(B,)`` float32 mask (0 on
+    padded rows, which it should leave out); otherwise it sees the padded batch.
 
     Raises:
       ValueError: an unknown name (the message lists the known ones).
@@ -156,6 +169,9 @@ def resolve(spec: str | Metric | Callable) -> Metric:
     Example:
       >>> resolve("f1").name, resolve(losses.huber).name
       ('f1', 'huber')
+      >>> real = resolve(lambda pred, y, mask: jnp.sum(mask))  # sees the mask
+      >>> real.result(real.stats(jnp.zeros((3, 1)), jnp.zeros(3), jnp.array([1.0, 1.0, 0.0])))
+      2.0
     """
     if isinstance(spec, Metric):
         return spec

@@ -194,3 +194,37 @@ def test_a_batch_level_loss_evaluates_on_whole_batches():
     expected = np.mean([np.var(err[i : i + 16]) for i in range(0, 64, 16)])
     assert expected > 0.01
     np.testing.assert_allclose(logs["loss"], expected, rtol=1e-5, atol=1e-6)
+
+
+def test_a_batch_level_metric_taking_mask_leaves_the_padding_out():
+    """N=20 in batches of 8: the last batch has 4 real rows and 4 padded copies."""
+    import nnjax.train as T
+    from nnjax.nn import MLP
+
+    def _variance(err, mask):
+        mean = jnp.sum(err * mask) / jnp.sum(mask)
+        return jnp.sum((err - mean) ** 2 * mask) / jnp.sum(mask)
+
+    def masked_error_variance(pred, y, mask=None):
+        err = (pred - y)[:, 0]
+        return _variance(err, jnp.ones_like(err) if mask is None else mask)
+
+    def padded_error_variance(pred, y):  # the same value, blind to the mask
+        err = (pred - y)[:, 0]
+        return _variance(err, jnp.ones_like(err))
+
+    def masked_abs_error(pred, y, *, mask):  # linear: equals the whole-data mean
+        return jnp.sum(jnp.abs(pred - y)[:, 0] * mask) / jnp.sum(mask)
+
+    model = MLP(3, (4,), 1, rngs=nnx.Rngs(0))
+    x = rng.normal(size=(20, 3)).astype(np.float32)
+    y = rng.normal(size=(20, 1)).astype(np.float32)
+    specs = [masked_error_variance, padded_error_variance, masked_abs_error]
+    logs = T.evaluate(model, (x, y), loss="mse", metrics=specs, batch_size=8, devices=jax.devices())
+    err = (np.asarray(model(x)) - y)[:, 0]
+    batches = [err[0:8], err[8:16], err[16:20]]  # the unpadded batches
+    expected = np.average([np.var(b) for b in batches], weights=[len(b) for b in batches])
+    np.testing.assert_allclose(logs["masked_error_variance"], expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(logs["masked_abs_error"], np.mean(np.abs(err)), rtol=1e-5, atol=1e-6)
+    # blind to the mask, the last batch's variance counts the padded copies
+    assert abs(logs["padded_error_variance"] - expected) > 1e-3
