@@ -42,6 +42,7 @@ import optax
 from flax import nnx
 
 from nnjax import losses
+from nnjax._deprecation import renamed_args
 from nnjax.train import compiled, setup, step
 from nnjax.train import validation as checks
 from nnjax.train.callbacks import Callback, EarlyStopping
@@ -57,7 +58,13 @@ from nnjax.train.sweep_callbacks import (
     group_folder,
     resume,
 )
-from nnjax.train.sweep_result import MemberGroup, SweepResult, ensemble_predict, member_predictions
+from nnjax.train.sweep_result import (
+    MemberGroup,
+    SweepResult,
+    assemble,
+    ensemble_predict,
+    member_predictions,
+)
 from nnjax.train.sweep_space import (
     Choice,
     Integer,
@@ -89,6 +96,7 @@ OptimizerFactory = Callable[..., optax.GradientTransformation]
 DEFAULT_STEPS_PER_DISPATCH = compiled.DEFAULT_STEPS_PER_DISPATCH
 
 
+@renamed_args(train="data")
 def sweep(
     model_fn: Callable[..., nnx.Module],
     data: Any,
@@ -216,7 +224,7 @@ def sweep(
         per_step=members_per_step,
     )  # fmt: skip
     done = [_run_group(g, idx, structure, **context) for g, (idx, structure) in enumerate(groups)]
-    return _result(done, seed_list, hp, opt_names, model_names, stop_spec)
+    return assemble(done, seed_list, hp, [*opt_names, *model_names], stop_spec)
 
 
 def _factory(optimizer: str | OptimizerFactory) -> OptimizerFactory:
@@ -345,50 +353,6 @@ def _run_group(g: int, idx: np.ndarray, structure: dict[str, Any], **c: Any) -> 
     plan = _group_plan(model, graphdef, state, {**c, "group_seeds": seeds})
     run_epochs(run, plan, driver, c["epochs"] if finished else initial)
     return {"idx": idx, "structure": structure, "model": model, "run": run, "stopping": stopping}
-
-
-def _hp_arrays(hp: dict[str, list], names: Sequence[str]) -> dict[str, np.ndarray]:
-    out = {}
-    for name in names:
-        values = np.empty(len(hp[name]), object)
-        for i, v in enumerate(hp[name]):
-            values[i] = v
-        numeric = all(isinstance(v, int | float) and not isinstance(v, bool) for v in hp[name])
-        out[name] = values.astype(np.float64 if numeric else object)
-    return out
-
-
-def _result(done, seeds, hp, opt_names, model_names, stop_spec) -> SweepResult:
-    m = len(seeds)
-    epochs_run = max((len(d["run"].history) for d in done), default=0)
-    names = list(dict.fromkeys(n for d in done for n in d["run"].history.logs))
-    history = {n: np.full((m, epochs_run), np.nan) for n in names}
-    stopped, held = np.full(m, -1), np.full(m, -1)
-    groups = []
-    for d in done:
-        idx, run, stopping = d["idx"], d["run"], d["stopping"]
-        for n, values in run.history.arrays().items():
-            history[n][idx, : values.shape[1]] = values
-        last = run.history.epoch[-1] if len(run.history) else -1
-        held[idx] = last
-        if stopping is not None:
-            stopped[idx] = stopping.stopped_epoch
-            held[idx] = np.where(stopping.stopped_epoch >= 0, stopping.stopped_epoch, last)
-            if stopping.restore_best_weights:
-                held[idx] = np.where(stopping.best_epoch >= 0, stopping.best_epoch, held[idx])
-        state = run.state
-        groups.append(MemberGroup(
-            nnx.graphdef(d["model"]), state.params, state.rest, state.opt_state, idx,
-            d["structure"],
-        ))  # fmt: skip
-    return SweepResult(
-        groups=groups,
-        seeds=np.asarray(seeds),
-        hyperparams=_hp_arrays(hp, [*opt_names, *model_names]),
-        history=history,
-        stopped_epoch=stopped if stop_spec is not None else None,
-        weights_epoch=held,
-    )
 
 
 __all__ = [

@@ -16,7 +16,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
@@ -273,6 +273,64 @@ def _compiled_ensemble(eval_graphdef: nnx.GraphDef, fn: Callable | None) -> Call
         return jnp.mean(ys if fn is None else fn(ys), axis=0)
 
     return jax.jit(predict)
+
+
+def hyperparam_arrays(hp: dict[str, list], names: Sequence[str]) -> dict[str, np.ndarray]:
+    """Each named hyperparameter's values per member: float64 if numeric, else object."""
+    out = {}
+    for name in names:
+        values = np.empty(len(hp[name]), object)
+        for i, v in enumerate(hp[name]):
+            values[i] = v
+        numeric = all(isinstance(v, int | float) and not isinstance(v, bool) for v in hp[name])
+        out[name] = values.astype(np.float64 if numeric else object)
+    return out
+
+
+def assemble(
+    done: Sequence[dict[str, Any]],
+    seeds: Sequence[int],
+    hp: dict[str, list],
+    hp_names: Sequence[str],
+    stop_spec: Any,
+) -> SweepResult:
+    """The :class:`SweepResult` of the trained groups ``done`` (in the sweep's order).
+
+    Each entry of ``done`` holds a group's member indices ``idx``, its engine ``run``
+    (state and history), its per-member ``stopping`` state (or ``None``), its
+    ``model`` and its ``structure``. Histories are ``(M, epochs)``, NaN after a
+    member stopped.
+    """
+    m = len(seeds)
+    epochs_run = max((len(d["run"].history) for d in done), default=0)
+    names = list(dict.fromkeys(n for d in done for n in d["run"].history.logs))
+    history = {n: np.full((m, epochs_run), np.nan) for n in names}
+    stopped, held = np.full(m, -1), np.full(m, -1)
+    groups = []
+    for d in done:
+        idx, run, stopping = d["idx"], d["run"], d["stopping"]
+        for n, values in run.history.arrays().items():
+            history[n][idx, : values.shape[1]] = values
+        last = run.history.epoch[-1] if len(run.history) else -1
+        held[idx] = last
+        if stopping is not None:
+            stopped[idx] = stopping.stopped_epoch
+            held[idx] = np.where(stopping.stopped_epoch >= 0, stopping.stopped_epoch, last)
+            if stopping.restore_best_weights:
+                held[idx] = np.where(stopping.best_epoch >= 0, stopping.best_epoch, held[idx])
+        state = run.state
+        groups.append(MemberGroup(
+            nnx.graphdef(d["model"]), state.params, state.rest, state.opt_state, idx,
+            d["structure"],
+        ))  # fmt: skip
+    return SweepResult(
+        groups=groups,
+        seeds=np.asarray(seeds),
+        hyperparams=hyperparam_arrays(hp, hp_names),
+        history=history,
+        stopped_epoch=stopped if stop_spec is not None else None,
+        weights_epoch=held,
+    )
 
 
 __all__ = ["MemberGroup", "SweepResult", "ensemble_predict", "member_predictions"]

@@ -197,8 +197,10 @@ def test_callback_can_stop_training():
 
 def test_verbose_two_prints_one_line_per_epoch(capsys):
     T.fit(mlp(), blobs(), loss="cross_entropy", epochs=2, batch_size=32, verbose=2, devices=ONE)
-    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("Epoch")]
-    assert len(lines) == 2 and "loss:" in lines[0]
+    out = capsys.readouterr().out.splitlines()
+    # a first compile adds its own two lines (whether it happens depends on test order)
+    lines = [line for line in out if line.startswith("Epoch") and "compil" not in line]
+    assert len(lines) == 2 and all("loss:" in line for line in lines)
 
 
 def test_fit_digits_reaches_95_percent():
