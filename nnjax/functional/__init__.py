@@ -14,7 +14,15 @@ Example:
 
 from nnjax.functional.attention import multi_head_attention, multi_head_attention_init
 from nnjax.functional.bidirectional_rnn import bidirectional, bidirectional_init
-from nnjax.functional.conv import conv1d, conv1d_init, conv2d, conv2d_init, conv3d, conv3d_init
+from nnjax.functional.conv import (
+    conv1d,
+    conv1d_init,
+    conv2d,
+    conv2d_init,
+    conv3d,
+    conv3d_init,
+    conv_formulation,
+)
 from nnjax.functional.conv_transpose import (
     conv_transpose1d,
     conv_transpose1d_init,
@@ -79,6 +87,7 @@ __all__ = [
     "conv2d_init",
     "conv3d",
     "conv3d_init",
+    "conv_formulation",
     "conv_transpose1d",
     "conv_transpose1d_init",
     "conv_transpose2d",

@@ -193,6 +193,7 @@ def conv(
     formulation: str = "auto",
 ) -> jax.Array:
     """The N-d convolution behind ``conv{1,2,3}d`` (``op`` names errors)."""
+    _utils.check_params(op, params, ("kernel",), ("bias",))
     x = _utils.as_compute(op, x)
     kernel = params["kernel"]
     _checks.check_rank(op, "params['kernel']", kernel, nd + 2)

@@ -147,6 +147,9 @@ def _recurrent_init(
     drawn in at least float32 and then cast: the QR behind the orthogonal initializer
     has no bfloat16/float16 kernel.
     """
+    op = {1: "rnn_cell_init", 3: "gru_cell_init", 4: "lstm_cell_init"}[gates]
+    in_features = _utils.positive_int(op, "in_features", in_features)
+    hidden = _utils.positive_int(op, "hidden_features", hidden)
     draw_dtype = jnp.promote_types(dtype, jnp.float32)
 
     def blocks(init, key, rows):

@@ -20,7 +20,7 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-import jax
+from nnjax.train import sharding
 
 Logs = Mapping[str, float]
 
@@ -198,7 +198,9 @@ class EarlyStopping(Callback):
             self.wait, self.best_epoch = 0, epoch
             if self.restore_best_weights:
                 state = self.loop.state
-                self.best_weights = jax.device_get((state.params, state.rest))
+                self.best_weights = sharding.to_host(
+                    (state.params, state.rest)
+                )  # any process count
             return
         self.wait += 1
         if self.wait >= self.patience:

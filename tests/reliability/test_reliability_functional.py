@@ -24,18 +24,6 @@ SEQ = jnp.ones((2, 5, 3))
 LSTM = F.lstm_cell_init(K, 3, 4)
 EMB = F.embedding_init(K, 10, 4)
 ATT = F.multi_head_attention_init(K, 4, num_heads=2)
-_KEYS_FIX = "needs _utils.check_params({op!r}, params, {req}, {opt}) at the top of {op}() in {file}"
-
-
-_SIZE_FIX = (
-    "needs _utils.positive_int({op!r}, name, value) for {names} at the top of {op}() in {file}"
-)
-
-
-def _keys_fix(op, req, opt, file):
-    return _KEYS_FIX.format(op=op, req=req, opt=opt, file=file)
-
-
 CASES = [
     # --- dense
     case(
@@ -137,7 +125,6 @@ CASES = [
         ValueError,
         "'bais'",
         "'bias'",
-        xfail=_keys_fix("conv", ("kernel",), ("bias",), "nnjax/functional/conv.py (conv())"),
     ),
     case(
         "conv-init-kernel-size", lambda: F.conv2d_init(K, 2, 4, 0), ValueError, "kernel_size", "0"
@@ -390,11 +377,6 @@ CASES = [
         ValueError,
         "hidden_features",
         "0",
-        xfail=_SIZE_FIX.format(
-            op="lstm_cell_init",
-            names="in_features, hidden_features",
-            file="nnjax/functional/recurrent.py",
-        ),
     ),
     # --- positional
     case(
