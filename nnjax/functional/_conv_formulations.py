@@ -118,7 +118,13 @@ def choose(
     dtype: jnp.dtype,
     backend: str,
 ) -> str:
-    """The formulation ``"auto"`` picks (the rule in the module docstring)."""
+    """The formulation ``"auto"`` picks (the rule in the module docstring).
+
+    A symbolic dimension (``jax.export`` with a symbolic batch) picks ``"xla"``: the
+    size is unknown, and an exported program may run on any backend.
+    """
+    if not all(isinstance(d, int) for d in (*x_shape, *out_spatial)):
+        return "xla"
     nd = len(kernel_shape) - 2
     depth = math.prod(kernel_shape[: nd + 1])  # taps * in // groups
     patch_elems = x_shape[0] * math.prod(out_spatial) * depth * groups
