@@ -64,6 +64,7 @@ def test_evaluate_reproduces_the_final_test_accuracy(digits_run, capsys):
     assert "after epoch 2" in out
 
 
+@pytest.mark.slow  # measured among the slowest (fresh venv, 2026-12-01); runs in CI's slow step
 def test_resume_continues_the_run_like_an_uninterrupted_one(tmp_path, capsys):
     common = ["train", "--limit", "200", "--hidden", "16", "--quiet"]
     assert cli.main([*common, "--epochs", "3", "--out", str(tmp_path / "straight")]) == 0

@@ -23,6 +23,7 @@ def _run(tmp_path, mode, timeout_s=90.0):
     return status, time.monotonic() - start
 
 
+@pytest.mark.slow  # measured among the slowest (fresh venv, 2026-12-01); runs in CI's slow step
 def test_two_processes_all_reduce_across_processes(tmp_path):
     status, _ = _run(tmp_path, "sum")
     assert status == 0
@@ -33,6 +34,7 @@ def test_two_processes_all_reduce_across_processes(tmp_path):
         assert r["sum"] == 2 * 1.0 + 2 * 2.0  # process 0 gives 1s, process 1 gives 2s
 
 
+@pytest.mark.slow  # measured among the slowest (fresh venv, 2026-12-01); runs in CI's slow step
 def test_a_failing_process_stops_the_group_within_a_bound(tmp_path):
     status, seconds = _run(tmp_path, "crash")
     # The crash's status (3), or process 0's when JAX's coordination service saw the peer

@@ -85,6 +85,7 @@ def test_matches_torch(cross, kv, padding, causal):
     assert_matches_torch(fn, torch_fn, args)
 
 
+@pytest.mark.slow  # measured among the slowest (fresh venv, 2026-12-01); runs in CI's slow step
 def test_per_query_mask_matches_torch_attn_mask():
     mask = np.random.default_rng(0).random((B, T, S)) > 0.3
     mask[:, :, 0] = True  # every query sees a key
@@ -98,6 +99,7 @@ def test_per_query_mask_matches_torch_attn_mask():
     np.testing.assert_allclose(full, fn(_params(), x, context), rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.slow  # measured among the slowest (fresh venv, 2026-12-01); runs in CI's slow step
 def test_dropout_path_without_dropout_equals_fused_path(key):
     """The explicit-weights path (used for dropout) is the same attention."""
     p = jax.tree.map(jnp.asarray, _params())

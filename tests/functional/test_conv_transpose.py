@@ -184,12 +184,14 @@ def test_check_grads_grouped_same():
         check_grads(jax.jit(fn), (p, x), order=1)
 
 
+@pytest.mark.slow  # measured among the slowest (fresh venv, 2026-12-01); runs in CI's slow step
 def test_jit_vmap_grad_float32_bfloat16(key):
     params = {"kernel": jax.random.normal(key, (2, 2, 4, 3)), "bias": jnp.ones(6)}
     fn = lambda p, x: F.conv_transpose2d(p, x, stride=2, padding="SAME", feature_group_count=2)
     assert_transforms(fn, params, jax.random.normal(key, (1, 3, 3, 4)))
 
 
+@pytest.mark.slow  # measured among the slowest (fresh venv, 2026-12-01); runs in CI's slow step
 def test_init_groups(key):
     params = F.conv_transpose3d_init(key, 4, 6, (1, 2, 3), feature_group_count=2)
     assert params["kernel"].shape == (1, 2, 3, 4, 3) and params["bias"].shape == (6,)

@@ -62,6 +62,7 @@ def test_cell_jit_vmap_grad_float32_bfloat16(key, kind):
     assert_transforms(CELLS[kind], params, carry, x)
 
 
+@pytest.mark.slow  # measured among the slowest (fresh venv, 2026-12-01); runs in CI's slow step
 @pytest.mark.parametrize("kind", KINDS)
 def test_cell_computes_in_dtype_of_x(key, kind):
     params, carry, x = _random(key, kind)

@@ -76,6 +76,7 @@ def test_matches_torch_outputs_final_state_and_grads(key, kind, reverse, precomp
         assert_matches_torch(key, kind, module, fn, torch_fn, *args)
 
 
+@pytest.mark.slow  # measured among the slowest (fresh venv, 2026-12-01); runs in CI's slow step
 @pytest.mark.parametrize("kind", KINDS)
 def test_default_state_is_zeros_like_torch(key, kind):
     with jax.enable_x64(True):

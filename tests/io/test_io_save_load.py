@@ -77,6 +77,7 @@ def _state(model):
     ]
 
 
+@pytest.mark.slow  # measured among the slowest (fresh venv, 2026-12-01); runs in CI's slow step
 @pytest.mark.parametrize("make", MODELS, ids=lambda f: f.__name__[1:])
 def test_round_trip_is_bitwise_with_rng_state_and_batch_statistics(make, tmp_path):
     model, shape = make()

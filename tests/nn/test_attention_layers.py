@@ -12,6 +12,7 @@ from nnjax import nn
 X = jnp.linspace(-1, 2, 2 * 3 * 8).reshape(2, 3, 8)
 
 
+@pytest.mark.slow  # measured among the slowest (fresh venv, 2026-12-01); runs in CI's slow step
 def test_dropout_follows_train_eval_and_draws_fresh_masks():
     layer = nn.MultiHeadAttention(2, 8, dropout_rate=0.5, rngs=nnx.Rngs(params=0, dropout=1))
     a, b = layer(X), layer(X)

@@ -53,6 +53,7 @@ def test_batch_norm_dropout_and_train_eval():
     assert not all(jax.tree.leaves(jax.tree.map(np.array_equal, before, after)))
 
 
+@pytest.mark.slow  # measured among the slowest (fresh venv, 2026-12-01); runs in CI's slow step
 def test_deterministic_given_seed_and_mixed_precision():
     a = CNN((4, 4), 2, **SMALL, dropout=0.2, rngs=nnx.Rngs(3))
     b = CNN((4, 4), 2, **SMALL, dropout=0.2, rngs=nnx.Rngs(3))

@@ -68,6 +68,7 @@ def test_jit_does_not_retrace():
     assert_jit_traces_once(Conv2D(1, 2, 3, rngs=nnx.Rngs(0)), jnp.ones((1, 5, 5, 1)))
 
 
+@pytest.mark.slow  # measured among the slowest (fresh venv, 2026-12-01); runs in CI's slow step
 @pytest.mark.parametrize(("groups", "out"), [(2, 6), (4, 4)])  # grouped, depthwise
 def test_grouped_and_depthwise_conv2d(groups, out):
     """Conv2D is the N-d layer: it gains ``feature_group_count`` (F.conv2d's groups)."""

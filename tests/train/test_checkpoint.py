@@ -84,6 +84,7 @@ def test_resume_with_another_seed_is_refused(tmp_path):
         T.fit(mlp(), blobs(), epochs=2, resume_from=tmp_path, **{**KW, "seed": 6})
 
 
+@pytest.mark.slow  # measured among the slowest (fresh venv, 2026-12-01); runs in CI's slow step
 def test_resume_after_sigkill(tmp_path):
     script = textwrap.dedent(f"""
         import os, signal, sys
@@ -219,6 +220,7 @@ def test_fallback_restores_the_newest_intact_checkpoint(tmp_path):
     assert meta["epoch"] == 0
 
 
+@pytest.mark.slow  # measured among the slowest (fresh venv, 2026-12-01); runs in CI's slow step
 def test_resume_from_a_first_layout_checkpoint(tmp_path):
     import shutil
 

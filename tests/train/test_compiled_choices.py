@@ -1,5 +1,6 @@
 """The measured choices of nnjax.train.compiled: updates per dispatch and donation."""
 
+import pytest
 from flax import nnx
 
 from nnjax import nn
@@ -10,6 +11,7 @@ def _graphdef(model):
     return nnx.graphdef(model)
 
 
+@pytest.mark.slow  # measured among the slowest (fresh venv, 2026-12-01); runs in CI's slow step
 def test_conv_and_recurrent_models_take_one_step_per_dispatch():
     rngs = nnx.Rngs(0)
     cnn = nn.CNN((8, 8, 1), 2, conv_features=(4,), rngs=rngs)

@@ -23,6 +23,7 @@ def weighted_ce(model, batch):
     return loss, {"mean_logit": jnp.mean(logits)}
 
 
+@pytest.mark.slow  # measured among the slowest (fresh venv, 2026-12-01); runs in CI's slow step
 @pytest.mark.parametrize("devices", [ONE, jax.devices()])
 def test_loss_fn_trains_like_the_built_in_loss(devices):
     x, y = blobs(n=100)  # a padded last batch
@@ -149,6 +150,7 @@ def test_a_batch_level_loss_fn_sees_only_real_rows_through_the_mask():
     assert max(np.abs(a - b).max() for a, b in zip(leaves(naive), leaves(reference))) > 1e-4
 
 
+@pytest.mark.slow  # measured among the slowest (fresh venv, 2026-12-01); runs in CI's slow step
 def test_a_batch_level_loss_taking_mask_gets_it_in_fit_and_evaluate():
     from nnjax.train.objective import masked_mean
 
