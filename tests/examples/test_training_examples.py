@@ -3,10 +3,8 @@
 Fashion-MNIST comes from ``$NNJAX_DATA_DIR`` (the ``data_dir`` fixture skips without it).
 """
 
-import importlib.util
 import json
 import math
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,21 +18,6 @@ SCRIPTS = (
     "autoencoder",
     "dp_sgd",
 )
-
-
-@pytest.fixture
-def load(monkeypatch):
-    """Imports ``examples/<name>.py`` as a module (``examples/`` on the path for _common)."""
-    monkeypatch.syspath_prepend(str(EXAMPLES))
-
-    def _load(name):
-        spec = importlib.util.spec_from_file_location(f"example_{name}", EXAMPLES / f"{name}.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = module
-        spec.loader.exec_module(module)
-        return module
-
-    return _load
 
 
 def _results(out: Path) -> dict:
