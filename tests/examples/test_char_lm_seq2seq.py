@@ -16,8 +16,6 @@ from flax import nnx
 
 from nnjax.train.data import Batch
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-
 
 def _results(out: Path) -> dict:
     record = json.loads((out / "results.json").read_text())

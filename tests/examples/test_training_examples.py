@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 SCRIPTS = (
     "fashion_mnist_mlp",
     "fashion_mnist_cnn",
