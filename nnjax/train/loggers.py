@@ -28,7 +28,7 @@ class CSVLogger(Callback):
     once. Only JAX process 0 writes.
 
     Args:
-      filename: the file to write.
+      filename: the file to write; missing parent folders are created.
       append: keep the rows of an existing file (its header decides the columns)
         instead of starting a new file.
       first_epoch: the number written for fit's epoch 0: ``0`` (fit's index, as
@@ -67,6 +67,7 @@ class CSVLogger(Callback):
 
     def _open(self, mode: str):
         try:
+            os.makedirs(os.path.dirname(self.filename) or ".", exist_ok=True)
             return open(self.filename, mode, newline="")
         except OSError as err:
             raise self._cannot_write(err) from None

@@ -44,3 +44,10 @@ def test_tensorboard_events_read_back(tmp_path):
     loss = events.Scalars("train/loss")
     assert [e.step for e in loss] == [0, 1]
     np.testing.assert_allclose([e.value for e in loss], history["loss"], rtol=1e-6, atol=1e-6)
+
+
+def test_csv_logger_creates_missing_parent_folders(tmp_path):
+    path = tmp_path / "runs" / "mlp" / "history.csv"
+    T.fit(mlp(), blobs(), epochs=2, callbacks=[T.CSVLogger(path)], **KW)
+    with open(path, newline="") as f:
+        assert [row["epoch"] for row in csv.DictReader(f)] == ["0", "1"]
