@@ -45,7 +45,7 @@ def test_table_lists_members_hyperparameters_and_best_epochs(result):
     for i, line in enumerate(lines[1:]):
         cells = line.split()
         assert int(cells[0]) == i and int(cells[3]) == result.hyperparams["width"][i]
-        np.testing.assert_allclose(float(cells[4]), val[i].min(), rtol=1e-5)
+        np.testing.assert_allclose(float(cells[4]), val[i].min(), rtol=1e-5, atol=1e-6)
         assert int(cells[5]) == int(np.argmin(val[i]))
     assert "best_accuracy" in result.table("accuracy")
 
@@ -70,7 +70,7 @@ def test_csv_and_dataframe(result, tmp_path, monkeypatch):
     assert [int(r["member"]) for r in rows] == [0, 1, 2, 3]
     np.testing.assert_allclose(
         [float(r["best_val_loss"]) for r in rows], np.nanmin(result.history["val_loss"], 1),
-        rtol=1e-5,
+        rtol=1e-5, atol=1e-6,
     )  # fmt: skip
     monkeypatch.setitem(sys.modules, "pandas", None)  # as if pandas were not installed
     with pytest.raises(ImportError, match=r"to_dataframe needs the package 'pandas'.*examples"):
