@@ -23,16 +23,6 @@ def _results(out: Path) -> dict:
     return record["results"]
 
 
-@pytest.mark.parametrize("name", ["char_language_model", "seq2seq"])
-def test_help_names_the_common_options(load, name, capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        load(name).parse_args(["--help"])
-    assert exit_info.value.code == 0
-    text = capsys.readouterr().out
-    for option in ("--epochs", "--quick", "--out", "--seed"):
-        assert option in text
-
-
 def test_token_loss_fn_skips_padded_rows_and_padding_targets(load):
     tokens = load("_tokens")
     rng = np.random.default_rng(0)

@@ -1,26 +1,12 @@
 """Smoke tests of the examples that need no dataset: activations and autodiff modes."""
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-
-
-def _load(name):
-    spec = importlib.util.spec_from_file_location(f"example_{name}", EXAMPLES / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
 
 @pytest.mark.parametrize(("b", "c"), [(2.0, 1.0), (-1.5, 3.0)])
-def test_autodiff_modes_agree_with_hand_derivation(b, c, capsys):
-    results = _load("autodiff_modes").main(["--b", str(b), "--c", str(c)])
+def test_autodiff_modes_agree_with_hand_derivation(load, b, c, capsys):
+    results = load("autodiff_modes").main(["--b", str(b), "--c", str(c)])
     hand = results["by hand"]
     for mode in ("forward (jax.jvp)", "reverse (jax.vjp)"):
         for partial in ("da/db", "da/dc"):
@@ -28,8 +14,8 @@ def test_autodiff_modes_agree_with_hand_derivation(b, c, capsys):
     assert "da/dc" in capsys.readouterr().out
 
 
-def test_activation_derivatives_match_finite_differences():
-    module = _load("activations")
+def test_activation_derivatives_match_finite_differences(load):
+    module = load("activations")
     x = np.linspace(-3.0, 3.0, 13) + 0.05  # avoid the kinks at 0
     table = module.tabulate(x)
     eps = 1e-3
@@ -40,7 +26,7 @@ def test_activation_derivatives_match_finite_differences():
     np.testing.assert_array_equal(table["heaviside"][1], np.zeros_like(x))
 
 
-def test_activations_script_saves_plot(tmp_path):
-    _load("activations").main(["--quick", "--out", str(tmp_path)])
+def test_activations_script_saves_plot(load, tmp_path):
+    load("activations").main(["--quick", "--out", str(tmp_path)])
     png = tmp_path / "activations.png"
     assert png.exists() and png.stat().st_size > 10_000

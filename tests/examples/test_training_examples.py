@@ -16,6 +16,8 @@ SCRIPTS = (
     "lstm_adding_problem",
     "autoencoder",
     "dp_sgd",
+    "char_language_model",
+    "seq2seq",
 )
 
 
