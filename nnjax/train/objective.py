@@ -23,6 +23,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Callable
 from typing import Any
@@ -249,4 +250,30 @@ def make_loss_fn(graphdef: nnx.GraphDef, loss: str | losses.Loss) -> Callable:
     return loss_fn
 
 
-__all__ = ["as_batch", "batch_loss", "call_model", "make_loss_fn", "make_objective", "masked_mean"]
+def loss_on_batch(loss: str | Callable) -> Callable:
+    """``loss`` called as ``fit`` calls it, on ``(outputs, y)``; one function per loss.
+
+    The same function for the same loss lets ``jax.eval_shape`` reuse its trace, so a
+    second ``fit`` with the same loss traces nothing (unhashable losses are not cached).
+    """
+    try:
+        return _cached_loss_on_batch(loss)
+    except TypeError:  # an unhashable callable object
+        return _cached_loss_on_batch.__wrapped__(loss)
+
+
+@functools.lru_cache(maxsize=64)
+def _cached_loss_on_batch(loss: str | Callable) -> Callable:
+    value = batch_loss(loss)
+    return lambda p, t: value(p, as_batch(p, t))
+
+
+__all__ = [
+    "as_batch",
+    "batch_loss",
+    "call_model",
+    "loss_on_batch",
+    "make_loss_fn",
+    "make_objective",
+    "masked_mean",
+]

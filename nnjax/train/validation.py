@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -147,26 +146,6 @@ def check_labels(out: Any, y: Any, name: str = "train") -> None:
         )
 
 
-def _loss_on_batch(loss: str | Callable) -> Callable:
-    """``loss`` called as ``fit`` calls it, on ``(outputs, y)``; one function per loss.
-
-    The same function for the same loss lets ``jax.eval_shape`` reuse its trace, so a
-    second ``fit`` with the same loss traces nothing (unhashable losses are not cached).
-    """
-    try:
-        return _cached_loss_on_batch(loss)
-    except TypeError:  # an unhashable callable object
-        return _cached_loss_on_batch.__wrapped__(loss)
-
-
-@functools.lru_cache(maxsize=64)
-def _cached_loss_on_batch(loss: str | Callable) -> Callable:
-    from nnjax.train.objective import as_batch, batch_loss  # objective imports this module
-
-    value = batch_loss(loss)
-    return lambda p, t: value(p, as_batch(p, t))
-
-
 def check_loss_accepts(loss: str | Callable, out: Any, y: Any, name: str = "train") -> None:
     """The loss must accept the model's output with one example's labels (by eval_shape).
 
@@ -183,11 +162,13 @@ def check_loss_accepts(loss: str | Callable, out: Any, y: Any, name: str = "trai
       >>> out = jax.ShapeDtypeStruct((1, 3), jnp.float32)
       >>> check_loss_accepts(lambda p, t, *, mask: jnp.mean(p[:, 0] * mask), out, np.ones(4))
     """
+    from nnjax.train import objective  # objective imports this module (through data)
+
     target = jax.tree.map(lambda a: jax.ShapeDtypeStruct((1, *a.shape[1:]), a.dtype), y)
     logits = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, jnp.float32), out)
     fn = losses.get(loss)
     try:
-        jax.eval_shape(_loss_on_batch(loss), logits, target)
+        jax.eval_shape(objective.loss_on_batch(loss), logits, target)
     except (AssertionError, TypeError, ValueError) as err:
         raise ValueError(
             f"`{name}`: the loss cannot compare model outputs of shape "
