@@ -23,6 +23,7 @@ import jax.numpy as jnp
 from nnjax import _checks, initializers
 from nnjax._deprecation import renamed_args
 from nnjax.functional import _utils
+from nnjax.functional._recurrent_init import draw_weights
 
 Params = dict[str, jax.Array]
 
@@ -137,30 +138,6 @@ def _named_leaves(carry) -> list[tuple[str, jax.Array]]:
     return [("carry", leaf) for leaf in jax.tree.leaves(carry)]
 
 
-def _recurrent_init(
-    key, in_features, hidden, gates, *, dtype, kernel_init, recurrent_init
-) -> tuple[jax.Array, jax.Array]:
-    """Draws ``w_x (in, gates*H)`` and ``w_h (H, gates*H)``, each gate block separately.
-
-    Each ``(H, H)`` block of ``w_h`` is drawn on its own, so with the orthogonal
-    initializer every gate's recurrent matrix is orthogonal (as in Keras). Blocks are
-    drawn in at least float32 and then cast: the QR behind the orthogonal initializer
-    has no bfloat16/float16 kernel.
-    """
-    op = {1: "rnn_cell_init", 3: "gru_cell_init", 4: "lstm_cell_init"}[gates]
-    in_features = _utils.positive_int(op, "in_features", in_features)
-    hidden = _utils.positive_int(op, "hidden_features", hidden)
-    draw_dtype = jnp.promote_types(dtype, jnp.float32)
-
-    def blocks(init, key, rows):
-        keys = jax.random.split(key, gates)
-        drawn = [initializers.init_param(init, k, (rows, hidden), draw_dtype) for k in keys]
-        return jnp.concatenate(drawn, axis=1).astype(dtype)
-
-    k_x, k_h = jax.random.split(key)
-    return blocks(kernel_init, k_x, in_features), blocks(recurrent_init, k_h, hidden)
-
-
 def _zero_carry(params: Params, batch_shape: tuple[int, ...], dtype) -> jax.Array:
     return jnp.zeros((*batch_shape, params["w_h"].shape[0]), dtype)
 
@@ -193,7 +170,7 @@ def rnn_cell_init(
       >>> jax.tree.map(jnp.shape, rnn_cell_init(jax.random.key(0), 3, 5))
       {'b': (5,), 'w_h': (5, 5), 'w_x': (3, 5)}
     """
-    w_x, w_h = _recurrent_init(
+    w_x, w_h = draw_weights(
         key, in_features, hidden_features, 1, dtype=dtype, kernel_init=kernel_init,
         recurrent_init=recurrent_init,
     )  # fmt: skip
@@ -259,7 +236,7 @@ def lstm_cell_init(
       >>> jax.tree.map(jnp.shape, lstm_cell_init(jax.random.key(0), 3, 5))
       {'b': (20,), 'w_h': (5, 20), 'w_x': (3, 20)}
     """
-    w_x, w_h = _recurrent_init(
+    w_x, w_h = draw_weights(
         key, in_features, hidden_features, 4, dtype=dtype, kernel_init=kernel_init,
         recurrent_init=recurrent_init,
     )  # fmt: skip
@@ -346,7 +323,7 @@ def gru_cell_init(
       >>> jax.tree.map(jnp.shape, gru_cell_init(jax.random.key(0), 3, 5))
       {'b_h': (15,), 'b_x': (15,), 'w_h': (5, 15), 'w_x': (3, 15)}
     """
-    w_x, w_h = _recurrent_init(
+    w_x, w_h = draw_weights(
         key, in_features, hidden_features, 3, dtype=dtype, kernel_init=kernel_init,
         recurrent_init=recurrent_init,
     )  # fmt: skip
