@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import weakref
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, TypeVar
 
 import jax
@@ -66,13 +66,21 @@ def remember_call(module: Any, cls: type, args: tuple, kwargs: dict) -> None:
     _CALLS[module] = (cls, args, kwargs)
 
 
+def declared_attributes(cls: type) -> frozenset[str]:
+    """The attribute names annotated on ``cls`` and its bases."""
+    return frozenset(
+        name for klass in cls.__mro__ for name in vars(klass).get("__annotations__", {})
+    )
+
+
 class FunctionalModule(nnx.Module):
     """A module that holds one functional parameter dict as ``nnx.Param`` attributes.
 
     ``nnx.state(module, nnx.Param)`` as a pure dict is then exactly the dict that the
     matching ``F.<op>_init`` returned, and :meth:`params` hands it back to ``F.<op>``.
     Running statistics (batch norm) are held the same way as ``nnx.BatchStat`` and
-    handed back by :meth:`stats`.
+    handed back by :meth:`stats`. Each subclass declares the attributes its parameter
+    dict fills (``kernel: nnx.Param``), so type checkers and readers see them.
     """
 
     _param_names: tuple[str, ...] = ()
@@ -85,15 +93,33 @@ class FunctionalModule(nnx.Module):
         super().__init_subclass__(**kwargs)
         recorded(cls)
 
-    def _set_params(self, params: Mapping[str, jax.Array]) -> None:
+    def _set_params(
+        self, params: Mapping[str, jax.Array], *, optional: tuple[str, ...] = ()
+    ) -> None:
+        """Holds ``params`` as ``nnx.Param`` attributes, each declared on the class.
+
+        ``optional`` names (a bias a layer may go without) that ``params`` lacks are set
+        to ``None``, so every declared attribute exists.
+        """
         self._param_names = tuple(params)
-        for name, value in params.items():
-            setattr(self, name, nnx.Param(value))
+        self._assign(params, nnx.Param, optional)
 
     def _set_stats(self, stats: Mapping[str, jax.Array]) -> None:
         self._stat_names = tuple(stats)
-        for name, value in stats.items():
-            setattr(self, name, nnx.BatchStat(value))
+        self._assign(stats, nnx.BatchStat, ())
+
+    def _assign(self, values: Mapping[str, Any], kind: Callable, optional: tuple) -> None:
+        undeclared = sorted(set(values) - declared_attributes(type(self)))
+        if undeclared:
+            raise TypeError(
+                f"{type(self).__name__} holds {undeclared} without declaring them: add "
+                f"class annotations such as `{undeclared[0]}: nnx.Param`"
+            )
+        for name, value in values.items():
+            setattr(self, name, kind(value))
+        for name in optional:
+            if name not in values:
+                setattr(self, name, None)
 
     def params(self) -> dict[str, jax.Array]:
         """The functional parameter dict, as ``F.<op>`` takes it."""

@@ -30,10 +30,9 @@ def _from_variables(value: Any) -> Any:
 class NestedModule(FunctionalModule):
     """A :class:`FunctionalModule` whose parameter dict may nest (attention, blocks)."""
 
-    def _set_params(self, params: Mapping[str, Any]) -> None:
+    def _set_params(self, params: Mapping[str, Any], *, optional: tuple[str, ...] = ()) -> None:
         self._param_names = tuple(params)
-        for name, value in params.items():
-            setattr(self, name, _to_variables(value))
+        self._assign(params, _to_variables, optional)
 
     def params(self) -> dict[str, Any]:
         """The nested functional parameter dict, as ``F.<op>`` takes it."""

@@ -64,6 +64,11 @@ class MultiHeadAttention(_Stochastic):
       (2, 10, 16)
     """
 
+    query: nnx.Dict  # {'kernel', 'bias'} each
+    key: nnx.Dict
+    value: nnx.Dict
+    out: nnx.Dict
+
     def __init__(
         self,
         num_heads: int,
@@ -140,6 +145,12 @@ class TransformerEncoderBlock(_Stochastic):
       >>> block(jnp.ones((2, 10, 16))).shape
       (2, 10, 16)
     """
+
+    norm1: nnx.Dict
+    attention: nnx.Dict
+    norm2: nnx.Dict
+    mlp_in: nnx.Dict
+    mlp_out: nnx.Dict
 
     def __init__(
         self,

@@ -51,6 +51,9 @@ class Bidirectional(NestedModule):
       (2, 10)
     """
 
+    forward: nnx.Dict  # the forward cell's parameters
+    backward: nnx.Dict
+
     _renamed_args: ClassVar[Mapping[str, str]] = {"hidden": "hidden_features"}
 
     def __init__(

@@ -25,6 +25,8 @@ class _Conv(FunctionalModule):
     _init: Callable[..., dict] = staticmethod(F.conv1d_init)
     _op: Callable[..., jax.Array] = staticmethod(F.conv1d)
     _call_args: tuple[str, ...] = ("stride", "padding", "dilation", "feature_group_count")
+    kernel: nnx.Param
+    bias: nnx.Param | None  # None without use_bias
     dtype: jnp.dtype | None  # the compute dtype; each subclass's constructor sets it
     # The call's arguments (``_call_args``), set by ``_setup`` from the constructor's.
     stride: Size
@@ -43,7 +45,8 @@ class _Conv(FunctionalModule):
         for key, value in call_kwargs.items():
             setattr(self, key, value)
         self._set_params(
-            self._init(rngs.params(), in_channels, out_channels, kernel_size, **init_kwargs)
+            self._init(rngs.params(), in_channels, out_channels, kernel_size, **init_kwargs),
+            optional=("bias",),
         )
 
     def __call__(self, x: jax.typing.ArrayLike) -> jax.Array:

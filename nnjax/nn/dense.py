@@ -37,6 +37,9 @@ class Dense(FunctionalModule):
       (32, 10)
     """
 
+    kernel: nnx.Param
+    bias: nnx.Param | None  # None without use_bias
+
     def __init__(
         self,
         in_features: int,
@@ -63,7 +66,8 @@ class Dense(FunctionalModule):
                 kernel_init=kernel_init,
                 bias_init=bias_init,
                 use_bias=use_bias,
-            )
+            ),
+            optional=("bias",),
         )
 
     def __call__(self, x: jax.typing.ArrayLike) -> jax.Array:

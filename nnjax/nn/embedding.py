@@ -32,6 +32,8 @@ class Embedding(FunctionalModule):
       (1, 3, 100)
     """
 
+    embedding: nnx.Param
+
     def __init__(
         self,
         num_embeddings: int,

@@ -37,6 +37,11 @@ class BatchNorm(FunctionalModule):
       Array([0.015, 0.025, 0.035], dtype=float32)
     """
 
+    scale: nnx.Param
+    bias: nnx.Param
+    mean: nnx.BatchStat
+    var: nnx.BatchStat
+
     def __init__(
         self,
         num_features: int,
@@ -98,6 +103,9 @@ class LayerNorm(FunctionalModule):
       >>> LayerNorm(3, rngs=nnx.Rngs(0))(jnp.array([[1.0, 2.0, 3.0]])).round(3)
       Array([[-1.225,  0.   ,  1.225]], dtype=float32)
     """
+
+    scale: nnx.Param
+    bias: nnx.Param
 
     def __init__(
         self,

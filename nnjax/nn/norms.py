@@ -17,6 +17,9 @@ from nnjax.nn._base import FunctionalModule, compute_dtype
 class _Norm(FunctionalModule):
     """Shared constructor and call; subclasses set ``_init`` and ``_op``."""
 
+    scale: nnx.Param
+    bias: nnx.Param | None  # None for RMSNorm
+
     _init: Callable[..., dict] = staticmethod(F.group_norm_init)
     _op: Callable[..., jax.Array] = staticmethod(F.group_norm)
 
@@ -26,7 +29,9 @@ class _Norm(FunctionalModule):
         self.epsilon = epsilon
         self.dtype = dtype
         self._op_kwargs = op_kwargs
-        self._set_params(self._init(rngs.params(), num_features, dtype=param_dtype))
+        self._set_params(
+            self._init(rngs.params(), num_features, dtype=param_dtype), optional=("bias",)
+        )
 
     def __call__(self, x: jax.typing.ArrayLike) -> jax.Array:
         """Normalises channels-last ``x``; returns its shape."""
@@ -130,6 +135,8 @@ class PReLU(FunctionalModule):
       >>> PReLU(rngs=nnx.Rngs(0))(jnp.array([[-2.0, 4.0]]))
       Array([[-0.5,  4. ]], dtype=float32)
     """
+
+    negative_slope: nnx.Param
 
     def __init__(self, num_parameters: int = 1, *, init: float = 0.25,
                  param_dtype: jnp.dtype = jnp.float32, dtype: jnp.dtype | None = None,

@@ -23,6 +23,9 @@ class _Recurrent(FunctionalModule):
     reverse) -> (final_state, ys)`` (``F.lstm`` or ``F.rnn`` over the cell).
     """
 
+    w_x: nnx.Param
+    w_h: nnx.Param
+
     _init = staticmethod(F.rnn_cell_init)
     _run = staticmethod(functools.partial(F.rnn, F.rnn_cell))
 
@@ -132,6 +135,7 @@ class RNN(_Recurrent):  # noqa: D101 (docstring assembled below)
       (2, 5)
 """
     )
+    b: nnx.Param
 
 
 class GRU(_Recurrent):  # noqa: D101 (docstring assembled below)
@@ -145,6 +149,8 @@ class GRU(_Recurrent):  # noqa: D101 (docstring assembled below)
       (2, 7, 5)
 """
     )
+    b_x: nnx.Param
+    b_h: nnx.Param
     _init = staticmethod(F.gru_cell_init)
     _run = staticmethod(functools.partial(F.rnn, F.gru_cell))
 
@@ -164,5 +170,6 @@ class LSTM(_Recurrent):  # noqa: D101 (docstring assembled below)
       ((2, 5), (2, 5))
 """
     )
+    b: nnx.Param
     _init = staticmethod(F.lstm_cell_init)
     _run = staticmethod(F.lstm)
