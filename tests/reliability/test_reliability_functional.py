@@ -5,25 +5,15 @@ what the user passed). Cases whose fix lies in a file of another area are strict
 naming the fix.
 """
 
-import jax
 import jax.numpy as jnp
 import pytest
 
 import nnjax.functional as F
 from nnjax.errors import ShapeError
+from tests.reliability import test_reliability_sequence_ops
 from tests.reliability._corpus import case, check, params
+from tests.reliability._inputs import BN_P, BN_S, CONV, DENSE, IMG, LN, SEQ, X2, K
 
-K = jax.random.key(0)
-X2 = jnp.ones((2, 3))
-IMG = jnp.ones((1, 6, 6, 2))
-DENSE = {"kernel": jnp.ones((3, 4)), "bias": jnp.zeros(4)}
-CONV = F.conv2d_init(K, 2, 4, 3)
-LN = F.layer_norm_init(K, 3)
-BN_P, BN_S = F.batch_norm_init(K, 3)
-SEQ = jnp.ones((2, 5, 3))
-LSTM = F.lstm_cell_init(K, 3, 4)
-EMB = F.embedding_init(K, 10, 4)
-ATT = F.multi_head_attention_init(K, 4, num_heads=2)
 CASES = [
     # --- dense
     case(
@@ -292,114 +282,6 @@ CASES = [
         "stats",
         "tuple",
     ),
-    # --- dropout
-    case("dropout-rate-above", lambda: F.dropout(K, X2, 1.5), ValueError, "rate", "1.5"),
-    case("dropout-rate-negative", lambda: F.dropout(K, X2, -0.1), ValueError, "rate", "-0.1"),
-    case("dropout-rate-nan", lambda: F.dropout(K, X2, float("nan")), ValueError, "rate", "nan"),
-    case("dropout-rate-string", lambda: F.dropout(K, X2, "0.5"), TypeError, "rate", "'0.5'"),
-    case("dropout-rate-bool", lambda: F.dropout(K, X2, True), TypeError, "rate", "True"),
-    case("dropout-rate-vector", lambda: F.dropout(K, X2, jnp.array([0.1, 0.2])), TypeError, "rate"),
-    case(
-        "dropout-int-x", lambda: F.dropout(K, jnp.ones(3, jnp.int32), 0.5), TypeError, "x", "int32"
-    ),
-    case(
-        "dropout-broadcast-dims",
-        lambda: F.dropout(K, X2, 0.5, broadcast_dims=(2,)),
-        ValueError,
-        "broadcast_dims",
-        "(2,)",
-    ),
-    # --- embedding, prelu, attention
-    case("embedding-float-ids", lambda: F.embedding(EMB, jnp.ones(3)), TypeError, "ids", "float32"),
-    case(
-        "embedding-misspelt",
-        lambda: F.embedding({"embeddings": EMB["embedding"]}, jnp.array([1])),
-        (KeyError, ValueError),
-        "'embeddings'",
-    ),
-    case(
-        "embedding-init-zero", lambda: F.embedding_init(K, 0, 4), ValueError, "num_embeddings", "0"
-    ),
-    case(
-        "prelu-misspelt",
-        lambda: F.prelu({"slope": jnp.ones(3)}, X2),
-        (KeyError, ValueError),
-        "'slope'",
-        "negative_slope",
-    ),
-    case(
-        "prelu-shape",
-        lambda: F.prelu({"negative_slope": jnp.ones(4)}, X2),
-        ShapeError,
-        "negative_slope",
-        "(4,)",
-    ),
-    case(
-        "attention-dropout-without-key",
-        lambda: F.multi_head_attention(ATT, jnp.ones((1, 5, 4)), dropout_rate=0.5),
-        ValueError,
-        "key",
-        "dropout_rate",
-    ),
-    case(
-        "attention-features",
-        lambda: F.multi_head_attention(ATT, jnp.ones((1, 5, 3))),
-        ShapeError,
-        "x",
-        "(1, 5, 3)",
-    ),
-    case(
-        "attention-init-heads",
-        lambda: F.multi_head_attention_init(K, 5, num_heads=2),
-        ValueError,
-        "num_heads",
-        "2",
-    ),
-    # --- recurrent
-    case("lstm-rank", lambda: F.lstm(LSTM, jnp.ones((5, 3))), ShapeError, "(5, 3)"),
-    case("lstm-features", lambda: F.lstm(LSTM, jnp.ones((2, 5, 7))), ShapeError, "(2, 5, 7)"),
-    case(
-        "lstm-lengths-shape",
-        lambda: F.lstm(LSTM, SEQ, lengths=jnp.array([1, 2, 3])),
-        ValueError,
-        "lengths",
-        "(3,)",
-    ),
-    case(
-        "lstm-missing-key",
-        lambda: F.lstm({k: v for k, v in LSTM.items() if k != "w_h"}, SEQ),
-        (KeyError, ValueError),
-        "w_h",
-    ),
-    case(
-        "lstm-init-hidden",
-        lambda: F.lstm_cell_init(K, 3, 0),
-        ValueError,
-        "hidden_features",
-        "0",
-    ),
-    # --- positional
-    case(
-        "sinusoidal-length",
-        lambda: F.sinusoidal_position_encoding(-1, 4),
-        ValueError,
-        "length",
-        "-1",
-    ),
-    case(
-        "sinusoidal-odd-features",
-        lambda: F.sinusoidal_position_encoding(5, 3),
-        ValueError,
-        "features",
-        "3",
-    ),
-    case(
-        "rotary-odd",
-        lambda: F.rotary_position_encoding(jnp.ones((1, 5, 2, 3))),
-        ValueError,
-        "x.shape[-1]",
-        "3",
-    ),
 ]
 
 
@@ -409,4 +291,4 @@ def test_bad_functional_input(c):
 
 
 def test_the_corpus_is_large():
-    assert len(CASES) >= 60
+    assert len(CASES) + len(test_reliability_sequence_ops.CASES) >= 60
