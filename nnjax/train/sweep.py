@@ -36,17 +36,17 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import optax
 from flax import nnx
 
 from nnjax import losses
 from nnjax._deprecation import renamed_args
-from nnjax.train import compiled, setup, step
+from nnjax.train import compiled, setup, sharding, step
 from nnjax.train import validation as checks
 from nnjax.train.callbacks import Callback, EarlyStopping
 from nnjax.train.checkpoint import ModelCheckpoint
+from nnjax.train.data import ArraySource
 from nnjax.train.driver import CallbackDriver, Run
 from nnjax.train.engine import Plan, run_epochs
 from nnjax.train.optimizers import get_optimizer
@@ -58,6 +58,7 @@ from nnjax.train.sweep_callbacks import (
     group_folder,
     resume,
 )
+from nnjax.train.sweep_feeder import SweepFeeder
 from nnjax.train.sweep_result import (
     MemberGroup,
     SweepResult,
@@ -79,7 +80,6 @@ from nnjax.train.sweep_space import (
     zip_members,
 )
 from nnjax.train.sweep_step import (
-    SweepFeeder,
     SweepHistory,
     SweepState,
     auto_per_step,
@@ -125,6 +125,7 @@ def sweep(
     resume_from: str | os.PathLike | None = None,
     verbose: int = 0,
     check_inputs: bool = True,
+    devices: Sequence[jax.Device] | None = None,
 ) -> SweepResult:
     """Trains ``M`` members (seeds x hyperparameters), ``fit`` over stacked members.
 
@@ -172,7 +173,11 @@ def sweep(
         measured faster there).
       resume_from: a ``ModelCheckpoint`` folder of an earlier run of this sweep: every
         group continues after its newest checkpoint (a finished group is not rerun).
-      verbose: 0 silent; 1 or 2 one line per epoch and group.
+      verbose: 0 silent; 1 or 2 one line per epoch and group (process 0 only).
+      devices: devices to split each batch over, as ``fit``'s (default: all local
+        devices when they divide ``batch_size``, else one; after
+        :func:`nnjax.distributed.initialize`, every device of every process, each
+        process reading only its rows of every member's batches).
 
     Returns:
       A :class:`~nnjax.train.sweep_result.SweepResult`.
@@ -208,9 +213,12 @@ def sweep(
     check_numeric(hp, opt_names)
     stop_spec, ckpt_spec, others = _split_callbacks(callbacks)
     source, val = setup.sources(
-        data, validation_data, validation_split, batch_size=batch_size, mesh_size=1,
-        steps_per_epoch=steps_per_epoch, class_weight=class_weight, check_inputs=check_inputs,
+        data, validation_data, validation_split, batch_size=batch_size,
+        mesh_size=setup.data_axis_size(None, devices), steps_per_epoch=steps_per_epoch,
+        class_weight=class_weight, check_inputs=check_inputs,
     )  # fmt: skip
+    mesh = setup.make_mesh(source.batch_size, devices, None)
+    val = _divisible(val, mesh.size)
     if members_per_program is not None:
         members_per_program = checks.check_count("members_per_program", members_per_program, 1)
     if members_per_step not in (None, "auto"):
@@ -221,10 +229,18 @@ def sweep(
         objective=objective, source=source, val=val, epochs=epochs, shuffle=shuffle,
         steps_per_dispatch=steps_per_dispatch, stop_spec=stop_spec, ckpt_spec=ckpt_spec,
         others=others, resume_from=resume_from, verbose=verbose, num_groups=len(groups),
-        per_step=members_per_step,
+        per_step=members_per_step, mesh=mesh,
     )  # fmt: skip
     done = [_run_group(g, idx, structure, **context) for g, (idx, structure) in enumerate(groups)]
     return assemble(done, seed_list, hp, [*opt_names, *model_names], stop_spec)
+
+
+def _divisible(val: Any, size: int) -> Any:
+    """An array validation source whose batch size the mesh's ``size`` devices divide."""
+    if isinstance(val, ArraySource) and val.batch_size % size:
+        rounded = -(-val.batch_size // size) * size
+        return ArraySource(val.x, val.y, batch_size=rounded, weight=val.weight)
+    return val
 
 
 def _factory(optimizer: str | OptimizerFactory) -> OptimizerFactory:
@@ -292,7 +308,7 @@ def _initial_state(idx: np.ndarray, seeds: list[int], structure: dict[str, Any],
         model, graphdef, params0, rest0, c["objective"], c["source"], c["val"], txs[0]
     )
     opt_state = stack([tx.init(take(params, j)) for j, tx in enumerate(txs)])
-    state = SweepState(params, opt_state, rest, jnp.ones(len(idx), jnp.float32))
+    state = SweepState(params, opt_state, rest, np.ones(len(idx), np.float32))
     return model, graphdef, state, user_logs
 
 
@@ -305,7 +321,7 @@ def _group_callbacks(g: int, c: dict, stopping, expect: dict, *, resumed: bool) 
         cbs.append(SweepCheckpoint(
             folder, max_to_keep=c["ckpt_spec"].max_to_keep, stopping=stopping, meta=expect
         ))  # fmt: skip
-    if c["verbose"]:
+    if c["verbose"] and jax.process_index() == 0:
         cbs.append(SweepProgress(g, c["num_groups"], c["epochs"]))
     return cbs
 
@@ -313,21 +329,23 @@ def _group_callbacks(g: int, c: dict, stopping, expect: dict, *, resumed: bool) 
 def _group_plan(model: nnx.Module, graphdef: nnx.GraphDef, state: SweepState, c: dict) -> Plan:
     """The engine's plan: the vmapped dispatch, the per-member feeder, validation and logs."""
     objective, seeds = c["objective"], c["group_seeds"]
-    per_step = c["per_step"]
+    per_step, mesh = c["per_step"], c["mesh"]
     if per_step == "auto":
         per_step = auto_per_step(state.params, jax.devices()[0].platform)
-    k = c["steps_per_dispatch"] or compiled.steps_per_dispatch_for(model)
-    feeder = SweepFeeder(c["source"], seeds, checks.check_count("steps_per_dispatch", k, 1))
+    k = checks.check_count(
+        "steps_per_dispatch", c["steps_per_dispatch"] or compiled.steps_per_dispatch_for(model), 1
+    )
+    feeder = SweepFeeder(c["source"], seeds, k, mesh)
     validate = None
     if c["val"] is not None:
         eval_graphdef = step.graphdef_for(model, training=False)
         args = (objective.loss, objective.metrics, objective.options)
-        validate = make_validate(eval_graphdef, c["val"], *args)
+        validate = make_validate(eval_graphdef, c["val"], *args, mesh)
     resolved = step.resolve_metrics(objective.metrics)
     return Plan(
         train_fn=compiled_sweep_train(
             graphdef, objective.loss, c["factory"], c["opt_names"], objective.metrics,
-            feeder.k, feeder.gather, objective.options, per_step,
+            feeder.k, feeder.mode, objective.options, per_step, mesh,
         ),
         feeder=feeder, validate=None, metrics=resolved, epochs=c["epochs"],
         steps=c["source"].steps, shuffle=c["shuffle"], verbose=0,
@@ -346,7 +364,8 @@ def _run_group(g: int, idx: np.ndarray, structure: dict[str, Any], **c: Any) -> 
         got = resume(group_folder(c["resume_from"], g), state, stopping, expect)
         if got is not None:
             state, history, initial, global_step, finished = got
-    run = Run(model, state, None, history, seeds[0], global_step)  # type: ignore[arg-type]
+    state = SweepState(*sharding.put_replicated(tuple(state), c["mesh"]))
+    run = Run(model, state, c["mesh"], history, seeds[0], global_step)  # type: ignore[arg-type]
     cbs = _group_callbacks(g, c, stopping, expect, resumed=len(history) > 0)
     driver = CallbackDriver(cbs, run)
     driver.train_begin(setup.log_names(c["objective"], user_logs, c["val"], state))

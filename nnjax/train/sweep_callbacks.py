@@ -95,8 +95,9 @@ class MemberStopping(Callback):
         if self.restore_best_weights and stop.any():
             params, rest = select(stop, self.best, (params, rest))
         if stop.any():
-            new_active = jnp.asarray(np.where(stop, 0.0, active).astype(np.float32))
-            self.loop.replace_state(params=params, rest=rest, active=new_active)
+            new_active = np.where(stop, 0.0, active).astype(np.float32)
+            active_on_mesh = self.loop.put_state(new_active, like=state.active)
+            self.loop.replace_state(params=params, rest=rest, active=active_on_mesh)
         if not (active & ~stop).any():
             self.loop.request_stop()
 
@@ -190,8 +191,9 @@ def check_fresh(folder: str, overwrite: bool, *, resumed: bool) -> None:
             "it with sweep(..., resume_from=directory), choose another folder, or pass "
             "overwrite=True to replace it"
         )
-    for _, path in found:
-        shutil.rmtree(path, ignore_errors=True)
+    if jax.process_index() == 0:  # one process deletes, as it alone writes
+        for _, path in found:
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def resume(

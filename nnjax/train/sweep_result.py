@@ -192,8 +192,14 @@ class SweepResult:
         return pandas.DataFrame(self.rows(metric, mode))
 
     def to_csv(self, path: str | os.PathLike, metric: str | None = None, mode: str = "auto"):
-        """Writes :meth:`rows` as CSV (no pandas needed)."""
+        """Writes :meth:`rows` as CSV (no pandas needed); with several processes, process 0.
+
+        Every process holds the same result, so only JAX process 0 writes the file (the
+        others return at once).
+        """
         rows = self.rows(metric, mode)
+        if jax.process_index() != 0:
+            return
         with open(path, "w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["member"])
             writer.writeheader()
@@ -239,7 +245,7 @@ def ensemble_predict(
     eval_graphdef = step_lib.graphdef_for(result.member(0), training=False)
     fn = None if activation is None else activations.get(activation)
     predict = _compiled_ensemble(eval_graphdef, fn)
-    return predict(result.params, result.rest, jnp.asarray(x))
+    return predict(result.params, result.rest, _input(x))
 
 
 def member_predictions(result: SweepResult, x: jax.typing.ArrayLike) -> jax.Array:
@@ -255,7 +261,16 @@ def member_predictions(result: SweepResult, x: jax.typing.ArrayLike) -> jax.Arra
       (3, 8, 1)
     """
     eval_graphdef = step_lib.graphdef_for(result.member(0), training=False)
-    return _compiled_members(eval_graphdef)(result.params, result.rest, jnp.asarray(x))
+    return _compiled_members(eval_graphdef)(result.params, result.rest, _input(x))
+
+
+def _input(x: Any) -> Any:
+    """``x`` as a jitted call takes it beside members placed on any mesh.
+
+    Host data stays NumPy (so it joins arrays spread over several processes as a
+    replicated input); JAX arrays pass as they are.
+    """
+    return x if isinstance(x, jax.Array) else np.asarray(x)
 
 
 @cached

@@ -4,9 +4,10 @@
 plus each member's ``active`` flag); :func:`compiled_sweep_train` is the dispatch: one
 ``jax.vmap`` of ``fit``'s own step and device loop, whose result is kept only for
 active members (a stopped member's state does not move, inside the compiled step).
-:class:`SweepFeeder` hands the engine each dispatch's per-member batches (member ``i``
-sees exactly what ``fit(..., seed=seeds[i])`` sees); :func:`make_sweep_logs` turns the
-host outputs into per-member logs ``name -> (M,)`` (NaN for stopped members).
+:class:`~nnjax.train.sweep_feeder.SweepFeeder` hands the engine each dispatch's
+per-member batches (member ``i`` sees exactly what ``fit(..., seed=seeds[i])`` sees),
+split over the devices of every process; :func:`make_sweep_logs` turns the host
+outputs into per-member logs ``name -> (M,)`` (NaN for stopped members).
 
 Example:
   >>> state = SweepState({}, (), {}, np.ones(2, np.float32))
@@ -24,14 +25,14 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from flax import nnx
+from jax.sharding import Mesh
 
 from nnjax import metrics as metrics_lib
 from nnjax.train import optimizers, sharding, step
 from nnjax.train.compiled import TRACES, cached, gathered, loop_steps
-from nnjax.train.data import ArraySource, epoch_index
 from nnjax.train.engine import epoch_logs
 from nnjax.train.evaluate import summarize
-from nnjax.train.feeder import Chunk, DeviceFeeder
+from nnjax.train.sweep_feeder import SweepFeeder
 
 PyTree = Any
 
@@ -83,7 +84,7 @@ def select(keep: Any, new: PyTree, old: PyTree) -> PyTree:
       >>> select(np.array([1, 0]), {"w": np.ones(2)}, {"w": np.zeros(2)})["w"].tolist()
       [1.0, 0.0]
     """
-    return _select()(jnp.asarray(keep), new, old)
+    return _select()(np.asarray(keep), new, old)
 
 
 @cached
@@ -94,26 +95,32 @@ def compiled_sweep_train(
     names: tuple[str, ...],
     metrics: tuple,
     k: int,
-    gather: bool,
+    mode: str,
     options: tuple = (),
     per_step: int | None = None,
+    mesh: Mesh | None = None,
 ) -> Callable:
     """The jitted, donating sweep dispatch; memoised on its (hashable) arguments.
 
-    With ``gather``: ``fn(params, opt_state, rest, active, data, idx, mask, n)`` with
-    ``idx``/``mask`` ``(M, K, B)`` row indices into device-resident ``data``; otherwise
-    ``fn(params, opt_state, rest, active, batches, n)`` with one stacked ``Batch``
-    ``(K, B, ...)`` shared by every member. Each member runs ``fit``'s step
+    ``mode`` is the :class:`~nnjax.train.sweep_feeder.SweepFeeder`'s: ``"gather"``:
+    ``fn(params, opt_state, rest, active, data, idx, mask, n)`` with ``idx``/``mask``
+    ``(M, K, B)`` row indices into device-resident ``data``; ``"members"``:
+    ``fn(params, opt_state, rest, active, batches, n)`` with a ``Batch`` of every
+    member's ``(M, K, B, ...)`` stacks; ``"shared"``: the same with one ``(K, B, ...)``
+    stack shared by every member. Each member runs ``fit``'s step
     (:func:`nnjax.train.step.make_train_step` under ``optax.inject_hyperparams``, its
     values read from the member's optimizer state) in ``fit``'s device loop; members
     with ``active == 0`` keep their state. ``per_step`` members are computed together
     (``jax.vmap``) and the groups of them one after another in a device loop
     (``lax.map``); ``None``: all at once, ``1``: one member at a time (unbatched
-    matrix products, as ``fit``'s own program).
+    matrix products, as ``fit``'s own program). Batches are split over ``mesh``'s
+    ``'data'`` axis (its devices may span several processes); the state and the logs
+    come out replicated on it, so every process reads the same logs.
     """
     # Placeholder values: inject_hyperparams reads every member's values from its state.
     tx = optax.inject_hyperparams(factory)(**dict.fromkeys(names, 0.0))
     steps = loop_steps(step.make_train_step(graphdef, loss, tx, metrics, **dict(options)), k)
+    spread = mesh is not None and mesh.size > 1
 
     def member(params, opt_state, rest, active, get, n):
         new = steps(params, opt_state, rest, get, n)
@@ -121,13 +128,24 @@ def compiled_sweep_train(
         kept = jax.tree.map(lambda a, b: jnp.where(keep, a, b), new[:3], (params, opt_state, rest))
         return (*kept, active, new[3])
 
+    def replicated(out):
+        return jax.lax.with_sharding_constraint(out, sharding.replicated(mesh)) if spread else out
+
     def from_device_data(params, opt_state, rest, active, data, idx, mask, n):
         TRACES.hit()
 
         def one(p, o, r, a, rows, m):
-            return member(p, o, r, a, lambda i: gathered(data, rows, m, i, None), n)
+            return member(p, o, r, a, lambda i: gathered(data, rows, m, i, mesh), n)
 
-        return over_members(one, (params, opt_state, rest, active, idx, mask), per_step)
+        return replicated(over_members(one, (params, opt_state, rest, active, idx, mask), per_step))
+
+    def from_member_batches(params, opt_state, rest, active, batches, n):
+        TRACES.hit()
+
+        def one(p, o, r, a, b):
+            return member(p, o, r, a, lambda i: jax.tree.map(lambda leaf: leaf[i], b), n)
+
+        return replicated(over_members(one, (params, opt_state, rest, active, batches), per_step))
 
     def from_batches(params, opt_state, rest, active, batches, n):
         TRACES.hit()
@@ -135,9 +153,16 @@ def compiled_sweep_train(
         def one(p, o, r, a):
             return member(p, o, r, a, lambda i: jax.tree.map(lambda b: b[i], batches), n)
 
-        return over_members(one, (params, opt_state, rest, active), per_step)
+        return replicated(over_members(one, (params, opt_state, rest, active), per_step))
 
-    return jax.jit(from_device_data if gather else from_batches, donate_argnums=(0, 1, 2))
+    fns: dict[str, Callable] = {
+        "gather": from_device_data,
+        "members": from_member_batches,
+        "shared": from_batches,
+    }
+    if mode not in fns:
+        raise ValueError(f"compiled_sweep_train: `mode` must be one of {sorted(fns)}, got {mode!r}")
+    return jax.jit(fns[mode], donate_argnums=(0, 1, 2))
 
 
 def over_members(fn: Callable, xs: tuple, per_step: int | None) -> Any:
@@ -183,48 +208,6 @@ def auto_per_step(params: PyTree, platform: str) -> int | None:
     return None if platform != "cpu" or per_member <= CPU_VMAP_MAX_PARAMS else 1
 
 
-class SweepFeeder:
-    """Each dispatch's batches for every member, as :class:`~nnjax.train.feeder.Chunk` s.
-
-    Array data is put on the device once; member ``i`` gets the rows
-    ``epoch_index(seeds[i], epoch, N, B)`` (``fit``'s data-order rule), sent as
-    ``(M, K, B)`` indices. An iterable's batches are shared by every member (their
-    order is the iterable's own, as in ``fit``).
-
-    Example:
-      >>> from nnjax.train.data import ArraySource
-      >>> src = ArraySource(np.ones((10, 2), np.float32), np.zeros(10, np.int32), batch_size=4)
-      >>> [c.args[1].shape for c in SweepFeeder(src, [0, 1], k=2).epoch(0, 0)]
-      [(2, 2, 4), (2, 2, 4)]
-    """
-
-    def __init__(self, source: Any, seeds: Sequence[int], k: int) -> None:
-        self.source, self.seeds, self.k = source, list(seeds), k
-        self.gather = isinstance(source, ArraySource)
-        self.data = jax.device_put(source.device_arrays()) if self.gather else None
-        self._host = None
-        if not self.gather:
-            mesh = sharding.make_mesh(jax.devices()[:1])
-            self._host = DeviceFeeder(source, mesh, k, on_device=False)
-
-    def epoch(self, seed: int, epoch: int, *, shuffle: bool = True):
-        """The dispatches of one epoch (``seed`` is unused: each member has its own)."""
-        del seed
-        if self._host is not None:
-            yield from self._host.epoch(0, epoch, shuffle=shuffle)
-            return
-        n, b = self.source.n, self.source.batch_size
-        order = [epoch_index(s, epoch, n, b, shuffle=shuffle) for s in self.seeds]
-        idx, mask = np.stack([o[0] for o in order]), np.stack([o[1] for o in order])
-        for start in range(0, idx.shape[1], self.k):
-            steps = min(self.k, idx.shape[1] - start)
-            pad = ((0, 0), (0, self.k - steps), (0, 0))
-            chunk_idx = np.pad(idx[:, start : start + steps], pad).astype(np.int32)
-            chunk_mask = np.pad(mask[:, start : start + steps], pad)
-            args = (self.data, jnp.asarray(chunk_idx), jnp.asarray(chunk_mask), steps)
-            yield Chunk(args, steps, int(chunk_mask[0].sum()))
-
-
 @cached
 def _compiled_eval(graphdef: nnx.GraphDef, loss: Any, metrics: tuple, options: tuple):
     named = dict(options)
@@ -235,20 +218,30 @@ def _compiled_eval(graphdef: nnx.GraphDef, loss: Any, metrics: tuple, options: t
 
 
 def make_validate(
-    eval_graphdef: nnx.GraphDef, source: Any, loss: Any, metrics: tuple, options: tuple
+    eval_graphdef: nnx.GraphDef,
+    source: Any,
+    loss: Any,
+    metrics: tuple,
+    options: tuple,
+    mesh: Mesh | None = None,
 ) -> Callable[[SweepState], dict[str, np.ndarray]]:
     """``validate(state) -> {name: (M,)}``: every member's exact loss and metrics.
 
-    Members are evaluated together (one vmapped, jitted evaluation step per batch);
-    the statistics are summed over the batches per member, as ``evaluate`` does.
+    Members are evaluated together (one vmapped, jitted evaluation step per batch, the
+    batch split over ``mesh``: each process reads only its rows); the statistics are
+    summed over the batches per member, as ``evaluate`` does.
     """
     eval_step = _compiled_eval(eval_graphdef, loss, metrics, options)
     resolved = step.resolve_metrics(metrics)
+    mesh = mesh or sharding.make_mesh(jax.devices()[:1])
+    size = source.batch_size
+    part = sharding.process_rows(mesh, size)
 
     def validate(state: SweepState) -> dict[str, np.ndarray]:
-        batches = source.batches(0, 0, shuffle=False)
-        outs = [eval_step(state.params, state.rest, jax.device_put(b)) for b in batches]
-        host = jax.device_get(outs)
+        batches = source.batches(0, 0, shuffle=False, part=part)
+        put = lambda b: sharding.put_batch(b, mesh, batch_axis=0, batch_size=size)
+        outs = [eval_step(state.params, state.rest, put(b)) for b in batches]
+        host = sharding.to_host(outs)
         members = len(state.active)
         per = [summarize(resolved, [take(o, i) for o in host]) for i in range(members)]
         return {name: np.array([p[name] for p in per]) for name in per[0]}

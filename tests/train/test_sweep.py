@@ -100,11 +100,16 @@ def test_member_matches_fit_with_the_same_seed(result, data):
         validation_data=(data[0][:16], data[1][:16]),
         seed=1,
         verbose=0,
-        devices=jax.devices()[:1],
-    )
+    )  # both split each batch over the 4 devices
     assert_close(params_of(result.member(3)), params_of(model))
-    for name in ("loss", "accuracy", "val_loss", "val_accuracy"):
+    for name in ("loss", "val_loss", "val_accuracy"):
         np.testing.assert_allclose(result.history[name][3], history.history[name], atol=1e-5)
+    # Training accuracy under dropout: an example whose hidden units are all dropped
+    # scores the output biases alone, a near-tie that float reassociation (vmap, the
+    # device split) may flip: at most one of the N examples per epoch.
+    np.testing.assert_allclose(
+        result.history["accuracy"][3], history.history["accuracy"], atol=1 / N + 1e-6
+    )
 
 
 def test_validation_history_is_each_members_evaluation(result, data):

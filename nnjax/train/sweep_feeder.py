@@ -1,0 +1,136 @@
+"""A sweep's data feeding: every member's batches, on every device of every process.
+
+Member ``i`` of a sweep sees exactly the batches ``fit(..., seed=seeds[i])`` sees:
+the rows ``epoch_index(seeds[i], epoch, N, B)`` (:mod:`nnjax.train.data`). The
+batches are split over the ``'data'`` axis of the sweep's mesh, as ``fit`` splits
+them; the members' state is replicated. :class:`SweepFeeder` feeds them in one of
+three ways (its ``mode``):
+
+* ``"gather"``: in-memory arrays that fit on the device, in one process: the data is
+  put on the devices once and each dispatch sends only the ``(M, K, B)`` row indices
+  and masks; the step gathers every member's batches on the device;
+* ``"members"``: memmaps, data too large for the device, and any array data of a
+  multi-process run: each process reads only its block of rows of every member's
+  batches (:func:`nnjax.train.sharding.process_rows`), stacks them ``(M, K, B/P, ...)``
+  in a background thread and the global ``(M, K, B, ...)`` stack is assembled from
+  every process's rows (:func:`jax.make_array_from_process_local_data`);
+* ``"shared"``: an iterable's batches, shared by every member in the iterable's own
+  order (as ``fit`` reads them; with several processes each yields its own rows).
+
+Example:
+  >>> import jax, numpy as np
+  >>> from nnjax.train import sharding
+  >>> from nnjax.train.data import ArraySource
+  >>> src = ArraySource(np.ones((10, 2), np.float32), np.zeros(10, np.int32), batch_size=4)
+  >>> feeder = SweepFeeder(src, [0, 1], k=2, mesh=sharding.make_mesh(jax.devices()[:1]))
+  >>> feeder.mode, [c.args[1].shape for c in feeder.epoch(0, 0)]
+  ('gather', [(2, 2, 4), (2, 2, 4)])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import jax
+import numpy as np
+from jax.sharding import Mesh
+
+from nnjax.train import sharding
+from nnjax.train.data import ArraySource, epoch_index
+from nnjax.train.feeder import Chunk, DeviceFeeder, Prefetcher, fits_on_device
+
+#: The ways a :class:`SweepFeeder` feeds the compiled sweep (see the module docstring).
+MODES = ("gather", "members", "shared")
+
+
+def feed_mode(source: Any, mesh: Mesh) -> str:
+    """``"gather"``, ``"members"`` or ``"shared"`` for ``source`` on ``mesh``.
+
+    Example:
+      >>> from nnjax.train.data import ArraySource
+      >>> src = ArraySource(np.ones((4, 2)), np.zeros(4), batch_size=2)
+      >>> feed_mode(src, sharding.make_mesh(jax.devices()[:1]))
+      'gather'
+    """
+    if not isinstance(source, ArraySource):
+        return "shared"
+    local = (
+        jax.process_count() == 1
+        and not source.is_memmap()
+        and fits_on_device(source.nbytes(), mesh.devices.flat[0])
+    )
+    return "gather" if local else "members"
+
+
+def _padded(idx: np.ndarray, mask: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(M, steps, B)`` indices and masks padded to ``(M, k, B)`` (mask 0: no update)."""
+    pad = ((0, 0), (0, k - idx.shape[1]), (0, 0))
+    return np.pad(idx, pad).astype(np.int32), np.pad(mask, pad)
+
+
+class SweepFeeder:
+    """Each dispatch's batches for every member, as :class:`~nnjax.train.feeder.Chunk` s.
+
+    Args:
+      source: the training source (arrays, memmaps or an iterable).
+      seeds: each member's seed (its data order), ``M`` of them.
+      k: batches per dispatch.
+      mesh: the sweep's mesh; batches are split over its ``'data'`` axis.
+
+    Attributes:
+      mode: ``"gather"``, ``"members"`` or ``"shared"`` (the module docstring says which
+        data takes which); the compiled sweep takes its batches accordingly.
+    """
+
+    def __init__(self, source: Any, seeds: Sequence[int], k: int, mesh: Mesh) -> None:
+        self.source, self.seeds, self.k, self.mesh = source, list(seeds), k, mesh
+        self.mode = feed_mode(source, mesh)
+        self.data = None
+        self._shared = None
+        if self.mode == "gather":
+            self.data = sharding.put_replicated(source.device_arrays(), mesh)
+        elif self.mode == "shared":
+            self._shared = DeviceFeeder(source, mesh, k, on_device=False)
+        self._part = sharding.process_rows(mesh, source.batch_size)
+
+    def _orders(self, epoch: int, shuffle: bool) -> tuple[np.ndarray, np.ndarray]:
+        """Every member's ``(M, steps, B)`` row indices and masks of ``epoch``."""
+        n, b = self.source.n, self.source.batch_size
+        order = [epoch_index(s, epoch, n, b, shuffle=shuffle) for s in self.seeds]
+        return np.stack([o[0] for o in order]), np.stack([o[1] for o in order])
+
+    def _index_chunk(self, idx: np.ndarray, mask: np.ndarray) -> Chunk:
+        steps = idx.shape[1]
+        idx, mask = _padded(idx, mask, self.k)
+        placed = sharding.put_batch((idx, mask), self.mesh, batch_axis=2)
+        return Chunk((self.data, *placed, steps), steps, int(mask[0].sum()))
+
+    def _member_chunk(self, block: tuple[np.ndarray, np.ndarray]) -> Chunk:
+        """This process's rows of every member's batches, placed as one global stack."""
+        idx, mask = block
+        steps = idx.shape[1]
+        idx, mask = _padded(idx, mask, self.k)
+        local = idx[..., self._part], mask[..., self._part]
+        batch = self.source.batch(local[0].ravel(), local[1].ravel())
+        batch = jax.tree.map(lambda a: a.reshape(*local[0].shape, *a.shape[1:]), batch)
+        size = self.source.batch_size
+        placed = sharding.put_batch(batch, self.mesh, batch_axis=2, batch_size=size)
+        return Chunk((placed, steps), steps, int(local[1][0].sum()))
+
+    def epoch(self, seed: int, epoch: int, *, shuffle: bool = True) -> Iterator[Chunk]:
+        """The dispatches of one epoch (``seed`` is unused: each member has its own)."""
+        del seed
+        if self._shared is not None:
+            yield from self._shared.epoch(0, epoch, shuffle=shuffle)
+            return
+        idx, mask = self._orders(epoch, shuffle)
+        starts = range(0, idx.shape[1], self.k)
+        blocks = ((idx[:, s : s + self.k], mask[:, s : s + self.k]) for s in starts)
+        if self.mode == "gather":
+            yield from (self._index_chunk(*block) for block in blocks)
+        else:
+            yield from Prefetcher(blocks, self._member_chunk)
+
+
+__all__ = ["MODES", "SweepFeeder", "feed_mode"]
