@@ -5,18 +5,20 @@
 
 from __future__ import annotations
 
+import math
+
 import jax
 import jax.numpy as jnp
-from jax import lax
 
 from nnjax import _checks
 from nnjax._deprecation import renamed_args
+from nnjax.functional import _pool_formulations as _forms
 from nnjax.functional import _utils
 
 Window = int | tuple[int, ...]
 
 
-def _window_args(op, nd, x, window, stride, padding):
+def _window_args(op, nd, x, window, stride, padding, formulation):
     x = _utils.as_compute(op, x)
     _checks.check_rank(op, "x", x, nd + 2)
     window = _utils.ntuple(window, nd, "window_shape", op)
@@ -25,27 +27,25 @@ def _window_args(op, nd, x, window, stride, padding):
     if mode not in ("SAME", "VALID"):
         raise ValueError(f"{op}: `padding` must be 'SAME' or 'VALID', got {padding!r}")
     _utils.check_window_fits(op, x, window, mode)
-    return x, (1, *window, 1), (1, *stride, 1), mode
+    how = _forms.resolve(op, formulation, x.shape, window, stride)
+    return x, window, stride, mode, how
 
 
-def _max_pool(op: str, nd: int, x, window, stride, padding) -> jax.Array:
-    x, dims, strides, mode = _window_args(op, nd, x, window, stride, padding)
-    return lax.reduce_window(x, -jnp.inf, lax.max, dims, strides, mode)
+def _max_pool(op: str, nd: int, x, window, stride, padding, formulation) -> jax.Array:
+    x, window, stride, mode, how = _window_args(op, nd, x, window, stride, padding, formulation)
+    return _forms.MAX[how](x, window, stride, mode)
 
 
-def _avg_pool(op: str, nd: int, x, window, stride, padding, count_include_pad) -> jax.Array:
-    x, dims, strides, mode = _window_args(op, nd, x, window, stride, padding)
-    # A Python scalar as the initial value lets JAX recognise the sum monoid (and so
-    # differentiate it); a traced zero would make a generic, non-differentiable reduction.
-    total = lax.reduce_window(x, 0.0, lax.add, dims, strides, mode)
-    size = 1
-    for w in dims:
-        size *= w
+def _avg_pool(
+    op: str, nd: int, x, window, stride, padding, count_include_pad, formulation
+) -> jax.Array:
+    x, window, stride, mode, how = _window_args(op, nd, x, window, stride, padding, formulation)
+    window_sum = _forms.SUM[how]
+    total = window_sum(x, window, stride, mode)
     if mode == "VALID" or count_include_pad:
-        return total / size
+        return total / math.prod(window)
     ones = jnp.ones((1, *x.shape[1:-1], 1), x.dtype)
-    count = lax.reduce_window(ones, 0.0, lax.add, dims, strides, mode)
-    return total / count
+    return total / window_sum(ones, window, stride, mode)
 
 
 @renamed_args(window="window_shape")
@@ -54,6 +54,8 @@ def max_pool1d(
     window_shape: Window,
     stride: Window | None = None,
     padding: str = "VALID",
+    *,
+    formulation: str = "auto",
 ) -> jax.Array:
     """Takes the maximum over each ``window_shape`` of ``(B, T, C)`` sequences.
 
@@ -66,7 +68,7 @@ def max_pool1d(
       >>> max_pool1d(jnp.array([[[1.0], [3.0], [2.0], [0.0]]]), 2)[..., 0]
       Array([[3., 2.]], dtype=float32)
     """
-    return _max_pool("max_pool1d", 1, x, window_shape, stride, padding)
+    return _max_pool("max_pool1d", 1, x, window_shape, stride, padding, formulation)
 
 
 @renamed_args(window="window_shape")
@@ -75,6 +77,8 @@ def max_pool2d(
     window_shape: Window,
     stride: Window | None = None,
     padding: str = "VALID",
+    *,
+    formulation: str = "auto",
 ) -> jax.Array:
     """Takes the maximum over each ``window_shape`` of NHWC images.
 
@@ -85,14 +89,21 @@ def max_pool2d(
       padding: ``"VALID"`` (drop incomplete windows) or ``"SAME"`` (output
         ``ceil(H / sh)``; pads with ``-inf``, the odd row/column at the bottom/right as
         in TensorFlow).
+      formulation: ``"auto"`` (the formulation measured fastest for this backend and
+        shape), ``"reduce_window"`` (:func:`jax.lax.reduce_window`) or ``"reshape"``
+        (non-overlapping windows only: a reshape and a max, whose gradient is a
+        select). All compute the same values and gradients (ties: the whole gradient
+        goes to the first maximal element of the window, as in PyTorch); see
+        ``nnjax/functional/_pool_formulations.py``.
 
     Returns:
       ``(B, H', W', C)``, the dtype of ``x``.
 
     Raises:
       AssertionError: if ``x`` is not rank 4 (the message names the shape).
-      ValueError: for a bad ``window_shape``, ``stride`` or ``padding``, or a ``"VALID"``
-        window larger than the image.
+      ValueError: for a bad ``window_shape``, ``stride``, ``padding`` or ``formulation``
+        (``"reshape"`` with ``stride != window_shape``), or a ``"VALID"`` window larger
+        than the image.
       TypeError: if ``x`` is not floating.
 
     Example:
@@ -101,7 +112,7 @@ def max_pool2d(
       Array([[6., 8.],
              [3., 4.]], dtype=float32)
     """
-    return _max_pool("max_pool2d", 2, x, window_shape, stride, padding)
+    return _max_pool("max_pool2d", 2, x, window_shape, stride, padding, formulation)
 
 
 @renamed_args(window="window_shape")
@@ -110,6 +121,8 @@ def max_pool3d(
     window_shape: Window,
     stride: Window | None = None,
     padding: str = "VALID",
+    *,
+    formulation: str = "auto",
 ) -> jax.Array:
     """Takes the maximum over each ``window_shape`` of ``(B, D, H, W, C)`` volumes.
 
@@ -122,7 +135,7 @@ def max_pool3d(
       >>> max_pool3d(jnp.ones((1, 4, 4, 4, 2)), 2).shape
       (1, 2, 2, 2, 2)
     """
-    return _max_pool("max_pool3d", 3, x, window_shape, stride, padding)
+    return _max_pool("max_pool3d", 3, x, window_shape, stride, padding, formulation)
 
 
 @renamed_args(window="window_shape")
@@ -133,6 +146,7 @@ def avg_pool1d(
     padding: str = "VALID",
     *,
     count_include_pad: bool = False,
+    formulation: str = "auto",
 ) -> jax.Array:
     """Averages over each ``window_shape`` of ``(B, T, C)`` sequences; as :func:`avg_pool2d`.
 
@@ -143,7 +157,9 @@ def avg_pool1d(
       >>> avg_pool1d(jnp.array([[[1.0], [3.0], [2.0], [0.0]]]), 2)[..., 0]
       Array([[2., 1.]], dtype=float32)
     """
-    return _avg_pool("avg_pool1d", 1, x, window_shape, stride, padding, count_include_pad)
+    return _avg_pool(
+        "avg_pool1d", 1, x, window_shape, stride, padding, count_include_pad, formulation
+    )
 
 
 @renamed_args(window="window_shape")
@@ -154,6 +170,7 @@ def avg_pool2d(
     padding: str = "VALID",
     *,
     count_include_pad: bool = False,
+    formulation: str = "auto",
 ) -> jax.Array:
     """Averages over each ``window_shape`` of NHWC images.
 
@@ -165,6 +182,8 @@ def avg_pool2d(
         :func:`max_pool2d`).
       count_include_pad: with ``"SAME"``, whether padded zeros count in the average
         (PyTorch's default is ``True``; Keras and this function's is ``False``).
+      formulation: ``"auto"``, ``"reduce_window"`` or ``"reshape"`` (a reshape and a
+        sum; non-overlapping windows only), as in :func:`max_pool2d`.
 
     Returns:
       ``(B, H', W', C)``, the dtype of ``x``.
@@ -176,7 +195,9 @@ def avg_pool2d(
       >>> avg_pool2d(jnp.ones((1, 4, 4, 3)), 2).shape
       (1, 2, 2, 3)
     """
-    return _avg_pool("avg_pool2d", 2, x, window_shape, stride, padding, count_include_pad)
+    return _avg_pool(
+        "avg_pool2d", 2, x, window_shape, stride, padding, count_include_pad, formulation
+    )
 
 
 @renamed_args(window="window_shape")
@@ -187,6 +208,7 @@ def avg_pool3d(
     padding: str = "VALID",
     *,
     count_include_pad: bool = False,
+    formulation: str = "auto",
 ) -> jax.Array:
     """Averages over each ``window_shape`` of ``(B, D, H, W, C)`` volumes; as :func:`avg_pool2d`.
 
@@ -197,4 +219,6 @@ def avg_pool3d(
       >>> avg_pool3d(jnp.ones((1, 4, 4, 4, 2)), (2, 2, 1)).shape
       (1, 2, 2, 4, 2)
     """
-    return _avg_pool("avg_pool3d", 3, x, window_shape, stride, padding, count_include_pad)
+    return _avg_pool(
+        "avg_pool3d", 3, x, window_shape, stride, padding, count_include_pad, formulation
+    )

@@ -1,0 +1,196 @@
+"""Formulations of max and average pooling and the rule that picks one (private).
+
+Two formulations compute the same channels-last pooling:
+
+* ``"reduce_window"``: :func:`jax.lax.reduce_window`; any window, stride and padding.
+  Max pooling's gradient is XLA's ``select_and_scatter``, average pooling's a padded
+  ``reduce_window`` sum.
+* ``"reshape"``: non-overlapping windows only (``stride == window_shape``). The input
+  is padded (``"SAME"``, with ``-inf`` for max and zeros for average) or cropped
+  (``"VALID"`` drops the incomplete windows), reshaped to
+  ``(B, H/kh, kh, W/kw, kw, C)`` and reduced over the window axes. Max pooling's
+  derivative is a custom JVP that selects the first maximal element of each window in
+  row-major window order, so its gradient is a compare and a select, and ties (the
+  zeros of a ReLU) route the whole gradient to one element, as ``reduce_window``'s
+  ``select_and_scatter`` and PyTorch do. A window whose maximum is NaN routes it to
+  its last NaN, as PyTorch does.
+
+The rule (:func:`choose`), from ``benchmarks/bench_ops.py`` on a 2-core AMD EPYC (Zen 2,
+AVX2, no AVX-512), jax 0.10.2, forward + backward of ``max_pool2d(x, 2)`` and
+``avg_pool2d(x, 2)`` at the CNN benchmark's shapes, jitted, float32, medians of
+interleaved samples (ms, reduce_window / reshape). The machine was shared and loaded
+(load average 5-8 on 2 cores), so absolute times are inflated; the ratios are within
+one run:
+
+=========================  ==================  ===================
+input (batch)              max pool, ms        average pool, ms
+=========================  ==================  ===================
+28x28x32 (32)              40 / 7.6            see bench_ops
+14x14x64 (32)              18 / 2.3            see bench_ops
+28x28x32 (128)             192 / 25            see bench_ops
+14x14x64 (128)             99 / 7.7            see bench_ops
+=========================  ==================  ===================
+
+``select_and_scatter`` on XLA:CPU is the slow part (5-13x). The whole CNN step of
+``benchmarks/bench_cnn.py`` (forward + backward, no optimizer) went from 231 to 112 ms
+at batch 32 and from 551 to 415 ms at batch 128 in the same run. So on the CPU backend
+a pooling with ``stride == window_shape`` uses ``"reshape"``; overlapping windows, a
+symbolic spatial size and every other backend (not measured here) keep
+``"reduce_window"``.
+
+Example:
+  >>> choose((8, 28, 28, 32), (2, 2), (2, 2), "cpu")
+  'reshape'
+  >>> choose((8, 28, 28, 32), (3, 3), (2, 2), "cpu")
+  'reduce_window'
+  >>> choose((8, 28, 28, 32), (2, 2), (2, 2), "gpu")
+  'reduce_window'
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import math
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+#: Accepted values of ``formulation`` (``"auto"``: :func:`choose` decides).
+FORMULATIONS = ("auto", "reduce_window", "reshape")
+
+
+def check_formulation(op: str, formulation: str) -> str:
+    """Returns ``formulation`` if it is one of :data:`FORMULATIONS`, else raises ValueError."""
+    if formulation not in FORMULATIONS:
+        raise ValueError(f"{op}: `formulation` must be one of {FORMULATIONS}, got {formulation!r}")
+    return formulation
+
+
+def reshape_applies(x_shape: Sequence[int], window: Sequence[int], stride: Sequence[int]) -> bool:
+    """Whether ``"reshape"`` computes this pooling: non-overlapping windows, static sizes."""
+    static = all(isinstance(n, int) for n in x_shape[1:-1])
+    return static and tuple(window) == tuple(stride)
+
+
+def choose(
+    x_shape: Sequence[int], window: Sequence[int], stride: Sequence[int], backend: str
+) -> str:
+    """The formulation ``"auto"`` picks (the rule in the module docstring)."""
+    fits = reshape_applies(x_shape, window, stride)
+    return "reshape" if backend == "cpu" and fits else "reduce_window"
+
+
+def resolve(op: str, formulation: str, x_shape: Sequence[int], window: tuple, stride: tuple) -> str:
+    """``formulation`` checked against the shapes, or for ``"auto"`` :func:`choose`'s pick.
+
+    Raises:
+      ValueError: for an unknown ``formulation``, or ``"reshape"`` with overlapping
+        windows.
+    """
+    check_formulation(op, formulation)
+    if formulation == "auto":
+        return choose(x_shape, window, stride, jax.default_backend())
+    if formulation == "reshape" and not reshape_applies(x_shape, window, stride):
+        raise ValueError(
+            f"{op}: `formulation`='reshape' needs `stride` equal to `window_shape` "
+            f"(non-overlapping windows), got window_shape={window}, stride={stride}"
+        )
+    return formulation
+
+
+# ----------------------------------------------------------------- reduce_window
+
+
+def max_reduce_window(x: jax.Array, window: tuple, stride: tuple, mode: str) -> jax.Array:
+    """Max over windows with :func:`jax.lax.reduce_window` (pads with ``-inf``)."""
+    return lax.reduce_window(x, -jnp.inf, lax.max, (1, *window, 1), (1, *stride, 1), mode)
+
+
+def sum_reduce_window(x: jax.Array, window: tuple, stride: tuple, mode: str) -> jax.Array:
+    """Sum over windows with :func:`jax.lax.reduce_window` (pads with zeros)."""
+    # A Python scalar as the initial value lets JAX recognise the sum monoid (and so
+    # differentiate it); a traced zero would make a generic, non-differentiable reduction.
+    return lax.reduce_window(x, 0.0, lax.add, (1, *window, 1), (1, *stride, 1), mode)
+
+
+# ------------------------------------------------------------------------ reshape
+
+
+def blocks(x: jax.Array, window: tuple, mode: str, fill: float) -> jax.Array:
+    """``(B, *spatial, C) -> (B, o1, k1, o2, k2, ..., C)``, non-overlapping windows.
+
+    ``"SAME"`` pads with ``fill`` as XLA does (the odd element after); ``"VALID"``
+    crops the incomplete windows at the end.
+    """
+    spatial = x.shape[1:-1]
+    if mode == "SAME":
+        pads = lax.padtype_to_pads(spatial, window, window, "SAME")
+        if any(lo or hi for lo, hi in pads):
+            config = [(0, 0, 0), *((int(lo), int(hi), 0) for lo, hi in pads), (0, 0, 0)]
+            x = lax.pad(x, jnp.array(fill, x.dtype), config)
+    else:
+        keep = tuple(n // k * k for n, k in zip(spatial, window))
+        if keep != tuple(spatial):
+            x = lax.slice(x, (0,) * x.ndim, (x.shape[0], *keep, x.shape[-1]))
+    out = [n // k for n, k in zip(x.shape[1:-1], window)]
+    return x.reshape(x.shape[0], *itertools.chain.from_iterable(zip(out, window)), x.shape[-1])
+
+
+def window_axes(nd: int) -> tuple[int, ...]:
+    """The window axes of :func:`blocks`' output for ``nd`` spatial axes."""
+    return tuple(range(2, 2 * nd + 1, 2))
+
+
+def _window_order(shape: Sequence[int], axes: tuple[int, ...]) -> np.ndarray:
+    """Row-major position of each element within its window, broadcastable to ``shape``."""
+    sizes = [shape[a] for a in axes]
+    order = np.arange(math.prod(sizes), dtype=np.int32).reshape(sizes)
+    return order.reshape([shape[a] if a in axes else 1 for a in range(len(shape))])
+
+
+def first_max_mask(xb: jax.Array, y: jax.Array, axes: tuple[int, ...]) -> jax.Array:
+    """True at the element each window's gradient goes to (``xb`` from :func:`blocks`).
+
+    The first maximal element in row-major window order (as ``select_and_scatter``
+    and PyTorch route ties), or the last NaN of a window whose maximum is NaN (as
+    PyTorch does).
+    """
+    order = _window_order(xb.shape, axes)
+    size = math.prod(xb.shape[a] for a in axes)
+    yb = jnp.expand_dims(y, axes)
+    rank = jnp.where(xb == yb, order, jnp.where(jnp.isnan(xb), -1 - order, size))
+    return rank == jnp.expand_dims(jnp.min(rank, axis=axes), axes)
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(1,))
+def window_max(xb: jax.Array, axes: tuple[int, ...]) -> jax.Array:
+    """Max over ``axes``, differentiated into one element per window (first maximum)."""
+    return jnp.max(xb, axis=axes)
+
+
+@window_max.defjvp
+def _window_max_jvp(axes, primals, tangents):
+    (xb,), (xb_dot,) = primals, tangents
+    y = window_max(xb, axes)  # itself, so that higher derivatives use this rule too
+    mask = first_max_mask(xb, y, axes)
+    return y, jnp.sum(jnp.where(mask, xb_dot, jnp.zeros((), xb_dot.dtype)), axis=axes)
+
+
+def max_reshape(x: jax.Array, window: tuple, stride: tuple, mode: str) -> jax.Array:
+    """Max over non-overlapping windows: :func:`blocks`, then :func:`window_max`."""
+    del stride  # equal to window (checked by resolve)
+    return window_max(blocks(x, window, mode, -np.inf), window_axes(len(window)))
+
+
+def sum_reshape(x: jax.Array, window: tuple, stride: tuple, mode: str) -> jax.Array:
+    """Sum over non-overlapping windows: :func:`blocks`, then a sum."""
+    del stride  # equal to window (checked by resolve)
+    return jnp.sum(blocks(x, window, mode, 0.0), axis=window_axes(len(window)))
+
+
+MAX = {"reduce_window": max_reduce_window, "reshape": max_reshape}
+SUM = {"reduce_window": sum_reduce_window, "reshape": sum_reshape}
