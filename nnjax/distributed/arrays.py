@@ -58,6 +58,9 @@ def _put_leaf(leaf: Any, sharding: Sharding) -> jax.Array:
     global_input = isinstance(leaf, jax.Array) and not leaf.is_fully_addressable
     if not is_global(sharding) and not global_input:
         return jax.device_put(leaf, sharding, may_alias=False)
+    if global_input and leaf.sharding.device_set == sharding.device_set:
+        # e.g. parameters restored sharded: each device copies or exchanges its shards
+        return jax.device_put(leaf, sharding, may_alias=False)
     src = _source(leaf if isinstance(leaf, jax.Array) else np.asarray(leaf))
     shape = tuple(np.shape(src))
     index = sharding.addressable_devices_indices_map(shape)

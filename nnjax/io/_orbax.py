@@ -25,18 +25,31 @@ def orbax() -> Any:
     return ocp
 
 
-def _checkpointer() -> Any:
+def _checkpointer(tag: str | None = None) -> Any:
+    """An Orbax checkpointer; with several processes, one that reads alone or writes with all.
+
+    ``tag`` marks a collective write (every process saves, each its own shards; process
+    0 writes host arrays and metadata; barriers named after ``tag`` through JAX's
+    coordination service, each bounded by Orbax's timeout). Without it, a read: each
+    process reads alone, so no process waits for the others.
+    """
     import jax
 
     ocp = orbax()
     if jax.process_count() == 1:
         return ocp.Checkpointer(ocp.StandardCheckpointHandler())
-    # Several processes: each reads alone, and only process 0 writes (host copies of
-    # the whole arrays), so no process waits at a barrier for the others.
+    if tag is None:
+        options = ocp.options.MultiprocessingOptions(
+            primary_host=jax.process_index(), active_processes={jax.process_index()}
+        )
+        return ocp.Checkpointer(ocp.StandardCheckpointHandler(), multiprocessing_options=options)
     options = ocp.options.MultiprocessingOptions(
-        primary_host=jax.process_index(), active_processes={jax.process_index()}
+        primary_host=0,
+        active_processes=set(range(jax.process_count())),
+        barrier_sync_key_prefix=tag,
     )
-    return ocp.Checkpointer(ocp.StandardCheckpointHandler(), multiprocessing_options=options)
+    handler = ocp.StandardCheckpointHandler(multiprocessing_options=options)
+    return ocp.Checkpointer(handler, multiprocessing_options=options)
 
 
 def _quiet() -> Any:
@@ -60,11 +73,19 @@ def short(err: BaseException, limit: int = 160) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def write(path: Path, tree: Any) -> None:
-    """Writes a nested dict of NumPy arrays to ``path`` as Flax's guide does (sync)."""
+def write(path: Path, tree: Any, *, tag: str | None = None) -> None:
+    """Writes a nested dict of arrays to ``path`` as Flax's guide does (sync).
+
+    Args:
+      path: the Orbax folder to create.
+      tree: nested dicts of NumPy arrays and (with several processes) ``jax.Array``
+        leaves sharded across processes.
+      tag: with several processes, the name of this collective write (every process
+        calls ``write`` with the same ``tag``); ignored in one process.
+    """
     ocp = orbax()
     with _quiet():
-        _checkpointer().save(Path(path).absolute(), args=ocp.args.StandardSave(tree))
+        _checkpointer(tag).save(Path(path).absolute(), args=ocp.args.StandardSave(tree))
 
 
 def _reason(err: BaseException, path: Path) -> str:
@@ -111,7 +132,10 @@ def shapes(path: Path) -> dict[tuple[str, ...], tuple[tuple[int, ...], str]]:
 
 
 def read(path: Path, target: Any) -> Any:
-    """Reads the arrays at ``path`` into ``target``'s structure (NumPy leaves give NumPy).
+    """Reads the arrays at ``path`` into ``target``'s structure.
+
+    NumPy leaves of ``target`` give NumPy arrays; ``jax.ShapeDtypeStruct`` leaves with a
+    sharding give ``jax.Array``s laid out so (each process reads only its shards).
 
     Raises:
       CheckpointError: a damaged, truncated or missing array file (one line).

@@ -10,7 +10,9 @@
 ``state/`` is exactly what Flax's checkpointing guide writes with
 ``ocp.StandardCheckpointer().save(path, nnx.to_pure_dict(state))``, so plain Flax code
 restores it. A folder is written under a temporary name and renamed when complete, so
-a crash mid-save never leaves a half-written checkpoint under the real name.
+a crash mid-save never leaves a half-written checkpoint under the real name. With
+several JAX processes the write is collective (each process writes its own shards) and
+every process returns only once the folder is complete.
 
 Example:
   >>> import tempfile, numpy as np
@@ -31,7 +33,7 @@ from typing import Any
 
 import jax
 
-from nnjax.io import _orbax
+from nnjax.io import _collective, _orbax
 from nnjax.io.errors import CheckpointError
 
 FORMAT = "nnjax.checkpoint"
@@ -102,48 +104,69 @@ def write(
 
     Args:
       directory: the checkpoint folder to create.
-      items: item name -> nested dict of host arrays; empty items are skipped.
+      items: item name -> nested dict of arrays; empty items are skipped.
       meta: JSON-able metadata; ``format``, ``version`` and ``items`` are added.
       overwrite: replace an existing folder (only once the new one is complete).
 
-    With several JAX processes only process 0 writes; the items must already be host
-    copies of the whole arrays (:func:`nnjax.io.trees.to_nested` gathers them).
+    With several JAX processes this is collective: every process calls it with the
+    same folder and items, in the same order. Each process writes the shards of the
+    arrays sharded across processes that it holds (Orbax's multi-process save: no
+    process gathers the whole arrays); process 0 writes the host arrays and
+    ``nnjax.json`` and commits the folder; every process returns once the folder is
+    complete, or raises the same error.
 
     Returns:
       The folder's absolute path.
 
     Raises:
       FileExistsError: ``directory`` exists and ``overwrite`` is false.
-      OSError: a write failed (full disk, no permission); nothing is left under a
-        temporary name and an existing ``directory`` is unchanged.
+      OSError: a write failed (full disk, no permission) on some process, or a
+        process did not report in time; nothing is left under a temporary name and
+        an existing ``directory`` is unchanged.
     """
     final = Path(directory).absolute()
-    if jax.process_index() != 0:  # with several processes, process 0 writes
-        return final
+    stored = [name for name, tree in items.items() if tree]
+    meta = {"format": FORMAT, "version": VERSION, **meta, "items": stored}
+    tag = _collective.next_tag() if jax.process_count() > 1 else None
+    tmp = Path(_collective.on_main(f"{tag}/prepare", lambda: str(_prepare(final, overwrite))))
+    try:
+
+        def arrays() -> None:
+            for name in stored:
+                _orbax.write(tmp / name, items[name], tag=tag and f"{tag}_{name}")
+
+        _collective.everywhere(f"{tag}/arrays", arrays)
+        _collective.on_main(f"{tag}/commit", lambda: _commit(tmp, final, meta))
+    finally:
+        if jax.process_index() == 0:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return final
+
+
+def _prepare(final: Path, overwrite: bool) -> Path:
+    """Creates and returns the empty temporary folder beside ``final``."""
     if final.exists() and not overwrite:
         raise FileExistsError(f"{final} already exists; pass overwrite=True to replace it")
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = final.with_name(f".{final.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        tmp.mkdir()
-        stored = [name for name, tree in items.items() if tree]
-        for name in stored:
-            _orbax.write(tmp / name, items[name])
-        write_json(tmp / META, {"format": FORMAT, "version": VERSION, **meta, "items": stored})
-        if final.exists():
-            old = final.with_name(f".{final.name}.{uuid.uuid4().hex[:8]}.old")
-            os.rename(final, old)
-            try:
-                os.rename(tmp, final)
-            except OSError:
-                os.rename(old, final)  # put the previous one back
-                raise
-            shutil.rmtree(old, ignore_errors=True)
-        else:
+    tmp.mkdir()
+    return tmp
+
+
+def _commit(tmp: Path, final: Path, meta: dict[str, Any]) -> None:
+    """Writes ``nnjax.json`` into ``tmp`` and renames it to ``final`` (swapping out an old one)."""
+    write_json(tmp / META, meta)
+    if final.exists():
+        old = final.with_name(f".{final.name}.{uuid.uuid4().hex[:8]}.old")
+        os.rename(final, old)
+        try:
             os.rename(tmp, final)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return final
+        except OSError:
+            os.rename(old, final)  # put the previous one back
+            raise
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.rename(tmp, final)
 
 
 def read_meta(directory: str | os.PathLike) -> dict[str, Any]:

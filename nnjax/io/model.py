@@ -32,6 +32,9 @@ def save(model: nnx.Module, directory: str | os.PathLike, *, overwrite: bool = F
       directory: the folder to create (``state/`` via Orbax and ``nnjax.json``).
       overwrite: replace an existing folder (once the new one is complete).
 
+    With several JAX processes call it in every process: the write is collective, each
+    process writing the shards it holds of arrays sharded across processes.
+
     Returns:
       The folder's absolute path; :func:`load` rebuilds the model from it.
 
@@ -116,6 +119,9 @@ def load_state(
         or an Orbax folder written by Flax's guide.
       fallback: if the newest checkpoint of a folder is damaged, load the newest
         intact one and warn which.
+
+    Arrays of ``model`` sharded across processes keep their sharding: each process
+    reads only its shards (whatever process or device count wrote the checkpoint).
 
     Raises:
       CheckpointError: the checkpoint does not fit ``model`` (the first mismatching

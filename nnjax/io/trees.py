@@ -47,18 +47,17 @@ def flatten(tree: Any) -> tuple[list[tuple[Path, Any]], Any]:
     return out, treedef
 
 
-def storable(leaf: Any) -> np.ndarray:
-    """A host copy of the whole ``leaf``; typed PRNG keys become their key data.
+def storable(leaf: Any) -> Any:
+    """``leaf`` as stored: a host copy, or an array sharded across processes as it is.
 
-    An array sharded over several processes is gathered (a collective: every process
-    must call this for it).
+    Typed PRNG keys become their key data. An array sharded across processes (not
+    fully addressable) stays a ``jax.Array``: Orbax writes it collectively, each
+    process its own shards, so nothing is gathered on one host.
     """
     if is_key(leaf):
         leaf = jax.random.key_data(leaf)
     if isinstance(leaf, jax.Array) and not leaf.is_fully_addressable:
-        from jax.experimental import multihost_utils
-
-        leaf = multihost_utils.process_allgather(leaf, tiled=True)
+        return leaf
     return np.asarray(jax.device_get(leaf))
 
 
@@ -81,7 +80,10 @@ def nest(flat: dict[Path, Any]) -> dict[str, Any]:
 
 
 def to_nested(*trees: Any) -> dict[str, Any]:
-    """The nested dict of host arrays that stores ``trees`` (their paths must not overlap)."""
+    """The nested dict that stores ``trees`` (their paths must not overlap).
+
+    Leaves are host copies, except arrays sharded across processes (:func:`storable`).
+    """
     flat = {path: storable(leaf) for tree in trees for path, leaf in flatten(tree)[0]}
     return nest(flat)
 
@@ -119,20 +121,51 @@ def check_fits(
             )
 
 
+def placement(leaf: Any) -> Any:
+    """The sharding to restore ``leaf`` with, or ``None`` to restore a host array.
+
+    A ``jax.ShapeDtypeStruct`` with a sharding asks for it; a ``jax.Array`` sharded
+    across processes keeps its own; anything else is read to the host.
+    """
+    sharding = getattr(leaf, "sharding", None)
+    if isinstance(leaf, jax.ShapeDtypeStruct):
+        return sharding
+    if isinstance(leaf, jax.Array) and not leaf.is_fully_addressable:
+        return sharding
+    return None
+
+
 def target(tree: Any) -> dict[str, Any]:
-    """Host arrays shaped like ``tree``'s stored form: the restore target for Orbax."""
-    return nest({path: np.zeros(*spec(leaf)) for path, leaf in flatten(tree)[0]})
+    """The restore target for Orbax: host arrays, or abstract arrays with a sharding.
+
+    Leaves with a :func:`placement` become ``jax.ShapeDtypeStruct``s carrying it (the
+    key data of PRNG keys sharded as the keys), so each process reads only its shards
+    of them; the others are zero host arrays of the stored shape and dtype.
+    """
+
+    def one(leaf: Any) -> Any:
+        shape, dtype = spec(leaf)
+        sharding = placement(leaf)
+        if sharding is None:
+            return np.zeros(shape, dtype)
+        return jax.ShapeDtypeStruct(shape, np.dtype(dtype), sharding=sharding)
+
+    return nest({path: one(leaf) for path, leaf in flatten(tree)[0]})
 
 
 def fill(tree: Any, restored: dict[str, Any]) -> Any:
-    """``tree`` with its leaves taken from ``restored`` (a nested dict), keys re-typed."""
+    """``tree`` with its leaves taken from ``restored`` (a nested dict), keys re-typed.
+
+    Restored ``jax.Array``s stay on their devices; other leaves become NumPy arrays.
+    """
     pairs, treedef = flatten(tree)
     leaves = []
     for path, leaf in pairs:
         value: Any = restored
         for key in path:
             value = value[key]
-        value = np.asarray(value)
+        if not isinstance(value, jax.Array):
+            value = np.asarray(value)
         if is_key(leaf):
             value = jax.random.wrap_key_data(value, impl=jax.random.key_impl(leaf))
         leaves.append(value)
@@ -144,4 +177,13 @@ def wanted(*trees: Any) -> dict[Path, tuple[tuple[int, ...], str]]:
     return {path: spec(leaf) for tree in trees for path, leaf in flatten(tree)[0]}
 
 
-__all__ = ["CheckpointError", "check_fits", "fill", "flatten", "is_key", "target", "to_nested"]
+__all__ = [
+    "CheckpointError",
+    "check_fits",
+    "fill",
+    "flatten",
+    "is_key",
+    "placement",
+    "target",
+    "to_nested",
+]

@@ -14,6 +14,10 @@ Step folder ``N`` holds the state after ``N`` epochs, as the console counts them
 a temporary name and renamed when complete, so a crash mid-save leaves the previous
 checkpoints intact and loadable. Folders of nnjax's first layout still load.
 
+With several JAX processes, saving is collective: every process runs the callback, and
+each writes the shards of the (possibly sharded) state that it holds, with no gather
+on one host; a checkpoint restores onto any process or device count.
+
 Example:
   >>> cb = ModelCheckpoint("/tmp/run", monitor="val_loss", save_best_only=True)
 """
@@ -25,6 +29,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import jax
 from flax import nnx
 
 from nnjax.io import config, layout, restore, steps, trees
@@ -102,8 +107,13 @@ def restore_checkpoint(
       epoch: which checkpoint (0-based epoch); the newest by default.
       fallback: if the newest is damaged, restore the newest intact one and warn which.
 
+    Leaves of ``template`` that are ``jax.ShapeDtypeStruct``s with a sharding, or arrays
+    sharded across processes, are restored laid out so (each process reads only its
+    shards); the others to the host.
+
     Returns:
-      ``(parts, meta)``: the restored pytrees (NumPy leaves, PRNG keys typed) and the JSON.
+      ``(parts, meta)``: the restored pytrees (NumPy leaves or ``jax.Array``s as just
+      said, PRNG keys typed) and the JSON.
 
     Raises:
       FileNotFoundError: no checkpoint (for ``epoch``) in ``directory``.
@@ -256,9 +266,9 @@ class ModelCheckpoint(Callback):
                 f"{err.strerror or err}; the earlier checkpoints are intact and the model "
                 "keeps its trained weights (save them elsewhere with nnjax.save)",
             ) from err
-        # overwrite=True: the old run goes only once the new one has saved
+        # overwrite=True: the old run goes only once the new one has saved (process 0)
         for path in self._stale:
-            if path != written:
+            if path != written and jax.process_index() == 0:
                 shutil.rmtree(path, ignore_errors=True)
         self._stale = []
         steps.prune(self.directory, self.max_to_keep)

@@ -2,7 +2,9 @@
 
 The checkpoint carries parameters, optimizer state, the other model state (batch
 statistics, dropout RNG streams), the history and the data-order seed, so a resumed
-run ends bitwise where the uninterrupted one ends (CPU, same shapes and devices).
+run ends bitwise where the uninterrupted one ends (CPU, same shapes and devices). A
+checkpoint restores onto any process or device count: as host arrays, or, given the
+run's shardings, straight onto the devices, each process reading only its shards.
 
 Example:
   >>> # state, history, initial_epoch, global_step = resume_state("run/ckpt", state, seed=0)
@@ -13,14 +15,45 @@ from __future__ import annotations
 import os
 from typing import Any
 
+import jax
+import numpy as np
+
+from nnjax.io import trees
 from nnjax.io.errors import CheckpointError
 from nnjax.train import checkpoint, optimizers
 from nnjax.train.history import History
 from nnjax.train.state import TrainState
 
 
+def abstract(state: TrainState, shardings: TrainState) -> TrainState:
+    """``state`` as abstract arrays laid out by ``shardings`` (a restore template).
+
+    PRNG keys stay as they are (restored to the host, then placed by ``fit``).
+
+    Example:
+      >>> import jax, numpy as np
+      >>> from jax.sharding import SingleDeviceSharding
+      >>> s = SingleDeviceSharding(jax.devices()[0])
+      >>> template = abstract(TrainState({"w": np.zeros(2)}, (), {}), TrainState({"w": s}, (), {}))
+      >>> template.params["w"].shape, template.params["w"].sharding == s
+      ((2,), True)
+    """
+
+    def one(leaf: Any, sharding: Any) -> Any:
+        if trees.is_key(leaf):
+            return leaf
+        dtype = leaf.dtype if hasattr(leaf, "dtype") else np.result_type(leaf)
+        return jax.ShapeDtypeStruct(np.shape(leaf), dtype, sharding=sharding)
+
+    return jax.tree.map(one, state, shardings)
+
+
 def restore_state(
-    directory: str | os.PathLike, state: TrainState, *, fallback: bool = False
+    directory: str | os.PathLike,
+    state: TrainState,
+    *,
+    fallback: bool = False,
+    shardings: TrainState | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Restores the newest checkpoint's parts shaped like ``state``, and its metadata.
 
@@ -32,21 +65,26 @@ def restore_state(
       state: the fresh training state, the template of what is restored.
       fallback: when the newest checkpoint is damaged, restore the newest intact one
         and say which with a :class:`~nnjax.io.CheckpointFallbackWarning`.
+      shardings: a ``TrainState`` of shardings (``StateLayout.shardings()``) to
+        restore the arrays onto directly, each process reading only its shards (any
+        process or device count, whatever wrote the checkpoint); ``None``: host
+        arrays.
 
     Returns:
-      ``(parts, meta)``: ``params``, ``opt_state`` and ``rest`` as host arrays, and
-      the checkpoint's JSON metadata.
+      ``(parts, meta)``: ``params``, ``opt_state`` and ``rest`` (host arrays, or laid
+      out by ``shardings``), and the checkpoint's JSON metadata.
 
     Raises:
       nnjax.io.CheckpointError: damaged, or written for another model or optimizer.
     """
+    template = (state if shardings is None else abstract(state, shardings))._asdict()
     try:
-        return checkpoint.restore_checkpoint(directory, state._asdict(), fallback=fallback)
+        return checkpoint.restore_checkpoint(directory, template, fallback=fallback)
     except CheckpointError:
         plain = optimizers.uninjected(state.opt_state)
         if plain is None:
             raise
-        template = {**state._asdict(), "opt_state": plain[0]}
+        template = {**template, "opt_state": plain[0]}  # the plain state: to the host
         try:
             parts, meta = checkpoint.restore_checkpoint(directory, template, fallback=fallback)
         except CheckpointError:
@@ -57,7 +95,12 @@ def restore_state(
 
 
 def resume_state(
-    directory: str | os.PathLike, state: TrainState, seed: int, *, fallback: bool = False
+    directory: str | os.PathLike,
+    state: TrainState,
+    seed: int,
+    *,
+    fallback: bool = False,
+    shardings: TrainState | None = None,
 ) -> tuple[TrainState, History, int, int]:
     """The state, history, next epoch and global step of the newest checkpoint.
 
@@ -69,6 +112,7 @@ def resume_state(
       fallback: when the newest checkpoint is damaged (a crash of the disk, not of
         nnjax: saves are atomic), resume from the newest intact one and warn which
         (:class:`~nnjax.io.CheckpointFallbackWarning`); otherwise the damage is an error.
+      shardings: restore the arrays laid out so (see :func:`restore_state`).
 
     Returns:
       ``(state, history, initial_epoch, global_step)``.
@@ -77,7 +121,7 @@ def resume_state(
       ValueError: the checkpoint was trained with another seed.
       nnjax.io.CheckpointError: damaged, or written for another model or optimizer.
     """
-    parts, meta = restore_state(directory, state, fallback=fallback)
+    parts, meta = restore_state(directory, state, fallback=fallback, shardings=shardings)
     if meta.get("seed") != seed:
         raise ValueError(
             f"checkpoint in {directory} was trained with seed={meta.get('seed')}, but fit got "
@@ -87,4 +131,4 @@ def resume_state(
     return TrainState(**parts), history, meta["epoch"] + 1, meta["global_step"]
 
 
-__all__ = ["restore_state", "resume_state"]
+__all__ = ["abstract", "restore_state", "resume_state"]
