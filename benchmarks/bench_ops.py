@@ -6,6 +6,10 @@ call, trace + compile + run, apart):
 * ``conv2d``: 3x3 SAME convolutions at the CNN benchmark's shapes (``(B, 28, 28, 1) ->
   32`` and ``(B, 14, 14, 32) -> 64``) plus one depthwise ``(B, 14, 14, 32)``, for each
   formulation of ``F.conv2d`` (``"xla"``, ``"patches"``) and ``torch.nn.functional.conv2d``;
+* ``pool``: 2x2 max and average pooling (stride 2) at the CNN benchmark's shapes (after
+  a ReLU, so max windows hold ties) for each formulation of ``F.max_pool2d`` /
+  ``F.avg_pool2d`` (``"reduce_window"``, ``"reshape"``) and torch's ``max_pool2d`` /
+  ``avg_pool2d``;
 * ``lstm`` / ``gru``: the LSTM benchmark's sizes (T 64, features 16, hidden 128) with
   inputs projected before the scan or per step, scan unroll 1 or 4, the library's
   default, and ``torch.nn.LSTM`` / ``GRU``;
@@ -42,7 +46,7 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
-OPS = ("conv2d", "lstm", "gru", "dense")
+OPS = ("conv2d", "pool", "lstm", "gru", "dense")
 Calls = dict[str, tuple[Callable[[], object], Callable[[object], None]]]
 
 
@@ -112,6 +116,43 @@ def conv_calls(x_shape, out_channels: int, groups: int) -> tuple[Calls, str]:
         tb = torch.zeros(out_channels, requires_grad=True)
         fwd = lambda x, k, b: torch.nn.functional.conv2d(x, k, b, padding=1, groups=groups)
         calls["torch"] = (_torch_fwd_bwd(fwd, [tx, tk, tb]), H.sync_none)
+    return calls, picked
+
+
+# ------------------------------------------------------------------------ pool
+
+
+def pool_shapes(batch: int, quick: bool) -> dict[str, tuple]:
+    """name -> (x shape NHWC, kind): the inputs of the CNN benchmark's two pools."""
+    sizes = {"12x12x4": (batch, 12, 12, 4)} if quick else {
+        "28x28x32": (batch, 28, 28, 32),
+        "14x14x64": (batch, 14, 14, 64),
+    }  # fmt: skip
+    return {
+        f"{name} {kind} 2": (shape, kind)
+        for kind in ("max", "avg")
+        for name, shape in sizes.items()
+    }
+
+
+def pool_calls(x_shape, kind: str) -> tuple[Calls, str]:
+    """Each formulation's fwd + bwd of a 2x2 pool (and torch's), and nnjax's pick."""
+    import nnjax.functional as F
+    from nnjax.functional import _pool_formulations as forms
+
+    x = jnp.maximum(jnp.asarray(_rand(x_shape, 0)), 0.0)  # ReLU'd: ties at zero
+    op = F.max_pool2d if kind == "max" else F.avg_pool2d
+    calls: Calls = {}
+    for name in forms.FORMULATIONS[1:]:
+        calls[name] = (_jax_fwd_bwd(functools.partial(op, window_shape=2, formulation=name), x),
+                       H.sync_jax)  # fmt: skip
+    picked = forms.choose(x_shape, (2, 2), (2, 2), jax.default_backend())
+    if C.missing_module("torch") is None:
+        import torch
+
+        tx = torch.from_numpy(np.moveaxis(np.asarray(x), -1, 1).copy()).requires_grad_()
+        pool = getattr(torch.nn.functional, f"{kind}_pool2d")
+        calls["torch"] = (_torch_fwd_bwd(lambda x: pool(x, 2), [tx]), H.sync_none)
     return calls, picked
 
 
@@ -187,6 +228,9 @@ def groups(args: argparse.Namespace):
         if "conv2d" in args.ops:
             for name, spec in conv_shapes(batch, args.quick).items():
                 yield "conv2d", name, batch, functools.partial(conv_calls, *spec)
+        if "pool" in args.ops:
+            for name, spec in pool_shapes(batch, args.quick).items():
+                yield "pool", name, batch, functools.partial(pool_calls, *spec)
         for cell in ("lstm", "gru"):
             if cell in args.ops:
                 steps, features, hidden = rnn_sizes(args.quick)
