@@ -1,0 +1,123 @@
+"""One process of a 2-process sweep group (2 fake CPU devices each: 4 in all).
+
+Usage: python _sweep_worker.py OUT_DIR
+
+Runs :func:`run_sweeps` over every device of both processes: the whole sweep (per-member
+early stopping, ModelCheckpoint into OUT_DIR/whole), then the same sweep cut by an
+exception after epoch 2 (both processes) and resumed from its checkpoints. Process i
+writes OUT_DIR/<i>.npz (histories, every member's parameters, the table, ensemble
+predictions), its CSV to OUT_DIR/result<i>.csv (only process 0 writes one) and its
+stdout to OUT_DIR/<i>.log.
+
+The test imports this file for :func:`run_sweeps` and :func:`summary`, so the
+one-process reference runs exactly the same sweeps.
+"""
+
+import os
+import sys
+
+import numpy as np
+
+# 44 = 2 batches of 16 + 12 (padded): each process has real rows in every batch
+N, N_VAL, FEATURES, CLASSES, BATCH, EPOCHS = 44, 12, 5, 3, 16, 4
+MEMBERS = {"seeds": [0, 1, 2], "hyperparams": {"learning_rate": [0.05, 0.02, 0.3]}}
+
+
+def dataset():
+    """``(x, y), (x_val, y_val)``: a fixed 3-class problem."""
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(N + N_VAL, FEATURES)).astype(np.float32)
+    y = np.argmax(x[:, :CLASSES] + 0.5 * x[:, FEATURES - CLASSES :], axis=1).astype(np.int32)
+    return (x[:N], y[:N]), (x[N:], y[N:])
+
+
+def model_fn(rngs):
+    from nnjax.nn import MLP
+
+    return MLP(FEATURES, (8,), CLASSES, rngs=rngs)
+
+
+class _Cut:
+    """A callback raising after ``epoch`` (in every process: a clean, common stop)."""
+
+    def __new__(cls, epoch):
+        from nnjax.train.callbacks import Callback
+
+        class Cut(Callback):
+            def on_epoch_end(self, e, logs=None):
+                if e == epoch:
+                    raise RuntimeError("cut")
+
+        return Cut()
+
+
+def run_sweeps(out_dir):
+    """``(whole, resumed)``: the sweep, and the same sweep cut after epoch 2 and resumed."""
+    from nnjax.train.callbacks import EarlyStopping
+    from nnjax.train.checkpoint import ModelCheckpoint
+    from nnjax.train.sweep import sweep
+
+    (x, y), val = dataset()
+
+    def run(folder, extra=(), resume_from=None):
+        stop = EarlyStopping("val_loss", patience=1, min_delta=0.02, restore_best_weights=True)
+        return sweep(
+            model_fn, (x, y), loss="cross_entropy", optimizer="adam", members=MEMBERS,
+            epochs=EPOCHS, batch_size=BATCH, validation_data=val, steps_per_dispatch=4,
+            callbacks=[stop, ModelCheckpoint(folder), *extra], resume_from=resume_from,
+        )  # fmt: skip
+
+    whole = run(os.path.join(out_dir, "whole"))
+    cut = os.path.join(out_dir, "cut")
+    try:
+        run(cut, extra=[_Cut(1)])
+    except RuntimeError as err:
+        assert str(err) == "cut", err
+    resumed = run(cut, resume_from=cut)
+    return whole, resumed
+
+
+def summary(result, x):
+    """The result's arrays (every member's parameters from host copies), by name."""
+    import jax
+    from flax import nnx
+
+    from nnjax.distributed import arrays
+    from nnjax.train.sweep import ensemble_predict
+
+    out = {f"history.{k}": np.asarray(v) for k, v in result.history.items()}
+    out["stopped_epoch"] = np.asarray(result.stopped_epoch)
+    out["weights_epoch"] = np.asarray(result.weights_epoch)
+    out["best_index"] = np.asarray(result.best_index())
+    for i in range(result.num_members):
+        leaves = jax.tree.leaves(nnx.state(result.member(i), nnx.Param))
+        for j, leaf in enumerate(arrays.to_host(leaves)):
+            out[f"member{i}.{j}"] = np.asarray(leaf)
+    out["ensemble"] = np.asarray(arrays.to_host(ensemble_predict(result, x, activation="softmax")))
+    return out
+
+
+def main(out_dir):
+    os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
+    os.environ["JAX_PLATFORMS"] = "cpu"
+    import jax
+
+    jax.config.update("jax_numpy_rank_promotion", "raise")
+    from nnjax import distributed
+
+    distributed.initialize(timeout_s=60, heartbeat_timeout_s=10)
+    index = distributed.process_index()
+    sys.stdout = open(os.path.join(out_dir, f"{index}.log"), "w", buffering=1)
+    whole, resumed = run_sweeps(out_dir)
+    whole.to_csv(os.path.join(out_dir, f"result{index}.csv"))
+    (_, _), (x_val, _) = dataset()
+    results = {f"whole.{k}": v for k, v in summary(whole, x_val).items()}
+    results.update({f"resumed.{k}": v for k, v in summary(resumed, x_val).items()})
+    results["table"] = np.asarray(whole.table())
+    results["devices"] = np.asarray(jax.device_count())
+    np.savez(os.path.join(out_dir, f"{index}.npz"), **results)
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
