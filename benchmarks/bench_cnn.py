@@ -14,7 +14,10 @@ donation), ``nnjax_no_donate`` (the same step without buffer donation), ``flax_n
 (``nnx.Conv`` + ``nnx.max_pool``, ``nnx.jit``), ``flax_nnx_partial``
 (``nnx.jit_partial``), ``equinox`` (``eqx.nn.Conv2d``, ``eqx.filter_jit``), ``keras``
 (``Conv2D``/``MaxPooling2D``, JAX backend), ``torch`` (eager; ``torch_compile`` on
-request). A peer that is not installed is skipped.
+request). On request too, the diagnostic ``nnjax_reduce_window_pool``: the ``nnjax``
+peer with its max pools traced under ``pool_formulation("reduce_window")`` (the
+formulation before the ``"reshape"`` one), for a before/after ratio in one run. A peer
+that is not installed is skipped.
 
 Usage::
 
@@ -31,6 +34,9 @@ from __future__ import annotations
 import dataclasses
 import functools
 import sys
+from collections.abc import Callable
+from contextlib import AbstractContextManager as ContextManager
+from typing import Any
 
 import _cli as C
 import _models as M
@@ -39,7 +45,8 @@ import jax
 
 NAME = "cnn"
 DEFAULT_PEERS = P.STANDARD
-PEERS = (*DEFAULT_PEERS, *P.ON_REQUEST)
+DIAGNOSTIC = ("nnjax_reduce_window_pool",)
+PEERS = (*DEFAULT_PEERS, *P.ON_REQUEST, *DIAGNOSTIC)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -155,12 +162,37 @@ def _torch_model(cfg: Config):
     return torch.nn.Sequential(*layers, torch.nn.Flatten(), *M.torch_dense(cfg.head))
 
 
+def _traced_within(context: Callable[[], ContextManager], builder: P.Builder) -> P.Builder:
+    """``builder`` whose ``train`` and ``predict`` run (so are traced) inside ``context()``."""
+
+    def inside(fn: Callable[[], Any]) -> Callable[[], Any]:
+        def call() -> Any:
+            with context():
+                return fn()
+
+        return call
+
+    def build(batch: int) -> P.Case:
+        case = builder(batch)
+        return dataclasses.replace(case, train=inside(case.train), predict=inside(case.predict))
+
+    return build
+
+
 def builders(cfg: Config) -> dict[str, P.Builder]:
     """Every peer's builder (batch size -> ``Case``) for the CNN of ``cfg``."""
+    from nnjax.functional.pooling import pool_formulation
+
     layouts = {"equinox": P.channels_first, "torch": P.channels_first}
     spec = P.Spec(cfg.input_shape, cfg.num_classes, cfg.optimizer, cfg.lr, layouts)
     p = functools.partial
-    return P.standard_peers(
+    nnjax_before = p(P.nnjax, spec, p(_nnjax_model, cfg))
+    diagnostic = {
+        "nnjax_reduce_window_pool": _traced_within(
+            p(pool_formulation, "reduce_window"), nnjax_before
+        ),
+    }
+    return diagnostic | P.standard_peers(
         spec,
         nnjax_model=p(_nnjax_model, cfg),
         flax_model=p(_flax_model, cfg),

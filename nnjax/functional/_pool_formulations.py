@@ -49,10 +49,12 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -62,12 +64,42 @@ from jax import lax
 #: Accepted values of ``formulation`` (``"auto"``: :func:`choose` decides).
 FORMULATIONS = ("auto", "reduce_window", "reshape")
 
+_DEFAULT: contextvars.ContextVar[str] = contextvars.ContextVar("pool_formulation", default="auto")
+
 
 def check_formulation(op: str, formulation: str) -> str:
     """Returns ``formulation`` if it is one of :data:`FORMULATIONS`, else raises ValueError."""
     if formulation not in FORMULATIONS:
         raise ValueError(f"{op}: `formulation` must be one of {FORMULATIONS}, got {formulation!r}")
     return formulation
+
+
+@contextlib.contextmanager
+def pool_formulation(formulation: str) -> Iterator[None]:
+    """Within the block, poolings called with ``formulation="auto"`` use this one.
+
+    It is read when a pooling is traced: a function jitted inside the block keeps the
+    formulation it was traced with, even when later called outside it. Where
+    ``"reshape"`` does not apply (overlapping windows), ``"reduce_window"`` is used.
+
+    Args:
+      formulation: ``"reduce_window"``, ``"reshape"`` or ``"auto"`` (the measured rule).
+
+    Raises:
+      ValueError: for another value.
+
+    Example:
+      >>> import nnjax.functional as F
+      >>> with pool_formulation("reduce_window"):
+      ...     y = F.max_pool2d(jnp.ones((1, 4, 4, 2)), 2)
+      >>> y.shape
+      (1, 2, 2, 2)
+    """
+    token = _DEFAULT.set(check_formulation("pool_formulation", formulation))
+    try:
+        yield
+    finally:
+        _DEFAULT.reset(token)
 
 
 def reshape_applies(x_shape: Sequence[int], window: Sequence[int], stride: Sequence[int]) -> bool:
@@ -85,7 +117,10 @@ def choose(
 
 
 def resolve(op: str, formulation: str, x_shape: Sequence[int], window: tuple, stride: tuple) -> str:
-    """``formulation`` checked against the shapes, or for ``"auto"`` :func:`choose`'s pick.
+    """``formulation`` checked against the shapes, or what ``"auto"`` resolves to.
+
+    ``"auto"``: the default of :func:`pool_formulation` where it applies, else
+    :func:`choose`'s pick.
 
     Raises:
       ValueError: for an unknown ``formulation``, or ``"reshape"`` with overlapping
@@ -93,7 +128,9 @@ def resolve(op: str, formulation: str, x_shape: Sequence[int], window: tuple, st
     """
     check_formulation(op, formulation)
     if formulation == "auto":
-        return choose(x_shape, window, stride, jax.default_backend())
+        formulation = _DEFAULT.get()
+        if formulation == "auto" or not reshape_applies(x_shape, window, stride):
+            return choose(x_shape, window, stride, jax.default_backend())
     if formulation == "reshape" and not reshape_applies(x_shape, window, stride):
         raise ValueError(
             f"{op}: `formulation`='reshape' needs `stride` equal to `window_shape` "

@@ -14,6 +14,7 @@ from nnjax import _checks
 from nnjax._deprecation import renamed_args
 from nnjax.functional import _pool_formulations as _forms
 from nnjax.functional import _utils
+from nnjax.functional._pool_formulations import pool_formulation as pool_formulation
 
 Window = int | tuple[int, ...]
 

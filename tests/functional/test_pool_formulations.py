@@ -10,6 +10,7 @@ from jax.test_util import check_grads
 
 import nnjax.functional as F
 from nnjax.functional import _pool_formulations as forms
+from nnjax.functional.pooling import pool_formulation
 
 from ._compare import assert_matches_torch
 from ._torch_ref import torch
@@ -154,6 +155,23 @@ def test_auto_picks_reshape_on_cpu_for_non_overlapping_windows(monkeypatch):
     F.max_pool2d(x, 2, formulation="reduce_window")
     expected = "reshape" if jax.default_backend() == "cpu" else "reduce_window"
     assert used == [expected, "reduce_window", expected, "reduce_window"]
+
+
+def test_context_sets_the_auto_default(monkeypatch):
+    used = []
+    for name, real in list(forms.MAX.items()):
+        spy = lambda *a, _name=name, _real=real: used.append(_name) or _real(*a)
+        monkeypatch.setitem(forms.MAX, name, spy)
+    x = jnp.ones((1, 6, 6, 1))
+    with pool_formulation("reduce_window"):
+        F.max_pool2d(x, 2)
+        F.max_pool2d(x, 2, formulation="reshape")  # an explicit argument wins
+    with pool_formulation("reshape"):
+        F.max_pool2d(x, 3, 2)  # overlapping: reshape does not apply
+    assert used == ["reduce_window", "reshape", "reduce_window"]
+    with pytest.raises(ValueError, match=r"pool_formulation: `formulation` must be"):
+        with pool_formulation("fft"):
+            pass
 
 
 def test_rule():
