@@ -74,3 +74,19 @@ def test_a_checkpoint_of_one_process_restores_into_fsdp_shards_of_two(group):
     _, results = group
     for r in results:
         assert bool(r["one_sharding_kept"]) and bool(r["one_shards_match"])
+
+
+def test_flax_reads_the_state_the_two_processes_wrote(group):
+    """Flax's guide restores ``state/`` onto other devices (an abstract target with shardings)."""
+    import jax
+    from flax import nnx
+
+    ocp = pytest.importorskip("orbax.checkpoint")
+    out, _ = group
+    _, abstract = nnx.split(nnx.eval_shape(lambda: CKPT.small_model(0)))
+    one = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+    target = jax.tree.map(
+        lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=one), nnx.to_pure_dict(abstract)
+    )
+    restored = ocp.StandardCheckpointer().restore(out / "saved" / "state", target)
+    np.testing.assert_array_equal(np.asarray(restored["layers"][0]["kernel"]), kernel_of(0))
