@@ -24,6 +24,7 @@ from jax import lax
 
 from nnjax import _checks
 from nnjax.functional import _utils
+from nnjax.functional._lstm_scan import lstm_scan
 from nnjax.functional.recurrent import (
     CellSplit,
     LSTMState,
@@ -128,8 +129,12 @@ def _masked(step, lengths, steps: int):
         y = jax.tree.map(lambda a: hold(valid, a, jnp.zeros_like(a)), y)
         return new, y
 
-    valid = jnp.arange(steps)[:, None] < lengths[None, :]  # (T, B)
-    return masked_step, valid
+    return masked_step, _valid(lengths, steps)
+
+
+def _valid(lengths: jax.Array, steps: int) -> jax.Array:
+    """``(T, B)`` booleans: step ``t`` lies within sequence ``b``'s length."""
+    return jnp.arange(steps)[:, None] < lengths[None, :]
 
 
 def _scan(step, state, xs_t, lengths, reverse, unroll):
@@ -197,8 +202,12 @@ def rnn(
     return _run("rnn", cell, params, xs, state, lengths, reverse, unroll, precompute_inputs)
 
 
-def _run(op, cell, params, xs, state, lengths, reverse, unroll, precompute_inputs):
-    """Shared body of :func:`rnn`, :func:`lstm` and :func:`gru`; ``op`` names errors."""
+def _run(op, cell, params, xs, state, lengths, reverse, unroll, precompute_inputs, fused=None):
+    """Shared body of :func:`rnn`, :func:`lstm` and :func:`gru`; ``op`` names errors.
+
+    ``fused(params, xs, state, valid, reverse, unroll)``, when given, runs the per-step
+    formulation in place of the scan of ``cell`` (``lstm``: :func:`_lstm_scan.lstm_scan`).
+    """
     xs = _utils.as_compute(op, xs)
     _checks.check_rank(op, "xs", xs, 3)
     split = getattr(cell, "split", None)
@@ -218,6 +227,9 @@ def _run(op, cell, params, xs, state, lengths, reverse, unroll, precompute_input
         lengths = _check_lengths(op, lengths, xs.shape[0], xs.shape[1])
     if precompute_inputs:
         return _scan_precomputed(split, params, xs, state, lengths, reverse, unroll)
+    if fused is not None:
+        valid = None if lengths is None else _valid(lengths, xs.shape[1])
+        return fused(_utils.cast_like(params, xs), xs, state, valid, reverse, unroll)
     step = lambda carry, x: cell(params, carry, x)
     return _scan(step, state, jnp.swapaxes(xs, 0, 1), lengths, reverse, unroll)
 
@@ -253,10 +265,33 @@ def lstm(
     time), so ``unroll=1`` stays the default. Re-measured at the LSTM benchmark's sizes
     (``benchmarks/bench_ops.py``; T 64, F 16, H 128; fwd+bwd ms, batch 32 / 128; load
     average 10-20 on 2 cores): per step 87 / 338, per step unrolled by 4 124 / 415,
-    precomputed 241 / 519, precomputed unrolled by 4 162 / 651. A custom VJP whose
-    reverse scan does only ``dz @ w_h.T`` per step (the weight and input gradients as
-    three matmuls after it) measured 163 / 616 against autodiff's 113 / 588, so
-    autodiff of the per-step scan stays.
+    precomputed 241 / 519, precomputed unrolled by 4 162 / 651.
+
+    The per-step formulation has its own backward pass (a ``jax.custom_vjp`` over the
+    whole sequence, ``nnjax/functional/_lstm_scan.py``): one ``[x_t, h] @ [w_x; w_h]``
+    matmul per forward step, one ``dz_t @ w_h.T`` per reverse step, and the weight
+    gradient as ONE ``(in+H, T*B) @ (T*B, 4H)`` matmul after the reverse scan. Against
+    autodiff of the scanned cell (``rnn(lstm_cell, ...)``), fwd+bwd, jitted, medians of
+    one interleaved run with PyTorch's ``nn.LSTM`` (``benchmarks/bench_lstm_formulation.py
+    --torch``; T 64, F 16, H 128, one thread each, CPU time, load average 8-10 on 2
+    cores), ms at batch 32 / 128:
+
+    ===============================  ===========  ===========
+    formulation                      batch 32     batch 128
+    ===============================  ===========  ===========
+    autodiff of the cell (before)    35.7         163.7
+    custom VJP (the default)         28.9         158.8
+    custom VJP, ``unroll=2``         27.0         163.9
+    PyTorch ``nn.LSTM``              26.5         137.8
+    ===============================  ===========  ===========
+
+    In an earlier run of the same kind: a concatenated ``[x, h]`` matmul with autodiff
+    0.98 / 1.05x autodiff's time, all four gates as one sigmoid (``tanh(g) = 2σ(2g)-1``)
+    0.96 / 1.04x, ``unroll=2`` 1.24 / 1.17x; a custom VJP with two separate weight
+    gradient einsums 0.83 / 1.19x (the ``(16, T*B) @ (T*B, 4H)`` one ran at 8 GFLOP/s),
+    replaced by the single concatenated matmul above. Being a custom VJP, this path
+    supports reverse mode only (``grad``, ``vjp``, reverse over reverse); for forward
+    mode (``jvp``, ``jacfwd``) use ``rnn(lstm_cell, ...)`` or ``precompute_inputs=True``.
 
     Args:
       params: ``{"w_x": (in, 4H), "w_h": (H, 4H), "b": (4H,)}`` from ``F.lstm_cell_init``.
@@ -279,7 +314,10 @@ def lstm(
       ((2, 7, 5), (2, 5))
     """
     state = None if state is None else LSTMState(*state)
-    return _run("lstm", lstm_cell, params, xs, state, lengths, reverse, unroll, precompute_inputs)
+    return _run(
+        "lstm", lstm_cell, params, xs, state, lengths, reverse, unroll, precompute_inputs,
+        fused=lstm_scan,
+    )  # fmt: skip
 
 
 def gru(
