@@ -15,28 +15,29 @@ Two formulations compute the same channels-last pooling:
   ``select_and_scatter`` and PyTorch do. A window whose maximum is NaN routes it to
   its last NaN, as PyTorch does.
 
-The rule (:func:`choose`), from ``benchmarks/bench_ops.py`` on a 2-core AMD EPYC (Zen 2,
-AVX2, no AVX-512), jax 0.10.2, forward + backward of ``max_pool2d(x, 2)`` and
-``avg_pool2d(x, 2)`` at the CNN benchmark's shapes, jitted, float32, medians of
-interleaved samples (ms, reduce_window / reshape). The machine was shared and loaded
-(load average 5-8 on 2 cores), so absolute times are inflated; the ratios are within
-one run:
+The rule (:func:`choose`), from ``benchmarks/bench_ops.py --ops pool --threads 1`` on a
+2-core AMD EPYC (Zen 2, AVX2, no AVX-512), jax 0.10.2, forward + backward of 2x2
+pooling (stride 2) at the CNN benchmark's shapes after a ReLU (so with ties), jitted,
+float32, medians of interleaved samples, ms, reduce_window / reshape (and PyTorch's
+NCHW pooling for scale). The machine was shared and loaded (load average 11 on 2
+cores), so absolute times are inflated; the ratios are within one run:
 
-=========================  ==================  ===================
-input (batch)              max pool, ms        average pool, ms
-=========================  ==================  ===================
-28x28x32 (32)              40 / 7.6            see bench_ops
-14x14x64 (32)              18 / 2.3            see bench_ops
-28x28x32 (128)             192 / 25            see bench_ops
-14x14x64 (128)             99 / 7.7            see bench_ops
-=========================  ==================  ===================
+=========================  ============================  ============================
+input (batch)              max pool (torch)              average pool (torch)
+=========================  ============================  ============================
+28x28x32 (32)              56.7 / 12.2 (35.1)            3.9 / 1.4 (23.3)
+14x14x64 (32)              8.1 / 1.7 (5.9)               5.1 / 0.6 (11.5)
+28x28x32 (128)             258 / 80 (69)                 25.3 / 11.5 (77.7)
+14x14x64 (128)             105 / 13.3 (35.1)             7.0 / 2.9 (20.6)
+=========================  ============================  ============================
 
-``select_and_scatter`` on XLA:CPU is the slow part (5-13x). The whole CNN step of
-``benchmarks/bench_cnn.py`` (forward + backward, no optimizer) went from 231 to 112 ms
-at batch 32 and from 551 to 415 ms at batch 128 in the same run. So on the CPU backend
-a pooling with ``stride == window_shape`` uses ``"reshape"``; overlapping windows, a
-symbolic spatial size and every other backend (not measured here) keep
-``"reduce_window"``.
+``select_and_scatter`` on XLA:CPU is the slow part: ``"reshape"`` is 3.2-7.9x faster
+for max pooling (5.3-12.8x in an earlier run with default threads, load 5-8) and
+2.2-8.6x for average pooling. In the CNN step of ``benchmarks/bench_cnn.py`` (train,
+``--threads 1 --clock cpu``, load 10) the max pools under ``"reduce_window"`` made the
+step 1.45x slower at batch 32 and 1.32x at batch 128. So on the CPU backend a pooling
+with ``stride == window_shape`` uses ``"reshape"``; overlapping windows, a symbolic
+spatial size and every other backend (not measured here) keep ``"reduce_window"``.
 
 Example:
   >>> choose((8, 28, 28, 32), (2, 2), (2, 2), "cpu")
