@@ -73,19 +73,21 @@ def short(err: BaseException, limit: int = 160) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def write(path: Path, tree: Any, *, tag: str | None = None) -> None:
+def write(path: Path, tree: Any) -> None:
     """Writes a nested dict of arrays to ``path`` as Flax's guide does (sync).
 
-    Args:
-      path: the Orbax folder to create.
-      tree: nested dicts of NumPy arrays and (with several processes) ``jax.Array``
-        leaves sharded across processes.
-      tag: with several processes, the name of this collective write (every process
-        calls ``write`` with the same ``tag``); ignored in one process.
+    ``tree`` holds NumPy arrays and, with several processes, ``jax.Array`` leaves
+    sharded across processes. With several processes this is collective: every
+    process calls it with the same ``path`` (a fresh one: Orbax's barriers are named
+    after it), in the same order.
     """
+    import jax
+
     ocp = orbax()
+    path = Path(path).absolute()
+    tag = f"nnjax_orbax:{path}" if jax.process_count() > 1 else None
     with _quiet():
-        _checkpointer(tag).save(Path(path).absolute(), args=ocp.args.StandardSave(tree))
+        _checkpointer(tag).save(path, args=ocp.args.StandardSave(tree))
 
 
 def _reason(err: BaseException, path: Path) -> str:

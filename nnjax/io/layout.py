@@ -133,7 +133,7 @@ def write(
 
         def arrays() -> None:
             for name in stored:
-                _orbax.write(tmp / name, items[name], tag=tag and f"{tag}_{name}")
+                _orbax.write(tmp / name, items[name])
 
         _collective.everywhere(f"{tag}/arrays", arrays)
         _collective.on_main(f"{tag}/commit", lambda: _commit(tmp, final, meta))
