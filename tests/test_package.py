@@ -39,6 +39,7 @@ def _layer(module: str) -> str:
         "errors",
         "_optional",
         "_deprecation",
+        "_hardware",
     ):
         return "base"
     return "cli" if parts[1].startswith("_cli") else parts[1]
