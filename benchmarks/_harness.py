@@ -57,6 +57,10 @@ def ensure_nnjax_importable() -> None:
         sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 
+ensure_nnjax_importable()
+# The machine description lives in the library (ops pick formulations from it).
+from nnjax._hardware import SIMD_FLAGS, bfloat16_hardware, cpu_flags  # noqa: E402
+
 # --------------------------------------------------------------------------- timing
 
 
@@ -212,43 +216,6 @@ def _cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
-
-
-#: CPU flags recorded and printed: SIMD width and native bfloat16 matmul support.
-SIMD_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16")
-
-
-def cpu_flags(cpuinfo: str | None = None) -> dict[str, bool]:
-    """Which of :data:`SIMD_FLAGS` the CPU has (``/proc/cpuinfo``; all False elsewhere).
-
-    Example:
-      >>> cpu_flags("flags : fpu avx2 fma amx_bf16")["amx_bf16"]
-      True
-    """
-    if cpuinfo is None:
-        try:
-            cpuinfo = pathlib.Path("/proc/cpuinfo").read_text()
-        except OSError:
-            cpuinfo = ""
-    flags: set[str] = set()
-    for line in cpuinfo.splitlines():
-        if line.startswith("flags"):
-            flags.update(line.split(":", 1)[1].split())
-    return {name: name in flags for name in SIMD_FLAGS}
-
-
-def bfloat16_hardware(flags: Mapping[str, bool]) -> str:
-    """Which bfloat16 case applies: native matmuls (AMX, AVX512-BF16) or emulated.
-
-    Example:
-      >>> bfloat16_hardware({"amx_bf16": False, "avx512_bf16": False})
-      'none (bfloat16 is emulated in float32: expect no speed-up over float32)'
-    """
-    if flags.get("amx_bf16"):
-        return "AMX (native bfloat16 matmuls: expect bfloat16 well ahead of float32)"
-    if flags.get("avx512_bf16"):
-        return "AVX512-BF16 (native bfloat16 dot products: expect bfloat16 ahead of float32)"
-    return "none (bfloat16 is emulated in float32: expect no speed-up over float32)"
 
 
 def load_note(load: float | None, cores: int | None) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from nnjax import _checks, initializers
+from nnjax import _checks, _hardware, initializers
 from nnjax.functional import _utils
 
 Params = dict[str, jax.Array]
@@ -58,7 +58,10 @@ def dense(params: Params, x: jax.typing.ArrayLike) -> jax.Array:
     """Applies the affine map ``x @ kernel + bias`` over the last axis of ``x``.
 
     Computes in the dtype of ``x``: float32 parameters with a bfloat16 input give a
-    bfloat16 result (mixed precision).
+    bfloat16 result (mixed precision). On a CPU without native bfloat16 matmuls
+    (:func:`nnjax._hardware.native_bfloat16`), a bfloat16 ``x`` is multiplied in
+    float32 (the bfloat16 values, exactly) and the result rounded to bfloat16, the
+    faster formulation there.
 
     Args:
       params: ``{"kernel": (in, out), "bias": (out,)}``, as from :func:`dense_init`.
@@ -85,8 +88,33 @@ def dense(params: Params, x: jax.typing.ArrayLike) -> jax.Array:
     _checks.check_rank("dense", "params['kernel']", kernel, 2)
     _checks.check_min_rank("dense", "x", x, 1)
     _checks.check_shape("dense", "x", x, (..., kernel.shape[0]))
+    bias = params.get("bias")
+    if bias is not None:
+        _checks.check_shape("dense", "params['bias']", bias, (kernel.shape[1],))
+    if _hardware.upcast_matmuls(x.dtype):
+        return _affine_upcast(x, kernel.astype(x.dtype), bias)
     y = jnp.matmul(x, kernel.astype(x.dtype))
-    if "bias" in params:
-        _checks.check_shape("dense", "params['bias']", params["bias"], (kernel.shape[1],))
-        y = y + _utils.expand_to(params["bias"].astype(x.dtype), y.ndim)
+    if bias is not None:
+        y = y + _utils.expand_to(bias.astype(x.dtype), y.ndim)
     return y
+
+
+def _affine_upcast(x: jax.Array, kernel: jax.Array, bias: jax.Array | None) -> jax.Array:
+    """``x @ kernel + bias`` of bfloat16 values computed in float32, rounded to bfloat16.
+
+    The formulation for CPUs without native bfloat16 (:func:`nnjax._hardware.upcast_matmuls`):
+    XLA:CPU's emulated bfloat16 matmul measured slower than this float32 one; the
+    activations (and, through the casts' transposes, the gradients between layers) stay
+    bfloat16, and the sums are float32 (as on GPUs and TPUs). ``fit``'s train step of
+    an MLP 784-500-300-100-10 with Adam, ``precision="bfloat16"`` time / float32 time,
+    three interleaved runs on a 2-core AMD EPYC Zen 2 (AVX2, no AVX512-BF16/AMX; load
+    average 8-12): batch 32: native 1.24 / 1.17 / 1.63, this formulation 1.23 / 1.00 /
+    1.21; batch 256: native 1.29 / 1.24 / 1.26, this formulation 1.07 / 1.02 / 1.09.
+    What remains is mostly the float32 <-> bfloat16 casts of the parameters and
+    gradients around the step.
+    """
+    f32 = jnp.float32
+    y = jnp.matmul(x.astype(f32), kernel.astype(f32))
+    if bias is not None:
+        y = y + _utils.expand_to(bias.astype(x.dtype).astype(f32), y.ndim)
+    return y.astype(x.dtype)

@@ -1,0 +1,116 @@
+"""What the hardware under JAX offers (private): CPU SIMD flags and native bfloat16.
+
+Ops use :func:`native_bfloat16` to pick a formulation per backend; the benchmark
+scripts (``benchmarks/_harness.py``) print :func:`cpu_flags` and
+:func:`bfloat16_hardware` beside their timings. Linux's ``/proc/cpuinfo`` is the
+source; elsewhere no flag is reported.
+
+Example:
+  >>> cpu_flags("flags : fpu avx2 fma")["avx2"]
+  True
+  >>> native_bfloat16("gpu")
+  True
+"""
+
+from __future__ import annotations
+
+import functools
+import pathlib
+from collections.abc import Mapping
+
+import jax
+import jax.numpy as jnp
+
+#: CPU flags recorded and printed: SIMD width and native bfloat16 matmul support.
+SIMD_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16")
+
+#: The x86 flags whose presence means bfloat16 matmuls run natively (not emulated).
+BFLOAT16_FLAGS = ("amx_bf16", "avx512_bf16")
+
+
+def _read_cpuinfo() -> str:
+    try:
+        return pathlib.Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return ""
+
+
+def cpu_flags(cpuinfo: str | None = None) -> dict[str, bool]:
+    """Which of :data:`SIMD_FLAGS` the CPU has (``/proc/cpuinfo``; all False elsewhere).
+
+    Args:
+      cpuinfo: the text of ``/proc/cpuinfo``; ``None`` reads this machine's.
+
+    Returns:
+      ``{flag: present}`` for every name in :data:`SIMD_FLAGS`.
+
+    Example:
+      >>> cpu_flags("flags : fpu avx2 fma amx_bf16")["amx_bf16"]
+      True
+    """
+    if cpuinfo is None:
+        cpuinfo = _read_cpuinfo()
+    flags: set[str] = set()
+    for line in cpuinfo.splitlines():
+        if line.startswith("flags"):
+            flags.update(line.split(":", 1)[1].split())
+    return {name: name in flags for name in SIMD_FLAGS}
+
+
+def bfloat16_hardware(flags: Mapping[str, bool]) -> str:
+    """Which bfloat16 case applies: native matmuls (AMX, AVX512-BF16) or emulated.
+
+    Example:
+      >>> bfloat16_hardware({"amx_bf16": False, "avx512_bf16": False})
+      'none (bfloat16 is emulated in float32: expect no speed-up over float32)'
+    """
+    if flags.get("amx_bf16"):
+        return "AMX (native bfloat16 matmuls: expect bfloat16 well ahead of float32)"
+    if flags.get("avx512_bf16"):
+        return "AVX512-BF16 (native bfloat16 dot products: expect bfloat16 ahead of float32)"
+    return "none (bfloat16 is emulated in float32: expect no speed-up over float32)"
+
+
+@functools.cache
+def _cpu_native_bfloat16() -> bool:
+    flags = cpu_flags()
+    return any(flags[name] for name in BFLOAT16_FLAGS)
+
+
+def native_bfloat16(backend: str | None = None) -> bool:
+    """Whether ``backend`` runs bfloat16 matmuls natively (default: JAX's default backend).
+
+    GPUs and TPUs: always. CPUs: when ``/proc/cpuinfo`` lists ``amx_bf16`` or
+    ``avx512_bf16``; without them XLA:CPU emulates bfloat16 arithmetic, measured slower
+    than float32 (``benchmarks/README.md``).
+
+    Example:
+      >>> native_bfloat16("tpu")
+      True
+    """
+    backend = backend or jax.default_backend()
+    return backend != "cpu" or _cpu_native_bfloat16()
+
+
+def upcast_matmuls(dtype: jnp.dtype) -> bool:
+    """Whether matmuls of ``dtype`` operands should run in float32 on the default backend.
+
+    True for bfloat16 where the hardware has no native bfloat16 (:func:`native_bfloat16`):
+    there a float32 matmul of the bfloat16 values, rounded back, is the faster
+    formulation of the same bfloat16 computation.
+
+    Example:
+      >>> upcast_matmuls(jnp.float32)
+      False
+    """
+    return jnp.dtype(dtype) == jnp.bfloat16 and not native_bfloat16()
+
+
+__all__ = [
+    "BFLOAT16_FLAGS",
+    "SIMD_FLAGS",
+    "bfloat16_hardware",
+    "cpu_flags",
+    "native_bfloat16",
+    "upcast_matmuls",
+]

@@ -1,0 +1,45 @@
+"""nnjax._hardware: CPU flags from /proc/cpuinfo text and the native-bfloat16 decision."""
+
+import jax
+import jax.numpy as jnp
+import pytest
+
+from nnjax import _hardware
+
+AVX2 = "processor : 0\nflags : fpu sse avx2 fma\n\nprocessor : 1\nflags : fpu sse avx2 fma\n"
+AMX = "flags : fpu avx2 avx512f amx_tile amx_bf16\n"
+
+
+def test_cpu_flags_parse_every_flags_line():
+    flags = _hardware.cpu_flags(AVX2)
+    assert set(flags) == set(_hardware.SIMD_FLAGS)
+    assert flags["avx2"] and flags["fma"] and not flags["avx512f"] and not flags["amx_bf16"]
+    assert _hardware.cpu_flags("")["avx2"] is False
+    assert _hardware.cpu_flags(AMX)["amx_bf16"]
+
+
+@pytest.mark.parametrize(
+    ("text", "case"),
+    [(AVX2, "none"), (AMX, "AMX"), ("flags : avx512f avx512_bf16\n", "AVX512-BF16")],
+)
+def test_bfloat16_hardware_names_the_case(text, case):
+    assert _hardware.bfloat16_hardware(_hardware.cpu_flags(text)).startswith(case)
+
+
+@pytest.mark.parametrize(("text", "native"), [(AVX2, False), (AMX, True), ("", False)])
+def test_native_bfloat16_on_cpu_follows_the_flags(monkeypatch, text, native):
+    monkeypatch.setattr(_hardware, "_read_cpuinfo", lambda: text)
+    _hardware._cpu_native_bfloat16.cache_clear()
+    try:
+        assert _hardware.native_bfloat16("cpu") is native
+        assert _hardware.native_bfloat16("gpu") and _hardware.native_bfloat16("tpu")
+    finally:
+        _hardware._cpu_native_bfloat16.cache_clear()
+
+
+def test_upcast_matmuls_only_for_bfloat16_without_native_support():
+    emulated = not _hardware.native_bfloat16()
+    assert _hardware.upcast_matmuls(jnp.bfloat16) is emulated
+    assert jax.default_backend() != "cpu" or emulated == (not _hardware._cpu_native_bfloat16())
+    for dtype in (jnp.float32, jnp.float16, jnp.float64):
+        assert _hardware.upcast_matmuls(dtype) is False
