@@ -8,12 +8,14 @@ Two formulations compute the same channels-last pooling:
 * ``"reshape"``: non-overlapping windows only (``stride == window_shape``). The input
   is padded (``"SAME"``, with ``-inf`` for max and zeros for average) or cropped
   (``"VALID"`` drops the incomplete windows), reshaped to
-  ``(B, H/kh, kh, W/kw, kw, C)`` and reduced over the window axes. Max pooling's
-  derivative is a custom JVP that selects the first maximal element of each window in
-  row-major window order, so its gradient is a compare and a select, and ties (the
-  zeros of a ReLU) route the whole gradient to one element, as ``reduce_window``'s
-  ``select_and_scatter`` and PyTorch do. A window whose maximum is NaN routes it to
-  its last NaN, as PyTorch does.
+  ``(B, H/kh, kh, W/kw, kw, C)`` and reduced over the window axes by elementwise
+  maxima (sums) of the ``kh * kw`` window positions, which XLA fuses with the ops
+  before the pool (a reduction op measured 1.2-1.8x slower: XLA:CPU materializes its
+  input). Max pooling's derivative is a custom JVP that selects the first maximal
+  element of each window in row-major window order, so its gradient is compares and
+  selects, and ties (the zeros of a ReLU) route the whole gradient to one element, as
+  ``reduce_window``'s ``select_and_scatter`` and PyTorch do. A window whose maximum is
+  NaN routes it to its last NaN, as PyTorch does.
 
 The rule (:func:`choose`), from ``benchmarks/bench_ops.py --ops pool --threads 1`` on a
 2-core AMD EPYC (Zen 2, AVX2, no AVX-512), jax 0.10.2, forward + backward of 2x2
@@ -36,8 +38,9 @@ for max pooling (5.3-12.8x in an earlier run with default threads, load 5-8) and
 2.2-8.6x for average pooling. In the CNN step of ``benchmarks/bench_cnn.py`` (train,
 ``--threads 1 --clock cpu``, load 10) the max pools under ``"reduce_window"`` made the
 step 1.45x slower at batch 32 and 1.32x at batch 128. So on the CPU backend a pooling
-with ``stride == window_shape`` uses ``"reshape"``; overlapping windows, a symbolic
-spatial size and every other backend (not measured here) keep ``"reduce_window"``.
+with ``stride == window_shape`` and at most :data:`MAX_TAPS` elements per window uses
+``"reshape"``; overlapping or larger windows, a symbolic spatial size and every other
+backend (not measured here) keep ``"reduce_window"``.
 
 Example:
   >>> choose((8, 28, 28, 32), (2, 2), (2, 2), "cpu")
@@ -64,6 +67,10 @@ from jax import lax
 
 #: Accepted values of ``formulation`` (``"auto"``: :func:`choose` decides).
 FORMULATIONS = ("auto", "reduce_window", "reshape")
+
+#: Largest window (in elements) that ``"auto"`` computes as ``"reshape"``: it unrolls
+#: one elementwise op per window position (2x2 measured; 4x4 still small).
+MAX_TAPS = 16
 
 _DEFAULT: contextvars.ContextVar[str] = contextvars.ContextVar("pool_formulation", default="auto")
 
@@ -113,7 +120,7 @@ def choose(
     x_shape: Sequence[int], window: Sequence[int], stride: Sequence[int], backend: str
 ) -> str:
     """The formulation ``"auto"`` picks (the rule in the module docstring)."""
-    fits = reshape_applies(x_shape, window, stride)
+    fits = reshape_applies(x_shape, window, stride) and math.prod(window) <= MAX_TAPS
     return "reshape" if backend == "cpu" and fits else "reduce_window"
 
 
@@ -183,39 +190,61 @@ def window_axes(nd: int) -> tuple[int, ...]:
     return tuple(range(2, 2 * nd + 1, 2))
 
 
-def _window_order(shape: Sequence[int], axes: tuple[int, ...]) -> np.ndarray:
-    """Row-major position of each element within its window, broadcastable to ``shape``."""
-    sizes = [shape[a] for a in axes]
-    order = np.arange(math.prod(sizes), dtype=np.int32).reshape(sizes)
-    return order.reshape([shape[a] if a in axes else 1 for a in range(len(shape))])
+def window_taps(xb: jax.Array, axes: tuple[int, ...]) -> list[jax.Array]:
+    """The elements of every window of ``xb`` (from :func:`blocks`), one array per position.
+
+    ``prod(window)`` arrays shaped like the output, in row-major window order.
+    """
+    taps = []
+    for position in itertools.product(*(range(xb.shape[a]) for a in axes)):
+        index: list[int | slice] = [slice(None)] * xb.ndim
+        for axis, i in zip(axes, position):
+            index[axis] = i
+        taps.append(xb[tuple(index)])
+    return taps
 
 
-def first_max_mask(xb: jax.Array, y: jax.Array, axes: tuple[int, ...]) -> jax.Array:
-    """True at the element each window's gradient goes to (``xb`` from :func:`blocks`).
+def first_max_masks(taps: list[jax.Array], y: jax.Array) -> list[jax.Array]:
+    """Per window position, True where that element receives its window's gradient.
 
     The first maximal element in row-major window order (as ``select_and_scatter``
     and PyTorch route ties), or the last NaN of a window whose maximum is NaN (as
     PyTorch does).
     """
-    order = _window_order(xb.shape, axes)
-    size = math.prod(xb.shape[a] for a in axes)
-    yb = jnp.expand_dims(y, axes)
-    rank = jnp.where(xb == yb, order, jnp.where(jnp.isnan(xb), -1 - order, size))
-    return rank == jnp.expand_dims(jnp.min(rank, axis=axes), axes)
+    found = jnp.zeros(y.shape, bool)
+    masks = []
+    for tap in taps:  # y is not NaN: the first element equal to it
+        hit = (tap == y) & ~found
+        found = found | hit
+        masks.append(hit)
+    later_nan = jnp.zeros(y.shape, bool)
+    for i in reversed(range(len(taps))):  # y is NaN: nothing equals it; the last NaN
+        nan = jnp.isnan(taps[i])
+        masks[i] = masks[i] | (nan & ~later_nan)
+        later_nan = later_nan | nan
+    return masks
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(1,))
 def window_max(xb: jax.Array, axes: tuple[int, ...]) -> jax.Array:
-    """Max over ``axes``, differentiated into one element per window (first maximum)."""
-    return jnp.max(xb, axis=axes)
+    """Max over ``axes``, differentiated into one element per window (first maximum).
+
+    Elementwise maxima of the window's positions rather than a reduction: XLA:CPU fuses
+    elementwise ops with their producers (the ReLU and bias before a pool), while a
+    reduction's input is materialized (a ``jnp.max`` over the window axes measured
+    1.2-1.8x slower, forward + backward of a 2x2 pool alone and after a conv + ReLU).
+    """
+    return functools.reduce(jnp.maximum, window_taps(xb, axes))
 
 
 @window_max.defjvp
 def _window_max_jvp(axes, primals, tangents):
     (xb,), (xb_dot,) = primals, tangents
     y = window_max(xb, axes)  # itself, so that higher derivatives use this rule too
-    mask = first_max_mask(xb, y, axes)
-    return y, jnp.sum(jnp.where(mask, xb_dot, jnp.zeros((), xb_dot.dtype)), axis=axes)
+    masks = first_max_masks(window_taps(xb, axes), y)
+    zero = jnp.zeros((), xb_dot.dtype)
+    picked = [jnp.where(m, t, zero) for m, t in zip(masks, window_taps(xb_dot, axes))]
+    return y, functools.reduce(jnp.add, picked)
 
 
 def max_reshape(x: jax.Array, window: tuple, stride: tuple, mode: str) -> jax.Array:
@@ -225,9 +254,11 @@ def max_reshape(x: jax.Array, window: tuple, stride: tuple, mode: str) -> jax.Ar
 
 
 def sum_reshape(x: jax.Array, window: tuple, stride: tuple, mode: str) -> jax.Array:
-    """Sum over non-overlapping windows: :func:`blocks`, then a sum."""
+    """Sum over non-overlapping windows: :func:`blocks`, then a sum of its taps."""
     del stride  # equal to window (checked by resolve)
-    return jnp.sum(blocks(x, window, mode, 0.0), axis=window_axes(len(window)))
+    return functools.reduce(
+        jnp.add, window_taps(blocks(x, window, mode, 0.0), window_axes(len(window)))
+    )
 
 
 MAX = {"reduce_window": max_reduce_window, "reshape": max_reshape}

@@ -178,6 +178,8 @@ def test_rule():
     assert forms.choose((32, 28, 28, 32), (2, 2), (2, 2), "cpu") == "reshape"
     assert forms.choose((32, 28, 28, 32), (2, 2), (1, 1), "cpu") == "reduce_window"
     assert forms.choose((32, 28, 28, 32), (2, 2), (2, 2), "gpu") == "reduce_window"
+    assert forms.choose((32, 28, 28, 32), (4, 4), (4, 4), "cpu") == "reshape"
+    assert forms.choose((32, 28, 28, 32), (7, 7), (7, 7), "cpu") == "reduce_window"  # 49 taps
 
 
 def test_symbolic_batch_exports_with_reshape():
