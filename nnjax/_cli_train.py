@@ -1,6 +1,10 @@
 """`nnjax train`: the run folder, its recorded config, resuming and cleanup (private).
 
-Split out of :mod:`nnjax.cli`, which dispatches to :func:`cmd_train`.
+Split out of :mod:`nnjax.cli`, which dispatches to :func:`cmd_train`. Started by
+``nnjax launch --processes N -- python -m nnjax.cli train ...``, every process joins
+the group first (:func:`nnjax.distributed.process.initialize_if_launched`), trains
+over every device of every process, and only process 0 prints and writes the run
+folder's files (the checkpoints are written collectively, as ``fit`` writes them).
 """
 
 from __future__ import annotations
@@ -107,6 +111,38 @@ def _new_paths(out: Path) -> list[Path]:
     return missing + [out / name for name in _RUN_FILES if not (out / name).exists()]
 
 
+def _say(line: str) -> None:
+    """Prints ``line`` on process 0 only (every process runs the same command)."""
+    from nnjax.distributed.process import is_main_process
+
+    if is_main_process():
+        print(line)
+
+
+def _run_note(done: int) -> str:
+    """`` (resuming after epoch 2; 2 processes, 4 devices)``, or the parts that apply."""
+    import jax
+
+    parts = [f"resuming after epoch {done}"] if done else []
+    if jax.process_count() > 1:
+        parts.append(f"{jax.process_count()} processes, {jax.device_count()} devices")
+    return f" ({'; '.join(parts)})" if parts else ""
+
+
+def _default_out(config: dict) -> Path:
+    """``runs/<dataset>-<model>-<time>``, the time process 0's (one folder for every process)."""
+    import jax
+    import numpy as np
+
+    now = int(time.time())
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        now = int(multihost_utils.broadcast_one_to_all(np.int32(now)))
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now))
+    return Path(f"runs/{config['dataset']}-{config['model']}-{stamp}")
+
+
 @contextlib.contextmanager
 def _removed_unless_saved(out: Path, created: list[Path]) -> Iterator[None]:
     """On an error before the first checkpoint, removes what this run created (only that).
@@ -115,11 +151,12 @@ def _removed_unless_saved(out: Path, created: list[Path]) -> Iterator[None]:
     leaves no empty run folder behind; anything that was there before stays.
     """
     from nnjax import train
+    from nnjax.distributed.process import is_main_process
 
     try:
         yield
     except BaseException:
-        if train.latest_epoch(out / "checkpoint") is None:
+        if train.latest_epoch(out / "checkpoint") is None and is_main_process():
             for path in reversed(created):
                 with contextlib.suppress(OSError):
                     if path.is_dir():
@@ -157,12 +194,12 @@ def _fit(args, config, out, model, train_set, test_set, loss, metrics):
 def cmd_train(args: argparse.Namespace) -> int:
     """`nnjax train`: trains a model into a run folder; returns the exit status."""
     from nnjax import nn, train
+    from nnjax.distributed.process import initialize_if_launched, is_main_process
     from nnjax.io import layout, run
 
+    initialize_if_launched()  # under `nnjax launch`: join the group before any JAX work
     config = _config(args)
-    out = Path(
-        args.out or f"runs/{config['dataset']}-{config['model']}-{time.strftime('%Y%m%d-%H%M%S')}"
-    )
+    out = Path(args.out) if args.out else _default_out(config)
     _check_out(out)
     done = train.latest_epoch(out / "checkpoint")  # 0-based, None for a new run
     if done is not None and not args.resume:
@@ -181,11 +218,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     layout.write_json(out / "config.json", config)
     layout.write_json(out / run.FILE, prep.to_dict())
-    print(
+    _say(
         f"nnjax train: {config['model']} on {config['dataset']} "
         f"({len(train_set[0])} train / {len(test_set[0])} test), "
-        f"{nn.count_params(model):,} parameters -> {out}"
-        + (f" (resuming after epoch {done})" if done else "")
+        f"{nn.count_params(model):,} parameters -> {out}{_run_note(done)}"
     )
     start = time.perf_counter()
     with _removed_unless_saved(out, created):
@@ -193,17 +229,17 @@ def cmd_train(args: argparse.Namespace) -> int:
     seconds = time.perf_counter() - start
     ran = len(history.epoch) - done  # this invocation's epochs, not the resumed ones
     layout.write_json(out / "history.json", _history_for_people(history))
-    plotted = plot_history(history.history, out / "learning_curves.png")
+    plotted = is_main_process() and plot_history(history.history, out / "learning_curves.png")
     final = {k: v[-1] for k, v in history.history.items()}
     result = {"seconds": round(seconds, 2), "epochs_run": ran, "epochs": len(history.epoch)}
     layout.write_json(out / "result.json", {**result, **final})
     metric = metrics[0]
     span = f"epochs {done + 1}-{done + ran}" if ran > 1 else f"epoch {done + 1}"
-    print(
+    _say(
         f"test {metric}: {final[f'val_{metric}']:.4f}  (test loss {final['val_loss']:.4f}, "
         f"{seconds:.1f} s for {span})"
     )
-    print(
+    _say(
         f"saved checkpoint/, {run.FILE}, history.csv, history.json"
         f"{', learning_curves.png' if plotted else ''} in {out}"
     )

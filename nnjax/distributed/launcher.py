@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Mapping, Sequence
 
 from nnjax.distributed.process import ENV_ADDRESS, ENV_NUM_PROCESSES, ENV_PROCESS_ID
 
-__all__ = ["free_port", "launch"]
+__all__ = ["GRACE_S", "describe", "exit_status", "free_port", "launch"]
 
 #: Seconds the other processes get to exit after one has failed, before they are killed.
 GRACE_S = 10.0
@@ -49,7 +51,10 @@ def launch(
 
     Returns:
       0 if every process succeeded; else the exit status of the first one that failed
-      (124 when ``timeout_s`` ran out, as ``timeout(1)`` reports it).
+      (``128 + N`` when killed by signal ``N``, as a shell reports it; 124 when
+      ``timeout_s`` ran out, as ``timeout(1)`` does). Which process failed, and how, is
+      said on stderr in one line (``nnjax launch: process 1 of 2 was killed by
+      SIGKILL ...``), within about 0.05 s of its end.
 
     Raises:
       ValueError: an empty ``command`` or ``processes < 1``.
@@ -75,23 +80,67 @@ def launch(
     return _wait(procs, timeout_s)
 
 
+def exit_status(returncode: int) -> int:
+    """A process's exit status as a shell reports it: ``128 + N`` for a kill by signal ``N``.
+
+    Example:
+      >>> exit_status(3), exit_status(-9)
+      (3, 137)
+    """
+    return 128 - returncode if returncode < 0 else returncode
+
+
+def describe(index: int, count: int, returncode: int) -> str:
+    """One line saying how process ``index`` of ``count`` ended.
+
+    Example:
+      >>> describe(1, 2, -9)
+      'process 1 of 2 was killed by SIGKILL (exit status 137)'
+      >>> describe(0, 2, 1)
+      'process 0 of 2 exited with status 1'
+    """
+    if returncode < 0:
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = f"signal {-returncode}"
+        status = exit_status(returncode)
+        return f"process {index} of {count} was killed by {name} (exit status {status})"
+    return f"process {index} of {count} exited with status {returncode}"
+
+
+def _say(line: str) -> None:
+    print(f"nnjax launch: {line}", file=sys.stderr, flush=True)
+
+
 def _wait(procs: list[subprocess.Popen], timeout_s: float | None) -> int:
-    """Waits for all; on the first failure or the deadline, stops the rest."""
+    """Waits for all; on the first failure or the deadline, says so and stops the rest."""
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
     status = 0
     try:
-        while any(p.poll() is None for p in procs):
-            failed = [p.returncode for p in procs if p.returncode not in (None, 0)]
+        # poll every process each round (`any` over a generator would stop at the first
+        # running one and never notice a later one's death)
+        while None in [p.poll() for p in procs]:
+            failed = [
+                (i, p.returncode) for i, p in enumerate(procs) if p.returncode not in (None, 0)
+            ]
             if failed:
-                status = failed[0]
+                running = sum(p.returncode is None for p in procs)
+                for i, code in failed:
+                    _say(describe(i, len(procs), code))
+                _say(f"stopping the other {running} running process(es)")
+                status = exit_status(failed[0][1])
                 break
             if deadline is not None and time.monotonic() > deadline:
+                _say(f"the processes ran past the timeout of {timeout_s:g} s; stopping them")
                 status = 124
                 break
             time.sleep(0.05)
         else:
-            failed = [p.returncode for p in procs if p.returncode != 0]
-            return failed[0] if failed else 0
+            failed = [(i, p.returncode) for i, p in enumerate(procs) if p.returncode != 0]
+            for i, code in failed:
+                _say(describe(i, len(procs), code))
+            return exit_status(failed[0][1]) if failed else 0
     finally:
         _stop(procs)
     return status

@@ -19,6 +19,7 @@ __all__ = [
     "ENV_NUM_PROCESSES",
     "ENV_PROCESS_ID",
     "initialize",
+    "initialize_if_launched",
     "is_main_process",
     "process_count",
     "process_index",
@@ -80,6 +81,28 @@ def initialize(
         initialization_timeout=timeout_s,
         heartbeat_timeout_seconds=heartbeat_timeout_s,
     )
+
+
+def initialize_if_launched(*, timeout_s: int = 300, heartbeat_timeout_s: int = 100) -> bool:
+    """Joins the group when ``nnjax launch`` started this process; returns whether it did.
+
+    A script (or the ``nnjax train`` command) that may run alone or under ``nnjax launch
+    --processes N`` calls this first: with the launcher's variables set (:data:`ENV_ADDRESS`
+    and the others) it calls :func:`initialize`; without them it does nothing (so a lone
+    run never waits for a cluster).
+
+    Args:
+      timeout_s: as :func:`initialize`.
+      heartbeat_timeout_s: as :func:`initialize`.
+
+    Example:
+      >>> initialize_if_launched()  # not started by nnjax launch
+      False
+    """
+    if ENV_ADDRESS not in os.environ:
+        return False
+    initialize(timeout_s=timeout_s, heartbeat_timeout_s=heartbeat_timeout_s)
+    return True
 
 
 def _resolve(

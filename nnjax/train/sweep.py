@@ -16,6 +16,15 @@ ones ``fit(model, ..., seed=s)`` uses, through the same step and device loop. So
 with its hyperparameters ends, early stopping included (up to float32 reassociation:
 ``vmap`` batches the matrix products).
 
+Devices and processes: like ``fit``, a sweep splits every batch over the ``'data'``
+axis of a mesh (all local devices that divide ``batch_size``, or ``devices=``), the
+members' state replicated. After :func:`nnjax.distributed.initialize` the mesh spans
+every device of every process: each process reads only its rows of every member's
+batches (:mod:`nnjax.train.sweep_feeder`), the logs are reduced over the global
+batches, every process returns the same :class:`SweepResult` (call ``sweep`` and the
+result's methods in every process), only process 0 prints and writes the CSV, and
+checkpoints are written together, through :mod:`nnjax.io` as ``ModelCheckpoint``'s.
+
 Example:
   >>> import numpy as np, optax
   >>> from flax import nnx
