@@ -237,8 +237,10 @@ def fit(
     layout = sharding.state_layout(state, mesh, param_sharding)  # bad rules fail here
     history = History()
     if resume_from is not None and checkpoint.latest_epoch(resume_from) is not None:
+        # Several processes: each reads only its shards of the layout.
+        shardings = layout.shardings() if jax.process_count() > 1 else None
         state, history, initial_epoch, global_step = resume.resume_state(
-            resume_from, state, seed, fallback=fallback
+            resume_from, state, seed, fallback=fallback, shardings=shardings
         )
     else:
         global_step = 0
