@@ -9,10 +9,10 @@ from flax import nnx
 
 from nnjax import losses
 from nnjax.nn import MLP
-from nnjax.train import compiled
+from nnjax.train import compiled, sharding
 from nnjax.train import step as step_lib
 from nnjax.train.callbacks import EarlyStopping
-from nnjax.train.data import epoch_index
+from nnjax.train.data import ArraySource, epoch_index
 from nnjax.train.evaluate import evaluate
 from nnjax.train.loop import fit
 from nnjax.train.sweep import (
@@ -21,6 +21,7 @@ from nnjax.train.sweep import (
     member_predictions,
     sweep,
 )
+from nnjax.train.sweep_feeder import feed_mode
 
 N, BATCH, EPOCHS = 40, 8, 2
 
@@ -220,6 +221,32 @@ def test_structural_hyperparameters_are_grouped(data):
     split = sweep(model_fn, data, loss="cross_entropy", members=grid(seeds=[0, 1, 2], width=[4]),
                   epochs=0, members_per_program=2)  # fmt: skip
     assert [g.members.tolist() for g in split.groups] == [[0, 1], [2]]
+
+
+@pytest.mark.slow  # ~16 s on a loaded 2-core machine (a second compile: host batches)
+def test_memmap_members_are_read_per_batch_equal_arrays_and_compile_once(result, data, tmp_path):
+    x, y = data
+    np.save(tmp_path / "x.npy", x)
+    mapped_x = np.load(tmp_path / "x.npy", mmap_mode="r")
+    mesh = sharding.make_mesh(jax.devices())
+    assert feed_mode(ArraySource(mapped_x, y, batch_size=BATCH), mesh) == "members"
+    assert feed_mode(ArraySource(x, y, batch_size=BATCH), mesh) == "gather"
+
+    def run(learning_rates):
+        return sweep(
+            make_model, (mapped_x, y), loss="cross_entropy", optimizer=optax.adam,
+            members=grid(seeds=[0, 1], learning_rate=learning_rates), epochs=EPOCHS,
+            batch_size=BATCH, validation_data=(x[:16], y[:16]), steps_per_dispatch=3,
+        )  # fmt: skip
+
+    mapped = run([1e-2, 3e-2])  # the fixture's members, fed from host batches
+    for i in range(4):
+        assert_close(params_of(mapped.member(i)), params_of(result.member(i)))
+    for name, values in result.history.items():
+        np.testing.assert_allclose(mapped.history[name], values, rtol=1e-5, atol=1e-5)
+    dispatch_traces = compiled.TRACES.count
+    run([2e-2, 5e-2])  # other injected values: the same program
+    assert compiled.TRACES.count == dispatch_traces
 
 
 @pytest.mark.slow  # ~45 s on a loaded 2-core machine
