@@ -1,15 +1,22 @@
 """Times the formulations of ``F.lstm`` (and ``F.gru``) on the current backend.
 
 Compares computing ``xs @ w_x`` for all steps before the scan (``precompute_inputs=True``)
-with the per-step cell (``False``), each with a few ``lax.scan`` unroll factors, for the
-jitted forward pass and the jitted forward + backward pass. Compile time is measured
-apart (first call); the steady state is the median of ``--repeats`` calls after warm-up.
+with the per-step formulation (``False``: for the LSTM, the custom VJP of
+``nnjax/functional/_lstm_scan.py``) and, with ``--autodiff``, autodiff of the scanned
+cell (``F.rnn(cell, ...)``, the per-step formulation before the custom VJP), each with a
+few ``lax.scan`` unroll factors, for the jitted forward pass and the jitted forward +
+backward pass. ``--torch`` adds PyTorch's ``nn.LSTM``/``nn.GRU`` (eager) to the same
+interleaved rounds. Compile time is measured apart (first call); the steady state is
+the median of ``--repeats`` calls after warm-up.
 
 Usage::
 
     pip install -e .   # or run with PYTHONPATH=.
     python benchmarks/bench_lstm_formulation.py            # full sizes
     python benchmarks/bench_lstm_formulation.py --quick    # small, a few seconds
+    # the LSTM benchmark's sizes, against autodiff and PyTorch, one thread, CPU time:
+    python benchmarks/bench_lstm_formulation.py --sizes bench --unrolls 1 2 --autodiff \
+        --torch --threads 1 --clock cpu --cells lstm
 
 Writes ``benchmarks/results/lstm_formulation_<backend>.json`` (device, versions,
 results) and prints a table.
@@ -36,6 +43,7 @@ SIZES = {  # name: (B, T, F, H)
     "small": (32, 100, 32, 128),
     "large": (256, 50, 64, 256),
 }
+BENCH_SIZES = {"bench32": (32, 64, 16, 128), "bench128": (128, 64, 16, 128)}  # bench_lstm.py
 QUICK_SIZES = {"tiny": (8, 20, 8, 32)}
 
 
@@ -45,18 +53,30 @@ def _sequence_op(cell: str):
     return F.gru_cell_init, sequence.gru
 
 
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+_clock = CLOCKS["wall"]  # --clock cpu: this process's CPU time (robust on a shared machine)
+
+
 def _call(fn, args) -> float:
-    start = time.perf_counter()
+    start = _clock()
     jax.block_until_ready(fn(*args))
-    return time.perf_counter() - start
+    return _clock() - start
 
 
-def _variant_fns(cell, precompute, unroll):
-    """The jitted forward and forward+backward (w.r.t. params and xs) of one variant."""
+def _variant_fns(cell, formulation, unroll):
+    """The jitted forward and forward+backward (w.r.t. params and xs) of one variant.
+
+    ``formulation``: ``"precompute"``, ``"per_step"`` (``F.lstm``/``F.gru``) or
+    ``"autodiff"`` (``F.rnn`` of the cell, differentiated by JAX).
+    """
     _, op = _sequence_op(cell)
+    cell_fn = F.lstm_cell if cell == "lstm" else F.gru_cell
 
     def forward(params, xs):
-        return op(params, xs, precompute_inputs=precompute, unroll=unroll)[1]
+        if formulation == "autodiff":
+            return F.rnn(cell_fn, params, xs, precompute_inputs=False, unroll=unroll)[1]
+        pre = formulation == "precompute"
+        return op(params, xs, precompute_inputs=pre, unroll=unroll)[1]
 
     def loss(params, xs):
         return jnp.mean(forward(params, xs).astype(jnp.float32) ** 2)
@@ -64,8 +84,33 @@ def _variant_fns(cell, precompute, unroll):
     return {"forward": jax.jit(forward), "forward_backward": jax.jit(jax.grad(loss, (0, 1)))}
 
 
-def bench_size(cell, size, variants, repeats, warmup, dtype) -> list[dict]:
-    """Times every ``(precompute, unroll)`` variant at one size, interleaved.
+def _torch_fns(cell, size, dtype):
+    """PyTorch's eager forward and forward+backward (w.r.t. weights and xs), or ``{}``."""
+    try:
+        import torch
+    except ImportError:
+        return {}
+    b, t, f, h = size
+    module = (torch.nn.LSTM if cell == "lstm" else torch.nn.GRU)(f, h, batch_first=True)
+    module = module.to(getattr(torch, dtype.name))
+    xs = torch.randn(b, t, f, dtype=module.weight_hh_l0.dtype, requires_grad=True)
+
+    def forward(*_):
+        with torch.no_grad():
+            return module(xs)[0]
+
+    def forward_backward(*_):
+        for q in (*module.parameters(), xs):
+            q.grad = None
+        loss = (module(xs)[0].float() ** 2).mean()
+        loss.backward()
+        return loss
+
+    return {"forward": forward, "forward_backward": forward_backward}
+
+
+def bench_size(cell, size, variants, repeats, warmup, dtype, torch_peer=False) -> list[dict]:
+    """Times every ``(formulation, unroll)`` variant at one size, interleaved.
 
     Each round calls every variant once (rotating the order), so load that changes
     during the run (a shared machine) hits all variants alike; the reported time is
@@ -76,6 +121,9 @@ def bench_size(cell, size, variants, repeats, warmup, dtype) -> list[dict]:
     k_p, k_x = jax.random.split(jax.random.key(0))
     args = (init(k_p, f, h, dtype=dtype), jax.random.normal(k_x, (b, t, f), dtype))
     fns = {(v, kind): fn for v in variants for kind, fn in _variant_fns(cell, *v).items()}
+    if torch_peer and (torch_fns := _torch_fns(cell, size, dtype)):
+        variants = [*variants, ("torch", 1)]
+        fns |= {(("torch", 1), kind): fn for kind, fn in torch_fns.items()}
     first = {name: _call(fn, args) for name, fn in fns.items()}
     names = list(fns)
     for _ in range(warmup):
@@ -86,25 +134,26 @@ def bench_size(cell, size, variants, repeats, warmup, dtype) -> list[dict]:
         for name in names[r % len(names) :] + names[: r % len(names)]:
             times[name].append(_call(fns[name], args))
     results = []
-    for precompute, unroll in variants:
+    for formulation, unroll in variants:
         row = {"cell": cell, "B": b, "T": t, "F": f, "H": h}
-        row |= {"precompute_inputs": precompute, "unroll": unroll}
+        row |= {"formulation": formulation, "unroll": unroll}
+        row["precompute_inputs"] = formulation == "precompute"  # the key of earlier records
         for kind in ("forward", "forward_backward"):
-            median = statistics.median(times[((precompute, unroll), kind)])
+            median = statistics.median(times[((formulation, unroll), kind)])
             row[f"{kind}_ms"] = median * 1e3
-            row[f"{kind}_compile_s"] = first[((precompute, unroll), kind)] - median
+            row[f"{kind}_compile_s"] = first[((formulation, unroll), kind)] - median
         results.append(row)
     return results
 
 
 def _table(results: list[dict]) -> str:
-    head = f"{'cell':5} {'B':>4} {'T':>4} {'F':>4} {'H':>4} {'pre':>5} {'unr':>3}"
+    head = f"{'cell':5} {'B':>4} {'T':>4} {'F':>4} {'H':>4} {'formulation':>11} {'unr':>3}"
     head += f" {'fwd ms':>9} {'fwd+bwd ms':>11} {'compile s':>10}"
     rows = [head, "-" * len(head)]
     for r in results:
         rows.append(
             f"{r['cell']:5} {r['B']:>4} {r['T']:>4} {r['F']:>4} {r['H']:>4} "
-            f"{r['precompute_inputs']!s:>5} {r['unroll']:>3} {r['forward_ms']:>9.2f} "
+            f"{r['formulation']:>11} {r['unroll']:>3} {r['forward_ms']:>9.2f} "
             f"{r['forward_backward_ms']:>11.2f} "
             f"{r['forward_compile_s'] + r['forward_backward_compile_s']:>10.2f}"
         )
@@ -120,20 +169,37 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     parser.add_argument(
+        "--sizes",
+        default="default",
+        choices=["default", "bench"],
+        help="bench: bench_lstm.py's T 64, F 16, H 128 at batch 32 and 128",
+    )
+    parser.add_argument("--autodiff", action="store_true", help="add F.rnn(cell) (autodiff)")
+    parser.add_argument("--torch", action="store_true", help="add PyTorch (eager)")
+    parser.add_argument("--threads", type=int, default=None, help="cap XLA/PyTorch threads")
+    parser.add_argument("--clock", default="wall", choices=sorted(CLOCKS))
+    parser.add_argument(
         "--out",
         type=pathlib.Path,
         default=None,
         help="JSON file (default benchmarks/results/lstm_formulation_<backend>.json)",
     )
     args = parser.parse_args(argv)
-    sizes = QUICK_SIZES if args.quick else SIZES
+    if args.threads is not None:
+        import _cli  # benchmarks/_cli.py: caps XLA:CPU and PyTorch threads
+
+        _cli.limit_threads(args.threads)
+    global _clock
+    _clock = CLOCKS[args.clock]
+    sizes = QUICK_SIZES if args.quick else BENCH_SIZES if args.sizes == "bench" else SIZES
     repeats = 3 if args.quick else args.repeats
     dtype = jnp.dtype(args.dtype)
 
-    variants = list(itertools.product((True, False), args.unrolls))
+    kinds = ("precompute", "per_step", *(("autodiff",) if args.autodiff else ()))
+    variants = list(itertools.product(kinds, args.unrolls))
     results = []
     for cell, size in itertools.product(args.cells, sizes.values()):
-        rows = bench_size(cell, size, variants, repeats, args.warmup, dtype)
+        rows = bench_size(cell, size, variants, repeats, args.warmup, dtype, args.torch)
         print(_table(rows), flush=True)
         results.extend(rows)
 
@@ -152,6 +218,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
         "cpu_count": os.cpu_count(),
         "load_average_1m": os.getloadavg()[0],  # a shared machine inflates absolute times
         "dtype": args.dtype,
+        "threads": args.threads,
+        "clock": args.clock,
         "quick": args.quick,
         "repeats": repeats,
         "results": results,

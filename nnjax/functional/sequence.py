@@ -271,25 +271,26 @@ def lstm(
     whole sequence, ``nnjax/functional/_lstm_scan.py``): one ``[x_t, h] @ [w_x; w_h]``
     matmul per forward step, one ``dz_t @ w_h.T`` per reverse step, and the weight
     gradient as ONE ``(in+H, T*B) @ (T*B, 4H)`` matmul after the reverse scan. Against
-    autodiff of the scanned cell (``rnn(lstm_cell, ...)``), fwd+bwd, jitted, medians of
-    one interleaved run with PyTorch's ``nn.LSTM`` (``benchmarks/bench_lstm_formulation.py
-    --torch``; T 64, F 16, H 128, one thread each, CPU time, load average 8-10 on 2
-    cores), ms at batch 32 / 128:
+    autodiff of the scanned cell (``rnn(lstm_cell, ...)``) and PyTorch's ``nn.LSTM``,
+    fwd+bwd, jitted, medians of interleaved runs (``benchmarks/bench_lstm_formulation.py
+    --sizes bench --autodiff --torch --threads 1 --clock cpu``; T 64, F 16, H 128, CPU
+    time, load average 8-12 on 2 cores), ms at batch 32 / 128 in the last run, and the
+    ratio to autodiff's time in three runs:
 
-    ===============================  ===========  ===========
-    formulation                      batch 32     batch 128
-    ===============================  ===========  ===========
-    autodiff of the cell (before)    35.7         163.7
-    custom VJP (the default)         28.9         158.8
-    custom VJP, ``unroll=2``         27.0         163.9
-    PyTorch ``nn.LSTM``              26.5         137.8
-    ===============================  ===========  ===========
+    =============================  ===========  ================  ================
+    formulation                    ms 32 / 128  / autodiff, B 32  / autodiff, B 128
+    =============================  ===========  ================  ================
+    autodiff of the cell (before)  33.5 / 151   1                 1
+    custom VJP (the default)       26.7 / 154   0.80, 0.72, 0.81  1.02, 0.93, 0.97
+    PyTorch ``nn.LSTM``            25.2 / 134   0.75, 0.87, 0.74  0.89, 0.83, 0.84
+    =============================  ===========  ================  ================
 
-    In an earlier run of the same kind: a concatenated ``[x, h]`` matmul with autodiff
-    0.98 / 1.05x autodiff's time, all four gates as one sigmoid (``tanh(g) = 2σ(2g)-1``)
-    0.96 / 1.04x, ``unroll=2`` 1.24 / 1.17x; a custom VJP with two separate weight
-    gradient einsums 0.83 / 1.19x (the ``(16, T*B) @ (T*B, 4H)`` one ran at 8 GFLOP/s),
-    replaced by the single concatenated matmul above. Being a custom VJP, this path
+    So the default gained 19-28% at batch 32 and is level at 128; PyTorch's time is
+    0.92-1.21x the default's at batch 32 and 0.87-0.88x at 128. Also measured, not kept: ``unroll=2`` of the custom VJP 0.94 / 1.03x its
+    ``unroll=1`` time; with autodiff, a concatenated ``[x, h]`` matmul 0.98 / 1.05x,
+    all four gates as one sigmoid (``tanh(g) = 2σ(2g)-1``) 0.96 / 1.04x, ``unroll=2``
+    1.24 / 1.17x; a custom VJP with two separate weight-gradient einsums 0.83 / 1.19x
+    (the ``(16, T*B) @ (T*B, 4H)`` one ran at 8 GFLOP/s). Being a custom VJP, this path
     supports reverse mode only (``grad``, ``vjp``, reverse over reverse); for forward
     mode (``jvp``, ``jacfwd``) use ``rnn(lstm_cell, ...)`` or ``precompute_inputs=True``.
 
