@@ -8,36 +8,37 @@ Two formulations compute the same channels-last pooling:
 * ``"reshape"``: non-overlapping windows only (``stride == window_shape``). The input
   is padded (``"SAME"``, with ``-inf`` for max and zeros for average) or cropped
   (``"VALID"`` drops the incomplete windows), reshaped to
-  ``(B, H/kh, kh, W/kw, kw, C)`` and reduced over the window axes by elementwise
-  maxima (sums) of the ``kh * kw`` window positions, which XLA fuses with the ops
-  before the pool (a reduction op measured 1.2-1.8x slower: XLA:CPU materializes its
-  input). Max pooling's derivative is a custom JVP that selects the first maximal
-  element of each window in row-major window order, so its gradient is compares and
-  selects, and ties (the zeros of a ReLU) route the whole gradient to one element, as
-  ``reduce_window``'s ``select_and_scatter`` and PyTorch do. A window whose maximum is
-  NaN routes it to its last NaN, as PyTorch does.
+  ``(B, H/kh, kh, W/kw, kw, C)`` and reduced over the window axes: a sum for average
+  pooling; for max pooling elementwise maxima of the ``kh * kw`` window positions,
+  which XLA fuses with the ops before the pool (a reduction measured 1.2-1.8x slower
+  there: XLA:CPU materializes its input). Max pooling's derivative is a custom JVP
+  that selects the first maximal element of each window in row-major window order, so
+  its gradient is compares and selects, and ties (the zeros of a ReLU) route the whole
+  gradient to one element, as ``reduce_window``'s ``select_and_scatter`` and PyTorch
+  do. A window whose maximum is NaN routes it to its last NaN, as PyTorch does.
 
 The rule (:func:`choose`), from ``benchmarks/bench_ops.py --ops pool --threads 1`` on a
 2-core AMD EPYC (Zen 2, AVX2, no AVX-512), jax 0.10.2, forward + backward of 2x2
 pooling (stride 2) at the CNN benchmark's shapes after a ReLU (so with ties), jitted,
-float32, medians of interleaved samples, ms, reduce_window / reshape (and PyTorch's
-NCHW pooling for scale). The machine was shared and loaded (load average 11 on 2
-cores), so absolute times are inflated; the ratios are within one run:
+float32, medians of interleaved samples, ms, reduce_window / reshape (PyTorch's NCHW
+pooling for scale). The machine was shared and loaded (load average 8-11 on 2 cores),
+so absolute times are inflated; the ratios are within one run (max and average pool
+from two runs, each of the implementation kept):
 
 =========================  ============================  ============================
 input (batch)              max pool (torch)              average pool (torch)
 =========================  ============================  ============================
-28x28x32 (32)              56.7 / 12.2 (35.1)            3.9 / 1.4 (23.3)
-14x14x64 (32)              8.1 / 1.7 (5.9)               5.1 / 0.6 (11.5)
-28x28x32 (128)             258 / 80 (69)                 25.3 / 11.5 (77.7)
-14x14x64 (128)             105 / 13.3 (35.1)             7.0 / 2.9 (20.6)
+28x28x32 (32)              32.0 / 3.7 (16.0)             3.9 / 1.4 (23.3)
+14x14x64 (32)              12.8 / 1.2 (6.7)              5.1 / 0.6 (11.5)
+28x28x32 (128)             158 / 15.0 (38.3)             25.3 / 11.5 (77.7)
+14x14x64 (128)             101 / 8.7 (43.0)              7.0 / 2.9 (20.6)
 =========================  ============================  ============================
 
-``select_and_scatter`` on XLA:CPU is the slow part: ``"reshape"`` is 3.2-7.9x faster
-for max pooling (5.3-12.8x in an earlier run with default threads, load 5-8) and
+``select_and_scatter`` on XLA:CPU is the slow part: ``"reshape"`` is 8.7-11.6x faster
+for max pooling (3.2-7.9x in a run where its max was a ``jnp.max`` reduction) and
 2.2-8.6x for average pooling. In the CNN step of ``benchmarks/bench_cnn.py`` (train,
-``--threads 1 --clock cpu``, load 10) the max pools under ``"reduce_window"`` made the
-step 1.45x slower at batch 32 and 1.32x at batch 128. So on the CPU backend a pooling
+``--threads 1 --clock cpu``, load 9) the max pools under ``"reduce_window"`` made the
+step 1.42x slower at batch 32 and 1.37x at batch 128. So on the CPU backend a pooling
 with ``stride == window_shape`` and at most :data:`MAX_TAPS` elements per window uses
 ``"reshape"``; overlapping or larger windows, a symbolic spatial size and every other
 backend (not measured here) keep ``"reduce_window"``.
@@ -254,11 +255,13 @@ def max_reshape(x: jax.Array, window: tuple, stride: tuple, mode: str) -> jax.Ar
 
 
 def sum_reshape(x: jax.Array, window: tuple, stride: tuple, mode: str) -> jax.Array:
-    """Sum over non-overlapping windows: :func:`blocks`, then a sum of its taps."""
+    """Sum over non-overlapping windows: :func:`blocks`, then a sum over the window axes.
+
+    A reduction here: a sum of the window's positions (as :func:`window_max` does for
+    the max) measured 1.1-1.5x slower than ``"reduce_window"`` for 2x2 average pooling.
+    """
     del stride  # equal to window (checked by resolve)
-    return functools.reduce(
-        jnp.add, window_taps(blocks(x, window, mode, 0.0), window_axes(len(window)))
-    )
+    return jnp.sum(blocks(x, window, mode, 0.0), axis=window_axes(len(window)))
 
 
 MAX = {"reduce_window": max_reduce_window, "reshape": max_reshape}
