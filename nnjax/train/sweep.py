@@ -374,6 +374,8 @@ def _run_group(g: int, idx: np.ndarray, structure: dict[str, Any], **c: Any) -> 
         if got is not None:
             state, history, initial, global_step, finished = got
     state = SweepState(*sharding.put_replicated(tuple(state), c["mesh"]))
+    if stopping is not None and stopping.best is not None:  # resumed: its kept best weights
+        stopping.best = sharding.put_replicated(stopping.best, c["mesh"])
     run = Run(model, state, c["mesh"], history, seeds[0], global_step)  # type: ignore[arg-type]
     cbs = _group_callbacks(g, c, stopping, expect, resumed=len(history) > 0)
     driver = CallbackDriver(cbs, run)

@@ -35,9 +35,10 @@ EPOCHS = 8
 TRAIN = ["train", "--limit", "400", "--hidden", "32", "--epochs", str(EPOCHS), "--lr", "0.003"]
 TRAIN += ["--verbose", "2"]
 # 8 epochs of Adam on float32 sums split over 2 vs 4 devices: the rounding differences
-# (~1e-7 per sum) grow through the updates to ~1e-6 here; 1e-4 leaves room, and is far
-# below what a lost, repeated or skipped epoch moves the weights (~1e-3 at lr 3e-3).
-RTOL, ATOL = 1e-4, 1e-5
+# (~1e-7 per sum) left the weights within 1.3e-7 of each other (measured); 1e-6 leaves
+# room, and is far below what a lost, repeated or skipped epoch moves them (~1e-3 at
+# lr 3e-3: each Adam update moves every weight by about the learning rate).
+RTOL, ATOL = 1e-5, 1e-6
 
 
 def _env():
@@ -116,7 +117,9 @@ def test_a_killed_launch_fails_fast_and_resume_finishes_the_run(tmp_path):
     text = (tmp_path / "launch.log").read_text()
     assert status != 0, text
     assert "nnjax launch: process 1 of 2 was killed by SIGKILL (exit status 137)" in text
-    assert waited < launcher.GRACE_S + 5, f"the launch took {waited:.1f} s to fail"
+    # JAX handles SIGTERM (preemption notices), so the launcher kills process 0 after
+    # its grace period: measured 11.5 s on a loaded machine
+    assert waited < launcher.GRACE_S + 10, f"the launch took {waited:.1f} s to fail"
     saved = latest_epoch(out / "checkpoint")
     assert saved is not None and 1 <= saved < EPOCHS - 1, "not killed mid-run"
 
