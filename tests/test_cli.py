@@ -5,6 +5,7 @@ import pathlib
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -268,6 +269,14 @@ def test_console_script_is_installed():
         [sys.executable, "-m", "nnjax.cli", "nope"], capture_output=True, text=True
     )
     assert done.returncode == 2 and "invalid choice" in done.stderr
+
+
+def test_python_dash_m_nnjax_runs_the_command_line():
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run(
+        [sys.executable, "-m", "nnjax", "nope"], capture_output=True, text=True, cwd=root
+    )
+    assert done.returncode == 2 and "invalid choice: 'nope'" in done.stderr
 
 
 def test_launch_starts_n_processes_with_their_indices(tmp_path):

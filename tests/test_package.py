@@ -42,7 +42,7 @@ def _layer(module: str) -> str:
         "_hardware",
     ):
         return "base"
-    return "cli" if parts[1].startswith("_cli") else parts[1]
+    return "cli" if parts[1].startswith("_cli") or parts[1] == "__main__" else parts[1]
 
 
 def _module_name(path: Path) -> str:

@@ -49,6 +49,7 @@ from nnjax.functional.pooling import (
     max_pool1d,
     max_pool2d,
     max_pool3d,
+    pool_formulation,
 )
 from nnjax.functional.positional import (
     rotary_position_encoding,
@@ -118,6 +119,7 @@ __all__ = [
     "max_pool3d",
     "multi_head_attention",
     "multi_head_attention_init",
+    "pool_formulation",
     "prelu",
     "prelu_init",
     "rms_norm",
