@@ -92,17 +92,27 @@ def _lstm_bwd(reverse, unroll, saved, cotangents):
 
     inputs = (d_ys, acts, c_prev, tanh_c, valid)
     (dh0, dc0), dz = lax.scan(step, (d_h, d_c), inputs, reverse=not reverse, unroll=unroll)
-    k, g = xh.shape[-1], dz.shape[-1]
-    acc = jnp.promote_types(dz.dtype, jnp.float32)  # sums over T*B terms: at least float32
-    dw = lax.dot(xh.reshape(-1, k).T, dz.reshape(-1, g), preferred_element_type=acc)
-    dw = dw.astype(w_x.dtype)
+    dw, db = weight_grad(xh, dz, w_x.dtype)
     n_in = w_x.shape[0]
-    db = jnp.sum(dz, axis=(0, 1), dtype=acc).astype(b.dtype)
+    db = db.astype(b.dtype)
     dxs = jnp.einsum("tbg,fg->tbf", dz, w_x)
     return dw[:n_in], dw[n_in:], db, dxs, dh0, dc0, None
 
 
 _lstm.defvjp(_lstm_fwd, _lstm_bwd)
+
+
+def weight_grad(inputs: jax.Array, d_pre: jax.Array, dtype) -> tuple[jax.Array, jax.Array]:
+    """``(sum_t inputs_t^T d_pre_t, sum_t d_pre_t)`` over ``(T, B, *)`` as one matmul.
+
+    Accumulates in at least float32 (a bfloat16 sum over ``T*B`` terms would lose
+    digits); the weight gradient is returned in ``dtype``, the bias sum in the
+    accumulation dtype.
+    """
+    k, g = inputs.shape[-1], d_pre.shape[-1]
+    acc = jnp.promote_types(d_pre.dtype, jnp.float32)
+    dw = lax.dot(inputs.reshape(-1, k).T, d_pre.reshape(-1, g), preferred_element_type=acc)
+    return dw.astype(dtype), jnp.sum(d_pre, axis=(0, 1), dtype=acc)
 
 
 def lstm_scan(

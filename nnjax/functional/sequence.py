@@ -24,6 +24,7 @@ from jax import lax
 
 from nnjax import _checks
 from nnjax.functional import _utils
+from nnjax.functional._gru_scan import gru_scan
 from nnjax.functional._lstm_scan import lstm_scan
 from nnjax.functional.recurrent import (
     CellSplit,
@@ -35,6 +36,10 @@ from nnjax.functional.recurrent import (
 )
 
 Cell = Callable[[Any, Any, jax.Array], tuple[Any, jax.Array]]
+
+#: Per-step GRU batches up to this size use the custom VJP (measured faster at 32,
+#: slower at 128 on XLA:CPU; see :func:`gru`); larger ones autodiff of the cell.
+_GRU_CUSTOM_VJP_MAX_BATCH = 64
 
 
 def zero_carry(cell: Cell, params, batch_shape: tuple[int, ...], dtype=jnp.float32):
@@ -286,11 +291,12 @@ def lstm(
     =============================  ===========  ================  ================
 
     So the default gained 19-28% at batch 32 and is level at 128; PyTorch's time is
-    0.92-1.21x the default's at batch 32 and 0.87-0.88x at 128. Also measured, not kept: ``unroll=2`` of the custom VJP 0.94 / 1.03x its
-    ``unroll=1`` time; with autodiff, a concatenated ``[x, h]`` matmul 0.98 / 1.05x,
-    all four gates as one sigmoid (``tanh(g) = 2σ(2g)-1``) 0.96 / 1.04x, ``unroll=2``
-    1.24 / 1.17x; a custom VJP with two separate weight-gradient einsums 0.83 / 1.19x
-    (the ``(16, T*B) @ (T*B, 4H)`` one ran at 8 GFLOP/s). Being a custom VJP, this path
+    0.92-1.21x the default's at batch 32 and 0.87-0.88x at 128. Also measured, not
+    kept: ``unroll=2`` of the custom VJP 0.94 / 1.03x its ``unroll=1`` time; with
+    autodiff, a concatenated ``[x, h]`` matmul 0.98 / 1.05x, all four gates as one
+    sigmoid (``tanh(g) = 2σ(2g)-1``) 0.96 / 1.04x, ``unroll=2`` 1.24 / 1.17x; a custom
+    VJP with two separate weight-gradient einsums 0.83 / 1.19x (the
+    ``(16, T*B) @ (T*B, 4H)`` one ran at 8 GFLOP/s). Being a custom VJP, this path
     supports reverse mode only (``grad``, ``vjp``, reverse over reverse); for forward
     mode (``jvp``, ``jacfwd``) use ``rnn(lstm_cell, ...)`` or ``precompute_inputs=True``.
 
@@ -341,6 +347,16 @@ def gru(
     ``B, T, F, H = 32, 100, 32, 128``; 152 vs 737 and 1018 vs 1532 at
     ``256, 50, 64, 256``. So the CPU default is per step here too.
 
+    Per step, batches of at most 64 sequences run with a hand-written backward pass
+    (``nnjax/functional/_gru_scan.py``, built like :func:`lstm`'s: one ``dgh_t @ w_h.T``
+    per reverse step, the weight gradients as two matmuls over all steps), larger
+    batches by autodiff of the scanned cell: fwd+bwd time / autodiff's in two
+    interleaved runs (``bench_lstm_formulation.py --cells gru --sizes bench
+    --autodiff --torch --threads 1 --clock cpu``; T 64, F 16, H 128; load 8): custom
+    VJP 0.80 / 0.77 at batch 32 and 1.10 / 1.09 at 128; PyTorch's ``nn.GRU`` 1.51 /
+    1.40 at 32 and 0.79 / 1.01 at 128. The custom VJP is reverse mode only; forward
+    mode goes through ``rnn(gru_cell, ...)``.
+
     Args:
       params: ``{"w_x": (in, 3H), "w_h": (H, 3H), "b_x": (3H,), "b_h": (3H,)}``.
       xs: ``(B, T, in)``.
@@ -360,4 +376,9 @@ def gru(
       >>> h.shape, ys.shape
       ((2, 5), (2, 7, 5))
     """
-    return _run("gru", gru_cell, params, xs, state, lengths, reverse, unroll, precompute_inputs)
+    batch = jnp.shape(xs)[0] if jnp.ndim(xs) else 0
+    small = isinstance(batch, int) and batch <= _GRU_CUSTOM_VJP_MAX_BATCH
+    return _run(
+        "gru", gru_cell, params, xs, state, lengths, reverse, unroll, precompute_inputs,
+        fused=gru_scan if small else None,
+    )  # fmt: skip
