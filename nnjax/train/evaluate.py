@@ -115,7 +115,18 @@ def eval_source(name: str, data: Any, batch_size: int, mesh_size: int, **kw: Any
       >>> eval_source("x", (np.ones((5, 2)), np.ones(5)), 3, 4).batch_size
       4
     """
-    source = make_source(name, data, batch_size=batch_size, **kw)
+    return divisible(make_source(name, data, batch_size=batch_size, **kw), mesh_size)
+
+
+def divisible(source: Any, mesh_size: int) -> Any:
+    """``source`` with an array source's batch size rounded up to a multiple of ``mesh_size``.
+
+    Padded rows are masked, so results do not change.
+
+    Example:
+      >>> divisible(make_source("x", (np.ones((6, 2)), np.ones(6)), batch_size=16), 4).batch_size
+      8
+    """
     if isinstance(source, ArraySource) and source.batch_size % mesh_size:
         size = -(-source.batch_size // mesh_size) * mesh_size
         source = ArraySource(source.x, source.y, batch_size=size, weight=source.weight)
@@ -272,6 +283,7 @@ def predict(
 __all__ = [
     "compiled_eval",
     "compiled_predict",
+    "divisible",
     "eval_source",
     "evaluate",
     "evaluate_source",

@@ -42,7 +42,7 @@ from nnjax.train import validation as checks
 from nnjax.train.callbacks import Callback
 from nnjax.train.driver import CallbackDriver, Run, RunView
 from nnjax.train.engine import NonFiniteLossError, Plan, run_epochs
-from nnjax.train.evaluate import evaluate_source
+from nnjax.train.evaluate import divisible, evaluate_source
 from nnjax.train.feeder import DeviceFeeder
 from nnjax.train.history import History
 from nnjax.train.progress import resolve_verbose
@@ -222,6 +222,8 @@ def fit(
     graphdef, params, rest = step.split_model(model)
     user_logs = setup.check_model(model, graphdef, params, rest, objective, source, val, tx)
     mesh = setup.make_mesh(source.batch_size, devices, mesh)
+    if val is not None:  # the mesh may span more devices than ``mesh_size`` assumed
+        val = divisible(val, int(mesh.shape[sharding.DATA_AXIS]))
     if param_sharding == "fsdp" and mesh.size == 1 and len(jax.devices()) > 1:
         warnings.warn(
             f"param_sharding='fsdp' shards nothing: batch_size={source.batch_size} does not "

@@ -137,6 +137,17 @@ def test_default_devices_fall_back_to_one_when_batch_does_not_divide():
     assert spy == [1]
 
 
+def test_validation_rows_the_devices_do_not_divide_are_padded_and_masked():
+    # Batches of 16 split over 4 devices; 6 validation rows do not split over them.
+    data, model = blobs(n=32), mlp()
+    val = (data[0][:6], data[1][:6])
+    history = T.fit(model, data, loss="cross_entropy", epochs=1, batch_size=16,
+                    validation_data=val, verbose=0)  # fmt: skip
+    expected = T.evaluate(model, val, loss="cross_entropy", devices=ONE)
+    np.testing.assert_allclose(history.history["val_loss"][-1], expected["loss"], rtol=1e-6)
+    assert history.history["val_accuracy"][-1] == expected["accuracy"]
+
+
 def test_mixed_precision_bfloat16_compute_trains():
     x, y = blobs()
     model = mlp(dtype=jnp.bfloat16)
