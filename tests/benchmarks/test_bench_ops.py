@@ -32,15 +32,17 @@ def test_bench_ops_quick_writes_rows_and_marks_the_picks(tmp_path, capsys):
     import bench_ops
 
     out = tmp_path / "ops.json"
-    assert bench_ops.main(["--quick", "--ops", "conv2d,lstm,dense", "--out", str(out)]) == 0
+    assert bench_ops.main(["--quick", "--ops", "conv2d,lstm,dense,pool", "--out", str(out)]) == 0
     record = json.loads(out.read_text())
     rows = record["results"]
-    assert {r["op"] for r in rows} == {"conv2d", "lstm", "dense"}
-    for op in ("conv2d", "lstm", "dense"):
+    assert {r["op"] for r in rows} == {"conv2d", "lstm", "dense", "pool"}
+    for op in ("conv2d", "lstm", "dense", "pool"):
         picked = [r for r in rows if r["op"] == op and r["picked"]]
         assert picked, f"no picked formulation recorded for {op}"
     conv = {r["formulation"] for r in rows if r["op"] == "conv2d"}
     assert {"xla", "patches", "torch"} <= conv
+    pool = {r["formulation"] for r in rows if r["op"] == "pool"}
+    assert {"reduce_window", "reshape", "torch"} <= pool
     assert all(r["median_s"] > 0 and r["compile_s"] > 0 for r in rows)
     assert "bfloat16_hardware" in record["environment"]
     printed = capsys.readouterr().out
