@@ -55,9 +55,9 @@ from nnjax.train import compiled, setup, sharding, step
 from nnjax.train import validation as checks
 from nnjax.train.callbacks import Callback, EarlyStopping
 from nnjax.train.checkpoint import ModelCheckpoint
-from nnjax.train.data import ArraySource
 from nnjax.train.driver import CallbackDriver, Run
 from nnjax.train.engine import Plan, run_epochs
+from nnjax.train.evaluate import divisible
 from nnjax.train.optimizers import get_optimizer
 from nnjax.train.sweep_callbacks import (
     MemberStopping,
@@ -227,7 +227,7 @@ def sweep(
         class_weight=class_weight, check_inputs=check_inputs,
     )  # fmt: skip
     mesh = setup.make_mesh(source.batch_size, devices, None)
-    val = _divisible(val, mesh.size)
+    val = divisible(val, mesh.size)
     if members_per_program is not None:
         members_per_program = checks.check_count("members_per_program", members_per_program, 1)
     if members_per_step not in (None, "auto"):
@@ -242,14 +242,6 @@ def sweep(
     )  # fmt: skip
     done = [_run_group(g, idx, structure, **context) for g, (idx, structure) in enumerate(groups)]
     return assemble(done, seed_list, hp, [*opt_names, *model_names], stop_spec)
-
-
-def _divisible(val: Any, size: int) -> Any:
-    """An array validation source whose batch size the mesh's ``size`` devices divide."""
-    if isinstance(val, ArraySource) and val.batch_size % size:
-        rounded = -(-val.batch_size // size) * size
-        return ArraySource(val.x, val.y, batch_size=rounded, weight=val.weight)
-    return val
 
 
 def _factory(optimizer: str | OptimizerFactory) -> OptimizerFactory:
