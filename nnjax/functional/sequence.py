@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from nnjax import _checks
+from nnjax import _checks, _hardware
 from nnjax.functional import _utils
 from nnjax.functional._gru_scan import gru_scan
 from nnjax.functional._lstm_scan import lstm_scan
@@ -230,6 +230,9 @@ def _run(op, cell, params, xs, state, lengths, reverse, unroll, precompute_input
         precompute_inputs = split is not None and _default_precompute()
     if lengths is not None:
         lengths = _check_lengths(op, lengths, xs.shape[0], xs.shape[1])
+    if split is not None and _hardware.upcast_matmuls(xs.dtype):
+        return _in_float32(op, cell, params, xs, state, lengths, reverse, unroll,
+                           precompute_inputs, fused)  # fmt: skip
     if precompute_inputs:
         return _scan_precomputed(split, params, xs, state, lengths, reverse, unroll)
     if fused is not None:
@@ -237,6 +240,21 @@ def _run(op, cell, params, xs, state, lengths, reverse, unroll, precompute_input
         return fused(_utils.cast_like(params, xs), xs, state, valid, reverse, unroll)
     step = lambda carry, x: cell(params, carry, x)
     return _scan(step, state, jnp.swapaxes(xs, 0, 1), lengths, reverse, unroll)
+
+
+def _in_float32(op, cell, params, xs, state, lengths, reverse, unroll, precompute, fused):
+    """A built-in cell in bfloat16 on a CPU without native bfloat16 (``_hardware``).
+
+    The scan runs in float32 on the bfloat16 values (parameters, inputs, initial state);
+    the final state and the outputs are rounded to bfloat16, and the gradients, through
+    the casts, are bfloat16 too. XLA:CPU's emulated bfloat16 made ``F.lstm``'s
+    forward+backward 3.2x slower than float32 (T 64, F 16, H 128, batch 32); this
+    formulation measured 1.0x.
+    """
+    up = lambda tree: jax.tree.map(lambda a: jnp.asarray(a).astype(jnp.float32), tree)
+    p32 = up(_utils.cast_like(params, xs))
+    out = _run(op, cell, p32, up(xs), up(state), lengths, reverse, unroll, precompute, fused)
+    return jax.tree.map(lambda a: a.astype(xs.dtype), out)
 
 
 def lstm(

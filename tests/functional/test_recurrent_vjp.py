@@ -163,3 +163,19 @@ def test_bfloat16_grads_keep_dtype_and_follow_float32(key, kind):
         np.testing.assert_allclose(
             np.asarray(g16[name], np.float32), g32[name], rtol=0.1, atol=0.05 * scale
         )
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+def test_bfloat16_without_native_support_runs_the_scan_in_float32(monkeypatch, key, kind):
+    """Forced emulated case: the float32 scan of the bfloat16 values, rounded to bfloat16."""
+    from nnjax import _hardware
+
+    monkeypatch.setattr(_hardware, "upcast_matmuls", lambda dtype: dtype == jnp.bfloat16)
+    params, state, xs = random_case(key, kind, (B, T, IN), H)
+    rounded = lambda tree: jax.tree.map(lambda a: a.astype(jnp.bfloat16), tree)
+    final, ys = jax.jit(lambda p, x, s: OPS[kind](p, x, s))(rounded(params), rounded(xs), state)
+    jax.tree.map(lambda a: np.testing.assert_equal(a.dtype, jnp.bfloat16), (final, ys))
+    up = lambda tree: jax.tree.map(lambda a: a.astype(jnp.float32), rounded(tree))
+    want = jax.jit(lambda p, x, s: OPS[kind](p, x, s))(up(params), up(xs), up(state))
+    got = jax.tree.map(lambda a: np.asarray(a, np.float32), (final, ys))
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=2**-7, atol=2**-8), got, want)
