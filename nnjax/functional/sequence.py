@@ -285,10 +285,8 @@ def lstm(
     ==========================  ===========  ===========  ============  ============
 
     Unrolling the scan by 4 or 8 did not pay on CPU (slower backward, 2-10x compile
-    time), so ``unroll=1`` stays the default. Re-measured at the LSTM benchmark's sizes
-    (``benchmarks/bench_ops.py``; T 64, F 16, H 128; fwd+bwd ms, batch 32 / 128; load
-    average 10-20 on 2 cores): per step 87 / 338, per step unrolled by 4 124 / 415,
-    precomputed 241 / 519, precomputed unrolled by 4 162 / 651.
+    time), so ``unroll=1`` stays the default (re-measured at T 64, F 16, H 128 with
+    ``bench_ops.py``: per step 87 / 338 ms at batch 32 / 128, precomputed 241 / 519).
 
     The per-step formulation has its own backward pass (a ``jax.custom_vjp`` over the
     whole sequence, ``nnjax/functional/_lstm_scan.py``): one ``[x_t, h] @ [w_x; w_h]``
