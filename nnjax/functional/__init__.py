@@ -12,6 +12,7 @@ Example:
   (32, 10)
 """
 
+from nnjax.functional._forward_only import forward_only
 from nnjax.functional.attention import multi_head_attention, multi_head_attention_init
 from nnjax.functional.bidirectional_rnn import bidirectional, bidirectional_init
 from nnjax.functional.conv import (
@@ -100,6 +101,7 @@ __all__ = [
     "dropout",
     "embedding",
     "embedding_init",
+    "forward_only",
     "global_avg_pool",
     "global_max_pool",
     "group_norm",

@@ -65,6 +65,8 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from nnjax.functional._forward_only import is_forward_only
+
 #: Accepted values of ``formulation`` (``"auto"``: :func:`choose` decides).
 FORMULATIONS = ("auto", "xla", "patches")
 
@@ -133,9 +135,14 @@ def choose(
 
 
 def resolve(formulation: str, x: jax.Array, kernel: jax.Array, out_spatial, groups: int) -> str:
-    """``formulation``, or for ``"auto"`` the context's default, else :func:`choose`."""
+    """``formulation``, or for ``"auto"`` the context's default, else :func:`choose`.
+
+    Under :func:`~nnjax.functional.forward_only`, ``"auto"`` is XLA's convolution.
+    """
     if formulation == "auto":
         formulation = _DEFAULT.get()
+    if formulation == "auto" and is_forward_only():
+        return "xla"
     if formulation == "auto":
         backend = jax.default_backend()
         return choose(x.shape, kernel.shape, out_spatial, groups, x.dtype, backend)

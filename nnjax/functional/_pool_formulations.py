@@ -66,6 +66,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from nnjax.functional._forward_only import is_forward_only
+
 #: Accepted values of ``formulation`` (``"auto"``: :func:`choose` decides).
 FORMULATIONS = ("auto", "reduce_window", "reshape")
 
@@ -129,6 +131,7 @@ def resolve(op: str, formulation: str, x_shape: Sequence[int], window: tuple, st
     """``formulation`` checked against the shapes, or what ``"auto"`` resolves to.
 
     ``"auto"``: the default of :func:`pool_formulation` where it applies, else
+    ``"reduce_window"`` under :func:`~nnjax.functional.forward_only`, else
     :func:`choose`'s pick.
 
     Raises:
@@ -138,6 +141,8 @@ def resolve(op: str, formulation: str, x_shape: Sequence[int], window: tuple, st
     check_formulation(op, formulation)
     if formulation == "auto":
         formulation = _DEFAULT.get()
+        if formulation == "auto" and is_forward_only():
+            return "reduce_window"
         if formulation == "auto" or not reshape_applies(x_shape, window, stride):
             return choose(x_shape, window, stride, jax.default_backend())
     if formulation == "reshape" and not reshape_applies(x_shape, window, stride):

@@ -33,6 +33,7 @@ import jax.numpy as jnp
 import optax
 from flax import nnx
 
+import nnjax.functional as F
 from nnjax import losses, metrics
 from nnjax.train.data import Batch
 from nnjax.train.objective import (
@@ -214,7 +215,8 @@ def make_eval_step(
 
     def eval_step(params: PyTree, rest: PyTree, batch: Batch) -> dict[str, Any]:
         batch = batch._replace(weight=batch.weight * batch.mask)
-        value, (_, predictions, _) = objective(params, rest, batch)
+        with F.forward_only():  # the ops' fastest formulations without gradients
+            value, (_, predictions, _) = objective(params, rest, batch)
         count = jnp.sum(batch.mask)
         stats = {m.name: m.stats(predictions, batch.y, batch.mask) for m in metric_list}
         return {"loss": {"sum": value * count, "count": count}, **stats}
@@ -234,7 +236,8 @@ def make_predict_step(graphdef: nnx.GraphDef) -> Callable[[PyTree, PyTree, jax.A
     """
 
     def predict_step(params: PyTree, rest: PyTree, x: Any) -> Any:
-        return call_model(nnx.merge(graphdef, params, rest, copy=True), x)
+        with F.forward_only():  # the ops' fastest formulations without gradients
+            return call_model(nnx.merge(graphdef, params, rest, copy=True), x)
 
     return predict_step
 

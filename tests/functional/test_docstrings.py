@@ -25,6 +25,13 @@ MODULES = [
     "nnjax.losses",
     "nnjax.metrics",
     "nnjax._metrics_streaming",
+    # Private modules whose rules and figures are documented with examples.
+    "nnjax.functional._conv_formulations",
+    "nnjax.functional._pool_formulations",
+    "nnjax.functional._forward_only",
+    "nnjax.functional._lstm_scan",
+    "nnjax.functional._gru_scan",
+    "nnjax._hardware",
 ]
 
 

@@ -8,7 +8,7 @@ import pytest
 from flax import nnx
 from jax.test_util import check_grads
 
-from nnjax.nn import MLP
+from nnjax.nn import CNN, MLP
 from nnjax.train import compiled as C
 from nnjax.train import step as S
 
@@ -140,3 +140,16 @@ def test_the_objective_names_are_still_in_step():
     values, mask = jnp.array([[1.0], [3.0], [100.0]]), jnp.array([1.0, 1.0, 0.0])
     np.testing.assert_allclose(S.masked_mean(values, mask), [2.0], atol=1e-7)
     np.testing.assert_allclose(S.masked_mean(values, jnp.zeros(3)), [0.0], atol=1e-7)
+
+
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="the CPU picks differ from it")
+def test_predict_and_eval_steps_trace_forward_only():
+    # XLA's convolution, not the patches that "auto" picks for training on the CPU.
+    x = jnp.ones((4, 12, 12, 3))
+    model = CNN((12, 12, 3), 5, conv_features=(4,), dense=(8,), rngs=nnx.Rngs(0))
+    gd, params, rest = S.split_model(model, training=False)
+    prims = str(jax.make_jaxpr(S.make_predict_step(gd))(params, rest, x))
+    assert "conv_general_dilated" in prims
+    batch = S.as_batch(x, jnp.zeros(4, jnp.int32))
+    prims = str(jax.make_jaxpr(S.make_eval_step(gd, "cross_entropy"))(params, rest, batch))
+    assert "conv_general_dilated" in prims

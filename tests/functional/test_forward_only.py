@@ -1,0 +1,63 @@
+"""F.forward_only: "auto" picks XLA's convolution and reduce_window pooling, forward only."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import nnjax.functional as F
+
+X = jnp.asarray(np.random.default_rng(0).normal(size=(4, 12, 12, 3)), jnp.float32)
+PARAMS = F.conv2d_init(jax.random.key(0), 3, 8, 3)
+
+
+def _primitives(fn, *args):
+    """The jaxpr's text (nested jaxprs included), to look for primitive names."""
+    return str(jax.make_jaxpr(fn)(*args))
+
+
+def _model(x):
+    return F.max_pool2d(F.conv2d(PARAMS, x), 2)
+
+
+def _forward_only(x):
+    with F.forward_only():
+        return _model(x)
+
+
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="the CPU picks differ from it")
+def test_auto_picks_the_training_formulations_outside_and_the_forward_ones_inside():
+    outside = _primitives(_model, X)
+    inside = _primitives(_forward_only, X)
+    assert "conv_general_dilated" not in outside and "reduce_window" not in outside
+    assert "conv_general_dilated" in inside and "reduce_window" in inside
+    np.testing.assert_allclose(_forward_only(X), _model(X), rtol=1e-5, atol=1e-5)
+
+
+def test_explicit_formulations_and_their_contexts_still_win():
+    def explicit(x):
+        with F.forward_only():
+            return F.max_pool2d(F.conv2d(PARAMS, x, formulation="patches"), 2,
+                                formulation="reshape")  # fmt: skip
+
+    def by_context(x):
+        with F.forward_only(), F.conv_formulation("patches"), F.pool_formulation("reshape"):
+            return _model(x)
+
+    for fn in (explicit, by_context):
+        prims = _primitives(fn, X)
+        assert "conv_general_dilated" not in prims and "reduce_window" not in prims
+
+
+def test_the_forward_picks_are_still_differentiable_and_correct():
+    def loss(p, with_context):
+        y = F.conv2d(p, X)
+        if with_context:
+            with F.forward_only():
+                y = F.conv2d(p, X)
+        return jnp.sum(F.max_pool2d(y, 2) ** 2)
+
+    a = jax.grad(loss)(PARAMS, False)
+    b = jax.grad(loss)(PARAMS, True)
+    for u, v in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+        np.testing.assert_allclose(u, v, rtol=1e-4, atol=1e-4)
