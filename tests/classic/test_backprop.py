@@ -12,6 +12,7 @@ def _assert_trees_close(a, b, **tol):
     jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, **tol), a, b)
 
 
+@pytest.mark.slow  # among the slowest of the default run (fresh venv, 2026-12-01, session 3)
 @pytest.mark.parametrize("sizes", [(3, 1), (2, 6, 4, 3)])
 def test_backprop_equals_jax_grad(key, sizes):
     k1, k2, k3 = jax.random.split(key, 3)

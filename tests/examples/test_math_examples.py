@@ -26,6 +26,7 @@ def test_activation_derivatives_match_finite_differences(load):
     np.testing.assert_array_equal(table["heaviside"][1], np.zeros_like(x))
 
 
+@pytest.mark.slow  # among the slowest of the default run (fresh venv, 2026-12-01, session 3)
 def test_activations_script_saves_plot(load, tmp_path):
     load("activations").main(["--quick", "--out", str(tmp_path)])
     png = tmp_path / "activations.png"

@@ -112,6 +112,7 @@ def test_dropout_path_without_dropout_equals_fused_path(key):
     np.testing.assert_allclose(o, fused, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow  # among the slowest of the default run (fresh venv, 2026-12-01, session 3)
 def test_dropout_drops_attention_weights_with_the_given_key(key):
     p = jax.tree.map(jnp.asarray, _params())
     x = jax.random.normal(key, (B, T, E))

@@ -67,6 +67,7 @@ def test_lengths_match_torch_packed_sequences(key, kind, precompute):
         assert_matches_torch(key, kind, module, fn, torch_fn, *args)
 
 
+@pytest.mark.slow  # among the slowest of the default run (fresh venv, 2026-12-01, session 3)
 @pytest.mark.parametrize("kind", ["lstm", "gru"])
 def test_bidirectional_matches_torch_bidirectional_packed(key, kind):
     torch.manual_seed(0)

@@ -87,6 +87,7 @@ def test_max_pool_ties_route_to_one_element_as_in_torch(formulation, spatial, wi
     assert_matches_torch(fn, torch_fn, (x,), tol=TOL)
 
 
+@pytest.mark.slow  # among the slowest of the default run (fresh venv, 2026-12-01, session 3)
 @pytest.mark.parametrize(("spatial", "window", "padding"), CASES)
 def test_formulations_agree_exactly_on_ties_float32(spatial, window, padding):
     """Same outputs and VJPs; reshape's JVP is the transpose of that VJP.
@@ -128,6 +129,7 @@ def test_max_pool_nan_routes_to_the_last_nan_as_in_torch():
     assert np.isnan(y)
 
 
+@pytest.mark.slow  # among the slowest of the default run (fresh venv, 2026-12-01, session 3)
 @pytest.mark.parametrize("kind", ["max", "avg"])
 def test_reshape_check_grads_second_order(kind):
     x = _distinct((1, 5, 3, 2), 5)

@@ -97,6 +97,7 @@ def test_gru_gates_blocks_are_r_z_n(key):
     np.testing.assert_allclose(out, np.tanh(n), rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.slow  # among the slowest of the default run (fresh venv, 2026-12-01, session 3)
 def test_lstm_cell_accepts_a_plain_tuple_state(key):
     params, carry, x = _random(key, "lstm")
     expected = F.lstm_cell(params, carry, x)

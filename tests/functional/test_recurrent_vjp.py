@@ -81,6 +81,7 @@ def test_outputs_and_grads_equal_autodiff_of_the_cell_float32(
      pytest.param("lstm", True, marks=pytest.mark.slow),
      pytest.param("gru", False, marks=pytest.mark.slow)],
 )  # fmt: skip
+@pytest.mark.slow  # among the slowest of the default run (fresh venv, 2026-12-01, session 3)
 def test_matches_torch_float32(key, kind, reverse):
     """float32 outputs and every gradient against nn.LSTM / nn.GRU (float32 weights)."""
     module = make_module(kind, IN, H, sequence=True).float()

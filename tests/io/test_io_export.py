@@ -23,6 +23,7 @@ from nnjax import nn
     ],
     ids=["mlp", "cnn", "lstm"],
 )
+@pytest.mark.slow  # among the slowest of the default run (fresh venv, 2026-12-01, session 3)
 def test_exported_model_runs_any_batch_with_equal_outputs(make, shape, tmp_path):
     model = make()
     path = nnjax.export(model, np.zeros((2, *shape), np.float32), tmp_path / "model.jaxexport")

@@ -207,6 +207,7 @@ def test_a_diverging_run_is_exit_1_and_leaves_no_folder(tmp_path, capsys):
     assert not out.exists()
 
 
+@pytest.mark.slow  # among the slowest of the default run (fresh venv, 2026-12-01, session 3)
 def test_resume_into_checkpoints_of_another_model_is_one_line(tiny_run, tmp_path, capsys):
     run = _copy(tiny_run, tmp_path)
     config = json.loads((run / "config.json").read_text())

@@ -214,6 +214,7 @@ def test_verbose_two_prints_one_line_per_epoch(capsys):
     assert len(lines) == 2 and all("loss:" in line for line in lines)
 
 
+@pytest.mark.slow  # among the slowest of the default run (fresh venv, 2026-12-01, session 3)
 def test_fit_digits_reaches_95_percent():
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split

@@ -103,6 +103,7 @@ def test_bad_n_samples_is_reported(key):
         M.mc_dropout_predict(model, _x(key), n_samples=0)
 
 
+@pytest.mark.slow  # among the slowest of the default run (fresh venv, 2026-12-01, session 3)
 def test_nnjax_layers_in_eval_mode_dropout_on_and_running_averages_used(key):
     from nnjax.nn import BatchNorm, Dropout, Sequential
 

@@ -77,6 +77,7 @@ def test_split_model_leaves_model_mode_alone():
     assert model.dropouts[0].deterministic
 
 
+@pytest.mark.slow  # among the slowest of the default run (fresh venv, 2026-12-01, session 3)
 def test_scan_steps_equals_sequential_steps(key):
     gd, params, rest = S.split_model(MLP(3, (4,), 2, rngs=nnx.Rngs(0)))
     tx = optax.adam(1e-2)

@@ -89,6 +89,7 @@ def test_each_member_ends_where_training_it_alone_ends(result, data):
         np.testing.assert_allclose(result.history["loss"][i], epoch_losses, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.slow  # among the slowest of the default run (fresh venv, 2026-12-01, session 3)
 def test_member_matches_fit_with_the_same_seed(result, data):
     model = make_model(nnx.Rngs(1))
     history = fit(
@@ -163,6 +164,7 @@ def test_ensemble_predict_is_the_mean_of_member_outputs(result, data):
     np.testing.assert_allclose(got, probs, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow  # among the slowest of the default run (fresh venv, 2026-12-01, session 3)
 def test_member_is_an_independent_copy(result):
     model = result.member(0)
     model.layers[0].kernel[...] = jnp.zeros_like(model.layers[0].kernel[...])

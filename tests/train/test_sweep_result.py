@@ -34,6 +34,7 @@ def result(data):
     )  # fmt: skip
 
 
+@pytest.mark.slow  # among the slowest of the default run (fresh venv, 2026-12-01, session 3)
 def test_table_lists_members_hyperparameters_and_best_epochs(result):
     text = result.table()
     lines = text.splitlines()
