@@ -201,16 +201,7 @@ def run_group(out_dir, mode, timeout_s=150.0):
 
 
 def main(out_dir, mode):
-    os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
-    os.environ["JAX_PLATFORMS"] = "cpu"
-    import jax
-
-    jax.config.update("jax_numpy_rank_promotion", "raise")
-    from nnjax import distributed
-
-    distributed.initialize(timeout_s=60, heartbeat_timeout_s=10)
-    index = distributed.process_index()
-    sys.stdout = open(os.path.join(out_dir, f"{index}.log"), "w", buffering=1)
+    index = W.join_group(out_dir)
     gathers = Gathers()
     results = _io(out_dir, gathers) if mode == "io" else _fit(out_dir, gathers)
     np.savez(os.path.join(out_dir, f"{index}.npz"), **results)

@@ -150,7 +150,11 @@ def _kill_or_resume(out_dir, mode):
     np.savez(os.path.join(out_dir, f"{index}.npz"), **_flat(results))
 
 
-def main(out_dir, mode):
+def join_group(out_dir):
+    """Joins the launched group (2 CPU devices per process, strict rank promotion).
+
+    Returns the process index; the process's prints go to ``<out_dir>/<index>.log``.
+    """
     os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
     os.environ["JAX_PLATFORMS"] = "cpu"
     import jax
@@ -161,6 +165,11 @@ def main(out_dir, mode):
     distributed.initialize(timeout_s=60, heartbeat_timeout_s=10)
     index = distributed.process_index()
     sys.stdout = open(os.path.join(out_dir, f"{index}.log"), "w", buffering=1)
+    return index
+
+
+def main(out_dir, mode):
+    join_group(out_dir)
     if mode == "train":
         _train(out_dir)
     else:

@@ -13,10 +13,13 @@ The test imports this file for :func:`run_sweeps` and :func:`summary`, so the
 one-process reference runs exactly the same sweeps.
 """
 
+import importlib.util
 import os
 import sys
 
 import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
 
 # 44 = 2 batches of 16 + 12 (padded): each process has real rows in every batch
 N, N_VAL, FEATURES, CLASSES, BATCH, EPOCHS = 44, 12, 5, 3, 16, 4
@@ -98,16 +101,13 @@ def summary(result, x):
 
 
 def main(out_dir):
-    os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
-    os.environ["JAX_PLATFORMS"] = "cpu"
+    path = os.path.join(HERE, "_fit_worker.py")
+    spec = importlib.util.spec_from_file_location("_fit_worker", path)
+    fit_worker = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fit_worker)
+    index = fit_worker.join_group(out_dir)  # sets XLA_FLAGS before jax is imported
     import jax
 
-    jax.config.update("jax_numpy_rank_promotion", "raise")
-    from nnjax import distributed
-
-    distributed.initialize(timeout_s=60, heartbeat_timeout_s=10)
-    index = distributed.process_index()
-    sys.stdout = open(os.path.join(out_dir, f"{index}.log"), "w", buffering=1)
     whole, resumed = run_sweeps(out_dir)
     whole.to_csv(os.path.join(out_dir, f"result{index}.csv"))
     (_, _), (x_val, _) = dataset()
