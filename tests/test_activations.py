@@ -120,6 +120,7 @@ def test_new_activations_match_torch_values_and_grads(name):
     )
 
 
+@pytest.mark.slow  # among the slowest of the default run (fresh venv, 2026-12-01, session 3)
 @pytest.mark.parametrize("name", ["mish", "selu", "celu", "log_sigmoid"])
 def test_new_smooth_activations_pass_check_grads(name):
     with jax.enable_x64(True):

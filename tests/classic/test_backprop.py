@@ -35,6 +35,7 @@ def test_quadratic_cost_against_numpy(key):
     np.testing.assert_allclose(classic.quadratic_cost(params, x, y), expected, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.slow  # among the slowest of the default run (fresh venv, 2026-12-01, session 3)
 def test_softmax_net_grads_equal_jax_grad(key):
     k1, k2, k3 = jax.random.split(key, 3)
     params = classic.softmax_net_init(k1, 5, 4, 3)

@@ -69,6 +69,7 @@ def test_echo_state_example():
     assert errors[3] < 0.1
 
 
+@pytest.mark.slow  # among the slowest of the default run (fresh venv, 2026-12-01, session 3)
 def test_markov_example(tmp_path):
     result = _main("markov")(["--steps", "3000", "--out", str(tmp_path)])
     assert result["max_gap"] < 0.05

@@ -35,6 +35,7 @@ def test_energy_against_numpy(key):
     np.testing.assert_allclose(classic.hopfield_energy(w, s), expected, rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.slow  # among the slowest of the default run (fresh venv, 2026-12-01, session 3)
 @pytest.mark.parametrize("synchronous", [False, True])
 def test_recall_from_noisy_copies(key, synchronous):
     k1, k2, k3 = jax.random.split(key, 3)
@@ -47,6 +48,7 @@ def test_recall_from_noisy_copies(key, synchronous):
     np.testing.assert_array_equal(classic.hopfield_step(w, xi), xi)  # fixed points
 
 
+@pytest.mark.slow  # among the slowest of the default run (fresh venv, 2026-12-01, session 3)
 def test_energy_never_increases_under_async_updates(key):
     k1, k2, k3 = jax.random.split(key, 3)
     w = classic.hopfield_store(_patterns(k1, 12, 40))  # past capacity: many updates

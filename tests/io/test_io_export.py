@@ -42,6 +42,7 @@ def test_a_file_that_is_not_an_export_is_one_line(tmp_path):
         nnjax.load_exported(tmp_path / "missing")
 
 
+@pytest.mark.slow  # among the slowest of the default run (fresh venv, 2026-12-01, session 3)
 def test_the_exported_file_runs_without_nnjax_or_flax(tmp_path):
     import subprocess
     import sys

@@ -10,6 +10,7 @@ from nnjax.nn import Autoencoder, ConvAutoencoder, Upsample2D
 from ._helpers import assert_jit_traces_once, param_dict
 
 
+@pytest.mark.slow  # among the slowest of the default run (fresh venv, 2026-12-01, session 3)
 def test_dense_autoencoder_encode_decode():
     model = Autoencoder(12, (6,), 2, rngs=nnx.Rngs(0))
     p = param_dict(model)

@@ -10,6 +10,7 @@ from nnjax.nn import GRU, LSTM, RNN, SequenceClassifier, SequenceRegressor
 from ._helpers import assert_jit_traces_once, assert_same_model
 
 
+@pytest.mark.slow  # among the slowest of the default run (fresh venv, 2026-12-01, session 3)
 @pytest.mark.parametrize(("cell", "cls"), [("lstm", LSTM), ("GRU", GRU), ("rnn", RNN)])
 def test_classifier_is_recurrent_stack_then_dense(cell, cls):
     model = SequenceClassifier(3, (5, 4), 2, cell=cell, rngs=nnx.Rngs(0))

@@ -71,6 +71,7 @@ def test_mean_and_std_are_those_of_the_samples(key):
     assert not np.allclose(samples[0], samples[1])  # independent masks per sample
 
 
+@pytest.mark.slow  # among the slowest of the default run (fresh venv, 2026-12-01, session 3)
 def test_reproducible_given_seed_and_model_left_unchanged(key):
     model = LinearWithInputDropout(0.5, rngs=nnx.Rngs(0))
     before = jax.tree.map(jnp.array, nnx.state(model, nnx.RngCount))

@@ -81,6 +81,7 @@ def test_project_max_norm_clips_columns_over_input_axis_and_keeps_small_ones():
     np.testing.assert_array_equal(out["bias"], 100.0)  # biases are not constrained
 
 
+@pytest.mark.slow  # among the slowest of the default run (fresh venv, 2026-12-01, session 3)
 def test_project_max_norm_conv_kernel_norm_over_all_but_output_axis(key):
     kernel = 3.0 * jax.random.normal(key, (3, 3, 2, 4))
     out = R.project_max_norm({"kernel": kernel}, 1.0)["kernel"]
