@@ -66,6 +66,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from nnjax.functional._forward_only import is_forward_only
+from nnjax.functional._scoped import check_choice, scoped
 
 #: Accepted values of ``formulation`` (``"auto"``: :func:`choose` decides).
 FORMULATIONS = ("auto", "xla", "patches")
@@ -79,9 +80,7 @@ _DEFAULT: contextvars.ContextVar[str] = contextvars.ContextVar("conv_formulation
 
 def check_formulation(op: str, formulation: str) -> str:
     """Returns ``formulation`` if it is one of :data:`FORMULATIONS`, else raises ValueError."""
-    if formulation not in FORMULATIONS:
-        raise ValueError(f"{op}: `formulation` must be one of {FORMULATIONS}, got {formulation!r}")
-    return formulation
+    return check_choice(op, formulation, FORMULATIONS)
 
 
 @contextlib.contextmanager
@@ -105,11 +104,8 @@ def conv_formulation(formulation: str) -> Iterator[None]:
       >>> y.shape
       (1, 8, 8, 4)
     """
-    token = _DEFAULT.set(check_formulation("conv_formulation", formulation))
-    try:
+    with scoped(_DEFAULT, check_formulation("conv_formulation", formulation)):
         yield
-    finally:
-        _DEFAULT.reset(token)
 
 
 def choose(

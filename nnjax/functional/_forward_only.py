@@ -24,6 +24,8 @@ import contextlib
 import contextvars
 from collections.abc import Iterator
 
+from nnjax.functional._scoped import scoped
+
 _FORWARD_ONLY: contextvars.ContextVar[bool] = contextvars.ContextVar("forward_only", default=False)
 
 
@@ -46,11 +48,8 @@ def forward_only() -> Iterator[None]:
       >>> jax.jit(infer)(jnp.ones((2, 8, 8, 1))).shape
       (2, 4, 4, 4)
     """
-    token = _FORWARD_ONLY.set(True)
-    try:
+    with scoped(_FORWARD_ONLY, True):
         yield
-    finally:
-        _FORWARD_ONLY.reset(token)
 
 
 def is_forward_only() -> bool:

@@ -67,6 +67,7 @@ import numpy as np
 from jax import lax
 
 from nnjax.functional._forward_only import is_forward_only
+from nnjax.functional._scoped import check_choice, scoped
 
 #: Accepted values of ``formulation`` (``"auto"``: :func:`choose` decides).
 FORMULATIONS = ("auto", "reduce_window", "reshape")
@@ -80,9 +81,7 @@ _DEFAULT: contextvars.ContextVar[str] = contextvars.ContextVar("pool_formulation
 
 def check_formulation(op: str, formulation: str) -> str:
     """Returns ``formulation`` if it is one of :data:`FORMULATIONS`, else raises ValueError."""
-    if formulation not in FORMULATIONS:
-        raise ValueError(f"{op}: `formulation` must be one of {FORMULATIONS}, got {formulation!r}")
-    return formulation
+    return check_choice(op, formulation, FORMULATIONS)
 
 
 @contextlib.contextmanager
@@ -106,11 +105,8 @@ def pool_formulation(formulation: str) -> Iterator[None]:
       >>> y.shape
       (1, 2, 2, 2)
     """
-    token = _DEFAULT.set(check_formulation("pool_formulation", formulation))
-    try:
+    with scoped(_DEFAULT, check_formulation("pool_formulation", formulation)):
         yield
-    finally:
-        _DEFAULT.reset(token)
 
 
 def reshape_applies(x_shape: Sequence[int], window: Sequence[int], stride: Sequence[int]) -> bool:

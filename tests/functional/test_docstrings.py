@@ -29,6 +29,7 @@ MODULES = [
     "nnjax.functional._conv_formulations",
     "nnjax.functional._pool_formulations",
     "nnjax.functional._forward_only",
+    "nnjax.functional._scoped",
     "nnjax.functional._lstm_scan",
     "nnjax.functional._gru_scan",
     "nnjax._hardware",
