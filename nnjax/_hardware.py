@@ -1,7 +1,9 @@
 """What the hardware under JAX offers (private): CPU SIMD flags and native bfloat16.
 
-Ops use :func:`native_bfloat16` to pick a formulation per backend; the benchmark
-scripts (``benchmarks/_harness.py``) print :func:`cpu_flags` and
+Ops use :func:`native_bfloat16` to pick a formulation per backend, and ``fit``'s
+``precision="bfloat16"`` computes in float32 where it is False
+(:func:`nnjax.train.objective.compute_dtype`, which warns with :func:`emulated_bfloat16_note`);
+the benchmark scripts (``benchmarks/_harness.py``) print :func:`cpu_flags` and
 :func:`bfloat16_hardware` beside their timings. Linux's ``/proc/cpuinfo`` is the
 source; elsewhere no flag is reported.
 
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import pathlib
+import platform
 from collections.abc import Mapping
 
 import jax
@@ -57,6 +60,26 @@ def cpu_flags(cpuinfo: str | None = None) -> dict[str, bool]:
     return {name: name in flags for name in SIMD_FLAGS}
 
 
+def cpu_model(cpuinfo: str | None = None) -> str:
+    """The CPU's name: ``model name`` in ``/proc/cpuinfo``, else :func:`platform.processor`.
+
+    Args:
+      cpuinfo: the text of ``/proc/cpuinfo``; ``None`` reads this machine's.
+
+    Returns:
+      e.g. ``"AMD EPYC 7B12"``; ``"unknown CPU"`` when neither source names one.
+
+    Example:
+      >>> cpu_model("model name : AMD EPYC 7B12")
+      'AMD EPYC 7B12'
+    """
+    text = _read_cpuinfo() if cpuinfo is None else cpuinfo
+    for line in text.splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return (platform.processor() if cpuinfo is None else "") or "unknown CPU"
+
+
 def bfloat16_hardware(flags: Mapping[str, bool]) -> str:
     """Which bfloat16 case applies: native matmuls (AMX, AVX512-BF16) or emulated.
 
@@ -92,12 +115,30 @@ def native_bfloat16(backend: str | None = None) -> bool:
     return backend != "cpu" or _cpu_native_bfloat16()
 
 
+def emulated_bfloat16_note() -> str:
+    """What ``precision="bfloat16"`` does on this machine's CPU without native bfloat16.
+
+    The text of the warning ``fit`` gives there (see
+    :func:`nnjax.train.objective.compute_dtype`); it names the CPU.
+
+    Example:
+      >>> "float32" in emulated_bfloat16_note()
+      True
+    """
+    return (
+        f"precision='bfloat16' computes in float32 on this CPU ({cpu_model()}: no "
+        f"{' or '.join(BFLOAT16_FLAGS)}), where XLA emulates bfloat16 and it measured "
+        "slower than float32; the results are float32's. Build the model with "
+        "dtype=jnp.bfloat16 to run bfloat16 activations here anyway."
+    )
+
+
 def upcast_matmuls(dtype: jnp.dtype) -> bool:
     """Whether matmuls of ``dtype`` operands should run in float32 on the default backend.
 
     True for bfloat16 where the hardware has no native bfloat16 (:func:`native_bfloat16`):
-    there a float32 matmul of the bfloat16 values, rounded back, is the faster
-    formulation of the same bfloat16 computation.
+    there a float32 matmul of the bfloat16 inputs, its result rounded to bfloat16, runs
+    as fast as float32, where XLA's emulated bfloat16 matmul is slower.
 
     Example:
       >>> upcast_matmuls(jnp.float32)
@@ -111,6 +152,8 @@ __all__ = [
     "SIMD_FLAGS",
     "bfloat16_hardware",
     "cpu_flags",
+    "cpu_model",
+    "emulated_bfloat16_note",
     "native_bfloat16",
     "upcast_matmuls",
 ]

@@ -43,3 +43,16 @@ def test_upcast_matmuls_only_for_bfloat16_without_native_support():
     assert jax.default_backend() != "cpu" or emulated == (not _hardware._cpu_native_bfloat16())
     for dtype in (jnp.float32, jnp.float16, jnp.float64):
         assert _hardware.upcast_matmuls(dtype) is False
+
+
+def test_cpu_model_reads_the_model_name_line():
+    assert _hardware.cpu_model(AVX2 + "model name\t: AMD EPYC 7B12\n") == "AMD EPYC 7B12"
+    assert _hardware.cpu_model("flags : avx2\n") == "unknown CPU"
+    assert isinstance(_hardware.cpu_model(), str) and _hardware.cpu_model()
+
+
+def test_emulated_bfloat16_note_names_the_cpu_and_the_missing_flags(monkeypatch):
+    monkeypatch.setattr(_hardware, "_read_cpuinfo", lambda: "model name : Test CPU 9000\n")
+    note = _hardware.emulated_bfloat16_note()
+    assert "Test CPU 9000" in note and "float32" in note
+    assert all(flag in note for flag in _hardware.BFLOAT16_FLAGS)

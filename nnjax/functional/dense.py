@@ -60,8 +60,9 @@ def dense(params: Params, x: jax.typing.ArrayLike) -> jax.Array:
     Computes in the dtype of ``x``: float32 parameters with a bfloat16 input give a
     bfloat16 result (mixed precision). On a CPU without native bfloat16 matmuls
     (:func:`nnjax._hardware.native_bfloat16`), a bfloat16 ``x`` is multiplied in
-    float32 (the bfloat16 values, exactly) and the result rounded to bfloat16, the
-    faster formulation there.
+    float32 by the parameters as they are (not rounded to bfloat16) and the result
+    rounded to bfloat16, the formulation as fast as float32 there (see
+    ``_affine_upcast``).
 
     Args:
       params: ``{"kernel": (in, out), "bias": (out,)}``, as from :func:`dense_init`.
@@ -92,7 +93,7 @@ def dense(params: Params, x: jax.typing.ArrayLike) -> jax.Array:
     if bias is not None:
         _checks.check_shape("dense", "params['bias']", bias, (kernel.shape[1],))
     if _hardware.upcast_matmuls(x.dtype):
-        return _affine_upcast(x, kernel.astype(x.dtype), bias)
+        return _affine_upcast(x, kernel, bias)
     y = jnp.matmul(x, kernel.astype(x.dtype))
     if bias is not None:
         y = y + _utils.expand_to(bias.astype(x.dtype), y.ndim)
@@ -100,21 +101,24 @@ def dense(params: Params, x: jax.typing.ArrayLike) -> jax.Array:
 
 
 def _affine_upcast(x: jax.Array, kernel: jax.Array, bias: jax.Array | None) -> jax.Array:
-    """``x @ kernel + bias`` of bfloat16 values computed in float32, rounded to bfloat16.
+    """``x @ kernel + bias`` of bfloat16 ``x`` computed in float32, rounded to bfloat16.
 
-    The formulation for CPUs without native bfloat16 (:func:`nnjax._hardware.upcast_matmuls`):
-    XLA:CPU's emulated bfloat16 matmul measured slower than this float32 one; the
-    activations (and, through the casts' transposes, the gradients between layers) stay
-    bfloat16, and the sums are float32 (as on GPUs and TPUs). ``fit``'s train step of
-    an MLP 784-500-300-100-10 with Adam, ``precision="bfloat16"`` time / float32 time,
-    three interleaved runs on a 2-core AMD EPYC Zen 2 (AVX2, no AVX512-BF16/AMX; load
-    average 8-12): batch 32: native 1.24 / 1.17 / 1.63, this formulation 1.23 / 1.00 /
-    1.21; batch 256: native 1.29 / 1.24 / 1.26, this formulation 1.07 / 1.02 / 1.09.
-    What remains is mostly the float32 <-> bfloat16 casts of the parameters and
-    gradients around the step.
+    The formulation for CPUs without native bfloat16 (:func:`nnjax._hardware.upcast_matmuls`),
+    where XLA:CPU emulates bfloat16. Only what the layer passes on is bfloat16: its
+    output and, through the cast's transpose, the gradient for ``x``; the kernel and
+    bias enter as they are and their gradients are float32 products. Rounding the
+    kernel to bfloat16 would be an extra pass over every parameter that no bfloat16
+    matmul repays here (as JAX's default matmul precision rounds operands to bfloat16 on
+    TPUs and not on CPUs): the result differs from the native formulation's by at most
+    the kernel's bfloat16 rounding (relative 2**-9 per term). MLP 784-500-300-100-10
+    train step with Adam, batch 32, ``dtype=jnp.bfloat16``, time / float32 time, one
+    interleaved run on a 2-core AMD EPYC Zen 2 (AVX2, no AVX512-BF16/AMX; one thread, CPU
+    time, load average 11): XLA's emulated bfloat16 dot (before) 1.17-1.63 in three
+    earlier runs; the kernel rounded, then multiplied in float32: 1.12; this: 1.01 (a
+    second float32 copy of the step: 1.02).
     """
     f32 = jnp.float32
     y = jnp.matmul(x.astype(f32), kernel.astype(f32))
     if bias is not None:
-        y = y + _utils.expand_to(bias.astype(x.dtype).astype(f32), y.ndim)
+        y = y + _utils.expand_to(bias.astype(f32), y.ndim)
     return y.astype(x.dtype)
