@@ -14,9 +14,16 @@ Peers: ``nnjax`` (``nnjax.train`` pure step under ``jax.jit`` with donation),
 step), ``flax_nnx`` (idiomatic ``nnx.jit`` + ``nnx.Optimizer``), ``flax_nnx_partial``
 (``nnx.jit_partial``, Flax's low-overhead path), ``equinox`` (``eqx.filter_jit``),
 ``keras`` (Keras 3, JAX backend, ``train_on_batch``/``predict_on_batch``), ``torch``
-(eager; ``torch_compile`` on request), ``nnjax_no_donate`` on request (``nnjax``
-without buffer donation). A peer that is not installed is skipped with a
-note.
+(eager; ``torch_compile`` on request), ``nnjax_bf16`` (``nnjax`` with the model built
+with ``dtype=jnp.bfloat16``: bfloat16 compute, float32 parameters), ``nnjax_no_donate``
+on request (``nnjax`` without buffer donation). A peer that is not installed is
+skipped with a note.
+
+After the table, a ``bfloat16:`` line says which case of the hardware applies (native
+bfloat16 matmuls: GPU, TPU, AMX, AVX512-BF16; or emulated) with its goal (at least 2x
+faster than float32; or never slower), and the measured ``nnjax_bf16 / nnjax`` train
+time. ``fit(precision="bfloat16")`` computes in float32 where bfloat16 is emulated
+(``nnjax.train.objective.compute_dtype``), so there only ``dtype=`` runs bfloat16.
 
 Usage::
 
@@ -32,14 +39,17 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
+import pathlib
 import sys
 
 import _cli as C
+import _harness as H
 import _models as M
 import _peers as P
 
 NAME = "mlp"
-DEFAULT_PEERS = ("nnjax", "nnjax_scan", *P.STANDARD[2:])
+DEFAULT_PEERS = ("nnjax", "nnjax_scan", "nnjax_bf16", *P.STANDARD[2:])
 PEERS = (*DEFAULT_PEERS, *P.ON_REQUEST, "nnjax_no_donate")
 
 
@@ -56,12 +66,19 @@ class Config:
 # The same MLP in every framework: Dense layers of ``sizes``, ReLU between them.
 
 
-def _nnjax_model(cfg: Config):
+def _nnjax_model(cfg: Config, dtype=None):
     from flax import nnx
 
     from nnjax import nn
 
-    return nn.MLP(cfg.sizes[0], cfg.sizes[1:-1], cfg.sizes[-1], rngs=nnx.Rngs(0))
+    sizes = cfg.sizes
+    return nn.MLP(sizes[0], sizes[1:-1], sizes[-1], dtype=dtype, rngs=nnx.Rngs(0))
+
+
+def _nnjax_bf16_model(cfg: Config):
+    import jax.numpy as jnp
+
+    return _nnjax_model(cfg, jnp.bfloat16)
 
 
 def _flax_model(cfg: Config):
@@ -95,7 +112,48 @@ def builders(cfg: Config) -> dict[str, P.Builder]:
         torch_model=p(_torch_model, cfg),
     )
     peers["nnjax_scan"] = p(P.nnjax, spec, p(_nnjax_model, cfg), scan_steps=cfg.scan_steps)
+    peers["nnjax_bf16"] = p(P.nnjax, spec, p(_nnjax_bf16_model, cfg))
     return peers
+
+
+def bfloat16_case() -> tuple[bool, str]:
+    """Whether JAX's default backend multiplies bfloat16 natively, and which case it is."""
+    import jax
+
+    from nnjax import _hardware
+
+    backend = jax.default_backend()
+    native = _hardware.native_bfloat16(backend)
+    if backend != "cpu":
+        return native, f"{backend.upper()} (native bfloat16 matmuls)"
+    return native, _hardware.bfloat16_hardware(_hardware.cpu_flags())
+
+
+def bfloat16_verdict(rows: list[dict], native: bool, case: str) -> str:
+    """The ``bfloat16:`` line: the hardware case, its goal, ``nnjax_bf16 / nnjax`` train times.
+
+    Example:
+      >>> rows = [{"peer": "nnjax", "task": "train", "batch_size": 32, "median_s": 2.0},
+      ...         {"peer": "nnjax_bf16", "task": "train", "batch_size": 32, "median_s": 1.0}]
+      >>> bfloat16_verdict(rows, True, "AMX").split("; ")[-1]
+      'bf16 / f32 train time: batch 32 0.50x: met'
+      >>> bfloat16_verdict(rows[:1], False, "none").split("; ")[1]
+      'goal: bfloat16 never slower than float32'
+    """
+    goal, limit = ("at least 2x faster than", 0.5) if native else ("never slower than", 1.0)
+    train = {(r["peer"], r["batch_size"]): r["median_s"] for r in rows if r["task"] == "train"}
+    ratios = {
+        b: t / train[("nnjax", b)]
+        for (peer, b), t in sorted(train.items())
+        if peer == "nnjax_bf16" and ("nnjax", b) in train
+    }
+    head = f"bfloat16: {case}; goal: bfloat16 {goal} float32"
+    if not ratios:
+        return f"{head}; not measured (run the peers nnjax and nnjax_bf16)"
+    listed = ", ".join(f"batch {b} {r:.2f}x" for b, r in ratios.items())
+    met = all(r <= limit for r in ratios.values())
+    verdict = "met" if met else "NOT met (compare with the noise of this run)"
+    return f"{head}; bf16 / f32 train time: {listed}: {verdict}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -110,7 +168,10 @@ def main(argv: list[str] | None = None) -> int:
     if len(sizes) < 2:
         parser.error(f"--sizes needs at least an input and an output size, got {sizes}")
     cfg = Config(sizes, args.optimizer, args.lr, args.scan_steps)
-    return P.run_and_report(NAME, args, builders(cfg), dataclasses.asdict(cfg))
+    status = P.run_and_report(NAME, args, builders(cfg), dataclasses.asdict(cfg))
+    rows = json.loads(pathlib.Path(args.out or H.default_out(NAME)).read_text())["results"]
+    print(bfloat16_verdict(rows, *bfloat16_case()))
+    return status
 
 
 if __name__ == "__main__":
