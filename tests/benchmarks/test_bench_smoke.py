@@ -141,7 +141,11 @@ def test_bench_quick_writes_complete_result(run, tmp_path):
     assert "ratio" in proc.stdout and all(peer in proc.stdout for peer in peers)
 
 
-@pytest.mark.parametrize("name", ["mlp", "cnn", "lstm", "attention"])
+# One script checks it by default; each is a fresh interpreter importing JAX and PyTorch.
+@pytest.mark.parametrize(
+    "name",
+    ["mlp", *(pytest.param(n, marks=pytest.mark.slow) for n in ("cnn", "lstm", "attention"))],
+)
 def test_bench_rejects_unknown_peer(name):
     proc = _run_script(f"bench_{name}.py", ["--quick", "--peers", "nnjax,caffe"])
     assert proc.returncode == 2

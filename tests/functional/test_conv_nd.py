@@ -60,7 +60,11 @@ CONV_CASES = [
 ]
 
 
-@pytest.mark.parametrize(("spatial", "k", "stride", "padding", "dilation", "groups"), CONV_CASES)
+@pytest.mark.parametrize(
+    ("spatial", "k", "stride", "padding", "dilation", "groups"),
+    # 3-D cases compile longest: they run in the slow step (measured, 2026-12-01)
+    [pytest.param(*c, marks=pytest.mark.slow) if len(c[0]) == 3 else c for c in CONV_CASES],
+)
 def test_conv_matches_torch(spatial, k, stride, padding, dilation, groups):
     nd = len(spatial)
     x = rand((2, *spatial, 4), 1)

@@ -95,6 +95,7 @@ def test_check_grads():
             check_grads(jax.jit(fn), (x,), order=1)
 
 
+@pytest.mark.slow  # five transform compiles: among the slowest of the default run (2026-12-01)
 @pytest.mark.parametrize(
     "fn",
     [
