@@ -28,7 +28,7 @@ from nnjax._cli_setup import (
     loss_and_metrics,
     targets,
 )
-from nnjax._cli_train import cmd_train, given_options
+from nnjax._cli_train import _say, cmd_train, given_options
 
 EXIT_USAGE = 2
 
@@ -37,9 +37,14 @@ EXIT_USAGE = 2
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    """`nnjax evaluate RUN`: evaluates a run's checkpoint on its test split or raw arrays."""
+    """`nnjax evaluate RUN`: evaluates a run's checkpoint on its test split or raw arrays.
+
+    Under ``nnjax launch --processes N`` every process joins the group and evaluates its
+    rows of each batch; process 0 prints the (global) metrics.
+    """
     from nnjax import train
 
+    _join_if_launched()
     run = Path(args.run)
     model, prep, config, epoch = load_run(run, fallback=args.fallback)
     if args.data_dir:
@@ -52,11 +57,22 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         (x, y), what = load_raw(config)[1], "test"
     loss, metrics = loss_and_metrics(config)
     logs = train.evaluate(model, (prep(x), targets(config, y)), loss=loss, metrics=metrics)
-    print(
-        f"{run} (after epoch {epoch}): "
-        + ", ".join(f"{what} {k}: {v:.4f}" for k, v in logs.items())
-    )
+    scores = ", ".join(f"{what} {k}: {v:.4f}" for k, v in logs.items())
+    _say(f"{run} (after epoch {epoch}): {scores}")
     return 0
+
+
+def _join_if_launched() -> None:
+    """Under ``nnjax launch``: joins the group before any JAX work (every process runs it)."""
+    from nnjax.distributed.process import initialize_if_launched
+
+    initialize_if_launched()
+
+
+def _main_process() -> bool:
+    from nnjax.distributed.process import is_main_process
+
+    return is_main_process()
 
 
 def _load_npy(path: str):
@@ -69,13 +85,20 @@ def _load_npy(path: str):
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    """`nnjax predict RUN INPUTS.npy`: predictions for raw inputs, preprocessed as in training."""
+    """`nnjax predict RUN INPUTS.npy`: predictions for raw inputs, preprocessed as in training.
+
+    Under ``nnjax launch --processes N`` every process joins the group and predicts its
+    rows; process 0 prints the predictions and writes ``--output``.
+    """
     import numpy as np
 
     from nnjax import train
 
+    _join_if_launched()
     model, prep, _, _ = load_run(Path(args.run), fallback=args.fallback)
     outputs = np.asarray(train.predict(model, prep(_load_npy(args.inputs))))
+    if not _main_process():  # every process holds all the outputs; process 0 reports them
+        return 0
     if args.output:
         np.save(args.output, outputs, allow_pickle=False)
     if prep.class_names is not None:

@@ -8,6 +8,12 @@ key-value store of JAX's coordination service (the one ``jax.distributed.initial
 starts), so either every process returns or every process raises the same error.
 Every wait is bounded by :data:`WAIT_S`.
 
+Every key lives under :data:`ROOT` (``nnjax_checkpoint/<write>/<step>``). A process
+deletes the keys it published once every process has read them: at the end of each
+:func:`everywhere` exchange, since no process reports there before it has read every
+earlier key. So the store holds the keys of at most the latest write or two, however
+many checkpoints a run writes.
+
 Example:
   >>> on_main("nnjax_checkpoint_doc/prepare", lambda: "ready")  # one process: just runs it
   'ready'
@@ -15,6 +21,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import itertools
 import json
@@ -27,12 +34,16 @@ import jax
 #: Orbax's own barrier timeout (300 s), so a process stuck there reports first.
 WAIT_S = 600
 
+#: The directory of the coordination service's key-value store that holds every key.
+ROOT = "nnjax_checkpoint"
+
 _writes = itertools.count()
+_published: list[str] = []  # this process's keys that are still in the store
 
 
 def next_tag() -> str:
     """A name for the next collective write: the same on every process (they count alike)."""
-    return f"nnjax_checkpoint_{next(_writes)}"
+    return f"{ROOT}/{next(_writes)}"
 
 
 def _client() -> Any:
@@ -57,6 +68,17 @@ def _outcome(err: BaseException | None, value: Any = None) -> str:
 
 def _publish(key: str, err: BaseException | None, value: Any = None) -> None:
     _client().key_value_set(key, _outcome(err, value))
+    _published.append(key)
+
+
+def _delete(keys: list[str]) -> None:
+    """Deletes ``keys`` (this process's, read by every process) from the store."""
+    client = _client()
+    for key in keys:
+        _published.remove(key)
+        # a failed delete leaves one small key behind; the write itself has succeeded
+        with contextlib.suppress(Exception):
+            client.key_value_delete(key)
 
 
 def _read(key: str, what: str) -> dict[str, Any]:
@@ -116,6 +138,7 @@ def everywhere(key: str, step: Callable[[], None]) -> None:
         step()
     except Exception as err:
         mine = err
+    earlier = list(_published)
     _publish(f"{key}/{jax.process_index()}", mine)
     try:  # wait for everyone even after a failure here, so all leave together
         reports = [_read(f"{key}/{i}", f"process {i}") for i in range(jax.process_count())]
@@ -123,6 +146,8 @@ def everywhere(key: str, step: Callable[[], None]) -> None:
         if mine is None:
             raise
         reports = []
+    else:  # every process has reported, so each has read every earlier key
+        _delete(earlier)
     if mine is not None:
         raise mine
     for report in reports:
@@ -130,4 +155,4 @@ def everywhere(key: str, step: Callable[[], None]) -> None:
             _raise(report)
 
 
-__all__ = ["WAIT_S", "everywhere", "next_tag", "on_main"]
+__all__ = ["ROOT", "WAIT_S", "everywhere", "next_tag", "on_main"]

@@ -1,24 +1,24 @@
-"""One process of a 2-process checkpoint group (2 fake CPU devices each: 4 in all).
+"""The checkpoint scenarios of the 2-process test group (2 fake CPU devices each: 4 in all).
 
-Usage: python _ckpt_worker.py OUT_DIR MODE, MODE one of
-  io    nnjax.save of a model whose first kernel is sharded over both processes (FSDP
-        style) and whose second is replicated over them; the same save again without
-        overwrite (FileExistsError everywhere); a save whose commit fails on process 0
-        (OSError everywhere, the older folder kept); load_state of OUT_DIR/one
-        (written by one process) into a model laid out FSDP over the processes.
-  fit   fit(param_sharding="fsdp") resumed from OUT_DIR/one_ckpt (one epoch, written
-        by one process) to epoch 2 with ModelCheckpoint(OUT_DIR/ckpt), then a fresh
-        fit resumed from OUT_DIR/ckpt to epoch 3; resume_state onto the FSDP layout.
+:func:`io_scenario` (folder ``io``): nnjax.save of a model whose first kernel is sharded
+over both processes (FSDP style) and whose second is replicated over them; the same
+save again without overwrite (FileExistsError everywhere); a save whose commit fails on
+process 0, and one whose Orbax write fails on process 1 (OSError everywhere, at once,
+the older folder kept); load_state of ``<folder>/one`` (written by one process) into a
+model laid out FSDP over the processes.
 
-Every process counts the calls of ``multihost_utils.process_allgather`` made while a
-checkpoint is written (a gather on one host is what a collective save avoids) and
-writes its results to OUT_DIR/<i>.npz, its stdout to OUT_DIR/<i>.log.
+:func:`fit_scenario` (folder ``ckpt``): fit(param_sharding="fsdp") resumed from
+``<folder>/one_ckpt`` (one epoch, written by one process) to epoch 2 with
+ModelCheckpoint(``<folder>/ckpt``), then a fresh fit resumed from ``<folder>/ckpt`` to
+epoch 3; resume_state onto the FSDP layout.
+
+Both count the calls of ``multihost_utils.process_allgather`` made while a checkpoint is
+written (:class:`Gathers`: a gather on one host is what a collective save avoids).
 """
 
 import errno
 import importlib.util
 import os
-import sys
 import time
 
 import numpy as np
@@ -90,13 +90,15 @@ def _expect_error(kind, call):
     raise AssertionError(f"expected {kind.__name__}")
 
 
-def _io(out_dir, gathers):
+def io_scenario(out_dir, gathers):
+    """The saves and loads of ``nnjax.io``; returns ``{name: value}``."""
     import jax
 
     import nnjax
     from nnjax.io import layout
 
     results = {}
+    gathers.calls = 0
     model = small_model(0)
     fsdp_params(model)  # first kernel (4, 8): split over its 8 columns
     kernel = model.layers[0].kernel[...]
@@ -122,6 +124,8 @@ def _io(out_dir, gathers):
     finally:
         layout._commit = commit
     results["after_failure"] = np.asarray(nnjax.load(saved).layers[0].kernel[...])
+    results["orbax_failed"], results["orbax_failed_s"] = _orbax_fails_on_process_1(saved)
+    results["after_orbax_failure"] = np.asarray(nnjax.load(saved).layers[0].kernel[...])
 
     target = small_model(7)
     fsdp_params(target)
@@ -133,7 +137,32 @@ def _io(out_dir, gathers):
     return results
 
 
-def _fit(out_dir, gathers):
+def _orbax_fails_on_process_1(saved):
+    """A save whose Orbax write of the shards fails on process 1: (error, seconds)."""
+    import jax
+    import orbax.checkpoint as ocp
+
+    import nnjax
+
+    handler = ocp.StandardCheckpointHandler
+    original = handler.async_save
+
+    async def failing(*args, **kwargs):
+        raise OSError(errno.EIO, "Input/output error writing shards (simulated)")
+
+    if jax.process_index() == 1:
+        handler.async_save = failing
+    start = time.monotonic()
+    try:
+        other = small_model(6)
+        error = _expect_error(OSError, lambda: nnjax.save(other, saved, overwrite=True))
+    finally:
+        handler.async_save = original
+    return error, time.monotonic() - start
+
+
+def fit_scenario(out_dir, gathers):
+    """resume_state and fit(resume_from=...) onto the FSDP layout; returns ``{name: value}``."""
     import jax
 
     from nnjax import train
@@ -147,6 +176,7 @@ def _fit(out_dir, gathers):
             with gathers:
                 super().on_epoch_end(epoch, logs)
 
+    gathers.calls = 0
     (x, y), _ = W.dataset()
     one, ckpt = os.path.join(out_dir, "one_ckpt"), os.path.join(out_dir, "ckpt")
     settings = {**W.FIT, "param_sharding": "fsdp", "verbose": 0}
@@ -181,32 +211,3 @@ def _fit(out_dir, gathers):
     results["epochs"] = np.asarray(hist.epoch)
     results.update({f"resumed.{i}": a for i, a in enumerate(W.leaves(model))})
     return results
-
-
-def run_group(out_dir, mode, timeout_s=150.0):
-    """Runs this worker in 2 processes (from a test); returns each process's results."""
-    import nnjax
-    from nnjax import distributed
-
-    root = os.path.dirname(os.path.dirname(nnjax.__file__))
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([root, os.environ.get("PYTHONPATH", "")]))
-    env.pop("XLA_FLAGS", None)
-    start = time.monotonic()
-    command = [sys.executable, os.path.abspath(__file__), str(out_dir), mode]
-    status = distributed.launch(command, processes=2, timeout_s=timeout_s, env=env)
-    logs = "\n".join(p.read_text() for p in sorted(out_dir.glob("*.log")))
-    assert status == 0, f"the 2-process group failed with status {status}:\n{logs}"
-    print(f"2-process group ({mode}): {time.monotonic() - start:.1f} s")
-    return [dict(np.load(out_dir / f"{i}.npz")) for i in range(2)]
-
-
-def main(out_dir, mode):
-    index = W.join_group(out_dir)
-    gathers = Gathers()
-    results = _io(out_dir, gathers) if mode == "io" else _fit(out_dir, gathers)
-    np.savez(os.path.join(out_dir, f"{index}.npz"), **results)
-    sys.stdout.flush()
-
-
-if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2])

@@ -1,25 +1,24 @@
-"""One process of a 2-process training group (2 fake CPU devices each: 4 in all).
+"""The fit scenario of the 2-process test group (2 fake CPU devices per process: 4 in all).
 
-Usage: python _fit_worker.py OUT_DIR MODE, MODE one of
-  train   fit on arrays, an iterable (each process yields its rows of each global
-          batch), a memmap, and with param_sharding="fsdp"; evaluate and predict
-          (arrays and an iterable); ModelCheckpoint and nnjax.save into OUT_DIR.
-          Process i writes OUT_DIR/<i>.npz and its stdout to OUT_DIR/<i>.log.
-  kill    fit 6 epochs with ModelCheckpoint(OUT_DIR/ckpt); process 1 dies (os._exit)
-          at the end of epoch 2 (0-based 1); process 0 is left to fail on its own.
-  resume  fit the same 6 epochs with resume_from=OUT_DIR/ckpt; writes <i>.npz.
+:func:`scenario` runs in each process of the group (``_worker.py``): fit on arrays
+(with validation, printing), an iterable (each process yields its rows of each global
+batch), a memmap (``<folder>/x.npy``, written by the test), and with
+``param_sharding="fsdp"`` (ModelCheckpoint into ``<folder>/ckpt``, then nnjax.save into
+``<folder>/saved``); evaluate and predict (arrays and an iterable).
 
-The test imports this file for :func:`dataset`, :func:`make_model` and :data:`FIT`, so
-the one-process reference run uses exactly the same data, model and settings.
+The tests import this file for :func:`dataset`, :func:`make_model` and :data:`FIT`, so
+the one-process reference runs use exactly the same data, model and settings.
 """
 
 import os
-import sys
 
 import numpy as np
 
-# 60 = 3 batches of 16 + 12 (padded): each process has real rows in every batch
-N, N_VAL, FEATURES, CLASSES, BATCH = 60, 22, 6, 3, 16
+# 60 = 3 batches of 16 + 12 (padded), 26 = 16 + 10: each process has real rows in every
+# batch (8 rows per process of a full batch)
+N, N_VAL, FEATURES, CLASSES, BATCH = 60, 26, 6, 3, 16
+# evaluate and predict use fit's batch size, so evaluate reuses the step fit compiled
+EVAL_BATCH = BATCH
 FIT = {
     "loss": "cross_entropy",
     "optimizer": "adam",
@@ -66,7 +65,8 @@ def leaves(model):
     return [np.asarray(a) for a in arrays.to_host(jax.tree.leaves(nnx.state(model, nnx.Param)))]
 
 
-def _train(out_dir):
+def scenario(out_dir):
+    """Every fit, evaluate and predict of the scenario; returns ``{name: array}``."""
     import nnjax
     from nnjax import distributed, train
     from nnjax.train.checkpoint import ModelCheckpoint
@@ -81,10 +81,10 @@ def _train(out_dir):
     results["arrays_loss"] = np.asarray(hist.history["loss"])
     results["arrays_val_loss"] = np.asarray(hist.history["val_loss"])
     results["arrays_val_accuracy"] = np.asarray(hist.history["val_accuracy"])
-    ev = train.evaluate(model, val, loss="cross_entropy", batch_size=8)
+    ev = train.evaluate(model, val, loss="cross_entropy", batch_size=EVAL_BATCH)
     results["evaluate"] = np.asarray([ev["loss"], ev["accuracy"]])
-    results["predict"] = train.predict(model, val[0], batch_size=8)
-    blocks = local_blocks(global_batches(*val, size=8), index, count)
+    results["predict"] = train.predict(model, val[0], batch_size=EVAL_BATCH)
+    blocks = local_blocks(global_batches(*val, size=EVAL_BATCH), index, count)
     results["predict_iterable"] = train.predict(model, blocks)
 
     model = make_model()
@@ -102,10 +102,11 @@ def _train(out_dir):
     train.fit(model, (x, y), param_sharding="fsdp", verbose=0, callbacks=callbacks, **FIT)
     results["fsdp"] = leaves(model)
     nnjax.save(model, os.path.join(out_dir, "saved"))
-    np.savez(os.path.join(out_dir, f"{index}.npz"), **_flat(results))
+    return flat(results)
 
 
-def _flat(results):
+def flat(results):
+    """``results`` with each list of arrays spread into ``name.0``, ``name.1``, ..."""
     flat = {}
     for name, value in results.items():
         if isinstance(value, list):
@@ -113,69 +114,3 @@ def _flat(results):
         else:
             flat[name] = value
     return flat
-
-
-class _DieAt:
-    """A callback that kills this process (as a crash would) after ``epoch``."""
-
-    def __new__(cls, epoch):
-        from nnjax.train.callbacks import Callback
-
-        class Die(Callback):
-            def on_epoch_end(self, e, logs=None):
-                if e == epoch:
-                    sys.stdout.flush()
-                    os._exit(9)
-
-        return Die()
-
-
-def _kill_or_resume(out_dir, mode):
-    from nnjax import distributed, train
-    from nnjax.train.checkpoint import ModelCheckpoint
-
-    index = distributed.process_index()
-    (x, y), _ = dataset()
-    ckpt = os.path.join(out_dir, "ckpt")
-    callbacks = [ModelCheckpoint(ckpt)]
-    settings = {**FIT, "epochs": 6}
-    model = make_model()
-    if mode == "kill":
-        if index == 1:
-            callbacks.append(_DieAt(1))
-        train.fit(model, (x, y), verbose=2, callbacks=callbacks, **settings)
-        return
-    hist = train.fit(model, (x, y), verbose=2, callbacks=callbacks, resume_from=ckpt, **settings)
-    results = {"resumed": leaves(model), "epochs": np.asarray(hist.epoch)}
-    np.savez(os.path.join(out_dir, f"{index}.npz"), **_flat(results))
-
-
-def join_group(out_dir):
-    """Joins the launched group (2 CPU devices per process, strict rank promotion).
-
-    Returns the process index; the process's prints go to ``<out_dir>/<index>.log``.
-    """
-    os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
-    os.environ["JAX_PLATFORMS"] = "cpu"
-    import jax
-
-    jax.config.update("jax_numpy_rank_promotion", "raise")
-    from nnjax import distributed
-
-    distributed.initialize(timeout_s=60, heartbeat_timeout_s=10)
-    index = distributed.process_index()
-    sys.stdout = open(os.path.join(out_dir, f"{index}.log"), "w", buffering=1)
-    return index
-
-
-def main(out_dir, mode):
-    join_group(out_dir)
-    if mode == "train":
-        _train(out_dir)
-    else:
-        _kill_or_resume(out_dir, mode)
-    sys.stdout.flush()
-
-
-if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2])

@@ -1,13 +1,11 @@
-"""One process of a 2-process sweep group (2 fake CPU devices each: 4 in all).
+"""The sweep scenario of the 2-process test group (2 fake CPU devices each: 4 in all).
 
-Usage: python _sweep_worker.py OUT_DIR
-
-Runs :func:`run_sweeps` over every device of both processes: the whole sweep (per-member
-early stopping, ModelCheckpoint into OUT_DIR/whole), then the same sweep cut by an
-exception after epoch 2 (both processes) and resumed from its checkpoints. Process i
-writes OUT_DIR/<i>.npz (histories, every member's parameters, the table, ensemble
-predictions), its CSV to OUT_DIR/result<i>.csv (only process 0 writes one) and its
-stdout to OUT_DIR/<i>.log.
+:func:`scenario` runs :func:`run_sweeps` over every device of both processes: the whole
+sweep (per-member early stopping, ModelCheckpoint into ``<folder>/whole``), then the
+same sweep cut by an exception after epoch 2 (both processes) and resumed from its
+checkpoints. It returns the histories, every member's parameters, the table and the
+ensemble predictions, and writes the CSV to ``<folder>/result<i>.csv`` (only process 0
+writes one).
 
 The test imports this file for :func:`run_sweeps` and :func:`summary`, so the
 one-process reference runs exactly the same sweeps.
@@ -15,29 +13,25 @@ one-process reference runs exactly the same sweeps.
 
 import importlib.util
 import os
-import sys
 
 import numpy as np
 
-HERE = os.path.dirname(os.path.abspath(__file__))
+_spec = importlib.util.spec_from_file_location(
+    "_fit_worker", os.path.join(os.path.dirname(os.path.abspath(__file__)), "_fit_worker.py")
+)
+W = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(W)
 
-# 44 = 2 batches of 16 + 12 (padded): each process has real rows in every batch
-N, N_VAL, FEATURES, CLASSES, BATCH, EPOCHS = 44, 12, 5, 3, 16, 4
+# the fit scenario's data and model (so its eager compiles, e.g. the initializers', serve)
+N, N_VAL, FEATURES, CLASSES, BATCH, EPOCHS = W.N, W.N_VAL, W.FEATURES, W.CLASSES, W.BATCH, 4
 MEMBERS = {"seeds": [0, 1, 2], "hyperparams": {"learning_rate": [0.05, 0.02, 0.3]}}
-
-
-def dataset():
-    """``(x, y), (x_val, y_val)``: a fixed 3-class problem."""
-    rng = np.random.default_rng(1)
-    x = rng.normal(size=(N + N_VAL, FEATURES)).astype(np.float32)
-    y = np.argmax(x[:, :CLASSES] + 0.5 * x[:, FEATURES - CLASSES :], axis=1).astype(np.int32)
-    return (x[:N], y[:N]), (x[N:], y[N:])
+dataset = W.dataset
 
 
 def model_fn(rngs):
     from nnjax.nn import MLP
 
-    return MLP(FEATURES, (8,), CLASSES, rngs=rngs)
+    return MLP(FEATURES, (16,), CLASSES, rngs=rngs)
 
 
 class _Cut:
@@ -100,24 +94,17 @@ def summary(result, x):
     return out
 
 
-def main(out_dir):
-    path = os.path.join(HERE, "_fit_worker.py")
-    spec = importlib.util.spec_from_file_location("_fit_worker", path)
-    fit_worker = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(fit_worker)
-    index = fit_worker.join_group(out_dir)  # sets XLA_FLAGS before jax is imported
+def scenario(out_dir):
+    """The whole and the cut-and-resumed sweep; returns ``{name: array}``."""
     import jax
 
+    from nnjax import distributed
+
     whole, resumed = run_sweeps(out_dir)
-    whole.to_csv(os.path.join(out_dir, f"result{index}.csv"))
+    whole.to_csv(os.path.join(out_dir, f"result{distributed.process_index()}.csv"))
     (_, _), (x_val, _) = dataset()
     results = {f"whole.{k}": v for k, v in summary(whole, x_val).items()}
     results.update({f"resumed.{k}": v for k, v in summary(resumed, x_val).items()})
     results["table"] = np.asarray(whole.table())
     results["devices"] = np.asarray(jax.device_count())
-    np.savez(os.path.join(out_dir, f"{index}.npz"), **results)
-    sys.stdout.flush()
-
-
-if __name__ == "__main__":
-    main(sys.argv[1])
+    return results

@@ -1,23 +1,35 @@
-"""`nnjax launch --processes 2 -- python -m nnjax.cli train`: a kill, then --resume.
+"""A process killed mid-run: the others fail fast with a clear error, and --resume finishes.
 
-``nnjax train`` joins the group that ``nnjax launch`` starts (each process reads its
-rows, process 0 writes the run folder). A process killed mid-run (SIGKILL, as the OOM
-killer or a lost host would) makes the launch fail within a bound with a line naming
-the process and the signal; the same launch with ``--resume`` continues after the
-last checkpoint and ends with every epoch in ``history.csv`` and a model equal (up to
-float32 reassociation) to an uninterrupted run. Each process has one CPU device here,
-so the group splits each batch over 2 devices; the reference runs in this process
-over its 4 devices, meanwhile. Slow: about 60-100 s on a shared 2-core machine (two
-2-process launches and one compile in each process).
+The one kill scenario of the suite, in two halves that run at the same time:
+
+* ``nnjax launch --processes 2 -- python -m nnjax.cli train ...`` (each process one CPU
+  device: the group splits each batch over 2 devices; process 0 writes the run folder).
+  Process 1 is SIGKILLed after the checkpoint of epoch 2 (as the OOM killer or a lost
+  host would); the launch fails within a bound with a line naming the process and the
+  signal. The same launch with ``--resume`` continues after the last checkpoint and ends
+  with every epoch in ``history.csv`` and a model equal (up to float32 reassociation)
+  to an uninterrupted one-process run (this process, over its 4 devices, meanwhile).
+  Then ``nnjax evaluate`` and ``nnjax predict`` of the run under ``nnjax launch`` join
+  the group and print what they print in one process, once.
+* Without the launcher, so that nothing else stops it (``_worker.py crash``): process 1
+  of a 2-process group dies; process 0, blocked in a collective, is ended by JAX's
+  heartbeat check within a bound, with a message naming the dead task.
+
+The launcher runs here (``cli.main(["launch", ...])``, the code of the ``nnjax launch``
+command) rather than in a process of its own (which would import JAX for nothing);
+the launched processes share a JAX compilation cache, so the resumed run and the
+evaluation load the programs that the first run compiled. Every wait is bounded.
 """
 
 import csv
+import io
 import os
 import signal
 import subprocess
 import sys
 import threading
 import time
+from contextlib import redirect_stdout
 
 import jax
 import numpy as np
@@ -25,68 +37,130 @@ import pytest
 from flax import nnx
 
 import nnjax
-from nnjax import cli
+from nnjax import cli, distributed
 from nnjax.distributed import launcher
-from nnjax.distributed.process import ENV_PROCESS_ID
+from nnjax.distributed.process import ENV_ADDRESS, ENV_NUM_PROCESSES, ENV_PROCESS_ID
 from nnjax.train.checkpoint import latest_epoch
 
-ROOT = os.path.dirname(os.path.dirname(nnjax.__file__))
-EPOCHS = 8
-TRAIN = ["train", "--limit", "400", "--hidden", "32", "--epochs", str(EPOCHS), "--lr", "0.003"]
-TRAIN += ["--verbose", "2"]
-# 8 epochs of Adam on float32 sums split over 2 vs 4 devices: the rounding differences
-# (~1e-7 per sum) left the weights within 1.3e-7 of each other (measured); 1e-6 leaves
-# room, and is far below what a lost, repeated or skipped epoch moves them (~1e-3 at
-# lr 3e-3: each Adam update moves every weight by about the learning rate).
+from ._group import HERE, env
+
+WORKER = os.path.join(HERE, "_worker.py")
+CRASH_HEARTBEAT_S = 5  # _worker.py's crash mode: initialize(heartbeat_timeout_s=5)
+EPOCHS = 5
+TRAIN = ["train", "--dataset", "moons", "--limit", "400", "--hidden", "16"]
+TRAIN += ["--epochs", str(EPOCHS), "--lr", "0.003", "--verbose", "2"]
+# 5 epochs of Adam on float32 sums split over 2 vs 4 devices: the rounding differences
+# (~1e-7 per sum) leave the weights within about 1e-7 of each other (the test prints
+# the largest difference); 1e-6 leaves room, and is far below what a lost, repeated or
+# skipped epoch moves them (~1e-3 at lr 3e-3: each Adam update moves every weight by
+# about the learning rate).
 RTOL, ATOL = 1e-5, 1e-6
 
 
-def _env():
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")]))
-    env.pop("XLA_FLAGS", None)  # one CPU device per process
-    return env
+@pytest.fixture
+def launched_env(monkeypatch, tmp_path):
+    """What the launched processes inherit: this checkout, 1 CPU device, a shared JAX cache."""
+    assert jax.device_count() == 4  # this process's devices exist before XLA_FLAGS goes
+    monkeypatch.setenv("PYTHONPATH", env()["PYTHONPATH"])
+    monkeypatch.delenv("XLA_FLAGS", raising=False)
+    monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", str(tmp_path / "jax_cache"))
+    monkeypatch.setenv("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 
 
-def _launch(out, *extra):
-    command = [sys.executable, "-m", "nnjax.cli", "launch", "--processes", "2", "--timeout"]
-    command += ["150", "--", sys.executable, "-m", "nnjax.cli", *TRAIN, "--out", str(out)]
-    return [*command, *extra]
+def _launch(*command, timeout_s=150):
+    return ["launch", "--processes", "2", "--timeout", str(timeout_s), "--", *command]
 
 
-def _children(pid):
-    with open(f"/proc/{pid}/task/{pid}/children") as f:
-        return [int(c) for c in f.read().split()]
+def _train(out, *extra):
+    return _launch(sys.executable, "-m", "nnjax.cli", *TRAIN, "--out", str(out), *extra)
 
 
-def _kill_tree(proc):
-    """Kills a launcher that is still running, and its processes (only after a failure)."""
-    if proc.poll() is None:
-        for child in _children(proc.pid):
-            os.kill(child, signal.SIGKILL)
-        proc.kill()
-        proc.wait()
+def _in_thread(argv):
+    """Runs ``cli.main(argv)`` in a thread; returns the thread and its result (``status``)."""
+    done: dict = {}
+    thread = threading.Thread(target=lambda: done.update(status=cli.main(argv)))
+    thread.start()
+    return thread, done
 
 
-def _process_id(pid):
-    with open(f"/proc/{pid}/environ", "rb") as f:
-        env = dict(v.split(b"=", 1) for v in f.read().split(b"\0") if b"=" in v)
-    return int(env.get(ENV_PROCESS_ID.encode(), b"-1"))
+def _children():
+    """``{pid: environment}`` of this process's child processes."""
+    out = {}
+    for pid in [int(p) for p in os.listdir("/proc") if p.isdigit()]:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            if ppid != os.getpid():
+                continue
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                pairs = [v.split(b"=", 1) for v in f.read().split(b"\0") if b"=" in v]
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                out[pid] = {**dict(pairs), b"cmdline": f.read()}
+        except (OSError, ValueError, IndexError):  # ended meanwhile
+            continue
+    return out
 
 
-def _kill_process_1_after_epoch_2(proc, out, timeout_s=120):
+def _trainer(index):
+    """The pid of the launched `nnjax train` process ``index`` (not the crash group's)."""
+    found = [
+        pid
+        for pid, env in _children().items()
+        if env.get(ENV_PROCESS_ID.encode()) == str(index).encode()
+        and b"nnjax.cli" in env[b"cmdline"]
+    ]
+    assert len(found) == 1, found
+    return found[0]
+
+
+def _kill_process_1_after_epoch_2(launch, out, timeout_s=120):
     """Waits for the checkpoint of epoch 2, then SIGKILLs process 1; returns the time."""
     end = time.monotonic() + timeout_s
     while (latest_epoch(out / "checkpoint") or -1) < 1:
-        assert proc.poll() is None, "the launch ended before its second epoch"
+        assert launch.is_alive(), "the launch ended before its second epoch"
         assert time.monotonic() < end, "no checkpoint of epoch 2 in time"
         time.sleep(0.05)
-    (victim,) = [c for c in _children(proc.pid) if _process_id(c) == 1]
-    os.kill(victim, signal.SIGKILL)
+    os.kill(_trainer(1), signal.SIGKILL)
     return time.monotonic()
 
 
-def _reference(out, done):
-    done["status"] = cli.main([*TRAIN, "--out", str(out), "--quiet"])
+def _kill_leftovers():
+    """After a failure: kills what this test started that still runs."""
+    for pid, seen in _children().items():
+        if ENV_PROCESS_ID.encode() in seen:
+            os.kill(pid, signal.SIGKILL)
+
+
+def _start_crash_group(folder):
+    """``_worker.py crash`` in 2 processes without the launcher; a thread watches them."""
+    folder.mkdir()
+    address = f"127.0.0.1:{distributed.free_port()}"
+    procs = []
+    for i in range(2):
+        ids = {ENV_ADDRESS: address, ENV_NUM_PROCESSES: "2", ENV_PROCESS_ID: str(i)}
+        with open(folder / f"err{i}.txt", "w") as err:
+            command = [sys.executable, WORKER, str(folder), "crash"]
+            procs.append(subprocess.Popen(command, env={**os.environ, **ids}, stderr=err))
+    seen: dict = {}
+
+    def watch():
+        seen["status1"] = _wait(procs[1], 180)
+        died = time.monotonic()
+        seen["status0"] = _wait(procs[0], 4 * CRASH_HEARTBEAT_S)
+        seen["waited"] = time.monotonic() - died
+
+    thread = threading.Thread(target=watch)
+    thread.start()
+    return thread, seen
+
+
+def _wait(proc, timeout_s):
+    try:
+        return proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        return None
 
 
 def _params(folder):
@@ -99,40 +173,67 @@ def _history(folder):
         return list(csv.DictReader(f))
 
 
-@pytest.mark.slow  # two 2-process launches: ~60-100 s on a shared 2-core machine
-def test_a_killed_launch_fails_fast_and_resume_finishes_the_run(tmp_path):
+def _here(argv):
+    """``cli.main(argv)`` in this process (1 process, 4 devices): (status, stdout)."""
+    text = io.StringIO()
+    with redirect_stdout(text):
+        status = cli.main(argv)
+    return status, text.getvalue()
+
+
+def _scores(line):
+    """``{name: value}`` of an `nnjax evaluate` line (``... : test loss: 0.1, ...``)."""
+    pairs = line.split("): ", 1)[1].split(", ")
+    return {k: float(v) for k, v in (p.rsplit(": ", 1) for p in pairs)}
+
+
+# the evaluate and the predict command in each launched process, one after the other
+_BOTH = "import sys; from nnjax import cli; a = sys.argv[1:]; i = a.index('--'); "
+_BOTH += "sys.exit(cli.main(a[:i]) or cli.main(a[i + 1 :]))"
+
+
+@pytest.mark.slow  # three 2-process launches and a crashing pair: ~60 s on a 2-core machine
+def test_a_killed_process_fails_the_group_fast_and_resume_finishes_the_run(
+    tmp_path, capfd, launched_env
+):
+    crash, seen = _start_crash_group(tmp_path / "crash")
     out, ref = tmp_path / "run", tmp_path / "reference"
-    log = open(tmp_path / "launch.log", "w")
-    proc = subprocess.Popen(_launch(out), env=_env(), stdout=log, stderr=subprocess.STDOUT)
-    done: dict = {}
-    reference = threading.Thread(target=_reference, args=(ref, done))
-    reference.start()
+    launch, launched = _in_thread(_train(out))
+    reference, referenced = _in_thread([*TRAIN, "--out", str(ref), "--quiet"])
     try:
-        killed = _kill_process_1_after_epoch_2(proc, out)
-        status = proc.wait(timeout=launcher.GRACE_S + 20)
+        killed = _kill_process_1_after_epoch_2(launch, out)
+        launch.join(timeout=launcher.GRACE_S + 20)
         waited = time.monotonic() - killed
+        crash.join(timeout=200)
     finally:
-        _kill_tree(proc)
+        _kill_leftovers()
+        launch.join(timeout=30)
         reference.join(timeout=200)
-    text = (tmp_path / "launch.log").read_text()
-    assert status != 0, text
-    assert "nnjax launch: process 1 of 2 was killed by SIGKILL (exit status 137)" in text
+    err = capfd.readouterr().err
+    assert launched.get("status", 0) != 0, err
+    assert "nnjax launch: process 1 of 2 was killed by SIGKILL (exit status 137)" in err
     # JAX handles SIGTERM (preemption notices), so the launcher kills process 0 after
     # its grace period: measured 11.5 s on a loaded machine
     assert waited < launcher.GRACE_S + 10, f"the launch took {waited:.1f} s to fail"
     saved = latest_epoch(out / "checkpoint")
     assert saved is not None and 1 <= saved < EPOCHS - 1, "not killed mid-run"
 
-    resumed = subprocess.run(
-        _launch(out, "--resume"), env=_env(), capture_output=True, text=True, timeout=200
-    )
-    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
-    assert f"(resuming after epoch {saved + 1}; 2 processes, 2 devices)" in resumed.stdout
+    # without the launcher, process 0 fails on its own: JAX's heartbeat check
+    crash_err = (tmp_path / "crash" / "err0.txt").read_text()
+    assert seen.get("status1") == 3, seen  # process 1 died (os._exit(3)), as planned
+    assert seen.get("status0") not in (None, 0), f"process 0 did not fail on its own: {seen}"
+    assert seen["waited"] < 4 * CRASH_HEARTBEAT_S
+    assert "another task died" in crash_err and "stopped sending heartbeats" in crash_err
+    assert not (tmp_path / "crash" / "0.json").exists()
+
+    assert cli.main(_train(out, "--resume")) == 0
+    resumed = capfd.readouterr().out
+    assert f"(resuming after epoch {saved + 1}; 2 processes, 2 devices)" in resumed
     rows = _history(out)
     assert [int(r["epoch"]) for r in rows] == list(range(1, EPOCHS + 1))
-    assert done.get("status") == 0
+    assert referenced.get("status") == 0
     want = _history(ref)
-    for got_row, want_row in zip(rows, want):
+    for got_row, want_row in zip(rows, want, strict=True):
         for key in want_row:
             np.testing.assert_allclose(float(got_row[key]), float(want_row[key]), RTOL, ATOL)
     worst = 0.0
@@ -140,6 +241,32 @@ def test_a_killed_launch_fails_fast_and_resume_finishes_the_run(tmp_path):
         np.testing.assert_allclose(got, expected, rtol=RTOL, atol=ATOL)
         worst = max(worst, float(np.max(np.abs(got - expected))))
     print(f"failed {waited:.2f} s after the kill; resumed weights within {worst:.2e}")
+
+    # evaluate and predict under the launcher: one group, process 0 prints and writes
+    inputs = np.random.default_rng(0).normal(size=(7, 2)).astype(np.float32)
+    np.save(tmp_path / "inputs.npy", inputs)
+    predict = ["predict", str(out), str(tmp_path / "inputs.npy")]
+    both = [sys.executable, "-c", _BOTH, "evaluate", str(out), "--"]
+    both += [*predict, "--output", str(tmp_path / "launched.npy")]
+    assert cli.main(_launch(*both, timeout_s=120)) == 0
+    printed = capfd.readouterr().out
+    status, alone = _here(["evaluate", str(out)])
+    assert status == 0
+    (line,) = [x for x in printed.splitlines() if "(after epoch" in x]  # printed once
+    (want_line,) = [x for x in alone.splitlines() if "(after epoch" in x]
+    assert line.split("): ")[0] == want_line.split("): ")[0] == f"{out} (after epoch {EPOCHS}"
+    got, want = _scores(line), _scores(want_line)
+    assert got.keys() == want.keys() == {"test loss", "test accuracy"}
+    for key in got:  # printed to 4 decimals
+        np.testing.assert_allclose(got[key], want[key], atol=1.5e-4, err_msg=key)
+    status, alone = _here([*predict, "--output", str(tmp_path / "alone.npy")])
+    assert status == 0
+    rows = [x for x in printed.splitlines() if x[:1].isdigit() and "\t" in x]
+    assert [r.split("\t")[0] for r in rows] == [str(i) for i in range(len(inputs))]  # once
+    assert len(alone.splitlines()) == len(inputs)
+    np.testing.assert_allclose(
+        np.load(tmp_path / "launched.npy"), np.load(tmp_path / "alone.npy"), rtol=1e-5, atol=1e-6
+    )
 
 
 def test_launch_names_a_killed_process_and_stops_the_others_within_a_bound(capfd):

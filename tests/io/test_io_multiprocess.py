@@ -1,14 +1,15 @@
 """Two JAX processes write one checkpoint collectively; it loads in any process count.
 
-One group of 2 processes x 2 CPU devices (``tests/distributed/_ckpt_worker.py io``)
-saves a model whose first kernel is split over both processes (FSDP style): each
-process writes its own shards (Orbax's multi-process save), nothing is gathered on
-one host, and this process (1 process, 4 devices) loads the folder. Every process
-raises the same error when the folder exists, or when process 0 fails to commit (the
-older folder is kept, no temporary folder is left). A checkpoint written here, by
-one process, loads into the 2 processes with the model's FSDP layout kept. Every
-wait is bounded (the launcher's timeout; ``initialize(timeout_s=60,
-heartbeat_timeout_s=10)`` in the workers).
+The ``io`` scenario of the 2-process group (``tests/distributed/_group.py``: one launch
+of 2 processes x 2 CPU devices for the session; ``_ckpt_worker.py``) saves a model
+whose first kernel is split over both processes (FSDP style): each process writes its
+own shards (Orbax's multi-process save), nothing is gathered on one host, and this
+process (1 process, 4 devices) loads the folder. Every process raises the same error
+when the folder exists, when process 0 fails to commit, or when Orbax fails to write
+process 1's shards (at once: not after Orbax's 300 s barrier timeout); the older folder
+is kept, no temporary folder is left. A checkpoint written here, by one process, loads
+into the 2 processes with the model's FSDP layout kept. The keys the writes exchange
+through JAX's coordination service are deleted once read.
 """
 
 import importlib.util
@@ -19,21 +20,19 @@ import pytest
 
 import nnjax
 
-WORKER = os.path.join(os.path.dirname(os.path.dirname(__file__)), "distributed", "_ckpt_worker.py")
-_spec = importlib.util.spec_from_file_location("_ckpt_worker", WORKER)
-CKPT = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(CKPT)
+_PATH = os.path.join(os.path.dirname(os.path.dirname(__file__)), "distributed", "_group.py")
+_spec = importlib.util.spec_from_file_location("_group", _PATH)
+G = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(G)
+CKPT = G.CKPT
 
-pytestmark = pytest.mark.slow  # one 2-process group: ~30 s on a shared 2-core machine
+pytestmark = pytest.mark.slow  # the 2-process group (shared by every slow distributed test)
 
 
 @pytest.fixture(scope="module")
 def group(tmp_path_factory):
-    out = tmp_path_factory.mktemp("io_group")
-    one = CKPT.small_model(3)  # written by this one process, restored by the two
-    nnjax.save(one, out / "one")
-    np.save(out / "one.npy", np.asarray(one.layers[0].kernel[...]))
-    return out, CKPT.run_group(out, "io")
+    out = G.group(tmp_path_factory)
+    return out / "io", G.results(out, "io")
 
 
 def kernel_of(seed):
@@ -68,6 +67,30 @@ def test_every_process_raises_the_same_error_and_the_older_folder_survives(group
     assert sorted(os.listdir(out)) == [
         "0.log", "0.npz", "1.log", "1.npz", "one", "one.npy", "saved"
     ]  # fmt: skip
+
+
+def test_a_failed_orbax_write_on_process_1_fails_every_process_at_once(group):
+    _, results = group
+    for r in results:
+        assert "Input/output error writing shards (simulated)" in str(r["orbax_failed"])
+        # Orbax's next barrier would have kept process 0 for 300 s; the group's launch
+        # timeout (240 s) would end the test first
+        assert float(r["orbax_failed_s"]) < 60
+        np.testing.assert_array_equal(r["after_orbax_failure"], kernel_of(0))
+    assert str(results[0]["orbax_failed"]).startswith("[Errno 5] process 1: Input/output")
+
+
+def test_the_coordination_service_keeps_only_the_latest_write_s_keys(tmp_path_factory):
+    """Each write's keys go once every process has read them (dozens of writes ran)."""
+    from nnjax.io import _collective
+
+    out = G.group(tmp_path_factory)
+    for timing in G.timings(out):
+        keys = timing["keys"]
+        writes = {k.split("/")[1] for k in keys}
+        assert all(k.startswith(_collective.ROOT + "/") for k in keys)
+        assert len(writes) == 1 and len(keys) <= 3, keys  # arrays/0, arrays/1, commit
+        assert int(writes.pop()) > 20  # the group wrote many checkpoints
 
 
 def test_a_checkpoint_of_one_process_restores_into_fsdp_shards_of_two(group):
