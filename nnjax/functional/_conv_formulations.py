@@ -44,6 +44,17 @@ flags this jaxlib parses (``--xla_cpu_use_onednn``,
 speed XLA's convolution up consistently in the same benchmark, and
 ``--xla_cpu_use_thunk_runtime`` is no longer supported, so no flag is set.
 
+Those measurements ran XLA's convolutions on YNNPACK, this jaxlib's default for 2-D
+convolutions. A program compiled by :func:`nnjax.functional._conv_compiler.jit` (the
+``fit`` step) runs them on Eigen instead, which measured faster than both YNNPACK and
+patches for ungrouped 2-D convolutions (figures in that module). Traced for such a
+program (:func:`~nnjax.functional._conv_compiler.in_library_program`), ``"auto"`` on
+the CPU picks ``"xla_canonical"`` (XLA's convolution with the custom VJP of
+``_conv_canonical.py``, whose gradients stay on Eigen inside loops too) wherever it
+would pick ``"xla"``, and for every ungrouped 2-D convolution; grouped 2-D convolutions
+keep patches up to :data:`LIBRARY_GROUPED_PATCHES_MAX_BYTES` (depthwise at batch 128,
+a 29 MB patch matrix: patches 108 ms, Eigen 153, YNNPACK 90).
+
 Example:
   >>> choose((8, 28, 28, 1), (3, 3, 1, 32), (28, 28), 1, jnp.float32, "cpu")
   'patches'
@@ -51,6 +62,8 @@ Example:
   'xla'
   >>> choose((128, 14, 14, 32), (3, 3, 32, 64), (14, 14), 1, jnp.float32, "cpu")
   'xla'
+  >>> choose((8, 28, 28, 1), (3, 3, 1, 32), (28, 28), 1, jnp.float32, "cpu", library=True)
+  'xla_canonical'
 """
 
 from __future__ import annotations
@@ -65,6 +78,8 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from nnjax.functional import _conv_canonical
+from nnjax.functional._conv_compiler import in_library_program
 from nnjax.functional._forward_only import is_forward_only
 from nnjax.functional._scoped import check_choice, scoped
 
@@ -73,6 +88,9 @@ FORMULATIONS = ("auto", "xla", "patches")
 
 #: Largest patch matrix ``(B, *out, k*in)`` that ``"auto"`` builds on the CPU.
 PATCHES_MAX_BYTES = 16 * 2**20
+
+#: The same for grouped 2-D convolutions in a program whose convolutions run on Eigen.
+LIBRARY_GROUPED_PATCHES_MAX_BYTES = 64 * 2**20
 
 _LAYOUT = {1: ("NWC", "WIO", "NWC"), 2: ("NHWC", "HWIO", "NHWC"), 3: ("NDHWC", "DHWIO", "NDHWC")}
 _DEFAULT: contextvars.ContextVar[str] = contextvars.ContextVar("conv_formulation", default="auto")
@@ -115,19 +133,31 @@ def choose(
     groups: int,
     dtype: jnp.dtype,
     backend: str,
+    *,
+    library: bool = False,
 ) -> str:
     """The formulation ``"auto"`` picks (the rule in the module docstring).
 
-    A symbolic dimension (``jax.export`` with a symbolic batch) picks ``"xla"``: the
-    size is unknown, and an exported program may run on any backend.
+    ``library``: the convolution is traced for a program compiled with
+    :func:`~nnjax.functional._conv_compiler.compiler_options` (XLA:CPU convolutions on
+    Eigen). A symbolic dimension (``jax.export`` with a symbolic batch) picks ``"xla"``:
+    the size is unknown, and an exported program may run on any backend.
     """
     if not all(isinstance(d, int) for d in (*x_shape, *out_spatial)):
         return "xla"
+    if backend != "cpu":
+        return "xla"
     nd = len(kernel_shape) - 2
     depth = math.prod(kernel_shape[: nd + 1])  # taps * in // groups
-    patch_elems = x_shape[0] * math.prod(out_spatial) * depth * groups
-    small = patch_elems * jnp.dtype(dtype).itemsize <= PATCHES_MAX_BYTES
-    return "patches" if backend == "cpu" and small else "xla"
+    patch_bytes = x_shape[0] * math.prod(out_spatial) * depth * groups * jnp.dtype(dtype).itemsize
+    if not library:
+        return "patches" if patch_bytes <= PATCHES_MAX_BYTES else "xla"
+    if groups > 1:
+        cap = LIBRARY_GROUPED_PATCHES_MAX_BYTES if nd == 2 else PATCHES_MAX_BYTES
+        return "patches" if patch_bytes <= cap else "xla"
+    if nd == 2 or patch_bytes > PATCHES_MAX_BYTES:
+        return "xla_canonical"
+    return "patches"
 
 
 def resolve(formulation: str, x: jax.Array, kernel: jax.Array, out_spatial, groups: int) -> str:
@@ -141,7 +171,8 @@ def resolve(formulation: str, x: jax.Array, kernel: jax.Array, out_spatial, grou
         return "xla"
     if formulation == "auto":
         backend = jax.default_backend()
-        return choose(x.shape, kernel.shape, out_spatial, groups, x.dtype, backend)
+        library = in_library_program()
+        return choose(x.shape, kernel.shape, out_spatial, groups, x.dtype, backend, library=library)
     return formulation
 
 
@@ -216,4 +247,23 @@ def patches(
     return y.reshape(*y.shape[:-2], out_channels)
 
 
-IMPLEMENTATIONS = {"xla": xla, "patches": patches}
+def xla_canonical(
+    x: jax.Array,
+    kernel: jax.Array,
+    strides: tuple[int, ...],
+    pads: list[tuple[int, int]],
+    dilation: tuple[int, ...],
+    groups: int,
+) -> jax.Array:
+    """XLA's convolution, its gradients in canonical form (``_conv_canonical.py``); reverse mode.
+
+    Grouped convolutions are plain :func:`xla`.
+    """
+    if groups != 1:
+        return xla(x, kernel, strides, pads, dilation, groups)
+    pairs = tuple((int(lo), int(hi)) for lo, hi in pads)
+    return _conv_canonical.conv(x, kernel, tuple(strides), pairs, tuple(dilation))
+
+
+#: Every formulation by name; ``"xla_canonical"`` only through ``"auto"`` (see above).
+IMPLEMENTATIONS = {"xla": xla, "patches": patches, "xla_canonical": xla_canonical}

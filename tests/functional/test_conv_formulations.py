@@ -1,4 +1,5 @@
-"""Every conv formulation (XLA's conv, im2col patches) against PyTorch, and the picking rule."""
+"""Every conv formulation (XLA's conv, im2col patches, canonical VJP) against PyTorch, the
+picking rule, and the per-program XLA:CPU options of ``_conv_compiler``."""
 
 import jax
 import jax.numpy as jnp
@@ -7,12 +8,15 @@ import pytest
 from jax.test_util import check_grads
 
 import nnjax.functional as F
+from nnjax.functional import _conv_compiler as compiler
 from nnjax.functional import _conv_formulations as forms
 from nnjax.functional.conv import conv_formulation
 
 from ._torch_ref import rand, to_numpy, to_torch, torch, value_and_vjp
 
 FORMULATIONS = ("xla", "patches")
+# "xla_canonical" is reached through "auto" only; the tests run it in place of "xla".
+ALL_FORMULATIONS = (*FORMULATIONS, "xla_canonical")
 OPS = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 TORCH_OPS = {1: "conv1d", 2: "conv2d", 3: "conv3d"}
 
@@ -57,7 +61,7 @@ def _kernel_to_torch(kernel):
     return np.transpose(np.asarray(kernel), (nd + 1, nd, *range(nd)))
 
 
-def _compare(case, formulation, dtype, rtol, atol):
+def _compare(case, formulation, dtype, rtol, atol, jit=jax.jit):
     size, kernel, stride, padding, dilation, groups, c_in, c_out = case
     nd = len(size)
     x = rand((2, *size, c_in), 1).astype(dtype)
@@ -78,7 +82,10 @@ def _compare(case, formulation, dtype, rtol, atol):
         p, x, stride=stride, padding=padding, dilation=dilation,
         feature_group_count=groups, formulation=formulation,
     )  # fmt: skip
-    y, (g_params, g_x) = value_and_vjp(conv, params, x, cotangent=cot)
+    if jit is jax.jit:
+        y, (g_params, g_x) = value_and_vjp(conv, params, x, cotangent=cot)
+    else:
+        y, (g_params, g_x) = jit(_value_and_vjp(conv))((params, x), cot)
     close = lambda a, b: np.testing.assert_allclose(np.asarray(a), b, rtol=rtol, atol=atol)
     close(y, np.moveaxis(to_numpy(ty), 1, -1))
     close(g_x, np.moveaxis(to_numpy(tx.grad), 1, -1))
@@ -87,17 +94,41 @@ def _compare(case, formulation, dtype, rtol, atol):
     close(g_params["bias"], to_numpy(tb.grad))
 
 
-@pytest.mark.parametrize("formulation", FORMULATIONS)
+def _value_and_vjp(fn):
+    def run(args, cotangent):
+        y, pullback = jax.vjp(fn, *args)
+        return y, pullback(cotangent)
+
+    return run
+
+
+def _use(formulation, monkeypatch):
+    """The name to pass as ``formulation=``; ``"xla_canonical"`` stands in for ``"xla"``."""
+    if formulation != "xla_canonical":
+        return formulation
+    monkeypatch.setitem(forms.IMPLEMENTATIONS, "xla", forms.xla_canonical)
+    return "xla"
+
+
+@pytest.mark.parametrize("formulation", ALL_FORMULATIONS)
 @pytest.mark.parametrize("case", CASES)
-def test_matches_torch_float64(case, formulation):
+def test_matches_torch_float64(case, formulation, monkeypatch):
     with jax.enable_x64(True):
-        _compare(case, formulation, np.float64, rtol=1e-10, atol=1e-10)
+        _compare(case, _use(formulation, monkeypatch), np.float64, rtol=1e-10, atol=1e-10)
 
 
-@pytest.mark.parametrize("formulation", FORMULATIONS)
+@pytest.mark.parametrize("formulation", ALL_FORMULATIONS)
 @pytest.mark.parametrize("case", CASES[2:6])
-def test_matches_torch_float32(case, formulation):
-    _compare(case, formulation, np.float32, rtol=1e-5, atol=1e-5)
+def test_matches_torch_float32(case, formulation, monkeypatch):
+    _compare(case, _use(formulation, monkeypatch), np.float32, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("case", [CASES[0], CASES[2], CASES[4], CASES[6], CASES[7]])
+def test_auto_in_a_library_program_matches_torch(case):
+    """``F.conv*`` traced and compiled by ``_conv_compiler.jit`` (Eigen convolutions)."""
+    _compare(case, "auto", np.float32, rtol=1e-5, atol=1e-5, jit=compiler.jit)
+    with jax.enable_x64(True):
+        _compare(case, "auto", np.float64, rtol=1e-10, atol=1e-10, jit=compiler.jit)
 
 
 @pytest.mark.parametrize(
@@ -133,6 +164,84 @@ def test_formulations_agree_under_jit_vmap_without_recompiling(key):
     np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-5)
 
 
+def test_canonical_check_grads_second_order_reverse():
+    params = {"kernel": rand((2, 3, 2, 3), 1), "bias": rand((3,), 2)}
+    x = rand((2, 5, 6, 2), 3)
+    conv = lambda p, x: forms.xla_canonical(
+        x, p["kernel"], (2, 1), [(1, 0), (0, 2)], (1, 2), 1
+    )  # fmt: skip
+    with jax.enable_x64(True):
+        check_grads(jax.jit(conv), (params, x), order=2, modes=("rev",))
+
+
+def _conv_grad_in_a_loop(key):
+    params = F.conv2d_init(key, 3, 4, 3)
+    grad = jax.grad(lambda p, x: jnp.sum(F.conv2d(p, x, stride=(1, 2)) ** 2))
+
+    def run(p, x):
+        return jax.lax.fori_loop(0, 2, lambda i, p: jax.tree.map(jnp.subtract, p, grad(p, x)), p)
+
+    return run, (params, jnp.ones((2, 9, 8, 3)))
+
+
+def test_library_program_keeps_loop_convolutions_canonical(key):
+    """Inside a loop body XLA:CPU does not canonicalise convolutions: it must not need to."""
+    run, args = _conv_grad_in_a_loop(key)
+    assert _conv_labels(compiler.jit(run), args) == {"b01f_01io->b01f"}
+    with conv_formulation("xla"):  # JAX's own transpose rules: not canonical
+        assert _conv_labels(jax.jit(run), args) - {"b01f_01io->b01f"}
+
+
+def _conv_labels(fn, args):
+    hlo = fn.lower(*args).compile().as_text()
+    return {line.split("dim_labels=")[1].split(",")[0] for line in hlo.splitlines()
+            if " convolution(" in line}  # fmt: skip
+
+
+def test_library_jit_traces_once_and_matches_plain_jit(key):
+    run, args = _conv_grad_in_a_loop(key)
+    traces = []
+
+    def counted(p, x):
+        traces.append(compiler.in_library_program())
+        return run(p, x)
+
+    fn = compiler.jit(counted)
+    out = fn(*args)
+    fn(args[0], args[1] + 1.0)
+    assert traces == [True]
+    with conv_formulation("xla"):
+        expected = jax.jit(run)(*args)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5),
+                 out, expected)  # fmt: skip
+
+
+def test_compiler_options_only_on_cpu_and_when_not_set_by_the_process(monkeypatch):
+    expected = {compiler.YNN_FUSION_OPTION: compiler.YNN_WITHOUT_CONVOLUTIONS}
+    assert compiler.compiler_options("cpu") == expected
+    assert compiler.compiler_options("gpu") == {}
+    assert not compiler._accepted(compiler.YNN_FUSION_OPTION, "LIBRARY_FUSION_TYPE_NONE")
+    flags = f"--{compiler.YNN_FUSION_OPTION}=LIBRARY_FUSION_TYPE_DOT"
+    monkeypatch.setenv("XLA_FLAGS", flags)
+    assert compiler.compiler_options("cpu") == {}
+
+
+def test_library_jit_is_for_top_level_calls(key):
+    """Like every ``jax.jit`` with compiler options: JAX refuses it under a transformation."""
+    run, args = _conv_grad_in_a_loop(key)
+    with pytest.raises(ValueError, match="compiler_options"):
+        jax.grad(lambda p: jnp.sum(compiler.jit(run)(p, args[1])["kernel"]))(args[0])
+
+
+def test_library_jit_without_options_is_plain_jit(monkeypatch):
+    monkeypatch.setattr(compiler, "compiler_options", lambda backend=None: {})
+    seen = []
+    compiler.jit(lambda x: seen.append(compiler.in_library_program()) or x)(jnp.ones(2))
+    assert seen == [False]
+    fn = compiler.jit(lambda x: x * 2, compiler_options={"xla_cpu_enable_fast_math": False})
+    np.testing.assert_allclose(fn(jnp.ones(2)), 2.0)
+
+
 def test_context_sets_the_auto_default(key, monkeypatch):
     params = F.conv2d_init(key, 1, 2, 3)
     used = []
@@ -159,6 +268,24 @@ def test_rule_picks_patches_on_cpu_for_small_patch_matrices():
     big_depthwise = ((128, 14, 14, 32), (3, 3, 1, 32), (14, 14))
     assert forms.choose(*big_depthwise, 32, jnp.float32, "cpu") == "xla"
     assert forms.choose(*deep, 1, jnp.float32, "gpu") == "xla"
+
+
+def test_rule_in_a_library_program():
+    pick = lambda *case, groups=1, backend="cpu": forms.choose(
+        *case, groups, jnp.float32, backend, library=True
+    )  # fmt: skip
+    small = ((32, 28, 28, 1), (3, 3, 1, 32), (28, 28))
+    big = ((128, 14, 14, 32), (3, 3, 32, 64), (14, 14))  # 29 MB of patches
+    assert pick(*small) == pick(*big) == "xla_canonical"
+    assert pick(*small, backend="gpu") == "xla"
+    depthwise = ((128, 14, 14, 32), (3, 3, 1, 32), (14, 14))  # 29 MB: patches measured faster
+    assert pick(*depthwise, groups=32) == "patches"
+    huge_depthwise = ((512, 14, 14, 32), (3, 3, 1, 32), (14, 14))  # 116 MB
+    assert pick(*huge_depthwise, groups=32) == "xla"
+    one_d = ((32, 64, 8), (3, 8, 16), (64,))
+    assert pick(*one_d) == forms.choose(*one_d, 1, jnp.float32, "cpu") == "patches"
+    big_one_d = ((4096, 512, 8), (3, 8, 16), (512,))
+    assert pick(*big_one_d) == "xla_canonical"
 
 
 def test_bad_formulation_names_the_argument(key):

@@ -1,0 +1,167 @@
+"""XLA:CPU compiler options for programs with convolutions, and a ``jit`` that applies them.
+
+This jaxlib (0.10.2) sends every 2-D convolution of a CPU program, forward and both
+gradients, to YNNPACK: its default ``--xla_cpu_experimental_ynn_fusion_type`` list is
+``INDIVIDUAL_DOT, INDIVIDUAL_CONVOLUTION, REDUCE`` (the compiled HLO is identical with
+that list spelled out). Without ``INDIVIDUAL_CONVOLUTION`` the same convolutions run on
+Eigen's spatial convolution, which measured faster for every dense (ungrouped) 2-D
+convolution tried, and slower only for depthwise ones. Forward + backward of one conv,
+jitted, one thread, CPU time, medians of interleaved samples, 2-core AMD EPYC (Zen 2,
+AVX2), load average 7-10 (ms, YNNPACK / Eigen / im2col patches):
+
+===============================  ======================
+input -> out, kernel (batch)     YNNPACK / Eigen / patches
+===============================  ======================
+28x28x1 -> 32, 3x3 (128)         63 / 40 / 70
+14x14x32 -> 64, 3x3 (128)        292 / 116 / 366
+56x56x64 -> 64, 3x3 (8)          293 / 100 / 293
+7x7x256 -> 256, 3x3 (32)         97 / 70 / 83
+28x28x128 -> 256, 1x1 (16)       851 / 47 / 54
+32x32x3 -> 32, 5x5 stride 2 (64) 12.5 / 11.8 / 21
+14x14x32 depthwise, 3x3 (32)     15 / 27 / 8.6
+14x14x32 depthwise, 3x3 (128)    90 / 153 / 108
+===============================  ======================
+
+The whole CNN train step of ``benchmarks/bench_cnn.py`` (2 x [conv 3x3 -> ReLU -> max
+pool], dense 128, Adam), with its convolutions as XLA's and compiled with
+:func:`compiler_options`, took 0.72-0.81x (batch 32) and 0.49-0.67x (batch 128) the
+time of the previous default (im2col patches where small, YNNPACK convolutions), in four
+interleaved runs (wall clock with two threads, and one-thread CPU time). Programs
+without convolutions compile to the same HLO with and without the options (checked for
+the MLP train step), so they are harmless there.
+
+The option is a per-program :class:`jax.stages` compiler option, not a process-wide
+flag: :func:`jit` is :func:`jax.jit` with it added, and it traces the function inside
+:func:`library_convolutions`, which tells ``F.conv*(formulation="auto")`` that the
+program's convolutions will run on Eigen (dense 2-D convolutions then use XLA's
+convolution; grouped ones im2col patches). A jaxlib that does not know the option, a
+non-CPU backend, or ``XLA_FLAGS`` that already set it get plain :func:`jax.jit`.
+
+Example:
+  >>> step = jit(lambda x: x * 2.0)
+  >>> float(step(jnp.ones(()))), sorted(compiler_options("gpu"))
+  (2.0, [])
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import functools
+import os
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from nnjax.functional._scoped import scoped
+
+#: The XLA:CPU debug option, and the fusion types it keeps (the default list minus
+#: ``LIBRARY_FUSION_TYPE_INDIVIDUAL_CONVOLUTION``).
+YNN_FUSION_OPTION = "xla_cpu_experimental_ynn_fusion_type"
+YNN_WITHOUT_CONVOLUTIONS = "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT,LIBRARY_FUSION_TYPE_REDUCE"
+
+_LIBRARY_CONVS: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "library_convolutions", default=False
+)
+
+
+@contextlib.contextmanager
+def library_convolutions(enabled: bool = True) -> Iterator[None]:
+    """Within the block, traced convolutions assume Eigen's (see the module docstring).
+
+    :func:`jit` traces its function inside this block; it is only right for a
+    program compiled with :func:`compiler_options`.
+
+    Example:
+      >>> with library_convolutions():
+      ...     in_library_program()
+      True
+    """
+    with scoped(_LIBRARY_CONVS, bool(enabled)):
+        yield
+
+
+def in_library_program() -> bool:
+    """Whether the convolution being traced belongs to a program compiled by :func:`jit`.
+
+    Example:
+      >>> in_library_program()
+      False
+    """
+    return _LIBRARY_CONVS.get()
+
+
+@functools.cache
+def _accepted(option: str, value: str) -> bool:
+    """Whether this jaxlib's XLA:CPU compiles a small program with ``option=value``."""
+    cpu = jax.sharding.SingleDeviceSharding(jax.devices("cpu")[0])
+    arg = jax.ShapeDtypeStruct((2,), jnp.float32, sharding=cpu)
+    try:
+        jax.jit(lambda x: x + 1.0, compiler_options={option: value}).lower(arg).compile()
+    except Exception:  # an unknown option or enum value: XlaRuntimeError (INVALID_ARGUMENT)
+        return False
+    return True
+
+
+def compiler_options(backend: str | None = None) -> dict[str, str]:
+    """The compiler options :func:`jit` adds: ``{}`` but on XLA:CPU.
+
+    Also ``{}`` when this jaxlib rejects the option, or when ``XLA_FLAGS`` sets it
+    (the process's choice is left alone).
+
+    Args:
+      backend: ``"cpu"``, ``"gpu"``, ...; ``None``: JAX's default backend.
+
+    Returns:
+      ``{option name: value}`` for :func:`jax.jit`'s ``compiler_options``.
+
+    Example:
+      >>> compiler_options("tpu")
+      {}
+    """
+    if (backend or jax.default_backend()) != "cpu":
+        return {}
+    if YNN_FUSION_OPTION in os.environ.get("XLA_FLAGS", ""):
+        return {}
+    if not _accepted(YNN_FUSION_OPTION, YNN_WITHOUT_CONVOLUTIONS):
+        return {}
+    return {YNN_FUSION_OPTION: YNN_WITHOUT_CONVOLUTIONS}
+
+
+def jit(fn: Callable, **jit_kwargs: Any) -> Any:
+    """:func:`jax.jit` of ``fn`` with :func:`compiler_options`, traced for Eigen's convolutions.
+
+    Same arguments and result as :func:`jax.jit` (``compiler_options`` given here are
+    added to, and win over, this module's). Without options for the default backend it
+    is plain :func:`jax.jit`.
+
+    Example:
+      >>> import nnjax.functional as F
+      >>> params = F.conv2d_init(jax.random.key(0), 1, 4, 3)
+      >>> conv = jit(lambda p, x: F.conv2d(p, x))
+      >>> conv(params, jnp.ones((2, 8, 8, 1))).shape
+      (2, 8, 8, 4)
+    """
+    options = compiler_options()
+    if not options:
+        return jax.jit(fn, **jit_kwargs)
+
+    @functools.wraps(fn)
+    def traced(*args: Any, **kwargs: Any) -> Any:
+        with library_convolutions():
+            return fn(*args, **kwargs)
+
+    options |= jit_kwargs.pop("compiler_options", None) or {}
+    return jax.jit(traced, compiler_options=options, **jit_kwargs)
+
+
+__all__ = [
+    "YNN_FUSION_OPTION",
+    "YNN_WITHOUT_CONVOLUTIONS",
+    "compiler_options",
+    "in_library_program",
+    "jit",
+    "library_convolutions",
+]
