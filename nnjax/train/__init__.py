@@ -21,7 +21,7 @@ from nnjax.train.evaluate import evaluate, predict
 from nnjax.train.history import History
 from nnjax.train.loop import DEFAULT_STEPS_PER_DISPATCH, Loop, NonFiniteLossError, fit
 from nnjax.train.mc_dropout import fresh_keys, mc_dropout_predict, mc_dropout_samples
-from nnjax.train.objective import masked_mean
+from nnjax.train.objective import compute_dtype, masked_mean
 from nnjax.train.optimizers import get_hyperparameter, get_optimizer, set_hyperparameter
 from nnjax.train.per_example import (
     batch_grad,
@@ -95,6 +95,7 @@ __all__ = [
     "call_model",
     "clip_gradients",
     "clip_per_example",
+    "compute_dtype",
     "ensemble_predict",
     "epoch_index",
     "epoch_order",

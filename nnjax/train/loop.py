@@ -138,8 +138,11 @@ def fit(
         ``None`` follows the loss (accuracy for classification losses).
       callbacks: :class:`~nnjax.train.callbacks.Callback` instances.
       seed: fixes the data order of every epoch.
-      precision: ``"bfloat16"``: bfloat16 compute; float32 parameters, optimizer
-        state and loss.
+      precision: ``"bfloat16"``: bfloat16 compute where the hardware multiplies
+        bfloat16 natively (GPUs, TPUs, CPUs with AMX or AVX512-BF16); float32
+        parameters, optimizer state and loss. On other CPUs the step is float32's,
+        as fast, and a warning naming the CPU says so
+        (:func:`~nnjax.train.objective.compute_dtype`).
       accumulate_steps: average the gradients of this many batches per update
         (``optax.MultiSteps``).
       remat: recompute the forward pass in the backward pass (less memory).

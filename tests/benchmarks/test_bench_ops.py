@@ -27,6 +27,7 @@ def test_load_note_says_high_above_half_the_cores():
 
 
 @pytest.mark.slow  # compiles a dozen small programs: about a minute on a shared 2-core CPU
+@pytest.mark.filterwarnings("ignore:precision='bfloat16' computes in float32:UserWarning")
 def test_bench_ops_quick_writes_rows_and_marks_the_picks(tmp_path, capsys):
     pytest.importorskip("torch")
     import bench_ops
