@@ -10,7 +10,7 @@ import math
 import jax
 import jax.numpy as jnp
 
-from nnjax import _checks
+from nnjax import _checks, _hardware
 from nnjax._deprecation import renamed_args
 from nnjax.functional import _pool_formulations as _forms
 from nnjax.functional import _utils
@@ -34,6 +34,10 @@ def _window_args(op, nd, x, window, stride, padding, formulation):
 
 def _max_pool(op: str, nd: int, x, window, stride, padding, formulation) -> jax.Array:
     x, window, stride, mode, how = _window_args(op, nd, x, window, stride, padding, formulation)
+    if _hardware.upcast_matmuls(x.dtype):
+        # bfloat16 emulated by this CPU: the max of the same values in float32 is exact
+        # (and so is its gradient's routing), without XLA's per-comparison conversions
+        return _forms.MAX[how](x.astype(jnp.float32), window, stride, mode).astype(x.dtype)
     return _forms.MAX[how](x, window, stride, mode)
 
 

@@ -9,6 +9,7 @@ import pytest
 from jax.test_util import check_grads
 
 import nnjax.functional as F
+from nnjax import _hardware
 
 from ._torch_ref import (
     assert_close,
@@ -119,6 +120,22 @@ def test_check_grads(kind):
 def test_jit_vmap_grad_float32_bfloat16(op):
     x = _distinct((2, 5, 5, 2), 0).astype(np.float32)
     assert_transforms(lambda x: op(x, 2, padding="SAME"), x)
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_bfloat16_max_pool_is_exact_with_or_without_native_bfloat16(native, monkeypatch):
+    """Emulated bfloat16 pools in float32 (faster there): the same values and gradients."""
+    monkeypatch.setattr(_hardware, "native_bfloat16", lambda backend=None: native)
+    x = jnp.asarray(_distinct((2, 5, 5, 3), 2), jnp.bfloat16)
+    cot = jnp.asarray(_distinct((2, 3, 3, 3), 3), jnp.bfloat16)
+    pool = lambda x: F.max_pool2d(x, 2, padding="SAME")
+    y, vjp = jax.vjp(pool, x)
+    y32, vjp32 = jax.vjp(pool, x.astype(jnp.float32))
+    assert y.dtype == jnp.bfloat16
+    np.testing.assert_array_equal(np.asarray(y, np.float32), np.asarray(y32))
+    (dx,), (dx32,) = vjp(cot), vjp32(cot.astype(jnp.float32))
+    assert dx.dtype == jnp.bfloat16
+    np.testing.assert_array_equal(np.asarray(dx, np.float32), np.asarray(dx32))
 
 
 @pytest.mark.parametrize("op", [F.max_pool2d, F.avg_pool2d])
