@@ -16,8 +16,11 @@ donation), ``nnjax_no_donate`` (the same step without buffer donation), ``flax_n
 (``Conv2D``/``MaxPooling2D``, JAX backend), ``torch`` (eager; ``torch_compile`` on
 request). On request too, the diagnostic ``nnjax_reduce_window_pool``: the ``nnjax``
 peer with its max pools traced under ``pool_formulation("reduce_window")`` (the
-formulation before the ``"reshape"`` one), for a before/after ratio in one run. A peer
-that is not installed is skipped.
+formulation before the ``"reshape"`` one), for a before/after ratio in one run; and
+``nnjax_library_conv``: the ``nnjax`` peer with its steps compiled by
+``nnjax.functional._conv_compiler.jit`` (XLA:CPU convolutions on Eigen rather than
+YNNPACK, ``F.conv2d``'s ``"auto"`` then picking XLA's convolution), which ``fit`` uses
+once wired. A peer that is not installed is skipped.
 
 Usage::
 
@@ -31,9 +34,11 @@ Writes ``benchmarks/results/cnn_<platform>.json`` and prints a table; ``ratio`` 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import sys
+import types
 from collections.abc import Callable
 from contextlib import AbstractContextManager as ContextManager
 from typing import Any
@@ -45,7 +50,7 @@ import jax
 
 NAME = "cnn"
 DEFAULT_PEERS = P.STANDARD
-DIAGNOSTIC = ("nnjax_reduce_window_pool",)
+DIAGNOSTIC = ("nnjax_reduce_window_pool", "nnjax_library_conv")
 PEERS = (*DEFAULT_PEERS, *P.ON_REQUEST, *DIAGNOSTIC)
 
 
@@ -179,6 +184,29 @@ def _traced_within(context: Callable[[], ContextManager], builder: P.Builder) ->
     return build
 
 
+@contextlib.contextmanager
+def _library_jit():
+    """While building, ``_peers``'s ``jax.jit`` is ``_conv_compiler.jit`` (the same otherwise)."""
+    from nnjax.functional import _conv_compiler
+
+    real = P.jax
+    P.jax = types.SimpleNamespace(**{**vars(real), "jit": _conv_compiler.jit})
+    try:
+        yield
+    finally:
+        P.jax = real
+
+
+def _built_within(context: Callable[[], ContextManager], builder: P.Builder) -> P.Builder:
+    """``builder`` run inside ``context()`` (the steps it jits, not their calls)."""
+
+    def build(batch: int) -> P.Case:
+        with context():
+            return builder(batch)
+
+    return build
+
+
 def builders(cfg: Config) -> dict[str, P.Builder]:
     """Every peer's builder (batch size -> ``Case``) for the CNN of ``cfg``."""
     from nnjax.functional.pooling import pool_formulation
@@ -191,6 +219,7 @@ def builders(cfg: Config) -> dict[str, P.Builder]:
         "nnjax_reduce_window_pool": _traced_within(
             p(pool_formulation, "reduce_window"), nnjax_before
         ),
+        "nnjax_library_conv": _built_within(_library_jit, nnjax_before),
     }
     return diagnostic | P.standard_peers(
         spec,

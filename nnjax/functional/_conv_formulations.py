@@ -51,9 +51,13 @@ patches for ungrouped 2-D convolutions (figures in that module). Traced for such
 program (:func:`~nnjax.functional._conv_compiler.in_library_program`), ``"auto"`` on
 the CPU picks ``"xla_canonical"`` (XLA's convolution with the custom VJP of
 ``_conv_canonical.py``, whose gradients stay on Eigen inside loops too) wherever it
-would pick ``"xla"``, and for every ungrouped 2-D convolution; grouped 2-D convolutions
-keep patches up to :data:`LIBRARY_GROUPED_PATCHES_MAX_BYTES` (depthwise at batch 128,
-a 29 MB patch matrix: patches 108 ms, Eigen 153, YNNPACK 90).
+would pick ``"xla"``, and for ungrouped 2-D convolutions whose patch matrix exceeds
+:data:`LIBRARY_PATCHES_MAX_BYTES` (512 KiB; below it Eigen's fixed cost loses, ms
+patches / Eigen, fwd+bwd, wall clock: 28x28x1 -> 32 at batch 1 0.10 / 0.27, batch 8
+0.93 / 1.45, batch 32 7.4 / 6.1; 14x14x32 -> 64 at batch 1 0.83 / 1.73, batch 8
+3.4 / 3.1). Grouped 2-D convolutions keep patches up to
+:data:`LIBRARY_GROUPED_PATCHES_MAX_BYTES` (depthwise at batch 128, a 29 MB patch
+matrix: patches 108 ms, Eigen 153, YNNPACK 90).
 
 Example:
   >>> choose((8, 28, 28, 1), (3, 3, 1, 32), (28, 28), 1, jnp.float32, "cpu")
@@ -62,7 +66,7 @@ Example:
   'xla'
   >>> choose((128, 14, 14, 32), (3, 3, 32, 64), (14, 14), 1, jnp.float32, "cpu")
   'xla'
-  >>> choose((8, 28, 28, 1), (3, 3, 1, 32), (28, 28), 1, jnp.float32, "cpu", library=True)
+  >>> choose((32, 28, 28, 1), (3, 3, 1, 32), (28, 28), 1, jnp.float32, "cpu", library=True)
   'xla_canonical'
 """
 
@@ -89,7 +93,9 @@ FORMULATIONS = ("auto", "xla", "patches")
 #: Largest patch matrix ``(B, *out, k*in)`` that ``"auto"`` builds on the CPU.
 PATCHES_MAX_BYTES = 16 * 2**20
 
-#: The same for grouped 2-D convolutions in a program whose convolutions run on Eigen.
+#: The same for 2-D convolutions in a program whose convolutions run on Eigen
+#: (:func:`~nnjax.functional._conv_compiler.jit`): ungrouped, and grouped.
+LIBRARY_PATCHES_MAX_BYTES = 512 * 2**10
 LIBRARY_GROUPED_PATCHES_MAX_BYTES = 64 * 2**20
 
 _LAYOUT = {1: ("NWC", "WIO", "NWC"), 2: ("NHWC", "HWIO", "NHWC"), 3: ("NDHWC", "DHWIO", "NDHWC")}
@@ -155,9 +161,8 @@ def choose(
     if groups > 1:
         cap = LIBRARY_GROUPED_PATCHES_MAX_BYTES if nd == 2 else PATCHES_MAX_BYTES
         return "patches" if patch_bytes <= cap else "xla"
-    if nd == 2 or patch_bytes > PATCHES_MAX_BYTES:
-        return "xla_canonical"
-    return "patches"
+    cap = LIBRARY_PATCHES_MAX_BYTES if nd == 2 else PATCHES_MAX_BYTES
+    return "patches" if patch_bytes <= cap else "xla_canonical"
 
 
 def resolve(formulation: str, x: jax.Array, kernel: jax.Array, out_spatial, groups: int) -> str:

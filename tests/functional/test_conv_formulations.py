@@ -123,12 +123,14 @@ def test_matches_torch_float32(case, formulation, monkeypatch):
     _compare(case, _use(formulation, monkeypatch), np.float32, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("formulation", ["auto", "xla_canonical"])
 @pytest.mark.parametrize("case", [CASES[0], CASES[2], CASES[4], CASES[6], CASES[7]])
-def test_auto_in_a_library_program_matches_torch(case):
+def test_in_a_library_program_matches_torch(case, formulation, monkeypatch):
     """``F.conv*`` traced and compiled by ``_conv_compiler.jit`` (Eigen convolutions)."""
-    _compare(case, "auto", np.float32, rtol=1e-5, atol=1e-5, jit=compiler.jit)
+    name = _use(formulation, monkeypatch)
+    _compare(case, name, np.float32, rtol=1e-5, atol=1e-5, jit=compiler.jit)
     with jax.enable_x64(True):
-        _compare(case, "auto", np.float64, rtol=1e-10, atol=1e-10, jit=compiler.jit)
+        _compare(case, name, np.float64, rtol=1e-10, atol=1e-10, jit=compiler.jit)
 
 
 @pytest.mark.parametrize(
@@ -175,13 +177,14 @@ def test_canonical_check_grads_second_order_reverse():
 
 
 def _conv_grad_in_a_loop(key):
-    params = F.conv2d_init(key, 3, 4, 3)
-    grad = jax.grad(lambda p, x: jnp.sum(F.conv2d(p, x, stride=(1, 2)) ** 2))
+    params = F.conv2d_init(key, 16, 4, 3)  # 590 KB of patches: "auto" picks XLA's conv
+    grad = jax.grad(lambda p, x: jnp.mean(F.conv2d(p, x, stride=(1, 2)) ** 2))
+    sgd = lambda p, x: jax.tree.map(lambda a, g: a - 0.1 * g, p, grad(p, x))
 
     def run(p, x):
-        return jax.lax.fori_loop(0, 2, lambda i, p: jax.tree.map(jnp.subtract, p, grad(p, x)), p)
+        return jax.lax.fori_loop(0, 2, lambda i, p: sgd(p, x), p)
 
-    return run, (params, jnp.ones((2, 9, 8, 3)))
+    return run, (params, jax.random.normal(key, (8, 16, 16, 16)))
 
 
 def test_library_program_keeps_loop_convolutions_canonical(key):
@@ -274,10 +277,12 @@ def test_rule_in_a_library_program():
     pick = lambda *case, groups=1, backend="cpu": forms.choose(
         *case, groups, jnp.float32, backend, library=True
     )  # fmt: skip
-    small = ((32, 28, 28, 1), (3, 3, 1, 32), (28, 28))
-    big = ((128, 14, 14, 32), (3, 3, 32, 64), (14, 14))  # 29 MB of patches
+    small = ((32, 28, 28, 1), (3, 3, 1, 32), (28, 28))  # 0.9 MB of patches
+    big = ((128, 14, 14, 32), (3, 3, 32, 64), (14, 14))  # 29 MB
     assert pick(*small) == pick(*big) == "xla_canonical"
     assert pick(*small, backend="gpu") == "xla"
+    tiny = ((8, 28, 28, 1), (3, 3, 1, 32), (28, 28))  # 0.2 MB: Eigen's fixed cost loses
+    assert pick(*tiny) == "patches"
     depthwise = ((128, 14, 14, 32), (3, 3, 1, 32), (14, 14))  # 29 MB: patches measured faster
     assert pick(*depthwise, groups=32) == "patches"
     huge_depthwise = ((512, 14, 14, 32), (3, 3, 1, 32), (14, 14))  # 116 MB
