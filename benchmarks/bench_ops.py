@@ -5,7 +5,10 @@ call, trace + compile + run, apart):
 
 * ``conv2d``: 3x3 SAME convolutions at the CNN benchmark's shapes (``(B, 28, 28, 1) ->
   32`` and ``(B, 14, 14, 32) -> 64``) plus one depthwise ``(B, 14, 14, 32)``, for each
-  formulation of ``F.conv2d`` (``"xla"``, ``"patches"``) and ``torch.nn.functional.conv2d``;
+  formulation of ``F.conv2d`` (``"xla"``, ``"patches"``), ``"auto"`` in a program
+  compiled by ``nnjax.functional._conv_compiler.jit`` (row ``library_auto``: XLA:CPU's
+  convolutions on Eigen, as in ``fit``'s step once wired) and
+  ``torch.nn.functional.conv2d``;
 * ``pool``: 2x2 max and average pooling (stride 2) at the CNN benchmark's shapes (after
   a ReLU, so max windows hold ties) for each formulation of ``F.max_pool2d`` /
   ``F.avg_pool2d`` (``"reduce_window"``, ``"reshape"``) and torch's ``max_pool2d`` /
@@ -74,9 +77,9 @@ def torch_ones_like(t):
     return torch.ones_like(t)
 
 
-def _jax_fwd_bwd(fn: Callable, *args) -> Callable[[], object]:
-    """Jitted ``value_and_grad`` of ``sum(fn(*args))`` with respect to every argument."""
-    grad = jax.jit(jax.value_and_grad(lambda *a: jnp.sum(fn(*a)), argnums=tuple(range(len(args)))))
+def _jax_fwd_bwd(fn: Callable, *args, jit: Callable = jax.jit) -> Callable[[], object]:
+    """Jitted (by ``jit``) ``value_and_grad`` of ``sum(fn(*args))`` w.r.t. every argument."""
+    grad = jit(jax.value_and_grad(lambda *a: jnp.sum(fn(*a)), argnums=tuple(range(len(args)))))
     return lambda: grad(*args)
 
 
@@ -97,6 +100,7 @@ def conv_shapes(batch: int, quick: bool) -> dict[str, tuple]:
 def conv_calls(x_shape, out_channels: int, groups: int) -> tuple[Calls, str]:
     """Each formulation's fwd + bwd (and torch's), and the formulation nnjax picks."""
     import nnjax.functional as F
+    from nnjax.functional import _conv_compiler
     from nnjax.functional import _conv_formulations as forms
 
     x = jnp.asarray(_rand(x_shape, 0))
@@ -106,6 +110,8 @@ def conv_calls(x_shape, out_channels: int, groups: int) -> tuple[Calls, str]:
     for name in ("xla", "patches"):
         conv = functools.partial(F.conv2d, feature_group_count=groups, formulation=name)
         calls[name] = (_jax_fwd_bwd(conv, params, x), H.sync_jax)
+    auto = functools.partial(F.conv2d, feature_group_count=groups)
+    calls["library_auto"] = (_jax_fwd_bwd(auto, params, x, jit=_conv_compiler.jit), H.sync_jax)
     backend = jax.default_backend()
     picked = forms.choose(x_shape, kernel.shape, x_shape[1:3], groups, x.dtype, backend)
     if C.missing_module("torch") is None:
