@@ -1,9 +1,11 @@
 """The per-step GRU over a sequence with a hand-written backward pass (private).
 
 :func:`gru_scan` is :func:`nnjax.functional.gru`'s per-step formulation, built like
-``_lstm_scan``: the forward scan keeps ``h_{t-1}``, the gates ``r, z, n`` and
-``h_{t-1} w_h + b_h``'s ``n`` block; the backward scan carries only ``dh`` and does one
-matmul per step (``dgh_t @ w_h.T``); the weight gradients are one
+``_lstm_scan``: the forward scan keeps the carries ``h_t`` (also the outputs), the gates
+``r, z, n`` and ``h_{t-1} w_h + b_h``'s ``n`` block (``h_{t-1}`` is read from the carries);
+the backward scan carries only ``dh``, does one matmul per step (``dgh_t @ w_h.T``) and
+keeps only the input-side pre-activation gradient ``dgx_t`` (the recurrent one is
+``dgx_t`` with its ``n`` block times ``r``); the weight gradients are one
 ``(H, T*B) @ (T*B, 3H)`` and one ``(in, T*B) @ (T*B, 3H)`` matmul over every step
 (accumulated in at least float32). Reverse mode only, like ``_lstm_scan``;
 ``rnn(gru_cell, ...)`` is the same function differentiated by autodiff.
@@ -17,12 +19,17 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from nnjax.functional._lstm_scan import _hold, weight_grad
+from nnjax.functional._lstm_scan import _hold, _previous, weight_grad
 from nnjax.functional.recurrent import Params
 
 
 def _forward(p, xs_t, h0, valid, reverse: bool, unroll: int, keep: bool):
-    """Scans the GRU; returns ``(h, (ys (T, B, H), residuals or None))``."""
+    """Scans the GRU; returns ``(h, hs)`` or, with ``keep``, ``(h, (hs, acts, hns))``.
+
+    ``hs`` stacks the carries (held past a sequence's length); ``acts (T, B, 3, H)`` and
+    ``hns (T, B, 1, H)`` have shapes of their own so that XLA zero-fills each scan buffer
+    separately instead of sharing one fill and copying it.
+    """
     w_x, w_h, b_x, b_h = p
 
     def step(h, inputs):
@@ -33,46 +40,51 @@ def _forward(p, xs_t, h0, valid, reverse: bool, unroll: int, keep: bool):
         hr, hz, hn = jnp.split(gh, 3, axis=-1)
         r, z = jax.nn.sigmoid(xr + hr), jax.nn.sigmoid(xz + hz)
         n = jnp.tanh(xn + r * hn)
-        h_new = (1.0 - z) * n + z * h
-        y = _hold(ok, h_new, jnp.zeros_like(h_new))
-        res = (h, jnp.concatenate([r, z, n], axis=-1), hn) if keep else None
-        return _hold(ok, h_new, h), (y, res)
+        h_new = _hold(ok, (1.0 - z) * n + z * h, h)
+        if not keep:
+            return h_new, h_new
+        return h_new, (h_new, jnp.stack([r, z, n], axis=-2), hn[..., None, :])
 
     return lax.scan(step, h0, (xs_t, valid), reverse=reverse, unroll=unroll)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(3, 4))
 def _gru(p, xs_t, h0, reverse, unroll, valid):
-    h, (ys, _) = _forward(p, xs_t, h0, valid, reverse, unroll, keep=False)
-    return ys, h
+    h, hs = _forward(p, xs_t, h0, valid, reverse, unroll, keep=False)
+    return hs, h
 
 
 def _gru_fwd(p, xs_t, h0, reverse, unroll, valid):
-    h, (ys, res) = _forward(p, xs_t, h0, valid, reverse, unroll, keep=True)
-    return (ys, h), (p, xs_t, valid, res)
+    h, res = _forward(p, xs_t, h0, valid, reverse, unroll, keep=True)
+    return (res[0], h), (p, xs_t, h0, valid, res)
 
 
 def _gru_bwd(reverse, unroll, saved, cotangents):
-    (w_x, w_h, b_x, b_h), xs_t, valid, (h_prev, acts, hns) = saved
-    d_ys, d_h = cotangents
+    (w_x, w_h, b_x, b_h), xs_t, h0, valid, (hs, acts, hns) = saved
+    d_hs, d_h = cotangents
     w_h_t = w_h.T
 
     def step(dh_out, inputs):
-        dy, hp, a, hn, ok = inputs
-        r, z, n = jnp.split(a, 3, axis=-1)
-        dh = _hold(ok, dh_out + dy, jnp.zeros_like(dy))
+        t, dy, a, hn, ok = inputs
+        r, z, n = (a[:, k] for k in range(3))
+        hp = _previous(hs, t, h0, reverse)
+        dh_in = dh_out + dy
+        dh = _hold(ok, dh_in, jnp.zeros_like(dy))
         dan = dh * (1 - z) * (1 - n * n)
-        dar = dan * hn * r * (1 - r)
+        dar = dan * hn[:, 0] * r * (1 - r)
         daz = dh * (hp - n) * z * (1 - z)
-        dgx = jnp.concatenate([dar, daz, dan], axis=-1)
-        dgh = jnp.concatenate([dar, daz, dan * r], axis=-1)
-        dh_prev = dh * z + dgh @ w_h_t
+        dh_prev = dh * z + jnp.concatenate([dar, daz, dan * r], axis=-1) @ w_h_t
         if ok is not None:  # a held step passes the carry's cotangent straight through
-            dh_prev = dh_prev + _hold(ok, jnp.zeros_like(dh_out), dh_out)
-        return dh_prev, (dgx, dgh)
+            dh_prev = dh_prev + _hold(ok, jnp.zeros_like(dh_in), dh_in)
+        return dh_prev, jnp.concatenate([dar, daz, dan], axis=-1)
 
-    inputs = (d_ys, h_prev, acts, hns, valid)
-    dh0, (dgx, dgh) = lax.scan(step, d_h, inputs, reverse=not reverse, unroll=unroll)
+    inputs = (jnp.arange(xs_t.shape[0]), d_hs, acts, hns, valid)
+    dh0, dgx = lax.scan(step, d_h, inputs, reverse=not reverse, unroll=unroll)
+    r = acts[:, :, 0]
+    dgh = dgx * jnp.concatenate([jnp.ones_like(r), jnp.ones_like(r), r], axis=-1)
+    h_prev = (
+        jnp.concatenate([hs[1:], h0[None]]) if reverse else jnp.concatenate([h0[None], hs[:-1]])
+    )
     dw_x, db_x = weight_grad(xs_t, dgx, w_x.dtype)
     dw_h, db_h = weight_grad(h_prev, dgh, w_h.dtype)
     dxs = jnp.einsum("tbg,fg->tbf", dgx, w_x)
@@ -107,5 +119,6 @@ def gru_scan(
       (2, 7, 5)
     """
     weights = (p["w_x"], p["w_h"], p["b_x"], p["b_h"])
-    ys, h = _gru(weights, jnp.swapaxes(xs, 0, 1), h0, reverse, unroll, valid)
+    hs, h = _gru(weights, jnp.swapaxes(xs, 0, 1), h0, reverse, unroll, valid)
+    ys = hs if valid is None else jnp.where(valid[..., None], hs, jnp.zeros_like(hs))
     return h, jnp.swapaxes(ys, 0, 1)
