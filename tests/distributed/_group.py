@@ -2,10 +2,13 @@
 
 One launch of ``_worker.py`` in 2 processes x 2 fake CPU devices runs every scenario
 (allreduce, fit, io, ckpt, sweep) in turn; the test modules that check them
-(``test_group_*.py`` here, ``tests/io/test_io_multiprocess.py``) all read its folder.
-:func:`group` launches it on the first call of the session and returns the folder on
-every call: a file lock and a marker on disk, so the modules (and pytest-xdist's
-workers, which share the parent of their temporary folders) never launch it twice.
+(``test_two_process_*.py`` here, ``tests/io/test_io_multiprocess.py``) all read its
+folder. :func:`group` launches it on the first call of the session and returns the
+folder on every call: a file lock and a marker on disk, so the modules (and
+pytest-xdist's workers, which share the parent of their temporary folders) never launch
+it twice. ``conftest.py`` starts it in the background when the session begins (so the
+other slow tests run meanwhile, and the group's two processes and this one share the
+cores), and those modules sort last.
 Every wait is bounded: the launcher's :data:`TIMEOUT_S`; in the workers,
 ``initialize(timeout_s=60, heartbeat_timeout_s=10)``.
 """
@@ -16,6 +19,7 @@ import json
 import os
 import sys
 import time
+import traceback
 
 import numpy as np
 
@@ -68,30 +72,49 @@ def _prepare(out):
     np.savez(out / "ckpt" / "first.npz", *W.leaves(first))
 
 
-def _launch(out):
+def _launch(out, environment):
     """Prepares the inputs and runs the group; writes ``status.json``."""
     from nnjax import distributed
 
     _prepare(out)
     start = time.monotonic()
     status = distributed.launch(
-        [sys.executable, WORKER, str(out)], processes=2, timeout_s=TIMEOUT_S, env=env()
+        [sys.executable, WORKER, str(out)], processes=2, timeout_s=TIMEOUT_S, env=environment
     )
     seconds = time.monotonic() - start
     (out / "status.json").write_text(json.dumps({"status": status, "seconds": seconds}))
 
 
-def group(tmp_path_factory):
-    """The group's folder, launched on the first call of the test session."""
+def launch_once(tmp_path_factory, environment=None):
+    """Runs the group unless this session has (or is running it); returns its folder."""
     base = tmp_path_factory.getbasetemp()
     if os.environ.get("PYTEST_XDIST_WORKER"):
         base = base.parent  # shared by every xdist worker of this session
     out = base / "nnjax_two_process_group"
-    out.mkdir(exist_ok=True)
     with open(base / "nnjax_two_process_group.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
         if not (out / "status.json").exists():
-            _launch(out)
+            out.mkdir()
+            try:
+                _launch(out, environment or env())
+            except Exception:  # reported by group(), also when this ran in a thread
+                error = {"status": "error", "error": traceback.format_exc()}
+                (out / "status.json").write_text(json.dumps(error))
+    return out
+
+
+def start_in_background(tmp_path_factory):
+    """:func:`launch_once` in a thread (its environment taken now); returns the thread."""
+    import threading
+
+    thread = threading.Thread(target=launch_once, args=(tmp_path_factory, env()), daemon=True)
+    thread.start()
+    return thread
+
+
+def group(tmp_path_factory):
+    """The group's folder, launched on the first call of the session (or already running)."""
+    out = launch_once(tmp_path_factory)
     report = json.loads((out / "status.json").read_text())
     logs = "\n".join(f"{p}:\n{p.read_text()}" for p in sorted(out.glob("*/*.log")))
     assert report["status"] == 0, f"the 2-process group failed: {report}\n{logs}"

@@ -1,4 +1,7 @@
-"""nnjax.distributed.arrays and partition in one process (the multi-process paths: test_fit)."""
+"""nnjax.distributed.arrays and partition in one process.
+
+The multi-process paths: ``test_two_process_fit.py``.
+"""
 
 import jax
 import numpy as np

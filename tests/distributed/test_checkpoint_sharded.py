@@ -1,8 +1,8 @@
 """Restoring checkpoints straight onto a sharded layout, in this one process (4 devices).
 
 The multi-process paths (each process writing and reading only its shards) are in
-``test_checkpoint.py`` and ``tests/io/test_io_multiprocess.py``; here the same restore
-targets run in one process: a checkpoint saved from host arrays restores onto the FSDP
+``test_two_process_checkpoint.py`` and ``tests/io/test_io_multiprocess.py``; here the same
+restore targets run in one process: a checkpoint saved from host arrays restores onto the FSDP
 layout of ``fit(param_sharding="fsdp")``, equal to the host restore, and placing it
 as ``fit`` does keeps that layout.
 """

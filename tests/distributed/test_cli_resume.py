@@ -9,16 +9,18 @@ The one kill scenario of the suite, in two halves that run at the same time:
   signal. The same launch with ``--resume`` continues after the last checkpoint and ends
   with every epoch in ``history.csv`` and a model equal (up to float32 reassociation)
   to an uninterrupted one-process run (this process, over its 4 devices, meanwhile).
-  Then ``nnjax evaluate`` and ``nnjax predict`` of the run under ``nnjax launch`` join
-  the group and print what they print in one process, once.
+  The resuming launch first runs ``nnjax evaluate`` and ``nnjax predict`` of that
+  one-process run (``_commands.py``: the three commands in each process, one JAX
+  start-up): evaluate joins the group, and both print what they print in one process,
+  once.
 * Without the launcher, so that nothing else stops it (``_worker.py crash``): process 1
   of a 2-process group dies; process 0, blocked in a collective, is ended by JAX's
   heartbeat check within a bound, with a message naming the dead task.
 
 The launcher runs here (``cli.main(["launch", ...])``, the code of the ``nnjax launch``
 command) rather than in a process of its own (which would import JAX for nothing);
-the launched processes share a JAX compilation cache, so the resumed run and the
-evaluation load the programs that the first run compiled. Every wait is bounded.
+the launched processes share a JAX compilation cache, so the resumed run loads the
+programs that the first run compiled. Every wait is bounded.
 """
 
 import csv
@@ -45,6 +47,7 @@ from nnjax.train.checkpoint import latest_epoch
 from ._group import HERE, env
 
 WORKER = os.path.join(HERE, "_worker.py")
+COMMANDS = os.path.join(HERE, "_commands.py")
 CRASH_HEARTBEAT_S = 5  # _worker.py's crash mode: initialize(heartbeat_timeout_s=5)
 EPOCHS = 5
 TRAIN = ["train", "--dataset", "moons", "--limit", "400", "--hidden", "16"]
@@ -101,13 +104,13 @@ def _children():
     return out
 
 
-def _trainer(index):
-    """The pid of the launched `nnjax train` process ``index`` (not the crash group's)."""
+def _trainer(index, out):
+    """The pid of process ``index`` of the launched `nnjax train --out OUT`."""
+    mine, named = str(index).encode(), str(out).encode()
     found = [
         pid
-        for pid, env in _children().items()
-        if env.get(ENV_PROCESS_ID.encode()) == str(index).encode()
-        and b"nnjax.cli" in env[b"cmdline"]
+        for pid, seen in _children().items()
+        if seen.get(ENV_PROCESS_ID.encode()) == mine and named in seen[b"cmdline"]
     ]
     assert len(found) == 1, found
     return found[0]
@@ -120,14 +123,15 @@ def _kill_process_1_after_epoch_2(launch, out, timeout_s=120):
         assert launch.is_alive(), "the launch ended before its second epoch"
         assert time.monotonic() < end, "no checkpoint of epoch 2 in time"
         time.sleep(0.05)
-    os.kill(_trainer(1), signal.SIGKILL)
+    os.kill(_trainer(1, out), signal.SIGKILL)
     return time.monotonic()
 
 
-def _kill_leftovers():
-    """After a failure: kills what this test started that still runs."""
+def _kill_leftovers(folder):
+    """After a failure: kills the processes this test started (their commands name
+    ``folder``) that still run; never others (the 2-process group runs meanwhile)."""
     for pid, seen in _children().items():
-        if ENV_PROCESS_ID.encode() in seen:
+        if ENV_PROCESS_ID.encode() in seen and str(folder).encode() in seen[b"cmdline"]:
             os.kill(pid, signal.SIGKILL)
 
 
@@ -187,12 +191,7 @@ def _scores(line):
     return {k: float(v) for k, v in (p.rsplit(": ", 1) for p in pairs)}
 
 
-# the evaluate and the predict command in each launched process, one after the other
-_BOTH = "import sys; from nnjax import cli; a = sys.argv[1:]; i = a.index('--'); "
-_BOTH += "sys.exit(cli.main(a[:i]) or cli.main(a[i + 1 :]))"
-
-
-@pytest.mark.slow  # three 2-process launches and a crashing pair: ~60 s on a 2-core machine
+@pytest.mark.slow  # two 2-process launches and a crashing pair: ~40 s on a 2-core machine
 def test_a_killed_process_fails_the_group_fast_and_resume_finishes_the_run(
     tmp_path, capfd, launched_env
 ):
@@ -206,7 +205,7 @@ def test_a_killed_process_fails_the_group_fast_and_resume_finishes_the_run(
         waited = time.monotonic() - killed
         crash.join(timeout=200)
     finally:
-        _kill_leftovers()
+        _kill_leftovers(tmp_path)
         launch.join(timeout=30)
         reference.join(timeout=200)
     err = capfd.readouterr().err
@@ -226,9 +225,15 @@ def test_a_killed_process_fails_the_group_fast_and_resume_finishes_the_run(
     assert "another task died" in crash_err and "stopped sending heartbeats" in crash_err
     assert not (tmp_path / "crash" / "0.json").exists()
 
-    assert cli.main(_train(out, "--resume")) == 0
-    resumed = capfd.readouterr().out
-    assert f"(resuming after epoch {saved + 1}; 2 processes, 2 devices)" in resumed
+    # the resuming launch: evaluate and predict the one-process run, then resume
+    inputs = np.random.default_rng(0).normal(size=(7, 2)).astype(np.float32)
+    np.save(tmp_path / "inputs.npy", inputs)
+    predict = ["predict", str(ref), str(tmp_path / "inputs.npy")]
+    commands = [sys.executable, COMMANDS, "evaluate", str(ref), "--then", *predict]
+    commands += ["--output", str(tmp_path / "launched.npy"), "--then", *TRAIN]
+    assert cli.main(_launch(*commands, "--out", str(out), "--resume")) == 0
+    printed = capfd.readouterr().out
+    assert f"(resuming after epoch {saved + 1}; 2 processes, 2 devices)" in printed
     rows = _history(out)
     assert [int(r["epoch"]) for r in rows] == list(range(1, EPOCHS + 1))
     assert referenced.get("status") == 0
@@ -243,18 +248,11 @@ def test_a_killed_process_fails_the_group_fast_and_resume_finishes_the_run(
     print(f"failed {waited:.2f} s after the kill; resumed weights within {worst:.2e}")
 
     # evaluate and predict under the launcher: one group, process 0 prints and writes
-    inputs = np.random.default_rng(0).normal(size=(7, 2)).astype(np.float32)
-    np.save(tmp_path / "inputs.npy", inputs)
-    predict = ["predict", str(out), str(tmp_path / "inputs.npy")]
-    both = [sys.executable, "-c", _BOTH, "evaluate", str(out), "--"]
-    both += [*predict, "--output", str(tmp_path / "launched.npy")]
-    assert cli.main(_launch(*both, timeout_s=120)) == 0
-    printed = capfd.readouterr().out
-    status, alone = _here(["evaluate", str(out)])
+    status, alone = _here(["evaluate", str(ref)])
     assert status == 0
     (line,) = [x for x in printed.splitlines() if "(after epoch" in x]  # printed once
     (want_line,) = [x for x in alone.splitlines() if "(after epoch" in x]
-    assert line.split("): ")[0] == want_line.split("): ")[0] == f"{out} (after epoch {EPOCHS}"
+    assert line.split("): ")[0] == want_line.split("): ")[0] == f"{ref} (after epoch {EPOCHS}"
     got, want = _scores(line), _scores(want_line)
     assert got.keys() == want.keys() == {"test loss", "test accuracy"}
     for key in got:  # printed to 4 decimals

@@ -1,7 +1,7 @@
 """nnjax.distributed.launch: N local processes; a timeout stops them all; bad arguments.
 
 The launched JAX group itself is checked by the ``allreduce`` scenario of the 2-process
-group (``test_fit.py``), a failing process by ``test_cli_resume.py``.
+group (``test_two_process_fit.py``), a failing process by ``test_cli_resume.py``.
 """
 
 import sys

@@ -27,6 +27,8 @@ _spec.loader.exec_module(G)
 CKPT = G.CKPT
 
 pytestmark = pytest.mark.slow  # the 2-process group (shared by every slow distributed test)
+# tests/distributed/conftest.py starts the group early, in the background
+USES_TWO_PROCESS_GROUP = True
 
 
 @pytest.fixture(scope="module")

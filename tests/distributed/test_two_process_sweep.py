@@ -16,6 +16,7 @@ import pytest
 from ._group import ATOL, group, load_module, results
 
 pytestmark = pytest.mark.slow  # the 2-process group (shared by every slow distributed test)
+USES_TWO_PROCESS_GROUP = True  # conftest.py starts the group early, in the background
 
 W = load_module("_sweep_worker")
 

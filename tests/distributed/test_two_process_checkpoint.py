@@ -24,6 +24,7 @@ from nnjax.train.state import TrainState
 from ._group import W, assert_leaves_close, group, leaves_of, params, results
 
 pytestmark = pytest.mark.slow  # the 2-process group (shared by every slow distributed test)
+USES_TWO_PROCESS_GROUP = True  # conftest.py starts the group early, in the background
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,8 @@ The 2-process group (``_group.py``: one launch for the session) runs the ``fit``
 scenario (``_fit_worker.py``): fit on arrays, an iterable (each process yields its rows
 of each global batch), a memmap and with ``param_sharding="fsdp"``, evaluate, predict,
 and checkpoints; the tests compare every result with the same calls in this (one)
-process over its 4 devices, and check the ``allreduce`` scenario (the group itself).
+process over its 4 devices (the iterable's with a fit on the same global batches, in
+order, from arrays), and check the ``allreduce`` scenario (the group itself).
 """
 
 import jax
@@ -18,6 +19,7 @@ from nnjax.train.checkpoint import load_checkpoint
 from ._group import ATOL, W, assert_leaves_close, group, leaves_of, params, results
 
 pytestmark = pytest.mark.slow  # the 2-process group (shared by every slow distributed test)
+USES_TWO_PROCESS_GROUP = True  # conftest.py starts the group early, in the background
 
 
 @pytest.fixture(scope="module")
@@ -37,9 +39,9 @@ def reference():
     out["evaluate"] = train.evaluate(model, val, loss="cross_entropy", batch_size=W.EVAL_BATCH)
     out["predict"] = train.predict(model, val[0], batch_size=W.EVAL_BATCH)
     out["predict_iterable"] = train.predict(model, W.global_batches(*val, size=W.EVAL_BATCH))
-    iterable = W.make_model()
-    train.fit(iterable, W.global_batches(x, y), verbose=0, **W.FIT)
-    out["iterable"] = params(iterable)
+    unshuffled = W.make_model()  # the global batches in order (the step fit compiled above)
+    train.fit(unshuffled, (x, y), verbose=0, shuffle=False, **W.FIT)
+    out["unshuffled"] = params(unshuffled)
     return out
 
 
@@ -68,8 +70,8 @@ def test_fit_on_arrays_equals_the_one_process_run(fit_group, reference):
 
 
 def test_fit_on_an_iterable_of_process_blocks_equals_global_batches(fit_group, reference):
-    _, (r0, _) = fit_group
-    assert_leaves_close(leaves_of(r0, "iterable"), reference["iterable"])
+    _, (r0, _) = fit_group  # each process's rows of each global batch, in order
+    assert_leaves_close(leaves_of(r0, "iterable"), reference["unshuffled"])
 
 
 def test_fit_on_a_memmap_equals_arrays(fit_group, reference):
