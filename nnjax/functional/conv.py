@@ -247,9 +247,11 @@ def conv2d(
         into this many groups, each convolved with its own filters; ``in`` gives a
         depthwise convolution.
       formulation: ``"auto"`` (the default of :func:`conv_formulation`, else the
-        formulation measured fastest for this backend and shape), ``"xla"``
-        (``lax.conv_general_dilated``) or ``"patches"`` (im2col + one matmul). All
-        compute the same values; see ``nnjax/functional/_conv_formulations.py``.
+        formulation measured fastest for this backend and shape, and for how the
+        program is compiled: ``fit``'s step runs XLA:CPU's convolutions on Eigen, see
+        ``_conv_compiler.py``), ``"xla"`` (``lax.conv_general_dilated``) or
+        ``"patches"`` (im2col + one matmul). All compute the same values; see
+        ``nnjax/functional/_conv_formulations.py``.
 
     Returns:
       ``(B, H', W', out)``, the dtype of ``x``.
