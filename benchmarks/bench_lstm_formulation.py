@@ -17,6 +17,12 @@ Usage::
     # the LSTM benchmark's sizes, against autodiff and PyTorch, one thread, CPU time:
     python benchmarks/bench_lstm_formulation.py --sizes bench --unrolls 1 2 --autodiff \
         --torch --threads 1 --clock cpu --cells lstm
+    # the same with glibc keeping freed memory (no page faults on XLA's large temps):
+    python benchmarks/bench_lstm_formulation.py --sizes bench --keep-freed-memory ...
+
+Every row records ``page_faults_per_call`` (minor faults of the timed calls, divided by
+their count): at batch 128 XLA:CPU allocates its 40-50 MB temporary buffer with
+``mmap`` on every call and the kernel zero-fills each page on first touch.
 
 Writes ``benchmarks/results/lstm_formulation_<backend>.json`` (device, versions,
 results) and prints a table.
@@ -25,11 +31,13 @@ results) and prints a table.
 from __future__ import annotations
 
 import argparse
+import ctypes
 import itertools
 import json
 import os
 import pathlib
 import platform
+import resource
 import statistics
 import time
 
@@ -55,6 +63,24 @@ def _sequence_op(cell: str):
 
 CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 _clock = CLOCKS["wall"]  # --clock cpu: this process's CPU time (robust on a shared machine)
+
+
+def keep_freed_memory() -> bool:
+    """Makes glibc serve large allocations from its heap and keep freed memory (1 GiB).
+
+    Process-wide (``mallopt(M_MMAP_THRESHOLD)`` and ``mallopt(M_TRIM_THRESHOLD)``), so
+    every framework in the run gains alike; returns False where there is no glibc.
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    return bool(libc.mallopt(m_mmap_threshold, 1 << 30) and libc.mallopt(m_trim_threshold, 1 << 30))
+
+
+def _faults() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
 
 def _call(fn, args) -> float:
@@ -129,10 +155,13 @@ def bench_size(cell, size, variants, repeats, warmup, dtype, torch_peer=False) -
     for _ in range(warmup):
         for name in names:
             _call(fns[name], args)
-    times = {name: [] for name in names}
+    times: dict = {name: [] for name in names}
+    faults = dict.fromkeys(names, 0)
     for r in range(repeats):
         for name in names[r % len(names) :] + names[: r % len(names)]:
+            before = _faults()
             times[name].append(_call(fns[name], args))
+            faults[name] += _faults() - before
     results = []
     for formulation, unroll in variants:
         row = {"cell": cell, "B": b, "T": t, "F": f, "H": h}
@@ -142,20 +171,22 @@ def bench_size(cell, size, variants, repeats, warmup, dtype, torch_peer=False) -
             median = statistics.median(times[((formulation, unroll), kind)])
             row[f"{kind}_ms"] = median * 1e3
             row[f"{kind}_compile_s"] = first[((formulation, unroll), kind)] - median
+            row[f"{kind}_page_faults_per_call"] = faults[((formulation, unroll), kind)] / repeats
         results.append(row)
     return results
 
 
 def _table(results: list[dict]) -> str:
     head = f"{'cell':5} {'B':>4} {'T':>4} {'F':>4} {'H':>4} {'formulation':>11} {'unr':>3}"
-    head += f" {'fwd ms':>9} {'fwd+bwd ms':>11} {'compile s':>10}"
+    head += f" {'fwd ms':>9} {'fwd+bwd ms':>11} {'compile s':>10} {'faults/call':>11}"
     rows = [head, "-" * len(head)]
     for r in results:
         rows.append(
             f"{r['cell']:5} {r['B']:>4} {r['T']:>4} {r['F']:>4} {r['H']:>4} "
             f"{r['formulation']:>11} {r['unroll']:>3} {r['forward_ms']:>9.2f} "
             f"{r['forward_backward_ms']:>11.2f} "
-            f"{r['forward_compile_s'] + r['forward_backward_compile_s']:>10.2f}"
+            f"{r['forward_compile_s'] + r['forward_backward_compile_s']:>10.2f} "
+            f"{r['forward_backward_page_faults_per_call']:>11.0f}"
         )
     return "\n".join(rows)
 
@@ -179,6 +210,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--threads", type=int, default=None, help="cap XLA/PyTorch threads")
     parser.add_argument("--clock", default="wall", choices=sorted(CLOCKS))
     parser.add_argument(
+        "--keep-freed-memory",
+        action="store_true",
+        help="glibc: large allocations from the heap, freed memory kept (see keep_freed_memory)",
+    )
+    parser.add_argument(
         "--out",
         type=pathlib.Path,
         default=None,
@@ -191,6 +227,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         _cli.limit_threads(args.threads)
     global _clock
     _clock = CLOCKS[args.clock]
+    kept = args.keep_freed_memory and keep_freed_memory()
     sizes = QUICK_SIZES if args.quick else BENCH_SIZES if args.sizes == "bench" else SIZES
     repeats = 3 if args.quick else args.repeats
     dtype = jnp.dtype(args.dtype)
@@ -220,6 +257,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         "dtype": args.dtype,
         "threads": args.threads,
         "clock": args.clock,
+        "keep_freed_memory": kept,
         "quick": args.quick,
         "repeats": repeats,
         "results": results,
