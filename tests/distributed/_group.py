@@ -18,6 +18,7 @@ import importlib.util
 import json
 import os
 import sys
+import threading
 import time
 import traceback
 
@@ -72,44 +73,50 @@ def _prepare(out):
     np.savez(out / "ckpt" / "first.npz", *W.leaves(first))
 
 
-def _launch(out, environment):
-    """Prepares the inputs and runs the group; writes ``status.json``."""
+def _launch(out, environment, lock):
+    """Runs the group; writes ``status.json``, then releases ``lock`` (an open lock file)."""
     from nnjax import distributed
 
-    _prepare(out)
-    start = time.monotonic()
-    status = distributed.launch(
-        [sys.executable, WORKER, str(out)], processes=2, timeout_s=TIMEOUT_S, env=environment
-    )
-    seconds = time.monotonic() - start
-    (out / "status.json").write_text(json.dumps({"status": status, "seconds": seconds}))
+    try:
+        start = time.monotonic()
+        command = [sys.executable, WORKER, str(out)]
+        status = distributed.launch(command, processes=2, timeout_s=TIMEOUT_S, env=environment)
+        report = {"status": status, "seconds": time.monotonic() - start}
+    except Exception:  # reported by group(), also when this ran in a thread
+        report = {"status": "error", "error": traceback.format_exc()}
+    finally:
+        (out / "status.json").write_text(json.dumps(report))
+        lock.close()
 
 
-def launch_once(tmp_path_factory, environment=None):
-    """Runs the group unless this session has (or is running it); returns its folder."""
+def launch_once(tmp_path_factory, *, background=False):
+    """Runs the group unless this session has run it (or runs it now); returns its folder.
+
+    The inputs are prepared here, in this thread (JAX work in this process stays in the
+    test's own thread); with ``background``, the launch then runs in a thread, which
+    holds the lock until the group is done.
+    """
     base = tmp_path_factory.getbasetemp()
     if os.environ.get("PYTEST_XDIST_WORKER"):
         base = base.parent  # shared by every xdist worker of this session
     out = base / "nnjax_two_process_group"
-    with open(base / "nnjax_two_process_group.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
-        if not (out / "status.json").exists():
-            out.mkdir()
-            try:
-                _launch(out, environment or env())
-            except Exception:  # reported by group(), also when this ran in a thread
-                error = {"status": "error", "error": traceback.format_exc()}
-                (out / "status.json").write_text(json.dumps(error))
+    lock = open(base / "nnjax_two_process_group.lock", "w")
+    fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+    if (out / "status.json").exists():
+        lock.close()
+        return out
+    out.mkdir()
+    try:
+        _prepare(out)
+    except BaseException:
+        lock.close()
+        raise
+    if background:
+        thread = threading.Thread(target=_launch, args=(out, env(), lock), daemon=True)
+        thread.start()
+    else:
+        _launch(out, env(), lock)
     return out
-
-
-def start_in_background(tmp_path_factory):
-    """:func:`launch_once` in a thread (its environment taken now); returns the thread."""
-    import threading
-
-    thread = threading.Thread(target=launch_once, args=(tmp_path_factory, env()), daemon=True)
-    thread.start()
-    return thread
 
 
 def group(tmp_path_factory):

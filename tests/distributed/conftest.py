@@ -8,15 +8,13 @@ compiles of one process use one core), and the modules that read it
 
 import pytest
 
-from ._group import start_in_background
+from ._group import launch_once
 
 
 @pytest.fixture(scope="session", autouse=True)
 def _two_process_group_in_background(request, tmp_path_factory):
     items = request.session.items
     if any(getattr(getattr(i, "module", None), "USES_TWO_PROCESS_GROUP", False) for i in items):
-        thread = start_in_background(tmp_path_factory)
-        yield
-        thread.join(timeout=600)  # the launch's own timeout ends it first
-    else:
-        yield
+        launch_once(tmp_path_factory, background=True)
+        # at the end, wait for the group (its lock) rather than leave its processes behind
+        request.addfinalizer(lambda: launch_once(tmp_path_factory))
