@@ -64,10 +64,12 @@ def _agreeing(save: Callable[..., None]) -> Callable[..., None]:
     """``save`` (a handler's: each process writes its shards), then every process's outcome.
 
     Orbax's ``Checkpointer.save`` runs the handler's ``save`` on every process between
-    two of its barriers (each waits up to Orbax's fixed 300 s, which no option of
-    Orbax 0.12 changes). Had a process left with an error there, the others would
-    wait out that timeout at the next barrier; with the outcomes exchanged first
-    (:func:`nnjax.io._collective.everywhere`), every process raises at once instead.
+    two of its barriers (each waits up to Orbax's fixed 300 s: no option of Orbax 0.12
+    changes it; ``AsyncOptions(timeout_secs=...)`` bounds only an
+    ``AsyncCheckpointer``'s background commit). Had a process left with an error
+    there, the others would wait out that timeout at the next barrier; with the
+    outcomes exchanged first (:func:`nnjax.io._collective.everywhere`), every process
+    raises at once instead.
     The handler's class stays Orbax's own (Orbax looks its arguments up by exact type).
     """
 
