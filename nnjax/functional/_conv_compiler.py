@@ -30,6 +30,14 @@ interleaved runs (wall clock with two threads, and one-thread CPU time). Program
 without convolutions compile to the same HLO with and without the options (checked for
 the MLP train step), so they are harmless there.
 
+The process-wide ``XLA_FLAGS=--xla_cpu_experimental_ynn_fusion_type=LIBRARY_FUSION_TYPE_DOT``
+measured before (``benchmarks/README.md``) replaced the same list: it dropped the
+convolutions (so batch 128 ran 1.5-1.7x faster) but also ``REDUCE``, and the bias
+gradients became XLA loop fusions that each recompute the max-pool backward (four
+copies of it at batch 32, where the step then took 2.3x as long; with ``DOT,REDUCE``
+0.91x). ``DOT`` also fuses the bias add into the dot, which measured level with
+``INDIVIDUAL_DOT`` (0.95x at batch 128, 1.08x at 32), so only the convolutions go.
+
 The option is a per-program :class:`jax.stages` compiler option, not a process-wide
 flag: :func:`jit` is :func:`jax.jit` with it added, and it traces the function inside
 :func:`library_convolutions`, which tells ``F.conv*(formulation="auto")`` that the
@@ -135,7 +143,9 @@ def jit(fn: Callable, **jit_kwargs: Any) -> Any:
 
     Same arguments and result as :func:`jax.jit` (``compiler_options`` given here are
     added to, and win over, this module's). Without options for the default backend it
-    is plain :func:`jax.jit`.
+    is plain :func:`jax.jit`. Like any ``jax.jit`` with compiler options, the result
+    must be called at top level, not inside another ``jit``, ``grad`` or ``vmap`` (JAX
+    raises ValueError): it is meant for a program's outermost step, as ``fit``'s.
 
     Example:
       >>> import nnjax.functional as F
