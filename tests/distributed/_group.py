@@ -101,16 +101,22 @@ def launch_once(tmp_path_factory, *, background=False):
         base = base.parent  # shared by every xdist worker of this session
     out = base / "nnjax_two_process_group"
     lock = open(base / "nnjax_two_process_group.lock", "w")
-    fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+    try:  # released when the file closes; in the background, never wait for another
+        fcntl.flock(lock, fcntl.LOCK_EX | (fcntl.LOCK_NB if background else 0))
+    except BlockingIOError:  # another xdist worker prepares or runs the group
+        lock.close()
+        return out
     if (out / "status.json").exists():
         lock.close()
         return out
     out.mkdir()
     try:
         _prepare(out)
-    except BaseException:
+    except Exception:  # reported by group(), not by the test that happened to start it
+        report = {"status": "error", "error": traceback.format_exc()}
+        (out / "status.json").write_text(json.dumps(report))
         lock.close()
-        raise
+        return out
     if background:
         thread = threading.Thread(target=_launch, args=(out, env(), lock), daemon=True)
         thread.start()
