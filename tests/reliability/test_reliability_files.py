@@ -251,7 +251,7 @@ def test_a_failed_final_rename_puts_the_previous_checkpoint_back(saved, tmp_path
 
 def test_only_process_0_writes_metadata(tmp_path, monkeypatch):
     # JSON side files come from process 0 alone; checkpoint folders are written by every
-    # process together (tests/distributed/test_checkpoint.py runs two real processes).
+    # process together (tests/distributed/test_two_process_checkpoint.py runs two real processes).
     monkeypatch.setattr(jax, "process_index", lambda *a, **k: 1)
     layout.write_json(tmp_path / "config.json", {"a": 1})
     assert list(tmp_path.iterdir()) == []
