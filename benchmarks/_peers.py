@@ -113,14 +113,18 @@ def nnjax(
     *,
     scan_steps: int = 0,
     donate: bool | None = None,
+    library_conv: bool = True,
 ) -> Case:
-    """``nnjax.train``'s pure step under ``jax.jit``, donating params, optimizer and rest.
+    """``nnjax.train``'s pure step jitted as ``fit`` jits it, donating params, optimizer and rest.
 
     ``scan_steps`` fuses K steps per dispatch; ``donate=None`` donates as ``fit`` does
     (``nnjax.train.compiled.donate_for``: measured per model kind and backend),
-    ``False`` never (a diagnostic: the step is otherwise the same).
+    ``False`` never (a diagnostic: the step is otherwise the same). The train step is
+    compiled by ``nnjax.functional._conv_compiler.jit`` like ``fit``'s (XLA:CPU
+    convolutions on Eigen); ``library_conv=False`` uses plain ``jax.jit`` (a diagnostic).
     """
     from nnjax import train
+    from nnjax.functional import _conv_compiler
     from nnjax.train import compiled
 
     model = factory()
@@ -131,7 +135,8 @@ def nnjax(
     step = train.scan_steps(step) if scan_steps else step
     donate = compiled.donate_for(graphdef) if donate is None else donate
     donated = (0, 1, 2) if donate else ()
-    step = jax.jit(H.counted(step, traces, "train"), donate_argnums=donated)
+    jit = _conv_compiler.jit if library_conv else jax.jit
+    step = jit(H.counted(step, traces, "train"), donate_argnums=donated)
     predict = train.make_predict_step(train.graphdef_for(model, training=False))
     predict = jax.jit(H.counted(predict, traces, "predict"))
     x, y = _device_data(spec, batch, max(scan_steps, 1))

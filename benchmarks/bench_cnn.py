@@ -17,10 +17,10 @@ donation), ``nnjax_no_donate`` (the same step without buffer donation), ``flax_n
 request). On request too, the diagnostic ``nnjax_reduce_window_pool``: the ``nnjax``
 peer with its max pools traced under ``pool_formulation("reduce_window")`` (the
 formulation before the ``"reshape"`` one), for a before/after ratio in one run; and
-``nnjax_library_conv``: the ``nnjax`` peer with its steps compiled by
-``nnjax.functional._conv_compiler.jit`` (XLA:CPU convolutions on Eigen rather than
-YNNPACK, ``F.conv2d``'s ``"auto"`` then picking XLA's convolution), which ``fit`` uses
-once wired. A peer that is not installed is skipped.
+``nnjax_ynn_conv``: the ``nnjax`` peer with its train step compiled by plain
+``jax.jit`` (XLA:CPU's default, YNNPACK convolutions, the rule before
+``nnjax.functional._conv_compiler``), where ``nnjax`` and ``fit`` compile it with
+``_conv_compiler.jit`` (convolutions on Eigen). A peer that is not installed is skipped.
 
 Usage::
 
@@ -34,11 +34,9 @@ Writes ``benchmarks/results/cnn_<platform>.json`` and prints a table; ``ratio`` 
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import functools
 import sys
-import types
 from collections.abc import Callable
 from contextlib import AbstractContextManager as ContextManager
 from typing import Any
@@ -50,7 +48,7 @@ import jax
 
 NAME = "cnn"
 DEFAULT_PEERS = P.STANDARD
-DIAGNOSTIC = ("nnjax_reduce_window_pool", "nnjax_library_conv")
+DIAGNOSTIC = ("nnjax_reduce_window_pool", "nnjax_ynn_conv")
 PEERS = (*DEFAULT_PEERS, *P.ON_REQUEST, *DIAGNOSTIC)
 
 
@@ -184,29 +182,6 @@ def _traced_within(context: Callable[[], ContextManager], builder: P.Builder) ->
     return build
 
 
-@contextlib.contextmanager
-def _library_jit():
-    """While building, ``_peers``'s ``jax.jit`` is ``_conv_compiler.jit`` (the same otherwise)."""
-    from nnjax.functional import _conv_compiler
-
-    real = P.jax
-    P.jax = types.SimpleNamespace(**{**vars(real), "jit": _conv_compiler.jit})
-    try:
-        yield
-    finally:
-        P.jax = real
-
-
-def _built_within(context: Callable[[], ContextManager], builder: P.Builder) -> P.Builder:
-    """``builder`` run inside ``context()`` (the steps it jits, not their calls)."""
-
-    def build(batch: int) -> P.Case:
-        with context():
-            return builder(batch)
-
-    return build
-
-
 def builders(cfg: Config) -> dict[str, P.Builder]:
     """Every peer's builder (batch size -> ``Case``) for the CNN of ``cfg``."""
     from nnjax.functional.pooling import pool_formulation
@@ -219,7 +194,7 @@ def builders(cfg: Config) -> dict[str, P.Builder]:
         "nnjax_reduce_window_pool": _traced_within(
             p(pool_formulation, "reduce_window"), nnjax_before
         ),
-        "nnjax_library_conv": _built_within(_library_jit, nnjax_before),
+        "nnjax_ynn_conv": p(P.nnjax, spec, p(_nnjax_model, cfg), library_conv=False),
     }
     return diagnostic | P.standard_peers(
         spec,

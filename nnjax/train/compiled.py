@@ -46,6 +46,7 @@ from flax import nnx
 from jax.sharding import Mesh
 
 from nnjax import losses
+from nnjax.functional import _conv_compiler
 from nnjax.train import sharding
 from nnjax.train.data import Batch
 from nnjax.train.step import TrainStep, make_train_step
@@ -283,7 +284,8 @@ def compiled_train(
         return run(params, opt_state, rest, get, n)
 
     fn = from_device_data if gather else from_batches
-    return jax.jit(fn, donate_argnums=_donated(graphdef))
+    # XLA:CPU: convolutions on Eigen rather than YNNPACK, per program (_conv_compiler)
+    return _conv_compiler.jit(fn, donate_argnums=_donated(graphdef))
 
 
 def jit_train_step(

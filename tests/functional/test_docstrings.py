@@ -27,6 +27,8 @@ MODULES = [
     "nnjax._metrics_streaming",
     # Private modules whose rules and figures are documented with examples.
     "nnjax.functional._conv_formulations",
+    "nnjax.functional._conv_compiler",
+    "nnjax.functional._conv_canonical",
     "nnjax.functional._pool_formulations",
     "nnjax.functional._forward_only",
     "nnjax.functional._scoped",
