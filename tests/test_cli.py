@@ -259,7 +259,9 @@ def test_every_command_has_help(command, capsys):
 
 
 def test_console_script_is_installed():
-    exe = shutil.which("nnjax")
+    # the script installed with this interpreter (a venv's bin/, even when not activated)
+    beside = pathlib.Path(sys.executable).parent / "nnjax"
+    exe = str(beside) if beside.exists() else shutil.which("nnjax")
     if exe is None:
         pytest.skip("the nnjax console script is not on PATH (package not installed)")
     done = subprocess.run([exe, "--help"], capture_output=True, text=True, timeout=120)
