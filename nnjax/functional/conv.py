@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import jax
 import jax.numpy as jnp
 
-from nnjax import _checks, initializers
+from nnjax import _checks, _hardware, initializers
 from nnjax.functional import _conv_formulations as _forms
 from nnjax.functional import _utils
 from nnjax.functional._conv_formulations import conv_formulation as conv_formulation
@@ -210,9 +210,12 @@ def conv(
     _utils.check_window_fits(op, x, span, pads)
     pads = _forms.explicit_pads(x.shape, span, strides, pads)
     out = [_forms.out_size(*a) for a in zip(x.shape[1:-1], pads, span, strides)]
-    chosen = _forms.resolve(formulation, x, kernel, out, groups)
-    y = _forms.IMPLEMENTATIONS[chosen](x, kernel.astype(x.dtype), strides, pads, dilation, groups)
-    return add_bias(op, params, y)
+    # bfloat16 that this CPU only emulates: convolve in float32 and round the output once
+    # (as F.dense does; the kernel enters as it is)
+    xc = x.astype(jnp.float32) if _hardware.upcast_matmuls(x.dtype) else x
+    chosen = _forms.resolve(formulation, xc, kernel, out, groups)
+    y = _forms.IMPLEMENTATIONS[chosen](xc, kernel.astype(xc.dtype), strides, pads, dilation, groups)
+    return add_bias(op, params, y).astype(x.dtype)
 
 
 def add_bias(op: str, params: Params, y: jax.Array) -> jax.Array:

@@ -9,6 +9,7 @@ import pytest
 from jax.test_util import check_grads
 
 import nnjax.functional as F
+from nnjax import _hardware
 
 from ._torch_ref import (
     assert_close,
@@ -134,6 +135,24 @@ def test_jit_vmap_grad_float32_bfloat16(key):
     params["bias"] = jnp.ones(3)
     x = jax.random.normal(key, (2, 5, 5, 2))
     assert_transforms(lambda p, x: F.conv2d(p, x, stride=2, dilation=1), params, x)
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_bfloat16_conv_with_and_without_native_bfloat16(key, native, monkeypatch):
+    """Emulated bfloat16 convolves in float32 and rounds once; native stays bfloat16."""
+    monkeypatch.setattr(_hardware, "native_bfloat16", lambda backend=None: native)
+    params = {"kernel": rand((3, 3, 2, 4), 1), "bias": rand((4,), 2)}
+    x = jnp.asarray(rand((2, 6, 6, 2), 3), jnp.bfloat16)
+    conv = lambda p, x: F.conv2d(p, x, stride=2, padding="SAME")
+    y = conv(params, x)
+    y32 = conv(params, x.astype(jnp.float32))  # the same values in float32
+    assert y.dtype == jnp.bfloat16
+    if native:  # bfloat16 arithmetic: within its rounding
+        np.testing.assert_allclose(np.asarray(y, np.float32), y32, rtol=2e-2, atol=2e-2)
+    else:  # float32 arithmetic rounded once: bitwise
+        np.testing.assert_array_equal(np.asarray(y), np.asarray(y32.astype(jnp.bfloat16)))
+    dx = jax.grad(lambda x: jnp.sum(conv(params, x).astype(jnp.float32)))(x)
+    assert dx.dtype == jnp.bfloat16
 
 
 def test_wrong_channels_names_op_argument_and_shapes(key):
