@@ -131,7 +131,7 @@ def test_eval_step_follows_the_hardware(native, problem):
     stats = make_eval_step(graphdef, "cross_entropy", "accuracy", precision="bfloat16")(
         params, rest, batch
     )
-    np.testing.assert_allclose(stats["loss"]["sum"], reference["loss"]["sum"], rtol=2e-2)
+    np.testing.assert_allclose(stats["loss"]["sum"], reference["loss"]["sum"], rtol=2e-2, atol=1e-3)
 
 
 @pytest.mark.slow  # two fits: 12 s on the shared 2-core CPU (load 9); the steps are tested above
