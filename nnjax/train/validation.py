@@ -326,6 +326,11 @@ def host_batch(
     where = f"batch {i}"
     x, y = host_tree(f"{where} x", x), host_tree(f"{where} y", y)
     n = check_lengths(where, {"x": x, "y": y})
+    if n == 0:
+        raise ValueError(
+            f"{where} has no examples; every batch needs at least one (with several "
+            "processes, every process's block of every batch)"
+        )
     w = sample_weights(where, sw, n)
     check_inputs_ok(where, x, check_inputs=check_inputs)
     size = n if spec is None else spec.mask.shape[0]

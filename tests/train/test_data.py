@@ -168,6 +168,15 @@ def test_a_bad_batch_is_named_and_the_model_keeps_its_weights(bad, message):
         np.testing.assert_array_equal(a, b)
 
 
+def test_an_empty_batch_is_named_before_anything_runs_on_it():
+    x, y = blobs(n=16)
+    batches = [(x, y)] * 3 + [(x[:0], y[:0])]
+    with pytest.raises(ValueError, match="batch 3 has no examples"):
+        T.fit(mlp(), batches, **KW)
+    with pytest.raises(ValueError, match="batch 3 has no examples"):
+        T.predict(mlp(), batches)
+
+
 def test_a_bare_metric_name_is_one_metric():
     history = T.fit(mlp(), blobs(n=32), metrics="accuracy", **KW)
     assert "accuracy" in history.history
