@@ -42,6 +42,9 @@ def test_predict_takes_an_iterable_of_batches_like_fit():
     model = mlp()
     model.eval()
     expected = np.asarray(model(x))
+    # memoised per graphdef: other tests' MLPs of this structure may have compiled it too
+    fn = compiled_predict(T.graphdef_for(model, training=False))
+    before = fn._cache_size()
     batches = [(x[i : i + 4], y[i : i + 4]) for i in range(0, 11, 4)]  # 4, 4 and 3 (padded)
     np.testing.assert_allclose(T.predict(model, batches), expected, rtol=1e-6, atol=1e-6)
     bare = (x[i : i + 4] for i in range(0, 11, 4))  # a generator of inputs alone
@@ -49,8 +52,7 @@ def test_predict_takes_an_iterable_of_batches_like_fit():
     endless = itertools.cycle([x[:4]])
     twice = np.concatenate([expected[:4]] * 2)
     np.testing.assert_allclose(T.predict(model, endless, steps=2), twice, rtol=1e-6, atol=1e-6)
-    fn = compiled_predict(T.graphdef_for(model, training=False))
-    assert fn._cache_size() == 1  # every batch, padded or not, runs one program
+    assert fn._cache_size() - before <= 1  # every batch, padded or not, runs one program
 
 
 def test_predict_names_bad_iterables():
