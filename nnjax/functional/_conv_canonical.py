@@ -92,7 +92,8 @@ def _conv_fwd(x, kernel, strides, pads, dilation):
     return _forward(x, kernel, strides, pads, dilation), (x, kernel)
 
 
-def _conv_bwd(strides, pads, dilation, residuals, dy):
+def backward(strides, pads, dilation, residuals, dy):
+    """The VJP of a convolution with residuals ``(x, kernel)``: canonical convolutions only."""
     x, kernel = residuals
     nd = kernel.ndim - 2
     in_size, k_size, out_size = x.shape[1:-1], kernel.shape[:nd], dy.shape[1:-1]
@@ -109,6 +110,6 @@ def _conv_bwd(strides, pads, dilation, residuals, dy):
     return dx.astype(x.dtype), dk.astype(kernel.dtype)
 
 
-conv.defvjp(_conv_fwd, _conv_bwd)
+conv.defvjp(_conv_fwd, backward)
 
-__all__ = ["conv", "input_grad_pads", "kernel_grad_pads"]
+__all__ = ["backward", "conv", "input_grad_pads", "kernel_grad_pads"]

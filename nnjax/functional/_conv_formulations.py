@@ -57,7 +57,12 @@ patches / Eigen, fwd+bwd, wall clock: 28x28x1 -> 32 at batch 1 0.10 / 0.27, batc
 0.93 / 1.45, batch 32 7.4 / 6.1; 14x14x32 -> 64 at batch 1 0.83 / 1.73, batch 8
 3.4 / 3.1). Grouped 2-D convolutions keep patches up to
 :data:`LIBRARY_GROUPED_PATCHES_MAX_BYTES` (depthwise at batch 128, a 29 MB patch
-matrix: patches 108 ms, Eigen 153, YNNPACK 90).
+matrix: patches 108 ms, Eigen 153, YNNPACK 90). Ungrouped 2-D convolutions of one input
+channel with at most 9 kernel elements (a 3x3 first layer on grey images) are
+``"taps"``, shifted multiply-adds that XLA fuses with the bias, activation and pooling
+after them (``_conv_taps.py``; the CNN train step of ``benchmarks/bench_cnn.py`` with
+it, taps / the rule before, wall clock, 30 interleaved steps: batch 1 1.00, 8 0.97,
+32 0.88, 128 0.85).
 
 Example:
   >>> choose((8, 28, 28, 1), (3, 3, 1, 32), (28, 28), 1, jnp.float32, "cpu")
@@ -67,6 +72,8 @@ Example:
   >>> choose((128, 14, 14, 32), (3, 3, 32, 64), (14, 14), 1, jnp.float32, "cpu")
   'xla'
   >>> choose((32, 28, 28, 1), (3, 3, 1, 32), (28, 28), 1, jnp.float32, "cpu", library=True)
+  'taps'
+  >>> choose((32, 28, 28, 8), (3, 3, 8, 32), (28, 28), 1, jnp.float32, "cpu", library=True)
   'xla_canonical'
 """
 
@@ -74,7 +81,6 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import itertools
 import math
 from collections.abc import Iterator, Sequence
 
@@ -82,7 +88,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from nnjax.functional import _conv_canonical
+from nnjax.functional import _conv_canonical, _conv_taps
 from nnjax.functional._conv_compiler import in_library_program
 from nnjax.functional._forward_only import is_forward_only
 from nnjax.functional._scoped import check_choice, scoped
@@ -161,6 +167,8 @@ def choose(
     if groups > 1:
         cap = LIBRARY_GROUPED_PATCHES_MAX_BYTES if nd == 2 else PATCHES_MAX_BYTES
         return "patches" if patch_bytes <= cap else "xla"
+    if _conv_taps.applies(kernel_shape, groups):
+        return "taps"
     cap = LIBRARY_PATCHES_MAX_BYTES if nd == 2 else PATCHES_MAX_BYTES
     return "patches" if patch_bytes <= cap else "xla_canonical"
 
@@ -230,18 +238,7 @@ def patches(
     """im2col: strided slices of the padded input, concatenated, times the kernel."""
     nd = kernel.ndim - 2
     sizes, (in_per_group, out_channels) = kernel.shape[:nd], kernel.shape[nd:]
-    x = lax.pad(
-        x, jnp.zeros((), x.dtype), [(0, 0, 0), *((lo, hi, 0) for lo, hi in pads), (0, 0, 0)]
-    )
-    spans = [(k - 1) * d + 1 for k, d in zip(sizes, dilation)]
-    out = [out_size(n, (0, 0), s, st) for n, s, st in zip(x.shape[1:-1], spans, strides)]
-    cols = []
-    for offset in itertools.product(*(range(k) for k in sizes)):
-        start = [o * d for o, d in zip(offset, dilation)]
-        limit = [b + (n - 1) * st + 1 for b, n, st in zip(start, out, strides)]
-        cols.append(
-            lax.slice(x, (0, *start, 0), (x.shape[0], *limit, x.shape[-1]), (1, *strides, 1))
-        )
+    cols = _conv_taps.windows(x, sizes, strides, pads, dilation)
     taps = math.prod(sizes)
     if groups == 1:
         return jnp.dot(jnp.concatenate(cols, axis=-1), kernel.reshape(taps * in_per_group, -1))
@@ -250,6 +247,14 @@ def patches(
     w = kernel.reshape(taps, in_per_group, groups, out_channels // groups)
     y = jnp.einsum("...kgc,kcgo->...go", stacked, w)
     return y.reshape(*y.shape[:-2], out_channels)
+
+
+def _ungrouped(custom_conv, x, kernel, strides, pads, dilation, groups) -> jax.Array:
+    """``custom_conv`` (a custom-VJP convolution) when ungrouped, else :func:`xla`."""
+    if groups != 1:
+        return xla(x, kernel, strides, pads, dilation, groups)
+    pairs = tuple((int(lo), int(hi)) for lo, hi in pads)
+    return custom_conv(x, kernel, tuple(strides), pairs, tuple(dilation))
 
 
 def xla_canonical(
@@ -264,11 +269,23 @@ def xla_canonical(
 
     Grouped convolutions are plain :func:`xla`.
     """
-    if groups != 1:
-        return xla(x, kernel, strides, pads, dilation, groups)
-    pairs = tuple((int(lo), int(hi)) for lo, hi in pads)
-    return _conv_canonical.conv(x, kernel, tuple(strides), pairs, tuple(dilation))
+    return _ungrouped(_conv_canonical.conv, x, kernel, strides, pads, dilation, groups)
 
 
-#: Every formulation by name; ``"xla_canonical"`` only through ``"auto"`` (see above).
-IMPLEMENTATIONS = {"xla": xla, "patches": patches, "xla_canonical": xla_canonical}
+def taps(
+    x: jax.Array,
+    kernel: jax.Array,
+    strides: tuple[int, ...],
+    pads: list[tuple[int, int]],
+    dilation: tuple[int, ...],
+    groups: int,
+) -> jax.Array:
+    """Shifted multiply-adds (``_conv_taps.py``), canonical gradients; reverse mode.
+
+    Grouped convolutions are plain :func:`xla`.
+    """
+    return _ungrouped(_conv_taps.conv, x, kernel, strides, pads, dilation, groups)
+
+
+#: Every formulation by name; ``"xla_canonical"`` and ``"taps"`` only through ``"auto"``.
+IMPLEMENTATIONS = {"xla": xla, "patches": patches, "xla_canonical": xla_canonical, "taps": taps}

@@ -15,8 +15,9 @@ from nnjax.functional.conv import conv_formulation
 from ._torch_ref import rand, to_numpy, to_torch, torch, value_and_vjp
 
 FORMULATIONS = ("xla", "patches")
-# "xla_canonical" is reached through "auto" only; the tests run it in place of "xla".
-ALL_FORMULATIONS = (*FORMULATIONS, "xla_canonical")
+# "xla_canonical" and "taps" are reached through "auto" only; the tests run them in place
+# of "xla" (taps for every channel count, although "auto" picks it for one only).
+ALL_FORMULATIONS = (*FORMULATIONS, "xla_canonical", "taps")
 OPS = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 TORCH_OPS = {1: "conv1d", 2: "conv2d", 3: "conv3d"}
 
@@ -103,10 +104,10 @@ def _value_and_vjp(fn):
 
 
 def _use(formulation, monkeypatch):
-    """The name to pass as ``formulation=``; ``"xla_canonical"`` stands in for ``"xla"``."""
-    if formulation != "xla_canonical":
+    """The name to pass as ``formulation=``; ``"xla_canonical"`` / ``"taps"`` stand in for ``"xla"``."""
+    if formulation in FORMULATIONS or formulation == "auto":
         return formulation
-    monkeypatch.setitem(forms.IMPLEMENTATIONS, "xla", forms.xla_canonical)
+    monkeypatch.setitem(forms.IMPLEMENTATIONS, "xla", forms.IMPLEMENTATIONS[formulation])
     return "xla"
 
 
@@ -123,8 +124,11 @@ def test_matches_torch_float32(case, formulation, monkeypatch):
     _compare(case, _use(formulation, monkeypatch), np.float32, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("formulation", ["auto", "xla_canonical"])
-@pytest.mark.parametrize("case", [CASES[0], CASES[2], CASES[4], CASES[6], CASES[7]])
+ONE_CHANNEL = ((9, 8), (3, 3), (1, 1), "SAME", (1, 1), 1, 1, 4)  # "auto" picks "taps"
+
+
+@pytest.mark.parametrize("formulation", ["auto", "xla_canonical", "taps"])
+@pytest.mark.parametrize("case", [CASES[0], CASES[2], CASES[4], CASES[6], CASES[7], ONE_CHANNEL])
 def test_in_a_library_program_matches_torch(case, formulation, monkeypatch):
     """``F.conv*`` traced and compiled by ``_conv_compiler.jit`` (Eigen convolutions)."""
     name = _use(formulation, monkeypatch)
@@ -166,10 +170,11 @@ def test_formulations_agree_under_jit_vmap_without_recompiling(key):
     np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-5)
 
 
-def test_canonical_check_grads_second_order_reverse():
+@pytest.mark.parametrize("formulation", ["xla_canonical", "taps"])
+def test_custom_vjp_formulations_check_grads_second_order_reverse(formulation):
     params = {"kernel": rand((2, 3, 2, 3), 1), "bias": rand((3,), 2)}
     x = rand((2, 5, 6, 2), 3)
-    conv = lambda p, x: forms.xla_canonical(
+    conv = lambda p, x: forms.IMPLEMENTATIONS[formulation](
         x, p["kernel"], (2, 1), [(1, 0), (0, 2)], (1, 2), 1
     )  # fmt: skip
     with jax.enable_x64(True):
@@ -279,12 +284,19 @@ def test_rule_in_a_library_program():
     pick = lambda *case, groups=1, backend="cpu": forms.choose(
         *case, groups, jnp.float32, backend, library=True
     )  # fmt: skip
-    small = ((32, 28, 28, 1), (3, 3, 1, 32), (28, 28))  # 0.9 MB of patches
+    small = ((32, 28, 28, 2), (3, 3, 2, 32), (28, 28))  # 1.8 MB of patches
     big = ((128, 14, 14, 32), (3, 3, 32, 64), (14, 14))  # 29 MB
     assert pick(*small) == pick(*big) == "xla_canonical"
     assert pick(*small, backend="gpu") == "xla"
-    tiny = ((8, 28, 28, 1), (3, 3, 1, 32), (28, 28))  # 0.2 MB: Eigen's fixed cost loses
+    tiny = ((8, 28, 28, 2), (3, 3, 2, 32), (28, 28))  # 0.4 MB: Eigen's fixed cost loses
     assert pick(*tiny) == "patches"
+    for batch in (1, 8, 32, 128):  # one input channel, 3x3: shifted multiply-adds
+        assert pick((batch, 28, 28, 1), (3, 3, 1, 32), (28, 28)) == "taps"
+    assert pick((128, 28, 28, 1), (5, 5, 1, 32), (28, 28)) == "xla_canonical"  # 25 taps
+    assert pick((8, 28, 28, 1), (3, 3, 1, 32), (28, 28), backend="gpu") == "xla"
+    assert forms.choose((8, 28, 28, 1), (3, 3, 1, 32), (28, 28), 1, jnp.float32, "cpu") == (
+        "patches"  # outside a library program the rule is unchanged
+    )
     depthwise = ((128, 14, 14, 32), (3, 3, 1, 32), (14, 14))  # 29 MB: patches measured faster
     assert pick(*depthwise, groups=32) == "patches"
     huge_depthwise = ((512, 14, 14, 32), (3, 3, 1, 32), (14, 14))  # 116 MB
