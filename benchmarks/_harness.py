@@ -156,8 +156,9 @@ def time_calls(
     """Times several ``(fn, sync)`` pairs as :func:`time_call` does, samples interleaved.
 
     Each call's first run and warm-up happen in turn; then every round takes one sample
-    of each call, so a change in the machine's load during the run (other jobs on a
-    shared CPU) reaches every call alike instead of whichever was timed at that moment.
+    of each call, in reversed order every other round, so a change in the machine's load
+    during the run (other jobs on a shared CPU) reaches every call alike instead of
+    whichever was timed at that moment, and so does following another call.
     A call that raises is dropped and its exception returned; the others go on.
 
     Example:
@@ -179,8 +180,11 @@ def time_calls(
         except Exception as err:  # reported to the caller, the other calls go on
             errors[name] = err
     samples: dict[K, list[float]] = {name: [] for name in number}
-    for _ in range(repeats):
-        for name in [n for n in samples if n not in errors]:
+    for round_ in range(repeats):
+        # Alternate the order (ABC, CBA, ...): whichever call follows another framework's
+        # (a PyTorch peer's threads spin for a while after it returns) changes each round.
+        order = list(samples) if round_ % 2 == 0 else list(samples)[::-1]
+        for name in [n for n in order if n not in errors]:
             fn, sync = calls[name]
             try:
                 samples[name].append(_sample(fn, sync, number[name], clock))

@@ -114,6 +114,7 @@ def nnjax(
     scan_steps: int = 0,
     donate: bool | None = None,
     library_conv: bool = True,
+    eigen_dots: bool | None = None,
 ) -> Case:
     """``nnjax.train``'s pure step jitted as ``fit`` jits it, donating params, optimizer and rest.
 
@@ -122,6 +123,8 @@ def nnjax(
     ``False`` never (a diagnostic: the step is otherwise the same). The train step is
     compiled by ``nnjax.functional._conv_compiler.jit`` like ``fit``'s (XLA:CPU
     convolutions on Eigen); ``library_conv=False`` uses plain ``jax.jit`` (a diagnostic).
+    ``eigen_dots=None`` puts the matmuls on Eigen where ``fit`` does
+    (``nnjax.train.compiled.eigen_dots_for``); ``False`` never (a diagnostic).
     """
     from nnjax import train
     from nnjax.functional import _conv_compiler
@@ -135,7 +138,8 @@ def nnjax(
     step = train.scan_steps(step) if scan_steps else step
     donate = compiled.donate_for(graphdef) if donate is None else donate
     donated = (0, 1, 2) if donate else ()
-    jit = _conv_compiler.jit if library_conv else jax.jit
+    eigen_dots = compiled.eigen_dots_for(graphdef) if eigen_dots is None else eigen_dots
+    jit = functools.partial(_conv_compiler.jit, eigen_dots=eigen_dots) if library_conv else jax.jit
     step = jit(H.counted(step, traces, "train"), donate_argnums=donated)
     predict = train.make_predict_step(train.graphdef_for(model, training=False))
     predict = jax.jit(H.counted(predict, traces, "predict"))

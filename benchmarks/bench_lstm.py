@@ -21,7 +21,10 @@ Peers:
   over the batch, ``eqx.filter_jit``;
 * ``keras``: ``keras.layers.LSTM`` + ``Dense`` (JAX backend, ``jit_compile=True``);
 * ``torch``: ``torch.nn.LSTM(batch_first=True)`` + ``Linear``, eager (``torch_compile``
-  on request).
+  on request);
+* on request, the diagnostic ``nnjax_ynn_dots``: the ``nnjax`` peer with its matmuls on
+  YNNPACK (XLA:CPU's default), where ``fit`` compiles an LSTM model's step with them on
+  Eigen (``nnjax.train.compiled.eigen_dots_for``).
 
 Usage::
 
@@ -46,7 +49,7 @@ import jax.numpy as jnp
 
 NAME = "lstm"
 DEFAULT_PEERS = (*P.STANDARD[:2], "nnjax_per_step", "nnjax_precompute", *P.STANDARD[2:])
-PEERS = (*DEFAULT_PEERS, *P.ON_REQUEST)
+PEERS = (*DEFAULT_PEERS, *P.ON_REQUEST, "nnjax_ynn_dots")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -168,6 +171,7 @@ def builders(cfg: Config) -> dict[str, P.Builder]:
     )
     for name, precompute in (("nnjax_per_step", False), ("nnjax_precompute", True)):
         peers[name] = p(P.nnjax, spec, p(_nnjax_formulation, cfg, precompute))
+    peers["nnjax_ynn_dots"] = p(P.nnjax, spec, p(_nnjax_model, cfg), eigen_dots=False)
     return peers
 
 

@@ -69,6 +69,8 @@ from nnjax.functional._scoped import scoped
 #: ``LIBRARY_FUSION_TYPE_INDIVIDUAL_CONVOLUTION``).
 YNN_FUSION_OPTION = "xla_cpu_experimental_ynn_fusion_type"
 YNN_WITHOUT_CONVOLUTIONS = "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT,LIBRARY_FUSION_TYPE_REDUCE"
+#: The same list without the matmuls either (``eigen_dots``: they run on Eigen).
+YNN_WITHOUT_DOTS = "LIBRARY_FUSION_TYPE_REDUCE"
 
 _LIBRARY_CONVS: contextvars.ContextVar[bool] = contextvars.ContextVar(
     "library_convolutions", default=False
@@ -113,7 +115,7 @@ def _accepted(option: str, value: str) -> bool:
     return True
 
 
-def compiler_options(backend: str | None = None) -> dict[str, str]:
+def compiler_options(backend: str | None = None, *, eigen_dots: bool = False) -> dict[str, str]:
     """The compiler options :func:`jit` adds: ``{}`` but on XLA:CPU.
 
     Also ``{}`` when this jaxlib rejects the option, or when ``XLA_FLAGS`` sets it
@@ -121,6 +123,9 @@ def compiler_options(backend: str | None = None) -> dict[str, str]:
 
     Args:
       backend: ``"cpu"``, ``"gpu"``, ...; ``None``: JAX's default backend.
+      eigen_dots: matmuls on Eigen too (:data:`YNN_WITHOUT_DOTS`). Eigen runs a matmul
+        on several threads where YNNPACK here used one; it measured faster for the
+        LSTM train step (``nnjax.train.compiled.eigen_dots_for``).
 
     Returns:
       ``{option name: value}`` for :func:`jax.jit`'s ``compiler_options``.
@@ -133,19 +138,21 @@ def compiler_options(backend: str | None = None) -> dict[str, str]:
         return {}
     if YNN_FUSION_OPTION in os.environ.get("XLA_FLAGS", ""):
         return {}
-    if not _accepted(YNN_FUSION_OPTION, YNN_WITHOUT_CONVOLUTIONS):
+    value = YNN_WITHOUT_DOTS if eigen_dots else YNN_WITHOUT_CONVOLUTIONS
+    if not _accepted(YNN_FUSION_OPTION, value):
         return {}
-    return {YNN_FUSION_OPTION: YNN_WITHOUT_CONVOLUTIONS}
+    return {YNN_FUSION_OPTION: value}
 
 
-def jit(fn: Callable, **jit_kwargs: Any) -> Any:
+def jit(fn: Callable, *, eigen_dots: bool = False, **jit_kwargs: Any) -> Any:
     """:func:`jax.jit` of ``fn`` with :func:`compiler_options`, traced for Eigen's convolutions.
 
     Same arguments and result as :func:`jax.jit` (``compiler_options`` given here are
-    added to, and win over, this module's). Without options for the default backend it
-    is plain :func:`jax.jit`. Like any ``jax.jit`` with compiler options, the result
-    must be called at top level, not inside another ``jit``, ``grad`` or ``vmap`` (JAX
-    raises ValueError): it is meant for a program's outermost step, as ``fit``'s.
+    added to, and win over, this module's), plus ``eigen_dots`` for
+    :func:`compiler_options`. Without options for the default backend it is plain
+    :func:`jax.jit`. Like any ``jax.jit`` with compiler options, the result must be
+    called at top level, not inside another ``jit``, ``grad`` or ``vmap`` (JAX raises
+    ValueError): it is meant for a program's outermost step, as ``fit``'s.
 
     Example:
       >>> import nnjax.functional as F
@@ -154,7 +161,7 @@ def jit(fn: Callable, **jit_kwargs: Any) -> Any:
       >>> conv(params, jnp.ones((2, 8, 8, 1))).shape
       (2, 8, 8, 4)
     """
-    options = compiler_options()
+    options = compiler_options(eigen_dots=eigen_dots)
     if not options:
         return jax.jit(fn, **jit_kwargs)
 
@@ -170,6 +177,7 @@ def jit(fn: Callable, **jit_kwargs: Any) -> Any:
 __all__ = [
     "YNN_FUSION_OPTION",
     "YNN_WITHOUT_CONVOLUTIONS",
+    "YNN_WITHOUT_DOTS",
     "compiler_options",
     "in_library_program",
     "jit",

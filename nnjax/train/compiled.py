@@ -62,6 +62,9 @@ _ONE_STEP_KINDS = ("Conv", "LSTM", "GRU", "RNN", "Recurrent", "Attention", "Tran
 #: Module class names after which donation measured slower on XLA:CPU.
 _NO_DONATE_KINDS = ("Conv", "LSTM", "GRU", "RNN", "Recurrent")
 
+#: Module class names after which matmuls on Eigen measured faster on XLA:CPU.
+_EIGEN_DOT_KINDS = ("LSTM",)
+
 
 class TraceCounter:
     """Counts traces of the train dispatch.
@@ -141,9 +144,40 @@ def donate_for(graphdef: nnx.GraphDef, backend: str | None = None) -> bool:
     """
     if (backend or jax.default_backend()) != "cpu":
         return True
+    return not _has_kind(graphdef, _NO_DONATE_KINDS)
+
+
+def eigen_dots_for(graphdef: nnx.GraphDef, backend: str | None = None) -> bool:
+    """Whether the train dispatch runs its matmuls on Eigen: on CPU for LSTM models.
+
+    XLA:CPU sends matmuls to YNNPACK by default, which ran the LSTM's small per-step
+    matmuls on one thread; Eigen's use both cores of a 2-core AMD EPYC (Zen 2, AVX2).
+    The LSTM classifier of ``benchmarks/bench_lstm.py`` (``T=64``, ``in=16``,
+    ``H=128``, Adam), wall clock, medians of 20-25 interleaved steps, Eigen / YNNPACK:
+    batch 32 0.91, 0.92, 0.91; batch 128 0.95, 0.91, 0.93. Not taken for GRU models
+    (batch 32 1.14-1.19, batch 128 0.86-0.94: its input and recurrent matmuls are
+    separate, and the narrow input one lost), MLPs (batch 1 / 32 / 256: 1.03 / 0.92 /
+    0.99) or CNNs (batch 32 / 128: 1.01 / 1.03). See
+    :func:`nnjax.functional._conv_compiler.compiler_options`.
+
+    Example:
+      >>> from flax import nnx
+      >>> from nnjax.nn import LSTM, MLP
+      >>> eigen_dots_for(nnx.graphdef(LSTM(2, 4, rngs=nnx.Rngs(0))), "cpu")
+      True
+      >>> eigen_dots_for(nnx.graphdef(MLP(2, (4,), 1, rngs=nnx.Rngs(0))), "cpu")
+      False
+    """
+    if (backend or jax.default_backend()) != "cpu":
+        return False
+    return _has_kind(graphdef, _EIGEN_DOT_KINDS)
+
+
+def _has_kind(graphdef: nnx.GraphDef, kinds: tuple[str, ...]) -> bool:
+    """Whether a module class of ``graphdef`` has one of ``kinds`` in its name."""
     classes = {getattr(node, "type", None) for node in getattr(graphdef, "nodes", ())}
     names = {c.__name__ for c in classes if isinstance(c, type) and issubclass(c, nnx.Module)}
-    return not any(m in name for name in names for m in _NO_DONATE_KINDS)
+    return any(k in name for name in names for k in kinds)
 
 
 def _donated(graphdef: nnx.GraphDef) -> tuple[int, ...]:
@@ -284,8 +318,10 @@ def compiled_train(
         return run(params, opt_state, rest, get, n)
 
     fn = from_device_data if gather else from_batches
-    # XLA:CPU: convolutions on Eigen rather than YNNPACK, per program (_conv_compiler)
-    return _conv_compiler.jit(fn, donate_argnums=_donated(graphdef))
+    # XLA:CPU: convolutions (and an LSTM's matmuls) on Eigen rather than YNNPACK, per
+    # program (_conv_compiler)
+    eigen_dots = eigen_dots_for(graphdef)
+    return _conv_compiler.jit(fn, donate_argnums=_donated(graphdef), eigen_dots=eigen_dots)
 
 
 def jit_train_step(

@@ -104,7 +104,7 @@ def _value_and_vjp(fn):
 
 
 def _use(formulation, monkeypatch):
-    """The name to pass as ``formulation=``; ``"xla_canonical"`` / ``"taps"`` stand in for ``"xla"``."""
+    """The name to pass as ``formulation=``; ``"xla_canonical"``/``"taps"`` stand in for "xla"."""
     if formulation in FORMULATIONS or formulation == "auto":
         return formulation
     monkeypatch.setitem(forms.IMPLEMENTATIONS, "xla", forms.IMPLEMENTATIONS[formulation])
@@ -229,7 +229,10 @@ def test_library_jit_traces_once_and_matches_plain_jit():
 def test_compiler_options_only_on_cpu_and_when_not_set_by_the_process(monkeypatch):
     expected = {compiler.YNN_FUSION_OPTION: compiler.YNN_WITHOUT_CONVOLUTIONS}
     assert compiler.compiler_options("cpu") == expected
+    eigen_dots = {compiler.YNN_FUSION_OPTION: compiler.YNN_WITHOUT_DOTS}
+    assert compiler.compiler_options("cpu", eigen_dots=True) == eigen_dots
     assert compiler.compiler_options("gpu") == {}
+    assert compiler.compiler_options("gpu", eigen_dots=True) == {}
     assert not compiler._accepted(compiler.YNN_FUSION_OPTION, "LIBRARY_FUSION_TYPE_NONE")
     flags = f"--{compiler.YNN_FUSION_OPTION}=LIBRARY_FUSION_TYPE_DOT"
     monkeypatch.setenv("XLA_FLAGS", flags)
@@ -244,7 +247,7 @@ def test_library_jit_is_for_top_level_calls():
 
 
 def test_library_jit_without_options_is_plain_jit(monkeypatch):
-    monkeypatch.setattr(compiler, "compiler_options", lambda backend=None: {})
+    monkeypatch.setattr(compiler, "compiler_options", lambda backend=None, eigen_dots=False: {})
     seen = []
     compiler.jit(lambda x: seen.append(compiler.in_library_program()) or x)(jnp.ones(2))
     assert seen == [False]

@@ -1,10 +1,16 @@
-"""The measured choices of nnjax.train.compiled: updates per dispatch and donation."""
+"""The measured choices of nnjax.train.compiled: updates per dispatch, donation, matmuls."""
 
+import jax
+import jax.numpy as jnp
+import optax
 import pytest
 from flax import nnx
 
 from nnjax import nn
-from nnjax.train import compiled
+from nnjax.functional import _conv_compiler
+from nnjax.train import compiled, sharding
+from nnjax.train.data import Batch
+from nnjax.train.step import split_model
 
 
 def _graphdef(model):
@@ -31,3 +37,36 @@ def test_donation_off_on_cpu_for_conv_and_recurrent_models_only():
     assert compiled.donate_for(mlp, "cpu")
     assert not compiled.donate_for(cnn, "cpu") and not compiled.donate_for(lstm, "cpu")
     assert compiled.donate_for(cnn, "gpu") and compiled.donate_for(lstm, "tpu")
+
+
+def test_eigen_dots_on_cpu_for_lstm_models_only():
+    rngs = nnx.Rngs(0)
+    lstm = _graphdef(nn.SequenceClassifier(3, 4, 2, rngs=rngs))
+    gru = _graphdef(nn.SequenceClassifier(3, 4, 2, cell="gru", rngs=rngs))
+    mlp = _graphdef(nn.MLP(2, (4,), 1, rngs=rngs))
+    cnn = _graphdef(nn.CNN((8, 8, 1), 2, conv_features=(4,), rngs=rngs))
+    assert compiled.eigen_dots_for(lstm, "cpu")
+    assert not any(compiled.eigen_dots_for(g, "cpu") for g in (gru, mlp, cnn))
+    assert not compiled.eigen_dots_for(lstm, "gpu")
+
+
+def _ynn_matmuls(model, x, y):
+    """How many matmuls of ``fit``'s compiled step for ``model`` run on YNNPACK."""
+    graphdef, params, rest = split_model(model)
+    tx = optax.sgd(0.1)
+    mesh = sharding.make_mesh(jax.devices()[:1])
+    fn = compiled.compiled_train(graphdef, "cross_entropy", tx, (), 1, mesh, False)
+    ones = jnp.ones((1, len(y)))
+    batches = Batch(x[None], y[None], ones, ones)
+    hlo = fn.lower(params, tx.init(params), rest, batches, 1).compile().as_text()
+    return sum("__ynn_fusion" in line and "dot_general" in line for line in hlo.splitlines())
+
+
+def test_the_lstm_step_compiles_its_matmuls_for_eigen():
+    rngs = nnx.Rngs(0)
+    x, y = jnp.ones((4, 5, 3)), jnp.zeros(4, jnp.int32)
+    lstm = nn.SequenceClassifier(3, 4, 2, rngs=rngs)
+    gru = nn.SequenceClassifier(3, 4, 2, cell="gru", rngs=rngs)
+    on_cpu = jax.default_backend() == "cpu" and bool(_conv_compiler.compiler_options())
+    assert _ynn_matmuls(lstm, x, y) == 0
+    assert (_ynn_matmuls(gru, x, y) > 0) == on_cpu  # the default: YNNPACK where it exists
