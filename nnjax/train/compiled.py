@@ -153,8 +153,11 @@ def eigen_dots_for(graphdef: nnx.GraphDef, backend: str | None = None) -> bool:
     XLA:CPU sends matmuls to YNNPACK by default, which ran the LSTM's small per-step
     matmuls on one thread; Eigen's use both cores of a 2-core AMD EPYC (Zen 2, AVX2).
     The LSTM classifier of ``benchmarks/bench_lstm.py`` (``T=64``, ``in=16``,
-    ``H=128``, Adam), wall clock, medians of 20-25 interleaved steps, Eigen / YNNPACK:
-    batch 32 0.91, 0.92, 0.91; batch 128 0.95, 0.91, 0.93. Not taken for GRU models
+    ``H=128``, Adam), wall clock, medians of 16-30 interleaved steps in alternating
+    order, Eigen / YNNPACK: batch 128 0.95, 0.91, 0.93, 0.93, 0.92, 0.90; batch 32 0.91,
+    0.92, 0.91, 0.89, 0.98, 0.84. In the benchmark script (its ``nnjax_ynn_dots`` peer)
+    batch 128 gave 0.86, 0.94, 1.05, 0.95 and batch 32 1.10, 0.91, 1.05, 1.07: a gain at
+    batch 128, within the noise at 32. Not taken for GRU models
     (batch 32 1.14-1.19, batch 128 0.86-0.94: its input and recurrent matmuls are
     separate, and the narrow input one lost), MLPs (batch 1 / 32 / 256: 1.03 / 0.92 /
     0.99) or CNNs (batch 32 / 128: 1.01 / 1.03). See
