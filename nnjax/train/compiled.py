@@ -155,10 +155,10 @@ def eigen_dots_for(graphdef: nnx.GraphDef, backend: str | None = None) -> bool:
     The LSTM classifier of ``benchmarks/bench_lstm.py`` (``T=64``, ``in=16``,
     ``H=128``, Adam), wall clock, medians of 16-30 interleaved steps in alternating
     order, Eigen / YNNPACK: batch 128 0.95, 0.91, 0.93, 0.93, 0.92, 0.90; batch 32 0.91,
-    0.92, 0.91, 0.89, 0.98, 0.84. In five runs of the benchmark script (its
-    ``nnjax_ynn_dots`` peer) batch 128 gave 0.87, 0.91, 0.94, 1.05, 0.96, but batch 32
-    1.10, 1.08, 0.91, 1.04, 1.07: a gain at batch 128; at 32 the two measurements
-    disagree (unexplained). Not taken for GRU models
+    0.92, 0.91, 0.89, 0.98, 0.84. In six runs of the benchmark script (its
+    ``nnjax_ynn_dots`` peer) batch 128 gave 0.87, 0.91, 0.94, 1.05, 0.96, 0.89, but
+    batch 32 1.10, 1.08, 0.91, 1.04, 1.07, 0.89: a gain at batch 128; at 32 the two
+    measurements disagree (unexplained). Not taken for GRU models
     (batch 32 1.14-1.19, batch 128 0.86-0.94: its input and recurrent matmuls are
     separate, and the narrow input one lost), MLPs (batch 1 / 32 / 256: 1.03 / 0.92 /
     0.99) or CNNs (batch 32 / 128: 1.01 / 1.03). See
