@@ -43,6 +43,13 @@ with ``stride == window_shape`` and at most :data:`MAX_TAPS` elements per window
 ``"reshape"``; overlapping or larger windows, a symbolic spatial size and every other
 backend (not measured here) keep ``"reduce_window"``.
 
+Measured and not kept for the max pool's backward (the CNN train step at batch 128 in a
+program of :func:`nnjax.functional._conv_compiler.jit`, interleaved A/B, 2026-12-02):
+routing the gradient through an int8 index of the first maximum (1.0x: XLA still writes
+the pooled layer's activations for the backward), computing that index with a variadic
+``reduce`` (1.17x) or an integer min-reduction (1.3-1.5x), and pooling before the bias
+and ReLU (1.10x: the backward became one pad fusion per window position).
+
 Example:
   >>> choose((8, 28, 28, 32), (2, 2), (2, 2), "cpu")
   'reshape'
