@@ -99,18 +99,20 @@ def forward(x: jax.Array, kernel: jax.Array, strides, pads: Pads, dilation) -> j
       dilation: kernel dilation, one int per spatial axis.
 
     Returns:
-      ``(B, *out_spatial, out)``, the dtype of ``x``.
+      ``(B, *out_spatial, out)``, the dtype of ``x``; accumulated in at least float32
+      (as a convolution accumulates), rounded once.
     """
     nd = kernel.ndim - 2
-    rows = kernel.reshape(-1, *kernel.shape[nd:])  # (taps, in, out)
-    shifted = windows(x, kernel.shape[:nd], strides, pads, dilation)
+    acc = jnp.promote_types(x.dtype, jnp.float32)
+    rows = kernel.astype(acc).reshape(-1, *kernel.shape[nd:])  # (taps, in, out)
+    shifted = windows(x.astype(acc), kernel.shape[:nd], strides, pads, dilation)
     lead = (1,) * (nd + 1)  # w[c] (out,) broadcast over (B, *out_spatial)
     terms = [
         s[..., c : c + 1] * w[c].reshape(*lead, -1)
         for s, w in zip(shifted, rows)
         for c in range(x.shape[-1])
     ]
-    return functools.reduce(jnp.add, terms)
+    return functools.reduce(jnp.add, terms).astype(x.dtype)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))

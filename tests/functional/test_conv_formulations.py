@@ -317,3 +317,16 @@ def test_bad_formulation_names_the_argument(key):
     with pytest.raises(ValueError, match=r"conv_formulation: `formulation` must be"):
         with conv_formulation("winograd"):
             pass
+
+
+def test_taps_accumulates_bfloat16_in_float32_and_rounds_once():
+    from nnjax.functional import _conv_taps
+
+    x = jnp.asarray(rand((2, 9, 8, 1), 1), jnp.bfloat16)
+    kernel = jnp.asarray(rand((3, 3, 1, 4), 2), jnp.bfloat16)
+    pads = ((1, 1), (1, 1))
+    y = _conv_taps.forward(x, kernel, (1, 1), pads, (1, 1))
+    exact = forms.xla(x.astype(jnp.float32), kernel.astype(jnp.float32), (1, 1), pads, (1, 1), 1)
+    assert y.dtype == jnp.bfloat16
+    # one rounding of the float32 sum: within bfloat16's unit roundoff (2**-8 relative)
+    np.testing.assert_allclose(np.float32(y), exact, rtol=2**-8, atol=1e-6)
