@@ -117,17 +117,9 @@ def forward(x: jax.Array, kernel: jax.Array, strides, pads: Pads, dilation) -> j
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
 def conv(x: jax.Array, kernel: jax.Array, strides, pads: Pads, dilation) -> jax.Array:
-    """Channels-last ungrouped convolution: :func:`forward`, canonical gradients.
+    """:func:`forward` with the VJP of :func:`nnjax.functional._conv_canonical.conv`.
 
-    Args:
-      x: ``(B, *spatial, in)``.
-      kernel: ``(*kernel_size, in, out)``, the dtype of ``x``.
-      strides: one int per spatial axis.
-      pads: ``(lo, hi)`` per spatial axis (tuples: hashable).
-      dilation: kernel dilation, one int per spatial axis.
-
-    Returns:
-      ``(B, *out_spatial, out)``.
+    Arguments and result as that function's (``pads`` as tuples: hashable).
     """
     return forward(x, kernel, strides, pads, dilation)
 
