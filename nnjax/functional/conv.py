@@ -11,8 +11,8 @@ import jax
 import jax.numpy as jnp
 
 from nnjax import _checks, _hardware, initializers
+from nnjax.functional import _bfloat16, _utils
 from nnjax.functional import _conv_formulations as _forms
-from nnjax.functional import _utils
 from nnjax.functional._conv_formulations import conv_formulation as conv_formulation
 
 Params = dict[str, jax.Array]
@@ -212,7 +212,7 @@ def conv(
     out = [_forms.out_size(*a) for a in zip(x.shape[1:-1], pads, span, strides)]
     # bfloat16 that this CPU only emulates: convolve in float32 and round the output once
     # (as F.dense does; the kernel enters as it is)
-    xc = x.astype(jnp.float32) if _hardware.upcast_matmuls(x.dtype) else x
+    xc = _bfloat16.to_float32(x) if _hardware.upcast_matmuls(x.dtype) else x
     chosen = _forms.resolve(formulation, xc, kernel, out, groups)
     y = _forms.IMPLEMENTATIONS[chosen](xc, kernel.astype(xc.dtype), strides, pads, dilation, groups)
     return add_bias(op, params, y).astype(x.dtype)

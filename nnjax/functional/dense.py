@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 
 from nnjax import _checks, _hardware, initializers
-from nnjax.functional import _utils
+from nnjax.functional import _bfloat16, _utils
 
 Params = dict[str, jax.Array]
 
@@ -118,7 +118,7 @@ def _affine_upcast(x: jax.Array, kernel: jax.Array, bias: jax.Array | None) -> j
     second float32 copy of the step: 1.02).
     """
     f32 = jnp.float32
-    y = jnp.matmul(x.astype(f32), kernel.astype(f32))
+    y = jnp.matmul(_bfloat16.to_float32(x), kernel.astype(f32))
     if bias is not None:
         y = y + _utils.expand_to(bias.astype(f32), y.ndim)
     return y.astype(x.dtype)

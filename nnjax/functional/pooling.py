@@ -12,8 +12,8 @@ import jax.numpy as jnp
 
 from nnjax import _checks, _hardware
 from nnjax._deprecation import renamed_args
+from nnjax.functional import _bfloat16, _utils
 from nnjax.functional import _pool_formulations as _forms
-from nnjax.functional import _utils
 from nnjax.functional._pool_formulations import pool_formulation as pool_formulation
 
 Window = int | tuple[int, ...]
@@ -37,7 +37,8 @@ def _max_pool(op: str, nd: int, x, window, stride, padding, formulation) -> jax.
     if _hardware.upcast_matmuls(x.dtype):
         # bfloat16 emulated by this CPU: the max of the same values in float32 is exact
         # (and so is its gradient's routing), without XLA's per-comparison conversions
-        return _forms.MAX[how](x.astype(jnp.float32), window, stride, mode).astype(x.dtype)
+        y = _forms.MAX[how](_bfloat16.to_float32(x), window, stride, mode)
+        return y.astype(x.dtype)
     return _forms.MAX[how](x, window, stride, mode)
 
 

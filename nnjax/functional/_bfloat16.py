@@ -1,0 +1,111 @@
+"""bfloat16 on a CPU that only emulates it: widen to float32, compute, round once (private).
+
+On such a CPU (:func:`nnjax._hardware.upcast_matmuls`) ``F.conv*``, ``F.dense``, max
+pooling and the built-in recurrences widen bfloat16 inputs to float32, compute there and
+round their result to bfloat16 once. The widening's gradient rounds the float32
+cotangent back to bfloat16, and XLA:CPU's ``convert`` does that rounding slowly inside
+the backward's fusions (the max-pool and ReLU backward of a CNN took 2.5x their float32
+time). :func:`to_float32` gives the widening a gradient that rounds with integer
+operations instead (:func:`round_to_bfloat16`: round to nearest even, bitwise
+XLA's result); its forward stays XLA's ``convert``, which XLA may still fold into a
+round trip.
+
+Measured on a 2-core AMD EPYC (Zen 2, AVX2, no AVX-512), jax 0.10.2: the train step of
+``fit`` (Adam) of a model with ``dtype=jnp.bfloat16``, time / the float32 model's time,
+medians of interleaved steps, two runs each (XLA's rounding -> this one):
+
+==========================================  =========================  ================
+model (batch)                               XLA's rounding             this module
+==========================================  =========================  ================
+CNN of ``benchmarks/bench_cnn.py`` (32)     1.18, 1.20                 1.03, 1.04
+CNN (128)                                   1.14, 1.16                 1.00, 1.02
+LSTM of ``benchmarks/bench_lstm.py`` (32)   0.99, 1.02                 0.95, 1.03
+MLP 784-500-300-100-10 (32)                 1.02, 1.09                 1.04, 1.06
+==========================================  =========================  ================
+
+The MLP's fusions are the same either way (only the rounding's code differs); its
+spread is noise at 4 ms a step.
+
+A custom VJP has no forward mode (``jax.jvp`` raises), so :func:`to_float32` uses it only
+while a program of :func:`nnjax.functional._conv_compiler.jit` is traced (``fit``'s
+steps, which differentiate in reverse mode), as the ``"taps"`` convolution does.
+
+Example:
+  >>> round_to_bfloat16(jnp.float32(1.00390625))  # a tie: to the even neighbour
+  Array(1, dtype=bfloat16)
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+from nnjax.functional._conv_compiler import in_library_program
+
+_HALF_ULP = 0x7FFF  # half a bfloat16 ulp in the low 16 bits, less one (ties go to even)
+_QUIET_NAN = 0x00400000  # the float32 quiet bit: a NaN stays a NaN when truncated
+
+
+@jax.custom_jvp
+def round_to_bfloat16(x: jax.Array) -> jax.Array:
+    """Float32 ``x`` rounded to the nearest bfloat16 (ties to even), with integer operations.
+
+    Bitwise the same as ``x.astype(jnp.bfloat16)`` (infinities, NaNs, subnormals and
+    overflow to infinity included). Differentiable: the tangent is cast like a
+    ``convert``'s.
+
+    Args:
+      x: float32 array, any shape.
+
+    Returns:
+      bfloat16 array of ``x``'s shape.
+    """
+    bits = lax.bitcast_convert_type(x, jnp.uint32)
+    odd = (bits >> 16) & jnp.uint32(1)
+    rounded = jnp.where(jnp.isnan(x), bits | jnp.uint32(_QUIET_NAN), bits + _HALF_ULP + odd)
+    return lax.bitcast_convert_type((rounded >> 16).astype(jnp.uint16), jnp.bfloat16)
+
+
+@round_to_bfloat16.defjvp
+def _round_jvp(primals: tuple[jax.Array], tangents: tuple[jax.Array]) -> tuple:
+    return round_to_bfloat16(*primals), tangents[0].astype(jnp.bfloat16)
+
+
+@jax.custom_vjp
+def _widen(x: jax.Array) -> jax.Array:
+    return x.astype(jnp.float32)
+
+
+def _widen_fwd(x: jax.Array) -> tuple[jax.Array, None]:
+    return x.astype(jnp.float32), None
+
+
+def _widen_bwd(_: None, cotangent: jax.Array) -> tuple[jax.Array]:
+    return (round_to_bfloat16(cotangent),)
+
+
+_widen.defvjp(_widen_fwd, _widen_bwd)
+
+
+def to_float32(x: jax.Array) -> jax.Array:
+    """``x.astype(jnp.float32)``; for bfloat16 in a library program, its gradient rounds fast.
+
+    Args:
+      x: array of any float dtype and shape.
+
+    Returns:
+      float32 array of ``x``'s shape and values. In a program traced by
+      :func:`nnjax.functional._conv_compiler.jit`, a bfloat16 ``x``'s cotangent is
+      rounded by :func:`round_to_bfloat16` (same values as XLA's rounding).
+
+    Example:
+      >>> to_float32(jnp.ones(2, jnp.bfloat16))
+      Array([1., 1.], dtype=float32)
+    """
+    if x.dtype == jnp.bfloat16 and in_library_program():
+        return _widen(x)
+    return x.astype(jnp.float32)
+
+
+__all__ = ["round_to_bfloat16", "to_float32"]

@@ -1,0 +1,120 @@
+"""``_bfloat16``: the integer rounding to bfloat16 against XLA's ``convert``, and the
+widening whose gradient uses it in library programs (and only there)."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import nnjax.functional as F
+from nnjax import _hardware
+from nnjax.functional import _bfloat16, _conv_compiler
+
+BF16, F32 = jnp.bfloat16, jnp.float32
+
+
+def _bits(a) -> np.ndarray:
+    return np.asarray(a).view(np.uint16)
+
+
+def _hard_floats(n: int = 200_000) -> np.ndarray:
+    """Float32 values over the whole exponent range, ties, and every special case."""
+    rng = np.random.default_rng(0)
+    bits = rng.integers(0, 2**32, n, dtype=np.uint64).astype(np.uint32)
+    ties = (rng.integers(0, 2**16, 1000, dtype=np.uint32) << 16) | np.uint32(0x8000)
+    specials = np.array(
+        [0.0, -0.0, np.inf, -np.inf, np.nan, -np.nan, 3.4028235e38, -3.4028235e38, 1e-45,
+         1.1754942e-38, 1.00390625, 1.01171875, 1.0039063, -1.00390625],
+        np.float32,
+    )  # fmt: skip
+    return np.concatenate([bits.view(np.float32), ties.view(np.float32), specials])
+
+
+def test_round_to_bfloat16_is_bitwise_xlas_convert():
+    x = _hard_floats()
+    expected = jax.jit(lambda v: v.astype(BF16))(x)
+    actual = jax.jit(_bfloat16.round_to_bfloat16)(x)
+    assert actual.dtype == BF16 and actual.shape == x.shape
+    nan = np.isnan(x)
+    np.testing.assert_array_equal(_bits(actual)[~nan], _bits(expected)[~nan])
+    assert np.isnan(np.asarray(actual, F32)[nan]).all()  # a NaN stays a NaN
+
+
+def test_round_to_bfloat16_ties_go_to_even():
+    one_plus_half_ulp = np.float32(1.00390625)  # halfway between 1 and 1 + 2**-7
+    three_halves_ulp = np.float32(1.01171875)  # halfway between 1 + 2**-7 and 1 + 2**-6
+    out = np.asarray(_bfloat16.round_to_bfloat16(jnp.array([one_plus_half_ulp, three_halves_ulp])))
+    np.testing.assert_array_equal(out.astype(np.float32), [1.0, 1.015625])
+
+
+def test_round_to_bfloat16_differentiates_like_a_cast():
+    x = jnp.linspace(-3.0, 3.0, 11, dtype=F32)
+    t = jnp.linspace(0.1, 1.7, 11, dtype=F32)
+    y, ty = jax.jvp(_bfloat16.round_to_bfloat16, (x,), (t,))
+    np.testing.assert_array_equal(_bits(ty), _bits(t.astype(BF16)))
+    np.testing.assert_array_equal(_bits(y), _bits(x.astype(BF16)))
+    g = jax.grad(lambda v: jnp.sum(_bfloat16.round_to_bfloat16(v).astype(F32) * t))(x)
+    np.testing.assert_array_equal(np.asarray(g), np.asarray(t.astype(BF16).astype(F32)))
+
+
+def _widened_cotangent(x, ct):
+    return jax.vjp(_bfloat16.to_float32, x)[1](ct)[0]
+
+
+def test_to_float32_in_a_library_program_rounds_the_cotangent_like_convert():
+    x = jnp.asarray(_hard_floats(5000)).astype(BF16)
+    ct = jnp.asarray(_hard_floats(5000)[::-1].copy())
+    finite = np.isfinite(np.asarray(ct))
+    with _conv_compiler.library_convolutions():
+        y = _bfloat16.to_float32(x)
+        fast = jax.jit(lambda a, b: _widened_cotangent(a, b))(x, ct)
+    np.testing.assert_array_equal(np.asarray(y), np.asarray(x.astype(F32)))
+    assert fast.dtype == BF16
+    # outside (a fresh function: a trace is cached per function): XLA's convert
+    plain = jax.jit(lambda a, b: _widened_cotangent(a, b))(x, ct)
+    np.testing.assert_array_equal(_bits(fast)[finite], _bits(plain)[finite])
+
+
+def test_to_float32_keeps_forward_mode_outside_library_programs():
+    x = jnp.linspace(-2.0, 2.0, 5).astype(BF16)
+    y, t = jax.jvp(_bfloat16.to_float32, (x,), (jnp.ones(5, BF16),))
+    assert y.dtype == t.dtype == F32
+    np.testing.assert_array_equal(np.asarray(t), np.ones(5))
+    f32 = jnp.ones(3, F32)
+    assert _bfloat16.to_float32(f32).dtype == F32
+
+
+def test_to_float32_second_order_gradients_match_the_plain_cast():
+    x = jnp.linspace(-1.5, 1.5, 7).astype(BF16)
+    cube = lambda v: jnp.sum(_bfloat16.to_float32(v) ** 3)
+    second = lambda: jax.grad(lambda v: jnp.sum(jax.grad(cube)(v).astype(F32)))(x)
+    with _conv_compiler.library_convolutions():
+        fast = second()
+    np.testing.assert_array_equal(np.asarray(fast, F32), np.asarray(second(), F32))
+
+
+def _cnn_loss(params, x):
+    h = jax.nn.relu(F.conv2d(params["conv"], x))
+    h = F.max_pool2d(h, 2)
+    logits = F.dense(params["dense"], h.reshape(h.shape[0], -1))
+    return jnp.sum(logits.astype(F32) ** 2)
+
+
+@pytest.mark.parametrize("library", [False, True])
+def test_emulated_bfloat16_gradients_agree_in_and_out_of_library_programs(
+    key, monkeypatch, library
+):
+    monkeypatch.setattr(_hardware, "native_bfloat16", lambda backend=None: False)
+    kc, kd, kx = jax.random.split(key, 3)
+    params = {"conv": F.conv2d_init(kc, 3, 8, 3), "dense": F.dense_init(kd, 4 * 4 * 8, 5)}
+    x = jax.random.normal(kx, (4, 8, 8, 3)).astype(BF16)
+    # fresh functions: JAX caches a trace per function, blind to the library context
+    reference = jax.jit(lambda p, v: jax.grad(_cnn_loss)(p, v))(params, x)
+    with _conv_compiler.library_convolutions(library):
+        got = jax.jit(lambda p, v: jax.grad(_cnn_loss)(p, v))(params, x)
+        jaxpr = jax.make_jaxpr(lambda p, v: _cnn_loss(p, v))(params, x)
+    widenings = str(jaxpr).count("custom_vjp_call")
+    assert widenings == (3 if library else 0)  # conv, max pool and dense inputs
+    # same roundings; XLA may keep a float32 value where a round trip to bfloat16 folds
+    for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(reference)):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=2e-2, atol=1e-2)
