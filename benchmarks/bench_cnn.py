@@ -14,13 +14,15 @@ donation), ``nnjax_no_donate`` (the same step without buffer donation), ``flax_n
 (``nnx.Conv`` + ``nnx.max_pool``, ``nnx.jit``), ``flax_nnx_partial``
 (``nnx.jit_partial``), ``equinox`` (``eqx.nn.Conv2d``, ``eqx.filter_jit``), ``keras``
 (``Conv2D``/``MaxPooling2D``, JAX backend), ``torch`` (eager; ``torch_compile`` on
-request). On request too, the diagnostic ``nnjax_reduce_window_pool``: the ``nnjax``
-peer with its max pools traced under ``pool_formulation("reduce_window")`` (the
-formulation before the ``"reshape"`` one), for a before/after ratio in one run; and
-``nnjax_ynn_conv``: the ``nnjax`` peer with its train step compiled by plain
-``jax.jit`` (XLA:CPU's default, YNNPACK convolutions, the rule before
-``nnjax.functional._conv_compiler``), where ``nnjax`` and ``fit`` compile it with
-``_conv_compiler.jit`` (convolutions on Eigen). A peer that is not installed is skipped.
+request), ``nnjax_bf16`` (``nnjax`` with the model built with ``dtype=jnp.bfloat16``; a
+``bfloat16:`` line after the table says which hardware case applies and whether its goal
+is met, as in ``bench_mlp.py``). On request too, the diagnostic
+``nnjax_reduce_window_pool``: the ``nnjax`` peer with its max pools traced under
+``pool_formulation("reduce_window")`` (the formulation before the ``"reshape"`` one),
+for a before/after ratio in one run; and ``nnjax_ynn_conv``: the ``nnjax`` peer with its
+train step compiled by plain ``jax.jit`` (XLA:CPU's default, YNNPACK convolutions, the
+rule before ``nnjax.functional._conv_compiler``), where ``nnjax`` and ``fit`` compile it
+with ``_conv_compiler.jit`` (convolutions on Eigen). A peer that is not installed is skipped.
 
 Usage::
 
@@ -41,13 +43,14 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager as ContextManager
 from typing import Any
 
+import _bfloat16 as B
 import _cli as C
 import _models as M
 import _peers as P
 import jax
 
 NAME = "cnn"
-DEFAULT_PEERS = P.STANDARD
+DEFAULT_PEERS = (*P.STANDARD, "nnjax_bf16")
 DIAGNOSTIC = ("nnjax_reduce_window_pool", "nnjax_ynn_conv")
 PEERS = (*DEFAULT_PEERS, *P.ON_REQUEST, *DIAGNOSTIC)
 
@@ -86,7 +89,7 @@ class Config:
 # The same CNN in every framework: [conv -> ReLU -> max-pool] per block, flatten, head.
 
 
-def _nnjax_model(cfg: Config):
+def _nnjax_model(cfg: Config, dtype: Any = None):
     from flax import nnx
 
     from nnjax import nn
@@ -98,8 +101,15 @@ def _nnjax_model(cfg: Config):
         kernel_size=cfg.kernel_size,
         pool_window=cfg.pool,
         dense=cfg.dense,
+        dtype=dtype,
         rngs=nnx.Rngs(0),
     )
+
+
+def _nnjax_bf16_model(cfg: Config):
+    import jax.numpy as jnp
+
+    return _nnjax_model(cfg, jnp.bfloat16)
 
 
 def _flax_model(cfg: Config):
@@ -190,13 +200,14 @@ def builders(cfg: Config) -> dict[str, P.Builder]:
     spec = P.Spec(cfg.input_shape, cfg.num_classes, cfg.optimizer, cfg.lr, layouts)
     p = functools.partial
     nnjax_before = p(P.nnjax, spec, p(_nnjax_model, cfg))
-    diagnostic = {
+    extra = {
         "nnjax_reduce_window_pool": _traced_within(
             p(pool_formulation, "reduce_window"), nnjax_before
         ),
         "nnjax_ynn_conv": p(P.nnjax, spec, p(_nnjax_model, cfg), library_conv=False),
+        "nnjax_bf16": p(P.nnjax, spec, p(_nnjax_bf16_model, cfg)),
     }
-    return diagnostic | P.standard_peers(
+    return extra | P.standard_peers(
         spec,
         nnjax_model=p(_nnjax_model, cfg),
         flax_model=p(_flax_model, cfg),
@@ -225,7 +236,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     if cfg.flat_features < 1:
         parser.error(f"--conv-features: {len(cfg.conv_features)} pooled blocks is too many")
-    return P.run_and_report(NAME, args, builders(cfg), dataclasses.asdict(cfg))
+    status = P.run_and_report(NAME, args, builders(cfg), dataclasses.asdict(cfg))
+    B.print_verdict(NAME, args.out)
+    return status
 
 
 if __name__ == "__main__":

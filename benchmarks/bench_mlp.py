@@ -39,12 +39,10 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
-import pathlib
 import sys
 
+import _bfloat16 as B
 import _cli as C
-import _harness as H
 import _models as M
 import _peers as P
 
@@ -116,46 +114,6 @@ def builders(cfg: Config) -> dict[str, P.Builder]:
     return peers
 
 
-def bfloat16_case() -> tuple[bool, str]:
-    """Whether JAX's default backend multiplies bfloat16 natively, and which case it is."""
-    import jax
-
-    from nnjax import _hardware
-
-    backend = jax.default_backend()
-    native = _hardware.native_bfloat16(backend)
-    if backend != "cpu":
-        return native, f"{backend.upper()} (native bfloat16 matmuls)"
-    return native, _hardware.bfloat16_hardware(_hardware.cpu_flags())
-
-
-def bfloat16_verdict(rows: list[dict], native: bool, case: str) -> str:
-    """The ``bfloat16:`` line: the hardware case, its goal, ``nnjax_bf16 / nnjax`` train times.
-
-    Example:
-      >>> rows = [{"peer": "nnjax", "task": "train", "batch_size": 32, "median_s": 2.0},
-      ...         {"peer": "nnjax_bf16", "task": "train", "batch_size": 32, "median_s": 1.0}]
-      >>> bfloat16_verdict(rows, True, "AMX").split("; ")[-1]
-      'bf16 / f32 train time: batch 32 0.50x: met'
-      >>> bfloat16_verdict(rows[:1], False, "none").split("; ")[1]
-      'goal: bfloat16 never slower than float32'
-    """
-    goal, limit = ("at least 2x faster than", 0.5) if native else ("never slower than", 1.0)
-    train = {(r["peer"], r["batch_size"]): r["median_s"] for r in rows if r["task"] == "train"}
-    ratios = {
-        b: t / train[("nnjax", b)]
-        for (peer, b), t in sorted(train.items())
-        if peer == "nnjax_bf16" and ("nnjax", b) in train
-    }
-    head = f"bfloat16: {case}; goal: bfloat16 {goal} float32"
-    if not ratios:
-        return f"{head}; not measured (run the peers nnjax and nnjax_bf16)"
-    listed = ", ".join(f"batch {b} {r:.2f}x" for b, r in ratios.items())
-    met = all(r <= limit for r in ratios.values())
-    verdict = "met" if met else "NOT met (compare with the noise of this run)"
-    return f"{head}; bf16 / f32 train time: {listed}: {verdict}"
-
-
 def main(argv: list[str] | None = None) -> int:
     """Parses the command line, runs the benchmark, writes the JSON and prints the table."""
     parser = C.make_parser(__doc__.splitlines()[0], PEERS, DEFAULT_PEERS, (32, 256))
@@ -169,8 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--sizes needs at least an input and an output size, got {sizes}")
     cfg = Config(sizes, args.optimizer, args.lr, args.scan_steps)
     status = P.run_and_report(NAME, args, builders(cfg), dataclasses.asdict(cfg))
-    rows = json.loads(pathlib.Path(args.out or H.default_out(NAME)).read_text())["results"]
-    print(bfloat16_verdict(rows, *bfloat16_case()))
+    B.print_verdict(NAME, args.out)
     return status
 
 

@@ -48,3 +48,22 @@ def test_bench_ops_quick_writes_rows_and_marks_the_picks(tmp_path, capsys):
     assert "bfloat16_hardware" in record["environment"]
     printed = capsys.readouterr().out
     assert "bfloat16 hardware:" in printed and "precision: bfloat16 train step" in printed
+
+
+def _train_rows(**medians):
+    return [
+        {"peer": peer, "task": "train", "batch_size": 32, "median_s": s}
+        for peer, s in medians.items()
+    ]
+
+
+def test_bfloat16_verdict_per_hardware_case():
+    import _bfloat16 as B
+
+    native = B.verdict(_train_rows(nnjax=2.0, nnjax_bf16=0.9), True, "AMX")
+    assert "at least 2x faster" in native and native.endswith("batch 32 0.45x: met")
+    assert "NOT met" in B.verdict(_train_rows(nnjax=2.0, nnjax_bf16=1.2), True, "AMX")
+    emulated = B.verdict(_train_rows(nnjax=2.0, nnjax_bf16=2.1), False, "none")
+    assert "never slower" in emulated and "1.05x: NOT met" in emulated
+    assert B.verdict(_train_rows(nnjax=2.0, nnjax_bf16=2.0), False, "none").endswith(": met")
+    assert "not measured" in B.verdict(_train_rows(nnjax=2.0), False, "none")

@@ -34,6 +34,7 @@ ROW_KEYS = {
 ENV_KEYS = {"date_utc", "platform", "device_kind", "cpu_model", "cpu_count", "versions"}
 JAX_PEERS = {
     "nnjax",
+    "nnjax_bf16",
     "nnjax_scan",
     "nnjax_no_donate",
     "nnjax_per_step",
@@ -53,7 +54,7 @@ RUNS = {
     "mlp-nnjax": ("mlp", ["nnjax", "nnjax_scan", "nnjax_no_donate", "torch"], []),
     "mlp-flax": ("mlp", ["flax_nnx", "flax_nnx_partial"], []),
     "mlp-others": ("mlp", ["equinox", "keras"], CPU_OPTIONS),
-    "cnn-nnjax": ("cnn", ["nnjax", "nnjax_no_donate", "torch"], []),
+    "cnn-nnjax": ("cnn", ["nnjax", "nnjax_no_donate", "nnjax_bf16", "torch"], []),
     "cnn-flax": ("cnn", ["flax_nnx", "flax_nnx_partial"], []),
     "cnn-others": ("cnn", ["equinox", "keras"], CPU_OPTIONS),
     "lstm-nnjax": ("lstm", ["nnjax", "nnjax_per_step", "nnjax_precompute", "torch"], []),
@@ -138,6 +139,8 @@ def test_bench_quick_writes_complete_result(run, tmp_path):
     else:
         assert all(r["ratio_vs_nnjax"] is None for r in rows)
     _check_script_specifics(name, record)
+    if name in ("mlp", "cnn"):  # the hardware's bfloat16 case and its goal
+        assert "bfloat16: " in proc.stdout and "goal: bfloat16" in proc.stdout
     assert "ratio" in proc.stdout and all(peer in proc.stdout for peer in peers)
 
 

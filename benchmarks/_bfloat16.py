@@ -1,0 +1,60 @@
+"""The ``bfloat16:`` line of a benchmark: the hardware's case, its goal, the measurement.
+
+Issue 15's goal depends on the hardware: bfloat16 at least 2x faster than float32 where
+matmuls run natively in bfloat16 (GPU, TPU, AMX, AVX512-BF16), never slower where they
+are emulated. A script with an ``nnjax_bf16`` peer (``nnjax`` with the model built with
+``dtype=jnp.bfloat16``) prints :func:`verdict` of its rows after its table.
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+
+import _harness as H
+
+
+def case() -> tuple[bool, str]:
+    """Whether JAX's default backend multiplies bfloat16 natively, and which case it is."""
+    import jax
+
+    from nnjax import _hardware
+
+    backend = jax.default_backend()
+    native = _hardware.native_bfloat16(backend)
+    if backend != "cpu":
+        return native, f"{backend.upper()} (native bfloat16 matmuls)"
+    return native, _hardware.bfloat16_hardware(_hardware.cpu_flags())
+
+
+def verdict(rows: list[dict], native: bool, case: str) -> str:
+    """The ``bfloat16:`` line: the hardware case, its goal, ``nnjax_bf16 / nnjax`` train times.
+
+    Example:
+      >>> rows = [{"peer": "nnjax", "task": "train", "batch_size": 32, "median_s": 2.0},
+      ...         {"peer": "nnjax_bf16", "task": "train", "batch_size": 32, "median_s": 1.0}]
+      >>> verdict(rows, True, "AMX").split("; ")[-1]
+      'bf16 / f32 train time: batch 32 0.50x: met'
+      >>> verdict(rows[:1], False, "none").split("; ")[1]
+      'goal: bfloat16 never slower than float32'
+    """
+    goal, limit = ("at least 2x faster than", 0.5) if native else ("never slower than", 1.0)
+    train = {(r["peer"], r["batch_size"]): r["median_s"] for r in rows if r["task"] == "train"}
+    ratios = {
+        b: t / train[("nnjax", b)]
+        for (peer, b), t in sorted(train.items())
+        if peer == "nnjax_bf16" and ("nnjax", b) in train
+    }
+    head = f"bfloat16: {case}; goal: bfloat16 {goal} float32"
+    if not ratios:
+        return f"{head}; not measured (run the peers nnjax and nnjax_bf16)"
+    listed = ", ".join(f"batch {b} {r:.2f}x" for b, r in ratios.items())
+    met = all(r <= limit for r in ratios.values())
+    verdict = "met" if met else "NOT met (compare with the noise of this run)"
+    return f"{head}; bf16 / f32 train time: {listed}: {verdict}"
+
+
+def print_verdict(name: str, out: str | None) -> None:
+    """Prints :func:`verdict` of the rows that a script named ``name`` wrote to ``out``."""
+    rows = json.loads(pathlib.Path(out or H.default_out(name)).read_text())["results"]
+    print(verdict(rows, *case()))
