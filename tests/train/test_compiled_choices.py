@@ -6,7 +6,7 @@ import optax
 import pytest
 from flax import nnx
 
-from nnjax import nn
+from nnjax import _hardware, nn
 from nnjax.functional import _conv_compiler
 from nnjax.train import compiled, sharding
 from nnjax.train.data import Batch
@@ -50,15 +50,19 @@ def test_eigen_dots_on_cpu_for_lstm_models_only():
     assert not compiled.eigen_dots_for(lstm, "gpu")
 
 
-def _ynn_matmuls(model, x, y):
-    """How many matmuls of ``fit``'s compiled step for ``model`` run on YNNPACK."""
+def _lowered(model, x, y):
+    """``fit``'s train dispatch for ``model``, lowered for one batch ``(x, y)``."""
     graphdef, params, rest = split_model(model)
     tx = optax.sgd(0.1)
     mesh = sharding.make_mesh(jax.devices()[:1])
     fn = compiled.compiled_train(graphdef, "cross_entropy", tx, (), 1, mesh, False)
     ones = jnp.ones((1, len(y)))
-    batches = Batch(x[None], y[None], ones, ones)
-    hlo = fn.lower(params, tx.init(params), rest, batches, 1).compile().as_text()
+    return fn.lower(params, tx.init(params), rest, Batch(x[None], y[None], ones, ones), 1)
+
+
+def _ynn_matmuls(model, x, y):
+    """How many matmuls of ``fit``'s compiled step for ``model`` run on YNNPACK."""
+    hlo = _lowered(model, x, y).compile().as_text()
     return sum("__ynn_fusion" in line and "dot_general" in line for line in hlo.splitlines())
 
 
@@ -70,3 +74,16 @@ def test_the_lstm_step_compiles_its_matmuls_for_eigen():
     on_cpu = jax.default_backend() == "cpu" and bool(_conv_compiler.compiler_options())
     assert _ynn_matmuls(lstm, x, y) == 0
     assert (_ynn_matmuls(gru, x, y) > 0) == on_cpu  # the default: YNNPACK where it exists
+
+
+@pytest.mark.parametrize("native", [False, True])
+def test_emulated_bfloat16_cnn_step_rounds_its_gradients_with_integers(monkeypatch, native):
+    monkeypatch.setattr(_hardware, "native_bfloat16", lambda backend=None: native)
+    # a model per case: compiled_train memoises per graphdef, JAX its trace per function
+    features = (3,) if native else (4,)
+    cnn = nn.CNN((8, 8, 2), 2, conv_features=features, dense=(), dtype=jnp.bfloat16,
+                 rngs=nnx.Rngs(0))  # fmt: skip
+    text = _lowered(cnn, jnp.ones((4, 8, 8, 2)), jnp.zeros(4, jnp.int32)).as_text()
+    library = jax.default_backend() == "cpu" and bool(_conv_compiler.compiler_options())
+    # nnjax.functional._bfloat16: the widening's cotangent rounded by integer operations
+    assert ("shift_right_logical" in text) == (library and not native)
