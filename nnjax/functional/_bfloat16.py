@@ -7,8 +7,8 @@ cotangent back to bfloat16, and XLA:CPU's ``convert`` does that rounding slowly 
 the backward's fusions (the max-pool and ReLU backward of a CNN took 2.5x their float32
 time). :func:`to_float32` gives the widening a gradient that rounds with integer
 operations instead (:func:`round_to_bfloat16`: round to nearest even, bitwise
-XLA's result); its forward stays XLA's ``convert``, which XLA may still fold into a
-round trip.
+XLA's result on such a CPU); its forward stays XLA's ``convert``, which XLA may still
+fold into a round trip.
 
 Measured on a 2-core AMD EPYC (Zen 2, AVX2, no AVX-512), jax 0.10.2: the train step of
 ``fit`` (Adam) of a model with ``dtype=jnp.bfloat16``, time / the float32 model's time,
@@ -51,9 +51,10 @@ _QUIET_NAN = 0x00400000  # the float32 quiet bit: a NaN stays a NaN when truncat
 def round_to_bfloat16(x: jax.Array) -> jax.Array:
     """Float32 ``x`` rounded to the nearest bfloat16 (ties to even), with integer operations.
 
-    Bitwise the same as ``x.astype(jnp.bfloat16)`` (infinities, NaNs, subnormals and
-    overflow to infinity included). Differentiable: the tangent is cast like a
-    ``convert``'s.
+    Bitwise the same as NumPy's ``x.astype(jnp.bfloat16)`` (ml_dtypes), infinities,
+    subnormals and overflow to infinity included; a NaN stays a NaN. XLA:CPU's
+    ``convert`` agrees except that a CPU converting natively (AVX512-BF16) may flush
+    subnormals to zero. Differentiable: the tangent is cast like a ``convert``'s.
 
     Args:
       x: float32 array, any shape.

@@ -30,14 +30,25 @@ def _hard_floats(n: int = 200_000) -> np.ndarray:
     return np.concatenate([bits.view(np.float32), ties.view(np.float32), specials])
 
 
-def test_round_to_bfloat16_is_bitwise_xlas_convert():
+def _subnormal(x) -> np.ndarray:
+    x = np.asarray(x, np.float32)
+    return (x != 0) & (np.abs(x) < np.finfo(np.float32).tiny)
+
+
+def test_round_to_bfloat16_is_bitwise_a_reference_rounding():
     x = _hard_floats()
-    expected = jax.jit(lambda v: v.astype(BF16))(x)
     actual = jax.jit(_bfloat16.round_to_bfloat16)(x)
     assert actual.dtype == BF16 and actual.shape == x.shape
     nan = np.isnan(x)
-    np.testing.assert_array_equal(_bits(actual)[~nan], _bits(expected)[~nan])
     assert np.isnan(np.asarray(actual, F32)[nan]).all()  # a NaN stays a NaN
+    # ml_dtypes' software rounding (NumPy's cast), subnormals included
+    with np.errstate(over="ignore"):  # the largest floats round to infinity
+        reference = x[~nan].astype(BF16)
+    np.testing.assert_array_equal(_bits(actual)[~nan], _bits(reference))
+    # XLA's convert; a CPU with native conversion (AVX512-BF16) may flush subnormals
+    xla = jax.jit(lambda v: v.astype(BF16))(x)
+    normal = ~nan & ~_subnormal(x)
+    np.testing.assert_array_equal(_bits(actual)[normal], _bits(xla)[normal])
 
 
 def test_round_to_bfloat16_ties_go_to_even():
@@ -64,7 +75,7 @@ def _widened_cotangent(x, ct):
 def test_to_float32_in_a_library_program_rounds_the_cotangent_like_convert():
     x = jnp.asarray(_hard_floats(5000)).astype(BF16)
     ct = jnp.asarray(_hard_floats(5000)[::-1].copy())
-    finite = np.isfinite(np.asarray(ct))
+    finite = np.isfinite(np.asarray(ct)) & ~_subnormal(ct)  # as above: XLA may flush those
     with _conv_compiler.library_convolutions():
         y = _bfloat16.to_float32(x)
         fast = jax.jit(lambda a, b: _widened_cotangent(a, b))(x, ct)
