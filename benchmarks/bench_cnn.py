@@ -48,6 +48,7 @@ import _cli as C
 import _models as M
 import _peers as P
 import jax
+import jax.numpy as jnp
 
 NAME = "cnn"
 DEFAULT_PEERS = (*P.STANDARD, "nnjax_bf16")
@@ -104,12 +105,6 @@ def _nnjax_model(cfg: Config, dtype: Any = None):
         dtype=dtype,
         rngs=nnx.Rngs(0),
     )
-
-
-def _nnjax_bf16_model(cfg: Config):
-    import jax.numpy as jnp
-
-    return _nnjax_model(cfg, jnp.bfloat16)
 
 
 def _flax_model(cfg: Config):
@@ -205,7 +200,7 @@ def builders(cfg: Config) -> dict[str, P.Builder]:
             p(pool_formulation, "reduce_window"), nnjax_before
         ),
         "nnjax_ynn_conv": p(P.nnjax, spec, p(_nnjax_model, cfg), library_conv=False),
-        "nnjax_bf16": p(P.nnjax, spec, p(_nnjax_bf16_model, cfg)),
+        "nnjax_bf16": p(P.nnjax, spec, p(_nnjax_model, cfg, jnp.bfloat16)),
     }
     return extra | P.standard_peers(
         spec,

@@ -73,12 +73,6 @@ def _nnjax_model(cfg: Config, dtype=None):
     return nn.MLP(sizes[0], sizes[1:-1], sizes[-1], dtype=dtype, rngs=nnx.Rngs(0))
 
 
-def _nnjax_bf16_model(cfg: Config):
-    import jax.numpy as jnp
-
-    return _nnjax_model(cfg, jnp.bfloat16)
-
-
 def _flax_model(cfg: Config):
     from flax import nnx
 
@@ -99,6 +93,8 @@ def _torch_model(cfg: Config):
 
 def builders(cfg: Config) -> dict[str, P.Builder]:
     """Every peer's builder (batch size -> ``Case``) for the MLP of ``cfg``."""
+    import jax.numpy as jnp
+
     spec = P.Spec((cfg.sizes[0],), cfg.sizes[-1], cfg.optimizer, cfg.lr)
     p = functools.partial
     peers = P.standard_peers(
@@ -110,7 +106,7 @@ def builders(cfg: Config) -> dict[str, P.Builder]:
         torch_model=p(_torch_model, cfg),
     )
     peers["nnjax_scan"] = p(P.nnjax, spec, p(_nnjax_model, cfg), scan_steps=cfg.scan_steps)
-    peers["nnjax_bf16"] = p(P.nnjax, spec, p(_nnjax_bf16_model, cfg))
+    peers["nnjax_bf16"] = p(P.nnjax, spec, p(_nnjax_model, cfg, jnp.bfloat16))
     return peers
 
 
