@@ -26,11 +26,13 @@ import json
 import os
 import pathlib
 import platform
-import statistics
 import sys
 import time
-from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from typing import Any, TypeVar
+
+from _paired import format_paired, paired_ratio
+from _paired import quartiles as _quartiles
 
 K = TypeVar("K", bound=Hashable)
 BASELINE = "nnjax"
@@ -66,7 +68,11 @@ from nnjax._hardware import SIMD_FLAGS, bfloat16_hardware, cpu_flags  # noqa: E4
 
 @dataclasses.dataclass(frozen=True)
 class Timing:
-    """Seconds per call: ``first_s`` (compile + first run) and steady-state statistics."""
+    """Seconds per call: ``first_s`` (compile + first run) and steady-state statistics.
+
+    ``samples_s`` holds the samples themselves, one per round in round order (for
+    :func:`_paired.paired_ratio`); empty where they were not kept.
+    """
 
     first_s: float
     median_s: float
@@ -74,6 +80,7 @@ class Timing:
     q3_s: float
     repeats: int
     number: int
+    samples_s: tuple[float, ...] = ()
 
     @property
     def iqr_s(self) -> float:
@@ -99,13 +106,6 @@ def sync_torch_cuda(out: Any) -> None:
     import torch
 
     torch.cuda.synchronize()
-
-
-def _quartiles(samples: Sequence[float]) -> tuple[float, float, float]:
-    if len(samples) < 2:
-        return samples[0], samples[0], samples[0]
-    q1, q2, q3 = statistics.quantiles(samples, n=4, method="inclusive")
-    return q1, q2, q3
 
 
 def time_call(
@@ -194,7 +194,8 @@ def time_calls(
     for name, values in samples.items():
         if name not in errors:
             q1, median, q3 = _quartiles(values)
-            timings[name] = Timing(first[name], median, q1, q3, repeats, number[name])
+            stats = (median, q1, q3, repeats, number[name], tuple(values))
+            timings[name] = Timing(first[name], *stats)
     return timings, errors
 
 
@@ -311,6 +312,7 @@ def row(peer: str, task: str, batch_size: int, timing: Timing, **extra: Any) -> 
         "examples_per_s": batch_size / timing.median_s,
         "repeats": timing.repeats,
         "number": timing.number,
+        "samples_s": list(timing.samples_s),
         **extra,
     }
 
@@ -319,7 +321,9 @@ def add_ratios(rows: list[dict[str, Any]], baseline: str = BASELINE) -> list[dic
     """Sets ``ratio_vs_nnjax = peer median / baseline median`` (same task and batch).
 
     A ratio above 1 means the peer is slower than nnjax. Rows without a baseline
-    measurement get ``None``.
+    measurement get ``None``. Rows whose ``samples_s`` come from the same rounds as the
+    baseline's also get ``paired_vs_nnjax``, the ``[q1, median, q3]`` of the per-round
+    ratios (:func:`_paired.paired_ratio`); else ``None``.
 
     Example:
       >>> r = add_ratios([{"peer": "nnjax", "task": "t", "batch_size": 1, "median_s": 2.0},
@@ -327,10 +331,12 @@ def add_ratios(rows: list[dict[str, Any]], baseline: str = BASELINE) -> list[dic
       >>> r[1]["ratio_vs_nnjax"]
       1.5
     """
-    base = {(r["task"], r["batch_size"]): r["median_s"] for r in rows if r["peer"] == baseline}
+    base = {(r["task"], r["batch_size"]): r for r in rows if r["peer"] == baseline}
     for r in rows:
         ref = base.get((r["task"], r["batch_size"]))
-        r["ratio_vs_nnjax"] = None if ref is None else r["median_s"] / ref
+        r["ratio_vs_nnjax"] = None if ref is None else r["median_s"] / ref["median_s"]
+        paired = ref and paired_ratio(r.get("samples_s", ()), ref.get("samples_s", ()))
+        r["paired_vs_nnjax"] = list(paired) if paired else None
     return rows
 
 
@@ -367,10 +373,14 @@ def write_json(
 
 
 def format_table(rows: Iterable[dict[str, Any]]) -> str:
-    """A plain-text table of the rows: medians in ms, compile time, ratio vs nnjax."""
+    """A plain-text table of the rows: medians in ms, compile time, ratios vs nnjax.
+
+    ``ratio`` divides the medians; ``paired (IQR)`` is the median per-round ratio and
+    its inter-quartile range (:mod:`_paired`), the one to trust on a drifting machine.
+    """
     header = (
         f"{'task':<10}{'batch':>6}  {'peer':<18}{'median ms':>11}{'IQR ms':>9}"
-        f"{'examples/s':>12}{'compile s':>11}{'ratio':>8}"
+        f"{'examples/s':>12}{'compile s':>11}{'ratio':>8}  paired (IQR)"
     )
     lines = [header, "-" * len(header)]
     for r in sorted(rows, key=lambda r: (r["task"], r["batch_size"], r["median_s"])):
@@ -379,5 +389,6 @@ def format_table(rows: Iterable[dict[str, Any]]) -> str:
             f"{r['task']:<10}{r['batch_size']:>6}  {r['peer']:<18}"
             f"{r['median_s'] * 1e3:>11.3f}{r['iqr_s'] * 1e3:>9.3f}"
             f"{r['examples_per_s']:>12.0f}{r['compile_s']:>11.3f}{ratio:>8}"
+            f"  {format_paired(r.get('paired_vs_nnjax'))}"
         )
     return "\n".join(lines)

@@ -5,19 +5,20 @@ Usage::
     python benchmarks/_markdown.py benchmarks/results/cnn_cpu.json
 
 prints, per task, one table: a row per peer (in the order of the run), and per batch
-size the median ± IQR in ms, examples/s, the ratio to nnjax and the first-call
-(trace + compile + run) seconds.
+size the median ± IQR in ms, examples/s, the ratio to nnjax (of the medians, and the
+median per-round ratio with its IQR where the samples were kept: :mod:`_paired`) and
+the first-call (trace + compile + run) seconds.
 
 Example:
   >>> rows = [{"peer": "nnjax", "task": "train", "batch_size": 8, "median_s": 0.002,
   ...          "iqr_s": 0.0001, "examples_per_s": 4000.0, "ratio_vs_nnjax": 1.0,
-  ...          "compile_s": 1.5}]
+  ...          "compile_s": 1.5, "paired_vs_nnjax": [1.0, 1.0, 1.0]}]
   >>> print(markdown_tables(rows))
   **train**
   <BLANKLINE>
-  | peer | batch 8: ms | ex/s | ratio | compile s |
-  |---|---:|---:|---:|---:|
-  | nnjax | 2.00 ± 0.10 | 4,000 | 1.00 | 1.50 |
+  | peer | batch 8: ms | ex/s | ratio | paired (IQR) | compile s |
+  |---|---:|---:|---:|---:|---:|
+  | nnjax | 2.00 ± 0.10 | 4,000 | 1.00 | 1.00 (1.00-1.00) | 1.50 |
 """
 
 from __future__ import annotations
@@ -27,15 +28,18 @@ import sys
 from collections.abc import Iterable
 from typing import Any
 
+from _paired import format_paired
+
 
 def _cells(r: dict[str, Any] | None) -> list[str]:
     if r is None:
-        return ["-"] * 4
+        return ["-"] * 5
     ratio = "-" if r.get("ratio_vs_nnjax") is None else f"{r['ratio_vs_nnjax']:.2f}"
     return [
         f"{r['median_s'] * 1e3:.2f} ± {r['iqr_s'] * 1e3:.2f}",
         f"{r['examples_per_s']:,.0f}",
         ratio,
+        format_paired(r.get("paired_vs_nnjax")),
         f"{r['compile_s']:.2f}",
     ]
 
@@ -50,7 +54,7 @@ def markdown_tables(rows: Iterable[dict[str, Any]]) -> str:
         peers = list(dict.fromkeys(p for p, _ in mine))
         header = ["peer"]
         for b in batches:
-            header += [f"batch {b}: ms", "ex/s", "ratio", "compile s"]
+            header += [f"batch {b}: ms", "ex/s", "ratio", "paired (IQR)", "compile s"]
         lines = [f"**{task}**", "", "| " + " | ".join(header) + " |"]
         lines.append("|---|" + "---:|" * (len(header) - 1))
         for p in peers:

@@ -314,7 +314,11 @@ def _per_step(timing: H.Timing, k: int) -> H.Timing:
     if k == 1:
         return timing
     return dataclasses.replace(
-        timing, median_s=timing.median_s / k, q1_s=timing.q1_s / k, q3_s=timing.q3_s / k
+        timing,
+        median_s=timing.median_s / k,
+        q1_s=timing.q1_s / k,
+        q3_s=timing.q3_s / k,
+        samples_s=tuple(v / k for v in timing.samples_s),
     )
 
 

@@ -61,9 +61,22 @@ def test_bfloat16_verdict_per_hardware_case():
     import _bfloat16 as B
 
     native = B.verdict(_train_rows(nnjax=2.0, nnjax_bf16=0.9), True, "AMX")
-    assert "at least 2x faster" in native and native.endswith("batch 32 0.45x: met")
+    assert "at least 2x faster" in native and native.endswith("0.45x (IQR 0.45-0.45): met")
     assert "NOT met" in B.verdict(_train_rows(nnjax=2.0, nnjax_bf16=1.2), True, "AMX")
     emulated = B.verdict(_train_rows(nnjax=2.0, nnjax_bf16=2.1), False, "none")
-    assert "never slower" in emulated and "1.05x: NOT met" in emulated
+    assert "never slower" in emulated and "1.05x (IQR 1.05-1.05): NOT met" in emulated
     assert B.verdict(_train_rows(nnjax=2.0, nnjax_bf16=2.0), False, "none").endswith(": met")
     assert "not measured" in B.verdict(_train_rows(nnjax=2.0), False, "none")
+
+
+def test_bfloat16_verdict_reads_the_paired_ratios_and_their_spread():
+    import _bfloat16 as B
+
+    rows = _train_rows(nnjax=2.0, nnjax_bf16=2.0)  # medians equal: 1.00x by the medians
+    rows[1]["paired_vs_nnjax"] = [0.97, 1.04, 1.10]
+    noisy = B.verdict(rows, False, "none")
+    assert "1.04x (IQR 0.97-1.10)" in noisy and "within this run's noise" in noisy
+    rows[1]["paired_vs_nnjax"] = [1.02, 1.04, 1.10]
+    assert B.verdict(rows, False, "none").endswith(": NOT met")
+    rows[1]["paired_vs_nnjax"] = [0.9, 0.95, 1.10]
+    assert B.verdict(rows, False, "none").endswith(": met")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import doctest
 import pathlib
 import sys
 
@@ -10,8 +11,11 @@ import pytest
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "benchmarks"))
 
+import _bfloat16
 import _cli as C
 import _harness as H
+import _markdown
+import _paired
 import _peers as P
 
 
@@ -29,12 +33,6 @@ def test_time_call_rejects_zero_repeats():
         H.time_call(lambda: None, sync=H.sync_none, repeats=0)
 
 
-def test_quartiles_match_numpy():
-    samples = [5.0, 1.0, 4.0, 2.0, 3.0, 10.0]
-    expected = np.percentile(samples, [25, 50, 75])
-    assert H._quartiles(samples) == pytest.approx(tuple(expected))
-
-
 def test_add_ratios_divides_by_the_nnjax_row_of_the_same_task_and_batch():
     rows = [
         {"peer": "nnjax", "task": "train", "batch_size": 8, "median_s": 2.0},
@@ -45,6 +43,26 @@ def test_add_ratios_divides_by_the_nnjax_row_of_the_same_task_and_batch():
     ]
     ratios = [r["ratio_vs_nnjax"] for r in H.add_ratios(rows)]
     assert ratios == [1.0, 1.0, 1.5, 0.5, None]
+    assert all(r["paired_vs_nnjax"] is None for r in rows)  # no samples kept
+
+
+def test_add_ratios_pairs_the_samples_of_the_same_rounds():
+    def timing(samples):
+        return H.Timing(1.0, sorted(samples)[1], min(samples), max(samples), 3, 1, samples)
+
+    rows = H.add_ratios(
+        [
+            H.row("nnjax", "train", 8, timing((1.0, 2.0, 4.0))),
+            H.row("torch", "train", 8, timing((0.9, 1.6, 2.8))),
+            H.row("keras", "train", 8, timing((1.0, 2.0))),  # not from the same rounds
+        ]
+    )
+    assert rows[0]["paired_vs_nnjax"] == pytest.approx([1.0, 1.0, 1.0])
+    assert rows[1]["paired_vs_nnjax"] == pytest.approx([0.75, 0.8, 0.85])
+    assert rows[2]["paired_vs_nnjax"] is None
+    assert rows[1]["samples_s"] == [0.9, 1.6, 2.8]
+    table = H.format_table(rows)
+    assert "paired (IQR)" in table and "0.80 (0.75-0.85)" in table
 
 
 def test_row_derives_throughput_from_the_median():
@@ -98,9 +116,10 @@ def test_spec_data_stacks_k_batches_and_is_seeded():
 
 
 def test_per_step_divides_statistics_but_not_compile_time():
-    timing = H.Timing(first_s=2.0, median_s=0.8, q1_s=0.4, q3_s=1.2, repeats=3, number=1)
+    timing = H.Timing(2.0, 0.8, 0.4, 1.2, repeats=3, number=1, samples_s=(0.4, 0.8, 1.2))
     per = P._per_step(timing, 4)
     assert (per.median_s, per.q1_s, per.q3_s, per.first_s) == (0.2, 0.1, 0.3, 2.0)
+    assert per.samples_s == (0.1, 0.2, 0.3)
     assert P._per_step(timing, 1) is timing
 
 
@@ -119,3 +138,24 @@ def test_time_calls_interleaves_rounds_and_drops_failing_calls():
     # first + warm-up of a, then of b, then rounds (a, b), (b fails, a), (a): the
     # order alternates.
     assert log == ["a", "a", "b", "b", "a", "b", "b", "a", "a"]
+    assert len(timings["a"].samples_s) == 3
+
+
+def test_time_calls_keeps_each_rounds_sample_in_round_order():
+    now = [0.0]
+    durations = iter([9.0, 9.0, 3.0, 1.0, 2.0])  # first call, warm-up, three rounds
+
+    def call():
+        now[0] += next(durations)
+
+    timings, _ = H.time_calls(
+        {"a": (call, H.sync_none)}, repeats=3, warmup=1, target_s=0.0, clock=lambda: now[0]
+    )
+    assert timings["a"].samples_s == (3.0, 1.0, 2.0)
+    assert (timings["a"].q1_s, timings["a"].median_s, timings["a"].q3_s) == (1.5, 2.0, 2.5)
+
+
+@pytest.mark.parametrize("module", [H, _paired, _markdown, _bfloat16], ids=lambda m: m.__name__)
+def test_docstring_examples_run(module):
+    result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0 and result.failed == 0
