@@ -23,6 +23,9 @@ call, trace + compile + run, apart):
 The rows of one op and shape are timed together (samples interleaved), so their ratios
 hold on a loaded machine; ``vs_torch`` is ``median / torch median`` (below 1: faster
 than PyTorch) and ``picked`` marks the formulation nnjax uses by default.
+``paired_vs_picked`` is ``[q1, median, q3]`` of each row's per-round ratio to the
+picked formulation's sample of the same round (``_paired.py``): a row whose IQR lies
+below 1 beat the pick despite the machine's drift.
 
 Usage::
 
@@ -42,6 +45,7 @@ from collections.abc import Callable
 
 import _cli as C
 import _harness as H
+import _paired
 
 H.ensure_nnjax_importable()
 
@@ -258,13 +262,16 @@ def run(args: argparse.Namespace) -> tuple[list[dict], dict[str, str]]:
         calls, picked = build()
         timings, failed = H.time_calls(calls, **C.timing_options(args))
         base = timings.get("torch") or timings.get("float32")
+        pick = timings.get(picked)
         for name, timing in timings.items():
+            paired = pick and _paired.paired_ratio(timing.samples_s, pick.samples_s)
             extra = {
                 "op": op,
                 "shape": shape,
                 "formulation": name,
                 "picked": name == picked,
                 "vs_torch": None if base is None else timing.median_s / base.median_s,
+                "paired_vs_picked": list(paired) if paired else None,
             }
             rows.append(H.row("nnjax" if name != "torch" else "torch", op, batch, timing, **extra))
         for name, err in failed.items():
@@ -275,7 +282,11 @@ def run(args: argparse.Namespace) -> tuple[list[dict], dict[str, str]]:
 
 
 def format_rows(rows: list[dict]) -> str:
-    """One line per row: op, shape, batch, formulation, median and compile, ratio."""
+    """One line per row: op, shape, batch, formulation, median, compile, ratios.
+
+    The ratios: ``vs_torch`` (of the medians) and the paired ratio to the picked
+    formulation with its IQR (``_paired.format_paired``).
+    """
     lines = []
     for r in sorted(rows, key=lambda r: r["median_s"]):
         ratio = "-" if r["vs_torch"] is None else f"{r['vs_torch']:.2f}"
@@ -283,6 +294,7 @@ def format_rows(rows: list[dict]) -> str:
         lines.append(
             f"{r['op']:<7}{r['shape']:<20}{r['batch_size']:>5}  {mark}{r['formulation']:<22}"
             f"{r['median_s'] * 1e3:>10.2f} ms{r['compile_s']:>9.2f} s{ratio:>7}"
+            f"  {_paired.format_paired(r.get('paired_vs_picked'))}"
         )
     return "\n".join(lines)
 
@@ -308,7 +320,7 @@ def main(argv: list[str] | None = None) -> int:
         C.apply_quick(args, parser, batch_sizes=(4,))
     print(H.machine_summary(H.environment()), flush=True)
     print(f"{'op':<7}{'shape':<20}{'batch':>5}  {'formulation (*: picked)':<23}"
-          f"{'median':>13}{'compile':>11}{'vs torch':>9}")  # fmt: skip
+          f"{'median':>13}{'compile':>11}{'vs torch':>9}  vs pick (IQR)")  # fmt: skip
     rows, errors = run(args)
     config = {name: getattr(args, name) for name in ("quick", "ops", "batch_sizes", "repeats")}
     out = H.write_json(

@@ -40,6 +40,7 @@ def test_bench_ops_quick_writes_rows_and_marks_the_picks(tmp_path, capsys):
     for op in ("conv2d", "lstm", "dense", "pool"):
         picked = [r for r in rows if r["op"] == op and r["picked"]]
         assert picked, f"no picked formulation recorded for {op}"
+        assert all(r["paired_vs_picked"] == [1.0, 1.0, 1.0] for r in picked)
     conv = {r["formulation"] for r in rows if r["op"] == "conv2d"}
     assert {"xla", "patches", "torch"} <= conv
     pool = {r["formulation"] for r in rows if r["op"] == "pool"}
@@ -80,3 +81,18 @@ def test_bfloat16_verdict_reads_the_paired_ratios_and_their_spread():
     assert B.verdict(rows, False, "none").endswith(": NOT met")
     rows[1]["paired_vs_nnjax"] = [0.9, 0.95, 1.10]
     assert B.verdict(rows, False, "none").endswith(": met")
+
+
+def test_format_rows_shows_the_paired_ratio_to_the_pick():
+    import bench_ops
+
+    common = {"op": "conv2d", "shape": "28x28x1", "batch_size": 4, "compile_s": 1.0}
+    rows = [
+        {**common, "formulation": "xla", "picked": True, "median_s": 0.002, "vs_torch": 0.5,
+         "paired_vs_picked": [1.0, 1.0, 1.0]},
+        {**common, "formulation": "patches", "picked": False, "median_s": 0.003,
+         "vs_torch": None, "paired_vs_picked": [1.2, 1.5, 1.7]},
+    ]  # fmt: skip
+    lines = bench_ops.format_rows(rows).splitlines()
+    assert "*xla" in lines[0] and lines[0].endswith("1.00 (1.00-1.00)")
+    assert " patches" in lines[1] and lines[1].endswith("1.50 (1.20-1.70)")
