@@ -5,7 +5,8 @@ call, trace + compile + run, apart):
 
 * ``conv2d``: 3x3 SAME convolutions at the CNN benchmark's shapes (``(B, 28, 28, 1) ->
   32`` and ``(B, 14, 14, 32) -> 64``) plus one depthwise ``(B, 14, 14, 32)``, for each
-  formulation of ``F.conv2d`` (``"xla"``, ``"patches"``), ``"auto"`` in a program
+  formulation of ``F.conv2d`` (``"xla"``, ``"patches"``; ``"taps"``, reached through
+  ``"auto"``, where the library picks it: depthwise on the CPU), ``"auto"`` in a program
   compiled by ``nnjax.functional._conv_compiler.jit`` (row ``library_auto``: XLA:CPU's
   convolutions on Eigen, as in ``fit``'s step once wired) and
   ``torch.nn.functional.conv2d``;
@@ -118,6 +119,8 @@ def conv_calls(x_shape, out_channels: int, groups: int) -> tuple[Calls, str]:
     calls["library_auto"] = (_jax_fwd_bwd(auto, params, x, jit=_conv_compiler.jit), H.sync_jax)
     backend = jax.default_backend()
     picked = forms.choose(x_shape, kernel.shape, x_shape[1:3], groups, x.dtype, backend)
+    if picked == "taps":  # depthwise on the CPU: "auto" is the only way to ask for it
+        calls["taps"] = (_jax_fwd_bwd(auto, params, x), H.sync_jax)
     if C.missing_module("torch") is None:
         import torch
 

@@ -5,7 +5,9 @@ convolutions, a reshape for non-overlapping pools) lose when no gradient is take
 XLA's convolution forward is 1.5-3.5x faster than patches, and ``reduce_window``
 pooling's forward beats the reshape (``benchmarks/bench_cnn.py`` predict rows, quiet
 2-core AMD EPYC, batch 128: 33 ms with the training picks against 18 ms for Flax's
-XLA convolution and ``reduce_window``). Code that only runs the model forward
+XLA convolution and ``reduce_window``). Depthwise convolutions keep their shifted
+multiply-adds (``_conv_taps.depthwise``), whose forward is also the fastest (2.4-27x
+XLA's grouped convolution, same machine). Code that only runs the model forward
 (``nnjax.train``'s evaluate and predict steps) traces under :func:`forward_only`; an
 explicit ``formulation=`` or a :func:`~nnjax.functional.conv_formulation` /
 :func:`~nnjax.functional.pool_formulation` block still wins.

@@ -16,7 +16,8 @@ from ._torch_ref import rand, to_numpy, to_torch, torch, value_and_vjp
 
 FORMULATIONS = ("xla", "patches")
 # "xla_canonical" and "taps" are reached through "auto" only; the tests run them in place
-# of "xla" (taps for every channel count, although "auto" picks it for one only).
+# of "xla" (taps for every channel count, although "auto" picks it for one only, and for
+# depthwise convolutions: per-channel taps).
 ALL_FORMULATIONS = (*FORMULATIONS, "xla_canonical", "taps")
 OPS = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 TORCH_OPS = {1: "conv1d", 2: "conv2d", 3: "conv3d"}
@@ -30,6 +31,9 @@ CASES = [
     ((9, 8), (3, 2), (2, 1), "SAME", (2, 3), 1, 3, 2),
     ((8, 8), (3, 3), (1, 1), 1, (1, 1), 2, 4, 6),  # grouped
     ((7, 7), (3, 3), (2, 1), "SAME", (1, 2), 3, 3, 3),  # depthwise
+    ((6, 7), (2, 3), (1, 1), ((1, 0), (2, 1)), (1, 1), 2, 2, 6),  # depthwise, multiplier 3
+    ((11,), (5,), (2,), "SAME", (1,), 4, 4, 4),  # depthwise 1-D
+    ((5, 4, 6), (3, 2, 3), (1, 1, 2), "VALID", (1, 2, 1), 3, 3, 6),  # depthwise 3-D
     ((5, 6, 5), (2, 3, 2), (1, 2, 1), "SAME", (1, 1, 2), 1, 2, 3),
     ((6, 5, 5), (3, 1, 2), (2, 1, 1), 1, (1, 1, 1), 2, 2, 4),
 ]
@@ -128,7 +132,9 @@ ONE_CHANNEL = ((9, 8), (3, 3), (1, 1), "SAME", (1, 1), 1, 1, 4)  # "auto" picks 
 
 
 @pytest.mark.parametrize("formulation", ["auto", "xla_canonical", "taps"])
-@pytest.mark.parametrize("case", [CASES[0], CASES[2], CASES[4], CASES[6], CASES[7], ONE_CHANNEL])
+@pytest.mark.parametrize(
+    "case", [CASES[0], CASES[2], CASES[4], CASES[6], CASES[7], CASES[10], ONE_CHANNEL]
+)
 def test_in_a_library_program_matches_torch(case, formulation, monkeypatch):
     """``F.conv*`` traced and compiled by ``_conv_compiler.jit`` (Eigen convolutions)."""
     name = _use(formulation, monkeypatch)
@@ -274,13 +280,27 @@ def test_context_sets_the_auto_default(key, monkeypatch):
 def test_rule_picks_patches_on_cpu_for_small_patch_matrices():
     deep = ((32, 14, 14, 32), (3, 3, 32, 64), (14, 14))  # 7.2 MB of patches
     assert forms.choose(*deep, 1, jnp.float32, "cpu") == "patches"
-    depthwise = ((32, 14, 14, 32), (3, 3, 1, 32), (14, 14))
-    assert forms.choose(*depthwise, 32, jnp.float32, "cpu") == "patches"
+    grouped = ((32, 14, 14, 32), (3, 3, 16, 64), (14, 14))  # 2 groups: not depthwise
+    assert forms.choose(*grouped, 2, jnp.float32, "cpu") == "patches"
     big = ((128, 14, 14, 32), (3, 3, 32, 64), (14, 14))  # 29 MB > PATCHES_MAX_BYTES
     assert forms.choose(*big, 1, jnp.float32, "cpu") == "xla"
-    big_depthwise = ((128, 14, 14, 32), (3, 3, 1, 32), (14, 14))
-    assert forms.choose(*big_depthwise, 32, jnp.float32, "cpu") == "xla"
     assert forms.choose(*deep, 1, jnp.float32, "gpu") == "xla"
+
+
+def test_rule_picks_taps_for_depthwise_convolutions_on_cpu_only():
+    for batch in (1, 32, 512):
+        for shape, kernel in [((batch, 14, 14, 32), (3, 3, 1, 32)),  # multiplier 1
+                              ((batch, 14, 14, 16), (5, 5, 1, 32)),  # multiplier 2
+                              ((batch, 64, 8), (7, 1, 8))]:  # 1-D  # fmt: skip
+            for library in (False, True):
+                pick = forms.choose(shape, kernel, shape[1:-1], shape[-1], jnp.float32,
+                                    "cpu", library=library)  # fmt: skip
+                assert pick == "taps"
+            assert forms.choose(shape, kernel, shape[1:-1], shape[-1], jnp.float32, "gpu") == "xla"
+    # in == groups but more than one input channel per group is impossible; one group
+    # per input channel with a single input channel is an ungrouped convolution.
+    assert not forms._conv_taps.is_depthwise(1, (3, 3, 1, 8), 1)
+    assert not forms._conv_taps.is_depthwise(32, (3, 3, 2, 32), 16)
 
 
 def test_rule_in_a_library_program():
@@ -300,10 +320,10 @@ def test_rule_in_a_library_program():
     assert forms.choose((8, 28, 28, 1), (3, 3, 1, 32), (28, 28), 1, jnp.float32, "cpu") == (
         "patches"  # outside a library program the rule is unchanged
     )
-    depthwise = ((128, 14, 14, 32), (3, 3, 1, 32), (14, 14))  # 29 MB: patches measured faster
-    assert pick(*depthwise, groups=32) == "patches"
-    huge_depthwise = ((512, 14, 14, 32), (3, 3, 1, 32), (14, 14))  # 116 MB
-    assert pick(*huge_depthwise, groups=32) == "xla"
+    grouped = ((128, 14, 14, 32), (3, 3, 16, 32), (14, 14))  # 2 groups, 29 MB of patches
+    assert pick(*grouped, groups=2) == "patches"
+    huge_grouped = ((512, 14, 14, 32), (3, 3, 16, 32), (14, 14))  # 116 MB
+    assert pick(*huge_grouped, groups=2) == "xla"
     one_d = ((32, 64, 8), (3, 8, 16), (64,))
     assert pick(*one_d) == forms.choose(*one_d, 1, jnp.float32, "cpu") == "patches"
     big_one_d = ((4096, 512, 8), (3, 8, 16), (512,))
@@ -330,3 +350,37 @@ def test_taps_accumulates_bfloat16_in_float32_and_rounds_once():
     assert y.dtype == jnp.bfloat16
     # one rounding of the float32 sum: within bfloat16's unit roundoff (2**-8 relative)
     np.testing.assert_allclose(np.float32(y), exact, rtol=2**-8, atol=1e-6)
+
+
+@pytest.mark.parametrize("multiplier", [1, 2])
+def test_depthwise_taps_check_grads_forward_and_reverse(multiplier):
+    from nnjax.functional import _conv_taps
+
+    conv = lambda x, k: _conv_taps.depthwise(x, k, (2, 1), ((1, 1), (0, 1)), (1, 2))
+    with jax.enable_x64(True):
+        x = jnp.asarray(rand((2, 5, 4, 3), 1), jnp.float64)
+        kernel = jnp.asarray(rand((3, 2, 1, 3 * multiplier), 2), jnp.float64)
+        check_grads(conv, (x, kernel), order=2, modes=("fwd", "rev"), atol=1e-6, rtol=1e-6)
+        expected = forms.xla(x, kernel, (2, 1), [(1, 1), (0, 1)], (1, 2), 3)
+        np.testing.assert_allclose(conv(x, kernel), expected, rtol=1e-12, atol=1e-12)
+
+
+def test_depthwise_auto_is_taps_in_a_jitted_step_and_traces_once():
+    params = F.conv2d_init(jax.random.key(0), 4, 8, 3, feature_group_count=4)
+    x = jnp.asarray(rand((2, 9, 9, 4), 1))
+    traces = []
+
+    @jax.jit
+    def loss(p, x):
+        traces.append(1)
+        return jnp.sum(F.conv2d(p, x, feature_group_count=4) ** 2)
+
+    grads = jax.grad(loss)(params, x)
+    jax.grad(loss)(params, x + 1.0)
+    assert len(traces) == 1
+    jaxpr = str(jax.make_jaxpr(jax.grad(loss))(params, x))
+    if jax.default_backend() == "cpu":
+        assert "conv_general_dilated" not in jaxpr
+    ref = jax.grad(lambda p: jnp.sum(F.conv2d(p, x, feature_group_count=4, formulation="xla") ** 2))
+    for a, b in zip(jax.tree.leaves(grads), jax.tree.leaves(ref(params))):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)

@@ -34,6 +34,19 @@ def test_auto_picks_the_training_formulations_outside_and_the_forward_ones_insid
     np.testing.assert_allclose(_forward_only(X), _model(X), rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="the CPU picks differ from it")
+def test_a_depthwise_convolution_keeps_its_taps_forward_only():
+    params = F.conv2d_init(jax.random.key(1), 3, 6, 3, feature_group_count=3)
+
+    def depthwise(x):
+        with F.forward_only():
+            return F.conv2d(params, x, feature_group_count=3)
+
+    assert "conv_general_dilated" not in _primitives(depthwise, X)
+    expected = F.conv2d(params, X, feature_group_count=3, formulation="xla")
+    np.testing.assert_allclose(depthwise(X), expected, rtol=1e-5, atol=1e-5)
+
+
 def test_explicit_formulations_and_their_contexts_still_win():
     def explicit(x):
         with F.forward_only():
