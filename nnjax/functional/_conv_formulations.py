@@ -64,9 +64,9 @@ after them (``_conv_taps.py``; the CNN train step of ``benchmarks/bench_cnn.py``
 it, taps / the rule before, wall clock, 30 interleaved steps: batch 1 1.00, 8 0.97,
 32 0.88, 128 0.85). On the CPU, in any program and forward-only too, depthwise
 convolutions (one group per input channel) are ``"taps"`` with a per-channel weight
-(``_conv_taps.depthwise``, plain autodiff): 2.4-18x faster than XLA's grouped
-convolution and than patches at batch 8 to 128 (figures in that module), 1.1x slower
-than patches at batch 1 (0.47 against 0.43 ms).
+(``_conv_taps.depthwise``, plain autodiff): 2-18x faster than XLA's grouped
+convolution, 1.4-4x faster than patches at batch 8 to 128 (figures in that module and
+``benchmarks/README.md``), 1.1x slower than patches at batch 1 (0.47 against 0.43 ms).
 
 Example:
   >>> choose((8, 28, 28, 1), (3, 3, 1, 32), (28, 28), 1, jnp.float32, "cpu")
