@@ -64,7 +64,7 @@ from __future__ import annotations
 import functools
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -115,6 +115,26 @@ def windows(x: jax.Array, kernel_size: Sequence[int], strides, pads, dilation) -
     return slices
 
 
+def _sum_over_taps(
+    x, kernel, strides, pads, dilation, tap_terms: Callable, repeat: int = 1
+) -> jax.Array:
+    """``sum(tap_terms(window, weights))`` over the kernel taps, rounded once to ``x``'s dtype.
+
+    ``window`` is the input under one tap, ``(B, *out_spatial, in * repeat)`` (each
+    channel repeated ``repeat`` times, adjacent); ``weights`` that tap's
+    ``(in_k, *ones, out)`` kernel rows (``in_k`` the kernel's input axis). Both are in
+    the accumulation dtype: at least float32, as a convolution accumulates.
+    """
+    nd = kernel.ndim - 2
+    acc = jnp.promote_types(x.dtype, jnp.float32)
+    lead = (1,) * (nd + 1)  # a row (out,) broadcast over (B, *out_spatial)
+    rows = kernel.astype(acc).reshape(-1, kernel.shape[nd], *lead, kernel.shape[-1])
+    xs = x.astype(acc) if repeat == 1 else jnp.repeat(x.astype(acc), repeat, axis=-1)
+    shifted = windows(xs, kernel.shape[:nd], strides, pads, dilation)
+    terms = [term for s, w in zip(shifted, rows) for term in tap_terms(s, w)]
+    return functools.reduce(jnp.add, terms).astype(x.dtype)
+
+
 def forward(x: jax.Array, kernel: jax.Array, strides, pads: Pads, dilation) -> jax.Array:
     """The convolution as ``prod(kernel_size) * in`` shifted multiply-adds.
 
@@ -129,17 +149,9 @@ def forward(x: jax.Array, kernel: jax.Array, strides, pads: Pads, dilation) -> j
       ``(B, *out_spatial, out)``, the dtype of ``x``; accumulated in at least float32
       (as a convolution accumulates), rounded once.
     """
-    nd = kernel.ndim - 2
-    acc = jnp.promote_types(x.dtype, jnp.float32)
-    rows = kernel.astype(acc).reshape(-1, *kernel.shape[nd:])  # (taps, in, out)
-    shifted = windows(x.astype(acc), kernel.shape[:nd], strides, pads, dilation)
-    lead = (1,) * (nd + 1)  # w[c] (out,) broadcast over (B, *out_spatial)
-    terms = [
-        s[..., c : c + 1] * w[c].reshape(*lead, -1)
-        for s, w in zip(shifted, rows)
-        for c in range(x.shape[-1])
-    ]
-    return functools.reduce(jnp.add, terms).astype(x.dtype)
+    channels = range(x.shape[-1])
+    each_channel = lambda s, w: [s[..., c : c + 1] * w[c] for c in channels]
+    return _sum_over_taps(x, kernel, strides, pads, dilation, each_channel)
 
 
 def depthwise(x: jax.Array, kernel: jax.Array, strides, pads: Pads, dilation) -> jax.Array:
@@ -164,16 +176,9 @@ def depthwise(x: jax.Array, kernel: jax.Array, strides, pads: Pads, dilation) ->
       >>> depthwise(x, k, (1, 1), ((1, 1), (1, 1)), (1, 1))[0, 2, 2]
       Array([9., 9., 9., 9.], dtype=float32)
     """
-    nd = kernel.ndim - 2
-    acc = jnp.promote_types(x.dtype, jnp.float32)
-    xs = x.astype(acc)
     multiplier = kernel.shape[-1] // x.shape[-1]
-    if multiplier > 1:
-        xs = jnp.repeat(xs, multiplier, axis=-1)
-    lead = (1,) * (nd + 1)  # a tap's weights (out,) broadcast over (B, *out_spatial)
-    rows = kernel.astype(acc).reshape(-1, *lead, kernel.shape[-1])  # (taps, *lead, out)
-    shifted = windows(xs, kernel.shape[:nd], strides, pads, dilation)
-    return functools.reduce(jnp.add, [s * w for s, w in zip(shifted, rows)]).astype(x.dtype)
+    per_channel = lambda s, w: [s * w[0]]
+    return _sum_over_taps(x, kernel, strides, pads, dilation, per_channel, multiplier)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
