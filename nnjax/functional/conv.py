@@ -252,8 +252,9 @@ def conv2d(
       formulation: ``"auto"`` (the default of :func:`conv_formulation`, else the
         formulation measured fastest for this backend and shape, and for how the
         program is compiled: ``fit``'s step runs XLA:CPU's convolutions on Eigen, see
-        ``_conv_compiler.py``), ``"xla"`` (``lax.conv_general_dilated``) or
-        ``"patches"`` (im2col + one matmul). All compute the same values; see
+        ``_conv_compiler.py``; on the CPU a depthwise convolution is shifted
+        multiply-adds with per-channel weights), ``"xla"`` (``lax.conv_general_dilated``)
+        or ``"patches"`` (im2col + one matmul). All compute the same values; see
         ``nnjax/functional/_conv_formulations.py``.
 
     Returns:
