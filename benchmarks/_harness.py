@@ -194,8 +194,9 @@ def time_calls(
     for name, values in samples.items():
         if name not in errors:
             q1, median, q3 = _quartiles(values)
-            stats = (median, q1, q3, repeats, number[name], tuple(values))
-            timings[name] = Timing(first[name], *stats)
+            timings[name] = Timing(
+                first[name], median, q1, q3, repeats, number[name], samples_s=tuple(values)
+            )
     return timings, errors
 
 

@@ -52,8 +52,8 @@ def paired_ratio(
     return quartiles([s / b for s, b in zip(samples, baseline, strict=True)])
 
 
-def format_paired(ratio: tuple[float, float, float] | None) -> str:
-    """``"0.86 (0.80-0.93)"``: the median per-round ratio and its inter-quartile range.
+def format_paired(ratio: Sequence[float] | None) -> str:
+    """``"0.86 (0.80-0.93)"`` from ``(q1, median, q3)`` (a tuple, or a list read from JSON).
 
     Example:
       >>> format_paired((0.8, 0.86, 0.93)), format_paired(None)
