@@ -12,6 +12,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from nnjax._deprecation import rename_kwargs
+from nnjax.functional import _bfloat16
 
 M = TypeVar("M", bound=type)
 
@@ -135,5 +136,14 @@ class FunctionalModule(nnx.Module):
 
 
 def compute_dtype(x: jax.typing.ArrayLike, dtype: jnp.dtype | None) -> jax.Array:
-    """Casts ``x`` to the module's compute dtype (mixed precision) when one is set."""
-    return jnp.asarray(x) if dtype is None else jnp.asarray(x, dtype)
+    """Casts ``x`` to the module's compute dtype (mixed precision) when one is set.
+
+    To bfloat16 by :func:`nnjax.functional._bfloat16.to_bfloat16` (fast where the CPU
+    emulates bfloat16; the values of ``astype``).
+    """
+    x = jnp.asarray(x)
+    if dtype is None:
+        return x
+    if jnp.dtype(dtype) == jnp.bfloat16:
+        return _bfloat16.to_bfloat16(x)
+    return x.astype(dtype)

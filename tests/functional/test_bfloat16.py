@@ -68,6 +68,38 @@ def test_round_to_bfloat16_differentiates_like_a_cast():
     np.testing.assert_array_equal(np.asarray(g), np.asarray(t.astype(BF16).astype(F32)))
 
 
+@pytest.mark.parametrize("native", [False, True])
+def test_to_bfloat16_rounds_with_integers_only_where_xla_emulates_bfloat16(monkeypatch, native):
+    monkeypatch.setattr(_hardware, "native_bfloat16", lambda backend=None: native)
+    x = _hard_floats(20_000)
+    nan = np.isnan(x)
+    # fresh functions: JAX caches a trace per function, blind to the library context
+    with _conv_compiler.library_convolutions():
+        jaxpr = str(jax.make_jaxpr(lambda v: _bfloat16.to_bfloat16(v))(x))
+        fast = jax.jit(lambda v: _bfloat16.to_bfloat16(v))(x)
+    assert ("bitcast_convert_type" in jaxpr) == (not native)
+    assert "bitcast_convert_type" not in str(jax.make_jaxpr(lambda v: _bfloat16.to_bfloat16(v))(x))
+    assert fast.dtype == BF16 and np.isnan(np.asarray(fast, F32)[nan]).all()
+    with np.errstate(over="ignore"):
+        reference = x[~nan].astype(BF16)
+    keep = ~_subnormal(x[~nan]) if native else slice(None)  # a native convert may flush
+    np.testing.assert_array_equal(_bits(fast)[~nan][keep], _bits(reference)[keep])
+
+
+def test_to_bfloat16_differentiates_like_a_cast(monkeypatch):
+    monkeypatch.setattr(_hardware, "native_bfloat16", lambda backend=None: False)
+    x = jnp.linspace(-3.0, 3.0, 11, dtype=F32)
+    t = jnp.linspace(0.1, 1.7, 11, dtype=F32)
+    loss = lambda v: jnp.sum(_bfloat16.to_bfloat16(v).astype(F32) * t)
+    with _conv_compiler.library_convolutions():
+        g = jax.jit(jax.grad(loss))(x)
+        _, ty = jax.jvp(lambda v: _bfloat16.to_bfloat16(v), (x,), (t,))
+    np.testing.assert_array_equal(np.asarray(g), np.asarray(t.astype(BF16).astype(F32)))
+    np.testing.assert_array_equal(_bits(ty), _bits(t.astype(BF16)))
+    as_bf16 = jnp.ones(2, BF16)
+    assert _bfloat16.to_bfloat16(as_bf16).dtype == BF16
+
+
 def _widened_cotangent(x, ct):
     return jax.vjp(_bfloat16.to_float32, x)[1](ct)[0]
 

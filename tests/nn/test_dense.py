@@ -30,6 +30,29 @@ def test_mixed_precision_keeps_float32_params():
     assert layer.kernel[...].dtype == jnp.float32
 
 
+@pytest.mark.parametrize("library", [False, True])
+def test_bfloat16_on_an_emulating_cpu_rounds_like_astype(monkeypatch, library):
+    from nnjax import _hardware
+    from nnjax.functional import _conv_compiler
+
+    monkeypatch.setattr(_hardware, "native_bfloat16", lambda backend=None: False)
+    layer = Dense(6, 5, dtype=jnp.bfloat16, rngs=nnx.Rngs(0))
+    x = jax.random.normal(jax.random.key(1), (4, 6)) * 3.0
+    params = {"kernel": layer.kernel[...], "bias": layer.bias[...]}
+    # the input and the float32 result rounded once each, as astype rounds them
+    x16 = x.astype(jnp.bfloat16).astype(jnp.float32)
+    expected = (x16 @ params["kernel"] + params["bias"][None, :]).astype(jnp.bfloat16)
+    with _conv_compiler.library_convolutions(library):  # a fresh function: traced here
+        y = jax.jit(lambda v: layer(v))(x)
+        jaxpr = str(jax.make_jaxpr(lambda v: layer(v))(x))
+    assert y.dtype == jnp.bfloat16
+    np.testing.assert_allclose(
+        np.asarray(y, np.float32), np.asarray(expected, np.float32), rtol=2**-7, atol=1e-6
+    )
+    # in fit's programs both roundings are integer arithmetic (fusible), else XLA's convert
+    assert jaxpr.count("round_to_bfloat16") == (2 if library else 0)
+
+
 @pytest.mark.parametrize(
     ("args", "kwargs", "match"),
     [
