@@ -9,10 +9,8 @@ Two formulations compute the same channels-last pooling:
   is padded (``"SAME"``, with ``-inf`` for max and zeros for average) or cropped
   (``"VALID"`` drops the incomplete windows), reshaped to
   ``(B, H/kh, kh, W/kw, kw, C)`` and reduced over the window axes: a sum for average
-  pooling; for max pooling elementwise maxima of the ``kh * kw`` window positions,
-  which XLA fuses with the ops before the pool (a reduction measured 1.2-1.8x slower
-  there: XLA:CPU materializes its input). Max pooling's derivative is a custom JVP
-  that selects the first maximal element of each window in row-major window order, so
+  pooling, a max for max pooling (:func:`window_max`). Max pooling's derivative is a
+  custom JVP that selects the first maximal element of each window in row-major window order, so
   its gradient is compares and selects, and ties (the zeros of a ReLU) route the whole
   gradient to one element, as ``reduce_window``'s ``select_and_scatter`` and PyTorch
   do. A window whose maximum is NaN routes it to its last NaN, as PyTorch does.
@@ -238,12 +236,21 @@ def first_max_masks(taps: list[jax.Array], y: jax.Array) -> list[jax.Array]:
 def window_max(xb: jax.Array, axes: tuple[int, ...]) -> jax.Array:
     """Max over ``axes``, differentiated into one element per window (first maximum).
 
-    Elementwise maxima of the window's positions rather than a reduction: XLA:CPU fuses
-    elementwise ops with their producers (the ReLU and bias before a pool), while a
-    reduction's input is materialized (a ``jnp.max`` over the window axes measured
-    1.2-1.8x slower, forward + backward of a 2x2 pool alone and after a conv + ReLU).
+    A reduction (``jnp.max``), which XLA computes once and does not repeat in the
+    fusions that read the pooled values: as elementwise maxima of the window's
+    positions, XLA:CPU recomputed the pool and everything fused before it (the first
+    layer's taps, bias and ReLU) in each of the 3-4 fusions that read it. The CNN train
+    step of ``benchmarks/bench_cnn.py`` (``fit``'s program, Adam), reduction /
+    elementwise maxima, paired medians (IQR) of 40-60 interleaved rounds, 2-core AMD
+    EPYC (Zen 2, AVX2), 2026-12-02: 0.96 (0.88-0.99) at batch 128, 0.90 (0.88-0.92) at
+    32, and 0.93-0.97 in three more runs; with ``dtype=jnp.bfloat16`` (emulated) level,
+    1.05 against 1.04 of the float32 step. A MobileNet-like step (depthwise taps, one
+    max pool): 1.01 (noise). Alone (``bench_ops.py --ops pool``, forward + backward,
+    ``28x28x32`` at batch 128) the pool took 4.1 ms against PyTorch's 14.6. Session 3
+    measured the opposite (1.2-1.8x) for a pool alone, before the first layer's taps
+    and YNNPACK's reductions.
     """
-    return functools.reduce(jnp.maximum, window_taps(xb, axes))
+    return jnp.max(xb, axis=axes)
 
 
 @window_max.defjvp
