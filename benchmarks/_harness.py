@@ -31,6 +31,7 @@ import time
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from typing import Any, TypeVar
 
+import _order
 from _paired import format_paired, paired_ratio
 from _paired import quartiles as _quartiles
 
@@ -156,9 +157,11 @@ def time_calls(
     """Times several ``(fn, sync)`` pairs as :func:`time_call` does, samples interleaved.
 
     Each call's first run and warm-up happen in turn; then every round takes one sample
-    of each call, in reversed order every other round, so a change in the machine's load
-    during the run (other jobs on a shared CPU) reaches every call alike instead of
-    whichever was timed at that moment, and so does following another call.
+    of each call, so a change in the machine's load during the run (other jobs on a
+    shared CPU) reaches every call alike instead of whichever was timed at that moment.
+    The rounds cycle through the orders of :func:`_order.carryover_balanced`, so that
+    each call follows each other one equally often (a PyTorch peer's threads spin for a
+    while after it returns, slowing whatever runs next).
     A call that raises is dropped and its exception returned; the others go on.
 
     Example:
@@ -180,10 +183,10 @@ def time_calls(
         except Exception as err:  # reported to the caller, the other calls go on
             errors[name] = err
     samples: dict[K, list[float]] = {name: [] for name in number}
+    names = list(samples)
+    orders = _order.carryover_balanced(len(names)) if names else [[]]
     for round_ in range(repeats):
-        # Alternate the order (ABC, CBA, ...): whichever call follows another framework's
-        # (a PyTorch peer's threads spin for a while after it returns) changes each round.
-        order = list(samples) if round_ % 2 == 0 else list(samples)[::-1]
+        order = [names[i] for i in orders[round_ % len(orders)]]
         for name in [n for n in order if n not in errors]:
             fn, sync = calls[name]
             try:

@@ -5,16 +5,20 @@ from __future__ import annotations
 import doctest
 import pathlib
 import sys
+from collections import Counter
 
 import numpy as np
 import pytest
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "benchmarks"))
 
+import itertools
+
 import _bfloat16
 import _cli as C
 import _harness as H
 import _markdown
+import _order
 import _paired
 import _peers as P
 
@@ -135,10 +139,36 @@ def test_time_calls_interleaves_rounds_and_drops_failing_calls():
     timings, errors = H.time_calls(calls, repeats=3, warmup=1, target_s=0.0)
     assert sorted(timings) == ["a"] and isinstance(errors["b"], RuntimeError)
     assert timings["a"].number == 1 and timings["a"].repeats == 3
-    # first + warm-up of a, then of b, then rounds (a, b), (b fails, a), (a): the
-    # order alternates.
+    # first + warm-up of a, then of b, then rounds (a, b), (b fails, a), (a): with two
+    # calls the balanced orders alternate.
     assert log == ["a", "a", "b", "b", "a", "b", "b", "a", "a"]
     assert len(timings["a"].samples_s) == 3
+
+
+@pytest.mark.parametrize("n", range(1, 9))
+def test_carryover_balanced_orders_follow_every_call_equally_often(n):
+    rows = _order.carryover_balanced(n)
+    assert len(rows) == (1 if n == 1 else n if n % 2 == 0 else 2 * n)
+    assert all(sorted(row) == list(range(n)) for row in rows)
+    follows = Counter((a, b) for row in rows for a, b in itertools.pairwise(row))
+    assert set(follows) == {(a, b) for a in range(n) for b in range(n) if a != b}
+    assert len(set(follows.values())) <= 1  # every ordered pair equally often
+
+
+def test_carryover_balanced_rejects_no_calls():
+    with pytest.raises(ValueError, match="`n` must be >= 1, got 0"):
+        _order.carryover_balanced(0)
+
+
+def test_time_calls_lets_every_call_follow_every_other():
+    log: list[str] = []
+    calls = {k: (lambda k=k: log.append(k), H.sync_none) for k in "abc"}
+    H.time_calls(calls, repeats=6, warmup=1, target_s=0.0)
+    rounds = log[6:]  # after each call's first run and warm-up
+    follows = Counter(itertools.pairwise(rounds))
+    # ABC/CBA alternation had c follow only b; now c follows a as often as b
+    assert follows[("a", "c")] >= 2 and follows[("b", "c")] >= 2
+    assert follows[("c", "b")] >= 2 and follows[("a", "b")] >= 2
 
 
 def test_time_calls_keeps_each_rounds_sample_in_round_order():
@@ -155,7 +185,9 @@ def test_time_calls_keeps_each_rounds_sample_in_round_order():
     assert (timings["a"].q1_s, timings["a"].median_s, timings["a"].q3_s) == (1.5, 2.0, 2.5)
 
 
-@pytest.mark.parametrize("module", [H, _paired, _markdown, _bfloat16], ids=lambda m: m.__name__)
+@pytest.mark.parametrize(
+    "module", [H, _order, _paired, _markdown, _bfloat16], ids=lambda m: m.__name__
+)
 def test_docstring_examples_run(module):
     result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.attempted > 0 and result.failed == 0
