@@ -138,12 +138,12 @@ class FunctionalModule(nnx.Module):
 def compute_dtype(x: jax.typing.ArrayLike, dtype: jnp.dtype | None) -> jax.Array:
     """Casts ``x`` to the module's compute dtype (mixed precision) when one is set.
 
-    To bfloat16 by :func:`nnjax.functional._bfloat16.to_bfloat16` (fast where the CPU
-    emulates bfloat16; the values of ``astype``).
+    A float32 array goes to bfloat16 by :func:`nnjax.functional._bfloat16.to_bfloat16`
+    (fast where the CPU emulates bfloat16; the values of ``astype``); anything else is
+    converted by :func:`jax.numpy.asarray` (one rounding from NumPy's float64 too).
     """
-    x = jnp.asarray(x)
     if dtype is None:
-        return x
-    if jnp.dtype(dtype) == jnp.bfloat16:
+        return jnp.asarray(x)
+    if isinstance(x, jax.Array) and x.dtype == jnp.float32 and jnp.dtype(dtype) == jnp.bfloat16:
         return _bfloat16.to_bfloat16(x)
-    return x.astype(dtype)
+    return jnp.asarray(x, dtype)
