@@ -10,10 +10,10 @@ Two formulations compute the same channels-last pooling:
   (``"VALID"`` drops the incomplete windows), reshaped to
   ``(B, H/kh, kh, W/kw, kw, C)`` and reduced over the window axes: a sum for average
   pooling, a max for max pooling (:func:`window_max`). Max pooling's derivative is a
-  custom JVP that selects the first maximal element of each window in row-major window order, so
-  its gradient is compares and selects, and ties (the zeros of a ReLU) route the whole
-  gradient to one element, as ``reduce_window``'s ``select_and_scatter`` and PyTorch
-  do. A window whose maximum is NaN routes it to its last NaN, as PyTorch does.
+  custom JVP that selects the first maximal element of each window in row-major window
+  order, so its gradient is compares and selects, and ties (the zeros of a ReLU) route
+  the whole gradient to one element, as ``reduce_window``'s ``select_and_scatter`` and
+  PyTorch do. A window whose maximum is NaN routes it to its last NaN, as PyTorch does.
 
 The rule (:func:`choose`), from ``benchmarks/bench_ops.py --ops pool --threads 1`` on a
 2-core AMD EPYC (Zen 2, AVX2, no AVX-512), jax 0.10.2, forward + backward of 2x2
