@@ -15,8 +15,9 @@ call, trace + compile + run, apart):
   ``F.avg_pool2d`` (``"reduce_window"``, ``"reshape"``) and torch's ``max_pool2d`` /
   ``avg_pool2d``;
 * ``lstm`` / ``gru``: the LSTM benchmark's sizes (T 64, features 16, hidden 128) with
-  inputs projected before the scan or per step, scan unroll 1 or 4, the library's
-  default, and ``torch.nn.LSTM`` / ``GRU``;
+  inputs projected before the scan or per step, scan unroll 1 or 4 (plain
+  ``jax.jit``), the library's default as ``fit`` compiles it (row ``library_auto``: an
+  LSTM's matmuls on Eigen on the CPU) and ``torch.nn.LSTM`` / ``GRU``;
 * ``dense``: an MLP training step (784-500-300-100-10, Adam) in ``float32`` and with
   ``precision="bfloat16"`` (what ``fit(precision=...)`` uses), on the bfloat16 case of
   this CPU (native AMX / AVX512-BF16 or emulated), printed with the result.
@@ -177,8 +178,26 @@ def rnn_sizes(quick: bool) -> tuple[int, int, int]:
     return (8, 4, 16) if quick else (64, 16, 128)
 
 
+def _fit_jit(cell: str) -> Callable:
+    """``jit`` as ``fit`` compiles a model holding this cell (its matmul library too)."""
+    from flax import nnx
+
+    from nnjax import nn
+    from nnjax.functional import _conv_compiler
+    from nnjax.train import compiled
+
+    module = getattr(nn, cell.upper())(2, 2, rngs=nnx.Rngs(0))
+    eigen = compiled.eigen_dots_for(nnx.graphdef(module))
+    return functools.partial(_conv_compiler.jit, eigen_dots=eigen)
+
+
 def rnn_calls(cell: str, batch: int, quick: bool) -> tuple[Calls, str]:
-    """Formulations of ``F.lstm``/``F.gru`` fwd + bwd (and torch's), and the default."""
+    """Formulations of ``F.lstm``/``F.gru`` fwd + bwd (and torch's), and the default.
+
+    Each formulation under plain ``jax.jit``, and the default as ``fit`` compiles it
+    (``library_auto``: an LSTM's matmuls on Eigen on the CPU, where plain ``jax.jit``
+    leaves them on YNNPACK).
+    """
     import nnjax.functional as F
     from nnjax.functional import sequence
 
@@ -197,6 +216,8 @@ def rnn_calls(cell: str, batch: int, quick: bool) -> tuple[Calls, str]:
             H.sync_jax,
         )
     picked = f"{'precompute' if sequence._default_precompute() else 'per_step'} unroll 1"
+    default = lambda p, xs: op(p, xs)[1]
+    calls["library_auto"] = (_jax_fwd_bwd(default, params, xs, jit=_fit_jit(cell)), H.sync_jax)
     if C.missing_module("torch") is None:
         import torch
 

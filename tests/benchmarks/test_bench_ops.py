@@ -45,6 +45,8 @@ def test_bench_ops_quick_writes_rows_and_marks_the_picks(tmp_path, capsys):
     assert {"xla", "patches", "torch"} <= conv
     pool = {r["formulation"] for r in rows if r["op"] == "pool"}
     assert {"reduce_window", "reshape", "torch"} <= pool
+    lstm = {r["formulation"] for r in rows if r["op"] == "lstm"}
+    assert {"per_step unroll 1", "library_auto", "torch"} <= lstm  # fit's compile too
     assert all(r["median_s"] > 0 and r["compile_s"] > 0 for r in rows)
     assert "bfloat16_hardware" in record["environment"]
     printed = capsys.readouterr().out
