@@ -259,12 +259,18 @@ def patches(
     return y.reshape(*y.shape[:-2], out_channels)
 
 
+def _static(pads, strides, dilation) -> tuple[tuple, tuple, tuple]:
+    """``(pads, strides, dilation)`` as tuples of ints: hashable, for static arguments."""
+    pairs = tuple((int(lo), int(hi)) for lo, hi in pads)
+    return pairs, tuple(strides), tuple(dilation)
+
+
 def _ungrouped(custom_conv, x, kernel, strides, pads, dilation, groups) -> jax.Array:
     """``custom_conv`` (a custom-VJP convolution) when ungrouped, else :func:`xla`."""
     if groups != 1:
         return xla(x, kernel, strides, pads, dilation, groups)
-    pairs = tuple((int(lo), int(hi)) for lo, hi in pads)
-    return custom_conv(x, kernel, tuple(strides), pairs, tuple(dilation))
+    pairs, strides, dilation = _static(pads, strides, dilation)
+    return custom_conv(x, kernel, strides, pairs, dilation)
 
 
 def xla_canonical(
@@ -296,8 +302,8 @@ def taps(
     plain autodiff. Other grouped convolutions are plain :func:`xla`.
     """
     if _conv_taps.is_depthwise(x.shape[-1], kernel.shape, groups):
-        pairs = tuple((int(lo), int(hi)) for lo, hi in pads)
-        return _conv_taps.depthwise(x, kernel, tuple(strides), pairs, tuple(dilation))
+        pairs, strides, dilation = _static(pads, strides, dilation)
+        return _conv_taps.depthwise(x, kernel, strides, pairs, dilation)
     return _ungrouped(_conv_taps.conv, x, kernel, strides, pads, dilation, groups)
 
 
