@@ -63,6 +63,7 @@ def ensure_nnjax_importable() -> None:
 ensure_nnjax_importable()
 # The machine description lives in the library (ops pick formulations from it).
 from nnjax._hardware import SIMD_FLAGS, bfloat16_hardware, cpu_flags  # noqa: E402
+from nnjax.train import host_memory  # noqa: E402
 
 # --------------------------------------------------------------------------- timing
 
@@ -297,7 +298,23 @@ def environment() -> dict[str, Any]:
         "cpu_flags": cpu_flags(),
         "bfloat16_hardware": bfloat16_hardware(cpu_flags()),
         "xla_flags": os.environ.get("XLA_FLAGS", ""),
+        "host_memory_retained": host_memory.retained(),
     }
+
+
+def host_memory_note() -> str:
+    """One line: whether nnjax tuned this process's ``malloc`` (it applies to every peer).
+
+    Example:
+      >>> host_memory_note().startswith("host malloc:")
+      True
+    """
+    if host_memory.retained():
+        return (
+            "host malloc: freed memory retained (nnjax.train.retain_freed_memory, as in fit; "
+            "process-wide, so every peer here ran with it)"
+        )
+    return "host malloc: the C library's defaults"
 
 
 # ------------------------------------------------------------------------- results

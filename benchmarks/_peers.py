@@ -125,11 +125,15 @@ def nnjax(
     convolutions on Eigen); ``library_conv=False`` uses plain ``jax.jit`` (a diagnostic).
     ``eigen_dots=None`` puts the matmuls on Eigen where ``fit`` does
     (``nnjax.train.compiled.eigen_dots_for``); ``False`` never (a diagnostic).
+    Like ``fit``, it tunes the host ``malloc`` on the CPU
+    (``nnjax.train.retain_freed_memory``), for the whole process: the peers timed with
+    it run with the same setting (recorded as ``host_memory_retained``).
     """
     from nnjax import train
     from nnjax.functional import _conv_compiler
-    from nnjax.train import compiled
+    from nnjax.train import compiled, host_memory
 
+    host_memory.retain_freed_memory()  # as fit does (process-wide: every peer shares it)
     model = factory()
     graphdef, params, rest = train.split_model(model)
     tx = spec.optax()
@@ -380,6 +384,7 @@ def run_and_report(
         errors=errors,
     )
     print(H.format_table(rows))
+    print(H.host_memory_note())
     for peer, note in skipped.items():
         print(f"skipped {peer}: {note}")
     print(f"wrote {out}")

@@ -19,6 +19,7 @@ from nnjax.train.data import Batch, epoch_index, epoch_order
 from nnjax.train.driver import RunView
 from nnjax.train.evaluate import evaluate, predict
 from nnjax.train.history import History
+from nnjax.train.host_memory import retain_freed_memory
 from nnjax.train.loop import DEFAULT_STEPS_PER_DISPATCH, Loop, NonFiniteLossError, fit
 from nnjax.train.mc_dropout import fresh_keys, mc_dropout_predict, mc_dropout_samples
 from nnjax.train.objective import compute_dtype, masked_mean
@@ -134,6 +135,7 @@ __all__ = [
     "project_max_norm",
     "random_search",
     "resolve_metrics",
+    "retain_freed_memory",
     "scan_steps",
     "select",
     "set_hyperparameter",

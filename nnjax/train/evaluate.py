@@ -18,7 +18,7 @@ from jax.sharding import Mesh
 
 from nnjax import losses
 from nnjax import metrics as metrics_lib
-from nnjax.train import sharding, step, validation
+from nnjax.train import host_memory, sharding, step, validation
 from nnjax.train.compiled import cached
 from nnjax.train.data import ArraySource, IterableSource, is_arrays, make_source
 from nnjax.train.feeder import Prefetcher
@@ -142,6 +142,7 @@ def _mesh_size(devices: Sequence[jax.Device] | None) -> int:
 
 def _setup(model, batch_size, devices):
     mesh = sharding.make_mesh(sharding.choose_devices(batch_size, devices))
+    host_memory.retain_for(mesh)
     graphdef, params, rest = step.split_model(model, training=False)
     return mesh, graphdef, params, rest
 

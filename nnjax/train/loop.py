@@ -37,7 +37,17 @@ from flax import nnx
 from jax.sharding import Mesh
 
 from nnjax import losses
-from nnjax.train import checkpoint, compiled, data, optimizers, resume, setup, sharding, step
+from nnjax.train import (
+    checkpoint,
+    compiled,
+    data,
+    host_memory,
+    optimizers,
+    resume,
+    setup,
+    sharding,
+    step,
+)
 from nnjax.train import validation as checks
 from nnjax.train.callbacks import Callback
 from nnjax.train.driver import CallbackDriver, Run, RunView
@@ -112,6 +122,11 @@ def fit(
     validation: Any = None,
 ) -> History:
     """Trains ``model`` on ``data``; the trained weights land back in ``model``.
+
+    On the CPU backend, the first ``fit`` (or ``evaluate``, ``predict``, ``sweep``) of
+    the process tunes glibc's ``malloc`` so that each step reuses the memory the
+    previous one freed instead of faulting it in again
+    (:func:`nnjax.train.retain_freed_memory`; ``NNJAX_RETAIN_HOST_MEMORY=0`` opts out).
 
     Args:
       model: a Flax NNX model; its ``nnx.Param`` s are trained, its other state
@@ -225,6 +240,7 @@ def fit(
     graphdef, params, rest = step.split_model(model)
     user_logs = setup.check_model(model, graphdef, params, rest, objective, source, val, tx)
     mesh = setup.make_mesh(source.batch_size, devices, mesh)
+    host_memory.retain_for(mesh)  # XLA:CPU: each step's temporaries reused, not re-faulted
     if val is not None:  # the mesh may span more devices than ``mesh_size`` assumed
         val = divisible(val, int(mesh.shape[sharding.DATA_AXIS]))
     if param_sharding == "fsdp" and mesh.size == 1 and len(jax.devices()) > 1:

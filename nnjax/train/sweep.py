@@ -51,7 +51,7 @@ from flax import nnx
 
 from nnjax import losses
 from nnjax._deprecation import renamed_args
-from nnjax.train import compiled, setup, sharding, step
+from nnjax.train import compiled, host_memory, setup, sharding, step
 from nnjax.train import validation as checks
 from nnjax.train.callbacks import Callback, EarlyStopping
 from nnjax.train.checkpoint import ModelCheckpoint
@@ -227,6 +227,7 @@ def sweep(
         class_weight=class_weight, check_inputs=check_inputs,
     )  # fmt: skip
     mesh = setup.make_mesh(source.batch_size, devices, None)
+    host_memory.retain_for(mesh)
     val = divisible(val, mesh.size)
     if members_per_program is not None:
         members_per_program = checks.check_count("members_per_program", members_per_program, 1)
