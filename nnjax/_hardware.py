@@ -152,13 +152,53 @@ def upcast_matmuls(dtype: jnp.dtype) -> bool:
     return jnp.dtype(dtype) == jnp.bfloat16 and not native_bfloat16()
 
 
+def widen_bfloat16(dtype: jnp.dtype) -> bool:
+    """Whether convolutions, pooling and recurrences of ``dtype`` should compute in float32.
+
+    True for bfloat16 on the CPU backend, native bfloat16 or not. Where the CPU has it
+    (AVX512-BF16, AMX), XLA:CPU still runs bfloat16 only in matmuls (YNNPACK's kernels,
+    :mod:`nnjax.functional._bfloat16_dot`): its convolutions (Eigen) and elementwise
+    work widen each value to float32 and round it back. On a 2-core AMD EPYC (Zen 5,
+    AVX512-BF16), jax 0.10.2, the CNN train step of ``benchmarks/bench_cnn.py`` with a
+    bfloat16 model took 3.2-3.4x the float32 step's time that way; and the LSTM's
+    per-step matmul ``(32, 144) @ (144, 512)`` in bfloat16 took 1.6-5x float32's time.
+    The formulation that widens the bfloat16 inputs, computes in float32 and rounds the
+    result once runs at float32's speed (measured on AVX2, where it was made).
+
+    Example:
+      >>> widen_bfloat16(jnp.float32)
+      False
+    """
+    if jnp.dtype(dtype) != jnp.bfloat16:
+        return False
+    return jax.default_backend() == "cpu" or not native_bfloat16()
+
+
+def bfloat16_dots(dtype: jnp.dtype) -> bool:
+    """Whether matmuls of ``dtype`` operands take the CPU's native bfloat16 kernels.
+
+    True for bfloat16 on a CPU with native bfloat16 dot products
+    (:func:`native_bfloat16`): ``F.dense`` then multiplies through
+    :func:`nnjax.functional._bfloat16_dot.matmul`, which XLA runs on them, where a
+    matmul with a bfloat16 result is widened to float32 and ran at 0.95x float32's
+    speed (figures in that module).
+
+    Example:
+      >>> bfloat16_dots(jnp.float32)
+      False
+    """
+    return jnp.dtype(dtype) == jnp.bfloat16 and jax.default_backend() == "cpu" and native_bfloat16()
+
+
 __all__ = [
     "BFLOAT16_FLAGS",
     "SIMD_FLAGS",
+    "bfloat16_dots",
     "bfloat16_hardware",
     "cpu_flags",
     "cpu_model",
     "emulated_bfloat16_note",
     "native_bfloat16",
     "upcast_matmuls",
+    "widen_bfloat16",
 ]

@@ -56,3 +56,14 @@ def test_emulated_bfloat16_note_names_the_cpu_and_the_missing_flags(monkeypatch)
     note = _hardware.emulated_bfloat16_note()
     assert "Test CPU 9000" in note and "float32" in note
     assert all(flag in note for flag in _hardware.BFLOAT16_FLAGS)
+
+
+def test_widen_bfloat16_on_every_cpu_and_where_bfloat16_is_emulated(monkeypatch):
+    for native in (False, True):
+        monkeypatch.setattr(_hardware, "native_bfloat16", lambda backend=None, n=native: n)
+        cpu = jax.default_backend() == "cpu"
+        assert _hardware.widen_bfloat16(jnp.bfloat16) is (cpu or not native)
+        assert _hardware.bfloat16_dots(jnp.bfloat16) is (cpu and native)
+        for dtype in (jnp.float32, jnp.float16):
+            assert _hardware.widen_bfloat16(dtype) is False
+            assert _hardware.bfloat16_dots(dtype) is False

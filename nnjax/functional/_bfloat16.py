@@ -98,14 +98,16 @@ def to_float32(x: jax.Array) -> jax.Array:
 
     Returns:
       float32 array of ``x``'s shape and values. In a program traced by
-      :func:`nnjax.functional._conv_compiler.jit`, a bfloat16 ``x``'s cotangent is
-      rounded by :func:`round_to_bfloat16` (same values as XLA's rounding).
+      :func:`nnjax.functional._conv_compiler.jit` on a CPU that emulates bfloat16
+      (:func:`nnjax._hardware.native_bfloat16` is False), a bfloat16 ``x``'s cotangent
+      is rounded by :func:`round_to_bfloat16` (same values as XLA's rounding); a CPU
+      with native bfloat16 converts with one instruction, so XLA's rounding stays.
 
     Example:
       >>> to_float32(jnp.ones(2, jnp.bfloat16))
       Array([1., 1.], dtype=float32)
     """
-    if x.dtype == jnp.bfloat16 and in_library_program():
+    if x.dtype == jnp.bfloat16 and in_library_program() and not _hardware.native_bfloat16():
         return _widen(x)
     return x.astype(jnp.float32)
 

@@ -210,9 +210,9 @@ def conv(
     _utils.check_window_fits(op, x, span, pads)
     pads = _forms.explicit_pads(x.shape, span, strides, pads)
     out = [_forms.out_size(*a) for a in zip(x.shape[1:-1], pads, span, strides)]
-    # bfloat16 that this CPU only emulates: convolve in float32 and round the output once
-    # (as F.dense does; the kernel enters as it is)
-    xc = _bfloat16.to_float32(x) if _hardware.upcast_matmuls(x.dtype) else x
+    # bfloat16 that XLA:CPU convolves by widening: convolve in float32 and round the
+    # output once (the kernel enters as it is)
+    xc = _bfloat16.to_float32(x) if _hardware.widen_bfloat16(x.dtype) else x
     chosen = _forms.resolve(formulation, xc, kernel, out, groups)
     y = _forms.IMPLEMENTATIONS[chosen](xc, kernel.astype(xc.dtype), strides, pads, dilation, groups)
     return add_bias(op, params, y).astype(x.dtype)

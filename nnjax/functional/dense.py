@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 
 from nnjax import _checks, _hardware, initializers
-from nnjax.functional import _bfloat16, _utils
+from nnjax.functional import _bfloat16, _bfloat16_dot, _utils
 
 Params = dict[str, jax.Array]
 
@@ -62,7 +62,9 @@ def dense(params: Params, x: jax.typing.ArrayLike) -> jax.Array:
     (:func:`nnjax._hardware.native_bfloat16`), a bfloat16 ``x`` is multiplied in
     float32 by the parameters as they are (not rounded to bfloat16) and the result
     rounded to bfloat16, the formulation as fast as float32 there (see
-    ``_affine_upcast``).
+    ``_affine_upcast``). On a CPU with them (AVX512-BF16, AMX) the bfloat16 operands are
+    summed in float32 and the result rounded once, the form XLA:CPU runs on its native
+    kernels (see ``_affine_native``).
 
     Args:
       params: ``{"kernel": (in, out), "bias": (out,)}``, as from :func:`dense_init`.
@@ -94,10 +96,26 @@ def dense(params: Params, x: jax.typing.ArrayLike) -> jax.Array:
         _checks.check_shape("dense", "params['bias']", bias, (kernel.shape[1],))
     if _hardware.upcast_matmuls(x.dtype):
         return _affine_upcast(x, kernel, bias)
+    if _hardware.bfloat16_dots(x.dtype):
+        return _affine_native(x, kernel, bias)
     y = jnp.matmul(x, kernel.astype(x.dtype))
     if bias is not None:
         y = y + _utils.expand_to(bias.astype(x.dtype), y.ndim)
     return y
+
+
+def _affine_native(x: jax.Array, kernel: jax.Array, bias: jax.Array | None) -> jax.Array:
+    """``x @ kernel + bias`` of bfloat16 ``x`` on a CPU with native bfloat16 dot products.
+
+    The operands are rounded to bfloat16 and multiplied on the CPU's bfloat16 kernels
+    with float32 sums (:func:`nnjax.functional._bfloat16_dot.matmul`, where XLA widens
+    a matmul with a bfloat16 result to float32); the bias is added in float32 and the
+    result rounded to bfloat16 once.
+    """
+    y = _bfloat16_dot.matmul(x, kernel)
+    if bias is not None:
+        y = y + _utils.expand_to(bias.astype(jnp.float32), y.ndim)
+    return y.astype(jnp.bfloat16)
 
 
 def _affine_upcast(x: jax.Array, kernel: jax.Array, bias: jax.Array | None) -> jax.Array:

@@ -34,8 +34,8 @@ def _window_args(op, nd, x, window, stride, padding, formulation):
 
 def _max_pool(op: str, nd: int, x, window, stride, padding, formulation) -> jax.Array:
     x, window, stride, mode, how = _window_args(op, nd, x, window, stride, padding, formulation)
-    if _hardware.upcast_matmuls(x.dtype):
-        # bfloat16 emulated by this CPU: the max of the same values in float32 is exact
+    if _hardware.widen_bfloat16(x.dtype):
+        # bfloat16 computed by widening on this CPU: the max of the same values in float32 is exact
         # (and so is its gradient's routing), without XLA's per-comparison conversions
         y = _forms.MAX[how](_bfloat16.to_float32(x), window, stride, mode)
         return y.astype(x.dtype)

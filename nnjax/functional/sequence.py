@@ -230,7 +230,7 @@ def _run(op, cell, params, xs, state, lengths, reverse, unroll, precompute_input
         precompute_inputs = split is not None and _default_precompute()
     if lengths is not None:
         lengths = _check_lengths(op, lengths, xs.shape[0], xs.shape[1])
-    if split is not None and _hardware.upcast_matmuls(xs.dtype):
+    if split is not None and _hardware.widen_bfloat16(xs.dtype):
         return _in_float32(op, cell, params, xs, state, lengths, reverse, unroll,
                            precompute_inputs, fused)  # fmt: skip
     if precompute_inputs:

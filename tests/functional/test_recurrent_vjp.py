@@ -171,7 +171,7 @@ def test_bfloat16_without_native_support_runs_the_scan_in_float32(monkeypatch, k
     """Forced emulated case: the float32 scan of the bfloat16 values, rounded to bfloat16."""
     from nnjax import _hardware
 
-    monkeypatch.setattr(_hardware, "upcast_matmuls", lambda dtype: dtype == jnp.bfloat16)
+    monkeypatch.setattr(_hardware, "widen_bfloat16", lambda dtype: dtype == jnp.bfloat16)
     params, state, xs = random_case(key, kind, (B, T, IN), H)
     rounded = lambda tree: jax.tree.map(lambda a: a.astype(jnp.bfloat16), tree)
     final, ys = jax.jit(lambda p, x, s: OPS[kind](p, x, s))(rounded(params), rounded(xs), state)
