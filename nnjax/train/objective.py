@@ -96,6 +96,9 @@ def compute_dtype(precision: Any, backend: str | None = None) -> jnp.dtype | Non
     (:func:`nnjax._hardware.native_bfloat16`: GPUs, TPUs, CPUs with AMX or AVX512-BF16):
     there bfloat16 matmuls run at about twice float32's speed or more, and the step
     casts the parameters and inputs to bfloat16 once, so every matmul takes that path.
+    On such a CPU only the matmuls gain: XLA:CPU computes convolutions and elementwise
+    work in float32 either way (a bfloat16 MLP step measured 1.4x faster than float32 at
+    batch 256 on AVX512-BF16, a CNN step 1.1-1.4x slower; ``benchmarks/README.md``).
     On a CPU without them XLA emulates bfloat16, and any bfloat16 rounding is extra work
     over float32 (the casts of 567k parameters alone made an MLP step 1.1-1.2x
     float32's time); there ``None`` is returned, the step is float32's and runs as fast,
