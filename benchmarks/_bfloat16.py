@@ -27,8 +27,13 @@ def case() -> tuple[bool, str]:
     return native, _hardware.bfloat16_hardware(_hardware.cpu_flags())
 
 
-def verdict(rows: list[dict], native: bool, case: str) -> str:
-    """The ``bfloat16:`` line: the hardware case, its goal, ``nnjax_bf16 / nnjax`` train times.
+#: The bfloat16 peers: a model built with ``dtype=jnp.bfloat16``, and ``fit``'s
+#: ``precision="bfloat16"`` on a float32 model.
+PEERS = ("nnjax_bf16", "nnjax_precision")
+
+
+def verdict(rows: list[dict], native: bool, case: str, peer: str = "nnjax_bf16") -> str:
+    """The ``bfloat16:`` line: the hardware case, its goal, ``peer / nnjax`` train times.
 
     The ratio is the median per-round ratio where the rows kept their samples
     (``paired_vs_nnjax``, :mod:`_paired`), with its inter-quartile range; else the ratio
@@ -40,19 +45,19 @@ def verdict(rows: list[dict], native: bool, case: str) -> str:
       ...         {"peer": "nnjax_bf16", "task": "train", "batch_size": 32, "median_s": 1.0}]
       >>> verdict(rows, True, "AMX").split("; ")[-1]
       'bf16 / f32 train time: batch 32 0.50x (IQR 0.50-0.50): met'
-      >>> verdict(rows[:1], False, "none").split("; ")[1]
+      >>> verdict(rows[:1], False, "none", peer="nnjax_precision").split("; ")[1]
       'goal: bfloat16 never slower than float32'
     """
     goal, limit = ("at least 2x faster than", 0.5) if native else ("never slower than", 1.0)
     train = {(r["peer"], r["batch_size"]): r for r in rows if r["task"] == "train"}
     ratios = {
         b: r.get("paired_vs_nnjax") or [r["median_s"] / train[("nnjax", b)]["median_s"]] * 3
-        for (peer, b), r in sorted(train.items())
-        if peer == "nnjax_bf16" and ("nnjax", b) in train
+        for (name, b), r in sorted(train.items())
+        if name == peer and ("nnjax", b) in train
     }
-    head = f"bfloat16: {case}; goal: bfloat16 {goal} float32"
+    head = f"bfloat16 ({peer}): {case}; goal: bfloat16 {goal} float32"
     if not ratios:
-        return f"{head}; not measured (run the peers nnjax and nnjax_bf16)"
+        return f"{head}; not measured (run the peers nnjax and {peer})"
     listed = ", ".join(
         f"batch {b} {m:.2f}x (IQR {q1:.2f}-{q3:.2f})" for b, (q1, m, q3) in ratios.items()
     )
@@ -68,4 +73,6 @@ def verdict(rows: list[dict], native: bool, case: str) -> str:
 def print_verdict(name: str, out: str | None) -> None:
     """Prints :func:`verdict` of the rows that a script named ``name`` wrote to ``out``."""
     rows = json.loads(pathlib.Path(out or H.default_out(name)).read_text())["results"]
-    print(verdict(rows, *case()))
+    ran = [peer for peer in PEERS if any(r["peer"] == peer for r in rows)]
+    for peer in ran or PEERS[:1]:
+        print(verdict(rows, *case(), peer=peer))

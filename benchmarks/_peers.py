@@ -115,6 +115,7 @@ def nnjax(
     donate: bool | None = None,
     library_conv: bool = True,
     eigen_dots: bool | None = None,
+    precision: str | None = None,
 ) -> Case:
     """``nnjax.train``'s pure step jitted as ``fit`` jits it, donating params, optimizer and rest.
 
@@ -125,6 +126,7 @@ def nnjax(
     convolutions on Eigen); ``library_conv=False`` uses plain ``jax.jit`` (a diagnostic).
     ``eigen_dots=None`` puts the matmuls on Eigen where ``fit`` does
     (``nnjax.train.compiled.eigen_dots_for``); ``False`` never (a diagnostic).
+    ``precision`` is ``fit``'s (``"bfloat16"``: ``nnjax.train.objective.compute_dtype``).
     Like ``fit``, it tunes the host ``malloc`` on the CPU
     (``nnjax.train.retain_freed_memory``), for the whole process: the peers timed with
     it run with the same setting (recorded as ``host_memory_retained``).
@@ -138,7 +140,7 @@ def nnjax(
     graphdef, params, rest = train.split_model(model)
     tx = spec.optax()
     traces: dict[str, int] = {}
-    step = train.make_train_step(graphdef, "cross_entropy", tx, metrics=())
+    step = train.make_train_step(graphdef, "cross_entropy", tx, metrics=(), precision=precision)
     step = train.scan_steps(step) if scan_steps else step
     donate = compiled.donate_for(graphdef) if donate is None else donate
     donated = (0, 1, 2) if donate else ()

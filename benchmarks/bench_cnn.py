@@ -14,9 +14,10 @@ donation), ``nnjax_no_donate`` (the same step without buffer donation), ``flax_n
 (``nnx.Conv`` + ``nnx.max_pool``, ``nnx.jit``), ``flax_nnx_partial``
 (``nnx.jit_partial``), ``equinox`` (``eqx.nn.Conv2d``, ``eqx.filter_jit``), ``keras``
 (``Conv2D``/``MaxPooling2D``, JAX backend), ``torch`` (eager; ``torch_compile`` on
-request), ``nnjax_bf16`` (``nnjax`` with the model built with ``dtype=jnp.bfloat16``; a
-``bfloat16:`` line after the table says which hardware case applies and whether its goal
-is met, as in ``bench_mlp.py``). On request too, the diagnostic
+request), ``nnjax_bf16`` (``nnjax`` with the model built with ``dtype=jnp.bfloat16``) and
+``nnjax_precision`` (``nnjax`` stepped as ``fit(precision="bfloat16")`` steps it); a
+``bfloat16:`` line per such peer after the table says which hardware case applies and
+whether its goal is met, as in ``bench_mlp.py``. On request too, the diagnostic
 ``nnjax_reduce_window_pool``: the ``nnjax`` peer with its max pools traced under
 ``pool_formulation("reduce_window")`` (the formulation before the ``"reshape"`` one),
 for a before/after ratio in one run; and ``nnjax_ynn_conv``: the ``nnjax`` peer with its
@@ -51,7 +52,7 @@ import jax
 import jax.numpy as jnp
 
 NAME = "cnn"
-DEFAULT_PEERS = (*P.STANDARD, "nnjax_bf16")
+DEFAULT_PEERS = (*P.STANDARD, "nnjax_bf16", "nnjax_precision")
 DIAGNOSTIC = ("nnjax_reduce_window_pool", "nnjax_ynn_conv")
 PEERS = (*DEFAULT_PEERS, *P.ON_REQUEST, *DIAGNOSTIC)
 
@@ -201,6 +202,7 @@ def builders(cfg: Config) -> dict[str, P.Builder]:
         ),
         "nnjax_ynn_conv": p(P.nnjax, spec, p(_nnjax_model, cfg), library_conv=False),
         "nnjax_bf16": p(P.nnjax, spec, p(_nnjax_model, cfg, jnp.bfloat16)),
+        "nnjax_precision": p(P.nnjax, spec, p(_nnjax_model, cfg), precision="bfloat16"),
     }
     return extra | P.standard_peers(
         spec,

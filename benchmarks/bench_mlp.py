@@ -15,15 +15,17 @@ step), ``flax_nnx`` (idiomatic ``nnx.jit`` + ``nnx.Optimizer``), ``flax_nnx_part
 (``nnx.jit_partial``, Flax's low-overhead path), ``equinox`` (``eqx.filter_jit``),
 ``keras`` (Keras 3, JAX backend, ``train_on_batch``/``predict_on_batch``), ``torch``
 (eager; ``torch_compile`` on request), ``nnjax_bf16`` (``nnjax`` with the model built
-with ``dtype=jnp.bfloat16``: bfloat16 compute, float32 parameters), ``nnjax_no_donate``
-on request (``nnjax`` without buffer donation). A peer that is not installed is
-skipped with a note.
+with ``dtype=jnp.bfloat16``: bfloat16 compute, float32 parameters), ``nnjax_precision``
+(``nnjax``'s float32 model stepped as ``fit(precision="bfloat16")`` steps it),
+``nnjax_no_donate`` on request (``nnjax`` without buffer donation). A peer that is not
+installed is skipped with a note.
 
-After the table, a ``bfloat16:`` line says which case of the hardware applies (native
-bfloat16 matmuls: GPU, TPU, AMX, AVX512-BF16; or emulated) with its goal (at least 2x
-faster than float32; or never slower), and the measured ``nnjax_bf16 / nnjax`` train
-time. ``fit(precision="bfloat16")`` computes in float32 where bfloat16 is emulated
-(``nnjax.train.objective.compute_dtype``), so there only ``dtype=`` runs bfloat16.
+After the table, a ``bfloat16:`` line per bfloat16 peer says which case of the hardware
+applies (native bfloat16 matmuls: GPU, TPU, AMX, AVX512-BF16; or emulated) with its
+goal (at least 2x faster than float32; or never slower), and the measured
+``peer / nnjax`` train time. ``fit(precision="bfloat16")`` computes in float32 where
+bfloat16 is emulated, and on a CPU with native bfloat16 keeps float32 activations and
+rounds the dense matmuls' operands (``nnjax.train.objective.compute_dtype``).
 
 Usage::
 
@@ -47,7 +49,7 @@ import _models as M
 import _peers as P
 
 NAME = "mlp"
-DEFAULT_PEERS = ("nnjax", "nnjax_scan", "nnjax_bf16", *P.STANDARD[2:])
+DEFAULT_PEERS = ("nnjax", "nnjax_scan", "nnjax_bf16", "nnjax_precision", *P.STANDARD[2:])
 PEERS = (*DEFAULT_PEERS, *P.ON_REQUEST, "nnjax_no_donate")
 
 
@@ -107,6 +109,7 @@ def builders(cfg: Config) -> dict[str, P.Builder]:
     )
     peers["nnjax_scan"] = p(P.nnjax, spec, p(_nnjax_model, cfg), scan_steps=cfg.scan_steps)
     peers["nnjax_bf16"] = p(P.nnjax, spec, p(_nnjax_model, cfg, jnp.bfloat16))
+    peers["nnjax_precision"] = p(P.nnjax, spec, p(_nnjax_model, cfg), precision="bfloat16")
     return peers
 
 

@@ -27,13 +27,51 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+from collections.abc import Iterator
+
 import jax
 import jax.numpy as jnp
 from jax import lax
 
 from nnjax.functional._conv_compiler import in_library_program
+from nnjax.functional._scoped import scoped
 
 _BF16, _F32 = jnp.bfloat16, jnp.float32
+
+_ROUND_OPERANDS: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "bfloat16_matmul_operands", default=False
+)
+
+
+@contextlib.contextmanager
+def bfloat16_operands(enabled: bool = True) -> Iterator[None]:
+    """Within the block, ``F.dense`` of float32 inputs multiplies through :func:`matmul`.
+
+    ``fit``'s ``precision="bfloat16"`` on a CPU with native bfloat16 dot products
+    traces its model inside this block: the activations stay float32 and only the
+    matmul operands are rounded to bfloat16 (as JAX's default matmul precision does on
+    TPUs), so the convolutions and elementwise work that XLA:CPU computes in float32
+    either way pay no rounding in between.
+
+    Example:
+      >>> with bfloat16_operands():
+      ...     rounding_operands()
+      True
+    """
+    with scoped(_ROUND_OPERANDS, bool(enabled)):
+        yield
+
+
+def rounding_operands() -> bool:
+    """Whether a matmul traced now belongs in a :func:`bfloat16_operands` block.
+
+    Example:
+      >>> rounding_operands()
+      False
+    """
+    return _ROUND_OPERANDS.get()
 
 
 def _dot(lhs: jax.Array, rhs: jax.Array, lhs_axis: int, rhs_axis: int) -> jax.Array:
@@ -95,4 +133,4 @@ def matmul(x: jax.Array, kernel: jax.Array) -> jax.Array:
     return _matmul(flat, kernel).reshape(*x.shape[:-1], kernel.shape[-1])
 
 
-__all__ = ["matmul", "row_major_transpose"]
+__all__ = ["bfloat16_operands", "matmul", "rounding_operands", "row_major_transpose"]

@@ -96,7 +96,9 @@ def dense(params: Params, x: jax.typing.ArrayLike) -> jax.Array:
         _checks.check_shape("dense", "params['bias']", bias, (kernel.shape[1],))
     if _hardware.upcast_matmuls(x.dtype):
         return _affine_upcast(x, kernel, bias)
-    if _hardware.bfloat16_dots(x.dtype):
+    if _hardware.bfloat16_dots(x.dtype) or (
+        x.dtype == jnp.float32 and _bfloat16_dot.rounding_operands()
+    ):
         return _affine_native(x, kernel, bias)
     y = jnp.matmul(x, kernel.astype(x.dtype))
     if bias is not None:
@@ -105,17 +107,18 @@ def dense(params: Params, x: jax.typing.ArrayLike) -> jax.Array:
 
 
 def _affine_native(x: jax.Array, kernel: jax.Array, bias: jax.Array | None) -> jax.Array:
-    """``x @ kernel + bias`` of bfloat16 ``x`` on a CPU with native bfloat16 dot products.
+    """``x @ kernel + bias`` with bfloat16 operands on a CPU with native bfloat16 dot products.
 
     The operands are rounded to bfloat16 and multiplied on the CPU's bfloat16 kernels
     with float32 sums (:func:`nnjax.functional._bfloat16_dot.matmul`, where XLA widens
     a matmul with a bfloat16 result to float32); the bias is added in float32 and the
-    result rounded to bfloat16 once.
+    result rounded once to the dtype of ``x`` (float32 ``x``: only the operands are
+    rounded, :func:`nnjax.functional._bfloat16_dot.bfloat16_operands`).
     """
     y = _bfloat16_dot.matmul(x, kernel)
     if bias is not None:
         y = y + _utils.expand_to(bias.astype(jnp.float32), y.ndim)
-    return y.astype(jnp.bfloat16)
+    return y.astype(x.dtype)
 
 
 def _affine_upcast(x: jax.Array, kernel: jax.Array, bias: jax.Array | None) -> jax.Array:

@@ -34,6 +34,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from nnjax import _hardware, losses, metrics
+from nnjax.functional import _bfloat16_dot
 from nnjax.train.data import Batch
 
 PyTree = Any
@@ -92,21 +93,23 @@ def compute_dtype(precision: Any, backend: str | None = None) -> jnp.dtype | Non
     """The dtype a step runs the model in for ``precision`` (``None``: the parameters').
 
     ``precision`` asks for low-precision compute for its speed. ``"bfloat16"`` gives
-    ``bfloat16`` where the hardware multiplies bfloat16 natively
-    (:func:`nnjax._hardware.native_bfloat16`: GPUs, TPUs, CPUs with AMX or AVX512-BF16):
-    there bfloat16 matmuls run at about twice float32's speed or more, and the step
-    casts the parameters and inputs to bfloat16 once, so every matmul takes that path.
-    On such a CPU only the matmuls gain: XLA:CPU computes convolutions and elementwise
-    work in float32 either way (a bfloat16 MLP step measured 1.4x faster than float32 at
-    batch 256 on AVX512-BF16, a CNN step 1.1-1.4x slower; ``benchmarks/README.md``).
-    On a CPU without them XLA emulates bfloat16, and any bfloat16 rounding is extra work
-    over float32 (the casts of 567k parameters alone made an MLP step 1.1-1.2x
-    float32's time); there ``None`` is returned, the step is float32's and runs as fast,
+    ``bfloat16`` on GPUs and TPUs: there bfloat16 matmuls run at about twice float32's
+    speed or more, and the step casts the parameters and inputs to bfloat16 once, so
+    every matmul takes that path. On a CPU ``None`` is returned, the model runs in
+    float32, because XLA:CPU computes convolutions and elementwise work in float32
+    either way and every bfloat16 rounding between them is extra work. Where the CPU
+    multiplies bfloat16 natively (AMX, AVX512-BF16:
+    :func:`nnjax._hardware.native_bfloat16`), the dense layers' matmuls round their
+    operands to bfloat16 and sum in float32 instead (:func:`rounds_matmul_operands`; as
+    JAX's default matmul precision does on TPUs): on a Zen 5 EPYC with AVX512-BF16 an
+    MLP step took 0.70x float32's time at batch 256 that way (a bfloat16 model 0.73x),
+    a CNN step 0.99-1.00x (a bfloat16 model 1.24-1.36x; ``benchmarks/README.md``). On a
+    CPU without native bfloat16 XLA emulates it, the step is float32's and runs as fast,
     and a ``UserWarning`` naming the CPU says so (Python shows it once per process). As
-    with JAX's default matmul precision, which rounds operands to bfloat16 on TPUs and
-    not on CPUs, the precision is the least the computation keeps, not a promise of
-    bfloat16 rounding; a model built with ``dtype=jnp.bfloat16`` runs bfloat16
-    activations anywhere. Other precisions (``"float16"``) are returned as given.
+    with JAX's default matmul precision, the precision is the least the computation
+    keeps, not a promise of bfloat16 rounding; a model built with ``dtype=jnp.bfloat16``
+    runs bfloat16 activations anywhere. Other precisions (``"float16"``) are returned as
+    given.
 
     Args:
       precision: ``None``, or a dtype name such as ``"bfloat16"``.
@@ -124,10 +127,32 @@ def compute_dtype(precision: Any, backend: str | None = None) -> jnp.dtype | Non
     if precision is None:
         return None
     dtype = jnp.dtype(precision)
-    if dtype == jnp.bfloat16 and not _hardware.native_bfloat16(backend):
+    if dtype != jnp.bfloat16:
+        return dtype
+    backend = backend or jax.default_backend()
+    if not _hardware.native_bfloat16(backend):
         warnings.warn(_hardware.emulated_bfloat16_note(), UserWarning, stacklevel=1)
         return None
-    return dtype
+    return None if backend == "cpu" else dtype
+
+
+def rounds_matmul_operands(precision: Any, backend: str | None = None) -> bool:
+    """Whether ``precision`` keeps a float32 model but rounds its matmul operands to bfloat16.
+
+    True for ``"bfloat16"`` on a CPU with native bfloat16 dot products (see
+    :func:`compute_dtype`): the step traces the model inside
+    ``nnjax.functional._bfloat16_dot.bfloat16_operands``.
+
+    Example:
+      >>> rounds_matmul_operands(None)
+      False
+      >>> rounds_matmul_operands("bfloat16", backend="gpu")
+      False
+    """
+    if precision is None or jnp.dtype(precision) != jnp.bfloat16:
+        return False
+    backend = backend or jax.default_backend()
+    return backend == "cpu" and _hardware.native_bfloat16(backend)
 
 
 def _cast(tree: PyTree, dtype: Any) -> PyTree:
@@ -230,8 +255,10 @@ def make_objective(
     ``loss(predictions, y)`` on ``call_model(model, batch.x)`` (see :func:`batch_loss`),
     or ``loss_fn(model, batch) -> loss | (loss, logs)`` (``predictions`` is then None).
     ``precision="bfloat16"`` runs the model on bfloat16 copies of the parameters and
-    floating inputs; gradients, the loss and the state stay float32. On a CPU without
-    native bfloat16 it computes in float32 and warns (:func:`compute_dtype`). ``remat``
+    floating inputs on GPUs and TPUs; gradients, the loss and the state stay float32.
+    On a CPU with native bfloat16 the model stays float32 and its dense layers' matmuls
+    round their operands to bfloat16 (:func:`rounds_matmul_operands`); on a CPU
+    without, it computes in float32 and warns (:func:`compute_dtype`). ``remat``
     recomputes the forward pass in the backward pass (:func:`jax.checkpoint`).
 
     Example:
@@ -248,9 +275,14 @@ def make_objective(
     if (loss is None) == (loss_fn is None):
         raise ValueError("pass exactly one of `loss` and `loss_fn`")
     dtype = compute_dtype(precision)
+    rounded = rounds_matmul_operands(precision)
     value_of = None if loss is None else batch_loss(loss)
 
     def objective(params: PyTree, rest: PyTree, batch: Batch):
+        with _bfloat16_dot.bfloat16_operands(rounded):
+            return run(params, rest, batch)
+
+    def run(params: PyTree, rest: PyTree, batch: Batch):
         model = nnx.merge(graphdef, _cast(params, dtype), rest, copy=True)
         run = batch._replace(x=_cast(batch.x, dtype))
         logs: Any = {}
@@ -321,4 +353,5 @@ __all__ = [
     "make_loss_fn",
     "make_objective",
     "masked_mean",
+    "rounds_matmul_operands",
 ]

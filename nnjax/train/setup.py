@@ -22,7 +22,7 @@ from nnjax import metrics as metrics_lib
 from nnjax.train import data, optimizers, sharding, step
 from nnjax.train import validation as checks
 from nnjax.train.evaluate import eval_source
-from nnjax.train.objective import compute_dtype
+from nnjax.train.objective import compute_dtype, rounds_matmul_operands
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,7 +61,7 @@ def objective(loss, loss_fn, metrics, precision, remat) -> Objective:
     if precision not in (None, "float32", "bfloat16", "float16"):
         raise ValueError(f"precision must be None, 'bfloat16' or 'float16', got {precision!r}")
     precision = None if precision == "float32" else precision
-    if precision is not None and compute_dtype(precision) is None:
+    if compute_dtype(precision) is None and not rounds_matmul_operands(precision):
         precision = None  # bfloat16 emulated here: float32's step, compiled once (it warned)
     options = (("loss_fn", loss_fn), ("precision", precision), ("remat", bool(remat)))
     return Objective(loss, loss_fn, specs, options)

@@ -70,6 +70,11 @@ def test_bfloat16_verdict_per_hardware_case():
     assert "never slower" in emulated and "1.05x (IQR 1.05-1.05): NOT met" in emulated
     assert B.verdict(_train_rows(nnjax=2.0, nnjax_bf16=2.0), False, "none").endswith(": met")
     assert "not measured" in B.verdict(_train_rows(nnjax=2.0), False, "none")
+    # per peer: fit's precision peer is read from its own rows
+    rows = _train_rows(nnjax=2.0, nnjax_bf16=2.2, nnjax_precision=1.8)
+    precision = B.verdict(rows, False, "none", peer="nnjax_precision")
+    assert precision.startswith("bfloat16 (nnjax_precision)") and "0.90x" in precision
+    assert precision.endswith(": met") and B.verdict(rows, False, "none").endswith("NOT met")
 
 
 def test_bfloat16_verdict_reads_the_paired_ratios_and_their_spread():

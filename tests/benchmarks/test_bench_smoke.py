@@ -35,6 +35,7 @@ ENV_KEYS = {"date_utc", "platform", "device_kind", "cpu_model", "cpu_count", "ve
 JAX_PEERS = {
     "nnjax",
     "nnjax_bf16",
+    "nnjax_precision",
     "nnjax_scan",
     "nnjax_no_donate",
     "nnjax_per_step",
@@ -54,7 +55,11 @@ RUNS = {
     "mlp-nnjax": ("mlp", ["nnjax", "nnjax_scan", "nnjax_no_donate", "torch"], []),
     "mlp-flax": ("mlp", ["flax_nnx", "flax_nnx_partial"], []),
     "mlp-others": ("mlp", ["equinox", "keras"], CPU_OPTIONS),
-    "cnn-nnjax": ("cnn", ["nnjax", "nnjax_no_donate", "nnjax_bf16", "torch"], []),
+    "cnn-nnjax": (
+        "cnn",
+        ["nnjax", "nnjax_no_donate", "nnjax_bf16", "nnjax_precision", "torch"],
+        [],
+    ),
     "cnn-flax": ("cnn", ["flax_nnx", "flax_nnx_partial"], []),
     "cnn-others": ("cnn", ["equinox", "keras"], CPU_OPTIONS),
     "lstm-nnjax": ("lstm", ["nnjax", "nnjax_per_step", "nnjax_precompute", "torch"], []),
@@ -140,7 +145,7 @@ def test_bench_quick_writes_complete_result(run, tmp_path):
         assert all(r["ratio_vs_nnjax"] is None for r in rows)
     _check_script_specifics(name, record)
     if name in ("mlp", "cnn"):  # the hardware's bfloat16 case and its goal
-        assert "bfloat16: " in proc.stdout and "goal: bfloat16" in proc.stdout
+        assert "bfloat16 (nnjax_bf16): " in proc.stdout and "goal: bfloat16" in proc.stdout
     assert "ratio" in proc.stdout and all(peer in proc.stdout for peer in peers)
 
 

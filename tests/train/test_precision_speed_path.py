@@ -1,7 +1,8 @@
 """``precision="bfloat16"`` follows the hardware (``objective.compute_dtype``).
 
-Native bfloat16 (GPUs, TPUs, AMX or AVX512-BF16 CPUs): the model runs on bfloat16
-copies, its results close to float32's at a bfloat16 tolerance. Elsewhere: the float32
+Native bfloat16: on GPUs and TPUs the model runs on bfloat16 copies; on AMX or
+AVX512-BF16 CPUs it stays float32 and its dense matmuls round their operands to
+bfloat16; either way its results are close to float32's at a bfloat16 tolerance. Elsewhere: the float32
 step itself (the same numbers, no bfloat16 work in the program) and a warning naming
 the CPU. The hardware is faked with a monkeypatched ``_hardware.native_bfloat16``.
 """
@@ -18,7 +19,7 @@ from flax import nnx
 import nnjax.train as T
 from nnjax import _hardware
 from nnjax.nn import MLP
-from nnjax.train.objective import compute_dtype
+from nnjax.train.objective import compute_dtype, rounds_matmul_operands
 from nnjax.train.step import make_eval_step, make_train_step, split_model
 from tests.train._data import blobs, leaves
 
@@ -73,12 +74,18 @@ def test_compute_dtype_follows_native_bfloat16(native):
     native(True)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert compute_dtype("bfloat16") == BF16
+        assert compute_dtype("bfloat16", backend="gpu") == BF16
+        assert not rounds_matmul_operands("bfloat16", backend="gpu")
+        # a CPU: a float32 model whose matmuls round their operands to bfloat16
+        assert compute_dtype("bfloat16", backend="cpu") is None
+        assert rounds_matmul_operands("bfloat16", backend="cpu")
         assert compute_dtype("float16") == jnp.float16
         assert compute_dtype(None) is None
+        assert not rounds_matmul_operands(None) and not rounds_matmul_operands("float16")
     native(False)
     with pytest.warns(UserWarning, match=NOTE):
-        assert compute_dtype("bfloat16") is None
+        assert compute_dtype("bfloat16", backend="cpu") is None
+    assert not rounds_matmul_operands("bfloat16", backend="cpu")
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert compute_dtype("float16") == jnp.float16  # not bfloat16: as given
@@ -145,3 +152,28 @@ def test_fit_on_emulated_hardware_trains_as_float32_and_says_so():
     T.fit(full, (x, y), **kw)
     for a, b in zip(leaves(half), leaves(full)):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="the CPU's form of the precision")
+def test_native_cpu_precision_keeps_float32_activations(native, problem):
+    """On a CPU with native bfloat16 the model runs in float32; its matmuls round operands."""
+    from nnjax.functional import _bfloat16_dot
+    from nnjax.train.objective import as_batch, make_objective
+
+    native(True)
+    graphdef, params, rest, x, y = problem
+    seen = {}
+
+    def loss_fn(model, batch):
+        logits = model(batch.x)
+        seen.update(dtype=logits.dtype, rounding=_bfloat16_dot.rounding_operands())
+        return optax.softmax_cross_entropy_with_integer_labels(logits, batch.y).mean()
+
+    value = jax.jit(make_objective(graphdef, loss_fn=loss_fn, precision="bfloat16"))(
+        params, rest, as_batch(x, y)
+    )[0]
+    assert seen == {"dtype": jnp.float32, "rounding": True}
+    assert not _bfloat16_dot.rounding_operands()  # only while the model is traced
+    exact = _reference_loss(params, x, y)
+    np.testing.assert_allclose(value, exact, rtol=2e-2, atol=1e-2)
+    assert float(value) != float(exact)  # the operands were rounded
