@@ -4,7 +4,8 @@ Native bfloat16: on GPUs and TPUs the model runs on bfloat16 copies; on AMX or
 AVX512-BF16 CPUs it stays float32 and its dense matmuls round their operands to
 bfloat16; either way its results are close to float32's at a bfloat16 tolerance.
 Elsewhere: the float32 step itself (the same numbers, no bfloat16 work in the program)
-and a warning naming the CPU. The hardware is faked with a monkeypatched ``_hardware.native_bfloat16``.
+and a warning naming the CPU. The hardware is faked with a monkeypatched
+``_hardware.native_bfloat16``.
 """
 
 import warnings
