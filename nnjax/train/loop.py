@@ -153,11 +153,12 @@ def fit(
         ``None`` follows the loss (accuracy for classification losses).
       callbacks: :class:`~nnjax.train.callbacks.Callback` instances.
       seed: fixes the data order of every epoch.
-      precision: ``"bfloat16"``: bfloat16 compute where the hardware multiplies
-        bfloat16 natively (GPUs, TPUs, CPUs with AMX or AVX512-BF16); float32
-        parameters, optimizer state and loss. On other CPUs the step is float32's,
-        as fast, and a warning naming the CPU says so
-        (:func:`~nnjax.train.objective.compute_dtype`).
+      precision: ``"bfloat16"``: bfloat16 compute on GPUs and TPUs; float32
+        parameters, optimizer state and loss. On a CPU with native bfloat16 (AMX,
+        AVX512-BF16) the model stays float32 and its dense layers' matmuls round their
+        operands to bfloat16 (XLA:CPU computes convolutions and elementwise work in
+        float32 either way). On other CPUs the step is float32's, as fast, and a
+        warning naming the CPU says so (:func:`~nnjax.train.objective.compute_dtype`).
       accumulate_steps: average the gradients of this many batches per update
         (``optax.MultiSteps``).
       remat: recompute the forward pass in the backward pass (less memory).
