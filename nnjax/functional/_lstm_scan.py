@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from nnjax.functional import _sharding
 from nnjax.functional.recurrent import LSTMState, Params
 
 
@@ -130,9 +131,20 @@ def weight_grad(inputs: jax.Array, d_pre: jax.Array, dtype) -> tuple[jax.Array, 
     digits); the weight gradient is returned in ``dtype``, the bias sum in the
     accumulation dtype.
     """
-    k, g = inputs.shape[-1], d_pre.shape[-1]
     acc = jnp.promote_types(d_pre.dtype, jnp.float32)
-    dw = lax.dot(inputs.reshape(-1, k).T, d_pre.reshape(-1, g), preferred_element_type=acc)
+    batch = _sharding.batch_axis(jnp.swapaxes(d_pre, 0, 1))
+    if batch is None:
+        k, g = inputs.shape[-1], d_pre.shape[-1]
+        dw = lax.dot(inputs.reshape(-1, k).T, d_pre.reshape(-1, g), preferred_element_type=acc)
+    else:  # a batch sharded over explicit mesh axes: no flattening; the sum is replicated
+        dims = (((0, 1), (0, 1)), ((), ()))
+        dw = lax.dot_general(
+            inputs,
+            d_pre,
+            dims,
+            preferred_element_type=acc,
+            out_sharding=_sharding.replicated(batch),
+        )
     return dw.astype(dtype), jnp.sum(d_pre, axis=(0, 1), dtype=acc)
 
 

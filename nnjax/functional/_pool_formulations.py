@@ -71,6 +71,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from nnjax.functional import _sharding
 from nnjax.functional._forward_only import is_forward_only
 from nnjax.functional._scoped import check_choice, scoped
 
@@ -189,7 +190,11 @@ def blocks(x: jax.Array, window: tuple, mode: str, fill: float) -> jax.Array:
         if keep != tuple(spatial):
             x = lax.slice(x, (0,) * x.ndim, (x.shape[0], *keep, x.shape[-1]))
     out = [n // k for n, k in zip(x.shape[1:-1], window)]
-    return x.reshape(x.shape[0], *itertools.chain.from_iterable(zip(out, window)), x.shape[-1])
+    shape = (x.shape[0], *itertools.chain.from_iterable(zip(out, window)), x.shape[-1])
+    # a mesh with explicit axes asks where a reshape's result lives: where x's batch is
+    return jnp.reshape(
+        x, shape, out_sharding=_sharding.batch_spec(_sharding.batch_axis(x), len(shape))
+    )
 
 
 def window_axes(nd: int) -> tuple[int, ...]:

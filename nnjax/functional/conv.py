@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 
 from nnjax import _checks, _hardware, initializers
-from nnjax.functional import _bfloat16, _utils
+from nnjax.functional import _bfloat16, _sharding, _utils
 from nnjax.functional import _conv_formulations as _forms
 from nnjax.functional._conv_formulations import conv_formulation as conv_formulation
 
@@ -214,7 +214,9 @@ def conv(
     # output once (the kernel enters as it is)
     xc = _bfloat16.to_float32(x) if _hardware.widen_bfloat16(x.dtype) else x
     chosen = _forms.resolve(formulation, xc, kernel, out, groups)
-    y = _forms.IMPLEMENTATIONS[chosen](xc, kernel.astype(xc.dtype), strides, pads, dilation, groups)
+    convolve = lambda x, k: _forms.IMPLEMENTATIONS[chosen](x, k, strides, pads, dilation, groups)
+    convolve = _sharding.batch_sharded(convolve, _sharding.batch_axis(xc), xc.ndim)
+    y = convolve(xc, kernel.astype(xc.dtype))
     return add_bias(op, params, y).astype(x.dtype)
 
 

@@ -11,7 +11,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from nnjax import _checks, initializers
-from nnjax.functional import _utils
+from nnjax.functional import _sharding, _utils
 from nnjax.functional.conv import _LAYOUT, Params, Size, _check_groups, add_bias
 
 
@@ -261,9 +261,9 @@ def conv_transpose(
             f"output's spatial size would be {tuple(sizes)}"
         )
     flipped = jnp.flip(kernel.astype(x.dtype), axis=tuple(range(nd)))
-    y = lax.conv_general_dilated(
+    convolve = lambda x, k: lax.conv_general_dilated(
         x,
-        grouped_kernel(flipped, groups),
+        k,
         window_strides=(1,) * nd,
         padding=pads,
         lhs_dilation=stride,
@@ -271,6 +271,8 @@ def conv_transpose(
         dimension_numbers=_LAYOUT[nd],
         feature_group_count=groups,
     )
+    convolve = _sharding.batch_sharded(convolve, _sharding.batch_axis(x), x.ndim)
+    y = convolve(x, grouped_kernel(flipped, groups))
     return add_bias(op, params, y)
 
 

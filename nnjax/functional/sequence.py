@@ -23,7 +23,7 @@ import numpy as np
 from jax import lax
 
 from nnjax import _checks, _hardware
-from nnjax.functional import _bfloat16, _utils
+from nnjax.functional import _bfloat16, _sharding, _utils
 from nnjax.functional._gru_scan import gru_scan
 from nnjax.functional._lstm_scan import lstm_scan
 from nnjax.functional.recurrent import (
@@ -223,13 +223,15 @@ def _run(op, cell, params, xs, state, lengths, reverse, unroll, precompute_input
         )
     if state is None:
         state = zero_carry(cell, params, xs.shape[:1], xs.dtype)
-    state = _cast_carry(state, xs.dtype)
+    # under a mesh with explicit axes: the carry sharded over the batch as xs is
+    state = _sharding.like_batch(_cast_carry(state, xs.dtype), _sharding.batch_axis(xs))
     if split is not None:
         _check_split(split, op, params, xs, state)
     if precompute_inputs is None:
         precompute_inputs = split is not None and _default_precompute()
     if lengths is not None:
         lengths = _check_lengths(op, lengths, xs.shape[0], xs.shape[1])
+        lengths = _sharding.like_batch(lengths, _sharding.batch_axis(xs))
     if split is not None and _hardware.widen_bfloat16(xs.dtype):
         return _in_float32(op, cell, params, xs, state, lengths, reverse, unroll,
                            precompute_inputs, fused)  # fmt: skip
