@@ -1,8 +1,10 @@
 """The ops under a mesh with explicit axes (``jax.set_mesh``), the batch sharded.
 
-Forward values and gradients (for the parameters and the input) equal those of the
-same jitted function without a mesh, and the outputs keep the batch's sharding. Four
-fake CPU devices (``tests/conftest.py``); the mesh uses two.
+Forward values and gradients (for the replicated parameters and the input) equal those
+of the same jitted function without a mesh, and the outputs keep the batch's sharding.
+Four fake CPU devices (``tests/conftest.py``); the mesh uses two. Before these ops took
+the batch's sharding along, the recurrences, pooling and transposed convolutions raised
+``ShardingTypeError`` there (jax 0.10.2, whose ``jax.make_mesh`` makes explicit axes).
 """
 
 import jax
@@ -73,7 +75,8 @@ def test_op_under_explicit_batch_sharding_matches_the_unsharded_op(mesh, name):
     want = _value_and_grads(fn, params, x)
     with jax.set_mesh(mesh):
         sharded = jax.device_put(x, NamedSharding(mesh, PartitionSpec("batch")))
-        got = _value_and_grads(fn, params, sharded)
+        replicated = jax.device_put(params, NamedSharding(mesh, PartitionSpec()))
+        got = _value_and_grads(fn, replicated, sharded)
     assert got[0].sharding.spec[0] == "batch"  # the output stays sharded over the batch
     for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
         b = np.asarray(b)
