@@ -84,10 +84,8 @@ def _default_precompute(backend: str | None = None) -> bool:
 
 def _cast_carry(state, dtype):
     """Casts the floating leaves of a carry to the compute dtype (scan needs fixed types)."""
-    return jax.tree.map(
-        lambda s: s.astype(dtype) if jnp.issubdtype(jnp.result_type(s), jnp.floating) else s,
-        state,
-    )
+    cast = lambda s: s.astype(dtype) if jnp.issubdtype(jnp.result_type(s), jnp.floating) else s
+    return jax.tree.map(cast, state)
 
 
 def _check_split(split: CellSplit, op: str, params: Params, xs, state) -> None:
@@ -223,15 +221,15 @@ def _run(op, cell, params, xs, state, lengths, reverse, unroll, precompute_input
         )
     if state is None:
         state = zero_carry(cell, params, xs.shape[:1], xs.dtype)
-    # under a mesh with explicit axes: the carry sharded over the batch as xs is
-    state = _sharding.like_batch(_cast_carry(state, xs.dtype), _sharding.batch_axis(xs))
+    state = _cast_carry(state, xs.dtype)
     if split is not None:
         _check_split(split, op, params, xs, state)
     if precompute_inputs is None:
         precompute_inputs = split is not None and _default_precompute()
     if lengths is not None:
         lengths = _check_lengths(op, lengths, xs.shape[0], xs.shape[1])
-        lengths = _sharding.like_batch(lengths, _sharding.batch_axis(xs))
+    # under a mesh with explicit axes: the carry and lengths sharded as the batch of xs
+    state, lengths = _sharding.like_batch((state, lengths), _sharding.batch_axis(xs))
     if split is not None and _hardware.widen_bfloat16(xs.dtype):
         return _in_float32(op, cell, params, xs, state, lengths, reverse, unroll,
                            precompute_inputs, fused)  # fmt: skip
