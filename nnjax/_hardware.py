@@ -174,11 +174,11 @@ def widen_bfloat16(dtype: jnp.dtype) -> bool:
     return jax.default_backend() == "cpu" or not native_bfloat16()
 
 
-def bfloat16_dots(dtype: jnp.dtype) -> bool:
+def bfloat16_dots(dtype: jnp.dtype, backend: str | None = None) -> bool:
     """Whether matmuls of ``dtype`` operands take the CPU's native bfloat16 kernels.
 
-    True for bfloat16 on a CPU with native bfloat16 dot products
-    (:func:`native_bfloat16`): ``F.dense`` then multiplies through
+    True for bfloat16 on a CPU (``backend``, default JAX's) with native bfloat16 dot
+    products (:func:`native_bfloat16`): ``F.dense`` then multiplies through
     :func:`nnjax.functional._bfloat16_dot.matmul`, which XLA runs on them, where a
     matmul with a bfloat16 result is widened to float32 and ran at 0.95x float32's
     speed (figures in that module).
@@ -187,7 +187,8 @@ def bfloat16_dots(dtype: jnp.dtype) -> bool:
       >>> bfloat16_dots(jnp.float32)
       False
     """
-    return jnp.dtype(dtype) == jnp.bfloat16 and jax.default_backend() == "cpu" and native_bfloat16()
+    backend = backend or jax.default_backend()
+    return jnp.dtype(dtype) == jnp.bfloat16 and backend == "cpu" and native_bfloat16(backend)
 
 
 __all__ = [

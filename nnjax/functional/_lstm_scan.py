@@ -132,7 +132,7 @@ def weight_grad(inputs: jax.Array, d_pre: jax.Array, dtype) -> tuple[jax.Array, 
     accumulation dtype.
     """
     acc = jnp.promote_types(d_pre.dtype, jnp.float32)
-    batch = _sharding.batch_axis(jnp.swapaxes(d_pre, 0, 1))
+    batch = _sharding.batch_axis(d_pre, axis=1)  # (T, B, G)
     if batch is None:
         k, g = inputs.shape[-1], d_pre.shape[-1]
         dw = lax.dot(inputs.reshape(-1, k).T, d_pre.reshape(-1, g), preferred_element_type=acc)

@@ -36,18 +36,18 @@ def _explicit_names() -> frozenset[str]:
     )
 
 
-def batch_axis(x: jax.Array) -> Any:
-    """The mesh axis (or axes) that shards ``x``'s first axis explicitly, else ``None``.
+def batch_axis(x: jax.Array, axis: int = 0) -> Any:
+    """The mesh axis (or axes) that shards ``x``'s batch axis (``axis``) explicitly, else ``None``.
 
     Example:
       >>> batch_axis(jnp.ones(2)) is None
       True
     """
     explicit = _explicit_names()
-    if not explicit or jax.numpy.ndim(x) == 0:
+    if not explicit or jax.numpy.ndim(x) <= axis:
         return None
     spec = getattr(getattr(jax.typeof(x), "sharding", None), "spec", None)
-    entry = spec[0] if spec else None
+    entry = spec[axis] if spec and len(spec) > axis else None
     names = entry if isinstance(entry, tuple) else (entry,)
     return entry if entry is not None and all(n in explicit for n in names) else None
 

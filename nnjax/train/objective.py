@@ -149,10 +149,7 @@ def rounds_matmul_operands(precision: Any, backend: str | None = None) -> bool:
       >>> rounds_matmul_operands("bfloat16", backend="gpu")
       False
     """
-    if precision is None or jnp.dtype(precision) != jnp.bfloat16:
-        return False
-    backend = backend or jax.default_backend()
-    return backend == "cpu" and _hardware.native_bfloat16(backend)
+    return precision is not None and _hardware.bfloat16_dots(jnp.dtype(precision), backend)
 
 
 def _cast(tree: PyTree, dtype: Any) -> PyTree:
