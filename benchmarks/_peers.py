@@ -256,8 +256,17 @@ def keras(spec: Spec, factory: Factory, batch: int) -> Case:
 # ------------------------------------------------------------------------- PyTorch
 
 
-def torch(spec: Spec, factory: Factory, batch: int, *, compile: bool = False) -> Case:
-    """Eager PyTorch (``compile=True``: ``torch.compile``), on CUDA when available."""
+def torch(
+    spec: Spec, factory: Factory, batch: int, *, compile: bool = False, onednn: bool = True
+) -> Case:
+    """Eager PyTorch (``compile=True``: ``torch.compile``), on CUDA when available.
+
+    ``onednn=False`` runs every call with oneDNN off (``torch.backends.mkldnn.flags``):
+    a diagnostic, since on CPU ``nn.LSTM`` is then ATen's per-step loop instead of
+    oneDNN's fused RNN primitive.
+    """
+    import contextlib
+
     import torch as T
 
     T.manual_seed(0)
@@ -270,15 +279,19 @@ def torch(spec: Spec, factory: Factory, batch: int, *, compile: bool = False) ->
     x, y = (T.from_numpy(a).to(device) for a in spec.data(batch, framework="torch"))
     y = y.long()
 
+    def backends():
+        return contextlib.nullcontext() if onednn else T.backends.mkldnn.flags(enabled=False)
+
     def run_train():
-        optimizer.zero_grad(set_to_none=True)
-        loss = loss_fn(forward(x), y)
-        loss.backward()
-        optimizer.step()
+        with backends():
+            optimizer.zero_grad(set_to_none=True)
+            loss = loss_fn(forward(x), y)
+            loss.backward()
+            optimizer.step()
         return loss
 
     def run_predict():
-        with T.inference_mode():
+        with backends(), T.inference_mode():
             return forward(x)
 
     sync = H.sync_torch_cuda if device == "cuda" else H.sync_none

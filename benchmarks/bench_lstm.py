@@ -24,7 +24,11 @@ Peers:
   on request);
 * on request, the diagnostic ``nnjax_ynn_dots``: the ``nnjax`` peer with its matmuls on
   YNNPACK (XLA:CPU's default), where ``fit`` compiles an LSTM model's step with them on
-  Eigen (``nnjax.train.compiled.eigen_dots_for``).
+  Eigen (``nnjax.train.compiled.eigen_dots_for``);
+* on request, the diagnostic ``torch_aten``: the ``torch`` peer with oneDNN off. On CPU
+  ``nn.LSTM`` in float32 runs as oneDNN's fused RNN primitive (JIT-compiled kernels,
+  forward and backward); with oneDNN off it is ATen's loop of one matmul and one gate
+  kernel per step, the formulation the JAX peers compile to.
 
 Usage::
 
@@ -49,7 +53,7 @@ import jax.numpy as jnp
 
 NAME = "lstm"
 DEFAULT_PEERS = (*P.STANDARD[:2], "nnjax_per_step", "nnjax_precompute", *P.STANDARD[2:])
-PEERS = (*DEFAULT_PEERS, *P.ON_REQUEST, "nnjax_ynn_dots")
+PEERS = (*DEFAULT_PEERS, *P.ON_REQUEST, "nnjax_ynn_dots", "torch_aten")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -172,6 +176,7 @@ def builders(cfg: Config) -> dict[str, P.Builder]:
     for name, precompute in (("nnjax_per_step", False), ("nnjax_precompute", True)):
         peers[name] = p(P.nnjax, spec, p(_nnjax_formulation, cfg, precompute))
     peers["nnjax_ynn_dots"] = p(P.nnjax, spec, p(_nnjax_model, cfg), eigen_dots=False)
+    peers["torch_aten"] = p(P.torch, spec, p(_torch_model, cfg), onednn=False)
     return peers
 
 

@@ -1,8 +1,9 @@
-"""bfloat16 on a CPU that only emulates it: widen to float32, compute, round once (private).
+"""bfloat16 on the CPU: widen to float32, compute, round once, with integer roundings (private).
 
-On such a CPU (:func:`nnjax._hardware.upcast_matmuls`) ``F.conv*``, ``F.dense``, max
-pooling and the built-in recurrences widen bfloat16 inputs to float32, compute there and
-round their result to bfloat16 once. The widening's gradient rounds the float32
+On the CPU (:func:`nnjax._hardware.widen_bfloat16`) ``F.conv*``, max pooling and the
+built-in recurrences widen bfloat16 inputs to float32, compute there and round their
+result to bfloat16 once; so does ``F.dense`` where the CPU emulates bfloat16
+(:func:`nnjax._hardware.upcast_matmuls`). The widening's gradient rounds the float32
 cotangent back to bfloat16, and XLA:CPU's ``convert`` does that rounding slowly inside
 the backward's fusions (the max-pool and ReLU backward of a CNN took 2.5x their float32
 time). :func:`to_float32` gives the widening a gradient that rounds with integer
@@ -26,9 +27,22 @@ MLP 784-500-300-100-10 (32)                 1.02, 1.09                 1.04, 1.0
 The MLP's fusions are the same either way (only the rounding's code differs); its
 spread is noise at 4 ms a step.
 
-A custom VJP has no forward mode (``jax.jvp`` raises), so :func:`to_float32` uses it only
-while a program of :func:`nnjax.functional._conv_compiler.jit` is traced (``fit``'s
-steps, which differentiate in reverse mode), as the ``"taps"`` convolution does.
+**CPUs with native bfloat16 too.** A CPU with AVX512-BF16 converts in one instruction,
+yet XLA:CPU still makes each ``convert`` to bfloat16 a fusion of its own, so the output
+of every layer was written and read back once more than in float32. Since session 11
+every rounding in a library program on the CPU is integer arithmetic (:func:`round_like`
+for the outputs of ``F.conv*``, max pooling, the recurrences and ``F.dense``'s native
+path, and the operands and gradients of :mod:`nnjax.functional._bfloat16_dot`). On a
+2-core AMD EPYC (Zen 5, AVX512-BF16), jax 0.10.2, train step as ``fit`` compiles it,
+time / the float32 model's, paired medians (IQR) of 30-60 interleaved rounds, XLA's
+rounding -> integer rounding: CNN of ``bench_cnn.py`` with ``dtype=jnp.bfloat16`` 1.32
+(1.28-1.40) -> 1.08 (1.02-1.14) at batch 32, 1.27 (1.25-1.38) -> 1.08 (1.02-1.13) at 128
+(a second run: 1.33 -> 1.06, 1.28 -> 1.06; 80 -> 71-75 fusions); MLP 784-500-300-100-10
+0.97 -> 0.93 at batch 32, 0.75 (0.72-0.78) -> 0.71 (0.66-0.74) at 256; ``fit``'s
+``precision="bfloat16"`` CNN 0.99 -> 0.96, 0.96 -> 0.96, MLP 0.72 -> 0.68 at 256; the
+LSTM 1.02 -> 1.01 (batch 32). The same A/B with XLA:CPU held to AVX2
+(``--xla_cpu_max_isa=AVX2``, bfloat16 emulated): CNN 1.12 -> 1.09, 1.10 -> 1.11, MLP
+1.09 -> 1.06 (no change).
 
 Example:
   >>> round_to_bfloat16(jnp.float32(1.00390625))  # a tie: to the even neighbour
@@ -41,7 +55,6 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from nnjax import _hardware
 from nnjax.functional._conv_compiler import in_library_program
 
 _HALF_ULP = 0x7FFF  # half a bfloat16 ulp in the low 16 bits, less one (ties go to even)
@@ -98,29 +111,28 @@ def to_float32(x: jax.Array) -> jax.Array:
 
     Returns:
       float32 array of ``x``'s shape and values. In a program traced by
-      :func:`nnjax.functional._conv_compiler.jit` on a CPU that emulates bfloat16
-      (:func:`nnjax._hardware.native_bfloat16` is False), a bfloat16 ``x``'s cotangent
-      is rounded by :func:`round_to_bfloat16` (same values as XLA's rounding); a CPU
-      with native bfloat16 converts with one instruction, so XLA's rounding stays.
+      :func:`nnjax.functional._conv_compiler.jit` on the CPU backend, a bfloat16
+      ``x``'s cotangent is rounded by :func:`round_to_bfloat16` (same values as XLA's
+      rounding; the module docstring says why, natively or emulated).
 
     Example:
       >>> to_float32(jnp.ones(2, jnp.bfloat16))
       Array([1., 1.], dtype=float32)
     """
-    if x.dtype == jnp.bfloat16 and in_library_program() and not _hardware.native_bfloat16():
+    if x.dtype == jnp.bfloat16 and _integer_rounding():
         return _widen(x)
     return x.astype(jnp.float32)
 
 
 def to_bfloat16(x: jax.Array) -> jax.Array:
-    """``x.astype(jnp.bfloat16)``; in a library program on an emulating CPU, integer rounding.
+    """``x.astype(jnp.bfloat16)``; in a library program on the CPU, integer rounding.
 
-    Where XLA emulates bfloat16 (:func:`nnjax._hardware.native_bfloat16` is False), its
-    ``convert`` of float32 to bfloat16 is slow, and XLA neither repeats it in the fusions
-    that read its result nor fuses it with the elementwise work after it: each rounding
-    was a fusion of its own. :func:`round_to_bfloat16` (same values) fuses like any
-    integer arithmetic. ``F.dense`` rounds its float32 result with it, and the modules
-    their float32 inputs (``dtype=jnp.bfloat16``). MLP 784-500-300-100-10 train step,
+    XLA:CPU's ``convert`` of float32 to bfloat16 is slow where it emulates bfloat16, and
+    natively or not, XLA neither repeats it in the fusions that read its result nor fuses
+    it with the elementwise work after it: each rounding was a fusion of its own.
+    :func:`round_to_bfloat16` (same values) fuses like any integer arithmetic. The
+    modules round their float32 inputs with it (``dtype=jnp.bfloat16``), and the ops
+    that widen bfloat16 their results (:func:`round_like`). MLP 784-500-300-100-10 train step,
     Adam, ``dtype=jnp.bfloat16``, time / the float32 model's, paired medians (IQR) of 80
     interleaved rounds, 2-core AMD EPYC (Zen 2, AVX2): XLA's rounding 1.11 (0.99-1.27) at
     batch 32, 1.06 (0.98-1.18) at 256; this one 1.04 (0.85-1.21), 1.04 (0.96-1.14), and
@@ -140,9 +152,28 @@ def to_bfloat16(x: jax.Array) -> jax.Array:
       >>> to_bfloat16(jnp.float32(1.00390625))
       Array(1, dtype=bfloat16)
     """
-    if x.dtype == jnp.float32 and in_library_program() and not _hardware.native_bfloat16():
+    if x.dtype == jnp.float32 and _integer_rounding():
         return round_to_bfloat16(x)
     return x.astype(jnp.bfloat16)
 
 
-__all__ = ["round_to_bfloat16", "to_bfloat16", "to_float32"]
+def round_like(y: jax.Array, dtype: jnp.dtype) -> jax.Array:
+    """``y.astype(dtype)``, rounding float32 to bfloat16 by :func:`to_bfloat16`.
+
+    How the ops that widen bfloat16 round their float32 result back.
+
+    Example:
+      >>> round_like(jnp.float32(1.00390625), jnp.bfloat16)
+      Array(1, dtype=bfloat16)
+    """
+    if jnp.dtype(dtype) == jnp.bfloat16:
+        return to_bfloat16(y)
+    return y.astype(dtype)
+
+
+def _integer_rounding() -> bool:
+    """Whether roundings to bfloat16 use :func:`round_to_bfloat16` here (module docstring)."""
+    return in_library_program() and jax.default_backend() == "cpu"
+
+
+__all__ = ["round_like", "round_to_bfloat16", "to_bfloat16", "to_float32"]

@@ -35,6 +35,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from nnjax.functional import _bfloat16
 from nnjax.functional._conv_compiler import in_library_program
 from nnjax.functional._scoped import scoped
 
@@ -77,7 +78,8 @@ def rounding_operands() -> bool:
 def _dot(lhs: jax.Array, rhs: jax.Array, lhs_axis: int, rhs_axis: int) -> jax.Array:
     """``lhs`` and ``rhs`` contracted over one axis each, as bfloat16, summed in float32."""
     dims = (((lhs_axis,), (rhs_axis,)), ((), ()))
-    return lax.dot_general(lhs.astype(_BF16), rhs.astype(_BF16), dims, preferred_element_type=_F32)
+    lhs, rhs = _bfloat16.to_bfloat16(lhs), _bfloat16.to_bfloat16(rhs)
+    return lax.dot_general(lhs, rhs, dims, preferred_element_type=_F32)
 
 
 def row_major_transpose(a: jax.Array) -> jax.Array:
@@ -97,15 +99,15 @@ def _matmul(x: jax.Array, kernel: jax.Array) -> jax.Array:
 
 
 def _matmul_fwd(x: jax.Array, kernel: jax.Array) -> tuple[jax.Array, tuple]:
-    xb, kb = x.astype(_BF16), kernel.astype(_BF16)
+    xb, kb = _bfloat16.to_bfloat16(x), _bfloat16.to_bfloat16(kernel)
     zeros = (jnp.zeros((), x.dtype), jnp.zeros((), kernel.dtype))  # the cotangents' dtypes
     return _dot(xb, kb, 1, 0), (xb, kb, zeros)
 
 
 def _matmul_bwd(saved: tuple, dy: jax.Array) -> tuple[jax.Array, jax.Array]:
     xb, kb, (x_like, kernel_like) = saved
-    dx = _dot(dy, kb, 1, 1).astype(x_like.dtype)
-    dkernel = _dot(row_major_transpose(xb), dy, 1, 0).astype(kernel_like.dtype)
+    dx = _bfloat16.round_like(_dot(dy, kb, 1, 1), x_like.dtype)
+    dkernel = _bfloat16.round_like(_dot(row_major_transpose(xb), dy, 1, 0), kernel_like.dtype)
     return dx, dkernel
 
 

@@ -217,7 +217,7 @@ def conv(
     convolve = lambda x, k: _forms.IMPLEMENTATIONS[chosen](x, k, strides, pads, dilation, groups)
     convolve = _sharding.batch_sharded(convolve, _sharding.batch_axis(xc), xc.ndim)
     y = convolve(xc, kernel.astype(xc.dtype))
-    return add_bias(op, params, y).astype(x.dtype)
+    return _bfloat16.round_like(add_bias(op, params, y), x.dtype)
 
 
 def add_bias(op: str, params: Params, y: jax.Array) -> jax.Array:

@@ -118,7 +118,7 @@ def _affine_native(x: jax.Array, kernel: jax.Array, bias: jax.Array | None) -> j
     y = _bfloat16_dot.matmul(x, kernel)
     if bias is not None:
         y = y + _utils.expand_to(bias.astype(jnp.float32), y.ndim)
-    return y.astype(x.dtype)
+    return _bfloat16.round_like(y, x.dtype)
 
 
 def _affine_upcast(x: jax.Array, kernel: jax.Array, bias: jax.Array | None) -> jax.Array:

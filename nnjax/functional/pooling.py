@@ -38,7 +38,7 @@ def _max_pool(op: str, nd: int, x, window, stride, padding, formulation) -> jax.
         # bfloat16 computed by widening on this CPU: the max of the same values in float32 is exact
         # (and so is its gradient's routing), without XLA's per-comparison conversions
         y = _forms.MAX[how](_bfloat16.to_float32(x), window, stride, mode)
-        return y.astype(x.dtype)
+        return _bfloat16.round_like(y, x.dtype)
     return _forms.MAX[how](x, window, stride, mode)
 
 

@@ -254,7 +254,7 @@ def _in_float32(op, cell, params, xs, state, lengths, reverse, unroll, precomput
     up = lambda tree: jax.tree.map(lambda a: _bfloat16.to_float32(jnp.asarray(a)), tree)
     p32 = up(_utils.cast_like(params, xs))
     out = _run(op, cell, p32, up(xs), up(state), lengths, reverse, unroll, precompute, fused)
-    return jax.tree.map(lambda a: a.astype(xs.dtype), out)
+    return jax.tree.map(lambda a: _bfloat16.round_like(a, xs.dtype), out)
 
 
 def lstm(

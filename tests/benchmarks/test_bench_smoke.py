@@ -44,7 +44,7 @@ JAX_PEERS = {
     "flax_nnx_partial",
     "equinox",
 }
-PEER_MODULE = {"equinox": "equinox", "keras": "keras", "torch": "torch"}
+PEER_MODULE = {"equinox": "equinox", "keras": "keras", "torch": "torch", "torch_aten": "torch"}
 CPU_OPTIONS = ["--threads", "1", "--clock", "cpu"]
 
 # (script, peers, options) per run. Each script runs in three groups of peers, each a
@@ -62,7 +62,11 @@ RUNS = {
     ),
     "cnn-flax": ("cnn", ["flax_nnx", "flax_nnx_partial"], []),
     "cnn-others": ("cnn", ["equinox", "keras"], CPU_OPTIONS),
-    "lstm-nnjax": ("lstm", ["nnjax", "nnjax_per_step", "nnjax_precompute", "torch"], []),
+    "lstm-nnjax": (
+        "lstm",
+        ["nnjax", "nnjax_per_step", "nnjax_precompute", "torch", "torch_aten"],
+        [],
+    ),
     "lstm-flax": ("lstm", ["flax_nnx", "flax_nnx_partial"], []),
     "lstm-others": ("lstm", ["equinox", "keras"], CPU_OPTIONS),
     "attention-nnjax": ("attention", ["nnjax", "nnjax_no_donate", "torch"], []),

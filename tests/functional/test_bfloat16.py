@@ -1,6 +1,8 @@
 """``_bfloat16``: the integer rounding to bfloat16 against XLA's ``convert``, and the
 widening whose gradient uses it in library programs (and only there)."""
 
+import re
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -69,7 +71,8 @@ def test_round_to_bfloat16_differentiates_like_a_cast():
 
 
 @pytest.mark.parametrize("native", [False, True])
-def test_to_bfloat16_rounds_with_integers_only_where_xla_emulates_bfloat16(monkeypatch, native):
+def test_to_bfloat16_rounds_with_integers_in_library_programs_on_the_cpu(monkeypatch, native):
+    # natively or emulated: XLA:CPU makes each convert to bfloat16 a fusion of its own
     monkeypatch.setattr(_hardware, "native_bfloat16", lambda backend=None: native)
     x = _hard_floats(20_000)
     nan = np.isnan(x)
@@ -77,13 +80,73 @@ def test_to_bfloat16_rounds_with_integers_only_where_xla_emulates_bfloat16(monke
     with _conv_compiler.library_convolutions():
         jaxpr = str(jax.make_jaxpr(lambda v: _bfloat16.to_bfloat16(v))(x))
         fast = jax.jit(lambda v: _bfloat16.to_bfloat16(v))(x)
-    assert ("bitcast_convert_type" in jaxpr) == (not native)
+    assert "bitcast_convert_type" in jaxpr
     assert "bitcast_convert_type" not in str(jax.make_jaxpr(lambda v: _bfloat16.to_bfloat16(v))(x))
     assert fast.dtype == BF16 and np.isnan(np.asarray(fast, F32)[nan]).all()
     with np.errstate(over="ignore"):
         reference = x[~nan].astype(BF16)
-    keep = ~_subnormal(x[~nan]) if native else slice(None)  # a native convert may flush
-    np.testing.assert_array_equal(_bits(fast)[~nan][keep], _bits(reference)[keep])
+    np.testing.assert_array_equal(_bits(fast)[~nan], _bits(reference))
+
+
+def test_to_bfloat16_keeps_xlas_convert_off_the_cpu(monkeypatch):
+    monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
+    with _conv_compiler.library_convolutions():
+        jaxpr = str(jax.make_jaxpr(lambda v: _bfloat16.to_bfloat16(v))(jnp.ones(3, F32)))
+    assert "bitcast_convert_type" not in jaxpr
+    assert "convert_element_type[new_dtype=bfloat16" in jaxpr
+
+
+# the losses widen by `to_float32`: a user's `astype(F32)` transposes to XLA's convert
+def _lstm_loss(params, xs):
+    _, ys = F.lstm(params, xs)
+    return jnp.sum(_bfloat16.to_float32(ys) ** 2)
+
+
+def _dense_loss(params, x):
+    return jnp.sum(_bfloat16.to_float32(F.dense(params, x)) ** 2)
+
+
+def _cnn_widened_loss(params, x):
+    h = jax.nn.relu(F.conv2d(params["conv"], x))
+    h = F.max_pool2d(h, 2)
+    return _dense_loss(params["dense"], h.reshape(h.shape[0], -1))
+
+
+def _converted_to_bfloat16(jaxpr: str) -> set[tuple[int, ...]]:
+    """The shapes of the arrays XLA's ``convert`` rounds to bfloat16 in ``jaxpr``."""
+    found = re.findall(r":bf16\[([\d,]*)\] = convert_element_type\[new_dtype=bfloat16", jaxpr)
+    return {tuple(int(d) for d in dims.split(",") if d) for dims in found}
+
+
+@pytest.mark.parametrize("native", [False, True])
+@pytest.mark.parametrize("op", ["conv_pool", "dense", "lstm"])
+def test_bfloat16_ops_round_with_integers_in_library_programs(key, monkeypatch, native, op):
+    """No XLA convert to bfloat16 in a library program's forward and backward pass."""
+    monkeypatch.setattr(_hardware, "native_bfloat16", lambda backend=None: native)
+    kp, kx = jax.random.split(key)
+    loss, params, x = {
+        "conv_pool": (
+            _cnn_widened_loss,
+            {"conv": F.conv2d_init(kp, 3, 8, 3), "dense": F.dense_init(kp, 4 * 4 * 8, 5)},
+            jax.random.normal(kx, (4, 8, 8, 3)),
+        ),
+        "dense": (_dense_loss, F.dense_init(kp, 6, 5), jax.random.normal(kx, (4, 6))),
+        "lstm": (_lstm_loss, F.lstm_cell_init(kp, 3, 4), jax.random.normal(kx, (2, 5, 3))),
+    }[op]
+    x = x.astype(BF16)
+    grad = lambda p, v: jax.grad(loss, argnums=(0, 1))(p, v)
+    outside = str(jax.make_jaxpr(grad)(params, x))
+    with _conv_compiler.library_convolutions():
+        inside = str(jax.make_jaxpr(lambda p, v: grad(p, v))(params, x))
+        got = jax.jit(lambda p, v: grad(p, v))(params, x)
+    # activations and their gradients; only float32 parameters may be cast by XLA
+    param_shapes = {tuple(a.shape) for a in jax.tree.leaves(params)}
+    assert _converted_to_bfloat16(outside) - param_shapes
+    assert _converted_to_bfloat16(inside) <= param_shapes
+    reference = jax.jit(grad)(params, x)
+    for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(reference)):
+        assert a.dtype == b.dtype
+        np.testing.assert_allclose(np.asarray(a, F32), np.asarray(b, F32), rtol=2e-2, atol=1e-2)
 
 
 def test_to_bfloat16_differentiates_like_a_cast(monkeypatch):
