@@ -306,13 +306,13 @@ def lstm(
     PyTorch ``nn.LSTM``            25.2 / 134   0.75, 0.87, 0.74  0.89, 0.83, 0.84
     =============================  ===========  ================  ================
 
-    So the default gained 19-28% at batch 32 and is level at 128; PyTorch's time is
-    0.92-1.21x the default's at batch 32 and 0.87-0.88x at 128. Also measured, not
-    kept: ``unroll=2`` of the custom VJP 0.94 / 1.03x its ``unroll=1`` time; with
-    autodiff, a concatenated ``[x, h]`` matmul 0.98 / 1.05x, all four gates as one
-    sigmoid (``tanh(g) = 2σ(2g)-1``) 0.96 / 1.04x, ``unroll=2`` 1.24 / 1.17x; a custom
-    VJP with two separate weight-gradient einsums 0.83 / 1.19x (the
-    ``(16, T*B) @ (T*B, 4H)`` one ran at 8 GFLOP/s). Being a custom VJP, this path
+    So the default gained 19-28% at batch 32, level at 128. PyTorch's CPU ``nn.LSTM`` is
+    oneDNN's fused RNN (0.66-0.77x nnjax's train step on a Zen 5), its ATen loop (oneDNN
+    off) 1.7-2.5x (``benchmarks/README.md``). Not kept: ``unroll=2`` of the custom VJP
+    0.94 / 1.03x its ``unroll=1`` time; with autodiff, a concatenated ``[x, h]`` matmul
+    0.98 / 1.05x, all four gates as one sigmoid (``tanh(g) = 2σ(2g)-1``) 0.96 / 1.04x,
+    ``unroll=2`` 1.24 / 1.17x; a custom VJP with two weight-gradient einsums 0.83 /
+    1.19x (the ``(16, T*B) @ (T*B, 4H)`` one ran at 8 GFLOP/s). Being a custom VJP, this path
     supports reverse mode only (``grad``, ``vjp``, reverse over reverse); for forward
     mode (``jvp``, ``jacfwd``) use ``rnn(lstm_cell, ...)`` or ``precompute_inputs=True``.
 
