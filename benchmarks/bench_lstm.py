@@ -1,11 +1,13 @@
-"""Times training and inference of one LSTM sequence classifier in nnjax and its peers.
+"""Times training and inference of an LSTM (or GRU) sequence classifier in nnjax and peers.
 
-The model is the same everywhere: one LSTM layer (``--hidden`` 128 units, zero initial
-state) over batch-major sequences ``(B, T, F)`` (``--seq-len`` 64 steps of
-``--features`` 16, random float32), its last hidden state into a dense layer of
-``--classes`` 10 logits, softmax cross-entropy, trained with Adam (or SGD). For each
-batch size and peer it times one training step (through the whole sequence and back)
-and one forward pass, the first call (trace + compile + run) apart from the median.
+The model is the same everywhere: one LSTM layer (``--cell gru``: one GRU layer, each
+framework's own GRU cell, the reset gate applied after the recurrent matmul as in
+PyTorch; ``--hidden`` 128 units, zero initial state) over batch-major sequences
+``(B, T, F)`` (``--seq-len`` 64 steps of ``--features`` 16, random float32), its last
+hidden state into a dense layer of ``--classes`` 10 logits, softmax cross-entropy,
+trained with Adam (or SGD). For each batch size and peer it times one training step
+(through the whole sequence and back) and one forward pass, the first call (trace +
+compile + run) apart from the median.
 
 Peers:
 
@@ -35,9 +37,10 @@ Usage::
     python benchmarks/bench_lstm.py                     # full run
     python benchmarks/bench_lstm.py --quick             # tiny sizes (smoke test)
     python benchmarks/bench_lstm.py --threads 1 --clock cpu  # on a shared machine
+    python benchmarks/bench_lstm.py --cell gru          # the GRU classifier
 
-Writes ``benchmarks/results/lstm_<platform>.json`` and prints a table; ``ratio`` is
-``peer median / nnjax median`` (above 1: the peer is slower).
+Writes ``benchmarks/results/lstm_<platform>.json`` (``gru_<platform>.json``) and prints a
+table; ``ratio`` is ``peer median / nnjax median`` (above 1: the peer is slower).
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ import functools
 import sys
 
 import _cli as C
+import _harness as H
 import _peers as P
 import jax
 import jax.numpy as jnp
@@ -66,9 +70,10 @@ class Config:
     num_classes: int = 10
     optimizer: str = "adam"
     lr: float = 1e-3
+    cell: str = "lstm"
 
 
-# The same model in every framework: LSTM from zeros, last hidden state, dense logits.
+# The same model in every framework: LSTM (or GRU) from zeros, last hidden state, logits.
 
 
 def _nnjax_model(cfg: Config):
@@ -76,61 +81,70 @@ def _nnjax_model(cfg: Config):
 
     from nnjax import nn
 
-    return nn.SequenceClassifier(cfg.features, cfg.hidden, cfg.num_classes, rngs=nnx.Rngs(0))
+    return nn.SequenceClassifier(
+        cfg.features, cfg.hidden, cfg.num_classes, cell=cfg.cell, rngs=nnx.Rngs(0)
+    )
 
 
 def _nnjax_formulation(cfg: Config, precompute: bool):
-    """``nnjax.nn`` layers, the LSTM run through ``F.lstm`` with a fixed formulation."""
+    """``nnjax.nn`` layers, the cell run through ``F.lstm``/``F.gru`` with a fixed formulation."""
     from flax import nnx
 
     import nnjax.functional as F
     from nnjax import nn
 
-    class LSTMClassifier(nnx.Module):
+    layer, run = {"lstm": (nn.LSTM, F.lstm), "gru": (nn.GRU, F.gru)}[cfg.cell]
+
+    class RecurrentClassifier(nnx.Module):
         def __init__(self, rngs: nnx.Rngs):
-            self.lstm = nn.LSTM(cfg.features, cfg.hidden, rngs=rngs)
+            self.rnn = layer(cfg.features, cfg.hidden, rngs=rngs)
             self.head = nn.Dense(cfg.hidden, cfg.num_classes, rngs=rngs)
 
         def __call__(self, xs: jax.Array) -> jax.Array:
-            _, ys = F.lstm(self.lstm.params(), xs, precompute_inputs=precompute)
+            _, ys = run(self.rnn.params(), xs, precompute_inputs=precompute)
             return self.head(ys[:, -1])
 
-    return LSTMClassifier(nnx.Rngs(0))
+    return RecurrentClassifier(nnx.Rngs(0))
 
 
 def _flax_model(cfg: Config):
     from flax import nnx
 
-    class FlaxLSTM(nnx.Module):
+    cell = {"lstm": nnx.OptimizedLSTMCell, "gru": nnx.GRUCell}[cfg.cell]
+
+    class FlaxRNN(nnx.Module):
         def __init__(self, rngs: nnx.Rngs):
-            self.rnn = nnx.RNN(nnx.OptimizedLSTMCell(cfg.features, cfg.hidden, rngs=rngs))
+            self.rnn = nnx.RNN(cell(cfg.features, cfg.hidden, rngs=rngs))
             self.head = nnx.Linear(cfg.hidden, cfg.num_classes, rngs=rngs)
 
         def __call__(self, xs: jax.Array) -> jax.Array:
             return self.head(self.rnn(xs)[:, -1])
 
-    return FlaxLSTM(nnx.Rngs(0))
+    return FlaxRNN(nnx.Rngs(0))
 
 
 def _equinox_model(cfg: Config, key: jax.Array):
     import equinox as eqx
 
-    class EqxLSTM(eqx.Module):
-        cell: eqx.nn.LSTMCell
+    lstm = cfg.cell == "lstm"
+
+    class EqxRNN(eqx.Module):
+        cell: eqx.nn.LSTMCell | eqx.nn.GRUCell
         head: eqx.nn.Linear
 
         def __init__(self, key: jax.Array):
             k_cell, k_head = jax.random.split(key)
-            self.cell = eqx.nn.LSTMCell(cfg.features, cfg.hidden, key=k_cell)
+            cell = eqx.nn.LSTMCell if lstm else eqx.nn.GRUCell
+            self.cell = cell(cfg.features, cfg.hidden, key=k_cell)
             self.head = eqx.nn.Linear(cfg.hidden, cfg.num_classes, key=k_head)
 
         def __call__(self, xs: jax.Array) -> jax.Array:  # one sequence, (T, F)
             zeros = jnp.zeros(cfg.hidden, xs.dtype)
             step = lambda state, x: (self.cell(x, state), None)
-            (h, _), _ = jax.lax.scan(step, (zeros, zeros), xs)
-            return self.head(h)
+            state, _ = jax.lax.scan(step, (zeros, zeros) if lstm else zeros, xs)
+            return self.head(state[0] if lstm else state)
 
-    return EqxLSTM(key)
+    return EqxRNN(key)
 
 
 def _keras_model(cfg: Config):
@@ -139,7 +153,7 @@ def _keras_model(cfg: Config):
     return keras.Sequential(
         [
             keras.Input((cfg.seq_len, cfg.features)),
-            keras.layers.LSTM(cfg.hidden),
+            {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU}[cfg.cell](cfg.hidden),
             keras.layers.Dense(cfg.num_classes),
         ]
     )
@@ -148,17 +162,19 @@ def _keras_model(cfg: Config):
 def _torch_model(cfg: Config):
     import torch
 
-    class TorchLSTM(torch.nn.Module):
+    cell = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[cfg.cell]
+
+    class TorchRNN(torch.nn.Module):
         def __init__(self):
             super().__init__()
-            self.lstm = torch.nn.LSTM(cfg.features, cfg.hidden, batch_first=True)
+            self.rnn = cell(cfg.features, cfg.hidden, batch_first=True)
             self.head = torch.nn.Linear(cfg.hidden, cfg.num_classes)
 
         def forward(self, xs: torch.Tensor) -> torch.Tensor:
-            ys, _ = self.lstm(xs)
+            ys, _ = self.rnn(xs)
             return self.head(ys[:, -1])
 
-    return TorchLSTM()
+    return TorchRNN()
 
 
 def builders(cfg: Config) -> dict[str, P.Builder]:
@@ -189,13 +205,16 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("seq_len", "features", "hidden"):
         flag = "--" + name.replace("_", "-")
         parser.add_argument(flag, type=int, default=None, help=f"default {getattr(Config, name)}")
+    parser.add_argument("--cell", choices=("lstm", "gru"), default="lstm", help="default lstm")
     args = C.parse(parser, argv)
     base = QUICK if args.quick else Config()
     sizes = {n: getattr(args, n) or getattr(base, n) for n in ("seq_len", "features", "hidden")}
     if min(sizes.values()) < 1:
         parser.error(f"sizes must be positive, got {sizes}")
-    cfg = dataclasses.replace(base, **sizes, optimizer=args.optimizer, lr=args.lr)
+    cfg = dataclasses.replace(base, **sizes, optimizer=args.optimizer, lr=args.lr, cell=args.cell)
     config = {**dataclasses.asdict(cfg), "nnjax_precompute_inputs": _library_formulation()}
+    if args.out is None and cfg.cell != "lstm":
+        args.out = H.default_out(cfg.cell)  # results/gru_<platform>.json
     return P.run_and_report(NAME, args, builders(cfg), config)
 
 

@@ -69,6 +69,8 @@ RUNS = {
     ),
     "lstm-flax": ("lstm", ["flax_nnx", "flax_nnx_partial"], []),
     "lstm-others": ("lstm", ["equinox", "keras"], CPU_OPTIONS),
+    "gru-nnjax": ("lstm", ["nnjax", "nnjax_per_step", "flax_nnx", "torch"], ["--cell", "gru"]),
+    "gru-others": ("lstm", ["equinox", "keras"], ["--cell", "gru", *CPU_OPTIONS]),
     "attention-nnjax": ("attention", ["nnjax", "nnjax_no_donate", "torch"], []),
     "attention-flax": ("attention", ["flax_nnx", "flax_nnx_partial"], []),
     "attention-others": ("attention", ["equinox", "keras"], CPU_OPTIONS),
@@ -94,7 +96,7 @@ def _installed(peer: str) -> bool:
     return module is None or importlib.util.find_spec(module) is not None
 
 
-def _check_script_specifics(name: str, record: dict) -> None:
+def _check_script_specifics(name: str, record: dict, options: list[str]) -> None:
     config, rows = record["config"], record["results"]
     if name == "mlp":
         scan = [r for r in rows if r["peer"] == "nnjax_scan" and r["task"] == "train"]
@@ -105,6 +107,7 @@ def _check_script_specifics(name: str, record: dict) -> None:
     elif name == "lstm":
         assert (config["seq_len"], config["features"], config["hidden"]) == (8, 4, 16)
         assert config["nnjax_precompute_inputs"] in (True, False)
+        assert config["cell"] == ("gru" if "--cell" in options else "lstm")
     elif name == "attention":
         assert (config["seq_len"], config["dim"], config["heads"]) == (8, 16, 2)
 
@@ -125,7 +128,7 @@ def test_bench_quick_writes_complete_result(run, tmp_path):
     assert ENV_KEYS <= set(record["environment"])
     assert record["environment"]["versions"]["jax"]
     assert record["config"]["quick"] is True
-    assert record["config"]["clock"] == ("cpu" if options else "wall")
+    assert record["config"]["clock"] == ("cpu" if "--clock" in options else "wall")
     assert record["config"]["peers"] == peers
     assert record["errors"] == {}
 
@@ -147,7 +150,7 @@ def test_bench_quick_writes_complete_result(run, tmp_path):
         assert all(r["ratio_vs_nnjax"] > 0 for r in rows)
     else:
         assert all(r["ratio_vs_nnjax"] is None for r in rows)
-    _check_script_specifics(name, record)
+    _check_script_specifics(name, record, options)
     if name in ("mlp", "cnn"):  # the hardware's bfloat16 case and its goal
         assert "bfloat16 (nnjax_bf16): " in proc.stdout and "goal: bfloat16" in proc.stdout
     assert "ratio" in proc.stdout and all(peer in proc.stdout for peer in peers)
