@@ -29,8 +29,8 @@ spread is noise at 4 ms a step.
 
 **CPUs with native bfloat16 too.** A CPU with AVX512-BF16 converts in one instruction,
 yet XLA:CPU still makes each ``convert`` to bfloat16 a fusion of its own, so the output
-of every layer was written and read back once more than in float32. Since session 11
-every rounding in a library program on the CPU is integer arithmetic (:func:`round_like`
+of every layer was written and read back once more than in float32. So every rounding
+in a library program on the CPU is integer arithmetic (:func:`round_like`
 for the outputs of ``F.conv*``, max pooling, the recurrences and ``F.dense``'s native
 path, and the operands and gradients of :mod:`nnjax.functional._bfloat16_dot`). On a
 2-core AMD EPYC (Zen 5, AVX512-BF16), jax 0.10.2, train step as ``fit`` compiles it,
@@ -43,6 +43,10 @@ rounding -> integer rounding: CNN of ``bench_cnn.py`` with ``dtype=jnp.bfloat16`
 LSTM 1.02 -> 1.01 (batch 32). The same A/B with XLA:CPU held to AVX2
 (``--xla_cpu_max_isa=AVX2``, bfloat16 emulated): CNN 1.12 -> 1.09, 1.10 -> 1.11, MLP
 1.09 -> 1.06 (no change).
+
+A custom VJP has no forward mode (``jax.jvp`` raises), so :func:`to_float32` uses it only
+while a program of :func:`nnjax.functional._conv_compiler.jit` is traced (``fit``'s
+steps, which differentiate in reverse mode), as the ``"taps"`` convolution does.
 
 Example:
   >>> round_to_bfloat16(jnp.float32(1.00390625))  # a tie: to the even neighbour

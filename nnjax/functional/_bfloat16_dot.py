@@ -39,7 +39,7 @@ from nnjax.functional import _bfloat16
 from nnjax.functional._conv_compiler import in_library_program
 from nnjax.functional._scoped import scoped
 
-_BF16, _F32 = jnp.bfloat16, jnp.float32
+_F32 = jnp.float32
 
 _ROUND_OPERANDS: contextvars.ContextVar[bool] = contextvars.ContextVar(
     "bfloat16_matmul_operands", default=False
