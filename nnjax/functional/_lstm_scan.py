@@ -128,24 +128,20 @@ _lstm.defvjp(_lstm_fwd, _lstm_bwd)
 def weight_grad(inputs: jax.Array, d_pre: jax.Array, dtype) -> tuple[jax.Array, jax.Array]:
     """``(sum_t inputs_t^T d_pre_t, sum_t d_pre_t)`` over ``(T, B, *)`` as one matmul.
 
+    One ``dot_general`` contracting both ``T`` and ``B``: a batch split over a mesh's
+    devices stays split (each device sums its rows, XLA all-reduces the ``(in, G)``
+    result), where a flattening to ``(T*B, *)`` would gather every row on every device.
+
     Accumulates in at least float32 (a bfloat16 sum over ``T*B`` terms would lose
     digits); the weight gradient is returned in ``dtype``, the bias sum in the
     accumulation dtype.
     """
     acc = jnp.promote_types(d_pre.dtype, jnp.float32)
     batch = _sharding.batch_axis(d_pre, axis=1)  # (T, B, G)
-    if batch is None:
-        k, g = inputs.shape[-1], d_pre.shape[-1]
-        dw = lax.dot(inputs.reshape(-1, k).T, d_pre.reshape(-1, g), preferred_element_type=acc)
-    else:  # a batch sharded over explicit mesh axes: no flattening; the sum is replicated
-        dims = (((0, 1), (0, 1)), ((), ()))
-        dw = lax.dot_general(
-            inputs,
-            d_pre,
-            dims,
-            preferred_element_type=acc,
-            out_sharding=_sharding.replicated(batch),
-        )
+    dims = (((0, 1), (0, 1)), ((), ()))
+    dw = lax.dot_general(
+        inputs, d_pre, dims, preferred_element_type=acc, out_sharding=_sharding.replicated(batch)
+    )
     return dw.astype(dtype), jnp.sum(d_pre, axis=(0, 1), dtype=acc)
 
 

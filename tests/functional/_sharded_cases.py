@@ -1,0 +1,67 @@
+"""Ops with a batch axis, their parameters and inputs: the cases of the sharding tests.
+
+``CASES[name] = (fn, params, x)``: ``fn(params, x)`` runs one op on a batch ``x`` whose
+first axis is the batch (4 rows, so that two or four devices split it).
+"""
+
+import re
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import nnjax.functional as F
+
+KEY = jax.random.key(0)
+RNG = np.random.default_rng(0)
+SEQ = RNG.standard_normal((4, 5, 6)).astype(np.float32)
+IMG = RNG.standard_normal((4, 8, 8, 3)).astype(np.float32)
+LENGTHS = np.array([5, 3, 4, 2])
+
+CASES = {
+    "dense": (lambda p, x: F.dense(p, x), F.dense_init(KEY, 6, 3), SEQ[:, 0]),
+    "conv2d": (lambda p, x: F.conv2d(p, x), F.conv2d_init(KEY, 3, 4, 3), IMG),
+    "conv2d_xla": (
+        lambda p, x: F.conv2d(p, x, formulation="xla"),
+        F.conv2d_init(KEY, 3, 4, 3),
+        IMG,
+    ),
+    "conv_transpose2d": (
+        lambda p, x: F.conv_transpose2d(p, x, stride=2),
+        F.conv_transpose2d_init(KEY, 3, 4, 3),
+        IMG,
+    ),
+    "rnn": (lambda p, x: F.rnn(F.rnn_cell, p, x)[1], F.rnn_cell_init(KEY, 6, 8), SEQ),
+    "lstm": (lambda p, x: F.lstm(p, x)[1], F.lstm_cell_init(KEY, 6, 8), SEQ),
+    "lstm_lengths": (
+        lambda p, x: F.lstm(p, x, lengths=LENGTHS)[1],
+        F.lstm_cell_init(KEY, 6, 8),
+        SEQ,
+    ),
+    "gru": (lambda p, x: F.gru(p, x)[1], F.gru_cell_init(KEY, 6, 8), SEQ),
+    "bidirectional": (
+        lambda p, x: F.bidirectional(F.lstm_cell, p, x)[1],
+        F.bidirectional_init(KEY, F.lstm_cell_init, 6, 8),
+        SEQ,
+    ),
+    "max_pool2d": (lambda p, x: F.max_pool2d(x, 2) * p, jnp.float32(2.0), IMG),
+    "avg_pool2d": (lambda p, x: F.avg_pool2d(x, 2) * p, jnp.float32(2.0), IMG),
+    "layer_norm": (lambda p, x: F.layer_norm(p, x), F.layer_norm_init(KEY, 6), SEQ),
+    "attention": (
+        lambda p, x: F.multi_head_attention(p, x),
+        F.multi_head_attention_init(KEY, 6, num_heads=2),
+        SEQ,
+    ),
+}
+
+
+def value_and_grads(fn, params, x):
+    """``fn(params, x)`` and the gradients of ``sum(sin(fn))`` for ``params`` and ``x``, jitted."""
+    loss = lambda p, v: jnp.sum(jnp.sin(fn(p, v)))
+    return jax.jit(lambda p, v: (fn(p, v), jax.grad(loss, argnums=(0, 1))(p, v)))(params, x)
+
+
+def collectives(compiled_text: str) -> set[str]:
+    """The names of the collective operations in an optimized HLO module's text."""
+    ops = "all-gather|all-to-all|collective-permute|reduce-scatter|all-reduce"
+    return set(re.findall(rf"\b({ops})(?:-start)?\(", compiled_text))

@@ -1,0 +1,46 @@
+"""``fit``'s compiled train step over several devices: gradients summed, batches never gathered.
+
+``fit`` splits each batch over the ``'data'`` axis of a mesh of every device and keeps
+the state replicated (``nnjax.train.sharding``). The step of each model kind, compiled
+as ``fit`` compiles it for four (fake CPU) devices, must communicate only to sum
+gradients and metrics (all-reduce); a gather of the batch would mean every device
+repeats the whole batch's work (the LSTM and GRU steps did, before their weight
+gradients contracted time and batch in one ``dot_general``).
+"""
+
+import jax
+import jax.numpy as jnp
+import optax
+import pytest
+from flax import nnx
+
+from nnjax import nn
+from nnjax.train import compiled, sharding
+from nnjax.train.data import Batch
+from nnjax.train.step import split_model
+from tests.functional._sharded_cases import collectives
+
+MODELS = {
+    "lstm": (lambda: nn.SequenceClassifier(3, 4, 2, rngs=nnx.Rngs(0)), (5, 3)),
+    "gru": (lambda: nn.SequenceClassifier(3, 4, 2, cell="gru", rngs=nnx.Rngs(0)), (5, 3)),
+    "cnn": (
+        lambda: nn.CNN((8, 8, 1), 2, conv_features=(4,), dense=(8,), rngs=nnx.Rngs(0)),
+        (8, 8, 1),
+    ),
+    "mlp": (lambda: nn.MLP(3, (8,), 2, rngs=nnx.Rngs(0)), (3,)),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(MODELS))
+def test_fits_step_over_four_devices_only_sums(kind):
+    factory, shape = MODELS[kind]
+    assert jax.device_count() == 4  # tests/conftest.py
+    graphdef, params, rest = split_model(factory())
+    tx = optax.adam(1e-3)
+    mesh = sharding.make_mesh(jax.devices())
+    fn = compiled.compiled_train(graphdef, "cross_entropy", tx, (), 1, mesh, False)
+    x, y, ones = jnp.ones((1, 8, *shape)), jnp.zeros((1, 8), jnp.int32), jnp.ones((1, 8))
+    batch = sharding.put_batch(Batch(x, y, ones, ones), mesh)
+    state = sharding.put_replicated((params, tx.init(params), rest), mesh)
+    text = fn.lower(*state, batch, 1).compile().as_text()
+    assert collectives(text) == {"all-reduce"}, kind
