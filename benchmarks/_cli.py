@@ -60,6 +60,14 @@ def make_parser(
         default=None,
         help="CPU threads for XLA and PyTorch (default: each framework's own choice)",
     )
+    parser.add_argument(
+        "--cpu-devices",
+        type=int,
+        default=None,
+        help="JAX CPU devices in this process (jax_num_cpu_devices; default JAX's, one). "
+        "The nnjax peers split each batch over them as fit does; the other JAX peers "
+        "run on the first",
+    )
     parser.add_argument("--optimizer", choices=("adam", "sgd"), default="adam")
     parser.add_argument("--lr", type=float, default=1e-3, help="learning rate (%(default)s)")
     return parser
@@ -71,6 +79,7 @@ def parse(
     """Parses ``argv``, caps the threads (``--threads``) and applies ``--quick``."""
     args = parser.parse_args(argv)
     limit_threads(args.threads)
+    set_cpu_devices(args.cpu_devices)
     if args.quick:
         apply_quick(args, parser, batch_sizes=quick_batch_sizes)
     return args
@@ -99,6 +108,23 @@ def limit_threads(threads: int | None) -> None:
         torch.set_num_threads(threads)
 
 
+def set_cpu_devices(count: int | None) -> None:
+    """Gives JAX ``count`` CPU devices (``jax_num_cpu_devices``); call before JAX starts.
+
+    Each CPU device runs its part of a program on its own thread: a program split over
+    them (``fit``'s data parallelism) runs loops such as a recurrence's steps on
+    several cores at once, where XLA:CPU runs one device's loop body on one thread.
+    ``None`` leaves JAX's default (one device).
+    """
+    if count is None:
+        return
+    if count < 1:
+        raise ValueError(f"--cpu-devices must be >= 1, got {count}")
+    import jax
+
+    jax.config.update("jax_num_cpu_devices", count)
+
+
 QUICK = {"repeats": 3, "warmup": 1, "target_s": 0.002}
 
 
@@ -124,7 +150,7 @@ def timing_options(args: argparse.Namespace) -> dict[str, Any]:
 def run_config(args: argparse.Namespace) -> dict[str, Any]:
     """The shared options of a run, for the result file."""
     names = ("quick", "batch_sizes", "repeats", "warmup", "target_s", "peers", "threads", "clock")
-    return {name: getattr(args, name) for name in names}
+    return {name: getattr(args, name) for name in (*names, "cpu_devices")}
 
 
 def int_list(text: str) -> list[int]:

@@ -245,8 +245,10 @@ def load_note(load: float | None, cores: int | None) -> str:
 def machine_summary(env: Mapping[str, Any]) -> str:
     """Two lines for the top of a benchmark's output: CPU, SIMD flags, bfloat16 and load."""
     flags = [name for name, present in env.get("cpu_flags", {}).items() if present]
+    count = env.get("device_count", 1)
     return (
-        f"{env['platform']} ({env['device_kind']}); CPU {env['cpu_model']}, "
+        f"{env['platform']} ({env['device_kind']}{f' x{count}' if count > 1 else ''}); "
+        f"CPU {env['cpu_model']}, "
         f"flags {' '.join(flags) or 'none of ' + '/'.join(SIMD_FLAGS)}\n"
         f"bfloat16 hardware: {env.get('bfloat16_hardware')}; "
         f"{load_note(env.get('load_average_1m'), env.get('cpu_affinity') or env.get('cpu_count'))}"

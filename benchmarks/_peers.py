@@ -127,13 +127,16 @@ def nnjax(
     ``eigen_dots=None`` puts the matmuls on Eigen where ``fit`` does
     (``nnjax.train.compiled.eigen_dots_for``); ``False`` never (a diagnostic).
     ``precision`` is ``fit``'s (``"bfloat16"``: ``nnjax.train.objective.compute_dtype``).
+    The batch is split over every local device that divides it and the state
+    replicated, as ``fit`` places them (``nnjax.train.sharding``; one device unless the
+    process has more, e.g. ``--cpu-devices``).
     Like ``fit``, it tunes the host ``malloc`` on the CPU
     (``nnjax.train.retain_freed_memory``), for the whole process: the peers timed with
     it run with the same setting (recorded as ``host_memory_retained``).
     """
     from nnjax import train
     from nnjax.functional import _conv_compiler
-    from nnjax.train import compiled, host_memory
+    from nnjax.train import compiled, host_memory, sharding
 
     host_memory.retain_freed_memory()  # as fit does (process-wide: every peer shares it)
     model = factory()
@@ -149,8 +152,11 @@ def nnjax(
     step = jit(H.counted(step, traces, "train"), donate_argnums=donated)
     predict = train.make_predict_step(train.graphdef_for(model, training=False))
     predict = jax.jit(H.counted(predict, traces, "predict"))
-    x, y = _device_data(spec, batch, max(scan_steps, 1))
-    state = [params, tx.init(params), rest]
+    # placed as fit places them: the batch split over every local device it divides
+    mesh = sharding.make_mesh(sharding.choose_devices(batch))
+    batch_axis = 1 if scan_steps else 0
+    x, y = sharding.put_batch(spec.data(batch, max(scan_steps, 1)), mesh, batch_axis)
+    state = list(sharding.put_replicated((params, tx.init(params), rest), mesh))
 
     def run_train():
         *state[:], logs = step(*state, x, y)

@@ -147,6 +147,7 @@ def _setup(model, batch_size, devices):
     return mesh, graphdef, params, rest
 
 
+@sharding.own_mesh
 def evaluate(
     model: nnx.Module,
     data: Any,
@@ -202,9 +203,11 @@ def evaluate(
         validation.check_labels(out, source.y, "data")
     validation.check_loss_accepts(loss, out, example.y, "data")
     params, rest = sharding.put_replicated((params, rest), mesh)
-    return evaluate_source(
-        graphdef, params, rest, source, loss=loss, metrics=metrics, mesh=mesh, precision=precision
-    )
+    with jax.set_mesh(mesh):  # its programs' context: their mesh (sharding.own_mesh)
+        return evaluate_source(
+            graphdef, params, rest, source, loss=loss, metrics=metrics, mesh=mesh,
+            precision=precision,
+        )  # fmt: skip
 
 
 def _predict_items(data: Iterable) -> Iterator[tuple[Any, np.ndarray]]:
@@ -230,6 +233,7 @@ def _predict_source(x: Any, batch_size: int, steps: int | None, check_inputs: bo
     return IterableSource(_predict_items(x), steps_per_epoch=steps, check_inputs=check_inputs)
 
 
+@sharding.own_mesh
 def predict(
     model: nnx.Module,
     x: Any,
@@ -273,7 +277,8 @@ def predict(
     validation.output_shape(model, graphdef, params, rest, source.example().x)
     params, rest = sharding.put_replicated((params, rest), mesh)
     predict_step = compiled_predict(graphdef)
-    outputs = [(predict_step(params, rest, b.x), b.mask) for b in _device_batches(source, mesh)]
+    with jax.set_mesh(mesh):  # its programs' context: their mesh (sharding.own_mesh)
+        outputs = [(predict_step(params, rest, b.x), b.mask) for b in _device_batches(source, mesh)]
     host = sharding.to_host(outputs)
     return jax.tree.map(
         lambda *parts: np.concatenate(parts),

@@ -37,6 +37,7 @@ from flax import nnx
 from jax.sharding import Mesh
 
 from nnjax import losses
+from nnjax._deprecation import user_stacklevel
 from nnjax.train import (
     checkpoint,
     compiled,
@@ -89,6 +90,7 @@ def _diagnosed(err: NonFiniteLossError, source: Any) -> NonFiniteLossError:
     return NonFiniteLossError(err.epoch, err.step, err.value, cause=cause)
 
 
+@sharding.own_mesh
 def fit(
     model: nnx.Module,
     data: Any,
@@ -172,7 +174,8 @@ def fit(
         match wins; unmatched parameters replicated), for tensor parallelism over the
         named axes of ``mesh``. See :func:`nnjax.train.sharding.state_layout`.
       mesh: a device mesh with a ``'data'`` axis (batches are split over it) and any
-        other named axes the ``param_sharding`` rules use (instead of ``devices``).
+        other named axes the ``param_sharding`` rules use (instead of ``devices``);
+        ``Explicit`` axes (``jax.make_mesh``'s default) are used as ``Auto``.
       resume_from: a :class:`~nnjax.train.checkpoint.ModelCheckpoint` folder; if it
         holds a checkpoint, training continues after its epoch.
       fallback: with ``resume_from``, if the newest checkpoint is damaged (a kill during
@@ -215,12 +218,15 @@ def fit(
     if validation is not None:
         if validation_data is not None:
             raise ValueError("pass `validation_data` only (`validation` is its deprecated alias)")
-        if not sys._getframe(1).f_globals.get("__name__", "").startswith("nnjax."):
+        caller = sys._getframe(1)  # past the decorator (sharding.own_mesh)
+        while caller.f_back is not None and caller.f_globals.get("__name__") == sharding.__name__:
+            caller = caller.f_back
+        if not caller.f_globals.get("__name__", "").startswith("nnjax."):
             # nnjax's own callers (the CLI) are migrating; users are told
             warnings.warn(
                 "fit(validation=...) is deprecated; pass validation_data=...",
                 DeprecationWarning,
-                stacklevel=2,
+                stacklevel=user_stacklevel(),
             )
         validation_data = validation
     epochs, batch_size, accumulate_steps, steps_per_epoch = setup.check_counts(
@@ -249,7 +255,7 @@ def fit(
             f"param_sharding='fsdp' shards nothing: batch_size={source.batch_size} does not "
             f"split over the {len(jax.devices())} devices, so fit runs on one; pass a batch "
             "size they divide (or `devices=`)",
-            stacklevel=2,
+            stacklevel=user_stacklevel(),
         )
     k = steps_per_dispatch or compiled.steps_per_dispatch_for(model)
     k = checks.check_count("steps_per_dispatch", k, 1)
@@ -290,16 +296,17 @@ def fit(
         shuffle=shuffle,
         verbose=verbose,
     )  # fmt: skip
-    driver.train_begin(setup.log_names(objective, user_logs, val, state))
-    try:
-        run_epochs(run, plan, driver, initial_epoch)
-    except NonFiniteLossError as err:  # the model keeps the weights it had before fit
-        raise _diagnosed(err, source) from None
-    except (ValueError, TypeError):
-        raise  # a bad batch: the model keeps the weights it had before fit
-    except BaseException:
-        nnx.update(model, run.state.params, run.state.rest)  # e.g. KeyboardInterrupt
-        raise
+    with jax.set_mesh(mesh):  # its programs' context: their mesh (sharding.own_mesh)
+        driver.train_begin(setup.log_names(objective, user_logs, val, state))
+        try:
+            run_epochs(run, plan, driver, initial_epoch)
+        except NonFiniteLossError as err:  # the model keeps the weights it had before fit
+            raise _diagnosed(err, source) from None
+        except (ValueError, TypeError):
+            raise  # a bad batch: the model keeps the weights it had before fit
+        except BaseException:
+            nnx.update(model, run.state.params, run.state.rest)  # e.g. KeyboardInterrupt
+            raise
     nnx.update(model, run.state.params, run.state.rest)
     return history
 

@@ -120,6 +120,10 @@ def check_param_sharding(param_sharding: Any) -> None:
 def make_mesh(batch_size: int, devices: Any, mesh: Mesh | None) -> Mesh:
     """The user's ``mesh`` (checked against ``batch_size``), or one over ``devices``.
 
+    A user's mesh with ``Explicit`` (or ``Manual``) axes, as ``jax.make_mesh`` makes
+    them from jax 0.9, is used with every axis ``Auto``: the same devices and names,
+    ``fit``'s programs placed by XLA's sharding propagation.
+
     Raises:
       ValueError: both ``mesh`` and ``devices``; no ``'data'`` axis; a batch size the
         data axis does not divide.
@@ -135,7 +139,7 @@ def make_mesh(batch_size: int, devices: Any, mesh: Mesh | None) -> Mesh:
                 f"batch_size={batch_size} cannot be split evenly over the mesh's "
                 f"{sharding.DATA_AXIS!r} axis of size {size}"
             )
-        return mesh
+        return sharding.automatic(mesh)
     return sharding.make_mesh(sharding.choose_devices(batch_size, devices))
 
 

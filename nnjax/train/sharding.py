@@ -19,8 +19,8 @@ Example:
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import jax
 import numpy as np
@@ -29,6 +29,8 @@ from jax.sharding import PartitionSpec as P
 
 from nnjax.distributed import arrays, partition
 from nnjax.train.state import TrainState
+
+T = TypeVar("T")
 
 DATA_AXIS = "data"
 
@@ -71,6 +73,52 @@ def make_mesh(devices: Sequence[jax.Device]) -> Mesh:
       ('data',)
     """
     return Mesh(np.asarray(devices), (DATA_AXIS,))
+
+
+def automatic(mesh: Mesh) -> Mesh:
+    """``mesh`` with every axis of type ``Auto`` (the same devices and axis names).
+
+    ``fit``'s programs let XLA propagate shardings; under ``Explicit`` axes (the default
+    of ``jax.make_mesh`` from jax 0.9) every array's type would carry its sharding and
+    gathers such as a batch's rows would need their result's sharding spelled out.
+
+    Example:
+      >>> from jax.sharding import AxisType
+      >>> mesh = jax.make_mesh((1,), ("data",), axis_types=(AxisType.Explicit,))
+      >>> automatic(mesh).axis_types == (AxisType.Auto,)
+      True
+    """
+    kinds = getattr(mesh, "axis_types", None)
+    auto = getattr(jax.sharding, "AxisType", None)
+    if auto is None or kinds is None or all(k == auto.Auto for k in kinds):
+        return mesh
+    return Mesh(mesh.devices, mesh.axis_names, axis_types=(auto.Auto,) * len(kinds))
+
+
+def own_mesh(fn: Callable[..., T]) -> Callable[..., T]:
+    """Runs ``fn`` outside the caller's mesh context (``jax.set_mesh``), on its own meshes.
+
+    ``fit``, ``evaluate``, ``predict`` and ``sweep`` place their arrays on meshes of
+    their own (:func:`make_mesh`, or the user's ``mesh=`` made :func:`automatic`); a
+    mesh the caller set for the whole program, with ``Explicit`` axes as
+    ``jax.make_mesh`` makes them, would otherwise be the context of every program they
+    trace, and JAX rejects arrays of one mesh under the context of another. Outside the
+    caller's abstract mesh, each function then runs its programs under
+    ``jax.set_mesh`` of the mesh its arrays live on.
+
+    Example:
+      >>> own_mesh(lambda: jax.sharding.get_abstract_mesh().empty)()
+      True
+    """
+
+    @functools.wraps(fn)
+    def outside(*args: Any, **kwargs: Any) -> T:
+        if jax.sharding.get_abstract_mesh().empty:
+            return fn(*args, **kwargs)
+        with jax.sharding.use_abstract_mesh(jax.sharding.AbstractMesh((), ())):
+            return fn(*args, **kwargs)
+
+    return outside
 
 
 def replicated(mesh: Mesh) -> NamedSharding:

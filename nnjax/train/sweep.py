@@ -106,6 +106,7 @@ DEFAULT_STEPS_PER_DISPATCH = compiled.DEFAULT_STEPS_PER_DISPATCH
 
 
 @renamed_args(train="data")
+@sharding.own_mesh
 def sweep(
     model_fn: Callable[..., nnx.Module],
     data: Any,
@@ -241,7 +242,10 @@ def sweep(
         others=others, resume_from=resume_from, verbose=verbose, num_groups=len(groups),
         per_step=members_per_step, mesh=mesh,
     )  # fmt: skip
-    done = [_run_group(g, idx, structure, **context) for g, (idx, structure) in enumerate(groups)]
+    with jax.set_mesh(mesh):  # its programs' context: their mesh (sharding.own_mesh)
+        done = [
+            _run_group(g, idx, structure, **context) for g, (idx, structure) in enumerate(groups)
+        ]
     return assemble(done, seed_list, hp, [*opt_names, *model_names], stop_spec)
 
 

@@ -71,6 +71,8 @@ RUNS = {
     "lstm-others": ("lstm", ["equinox", "keras"], CPU_OPTIONS),
     "gru-nnjax": ("lstm", ["nnjax", "nnjax_per_step", "flax_nnx", "torch"], ["--cell", "gru"]),
     "gru-others": ("lstm", ["equinox", "keras"], ["--cell", "gru", *CPU_OPTIONS]),
+    # two CPU devices: the nnjax peers split each batch over them, as fit would
+    "lstm-devices": ("lstm", ["nnjax", "nnjax_per_step", "flax_nnx"], ["--cpu-devices", "2"]),
     "attention-nnjax": ("attention", ["nnjax", "nnjax_no_donate", "torch"], []),
     "attention-flax": ("attention", ["flax_nnx", "flax_nnx_partial"], []),
     "attention-others": ("attention", ["equinox", "keras"], CPU_OPTIONS),
@@ -98,6 +100,9 @@ def _installed(peer: str) -> bool:
 
 def _check_script_specifics(name: str, record: dict, options: list[str]) -> None:
     config, rows = record["config"], record["results"]
+    devices = 2 if "--cpu-devices" in options else None
+    assert config["cpu_devices"] == devices
+    assert record["environment"]["device_count"] == (devices or 1)
     if name == "mlp":
         scan = [r for r in rows if r["peer"] == "nnjax_scan" and r["task"] == "train"]
         assert len(scan) == ("nnjax_scan" in config["peers"])

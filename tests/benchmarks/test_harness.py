@@ -94,6 +94,18 @@ def test_limit_threads_rejects_zero():
         C.limit_threads(0)
 
 
+def test_set_cpu_devices_rejects_zero_and_leaves_the_default_alone():
+    with pytest.raises(ValueError, match="cpu-devices"):
+        C.set_cpu_devices(0)
+    C.set_cpu_devices(None)  # JAX's default: nothing to configure
+
+
+def test_machine_summary_names_the_device_count_beyond_one():
+    env = {"platform": "cpu", "device_kind": "cpu", "cpu_model": "X", "load_average_1m": 0.1}
+    assert "(cpu x2)" in H.machine_summary({**env, "device_count": 2, "cpu_count": 2})
+    assert "(cpu)" in H.machine_summary({**env, "device_count": 1, "cpu_count": 2})
+
+
 def test_format_table_lists_every_row():
     timing = H.Timing(1.0, 0.002, 0.001, 0.003, 3, 1)
     rows = H.add_ratios([H.row("nnjax", "train", 8, timing), H.row("torch", "train", 8, timing)])
