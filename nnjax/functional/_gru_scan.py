@@ -23,18 +23,22 @@ from nnjax.functional._lstm_scan import _hold, _previous, weight_grad
 from nnjax.functional.recurrent import Params
 
 
-def _forward(p, xs_t, h0, valid, reverse: bool, unroll: int, keep: bool):
+def _forward(p, xs_t, h0, valid, reverse: bool, unroll: int, keep: bool, pre: bool):
     """Scans the GRU; returns ``(h, hs)`` or, with ``keep``, ``(h, (hs, acts, hns))``.
+
+    With ``pre`` every step's ``x_t @ w_x + b_x`` is one matmul before the scan.
 
     ``hs`` stacks the carries (held past a sequence's length); ``acts (T, B, 3, H)`` and
     ``hns (T, B, 1, H)`` have shapes of their own so that XLA zero-fills each scan buffer
     separately instead of sharing one fill and copying it.
     """
     w_x, w_h, b_x, b_h = p
+    if pre:
+        xs_t = jnp.einsum("tbf,fg->tbg", xs_t, w_x) + b_x[None, None, :]
 
     def step(h, inputs):
         x, ok = inputs
-        gx = x @ w_x + b_x[None, :]
+        gx = x if pre else x @ w_x + b_x[None, :]
         gh = h @ w_h + b_h[None, :]
         xr, xz, xn = jnp.split(gx, 3, axis=-1)
         hr, hz, hn = jnp.split(gh, 3, axis=-1)
@@ -48,18 +52,18 @@ def _forward(p, xs_t, h0, valid, reverse: bool, unroll: int, keep: bool):
     return lax.scan(step, h0, (xs_t, valid), reverse=reverse, unroll=unroll)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(3, 4))
-def _gru(p, xs_t, h0, reverse, unroll, valid):
-    h, hs = _forward(p, xs_t, h0, valid, reverse, unroll, keep=False)
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3, 4, 5))
+def _gru(p, xs_t, h0, reverse, unroll, pre, valid):
+    h, hs = _forward(p, xs_t, h0, valid, reverse, unroll, False, pre)
     return hs, h
 
 
-def _gru_fwd(p, xs_t, h0, reverse, unroll, valid):
-    h, res = _forward(p, xs_t, h0, valid, reverse, unroll, keep=True)
+def _gru_fwd(p, xs_t, h0, reverse, unroll, pre, valid):
+    h, res = _forward(p, xs_t, h0, valid, reverse, unroll, True, pre)
     return (res[0], h), (p, xs_t, h0, valid, res)
 
 
-def _gru_bwd(reverse, unroll, saved, cotangents):
+def _gru_bwd(reverse, unroll, pre, saved, cotangents):
     (w_x, w_h, b_x, b_h), xs_t, h0, valid, (hs, acts, hns) = saved
     d_hs, d_h = cotangents
     w_h_t = w_h.T
@@ -95,7 +99,13 @@ _gru.defvjp(_gru_fwd, _gru_bwd)
 
 
 def gru_scan(
-    p: Params, xs: jax.Array, h0: jax.Array, valid: jax.Array | None, reverse: bool, unroll: int
+    p: Params,
+    xs: jax.Array,
+    h0: jax.Array,
+    valid: jax.Array | None,
+    reverse: bool,
+    unroll: int,
+    precompute: bool = False,
 ) -> tuple[jax.Array, jax.Array]:
     """The GRU over ``xs (B, T, in)`` from ``h0 (B, H)``; arguments already checked and cast.
 
@@ -107,6 +117,7 @@ def gru_scan(
       valid: ``(T, B)`` booleans or ``None``, as in ``_lstm_scan.lstm_scan``.
       reverse: scan from the last step to the first.
       unroll: ``lax.scan``'s ``unroll``, for both scans.
+      precompute: project every step's input in one matmul before the scan.
 
     Returns:
       ``(h (B, H), ys (B, T, H))``, as ``rnn(gru_cell, ...)``.
@@ -119,6 +130,6 @@ def gru_scan(
       (2, 7, 5)
     """
     weights = (p["w_x"], p["w_h"], p["b_x"], p["b_h"])
-    hs, h = _gru(weights, jnp.swapaxes(xs, 0, 1), h0, reverse, unroll, valid)
+    hs, h = _gru(weights, jnp.swapaxes(xs, 0, 1), h0, reverse, unroll, precompute, valid)
     ys = hs if valid is None else jnp.where(valid[..., None], hs, jnp.zeros_like(hs))
     return h, jnp.swapaxes(ys, 0, 1)

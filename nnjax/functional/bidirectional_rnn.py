@@ -9,6 +9,9 @@ import jax
 import jax.numpy as jnp
 
 from nnjax._deprecation import renamed_args
+from nnjax.functional._gru_scan import gru_scan
+from nnjax.functional._lstm_scan import lstm_scan
+from nnjax.functional.recurrent import gru_cell, lstm_cell
 from nnjax.functional.sequence import Cell, _run
 
 _MERGES: dict[str, Callable[[jax.Array, jax.Array], jax.Array]] = {
@@ -32,6 +35,11 @@ def merge_outputs(forward: jax.Array, backward: jax.Array, merge: str = "concat"
       Array([0.5, 0.5, 0.5], dtype=float32)
     """
     return _merge_fn(merge)(forward, backward)
+
+
+def _fused(cell: Cell) -> Callable | None:
+    """The built-in ``cell``'s formulation with its own backward pass (as ``F.lstm``/``F.gru``)."""
+    return {lstm_cell: lstm_scan, gru_cell: gru_scan}.get(cell)
 
 
 def _merge_fn(merge: str) -> Callable[[jax.Array, jax.Array], jax.Array]:
@@ -89,9 +97,12 @@ def bidirectional(
 ) -> tuple[tuple[Any, Any], jax.Array]:
     """Runs ``cell`` forwards with ``params["forward"]`` and backwards with ``params["backward"]``.
 
-    Both directions run through :func:`nnjax.functional.rnn` (so the LSTM, GRU and RNN
-    cells take their fast path). With ``lengths`` the backward direction starts at
-    each sequence's last valid step, as in PyTorch's bidirectional packed sequences.
+    Both directions run as :func:`nnjax.functional.rnn` would; the LSTM and GRU cells
+    with the formulation of :func:`~nnjax.functional.lstm` and
+    :func:`~nnjax.functional.gru` (their own backward pass, reverse mode only: forward
+    mode, ``jax.jvp``, needs another cell or ``rnn`` of each direction). With
+    ``lengths`` the backward direction starts at each sequence's last valid step, as in
+    PyTorch's bidirectional packed sequences.
     ``merge="concat"`` gives PyTorch's ``bidirectional=True`` output layout: the
     forward features first.
 
@@ -122,12 +133,13 @@ def bidirectional(
     """
     merge_fn = _merge_fn(merge)  # validated before the scans
     s_fwd, s_bwd = (None, None) if state is None else state
+    fused = _fused(cell)
     fwd, ys_f = _run(
         "bidirectional", cell, params["forward"], xs, s_fwd, lengths, False, unroll,
-        precompute_inputs,
+        precompute_inputs, fused,
     )  # fmt: skip
     bwd, ys_b = _run(
         "bidirectional", cell, params["backward"], xs, s_bwd, lengths, True, unroll,
-        precompute_inputs,
+        precompute_inputs, fused,
     )  # fmt: skip
     return (fwd, bwd), merge_fn(ys_f, ys_b)

@@ -37,10 +37,6 @@ from nnjax.functional.recurrent import (
 
 Cell = Callable[[Any, Any, jax.Array], tuple[Any, jax.Array]]
 
-#: Per-step GRU batches up to this size use the custom VJP (measured faster at 32,
-#: slower at 128 on XLA:CPU; see :func:`gru`); larger ones autodiff of the cell.
-_GRU_CUSTOM_VJP_MAX_BATCH = 64
-
 
 def zero_carry(cell: Cell, params, batch_shape: tuple[int, ...], dtype=jnp.float32):
     """The all-zeros initial carry of ``cell`` for inputs with leading axes ``batch_shape``.
@@ -208,8 +204,9 @@ def rnn(
 def _run(op, cell, params, xs, state, lengths, reverse, unroll, precompute_inputs, fused=None):
     """Shared body of :func:`rnn`, :func:`lstm` and :func:`gru`; ``op`` names errors.
 
-    ``fused(params, xs, state, valid, reverse, unroll)``, when given, runs the per-step
-    formulation in place of the scan of ``cell`` (``lstm``: :func:`_lstm_scan.lstm_scan`).
+    ``fused(params, xs, state, valid, reverse, unroll, precompute)``, when given, runs
+    the cell with its own backward pass in place of autodiff of the scan of ``cell``
+    (``lstm``: :func:`_lstm_scan.lstm_scan`, ``gru``: :func:`_gru_scan.gru_scan`).
     """
     xs = _utils.as_compute(op, xs)
     _checks.check_rank(op, "xs", xs, 3)
@@ -233,11 +230,12 @@ def _run(op, cell, params, xs, state, lengths, reverse, unroll, precompute_input
     if split is not None and _hardware.widen_bfloat16(xs.dtype):
         return _in_float32(op, cell, params, xs, state, lengths, reverse, unroll,
                            precompute_inputs, fused)  # fmt: skip
-    if precompute_inputs:
-        return _scan_precomputed(split, params, xs, state, lengths, reverse, unroll)
     if fused is not None:
         valid = None if lengths is None else _valid(lengths, xs.shape[1])
-        return fused(_utils.cast_like(params, xs), xs, state, valid, reverse, unroll)
+        p = _utils.cast_like(params, xs)
+        return fused(p, xs, state, valid, reverse, unroll, bool(precompute_inputs))
+    if precompute_inputs:
+        return _scan_precomputed(split, params, xs, state, lengths, reverse, unroll)
     step = lambda carry, x: cell(params, carry, x)
     return _scan(step, state, jnp.swapaxes(xs, 0, 1), lengths, reverse, unroll)
 
@@ -312,9 +310,10 @@ def lstm(
     0.94 / 1.03x its ``unroll=1`` time; with autodiff, a concatenated ``[x, h]`` matmul
     0.98 / 1.05x, all four gates as one sigmoid (``tanh(g) = 2σ(2g)-1``) 0.96 / 1.04x,
     ``unroll=2`` 1.24 / 1.17x; a custom VJP with two weight-gradient einsums 0.83 /
-    1.19x (the ``(16, T*B) @ (T*B, 4H)`` one ran at 8 GFLOP/s). Being a custom VJP, this path
-    supports reverse mode only (``grad``, ``vjp``, reverse over reverse); for forward
-    mode (``jvp``, ``jacfwd``) use ``rnn(lstm_cell, ...)`` or ``precompute_inputs=True``.
+    1.19x (the ``(16, T*B) @ (T*B, 4H)`` one ran at 8 GFLOP/s). With ``precompute_inputs``
+    (the GPU/TPU default) the same backward pass runs after a forward scan of ``h @ w_h``
+    only. Being a custom VJP, it supports reverse mode only (``grad``, ``vjp``, reverse
+    over reverse); for forward mode (``jvp``, ``jacfwd``) use ``rnn(lstm_cell, ...)``.
 
     Args:
       params: ``{"w_x": (in, 4H), "w_h": (H, 4H), "b": (4H,)}`` from ``F.lstm_cell_init``.
@@ -363,15 +362,15 @@ def gru(
     ``B, T, F, H = 32, 100, 32, 128``; 152 vs 737 and 1018 vs 1532 at
     ``256, 50, 64, 256``. So the CPU default is per step here too.
 
-    Per step, batches of at most 64 sequences run with a hand-written backward pass
-    (``nnjax/functional/_gru_scan.py``, built like :func:`lstm`'s: one ``dgh_t @ w_h.T``
-    per reverse step, the weight gradients as two matmuls over all steps), larger
-    batches by autodiff of the scanned cell: fwd+bwd time / autodiff's in two
-    interleaved runs (``bench_lstm_formulation.py --cells gru --sizes bench
-    --autodiff --torch --threads 1 --clock cpu``; T 64, F 16, H 128; load 8): custom
-    VJP 0.80 / 0.77 at batch 32 and 1.10 / 1.09 at 128; PyTorch's ``nn.GRU`` 1.51 /
-    1.40 at 32 and 0.79 / 1.01 at 128. The custom VJP is reverse mode only; forward
-    mode goes through ``rnn(gru_cell, ...)``.
+    Every batch runs with a hand-written backward pass (``nnjax/functional/_gru_scan.py``,
+    built like :func:`lstm`'s: one ``dgh_t @ w_h.T`` per reverse step, the weight
+    gradients as two matmuls over all steps), per step or with the inputs projected
+    first. Against autodiff of the scanned cell, fwd+bwd (T 64, F 16, H 128): 0.80 / 0.77
+    at batch 32 in an earlier session; the train step 0.96 (0.92-1.00) at 128 and 1.00
+    at 256 (2-core AMD EPYC Zen 5, 20 interleaved rounds). Split over devices (``fit``'s
+    data parallelism) it sums the weight gradients once, where autodiff's accumulation
+    in the loop made XLA all-reduce them at every step. The custom VJP is reverse mode
+    only; forward mode goes through ``rnn(gru_cell, ...)``.
 
     Args:
       params: ``{"w_x": (in, 3H), "w_h": (H, 3H), "b_x": (3H,), "b_h": (3H,)}``.
@@ -392,9 +391,7 @@ def gru(
       >>> h.shape, ys.shape
       ((2, 5), (2, 7, 5))
     """
-    batch = jnp.shape(xs)[0] if jnp.ndim(xs) else 0
-    small = isinstance(batch, int) and batch <= _GRU_CUSTOM_VJP_MAX_BATCH
     return _run(
         "gru", gru_cell, params, xs, state, lengths, reverse, unroll, precompute_inputs,
-        fused=gru_scan if small else None,
+        fused=gru_scan,
     )  # fmt: skip

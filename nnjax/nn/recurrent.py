@@ -140,7 +140,7 @@ class RNN(_Recurrent):  # noqa: D101 (docstring assembled below)
 
 class GRU(_Recurrent):  # noqa: D101 (docstring assembled below)
     __doc__ = (
-        """The GRU (cuDNN/PyTorch form): :func:`F.rnn` over :func:`F.gru_cell`.
+        """The GRU (cuDNN/PyTorch form), running :func:`F.gru` (the fast path).
 """
         + _COMMON_ARGS
         + """
@@ -152,7 +152,7 @@ class GRU(_Recurrent):  # noqa: D101 (docstring assembled below)
     b_x: nnx.Param
     b_h: nnx.Param
     _init = staticmethod(F.gru_cell_init)
-    _run = staticmethod(functools.partial(F.rnn, F.gru_cell))
+    _run = staticmethod(F.gru)
 
 
 class LSTM(_Recurrent):  # noqa: D101 (docstring assembled below)

@@ -39,6 +39,17 @@ CASES = {
         SEQ,
     ),
     "gru": (lambda p, x: F.gru(p, x)[1], F.gru_cell_init(KEY, 6, 8), SEQ),
+    # the inputs projected before the scan: the GPU/TPU default
+    "lstm_precompute": (
+        lambda p, x: F.lstm(p, x, precompute_inputs=True)[1],
+        F.lstm_cell_init(KEY, 6, 8),
+        SEQ,
+    ),
+    "gru_precompute": (
+        lambda p, x: F.gru(p, x, precompute_inputs=True, lengths=LENGTHS)[1],
+        F.gru_cell_init(KEY, 6, 8),
+        SEQ,
+    ),
     "bidirectional": (
         lambda p, x: F.bidirectional(F.lstm_cell, p, x)[1],
         F.bidirectional_init(KEY, F.lstm_cell_init, 6, 8),
@@ -65,3 +76,20 @@ def collectives(compiled_text: str) -> set[str]:
     """The names of the collective operations in an optimized HLO module's text."""
     ops = "all-gather|all-to-all|collective-permute|reduce-scatter|all-reduce"
     return set(re.findall(rf"\b({ops})(?:-start)?\(", compiled_text))
+
+
+def collectives_in_loops(compiled_text: str) -> set[str]:
+    """The collectives inside the body of a ``while`` loop of an optimized HLO module.
+
+    A collective there runs once per iteration (a scan's step), where the gradient of a
+    parameter needs one sum per program.
+    """
+    bodies = set(re.findall(r"body=%([\w.\-]+)", compiled_text))
+    found, current = set(), None
+    for line in compiled_text.splitlines():
+        header = re.match(r"^(?:ENTRY )?%([\w.\-]+) ", line)
+        if header:
+            current = header.group(1)
+        elif current in bodies:
+            found |= collectives(line)
+    return found

@@ -18,7 +18,19 @@ from nnjax import nn
 from nnjax.train import compiled, sharding
 from nnjax.train.data import Batch
 from nnjax.train.step import split_model
-from tests.functional._sharded_cases import collectives
+from tests.functional._sharded_cases import collectives, collectives_in_loops
+
+
+class BiGRU(nnx.Module):
+    """A bidirectional GRU (both directions' last outputs) and a dense head."""
+
+    def __init__(self, rngs: nnx.Rngs):
+        self.rnn = nn.Bidirectional(3, 4, cell="gru", rngs=rngs)
+        self.head = nn.Dense(8, 2, rngs=rngs)
+
+    def __call__(self, x):
+        return self.head(self.rnn(x))
+
 
 MODELS = {
     "lstm": (lambda: nn.SequenceClassifier(3, 4, 2, rngs=nnx.Rngs(0)), (5, 3)),
@@ -28,6 +40,7 @@ MODELS = {
         (8, 8, 1),
     ),
     "mlp": (lambda: nn.MLP(3, (8,), 2, rngs=nnx.Rngs(0)), (3,)),
+    "bidirectional_gru": (lambda: BiGRU(nnx.Rngs(0)), (5, 3)),
 }
 
 
@@ -44,3 +57,4 @@ def test_fits_step_over_four_devices_only_sums(kind):
     state = sharding.put_replicated((params, tx.init(params), rest), mesh)
     text = fn.lower(*state, batch, 1).compile().as_text()
     assert collectives(text) == {"all-reduce"}, kind
+    assert not collectives_in_loops(text), kind  # gradients summed once, not every step
