@@ -39,7 +39,8 @@ def merge_outputs(forward: jax.Array, backward: jax.Array, merge: str = "concat"
 
 def _fused(cell: Cell) -> Callable | None:
     """The built-in ``cell``'s formulation with its own backward pass (as ``F.lstm``/``F.gru``)."""
-    return {lstm_cell: lstm_scan, gru_cell: gru_scan}.get(cell)
+    fused: dict[Any, Callable] = {lstm_cell: lstm_scan, gru_cell: gru_scan}
+    return fused.get(cell)
 
 
 def _merge_fn(merge: str) -> Callable[[jax.Array, jax.Array], jax.Array]:
