@@ -11,7 +11,8 @@ import jax.numpy as jnp
 from nnjax._deprecation import renamed_args
 from nnjax.functional._gru_scan import gru_scan
 from nnjax.functional._lstm_scan import lstm_scan
-from nnjax.functional.recurrent import gru_cell, lstm_cell
+from nnjax.functional._rnn_scan import rnn_scan
+from nnjax.functional.recurrent import gru_cell, lstm_cell, rnn_cell
 from nnjax.functional.sequence import Cell, _run
 
 _MERGES: dict[str, Callable[[jax.Array, jax.Array], jax.Array]] = {
@@ -38,8 +39,11 @@ def merge_outputs(forward: jax.Array, backward: jax.Array, merge: str = "concat"
 
 
 def _fused(cell: Cell) -> Callable | None:
-    """The built-in ``cell``'s formulation with its own backward pass (as ``F.lstm``/``F.gru``)."""
-    fused: dict[Any, Callable] = {lstm_cell: lstm_scan, gru_cell: gru_scan}
+    """The built-in ``cell``'s formulation with its own backward pass, else ``None``.
+
+    What ``F.lstm``, ``F.gru`` and ``nn.RNN`` run; other cells go through autodiff.
+    """
+    fused: dict[Any, Callable] = {lstm_cell: lstm_scan, gru_cell: gru_scan, rnn_cell: rnn_scan}
     return fused.get(cell)
 
 
@@ -98,10 +102,10 @@ def bidirectional(
 ) -> tuple[tuple[Any, Any], jax.Array]:
     """Runs ``cell`` forwards with ``params["forward"]`` and backwards with ``params["backward"]``.
 
-    Both directions run as :func:`nnjax.functional.rnn` would; the LSTM and GRU cells
-    with the formulation of :func:`~nnjax.functional.lstm` and
-    :func:`~nnjax.functional.gru` (their own backward pass, reverse mode only: forward
-    mode, ``jax.jvp``, needs another cell or ``rnn`` of each direction). With
+    Both directions run as :func:`nnjax.functional.rnn` would; the LSTM, GRU and Elman
+    cells with their own backward pass, as :func:`~nnjax.functional.lstm` and
+    :func:`~nnjax.functional.gru` (reverse mode only: forward mode, ``jax.jvp``, needs
+    another cell or ``rnn`` of each direction). With
     ``lengths`` the backward direction starts at each sequence's last valid step, as in
     PyTorch's bidirectional packed sequences.
     ``merge="concat"`` gives PyTorch's ``bidirectional=True`` output layout: the

@@ -12,6 +12,7 @@ from flax import nnx
 
 import nnjax.functional as F
 from nnjax import initializers
+from nnjax.functional import _rnn_scan
 from nnjax.nn import _validate
 from nnjax.nn._base import FunctionalModule, compute_dtype
 
@@ -127,6 +128,10 @@ _COMMON_ARGS = """
 class RNN(_Recurrent):  # noqa: D101 (docstring assembled below)
     __doc__ = (
         """The Elman RNN ``h' = tanh(x w_x + h w_h + b)``: :func:`F.rnn` over :func:`F.rnn_cell`.
+
+    Its gradient is a hand-written backward pass over the whole sequence (as
+    :func:`F.lstm`'s), so reverse mode only; ``F.rnn(F.rnn_cell, ...)`` differentiates
+    the same scan by autodiff.
 """
         + _COMMON_ARGS
         + """
@@ -136,6 +141,7 @@ class RNN(_Recurrent):  # noqa: D101 (docstring assembled below)
 """
     )
     b: nnx.Param
+    _run = staticmethod(_rnn_scan.elman)
 
 
 class GRU(_Recurrent):  # noqa: D101 (docstring assembled below)

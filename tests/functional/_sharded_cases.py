@@ -11,6 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import nnjax.functional as F
+from nnjax.functional._rnn_scan import elman
 
 KEY = jax.random.key(0)
 RNG = np.random.default_rng(0)
@@ -32,6 +33,7 @@ CASES = {
         IMG,
     ),
     "rnn": (lambda p, x: F.rnn(F.rnn_cell, p, x)[1], F.rnn_cell_init(KEY, 6, 8), SEQ),
+    "elman": (lambda p, x: elman(p, x, lengths=LENGTHS)[1], F.rnn_cell_init(KEY, 6, 8), SEQ),
     "lstm": (lambda p, x: F.lstm(p, x)[1], F.lstm_cell_init(KEY, 6, 8), SEQ),
     "lstm_lengths": (
         lambda p, x: F.lstm(p, x, lengths=LENGTHS)[1],

@@ -19,7 +19,7 @@ from ._sharded_cases import CASES, collectives, collectives_in_loops, value_and_
 
 # F.rnn differentiates its scan by autodiff, which accumulates the parameters' gradients
 # in the reverse loop: XLA sums them over the devices at every step (a known cost; the
-# LSTM and GRU ops have their own backward pass and sum once).
+# LSTM and GRU ops and nn.RNN's Elman scan have their own backward pass and sum once).
 PER_STEP_SUMS = {"rnn"}
 
 

@@ -1,6 +1,6 @@
-"""The per-step formulations of F.lstm and F.gru with a custom VJP over the whole sequence
-(``_lstm_scan``, ``_gru_scan``) against autodiff of ``F.rnn(cell, ...)``, PyTorch and
-finite differences."""
+"""The formulations of F.lstm, F.gru and nn.RNN's Elman scan with a custom VJP over the
+whole sequence (``_lstm_scan``, ``_gru_scan``, ``_rnn_scan``) against autodiff of
+``F.rnn(cell, ...)``, PyTorch and finite differences."""
 
 import jax
 import jax.numpy as jnp
@@ -9,6 +9,7 @@ import pytest
 from jax.test_util import check_grads
 
 import nnjax.functional as F
+from nnjax.functional import _rnn_scan
 
 from ._recurrent_ref import (
     CELLS,
@@ -22,7 +23,7 @@ from ._torch_ref import torch
 
 B, T, IN, H = 3, 5, 3, 4
 LENGTHS = np.array([5, 2, 0])
-OPS = {"lstm": F.lstm, "gru": F.gru}
+OPS = {"lstm": F.lstm, "gru": F.gru, "rnn": _rnn_scan.elman}
 # (reverse, lengths, zero initial state, unroll): every path through the scan.
 CASES = [
     (False, None, False, 1),
@@ -63,7 +64,7 @@ def _close(a, b, tol=1e-5):
 
 @pytest.mark.slow  # two compiled grads of scans per case: 10-35 s on a loaded 2-core machine
 @pytest.mark.parametrize(("reverse", "lengths", "zero_state", "unroll"), CASES)
-@pytest.mark.parametrize("kind", ["lstm", "gru"])
+@pytest.mark.parametrize("kind", ["lstm", "gru", "rnn"])
 def test_outputs_and_grads_equal_autodiff_of_the_cell_float32(
     key, kind, reverse, lengths, zero_state, unroll
 ):
@@ -77,7 +78,7 @@ def test_outputs_and_grads_equal_autodiff_of_the_cell_float32(
 
 @pytest.mark.parametrize(
     ("kind", "reverse"),
-    [("lstm", False), ("gru", True),
+    [("lstm", False), ("gru", True), ("rnn", True),
      pytest.param("lstm", True, marks=pytest.mark.slow),
      pytest.param("gru", False, marks=pytest.mark.slow)],
 )  # fmt: skip
@@ -116,7 +117,7 @@ def test_matches_torch_float32(key, kind, reverse):
 
 @pytest.mark.slow  # finite differences of second order: 30-50 s on a loaded 2-core machine
 @pytest.mark.parametrize(("reverse", "lengths"), [(False, None), (True, LENGTHS)])
-@pytest.mark.parametrize("kind", ["lstm", "gru"])
+@pytest.mark.parametrize("kind", ["lstm", "gru", "rnn"])
 def test_check_grads_first_and_second_order_reverse_mode(key, kind, reverse, lengths):
     with jax.enable_x64(True):
         params, state, xs = random_case(key, kind, (B, 3, IN), H, jnp.float64)
@@ -134,7 +135,7 @@ def test_forward_mode_is_available_through_rnn_of_the_cell(key):
     assert tangent.shape == (B, T, H)
 
 
-@pytest.mark.parametrize("kind", ["lstm", "gru"])
+@pytest.mark.parametrize("kind", ["lstm", "gru", "rnn"])
 def test_jitted_grad_does_not_retrace(key, kind):
     params, state, xs = random_case(key, kind, (B, T, IN), H)
     traces = []
@@ -180,3 +181,15 @@ def test_bfloat16_without_native_support_runs_the_scan_in_float32(monkeypatch, k
     want = jax.jit(lambda p, x, s: OPS[kind](p, x, s))(up(params), up(xs), up(state))
     got = jax.tree.map(lambda a: np.asarray(a, np.float32), (final, ys))
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=2**-7, atol=2**-8), got, want)
+
+
+@pytest.mark.parametrize("precompute", [False, True])
+def test_elman_scan_equals_autodiff_of_the_cell(key, precompute):
+    """``nn.RNN``'s scan: outputs and gradients, held steps and reverse included."""
+    params, state, xs = random_case(key, "rnn", (B, T, IN), H)
+    kw = dict(reverse=True, lengths=LENGTHS, precompute_inputs=precompute)
+    fused = lambda p, x, s: _rnn_scan.elman(p, x, s, **kw)
+    autodiff = lambda p, x, s: F.rnn(F.rnn_cell, p, x, s, **kw)
+    grad = lambda fn: jax.jit(jax.value_and_grad(_loss(fn, key), argnums=(0, 1, 2)))
+    jax.tree.map(_close, grad(fused)(params, xs, state), grad(autodiff)(params, xs, state))
+    jax.tree.map(_close, jax.jit(fused)(params, xs, state), jax.jit(autodiff)(params, xs, state))

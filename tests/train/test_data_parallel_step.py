@@ -21,11 +21,11 @@ from nnjax.train.step import split_model
 from tests.functional._sharded_cases import collectives, collectives_in_loops
 
 
-class BiGRU(nnx.Module):
-    """A bidirectional GRU (both directions' last outputs) and a dense head."""
+class BiRNN(nnx.Module):
+    """A bidirectional recurrence (both directions' last outputs) and a dense head."""
 
-    def __init__(self, rngs: nnx.Rngs):
-        self.rnn = nn.Bidirectional(3, 4, cell="gru", rngs=rngs)
+    def __init__(self, cell: str, rngs: nnx.Rngs):
+        self.rnn = nn.Bidirectional(3, 4, cell=cell, rngs=rngs)
         self.head = nn.Dense(8, 2, rngs=rngs)
 
     def __call__(self, x):
@@ -40,7 +40,9 @@ MODELS = {
         (8, 8, 1),
     ),
     "mlp": (lambda: nn.MLP(3, (8,), 2, rngs=nnx.Rngs(0)), (3,)),
-    "bidirectional_gru": (lambda: BiGRU(nnx.Rngs(0)), (5, 3)),
+    "bidirectional_gru": (lambda: BiRNN("gru", nnx.Rngs(0)), (5, 3)),
+    "bidirectional_rnn": (lambda: BiRNN("rnn", nnx.Rngs(0)), (5, 3)),
+    "elman": (lambda: nn.SequenceClassifier(3, 4, 2, cell="rnn", rngs=nnx.Rngs(0)), (5, 3)),
 }
 
 
