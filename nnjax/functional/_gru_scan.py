@@ -19,7 +19,13 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from nnjax.functional._lstm_scan import _hold, _previous, weight_grad
+from nnjax.functional._lstm_scan import (
+    _hold,
+    _previous,
+    batch_major_outputs,
+    previous_stack,
+    weight_grad,
+)
 from nnjax.functional.recurrent import Params
 
 
@@ -86,9 +92,7 @@ def _gru_bwd(reverse, unroll, pre, saved, cotangents):
     dh0, dgx = lax.scan(step, d_h, inputs, reverse=not reverse, unroll=unroll)
     r = acts[:, :, 0]
     dgh = dgx * jnp.concatenate([jnp.ones_like(r), jnp.ones_like(r), r], axis=-1)
-    h_prev = (
-        jnp.concatenate([hs[1:], h0[None]]) if reverse else jnp.concatenate([h0[None], hs[:-1]])
-    )
+    h_prev = previous_stack(hs, h0, reverse)
     dw_x, db_x = weight_grad(xs_t, dgx, w_x.dtype)
     dw_h, db_h = weight_grad(h_prev, dgh, w_h.dtype)
     dxs = jnp.einsum("tbg,fg->tbf", dgx, w_x)
@@ -131,5 +135,4 @@ def gru_scan(
     """
     weights = (p["w_x"], p["w_h"], p["b_x"], p["b_h"])
     hs, h = _gru(weights, jnp.swapaxes(xs, 0, 1), h0, reverse, unroll, precompute, valid)
-    ys = hs if valid is None else jnp.where(valid[..., None], hs, jnp.zeros_like(hs))
-    return h, jnp.swapaxes(ys, 0, 1)
+    return h, batch_major_outputs(hs, valid)

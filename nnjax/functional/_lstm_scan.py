@@ -96,6 +96,17 @@ def _previous(stack: jax.Array, t: jax.Array, first: jax.Array, reverse: bool) -
     return jnp.where(inside, row, first)
 
 
+def previous_stack(hs: jax.Array, h0: jax.Array, reverse: bool) -> jax.Array:
+    """``(T, B, H)``: the carry each step started from (``h0`` first, in scan order)."""
+    return jnp.concatenate([hs[1:], h0[None]]) if reverse else jnp.concatenate([h0[None], hs[:-1]])
+
+
+def batch_major_outputs(hs: jax.Array, valid: jax.Array | None) -> jax.Array:
+    """The stacked carries ``(T, B, H)`` as outputs ``(B, T, H)``, zero past each length."""
+    ys = hs if valid is None else jnp.where(valid[..., None], hs, jnp.zeros_like(hs))
+    return jnp.swapaxes(ys, 0, 1)
+
+
 def _lstm_bwd(reverse, unroll, pre, saved, cotangents):
     w_x, w_h, b, xs_t, h0, c0, valid, hs, cs, acts = saved
     d_hs, d_h, d_c = cotangents
@@ -123,9 +134,7 @@ def _lstm_bwd(reverse, unroll, pre, saved, cotangents):
 
     inputs = (jnp.arange(xs_t.shape[0]), d_hs, acts, cs, valid)
     (dh0, dc0), dz = lax.scan(step, (d_h, d_c), inputs, reverse=not reverse, unroll=unroll)
-    h_prev = (
-        jnp.concatenate([hs[1:], h0[None]]) if reverse else jnp.concatenate([h0[None], hs[:-1]])
-    )
+    h_prev = previous_stack(hs, h0, reverse)
     dw, db = weight_grad(jnp.concatenate([xs_t, h_prev], axis=-1), dz, w_x.dtype)
     n_in = w_x.shape[0]
     dxs = jnp.einsum("tbg,fg->tbf", dz, w_x)
@@ -190,5 +199,4 @@ def lstm_scan(
     xs_t = jnp.swapaxes(xs, 0, 1)
     weights = (p["w_x"], p["w_h"], p["b"])
     hs, h, c = _lstm(*weights, xs_t, state.h, state.c, reverse, unroll, precompute, valid)
-    ys = hs if valid is None else jnp.where(valid[..., None], hs, jnp.zeros_like(hs))
-    return LSTMState(h, c), jnp.swapaxes(ys, 0, 1)
+    return LSTMState(h, c), batch_major_outputs(hs, valid)

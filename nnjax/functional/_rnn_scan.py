@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from nnjax.functional._lstm_scan import _hold, weight_grad
+from nnjax.functional._lstm_scan import _hold, batch_major_outputs, previous_stack, weight_grad
 from nnjax.functional.recurrent import Params, rnn_cell
 from nnjax.functional.sequence import _run
 
@@ -67,9 +67,7 @@ def _rnn_bwd(reverse, unroll, pre, saved, cotangents):
 
     inputs = (jnp.arange(xs_t.shape[0]), d_hs, valid)
     dh0, da = lax.scan(step, d_h, inputs, reverse=not reverse, unroll=unroll)
-    h_prev = (
-        jnp.concatenate([hs[1:], h0[None]]) if reverse else jnp.concatenate([h0[None], hs[:-1]])
-    )
+    h_prev = previous_stack(hs, h0, reverse)
     dw_x, db = weight_grad(xs_t, da, w_x.dtype)
     dw_h, _ = weight_grad(h_prev, da, w_h.dtype)
     dxs = jnp.einsum("tbh,fh->tbf", da, w_x)
@@ -111,8 +109,7 @@ def rnn_scan(
     """
     weights = (p["w_x"], p["w_h"], p["b"])
     hs, h = _rnn(weights, jnp.swapaxes(xs, 0, 1), h0, reverse, unroll, precompute, valid)
-    ys = hs if valid is None else jnp.where(valid[..., None], hs, jnp.zeros_like(hs))
-    return h, jnp.swapaxes(ys, 0, 1)
+    return h, batch_major_outputs(hs, valid)
 
 
 def elman(
