@@ -56,8 +56,7 @@ def _rnn_bwd(reverse, unroll, pre, saved, cotangents):
     w_h_t = w_h.T
 
     def step(dh_out, inputs):
-        t, dy, ok = inputs
-        h_t = lax.dynamic_index_in_dim(hs, t, keepdims=False)
+        dy, h_t, ok = inputs
         dh_in = dh_out + dy
         da = _hold(ok, dh_in, jnp.zeros_like(dy)) * (1 - h_t * h_t)
         dh_prev = da @ w_h_t
@@ -65,8 +64,7 @@ def _rnn_bwd(reverse, unroll, pre, saved, cotangents):
             dh_prev = dh_prev + _hold(ok, jnp.zeros_like(dh_in), dh_in)
         return dh_prev, da
 
-    inputs = (jnp.arange(xs_t.shape[0]), d_hs, valid)
-    dh0, da = lax.scan(step, d_h, inputs, reverse=not reverse, unroll=unroll)
+    dh0, da = lax.scan(step, d_h, (d_hs, hs, valid), reverse=not reverse, unroll=unroll)
     h_prev = previous_stack(hs, h0, reverse)
     dw_x, db = weight_grad(xs_t, da, w_x.dtype)
     dw_h, _ = weight_grad(h_prev, da, w_h.dtype)
