@@ -19,7 +19,7 @@ import jax
 import numpy as np
 
 from nnjax import metrics as metrics_lib
-from nnjax.train import compiled, optimizers
+from nnjax.train import compiled, in_flight, optimizers
 from nnjax.train.driver import CallbackDriver, Run
 from nnjax.train.feeder import DeviceFeeder
 from nnjax.train.interrupts import deferred_interrupt
@@ -146,6 +146,7 @@ def run_epoch(run: Run, plan: Plan, driver: CallbackDriver, epoch: int) -> dict[
     try:
         for chunk in plan.feeder.epoch(run.seed, epoch, shuffle=plan.shuffle):
             outs.append(_dispatch(run, plan, chunk, bar))
+            in_flight.throttle(outs)
             run.global_step += chunk.steps
             loss = None
             if len(outs) > 1 and bar.wants_loss():

@@ -18,7 +18,7 @@ from jax.sharding import Mesh
 
 from nnjax import losses
 from nnjax import metrics as metrics_lib
-from nnjax.train import host_memory, sharding, step, validation
+from nnjax.train import host_memory, in_flight, sharding, step, validation
 from nnjax.train.compiled import cached
 from nnjax.train.data import ArraySource, IterableSource, is_arrays, make_source
 from nnjax.train.feeder import Prefetcher
@@ -96,7 +96,7 @@ def evaluate_source(
     batch size must be a multiple of the mesh size).
     """
     eval_step = compiled_eval(graphdef, loss, metrics, precision, loss_fn)
-    outs = [eval_step(params, rest, b) for b in _device_batches(source, mesh)]
+    outs = in_flight.collect(eval_step(params, rest, b) for b in _device_batches(source, mesh))
     return summarize(step.resolve_metrics(metrics), sharding.to_host(outs))
 
 
@@ -278,7 +278,8 @@ def predict(
     params, rest = sharding.put_replicated((params, rest), mesh)
     predict_step = compiled_predict(graphdef)
     with jax.set_mesh(mesh):  # its programs' context: their mesh (sharding.own_mesh)
-        outputs = [(predict_step(params, rest, b.x), b.mask) for b in _device_batches(source, mesh)]
+        batches = _device_batches(source, mesh)
+        outputs = in_flight.collect((predict_step(params, rest, b.x), b.mask) for b in batches)
     host = sharding.to_host(outputs)
     return jax.tree.map(
         lambda *parts: np.concatenate(parts),

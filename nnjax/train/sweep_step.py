@@ -28,7 +28,7 @@ from flax import nnx
 from jax.sharding import Mesh
 
 from nnjax import metrics as metrics_lib
-from nnjax.train import optimizers, sharding, step
+from nnjax.train import in_flight, optimizers, sharding, step
 from nnjax.train.compiled import TRACES, cached, gathered, loop_steps
 from nnjax.train.engine import epoch_logs
 from nnjax.train.evaluate import summarize
@@ -240,7 +240,7 @@ def make_validate(
     def validate(state: SweepState) -> dict[str, np.ndarray]:
         batches = source.batches(0, 0, shuffle=False, part=part)
         put = lambda b: sharding.put_batch(b, mesh, batch_axis=0, batch_size=size)
-        outs = [eval_step(state.params, state.rest, put(b)) for b in batches]
+        outs = in_flight.collect(eval_step(state.params, state.rest, put(b)) for b in batches)
         host = sharding.to_host(outs)
         members = len(state.active)
         per = [summarize(resolved, [take(o, i) for o in host]) for i in range(members)]
