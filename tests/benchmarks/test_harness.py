@@ -21,6 +21,7 @@ import _markdown
 import _order
 import _paired
 import _peers as P
+import _timing
 
 
 def test_time_call_counts_calls_and_reports_per_call_seconds():
@@ -30,6 +31,33 @@ def test_time_call_counts_calls_and_reports_per_call_seconds():
     assert timing.repeats == 4
     assert 0 < timing.q1_s <= timing.median_s <= timing.q3_s
     assert timing.first_s > 0 and timing.iqr_s >= 0
+
+
+def test_a_sample_keeps_at_most_queued_calls_behind_the_one_it_waits_for():
+    # 32 queued all-reduces deadlock jax 0.10's CPU devices (nnjax.train.in_flight)
+    issued, waited = [], []
+
+    def fn():
+        issued.append(len(issued))
+        # waiting for a call's output means every earlier call is done (one device queue)
+        oldest_queued = issued[-1] - 1 - _timing.QUEUED
+        assert oldest_queued <= max(waited, default=-1), f"call {issued[-1]}: {waited[-3:]}"
+        return issued[-1]
+
+    H.time_call(fn, sync=waited.append, repeats=2, warmup=0, target_s=1.0, clock=_FakeClock())
+    assert len(issued) > 3 * _timing.QUEUED
+    assert waited[-1] == issued[-1]
+
+
+class _FakeClock:
+    """A clock that advances 1 ms per reading: ``target_s=1`` gives long samples."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        self.now += 1e-3
+        return self.now
 
 
 def test_time_call_rejects_zero_repeats():
@@ -198,7 +226,7 @@ def test_time_calls_keeps_each_rounds_sample_in_round_order():
 
 
 @pytest.mark.parametrize(
-    "module", [H, _order, _paired, _markdown, _bfloat16], ids=lambda m: m.__name__
+    "module", [H, _timing, _order, _paired, _markdown, _bfloat16], ids=lambda m: m.__name__
 )
 def test_docstring_examples_run(module):
     result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
