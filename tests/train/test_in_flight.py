@@ -2,10 +2,11 @@
 
 On jax 0.10's CPU backend, a program with an all-reduce over several local devices
 deadlocks once 32 executions are queued per device (XLA then aborts the process after
-40 s). ``fit``, ``evaluate`` and ``predict`` over the suite's four fake CPU devices, one
-small batch per dispatch and hundreds of dispatches, reached it before
-``nnjax.train.in_flight`` (the host dispatches far faster than two cores run four
-devices): these tests then crashed their worker instead of passing.
+40 s). ``fit`` (small batches, one update per dispatch), ``evaluate`` and ``sweep`` (a
+wide MLP) over the suite's four fake CPU devices reached it before
+``nnjax.train.in_flight``, the host dispatching faster than two cores run four devices:
+these tests then crashed their worker instead of passing (``predict`` has no
+collective; it is bounded all the same).
 """
 
 import jax
@@ -97,15 +98,35 @@ def test_fit_over_every_device_with_one_update_per_dispatch_completes(data):
     assert history.history["accuracy"][0] > 0.8
 
 
+def _wide_data():
+    """300 batches of 64 examples, 64 features: the label is the first feature's sign."""
+    x = np.random.default_rng(1).standard_normal((64 * 300, 64)).astype(np.float32)
+    return x, (x[:, 0] > 0).astype(np.int32)
+
+
 def test_evaluate_and_predict_over_many_batches_complete():
     # wide enough that the devices fall behind the host (evaluation dispatches faster
     # than training: no callbacks, no optimizer)
-    rng = np.random.default_rng(1)
-    x = rng.standard_normal((64 * 300, 64)).astype(np.float32)
-    y = (x[:, 0] > 0).astype(np.int32)
+    x, y = _wide_data()
     model = nn.MLP(64, (512, 512), 2, rngs=nnx.Rngs(0))
     logs = train.evaluate(model, (x, y), loss="cross_entropy", batch_size=64, metrics=["accuracy"])
     logits = train.predict(model, x, batch_size=64)
     expected = np.asarray(model(jnp.asarray(x)))
     np.testing.assert_allclose(logits, expected, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(logs["accuracy"], np.mean(np.argmax(expected, -1) == y))
+
+
+def test_sweep_over_every_device_with_one_update_per_dispatch_completes():
+    x, y = _wide_data()
+    result = train.sweep(
+        lambda rngs: nn.MLP(64, (256, 256), 2, rngs=rngs),
+        (x, y),
+        loss="cross_entropy",
+        optimizer="sgd",
+        hyperparams={"learning_rate": [0.05, 0.1]},
+        batch_size=64,
+        steps_per_dispatch=1,
+        metrics=["accuracy"],
+    )
+    assert result.history["accuracy"].shape == (2, 1)
+    assert np.all(result.history["accuracy"][:, -1] > 0.8)
