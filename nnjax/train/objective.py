@@ -199,7 +199,9 @@ def _takes_keyword(fn: Callable, name: str) -> bool:
     return name in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
 
 
-def batch_loss(loss: str | losses.Loss) -> Callable[[PyTree, Batch], jax.Array]:
+def batch_loss(
+    loss: str | losses.Loss, *, normalize: bool = True
+) -> Callable[[PyTree, Batch], jax.Array]:
     """``value(predictions, batch)``: the loss of a whole masked batch.
 
     A loss that takes ``reduction="none"`` (every loss of :mod:`nnjax.losses`) is
@@ -207,6 +209,12 @@ def batch_loss(loss: str | losses.Loss) -> Callable[[PyTree, Batch], jax.Array]:
     class weights scale their examples. Any other callable is a batch-level loss,
     called on the whole batch, with ``mask=batch.mask`` when it takes a ``mask`` keyword
     (else padded rows, copies of real ones, are part of its batch).
+
+    With ``normalize=False`` a per-example loss is ``sum(weight * per_example)`` alone:
+    divide it (and its gradient) by :func:`loss_normalizer`'s ``max(sum(mask), 1)``
+    afterwards. ``fit``'s step does, so that over a batch split between devices nothing
+    is summed across them before the backward pass (the normalizer's sum then travels
+    with the gradients' all-reduce at the end of the step; see ``make_train_step``).
 
     Example:
       >>> value = batch_loss("mse")
@@ -222,10 +230,30 @@ def batch_loss(loss: str | losses.Loss) -> Callable[[PyTree, Batch], jax.Array]:
         if rows is None:
             extra = {"mask": batch.mask} if takes_mask else {}
             return fn(predictions, batch.y, **extra)
-        per = rows(predictions, batch.y)
-        return jnp.sum(per * batch.weight) / jnp.maximum(jnp.sum(batch.mask), 1.0)
+        total = jnp.sum(rows(predictions, batch.y) * batch.weight)
+        return total / _normalizer(batch) if normalize else total
 
     return value
+
+
+def _normalizer(batch: Batch) -> jax.Array:
+    return jnp.maximum(jnp.sum(batch.mask), 1.0)
+
+
+def loss_normalizer(loss: str | losses.Loss | None) -> Callable[[Batch], jax.Array] | None:
+    """What :func:`batch_loss` divides a per-example loss by: ``batch -> max(sum(mask), 1)``.
+
+    ``None`` for a batch-level loss (and for ``None``: a ``loss_fn``), which normalizes
+    itself.
+
+    Example:
+      >>> b = as_batch(jnp.zeros((3, 1)), jnp.ones((3, 1)), mask=jnp.array([1.0, 1.0, 0.0]))
+      >>> float(loss_normalizer("mse")(b)), loss_normalizer(lambda p, y: 0.0) is None
+      (2.0, True)
+    """
+    if loss is None or metrics.per_example(losses.get(loss)) is None:
+        return None
+    return _normalizer
 
 
 def _scalar(value: Any) -> jax.Array:
@@ -244,6 +272,7 @@ def make_objective(
     loss_fn: Callable | None = None,
     precision: Any = None,
     remat: bool = False,
+    normalize: bool = True,
 ) -> Callable:
     """``objective(params, rest, batch) -> (loss, (logs, predictions, new_rest))``.
 
@@ -257,6 +286,7 @@ def make_objective(
     round their operands to bfloat16 (:func:`rounds_matmul_operands`); on a CPU
     without, it computes in float32 and warns (:func:`compute_dtype`). ``remat``
     recomputes the forward pass in the backward pass (:func:`jax.checkpoint`).
+    ``normalize=False`` leaves a per-example ``loss`` unnormalized (see :func:`batch_loss`).
 
     Example:
       >>> from flax import nnx
@@ -273,7 +303,7 @@ def make_objective(
         raise ValueError("pass exactly one of `loss` and `loss_fn`")
     dtype = compute_dtype(precision)
     rounded = rounds_matmul_operands(precision)
-    value_of = None if loss is None else batch_loss(loss)
+    value_of = None if loss is None else batch_loss(loss, normalize=normalize)
 
     def objective(params: PyTree, rest: PyTree, batch: Batch):
         with _bfloat16_dot.bfloat16_operands(rounded):
@@ -346,6 +376,7 @@ __all__ = [
     "batch_loss",
     "call_model",
     "compute_dtype",
+    "loss_normalizer",
     "loss_on_batch",
     "make_loss_fn",
     "make_objective",

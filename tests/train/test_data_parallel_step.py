@@ -5,8 +5,12 @@ the state replicated (``nnjax.train.sharding``). The step of each model kind, co
 as ``fit`` compiles it for four (fake CPU) devices, must communicate only to sum
 gradients and metrics (all-reduce); a gather of the batch would mean every device
 repeats the whole batch's work (the LSTM and GRU steps did, before their weight
-gradients contracted time and batch in one ``dot_general``).
+gradients contracted time and batch in one ``dot_general``). And only once, at the end:
+the loss's normalizer summed before the backward pass made the devices wait for each
+other mid-step (a 2-CPU-device LSTM ``fit`` step took 1.35x as long).
 """
+
+import re
 
 import jax
 import jax.numpy as jnp
@@ -60,3 +64,6 @@ def test_fits_step_over_four_devices_only_sums(kind):
     text = fn.lower(*state, batch, 1).compile().as_text()
     assert collectives(text) == {"all-reduce"}, kind
     assert not collectives_in_loops(text), kind  # gradients summed once, not every step
+    # one all-reduce in all, after the backward pass: the loss normalizer (the count of
+    # real examples) travels with the gradients, no barrier between the devices mid-step
+    assert len(re.findall(r" all-reduce(?:-start)?\(", text)) == 1, kind

@@ -154,3 +154,35 @@ def test_predict_and_eval_steps_trace_forward_only():
     batch = S.as_batch(x, jnp.zeros(4, jnp.int32))
     prims = str(jax.make_jaxpr(S.make_eval_step(gd, "cross_entropy"))(params, rest, batch))
     assert "conv_general_dilated" in prims
+
+
+@pytest.mark.parametrize("loss", ["cross_entropy", "mse", None])
+def test_train_step_normalizes_after_differentiating_the_weighted_sum(loss):
+    # the step differentiates sum(weight * per_example) and divides after; the update
+    # must equal the gradient of the normalized objective (padding and weights included)
+    from nnjax.train.objective import as_batch, loss_normalizer, make_objective
+
+    model = MLP(3, (5,), 2, rngs=nnx.Rngs(0))
+    graphdef, params, rest = S.split_model(model)
+    rng = np.random.default_rng(0)
+    x = jnp.asarray(rng.standard_normal((6, 3)), jnp.float32)
+    y = jnp.asarray([0, 1, 1, 0, 1, 0]) if loss == "cross_entropy" else jnp.ones((6, 2))
+    mask = jnp.asarray([1.0, 1.0, 1.0, 1.0, 0.0, 0.0])
+    batch = as_batch(x, y, weight=mask * jnp.asarray([1.0, 2.0, 0.5, 1.0, 3.0, 3.0]), mask=mask)
+    loss_fn = None
+    if loss is None:  # a loss_fn normalizes itself: differentiated as it is
+
+        def loss_fn(m, b):
+            return jnp.sum(b.mask * jnp.sum(m(b.x) ** 2, -1)) / 4.0
+
+    step = S.make_train_step(graphdef, loss, optax.sgd(1.0), loss_fn=loss_fn)
+    new_params, _, _, logs = step(params, optax.sgd(1.0).init(params), rest, batch)
+    objective = make_objective(graphdef, loss, loss_fn=loss_fn)
+    (value, _), grads = jax.value_and_grad(objective, has_aux=True)(params, rest, batch)
+    expected = jax.tree.map(lambda p, g: p - g, params, grads)
+    np.testing.assert_allclose(logs["loss"], value, rtol=1e-6)
+    for got, want in zip(jax.tree.leaves(new_params), jax.tree.leaves(expected)):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
+    assert (loss_normalizer(loss) is None) == (loss is None)
+    if loss is not None:
+        assert float(loss_normalizer(loss)(batch)) == 4.0
