@@ -1,20 +1,14 @@
-"""Shared machinery of the benchmark scripts: timing, environment record, JSON, table.
+"""Shared machinery of the benchmark scripts: environment record, JSON, table.
 
 Each ``bench_*.py`` script builds, for every peer framework, zero-argument callables
-(one training step, one inference call) and hands them to :func:`time_calls`. The first
-call (trace + compile + run) is timed apart; then, after warm-up, ``repeats`` samples are
-taken, each of ``number`` back-to-back calls (chosen so a sample lasts about
-``target_s``), and the median and inter-quartile range per call are reported. The
-samples of all peers are taken in interleaved rounds, so that load from other jobs
-falls on every peer alike.
-
-The timing itself lives in ``_timing`` (re-exported here).
+(one training step, one inference call) and times them with :func:`time_calls`
+(``_timing``, re-exported here: the first call apart, then samples of all peers in
+interleaved rounds, medians and inter-quartile ranges per call). This module records
+the machine and package versions with each result, writes the JSON and prints the table.
 
 Example:
-  >>> import jax.numpy as jnp
-  >>> t = time_call(lambda: jnp.ones(3) + 1, sync=sync_jax, repeats=3, warmup=1)
-  >>> t.median_s > 0
-  True
+  >>> default_out("cnn").name
+  'cnn_cpu.json'
 """
 
 from __future__ import annotations

@@ -183,7 +183,7 @@ def make_train_step(
         (value, (logs, predictions, rest)), grads = grad_fn(params, rest, batch)
         if normalizer is not None:
             scale = 1.0 / normalizer(batch)
-            value, grads = value * scale, jax.tree.map(lambda g: g * scale.astype(g.dtype), grads)
+            value, grads = value * scale, jax.tree.map(lambda g: (g * scale).astype(g.dtype), grads)
         updates, opt_state = tx.update(grads, opt_state, params)
         params = optax.apply_updates(params, updates)
         if layout is not None:
