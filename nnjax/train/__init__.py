@@ -22,7 +22,7 @@ from nnjax.train.history import History
 from nnjax.train.host_memory import retain_freed_memory
 from nnjax.train.loop import DEFAULT_STEPS_PER_DISPATCH, Loop, NonFiniteLossError, fit
 from nnjax.train.mc_dropout import fresh_keys, mc_dropout_predict, mc_dropout_samples
-from nnjax.train.objective import compute_dtype, masked_mean
+from nnjax.train.objective import compute_dtype, loss_normalizer, masked_mean
 from nnjax.train.optimizers import get_hyperparameter, get_optimizer, set_hyperparameter
 from nnjax.train.per_example import (
     batch_grad,
@@ -116,6 +116,7 @@ __all__ = [
     "latest_epoch",
     "load_checkpoint",
     "loop_steps",
+    "loss_normalizer",
     "make_eval_step",
     "make_loss_fn",
     "make_mesh",

@@ -169,10 +169,10 @@ def make_train_step(
     # a per-example loss is differentiated as a sum and normalized after: over a batch
     # split between devices, dividing inside would sum the mask across them before the
     # backward pass (a barrier mid-step: a 2-CPU-device LSTM step 1.35x as long)
-    normalizer = loss_normalizer(loss)
     objective = make_objective(
         graphdef, loss, loss_fn=loss_fn, precision=precision, remat=remat, normalize=False
     )
+    normalizer = loss_normalizer(loss)  # after make_objective has checked the arguments
     grad_fn = jax.value_and_grad(objective, has_aux=True)
     metric_list = resolve_metrics(metrics)
 
