@@ -290,8 +290,9 @@ def compiled_train(
 ) -> Callable:
     """The jitted train dispatch (donating per :func:`donate_for`); memoised on its arguments.
 
-    With ``gather``: ``fn(params, opt_state, rest, data, idx (K, B), mask (K, B), n)``
-    gathers each batch from device-resident ``data = (x, y, weight)``; otherwise
+    With ``gather``: ``fn(params, opt_state, rest, data, idx (D, K, B), mask (D, K, B), j,
+    n)`` gathers each batch of block ``j`` from device-resident ``data = (x, y, weight)``
+    (the epoch's blocks, :func:`nnjax.train.feeder.in_blocks`); otherwise
     ``fn(params, opt_state, rest, batches, n)`` takes a :class:`Batch` of ``(K, B, ...)``
     stacks. ``options`` holds ``(name, value)`` pairs for :func:`make_train_step`
     (``loss_fn``, ``precision``, ``remat``).
@@ -311,8 +312,9 @@ def compiled_train(
     step = make_train_step(graphdef, loss, tx, metrics, **dict(options))
     run = loop_steps(step, k)
 
-    def from_device_data(params, opt_state, rest, data, idx, mask, n):
+    def from_device_data(params, opt_state, rest, data, idx, mask, j, n):
         TRACES.hit()
+        idx, mask = idx[j], mask[j]
         get = lambda i: gathered(data, idx, mask, i, mesh)
         return run(params, opt_state, rest, get, n)
 

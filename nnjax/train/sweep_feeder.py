@@ -7,8 +7,9 @@ them; the members' state is replicated. :class:`SweepFeeder` feeds them in one o
 three ways (its ``mode``):
 
 * ``"gather"``: in-memory arrays that fit on the device, in one process: the data is
-  put on the devices once and each dispatch sends only the ``(M, K, B)`` row indices
-  and masks; the step gathers every member's batches on the device;
+  put on the devices once, every member's row indices and masks once per epoch
+  (``(M, D, K, B)`` blocks, :func:`nnjax.train.feeder.index_chunks`), and each dispatch
+  names its block; the step gathers every member's batches on the device;
 * ``"members"``: memmaps, data too large for the device, and any array data of a
   multi-process run: each process reads only its block of rows of every member's
   batches (:func:`nnjax.train.sharding.process_rows`), stacks them ``(M, K, B/P, ...)``
@@ -23,8 +24,8 @@ Example:
   >>> from nnjax.train.data import ArraySource
   >>> src = ArraySource(np.ones((10, 2), np.float32), np.zeros(10, np.int32), batch_size=4)
   >>> feeder = SweepFeeder(src, [0, 1], k=2, mesh=sharding.make_mesh(jax.devices()[:1]))
-  >>> feeder.mode, [c.args[1].shape for c in feeder.epoch(0, 0)]
-  ('gather', [(2, 2, 4), (2, 2, 4)])
+  >>> feeder.mode, [(c.args[1].shape, c.steps) for c in feeder.epoch(0, 0)]
+  ('gather', [((2, 2, 2, 4), 2), ((2, 2, 2, 4), 1)])
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from jax.sharding import Mesh
 
 from nnjax.train import sharding
 from nnjax.train.data import ArraySource, epoch_index
-from nnjax.train.feeder import Chunk, DeviceFeeder, Prefetcher, fits_on_device
+from nnjax.train.feeder import Chunk, DeviceFeeder, Prefetcher, fits_on_device, index_chunks
 
 #: The ways a :class:`SweepFeeder` feeds the compiled sweep (see the module docstring).
 MODES = ("gather", "members", "shared")
@@ -100,12 +101,6 @@ class SweepFeeder:
         order = [epoch_index(s, epoch, n, b, shuffle=shuffle) for s in self.seeds]
         return np.stack([o[0] for o in order]), np.stack([o[1] for o in order])
 
-    def _index_chunk(self, idx: np.ndarray, mask: np.ndarray) -> Chunk:
-        steps = idx.shape[1]
-        idx, mask = _padded(idx, mask, self.k)
-        placed = sharding.put_batch((idx, mask), self.mesh, batch_axis=2)
-        return Chunk((self.data, *placed, steps), steps, int(mask[0].sum()))
-
     def _member_chunk(self, block: tuple[np.ndarray, np.ndarray]) -> Chunk:
         """This process's rows of every member's batches, placed as one global stack."""
         idx, mask = block
@@ -125,12 +120,12 @@ class SweepFeeder:
             yield from self._shared.epoch(0, epoch, shuffle=shuffle)
             return
         idx, mask = self._orders(epoch, shuffle)
+        if self.mode == "gather":
+            yield from index_chunks(self.data, idx, mask, self.k, self.mesh)
+            return
         starts = range(0, idx.shape[1], self.k)
         blocks = ((idx[:, s : s + self.k], mask[:, s : s + self.k]) for s in starts)
-        if self.mode == "gather":
-            yield from (self._index_chunk(*block) for block in blocks)
-        else:
-            yield from Prefetcher(blocks, self._member_chunk)
+        yield from Prefetcher(blocks, self._member_chunk)
 
 
 __all__ = ["MODES", "SweepFeeder", "feed_mode"]

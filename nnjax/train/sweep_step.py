@@ -103,8 +103,9 @@ def compiled_sweep_train(
     """The jitted, donating sweep dispatch; memoised on its (hashable) arguments.
 
     ``mode`` is the :class:`~nnjax.train.sweep_feeder.SweepFeeder`'s: ``"gather"``:
-    ``fn(params, opt_state, rest, active, data, idx, mask, n)`` with ``idx``/``mask``
-    ``(M, K, B)`` row indices into device-resident ``data``; ``"members"``:
+    ``fn(params, opt_state, rest, active, data, idx, mask, j, n)`` with ``idx``/``mask``
+    the epoch's ``(M, D, K, B)`` row indices into device-resident ``data`` and masks,
+    of which the dispatch takes block ``j``; ``"members"``:
     ``fn(params, opt_state, rest, active, batches, n)`` with a ``Batch`` of every
     member's ``(M, K, B, ...)`` stacks; ``"shared"``: the same with one ``(K, B, ...)``
     stack shared by every member. Each member runs ``fit``'s step
@@ -131,8 +132,9 @@ def compiled_sweep_train(
     def replicated(out):
         return jax.lax.with_sharding_constraint(out, sharding.replicated(mesh)) if spread else out
 
-    def from_device_data(params, opt_state, rest, active, data, idx, mask, n):
+    def from_device_data(params, opt_state, rest, active, data, idx, mask, j, n):
         TRACES.hit()
+        idx, mask = idx[:, j], mask[:, j]  # every member's block j: (M, K, B)
 
         def one(p, o, r, a, rows, m):
             return member(p, o, r, a, lambda i: gathered(data, rows, m, i, mesh), n)
