@@ -50,7 +50,9 @@ class Plan:
     """The fixed parts of one ``fit`` call's epoch loop.
 
     Attributes:
-      train_fn: the compiled dispatch (:func:`nnjax.train.compiled.compiled_train`).
+      train_fn: the compiled dispatch (:func:`nnjax.train.compiled.compiled_train`):
+        ``train_fn(treedef, leaves, *chunk.args) -> (leaves, out)`` over the state's
+        flat arrays (:func:`nnjax.train.compiled.on_leaves`).
       feeder: the training :class:`~nnjax.train.feeder.DeviceFeeder`.
       validate: ``validate(state) -> logs`` or None.
       metrics: the resolved training metrics.
@@ -128,10 +130,10 @@ def _dispatch(run: Run, plan: Plan, chunk: Any, bar: EpochProgress) -> Any:
     # would leave the model on deleted buffers (and one during compilation can crash XLA)
     with deferred_interrupt():
         try:
-            *state, out = plan.train_fn(*run.state, *chunk.args)
+            leaves, out = plan.train_fn(run.treedef, run.leaves, *chunk.args)
         finally:
             compiled.TRACES.listener = None
-        run.state = type(run.state)(*state)  # TrainState, or a sweep's state
+        run.set_leaves(leaves)  # of a TrainState, or of a sweep's state
     if compiled.TRACES.count != traces:
         jax.block_until_ready(out)
         bar.compiled(time.perf_counter() - start)
@@ -168,9 +170,11 @@ def run_epoch(run: Run, plan: Plan, driver: CallbackDriver, epoch: int) -> dict[
 def run_epochs(run: Run, plan: Plan, driver: CallbackDriver, initial_epoch: int) -> None:
     """The epoch loop: fills ``run.history``; ends with ``on_train_end``.
 
-    ``run.state`` is any named tuple whose fields the dispatch takes first and returns
-    first (``TrainState`` for ``fit``; a sweep adds its members' active mask), and
-    ``run.history`` anything with ``append(epoch, logs)``.
+    ``run.state`` is any pytree (``TrainState`` for ``fit``; a sweep adds its members'
+    active mask); the dispatch takes and returns it flat:
+    ``train_fn(treedef, leaves, *chunk.args) -> (leaves, out)``
+    (:func:`nnjax.train.compiled.on_leaves`). ``run.history`` is anything with
+    ``append(epoch, logs)``.
     """
     logs: dict[str, float] = {}
     for epoch in range(initial_epoch, plan.epochs):

@@ -6,8 +6,8 @@ block of ``K`` batches by number; the step gathers its batches on the device.
 Everything else (memmaps, iterables, and any data of a multi-process run, where each
 process reads only its rows of each batch) is read, stacked ``(K, B, ...)`` and
 transferred by a background thread into a bounded queue (:class:`Prefetcher`), so the
-step never waits on the host. With several processes the global ``(K, B, ...)`` stacks are assembled from every process's rows
-(:func:`jax.make_array_from_process_local_data`).
+step never waits on the host. With several processes the global ``(K, B, ...)`` stacks
+are assembled from every process's rows (:func:`jax.make_array_from_process_local_data`).
 
 Example:
   >>> import jax, numpy as np

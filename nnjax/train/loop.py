@@ -75,8 +75,8 @@ def _gathering(train_fn: Callable, mesh: Mesh) -> Callable:
         return train_fn
 
     def run(*args):
-        *state, logs = train_fn(*args)
-        return (*state, sharding.replicate(logs, mesh))
+        leaves, logs = train_fn(*args)
+        return leaves, sharding.replicate(logs, mesh)
 
     return run
 

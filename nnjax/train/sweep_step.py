@@ -29,7 +29,7 @@ from jax.sharding import Mesh
 
 from nnjax import metrics as metrics_lib
 from nnjax.train import in_flight, optimizers, sharding, step
-from nnjax.train.compiled import TRACES, cached, gathered, loop_steps
+from nnjax.train.compiled import TRACES, cached, gathered, loop_steps, on_leaves
 from nnjax.train.engine import epoch_logs
 from nnjax.train.evaluate import summarize
 from nnjax.train.sweep_feeder import SweepFeeder
@@ -102,7 +102,10 @@ def compiled_sweep_train(
 ) -> Callable:
     """The jitted, donating sweep dispatch; memoised on its (hashable) arguments.
 
-    ``mode`` is the :class:`~nnjax.train.sweep_feeder.SweepFeeder`'s: ``"gather"``:
+    It takes and returns the :class:`SweepState` flat, as ``fit``'s dispatch
+    (:func:`nnjax.train.compiled.on_leaves`): ``fn(treedef, leaves, *args) -> (leaves,
+    logs)``, the ``args`` per mode below, after the state's four fields. ``mode`` is the
+    :class:`~nnjax.train.sweep_feeder.SweepFeeder`'s: ``"gather"``:
     ``fn(params, opt_state, rest, active, data, idx, mask, j, n)`` with ``idx``/``mask``
     the epoch's ``(M, D, K, B)`` row indices into device-resident ``data`` and masks,
     of which the dispatch takes block ``j``; ``"members"``:
@@ -164,7 +167,8 @@ def compiled_sweep_train(
     }
     if mode not in fns:
         raise ValueError(f"compiled_sweep_train: `mode` must be one of {sorted(fns)}, got {mode!r}")
-    return jax.jit(fns[mode], donate_argnums=(0, 1, 2))
+    # the whole state flat (on_leaves), donated: params, optimizer state, rest and active
+    return jax.jit(on_leaves(fns[mode]), static_argnums=0, donate_argnums=1)
 
 
 def over_members(fn: Callable, xs: tuple, per_step: int | None) -> Any:

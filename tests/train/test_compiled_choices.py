@@ -10,6 +10,7 @@ from nnjax import _hardware, nn
 from nnjax.functional import _conv_compiler
 from nnjax.train import compiled, sharding
 from nnjax.train.data import Batch
+from nnjax.train.state import TrainState
 from nnjax.train.step import split_model
 
 
@@ -57,7 +58,8 @@ def _lowered(model, x, y):
     mesh = sharding.make_mesh(jax.devices()[:1])
     fn = compiled.compiled_train(graphdef, "cross_entropy", tx, (), 1, mesh, False)
     ones = jnp.ones((1, len(y)))
-    return fn.lower(params, tx.init(params), rest, Batch(x[None], y[None], ones, ones), 1)
+    leaves, treedef = jax.tree.flatten(TrainState(params, tx.init(params), rest))
+    return fn.lower(treedef, leaves, Batch(x[None], y[None], ones, ones), 1)
 
 
 def _ynn_matmuls(model, x, y):

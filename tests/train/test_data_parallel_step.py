@@ -21,6 +21,7 @@ from flax import nnx
 from nnjax import nn
 from nnjax.train import compiled, sharding
 from nnjax.train.data import Batch
+from nnjax.train.state import TrainState
 from nnjax.train.step import split_model
 from tests.functional._sharded_cases import collectives, collectives_in_loops
 
@@ -60,8 +61,9 @@ def test_fits_step_over_four_devices_only_sums(kind):
     fn = compiled.compiled_train(graphdef, "cross_entropy", tx, (), 1, mesh, False)
     x, y, ones = jnp.ones((1, 8, *shape)), jnp.zeros((1, 8), jnp.int32), jnp.ones((1, 8))
     batch = sharding.put_batch(Batch(x, y, ones, ones), mesh)
-    state = sharding.put_replicated((params, tx.init(params), rest), mesh)
-    text = fn.lower(*state, batch, 1).compile().as_text()
+    state = sharding.put_replicated(TrainState(params, tx.init(params), rest), mesh)
+    leaves, treedef = jax.tree.flatten(state)
+    text = fn.lower(treedef, leaves, batch, 1).compile().as_text()
     assert collectives(text) == {"all-reduce"}, kind
     assert not collectives_in_loops(text), kind  # gradients summed once, not every step
     # one all-reduce in all, after the backward pass: the loss normalizer (the count of

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from nnjax.train.callbacks import Callback
+from nnjax.train.compiled import on_leaves
 from nnjax.train.driver import CallbackDriver, Run
 from nnjax.train.engine import Plan, run_epochs
 from nnjax.train.feeder import Chunk
@@ -25,10 +26,13 @@ class Feeder:
         yield Chunk((1,), 1, 1)
 
 
-def train_fn(total, active, n):
+def count(total, active, n):
     """A stand-in dispatch: adds ``n`` where active; logs one loss per update."""
     out = {"loss": np.full(n, float(total)), "count": np.ones(n), "logs": {}, "metrics": {}}
     return total + n * active, active, out
+
+
+train_fn = on_leaves(count)  # the engine hands the dispatch the state's flat leaves
 
 
 class Recorder(Callback):
