@@ -276,8 +276,8 @@ def on_leaves(fn: Callable) -> Callable:
 
     Example:
       >>> step = lambda params, count, x: (params * x, count + 1, x)
-      >>> leaves, treedef = jax.tree.flatten((jnp.ones(2), 0))
-      >>> new, out = on_leaves(step)(treedef, leaves, 3.0)
+      >>> leaves, treedef = jax.tree.flatten((jnp.ones(2), jnp.int32(0)))
+      >>> new, out = jax.jit(on_leaves(step), static_argnums=0)(treedef, leaves, 3.0)
       >>> [a.tolist() for a in new]
       [[3.0, 3.0], 1]
     """
@@ -343,7 +343,7 @@ def compiled_train(
       >>> from flax import nnx
       >>> from nnjax.nn import MLP
       >>> from nnjax.train.step import split_model
-      >>> gd = split_model(MLP(2, (4,), 1, rngs=nnx.Rngs(0)))[0]
+      >>> gd, params, rest = split_model(MLP(2, (4,), 1, rngs=nnx.Rngs(0)))
       >>> mesh = sharding.make_mesh(jax.devices()[:1])
       >>> tx = optax.sgd(0.1)
       >>> fn = compiled_train(gd, "mse", tx, (), 8, mesh, False)
