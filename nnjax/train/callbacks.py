@@ -31,8 +31,9 @@ class Callback:
     Hooks, in order: ``on_train_begin`` (after ``fit`` has checked that every
     monitored name will be logged); per epoch ``on_epoch_begin``, ``on_dispatch_end``
     after each compiled dispatch of up to ``steps_per_dispatch`` updates (``batch`` is
-    that dispatch's device input: a stacked ``Batch`` with its step count, or the row
-    indices and masks of device-resident data), ``on_epoch_end`` (``logs`` holds the
+    that dispatch's device input: a stacked ``Batch`` with its step count, or, for
+    device-resident data, the data, the epoch's ``(D, K, B)`` row indices and masks, the
+    dispatch's block number and step count), ``on_epoch_end`` (``logs`` holds the
     epoch's train and ``val_`` metrics and the learning rate); ``on_train_end``.
 
     Example:
