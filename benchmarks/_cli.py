@@ -13,6 +13,7 @@ import importlib
 import importlib.util
 import os
 import pathlib
+import sys
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -68,6 +69,14 @@ def make_parser(
         "The nnjax peers split each batch over them as fit does; the other JAX peers "
         "run on the first",
     )
+    parser.add_argument(
+        "--isolate",
+        type=int,
+        default=0,
+        metavar="ROUNDS",
+        help="time each peer in a process of its own, ROUNDS rounds per batch size, the "
+        "peers' order rotated each round (peers in one process slow one another down)",
+    )
     parser.add_argument("--optimizer", choices=("adam", "sgd"), default="adam")
     parser.add_argument("--lr", type=float, default=1e-3, help="learning rate (%(default)s)")
     return parser
@@ -78,6 +87,9 @@ def parse(
 ) -> argparse.Namespace:
     """Parses ``argv``, caps the threads (``--threads``) and applies ``--quick``."""
     args = parser.parse_args(argv)
+    if args.isolate < 0:
+        parser.error(f"--isolate takes a number of rounds >= 0, got {args.isolate}")
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # for --isolate's children
     limit_threads(args.threads)
     set_cpu_devices(args.cpu_devices)
     if args.quick:
@@ -150,7 +162,7 @@ def timing_options(args: argparse.Namespace) -> dict[str, Any]:
 def run_config(args: argparse.Namespace) -> dict[str, Any]:
     """The shared options of a run, for the result file."""
     names = ("quick", "batch_sizes", "repeats", "warmup", "target_s", "peers", "threads", "clock")
-    return {name: getattr(args, name) for name in (*names, "cpu_devices")}
+    return {name: getattr(args, name) for name in (*names, "cpu_devices", "isolate")}
 
 
 def int_list(text: str) -> list[int]:

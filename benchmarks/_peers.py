@@ -34,6 +34,7 @@ from typing import Any
 
 import _cli as C
 import _harness as H
+import _isolated
 
 H.ensure_nnjax_importable()
 os.environ.setdefault("KERAS_BACKEND", "jax")
@@ -395,7 +396,10 @@ def run_and_report(
 
     Returns the exit status: 1 if any peer failed, else 0.
     """
-    rows, skipped, errors = run(args, builders)
+    if getattr(args, "isolate", 0):  # each peer in processes of its own (_isolated)
+        rows, skipped, errors = _isolated.run(args)
+    else:
+        rows, skipped, errors = run(args, builders)
     out = H.write_json(
         args.out or H.default_out(name),
         name=name,

@@ -17,6 +17,7 @@ import itertools
 import _bfloat16
 import _cli as C
 import _harness as H
+import _isolated
 import _markdown
 import _order
 import _paired
@@ -226,7 +227,9 @@ def test_time_calls_keeps_each_rounds_sample_in_round_order():
 
 
 @pytest.mark.parametrize(
-    "module", [H, _timing, _order, _paired, _markdown, _bfloat16], ids=lambda m: m.__name__
+    "module",
+    [H, _timing, _order, _paired, _markdown, _bfloat16, _isolated],
+    ids=lambda m: m.__name__,
 )
 def test_docstring_examples_run(module):
     result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
