@@ -58,9 +58,6 @@ ensure_nnjax_importable()
 from nnjax._hardware import SIMD_FLAGS, bfloat16_hardware, cpu_flags  # noqa: E402
 from nnjax.train import host_memory  # noqa: E402
 
-if os.environ.get("NNJAX_BENCH_RETAIN_FREED_MEMORY") == "1":  # an --isolate child (_isolated)
-    host_memory.retain_freed_memory()
-
 # ---------------------------------------------------------------------- environment
 
 

@@ -34,8 +34,8 @@ from _paired import quartiles
 #: Seconds a child may run (compile and time one peer at one batch size).
 CHILD_TIMEOUT_S = 1800
 
-#: Set to ``"1"`` in a child's environment: ``_harness`` then calls
-#: ``nnjax.train.retain_freed_memory()`` when imported.
+#: Set to ``"1"`` in a child's environment: ``_peers.run`` then calls
+#: ``nnjax.train.retain_freed_memory()`` before building any peer.
 RETAIN_ENV = "NNJAX_BENCH_RETAIN_FREED_MEMORY"
 
 

@@ -354,6 +354,10 @@ def run(args, builders: Mapping[str, Builder]) -> tuple[list[dict], dict[str, st
     At each batch size every peer's case is built, then all of them are timed together
     (:func:`_harness.time_calls`: samples interleaved across peers and tasks).
     """
+    if os.environ.get(_isolated.RETAIN_ENV) == "1":  # an --isolate child, as its siblings
+        from nnjax.train import host_memory
+
+        host_memory.retain_freed_memory()
     rows, skipped, errors = [], {}, {}
     for peer in args.peers:
         module = MODULES.get(peer)

@@ -65,11 +65,13 @@ def test_rounds_combine_to_the_median_of_their_medians_and_pair_by_round():
 @pytest.mark.slow
 def test_bench_lstm_isolates_each_peer_round_by_round(tmp_path):
     out = tmp_path / "lstm.json"
-    args = ["--quick", "--peers", "nnjax,nnjax_per_step", "--isolate", "2", "--out", str(out)]
+    peers = ["--peers", "nnjax,nnjax_per_step"]
+    args = ["--quick", *peers, "--isolate", "2", "--cpu-devices", "2", "--out", str(out)]
     proc = _run_script("bench_lstm.py", args)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     record = json.loads(out.read_text())
-    assert record["config"]["isolate"] == 2 and record["errors"] == {}
+    assert record["config"]["isolate"] == 2 and record["errors"] == {}, record["errors"]
+    assert record["config"]["cpu_devices"] == 2
     assert record["environment"]["host_memory_retained"]  # as in every child
     rows = record["results"]
     assert sorted((r["peer"], r["task"]) for r in rows) == [
