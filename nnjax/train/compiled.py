@@ -49,6 +49,7 @@ from nnjax import losses
 from nnjax.functional import _conv_compiler
 from nnjax.train import sharding
 from nnjax.train.data import Batch
+from nnjax.train.flat_dispatch import on_leaves
 from nnjax.train.step import TrainStep, make_train_step
 
 PyTree = Any
@@ -189,7 +190,7 @@ def _donated(graphdef: nnx.GraphDef) -> tuple[int, ...]:
 
 
 def _donated_leaves(graphdef: nnx.GraphDef) -> tuple[int, ...]:
-    """The donated argument of an :func:`on_leaves` dispatch: every array of the state."""
+    """The donated argument of an ``on_leaves`` dispatch: every array of the state."""
     return (1,) if donate_for(graphdef) else ()
 
 
@@ -262,41 +263,6 @@ def loop_steps(step: TrainStep, k: int) -> Callable:
     return run
 
 
-def on_leaves(fn: Callable) -> Callable:
-    """``fn(*state, *args) -> (*state, out)`` as ``flat(treedef, leaves, *args) -> (leaves, out)``.
-
-    The dispatch then takes and returns the state as its flat list of arrays
-    (``jax.tree.flatten(state)``), ``treedef`` a static argument: flattening a state of
-    NNX variables and rebuilding it at every dispatch cost the host about 3 us per array,
-    more than the update of a small model (a jitted identity of a 30-layer MLP's Adam
-    state: 0.90 ms a call on the structured state, 0.38 ms on its arrays).
-
-    Raises:
-      TypeError: (when traced) ``fn`` returned a state of another structure.
-
-    Example:
-      >>> step = lambda params, count, x: (params * x, count + 1, x)
-      >>> leaves, treedef = jax.tree.flatten((jnp.ones(2), jnp.int32(0)))
-      >>> new, out = jax.jit(on_leaves(step), static_argnums=0)(treedef, leaves, 3.0)
-      >>> [a.tolist() for a in new]
-      [[3.0, 3.0], 1]
-    """
-
-    def flat(treedef: Any, leaves: list, *args: Any) -> tuple[list, Any]:
-        fields = jax.tree.unflatten(treedef, leaves)
-        *new, out = fn(*fields, *args)
-        new_leaves, new_def = jax.tree.flatten(new)
-        given: Any = jax.tree.structure(list(fields))
-        if new_def != given:
-            raise TypeError(
-                f"the train dispatch returned a state of structure {new_def}, not the "
-                f"{treedef} it was given"
-            )
-        return new_leaves, out
-
-    return flat
-
-
 def _constrain(batch: Any, mesh: Mesh | None) -> Any:
     if mesh is None or mesh.size == 1:
         return batch
@@ -330,7 +296,7 @@ def compiled_train(
 ) -> Callable:
     """The jitted train dispatch (donating per :func:`donate_for`); memoised on its arguments.
 
-    It takes and returns the ``TrainState`` flat (:func:`on_leaves`):
+    It takes and returns the ``TrainState`` flat (:func:`nnjax.train.flat_dispatch.on_leaves`):
     ``fn(treedef, leaves, *args) -> (leaves, logs)``. With ``gather`` the ``args`` are
     ``(data, idx (D, K, B), mask (D, K, B), j, n)``: each batch of block ``j`` is
     gathered from device-resident ``data = (x, y, weight)`` (the epoch's blocks,
@@ -417,7 +383,6 @@ __all__ = [
     "gathered",
     "jit_train_step",
     "loop_steps",
-    "on_leaves",
     "scan_steps",
     "steps_per_dispatch_for",
 ]

@@ -52,7 +52,7 @@ class Plan:
     Attributes:
       train_fn: the compiled dispatch (:func:`nnjax.train.compiled.compiled_train`):
         ``train_fn(treedef, leaves, *chunk.args) -> (leaves, out)`` over the state's
-        flat arrays (:func:`nnjax.train.compiled.on_leaves`).
+        flat arrays (:func:`nnjax.train.flat_dispatch.on_leaves`).
       feeder: the training :class:`~nnjax.train.feeder.DeviceFeeder`.
       validate: ``validate(state) -> logs`` or None.
       metrics: the resolved training metrics.
@@ -173,7 +173,7 @@ def run_epochs(run: Run, plan: Plan, driver: CallbackDriver, initial_epoch: int)
     ``run.state`` is any pytree (``TrainState`` for ``fit``; a sweep adds its members'
     active mask); the dispatch takes and returns it flat:
     ``train_fn(treedef, leaves, *chunk.args) -> (leaves, out)``
-    (:func:`nnjax.train.compiled.on_leaves`). ``run.history`` is anything with
+    (:func:`nnjax.train.flat_dispatch.on_leaves`). ``run.history`` is anything with
     ``append(epoch, logs)``.
     """
     logs: dict[str, float] = {}

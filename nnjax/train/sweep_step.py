@@ -29,9 +29,10 @@ from jax.sharding import Mesh
 
 from nnjax import metrics as metrics_lib
 from nnjax.train import in_flight, optimizers, sharding, step
-from nnjax.train.compiled import TRACES, cached, gathered, loop_steps, on_leaves
+from nnjax.train.compiled import TRACES, cached, gathered, loop_steps
 from nnjax.train.engine import epoch_logs
 from nnjax.train.evaluate import summarize
+from nnjax.train.flat_dispatch import on_leaves
 from nnjax.train.sweep_feeder import SweepFeeder
 
 PyTree = Any
@@ -103,7 +104,7 @@ def compiled_sweep_train(
     """The jitted, donating sweep dispatch; memoised on its (hashable) arguments.
 
     It takes and returns the :class:`SweepState` flat, as ``fit``'s dispatch
-    (:func:`nnjax.train.compiled.on_leaves`): ``fn(treedef, leaves, *args) -> (leaves,
+    (:func:`nnjax.train.flat_dispatch.on_leaves`): ``fn(treedef, leaves, *args) -> (leaves,
     logs)``, the ``args`` per mode below, after the state's four fields. ``mode`` is the
     :class:`~nnjax.train.sweep_feeder.SweepFeeder`'s: ``"gather"``:
     ``fn(params, opt_state, rest, active, data, idx, mask, j, n)`` with ``idx``/``mask``

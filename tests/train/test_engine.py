@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from nnjax.train.callbacks import Callback
-from nnjax.train.compiled import on_leaves
 from nnjax.train.driver import CallbackDriver, Run
 from nnjax.train.engine import Plan, run_epochs
 from nnjax.train.feeder import Chunk
+from nnjax.train.flat_dispatch import on_leaves
 from nnjax.train.history import History
 
 

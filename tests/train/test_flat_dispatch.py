@@ -1,4 +1,4 @@
-"""The dispatch over the state's flat arrays: ``compiled.on_leaves`` and ``driver.Run``."""
+"""The dispatch over the state's flat arrays: ``flat_dispatch.on_leaves`` and ``driver.Run``."""
 
 from typing import Any, NamedTuple
 
@@ -9,8 +9,8 @@ import pytest
 
 import nnjax.train as T
 from nnjax.train import compiled, driver
-from nnjax.train.compiled import on_leaves
 from nnjax.train.driver import Run
+from nnjax.train.flat_dispatch import on_leaves
 from tests.train._data import blobs, mlp
 
 
