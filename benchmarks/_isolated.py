@@ -60,10 +60,8 @@ def rotated(peers: Sequence[str], round_: int) -> list[str]:
     return [*peers[k:], *peers[:k]]
 
 
-def _child(script: str, args: Any, peer: str, batch: int) -> tuple[Any, str]:
+def _child(script: str, args: Any, peer: str, batch: int, env: Any) -> tuple[Any, str]:
     """Runs the script for one peer and batch size; its result record (or None), output tail."""
-    retain = any(p.startswith("nnjax") for p in args.peers)
-    env = {**os.environ, RETAIN_ENV: "1"} if retain else None
     with tempfile.TemporaryDirectory() as tmp:
         out = pathlib.Path(tmp) / "peer.json"
         command = [sys.executable, script, *child_args(args.argv, peer, batch, str(out))]
@@ -92,11 +90,9 @@ def combined(rounds: list[dict[str, Any]]) -> dict[str, Any]:
     compile_s = quartiles([r["compile_s"] for r in rounds])[1]
     first = rounds[0]
     timing = H.Timing(compile_s, median, q1, q3, first["repeats"], first["number"], tuple(medians))
-    extra = {k: v for k, v in first.items() if k not in H.row("", "", 1, timing)}
-    extra.pop("ratio_vs_nnjax", None)
-    extra.pop("paired_vs_nnjax", None)
-    return {**H.row(first["peer"], first["task"], first["batch_size"], timing), **extra,
-            "rounds": len(rounds)}  # fmt: skip
+    row = H.row(first["peer"], first["task"], first["batch_size"], timing)
+    dropped = {*row, "ratio_vs_nnjax", "paired_vs_nnjax"}  # recomputed over the rounds
+    return {**row, **{k: v for k, v in first.items() if k not in dropped}, "rounds": len(rounds)}
 
 
 def run(args: Any) -> tuple[list[dict], dict[str, str], dict[str, str]]:
@@ -107,19 +103,22 @@ def run(args: Any) -> tuple[list[dict], dict[str, str], dict[str, str]]:
     script = pathlib.Path(sys.argv[0])
     if script.suffix != ".py" or not script.exists():
         raise SystemExit(f"--isolate runs the benchmark script again; run it as one, not {script}")
-    if any(p.startswith("nnjax") for p in args.peers):  # as the children: the record says so
-        from nnjax.train import host_memory
+    env = None
+    if any(p.startswith("nnjax") for p in args.peers):  # the children, and this process so
+        from nnjax.train import host_memory  # that the record says so
 
         host_memory.retain_freed_memory()
+        env = {**os.environ, RETAIN_ENV: "1"}
     rounds: dict[tuple, list[dict]] = defaultdict(list)
     skipped: dict[str, str] = {}
     errors: dict[str, str] = {}
     for batch in args.batch_sizes:
         for round_ in range(args.isolate):
             for peer in rotated(args.peers, round_):
-                record, tail = _child(str(script), args, peer, batch)
+                record, tail = _child(str(script), args, peer, batch, env)
                 if record is None:
-                    errors[f"{peer}@{batch}"] = f"round {round_}: no result; {tail}"
+                    key, note = f"{peer}@{batch}", f"round {round_}: no result; {tail}"
+                    errors[key] = f"{errors[key]}; {note}" if key in errors else note
                     continue
                 skipped.update(record["skipped"])
                 errors.update(record["errors"])

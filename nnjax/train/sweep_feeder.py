@@ -39,7 +39,14 @@ from jax.sharding import Mesh
 
 from nnjax.train import sharding
 from nnjax.train.data import ArraySource, epoch_index
-from nnjax.train.feeder import Chunk, DeviceFeeder, Prefetcher, fits_on_device, index_chunks
+from nnjax.train.feeder import (
+    Chunk,
+    DeviceFeeder,
+    Prefetcher,
+    fits_on_device,
+    in_blocks,
+    index_chunks,
+)
 
 #: The ways a :class:`SweepFeeder` feeds the compiled sweep (see the module docstring).
 MODES = ("gather", "members", "shared")
@@ -62,12 +69,6 @@ def feed_mode(source: Any, mesh: Mesh) -> str:
         and fits_on_device(source.nbytes(), mesh.devices.flat[0])
     )
     return "gather" if local else "members"
-
-
-def _padded(idx: np.ndarray, mask: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """``(M, steps, B)`` indices and masks padded to ``(M, k, B)`` (mask 0: no update)."""
-    pad = ((0, 0), (0, k - idx.shape[1]), (0, 0))
-    return np.pad(idx, pad).astype(np.int32), np.pad(mask, pad)
 
 
 class SweepFeeder:
@@ -105,7 +106,7 @@ class SweepFeeder:
         """This process's rows of every member's batches, placed as one global stack."""
         idx, mask = block
         steps = idx.shape[1]
-        idx, mask = _padded(idx, mask, self.k)
+        idx, mask = (a[:, 0] for a in in_blocks(idx, mask, self.k))  # (M, K, B), padded
         local = idx[..., self._part], mask[..., self._part]
         batch = self.source.batch(local[0].ravel(), local[1].ravel())
         batch = jax.tree.map(lambda a: a.reshape(*local[0].shape, *a.shape[1:]), batch)
