@@ -34,7 +34,7 @@ from _paired import quartiles
 #: Seconds a child may run (compile and time one peer at one batch size).
 CHILD_TIMEOUT_S = 1800
 
-#: Set to ``"1"`` in a child's environment: ``_peers.run`` then calls
+#: Set to ``"1"`` in a child's environment: ``_runner.run`` then calls
 #: ``nnjax.train.retain_freed_memory()`` before building any peer.
 RETAIN_ENV = "NNJAX_BENCH_RETAIN_FREED_MEMORY"
 
@@ -98,7 +98,7 @@ def combined(rounds: list[dict[str, Any]]) -> dict[str, Any]:
 def run(args: Any) -> tuple[list[dict], dict[str, str], dict[str, str]]:
     """Times each of ``args.peers`` in its own processes, ``args.isolate`` rounds.
 
-    Returns rows, skipped peers and errors, as :func:`_peers.run`.
+    Returns rows, skipped peers and errors, as :func:`_runner.run`.
     """
     script = pathlib.Path(sys.argv[0])
     if script.suffix != ".py" or not script.exists():

@@ -1,10 +1,11 @@
-"""Training and inference steps of one model in every peer framework, and the run loop.
+"""Training and inference steps of one model in every peer framework.
 
 A benchmark script describes its model once: a :class:`Spec` (input shape, classes,
 optimizer) and, per framework, a zero-argument factory of the same architecture. The
 builders here turn a factory into a :class:`Case` at one batch size: a zero-argument
 ``train`` callable (one optimizer step on one device-resident batch, softmax
-cross-entropy) and a ``predict`` callable (one forward pass), timed by :func:`run`.
+cross-entropy) and a ``predict`` callable (one forward pass), timed by
+:func:`_runner.run`.
 
 Every peer runs the framework's usual fast path:
 
@@ -28,13 +29,10 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
-import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import _cli as C
 import _harness as H
-import _isolated
 
 H.ensure_nnjax_importable()
 os.environ.setdefault("KERAS_BACKEND", "jax")
@@ -330,91 +328,3 @@ def standard_peers(
         "torch": p(torch, spec, torch_model),
         "torch_compile": p(torch, spec, torch_model, compile=True),
     }
-
-
-# -------------------------------------------------------------------------- running
-
-
-def _per_step(timing: H.Timing, k: int) -> H.Timing:
-    """Steady-state statistics per step for a call that runs ``k`` steps."""
-    if k == 1:
-        return timing
-    return dataclasses.replace(
-        timing,
-        median_s=timing.median_s / k,
-        q1_s=timing.q1_s / k,
-        q3_s=timing.q3_s / k,
-        samples_s=tuple(v / k for v in timing.samples_s),
-    )
-
-
-def run(args, builders: Mapping[str, Builder]) -> tuple[list[dict], dict[str, str], dict[str, str]]:
-    """Times every requested peer at every batch size; returns rows, skips and errors.
-
-    At each batch size every peer's case is built, then all of them are timed together
-    (:func:`_harness.time_calls`: samples interleaved across peers and tasks).
-    """
-    if os.environ.get(_isolated.RETAIN_ENV) == "1":  # an --isolate child, as its siblings
-        from nnjax.train import host_memory
-
-        host_memory.retain_freed_memory()
-    rows, skipped, errors = [], {}, {}
-    for peer in args.peers:
-        module = MODULES.get(peer)
-        note = module and C.missing_module(module)
-        if note:
-            skipped[peer] = note
-            print(f"skipping {peer}: {note}", file=sys.stderr)
-    for batch in args.batch_sizes:
-        cases, failed = {}, {}
-        for peer in (p for p in args.peers if p not in skipped):
-            try:
-                cases[peer] = builders[peer](batch)
-            except Exception as err:  # one broken peer must not end the run
-                failed[(peer, "build")] = err
-        calls = {
-            (peer, task): (getattr(case, task), case.sync)
-            for peer, case in cases.items()
-            for task in ("train", "predict")
-        }
-        timings, timing_errors = H.time_calls(calls, **C.timing_options(args))
-        for (peer, task), timing in timings.items():
-            case = cases[peer]
-            k = case.steps_per_call if task == "train" else 1
-            extra = {"steps_per_call": k}
-            if case.traces is not None:
-                extra["traces"] = case.traces.get(task, 0)
-            rows.append(H.row(peer, task, batch, _per_step(timing, k), **extra))
-        for (peer, task), err in {**failed, **timing_errors}.items():
-            note = f"{task}: {type(err).__name__}: {err}"
-            key = f"{peer}@{batch}"
-            errors[key] = f"{errors[key]}; {note}" if key in errors else note
-            print(f"error in {peer} ({task}) at batch {batch}: {err}", file=sys.stderr)
-    return H.add_ratios(rows), skipped, errors
-
-
-def run_and_report(
-    name: str, args, builders: Mapping[str, Builder], config: Mapping[str, Any]
-) -> int:
-    """Runs, writes the JSON (``config`` plus the shared options), prints the table.
-
-    Returns the exit status: 1 if any peer failed, else 0.
-    """
-    if getattr(args, "isolate", 0):  # each peer in processes of its own (_isolated)
-        rows, skipped, errors = _isolated.run(args)
-    else:
-        rows, skipped, errors = run(args, builders)
-    out = H.write_json(
-        args.out or H.default_out(name),
-        name=name,
-        config={**config, **C.run_config(args)},
-        rows=rows,
-        skipped=skipped,
-        errors=errors,
-    )
-    print(H.format_table(rows))
-    print(H.host_memory_note())
-    for peer, note in skipped.items():
-        print(f"skipped {peer}: {note}")
-    print(f"wrote {out}")
-    return 1 if errors else 0

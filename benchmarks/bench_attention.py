@@ -41,6 +41,7 @@ import sys
 
 import _cli as C
 import _peers as P
+import _runner as R
 import jax
 import jax.numpy as jnp
 
@@ -194,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     if min(sizes.values()) < 1 or sizes["dim"] % sizes["heads"]:
         parser.error(f"sizes must be positive and heads must divide dim, got {sizes}")
     cfg = dataclasses.replace(base, **sizes, optimizer=args.optimizer, lr=args.lr)
-    return P.run_and_report(NAME, args, builders(cfg), dataclasses.asdict(cfg))
+    return R.run_and_report(NAME, args, builders(cfg), dataclasses.asdict(cfg))
 
 
 if __name__ == "__main__":

@@ -48,6 +48,7 @@ import _bfloat16 as B
 import _cli as C
 import _models as M
 import _peers as P
+import _runner as R
 import jax
 import jax.numpy as jnp
 
@@ -233,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     if cfg.flat_features < 1:
         parser.error(f"--conv-features: {len(cfg.conv_features)} pooled blocks is too many")
-    status = P.run_and_report(NAME, args, builders(cfg), dataclasses.asdict(cfg))
+    status = R.run_and_report(NAME, args, builders(cfg), dataclasses.asdict(cfg))
     B.print_verdict(NAME, args.out)
     return status
 

@@ -52,6 +52,7 @@ import sys
 import _cli as C
 import _harness as H
 import _peers as P
+import _runner as R
 import jax
 import jax.numpy as jnp
 
@@ -215,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     config = {**dataclasses.asdict(cfg), "nnjax_precompute_inputs": _library_formulation()}
     if args.out is None and cfg.cell != "lstm":
         args.out = H.default_out(cfg.cell)  # results/gru_<platform>.json
-    return P.run_and_report(NAME, args, builders(cfg), config)
+    return R.run_and_report(NAME, args, builders(cfg), config)
 
 
 def _library_formulation() -> bool | None:

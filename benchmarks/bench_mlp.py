@@ -47,6 +47,7 @@ import _bfloat16 as B
 import _cli as C
 import _models as M
 import _peers as P
+import _runner as R
 
 NAME = "mlp"
 DEFAULT_PEERS = ("nnjax", "nnjax_scan", "nnjax_bf16", "nnjax_precision", *P.STANDARD[2:])
@@ -125,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     if len(sizes) < 2:
         parser.error(f"--sizes needs at least an input and an output size, got {sizes}")
     cfg = Config(sizes, args.optimizer, args.lr, args.scan_steps)
-    status = P.run_and_report(NAME, args, builders(cfg), dataclasses.asdict(cfg))
+    status = R.run_and_report(NAME, args, builders(cfg), dataclasses.asdict(cfg))
     B.print_verdict(NAME, args.out)
     return status
 

@@ -22,6 +22,7 @@ import _markdown
 import _order
 import _paired
 import _peers as P
+import _runner as R
 import _timing
 
 
@@ -162,10 +163,10 @@ def test_spec_data_stacks_k_batches_and_is_seeded():
 
 def test_per_step_divides_statistics_but_not_compile_time():
     timing = H.Timing(2.0, 0.8, 0.4, 1.2, repeats=3, number=1, samples_s=(0.4, 0.8, 1.2))
-    per = P._per_step(timing, 4)
+    per = R.per_step(timing, 4)
     assert (per.median_s, per.q1_s, per.q3_s, per.first_s) == (0.2, 0.1, 0.3, 2.0)
     assert per.samples_s == (0.1, 0.2, 0.3)
-    assert P._per_step(timing, 1) is timing
+    assert R.per_step(timing, 1) is timing
 
 
 def test_time_calls_interleaves_rounds_and_drops_failing_calls():
@@ -228,7 +229,7 @@ def test_time_calls_keeps_each_rounds_sample_in_round_order():
 
 @pytest.mark.parametrize(
     "module",
-    [H, _timing, _order, _paired, _markdown, _bfloat16, _isolated],
+    [H, _timing, _order, _paired, _markdown, _bfloat16, _isolated, R],
     ids=lambda m: m.__name__,
 )
 def test_docstring_examples_run(module):

@@ -1,0 +1,111 @@
+"""The run loop of the benchmark scripts: time every peer at every batch size, report.
+
+A script builds its peers (:mod:`_peers`), then calls :func:`run_and_report`: every
+peer's ``train`` and ``predict`` case is timed at each batch size, samples interleaved
+across peers (:func:`_harness.time_calls`), or each peer in processes of its own with
+``--isolate`` (:mod:`_isolated`); the rows go to a JSON file and a printed table.
+
+Example:
+  >>> import _harness as H
+  >>> t = H.Timing(1.0, 0.8, 0.4, 1.2, repeats=3, number=1, samples_s=(0.4, 0.8, 1.2))
+  >>> per_step(t, 4).median_s
+  0.2
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+import _cli as C
+import _harness as H
+import _isolated
+from _peers import MODULES, Builder
+
+
+def per_step(timing: H.Timing, k: int) -> H.Timing:
+    """Steady-state statistics per step for a call that runs ``k`` steps."""
+    if k == 1:
+        return timing
+    return dataclasses.replace(
+        timing,
+        median_s=timing.median_s / k,
+        q1_s=timing.q1_s / k,
+        q3_s=timing.q3_s / k,
+        samples_s=tuple(v / k for v in timing.samples_s),
+    )
+
+
+def run(args, builders: Mapping[str, Builder]) -> tuple[list[dict], dict[str, str], dict[str, str]]:
+    """Times every requested peer at every batch size; returns rows, skips and errors.
+
+    At each batch size every peer's case is built, then all of them are timed together
+    (:func:`_harness.time_calls`: samples interleaved across peers and tasks).
+    """
+    if os.environ.get(_isolated.RETAIN_ENV) == "1":  # an --isolate child, as its siblings
+        from nnjax.train import host_memory
+
+        host_memory.retain_freed_memory()
+    rows, skipped, errors = [], {}, {}
+    for peer in args.peers:
+        module = MODULES.get(peer)
+        note = module and C.missing_module(module)
+        if note:
+            skipped[peer] = note
+            print(f"skipping {peer}: {note}", file=sys.stderr)
+    for batch in args.batch_sizes:
+        cases, failed = {}, {}
+        for peer in (p for p in args.peers if p not in skipped):
+            try:
+                cases[peer] = builders[peer](batch)
+            except Exception as err:  # one broken peer must not end the run
+                failed[(peer, "build")] = err
+        calls = {
+            (peer, task): (getattr(case, task), case.sync)
+            for peer, case in cases.items()
+            for task in ("train", "predict")
+        }
+        timings, timing_errors = H.time_calls(calls, **C.timing_options(args))
+        for (peer, task), timing in timings.items():
+            case = cases[peer]
+            k = case.steps_per_call if task == "train" else 1
+            extra = {"steps_per_call": k}
+            if case.traces is not None:
+                extra["traces"] = case.traces.get(task, 0)
+            rows.append(H.row(peer, task, batch, per_step(timing, k), **extra))
+        for (peer, task), err in {**failed, **timing_errors}.items():
+            note = f"{task}: {type(err).__name__}: {err}"
+            key = f"{peer}@{batch}"
+            errors[key] = f"{errors[key]}; {note}" if key in errors else note
+            print(f"error in {peer} ({task}) at batch {batch}: {err}", file=sys.stderr)
+    return H.add_ratios(rows), skipped, errors
+
+
+def run_and_report(
+    name: str, args, builders: Mapping[str, Builder], config: Mapping[str, Any]
+) -> int:
+    """Runs, writes the JSON (``config`` plus the shared options), prints the table.
+
+    Returns the exit status: 1 if any peer failed, else 0.
+    """
+    if getattr(args, "isolate", 0):  # each peer in processes of its own (_isolated)
+        rows, skipped, errors = _isolated.run(args)
+    else:
+        rows, skipped, errors = run(args, builders)
+    out = H.write_json(
+        args.out or H.default_out(name),
+        name=name,
+        config={**config, **C.run_config(args)},
+        rows=rows,
+        skipped=skipped,
+        errors=errors,
+    )
+    print(H.format_table(rows))
+    print(H.host_memory_note())
+    for peer, note in skipped.items():
+        print(f"skipped {peer}: {note}")
+    print(f"wrote {out}")
+    return 1 if errors else 0
