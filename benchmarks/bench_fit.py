@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import os
 import pathlib
 import statistics
 import sys
@@ -43,6 +44,7 @@ from collections.abc import Callable
 import _harness as H
 
 H.ensure_nnjax_importable()
+os.environ.setdefault("KERAS_BACKEND", "jax")  # keras_fit: Keras 3 on JAX, as in _peers
 
 import numpy as np  # noqa: E402
 
@@ -227,9 +229,12 @@ BUILDERS = {
 NEEDS = {"keras_fit": "keras", "torch_loader": "torch"}
 
 
-def run(args: argparse.Namespace) -> tuple[list[dict], dict[str, str]]:
-    """Every (model, batch size, case); returns rows and the cases skipped, with why."""
-    rows, skipped = [], {}
+def run(args: argparse.Namespace) -> tuple[list[dict], dict[str, str], dict[str, str]]:
+    """Every (model, batch size, case); returns rows, the cases skipped (why) and errors.
+
+    A case that raises is recorded under ``"model/case@batch"`` and the others still run.
+    """
+    rows, skipped, errors = [], {}, {}
     for model in args.models:
         n = args.examples or (512 if args.quick else 60_000 if model == "mlp" else 12_800)
         x, y = data(model, n)
@@ -238,11 +243,12 @@ def run(args: argparse.Namespace) -> tuple[list[dict], dict[str, str]]:
                 if case in NEEDS and H._version(NEEDS[case]) is None:
                     skipped[case] = f"{NEEDS[case]} is not installed"
                     continue
-                if case.startswith("fit_"):
-                    first, median = fit_case(case, model, x, y, batch, args.quick, args.epochs)
-                else:
-                    epoch = BUILDERS[case](model, x, y, batch, args.quick)
-                    first, median = _epochs(epoch, args.epochs)
+                try:
+                    first, median = _time_case(case, model, x, y, batch, args)
+                except Exception as err:  # one broken case must not end the run
+                    errors[f"{model}/{case}@{batch}"] = f"{type(err).__name__}: {err}"
+                    print(f"error in {model} {case} at batch {batch}: {err}", file=sys.stderr)
+                    continue
                 rows.append(
                     {
                         "model": model,
@@ -259,7 +265,14 @@ def run(args: argparse.Namespace) -> tuple[list[dict], dict[str, str]]:
         base = [b for b in rows if b["case"] == "bare_step" and b["model"] == r["model"]]
         base = [b for b in base if b["batch_size"] == r["batch_size"]]
         r["ratio_vs_bare_step"] = base[0]["epoch_s"] / r["epoch_s"] if base else None
-    return rows, skipped
+    return rows, skipped, errors
+
+
+def _time_case(case: str, model: str, x, y, batch: int, args) -> tuple[float, float]:
+    """``(first epoch s, median epoch s)`` of one case."""
+    if case.startswith("fit_"):
+        return fit_case(case, model, x, y, batch, args.quick, args.epochs)
+    return _epochs(BUILDERS[case](model, x, y, batch, args.quick), args.epochs)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -278,14 +291,14 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown cases or models {unknown}; cases: {','.join(CASES)}")
     if args.quick:
         args.epochs = min(args.epochs, 1)
-    rows, skipped = run(args)
+    rows, skipped, errors = run(args)
     path = H.write_json(
         args.out or H.default_out(NAME),
         name=NAME,
         config={k: v for k, v in vars(args).items() if k != "out"},
         rows=rows,
         skipped=skipped,
-        errors={},
+        errors=errors,
     )
     for r in rows:
         ratio = r["ratio_vs_bare_step"]
@@ -296,7 +309,7 @@ def main(argv: list[str] | None = None) -> int:
     for case, why in skipped.items():
         print(f"skipped {case}: {why}")
     print(f"results written to {path}")
-    return 0
+    return 1 if errors else 0
 
 
 if __name__ == "__main__":
