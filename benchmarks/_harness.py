@@ -26,7 +26,16 @@ from collections.abc import Hashable, Iterable, Mapping
 from typing import Any, TypeVar
 
 from _paired import format_paired, paired_ratio
-from _timing import Timing, counted, sync_jax, sync_none, sync_torch_cuda, time_call, time_calls
+from _timing import (
+    Timing,
+    counted,
+    sync_jax,
+    sync_none,
+    sync_torch_cuda,
+    time_call,
+    time_calls,
+    torch_device,
+)
 
 K = TypeVar("K", bound=Hashable)
 BASELINE = "nnjax"
@@ -264,5 +273,6 @@ __all__ = [
     "sync_torch_cuda",
     "time_call",
     "time_calls",
+    "torch_device",
     "write_json",
 ]

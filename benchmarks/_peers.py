@@ -264,7 +264,7 @@ def keras(spec: Spec, factory: Factory, batch: int) -> Case:
 def torch(
     spec: Spec, factory: Factory, batch: int, *, compile: bool = False, onednn: bool = True
 ) -> Case:
-    """Eager PyTorch (``compile=True``: ``torch.compile``), on CUDA when available.
+    """Eager PyTorch (``compile=True``: ``torch.compile``), on CUDA where JAX runs on a GPU.
 
     ``onednn=False`` runs every call with oneDNN off (``torch.backends.mkldnn.flags``):
     a diagnostic, since on CPU ``nn.LSTM`` is then ATen's per-step loop instead of
@@ -275,7 +275,7 @@ def torch(
     import torch as T
 
     T.manual_seed(0)
-    device = "cuda" if T.cuda.is_available() else "cpu"
+    device, sync = H.torch_device()
     model = factory().to(device)
     optimizer = {"adam": T.optim.Adam, "sgd": T.optim.SGD}[spec.optimizer]
     optimizer = optimizer(model.parameters(), lr=spec.lr)
@@ -299,7 +299,6 @@ def torch(
         with backends(), T.inference_mode():
             return forward(x)
 
-    sync = H.sync_torch_cuda if device == "cuda" else H.sync_none
     return Case(run_train, run_predict, sync)
 
 

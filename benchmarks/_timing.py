@@ -69,6 +69,24 @@ def sync_torch_cuda(out: Any) -> None:
     torch.cuda.synchronize()
 
 
+def torch_device() -> tuple[str, Callable[[Any], None]]:
+    """PyTorch's device and sync: ``("cuda", sync_torch_cuda)`` where JAX runs on a GPU
+    and PyTorch sees one, else ``("cpu", sync_none)``, so peers share a kind of device.
+
+    Example:
+      >>> torch_device()[0]  # on the CPU test machines
+      'cpu'
+    """
+    import jax
+
+    if jax.default_backend() == "gpu":
+        import torch
+
+        if torch.cuda.is_available():
+            return "cuda", sync_torch_cuda
+    return "cpu", sync_none
+
+
 def time_call(
     fn: Callable[[], Any],
     *,

@@ -184,7 +184,7 @@ def keras_fit(model: str, x, y, batch: int, quick: bool) -> Callable[[], None]:
 
 
 def torch_loader(model: str, x, y, batch: int, quick: bool) -> Callable[[], None]:
-    """A plain PyTorch ``DataLoader`` loop, eager, on the CPU."""
+    """A plain PyTorch ``DataLoader`` loop, eager (on CUDA where JAX runs on a GPU)."""
     import torch
 
     torch.manual_seed(0)
@@ -209,14 +209,18 @@ def torch_loader(model: str, x, y, batch: int, quick: bool) -> Callable[[], None
         batch_size=batch,
         shuffle=True,
     )
+    device, sync = H.torch_device()
+    net = net.to(device)
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
     loss_fn = torch.nn.CrossEntropyLoss()
 
     def epoch():
         for xb, yb in loader:
+            xb, yb = xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)
             opt.zero_grad(set_to_none=True)
             loss_fn(net(xb), yb).backward()
             opt.step()
+        sync(None)
 
     return epoch
 

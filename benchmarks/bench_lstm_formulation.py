@@ -41,6 +41,7 @@ import resource
 import statistics
 import time
 
+import _harness as H
 import jax
 import jax.numpy as jnp
 
@@ -111,25 +112,33 @@ def _variant_fns(cell, formulation, unroll):
 
 
 def _torch_fns(cell, size, dtype):
-    """PyTorch's eager forward and forward+backward (w.r.t. weights and xs), or ``{}``."""
+    """PyTorch's eager forward and forward+backward (w.r.t. weights and xs), or ``{}``.
+
+    On CUDA when JAX runs on a GPU and PyTorch sees one (each call then waits for the
+    GPU, as ``jax.block_until_ready`` does for JAX), else on the CPU.
+    """
     try:
         import torch
     except ImportError:
         return {}
     b, t, f, h = size
+    device, sync = H.torch_device()
     module = (torch.nn.LSTM if cell == "lstm" else torch.nn.GRU)(f, h, batch_first=True)
-    module = module.to(getattr(torch, dtype.name))
-    xs = torch.randn(b, t, f, dtype=module.weight_hh_l0.dtype, requires_grad=True)
+    module = module.to(device=device, dtype=getattr(torch, dtype.name))
+    xs = torch.randn(b, t, f, dtype=module.weight_hh_l0.dtype, device=device, requires_grad=True)
 
     def forward(*_):
         with torch.no_grad():
-            return module(xs)[0]
+            out = module(xs)[0]
+        sync(None)
+        return out
 
     def forward_backward(*_):
         for q in (*module.parameters(), xs):
             q.grad = None
         loss = (module(xs)[0].float() ** 2).mean()
         loss.backward()
+        sync(None)
         return loss
 
     return {"forward": forward, "forward_backward": forward_backward}

@@ -76,6 +76,14 @@ def _torch_fwd_bwd(forward: Callable, inputs: list) -> Callable[[], object]:
     return step
 
 
+def _torch_leaves(*arrays: np.ndarray) -> list:
+    """PyTorch copies (row-major) of ``arrays`` on :func:`_harness.torch_device`, with grad."""
+    import torch
+
+    device = H.torch_device()[0]
+    return [torch.from_numpy(np.array(a, order="C")).to(device).requires_grad_() for a in arrays]
+
+
 def torch_ones_like(t):
     """``torch.ones_like`` (imported lazily)."""
     import torch
@@ -125,11 +133,10 @@ def conv_calls(x_shape, out_channels: int, groups: int) -> tuple[Calls, str]:
     if C.missing_module("torch") is None:
         import torch
 
-        tx = torch.from_numpy(np.moveaxis(np.asarray(x), -1, 1).copy()).requires_grad_()
-        tk = torch.from_numpy(np.transpose(kernel, (3, 2, 0, 1)).copy()).requires_grad_()
-        tb = torch.zeros(out_channels, requires_grad=True)
+        nchw, oihw = np.moveaxis(np.asarray(x), -1, 1), np.transpose(kernel, (3, 2, 0, 1))
+        tx, tk, tb = _torch_leaves(nchw, oihw, np.zeros(out_channels, np.float32))
         fwd = lambda x, k, b: torch.nn.functional.conv2d(x, k, b, padding=1, groups=groups)
-        calls["torch"] = (_torch_fwd_bwd(fwd, [tx, tk, tb]), H.sync_none)
+        calls["torch"] = (_torch_fwd_bwd(fwd, [tx, tk, tb]), H.torch_device()[1])
     return calls, picked
 
 
@@ -164,9 +171,9 @@ def pool_calls(x_shape, kind: str) -> tuple[Calls, str]:
     if C.missing_module("torch") is None:
         import torch
 
-        tx = torch.from_numpy(np.moveaxis(np.asarray(x), -1, 1).copy()).requires_grad_()
+        (tx,) = _torch_leaves(np.moveaxis(np.asarray(x), -1, 1))
         pool = getattr(torch.nn.functional, f"{kind}_pool2d")
-        calls["torch"] = (_torch_fwd_bwd(lambda x: pool(x, 2), [tx]), H.sync_none)
+        calls["torch"] = (_torch_fwd_bwd(lambda x: pool(x, 2), [tx]), H.torch_device()[1])
     return calls, picked
 
 
@@ -222,9 +229,10 @@ def rnn_calls(cell: str, batch: int, quick: bool) -> tuple[Calls, str]:
         import torch
 
         torch.manual_seed(0)
-        module = getattr(torch.nn, cell.upper())(features, hidden, batch_first=True)
-        tx = torch.from_numpy(np.array(xs)).requires_grad_()
-        calls["torch"] = (_torch_fwd_bwd(lambda x: module(x)[0], [tx]), H.sync_none)
+        device, sync = H.torch_device()
+        module = getattr(torch.nn, cell.upper())(features, hidden, batch_first=True).to(device)
+        (tx,) = _torch_leaves(np.array(xs))
+        calls["torch"] = (_torch_fwd_bwd(lambda x: module(x)[0], [tx]), sync)
     return calls, picked
 
 

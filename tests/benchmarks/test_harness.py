@@ -235,3 +235,18 @@ def test_time_calls_keeps_each_rounds_sample_in_round_order():
 def test_docstring_examples_run(module):
     result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.attempted > 0 and result.failed == 0
+
+
+@pytest.mark.parametrize(
+    ("backend", "cuda", "expected"),
+    [("gpu", True, "cuda"), ("gpu", False, "cpu"), ("cpu", True, "cpu")],
+)
+def test_pytorch_runs_on_cuda_only_where_jax_runs_on_a_gpu(monkeypatch, backend, cuda, expected):
+    torch = pytest.importorskip("torch")
+    import jax
+
+    monkeypatch.setattr(jax, "default_backend", lambda: backend)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    device, sync = H.torch_device()
+    assert device == expected
+    assert sync is (H.sync_torch_cuda if expected == "cuda" else H.sync_none)
