@@ -7,9 +7,9 @@ import optax
 import pytest
 from flax import nnx
 
-from nnjax import _hardware, losses
+from nnjax import _hardware, activations, losses
 from nnjax.nn import MLP
-from nnjax.train import compiled, sharding
+from nnjax.train import compiled, sharding, sweep_result
 from nnjax.train import step as step_lib
 from nnjax.train.callbacks import EarlyStopping
 from nnjax.train.data import ArraySource, epoch_index
@@ -162,6 +162,18 @@ def test_ensemble_predict_is_the_mean_of_member_outputs(result, data):
     probs = np.mean([jax.nn.softmax(o) for o in outs], axis=0)
     got = ensemble_predict(result, x, activation="softmax")
     np.testing.assert_allclose(got, probs, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.slow  # uses the module's sweep result (trained in the slow step)
+def test_ensemble_and_member_predictions_compile_once(result, data):
+    x = data[0][:6]
+    for _ in range(3):
+        ensemble_predict(result, x, activation="softmax")
+        member_predictions(result, x)
+    graphdef = step_lib.graphdef_for(result.member(0), training=False)
+    softmax = activations.get("softmax")
+    assert sweep_result._compiled_members(graphdef)._cache_size() == 1
+    assert sweep_result._compiled_ensemble(graphdef, softmax)._cache_size() == 1
 
 
 @pytest.mark.slow  # among the slowest of the default run (fresh venv, 2026-12-01, session 3)
