@@ -18,7 +18,7 @@ from jax.sharding import Mesh
 
 from nnjax import losses
 from nnjax import metrics as metrics_lib
-from nnjax.train import host_memory, in_flight, sharding, step, validation
+from nnjax.train import abstract_output, host_memory, in_flight, sharding, step, validation
 from nnjax.train.compiled import cached
 from nnjax.train.data import ArraySource, IterableSource, is_arrays, make_source
 from nnjax.train.feeder import Prefetcher
@@ -197,7 +197,7 @@ def evaluate(
     )  # fmt: skip
     mesh, graphdef, params, rest = _setup(model, source.batch_size, devices)
     example = source.example()
-    out = validation.output_shape(model, graphdef, params, rest, example.x)
+    out = abstract_output.output_shape(model, graphdef, params, rest, example.x)
     validation.check_labels(out, example.y, "data")
     if isinstance(source, ArraySource):
         validation.check_labels(out, source.y, "data")
@@ -274,7 +274,7 @@ def predict(
     batch_size = validation.check_count("batch_size", batch_size, 1)
     source = _predict_source(x, batch_size, steps, check_inputs)
     mesh, graphdef, params, rest = _setup(model, source.batch_size, devices)
-    validation.output_shape(model, graphdef, params, rest, source.example().x)
+    abstract_output.output_shape(model, graphdef, params, rest, source.example().x)
     params, rest = sharding.put_replicated((params, rest), mesh)
     predict_step = compiled_predict(graphdef)
     with jax.set_mesh(mesh):  # its programs' context: their mesh (sharding.own_mesh)

@@ -19,7 +19,7 @@ from jax.sharding import Mesh
 
 from nnjax import losses
 from nnjax import metrics as metrics_lib
-from nnjax.train import data, optimizers, sharding, step
+from nnjax.train import abstract_output, data, optimizers, sharding, step
 from nnjax.train import validation as checks
 from nnjax.train.evaluate import eval_source
 from nnjax.train.objective import compute_dtype, rounds_matmul_operands
@@ -95,7 +95,7 @@ def check_model(model, graphdef, params, rest, objective, source, val, tx) -> tu
         if src is None or objective.loss is None:
             continue
         example = src.example()
-        out = checks.output_shape(model, graphdef, params, rest, example.x)
+        out = abstract_output.output_shape(model, graphdef, params, rest, example.x)
         checks.check_labels(out, src.y if isinstance(src, data.ArraySource) else example.y, name)
         checks.check_loss_accepts(objective.loss, out, example.y, name)
     if objective.loss_fn is None:

@@ -8,7 +8,6 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-from flax import nnx
 
 from nnjax import losses
 
@@ -67,11 +66,6 @@ def check_dataset(
     return x, y
 
 
-def _expected_input(model: nnx.Module) -> str:
-    features = getattr(model, "in_features", None)
-    return f" (the model expects {features} input features)" if features is not None else ""
-
-
 def describe(tree: Any) -> str:
     """``"(5,) float32"`` for an array, ``"{'a': (5,) float32, ...}"`` for a pytree.
 
@@ -86,30 +80,6 @@ def describe(tree: Any) -> str:
     if hasattr(tree, "shape") and hasattr(tree, "dtype"):
         return f"{tuple(tree.shape)} {np.dtype(tree.dtype).name}"
     return repr(tree)
-
-
-def output_shape(model: nnx.Module, graphdef: nnx.GraphDef, params: Any, rest: Any, x: Any) -> Any:
-    """The model's output for one batch like ``x``, by :func:`jax.eval_shape` (no compile).
-
-    Raises:
-      ValueError: the model cannot take ``x``; names the per-example shapes it got.
-    """
-    from nnjax.train.step import call_model
-
-    example = jax.tree.map(lambda a: jax.ShapeDtypeStruct((1, *a.shape[1:]), a.dtype), x)
-    try:
-        return jax.eval_shape(
-            lambda p, r, e: call_model(nnx.merge(graphdef, p, r, copy=True), e),
-            params,
-            rest,
-            example,
-        )
-    except (AssertionError, TypeError, ValueError, KeyError) as err:
-        per_example = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape[1:], a.dtype), x)
-        raise ValueError(
-            f"the model cannot take inputs of per-example shape {describe(per_example)}"
-            f"{_expected_input(model)}: {err}"
-        ) from err
 
 
 def check_labels(out: Any, y: Any, name: str = "train") -> None:
@@ -385,7 +355,6 @@ __all__ = [
     "describe",
     "host_batch",
     "host_tree",
-    "output_shape",
     "sample_weights",
     "weighted",
 ]

@@ -1,0 +1,81 @@
+"""``abstract_output.output_shape``: the model traced once per graph and shapes."""
+
+import jax
+import numpy as np
+import pytest
+from flax import nnx
+
+from nnjax.nn import MLP
+from nnjax.train import abstract_output, evaluate, predict
+from nnjax.train.step import split_model
+
+
+class CountingMLP(MLP):
+    """An MLP that counts how often it is called (traced, under ``jit`` or ``eval_shape``)."""
+
+    calls = 0  # on the class: the steps call copies of the model
+
+    def __call__(self, x):
+        type(self).calls += 1
+        return super().__call__(x)
+
+
+def _calls(model) -> int:
+    return type(model).calls
+
+
+def test_output_shape_is_the_models_output_for_one_example():
+    model = MLP(3, (4,), 2, rngs=nnx.Rngs(0))
+    graphdef, params, rest = split_model(model, training=False)
+    out = abstract_output.output_shape(model, graphdef, params, rest, np.ones((5, 3), np.float32))
+    assert (out.shape, out.dtype) == ((1, 2), jax.numpy.float32)
+
+
+def test_predict_and_evaluate_trace_the_model_once_per_shape():
+    model = CountingMLP(3, (4,), 2, rngs=nnx.Rngs(0))
+    x, y = np.ones((6, 3), np.float32), np.zeros(6, np.int32)
+    predict(model, x)
+    first = _calls(model)
+    for _ in range(3):
+        predict(model, x)
+    assert _calls(model) == first  # no new trace: the shape check and the program kept
+    evaluate(model, (x, y), loss="cross_entropy")
+    after_evaluate = _calls(model)
+    evaluate(model, (x, y), loss="cross_entropy")
+    assert _calls(model) == after_evaluate
+    predict(model, np.zeros((6, 3), np.float32))  # other values, same shapes
+    assert _calls(model) == after_evaluate
+    predict(model, np.zeros((7, 3), np.float32))  # another batch: one new program
+    assert _calls(model) == after_evaluate + 1
+
+
+def test_a_wrong_input_raises_every_time():
+    model = MLP(4, (4,), 2, rngs=nnx.Rngs(0))
+    for _ in range(2):
+        with pytest.raises(ValueError, match=r"per-example shape \(5,\).*expects 4 input"):
+            predict(model, np.ones((3, 5), np.float32))
+
+
+class WithConfig(nnx.Module):
+    """A module whose graph holds an unhashable static attribute (a dict)."""
+
+    def __init__(self):
+        self.w = nnx.Param(jax.numpy.ones((3, 2)))
+        self.config = nnx.static({"sizes": [3, 2]})
+
+    def __call__(self, x):
+        return x @ self.w[...]
+
+
+def test_a_graph_that_cannot_be_hashed_is_traced_without_the_cache(monkeypatch):
+    def no_cache(*args):
+        raise AssertionError("the cache was asked")
+
+    monkeypatch.setattr(abstract_output, "_cached_trace", no_cache)
+    model = WithConfig()
+    graphdef, params, rest = split_model(model, training=False)
+    with pytest.raises(TypeError):
+        hash(graphdef)
+    out = abstract_output.output_shape(model, graphdef, params, rest, np.ones((5, 3), np.float32))
+    assert out.shape == (1, 2)
+    assert predict(model, np.ones((5, 3), np.float32)).shape == (5, 2)
