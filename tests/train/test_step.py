@@ -77,6 +77,47 @@ def test_split_model_leaves_model_mode_alone():
     assert model.dropouts[0].deterministic
 
 
+def _dropout_modes(graphdef, params, rest):
+    model = nnx.merge(graphdef, params, rest)
+    return [d.deterministic for d in model.dropouts]
+
+
+def test_split_model_puts_a_graph_in_a_mode_once(monkeypatch):
+    views = []
+    view = nnx.view
+    monkeypatch.setattr(nnx, "view", lambda *a, **k: views.append(1) or view(*a, **k))
+    S._MODE_GRAPHS.clear()
+    model = MLP(3, (4,), 2, dropout=0.5, rngs=nnx.Rngs(0))
+    for _ in range(3):
+        assert _dropout_modes(*S.split_model(model, training=False)) == [True]
+        assert _dropout_modes(*S.split_model(model, training=True)) == [False]
+    assert len(views) == 2  # one per mode, not one per call
+    model.eval()  # another graph (the model's own mode changed): derived anew
+    assert _dropout_modes(*S.split_model(model, training=True)) == [False]
+    assert len(views) == 3
+
+
+class _WithConfig(nnx.Module):
+    """A module whose graph holds an unhashable static attribute (a dict)."""
+
+    def __init__(self, rngs):
+        self.dense = nnx.Linear(2, 2, rngs=rngs)
+        self.dropout = nnx.Dropout(0.5, rngs=rngs)
+        self.config = nnx.static({"sizes": [2, 2]})
+
+    def __call__(self, x):
+        return self.dropout(self.dense(x))
+
+
+def test_split_model_of_a_graph_that_cannot_be_hashed():
+    model = _WithConfig(nnx.Rngs(0))
+    graphdef, params, rest = S.split_model(model, training=False)
+    with pytest.raises(TypeError):
+        hash(graphdef)
+    assert nnx.merge(graphdef, params, rest).dropout.deterministic
+    assert not nnx.merge(*S.split_model(model, training=True)).dropout.deterministic
+
+
 @pytest.mark.slow  # among the slowest of the default run (fresh venv, 2026-12-01, session 3)
 def test_scan_steps_equals_sequential_steps(key):
     gd, params, rest = S.split_model(MLP(3, (4,), 2, rngs=nnx.Rngs(0)))
