@@ -20,13 +20,13 @@ Example:
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 import jax
 import numpy as np
 from flax import nnx
 
+from nnjax.train.compiled import cached
 from nnjax.train.validation import describe
 
 
@@ -60,15 +60,6 @@ def _aval(a: Any) -> jax.ShapeDtypeStruct:
     return jax.ShapeDtypeStruct(np.shape(a), a.dtype, weak_type=bool(getattr(a, "weak_type", 0)))
 
 
-def _traced(graphdef: nnx.GraphDef, treedef: Any, avals: tuple) -> Any:
-    """:func:`_trace`, kept for the key's next use where the key is hashable."""
-    try:
-        hash((graphdef, treedef, avals))
-    except TypeError:  # a graph with unhashable static metadata: trace every time
-        return _trace(graphdef, treedef, avals)
-    return _cached_trace(graphdef, treedef, avals)
-
-
 def _trace(graphdef: nnx.GraphDef, treedef: Any, avals: tuple) -> Any:
     from nnjax.train.step import call_model
 
@@ -78,7 +69,7 @@ def _trace(graphdef: nnx.GraphDef, treedef: Any, avals: tuple) -> Any:
     )
 
 
-_cached_trace = functools.lru_cache(maxsize=64)(_trace)
+_traced = cached(_trace)
 
 
 def _expected_input(model: nnx.Module) -> str:

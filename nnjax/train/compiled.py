@@ -95,24 +95,29 @@ TRACES = TraceCounter()
 
 
 def cached(builder: Callable) -> Callable:
-    """Memoises a builder of jitted functions on hashable arguments.
+    """Memoises a builder (of jitted functions, of traces) on hashable arguments.
 
     So repeated ``fit``/``evaluate`` calls with the same model graph reuse one compiled
-    function.
+    function. Arguments that cannot be hashed (a graph with a dict among its static
+    attributes) are built afresh each time; an error of the builder itself is raised
+    as it is.
 
     Example:
       >>> square = cached(lambda n: n * n)
       >>> square(3)
       9
+      >>> cached(len)([1, 2])  # a list cannot be hashed: built afresh
+      2
     """
     memo = functools.lru_cache(maxsize=64)(builder)
 
     @functools.wraps(builder)
     def get(*args):
         try:
-            return memo(*args)
+            hash(args)
         except TypeError:  # an unhashable argument: build afresh
             return builder(*args)
+        return memo(*args)
 
     return get
 

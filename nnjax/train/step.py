@@ -78,23 +78,36 @@ def split_model(model: nnx.Module, *, training: bool = True) -> tuple[nnx.GraphD
       (2, 4)
     """
     graphdef, params, rest = nnx.split(model, nnx.Param, ...)  # type: ignore[misc]
-    graphdef = _in_mode(graphdef, params, rest, training)
+    graphdef = graph_in_mode(graphdef, params, rest, training=training)
     # Fresh Variable containers: later steps never write into ``model`` itself.
     return graphdef, *jax.tree.map(lambda leaf: leaf, (params, rest))
 
 
-#: The last graphs put in a mode by :func:`_in_mode`: ``(graphdef, training) -> graphdef``.
+#: The last graphs put in a mode by :func:`graph_in_mode`: ``(graphdef, training) -> graphdef``.
 _MODE_GRAPHS: collections.OrderedDict[tuple[nnx.GraphDef, bool], nnx.GraphDef] = (
     collections.OrderedDict()
 )
 
 
-def _in_mode(graphdef: nnx.GraphDef, params: Any, rest: Any, training: bool) -> nnx.GraphDef:
-    """``graphdef`` with its modules in training or inference mode (``nnx.view``).
+def graph_in_mode(
+    graphdef: nnx.GraphDef, params: PyTree, rest: PyTree, *, training: bool
+) -> nnx.GraphDef:
+    """``graphdef`` with its modules in training or inference mode (as ``nnx.view`` sets it).
 
-    A view clones the whole module graph (3.6 of the 4.1 ms that splitting a 22-layer
-    MLP took), and the mode's graph depends on the graph alone, so it is derived once
-    per graph (the 64 most recent are kept).
+    The state (``params``, ``rest``: any arrays of the graph's structure, e.g. a
+    sweep's stacked members) is read only the first time. A view clones the whole
+    module graph (3.6 of the 4.1 ms that splitting a 22-layer MLP took), and the mode's
+    graph depends on the graph alone, so it is derived once per graph (the 64 most
+    recent are kept; a graph that cannot be hashed, every time).
+
+    Example:
+      >>> from flax import nnx
+      >>> from nnjax.nn import MLP
+      >>> model = MLP(2, (4,), 1, dropout=0.5, rngs=nnx.Rngs(0))
+      >>> graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+      >>> eval_graph = graph_in_mode(graphdef, params, rest, training=False)
+      >>> nnx.merge(eval_graph, params, rest).dropouts[0].deterministic
+      True
     """
     key = (graphdef, training)
     try:
@@ -287,6 +300,7 @@ __all__ = [
     "as_batch",
     "batch_loss",
     "call_model",
+    "graph_in_mode",
     "graphdef_for",
     "make_eval_step",
     "make_loss_fn",

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import functools
 import os
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -274,21 +273,8 @@ def _input(x: Any) -> Any:
 
 
 def _eval_graphdef(group: MemberGroup) -> nnx.GraphDef:
-    """The inference-mode graph of ``group``'s members, derived once per graph.
-
-    Deriving it rebuilds a model (``nnx.merge``, a view, ``nnx.split``): 12-15 ms for
-    a 22-layer MLP, which was nine tenths of an ``ensemble_predict`` call, so it is
-    cached on the graph and the members' shapes, never on their values.
-    """
-    leaves, treedef = jax.tree.flatten((group.params, group.rest))
-    shapes = tuple(jax.ShapeDtypeStruct(a.shape[1:], a.dtype) for a in leaves)
-    return _inference_graph(group.graphdef, treedef, shapes)
-
-
-@functools.lru_cache(maxsize=64)
-def _inference_graph(graphdef: nnx.GraphDef, treedef: Any, shapes: tuple) -> nnx.GraphDef:
-    params, rest = jax.tree.unflatten(treedef, shapes)
-    return step_lib.graphdef_for(nnx.merge(graphdef, params, rest), training=False)
+    """The inference-mode graph of ``group``'s members (derived once per graph)."""
+    return step_lib.graph_in_mode(group.graphdef, group.params, group.rest, training=False)
 
 
 @cached
