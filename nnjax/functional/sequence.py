@@ -166,10 +166,8 @@ def rnn(
     """Scans ``cell`` over the time axis of batch-major sequences.
 
     Computes in the dtype of ``xs``: the parameters and the initial state are cast to it.
-    Differentiated by autodiff of the scan (forward mode too); :func:`lstm`, :func:`gru`
-    and ``nn.RNN`` run their cells with backward passes of their own. With the batch
-    split over several CPU devices, XLA:CPU sums an autodiff scan's weight gradients
-    across the devices at every step (the distributed guide has the figures).
+    Differentiated by autodiff (forward mode too): over several CPU devices its weight
+    gradients are summed at every step, unlike :func:`lstm`'s (see the distributed guide).
 
     Args:
       cell: any ``cell(params, carry, x) -> (new_carry, y)``, e.g. ``F.rnn_cell``,
