@@ -28,6 +28,25 @@ def test_put_places_shards_without_aliasing_and_to_host_reads_them_back():
     np.testing.assert_array_equal(arrays.to_host(again), x)
 
 
+def test_put_places_a_tree_in_one_call_without_aliasing(monkeypatch):
+    calls = []
+    device_put = jax.device_put
+    monkeypatch.setattr(jax, "device_put", lambda *a, **k: calls.append(1) or device_put(*a, **k))
+    mesh = _mesh()
+    tree = {"a": jax.numpy.arange(8.0), "b": [np.ones((4, 2)), jax.random.key(0)], "c": None}
+    specs = {"a": NamedSharding(mesh, P("data")), "b": [NamedSharding(mesh, P())] * 2, "c": None}
+    placed = arrays.put(tree, specs)
+    assert len(calls) == 1
+    assert [s.data.shape for s in placed["a"].addressable_shards] == [(2,)] * 4
+    assert placed["b"][0].is_fully_replicated and placed["c"] is None
+    placed["a"].delete()  # the input's buffer is another one
+    np.testing.assert_array_equal(np.asarray(tree["a"]), np.arange(8.0))
+    key_data = [jax.random.key_data(k).tolist() for k in (placed["b"][1], tree["b"][1])]
+    assert key_data[0] == key_data[1]
+    with pytest.raises(ValueError):
+        arrays.put(tree, {"a": specs["a"]})  # shardings that do not match the tree
+
+
 def test_process_rows_of_one_process_is_the_whole_batch():
     sharding = NamedSharding(_mesh((2, 2), ("data", "model")), P("data"))
     assert arrays.process_rows(sharding, 8) == slice(0, 8)
