@@ -22,7 +22,7 @@ from nnjax import metrics as metrics_lib
 from nnjax.train import compiled, in_flight, optimizers
 from nnjax.train.driver import CallbackDriver, Run
 from nnjax.train.feeder import DeviceFeeder
-from nnjax.train.interrupts import deferred_interrupt
+from nnjax.train.interrupts import deferred_interrupt, held_interrupts
 from nnjax.train.progress import EpochProgress
 from nnjax.train.state import TrainState
 
@@ -140,8 +140,18 @@ def _dispatch(run: Run, plan: Plan, chunk: Any, bar: EpochProgress) -> Any:
     return out
 
 
-def run_epoch(run: Run, plan: Plan, driver: CallbackDriver, epoch: int) -> dict[str, float]:
-    """Trains one epoch; returns its logs (train and validation metrics, learning rate)."""
+def _none() -> None:
+    return None
+
+
+def run_epoch(
+    run: Run, plan: Plan, driver: CallbackDriver, epoch: int, deliver: Callable[[], None] = _none
+) -> dict[str, float]:
+    """Trains one epoch; returns its logs (train and validation metrics, learning rate).
+
+    ``deliver()`` (:func:`~nnjax.train.interrupts.held_interrupts`) runs after every
+    dispatch: a held Ctrl-C is raised there.
+    """
     start = time.perf_counter()
     bar = EpochProgress(epoch=epoch, epochs=plan.epochs, steps=plan.steps, verbose=plan.verbose)
     outs: list[dict] = []
@@ -156,6 +166,7 @@ def run_epoch(run: Run, plan: Plan, driver: CallbackDriver, epoch: int) -> dict[
                 loss = float(np.dot(prev["loss"], prev["count"]) / max(prev["count"].sum(), 1))
             bar.update(chunk.steps, loss)
             driver.dispatch_end(chunk.args)
+            deliver()
         host = jax.device_get(outs)
         logs_fn = plan.logs_fn or functools.partial(fit_logs, plan)
         logs = logs_fn(run.state, host, epoch)
@@ -177,14 +188,16 @@ def run_epochs(run: Run, plan: Plan, driver: CallbackDriver, initial_epoch: int)
     ``append(epoch, logs)``.
     """
     logs: dict[str, float] = {}
-    for epoch in range(initial_epoch, plan.epochs):
-        driver.epoch_begin(epoch)
-        logs = run_epoch(run, plan, driver, epoch)
-        run.history.append(epoch, logs)
-        driver.epoch_end(epoch, logs)
-        if run.stop:
-            break
-    driver.train_end(logs)
+    with held_interrupts() as deliver:  # a Ctrl-C is raised at the next safe point
+        for epoch in range(initial_epoch, plan.epochs):
+            driver.epoch_begin(epoch)
+            logs = run_epoch(run, plan, driver, epoch, deliver)
+            run.history.append(epoch, logs)
+            driver.epoch_end(epoch, logs)
+            deliver()
+            if run.stop:
+                break
+        driver.train_end(logs)
 
 
 __all__ = ["NonFiniteLossError", "Plan", "epoch_logs", "fit_logs", "run_epoch", "run_epochs"]

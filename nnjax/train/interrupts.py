@@ -7,6 +7,8 @@ interrupt while XLA compiles the first step can crash the process (a segfault in
 the compiler, reproducible in a plain JAX script). :func:`deferred_interrupt` holds a
 ``SIGINT`` until the section ends, then delivers it to the handler that was installed
 before (by default: ``KeyboardInterrupt`` raised at that point).
+:func:`held_interrupts` holds it for a whole run and hands it over at the run's safe
+points.
 
 Only the main thread receives signals in Python; elsewhere the context manager does
 nothing.
@@ -24,7 +26,7 @@ import contextlib
 import os
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from types import FrameType
 
 
@@ -70,4 +72,50 @@ def deferred_interrupt() -> Iterator[None]:
         _deliver(previous, *received[0])
 
 
-__all__ = ["deferred_interrupt"]
+@contextlib.contextmanager
+def held_interrupts() -> Iterator[Callable[[], None]]:
+    """Holds ``SIGINT`` for a whole run; the yielded ``deliver()`` handles a held one.
+
+    A run calls ``deliver()`` at its safe points (``fit``: after every dispatch and
+    every epoch), and a Ctrl-C is handled there wherever it arrived. Under Python's
+    own handler a ``KeyboardInterrupt`` raised inside a ``gc`` callback (JAX runs one,
+    ``_xla_gc_callback``, at every collection: jax-ml/jax#18246) is printed, ignored
+    and lost. A second ``SIGINT`` while one is held is handled at once, outside
+    :func:`deferred_interrupt`'s sections (a way out of a callback that never returns);
+    one still held when the block ends is handled there. Outside the main thread it
+    holds nothing.
+
+    Yields:
+      ``deliver()``: handles a held ``SIGINT`` as the handler installed before would
+      have (by default: raises ``KeyboardInterrupt``); does nothing if none is held.
+
+    Example:
+      >>> with held_interrupts() as deliver:
+      ...     deliver()  # nothing held: nothing happens
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: None
+        return
+    held: list[tuple[int, FrameType | None]] = []
+
+    def hold(signum: int, frame: FrameType | None) -> None:
+        if held:  # pressed again: both handled now, as one
+            held.clear()
+            _deliver(previous, signum, frame)
+        else:
+            held.append((signum, frame))
+
+    def deliver() -> None:
+        if held:
+            _deliver(previous, *held.pop())
+
+    previous = signal.signal(signal.SIGINT, hold)
+    try:
+        yield deliver
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if held:  # arrived after the last safe point: the block's end is one
+        _deliver(previous, *held[0])
+
+
+__all__ = ["deferred_interrupt", "held_interrupts"]

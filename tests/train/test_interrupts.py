@@ -1,6 +1,7 @@
 """Ctrl-C inside ``fit`` at random instants: the model never holds deleted arrays."""
 
 import _thread
+import gc
 import os
 import random
 import signal
@@ -15,7 +16,8 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from nnjax.train.interrupts import deferred_interrupt
+from nnjax.train.callbacks import Callback
+from nnjax.train.interrupts import deferred_interrupt, held_interrupts
 from nnjax.train.loop import fit
 from tests.train._data import blobs, mlp
 
@@ -58,6 +60,26 @@ def test_a_custom_handler_gets_the_deferred_signal():
         assert calls == [signal.SIGINT]
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+def test_a_held_interrupt_waits_for_deliver_and_a_second_one_does_not():
+    before = signal.getsignal(signal.SIGINT)
+    with held_interrupts() as deliver:
+        signal.raise_signal(signal.SIGINT)
+        total = sum(range(100))  # the handler has run: nothing raised
+        with pytest.raises(KeyboardInterrupt):
+            deliver()
+        deliver()  # nothing held any more
+        signal.raise_signal(signal.SIGINT)
+        with pytest.raises(KeyboardInterrupt):
+            signal.raise_signal(signal.SIGINT)  # pressed again: at once
+            sum(range(100))
+    assert total == 4950 and signal.getsignal(signal.SIGINT) is before
+    with pytest.raises(KeyboardInterrupt):
+        with held_interrupts():
+            signal.raise_signal(signal.SIGINT)
+            total = sum(range(10))  # held to the block's end
+    assert total == 45 and signal.getsignal(signal.SIGINT) is before
 
 
 def test_outside_the_main_thread_it_does_nothing():
@@ -142,3 +164,32 @@ def test_real_sigint_during_compilation_never_crashes(tmp_path):
         )  # fmt: skip
         assert done.returncode == 3, (delay, done.returncode, done.stderr[-2000:])
         assert "interrupted (2, 2)" in done.stdout
+
+
+def test_an_interrupt_inside_a_gc_callback_is_not_lost():
+    """Python prints and ignores a KeyboardInterrupt raised in a ``gc`` callback (JAX has
+    one, ``_xla_gc_callback``: jax-ml/jax#18246), so a Ctrl-C landing there was lost."""
+    x, y = blobs(n=64)
+    model = mlp()
+    kw = dict(loss="cross_entropy", batch_size=16, verbose=0, steps_per_dispatch=1)
+    fit(model, (x, y), epochs=1, **kw)
+    fired = []
+
+    def in_gc(phase, info):
+        if phase == "start" and not fired:
+            fired.append(1)
+            signal.raise_signal(signal.SIGINT)  # the handler runs in this callback
+
+    class Collect(Callback):
+        def on_dispatch_end(self, step, batch):
+            if not fired:
+                gc.collect()
+
+    gc.callbacks.append(in_gc)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            fit(model, (x, y), epochs=20, callbacks=[Collect()], **kw)
+    finally:
+        gc.callbacks.remove(in_gc)
+    assert fired
+    _usable(model, x)
