@@ -41,6 +41,37 @@ def _deliver(previous: object, signum: int, frame: FrameType | None) -> None:
 
 
 @contextlib.contextmanager
+def _holding(*, again_at_once: bool) -> Iterator[Callable[[], None]]:
+    """Holds ``SIGINT`` in the block; yields ``deliver()``; handles a held one at the end.
+
+    With ``again_at_once`` a second ``SIGINT`` while one is held is handled at once.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: None
+        return
+    held: list[tuple[int, FrameType | None]] = []
+
+    def hold(signum: int, frame: FrameType | None) -> None:
+        if held and again_at_once:  # pressed again: both handled now, as one
+            held.clear()
+            _deliver(previous, signum, frame)
+        elif not held:
+            held.append((signum, frame))
+
+    def deliver() -> None:
+        if held:
+            _deliver(previous, *held.pop())
+
+    previous = signal.signal(signal.SIGINT, hold)
+    try:
+        yield deliver
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if held:  # the block completed: its end is a safe point
+        _deliver(previous, *held[0])
+
+
+@contextlib.contextmanager
 def deferred_interrupt() -> Iterator[None]:
     """Delays ``SIGINT`` (Ctrl-C) received inside the block until the block ends.
 
@@ -55,21 +86,8 @@ def deferred_interrupt() -> Iterator[None]:
       >>> with deferred_interrupt():
       ...     pass
     """
-    if threading.current_thread() is not threading.main_thread():
+    with _holding(again_at_once=False):
         yield
-        return
-    received: list[tuple[int, FrameType | None]] = []
-
-    def hold(signum: int, frame: FrameType | None) -> None:
-        received.append((signum, frame))
-
-    previous = signal.signal(signal.SIGINT, hold)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-    if received:  # the block completed: now is a safe point
-        _deliver(previous, *received[0])
 
 
 @contextlib.contextmanager
@@ -93,29 +111,8 @@ def held_interrupts() -> Iterator[Callable[[], None]]:
       >>> with held_interrupts() as deliver:
       ...     deliver()  # nothing held: nothing happens
     """
-    if threading.current_thread() is not threading.main_thread():
-        yield lambda: None
-        return
-    held: list[tuple[int, FrameType | None]] = []
-
-    def hold(signum: int, frame: FrameType | None) -> None:
-        if held:  # pressed again: both handled now, as one
-            held.clear()
-            _deliver(previous, signum, frame)
-        else:
-            held.append((signum, frame))
-
-    def deliver() -> None:
-        if held:
-            _deliver(previous, *held.pop())
-
-    previous = signal.signal(signal.SIGINT, hold)
-    try:
+    with _holding(again_at_once=True) as deliver:
         yield deliver
-    finally:
-        signal.signal(signal.SIGINT, previous)
-    if held:  # arrived after the last safe point: the block's end is one
-        _deliver(previous, *held[0])
 
 
 __all__ = ["deferred_interrupt", "held_interrupts"]
