@@ -44,16 +44,29 @@ def output_shape(model: nnx.Module, graphdef: nnx.GraphDef, params: Any, rest: A
       ValueError: the model cannot take ``x``; names the per-example shapes it got.
     """
     example = jax.tree.map(lambda a: jax.ShapeDtypeStruct((1, *a.shape[1:]), a.dtype), x)
-    leaves, treedef = jax.tree.flatten((params, rest, example))
-    avals = tuple(_aval(a) for a in leaves)
     try:
-        return _traced(graphdef, treedef, avals)
+        return _traced(graphdef, *abstract((params, rest, example)))
     except (AssertionError, TypeError, ValueError, KeyError) as err:
         per_example = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape[1:], a.dtype), x)
         raise ValueError(
             f"the model cannot take inputs of per-example shape {describe(per_example)}"
             f"{_expected_input(model)}: {err}"
         ) from err
+
+
+def abstract(tree: Any) -> tuple[Any, tuple[jax.ShapeDtypeStruct, ...]]:
+    """``(treedef, avals)`` of ``tree``: a hashable key of its structure, shapes and dtypes.
+
+    For memoising a trace (:func:`nnjax.train.compiled.cached`) as ``jax.jit`` keys its
+    own: ``jax.tree.unflatten(treedef, avals)`` is the abstract tree to trace.
+
+    Example:
+      >>> treedef, avals = abstract({"w": np.ones((2, 3), np.float32)})
+      >>> avals
+      (ShapeDtypeStruct(shape=(2, 3), dtype=float32),)
+    """
+    leaves, treedef = jax.tree.flatten(tree)
+    return treedef, tuple(_aval(a) for a in leaves)
 
 
 def _aval(a: Any) -> jax.ShapeDtypeStruct:
@@ -77,4 +90,4 @@ def _expected_input(model: nnx.Module) -> str:
     return f" (the model expects {features} input features)" if features is not None else ""
 
 
-__all__ = ["output_shape"]
+__all__ = ["abstract", "output_shape"]

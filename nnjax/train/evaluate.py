@@ -202,7 +202,7 @@ def evaluate(
     if isinstance(source, ArraySource):
         validation.check_labels(out, source.y, "data")
     validation.check_loss_accepts(loss, out, example.y, "data")
-    params, rest = sharding.put_replicated((params, rest), mesh)
+    params, rest = sharding.put_replicated((params, rest), mesh, copy=False)  # no donation
     with jax.set_mesh(mesh):  # its programs' context: their mesh (sharding.own_mesh)
         return evaluate_source(
             graphdef, params, rest, source, loss=loss, metrics=metrics, mesh=mesh,
@@ -275,7 +275,7 @@ def predict(
     source = _predict_source(x, batch_size, steps, check_inputs)
     mesh, graphdef, params, rest = _setup(model, source.batch_size, devices)
     abstract_output.output_shape(model, graphdef, params, rest, source.example().x)
-    params, rest = sharding.put_replicated((params, rest), mesh)
+    params, rest = sharding.put_replicated((params, rest), mesh, copy=False)  # no donation
     predict_step = compiled_predict(graphdef)
     with jax.set_mesh(mesh):  # its programs' context: their mesh (sharding.own_mesh)
         batches = _device_batches(source, mesh)

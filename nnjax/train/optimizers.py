@@ -27,6 +27,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from nnjax.train import compiled
+
 _OPTIMIZERS = {
     "adabelief": optax.adabelief,
     "adagrad": optax.adagrad,
@@ -210,7 +212,11 @@ def set_hyperparameter(state: Any, name: str, value: Any) -> Any:
     old = get_hyperparameter(state, name)
     if name == "learning_rate":
         value = check_learning_rate(value, zero_ok=True)
-    new = jax.device_put(jnp.asarray(value, old.dtype), old.sharding)
+    return _replaced(state, name, jax.device_put(jnp.asarray(value, old.dtype), old.sharding))
+
+
+def _replaced(state: Any, name: str, new: Any) -> Any:
+    """``state`` with the first injected hyperparameter ``name`` replaced by ``new``."""
 
     def replace(node: Any) -> Any:
         if isinstance(getattr(node, "hyperparams", None), dict):
@@ -297,6 +303,11 @@ def init_state(
 ) -> Any:
     """``tx.init(params)`` with the injected learning rate set to ``learning_rate``.
 
+    Built in one compiled call, memoised per ``tx`` (a new learning rate or another
+    ``fit`` call reuses it): run eagerly, Optax dispatches every leaf's state on its own
+    (4 ms against 0.3 for the 42 parameters of a 22-layer MLP). An ``init`` that reads
+    its inputs' values (a Python branch on them) runs eagerly.
+
     Raises:
       TypeError, ValueError: ``learning_rate`` is not a finite number > 0
         (:func:`check_learning_rate`).
@@ -308,10 +319,33 @@ def init_state(
     """
     if learning_rate is not None:
         learning_rate = check_learning_rate(learning_rate)
+    try:  # one compiled call: eagerly, Optax builds every leaf's state in its own dispatch
+        return _compiled_init(tx)(params, learning_rate)
+    except _NEEDS_VALUES:
+        pass  # an ``init`` that reads its inputs' values runs eagerly
+    return _initialized(tx, params, learning_rate)
+
+
+#: What tracing raises for an ``init`` that needs its inputs' concrete values.
+_NEEDS_VALUES = (
+    jax.errors.ConcretizationTypeError,
+    jax.errors.TracerArrayConversionError,
+    jax.errors.TracerIntegerConversionError,
+)
+
+
+def _initialized(tx: optax.GradientTransformation, params: Any, learning_rate: Any) -> Any:
     state = tx.init(params)
     if learning_rate is not None and "learning_rate" in hyperparameters(state):
-        state = set_hyperparameter(state, "learning_rate", learning_rate)
+        old = get_hyperparameter(state, "learning_rate")
+        state = _replaced(state, "learning_rate", jnp.asarray(learning_rate, old.dtype))
     return state
+
+
+@compiled.cached
+def _compiled_init(tx: optax.GradientTransformation) -> Callable:
+    """``jax.jit`` of :func:`_initialized` for ``tx`` (a new learning rate never recompiles)."""
+    return jax.jit(functools.partial(_initialized, tx))
 
 
 __all__ = [

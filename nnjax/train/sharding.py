@@ -141,16 +141,18 @@ def batch_sharding(mesh: Mesh, batch_axis: int = 1) -> NamedSharding:
     return NamedSharding(mesh, P(*([None] * batch_axis), DATA_AXIS))
 
 
-def put_replicated(tree: Any, mesh: Mesh) -> Any:
+def put_replicated(tree: Any, mesh: Mesh, *, copy: bool = True) -> Any:
     """Copies ``tree`` onto every device of ``mesh`` (of every process).
 
-    It never aliases the input buffers, so donating the result leaves ``tree`` intact.
+    It never aliases the input buffers, so donating the result leaves ``tree`` intact;
+    with ``copy=False`` arrays already replicated there are returned as they are (for
+    programs that do not donate).
 
     Example:
       >>> put_replicated({"w": np.ones(2)}, make_mesh(jax.devices()[:1]))["w"].shape
       (2,)
     """
-    return arrays.put(tree, replicated(mesh))
+    return arrays.put(tree, replicated(mesh), copy=copy)
 
 
 def process_rows(mesh: Mesh, batch_size: int) -> slice:

@@ -47,6 +47,24 @@ def test_put_places_a_tree_in_one_call_without_aliasing(monkeypatch):
         arrays.put(tree, {"a": specs["a"]})  # shardings that do not match the tree
 
 
+def test_put_without_copy_keeps_what_is_already_placed_and_places_the_rest():
+    mesh = _mesh()
+    rows, everywhere = NamedSharding(mesh, P("data")), NamedSharding(mesh, P())
+    split = arrays.put(np.arange(8.0, dtype=np.float32), rows)
+    one = jax.device_put(np.ones(3, np.float32), jax.devices()[0])  # one device only
+    host = np.zeros((2, 2), np.float32)
+    tree = {"split": split, "one": one, "host": host}
+    placed = arrays.put(tree, {"split": rows, "one": everywhere, "host": everywhere}, copy=False)
+    assert placed["split"] is split  # already laid out as asked: not copied
+    assert placed["one"] is not one and placed["one"].is_fully_replicated
+    assert placed["host"].is_fully_replicated
+    copied = arrays.put(tree, {"split": rows, "one": everywhere, "host": everywhere})
+    assert copied["split"] is not split  # the default copies (for donation)
+    # replicated on a one-device mesh is the same layout as a plain one-device array
+    single = NamedSharding(Mesh(np.asarray(jax.devices()[:1]), ("data",)), P())
+    assert arrays.put(one, single, copy=False) is one
+
+
 def test_process_rows_of_one_process_is_the_whole_batch():
     sharding = NamedSharding(_mesh((2, 2), ("data", "model")), P("data"))
     assert arrays.process_rows(sharding, 8) == slice(0, 8)

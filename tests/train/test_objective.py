@@ -179,3 +179,22 @@ def test_a_batch_level_loss_taking_mask_gets_it_in_fit_and_evaluate():
     expected = np.average(per_batch, weights=[8, 8, 4])  # each batch weighted by its real rows
     logs = T.evaluate(model, (x, yf), loss=batch_variance, batch_size=8, devices=ONE, metrics=())
     np.testing.assert_allclose(logs["loss"], expected, rtol=1e-5, atol=1e-6)
+
+
+def test_repeated_fits_with_a_loss_fn_trace_it_once():
+    calls = []
+
+    def counted(model, batch):
+        calls.append(1)  # once per trace: the setup check's and the compiled step's
+        return weighted_ce(model, batch)
+
+    x, y = blobs(n=48)
+    model = mlp()
+    T.fit(model, (x, y), loss_fn=counted, epochs=1, **KW)
+    first = len(calls)
+    for _ in range(3):
+        history = T.fit(model, (x, y), loss_fn=counted, epochs=1, **KW)
+    assert len(calls) == first  # the log names' trace is kept, like the compiled step
+    assert "mean_logit" in history.history
+    T.fit(model, (x, y), loss_fn=counted, epochs=1, **dict(KW, batch_size=8))
+    assert len(calls) > first  # new shapes: traced again
