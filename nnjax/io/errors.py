@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 
 class CheckpointError(ValueError):
     """A checkpoint is damaged, incomplete, of a future format, or does not fit the model.
@@ -16,6 +18,25 @@ class CheckpointError(ValueError):
 
 class CheckpointFallbackWarning(UserWarning):
     """A damaged checkpoint was skipped and an older intact one loaded (``fallback=True``)."""
+
+
+def cannot_write(path: Path, err: OSError) -> OSError:
+    """``err`` (the same kind of ``OSError``) with a message naming ``path`` and why.
+
+    The failing call names a parent folder or a hidden temporary file; the user passed
+    ``path``. A parent that is a file, not a folder, is named as such.
+
+    Example:
+      >>> err = cannot_write(Path("/no/such"), PermissionError(13, "Permission denied"))
+      >>> type(err).__name__, str(err)
+      ('PermissionError', '[Errno 13] cannot write /no/such: Permission denied')
+    """
+    existing = next((p for p in path.parents if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        why = f"{existing} is a file, not a folder"
+    else:
+        why = err.strerror or str(err)
+    return type(err)(err.errno, f"cannot write {path}: {why}")
 
 
 __all__ = ["CheckpointError", "CheckpointFallbackWarning"]

@@ -16,6 +16,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -24,7 +25,7 @@ import jax
 import numpy as np
 from flax import nnx
 
-from nnjax.io.errors import CheckpointError
+from nnjax.io.errors import CheckpointError, cannot_write
 
 
 def export(
@@ -47,6 +48,10 @@ def export(
     Returns:
       The file's absolute path; :func:`load_exported` runs it.
 
+    Raises:
+      OSError: ``path`` cannot be written (the same kind of error, naming ``path`` and
+        why); nothing is left under a temporary name and an existing file is unchanged.
+
     Example:
       >>> # nnjax.export(model, x_test[:1], "model.jaxexport")
     """
@@ -61,14 +66,19 @@ def export(
     spec = jax.ShapeDtypeStruct((batch, *np.shape(example)[1:]), example.dtype)
     exported = jax.export.export(jax.jit(infer), platforms=platforms)(spec)
     path = Path(path).absolute()
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     try:
         data = exported.serialize()
     except ImportError:
         raise ImportError("nnjax.export needs flatbuffers: pip install flatbuffers") from None
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except OSError as err:  # nothing left under the temporary name; an old file unchanged
+        with contextlib.suppress(OSError):  # (under a file, even unlink fails)
+            tmp.unlink()
+        raise cannot_write(path, err) from err
     return path
 
 

@@ -34,7 +34,7 @@ from typing import Any
 import jax
 
 from nnjax.io import _collective, _orbax
-from nnjax.io.errors import CheckpointError
+from nnjax.io.errors import CheckpointError, cannot_write
 
 FORMAT = "nnjax.checkpoint"
 VERSION = 1
@@ -147,9 +147,12 @@ def _prepare(final: Path, overwrite: bool) -> Path:
     """Creates and returns the empty temporary folder beside ``final``."""
     if final.exists() and not overwrite:
         raise FileExistsError(f"{final} already exists; pass overwrite=True to replace it")
-    final.parent.mkdir(parents=True, exist_ok=True)
     tmp = final.with_name(f".{final.name}.{uuid.uuid4().hex[:8]}.tmp")
-    tmp.mkdir()
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp.mkdir()
+    except OSError as err:  # it would name a parent or the hidden temporary folder
+        raise cannot_write(final, err) from err
     return tmp
 
 

@@ -124,3 +124,29 @@ def test_fallback_loads_the_newest_intact_and_says_which(tmp_path):
     with pytest.warns(nnjax.io.CheckpointFallbackWarning, match=r"loaded .*ckpt/1 instead"):
         loaded = nnjax.load(tmp_path / "ckpt", fallback=True)
     np.testing.assert_array_equal(loaded(jnp.ones((1, 2))), model(jnp.ones((1, 2))))
+
+
+def test_an_unwritable_destination_names_the_path_the_user_gave(tmp_path, monkeypatch):
+    model = nn.MLP(4, (8,), 3, rngs=nnx.Rngs(0))
+    blocker = tmp_path / "afile"
+    blocker.write_text("not a folder")
+    with pytest.raises(FileExistsError, match=f"cannot write {blocker}/m: {blocker} is a file"):
+        nnjax.save(model, blocker / "m")
+    x = jnp.ones((1, 4))
+    with pytest.raises(OSError, match=f"cannot write {blocker}/m.jaxexport: {blocker} is a file"):
+        nnjax.export(model, x, blocker / "m.jaxexport")
+
+    def refuse(self, *args, **kwargs):  # a folder that may not be written (root ignores modes)
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(pathlib.Path, "mkdir", refuse)
+    with pytest.raises(PermissionError, match=f"cannot write {tmp_path}/m: Permission denied"):
+        nnjax.save(model, tmp_path / "m")
+    monkeypatch.undo()
+    target = tmp_path / "m.jaxexport"
+    target.write_bytes(b"old")
+    monkeypatch.setattr(pathlib.Path, "write_bytes", refuse)
+    with pytest.raises(PermissionError, match=f"cannot write {target}: Permission denied"):
+        nnjax.export(model, x, target)
+    assert target.read_bytes() == b"old"  # the old file unchanged, no temporary left
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "m.jaxexport"]
