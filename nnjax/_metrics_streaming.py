@@ -17,6 +17,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -24,29 +25,48 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from nnjax import losses
+from nnjax.errors import ShapeError
+from nnjax.functional._utils import positive_int
+
 Stats = dict[str, Any]
 
 
-def _class_ids(logits: jax.Array, labels: jax.Array) -> tuple[jax.Array, jax.Array, int]:
-    """``(predicted, true, C)``: class ids ``(B, ...)`` read off the shapes (:func:`accuracy`)."""
+def _class_ids(op: str, logits: jax.Array, labels: jax.Array) -> tuple[jax.Array, jax.Array, int]:
+    """``(predicted, true, C)``: class ids ``(B, ...)`` read off the shapes (:func:`accuracy`).
+
+    Raises :class:`ShapeError` for shapes that do not match (static, so also under
+    ``jit``) and ``ValueError`` for concrete integer labels outside ``[0, C)``.
+    """
     if labels.ndim == logits.ndim - 1 and logits.shape[-1] > 1:
+        losses._check_class_ids(op, logits, labels)
         return jnp.argmax(logits, -1), labels.astype(jnp.int32), logits.shape[-1]
     if labels.shape == logits.shape and logits.ndim >= 2 and logits.shape[-1] > 1:
         return jnp.argmax(logits, -1), jnp.argmax(labels, -1), logits.shape[-1]
     if logits.ndim == labels.ndim + 1 and logits.shape[-1] == 1:
         logits = logits[..., 0]
     if logits.shape != labels.shape:
-        raise ValueError(
-            f"cannot match predictions of shape {logits.shape} with labels of shape "
+        raise ShapeError(
+            f"{op}: cannot match predictions of shape {logits.shape} with labels of shape "
             f"{labels.shape} (integer labels (B,), one-hot (B, C) or binary (B,)/(B, 1))"
         )
     return (logits > 0).astype(jnp.int32), (labels > 0.5).astype(jnp.int32), 2
 
 
-def _rows(values: jax.Array, mask: jax.Array) -> tuple[jax.Array, jax.Array]:
+def _rows(op: str, values: jax.Array, mask: jax.Array) -> tuple[jax.Array, jax.Array]:
     """``values`` as ``(B, M)`` float32 and the mask broadcast to it."""
+    _check_mask(op, mask, values)
     flat = values.reshape(values.shape[0], -1).astype(jnp.float32)
     return flat, jnp.broadcast_to(mask.astype(jnp.float32)[:, None], flat.shape)
+
+
+def _check_mask(op: str, mask: jax.Array, values: jax.Array) -> None:
+    """The mask needs one entry per example: shape ``(B,)`` for ``values (B, ...)``."""
+    if jnp.shape(mask) != jnp.shape(values)[:1]:
+        raise ShapeError(
+            f"{op}: `mask` has shape {jnp.shape(mask)}, expected {jnp.shape(values)[:1]}: "
+            "one entry per example of the batch"
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,7 +120,7 @@ def _div(a: Any, b: Any) -> Any:
 
 def _mean_metric(name: str, per_row: Callable[[jax.Array, jax.Array], jax.Array]) -> Metric:
     def stats(pred, y, mask):
-        values, m = _rows(per_row(pred, y), mask)
+        values, m = _rows(name, per_row(pred, y), mask)
         return {"sum": jnp.sum(values * m), "count": jnp.sum(m)}
 
     return Metric(name, stats, lambda s: float(_div(s["sum"], s["count"])))
@@ -108,8 +128,8 @@ def _mean_metric(name: str, per_row: Callable[[jax.Array, jax.Array], jax.Array]
 
 def _accuracy_metric(name: str = "accuracy") -> Metric:
     def stats(pred, y, mask):
-        p, t, _ = _class_ids(pred, y)
-        correct, m = _rows(p == t, mask)
+        p, t, _ = _class_ids(name, pred, y)
+        correct, m = _rows(name, p == t, mask)
         return {"correct": jnp.sum(correct * m), "count": jnp.sum(m)}
 
     return Metric(name, stats, lambda s: float(_div(s["correct"], s["count"])))
@@ -121,27 +141,36 @@ def top_k_accuracy(k: int = 5) -> Metric:
     Ties rank by class index (as ``jax.lax.top_k``); integer labels ``(B,)`` with
     logits ``(B, C)``.
 
+    Raises:
+      ValueError: ``k`` is not a positive int. Its ``stats`` raise
+        :class:`~nnjax.errors.ShapeError` for labels whose shape is not the logits'
+        without the class axis, and ``ValueError`` for concrete ids outside ``[0, C)``.
+
     Example:
       >>> m = top_k_accuracy(2)
       >>> m.result(m.stats(jnp.array([[3.0, 2.0, 1.0]]), jnp.array([1]), jnp.ones(1)))
       1.0
     """
+    k = positive_int("top_k_accuracy", "k", k)
+    name = f"top_{k}_accuracy" if k != 5 else "top_k_accuracy"
 
     def stats(pred, y, mask):
+        losses._check_class_ids(name, pred, y)
         top = jax.lax.top_k(pred, min(k, pred.shape[-1]))[1]
         hit = jnp.any(top == y[..., None].astype(top.dtype), axis=-1)
-        hit, m = _rows(hit, mask)
+        hit, m = _rows(name, hit, mask)
         return {"correct": jnp.sum(hit * m), "count": jnp.sum(m)}
 
-    return Metric(f"top_{k}_accuracy" if k != 5 else "top_k_accuracy", stats, _acc_result)
+    return Metric(name, stats, _acc_result)
 
 
 def _acc_result(s: Stats) -> float:
     return float(_div(s["correct"], s["count"]))
 
 
-def _confusion(pred, y, mask) -> Stats:
-    p, t, c = _class_ids(pred, y)
+def _confusion(op: str, pred, y, mask) -> Stats:
+    p, t, c = _class_ids(op, pred, y)
+    _check_mask(op, mask, p)
     m = jnp.broadcast_to(mask.reshape((-1,) + (1,) * (p.ndim - 1)), p.shape).astype(jnp.float32)
     p1 = jax.nn.one_hot(p.ravel(), c) * m.ravel()[:, None]
     t1 = jax.nn.one_hot(t.ravel(), c) * m.ravel()[:, None]
@@ -157,6 +186,7 @@ _SCORES = {
     "recall": lambda tp, fp, fn: _div(tp, tp + fn),
     "f1": lambda tp, fp, fn: _div(2 * tp, 2 * tp + fp + fn),
 }
+_AVERAGES = (None, "binary", "macro", "micro")
 
 
 def classification_metric(kind: str, average: str | None = None) -> Metric:
@@ -168,13 +198,22 @@ def classification_metric(kind: str, average: str | None = None) -> Metric:
         labels or predictions), ``"micro"`` (global counts), or ``None``: binary for
         two classes, else macro.
 
+    Raises:
+      ValueError: an unknown ``kind`` or ``average`` (the message lists the valid ones).
+        Its ``stats`` raise as :func:`nnjax.metrics.accuracy` does for labels that do
+        not match the predictions.
+
     Example:
       >>> m = classification_metric("recall", "binary")
       >>> m.result(m.stats(jnp.array([1.0, -1.0]), jnp.array([1, 1]), jnp.ones(2)))
       0.5
     """
-    if kind not in _SCORES or average not in (None, "binary", "macro", "micro"):
-        raise ValueError(f"unknown classification metric {kind!r} with average={average!r}")
+    if kind not in _SCORES or average not in _AVERAGES:
+        raise ValueError(
+            f"classification_metric: unknown metric {kind!r} with average={average!r}; "
+            f"`kind` must be one of {', '.join(map(repr, _SCORES))} and `average` one of "
+            f"{', '.join(map(repr, _AVERAGES))}"
+        )
     score = _SCORES[kind]
 
     def result(s: Stats) -> float:
@@ -188,29 +227,36 @@ def classification_metric(kind: str, average: str | None = None) -> Metric:
         return float(np.mean(score(tp, fp, fn)[present])) if present.any() else 0.0
 
     name = kind if average is None else f"{kind}_{average}"
-    return Metric(name, _confusion, result)
+    return Metric(name, functools.partial(_confusion, name), result)
 
 
 def _binary_scores(pred: jax.Array, y: jax.Array) -> tuple[jax.Array, jax.Array]:
+    score = pred
     if pred.ndim == y.ndim + 1 and pred.shape[-1] == 2:
-        return pred[..., 1] - pred[..., 0], y
-    if pred.ndim == y.ndim + 1 and pred.shape[-1] == 1:
-        pred = pred[..., 0]
-    if pred.shape != y.shape:
-        raise ValueError(
+        score = pred[..., 1] - pred[..., 0]
+    elif pred.ndim == y.ndim + 1 and pred.shape[-1] == 1:
+        score = pred[..., 0]
+    if score.shape != y.shape:
+        raise ShapeError(
             f"auc: needs binary scores (B,) or (B, 1) or two-class logits (B, 2) for labels "
             f"(B,); got predictions {pred.shape} and labels {y.shape}"
         )
-    return pred, y
+    return score, y
 
 
 def roc_auc_score(scores: np.ndarray, labels: np.ndarray) -> float:
     """Exact binary ROC AUC (ties count one half), as ``sklearn.metrics.roc_auc_score``.
 
+    NaN when the labels hold a single class.
+
+    Raises:
+      ShapeError: ``scores`` and ``labels`` differ in shape.
+
     Example:
       >>> roc_auc_score(np.array([0.1, 0.4, 0.35, 0.8]), np.array([0, 0, 1, 1]))
       0.75
     """
+    losses._check_same_shape("roc_auc_score", scores, labels, names=("scores", "labels"))
     scores, labels = np.asarray(scores, np.float64), np.asarray(labels) > 0.5
     pos, neg = int(labels.sum()), int((~labels).sum())
     if pos == 0 or neg == 0:
@@ -227,6 +273,7 @@ def roc_auc_score(scores: np.ndarray, labels: np.ndarray) -> float:
 def _auc_metric(name: str = "auc") -> Metric:
     def stats(pred, y, mask):
         score, label = _binary_scores(pred, y)
+        _check_mask(name, mask, score)
         m = jnp.broadcast_to(mask.reshape((-1,) + (1,) * (score.ndim - 1)), score.shape)
         return {"score": score.astype(jnp.float32), "label": label.astype(jnp.float32), "mask": m}
 

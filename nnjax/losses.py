@@ -13,6 +13,7 @@ Example:
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable
 
 import jax
@@ -21,6 +22,7 @@ import numpy as np
 import optax
 
 from nnjax import _registry
+from nnjax.errors import ShapeError
 
 Loss = Callable[..., jax.Array]
 ArrayLike = jax.typing.ArrayLike
@@ -37,13 +39,74 @@ def _reduce(values: jax.Array, reduction: str) -> jax.Array:
 
 
 def _check_same_shape(
-    name: str, predictions: jax.typing.ArrayLike, targets: jax.typing.ArrayLike
+    name: str,
+    predictions: jax.typing.ArrayLike,
+    targets: jax.typing.ArrayLike,
+    names: tuple[str, str] = ("predictions", "targets"),
 ) -> None:
+    """Raises :class:`~nnjax.errors.ShapeError` unless both have the same (static) shape."""
     if jnp.shape(predictions) != jnp.shape(targets):
-        raise ValueError(
-            f"{name}: `predictions` has shape {jnp.shape(predictions)} but `targets` has "
+        raise ShapeError(
+            f"{name}: `{names[0]}` has shape {jnp.shape(predictions)} but `{names[1]}` has "
             f"shape {jnp.shape(targets)}; they must match"
         )
+
+
+def _check_number(
+    op: str, name: str, value: object, ok: Callable[[float], bool], want: str
+) -> None:
+    """Checks a Python or NumPy number; arrays (and tracers, under jit) are not checked."""
+    if isinstance(value, numbers.Real) and not ok(float(value)):
+        raise ValueError(f"{op}: `{name}` must be {want}, got {value!r}")
+
+
+def _concrete(x: ArrayLike) -> np.ndarray | None:
+    """``x`` as a NumPy array, or ``None`` when traced: value checks skip traced arrays."""
+    return None if isinstance(x, jax.core.Tracer) else np.asarray(x)
+
+
+def _check_values(
+    op: str, name: str, x: ArrayLike, bad: Callable[[np.ndarray], np.ndarray], what: str
+) -> None:
+    """Concrete ``x`` only: raises naming the first entry where ``bad(values)`` holds."""
+    values = _concrete(x)
+    if values is None or values.size == 0:
+        return
+    flags = np.asarray(bad(values))
+    if flags.any():
+        at = tuple(int(i) for i in np.argwhere(flags)[0])
+        where = f"{name}[{', '.join(map(str, at))}]" if at else name
+        count = int(flags.sum())
+        raise ValueError(
+            f"{op}: `{where}` = {values[at].item()!r} {what} "
+            f"({count} bad value{'s' if count != 1 else ''} in `{name}`)"
+        )
+
+
+def _check_class_ids(op: str, logits: jax.Array, labels: jax.Array) -> None:
+    """Checks class ids ``labels (...)`` against ``logits (..., C)``.
+
+    The shape is checked statically (so also under jit); the ids, that they lie in
+    ``[0, C)``, only when concrete (not traced).
+
+    Raises:
+      ShapeError: ``labels.shape != logits.shape[:-1]`` (names both shapes).
+      ValueError: naming the first id outside ``[0, C)``, and ``C``.
+    """
+    if labels.shape != logits.shape[:-1]:
+        raise ShapeError(
+            f"{op}: integer `labels` have shape {labels.shape} but `logits` has shape "
+            f"{logits.shape}; the labels must have shape {logits.shape[:-1]} (one class id "
+            "per row of logits)"
+        )
+    classes = logits.shape[-1]
+    _check_values(
+        op,
+        "labels",
+        labels,
+        lambda v: (v < 0) | (v >= classes),
+        f"is not a class id in [0, {classes}): the logits have {classes} classes",
+    )
 
 
 def mse(predictions: ArrayLike, targets: ArrayLike, *, reduction: str = "mean") -> jax.Array:
@@ -78,11 +141,16 @@ def huber(
 ) -> jax.Array:
     """Huber loss (``optax.losses.huber_loss``): quadratic within ``delta``, linear beyond.
 
+    Raises:
+      ValueError: shapes that differ (a :class:`~nnjax.errors.ShapeError`), or a
+        ``delta`` that is a number but not ``> 0`` (an array is not checked).
+
     Example:
       >>> float(huber(jnp.array([0.0]), jnp.array([3.0])))
       2.5
     """
     _check_same_shape("huber", predictions, targets)
+    _check_number("huber", "delta", delta, lambda d: d > 0, "a number > 0")
     return _reduce(optax.losses.huber_loss(predictions, targets, delta=delta), reduction)
 
 
@@ -95,35 +163,60 @@ def cross_entropy(
 ) -> jax.Array:
     """Softmax cross-entropy from logits, with integer labels or one-hot/probabilities.
 
+    Integer class ids are checked to lie in ``[0, C)`` when they are concrete. Under
+    ``jax.jit`` they are traced and cannot be checked: an id ``>= C`` (or ``< -C``)
+    then gives a NaN loss, an id in ``[-C, 0)`` is read as class ``C + id``, and with
+    ``label_smoothing`` an out-of-range id keeps only the smoothing term. (``fit``
+    checks in-memory labels before it compiles.)
+
     Args:
       logits: ``(..., C)`` unnormalised class scores.
       labels: integer class indices ``(...)``, or a distribution ``(..., C)`` (one-hot
         or probabilities; each row must sum to one).
-      label_smoothing: mixes the one-hot target with the uniform distribution.
+      label_smoothing: mixes the one-hot target with the uniform distribution; a
+        number in ``[0, 1)``.
       reduction: ``"mean"`` over examples, ``"sum"`` or ``"none"``.
 
     Raises:
-      ValueError: ``labels`` fit neither form; integer labels with ``logits`` of their
-        own shape (a model output ``(B,)``: no class axis, the softmax would run over
-        the batch) or with a single class; soft labels that are not probabilities
-        (checked when concrete, see :func:`check_distribution`).
+      ShapeError: integer labels whose shape is not ``logits.shape[:-1]`` (names both
+        shapes), or ``labels`` that fit neither form.
+      ValueError: integer labels with ``logits`` of their own shape (a model output
+        ``(B,)``: no class axis, the softmax would run over the batch) or with a single
+        class; floating labels of shape ``logits.shape[:-1]`` (class ids in a float
+        dtype: cast them to int); concrete class ids outside ``[0, C)`` (names the first
+        one and ``C``); soft labels that are not probabilities (checked when concrete,
+        see :func:`check_distribution`); a ``label_smoothing`` number outside ``[0, 1)``.
 
     Example:
       >>> logits = jnp.array([[0.0, 0.0]])
       >>> round(float(cross_entropy(logits, jnp.array([1]))), 4)
       0.6931
     """
+    _check_number(
+        "cross_entropy",
+        "label_smoothing",
+        label_smoothing,
+        lambda a: 0 <= a < 1,
+        "a number in [0, 1)",
+    )
     logits = jnp.asarray(logits)
     labels = jnp.asarray(labels)
     _check_class_axis(logits, labels)
     if labels.ndim == logits.ndim - 1 and jnp.issubdtype(labels.dtype, jnp.integer):
+        _check_class_ids("cross_entropy", logits, labels)
         if label_smoothing:
             labels = jax.nn.one_hot(labels, logits.shape[-1], dtype=logits.dtype)
         else:
             values = optax.losses.softmax_cross_entropy_with_integer_labels(logits, labels)
             return _reduce(values, reduction)
-    if labels.shape != logits.shape:
+    if labels.shape == logits.shape[:-1]:
         raise ValueError(
+            f"cross_entropy: `labels` of shape {labels.shape} look like class ids, but in "
+            f"dtype {labels.dtype}: cast them to int (labels.astype(int)), or give one-hot "
+            f"labels of shape {logits.shape}"
+        )
+    if labels.shape != logits.shape:
+        raise ShapeError(
             f"cross_entropy: `labels` has shape {labels.shape}; expected integer labels of "
             f"shape {logits.shape[:-1]} or one-hot labels of shape {logits.shape}"
         )
@@ -178,11 +271,13 @@ def check_distribution(op: str, name: str, labels: ArrayLike, *, atol: float = 1
       ...     print(str(err)[:45])
       cross_entropy: `labels` row 0 sums to 1.2, no
     """
-    try:
-        values = np.asarray(labels)
-    except jax.errors.TracerArrayConversionError:
-        return
-    if values.size == 0 or values.ndim == 0 or not np.issubdtype(values.dtype, np.inexact):
+    values = _concrete(labels)
+    if (
+        values is None
+        or values.size == 0
+        or values.ndim == 0
+        or not np.issubdtype(values.dtype, np.inexact)
+    ):
         return
     rows = values.astype(np.float64).reshape(-1, values.shape[-1])
     # 16-bit labels (bfloat16 one-hot smoothing) round each entry: allow for it.
@@ -211,14 +306,26 @@ def binary_cross_entropy(
 
     Args:
       logits: any shape; ``sigmoid(logits)`` is the probability of class 1.
-      labels: the same shape, values in ``[0, 1]``.
+      labels: the same shape, values in ``[0, 1]`` (checked when concrete; under
+        ``jax.jit`` other values are not caught and give a meaningless loss).
       reduction: ``"mean"`` (default), ``"sum"`` or ``"none"`` (per element).
+
+    Raises:
+      ShapeError: ``labels`` and ``logits`` differ in shape.
+      ValueError: concrete ``labels`` outside ``[0, 1]`` (names the first one).
 
     Example:
       >>> round(float(binary_cross_entropy(jnp.array([0.0]), jnp.array([1.0]))), 4)
       0.6931
     """
     _check_same_shape("binary_cross_entropy", logits, labels)
+    _check_values(
+        "binary_cross_entropy",
+        "labels",
+        labels,
+        lambda v: ~((v >= 0) & (v <= 1)),
+        "is outside [0, 1]: labels are probabilities of class 1",
+    )
     labels = jnp.asarray(labels, dtype=jnp.result_type(logits))
     return _reduce(optax.losses.sigmoid_binary_cross_entropy(logits, labels), reduction)
 

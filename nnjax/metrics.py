@@ -80,14 +80,17 @@ def accuracy(logits: ArrayLike, labels: ArrayLike) -> jax.Array:
     Returns:
       A float32 scalar in ``[0, 1]``.
 
+    Raises:
+      ShapeError: shapes that fit none of the cases, e.g. integer labels whose shape is
+        not ``logits.shape[:-1]`` (names both shapes; also under ``jax.jit``).
+      ValueError: concrete integer labels outside ``[0, C)`` (names the first one and
+        ``C``). Under ``jax.jit`` they are not checked and count as misses.
+
     Example:
       >>> float(accuracy(jnp.array([0.3, -2.0]), jnp.array([1, 1])))
       0.5
     """
-    try:
-        pred, true, _ = _class_ids(jnp.asarray(logits), jnp.asarray(labels))
-    except ValueError as err:
-        raise ValueError(f"accuracy: {err}") from None
+    pred, true, _ = _class_ids("accuracy", jnp.asarray(logits), jnp.asarray(labels))
     return jnp.mean((pred == true).astype(jnp.float32))
 
 

@@ -7,6 +7,7 @@ import pytest
 from jax.test_util import check_grads
 
 from nnjax import losses
+from nnjax.errors import ShapeError
 
 torch = pytest.importorskip("torch")
 TF = torch.nn.functional
@@ -160,3 +161,85 @@ def test_valid_soft_labels_pass_in_every_precision():
     losses.check_distribution("cross_entropy", "labels", smoothed)
     ours = losses.cross_entropy(jnp.zeros((8, 10)), probs)
     np.testing.assert_allclose(ours, np.log(10.0), rtol=1e-6, atol=1e-6)
+
+
+def test_integer_labels_must_match_the_batch_of_logits():
+    # the batch sizes used to reach JAX's "Incompatible shapes for broadcasting"
+    pattern = r"cross_entropy: integer `labels` have shape \(3,\) but `logits` has shape \(4, 3\)"
+    with pytest.raises(ShapeError, match=pattern):
+        losses.cross_entropy(jnp.zeros((4, 3)), jnp.array([0, 1, 2]))
+    with pytest.raises(ShapeError, match=pattern):
+        jax.jit(losses.cross_entropy)(jnp.zeros((4, 3)), jnp.array([0, 1, 2]))
+
+
+def test_float_class_ids_are_told_to_be_cast_to_int():
+    with pytest.raises(ValueError, match=r"look like class ids, but in dtype float32: cast"):
+        losses.cross_entropy(jnp.zeros((4, 3)), jnp.array([0.0, 1.0, 2.0, 0.0]))
+
+
+@pytest.mark.parametrize(
+    ("labels", "smoothing", "pattern"),
+    [
+        ([0, 1, 2, 3], 0.0, r"`labels\[3\]` = 3 is not a class id in \[0, 3\)"),
+        ([0, -1, 2, 0], 0.0, r"`labels\[1\]` = -1 is not a class id in \[0, 3\)"),
+        ([0, 1, 2, 5], 0.1, r"`labels\[3\]` = 5 is not a class id in \[0, 3\)"),
+        ([[0, 1], [7, 0]], 0.0, r"`labels\[1, 0\]` = 7 is not a class id in \[0, 3\)"),
+    ],
+    ids=["equal-to-C", "negative", "smoothing", "2d"],
+)
+def test_concrete_class_ids_out_of_range_raise(labels, smoothing, pattern):
+    labels = jnp.asarray(labels)
+    logits = jnp.zeros((*labels.shape, 3))
+    with pytest.raises(ValueError, match="cross_entropy: " + pattern):
+        losses.cross_entropy(logits, labels, label_smoothing=smoothing)
+
+
+@pytest.mark.parametrize("smoothing", [1.5, -0.5, 1.0, float("nan"), np.float32(2.0)])
+def test_label_smoothing_must_be_in_0_1(smoothing):
+    with pytest.raises(ValueError, match=r"cross_entropy: `label_smoothing` must be a number in"):
+        losses.cross_entropy(jnp.zeros((4, 3)), jnp.array([0, 1, 2, 0]), label_smoothing=smoothing)
+
+
+def test_binary_labels_must_lie_in_0_1():
+    pattern = r"binary_cross_entropy: `labels\[2\]` = 2\.0 is outside \[0, 1\].*2 bad values"
+    with pytest.raises(ValueError, match=pattern):
+        losses.binary_cross_entropy(jnp.zeros(4), jnp.array([0.0, 1.0, 2.0, -1.0]))
+    ok = losses.binary_cross_entropy(jnp.zeros(4), jnp.array([True, False, True, False]))
+    np.testing.assert_allclose(ok, np.log(2.0), rtol=1e-6)
+
+
+@pytest.mark.parametrize("delta", [-1.0, 0, float("nan")])
+def test_huber_delta_must_be_positive(delta):
+    with pytest.raises(ValueError, match=r"huber: `delta` must be a number > 0, got"):
+        losses.huber(jnp.zeros(4), jnp.ones(4), delta=delta)
+
+
+def test_shape_mismatches_are_shape_errors():
+    with pytest.raises(ShapeError, match=r"mse: `predictions` has shape \(4,\)"):
+        losses.mse(jnp.zeros(4), jnp.zeros(5))
+    with pytest.raises(ShapeError, match=r"cross_entropy: `labels` has shape \(4, 1\)"):
+        losses.cross_entropy(jnp.zeros((4, 3)), jnp.zeros((4, 1), jnp.int32))
+
+
+def test_value_checks_skip_traced_labels_under_jit():
+    """Traced labels are not read (no concretization error); the loss and its gradient
+    match the eager ones, and an out-of-range id gives NaN, as documented."""
+    logits = jnp.asarray(LOGITS, jnp.float32)
+    labels = jnp.asarray(LABELS)
+    for smoothing in (0.0, 0.1):
+
+        def f(z, y, s=smoothing):
+            return losses.cross_entropy(z, y, label_smoothing=s)
+
+        np.testing.assert_allclose(jax.jit(f)(logits, labels), f(logits, labels), rtol=1e-6)
+        jax.jit(jax.grad(f))(logits, labels)
+    soft = jax.nn.softmax(logits)
+    np.testing.assert_allclose(
+        jax.jit(losses.cross_entropy)(logits, soft), losses.cross_entropy(logits, soft), rtol=1e-6
+    )
+    bce = jax.jit(losses.binary_cross_entropy)
+    y01 = (LOGITS > 0).astype(np.float32)
+    np.testing.assert_allclose(bce(logits, y01), losses.binary_cross_entropy(logits, y01))
+    assert np.isnan(jax.jit(losses.cross_entropy)(jnp.zeros((4, 3)), jnp.array([0, 1, 2, 3])))
+    assert np.isfinite(bce(jnp.zeros(2), jnp.array([2.0, -1.0])))  # not checked when traced
+    jax.jit(lambda p, t: losses.huber(p, t, delta=0.5))(logits, logits + 1)

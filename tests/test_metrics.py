@@ -9,6 +9,7 @@ import sklearn.metrics as skm
 from flax import nnx
 
 from nnjax import metrics
+from nnjax.errors import ShapeError
 
 rng = np.random.default_rng(1)
 LOGITS = rng.normal(size=(50, 4)).astype(np.float32)
@@ -228,3 +229,80 @@ def test_a_batch_level_metric_taking_mask_leaves_the_padding_out():
     np.testing.assert_allclose(logs["masked_abs_error"], np.mean(np.abs(err)), rtol=1e-5, atol=1e-6)
     # blind to the mask, the last batch's variance counts the padded copies
     assert abs(logs["padded_error_variance"] - expected) > 1e-3
+
+
+def test_accuracy_does_not_broadcast_one_prediction_over_the_batch():
+    # a single prediction used to be broadcast against four labels: 0.75, no error
+    pattern = r"accuracy: integer `labels` have shape \(4,\) but `logits` has shape \(1, 3\)"
+    with pytest.raises(ShapeError, match=pattern):
+        metrics.accuracy(jnp.array([[5.0, 0.0, 0.0]]), jnp.array([0, 0, 0, 1]))
+    with pytest.raises(ShapeError, match=r"accuracy: .*shape \(3,\) .*\(4, 3\).*must have"):
+        jax.jit(metrics.accuracy)(jnp.zeros((4, 3)), jnp.array([0, 1, 2]))
+
+
+@pytest.mark.parametrize("name", ["accuracy", "f1", "precision_macro", "top_k_accuracy"])
+def test_streaming_class_metrics_compare_batch_shapes_under_jit(name):
+    m = metrics.resolve(name)
+    with pytest.raises(ShapeError, match=rf"{name}: integer `labels` have shape \(3,\) .*\(4, 3\)"):
+        jax.jit(m.stats)(jnp.zeros((4, 3)), jnp.array([0, 1, 2]), jnp.ones(4))
+
+
+@pytest.mark.parametrize("name", ["accuracy", "f1_macro", "top_k_accuracy"])
+def test_concrete_class_ids_out_of_range_raise(name):
+    pattern = r"`labels\[2\]` = 7 is not a class id in \[0, 3\)"
+    labels = jnp.array([0, 1, 7, -1])
+    with pytest.raises(ValueError, match=f"{name}: {pattern}"):
+        metrics.resolve(name).stats(jnp.zeros((4, 3)), labels, jnp.ones(4))
+    with pytest.raises(ValueError, match=f"accuracy: {pattern}.*2 bad values"):
+        metrics.accuracy(jnp.zeros((4, 3)), labels)
+
+
+@pytest.mark.parametrize("k", [0, -1, 2.0, True])
+def test_top_k_needs_a_positive_int(k):
+    with pytest.raises(ValueError, match=rf"top_k_accuracy: `k` must be a positive int, got {k}"):
+        metrics.top_k_accuracy(k)
+
+
+def test_top_k_accepts_a_numpy_int():
+    assert metrics.top_k_accuracy(np.int64(3)).name == "top_3_accuracy"
+
+
+def test_roc_auc_score_lengths_must_match():
+    pattern = r"roc_auc_score: `scores` has shape \(4,\) but `labels` has shape \(5,\)"
+    with pytest.raises(ShapeError, match=pattern):
+        metrics.roc_auc_score(np.array([0.1, 0.4, 0.35, 0.8]), np.array([0, 0, 1, 1, 1]))
+    with pytest.raises(ShapeError, match=pattern):  # all one class: used to return nan
+        metrics.roc_auc_score(np.zeros(4), np.zeros(5))
+    with pytest.raises(ShapeError, match=r"auc: .*predictions \(4, 2\) and labels \(3,\)"):
+        metrics.resolve("auc").stats(jnp.zeros((4, 2)), jnp.array([0, 1, 1]), jnp.ones(4))
+
+
+@pytest.mark.parametrize("name", ["accuracy", "f1", "auc", "mse", "top_k_accuracy"])
+def test_the_mask_needs_one_entry_per_example(name):
+    pred, y = jnp.zeros((4, 3)), jnp.array([0, 1, 2, 0])
+    if name in ("f1", "auc"):
+        pred = jnp.zeros(4)
+    elif name == "mse":
+        y = jnp.zeros((4, 3))
+    with pytest.raises(ShapeError, match=rf"{name}: `mask` has shape \(3,\), expected \(4,\)"):
+        metrics.resolve(name).stats(pred, y, jnp.ones(3))
+
+
+def test_classification_metric_lists_the_valid_options():
+    pattern = r"'weighted'.*'precision', 'recall', 'f1'.*None, 'binary', 'macro', 'micro'"
+    with pytest.raises(ValueError, match=f"classification_metric: unknown metric 'f1' .*{pattern}"):
+        metrics.classification_metric("f1", "weighted")
+
+
+def test_value_checks_skip_traced_labels_under_jit():
+    """Traced labels are never read: no concretization error, and out-of-range ids (not
+    checkable) count as misses, as documented."""
+    bad = jnp.asarray(LABELS).at[:3].set(jnp.array([4, -1, 9]))
+    np.testing.assert_allclose(
+        jax.jit(metrics.accuracy)(LOGITS, bad), np.mean(LOGITS.argmax(-1) == np.asarray(bad))
+    )
+    for name in ("accuracy", "f1_macro", "top_k_accuracy", "precision"):
+        m = metrics.resolve(name)
+        jax.device_get(jax.jit(m.stats)(LOGITS, bad, jnp.ones(50)))
+        eager = m.result(m.stats(LOGITS, LABELS, jnp.ones(50)))
+        assert m.result(jax.jit(m.stats)(LOGITS, LABELS, jnp.ones(50))) == pytest.approx(eager)
