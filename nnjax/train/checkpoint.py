@@ -34,7 +34,7 @@ from flax import nnx
 
 from nnjax.io import config, layout, restore, steps, trees
 from nnjax.io import model as io_model
-from nnjax.io.errors import CheckpointError
+from nnjax.io.errors import CheckpointError, cannot_write
 from nnjax.train.callbacks import Callback, Monitor
 
 
@@ -220,7 +220,10 @@ class ModelCheckpoint(Callback):
         self._stale: list[Path] = []  # an old run's step folders, removed at the first save
 
     def on_train_begin(self, logs=None):
-        """Refuses another run's folder (unless ``overwrite``); restores the best value."""
+        """Refuses another run's folder (unless ``overwrite``); restores the best value.
+
+        A folder that cannot be created fails here, before anything trains.
+        """
         found = steps.epochs(self.directory)
         resumed = bool(self.loop.history.epoch)
         self._stale = [] if resumed else [path for _, path in found]
@@ -231,6 +234,10 @@ class ModelCheckpoint(Callback):
                 "fit(..., resume_from=directory), choose another folder, or pass "
                 "overwrite=True to replace it"
             )
+        try:
+            Path(self.directory).mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise cannot_write(Path(self.directory), err) from err
         if self.monitor is None:
             return
         self.monitor.best = Monitor(self.monitor.monitor, self.monitor.mode).best

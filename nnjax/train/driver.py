@@ -55,6 +55,7 @@ class Run:
         self.global_step = global_step
         self.epoch = 0
         self.stop = False
+        self.bad_batch = False  # the data raised (ValueError/TypeError) while read
         self.log_names: tuple[str, ...] = ()
         self._state: Any = _STALE
         self._leaves: list[Any] = []

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import jax
@@ -140,6 +140,19 @@ def _dispatch(run: Run, plan: Plan, chunk: Any, bar: EpochProgress) -> Any:
     return out
 
 
+def _marking_bad_batches(run: Run, chunks: Iterable) -> Iterator:
+    """``chunks``; a ``ValueError``/``TypeError`` while reading them sets ``run.bad_batch``.
+
+    (A bad batch of the data, as opposed to a callback's error: ``fit`` then gives the
+    model back the weights it had before.)
+    """
+    try:
+        yield from chunks
+    except (ValueError, TypeError):
+        run.bad_batch = True
+        raise
+
+
 def _none() -> None:
     return None
 
@@ -156,7 +169,9 @@ def run_epoch(
     bar = EpochProgress(epoch=epoch, epochs=plan.epochs, steps=plan.steps, verbose=plan.verbose)
     outs: list[dict] = []
     try:
-        for chunk in plan.feeder.epoch(run.seed, epoch, shuffle=plan.shuffle):
+        for chunk in _marking_bad_batches(
+            run, plan.feeder.epoch(run.seed, epoch, shuffle=plan.shuffle)
+        ):
             outs.append(_dispatch(run, plan, chunk, bar))
             in_flight.throttle(outs)
             run.global_step += chunk.steps

@@ -61,6 +61,9 @@ from nnjax.train.state import TrainState
 
 DEFAULT_STEPS_PER_DISPATCH = compiled.DEFAULT_STEPS_PER_DISPATCH
 
+#: ``fit``'s learning rate for a named optimizer or factory when none is given.
+DEFAULT_LEARNING_RATE = 1e-3
+
 #: The view callbacks get (``callback.loop``); the old name of :class:`RunView`.
 Loop = RunView
 
@@ -81,6 +84,20 @@ def _gathering(train_fn: Callable, mesh: Mesh) -> Callable:
     return run
 
 
+def _learning_rate(optimizer: Any, learning_rate: float | None) -> float | None:
+    """The learning rate to inject (checked), or None for an Optax transformation."""
+    if not isinstance(optimizer, optax.GradientTransformation):
+        rate = DEFAULT_LEARNING_RATE if learning_rate is None else learning_rate
+        return optimizers.check_learning_rate(rate)
+    if learning_rate is not None:
+        raise ValueError(
+            f"fit got learning_rate={learning_rate!r} and an Optax transformation, which "
+            "carries its own rate (it would be ignored); pass the factory and the rate "
+            "(optimizer=optax.sgd, learning_rate=...) or set it in the transformation"
+        )
+    return None
+
+
 def _diagnosed(err: NonFiniteLossError, source: Any) -> NonFiniteLossError:
     """``err``, naming the inputs when they hold NaN or inf (not the learning rate)."""
     where = data.nonfinite_input(source)
@@ -98,7 +115,7 @@ def fit(
     loss: str | losses.Loss | None = None,
     loss_fn: Callable | None = None,
     optimizer: str | Callable | optax.GradientTransformation = "adam",
-    learning_rate: float = 1e-3,
+    learning_rate: float | None = None,
     epochs: int = 1,
     batch_size: int = 32,
     validation_data: Any = None,
@@ -145,7 +162,9 @@ def fit(
         rows). It is differentiated, jitted, donated and sharded like the built-in path.
       optimizer: a name (``"adam"``, ``"sgd"``...), an Optax factory (``optax.adam``)
         or transformation. Names and factories run under ``optax.inject_hyperparams``.
-      learning_rate: for a named optimizer or factory; changing it never recompiles.
+      learning_rate: for a named optimizer or factory (default ``1e-3``); changing it
+        never recompiles. An Optax transformation carries its own: passing both is an
+        error.
       epochs: train until this epoch count (counting resumed ones).
       batch_size: examples per update (arrays; an iterable's batches keep their size).
       validation_data: ``(x, y[, sample_weight])`` or an iterable, evaluated after
@@ -177,7 +196,9 @@ def fit(
         other named axes the ``param_sharding`` rules use (instead of ``devices``);
         ``Explicit`` axes (``jax.make_mesh``'s default) are used as ``Auto``.
       resume_from: a :class:`~nnjax.train.checkpoint.ModelCheckpoint` folder; if it
-        holds a checkpoint, training continues after its epoch.
+        holds a checkpoint, training continues after its epoch (a checkpoint that
+        already holds ``epochs`` epochs trains nothing more: a rerun of a finished
+        script). One step folder of it, or a file, is an error.
       fallback: with ``resume_from``, if the newest checkpoint is damaged (a kill during
         its save, a bad disk), resume from the newest intact one and warn which.
       verbose: ``"auto"`` (a bar on a terminal or notebook, a line per epoch
@@ -195,13 +216,16 @@ def fit(
     Returns:
       The :class:`History` of per-epoch logs (including resumed epochs).
 
-    If a callback or the user (``KeyboardInterrupt``) stops training with an exception,
-    ``model`` holds the weights of the last completed dispatch; after a
-    :class:`NonFiniteLossError` or a bad batch it keeps the weights it had before.
+    If a callback or the user (``KeyboardInterrupt``) stops training with an exception
+    (any exception, a callback's ``ValueError`` too), ``model`` holds the weights of the
+    last completed dispatch; after a :class:`NonFiniteLossError` or a bad batch of the
+    data it keeps the weights it had before.
 
     Raises:
       ValueError, TypeError: bad data (naming the batch, key and shapes), labels out of
-        range, wrong input shapes, unknown names, non-scalar ``loss_fn``.
+        range, wrong input shapes, unknown names, non-scalar ``loss_fn``;
+        ``learning_rate`` with an Optax transformation; ``resume_from`` a file or one
+        step folder, or a checkpoint of more than ``epochs`` epochs.
       NonFiniteLossError: the loss became NaN or infinite.
 
     Example:
@@ -232,9 +256,10 @@ def fit(
     epochs, batch_size, accumulate_steps, steps_per_epoch = setup.check_counts(
         epochs, batch_size, accumulate_steps, steps_per_epoch, initial_epoch
     )
-    if not isinstance(optimizer, optax.GradientTransformation):
-        optimizers.check_learning_rate(learning_rate)
+    lr = _learning_rate(optimizer, learning_rate)
     setup.check_param_sharding(param_sharding)
+    if resume_from is not None:
+        resume.check_run_folder(resume_from)
     objective = setup.objective(loss, loss_fn, metrics, precision, remat)
     tx = optimizers.accumulate(optimizers.get_optimizer(optimizer), accumulate_steps)
     verbose = resolve_verbose(verbose)
@@ -260,7 +285,6 @@ def fit(
     k = steps_per_dispatch or compiled.steps_per_dispatch_for(model)
     k = checks.check_count("steps_per_dispatch", k, 1)
 
-    lr = learning_rate if not isinstance(optimizer, optax.GradientTransformation) else None
     state = TrainState(params, optimizers.init_state(tx, params, learning_rate=lr), rest)
     layout = sharding.state_layout(state, mesh, param_sharding)  # bad rules fail here
     history = History()
@@ -268,7 +292,7 @@ def fit(
         # Several processes: each reads only its shards of the layout.
         shardings = layout.shardings() if jax.process_count() > 1 else None
         state, history, initial_epoch, global_step = resume.resume_state(
-            resume_from, state, seed, fallback=fallback, shardings=shardings
+            resume_from, state, seed, fallback=fallback, shardings=shardings, epochs=epochs
         )
     else:
         global_step = 0
@@ -303,6 +327,8 @@ def fit(
         except NonFiniteLossError as err:  # the model keeps the weights it had before fit
             raise _diagnosed(err, source) from None
         except (ValueError, TypeError):
+            if not run.bad_batch:  # a callback's, say: keep what was trained
+                nnx.update(model, run.state.params, run.state.rest)
             raise  # a bad batch: the model keeps the weights it had before fit
         except BaseException:
             nnx.update(model, run.state.params, run.state.rest)  # e.g. KeyboardInterrupt

@@ -13,6 +13,7 @@ Example:
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 import jax
@@ -20,6 +21,7 @@ import numpy as np
 
 from nnjax.io import trees
 from nnjax.io.errors import CheckpointError
+from nnjax.io.layout import META
 from nnjax.train import checkpoint, optimizers
 from nnjax.train.history import History
 from nnjax.train.state import TrainState
@@ -94,6 +96,34 @@ def restore_state(
         raise
 
 
+def check_run_folder(directory: str | os.PathLike) -> None:
+    """Raises unless ``directory`` can be a ModelCheckpoint run folder (or does not exist yet).
+
+    A run folder holds one step folder per saved epoch (``1/``, ``2/``...); ``fit``
+    resumes from its newest. A missing or empty folder is a run not started yet.
+
+    Raises:
+      ValueError: ``directory`` is a file, or a single checkpoint (a step folder, or a
+        model written by :func:`nnjax.save`: it holds ``nnjax.json``).
+
+    Example:
+      >>> check_run_folder("/nonexistent/run")  # not started yet: fine
+    """
+    path = Path(directory).absolute()
+    if path.is_file():
+        raise ValueError(
+            f"resume_from={os.fspath(directory)!r} is a file; pass the folder a "
+            "ModelCheckpoint writes (one folder per saved epoch inside)"
+        )
+    if (path / META).is_file():
+        raise ValueError(
+            f"resume_from={os.fspath(directory)!r} is one checkpoint, not a run folder: "
+            f"pass the ModelCheckpoint folder that holds it ({path.parent}, if it is one of "
+            "its epochs), and fit resumes from its newest; to start from a saved model's "
+            "weights, load it (nnjax.load / nnjax.load_state) and fit without resume_from"
+        )
+
+
 def resume_state(
     directory: str | os.PathLike,
     state: TrainState,
@@ -101,6 +131,7 @@ def resume_state(
     *,
     fallback: bool = False,
     shardings: TrainState | None = None,
+    epochs: int | None = None,
 ) -> tuple[TrainState, History, int, int]:
     """The state, history, next epoch and global step of the newest checkpoint.
 
@@ -113,12 +144,15 @@ def resume_state(
         nnjax: saves are atomic), resume from the newest intact one and warn which
         (:class:`~nnjax.io.CheckpointFallbackWarning`); otherwise the damage is an error.
       shardings: restore the arrays laid out so (see :func:`restore_state`).
+      epochs: the run's epoch count: a checkpoint of more epochs is an error (one of
+        exactly ``epochs``, a finished run, resumes with nothing left to train).
 
     Returns:
       ``(state, history, initial_epoch, global_step)``.
 
     Raises:
-      ValueError: the checkpoint was trained with another seed.
+      ValueError: the checkpoint was trained with another seed, or holds more than
+        ``epochs`` epochs.
       nnjax.io.CheckpointError: damaged, or written for another model or optimizer.
     """
     parts, meta = restore_state(directory, state, fallback=fallback, shardings=shardings)
@@ -127,8 +161,14 @@ def resume_state(
             f"checkpoint in {directory} was trained with seed={meta.get('seed')}, but fit got "
             f"seed={seed}; pass the same seed to resume the same data order"
         )
+    done = meta["epoch"] + 1
+    if epochs is not None and done > epochs:
+        raise ValueError(
+            f"the checkpoint in {directory} already holds {done} epochs, more than "
+            f"epochs={epochs}; pass epochs >= {done} (it counts the resumed epochs)"
+        )
     history = History.from_dict(meta["history"])
-    return TrainState(**parts), history, meta["epoch"] + 1, meta["global_step"]
+    return TrainState(**parts), history, done, meta["global_step"]
 
 
-__all__ = ["abstract", "restore_state", "resume_state"]
+__all__ = ["abstract", "check_run_folder", "restore_state", "resume_state"]

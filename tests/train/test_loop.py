@@ -307,3 +307,40 @@ def test_validation_is_a_deprecated_alias_of_validation_data():
             mlp(), (x, y), loss="cross_entropy", validation=(x, y), verbose=0, devices=ONE
         )
     assert "val_loss" in history.history
+
+
+@pytest.mark.parametrize("error", [ValueError, TypeError, RuntimeError])
+def test_a_callbacks_error_keeps_the_trained_weights_but_a_bad_batch_does_not(error):
+    class Broken(T.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 1:
+                raise error("bug in my callback")
+
+    x, y = blobs()
+    model = mlp()
+    before = leaves(model)
+    with pytest.raises(error, match="bug in my callback"):
+        T.fit(model, (x, y), loss="cross_entropy", epochs=3, verbose=0, devices=ONE,
+              callbacks=[Broken()])  # fmt: skip
+    assert not np.array_equal(before[0], leaves(model)[0])  # two epochs' training kept
+    # a bad batch of the data (after some updates): the weights it had before fit
+    batches = [(x[:16], y[:16]), (x[16:32], y[16:32]), (x[32:48], y[32:48].astype(np.float32))]
+    before = leaves(model)
+    with pytest.raises((ValueError, TypeError), match="batch 2"):
+        T.fit(model, batches, loss="cross_entropy", epochs=1, verbose=0, devices=ONE,
+              steps_per_dispatch=1)  # fmt: skip
+    for a, b in zip(before, leaves(model)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_learning_rate_beside_an_optax_transformation_is_refused_before_training():
+    model = mlp()
+    before = leaves(model)
+    with pytest.raises(ValueError, match=r"learning_rate=0.5 and an Optax transformation"):
+        T.fit(model, blobs(), loss="cross_entropy", optimizer=optax.sgd(1e-9), learning_rate=0.5)
+    for a, b in zip(before, leaves(model)):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="learning_rate"):
+        T.fit(model, blobs(), loss="cross_entropy", learning_rate=-1.0)
+    history = T.fit(model, blobs(), loss="cross_entropy", optimizer="sgd", verbose=0)
+    assert history.history["learning_rate"] == [pytest.approx(T.loop.DEFAULT_LEARNING_RATE)]

@@ -8,6 +8,7 @@ import pytest
 from flax import nnx
 from jax.test_util import check_grads
 
+import nnjax.train as T
 from nnjax.nn import CNN, MLP
 from nnjax.train import compiled as C
 from nnjax.train import step as S
@@ -227,3 +228,29 @@ def test_train_step_normalizes_after_differentiating_the_weighted_sum(loss):
     assert (loss_normalizer(loss) is None) == (loss is None)
     if loss is not None:
         assert float(loss_normalizer(loss)(batch)) == 4.0
+
+
+@pytest.mark.parametrize(
+    "model, match",
+    [
+        (MLP, "got the class MLP; build one first"),
+        (lambda v: v, "got function"),
+        ("mlp", "got str 'mlp'"),
+    ],
+)
+def test_a_model_that_is_not_an_nnx_module_is_named(model, match):
+    x, y = np.ones((4, 2), np.float32), np.zeros(4, np.int32)
+    for call in (
+        lambda: T.fit(model, (x, y), loss="cross_entropy", verbose=0),
+        lambda: T.evaluate(model, (x, y), loss="cross_entropy"),
+        lambda: T.predict(model, x),
+    ):
+        with pytest.raises(TypeError, match=f"must be a Flax NNX module instance, {match}"):
+            call()
+
+
+def test_a_flax_linen_module_gets_the_bridge_hint():
+    import flax.linen
+
+    with pytest.raises(TypeError, match=r"a Flax Linen Dense; wrap it with nnx.bridge.ToNNX"):
+        S.split_model(flax.linen.Dense(3))

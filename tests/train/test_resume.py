@@ -1,0 +1,64 @@
+"""``resume_from``: the run folder checked before training; a finished run resumed."""
+
+import jax
+import numpy as np
+import pytest
+
+import nnjax
+import nnjax.train as T
+from nnjax.train import resume
+from tests.train._data import blobs, leaves, mlp
+
+KW = dict(loss="cross_entropy", batch_size=16, verbose=0, devices=jax.devices()[:1], seed=5)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """A run folder with checkpoints of epochs 1..3 (and the trained model's weights)."""
+    folder = tmp_path_factory.mktemp("run") / "ckpt"
+    model = mlp()
+    T.fit(model, blobs(), epochs=3, callbacks=[T.ModelCheckpoint(folder)], **KW)
+    return folder, leaves(model)
+
+
+def test_a_step_folder_or_a_file_is_refused_before_training(run, tmp_path):
+    folder, _ = run
+    model = mlp()
+    before = leaves(model)
+    with pytest.raises(ValueError, match=rf"is one checkpoint, not a run folder.*\({folder}"):
+        T.fit(model, blobs(), epochs=5, resume_from=folder / "2", **KW)
+    saved = tmp_path / "model"
+    nnjax.save(model, saved)  # a model written by nnjax.save: the same
+    with pytest.raises(ValueError, match=r"nnjax\.load"):
+        T.fit(model, blobs(), epochs=5, resume_from=saved, **KW)
+    afile = tmp_path / "run.ckpt"
+    afile.write_text("")
+    with pytest.raises(ValueError, match="is a file"):
+        T.fit(model, blobs(), epochs=5, resume_from=afile, **KW)
+    for a, b in zip(before, leaves(model)):
+        np.testing.assert_array_equal(a, b)
+    resume.check_run_folder(tmp_path / "not-started-yet")  # the first run of a script
+
+
+def test_a_checkpoint_of_more_epochs_is_refused_and_a_finished_run_resumes_as_done(run):
+    folder, trained = run
+    model = mlp()
+    before = leaves(model)
+    with pytest.raises(ValueError, match=r"already holds 3 epochs, more than epochs=2"):
+        T.fit(model, blobs(), epochs=2, resume_from=folder, **KW)
+    for a, b in zip(before, leaves(model)):
+        np.testing.assert_array_equal(a, b)
+    history = T.fit(model, blobs(), epochs=3, resume_from=folder, **KW)  # a rerun: nothing left
+    assert history.epoch == [0, 1, 2]
+    for a, b in zip(trained, leaves(model)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_an_unwritable_checkpoint_folder_fails_before_anything_trains(tmp_path):
+    blocker = tmp_path / "afile"
+    blocker.write_text("")
+    model = mlp()
+    traces = T.compiled.TRACES.count
+    with pytest.raises(OSError, match=f"cannot write {blocker}/ckpt: {blocker} is a file"):
+        T.fit(model, blobs(), epochs=2, callbacks=[T.ModelCheckpoint(blocker / "ckpt")], **KW)
+    assert T.compiled.TRACES.count == traces  # nothing traced, nothing trained
