@@ -26,11 +26,20 @@ import jax
 import numpy as np
 from flax import nnx
 
+from nnjax.errors import ShapeError
 from nnjax.train.compiled import cached
 from nnjax.train.validation import describe
 
 
-def output_shape(model: nnx.Module, graphdef: nnx.GraphDef, params: Any, rest: Any, x: Any) -> Any:
+def output_shape(
+    model: nnx.Module,
+    graphdef: nnx.GraphDef,
+    params: Any,
+    rest: Any,
+    x: Any,
+    *,
+    name: str | None = None,
+) -> Any:
     """The model's output for one example like the batch ``x`` (``ShapeDtypeStruct`` leaves).
 
     Args:
@@ -39,17 +48,21 @@ def output_shape(model: nnx.Module, graphdef: nnx.GraphDef, params: Any, rest: A
       params: its parameters.
       rest: its other state.
       x: a batch of inputs, any pytree of ``(B, ...)`` arrays.
+      name: what the user called the data (``"validation_data"``), named in errors.
 
     Raises:
-      ValueError: the model cannot take ``x``; names the per-example shapes it got.
+      ShapeError: the model cannot take ``x`` (a ``ValueError``); names the data, the
+        per-example shapes it got, the features the model expects and the model's
+        error (its ``__cause__``).
     """
     example = jax.tree.map(lambda a: jax.ShapeDtypeStruct((1, *a.shape[1:]), a.dtype), x)
     try:
         return _traced(graphdef, *abstract((params, rest, example)))
     except (AssertionError, TypeError, ValueError, KeyError) as err:
         per_example = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape[1:], a.dtype), x)
-        raise ValueError(
-            f"the model cannot take inputs of per-example shape {describe(per_example)}"
+        raise ShapeError(
+            f"{f'`{name}`: ' if name else ''}the model cannot take inputs of per-example "
+            f"shape {describe(per_example)}"
             f"{_expected_input(model)}: {err}"
         ) from err
 

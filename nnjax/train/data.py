@@ -11,7 +11,9 @@ batches are ``B / process_count`` rows), the way per-host data loaders do.
 
 The data-order rule lives here and only here (:func:`epoch_order`): the order of epoch
 ``e`` of a run with seed ``s`` over ``N`` examples is a pure function of ``(s, e, N)``,
-so a resumed run, a sweep member and a lone ``fit`` see the same batches.
+so a resumed run, a sweep member and a lone ``fit`` see the same batches. Array data
+is always used whole, every example each epoch (``steps_per_epoch`` is for iterables:
+:mod:`nnjax.train.iterable_source`; ``class_weight``: :mod:`nnjax.train.class_weights`).
 
 Example:
   >>> x = np.arange(10, dtype=np.float32)[:, None]
@@ -23,14 +25,16 @@ Example:
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterable, Iterator, Mapping
+from numbers import Real
 from typing import Any, NamedTuple
 
 import jax
 import numpy as np
 
+from nnjax.train import class_weights as weights
 from nnjax.train import validation as checks
+from nnjax.train.iterable_source import IterableSource, split_batch
 
 
 class Batch(NamedTuple):
@@ -139,6 +143,14 @@ class ArraySource:
         idx, mask = epoch_index(0, 0, self.n, self.batch_size, shuffle=False)
         return self.batch(idx[0], mask[0])
 
+    def check_labels(self, out: Any, loss: Any, name: str) -> None:
+        """Checks every label against the model's output ``out`` (one example's).
+
+        See :func:`nnjax.train.validation.check_labels`; ``class_weight`` was checked
+        against the labels when the source was built.
+        """
+        checks.check_labels(out, self.y, name, loss)
+
     def device_arrays(self) -> tuple[Any, Any, np.ndarray]:
         """``(x, y, weight)`` as host arrays for a one-time transfer to the device."""
         return _take(self.x, np.arange(self.n)), _take(self.y, np.arange(self.n)), self.weight
@@ -150,103 +162,6 @@ class ArraySource:
     def is_memmap(self) -> bool:
         """Whether any leaf is a NumPy memmap (never copied whole)."""
         return any(isinstance(a, np.memmap) for a in jax.tree.leaves((self.x, self.y)))
-
-
-def split_batch(item: Any, where: str) -> tuple[Any, Any, Any]:
-    """``(x, y, sample_weight or None)`` from ``(x, y)`` / ``(x, y, sample_weight)``.
-
-    Example:
-      >>> split_batch((1, 2), "batch 0")
-      (1, 2, None)
-    """
-    if not isinstance(item, tuple | list) or len(item) not in (2, 3):
-        raise ValueError(
-            f"{where}: expected (x, y) or (x, y, sample_weight), got "
-            f"{type(item).__name__}{f' of length {len(item)}' if hasattr(item, '__len__') else ''}"
-        )
-    return item[0], item[1], item[2] if len(item) == 3 else None
-
-
-class IterableSource:
-    """Batches from any iterable (generator, list, loader), padded to the first batch's size.
-
-    With several processes each process's iterable yields its own block of rows of
-    every global batch (the same number of batches in every process);
-    ``batch_size`` is then the global size, ``local_batch_size * process_count``.
-
-    Args:
-      data: an iterable of ``(x, y)`` or ``(x, y, sample_weight)`` batches.
-      steps_per_epoch: batches per epoch; required when ``data`` is endless (one
-        iterator then runs on across epochs, as in Keras). Without it, each epoch
-        iterates ``data`` anew (a list or loader restarts; a generator ends after one).
-      class_weight: ``{class: weight}`` for integer labels.
-      check_inputs: reject integer ``x`` leaves and NaN inputs.
-
-    Example:
-      >>> batches = [(np.ones((4, 2), np.float32), np.zeros(4, np.int32))] * 3
-      >>> src = IterableSource(batches)
-      >>> [b.x.shape for b in src.batches(0, 0)]
-      [(4, 2), (4, 2), (4, 2)]
-    """
-
-    def __init__(
-        self,
-        data: Iterable,
-        *,
-        steps_per_epoch: int | None = None,
-        class_weight: Mapping[int, float] | None = None,
-        check_inputs: bool = True,
-    ):
-        self.data, self.steps_per_epoch = data, steps_per_epoch
-        self.class_weight, self.check_inputs = class_weight, check_inputs
-        self._iterator: Iterator | None = None
-        items = iter(data)
-        first = next(items, None)
-        if items is data:  # a one-shot iterator: keep the batch just read
-            self.data = itertools.chain([first], items)
-        self._first = self._prepare(first, 0, None)
-        self.local_batch_size = self._first.mask.shape[0]
-        self.batch_size = self.local_batch_size * jax.process_count()
-        self.steps = steps_per_epoch if steps_per_epoch else _length(data)
-        self._epochs_run = 0
-
-    def _prepare(self, item: Any, i: int, spec: Batch | None) -> Batch:
-        if item is None and spec is None:
-            raise ValueError("the data iterable yielded no batches")
-        x, y, sw = split_batch(item, f"batch {i}")
-        host = checks.host_batch(i, x, y, sw, spec, check_inputs=self.check_inputs)
-        return checks.weighted(host, self.class_weight, f"batch {i}")
-
-    def example(self) -> Batch:
-        """The first batch."""
-        return self._first
-
-    def batches(
-        self, seed: int, epoch: int, *, shuffle: bool = True, part: slice | None = None
-    ) -> Iterator[Batch]:
-        """The epoch's batches (``seed``, ``shuffle`` and ``part``: the iterable's business)."""
-        del seed, shuffle, part
-        if self.steps_per_epoch:
-            if self._iterator is None:
-                self._iterator = iter(self.data)
-            items: Iterator = itertools.islice(self._iterator, self.steps_per_epoch)
-        else:
-            items = iter(self.data)
-            if self._epochs_run and isinstance(self.data, Iterator):
-                raise ValueError(
-                    "the data iterator is exhausted after one epoch; pass steps_per_epoch "
-                    "(with an endless generator) or a re-iterable (a list, a DataLoader)"
-                )
-        self._epochs_run += 1
-        count = 0
-        for count, item in enumerate(items, 1):
-            yield self._prepare(item, count - 1, self._first)
-        if self.steps_per_epoch and count < self.steps_per_epoch:
-            raise ValueError(
-                f"the data ended after {count} batches in epoch {epoch}, but "
-                f"steps_per_epoch={self.steps_per_epoch}; make the iterable endless "
-                "(e.g. itertools.cycle) or lower steps_per_epoch"
-            )
 
 
 def nonfinite_input(source: Any, chunk: int = 65536) -> str | None:
@@ -273,17 +188,39 @@ def nonfinite_input(source: Any, chunk: int = 65536) -> str | None:
     return None
 
 
-def is_arrays(data: Any) -> bool:
+def is_arrays(data: Any, name: str = "data") -> bool:
     """Whether ``data`` is ``(x, y)`` / ``(x, y, sample_weight)`` arrays (a tuple).
 
     Rather than an iterable of batches (a list, a generator, a loader).
+
+    Raises:
+      ValueError: ``data`` (called ``name`` in the message) is one array, a dict, or a
+        list of 2 or 3 arrays (a list is an iterable of batches: the message says to
+        pass a tuple ``(x, y)``).
+
+    Example:
+      >>> is_arrays((np.ones((2, 1)), np.ones(2))), is_arrays([(np.ones((2, 1)), np.ones(2))])
+      (True, False)
     """
+    pair = "a pair (x, y) or (x, y, sample_weight) of arrays, or an iterable of such batches"
     if isinstance(data, np.ndarray | jax.Array):
+        raise ValueError(f"`{name}` must be {pair}; got one array of shape {data.shape}")
+    if isinstance(data, Mapping):
         raise ValueError(
-            f"data must be a pair (x, y) or (x, y, sample_weight) of arrays, or an iterable of "
-            f"such batches; got one array of shape {data.shape}"
+            f"`{name}` must be {pair}; got a {type(data).__name__} with keys {list(data)}: "
+            "pass the arrays as a tuple (x, y) (x itself may be a dict of arrays)"
+        )
+    if isinstance(data, list) and len(data) in (2, 3) and all(map(_array_like, data)):
+        raise ValueError(
+            f"`{name}` is a list of {len(data)} arrays, but a list is read as an iterable of "
+            "batches; pass the arrays as a tuple (x, y) or (x, y, sample_weight)"
         )
     return isinstance(data, tuple)
+
+
+def _array_like(a: Any) -> bool:
+    """An array (NumPy, JAX, a DataFrame...) with an example axis, not a batch or pytree."""
+    return hasattr(a, "__array__") and len(np.shape(a)) > 0
 
 
 def array_source(
@@ -295,6 +232,13 @@ def array_source(
     check_inputs: bool = True,
 ) -> ArraySource:
     """Checks ``(x, y[, sample_weight])`` and builds an :class:`ArraySource` of it.
+
+    Raises:
+      ValueError, TypeError, ShapeError: see :func:`nnjax.train.validation.host_tree`,
+        :func:`~nnjax.train.validation.check_lengths`,
+        :func:`~nnjax.train.validation.check_inputs_ok`,
+        :func:`~nnjax.train.validation.sample_weights` and
+        :func:`nnjax.train.class_weights.class_weights`; an empty data set.
 
     Example:
       >>> array_source("train", (np.ones((3, 2)), np.zeros(3)), batch_size=8).batch_size
@@ -308,7 +252,7 @@ def array_source(
     checks.check_inputs_ok(f"`{name}`", x, check_inputs=check_inputs)
     weight = checks.sample_weights(f"`{name}`", sw, n)
     if class_weight is not None:
-        weight = weight * checks.class_weights(f"`{name}`", y, class_weight)
+        weight = weight * weights.class_weights(f"`{name}`", y, class_weight)
     return ArraySource(x, y, batch_size=min(batch_size, n), weight=weight)
 
 
@@ -317,11 +261,20 @@ def split_off(data: tuple, fraction: float) -> tuple[tuple, tuple]:
 
     The split is taken before any shuffling. Returns ``(train, validation)``.
 
+    Raises:
+      TypeError: ``fraction`` is not a number.
+      ValueError: it is not in ``(0, 1)``, or leaves one side empty.
+
     Example:
       >>> train, val = split_off((np.arange(10), np.arange(10)), 0.2)
       >>> val[0].tolist()
       [8, 9]
     """
+    if isinstance(fraction, bool) or not isinstance(fraction, Real):
+        raise TypeError(
+            f"validation_split must be a number in (0, 1), got {fraction!r} "
+            f"({type(fraction).__name__})"
+        )
     if not 0.0 < fraction < 1.0:
         raise ValueError(f"validation_split must lie in (0, 1), got {fraction}")
     n = len(jax.tree.leaves(data[0])[0])
@@ -332,6 +285,23 @@ def split_off(data: tuple, fraction: float) -> tuple[tuple, tuple]:
     return head, jax.tree.map(lambda a: a[cut:], tuple(data))
 
 
+def no_steps(name: str, steps: int | None, steps_name: str = "steps_per_epoch") -> None:
+    """Array data ``name`` takes no ``steps``: it is always used whole (unlike an iterable).
+
+    Raises:
+      ValueError: ``steps`` is not ``None`` (names ``steps_name``, the user's argument).
+
+    Example:
+      >>> no_steps("train", None)
+    """
+    if steps is not None:
+        raise ValueError(
+            f"`{steps_name}`={steps} limits the batches taken from an iterable, but "
+            f"`{name}` is arrays, which are always used whole (every example, each epoch): "
+            f"drop `{steps_name}`, or pass fewer examples or an iterable of batches"
+        )
+
+
 def make_source(
     name: str,
     data: Any,
@@ -340,14 +310,33 @@ def make_source(
     steps_per_epoch: int | None = None,
     class_weight: Mapping[int, float] | None = None,
     check_inputs: bool = True,
+    steps_name: str = "steps_per_epoch",
 ) -> ArraySource | IterableSource:
     """An :class:`ArraySource` for a tuple of arrays, else an :class:`IterableSource`.
+
+    Args:
+      name: how ``data`` is called in errors.
+      data: ``(x, y[, sample_weight])`` arrays or an iterable of such batches.
+      batch_size: examples per batch of array data.
+      steps_per_epoch: batches per epoch of an iterable (array data takes every
+        example each epoch: a count here is an error, as the user's ``steps_name``).
+      class_weight: ``{class: weight}`` (:func:`nnjax.train.class_weights.check`).
+      check_inputs: reject integer inputs.
+      steps_name: the user's name of ``steps_per_epoch`` (``evaluate``'s ``steps``).
+
+    Raises:
+      ValueError: ``data`` is neither arrays nor an iterable (see :func:`is_arrays`),
+        ``steps_per_epoch`` with arrays, or bad data (see :func:`array_source`).
+      TypeError: a bad ``class_weight``, or integer inputs with ``check_inputs``.
 
     Example:
       >>> type(make_source("train", [(np.ones((2, 1)), np.ones(2))], batch_size=4)).__name__
       'IterableSource'
     """
-    if is_arrays(data):
+    if class_weight is not None:
+        class_weight = weights.check(class_weight)
+    if is_arrays(data, name):
+        no_steps(name, steps_per_epoch, steps_name)
         return array_source(
             name, data, batch_size=batch_size, class_weight=class_weight, check_inputs=check_inputs
         )
@@ -361,13 +350,6 @@ def make_source(
     )
 
 
-def _length(data: Any) -> int | None:
-    try:
-        return len(data)
-    except TypeError:
-        return None
-
-
 __all__ = [
     "ArraySource",
     "Batch",
@@ -377,6 +359,7 @@ __all__ = [
     "epoch_order",
     "is_arrays",
     "make_source",
+    "no_steps",
     "nonfinite_input",
     "split_batch",
     "split_off",

@@ -8,6 +8,7 @@ its own rows of every batch, and the statistics are reduced over the global batc
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
@@ -20,7 +21,7 @@ from nnjax import losses
 from nnjax import metrics as metrics_lib
 from nnjax.train import abstract_output, host_memory, in_flight, sharding, step, validation
 from nnjax.train.compiled import cached
-from nnjax.train.data import ArraySource, IterableSource, is_arrays, make_source
+from nnjax.train.data import ArraySource, IterableSource, make_source, no_steps
 from nnjax.train.feeder import Prefetcher
 
 _LOSS = metrics_lib.Metric("loss", lambda *a: {}, lambda s: float(s["sum"] / max(s["count"], 1)))
@@ -169,13 +170,22 @@ def evaluate(
       loss: a loss name or callable ``loss(predictions, y)``.
       metrics: metric specs; ``None`` follows the loss (accuracy for classification).
       batch_size: examples per compiled call (the last batch is padded and masked).
-      steps: batches to take from an endless iterable.
+      steps: batches to take from an endless iterable (not for arrays, always
+        evaluated whole).
       precision: ``"bfloat16"`` to compute in bfloat16.
       devices: devices to shard the batches over.
       check_inputs: reject integer ``x`` (see :func:`~nnjax.train.validation.check_inputs_ok`).
 
     Returns:
       ``{"loss": ..., "<metric>": ...}`` as floats, exact for any batching.
+
+    Raises:
+      ShapeError: inputs the model cannot take, labels the loss cannot compare with
+        its outputs, or arrays of different lengths (all ``ValueError`` s).
+      ValueError: bad ``data`` (an empty set, a list ``[x, y]``, NaN inputs), ``steps``
+        with arrays, or labels outside the model's classes, in any batch of an
+        iterable (checked as it is read).
+      TypeError: integer inputs with ``check_inputs``; a count that is not an integer.
 
     Example:
       >>> import numpy as np
@@ -187,20 +197,19 @@ def evaluate(
       ['accuracy', 'loss']
     """
     batch_size = validation.check_count("batch_size", batch_size, 1)
+    steps = None if steps is None else validation.check_count("steps", steps, 1)
     metrics = (
         metrics_lib.default_metrics(loss) if metrics is None else metrics_lib.as_specs(metrics)
     )
     step.resolve_metrics(metrics)
     source = eval_source(
         "data", data, batch_size, _mesh_size(devices), steps_per_epoch=steps,
-        check_inputs=check_inputs,
+        steps_name="steps", check_inputs=check_inputs,
     )  # fmt: skip
     mesh, graphdef, params, rest = _setup(model, source.batch_size, devices)
     example = source.example()
-    out = abstract_output.output_shape(model, graphdef, params, rest, example.x)
-    validation.check_labels(out, example.y, "data")
-    if isinstance(source, ArraySource):
-        validation.check_labels(out, source.y, "data")
+    out = abstract_output.output_shape(model, graphdef, params, rest, example.x, name="data")
+    source.check_labels(out, loss, "data")
     validation.check_loss_accepts(loss, out, example.y, "data")
     params, rest = sharding.put_replicated((params, rest), mesh, copy=False)  # no donation
     with jax.set_mesh(mesh):  # its programs' context: their mesh (sharding.own_mesh)
@@ -212,16 +221,55 @@ def evaluate(
 
 def _predict_items(data: Iterable) -> Iterator[tuple[Any, np.ndarray]]:
     """``(x, dummy labels)`` from batches ``x`` or ``(x, ...)`` (the rest ignored)."""
-    for item in data:
+    for i, item in enumerate(data):
         x = item[0] if isinstance(item, tuple | list) else item
-        yield x, np.zeros(len(jax.tree.leaves(x)[0]), np.float32)
+        leaves = jax.tree.leaves(x)
+        if not leaves or not np.ndim(leaves[0]):
+            raise ValueError(
+                f"predict: batch {i} of `x` is {type(x).__name__} {x!r:.60}; every batch must "
+                "be an array, a dict of arrays, or a tuple (x, ...) (for one array of "
+                "examples, pass np.asarray(x))"
+            )
+        yield x, np.zeros(len(leaves[0]), np.float32)
 
 
-def _predict_source(x: Any, batch_size: int, steps: int | None, check_inputs: bool) -> Any:
-    if isinstance(x, dict | np.ndarray | jax.Array) or is_arrays(x):
+def _is_inputs(x: Any) -> bool:
+    """Whether ``predict``'s ``x`` is the inputs (arrays), not an iterable of batches."""
+    first = x
+    while isinstance(first, list) and first:
+        first = first[0]
+    numbers = isinstance(x, list) and isinstance(first, int | float | complex)
+    return isinstance(x, dict | tuple) or hasattr(x, "__array__") or numbers
+
+
+def _not_xy(model: nnx.Module, x: Any) -> None:
+    """A tuple ``x`` must not have more inputs than the model takes (an ``(x, y)`` pair)."""
+    try:
+        params = inspect.signature(model).parameters.values()
+    except (TypeError, ValueError):
+        return
+    takes = sum(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in params)
+    if any(p.kind is p.VAR_POSITIONAL for p in params) or len(x) <= takes:
+        return
+    raise TypeError(
+        f"predict takes the inputs x only: got a tuple of {len(x)} arrays "
+        f"{validation.describe(x)} ((x, y)?), but {type(model).__name__} takes {takes} "
+        f"positional input{'s' if takes != 1 else ''}; pass predict(model, x)"
+    )
+
+
+def _predict_source(
+    model: nnx.Module, x: Any, batch_size: int, steps: int | None, check_inputs: bool
+) -> Any:
+    if _is_inputs(x):
+        no_steps("x", steps, "steps")
         x = validation.host_tree("x", x)
-        n = validation.check_lengths("x", {"x": x})
-        validation.check_inputs_ok("x", x, check_inputs=check_inputs, nan=False)
+        n = validation.check_lengths("predict: `x`", {"x": x})
+        if n == 0:
+            raise ValueError(f"predict: `x` is empty: it has shape {validation.describe(x)}")
+        if isinstance(x, tuple):
+            _not_xy(model, x)
+        validation.check_inputs_ok("predict", x, check_inputs=check_inputs, nan=False)
         size = min(batch_size, n)
         size = -(-size // _mesh_size(None)) * _mesh_size(None)
         return ArraySource(x, np.zeros(n, np.float32), batch_size=size)
@@ -253,13 +301,20 @@ def predict(
         are ignored, so a ``fit``/``evaluate`` iterable works as it is). The batches
         of an iterable keep their size; a shorter last one is padded and masked.
       batch_size: examples per compiled call, for arrays.
-      steps: batches to take from an endless iterable.
+      steps: batches to take from an endless iterable (not for arrays).
       devices: devices to shard the batches over.
       check_inputs: reject integer ``x`` (and, for an iterable, NaN inputs).
 
     Returns:
       The outputs for every example, in order, as NumPy (with several processes, on
       every process: the rows of every process's batches).
+
+    Raises:
+      ShapeError: inputs the model cannot take, or arrays of different lengths.
+      ValueError: an empty ``x``, a nested Python list (pass ``np.asarray(x)``), a
+        batch of an iterable that holds no arrays, or ``steps`` with arrays.
+      TypeError: ``x`` of another kind, integer inputs with ``check_inputs``, or a
+        tuple ``(x, y)`` for a model that takes one input (``predict`` takes ``x``).
 
     Example:
       >>> import numpy as np
@@ -272,9 +327,10 @@ def predict(
       (5, 3)
     """
     batch_size = validation.check_count("batch_size", batch_size, 1)
-    source = _predict_source(x, batch_size, steps, check_inputs)
+    steps = None if steps is None else validation.check_count("steps", steps, 1)
+    source = _predict_source(model, x, batch_size, steps, check_inputs)
     mesh, graphdef, params, rest = _setup(model, source.batch_size, devices)
-    abstract_output.output_shape(model, graphdef, params, rest, source.example().x)
+    abstract_output.output_shape(model, graphdef, params, rest, source.example().x, name="x")
     params, rest = sharding.put_replicated((params, rest), mesh, copy=False)  # no donation
     predict_step = compiled_predict(graphdef)
     with jax.set_mesh(mesh):  # its programs' context: their mesh (sharding.own_mesh)

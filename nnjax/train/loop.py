@@ -56,6 +56,7 @@ from nnjax.train.engine import NonFiniteLossError, Plan, run_epochs
 from nnjax.train.evaluate import divisible, evaluate_source
 from nnjax.train.feeder import DeviceFeeder
 from nnjax.train.history import History
+from nnjax.train.iterable_source import IterableSource
 from nnjax.train.progress import resolve_verbose
 from nnjax.train.state import TrainState
 
@@ -296,6 +297,8 @@ def fit(
         )
     else:
         global_step = 0
+    if isinstance(source, IterableSource):  # a generator is read once
+        source.check_epochs(epochs - initial_epoch)
     run = Run(model, sharding.put_state(state, layout), mesh, history, seed, global_step)
     driver = CallbackDriver(callbacks, run)
     feeder = DeviceFeeder(source, mesh, k)

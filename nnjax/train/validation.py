@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from nnjax import losses
+from nnjax.errors import ShapeError
 
 
 def as_host_array(name: str, a: Any) -> np.ndarray:
@@ -37,7 +38,8 @@ def check_dataset(
         models that take integer inputs such as token ids.
 
     Raises:
-      ValueError: not a pair, an empty set, or ``len(x) != len(y)``.
+      ShapeError: ``len(x) != len(y)``, or a scalar ``x`` or ``y``.
+      ValueError: not a pair, or an empty set.
       TypeError: integer or boolean ``x`` with ``check_inputs``.
 
     Example:
@@ -49,9 +51,9 @@ def check_dataset(
         raise ValueError(f"`{name}` must be a pair (x, y) of arrays, got {type(data).__name__}")
     x, y = as_host_array(f"{name} x", data[0]), as_host_array(f"{name} y", data[1])
     if x.ndim == 0 or y.ndim == 0:
-        raise ValueError(f"`{name}`: x and y need a leading example axis; got {x.shape}, {y.shape}")
+        raise ShapeError(f"`{name}`: x and y need a leading example axis; got {x.shape}, {y.shape}")
     if len(x) != len(y):
-        raise ValueError(
+        raise ShapeError(
             f"`{name}`: x has {len(x)} examples (shape {x.shape}) but y has {len(y)} "
             f"(shape {y.shape}); they must have the same length"
         )
@@ -82,16 +84,24 @@ def describe(tree: Any) -> str:
     return repr(tree)
 
 
-def check_labels(out: Any, y: Any, name: str = "train") -> None:
+def check_labels(out: Any, y: Any, name: str = "train", loss: Any = None) -> None:
     """Integer class labels must lie in ``[0, C)`` for a model with ``C`` outputs.
 
     Binary outputs (``C == 1``) take labels in ``{0, 1}``; floating labels must be
     finite (a NaN target would otherwise surface as a non-finite loss, blamed on the
-    learning rate).
+    learning rate). The range is checked for integer labels one axis short of the
+    output when they are class ids: for the classification losses, and for a custom
+    ``loss`` with ``C >= 2`` outputs (or an unknown one, ``None``); integer targets of
+    ``mse``, ``mae`` or ``huber`` are left to :func:`check_loss_accepts`.
+
+    Raises:
+      ValueError: NaN or inf in floating labels, or a class label out of range (names
+        the first one, ``C`` and how many are bad).
 
     Example:
       >>> out = jax.ShapeDtypeStruct((1, 3), jnp.float32)
       >>> check_labels(out, np.array([0, 2]))
+      >>> check_labels(jax.ShapeDtypeStruct((1, 1), jnp.float32), np.array([7]), loss="mse")
     """
     if not isinstance(out, jax.ShapeDtypeStruct) or not isinstance(y, np.ndarray):
         return
@@ -102,9 +112,11 @@ def check_labels(out: Any, y: Any, name: str = "train") -> None:
                 f"`{name}`: the labels y hold NaN or inf (example {int(bad[0])}, "
                 f"{bad.size} example{'s' if bad.size > 1 else ''}); clean the data"
             )
-    if not np.issubdtype(y.dtype, np.integer) or y.ndim != len(out.shape) - 1:
+    if not np.issubdtype(y.dtype, np.integer) or y.ndim != len(out.shape) - 1 or not out.shape:
         return
     classes = out.shape[-1]
+    if not _class_ids(loss, classes):
+        return
     upper = 2 if classes == 1 else classes
     bad = np.flatnonzero((y < 0) | (y >= upper))
     if bad.size:
@@ -114,6 +126,16 @@ def check_labels(out: Any, y: Any, name: str = "train") -> None:
             f"output{'s' if classes != 1 else ''}, so labels must lie in [0, {upper - 1}] "
             f"({bad.size} bad label{'s' if bad.size != 1 else ''})"
         )
+
+
+def _class_ids(loss: Any, classes: int) -> bool:
+    """Whether integer labels one axis short of ``classes`` outputs are class ids for ``loss``."""
+    if loss is None:
+        return True
+    fn = losses.get(loss)
+    if fn in (losses.cross_entropy, losses.binary_cross_entropy):
+        return True
+    return fn not in (losses.mse, losses.mae, losses.huber) and classes > 1
 
 
 def check_loss_accepts(loss: str | Callable, out: Any, y: Any, name: str = "train") -> None:
@@ -126,7 +148,8 @@ def check_loss_accepts(loss: str | Callable, out: Any, y: Any, name: str = "trai
     ``cross_entropy`` must be probabilities (:func:`nnjax.losses.check_distribution`).
 
     Raises:
-      ValueError: the loss fails on these shapes (names both and the loss's error).
+      ShapeError: the loss rejects these shapes (names both and the loss's error).
+      ValueError: the loss fails on them for another reason (the same message).
 
     Example:
       >>> out = jax.ShapeDtypeStruct((1, 3), jnp.float32)
@@ -140,7 +163,8 @@ def check_loss_accepts(loss: str | Callable, out: Any, y: Any, name: str = "trai
     try:
         jax.eval_shape(objective.loss_on_batch(loss), logits, target)
     except (AssertionError, TypeError, ValueError) as err:
-        raise ValueError(
+        shape = isinstance(err, ShapeError) or "incompatible shapes" in str(err).lower()
+        raise (ShapeError if shape else ValueError)(
             f"`{name}`: the loss cannot compare model outputs of shape "
             f"{describe(out)} with labels {describe(target)} per example: {err}"
         ) from err
@@ -157,7 +181,9 @@ def host_tree(name: str, tree: Any) -> Any:
     """Every leaf as a NumPy array (memmaps stay memmaps; float64 becomes float32).
 
     Raises:
-      ValueError: a leaf without a leading example axis, or an empty pytree.
+      ValueError: an empty pytree, or a (nested) Python list of numbers (the message
+        says to pass ``np.asarray``).
+      ShapeError: a leaf without a leading example axis.
 
     Example:
       >>> host_tree("x", {"a": np.array([1.0, 2.0])})["a"].dtype
@@ -165,10 +191,16 @@ def host_tree(name: str, tree: Any) -> Any:
     """
 
     def convert(path, a):
+        if path and isinstance(a, int | float | complex):  # bool is an int
+            raise ValueError(
+                f"`{name}` holds Python numbers (`{name}{jax.tree_util.keystr(path)}` is "
+                f"{a!r}), not arrays: a list of numbers is read as a pytree of scalars; convert "
+                f"it first: np.asarray({name.rsplit(' ', 1)[-1]})"
+            )
         if not isinstance(a, np.memmap):
             a = as_host_array(name, a)
         if a.ndim == 0:
-            raise ValueError(f"`{name}{jax.tree_util.keystr(path)}` needs a leading example axis")
+            raise ShapeError(f"`{name}{jax.tree_util.keystr(path)}` needs a leading example axis")
         return a
 
     if tree is None or not jax.tree.leaves(tree):
@@ -179,6 +211,9 @@ def host_tree(name: str, tree: Any) -> Any:
 def check_lengths(where: str, parts: Mapping[str, Any], expected: int | None = None) -> int:
     """All leaves of the named pytrees share one leading length; returns it.
 
+    Raises:
+      ShapeError: leading lengths differ (lists every array's shape).
+
     Example:
       >>> check_lengths("train", {"x": np.ones((3, 2)), "y": np.ones(3)})
       3
@@ -188,7 +223,7 @@ def check_lengths(where: str, parts: Mapping[str, Any], expected: int | None = N
     bad = [(k, s) for k, s in sizes if s[0] != n]
     if bad:
         listing = ", ".join(f"{k} {s}" for k, s in sizes)
-        raise ValueError(
+        raise ShapeError(
             f"{where}: every array needs the same number of examples ({n}); got {listing}"
         )
     return n
@@ -219,6 +254,10 @@ def check_inputs_ok(where: str, x: Any, *, check_inputs: bool, nan: bool = True)
 def sample_weights(where: str, sw: Any, n: int) -> np.ndarray:
     """``sample_weight`` as float32 ``(n,)``: the right length, finite and non-negative.
 
+    Raises:
+      ShapeError: not of shape ``(n,)``.
+      ValueError: a negative, NaN or infinite weight (names the first one).
+
     Example:
       >>> sample_weights("train", [1, 2], 2)
       array([1., 2.], dtype=float32)
@@ -227,52 +266,17 @@ def sample_weights(where: str, sw: Any, n: int) -> np.ndarray:
         return np.ones(n, np.float32)
     w = np.asarray(sw, np.float32)
     if w.shape != (n,):
-        raise ValueError(f"{where}: sample_weight has shape {w.shape}, expected ({n},)")
+        raise ShapeError(f"{where}: sample_weight has shape {w.shape}, expected ({n},)")
     if not np.all(np.isfinite(w)) or np.any(w < 0):
         i = int(np.flatnonzero(~(np.isfinite(w) & (w >= 0)))[0])
         raise ValueError(f"{where}: sample_weight[{i}] = {w[i]}; weights must be >= 0")
     return w
 
 
-def class_weights(
-    where: str, y: Any, class_weight: Mapping[int, float] | None, *, strict: bool = True
-) -> np.ndarray:
-    """Per-example weights ``class_weight[y]`` (integer or one-hot labels), Keras-style.
-
-    Raises:
-      ValueError: ``class_weight`` names a class the labels lack, or the labels are
-        neither integer classes nor one-hot.
-
-    Example:
-      >>> class_weights("train", np.array([0, 1, 1]), {0: 2.0, 1: 1.0})
-      array([2., 1., 1.], dtype=float32)
-    """
-    y = np.asarray(y)
-    if class_weight is None:
-        return np.ones(len(y), np.float32)
-    if np.issubdtype(y.dtype, np.integer) and y.ndim == 1:
-        ids = y
-    elif y.ndim == 2 and y.shape[1] > 1:
-        ids = y.argmax(axis=1)
-    elif (y.ndim == 2 and y.shape[1] == 1) or y.ndim == 1:
-        ids = (y.reshape(-1) > 0.5).astype(np.int64)
-    else:
-        raise ValueError(f"{where}: class_weight needs class labels (N,) or one-hot (N, C)")
-    present = set(np.unique(ids).tolist())
-    missing = sorted(set(class_weight) - present)
-    if missing and strict:
-        raise ValueError(
-            f"{where}: class_weight names class{'es' if len(missing) > 1 else ''} {missing} "
-            f"that the labels lack (they hold {sorted(present)})"
-        )
-    table = np.ones(max(present | set(class_weight)) + 1, np.float32)
-    for c, w in class_weight.items():
-        table[int(c)] = float(w)
-    return table[ids]
-
-
-def _spec_error(i: int, path: str, got: Any, want: Any, what: str) -> ValueError:
-    return ValueError(
+def _spec_error(
+    i: int, path: str, got: Any, want: Any, what: str, kind: type[ValueError] = ValueError
+) -> ValueError:
+    return kind(
         f"batch {i}: {path} has {what} {got}, but batch 0 had {want}; every batch needs the "
         "same structure, per-example shapes and dtypes"
     )
@@ -285,6 +289,13 @@ def host_batch(
 
     It is checked against ``spec`` (structure, per-example shapes, dtypes), with messages
     naming the batch.
+
+    Raises:
+      ShapeError: per-example shapes that differ from ``spec``'s, lengths that differ
+        within the batch, or more examples than ``spec``.
+      ValueError: an empty batch, other keys or dtypes than ``spec``'s, NaN inputs or bad
+        sample weights.
+      TypeError: integer inputs with ``check_inputs``.
 
     Example:
       >>> b = host_batch(0, np.ones((3, 2)), np.zeros(3), None, None)
@@ -310,23 +321,15 @@ def host_batch(
             raise _spec_error(i, "the batch", [p for p, _ in got], [p for p, _ in want], "keys")
         for (path, a), (_, b) in zip(got, want):
             if a.shape[1:] != b.shape[1:] or a.dtype != b.dtype:
-                shape = f"{a.shape} {a.dtype.name}"
-                raise _spec_error(i, path[2:-2], shape, f"{b.shape} {b.dtype.name}", "shape")
+                kind = ShapeError if a.shape[1:] != b.shape[1:] else ValueError  # or a dtype
+                had = f"{b.shape} {b.dtype.name}"
+                raise _spec_error(i, path[2:-2], f"{a.shape} {a.dtype.name}", had, "shape", kind)
         if n > size:
-            raise ValueError(f"{where} has {n} examples, more than batch 0's {size}")
+            raise ShapeError(f"{where} has {n} examples, more than batch 0's {size}")
     rows = np.resize(np.arange(n), size)
     mask = (np.arange(size) < n).astype(np.float32)
     take = lambda t: jax.tree.map(lambda a: a[rows], t)
     return Batch(take(x), take(y), w[rows] * mask, mask)
-
-
-def weighted(batch: Any, class_weight: Mapping[int, float] | None, where: str) -> Any:
-    """``batch`` with its loss weights multiplied by ``class_weight[y]``."""
-    if class_weight is None:
-        return batch
-    return batch._replace(
-        weight=batch.weight * class_weights(where, batch.y, class_weight, strict=False)
-    )
 
 
 def check_count(name: str, value: Any, minimum: int = 0) -> int:
@@ -351,10 +354,8 @@ __all__ = [
     "check_labels",
     "check_lengths",
     "check_loss_accepts",
-    "class_weights",
     "describe",
     "host_batch",
     "host_tree",
     "sample_weights",
-    "weighted",
 ]

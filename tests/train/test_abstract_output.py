@@ -76,3 +76,17 @@ def test_a_graph_that_cannot_be_hashed_is_traced_every_time():
         out = abstract_output.output_shape(model, graphdef, params, rest, np.ones((5, 3)))
         assert out.shape == (1, 2)
     assert predict(model, np.ones((5, 3), np.float32)).shape == (5, 2)
+
+
+def test_an_input_the_model_cannot_take_is_a_shape_error_naming_the_data():
+    from nnjax import ShapeError
+
+    model = MLP(4, (4,), 2, rngs=nnx.Rngs(0))
+    graphdef, params, rest = split_model(model, training=False)
+    x = np.ones((3, 5), np.float32)
+    words = r"^the model cannot take inputs of per-example shape \(5,\) float32 \(the model "
+    with pytest.raises(ShapeError, match=words + r"expects 4 input features\): ") as err:
+        abstract_output.output_shape(model, graphdef, params, rest, x)
+    assert isinstance(err.value, ValueError) and err.value.__cause__ is not None
+    with pytest.raises(ShapeError, match=r"^`validation`: the model cannot take inputs"):
+        abstract_output.output_shape(model, graphdef, params, rest, x, name="validation")

@@ -134,8 +134,14 @@ def test_endless_generator_with_steps_per_epoch():
     assert len(history) == 2
     with pytest.raises(ValueError, match=r"ended after 2 batches in epoch 0.*steps_per_epoch=3"):
         T.fit(mlp(), _batches(x, y, 16), steps_per_epoch=3, epochs=1, **KW)
-    with pytest.raises(ValueError, match="exhausted after one epoch"):
-        T.fit(mlp(), iter(_batches(x, y, 16)), epochs=2, **KW)
+    model = mlp()
+    before = leaves(model)
+    traces = T.compiled.TRACES.count
+    with pytest.raises(ValueError, match="exhausted after one epoch, but 2 epochs"):
+        T.fit(model, iter(_batches(x, y, 16)), epochs=2, **KW)
+    assert T.compiled.TRACES.count == traces  # refused before anything trains
+    for a, b in zip(before, leaves(model)):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_make_source_kinds():
@@ -206,3 +212,25 @@ def test_the_feeder_places_this_processs_rows():
     chunks = list(feeder.epoch(0, 0, shuffle=False))
     batch = chunks[0].args[0]
     assert batch.x.shape == (2, 8, 4) and len(batch.x.addressable_shards) == 4
+
+
+def test_is_arrays_names_the_data_and_says_to_pass_a_tuple():
+    from nnjax.train.data import is_arrays
+
+    x, y = blobs(n=8)
+    assert is_arrays((x, y)) and not is_arrays([(x, y)])
+    with pytest.raises(ValueError, match=r"`validation` must be a pair .*one array of shape"):
+        is_arrays(x, "validation")
+    with pytest.raises(ValueError, match=r"`data` is a list of 2 arrays.*tuple \(x, y\)"):
+        is_arrays([x, y])
+    with pytest.raises(ValueError, match=r"`data` must be a pair.*a dict with keys \['x', 'y'\]"):
+        is_arrays({"x": x, "y": y})
+
+
+def test_make_source_checks_class_weight_and_steps():
+    x, y = blobs(n=8)
+    with pytest.raises(ValueError, match=r"class_weight\[1\] = -2.0"):
+        make_source("train", [(x, y)], batch_size=4, class_weight={1: -2.0})
+    with pytest.raises(ValueError, match=r"`steps`=3 limits the batches .* `data` is arrays"):
+        make_source("data", (x, y), batch_size=4, steps_per_epoch=3, steps_name="steps")
+    assert make_source("data", [(x, y)], batch_size=4, steps_per_epoch=3).steps == 3

@@ -8,8 +8,9 @@ import optax
 import pytest
 
 import nnjax.train as T
+from nnjax.errors import ShapeError
 from nnjax.train.evaluate import compiled_predict
-from tests.train._data import blobs, mlp
+from tests.train._data import blobs, leaves, mlp
 
 
 @pytest.mark.parametrize("devices", [jax.devices()[:1], jax.devices()])
@@ -62,3 +63,70 @@ def test_predict_names_bad_iterables():
         T.predict(model, 3.0)
     with pytest.raises(ValueError, match="batch 1"):
         T.predict(model, [x[:4], x[:4, :2]])
+
+
+def test_evaluate_checks_the_labels_of_every_batch():
+    x, y = blobs(n=16)
+    model = mlp()
+    before = leaves(model)
+
+    def batches():
+        yield x[:8], y[:8]
+        yield x[8:], np.full(8, 5, np.int32)  # class 5 of a 3-class model
+
+    words = r"`data batch 1` y\[0\] = 5 is out of range: the model has 3 outputs, so labels "
+    with pytest.raises(ValueError, match=words + r"must lie in \[0, 2\] \(8 bad labels\)"):
+        T.evaluate(model, batches(), loss="cross_entropy")
+    for a, b in zip(before, leaves(model)):
+        np.testing.assert_array_equal(a, b)
+    targets = [(x[:8], y[:8, None]), (x[8:], y[8:, None] * 7)]  # not class labels
+    regression = T.evaluate(mlp(classes=1), targets, loss="mse")
+    assert np.isfinite(regression["loss"])
+
+
+def test_steps_is_for_iterables_not_arrays():
+    x, y = blobs(n=32)
+    with pytest.raises(ValueError, match=r"`steps`=1 limits the batches taken from an iterable, "
+                       r"but `data` is arrays"):  # fmt: skip
+        T.evaluate(mlp(), (x, y), loss="cross_entropy", batch_size=8, steps=1)
+    with pytest.raises(ValueError, match=r"`steps`=1 .* but `x` is arrays"):
+        T.predict(mlp(), x, batch_size=8, steps=1)
+    with pytest.raises(TypeError, match=r"`steps` must be an integer, got '2'"):
+        T.evaluate(mlp(), [(x, y)], loss="cross_entropy", steps="2")
+
+
+def test_evaluate_names_its_data():
+    x, y = blobs(n=8)
+    with pytest.raises(ValueError, match=r"`data` is a list of 2 arrays.*tuple \(x, y\)"):
+        T.evaluate(mlp(), [x, y], loss="cross_entropy")
+    with pytest.raises(ShapeError, match=r"`data`: the model cannot take inputs of per-example "
+                       r"shape \(5,\)"):  # fmt: skip
+        T.evaluate(mlp(), (np.ones((8, 5), np.float32), y), loss="cross_entropy")
+
+
+def test_predict_of_empty_or_nested_list_inputs():
+    x, _ = blobs(n=8)
+    with pytest.raises(ValueError, match=r"predict: `x` is empty: it has shape \(0, 4\) float32"):
+        T.predict(mlp(), x[:0])
+    with pytest.raises(ValueError, match=r"`x` holds Python numbers.*np\.asarray\(x\)"):
+        T.predict(mlp(), x.tolist())
+    with pytest.raises(ValueError, match=r"predict: batch 1 of `x` is float.*np\.asarray\(x\)"):
+        T.predict(mlp(), iter([x[:4], 1.5]))
+
+
+def test_predict_converts_array_likes_as_fit_does():
+    pd = pytest.importorskip("pandas")
+    x, _ = blobs(n=8)
+    model = mlp()
+    expected = T.predict(model, x)
+    np.testing.assert_array_equal(T.predict(model, pd.DataFrame(x)), expected)
+
+
+def test_predict_takes_x_only():
+    x, y = blobs(n=8)
+    with pytest.raises(TypeError, match=r"predict takes the inputs x only: got a tuple of 2 "
+                       r"arrays \(\(8, 4\) float32, \(8,\) int32\) \(\(x, y\)\?\), but MLP takes 1 "
+                       r"positional input; pass predict\(model, x\)"):  # fmt: skip
+        T.predict(mlp(), (x, y))
+    with pytest.raises(TypeError, match=r"^predict x\['y'\] has dtype int32"):  # not "x x[..]"
+        T.predict(mlp(), {"x": x, "y": y})

@@ -183,3 +183,142 @@ def test_evaluate_with_a_loss_requiring_mask_matches_numpy():
     logs = T.evaluate(model, (x, yf), loss=_needs_mask, batch_size=8, metrics=())
     z = np.asarray(model(x))[:, 0]
     np.testing.assert_allclose(logs["loss"], np.mean((z - yf) ** 2), rtol=1e-5, atol=1e-6)
+
+
+def test_shape_errors_are_shape_errors():
+    from nnjax import ShapeError
+
+    x, y = blobs()
+    with pytest.raises(ShapeError, match=r"per-example shape \(5,\).*expects 4") as err:
+        _fit((np.ones((96, 5), np.float32), y))
+    assert isinstance(err.value.__cause__, ShapeError)
+    with pytest.raises(ShapeError, match=r"`train`: every array needs the same number"):
+        _fit((x, y[:-1]))
+    with pytest.raises(ShapeError, match=r"sample_weight has shape \(95,\), expected \(96,\)"):
+        _fit((x, y, np.ones(95)))
+    with pytest.raises(ShapeError, match=r"`train`: the loss cannot compare.*\(1, 3\) float32"):
+        _fit((x, np.ones((96, 5), np.float32)))
+    with pytest.raises(ShapeError, match=r"`x`: the model cannot take inputs"):
+        T.predict(mlp(), np.ones((4, 5), np.float32))
+
+
+def test_a_loss_error_that_is_not_about_shapes_stays_a_value_error():
+    from nnjax import ShapeError
+
+    x, y = blobs()
+    with pytest.raises(ValueError, match=r"loss cannot compare.*look like class ids") as err:
+        _fit((x, y.astype(np.float32)))
+    assert not isinstance(err.value, ShapeError)
+
+
+def test_integer_targets_of_a_regression_loss_are_not_class_labels():
+    import jax
+
+    from nnjax.train import validation
+
+    one = jax.ShapeDtypeStruct((1, 1), np.float32)
+    targets = np.arange(8) % 5
+    for loss in ("mse", "mae", "huber"):
+        validation.check_labels(one, targets, "train", loss)
+    for loss in ("binary_cross_entropy", None):  # None: the loss is unknown
+        with pytest.raises(ValueError, match=r"`train` y\[2\] = 2 is out of range"):
+            validation.check_labels(one, targets, "train", loss)
+    three = jax.ShapeDtypeStruct((1, 3), np.float32)
+    custom = lambda p, t: (p[:, 0] - t) ** 2
+    validation.check_labels(one, targets, "train", custom)  # one output: maybe regression
+    with pytest.raises(ValueError, match=r"y\[3\] = 3 is out of range"):  # 3 outputs: classes
+        validation.check_labels(three, targets, "train", custom)
+
+
+def test_steps_per_epoch_is_for_iterables_not_arrays():
+    words = r"`steps_per_epoch`=1 limits the batches taken from an iterable, but `train` is "
+    with pytest.raises(ValueError, match=words + r"arrays, which are always used whole"):
+        _fit(blobs(), batch_size=8, steps_per_epoch=1)
+    with pytest.raises(ValueError, match=r"`steps_per_epoch`=2 .* `train` is arrays"):
+        _fit(blobs(), validation_split=0.25, steps_per_epoch=2)
+
+
+@pytest.mark.parametrize("class_weight, kind, words", [
+    ({0: -1.0, 1: 1.0, 2: 1.0}, ValueError, r"class_weight\[0\] = -1.0; weights must be finite"),
+    ({0: float("nan")}, ValueError, r"class_weight\[0\] = nan"),
+    ([1.0, 2.0, 1.0], TypeError, r"got list; .*pass dict\(enumerate\(weights\)\)"),
+])  # fmt: skip
+def test_class_weight_values_and_type(class_weight, kind, words):
+    with pytest.raises(kind, match=words):
+        _fit(blobs(), class_weight=class_weight)
+    with pytest.raises(kind, match=words):  # an iterable too
+        _fit([blobs()], class_weight=class_weight)
+
+
+def test_class_weight_needs_class_labels_not_regression_targets():
+    x, _ = blobs()
+    t = np.random.default_rng(1).normal(size=(96, 1)).astype(np.float32)
+    with pytest.raises(ValueError, match=r"`train`: class_weight needs class labels.*\(96, 1\) "
+                       r"float32 holding .*sample_weight instead"):  # fmt: skip
+        _fit((x, t), model=mlp(classes=1), loss="mse", class_weight={0: 1.0, 1: 5.0})
+    with pytest.raises(ValueError, match=r"batch 0: class_weight needs class labels"):
+        _fit([(x, t)], model=mlp(classes=1), loss="mse", class_weight={0: 1.0, 1: 5.0})
+
+
+def test_a_list_or_dict_of_arrays_is_not_data():
+    x, y = blobs()
+    with pytest.raises(ValueError, match=r"`train` is a list of 2 arrays, but a list is read as "
+                       r"an iterable of batches; pass the arrays as a tuple \(x, y\)"):  # fmt: skip
+        _fit([x, y])
+    with pytest.raises(ValueError, match=r"`train` is a list of 3 arrays"):
+        _fit([x, y, np.ones(96)])
+    with pytest.raises(ValueError, match=r"got a dict with keys \['x', 'y'\]: pass the arrays as "
+                       r"a tuple \(x, y\)"):  # fmt: skip
+        _fit({"x": x, "y": y})
+    with pytest.raises(ValueError, match=r"`validation` must be a pair .* got one array"):
+        _fit((x, y), validation_data=x[:8])
+
+
+def test_nested_python_lists_are_named():
+    x, y = blobs()
+    with pytest.raises(ValueError, match=r"`train x` holds Python numbers \(`train x\[0\]\[0\]` "
+                       r"is .*\), not arrays.*np\.asarray\(x\)"):  # fmt: skip
+        _fit((x.tolist(), y))
+    with pytest.raises(ValueError, match=r"`train y` holds Python numbers.*np\.asarray\(y\)"):
+        _fit((x, y.tolist()))
+
+
+@pytest.mark.parametrize("split, kind, words", [
+    ("0.2", TypeError, r"validation_split must be a number in \(0, 1\), got '0.2' \(str\)"),
+    (True, TypeError, r"validation_split must be a number in \(0, 1\), got True \(bool\)"),
+    (1.5, ValueError, r"validation_split must lie in \(0, 1\), got 1.5"),
+])  # fmt: skip
+def test_validation_split_must_be_a_fraction(split, kind, words):
+    with pytest.raises(kind, match=words):
+        _fit(blobs(), validation_split=split)
+
+
+#: fit reaches these checks once ``setup.check_model`` calls ``src.check_labels(out,
+#: objective.loss, name)`` and passes ``name=name`` to ``output_shape`` (``evaluate``
+#: does both); remove the mark then.
+PENDING_SETUP = pytest.mark.xfail(strict=True, reason="setup.check_model not yet wired")
+
+
+@PENDING_SETUP
+def test_fit_checks_class_weight_classes_of_an_iterable_against_the_model():
+    x, y = blobs()
+    with pytest.raises(ValueError, match=r"`train`: class_weight names class \[7\], but the "
+                       r"model has 3 outputs"):  # fmt: skip
+        _fit([(x[:48], y[:48]), (x[48:], y[48:])], class_weight={0: 1, 1: 1, 2: 1, 7: 5})
+
+
+@PENDING_SETUP
+def test_fit_integer_regression_targets_get_the_shape_mismatch():
+    from nnjax import ShapeError
+
+    x, _ = blobs()
+    with pytest.raises(ShapeError, match=r"`train`: the loss cannot compare model outputs of "
+                       r"shape \(1, 1\) float32 with labels \(1,\) int"):  # fmt: skip
+        _fit((x, np.arange(96) % 10), model=mlp(classes=1), loss="mse")
+
+
+@PENDING_SETUP
+def test_fit_names_validation_data_whose_inputs_the_model_cannot_take():
+    x, y = blobs()
+    with pytest.raises(ValueError, match=r"^`validation`: the model cannot take inputs"):
+        _fit((x, y), validation_data=(np.ones((8, 5), np.float32), y[:8]))

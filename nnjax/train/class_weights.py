@@ -1,0 +1,178 @@
+"""``class_weight``: Keras' per-class loss weights, checked and turned into example weights.
+
+``fit(class_weight={class: weight})`` scales each example's loss by the weight of its
+class. The mapping is checked when the data source is built (:func:`check`), its
+classes against the model's outputs once they are known (:func:`check_classes`), and
+the labels of every batch must be class labels: integer ids ``(N,)``, binary ``0``/``1``
+values ``(N,)`` or ``(N, 1)``, or one-hot (or probability) rows ``(N, C)``
+(:func:`class_ids`).
+
+Example:
+  >>> weights = check({0: 1, 1: 3.0})
+  >>> class_weights("train", np.array([0, 1, 1]), weights)
+  array([1., 3., 3.], dtype=float32)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from numbers import Real
+from typing import Any
+
+import jax
+import numpy as np
+
+
+def check(class_weight: Any) -> dict[int, float]:
+    """``class_weight`` as ``{class: weight}``: integer classes, finite weights ``>= 0``.
+
+    Raises:
+      TypeError: not a mapping (a list of weights: pass ``dict(enumerate(weights))``),
+        a class that is not an integer, or a weight that is not a number.
+      ValueError: a negative class, or a weight that is negative, NaN or infinite.
+
+    Example:
+      >>> check({0: 1, 2: 0.5})
+      {0: 1.0, 2: 0.5}
+    """
+    if not isinstance(class_weight, Mapping):
+        hint = (
+            "; for one weight per class in order, pass dict(enumerate(weights))"
+            if isinstance(class_weight, list | tuple | np.ndarray)
+            else ""
+        )
+        raise TypeError(
+            f"class_weight must be a dict {{class: weight}}, got {type(class_weight).__name__}"
+            f"{hint}"
+        )
+    out = {}
+    for c, w in class_weight.items():
+        if isinstance(c, bool) or not isinstance(c, int | np.integer):
+            raise TypeError(f"class_weight: classes must be integers, got {c!r}")
+        if c < 0:
+            raise ValueError(f"class_weight: classes must be >= 0, got {c}")
+        if isinstance(w, bool) or not isinstance(w, Real):
+            raise TypeError(f"class_weight[{c}] must be a number, got {w!r}")
+        value = float(w)
+        if not (np.isfinite(value) and value >= 0):
+            raise ValueError(f"class_weight[{c}] = {w}; weights must be finite and >= 0")
+        out[int(c)] = value
+    return out
+
+
+def class_ids(where: str, y: Any) -> np.ndarray:
+    """The class of each example of the labels ``y``: ids, binary values or one-hot rows.
+
+    Raises:
+      ValueError: the labels are not class labels: continuous (floating values other
+        than 0 and 1, or rows outside ``[0, 1]``), or of another shape.
+
+    Example:
+      >>> class_ids("train", np.array([[0.0, 1.0], [1.0, 0.0]])).tolist()
+      [1, 0]
+    """
+    y = np.asarray(y)
+    column = y.ndim == 1 or (y.ndim == 2 and y.shape[1] == 1)
+    integer = np.issubdtype(y.dtype, np.integer) or y.dtype == np.bool_
+    if column and integer:
+        ids = y.reshape(-1).astype(np.int64)
+        if ids.size and ids.min() < 0:
+            i = int(np.argmin(ids))
+            raise ValueError(f"{where}: class_weight needs class ids >= 0; y[{i}] = {ids[i]}")
+        return ids
+    if column and np.all((y == 0) | (y == 1)):
+        return y.reshape(-1).astype(np.int64)
+    if y.ndim == 2 and y.shape[1] > 1 and np.all((y >= 0) & (y <= 1)):
+        return y.argmax(axis=1)
+    found = f"labels of shape {y.shape} {y.dtype.name}"
+    if y.ndim <= 2 and y.size:
+        bad = y.reshape(-1)[~((y.reshape(-1) == 0) | (y.reshape(-1) == 1))]
+        found += f" holding {bad[0].item()!r} (continuous targets?)" if bad.size else ""
+    raise ValueError(
+        f"{where}: class_weight needs class labels: integer ids (N,), binary 0/1 values "
+        f"(N,) or (N, 1), or one-hot rows (N, C); got {found}. For regression targets, "
+        "weigh examples with sample_weight instead"
+    )
+
+
+def class_weights(
+    where: str, y: Any, class_weight: Mapping[int, float] | None, *, strict: bool = True
+) -> np.ndarray:
+    """Per-example weights ``class_weight[class of y]`` (see :func:`class_ids`), Keras-style.
+
+    Args:
+      where: how the data is called in errors.
+      y: the labels.
+      class_weight: ``{class: weight}`` (checked by :func:`check`); classes it does not
+        name weigh 1.
+      strict: every class of ``class_weight`` must occur in ``y`` (whole data sets; a
+        batch of an iterable need not hold every class).
+
+    Raises:
+      ValueError: ``strict`` and ``class_weight`` names a class the labels lack, or the
+        labels are not class labels (:func:`class_ids`).
+
+    Example:
+      >>> class_weights("train", np.array([0, 1, 1]), {0: 2.0, 1: 1.0})
+      array([2., 1., 1.], dtype=float32)
+    """
+    if class_weight is None:
+        return np.ones(len(np.asarray(y)), np.float32)
+    ids = class_ids(where, y)
+    present = set(np.unique(ids).tolist())
+    missing = sorted(set(class_weight) - present)
+    if missing and strict:
+        raise ValueError(
+            f"{where}: class_weight names class{'es' if len(missing) > 1 else ''} {missing} "
+            f"that the labels lack (they hold {sorted(present)})"
+        )
+    table = np.ones(max(present | set(class_weight)) + 1, np.float32)
+    for c, w in class_weight.items():
+        table[int(c)] = float(w)
+    return table[ids]
+
+
+def weighted(batch: Any, class_weight: Mapping[int, float] | None, where: str) -> Any:
+    """``batch`` (a :class:`~nnjax.train.data.Batch`) with its weights times ``class_weight[y]``.
+
+    Example:
+      >>> from nnjax.train.data import Batch
+      >>> b = Batch(np.ones((2, 1)), np.array([0, 1]), np.ones(2, np.float32), np.ones(2))
+      >>> weighted(b, {1: 3.0}, "batch 0").weight.tolist()
+      [1.0, 3.0]
+    """
+    if class_weight is None:
+        return batch
+    return batch._replace(
+        weight=batch.weight * class_weights(where, batch.y, class_weight, strict=False)
+    )
+
+
+def check_classes(class_weight: Mapping[int, float] | None, out: Any, name: str) -> None:
+    """The classes of ``class_weight`` must be classes of a model whose output is ``out``.
+
+    ``C`` outputs take classes ``[0, C)``; one output (binary) takes ``0`` and ``1``.
+
+    Raises:
+      ValueError: a class outside that range (names it and the model's outputs).
+
+    Example:
+      >>> check_classes({0: 1.0, 4: 2.0}, jax.ShapeDtypeStruct((1, 3), np.float32), "train")
+      Traceback (most recent call last):
+      ...
+      ValueError: `train`: class_weight names class [4], but the model has 3 outputs, ...
+    """
+    if not class_weight or not isinstance(out, jax.ShapeDtypeStruct) or not out.shape:
+        return
+    outputs = out.shape[-1]
+    upper = 2 if outputs == 1 else outputs
+    bad = sorted(c for c in class_weight if not 0 <= c < upper)
+    if bad:
+        raise ValueError(
+            f"`{name}`: class_weight names class{'es' if len(bad) > 1 else ''} {bad}, but the "
+            f"model has {outputs} output{'s' if outputs != 1 else ''}, so classes lie in "
+            f"[0, {upper - 1}]"
+        )
+
+
+__all__ = ["check", "check_classes", "class_ids", "class_weights", "weighted"]

@@ -1,0 +1,172 @@
+"""Batches from any iterable of ``(x, y[, sample_weight])``: a list, a generator, a loader.
+
+Each batch is checked as it is read (structure, per-example shapes and dtypes against
+the first batch: :func:`nnjax.train.validation.host_batch`) and padded to the first
+batch's size; once the model's output is known (:meth:`IterableSource.check_labels`),
+its labels are checked too. The checks run on the host, in the thread that reads the
+batches ahead of the step (:class:`nnjax.train.feeder.Prefetcher`).
+
+Example:
+  >>> batches = [(np.ones((4, 2), np.float32), np.array([0, 1, 2, 0]))] * 2
+  >>> src = IterableSource(batches)
+  >>> src.check_labels(jax.ShapeDtypeStruct((1, 3), np.float32), "cross_entropy", "train")
+  >>> [b.y.tolist() for b in src.batches(0, 0)]
+  [[0, 1, 2, 0], [0, 1, 2, 0]]
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+import jax
+import numpy as np
+
+from nnjax.train import class_weights as weights
+from nnjax.train import validation as checks
+
+if TYPE_CHECKING:
+    from nnjax.train.data import Batch
+
+
+def split_batch(item: Any, where: str) -> tuple[Any, Any, Any]:
+    """``(x, y, sample_weight or None)`` from ``(x, y)`` / ``(x, y, sample_weight)``.
+
+    Example:
+      >>> split_batch((1, 2), "batch 0")
+      (1, 2, None)
+    """
+    if not isinstance(item, tuple | list) or len(item) not in (2, 3):
+        raise ValueError(
+            f"{where}: expected (x, y) or (x, y, sample_weight), got "
+            f"{type(item).__name__}{f' of length {len(item)}' if hasattr(item, '__len__') else ''}"
+        )
+    return item[0], item[1], item[2] if len(item) == 3 else None
+
+
+class IterableSource:
+    """Batches from any iterable (generator, list, loader), padded to the first batch's size.
+
+    With several processes each process's iterable yields its own block of rows of
+    every global batch (the same number of batches in every process);
+    ``batch_size`` is then the global size, ``local_batch_size * process_count``.
+
+    Args:
+      data: an iterable of ``(x, y)`` or ``(x, y, sample_weight)`` batches.
+      steps_per_epoch: batches per epoch; required when ``data`` is endless (one
+        iterator then runs on across epochs, as in Keras). Without it, each epoch
+        iterates ``data`` anew (a list or loader restarts; a generator ends after one).
+      class_weight: ``{class: weight}`` for class labels (see
+        :mod:`nnjax.train.class_weights`).
+      check_inputs: reject integer ``x`` leaves and NaN inputs.
+
+    Every batch is checked as it is read (:func:`nnjax.train.validation.host_batch`);
+    after :meth:`check_labels`, its labels too.
+
+    Example:
+      >>> batches = [(np.ones((4, 2), np.float32), np.zeros(4, np.int32))] * 3
+      >>> src = IterableSource(batches)
+      >>> [b.x.shape for b in src.batches(0, 0)]
+      [(4, 2), (4, 2), (4, 2)]
+    """
+
+    def __init__(
+        self,
+        data: Iterable,
+        *,
+        steps_per_epoch: int | None = None,
+        class_weight: Mapping[int, float] | None = None,
+        check_inputs: bool = True,
+    ):
+        self.data, self.steps_per_epoch = data, steps_per_epoch
+        self.class_weight, self.check_inputs = class_weight, check_inputs
+        self._iterator: Iterator | None = None
+        self._labels: tuple | None = None  # (out, loss, name) once check_labels ran
+        items = iter(data)
+        first = next(items, None)
+        if items is data:  # a one-shot iterator: keep the batch just read
+            self.data = itertools.chain([first], items)
+        self._first = self._prepare(first, 0, None)
+        self.local_batch_size = self._first.mask.shape[0]
+        self.batch_size = self.local_batch_size * jax.process_count()
+        self.steps = steps_per_epoch if steps_per_epoch else _length(data)
+        self._epochs_run = 0
+
+    def _prepare(self, item: Any, i: int, spec: Batch | None) -> Batch:
+        if item is None and spec is None:
+            raise ValueError("the data iterable yielded no batches")
+        x, y, sw = split_batch(item, f"batch {i}")
+        host = checks.host_batch(i, x, y, sw, spec, check_inputs=self.check_inputs)
+        if self._labels is not None:  # the real rows' labels (padding repeats them)
+            out, loss, name = self._labels
+            y = host.y[: int(host.mask.sum())] if isinstance(host.y, np.ndarray) else host.y
+            checks.check_labels(out, y, f"{name} batch {i}", loss)
+        return weights.weighted(host, self.class_weight, f"batch {i}")
+
+    def example(self) -> Batch:
+        """The first batch."""
+        return self._first
+
+    def check_labels(self, out: Any, loss: Any, name: str) -> None:
+        """Checks the labels against the model's output ``out``, and every later batch's.
+
+        The first batch's labels and ``class_weight``'s classes are checked now, every
+        later batch's labels as it is read (on the host, in the thread that reads the
+        batches). A bad batch then stops ``fit`` or ``evaluate`` with this error rather
+        than a NaN loss; the model keeps the weights it had before ``fit``.
+
+        Raises:
+          ValueError: a label out of range (:func:`nnjax.train.validation.check_labels`),
+            or a class of ``class_weight`` that the model lacks.
+        """
+        checks.check_labels(out, self._first.y, f"{name} batch 0", loss)
+        weights.check_classes(self.class_weight, out, name)
+        self._labels = (out, loss, name)
+
+    def check_epochs(self, epochs: int) -> None:
+        """Raises unless the data can give ``epochs`` epochs (before anything trains).
+
+        Raises:
+          ValueError: a one-shot iterator (a generator) for more than one epoch without
+            ``steps_per_epoch``: it is exhausted after the first.
+        """
+        if epochs > 1 and not self.steps_per_epoch and isinstance(self.data, Iterator):
+            raise ValueError(
+                f"the data is an iterator, exhausted after one epoch, but {epochs} epochs "
+                "were asked for; pass steps_per_epoch (with an endless generator) or a "
+                "re-iterable (a list, a DataLoader)"
+            )
+
+    def batches(
+        self, seed: int, epoch: int, *, shuffle: bool = True, part: slice | None = None
+    ) -> Iterator[Batch]:
+        """The epoch's batches (``seed``, ``shuffle`` and ``part``: the iterable's business)."""
+        del seed, shuffle, part
+        if self.steps_per_epoch:
+            if self._iterator is None:
+                self._iterator = iter(self.data)
+            items: Iterator = itertools.islice(self._iterator, self.steps_per_epoch)
+        else:
+            items = iter(self.data)
+            self.check_epochs(self._epochs_run + 1)
+        self._epochs_run += 1
+        count = 0
+        for count, item in enumerate(items, 1):
+            yield self._prepare(item, count - 1, self._first)
+        if self.steps_per_epoch and count < self.steps_per_epoch:
+            raise ValueError(
+                f"the data ended after {count} batches in epoch {epoch}, but "
+                f"steps_per_epoch={self.steps_per_epoch}; make the iterable endless "
+                "(e.g. itertools.cycle) or lower steps_per_epoch"
+            )
+
+
+def _length(data: Any) -> int | None:
+    try:
+        return len(data)
+    except TypeError:
+        return None
+
+
+__all__ = ["IterableSource", "split_batch"]
