@@ -1,6 +1,7 @@
 """Trace-time argument checks shared by the functional ops.
 
-Every check runs on static shapes, so it costs nothing under ``jax.jit``. Shape failures
+Every check runs on static shapes and dtypes, or on concrete Python/NumPy numbers (traced
+values pass unchecked), so it costs nothing under ``jax.jit``. Shape failures
 come from chex's assertions and are raised as :class:`nnjax.errors.ShapeError` (a
 ``ValueError`` and an ``AssertionError``), with a message that names the op and the
 argument, and the expected and actual shapes.
@@ -8,6 +9,7 @@ argument, and the expected and actual shapes.
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -15,6 +17,7 @@ from typing import Any
 import chex
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from nnjax.errors import ShapeError
 
@@ -23,7 +26,9 @@ from nnjax.errors import ShapeError
 Shape = Sequence[Any]
 
 
-def check_shape(op: str, name: str, x: jax.typing.ArrayLike, expected: Shape) -> None:
+def check_shape(
+    op: str, name: str, x: jax.typing.ArrayLike, expected: Shape, *, why: str = ""
+) -> None:
     """Asserts that ``x`` has shape ``expected`` (``None`` matches any size).
 
     Args:
@@ -32,6 +37,8 @@ def check_shape(op: str, name: str, x: jax.typing.ArrayLike, expected: Shape) ->
       x: the array to check.
       expected: the expected shape; ``None`` entries match any size and a leading
         ``...`` matches any number of leading axes.
+      why: where the expected sizes come from, added to the message in parentheses,
+        e.g. ``"params['scale'] has shape (4,)"``.
 
     Raises:
       ShapeError: naming ``op``, ``name``, the expected and the actual shape.
@@ -39,6 +46,7 @@ def check_shape(op: str, name: str, x: jax.typing.ArrayLike, expected: Shape) ->
     shape = jnp.shape(x)
     expected = tuple(expected)
     msg = f"{op}: argument `{name}` has shape {shape}, expected {_fmt(expected)}"
+    msg += f" ({why})" if why else ""
     with _as_shape_error(msg):
         chex.assert_shape(x, expected, custom_message=msg)
 
@@ -96,6 +104,154 @@ def check_window_fits(
                 f"{tuple(shape[1:3])} with padding {padding!r} are smaller than the window "
                 f"{tuple(window)}"
             )
+
+
+def is_traced(value: Any) -> bool:
+    """Whether ``value`` (or a leaf of it, e.g. of a tuple) is a JAX tracer."""
+    return any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves(value))
+
+
+def static_arg_message(op: str, name: str, value: Any, expected: str) -> str:
+    """The message for a bad static argument: ``"op: `name` must be <expected>, got ..."``.
+
+    A traced ``value`` (an argument that ``jax.jit`` traced because it was not marked
+    static) gets a message that says so and how to mark it static.
+
+    Example:
+      >>> static_arg_message("max_pool2d", "window_shape", 0, "a positive int")
+      'max_pool2d: `window_shape` must be a positive int, got 0'
+    """
+    if is_traced(value):
+        arg = name.split("[")[0]
+        return (
+            f"{op}: `{name}` must be {expected}, got a traced value {value!r}: it must be "
+            f"static under jax.jit; mark it static, e.g. jax.jit(fn, static_argnames={arg!r})"
+        )
+    return f"{op}: `{name}` must be {expected}, got {value!r}"
+
+
+def check_static_bool(op: str, name: str, value: Any) -> bool:
+    """``value`` as a bool after checking it is a Python (or NumPy) bool.
+
+    Raises:
+      TypeError: naming ``op``, ``name`` and the value; for a traced value, saying to
+        mark the argument static under ``jax.jit``.
+    """
+    if isinstance(value, bool | np.bool_):
+        return bool(value)
+    raise TypeError(static_arg_message(op, name, value, "a Python bool (True or False)"))
+
+
+def is_int(value) -> bool:
+    """Whether ``value`` is a Python or NumPy integer (``np.int64(2)``), not a bool."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool | np.bool_)
+
+
+def _kind(minimum: int) -> str:
+    return {0: "a non-negative int", 1: "a positive int"}.get(minimum, f"an int >= {minimum}")
+
+
+def positive_int(op: str, name: str, value, *, minimum: int = 1) -> int:
+    """``value`` as an ``int`` after checking it is an int ``>= minimum`` (a size).
+
+    NumPy integers count as ints; bools do not.
+
+    Raises:
+      ValueError: naming ``op``, the argument ``name`` and the value passed (for a value
+        traced under ``jax.jit``, saying to mark the argument static).
+
+    Example:
+      >>> positive_int("dense_init", "in_features", np.int64(3))
+      3
+    """
+    if not is_int(value) or value < minimum:
+        raise ValueError(static_arg_message(op, name, value, _kind(minimum)))
+    return int(value)
+
+
+def concrete_number(value: Any) -> float | None:
+    """``value`` as a float when it is a Python or NumPy real scalar, else ``None``.
+
+    Traced values and JAX arrays give ``None``: their values are not checked (a check
+    would need a host round trip under ``jax.jit``).
+    """
+    if isinstance(value, numbers.Real):
+        return float(value)
+    if isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "biuf":
+        return float(value)
+    return None
+
+
+def check_interval(
+    op: str, name: str, value: Any, low: float, high: float | None = None, *, open_low=False
+) -> None:
+    """Raises unless a concrete ``value`` lies in ``[low, high]`` (``(low, ...`` if ``open_low``).
+
+    Traced values and JAX arrays pass unchecked (:func:`concrete_number`); NaN fails.
+
+    Raises:
+      ValueError: naming ``op``, the argument ``name``, the interval and the value.
+
+    Example:
+      >>> check_interval("batch_norm", "momentum", 0.9, 0, 1)
+      >>> try:
+      ...     check_interval("layer_norm", "epsilon", 0.0, 0, open_low=True)
+      ... except ValueError as err:
+      ...     print(err)
+      layer_norm: `epsilon` must be > 0, got 0.0
+    """
+    v = concrete_number(value)
+    if v is None:
+        return
+    above = v > low if open_low else v >= low
+    if high is None:
+        ok, text = above, f"{'>' if open_low else '>='} {low}"
+    else:
+        ok, text = above and v <= high, f"in {'(' if open_low else '['}{low}, {high}]"
+    if not ok:
+        raise ValueError(f"{op}: `{name}` must be {text}, got {value!r}")
+
+
+def check_key(op: str, name: str, key: Any) -> None:
+    """Raises unless ``key`` is a PRNG key: ``jax.random.key(seed)`` or a legacy ``uint32`` key.
+
+    Runs on the dtype alone, so it costs nothing under ``jax.jit``.
+
+    Raises:
+      TypeError: naming ``op``, the argument ``name`` and what was passed.
+
+    Example:
+      >>> check_key("dense_init", "key", jax.random.key(0))
+      >>> try:
+      ...     check_key("dense_init", "key", 0)
+      ... except TypeError as err:
+      ...     print(err)
+      dense_init: `key` must be a PRNG key such as jax.random.key(0), got 0
+    """
+    dtype = getattr(key, "dtype", None)
+    if dtype is not None and hasattr(key, "shape"):
+        if jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key) or dtype == np.uint32:
+            return
+        got = f"an array of dtype {dtype} and shape {tuple(key.shape)}"
+    else:
+        got = repr(key)
+    raise TypeError(f"{op}: `{name}` must be a PRNG key such as jax.random.key(0), got {got}")
+
+
+def check_lengths(op: str, lengths, batch: int, steps: int) -> jax.Array:
+    """``lengths`` as a ``(B,)`` integer array; concrete values must lie in ``[0, T]``."""
+    lengths = jnp.asarray(lengths)
+    if not jnp.issubdtype(lengths.dtype, jnp.integer):
+        raise TypeError(f"{op}: argument `lengths` has dtype {lengths.dtype}, expected integers")
+    check_shape(op, "lengths", lengths, (batch,))
+    if not isinstance(lengths, jax.core.Tracer):
+        values = np.asarray(lengths)
+        if values.size and (values.min() < 0 or values.max() > steps):
+            raise ValueError(
+                f"{op}: argument `lengths` must lie in [0, {steps}] (the time axis of `xs`), "
+                f"got {values.tolist()}"
+            )
+    return lengths
 
 
 def _fmt(expected: tuple) -> str:

@@ -26,8 +26,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from nnjax import losses
+from nnjax._checks import positive_int
 from nnjax.errors import ShapeError
-from nnjax.functional._utils import positive_int
 
 Stats = dict[str, Any]
 

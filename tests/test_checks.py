@@ -99,3 +99,91 @@ def test_shape_error_is_a_value_error_and_an_assertion_error():
     with pytest.raises(AssertionError, match="argument `x`"):
         _checks.check_rank("op", "x", jnp.ones(2), 2)
     assert issubclass(ShapeError, ValueError) and issubclass(ShapeError, AssertionError)
+
+
+def test_static_arg_message_names_the_value_or_says_to_mark_it_static():
+    assert _checks.static_arg_message("op", "n", 0, "a positive int") == (
+        "op: `n` must be a positive int, got 0"
+    )
+    seen = []
+    jax.jit(lambda n: seen.append(_checks.static_arg_message("op", "n[0]", n, "an int")))(2)
+    assert "got a traced value" in seen[0]
+    assert "mark it static, e.g. jax.jit(fn, static_argnames='n')" in seen[0]
+
+
+@pytest.mark.parametrize("value", [True, False, np.bool_(True)])
+def test_check_static_bool_accepts_bools(value):
+    assert _checks.check_static_bool("op", "training", value) is bool(value)
+
+
+@pytest.mark.parametrize("value", ["False", 1, None, jnp.array(True)])
+def test_check_static_bool_rejects_other_values(value):
+    with pytest.raises(TypeError, match=r"op: `training` must be a Python bool \(True or False\)"):
+        _checks.check_static_bool("op", "training", value)
+
+
+def test_check_static_bool_traced_says_to_mark_it_static():
+    fn = jax.jit(lambda t: _checks.check_static_bool("op", "training", t))
+    with pytest.raises(TypeError, match=r"traced value.*static_argnames='training'"):
+        fn(True)
+
+
+@pytest.mark.parametrize(
+    ("value", "low", "high", "open_low"),
+    [(0.5, 0, 1, False), (0, 0, 1, False), (1, 0, 1, False), (1e-9, 0, None, True),
+     (np.float32(0.3), 0, 1, False), (np.array(2.0), 0, None, True)],
+)  # fmt: skip
+def test_check_interval_accepts(value, low, high, open_low):
+    _checks.check_interval("op", "v", value, low, high, open_low=open_low)
+
+
+@pytest.mark.parametrize(
+    ("value", "high", "open_low", "shown"),
+    [(1.5, 1, False, r"in \[0, 1\], got 1.5"), (-0.1, 1, False, r"in \[0, 1\], got -0.1"),
+     (0.0, None, True, r"> 0, got 0.0"), (float("nan"), None, True, "> 0, got nan"),
+     (np.float64(-1), None, False, r">= 0, got np.float64\(-1.0\)")],
+)  # fmt: skip
+def test_check_interval_rejects(value, high, open_low, shown):
+    with pytest.raises(ValueError, match=rf"op: `v` must be {shown}"):
+        _checks.check_interval("op", "v", value, 0, high, open_low=open_low)
+
+
+def test_check_interval_leaves_traced_values_and_jax_arrays_alone():
+    _checks.check_interval("op", "v", jnp.asarray(5.0), 0, 1)  # no device round trip
+    out = jax.jit(lambda v: _checks.check_interval("op", "v", v, 0, 1) or v)(5.0)
+    assert float(out) == 5.0
+
+
+@pytest.mark.parametrize(
+    "key", [jax.random.key(0), jax.random.PRNGKey(0), jax.random.split(jax.random.key(0))]
+)
+def test_check_key_accepts_keys(key):
+    _checks.check_key("op", "key", key)
+    jax.jit(lambda k: _checks.check_key("op", "key", k))(key)
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [(0, "got 0"), (None, "got None"), ("seed", "got 'seed'"),
+     (jnp.zeros(2, jnp.int32), r"got an array of dtype int32 and shape \(2,\)")],
+)  # fmt: skip
+def test_check_key_rejects_non_keys(value, shown):
+    with pytest.raises(TypeError, match=rf"op: `key` must be a PRNG key such as .*{shown}"):
+        _checks.check_key("op", "key", value)
+
+
+def test_check_lengths_checks_dtype_shape_and_concrete_values():
+    assert _checks.check_lengths("op", [1, 3], 2, 3).shape == (2,)
+    with pytest.raises(TypeError, match=r"op: argument `lengths` has dtype float32"):
+        _checks.check_lengths("op", jnp.ones(2), 2, 3)
+    with pytest.raises(ValueError, match=r"op: argument `lengths` must lie in \[0, 3\]"):
+        _checks.check_lengths("op", [1, 4], 2, 3)
+    jax.jit(lambda n: _checks.check_lengths("op", n, 2, 3))(jnp.array([7, -1]))  # unchecked
+
+
+def test_check_shape_says_where_the_expected_size_comes_from():
+    with pytest.raises(
+        ShapeError,
+        match=r"op: argument `x` has shape \(2, 5\), expected \(\.\.\., 4\) \(the size of p\)$",
+    ):
+        _checks.check_shape("op", "x", jnp.ones((2, 5)), (..., 4), why="the size of p")

@@ -1,4 +1,4 @@
-"""Weight initialisation shared by the recurrent cells (private).
+"""The weights of the recurrent cells (private): drawing and checking them.
 
 Example:
   >>> import jax
@@ -13,7 +13,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from nnjax import initializers
+from nnjax import _checks, initializers
 from nnjax.functional import _utils
 
 
@@ -30,6 +30,7 @@ def draw_weights(
     op = {1: "rnn_cell_init", 3: "gru_cell_init", 4: "lstm_cell_init"}[gates]
     in_features = _utils.positive_int(op, "in_features", in_features)
     hidden = _utils.positive_int(op, "hidden_features", hidden)
+    _checks.check_key(op, "key", key)
     draw_dtype = jnp.promote_types(dtype, jnp.float32)
 
     def blocks(init, key, rows):
@@ -41,4 +42,34 @@ def draw_weights(
     return blocks(kernel_init, k_x, in_features), blocks(recurrent_init, k_h, hidden)
 
 
-__all__ = ["draw_weights"]
+def check_params(op: str, params: dict, gates: int, biases: tuple[str, ...]) -> tuple[int, int]:
+    """Checks a recurrent parameter dict at trace time; returns ``(in_features, hidden)``.
+
+    ``w_h`` must be ``(H, gates*H)``, ``w_x`` ``(in, gates*H)`` and each bias named in
+    ``biases`` ``(gates*H,)``.
+
+    Raises:
+      KeyError: a parameter is missing.
+      AssertionError: a shape is wrong; the message names ``op``, the parameter, the
+        expected and the actual shape.
+
+    Example:
+      >>> w_x, w_h = draw_weights(jax.random.key(0), 3, 5, 4, dtype=jnp.float32,
+      ...                         kernel_init="glorot_uniform", recurrent_init="orthogonal")
+      >>> check_params("lstm_cell", {"w_x": w_x, "w_h": w_h, "b": jnp.zeros(20)}, 4, ("b",))
+      (3, 5)
+    """
+    for name in ("w_x", "w_h", *biases):
+        if name not in params:
+            raise KeyError(f"{op}: `params` has no {name!r}; got keys {sorted(params)}")
+    _checks.check_rank(op, "params['w_h']", params["w_h"], 2)
+    hidden = params["w_h"].shape[0]
+    _checks.check_shape(op, "params['w_h']", params["w_h"], (hidden, gates * hidden))
+    _checks.check_rank(op, "params['w_x']", params["w_x"], 2)
+    _checks.check_shape(op, "params['w_x']", params["w_x"], (None, gates * hidden))
+    for name in biases:
+        _checks.check_shape(op, f"params[{name!r}]", params[name], (gates * hidden,))
+    return params["w_x"].shape[0], hidden
+
+
+__all__ = ["check_params", "draw_weights"]

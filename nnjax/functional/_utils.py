@@ -8,15 +8,15 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from nnjax import _checks
+from nnjax._checks import _kind, is_int, positive_int  # noqa: F401 (re-exported for the ops)
 
 
-def as_compute(op: str, x: jax.typing.ArrayLike) -> jax.Array:
-    """Returns ``x`` as an array, raising a clear error unless it is floating."""
+def as_compute(op: str, x: jax.typing.ArrayLike, name: str = "x") -> jax.Array:
+    """Returns ``x`` as an array, raising a clear error (naming ``name``) unless it is floating."""
     x = jnp.asarray(x)
-    _checks.check_floating(op, "x", x)
+    _checks.check_floating(op, name, x)
     return x
 
 
@@ -51,40 +51,27 @@ _COUNT = {1: "an int", 2: "a pair", 3: "a triple"}
 
 
 def ntuple(value, n: int, name: str, op: str, *, minimum: int = 1) -> tuple[int, ...]:
-    """Normalises an int or ``n`` ints (each ``>= minimum``) to an ``n``-tuple.
+    """Normalises an int or ``n`` ints (each ``>= minimum``) to an ``n``-tuple of ``int``.
+
+    NumPy integers count as ints; bools do not.
 
     Raises:
-      ValueError: naming ``op``, the argument ``name`` and the value passed.
+      ValueError: naming ``op``, the argument ``name`` and the value passed (for a value
+        traced under ``jax.jit``, saying to mark the argument static).
     """
     try:
-        out = (value,) * n if isinstance(value, int) else tuple(value)
+        out = (value,) * n if is_int(value) else tuple(value)
     except TypeError:
         out = ()
-    ok = len(out) == n and all(
-        isinstance(v, int) and not isinstance(v, bool) and v >= minimum for v in out
-    )
-    if not ok:
-        kind = "positive" if minimum == 1 else "non-negative"
-        raise ValueError(
-            f"{op}: `{name}` must be a {kind} int or {_COUNT.get(n, f'{n}-tuple')} of them, "
-            f"got {value!r}"
-        )
-    return out
+    if len(out) != n or not all(is_int(v) and v >= minimum for v in out):
+        expected = f"{_kind(minimum)} or {_COUNT.get(n, f'{n}-tuple')} of them"
+        raise ValueError(_checks.static_arg_message(op, name, value, expected))
+    return tuple(int(v) for v in out)
 
 
-def positive_int(op: str, name: str, value) -> int:
-    """``value`` after checking it is an int ``>= 1`` (a size such as ``in_features``).
-
-    Raises:
-      ValueError: naming ``op``, the argument ``name`` and the value passed.
-
-    Example:
-      >>> positive_int("dense_init", "in_features", 3)
-      3
-    """
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-        raise ValueError(f"{op}: `{name}` must be a positive int, got {value!r}")
-    return int(value)
+def check_epsilon(op: str, epsilon) -> None:
+    """Raises ``ValueError`` unless a concrete ``epsilon`` is ``> 0`` (a traced one passes)."""
+    _checks.check_interval(op, "epsilon", epsilon, 0, open_low=True)
 
 
 def check_window_fits(op: str, x: jax.Array, window, padding) -> None:
@@ -182,16 +169,41 @@ def check_params(
             )
 
 
-def affine(op: str, params: dict, y: jax.Array, names: tuple[str, ...] = ("scale", "bias")):
-    """``y * scale + bias`` over the last axis, checking each parameter is ``(F,)``.
+def check_affine(
+    op: str,
+    params: Any,
+    x: jax.Array,
+    names: tuple[str, ...] = ("scale", "bias"),
+    others: Mapping[str, Any] | None = None,
+) -> None:
+    """Checks a norm's ``params`` (exactly ``names``, each ``(F,)``) against ``x (..., F)``.
 
-    ``names`` lists the parameters present (``("scale",)`` for a scale-only norm);
-    ``params`` must hold exactly those keys (:func:`check_params`).
+    ``F`` is the size of the first parameter, so a wrong input size blames ``x`` (whose
+    shape the message shows), not the parameters; unless that parameter is the odd one
+    out (the others, and ``others``, e.g. ``{"stats['mean']": ...}``, all fit ``x``).
+
+    Raises:
+      ShapeError: ``x``'s last axis is not ``F``, or a parameter is not ``(F,)``.
+      KeyError, ValueError, TypeError: as :func:`check_params`.
     """
     check_params(op, params, names)
-    features = y.shape[-1]
-    for name in names:
-        _checks.check_shape(op, f"params[{name!r}]", params[name], (features,))
+    first, first_name = params[names[0]], f"params[{names[0]!r}]"
+    _checks.check_rank(op, first_name, first, 1)
+    rest = {f"params[{n!r}]": params[n] for n in names[1:]} | dict(others or {})
+    fit = (x.shape[-1],)
+    if rest and jnp.shape(first) != fit and all(jnp.shape(a) == fit for a in rest.values()):
+        _checks.check_shape(op, first_name, first, fit)
+    why = f"{first_name} has shape {jnp.shape(first)}"
+    _checks.check_shape(op, "x", x, (..., jnp.shape(first)[0]), why=why)
+    for name, value in rest.items():
+        _checks.check_shape(op, name, value, jnp.shape(first))
+
+
+def affine(params: dict, y: jax.Array, names: tuple[str, ...] = ("scale", "bias")):
+    """``y * scale + bias`` over the last axis (``params`` checked by :func:`check_affine`).
+
+    ``names`` lists the parameters present (``("scale",)`` for a scale-only norm).
+    """
     if "scale" in names:
         y = y * expand_to(params["scale"].astype(y.dtype), y.ndim)
     if "bias" in names:

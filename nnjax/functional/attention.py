@@ -7,15 +7,10 @@ import jax.numpy as jnp
 
 from nnjax import _checks, initializers
 from nnjax.functional import _utils
-from nnjax.functional.dropout import dropout
+from nnjax.functional.dropout import dropout, dropout_active
 
 Params = dict[str, dict[str, jax.Array]]
-
-
-def _positive(op: str, name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{op}: `{name}` must be a positive int, got {value!r}")
-    return value
+_PROJECTIONS = ("query", "key", "value", "out")
 
 
 def multi_head_attention_init(
@@ -53,6 +48,7 @@ def multi_head_attention_init(
     Raises:
       ValueError: for sizes that are not positive ints, or ``num_heads`` not dividing
         ``features``.
+      TypeError: if ``key`` is not a PRNG key (``jax.random.key(seed)``).
 
     Example:
       >>> params = multi_head_attention_init(jax.random.key(0), 8, num_heads=2)
@@ -60,12 +56,15 @@ def multi_head_attention_init(
       ((8, 2, 4), (2, 4, 8))
     """
     op = "multi_head_attention_init"
-    _positive(op, "features", features)
-    _positive(op, "num_heads", num_heads)
+    features = _utils.positive_int(op, "features", features)
+    num_heads = _utils.positive_int(op, "num_heads", num_heads)
     if features % num_heads:
         raise ValueError(f"{op}: `num_heads`={num_heads} does not divide `features`={features}")
-    kv = _positive(op, "kv_features", features if kv_features is None else kv_features)
-    out = _positive(op, "out_features", features if out_features is None else out_features)
+    kv = _utils.positive_int(op, "kv_features", features if kv_features is None else kv_features)
+    out = _utils.positive_int(
+        op, "out_features", features if out_features is None else out_features
+    )
+    _checks.check_key(op, "key", key)
     head_dim = features // num_heads
     keys = jax.random.split(key, 4)
     params = {}
@@ -168,8 +167,13 @@ def multi_head_attention(
 
     Raises:
       AssertionError: wrong shapes of ``x``, ``context``, ``mask`` or the parameters.
-      TypeError: non-floating ``x``/``context`` or a non-boolean ``mask``.
-      ValueError: ``dropout_rate > 0`` without ``key``.
+      TypeError: non-floating ``x``/``context``, a non-boolean ``mask``, a
+        ``dropout_rate`` that is not a real scalar, or a ``key`` that is not a PRNG key.
+      ValueError: ``dropout_rate > 0`` without ``key``, a concrete ``dropout_rate``
+        outside ``[0, 1]``, or ``params`` (or one of its projections) with a key the op
+        does not read.
+      KeyError: ``params`` lacks one of ``"query"``, ``"key"``, ``"value"``, ``"out"``
+        (or a projection its ``"kernel"``).
 
     Example:
       >>> params = multi_head_attention_init(jax.random.key(0), 8, num_heads=2)
@@ -178,6 +182,14 @@ def multi_head_attention(
       (3, 5, 8)
     """
     op = "multi_head_attention"
+    _utils.check_params(op, params, _PROJECTIONS)
+    for name in _PROJECTIONS:
+        _utils.check_params(op, params[name], ("kernel",), ("bias",), name=f"params[{name!r}]")
+    drop = dropout_active(op, "dropout_rate", dropout_rate)
+    if drop and key is None:
+        raise ValueError(f"{op}: `dropout_rate`={dropout_rate!r} needs a PRNG `key`")
+    if drop:
+        _checks.check_key(op, "key", key)
     x = _utils.as_compute(op, x)
     _checks.check_rank(op, "x", x, 3)
     if context is None:
@@ -198,9 +210,6 @@ def multi_head_attention(
                         (None, *q.shape[2:]))  # fmt: skip
     batch, t, heads = q.shape[:3]
     mask = _mask4(op, mask, batch, heads, t, k.shape[1])
-    drop = dropout_active(dropout_rate)
-    if drop and key is None:
-        raise ValueError(f"{op}: `dropout_rate`={dropout_rate!r} needs a PRNG `key`")
     if drop or x.dtype == jnp.float64:  # the fused op computes softmax in float32 only
         weights = attention_weights(q, k, mask, causal)
         if drop:
@@ -216,11 +225,3 @@ def multi_head_attention(
         _checks.check_shape(op, "params['out']['bias']", out["bias"], (out["kernel"].shape[-1],))
         y = y + _utils.expand_to(out["bias"].astype(x.dtype), 3)
     return y
-
-
-def dropout_active(rate) -> bool:
-    """Whether dropout at ``rate`` must run: a non-zero or a traced rate."""
-    try:
-        return float(rate) != 0.0
-    except (TypeError, jax.errors.ConcretizationTypeError):
-        return True

@@ -8,11 +8,13 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from nnjax import _checks
 from nnjax._deprecation import renamed_args
+from nnjax.functional import _utils
 from nnjax.functional._gru_scan import gru_scan
 from nnjax.functional._lstm_scan import lstm_scan
 from nnjax.functional._rnn_scan import rnn_scan
-from nnjax.functional.recurrent import gru_cell, lstm_cell, rnn_cell
+from nnjax.functional.recurrent import LSTMState, gru_cell, lstm_cell, rnn_cell
 from nnjax.functional.sequence import Cell, _run
 
 _MERGES: dict[str, Callable[[jax.Array, jax.Array], jax.Array]] = {
@@ -76,12 +78,16 @@ def bidirectional_init(
     Returns:
       ``{"forward": cell_params, "backward": cell_params}``.
 
+    Raises:
+      TypeError: ``key`` is not a PRNG key; else as ``cell_init``.
+
     Example:
       >>> from nnjax.functional.recurrent import gru_cell_init
       >>> params = bidirectional_init(jax.random.key(0), gru_cell_init, 3, 5)
       >>> sorted(params), params["backward"]["w_h"].shape
       (['backward', 'forward'], (5, 15))
     """
+    _checks.check_key("bidirectional_init", "key", key)
     k_fwd, k_bwd = jax.random.split(key)
     return {
         "forward": cell_init(k_fwd, in_features, hidden_features, **kwargs),
@@ -126,8 +132,13 @@ def bidirectional(
       after reading step 0.
 
     Raises:
-      ValueError: an unknown ``merge`` or bad ``lengths``.
-      AssertionError, TypeError: as :func:`nnjax.functional.rnn`.
+      ValueError: an unknown ``merge`` or bad ``lengths``, or ``params`` with a key
+        other than ``"forward"`` and ``"backward"``.
+      KeyError: ``params`` lacks ``"forward"`` or ``"backward"`` (e.g. one direction's
+        parameters were passed).
+      TypeError: ``state`` is not a pair ``(forward_state, backward_state)`` (e.g. a
+        single ``LSTMState``), or a direction's state has the wrong structure.
+      AssertionError: as :func:`nnjax.functional.rnn`.
 
     Example:
       >>> from nnjax.functional.recurrent import lstm_cell, lstm_cell_init
@@ -137,7 +148,8 @@ def bidirectional(
       ((2, 7, 10), (2, 5))
     """
     merge_fn = _merge_fn(merge)  # validated before the scans
-    s_fwd, s_bwd = (None, None) if state is None else state
+    _utils.check_params("bidirectional", params, ("forward", "backward"))
+    s_fwd, s_bwd = (None, None) if state is None else _state_pair(state)
     fused = _fused(cell)
     fwd, ys_f = _run(
         "bidirectional", cell, params["forward"], xs, s_fwd, lengths, False, unroll,
@@ -148,3 +160,14 @@ def bidirectional(
         precompute_inputs, fused,
     )  # fmt: skip
     return (fwd, bwd), merge_fn(ys_f, ys_b)
+
+
+def _state_pair(state) -> tuple[Any, Any]:
+    """``(forward_state, backward_state)``; a single state (an ``LSTMState``) is an error."""
+    if isinstance(state, LSTMState) or not isinstance(state, tuple | list) or len(state) != 2:
+        got = "a single LSTMState" if isinstance(state, LSTMState) else repr(state)[:80]
+        raise TypeError(
+            "bidirectional: `state` must be a pair (forward_state, backward_state), one "
+            f"carry per direction (e.g. two LSTMStates), got {got}"
+        )
+    return state[0], state[1]

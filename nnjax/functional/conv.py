@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -41,18 +42,39 @@ def conv_init(
     The kernel is ``(*kernel_size, in_channels // feature_group_count, out_channels)``.
     """
     kernel_size = _utils.ntuple(kernel_size, nd, "kernel_size", op)
-    groups = _check_groups(op, feature_group_count, in_channels, out_channels)
+    cin, cout, groups = check_channels(op, in_channels, out_channels, feature_group_count)
+    return init_params(
+        op, key, (*kernel_size, cin // groups, cout), cout, dtype=dtype,
+        kernel_init=kernel_init, bias_init=bias_init, use_bias=use_bias,
+    )  # fmt: skip
+
+
+def check_channels(op: str, in_channels, out_channels, groups) -> tuple[int, int, int]:
+    """``(in_channels, out_channels, groups)`` as ints: positive, the groups dividing both.
+
+    Raises:
+      ValueError: naming ``op``, the argument and the value.
+    """
+    cin = _utils.positive_int(op, "in_channels", in_channels)
+    cout = _utils.positive_int(op, "out_channels", out_channels)
+    return cin, cout, _check_groups(op, groups, cin, cout)
+
+
+def init_params(
+    op: str, key, kernel_shape: tuple[int, ...], out_channels: int, *, dtype,
+    kernel_init, bias_init, use_bias: bool,
+) -> Params:  # fmt: skip
+    """``{"kernel": kernel_shape, "bias": (out_channels,)}`` drawn from ``key`` (checked)."""
+    _checks.check_key(op, "key", key)
     k_kernel, k_bias = jax.random.split(key)
-    shape = (*kernel_size, in_channels // groups, out_channels)
-    params = {"kernel": initializers.init_param(kernel_init, k_kernel, shape, dtype)}
+    params = {"kernel": initializers.init_param(kernel_init, k_kernel, kernel_shape, dtype)}
     if use_bias:
         params["bias"] = initializers.init_param(bias_init, k_bias, (out_channels,), dtype)
     return params
 
 
 def _check_groups(op: str, groups, in_channels: int, out_channels: int) -> int:
-    if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1:
-        raise ValueError(f"{op}: `feature_group_count` must be a positive int, got {groups!r}")
+    groups = _utils.positive_int(op, "feature_group_count", groups)
     if in_channels % groups or out_channels % groups:
         raise ValueError(
             f"{op}: `feature_group_count`={groups} must divide both the input channels "
@@ -89,6 +111,12 @@ def conv2d_init(
 
     Returns:
       ``{"kernel": (kh, kw, in, out), "bias": (out,)}``.
+
+    Raises:
+      ValueError: if ``in_channels``/``out_channels`` are not positive ints (NumPy
+        integers count), ``kernel_size`` is bad, or ``feature_group_count`` does not
+        divide both channel counts.
+      TypeError: if ``key`` is not a PRNG key (``jax.random.key(seed)``).
 
     Example:
       >>> params = conv2d_init(jax.random.key(0), 1, 8, 3)
@@ -156,7 +184,8 @@ def conv3d_init(
     )  # fmt: skip
 
 
-def _padding(op: str, nd: int, padding: Padding) -> str | list[tuple[int, int]]:
+def conv_padding(op: str, nd: int, padding: Padding) -> str | list[tuple[int, int]]:
+    """``"SAME"``, ``"VALID"`` or ``nd`` ``(lo, hi)`` pairs of ints, else a ``ValueError``."""
     if isinstance(padding, str):
         mode = padding.upper()
         if mode not in ("SAME", "VALID"):
@@ -164,20 +193,19 @@ def _padding(op: str, nd: int, padding: Padding) -> str | list[tuple[int, int]]:
                 f"{op}: `padding` must be 'SAME', 'VALID', an int or pairs, got {padding!r}"
             )
         return mode
-    if isinstance(padding, int) and not isinstance(padding, bool) and padding >= 0:
-        return [(padding, padding)] * nd
+    value: Any = padding  # an int (NumPy's too) or pairs
+    if _utils.is_int(value) and value >= 0:
+        return [(int(value), int(value))] * nd
     try:
-        pads = [] if isinstance(padding, int) else [tuple(p) for p in padding]
+        pads = [] if _utils.is_int(value) else [tuple(p) for p in value]
     except TypeError:
         pads = []
     if len(pads) != nd or not all(
-        len(p) == 2 and all(isinstance(v, int) and v >= 0 for v in p) for p in pads
+        len(p) == 2 and all(_utils.is_int(v) and v >= 0 for v in p) for p in pads
     ):
-        raise ValueError(
-            f"{op}: `padding` must be 'SAME', 'VALID', a non-negative int or "
-            f"{_PAD_FORM[nd]} of non-negative ints, got {padding!r}"
-        )
-    return [(lo, hi) for lo, hi in pads]
+        expected = f"'SAME', 'VALID', a non-negative int or {_PAD_FORM[nd]} of non-negative ints"
+        raise ValueError(_checks.static_arg_message(op, "padding", padding, expected))
+    return [(int(lo), int(hi)) for lo, hi in pads]
 
 
 def conv(
@@ -203,7 +231,7 @@ def conv(
     _check_groups(op, groups, in_per_group * groups, out_channels)
     _checks.check_shape(op, "x", x, (*(None,) * (nd + 1), in_per_group * groups))
     _forms.check_formulation(op, formulation)
-    pads = _padding(op, nd, padding)
+    pads = conv_padding(op, nd, padding)
     dilation = _utils.ntuple(dilation, nd, "dilation", op)
     strides = _utils.ntuple(stride, nd, "stride", op)
     span = tuple((k - 1) * d + 1 for k, d in zip(kernel.shape[:nd], dilation))
@@ -266,8 +294,11 @@ def conv2d(
       AssertionError: if ``x`` is not rank 4 or its channels differ from the kernel's
         ``in`` (the message names the shapes).
       ValueError: for a bad ``stride``, ``padding``, ``dilation``,
-        ``feature_group_count`` or ``formulation``, or when the (padded) image is
-        smaller than the dilated kernel.
+        ``feature_group_count`` or ``formulation`` (each must be static under
+        ``jax.jit``; a traced one is named so), when the (padded) image is smaller than
+        the dilated kernel, or when ``params`` has a key other than ``"kernel"`` and
+        ``"bias"`` (a misspelling such as ``"bais"``).
+      KeyError: if ``params`` has no ``"kernel"``.
       TypeError: if ``x`` is not floating.
 
     Example:

@@ -12,7 +12,20 @@ from jax import lax
 
 from nnjax import _checks, initializers
 from nnjax.functional import _sharding, _utils
-from nnjax.functional.conv import _LAYOUT, Params, Size, _check_groups, add_bias
+from nnjax.functional._conv_transpose_pads import TransposePadding as TransposePadding
+from nnjax.functional._conv_transpose_pads import grouped_kernel as grouped_kernel
+from nnjax.functional._conv_transpose_pads import output_size as output_size
+from nnjax.functional._conv_transpose_pads import same_pads as same_pads
+from nnjax.functional._conv_transpose_pads import transpose_pads
+from nnjax.functional.conv import (
+    _LAYOUT,
+    Params,
+    Size,
+    _check_groups,
+    add_bias,
+    check_channels,
+    init_params,
+)
 
 
 def conv_transpose_init(
@@ -35,13 +48,11 @@ def conv_transpose_init(
     PyTorch's ``ConvTranspose`` weight ``(in, out / groups, *k)`` in channels-last order.
     """
     kernel_size = _utils.ntuple(kernel_size, nd, "kernel_size", op)
-    groups = _check_groups(op, feature_group_count, in_channels, out_channels)
-    k_kernel, k_bias = jax.random.split(key)
-    shape = (*kernel_size, in_channels, out_channels // groups)
-    params = {"kernel": initializers.init_param(kernel_init, k_kernel, shape, dtype)}
-    if use_bias:
-        params["bias"] = initializers.init_param(bias_init, k_bias, (out_channels,), dtype)
-    return params
+    cin, cout, groups = check_channels(op, in_channels, out_channels, feature_group_count)
+    return init_params(
+        op, key, (*kernel_size, cin, cout // groups), cout, dtype=dtype,
+        kernel_init=kernel_init, bias_init=bias_init, use_bias=use_bias,
+    )  # fmt: skip
 
 
 def conv_transpose1d_init(
@@ -104,6 +115,9 @@ def conv_transpose2d_init(
       PyTorch's ``ConvTranspose2d`` weight ``(in, out / groups, kh, kw)`` is
       ``kernel.transpose(2, 3, 0, 1)``.
 
+    Raises:
+      ValueError, TypeError: as :func:`nnjax.functional.conv2d_init`.
+
     Example:
       >>> conv_transpose2d_init(jax.random.key(0), 8, 3, 2)["kernel"].shape
       (2, 2, 8, 3)
@@ -142,78 +156,6 @@ def conv_transpose3d_init(
     )  # fmt: skip
 
 
-def output_size(
-    size: int, kernel: int, stride: int, padding: int, output_padding: int, dilation: int
-) -> int:
-    """The output size of a transposed convolution along one axis (PyTorch's rule).
-
-    ``(size - 1) * stride - 2 * padding + dilation * (kernel - 1) + output_padding + 1``.
-
-    Example:
-      >>> output_size(7, 3, 2, 1, 1, 1)  # a stride-2 "same" upsampling: 7 -> 14
-      14
-    """
-    return (size - 1) * stride - 2 * padding + dilation * (kernel - 1) + output_padding + 1
-
-
-TransposePadding = str | Size
-
-
-def same_pads(kernel: int, stride: int, dilation: int) -> tuple[int, int]:
-    """``(lo, hi)`` padding of the stride-dilated input for ``"SAME"`` (output ``n * stride``).
-
-    The transposed convolution is then the exact adjoint of a ``"SAME"`` convolution of
-    the same stride (TensorFlow's, Keras' and ``lax.conv_transpose``'s rule): of the
-    ``span - stride`` border rows the adjoint drops, the odd one is dropped at the end.
-
-    Example:
-      >>> same_pads(3, 2, 1)  # full padding (2, 2) gives 2n + 1: one row less at the end
-      (2, 1)
-    """
-    span = dilation * (kernel - 1) + 1
-    total = span + stride - 2
-    lo = span - 1 if stride > span - 1 else -(-total // 2)
-    return lo, total - lo
-
-
-def _pads(
-    op: str, nd: int, kernel: tuple[int, ...], padding: TransposePadding, stride, dilation,
-    output_padding,
-) -> list[tuple[int, int]]:  # fmt: skip
-    """Padding ``(lo, hi)`` of the stride-dilated input per axis (negative crops)."""
-    if isinstance(padding, str):
-        mode = padding.upper()
-        if mode not in ("SAME", "VALID"):
-            raise ValueError(
-                f"{op}: `padding` must be 'SAME', 'VALID' or non-negative ints, got {padding!r}"
-            )
-        if mode == "SAME":
-            pads = [same_pads(k, s, d) for k, s, d in zip(kernel, stride, dilation)]
-            return [(lo, hi + o) for (lo, hi), o in zip(pads, output_padding)]
-        padding = 0
-    padding = _utils.ntuple(padding, nd, "padding", op, minimum=0)
-    return [
-        (d * (k - 1) - p, d * (k - 1) - p + o)
-        for k, p, o, d in zip(kernel, padding, output_padding, dilation)
-    ]
-
-
-def grouped_kernel(kernel: jax.Array, groups: int) -> jax.Array:
-    """The forward-convolution kernel ``(*k, in / G, out)`` of a transposed ``(*k, in, out / G)``.
-
-    Group ``g`` maps input channels ``g * in / G ...`` to output channels
-    ``g * out / G ...``; ``lax.conv_general_dilated`` wants the groups along the
-    output axis.
-
-    Example:
-      >>> grouped_kernel(jnp.zeros((3, 4, 5)), 2).shape
-      (3, 2, 10)
-    """
-    *k, cin, cout = kernel.shape
-    blocks = kernel.reshape(*k, groups, cin // groups, cout)
-    return jnp.moveaxis(blocks, -3, -2).reshape(*k, cin // groups, groups * cout)
-
-
 def conv_transpose(
     op: str,
     nd: int,
@@ -232,6 +174,7 @@ def conv_transpose(
     spatially flipped kernel, padded by ``dilation * (k - 1) - padding`` on each side
     (plus ``output_padding`` at the end); negative padding crops.
     """
+    _utils.check_params(op, params, ("kernel",), ("bias",))
     x = _utils.as_compute(op, x)
     kernel = params["kernel"]
     _checks.check_rank(op, "params['kernel']", kernel, nd + 2)
@@ -250,7 +193,7 @@ def conv_transpose(
                 f"{op}: `output_padding`={output_padding!r} must be smaller than the stride "
                 f"{stride!r} or the dilation {dilation!r} on every axis"
             )
-    pads = _pads(op, nd, kernel.shape[:nd], padding, stride, dilation, output_padding)
+    pads = transpose_pads(op, nd, kernel.shape[:nd], padding, stride, dilation, output_padding)
     sizes = [
         (n - 1) * s + 1 + lo + hi - d * (k - 1)
         for n, k, s, d, (lo, hi) in zip(x.shape[1:-1], kernel.shape[:nd], stride, dilation, pads)
@@ -301,7 +244,9 @@ _DOC_ARGS = """
     Raises:
       AssertionError: wrong ranks or channels (the message names the shapes).
       ValueError: bad ``stride``/``padding``/``output_padding``/``dilation``/
-        ``feature_group_count``, or an empty output.
+        ``feature_group_count`` (static under ``jax.jit``), an empty output, or a key of
+        ``params`` other than ``"kernel"``/``"bias"`` (e.g. ``"bais"``).
+      KeyError: ``params`` has no ``"kernel"``.
       TypeError: if ``x`` is not floating.
 """
 

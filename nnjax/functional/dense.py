@@ -37,6 +37,7 @@ def dense_init(
 
     Raises:
       ValueError: if ``in_features`` or ``out_features`` is not a positive int.
+      TypeError: if ``key`` is not a PRNG key (``jax.random.key(seed)``).
 
     Example:
       >>> params = dense_init(jax.random.key(0), 3, 2)
@@ -45,6 +46,7 @@ def dense_init(
     """
     in_features = _utils.positive_int("dense_init", "in_features", in_features)
     out_features = _utils.positive_int("dense_init", "out_features", out_features)
+    _checks.check_key("dense_init", "key", key)
     k_kernel, k_bias = jax.random.split(key)
     params = {
         "kernel": initializers.init_param(kernel_init, k_kernel, (in_features, out_features), dtype)

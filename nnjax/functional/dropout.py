@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import jax
 import jax.numpy as jnp
 
+from nnjax import _checks
 from nnjax.functional import _utils
 
 
@@ -42,7 +43,9 @@ def dropout(
     Raises:
       ValueError: if a concrete ``rate`` is outside ``[0, 1]`` or ``broadcast_dims``
         names an axis ``x`` does not have.
-      TypeError: if ``x`` is not floating or ``rate`` is not a real scalar.
+      TypeError: if ``x`` is not floating, ``rate`` is not a real scalar, or ``key``
+        is not a PRNG key (``jax.random.key(seed)``) when dropout runs (a rate of 0 or
+        1 reads no key).
 
     Example:
       >>> y = dropout(jax.random.key(0), jnp.ones((2, 4, 4, 3)), 0.5, broadcast_dims=(1, 2))
@@ -55,6 +58,7 @@ def dropout(
         return x
     if static_rate == 1.0:
         return jnp.zeros_like(x)
+    _checks.check_key("dropout", "key", key)
     axes = _mask_axes(broadcast_dims, x.shape)
     mask_shape = tuple(1 if i in axes else n for i, n in enumerate(x.shape))
     traced = jnp.asarray(rate, jnp.float32)
@@ -64,8 +68,20 @@ def dropout(
     return jnp.where(jnp.broadcast_to(keep, x.shape), x * scale, jnp.zeros_like(x))
 
 
-def _static_rate(rate: float | jax.Array) -> float | None:
-    """Returns ``rate`` as a float after checking it, or ``None`` when it is traced."""
+def dropout_active(op: str, name: str, rate) -> bool:
+    """Whether dropout at ``rate`` must run (non-zero or traced), after checking ``rate``.
+
+    Errors name ``op`` and the argument ``name``, e.g. ``multi_head_attention:
+    `dropout_rate```, so that a wrapper reports its own argument.
+    """
+    return _static_rate(rate, op, name) != 0.0
+
+
+def _static_rate(rate: float | jax.Array, op: str = "dropout", name: str = "rate") -> float | None:
+    """Returns ``rate`` as a float after checking it, or ``None`` when it is traced.
+
+    Errors name ``op`` and the argument ``name``.
+    """
     try:
         dtype = jnp.result_type(rate)
     except TypeError:
@@ -74,13 +90,13 @@ def _static_rate(rate: float | jax.Array) -> float | None:
         jnp.issubdtype(dtype, jnp.floating) or jnp.issubdtype(dtype, jnp.integer)
     )
     if not is_real or jnp.ndim(rate) != 0:
-        raise TypeError(f"dropout: `rate` must be a real scalar, got {rate!r}")
+        raise TypeError(f"{op}: `{name}` must be a real scalar, got {rate!r}")
     try:
         value = float(rate)
     except jax.errors.ConcretizationTypeError:
         return None
     if not 0.0 <= value <= 1.0:
-        raise ValueError(f"dropout: `rate` must be in [0, 1], got {rate!r}")
+        raise ValueError(f"{op}: `{name}` must be in [0, 1], got {rate!r}")
     return value
 
 
@@ -88,9 +104,9 @@ def _mask_axes(broadcast_dims: Sequence[int], shape: tuple[int, ...]) -> set[int
     """Normalises ``broadcast_dims`` (negative allowed) to axes of an array of ``shape``."""
     ndim = len(shape)
     for d in broadcast_dims:
-        if not isinstance(d, int) or not -ndim <= d < ndim:
+        if not _utils.is_int(d) or not -ndim <= d < ndim:
             raise ValueError(
                 f"dropout: `broadcast_dims` {tuple(broadcast_dims)!r} is out of range for "
                 f"argument `x` of shape {shape} (rank {ndim})"
             )
-    return {d % ndim for d in broadcast_dims}
+    return {int(d) % ndim for d in broadcast_dims}

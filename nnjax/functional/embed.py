@@ -35,6 +35,7 @@ def embedding_init(
 
     Raises:
       ValueError: if ``num_embeddings`` or ``features`` is not a positive int.
+      TypeError: if ``key`` is not a PRNG key (``jax.random.key(seed)``).
 
     Example:
       >>> embedding_init(jax.random.key(0), 100, 16)["embedding"].shape
@@ -42,6 +43,7 @@ def embedding_init(
     """
     num_embeddings = _utils.positive_int("embedding_init", "num_embeddings", num_embeddings)
     features = _utils.positive_int("embedding_init", "features", features)
+    _checks.check_key("embedding_init", "key", key)
     shape = (num_embeddings, features)
     if embedding_init is None:
         draw = jax.random.normal(key, shape, jnp.promote_types(dtype, jnp.float32))

@@ -23,10 +23,14 @@ def group_norm_init(key: jax.Array, num_features: int, *, dtype: jnp.dtype = jnp
     Returns:
       ``{"scale": (C,), "bias": (C,)}``.
 
+    Raises:
+      ValueError: if ``num_features`` is not a positive int.
+
     Example:
       >>> jax.tree.map(jnp.shape, group_norm_init(jax.random.key(0), 6))
       {'bias': (6,), 'scale': (6,)}
     """
+    num_features = _utils.positive_int("group_norm_init", "num_features", num_features)
     return layer_norm_init(key, num_features, dtype=dtype)
 
 
@@ -35,16 +39,19 @@ def instance_norm_init(
 ) -> Params:
     """Initialises :func:`instance_norm`: ``{"scale": ones (C,), "bias": zeros (C,)}``.
 
+    Raises:
+      ValueError: if ``num_features`` is not a positive int.
+
     Example:
       >>> instance_norm_init(jax.random.key(0), 2)["scale"]
       Array([1., 1.], dtype=float32)
     """
+    num_features = _utils.positive_int("instance_norm_init", "num_features", num_features)
     return layer_norm_init(key, num_features, dtype=dtype)
 
 
 def _check_num_groups(op: str, num_groups: int, channels: int) -> int:
-    if isinstance(num_groups, bool) or not isinstance(num_groups, int) or num_groups < 1:
-        raise ValueError(f"{op}: `num_groups` must be a positive int, got {num_groups!r}")
+    num_groups = _utils.positive_int(op, "num_groups", num_groups)
     if channels % num_groups:
         raise ValueError(
             f"{op}: `num_groups`={num_groups} does not divide the {channels} channels of `x`"
@@ -52,11 +59,16 @@ def _check_num_groups(op: str, num_groups: int, channels: int) -> int:
     return num_groups
 
 
-def _group_standardize(op: str, x: jax.Array, num_groups: int, epsilon: float) -> jax.Array:
-    """Standardises ``(B, ..., C)`` over the spatial axes and each group of channels."""
+def _group_standardize(op: str, params, x: jax.Array, num_groups: int, epsilon: float) -> jax.Array:
+    """Standardises ``(B, ..., C)`` over the spatial axes and each group of channels.
+
+    Checks ``x`` against ``params`` first, so that a channels-first ``x`` is named.
+    """
     _checks.check_min_rank(op, "x", x, 2)
+    _utils.check_affine(op, params, x)
+    _utils.check_epsilon(op, epsilon)
     channels = x.shape[-1]
-    _check_num_groups(op, num_groups, channels)
+    num_groups = _check_num_groups(op, num_groups, channels)
     grouped = jnp.reshape(x, (*x.shape[:-1], num_groups, channels // num_groups))
     axes = (*range(1, x.ndim - 1), grouped.ndim - 1)
     return jnp.reshape(_utils.standardize(grouped, axes, epsilon), x.shape)
@@ -84,8 +96,10 @@ def group_norm(
       The shape and dtype of ``x``.
 
     Raises:
-      AssertionError: if ``x`` has rank < 2 or ``params`` are not ``(C,)``.
-      ValueError: if ``num_groups`` is not a positive divisor of ``C``.
+      AssertionError: if ``x`` has rank < 2, or its last axis is not the size ``C`` of
+        ``params['scale']`` (e.g. a channels-first ``x``; the message shows its shape).
+      ValueError: if ``num_groups`` is not a positive divisor of ``C`` (or is traced:
+        it must be static under ``jax.jit``), or a concrete ``epsilon`` is not ``> 0``.
       TypeError: if ``x`` is not floating.
 
     Example:
@@ -95,8 +109,8 @@ def group_norm(
       Array(1., dtype=float32)
     """
     x = _utils.as_compute("group_norm", x)
-    y = _group_standardize("group_norm", x, num_groups, epsilon)
-    return _utils.affine("group_norm", params, y)
+    y = _group_standardize("group_norm", params, x, num_groups, epsilon)
+    return _utils.affine(params, y)
 
 
 def instance_norm(params: Params, x: jax.typing.ArrayLike, *, epsilon: float = 1e-5) -> jax.Array:
@@ -114,8 +128,10 @@ def instance_norm(params: Params, x: jax.typing.ArrayLike, *, epsilon: float = 1
       The shape and dtype of ``x``.
 
     Raises:
-      AssertionError: if ``x`` has rank < 3 or ``params`` are not ``(C,)``.
+      AssertionError: if ``x`` has rank < 3, or its last axis is not the size ``C`` of
+        ``params['scale']`` (the message shows ``x``'s shape).
       TypeError: if ``x`` is not floating.
+      ValueError: if a concrete ``epsilon`` is not ``> 0``.
 
     Example:
       >>> params = instance_norm_init(jax.random.key(0), 2)
@@ -125,5 +141,5 @@ def instance_norm(params: Params, x: jax.typing.ArrayLike, *, epsilon: float = 1
     """
     x = _utils.as_compute("instance_norm", x)
     _checks.check_min_rank("instance_norm", "x", x, 3)
-    y = _group_standardize("instance_norm", x, x.shape[-1], epsilon)
-    return _utils.affine("instance_norm", params, y)
+    y = _group_standardize("instance_norm", params, x, x.shape[-1], epsilon)
+    return _utils.affine(params, y)

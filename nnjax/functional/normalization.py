@@ -25,12 +25,16 @@ def layer_norm_init(key: jax.Array, num_features: int, *, dtype: jnp.dtype = jnp
     Returns:
       ``{"scale": (F,), "bias": (F,)}``.
 
+    Raises:
+      ValueError: if ``num_features`` is not a positive int.
+
     Example:
       >>> layer_norm_init(jax.random.key(0), 4)["scale"]
       Array([1., 1., 1., 1.], dtype=float32)
     """
     del key
-    return {"scale": jnp.ones((num_features,), dtype), "bias": jnp.zeros((num_features,), dtype)}
+    n = _utils.positive_int("layer_norm_init", "num_features", num_features)
+    return {"scale": jnp.ones((n,), dtype), "bias": jnp.zeros((n,), dtype)}
 
 
 def layer_norm(params: Params, x: jax.typing.ArrayLike, *, epsilon: float = 1e-5) -> jax.Array:
@@ -47,10 +51,13 @@ def layer_norm(params: Params, x: jax.typing.ArrayLike, *, epsilon: float = 1e-5
       ``(..., F)``, the dtype of ``x``.
 
     Raises:
-      AssertionError: if ``x`` is a scalar or ``params`` do not have shape ``(F,)``.
+      AssertionError: if ``x`` is a scalar, its last axis is not the size ``F`` of
+        ``params['scale']`` (the message shows ``x``'s shape) or ``params['bias']`` is
+        not ``(F,)``.
       TypeError: if ``x`` is not floating.
       KeyError: ``params`` lacks ``"scale"`` or ``"bias"``; ValueError: it has another
         key (a misspelling such as ``"bais"``).
+      ValueError: if a concrete ``epsilon`` is not ``> 0``.
 
     Example:
       >>> params = layer_norm_init(jax.random.key(0), 3)
@@ -59,8 +66,10 @@ def layer_norm(params: Params, x: jax.typing.ArrayLike, *, epsilon: float = 1e-5
     """
     x = _utils.as_compute("layer_norm", x)
     _checks.check_min_rank("layer_norm", "x", x, 1)
+    _utils.check_affine("layer_norm", params, x)
+    _utils.check_epsilon("layer_norm", epsilon)
     y = _utils.standardize(x, (-1,), epsilon)
-    return _utils.affine("layer_norm", params, y)
+    return _utils.affine(params, y)
 
 
 def _batch_moments(xf: jax.Array, axis_name: str | None) -> tuple[jax.Array, jax.Array]:
@@ -93,13 +102,17 @@ def batch_norm_init(
       ``(params, stats)``: ``params = {"scale": ones (F,), "bias": zeros (F,)}``,
       ``stats = {"mean": zeros (F,), "var": ones (F,)}``.
 
+    Raises:
+      ValueError: if ``num_features`` is not a positive int.
+
     Example:
       >>> params, stats = batch_norm_init(jax.random.key(0), 8)
       >>> stats["var"].shape
       (8,)
     """
-    params = layer_norm_init(key, num_features, dtype=dtype)
-    stats = {"mean": jnp.zeros((num_features,), dtype), "var": jnp.ones((num_features,), dtype)}
+    n = _utils.positive_int("batch_norm_init", "num_features", num_features)
+    params = layer_norm_init(key, n, dtype=dtype)
+    stats = {"mean": jnp.zeros((n,), dtype), "var": jnp.ones((n,), dtype)}
     return params, stats
 
 
@@ -126,9 +139,10 @@ def batch_norm(
       stats: running statistics ``{"mean": (F,), "var": (F,)}``.
       x: ``(..., F)``, e.g. ``(B, F)`` or NHWC ``(B, H, W, F)``.
       training: use batch statistics and update the running ones (a Python bool:
-        each value compiles its own program under ``jax.jit``, mark it static).
-      momentum: decay of the running statistics.
-      epsilon: added to the variance.
+        each value compiles its own program under ``jax.jit``, mark it static, e.g.
+        ``jax.jit(batch_norm, static_argnames="training")``).
+      momentum: decay of the running statistics, in ``[0, 1]``.
+      epsilon: added to the variance, ``> 0``.
       axis_name: a mapped axis (``jax.vmap``/``shard_map``) over which to average the
         batch statistics too (synchronised batch norm).
 
@@ -137,11 +151,15 @@ def batch_norm(
       structure and dtypes of ``stats``.
 
     Raises:
-      AssertionError: if ``x`` has rank < 2 or ``params``/``stats`` are not ``(F,)``.
-      TypeError: if ``x`` is not floating.
+      AssertionError: if ``x`` has rank < 2, its last axis is not the size ``F`` of
+        ``params['scale']`` (the message shows ``x``'s shape), or another parameter or
+        statistic is not ``(F,)``.
+      TypeError: if ``x`` is not floating, or ``training`` is not a Python bool (also
+        when it is traced under ``jax.jit``: mark it static).
       KeyError: ``params`` or ``stats`` lacks a key; ValueError: it has a key the op
         does not read (a misspelling such as ``"bais"``).
-      ValueError: ``training=True`` with an empty batch (no statistics to compute).
+      ValueError: ``training=True`` with an empty batch (no statistics to compute), or
+        a concrete ``momentum`` outside ``[0, 1]`` or ``epsilon`` not ``> 0``.
 
     Example:
       >>> params, stats = batch_norm_init(jax.random.key(0), 2)
@@ -149,11 +167,16 @@ def batch_norm(
       >>> y.shape
       (4, 2)
     """
-    x = _utils.as_compute("batch_norm", x)
-    _utils.check_params("batch_norm", params, ("scale", "bias"))
-    _utils.check_params("batch_norm", stats, ("mean", "var"), name="stats")
+    op = "batch_norm"
+    x = _utils.as_compute(op, x)
+    training = _checks.check_static_bool(op, "training", training)
+    _checks.check_interval(op, "momentum", momentum, 0, 1)
+    _utils.check_epsilon(op, epsilon)
+    _checks.check_min_rank(op, "x", x, 2)
+    _utils.check_params(op, stats, ("mean", "var"), name="stats")
     stats = jax.tree.map(jnp.asarray, stats)
-    _checks.check_min_rank("batch_norm", "x", x, 2)
+    named_stats = {f"stats[{name!r}]": stats[name] for name in ("mean", "var")}
+    _utils.check_affine(op, params, x, others=named_stats)
     # Symbolic (exported) batch sizes are >= 1: only a concrete 0 is an empty batch.
     if training and any(isinstance(n, int) and n == 0 for n in x.shape[:-1]):
         raise ValueError(
@@ -162,9 +185,6 @@ def batch_norm(
             "batch would make the running statistics NaN): skip empty batches or pass "
             "training=False"
         )
-    features = x.shape[-1]
-    _checks.check_shape("batch_norm", "stats['mean']", stats["mean"], (features,))
-    _checks.check_shape("batch_norm", "stats['var']", stats["var"], (features,))
     stat_dtype = _utils.stat_dtype(x)
     xf = x.astype(stat_dtype)
     if training:
@@ -181,4 +201,4 @@ def batch_norm(
         new_stats = stats
     inv = jax.lax.rsqrt(var + epsilon)
     y = ((xf - _utils.expand_to(mean, x.ndim)) * _utils.expand_to(inv, x.ndim)).astype(x.dtype)
-    return _utils.affine("batch_norm", params, y), new_stats
+    return _utils.affine(params, y), new_stats

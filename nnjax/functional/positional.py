@@ -15,9 +15,9 @@ def _inverse_frequencies(features: int, base: float, dtype) -> jax.Array:
 
 
 def _even(op: str, name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 2 or value % 2:
-        raise ValueError(f"{op}: `{name}` must be a positive even int, got {value!r}")
-    return value
+    if not _utils.is_int(value) or value < 2 or value % 2:
+        raise ValueError(_checks.static_arg_message(op, name, value, "a positive even int"))
+    return int(value)
 
 
 def sinusoidal_position_encoding(
@@ -43,7 +43,8 @@ def sinusoidal_position_encoding(
       ``(T, F)``.
 
     Raises:
-      ValueError: if ``length`` is negative or ``features`` is not a positive even int.
+      ValueError: if ``length`` is not a non-negative int or ``features`` is not a
+        positive even int (both must be static under ``jax.jit``; NumPy ints count).
 
     Example:
       >>> np.asarray(sinusoidal_position_encoding(3, 4)).round(3)
@@ -52,9 +53,8 @@ def sinusoidal_position_encoding(
              [ 0.909, -0.416,  0.02 ,  1.   ]], dtype=float32)
     """
     op = "sinusoidal_position_encoding"
-    if isinstance(length, bool) or not isinstance(length, int) or length < 0:
-        raise ValueError(f"{op}: `length` must be a non-negative int, got {length!r}")
-    _even(op, "features", features)
+    length = _utils.positive_int(op, "length", length, minimum=0)
+    features = _even(op, "features", features)
     compute = jnp.promote_types(dtype, jnp.float32)
     inverse = _inverse_frequencies(features, max_timescale, compute)
     angles = jnp.arange(length, dtype=compute)[:, None] * inverse[None, :]

@@ -52,7 +52,8 @@ def prelu(params: Params, x: jax.typing.ArrayLike) -> jax.Array:
       The shape and dtype of ``x``.
 
     Raises:
-      AssertionError: if the slope is neither ``(1,)`` nor ``(C,)``.
+      AssertionError: if the slope is neither ``(1,)`` nor ``(C,)`` for the last axis
+        ``C`` of ``x`` (the message shows ``x``'s shape).
       TypeError: if ``x`` is not floating.
       ValueError: if ``params`` has a key other than ``"negative_slope"``.
       KeyError: if ``params`` has no ``"negative_slope"``.
@@ -68,5 +69,6 @@ def prelu(params: Params, x: jax.typing.ArrayLike) -> jax.Array:
     slope = params["negative_slope"]
     _checks.check_rank("prelu", "params['negative_slope']", slope, 1)
     if slope.shape[0] != 1:
-        _checks.check_shape("prelu", "params['negative_slope']", slope, (x.shape[-1],))
+        why = f"params['negative_slope'] has shape {slope.shape}"
+        _checks.check_shape("prelu", "x", x, (..., slope.shape[0]), why=why)
     return activations.prelu(x, slope)

@@ -23,6 +23,7 @@ import jax.numpy as jnp
 from nnjax import _checks, initializers
 from nnjax._deprecation import renamed_args
 from nnjax.functional import _utils
+from nnjax.functional._recurrent_init import check_params as check_params
 from nnjax.functional._recurrent_init import draw_weights
 
 Params = dict[str, jax.Array]
@@ -89,53 +90,53 @@ def _cell(
     return attach
 
 
-def check_params(op: str, params: Params, gates: int, biases: tuple[str, ...]) -> tuple[int, int]:
-    """Checks a recurrent parameter dict at trace time; returns ``(in_features, hidden)``.
+def _apply_cell(split: CellSplit, params: Params, carry, x: jax.typing.ArrayLike, name: str):
+    """Checks, casts to the dtype of ``x``, projects ``x`` and runs the recurrence.
 
-    ``w_h`` must be ``(H, gates*H)``, ``w_x`` ``(in, gates*H)`` and each bias named in
-    ``biases`` ``(gates*H,)``.
-
-    Raises:
-      KeyError: a parameter is missing.
-      AssertionError: a shape is wrong; the message names ``op``, the parameter, the
-        expected and the actual shape.
-
-    Example:
-      >>> check_params("lstm_cell", lstm_cell_init(jax.random.key(0), 3, 5), 4, ("b",))
-      (3, 5)
+    ``name`` is the carry argument's name in the cell's signature (for messages).
     """
-    for name in ("w_x", "w_h", *biases):
-        if name not in params:
-            raise KeyError(f"{op}: `params` has no {name!r}; got keys {sorted(params)}")
-    _checks.check_rank(op, "params['w_h']", params["w_h"], 2)
-    hidden = params["w_h"].shape[0]
-    _checks.check_shape(op, "params['w_h']", params["w_h"], (hidden, gates * hidden))
-    _checks.check_rank(op, "params['w_x']", params["w_x"], 2)
-    _checks.check_shape(op, "params['w_x']", params["w_x"], (None, gates * hidden))
-    for name in biases:
-        _checks.check_shape(op, f"params[{name!r}]", params[name], (gates * hidden,))
-    return params["w_x"].shape[0], hidden
-
-
-def _apply_cell(split: CellSplit, params: Params, carry, x: jax.typing.ArrayLike):
-    """Checks, casts to the dtype of ``x``, projects ``x`` and runs the recurrence."""
     x = _utils.as_compute(split.name, x)
     _, hidden = check_params(split.name, params, split.gates, split.biases)
     _checks.check_min_rank(split.name, "x", x, 1)
     _checks.check_shape(split.name, "x", x, (..., params["w_x"].shape[0]))
-    for name, leaf in _named_leaves(carry):
-        _checks.check_shape(split.name, name, leaf, (*x.shape[:-1], hidden))
+    carry = check_carry(split.name, name, split, carry, (*x.shape[:-1], hidden))
     p = _utils.cast_like(params, x)
     carry = jax.tree.map(lambda s: s.astype(x.dtype), carry)
     gx = x @ p["w_x"] + _utils.expand_to(p[split.input_bias], x.ndim)
     return split.recurrence(p, carry, gx)
 
 
-def _named_leaves(carry) -> list[tuple[str, jax.Array]]:
-    """``[("carry", h)]`` or ``[("state.h", h), ("state.c", c)]`` for error messages."""
-    if isinstance(carry, LSTMState):
-        return [("state.h", carry.h), ("state.c", carry.c)]
-    return [("carry", leaf) for leaf in jax.tree.leaves(carry)]
+def check_carry(op: str, name: str, split: CellSplit, carry, shape: tuple) -> Any:
+    """The carry ``name``: an LSTMState (from an ``(h, c)`` pair) or one array, each ``shape``.
+
+    Raises:
+      TypeError: the wrong structure (a bare array for the LSTM...), naming ``op``, ``name``;
+      AssertionError: an array is not ``shape``.
+    """
+    if split.name == "lstm_cell":
+        if not isinstance(carry, tuple | list) or len(carry) != 2:
+            raise TypeError(
+                f"{op}: `{name}` must be an LSTMState(h, c) (or an (h, c) pair), "
+                f"got {_describe(carry)}"
+            )
+        carry = LSTMState(*carry)
+        for field, leaf in zip(carry._fields, carry):
+            _checks.check_shape(op, f"{name}.{field}", leaf, shape)
+        return carry
+    if isinstance(carry, tuple | list | dict) or not hasattr(carry, "shape"):
+        raise TypeError(
+            f"{op}: `{name}` must be one array h of shape {shape}, got {_describe(carry)}"
+        )
+    _checks.check_shape(op, name, carry, shape)
+    return carry
+
+
+def _describe(value) -> str:
+    """``"an array of shape (2, 5)"``, ``"an LSTMState"`` or the value's repr (messages)."""
+    if isinstance(value, LSTMState):
+        return "an LSTMState"
+    shape = getattr(value, "shape", None)
+    return repr(value)[:80] if shape is None else f"an array of shape {tuple(shape)}"
 
 
 def _zero_carry(params: Params, batch_shape: tuple[int, ...], dtype) -> jax.Array:
@@ -165,6 +166,9 @@ def rnn_cell_init(
 
     ``hidden_features`` is ``H``; the old keyword ``hidden`` still works, with a
     :class:`DeprecationWarning`.
+
+    Raises:
+      ValueError, TypeError: a size that is not a positive int, a ``key`` not a PRNG key.
 
     Example:
       >>> jax.tree.map(jnp.shape, rnn_cell_init(jax.random.key(0), 3, 5))
@@ -203,7 +207,7 @@ def rnn_cell(params: Params, h: jax.Array, x: jax.typing.ArrayLike) -> tuple[jax
       >>> h.shape
       (2, 5)
     """
-    return _apply_cell(rnn_cell.split, params, h, x)
+    return _apply_cell(rnn_cell.split, params, h, x, "h")
 
 
 # --------------------------------------------------------------------------- LSTM
@@ -231,6 +235,9 @@ def lstm_cell_init(
 
     Returns:
       ``{"w_x": (in, 4H), "w_h": (H, 4H), "b": (4H,)}``.
+
+    Raises:
+      ValueError, TypeError: a size that is not a positive int, a ``key`` not a PRNG key.
 
     Example:
       >>> jax.tree.map(jnp.shape, lstm_cell_init(jax.random.key(0), 3, 5))
@@ -295,7 +302,7 @@ def lstm_cell(
       >>> h.shape
       (2, 5)
     """
-    return _apply_cell(lstm_cell.split, params, LSTMState(*state), x)
+    return _apply_cell(lstm_cell.split, params, state, x, "state")
 
 
 # --------------------------------------------------------------------------- GRU
@@ -318,6 +325,9 @@ def gru_cell_init(
 
     Returns:
       ``{"w_x": (in, 3H), "w_h": (H, 3H), "b_x": (3H,), "b_h": (3H,)}``.
+
+    Raises:
+      ValueError, TypeError: a size that is not a positive int, a ``key`` not a PRNG key.
 
     Example:
       >>> jax.tree.map(jnp.shape, gru_cell_init(jax.random.key(0), 3, 5))
@@ -386,4 +396,4 @@ def gru_cell(params: Params, h: jax.Array, x: jax.typing.ArrayLike) -> tuple[jax
       >>> h.shape
       (2, 5)
     """
-    return _apply_cell(gru_cell.split, params, h, x)
+    return _apply_cell(gru_cell.split, params, h, x, "h")

@@ -21,12 +21,16 @@ def rms_norm_init(key: jax.Array, num_features: int, *, dtype: jnp.dtype = jnp.f
       num_features: size ``F`` of the normalised last axis.
       dtype: parameter dtype.
 
+    Raises:
+      ValueError: if ``num_features`` is not a positive int.
+
     Example:
       >>> rms_norm_init(jax.random.key(0), 3)
       {'scale': Array([1., 1., 1.], dtype=float32)}
     """
     del key
-    return {"scale": jnp.ones((num_features,), dtype)}
+    n = _utils.positive_int("rms_norm_init", "num_features", num_features)
+    return {"scale": jnp.ones((n,), dtype)}
 
 
 def rms_norm(params: Params, x: jax.typing.ArrayLike, *, epsilon: float = 1e-6) -> jax.Array:
@@ -37,23 +41,28 @@ def rms_norm(params: Params, x: jax.typing.ArrayLike, *, epsilon: float = 1e-6) 
     Args:
       params: ``{"scale": (F,)}``.
       x: ``(..., F)``, floating.
-      epsilon: added to the mean square.
+      epsilon: added to the mean square, ``> 0``.
 
     Returns:
       The shape and dtype of ``x``.
 
     Raises:
-      AssertionError: if ``x`` is a scalar or ``params['scale']`` is not ``(F,)``.
+      AssertionError: if ``x`` is a scalar or its last axis is not the size ``F`` of
+        ``params['scale']`` (the message shows ``x``'s shape).
       TypeError: if ``x`` is not floating.
+      KeyError: ``params`` lacks ``"scale"``; ValueError: it has another key.
+      ValueError: if a concrete ``epsilon`` is not ``> 0``.
 
     Example:
       >>> params = rms_norm_init(jax.random.key(0), 4)
-      >>> rms_norm(params, jnp.array([[2.0, -2.0, 2.0, -2.0]]), epsilon=0.0)
+      >>> rms_norm(params, jnp.array([[2.0, -2.0, 2.0, -2.0]]), epsilon=1e-12)
       Array([[ 1., -1.,  1., -1.]], dtype=float32)
     """
     x = _utils.as_compute("rms_norm", x)
     _checks.check_min_rank("rms_norm", "x", x, 1)
+    _utils.check_affine("rms_norm", params, x, ("scale",))
+    _utils.check_epsilon("rms_norm", epsilon)
     xf = x.astype(_utils.stat_dtype(x))
     ms = jnp.mean(jnp.square(xf), axis=-1, keepdims=True)
     y = (xf * jax.lax.rsqrt(ms + epsilon)).astype(x.dtype)
-    return _utils.affine("rms_norm", params, y, ("scale",))
+    return _utils.affine(params, y, ("scale",))

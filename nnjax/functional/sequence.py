@@ -19,7 +19,6 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jax import lax
 
 from nnjax import _checks, _hardware
@@ -30,6 +29,7 @@ from nnjax.functional.recurrent import (
     CellSplit,
     LSTMState,
     Params,
+    check_carry,
     check_params,
     gru_cell,
     lstm_cell,
@@ -84,29 +84,14 @@ def _cast_carry(state, dtype):
     return jax.tree.map(cast, state)
 
 
-def _check_split(split: CellSplit, op: str, params: Params, xs, state) -> None:
-    """Sequence-level checks for a built-in cell, so errors name ``op`` and ``xs``."""
+def _check_split(split: CellSplit, op: str, params: Params, xs, state):
+    """Sequence-level checks for a built-in cell, so errors name ``op`` and ``xs``.
+
+    Returns ``state`` as the cell reads it (an ``LSTMState`` for the LSTM).
+    """
     in_features, hidden = check_params(op, params, split.gates, split.biases)
     _checks.check_shape(op, "xs", xs, (None, None, in_features))
-    names = state._fields if isinstance(state, LSTMState) else ("",) * len(jax.tree.leaves(state))
-    for name, leaf in zip(names, jax.tree.leaves(state)):
-        _checks.check_shape(op, f"state.{name}" if name else "state", leaf, (xs.shape[0], hidden))
-
-
-def _check_lengths(op: str, lengths, batch: int, steps: int) -> jax.Array:
-    """``lengths`` as a ``(B,)`` integer array; concrete values must lie in ``[0, T]``."""
-    lengths = jnp.asarray(lengths)
-    if not jnp.issubdtype(lengths.dtype, jnp.integer):
-        raise TypeError(f"{op}: argument `lengths` has dtype {lengths.dtype}, expected integers")
-    _checks.check_shape(op, "lengths", lengths, (batch,))
-    if not isinstance(lengths, jax.core.Tracer):
-        values = np.asarray(lengths)
-        if values.size and (values.min() < 0 or values.max() > steps):
-            raise ValueError(
-                f"{op}: argument `lengths` must lie in [0, {steps}] (the time axis of `xs`), "
-                f"got {values.tolist()}"
-            )
-    return lengths
+    return check_carry(op, "state", split, state, (xs.shape[0], hidden))
 
 
 def _masked(step, lengths, steps: int):
@@ -190,8 +175,12 @@ def rnn(
 
     Raises:
       AssertionError: wrong shapes, naming the op, argument, expected and actual shape.
-      TypeError: ``state=None`` with a cell that has no ``zero_carry``; or
-        ``precompute_inputs=True`` with a cell that has no ``split``.
+      TypeError: ``state=None`` with a cell that has no ``zero_carry``;
+        ``precompute_inputs=True`` with a cell that has no ``split``; a ``state`` of
+        the wrong structure for a built-in cell (an array for the LSTM, whose state is
+        ``LSTMState(h, c)``; an ``LSTMState`` for the GRU or Elman cell); or a
+        non-floating ``xs``.
+      ValueError: concrete ``lengths`` outside ``[0, T]``.
 
     Example:
       >>> from nnjax.functional.recurrent import gru_cell, gru_cell_init
@@ -210,7 +199,7 @@ def _run(op, cell, params, xs, state, lengths, reverse, unroll, precompute_input
     the cell with its own backward pass in place of autodiff of the scan of ``cell``
     (``lstm``: :func:`_lstm_scan.lstm_scan`, ``gru``: :func:`_gru_scan.gru_scan`).
     """
-    xs = _utils.as_compute(op, xs)
+    xs = _utils.as_compute(op, xs, "xs")
     _checks.check_rank(op, "xs", xs, 3)
     split = getattr(cell, "split", None)
     if precompute_inputs and split is None:
@@ -220,13 +209,13 @@ def _run(op, cell, params, xs, state, lengths, reverse, unroll, precompute_input
         )
     if state is None:
         state = zero_carry(cell, params, xs.shape[:1], xs.dtype)
-    state = _cast_carry(state, xs.dtype)
     if split is not None:
-        _check_split(split, op, params, xs, state)
+        state = _check_split(split, op, params, xs, state)
+    state = _cast_carry(state, xs.dtype)
     if precompute_inputs is None:
         precompute_inputs = split is not None and _default_precompute()
     if lengths is not None:
-        lengths = _check_lengths(op, lengths, xs.shape[0], xs.shape[1])
+        lengths = _checks.check_lengths(op, lengths, xs.shape[0], xs.shape[1])
     # under a mesh with explicit axes: the carry and lengths sharded as the batch of xs
     state, lengths = _sharding.like_batch((state, lengths), _sharding.batch_axis(xs))
     if split is not None and _hardware.widen_bfloat16(xs.dtype):
@@ -330,6 +319,10 @@ def lstm(
     Returns:
       ``(final_state, ys)`` with ``ys (B, T, H)``.
 
+    Raises:
+      TypeError: ``state`` is not an ``LSTMState(h, c)`` (or an ``(h, c)`` pair).
+      AssertionError, ValueError: as :func:`rnn`.
+
     Example:
       >>> from nnjax.functional.recurrent import lstm_cell_init
       >>> params = lstm_cell_init(jax.random.key(0), 3, 5)
@@ -337,7 +330,6 @@ def lstm(
       >>> ys.shape, state.c.shape
       ((2, 7, 5), (2, 5))
     """
-    state = None if state is None else LSTMState(*state)
     return _run(
         "lstm", lstm_cell, params, xs, state, lengths, reverse, unroll, precompute_inputs,
         fused=lstm_scan,

@@ -7,17 +7,15 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from nnjax import activations, initializers
-from nnjax.functional.attention import (
-    dropout_active,
-    multi_head_attention,
-    multi_head_attention_init,
-)
+from nnjax import _checks, activations, initializers
+from nnjax.functional import _utils
+from nnjax.functional.attention import multi_head_attention, multi_head_attention_init
 from nnjax.functional.dense import dense, dense_init
-from nnjax.functional.dropout import dropout
+from nnjax.functional.dropout import dropout, dropout_active
 from nnjax.functional.normalization import layer_norm, layer_norm_init
 
 Params = dict[str, dict]
+_PARTS = ("norm1", "attention", "norm2", "mlp_in", "mlp_out")
 
 
 def transformer_encoder_block_init(
@@ -43,12 +41,25 @@ def transformer_encoder_block_init(
       ``{"norm1": layer_norm, "attention": multi_head_attention, "norm2": layer_norm,
       "mlp_in": dense (F, M), "mlp_out": dense (M, F)}`` parameter dicts.
 
+    Raises:
+      ValueError: ``features``, ``num_heads`` or ``mlp_features`` is not a positive
+        int, or ``num_heads`` does not divide ``features``.
+      TypeError: ``key`` is not a PRNG key (``jax.random.key(seed)``).
+
     Example:
       >>> params = transformer_encoder_block_init(jax.random.key(0), 8, num_heads=2)
       >>> sorted(params), params["mlp_in"]["kernel"].shape
       (['attention', 'mlp_in', 'mlp_out', 'norm1', 'norm2'], (8, 32))
     """
-    mlp = 4 * features if mlp_features is None else mlp_features
+    op = "transformer_encoder_block_init"
+    features = _utils.positive_int(op, "features", features)
+    num_heads = _utils.positive_int(op, "num_heads", num_heads)
+    if features % num_heads:
+        raise ValueError(f"{op}: `num_heads`={num_heads} does not divide `features`={features}")
+    mlp = _utils.positive_int(
+        op, "mlp_features", 4 * features if mlp_features is None else mlp_features
+    )
+    _checks.check_key(op, "key", key)
     k_attn, k_in, k_out = jax.random.split(key, 3)
     kw: dict[str, Any] = {"dtype": dtype, "kernel_init": kernel_init}
     return {
@@ -93,21 +104,32 @@ def transformer_encoder_block(
       ``(B, T, F)``, the dtype of ``x``.
 
     Raises:
-      AssertionError, TypeError: as :func:`multi_head_attention` and :func:`dense`.
-      ValueError: ``dropout_rate > 0`` without ``key``, or an unknown activation.
+      AssertionError: ``x`` is not ``(B, T, F)`` with ``F`` the width of the
+        parameters, or as :func:`multi_head_attention` and :func:`dense`.
+      TypeError: as :func:`multi_head_attention` and :func:`dense` (``dropout_rate``
+        and ``key`` are named as this op's arguments).
+      ValueError: ``dropout_rate > 0`` without ``key``, a concrete ``dropout_rate``
+        outside ``[0, 1]``, an unknown activation, or ``params`` with a key the block
+        does not read.
+      KeyError: ``params`` lacks one of ``"norm1"``, ``"attention"``, ``"norm2"``,
+        ``"mlp_in"``, ``"mlp_out"``.
 
     Example:
       >>> params = transformer_encoder_block_init(jax.random.key(0), 8, num_heads=2)
       >>> transformer_encoder_block(params, jnp.ones((2, 5, 8)), causal=True).shape
       (2, 5, 8)
     """
-    x = jnp.asarray(x)
+    op = "transformer_encoder_block"
+    _utils.check_params(op, params, _PARTS)
+    x = _utils.as_compute(op, x)
+    _checks.check_rank(op, "x", x, 3)
+    _check_width(op, params["norm1"], x)
     act = activations.get(activation)
-    drop = dropout_active(dropout_rate)
+    drop = dropout_active(op, "dropout_rate", dropout_rate)
     if drop and key is None:
-        raise ValueError(
-            f"transformer_encoder_block: `dropout_rate`={dropout_rate!r} needs a PRNG `key`"
-        )
+        raise ValueError(f"{op}: `dropout_rate`={dropout_rate!r} needs a PRNG `key`")
+    if drop:
+        _checks.check_key(op, "key", key)
     keys = jax.random.split(key, 4) if drop and key is not None else [None] * 4
 
     def branch_dropout(k, y):
@@ -121,3 +143,11 @@ def transformer_encoder_block(
     h = act(dense(params["mlp_in"], layer_norm(params["norm2"], x, epsilon=epsilon)))
     h = dense(params["mlp_out"], branch_dropout(keys[2], h))
     return x + branch_dropout(keys[3], h)
+
+
+def _check_width(op: str, norm1, x: jax.Array) -> None:
+    """Checks ``x (B, T, F)`` against the width ``F`` of ``norm1``'s scale, naming ``op``."""
+    scale = norm1.get("scale") if hasattr(norm1, "get") else None
+    if scale is not None and jnp.ndim(scale) == 1:  # else layer_norm names the parameter
+        why = f"params['norm1']['scale'] has shape {jnp.shape(scale)}"
+        _checks.check_shape(op, "x", x, (None, None, jnp.shape(scale)[0]), why=why)

@@ -6,37 +6,44 @@ argument and what was wrong, e.g. ``"Dense: `out_features` must be a positive in
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
 from nnjax import activations
+from nnjax.functional import _utils
 
 
 def positive_int(owner: str, name: str, value: Any) -> int:
-    """Returns ``value`` if it is an int >= 1, else raises ``ValueError``."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{owner}: `{name}` must be a positive int, got {value!r}")
-    return value
+    """Returns ``value`` as an ``int`` if it is an int >= 1 (NumPy ints count), else raises."""
+    return _utils.positive_int(owner, name, value)
 
 
 def positive_ints(owner: str, name: str, values: Any, *, allow_empty: bool = True) -> tuple:
     """Returns ``values`` as a tuple of positive ints (an int counts as one), else raises."""
-    if isinstance(values, int) and not isinstance(values, bool):
+    if _utils.is_int(values):
         values = (values,)
     if not isinstance(values, Sequence) or isinstance(values, str):
         raise ValueError(f"{owner}: `{name}` must be a sequence of positive ints, got {values!r}")
     if not allow_empty and not values:
         raise ValueError(f"{owner}: `{name}` must not be empty")
-    for i, v in enumerate(values):
-        positive_int(owner, f"{name}[{i}]", v)
-    return tuple(values)
+    return tuple(positive_int(owner, f"{name}[{i}]", v) for i, v in enumerate(values))
 
 
 def rate(owner: str, name: str, value: Any) -> float:
     """Returns ``value`` if it is a probability in ``[0, 1)``, else raises ``ValueError``."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+    real = isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_)
+    if not real or not 0 <= value < 1:
         raise ValueError(f"{owner}: `{name}` must be a float in [0, 1), got {value!r}")
     return float(value)
+
+
+def epsilon(owner: str, value: Any) -> Any:
+    """Returns ``epsilon`` after checking a concrete one is ``> 0``, else raises ``ValueError``."""
+    _utils.check_epsilon(owner, value)
+    return value
 
 
 def activation(owner: str, name: str, value: Any) -> activations.Activation:

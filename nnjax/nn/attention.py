@@ -86,6 +86,9 @@ class MultiHeadAttention(_Stochastic):
     ):
         self.num_heads = _validate.positive_int("MultiHeadAttention", "num_heads", num_heads)
         self.in_features = _validate.positive_int("MultiHeadAttention", "in_features", in_features)
+        for arg, value in (("out_features", out_features), ("in_kv_features", in_kv_features)):
+            if value is not None:
+                _validate.positive_int("MultiHeadAttention", arg, value)
         self.out_features = out_features
         self.in_kv_features = in_kv_features
         self.dtype = dtype
@@ -171,9 +174,11 @@ class TransformerEncoderBlock(_Stochastic):
         name = "TransformerEncoderBlock"
         self.in_features = _validate.positive_int(name, "in_features", in_features)
         self.num_heads = _validate.positive_int(name, "num_heads", num_heads)
+        if mlp_features is not None:
+            _validate.positive_int(name, "mlp_features", mlp_features)
         self.activation = _validate.activation(name, "activation", activation)
         self.causal = causal
-        self.epsilon = epsilon
+        self.epsilon = _validate.epsilon(name, epsilon)
         self.dtype = dtype
         self._set_params(
             F.transformer_encoder_block_init(

@@ -58,6 +58,7 @@ class Autoencoder(nnx.Module):
         dtype: jnp.dtype | None = None,
         rngs: nnx.Rngs,
     ):
+        _validate.positive_int("Autoencoder", "in_features", in_features)
         hidden = _validate.positive_ints("Autoencoder", "hidden", hidden)
         _validate.positive_int("Autoencoder", "latent", latent)
         kw: dict[str, Any] = dict(

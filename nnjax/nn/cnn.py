@@ -10,6 +10,8 @@ import jax.numpy as jnp
 from flax import nnx
 
 from nnjax import activations, initializers
+from nnjax.errors import ShapeError
+from nnjax.functional.conv import conv_padding
 from nnjax.nn import _shapes, _validate
 from nnjax.nn._base import recorded
 from nnjax.nn.conv import Conv2D
@@ -60,6 +62,12 @@ class CNN(nnx.Module):
       dtype: compute dtype (e.g. ``jnp.bfloat16``); ``None`` uses the input's.
       rngs: ``nnx.Rngs`` with ``params`` (and ``dropout``) streams.
 
+    Raises:
+      ValueError: a bad argument, named as ``CNN``'s (e.g. ``out_features=0``), or an
+        ``input_shape`` too small for the blocks (a channels-first ``(C, H, W)`` one
+        is named so). Calls raise ``ShapeError`` for images of another shape than
+        ``input_shape``.
+
     Example:
       >>> from flax import nnx
       >>> model = CNN((28, 28), 10, conv_features=(8, 16), dense=(32,), rngs=nnx.Rngs(0))
@@ -91,8 +99,14 @@ class CNN(nnx.Module):
         rngs: nnx.Rngs,
     ):
         self.input_shape = image_shape("CNN", input_shape)
+        _validate.positive_int("CNN", "out_features", out_features)
         conv_features = _validate.positive_ints("CNN", "conv_features", conv_features)
+        _validate.positive_ints("CNN", "kernel_size", kernel_size, allow_empty=False)
+        _validate.positive_ints("CNN", "pool_window", pool_window, allow_empty=False)
+        conv_padding("CNN", 2, padding)
         act = _validate.activation("CNN", "activation", activation)
+        _validate.activation("CNN", "output_activation", output_activation)
+        _validate.rate("CNN", "dropout", dropout)
         _validate.rate("CNN", "conv_dropout", conv_dropout)
         pool_cls = (
             None if pool is None else _POOLS[_validate.choice("CNN", "pool", pool, tuple(_POOLS))]
@@ -123,7 +137,7 @@ class CNN(nnx.Module):
                 layers.append(Dropout(conv_dropout, broadcast_dims=(1, 2), rngs=rngs))
             channels = features
         self.features = Sequential(*layers)
-        flat = _shapes.output_shape(self.features, (1, *self.input_shape))
+        flat = _feature_shape(self.features, self.input_shape, conv_features, padding)
         self.head = MLP(
             flat[1] * flat[2] * flat[3],
             dense,
@@ -138,5 +152,33 @@ class CNN(nnx.Module):
         )
 
     def __call__(self, x: jax.typing.ArrayLike) -> jax.Array:
-        """Maps ``(B, H, W)`` or ``(B, H, W, C)`` images to ``(B, out_features)``."""
-        return self.head(self.features(with_channels(x)))
+        """Maps ``(B, H, W)`` or ``(B, H, W, C)`` images to ``(B, out_features)``.
+
+        Raises:
+          ShapeError: ``x`` is not a batch of images of ``input_shape``.
+        """
+        x = jnp.asarray(x)
+        images = with_channels(x)
+        if images.ndim != 4 or tuple(images.shape[1:]) != self.input_shape:
+            h, w, c = self.input_shape
+            also = f" or (B, {h}, {w})" if c == 1 else ""
+            raise ShapeError(
+                f"CNN: argument `x` has shape {tuple(x.shape)}, expected (B, {h}, {w}, {c})"
+                f"{also}: the model was built for input_shape {self.input_shape}"
+            )
+        return self.head(self.features(images))
+
+
+def _feature_shape(features: Sequential, input_shape, conv_features, padding) -> tuple:
+    """The shape of the conv blocks' output for one image; names ``CNN`` if it is empty."""
+    try:
+        return _shapes.output_shape(features, (1, *input_shape))
+    except ValueError as err:  # a window larger than the shrunken feature maps
+        hint = ""
+        if len(input_shape) == 3 and input_shape[0] <= 4 < input_shape[-1]:
+            hint = " (is it channels-first (C, H, W)? input_shape is (H, W) or (H, W, C))"
+        raise ValueError(
+            f"CNN: input_shape {tuple(input_shape)}{hint} is too small for "
+            f"conv_features={tuple(conv_features)} with padding {padding!r}: the feature "
+            f"maps shrink below a window ({err})"
+        ) from None

@@ -57,7 +57,7 @@ class BatchNorm(FunctionalModule):
         self.num_features = _validate.positive_int("BatchNorm", "num_features", num_features)
         self.use_running_average = use_running_average
         self.momentum = _validate.rate("BatchNorm", "momentum", momentum)
-        self.epsilon = epsilon
+        self.epsilon = _validate.epsilon("BatchNorm", epsilon)
         self.axis_name = axis_name
         self.dtype = dtype
         params, stats = F.batch_norm_init(rngs.params(), num_features, dtype=param_dtype)
@@ -117,7 +117,7 @@ class LayerNorm(FunctionalModule):
         rngs: nnx.Rngs,
     ):
         self.num_features = _validate.positive_int("LayerNorm", "num_features", num_features)
-        self.epsilon = epsilon
+        self.epsilon = _validate.epsilon("LayerNorm", epsilon)
         self.dtype = dtype
         self._set_params(F.layer_norm_init(rngs.params(), num_features, dtype=param_dtype))
 

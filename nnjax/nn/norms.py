@@ -26,7 +26,7 @@ class _Norm(FunctionalModule):
     def _setup(self, num_features, epsilon, param_dtype, dtype, rngs, **op_kwargs: Any):
         name = type(self).__name__
         self.num_features = _validate.positive_int(name, "num_features", num_features)
-        self.epsilon = epsilon
+        self.epsilon = _validate.epsilon(name, epsilon)
         self.dtype = dtype
         self._op_kwargs = op_kwargs
         self._set_params(
@@ -59,6 +59,7 @@ class GroupNorm(_Norm):
     def __init__(self, num_features: int, *, num_groups: int = 32, epsilon: float = 1e-5,
                  param_dtype: jnp.dtype = jnp.float32, dtype: jnp.dtype | None = None,
                  rngs: nnx.Rngs):  # fmt: skip
+        num_features = _validate.positive_int("GroupNorm", "num_features", num_features)
         num_groups = _validate.positive_int("GroupNorm", "num_groups", num_groups)
         if num_features % num_groups:
             raise ValueError(

@@ -40,6 +40,7 @@ class _SequenceModel(nnx.Module):
         owner = type(self).__name__
         hidden = _validate.positive_ints(owner, "hidden", hidden, allow_empty=False)
         _validate.positive_int(owner, "in_features", in_features)
+        _validate.positive_int(owner, "out_features", out_features)
         cls = CELLS[_validate.choice(owner, "cell", cell, tuple(CELLS))]
         _validate.rate(owner, "dropout", dropout)
         self.all_steps = all_steps

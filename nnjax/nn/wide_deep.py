@@ -55,6 +55,9 @@ class WideAndDeep(nnx.Module):
     ):
         hidden = _validate.positive_ints("WideAndDeep", "hidden", hidden, allow_empty=False)
         in_features = _validate.positive_int("WideAndDeep", "in_features", in_features)
+        _validate.positive_int("WideAndDeep", "out_features", out_features)
+        if deep_features is not None:
+            _validate.positive_int("WideAndDeep", "deep_features", deep_features)
         deep_in = in_features if deep_features is None else deep_features
         kw: dict[str, Any] = dict(param_dtype=param_dtype, dtype=dtype, rngs=rngs)
         self.deep = MLP(

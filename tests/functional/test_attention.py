@@ -178,3 +178,48 @@ def test_errors_name_op_argument_and_value(key):
         F.multi_head_attention(p, x, jnp.ones((B, S, 3)))
     with pytest.raises(ValueError, match=r"`num_heads`=4 does not divide `features`=6"):
         F.multi_head_attention_init(key, 6, num_heads=4)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"dropout_rate": 1.5}, ValueError, r"`dropout_rate` must be in \[0, 1\], got 1.5"),
+        ({"dropout_rate": "0.1"}, TypeError, r"`dropout_rate` must be a real scalar"),
+        ({"dropout_rate": 0.1, "key": 0}, TypeError, r"`key` must be a PRNG key .*got 0"),
+    ],
+)
+def test_dropout_arguments_are_named_as_the_ops(kwargs, error, match):
+    p = jax.tree.map(jnp.asarray, _params())
+    with pytest.raises(error, match=rf"multi_head_attention: {match}"):
+        F.multi_head_attention(p, jnp.ones((B, T, E)), **({"key": jax.random.key(0)} | kwargs))
+
+
+def test_top_level_and_projection_keys_are_checked():
+    p = jax.tree.map(jnp.asarray, _params())
+    x = jnp.ones((B, T, E))
+    with pytest.raises(KeyError, match=r"multi_head_attention: `params` has no key 'query'"):
+        F.multi_head_attention({k: v for k, v in p.items() if k != "query"}, x)
+    with pytest.raises(ValueError, match=r"`params` has an unexpected key 'qeury' \(did you mean"):
+        F.multi_head_attention({**p, "qeury": p["query"]}, x)
+    bad_out = {**p, "out": {"kernel": p["out"]["kernel"], "bais": p["out"]["bias"]}}
+    with pytest.raises(ValueError, match=r"`params\['out'\]` has an unexpected key 'bais'"):
+        jax.jit(F.multi_head_attention)(bad_out, x)
+
+
+def test_init_checks_key_and_numpy_sizes(key):
+    with pytest.raises(TypeError, match=r"multi_head_attention_init: `key` must be a PRNG key"):
+        F.multi_head_attention_init(None, 8, num_heads=2)
+    with pytest.raises(ValueError, match=r"multi_head_attention_init: `features` must be a pos"):
+        F.multi_head_attention_init(key, 0, num_heads=2)
+    p = F.multi_head_attention_init(key, np.int64(8), num_heads=np.int32(2))
+    assert p["query"]["kernel"].shape == (8, 2, 4)
+
+
+def test_checked_attention_runs_under_jit_with_a_traced_rate():
+    p = jax.tree.map(jnp.asarray, _params())
+    x = jax.random.normal(jax.random.key(1), (B, T, E))
+    k = jax.random.key(2)
+    traced = jax.jit(lambda r: F.multi_head_attention(p, x, dropout_rate=r, key=k))(0.25)
+    np.testing.assert_allclose(
+        traced, F.multi_head_attention(p, x, dropout_rate=0.25, key=k), rtol=1e-5, atol=1e-6
+    )

@@ -202,6 +202,9 @@ def test_image_smaller_than_kernel(key):
         ({"padding": ((1, 1), (1, -1))}, "conv2d: `padding` must be"),
         ({"stride": 0}, "conv2d: `stride` must be a positive int"),
         ({"dilation": (1, 2, 3)}, "conv2d: `dilation` must be a positive int"),
+        ({"padding": ((1, 1), (True, 1))}, r"conv2d: `padding` must be.*\(True, 1\)"),
+        ({"padding": False}, "conv2d: `padding` must be"),
+        ({"stride": (True, 1)}, "conv2d: `stride` must be a positive int"),
     ],
 )
 def test_bad_static_arguments(key, kwargs, match):
@@ -214,3 +217,45 @@ def test_integer_input_raises_type_error(key):
     params = F.conv2d_init(key, 1, 1, 3)
     with pytest.raises(TypeError, match="conv2d: argument `x` has dtype int32"):
         F.conv2d(params, jnp.ones((1, 5, 5, 1), jnp.int32))
+
+
+@pytest.mark.parametrize(
+    ("args", "match"),
+    [
+        ((0, 8, 3), r"conv2d_init: `in_channels` must be a positive int, got 0"),
+        ((3, -8, 3), r"conv2d_init: `out_channels` must be a positive int, got -8"),
+        ((3.0, 8, 3), r"conv2d_init: `in_channels` must be a positive int, got 3.0"),
+        ((3, 8, 0), r"conv2d_init: `kernel_size` must be a positive int"),
+    ],
+)
+def test_init_checks_channel_counts(key, args, match):
+    with pytest.raises(ValueError, match=match):
+        F.conv2d_init(key, *args)
+
+
+@pytest.mark.parametrize("bad", [0, None, jnp.zeros(2)])
+def test_init_names_a_key_that_is_not_a_key(bad):
+    with pytest.raises(TypeError, match=r"conv2d_init: `key` must be a PRNG key such as jax"):
+        F.conv2d_init(bad, 3, 8, 3)
+
+
+def test_numpy_ints_are_ints(key):
+    params = F.conv2d_init(key, np.int64(2), np.int32(4), np.int64(3))
+    x = jax.random.normal(key, (1, 7, 7, 2))
+    want = F.conv2d(params, x, stride=2, padding=((1, 1), (1, 1)))
+    got = F.conv2d(params, x, stride=np.int64(2), padding=((np.int64(1), 1), (1, np.int8(1))))
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(
+        F.conv2d(params, x, padding=np.int64(1)), F.conv2d(params, x, padding=1)
+    )
+
+
+def test_traced_static_argument_says_to_mark_it_static(key):
+    params = F.conv2d_init(key, 1, 2, 3)
+    x = jnp.ones((1, 6, 6, 1))
+    with pytest.raises(ValueError, match=r"conv2d: `stride`.*traced.*static_argnames='stride'"):
+        jax.jit(F.conv2d)(params, x, stride=2)
+    fn = jax.jit(F.conv2d, static_argnames=("stride", "padding"))
+    np.testing.assert_allclose(
+        fn(params, x, stride=2, padding=1), F.conv2d(params, x, stride=2, padding=1), rtol=1e-6
+    )

@@ -222,3 +222,37 @@ def test_errors_name_op_argument_and_value(key):
         F.conv_transpose1d(params, jnp.ones((1, 5, 4)), padding="FULL")
     with pytest.raises(AssertionError, match=r"conv_transpose1d: argument `x` has shape"):
         F.conv_transpose1d(params, jnp.ones((1, 5, 2)), feature_group_count=2)
+
+
+def test_params_keys_are_checked_as_in_conv(key):
+    p = F.conv_transpose2d_init(key, 8, 3, 3)
+    x = jnp.ones((1, 7, 7, 8))
+    with pytest.raises(
+        ValueError,
+        match=r"conv_transpose2d: `params` has an unexpected key 'bais' \(did you mean 'bias'\?\)",
+    ):
+        F.conv_transpose2d({"kernel": p["kernel"], "bais": p["bias"]}, x)
+    with pytest.raises(KeyError, match=r"conv_transpose2d: `params` has no key 'kernel'"):
+        F.conv_transpose2d({"bias": p["bias"]}, x)
+    with pytest.raises(
+        ValueError, match=r"conv_transpose2d: `params` has an unexpected key 'bais'"
+    ):
+        jax.jit(F.conv_transpose2d)({"kernel": p["kernel"], "bais": p["bias"]}, x)
+    fn = jax.jit(F.conv_transpose2d, static_argnames="stride")
+    np.testing.assert_allclose(fn(p, x, stride=2), F.conv_transpose2d(p, x, stride=2), rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("args", "match"),
+    [
+        ((0, 3, 3), r"conv_transpose2d_init: `in_channels` must be a positive int, got 0"),
+        ((8, -3, 3), r"conv_transpose2d_init: `out_channels` must be a positive int, got -3"),
+        ((8.0, 3, 3), r"conv_transpose2d_init: `in_channels` must be a positive int, got 8.0"),
+    ],
+)
+def test_init_checks_channel_counts(key, args, match):
+    with pytest.raises(ValueError, match=match):
+        F.conv_transpose2d_init(key, *args)
+    with pytest.raises(TypeError, match=r"conv_transpose2d_init: `key` must be a PRNG key"):
+        F.conv_transpose2d_init(0, 8, 3, 3)
+    assert F.conv_transpose2d_init(key, np.int64(8), 3, 3)["kernel"].shape == (3, 3, 8, 3)

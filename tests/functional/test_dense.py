@@ -127,3 +127,13 @@ def test_misspelt_or_missing_param_key_names_it_and_the_expected_keys(key):
 def test_init_rejects_non_positive_sizes(key, sizes, message):
     with pytest.raises(ValueError, match=f"dense_init: {message}"):
         F.dense_init(key, *sizes)
+
+
+@pytest.mark.parametrize(("bad", "shown"), [(0, "got 0"), (None, "got None"), ("k", "got 'k'")])
+def test_init_names_a_key_that_is_not_a_key(bad, shown):
+    with pytest.raises(
+        TypeError,
+        match=rf"dense_init: `key` must be a PRNG key such as jax.random.key\(0\), {shown}",
+    ):
+        F.dense_init(bad, 4, 3)
+    assert F.dense_init(jax.random.PRNGKey(0), 4, 3)["kernel"].shape == (4, 3)  # legacy key

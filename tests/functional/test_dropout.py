@@ -121,3 +121,21 @@ def test_a_traced_rate_inside_0_1_matches_the_concrete_one(key):
     x = jax.random.normal(key, (64,))
     traced = jax.jit(lambda r: F.dropout(key, x, r))(jnp.float32(0.25))
     np.testing.assert_allclose(traced, F.dropout(key, x, 0.25), rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize(
+    ("bad", "shown"),
+    [(0, "got 0"), (None, "got None"), (jnp.zeros(2), "got an array of dtype float32")],
+)
+def test_a_key_that_is_not_a_key_is_named(bad, shown):
+    with pytest.raises(TypeError, match=rf"dropout: `key` must be a PRNG key such as .*{shown}"):
+        F.dropout(bad, jnp.ones(3), 0.5)
+
+
+def test_key_checks_hold_under_jit_and_skip_rates_that_read_no_key(key):
+    with pytest.raises(TypeError, match=r"dropout: `key` must be a PRNG key.*got None"):
+        jax.jit(F.dropout)(None, jnp.ones(3), 0.5)
+    np.testing.assert_array_equal(F.dropout(None, jnp.ones(3), 0.0), jnp.ones(3))
+    legacy = jax.random.PRNGKey(0)  # raw uint32 keys still work
+    assert jax.jit(F.dropout)(legacy, jnp.ones(8), 0.5).shape == (8,)
+    assert jax.jit(F.dropout)(key, jnp.ones(8), 0.5).shape == (8,)

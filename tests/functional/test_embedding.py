@@ -83,3 +83,9 @@ def test_misspelt_or_missing_table_key_is_named(op):
 def test_init_rejects_non_positive_sizes(sizes):
     with pytest.raises(ValueError, match=r"embedding_init: `\w+` must be a positive int, got"):
         F.embedding_init(jax.random.key(0), *sizes)
+
+
+@pytest.mark.parametrize("bad", [0, None])
+def test_init_names_a_key_that_is_not_a_key(bad):
+    with pytest.raises(TypeError, match=r"embedding_init: `key` must be a PRNG key"):
+        F.embedding_init(bad, 3, 2)

@@ -73,7 +73,7 @@ def test_init_structures(key):
 
 def test_one_group_normalises_each_example_over_everything():
     x = rand((2, 3, 4), 0)
-    y = F.group_norm(F.group_norm_init(None, 4), x, num_groups=1, epsilon=0.0)
+    y = F.group_norm(F.group_norm_init(None, 4), x, num_groups=1, epsilon=1e-12)
     np.testing.assert_allclose(y.reshape(2, -1).mean(axis=1), 0.0, atol=1e-5)
     np.testing.assert_allclose(y.reshape(2, -1).std(axis=1), 1.0, rtol=1e-4, atol=1e-4)
 
@@ -113,11 +113,53 @@ def test_errors_name_op_and_argument():
         F.group_norm(p, jnp.ones((2, 3, 6)), num_groups=4)
     with pytest.raises(ValueError, match=r"group_norm: `num_groups` must be a positive int"):
         F.group_norm(p, jnp.ones((2, 3, 6)), num_groups=0)
-    with pytest.raises(AssertionError, match=r"group_norm: argument `params\['scale'\]`"):
+    with pytest.raises(
+        AssertionError,
+        match=r"group_norm: argument `x` has shape \(2, 3, 4\), expected \(\.\.\., 6\)",
+    ):
         F.group_norm(p, jnp.ones((2, 3, 4)), num_groups=2)
+    with pytest.raises(AssertionError, match=r"group_norm: argument `params\['bias'\]`"):
+        F.group_norm({**p, "bias": jnp.ones(4)}, jnp.ones((2, 3, 6)), num_groups=2)
     with pytest.raises(AssertionError, match=r"instance_norm: argument `x` has shape \(2, 6\)"):
         F.instance_norm(p, jnp.ones((2, 6)))
-    with pytest.raises(AssertionError, match=r"rms_norm: argument `params\['scale'\]`"):
+    with pytest.raises(
+        AssertionError,
+        match=r"rms_norm: argument `x` has shape \(2, 4\), expected \(\.\.\., 3\)",
+    ):
         F.rms_norm({"scale": jnp.ones(3)}, jnp.ones((2, 4)))
     with pytest.raises(TypeError, match="rms_norm: argument `x` has dtype int32"):
         F.rms_norm({"scale": jnp.ones(3)}, jnp.ones((2, 3), jnp.int32))
+
+
+def test_channels_first_input_blames_x_also_under_jit():
+    p = F.group_norm_init(None, 6)
+    fn = jax.jit(F.group_norm, static_argnames="num_groups")
+    with pytest.raises(AssertionError, match=r"group_norm: argument `x` has shape \(2, 6, 4, 4\)"):
+        fn(p, jnp.ones((2, 6, 4, 4)), num_groups=2)
+    x = rand((2, 4, 4, 6), 0)
+    np.testing.assert_allclose(fn(p, x, num_groups=2), F.group_norm(p, x, num_groups=2), rtol=1e-6)
+
+
+def test_traced_num_groups_says_to_mark_it_static():
+    p = F.group_norm_init(None, 4)
+    with pytest.raises(ValueError, match=r"group_norm: `num_groups`.*traced.*static_argnames="):
+        jax.jit(F.group_norm)(p, jnp.ones((2, 3, 4)), num_groups=2)
+    y = F.group_norm(p, rand((2, 3, 4), 0), num_groups=np.int64(2))  # a NumPy int is an int
+    assert y.shape == (2, 3, 4)
+
+
+@pytest.mark.parametrize("op", ["group_norm", "instance_norm", "rms_norm"])
+@pytest.mark.parametrize("epsilon", [0.0, -1.0])
+def test_epsilon_must_be_positive(op, epsilon):
+    params = getattr(F, f"{op}_init")(None, 4)
+    kw = {"num_groups": 2} if op == "group_norm" else {}
+    with pytest.raises(ValueError, match=rf"{op}: `epsilon` must be > 0, got {epsilon}"):
+        getattr(F, op)(params, jnp.ones((2, 3, 4)), epsilon=epsilon, **kw)
+
+
+@pytest.mark.parametrize("op", ["group_norm_init", "instance_norm_init", "rms_norm_init"])
+@pytest.mark.parametrize("bad", [0, -3, 4.0, False])
+def test_inits_check_num_features(op, bad):
+    with pytest.raises(ValueError, match=rf"{op}: `num_features` must be a positive int"):
+        getattr(F, op)(None, bad)
+    assert getattr(F, op)(None, np.int64(2))["scale"].shape == (2,)

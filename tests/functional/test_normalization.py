@@ -174,9 +174,14 @@ def test_batch_norm_bad_shapes_name_op_argument_and_shapes(key):
     params, stats = F.batch_norm_init(key, 3)
     with pytest.raises(
         AssertionError,
-        match=r"batch_norm: argument `stats\['mean'\]` has shape \(3,\), expected \(4,\)",
+        match=r"batch_norm: argument `x` has shape \(2, 4\), expected \(\.\.\., 3\)",
     ):
         F.batch_norm(params, stats, jnp.ones((2, 4)), training=True)
+    with pytest.raises(
+        AssertionError,
+        match=r"batch_norm: argument `stats\['mean'\]` has shape \(4,\), expected \(3,\)",
+    ):
+        F.batch_norm(params, F.batch_norm_init(key, 4)[1], jnp.ones((2, 3)), training=True)
     with pytest.raises(
         AssertionError, match=r"batch_norm: argument `x` has shape \(3,\) \(rank 1\)"
     ):
@@ -190,9 +195,14 @@ def test_layer_norm_bad_shapes(key):
     params = F.layer_norm_init(key, 3)
     with pytest.raises(
         AssertionError,
-        match=r"layer_norm: argument `params\['scale'\]` has shape \(3,\), expected \(4,\)",
+        match=r"layer_norm: argument `x` has shape \(2, 4\), expected \(\.\.\., 3\)",
     ):
         F.layer_norm(params, jnp.ones((2, 4)))
+    with pytest.raises(
+        AssertionError,
+        match=r"layer_norm: argument `params\['scale'\]` has shape \(2,\), expected \(3,\)",
+    ):  # the bias and x agree: the scale is the odd one out
+        F.layer_norm({**params, "scale": jnp.ones(2)}, jnp.ones((2, 3)))
     with pytest.raises(AssertionError, match=r"layer_norm: argument `x` has shape \(\) \(rank 0\)"):
         F.layer_norm(params, jnp.ones(()))
 
@@ -203,3 +213,72 @@ def test_integer_input_raises_type_error(key):
         F.batch_norm(params, stats, jnp.ones((2, 3), jnp.int32), training=True)
     with pytest.raises(TypeError, match="layer_norm: argument `x` has dtype int32"):
         F.layer_norm(params, jnp.ones((2, 3), jnp.int32))
+
+
+@pytest.mark.parametrize(
+    ("momentum", "epsilon", "match"),
+    [
+        (1.5, 1e-5, r"batch_norm: `momentum` must be in \[0, 1\], got 1.5"),
+        (-0.1, 1e-5, r"batch_norm: `momentum` must be in \[0, 1\], got -0.1"),
+        (0.9, -1.0, r"batch_norm: `epsilon` must be > 0, got -1.0"),
+        (0.9, 0.0, r"batch_norm: `epsilon` must be > 0, got 0.0"),
+        (np.float32(2.0), 1e-5, r"batch_norm: `momentum` must be in \[0, 1\]"),
+    ],
+)
+def test_batch_norm_checks_concrete_momentum_and_epsilon(key, momentum, epsilon, match):
+    params, stats = F.batch_norm_init(key, 3)
+    with pytest.raises(ValueError, match=match):
+        F.batch_norm(params, stats, jnp.ones((4, 3)), training=True, momentum=momentum,
+                     epsilon=epsilon)  # fmt: skip
+
+
+@pytest.mark.parametrize("training", ["False", 0, None])
+def test_batch_norm_training_must_be_a_python_bool(key, training):
+    params, stats = F.batch_norm_init(key, 3)
+    with pytest.raises(
+        TypeError, match=rf"batch_norm: `training` must be a Python bool.*{training!r}"
+    ):
+        F.batch_norm(params, stats, jnp.ones((4, 3)), training=training)
+
+
+def test_batch_norm_traced_training_says_to_mark_it_static(key):
+    params, stats = F.batch_norm_init(key, 3)
+    with pytest.raises(TypeError, match=r"`training`.*traced.*static_argnames='training'"):
+        jax.jit(F.batch_norm)(params, stats, jnp.ones((4, 3)), training=True)
+
+
+def test_checked_batch_norm_and_layer_norm_still_run_under_jit(key):
+    params, stats = F.batch_norm_init(key, 3)
+    x = jax.random.normal(key, (4, 3))
+    fn = jax.jit(F.batch_norm, static_argnames="training")
+    # momentum and epsilon traced: not checked, still used
+    y, new = fn(params, stats, x, training=True, momentum=jnp.float32(0.5), epsilon=1e-3)
+    y0, new0 = F.batch_norm(params, stats, x, training=True, momentum=0.5, epsilon=1e-3)
+    np.testing.assert_allclose(y, y0, rtol=1e-6)
+    np.testing.assert_allclose(new["var"], new0["var"], rtol=1e-6)
+    ln = F.layer_norm_init(key, 3)
+    np.testing.assert_allclose(jax.jit(F.layer_norm)(ln, x, epsilon=1e-3),
+                               F.layer_norm(ln, x, epsilon=1e-3), rtol=1e-6)  # fmt: skip
+    with pytest.raises(AssertionError, match=r"layer_norm: argument `x` has shape \(4, 5\)"):
+        jax.jit(F.layer_norm)(ln, jnp.ones((4, 5)))
+
+
+@pytest.mark.parametrize("epsilon", [0.0, -1e-5, float("nan")])
+def test_layer_norm_epsilon_must_be_positive(key, epsilon):
+    with pytest.raises(ValueError, match=r"layer_norm: `epsilon` must be > 0"):
+        F.layer_norm(F.layer_norm_init(key, 3), jnp.ones((2, 3)), epsilon=epsilon)
+
+
+@pytest.mark.parametrize("init", [F.layer_norm_init, F.batch_norm_init])
+@pytest.mark.parametrize("bad", [0, -3, 4.0, True, "4", None])
+def test_norm_inits_check_num_features(key, init, bad):
+    with pytest.raises(
+        ValueError, match=rf"{init.__name__}: `num_features` must be a positive int, got"
+    ):
+        init(key, bad)
+
+
+def test_norm_inits_accept_numpy_ints_and_any_key():
+    params = F.layer_norm_init(None, np.int64(3))  # the key is unused
+    assert params["scale"].shape == (3,)
+    assert F.batch_norm_init(None, np.int32(2))[1]["var"].shape == (2,)

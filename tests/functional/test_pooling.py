@@ -172,3 +172,16 @@ def test_bad_static_arguments(op, kwargs, match):
 def test_integer_input_raises_type_error(op):
     with pytest.raises(TypeError, match=f"{op.__name__}: argument `x` has dtype int32"):
         op(jnp.ones((1, 4, 4, 1), jnp.int32), 2)
+
+
+@pytest.mark.parametrize("op", [F.max_pool2d, F.avg_pool2d])
+def test_traced_window_says_to_mark_it_static_and_numpy_ints_work(op):
+    x = jax.random.normal(jax.random.key(0), (2, 8, 8, 3))
+    with pytest.raises(
+        ValueError, match=rf"{op.__name__}: `window_shape`.*traced.*static_argnames='window_shape'"
+    ):
+        jax.jit(op)(x, 2)
+    fn = jax.jit(op, static_argnames="window_shape")
+    np.testing.assert_allclose(fn(x, window_shape=np.int64(2)), op(x, 2), rtol=1e-6)
+    with pytest.raises(ValueError, match=rf"{op.__name__}: `window_shape` must be a positive int"):
+        op(x, (True, 2))

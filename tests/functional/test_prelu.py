@@ -29,8 +29,12 @@ def test_init_and_transforms(key):
 
 
 def test_errors():
-    with pytest.raises(AssertionError, match=r"prelu: argument `params\['negative_slope'\]`"):
+    with pytest.raises(
+        AssertionError, match=r"prelu: argument `x` has shape \(4, 3\), expected \(\.\.\., 2\)"
+    ):
         F.prelu({"negative_slope": jnp.ones(2)}, jnp.ones((4, 3)))
+    with pytest.raises(AssertionError, match=r"prelu: argument `params\['negative_slope'\]`"):
+        F.prelu({"negative_slope": jnp.ones((1, 3))}, jnp.ones((4, 3)))
     with pytest.raises(ValueError, match="prelu_init: `num_parameters` must be a positive int"):
         F.prelu_init(None, 0)
     with pytest.raises(TypeError, match="prelu: argument `x` has dtype int32"):

@@ -169,7 +169,7 @@ def _bad_inputs(kind):
                       "state.c", f"({B}, {H})", f"({B}, {H + 1})"))  # fmt: skip
     else:
         cases.append(("carry", lambda p, c, x: (p, jnp.zeros((B + 1, H)), x),
-                      "carry", f"({B}, {H})", f"({B + 1}, {H})"))  # fmt: skip
+                      "`h`", f"({B}, {H})", f"({B + 1}, {H})"))  # fmt: skip
     return [(kind, *case) for case in cases]
 
 
@@ -226,3 +226,49 @@ def test_bidirectional_init_takes_hidden_features_and_the_old_hidden(key):
         old = F.bidirectional_init(key, F.gru_cell_init, IN, hidden=H)
     chex.assert_trees_all_equal(old, new)
     assert new["forward"]["w_h"].shape == (H, 3 * H)
+
+
+def test_cell_state_of_the_wrong_structure_is_named(key):
+    params, state, x = _random(key, "lstm")
+    with pytest.raises(TypeError, match=r"lstm_cell: `state` must be an LSTMState\(h, c\)"):
+        F.lstm_cell(params, jnp.zeros((B, H)), x)  # a bare h
+    got, _ = F.lstm_cell(params, (state.h, state.c), x)  # a plain pair is an LSTMState
+    assert isinstance(got, F.LSTMState)
+    params, h, x = _random(key, "gru")
+    with pytest.raises(
+        TypeError, match=r"gru_cell: `h` must be one array h of shape \(3, 5\), got an LSTMState"
+    ):
+        F.gru_cell(params, F.LSTMState(h, h), x)
+    with pytest.raises(AssertionError, match=r"gru_cell: argument `h` has shape \(3, 4\)"):
+        F.gru_cell(params, jnp.zeros((B, H - 1)), x)
+
+
+@pytest.mark.parametrize("init", [F.rnn_cell_init, F.lstm_cell_init, F.gru_cell_init])
+def test_cell_inits_name_a_key_that_is_not_a_key(init):
+    with pytest.raises(TypeError, match=rf"{init.__name__}: `key` must be a PRNG key.*got 0"):
+        init(0, IN, H)
+
+
+def test_bidirectional_state_must_be_a_pair_of_states(key):
+    params = F.bidirectional_init(key, F.lstm_cell_init, IN, H)
+    xs = jnp.ones((B, 7, IN))
+    z = jnp.zeros((B, H))
+    with pytest.raises(
+        TypeError,
+        match=r"bidirectional: `state` must be a pair \(forward_state, backward_state\).*single",
+    ):
+        F.bidirectional(F.lstm_cell, params, xs, state=F.LSTMState(z, z))
+    with pytest.raises(TypeError, match=r"bidirectional: `state` must be an LSTMState\(h, c\)"):
+        F.bidirectional(F.lstm_cell, params, xs, state=(z, z))
+    with pytest.raises(KeyError, match=r"bidirectional: `params` has no key 'forward'"):
+        F.bidirectional(F.lstm_cell, {"backward": params["backward"]}, xs)
+    with pytest.raises(ValueError, match=r"bidirectional: `params` has an unexpected key 'w_x'"):
+        F.bidirectional(F.lstm_cell, params["forward"], xs)  # one direction's parameters
+    with pytest.raises(TypeError, match=r"bidirectional_init: `key` must be a PRNG key"):
+        F.bidirectional_init(None, F.lstm_cell_init, IN, H)
+    pair = (F.LSTMState(z, z), (z, z))
+    fn = jax.jit(lambda p, x, s: F.bidirectional(F.lstm_cell, p, x, s))
+    (_, bwd), ys = fn(params, xs, pair)
+    _, ys0 = F.bidirectional(F.lstm_cell, params, xs, pair)
+    np.testing.assert_allclose(ys, ys0, rtol=1e-5, atol=1e-6)
+    assert isinstance(bwd, F.LSTMState) and bwd.h.shape == (B, H)

@@ -245,3 +245,36 @@ def test_wrong_shapes_raise_at_trace_time(
     msg = str(info.value)
     for part in (f"{op}:", arg, expected, actual):
         assert part in msg, f"{part!r} not in {msg!r}"
+
+
+@pytest.mark.parametrize("batch", [B, H])  # B = 2 used to be unpacked along the batch
+def test_lstm_state_given_a_bare_array_is_named(key, batch):
+    params = F.lstm_cell_init(key, IN, H)
+    with pytest.raises(
+        TypeError, match=r"lstm: `state` must be an LSTMState\(h, c\).*array of shape"
+    ):
+        F.lstm(params, jnp.ones((batch, T, IN)), jnp.zeros((batch, H)))
+
+
+def test_gru_state_given_an_lstm_state_is_named(key):
+    params = F.gru_cell_init(key, IN, H)
+    z = jnp.zeros((B, H))
+    with pytest.raises(TypeError, match=r"gru: `state` must be one array h of shape \(2, 4\)"):
+        sequence.gru(params, jnp.ones((B, T, IN)), F.LSTMState(z, z))
+
+
+def test_integer_xs_is_named_xs(key):
+    params = F.lstm_cell_init(key, IN, H)
+    with pytest.raises(TypeError, match=r"lstm: argument `xs` has dtype int32"):
+        F.lstm(params, jnp.ones((B, T, IN), jnp.int32))
+
+
+def test_lstm_state_as_a_pair_or_list_runs_under_jit(key):
+    params, state, xs = _random(key, "lstm")
+    want = F.lstm(params, xs, state)
+    for given in ((state.h, state.c), [state.h, state.c]):
+        got = jax.jit(F.lstm)(params, xs, given)
+        chex.assert_trees_all_close(got, want, rtol=1e-6)
+        assert isinstance(got[0], F.LSTMState)
+    # F.rnn with the LSTM cell takes the pair too
+    chex.assert_trees_all_close(F.rnn(F.lstm_cell, params, xs, (state.h, state.c)), want, rtol=1e-5)

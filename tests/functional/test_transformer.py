@@ -127,3 +127,59 @@ def test_rotary_transforms_and_errors(key):
         F.rotary_position_encoding(x, jnp.arange(4))
     with pytest.raises(ValueError, match=r"sinusoidal_position_encoding: `features` must be"):
         F.sinusoidal_position_encoding(4, 3)
+
+
+def test_block_errors_name_the_block_and_its_arguments(key):
+    params = F.transformer_encoder_block_init(key, E, num_heads=HEADS, mlp_features=MLP)
+    x = jnp.ones((B, T, E))
+    op = "transformer_encoder_block"
+    with pytest.raises(ValueError, match=rf"{op}: `dropout_rate` must be in \[0, 1\], got -0.1"):
+        F.transformer_encoder_block(params, x, dropout_rate=-0.1, key=key)
+    with pytest.raises(TypeError, match=rf"{op}: `key` must be a PRNG key .*got 0"):
+        F.transformer_encoder_block(params, x, dropout_rate=0.1, key=0)
+    with pytest.raises(KeyError, match=rf"{op}: `params` has no key 'norm2'"):
+        F.transformer_encoder_block({k: v for k, v in params.items() if k != "norm2"}, x)
+    for fn in (F.transformer_encoder_block, jax.jit(F.transformer_encoder_block)):
+        with pytest.raises(
+            AssertionError,
+            match=rf"{op}: argument `x` has shape \(2, 4, 5\), expected \(\*, \*, 6\)",
+        ):
+            fn(params, jnp.ones((B, T, 5)))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"mlp_features": 0}, r"`mlp_features` must be a positive int, got 0"),
+        ({"num_heads": 4}, r"`num_heads`=4 does not divide `features`=6"),
+        ({"num_heads": 0}, r"`num_heads` must be a positive int, got 0"),
+    ],
+)
+def test_block_init_names_its_own_arguments(key, kwargs, match):
+    with pytest.raises(ValueError, match=rf"transformer_encoder_block_init: {match}"):
+        F.transformer_encoder_block_init(key, E, **({"num_heads": HEADS} | kwargs))
+    with pytest.raises(TypeError, match=r"transformer_encoder_block_init: `key` must be a PRNG"):
+        F.transformer_encoder_block_init(0, E, num_heads=HEADS)
+
+
+def test_checked_block_runs_under_jit_with_dropout(key):
+    params = F.transformer_encoder_block_init(key, E, num_heads=HEADS, mlp_features=MLP)
+    x = jax.random.normal(key, (B, T, E))
+    k = jax.random.key(3)
+    fn = jax.jit(lambda p, x, r: F.transformer_encoder_block(p, x, dropout_rate=r, key=k))
+    np.testing.assert_allclose(
+        fn(params, x, 0.2), F.transformer_encoder_block(params, x, dropout_rate=0.2, key=k),
+        rtol=1e-5, atol=1e-5,
+    )  # fmt: skip
+
+
+def test_sinusoidal_static_arguments():
+    with pytest.raises(
+        ValueError,
+        match=r"sinusoidal_position_encoding: `length`.*traced.*static_argnames='length'",
+    ):
+        jax.jit(F.sinusoidal_position_encoding)(10, 8)
+    fn = jax.jit(F.sinusoidal_position_encoding, static_argnums=(0, 1))
+    np.testing.assert_allclose(fn(np.int64(3), np.int64(4)), F.sinusoidal_position_encoding(3, 4))
+    with pytest.raises(ValueError, match=r"`length` must be a non-negative int, got True"):
+        F.sinusoidal_position_encoding(True, 4)

@@ -1,5 +1,6 @@
 """Tests for nnjax.functional._utils (private helpers shared by the ops)."""
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -68,3 +69,36 @@ def test_positive_int_names_the_argument_and_value(bad):
     with pytest.raises(ValueError, match=rf"op: `size` must be a positive int, got {bad!r}"):
         _utils.positive_int("op", "size", bad)
     assert _utils.positive_int("op", "size", np.int64(3)) == 3
+
+
+def test_ntuple_takes_numpy_ints_and_returns_python_ints():
+    out = _utils.ntuple((np.int64(2), np.int32(3)), 2, "stride", "op")
+    assert out == (2, 3) and all(type(v) is int for v in out)
+    assert _utils.ntuple(np.int64(0), 3, "padding", "op", minimum=0) == (0, 0, 0)
+    with pytest.raises(ValueError, match=r"op: `stride` must be a positive int or a pair"):
+        _utils.ntuple((True, 2), 2, "stride", "op")
+    with pytest.raises(ValueError, match=r"op: `p` must be a non-negative int or a triple"):
+        _utils.ntuple(-1, 3, "p", "op", minimum=0)
+
+
+def test_positive_int_minimum_and_traced_message():
+    assert _utils.positive_int("op", "n", 0, minimum=0) == 0
+    with pytest.raises(ValueError, match=r"op: `n` must be a non-negative int, got -1"):
+        _utils.positive_int("op", "n", -1, minimum=0)
+    with pytest.raises(ValueError, match=r"op: `n` must be a positive int, got a traced value"):
+        jax.jit(lambda n: _utils.positive_int("op", "n", n))(3)
+
+
+def test_check_affine_blames_x_unless_one_parameter_is_the_odd_one_out():
+    params = {"scale": jnp.ones(3), "bias": jnp.zeros(3)}
+    _utils.check_affine("op", params, jnp.ones((2, 3)))
+    with pytest.raises(AssertionError, match=r"op: argument `x` has shape \(2, 4\), expected"):
+        _utils.check_affine("op", params, jnp.ones((2, 4)))
+    with pytest.raises(AssertionError, match=r"op: argument `params\['scale'\]` has shape \(2,\)"):
+        _utils.check_affine("op", {**params, "scale": jnp.ones(2)}, jnp.ones((2, 3)))
+    with pytest.raises(AssertionError, match=r"op: argument `params\['bias'\]` has shape \(2,\)"):
+        _utils.check_affine("op", {**params, "bias": jnp.ones(2)}, jnp.ones((2, 3)))
+    with pytest.raises(AssertionError, match=r"op: argument `s` has shape \(4,\)"):
+        _utils.check_affine("op", params, jnp.ones((2, 3)), others={"s": jnp.ones(4)})
+    with pytest.raises(AssertionError, match=r"op: argument `x` has shape \(2, 4\)"):
+        _utils.check_affine("op", {"scale": jnp.ones(3)}, jnp.ones((2, 4)), ("scale",))

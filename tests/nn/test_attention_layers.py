@@ -59,3 +59,24 @@ def test_stateful_dropout_under_nnx_jit_does_not_retrace():
 
     a, b = step(block, X), step(block, X)
     assert len(traces) == 1 and not np.allclose(a, b)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"mlp_features": 0}, r"TransformerEncoderBlock: `mlp_features` must be a positive int"),
+        ({"epsilon": 0.0}, r"TransformerEncoderBlock: `epsilon` must be > 0, got 0.0"),
+        ({"dropout_rate": 1.5}, r"TransformerEncoderBlock: `dropout_rate` must be a float in"),
+    ],
+)
+def test_block_names_its_own_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        nn.TransformerEncoderBlock(8, 2, **kwargs, rngs=nnx.Rngs(0))
+
+
+@pytest.mark.parametrize("arg", ["out_features", "in_kv_features"])
+def test_attention_names_its_own_sizes(arg):
+    with pytest.raises(ValueError, match=rf"MultiHeadAttention: `{arg}` must be a positive int"):
+        nn.MultiHeadAttention(2, 8, **{arg: 0}, rngs=nnx.Rngs(0))
+    layer = nn.MultiHeadAttention(np.int64(2), np.int64(8), rngs=nnx.Rngs(0))
+    assert nnx.jit(lambda m, x: m(x))(layer, X).shape == X.shape

@@ -41,6 +41,8 @@ def test_conv_autoencoder_shapes_and_code():
 
 
 def test_bad_arguments():
+    with pytest.raises(ValueError, match=r"Autoencoder: `in_features` must be a positive int"):
+        Autoencoder(0, (4,), 2, rngs=nnx.Rngs(0))
     with pytest.raises(ValueError, match="divisible by 2\\*\\*len\\(conv_features\\) = 4"):
         ConvAutoencoder((6, 8), (2, 3), rngs=nnx.Rngs(0))
     with pytest.raises(ValueError, match="latent"):

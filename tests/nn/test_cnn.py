@@ -5,6 +5,7 @@ import pytest
 from flax import nnx
 
 import nnjax.functional as F
+from nnjax.errors import ShapeError
 from nnjax.nn import CNN, BatchNorm, Dropout
 
 from ._helpers import assert_jit_traces_once, assert_same_model, param_dict
@@ -69,6 +70,12 @@ def test_deterministic_given_seed_and_mixed_precision():
         ({"conv_features": (2, 0)}, r"conv_features\[1\]"),
         ({"pool": "median"}, "pool.*max, avg"),
         ({"activation": "nope"}, "known"),
+        ({"out_features": 0}, r"CNN: `out_features` must be a positive int, got 0"),
+        ({"dropout": -0.1}, r"CNN: `dropout` must be a float in \[0, 1\), got -0.1"),
+        ({"pool_window": 0}, r"CNN: `pool_window\[0\]` must be a positive int, got 0"),
+        ({"kernel_size": (3, 0)}, r"CNN: `kernel_size\[1\]` must be a positive int, got 0"),
+        ({"padding": "FULL"}, r"CNN: `padding` must be 'SAME', 'VALID'.*got 'FULL'"),
+        ({"padding": -1}, r"CNN: `padding` must be 'SAME', 'VALID', a non-negative int"),
     ],
 )
 def test_bad_arguments(kwargs, match):
@@ -80,3 +87,34 @@ def test_jit_does_not_retrace():
     assert_jit_traces_once(
         CNN((4, 4), 2, **SMALL, batch_norm=True, rngs=nnx.Rngs(0)), jnp.ones((2, 4, 4))
     )
+
+
+def test_channels_first_input_shape_is_named():
+    with pytest.raises(ValueError, match=r"CNN: input_shape \(1, 28, 28\) \(is it channels-first"):
+        CNN((1, 28, 28), 10, **SMALL, rngs=nnx.Rngs(0))
+
+
+def test_input_shape_too_small_for_the_blocks_is_named():
+    with pytest.raises(
+        ValueError,
+        match=r"CNN: input_shape \(8, 8, 1\) is too small for conv_features=\(4, 4, 4, 4\)",
+    ):
+        CNN((8, 8), 10, conv_features=(4, 4, 4, 4), padding="VALID", rngs=nnx.Rngs(0))
+
+
+def test_images_of_another_shape_are_named_also_under_jit():
+    model = CNN((8, 8), 3, **SMALL, rngs=nnx.Rngs(0))
+    call = nnx.jit(lambda m, x: m(x))
+    for fn in (model, lambda x: call(model, x)):
+        with pytest.raises(
+            ShapeError,
+            match=r"CNN: argument `x` has shape \(2, 12, 12\), expected \(B, 8, 8, 1\) or \(B, 8",
+        ):
+            fn(jnp.ones((2, 12, 12)))
+    rgb = CNN((8, 8, 3), 3, **SMALL, rngs=nnx.Rngs(0))
+    with pytest.raises(
+        ShapeError, match=r"CNN: argument `x` has shape \(2, 8, 8\), expected \(B, 8, 8, 3\):"
+    ):
+        rgb(jnp.ones((2, 8, 8)))
+    x = jax.random.normal(jax.random.key(0), (2, 8, 8))
+    np.testing.assert_allclose(call(model, x), model(x[..., None]), rtol=1e-5, atol=1e-6)

@@ -40,6 +40,12 @@ def test_bad_arguments(kwargs, match):
         Conv2D(**args, rngs=nnx.Rngs(0))
 
 
+def test_numpy_int_sizes_are_ints():
+    layer = Conv2D(np.int64(3), np.int64(8), np.int64(3), rngs=nnx.Rngs(0))
+    assert type(layer.in_channels) is int and layer.kernel_size == (3,)
+    assert layer(jnp.ones((1, 5, 5, 3))).shape == (1, 5, 5, 8)
+
+
 def test_old_argument_names_still_work_with_a_deprecation_warning():
     with pytest.warns(DeprecationWarning) as record:
         old = Conv2D(in_features=1, out_features=2, kernel_size=3, rngs=nnx.Rngs(0))

@@ -63,5 +63,12 @@ def test_bad_arguments(kwargs, match):
         MLP(**({"in_features": 4, "hidden": (8,), "out_features": 2} | kwargs), rngs=nnx.Rngs(0))
 
 
+def test_numpy_int_sizes_are_ints():
+    model = MLP(np.int64(784), (np.int32(8),), np.int64(2), rngs=nnx.Rngs(0))
+    assert type(model.in_features) is int and model(jnp.ones((1, 784))).shape == (1, 2)
+    with pytest.raises(ValueError, match=r"MLP: `in_features` must be a positive int, got True"):
+        MLP(True, (4,), 2, rngs=nnx.Rngs(0))
+
+
 def test_jit_does_not_retrace():
     assert_jit_traces_once(MLP(4, (8,), 2, dropout=0.2, rngs=nnx.Rngs(0)), jnp.ones((2, 4)))

@@ -5,7 +5,7 @@ import pytest
 from flax import nnx
 
 import nnjax.functional as F
-from nnjax.nn import BatchNorm, LayerNorm
+from nnjax.nn import BatchNorm, GroupNorm, InstanceNorm, LayerNorm, RMSNorm
 
 from ._helpers import assert_jit_traces_once, assert_params_match
 
@@ -55,3 +55,21 @@ def test_layer_norm_is_layer_norm():
 def test_jit_does_not_retrace():
     assert_jit_traces_once(BatchNorm(2, rngs=nnx.Rngs(0)), jnp.ones((4, 2)))
     assert_jit_traces_once(LayerNorm(2, rngs=nnx.Rngs(0)), jnp.ones((4, 2)))
+
+
+@pytest.mark.parametrize("cls", [BatchNorm, LayerNorm, GroupNorm, InstanceNorm, RMSNorm])
+@pytest.mark.parametrize("epsilon", [0.0, -1e-5])
+def test_epsilon_must_be_positive_and_is_named_as_the_layers(cls, epsilon):
+    kw = {"num_groups": 2} if cls is GroupNorm else {}
+    with pytest.raises(ValueError, match=rf"{cls.__name__}: `epsilon` must be > 0, got {epsilon}"):
+        cls(4, epsilon=epsilon, **kw, rngs=nnx.Rngs(0))
+
+
+def test_shape_errors_blame_x_and_numpy_sizes_work():
+    layer = LayerNorm(np.int64(4), rngs=nnx.Rngs(0))
+    with pytest.raises(
+        AssertionError, match=r"layer_norm: argument `x` has shape \(2, 5\), expected"
+    ):
+        layer(jnp.ones((2, 5)))
+    with pytest.raises(ValueError, match=r"GroupNorm: `num_features` must be a positive int"):
+        GroupNorm(0, num_groups=2, rngs=nnx.Rngs(0))

@@ -43,6 +43,10 @@ def test_dropout_train_eval_and_seed():
 def test_bad_arguments():
     with pytest.raises(ValueError, match=r"cell.*lstm, gru, rnn"):
         SequenceClassifier(3, 4, 2, cell="transformer", rngs=nnx.Rngs(0))
+    with pytest.raises(ValueError, match=r"SequenceClassifier: `out_features` must be a positive"):
+        SequenceClassifier(3, 16, 0, rngs=nnx.Rngs(0))
+    with pytest.raises(ValueError, match=r"SequenceRegressor: `out_features` must be a positive"):
+        SequenceRegressor(3, 16, -1, rngs=nnx.Rngs(0))
     with pytest.raises(ValueError, match="hidden"):
         SequenceRegressor(3, (), rngs=nnx.Rngs(0))
 

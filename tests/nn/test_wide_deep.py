@@ -32,6 +32,10 @@ def test_two_inputs():
 
 
 def test_bad_arguments():
+    with pytest.raises(ValueError, match=r"WideAndDeep: `out_features` must be a positive int"):
+        WideAndDeep(4, (8,), 0, rngs=nnx.Rngs(0))
+    with pytest.raises(ValueError, match=r"WideAndDeep: `deep_features` must be a positive int"):
+        WideAndDeep(4, (8,), 1, deep_features=0, rngs=nnx.Rngs(0))
     with pytest.raises(ValueError, match="hidden"):
         WideAndDeep(3, (), rngs=nnx.Rngs(0))
 

@@ -1,0 +1,85 @@
+"""Geometry of the transposed convolution (private): output sizes, padding, grouped kernels.
+
+The rules behind :func:`nnjax.functional.conv_transpose2d` (PyTorch's size rule,
+the ``"SAME"`` adjoint padding), re-exported by :mod:`nnjax.functional.conv_transpose`.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from nnjax.functional import _utils
+from nnjax.functional.conv import Size
+
+
+def output_size(
+    size: int, kernel: int, stride: int, padding: int, output_padding: int, dilation: int
+) -> int:
+    """The output size of a transposed convolution along one axis (PyTorch's rule).
+
+    ``(size - 1) * stride - 2 * padding + dilation * (kernel - 1) + output_padding + 1``.
+
+    Example:
+      >>> output_size(7, 3, 2, 1, 1, 1)  # a stride-2 "same" upsampling: 7 -> 14
+      14
+    """
+    return (size - 1) * stride - 2 * padding + dilation * (kernel - 1) + output_padding + 1
+
+
+TransposePadding = str | Size
+
+
+def same_pads(kernel: int, stride: int, dilation: int) -> tuple[int, int]:
+    """``(lo, hi)`` padding of the stride-dilated input for ``"SAME"`` (output ``n * stride``).
+
+    The transposed convolution is then the exact adjoint of a ``"SAME"`` convolution of
+    the same stride (TensorFlow's, Keras' and ``lax.conv_transpose``'s rule): of the
+    ``span - stride`` border rows the adjoint drops, the odd one is dropped at the end.
+
+    Example:
+      >>> same_pads(3, 2, 1)  # full padding (2, 2) gives 2n + 1: one row less at the end
+      (2, 1)
+    """
+    span = dilation * (kernel - 1) + 1
+    total = span + stride - 2
+    lo = span - 1 if stride > span - 1 else -(-total // 2)
+    return lo, total - lo
+
+
+def transpose_pads(
+    op: str, nd: int, kernel: tuple[int, ...], padding: TransposePadding, stride, dilation,
+    output_padding,
+) -> list[tuple[int, int]]:  # fmt: skip
+    """Padding ``(lo, hi)`` of the stride-dilated input per axis (negative crops)."""
+    if isinstance(padding, str):
+        mode = padding.upper()
+        if mode not in ("SAME", "VALID"):
+            raise ValueError(
+                f"{op}: `padding` must be 'SAME', 'VALID' or non-negative ints, got {padding!r}"
+            )
+        if mode == "SAME":
+            pads = [same_pads(k, s, d) for k, s, d in zip(kernel, stride, dilation)]
+            return [(lo, hi + o) for (lo, hi), o in zip(pads, output_padding)]
+        padding = 0
+    padding = _utils.ntuple(padding, nd, "padding", op, minimum=0)
+    return [
+        (d * (k - 1) - p, d * (k - 1) - p + o)
+        for k, p, o, d in zip(kernel, padding, output_padding, dilation)
+    ]
+
+
+def grouped_kernel(kernel: jax.Array, groups: int) -> jax.Array:
+    """The forward-convolution kernel ``(*k, in / G, out)`` of a transposed ``(*k, in, out / G)``.
+
+    Group ``g`` maps input channels ``g * in / G ...`` to output channels
+    ``g * out / G ...``; ``lax.conv_general_dilated`` wants the groups along the
+    output axis.
+
+    Example:
+      >>> grouped_kernel(jnp.zeros((3, 4, 5)), 2).shape
+      (3, 2, 10)
+    """
+    *k, cin, cout = kernel.shape
+    blocks = kernel.reshape(*k, groups, cin // groups, cout)
+    return jnp.moveaxis(blocks, -3, -2).reshape(*k, cin // groups, groups * cout)
