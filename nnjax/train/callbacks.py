@@ -17,10 +17,13 @@ Example:
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from nnjax.train import sharding
+from nnjax.train.optimizers import check_learning_rate
+from nnjax.train.validation import check_count
 
 Logs = Mapping[str, float]
 
@@ -65,18 +68,60 @@ class Callback:
         """After training (also after an early stop)."""
 
 
+def as_callbacks(callbacks: Iterable[Callback] | None) -> list[Callback]:
+    """``callbacks`` as a list, checked: ``None`` is none (as in Keras).
+
+    Raises:
+      TypeError: a lone callback (wrap it in a list), something not iterable, or an
+        item that is not a :class:`Callback` instance.
+
+    Example:
+      >>> as_callbacks(None), len(as_callbacks([Callback()]))
+      ([], 1)
+    """
+    if callbacks is None:
+        return []
+    if isinstance(callbacks, Callback):
+        name = type(callbacks).__name__
+        raise TypeError(
+            f"callbacks must be a list of Callback instances, got one {name}; wrap it: "
+            f"callbacks=[{name}(...)]"
+        )
+    if isinstance(callbacks, str | Mapping) or not isinstance(callbacks, Iterable):
+        raise TypeError(
+            f"callbacks must be a list of Callback instances, got {type(callbacks).__name__}"
+        )
+    found = list(callbacks)
+    for cb in found:
+        if not isinstance(cb, Callback):
+            raise TypeError(f"callbacks must be Callback instances, got {type(cb).__name__}")
+    return found
+
+
+def _finite(owner: str, name: str, value: Any, *, low: float = 0.0) -> float:
+    """``value`` as a float: a finite real number ``>= low`` (a bool is not one)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(
+            f"{owner}: `{name}` must be a number, got {value!r} ({type(value).__name__})"
+        )
+    if not math.isfinite(value) or value < low:
+        raise ValueError(f"{owner}: `{name}` must be a finite number >= {low:g}, got {value!r}")
+    return float(value)
+
+
 class CallbackList(Callback):
     """Calls every hook on each callback in order.
+
+    Raises:
+      TypeError: ``callbacks`` is not a list of :class:`Callback` instances
+        (:func:`as_callbacks`; ``None`` is an empty list).
 
     Example:
       >>> CallbackList([Callback()]).on_train_begin()
     """
 
-    def __init__(self, callbacks: Iterable[Callback] = ()) -> None:
-        self.callbacks = list(callbacks)
-        for cb in self.callbacks:
-            if not isinstance(cb, Callback):
-                raise TypeError(f"callbacks must be Callback instances, got {type(cb).__name__}")
+    def __init__(self, callbacks: Iterable[Callback] | None = ()) -> None:
+        self.callbacks = as_callbacks(callbacks)
 
     def set_loop(self, loop: Any) -> None:
         """Hands ``loop`` to every callback."""
@@ -115,7 +160,11 @@ class Monitor:
     Args:
       monitor: the log key, e.g. ``"val_loss"``.
       mode: ``"min"``, ``"max"``, or ``"auto"`` (max for accuracies, else min).
-      min_delta: the smallest change that counts as an improvement.
+      min_delta: the smallest change that counts as an improvement (``>= 0``).
+
+    Raises:
+      TypeError: ``monitor`` is not a string, or ``min_delta`` not a number.
+      ValueError: an unknown ``mode``; ``min_delta`` negative or not finite.
 
     Example:
       >>> m = Monitor("val_loss")
@@ -124,12 +173,18 @@ class Monitor:
     """
 
     def __init__(self, monitor: str, mode: str = "auto", min_delta: float = 0.0) -> None:
+        if not isinstance(monitor, str):
+            raise TypeError(
+                f"`monitor` must be the name of a logged metric (a string such as "
+                f"'val_loss'), got {monitor!r} ({type(monitor).__name__})"
+            )
+        min_delta = _finite("Monitor", "min_delta", min_delta)
         if mode == "auto":
             higher = ("acc", "auc", "f1", "precision", "recall")
             mode = "max" if any(h in monitor for h in higher) else "min"
         if mode not in ("min", "max"):
             raise ValueError(f"mode must be 'min', 'max' or 'auto', got {mode!r}")
-        self.monitor, self.mode, self.min_delta = monitor, mode, abs(min_delta)
+        self.monitor, self.mode, self.min_delta = monitor, mode, min_delta
         self.best = math.inf if mode == "min" else -math.inf
 
     def value(self, logs: Logs) -> float:
@@ -167,6 +222,12 @@ class EarlyStopping(Callback):
       restore_best_weights: put the parameters and model state of the best epoch back
         into the model at the end (a host copy is kept; donation never touches it).
 
+    Raises:
+      TypeError: ``patience`` not an int, ``min_delta`` not a number, ``monitor`` not a
+        string.
+      ValueError: ``patience`` or ``min_delta`` negative, a non-finite ``min_delta``, an
+        unknown ``mode``.
+
     Attributes:
       stopped_epoch: the epoch after which training stopped, or ``None``.
       best_epoch: the epoch with the best monitored value.
@@ -184,8 +245,8 @@ class EarlyStopping(Callback):
         mode: str = "auto",
         restore_best_weights: bool = False,
     ) -> None:
-        self.monitor = Monitor(monitor, mode, min_delta)
-        self.patience = patience
+        self.patience = check_count("patience", patience)
+        self.monitor = Monitor(monitor, mode, _finite("EarlyStopping", "min_delta", min_delta))
         self.restore_best_weights = restore_best_weights
 
     def on_train_begin(self, logs=None):
@@ -229,6 +290,12 @@ class ReduceLROnPlateau(Callback):
       min_lr: the rate never goes below this.
       mode: ``"min"``, ``"max"`` or ``"auto"``.
 
+    Raises:
+      TypeError: ``patience`` or ``cooldown`` not an int, ``factor``, ``min_delta`` or
+        ``min_lr`` not a number.
+      ValueError: ``factor`` outside ``(0, 1)``; a negative ``patience``, ``cooldown``,
+        ``min_delta`` or ``min_lr``; a non-finite number; an unknown ``mode``.
+
     Example:
       >>> reduce = ReduceLROnPlateau("val_loss", factor=0.5, patience=2)
     """
@@ -244,10 +311,14 @@ class ReduceLROnPlateau(Callback):
         min_lr: float = 0.0,
         mode: str = "auto",
     ) -> None:
-        if not 0.0 < factor < 1.0:
-            raise ValueError(f"ReduceLROnPlateau: factor must lie in (0, 1), got {factor}")
-        self.monitor = Monitor(monitor, mode, min_delta)
-        self.factor, self.patience, self.cooldown, self.min_lr = factor, patience, cooldown, min_lr
+        owner = "ReduceLROnPlateau"
+        if not 0.0 < _finite(owner, "factor", factor, low=-math.inf) < 1.0:
+            raise ValueError(f"{owner}: factor must lie in (0, 1), got {factor}")
+        self.monitor = Monitor(monitor, mode, _finite(owner, "min_delta", min_delta))
+        self.factor = float(factor)
+        self.min_lr = check_learning_rate(min_lr, name="min_lr", zero_ok=True)
+        self.patience = check_count("patience", patience)
+        self.cooldown = check_count("cooldown", cooldown)
 
     def on_train_begin(self, logs=None):
         """Resets the best value, the wait count and the cooldown."""
@@ -302,4 +373,5 @@ __all__ = [
     "Monitor",
     "ReduceLROnPlateau",
     "TensorBoard",
+    "as_callbacks",
 ]

@@ -50,7 +50,7 @@ from nnjax.train import (
     step,
 )
 from nnjax.train import validation as checks
-from nnjax.train.callbacks import Callback
+from nnjax.train.callbacks import Callback, as_callbacks
 from nnjax.train.driver import CallbackDriver, Run, RunView
 from nnjax.train.engine import NonFiniteLossError, Plan, run_epochs
 from nnjax.train.evaluate import divisible, evaluate_source
@@ -122,7 +122,7 @@ def fit(
     validation_data: Any = None,
     validation_split: float = 0.0,
     metrics: Any = None,
-    callbacks: Sequence[Callback] = (),
+    callbacks: Sequence[Callback] | None = (),
     seed: int = 0,
     precision: str | None = None,
     accumulate_steps: int = 1,
@@ -255,8 +255,9 @@ def fit(
             )
         validation_data = validation
     epochs, batch_size, accumulate_steps, steps_per_epoch = setup.check_counts(
-        epochs, batch_size, accumulate_steps, steps_per_epoch, initial_epoch
+        epochs, batch_size, accumulate_steps, steps_per_epoch, initial_epoch, seed=seed
     )
+    callbacks = as_callbacks(callbacks)
     lr = _learning_rate(optimizer, learning_rate)
     setup.check_param_sharding(param_sharding)
     if resume_from is not None:

@@ -36,6 +36,7 @@ from flax import nnx
 from nnjax import _hardware, losses, metrics
 from nnjax.functional import _bfloat16_dot
 from nnjax.train.data import Batch
+from nnjax.train.loss_output import LOSS_SCALAR, call_loss_fn, scalar, scalar_logs
 
 PyTree = Any
 
@@ -256,15 +257,6 @@ def loss_normalizer(loss: str | losses.Loss | None) -> Callable[[Batch], jax.Arr
     return _normalizer
 
 
-def _scalar(value: Any) -> jax.Array:
-    if jnp.shape(value) != ():
-        raise ValueError(
-            f"loss_fn must return a scalar loss (or (loss, logs)); got an array of shape "
-            f"{jnp.shape(value)}. Reduce it, e.g. with jnp.mean"
-        )
-    return jnp.asarray(value, jnp.float32)
-
-
 def make_objective(
     graphdef: nnx.GraphDef,
     loss: str | losses.Loss | None = None,
@@ -287,6 +279,11 @@ def make_objective(
     without, it computes in float32 and warns (:func:`compute_dtype`). ``remat``
     recomputes the forward pass in the backward pass (:func:`jax.checkpoint`).
     ``normalize=False`` leaves a per-example ``loss`` unnormalized (see :func:`batch_loss`).
+
+    Raises:
+      ValueError, TypeError: when traced, a loss that is not a scalar or a ``loss_fn``
+        result that is not ``loss`` or ``(loss, logs)`` (:mod:`nnjax.train.loss_output`);
+        an error ``loss_fn`` raises keeps its type and gets a note on how it is called.
 
     Example:
       >>> from flax import nnx
@@ -313,18 +310,14 @@ def make_objective(
         model = nnx.merge(graphdef, _cast(params, dtype), rest, copy=True)
         run = batch._replace(x=_cast(batch.x, dtype))
         logs: Any = {}
-        if loss_fn is not None:
-            value = loss_fn(model, run)
-            if isinstance(value, tuple):
-                value, logs = value
-            predictions = None
+        if loss_fn is not None:  # checked, and an error in it noted (loss_output)
+            (value, logs), predictions = call_loss_fn(loss_fn, model, run), None
         else:
             assert value_of is not None
             predictions = _for_loss(call_model(model, run.x))
-            value = value_of(predictions, batch)
+            value = scalar(value_of(predictions, batch), LOSS_SCALAR)
         new_rest = _like(nnx.split(model, nnx.Param, ...)[2], rest)  # type: ignore[misc]
-        logs = {k: _scalar(v) for k, v in dict(logs).items()}
-        return _scalar(value), (logs, predictions, new_rest)
+        return scalar(value), (scalar_logs(logs), predictions, new_rest)
 
     return jax.checkpoint(objective) if remat else objective
 
@@ -358,6 +351,7 @@ def loss_on_batch(loss: str | Callable) -> Callable:
 
     The same function for the same loss lets ``jax.eval_shape`` reuse its trace, so a
     second ``fit`` with the same loss traces nothing (unhashable losses are not cached).
+    A loss that returns more than a scalar raises ``loss_output.LossOutputError``.
     """
     try:
         return _cached_loss_on_batch(loss)
@@ -368,7 +362,7 @@ def loss_on_batch(loss: str | Callable) -> Callable:
 @functools.lru_cache(maxsize=64)
 def _cached_loss_on_batch(loss: str | Callable) -> Callable:
     value = batch_loss(loss)
-    return lambda p, t: value(p, as_batch(p, t))
+    return lambda p, t: scalar(value(p, as_batch(p, t)), LOSS_SCALAR)
 
 
 __all__ = [

@@ -125,6 +125,7 @@ def get_optimizer(
 
     Raises:
       ValueError: an unknown name (the message lists the known ones).
+      TypeError: a class such as ``optax.GradientTransformation`` (:func:`check_not_class`).
 
     Example:
       >>> get_optimizer("sgd", 0.1) is get_optimizer("sgd", 0.2)
@@ -133,6 +134,7 @@ def get_optimizer(
     del learning_rate  # set in the state, see init_state
     if isinstance(optimizer, optax.GradientTransformation):
         return canonical(optimizer)
+    check_not_class(optimizer)
     if callable(optimizer):
         return _injected(optimizer)
     name = str(optimizer).lower()
@@ -142,6 +144,26 @@ def get_optimizer(
             "or pass an optax.GradientTransformation or factory (optax.adam)"
         )
     return _injected(_OPTIMIZERS[name])
+
+
+def check_not_class(optimizer: Any) -> None:
+    """A class of Optax transformations is neither a transformation nor a factory.
+
+    ``optax.GradientTransformation`` itself is callable, so it would be taken for a
+    factory and fail deep inside ``optax.inject_hyperparams``.
+
+    Raises:
+      TypeError: ``optimizer`` is a subclass of ``optax.GradientTransformation``.
+
+    Example:
+      >>> check_not_class(optax.adam)
+    """
+    if isinstance(optimizer, type) and issubclass(optimizer, optax.GradientTransformation):
+        raise TypeError(
+            f"`optimizer` got the class {optimizer.__module__}.{optimizer.__qualname__}, "
+            "not an optimizer: pass a name ('adam'), a factory (optax.adam) or a "
+            "transformation (optax.adam(1e-3))"
+        )
 
 
 @functools.lru_cache(maxsize=64)
@@ -321,13 +343,14 @@ def init_state(
         learning_rate = check_learning_rate(learning_rate)
     try:  # one compiled call: eagerly, Optax builds every leaf's state in its own dispatch
         return _compiled_init(tx)(params, learning_rate)
-    except _NEEDS_VALUES:
+    except NEEDS_VALUES:
         pass  # an ``init`` that reads its inputs' values runs eagerly
     return _initialized(tx, params, learning_rate)
 
 
-#: What tracing raises for an ``init`` that needs its inputs' concrete values.
-_NEEDS_VALUES = (
+#: What tracing raises for a function that needs its inputs' concrete values (an
+#: ``init`` or a loss that branches on them in Python, or converts them to NumPy).
+NEEDS_VALUES = (
     jax.errors.ConcretizationTypeError,
     jax.errors.TracerArrayConversionError,
     jax.errors.TracerIntegerConversionError,
@@ -349,9 +372,11 @@ def _compiled_init(tx: optax.GradientTransformation) -> Callable:
 
 
 __all__ = [
+    "NEEDS_VALUES",
     "accumulate",
     "canonical",
     "check_learning_rate",
+    "check_not_class",
     "get_hyperparameter",
     "get_optimizer",
     "hyperparameters",

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 import jax
+import numpy as np
 from jax.sharding import Mesh
 
 from nnjax import losses
@@ -22,7 +23,11 @@ from nnjax import metrics as metrics_lib
 from nnjax.train import abstract_output, compiled, data, optimizers, sharding, step
 from nnjax.train import validation as checks
 from nnjax.train.evaluate import eval_source
+from nnjax.train.loss_output import LossOutputError
 from nnjax.train.objective import compute_dtype, rounds_matmul_operands
+
+#: Metric names that compare class labels (``acc``, ``f1_macro``... by their first word).
+_CLASS_METRICS = ("accuracy", "acc", "top_k_accuracy", "auc", "precision", "recall", "f1")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,19 +95,87 @@ def check_model(model, graphdef, params, rest, objective, source, val, tx) -> tu
     """Checks shapes, labels, loss and a trace of the step by ``eval_shape`` (no compile).
 
     Returns the names that ``loss_fn`` logs.
+
+    Raises:
+      ValueError, TypeError: labels out of range, a loss that cannot take the model's
+        outputs, returns more than a scalar or is written with NumPy, classification
+        metrics on continuous targets (:func:`check_metric_labels`), a ``loss_fn`` that
+        fails or returns neither a loss nor ``(loss, logs)`` (the error noted).
     """
     for name, src in (("train", source), ("validation", val)):
         if src is None or objective.loss is None:
             continue
         example = src.example()
-        out = abstract_output.output_shape(model, graphdef, params, rest, example.x)
-        checks.check_labels(out, src.y if isinstance(src, data.ArraySource) else example.y, name)
-        checks.check_loss_accepts(objective.loss, out, example.y, name)
+        out = abstract_output.output_shape(model, graphdef, params, rest, example.x, name=name)
+        arrays = isinstance(src, data.ArraySource) and not isinstance(src.y, np.memmap)
+        src.check_labels(out, objective.loss, name)  # an iterable: each batch's, as read
+        _check_loss(objective.loss, out, example.y, name)  # (soft labels' own checks first)
+        check_metric_labels(objective, out, src.y if arrays else example.y, name)
     if objective.loss_fn is None:
         return ()
     example = jax.tree.map(jax.numpy.asarray, source.example())
     step_args = (graphdef, objective.loss, tx, objective.metrics, objective.options)
     return _loss_fn_logs(step_args, *abstract_output.abstract((params, rest, example)))
+
+
+def _check_loss(loss: Any, out: Any, y: Any, name: str) -> None:
+    """:func:`validation.check_loss_accepts`, naming a loss's own faults as such.
+
+    A non-scalar result or NumPy code in the loss is not a shape mismatch.
+    """
+    try:
+        checks.check_loss_accepts(loss, out, y, name)
+    except ValueError as err:
+        cause = err.__cause__
+        if isinstance(cause, LossOutputError):
+            raise LossOutputError(f"`{name}`: {cause}") from None
+        if isinstance(cause, optimizers.NEEDS_VALUES):
+            raise TypeError(
+                f"`{name}`: the loss {getattr(loss, '__name__', loss)!r} reads the values "
+                "of its inputs (NumPy, or a Python branch on them), but fit traces it "
+                "under jax.jit: write it with jax.numpy (jnp.mean, jnp.where), e.g. "
+                f"loss=lambda p, y: jnp.mean((p - y) ** 2). {type(cause).__name__}: "
+                f"{str(cause).splitlines()[0]}"
+            ) from cause
+        raise
+
+
+def check_metric_labels(objective: Objective, out: Any, y: Any, name: str = "train") -> None:
+    """Classification metrics need class labels, not continuous float targets.
+
+    Float labels must be 0/1 (binary or one-hot), or probabilities in ``[0, 1]`` for a
+    classification loss (soft labels); integer class ids are checked by
+    :func:`validation.check_labels`.
+
+    Raises:
+      ValueError: names the metrics and the first continuous label.
+
+    Example:
+      >>> obj = objective("mse", None, ["accuracy"], None, False)
+      >>> out = jax.ShapeDtypeStruct((1, 1), np.float32)
+      >>> check_metric_labels(obj, out, np.array([[0.0], [1.0]], np.float32))
+    """
+    words = [m for m in objective.metrics if isinstance(m, str)]
+    named = [
+        m for m in words if m.lower() in _CLASS_METRICS or m.split("_")[0].lower() in _CLASS_METRICS
+    ]
+    if not named or not isinstance(y, np.ndarray) or not np.issubdtype(y.dtype, np.floating):
+        return
+    if not isinstance(out, jax.ShapeDtypeStruct) or (
+        y.ndim == len(out.shape) - 1 and out.shape[-1] > 1  # class ids, as floats
+    ):
+        return
+    ok = (y == 0) | (y == 1)
+    if metrics_lib.default_metrics(objective.loss):  # a classification loss: soft labels too
+        ok = (y >= 0) & (y <= 1)
+    if ok.all():
+        return
+    i = int(np.flatnonzero(~ok.reshape(-1))[0])
+    raise ValueError(
+        f"`{name}`: metrics {named} compare class labels, but y holds continuous values "
+        f"(y.flat[{i}] = {y.flat[i]:g}, {y.dtype.name}) that they would round to classes; "
+        "for regression log e.g. metrics=['mae'], or pass class labels (integers, or 0/1)"
+    )
 
 
 @compiled.cached
@@ -179,8 +252,15 @@ def log_names(objective, user_logs, val, state) -> list[str]:
     return names
 
 
-def check_counts(epochs, batch_size, accumulate_steps, steps_per_epoch, initial_epoch):
-    """The integer arguments of ``fit``, checked before anything is built."""
+def check_counts(epochs, batch_size, accumulate_steps, steps_per_epoch, initial_epoch, seed=0):
+    """The integer arguments of ``fit``, checked before anything is built.
+
+    Raises:
+      TypeError: one is not an int (``seed="42"`` too).
+      ValueError: one is below its minimum (``seed`` too: it must be ``>= 0``), or
+        ``initial_epoch`` leaves nothing to train.
+    """
+    checks.check_count("seed", seed)
     epochs = checks.check_count("epochs", epochs)
     if 0 < checks.check_count("initial_epoch", initial_epoch) >= epochs:
         raise ValueError(
@@ -200,6 +280,7 @@ def check_counts(epochs, batch_size, accumulate_steps, steps_per_epoch, initial_
 __all__ = [
     "Objective",
     "check_counts",
+    "check_metric_labels",
     "check_model",
     "check_param_sharding",
     "data_axis_size",

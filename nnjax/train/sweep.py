@@ -53,12 +53,19 @@ from nnjax import losses
 from nnjax._deprecation import renamed_args
 from nnjax.train import compiled, host_memory, setup, sharding, step
 from nnjax.train import validation as checks
-from nnjax.train.callbacks import Callback, EarlyStopping
-from nnjax.train.checkpoint import ModelCheckpoint
+from nnjax.train.callbacks import Callback
 from nnjax.train.driver import CallbackDriver, Run
 from nnjax.train.engine import Plan, run_epochs
 from nnjax.train.evaluate import divisible
-from nnjax.train.optimizers import get_optimizer
+from nnjax.train.optimizers import check_learning_rate
+from nnjax.train.sweep_args import (
+    OptimizerFactory,
+    build_member,
+    check_model_fn,
+    optimizer_factory,
+    split_callbacks,
+    unpack_members,
+)
 from nnjax.train.sweep_callbacks import (
     MemberStopping,
     SweepCheckpoint,
@@ -82,7 +89,7 @@ from nnjax.train.sweep_space import (
     Uniform,
     check_numeric,
     grid,
-    hashable,
+    groups,
     keywords,
     random_search,
     route,
@@ -98,8 +105,6 @@ from nnjax.train.sweep_step import (
     stack,
     take,
 )
-
-OptimizerFactory = Callable[..., optax.GradientTransformation]
 
 #: Updates fused into one dispatch (as in ``fit``).
 DEFAULT_STEPS_PER_DISPATCH = compiled.DEFAULT_STEPS_PER_DISPATCH
@@ -123,7 +128,7 @@ def sweep(
     validation_data: Any = None,
     validation_split: float = 0.0,
     metrics: Any = None,
-    callbacks: Sequence[Callback] = (),
+    callbacks: Sequence[Callback] | None = (),
     precision: str | None = None,
     remat: bool = False,
     class_weight: Mapping[int, float] | None = None,
@@ -166,9 +171,9 @@ def sweep(
         takes it, else to ``model_fn``.
       seeds: each member's seed: its initialisation, dropout streams and data order.
       hyperparams: name -> per-member values.
-      callbacks: :class:`~nnjax.train.callbacks.EarlyStopping` acts per member (a
-        stopped member is masked out inside the compiled step; the sweep ends when all
-        have stopped); :class:`~nnjax.train.checkpoint.ModelCheckpoint` saves the
+      callbacks: a list (or None). :class:`~nnjax.train.callbacks.EarlyStopping` acts
+        per member (a stopped member is masked out inside the compiled step; the sweep
+        ends when all have stopped); :class:`~nnjax.train.checkpoint.ModelCheckpoint` saves the
         stacked state of each group under ``directory/group_<g>`` every epoch
         (``save_best_only`` is refused). Other callbacks see logs of ``(M,)`` arrays,
         once per group.
@@ -193,10 +198,13 @@ def sweep(
       A :class:`~nnjax.train.sweep_result.SweepResult`.
 
     Raises:
-      ValueError, TypeError: before anything compiles: bad data, member lists of
-        different lengths, a hyperparameter neither the optimizer factory nor
-        ``model_fn`` takes, a non-numeric optimizer hyperparameter, an unknown optimizer
-        name, members of one structure with different architectures.
+      ValueError, TypeError: before anything compiles: bad data, a ``model_fn`` that is
+        not a function building an ``nnx.Module``, ``members`` not as ``grid`` builds
+        them, member lists of different lengths, a seed that is not an int ``>= 0``, a
+        hyperparameter neither the optimizer factory nor ``model_fn`` takes, a
+        non-numeric optimizer hyperparameter, a learning rate that is not ``> 0``, an
+        unknown optimizer name or a class, ``callbacks`` not a list of callbacks, members of one
+        structure with different architectures (:mod:`nnjax.train.sweep_args`).
 
     Example:
       >>> import numpy as np
@@ -207,21 +215,22 @@ def sweep(
       >>> len(r.groups), r.member(3).layers[0].kernel.shape
       (2, (2, 8))
     """
+    check_model_fn(model_fn)
     epochs = checks.check_count("epochs", epochs)
     batch_size = checks.check_count("batch_size", batch_size, 1)
     if members is not None:
         if tuple(seeds) != (0,) or hyperparams:
             raise ValueError("sweep: pass `members` or `seeds`/`hyperparams`, not both")
-        seeds, hyperparams = members["seeds"], members.get("hyperparams", {})
+        seeds, hyperparams = unpack_members(members)
     objective = setup.objective(loss, loss_fn, metrics, precision, remat)
-    factory = _factory(optimizer)
+    factory = optimizer_factory(optimizer)
     seed_list, hp = zip_members(seeds, hyperparams or {})
     opt_names, model_names = route(list(hp), factory, model_fn)
     if "learning_rate" not in hp and "learning_rate" in (keywords(factory) or ()):
-        hp["learning_rate"] = [learning_rate] * len(seed_list)
+        hp["learning_rate"] = [check_learning_rate(learning_rate)] * len(seed_list)
         opt_names = tuple(sorted((*opt_names, "learning_rate")))
     check_numeric(hp, opt_names)
-    stop_spec, ckpt_spec, others = _split_callbacks(callbacks)
+    stop_spec, ckpt_spec, others = split_callbacks(callbacks)
     source, val = setup.sources(
         data, validation_data, validation_split, batch_size=batch_size,
         mesh_size=setup.data_axis_size(None, devices), steps_per_epoch=steps_per_epoch,
@@ -234,65 +243,24 @@ def sweep(
         members_per_program = checks.check_count("members_per_program", members_per_program, 1)
     if members_per_step not in (None, "auto"):
         members_per_step = checks.check_count("members_per_step", members_per_step, 1)
-    groups = _groups(hp, model_names, len(seed_list), members_per_program)
+    member_groups = groups(hp, model_names, len(seed_list), members_per_program)
     context = dict(
         model_fn=model_fn, seeds=seed_list, hp=hp, opt_names=opt_names, factory=factory,
         objective=objective, source=source, val=val, epochs=epochs, shuffle=shuffle,
         steps_per_dispatch=steps_per_dispatch, stop_spec=stop_spec, ckpt_spec=ckpt_spec,
-        others=others, resume_from=resume_from, verbose=verbose, num_groups=len(groups),
+        others=others, resume_from=resume_from, verbose=verbose, num_groups=len(member_groups),
         per_step=members_per_step, mesh=mesh,
     )  # fmt: skip
     with jax.set_mesh(mesh):  # its programs' context: their mesh (sharding.own_mesh)
         done = [
-            _run_group(g, idx, structure, **context) for g, (idx, structure) in enumerate(groups)
+            _run_group(g, idx, structure, **context)
+            for g, (idx, structure) in enumerate(member_groups)
         ]
     return assemble(done, seed_list, hp, [*opt_names, *model_names], stop_spec)
 
 
-def _factory(optimizer: str | OptimizerFactory) -> OptimizerFactory:
-    if callable(optimizer) and not isinstance(optimizer, optax.GradientTransformation):
-        return optimizer
-    if isinstance(optimizer, str):
-        get_optimizer(optimizer)  # raises, listing the known names, if unknown
-        return getattr(optax, optimizer.lower())
-    raise ValueError(
-        "sweep: `optimizer` must be an Optax optimizer factory such as optax.adam (its "
-        f"hyperparameters are injected per member) or a name, got {optimizer!r}"
-    )
-
-
-def _split_callbacks(callbacks: Sequence[Callback]):
-    stops = [cb for cb in callbacks if isinstance(cb, EarlyStopping)]
-    ckpts = [cb for cb in callbacks if isinstance(cb, ModelCheckpoint)]
-    if len(stops) > 1 or len(ckpts) > 1:
-        raise ValueError("sweep: pass at most one EarlyStopping and one ModelCheckpoint")
-    if ckpts and ckpts[0].save_best_only:
-        raise ValueError(
-            "sweep: ModelCheckpoint(save_best_only=True) is not supported (members improve "
-            "at different epochs); save every epoch and use EarlyStopping("
-            "restore_best_weights=True) to keep each member's best"
-        )
-    others = [cb for cb in callbacks if not isinstance(cb, EarlyStopping | ModelCheckpoint)]
-    return (stops[0] if stops else None), (ckpts[0] if ckpts else None), others
-
-
-def _groups(
-    hp: dict[str, list], model_names: Sequence[str], m: int, size: int | None
-) -> list[tuple[np.ndarray, dict[str, Any]]]:
-    """Member indices and shared ``model_fn`` arguments of each group, in first-seen order."""
-    by_key: dict[Any, list[int]] = {}
-    for i in range(m):
-        by_key.setdefault(hashable(tuple(hp[n][i] for n in model_names)), []).append(i)
-    out = []
-    for idx in by_key.values():
-        structure = {n: hp[n][idx[0]] for n in model_names}
-        step_ = size or len(idx)
-        out += [(np.asarray(idx[s : s + step_]), structure) for s in range(0, len(idx), step_)]
-    return out
-
-
 def _build(model_fn, seeds: list[int], structure: dict[str, Any]):
-    built = {s: model_fn(nnx.Rngs(s), **structure) for s in dict.fromkeys(seeds)}
+    built = {s: build_member(model_fn, s, structure) for s in dict.fromkeys(seeds)}
     splits = {s: step.split_model(model) for s, model in built.items()}
     if len({gd for gd, _, _ in splits.values()}) != 1:
         raise ValueError(

@@ -27,6 +27,10 @@ from typing import Any
 
 import numpy as np
 
+from nnjax.train.optimizers import check_learning_rate
+from nnjax.train.sweep_args import MODEL_FN_CALL
+from nnjax.train.validation import check_count
+
 
 def _check_bounds(kind: str, low: float, high: float) -> None:
     if not (math.isfinite(low) and math.isfinite(high)) or low > high:
@@ -214,12 +218,19 @@ def zip_members(
     """Member lists of one length ``M`` (a list of length 1 is broadcast).
 
     Raises:
-      ValueError: lists of other lengths, or an empty one (names the lengths).
+      ValueError: lists of other lengths, or an empty one (names the lengths); a
+        negative seed.
+      TypeError: ``hyperparams`` is not a mapping, a seed is not an int.
 
     Example:
       >>> zip_members([0, 1], {"learning_rate": [0.1]})
       ([0, 1], {'learning_rate': [0.1, 0.1]})
     """
+    if not isinstance(hyperparams, Mapping):
+        raise TypeError(
+            "sweep: `hyperparams` must be a dict {name: [one value per member]}, got "
+            f"{type(hyperparams).__name__}"
+        )
     lists = {"seeds": as_list(seeds), **{n: as_list(v) for n, v in hyperparams.items()}}
     lengths = {n: len(v) for n, v in lists.items()}
     m = max(lengths.values())
@@ -229,11 +240,8 @@ def zip_members(
             f"lengths {lengths}"
         )
     full = {n: v * m if len(v) == 1 else v for n, v in lists.items()}
-    seed_list = full.pop("seeds")
-    bad = [s for s in seed_list if isinstance(s, bool) or not isinstance(s, numbers.Integral)]
-    if bad:
-        raise TypeError(f"sweep: every seed must be an int, got {bad[0]!r}")
-    return [int(s) for s in seed_list], full
+    seed_list = [check_count(f"seeds[{i}]", s) for i, s in enumerate(full.pop("seeds"))]
+    return seed_list, full
 
 
 def keywords(fn: Callable, *, skip: int = 0) -> set[str] | None:
@@ -260,8 +268,8 @@ def route(
 
     Raises:
       ValueError: a name that neither the optimizer factory nor ``model_fn`` (after its
-        ``rngs`` argument) takes, or that both take; the message names it and lists
-        what each takes.
+        ``rngs`` argument) takes, or that both take; the message names it, lists what
+        each takes and says how ``model_fn`` is called.
 
     Example:
       >>> import optax
@@ -286,7 +294,7 @@ def route(
             raise ValueError(
                 f"sweep: hyperparameter {name!r} is taken neither by the optimizer factory "
                 f"{getattr(factory, '__name__', factory)!r} (it takes {sorted(opt or ())}) nor "
-                f"by model_fn (after rngs it takes {sorted(model or ())})"
+                f"by model_fn (after rngs it takes {sorted(model or ())}); {MODEL_FN_CALL}"
             )
     return tuple(sorted(to_opt)), tuple(sorted(to_model))
 
@@ -294,16 +302,48 @@ def route(
 def check_numeric(hp: Mapping[str, list], names: Sequence[str]) -> None:
     """Optimizer hyperparameters are injected per member: each value must be a number.
 
+    A ``learning_rate`` must be finite and ``> 0``, as ``fit``'s
+    (:func:`~nnjax.train.optimizers.check_learning_rate`).
+
+    Raises:
+      TypeError: a value that is not a number.
+      ValueError: a learning rate that is negative, zero or not finite.
+
     Example:
       >>> check_numeric({"learning_rate": [0.1, 0.2]}, ["learning_rate"])
     """
     for name in names:
-        for value in hp[name]:
+        for i, value in enumerate(hp[name]):
             if isinstance(value, bool) or not isinstance(value, numbers.Real):
                 raise TypeError(
                     f"sweep: optimizer hyperparameter {name!r} must be a number per member "
                     f"(it is injected into the optimizer state), got {value!r}"
                 )
+            if name == "learning_rate":
+                check_learning_rate(value, name=f"learning_rate[{i}]")
+
+
+def groups(
+    hp: Mapping[str, list], model_names: Sequence[str], m: int, size: int | None
+) -> list[tuple[np.ndarray, dict[str, Any]]]:
+    """Member indices and shared ``model_fn`` arguments of each group, in first-seen order.
+
+    Members with equal ``model_fn`` arguments share a group, split into groups of at
+    most ``size`` members (``None``: no limit).
+
+    Example:
+      >>> [(idx.tolist(), s) for idx, s in groups({"w": [4, 8, 4]}, ["w"], 3, None)]
+      [([0, 2], {'w': 4}), ([1], {'w': 8})]
+    """
+    by_key: dict[Any, list[int]] = {}
+    for i in range(m):
+        by_key.setdefault(hashable(tuple(hp[n][i] for n in model_names)), []).append(i)
+    out = []
+    for idx in by_key.values():
+        structure = {n: hp[n][idx[0]] for n in model_names}
+        step_ = size or len(idx)
+        out += [(np.asarray(idx[s : s + step_]), structure) for s in range(0, len(idx), step_)]
+    return out
 
 
 def hashable(value: Any) -> Any:
@@ -331,6 +371,7 @@ __all__ = [
     "as_list",
     "check_numeric",
     "grid",
+    "groups",
     "hashable",
     "keywords",
     "random_search",

@@ -200,7 +200,10 @@ def host_tree(name: str, tree: Any) -> Any:
         if not isinstance(a, np.memmap):
             a = as_host_array(name, a)
         if a.ndim == 0:
-            raise ShapeError(f"`{name}{jax.tree_util.keystr(path)}` needs a leading example axis")
+            raise ShapeError(
+                f"`{name}{jax.tree_util.keystr(path)}` needs a leading example axis (got a "
+                f"{a.dtype} scalar)"
+            )
         return a
 
     if tree is None or not jax.tree.leaves(tree):

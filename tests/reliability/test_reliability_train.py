@@ -10,6 +10,7 @@ import pytest
 from flax import nnx
 
 import nnjax.train as T
+from nnjax.errors import ShapeError
 from nnjax.train.callbacks import CSVLogger, Monitor
 from nnjax.train.optimizers import check_learning_rate
 from tests.reliability._corpus import case, check, params
@@ -315,7 +316,7 @@ CASES = [
         "batch_size",
         "-1",
     ),
-    case("predict-scalar", lambda: T.predict(mlp(), np.float32(1.0)), TypeError, "x", "float32"),
+    case("predict-scalar", lambda: T.predict(mlp(), np.float32(1.0)), ShapeError, "x", "float32"),
 ]
 
 

@@ -1,11 +1,13 @@
 """Tests for nnjax.train.callbacks: monitors, early stopping, learning-rate callbacks."""
 
+import math
+
 import jax
 import numpy as np
 import pytest
 
 import nnjax.train as T
-from nnjax.train.callbacks import Monitor
+from nnjax.train.callbacks import CallbackList, Monitor
 from tests.train._data import blobs, leaves, mlp
 
 ONE = jax.devices()[:1]
@@ -56,6 +58,33 @@ def test_early_stopping_stops_and_restores_best():
 def test_callbacks_must_be_callback_instances():
     with pytest.raises(TypeError, match="Callback instances"):
         T.fit(mlp(), blobs(), epochs=1, callbacks=[print], **KW)
+    with pytest.raises(TypeError, match=r"got one EarlyStopping; wrap it: callbacks=\[Early"):
+        T.fit(mlp(), blobs(), epochs=1, callbacks=T.EarlyStopping("loss"), **KW)
+    with pytest.raises(TypeError, match="list of Callback instances, got int"):
+        CallbackList(3)
+    assert CallbackList(None).callbacks == []  # as in Keras
+
+
+@pytest.mark.parametrize(
+    "make, error, match",
+    [
+        (lambda: T.EarlyStopping("loss", patience="2"), TypeError, "`patience` must be an integer"),
+        (lambda: T.EarlyStopping("loss", patience=-1), ValueError, "`patience` must be >= 0"),
+        (lambda: T.EarlyStopping("loss", min_delta=-0.1), ValueError, "min_delta.*>= 0, got -0.1"),
+        (lambda: T.EarlyStopping("loss", min_delta=math.nan), ValueError, "min_delta.*finite"),
+        (lambda: T.EarlyStopping("loss", min_delta="0"), TypeError, "`min_delta` must be a number"),
+        (lambda: T.EarlyStopping(2), TypeError, "`monitor` must be the name"),
+        (lambda: T.ReduceLROnPlateau(factor="0.5"), TypeError, "`factor` must be a number"),
+        (lambda: T.ReduceLROnPlateau(factor=1.5), ValueError, r"factor must lie in \(0, 1\)"),
+        (lambda: T.ReduceLROnPlateau(patience=2.0), TypeError, "`patience` must be an integer"),
+        (lambda: T.ReduceLROnPlateau(cooldown=-1), ValueError, "`cooldown` must be >= 0"),
+        (lambda: T.ReduceLROnPlateau(min_lr=-1e-3), ValueError, "`min_lr` must be a finite"),
+        (lambda: T.ReduceLROnPlateau(min_delta=-1), ValueError, "`min_delta` must be a finite"),
+    ],
+)
+def test_early_stopping_and_reduce_lr_check_their_numbers(make, error, match):
+    with pytest.raises(error, match=match):
+        make()
 
 
 def test_monitored_names_are_checked_before_training():

@@ -62,7 +62,6 @@ def test_a_batch_of_another_shape_is_a_shape_error():
         list(IterableSource([*_batches([0, 1], [0, 1, 2])]).batches(0, 0))
 
 
-@pytest.mark.xfail(strict=True, reason="setup.check_model does not yet call src.check_labels")
 def test_fit_stops_at_a_later_bad_batch_and_keeps_the_weights():
     import nnjax.train as T
     from tests.train._data import blobs, leaves, mlp

@@ -344,3 +344,24 @@ def test_learning_rate_beside_an_optax_transformation_is_refused_before_training
         T.fit(model, blobs(), loss="cross_entropy", learning_rate=-1.0)
     history = T.fit(model, blobs(), loss="cross_entropy", optimizer="sgd", verbose=0)
     assert history.history["learning_rate"] == [pytest.approx(T.loop.DEFAULT_LEARNING_RATE)]
+
+
+@pytest.mark.parametrize(
+    "kw, error, match",
+    [
+        (dict(seed="42"), TypeError, "seed"),
+        (dict(seed=-1), ValueError, "seed"),
+        (dict(callbacks=T.EarlyStopping("loss")), TypeError, r"wrap it: callbacks=\[EarlyStopping"),
+        (dict(callbacks=[print]), TypeError, "Callback"),
+    ],
+)
+def test_a_bad_seed_or_callbacks_is_refused_before_anything_compiles(kw, error, match):
+    model = mlp()
+    before = leaves(model)
+    traces = compiled.TRACES.count
+    with pytest.raises(error, match=match):
+        T.fit(model, blobs(), loss="cross_entropy", verbose=0, **kw)
+    assert compiled.TRACES.count == traces
+    for a, b in zip(before, leaves(model)):
+        np.testing.assert_array_equal(a, b)
+    T.fit(model, blobs(), loss="cross_entropy", verbose=0, callbacks=None)  # None: no callbacks

@@ -9,7 +9,7 @@ from flax import nnx
 import nnjax.train as T
 from nnjax import _hardware, losses
 from nnjax.nn import CNN, MLP
-from nnjax.train import compiled
+from nnjax.train import compiled, setup
 from tests.train._data import blobs, leaves, mlp
 
 ONE = jax.devices()[:1]
@@ -198,3 +198,77 @@ def test_repeated_fits_with_a_loss_fn_trace_it_once():
     assert "mean_logit" in history.history
     T.fit(model, (x, y), loss_fn=counted, epochs=1, **dict(KW, batch_size=8))
     assert len(calls) > first  # new shapes: traced again
+
+
+@pytest.fixture
+def no_compiles(monkeypatch):
+    """The checks below all fail before fit compiles its step."""
+
+    def refuse(*args):
+        raise AssertionError("compiled before the input was checked")
+
+    monkeypatch.setattr(compiled, "compiled_train", refuse)
+
+
+def _squares(model, batch):
+    return (model(batch.x) ** 2).mean()
+
+
+@pytest.mark.parametrize(
+    "ret, error, match",
+    [
+        (lambda v: None, TypeError, r"loss_fn returned None; .*a missing `return`"),
+        (lambda v: (v, {"a": v}, 0), ValueError, r"pair \(loss, logs\); it returned a tuple of 3"),
+        (lambda v: (v, v), TypeError, r"logs an array, \(\) float32; logs must be a dict"),
+        (lambda v: (v, [v]), TypeError, r"logs a list, .*logs must be a dict"),
+        (lambda v: (v, {"a": jnp.ones(2)}), ValueError, r"loss_fn's logs\['a'\] must be a scalar"),
+    ],
+    ids=["none", "triple", "array-logs", "list-logs", "vector-log"],
+)
+def test_a_bad_loss_fn_result_names_loss_fn_and_what_it_returned(ret, error, match, no_compiles):
+    model = mlp()
+    before = leaves(model)
+    with pytest.raises(error, match=match):
+        T.fit(model, blobs(n=16), loss_fn=lambda m, b: ret(_squares(m, b)), **KW)
+    for a, b in zip(before, leaves(model)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_an_error_inside_loss_fn_keeps_its_type_and_says_how_loss_fn_is_called(no_compiles):
+    with pytest.raises(TypeError, match="unsupported operand") as info:
+        T.fit(mlp(), blobs(n=16), loss_fn=lambda pred, y: ((pred - y) ** 2).mean(), **KW)
+    assert any("for loss(predictions, y) use loss=" in n for n in info.value.__notes__)
+
+
+def test_a_custom_loss_must_return_a_scalar_and_be_written_with_jax_numpy(no_compiles):
+    with pytest.raises(ValueError, match=r"`train`: the loss, loss\(predictions, y\), must return"):
+        T.fit(mlp(), blobs(n=16), loss=lambda p, t: p**2, **KW)
+    with pytest.raises(
+        TypeError, match=r"reads the values of its inputs .*write it with jax.numpy"
+    ):
+        T.fit(mlp(), blobs(n=16), loss=lambda p, t: np.mean(np.asarray(p)), **KW)
+
+
+def test_classification_metrics_refuse_continuous_targets(no_compiles):
+    x, _ = blobs(n=16)
+    t = np.random.default_rng(1).normal(size=(16, 1)).astype(np.float32)
+    with pytest.raises(
+        ValueError, match=r"metrics \['accuracy'\] compare class labels.*continuous"
+    ):
+        T.fit(mlp(classes=1), (x, t), loss="mse", metrics=["accuracy"], **KW)
+    out = jax.ShapeDtypeStruct((1, 1), jnp.float32)
+    soft = np.array([[0.2], [0.9]], np.float32)  # soft binary labels of a classification loss
+    setup.check_metric_labels(
+        setup.objective("binary_cross_entropy", None, None, None, 0), out, soft
+    )
+    with pytest.raises(ValueError, match=r"metrics \['f1_macro'\]"):
+        setup.check_metric_labels(setup.objective("mse", None, ["f1_macro"], None, 0), out, soft)
+    setup.check_metric_labels(setup.objective("mse", None, ["mae"], None, 0), out, t)
+
+
+def test_the_seed_is_a_count():
+    assert setup.check_counts(1, 32, 1, None, 0, seed=np.int64(7)) == (1, 32, 1, None)
+    with pytest.raises(TypeError, match=r"`seed` must be an integer, got '42' \(str\)"):
+        setup.check_counts(1, 32, 1, None, 0, seed="42")
+    with pytest.raises(ValueError, match="`seed` must be >= 0, got -1"):
+        setup.check_counts(1, 32, 1, None, 0, seed=-1)

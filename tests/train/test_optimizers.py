@@ -89,3 +89,11 @@ def test_fit_builds_the_optimizer_state_once_over_repeated_calls():
     for _ in range(5):
         fit(model, (x, y), loss="cross_entropy", optimizer=tx, epochs=1, verbose=0)
     assert len(calls) <= 2  # traced by the compiled init and the setup check, not per call
+
+
+def test_the_gradient_transformation_class_is_not_taken_for_a_factory():
+    with pytest.raises(
+        TypeError, match=r"got the class .*GradientTransformation, not an optimizer"
+    ):
+        optimizers.get_optimizer(optax.GradientTransformation)
+    optimizers.check_not_class(optax.adam)  # a factory passes

@@ -81,8 +81,12 @@ def test_zip_members_broadcasts_and_checks_lengths():
     assert zip_members(0, {"lr": np.array([0.1, 0.2])}) == ([0, 0], {"lr": [0.1, 0.2]})
     with pytest.raises(ValueError, match="same length"):
         zip_members([0, 1], {"lr": [0.1, 0.2, 0.3]})
-    with pytest.raises(TypeError, match="seed must be an int"):
-        zip_members([0.5], {})
+    with pytest.raises(TypeError, match=r"`seeds\[1\]` must be an integer, got 0.5"):
+        zip_members([0, 0.5], {})
+    with pytest.raises(ValueError, match=r"`seeds\[0\]` must be >= 0, got -1"):
+        zip_members([-1], {})
+    with pytest.raises(TypeError, match="`hyperparams` must be a dict"):
+        zip_members([0], [{"width": 4}])
 
 
 def test_route_sends_names_to_the_optimizer_or_the_model():
@@ -101,5 +105,11 @@ def test_route_sends_names_to_the_optimizer_or_the_model():
         route(["learning_rate"], optax.adam, lambda rngs, learning_rate: None)
     assert route(["anything"], optax.adam, lambda rngs, **kw: None) == ((), ("anything",))
     check_numeric({"learning_rate": [0.1, 1]}, ["learning_rate"])
+    with pytest.raises(ValueError, match=r"`learning_rate\[1\]` must be a finite number > 0"):
+        check_numeric({"learning_rate": [0.1, -0.1]}, ["learning_rate"])
+    with pytest.raises(
+        ValueError, match=r"model_fn is called as model_fn\(rngs, \*\*hyperparams\)"
+    ):
+        route(["width"], optax.adam, lambda width: None)
     with pytest.raises(TypeError, match="'nesterov' must be a number"):
         check_numeric({"nesterov": [True]}, ["nesterov"])

@@ -296,10 +296,8 @@ def test_validation_split_must_be_a_fraction(split, kind, words):
 #: fit reaches these checks once ``setup.check_model`` calls ``src.check_labels(out,
 #: objective.loss, name)`` and passes ``name=name`` to ``output_shape`` (``evaluate``
 #: does both); remove the mark then.
-PENDING_SETUP = pytest.mark.xfail(strict=True, reason="setup.check_model not yet wired")
 
 
-@PENDING_SETUP
 def test_fit_checks_class_weight_classes_of_an_iterable_against_the_model():
     x, y = blobs()
     with pytest.raises(ValueError, match=r"`train`: class_weight names class \[7\], but the "
@@ -307,7 +305,6 @@ def test_fit_checks_class_weight_classes_of_an_iterable_against_the_model():
         _fit([(x[:48], y[:48]), (x[48:], y[48:])], class_weight={0: 1, 1: 1, 2: 1, 7: 5})
 
 
-@PENDING_SETUP
 def test_fit_integer_regression_targets_get_the_shape_mismatch():
     from nnjax import ShapeError
 
@@ -317,7 +314,6 @@ def test_fit_integer_regression_targets_get_the_shape_mismatch():
         _fit((x, np.arange(96) % 10), model=mlp(classes=1), loss="mse")
 
 
-@PENDING_SETUP
 def test_fit_names_validation_data_whose_inputs_the_model_cannot_take():
     x, y = blobs()
     with pytest.raises(ValueError, match=r"^`validation`: the model cannot take inputs"):

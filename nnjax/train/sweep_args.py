@@ -1,0 +1,163 @@
+"""``sweep``'s arguments, checked before anything compiles.
+
+``model_fn`` must build one member as ``model_fn(rngs, **hyperparams)``; ``members``
+is a ``{"seeds": [...], "hyperparams": {...}}`` dict as :func:`~nnjax.train.sweep.grid`
+builds; ``optimizer`` an Optax factory or a name; ``callbacks`` a list, of which
+``EarlyStopping`` and ``ModelCheckpoint`` are run per member. Each error names what
+the user passed.
+
+Example:
+  >>> from nnjax.train.callbacks import EarlyStopping
+  >>> stop, ckpt, others = split_callbacks([EarlyStopping("loss")])
+  >>> stop.monitor.monitor, ckpt, others
+  ('loss', None, [])
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import optax
+from flax import nnx
+
+from nnjax.train.callbacks import Callback, EarlyStopping, as_callbacks
+from nnjax.train.checkpoint import ModelCheckpoint
+from nnjax.train.optimizers import check_not_class, get_optimizer
+
+#: How ``sweep`` calls ``model_fn`` (for the messages).
+MODEL_FN_CALL = (
+    "model_fn is called as model_fn(rngs, **hyperparams): an nnx.Rngs of the member's "
+    "seed, then the hyperparameters the optimizer does not take, by name"
+)
+
+OptimizerFactory = Callable[..., optax.GradientTransformation]
+
+
+def check_model_fn(model_fn: Any) -> None:
+    """``model_fn`` must be a function that builds a member from ``rngs`` (not a model).
+
+    Raises:
+      TypeError: a model instance, something not callable, or a function without a
+        positional argument for ``rngs``.
+
+    Example:
+      >>> check_model_fn(lambda rngs, width=8: None)
+    """
+    if isinstance(model_fn, nnx.Module) or not callable(model_fn):
+        got = f"an instance of {type(model_fn).__name__}" if callable(model_fn) else repr(model_fn)
+        raise TypeError(
+            f"sweep: `model_fn` must be a function that builds one member, got {got}; "
+            f"{MODEL_FN_CALL}, e.g. model_fn=lambda rngs: MLP(4, (8,), 3, rngs=rngs)"
+        )
+    try:
+        params = inspect.signature(model_fn).parameters.values()
+    except (TypeError, ValueError):  # a builtin without a signature: accept it
+        return
+    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    if not any(p.kind in kinds or p.kind is p.VAR_POSITIONAL for p in params):
+        raise TypeError(f"sweep: `model_fn` takes no positional argument for rngs; {MODEL_FN_CALL}")
+
+
+def build_member(model_fn: Callable, seed: int, structure: Mapping[str, Any]) -> nnx.Module:
+    """``model_fn(nnx.Rngs(seed), **structure)``, which must be an ``nnx.Module``.
+
+    Raises:
+      TypeError: ``model_fn`` returned something else (``None``: a missing return).
+
+    Example:
+      >>> from nnjax.nn import MLP
+      >>> model = build_member(lambda rngs, width: MLP(2, (width,), 1, rngs=rngs), 0, {"width": 4})
+      >>> model.layers[0].kernel.shape
+      (2, 4)
+    """
+    model = model_fn(nnx.Rngs(seed), **structure)
+    if not isinstance(model, nnx.Module):
+        raise TypeError(
+            f"sweep: model_fn(nnx.Rngs({seed}), **{structure}) returned "
+            f"{type(model).__name__}, not an nnx.Module; it must build and return one member"
+        )
+    return model
+
+
+def unpack_members(members: Any) -> tuple[Any, Any]:
+    """``(seeds, hyperparams)`` of ``sweep``'s ``members`` (as ``grid`` builds them).
+
+    Raises:
+      TypeError: ``members`` is not a mapping (a list of per-member dicts).
+      ValueError: it lacks ``"seeds"`` or has other keys (names them).
+
+    Example:
+      >>> unpack_members({"seeds": [0, 1], "hyperparams": {"width": [4, 8]}})
+      ([0, 1], {'width': [4, 8]})
+    """
+    shape = "{'seeds': [...], 'hyperparams': {name: [...]}}, as grid() and random_search() build"
+    if not isinstance(members, Mapping):
+        raise TypeError(
+            f"sweep: `members` must be a dict {shape}; got {type(members).__name__}. For "
+            "members of your own pass seeds=[...] and hyperparams={name: [one value per member]}"
+        )
+    unknown = sorted(map(str, set(members) - {"seeds", "hyperparams"}))
+    if unknown or "seeds" not in members:
+        raise ValueError(
+            f"sweep: `members` must be a dict {shape}; got the keys {sorted(map(str, members))}"
+            + (f" (unknown: {unknown})" if unknown else "")
+        )
+    return members["seeds"], members.get("hyperparams") or {}
+
+
+def optimizer_factory(optimizer: str | OptimizerFactory) -> OptimizerFactory:
+    """The Optax factory run per member: ``optimizer`` itself, or the named one.
+
+    Raises:
+      ValueError: an unknown name, or a transformation (its hyperparameters cannot be
+        injected per member).
+      TypeError: a class such as ``optax.GradientTransformation``.
+
+    Example:
+      >>> optimizer_factory("SGD") is optax.sgd
+      True
+    """
+    check_not_class(optimizer)
+    if callable(optimizer) and not isinstance(optimizer, optax.GradientTransformation):
+        return optimizer
+    if isinstance(optimizer, str):
+        get_optimizer(optimizer)  # raises, listing the known names, if unknown
+        return getattr(optax, optimizer.lower())
+    raise ValueError(
+        "sweep: `optimizer` must be an Optax optimizer factory such as optax.adam (its "
+        f"hyperparameters are injected per member) or a name, got {optimizer!r}"
+    )
+
+
+def split_callbacks(callbacks: Iterable[Callback] | None):
+    """``(EarlyStopping or None, ModelCheckpoint or None, the other callbacks)``.
+
+    Raises:
+      TypeError: ``callbacks`` is not a list of callbacks (``None`` is none).
+      ValueError: two of either kind, or ``save_best_only`` (members improve apart).
+    """
+    callbacks = as_callbacks(callbacks)
+    stops = [cb for cb in callbacks if isinstance(cb, EarlyStopping)]
+    ckpts = [cb for cb in callbacks if isinstance(cb, ModelCheckpoint)]
+    if len(stops) > 1 or len(ckpts) > 1:
+        raise ValueError("sweep: pass at most one EarlyStopping and one ModelCheckpoint")
+    if ckpts and ckpts[0].save_best_only:
+        raise ValueError(
+            "sweep: ModelCheckpoint(save_best_only=True) is not supported (members improve "
+            "at different epochs); save every epoch and use EarlyStopping("
+            "restore_best_weights=True) to keep each member's best"
+        )
+    others = [cb for cb in callbacks if not isinstance(cb, EarlyStopping | ModelCheckpoint)]
+    return (stops[0] if stops else None), (ckpts[0] if ckpts else None), others
+
+
+__all__ = [
+    "MODEL_FN_CALL",
+    "build_member",
+    "check_model_fn",
+    "optimizer_factory",
+    "split_callbacks",
+    "unpack_members",
+]
