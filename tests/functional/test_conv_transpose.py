@@ -239,7 +239,9 @@ def test_params_keys_are_checked_as_in_conv(key):
     ):
         jax.jit(F.conv_transpose2d)({"kernel": p["kernel"], "bais": p["bias"]}, x)
     fn = jax.jit(F.conv_transpose2d, static_argnames="stride")
-    np.testing.assert_allclose(fn(p, x, stride=2), F.conv_transpose2d(p, x, stride=2), rtol=1e-6)
+    np.testing.assert_allclose(
+        fn(p, x, stride=2), F.conv_transpose2d(p, x, stride=2), rtol=1e-6, atol=1e-6
+    )
 
 
 @pytest.mark.parametrize(

@@ -182,6 +182,6 @@ def test_traced_window_says_to_mark_it_static_and_numpy_ints_work(op):
     ):
         jax.jit(op)(x, 2)
     fn = jax.jit(op, static_argnames="window_shape")
-    np.testing.assert_allclose(fn(x, window_shape=np.int64(2)), op(x, 2), rtol=1e-6)
+    np.testing.assert_allclose(fn(x, window_shape=np.int64(2)), op(x, 2), rtol=1e-6, atol=1e-6)
     with pytest.raises(ValueError, match=rf"{op.__name__}: `window_shape` must be a positive int"):
         op(x, (True, 2))
