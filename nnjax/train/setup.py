@@ -23,7 +23,6 @@ from nnjax import metrics as metrics_lib
 from nnjax.train import abstract_output, compiled, data, optimizers, sharding, step
 from nnjax.train import validation as checks
 from nnjax.train.evaluate import eval_source
-from nnjax.train.loss_output import LossOutputError
 from nnjax.train.objective import compute_dtype, rounds_matmul_operands
 
 #: Metric names that compare class labels (``acc``, ``f1_macro``... by their first word).
@@ -109,35 +108,13 @@ def check_model(model, graphdef, params, rest, objective, source, val, tx) -> tu
         out = abstract_output.output_shape(model, graphdef, params, rest, example.x, name=name)
         arrays = isinstance(src, data.ArraySource) and not isinstance(src.y, np.memmap)
         src.check_labels(out, objective.loss, name)  # an iterable: each batch's, as read
-        _check_loss(objective.loss, out, example.y, name)  # (soft labels' own checks first)
+        checks.check_loss_accepts(objective.loss, out, example.y, name)  # soft labels first
         check_metric_labels(objective, out, src.y if arrays else example.y, name)
     if objective.loss_fn is None:
         return ()
     example = jax.tree.map(jax.numpy.asarray, source.example())
     step_args = (graphdef, objective.loss, tx, objective.metrics, objective.options)
     return _loss_fn_logs(step_args, *abstract_output.abstract((params, rest, example)))
-
-
-def _check_loss(loss: Any, out: Any, y: Any, name: str) -> None:
-    """:func:`validation.check_loss_accepts`, naming a loss's own faults as such.
-
-    A non-scalar result or NumPy code in the loss is not a shape mismatch.
-    """
-    try:
-        checks.check_loss_accepts(loss, out, y, name)
-    except ValueError as err:
-        cause = err.__cause__
-        if isinstance(cause, LossOutputError):
-            raise LossOutputError(f"`{name}`: {cause}") from None
-        if isinstance(cause, optimizers.NEEDS_VALUES):
-            raise TypeError(
-                f"`{name}`: the loss {getattr(loss, '__name__', loss)!r} reads the values "
-                "of its inputs (NumPy, or a Python branch on them), but fit traces it "
-                "under jax.jit: write it with jax.numpy (jnp.mean, jnp.where), e.g. "
-                f"loss=lambda p, y: jnp.mean((p - y) ** 2). {type(cause).__name__}: "
-                f"{str(cause).splitlines()[0]}"
-            ) from cause
-        raise
 
 
 def check_metric_labels(objective: Objective, out: Any, y: Any, name: str = "train") -> None:

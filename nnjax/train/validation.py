@@ -149,7 +149,9 @@ def check_loss_accepts(loss: str | Callable, out: Any, y: Any, name: str = "trai
 
     Raises:
       ShapeError: the loss rejects these shapes (names both and the loss's error).
-      ValueError: the loss fails on them for another reason (the same message).
+      ValueError: the loss fails on them for another reason (the same message), or
+        returns more than a scalar.
+      TypeError: the loss reads its inputs' values (NumPy code): write it with jax.numpy.
 
     Example:
       >>> out = jax.ShapeDtypeStruct((1, 3), jnp.float32)
@@ -163,6 +165,7 @@ def check_loss_accepts(loss: str | Callable, out: Any, y: Any, name: str = "trai
     try:
         jax.eval_shape(objective.loss_on_batch(loss), logits, target)
     except (AssertionError, TypeError, ValueError) as err:
+        _raise_loss_fault(loss, err, name)
         shape = isinstance(err, ShapeError) or "incompatible shapes" in str(err).lower()
         raise (ShapeError if shape else ValueError)(
             f"`{name}`: the loss cannot compare model outputs of shape "
@@ -171,6 +174,26 @@ def check_loss_accepts(loss: str | Callable, out: Any, y: Any, name: str = "trai
     soft = isinstance(y, np.ndarray) and np.issubdtype(y.dtype, np.floating)
     if fn is losses.cross_entropy and soft and isinstance(out, jax.ShapeDtypeStruct):
         losses.check_distribution("cross_entropy", f"{name} y", y)
+
+
+def _raise_loss_fault(loss: Any, err: BaseException, name: str) -> None:
+    """Raises the loss's own fault (not a shape mismatch) as such; else returns.
+
+    A result that is not a scalar (:class:`~nnjax.train.loss_output.LossOutputError`),
+    or NumPy code (or a Python branch) on the traced inputs.
+    """
+    from nnjax.train import loss_output, optimizers  # (both import this module)
+
+    if isinstance(err, loss_output.LossOutputError):
+        raise loss_output.LossOutputError(f"`{name}`: {err}") from None
+    if isinstance(err, optimizers.NEEDS_VALUES):
+        raise TypeError(
+            f"`{name}`: the loss {getattr(loss, '__name__', loss)!r} reads the values "
+            "of its inputs (NumPy, or a Python branch on them), but it is traced under "
+            "jax.jit: write it with jax.numpy (jnp.mean, jnp.where), e.g. "
+            f"loss=lambda p, y: jnp.mean((p - y) ** 2). {type(err).__name__}: "
+            f"{str(err).splitlines()[0]}"
+        ) from err
 
 
 def _paths(tree: Any) -> list[tuple[str, Any]]:

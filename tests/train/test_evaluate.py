@@ -130,3 +130,11 @@ def test_predict_takes_x_only():
         T.predict(mlp(), (x, y))
     with pytest.raises(TypeError, match=r"^predict x\['y'\] has dtype int32"):  # not "x x[..]"
         T.predict(mlp(), {"x": x, "y": y})
+
+
+def test_evaluate_names_a_custom_loss_that_is_not_scalar_or_uses_numpy():
+    x, y = blobs(n=16)
+    with pytest.raises(ValueError, match=r"`data`: the loss, loss\(predictions, y\), must return"):
+        T.evaluate(mlp(), (x, y), loss=lambda p, t: p**2)
+    with pytest.raises(TypeError, match=r"`data`: the loss .* reads the values of its inputs"):
+        T.evaluate(mlp(), (x, y), loss=lambda p, t: np.mean(np.asarray(p)))
