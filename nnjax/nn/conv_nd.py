@@ -11,7 +11,7 @@ from flax import nnx
 
 import nnjax.functional as F
 from nnjax import activations, initializers
-from nnjax.functional.conv import Padding
+from nnjax.functional.conv import Padding, conv_padding
 from nnjax.functional.conv_transpose import TransposePadding
 from nnjax.nn import _validate
 from nnjax.nn._base import FunctionalModule, compute_dtype
@@ -103,6 +103,8 @@ class _ConvND(_Conv):
                 "feature_group_count": feature_group_count}  # fmt: skip
         self._setup(in_channels, out_channels, kernel_size, activation=activation, rngs=rngs,
                     init_kwargs=init, call_kwargs=call)  # fmt: skip
+        # a bad padding fails here, not at the first call
+        conv_padding(type(self).__name__, len(self.kernel.shape) - 2, padding)
 
 
 class Conv1D(_ConvND):  # noqa: D101 (docstring assembled below)

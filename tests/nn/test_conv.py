@@ -32,7 +32,12 @@ def test_mixed_precision():
 
 @pytest.mark.parametrize(
     ("kwargs", "match"),
-    [({"in_channels": 0}, "in_channels"), ({"kernel_size": -3}, "kernel_size")],
+    [
+        ({"in_channels": 0}, "in_channels"),
+        ({"kernel_size": -3}, "kernel_size"),
+        ({"padding": "FULL"}, r"Conv2D: `padding` must be .*got 'FULL'"),  # at construction
+        ({"padding": ((1, 1),)}, r"Conv2D: `padding` must be .*\(\(1, 1\),\)"),
+    ],
 )
 def test_bad_arguments(kwargs, match):
     args = {"in_channels": 1, "out_channels": 2, "kernel_size": 3} | kwargs
