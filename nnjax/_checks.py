@@ -183,9 +183,16 @@ def concrete_number(value: Any) -> float | None:
 
 
 def check_interval(
-    op: str, name: str, value: Any, low: float, high: float | None = None, *, open_low=False
+    op: str,
+    name: str,
+    value: Any,
+    low: float,
+    high: float | None = None,
+    *,
+    open_low: bool = False,
+    open_high: bool = False,
 ) -> None:
-    """Raises unless a concrete ``value`` lies in ``[low, high]`` (``(low, ...`` if ``open_low``).
+    """Raises unless a concrete ``value`` lies in ``[low, high]`` (open ends as asked).
 
     Traced values and JAX arrays pass unchecked (:func:`concrete_number`); NaN fails.
 
@@ -207,7 +214,9 @@ def check_interval(
     if high is None:
         ok, text = above, f"{'>' if open_low else '>='} {low}"
     else:
-        ok, text = above and v <= high, f"in {'(' if open_low else '['}{low}, {high}]"
+        below = v < high if open_high else v <= high
+        ends = ("(" if open_low else "[", ")" if open_high else "]")
+        ok, text = above and below, f"in {ends[0]}{low}, {high}{ends[1]}"
     if not ok:
         raise ValueError(f"{op}: `{name}` must be {text}, got {value!r}")
 

@@ -13,7 +13,6 @@ Example:
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Callable
 
 import jax
@@ -21,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from nnjax import _registry
+from nnjax import _checks, _registry
 from nnjax.errors import ShapeError
 
 Loss = Callable[..., jax.Array]
@@ -50,14 +49,6 @@ def _check_same_shape(
             f"{name}: `{names[0]}` has shape {jnp.shape(predictions)} but `{names[1]}` has "
             f"shape {jnp.shape(targets)}; they must match"
         )
-
-
-def _check_number(
-    op: str, name: str, value: object, ok: Callable[[float], bool], want: str
-) -> None:
-    """Checks a Python or NumPy number; arrays (and tracers, under jit) are not checked."""
-    if isinstance(value, numbers.Real) and not ok(float(value)):
-        raise ValueError(f"{op}: `{name}` must be {want}, got {value!r}")
 
 
 def _concrete(x: ArrayLike) -> np.ndarray | None:
@@ -150,7 +141,7 @@ def huber(
       2.5
     """
     _check_same_shape("huber", predictions, targets)
-    _check_number("huber", "delta", delta, lambda d: d > 0, "a number > 0")
+    _checks.check_interval("huber", "delta", delta, 0, open_low=True)
     return _reduce(optax.losses.huber_loss(predictions, targets, delta=delta), reduction)
 
 
@@ -192,12 +183,8 @@ def cross_entropy(
       >>> round(float(cross_entropy(logits, jnp.array([1]))), 4)
       0.6931
     """
-    _check_number(
-        "cross_entropy",
-        "label_smoothing",
-        label_smoothing,
-        lambda a: 0 <= a < 1,
-        "a number in [0, 1)",
+    _checks.check_interval(
+        "cross_entropy", "label_smoothing", label_smoothing, 0, 1, open_high=True
     )
     logits = jnp.asarray(logits)
     labels = jnp.asarray(labels)

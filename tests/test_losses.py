@@ -196,7 +196,7 @@ def test_concrete_class_ids_out_of_range_raise(labels, smoothing, pattern):
 
 @pytest.mark.parametrize("smoothing", [1.5, -0.5, 1.0, float("nan"), np.float32(2.0)])
 def test_label_smoothing_must_be_in_0_1(smoothing):
-    with pytest.raises(ValueError, match=r"cross_entropy: `label_smoothing` must be a number in"):
+    with pytest.raises(ValueError, match=r"cross_entropy: `label_smoothing` must be in \[0, 1\)"):
         losses.cross_entropy(jnp.zeros((4, 3)), jnp.array([0, 1, 2, 0]), label_smoothing=smoothing)
 
 
@@ -210,7 +210,7 @@ def test_binary_labels_must_lie_in_0_1():
 
 @pytest.mark.parametrize("delta", [-1.0, 0, float("nan")])
 def test_huber_delta_must_be_positive(delta):
-    with pytest.raises(ValueError, match=r"huber: `delta` must be a number > 0, got"):
+    with pytest.raises(ValueError, match=r"huber: `delta` must be > 0, got"):
         losses.huber(jnp.zeros(4), jnp.ones(4), delta=delta)
 
 
