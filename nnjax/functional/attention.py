@@ -156,8 +156,10 @@ def multi_head_attention(
       context: keys and values ``(B, S, kv)``; ``None`` for self attention.
       mask: boolean, **True where a query may attend** (Flax/JAX convention; PyTorch's
         ``key_padding_mask`` is the negation): ``(B, S)`` key padding, ``(B, T, S)``, or
-        ``(B|1, H|1, T, S)``. A query that sees no key at all averages every value
-        (PyTorch returns NaN there).
+        ``(B|1, H|1, T, S)``. A 2-D mask is always key padding, even where ``B == T``:
+        pass one ``(T, S)`` mask for every sequence as ``mask[None, None]`` (or use
+        ``causal``). A query that sees no key at all averages every value (PyTorch
+        returns NaN there).
       causal: query ``t`` attends to keys ``<= t`` only (combined with ``mask``).
       dropout_rate: probability of dropping each attention weight (training).
       key: PRNG key for the dropout; required when ``dropout_rate > 0``.
@@ -166,7 +168,7 @@ def multi_head_attention(
       ``(B, T, out)``, the dtype of ``x``.
 
     Raises:
-      AssertionError: wrong shapes of ``x``, ``context``, ``mask`` or the parameters.
+      nnjax.ShapeError: wrong shapes of ``x``, ``context``, ``mask`` or the parameters.
       TypeError: non-floating ``x``/``context``, a non-boolean ``mask``, a
         ``dropout_rate`` that is not a real scalar, or a ``key`` that is not a PRNG key.
       ValueError: ``dropout_rate > 0`` without ``key``, a concrete ``dropout_rate``

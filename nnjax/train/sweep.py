@@ -100,10 +100,10 @@ from nnjax.train.sweep_step import (
     SweepState,
     auto_per_step,
     compiled_sweep_train,
+    init_opt_states,
     make_sweep_logs,
     make_validate,
     stack,
-    take,
 )
 
 #: Updates fused into one dispatch (as in ``fit``).
@@ -277,11 +277,12 @@ def _initial_state(idx: np.ndarray, seeds: list[int], structure: dict[str, Any],
     """The group's first member model, graph, stacked fresh state and ``loss_fn`` log names."""
     model, (graphdef, params0, rest0), params, rest = _build(c["model_fn"], seeds, structure)
     hp, names = c["hp"], c["opt_names"]
-    txs = [optax.inject_hyperparams(c["factory"])(**{n: hp[n][i] for n in names}) for i in idx]
+    values = {n: [hp[n][i] for i in idx] for n in names}
+    tx0 = optax.inject_hyperparams(c["factory"])(**{n: v[0] for n, v in values.items()})
     user_logs = setup.check_model(
-        model, graphdef, params0, rest0, c["objective"], c["source"], c["val"], txs[0]
+        model, graphdef, params0, rest0, c["objective"], c["source"], c["val"], tx0
     )
-    opt_state = stack([tx.init(take(params, j)) for j, tx in enumerate(txs)])
+    opt_state = init_opt_states(c["factory"], params, values)
     state = SweepState(params, opt_state, rest, np.ones(len(idx), np.float32))
     return model, graphdef, state, user_logs
 

@@ -67,6 +67,44 @@ def take(tree: PyTree, i: Any) -> PyTree:
     return jax.tree.map(lambda a: a[i], tree)
 
 
+def init_opt_states(factory: Callable, params: PyTree, values: dict[str, Sequence[Any]]) -> PyTree:
+    """Stacked ``optax.inject_hyperparams(factory)(**values_i).init(params_i)`` of ``M`` members.
+
+    One compiled ``jax.vmap`` over the members (memoised per ``factory`` and the names):
+    run eagerly, Optax builds every leaf's state of every member in its own dispatch. A
+    ``factory`` whose ``init`` reads its hyperparameters' values runs eagerly per member.
+
+    Args:
+      factory: an Optax optimizer factory.
+      params: the members' parameters, leaves ``(M, ...)``.
+      values: ``name -> M`` numbers: member ``i``'s injected hyperparameters.
+
+    Example:
+      >>> s = init_opt_states(optax.sgd, {"w": np.ones((2, 3))}, {"learning_rate": [0.1, 0.2]})
+      >>> [round(float(v), 6) for v in optimizers.hyperparameters(s)["learning_rate"]]
+      [0.1, 0.2]
+    """
+    names = tuple(values)
+    try:
+        hp = {n: jnp.asarray(np.asarray(values[n])) for n in names}
+        return _vmapped_init(factory, names)(params, hp)
+    except optimizers.NEEDS_VALUES:  # an ``init`` that reads its hyperparameters' values
+        pass
+    m = len(jax.tree.leaves(params)[0])
+    txs = [optax.inject_hyperparams(factory)(**{n: values[n][j] for n in names}) for j in range(m)]
+    return stack([tx.init(take(params, j)) for j, tx in enumerate(txs)])
+
+
+@cached
+def _vmapped_init(factory: Callable, names: tuple[str, ...]) -> Callable:
+    del names  # the memo's key: the traced ``hp`` has them
+
+    def one(params: PyTree, hp: dict[str, jax.Array]) -> PyTree:
+        return optax.inject_hyperparams(factory)(**hp).init(params)
+
+    return jax.jit(jax.vmap(one))
+
+
 @cached
 def _select() -> Callable:
     def select(keep: jax.Array, new: PyTree, old: PyTree) -> PyTree:
@@ -346,6 +384,7 @@ __all__ = [
     "SweepState",
     "auto_per_step",
     "compiled_sweep_train",
+    "init_opt_states",
     "make_sweep_logs",
     "make_validate",
     "member_logs",
