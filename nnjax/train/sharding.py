@@ -201,6 +201,7 @@ class StateLayout:
         self.mesh, self.specs = mesh, specs
         leaves, treedef = jax.tree.flatten(specs, is_leaf=lambda s: isinstance(s, P))
         self._key = (mesh, treedef, tuple(leaves))
+        self._shardings: TrainState | None = None
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, StateLayout) and self._key == other._key
@@ -209,12 +210,14 @@ class StateLayout:
         return hash(self._key)
 
     def shardings(self) -> TrainState:
-        """A ``TrainState`` of :class:`~jax.sharding.NamedSharding` trees."""
-        return jax.tree.map(
-            lambda spec: NamedSharding(self.mesh, spec),
-            self.specs,
-            is_leaf=lambda s: isinstance(s, P),
-        )
+        """A ``TrainState`` of :class:`~jax.sharding.NamedSharding` trees (built once)."""
+        if self._shardings is None:
+            self._shardings = jax.tree.map(
+                lambda spec: NamedSharding(self.mesh, spec),
+                self.specs,
+                is_leaf=lambda s: isinstance(s, P),
+            )
+        return self._shardings
 
     def constrain(self, params: Any, opt_state: Any) -> tuple[Any, Any]:
         """``params`` and ``opt_state`` under :func:`jax.lax.with_sharding_constraint`."""
@@ -261,6 +264,22 @@ def state_layout(state: TrainState, mesh: Mesh, param_sharding: Any = None) -> S
       >>> state_layout(state, make_mesh(jax.devices()[:1])).specs.params
       {'w': P()}
     """
+    leaves, treedef = jax.tree.flatten(state)
+    key = (treedef, tuple(np.shape(a) for a in leaves), mesh, param_sharding)
+    try:  # kept per structure: the specs' tree maps rebuild every NNX Variable (~4 ms a fit)
+        hash(key)
+    except TypeError:  # rules given as a list: derived afresh
+        return _layout(state, mesh, param_sharding)
+    return _kept_layout(*key)
+
+
+@functools.lru_cache(maxsize=32)
+def _kept_layout(treedef: Any, shapes: tuple, mesh: Mesh, param_sharding: Any) -> StateLayout:
+    structs = [jax.ShapeDtypeStruct(shape, np.float32) for shape in shapes]
+    return _layout(jax.tree.unflatten(treedef, structs), mesh, param_sharding)
+
+
+def _layout(state: TrainState, mesh: Mesh, param_sharding: Any) -> StateLayout:
     params = _param_specs(state.params, mesh, param_sharding)
     opt_state = partition.follow_specs(state.opt_state, state.params, params)
     rest = jax.tree.map(lambda _: P(), state.rest)

@@ -17,7 +17,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import jax
@@ -67,7 +67,9 @@ def take(tree: PyTree, i: Any) -> PyTree:
     return jax.tree.map(lambda a: a[i], tree)
 
 
-def init_opt_states(factory: Callable, params: PyTree, values: dict[str, Sequence[Any]]) -> PyTree:
+def init_opt_states(
+    factory: Callable, params: PyTree, values: Mapping[str, Sequence[Any]]
+) -> PyTree:
     """Stacked ``optax.inject_hyperparams(factory)(**values_i).init(params_i)`` of ``M`` members.
 
     One compiled ``jax.vmap`` over the members (memoised per ``factory`` and the names):

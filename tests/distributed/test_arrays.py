@@ -28,15 +28,21 @@ def test_put_places_shards_without_aliasing_and_to_host_reads_them_back():
     np.testing.assert_array_equal(arrays.to_host(again), x)
 
 
-def test_put_places_a_tree_in_one_call_without_aliasing(monkeypatch):
+def test_put_copies_a_tree_in_one_program_without_aliasing(monkeypatch):
     calls = []
     device_put = jax.device_put
-    monkeypatch.setattr(jax, "device_put", lambda *a, **k: calls.append(1) or device_put(*a, **k))
+
+    def counted(*args, **kwargs):
+        calls.append(args[0])
+        return device_put(*args, **kwargs)
+
+    monkeypatch.setattr(jax, "device_put", counted)
     mesh = _mesh()
     tree = {"a": jax.numpy.arange(8.0), "b": [np.ones((4, 2)), jax.random.key(0)], "c": None}
     specs = {"a": NamedSharding(mesh, P("data")), "b": [NamedSharding(mesh, P())] * 2, "c": None}
     placed = arrays.put(tree, specs)
-    assert len(calls) == 1
+    assert len(calls) == 1 and len(calls[0]) == 1  # the key; the arrays in one program
+    assert placed["a"].sharding == specs["a"] and placed["b"][0].sharding == specs["b"][0]
     assert [s.data.shape for s in placed["a"].addressable_shards] == [(2,)] * 4
     assert placed["b"][0].is_fully_replicated and placed["c"] is None
     placed["a"].delete()  # the input's buffer is another one
@@ -45,6 +51,16 @@ def test_put_places_a_tree_in_one_call_without_aliasing(monkeypatch):
     assert key_data[0] == key_data[1]
     with pytest.raises(ValueError):
         arrays.put(tree, {"a": specs["a"]})  # shardings that do not match the tree
+
+
+def test_repeated_puts_feed_a_program_without_new_cache_entries():
+    mesh = _mesh()
+    everywhere = NamedSharding(mesh, P())
+    tree = [jax.numpy.ones(3), np.zeros((2, 2), np.float32), jax.random.key(1)]
+    consume = jax.jit(lambda t: jax.random.uniform(t[2]) * t[0].sum() + t[1].sum())
+    for _ in range(3):  # the copy program's first run, then its cached runs
+        consume(arrays.put(tree, everywhere))
+    assert consume._cache_size() == 1
 
 
 def test_put_without_copy_keeps_what_is_already_placed_and_places_the_rest():

@@ -185,3 +185,17 @@ def test_fsdp_that_cannot_shard_says_so():
     model = MLP(8, (16,), 4, rngs=nnx.Rngs(0))
     with pytest.warns(UserWarning, match=r"param_sharding='fsdp' shards nothing: batch_size=6"):
         fit(model, (x, y), loss="cross_entropy", batch_size=6, param_sharding="fsdp", verbose=0)
+
+
+def test_a_layout_is_derived_once_per_structure_and_rules():
+    mesh = Mesh(np.asarray(jax.devices()), ("data",))
+    rules = [(r"w", P("data"))]  # a list: cannot be kept, derived afresh
+    state = TrainState({"odd": np.zeros((3, 5)), "w": np.zeros((8, 2))}, (), {})
+    again = TrainState({"odd": np.ones((3, 5)), "w": np.ones((8, 2))}, (), {})
+    assert state_layout(state, mesh, "fsdp") is state_layout(again, mesh, "fsdp")
+    assert state_layout(state, mesh, tuple(rules)) is state_layout(again, mesh, tuple(rules))
+    assert state_layout(state, mesh, rules) == state_layout(again, mesh, tuple(rules))
+    assert state_layout(state, mesh, rules).specs.params == {"odd": P(), "w": P("data")}
+    wider = TrainState({"odd": np.zeros((3, 5)), "w": np.zeros((8, 4))}, (), {})
+    assert state_layout(wider, mesh, "fsdp").specs.params["w"] == P("data", None)  # dim 0 now
+    assert state_layout(wider, mesh, "fsdp") is not state_layout(state, mesh, "fsdp")
