@@ -247,7 +247,8 @@ def _binary_scores(pred: jax.Array, y: jax.Array) -> tuple[jax.Array, jax.Array]
 def roc_auc_score(scores: np.ndarray, labels: np.ndarray) -> float:
     """Exact binary ROC AUC (ties count one half), as ``sklearn.metrics.roc_auc_score``.
 
-    NaN when the labels hold a single class.
+    NaN when the labels hold a single class, or when a score is NaN (a diverged model;
+    scikit-learn raises there, and sorting NaN last gave a confident 1.0).
 
     Raises:
       ShapeError: ``scores`` and ``labels`` differ in shape.
@@ -259,7 +260,7 @@ def roc_auc_score(scores: np.ndarray, labels: np.ndarray) -> float:
     losses._check_same_shape("roc_auc_score", scores, labels, names=("scores", "labels"))
     scores, labels = np.asarray(scores, np.float64), np.asarray(labels) > 0.5
     pos, neg = int(labels.sum()), int((~labels).sum())
-    if pos == 0 or neg == 0:
+    if pos == 0 or neg == 0 or np.isnan(scores).any():
         return float("nan")
     order = np.argsort(scores, kind="mergesort")
     s = scores[order]
@@ -275,7 +276,8 @@ def _auc_metric(name: str = "auc") -> Metric:
         score, label = _binary_scores(pred, y)
         _check_mask(name, mask, score)
         m = jnp.broadcast_to(mask.reshape((-1,) + (1,) * (score.ndim - 1)), score.shape)
-        return {"score": score.astype(jnp.float32), "label": label.astype(jnp.float32), "mask": m}
+        score = score.astype(jnp.promote_types(score.dtype, jnp.float32))  # float64 stays
+        return {"score": score, "label": label.astype(jnp.float32), "mask": m}
 
     def result(s: Stats) -> float:
         keep = np.asarray(s["mask"]) > 0

@@ -1,8 +1,9 @@
 """Activation functions, by value or by name.
 
 Everything that :mod:`jax.nn` provides is re-exported from there; only the textbook
-step functions (``heaviside``, ``sign``), ``identity`` and ``prelu`` (whose slope is a
-parameter: see ``nnjax.functional.prelu`` and ``nnjax.nn.PReLU``) are defined here.
+step functions (``heaviside``, ``sign``), ``identity``, ``prelu`` (whose slope is a
+parameter: see ``nnjax.functional.prelu`` and ``nnjax.nn.PReLU``) and ``gelu`` (JAX's,
+computed in float32 for float16 inputs) are defined here.
 
 Example:
   >>> import jax.numpy as jnp
@@ -26,7 +27,6 @@ sigmoid = jax.nn.sigmoid
 relu = jax.nn.relu
 leaky_relu = jax.nn.leaky_relu
 elu = jax.nn.elu
-gelu = jax.nn.gelu
 swish = jax.nn.swish
 softplus = jax.nn.softplus
 softmax = jax.nn.softmax
@@ -39,6 +39,33 @@ glu = jax.nn.glu
 hard_sigmoid = jax.nn.hard_sigmoid
 hard_tanh = jax.nn.hard_tanh
 log_sigmoid = jax.nn.log_sigmoid
+
+
+def gelu(x: jax.typing.ArrayLike, approximate: bool = True) -> jax.Array:
+    """The GELU, ``jax.nn.gelu``: by default its tanh approximation, as in JAX and Flax.
+
+    PyTorch's and Keras's default is the exact (erf) form: pass ``approximate=False``
+    (the two differ by up to about 5e-4). float16 inputs are computed in float32 and
+    rounded once: the approximation's ``x**3`` overflows float16 for ``|x| > 40``, which
+    made its gradient NaN from ``|x|`` of about 300.
+
+    Args:
+      x: any shape, floating.
+      approximate: the tanh approximation (``True``) or the exact form.
+
+    Returns:
+      The shape and dtype of ``x``.
+
+    Example:
+      >>> [round(float(v), 4) for v in gelu(jnp.array([-1.0, 0.0, 1.0]))]
+      [-0.1588, 0.0, 0.8412]
+      >>> round(float(gelu(jnp.array(1.0), approximate=False)), 4)  # PyTorch's default
+      0.8413
+    """
+    x = jnp.asarray(x)
+    if x.dtype == jnp.float16:
+        return jax.nn.gelu(x.astype(jnp.float32), approximate).astype(x.dtype)
+    return jax.nn.gelu(x, approximate)
 
 
 def identity(x: jax.typing.ArrayLike) -> jax.Array:

@@ -50,6 +50,20 @@ def test_smooth_activations_pass_check_grads(name):
         check_grads(jax.jit(activations.get(name)), (x,), order=2, modes=("fwd", "rev"))
 
 
+@pytest.mark.parametrize("approximate", [True, False])
+def test_gelu_in_float16_matches_torch_with_finite_gradients(approximate):
+    """The tanh form's ``x**3`` overflows float16: its gradient was NaN from |x| ~ 300."""
+    x = np.array([-6e4, -300.0, -2.5, -0.5, 0.0, 0.7, 3.0, 300.0, 1000.0, 6e4], np.float16)
+    f = lambda v: activations.gelu(v, approximate)
+    y, grads = f(jnp.asarray(x)), jax.vmap(jax.grad(f))(jnp.asarray(x))
+    t = torch.from_numpy(x.astype(np.float32)).requires_grad_()
+    ref = TF.gelu(t, approximate="tanh" if approximate else "none")
+    ref.sum().backward()
+    assert y.dtype == grads.dtype == jnp.float16
+    np.testing.assert_allclose(np.asarray(y, np.float32), ref.detach().half().float(), rtol=1e-3)
+    np.testing.assert_allclose(np.asarray(grads, np.float32), t.grad.half().float(), atol=1e-3)
+
+
 def test_step_functions_at_zero():
     x = jnp.array([-1.0, 0.0, 1.0])
     np.testing.assert_array_equal(activations.heaviside(x), [0.0, 0.0, 1.0])

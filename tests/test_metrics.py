@@ -140,6 +140,23 @@ def test_auc_counts_ties_as_one_half():
     )
 
 
+def test_auc_of_float64_scores_keeps_their_precision():
+    """Scores closer than float32's precision were rounded to ties (0.5, not 0.75)."""
+    scores = np.array([1.0, 1.0 + 1e-9, 2.0, 2.0 + 1e-9])
+    labels = np.array([0, 1, 0, 1])
+    with jax.enable_x64(True):
+        got = _streamed("auc", scores, labels, 2)
+    np.testing.assert_allclose(got, skm.roc_auc_score(labels, scores), rtol=1e-12)
+    assert got == 0.75
+
+
+def test_auc_with_a_nan_score_is_nan():
+    """scikit-learn raises; sorting the NaN last gave a confident 1.0 before."""
+    scores, labels = np.array([0.1, 0.2, np.nan, 0.9]), np.array([0, 0, 1, 1])
+    assert np.isnan(metrics.roc_auc_score(scores, labels))
+    assert np.isnan(_streamed("auc", scores.astype(np.float32), labels, 2))
+
+
 def test_default_metrics_follow_the_loss():
     assert metrics.default_metrics("cross_entropy") == ("accuracy",)
     assert metrics.default_metrics("binary_crossentropy") == ("accuracy",)

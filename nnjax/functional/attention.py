@@ -158,8 +158,9 @@ def multi_head_attention(
         ``key_padding_mask`` is the negation): ``(B, S)`` key padding, ``(B, T, S)``, or
         ``(B|1, H|1, T, S)``. A 2-D mask is always key padding, even where ``B == T``:
         pass one ``(T, S)`` mask for every sequence as ``mask[None, None]`` (or use
-        ``causal``). A query that sees no key at all averages every value (PyTorch
-        returns NaN there).
+        ``causal``). A query that sees no key at all averages every value (finite,
+        with finite gradients; PyTorch 2.13 gives NaN in ``nn.MultiheadAttention``
+        with ``need_weights=True``, zeros in ``scaled_dot_product_attention``).
       causal: query ``t`` attends to keys ``<= t`` only (combined with ``mask``).
       dropout_rate: probability of dropping each attention weight (training).
       key: PRNG key for the dropout; required when ``dropout_rate > 0``.

@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 
 from nnjax import _checks
-from nnjax.functional import _utils
+from nnjax.functional import _bfloat16, _utils
 
 
 def dropout(
@@ -64,8 +64,12 @@ def dropout(
     traced = jnp.asarray(rate, jnp.float32)
     keep_prob = 1.0 - jnp.clip(jnp.where(jnp.isnan(traced), 0.0, traced), 0.0, 1.0)
     keep = jax.random.bernoulli(key, keep_prob, mask_shape)
-    scale = jnp.where(keep_prob > 0, 1.0 / jnp.maximum(keep_prob, 1e-12), 0.0).astype(x.dtype)
-    return jnp.where(jnp.broadcast_to(keep, x.shape), x * scale, jnp.zeros_like(x))
+    scale = jnp.where(keep_prob > 0, 1.0 / jnp.maximum(keep_prob, 1e-12), 0.0)
+    if _utils.stat_dtype(x) != x.dtype:  # float16/bfloat16: one rounding of x / keep_prob
+        scaled = _bfloat16.round_like(_bfloat16.to_float32(x) * scale, x.dtype)  # (a rounded
+    else:  # scale biased every kept value: 1.109375 for 1 / 0.9 in bfloat16)
+        scaled = x * scale.astype(x.dtype)
+    return jnp.where(jnp.broadcast_to(keep, x.shape), scaled, jnp.zeros_like(x))
 
 
 def dropout_active(op: str, name: str, rate) -> bool:

@@ -70,7 +70,8 @@ def embedding(params: Params, ids: jax.typing.ArrayLike) -> jax.Array:
     Out-of-range ids (negative or ``>= V``) raise a ``ValueError`` when ``ids`` are
     concrete. Under ``jax.jit`` they cannot be checked: their rows come back as NaN
     (they never wrap around), so the mistake shows up in the loss instead of
-    silently reading another token.
+    silently reading another token. (An integer table has no NaN: its rows come back
+    as the dtype's minimum.)
 
     Args:
       params: ``{"embedding": (V, D)}``.

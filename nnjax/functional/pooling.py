@@ -46,12 +46,16 @@ def _avg_pool(
     op: str, nd: int, x, window, stride, padding, count_include_pad, formulation
 ) -> jax.Array:
     x, window, stride, mode, how = _window_args(op, nd, x, window, stride, padding, formulation)
+    dtype = _utils.stat_dtype(x)  # sums of float16/bfloat16 windows in float32, as PyTorch
+    xs = _bfloat16.to_float32(x) if x.dtype != dtype else x  # (float16 overflowed at 65504)
     window_sum = _forms.SUM[how]
-    total = window_sum(x, window, stride, mode)
+    total = window_sum(xs, window, stride, mode)
     if mode == "VALID" or count_include_pad:
-        return total / math.prod(window)
-    ones = jnp.ones((1, *x.shape[1:-1], 1), x.dtype)
-    return total / window_sum(ones, window, stride, mode)
+        y = total / math.prod(window)
+    else:
+        ones = jnp.ones((1, *x.shape[1:-1], 1), dtype)
+        y = total / window_sum(ones, window, stride, mode)
+    return _bfloat16.round_like(y, x.dtype)
 
 
 @renamed_args(window="window_shape")

@@ -139,3 +139,16 @@ def test_key_checks_hold_under_jit_and_skip_rates_that_read_no_key(key):
     legacy = jax.random.PRNGKey(0)  # raw uint32 keys still work
     assert jax.jit(F.dropout)(legacy, jnp.ones(8), 0.5).shape == (8,)
     assert jax.jit(F.dropout)(key, jnp.ones(8), 0.5).shape == (8,)
+
+
+@pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.float16])
+def test_narrow_floats_round_once_so_kept_values_are_unbiased(key, dtype):
+    """The scale 1 / 0.9 rounded to bfloat16 first (1.109375) shrank every kept value."""
+    x = jax.random.normal(jax.random.key(1), (20000,)).astype(dtype)
+    y = F.dropout(key, x, 0.1)
+    kept = np.asarray(y) != 0
+    x64, y64 = np.asarray(x, np.float64)[kept], np.asarray(y, np.float64)[kept]
+    want = (x64.astype(np.float32) * np.float32(1 / 0.9)).astype(dtype)  # one rounding
+    assert y.dtype == dtype
+    np.testing.assert_array_equal(y64, np.asarray(want, np.float64))
+    np.testing.assert_allclose(np.mean(y64 / x64), 1 / 0.9, rtol=2e-4)

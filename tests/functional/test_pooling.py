@@ -138,6 +138,21 @@ def test_bfloat16_max_pool_is_exact_with_or_without_native_bfloat16(native, monk
     np.testing.assert_array_equal(np.asarray(dx, np.float32), np.asarray(dx32))
 
 
+@pytest.mark.parametrize("formulation", ["reduce_window", "reshape"])
+@pytest.mark.parametrize("dtype", [jnp.float16, jnp.bfloat16])
+def test_avg_pool_of_narrow_floats_sums_in_float32(dtype, formulation):
+    """float16 window sums overflowed (1e4 * 16 > 65504: inf); bfloat16 ones lost 4%."""
+    x = np.full((1, 8, 8, 1), 1e4 if dtype == jnp.float16 else 1000.0, np.float32)
+    x[0, ::2, ::3] += 7.0  # not constant: a sum rounded per add drifts from the mean
+    y = F.avg_pool2d(jnp.asarray(x, dtype), 4, formulation=formulation)
+    want = x.reshape(1, 2, 4, 2, 4, 1).astype(np.float64).mean(axis=(2, 4))
+    assert y.dtype == dtype
+    np.testing.assert_allclose(np.asarray(y, np.float64), want, rtol=2**-8, atol=0)
+    y_same = F.avg_pool2d(jnp.asarray(x, dtype), 3, stride=1, padding="SAME")
+    ref = F.avg_pool2d(jnp.asarray(x), 3, stride=1, padding="SAME")
+    np.testing.assert_allclose(np.asarray(y_same, np.float32), ref, rtol=2**-8, atol=0)
+
+
 @pytest.mark.parametrize("op", [F.max_pool2d, F.avg_pool2d])
 def test_wrong_rank_names_op_argument_and_shapes(op):
     name = op.__name__
