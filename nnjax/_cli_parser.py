@@ -1,12 +1,16 @@
 """The argument parser of the ``nnjax`` command (private).
 
 Choices come from the tables the code uses (``MODELS``, the optimizer table of
-:mod:`nnjax.train.optimizers`), and ``--help`` shows every default.
+:mod:`nnjax.train.optimizers`), and ``--help`` shows every default. A bad value is an
+argparse error (exit status 2) that says what was expected and repeats what was given,
+e.g. ``argument --epochs: expected a positive integer, got 'abc'``; a negative number
+such as ``--lr -1e-3`` is read as the option's value (and refused by its check).
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 
 from nnjax._cli_setup import MODELS, optimizer_names
 
@@ -26,11 +30,17 @@ def _sizes(text: str) -> tuple[int, ...]:
     return sizes
 
 
-def _positive(kind):
+def _positive(kind: type):
+    """A positive integer, or a positive finite float (for argparse)."""
+    what = "a positive integer" if kind is int else "a positive finite number"
+
     def parse(text: str):
-        value = kind(text)
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
         if not value > 0 or value == float("inf"):  # NaN fails `> 0`
-            raise argparse.ArgumentTypeError(f"must be a positive finite number, got {text}")
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
         return value
 
     return parse
@@ -38,10 +48,44 @@ def _positive(kind):
 
 def _rate(text: str) -> float:
     """A dropout rate in ``[0, 1)`` (for argparse)."""
-    value = float(text)
-    if not 0.0 <= value < 1.0:
-        raise argparse.ArgumentTypeError(f"must lie in [0, 1), got {text}")
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0.0 <= value < 1.0:  # NaN fails too
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}")
     return value
+
+
+#: The seeds `nnjax train --seed` takes: those of a 32-bit unsigned integer.
+MAX_SEED = 2**32 - 1
+
+
+def _seed(text: str) -> int:
+    """A seed in ``[0, 2**32 - 1]`` (for argparse)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"expected an integer in [0, {MAX_SEED}], got {text!r}")
+    return value
+
+
+#: What argparse reads as a negative number (a value, not an option): its own pattern
+#: (``-5``, ``-.5``) extended by exponents, ``inf`` and ``nan``, so ``--lr -1e-3``
+#: reaches the option's check (and is refused there) like ``--lr=-1e-3``.
+_NEGATIVE_NUMBER = re.compile(
+    r"^-(\d[\d_]*(\.[\d_]*)?|\.\d[\d_]*)(e[-+]?\d+)?$|^-(inf|infinity|nan)$", re.IGNORECASE
+)
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` that reads ``-1e-3`` and ``-inf`` as values (subcommands too)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._negative_number_matcher = _NEGATIVE_NUMBER
 
 
 class _Help(argparse.HelpFormatter):
@@ -78,11 +122,17 @@ def _add_train(sub) -> None:
         "--optimizer", choices=optimizer_names(), default="adam", help="an Optax optimizer"
     )
     p.add_argument("--lr", type=_positive(float), default=1e-3, help="learning rate")
-    p.add_argument("--seed", type=int, default=0, help="initialisation and data order")
+    p.add_argument(
+        "--seed", type=_seed, default=0, help=f"initialisation and data order, in [0, {MAX_SEED}]"
+    )
     p.add_argument("--limit", type=_positive(int), help="use only the first N examples")
     p.add_argument("--data-dir", help="folder with the dataset files")
     p.add_argument("--out", help="run folder (default: runs/<dataset>-<model>-<time>)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in --out (an error when --out holds no checkpoint)",
+    )
     p.add_argument(
         "--verbose",
         choices=VERBOSE,
@@ -109,7 +159,9 @@ def _add_run_readers(sub) -> None:
         "preprocessed as in training.",
     )
     p.add_argument("run", help="the run folder written by `nnjax train`")
-    p.add_argument("--inputs", help="raw inputs (.npy); default: the dataset's test set")
+    p.add_argument(
+        "--inputs", help="raw inputs (.npy, finite values); default: the dataset's test set"
+    )
     p.add_argument("--labels", help="labels of --inputs (.npy)")
     p.add_argument("--data-dir", help="folder with the dataset files")
     _add_fallback(p)
@@ -119,10 +171,11 @@ def _add_run_readers(sub) -> None:
         "predict",
         "predict raw inputs with a trained run",
         "Print the predicted class (or values) of each row of a raw .npy array, "
-        "preprocessed as in training.",
+        "preprocessed as in training. NaN or infinite inputs are refused (the error "
+        "names the first such row).",
     )
     p.add_argument("run", help="the run folder written by `nnjax train`")
-    p.add_argument("inputs", help="raw inputs (.npy), e.g. uint8 images (N, 28, 28)")
+    p.add_argument("inputs", help="raw inputs (.npy, finite values), e.g. uint8 images (N, 28, 28)")
     p.add_argument("--output", help="also save the model's outputs to this .npy file")
     _add_fallback(p)
 
@@ -176,7 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The ``nnjax`` argument parser (every option's default shown in ``--help``)."""
     import nnjax
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="nnjax",
         description="Train, evaluate and inspect nnjax models from the shell.",
         formatter_class=_Help,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -146,8 +147,48 @@ def loss_and_metrics(config: dict[str, Any]) -> tuple[str, tuple[str, ...]]:
 CONFIG_KEYS = ("dataset", "model", "hidden", "dropout", "seed")
 
 
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return _is_int(value) or (isinstance(value, float) and math.isfinite(value))
+
+
+#: What each key of a config.json must hold: (check, what a person reads). The keys
+#: after CONFIG_KEYS may be absent (or null where they are optional).
+_CONFIG_TYPES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "dataset": (lambda v: isinstance(v, str), "a dataset name (a string)"),
+    "model": (lambda v: isinstance(v, str), "a model name (a string)"),
+    "hidden": (
+        lambda v: isinstance(v, list) and all(_is_int(n) and n > 0 for n in v),
+        "a list of positive integers",
+    ),
+    "dropout": (lambda v: _is_number(v) and 0 <= v < 1, "a number in [0, 1)"),
+    "seed": (lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
+    "epochs": (lambda v: _is_int(v) and v > 0, "a positive integer"),
+    "batch_size": (lambda v: _is_int(v) and v > 0, "a positive integer"),
+    "optimizer": (lambda v: isinstance(v, str), "an optimizer name (a string)"),
+    "learning_rate": (lambda v: _is_number(v) and v > 0, "a positive number"),
+    "limit": (lambda v: v is None or (_is_int(v) and v > 0), "a positive integer or null"),
+    "data_dir": (lambda v: v is None or isinstance(v, str), "a folder (a string) or null"),
+}
+
+
+def _json_text(value: Any) -> str:
+    """``value`` as it reads in the JSON file (``null``, ``true``, ``"x"``, ``[1]``)."""
+    import json
+
+    text = json.dumps(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 def read_config(path: Path) -> dict[str, Any]:
-    """A run's ``config.json``; a damaged one is a one-line error naming the file."""
+    """A run's ``config.json``; a damaged one is a one-line error naming the file.
+
+    Every key the command reads is type-checked: a wrong one is an error naming the
+    file, the key, what it should hold and what it holds.
+    """
     from nnjax.io import layout
 
     config = layout.read_json(path)
@@ -156,6 +197,12 @@ def read_config(path: Path) -> dict[str, Any]:
     missing = [key for key in CONFIG_KEYS if key not in config]
     if missing:
         raise CLIError(f"{path}: not a run configuration (no {', '.join(map(repr, missing))})")
+    for key, (valid, what) in _CONFIG_TYPES.items():
+        if key in config and not valid(config[key]):
+            raise CLIError(
+                f"{path}: {key!r} should be {what}, got {_json_text(config[key])}; "
+                "the file is damaged or was edited"
+            )
     return config
 
 

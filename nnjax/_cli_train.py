@@ -192,13 +192,19 @@ def _fit(args, config, out, model, train_set, test_set, loss, metrics):
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    """`nnjax train`: trains a model into a run folder; returns the exit status."""
+    """`nnjax train`: trains a model into a run folder; returns the exit status.
+
+    ``--resume`` needs an ``--out`` that holds a checkpoint; otherwise it is an error
+    before any data is loaded (nothing is trained and no folder is created).
+    """
     from nnjax import nn, train
     from nnjax.distributed.process import initialize_if_launched, is_main_process
     from nnjax.io import layout, run
 
     initialize_if_launched()  # under `nnjax launch`: join the group before any JAX work
     config = _config(args)
+    if args.resume and not args.out:
+        raise CLIError("--resume continues the run in --out; name that run folder with --out")
     out = Path(args.out) if args.out else _default_out(config)
     _check_out(out)
     done = train.latest_epoch(out / "checkpoint")  # 0-based, None for a new run
@@ -208,6 +214,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         )
     if args.resume and (out / "config.json").is_file():
         config = _resumed_config(out, args)
+    if args.resume and done is None:  # almost always a mistyped --out: train nothing
+        raise CLIError(
+            f"--resume: {out} holds no run to continue (no checkpoint in {out / 'checkpoint'}); "
+            "check --out, or drop --resume to start a new run"
+        )
     done = 0 if done is None or not args.resume else done + 1  # epochs already trained
     if done >= config["epochs"]:
         raise CLIError(f"{out} has trained {done} epochs already; ask for more with --epochs")

@@ -40,7 +40,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     """`nnjax evaluate RUN`: evaluates a run's checkpoint on its test split or raw arrays.
 
     Under ``nnjax launch --processes N`` every process joins the group and evaluates its
-    rows of each batch; process 0 prints the (global) metrics.
+    rows of each batch; process 0 prints the (global) metrics. ``--inputs`` and
+    ``--labels`` must be numeric ``.npy`` arrays of finite values.
     """
     from nnjax import train
 
@@ -52,7 +53,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if (args.inputs is None) != (args.labels is None):
         raise CLIError("pass --inputs and --labels together (or neither: the test set)")
     if args.inputs is not None:
-        x, y, what = _load_npy(args.inputs), _load_npy(args.labels), args.inputs
+        x, y, what = _load_finite(args.inputs), _load_finite(args.labels), args.inputs
     else:
         (x, y), what = load_raw(config)[1], "test"
     loss, metrics = loss_and_metrics(config)
@@ -75,17 +76,53 @@ def _main_process() -> bool:
     return is_main_process()
 
 
+#: The first bytes of every .npy file (``numpy.lib.format.MAGIC_PREFIX``).
+_NPY_MAGIC = b"\x93NUMPY"
+
+
 def _load_npy(path: str):
+    """The array in the ``.npy`` file ``path``; anything else is a one-line error.
+
+    Only numeric arrays are read (never pickled Python objects).
+    """
     import numpy as np
 
     try:
-        return np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as err:
+        with open(path, "rb") as file:
+            if file.read(len(_NPY_MAGIC)) != _NPY_MAGIC:
+                raise CLIError(
+                    f"{path}: not a .npy file (it lacks the .npy header); "
+                    "write arrays with numpy.save"
+                )
+            file.seek(0)
+            return np.load(file, allow_pickle=False)
+    except FileNotFoundError:
+        raise CLIError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise CLIError(f"{path}: a folder, not a .npy file") from None
+    except (OSError, ValueError, EOFError) as err:
+        if "allow_pickle" in str(err):  # an object array: Python objects, not numbers
+            raise CLIError(f"{path}: holds Python objects, not a numeric array") from None
         raise CLIError(f"{path}: cannot read as a .npy array ({err})") from None
+
+
+def _load_finite(path: str):
+    """:func:`_load_npy`, refusing NaN and infinite values (naming the first bad row)."""
+    import numpy as np
+
+    array = _load_npy(path)
+    if np.issubdtype(array.dtype, np.inexact) and not np.isfinite(array).all():
+        rows = np.atleast_1d(array)
+        row = int(np.argmin(np.isfinite(rows.reshape(len(rows), -1)).all(axis=1)))
+        raise CLIError(f"{path}: row {row} holds NaN or infinite values; nnjax needs finite inputs")
+    return array
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
     """`nnjax predict RUN INPUTS.npy`: predictions for raw inputs, preprocessed as in training.
+
+    The inputs must be a numeric ``.npy`` array of finite values: a NaN or infinite
+    value is refused (a one-line error naming the file and the first such row).
 
     Under ``nnjax launch --processes N`` every process joins the group and predicts its
     rows; process 0 prints the predictions and writes ``--output``.
@@ -96,7 +133,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     _join_if_launched()
     model, prep, _, _ = load_run(Path(args.run), fallback=args.fallback)
-    outputs = np.asarray(train.predict(model, prep(_load_npy(args.inputs))))
+    outputs = np.asarray(train.predict(model, prep(_load_finite(args.inputs))))
     if not _main_process():  # every process holds all the outputs; process 0 reports them
         return 0
     if args.output:

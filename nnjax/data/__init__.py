@@ -15,7 +15,12 @@ Plus :class:`MinMaxScaler`, :class:`StandardScaler`, the seedable iterator
 
 from nnjax.data.batching import batches, num_batches, permutation
 from nnjax.data.digits import load_digits
-from nnjax.data.errors import CorruptFileError, DatasetError, DatasetNotFoundError
+from nnjax.data.errors import (
+    CorruptFileError,
+    DatasetError,
+    DatasetNotFoundError,
+    UnreadableFileError,
+)
 from nnjax.data.idx import parse_idx, read_idx_gz
 from nnjax.data.mnist import FASHION_MNIST_CLASSES, load_fashion_mnist, load_mnist
 from nnjax.data.registry import (
@@ -49,6 +54,7 @@ __all__ = [
     "FileReport",
     "MinMaxScaler",
     "StandardScaler",
+    "UnreadableFileError",
     "adding_problem",
     "available_datasets",
     "batches",

@@ -2,35 +2,37 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
 
-
-def _check_batch_size(op: str, batch_size: int) -> None:
-    if isinstance(batch_size, bool) or int(batch_size) != batch_size or batch_size <= 0:
-        raise ValueError(f"{op}: batch_size must be a positive integer, got {batch_size!r}")
+from nnjax.data._checks import positive_int
+from nnjax.data._checks import seed as check_seed
 
 
 def num_batches(num_examples: int, batch_size: int, *, drop_remainder: bool = False) -> int:
     """The number of batches :func:`batches` yields for ``num_examples`` examples.
 
     Args:
-      num_examples: the number of examples ``N``.
+      num_examples: the number of examples ``N >= 0``.
       batch_size: the batch size ``B > 0``.
       drop_remainder: whether a last, smaller batch is dropped.
 
     Returns:
-      ``N // B`` when dropping the remainder, else ``ceil(N / B)``.
+      ``N // B`` when dropping the remainder, else ``ceil(N / B)``, as an ``int``.
+
+    Raises:
+      ValueError: ``num_examples`` is not a non-negative int or ``batch_size`` not a
+        positive int (floats such as ``4.0`` and bools are not ints; NumPy ints are).
 
     Example:
       >>> num_batches(10, 4), num_batches(10, 4, drop_remainder=True)
       (3, 2)
     """
-    _check_batch_size("num_batches", batch_size)
-    if num_examples < 0:
-        raise ValueError(f"num_batches: num_examples must be >= 0, got {num_examples}")
+    batch_size = positive_int("num_batches", "batch_size", batch_size)
+    num_examples = positive_int("num_batches", "num_examples", num_examples, minimum=0)
     if drop_remainder:
         return num_examples // batch_size
     return -(-num_examples // batch_size)
@@ -42,11 +44,41 @@ def permutation(num_examples: int, *, seed: int = 0, epoch: int = 0) -> np.ndarr
     It depends on nothing else, so a run resumed at ``epoch`` sees the same order as
     one that never stopped.
 
+    Raises:
+      ValueError: ``num_examples``, ``seed`` or ``epoch`` is not a non-negative int.
+
     Example:
       >>> permutation(5, seed=1).tolist() == permutation(5, seed=1).tolist()
       True
     """
+    num_examples = positive_int("permutation", "num_examples", num_examples, minimum=0)
+    seed = check_seed("permutation", seed)
+    epoch = check_seed("permutation", epoch, "epoch")
     return np.random.default_rng([seed, epoch]).permutation(num_examples)
+
+
+def _as_examples(name: str, value: Any) -> np.ndarray:
+    """``value`` as an array with an examples axis, or a TypeError/ValueError naming it."""
+    if isinstance(value, Mapping) or (
+        isinstance(value, tuple | list) and any(getattr(v, "ndim", 0) >= 1 for v in value)
+    ):
+        kind = type(value).__name__
+        raise TypeError(
+            f"batches: `{name}` must be one array (N, ...), got a {kind} of arrays; batch "
+            f"each array separately, or np.stack them first if they are the examples"
+        )
+    try:
+        array = np.asarray(value)
+    except ValueError as err:  # a ragged nested list
+        raise ValueError(f"batches: `{name}` is not a regular array (N, ...): {err}") from None
+    if array.dtype == object:
+        raise TypeError(
+            f"batches: `{name}` must be an array-like (N, ...) of numbers, got "
+            f"{type(value).__name__} (object dtype)"
+        )
+    if array.ndim == 0:
+        raise ValueError(f"batches: `{name}` must have an examples axis, got a scalar")
+    return array
 
 
 def batches(
@@ -61,14 +93,17 @@ def batches(
 ) -> Iterator[tuple[np.ndarray, np.ndarray] | np.ndarray]:
     """Yields one epoch of mini-batches of ``(x, y)``.
 
+    The batches index ``x`` and ``y`` (no copy is made at the call), so changes made to
+    them while iterating show up in later batches.
+
     Args:
-      x: inputs, examples along axis 0, shape ``(N, ...)``.
+      x: inputs, one array with the examples along axis 0, shape ``(N, ...)``.
       y: targets ``(N, ...)``, or ``None`` to batch ``x`` alone.
       batch_size: the batch size ``B > 0``.
       shuffle: visit examples in the order :func:`permutation` gives for
         ``(seed, epoch)``; otherwise in order.
-      seed: the shuffling seed.
-      epoch: the epoch number; each epoch has its own order.
+      seed: the shuffling seed, a non-negative int.
+      epoch: the epoch number, a non-negative int; each epoch has its own order.
       drop_remainder: drop a last batch smaller than ``B`` (keeps shapes static for
         ``jax.jit``).
 
@@ -78,8 +113,12 @@ def batches(
       ``x`` and ``y``.
 
     Raises:
-      ValueError: at the call, not at the first batch: ``batch_size <= 0``, empty
-        data, ``x`` without an examples axis, or ``x`` and ``y`` of different lengths.
+      ValueError: at the call, not at the first batch: ``batch_size`` not a positive
+        int, ``seed`` or ``epoch`` not a non-negative int, empty data, ``x`` without an
+        examples axis or ragged, ``x`` and ``y`` of different lengths, or
+        ``drop_remainder=True`` with ``batch_size`` larger than ``N`` (no batch at all).
+      TypeError: ``x`` or ``y`` is a tuple, list or dict of arrays (a pytree: pass one
+        array) or not an array of numbers (a generator, a dict, object dtype).
 
     Example:
       >>> import numpy as np
@@ -87,19 +126,25 @@ def batches(
       >>> [yb.tolist() for _, yb in batches(x, y, 2, shuffle=False)]
       [[0, 1], [2, 3], [4]]
     """
-    _check_batch_size("batches", batch_size)
-    x = np.asarray(x)
-    if x.ndim == 0:
-        raise ValueError("batches: x must have an examples axis, got a scalar")
+    batch_size = positive_int("batches", "batch_size", batch_size)
+    seed = check_seed("batches", seed)
+    epoch = check_seed("batches", epoch, "epoch")
+    x = _as_examples("x", x)
     n = x.shape[0]
     if n == 0:
         raise ValueError(f"batches: x is empty (shape {x.shape})")
     if y is not None:
-        y = np.asarray(y)
-        if y.ndim == 0 or y.shape[0] != n:
+        y = _as_examples("y", y)
+        if y.shape[0] != n:
             raise ValueError(
                 f"batches: x and y differ in length: x has shape {x.shape}, y has shape {y.shape}"
             )
+    if drop_remainder and batch_size > n:
+        raise ValueError(
+            f"batches: `batch_size` {batch_size} is larger than the {n} examples of x, so "
+            f"drop_remainder=True would yield no batch; use a batch_size <= {n} or "
+            f"drop_remainder=False"
+        )
     order = permutation(n, seed=seed, epoch=epoch) if shuffle else None
     count = num_batches(n, batch_size, drop_remainder=drop_remainder)
     return _iterate(x, y, batch_size, order, count)

@@ -81,24 +81,28 @@ def download_file(
       verify: called with the path of the finished temporary file before it is moved
         into place; it raises (e.g. :class:`CorruptFileError`) to reject the file.
       progress: show a tqdm progress bar; ``None`` shows one when stderr is a terminal.
-      timeout: socket timeout in seconds.
+        Unless ``False``, one line ``downloading <url> -> <dest>`` goes to stderr first.
+      timeout: seconds to wait for the connection and for each read: a server that
+        sends nothing for that long fails the download (``TimeoutError``).
 
     Returns:
       ``dest`` as a :class:`~pathlib.Path`.
 
     Raises:
       OSError: the download failed (``urllib.error.URLError`` is one); nothing is left at ``dest``.
-      CorruptFileError: the download is short or ``verify`` rejected it; nothing is left
-        at ``dest``.
+      CorruptFileError: the download is short or ``verify`` rejected it; its ``path``
+        is ``url`` (the temporary file is gone) and nothing is left at ``dest``.
 
     Example:
       >>> import pathlib, tempfile
       >>> src = pathlib.Path(tempfile.mkdtemp()) / "a.txt"
       >>> _ = src.write_text("hi")
-      >>> download_file(src.as_uri(), src.with_name("b.txt")).read_text()
+      >>> download_file(src.as_uri(), src.with_name("b.txt"), progress=False).read_text()
       'hi'
     """
     dest = Path(dest)
+    if progress is not False:
+        print(f"downloading {url} -> {dest}", file=sys.stderr, flush=True)
     with _temporary_sibling(dest) as tmp:
         with urllib.request.urlopen(url, timeout=timeout) as response, open(tmp, "wb") as out:
             length = response.headers.get("Content-Length")
@@ -109,7 +113,14 @@ def download_file(
                 url, "truncated", f"received {count} of {total} bytes", "Try again"
             )
         if verify is not None:
-            verify(tmp)
+            try:
+                verify(tmp)
+            except CorruptFileError as err:  # about the server's file, not the .part
+                raise CorruptFileError(
+                    url,
+                    err.reason,
+                    f"the server sent something that is not a good {dest.name} ({err.detail})",
+                ) from err
         os.replace(tmp, dest)
     return dest
 
@@ -131,7 +142,7 @@ def download_first(
       verify: as for :func:`download_file`.
       progress: as for :func:`download_file`.
       searched: folders already searched, listed in the error message.
-      timeout: socket timeout in seconds, per URL.
+      timeout: as for :func:`download_file`, per URL.
 
     Returns:
       ``dest`` as a :class:`~pathlib.Path`.
@@ -145,13 +156,15 @@ def download_first(
       >>> src = pathlib.Path(tempfile.mkdtemp()) / "a.txt"
       >>> _ = src.write_text("hi")
       >>> bad = src.with_name("missing.txt").as_uri()
-      >>> download_first([bad, src.as_uri()], src.with_name("b.txt")).read_text()
+      >>> download_first([bad, src.as_uri()], src.with_name("b.txt"), progress=False).read_text()
       'hi'
     """
     failures = []
     for url in urls:
         try:
             return download_file(url, dest, verify=verify, progress=progress, timeout=timeout)
+        except CorruptFileError as err:
+            failures.append(f"  {url}: {err.reason}: {err.detail}")
         except (OSError, ValueError, http.client.HTTPException) as err:
             failures.append(f"  {url}: {err}")
     looked = "".join(f"\n  {d}" for d in searched) or "\n  (nowhere)"

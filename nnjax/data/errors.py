@@ -24,15 +24,36 @@ class CorruptFileError(DatasetError, ValueError):
     """A dataset file exists but is damaged.
 
     Attributes:
-      path: the offending file.
+      path: the offending file (or the URL a rejected download came from).
       reason: a short tag: ``"checksum mismatch"``, ``"truncated"``, ``"bad magic"``,
         ``"not gzip"`` or ``"bad header"``.
+      detail: what is wrong, without the path and the remedy.
     """
 
     def __init__(self, path: str, reason: str, detail: str, remedy: str = "") -> None:
         self.path = str(path)
         self.reason = reason
+        self.detail = detail
         msg = f"{self.path}: {reason}: {detail}"
         if remedy:
             msg += f". {remedy}"
+        super().__init__(msg)
+
+
+class UnreadableFileError(DatasetError, OSError):
+    """A dataset file exists but cannot be read (no permission, an I/O error).
+
+    Attributes:
+      path: the offending file.
+      reason: ``"unreadable"``.
+      detail: the operating system's explanation, e.g. ``"Permission denied"``.
+    """
+
+    def __init__(self, path: str, detail: str, remedy: str = "") -> None:
+        self.path = str(path)
+        self.reason = "unreadable"
+        self.detail = detail
+        msg = f"{self.path}: unreadable: {detail}. Make it readable (e.g. `chmod a+r`)"
+        if remedy:
+            msg += f", or: {remedy}"
         super().__init__(msg)

@@ -9,12 +9,13 @@ was re-compressed (as Debian's are) still verifies.
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import zlib
 
 import numpy as np
 
-from nnjax.data.errors import CorruptFileError
+from nnjax.data.errors import CorruptFileError, UnreadableFileError
 
 #: Magic number of an IDX file of unsigned bytes with three axes (images).
 IMAGES_MAGIC = 2051
@@ -37,7 +38,7 @@ def parse_idx(
     """Parses the decompressed bytes of an IDX file into a NumPy array.
 
     Args:
-      data: the whole decompressed file.
+      data: the whole decompressed file (``bytes``, ``bytearray`` or ``memoryview``).
       name: the file's name or path, used in error messages.
       magic: the magic number the file must have (e.g. :data:`IMAGES_MAGIC`), or
         ``None`` to accept any valid IDX type code.
@@ -50,6 +51,7 @@ def parse_idx(
       CorruptFileError: ``"bad magic"`` when the magic number is wrong, ``"truncated"``
         when the body is shorter than the header says, ``"bad header"`` when the file is
         too short for its header or has trailing bytes.
+      TypeError: ``data`` is not bytes-like (e.g. a ``str`` or a path).
 
     Example:
       >>> import numpy as np
@@ -57,6 +59,12 @@ def parse_idx(
       >>> parse_idx(raw, magic=LABELS_MAGIC)
       array([7, 8, 9], dtype=uint8)
     """
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise TypeError(
+            f"parse_idx: `data` must be the bytes of an IDX file, got {type(data).__name__}; "
+            "use read_idx_gz(path) for a file"
+        )
+    data = bytes(data)
     if len(data) < 4:
         raise CorruptFileError(name, "bad header", f"only {len(data)} bytes", remedy)
     found = int.from_bytes(data[:4], "big")
@@ -77,7 +85,7 @@ def parse_idx(
         )
     shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(rank))
     dtype = _TYPE_CODES[type_code]
-    expected = header + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    expected = header + math.prod(shape) * dtype.itemsize  # Python ints: no overflow
     if len(data) < expected:
         raise CorruptFileError(
             name,
@@ -196,6 +204,8 @@ def read_idx_gz(
 
     Raises:
       CorruptFileError: naming ``path`` and what is wrong with it.
+      UnreadableFileError: ``path`` cannot be read (e.g. no permission); the message
+        names it and says to make it readable or replace it.
 
     Example:
       >>> import gzip, os, tempfile
@@ -206,8 +216,14 @@ def read_idx_gz(
       array([4, 2], dtype=uint8)
     """
     name = os.fspath(path)
-    with open(name, "rb") as f:
-        raw = decompress(f.read(), name=name, remedy=remedy)
+    try:
+        with open(name, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        raise
+    except OSError as err:  # no permission, a folder, an I/O error
+        raise UnreadableFileError(name, err.strerror or str(err), remedy) from err
+    raw = decompress(data, name=name, remedy=remedy)
     array = parse_idx(raw, name=name, magic=magic, remedy=remedy)
     check_digest(raw, md5=md5, sha256=sha256, name=name, remedy=remedy)
     return array

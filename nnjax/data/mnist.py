@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from nnjax.data import idx, sources
+from nnjax.data._checks import finite_number
 from nnjax.data.download import download_first
 from nnjax.data.errors import CorruptFileError, DatasetNotFoundError
 
@@ -24,12 +25,42 @@ Mirrors = str | list[str] | tuple[str, ...] | None
 def locate_file(
     spec: sources.RemoteDataset, file: sources.FileSpec, data_dir: str | os.PathLike | None
 ) -> Path | None:
-    """The first existing copy of ``file`` in the search folders, or ``None``."""
+    """The first existing copy of ``file`` in the search folders, or ``None``.
+
+    A folder that cannot be searched (no permission) is skipped, so later folders are
+    still tried; :func:`looked_in` notes it in the not-found message.
+
+    Raises:
+      TypeError, DatasetNotFoundError: a bad ``data_dir`` or ``$NNJAX_DATA_DIR`` (see
+        :func:`nnjax.data.sources.search_dirs`).
+    """
     for folder in sources.search_dirs(spec, data_dir):
         path = folder / file.name
-        if path.is_file():
-            return path
+        try:
+            if path.is_file():
+                return path
+        except OSError:  # e.g. a folder without read/search permission
+            continue
     return None
+
+
+def looked_in(
+    spec: sources.RemoteDataset, file: sources.FileSpec, data_dir: str | os.PathLike | None
+) -> list[str]:
+    """The folders searched for ``file``, each noted when it could not be searched."""
+    lines = []
+    for folder in sources.search_dirs(spec, data_dir):
+        try:
+            (folder / file.name).is_file()
+        except OSError as err:
+            lines.append(f"{folder} (could not be searched: {err.strerror or err})")
+        else:
+            lines.append(str(folder))
+    return lines
+
+
+def _check_timeout(op: str, timeout: float) -> float:
+    return finite_number(op, "timeout", timeout, 0, open_low=True)
 
 
 def verify_file(spec: sources.RemoteDataset, file: sources.FileSpec, path: Path) -> np.ndarray:
@@ -74,6 +105,7 @@ def ensure_file(
     download: bool = True,
     mirrors: Mirrors = None,
     progress: bool | None = None,
+    timeout: float = 60.0,
 ) -> Path:
     """Returns a path to ``file``, downloading it into the cache when it is nowhere.
 
@@ -85,18 +117,23 @@ def ensure_file(
       mirrors: base URLs replacing the official ones (see
         :func:`nnjax.data.sources.mirror_urls`).
       progress: show a progress bar while downloading (``None``: on a terminal).
+      timeout: seconds a download may wait for the server to connect or send more.
 
     Returns:
       The path of the file (not yet verified when it was found on disk).
 
     Raises:
-      DatasetNotFoundError: the file is nowhere and could not be downloaded.
+      DatasetNotFoundError: the file is nowhere and could not be downloaded, or
+        ``data_dir`` or ``$NNJAX_DATA_DIR`` is not a folder (checked before anything
+        is downloaded).
+      TypeError, ValueError: a bad ``data_dir``, ``mirrors`` or ``timeout``.
     """
+    _check_timeout("ensure_file", timeout)
+    urls = [base + file.name for base in sources.mirror_urls(spec, mirrors)]
     found = locate_file(spec, file, data_dir)
     if found is not None:
         return found
-    searched = sources.search_dirs(spec, data_dir)
-    urls = [base + file.name for base in sources.mirror_urls(spec, mirrors)]
+    searched = looked_in(spec, file, data_dir)
     if not download:
         raise DatasetNotFoundError(
             f"{file.name} of {spec.name} not found; looked in:\n"
@@ -111,6 +148,7 @@ def ensure_file(
         verify=functools.partial(verify_file, spec, file),
         progress=progress,
         searched=searched,
+        timeout=timeout,
     )
 
 
@@ -121,15 +159,26 @@ def load_remote(
     download: bool = True,
     mirrors: Mirrors = None,
     progress: bool | None = None,
+    timeout: float = 60.0,
 ) -> tuple[Split, Split]:
     """Loads an MNIST-layout dataset: ``((x_train, y_train), (x_test, y_test))``.
 
     Args and Raises: as for :func:`load_mnist`, for the dataset ``spec``.
     """
+    op = "load_" + spec.name.replace("-", "_")
+    _check_timeout(op, timeout)
+    sources.mirror_urls(spec, mirrors)  # bad arguments fail before any search or download
+    sources.search_dirs(spec, data_dir)
     arrays = []
     for file in spec.files:
         path = ensure_file(
-            spec, file, data_dir, download=download, mirrors=mirrors, progress=progress
+            spec,
+            file,
+            data_dir,
+            download=download,
+            mirrors=mirrors,
+            progress=progress,
+            timeout=timeout,
         )
         arrays.append(read_file(spec, file, path))
     x_train, y_train, x_test, y_test = arrays
@@ -154,6 +203,7 @@ def load_mnist(
     download: bool = True,
     mirrors: Mirrors = None,
     progress: bool | None = None,
+    timeout: float = 60.0,
 ) -> tuple[Split, Split]:
     """Loads MNIST handwritten digits, like ``keras.datasets.mnist.load_data()``.
 
@@ -163,11 +213,15 @@ def load_mnist(
     ``~/.cache/nnjax/datasets``), else downloaded into the user cache.
 
     Args:
-      data_dir: a folder holding the files, searched first.
+      data_dir: a folder holding the files (or ``mnist/``), searched first; it must
+        exist.
       download: download missing files (atomically, checksum-verified).
       mirrors: base URLs (each holding ``mnist/<file>``) used instead of the official
         ones; ``$NNJAX_DATASET_MIRROR`` does the same.
-      progress: show a progress bar while downloading (``None``: on a terminal).
+      progress: show a progress bar while downloading (``None``: on a terminal);
+        unless ``False``, each download attempt also prints one line to stderr.
+      timeout: seconds each download attempt may wait for the server to connect or to
+        send more data before the next URL is tried.
 
     Returns:
       ``((x_train, y_train), (x_test, y_test))``: uint8 images of shape
@@ -175,10 +229,16 @@ def load_mnist(
       0..9 of shape ``(60000,)`` and ``(10000,)``. The arrays are writable copies.
 
     Raises:
-      DatasetNotFoundError: a file is nowhere and could not be downloaded; the message
-        lists the folders searched and the URLs tried.
+      DatasetNotFoundError: a file is nowhere and could not be downloaded (the message
+        lists the folders searched and the URLs tried); or ``data_dir``, or
+        ``$NNJAX_DATA_DIR`` when set, is not a folder (raised before any download).
       CorruptFileError: a file is damaged (checksum mismatch, truncated, bad magic); the
         message names it and says how to get a good copy.
+      UnreadableFileError: a file cannot be read (e.g. no permission); the message
+        names it.
+      TypeError: ``data_dir`` is not a path, ``mirrors`` not a str or list of str, or
+        ``timeout`` not a number.
+      ValueError: ``mirrors`` is empty, or ``timeout`` is not finite and > 0.
 
     Example:
       >>> (x, y), (xt, yt) = load_mnist()  # doctest: +SKIP
@@ -186,7 +246,12 @@ def load_mnist(
       ((60000, 28, 28), dtype('uint8'), array([5, 0, 4], dtype=uint8))
     """
     return load_remote(
-        sources.MNIST, data_dir, download=download, mirrors=mirrors, progress=progress
+        sources.MNIST,
+        data_dir,
+        download=download,
+        mirrors=mirrors,
+        progress=progress,
+        timeout=timeout,
     )
 
 
@@ -196,6 +261,7 @@ def load_fashion_mnist(
     download: bool = True,
     mirrors: Mirrors = None,
     progress: bool | None = None,
+    timeout: float = 60.0,
 ) -> tuple[Split, Split]:
     """Loads Fashion-MNIST, like ``keras.datasets.fashion_mnist.load_data()``.
 
@@ -205,19 +271,21 @@ def load_fashion_mnist(
     :data:`FASHION_MNIST_CLASSES`.
 
     Args:
-      data_dir: a folder holding the files, searched first.
+      data_dir: a folder holding the files (or ``fashion-mnist/``), searched first; it
+        must exist.
       download: download missing files (atomically, checksum-verified).
       mirrors: base URLs (each holding ``fashion-mnist/<file>``) used instead of the
         official ones; ``$NNJAX_DATASET_MIRROR`` does the same.
-      progress: show a progress bar while downloading (``None``: on a terminal).
+      progress: as for :func:`load_mnist`.
+      timeout: as for :func:`load_mnist`.
 
     Returns:
       ``((x_train, y_train), (x_test, y_test))``: uint8 images ``(60000, 28, 28)`` and
       ``(10000, 28, 28)``, uint8 labels 0..9 ``(60000,)`` and ``(10000,)``.
 
     Raises:
-      DatasetNotFoundError: as for :func:`load_mnist`.
-      CorruptFileError: as for :func:`load_mnist`.
+      DatasetNotFoundError, CorruptFileError, UnreadableFileError, TypeError,
+      ValueError: as for :func:`load_mnist`.
 
     Example:
       >>> (x, y), _ = load_fashion_mnist()  # doctest: +SKIP
@@ -225,7 +293,12 @@ def load_fashion_mnist(
       'Ankle boot'
     """
     return load_remote(
-        sources.FASHION_MNIST, data_dir, download=download, mirrors=mirrors, progress=progress
+        sources.FASHION_MNIST,
+        data_dir,
+        download=download,
+        mirrors=mirrors,
+        progress=progress,
+        timeout=timeout,
     )
 
 

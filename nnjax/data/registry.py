@@ -17,7 +17,7 @@ import numpy as np
 
 from nnjax.data import mnist, sources, synthetic
 from nnjax.data.digits import load_digits
-from nnjax.data.errors import CorruptFileError
+from nnjax.data.errors import CorruptFileError, UnreadableFileError
 
 Split = tuple[np.ndarray, np.ndarray]
 
@@ -57,7 +57,8 @@ class FileReport:
       name: the official file name.
       path: where it was found, or ``None`` when missing.
       status: ``"ok"``, ``"missing"`` or the problem (``"checksum mismatch"``,
-        ``"truncated"``, ``"bad magic"``, ``"not gzip"``, ``"bad header"``).
+        ``"truncated"``, ``"bad magic"``, ``"not gzip"``, ``"bad header"``,
+        ``"unreadable"``).
       detail: a human-readable explanation (empty when ok).
     """
 
@@ -161,7 +162,24 @@ def available_datasets() -> tuple[str, ...]:
     return tuple(_REGISTRY)
 
 
-def _lookup(name: str) -> tuple[DatasetInfo, Callable[..., tuple[Split, Split]]]:
+#: The function to call, for datasets whose ``load`` takes no keyword arguments.
+_GENERATORS = {
+    "xor": "xor() or logic_gate(...)",
+    "adding": "adding_problem(...)",
+    "sine": "sine_sequences(...)",
+    "moons": "two_moons(...)",
+    "blobs": "blobs(...)",
+}
+
+
+def _lookup(
+    name: str, op: str = "dataset_info"
+) -> tuple[DatasetInfo, Callable[..., tuple[Split, Split]]]:
+    if not isinstance(name, str):
+        raise TypeError(
+            f"{op}: `name` must be a dataset name (a str) such as 'mnist', got {name!r}; "
+            f"available: {', '.join(_REGISTRY)}"
+        )
     key = name.lower().replace("_", "-")
     if key not in _REGISTRY:
         raise ValueError(f"unknown dataset {name!r}; available: {', '.join(_REGISTRY)}")
@@ -173,6 +191,7 @@ def dataset_info(name: str) -> DatasetInfo:
 
     Raises:
       ValueError: an unknown name; the message lists the available ones.
+      TypeError: ``name`` is not a string.
 
     Example:
       >>> dataset_info("mnist").needs_download, dataset_info("xor").needs_download
@@ -187,25 +206,38 @@ def load(name: str, data_dir: str | os.PathLike | None = None, **kwargs) -> tupl
     Args:
       name: a name from :func:`available_datasets`.
       data_dir: a folder to search first (used by the downloadable datasets only).
-      **kwargs: passed on to the loader (e.g. ``download=False`` for MNIST).
+      **kwargs: passed on to the loader of ``mnist`` and ``fashion-mnist`` (e.g.
+        ``download=False``) and of ``digits`` (``test_fraction``, ``seed``). The
+        synthetic sets take none: call their generator (e.g. :func:`two_moons`).
 
     Returns:
       The split, with the dtypes of the underlying loader.
+
+    Raises:
+      ValueError: an unknown name.
+      TypeError: ``name`` is not a string, or keyword arguments for a synthetic set
+        (the message names the generator to call instead).
+      DatasetError: as the loader raises (see :func:`load_mnist`).
 
     Example:
       >>> (x, y), (xt, yt) = load("xor")
       >>> x.shape, y.shape
       ((4, 2), (4,))
     """
-    info, loader = _lookup(name)
+    info, loader = _lookup(name, "load")
     if info.needs_download:
         return loader(data_dir, **kwargs)
+    if kwargs and info.name in _GENERATORS:
+        raise TypeError(
+            f"load: {info.name!r} takes no keyword arguments, got {', '.join(kwargs)}; "
+            f"call nnjax.data.{_GENERATORS[info.name]} to choose them"
+        )
     return loader(**kwargs)
 
 
-def _remote_spec(name: str) -> sources.RemoteDataset | None:
+def _remote_spec(name: str, op: str) -> sources.RemoteDataset | None:
     """The files-and-URLs spec of ``name``, or ``None`` when it has no files."""
-    return sources.REMOTE_DATASETS.get(dataset_info(name).name)
+    return sources.REMOTE_DATASETS.get(_lookup(name, op)[0].name)
 
 
 def verify(name: str, data_dir: str | os.PathLike | None = None) -> list[FileReport]:
@@ -216,26 +248,35 @@ def verify(name: str, data_dir: str | os.PathLike | None = None) -> list[FileRep
       data_dir: a folder to search first, as for the loaders.
 
     Returns:
-      One :class:`FileReport` per file, in the official order.
+      One :class:`FileReport` per file, in the official order; a file that cannot be
+      read (e.g. no permission) gets ``status="unreadable"``.
+
+    Raises:
+      ValueError: an unknown name.
+      TypeError: ``name`` is not a string, or ``data_dir`` not a path.
+      DatasetNotFoundError: ``data_dir``, or ``$NNJAX_DATA_DIR`` when set, is not a
+        folder.
 
     Example:
       >>> verify("xor")
       []
     """
-    spec = _remote_spec(name)
+    spec = _remote_spec(name, "verify")
     if spec is None:
         return []
     reports = []
     for file in spec.files:
         path = mnist.locate_file(spec, file, data_dir)
         if path is None:
-            searched = ", ".join(str(d) for d in sources.search_dirs(spec, data_dir))
+            searched = ", ".join(mnist.looked_in(spec, file, data_dir))
             reports.append(FileReport(file.name, None, "missing", f"looked in {searched}"))
             continue
         try:
             mnist.verify_file(spec, file, path)
-        except CorruptFileError as err:
+        except (CorruptFileError, UnreadableFileError) as err:
             reports.append(FileReport(file.name, path, err.reason, str(err)))
+        except OSError as err:  # e.g. the file vanished between the search and the read
+            reports.append(FileReport(file.name, path, "unreadable", f"{path}: {err}"))
         else:
             reports.append(FileReport(file.name, path, "ok"))
     return reports
@@ -247,6 +288,7 @@ def fetch(
     data_dir: str | os.PathLike | None = None,
     mirrors: str | list[str] | None = None,
     progress: bool | None = None,
+    timeout: float = 60.0,
 ) -> list[Path]:
     """Makes sure every file of ``name`` is on disk and intact, downloading into the cache.
 
@@ -257,25 +299,36 @@ def fetch(
       name: a dataset name; datasets without files give an empty list.
       data_dir: a folder to search first.
       mirrors: base URLs replacing the official ones.
-      progress: show a progress bar (``None``: on a terminal).
+      progress: show a progress bar (``None``: on a terminal); unless ``False``, each
+        download attempt also prints one line to stderr.
+      timeout: seconds each download attempt may wait for the server to connect or to
+        send more data before the next URL is tried.
 
     Returns:
       The path of each file.
 
     Raises:
-      DatasetNotFoundError: a file could not be downloaded.
+      DatasetNotFoundError: a file could not be downloaded, or ``data_dir`` (or
+        ``$NNJAX_DATA_DIR`` when set) is not a folder (raised before any download).
       CorruptFileError: a file on disk is damaged.
+      UnreadableFileError: a file on disk cannot be read.
+      TypeError, ValueError: a bad ``name``, ``data_dir``, ``mirrors`` or ``timeout``.
 
     Example:
       >>> fetch("xor")
       []
     """
-    spec = _remote_spec(name)
+    spec = _remote_spec(name, "fetch")
     if spec is None:
         return []
+    mnist._check_timeout("fetch", timeout)
+    sources.mirror_urls(spec, mirrors)  # bad arguments fail before any search or download
+    sources.search_dirs(spec, data_dir)
     paths = []
     for file in spec.files:
-        path = mnist.ensure_file(spec, file, data_dir, mirrors=mirrors, progress=progress)
+        path = mnist.ensure_file(
+            spec, file, data_dir, mirrors=mirrors, progress=progress, timeout=timeout
+        )
         mnist.verify_file(spec, file, path)
         paths.append(path)
     return paths

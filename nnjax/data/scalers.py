@@ -7,8 +7,13 @@ feature gets ``scale = 1`` so it never divides by zero, as in scikit-learn.
 
 from __future__ import annotations
 
+import math
+from typing import Any
+
 import numpy as np
 from numpy.typing import ArrayLike
+
+from nnjax.data._checks import finite_number, is_int
 
 
 def _nonzero(spread: np.ndarray, center: np.ndarray) -> np.ndarray:
@@ -22,19 +27,42 @@ def _feature_shape(shape: tuple[int, ...], axes: tuple[int, ...]) -> tuple[int, 
     return tuple(int(d) for i, d in enumerate(shape) if i not in axes)
 
 
-def _as_float(x: ArrayLike) -> np.ndarray:
-    """``x`` as an array, integers promoted to float32, floats kept."""
-    x = np.asarray(x)
-    if not np.issubdtype(x.dtype, np.floating):
+def _as_float(x: ArrayLike, op: str) -> np.ndarray:
+    """``x`` as an array, integers and bools promoted to float32, floats kept.
+
+    Raises:
+      TypeError: complex, string, object or other non-real data (the dtype is named).
+      ValueError: ``x`` is ragged (not a regular array).
+    """
+    try:
+        x = np.asarray(x)
+    except ValueError as err:  # a ragged nested list
+        raise ValueError(f"{op}: data is not a regular array: {err}") from None
+    kind = x.dtype.kind
+    if kind not in "biuf":
+        what = "complex" if kind == "c" else "non-numeric"
+        raise TypeError(
+            f"{op}: data must be real numbers (integer or float), got {what} dtype {x.dtype}"
+        )
+    if kind != "f":
         x = x.astype(np.float32)
     return x
+
+
+def _check_axis(op: str, axis: Any) -> int | tuple[int, ...]:
+    """``axis`` as an int or a tuple of ints (NumPy ints allowed, bools not)."""
+    if is_int(axis):
+        return int(axis)
+    if isinstance(axis, tuple | list) and all(is_int(a) for a in axis):
+        return tuple(int(a) for a in axis)
+    raise TypeError(f"{op}: `axis` must be an int or a tuple of ints, got {axis!r}")
 
 
 class _AffineScaler:
     """Shared fit/transform logic; subclasses define :meth:`_statistics`."""
 
     def __init__(self, axis: int | tuple[int, ...] = 0) -> None:
-        self.axis = axis
+        self.axis = _check_axis(type(self).__name__, axis)
         self.center_: np.ndarray | None = None
         self.scale_: np.ndarray | None = None
         self.shift_: float = 0.0
@@ -64,15 +92,24 @@ class _AffineScaler:
           ``self``, fitted.
 
         Raises:
-          ValueError: ``x`` is empty along ``axis`` or contains NaN or infinity.
+          ValueError: ``x`` is empty along ``axis``, ragged, contains NaN or infinity,
+            or has values so large that the statistics overflow float64.
+          TypeError: ``x`` is complex, strings or objects (the dtype is named).
         """
-        x = _as_float(x)
+        op = f"{type(self).__name__}.fit"
+        x = _as_float(x, op)
         axes = self._axes(x.ndim)
         if x.size == 0 or any(x.shape[a] == 0 for a in axes):
-            raise ValueError(f"{type(self).__name__}.fit: got empty data of shape {x.shape}")
+            raise ValueError(f"{op}: got empty data of shape {x.shape}")
         if not np.all(np.isfinite(x)):
-            raise ValueError(f"{type(self).__name__}.fit: data contains NaN or infinity")
-        center, scale = self._statistics(x.astype(np.float64), axes)
+            raise ValueError(f"{op}: data contains NaN or infinity")
+        with np.errstate(over="ignore", invalid="ignore"):
+            center, scale = self._statistics(x.astype(np.float64), axes)
+        if not (np.all(np.isfinite(center)) and np.all(np.isfinite(scale))):
+            raise ValueError(
+                f"{op}: the statistics of the data overflow float64 (values up to "
+                f"{np.abs(x).max():.3g}); rescale the data (e.g. divide by a power of 10) first"
+            )
         self.center_, self.scale_ = center, scale
         self._fitted_shape = _feature_shape(x.shape, axes)
         return self
@@ -94,8 +131,14 @@ class _AffineScaler:
         )
 
     def transform(self, x: ArrayLike) -> np.ndarray:
-        """Scales ``x`` with the fitted statistics; same shape, float dtype."""
-        x = _as_float(x)
+        """Scales ``x`` with the fitted statistics; same shape, float dtype.
+
+        Raises:
+          RuntimeError: not fitted.
+          ValueError: the feature shape differs from ``fit``'s, or ``x`` is ragged.
+          TypeError: ``x`` is complex, strings or objects.
+        """
+        x = _as_float(x, f"{type(self).__name__}.transform")
         center, scale = self._broadcast(x, "transform")
         return ((x - center) / scale + x.dtype.type(self.shift_)).astype(x.dtype)
 
@@ -104,8 +147,8 @@ class _AffineScaler:
         return self.fit(x).transform(x)
 
     def inverse_transform(self, x: ArrayLike) -> np.ndarray:
-        """Undoes :meth:`transform`; same shape, float dtype."""
-        x = _as_float(x)
+        """Undoes :meth:`transform`; same shape, float dtype (raises as :meth:`transform`)."""
+        x = _as_float(x, f"{type(self).__name__}.inverse_transform")
         center, scale = self._broadcast(x, "inverse_transform")
         return ((x - x.dtype.type(self.shift_)) * scale + center).astype(x.dtype)
 
@@ -114,9 +157,13 @@ class MinMaxScaler(_AffineScaler):
     """Maps each feature's training range onto ``feature_range`` (default ``[0, 1]``).
 
     Args:
-      feature_range: the ``(low, high)`` target range, ``low < high``.
+      feature_range: the ``(low, high)`` target range, two finite numbers, ``low < high``.
       axis: the axis or axes statistics are taken over (the examples), default 0;
         e.g. ``axis=(0, 1, 2)`` for one range per channel of ``(N, H, W, C)`` images.
+
+    Raises:
+      ValueError: ``feature_range`` is not two finite numbers with ``low < high``.
+      TypeError: ``axis`` is not an int or a tuple of ints.
 
     Attributes:
       data_min_, data_max_: the per-feature minimum and maximum seen in ``fit``.
@@ -131,10 +178,16 @@ class MinMaxScaler(_AffineScaler):
     def __init__(
         self, feature_range: tuple[float, float] = (0.0, 1.0), axis: int | tuple[int, ...] = 0
     ) -> None:
-        low, high = feature_range
-        if not low < high:
+        try:
+            low, high = feature_range
+            low = finite_number("MinMaxScaler", "feature_range", low)
+            high = finite_number("MinMaxScaler", "feature_range", high)
+        except (TypeError, ValueError):
+            low = high = math.nan
+        if not (low < high and math.isfinite(high - low)):
             raise ValueError(
-                f"MinMaxScaler: feature_range must have low < high, got {feature_range}"
+                "MinMaxScaler: `feature_range` must be two finite numbers (low, high) with "
+                f"low < high, got {feature_range!r}"
             )
         super().__init__(axis)
         self.feature_range = (float(low), float(high))
@@ -154,6 +207,9 @@ class StandardScaler(_AffineScaler):
 
     Args:
       axis: the axis or axes statistics are taken over (the examples), default 0.
+
+    Raises:
+      TypeError: ``axis`` is not an int or a tuple of ints.
 
     Attributes:
       mean_, var_: the per-feature mean and variance seen in ``fit``.

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Sequence
 from pathlib import Path
+
+from nnjax.data.errors import DatasetNotFoundError
 
 #: Environment variable naming the shared dataset root (``<root>/<dataset>/<file>``).
 DATA_DIR_ENV = "NNJAX_DATA_DIR"
@@ -143,6 +146,52 @@ def cache_dir() -> Path:
     return Path(xdg).expanduser() / "nnjax" / "datasets"
 
 
+def checked_data_dir(data_dir: object) -> Path | None:
+    """An explicit ``data_dir`` as a :class:`~pathlib.Path` after checking it is a folder.
+
+    Raises:
+      TypeError: ``data_dir`` is not a path (a ``str`` or ``os.PathLike``).
+      DatasetNotFoundError: ``data_dir`` does not exist or is not a folder; nothing is
+        searched or downloaded (a typo must not send the loader to other folders or
+        to the network).
+    """
+    if data_dir is None:
+        return None
+    try:
+        path = Path(os.fspath(data_dir))  # type: ignore[call-overload]
+    except TypeError:
+        raise TypeError(
+            f"`data_dir` must be a path (str or os.PathLike), got {data_dir!r}"
+        ) from None
+    if not path.is_dir():
+        what = "is not a folder" if path.exists() else "does not exist"
+        raise DatasetNotFoundError(
+            f"data_dir {str(path)!r} {what}; pass the folder that holds the dataset files "
+            f"(or its parent), or data_dir=None to search ${DATA_DIR_ENV} and the cache"
+        )
+    return path
+
+
+def env_data_dir() -> Path | None:
+    """``$NNJAX_DATA_DIR`` as a :class:`~pathlib.Path`, or ``None`` when unset or empty.
+
+    Raises:
+      DatasetNotFoundError: the variable is set to something that is not a folder
+        (never silently skipped: the loader would go on to download).
+    """
+    env = os.environ.get(DATA_DIR_ENV)
+    if not env:
+        return None
+    path = Path(env)
+    if not path.is_dir():
+        what = "is not a folder" if path.exists() else "does not exist"
+        raise DatasetNotFoundError(
+            f"{DATA_DIR_ENV} is set to {env!r}, which {what}; point it at the folder "
+            f"holding <dataset>/<file> (e.g. mnist/train-images-idx3-ubyte.gz) or unset it"
+        )
+    return path
+
+
 def search_dirs(spec: RemoteDataset, data_dir: str | os.PathLike | None = None) -> list[Path]:
     """The folders searched for ``spec``'s files, in order.
 
@@ -154,18 +203,27 @@ def search_dirs(spec: RemoteDataset, data_dir: str | os.PathLike | None = None) 
       data_dir: an explicit folder holding the files (or a root holding ``<name>/``).
 
     Returns:
-      The candidate folders, without duplicates; they need not exist.
+      The candidate folders, without duplicates; the sub-folders, the cache and the
+      system folders need not exist.
+
+    Raises:
+      TypeError: ``data_dir`` is not a path.
+      DatasetNotFoundError: ``data_dir``, or ``$NNJAX_DATA_DIR`` when set, is not an
+        existing folder (see :func:`checked_data_dir` and :func:`env_data_dir`).
 
     Example:
-      >>> search_dirs(MNIST, "/data")[:2]
-      [PosixPath('/data'), PosixPath('/data/mnist')]
+      >>> import tempfile
+      >>> root = Path(tempfile.mkdtemp())
+      >>> search_dirs(MNIST, root)[:2] == [root, root / "mnist"]
+      True
     """
     dirs: list[Path] = []
-    if data_dir is not None:
-        dirs += [Path(data_dir), Path(data_dir) / spec.name]
-    env = os.environ.get(DATA_DIR_ENV)
-    if env:
-        dirs.append(Path(env) / spec.name)
+    explicit = checked_data_dir(data_dir)
+    if explicit is not None:
+        dirs += [explicit, explicit / spec.name]
+    env = env_data_dir()
+    if env is not None:
+        dirs.append(env / spec.name)
     dirs.append(cache_dir() / spec.name)
     dirs += [Path(d) for d in spec.system_dirs]
     return list(dict.fromkeys(dirs))
@@ -188,6 +246,10 @@ def mirror_urls(
     Returns:
       Base URLs ending in ``/``, such that a file is at ``<base><file name>``.
 
+    Raises:
+      TypeError: ``mirrors`` is not a str or a sequence of str (e.g. ``5``).
+      ValueError: ``mirrors`` is empty or holds an empty URL (``[]``, ``""``).
+
     Example:
       >>> mirror_urls(MNIST, "http://127.0.0.1:8000")
       ['http://127.0.0.1:8000/mnist/']
@@ -197,9 +259,15 @@ def mirror_urls(
         if not env:
             return list(spec.urls)
         mirrors = env
-    if isinstance(mirrors, str):
-        mirrors = [mirrors]
-    return [f"{base.rstrip('/')}/{spec.name}/" for base in mirrors]
+    bases = [mirrors] if isinstance(mirrors, str) else mirrors
+    if not isinstance(bases, Sequence) or not all(isinstance(b, str) for b in bases):
+        raise TypeError(f"`mirrors` must be a base URL (a str) or a list of them, got {mirrors!r}")
+    if not bases or not all(b.strip() for b in bases):
+        raise ValueError(
+            f"`mirrors` must name at least one base URL and no empty one, got {mirrors!r}; "
+            "pass mirrors=None for the official URLs"
+        )
+    return [f"{base.strip().rstrip('/')}/{spec.name}/" for base in bases]
 
 
 def remedy(spec: RemoteDataset, file: FileSpec) -> str:

@@ -5,9 +5,10 @@ Every generator is deterministic given ``seed`` and returns NumPy arrays ``(x, y
 
 from __future__ import annotations
 
-from typing import cast
-
 import numpy as np
+
+from nnjax.data._checks import finite_number, positive_int
+from nnjax.data._checks import seed as check_seed
 
 #: The two-input gates :func:`logic_gate` knows, with their truth tables on
 #: inputs (0,0), (0,1), (1,0), (1,1).
@@ -41,21 +42,32 @@ def logic_gate(
       targets ``(4,)``.
 
     Raises:
-      ValueError: an unknown gate; the message lists the known ones.
+      ValueError: an unknown gate (the message lists the known ones), or -1/+1
+        values asked for with an unsigned or bool ``dtype``, which cannot hold -1.
+      TypeError: ``name`` is not a string.
 
     Example:
       >>> x, y = logic_gate("and")
       >>> y
       array([0., 0., 0., 1.], dtype=float32)
     """
+    if not isinstance(name, str):
+        raise TypeError(f"logic_gate: `name` must be a str such as 'xor', got {name!r}")
     table = LOGIC_GATES.get(name.lower())
     if table is None:
         raise ValueError(f"logic_gate: unknown gate {name!r}; known: {', '.join(LOGIC_GATES)}")
+    targets = bipolar if bipolar_targets is None else bipolar_targets
+    if (bipolar or targets) and np.dtype(dtype).kind not in "ifc":
+        which = "bipolar" if bipolar else "bipolar_targets"
+        raise ValueError(
+            f"logic_gate: `dtype` {np.dtype(dtype)} cannot hold the -1 of {which}=True; "
+            "use a signed or float dtype"
+        )
     x = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=np.float64)
     y = np.array(table, dtype=np.float64)
     if bipolar:
         x = 2.0 * x - 1.0
-    if bipolar if bipolar_targets is None else bipolar_targets:
+    if targets:
         y = 2.0 * y - 1.0
     return x.astype(dtype), y.astype(dtype)
 
@@ -71,12 +83,6 @@ def xor(
       ((4, 2), [0.0, 1.0, 1.0, 0.0])
     """
     return logic_gate("xor", bipolar=bipolar, dtype=dtype)
-
-
-def _check_positive(op: str, **values: int) -> None:
-    for arg, value in values.items():
-        if int(value) != value or value <= 0:
-            raise ValueError(f"{op}: {arg} must be a positive integer, got {value!r}")
 
 
 def adding_problem(
@@ -99,15 +105,18 @@ def adding_problem(
       ``(x, y)``: ``x`` of shape ``(N, T, 2)`` (channel 0 the values, channel 1 the
       markers) and ``y`` of shape ``(N,)`` with values in ``[0, 2)``.
 
+    Raises:
+      ValueError: ``num_samples`` is not a positive int, ``seq_len`` not an int
+        ``>= 2``, or ``seed`` not a non-negative int.
+
     Example:
       >>> x, y = adding_problem(3, 10)
       >>> x.shape, x[..., 1].sum(axis=1).tolist()
       ((3, 10, 2), [2.0, 2.0, 2.0])
     """
-    _check_positive("adding_problem", num_samples=num_samples, seq_len=seq_len)
-    if seq_len < 2:
-        raise ValueError(f"adding_problem: seq_len must be at least 2, got {seq_len}")
-    rng = np.random.default_rng(seed)
+    num_samples = positive_int("adding_problem", "num_samples", num_samples)
+    seq_len = positive_int("adding_problem", "seq_len", seq_len, minimum=2)
+    rng = np.random.default_rng(check_seed("adding_problem", seed))
     values = rng.random((num_samples, seq_len))
     half = seq_len // 2
     first = rng.integers(0, half, size=num_samples)
@@ -146,15 +155,22 @@ def sine_sequences(
     Returns:
       ``(x, y)``: ``x`` of shape ``(N, T, 1)`` and ``y`` of shape ``(N,)``.
 
+    Raises:
+      ValueError: ``num_samples`` or ``window`` is not a positive int, ``period`` is
+        not a finite number ``> 0``, ``noise`` not a finite number ``>= 0``, or
+        ``seed`` not a non-negative int.
+      TypeError: ``period`` or ``noise`` is not a real number.
+
     Example:
       >>> x, y = sine_sequences(4, 16, noise=0.0)
       >>> x.shape, y.shape
       ((4, 16, 1), (4,))
     """
-    _check_positive("sine_sequences", num_samples=num_samples, window=window)
-    if period <= 0 or noise < 0:
-        raise ValueError(f"sine_sequences: need period > 0 and noise >= 0, got {period}, {noise}")
-    rng = np.random.default_rng(seed)
+    num_samples = positive_int("sine_sequences", "num_samples", num_samples)
+    window = positive_int("sine_sequences", "window", window)
+    period = finite_number("sine_sequences", "period", period, 0, open_low=True)
+    noise = finite_number("sine_sequences", "noise", noise, 0)
+    rng = np.random.default_rng(check_seed("sine_sequences", seed))
     phase = rng.uniform(0.0, 2.0 * np.pi, size=(num_samples, 1))
     steps = np.arange(window + 1)[None, :]
     series = np.sin(2.0 * np.pi * steps / period + phase)
@@ -180,13 +196,19 @@ def two_moons(
     Returns:
       ``(x, y)``: points ``(N, 2)`` and int32 labels ``(N,)`` in {0, 1}, shuffled.
 
+    Raises:
+      ValueError: ``num_samples`` is not a positive int, ``noise`` not a finite
+        number ``>= 0``, or ``seed`` not a non-negative int.
+      TypeError: ``noise`` is not a real number.
+
     Example:
       >>> x, y = two_moons(10)
       >>> x.shape, sorted(set(y.tolist()))
       ((10, 2), [0, 1])
     """
-    _check_positive("two_moons", num_samples=num_samples)
-    rng = np.random.default_rng(seed)
+    num_samples = positive_int("two_moons", "num_samples", num_samples)
+    noise = finite_number("two_moons", "noise", noise, 0)
+    rng = np.random.default_rng(check_seed("two_moons", seed))
     n_out = num_samples // 2
     n_in = num_samples - n_out
     t_out = np.linspace(0.0, np.pi, n_out)
@@ -226,20 +248,43 @@ def blobs(
       ``(x, y)``: points ``(N, num_features)`` and int32 cluster labels ``(N,)``,
       shuffled.
 
+    Raises:
+      ValueError: ``num_samples``, ``centers`` (a count) or ``num_features`` is not a
+        positive int; ``std`` is not a finite number ``>= 0`` or ``box`` not a finite
+        number ``> 0``; ``centers`` (an array) is not ``(K, F)`` with ``K, F >= 1`` and
+        finite values; or ``seed`` is not a non-negative int.
+      TypeError: ``std`` or ``box`` is not a real number.
+
     Example:
       >>> x, y = blobs(9, centers=3)
       >>> x.shape, np.bincount(y).tolist()
       ((9, 2), [3, 3, 3])
     """
-    _check_positive("blobs", num_samples=num_samples)
-    rng = np.random.default_rng(seed)
+    num_samples = positive_int("blobs", "num_samples", num_samples)
+    std = finite_number("blobs", "std", std, 0)
+    box = finite_number("blobs", "box", box, 0, open_low=True)
+    rng = np.random.default_rng(check_seed("blobs", seed))
     if np.ndim(centers) == 0:
-        _check_positive("blobs", centers=cast(int, centers), num_features=num_features)
-        centers = rng.uniform(-box, box, size=(int(centers), num_features))
-    centers = np.asarray(centers, dtype=np.float64)
-    if centers.ndim != 2:
-        raise ValueError(f"blobs: centers must have shape (K, F), got {centers.shape}")
+        count = positive_int("blobs", "centers", centers)
+        num_features = positive_int("blobs", "num_features", num_features)
+        centers = rng.uniform(-box, box, size=(count, num_features))
+    centers = _check_centers(centers)
     y = np.arange(num_samples, dtype=np.int32) % len(centers)
     x = centers[y] + std * rng.standard_normal((num_samples, centers.shape[1]))
     order = rng.permutation(num_samples)
     return x[order].astype(dtype), y[order]
+
+
+def _check_centers(centers) -> np.ndarray:
+    """``centers`` as a finite float64 ``(K, F)`` array with ``K, F >= 1``."""
+    try:
+        array = np.asarray(centers, dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise ValueError(
+            f"blobs: `centers` must be an int or a (K, F) array of numbers, got {centers!r} ({err})"
+        ) from None
+    if array.ndim != 2 or 0 in array.shape:
+        raise ValueError(f"blobs: centers must have shape (K, F) with K, F >= 1, got {array.shape}")
+    if not np.all(np.isfinite(array)):
+        raise ValueError(f"blobs: `centers` must be finite, got {array.tolist()}")
+    return array

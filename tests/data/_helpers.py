@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import builtins
 import gzip
 import hashlib
+import os
 import shutil
 import struct
 from pathlib import Path
 
 import numpy as np
 
-from nnjax.data import sources
+from nnjax.data import idx, sources
 
 
 def idx_bytes(array: np.ndarray) -> bytes:
@@ -48,3 +50,31 @@ def copy_dataset(src_root: str, name: str, dest_root: Path) -> Path:
     for path in (Path(src_root) / name).glob("*.gz"):
         shutil.copyfile(path, dest / path.name)
     return dest
+
+
+def deny_reading(monkeypatch, *paths: Path) -> None:
+    """Makes opening ``paths`` in :mod:`nnjax.data.idx` fail as ``chmod 000`` would.
+
+    The tests may run as root, for whom ``chmod`` takes nothing away, so the denial is
+    simulated on ``open``.
+    """
+    denied = {os.fspath(p) for p in paths}
+
+    def guarded_open(file, *args, **kwargs):
+        if os.fspath(file) in denied:
+            raise PermissionError(13, "Permission denied", os.fspath(file))
+        return builtins.open(file, *args, **kwargs)
+
+    monkeypatch.setattr(idx, "open", guarded_open, raising=False)
+
+
+def deny_listing(monkeypatch, folder: Path) -> None:
+    """Makes looking into ``folder`` fail as for a folder without read/search permission."""
+    is_file = Path.is_file
+
+    def guarded_is_file(self: Path) -> bool:
+        if self.parent == folder:
+            raise PermissionError(13, "Permission denied", str(self))
+        return is_file(self)
+
+    monkeypatch.setattr(Path, "is_file", guarded_is_file)

@@ -50,7 +50,7 @@ def test_no_shuffle_keeps_order_and_dtypes():
     ("x", "y", "bs", "match"),
     [
         (np.zeros(4), np.zeros(3), 2, r"differ in length: x has shape \(4,\), y has shape \(3,\)"),
-        (np.zeros(4), None, 0, "batch_size must be a positive integer, got 0"),
+        (np.zeros(4), None, 0, "batches: `batch_size` must be a positive int, got 0"),
         (np.zeros(4), None, 2.5, "batch_size"),
         (np.zeros((0, 3)), None, 2, r"x is empty \(shape \(0, 3\)\)"),
         (np.float32(1.0), None, 2, "scalar"),
@@ -66,3 +66,84 @@ def test_num_batches_errors():
         num_batches(10, -1)
     with pytest.raises(ValueError, match="num_examples"):
         num_batches(-1, 2)
+
+
+def test_drop_remainder_with_batch_larger_than_data_raises():
+    """W4: it used to yield nothing, so a training loop ran zero steps."""
+    with pytest.raises(ValueError, match=r"`batch_size` 100 is larger than the 10 examples"):
+        batches(np.zeros((10, 2)), np.arange(10), 100, drop_remainder=True)
+    assert len(list(batches(np.zeros((10, 2)), None, 100))) == 1  # without dropping: one batch
+    assert len(list(batches(np.zeros((10, 2)), None, 10, drop_remainder=True))) == 1
+
+
+_X = np.zeros((10, 2))
+
+
+@pytest.mark.parametrize(
+    ("x", "y", "error", "match"),
+    [
+        ((_X, _X), None, TypeError, r"`x` must be one array \(N, \.\.\.\), got a tuple of arrays"),
+        ([_X, _X], None, TypeError, r"`x` must be one array .*got a list of arrays"),
+        ({"a": _X}, None, TypeError, r"`x` must be one array .*got a dict"),
+        (_X, (np.arange(10), np.arange(10)), TypeError, r"`y` must be one array .*a tuple"),
+        ((i for i in range(4)), None, TypeError, r"`x` must be an array-like .*got generator"),
+        (np.array([{}, {}], dtype=object), None, TypeError, "object dtype"),
+        ([[1, 2], [3]], None, ValueError, r"`x` is not a regular array"),
+        (_X, np.float32(1.0), ValueError, r"`y` must have an examples axis, got a scalar"),
+    ],
+)
+def test_x_and_y_must_each_be_one_array(x, y, error, match):
+    """W5, U2: a pytree used to be stacked into one batch of two 'examples'."""
+    with pytest.raises(error, match=match):
+        batches(x, y, 4)
+
+
+def test_lists_of_numbers_are_still_arrays():
+    """Nested lists of numbers (and NumPy scalars) are array-likes, not pytrees."""
+    out = list(batches([[1, 2], [3, 4]], [np.float32(0), np.float32(1)], 2, shuffle=False))
+    assert out[0][0].tolist() == [[1, 2], [3, 4]] and out[0][1].tolist() == [0.0, 1.0]
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (
+            lambda: num_batches(10, 4.0),
+            r"num_batches: `batch_size` must be a positive int, got 4\.0",
+        ),
+        (lambda: num_batches(10.5, 4), r"`num_examples` must be a non-negative int, got 10\.5"),
+        (lambda: num_batches(True, 4), r"`num_examples` must be a non-negative int, got True"),
+        (lambda: num_batches("10", 4), r"`num_examples` must be a non-negative int, got '10'"),
+        (
+            lambda: permutation(-1),
+            r"permutation: `num_examples` must be a non-negative int, got -1",
+        ),
+        (lambda: permutation(5.5), r"permutation: `num_examples` .* got 5\.5"),
+        (
+            lambda: permutation(5, seed=-1),
+            r"permutation: `seed` must be a non-negative int, got -1",
+        ),
+        (lambda: permutation(5, epoch=-2), r"permutation: `epoch` must be a non-negative int"),
+        (lambda: batches(_X, None, 4.0), r"batches: `batch_size` must be a positive int, got 4\.0"),
+        (lambda: batches(_X, None, None), r"batches: `batch_size` .* got None"),
+        (lambda: batches(_X, None, True), r"batches: `batch_size` .* got True"),
+        (
+            lambda: batches(_X, None, 2, seed=-1),
+            r"batches: `seed` must be a non-negative int, got -1",
+        ),
+        (lambda: batches(_X, None, 2, seed=1.5), r"batches: `seed` .* got 1\.5"),
+        (lambda: batches(_X, None, 2, seed=None), r"batches: `seed` .* got None"),
+        (lambda: batches(_X, None, 2, epoch=-1), r"batches: `epoch` must be a non-negative int"),
+    ],
+)
+def test_counts_and_seeds_are_checked_by_name(call, match):
+    """W6, W7, U1, U3, U4: floats, bools, strings and negatives are named, at the call."""
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+def test_numpy_ints_are_ints():
+    n = num_batches(np.int64(10), np.int32(4))
+    assert n == 3 and type(n) is int
+    assert permutation(np.int64(4), seed=np.uint8(1), epoch=np.int16(0)).shape == (4,)
+    assert len(list(batches(_X, None, np.int64(4), seed=np.int64(2)))) == 3

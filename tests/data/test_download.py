@@ -5,6 +5,8 @@ from __future__ import annotations
 import gzip
 import http.server
 import os
+import socket
+import time
 
 import numpy as np
 import pytest
@@ -13,7 +15,15 @@ from nnjax.data import fetch, load_mnist, mnist, sources
 from nnjax.data.download import download_file, download_first
 from nnjax.data.errors import CorruptFileError, DatasetNotFoundError
 
-from ._helpers import copy_dataset, idx_bytes
+from ._helpers import copy_dataset, idx_bytes, tiny_dataset
+
+
+@pytest.fixture
+def tiny_remote(tmp_path, monkeypatch):
+    """A tiny dataset's spec, with its files nowhere on the search path."""
+    monkeypatch.delenv(sources.DATA_DIR_ENV, raising=False)
+    spec, _ = tiny_dataset(tmp_path / "elsewhere")
+    return spec
 
 
 def _leftovers(folder):
@@ -139,6 +149,7 @@ def test_damaged_download_never_lands(
     with pytest.raises(DatasetNotFoundError) as err:
         mnist.ensure_file(sources.MNIST, file, mirrors=serve(tmp_path / "site"))
     assert reason in str(err.value) and "could not be downloaded" in str(err.value)
+    assert ".part" not in str(err.value) and "Delete it" not in str(err.value)  # U18
     assert _leftovers(isolated_env / "mnist") == []
 
 
@@ -151,3 +162,69 @@ def test_fetch_verifies_existing_copy(monkeypatch, isolated_env):
     with pytest.raises(CorruptFileError, match="checksum mismatch") as err:
         fetch("mnist", mirrors="http://127.0.0.1:9")
     assert err.value.path == str(path)
+
+
+def test_rejected_download_names_the_url_not_the_temporary_file(site, tmp_path):
+    """U18: the error named a deleted .part file and said to delete it and fetch again."""
+    _, url = site
+    dest = tmp_path / "out" / "a.bin"
+
+    def reject(path):
+        raise CorruptFileError(path, "not gzip", "bad header", "Delete it and run `nnjax ...`")
+
+    with pytest.raises(CorruptFileError) as err:
+        download_file(f"{url}/a.bin", dest, verify=reject, progress=False)
+    msg = str(err.value)
+    assert err.value.path == f"{url}/a.bin" and err.value.reason == "not gzip"
+    assert msg.startswith(f"{url}/a.bin: not gzip: the server sent something that is not a good")
+    assert ".part" not in msg and "Delete it" not in msg
+    with pytest.raises(DatasetNotFoundError) as err:
+        download_first([f"{url}/a.bin"], dest, verify=reject, progress=False)
+    assert f"  {url}/a.bin: not gzip: the server sent" in str(err.value)
+    assert ".part" not in str(err.value) and "Delete it" not in str(err.value)
+
+
+@pytest.fixture
+def stalled_url():
+    """A server that accepts connections and never answers."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(8)
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+
+def test_stalled_server_is_bounded_by_timeout_per_attempt(
+    tiny_remote, stalled_url, isolated_env, capfd
+):
+    """U20: a stalled server made the loader wait 60 s per URL, silently."""
+    spec = tiny_remote
+    start = time.monotonic()
+    with pytest.raises(DatasetNotFoundError, match="timed out"):
+        mnist.load_remote(spec, mirrors=[stalled_url, stalled_url + "/"], timeout=0.3)
+    assert time.monotonic() - start < 15
+    err = capfd.readouterr().err
+    dest = isolated_env / "tiny" / spec.files[0].name
+    line = f"downloading {stalled_url}/tiny/{spec.files[0].name} -> {dest}"
+    assert err.count(line) == 2 and err.count("downloading ") == 2  # once per attempt
+    assert _leftovers(isolated_env / "tiny") == []
+
+
+def test_no_download_line_when_progress_is_off(site, tmp_path, capfd):
+    _, url = site
+    download_file(f"{url}/a.bin", tmp_path / "a.bin", progress=False)
+    assert "downloading" not in capfd.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "match"),
+    [
+        (lambda: load_mnist(timeout=0), ValueError, "load_mnist: `timeout` must be > 0, got 0"),
+        (lambda: load_mnist(timeout=float("inf")), ValueError, "`timeout` must be finite"),
+        (lambda: load_mnist(timeout="60"), TypeError, "`timeout` must be a real number"),
+        (lambda: fetch("mnist", timeout=-1), ValueError, "fetch: `timeout` must be > 0, got -1"),
+    ],
+)
+def test_bad_timeout_fails_before_searching(call, error, match, isolated_env):
+    with pytest.raises(error, match=match):
+        call()
+    assert _leftovers(isolated_env) == []

@@ -116,3 +116,24 @@ def test_read_idx_gz_checks_structure_before_checksum(tmp_path):
     with pytest.raises(CorruptFileError) as err:
         idx.read_idx_gz(path, magic=idx.IMAGES_MAGIC, md5="0" * 32)
     assert err.value.reason == "bad magic" and err.value.path == str(path)
+
+
+def test_header_whose_size_overflows_int64_is_truncated_not_valueerror():
+    """U17: the size used to overflow int64 and give a plain reshape ValueError."""
+    raw = bytes([0, 0, 8, 3]) + (2**31).to_bytes(4, "big") * 2 + (4).to_bytes(4, "big")
+    with pytest.raises(CorruptFileError) as err:
+        idx.parse_idx(raw, name="big.idx")
+    assert err.value.reason == "truncated" and "(2147483648, 2147483648, 4)" in str(err.value)
+
+
+@pytest.mark.parametrize("data", ["\0\0\x08\x01", None, [0, 0, 8, 1]])
+def test_parse_idx_needs_bytes(data):
+    """U17: a str got a confusing TypeError from deep inside."""
+    with pytest.raises(TypeError, match=r"parse_idx: `data` must be the bytes of an IDX file, got"):
+        idx.parse_idx(data)
+
+
+def test_parse_idx_accepts_bytearray_and_memoryview():
+    raw = bytes([0, 0, 8, 1, 0, 0, 0, 2, 4, 2])
+    assert idx.parse_idx(bytearray(raw)).tolist() == [4, 2]
+    assert idx.parse_idx(memoryview(raw)).tolist() == [4, 2]

@@ -13,9 +13,14 @@ import numpy as np
 import pytest
 
 from nnjax.data import load_fashion_mnist, load_mnist, mnist, sources
-from nnjax.data.errors import CorruptFileError, DatasetNotFoundError
+from nnjax.data.errors import (
+    CorruptFileError,
+    DatasetError,
+    DatasetNotFoundError,
+    UnreadableFileError,
+)
 
-from ._helpers import idx_bytes, tiny_dataset
+from ._helpers import deny_listing, deny_reading, idx_bytes, tiny_dataset
 
 
 def _shared_root() -> str:
@@ -138,6 +143,7 @@ def test_data_dir_wins_over_env(tiny, tmp_path, monkeypatch):
 
 def test_missing_without_download_lists_folders_and_urls(tiny, tmp_path, isolated_env):
     spec, _, _ = tiny
+    (tmp_path / "empty").mkdir()
     with pytest.raises(DatasetNotFoundError) as err:
         mnist.load_remote(spec, tmp_path / "empty", download=False)
     msg = str(err.value)
@@ -187,3 +193,31 @@ def test_image_label_count_mismatch(tmp_path):
     mixed = dataclasses.replace(spec, files=(spec.files[0], labels, *spec.files[2:]))
     with pytest.raises(CorruptFileError, match=r"\(6, 28, 28\) do not match 5 labels"):
         mnist.load_remote(mixed, tmp_path, download=False)
+
+
+def test_unreadable_file_is_a_dataset_error_naming_it(tiny, monkeypatch):
+    """U21: a bare PermissionError, not a DatasetError, with no remedy."""
+    spec, _, root = tiny
+    locked = root / "tiny" / "train-labels-idx1-ubyte.gz"
+    deny_reading(monkeypatch, locked)
+    with pytest.raises(UnreadableFileError) as err:
+        mnist.load_remote(spec, root, download=False)
+    assert isinstance(err.value, DatasetError) and isinstance(err.value, OSError)
+    assert err.value.path == str(locked) and err.value.reason == "unreadable"
+    msg = str(err.value)
+    assert msg.startswith(f"{locked}: unreadable: Permission denied") and "chmod" in msg
+    assert "nnjax data fetch tiny" in msg
+
+
+def test_unsearchable_folder_is_skipped_and_noted(tiny, tmp_path, monkeypatch):
+    """U21: a folder without permission early in the search order aborted the search."""
+    spec, arrays, root = tiny
+    blocked = tmp_path / "blocked"
+    blocked.mkdir()
+    deny_listing(monkeypatch, blocked)
+    monkeypatch.setenv(sources.DATA_DIR_ENV, str(root))  # the files are found after it
+    _assert_loaded(mnist.load_remote(spec, blocked, download=False), arrays)
+    monkeypatch.delenv(sources.DATA_DIR_ENV)
+    with pytest.raises(DatasetNotFoundError) as err:
+        mnist.load_remote(spec, blocked, download=False)
+    assert f"{blocked} (could not be searched: Permission denied)" in str(err.value)

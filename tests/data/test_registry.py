@@ -9,6 +9,8 @@ import pytest
 
 from nnjax.data import available_datasets, dataset_info, fetch, load, sources, verify
 
+from ._helpers import deny_reading
+
 
 def test_names_and_info():
     names = available_datasets()
@@ -62,3 +64,56 @@ def test_load_passes_data_dir_and_options(tmp_path, monkeypatch):
     monkeypatch.delenv(sources.DATA_DIR_ENV, raising=False)
     with pytest.raises(FileNotFoundError, match=str(tmp_path)):
         load("fashion_mnist", tmp_path, download=False)
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: dataset_info(None),
+        lambda: verify(None),
+        lambda: load(3),
+        lambda: fetch(["mnist"]),
+    ],
+)
+def test_name_must_be_a_string(call):
+    """U14: used to be AttributeError: 'NoneType' object has no attribute 'lower'."""
+    with pytest.raises(TypeError, match=r"`name` must be a dataset name \(a str\) .*, got"):
+        call()
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs", "hint"),
+    [
+        ("xor", {"bipolar": True}, r"xor\(\) or logic_gate"),
+        ("moons", {"seed": 3}, r"two_moons\(\.\.\.\)"),
+        ("adding", {"seq_len": 10, "seed": 1}, r"adding_problem\(\.\.\.\)"),
+    ],
+)
+def test_synthetic_sets_take_no_keyword_arguments(name, kwargs, hint):
+    """U15: the error named a private helper or clashed with the fixed seeds."""
+    with pytest.raises(TypeError, match=rf"load: '{name}' takes no keyword arguments, got "):
+        load(name, **kwargs)
+    with pytest.raises(TypeError, match=rf"call nnjax\.data\.{hint}"):
+        load(name, **kwargs)
+
+
+def test_digits_options_pass_through():
+    pytest.importorskip("sklearn.datasets")
+    (x, _), (xt, _) = load("digits", test_fraction=0.5, seed=2)
+    assert len(x) + len(xt) == 1797 and abs(len(x) - len(xt)) <= 1
+
+
+def test_verify_reports_an_unreadable_file(tmp_path, monkeypatch):
+    """W3: verify raised PermissionError instead of reporting the file (and the others)."""
+    monkeypatch.delenv(sources.DATA_DIR_ENV, raising=False)
+    folder = tmp_path / "mnist"
+    folder.mkdir()
+    locked = folder / "train-labels-idx1-ubyte.gz"
+    locked.write_bytes(b"anything")
+    deny_reading(monkeypatch, locked)
+    reports = {r.name: r for r in verify("mnist", tmp_path)}
+    assert len(reports) == 4
+    bad = reports[locked.name]
+    assert bad.status == "unreadable" and not bad.ok and bad.path == locked
+    assert f"{locked}: unreadable: Permission denied" in bad.detail
+    assert reports["train-images-idx3-ubyte.gz"].status == "missing"

@@ -74,3 +74,66 @@ def test_errors():
         StandardScaler().fit(np.array([[1.0], [np.nan]]))
     with pytest.raises(ValueError, match="axis 2 is invalid for data of rank 2"):
         StandardScaler(axis=2).fit(np.zeros((3, 3)))
+
+
+_X = np.array([[0.0, 10.0], [2.0, 30.0]])
+
+
+@pytest.mark.parametrize(
+    "feature_range",
+    [(0, np.inf), (-np.inf, 0), (0, np.nan), (-1e308, 1e308), (0, 1, 2), ("a", 1), None, (1, 0)],
+)
+def test_feature_range_must_be_two_finite_increasing_numbers(feature_range):
+    """W8, U5: an infinite range gave all-NaN output; others got unpacking errors."""
+    with pytest.raises(ValueError, match=r"MinMaxScaler: `feature_range` must be two finite"):
+        MinMaxScaler(feature_range=feature_range)
+
+
+def test_axis_numpy_int_accepted_bool_and_others_rejected():
+    """W9, U6."""
+    np.testing.assert_array_equal(
+        MinMaxScaler(axis=np.int64(0)).fit_transform(_X), MinMaxScaler(axis=0).fit_transform(_X)
+    )
+    np.testing.assert_array_equal(
+        StandardScaler(axis=[np.int32(0)]).fit_transform(_X), StandardScaler().fit_transform(_X)
+    )
+    for axis in (True, 1.5, None, "0", (0, 1.0)):
+        with pytest.raises(TypeError, match=r"`axis` must be an int or a tuple of ints, got"):
+            MinMaxScaler(axis=axis)
+    with pytest.raises(TypeError, match=r"StandardScaler: `axis` .* got True"):
+        StandardScaler(axis=True)
+
+
+@pytest.mark.parametrize(
+    ("data", "match"),
+    [
+        (np.array([[1 + 2j], [3 + 4j]]), "complex dtype complex128"),
+        (np.array([["a"], ["b"]]), "non-numeric dtype <U1"),
+        (np.array([[object()], [object()]]), "non-numeric dtype object"),
+    ],
+)
+def test_non_real_data_is_rejected(data, match):
+    """W10, U7: complex data lost its imaginary part; strings got NumPy's message."""
+    with pytest.raises(
+        TypeError, match=r"StandardScaler\.fit: data must be real numbers.*" + match
+    ):
+        StandardScaler().fit(data)
+    scaler = MinMaxScaler().fit(np.zeros((2, 1)))
+    with pytest.raises(TypeError, match=r"MinMaxScaler\.transform: .*" + match):
+        scaler.transform(data)
+
+
+def test_ragged_data_is_named():
+    with pytest.raises(ValueError, match=r"MinMaxScaler\.fit: data is not a regular array"):
+        MinMaxScaler().fit([[1.0, 2.0], [3.0]])
+
+
+@pytest.mark.parametrize(
+    ("scaler", "data"),
+    [(StandardScaler(), [[1e200], [-1e200]]), (MinMaxScaler(), [[1.7e308], [-1.7e308]])],
+)
+def test_statistics_that_overflow_raise(scaler, data):
+    """U8: finite data whose variance overflowed left scale_ = inf."""
+    with pytest.raises(ValueError, match=r"\.fit: the statistics of the data overflow float64"):
+        scaler.fit(np.array(data))
+    assert scaler.center_ is None and scaler.scale_ is None  # still unfitted

@@ -61,7 +61,12 @@ def test_adding_problem_is_seeded():
 
 
 @pytest.mark.parametrize(
-    ("args", "match"), [((0, 5), "num_samples"), ((4, 1), "at least 2"), ((4, 2.5), "seq_len")]
+    ("args", "match"),
+    [
+        ((0, 5), "num_samples"),
+        ((4, 1), r"`seq_len` must be an int >= 2, got 1"),
+        ((4, 2.5), "seq_len"),
+    ],
 )
 def test_adding_problem_bad_args(args, match):
     with pytest.raises(ValueError, match=match):
@@ -102,3 +107,145 @@ def test_blobs_cluster_around_given_centers():
         assert x[y == k].std(axis=0) == pytest.approx([0.5, 0.5], rel=0.1)
     with pytest.raises(ValueError, match=r"shape \(K, F\)"):
         synthetic.blobs(10, centers=np.zeros((2, 2, 2)))
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [{"bipolar": True}, {"bipolar_targets": True}, {"bipolar": True, "bipolar_targets": False}],
+)
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint32, np.bool_])
+def test_bipolar_needs_a_signed_dtype(kw, dtype):
+    """W11: -1 wrapped to 255 in uint8."""
+    with pytest.raises(ValueError, match=rf"logic_gate: `dtype` {np.dtype(dtype)} cannot hold"):
+        synthetic.logic_gate("xor", dtype=dtype, **kw)
+
+
+def test_unsigned_dtype_still_fine_for_0_1_and_signed_for_bipolar():
+    x, y = synthetic.logic_gate("xor", dtype=np.uint8)
+    assert x.dtype == np.uint8 and y.tolist() == [0, 1, 1, 0]
+    x, _ = synthetic.logic_gate("xor", bipolar=True, dtype=np.int8)
+    assert x.min() == -1
+
+
+@pytest.mark.parametrize("name", [None, 3, b"xor"])
+def test_gate_name_must_be_a_string(name):
+    """U10: used to be AttributeError ... has no attribute 'lower'."""
+    with pytest.raises(TypeError, match=r"logic_gate: `name` must be a str .*, got "):
+        synthetic.logic_gate(name)
+
+
+_BAD_NUMBERS = [
+    # (call, error, message fragment)
+    (
+        lambda: synthetic.sine_sequences(3, 5, period=float("nan")),
+        ValueError,
+        "`period` must be finite, got nan",
+    ),
+    (
+        lambda: synthetic.sine_sequences(3, 5, period=0.0),
+        ValueError,
+        r"`period` must be > 0, got 0\.0",
+    ),
+    (
+        lambda: synthetic.sine_sequences(3, 5, period="20"),
+        TypeError,
+        "`period` must be a real number, got '20'",
+    ),
+    (
+        lambda: synthetic.sine_sequences(3, 5, noise=float("inf")),
+        ValueError,
+        "`noise` must be finite, got inf",
+    ),
+    (
+        lambda: synthetic.sine_sequences(3, 5, noise=-0.1),
+        ValueError,
+        r"`noise` must be >= 0, got -0\.1",
+    ),
+    (
+        lambda: synthetic.two_moons(10, noise=float("nan")),
+        ValueError,
+        "two_moons: `noise` must be finite",
+    ),
+    (
+        lambda: synthetic.two_moons(10, noise=-1.0),
+        ValueError,
+        r"two_moons: `noise` must be >= 0, got -1\.0",
+    ),
+    (lambda: synthetic.blobs(9, std=-1.0), ValueError, r"blobs: `std` must be >= 0, got -1\.0"),
+    (
+        lambda: synthetic.blobs(9, std=float("nan")),
+        ValueError,
+        "blobs: `std` must be finite, got nan",
+    ),
+    (
+        lambda: synthetic.blobs(9, box=float("inf")),
+        ValueError,
+        "blobs: `box` must be finite, got inf",
+    ),
+    (lambda: synthetic.blobs(9, box=0), ValueError, "blobs: `box` must be > 0, got 0"),
+    (
+        lambda: synthetic.blobs(9, centers=np.array([[np.nan, 0.0]])),
+        ValueError,
+        "blobs: `centers` must be finite",
+    ),
+    (lambda: synthetic.blobs(9, centers=np.zeros((0, 2))), ValueError, r"K, F >= 1, got \(0, 2\)"),
+    (
+        lambda: synthetic.blobs(9, centers=True),
+        ValueError,
+        "blobs: `centers` must be a positive int, got True",
+    ),
+    (
+        lambda: synthetic.blobs(9, num_features=2.0),
+        ValueError,
+        r"blobs: `num_features` must be a positive int, got 2\.0",
+    ),
+    (
+        lambda: synthetic.adding_problem(2.0, 10),
+        ValueError,
+        r"adding_problem: `num_samples` must be a positive int, got 2\.0",
+    ),
+    (
+        lambda: synthetic.adding_problem(True, 10),
+        ValueError,
+        "`num_samples` must be a positive int, got True",
+    ),
+    (
+        lambda: synthetic.adding_problem(None, 10),
+        ValueError,
+        "`num_samples` must be a positive int, got None",
+    ),
+    (
+        lambda: synthetic.adding_problem(float("nan"), 10),
+        ValueError,
+        "`num_samples` must be a positive int, got nan",
+    ),
+    (
+        lambda: synthetic.sine_sequences(3, True),
+        ValueError,
+        "sine_sequences: `window` must be a positive int, got True",
+    ),
+    (
+        lambda: synthetic.adding_problem(3, 10, seed=-1),
+        ValueError,
+        "adding_problem: `seed` must be a non-negative int, got -1",
+    ),
+    (
+        lambda: synthetic.two_moons(10, seed=1.5),
+        ValueError,
+        r"two_moons: `seed` must be a non-negative int, got 1\.5",
+    ),
+]
+
+
+@pytest.mark.parametrize(("call", "error", "match"), _BAD_NUMBERS)
+def test_bad_numbers_are_named(call, error, match):
+    """W12-W14, U3, U9, U11, U12: NaN/inf/negative values gave NaN data or deep errors."""
+    with pytest.raises(error, match=match):
+        call()
+
+
+def test_numpy_ints_and_zero_noise_still_work():
+    x, _ = synthetic.blobs(np.int64(6), centers=np.int32(2), num_features=np.int8(3), std=0)
+    assert x.shape == (6, 3)
+    x, _ = synthetic.adding_problem(np.int64(2), np.int64(4), seed=np.int64(1))
+    assert x.shape == (2, 4, 2)
