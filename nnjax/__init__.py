@@ -18,10 +18,17 @@ The layers of the package, from the bottom up:
 """
 
 import importlib
+from typing import TYPE_CHECKING
 
 from nnjax import activations, errors, functional, initializers, losses, metrics
 from nnjax.errors import ShapeError
 
+if TYPE_CHECKING:  # what the lazy `__getattr__` below returns, for type checkers and IDEs
+    from nnjax import classic, data, distributed, io, nn, train
+    from nnjax.io.export import export, load_exported
+    from nnjax.io.model import load, load_state, save, save_state
+
+#: The installed version of nnjax (``"major.minor.patch"``).
 __version__ = "0.2.0"
 
 # The upper layers load on first use, so `import nnjax` stays light and

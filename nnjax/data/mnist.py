@@ -284,8 +284,8 @@ def load_fashion_mnist(
       ``(10000, 28, 28)``, uint8 labels 0..9 ``(60000,)`` and ``(10000,)``.
 
     Raises:
-      DatasetNotFoundError, CorruptFileError, UnreadableFileError, TypeError,
-      ValueError: as for :func:`load_mnist`.
+      DatasetNotFoundError, CorruptFileError, UnreadableFileError, TypeError, ValueError:
+        as for :func:`load_mnist`.
 
     Example:
       >>> (x, y), _ = load_fashion_mnist()  # doctest: +SKIP

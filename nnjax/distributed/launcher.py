@@ -19,7 +19,19 @@ GRACE_S = 10.0
 
 
 def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port on ``host`` that nothing listens on now (the OS picks it)."""
+    """A TCP port on ``host`` that nothing listens on now (the OS picks it).
+
+    Args:
+      host: the interface to bind, ``"127.0.0.1"`` by default.
+
+    Returns:
+      A port number in ``[1, 65535]``, free when it was asked for (another program may
+      take it before it is used).
+
+    Example:
+      >>> 0 < free_port() < 65536
+      True
+    """
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])

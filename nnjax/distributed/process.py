@@ -25,9 +25,11 @@ __all__ = [
     "process_index",
 ]
 
-#: Environment variables that ``nnjax launch`` sets in each process it starts.
+#: Set by ``nnjax launch`` in each process it starts: the coordinator's ``"host:port"``.
 ENV_ADDRESS = "NNJAX_COORDINATOR_ADDRESS"
+#: Set by ``nnjax launch`` in each process it starts: the number of processes.
 ENV_NUM_PROCESSES = "NNJAX_NUM_PROCESSES"
+#: Set by ``nnjax launch`` in each process it starts: this process's index (0 first).
 ENV_PROCESS_ID = "NNJAX_PROCESS_ID"
 
 
@@ -47,6 +49,10 @@ def initialize(
     :data:`ENV_PROCESS_ID`); JAX's own cluster detection (SLURM, Cloud TPU, Open MPI,
     Kubernetes). A second call in the same process does nothing.
 
+    With none of the three (a plain ``python train.py`` on a laptop) there is nothing
+    to join and it raises ``ValueError``: a script that should also run as a single
+    process calls :func:`initialize_if_launched` instead, which does nothing then.
+
     Args:
       coordinator_address: ``"host:port"`` of process 0's coordinator service.
       num_processes: how many processes take part, ``>= 1``.
@@ -58,7 +64,8 @@ def initialize(
 
     Raises:
       ValueError: a malformed address, a count or index out of range, or only some of
-        the three arguments given (naming what was passed).
+        the three arguments given (naming what was passed); or no arguments, no
+        launcher variables and no cluster that JAX detects (naming the three sources).
 
     Example:
       >>> # in each of 2 processes (or: nnjax launch --processes 2 -- python train.py)
@@ -73,14 +80,31 @@ def initialize(
     collectives = jax.config.jax_cpu_collectives_implementation  # type: ignore[attr-defined]
     if collectives in (None, "", "none"):
         jax.config.update("jax_cpu_collectives_implementation", "gloo")
-    jax.distributed.initialize(
-        coordinator_address=address,
-        num_processes=count,
-        process_id=index,
-        local_device_ids=local_device_ids,
-        initialization_timeout=timeout_s,
-        heartbeat_timeout_seconds=heartbeat_timeout_s,
-    )
+    try:
+        jax.distributed.initialize(
+            coordinator_address=address,
+            num_processes=count,
+            process_id=index,
+            local_device_ids=local_device_ids,
+            initialization_timeout=timeout_s,
+            heartbeat_timeout_seconds=heartbeat_timeout_s,
+        )
+    except ValueError as error:
+        # JAX's own words when its cluster detection found nothing:
+        # "coordinator_address should be defined."
+        if address is not None or "coordinator_address" not in str(error):
+            raise
+        raise ValueError(_NOTHING_TO_JOIN) from error
+
+
+_NOTHING_TO_JOIN = (
+    "initialize: no multi-process run to join: no arguments were given, "
+    f"{ENV_ADDRESS} is not set (the process was not started by `nnjax launch`), and JAX "
+    "detected no cluster (SLURM, Cloud TPU, Open MPI, Kubernetes). Pass "
+    "coordinator_address, num_processes and process_id; or start the script with "
+    "`nnjax launch --processes N -- python script.py`; or, in a script that also runs "
+    "as one process, call initialize_if_launched() instead"
+)
 
 
 def initialize_if_launched(*, timeout_s: int = 300, heartbeat_timeout_s: int = 100) -> bool:
@@ -94,6 +118,10 @@ def initialize_if_launched(*, timeout_s: int = 300, heartbeat_timeout_s: int = 1
     Args:
       timeout_s: as :func:`initialize`.
       heartbeat_timeout_s: as :func:`initialize`.
+
+    Returns:
+      ``True`` when it joined the launcher's group, ``False`` when the launcher's
+      variables are not set (nothing was done).
 
     Example:
       >>> initialize_if_launched()  # not started by nnjax launch
@@ -146,15 +174,39 @@ def _check_address(address: str) -> None:
 
 
 def process_count() -> int:
-    """The number of processes in the run (1 without :func:`initialize`)."""
+    """The number of processes in the run (1 without :func:`initialize`).
+
+    Returns:
+      ``jax.process_count()``: the processes that joined, ``>= 1``.
+
+    Example:
+      >>> process_count()  # a single process
+      1
+    """
     return jax.process_count()
 
 
 def process_index() -> int:
-    """The index of this process, from 0 to ``process_count() - 1``."""
+    """The index of this process, from 0 to ``process_count() - 1``.
+
+    Returns:
+      ``jax.process_index()`` (0 in a single process).
+
+    Example:
+      >>> process_index()
+      0
+    """
     return jax.process_index()
 
 
 def is_main_process() -> bool:
-    """Whether this is process 0: the one that prints progress and writes logs."""
+    """Whether this is process 0: the one that prints progress and writes logs.
+
+    Returns:
+      ``True`` on process 0 (and in a single process), ``False`` on every other.
+
+    Example:
+      >>> is_main_process()
+      True
+    """
     return jax.process_index() == 0

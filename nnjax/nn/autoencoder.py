@@ -78,7 +78,11 @@ class Autoencoder(nnx.Module):
         return self.decoder(z)
 
     def __call__(self, x: jax.typing.ArrayLike) -> jax.Array:
-        """Reconstructs ``x``, returning the shape of ``x``."""
+        """Reconstructs ``x``, returning the shape of ``x``.
+
+        ``(B, H, W)`` or ``(B, H, W, C)`` images in, the same shape out, in the
+        compute dtype (``dtype``, else the input's floating dtype).
+        """
         x = jnp.asarray(x)
         return self.decode(self.encode(x)).reshape(x.shape)
 
@@ -169,6 +173,10 @@ class ConvAutoencoder(nnx.Module):
         return self.decoder(z)
 
     def __call__(self, x: jax.typing.ArrayLike) -> jax.Array:
-        """Reconstructs ``x``, returning the shape of ``x``."""
+        """Reconstructs ``x``, returning the shape of ``x``.
+
+        ``(B, H, W)`` or ``(B, H, W, C)`` images in, the same shape out, in the
+        compute dtype (``dtype``, else the input's floating dtype).
+        """
         x = jnp.asarray(x)
         return self.decode(self.encode(x)).reshape(x.shape)

@@ -83,9 +83,13 @@ class Dropout(nnx.Module):
         """Drops elements of ``x`` (any shape) unless deterministic.
 
         Args:
-          x: the input.
+          x: the input, any shape, floating dtype.
           deterministic: overrides the attribute for this call.
           key: a PRNG key to use instead of the layer's stream.
+
+        Returns:
+          An array of ``x``'s shape and dtype: kept elements scaled by ``1 / (1 - rate)``,
+          dropped ones 0; ``x`` itself when deterministic or ``rate == 0``.
         """
         deterministic = self.deterministic if deterministic is None else deterministic
         if deterministic or self.rate == 0.0:

@@ -34,7 +34,10 @@ class _Norm(FunctionalModule):
         )
 
     def __call__(self, x: jax.typing.ArrayLike) -> jax.Array:
-        """Normalises channels-last ``x``; returns its shape."""
+        """Normalises channels-last ``x`` ``(B, ..., C)``; returns its shape.
+
+        The result has ``x``'s dtype, or the layer's ``dtype`` when one is set.
+        """
         x = compute_dtype(x, self.dtype)
         return self._op(self.params(), x, epsilon=self.epsilon, **self._op_kwargs)
 

@@ -16,6 +16,9 @@ _RENAMED = {"window": "window_shape"}
 class MaxPool2D(_Pool):
     """Max pooling over NHWC images, calling :func:`nnjax.functional.max_pool2d`.
 
+    Maps ``(B, H, W, C)`` to ``(B, H', W', C)`` in the input's dtype: ``H' = ceil((H -
+    wh + 1) / stride)`` with ``"VALID"`` padding, ``ceil(H / stride)`` with ``"SAME"``.
+
     Args:
       window_shape: ``(wh, ww)`` or an int for a square window (formerly ``window``).
       stride: step between windows; ``None`` means ``window_shape`` (non-overlapping).
@@ -34,6 +37,9 @@ class MaxPool2D(_Pool):
 @recorded
 class AvgPool2D(_AvgPool):
     """Average pooling over NHWC images, calling :func:`nnjax.functional.avg_pool2d`.
+
+    Maps floating ``(B, H, W, C)`` to ``(B, H', W', C)`` in the input's dtype, with the
+    output sizes of :class:`MaxPool2D`.
 
     Args:
       window_shape: ``(wh, ww)`` or an int for a square window (formerly ``window``).

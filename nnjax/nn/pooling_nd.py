@@ -33,7 +33,11 @@ class _Pool(nnx.Module):
         return unwrap(self.window_shape), unwrap(self.stride), self.padding
 
     def __call__(self, x: jax.typing.ArrayLike) -> jax.Array:
-        """Pools channels-last ``x``."""
+        """Pools channels-last ``x``: ``(B, *spatial, C) -> (B, *pooled, C)``, same dtype.
+
+        Each pooled size is ``ceil((n - window + 1) / stride)`` with ``"VALID"`` padding
+        and ``ceil(n / stride)`` with ``"SAME"``; ``C`` is unchanged.
+        """
         return self._op(x, *self._args())
 
 
@@ -83,7 +87,10 @@ class _AvgPool(_Pool):
         self.count_include_pad = count_include_pad
 
     def __call__(self, x: jax.typing.ArrayLike) -> jax.Array:
-        """Pools channels-last ``x``."""
+        """Pools channels-last ``x``: ``(B, *spatial, C) -> (B, *pooled, C)``, same dtype.
+
+        Pooled sizes as for max pooling; floating inputs only (the mean of a window).
+        """
         return self._op(x, *self._args(), count_include_pad=self.count_include_pad)
 
 

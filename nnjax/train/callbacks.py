@@ -9,16 +9,24 @@ starts; :class:`nnjax.train.driver.RunView`): ``loop.model``, ``loop.state`` (th
 Checkpointing lives in :mod:`nnjax.train.checkpoint` (:class:`ModelCheckpoint`).
 
 Example:
-  >>> class PrintLoss(Callback):
+  >>> import numpy as np
+  >>> from flax import nnx
+  >>> from nnjax import nn, train
+  >>> class PrintLearningRate(Callback):
   ...     def on_epoch_end(self, epoch, logs=None):
-  ...         print(epoch, round(logs["loss"], 2))
+  ...         print(epoch, logs["learning_rate"])
+  >>> x, y = np.ones((8, 2), np.float32), np.zeros(8, np.int32)
+  >>> _ = train.fit(nn.MLP(2, (4,), 2, rngs=nnx.Rngs(0)), (x, y), loss="cross_entropy",
+  ...               epochs=2, learning_rate=0.01, verbose=0, callbacks=[PrintLearningRate()])
+  0 0.01
+  1 0.01
 """
 
 from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from nnjax.train import sharding
@@ -40,10 +48,20 @@ class Callback:
     epoch's train and ``val_`` metrics and the learning rate); ``on_train_end``.
 
     Example:
+      >>> import numpy as np
+      >>> from flax import nnx
+      >>> from nnjax import nn, train
+      >>> x = np.random.default_rng(0).normal(size=(32, 4)).astype("float32")
+      >>> y = (x[:, 0] > 0).astype("int32")
+      >>> model = nn.MLP(4, (8,), 2, rngs=nnx.Rngs(0))
       >>> class StopAfterTwo(Callback):
       ...     def on_epoch_end(self, epoch, logs=None):
       ...         if epoch >= 1:
       ...             self.loop.request_stop()
+      >>> history = train.fit(model, (x, y), loss="cross_entropy", epochs=10, batch_size=8,
+      ...                     verbose=0, callbacks=[StopAfterTwo()])
+      >>> len(history.history["loss"])
+      2
     """
 
     loop: Any = None
@@ -112,12 +130,22 @@ def _finite(owner: str, name: str, value: Any, *, low: float = 0.0) -> float:
 class CallbackList(Callback):
     """Calls every hook on each callback in order.
 
+    Args:
+      callbacks: the callbacks, called in this order (``None``: none).
+
     Raises:
       TypeError: ``callbacks`` is not a list of :class:`Callback` instances
         (:func:`as_callbacks`; ``None`` is an empty list).
 
     Example:
-      >>> CallbackList([Callback()]).on_train_begin()
+      >>> class Say(Callback):
+      ...     def __init__(self, word):
+      ...         self.word = word
+      ...     def on_epoch_end(self, epoch, logs=None):
+      ...         print(self.word, epoch, logs)
+      >>> CallbackList([Say("first"), Say("second")]).on_epoch_end(0, {"loss": 0.5})
+      first 0 {'loss': 0.5}
+      second 0 {'loss': 0.5}
     """
 
     def __init__(self, callbacks: Iterable[Callback] | None = ()) -> None:
@@ -233,7 +261,21 @@ class EarlyStopping(Callback):
       best_epoch: the epoch with the best monitored value.
 
     Example:
-      >>> stop = EarlyStopping("val_loss", patience=3, restore_best_weights=True)
+      With ``min_delta=1.0`` no epoch after the first improves enough, so training stops
+      after epoch 1 and the weights of epoch 0 are put back:
+
+      >>> import numpy as np
+      >>> from flax import nnx
+      >>> from nnjax import nn, train
+      >>> x = np.random.default_rng(0).normal(size=(32, 4)).astype("float32")
+      >>> y = (x[:, 0] > 0).astype("int32")
+      >>> model = nn.MLP(4, (8,), 2, rngs=nnx.Rngs(0))
+      >>> stop = EarlyStopping("val_loss", patience=1, min_delta=1.0,
+      ...                      restore_best_weights=True)
+      >>> history = train.fit(model, (x, y), loss="cross_entropy", epochs=10, batch_size=8,
+      ...                     validation_data=(x, y), verbose=0, callbacks=[stop])
+      >>> len(history.history["val_loss"]), stop.best_epoch, stop.stopped_epoch
+      (2, 0, 1)
     """
 
     def __init__(
@@ -297,7 +339,21 @@ class ReduceLROnPlateau(Callback):
         ``min_delta`` or ``min_lr``; a non-finite number; an unknown ``mode``.
 
     Example:
-      >>> reduce = ReduceLROnPlateau("val_loss", factor=0.5, patience=2)
+      With ``min_delta=1.0`` every epoch after the first is a stall; after ``patience=2``
+      of them the rate is halved (and logged from the next epoch on):
+
+      >>> import numpy as np
+      >>> from flax import nnx
+      >>> from nnjax import nn, train
+      >>> x = np.random.default_rng(0).normal(size=(32, 4)).astype("float32")
+      >>> y = (x[:, 0] > 0).astype("int32")
+      >>> model = nn.MLP(4, (8,), 2, rngs=nnx.Rngs(0))
+      >>> reduce = ReduceLROnPlateau("val_loss", factor=0.5, patience=2, min_delta=1.0)
+      >>> history = train.fit(model, (x, y), loss="cross_entropy", epochs=5, batch_size=8,
+      ...                     learning_rate=0.01, validation_data=(x, y), verbose=0,
+      ...                     callbacks=[reduce])
+      >>> history.history["learning_rate"]
+      [0.01, 0.01, 0.01, 0.005, 0.005]
     """
 
     def __init__(
@@ -346,11 +402,27 @@ class ReduceLROnPlateau(Callback):
 class LearningRateScheduler(Callback):
     """Sets the learning rate before each epoch to ``schedule(epoch, lr)`` (Keras' callback).
 
+    The rate lives in the optimizer state (``optax.inject_hyperparams``): no recompile.
+
+    Args:
+      schedule: ``schedule(epoch, lr) -> new_lr``, with the 0-based epoch and the
+        current rate; its result is converted with ``float``.
+
     Example:
+      >>> import numpy as np
+      >>> from flax import nnx
+      >>> from nnjax import nn, train
+      >>> x = np.random.default_rng(0).normal(size=(32, 4)).astype("float32")
+      >>> y = (x[:, 0] > 0).astype("int32")
+      >>> model = nn.MLP(4, (8,), 2, rngs=nnx.Rngs(0))
       >>> halve = LearningRateScheduler(lambda epoch, lr: lr * 0.5 if epoch else lr)
+      >>> history = train.fit(model, (x, y), loss="cross_entropy", epochs=3, batch_size=8,
+      ...                     learning_rate=0.1, verbose=0, callbacks=[halve])
+      >>> history.history["learning_rate"]
+      [0.1, 0.05, 0.025]
     """
 
-    def __init__(self, schedule) -> None:
+    def __init__(self, schedule: Callable[[int, float], float]) -> None:
         self.schedule = schedule
 
     def on_epoch_begin(self, epoch, logs=None):

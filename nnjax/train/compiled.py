@@ -364,6 +364,18 @@ def jit_train_step(
 
     With ``scan=True`` the step runs over a stack of batches (:func:`scan_steps`).
 
+    Args:
+      graphdef: from :func:`~nnjax.train.step.split_model` (training mode).
+      loss: a loss name or callable ``loss(predictions, y)``.
+      tx: the Optax transformation; ``opt_state = tx.init(params)``.
+      metrics: metric specs (:func:`nnjax.metrics.resolve`).
+      scan: step over a stack of ``K`` batches (leading axis) in one call.
+
+    Returns:
+      The jitted ``step(params, opt_state, rest, x, y) -> (params, opt_state, rest,
+      logs)`` of :func:`~nnjax.train.step.make_train_step`; the state arguments are
+      donated where :func:`donate_for` says (do not reuse them after the call).
+
     Example:
       >>> import optax
       >>> from flax import nnx
@@ -371,8 +383,10 @@ def jit_train_step(
       >>> from nnjax.train.step import split_model
       >>> gd, params, rest = split_model(MLP(2, (4,), 1, rngs=nnx.Rngs(0)))
       >>> step = jit_train_step(gd, "mse", optax.sgd(0.1))
-      >>> params, *_ = step(params, optax.sgd(0.1).init(params), rest,
-      ...                   jnp.ones((3, 2)), jnp.zeros((3, 1)))
+      >>> params, opt_state, rest, logs = step(params, optax.sgd(0.1).init(params), rest,
+      ...                                      jnp.ones((3, 2)), jnp.zeros((3, 1)))
+      >>> logs["loss"].shape, float(logs["count"]), params["layers"][0]["kernel"].shape
+      ((), 3.0, (2, 4))
     """
     step = make_train_step(graphdef, loss, tx, metrics)
     return jax.jit(scan_steps(step) if scan else step, donate_argnums=_donated(graphdef))

@@ -40,9 +40,14 @@ from nnjax.train.iterable_source import IterableSource, split_batch
 class Batch(NamedTuple):
     """One batch as the step sees it (a pytree).
 
-    ``x`` and ``y`` any pytrees of ``(B, ...)`` arrays, ``weight (B,)`` the loss weight
-    (sample weight x class weight, 0 on padding), ``mask (B,)`` 1 for real rows and 0 for
-    padding.
+    Attributes:
+      x: the inputs, any pytree of ``(B, ...)`` arrays.
+      y: the targets, any pytree of ``(B, ...)`` arrays (``None`` with a ``loss_fn``
+        that needs none).
+      weight: ``(B,)`` float32 loss weight of each row (sample weight x class weight,
+        0 on padding).
+      mask: ``(B,)`` float32, 1 for real rows and 0 for the padding of a last partial
+        batch.
 
     Example:
       >>> Batch(np.ones((2, 3)), np.zeros(2), np.ones(2), np.ones(2)).x.shape

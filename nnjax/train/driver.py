@@ -97,22 +97,72 @@ class Run:
 class RunView:
     """What a callback sees of the run (``callback.loop``); read-only plus requests.
 
-    Attributes (read-only): ``model``, ``state`` (the ``TrainState`` on the devices),
-    ``mesh``, ``history``, ``epoch``, ``global_step``, ``seed``, ``log_names`` (every
-    name ``fit`` logs per epoch), ``stop_training``.
+    The properties (``model``, ``state``, ``mesh``, ``history``, ``epoch``,
+    ``global_step``, ``seed``, ``log_names``, ``stop_training``) read the run; the
+    methods request changes, applied between hooks. ``nnjax.train.Loop`` is another
+    name for this class (its name before nnjax 0.2).
+
+    Args:
+      run: the run it shows (made by ``fit``; callbacks never build one).
+
+    Example:
+      >>> import numpy as np
+      >>> from flax import nnx
+      >>> from nnjax import nn, train
+      >>> class Show(train.Callback):
+      ...     def on_epoch_end(self, epoch, logs=None):
+      ...         view = self.loop
+      ...         print(type(view).__name__, view.epoch, view.global_step,
+      ...               view.log_names, sorted(view.state.params))
+      >>> x, y = np.ones((8, 2), np.float32), np.zeros(8, np.int32)
+      >>> _ = train.fit(nn.MLP(2, (4,), 2, rngs=nnx.Rngs(0)), (x, y), loss="cross_entropy",
+      ...               epochs=2, batch_size=4, verbose=0, callbacks=[Show()])
+      RunView 0 2 ('loss', 'accuracy', 'learning_rate') ['layers']
+      RunView 1 4 ('loss', 'accuracy', 'learning_rate') ['layers']
     """
 
     def __init__(self, run: Run) -> None:
         self._run = run
 
-    model = property(lambda self: self._run.model)
-    state = property(lambda self: self._run.state)
-    mesh = property(lambda self: self._run.mesh)
-    history = property(lambda self: self._run.history)
-    epoch = property(lambda self: self._run.epoch)
-    global_step = property(lambda self: self._run.global_step)
-    seed = property(lambda self: self._run.seed)
-    log_names = property(lambda self: self._run.log_names)
+    @property
+    def model(self) -> Any:
+        """The model being trained (its weights are written back after training)."""
+        return self._run.model
+
+    @property
+    def state(self) -> Any:
+        """The ``TrainState`` (params, opt_state, rest) on the devices, as of now."""
+        return self._run.state
+
+    @property
+    def mesh(self) -> Any:
+        """The ``jax.sharding.Mesh`` the state and batches live on."""
+        return self._run.mesh
+
+    @property
+    def history(self) -> Any:
+        """The :class:`~nnjax.train.history.History` of the epochs done so far."""
+        return self._run.history
+
+    @property
+    def epoch(self) -> int:
+        """The current epoch, 0-based."""
+        return self._run.epoch
+
+    @property
+    def global_step(self) -> int:
+        """The updates done so far in this run (counting a resumed run's earlier ones)."""
+        return self._run.global_step
+
+    @property
+    def seed(self) -> int:
+        """``fit``'s ``seed``: of the data order, dropout and initial PRNG streams."""
+        return self._run.seed
+
+    @property
+    def log_names(self) -> tuple[str, ...]:
+        """Every name ``fit`` logs per epoch (``"loss"``, metrics, ``"val_..."``, ...)."""
+        return self._run.log_names
 
     @property
     def stop_training(self) -> bool:

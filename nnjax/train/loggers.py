@@ -3,8 +3,12 @@
 Both are re-exported by :mod:`nnjax.train.callbacks` (and :mod:`nnjax.train`).
 
 Example:
-  >>> logger = CSVLogger("/tmp/history.csv")
-  >>> board = TensorBoard("/tmp/logs")
+  >>> import os, tempfile
+  >>> folder = tempfile.mkdtemp()
+  >>> callbacks = [CSVLogger(os.path.join(folder, "history.csv")),
+  ...              TensorBoard(os.path.join(folder, "logs"))]
+  >>> [type(cb).__name__ for cb in callbacks]
+  ['CSVLogger', 'TensorBoard']
 """
 
 from __future__ import annotations
@@ -40,7 +44,20 @@ class CSVLogger(Callback):
         writing (a folder, no permission): one line naming it.
 
     Example:
-      >>> logger = CSVLogger("/tmp/history.csv")
+      >>> import os, tempfile
+      >>> import numpy as np
+      >>> from flax import nnx
+      >>> from nnjax import nn, train
+      >>> x = np.random.default_rng(0).normal(size=(32, 4)).astype("float32")
+      >>> y = (x[:, 0] > 0).astype("int32")
+      >>> model = nn.MLP(4, (8,), 2, rngs=nnx.Rngs(0))
+      >>> path = os.path.join(tempfile.mkdtemp(), "history.csv")
+      >>> _ = train.fit(model, (x, y), loss="cross_entropy", epochs=2, batch_size=8,
+      ...               verbose=0, callbacks=[CSVLogger(path)])
+      >>> with open(path) as f:
+      ...     rows = f.read().splitlines()
+      >>> rows[0], len(rows)
+      ('epoch,loss,accuracy,learning_rate', 3)
     """
 
     def __init__(
@@ -131,8 +148,25 @@ class TensorBoard(Callback):
     ``validation/<name>``, with the epoch as the step. Needs the ``tensorboardX``
     package (in the ``nnjax[train]`` extra).
 
+    Args:
+      log_dir: the folder of the event files (created when missing).
+
+    Raises:
+      ImportError: at the start of training, when ``tensorboardX`` is not installed.
+
     Example:
-      >>> board = TensorBoard("/tmp/logs")
+      >>> import os, tempfile
+      >>> import numpy as np
+      >>> from flax import nnx
+      >>> from nnjax import nn, train
+      >>> x = np.random.default_rng(0).normal(size=(32, 4)).astype("float32")
+      >>> y = (x[:, 0] > 0).astype("int32")
+      >>> model = nn.MLP(4, (8,), 2, rngs=nnx.Rngs(0))
+      >>> logs = tempfile.mkdtemp()
+      >>> _ = train.fit(model, (x, y), loss="cross_entropy", epochs=2, batch_size=8,
+      ...               verbose=0, callbacks=[TensorBoard(logs)])
+      >>> [name.startswith("events.out.tfevents") for name in os.listdir(logs)]
+      [True]
     """
 
     def __init__(self, log_dir: str | os.PathLike) -> None:

@@ -123,6 +123,15 @@ def get_optimizer(
     :func:`init_state`), and one object serves every learning rate. A transformation
     passed in is returned as its :func:`canonical` twin.
 
+    Args:
+      optimizer: a name (``"adam"``, ``"sgd"``, ...), an Optax factory
+        (``optax.adam``) or an ``optax.GradientTransformation``.
+      learning_rate: ignored (the rate is set in the state by :func:`init_state`);
+        kept for callers that pass it.
+
+    Returns:
+      An ``optax.GradientTransformation``, the same object for the same optimizer.
+
     Raises:
       ValueError: an unknown name (the message lists the known ones).
       TypeError: a class such as ``optax.GradientTransformation`` (:func:`check_not_class`).
@@ -207,7 +216,21 @@ def hyperparameters(state: Any) -> dict[str, Any]:
 def get_hyperparameter(state: Any, name: str) -> Any:
     """The value of hyperparameter ``name`` in ``state``.
 
-    A ``ValueError`` naming the known ones when it is not injected.
+    Args:
+      state: an optimizer state holding an ``optax.inject_hyperparams`` state (as
+        :func:`init_state` makes it), anywhere in a tuple of states.
+      name: the hyperparameter, e.g. ``"learning_rate"``.
+
+    Returns:
+      Its current value, a scalar array in the state's dtype and placement.
+
+    Raises:
+      ValueError: ``name`` is not injected (the message lists the ones that are).
+
+    Example:
+      >>> state = init_state(get_optimizer("sgd"), {"w": jnp.ones(1)}, learning_rate=0.5)
+      >>> float(get_hyperparameter(state, "learning_rate"))
+      0.5
     """
     found = hyperparameters(state)
     if name not in found:

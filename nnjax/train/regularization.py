@@ -77,7 +77,20 @@ def is_kernel(path: Path, leaf: jax.Array) -> bool:
 
 
 def all_leaves(path: Path, leaf: jax.Array) -> bool:
-    """A selector that picks every floating leaf (penalise biases too)."""
+    """A selector that picks every floating leaf (penalise biases too).
+
+    Args:
+      path: the leaf's path names (unused).
+      leaf: the parameter array.
+
+    Returns:
+      Whether ``leaf`` has a floating dtype (a ``bool`` scalar).
+
+    Example:
+      >>> params = {"kernel": jnp.ones((2, 3)), "bias": jnp.zeros(3), "step": jnp.zeros((), int)}
+      >>> select(params, all_leaves)
+      {'bias': True, 'kernel': True, 'step': False}
+    """
     del path
     return jnp.issubdtype(jnp.result_type(leaf), jnp.floating)
 
@@ -86,6 +99,15 @@ def select(params: PyTree, where: Where | None = is_kernel) -> PyTree:
     """A pytree of bools, like ``params``: which leaves ``where(path, leaf)`` selects.
 
     ``where=None`` selects every floating leaf. The result is a valid Optax ``mask``.
+
+    Args:
+      params: a parameter pytree (dict or ``nnx.State``).
+      where: ``(path, leaf) -> bool``, with ``path`` the tuple of key names
+        (:func:`path_names`); :func:`is_kernel` by default, ``None`` for
+        :func:`all_leaves`.
+
+    Returns:
+      A pytree of Python bools with the structure of ``params``.
 
     Example:
       >>> select({"kernel": jnp.ones((2, 3)), "bias": jnp.zeros(3)})
@@ -120,7 +142,15 @@ def l1_penalty(params: PyTree, coef: float, *, where: Where | None = is_kernel) 
 
 
 def l2_penalty(params: PyTree, coef: float, *, where: Where | None = is_kernel) -> jax.Array:
-    """``coef * sum(w**2)`` (Keras ``L2``: no factor 1/2); arguments as :func:`l1_penalty`.
+    """``coef * sum(w**2)`` (Keras ``L2``: no factor 1/2) over the selected leaves.
+
+    Args:
+      params: a parameter pytree (dict or ``nnx.State``).
+      coef: the L2 coefficient.
+      where: ``(path, leaf) -> bool`` selecting the penalised leaves; ``None``: all.
+
+    Returns:
+      A scalar (float32, or the parameters' dtype if wider).
 
     Example:
       >>> l2_penalty({"kernel": jnp.array([[1.0, -2.0]]), "bias": jnp.ones(2)}, 0.1)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 import jax
 import numpy as np
@@ -31,6 +31,7 @@ from nnjax.distributed import arrays, partition
 from nnjax.train.state import TrainState
 
 T = TypeVar("T")
+_Params = ParamSpec("_Params")
 
 DATA_AXIS = "data"
 
@@ -95,7 +96,7 @@ def automatic(mesh: Mesh) -> Mesh:
     return Mesh(mesh.devices, mesh.axis_names, axis_types=(auto.Auto,) * len(kinds))
 
 
-def own_mesh(fn: Callable[..., T]) -> Callable[..., T]:
+def own_mesh(fn: Callable[_Params, T]) -> Callable[_Params, T]:
     """Runs ``fn`` outside the caller's mesh context (``jax.set_mesh``), on its own meshes.
 
     ``fit``, ``evaluate``, ``predict`` and ``sweep`` place their arrays on meshes of
@@ -106,13 +107,22 @@ def own_mesh(fn: Callable[..., T]) -> Callable[..., T]:
     caller's abstract mesh, each function then runs its programs under
     ``jax.set_mesh`` of the mesh its arrays live on.
 
+    Typed with a ``ParamSpec``, so type checkers and IDEs see the wrapped function's
+    own signature (a misspelt keyword to ``fit`` is a type error).
+
+    Args:
+      fn: the function to wrap.
+
+    Returns:
+      ``fn`` with the same signature and result, called with no abstract mesh set.
+
     Example:
       >>> own_mesh(lambda: jax.sharding.get_abstract_mesh().empty)()
       True
     """
 
     @functools.wraps(fn)
-    def outside(*args: Any, **kwargs: Any) -> T:
+    def outside(*args: _Params.args, **kwargs: _Params.kwargs) -> T:
         if jax.sharding.get_abstract_mesh().empty:
             return fn(*args, **kwargs)
         with jax.sharding.use_abstract_mesh(jax.sharding.AbstractMesh((), ())):

@@ -10,6 +10,11 @@ class TrainState(NamedTuple):
 
     A pytree (a named tuple), so it can be jitted, donated, sharded and checkpointed.
 
+    Attributes:
+      params: the trainable parameters, the ``nnx.Param`` state of the model as a pytree.
+      opt_state: the Optax optimizer state of ``params`` (``tx.init(params)``).
+      rest: every other model state (batch-norm statistics, PRNG stream counts).
+
     Example:
       >>> TrainState({"w": 1.0}, (), {})._fields
       ('params', 'opt_state', 'rest')

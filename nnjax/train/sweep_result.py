@@ -44,6 +44,18 @@ class MemberGroup:
       opt_state: stacked ``optax.inject_hyperparams`` states.
       members: the sweep's index of each member, ``(G,)``.
       structure: the ``model_fn`` arguments they share.
+
+    Example:
+      >>> from nnjax import nn
+      >>> gd, p0, r0 = nnx.split(nn.MLP(2, (4,), 1, rngs=nnx.Rngs(0)), nnx.Param, ...)
+      >>> _, p1, r1 = nnx.split(nn.MLP(2, (4,), 1, rngs=nnx.Rngs(1)), nnx.Param, ...)
+      >>> stack = lambda *trees: jax.tree.map(lambda *a: jnp.stack(a), *trees)
+      >>> group = MemberGroup(gd, stack(p0, p1), stack(r0, r1), (), np.array([0, 1]), {})
+      >>> group.params["layers"][0]["kernel"].shape  # G = 2 members of (2, 4) kernels
+      (2, 2, 4)
+      >>> result = SweepResult([group], np.array([0, 1]), {}, {"loss": np.array([[0.5], [0.4]])})
+      >>> result.member(1)(jnp.ones((3, 2))).shape, result.best_index("loss")
+      ((3, 1), 1)
     """
 
     graphdef: nnx.GraphDef
@@ -67,6 +79,16 @@ class SweepResult:
       stopped_epoch: the 0-based epoch after which each member stopped early (-1: never).
       weights_epoch: the epoch whose weights each member holds (its best epoch with
         ``restore_best_weights``, else its last trained one).
+
+    Example:
+      ``train.sweep`` builds it; here two members' histories are given by hand:
+
+      >>> history = {"loss": np.array([[0.9, 0.6], [0.8, 0.3]]),
+      ...            "val_loss": np.array([[0.9, 0.5], [0.8, 0.7]])}
+      >>> r = SweepResult([], np.array([0, 1]), {"learning_rate": np.array([0.1, 0.2])},
+      ...                 history)
+      >>> r.num_members, r.default_metric(), r.best_index(), r.best_index("loss")
+      (2, 'val_loss', 0, 1)
     """
 
     groups: list[MemberGroup]

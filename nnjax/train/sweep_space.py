@@ -41,6 +41,13 @@ def _check_bounds(kind: str, low: float, high: float) -> None:
 class Uniform:
     """A float drawn uniformly from ``[low, high]``.
 
+    Attributes:
+      low: the smallest value, finite.
+      high: the largest value, finite and ``>= low``.
+
+    Raises:
+      ValueError: a bound not finite, or ``low > high``.
+
     Example:
       >>> 0.0 <= Uniform(0.0, 0.5).sample(np.random.default_rng(0)) <= 0.5
       True
@@ -60,6 +67,13 @@ class Uniform:
 @dataclasses.dataclass(frozen=True)
 class LogUniform:
     """A float whose logarithm is uniform on ``[log low, log high]`` (``0 < low``).
+
+    Attributes:
+      low: the smallest value, finite and ``> 0``.
+      high: the largest value, finite and ``>= low``.
+
+    Raises:
+      ValueError: a bound not finite or not positive, or ``low > high``.
 
     Example:
       >>> 1e-4 <= LogUniform(1e-4, 1e-2).sample(np.random.default_rng(0)) <= 1e-2
@@ -85,6 +99,14 @@ class LogUniform:
 class Integer:
     """An int drawn uniformly from ``low..high`` (both included).
 
+    Attributes:
+      low: the smallest value.
+      high: the largest value, ``>= low``.
+
+    Raises:
+      TypeError: a bound that is not an int.
+      ValueError: ``low > high``.
+
     Example:
       >>> Integer(3, 3).sample(np.random.default_rng(0))
       3
@@ -106,6 +128,13 @@ class Integer:
 @dataclasses.dataclass(frozen=True)
 class Choice:
     """One of ``values`` (any objects: widths, activation names, tuples of sizes).
+
+    Attributes:
+      values: the candidates as a tuple (given as any non-empty sequence), each
+        equally likely.
+
+    Raises:
+      ValueError: no values.
 
     Example:
       >>> Choice(["relu", "tanh"]).sample(np.random.default_rng(0)) in ("relu", "tanh")
@@ -130,6 +159,16 @@ Space = Uniform | LogUniform | Integer | Choice
 
 def grid(seeds: Sequence[int] = (0,), **hyperparams: Sequence[Any]) -> dict[str, Any]:
     """The Cartesian product of seeds and hyperparameter values, as sweep members.
+
+    Args:
+      seeds: the model seeds (initialisation and data order) to try.
+      **hyperparams: name -> the values to try, e.g. ``learning_rate=[1e-3, 1e-2]``
+        (names that ``sweep`` varies per member: ``learning_rate``, the other
+        optimizer hyperparameters, and keywords of ``model_fn``).
+
+    Returns:
+      ``{"seeds": [...], "hyperparams": {name: [...]}}``, one entry per member:
+      ``len(seeds) x`` the product of the value counts, seeds varying slowest.
 
     Raises:
       ValueError: no seeds, or a hyperparameter with no values.
