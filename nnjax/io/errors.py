@@ -31,6 +31,8 @@ def cannot_write(path: Path, err: OSError) -> OSError:
       >>> type(err).__name__, str(err)
       ('PermissionError', '[Errno 13] cannot write /no/such: Permission denied')
     """
+    if isinstance(err, (FileExistsError, NotADirectoryError)) and path.is_file():
+        return type(err)(err.errno, f"cannot write {path}: {path} is a file, not a folder")
     existing = next((p for p in path.parents if p.exists()), None)
     if existing is not None and not existing.is_dir():
         why = f"{existing} is a file, not a folder"

@@ -53,7 +53,16 @@ def export(
         why); nothing is left under a temporary name and an existing file is unchanged.
 
     Example:
-      >>> # nnjax.export(model, x_test[:1], "model.jaxexport")
+      >>> import tempfile
+      >>> import numpy as np
+      >>> import nnjax
+      >>> from flax import nnx
+      >>> from nnjax import nn
+      >>> model = nn.MLP(4, (8,), 3, rngs=nnx.Rngs(0))
+      >>> with tempfile.TemporaryDirectory() as tmp:
+      ...     path = nnjax.export(model, np.ones((1, 4), np.float32), f"{tmp}/mlp.jaxexport")
+      ...     path.name, path.stat().st_size > 0
+      ('mlp.jaxexport', True)
     """
     example = np.asarray(example_input) if not hasattr(example_input, "dtype") else example_input
     view = nnx.view(model, raise_if_not_found=False, deterministic=True, use_running_average=True)
@@ -65,7 +74,7 @@ def export(
     (batch,) = jax.export.symbolic_shape("batch")
     spec = jax.ShapeDtypeStruct((batch, *np.shape(example)[1:]), example.dtype)
     exported = jax.export.export(jax.jit(infer), platforms=platforms)(spec)
-    path = Path(path).absolute()
+    path = Path(os.path.expanduser(os.fspath(path))).absolute()
     tmp = path.with_name(f".{path.name}.tmp")
     try:
         data = exported.serialize()
@@ -88,19 +97,35 @@ def load_exported(path: str | os.PathLike) -> Callable[[jax.typing.ArrayLike], j
     Returns:
       ``f(x) -> outputs`` for ``x (B, ...)`` of any batch size ``B``.
 
+    The file is deserialised completely here (its StableHLO too), so a damaged file
+    fails at this call, not at the first prediction.
+
     Raises:
-      CheckpointError: the file is missing or not a serialised ``jax.export``.
+      CheckpointError: the file is missing or not a serialised ``jax.export`` (one line
+        naming it).
 
     Example:
-      >>> # predict = nnjax.load_exported("model.jaxexport"); predict(x_test)
+      >>> import tempfile
+      >>> import numpy as np
+      >>> import nnjax
+      >>> from flax import nnx
+      >>> from nnjax import nn
+      >>> model = nn.MLP(4, (8,), 3, rngs=nnx.Rngs(0))
+      >>> with tempfile.TemporaryDirectory() as tmp:
+      ...     path = nnjax.export(model, np.ones((1, 4), np.float32), f"{tmp}/mlp.jaxexport")
+      ...     predict = nnjax.load_exported(path)
+      >>> predict(np.ones((7, 4), np.float32)).shape
+      (7, 3)
     """
-    path = Path(path).absolute()
+    path = Path(os.path.expanduser(os.fspath(path))).absolute()
     try:
         data = path.read_bytes()
     except OSError as err:
         raise CheckpointError(f"{path}: {err.strerror or err}") from None
     try:
         exported = jax.export.deserialize(bytearray(data))
+        exported.mlir_module()  # the StableHLO bytecode: damage there fails here, not at a call
+        _check_signature(exported)
     except ImportError:
         raise ImportError(
             "nnjax.load_exported needs flatbuffers: pip install flatbuffers"
@@ -108,6 +133,19 @@ def load_exported(path: str | os.PathLike) -> Callable[[jax.typing.ArrayLike], j
     except Exception as err:  # flatbuffer errors of many kinds
         raise CheckpointError(f"{path}: not an exported nnjax/JAX function ({err})") from None
     return exported.call
+
+
+def _check_signature(exported: jax.export.Exported) -> None:
+    """Raises ``ValueError`` unless the inputs are the ``(args, kwargs)`` every export has."""
+    inputs = exported.in_tree.num_leaves  # type: ignore[attr-defined]
+    outputs = exported.out_tree.num_leaves  # type: ignore[attr-defined]
+    args = jax.tree.unflatten(exported.in_tree, [0] * inputs)
+    if not (isinstance(args, tuple) and len(args) == 2 and isinstance(args[1], dict)):
+        raise ValueError(f"damaged input signature {exported.in_tree}")
+    if inputs != len(exported.in_avals):
+        raise ValueError("damaged input signature (its arrays do not match)")
+    if outputs != len(exported.out_avals):
+        raise ValueError("damaged output signature (its arrays do not match)")
 
 
 __all__ = ["export", "load_exported"]

@@ -3,7 +3,7 @@
 ::
 
     DIR/
-      nnjax.json     {"format": "nnjax.checkpoint", "version": 1, "kind": ..., ...}
+      nnjax.json     {"format": "nnjax.checkpoint", "version": 1, "kind": ..., "crc32": ...}
       state/         nnx.to_pure_dict(nnx.state(model)) via Orbax, PRNG keys as key data
       opt_state/     (training checkpoints) the optimizer state, same form
 
@@ -12,7 +12,9 @@
 restores it. A folder is written under a temporary name and renamed when complete, so
 a crash mid-save never leaves a half-written checkpoint under the real name. With
 several JAX processes the write is collective (each process writes its own shards) and
-every process returns only once the folder is complete.
+every process returns only once the folder is complete. ``nnjax.json`` records the
+CRC32 of every host array (not of arrays sharded across processes); a load checks
+them, so a bit flipped on disk is a :class:`CheckpointError`, not a wrong weight.
 
 Example:
   >>> import tempfile, numpy as np
@@ -24,8 +26,10 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
 import shutil
 import uuid
 from pathlib import Path
@@ -33,12 +37,127 @@ from typing import Any
 
 import jax
 
-from nnjax.io import _collective, _orbax
+from nnjax.io import _collective, _crc, _orbax
 from nnjax.io.errors import CheckpointError, cannot_write
 
 FORMAT = "nnjax.checkpoint"
 VERSION = 1
 META = "nnjax.json"
+
+#: A hidden sibling of a folder being written (``.NAME.1a2b3c4d.tmp``) or swapped out
+#: by an overwrite (``.NAME.1a2b3c4d.old``).
+SIBLING = re.compile(r"\.(?P<name>.+)\.[0-9a-f]{8}\.(?:tmp|old)")
+
+
+def user_path(path: str | os.PathLike) -> Path:
+    """``path`` as the user meant it: ``~`` expanded, made absolute.
+
+    Example:
+      >>> user_path("~/ckpt") == Path.home() / "ckpt"
+      True
+    """
+    return Path(os.path.expanduser(os.fspath(path))).absolute()
+
+
+def is_checkpoint(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a folder nnjax wrote: ``nnjax.json`` inside (or the first layout).
+
+    Example:
+      >>> is_checkpoint("/nonexistent")
+      False
+    """
+    from nnjax.io import _legacy
+
+    path = Path(path)
+    return path.is_dir() and ((path / META).exists() or _legacy.is_legacy(path))
+
+
+def siblings(final: Path) -> list[Path]:
+    """The hidden siblings of ``final``: killed writes' ``.NAME.XXXXXXXX.tmp`` and ``.old``."""
+    parent = final.parent
+    if not parent.is_dir():
+        return []
+    out = []
+    for path in parent.iterdir():
+        match = SIBLING.fullmatch(path.name)
+        if match and match["name"] == final.name:
+            out.append(path)
+    return sorted(out)
+
+
+def recover(final: str | os.PathLike) -> bool:
+    """Puts back ``final`` when an overwrite was killed between its two renames.
+
+    Such a kill leaves no ``final``, only hidden siblings: ``.NAME.XXXXXXXX.old`` (the
+    previous checkpoint) and ``.NAME.XXXXXXXX.tmp`` (the new one, complete once it holds
+    ``nnjax.json``, which is written last). The newest complete one (the ``.tmp``
+    first) is renamed to ``final``. Incomplete siblings are left alone (a write may be
+    under way); :func:`write` removes them before it writes ``final`` again.
+
+    Returns:
+      Whether a sibling was renamed to ``final``.
+
+    Raises:
+      CheckpointError: the rename failed; the message names the hidden folder that
+        holds the checkpoint.
+
+    Example:
+      >>> recover("/nonexistent/ckpt")
+      False
+    """
+    final = Path(final)
+    if final.exists() or final.is_symlink():
+        return False
+    complete = [p for p in siblings(final) if p.is_dir() and (p / META).is_file()]
+    if not complete:
+        return False
+    newest = max(complete, key=lambda p: (p.suffix == ".tmp", (p / META).stat().st_mtime_ns))
+    try:
+        os.rename(newest, final)
+    except OSError as err:
+        if final.exists():  # another process recovered it first
+            return True
+        raise CheckpointError(
+            f"{final}: missing after an interrupted overwrite; the checkpoint is in {newest} "
+            f"(rename it to {final.name}): {err.strerror or err}"
+        ) from None
+    return True
+
+
+def tidy(final: Path) -> None:
+    """Before writing ``final``: recovers it (:func:`recover`), then removes its stale siblings.
+
+    The siblings are what killed runs left behind: half-written ``.tmp`` folders and
+    swapped-out ``.old`` ones (each up to a whole checkpoint). Run by process 0.
+    """
+    recover(final)
+    for path in siblings(final):
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            with contextlib.suppress(OSError):
+                path.unlink()
+
+
+def check_replaceable(final: Path) -> None:
+    """Raises unless ``overwrite=True`` may replace ``final``: a checkpoint or an empty folder.
+
+    Raises:
+      FileExistsError: ``final`` is a file, or a folder that holds something other
+        than an nnjax checkpoint (the user's files are never deleted).
+    """
+    if final.is_dir():
+        if is_checkpoint(final) or not any(final.iterdir()):
+            return
+        raise FileExistsError(
+            f"{final} is not an nnjax checkpoint (it has no {META}) and is not empty; "
+            "overwrite=True replaces only a checkpoint or an empty folder: choose another "
+            "folder, or delete it yourself"
+        )
+    raise FileExistsError(
+        f"{final} is a file, not a checkpoint folder; overwrite=True replaces only a "
+        "checkpoint or an empty folder: choose another path, or delete the file yourself"
+    )
 
 
 def write_json(path: str | os.PathLike, data: Any) -> None:
@@ -106,7 +225,9 @@ def write(
       directory: the checkpoint folder to create.
       items: item name -> nested dict of arrays; empty items are skipped.
       meta: JSON-able metadata; ``format``, ``version`` and ``items`` are added.
-      overwrite: replace an existing folder (only once the new one is complete).
+      overwrite: replace an existing checkpoint folder (or an empty folder), only once
+        the new one is complete; anything else (a file, a folder of other files) is
+        refused, never deleted. ``~`` is expanded.
 
     With several JAX processes this is collective: every process calls it with the
     same folder and items, in the same order. Each process writes the shards of the
@@ -118,15 +239,22 @@ def write(
     Returns:
       The folder's absolute path.
 
+    Before writing, a ``directory`` lost to a kill between an earlier overwrite's two
+    renames is recovered (:func:`recover`) and the hidden temporary folders that
+    killed writes of ``directory`` left beside it are removed.
+
     Raises:
-      FileExistsError: ``directory`` exists and ``overwrite`` is false.
+      FileExistsError: ``directory`` exists and ``overwrite`` is false, or it is not a
+        checkpoint (a file, a folder of other files): the message names it.
       OSError: a write failed (full disk, no permission) on some process, or a
         process did not report in time; nothing is left under a temporary name and
         an existing ``directory`` is unchanged.
     """
-    final = Path(directory).absolute()
+    final = user_path(directory)
     stored = [name for name, tree in items.items() if tree]
     meta = {"format": FORMAT, "version": VERSION, **meta, "items": stored}
+    if jax.process_index() == 0:  # it writes nnjax.json; sharded arrays are not recorded
+        meta[_crc.KEY] = _crc.of_items({name: items[name] for name in stored})
     tag = _collective.next_tag() if jax.process_count() > 1 else None
     tmp = Path(_collective.on_main(f"{tag}/prepare", lambda: str(_prepare(final, overwrite))))
     try:
@@ -145,8 +273,11 @@ def write(
 
 def _prepare(final: Path, overwrite: bool) -> Path:
     """Creates and returns the empty temporary folder beside ``final``."""
-    if final.exists() and not overwrite:
-        raise FileExistsError(f"{final} already exists; pass overwrite=True to replace it")
+    tidy(final)
+    if final.exists() or final.is_symlink():
+        if not overwrite:
+            raise FileExistsError(f"{final} already exists; pass overwrite=True to replace it")
+        check_replaceable(final)
     tmp = final.with_name(f".{final.name}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         final.parent.mkdir(parents=True, exist_ok=True)
@@ -163,13 +294,22 @@ def _commit(tmp: Path, final: Path, meta: dict[str, Any]) -> None:
         old = final.with_name(f".{final.name}.{uuid.uuid4().hex[:8]}.old")
         os.rename(final, old)
         try:
-            os.rename(tmp, final)
+            _rename_into(tmp, final)
         except OSError:
             os.rename(old, final)  # put the previous one back
             raise
         shutil.rmtree(old, ignore_errors=True)
     else:
+        _rename_into(tmp, final)
+
+
+def _rename_into(tmp: Path, final: Path) -> None:
+    """``os.rename(tmp, final)``; done already if a reader recovered ``tmp`` (:func:`recover`)."""
+    try:
         os.rename(tmp, final)
+    except FileNotFoundError:
+        if tmp.exists() or not (final / META).is_file():
+            raise
 
 
 def read_meta(directory: str | os.PathLike) -> dict[str, Any]:
@@ -179,8 +319,11 @@ def read_meta(directory: str | os.PathLike) -> dict[str, Any]:
       CheckpointError: the folder or the file is missing, empty or garbled, or the
         format version is newer than this nnjax reads.
     """
-    directory = Path(directory).absolute()
+    directory = user_path(directory)
     path = directory / META
+    recover(directory)
+    if directory.is_file():
+        raise CheckpointError(f"{directory} is a file, not a checkpoint folder")
     if not directory.is_dir():
         raise CheckpointError(f"{directory}: no such checkpoint folder")
     if not path.is_file():
@@ -206,10 +349,17 @@ def has_item(directory: str | os.PathLike, meta: dict[str, Any], name: str) -> b
 __all__ = [
     "FORMAT",
     "META",
+    "SIBLING",
     "VERSION",
+    "check_replaceable",
     "has_item",
+    "is_checkpoint",
     "read_json",
     "read_meta",
+    "recover",
+    "siblings",
+    "tidy",
+    "user_path",
     "write",
     "write_json",
 ]

@@ -30,7 +30,8 @@ def save(model: nnx.Module, directory: str | os.PathLike, *, overwrite: bool = F
     Args:
       model: any ``nnjax.nn`` layer or model (built by its constructor).
       directory: the folder to create (``state/`` via Orbax and ``nnjax.json``).
-      overwrite: replace an existing folder (once the new one is complete).
+      overwrite: replace an existing checkpoint (or empty) folder, once the new one is
+        complete; a file or a folder of other files is refused, never deleted.
 
     With several JAX processes call it in every process: the write is collective, each
     process writing the shards it holds of arrays sharded across processes.
@@ -41,10 +42,20 @@ def save(model: nnx.Module, directory: str | os.PathLike, *, overwrite: bool = F
     Raises:
       TypeError: the model (or an argument, e.g. a lambda) has no JSON form; use
         :func:`save_state` then.
-      FileExistsError: ``directory`` exists and ``overwrite`` is false.
+      FileExistsError: ``directory`` exists and ``overwrite`` is false, or it is not an
+        nnjax checkpoint (a file, or a folder holding other files): nothing is deleted.
 
     Example:
-      >>> # nnjax.save(model, "models/mlp"); model = nnjax.load("models/mlp")
+      >>> import tempfile
+      >>> import nnjax
+      >>> from flax import nnx
+      >>> from nnjax import nn
+      >>> model = nn.MLP(4, (8,), 3, rngs=nnx.Rngs(0))
+      >>> with tempfile.TemporaryDirectory() as tmp:
+      ...     folder = nnjax.save(model, f"{tmp}/mlp")
+      ...     _ = nnjax.save(model, folder, overwrite=True)  # replaces the checkpoint
+      ...     type(nnjax.load(folder)).__name__
+      'MLP'
     """
     meta = {"kind": "model", "model": config.encode(model), "modes": config.modes(model)}
     return layout.write(
@@ -61,8 +72,19 @@ def save_state(model: nnx.Module, directory: str | os.PathLike, *, overwrite: bo
     Returns:
       The folder's absolute path; :func:`load_state` reads it into a model you build.
 
+    Raises:
+      FileExistsError: as :func:`save`.
+
     Example:
-      >>> # nnjax.save_state(model, "weights"); nnjax.load_state(same_arch, "weights")
+      >>> import tempfile
+      >>> import nnjax
+      >>> from flax import nnx
+      >>> model = nnx.Linear(2, 3, rngs=nnx.Rngs(0))
+      >>> with tempfile.TemporaryDirectory() as tmp:
+      ...     _ = nnjax.save_state(model, f"{tmp}/weights")
+      ...     same = nnjax.load_state(nnx.Linear(2, 3, rngs=nnx.Rngs(1)), f"{tmp}/weights")
+      >>> bool((same.kernel.get_value() == model.kernel.get_value()).all())
+      True
     """
     items = {"state": trees.to_nested(nnx.state(model))}
     return layout.write(directory, items, {"kind": "state"}, overwrite=overwrite)
@@ -82,10 +104,16 @@ def open_checkpoint(
       open_step: reads one checkpoint folder.
       fallback: skip damaged step folders (newest first), warning which was loaded.
       epoch: the 0-based epoch of the step folder to open instead of the newest.
+
+    A checkpoint folder lost to a kill between an overwrite's two renames is put back
+    from its hidden sibling first (:func:`nnjax.io.layout.recover`).
     """
-    path = Path(directory).absolute()
+    path = layout.user_path(directory)
     from nnjax.io import run
 
+    layout.recover(path)
+    if path.is_file():
+        raise CheckpointError(f"{path} is a file, not a checkpoint folder")
     if run.is_run_folder(path):
         path = path / "checkpoint"  # a run folder of `nnjax train`
     single = (path / layout.META).exists() or _legacy.is_legacy(path)
@@ -93,6 +121,9 @@ def open_checkpoint(
         return open_step(path)
     if steps.epochs(path) or epoch is not None:
         return steps.open_newest(path, open_step, epoch=epoch, fallback=fallback)
+    numbered = [p for p in path.iterdir() if p.name.isdigit()] if path.is_dir() else []
+    if numbered:  # not checkpoints (a user's, or damaged): name the newest
+        layout.read_meta(max(numbered, key=lambda p: int(p.name)))
     layout.read_meta(path)  # raises the right one-line error (missing, empty, ...)
     raise CheckpointError(f"{path}: not a checkpoint folder")
 
@@ -128,7 +159,15 @@ def load_state(
         path and both shapes), or a file is damaged or missing (one line).
 
     Example:
-      >>> # nnjax.load_state(nn.MLP(784, (128,), 10, rngs=nnx.Rngs(0)), "weights")
+      >>> import tempfile
+      >>> import nnjax
+      >>> from flax import nnx
+      >>> from nnjax import nn
+      >>> with tempfile.TemporaryDirectory() as tmp:
+      ...     _ = nnjax.save(nn.MLP(4, (8,), 3, rngs=nnx.Rngs(0)), f"{tmp}/mlp")
+      ...     model = nnjax.load_state(nn.MLP(4, (8,), 3, rngs=nnx.Rngs(1)), f"{tmp}/mlp")
+      >>> type(model).__name__
+      'MLP'
     """
     open_checkpoint(directory, lambda folder: read_into(model, folder), fallback=fallback)
     return model
@@ -141,10 +180,22 @@ def _load_model(folder: Path) -> tuple[nnx.Module, dict[str, Any]]:
             f"{folder}: records no model (written by save_state or an older nnjax); build "
             "the model and call nnjax.load_state"
         )
-    model = config.build(meta["model"])
-    config.apply_modes(model, meta.get("modes", {}))  # model.eval() survives the trip
+    try:
+        model = config.build(meta["model"])
+        config.apply_modes(model, meta.get("modes", {}))
+    except CheckpointError as err:
+        raise CheckpointError(f"{folder / layout.META}: {err}") from None
+    except (TypeError, ValueError, KeyError, AttributeError) as err:  # e.g. a newer nnjax's option
+        raise CheckpointError(
+            f"{folder / layout.META}: cannot rebuild the recorded model ({_short(err)}); "
+            "written by a newer nnjax? Build the model and call nnjax.load_state"
+        ) from None  # model.eval() survives the trip
     read_into(model, folder)
     return model, meta
+
+
+def _short(err: BaseException) -> str:
+    return f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
 
 
 def load_with_meta(
@@ -168,11 +219,23 @@ def load(directory: str | os.PathLike, *, fallback: bool = False) -> Any:
     Raises:
       CheckpointError: damaged or missing files, a future format, or no recorded model.
 
+    A run folder's result unpacks as ``model, preprocessing = nnjax.load(run_folder)``.
+
     Example:
-      >>> # model = nnjax.load("models/mlp"); model, prep = nnjax.load("runs/digits-mlp")
+      >>> import tempfile
+      >>> import jax.numpy as jnp
+      >>> import nnjax
+      >>> from flax import nnx
+      >>> from nnjax import nn
+      >>> model = nn.MLP(4, (8,), 3, rngs=nnx.Rngs(0))
+      >>> with tempfile.TemporaryDirectory() as tmp:
+      ...     loaded = nnjax.load(nnjax.save(model, f"{tmp}/mlp"))
+      >>> bool((loaded(jnp.ones((1, 4))) == model(jnp.ones((1, 4)))).all())
+      True
     """
     from nnjax.io import run
 
+    directory = layout.user_path(directory)
     model, _ = load_with_meta(directory, fallback=fallback)
     if run.is_run_folder(directory):
         return run.Run(model, run.read_preprocessing(directory))

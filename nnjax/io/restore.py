@@ -15,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from nnjax.io import _legacy, _orbax, layout, trees
+from nnjax.io import _crc, _legacy, _orbax, layout, trees
 from nnjax.io.errors import CheckpointError
 
 _ITEM = {"state": "state", "params": "state", "rest": "state", "opt_state": "opt_state"}
@@ -69,6 +69,7 @@ def _read_item(folder: Path, item: str, parts: dict[str, Any], meta: dict[str, A
     if value_form:
         target = trees.nest({(*p, "value"): v for p, v in _flat(target).items()})
     restored = _orbax.read(where, target)
+    _crc.verify(restored, meta, item, str(where))
     if value_form:
         restored = trees.nest(_strip_value(_flat(restored)))
     return restored

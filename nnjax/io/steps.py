@@ -9,6 +9,10 @@ Step folder ``N`` holds the state after ``N`` epochs, the number the console sho
 (``N - 1``), as ``History.epoch`` and callbacks do. Folders of the first layout are
 named by the 0-based epoch and still read.
 
+Only folders that are checkpoints count as step folders (:func:`is_step`): an
+all-digit name *and* checkpoint content. Anything else the user keeps in the folder
+(``2024/``, ``0/notes``, ``data/``) is never listed, so never overwritten or pruned.
+
 Example:
   >>> epochs("/nonexistent")
   []
@@ -31,14 +35,69 @@ from nnjax.io.errors import CheckpointError, CheckpointFallbackWarning
 T = TypeVar("T")
 
 
+def is_step(path: Path) -> bool:
+    """Whether ``path`` is a step folder: an all-digit name and a checkpoint inside.
+
+    A checkpoint is a folder with ``nnjax.json`` (even a damaged one), one of the first
+    layout (``meta/metadata``), a bare Orbax folder (``_CHECKPOINT_METADATA``), or an
+    nnjax folder whose ``nnjax.json`` was lost (an Orbax ``state/`` item inside).
+
+    Example:
+      >>> is_step(Path("/nonexistent/3"))
+      False
+    """
+    if not (path.name.isdigit() and path.is_dir()):
+        return False
+    state = path / "state"
+    return (
+        (path / layout.META).exists()
+        or _legacy.is_legacy(path)
+        or (path / "_CHECKPOINT_METADATA").is_file()
+        or (state / "_METADATA").is_file()
+        or (state / "_CHECKPOINT_METADATA").is_file()
+    )
+
+
+def recover_steps(directory: str | os.PathLike) -> None:
+    """Puts back the step folders that a kill between an overwrite's two renames hid.
+
+    See :func:`nnjax.io.layout.recover`; a no-op unless such a kill happened.
+    """
+    directory = layout.user_path(directory)
+    for path in directory.iterdir():
+        match = layout.SIBLING.fullmatch(path.name)
+        if match and match["name"].isdigit() and not (directory / match["name"]).exists():
+            layout.recover(directory / match["name"])
+
+
+def tidy_steps(directory: str | os.PathLike) -> None:
+    """Recovers hidden step folders, then removes what killed saves left beside them.
+
+    Run by process 0 before a run writes into ``directory`` (``ModelCheckpoint``).
+    """
+    directory = layout.user_path(directory)
+    if not directory.is_dir():
+        return
+    recover_steps(directory)
+    for path in directory.iterdir():
+        match = layout.SIBLING.fullmatch(path.name)
+        if match and match["name"].isdigit():
+            layout.tidy(directory / match["name"])
+
+
 def epochs(directory: str | os.PathLike) -> list[tuple[int, Path]]:
-    """``[(epoch, step folder), ...]`` in ``directory``, oldest first (0-based epochs)."""
-    directory = Path(directory).absolute()
+    """``[(epoch, step folder), ...]`` in ``directory``, oldest first (0-based epochs).
+
+    Only checkpoints count (:func:`is_step`); a step folder hidden by a kill during an
+    overwrite is put back first (:func:`recover_steps`).
+    """
+    directory = layout.user_path(directory)
     if not directory.is_dir():
         return []
+    recover_steps(directory)
     found = []
     for path in directory.iterdir():
-        if path.is_dir() and path.name.isdigit():
+        if is_step(path):
             number = int(path.name)
             found.append((number if _legacy.is_legacy(path) else number - 1, path))
     return sorted(found)
@@ -49,7 +108,7 @@ def step_folder(directory: str | os.PathLike, epoch: int) -> Path:
     for number, path in epochs(directory):
         if number == epoch:
             return path
-    return Path(directory).absolute() / str(epoch + 1)
+    return layout.user_path(directory) / str(epoch + 1)
 
 
 def write_epoch(
@@ -66,7 +125,10 @@ def write_epoch(
     (full disk, no permission) leaves every earlier checkpoint in place.
     """
     path = layout.write(
-        Path(directory) / str(epoch + 1), items, {**meta, "epoch": epoch}, overwrite=True
+        layout.user_path(directory) / str(epoch + 1),
+        items,
+        {**meta, "epoch": epoch},
+        overwrite=True,
     )
     prune(directory, max_to_keep)
     return path
@@ -104,7 +166,7 @@ def open_newest(
         found = [(e, p) for e, p in found if e == epoch]
     if not found:
         which = "" if epoch is None else f" for epoch {epoch + 1}"
-        raise FileNotFoundError(f"no checkpoint{which} in {Path(directory).absolute()}")
+        raise FileNotFoundError(f"no checkpoint{which} in {layout.user_path(directory)}")
     skipped: list[str] = []
     for _, path in reversed(found):
         try:
@@ -125,4 +187,13 @@ def open_newest(
     raise CheckpointError(f"no intact checkpoint in {directory}: " + "; ".join(skipped))
 
 
-__all__ = ["epochs", "open_newest", "prune", "step_folder", "write_epoch"]
+__all__ = [
+    "epochs",
+    "is_step",
+    "open_newest",
+    "prune",
+    "recover_steps",
+    "step_folder",
+    "tidy_steps",
+    "write_epoch",
+]

@@ -93,11 +93,21 @@ def check_fits(
     wanted: dict[Path, tuple[tuple[int, ...], str]],
     where: str,
 ) -> None:
-    """Raises a one-line error at the first path (sorted) whose shape differs or is absent.
+    """Raises a one-line error at the first path (sorted) whose shape or dtype differs or is absent.
+
+    A dtype is never cast on load: a float32 checkpoint in a bfloat16 model would lose
+    precision silently, and a float one in an integer variable would change its type.
 
     Raises:
       CheckpointError: ``"<where>: layers/1/kernel has shape (3, 2) in the checkpoint but
-        (3, 4) in the model"``, or a path present on one side only.
+        (3, 4) in the model"``, ``"<where>: layers/0/bias has dtype float32 in the
+        checkpoint but bfloat16 in the model"``, or a path present on one side only.
+
+    Example:
+      >>> check_fits({("w",): ((2,), "float32")}, {("w",): ((2,), "bfloat16")}, "ck/state")
+      Traceback (most recent call last):
+      ...
+      nnjax.io.errors.CheckpointError: ck/state: w has dtype float32 in the checkpoint but ...
     """
 
     def order(path: Path) -> tuple:
@@ -118,6 +128,10 @@ def check_fits(
         if tuple(have[0]) != tuple(want[0]):
             raise CheckpointError(
                 f"{where}: {name} has shape {have[0]} in the checkpoint but {want[0]} in the model"
+            )
+        if have[1] and want[1] and str(have[1]) != str(want[1]):
+            raise CheckpointError(
+                f"{where}: {name} has dtype {have[1]} in the checkpoint but {want[1]} in the model"
             )
 
 

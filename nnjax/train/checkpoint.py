@@ -69,7 +69,16 @@ def save_checkpoint(
       The step folder written.
 
     Example:
-      >>> # save_checkpoint("run/ckpt", 0, loop.state, {"seed": 0}, model=model)
+      >>> import tempfile
+      >>> from flax import nnx
+      >>> from nnjax import nn
+      >>> from nnjax.train.state import TrainState
+      >>> model = nn.MLP(4, (8,), 3, rngs=nnx.Rngs(0))
+      >>> _, params, rest = nnx.split(model, nnx.Param, ...)
+      >>> with tempfile.TemporaryDirectory() as tmp:
+      ...     step = save_checkpoint(tmp, 0, TrainState(params, (), rest), {"seed": 0}, model=model)
+      ...     step.name, latest_epoch(tmp)
+      ('1', 0)
     """
     items = {
         "state": trees.to_nested(state.params, state.rest),
@@ -121,7 +130,17 @@ def restore_checkpoint(
         not fit (the first mismatching path and both shapes; another optimizer).
 
     Example:
-      >>> # parts, meta = restore_checkpoint("run/ckpt", {"params": params})
+      >>> import tempfile
+      >>> from flax import nnx
+      >>> from nnjax import nn
+      >>> from nnjax.train.state import TrainState
+      >>> model = nn.MLP(4, (8,), 3, rngs=nnx.Rngs(0))
+      >>> _, params, rest = nnx.split(model, nnx.Param, ...)
+      >>> with tempfile.TemporaryDirectory() as tmp:
+      ...     _ = save_checkpoint(tmp, 0, TrainState(params, (), rest), {"seed": 7})
+      ...     parts, meta = restore_checkpoint(tmp, {"params": params})
+      >>> meta["seed"], meta["epoch"], sorted(parts)
+      (7, 0, ['params'])
     """
     return steps.open_newest(
         directory,
@@ -151,7 +170,20 @@ def load_checkpoint(
       The checkpoint's metadata (``epoch``, ``seed``, ``history``, ...).
 
     Example:
-      >>> # meta = load_checkpoint("/tmp/run", model); meta["epoch"]
+      >>> import tempfile
+      >>> from flax import nnx
+      >>> from nnjax import nn
+      >>> from nnjax.train.state import TrainState
+      >>> trained = nn.MLP(4, (8,), 3, rngs=nnx.Rngs(0))
+      >>> _, params, rest = nnx.split(trained, nnx.Param, ...)
+      >>> model = nn.MLP(4, (8,), 3, rngs=nnx.Rngs(1))  # same architecture, other weights
+      >>> with tempfile.TemporaryDirectory() as tmp:
+      ...     _ = save_checkpoint(tmp, 2, TrainState(params, (), rest), {"seed": 0})
+      ...     meta = load_checkpoint(tmp, model)
+      >>> meta["epoch"]
+      2
+      >>> bool((model.layers[0].kernel.get_value() == trained.layers[0].kernel.get_value()).all())
+      True
     """
     return io_model.open_checkpoint(
         directory,
@@ -176,19 +208,29 @@ class ModelCheckpoint(Callback):
       overwrite: a run that does not resume refuses (before training) a folder that
         already holds checkpoints, so an old run is never deleted by accident; with
         ``overwrite=True`` the old step folders are removed when the new run writes its
-        first checkpoint (a run that fails before that loses nothing).
+        first checkpoint (a run that fails before that loses nothing). A run resumed
+        with ``fit(resume_from=other)`` from *another* folder is a fresh run for this
+        one: a ``directory`` holding checkpoints is refused the same way (they belong
+        to another run: pruning them, or replacing its step ``N`` with this run's,
+        would mix two runs), unless ``overwrite=True``. Only folders that are
+        checkpoints count (an all-digit name *and* ``nnjax.json`` inside, or an older
+        layout): anything else in ``directory`` is never deleted, and a step folder
+        name taken by a folder of other files is refused when that step is saved.
 
     Raises:
       ValueError: ``save_best_only`` without ``monitor``, or ``max_to_keep < 1``.
-      FileExistsError: at the start of a run that does not resume, when ``directory``
-        holds checkpoints and ``overwrite`` is false.
+      FileExistsError: at the start of a run that does not resume (or resumes from
+        another folder), when ``directory`` holds checkpoints and ``overwrite`` is
+        false; when ``directory`` is a file.
       OSError: a save failed (full disk, no permission): one line naming the step folder
         and the cause; the previous checkpoints stay intact, the model keeps the
         trained state, and a later save can succeed.
 
     Resume a run with ``fit(..., resume_from=directory)`` (the best ``monitor`` value so
     far is restored from the newest checkpoint); rebuild the trained model anywhere
-    with ``nnjax.load(directory)``.
+    with ``nnjax.load(directory)``. Before a run writes, what killed saves left in
+    ``directory`` is tidied: a step folder hidden by a kill during its overwrite is
+    put back, and hidden half-written temporaries are removed. ``~`` is expanded.
 
     Example:
       >>> cb = ModelCheckpoint("/tmp/run")
@@ -212,25 +254,57 @@ class ModelCheckpoint(Callback):
                     f"ModelCheckpoint: `max_to_keep` must be an int >= 1 or None (keep all), "
                     f"got {max_to_keep!r}"
                 )
-        self.directory = os.path.abspath(os.fspath(directory))
+        self.directory = os.fspath(layout.user_path(directory))
         self.monitor = None if monitor is None else Monitor(monitor, mode)
         self.save_best_only = save_best_only
         self.max_to_keep = (1 if save_best_only else 3) if max_to_keep == -1 else max_to_keep
         self.overwrite = overwrite
         self._stale: list[Path] = []  # an old run's step folders, removed at the first save
+        self._fit: dict[str, Any] | None = None  # fit's arguments (bind_fit), if fit told
+
+    def bind_fit(self, *, resume_from: str | os.PathLike | None, learning_rate: Any) -> None:
+        """Called by ``fit`` before training: where it resumes from and its learning rate.
+
+        ``resume_from`` tells whether this folder continues the resumed run (the same
+        folder) or starts fresh (another one); ``learning_rate`` (fit's argument, as
+        injected) is recorded in every checkpoint, so a resumed ``fit`` can tell a
+        changed argument from an unchanged one.
+        """
+        source = None if resume_from is None else os.fspath(layout.user_path(resume_from))
+        self._fit = {"resume_from": source, "learning_rate": learning_rate}
+
+    def _resumes_here(self) -> tuple[bool, str | None]:
+        """``(this folder continues the resumed run, the folder it resumed from)``."""
+        if not self.loop.history.epoch:
+            return False, None
+        if self._fit is None:  # not told by fit: every resume is this folder's
+            return True, self.directory
+        source = self._fit["resume_from"]
+        if source is None:
+            return False, None
+        same = os.path.realpath(source) == os.path.realpath(self.directory)
+        return same, source
 
     def on_train_begin(self, logs=None):
         """Refuses another run's folder (unless ``overwrite``); restores the best value.
 
         A folder that cannot be created fails here, before anything trains.
         """
+        if Path(self.directory).is_file():
+            raise FileExistsError(
+                f"ModelCheckpoint: {self.directory} is a file, not a folder; pass a folder "
+                "for the checkpoints"
+            )
         found = steps.epochs(self.directory)
-        resumed = bool(self.loop.history.epoch)
+        resumed, source = self._resumes_here()
         self._stale = [] if resumed else [path for _, path in found]
         if found and not resumed and not self.overwrite:
+            whose = "of another run"
+            if source is not None:
+                whose = f"of another run (this one resumes from {source})"
             raise FileExistsError(
                 f"ModelCheckpoint: {self.directory} already holds checkpoints (epochs "
-                f"{found[0][0] + 1}..{found[-1][0] + 1}) of another run; continue it with "
+                f"{found[0][0] + 1}..{found[-1][0] + 1}) {whose}; continue it with "
                 "fit(..., resume_from=directory), choose another folder, or pass "
                 "overwrite=True to replace it"
             )
@@ -238,12 +312,15 @@ class ModelCheckpoint(Callback):
             Path(self.directory).mkdir(parents=True, exist_ok=True)
         except OSError as err:
             raise cannot_write(Path(self.directory), err) from err
+        if jax.process_index() == 0:
+            steps.tidy_steps(self.directory)  # what killed saves left behind
         if self.monitor is None:
             return
         self.monitor.best = Monitor(self.monitor.monitor, self.monitor.mode).best
-        if found and resumed:  # the best so far is on disk
+        resumed_steps = steps.epochs(source) if source is not None else []
+        if resumed_steps:  # the best so far is on disk
             try:
-                saved = layout.read_meta(found[-1][1]).get("monitor") or {}
+                saved = layout.read_meta(resumed_steps[-1][1]).get("monitor") or {}
             except CheckpointError:
                 saved = {}
             if saved.get("name") == self.monitor.monitor and saved.get("mode") == self.monitor.mode:
@@ -257,6 +334,8 @@ class ModelCheckpoint(Callback):
         loop = self.loop
         meta = {"seed": loop.seed, "global_step": loop.global_step}
         meta["history"] = loop.history.to_dict()
+        if self._fit is not None:  # fit's argument, not the (scheduled) value in opt_state
+            meta["learning_rate_argument"] = self._fit["learning_rate"]
         if self.monitor is not None:
             meta["monitor"] = {
                 "name": self.monitor.monitor,

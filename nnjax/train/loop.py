@@ -199,7 +199,13 @@ def fit(
       resume_from: a :class:`~nnjax.train.checkpoint.ModelCheckpoint` folder; if it
         holds a checkpoint, training continues after its epoch (a checkpoint that
         already holds ``epochs`` epochs trains nothing more: a rerun of a finished
-        script). One step folder of it, or a file, is an error.
+        script). One step folder of it, or a file, is an error. The optimizer state
+        comes back with the learning rate it had (a schedule's or
+        ``ReduceLROnPlateau``'s) when ``learning_rate`` is the argument the
+        checkpointed run got; a different ``learning_rate`` is applied instead (a
+        checkpoint of an nnjax that did not record the argument keeps its own). A
+        ``ModelCheckpoint`` into another folder than ``resume_from`` starts fresh
+        there: a folder holding checkpoints is refused unless ``overwrite=True``.
       fallback: with ``resume_from``, if the newest checkpoint is damaged (a kill during
         its save, a bad disk), resume from the newest intact one and warn which.
       verbose: ``"auto"`` (a bar on a terminal or notebook, a line per epoch
@@ -294,12 +300,16 @@ def fit(
         # Several processes: each reads only its shards of the layout.
         shardings = layout.shardings() if jax.process_count() > 1 else None
         state, history, initial_epoch, global_step = resume.resume_state(
-            resume_from, state, seed, fallback=fallback, shardings=shardings, epochs=epochs
-        )
+            resume_from, state, seed, fallback=fallback, shardings=shardings, epochs=epochs,
+            learning_rate=lr,
+        )  # fmt: skip
     else:
         global_step = 0
     if isinstance(source, IterableSource):  # a generator is read once
         source.check_epochs(epochs - initial_epoch)
+    for callback in callbacks:  # what the checkpoints record, and whose run they continue
+        if isinstance(callback, checkpoint.ModelCheckpoint):
+            callback.bind_fit(resume_from=resume_from, learning_rate=lr)
     run = Run(model, sharding.put_state(state, layout), mesh, history, seed, global_step)
     driver = CallbackDriver(callbacks, run)
     feeder = DeviceFeeder(source, mesh, k)

@@ -6,6 +6,9 @@ run ends bitwise where the uninterrupted one ends (CPU, same shapes and devices)
 checkpoint restores onto any process or device count: as host arrays, or, given the
 run's shardings, straight onto the devices, each process reading only its shards.
 
+A changed ``learning_rate`` argument of the resumed ``fit`` is applied; an unchanged
+one keeps the checkpoint's (possibly scheduled or reduced) rate (:func:`resume_state`).
+
 Example:
   >>> # state, history, initial_epoch, global_step = resume_state("run/ckpt", state, seed=0)
 """
@@ -13,13 +16,12 @@ Example:
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
 import jax
 import numpy as np
 
-from nnjax.io import trees
+from nnjax.io import layout, trees
 from nnjax.io.errors import CheckpointError
 from nnjax.io.layout import META
 from nnjax.train import checkpoint, optimizers
@@ -109,7 +111,7 @@ def check_run_folder(directory: str | os.PathLike) -> None:
     Example:
       >>> check_run_folder("/nonexistent/run")  # not started yet: fine
     """
-    path = Path(directory).absolute()
+    path = layout.user_path(directory)
     if path.is_file():
         raise ValueError(
             f"resume_from={os.fspath(directory)!r} is a file; pass the folder a "
@@ -132,6 +134,7 @@ def resume_state(
     fallback: bool = False,
     shardings: TrainState | None = None,
     epochs: int | None = None,
+    learning_rate: float | None = None,
 ) -> tuple[TrainState, History, int, int]:
     """The state, history, next epoch and global step of the newest checkpoint.
 
@@ -146,6 +149,11 @@ def resume_state(
       shardings: restore the arrays laid out so (see :func:`restore_state`).
       epochs: the run's epoch count: a checkpoint of more epochs is an error (one of
         exactly ``epochs``, a finished run, resumes with nothing left to train).
+      learning_rate: ``fit``'s learning rate argument (as injected; ``None`` for an
+        Optax transformation). The checkpoint records the argument of the run that
+        wrote it: if this one differs, it is applied (the caller asked for it); if it
+        is the same, the checkpoint's learning rate is kept, as a schedule or
+        ``ReduceLROnPlateau`` left it. A checkpoint without the record keeps its own.
 
     Returns:
       ``(state, history, initial_epoch, global_step)``.
@@ -168,7 +176,34 @@ def resume_state(
             f"epochs={epochs}; pass epochs >= {done} (it counts the resumed epochs)"
         )
     history = History.from_dict(meta["history"])
-    return TrainState(**parts), history, done, meta["global_step"]
+    state = TrainState(**parts)
+    recorded = meta.get("learning_rate_argument")
+    if _changed(recorded, learning_rate):
+        state = state._replace(opt_state=_with_rate(state.opt_state, learning_rate))
+    return state, history, done, meta["global_step"]
+
+
+def _with_rate(opt_state: Any, learning_rate: Any) -> Any:
+    """``opt_state`` with its injected learning rate set (a host array stays a host array)."""
+    old = optimizers.get_hyperparameter(opt_state, "learning_rate")
+    if isinstance(old, jax.Array):
+        return optimizers.set_hyperparameter(opt_state, "learning_rate", learning_rate)
+    rate = optimizers.check_learning_rate(learning_rate, zero_ok=True)
+    return optimizers._replaced(opt_state, "learning_rate", np.asarray(rate, old.dtype))
+
+
+def _changed(recorded: Any, learning_rate: float | None) -> bool:
+    """Whether fit's ``learning_rate`` differs from the one the checkpoint records.
+
+    Example:
+      >>> _changed(0.001, 0.01), _changed(0.001, 0.001), _changed(None, 0.01)
+      (True, False, False)
+    """
+    if learning_rate is None or isinstance(recorded, bool):
+        return False
+    if not isinstance(recorded, (int, float)):
+        return False  # not recorded (an older checkpoint), or an Optax transformation's
+    return float(recorded) != float(learning_rate)
 
 
 __all__ = ["abstract", "check_run_folder", "restore_state", "resume_state"]

@@ -46,6 +46,7 @@ def _file(tmp_path):
 def _step_folders(tmp_path):
     folder = tmp_path / "ckpt"
     (folder / "1").mkdir(parents=True)
+    (folder / "1" / "nnjax.json").write_text("{}")  # a checkpoint (an empty "1/" is not)
     return folder
 
 
