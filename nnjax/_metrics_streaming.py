@@ -30,6 +30,7 @@ from nnjax._checks import positive_int
 from nnjax.errors import ShapeError
 
 Stats = dict[str, Any]
+"""A batch's statistics: names to arrays (``Metric.stats``) or their host totals."""
 
 
 def _class_ids(op: str, logits: jax.Array, labels: jax.Array) -> tuple[jax.Array, jax.Array, int]:
@@ -97,6 +98,17 @@ def accumulate(metric: Metric, batches: Sequence[Stats], *, stacked: bool = Fals
 
     With ``stacked``, each has a leading axis of steps (``(K, ...)`` from one dispatch).
 
+    Args:
+      metric: the metric whose statistics these are (``concat`` decides how they
+        combine).
+      batches: one :data:`Stats` per batch (or per dispatch), with the same keys;
+        host or device arrays.
+      stacked: each entry holds a leading axis of ``K`` steps, summed over first.
+
+    Returns:
+      The total: float64 NumPy sums per key, or for a ``concat`` metric (AUC) the
+      flattened per-example arrays concatenated in order.
+
     Example:
       >>> m = top_k_accuracy(1)
       >>> stats = {"correct": np.array([1.0, 2.0]), "count": np.array([2, 2])}
@@ -140,6 +152,14 @@ def top_k_accuracy(k: int = 5) -> Metric:
 
     Ties rank by class index (as ``jax.lax.top_k``); integer labels ``(B,)`` with
     logits ``(B, C)``.
+
+    Args:
+      k: how many of the highest logits count as a hit, a positive int (``k >= C``
+        counts every example).
+
+    Returns:
+      A :class:`Metric` named ``"top_k_accuracy"`` for ``k=5``, else ``"top_{k}_accuracy"``;
+      its result is a float in ``[0, 1]``.
 
     Raises:
       ValueError: ``k`` is not a positive int. Its ``stats`` raise
@@ -198,6 +218,10 @@ def classification_metric(kind: str, average: str | None = None) -> Metric:
         labels or predictions), ``"micro"`` (global counts), or ``None``: binary for
         two classes, else macro.
 
+    Returns:
+      A :class:`Metric` named ``kind`` (``average=None``) or ``f"{kind}_{average}"``;
+      its result is a float in ``[0, 1]``.
+
     Raises:
       ValueError: an unknown ``kind`` or ``average`` (the message lists the valid ones).
         Its ``stats`` raise as :func:`nnjax.metrics.accuracy` does for labels that do
@@ -250,8 +274,15 @@ def roc_auc_score(scores: np.ndarray, labels: np.ndarray) -> float:
     NaN when the labels hold a single class, or when a score is NaN (a diverged model;
     scikit-learn raises there, and sorting NaN last gave a confident 1.0).
 
+    Args:
+      scores: ``(N,)`` (any shape) real scores, higher meaning class 1; read as float64.
+      labels: the same shape, class 1 where ``> 0.5`` (0/1 integers, booleans or floats).
+
+    Returns:
+      The AUC, a Python float in ``[0, 1]`` (or NaN as above).
+
     Raises:
-      ShapeError: ``scores`` and ``labels`` differ in shape.
+      nnjax.ShapeError: ``scores`` and ``labels`` differ in shape.
 
     Example:
       >>> roc_auc_score(np.array([0.1, 0.4, 0.35, 0.8]), np.array([0, 0, 1, 1]))

@@ -22,23 +22,42 @@ import jax.numpy as jnp
 from nnjax import _registry
 
 Activation = Callable[[jax.Array], jax.Array]
+"""A function from an array to an array of the same shape and dtype (what :func:`get` returns)."""
 
 sigmoid = jax.nn.sigmoid
+"""``jax.nn.sigmoid``: ``1 / (1 + exp(-x))``, elementwise; the shape and dtype of ``x``."""
 relu = jax.nn.relu
+"""``jax.nn.relu``: ``max(x, 0)``, elementwise; the shape and dtype of ``x``."""
 leaky_relu = jax.nn.leaky_relu
+"""``jax.nn.leaky_relu(x, negative_slope=0.01)``: elementwise; the shape and dtype of ``x``."""
 elu = jax.nn.elu
+"""``jax.nn.elu(x, alpha=1.0)``: elementwise; the shape and dtype of ``x``."""
 swish = jax.nn.swish
+"""``jax.nn.swish`` (SiLU): ``x * sigmoid(x)``, elementwise; the shape and dtype of ``x``."""
 softplus = jax.nn.softplus
+"""``jax.nn.softplus``: ``log(1 + exp(x))``, elementwise; the shape and dtype of ``x``."""
 softmax = jax.nn.softmax
+"""``jax.nn.softmax(x, axis=-1)``: probabilities along ``axis``; the shape and dtype of ``x``."""
 log_softmax = jax.nn.log_softmax
+"""``jax.nn.log_softmax(x, axis=-1)``: log-probabilities along ``axis``; the shape and dtype of
+``x``.
+"""
 tanh = jnp.tanh
+"""``jax.numpy.tanh``: elementwise; the shape and dtype of ``x``."""
 mish = jax.nn.mish
+"""``jax.nn.mish``: ``x * tanh(softplus(x))``, elementwise; the shape and dtype of ``x``."""
 selu = jax.nn.selu
+"""``jax.nn.selu``: the scaled ELU, elementwise; the shape and dtype of ``x``."""
 celu = jax.nn.celu
+"""``jax.nn.celu(x, alpha=1.0)``: elementwise; the shape and dtype of ``x``."""
 glu = jax.nn.glu
+"""``jax.nn.glu(x, axis=-1)``: halves ``axis`` (``a * sigmoid(b)``); the dtype of ``x``."""
 hard_sigmoid = jax.nn.hard_sigmoid
+"""``jax.nn.hard_sigmoid``: ``relu6(x + 3) / 6``, elementwise; the shape and dtype of ``x``."""
 hard_tanh = jax.nn.hard_tanh
+"""``jax.nn.hard_tanh``: ``clip(x, -1, 1)``, elementwise; the shape and dtype of ``x``."""
 log_sigmoid = jax.nn.log_sigmoid
+"""``jax.nn.log_sigmoid``: ``-softplus(-x)``, elementwise; the shape and dtype of ``x``."""
 
 
 def gelu(x: jax.typing.ArrayLike, approximate: bool = True) -> jax.Array:
@@ -71,6 +90,12 @@ def gelu(x: jax.typing.ArrayLike, approximate: bool = True) -> jax.Array:
 def identity(x: jax.typing.ArrayLike) -> jax.Array:
     """Returns ``x`` unchanged (the linear activation).
 
+    Args:
+      x: any shape and dtype.
+
+    Returns:
+      ``x`` as a ``jax.Array``: the same shape and dtype.
+
     Example:
       >>> identity(jnp.array([-1.0, 2.0]))
       Array([-1.,  2.], dtype=float32)
@@ -84,6 +109,12 @@ def heaviside(x: jax.typing.ArrayLike) -> jax.Array:
     The output has the dtype of ``x``. Its derivative is zero almost everywhere, so it is
     for perceptrons trained by the perceptron rule, not by gradient descent.
 
+    Args:
+      x: any shape, numeric.
+
+    Returns:
+      0s and 1s, the shape and dtype of ``x``.
+
     Example:
       >>> heaviside(jnp.array([-1.0, 0.0, 2.0]))
       Array([0., 0., 1.], dtype=float32)
@@ -96,6 +127,12 @@ def sign(x: jax.typing.ArrayLike) -> jax.Array:
     """The sign unit: 1 where ``x >= 0``, else -1 (never 0, unlike ``jnp.sign``).
 
     Used by the ±1 logic gates and Hopfield networks, where every unit is either on or off.
+
+    Args:
+      x: any shape, numeric (signed).
+
+    Returns:
+      -1s and 1s, the shape and dtype of ``x``.
 
     Example:
       >>> sign(jnp.array([-0.5, 0.0, 2.0]))
@@ -114,7 +151,7 @@ def prelu(x: jax.typing.ArrayLike, negative_slope: jax.typing.ArrayLike) -> jax.
 
     Args:
       x: ``(..., C)``, floating.
-      negative_slope: ``()``, ``(1,)`` or ``(C,)``.
+      negative_slope: ``()``, ``(1,)`` or ``(C,)``, floating (cast to the dtype of ``x``).
 
     Returns:
       The shape and dtype of ``x``.
@@ -167,7 +204,17 @@ _REGISTRY: dict[str, Activation] = {
 
 
 def names() -> tuple[str, ...]:
-    """The names that :func:`get` accepts, sorted."""
+    """The names that :func:`get` accepts, sorted.
+
+    Returns:
+      The registered names, aliases included (``"linear"``, ``"silu"``).
+
+    Example:
+      >>> names()[:4]
+      ('celu', 'elu', 'gelu', 'glu')
+      >>> all(callable(get(name)) for name in names())
+      True
+    """
     return tuple(sorted(_REGISTRY))
 
 

@@ -27,22 +27,64 @@ from jax.nn import initializers as _jinit
 from nnjax import _registry
 
 Initializer = Callable[..., jax.Array]
+"""``init(key, shape, dtype=jnp.float32) -> jax.Array``: an array of ``shape`` and ``dtype`` drawn
+with the PRNG ``key``.
+"""
 
 glorot_uniform = _jinit.glorot_uniform
+"""``jax.nn.initializers.glorot_uniform``, a factory: ``glorot_uniform()`` is an
+:data:`Initializer` (uniform, variance ``2 / (fan_in + fan_out)``).
+"""
 glorot_normal = _jinit.glorot_normal
+"""``jax.nn.initializers.glorot_normal``, a factory: ``glorot_normal()`` is an :data:`Initializer`
+(truncated normal, variance ``2 / (fan_in + fan_out)``).
+"""
 xavier_uniform = _jinit.glorot_uniform
+"""``jax.nn.initializers.glorot_uniform`` under its other name, a factory: ``xavier_uniform()`` is
+an :data:`Initializer`.
+"""
 xavier_normal = _jinit.glorot_normal
+"""``jax.nn.initializers.glorot_normal`` under its other name, a factory: ``xavier_normal()`` is an
+:data:`Initializer`.
+"""
 he_uniform = _jinit.he_uniform
+"""``jax.nn.initializers.he_uniform``, a factory: ``he_uniform()`` is an :data:`Initializer`
+(uniform, variance ``2 / fan_in``).
+"""
 he_normal = _jinit.he_normal
+"""``jax.nn.initializers.he_normal``, a factory: ``he_normal()`` is an :data:`Initializer`
+(truncated normal, variance ``2 / fan_in``).
+"""
 lecun_uniform = _jinit.lecun_uniform
+"""``jax.nn.initializers.lecun_uniform``, a factory: ``lecun_uniform()`` is an :data:`Initializer`
+(uniform, variance ``1 / fan_in``).
+"""
 lecun_normal = _jinit.lecun_normal
+"""``jax.nn.initializers.lecun_normal``, a factory: ``lecun_normal()`` is an :data:`Initializer`
+(truncated normal, variance ``1 / fan_in``).
+"""
 orthogonal = _jinit.orthogonal
+"""``jax.nn.initializers.orthogonal``, a factory: ``orthogonal(scale=1.0)`` is an
+:data:`Initializer` of (semi-)orthogonal matrices over the last two axes.
+"""
 normal = _jinit.normal
+"""``jax.nn.initializers.normal``, a factory: ``normal(stddev=1e-2)`` is an :data:`Initializer`."""
 uniform = _jinit.uniform
+"""``jax.nn.initializers.uniform``, a factory: ``uniform(scale=1e-2)`` is an :data:`Initializer` on
+``[0, scale)``.
+"""
 truncated_normal = _jinit.truncated_normal
+"""``jax.nn.initializers.truncated_normal``, a factory: ``truncated_normal(stddev=1e-2)`` is an
+:data:`Initializer` cut at two standard deviations.
+"""
 constant = _jinit.constant
+"""``jax.nn.initializers.constant``, a factory: ``constant(value)`` is an :data:`Initializer`
+filling every entry with ``value``.
+"""
 zeros = _jinit.zeros
+"""``jax.nn.initializers.zeros``: an :data:`Initializer` itself (not a factory), all zeros."""
 ones = _jinit.ones
+"""``jax.nn.initializers.ones``: an :data:`Initializer` itself (not a factory), all ones."""
 
 _FACTORIES: dict[str, Callable[[], Initializer]] = {
     "glorot_uniform": glorot_uniform,
@@ -63,7 +105,17 @@ _PLAIN: dict[str, Initializer] = {"zeros": zeros, "ones": ones}
 
 
 def names() -> tuple[str, ...]:
-    """The names that :func:`get` accepts, sorted."""
+    """The names that :func:`get` accepts, sorted.
+
+    Returns:
+      The names of the factories (called with their defaults) and of ``zeros``/``ones``.
+
+    Example:
+      >>> names()[:3]
+      ('glorot_normal', 'glorot_uniform', 'he_normal')
+      >>> get(names()[0])(jax.random.key(0), (3, 2)).shape
+      (3, 2)
+    """
     return tuple(sorted([*_FACTORIES, *_PLAIN]))
 
 
@@ -73,6 +125,10 @@ def get(init: str | Initializer) -> Initializer:
     Args:
       init: a name such as ``"glorot_uniform"`` or ``"he_normal"`` (the factory is called
         with its defaults), or an initializer (returned unchanged).
+
+    Returns:
+      An :data:`Initializer`: ``init(key, shape, dtype=jnp.float32)`` returns an array
+      of that shape and (floating) dtype.
 
     Raises:
       ValueError: for an unknown name; the message lists the known ones.
@@ -94,6 +150,18 @@ def init_param(
 
     Draws in at least float32 and casts, so low-precision dtypes work for every
     initializer (``jax.nn.initializers.orthogonal`` has no bfloat16 QR).
+
+    Args:
+      init: a name that :func:`get` accepts, or an initializer.
+      key: a PRNG key.
+      shape: the parameter's shape, e.g. ``(in, out)`` for a dense kernel.
+      dtype: the parameter's floating dtype.
+
+    Returns:
+      An array of ``shape`` and ``dtype``.
+
+    Raises:
+      ValueError: for an unknown name (from :func:`get`).
 
     Example:
       >>> init_param("orthogonal", jax.random.key(0), (4, 4), jnp.bfloat16).dtype

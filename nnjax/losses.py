@@ -24,6 +24,7 @@ from nnjax import _checks, _registry
 from nnjax.errors import ShapeError
 
 Loss = Callable[..., jax.Array]
+"""``loss(predictions, targets, *, reduction="mean") -> jax.Array``: a scalar by default."""
 ArrayLike = jax.typing.ArrayLike
 
 
@@ -105,8 +106,16 @@ def mse(predictions: ArrayLike, targets: ArrayLike, *, reduction: str = "mean") 
 
     Args:
       predictions: any shape, floating.
-      targets: the same shape as ``predictions``.
+      targets: the same shape as ``predictions``, floating.
       reduction: ``"mean"`` over all elements, ``"sum"``, or ``"none"`` (elementwise).
+
+    Returns:
+      A scalar for ``"mean"`` and ``"sum"``, else the elementwise values in the shape of
+      ``predictions``; floating (the promoted dtype of the two arguments).
+
+    Raises:
+      nnjax.ShapeError: ``predictions`` and ``targets`` differ in shape.
+      ValueError: an unknown ``reduction``.
 
     Example:
       >>> float(mse(jnp.array([0.0, 0.0]), jnp.array([1.0, 3.0])))
@@ -117,7 +126,20 @@ def mse(predictions: ArrayLike, targets: ArrayLike, *, reduction: str = "mean") 
 
 
 def mae(predictions: ArrayLike, targets: ArrayLike, *, reduction: str = "mean") -> jax.Array:
-    """Mean absolute error ``|p - t|``; same arguments as :func:`mse`.
+    """Mean absolute error ``|p - t|``.
+
+    Args:
+      predictions: any shape, floating.
+      targets: the same shape as ``predictions``, floating.
+      reduction: ``"mean"`` over all elements, ``"sum"``, or ``"none"`` (elementwise).
+
+    Returns:
+      A scalar for ``"mean"`` and ``"sum"``, else the elementwise values in the shape of
+      ``predictions``; floating (the promoted dtype of the two arguments).
+
+    Raises:
+      nnjax.ShapeError: ``predictions`` and ``targets`` differ in shape.
+      ValueError: an unknown ``reduction``.
 
     Example:
       >>> float(mae(jnp.array([0.0, 0.0]), jnp.array([1.0, -3.0])))
@@ -132,9 +154,23 @@ def huber(
 ) -> jax.Array:
     """Huber loss (``optax.losses.huber_loss``): quadratic within ``delta``, linear beyond.
 
+    Elementwise ``0.5 * e**2`` for ``|e| <= delta``, else ``delta * (|e| - 0.5 * delta)``,
+    with ``e = predictions - targets``.
+
+    Args:
+      predictions: any shape, floating.
+      targets: the same shape as ``predictions``, floating.
+      delta: where the quadratic part ends, ``> 0``.
+      reduction: ``"mean"`` over all elements, ``"sum"``, or ``"none"`` (elementwise).
+
+    Returns:
+      A scalar for ``"mean"`` and ``"sum"``, else the elementwise values in the shape of
+      ``predictions``; floating (the promoted dtype of the two arguments).
+
     Raises:
-      ValueError: shapes that differ (a :class:`~nnjax.errors.ShapeError`), or a
-        ``delta`` that is a number but not ``> 0`` (an array is not checked).
+      nnjax.ShapeError: ``predictions`` and ``targets`` differ in shape.
+      ValueError: a ``delta`` that is a number but not ``> 0`` (an array is not
+        checked), or an unknown ``reduction``.
 
     Example:
       >>> float(huber(jnp.array([0.0]), jnp.array([3.0])))
@@ -161,15 +197,19 @@ def cross_entropy(
     checks in-memory labels before it compiles.)
 
     Args:
-      logits: ``(..., C)`` unnormalised class scores.
-      labels: integer class indices ``(...)``, or a distribution ``(..., C)`` (one-hot
-        or probabilities; each row must sum to one).
+      logits: ``(..., C)`` unnormalised class scores, floating.
+      labels: integer class indices ``(...)`` (any integer dtype), or a floating
+        distribution ``(..., C)`` (one-hot or probabilities; each row must sum to one).
       label_smoothing: mixes the one-hot target with the uniform distribution; a
         number in ``[0, 1)``.
       reduction: ``"mean"`` over examples, ``"sum"`` or ``"none"``.
 
+    Returns:
+      A scalar for ``"mean"`` and ``"sum"``, else per-example values ``(...)``
+      (``logits.shape[:-1]``); in the dtype of ``logits``.
+
     Raises:
-      ShapeError: integer labels whose shape is not ``logits.shape[:-1]`` (names both
+      nnjax.ShapeError: integer labels whose shape is not ``logits.shape[:-1]`` (names both
         shapes), or ``labels`` that fit neither form.
       ValueError: integer labels with ``logits`` of their own shape (a model output
         ``(B,)``: no class axis, the softmax would run over the batch) or with a single
@@ -292,13 +332,18 @@ def binary_cross_entropy(
     """Sigmoid binary cross-entropy from logits (``optax.losses.sigmoid_binary_cross_entropy``).
 
     Args:
-      logits: any shape; ``sigmoid(logits)`` is the probability of class 1.
-      labels: the same shape, values in ``[0, 1]`` (checked when concrete; under
-        ``jax.jit`` other values are not caught and give a meaningless loss).
+      logits: any shape, floating; ``sigmoid(logits)`` is the probability of class 1.
+      labels: the same shape, values in ``[0, 1]`` (any numeric dtype, cast to the
+        dtype of ``logits``; checked when concrete; under ``jax.jit`` other values are
+        not caught and give a meaningless loss).
       reduction: ``"mean"`` (default), ``"sum"`` or ``"none"`` (per element).
 
+    Returns:
+      A scalar for ``"mean"`` and ``"sum"``, else the elementwise values in the shape of
+      ``logits``; in the dtype of ``logits``.
+
     Raises:
-      ShapeError: ``labels`` and ``logits`` differ in shape.
+      nnjax.ShapeError: ``labels`` and ``logits`` differ in shape.
       ValueError: concrete ``labels`` outside ``[0, 1]`` (names the first one).
 
     Example:
@@ -333,6 +378,13 @@ _REGISTRY: dict[str, Loss] = {
 
 def get(loss: str | Loss) -> Loss:
     """Returns the loss named ``loss`` (Keras names work too), or ``loss`` if callable.
+
+    Args:
+      loss: a name such as ``"mse"``, ``"cross_entropy"`` or
+        ``"sparse_categorical_crossentropy"`` (case-insensitive), or a callable.
+
+    Returns:
+      A :data:`Loss`: ``loss(predictions, targets, *, reduction="mean")``.
 
     Raises:
       ValueError: for an unknown name; the message lists the known ones.

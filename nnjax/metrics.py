@@ -64,6 +64,7 @@ from nnjax._metrics_streaming import (
 )
 
 MetricFn = Callable[[jax.Array, jax.Array], jax.Array]
+"""A batch function ``metric(predictions, targets) -> jax.Array``, a scalar (:func:`get`)."""
 ArrayLike = jax.typing.ArrayLike
 
 
@@ -77,11 +78,16 @@ def accuracy(logits: ArrayLike, labels: ArrayLike) -> jax.Array:
     * binary: ``logits (..., 1)`` or the same shape as ``labels``, with ``C == 1`` or no
       class axis: class 1 where ``logits > 0`` (i.e. ``sigmoid(logits) > 0.5``).
 
+    Args:
+      logits: ``(..., C)`` floating scores, or ``(...)``/``(..., 1)`` binary logits.
+      labels: integer class ids ``(...)``, one-hot ``(..., C)``, or binary labels
+        (``0``/``1``, any numeric dtype; class 1 where ``> 0.5``).
+
     Returns:
       A float32 scalar in ``[0, 1]``.
 
     Raises:
-      ShapeError: shapes that fit none of the cases, e.g. integer labels whose shape is
+      nnjax.ShapeError: shapes that fit none of the cases, e.g. integer labels whose shape is
         not ``logits.shape[:-1]`` (names both shapes; also under ``jax.jit``).
       ValueError: concrete integer labels outside ``[0, C)`` (names the first one and
         ``C``). Under ``jax.jit`` they are not checked and count as misses.
@@ -105,8 +111,14 @@ def _accepts(fn: Callable, keyword: str) -> bool:
 def per_example(fn: Callable) -> Callable[[jax.Array, jax.Array], jax.Array] | None:
     """``fn(predictions, targets, reduction="none")`` reduced to one value per example.
 
-    The result has shape ``(B,)``; ``None`` when ``fn`` takes no ``reduction`` (a
-    batch-level function).
+    Args:
+      fn: a function ``fn(predictions, targets, *, reduction=...)`` such as a loss of
+        :mod:`nnjax.losses`, or any other function.
+
+    Returns:
+      ``values(predictions (B, ...), targets (B, ...)) -> (B,)``: the mean of
+      ``fn(..., reduction="none")`` over each example's other axes, in its dtype; or
+      ``None`` when ``fn`` takes no ``reduction`` (a batch-level function).
 
     Example:
       >>> per_example(losses.mse)(jnp.zeros((2, 3)), jnp.ones((2, 3)))
@@ -166,6 +178,13 @@ def resolve(spec: str | Metric | Callable) -> Metric:
     called as ``fn(pred, y, mask=mask)`` with the batch's ``(B,)`` float32 mask (0 on
     padded rows, which it should leave out); otherwise it sees the padded batch.
 
+    Args:
+      spec: a name (see the module docstring; case-insensitive), a :class:`Metric`
+        (returned unchanged), or a function ``m(predictions, targets)``.
+
+    Returns:
+      The :class:`Metric`, logged under its ``name`` (a function's ``__name__``).
+
     Raises:
       ValueError: an unknown name (the message lists the known ones).
 
@@ -196,6 +215,13 @@ _FUNCTIONS: dict[str, MetricFn] = {
 def get(metric: str | MetricFn) -> MetricFn:
     """Returns the batch function named ``metric``, or ``metric`` itself if callable.
 
+    Args:
+      metric: ``"accuracy"`` (``"acc"``), ``"mse"``, ``"mae"``, ``"cross_entropy"``,
+        ``"binary_cross_entropy"``, or a callable.
+
+    Returns:
+      A :data:`MetricFn`: ``metric(predictions, targets)`` returns a scalar array.
+
     Raises:
       ValueError: for an unknown name; the message lists the known ones.
 
@@ -218,6 +244,12 @@ def default_metrics(loss: Any) -> tuple[str, ...]:
 
     Accuracy for classification losses, nothing for regression losses and custom ones.
 
+    Args:
+      loss: the loss ``fit`` trains with: a name or a function.
+
+    Returns:
+      ``("accuracy",)`` for the cross-entropy losses (by name or function), else ``()``.
+
     Example:
       >>> default_metrics("cross_entropy"), default_metrics("mse")
       (('accuracy',), ())
@@ -231,6 +263,16 @@ def default_metrics(loss: Any) -> tuple[str, ...]:
 
 def as_specs(metrics: Any) -> tuple:
     """``metrics`` as a tuple of specs: a bare string or a single callable is one metric.
+
+    Args:
+      metrics: ``None``, one spec (a name, a :class:`Metric` or a callable), or a
+        sequence of specs.
+
+    Returns:
+      A tuple of specs, ``()`` for ``None``.
+
+    Raises:
+      TypeError: a mapping (``dict``) instead of a sequence.
 
     Example:
       >>> as_specs("accuracy"), as_specs(None)

@@ -48,6 +48,12 @@ MLPParams = list[Layer]
 def sigmoid_prime(z: jax.typing.ArrayLike) -> jax.Array:
     """The derivative ``σ'(z) = σ(z)(1 − σ(z))`` of the logistic sigmoid.
 
+    Args:
+      z: any shape, floating (weighted inputs).
+
+    Returns:
+      ``σ'(z)`` elementwise, the shape and dtype of ``z``, in ``(0, 0.25]``.
+
     Example:
       >>> sigmoid_prime(jnp.array([0.0]))
       Array([0.25], dtype=float32)
@@ -103,7 +109,12 @@ def sigmoid_mlp_forward(
 
     Returns:
       ``(zs, activations)``: the weighted inputs ``z^l`` ``(B, n_l)`` of every layer, and
-      the activations ``a^0 = x, a^1, ..., a^L`` (one more entry than ``zs``).
+      the activations ``a^0 = x, a^1, ..., a^L`` (one more entry than ``zs``), each
+      ``(B, n_l)`` in the dtype of ``x``.
+
+    Raises:
+      nnjax.ShapeError: ``x`` is not rank 2, or its last axis is not the first layer's
+        ``in``.
 
     Example:
       >>> zs, acts = sigmoid_mlp_forward(sigmoid_mlp_init(jax.random.key(0), (2, 2)),
@@ -125,6 +136,16 @@ def sigmoid_mlp_forward(
 def sigmoid_mlp(params: MLPParams, x: jax.typing.ArrayLike) -> jax.Array:
     """The output ``a^L`` ``(B, out)`` of the sigmoid network for inputs ``x`` ``(B, in)``.
 
+    Args:
+      params: as from :func:`sigmoid_mlp_init`.
+      x: ``(B, in)``, floating.
+
+    Returns:
+      ``(B, out)`` sigmoid outputs in ``(0, 1)``, the dtype of ``x``.
+
+    Raises:
+      nnjax.ShapeError: as :func:`sigmoid_mlp_forward`.
+
     Example:
       >>> sigmoid_mlp(sigmoid_mlp_init(jax.random.key(0), (2, 3, 1)), jnp.ones((5, 2))).shape
       (5, 1)
@@ -139,11 +160,14 @@ def quadratic_cost(
 
     Args:
       params: as from :func:`sigmoid_mlp_init`.
-      x: ``(n, in)`` inputs.
-      y: ``(n, out)`` targets.
+      x: ``(n, in)`` inputs, floating.
+      y: ``(n, out)`` targets, floating.
 
     Returns:
       A scalar in the dtype of ``x``.
+
+    Raises:
+      nnjax.ShapeError: ``x`` does not fit the network, or ``y`` is not ``(n, out)``.
 
     Example:
       >>> p = [{"kernel": jnp.zeros((2, 1)), "bias": jnp.zeros(1)}]
@@ -160,12 +184,15 @@ def backprop(params: MLPParams, x: jax.typing.ArrayLike, y: jax.typing.ArrayLike
 
     Args:
       params: as from :func:`sigmoid_mlp_init`.
-      x: ``(n, in)`` inputs.
-      y: ``(n, out)`` targets.
+      x: ``(n, in)`` inputs, floating.
+      y: ``(n, out)`` targets, floating.
 
     Returns:
-      Gradients with the structure of ``params``, equal to
-      ``jax.grad(quadratic_cost)(params, x, y)`` to float tolerance.
+      Gradients with the structure (shapes) of ``params``, in the dtype of ``x``, equal
+      to ``jax.grad(quadratic_cost)(params, x, y)`` to float tolerance.
+
+    Raises:
+      nnjax.ShapeError: as :func:`quadratic_cost`.
 
     Example:
       >>> p = sigmoid_mlp_init(jax.random.key(0), (2, 3, 1))
@@ -195,8 +222,18 @@ def softmax_net_init(
 ) -> dict[str, jax.Array]:
     """Initialises the one-hidden-layer sigmoid/softmax network of :func:`softmax_net_grads`.
 
+    Kernels Glorot uniform, biases zero (:func:`nnjax.functional.dense_init`).
+
+    Args:
+      key: a PRNG key.
+      in_features: ``in``, the input size.
+      hidden: the number of sigmoid hidden units.
+      classes: the number of output classes.
+      dtype: parameter dtype (float32 by default).
+
     Returns:
-      ``{"w1": (in, hidden), "b1": (hidden,), "w2": (hidden, classes), "b2": (classes,)}``.
+      ``{"w1": (in, hidden), "b1": (hidden,), "w2": (hidden, classes), "b2": (classes,)}``
+      in ``dtype``.
 
     Example:
       >>> sorted(softmax_net_init(jax.random.key(0), 4, 3, 2))
@@ -210,6 +247,13 @@ def softmax_net_init(
 
 def softmax_net_logits(params: dict[str, jax.Array], x: jax.typing.ArrayLike) -> jax.Array:
     """Logits ``Z2 = σ(X W1 + b1) W2 + b2`` ``(n, classes)`` for inputs ``x`` ``(n, in)``.
+
+    Args:
+      params: as from :func:`softmax_net_init`.
+      x: ``(n, in)`` inputs, floating.
+
+    Returns:
+      ``(n, classes)`` logits in the dtype of ``x``.
 
     Example:
       >>> p = softmax_net_init(jax.random.key(0), 4, 3, 2)
@@ -232,6 +276,17 @@ def softmax_net_loss(
 ) -> jax.Array:
     """Mean softmax cross-entropy of :func:`softmax_net_logits` against integer ``labels``.
 
+    Args:
+      params: as from :func:`softmax_net_init`.
+      x: ``(n, in)`` inputs, floating.
+      labels: ``(n,)`` integer class ids in ``[0, classes)``.
+
+    Returns:
+      A scalar in the dtype of ``x``.
+
+    Raises:
+      nnjax.ShapeError, ValueError: as :func:`nnjax.losses.cross_entropy`.
+
     Example:
       >>> p = softmax_net_init(jax.random.key(0), 4, 3, 2)
       >>> softmax_net_loss(p, jnp.ones((5, 4)), jnp.zeros(5, jnp.int32)).shape
@@ -246,12 +301,17 @@ def softmax_net_grads(
     """The gradient of :func:`softmax_net_loss` in matrix form (no autodiff).
 
     Args:
-      params: as from :func:`softmax_net_init`.
+      params: as from :func:`softmax_net_init` (``(in, hidden)``, ``(hidden,)``,
+        ``(hidden, classes)`` and ``(classes,)`` floating arrays).
       x: ``(n, in)`` inputs, floating.
       labels: ``(n,)`` integer class labels.
 
     Returns:
-      Gradients with the structure of ``params``, equal to ``jax.grad(softmax_net_loss)``.
+      Gradients with the structure (shapes) of ``params``, in the dtype of ``x``, equal
+      to ``jax.grad(softmax_net_loss)``.
+
+    Raises:
+      nnjax.ShapeError: ``x`` is not rank 2, or ``labels`` is not ``(n,)``.
 
     Example:
       >>> p = softmax_net_init(jax.random.key(0), 4, 3, 2)

@@ -108,7 +108,8 @@ def esn_states(
     Args:
       params: ``{"w_in": (in, R), "w": (R, R)}``, as from :func:`esn_init`.
       inputs: ``(T, in)``, floating (``jax.vmap`` for a batch of sequences).
-      state: the initial state ``(R,)``; zeros if ``None``.
+      state: the initial state ``(R,)`` (cast to the dtype of ``inputs``); zeros if
+        ``None``.
       leak_rate: ``α`` in ``(0, 1]``; 1 is no leak.
 
     Returns:
@@ -145,13 +146,17 @@ def esn_fit_readout(
     ``θ = (Aᵀ A + ridge I)⁻¹ Aᵀ Y`` with ``A = [X 1]``, the bias unpenalised.
 
     Args:
-      states: ``(T, R)`` reservoir states (drop an initial washout first).
-      targets: ``(T, out)`` desired outputs.
+      states: ``(T, R)`` floating reservoir states (drop an initial washout first).
+      targets: ``(T, out)`` desired outputs (cast to the dtype of ``states``).
       ridge: the regularisation strength ``≥ 0``.
 
     Returns:
-      ``{"kernel": (R, out), "bias": (out,)}`` (the layout of
-      :func:`nnjax.functional.dense`).
+      ``{"kernel": (R, out), "bias": (out,)}`` in the dtype of ``states`` (the layout
+      of :func:`nnjax.functional.dense`).
+
+    Raises:
+      nnjax.ShapeError: ``states`` is not rank 2, or ``targets`` is not ``(T, out)``.
+      TypeError: ``states`` is not floating.
 
     Example:
       >>> x = jax.random.normal(jax.random.key(0), (50, 3))
@@ -176,6 +181,16 @@ def esn_fit_readout(
 def esn_readout(readout: Params, states: jax.typing.ArrayLike) -> jax.Array:
     """The readout ``y = x W_out + b`` ``(..., out)`` of states ``(..., R)``.
 
+    Args:
+      readout: ``{"kernel": (R, out), "bias": (out,)}``, as from :func:`esn_fit_readout`.
+      states: ``(..., R)``, floating.
+
+    Returns:
+      ``(..., out)``, the dtype of ``states``.
+
+    Raises:
+      nnjax.ShapeError: as :func:`nnjax.functional.dense`.
+
     Example:
       >>> esn_readout({"kernel": jnp.ones((3, 1)), "bias": jnp.zeros(1)}, jnp.ones((2, 3)))
       Array([[3.],
@@ -186,6 +201,16 @@ def esn_readout(readout: Params, states: jax.typing.ArrayLike) -> jax.Array:
 
 def nrmse(predictions: jax.typing.ArrayLike, targets: jax.typing.ArrayLike) -> jax.Array:
     """Normalised root-mean-square error ``RMSE / std(targets)``; 0 is perfect, 1 is the mean.
+
+    Args:
+      predictions: any shape, floating.
+      targets: the same shape, floating.
+
+    Returns:
+      A scalar over all elements, in the promoted dtype of the two.
+
+    Raises:
+      nnjax.ShapeError: the shapes differ.
 
     Example:
       >>> nrmse(jnp.array([0.0, 0.0]), jnp.array([1.0, -1.0]))

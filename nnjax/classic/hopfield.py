@@ -56,11 +56,15 @@ def hopfield_energy(weights: jax.typing.ArrayLike, state: jax.typing.ArrayLike) 
     """The energy ``E(s) = −½ sᵀ W s`` of each state.
 
     Args:
-      weights: ``(N, N)``.
-      state: ``(..., N)`` of ±1.
+      weights: ``(N, N)``, real (cast to the dtype of ``state``).
+      state: ``(..., N)`` of ±1, floating.
 
     Returns:
       ``(...)``, the dtype of ``state``.
+
+    Raises:
+      nnjax.ShapeError: ``weights`` is not square, or ``state`` is not ``(..., N)``.
+      TypeError: ``state`` is not floating.
 
     Example:
       >>> w = hopfield_store(jnp.array([[1.0, -1.0]]))
@@ -75,11 +79,15 @@ def hopfield_step(weights: jax.typing.ArrayLike, state: jax.typing.ArrayLike) ->
     """One synchronous update: every unit ``s_i ← sign(Σ_j W_ij s_j)`` at once.
 
     Args:
-      weights: ``(N, N)``.
-      state: ``(..., N)`` of ±1.
+      weights: ``(N, N)``, real (cast to the dtype of ``state``).
+      state: ``(..., N)`` of ±1, floating.
 
     Returns:
-      The new state ``(..., N)`` (``sign(0) = +1``).
+      The new state ``(..., N)`` of ±1 in the dtype of ``state`` (``sign(0) = +1``).
+
+    Raises:
+      nnjax.ShapeError: ``weights`` is not square, or ``state`` is not ``(..., N)``.
+      TypeError: ``state`` is not floating.
 
     Example:
       >>> w = hopfield_store(jnp.array([[1.0, -1.0, 1.0]]))
@@ -96,14 +104,20 @@ def hopfield_sweep(
     """Asynchronous updates of the units in ``order``, one at a time (a ``lax.scan``).
 
     Args:
-      weights: ``(N, N)``, symmetric with zero diagonal.
-      state: ``(..., N)`` of ±1.
+      weights: ``(N, N)``, symmetric with zero diagonal, real (cast to the dtype of
+        ``state``).
+      state: ``(..., N)`` of ±1, floating.
       order: ``(K,)`` integer unit indices, updated in turn (e.g. a permutation of
         ``range(N)`` for one sweep).
 
     Returns:
-      ``(state, energies)``: the state after the ``K`` updates and the energy after each
-      update, ``(K, ...)``; for symmetric zero-diagonal weights it never increases.
+      ``(state, energies)``: the state ``(..., N)`` after the ``K`` updates and the
+      energy after each update, ``(K, ...)``, both in the dtype of ``state``; for
+      symmetric zero-diagonal weights the energy never increases.
+
+    Raises:
+      nnjax.ShapeError: ``weights`` is not square, or ``state`` is not ``(..., N)``.
+      TypeError: ``state`` is not floating.
 
     Example:
       >>> w = hopfield_store(jnp.array([[1.0, -1.0, 1.0]]))
@@ -134,8 +148,9 @@ def hopfield_recall(
     """Recalls from cue ``state`` by ``steps`` rounds of updates (jit-compiled).
 
     Args:
-      weights: ``(N, N)``, as from :func:`hopfield_store`.
-      state: ``(..., N)`` cues of ±1 (e.g. noisy copies of stored patterns).
+      weights: ``(N, N)``, as from :func:`hopfield_store` (cast to the dtype of
+        ``state``).
+      state: ``(..., N)`` floating cues of ±1 (e.g. noisy copies of stored patterns).
       steps: number of rounds (static): synchronous steps, or asynchronous sweeps over
         all ``N`` units.
       synchronous: update all units at once (may end in a 2-cycle) instead of one at a
@@ -144,7 +159,11 @@ def hopfield_recall(
         index order.
 
     Returns:
-      The state ``(..., N)`` after the last round.
+      The state ``(..., N)`` of ±1 after the last round, in the dtype of ``state``.
+
+    Raises:
+      nnjax.ShapeError: ``weights`` is not square, or ``state`` is not ``(..., N)``.
+      TypeError: ``state`` is not floating.
 
     Example:
       >>> w = hopfield_store(jnp.array([[1.0, -1.0, 1.0, -1.0]]))
@@ -164,6 +183,16 @@ def hopfield_recall(
 
 def overlap(state: jax.typing.ArrayLike, pattern: jax.typing.ArrayLike) -> jax.Array:
     """The overlap ``m = (1/N) Σ_i s_i ξ_i`` in [−1, 1]; 1 means perfect recall.
+
+    Args:
+      state: ``(..., N)`` of ±1, floating.
+      pattern: the same shape, ±1 (cast to the dtype of ``state``).
+
+    Returns:
+      ``(...)``: one overlap per state, in the dtype of ``state``.
+
+    Raises:
+      nnjax.ShapeError: ``pattern`` does not have the shape of ``state``.
 
     Example:
       >>> overlap(jnp.array([1.0, 1.0, -1.0, 1.0]), jnp.array([1.0, 1.0, 1.0, 1.0]))

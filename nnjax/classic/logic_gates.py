@@ -63,12 +63,16 @@ def neuron(
     """One neuron: ``activation(w_0 + Σ_i w_i x_i)`` over the last axis of ``x``.
 
     Args:
-      weights: ``(n + 1,)``, the bias first.
+      weights: ``(n + 1,)``, the bias first, real (cast to the dtype of ``x``).
       x: ``(..., n)``, floating.
       activation: the unit's nonlinearity.
 
     Returns:
       ``(...)``, the dtype of ``x``.
+
+    Raises:
+      nnjax.ShapeError: ``weights`` is not rank 1, or ``x`` is not ``(..., n)``.
+      TypeError: ``x`` is not floating.
 
     Example:
       >>> neuron(jnp.array([-1.5, 1.0, 1.0]), jnp.array([1.0, 1.0]), activations.sign)
@@ -88,15 +92,16 @@ def gate(name: str, x: jax.typing.ArrayLike, *, kind: str = "sigmoid") -> jax.Ar
 
     Args:
       name: the gate.
-      x: ``(..., 2)`` (``(..., 1)`` for ``"not"``): values in {0, 1} for
+      x: ``(..., 2)`` (``(..., 1)`` for ``"not"``), floating: values in {0, 1} for
         ``kind="sigmoid"``, in {−1, +1} for ``kind="sign"``.
       kind: ``"sigmoid"`` (outputs near 0 or 1) or ``"sign"`` (outputs −1 or +1).
 
     Returns:
-      ``(...)``, the gate's output per row.
+      ``(...)``, the gate's output per row, in the dtype of ``x``.
 
     Raises:
       ValueError: for an unknown gate or kind.
+      nnjax.ShapeError, TypeError: as :func:`neuron`.
 
     Example:
       >>> gate("and", jnp.array([[1.0, 1.0], [1.0, 0.0]])).round()
@@ -112,11 +117,16 @@ def xor_gate(x: jax.typing.ArrayLike, *, kind: str = "sigmoid") -> jax.Array:
     """Two-layer XOR: ``AND(OR(x), NAND(x))`` from hand-weighted neurons.
 
     Args:
-      x: ``(..., 2)``, values in {0, 1} (``kind="sigmoid"``) or {−1, +1} (``"sign"``).
+      x: ``(..., 2)``, floating, values in {0, 1} (``kind="sigmoid"``) or {−1, +1}
+        (``"sign"``).
       kind: ``"sigmoid"`` or ``"sign"``.
 
     Returns:
-      ``(...)``: near 1 (sigmoid) or +1 (sign) where exactly one input is on.
+      ``(...)`` in the dtype of ``x``: near 1 (sigmoid) or +1 (sign) where exactly one
+      input is on.
+
+    Raises:
+      ValueError, nnjax.ShapeError, TypeError: as :func:`gate`.
 
     Example:
       >>> xor_gate(truth_table_inputs(2, kind="sign"), kind="sign").tolist()
@@ -130,6 +140,16 @@ def truth_table_inputs(n_inputs: int, *, kind: str = "sigmoid") -> jax.Array:
     """All ``2**n`` input rows in binary counting order, as ``(2**n, n)`` float32.
 
     Off is 0 for ``kind="sigmoid"`` and −1 for ``kind="sign"``; on is 1.
+
+    Args:
+      n_inputs: ``n``, the number of inputs (columns).
+      kind: ``"sigmoid"`` (0/1) or ``"sign"`` (−1/+1).
+
+    Returns:
+      ``(2**n, n)`` float32.
+
+    Raises:
+      ValueError: an unknown ``kind``.
 
     Example:
       >>> truth_table_inputs(2).tolist()
@@ -165,8 +185,9 @@ def train_xor(
       restarts: number of random starts trained in parallel (static).
 
     Returns:
-      ``(params, costs)``: the best network's parameters and its quadratic cost before
-      each step, ``(steps,)``.
+      ``(params, costs)``: the best network's parameters (float32, as from
+      :func:`~nnjax.classic.sigmoid_mlp_init` with sizes ``(2, hidden, 1)``) and its
+      quadratic cost before each step, ``(steps,)`` float32.
 
     Example:
       >>> from nnjax.classic import sigmoid_mlp

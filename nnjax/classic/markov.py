@@ -60,10 +60,14 @@ def stationary_distribution(transitions: jax.typing.ArrayLike) -> jax.Array:
     the solution is unique.
 
     Args:
-      transitions: ``(S, S)`` row-stochastic ``P``.
+      transitions: ``(S, S)`` row-stochastic ``P``, floating.
 
     Returns:
       ``(S,)``, the dtype of ``transitions``.
+
+    Raises:
+      nnjax.ShapeError: ``transitions`` is not square.
+      TypeError: ``transitions`` is not floating.
 
     Example:
       >>> stationary_distribution(jnp.array([[0.0, 1.0], [1.0, 0.0]])).round(4)
@@ -80,6 +84,18 @@ def distribution_after(
     transitions: jax.typing.ArrayLike, initial: jax.typing.ArrayLike, steps: int
 ) -> jax.Array:
     """The state distribution ``p_0 P^steps`` after ``steps`` transitions from ``p_0``.
+
+    Args:
+      transitions: ``(S, S)`` row-stochastic ``P``, floating.
+      initial: ``(S,)`` distribution ``p_0`` (cast to the dtype of ``transitions``).
+      steps: the number of transitions, a non-negative int.
+
+    Returns:
+      ``(S,)``, the dtype of ``transitions``.
+
+    Raises:
+      nnjax.ShapeError: ``transitions`` is not square, or ``initial`` is not ``(S,)``.
+      TypeError: ``transitions`` is not floating.
 
     Example:
       >>> p = jnp.array([[0.0, 1.0], [1.0, 0.0]])
@@ -99,8 +115,8 @@ def sample_path(
 
     Args:
       key: a PRNG key.
-      transitions: ``(S, S)`` row-stochastic ``P``.
-      start: the initial state.
+      transitions: ``(S, S)`` row-stochastic ``P``, floating.
+      start: the initial state, an int (or an integer scalar array) in ``[0, S)``.
       steps: number of transitions (static).
 
     Returns:
@@ -124,6 +140,16 @@ def sample_path(
 
 def visit_frequencies(path: jax.typing.ArrayLike, num_states: int) -> jax.Array:
     """The fraction of the path's entries in each state, ``(num_states,)`` float32.
+
+    Args:
+      path: ``(T,)`` integer states in ``[0, num_states)``, e.g. from :func:`sample_path`.
+      num_states: ``S``, the length of the result (static under ``jax.jit``).
+
+    Returns:
+      ``(S,)`` float32 frequencies that sum to 1.
+
+    Raises:
+      nnjax.ShapeError: ``path`` is not rank 1.
 
     Example:
       >>> visit_frequencies(jnp.array([0, 1, 1, 1]), 3)

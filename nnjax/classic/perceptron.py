@@ -96,13 +96,16 @@ def perceptron_update(
 
     Args:
       params: ``{"kernel": (in, out), "bias": (out,)}``.
-      x: one example ``(in,)``, floating.
-      y: its target ``(out,)`` of zeros and ones.
+      x: one example ``(in,)``, floating (cast to the kernel's dtype).
+      y: its target ``(out,)`` of zeros and ones, any numeric dtype (cast likewise).
       learning_rate: ``η``.
 
     Returns:
       The updated parameters, same structure and dtypes. Units whose output ``a_j``
       equals ``y_j`` keep their weights.
+
+    Raises:
+      nnjax.ShapeError: ``x`` is not ``(in,)`` or ``y`` is not ``(out,)``.
 
     Example:
       >>> p = {"kernel": jnp.ones((2, 2)), "bias": jnp.ones((2,))}
@@ -134,13 +137,17 @@ def perceptron_epoch(
 
     Args:
       params: ``{"kernel": (in, out), "bias": (out,)}``.
-      x: ``(N, in)`` examples.
-      y: ``(N, out)`` targets of zeros and ones.
+      x: ``(N, in)`` examples, floating.
+      y: ``(N, out)`` targets of zeros and ones (cast to the dtype of ``x``).
       learning_rate: ``η``.
 
     Returns:
       ``(params, errors)``: the parameters after the pass and the number of examples
       (int32 scalar) that had at least one wrong output when presented.
+
+    Raises:
+      nnjax.ShapeError: ``x`` is not ``(N, in)`` or ``y`` is not ``(N, out)``.
+      TypeError: ``x`` is not floating.
 
     Example:
       >>> p = perceptron_init(jax.random.key(0), 1, 1)
@@ -175,7 +182,7 @@ def perceptron_fit(
     Args:
       params: ``{"kernel": (in, out), "bias": (out,)}``.
       x: ``(N, in)`` examples, floating.
-      y: ``(N, out)`` targets of zeros and ones.
+      y: ``(N, out)`` targets of zeros and ones (cast to the dtype of ``x``).
       learning_rate: ``η``.
       epochs: number of passes (static).
       key: if given, the examples are shuffled anew each epoch; else kept in order.
@@ -183,6 +190,9 @@ def perceptron_fit(
     Returns:
       ``(params, errors)`` with ``errors`` ``(epochs,)`` int32: per epoch, the number of
       examples misclassified when presented. On linearly separable data it reaches 0.
+
+    Raises:
+      nnjax.ShapeError, TypeError: as :func:`perceptron_epoch`.
 
     Example:
       >>> p = perceptron_init(jax.random.key(0), 1, 1)

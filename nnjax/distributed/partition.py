@@ -42,8 +42,8 @@ __all__ = [
     "rule_specs",
 ]
 
-#: Partition rules: ``(regex over the parameter path, PartitionSpec)`` pairs, first match wins.
 Rules = Sequence[tuple[str, P]]
+"""Partition rules: ``(regex over the parameter path, PartitionSpec)`` pairs, first match wins."""
 
 
 def path_of(path: Sequence[Any]) -> str:
@@ -62,6 +62,18 @@ def path_of(path: Sequence[Any]) -> str:
 
 def fsdp_spec(shape: Sequence[int], axis_size: int, axis: str = "data") -> P:
     """The FSDP spec of one leaf: its largest dimension that ``axis_size`` divides.
+
+    Ties go to the first such dimension; a leaf with none (or ``axis_size <= 1``) is
+    replicated.
+
+    Args:
+      shape: the leaf's shape.
+      axis_size: the number of devices along ``axis``.
+      axis: the mesh axis to shard over.
+
+    Returns:
+      A ``PartitionSpec`` of ``len(shape)`` entries (``axis`` once, else ``None``), or
+      ``P()`` (replicated).
 
     Example:
       >>> fsdp_spec((3, 8), 4), fsdp_spec((3,), 4), fsdp_spec((), 4)
@@ -132,7 +144,18 @@ def _check_fits(path: str, shape: Sequence[int], spec: P, axis_sizes: Mapping[st
 def rule_specs(tree: Any, rules: Rules, axis_sizes: Mapping[str, int]) -> Any:
     """The spec of each leaf from the first matching rule (unmatched: replicated).
 
+    Args:
+      tree: the parameter pytree (arrays or shape-dtype structs); each leaf's path is
+        matched as ``"layers/0/kernel"`` (:func:`path_of`).
+      rules: :data:`Rules`, ``(regex, PartitionSpec)`` pairs searched in order.
+      axis_sizes: the mesh's axis sizes, e.g. ``{"data": 2, "model": 2}``.
+
+    Returns:
+      A pytree of ``PartitionSpec`` with the structure of ``tree`` (``P()`` where no rule
+      matches).
+
     Raises:
+      TypeError: ``rules`` is not a sequence of ``(regex, PartitionSpec)`` pairs.
       ValueError: a rule that matches no leaf (listing the paths), an axis not in
         ``axis_sizes``, a spec longer than its leaf's rank or not dividing its shape.
 

@@ -25,12 +25,12 @@ __all__ = [
     "process_index",
 ]
 
-#: Set by ``nnjax launch`` in each process it starts: the coordinator's ``"host:port"``.
 ENV_ADDRESS = "NNJAX_COORDINATOR_ADDRESS"
-#: Set by ``nnjax launch`` in each process it starts: the number of processes.
+"""Set by ``nnjax launch`` in each process it starts: the coordinator's ``"host:port"``."""
 ENV_NUM_PROCESSES = "NNJAX_NUM_PROCESSES"
-#: Set by ``nnjax launch`` in each process it starts: this process's index (0 first).
+"""Set by ``nnjax launch`` in each process it starts: the number of processes."""
 ENV_PROCESS_ID = "NNJAX_PROCESS_ID"
+"""Set by ``nnjax launch`` in each process it starts: this process's index (0 first)."""
 
 
 def initialize(

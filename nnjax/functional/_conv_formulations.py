@@ -129,6 +129,10 @@ def conv_formulation(formulation: str) -> Iterator[None]:
     Args:
       formulation: ``"xla"``, ``"patches"`` or ``"auto"`` (the measured rule).
 
+    Returns:
+      A context manager for a ``with`` statement (it yields ``None``); the previous
+      setting is restored on exit.
+
     Raises:
       ValueError: for another value.
 

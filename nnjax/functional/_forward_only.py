@@ -40,6 +40,10 @@ def forward_only() -> Iterator[None]:
     that is never differentiated: the picks are still differentiable, only slower to
     differentiate on the CPU.
 
+    Returns:
+      A context manager for a ``with`` statement (it yields ``None``); the previous
+      setting is restored on exit.
+
     Example:
       >>> import jax, jax.numpy as jnp
       >>> import nnjax.functional as F

@@ -101,6 +101,10 @@ def pool_formulation(formulation: str) -> Iterator[None]:
     Args:
       formulation: ``"reduce_window"``, ``"reshape"`` or ``"auto"`` (the measured rule).
 
+    Returns:
+      A context manager for a ``with`` statement (it yields ``None``); the previous
+      setting is restored on exit.
+
     Raises:
       ValueError: for another value.
 

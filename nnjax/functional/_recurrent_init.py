@@ -50,7 +50,7 @@ def check_params(op: str, params: dict, gates: int, biases: tuple[str, ...]) -> 
 
     Raises:
       KeyError: a parameter is missing.
-      AssertionError: a shape is wrong; the message names ``op``, the parameter, the
+      nnjax.ShapeError: a shape is wrong; the message names ``op``, the parameter, the
         expected and the actual shape.
 
     Example:

@@ -120,16 +120,18 @@ def bidirectional(
     Args:
       cell: any ``cell(params, carry, x) -> (new_carry, y)``, e.g. ``F.lstm_cell``.
       params: ``{"forward": ..., "backward": ...}`` (:func:`bidirectional_init`).
-      xs: ``(B, T, F)``, floating.
-      state: ``(forward_carry, backward_carry)``; ``None`` starts both from zeros.
-      lengths: ``(B,)`` valid lengths, as in :func:`nnjax.functional.rnn`.
+      xs: ``(B, T, F)``, floating: the compute dtype.
+      state: ``(forward_carry, backward_carry)``, each as :func:`nnjax.functional.rnn`
+        takes it (cast to the dtype of ``xs``); ``None`` starts both from zeros.
+      lengths: ``(B,)`` integer valid lengths, as in :func:`nnjax.functional.rnn`.
       merge: ``"concat"`` (``(B, T, 2H)``), ``"sum"``, ``"mean"`` or ``"mul"``.
       unroll: steps unrolled per scan iteration.
       precompute_inputs: as in :func:`nnjax.functional.lstm`.
 
     Returns:
-      ``((forward_final, backward_final), ys)``; the backward final state is the one
-      after reading step 0.
+      ``((forward_final, backward_final), ys)`` in the dtype of ``xs``: each final state
+      as :func:`nnjax.functional.rnn` returns it (the backward one is the state after
+      reading step 0), ``ys (B, T, 2H)`` for ``"concat"``, else ``(B, T, H)``.
 
     Raises:
       ValueError: an unknown ``merge`` or bad ``lengths``, or ``params`` with a key
@@ -138,7 +140,7 @@ def bidirectional(
         parameters were passed).
       TypeError: ``state`` is not a pair ``(forward_state, backward_state)`` (e.g. a
         single ``LSTMState``), or a direction's state has the wrong structure.
-      AssertionError: as :func:`nnjax.functional.rnn`.
+      nnjax.ShapeError: as :func:`nnjax.functional.rnn`.
 
     Example:
       >>> from nnjax.functional.recurrent import lstm_cell, lstm_cell_init

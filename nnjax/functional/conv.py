@@ -144,7 +144,25 @@ def conv1d_init(
 ) -> Params:
     """Initialises :func:`conv1d`: ``{"kernel": (k, in, out), "bias": (out,)}``.
 
-    Keyword arguments as :func:`conv2d_init`.
+    Args:
+      key: a PRNG key.
+      in_channels: channels ``in`` of the input.
+      out_channels: channels ``out`` of the output (the number of filters).
+      kernel_size: ``k``, an int or a 1-tuple.
+      dtype: parameter dtype (float32 by default).
+      kernel_init: initializer for the kernel (Glorot uniform over the receptive field).
+      bias_init: initializer for the bias (zeros).
+      use_bias: whether to create a bias.
+      feature_group_count: groups of channels; the kernel's input axis is then
+        ``in // feature_group_count``.
+
+    Returns:
+      ``{"kernel": (k, in // groups, out), "bias": (out,)}`` in ``dtype`` (no ``"bias"`` without
+      ``use_bias``).
+
+    Raises:
+      ValueError, TypeError: as :func:`conv2d_init` (bad sizes or groups; a ``key`` that
+        is not a PRNG key).
 
     Example:
       >>> conv1d_init(jax.random.key(0), 4, 8, 3, feature_group_count=2)["kernel"].shape
@@ -171,7 +189,25 @@ def conv3d_init(
 ) -> Params:
     """Initialises :func:`conv3d`: ``{"kernel": (kd, kh, kw, in, out), "bias": (out,)}``.
 
-    Keyword arguments as :func:`conv2d_init`.
+    Args:
+      key: a PRNG key.
+      in_channels: channels ``in`` of the input.
+      out_channels: channels ``out`` of the output (the number of filters).
+      kernel_size: ``(kd, kh, kw)``, an int for a cubic kernel.
+      dtype: parameter dtype (float32 by default).
+      kernel_init: initializer for the kernel (Glorot uniform over the receptive field).
+      bias_init: initializer for the bias (zeros).
+      use_bias: whether to create a bias.
+      feature_group_count: groups of channels; the kernel's input axis is then
+        ``in // feature_group_count``.
+
+    Returns:
+      ``{"kernel": (kd, kh, kw, in // groups, out), "bias": (out,)}``
+      in ``dtype`` (no ``"bias"`` without ``use_bias``).
+
+    Raises:
+      ValueError, TypeError: as :func:`conv2d_init` (bad sizes or groups; a ``key`` that
+        is not a PRNG key).
 
     Example:
       >>> conv3d_init(jax.random.key(0), 1, 4, (3, 3, 1))["kernel"].shape
@@ -291,7 +327,7 @@ def conv2d(
       ``(B, H', W', out)``, the dtype of ``x``.
 
     Raises:
-      AssertionError: if ``x`` is not rank 4 or its channels differ from the kernel's
+      nnjax.ShapeError: if ``x`` is not rank 4 or its channels differ from the kernel's
         ``in`` (the message names the shapes).
       ValueError: for a bad ``stride``, ``padding``, ``dilation``,
         ``feature_group_count`` or ``formulation`` (each must be static under
@@ -326,11 +362,23 @@ def conv1d(
 ) -> jax.Array:
     """Convolves ``(B, T, in)`` sequences with a ``(k, in // groups, out)`` kernel.
 
-    Arguments, padding rules and errors as :func:`conv2d`, with one spatial axis
-    (explicit padding is one ``(lo, hi)`` pair).
+    Padding rules and errors as :func:`conv2d`, with one spatial axis.
+
+    Args:
+      params: from the matching ``*_init``; ``"bias"`` optional.
+      x: ``(B, T, in)``, floating (the compute dtype; the parameters are cast to it).
+      stride: step of the window, an int or ``(s,)``.
+      padding: ``"SAME"``, ``"VALID"``, an int (zero padding on every side) or
+        one ``(lo, hi)`` pair per spatial axis, ``((lo, hi),)``.
+      dilation: spacing between kernel taps, an int or ``(d,)``.
+      feature_group_count: groups of channels (PyTorch's ``groups``).
+      formulation: ``"auto"``, ``"xla"`` or ``"patches"``, as in :func:`conv2d`.
 
     Returns:
       ``(B, T', out)``, the dtype of ``x``.
+
+    Raises:
+      nnjax.ShapeError, ValueError, KeyError, TypeError: as :func:`conv2d`.
 
     Example:
       >>> params = conv1d_init(jax.random.key(0), 3, 8, 5)
@@ -355,10 +403,23 @@ def conv3d(
 ) -> jax.Array:
     """Convolves ``(B, D, H, W, in)`` volumes with a ``(kd, kh, kw, in // groups, out)`` kernel.
 
-    Arguments, padding rules and errors as :func:`conv2d`, with three spatial axes.
+    Padding rules and errors as :func:`conv2d`, with three spatial axes.
+
+    Args:
+      params: from the matching ``*_init``; ``"bias"`` optional.
+      x: ``(B, D, H, W, in)``, floating (the compute dtype; the parameters are cast to it).
+      stride: step of the window, an int or ``(sd, sh, sw)``.
+      padding: ``"SAME"``, ``"VALID"``, an int (zero padding on every side) or
+        three ``(lo, hi)`` pairs.
+      dilation: spacing between kernel taps, an int or a triple.
+      feature_group_count: groups of channels (PyTorch's ``groups``).
+      formulation: ``"auto"``, ``"xla"`` or ``"patches"``, as in :func:`conv2d`.
 
     Returns:
       ``(B, D', H', W', out)``, the dtype of ``x``.
+
+    Raises:
+      nnjax.ShapeError, ValueError, KeyError, TypeError: as :func:`conv2d`.
 
     Example:
       >>> params = conv3d_init(jax.random.key(0), 1, 4, 3)

@@ -69,7 +69,24 @@ def conv_transpose1d_init(
 ) -> Params:
     """Initialises :func:`conv_transpose1d`: ``{"kernel": (k, in, out), "bias": (out,)}``.
 
-    Keyword arguments as :func:`conv_transpose2d_init`.
+    Args:
+      key: a PRNG key.
+      in_channels: channels ``in`` of the input.
+      out_channels: channels ``out`` of the output.
+      kernel_size: an int or ``(k,)``.
+      dtype: parameter dtype (float32 by default).
+      kernel_init: initializer for the kernel (Glorot uniform).
+      bias_init: initializer for the bias (zeros).
+      use_bias: whether to create a bias.
+      feature_group_count: groups of channels (PyTorch's ``groups``); must divide
+        ``in_channels`` and ``out_channels``.
+
+    Returns:
+      ``{"kernel": (k, in, out // feature_group_count), "bias": (out,)}``
+      in ``dtype`` (no ``"bias"`` without ``use_bias``).
+
+    Raises:
+      ValueError, TypeError: as :func:`nnjax.functional.conv2d_init`.
 
     Example:
       >>> conv_transpose1d_init(jax.random.key(0), 4, 6, 3)["kernel"].shape
@@ -143,7 +160,24 @@ def conv_transpose3d_init(
 ) -> Params:
     """Initialises :func:`conv_transpose3d`: ``{"kernel": (kd, kh, kw, in, out), "bias"}``.
 
-    Keyword arguments as :func:`conv_transpose2d_init`.
+    Args:
+      key: a PRNG key.
+      in_channels: channels ``in`` of the input.
+      out_channels: channels ``out`` of the output.
+      kernel_size: an int or ``(kd, kh, kw)``.
+      dtype: parameter dtype (float32 by default).
+      kernel_init: initializer for the kernel (Glorot uniform).
+      bias_init: initializer for the bias (zeros).
+      use_bias: whether to create a bias.
+      feature_group_count: groups of channels (PyTorch's ``groups``); must divide
+        ``in_channels`` and ``out_channels``.
+
+    Returns:
+      ``{"kernel": (kd, kh, kw, in, out // feature_group_count), "bias": (out,)}``
+      in ``dtype`` (no ``"bias"`` without ``use_bias``).
+
+    Raises:
+      ValueError, TypeError: as :func:`nnjax.functional.conv2d_init`.
 
     Example:
       >>> conv_transpose3d_init(jax.random.key(0), 2, 1, 2)["kernel"].shape
@@ -242,7 +276,7 @@ _DOC_ARGS = """
       ``(B, *spatial', out)``, the dtype of ``x``.
 
     Raises:
-      AssertionError: wrong ranks or channels (the message names the shapes).
+      nnjax.ShapeError: wrong ranks or channels (the message names the shapes).
       ValueError: bad ``stride``/``padding``/``output_padding``/``dilation``/
         ``feature_group_count`` (static under ``jax.jit``), an empty output, or a key of
         ``params`` other than ``"kernel"``/``"bias"`` (e.g. ``"bais"``).

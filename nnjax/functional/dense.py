@@ -76,7 +76,7 @@ def dense(params: Params, x: jax.typing.ArrayLike) -> jax.Array:
       ``(..., out)``, the dtype of ``x``.
 
     Raises:
-      AssertionError: if ``x`` is a scalar or its last axis is not ``in`` (the message
+      nnjax.ShapeError: if ``x`` is a scalar or its last axis is not ``in`` (the message
         names the argument and both shapes).
       TypeError: if ``x`` is not floating.
       ValueError: if ``params`` has a key other than ``"kernel"`` and ``"bias"``.

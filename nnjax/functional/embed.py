@@ -85,7 +85,7 @@ def embedding(params: Params, ids: jax.typing.ArrayLike) -> jax.Array:
       ValueError: concrete ids outside ``[0, V)``, or a key of ``params`` other than
         ``"embedding"``.
       KeyError: if ``params`` has no ``"embedding"``.
-      AssertionError: if the table is not rank 2.
+      nnjax.ShapeError: if the table is not rank 2.
 
     Example:
       >>> params = {"embedding": jnp.arange(6.0).reshape(3, 2)}
@@ -118,7 +118,7 @@ def attend(params: Params, x: jax.typing.ArrayLike) -> jax.Array:
       ``(..., V)`` logits.
 
     Raises:
-      AssertionError: if the last axis of ``x`` is not ``D``.
+      nnjax.ShapeError: if the last axis of ``x`` is not ``D``.
       TypeError: if ``x`` is not floating.
       ValueError: if ``params`` has a key other than ``"embedding"``.
       KeyError: if ``params`` has no ``"embedding"``.

@@ -18,14 +18,15 @@ def global_avg_pool(x: jax.typing.ArrayLike, *, keepdims: bool = False) -> jax.A
     """Averages channels-last ``x`` over every axis between the batch and the channels.
 
     Args:
-      x: ``(B, ..., C)`` with at least one spatial axis (``(B, T, C)``, NHWC, NDHWC).
+      x: ``(B, ..., C)`` with at least one spatial axis (``(B, T, C)``, NHWC, NDHWC),
+        floating (averaged in float32 at least).
       keepdims: keep the spatial axes as size 1 (``(B, 1, ..., 1, C)``).
 
     Returns:
       ``(B, C)`` (or ``(B, 1, ..., 1, C)``), the dtype of ``x``.
 
     Raises:
-      AssertionError: if ``x`` has rank < 3.
+      nnjax.ShapeError: if ``x`` has rank < 3.
       TypeError: if ``x`` is not floating.
 
     Example:
@@ -42,14 +43,14 @@ def global_max_pool(x: jax.typing.ArrayLike, *, keepdims: bool = False) -> jax.A
     """Takes the maximum of channels-last ``x`` over every spatial axis.
 
     Args:
-      x: ``(B, ..., C)`` with at least one spatial axis.
+      x: ``(B, ..., C)`` with at least one spatial axis, floating.
       keepdims: keep the spatial axes as size 1.
 
     Returns:
       ``(B, C)`` (or ``(B, 1, ..., 1, C)``), the dtype of ``x``.
 
     Raises:
-      AssertionError: if ``x`` has rank < 3.
+      nnjax.ShapeError: if ``x`` has rank < 3.
       TypeError: if ``x`` is not floating.
 
     Example:

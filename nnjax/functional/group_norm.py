@@ -39,6 +39,14 @@ def instance_norm_init(
 ) -> Params:
     """Initialises :func:`instance_norm`: ``{"scale": ones (C,), "bias": zeros (C,)}``.
 
+    Args:
+      key: a PRNG key; unused (the initialisation is deterministic).
+      num_features: the number ``C`` of channels (last axis).
+      dtype: parameter dtype (float32 by default).
+
+    Returns:
+      ``{"scale": (C,), "bias": (C,)}`` in ``dtype``.
+
     Raises:
       ValueError: if ``num_features`` is not a positive int.
 
@@ -96,7 +104,7 @@ def group_norm(
       The shape and dtype of ``x``.
 
     Raises:
-      AssertionError: if ``x`` has rank < 2, or its last axis is not the size ``C`` of
+      nnjax.ShapeError: if ``x`` has rank < 2, or its last axis is not the size ``C`` of
         ``params['scale']`` (e.g. a channels-first ``x``; the message shows its shape).
       ValueError: if ``num_groups`` is not a positive divisor of ``C`` (or is traced:
         it must be static under ``jax.jit``), or a concrete ``epsilon`` is not ``> 0``.
@@ -128,7 +136,7 @@ def instance_norm(params: Params, x: jax.typing.ArrayLike, *, epsilon: float = 1
       The shape and dtype of ``x``.
 
     Raises:
-      AssertionError: if ``x`` has rank < 3, or its last axis is not the size ``C`` of
+      nnjax.ShapeError: if ``x`` has rank < 3, or its last axis is not the size ``C`` of
         ``params['scale']`` (the message shows ``x``'s shape).
       TypeError: if ``x`` is not floating.
       ValueError: if a concrete ``epsilon`` is not ``> 0``.

@@ -51,7 +51,7 @@ def layer_norm(params: Params, x: jax.typing.ArrayLike, *, epsilon: float = 1e-5
       ``(..., F)``, the dtype of ``x``.
 
     Raises:
-      AssertionError: if ``x`` is a scalar, its last axis is not the size ``F`` of
+      nnjax.ShapeError: if ``x`` is a scalar, its last axis is not the size ``F`` of
         ``params['scale']`` (the message shows ``x``'s shape) or ``params['bias']`` is
         not ``(F,)``.
       TypeError: if ``x`` is not floating.
@@ -137,7 +137,8 @@ def batch_norm(
     Args:
       params: ``{"scale": (F,), "bias": (F,)}``.
       stats: running statistics ``{"mean": (F,), "var": (F,)}``.
-      x: ``(..., F)``, e.g. ``(B, F)`` or NHWC ``(B, H, W, F)``.
+      x: ``(..., F)``, e.g. ``(B, F)`` or NHWC ``(B, H, W, F)``, floating (statistics
+        in float32 at least).
       training: use batch statistics and update the running ones (a Python bool:
         each value compiles its own program under ``jax.jit``, mark it static, e.g.
         ``jax.jit(batch_norm, static_argnames="training")``).
@@ -151,7 +152,7 @@ def batch_norm(
       structure and dtypes of ``stats``.
 
     Raises:
-      AssertionError: if ``x`` has rank < 2, its last axis is not the size ``F`` of
+      nnjax.ShapeError: if ``x`` has rank < 2, its last axis is not the size ``F`` of
         ``params['scale']`` (the message shows ``x``'s shape), or another parameter or
         statistic is not ``(F,)``.
       TypeError: if ``x`` is not floating, or ``training`` is not a Python bool (also

@@ -69,10 +69,20 @@ def max_pool1d(
 ) -> jax.Array:
     """Takes the maximum over each ``window_shape`` of ``(B, T, C)`` sequences.
 
-    Arguments, padding and errors as :func:`max_pool2d`, with one spatial axis.
+    Args:
+      x: ``(B, T, C)``, floating.
+      window_shape: an int or ``(w,)`` (formerly ``window``).
+      stride: step between windows, the same form; defaults to ``window_shape``.
+      padding: ``"VALID"`` (drop incomplete windows) or ``"SAME"`` (output
+        ``ceil(size / stride)`` per axis).
+      formulation: ``"auto"``, ``"reduce_window"`` or ``"reshape"`` (non-overlapping windows only),
+        as in :func:`max_pool2d`.
 
     Returns:
       ``(B, T', C)``, the dtype of ``x``.
+
+    Raises:
+      nnjax.ShapeError, ValueError, TypeError: as :func:`max_pool2d`.
 
     Example:
       >>> max_pool1d(jnp.array([[[1.0], [3.0], [2.0], [0.0]]]), 2)[..., 0]
@@ -110,7 +120,7 @@ def max_pool2d(
       ``(B, H', W', C)``, the dtype of ``x``.
 
     Raises:
-      AssertionError: if ``x`` is not rank 4 (the message names the shape).
+      nnjax.ShapeError: if ``x`` is not rank 4 (the message names the shape).
       ValueError: for a bad ``window_shape``, ``stride``, ``padding`` or ``formulation``
         (``"reshape"`` with ``stride != window_shape``), or a ``"VALID"`` window larger
         than the image.
@@ -136,10 +146,20 @@ def max_pool3d(
 ) -> jax.Array:
     """Takes the maximum over each ``window_shape`` of ``(B, D, H, W, C)`` volumes.
 
-    Arguments, padding and errors as :func:`max_pool2d`, with three spatial axes.
+    Args:
+      x: ``(B, D, H, W, C)``, floating.
+      window_shape: an int or ``(wd, wh, ww)`` (formerly ``window``).
+      stride: step between windows, the same form; defaults to ``window_shape``.
+      padding: ``"VALID"`` (drop incomplete windows) or ``"SAME"`` (output
+        ``ceil(size / stride)`` per axis).
+      formulation: ``"auto"``, ``"reduce_window"`` or ``"reshape"`` (non-overlapping windows only),
+        as in :func:`max_pool2d`.
 
     Returns:
       ``(B, D', H', W', C)``, the dtype of ``x``.
+
+    Raises:
+      nnjax.ShapeError, ValueError, TypeError: as :func:`max_pool2d`.
 
     Example:
       >>> max_pool3d(jnp.ones((1, 4, 4, 4, 2)), 2).shape
@@ -160,8 +180,22 @@ def avg_pool1d(
 ) -> jax.Array:
     """Averages over each ``window_shape`` of ``(B, T, C)`` sequences; as :func:`avg_pool2d`.
 
+    Args:
+      x: ``(B, T, C)``, floating.
+      window_shape: an int or ``(w,)`` (formerly ``window``).
+      stride: step between windows, the same form; defaults to ``window_shape``.
+      padding: ``"VALID"`` (drop incomplete windows) or ``"SAME"`` (output
+        ``ceil(size / stride)`` per axis).
+      count_include_pad: with ``"SAME"``, whether padded zeros count in the average
+        (``False`` by default, as in Keras).
+      formulation: ``"auto"``, ``"reduce_window"`` or ``"reshape"`` (non-overlapping windows only),
+        as in :func:`max_pool2d`.
+
     Returns:
       ``(B, T', C)``, the dtype of ``x``.
+
+    Raises:
+      nnjax.ShapeError, ValueError, TypeError: as :func:`max_pool2d`.
 
     Example:
       >>> avg_pool1d(jnp.array([[[1.0], [3.0], [2.0], [0.0]]]), 2)[..., 0]
@@ -199,7 +233,7 @@ def avg_pool2d(
       ``(B, H', W', C)``, the dtype of ``x``.
 
     Raises:
-      AssertionError, ValueError, TypeError: as :func:`max_pool2d`.
+      nnjax.ShapeError, ValueError, TypeError: as :func:`max_pool2d`.
 
     Example:
       >>> avg_pool2d(jnp.ones((1, 4, 4, 3)), 2).shape
@@ -222,8 +256,22 @@ def avg_pool3d(
 ) -> jax.Array:
     """Averages over each ``window_shape`` of ``(B, D, H, W, C)`` volumes; as :func:`avg_pool2d`.
 
+    Args:
+      x: ``(B, D, H, W, C)``, floating.
+      window_shape: an int or ``(wd, wh, ww)`` (formerly ``window``).
+      stride: step between windows, the same form; defaults to ``window_shape``.
+      padding: ``"VALID"`` (drop incomplete windows) or ``"SAME"`` (output
+        ``ceil(size / stride)`` per axis).
+      count_include_pad: with ``"SAME"``, whether padded zeros count in the average
+        (``False`` by default, as in Keras).
+      formulation: ``"auto"``, ``"reduce_window"`` or ``"reshape"`` (non-overlapping windows only),
+        as in :func:`max_pool2d`.
+
     Returns:
       ``(B, D', H', W', C)``, the dtype of ``x``.
+
+    Raises:
+      nnjax.ShapeError, ValueError, TypeError: as :func:`max_pool2d`.
 
     Example:
       >>> avg_pool3d(jnp.ones((1, 4, 4, 4, 2)), (2, 2, 1)).shape

@@ -40,7 +40,7 @@ def sinusoidal_position_encoding(
       dtype: dtype of the table (computed in float32 at least).
 
     Returns:
-      ``(T, F)``.
+      ``(T, F)`` in ``dtype`` (float32 by default).
 
     Raises:
       ValueError: if ``length`` is not a non-negative int or ``features`` is not a
@@ -87,7 +87,7 @@ def rotary_position_encoding(
       The shape and dtype of ``x``.
 
     Raises:
-      AssertionError: ``x`` of rank < 3, or ``positions`` not ``(T,)`` / ``(B, T)``.
+      nnjax.ShapeError: ``x`` of rank < 3, or ``positions`` not ``(T,)`` / ``(B, T)``.
       ValueError: an odd ``D``.
       TypeError: if ``x`` is not floating.
 

@@ -52,7 +52,7 @@ def prelu(params: Params, x: jax.typing.ArrayLike) -> jax.Array:
       The shape and dtype of ``x``.
 
     Raises:
-      AssertionError: if the slope is neither ``(1,)`` nor ``(C,)`` for the last axis
+      nnjax.ShapeError: if the slope is neither ``(1,)`` nor ``(C,)`` for the last axis
         ``C`` of ``x`` (the message shows ``x``'s shape).
       TypeError: if ``x`` is not floating.
       ValueError: if ``params`` has a key other than ``"negative_slope"``.

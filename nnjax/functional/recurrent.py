@@ -30,7 +30,26 @@ Params = dict[str, jax.Array]
 
 
 class LSTMState(NamedTuple):
-    """The carry of :func:`lstm_cell`: hidden state ``h (B, H)`` and cell state ``c (B, H)``."""
+    """The carry of :func:`lstm_cell`: hidden state ``h (B, H)`` and cell state ``c (B, H)``.
+
+    A ``NamedTuple``, so it is a pytree and unpacks as ``h, c = state``; the cells and
+    :func:`~nnjax.functional.lstm` also accept a plain ``(h, c)`` pair.
+
+    Attributes:
+      h: ``(B, H)`` hidden state (the cell's output), floating; the cells return it in
+        the dtype of their input ``x``.
+      c: ``(B, H)`` cell state, the same shape and dtype as ``h``.
+
+    Example:
+      >>> state = LSTMState(h=jnp.zeros((2, 5)), c=jnp.ones((2, 5)))
+      >>> h, c = state
+      >>> h.shape, c.dtype
+      ((2, 5), dtype('float32'))
+      >>> params = lstm_cell_init(jax.random.key(0), 3, 5)
+      >>> new, y = lstm_cell(params, state, jnp.ones((2, 3)))
+      >>> type(new).__name__, bool((new.h == y).all())
+      ('LSTMState', True)
+    """
 
     h: jax.Array
     c: jax.Array
@@ -111,7 +130,7 @@ def check_carry(op: str, name: str, split: CellSplit, carry, shape: tuple) -> An
 
     Raises:
       TypeError: the wrong structure (a bare array for the LSTM...), naming ``op``, ``name``;
-      AssertionError: an array is not ``shape``.
+      nnjax.ShapeError: an array is not ``shape``.
     """
     if split.name == "lstm_cell":
         if not isinstance(carry, tuple | list) or len(carry) != 2:
@@ -167,6 +186,18 @@ def rnn_cell_init(
     ``hidden_features`` is ``H``; the old keyword ``hidden`` still works, with a
     :class:`DeprecationWarning`.
 
+    Args:
+      key: a PRNG key.
+      in_features: ``in``, the size of each step's input.
+      hidden_features: ``H``, the size of the hidden state.
+      dtype: the parameters' floating dtype.
+      kernel_init: initializer (or its name) of ``w_x``.
+      recurrent_init: initializer (or its name) of ``w_h``, drawn per ``(H, H)`` gate
+        block.
+
+    Returns:
+      ``{"w_x": (in, H), "w_h": (H, H), "b": (H,)}`` in ``dtype``; ``b`` is zeros.
+
     Raises:
       ValueError, TypeError: a size that is not a positive int, a ``key`` not a PRNG key.
 
@@ -194,9 +225,9 @@ def rnn_cell(params: Params, h: jax.Array, x: jax.typing.ArrayLike) -> tuple[jax
     ``b = bias_ih + bias_hh``. Computes in the dtype of ``x``.
 
     Args:
-      params: ``{"w_x": (in, H), "w_h": (H, H), "b": (H,)}``.
-      h: ``(B, H)`` previous hidden state.
-      x: ``(B, in)`` input at this step.
+      params: ``{"w_x": (in, H), "w_h": (H, H), "b": (H,)}`` (cast to the dtype of ``x``).
+      h: ``(B, H)`` previous hidden state, floating (cast to the dtype of ``x``).
+      x: ``(B, in)`` input at this step, floating: the compute dtype.
 
     Returns:
       ``(h', h')``, each ``(B, H)`` in the dtype of ``x``.
@@ -233,8 +264,18 @@ def lstm_cell_init(
     al., 2015), the other biases at zero; each gate's ``(H, H)`` recurrent block is
     orthogonal.
 
+    Args:
+      key: a PRNG key.
+      in_features: ``in``, the size of each step's input.
+      hidden_features: ``H``, the size of the hidden state.
+      dtype: the parameters' floating dtype.
+      kernel_init: initializer (or its name) of ``w_x``.
+      recurrent_init: initializer (or its name) of ``w_h``, drawn per ``(H, H)`` gate
+        block.
+      forget_bias: the initial value of the forget gate's bias block.
+
     Returns:
-      ``{"w_x": (in, 4H), "w_h": (H, 4H), "b": (4H,)}``.
+      ``{"w_x": (in, 4H), "w_h": (H, 4H), "b": (4H,)}`` in ``dtype``.
 
     Raises:
       ValueError, TypeError: a size that is not a positive int, a ``key`` not a PRNG key.
@@ -289,11 +330,12 @@ def lstm_cell(
 
     Args:
       params: ``{"w_x": (in, 4H), "w_h": (H, 4H), "b": (4H,)}``.
-      state: ``LSTMState(h (B, H), c (B, H))`` (a plain ``(h, c)`` tuple is accepted).
-      x: ``(B, in)``.
+      state: ``LSTMState(h (B, H), c (B, H))`` (a plain ``(h, c)`` tuple is accepted),
+        floating (cast to the dtype of ``x``).
+      x: ``(B, in)``, floating: the compute dtype.
 
     Returns:
-      ``(LSTMState(h', c'), h')`` in the dtype of ``x``.
+      ``(LSTMState(h', c'), h')``, each array ``(B, H)`` in the dtype of ``x``.
 
     Example:
       >>> params = lstm_cell_init(jax.random.key(0), 3, 5)
@@ -323,8 +365,17 @@ def gru_cell_init(
     ``hidden_features`` is ``H``; the old keyword ``hidden`` still works, with a
     :class:`DeprecationWarning`.
 
+    Args:
+      key: a PRNG key.
+      in_features: ``in``, the size of each step's input.
+      hidden_features: ``H``, the size of the hidden state.
+      dtype: the parameters' floating dtype.
+      kernel_init: initializer (or its name) of ``w_x``.
+      recurrent_init: initializer (or its name) of ``w_h``, drawn per ``(H, H)`` gate
+        block.
+
     Returns:
-      ``{"w_x": (in, 3H), "w_h": (H, 3H), "b_x": (3H,), "b_h": (3H,)}``.
+      ``{"w_x": (in, 3H), "w_h": (H, 3H), "b_x": (3H,), "b_h": (3H,)}`` in ``dtype``.
 
     Raises:
       ValueError, TypeError: a size that is not a positive int, a ``key`` not a PRNG key.
@@ -384,8 +435,8 @@ def gru_cell(params: Params, h: jax.Array, x: jax.typing.ArrayLike) -> tuple[jax
 
     Args:
       params: ``{"w_x": (in, 3H), "w_h": (H, 3H), "b_x": (3H,), "b_h": (3H,)}``.
-      h: ``(B, H)``.
-      x: ``(B, in)``.
+      h: ``(B, H)`` previous hidden state, floating (cast to the dtype of ``x``).
+      x: ``(B, in)``, floating: the compute dtype.
 
     Returns:
       ``(h', h')``, each ``(B, H)`` in the dtype of ``x``.

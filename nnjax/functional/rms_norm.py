@@ -21,6 +21,9 @@ def rms_norm_init(key: jax.Array, num_features: int, *, dtype: jnp.dtype = jnp.f
       num_features: size ``F`` of the normalised last axis.
       dtype: parameter dtype.
 
+    Returns:
+      ``{"scale": (F,)}``, ones in ``dtype``.
+
     Raises:
       ValueError: if ``num_features`` is not a positive int.
 
@@ -47,7 +50,7 @@ def rms_norm(params: Params, x: jax.typing.ArrayLike, *, epsilon: float = 1e-6) 
       The shape and dtype of ``x``.
 
     Raises:
-      AssertionError: if ``x`` is a scalar or its last axis is not the size ``F`` of
+      nnjax.ShapeError: if ``x`` is a scalar or its last axis is not the size ``F`` of
         ``params['scale']`` (the message shows ``x``'s shape).
       TypeError: if ``x`` is not floating.
       KeyError: ``params`` lacks ``"scale"``; ValueError: it has another key.

@@ -38,14 +38,20 @@ from nnjax.functional.recurrent import (
 Cell = Callable[[Any, Any, jax.Array], tuple[Any, jax.Array]]
 
 
-def zero_carry(cell: Cell, params, batch_shape: tuple[int, ...], dtype=jnp.float32):
+def zero_carry(
+    cell: Cell, params: Any, batch_shape: tuple[int, ...], dtype: jax.typing.DTypeLike = jnp.float32
+) -> Any:
     """The all-zeros initial carry of ``cell`` for inputs with leading axes ``batch_shape``.
 
     Args:
       cell: a cell with a ``zero_carry`` attribute, e.g. ``F.lstm_cell``.
-      params: the cell's parameters.
+      params: the cell's parameters (``w_h`` gives the hidden size ``H``).
       batch_shape: leading axes of the carry, e.g. ``(B,)``.
-      dtype: the carry's dtype.
+      dtype: the carry's dtype (float32 by default).
+
+    Returns:
+      The carry ``cell`` expects: ``(*batch_shape, H)`` zeros of ``dtype``, or for the
+      LSTM an ``LSTMState`` of two such arrays.
 
     Raises:
       TypeError: if ``cell`` has no ``zero_carry`` attribute (a user-defined cell); then
@@ -139,15 +145,15 @@ def _scan_precomputed(split: CellSplit, params: Params, xs, state, lengths, reve
 
 def rnn(
     cell: Cell,
-    params,
+    params: Any,
     xs: jax.typing.ArrayLike,
-    state=None,
+    state: Any = None,
     *,
     lengths: jax.typing.ArrayLike | None = None,
     reverse: bool = False,
     unroll: int = 1,
     precompute_inputs: bool | None = None,
-):
+) -> tuple[Any, jax.Array]:
     """Scans ``cell`` over the time axis of batch-major sequences.
 
     Computes in the dtype of ``xs``: the parameters and the initial state are cast to it.
@@ -158,8 +164,9 @@ def rnn(
       cell: any ``cell(params, carry, x) -> (new_carry, y)``, e.g. ``F.rnn_cell``,
         ``F.lstm_cell`` or ``F.gru_cell``.
       params: the cell's parameters.
-      xs: ``(B, T, F)`` inputs, floating.
-      state: the initial carry; ``None`` starts from zeros (needs ``cell.zero_carry``).
+      xs: ``(B, T, F)`` inputs, floating: the compute dtype.
+      state: the initial carry (its floating leaves cast to the dtype of ``xs``); ``None``
+        starts from zeros (needs ``cell.zero_carry``).
       lengths: ``(B,)`` integer valid lengths (padded batches): outputs past each
         length are zero and the final state is the state after step ``length - 1``
         (with ``reverse``, the scan starts at that step), as PyTorch's packed
@@ -171,10 +178,11 @@ def rnn(
         ``split`` attribute only). ``None`` picks per backend: see :func:`lstm`.
 
     Returns:
-      ``(final_state, ys)`` with ``ys (B, T, H)``.
+      ``(final_state, ys)``: the carry after the last step (for a built-in cell ``(B, H)``,
+      or an ``LSTMState`` of two) and ``ys (B, T, H)``, in the dtype of ``xs``.
 
     Raises:
-      AssertionError: wrong shapes, naming the op, argument, expected and actual shape.
+      nnjax.ShapeError: wrong shapes, naming the op, argument, expected and actual shape.
       TypeError: ``state=None`` with a cell that has no ``zero_carry``;
         ``precompute_inputs=True`` with a cell that has no ``split``; a ``state`` of
         the wrong structure for a built-in cell (an array for the LSTM, whose state is
@@ -307,21 +315,24 @@ def lstm(
     over reverse); for forward mode (``jvp``, ``jacfwd``) use ``rnn(lstm_cell, ...)``.
 
     Args:
-      params: ``{"w_x": (in, 4H), "w_h": (H, 4H), "b": (4H,)}`` from ``F.lstm_cell_init``.
-      xs: ``(B, T, in)``.
-      state: initial ``LSTMState(h (B, H), c (B, H))``; ``None`` starts from zeros.
-      lengths: ``(B,)`` valid lengths, as in :func:`rnn`.
+      params: ``{"w_x": (in, 4H), "w_h": (H, 4H), "b": (4H,)}`` from ``F.lstm_cell_init``
+        (cast to the dtype of ``xs``).
+      xs: ``(B, T, in)``, floating: the compute dtype.
+      state: initial ``LSTMState(h (B, H), c (B, H))``, floating (cast to the dtype of
+        ``xs``); ``None`` starts from zeros.
+      lengths: ``(B,)`` integer valid lengths, as in :func:`rnn`.
       reverse: run from the last step to the first (``ys`` stays in input order).
       precompute_inputs: compute ``xs @ w_x + b`` for all steps in one matmul before the
         scan. ``None`` picks per backend, as measured.
       unroll: steps unrolled per scan iteration.
 
     Returns:
-      ``(final_state, ys)`` with ``ys (B, T, H)``.
+      ``(final_state, ys)``: ``LSTMState(h (B, H), c (B, H))`` and ``ys (B, T, H)``, all
+      in the dtype of ``xs``.
 
     Raises:
       TypeError: ``state`` is not an ``LSTMState(h, c)`` (or an ``(h, c)`` pair).
-      AssertionError, ValueError: as :func:`rnn`.
+      nnjax.ShapeError, ValueError: as :func:`rnn`.
 
     Example:
       >>> from nnjax.functional.recurrent import lstm_cell_init
@@ -367,16 +378,21 @@ def gru(
     only; forward mode goes through ``rnn(gru_cell, ...)``.
 
     Args:
-      params: ``{"w_x": (in, 3H), "w_h": (H, 3H), "b_x": (3H,), "b_h": (3H,)}``.
-      xs: ``(B, T, in)``.
-      state: initial ``h (B, H)``; ``None`` starts from zeros.
-      lengths: ``(B,)`` valid lengths, as in :func:`rnn`.
+      params: ``{"w_x": (in, 3H), "w_h": (H, 3H), "b_x": (3H,), "b_h": (3H,)}`` (cast to
+        the dtype of ``xs``).
+      xs: ``(B, T, in)``, floating: the compute dtype.
+      state: initial ``h (B, H)``, floating (cast to the dtype of ``xs``); ``None``
+        starts from zeros.
+      lengths: ``(B,)`` integer valid lengths, as in :func:`rnn`.
       reverse: run from the last step to the first (``ys`` stays in input order).
       precompute_inputs: as in :func:`lstm`; ``None`` picks per backend.
       unroll: steps unrolled per scan iteration.
 
     Returns:
-      ``(h_final (B, H), ys (B, T, H))``.
+      ``(h_final (B, H), ys (B, T, H))``, in the dtype of ``xs``.
+
+    Raises:
+      nnjax.ShapeError, TypeError, ValueError: as :func:`rnn`.
 
     Example:
       >>> from nnjax.functional.recurrent import gru_cell_init

@@ -92,7 +92,8 @@ def transformer_encoder_block(
     Args:
       params: from :func:`transformer_encoder_block_init`.
       x: ``(B, T, F)``, floating.
-      mask: as in :func:`multi_head_attention` (True where a query may attend).
+      mask: bool, True where a query may attend: ``(B, T)`` key padding, ``(B, T, T)``
+        or ``(B|1, H|1, T, T)``, as in :func:`multi_head_attention`.
       causal: causal self-attention.
       dropout_rate: drop probability at each of the four places; ``0`` for inference.
       key: PRNG key; required when ``dropout_rate > 0``.
@@ -104,7 +105,7 @@ def transformer_encoder_block(
       ``(B, T, F)``, the dtype of ``x``.
 
     Raises:
-      AssertionError: ``x`` is not ``(B, T, F)`` with ``F`` the width of the
+      nnjax.ShapeError: ``x`` is not ``(B, T, F)`` with ``F`` the width of the
         parameters, or as :func:`multi_head_attention` and :func:`dense`.
       TypeError: as :func:`multi_head_attention` and :func:`dense` (``dropout_rate``
         and ``key`` are named as this op's arguments).

@@ -17,6 +17,13 @@ from nnjax.nn import _shapes
 def count_params(module: nnx.Module) -> int:
     """The number of scalars in every ``nnx.Param`` of ``module`` and its submodules.
 
+    Args:
+      module: any Flax NNX module.
+
+    Returns:
+      The total size of its trainable parameters (batch statistics and RNG state are
+      not counted).
+
     Example:
       >>> from nnjax.nn import MLP
       >>> count_params(MLP(784, (500, 300, 100), 10, rngs=nnx.Rngs(0)))

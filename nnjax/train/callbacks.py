@@ -156,27 +156,27 @@ class CallbackList(Callback):
         for cb in self.callbacks:
             cb.set_loop(loop)
 
-    def on_train_begin(self, logs=None):
+    def on_train_begin(self, logs: Logs | None = None) -> None:
         """Calls ``on_train_begin`` on every callback."""
         for cb in self.callbacks:
             cb.on_train_begin(logs)
 
-    def on_epoch_begin(self, epoch, logs=None):
+    def on_epoch_begin(self, epoch: int, logs: Logs | None = None) -> None:
         """Calls ``on_epoch_begin`` on every callback."""
         for cb in self.callbacks:
             cb.on_epoch_begin(epoch, logs)
 
-    def on_dispatch_end(self, step, batch):
+    def on_dispatch_end(self, step: int, batch: Any) -> None:
         """Calls ``on_dispatch_end`` on every callback."""
         for cb in self.callbacks:
             cb.on_dispatch_end(step, batch)
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> None:
         """Calls ``on_epoch_end`` on every callback."""
         for cb in self.callbacks:
             cb.on_epoch_end(epoch, logs)
 
-    def on_train_end(self, logs=None):
+    def on_train_end(self, logs: Logs | None = None) -> None:
         """Calls ``on_train_end`` on every callback."""
         for cb in self.callbacks:
             cb.on_train_end(logs)

@@ -125,6 +125,12 @@ def cached(builder: Callable) -> Callable:
 def steps_per_dispatch_for(model: nnx.Module) -> int:
     """``1`` for models with convolutional, recurrent or attention layers, else 8.
 
+    Args:
+      model: the Flax NNX model ``fit`` trains.
+
+    Returns:
+      ``fit``'s default ``steps_per_dispatch`` for it (train steps per compiled call).
+
     Example:
       >>> from flax import nnx
       >>> steps_per_dispatch_for(nnx.Conv(1, 2, (3, 3), rngs=nnx.Rngs(0)))
@@ -208,6 +214,15 @@ def scan_steps(step: TrainStep, *, unroll: int | bool = True) -> TrainStep:
     loop, compiles in one step's time and measured as fast for dense and recurrent
     models, but XLA:CPU differentiates its convolution slowly inside one).
 
+    Args:
+      step: ``step(params, opt_state, rest, x, y) -> (params, opt_state, rest, logs)``
+        (:func:`make_train_step`).
+      unroll: ``lax.scan``'s ``unroll`` (``True``: all ``K`` steps).
+
+    Returns:
+      ``steps(params, opt_state, rest, xs, ys)`` with the same outputs as ``step``, its
+      logs stacked ``(K, ...)``.
+
     Example:
       >>> import optax
       >>> from flax import nnx
@@ -237,6 +252,14 @@ def loop_steps(step: TrainStep, k: int) -> Callable:
 
     A rolled device loop (``lax.fori_loop``) for ``k > 1``; logs are stacked ``(k, ...)``
     and zero past ``n``. ``n`` is traced, so a shorter last chunk reuses the program.
+
+    Args:
+      step: a train step taking a batch, ``step(params, opt_state, rest, batch)``.
+      k: the most steps per call (the loop's static length).
+
+    Returns:
+      ``run(params, opt_state, rest, get, n)``, returning ``(params, opt_state, rest,
+      logs)`` with ``logs`` stacked ``(k, ...)``.
 
     Example:
       >>> import optax

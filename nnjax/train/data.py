@@ -63,6 +63,15 @@ class Batch(NamedTuple):
 def epoch_order(seed: int, epoch: int, n: int, *, shuffle: bool = True) -> np.ndarray:
     """The example order of one epoch: a permutation fixed by ``(seed, epoch, n)``.
 
+    Args:
+      seed: the run's seed.
+      epoch: the epoch, 0 first.
+      n: the number of examples.
+      shuffle: ``False`` gives ``0, ..., n - 1``.
+
+    Returns:
+      ``(n,)`` integer indices, a NumPy array (the same on every host).
+
     Example:
       >>> epoch_order(0, 0, 4, shuffle=False).tolist()
       [0, 1, 2, 3]
@@ -76,6 +85,16 @@ def epoch_index(
     """``(idx, mask)``, both ``(ceil(n / B), B)``: the epoch's batches, the last one padded.
 
     Padding repeats the epoch's first examples with mask 0 (real rows: never NaN).
+
+    Args:
+      seed: the run's seed.
+      epoch: the epoch, 0 first.
+      n: the number of examples.
+      batch_size: ``B``.
+      shuffle: shuffle as :func:`epoch_order`, else in order.
+
+    Returns:
+      ``idx`` integer row indices and ``mask`` float32 1/0, NumPy arrays.
 
     Example:
       >>> idx, mask = epoch_index(0, 0, 3, 2, shuffle=False)

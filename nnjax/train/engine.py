@@ -30,6 +30,19 @@ from nnjax.train.state import TrainState
 class NonFiniteLossError(FloatingPointError):
     """The training loss became NaN or infinite; ``epoch`` and ``step`` say where.
 
+    Args:
+      epoch: the epoch, 0-based.
+      step: the step within the epoch, 0-based.
+      value: the loss value (NaN or ±inf).
+      cause: what to try, ending the message (default: lower the learning rate or clip
+        gradients).
+
+    Attributes:
+      epoch: as given.
+      step: as given.
+      value: as given.
+      cause: as given, or ``None``.
+
     Example:
       >>> err = NonFiniteLossError(2, 5, float("nan"))
       >>> err.epoch, err.step

@@ -47,6 +47,13 @@ def call_model(model: Any, x: Any) -> Any:
     A tuple ``x`` is passed as positional inputs, a dict as keyword inputs
     (``WideAndDeep``: ``{"x_wide": ..., "x_deep": ...}``).
 
+    Args:
+      model: a callable model (an ``nnx.Module``).
+      x: one array ``(B, ...)``, a tuple of them, or a dict of keyword inputs.
+
+    Returns:
+      Whatever the model returns (usually ``(B, ...)`` outputs).
+
     Raises:
       ValueError: dict keys that the model's ``__call__`` does not take (names both).
 
@@ -79,6 +86,15 @@ def masked_mean(values: jax.Array, mask: jax.Array, axis: int = 0) -> jax.Array:
     ``values`` has ``B`` rows along ``axis``; ``mask (B,)``. Use it in a batch-level
     ``loss_fn`` (``batch.mask``), e.g. a batch variance
     ``masked_mean((z - masked_mean(z, m)) ** 2, m)``.
+
+    Args:
+      values: an array with ``B`` rows along ``axis``, floating.
+      mask: ``(B,)`` 1 for real rows, 0 for padding (float or bool).
+      axis: the batch axis of ``values``.
+
+    Returns:
+      ``values`` without ``axis``, in the dtype of ``values`` (zeros when the mask is
+      all 0).
 
     Example:
       >>> float(masked_mean(jnp.array([[1.0], [3.0], [9.0]]), jnp.array([1.0, 1.0, 0.0]))[0])
@@ -217,6 +233,13 @@ def batch_loss(
     is summed across them before the backward pass (the normalizer's sum then travels
     with the gradients' all-reduce at the end of the step; see ``make_train_step``).
 
+    Args:
+      loss: a loss name or function.
+      normalize: divide a per-example loss by ``max(sum(mask), 1)`` (see above).
+
+    Returns:
+      ``value(predictions, batch)``, a scalar in the dtype of the loss's values.
+
     Example:
       >>> value = batch_loss("mse")
       >>> b = as_batch(jnp.zeros((2, 1)), jnp.ones((2, 1)), mask=jnp.array([1.0, 0.0]))
@@ -246,6 +269,12 @@ def loss_normalizer(loss: str | losses.Loss | None) -> Callable[[Batch], jax.Arr
 
     ``None`` for a batch-level loss (and for ``None``: a ``loss_fn``), which normalizes
     itself.
+
+    Args:
+      loss: a loss name or function, or ``None``.
+
+    Returns:
+      ``normalizer(batch)``, a float32 scalar; or ``None`` as above.
 
     Example:
       >>> b = as_batch(jnp.zeros((3, 1)), jnp.ones((3, 1)), mask=jnp.array([1.0, 1.0, 0.0]))
@@ -279,6 +308,18 @@ def make_objective(
     without, it computes in float32 and warns (:func:`compute_dtype`). ``remat``
     recomputes the forward pass in the backward pass (:func:`jax.checkpoint`).
     ``normalize=False`` leaves a per-example ``loss`` unnormalized (see :func:`batch_loss`).
+
+    Args:
+      graphdef: the model's train-mode graphdef.
+      loss: a loss name or function (:func:`batch_loss`); ``None`` with ``loss_fn``.
+      loss_fn: ``loss_fn(model, batch) -> loss | (loss, logs)`` in place of ``loss``.
+      precision: ``None`` (float32) or ``"bfloat16"``, as above.
+      remat: recompute the forward pass in the backward pass.
+      normalize: divide a per-example loss by the batch's real rows (see above).
+
+    Returns:
+      ``objective(params, rest, batch)``: a float32 scalar loss and
+      ``(logs, predictions, new_rest)``; ``logs`` a dict of scalars (``loss_fn``'s).
 
     Raises:
       ValueError, TypeError: when traced, a loss that is not a scalar or a ``loss_fn``
@@ -326,6 +367,14 @@ def make_loss_fn(graphdef: nnx.GraphDef, loss: str | losses.Loss) -> Callable:
     """Builds ``loss_fn(params, rest, x, y) -> (loss, (logits, new_rest))`` (unweighted).
 
     Differentiate it with ``jax.grad(..., has_aux=True)``; see :func:`make_objective`.
+
+    Args:
+      graphdef: the model's graphdef (train mode from :func:`~nnjax.train.split_model`).
+      loss: a loss name or ``loss(predictions, y)`` (:mod:`nnjax.losses`).
+
+    Returns:
+      ``loss_fn(params, rest, x, y)``: a scalar loss (the loss's mean over the batch),
+      the model's outputs ``(B, ...)`` and its updated non-parameter state.
 
     Example:
       >>> from flax import nnx

@@ -248,6 +248,15 @@ def set_hyperparameter(state: Any, name: str, value: Any) -> Any:
     Same dtype and placement, so the compiled step is reused. A ``learning_rate`` must
     be finite and ``>= 0`` (:func:`check_learning_rate`).
 
+    Args:
+      state: an optimizer state from ``optax.inject_hyperparams`` (:func:`init_state`).
+      name: the hyperparameter, e.g. ``"learning_rate"``.
+      value: the new value, a number or scalar array (cast to the old value's dtype
+        and placed like it).
+
+    Returns:
+      A new state; ``state`` is not modified.
+
     Example:
       >>> state = init_state(get_optimizer("sgd"), {"w": jnp.ones(1)}, learning_rate=0.1)
       >>> new = set_hyperparameter(state, "learning_rate", 0.2)

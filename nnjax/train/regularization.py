@@ -44,6 +44,13 @@ KERNEL_NAMES: tuple[str, ...] = ("kernel", "w_x", "w_h")
 def path_names(path: Sequence[Any]) -> Path:
     """Turns a JAX key path into a tuple of strings, dropping ``nnx.Variable``'s ``.value``.
 
+    Args:
+      path: a key path from ``jax.tree_util.tree_flatten_with_path`` (dict keys,
+        sequence indices, attributes).
+
+    Returns:
+      The path's names as strings (indices as ``"0"``).
+
     Example:
       >>> params = {"layers": [{"kernel": jnp.ones((2, 3))}]}
       >>> [path_names(p) for p, _ in jax.tree_util.tree_flatten_with_path(params)[0]]
@@ -65,6 +72,13 @@ def path_names(path: Sequence[Any]) -> Path:
 
 def is_kernel(path: Path, leaf: jax.Array) -> bool:
     """The default selector: ``True`` for leaves named in :data:`KERNEL_NAMES`.
+
+    Args:
+      path: the leaf's path as strings (:func:`path_names`).
+      leaf: the leaf (unused).
+
+    Returns:
+      Whether the path's last name is in :data:`KERNEL_NAMES`.
 
     Example:
       >>> is_kernel(("layers", "0", "kernel"), jnp.ones((2, 3)))
@@ -163,6 +177,16 @@ def l1_l2_penalty(
     params: PyTree, *, l1: float = 0.0, l2: float = 0.0, where: Where | None = is_kernel
 ) -> jax.Array:
     """``l1 * sum(|w|) + l2 * sum(w**2)`` over the selected leaves (Keras ``L1L2``).
+
+    Args:
+      params: the parameter pytree.
+      l1: the L1 factor, ``>= 0``.
+      l2: the L2 factor, ``>= 0``.
+      where: ``where(path, leaf) -> bool`` selects the leaves (default: the kernels,
+        :func:`is_kernel`); ``None`` selects every leaf.
+
+    Returns:
+      A floating scalar (float32 for float32 parameters; 0 when nothing is selected).
 
     Example:
       >>> l1_l2_penalty({"kernel": jnp.array([[1.0, -2.0]])}, l1=0.1, l2=0.1)
@@ -281,10 +305,19 @@ def max_norm(max_value: float, *, where: Where | None = is_kernel) -> optax.Grad
     return optax.GradientTransformation(lambda params: optax.EmptyState(), update_fn)
 
 
-def clip_gradients(tx: optax.GradientTransformation, max_norm: float):
+def clip_gradients(
+    tx: optax.GradientTransformation, max_norm: float
+) -> optax.GradientTransformation:
     """``tx`` with gradients first clipped to global norm ``max_norm`` (Optax's own clip).
 
     Just ``optax.chain(optax.clip_by_global_norm(max_norm), tx)``, named for discovery.
+
+    Args:
+      tx: the optimizer.
+      max_norm: the largest global L2 norm of the gradients, ``> 0``.
+
+    Returns:
+      The chained transformation (its state is a tuple of the clip's and ``tx``'s).
 
     Example:
       >>> tx = clip_gradients(optax.sgd(1.0), 1.0)

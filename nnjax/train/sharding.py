@@ -69,6 +69,12 @@ def choose_devices(batch_size: int, devices: Sequence[jax.Device] | None = None)
 def make_mesh(devices: Sequence[jax.Device]) -> Mesh:
     """A 1-D mesh over ``devices`` with the axis ``'data'``.
 
+    Args:
+      devices: the devices, in mesh order (e.g. ``jax.devices()``).
+
+    Returns:
+      A :class:`jax.sharding.Mesh` of shape ``(len(devices),)``.
+
     Example:
       >>> make_mesh(jax.devices()[:1]).axis_names
       ('data',)

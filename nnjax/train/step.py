@@ -162,6 +162,13 @@ def _view_graph(graphdef: nnx.GraphDef, params: Any, rest: Any, training: bool) 
 def graphdef_for(model: nnx.Module, *, training: bool) -> nnx.GraphDef:
     """The static graphdef of ``model`` in training or inference mode (see :func:`split_model`).
 
+    Args:
+      model: the Flax NNX model.
+      training: training mode (dropout on, batch statistics) or inference mode.
+
+    Returns:
+      The ``nnx.GraphDef``; ``model`` itself is left in its mode.
+
     Example:
       >>> from flax import nnx
       >>> from nnjax.nn import MLP
@@ -175,6 +182,12 @@ def graphdef_for(model: nnx.Module, *, training: bool) -> nnx.GraphDef:
 def metric_name(metric: MetricSpec) -> str:
     """The key under which ``metric`` is logged: its name or the callable's ``__name__``.
 
+    Args:
+      metric: a name, a :class:`nnjax.metrics.Metric` or a callable.
+
+    Returns:
+      The name (for a callable without ``__name__``, ``"metric"``).
+
     Example:
       >>> metric_name("accuracy"), metric_name(losses.mse)
       ('accuracy', 'mse')
@@ -186,6 +199,16 @@ def resolve_metrics(names: Any) -> tuple[metrics.Metric, ...]:
     """The :class:`nnjax.metrics.Metric` of each spec.
 
     A spec is a name, a ``Metric`` or a callable; a bare string is one metric.
+
+    Args:
+      names: one spec or a sequence of specs (``None``: none).
+
+    Returns:
+      One :class:`nnjax.metrics.Metric` per spec, in order.
+
+    Raises:
+      ValueError: an unknown name.
+      TypeError: a dict instead of a sequence.
 
     Example:
       >>> [m.name for m in resolve_metrics("accuracy")]
@@ -288,6 +311,18 @@ def make_eval_step(
     (:class:`nnjax.metrics.Metric`). Add them up over batches, then take the results.
     With ``loss_fn`` (and no metrics), its value on the inference-mode model is the loss.
 
+    Args:
+      graphdef: the model's inference-mode graphdef (:func:`graphdef_for`).
+      loss: the loss (a name or function; see :func:`batch_loss`), or ``None`` with
+        ``loss_fn``.
+      metrics: metric specs (:func:`resolve_metrics`).
+      precision: ``None`` or ``"bfloat16"``, as in :func:`make_objective`.
+      loss_fn: ``loss_fn(model, batch) -> loss | (loss, logs)`` in place of ``loss``.
+
+    Returns:
+      ``eval_step(params, rest, batch)``: a dict of statistics; ``"loss"`` holds float32
+      scalars ``{"sum", "count"}`` (``count`` the batch's real rows).
+
     Example:
       >>> from flax import nnx
       >>> from nnjax.nn import MLP
@@ -312,6 +347,13 @@ def make_eval_step(
 
 def make_predict_step(graphdef: nnx.GraphDef) -> Callable[[PyTree, PyTree, jax.Array], jax.Array]:
     """Builds ``predict_step(params, rest, x) -> model(x)`` (inference-mode ``graphdef``).
+
+    Args:
+      graphdef: the model's inference-mode graphdef (:func:`graphdef_for`).
+
+    Returns:
+      ``predict_step(params, rest, x)``: the model's output on ``x`` (``(B, ...)``, in
+      the model's output dtype); the state ``rest`` is not updated.
 
     Example:
       >>> from flax import nnx

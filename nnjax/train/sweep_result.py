@@ -272,6 +272,14 @@ def ensemble_predict(
 def member_predictions(result: SweepResult, x: jax.typing.ArrayLike) -> jax.Array:
     """Every member's output on ``x`` (inference mode), stacked ``(M, *output_shape)``.
 
+    Args:
+      result: the sweep's result, with ``M`` members.
+      x: ``(B, ...)`` inputs the models take (floating, as in training).
+
+    Returns:
+      ``(M, B, ...)``: each member's output, in the models' output dtype (float32 for
+      float32 models).
+
     Example:
       >>> from nnjax.nn import MLP
       >>> from nnjax.train.sweep import sweep

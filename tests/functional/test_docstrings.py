@@ -44,8 +44,22 @@ MODULES = [
 ]
 
 
-@pytest.mark.slow  # measured among the slowest; runs in CI's slow step
-@pytest.mark.parametrize("name", MODULES)
+#: Modules whose examples compile many ops (3-11 s each, 2 CPU cores, ``--durations=0``):
+#: they run in the slow step; the other modules (under 3 s each) run by default.
+SLOW = {
+    "nnjax.functional",
+    "nnjax.functional.attention",
+    "nnjax.functional.bidirectional_rnn",
+    "nnjax.functional.conv",
+    "nnjax.functional.conv_transpose",
+    "nnjax.functional.recurrent",
+    "nnjax.functional.transformer",
+}
+
+
+@pytest.mark.parametrize(
+    "name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n for n in MODULES]
+)
 def test_docstring_examples(name):
     module = importlib.import_module(name)
     globs = {"jax": jax, "jnp": jnp, "np": np, **vars(module)}
@@ -66,3 +80,9 @@ def test_every_functional_op_has_an_example():
         f.__name__ for f in functions if inspect.isfunction(f) and ">>>" not in (f.__doc__ or "")
     ]
     assert not missing, f"public functions without a docstring example: {missing}"
+
+
+def test_slow_modules_exist():
+    """The slow list names only modules that are run (no stale entries)."""
+    stale = sorted(SLOW - set(MODULES))
+    assert not stale, f"SLOW names modules that are not in MODULES: {stale}"
