@@ -92,13 +92,8 @@ def _check_class_ids(op: str, logits: jax.Array, labels: jax.Array) -> None:
             "per row of logits)"
         )
     classes = logits.shape[-1]
-    _check_values(
-        op,
-        "labels",
-        labels,
-        lambda v: (v < 0) | (v >= classes),
-        f"is not a class id in [0, {classes}): the logits have {classes} classes",
-    )
+    what = f"is not a class id in [0, {classes}): the logits have {classes} classes"
+    _check_values(op, "labels", labels, lambda v: (v < 0) | (v >= classes), what)
 
 
 def mse(predictions: ArrayLike, targets: ArrayLike, *, reduction: str = "mean") -> jax.Array:
@@ -299,12 +294,9 @@ def check_distribution(op: str, name: str, labels: ArrayLike, *, atol: float = 1
       cross_entropy: `labels` row 0 sums to 1.2, no
     """
     values = _concrete(labels)
-    if (
-        values is None
-        or values.size == 0
-        or values.ndim == 0
-        or not np.issubdtype(values.dtype, np.inexact)
-    ):
+    if values is None or values.size == 0 or values.ndim == 0:
+        return
+    if not np.issubdtype(values.dtype, np.inexact):
         return
     rows = values.astype(np.float64).reshape(-1, values.shape[-1])
     # 16-bit labels (bfloat16 one-hot smoothing) round each entry: allow for it.
@@ -351,13 +343,9 @@ def binary_cross_entropy(
       0.6931
     """
     _check_same_shape("binary_cross_entropy", logits, labels)
-    _check_values(
-        "binary_cross_entropy",
-        "labels",
-        labels,
-        lambda v: ~((v >= 0) & (v <= 1)),
-        "is outside [0, 1]: labels are probabilities of class 1",
-    )
+    outside = lambda v: ~((v >= 0) & (v <= 1))
+    what = "is outside [0, 1]: labels are probabilities of class 1"
+    _check_values("binary_cross_entropy", "labels", labels, outside, what)
     labels = jnp.asarray(labels, dtype=jnp.result_type(logits))
     return _reduce(optax.losses.sigmoid_binary_cross_entropy(logits, labels), reduction)
 

@@ -3,8 +3,9 @@
 * Modules: every module of the package whose dotted name has no part starting with
   ``_``, except those that ``tests/functional/test_docstrings.py`` already runs
   (``nnjax.functional`` and its submodules, and the base modules listed there).
-  A new public module is picked up without editing this file. The dozen whose examples
-  train or compile several models (``SLOW_MODULES``) run under the ``slow`` marker.
+  A new public module is picked up without editing this file; private modules with
+  examples are listed in ``PRIVATE_MODULES``. The dozen whose examples train or compile
+  several models (``SLOW_MODULES``) run under the ``slow`` marker.
 * Guides: the ``pycon`` code blocks (``>>>`` prompts) of each page under
   ``docs/guides/`` and of ``docs/index.md`` run top to bottom as one doctest per page,
   so the documented snippets and their printed results stay true. They train small
@@ -70,7 +71,9 @@ def _tested_elsewhere(name: str) -> bool:
 
 
 PUBLIC = _public_modules()
-MODULES = [n for n in PUBLIC if not _tested_elsewhere(n) and n not in LEFT_OUT]
+#: Private modules whose docstrings have examples, run like the public ones.
+PRIVATE_MODULES = ["nnjax.train._canonical", "nnjax.train._sweep_groups"]
+MODULES = [n for n in PUBLIC + PRIVATE_MODULES if not _tested_elsewhere(n) and n not in LEFT_OUT]
 #: Modules whose examples train or compile several models (5-15 s each in a fresh venv
 #: on 2 cores, 2026-12-01): they run in the slow step with the guides.
 SLOW_MODULES = {

@@ -5,22 +5,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
-
 import jax
 import jax.numpy as jnp
 
 from nnjax import _checks, _hardware, initializers
 from nnjax.functional import _bfloat16, _sharding, _utils
 from nnjax.functional import _conv_formulations as _forms
+from nnjax.functional._conv_args import Padding as Padding
+from nnjax.functional._conv_args import Params as Params
+from nnjax.functional._conv_args import add_bias as add_bias
+from nnjax.functional._conv_args import check_channels as check_channels
+from nnjax.functional._conv_args import check_groups as _check_groups
+from nnjax.functional._conv_args import conv_padding as conv_padding
+from nnjax.functional._conv_args import init_params as init_params
 from nnjax.functional._conv_formulations import conv_formulation as conv_formulation
 
-Params = dict[str, jax.Array]
-Padding = str | int | Sequence[tuple[int, int]]
 Size = int | tuple[int, ...]
 _LAYOUT = _forms._LAYOUT
-_PAD_FORM = {1: "(lo, hi)", 2: "((top, bottom), (left, right))", 3: "three (lo, hi) pairs"}
 
 
 def conv_init(
@@ -47,40 +48,6 @@ def conv_init(
         op, key, (*kernel_size, cin // groups, cout), cout, dtype=dtype,
         kernel_init=kernel_init, bias_init=bias_init, use_bias=use_bias,
     )  # fmt: skip
-
-
-def check_channels(op: str, in_channels, out_channels, groups) -> tuple[int, int, int]:
-    """``(in_channels, out_channels, groups)`` as ints: positive, the groups dividing both.
-
-    Raises:
-      ValueError: naming ``op``, the argument and the value.
-    """
-    cin = _utils.positive_int(op, "in_channels", in_channels)
-    cout = _utils.positive_int(op, "out_channels", out_channels)
-    return cin, cout, _check_groups(op, groups, cin, cout)
-
-
-def init_params(
-    op: str, key, kernel_shape: tuple[int, ...], out_channels: int, *, dtype,
-    kernel_init, bias_init, use_bias: bool,
-) -> Params:  # fmt: skip
-    """``{"kernel": kernel_shape, "bias": (out_channels,)}`` drawn from ``key`` (checked)."""
-    _checks.check_key(op, "key", key)
-    k_kernel, k_bias = jax.random.split(key)
-    params = {"kernel": initializers.init_param(kernel_init, k_kernel, kernel_shape, dtype)}
-    if use_bias:
-        params["bias"] = initializers.init_param(bias_init, k_bias, (out_channels,), dtype)
-    return params
-
-
-def _check_groups(op: str, groups, in_channels: int, out_channels: int) -> int:
-    groups = _utils.positive_int(op, "feature_group_count", groups)
-    if in_channels % groups or out_channels % groups:
-        raise ValueError(
-            f"{op}: `feature_group_count`={groups} must divide both the input channels "
-            f"({in_channels}) and the output channels ({out_channels})"
-        )
-    return groups
 
 
 def conv2d_init(
@@ -220,30 +187,6 @@ def conv3d_init(
     )  # fmt: skip
 
 
-def conv_padding(op: str, nd: int, padding: Padding) -> str | list[tuple[int, int]]:
-    """``"SAME"``, ``"VALID"`` or ``nd`` ``(lo, hi)`` pairs of ints, else a ``ValueError``."""
-    if isinstance(padding, str):
-        mode = padding.upper()
-        if mode not in ("SAME", "VALID"):
-            raise ValueError(
-                f"{op}: `padding` must be 'SAME', 'VALID', an int or pairs, got {padding!r}"
-            )
-        return mode
-    value: Any = padding  # an int (NumPy's too) or pairs
-    if _utils.is_int(value) and value >= 0:
-        return [(int(value), int(value))] * nd
-    try:
-        pads = [] if _utils.is_int(value) else [tuple(p) for p in value]
-    except TypeError:
-        pads = []
-    if len(pads) != nd or not all(
-        len(p) == 2 and all(_utils.is_int(v) and v >= 0 for v in p) for p in pads
-    ):
-        expected = f"'SAME', 'VALID', a non-negative int or {_PAD_FORM[nd]} of non-negative ints"
-        raise ValueError(_checks.static_arg_message(op, "padding", padding, expected))
-    return [(int(lo), int(hi)) for lo, hi in pads]
-
-
 def conv(
     op: str,
     nd: int,
@@ -282,14 +225,6 @@ def conv(
     convolve = _sharding.batch_sharded(convolve, _sharding.batch_axis(xc), xc.ndim)
     y = convolve(xc, kernel.astype(xc.dtype))
     return _bfloat16.round_like(add_bias(op, params, y), x.dtype)
-
-
-def add_bias(op: str, params: Params, y: jax.Array) -> jax.Array:
-    """``y + bias`` over the last axis when ``params`` has a bias (checked ``(out,)``)."""
-    if "bias" not in params:
-        return y
-    _checks.check_shape(op, "params['bias']", params["bias"], (y.shape[-1],))
-    return y + _utils.expand_to(params["bias"].astype(y.dtype), y.ndim)
 
 
 def conv2d(

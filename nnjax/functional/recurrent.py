@@ -14,8 +14,7 @@ after its checks and the cast to the compute dtype: both formulations run the sa
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, Generic, NamedTuple, Protocol, TypeVar, cast
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -23,10 +22,12 @@ import jax.numpy as jnp
 from nnjax import _checks, initializers
 from nnjax._deprecation import renamed_args
 from nnjax.functional import _utils
+from nnjax.functional._recurrent_cell import Cell as Cell
+from nnjax.functional._recurrent_cell import CellSplit as CellSplit
+from nnjax.functional._recurrent_cell import Params as Params
+from nnjax.functional._recurrent_cell import built_in_cell
 from nnjax.functional._recurrent_init import check_params as check_params
 from nnjax.functional._recurrent_init import draw_weights
-
-Params = dict[str, jax.Array]
 
 
 class LSTMState(NamedTuple):
@@ -53,60 +54,6 @@ class LSTMState(NamedTuple):
 
     h: jax.Array
     c: jax.Array
-
-
-class CellSplit(NamedTuple):
-    """A cell written as input projection + recurrence.
-
-    Attributes:
-      name: the cell's public name, used in error messages.
-      gates: number of ``H``-wide gate blocks in ``w_x`` and ``w_h``.
-      biases: names of the bias vectors, each ``(gates*H,)``.
-      input_bias: the bias added to the input projection ``x @ w_x``.
-      recurrence: ``recurrence(params, carry, gx) -> (new_carry, y)`` with
-        ``gx = x @ w_x + params[input_bias]`` of shape ``(B, gates*H)``; ``params``
-        already cast to the compute dtype.
-    """
-
-    name: str
-    gates: int
-    biases: tuple[str, ...]
-    input_bias: str
-    recurrence: Callable[[Params, Any, jax.Array], tuple[Any, jax.Array]]
-
-
-CarryT = TypeVar("CarryT")
-
-
-class Cell(Protocol, Generic[CarryT]):
-    """A built-in cell: ``cell(params, carry, x) -> (new_carry, y)`` with two attributes.
-
-    Attributes:
-      split: the cell as input projection + recurrence (:class:`CellSplit`).
-      zero_carry: ``zero_carry(params, batch_shape, dtype)``, the all-zeros initial carry.
-    """
-
-    split: CellSplit
-    zero_carry: Callable[[Params, tuple[int, ...], Any], CarryT]
-
-    def __call__(
-        self, params: Params, carry: CarryT, x: jax.typing.ArrayLike, /
-    ) -> tuple[CarryT, jax.Array]:
-        """One step: ``(new_carry, y)`` from the carry and the input ``x (B, in)``."""
-        ...
-
-
-def _cell(
-    split: CellSplit, zero_carry: Callable[[Params, tuple[int, ...], Any], CarryT]
-) -> Callable[[Callable[..., tuple[CarryT, jax.Array]]], Cell[CarryT]]:
-    """Decorator: attaches ``split`` and ``zero_carry`` to a cell function (returned as is)."""
-
-    def attach(fn: Callable[..., tuple[CarryT, jax.Array]]) -> Cell[CarryT]:
-        setattr(fn, "zero_carry", zero_carry)  # noqa: B010 - functions have no declared attributes
-        setattr(fn, "split", split)  # noqa: B010
-        return cast("Cell[CarryT]", fn)
-
-    return attach
 
 
 def _apply_cell(split: CellSplit, params: Params, carry, x: jax.typing.ArrayLike, name: str):
@@ -217,7 +164,7 @@ def _rnn_recurrence(p: Params, h: jax.Array, gx: jax.Array) -> tuple[jax.Array, 
     return h, h
 
 
-@_cell(CellSplit("rnn_cell", 1, ("b",), "b", _rnn_recurrence), _zero_carry)
+@built_in_cell(CellSplit("rnn_cell", 1, ("b",), "b", _rnn_recurrence), _zero_carry)
 def rnn_cell(params: Params, h: jax.Array, x: jax.typing.ArrayLike) -> tuple[jax.Array, jax.Array]:
     """The Elman cell ``h' = tanh(x w_x + h w_h + b)``; PyTorch's ``nn.RNNCell`` (tanh).
 
@@ -318,7 +265,7 @@ def _lstm_recurrence(p: Params, state: LSTMState, gx: jax.Array) -> tuple[LSTMSt
     return lstm_gates(gx + state.h @ p["w_h"], state.c)
 
 
-@_cell(CellSplit("lstm_cell", 4, ("b",), "b", _lstm_recurrence), _lstm_zero_carry)
+@built_in_cell(CellSplit("lstm_cell", 4, ("b",), "b", _lstm_recurrence), _lstm_zero_carry)
 def lstm_cell(
     params: Params, state: LSTMState, x: jax.typing.ArrayLike
 ) -> tuple[LSTMState, jax.Array]:
@@ -421,7 +368,7 @@ def gru_gates(gx: jax.Array, h: jax.Array, p: Params) -> tuple[jax.Array, jax.Ar
     return h, h
 
 
-@_cell(
+@built_in_cell(
     CellSplit("gru_cell", 3, ("b_x", "b_h"), "b_x", lambda p, h, gx: gru_gates(gx, h, p)),
     _zero_carry,
 )

@@ -19,12 +19,12 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-from jax import lax
 
 from nnjax import _checks, _hardware
 from nnjax.functional import _bfloat16, _sharding, _utils
 from nnjax.functional._gru_scan import gru_scan
 from nnjax.functional._lstm_scan import lstm_scan
+from nnjax.functional._masked_scan import scan_masked, valid_mask
 from nnjax.functional.recurrent import (
     CellSplit,
     LSTMState,
@@ -100,47 +100,12 @@ def _check_split(split: CellSplit, op: str, params: Params, xs, state):
     return check_carry(op, "state", split, state, (xs.shape[0], hidden))
 
 
-def _masked(step, lengths, steps: int):
-    """Wraps ``step(carry, x)`` to scan over ``(x, valid)``.
-
-    Past a sequence's length its carry is held and its output is zero (PyTorch's
-    packed-sequence semantics).
-    """
-    if lengths is None:
-        return step, None
-
-    def hold(valid, new, old):
-        return jnp.where(jnp.reshape(valid, valid.shape + (1,) * (new.ndim - 1)), new, old)
-
-    def masked_step(carry, inputs):
-        x, valid = inputs
-        new, y = step(carry, x)
-        new = jax.tree.map(lambda n, o: hold(valid, n, o), new, carry)
-        y = jax.tree.map(lambda a: hold(valid, a, jnp.zeros_like(a)), y)
-        return new, y
-
-    return masked_step, _valid(lengths, steps)
-
-
-def _valid(lengths: jax.Array, steps: int) -> jax.Array:
-    """``(T, B)`` booleans: step ``t`` lies within sequence ``b``'s length."""
-    return jnp.arange(steps)[:, None] < lengths[None, :]
-
-
-def _scan(step, state, xs_t, lengths, reverse, unroll):
-    """``lax.scan`` of ``step`` over time-major ``xs_t``, masked by ``lengths``."""
-    step, valid = _masked(step, lengths, xs_t.shape[0])
-    inputs = xs_t if valid is None else (xs_t, valid)
-    state, ys = lax.scan(step, state, inputs, reverse=reverse, unroll=unroll)
-    return state, jnp.swapaxes(ys, 0, 1)
-
-
 def _scan_precomputed(split: CellSplit, params: Params, xs, state, lengths, reverse, unroll):
     """The precomputed-inputs formulation; arguments already checked."""
     p = _utils.cast_like(params, xs)
     gx = jnp.einsum("btf,fg->tbg", xs, p["w_x"]) + _utils.expand_to(p[split.input_bias], 3)
     step = lambda carry, gx_t: split.recurrence(p, carry, gx_t)
-    return _scan(step, state, gx, lengths, reverse, unroll)
+    return scan_masked(step, state, gx, lengths, reverse, unroll)
 
 
 def rnn(
@@ -230,13 +195,13 @@ def _run(op, cell, params, xs, state, lengths, reverse, unroll, precompute_input
         return _in_float32(op, cell, params, xs, state, lengths, reverse, unroll,
                            precompute_inputs, fused)  # fmt: skip
     if fused is not None:
-        valid = None if lengths is None else _valid(lengths, xs.shape[1])
+        valid = None if lengths is None else valid_mask(lengths, xs.shape[1])
         p = _utils.cast_like(params, xs)
         return fused(p, xs, state, valid, reverse, unroll, bool(precompute_inputs))
     if precompute_inputs:
         return _scan_precomputed(split, params, xs, state, lengths, reverse, unroll)
     step = lambda carry, x: cell(params, carry, x)
-    return _scan(step, state, jnp.swapaxes(xs, 0, 1), lengths, reverse, unroll)
+    return scan_masked(step, state, jnp.swapaxes(xs, 0, 1), lengths, reverse, unroll)
 
 
 def _in_float32(op, cell, params, xs, state, lengths, reverse, unroll, precompute, fused):

@@ -17,8 +17,6 @@ Example:
 from __future__ import annotations
 
 import functools
-import inspect
-import types
 from collections.abc import Callable
 from typing import Any, cast
 
@@ -28,6 +26,7 @@ import numpy as np
 import optax
 
 from nnjax.train import compiled
+from nnjax.train._canonical import canonical
 
 _OPTIMIZERS = {
     "adabelief": optax.adabelief,
@@ -49,68 +48,6 @@ _PLACEHOLDER_LR = 1e-3
 @functools.lru_cache(maxsize=64)
 def _injected(factory: Callable) -> optax.GradientTransformation:
     return optax.inject_hyperparams(factory)(learning_rate=_PLACEHOLDER_LR)
-
-
-class _Opaque(Exception):
-    pass
-
-
-def _fingerprint(obj: Any, depth: int = 0) -> Any:
-    """A hashable description of a function closure tree; ``_Opaque`` if unsure."""
-    if depth > 24:
-        raise _Opaque
-    if obj is None or isinstance(obj, bool | int | float | str | complex | bytes):
-        return (type(obj).__name__, obj)
-    if isinstance(obj, tuple | list):
-        return (type(obj).__name__, tuple(_fingerprint(o, depth + 1) for o in obj))
-    if isinstance(obj, dict):
-        return ("dict", tuple((k, _fingerprint(v, depth + 1)) for k, v in sorted(obj.items())))
-    if isinstance(obj, functools.partial):
-        parts = (obj.func, obj.args, obj.keywords)
-        return ("partial", _fingerprint(parts, depth + 1))
-    if isinstance(obj, types.FunctionType):
-        cells = []
-        for cell in obj.__closure__ or ():
-            try:
-                cells.append(_fingerprint(cell.cell_contents, depth + 1))
-            except ValueError:  # an empty cell
-                cells.append(("empty",))
-        defaults = (obj.__defaults__, obj.__kwdefaults__)
-        return ("fn", obj.__code__, tuple(cells), _fingerprint(defaults, depth + 1))
-    if isinstance(obj, np.ndarray | jax.Array) and np.size(obj) <= 1024:
-        a = np.asarray(obj)
-        return ("array", a.shape, a.dtype.str, a.tobytes())
-    if isinstance(obj, type | types.ModuleType | types.BuiltinFunctionType) or inspect.isroutine(
-        obj
-    ):
-        return ("object", obj)
-    raise _Opaque
-
-
-_CANONICAL: dict[Any, optax.GradientTransformation] = {}
-
-
-def canonical(tx: optax.GradientTransformation) -> optax.GradientTransformation:
-    """The first transformation seen with the same structure and constants as ``tx``.
-
-    So an equal, fresh ``optax.adam(1e-3)`` shares its compiled step; else ``tx``.
-
-    Example:
-      >>> canonical(optax.adam(1e-3)) is canonical(optax.adam(1e-3))
-      True
-    """
-    try:
-        key = _fingerprint(tuple(tx))
-        hash(key)
-    except (_Opaque, TypeError):
-        return tx
-    found = _CANONICAL.get(key)
-    if found is not None:
-        return found
-    if len(_CANONICAL) >= 256:  # forget the oldest
-        _CANONICAL.pop(next(iter(_CANONICAL)))
-    _CANONICAL[key] = tx
-    return tx
 
 
 def get_optimizer(

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from nnjax.train._sweep_groups import groups, hashable
 from nnjax.train.optimizers import check_learning_rate
 from nnjax.train.sweep_args import MODEL_FN_CALL
 from nnjax.train.validation import check_count
@@ -360,45 +361,6 @@ def check_numeric(hp: Mapping[str, list], names: Sequence[str]) -> None:
                 )
             if name == "learning_rate":
                 check_learning_rate(value, name=f"learning_rate[{i}]")
-
-
-def groups(
-    hp: Mapping[str, list], model_names: Sequence[str], m: int, size: int | None
-) -> list[tuple[np.ndarray, dict[str, Any]]]:
-    """Member indices and shared ``model_fn`` arguments of each group, in first-seen order.
-
-    Members with equal ``model_fn`` arguments share a group, split into groups of at
-    most ``size`` members (``None``: no limit).
-
-    Example:
-      >>> [(idx.tolist(), s) for idx, s in groups({"w": [4, 8, 4]}, ["w"], 3, None)]
-      [([0, 2], {'w': 4}), ([1], {'w': 8})]
-    """
-    by_key: dict[Any, list[int]] = {}
-    for i in range(m):
-        by_key.setdefault(hashable(tuple(hp[n][i] for n in model_names)), []).append(i)
-    out = []
-    for idx in by_key.values():
-        structure = {n: hp[n][idx[0]] for n in model_names}
-        step_ = size or len(idx)
-        out += [(np.asarray(idx[s : s + step_]), structure) for s in range(0, len(idx), step_)]
-    return out
-
-
-def hashable(value: Any) -> Any:
-    """A hashable stand-in for a model_fn value (lists become tuples), for grouping.
-
-    Example:
-      >>> hashable([64, [32]])
-      (64, (32,))
-    """
-    if isinstance(value, list | tuple):
-        return tuple(hashable(v) for v in value)
-    if isinstance(value, dict):
-        return tuple(sorted((k, hashable(v)) for k, v in value.items()))
-    if isinstance(value, np.ndarray):
-        return (value.dtype.str, value.shape, value.tobytes())
-    return value
 
 
 __all__ = [

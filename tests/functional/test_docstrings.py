@@ -36,6 +36,7 @@ MODULES = [
     "nnjax.functional._scoped",
     "nnjax.functional._lstm_scan",
     "nnjax.functional._gru_scan",
+    "nnjax.functional._masked_scan",
     "nnjax.functional._conv_transpose_pads",
     "nnjax.functional._recurrent_init",
     "nnjax.functional._utils",

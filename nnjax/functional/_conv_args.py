@@ -1,0 +1,97 @@
+"""The argument checks and parameters shared by the convolutions (private).
+
+Re-exported by :mod:`nnjax.functional.conv`, from which
+:mod:`nnjax.functional.conv_transpose` and the ``nnjax.nn`` convolution layers (which
+check their padding when built) import them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import jax
+
+from nnjax import _checks, initializers
+from nnjax.functional import _utils
+
+Params = dict[str, jax.Array]
+Padding = str | int | Sequence[tuple[int, int]]
+_PAD_FORM = {1: "(lo, hi)", 2: "((top, bottom), (left, right))", 3: "three (lo, hi) pairs"}
+
+
+def check_channels(op: str, in_channels, out_channels, groups) -> tuple[int, int, int]:
+    """``(in_channels, out_channels, groups)`` as ints: positive, the groups dividing both.
+
+    Raises:
+      ValueError: naming ``op``, the argument and the value.
+    """
+    cin = _utils.positive_int(op, "in_channels", in_channels)
+    cout = _utils.positive_int(op, "out_channels", out_channels)
+    return cin, cout, check_groups(op, groups, cin, cout)
+
+
+def init_params(
+    op: str, key, kernel_shape: tuple[int, ...], out_channels: int, *, dtype,
+    kernel_init, bias_init, use_bias: bool,
+) -> Params:  # fmt: skip
+    """``{"kernel": kernel_shape, "bias": (out_channels,)}`` drawn from ``key`` (checked)."""
+    _checks.check_key(op, "key", key)
+    k_kernel, k_bias = jax.random.split(key)
+    params = {"kernel": initializers.init_param(kernel_init, k_kernel, kernel_shape, dtype)}
+    if use_bias:
+        params["bias"] = initializers.init_param(bias_init, k_bias, (out_channels,), dtype)
+    return params
+
+
+def check_groups(op: str, groups, in_channels: int, out_channels: int) -> int:
+    groups = _utils.positive_int(op, "feature_group_count", groups)
+    if in_channels % groups or out_channels % groups:
+        raise ValueError(
+            f"{op}: `feature_group_count`={groups} must divide both the input channels "
+            f"({in_channels}) and the output channels ({out_channels})"
+        )
+    return groups
+
+
+def conv_padding(op: str, nd: int, padding: Padding) -> str | list[tuple[int, int]]:
+    """``"SAME"``, ``"VALID"`` or ``nd`` ``(lo, hi)`` pairs of ints, else a ``ValueError``."""
+    if isinstance(padding, str):
+        mode = padding.upper()
+        if mode not in ("SAME", "VALID"):
+            raise ValueError(
+                f"{op}: `padding` must be 'SAME', 'VALID', an int or pairs, got {padding!r}"
+            )
+        return mode
+    value: Any = padding  # an int (NumPy's too) or pairs
+    if _utils.is_int(value) and value >= 0:
+        return [(int(value), int(value))] * nd
+    try:
+        pads = [] if _utils.is_int(value) else [tuple(p) for p in value]
+    except TypeError:
+        pads = []
+    if len(pads) != nd or not all(
+        len(p) == 2 and all(_utils.is_int(v) and v >= 0 for v in p) for p in pads
+    ):
+        expected = f"'SAME', 'VALID', a non-negative int or {_PAD_FORM[nd]} of non-negative ints"
+        raise ValueError(_checks.static_arg_message(op, "padding", padding, expected))
+    return [(int(lo), int(hi)) for lo, hi in pads]
+
+
+def add_bias(op: str, params: Params, y: jax.Array) -> jax.Array:
+    """``y + bias`` over the last axis when ``params`` has a bias (checked ``(out,)``)."""
+    if "bias" not in params:
+        return y
+    _checks.check_shape(op, "params['bias']", params["bias"], (y.shape[-1],))
+    return y + _utils.expand_to(params["bias"].astype(y.dtype), y.ndim)
+
+
+__all__ = [
+    "Padding",
+    "Params",
+    "add_bias",
+    "check_channels",
+    "check_groups",
+    "conv_padding",
+    "init_params",
+]

@@ -1,0 +1,86 @@
+"""Optimizer objects matched by structure: :func:`canonical`.
+
+Two transformations built alike (``optax.adam(1e-3)`` twice) are different objects, and
+a compiled step memoised on one would recompile for the other. :func:`canonical` maps
+each to the first one seen with the same fingerprint: the code, closure constants and
+small arrays of its functions. An object it cannot describe for sure stays itself.
+Re-exported by :mod:`nnjax.train.optimizers`.
+
+Example:
+  >>> first = canonical(optax.sgd(0.1))
+  >>> canonical(optax.sgd(0.1)) is first, canonical(optax.sgd(0.2)) is first
+  (True, False)
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import types
+from typing import Any
+
+import jax
+import numpy as np
+import optax
+
+
+class _Opaque(Exception):
+    pass
+
+
+def _fingerprint(obj: Any, depth: int = 0) -> Any:
+    """A hashable description of a function closure tree; ``_Opaque`` if unsure."""
+    if depth > 24:
+        raise _Opaque
+    if obj is None or isinstance(obj, bool | int | float | str | complex | bytes):
+        return (type(obj).__name__, obj)
+    if isinstance(obj, tuple | list):
+        return (type(obj).__name__, tuple(_fingerprint(o, depth + 1) for o in obj))
+    if isinstance(obj, dict):
+        return ("dict", tuple((k, _fingerprint(v, depth + 1)) for k, v in sorted(obj.items())))
+    if isinstance(obj, functools.partial):
+        parts = (obj.func, obj.args, obj.keywords)
+        return ("partial", _fingerprint(parts, depth + 1))
+    if isinstance(obj, types.FunctionType):
+        cells = []
+        for cell in obj.__closure__ or ():
+            try:
+                cells.append(_fingerprint(cell.cell_contents, depth + 1))
+            except ValueError:  # an empty cell
+                cells.append(("empty",))
+        defaults = (obj.__defaults__, obj.__kwdefaults__)
+        return ("fn", obj.__code__, tuple(cells), _fingerprint(defaults, depth + 1))
+    if isinstance(obj, np.ndarray | jax.Array) and np.size(obj) <= 1024:
+        a = np.asarray(obj)
+        return ("array", a.shape, a.dtype.str, a.tobytes())
+    if isinstance(obj, type | types.ModuleType | types.BuiltinFunctionType) or inspect.isroutine(
+        obj
+    ):
+        return ("object", obj)
+    raise _Opaque
+
+
+_CANONICAL: dict[Any, optax.GradientTransformation] = {}
+
+
+def canonical(tx: optax.GradientTransformation) -> optax.GradientTransformation:
+    """The first transformation seen with the same structure and constants as ``tx``.
+
+    So an equal, fresh ``optax.adam(1e-3)`` shares its compiled step; else ``tx``.
+
+    Example:
+      >>> canonical(optax.adam(1e-3)) is canonical(optax.adam(1e-3))
+      True
+    """
+    try:
+        key = _fingerprint(tuple(tx))
+        hash(key)
+    except (_Opaque, TypeError):
+        return tx
+    found = _CANONICAL.get(key)
+    if found is not None:
+        return found
+    if len(_CANONICAL) >= 256:  # forget the oldest
+        _CANONICAL.pop(next(iter(_CANONICAL)))
+    _CANONICAL[key] = tx
+    return tx

@@ -1,0 +1,137 @@
+"""Per-model choices of the compiled train dispatch, measured on XLA:CPU.
+
+:func:`steps_per_dispatch_for` (updates per dispatch), :func:`donate_for` (buffer
+donation) and :func:`eigen_dots_for` (the matmul library) pick by the model's layer
+kinds and the backend; :mod:`nnjax.train.compiled` uses them and re-exports them.
+
+Updates per dispatch, measured on XLA:CPU (2 cores, batch 32, Adam, ms per update; one
+step per dispatch / rolled loop / unrolled ``lax.scan`` of 8): 784-500-300-100-10 MLP
+3.06 / 1.89 / 2.09, LSTM classifier 7.4 / 8.6 / 8.1; and compile times (MLP one step
+5.5 s, rolled loop of 8 4.8 s, unrolled scan of 8 17.3 s). So
+:func:`steps_per_dispatch_for` picks a rolled loop of 8 (compiled in about one step's
+time, faster per update) except for convolutional, recurrent and attention models:
+XLA:CPU differentiates its convolution an order of magnitude slower inside a rolled
+loop (Fashion-MNIST CNN on ``lax.conv``: 19.1 / 204 / 21.8 ms). Re-measured with
+``F.conv2d``'s im2col formulation for every layer (batch 32, Adam; a 2-core CPU at
+load average 10-14, so absolute times are inflated 5-10x, ratios interleaved in one
+run): CNN one step 288-331 ms / rolled loop of 8 182-228 ms per update, compile
+12.1-18.2 s / 15.0-16.8 s; unrolled scan of 8 206 ms and 56 s to compile; scan
+unrolled by 2 192 ms and 21.6 s. ``F.conv2d`` keeps XLA's convolution for large
+patches (``nnjax/functional/_conv_formulations.py``), so convolutional models stay at
+one step per dispatch, and :func:`~nnjax.train.compiled.scan_steps` keeps unrolling
+fully by default (a rolled scan measured as fast for dense and recurrent models and
+compiles in one step's time: pass ``unroll=1`` for those).
+
+Buffer donation (:func:`donate_for`), same runs, ms per update with / without donation,
+one step per dispatch: MLP 16.4 / 19.0, CNN 288 / 192 and 331 / 272, LSTM 108 / 98
+and 141 / 99 (in a rolled loop of 8 the two were within noise). On the CPU, donation
+is therefore kept for dense models only; on accelerators it is always on (it halves
+the memory of the parameters and optimizer state).
+
+Example:
+  On an accelerator every model donates its state:
+
+  >>> from flax import nnx
+  >>> from nnjax.nn import LSTM
+  >>> donate_for(nnx.graphdef(LSTM(2, 4, rngs=nnx.Rngs(0))), "gpu")
+  True
+"""
+
+from __future__ import annotations
+
+import jax
+from flax import nnx
+
+#: Updates per dispatch for dense models (see the module docstring).
+DEFAULT_STEPS_PER_DISPATCH = 8
+
+#: Module class names after which one step per dispatch is faster on XLA:CPU.
+_ONE_STEP_KINDS = ("Conv", "LSTM", "GRU", "RNN", "Recurrent", "Attention", "Transformer")
+
+#: Module class names after which donation measured slower on XLA:CPU.
+_NO_DONATE_KINDS = ("Conv", "LSTM", "GRU", "RNN", "Recurrent")
+
+#: Module class names after which matmuls on Eigen measured faster on XLA:CPU.
+_EIGEN_DOT_KINDS = ("LSTM",)
+
+
+def steps_per_dispatch_for(model: nnx.Module) -> int:
+    """``1`` for models with convolutional, recurrent or attention layers, else 8.
+
+    Args:
+      model: the Flax NNX model ``fit`` trains.
+
+    Returns:
+      ``fit``'s default ``steps_per_dispatch`` for it (train steps per compiled call).
+
+    Example:
+      >>> from flax import nnx
+      >>> steps_per_dispatch_for(nnx.Conv(1, 2, (3, 3), rngs=nnx.Rngs(0)))
+      1
+    """
+    kinds = {type(m).__name__ for _, m in nnx.iter_graph(model) if isinstance(m, nnx.Module)}
+    slow = any(k in name for name in kinds for k in _ONE_STEP_KINDS)
+    return 1 if slow else DEFAULT_STEPS_PER_DISPATCH
+
+
+def donate_for(graphdef: nnx.GraphDef, backend: str | None = None) -> bool:
+    """Whether the train dispatch donates its state: off on CPU for conv/recurrent models.
+
+    See the module docstring for the measurements. ``backend`` defaults to JAX's.
+
+    Example:
+      >>> from flax import nnx
+      >>> from nnjax.nn import MLP, CNN
+      >>> donate_for(nnx.graphdef(MLP(2, (4,), 1, rngs=nnx.Rngs(0))), "cpu")
+      True
+      >>> donate_for(nnx.graphdef(CNN((8, 8, 1), 2, rngs=nnx.Rngs(0))), "cpu")
+      False
+    """
+    if (backend or jax.default_backend()) != "cpu":
+        return True
+    return not _has_kind(graphdef, _NO_DONATE_KINDS)
+
+
+def eigen_dots_for(graphdef: nnx.GraphDef, backend: str | None = None) -> bool:
+    """Whether the train dispatch runs its matmuls on Eigen: on CPU for LSTM models.
+
+    XLA:CPU sends matmuls to YNNPACK by default, which ran the LSTM's small per-step
+    matmuls on one thread; Eigen's use both cores of a 2-core AMD EPYC (Zen 2, AVX2).
+    The LSTM classifier of ``benchmarks/bench_lstm.py`` (``T=64``, ``in=16``,
+    ``H=128``, Adam), wall clock, medians of 16-30 interleaved steps in alternating
+    order, Eigen / YNNPACK: batch 128 0.95, 0.91, 0.93, 0.93, 0.92, 0.90; batch 32 0.91,
+    0.92, 0.91, 0.89, 0.98, 0.84. In six runs of the benchmark script (its
+    ``nnjax_ynn_dots`` peer) batch 128 gave 0.87, 0.91, 0.94, 1.05, 0.96, 0.89, but
+    batch 32 1.10, 1.08, 0.91, 1.04, 1.07, 0.89: a gain at batch 128; at 32 the two
+    measurements disagree (unexplained). Not taken for GRU models
+    (batch 32 1.14-1.19, batch 128 0.86-0.94: its input and recurrent matmuls are
+    separate, and the narrow input one lost), MLPs (batch 1 / 32 / 256: 1.03 / 0.92 /
+    0.99) or CNNs (batch 32 / 128: 1.01 / 1.03). See
+    :func:`nnjax.functional._conv_compiler.compiler_options`.
+
+    Example:
+      >>> from flax import nnx
+      >>> from nnjax.nn import LSTM, MLP
+      >>> eigen_dots_for(nnx.graphdef(LSTM(2, 4, rngs=nnx.Rngs(0))), "cpu")
+      True
+      >>> eigen_dots_for(nnx.graphdef(MLP(2, (4,), 1, rngs=nnx.Rngs(0))), "cpu")
+      False
+    """
+    if (backend or jax.default_backend()) != "cpu":
+        return False
+    return _has_kind(graphdef, _EIGEN_DOT_KINDS)
+
+
+def _has_kind(graphdef: nnx.GraphDef, kinds: tuple[str, ...]) -> bool:
+    """Whether a module class of ``graphdef`` has one of ``kinds`` in its name."""
+    classes = {getattr(node, "type", None) for node in getattr(graphdef, "nodes", ())}
+    names = {c.__name__ for c in classes if isinstance(c, type) and issubclass(c, nnx.Module)}
+    return any(k in name for name in names for k in kinds)
+
+
+__all__ = [
+    "DEFAULT_STEPS_PER_DISPATCH",
+    "donate_for",
+    "eigen_dots_for",
+    "steps_per_dispatch_for",
+]

@@ -1,0 +1,87 @@
+"""The compute precision of a step: :func:`compute_dtype`, :func:`rounds_matmul_operands`.
+
+``fit(precision="bfloat16")`` asks for low-precision compute for its speed; these two
+say what a step does with it on the backend at hand (cast the model to bfloat16, round
+only its matmul operands, or stay float32). :func:`nnjax.train.objective.make_objective`
+applies them; re-exported by :mod:`nnjax.train.objective`.
+
+Example:
+  >>> compute_dtype("float16")
+  dtype('float16')
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from nnjax import _hardware
+
+
+def compute_dtype(precision: Any, backend: str | None = None) -> jnp.dtype | None:
+    """The dtype a step runs the model in for ``precision`` (``None``: the parameters').
+
+    ``precision`` asks for low-precision compute for its speed. ``"bfloat16"`` gives
+    ``bfloat16`` on GPUs and TPUs: there bfloat16 matmuls run at about twice float32's
+    speed or more, and the step casts the parameters and inputs to bfloat16 once, so
+    every matmul takes that path. On a CPU ``None`` is returned, the model runs in
+    float32, because XLA:CPU computes convolutions and elementwise work in float32
+    either way and every bfloat16 rounding between them is extra work. Where the CPU
+    multiplies bfloat16 natively (AMX, AVX512-BF16:
+    :func:`nnjax._hardware.native_bfloat16`), the dense layers' matmuls round their
+    operands to bfloat16 and sum in float32 instead (:func:`rounds_matmul_operands`; as
+    JAX's default matmul precision does on TPUs): on a Zen 5 EPYC with AVX512-BF16 an
+    MLP step took 0.70x float32's time at batch 256 that way (a bfloat16 model 0.73x),
+    a CNN step 0.99-1.00x (a bfloat16 model 1.24-1.36x; ``benchmarks/README.md``). On a
+    CPU without native bfloat16 XLA emulates it, the step is float32's and runs as fast,
+    and a ``UserWarning`` naming the CPU says so (Python shows it once per process). As
+    with JAX's default matmul precision, the precision is the least the computation
+    keeps, not a promise of bfloat16 rounding; a model built with ``dtype=jnp.bfloat16``
+    runs bfloat16 activations anywhere. Other precisions (``"float16"``) are returned as
+    given.
+
+    Args:
+      precision: ``None``, or a dtype name such as ``"bfloat16"``.
+      backend: the JAX backend the step runs on (default: JAX's default backend).
+
+    Returns:
+      the compute dtype, or ``None`` for the parameters' own (float32).
+
+    Example:
+      >>> compute_dtype("bfloat16", backend="gpu")
+      dtype(bfloat16)
+      >>> compute_dtype(None) is None
+      True
+    """
+    if precision is None:
+        return None
+    dtype = jnp.dtype(precision)
+    if dtype != jnp.bfloat16:
+        return dtype
+    backend = backend or jax.default_backend()
+    if not _hardware.native_bfloat16(backend):
+        warnings.warn(_hardware.emulated_bfloat16_note(), UserWarning, stacklevel=1)
+        return None
+    return None if backend == "cpu" else dtype
+
+
+def rounds_matmul_operands(precision: Any, backend: str | None = None) -> bool:
+    """Whether ``precision`` keeps a float32 model but rounds its matmul operands to bfloat16.
+
+    True for ``"bfloat16"`` on a CPU with native bfloat16 dot products (see
+    :func:`compute_dtype`): the step traces the model inside
+    ``nnjax.functional._bfloat16_dot.bfloat16_operands``.
+
+    Example:
+      >>> rounds_matmul_operands(None)
+      False
+      >>> rounds_matmul_operands("bfloat16", backend="gpu")
+      False
+    """
+    return precision is not None and _hardware.bfloat16_dots(jnp.dtype(precision), backend)
+
+
+__all__ = ["compute_dtype", "rounds_matmul_operands"]
