@@ -7,8 +7,11 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Mapping, Sequence
+from types import FrameType
+from typing import Any
 
 from nnjax.distributed.process import ENV_ADDRESS, ENV_NUM_PROCESSES, ENV_PROCESS_ID
 
@@ -54,6 +57,12 @@ def launch(
     process fails, the others are stopped (terminated, then killed after
     :data:`GRACE_S` seconds), so a crash never leaves the group hanging.
 
+    Each process starts in a session (and process group) of its own, and stopping it
+    signals its whole group: a ``sh -c '...'`` wrapper's children stop with it. Called
+    from the main thread, ``launch`` also stops every process when it gets SIGTERM,
+    SIGHUP or SIGINT (Ctrl-C: the processes, in sessions of their own, do not get the
+    terminal's), and returns ``128 + N`` for signal ``N``.
+
     Args:
       command: the program and its arguments, e.g. ``["python", "train.py"]``.
       processes: how many processes to start, ``>= 1``.
@@ -64,7 +73,8 @@ def launch(
     Returns:
       0 if every process succeeded; else the exit status of the first one that failed
       (``128 + N`` when killed by signal ``N``, as a shell reports it; 124 when
-      ``timeout_s`` ran out, as ``timeout(1)`` does). Which process failed, and how, is
+      ``timeout_s`` ran out, as ``timeout(1)`` does; ``128 + N`` when the launcher got
+      signal ``N``). Which process failed, and how, is
       said on stderr in one line (``nnjax launch: process 1 of 2 was killed by
       SIGKILL ...``), within about 0.05 s of its end.
 
@@ -81,15 +91,54 @@ def launch(
         raise ValueError(f"launch: `processes` must be an int >= 1, got {processes!r}")
     address = f"127.0.0.1:{port or free_port()}"
     base = dict(os.environ if env is None else env)
-    procs = [
-        subprocess.Popen(
-            list(command),
-            env=base
-            | {ENV_ADDRESS: address, ENV_NUM_PROCESSES: str(processes), ENV_PROCESS_ID: str(i)},
-        )
-        for i in range(processes)
-    ]
-    return _wait(procs, timeout_s)
+    procs: list[subprocess.Popen] = []
+    status = 1  # an exception here (KeyboardInterrupt outside the main thread, say)
+    caught: list[int] = []  # non-empty: signals no longer raise (the stop is under way)
+    previous = _catch_signals(caught)
+    try:
+        for i in range(processes):
+            ids = {ENV_ADDRESS: address, ENV_NUM_PROCESSES: str(processes), ENV_PROCESS_ID: str(i)}
+            procs.append(subprocess.Popen(list(command), env=base | ids, start_new_session=True))
+        status = _wait(procs, timeout_s)
+    except _Signalled as got:
+        running = sum(p.poll() is None for p in procs)
+        _say(f"got {signal.Signals(got.signum).name}; stopping the {running} running process(es)")
+        status = 128 + got.signum
+    finally:
+        caught.append(0)
+        _stop(procs, leftovers=status != 0)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    return status
+
+
+class _Signalled(Exception):
+    """The launcher got ``signum`` (SIGTERM, SIGHUP, SIGINT): stop every process."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _catch_signals(caught: list[int]) -> dict[int, Any]:
+    """Turns SIGTERM, SIGHUP and SIGINT into :class:`_Signalled`; the previous handlers.
+
+    Only the first signal raises, and none once ``caught`` is not empty: one during the
+    stop is ignored (the stop is bounded by :data:`GRACE_S`). Only the main thread can
+    set handlers: elsewhere, nothing is changed.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        if not caught:
+            caught.append(signum)
+            raise _Signalled(signum)
+
+    previous: dict[int, Any] = {}
+    for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+        previous[signum] = signal.signal(signum, handler)
+    return previous
 
 
 def exit_status(returncode: int) -> int:
@@ -128,44 +177,51 @@ def _say(line: str) -> None:
 def _wait(procs: list[subprocess.Popen], timeout_s: float | None) -> int:
     """Waits for all; on the first failure or the deadline, says so and stops the rest."""
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
-    status = 0
-    try:
-        # poll every process each round (`any` over a generator would stop at the first
-        # running one and never notice a later one's death)
-        while None in [p.poll() for p in procs]:
-            failed = [
-                (i, p.returncode) for i, p in enumerate(procs) if p.returncode not in (None, 0)
-            ]
-            if failed:
-                running = sum(p.returncode is None for p in procs)
-                for i, code in failed:
-                    _say(describe(i, len(procs), code))
-                _say(f"stopping the other {running} running process(es)")
-                status = exit_status(failed[0][1])
-                break
-            if deadline is not None and time.monotonic() > deadline:
-                _say(f"the processes ran past the timeout of {timeout_s:g} s; stopping them")
-                status = 124
-                break
-            time.sleep(0.05)
-        else:
-            failed = [(i, p.returncode) for i, p in enumerate(procs) if p.returncode != 0]
+    # poll every process each round (`any` over a generator would stop at the first
+    # running one and never notice a later one's death)
+    while None in [p.poll() for p in procs]:
+        failed = [(i, p.returncode) for i, p in enumerate(procs) if p.returncode not in (None, 0)]
+        if failed:
+            running = sum(p.returncode is None for p in procs)
             for i, code in failed:
                 _say(describe(i, len(procs), code))
-            return exit_status(failed[0][1]) if failed else 0
-    finally:
-        _stop(procs)
-    return status
+            _say(f"stopping the other {running} running process(es)")
+            return exit_status(failed[0][1])
+        if deadline is not None and time.monotonic() > deadline:
+            _say(f"the processes ran past the timeout of {timeout_s:g} s; stopping them")
+            return 124
+        time.sleep(0.05)
+    failed = [(i, p.returncode) for i, p in enumerate(procs) if p.returncode != 0]
+    for i, code in failed:
+        _say(describe(i, len(procs), code))
+    return exit_status(failed[0][1]) if failed else 0
 
 
-def _stop(procs: list[subprocess.Popen]) -> None:
-    for p in procs:
-        if p.poll() is None:
-            p.terminate()
+def _signal_group(p: subprocess.Popen, signum: int) -> None:
+    """``signum`` to the process group that ``p`` leads (started in its own session)."""
+    try:
+        os.killpg(p.pid, signum)
+    except (ProcessLookupError, PermissionError):
+        pass  # the group is gone (every member exited)
+
+
+def _stop(procs: list[subprocess.Popen], *, leftovers: bool = True) -> None:
+    """Terminates the running processes' groups; kills what remains after :data:`GRACE_S`.
+
+    With ``leftovers``, also the groups of processes that have exited (a wrapper's
+    children left behind); after a success those are left alone.
+    """
+    # the groups to stop: a leader that has exited (reaped by poll) keeps its group id
+    # while members remain, and its pid is not reused before the group is empty
+    groups = [p for p in procs if leftovers or p.poll() is None]
+    for p in groups:
+        _signal_group(p, signal.SIGTERM)
     end = time.monotonic() + GRACE_S
-    for p in procs:
+    for p in groups:
         try:
             p.wait(timeout=max(0.0, end - time.monotonic()))
         except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
+            pass
+    for p in groups:  # whatever is left: the leaders past their grace, any member
+        _signal_group(p, signal.SIGKILL)
+        p.wait()

@@ -39,6 +39,7 @@ from jax.sharding import Mesh
 from nnjax import losses
 from nnjax._deprecation import user_stacklevel
 from nnjax.train import (
+    agreement,
     checkpoint,
     compiled,
     data,
@@ -246,6 +247,7 @@ def fit(
       >>> len(history.history["loss"])
       2
     """
+    agreement.warn_if_not_joined()  # `nnjax launch` started it, but it joined no group
     if validation is not None:
         if validation_data is not None:
             raise ValueError("pass `validation_data` only (`validation` is its deprecated alias)")
@@ -278,6 +280,13 @@ def fit(
         steps_per_epoch=steps_per_epoch, class_weight=class_weight, check_inputs=check_inputs,
     )  # fmt: skip
     graphdef, params, rest = step.split_model(model)
+    # several processes: the same run in each, or a ValueError naming what differs
+    agreement.check_fit(
+        source=source, val=val, params=params, optimizer=optimizer, learning_rate=lr,
+        callbacks=callbacks, epochs=epochs, initial_epoch=initial_epoch, seed=seed,
+        shuffle=shuffle, accumulate_steps=accumulate_steps, steps_per_dispatch=steps_per_dispatch,
+        param_sharding=param_sharding, data_axis_size=mesh_size, resume_from=resume_from,
+    )  # fmt: skip
     user_logs = setup.check_model(model, graphdef, params, rest, objective, source, val, tx)
     mesh = setup.make_mesh(source.batch_size, devices, mesh)
     host_memory.retain_for(mesh)  # XLA:CPU: each step's temporaries reused, not re-faulted
