@@ -65,7 +65,7 @@ def test_traced_once_for_new_values():
     params = _params()
     for lrs in ([0.1, 0.2, 0.3], [1e-3, 1e-4, 1e-5], [0.5] * M):
         state = init_opt_states(factory, params, {"learning_rate": lrs})
-        np.testing.assert_allclose(state.hyperparams["learning_rate"], lrs, rtol=1e-6)
+        np.testing.assert_allclose(state.hyperparams["learning_rate"], lrs, rtol=1e-6, atol=1e-9)
     assert len(calls) == 1  # eagerly: one call per member and set of values (9)
 
 
