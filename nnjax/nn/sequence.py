@@ -108,33 +108,7 @@ class SequenceClassifier(_SequenceModel):  # noqa: D101 (docstring assembled bel
     )
 
     _renamed_args: ClassVar[dict[str, str]] = {"num_classes": "out_features"}
-
-    def __init__(
-        self,
-        in_features: int,
-        hidden: int | Sequence[int],
-        out_features: int,
-        *,
-        cell: str = "lstm",
-        all_steps: bool = False,
-        output_activation: str | activations.Activation | None = None,
-        dropout: float = 0.0,
-        param_dtype: jnp.dtype = jnp.float32,
-        dtype: jnp.dtype | None = None,
-        rngs: nnx.Rngs,
-    ):
-        super().__init__(
-            in_features,
-            hidden,
-            out_features,
-            cell=cell,
-            all_steps=all_steps,
-            output_activation=output_activation,
-            dropout=dropout,
-            param_dtype=param_dtype,
-            dtype=dtype,
-            rngs=rngs,
-        )
+    # __init__: _SequenceModel's (the same arguments)
 
 
 @recorded
