@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -9,7 +10,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from types import FrameType
 from typing import Any
 
@@ -93,23 +94,35 @@ def launch(
     base = dict(os.environ if env is None else env)
     procs: list[subprocess.Popen] = []
     status = 1  # an exception here (KeyboardInterrupt outside the main thread, say)
-    caught: list[int] = []  # non-empty: signals no longer raise (the stop is under way)
-    previous = _catch_signals(caught)
+    signals = _Signals()
+    previous = _catch_signals(signals)
     try:
-        for i in range(processes):
-            ids = {ENV_ADDRESS: address, ENV_NUM_PROCESSES: str(processes), ENV_PROCESS_ID: str(i)}
-            procs.append(subprocess.Popen(list(command), env=base | ids, start_new_session=True))
+        with signals.deferred():  # a signal mid-Popen would leave a child untracked
+            _start(procs, command, processes, address, base)
         status = _wait(procs, timeout_s)
     except _Signalled as got:
         running = sum(p.poll() is None for p in procs)
         _say(f"got {signal.Signals(got.signum).name}; stopping the {running} running process(es)")
         status = 128 + got.signum
     finally:
-        caught.append(0)
+        signals.stopping = True
         _stop(procs, leftovers=status != 0)
         for signum, handler in previous.items():
             signal.signal(signum, handler)
     return status
+
+
+def _start(
+    procs: list[subprocess.Popen],
+    command: Sequence[str],
+    processes: int,
+    address: str,
+    base: dict[str, str],
+) -> None:
+    """Starts the processes, each appended to ``procs`` as soon as it exists."""
+    for i in range(processes):
+        ids = {ENV_ADDRESS: address, ENV_NUM_PROCESSES: str(processes), ENV_PROCESS_ID: str(i)}
+        procs.append(subprocess.Popen(list(command), env=base | ids, start_new_session=True))
 
 
 class _Signalled(Exception):
@@ -120,24 +133,52 @@ class _Signalled(Exception):
         self.signum = signum
 
 
-def _catch_signals(caught: list[int]) -> dict[int, Any]:
-    """Turns SIGTERM, SIGHUP and SIGINT into :class:`_Signalled`; the previous handlers.
+class _Signals:
+    """What the launcher's signal handler does: raise, hold back, or ignore a signal.
 
-    Only the first signal raises, and none once ``caught`` is not empty: one during the
-    stop is ignored (the stop is bounded by :data:`GRACE_S`). Only the main thread can
-    set handlers: elsewhere, nothing is changed.
+    Attributes:
+      caught: the first signal received, or ``None``.
+      held: a signal that arrives now is recorded and raised when the hold ends (set
+        while the processes are being started, so that none is left untracked).
+      stopping: the stop is under way: signals are ignored (it is bounded by
+        :data:`GRACE_S`).
+    """
+
+    def __init__(self) -> None:
+        self.caught: int | None = None
+        self.held = False
+        self.stopping = False
+
+    def handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.stopping or self.caught is not None:
+            return
+        self.caught = signum
+        if not self.held:
+            raise _Signalled(signum)
+
+    @contextlib.contextmanager
+    def deferred(self) -> Iterator[None]:
+        """Holds signals back inside the block; raises the one caught, if any, at its end."""
+        self.held = True
+        try:
+            yield
+        finally:
+            self.held = False
+        if self.caught is not None:
+            raise _Signalled(self.caught)
+
+
+def _catch_signals(signals: _Signals) -> dict[int, Any]:
+    """Routes SIGTERM, SIGHUP and SIGINT to ``signals``; the previous handlers.
+
+    Only the first signal counts. Only the main thread can set handlers: elsewhere,
+    nothing is changed.
     """
     if threading.current_thread() is not threading.main_thread():
         return {}
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        if not caught:
-            caught.append(signum)
-            raise _Signalled(signum)
-
     previous: dict[int, Any] = {}
     for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
-        previous[signum] = signal.signal(signum, handler)
+        previous[signum] = signal.signal(signum, signals.handle)
     return previous
 
 

@@ -46,15 +46,16 @@ def test_free_port_is_bindable():
         sock.bind(("127.0.0.1", port))
 
 
-def _running(token):
-    """The pids of the processes whose command line holds ``token``."""
+def _running(token, *, exclude=None):
+    """The pids of the processes whose command line holds ``token`` (and not ``exclude``)."""
     pids = []
     for name in os.listdir("/proc"):
         if name.isdigit() and int(name) != os.getpid():
             try:
                 with open(f"/proc/{name}/cmdline", "rb") as f:
-                    if token.encode() in f.read():
-                        pids.append(int(name))
+                    line = f.read()
+                if token.encode() in line and not (exclude and exclude.encode() in line):
+                    pids.append(int(name))
             except OSError:
                 pass
     return pids
@@ -86,7 +87,8 @@ def test_a_signal_to_the_launcher_stops_every_process(signum):
     )
     try:
         end = time.monotonic() + 30
-        children = lambda: set(_running(token)) - {launcher.pid}
+        # a child forked but not yet exec'd still shows the launcher's command line
+        children = lambda: set(_running(token, exclude="distributed.launch"))
         while len(children()) < 2 and time.monotonic() < end:
             time.sleep(0.1)
         assert len(children()) == 2, "the launched processes did not start"
@@ -115,3 +117,32 @@ def test_a_wrapper_s_children_stop_with_it():
         assert _gone(token, 5), "the wrapper's child survived the launch"
     finally:
         _gone(token, 0)
+
+
+def test_a_signal_while_starting_the_processes_leaves_none_behind(monkeypatch):
+    # the signal lands after a child is forked, before Popen returns it to the launcher:
+    # the launcher must still know of (and stop) that child and start no fewer
+    started = []
+    popen = subprocess.Popen
+
+    def starts_then_signalled(*args, **kwargs):
+        started.append(popen(*args, **kwargs))
+        if len(started) == 1:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return started[-1]
+
+    monkeypatch.setattr(launcher_module.subprocess, "Popen", starts_then_signalled)
+    previous = signal.getsignal(signal.SIGTERM)
+    status = distributed.launch([sys.executable, "-c", "import time; time.sleep(60)"], 3)
+    assert status == 128 + signal.SIGTERM
+    assert len(started) == 3
+    assert all(p.poll() is not None for p in started), "a started process was left running"
+    assert signal.getsignal(signal.SIGTERM) is previous
+
+
+def test_a_second_signal_during_the_stop_is_ignored():
+    signals = launcher_module._Signals()
+    with pytest.raises(launcher_module._Signalled):
+        signals.handle(signal.SIGINT, None)
+    signals.handle(signal.SIGTERM, None)  # the first one counts; no second raise
+    assert signals.caught == signal.SIGINT
