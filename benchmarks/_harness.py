@@ -218,7 +218,7 @@ def write_json(
     """Writes the result file (environment, config, rows, skipped peers, errors)."""
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    record = {
+    record: dict[str, Any] = {
         "benchmark": name,
         "environment": environment(),
         "config": config,

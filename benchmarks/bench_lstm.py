@@ -48,6 +48,8 @@ from __future__ import annotations
 import dataclasses
 import functools
 import sys
+from collections.abc import Callable
+from typing import Any, cast
 
 import _cli as C
 import _harness as H
@@ -94,7 +96,11 @@ def _nnjax_formulation(cfg: Config, precompute: bool):
     import nnjax.functional as F
     from nnjax import nn
 
-    layer, run = {"lstm": (nn.LSTM, F.lstm), "gru": (nn.GRU, F.gru)}[cfg.cell]
+    cells: dict[str, tuple[type[nn.LSTM] | type[nn.GRU], Callable[..., Any]]] = {
+        "lstm": (nn.LSTM, F.lstm),
+        "gru": (nn.GRU, F.gru),
+    }
+    layer, run = cells[cfg.cell]
 
     class RecurrentClassifier(nnx.Module):
         def __init__(self, rngs: nnx.Rngs):
@@ -143,13 +149,13 @@ def _equinox_model(cfg: Config, key: jax.Array):
             zeros = jnp.zeros(cfg.hidden, xs.dtype)
             step = lambda state, x: (self.cell(x, state), None)
             state, _ = jax.lax.scan(step, (zeros, zeros) if lstm else zeros, xs)
-            return self.head(state[0] if lstm else state)
+            return self.head(cast(jax.Array, state[0] if lstm else state))
 
     return EqxRNN(key)
 
 
 def _keras_model(cfg: Config):
-    import keras
+    import keras  # type: ignore[import-untyped]
 
     return keras.Sequential(
         [

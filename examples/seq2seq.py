@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import math
+from typing import cast
 
 import _common
 import _tokens
@@ -162,7 +163,7 @@ def teacher_forced(model: Seq2Seq, src: jax.Array, tgt: jax.Array) -> jax.Array:
 
 #: ``fit``'s objective: mean cross-entropy of the real target tokens (``PAD`` excluded).
 loss_fn = _tokens.token_loss_fn(
-    lambda model, batch: teacher_forced(model, batch.x, batch.y),
+    lambda model, batch: teacher_forced(cast(Seq2Seq, model), batch.x, batch.y),
     target_weights=lambda y: y != PAD,
 )
 

@@ -28,8 +28,8 @@ if TYPE_CHECKING:  # what the lazy `__getattr__` below returns, for type checker
     from nnjax.io.export import export, load_exported
     from nnjax.io.model import load, load_state, save, save_state
 
-#: The installed version of nnjax (``"major.minor.patch"``).
 __version__ = "0.2.0"
+"""The installed version of nnjax (``"major.minor.patch"``)."""
 
 # The upper layers load on first use, so `import nnjax` stays light and
 # `nnjax.data` can be used without importing Flax.

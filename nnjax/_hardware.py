@@ -24,11 +24,11 @@ from collections.abc import Mapping
 import jax
 import jax.numpy as jnp
 
-#: CPU flags recorded and printed: SIMD width and native bfloat16 matmul support.
 SIMD_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16")
+"""CPU flags recorded and printed: SIMD width and native bfloat16 matmul support."""
 
-#: The x86 flags whose presence means bfloat16 matmuls run natively (not emulated).
 BFLOAT16_FLAGS = ("amx_bf16", "avx512_bf16")
+"""The x86 flags whose presence means bfloat16 matmuls run natively (not emulated)."""
 
 
 def _read_cpuinfo() -> str:

@@ -33,21 +33,21 @@ import optax
 from nnjax import _checks, activations
 from nnjax.classic.backprop import MLPParams, quadratic_cost, sigmoid_mlp_init
 
-#: Hand-set weights ``(bias, w_1, ..., w_n)`` of sigmoid gates on {0, 1} inputs.
 SIGMOID_GATES: dict[str, tuple[float, ...]] = {
     "or": (-10.0, 20.0, 20.0),
     "and": (-30.0, 20.0, 20.0),
     "not": (10.0, -20.0),
     "nand": (30.0, -20.0, -20.0),
 }
+"""Hand-set weights ``(bias, w_1, ..., w_n)`` of sigmoid gates on {0, 1} inputs."""
 
-#: Hand-set weights ``(bias, w_1, ..., w_n)`` of sign gates on {−1, +1} inputs.
 SIGN_GATES: dict[str, tuple[float, ...]] = {
     "or": (1.5, 1.0, 1.0),
     "and": (-1.5, 1.0, 1.0),
     "not": (0.0, -1.0),
     "nand": (1.5, -1.0, -1.0),
 }
+"""Hand-set weights ``(bias, w_1, ..., w_n)`` of sign gates on {−1, +1} inputs."""
 
 _KINDS: dict[str, tuple[dict[str, tuple[float, ...]], Callable[[jax.Array], jax.Array]]] = {
     "sigmoid": (SIGMOID_GATES, activations.sigmoid),

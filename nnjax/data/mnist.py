@@ -302,7 +302,6 @@ def load_fashion_mnist(
     )
 
 
-#: Fashion-MNIST class names, indexed by label.
 FASHION_MNIST_CLASSES = (
     "T-shirt/top",
     "Trouser",
@@ -315,3 +314,4 @@ FASHION_MNIST_CLASSES = (
     "Bag",
     "Ankle boot",
 )
+"""Fashion-MNIST class names, indexed by label."""

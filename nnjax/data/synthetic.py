@@ -10,8 +10,6 @@ import numpy as np
 from nnjax.data._checks import finite_number, positive_int
 from nnjax.data._checks import seed as check_seed
 
-#: The two-input gates :func:`logic_gate` knows, with their truth tables on
-#: inputs (0,0), (0,1), (1,0), (1,1).
 LOGIC_GATES = {
     "and": (0, 0, 0, 1),
     "or": (0, 1, 1, 1),
@@ -20,6 +18,9 @@ LOGIC_GATES = {
     "xor": (0, 1, 1, 0),
     "xnor": (1, 0, 0, 1),
 }
+"""The two-input gates :func:`logic_gate` knows, with their truth tables on
+inputs (0,0), (0,1), (1,0), (1,1).
+"""
 
 
 def logic_gate(

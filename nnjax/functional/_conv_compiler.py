@@ -65,12 +65,14 @@ import jax.numpy as jnp
 
 from nnjax.functional._scoped import scoped
 
-#: The XLA:CPU debug option, and the fusion types it keeps (the default list minus
-#: ``LIBRARY_FUSION_TYPE_INDIVIDUAL_CONVOLUTION``).
 YNN_FUSION_OPTION = "xla_cpu_experimental_ynn_fusion_type"
+"""The XLA:CPU debug option: the fusion types that YNNPACK keeps."""
 YNN_WITHOUT_CONVOLUTIONS = "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT,LIBRARY_FUSION_TYPE_REDUCE"
-#: The same list without the matmuls either (``eigen_dots``: they run on Eigen).
+"""The fusion types the option keeps: the default list minus
+``LIBRARY_FUSION_TYPE_INDIVIDUAL_CONVOLUTION``.
+"""
 YNN_WITHOUT_DOTS = "LIBRARY_FUSION_TYPE_REDUCE"
+"""The same list without the matmuls either (``eigen_dots``: they run on Eigen)."""
 
 _LIBRARY_CONVS: contextvars.ContextVar[bool] = contextvars.ContextVar(
     "library_convolutions", default=False

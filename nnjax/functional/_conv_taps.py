@@ -74,8 +74,8 @@ from nnjax.functional import _conv_canonical
 
 Pads = tuple[tuple[int, int], ...]
 
-#: Most kernel elements (``prod(kernel_size) * in``) :func:`applies` to (3x3, one channel).
 MAX_TAPS = 9
+"""Most kernel elements (``prod(kernel_size) * in``) :func:`applies` to (3x3, one channel)."""
 
 
 def applies(kernel_shape: Sequence[int], groups: int) -> bool:

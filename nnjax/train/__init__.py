@@ -4,6 +4,9 @@ The model is split once (:func:`split_model`) into a static graph and pytrees of
 parameters and other state; the steps are plain :func:`jax.jit` functions over them.
 """
 
+from typing import TYPE_CHECKING
+
+from nnjax.train import loop
 from nnjax.train.callbacks import (
     Callback,
     CallbackList,
@@ -20,7 +23,7 @@ from nnjax.train.driver import RunView
 from nnjax.train.evaluate import evaluate, predict
 from nnjax.train.history import History
 from nnjax.train.host_memory import retain_freed_memory
-from nnjax.train.loop import DEFAULT_STEPS_PER_DISPATCH, Loop, NonFiniteLossError, fit
+from nnjax.train.loop import DEFAULT_STEPS_PER_DISPATCH, NonFiniteLossError, fit
 from nnjax.train.mc_dropout import fresh_keys, mc_dropout_predict, mc_dropout_samples
 from nnjax.train.objective import compute_dtype, loss_normalizer, masked_mean
 from nnjax.train.optimizers import get_hyperparameter, get_optimizer, set_hyperparameter
@@ -65,6 +68,17 @@ from nnjax.train.sweep import SweepResult, ensemble_predict, grid, member_predic
 from nnjax.train.sweep_result import MemberGroup
 from nnjax.train.sweep_space import Choice, Integer, LogUniform, Uniform, random_search
 
+if TYPE_CHECKING:  # the deprecated old name of RunView (see nnjax.train.loop)
+    from nnjax.train.loop import Loop as Loop
+else:
+
+    def __getattr__(name: str):
+        """``Loop`` (deprecated, warns) from :mod:`nnjax.train.loop`."""
+        if name == "Loop":
+            return loop.__getattr__(name)
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
     "DEFAULT_STEPS_PER_DISPATCH",
     "KERNEL_NAMES",
@@ -78,7 +92,6 @@ __all__ = [
     "Integer",
     "LearningRateScheduler",
     "LogUniform",
-    "Loop",
     "MemberGroup",
     "ModelCheckpoint",
     "NonFiniteLossError",

@@ -33,18 +33,23 @@ import numpy as np
 
 from nnjax._deprecation import user_stacklevel
 
-#: The longest one process waits for the others to reach ``fit``, in seconds. The
-#: processes usually arrive within seconds of each other; a process that loads its
-#: data much longer than this before ``fit`` should load it before a collective step.
 WAIT_S = 300
+"""The longest one process waits for the others to reach ``fit``, in seconds.
 
-#: Parameter fingerprints closer than this (relative) count as equal: the same seed
-#: gives bitwise-equal parameters on one kind of machine, and a different seed differs
-#: by O(1); the tolerance leaves room for last-bit differences between host CPUs.
+The processes usually arrive within seconds of each other; a process that loads its
+data much longer than this before ``fit`` should load it before a collective step.
+"""
+
 RTOL = 1e-5
+"""Parameter fingerprints closer than this (relative) count as equal.
 
-#: The directory of the coordination service's key-value store that holds the keys.
+The same seed gives bitwise-equal parameters on one kind of machine, and a different
+seed differs by O(1); the tolerance leaves room for last-bit differences between host
+CPUs.
+"""
+
 ROOT = "nnjax_fit_agreement"
+"""The directory of the coordination service's key-value store that holds the keys."""
 
 _calls = itertools.count()
 _warned = False

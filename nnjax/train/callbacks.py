@@ -333,11 +333,26 @@ class ReduceLROnPlateau(Callback):
 class LearningRateScheduler(Callback):
     """Sets the learning rate before each epoch to ``schedule(epoch, lr)`` (Keras' callback).
 
-    The rate lives in the optimizer state (``optax.inject_hyperparams``): no recompile.
+    The rate lives in the optimizer state (``optax.inject_hyperparams``): changing it
+    compiles nothing. ``fit`` injects it for an optimizer given by name (``"adam"``)
+    or as an Optax factory (``optax.sgd``); a transformation built beforehand
+    (``optax.sgd(0.1)``) has a fixed rate unless it was built with
+    ``optax.inject_hyperparams``. Each epoch's rate is logged as ``learning_rate``
+    (``history.history["learning_rate"]``).
 
     Args:
-      schedule: ``schedule(epoch, lr) -> new_lr``, with the 0-based epoch and the
-        current rate; its result is converted with ``float``.
+      schedule: ``schedule(epoch, lr) -> new_lr``, called at the start of every epoch
+        with the 0-based epoch (an ``int``, as ``fit`` counts epochs) and the current
+        rate (a Python ``float``, read back from the float32 optimizer state); its
+        result is converted with ``float`` and must be finite and ``>= 0``.
+
+    Attributes:
+      schedule: the ``schedule`` passed in.
+
+    Raises:
+      ValueError: at the start of an epoch, when the optimizer has no injected
+        ``learning_rate`` (an Optax transformation passed as is), or ``schedule``
+        returns a negative or non-finite rate.
 
     Example:
       >>> import numpy as np

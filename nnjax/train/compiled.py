@@ -66,8 +66,8 @@ class TraceCounter:
             self.listener()
 
 
-#: Traces of every :func:`compiled_train` dispatch (tests check it does not move).
 TRACES = TraceCounter()
+"""Traces of every :func:`compiled_train` dispatch (tests check it does not move)."""
 
 
 def cached(builder: Callable) -> Callable:

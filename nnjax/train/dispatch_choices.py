@@ -42,8 +42,8 @@ from __future__ import annotations
 import jax
 from flax import nnx
 
-#: Updates per dispatch for dense models (see the module docstring).
 DEFAULT_STEPS_PER_DISPATCH = 8
+"""Updates per dispatch for dense models (see the module docstring)."""
 
 #: Module class names after which one step per dispatch is faster on XLA:CPU.
 _ONE_STEP_KINDS = ("Conv", "LSTM", "GRU", "RNN", "Recurrent", "Attention", "Transformer")

@@ -99,8 +99,8 @@ class RunView:
 
     The properties (``model``, ``state``, ``mesh``, ``history``, ``epoch``,
     ``global_step``, ``seed``, ``log_names``, ``stop_training``) read the run; the
-    methods request changes, applied between hooks. ``nnjax.train.Loop`` is another
-    name for this class (its name before nnjax 0.2).
+    methods request changes, applied between hooks. ``nnjax.train.Loop``, its name before
+    nnjax 0.2, still works with a ``DeprecationWarning`` (it goes in nnjax 0.3).
 
     Args:
       run: the run it shows (made by ``fit``; callbacks never build one).

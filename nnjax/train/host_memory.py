@@ -44,18 +44,18 @@ from collections.abc import Callable, Mapping
 import jax
 from jax.sharding import Mesh
 
-#: The environment variable that turns the setting off (``0``, ``false``, ``no``, ``off``).
 ENV = "NNJAX_RETAIN_HOST_MEMORY"
+"""The environment variable that turns the setting off (``0``, ``false``, ``no``, ``off``)."""
 
 # glibc's <malloc.h> parameter numbers.
 M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_MAX = -1, -2, -4
 
-#: ``(mallopt parameter, value)`` pairs, in the order they are set.
 SETTINGS: tuple[tuple[int, int], ...] = (
     (M_MMAP_MAX, 0),
     (M_TOP_PAD, 64 << 20),
     (M_TRIM_THRESHOLD, 1 << 30),
 )
+"""``(mallopt parameter, value)`` pairs, in the order they are set."""
 
 _PRELOADED_ALLOCATORS = ("jemalloc", "tcmalloc", "mimalloc", "hoard", "snmalloc")
 

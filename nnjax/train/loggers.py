@@ -144,12 +144,22 @@ def _at(values: Any, i: int) -> Any:
 class TensorBoard(Callback):
     """Writes every epoch metric as a TensorBoard scalar (``tensorboardX`` event files).
 
-    Train metrics go under ``train/<name>``, validation metrics under
-    ``validation/<name>``, with the epoch as the step. Needs the ``tensorboardX``
-    package (in the ``nnjax[train]`` extra).
+    Train metrics go under ``train/<name>``, validation metrics (logged as
+    ``val_<name>``) under ``validation/<name>``, with fit's 0-based epoch as the step;
+    each value is written as a Python ``float``. The writer is opened when training
+    starts, flushed after every epoch and closed when training ends. Needs the
+    ``tensorboardX`` package (in the ``nnjax[train]`` extra); the constructor does not
+    import it.
 
     Args:
-      log_dir: the folder of the event files (created when missing).
+      log_dir: the folder of the event files (a ``str`` or path; created when
+        missing). Point ``tensorboard --logdir`` at it, or at a folder above it to
+        compare runs.
+
+    Attributes:
+      log_dir: ``log_dir`` as a ``str``.
+      writer: the ``tensorboardX.SummaryWriter`` while training, ``None`` before and
+        after.
 
     Raises:
       ImportError: at the start of training, when ``tensorboardX`` is not installed.
@@ -163,10 +173,13 @@ class TensorBoard(Callback):
       >>> y = (x[:, 0] > 0).astype("int32")
       >>> model = nn.MLP(4, (8,), 2, rngs=nnx.Rngs(0))
       >>> logs = tempfile.mkdtemp()
+      >>> board = TensorBoard(logs)
       >>> _ = train.fit(model, (x, y), loss="cross_entropy", epochs=2, batch_size=8,
-      ...               verbose=0, callbacks=[TensorBoard(logs)])
+      ...               verbose=0, callbacks=[board])
       >>> [name.startswith("events.out.tfevents") for name in os.listdir(logs)]
       [True]
+      >>> board.writer is None  # closed at the end of training
+      True
     """
 
     def __init__(self, log_dir: str | os.PathLike) -> None:

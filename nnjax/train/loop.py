@@ -29,7 +29,7 @@ import os
 import sys
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jax
 import optax
@@ -37,7 +37,7 @@ from flax import nnx
 from jax.sharding import Mesh
 
 from nnjax import losses
-from nnjax._deprecation import user_stacklevel
+from nnjax._deprecation import REMOVED_IN, user_stacklevel
 from nnjax.train import (
     agreement,
     checkpoint,
@@ -62,12 +62,34 @@ from nnjax.train.progress import resolve_verbose
 from nnjax.train.state import TrainState
 
 DEFAULT_STEPS_PER_DISPATCH = compiled.DEFAULT_STEPS_PER_DISPATCH
+"""Updates ``fit`` fuses into one dispatch for dense models (``steps_per_dispatch=None``).
+
+Models with convolutional, recurrent or attention layers run one step per dispatch
+(:func:`~nnjax.train.compiled.steps_per_dispatch_for`).
+"""
 
 #: ``fit``'s learning rate for a named optimizer or factory when none is given.
 DEFAULT_LEARNING_RATE = 1e-3
 
-#: The view callbacks get (``callback.loop``); the old name of :class:`RunView`.
-Loop = RunView
+if TYPE_CHECKING:  # type checkers see the old name; `__getattr__` serves it at run time
+    Loop = RunView
+else:
+
+    def __getattr__(name: str) -> Any:
+        """``Loop``, the old name of :class:`RunView`, with a ``DeprecationWarning`` (PEP 562).
+
+        Also serves ``nnjax.train.Loop``. A module ``__getattr__`` seen by type checkers
+        would make every misspelt name of the module type-check, hence the split above.
+        """
+        if name == "Loop":
+            warnings.warn(
+                f"nnjax.train.Loop is deprecated and will be removed in {REMOVED_IN}; use "
+                "nnjax.train.RunView (the same class)",
+                DeprecationWarning,
+                stacklevel=user_stacklevel(),
+            )
+            return RunView
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _gathering(train_fn: Callable, mesh: Mesh) -> Callable:
@@ -360,4 +382,4 @@ def fit(
     return history
 
 
-__all__ = ["DEFAULT_STEPS_PER_DISPATCH", "Loop", "NonFiniteLossError", "fit"]
+__all__ = ["DEFAULT_STEPS_PER_DISPATCH", "NonFiniteLossError", "fit"]

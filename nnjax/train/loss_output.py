@@ -23,16 +23,18 @@ import jax.numpy as jnp
 
 from nnjax.train.validation import describe
 
-#: What a non-scalar ``loss_fn`` or ``loss(predictions, y)`` is told (see :func:`scalar`).
 LOSS_FN_SCALAR = "loss_fn must return a scalar loss (or (loss, logs))"
+"""What a non-scalar ``loss_fn`` is told (see :func:`scalar`)."""
 LOSS_SCALAR = "the loss, loss(predictions, y), must return a scalar for the batch"
+"""What a non-scalar ``loss(predictions, y)`` is told (see :func:`scalar`)."""
 
-#: The note on an exception raised while tracing ``loss_fn`` (a ``loss(predictions, y)``
-#: passed as ``loss_fn`` fails inside it).
 LOSS_FN_NOTE = (
     "while tracing loss_fn(model, batch): model is the nnx.Module and batch a "
     "Batch(x, y, weight, mask); for loss(predictions, y) use loss= instead"
 )
+"""The note on an exception raised while tracing ``loss_fn`` (a ``loss(predictions, y)``
+passed as ``loss_fn`` fails inside it).
+"""
 
 
 class LossOutputError(ValueError):

@@ -317,13 +317,14 @@ def init_state(
     return _initialized(tx, params, learning_rate)
 
 
-#: What tracing raises for a function that needs its inputs' concrete values (an
-#: ``init`` or a loss that branches on them in Python, or converts them to NumPy).
 NEEDS_VALUES = (
     jax.errors.ConcretizationTypeError,
     jax.errors.TracerArrayConversionError,
     jax.errors.TracerIntegerConversionError,
 )
+"""What tracing raises for a function that needs its inputs' concrete values (an
+``init`` or a loss that branches on them in Python, or converts them to NumPy).
+"""
 
 
 def _initialized(tx: optax.GradientTransformation, params: Any, learning_rate: Any) -> Any:

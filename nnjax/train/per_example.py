@@ -39,16 +39,19 @@ def per_example_grads(
         parameter pytree, in which case ``apply_fn`` is required.
       loss: a name from :mod:`nnjax.losses` or a callable ``loss(predictions, y)``
         returning the mean loss of a batch.
-      x: ``(B, ...)`` inputs.
-      y: ``(B, ...)`` targets.
+      x: ``(B, ...)`` inputs, in the dtype the model takes (floating for dense
+        layers, integer token ids for an embedding).
+      y: ``(B, ...)`` targets, as ``loss`` takes them (e.g. ``(B,)`` integer class
+        labels for ``"cross_entropy"``, ``(B, outputs)`` floats for ``"mse"``).
       apply_fn: ``apply_fn(params, x) -> predictions`` for the parameter-pytree form
         (e.g. ``F.dense``).
       training: for a model, whether to run it in training mode (dropout on: every
         example then draws the same dropout key); inference mode by default.
 
     Returns:
-      A pytree like the parameters (an ``nnx.State`` for a model) whose leaves have a
-      leading axis ``B``: leaf ``[b]`` is the gradient of example ``b``'s loss.
+      A pytree like the parameters (an ``nnx.State`` for a model): each leaf is
+      ``(B, *param.shape)`` in its parameter's dtype (float32 for float32 parameters),
+      and leaf ``[b]`` is the gradient of example ``b``'s loss.
 
     Raises:
       ValueError: if ``x`` and ``y`` have different batch sizes, or ``apply_fn`` is
@@ -59,8 +62,10 @@ def per_example_grads(
       >>> params = F.dense_init(jax.random.key(0), 3, 1)
       >>> g = per_example_grads(params, "mse", jnp.ones((5, 3)), jnp.zeros((5, 1)),
       ...                       apply_fn=F.dense)
-      >>> g["kernel"].shape
-      (5, 3, 1)
+      >>> g["kernel"].shape, g["kernel"].dtype
+      ((5, 3, 1), dtype('float32'))
+      >>> g["bias"].shape
+      (5, 1)
     """
     x, y = jnp.asarray(x), jnp.asarray(y)
     if x.ndim < 1 or y.ndim < 1 or x.shape[0] != y.shape[0]:
@@ -142,6 +147,16 @@ def clip_per_example(grads: PyTree, max_norm: float) -> PyTree:
 
 def batch_grad(grads: PyTree) -> PyTree:
     """The mean of per-example gradients over the batch axis (an Optax-ready gradient).
+
+    Args:
+      grads: per-example gradients, every leaf ``(B, ...)`` with the same leading
+        batch axis ``B``, e.g. from :func:`per_example_grads` or
+        :func:`clip_per_example`.
+
+    Returns:
+      A pytree like ``grads`` whose leaves drop the batch axis (``(B, *shape)`` ->
+      ``shape``), each the mean of its ``B`` rows, in the leaf's dtype: a gradient for
+      ``optimizer.update``.
 
     Example:
       >>> batch_grad({"w": jnp.array([[1.0], [3.0]])})

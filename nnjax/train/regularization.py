@@ -343,10 +343,24 @@ def by_prefix(*prefixes: str | Sequence[str]) -> Where:
     A prefix is a ``"/"``-separated string (``"layers/0"``) or a tuple of names
     (``("layers", "0")``); list indices are written as strings.
 
+    Args:
+      *prefixes: path prefixes, each a ``"/"``-separated string or a sequence of names
+        (non-string names, such as list indices, are converted with ``str``). A prefix
+        matches whole names: ``"layers/1"`` selects ``layers/1/kernel``, not
+        ``layers/10/kernel``. With no prefixes nothing is selected.
+
+    Returns:
+      A selector ``where(path, leaf) -> bool`` (the ``where`` of :func:`select`,
+      :func:`l2_penalty`, :func:`freeze`...): ``True`` when the tuple of names ``path``
+      (:func:`path_names`) starts with one of the prefixes; ``leaf`` is ignored.
+
     Example:
       >>> sel = by_prefix("layers/0")
       >>> sel(("layers", "0", "kernel"), None), sel(("layers", "1", "kernel"), None)
       (True, False)
+      >>> select({"body": {"kernel": jnp.ones(2)}, "head": {"kernel": jnp.ones(2)}},
+      ...        by_prefix("head", ("body", "bias")))
+      {'body': {'kernel': False}, 'head': {'kernel': True}}
     """
     parsed = tuple(
         tuple(p.split("/")) if isinstance(p, str) else tuple(map(str, p)) for p in prefixes

@@ -35,8 +35,8 @@ _Params = ParamSpec("_Params")
 
 DATA_AXIS = "data"
 
-#: What ``fit(param_sharding=...)`` accepts besides partition rules.
 PARAM_SHARDINGS = (None, "replicated", "fsdp")
+"""What ``fit(param_sharding=...)`` accepts besides partition rules."""
 
 
 def choose_devices(batch_size: int, devices: Sequence[jax.Device] | None = None) -> list:

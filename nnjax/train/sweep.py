@@ -106,8 +106,8 @@ from nnjax.train.sweep_step import (
     stack,
 )
 
-#: Updates fused into one dispatch (as in ``fit``).
 DEFAULT_STEPS_PER_DISPATCH = compiled.DEFAULT_STEPS_PER_DISPATCH
+"""Updates fused into one dispatch (as in ``fit``)."""
 
 
 @renamed_args(train="data")

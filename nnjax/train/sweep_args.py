@@ -26,11 +26,11 @@ from nnjax.train.callbacks import Callback, EarlyStopping, as_callbacks
 from nnjax.train.checkpoint import ModelCheckpoint
 from nnjax.train.optimizers import check_not_class, get_optimizer
 
-#: How ``sweep`` calls ``model_fn`` (for the messages).
 MODEL_FN_CALL = (
     "model_fn is called as model_fn(rngs, **hyperparams): an nnx.Rngs of the member's "
     "seed, then the hyperparameters the optimizer does not take, by name"
 )
+"""How ``sweep`` calls ``model_fn`` (for the messages)."""
 
 OptimizerFactory = Callable[..., optax.GradientTransformation]
 

@@ -48,8 +48,8 @@ from nnjax.train.feeder import (
     index_chunks,
 )
 
-#: The ways a :class:`SweepFeeder` feeds the compiled sweep (see the module docstring).
 MODES = ("gather", "members", "shared")
+"""The ways a :class:`SweepFeeder` feeds the compiled sweep (see the module docstring)."""
 
 
 def feed_mode(source: Any, mesh: Mesh) -> str:

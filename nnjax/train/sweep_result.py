@@ -247,13 +247,20 @@ def ensemble_predict(
     """The mean over members of ``activation(member(x))``, members in inference mode.
 
     Args:
-      result: a :class:`SweepResult` of one structure (e.g. an ensemble of seeds).
-      x: a batch of inputs.
+      result: a :class:`SweepResult` of one structure (e.g. an ensemble of seeds), with
+        ``M`` members.
+      x: ``(B, ...)`` inputs the models take (floating, as in training; a NumPy or JAX
+        array).
       activation: applied to each member's output before averaging, e.g. ``"softmax"``
         to average class probabilities; ``None`` averages the raw outputs.
 
     Returns:
-      Shaped like one member's output.
+      ``(B, ...)``: shaped like one member's output on ``x`` (e.g. ``(B, classes)``), in
+      the members' output dtype (float32 for float32 models). The mean over the ``M``
+      members of :func:`member_predictions` (after ``activation``).
+
+    Raises:
+      ValueError: if the sweep has several groups of different structure.
 
     Example:
       >>> from nnjax.nn import MLP
@@ -261,8 +268,11 @@ def ensemble_predict(
       >>> x = np.ones((16, 2), np.float32); y = np.zeros(16, np.int32)
       >>> r = sweep(lambda rngs: MLP(2, (4,), 3, rngs=rngs), (x, y),
       ...           loss="cross_entropy", seeds=[0, 1], batch_size=8, epochs=0)
-      >>> ensemble_predict(r, x[:5], activation="softmax").shape
-      (5, 3)
+      >>> p = ensemble_predict(r, x[:5], activation="softmax")
+      >>> p.shape, p.dtype
+      ((5, 3), dtype('float32'))
+      >>> bool(jnp.allclose(p.sum(axis=-1), 1.0, atol=1e-6))
+      True
     """
     fn = None if activation is None else activations.get(activation)
     predict = _compiled_ensemble(_eval_graphdef(result._single()), fn)

@@ -232,13 +232,15 @@ def over_members(fn: Callable, xs: tuple, per_step: int | None) -> Any:
     return jax.lax.map(lambda member: fn(*member), xs, batch_size=per_step)
 
 
-#: On CPU, members with at most this many parameters are vmapped together; larger ones
-#: run one at a time in the program's device loop. Measured (``benchmarks/bench_sweep.py``,
-#: 2 busy cores, Adam, batch 32): the digits MLP 64-64-10 (4.8k parameters) vmapped ran
-#: 2x (M=4) to 10x (M=64) faster than a loop over members, while the Fashion-MNIST MLP
-#: 784-500-300-100-10 (567k) vmapped ran 2.1x slower than the loop at M=4 (batched
-#: matrix products are slow on XLA:CPU for large layers).
 CPU_VMAP_MAX_PARAMS = 100_000
+"""On CPU, members with at most this many parameters are vmapped together.
+
+Larger ones run one at a time in the program's device loop. Measured
+(``benchmarks/bench_sweep.py``, 2 busy cores, Adam, batch 32): the digits MLP
+64-64-10 (4.8k parameters) vmapped ran 2x (M=4) to 10x (M=64) faster than a loop over
+members, while the Fashion-MNIST MLP 784-500-300-100-10 (567k) vmapped ran 2.1x slower
+than the loop at M=4 (batched matrix products are slow on XLA:CPU for large layers).
+"""
 
 
 def auto_per_step(params: PyTree, platform: str) -> int | None:
