@@ -16,7 +16,6 @@ import nnjax
 ROOT = pathlib.Path(nnjax.__file__).parent
 #: ``(module file, name)`` still documented by ``#:``, in files converted separately.
 PENDING = {
-    ("distributed/launcher.py", "GRACE_S"),
     ("io/_collective.py", "ROOT"),
     ("io/_collective.py", "WAIT_S"),
     ("io/layout.py", "SIBLING"),

@@ -18,8 +18,8 @@ from nnjax.distributed.process import ENV_ADDRESS, ENV_NUM_PROCESSES, ENV_PROCES
 
 __all__ = ["GRACE_S", "describe", "exit_status", "free_port", "launch"]
 
-#: Seconds the other processes get to exit after one has failed, before they are killed.
 GRACE_S = 10.0
+"""Seconds the other processes get to exit after one has failed, before they are killed."""
 
 
 def free_port(host: str = "127.0.0.1") -> int:
