@@ -146,7 +146,8 @@ class TensorBoard(Callback):
 
     Train metrics go under ``train/<name>``, validation metrics (logged as
     ``val_<name>``) under ``validation/<name>``, with fit's 0-based epoch as the step;
-    each value is written as a Python ``float``. The writer is opened when training
+    each value is written as a Python ``float``. In a multi-process run only process 0
+    writes (the metrics are the same in every process). The writer is opened when training
     starts, flushed after every epoch and closed when training ends. Needs the
     ``tensorboardX`` package (in the ``nnjax[train]`` extra); the constructor does not
     import it.
@@ -159,7 +160,7 @@ class TensorBoard(Callback):
     Attributes:
       log_dir: ``log_dir`` as a ``str``.
       writer: the ``tensorboardX.SummaryWriter`` while training, ``None`` before and
-        after.
+        after (and on processes other than 0).
 
     Raises:
       ImportError: at the start of training, when ``tensorboardX`` is not installed.
@@ -194,10 +195,13 @@ class TensorBoard(Callback):
             raise ImportError(
                 "TensorBoard logging needs tensorboardX: pip install 'nnjax[train]'"
             ) from err
-        self.writer = SummaryWriter(self.log_dir)
+        if jax.process_index() == 0:  # one event file per run, as CSVLogger's one file
+            self.writer = SummaryWriter(self.log_dir)
 
     def on_epoch_end(self, epoch, logs=None):
-        """Writes the epoch's metrics as scalars and flushes."""
+        """Writes the epoch's metrics as scalars and flushes (process 0 only)."""
+        if self.writer is None:
+            return
         for name, value in (logs or {}).items():
             tag = f"validation/{name[4:]}" if name.startswith("val_") else f"train/{name}"
             self.writer.add_scalar(tag, float(value), epoch)

@@ -4,6 +4,7 @@ import csv
 
 import jax
 import numpy as np
+import pytest
 
 import nnjax.train as T
 from nnjax.train import callbacks, loggers
@@ -44,6 +45,15 @@ def test_tensorboard_events_read_back(tmp_path):
     loss = events.Scalars("train/loss")
     assert [e.step for e in loss] == [0, 1]
     np.testing.assert_allclose([e.value for e in loss], history["loss"], rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("logger", ["csv", "tensorboard"])
+def test_only_process_0_writes_logs(tmp_path, monkeypatch, logger):
+    # every process of a multi-process run sees the same metrics: one file, not one each
+    callback = T.CSVLogger(tmp_path / "h.csv") if logger == "csv" else T.TensorBoard(tmp_path)
+    monkeypatch.setattr(jax, "process_index", lambda *a, **k: 1)
+    T.fit(mlp(), blobs(), epochs=1, callbacks=[callback], **KW)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_csv_logger_creates_missing_parent_folders(tmp_path):
