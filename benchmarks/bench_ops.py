@@ -165,7 +165,7 @@ def pool_calls(x_shape, kind: str) -> tuple[Calls, str]:
     op = F.max_pool2d if kind == "max" else F.avg_pool2d
     calls: Calls = {}
     for name in forms.FORMULATIONS[1:]:
-        calls[name] = (_jax_fwd_bwd(functools.partial(op, window_shape=2, formulation=name), x),
+        calls[name] = (_jax_fwd_bwd(functools.partial(op, window=2, formulation=name), x),
                        H.sync_jax)  # fmt: skip
     picked = forms.choose(x_shape, (2, 2), (2, 2), jax.default_backend())
     if C.missing_module("torch") is None:

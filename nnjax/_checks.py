@@ -118,8 +118,8 @@ def static_arg_message(op: str, name: str, value: Any, expected: str) -> str:
     static) gets a message that says so and how to mark it static.
 
     Example:
-      >>> static_arg_message("max_pool2d", "window_shape", 0, "a positive int")
-      'max_pool2d: `window_shape` must be a positive int, got 0'
+      >>> static_arg_message("max_pool2d", "window", 0, "a positive int")
+      'max_pool2d: `window` must be a positive int, got 0'
     """
     if is_traced(value):
         arg = name.split("[")[0]

@@ -27,8 +27,8 @@ def rename_kwargs(owner: str, renamed: Mapping[str, str], kwargs: dict) -> dict:
     Example:
       >>> import warnings
       >>> with warnings.catch_warnings(record=True):
-      ...     rename_kwargs("op", {"window": "window_shape"}, {"window": 2})
-      {'window_shape': 2}
+      ...     rename_kwargs("op", {"window_shape": "window"}, {"window_shape": 2})
+      {'window': 2}
     """
     for old, new in renamed.items():
         if old not in kwargs:
@@ -60,16 +60,16 @@ def renamed_args(**renamed: str) -> Callable[[F], F]:
     """Decorator: ``old=new`` keyword names that the function still accepts, with a warning.
 
     Example:
-      >>> @renamed_args(window="window_shape")
-      ... def pool(x, window_shape=2):
-      ...     return window_shape
+      >>> @renamed_args(window_shape="window")
+      ... def pool(x, window=2):
+      ...     return window
       >>> import warnings
       >>> with warnings.catch_warnings(record=True) as caught:
       ...     warnings.simplefilter("always")
-      ...     pool(1, window=3)
+      ...     pool(1, window_shape=3)
       3
       >>> str(caught[0].message)
-      'pool: `window` is deprecated and will be removed in nnjax 0.3; use `window_shape`'
+      'pool: `window_shape` is deprecated and will be removed in nnjax 0.3; use `window`'
     """
 
     def decorate(fn: F) -> F:

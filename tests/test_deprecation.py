@@ -1,5 +1,8 @@
 """Renamed keyword arguments keep working for one release, with a warning at the caller."""
 
+import inspect
+import warnings
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -24,14 +27,44 @@ def test_renamed_args_maps_the_old_name_and_warns_at_the_caller():
         init(size=1, num_features=2)
 
 
-@pytest.mark.parametrize("op", [F.max_pool2d, F.avg_pool2d, F.max_pool1d, F.avg_pool3d])
-def test_pools_take_window_shape_and_the_old_window(op):
+POOLS = [F.max_pool1d, F.max_pool2d, F.max_pool3d, F.avg_pool1d, F.avg_pool2d, F.avg_pool3d]
+
+
+def _pool_input(op):
     spatial = int(op.__name__[-2])  # 1, 2 or 3 spatial axes
-    x = jax.random.normal(jax.random.key(0), (1,) + (4,) * spatial + (2,))
-    new = op(x, window_shape=2)
-    with pytest.warns(DeprecationWarning, match="`window` is deprecated"):
-        old = op(x, window=2)
-    np.testing.assert_array_equal(old, new)
+    return jax.random.normal(jax.random.key(0), (1,) + (4,) * spatial + (2,))
+
+
+@pytest.mark.parametrize("op", POOLS, ids=lambda op: op.__name__)
+def test_pools_take_window_and_stride_without_a_warning(op):
+    """DESIGN: ``max_pool2d``/``avg_pool2d`` (and the 1-D/3-D pools) take ``window``,
+    ``stride=window``, ``padding="VALID"``; outside code runs with warnings as errors."""
+    params = inspect.signature(op).parameters
+    assert list(params)[:4] == ["x", "window", "stride", "padding"]
+    assert params["stride"].default is None and params["padding"].default == "VALID"
+    x = _pool_input(op)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        by_keyword = op(x, window=2, stride=2, padding="VALID")
+        default_stride = op(x, window=2)
+        positional = op(x, 2, 2, "VALID")
+    np.testing.assert_array_equal(by_keyword, positional)
+    np.testing.assert_array_equal(default_stride, positional)
+    assert by_keyword.shape == (1,) + (2,) * (x.ndim - 2) + (2,)
+
+
+@pytest.mark.parametrize("op", POOLS, ids=lambda op: op.__name__)
+def test_pools_keep_window_shape_with_a_warning_naming_window(op):
+    x = _pool_input(op)
+    with pytest.warns(
+        DeprecationWarning,
+        match=rf"{op.__name__}: `window_shape` is deprecated .* nnjax 0\.3; use `window`",
+    ) as rec:
+        old = op(x, window_shape=2, stride=1)
+    assert rec[0].filename == __file__
+    np.testing.assert_array_equal(old, op(x, window=2, stride=1))
+    with pytest.raises(TypeError, match=r"both `window_shape`.*and `window`"):
+        op(x, window_shape=2, window=2)
 
 
 @pytest.mark.parametrize("init", [F.layer_norm_init, F.rms_norm_init])

@@ -5,7 +5,7 @@ Two formulations compute the same channels-last pooling:
 * ``"reduce_window"``: :func:`jax.lax.reduce_window`; any window, stride and padding.
   Max pooling's gradient is XLA's ``select_and_scatter``, average pooling's a padded
   ``reduce_window`` sum.
-* ``"reshape"``: non-overlapping windows only (``stride == window_shape``). The input
+* ``"reshape"``: non-overlapping windows only (``stride == window``). The input
   is padded (``"SAME"``, with ``-inf`` for max and zeros for average) or cropped
   (``"VALID"`` drops the incomplete windows), reshaped to
   ``(B, H/kh, kh, W/kw, kw, C)`` and reduced over the window axes: a sum for average
@@ -37,7 +37,7 @@ for max pooling (3.2-7.9x in a run where its max was a ``jnp.max`` reduction) an
 2.2-8.6x for average pooling. In the CNN step of ``benchmarks/bench_cnn.py`` (train,
 ``--threads 1 --clock cpu``, load 9) the max pools under ``"reduce_window"`` made the
 step 1.42x slower at batch 32 and 1.37x at batch 128. So on the CPU backend a pooling
-with ``stride == window_shape`` and at most :data:`MAX_TAPS` elements per window uses
+with ``stride == window`` and at most :data:`MAX_TAPS` elements per window uses
 ``"reshape"``; overlapping or larger windows, a symbolic spatial size and every other
 backend (not measured here) keep ``"reduce_window"``.
 
@@ -153,8 +153,8 @@ def resolve(op: str, formulation: str, x_shape: Sequence[int], window: tuple, st
             return choose(x_shape, window, stride, jax.default_backend())
     if formulation == "reshape" and not reshape_applies(x_shape, window, stride):
         raise ValueError(
-            f"{op}: `formulation`='reshape' needs `stride` equal to `window_shape` "
-            f"(non-overlapping windows), got window_shape={window}, stride={stride}"
+            f"{op}: `formulation`='reshape' needs `stride` equal to `window` "
+            f"(non-overlapping windows), got window={window}, stride={stride}"
         )
     return formulation
 

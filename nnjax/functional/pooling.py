@@ -1,6 +1,10 @@
 """Max and average pooling over channels-last inputs, through one N-d implementation.
 
-1-D ``(B, T, C)``, 2-D NHWC ``(B, H, W, C)`` and 3-D ``(B, D, H, W, C)`` inputs.
+1-D ``(B, T, C)``, 2-D NHWC ``(B, H, W, C)`` and 3-D ``(B, D, H, W, C)`` inputs. Every
+pool takes ``window`` and ``stride`` (defaulting to ``window``); ``window_shape=``, the
+keyword of unreleased development versions, still works in 0.2 with a
+``DeprecationWarning`` and goes in 0.3. (The layers of :mod:`nnjax.nn` take Flax's
+``window_shape``.)
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ Window = int | tuple[int, ...]
 def _window_args(op, nd, x, window, stride, padding, formulation):
     x = _utils.as_compute(op, x)
     _checks.check_rank(op, "x", x, nd + 2)
-    window = _utils.ntuple(window, nd, "window_shape", op)
+    window = _utils.ntuple(window, nd, "window", op)
     stride = _utils.ntuple(window if stride is None else stride, nd, "stride", op)
     mode = padding.upper() if isinstance(padding, str) else padding
     if mode not in ("SAME", "VALID"):
@@ -58,21 +62,21 @@ def _avg_pool(
     return _bfloat16.round_like(y, x.dtype)
 
 
-@renamed_args(window="window_shape")
+@renamed_args(window_shape="window")
 def max_pool1d(
     x: jax.typing.ArrayLike,
-    window_shape: Window,
+    window: Window,
     stride: Window | None = None,
     padding: str = "VALID",
     *,
     formulation: str = "auto",
 ) -> jax.Array:
-    """Takes the maximum over each ``window_shape`` of ``(B, T, C)`` sequences.
+    """Takes the maximum over each ``window`` of ``(B, T, C)`` sequences.
 
     Args:
       x: ``(B, T, C)``, floating.
-      window_shape: an int or ``(w,)`` (formerly ``window``).
-      stride: step between windows, the same form; defaults to ``window_shape``.
+      window: an int or ``(w,)`` (``window_shape=`` is a deprecated alias).
+      stride: step between windows, the same form; defaults to ``window``.
       padding: ``"VALID"`` (drop incomplete windows) or ``"SAME"`` (output
         ``ceil(size / stride)`` per axis).
       formulation: ``"auto"``, ``"reduce_window"`` or ``"reshape"`` (non-overlapping windows only),
@@ -88,24 +92,26 @@ def max_pool1d(
       >>> max_pool1d(jnp.array([[[1.0], [3.0], [2.0], [0.0]]]), 2)[..., 0]
       Array([[3., 2.]], dtype=float32)
     """
-    return _max_pool("max_pool1d", 1, x, window_shape, stride, padding, formulation)
+    return _max_pool("max_pool1d", 1, x, window, stride, padding, formulation)
 
 
-@renamed_args(window="window_shape")
+@renamed_args(window_shape="window")
 def max_pool2d(
     x: jax.typing.ArrayLike,
-    window_shape: Window,
+    window: Window,
     stride: Window | None = None,
     padding: str = "VALID",
     *,
     formulation: str = "auto",
 ) -> jax.Array:
-    """Takes the maximum over each ``window_shape`` of NHWC images.
+    """Takes the maximum over each ``window`` of NHWC images.
 
     Args:
       x: ``(B, H, W, C)``, floating.
-      window_shape: ``(wh, ww)`` or an int for a square window (formerly ``window``).
-      stride: step between windows; defaults to ``window_shape`` (non-overlapping).
+      window: ``(wh, ww)`` or an int for a square window (``window_shape=`` is a
+        deprecated alias).
+      stride: step between windows, the same form; defaults to ``window``
+        (non-overlapping).
       padding: ``"VALID"`` (drop incomplete windows) or ``"SAME"`` (output
         ``ceil(H / sh)``; pads with ``-inf``, the odd row/column at the bottom/right as
         in TensorFlow).
@@ -121,8 +127,8 @@ def max_pool2d(
 
     Raises:
       nnjax.ShapeError: if ``x`` is not rank 4 (the message names the shape).
-      ValueError: for a bad ``window_shape``, ``stride``, ``padding`` or ``formulation``
-        (``"reshape"`` with ``stride != window_shape``), or a ``"VALID"`` window larger
+      ValueError: for a bad ``window``, ``stride``, ``padding`` or ``formulation``
+        (``"reshape"`` with ``stride != window``), or a ``"VALID"`` window larger
         than the image.
       TypeError: if ``x`` is not floating.
 
@@ -131,25 +137,27 @@ def max_pool2d(
       >>> max_pool2d(x[None, :, :, None], 2)[0, :, :, 0]
       Array([[6., 8.],
              [3., 4.]], dtype=float32)
+      >>> max_pool2d(x[None, :, :, None], window=(2, 2), stride=1, padding="SAME").shape
+      (1, 4, 4, 1)
     """
-    return _max_pool("max_pool2d", 2, x, window_shape, stride, padding, formulation)
+    return _max_pool("max_pool2d", 2, x, window, stride, padding, formulation)
 
 
-@renamed_args(window="window_shape")
+@renamed_args(window_shape="window")
 def max_pool3d(
     x: jax.typing.ArrayLike,
-    window_shape: Window,
+    window: Window,
     stride: Window | None = None,
     padding: str = "VALID",
     *,
     formulation: str = "auto",
 ) -> jax.Array:
-    """Takes the maximum over each ``window_shape`` of ``(B, D, H, W, C)`` volumes.
+    """Takes the maximum over each ``window`` of ``(B, D, H, W, C)`` volumes.
 
     Args:
       x: ``(B, D, H, W, C)``, floating.
-      window_shape: an int or ``(wd, wh, ww)`` (formerly ``window``).
-      stride: step between windows, the same form; defaults to ``window_shape``.
+      window: an int or ``(wd, wh, ww)`` (``window_shape=`` is a deprecated alias).
+      stride: step between windows, the same form; defaults to ``window``.
       padding: ``"VALID"`` (drop incomplete windows) or ``"SAME"`` (output
         ``ceil(size / stride)`` per axis).
       formulation: ``"auto"``, ``"reduce_window"`` or ``"reshape"`` (non-overlapping windows only),
@@ -165,25 +173,25 @@ def max_pool3d(
       >>> max_pool3d(jnp.ones((1, 4, 4, 4, 2)), 2).shape
       (1, 2, 2, 2, 2)
     """
-    return _max_pool("max_pool3d", 3, x, window_shape, stride, padding, formulation)
+    return _max_pool("max_pool3d", 3, x, window, stride, padding, formulation)
 
 
-@renamed_args(window="window_shape")
+@renamed_args(window_shape="window")
 def avg_pool1d(
     x: jax.typing.ArrayLike,
-    window_shape: Window,
+    window: Window,
     stride: Window | None = None,
     padding: str = "VALID",
     *,
     count_include_pad: bool = False,
     formulation: str = "auto",
 ) -> jax.Array:
-    """Averages over each ``window_shape`` of ``(B, T, C)`` sequences; as :func:`avg_pool2d`.
+    """Averages over each ``window`` of ``(B, T, C)`` sequences; as :func:`avg_pool2d`.
 
     Args:
       x: ``(B, T, C)``, floating.
-      window_shape: an int or ``(w,)`` (formerly ``window``).
-      stride: step between windows, the same form; defaults to ``window_shape``.
+      window: an int or ``(w,)`` (``window_shape=`` is a deprecated alias).
+      stride: step between windows, the same form; defaults to ``window``.
       padding: ``"VALID"`` (drop incomplete windows) or ``"SAME"`` (output
         ``ceil(size / stride)`` per axis).
       count_include_pad: with ``"SAME"``, whether padded zeros count in the average
@@ -201,27 +209,26 @@ def avg_pool1d(
       >>> avg_pool1d(jnp.array([[[1.0], [3.0], [2.0], [0.0]]]), 2)[..., 0]
       Array([[2., 1.]], dtype=float32)
     """
-    return _avg_pool(
-        "avg_pool1d", 1, x, window_shape, stride, padding, count_include_pad, formulation
-    )
+    return _avg_pool("avg_pool1d", 1, x, window, stride, padding, count_include_pad, formulation)
 
 
-@renamed_args(window="window_shape")
+@renamed_args(window_shape="window")
 def avg_pool2d(
     x: jax.typing.ArrayLike,
-    window_shape: Window,
+    window: Window,
     stride: Window | None = None,
     padding: str = "VALID",
     *,
     count_include_pad: bool = False,
     formulation: str = "auto",
 ) -> jax.Array:
-    """Averages over each ``window_shape`` of NHWC images.
+    """Averages over each ``window`` of NHWC images.
 
     Args:
       x: ``(B, H, W, C)``, floating.
-      window_shape: ``(wh, ww)`` or an int for a square window (formerly ``window``).
-      stride: step between windows; defaults to ``window_shape``.
+      window: ``(wh, ww)`` or an int for a square window (``window_shape=`` is a
+        deprecated alias).
+      stride: step between windows, the same form; defaults to ``window``.
       padding: ``"VALID"`` or ``"SAME"`` (output ``ceil(H / sh)``, padded like
         :func:`max_pool2d`).
       count_include_pad: with ``"SAME"``, whether padded zeros count in the average
@@ -236,30 +243,28 @@ def avg_pool2d(
       nnjax.ShapeError, ValueError, TypeError: as :func:`max_pool2d`.
 
     Example:
-      >>> avg_pool2d(jnp.ones((1, 4, 4, 3)), 2).shape
+      >>> avg_pool2d(jnp.ones((1, 4, 4, 3)), window=2, stride=2, padding="VALID").shape
       (1, 2, 2, 3)
     """
-    return _avg_pool(
-        "avg_pool2d", 2, x, window_shape, stride, padding, count_include_pad, formulation
-    )
+    return _avg_pool("avg_pool2d", 2, x, window, stride, padding, count_include_pad, formulation)
 
 
-@renamed_args(window="window_shape")
+@renamed_args(window_shape="window")
 def avg_pool3d(
     x: jax.typing.ArrayLike,
-    window_shape: Window,
+    window: Window,
     stride: Window | None = None,
     padding: str = "VALID",
     *,
     count_include_pad: bool = False,
     formulation: str = "auto",
 ) -> jax.Array:
-    """Averages over each ``window_shape`` of ``(B, D, H, W, C)`` volumes; as :func:`avg_pool2d`.
+    """Averages over each ``window`` of ``(B, D, H, W, C)`` volumes; as :func:`avg_pool2d`.
 
     Args:
       x: ``(B, D, H, W, C)``, floating.
-      window_shape: an int or ``(wd, wh, ww)`` (formerly ``window``).
-      stride: step between windows, the same form; defaults to ``window_shape``.
+      window: an int or ``(wd, wh, ww)`` (``window_shape=`` is a deprecated alias).
+      stride: step between windows, the same form; defaults to ``window``.
       padding: ``"VALID"`` (drop incomplete windows) or ``"SAME"`` (output
         ``ceil(size / stride)`` per axis).
       count_include_pad: with ``"SAME"``, whether padded zeros count in the average
@@ -277,6 +282,4 @@ def avg_pool3d(
       >>> avg_pool3d(jnp.ones((1, 4, 4, 4, 2)), (2, 2, 1)).shape
       (1, 2, 2, 4, 2)
     """
-    return _avg_pool(
-        "avg_pool3d", 3, x, window_shape, stride, padding, count_include_pad, formulation
-    )
+    return _avg_pool("avg_pool3d", 3, x, window, stride, padding, count_include_pad, formulation)

@@ -8,7 +8,8 @@ import nnjax.functional as F
 from nnjax.nn._base import recorded
 from nnjax.nn.pooling_nd import _AvgPool, _Pool
 
-#: ``window`` was renamed ``window_shape``; the old keyword warns for one release.
+#: The layers take Flax's ``window_shape`` (passed on as the functional op's ``window``);
+#: 0.1's ``window`` keyword here warns for one release.
 _RENAMED = {"window": "window_shape"}
 
 

@@ -28,9 +28,14 @@ class _Pool(nnx.Module):
         self.stride = stride if stride is None else _validate.positive_ints(name, "stride", stride)
         self.padding = _validate.choice(name, "padding", padding, ("SAME", "VALID"))
 
-    def _args(self) -> tuple:
+    def _kwargs(self) -> dict:
+        """The functional op's keywords: Flax's ``window_shape`` is its ``window``."""
         unwrap = lambda v: v[0] if v is not None and len(v) == 1 else v
-        return unwrap(self.window_shape), unwrap(self.stride), self.padding
+        return {
+            "window": unwrap(self.window_shape),
+            "stride": unwrap(self.stride),
+            "padding": self.padding,
+        }
 
     def __call__(self, x: jax.typing.ArrayLike) -> jax.Array:
         """Pools channels-last ``x``: ``(B, *spatial, C) -> (B, *pooled, C)``, same dtype.
@@ -38,12 +43,12 @@ class _Pool(nnx.Module):
         Each pooled size is ``ceil((n - window + 1) / stride)`` with ``"VALID"`` padding
         and ``ceil(n / stride)`` with ``"SAME"``; ``C`` is unchanged.
         """
-        return self._op(x, *self._args())
+        return self._op(x, **self._kwargs())
 
 
 _POOL_ARGS = """
     Args:
-      window_shape: an int or one size per spatial axis.
+      window_shape: an int or one size per spatial axis (the functional op's ``window``).
       stride: step between windows; ``None`` means ``window_shape``.
       padding: ``"VALID"`` or ``"SAME"``.
 """
@@ -91,7 +96,7 @@ class _AvgPool(_Pool):
 
         Pooled sizes as for max pooling; floating inputs only (the mean of a window).
         """
-        return self._op(x, *self._args(), count_include_pad=self.count_include_pad)
+        return self._op(x, **self._kwargs(), count_include_pad=self.count_include_pad)
 
 
 @recorded

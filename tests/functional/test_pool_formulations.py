@@ -201,7 +201,7 @@ def test_bad_formulation_names_the_argument_and_value():
         F.max_pool2d(x, 2, formulation="fft")
     with pytest.raises(
         ValueError,
-        match=r"avg_pool2d: `formulation`='reshape' needs `stride` equal to `window_shape`.*"
-        r"window_shape=\(3, 3\), stride=\(2, 2\)",
+        match=r"avg_pool2d: `formulation`='reshape' needs `stride` equal to `window`.*"
+        r"window=\(3, 3\), stride=\(2, 2\)",
     ):
         F.avg_pool2d(x, 3, 2, formulation="reshape")

@@ -172,9 +172,9 @@ def test_window_larger_than_image(op):
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"window_shape": 2, "padding": "FULL"}, "`padding` must be 'SAME' or 'VALID'"),
-        ({"window_shape": 0}, "`window_shape` must be a positive int"),
-        ({"window_shape": 2, "stride": (1, 2, 3)}, "`stride` must be a positive int"),
+        ({"window": 2, "padding": "FULL"}, "`padding` must be 'SAME' or 'VALID'"),
+        ({"window": 0}, "`window` must be a positive int"),
+        ({"window": 2, "stride": (1, 2, 3)}, "`stride` must be a positive int"),
     ],
 )
 @pytest.mark.parametrize("op", [F.max_pool2d, F.avg_pool2d])
@@ -193,10 +193,10 @@ def test_integer_input_raises_type_error(op):
 def test_traced_window_says_to_mark_it_static_and_numpy_ints_work(op):
     x = jax.random.normal(jax.random.key(0), (2, 8, 8, 3))
     with pytest.raises(
-        ValueError, match=rf"{op.__name__}: `window_shape`.*traced.*static_argnames='window_shape'"
+        ValueError, match=rf"{op.__name__}: `window`.*traced.*static_argnames='window'"
     ):
         jax.jit(op)(x, 2)
-    fn = jax.jit(op, static_argnames="window_shape")
-    np.testing.assert_allclose(fn(x, window_shape=np.int64(2)), op(x, 2), rtol=1e-6, atol=1e-6)
-    with pytest.raises(ValueError, match=rf"{op.__name__}: `window_shape` must be a positive int"):
+    fn = jax.jit(op, static_argnames="window")
+    np.testing.assert_allclose(fn(x, window=np.int64(2)), op(x, 2), rtol=1e-6, atol=1e-6)
+    with pytest.raises(ValueError, match=rf"{op.__name__}: `window` must be a positive int"):
         op(x, (True, 2))

@@ -115,7 +115,7 @@ def test_errors_name_op_and_argument():
         F.max_pool1d(jnp.ones((4, 3)), 2)
     with pytest.raises(AssertionError, match=r"avg_pool3d: argument `x`.*expected rank 5"):
         F.avg_pool3d(jnp.ones((1, 4, 4, 3)), 2)
-    with pytest.raises(ValueError, match=r"max_pool3d: `window_shape` must be .* a triple"):
+    with pytest.raises(ValueError, match=r"max_pool3d: `window` must be .* a triple"):
         F.max_pool3d(jnp.ones((1, 4, 4, 4, 1)), (2, 2))
     with pytest.raises(ValueError, match=r"avg_pool1d: argument `x` has shape \(1, 2, 1\).*\(3,\)"):
         F.avg_pool1d(jnp.ones((1, 2, 1)), 3)

@@ -1,9 +1,12 @@
+import warnings
+
 import jax
 import numpy as np
 import pytest
 from flax import nnx
 
 import nnjax.functional as F
+from nnjax import nn
 from nnjax.nn import AvgPool2D, MaxPool2D
 
 from ._helpers import param_dict
@@ -53,3 +56,25 @@ def test_2d_pools_are_the_nd_layers_and_keep_the_old_keyword():
     with pytest.warns(DeprecationWarning, match="window_shape"):
         layer = AvgPool2D(window=2, count_include_pad=True)
     assert layer.window_shape == (2,) and layer.count_include_pad is True
+
+
+WINDOW_POOLS = [nn.MaxPool1D, nn.AvgPool1D, MaxPool2D, AvgPool2D, nn.MaxPool3D, nn.AvgPool3D]
+
+
+@pytest.mark.parametrize("cls", WINDOW_POOLS, ids=lambda cls: cls.__name__)
+def test_layers_take_window_shape_and_pass_the_ops_window(cls, monkeypatch):
+    """Layers keep Flax's ``window_shape``; the functional op gets its own ``window=``."""
+    x = jax.random.normal(jax.random.key(0), (1,) + (4,) * int(cls.__name__[-2]) + (2,))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # outside code runs with warnings as errors
+        layer = cls(window_shape=2, stride=1, padding="SAME")
+        np.testing.assert_array_equal(layer(x), layer._op(x, window=2, stride=1, padding="SAME"))
+    seen = {}
+
+    def op(x, *, window, stride, padding, **kwargs):  # keywords only: the names must match
+        seen.update(window=window, stride=stride, padding=padding)
+        return x
+
+    monkeypatch.setattr(cls, "_op", staticmethod(op))
+    layer(x)
+    assert seen == {"window": 2, "stride": 1, "padding": "SAME"}

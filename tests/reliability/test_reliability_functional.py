@@ -127,8 +127,8 @@ CASES = [
         "(3, 3, 3)",
     ),
     # --- pooling
-    case("pool-window-zero", lambda: F.max_pool2d(IMG, 0), ValueError, "window_shape", "0"),
-    case("pool-window-single", lambda: F.max_pool2d(IMG, (2,)), ValueError, "window_shape", "(2,)"),
+    case("pool-window-zero", lambda: F.max_pool2d(IMG, 0), ValueError, "`window`", "0"),
+    case("pool-window-single", lambda: F.max_pool2d(IMG, (2,)), ValueError, "`window`", "(2,)"),
     case(
         "pool-stride-negative", lambda: F.avg_pool2d(IMG, 2, stride=-1), ValueError, "stride", "-1"
     ),
@@ -141,7 +141,7 @@ CASES = [
     ),
     case("pool-rank", lambda: F.max_pool2d(jnp.ones((6, 6)), 2), ShapeError, "x", "(6, 6)"),
     case("pool-too-big", lambda: F.max_pool2d(IMG, 7), ValueError, "x", "(1, 6, 6, 2)"),
-    case("pool1d-window-float", lambda: F.max_pool1d(SEQ, 1.5), ValueError, "window_shape", "1.5"),
+    case("pool1d-window-float", lambda: F.max_pool1d(SEQ, 1.5), ValueError, "`window`", "1.5"),
     case(
         "global-pool-rank", lambda: F.global_avg_pool(jnp.ones((2, 3))), ShapeError, "x", "(2, 3)"
     ),
