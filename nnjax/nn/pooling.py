@@ -24,6 +24,8 @@ class MaxPool2D(_Pool):
       window_shape: ``(wh, ww)`` or an int for a square window (formerly ``window``).
       stride: step between windows; ``None`` means ``window_shape`` (non-overlapping).
       padding: ``"VALID"`` or ``"SAME"``.
+      rngs: accepted and ignored (no parameters, no randomness), so that every layer
+        is built alike.
 
     Example:
       >>> import jax.numpy as jnp
@@ -47,6 +49,8 @@ class AvgPool2D(_AvgPool):
       stride: step between windows; ``None`` means ``window_shape``.
       padding: ``"VALID"`` or ``"SAME"``.
       count_include_pad: with ``"SAME"``, whether padded zeros count in the average.
+      rngs: accepted and ignored (no parameters, no randomness), so that every layer
+        is built alike.
 
     Example:
       >>> import jax.numpy as jnp

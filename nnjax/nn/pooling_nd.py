@@ -12,6 +12,7 @@ from nnjax.nn import _validate
 from nnjax.nn._base import recorded
 
 Size = int | tuple[int, ...]
+Rngs = nnx.Rngs | nnx.RngStream | None
 
 
 class _Pool(nnx.Module):
@@ -20,7 +21,8 @@ class _Pool(nnx.Module):
     _op: Callable[..., jax.Array] = staticmethod(F.max_pool1d)
 
     def __init__(self, window_shape: Size = 2, stride: Size | None = None,
-                 padding: str = "VALID"):  # fmt: skip
+                 padding: str = "VALID", *, rngs: Rngs = None):  # fmt: skip
+        del rngs  # accepted for a uniform layer signature (DESIGN: every layer takes rngs)
         name = type(self).__name__
         self.window_shape = _validate.positive_ints(
             name, "window_shape", window_shape, allow_empty=False
@@ -51,6 +53,8 @@ _POOL_ARGS = """
       window_shape: an int or one size per spatial axis (the functional op's ``window``).
       stride: step between windows; ``None`` means ``window_shape``.
       padding: ``"VALID"`` or ``"SAME"``.
+      rngs: accepted and ignored (no parameters, no randomness), so that every layer
+        is built alike.
 """
 
 
@@ -87,7 +91,8 @@ class _AvgPool(_Pool):
     """Average pooling: window pooling with ``count_include_pad``."""
 
     def __init__(self, window_shape: Size = 2, stride: Size | None = None,
-                 padding: str = "VALID", *, count_include_pad: bool = False):  # fmt: skip
+                 padding: str = "VALID", *, count_include_pad: bool = False,
+                 rngs: Rngs = None):  # fmt: skip
         super().__init__(window_shape, stride, padding)
         self.count_include_pad = count_include_pad
 
@@ -134,7 +139,8 @@ class AvgPool3D(_AvgPool):  # noqa: D101 (docstring assembled below)
 class _GlobalPool(nnx.Module):
     _op: Callable[..., jax.Array] = staticmethod(F.global_avg_pool)
 
-    def __init__(self, *, keepdims: bool = False):
+    def __init__(self, *, keepdims: bool = False, rngs: Rngs = None):
+        del rngs  # accepted for a uniform layer signature
         self.keepdims = keepdims
 
     def __call__(self, x: jax.typing.ArrayLike) -> jax.Array:
@@ -148,6 +154,8 @@ class GlobalAvgPool(_GlobalPool):
 
     Args:
       keepdims: keep the spatial axes as size 1.
+      rngs: accepted and ignored (no parameters, no randomness), so that every layer
+        is built alike.
 
     Example:
       >>> import jax.numpy as jnp
@@ -162,6 +170,8 @@ class GlobalMaxPool(_GlobalPool):
 
     Args:
       keepdims: keep the spatial axes as size 1.
+      rngs: accepted and ignored (no parameters, no randomness), so that every layer
+        is built alike.
 
     Example:
       >>> import jax.numpy as jnp

@@ -10,15 +10,24 @@ from nnjax import _checks
 from nnjax.nn import _validate
 from nnjax.nn._base import recorded
 
+Rngs = nnx.Rngs | nnx.RngStream | None
+
 
 @recorded
 class Flatten(nnx.Module):
     """Flattens every axis after the batch axis: ``(B, d1, d2, ...) -> (B, d1*d2*...)``.
 
+    Args:
+      rngs: accepted and ignored (no parameters, no randomness), so that every layer
+        is built alike.
+
     Example:
       >>> Flatten()(jnp.ones((2, 28, 28, 1))).shape
       (2, 784)
     """
+
+    def __init__(self, *, rngs: Rngs = None):
+        del rngs  # accepted for a uniform layer signature
 
     def __call__(self, x: jax.typing.ArrayLike) -> jax.Array:
         """Maps ``(B, ...)`` to ``(B, prod(...))``."""
@@ -33,13 +42,16 @@ class Reshape(nnx.Module):
 
     Args:
       shape: the target shape of one example, e.g. ``(7, 7, 32)``.
+      rngs: accepted and ignored (no parameters, no randomness), so that every layer
+        is built alike.
 
     Example:
       >>> Reshape((7, 7, 2))(jnp.ones((3, 98))).shape
       (3, 7, 7, 2)
     """
 
-    def __init__(self, shape: tuple[int, ...]):
+    def __init__(self, shape: tuple[int, ...], *, rngs: Rngs = None):
+        del rngs  # accepted for a uniform layer signature
         self.shape = _validate.positive_ints("Reshape", "shape", shape, allow_empty=False)
 
     def __call__(self, x: jax.typing.ArrayLike) -> jax.Array:
@@ -55,13 +67,16 @@ class Upsample2D(nnx.Module):
 
     Args:
       factor: ``(fh, fw)`` or an int; ``(B, H, W, C) -> (B, fh*H, fw*W, C)``.
+      rngs: accepted and ignored (no parameters, no randomness), so that every layer
+        is built alike.
 
     Example:
       >>> Upsample2D(2)(jnp.ones((1, 7, 7, 3))).shape
       (1, 14, 14, 3)
     """
 
-    def __init__(self, factor: int | tuple[int, int] = 2):
+    def __init__(self, factor: int | tuple[int, int] = 2, *, rngs: Rngs = None):
+        del rngs  # accepted for a uniform layer signature
         factor = _validate.positive_ints("Upsample2D", "factor", factor, allow_empty=False)
         self.factor = factor * 2 if len(factor) == 1 else factor
 
