@@ -36,48 +36,10 @@ from nnjax import losses, metrics
 from nnjax.functional import _bfloat16_dot
 from nnjax.train.data import Batch
 from nnjax.train.loss_output import LOSS_SCALAR, call_loss_fn, scalar, scalar_logs
+from nnjax.train.model_call import call_model
 from nnjax.train.precision import compute_dtype, rounds_matmul_operands
 
 PyTree = Any
-
-
-def call_model(model: Any, x: Any) -> Any:
-    """Calls ``model(x)``.
-
-    A tuple ``x`` is passed as positional inputs, a dict as keyword inputs
-    (``WideAndDeep``: ``{"x_wide": ..., "x_deep": ...}``).
-
-    Args:
-      model: a callable model (an ``nnx.Module``).
-      x: one array ``(B, ...)``, a tuple of them, or a dict of keyword inputs.
-
-    Returns:
-      Whatever the model returns (usually ``(B, ...)`` outputs).
-
-    Raises:
-      ValueError: dict keys that the model's ``__call__`` does not take (names both).
-
-    Example:
-      >>> from flax import nnx
-      >>> from nnjax.nn import MLP
-      >>> call_model(MLP(2, (4,), 1, rngs=nnx.Rngs(0)), jnp.ones((3, 2))).shape
-      (3, 1)
-    """
-    if isinstance(x, dict):
-        params = inspect.signature(model.__call__).parameters
-        names = [
-            n for n, p in params.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
-        ]
-        unknown = sorted(set(x) - set(names))
-        if unknown and not any(p.kind is p.VAR_KEYWORD for p in params.values()):
-            raise ValueError(
-                f"input keys {unknown} do not match the model's inputs {names} "
-                f"({type(model).__name__}.__call__); got keys {sorted(x)}"
-            )
-        return model(**x)
-    if isinstance(x, tuple | list):
-        return model(*x)
-    return model(x)
 
 
 def masked_mean(values: jax.Array, mask: jax.Array, axis: int = 0) -> jax.Array:
