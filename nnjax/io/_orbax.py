@@ -3,7 +3,8 @@
 Orbax is an optional dependency (the ``train`` extra), so it is imported on first use
 and its absence is one line naming the extra. Its errors (multi-kilobyte specs, event
 loop tracebacks) become one :class:`~nnjax.io.errors.CheckpointError` line naming the
-folder and the problem.
+folder and the problem; the reads a failed call leaves in flight print nothing when
+they end (:mod:`nnjax.io._loops`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from nnjax.io import _collective
+from nnjax.io import _collective, _loops
 from nnjax.io.errors import CheckpointError
 
 
@@ -113,7 +114,7 @@ def write(path: Path, tree: Any) -> None:
     ocp = orbax()
     path = Path(path).absolute()
     tag = f"nnjax_orbax:{path}" if jax.process_count() > 1 else None
-    with _quiet():
+    with _quiet(), _loops.guard():
         _checkpointer(tag).save(path, args=ocp.args.StandardSave(tree))
 
 
@@ -138,7 +139,7 @@ def shapes(path: Path) -> dict[tuple[str, ...], tuple[tuple[int, ...], str]]:
     if not (path / "_METADATA").is_file():
         raise CheckpointError(f"{path / '_METADATA'}: missing (an incomplete Orbax folder)")
     try:
-        with _quiet():
+        with _quiet(), _loops.guard():
             meta = _checkpointer().metadata(path).item_metadata
             # Damaged array metadata reads as None: reading the arrays names the file.
             tree = meta.tree if meta is not None else _checkpointer().restore(path)
@@ -172,7 +173,7 @@ def read(path: Path, target: Any) -> Any:
     ocp = orbax()
     path = Path(path).absolute()
     try:
-        with _quiet():
+        with _quiet(), _loops.guard():
             return _checkpointer().restore(path, args=ocp.args.StandardRestore(target))
     except Exception as err:
         raise CheckpointError(_reason(err, path)) from None

@@ -2,7 +2,9 @@
 
 The exported file holds the model's computation in inference mode (dropout off,
 batch norm on its running statistics) with its weights as constants: loading it needs
-JAX only, no model code, and runs any batch size.
+JAX only, no model code, and runs any batch size. It ends in a CRC32 of its bytes, so
+a damaged file fails :func:`load_exported` instead of computing wrong outputs; plain
+``jax.export.deserialize`` ignores that record and reads the file as well.
 
 Example:
   >>> import tempfile, jax.numpy as jnp
@@ -25,6 +27,8 @@ import jax
 import numpy as np
 from flax import nnx
 
+from nnjax.io import _crc
+from nnjax.io._orbax import short
 from nnjax.io.errors import CheckpointError, cannot_write
 
 
@@ -46,7 +50,9 @@ def export(
         by default.
 
     Returns:
-      The file's absolute path; :func:`load_exported` runs it.
+      The file's absolute path; :func:`load_exported` runs it. The file is
+      ``Exported.serialize()`` followed by a 20-byte CRC32 record, which
+      ``jax.export.deserialize`` ignores.
 
     Raises:
       OSError: ``path`` cannot be written (the same kind of error, naming ``path`` and
@@ -82,7 +88,7 @@ def export(
         raise ImportError("nnjax.export needs flatbuffers: pip install flatbuffers") from None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_bytes(data)
+        tmp.write_bytes(_crc.seal(bytes(data)))
         os.replace(tmp, path)
     except OSError as err:  # nothing left under the temporary name; an old file unchanged
         with contextlib.suppress(OSError):  # (under a file, even unlink fails)
@@ -97,12 +103,14 @@ def load_exported(path: str | os.PathLike) -> Callable[[jax.typing.ArrayLike], j
     Returns:
       ``f(x) -> outputs`` for ``x (B, ...)`` of any batch size ``B``.
 
-    The file is deserialised completely here (its StableHLO too), so a damaged file
-    fails at this call, not at the first prediction.
+    The file's bytes are checked against the CRC32 that :func:`export` recorded at its
+    end, then deserialised completely (its StableHLO too), so a damaged file fails at
+    this call, not at the first prediction. A file without that record (written by an
+    older nnjax, or by ``jax.export`` itself) loads unchecked.
 
     Raises:
-      CheckpointError: the file is missing or not a serialised ``jax.export`` (one line
-        naming it).
+      CheckpointError: the file is missing, damaged (fails its CRC32 check), or not a
+        serialised ``jax.export`` (one line naming it).
 
     Example:
       >>> import tempfile
@@ -122,6 +130,7 @@ def load_exported(path: str | os.PathLike) -> Callable[[jax.typing.ArrayLike], j
         data = path.read_bytes()
     except OSError as err:
         raise CheckpointError(f"{path}: {err.strerror or err}") from None
+    data, checked = _crc.unseal(data, str(path))
     try:
         exported = jax.export.deserialize(bytearray(data))
         exported.mlir_module()  # the StableHLO bytecode: damage there fails here, not at a call
@@ -131,7 +140,10 @@ def load_exported(path: str | os.PathLike) -> Callable[[jax.typing.ArrayLike], j
             "nnjax.load_exported needs flatbuffers: pip install flatbuffers"
         ) from None
     except Exception as err:  # flatbuffer errors of many kinds
-        raise CheckpointError(f"{path}: not an exported nnjax/JAX function ({err})") from None
+        unchecked = "" if checked else "; it has no CRC32 record (an older or cut-short file?)"
+        raise CheckpointError(
+            f"{path}: not an exported nnjax/JAX function ({short(err)}){unchecked}"
+        ) from None
     return exported.call
 
 

@@ -174,6 +174,11 @@ def load_state(
 
 
 def _load_model(folder: Path) -> tuple[nnx.Module, dict[str, Any]]:
+    if restore.is_bare_orbax(folder) and not _legacy.is_legacy(folder):
+        raise CheckpointError(
+            f"{folder}: an Orbax checkpoint written without nnjax records no model; build "
+            "the model and call nnjax.load_state(model, folder)"
+        )
     meta = {} if _legacy.is_legacy(folder) else layout.read_meta(folder)
     if "model" not in meta:
         raise CheckpointError(

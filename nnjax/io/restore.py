@@ -3,8 +3,12 @@
 A template is ``{"state": nnx.state(model)}`` for a model, or a training state's
 ``{"params": ..., "opt_state": ..., "rest": ...}`` (``params`` and ``rest`` both live in
 the ``state`` item). Besides nnjax's own folders this reads a bare Orbax folder written
-by Flax's guide (``nnx.to_pure_dict(state)`` or the ``nnx.State`` itself) and the first
-nnjax layout. Every mismatch is checked before any array is read.
+by Flax's guide (``nnx.to_pure_dict(state)`` or the ``nnx.State`` itself), one step
+folder of an Orbax ``CheckpointManager`` (its one item: ``STEP/default/`` or
+``STEP/state/``) or that item's folder, and the first nnjax layout. Every mismatch is
+checked before any array is read. A ``CheckpointManager``'s own folder (``0/``, ``1/``,
+... inside) is not a folder of nnjax step folders: :func:`manager_error` says what to
+pass instead.
 
 Example:
   >>> # parts, meta = read_parts("run/checkpoint/3", {"state": nnx.state(model)})
@@ -22,9 +26,77 @@ _ITEM = {"state": "state", "params": "state", "rest": "state", "opt_state": "opt
 
 
 def is_bare_orbax(path: Path) -> bool:
-    """Whether ``path`` is an Orbax folder written without nnjax (e.g. by Flax's guide)."""
+    """Whether ``path`` is an Orbax folder written without nnjax (e.g. by Flax's guide).
+
+    That is a checkpoint of ``ocp.StandardCheckpointer``, a step folder of an
+    ``ocp.CheckpointManager`` (:func:`is_manager_step`), or one item folder of it.
+    """
     path = Path(path)
-    return not (path / layout.META).exists() and (path / "_CHECKPOINT_METADATA").is_file()
+    return not (path / layout.META).exists() and (
+        (path / "_CHECKPOINT_METADATA").is_file() or (path / "_METADATA").is_file()
+    )
+
+
+def manager_items(step: Path) -> list[str]:
+    """The items of an Orbax ``CheckpointManager`` step folder that hold arrays (sorted)."""
+    step = Path(step)
+    if not step.is_dir():
+        return []
+    return sorted(p.name for p in step.iterdir() if (p / "_METADATA").is_file())
+
+
+def is_manager_step(path: Path) -> bool:
+    """Whether ``path`` is a step folder of an Orbax ``CheckpointManager`` (not of nnjax).
+
+    Such a folder has ``_CHECKPOINT_METADATA`` and its items in subfolders
+    (``default/`` for one unnamed item), each with Orbax's ``_METADATA``; a folder of
+    ``ocp.StandardCheckpointer`` has its ``_METADATA`` at the top, nnjax's have
+    ``nnjax.json``, and those of nnjax's first layout ``meta/metadata``.
+
+    Example:
+      >>> is_manager_step(Path("/nonexistent/3"))
+      False
+    """
+    path = Path(path)
+    return (
+        (path / "_CHECKPOINT_METADATA").is_file()
+        and not (path / "_METADATA").exists()
+        and not (path / layout.META).exists()
+        and not _legacy.is_legacy(path)  # nnjax 0.1 wrote with a CheckpointManager too
+        and bool(manager_items(path))
+    )
+
+
+def manager_error(directory: Path, step_folders: list[Path]) -> CheckpointError:
+    """The error for a ``CheckpointManager`` folder passed where nnjax wants its own.
+
+    Example:
+      >>> print(manager_error(Path("/run"), [Path("/run/0"), Path("/run/5")]))  # doctest: +ELLIPSIS
+      /run looks like an Orbax CheckpointManager folder (steps 0, 5), not one nnjax wrote: ...
+    """
+    numbers = sorted(int(p.name) for p in step_folders)
+    shown = ", ".join(map(str, numbers[-3:]))
+    newest = Path(directory) / str(numbers[-1])
+    return CheckpointError(
+        f"{directory} looks like an Orbax CheckpointManager folder (steps "
+        f"{'..., ' if len(numbers) > 3 else ''}{shown}), not one nnjax wrote: to load its "
+        f"weights, build the model and pass one step folder to nnjax.load_state (e.g. "
+        f"{newest}, the newest), or restore it with orbax.checkpoint.CheckpointManager; "
+        "nnjax cannot resume training from it"
+    )
+
+
+def _bare_item(folder: Path) -> str:
+    """The item of a bare Orbax folder that holds the arrays: ``""`` (the folder itself)."""
+    if not is_manager_step(folder):
+        return ""
+    names = manager_items(folder)
+    if len(names) > 1:
+        raise CheckpointError(
+            f"{folder}: a step folder of an Orbax CheckpointManager with items {names}: pass "
+            f"the item folder that holds the model's state (e.g. {folder / names[0]})"
+        )
+    return names[0]
 
 
 def state_types(tree: Any) -> list[str]:
@@ -121,9 +193,16 @@ def read_parts(folder: str | Path, template: dict[str, Any]) -> tuple[dict[str, 
             continue
         if not present:
             raise CheckpointError(f"{folder}: has no {item!r} item (it holds {meta['items']})")
-        restored = _read_item(folder, "" if bare else item, parts, meta)
+        restored = _read_item(folder, _bare_item(folder) if bare else item, parts, meta)
         out.update({part: trees.fill(tree, restored) for part, tree in parts.items()})
     return out, meta
 
 
-__all__ = ["is_bare_orbax", "read_parts", "state_types"]
+__all__ = [
+    "is_bare_orbax",
+    "is_manager_step",
+    "manager_error",
+    "manager_items",
+    "read_parts",
+    "state_types",
+]

@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 
 import jax
 
-from nnjax.io import _legacy, layout
+from nnjax.io import _legacy, layout, restore
 from nnjax.io.errors import CheckpointError, CheckpointFallbackWarning
 
 T = TypeVar("T")
@@ -159,9 +159,12 @@ def open_newest(
 
     Raises:
       FileNotFoundError: no step folder (for ``epoch``) in ``directory``.
-      CheckpointError: the step folder is damaged (and, with ``fallback``, every one).
+      CheckpointError: the step folder is damaged (and, with ``fallback``, every one),
+        or ``directory`` is an Orbax ``CheckpointManager``'s folder, not nnjax's.
     """
     found = epochs(directory)
+    if found and all(restore.is_manager_step(path) for _, path in found):
+        raise restore.manager_error(layout.user_path(directory), [path for _, path in found])
     if epoch is not None:
         found = [(e, p) for e, p in found if e == epoch]
     if not found:
