@@ -30,16 +30,18 @@ from typing import Any
 
 import jax
 
-#: The longest one process waits for another's outcome, in seconds. Just longer than
-#: Orbax's own barrier timeout (300 s), so a process stuck there reports first (with
-#: Orbax's message) rather than this wait; no longer than that, because a process that
-#: never comes (it took another path) is all that remains to wait for: a dead one is
-#: caught by JAX's heartbeat check, a mismatched ``ModelCheckpoint`` by ``fit``'s check
-#: of its settings across processes (:mod:`nnjax.train.agreement`) before training.
 WAIT_S = 330
+"""The longest one process waits for another's outcome, in seconds.
 
-#: The directory of the coordination service's key-value store that holds every key.
+Just longer than Orbax's own barrier timeout (300 s), so a process stuck there reports
+first (with Orbax's message) rather than this wait; no longer than that, because a
+process that never comes (it took another path) is all that remains to wait for: a dead
+one is caught by JAX's heartbeat check, a mismatched ``ModelCheckpoint`` by ``fit``'s
+check of its settings across processes (:mod:`nnjax.train.agreement`) before training.
+"""
+
 ROOT = "nnjax_checkpoint"
+"""The directory of the coordination service's key-value store that holds every key."""
 
 _writes = itertools.count()
 _published: list[str] = []  # this process's keys that are still in the store

@@ -44,9 +44,9 @@ FORMAT = "nnjax.checkpoint"
 VERSION = 1
 META = "nnjax.json"
 
-#: A hidden sibling of a folder being written (``.NAME.1a2b3c4d.tmp``) or swapped out
-#: by an overwrite (``.NAME.1a2b3c4d.old``).
 SIBLING = re.compile(r"\.(?P<name>.+)\.[0-9a-f]{8}\.(?:tmp|old)")
+"""A hidden sibling of a folder being written (``.NAME.1a2b3c4d.tmp``) or swapped out by
+an overwrite (``.NAME.1a2b3c4d.old``)."""
 
 
 def user_path(path: str | os.PathLike) -> Path:

@@ -296,6 +296,12 @@ class ModelCheckpoint(Callback):
                 "for the checkpoints"
             )
         found = steps.epochs(self.directory)
+        foreign = [path for _, path in found if restore.is_manager_step(path)]
+        if foreign:  # never nnjax's to replace, even with overwrite=True
+            raise FileExistsError(
+                f"ModelCheckpoint: {restore.manager_error(Path(self.directory), foreign)}; "
+                "choose another folder for this run's checkpoints"
+            )
         resumed, source = self._resumes_here()
         self._stale = [] if resumed else [path for _, path in found]
         if found and not resumed and not self.overwrite:

@@ -101,3 +101,16 @@ def test_a_step_folder_of_several_items_names_them(tmp_path):
     ):
         nnjax.load_state(_model(5), folder / "0")
     nnjax.load_state(_model(5), folder / "0" / "state")
+
+
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_model_checkpoint_never_replaces_a_manager_folder(tmp_path, overwrite):
+    folder = _manager_folder(tmp_path / "run")
+    before = sorted(p.name for p in folder.iterdir())
+    callback = T.ModelCheckpoint(folder, overwrite=overwrite)
+    with pytest.raises(FileExistsError, match=r"looks like an Orbax CheckpointManager.*another"):
+        T.fit(mlp(), blobs(), loss="cross_entropy", epochs=1, verbose=0, callbacks=[callback])
+    assert sorted(p.name for p in folder.iterdir()) == before
+    np.testing.assert_array_equal(
+        _kernel(nnjax.load_state(_model(5), folder / "2")), _kernel(_model(2))
+    )
