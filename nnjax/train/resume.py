@@ -105,8 +105,9 @@ def check_run_folder(directory: str | os.PathLike) -> None:
     resumes from its newest. A missing or empty folder is a run not started yet.
 
     Raises:
-      ValueError: ``directory`` is a file, or a single checkpoint (a step folder, or a
-        model written by :func:`nnjax.save`: it holds ``nnjax.json``).
+      ValueError: ``directory`` is a file, or a single checkpoint (a step folder, a
+        model written by :func:`nnjax.save`: it holds ``nnjax.json``; or a folder Orbax
+        wrote, such as a ``CheckpointManager`` step).
 
     Example:
       >>> check_run_folder("/nonexistent/run")  # not started yet: fine
@@ -117,7 +118,7 @@ def check_run_folder(directory: str | os.PathLike) -> None:
             f"resume_from={os.fspath(directory)!r} is a file; pass the folder a "
             "ModelCheckpoint writes (one folder per saved epoch inside)"
         )
-    if (path / META).is_file():
+    if any((path / name).is_file() for name in (META, "_CHECKPOINT_METADATA", "_METADATA")):
         raise ValueError(
             f"resume_from={os.fspath(directory)!r} is one checkpoint, not a run folder: "
             f"pass the ModelCheckpoint folder that holds it ({path.parent}, if it is one of "

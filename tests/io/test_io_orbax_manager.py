@@ -114,3 +114,11 @@ def test_model_checkpoint_never_replaces_a_manager_folder(tmp_path, overwrite):
     np.testing.assert_array_equal(
         _kernel(nnjax.load_state(_model(5), folder / "2")), _kernel(_model(2))
     )
+
+
+@pytest.mark.parametrize("inside", ["2", "2/default"])
+def test_resuming_from_one_orbax_checkpoint_is_refused(manager, inside):
+    # it used to start a fresh run without a word (no step folders inside)
+    with pytest.raises(ValueError, match=r"is one checkpoint, not a run folder"):
+        T.fit(mlp(), blobs(), loss="cross_entropy", epochs=1, verbose=0,
+              resume_from=manager / inside)  # fmt: skip
