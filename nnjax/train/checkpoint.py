@@ -111,7 +111,7 @@ def restore_checkpoint(
     """Restores the parts named in ``template`` (a subset of params/opt_state/rest).
 
     Args:
-      directory: the checkpoint folder.
+      directory: a folder written by :class:`ModelCheckpoint` (or one step folder).
       template: ``{"params": ..., "rest": ...}``: pytrees with the expected structure.
       epoch: which checkpoint (0-based epoch); the newest by default.
       fallback: if the newest is damaged, restore the newest intact one and warn which.
@@ -142,7 +142,7 @@ def restore_checkpoint(
       >>> meta["seed"], meta["epoch"], sorted(parts)
       (7, 0, ['params'])
     """
-    return steps.open_newest(
+    return io_model.open_checkpoint(
         directory,
         lambda folder: restore.read_parts(folder, template),
         epoch=epoch,

@@ -122,3 +122,17 @@ def test_resuming_from_one_orbax_checkpoint_is_refused(manager, inside):
     with pytest.raises(ValueError, match=r"is one checkpoint, not a run folder"):
         T.fit(mlp(), blobs(), loss="cross_entropy", epochs=1, verbose=0,
               resume_from=manager / inside)  # fmt: skip
+
+
+def test_restore_checkpoint_reads_one_step_folder_as_load_checkpoint_does(tmp_path):
+    from nnjax.train.checkpoint import save_checkpoint
+    from nnjax.train.state import TrainState
+
+    _, params, rest = nnx.split(_model(3), nnx.Param, ...)
+    save_checkpoint(tmp_path, 1, TrainState(params, (), rest), {"seed": 0})
+    _, template, _ = nnx.split(_model(5), nnx.Param, ...)
+    whole, _ = restore_checkpoint(tmp_path, {"params": template})
+    one, meta = restore_checkpoint(tmp_path / "2", {"params": template})  # was "no checkpoint"
+    assert meta["epoch"] == 1
+    for a, b in zip(jax.tree.leaves(one), jax.tree.leaves(whole), strict=True):
+        np.testing.assert_array_equal(a, b)
