@@ -113,8 +113,8 @@ def test_ctrl_c_at_random_instants_leaves_the_model_usable():
     interrupted = 0
     for _ in range(25):
         timer = threading.Timer(rng.uniform(0.0, 0.15), _thread.interrupt_main)
-        timer.start()
-        try:
+        try:  # started inside: on a loaded machine the main thread can still be in
+            timer.start()  # start() (waiting for the GIL) when the timer fires
             fit(model, (x, y), epochs=10_000, **kw)
         except KeyboardInterrupt:
             interrupted += 1
@@ -137,8 +137,8 @@ _COMPILE_SCRIPT = textwrap.dedent(
     y = (x[:, 0] > 0).astype("int32")
     model = MLP(4, (64, 64), 2, rngs=nnx.Rngs(0))
     delay = float(sys.argv[1])
-    threading.Timer(delay, os.kill, (os.getpid(), signal.SIGINT)).start()
-    try:
+    try:  # the timer started inside: a loaded machine may delay start()'s return
+        threading.Timer(delay, os.kill, (os.getpid(), signal.SIGINT)).start()
         fit(model, (x, y), loss="cross_entropy", epochs=100_000, verbose=0)
     except KeyboardInterrupt:
         print("interrupted", model(x[:2]).shape)
