@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from nnjax import activations
+from nnjax import _checks, activations
 from nnjax.nn import _validate
 from nnjax.nn._base import recorded
 from nnjax.nn.dense import Dense
@@ -68,13 +68,37 @@ class _SequenceModel(nnx.Module):
             rngs=rngs,
         )
 
-    def __call__(self, xs: jax.typing.ArrayLike) -> jax.Array:
-        """Maps ``(B, T, in_features)`` to ``(B, out)``, or ``(B, T, out)`` with ``all_steps``."""
+    def __call__(
+        self, xs: jax.typing.ArrayLike, lengths: jax.typing.ArrayLike | None = None
+    ) -> jax.Array:
+        """Runs the recurrent layers over ``xs``, then the head.
+
+        Args:
+          xs: ``(B, T, in_features)``, or ``(B, T)`` when ``in_features`` is 1; floating.
+          lengths: ``(B,)`` integer valid lengths of a padded batch (PyTorch's packed
+            sequences), or ``None`` (every sequence is ``T`` long). The head reads each
+            sequence's step ``length - 1``; with ``all_steps``, the outputs past a
+            length come from zero hidden states (leave them out of the loss: a
+            ``loss_fn`` that masks them). ``fit`` passes it from data
+            ``((xs, lengths), y)`` (with ``check_inputs=False``: an integer input).
+
+        Returns:
+          ``(B, out_features)``, or ``(B, T, out_features)`` with ``all_steps``, in the
+          compute dtype.
+
+        Raises:
+          nnjax.ShapeError: ``xs`` is not ``(B, T, in_features)`` (naming the shape
+            passed), or ``lengths`` is not ``(B,)``.
+        """
         h = jnp.asarray(xs)
-        if h.ndim == 2:
+        features = self.recurrent[0].in_features
+        if h.ndim == 2 and features == 1:
             h = h[..., None]
+        else:
+            why = f"in_features={features}" + ("; (B, T) is for 1" if h.ndim == 2 else "")
+            _checks.check_shape(type(self).__name__, "xs", h, (None, None, features), why=why)
         for layer in self.recurrent:
-            h = layer(h)
+            h = layer(h, lengths=lengths)
         return self.head(self.dropout(h))
 
 

@@ -55,3 +55,52 @@ def test_jit_does_not_retrace():
     assert_jit_traces_once(
         SequenceRegressor(2, 3, cell="gru", rngs=nnx.Rngs(0)), jnp.ones((2, 4, 2))
     )
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+@pytest.mark.parametrize("all_steps", [False, True])
+def test_lengths_equal_running_each_sequence_alone(cell, all_steps):
+    # the reference: each example cut to its length, run alone without `lengths`
+    model = SequenceClassifier(3, (6, 5), 4, cell=cell, all_steps=all_steps, rngs=nnx.Rngs(0))
+    xs = jax.random.normal(jax.random.key(1), (3, 7, 3))
+    lengths = jnp.array([7, 2, 4])
+    out = model(xs, lengths)
+    for b, n in enumerate(lengths.tolist()):
+        alone = model(xs[b : b + 1, :n])[0]
+        got = out[b, :n] if all_steps else out[b]
+        np.testing.assert_allclose(got, alone, rtol=1e-5, atol=1e-6)
+
+
+def test_lengths_reach_the_model_through_fit_and_change_the_result():
+    rng = np.random.default_rng(0)
+    xs = rng.normal(size=(32, 6, 2)).astype(np.float32)
+    lengths = rng.integers(1, 7, 32).astype(np.int32)
+    y = rng.normal(size=(32, 1)).astype(np.float32)
+    from nnjax import train
+
+    def trained(data):
+        model = SequenceRegressor(2, 4, rngs=nnx.Rngs(0))
+        # integer lengths: check_inputs=False (the check expects floating inputs)
+        train.fit(model, data, loss="mse", epochs=1, batch_size=8, verbose=0, check_inputs=False)
+        return model
+
+    with_lengths, without = trained(((xs, lengths), y)), trained((xs, y))
+    np.testing.assert_allclose(
+        train.predict(with_lengths, (xs, lengths), check_inputs=False),
+        with_lengths(jnp.asarray(xs), jnp.asarray(lengths)),
+        rtol=1e-5,
+        atol=1e-6,
+    )
+    assert not np.allclose(with_lengths.head.kernel.get_value(), without.head.kernel.get_value())
+
+
+@pytest.mark.parametrize(
+    ("shape", "match"),
+    [((2, 5), r"shape \(2, 5\), expected .*in_features=3; \(B, T\) is for 1"),
+     ((2, 5, 4), r"shape \(2, 5, 4\), expected \(\*, \*, 3\)")],
+)  # fmt: skip
+def test_a_wrong_input_names_the_shape_passed(shape, match):
+    from nnjax.errors import ShapeError
+
+    with pytest.raises(ShapeError, match=r"SequenceClassifier: argument `xs` has " + match):
+        SequenceClassifier(3, 8, 2, rngs=nnx.Rngs(0))(jnp.ones(shape))
