@@ -133,7 +133,9 @@ class TransformerEncoderBlock(_Stochastic):
       num_heads: attention heads; must divide ``F``.
       mlp_features: hidden width of the MLP (``4 * F``).
       dropout_rate: dropout on attention weights, branches and MLP while training.
-      activation: the MLP's activation (``"gelu"``).
+      activation: the MLP's activation, a name or a callable (``"gelu"``: the tanh
+        approximation, as ``jax.nn.gelu``; PyTorch's ``"gelu"`` is the exact erf form,
+        ``functools.partial(nnjax.activations.gelu, approximate=False)``).
       causal: causal self-attention.
       epsilon: the layer norms' epsilon.
       deterministic: start in inference mode; ``model.eval()`` sets it.
