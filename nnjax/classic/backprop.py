@@ -304,7 +304,7 @@ def softmax_net_grads(
       params: as from :func:`softmax_net_init` (``(in, hidden)``, ``(hidden,)``,
         ``(hidden, classes)`` and ``(classes,)`` floating arrays).
       x: ``(n, in)`` inputs, floating.
-      labels: ``(n,)`` integer class labels.
+      labels: ``(n,)`` integer class ids in ``[0, classes)``.
 
     Returns:
       Gradients with the structure (shapes) of ``params``, in the dtype of ``x``, equal
@@ -312,6 +312,9 @@ def softmax_net_grads(
 
     Raises:
       nnjax.ShapeError: ``x`` is not rank 2, or ``labels`` is not ``(n,)``.
+      TypeError: ``labels`` is not an integer array.
+      ValueError: concrete (not traced) ``labels`` with an id outside ``[0, classes)``,
+        as :func:`softmax_net_loss` (names the first one and ``classes``).
 
     Example:
       >>> p = softmax_net_init(jax.random.key(0), 4, 3, 2)
@@ -320,8 +323,15 @@ def softmax_net_grads(
     """
     x = jnp.asarray(x)
     _checks.check_rank("softmax_net_grads", "x", x, 2)
+    labels = jnp.asarray(labels)
     _checks.check_shape("softmax_net_grads", "labels", labels, (x.shape[0],))
+    if not jnp.issubdtype(labels.dtype, jnp.integer):
+        raise TypeError(
+            f"softmax_net_grads: argument `labels` has dtype {labels.dtype}, expected "
+            "integer class ids"
+        )
     a1, z2 = _softmax_net_forward(params, x)
+    losses._check_class_ids("softmax_net_grads", z2, labels)
     y = jax.nn.one_hot(labels, z2.shape[-1], dtype=z2.dtype)
     dz2 = (activations.softmax(z2) - y) / x.shape[0]
     dz1 = (dz2 @ params["w2"].T) * a1 * (1 - a1)

@@ -70,14 +70,17 @@ def esn_init(
       ``{"w_in": (in, R), "w": (R, R)}``.
 
     Raises:
-      ValueError: for a density outside ``(0, 1]``, a nonpositive spectral radius, or a
-        draw whose recurrent matrix has no nonzero eigenvalue (raise the density).
+      ValueError: ``in_features`` or ``reservoir_size`` not a positive int, a density
+        outside ``(0, 1]``, a nonpositive spectral radius, or a draw whose recurrent
+        matrix has no nonzero eigenvalue (raise the density).
 
     Example:
       >>> p = esn_init(jax.random.key(0), 1, 300, density=0.02, spectral_radius=0.8)
       >>> round(float(np.max(np.abs(np.linalg.eigvals(np.asarray(p["w"]))))), 4)
       0.8
     """
+    in_features = _checks.positive_int("esn_init", "in_features", in_features)
+    reservoir_size = _checks.positive_int("esn_init", "reservoir_size", reservoir_size)
     if not 0 < density <= 1:
         raise ValueError(f"esn_init: `density` must be in (0, 1], got {density}")
     if not spectral_radius > 0:
@@ -115,11 +118,19 @@ def esn_states(
     Returns:
       The states ``x(1), ..., x(T)`` as ``(T, R)``, the dtype of ``inputs``.
 
+    Raises:
+      nnjax.ShapeError: ``params`` do not fit each other, ``inputs`` is not ``(T, in)``,
+        or ``state`` is not ``(R,)``.
+      TypeError: ``inputs`` is not floating.
+      ValueError: ``leak_rate`` outside ``(0, 1]`` (checked when it is a Python or NumPy
+        number, not for arrays: no host round trip under ``jax.jit``).
+
     Example:
       >>> p = esn_init(jax.random.key(0), 2, 50, density=0.1)
       >>> esn_states(p, jnp.ones((7, 2))).shape
       (7, 50)
     """
+    _checks.check_interval("esn_states", "leak_rate", leak_rate, 0, 1, open_low=True)
     u = jnp.asarray(inputs)
     _checks.check_floating("esn_states", "inputs", u)
     w_in, w = params["w_in"].astype(u.dtype), params["w"].astype(u.dtype)
@@ -157,6 +168,7 @@ def esn_fit_readout(
     Raises:
       nnjax.ShapeError: ``states`` is not rank 2, or ``targets`` is not ``(T, out)``.
       TypeError: ``states`` is not floating.
+      ValueError: ``ridge`` below 0 (checked when it is a Python or NumPy number).
 
     Example:
       >>> x = jax.random.normal(jax.random.key(0), (50, 3))
@@ -164,6 +176,7 @@ def esn_fit_readout(
       >>> [round(v, 3) for v in r["kernel"][:, 0].tolist()], round(float(r["bias"][0]), 3)
       ([1.0, 2.0, 3.0], 1.0)
     """
+    _checks.check_interval("esn_fit_readout", "ridge", ridge, 0)
     x = jnp.asarray(states)
     _checks.check_floating("esn_fit_readout", "states", x)
     _checks.check_rank("esn_fit_readout", "states", x, 2)
@@ -243,26 +256,40 @@ def mackey_glass(
     time unit). With ``tau = 17`` the series is chaotic.
 
     Args:
-      length: number of samples returned (static).
-      tau: the delay ``τ`` (time units).
+      length: number of samples returned, a non-negative int (static).
+      tau: the delay ``τ`` (time units, static), at least ``dt``.
       beta: the feedback coefficient ``β``.
       gamma: the decay rate ``γ``.
       exponent: the exponent ``n`` of the nonlinearity.
       x0: the constant initial history.
-      dt: the Euler step (static; ``tau / dt`` rounded is the delay in steps).
-      subsample: integration steps per returned sample (static).
-      washout: samples dropped at the start (the transient).
+      dt: the Euler step ``> 0`` (static; ``tau / dt`` rounded is the delay in steps).
+      subsample: integration steps per returned sample, a positive int (static).
+      washout: samples dropped at the start (the transient), a non-negative int
+        (static).
       key: optional PRNG key that perturbs the initial history.
 
     Returns:
       ``(length,)`` float32.
+
+    Raises:
+      ValueError: ``length`` or ``washout`` not a non-negative int, ``subsample`` not a
+        positive int, ``dt`` not ``> 0``, or a delay ``round(tau / dt)`` below one step.
 
     Example:
       >>> s = mackey_glass(300)
       >>> s.shape, bool(0.2 < s.min() < s.max() < 1.5)
       ((300,), True)
     """
+    _checks.positive_int("mackey_glass", "length", length, minimum=0)
+    _checks.positive_int("mackey_glass", "washout", washout, minimum=0)
+    _checks.positive_int("mackey_glass", "subsample", subsample)
+    _checks.check_interval("mackey_glass", "dt", dt, 0, open_low=True)
     delay = round(tau / dt)
+    if delay < 1:
+        raise ValueError(
+            f"mackey_glass: `tau` / `dt` = {tau} / {dt} rounds to a delay of {delay} steps; "
+            "it must be at least 1 (raise `tau` or lower `dt`)"
+        )
     history = jnp.full((delay,), x0, jnp.float32)
     if key is not None:
         history = history + jax.random.uniform(key, (delay,), jnp.float32, -0.1, 0.1)

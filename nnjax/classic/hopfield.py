@@ -151,8 +151,8 @@ def hopfield_recall(
       weights: ``(N, N)``, as from :func:`hopfield_store` (cast to the dtype of
         ``state``).
       state: ``(..., N)`` floating cues of ±1 (e.g. noisy copies of stored patterns).
-      steps: number of rounds (static): synchronous steps, or asynchronous sweeps over
-        all ``N`` units.
+      steps: number of rounds, a non-negative int (static): synchronous steps, or
+        asynchronous sweeps over all ``N`` units.
       synchronous: update all units at once (may end in a 2-cycle) instead of one at a
         time (always converges).
       key: for asynchronous sweeps, a random unit order per sweep; ``None`` sweeps in
@@ -164,12 +164,14 @@ def hopfield_recall(
     Raises:
       nnjax.ShapeError: ``weights`` is not square, or ``state`` is not ``(..., N)``.
       TypeError: ``state`` is not floating.
+      ValueError: ``steps`` is not a non-negative int.
 
     Example:
       >>> w = hopfield_store(jnp.array([[1.0, -1.0, 1.0, -1.0]]))
       >>> hopfield_recall(w, jnp.array([1.0, 1.0, 1.0, -1.0]), synchronous=True)
       Array([ 1., -1.,  1., -1.], dtype=float32)
     """
+    _checks.positive_int("hopfield_recall", "steps", steps, minimum=0)
     s, w = _check("hopfield_recall", weights, state)
     if synchronous:
         return jax.lax.fori_loop(0, steps, lambda _, s: hopfield_step(w, s), s)

@@ -142,19 +142,20 @@ def truth_table_inputs(n_inputs: int, *, kind: str = "sigmoid") -> jax.Array:
     Off is 0 for ``kind="sigmoid"`` and −1 for ``kind="sign"``; on is 1.
 
     Args:
-      n_inputs: ``n``, the number of inputs (columns).
+      n_inputs: ``n``, the number of inputs (columns), a positive int.
       kind: ``"sigmoid"`` (0/1) or ``"sign"`` (−1/+1).
 
     Returns:
       ``(2**n, n)`` float32.
 
     Raises:
-      ValueError: an unknown ``kind``.
+      ValueError: ``n_inputs`` is not a positive int, or an unknown ``kind``.
 
     Example:
       >>> truth_table_inputs(2).tolist()
       [[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]]
     """
+    n_inputs = _checks.positive_int("truth_table_inputs", "n_inputs", n_inputs)
     _kind(kind)
     rows = jnp.arange(2**n_inputs)[:, None] >> jnp.arange(n_inputs - 1, -1, -1)[None, :]
     bits = (rows & 1).astype(jnp.float32)
@@ -179,15 +180,19 @@ def train_xor(
     Args:
       key: a PRNG key for the initial weights (standard normal, as in
         :func:`~nnjax.classic.sigmoid_mlp_init`).
-      hidden: number of hidden sigmoid units (static).
-      steps: number of full-batch Adam steps (static).
+      hidden: number of hidden sigmoid units, a positive int (static).
+      steps: number of full-batch Adam steps, a non-negative int (static).
       learning_rate: Adam's step size.
-      restarts: number of random starts trained in parallel (static).
+      restarts: number of random starts trained in parallel, a positive int (static).
 
     Returns:
       ``(params, costs)``: the best network's parameters (float32, as from
       :func:`~nnjax.classic.sigmoid_mlp_init` with sizes ``(2, hidden, 1)``) and its
       quadratic cost before each step, ``(steps,)`` float32.
+
+    Raises:
+      ValueError: ``hidden`` or ``restarts`` is not a positive int, or ``steps`` is not a
+        non-negative int.
 
     Example:
       >>> from nnjax.classic import sigmoid_mlp
@@ -195,6 +200,9 @@ def train_xor(
       >>> jnp.round(sigmoid_mlp(params, truth_table_inputs(2))[:, 0]).tolist()
       [0.0, 1.0, 1.0, 0.0]
     """
+    _checks.positive_int("train_xor", "hidden", hidden)
+    _checks.positive_int("train_xor", "steps", steps, minimum=0)
+    _checks.positive_int("train_xor", "restarts", restarts)
     x = truth_table_inputs(2)
     y = jnp.array([[0.0], [1.0], [1.0], [0.0]])
     tx = optax.adam(learning_rate)

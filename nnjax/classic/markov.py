@@ -21,7 +21,7 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from nnjax import _checks
+from nnjax import _checks, losses
 
 
 def transition_matrix(weights: jax.typing.ArrayLike) -> jax.Array:
@@ -96,18 +96,19 @@ def distribution_after(
     Raises:
       nnjax.ShapeError: ``transitions`` is not square, or ``initial`` is not ``(S,)``.
       TypeError: ``transitions`` is not floating.
+      ValueError: ``steps`` is not a non-negative int.
 
     Example:
       >>> p = jnp.array([[0.0, 1.0], [1.0, 0.0]])
       >>> distribution_after(p, jnp.array([1.0, 0.0]), 3)
       Array([0., 1.], dtype=float32)
     """
+    steps = _checks.positive_int("distribution_after", "steps", steps, minimum=0)
     p = _check_square("distribution_after", "transitions", transitions)
     _checks.check_shape("distribution_after", "initial", initial, (p.shape[0],))
     return jnp.asarray(initial, p.dtype) @ jnp.linalg.matrix_power(p, steps)
 
 
-@functools.partial(jax.jit, static_argnames=("steps",))
 def sample_path(
     key: jax.Array, transitions: jax.typing.ArrayLike, start: int | jax.Array, steps: int
 ) -> jax.Array:
@@ -117,23 +118,38 @@ def sample_path(
       key: a PRNG key.
       transitions: ``(S, S)`` row-stochastic ``P``, floating.
       start: the initial state, an int (or an integer scalar array) in ``[0, S)``.
-      steps: number of transitions (static).
+      steps: number of transitions, a non-negative int (static).
 
     Returns:
       ``(steps + 1,)`` int32 states, ``start`` first.
+
+    Raises:
+      nnjax.ShapeError: ``transitions`` is not square, or ``start`` is not a scalar.
+      TypeError: ``transitions`` is not floating, or ``start`` is not an integer.
+      ValueError: ``steps`` is not a non-negative int, or a concrete (not traced)
+        ``start`` lies outside ``[0, S)``.
 
     Example:
       >>> sample_path(jax.random.key(0), jnp.array([[0.0, 1.0], [1.0, 0.0]]), 0, 4).tolist()
       [0, 1, 0, 1, 0]
     """
+    steps = _checks.positive_int("sample_path", "steps", steps, minimum=0)
     p = _check_square("sample_path", "transitions", transitions)
+    start = jnp.asarray(start)
+    _checks.check_rank("sample_path", "start", start, 0)
+    _check_states("sample_path", "start", start, p.shape[0])
+    return _sample_path(key, p, start.astype(jnp.int32), steps)  # one trace for all ints
+
+
+@functools.partial(jax.jit, static_argnames=("steps",))
+def _sample_path(key: jax.Array, p: jax.Array, start: jax.Array, steps: int) -> jax.Array:
+    """The jitted body of :func:`sample_path` (arguments already checked)."""
     log_p = jnp.log(p)
 
     def step(state, k):
         nxt = jax.random.categorical(k, log_p[state]).astype(jnp.int32)
         return nxt, nxt
 
-    start = jnp.asarray(start, jnp.int32)
     _, path = jax.lax.scan(step, start, jax.random.split(key, steps))
     return jnp.concatenate([start[None], path])
 
@@ -150,13 +166,20 @@ def visit_frequencies(path: jax.typing.ArrayLike, num_states: int) -> jax.Array:
 
     Raises:
       nnjax.ShapeError: ``path`` is not rank 1.
+      TypeError: ``path`` is not an integer array.
+      ValueError: ``num_states`` is not a positive int, ``path`` is empty, or a
+        concrete (not traced) ``path`` has a state outside ``[0, num_states)``.
 
     Example:
       >>> visit_frequencies(jnp.array([0, 1, 1, 1]), 3)
       Array([0.25, 0.75, 0.  ], dtype=float32)
     """
+    num_states = _checks.positive_int("visit_frequencies", "num_states", num_states)
     path = jnp.asarray(path)
     _checks.check_rank("visit_frequencies", "path", path, 1)
+    if path.shape[0] == 0:
+        raise ValueError("visit_frequencies: `path` is empty; it needs at least one state")
+    _check_states("visit_frequencies", "path", path, num_states)
     counts = jnp.bincount(path, length=num_states)
     return counts.astype(jnp.float32) / path.shape[0]
 
@@ -167,3 +190,13 @@ def _check_square(op: str, name: str, matrix: jax.typing.ArrayLike) -> jax.Array
     _checks.check_rank(op, name, m, 2)
     _checks.check_shape(op, name, m, (m.shape[0], m.shape[0]))
     return m
+
+
+def _check_states(op: str, name: str, states: jax.Array, num_states: int) -> None:
+    """Raises unless ``states`` has an integer dtype and, when concrete, lies in ``[0, S)``."""
+    if not jnp.issubdtype(states.dtype, jnp.integer):
+        raise TypeError(
+            f"{op}: argument `{name}` has dtype {states.dtype}, expected integer states"
+        )
+    what = f"is not a state in [0, {num_states})"
+    losses._check_values(op, name, states, lambda v: (v < 0) | (v >= num_states), what)

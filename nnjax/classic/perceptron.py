@@ -184,7 +184,7 @@ def perceptron_fit(
       x: ``(N, in)`` examples, floating.
       y: ``(N, out)`` targets of zeros and ones (cast to the dtype of ``x``).
       learning_rate: ``η``.
-      epochs: number of passes (static).
+      epochs: number of passes, a non-negative int (static).
       key: if given, the examples are shuffled anew each epoch; else kept in order.
 
     Returns:
@@ -193,6 +193,7 @@ def perceptron_fit(
 
     Raises:
       nnjax.ShapeError, TypeError: as :func:`perceptron_epoch`.
+      ValueError: ``epochs`` is not a non-negative int.
 
     Example:
       >>> p = perceptron_init(jax.random.key(0), 1, 1)
@@ -201,6 +202,7 @@ def perceptron_fit(
       >>> errors.tolist()
       [1, 0, 0]
     """
+    _checks.positive_int("perceptron_fit", "epochs", epochs, minimum=0)
     x, y = _check_data("perceptron_fit", params, x, y)
     keys = None if key is None else jax.random.split(key, epochs)
 

@@ -14,7 +14,7 @@ from flax import nnx
 from nnjax import activations
 from nnjax.nn import _validate
 from nnjax.nn._base import recorded
-from nnjax.nn.cnn import image_shape, with_channels
+from nnjax.nn.cnn import checked_images, image_shape
 from nnjax.nn.conv import Conv2D
 from nnjax.nn.dense import Dense
 from nnjax.nn.mlp import MLP
@@ -107,6 +107,11 @@ class ConvAutoencoder(nnx.Module):
       dtype: compute dtype; ``None`` uses the input's.
       rngs: ``nnx.Rngs`` with a ``params`` stream.
 
+    Raises:
+      ValueError: a bad argument, named as ``ConvAutoencoder``'s (e.g. ``latent=0``, or
+        an ``input_shape`` whose ``H`` or ``W`` is not divisible). ``encode`` and calls
+        raise ``ShapeError`` for images of another shape than ``input_shape``.
+
     Example:
       >>> model = ConvAutoencoder((28, 28), (4, 8), latent=2, rngs=nnx.Rngs(0))
       >>> model.encode(jnp.ones((3, 28, 28))).shape, model(jnp.ones((3, 28, 28))).shape
@@ -165,8 +170,12 @@ class ConvAutoencoder(nnx.Module):
         self.input_shape = (h, w, c)
 
     def encode(self, x: jax.typing.ArrayLike) -> jax.Array:
-        """Maps images ``(B, H, W)`` or ``(B, H, W, C)`` to codes ``(B, latent)``."""
-        return self.encoder(with_channels(x))
+        """Maps images ``(B, H, W)`` or ``(B, H, W, C)`` to codes ``(B, latent)``.
+
+        Raises:
+          ShapeError: ``x`` is not a batch of images of ``input_shape``.
+        """
+        return self.encoder(checked_images("ConvAutoencoder", x, self.input_shape))
 
     def decode(self, z: jax.typing.ArrayLike) -> jax.Array:
         """Maps codes ``(B, latent)`` to images ``(B, H, W, C)``."""
@@ -177,6 +186,9 @@ class ConvAutoencoder(nnx.Module):
 
         ``(B, H, W)`` or ``(B, H, W, C)`` images in, the same shape out, in the
         compute dtype (``dtype``, else the input's floating dtype).
+
+        Raises:
+          ShapeError: as :meth:`encode`.
         """
         x = jnp.asarray(x)
         return self.decode(self.encode(x)).reshape(x.shape)

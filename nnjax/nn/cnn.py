@@ -38,6 +38,36 @@ def with_channels(x: jax.typing.ArrayLike) -> jax.Array:
     return x[..., None] if x.ndim == 3 else x
 
 
+def checked_images(
+    owner: str, x: jax.typing.ArrayLike, input_shape: tuple[int, int, int]
+) -> jax.Array:
+    """``x`` as ``(B, H, W, C)`` images after checking them against ``input_shape``.
+
+    Args:
+      owner: the model doing the check, e.g. ``"CNN"``.
+      x: ``(B, H, W, C)`` images, or ``(B, H, W)`` when ``C == 1`` (a channel axis is
+        added).
+      input_shape: the model's ``(H, W, C)``.
+
+    Returns:
+      ``(B, H, W, C)``.
+
+    Raises:
+      ShapeError: naming ``owner``, the argument ``x``, its shape, the expected shape
+        and ``input_shape``. Runs on the static shape alone, so also under ``jax.jit``.
+    """
+    x = jnp.asarray(x)
+    images = with_channels(x)
+    if images.ndim != 4 or tuple(images.shape[1:]) != tuple(input_shape):
+        h, w, c = input_shape
+        also = f" or (B, {h}, {w})" if c == 1 else ""
+        raise ShapeError(
+            f"{owner}: argument `x` has shape {tuple(x.shape)}, expected (B, {h}, {w}, {c})"
+            f"{also}: the model was built for input_shape {tuple(input_shape)}"
+        )
+    return images
+
+
 @recorded
 class CNN(nnx.Module):
     """Conv blocks ``conv -> [batch norm] -> activation -> [pool] -> [dropout]``, then an MLP.
@@ -157,16 +187,7 @@ class CNN(nnx.Module):
         Raises:
           ShapeError: ``x`` is not a batch of images of ``input_shape``.
         """
-        x = jnp.asarray(x)
-        images = with_channels(x)
-        if images.ndim != 4 or tuple(images.shape[1:]) != self.input_shape:
-            h, w, c = self.input_shape
-            also = f" or (B, {h}, {w})" if c == 1 else ""
-            raise ShapeError(
-                f"CNN: argument `x` has shape {tuple(x.shape)}, expected (B, {h}, {w}, {c})"
-                f"{also}: the model was built for input_shape {self.input_shape}"
-            )
-        return self.head(self.features(images))
+        return self.head(self.features(checked_images("CNN", x, self.input_shape)))
 
 
 def _feature_shape(features: Sequential, input_shape, conv_features, padding) -> tuple:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -9,7 +10,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from nnjax import activations
+from nnjax import _checks, activations
+from nnjax.errors import ShapeError
 from nnjax.nn import _validate
 from nnjax.nn._base import recorded
 from nnjax.nn.dense import Dense
@@ -33,6 +35,11 @@ class WideAndDeep(nnx.Module):
       param_dtype: dtype of the parameters (float32).
       dtype: compute dtype; ``None`` uses the input's.
       rngs: ``nnx.Rngs`` with a ``params`` stream.
+
+    Raises:
+      ValueError: a bad argument, named as ``WideAndDeep``'s (e.g. ``hidden=()``).
+        Calls raise ``ShapeError`` naming ``x_wide`` or ``x_deep`` for inputs of another
+        shape (see :meth:`__call__`).
 
     Example:
       >>> model = WideAndDeep(8, (30, 30), 1, rngs=nnx.Rngs(0))
@@ -76,9 +83,42 @@ class WideAndDeep(nnx.Module):
     def __call__(
         self, x_wide: jax.typing.ArrayLike, x_deep: jax.typing.ArrayLike | None = None
     ) -> jax.Array:
-        """Maps ``(B, in_features)`` (and ``(B, deep_features)``) to ``(B, out_features)``."""
+        """Maps ``(B, in_features)`` (and ``(B, deep_features)``) to ``(B, out_features)``.
+
+        Args:
+          x_wide: ``(B, in_features)``; also the deep input when ``x_deep`` is ``None``.
+          x_deep: ``(B, deep_features)`` (``(B, ...)`` is flattened to ``deep_features``,
+            as :class:`MLP` does), with the batch size of ``x_wide``; required when the
+            model was built with ``deep_features``.
+
+        Returns:
+          ``(B, out_features)`` in the compute dtype.
+
+        Raises:
+          ValueError: ``x_deep`` is missing although the model was built with
+            ``deep_features``.
+          ShapeError: ``x_wide`` is not ``(B, in_features)``, or ``x_deep`` does not have
+            ``deep_features`` per row or the batch size of ``x_wide`` (names both shapes).
+            Checked on static shapes, so also under ``jax.jit``.
+        """
         if self.two_inputs and x_deep is None:
             raise ValueError("WideAndDeep: built with `deep_features`; call model(x_wide, x_deep)")
         x_wide = jnp.asarray(x_wide)
+        wide_in = self.head.in_features - self.deep.out_features
+        _checks.check_shape("WideAndDeep", "x_wide", x_wide, (None, wide_in))
+        if x_deep is not None:
+            x_deep = jnp.asarray(x_deep)
+            _check_deep_input(x_wide, x_deep, self.deep.in_features)
         deep = self.deep(x_wide if x_deep is None else x_deep)
         return self.head(jnp.concatenate([x_wide, deep.astype(x_wide.dtype)], axis=-1))
+
+
+def _check_deep_input(x_wide: jax.Array, x_deep: jax.Array, deep_in: int) -> None:
+    """Raises unless ``x_deep`` is ``(B, ...)`` with ``deep_in`` features and ``x_wide``'s ``B``."""
+    shape, batch = tuple(x_deep.shape), x_wide.shape[0]
+    if len(shape) < 2 or shape[0] != batch or math.prod(shape[1:]) != deep_in:
+        raise ShapeError(
+            f"WideAndDeep: argument `x_deep` has shape {shape}, expected ({batch}, {deep_in}): "
+            f"{deep_in} deep features for each of the {batch} rows of `x_wide` (shape "
+            f"{tuple(x_wide.shape)})"
+        )

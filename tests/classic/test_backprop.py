@@ -69,3 +69,28 @@ def test_errors(key):
         classic.backprop(params, jnp.ones((4, 3)), jnp.ones((4, 3)))
     with pytest.raises(AssertionError, match=r"sigmoid_mlp: argument `x`"):
         classic.sigmoid_mlp(params, jnp.ones(3))
+
+
+def test_softmax_net_grads_check_labels_as_the_loss_does(key):
+    params = classic.softmax_net_init(key, 4, 3, 3)
+    x = jax.random.normal(key, (7, 4))
+    bad = jnp.arange(7) % 3 + 5  # ids 5, 6, 7 of a 3-class network
+    with pytest.raises(ValueError, match=r"labels\[0\]` = 5 is not a class id in \[0, 3\)"):
+        classic.softmax_net_loss(params, x, bad)
+    # Was: a gradient, as one_hot of an out-of-range id is all zeros.
+    with pytest.raises(
+        ValueError, match=r"softmax_net_grads: `labels\[0\]` = 5 is not a class id in \[0, 3\)"
+    ):
+        classic.softmax_net_grads(params, x, bad)
+    with pytest.raises(ValueError, match=r"softmax_net_grads: `labels\[2\]` = -1"):
+        classic.softmax_net_grads(params, x, np.array([0, 1, -1, 0, 1, 2, 0]))
+    with pytest.raises(TypeError, match=r"softmax_net_grads: argument `labels` has dtype float"):
+        classic.softmax_net_grads(params, x, jnp.zeros(7))
+    # Traced labels are checked by shape only, so the jitted gradient still works.
+    labels = jnp.arange(7) % 3
+    _assert_trees_close(
+        jax.jit(classic.softmax_net_grads)(params, x, labels),
+        classic.softmax_net_grads(params, x, labels),
+        rtol=1e-6,
+        atol=1e-7,
+    )

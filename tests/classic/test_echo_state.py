@@ -80,3 +80,51 @@ def test_errors(key):
     params = classic.esn_init(key, 2, 20, density=0.3)
     with pytest.raises(AssertionError, match=r"esn_states: argument `inputs` has shape \(5, 3\)"):
         classic.esn_states(params, jnp.ones((5, 3)))
+
+
+_ESN = {"w_in": jnp.ones((1, 3)) * 0.1, "w": jnp.eye(3) * 0.5}
+
+
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda k: classic.esn_init(k, 1, 0), "esn_init: `reservoir_size` must be a positive int"),
+        (lambda k: classic.esn_init(k, 1, -3), "esn_init: `reservoir_size`"),
+        (lambda k: classic.esn_init(k, 0, 10), "esn_init: `in_features` must be a positive int"),
+        (lambda k: classic.esn_init(k, 1.5, 10), "esn_init: `in_features`"),
+        (
+            lambda k: classic.esn_states(_ESN, jnp.ones((4, 1)), leak_rate=0.0),
+            r"esn_states: `leak_rate` must be in \(0, 1\], got 0.0",
+        ),
+        (
+            lambda k: classic.esn_states(_ESN, jnp.ones((4, 1)), leak_rate=1.5),
+            "esn_states: `leak_rate`",
+        ),
+        (
+            lambda k: classic.esn_fit_readout(jnp.eye(3), jnp.ones((3, 1)), ridge=-1.0),
+            "esn_fit_readout: `ridge` must be >= 0, got -1.0",
+        ),
+        (lambda k: classic.mackey_glass(10, dt=0.0), "mackey_glass: `dt` must be > 0"),
+        (lambda k: classic.mackey_glass(10, dt=-0.1), "mackey_glass: `dt`"),
+        (lambda k: classic.mackey_glass(10, subsample=0), "mackey_glass: `subsample` must be a"),
+        (lambda k: classic.mackey_glass(5, tau=0), "mackey_glass: `tau` / `dt` = 0 / 0.1 rounds"),
+        (lambda k: classic.mackey_glass(5, tau=1, dt=4.0), "mackey_glass: `tau` / `dt`"),
+        (lambda k: classic.mackey_glass(-1), "mackey_glass: `length` must be a non-negative"),
+        (lambda k: classic.mackey_glass(5, washout=-2), "mackey_glass: `washout` must be a non-n"),
+    ],
+)
+def test_bad_arguments_are_named(key, call, match):
+    with pytest.raises(ValueError, match=match):
+        call(key)
+
+
+def test_boundary_arguments_are_accepted(key):
+    states = classic.esn_states(_ESN, jnp.ones((4, 1)), leak_rate=1.0)
+    assert states.shape == (4, 3)
+    # A traced leak rate is not checked by value.
+    traced = jax.jit(lambda a: classic.esn_states(_ESN, jnp.ones((4, 1)), leak_rate=a))(1.0)
+    np.testing.assert_allclose(traced, states, rtol=1e-6, atol=1e-7)
+    readout = classic.esn_fit_readout(jnp.eye(3), jnp.ones((3, 1)), ridge=0.0)
+    assert readout["kernel"].shape == (3, 1)
+    assert classic.mackey_glass(3, washout=0).shape == (3,)
+    assert classic.mackey_glass(0, washout=2).shape == (0,)

@@ -93,3 +93,14 @@ def test_errors():
         classic.hopfield_energy(jnp.zeros((4, 3)), jnp.ones(4))
     with pytest.raises(TypeError, match="hopfield_store: argument `patterns`"):
         classic.hopfield_store(jnp.ones((2, 4), jnp.int32))
+
+
+@pytest.mark.parametrize("synchronous", [False, True])
+def test_recall_steps_must_be_a_non_negative_int(synchronous):
+    w = classic.hopfield_store(jnp.array([[1.0, -1.0, 1.0, -1.0]]))
+    cue = jnp.array([1.0, 1.0, 1.0, -1.0])
+    for steps in (-1, 2.5):
+        with pytest.raises(ValueError, match=r"hopfield_recall: `steps` must be a non-negative"):
+            classic.hopfield_recall(w, cue, steps=steps, synchronous=synchronous)
+    out = classic.hopfield_recall(w, cue, steps=0, synchronous=synchronous)
+    np.testing.assert_array_equal(out, cue)

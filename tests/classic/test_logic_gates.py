@@ -89,3 +89,25 @@ def test_errors():
         classic.gate("or", jnp.zeros((1, 2)), kind="relu")
     with pytest.raises(AssertionError, match=r"neuron: argument `x` has shape \(4, 3\)"):
         classic.gate("or", jnp.zeros((4, 3)))
+
+
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda k: classic.truth_table_inputs(-1), "truth_table_inputs: `n_inputs` must be a pos"),
+        (lambda k: classic.truth_table_inputs(0), "truth_table_inputs: `n_inputs`"),
+        (lambda k: classic.truth_table_inputs(2.0), r"truth_table_inputs: `n_inputs`.*got 2\.0"),
+        (lambda k: classic.train_xor(k, restarts=0), "train_xor: `restarts` must be a positive"),
+        (lambda k: classic.train_xor(k, hidden=0), "train_xor: `hidden` must be a positive int"),
+        (lambda k: classic.train_xor(k, steps=-1), "train_xor: `steps` must be a non-negative"),
+    ],
+)
+def test_bad_counts_are_named(key, call, match):
+    with pytest.raises(ValueError, match=match):
+        call(key)
+
+
+def test_train_xor_with_zero_steps_returns_the_best_start(key):
+    params, costs = classic.train_xor(key, steps=0, restarts=2)
+    assert costs.shape == (0,)
+    assert params[0]["kernel"].shape == (2, 2)

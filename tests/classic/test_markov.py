@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 
 from nnjax import classic
+from nnjax.classic import markov
+from nnjax.errors import ShapeError
 
 P = jnp.array([[0.5, 0.3, 0.2], [0.1, 0.8, 0.1], [0.3, 0.3, 0.4]])
 
@@ -51,9 +53,60 @@ def test_sampled_transitions_follow_p(key):
 
 def test_sample_path_does_not_retrace(key):
     classic.sample_path(key, P, 0, 10)
-    before = classic.sample_path._cache_size()
-    classic.sample_path(jax.random.key(3), P.T / P.T.sum(1, keepdims=True), 2, 10)
-    assert classic.sample_path._cache_size() == before
+    before = markov._sample_path._cache_size()
+    classic.sample_path(jax.random.key(3), P.T / P.T.sum(1, keepdims=True), np.int64(2), 10)
+    classic.sample_path(key, P, jnp.array(1), 10)
+    assert markov._sample_path._cache_size() == before
+
+
+def test_sample_path_under_jit_with_a_traced_start(key):
+    cycle = jnp.array([[0.0, 1.0, 0.0], [0.0, 0.0, 1.0], [1.0, 0.0, 0.0]])
+    path = jax.jit(lambda s: classic.sample_path(key, cycle, s, 4))(2)
+    assert path.tolist() == [2, 0, 1, 2, 0]
+
+
+def test_distribution_after_rejects_a_negative_steps():
+    # matrix_power(P, -1) inverted P: "probabilities" such as [17.9, -6.6, 13.1, -23.5].
+    for steps in (-1, 2.0, None):
+        with pytest.raises(ValueError, match=r"distribution_after: `steps` must be a non-neg"):
+            classic.distribution_after(P, jnp.array([1.0, 0.0, 0.0]), steps)
+    np.testing.assert_allclose(classic.distribution_after(P, P[1], 0), P[1])
+
+
+@pytest.mark.parametrize("start", [3, 5, -1, np.int64(4), jnp.array(3)])
+def test_sample_path_rejects_a_start_outside_the_states(key, start):
+    # Was: a path that begins with the non-state, e.g. [5, 0, 1, 2, 0].
+    with pytest.raises(
+        ValueError, match=r"sample_path: `start` = -?\d+ is not a state in \[0, 3\)"
+    ):
+        classic.sample_path(key, P, start, 4)
+
+
+def test_sample_path_argument_errors(key):
+    with pytest.raises(TypeError, match=r"sample_path: argument `start` has dtype float"):
+        classic.sample_path(key, P, 1.0, 4)
+    with pytest.raises(ShapeError, match=r"sample_path: argument `start` has shape \(2,\)"):
+        classic.sample_path(key, P, jnp.array([0, 1]), 4)
+    with pytest.raises(ValueError, match=r"sample_path: `steps` must be a non-negative int"):
+        classic.sample_path(key, P, 0, -1)
+    assert classic.sample_path(key, P, 2, 0).tolist() == [2]
+
+
+def test_visit_frequencies_rejects_states_outside_range_and_an_empty_path():
+    # Was: [0.5, 0, 0] (summing to 0.5) and [nan, nan, nan].
+    with pytest.raises(ValueError, match=r"visit_frequencies: `path\[1\]` = 5 is not a state in"):
+        classic.visit_frequencies(jnp.array([0, 5]), 3)
+    with pytest.raises(ValueError, match=r"visit_frequencies: `path\[0\]` = -1"):
+        classic.visit_frequencies(np.array([-1, 0]), 3)
+    with pytest.raises(ValueError, match=r"visit_frequencies: `path` is empty"):
+        classic.visit_frequencies(jnp.zeros((0,), jnp.int32), 3)
+    with pytest.raises(TypeError, match=r"visit_frequencies: argument `path` has dtype float"):
+        classic.visit_frequencies(jnp.array([0.0, 1.0]), 3)
+    with pytest.raises(ValueError, match=r"visit_frequencies: `num_states` must be a positive"):
+        classic.visit_frequencies(jnp.array([0, 0]), 0)
+    # Traced paths skip the value check (shapes only) and still compute.
+    freq = jax.jit(lambda p: classic.visit_frequencies(p, 3))(jnp.array([0, 2, 2, 2]))
+    np.testing.assert_allclose(freq, [0.25, 0.0, 0.75])
 
 
 def test_errors():

@@ -95,3 +95,14 @@ def test_bad_shapes_name_the_argument(key):
         classic.perceptron_fit(params, jnp.ones((5, 3)), jnp.ones((5, 3)))
     with pytest.raises(TypeError, match=r"perceptron_fit: argument `x` has dtype int"):
         classic.perceptron_fit(params, jnp.ones((5, 3), jnp.int32), jnp.ones((5, 2)))
+
+
+def test_epochs_must_be_a_non_negative_int(key):
+    params = classic.perceptron_init(key, 2, 1)
+    x, y = jnp.ones((3, 2)), jnp.ones((3, 1))
+    for epochs in (-1, 1.5):
+        with pytest.raises(ValueError, match=r"perceptron_fit: `epochs` must be a non-negative"):
+            classic.perceptron_fit(params, x, y, epochs=epochs)
+    fitted, errors = classic.perceptron_fit(params, x, y, epochs=0)
+    assert errors.shape == (0,)
+    jax.tree.map(np.testing.assert_array_equal, fitted, params)
