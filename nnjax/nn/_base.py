@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import inspect
 import weakref
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, TypeVar
@@ -39,16 +40,42 @@ def recorded(cls: M) -> M:
     """
     init = cls.__init__  # type: ignore[misc]
     renamed: Mapping[str, str] = getattr(cls, "_renamed_args", {})
+    rngs = inspect.signature(init).parameters.get("rngs")
+    rngs_required = rngs is not None and rngs.default is rngs.empty
 
     @functools.wraps(init)
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs = rename_kwargs(cls.__qualname__, renamed, kwargs)
+        if "rngs" in kwargs:
+            check_rngs(type(self).__qualname__, kwargs["rngs"], required=rngs_required)
         _CALLS.setdefault(self, (type(self), args, kwargs))
         init(self, *args, **kwargs)
 
     cls.__init__ = __init__  # type: ignore[misc]
     RECORDED[class_name(cls)] = cls
     return cls
+
+
+def check_rngs(owner: str, rngs: Any, *, required: bool = True) -> None:
+    """Raises a ``TypeError`` naming ``rngs`` unless it fits the layer.
+
+    A layer that draws its parameters needs an ``nnx.Rngs`` (Flax's own error for
+    ``rngs=0`` is an ``AttributeError`` of ``int``); one that only may draw (``Dropout``,
+    layers without parameters) also takes an ``nnx.RngStream`` or ``None``.
+
+    Example:
+      >>> check_rngs("Dense", nnx.Rngs(0))
+      >>> check_rngs("Dense", 0)
+      Traceback (most recent call last):
+      TypeError: Dense: `rngs` must be an nnx.Rngs (e.g. rngs=nnx.Rngs(0)), got 0 (int)
+    """
+    allowed: tuple[type, ...] = (nnx.Rngs,) if required else (nnx.Rngs, nnx.RngStream)
+    if (rngs is None and not required) or isinstance(rngs, allowed):
+        return
+    kinds = "an nnx.Rngs" if required else "an nnx.Rngs, an nnx.RngStream or None"
+    shown = repr(rngs)
+    shown = f"{shown} ({type(rngs).__name__})" if len(shown) < 60 else f"an {type(rngs).__name__}"
+    raise TypeError(f"{owner}: `rngs` must be {kinds} (e.g. rngs=nnx.Rngs(0)), got {shown}")
 
 
 def class_name(cls: type) -> str:

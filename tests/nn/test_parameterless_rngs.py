@@ -59,3 +59,23 @@ def test_a_layer_built_with_rngs_saves_and_loads(cls, args, shape):
     with tempfile.TemporaryDirectory() as tmp:
         nnjax.save(model, f"{tmp}/m")
         np.testing.assert_array_equal(nnjax.load(f"{tmp}/m")(x), model(x))
+
+
+@pytest.mark.parametrize(
+    ("build", "match"),
+    [
+        (lambda: nn.MLP(2, (3,), 1, rngs=0), r"MLP: `rngs` must be an nnx.Rngs .*got 0 \(int\)"),
+        (lambda: nn.Dense(2, 3, rngs=None), r"Dense: `rngs` must be an nnx.Rngs .*got None"),
+        (lambda: nn.Dense(2, 3, rngs=nnx.Rngs(0).params), r"Dense: .*got an RngStream"),
+        (lambda: nn.Flatten(rngs=3), r"Flatten: `rngs` must be an nnx.Rngs, an nnx.RngStream"),
+    ],
+)
+def test_a_wrong_rngs_is_named(build, match):
+    # Flax's own error is "'int' object has no attribute 'params'"
+    with pytest.raises(TypeError, match=match):
+        build()
+
+
+def test_optional_rngs_take_a_stream_or_none():
+    assert nn.Dropout(0.1, rngs=nnx.Rngs(0).dropout).rate == 0.1
+    assert isinstance(nn.Dropout(0.1, rngs=None), nn.Dropout)
