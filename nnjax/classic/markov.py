@@ -68,12 +68,14 @@ def stationary_distribution(transitions: jax.typing.ArrayLike) -> jax.Array:
     Raises:
       nnjax.ShapeError: ``transitions`` is not square.
       TypeError: ``transitions`` is not floating.
+      ValueError: (for concrete input) ``transitions`` has a negative entry or a row
+        that does not sum to 1.
 
     Example:
       >>> stationary_distribution(jnp.array([[0.0, 1.0], [1.0, 0.0]])).round(4)
       Array([0.5, 0.5], dtype=float32)
     """
-    p = _check_square("stationary_distribution", "transitions", transitions)
+    p = _check_stochastic("stationary_distribution", "transitions", transitions)
     s = p.shape[0]
     a = jnp.concatenate([p.T - jnp.eye(s, dtype=p.dtype), jnp.ones((1, s), p.dtype)])
     b = jnp.zeros((s + 1,), p.dtype).at[-1].set(1)
@@ -96,6 +98,8 @@ def distribution_after(
     Raises:
       nnjax.ShapeError: ``transitions`` is not square, or ``initial`` is not ``(S,)``.
       TypeError: ``transitions`` is not floating.
+      ValueError: (for concrete input) ``transitions`` has a negative entry or a row
+        that does not sum to 1.
       ValueError: ``steps`` is not a non-negative int.
 
     Example:
@@ -104,7 +108,7 @@ def distribution_after(
       Array([0., 1.], dtype=float32)
     """
     steps = _checks.positive_int("distribution_after", "steps", steps, minimum=0)
-    p = _check_square("distribution_after", "transitions", transitions)
+    p = _check_stochastic("distribution_after", "transitions", transitions)
     _checks.check_shape("distribution_after", "initial", initial, (p.shape[0],))
     return jnp.asarray(initial, p.dtype) @ jnp.linalg.matrix_power(p, steps)
 
@@ -127,14 +131,15 @@ def sample_path(
       nnjax.ShapeError: ``transitions`` is not square, or ``start`` is not a scalar.
       TypeError: ``transitions`` is not floating, or ``start`` is not an integer.
       ValueError: ``steps`` is not a non-negative int, or a concrete (not traced)
-        ``start`` lies outside ``[0, S)``.
+        ``start`` lies outside ``[0, S)`` or ``transitions`` has a negative entry or a
+        row that does not sum to 1.
 
     Example:
       >>> sample_path(jax.random.key(0), jnp.array([[0.0, 1.0], [1.0, 0.0]]), 0, 4).tolist()
       [0, 1, 0, 1, 0]
     """
     steps = _checks.positive_int("sample_path", "steps", steps, minimum=0)
-    p = _check_square("sample_path", "transitions", transitions)
+    p = _check_stochastic("sample_path", "transitions", transitions)
     start = jnp.asarray(start)
     _checks.check_rank("sample_path", "start", start, 0)
     _check_states("sample_path", "start", start, p.shape[0])
@@ -190,6 +195,17 @@ def _check_square(op: str, name: str, matrix: jax.typing.ArrayLike) -> jax.Array
     _checks.check_rank(op, name, m, 2)
     _checks.check_shape(op, name, m, (m.shape[0], m.shape[0]))
     return m
+
+
+def _check_stochastic(op: str, name: str, matrix: jax.typing.ArrayLike) -> jax.Array:
+    """A square floating ``matrix``; when concrete, nonnegative with rows summing to 1."""
+    p = _check_square(op, name, matrix)
+    losses._check_values(op, name, p, lambda v: v < 0, "< 0 (not a probability)")
+    tol = 1e-6 if p.dtype == jnp.float64 else 1e-3  # float16/bfloat16/float32 rows
+    sums = jnp.sum(p.astype(jnp.float32), axis=1) if p.dtype != jnp.float64 else p.sum(axis=1)
+    what = f"is the sum of a row of `{name}`: not 1, so `{name}` is not row-stochastic"
+    losses._check_values(op, f"{name}.sum(axis=1)", sums, lambda v: abs(v - 1) > tol, what)
+    return p
 
 
 def _check_states(op: str, name: str, states: jax.Array, num_states: int) -> None:

@@ -116,3 +116,32 @@ def test_errors():
         classic.transition_matrix(jnp.array([[1.0, 1.0], [0.0, 0.0]]))
     with pytest.raises(AssertionError, match=r"stationary_distribution: argument `transitions`"):
         classic.stationary_distribution(jnp.ones((2, 3)))
+
+
+@pytest.mark.parametrize(
+    "op",
+    [
+        classic.stationary_distribution,
+        lambda p: classic.distribution_after(p, jnp.array([1.0, 0.0]), 3),
+        lambda p: classic.sample_path(jax.random.key(0), p, 0, 3),
+    ],
+)
+@pytest.mark.parametrize(
+    ("matrix", "match"),
+    [
+        ([[2.0, 2.0], [1.0, 1.0]], r"`transitions.sum\(axis=1\)\[0\]` = 4.0 .*not row-stochastic"),
+        ([[-0.5, 1.5], [0.5, 0.5]], r"`transitions\[0, 0\]` = -0.5 < 0"),
+    ],
+)
+def test_a_matrix_that_is_not_row_stochastic_is_refused(op, matrix, match):
+    # stationary_distribution returned [-6e-8, 0.5] for the first
+    with pytest.raises(ValueError, match=match):
+        op(jnp.array(matrix))
+
+
+def test_row_stochastic_matrices_pass_also_under_jit():
+    p = classic.transition_matrix(jnp.array([[1.0, 2.0, 3.0], [1.0, 1.0, 1.0], [5.0, 0.0, 1.0]]))
+    pi = classic.stationary_distribution(p)
+    np.testing.assert_allclose(pi @ p, pi, rtol=1e-5, atol=1e-6)
+    jitted = jax.jit(classic.stationary_distribution)(p)
+    np.testing.assert_allclose(jitted, pi, rtol=1e-5, atol=1e-6)
