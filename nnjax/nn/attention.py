@@ -86,6 +86,7 @@ class MultiHeadAttention(_Stochastic):
     ):
         self.num_heads = _validate.positive_int("MultiHeadAttention", "num_heads", num_heads)
         self.in_features = _validate.positive_int("MultiHeadAttention", "in_features", in_features)
+        _heads_divide("MultiHeadAttention", in_features, num_heads)
         for arg, value in (("out_features", out_features), ("in_kv_features", in_kv_features)):
             if value is not None:
                 _validate.positive_int("MultiHeadAttention", arg, value)
@@ -122,6 +123,15 @@ class MultiHeadAttention(_Stochastic):
             context = compute_dtype(context, self.dtype)
         return F.multi_head_attention(
             self.params(), x, context, mask=mask, causal=causal, dropout_rate=rate, key=key
+        )
+
+
+def _heads_divide(owner: str, in_features: int, num_heads: int) -> None:
+    """Raises unless ``num_heads`` divides ``in_features`` (named as the layer's arguments)."""
+    if in_features % num_heads:
+        raise ValueError(
+            f"{owner}: `num_heads`={num_heads} does not divide `in_features`={in_features} "
+            "(each head gets in_features / num_heads of the width)"
         )
 
 
@@ -176,6 +186,7 @@ class TransformerEncoderBlock(_Stochastic):
         name = "TransformerEncoderBlock"
         self.in_features = _validate.positive_int(name, "in_features", in_features)
         self.num_heads = _validate.positive_int(name, "num_heads", num_heads)
+        _heads_divide(name, in_features, num_heads)
         if mlp_features is not None:
             _validate.positive_int(name, "mlp_features", mlp_features)
         self.activation = _validate.activation(name, "activation", activation)
