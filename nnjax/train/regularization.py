@@ -13,15 +13,12 @@ biases or normalisation scales. They come two ways: as a scalar to add to a loss
 to the gradients (:func:`add_l1_l2`), which needs no change to the loss.
 
 Constraints and freezing are Optax ``GradientTransformation`` s, chained with the
-optimizer as usual:
+optimizer as usual (gradient clipping: Optax's own; ``max_norm`` last, as it projects
+the updated parameters):
 
 >>> import optax
->>> tx = optax.chain(
-...     optax.clip_by_global_norm(1.0),  # gradient clipping: use Optax's own
-...     add_l1_l2(l2=1e-4),
-...     optax.adam(1e-3),
-...     max_norm(3.0),  # last: projects the updated parameters
-... )
+>>> tx = optax.chain(optax.clip_by_global_norm(1.0), add_l1_l2(l2=1e-4), optax.adam(1e-3),
+...                  max_norm(3.0))
 """
 
 from __future__ import annotations
@@ -340,27 +337,22 @@ class _Selector(NamedTuple):
 def by_prefix(*prefixes: str | Sequence[str]) -> Where:
     """A selector for the leaves under any of ``prefixes``.
 
-    A prefix is a ``"/"``-separated string (``"layers/0"``) or a tuple of names
-    (``("layers", "0")``); list indices are written as strings.
-
     Args:
-      *prefixes: path prefixes, each a ``"/"``-separated string or a sequence of names
-        (non-string names, such as list indices, are converted with ``str``). A prefix
-        matches whole names: ``"layers/1"`` selects ``layers/1/kernel``, not
-        ``layers/10/kernel``. With no prefixes nothing is selected.
+      *prefixes: path prefixes, each a ``"/"``-separated string (``"layers/0"``) or a
+        sequence of names (``("layers", 0)``: converted with ``str``). A prefix matches
+        whole names (``"layers/1"`` selects ``layers/1/kernel``, not ``layers/10/...``);
+        with no prefixes nothing is selected.
 
     Returns:
-      A selector ``where(path, leaf) -> bool`` (the ``where`` of :func:`select`,
-      :func:`l2_penalty`, :func:`freeze`...): ``True`` when the tuple of names ``path``
-      (:func:`path_names`) starts with one of the prefixes; ``leaf`` is ignored.
+      ``where(path, leaf) -> bool`` for :func:`select`, :func:`freeze`...: whether
+      ``path`` (:func:`path_names`) starts with a prefix (``leaf`` is ignored).
 
     Example:
       >>> sel = by_prefix("layers/0")
       >>> sel(("layers", "0", "kernel"), None), sel(("layers", "1", "kernel"), None)
       (True, False)
-      >>> select({"body": {"kernel": jnp.ones(2)}, "head": {"kernel": jnp.ones(2)}},
-      ...        by_prefix("head", ("body", "bias")))
-      {'body': {'kernel': False}, 'head': {'kernel': True}}
+      >>> select({"body": {"w": jnp.ones(2)}, "head": {"w": jnp.ones(2)}}, by_prefix("head"))
+      {'body': {'w': False}, 'head': {'w': True}}
     """
     parsed = tuple(
         tuple(p.split("/")) if isinstance(p, str) else tuple(map(str, p)) for p in prefixes
