@@ -81,6 +81,11 @@ def sigmoid_mlp_init(
     Returns:
       A list of ``len(sizes) - 1`` layers ``{"kernel": (n_l-1, n_l), "bias": (n_l,)}``.
 
+    Raises:
+      ValueError: ``sizes`` has fewer than two entries or one that is not a positive
+        int, or ``kernel_init`` is an unknown initializer name.
+      TypeError: ``kernel_init`` is neither a name nor a callable.
+
     Example:
       >>> [p["kernel"].shape for p in sigmoid_mlp_init(jax.random.key(0), (4, 3, 2))]
       [(4, 3), (3, 2)]
@@ -235,6 +240,11 @@ def softmax_net_init(
       ``{"w1": (in, hidden), "b1": (hidden,), "w2": (hidden, classes), "b2": (classes,)}``
       in ``dtype``.
 
+    Raises:
+      ValueError: ``in_features``, ``hidden`` or ``classes`` is not a positive int (the
+        message names :func:`nnjax.functional.dense_init`'s ``in_features`` /
+        ``out_features``).
+
     Example:
       >>> sorted(softmax_net_init(jax.random.key(0), 4, 3, 2))
       ['b1', 'b2', 'w1', 'w2']
@@ -254,6 +264,12 @@ def softmax_net_logits(params: dict[str, jax.Array], x: jax.typing.ArrayLike) ->
 
     Returns:
       ``(n, classes)`` logits in the dtype of ``x``.
+
+    Raises:
+      nnjax.ShapeError: the last axis of ``x`` is not ``in``, or ``params`` of
+        inconsistent shapes (named as :func:`nnjax.functional.dense`'s).
+      TypeError: ``x`` is not floating.
+      KeyError: ``params`` lacks one of ``"w1"``, ``"b1"``, ``"w2"``, ``"b2"``.
 
     Example:
       >>> p = softmax_net_init(jax.random.key(0), 4, 3, 2)

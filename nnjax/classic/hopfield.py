@@ -39,6 +39,11 @@ def hopfield_store(patterns: jax.typing.ArrayLike) -> jax.Array:
     Returns:
       ``(N, N)`` symmetric weights, the dtype of ``patterns``.
 
+    Raises:
+      nnjax.ShapeError: ``patterns`` is not 2-D ``(P, N)`` (a single pattern is
+        ``patterns[None]``).
+      TypeError: ``patterns`` is not floating (e.g. an integer ±1 array).
+
     Example:
       >>> hopfield_store(jnp.array([[1.0, -1.0]]))
       Array([[ 0. , -0.5],

@@ -58,6 +58,12 @@ def perceptron_init(
     Returns:
       ``{"kernel": (in, out), "bias": (out,)}``; ``bias[j]`` is ``θ_0j``.
 
+    Raises:
+      ValueError: ``in_features`` or ``out_features`` is not a positive int, or an
+        unknown ``kernel_init`` name.
+      TypeError: ``key`` is not a PRNG key (checked even for the zeros initializer),
+        or ``kernel_init`` is neither a name nor a callable.
+
     Example:
       >>> jax.tree.map(jnp.shape, perceptron_init(jax.random.key(0), 3, 2))
       {'bias': (2,), 'kernel': (3, 2)}
@@ -76,6 +82,13 @@ def perceptron(params: Params, x: jax.typing.ArrayLike) -> jax.Array:
 
     Returns:
       ``(..., out)`` of zeros and ones, the dtype of ``x``.
+
+    Raises:
+      nnjax.ShapeError: the last axis of ``x`` is not ``in``, or ``params`` of
+        inconsistent shapes.
+      TypeError: ``x`` is not floating.
+      ValueError: ``params`` has a key other than ``"kernel"`` and ``"bias"``.
+      KeyError: ``params`` lacks ``"kernel"``.
 
     Example:
       >>> p = {"kernel": jnp.ones((2, 1)), "bias": jnp.array([-1.5])}

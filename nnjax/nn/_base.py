@@ -40,13 +40,16 @@ def recorded(cls: M) -> M:
     """
     init = cls.__init__  # type: ignore[misc]
     renamed: Mapping[str, str] = getattr(cls, "_renamed_args", {})
-    rngs = inspect.signature(init).parameters.get("rngs")
+    params = inspect.signature(init).parameters
+    rngs = params.get("rngs")
     rngs_required = rngs is not None and rngs.default is rngs.empty
+    any_keyword = any(p.kind is p.VAR_KEYWORD for p in params.values())
 
     @functools.wraps(init)
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs = rename_kwargs(cls.__qualname__, renamed, kwargs)
-        if "rngs" in kwargs:
+        # a misspelt keyword is reported first (by the call below), then a wrong `rngs`
+        if "rngs" in kwargs and (any_keyword or kwargs.keys() <= params.keys()):
             check_rngs(type(self).__qualname__, kwargs["rngs"], required=rngs_required)
         _CALLS.setdefault(self, (type(self), args, kwargs))
         init(self, *args, **kwargs)

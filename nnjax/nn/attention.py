@@ -114,8 +114,36 @@ class MultiHeadAttention(_Stochastic):
     ) -> jax.Array:
         """Attends ``x (B, T, F)`` over ``context (B, S, kv)`` (``x`` if ``None``).
 
-        ``mask`` is True where a query may attend (see :func:`F.multi_head_attention`);
-        ``key`` replaces the layer's dropout stream for this call.
+        Args:
+          x: queries ``(B, T, in_features)``, floating (any dtype when the layer has a
+            compute ``dtype``: it is cast to it).
+          context: keys and values ``(B, S, kv)`` with ``kv`` the ``in_kv_features``
+            (else ``in_features``), floating, cast to the dtype of ``x``; ``None``
+            for self attention over ``x``.
+          mask: boolean, **True where a query may attend** (PyTorch's
+            ``key_padding_mask`` is the negation): ``(B, S)`` key padding,
+            ``(B, T, S)``, or ``(B|1, num_heads|1, T, S)``, as in
+            :func:`F.multi_head_attention`; ``None`` for no mask.
+          causal: query ``t`` attends to keys ``<= t`` only (combined with ``mask``).
+          deterministic: ``True`` turns dropout off for this call, ``False`` applies
+            it (with ``dropout_rate``; nothing when the rate is 0); ``None`` (the
+            default) uses the layer's ``deterministic`` attribute, the constructor's
+            argument as ``model.train()`` / ``model.eval()`` set it.
+          key: a PRNG key for this call's dropout, used instead of drawing the next
+            key from the layer's dropout stream (which then does not advance); ignored
+            (not even checked) when no dropout applies.
+
+        Returns:
+          ``(B, T, out_features)`` (``out_features`` defaults to ``in_features``), in
+          the compute dtype (``dtype``, else the dtype of ``x``).
+
+        Raises:
+          nnjax.ShapeError: ``x`` is not ``(B, T, in_features)``, ``context`` not
+            ``(B, S, kv)`` with the batch of ``x``, or ``mask`` of none of the shapes
+            above.
+          TypeError: ``x`` or ``context`` is not floating and the layer has no
+            ``dtype``, ``mask`` is not boolean, or (with dropout applied) ``key`` is
+            not a PRNG key.
         """
         rate, key = self._dropout(deterministic, key)
         x = compute_dtype(x, self.dtype)
@@ -209,7 +237,33 @@ class TransformerEncoderBlock(_Stochastic):
         deterministic: bool | None = None,
         key: jax.Array | None = None,
     ) -> jax.Array:
-        """Maps ``(B, T, in_features)`` to the same shape."""
+        """Maps ``(B, T, in_features)`` to the same shape.
+
+        Args:
+          x: ``(B, T, in_features)``, floating (any dtype when the block has a compute
+            ``dtype``: it is cast to it).
+          mask: boolean, **True where a query may attend**: ``(B, T)`` key padding,
+            ``(B, T, T)``, or ``(B|1, num_heads|1, T, T)``, as in
+            :meth:`MultiHeadAttention.__call__`; combined with ``causal``. ``None``
+            for no mask.
+          deterministic: ``True`` turns dropout off for this call, ``False`` applies
+            it (with ``dropout_rate``; nothing when the rate is 0); ``None`` (the
+            default) uses the block's ``deterministic`` attribute, the constructor's
+            argument as ``model.train()`` / ``model.eval()`` set it.
+          key: a PRNG key for this call's dropout, used instead of drawing the next
+            key from the block's dropout stream (which then does not advance); ignored
+            (not even checked) when no dropout applies.
+
+        Returns:
+          ``(B, T, in_features)`` in the compute dtype (``dtype``, else the dtype of
+          ``x``).
+
+        Raises:
+          nnjax.ShapeError: ``x`` is not ``(B, T, in_features)``, or ``mask`` has none
+            of the shapes above.
+          TypeError: ``x`` is not floating and the block has no ``dtype``, ``mask`` is
+            not boolean, or (with dropout applied) ``key`` is not a PRNG key.
+        """
         rate, key = self._dropout(deterministic, key)
         return F.transformer_encoder_block(
             self.params(), compute_dtype(x, self.dtype), mask=mask, causal=self.causal,

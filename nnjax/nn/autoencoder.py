@@ -70,18 +70,54 @@ class Autoencoder(nnx.Module):
         )
 
     def encode(self, x: jax.typing.ArrayLike) -> jax.Array:
-        """Maps ``(B, ...)`` (flattened to ``in_features``) to codes ``(B, latent)``."""
+        """Maps ``(B, ...)`` (flattened to ``in_features``) to codes ``(B, latent)``.
+
+        Args:
+          x: ``(B, in_features)``, or ``(B, d1, d2, ...)`` with ``d1 * d2 * ... ==
+            in_features`` (e.g. ``(B, 28, 28)`` images); floating (any dtype when the
+            model has a compute ``dtype``: it is cast to it).
+
+        Returns:
+          Codes ``(B, latent)`` in the compute dtype (``dtype``, else the dtype of ``x``).
+
+        Raises:
+          nnjax.ShapeError: the features of ``x`` (flattened) are not ``in_features``.
+          TypeError: ``x`` is not floating and the model has no ``dtype``.
+        """
         return self.encoder(x)
 
     def decode(self, z: jax.typing.ArrayLike) -> jax.Array:
-        """Maps codes ``(B, latent)`` to flat reconstructions ``(B, in_features)``."""
+        """Maps codes ``(B, latent)`` to flat reconstructions ``(B, in_features)``.
+
+        Args:
+          z: codes ``(B, latent)``, e.g. from :meth:`encode` or points of the latent
+            plane; floating (any dtype when the model has a compute ``dtype``).
+
+        Returns:
+          ``(B, in_features)`` in the compute dtype (``dtype``, else the dtype of ``z``);
+          reshape it to see images.
+
+        Raises:
+          nnjax.ShapeError: the last axis of ``z`` is not ``latent``.
+          TypeError: ``z`` is not floating and the model has no ``dtype``.
+        """
         return self.decoder(z)
 
     def __call__(self, x: jax.typing.ArrayLike) -> jax.Array:
         """Reconstructs ``x``, returning the shape of ``x``.
 
-        ``(B, H, W)`` or ``(B, H, W, C)`` images in, the same shape out, in the
-        compute dtype (``dtype``, else the input's floating dtype).
+        Args:
+          x: as :meth:`encode`: ``(B, in_features)`` or ``(B, d1, d2, ...)`` (e.g.
+            ``(B, H, W)`` or ``(B, H, W, C)`` images) with ``d1 * d2 * ... ==
+            in_features``, floating.
+
+        Returns:
+          The reconstruction, the shape of ``x``, in the compute dtype (``dtype``,
+          else the dtype of ``x``).
+
+        Raises:
+          nnjax.ShapeError: as :meth:`encode`.
+          TypeError: as :meth:`encode`.
         """
         x = jnp.asarray(x)
         return self.decode(self.encode(x)).reshape(x.shape)
@@ -172,23 +208,53 @@ class ConvAutoencoder(nnx.Module):
     def encode(self, x: jax.typing.ArrayLike) -> jax.Array:
         """Maps images ``(B, H, W)`` or ``(B, H, W, C)`` to codes ``(B, latent)``.
 
+        Args:
+          x: ``(B, H, W, C)`` images with ``(H, W, C) == input_shape``, or ``(B, H, W)``
+            when ``C == 1`` (a channel axis is added); floating (any dtype when the
+            model has a compute ``dtype``: it is cast to it).
+
+        Returns:
+          Codes ``(B, latent)`` in the compute dtype (``dtype``, else the dtype of ``x``).
+
         Raises:
-          ShapeError: ``x`` is not a batch of images of ``input_shape``.
+          nnjax.ShapeError: ``x`` is not a batch of images of ``input_shape`` (checked
+            on the static shape, so also under ``jax.jit``).
+          TypeError: ``x`` is not floating and the model has no ``dtype``.
         """
         return self.encoder(checked_images("ConvAutoencoder", x, self.input_shape))
 
     def decode(self, z: jax.typing.ArrayLike) -> jax.Array:
-        """Maps codes ``(B, latent)`` to images ``(B, H, W, C)``."""
+        """Maps codes ``(B, latent)`` to images ``(B, H, W, C)``.
+
+        Args:
+          z: codes ``(B, latent)``, e.g. from :meth:`encode`; floating (any dtype when
+            the model has a compute ``dtype``).
+
+        Returns:
+          Images ``(B, H, W, C)`` with ``(H, W, C) == input_shape`` (a channel axis even
+          for an ``(H, W)`` ``input_shape``), in the compute dtype (``dtype``, else the
+          dtype of ``z``).
+
+        Raises:
+          nnjax.ShapeError: the last axis of ``z`` is not ``latent``.
+          TypeError: ``z`` is not floating and the model has no ``dtype``.
+        """
         return self.decoder(z)
 
     def __call__(self, x: jax.typing.ArrayLike) -> jax.Array:
         """Reconstructs ``x``, returning the shape of ``x``.
 
-        ``(B, H, W)`` or ``(B, H, W, C)`` images in, the same shape out, in the
-        compute dtype (``dtype``, else the input's floating dtype).
+        Args:
+          x: as :meth:`encode`: ``(B, H, W, C)`` images of ``input_shape``, or
+            ``(B, H, W)`` when ``C == 1``; floating.
+
+        Returns:
+          The reconstruction, the shape of ``x`` (``(B, H, W)`` in, ``(B, H, W)`` out),
+          in the compute dtype (``dtype``, else the dtype of ``x``).
 
         Raises:
-          ShapeError: as :meth:`encode`.
+          nnjax.ShapeError: as :meth:`encode`.
+          TypeError: as :meth:`encode`.
         """
         x = jnp.asarray(x)
         return self.decode(self.encode(x)).reshape(x.shape)

@@ -98,10 +98,33 @@ class Bidirectional(NestedModule):
     ):
         """Runs both directions over ``xs (B, T, in_features)``.
 
+        Args:
+          xs: ``(B, T, in_features)``, floating (any dtype when the layer has a compute
+            ``dtype``: it is cast to it).
+          state: ``None`` to start both directions from zeros, else a pair
+            ``(forward_state, backward_state)``, each the carry of the cell as
+            :func:`F.rnn` takes it: an ``LSTMState`` of two ``(B, H)`` arrays for
+            ``"lstm"``, a ``(B, H)`` array for ``"gru"`` and ``"rnn"`` (cast to the
+            dtype of ``xs``).
+          lengths: ``(B,)`` integer valid lengths in ``[0, T]``; the steps after them
+            are padding, and the backward direction starts at each sequence's last
+            valid step. ``None``: every sequence has ``T`` steps.
+
         Returns:
-          ``ys (B, T, 2H)`` (``concat``) if ``return_sequences``, else the merge of the
-          forward output at each sequence's last step and the backward output at step
-          0 ``(B, 2H)``; with ``return_state``, ``(output, (forward, backward))``.
+          With ``return_sequences``, ``ys (B, T, 2H)`` for ``merge="concat"`` (forward
+          features first), else ``(B, T, H)``; without it, the merge of the forward
+          output at each sequence's last valid step and the backward output at step
+          0, ``(B, 2H)`` or ``(B, H)``. With ``return_state``, ``(output, (forward,
+          backward))``, the final states as :func:`F.bidirectional` returns them. All
+          in the compute dtype (``dtype``, else the dtype of ``xs``).
+
+        Raises:
+          nnjax.ShapeError: ``xs`` is not ``(B, T, in_features)``, ``lengths`` not
+            ``(B,)``, or a state of the wrong shape.
+          TypeError: ``xs`` is not floating and the layer has no ``dtype``,
+            ``lengths`` is not integer, or ``state`` is not a pair (e.g. one
+            ``LSTMState``) or a direction's state has the wrong structure.
+          ValueError: concrete ``lengths`` outside ``[0, T]``.
         """
         cell = _CELLS[self.cell][0]
         finals, ys = F.bidirectional(

@@ -184,8 +184,19 @@ class CNN(nnx.Module):
     def __call__(self, x: jax.typing.ArrayLike) -> jax.Array:
         """Maps ``(B, H, W)`` or ``(B, H, W, C)`` images to ``(B, out_features)``.
 
+        Args:
+          x: ``(B, H, W, C)`` images with ``(H, W, C) == input_shape``, or ``(B, H, W)``
+            when ``C == 1`` (a channel axis is added); floating (any dtype when the
+            model has a compute ``dtype``: it is cast to it).
+
+        Returns:
+          ``(B, out_features)`` (logits unless ``output_activation``), in the compute
+          dtype (``dtype``, else the dtype of ``x``).
+
         Raises:
-          ShapeError: ``x`` is not a batch of images of ``input_shape``.
+          nnjax.ShapeError: ``x`` is not a batch of images of ``input_shape`` (checked
+            on the static shape, so also under ``jax.jit``).
+          TypeError: ``x`` is not floating and the model has no ``dtype``.
         """
         return self.head(self.features(checked_images("CNN", x, self.input_shape)))
 

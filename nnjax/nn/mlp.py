@@ -85,7 +85,22 @@ class MLP(nnx.Module):
         self.dropouts = nnx.List([Dropout(dropout, rngs=rngs) for _ in hidden] if dropout else [])
 
     def __call__(self, x: jax.typing.ArrayLike) -> jax.Array:
-        """Maps ``(B, ...)`` with ``prod(...) == in_features`` to ``(B, out_features)``."""
+        """Maps ``(B, ...)`` with ``prod(...) == in_features`` to ``(B, out_features)``.
+
+        Args:
+          x: ``(B, in_features)``, or ``(B, d1, d2, ...)`` with ``d1 * d2 * ... ==
+            in_features`` (flattened first, e.g. ``(B, 28, 28)`` images), floating
+            (any dtype when the model has a compute ``dtype``: it is cast to it).
+
+        Returns:
+          ``(B, out_features)`` (logits unless ``output_activation``), in the compute
+          dtype (``dtype``, else the dtype of ``x``).
+
+        Raises:
+          nnjax.ShapeError: the features of ``x`` (flattened) are not ``in_features``;
+            the message shows the flattened shape.
+          TypeError: ``x`` is not floating and the model has no ``dtype``.
+        """
         x = jnp.asarray(x)
         if x.ndim > 2:
             x = x.reshape(x.shape[0], -1)
