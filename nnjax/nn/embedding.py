@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import jax
 import jax.numpy as jnp
 from flax import nnx
@@ -33,6 +35,8 @@ class Embedding(FunctionalModule):
     """
 
     embedding: nnx.Param
+    integer_inputs: ClassVar[tuple[str, ...]] = ("ids",)
+    """Arguments that take integers: ``fit`` and ``predict`` accept integer ``ids``."""
 
     def __init__(
         self,

@@ -23,6 +23,9 @@ CELLS = {"lstm": LSTM, "gru": GRU, "rnn": RNN}
 class _SequenceModel(nnx.Module):
     """Stacked recurrent layers, then a dense head on the last step or on every step."""
 
+    integer_inputs: ClassVar[tuple[str, ...]] = ("lengths",)
+    """Arguments that take integers: ``fit`` and ``predict`` accept integer ``lengths``."""
+
     def __init__(
         self,
         in_features: int,
@@ -80,7 +83,7 @@ class _SequenceModel(nnx.Module):
             sequence's step ``length - 1``; with ``all_steps``, the outputs past a
             length come from zero hidden states (leave them out of the loss: a
             ``loss_fn`` that masks them). ``fit`` passes it from data
-            ``((xs, lengths), y)`` (with ``check_inputs=False``: an integer input).
+            ``((xs, lengths), y)`` or ``({"xs": xs, "lengths": lengths}, y)``.
 
         Returns:
           ``(B, out_features)``, or ``(B, T, out_features)`` with ``all_steps``, in the

@@ -25,7 +25,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from numbers import Real
 from typing import Any, NamedTuple
 
@@ -254,6 +254,7 @@ def array_source(
     batch_size: int,
     class_weight: Mapping[int, float] | None = None,
     check_inputs: bool = True,
+    integer_ok: Collection[str] = frozenset(),
 ) -> ArraySource:
     """Checks ``(x, y[, sample_weight])`` and builds an :class:`ArraySource` of it.
 
@@ -273,7 +274,7 @@ def array_source(
     n = checks.check_lengths(f"`{name}`", {"x": x, "y": y})
     if n == 0:
         raise ValueError(f"`{name}` is empty: x has shape {checks.describe(x)}")
-    checks.check_inputs_ok(f"`{name}`", x, check_inputs=check_inputs)
+    checks.check_inputs_ok(f"`{name}`", x, check_inputs=check_inputs, integer_ok=integer_ok)
     weight = checks.sample_weights(f"`{name}`", sw, n)
     if class_weight is not None:
         weight = weight * weights.class_weights(f"`{name}`", y, class_weight)
@@ -334,6 +335,7 @@ def make_source(
     steps_per_epoch: int | None = None,
     class_weight: Mapping[int, float] | None = None,
     check_inputs: bool = True,
+    integer_ok: Collection[str] = frozenset(),
     steps_name: str = "steps_per_epoch",
 ) -> ArraySource | IterableSource:
     """An :class:`ArraySource` for a tuple of arrays, else an :class:`IterableSource`.
@@ -346,6 +348,8 @@ def make_source(
         example each epoch: a count here is an error, as the user's ``steps_name``).
       class_weight: ``{class: weight}`` (:func:`nnjax.train.class_weights.check`).
       check_inputs: reject integer inputs.
+      integer_ok: key paths of ``x`` that may be integers (the model's declared
+        ``integer_inputs``: :func:`nnjax.train.model_call.integer_input_paths`).
       steps_name: the user's name of ``steps_per_epoch`` (``evaluate``'s ``steps``).
 
     Raises:
@@ -362,7 +366,12 @@ def make_source(
     if is_arrays(data, name):
         no_steps(name, steps_per_epoch, steps_name)
         return array_source(
-            name, data, batch_size=batch_size, class_weight=class_weight, check_inputs=check_inputs
+            name,
+            data,
+            batch_size=batch_size,
+            class_weight=class_weight,
+            check_inputs=check_inputs,
+            integer_ok=integer_ok,
         )
     if not isinstance(data, Iterable):
         raise ValueError(
@@ -370,7 +379,11 @@ def make_source(
             f"iterable of such batches; got {type(data).__name__}"
         )
     return IterableSource(
-        data, steps_per_epoch=steps_per_epoch, class_weight=class_weight, check_inputs=check_inputs
+        data,
+        steps_per_epoch=steps_per_epoch,
+        class_weight=class_weight,
+        check_inputs=check_inputs,
+        integer_ok=integer_ok,
     )
 
 

@@ -19,7 +19,15 @@ from jax.sharding import Mesh
 
 from nnjax import losses
 from nnjax import metrics as metrics_lib
-from nnjax.train import abstract_output, host_memory, in_flight, sharding, step, validation
+from nnjax.train import (
+    abstract_output,
+    host_memory,
+    in_flight,
+    model_call,
+    sharding,
+    step,
+    validation,
+)
 from nnjax.train.compiled import cached
 from nnjax.train.data import ArraySource, IterableSource, make_source, no_steps
 from nnjax.train.feeder import Prefetcher
@@ -174,7 +182,8 @@ def evaluate(
         evaluated whole).
       precision: ``"bfloat16"`` to compute in bfloat16.
       devices: devices to shard the batches over.
-      check_inputs: reject integer ``x`` (see :func:`~nnjax.train.validation.check_inputs_ok`).
+      check_inputs: reject integer ``x`` (see :func:`~nnjax.train.validation.check_inputs_ok`)
+        other than the inputs the model declares in ``integer_inputs``.
 
     Returns:
       ``{"loss": ..., "<metric>": ...}`` as floats, exact for any batching.
@@ -205,6 +214,7 @@ def evaluate(
     source = eval_source(
         "data", data, batch_size, _mesh_size(devices), steps_per_epoch=steps,
         steps_name="steps", check_inputs=check_inputs,
+        integer_ok=model_call.integer_input_paths(model),
     )  # fmt: skip
     mesh, graphdef, params, rest = _setup(model, source.batch_size, devices)
     example = source.example()
@@ -261,6 +271,7 @@ def _not_xy(model: nnx.Module, x: Any) -> None:
 def _predict_source(
     model: nnx.Module, x: Any, batch_size: int, steps: int | None, check_inputs: bool
 ) -> Any:
+    integer_ok = model_call.integer_input_paths(model)
     if _is_inputs(x):
         no_steps("x", steps, "steps")
         x = validation.host_tree("x", x)
@@ -269,7 +280,9 @@ def _predict_source(
             raise ValueError(f"predict: `x` is empty: it has shape {validation.describe(x)}")
         if isinstance(x, tuple):
             _not_xy(model, x)
-        validation.check_inputs_ok("predict", x, check_inputs=check_inputs, nan=False)
+        validation.check_inputs_ok(
+            "predict", x, check_inputs=check_inputs, nan=False, integer_ok=integer_ok
+        )
         size = min(batch_size, n)
         size = -(-size // _mesh_size(None)) * _mesh_size(None)
         return ArraySource(x, np.zeros(n, np.float32), batch_size=size)
@@ -278,7 +291,9 @@ def _predict_source(
             f"predict: `x` must be an array, a pytree of (N, ...) arrays, or an iterable of "
             f"batches x or (x, ...); got {type(x).__name__}"
         )
-    return IterableSource(_predict_items(x), steps_per_epoch=steps, check_inputs=check_inputs)
+    return IterableSource(
+        _predict_items(x), steps_per_epoch=steps, check_inputs=check_inputs, integer_ok=integer_ok
+    )
 
 
 @sharding.own_mesh
@@ -303,7 +318,8 @@ def predict(
       batch_size: examples per compiled call, for arrays.
       steps: batches to take from an endless iterable (not for arrays).
       devices: devices to shard the batches over.
-      check_inputs: reject integer ``x`` (and, for an iterable, NaN inputs).
+      check_inputs: reject integer ``x`` (and, for an iterable, NaN inputs) other than
+        the inputs the model declares in ``integer_inputs``.
 
     Returns:
       The outputs for every example, in order, as NumPy (with several processes, on

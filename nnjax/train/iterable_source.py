@@ -17,7 +17,7 @@ Example:
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import jax
@@ -60,6 +60,8 @@ class IterableSource:
       class_weight: ``{class: weight}`` for class labels (see
         :mod:`nnjax.train.class_weights`).
       check_inputs: reject integer ``x`` leaves and NaN inputs.
+      integer_ok: key paths of ``x`` that may be integers (the model's declared
+        ``integer_inputs``).
 
     Every batch is checked as it is read (:func:`nnjax.train.validation.host_batch`);
     after :meth:`check_labels`, its labels too.
@@ -78,9 +80,11 @@ class IterableSource:
         steps_per_epoch: int | None = None,
         class_weight: Mapping[int, float] | None = None,
         check_inputs: bool = True,
+        integer_ok: Collection[str] = frozenset(),
     ):
         self.data, self.steps_per_epoch = data, steps_per_epoch
         self.class_weight, self.check_inputs = class_weight, check_inputs
+        self.integer_ok = frozenset(integer_ok)
         self._iterator: Iterator | None = None
         self._labels: tuple | None = None  # (out, loss, name) once check_labels ran
         items = iter(data)
@@ -97,7 +101,9 @@ class IterableSource:
         if item is None and spec is None:
             raise ValueError("the data iterable yielded no batches")
         x, y, sw = split_batch(item, f"batch {i}")
-        host = checks.host_batch(i, x, y, sw, spec, check_inputs=self.check_inputs)
+        host = checks.host_batch(
+            i, x, y, sw, spec, check_inputs=self.check_inputs, integer_ok=self.integer_ok
+        )
         if self._labels is not None:  # the real rows' labels (padding repeats them)
             out, loss, name = self._labels
             y = host.y[: int(host.mask.sum())] if isinstance(host.y, np.ndarray) else host.y

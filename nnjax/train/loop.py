@@ -44,6 +44,7 @@ from nnjax.train import (
     compiled,
     data,
     host_memory,
+    model_call,
     optimizers,
     resume,
     setup,
@@ -240,7 +241,9 @@ def fit(
         divide the batch size, else one; with several processes, every device of
         every process).
       shuffle: shuffle array data every epoch.
-      check_inputs: reject integer ``x`` (raw images) and NaN inputs.
+      check_inputs: reject integer ``x`` (raw images) and NaN inputs; integer inputs
+        that the model declares in ``integer_inputs`` (:mod:`nnjax.train.model_call`)
+        pass.
       validation: deprecated alias of ``validation_data``.
 
     Returns:
@@ -300,6 +303,7 @@ def fit(
     source, val = setup.sources(
         data, validation_data, validation_split, batch_size=batch_size, mesh_size=mesh_size,
         steps_per_epoch=steps_per_epoch, class_weight=class_weight, check_inputs=check_inputs,
+        integer_ok=model_call.integer_input_paths(model),
     )  # fmt: skip
     graphdef, params, rest = step.split_model(model)
     # several processes: the same run in each, or a ValueError naming what differs

@@ -6,6 +6,12 @@ inputs, its keys the model's argument names (``WideAndDeep``: ``{"x_wide": ...,
 reads ``batch["image"]`` gets the dict whole as ``({"image": ...},)``, its one
 positional input (``fit(model, (({"image": images},), labels))``).
 
+``fit``, ``evaluate`` and ``predict`` refuse integer inputs (raw images to scale
+first) unless the model declares them: a model class whose ``__call__`` takes token
+ids or lengths lists those arguments in ``integer_inputs`` (``Embedding``:
+``("ids",)``; the sequence models: ``("lengths",)``), and they may then be integers
+in ``x``, passed by position or by keyword.
+
 Example:
   >>> import jax.numpy as jnp
   >>> from flax import nnx
@@ -21,7 +27,7 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
-__all__ = ["call_model"]
+__all__ = ["call_model", "integer_input_paths"]
 
 _NAMED = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
 
@@ -53,6 +59,39 @@ def call_model(model: Any, x: Any) -> Any:
     if isinstance(x, tuple | list):
         return model(*x)
     return model(x)
+
+
+def integer_input_paths(model: Any) -> frozenset[str]:
+    """Where in ``x`` the integer inputs that ``model`` declares can be.
+
+    Reads the model's ``integer_inputs`` (names of its ``__call__`` arguments that take
+    integers, e.g. ``("lengths",)``) and returns the key paths (as
+    :func:`jax.tree_util.keystr` writes them) by which ``x`` can pass them: a dict key
+    (``"['lengths']"``), a position in a tuple (``"[1]"``), or ``""`` when the first
+    argument is declared and ``x`` is one array.
+
+    Raises:
+      TypeError: ``integer_inputs`` is not a tuple of argument names of the model's
+        ``__call__`` (names the model and what it holds).
+
+    Example:
+      >>> from flax import nnx
+      >>> from nnjax.nn import SequenceRegressor
+      >>> sorted(integer_input_paths(SequenceRegressor(1, 4, rngs=nnx.Rngs(0))))
+      ["['lengths']", '[1]']
+    """
+    names = getattr(model, "integer_inputs", ())
+    params = inspect.signature(model.__call__).parameters
+    named = [n for n, p in params.items() if p.kind in _NAMED]
+    if not isinstance(names, tuple | list | frozenset | set) or not set(names) <= set(named):
+        raise TypeError(
+            f"{type(model).__name__}.integer_inputs must be a tuple of names of its "
+            f"__call__ arguments {named}; got {names!r}"
+        )
+    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    positional = [n for n, p in params.items() if p.kind in kinds]
+    paths = {f"[{n!r}]" for n in names} | {f"[{i}]" for i, n in enumerate(positional) if n in names}
+    return frozenset(paths | ({""} if positional[:1] and positional[0] in names else set()))
 
 
 def _call_with_dict(model: Any, x: dict) -> Any:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 import jax
@@ -200,6 +200,11 @@ def _paths(tree: Any) -> list[tuple[str, Any]]:
     return [(jax.tree_util.keystr(k), v) for k, v in jax.tree_util.tree_flatten_with_path(tree)[0]]
 
 
+def _below(path: str, roots: Collection[str]) -> bool:
+    """``path`` is one of ``roots`` or lies below one (``"[1]['a']"`` below ``"[1]"``)."""
+    return any(path == r or (r and path.startswith(r) and path[len(r)] in "[.") for r in roots)
+
+
 def host_tree(name: str, tree: Any) -> Any:
     """Every leaf as a NumPy array (memmaps stay memmaps; float64 becomes float32).
 
@@ -255,18 +260,34 @@ def check_lengths(where: str, parts: Mapping[str, Any], expected: int | None = N
     return n
 
 
-def check_inputs_ok(where: str, x: Any, *, check_inputs: bool, nan: bool = True) -> None:
+def check_inputs_ok(
+    where: str,
+    x: Any,
+    *,
+    check_inputs: bool,
+    nan: bool = True,
+    integer_ok: Collection[str] = frozenset(),
+) -> None:
     """Floating inputs (``check_inputs``) without NaN or inf (``nan``), named by key.
+
+    ``integer_ok``: key paths of inputs that the model declares integer
+    (:func:`nnjax.train.model_call.integer_input_paths`), with everything below them.
 
     Example:
       >>> check_inputs_ok("train", {"a": np.ones(2, np.float32)}, check_inputs=True)
+      >>> check_inputs_ok("train", {"n": np.ones(2, int)}, check_inputs=True, integer_ok={"['n']"})
     """
     for path, a in _paths(x):
-        if check_inputs and not np.issubdtype(a.dtype, np.floating):
+        if (
+            check_inputs
+            and not np.issubdtype(a.dtype, np.floating)
+            and not _below(path, integer_ok)
+        ):
             raise TypeError(
                 f"{where} x{path} has dtype {a.dtype}; models expect floating inputs. Scale raw "
-                "images first, e.g. x.astype('float32') / 255 (or pass check_inputs=False "
-                "for models that take integer inputs)"
+                "images first, e.g. x.astype('float32') / 255. A model that takes integers "
+                "(token ids, lengths) names those arguments of its __call__ in a class "
+                "attribute, e.g. `integer_inputs = ('ids',)`; or pass check_inputs=False"
             )
         if nan and np.issubdtype(a.dtype, np.floating) and not isinstance(a, np.memmap):
             bad = np.flatnonzero(~np.isfinite(a.reshape(len(a), -1)).all(axis=1))
@@ -309,7 +330,14 @@ def _spec_error(
 
 
 def host_batch(
-    i: int, x: Any, y: Any, sw: Any, spec: Any | None, *, check_inputs: bool = True
+    i: int,
+    x: Any,
+    y: Any,
+    sw: Any,
+    spec: Any | None,
+    *,
+    check_inputs: bool = True,
+    integer_ok: Collection[str] = frozenset(),
 ) -> Any:
     """Batch ``i`` of an iterable as a host ``Batch``, padded to ``spec``'s size.
 
@@ -321,7 +349,7 @@ def host_batch(
         within the batch, or more examples than ``spec``.
       ValueError: an empty batch, other keys or dtypes than ``spec``'s, NaN inputs or bad
         sample weights.
-      TypeError: integer inputs with ``check_inputs``.
+      TypeError: integer inputs with ``check_inputs`` (other than ``integer_ok``'s).
 
     Example:
       >>> b = host_batch(0, np.ones((3, 2)), np.zeros(3), None, None)
@@ -339,7 +367,7 @@ def host_batch(
             "processes, every process's block of every batch)"
         )
     w = sample_weights(where, sw, n)
-    check_inputs_ok(where, x, check_inputs=check_inputs)
+    check_inputs_ok(where, x, check_inputs=check_inputs, integer_ok=integer_ok)
     size = n if spec is None else spec.mask.shape[0]
     if spec is not None:
         got, want = _paths({"x": x, "y": y}), _paths({"x": spec.x, "y": spec.y})

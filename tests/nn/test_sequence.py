@@ -71,27 +71,33 @@ def test_lengths_equal_running_each_sequence_alone(cell, all_steps):
         np.testing.assert_allclose(got, alone, rtol=1e-5, atol=1e-6)
 
 
-def test_lengths_reach_the_model_through_fit_and_change_the_result():
+@pytest.mark.parametrize("as_dict", [False, True])
+def test_lengths_reach_the_model_through_fit_and_change_the_result(as_dict):
     rng = np.random.default_rng(0)
     xs = rng.normal(size=(32, 6, 2)).astype(np.float32)
     lengths = rng.integers(1, 7, 32).astype(np.int32)
     y = rng.normal(size=(32, 1)).astype(np.float32)
+    inputs = {"xs": xs, "lengths": lengths} if as_dict else (xs, lengths)
     from nnjax import train
 
     def trained(data):
         model = SequenceRegressor(2, 4, rngs=nnx.Rngs(0))
-        # integer lengths: check_inputs=False (the check expects floating inputs)
-        train.fit(model, data, loss="mse", epochs=1, batch_size=8, verbose=0, check_inputs=False)
+        # integer lengths pass the input check: the model declares them (integer_inputs)
+        train.fit(model, data, loss="mse", epochs=1, batch_size=8, verbose=0)
         return model
 
-    with_lengths, without = trained(((xs, lengths), y)), trained((xs, y))
+    with_lengths, without = trained((inputs, y)), trained((xs, y))
     np.testing.assert_allclose(
-        train.predict(with_lengths, (xs, lengths), check_inputs=False),
+        train.predict(with_lengths, inputs),
         with_lengths(jnp.asarray(xs), jnp.asarray(lengths)),
         rtol=1e-5,
         atol=1e-6,
     )
+    assert train.evaluate(with_lengths, (inputs, y), loss="mse")["loss"] > 0
     assert not np.allclose(with_lengths.head.kernel.get_value(), without.head.kernel.get_value())
+    with pytest.raises(TypeError, match=r"x\[0\] has dtype int32.*integer_inputs"):
+        # the declaration covers `lengths` only: integer sequences are still refused
+        train.fit(with_lengths, ((xs.astype(np.int32), lengths), y), loss="mse", verbose=0)
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ import pytest
 from flax import nnx
 
 import nnjax.train as T
-from nnjax.train.model_call import call_model
+from nnjax.train.model_call import call_model, integer_input_paths
 
 
 class DictInput(nnx.Module):
@@ -79,3 +79,45 @@ def test_a_dict_for_a_one_input_model_names_the_tuple_form():
     x = {"a": np.ones((8, 2), np.float32), "b": np.ones((8, 3), np.float32)}
     with pytest.raises(ValueError, match=r"put it in a tuple"):
         T.fit(DictInput(nnx.Rngs(0)), (x, y), loss="cross_entropy", verbose=0)
+
+
+class _Tokens(nnx.Module):
+    integer_inputs = ("ids", "lengths")
+
+    def __call__(self, ids, features, lengths=None, *, scale=1.0):
+        return features * scale
+
+
+def test_integer_input_paths_name_every_way_x_can_pass_a_declared_input():
+    assert integer_input_paths(_Tokens()) == {"['ids']", "['lengths']", "[0]", "[2]", ""}
+    assert integer_input_paths(nnx.Linear(2, 3, rngs=nnx.Rngs(0))) == frozenset()
+
+
+@pytest.mark.parametrize("declared", ["ids", ("idz",), ("scale", 3)])
+def test_a_bad_integer_inputs_declaration_is_named(declared):
+    model = _Tokens()
+    model.integer_inputs = declared  # an instance's own value shadows the class's
+    with pytest.raises(TypeError, match=r"_Tokens.integer_inputs must be a tuple of names"):
+        integer_input_paths(model)
+
+
+def test_an_iterable_of_batches_takes_declared_integer_inputs():
+    class Scaled(nnx.Module):
+        integer_inputs = ("n",)
+
+        def __init__(self):
+            self.dense = nnx.Linear(2, 1, rngs=nnx.Rngs(0))
+
+        def __call__(self, x, n):
+            return self.dense(x) * n[:, None]
+
+    rng = np.random.default_rng(0)
+    batches = [
+        ((rng.normal(size=(4, 2)).astype(np.float32), np.arange(4, dtype=np.int32)),
+         np.zeros((4, 1), np.float32))
+        for _ in range(3)
+    ]  # fmt: skip
+    model = Scaled()
+    T.fit(model, batches, loss="mse", epochs=1, verbose=0)
+    x, n = batches[0][0]
+    np.testing.assert_allclose(T.predict(model, batches)[:4], model(x, n), rtol=1e-6, atol=1e-6)
