@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 
 import jax
@@ -41,6 +42,23 @@ class Sequential(nnx.Module):
         for layer in self.layers:
             y = layer(y)
         return y
+
+    @property
+    def integer_inputs(self) -> tuple[str, ...]:
+        """``("x",)`` when the first layer takes integers (an ``Embedding`` first), else ``()``.
+
+        ``fit``, ``evaluate`` and ``predict`` then take integer ``x`` with the input check
+        on (see :mod:`nnjax.train.model_call`).
+        """
+        if not len(self.layers):
+            return ()
+        first = self.layers[0]
+        names = getattr(first, "integer_inputs", ())
+        try:
+            params = list(inspect.signature(first).parameters)  # of its __call__
+        except (TypeError, ValueError):  # a callable without a signature
+            params = []
+        return ("x",) if params[:1] and params[0] in names else ()
 
     def __len__(self) -> int:
         return len(self.layers)

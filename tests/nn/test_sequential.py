@@ -5,7 +5,7 @@ import pytest
 from flax import nnx
 
 import nnjax.functional as F
-from nnjax.nn import Dense, Dropout, Sequential
+from nnjax.nn import Dense, Dropout, Embedding, Sequential
 
 from ._helpers import assert_jit_traces_once
 
@@ -35,3 +35,22 @@ def test_train_eval_reaches_nested_dropout():
 
 def test_jit_does_not_retrace():
     assert_jit_traces_once(Sequential(Dense(3, 2, rngs=nnx.Rngs(0)), jax.nn.tanh), jnp.ones((2, 3)))
+
+
+def test_an_embedding_first_makes_integer_x_acceptable_to_fit_and_predict():
+    from nnjax import train
+
+    rngs = nnx.Rngs(0)
+    tokens = Sequential(
+        Embedding(10, 4, rngs=rngs), lambda h: h.mean(axis=1), Dense(4, 2, rngs=rngs)
+    )
+    dense = Sequential(Dense(3, 2, rngs=rngs))
+    assert tokens.integer_inputs == ("x",)
+    assert dense.integer_inputs == () and Sequential().integer_inputs == ()
+    assert Sequential(jax.nn.relu).integer_inputs == ()
+    ids = np.random.default_rng(0).integers(0, 10, (16, 5)).astype(np.int32)
+    y = (ids[:, 0] > 4).astype(np.int32)
+    train.fit(tokens, (ids, y), loss="cross_entropy", epochs=1, batch_size=8, verbose=0)
+    np.testing.assert_allclose(train.predict(tokens, ids), tokens(ids), rtol=1e-6, atol=1e-6)
+    with pytest.raises(TypeError, match=r"x has dtype int32; models expect floating"):
+        train.fit(dense, (ids[:, :3], y), loss="cross_entropy", verbose=0)
