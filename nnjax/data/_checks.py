@@ -46,6 +46,22 @@ def seed(op: str, value: Any, name: str = "seed") -> int:
     return positive_int(op, name, value, minimum=0)
 
 
+def flag(op: str, name: str, value: Any) -> bool:
+    """``value`` as a ``bool`` after checking it is one (``np.bool_`` too).
+
+    Raises:
+      TypeError: ``value`` is not a bool (a string such as ``"no"`` is truthy, an int
+        is ambiguous), naming ``op``, the argument ``name`` and the value passed.
+
+    Example:
+      >>> flag("batches", "shuffle", np.True_)
+      True
+    """
+    if not isinstance(value, bool | np.bool_):
+        raise TypeError(f"{op}: `{name}` must be a bool (True or False), got {value!r}")
+    return bool(value)
+
+
 def finite_number(
     op: str, name: str, value: Any, low: float | None = None, *, open_low: bool = False
 ) -> float:

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from nnjax.data._checks import positive_int
+from nnjax.data._checks import flag, positive_int
 from nnjax.data._checks import seed as check_seed
 
 
@@ -26,6 +26,7 @@ def num_batches(num_examples: int, batch_size: int, *, drop_remainder: bool = Fa
     Raises:
       ValueError: ``num_examples`` is not a non-negative int or ``batch_size`` not a
         positive int (floats such as ``4.0`` and bools are not ints; NumPy ints are).
+      TypeError: ``drop_remainder`` is not a bool.
 
     Example:
       >>> num_batches(10, 4), num_batches(10, 4, drop_remainder=True)
@@ -33,7 +34,7 @@ def num_batches(num_examples: int, batch_size: int, *, drop_remainder: bool = Fa
     """
     batch_size = positive_int("num_batches", "batch_size", batch_size)
     num_examples = positive_int("num_batches", "num_examples", num_examples, minimum=0)
-    if drop_remainder:
+    if flag("num_batches", "drop_remainder", drop_remainder):
         return num_examples // batch_size
     return -(-num_examples // batch_size)
 
@@ -93,8 +94,9 @@ def batches(
 ) -> Iterator[tuple[np.ndarray, np.ndarray] | np.ndarray]:
     """Yields one epoch of mini-batches of ``(x, y)``.
 
-    The batches index ``x`` and ``y`` (no copy is made at the call), so changes made to
-    them while iterating show up in later batches.
+    The batches index ``x`` and ``y`` lazily (no copy is made at the call), so changes
+    made to them while iterating show up in later batches. Each batch is a new array,
+    shuffled or not: changing a batch in place never changes ``x`` or ``y``.
 
     Args:
       x: inputs, one array with the examples along axis 0, shape ``(N, ...)``.
@@ -105,7 +107,7 @@ def batches(
       seed: the shuffling seed, a non-negative int.
       epoch: the epoch number, a non-negative int; each epoch has its own order.
       drop_remainder: drop a last batch smaller than ``B`` (keeps shapes static for
-        ``jax.jit``).
+        ``jax.jit``); otherwise the last batch holds the ``N % B`` examples left.
 
     Returns:
       An iterator over ``(x_batch, y_batch)``: NumPy arrays with ``B`` examples (fewer
@@ -118,7 +120,8 @@ def batches(
         examples axis or ragged, ``x`` and ``y`` of different lengths, or
         ``drop_remainder=True`` with ``batch_size`` larger than ``N`` (no batch at all).
       TypeError: ``x`` or ``y`` is a tuple, list or dict of arrays (a pytree: pass one
-        array) or not an array of numbers (a generator, a dict, object dtype).
+        array) or not an array of numbers (a generator, a dict, object dtype);
+        ``shuffle`` or ``drop_remainder`` is not a bool.
 
     Example:
       >>> import numpy as np
@@ -127,6 +130,8 @@ def batches(
       [[0, 1], [2, 3], [4]]
     """
     batch_size = positive_int("batches", "batch_size", batch_size)
+    shuffle = flag("batches", "shuffle", shuffle)
+    drop_remainder = flag("batches", "drop_remainder", drop_remainder)
     seed = check_seed("batches", seed)
     epoch = check_seed("batches", epoch, "epoch")
     x = _as_examples("x", x)
@@ -156,8 +161,8 @@ def _iterate(
     """The generator behind :func:`batches` (split off so arguments are checked eagerly)."""
     for i in range(count):
         sl = slice(i * batch_size, (i + 1) * batch_size)
-        index = sl if order is None else order[sl]
-        if y is None:
-            yield x[index]
+        if order is None:  # a slice is a view: copy it, as fancy indexing does
+            xb, yb = np.array(x[sl]), None if y is None else np.array(y[sl])
         else:
-            yield x[index], y[index]
+            xb, yb = x[order[sl]], None if y is None else y[order[sl]]
+        yield xb if yb is None else (xb, yb)

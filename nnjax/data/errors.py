@@ -43,17 +43,27 @@ class CorruptFileError(DatasetError, ValueError):
 class UnreadableFileError(DatasetError, OSError):
     """A dataset file exists but cannot be read (no permission, an I/O error).
 
+    The message is ``"<path>: unreadable: <detail>. <fix>"``, then ``", or: <remedy>"``
+    when a remedy is given; ``fix`` defaults to making the file readable.
+
     Attributes:
       path: the offending file.
       reason: ``"unreadable"``.
       detail: the operating system's explanation, e.g. ``"Permission denied"``.
     """
 
-    def __init__(self, path: str, detail: str, remedy: str = "") -> None:
+    def __init__(
+        self,
+        path: str,
+        detail: str,
+        remedy: str = "",
+        *,
+        fix: str = "Make it readable (e.g. `chmod a+r`)",
+    ) -> None:
         self.path = str(path)
         self.reason = "unreadable"
         self.detail = detail
-        msg = f"{self.path}: unreadable: {detail}. Make it readable (e.g. `chmod a+r`)"
+        msg = f"{self.path}: unreadable: {detail}. {fix}"
         if remedy:
             msg += f", or: {remedy}"
         super().__init__(msg)

@@ -204,8 +204,10 @@ def read_idx_gz(
 
     Raises:
       CorruptFileError: naming ``path`` and what is wrong with it.
-      UnreadableFileError: ``path`` cannot be read (e.g. no permission); the message
-        names it and says to make it readable or replace it.
+      FileNotFoundError: ``path`` does not exist (the error names it).
+      UnreadableFileError: ``path`` cannot be read (e.g. no permission, or it is a
+        folder); the message names it and says to make it readable or replace it.
+      TypeError: ``path`` is not a path (a ``str``, ``bytes`` or ``os.PathLike``).
 
     Example:
       >>> import gzip, os, tempfile
@@ -215,13 +217,21 @@ def read_idx_gz(
       >>> read_idx_gz(path, magic=LABELS_MAGIC)
       array([4, 2], dtype=uint8)
     """
-    name = os.fspath(path)
+    if not isinstance(path, str | bytes | os.PathLike):
+        raise TypeError(
+            f"read_idx_gz: `path` must be a path (str or os.PathLike), got {path!r}; "
+            "use parse_idx(data) for the bytes of a file already in memory"
+        )
+    name = os.fsdecode(path)
     try:
         with open(name, "rb") as f:
             data = f.read()
     except FileNotFoundError:
         raise
-    except OSError as err:  # no permission, a folder, an I/O error
+    except IsADirectoryError as err:
+        fix = "It is a folder: pass the path of the .gz file in it"
+        raise UnreadableFileError(name, err.strerror or str(err), remedy, fix=fix) from err
+    except OSError as err:  # no permission, an I/O error
         raise UnreadableFileError(name, err.strerror or str(err), remedy) from err
     raw = decompress(data, name=name, remedy=remedy)
     array = parse_idx(raw, name=name, magic=magic, remedy=remedy)

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from nnjax.data import idx, sources
-from nnjax.data._checks import finite_number
+from nnjax.data._checks import finite_number, flag
 from nnjax.data.download import download_first
 from nnjax.data.errors import CorruptFileError, DatasetNotFoundError
 
@@ -126,9 +126,11 @@ def ensure_file(
       DatasetNotFoundError: the file is nowhere and could not be downloaded, or
         ``data_dir`` or ``$NNJAX_DATA_DIR`` is not a folder (checked before anything
         is downloaded).
-      TypeError, ValueError: a bad ``data_dir``, ``mirrors`` or ``timeout``.
+      TypeError, ValueError: a bad ``data_dir``, ``mirrors``, ``timeout`` or
+        ``download``.
     """
     _check_timeout("ensure_file", timeout)
+    download = flag("ensure_file", "download", download)
     urls = [base + file.name for base in sources.mirror_urls(spec, mirrors)]
     found = locate_file(spec, file, data_dir)
     if found is not None:
@@ -138,7 +140,9 @@ def ensure_file(
         raise DatasetNotFoundError(
             f"{file.name} of {spec.name} not found; looked in:\n"
             + "".join(f"  {d}\n" for d in searched)
-            + "Downloads are off (download=False); get it from:\n"
+            + "Downloads are off (download=False). Put the file into one of those folders "
+            f"(or set ${sources.DATA_DIR_ENV} to a folder holding {spec.name}/{file.name}), "
+            f"run `nnjax data fetch {spec.name}`, or pass download=True; it is at:\n"
             + "".join(f"  {u}\n" for u in urls)
         )
     dest = sources.cache_dir() / spec.name / file.name
@@ -167,6 +171,7 @@ def load_remote(
     """
     op = "load_" + spec.name.replace("-", "_")
     _check_timeout(op, timeout)
+    flag(op, "download", download)
     sources.mirror_urls(spec, mirrors)  # bad arguments fail before any search or download
     sources.search_dirs(spec, data_dir)
     arrays = []
@@ -209,7 +214,8 @@ def load_mnist(
 
     Each of the four official files (``train-images-idx3-ubyte.gz``, ...) is taken from
     the first folder that has it: ``data_dir`` (or ``data_dir/mnist``),
-    ``$NNJAX_DATA_DIR/mnist``, the user cache (``$NNJAX_CACHE_DIR`` or
+    ``$NNJAX_DATA_DIR/mnist``, the user cache (:func:`~nnjax.data.cache_dir`
+    ``/mnist``: ``$NNJAX_CACHE_DIR``, else ``$XDG_CACHE_HOME/nnjax/datasets`` or
     ``~/.cache/nnjax/datasets``), else downloaded into the user cache.
 
     Args:
@@ -236,8 +242,8 @@ def load_mnist(
         message names it and says how to get a good copy.
       UnreadableFileError: a file cannot be read (e.g. no permission); the message
         names it.
-      TypeError: ``data_dir`` is not a path, ``mirrors`` not a str or list of str, or
-        ``timeout`` not a number.
+      TypeError: ``data_dir`` is not a path, ``mirrors`` not a str or list of str,
+        ``timeout`` not a number, or ``download`` not a bool.
       ValueError: ``mirrors`` is empty, or ``timeout`` is not finite and > 0.
 
     Example:

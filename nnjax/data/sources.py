@@ -149,6 +149,8 @@ def cache_dir() -> Path:
 def checked_data_dir(data_dir: object) -> Path | None:
     """An explicit ``data_dir`` as a :class:`~pathlib.Path` after checking it is a folder.
 
+    A leading ``~`` is expanded to the home folder, as for ``$NNJAX_CACHE_DIR``.
+
     Raises:
       TypeError: ``data_dir`` is not a path (a ``str`` or ``os.PathLike``).
       DatasetNotFoundError: ``data_dir`` does not exist or is not a folder; nothing is
@@ -158,7 +160,7 @@ def checked_data_dir(data_dir: object) -> Path | None:
     if data_dir is None:
         return None
     try:
-        path = Path(os.fspath(data_dir))  # type: ignore[call-overload]
+        path = Path(os.fspath(data_dir)).expanduser()  # type: ignore[call-overload]
     except TypeError:
         raise TypeError(
             f"`data_dir` must be a path (str or os.PathLike), got {data_dir!r}"
@@ -175,6 +177,8 @@ def checked_data_dir(data_dir: object) -> Path | None:
 def env_data_dir() -> Path | None:
     """``$NNJAX_DATA_DIR`` as a :class:`~pathlib.Path`, or ``None`` when unset or empty.
 
+    A leading ``~`` is expanded (a ``.env`` file or a Dockerfile ``ENV`` keeps it literal).
+
     Raises:
       DatasetNotFoundError: the variable is set to something that is not a folder
         (never silently skipped: the loader would go on to download).
@@ -182,7 +186,7 @@ def env_data_dir() -> Path | None:
     env = os.environ.get(DATA_DIR_ENV)
     if not env:
         return None
-    path = Path(env)
+    path = Path(env).expanduser()
     if not path.is_dir():
         what = "is not a folder" if path.exists() else "does not exist"
         raise DatasetNotFoundError(

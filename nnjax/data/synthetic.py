@@ -7,8 +7,33 @@ from __future__ import annotations
 
 import numpy as np
 
-from nnjax.data._checks import finite_number, positive_int
+from nnjax.data._checks import finite_number, flag, positive_int
 from nnjax.data._checks import seed as check_seed
+
+
+def _dtype(op: str, dtype: np.typing.DTypeLike, kinds: str = "f") -> np.dtype:
+    """``dtype`` as a :class:`numpy.dtype` after checking its kind is one of ``kinds``.
+
+    Raises:
+      TypeError: ``dtype`` is not a dtype (e.g. ``"float"`` misspelt).
+      ValueError: ``dtype`` is of another kind, e.g. an integer dtype for real values,
+        which would be truncated (the sine or moon coordinates to 0, 1 or -1).
+    """
+    try:
+        result = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(
+            f"{op}: `dtype` must be a NumPy dtype such as np.float32, got {dtype!r}"
+        ) from None
+    if result.kind not in kinds:
+        if kinds == "f":
+            raise ValueError(
+                f"{op}: `dtype` must be a float dtype, got {result}; the values are real "
+                "numbers, which an integer dtype would truncate"
+            )
+        raise ValueError(f"{op}: `dtype` must be numeric, got {result}")
+    return result
+
 
 LOGIC_GATES = {
     "and": (0, 0, 0, 1),
@@ -43,9 +68,11 @@ def logic_gate(
       targets ``(4,)``.
 
     Raises:
-      ValueError: an unknown gate (the message lists the known ones), or -1/+1
-        values asked for with an unsigned or bool ``dtype``, which cannot hold -1.
-      TypeError: ``name`` is not a string.
+      ValueError: an unknown gate (the message lists the known ones), a non-numeric
+        ``dtype``, or -1/+1 values asked for with an unsigned or bool ``dtype``, which
+        cannot hold -1.
+      TypeError: ``name`` is not a string, ``dtype`` not a dtype, or ``bipolar`` or
+        ``bipolar_targets`` not a bool.
 
     Example:
       >>> x, y = logic_gate("and")
@@ -57,8 +84,14 @@ def logic_gate(
     table = LOGIC_GATES.get(name.lower())
     if table is None:
         raise ValueError(f"logic_gate: unknown gate {name!r}; known: {', '.join(LOGIC_GATES)}")
-    targets = bipolar if bipolar_targets is None else bipolar_targets
-    if (bipolar or targets) and np.dtype(dtype).kind not in "ifc":
+    dtype = _dtype("logic_gate", dtype, "biufc")
+    bipolar = flag("logic_gate", "bipolar", bipolar)
+    targets = (
+        bipolar
+        if bipolar_targets is None
+        else flag("logic_gate", "bipolar_targets", bipolar_targets)
+    )
+    if (bipolar or targets) and dtype.kind not in "ifc":
         which = "bipolar" if bipolar else "bipolar_targets"
         raise ValueError(
             f"logic_gate: `dtype` {np.dtype(dtype)} cannot hold the -1 of {which}=True; "
@@ -100,7 +133,7 @@ def adding_problem(
       num_samples: the number of sequences ``N``.
       seq_len: the sequence length ``T`` (at least 2).
       seed: seeds the generator.
-      dtype: the dtype of both arrays.
+      dtype: the dtype of both arrays, a float dtype.
 
     Returns:
       ``(x, y)``: ``x`` of shape ``(N, T, 2)`` (channel 0 the values, channel 1 the
@@ -108,7 +141,8 @@ def adding_problem(
 
     Raises:
       ValueError: ``num_samples`` is not a positive int, ``seq_len`` not an int
-        ``>= 2``, or ``seed`` not a non-negative int.
+        ``>= 2``, ``seed`` not a non-negative int, or ``dtype`` not a float dtype.
+      TypeError: ``dtype`` is not a dtype.
 
     Example:
       >>> x, y = adding_problem(3, 10)
@@ -117,6 +151,7 @@ def adding_problem(
     """
     num_samples = positive_int("adding_problem", "num_samples", num_samples)
     seq_len = positive_int("adding_problem", "seq_len", seq_len, minimum=2)
+    dtype = _dtype("adding_problem", dtype)
     rng = np.random.default_rng(check_seed("adding_problem", seed))
     values = rng.random((num_samples, seq_len))
     half = seq_len // 2
@@ -151,16 +186,16 @@ def sine_sequences(
       period: the period of the sine, in steps.
       noise: the standard deviation of the additive noise (0 for a clean wave).
       seed: seeds the generator.
-      dtype: the dtype of both arrays.
+      dtype: the dtype of both arrays, a float dtype.
 
     Returns:
       ``(x, y)``: ``x`` of shape ``(N, T, 1)`` and ``y`` of shape ``(N,)``.
 
     Raises:
       ValueError: ``num_samples`` or ``window`` is not a positive int, ``period`` is
-        not a finite number ``> 0``, ``noise`` not a finite number ``>= 0``, or
-        ``seed`` not a non-negative int.
-      TypeError: ``period`` or ``noise`` is not a real number.
+        not a finite number ``> 0``, ``noise`` not a finite number ``>= 0``,
+        ``seed`` not a non-negative int, or ``dtype`` not a float dtype.
+      TypeError: ``period`` or ``noise`` is not a real number, or ``dtype`` not a dtype.
 
     Example:
       >>> x, y = sine_sequences(4, 16, noise=0.0)
@@ -171,6 +206,7 @@ def sine_sequences(
     window = positive_int("sine_sequences", "window", window)
     period = finite_number("sine_sequences", "period", period, 0, open_low=True)
     noise = finite_number("sine_sequences", "noise", noise, 0)
+    dtype = _dtype("sine_sequences", dtype)
     rng = np.random.default_rng(check_seed("sine_sequences", seed))
     phase = rng.uniform(0.0, 2.0 * np.pi, size=(num_samples, 1))
     steps = np.arange(window + 1)[None, :]
@@ -192,15 +228,16 @@ def two_moons(
       num_samples: the number of points ``N``; ``N // 2`` of them are class 0.
       noise: the standard deviation of Gaussian noise added to the points.
       seed: seeds the generator.
-      dtype: the dtype of ``x``.
+      dtype: the dtype of ``x``, a float dtype.
 
     Returns:
       ``(x, y)``: points ``(N, 2)`` and int32 labels ``(N,)`` in {0, 1}, shuffled.
 
     Raises:
       ValueError: ``num_samples`` is not a positive int, ``noise`` not a finite
-        number ``>= 0``, or ``seed`` not a non-negative int.
-      TypeError: ``noise`` is not a real number.
+        number ``>= 0``, ``seed`` not a non-negative int, or ``dtype`` not a float
+        dtype.
+      TypeError: ``noise`` is not a real number, or ``dtype`` not a dtype.
 
     Example:
       >>> x, y = two_moons(10)
@@ -209,6 +246,7 @@ def two_moons(
     """
     num_samples = positive_int("two_moons", "num_samples", num_samples)
     noise = finite_number("two_moons", "noise", noise, 0)
+    dtype = _dtype("two_moons", dtype)
     rng = np.random.default_rng(check_seed("two_moons", seed))
     n_out = num_samples // 2
     n_in = num_samples - n_out
@@ -243,7 +281,7 @@ def blobs(
       num_features: the dimension of the points when ``centers`` is an int.
       box: half the side of the box the centres are drawn from.
       seed: seeds the generator.
-      dtype: the dtype of ``x``.
+      dtype: the dtype of ``x``, a float dtype.
 
     Returns:
       ``(x, y)``: points ``(N, num_features)`` and int32 cluster labels ``(N,)``,
@@ -253,8 +291,9 @@ def blobs(
       ValueError: ``num_samples``, ``centers`` (a count) or ``num_features`` is not a
         positive int; ``std`` is not a finite number ``>= 0`` or ``box`` not a finite
         number ``> 0``; ``centers`` (an array) is not ``(K, F)`` with ``K, F >= 1`` and
-        finite values; or ``seed`` is not a non-negative int.
-      TypeError: ``std`` or ``box`` is not a real number.
+        finite values; ``seed`` is not a non-negative int; or ``dtype`` is not a
+        float dtype.
+      TypeError: ``std`` or ``box`` is not a real number, or ``dtype`` not a dtype.
 
     Example:
       >>> x, y = blobs(9, centers=3)
@@ -264,6 +303,7 @@ def blobs(
     num_samples = positive_int("blobs", "num_samples", num_samples)
     std = finite_number("blobs", "std", std, 0)
     box = finite_number("blobs", "box", box, 0, open_low=True)
+    dtype = _dtype("blobs", dtype)
     rng = np.random.default_rng(check_seed("blobs", seed))
     if np.ndim(centers) == 0:
         count = positive_int("blobs", "centers", centers)

@@ -147,3 +147,65 @@ def test_numpy_ints_are_ints():
     assert n == 3 and type(n) is int
     assert permutation(np.int64(4), seed=np.uint8(1), epoch=np.int16(0)).shape == (4,)
     assert len(list(batches(_X, None, np.int64(4), seed=np.int64(2)))) == 3
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_changing_a_batch_never_changes_the_data(shuffle):
+    """S35-W5: unshuffled batches were views of x and y, so normalising a batch in place
+    (``xb /= 255``) rewrote the dataset for every later epoch."""
+    x, y = np.arange(12.0).reshape(6, 2), np.arange(6.0)
+    before_x, before_y = x.copy(), y.copy()
+    for xb, yb in batches(x, y, 4, shuffle=shuffle):
+        xb *= -1
+        yb += 100
+        assert xb.flags.writeable and yb.flags.writeable
+    np.testing.assert_array_equal(x, before_x)
+    np.testing.assert_array_equal(y, before_y)
+    for xb in batches(x, None, 4, shuffle=shuffle):
+        xb[...] = 0
+    np.testing.assert_array_equal(x, before_x)
+
+
+def test_changes_to_the_data_show_up_in_later_batches():
+    x = np.arange(6)
+    it = batches(x, None, 2, shuffle=False)
+    assert next(it).tolist() == [0, 1]
+    x[2:] = -1
+    assert next(it).tolist() == [-1, -1]
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (lambda: batches(_X, None, 2, shuffle="no"), "`shuffle` must be a bool .*got 'no'"),
+        (lambda: batches(_X, None, 2, shuffle=None), "`shuffle` must be a bool .*got None"),
+        (
+            lambda: batches(_X, None, 3, drop_remainder="False"),
+            "batches: `drop_remainder` must be a bool .*got 'False'",
+        ),
+        (
+            lambda: num_batches(10, 3, drop_remainder=1),
+            "num_batches: `drop_remainder` must be a bool .*got 1",
+        ),
+    ],
+)
+def test_flags_must_be_bools(call, match):
+    """S35-E2: shuffle="no" is truthy, so it shuffled; drop_remainder="False" dropped."""
+    with pytest.raises(TypeError, match=match):
+        call()
+
+
+def test_numpy_bools_are_bools():
+    out = list(batches(np.arange(5), None, 2, shuffle=np.False_, drop_remainder=np.True_))
+    assert [b.tolist() for b in out] == [[0, 1], [2, 3]]
+    assert num_batches(5, 2, drop_remainder=np.bool_(True)) == 2
+
+
+@pytest.mark.parametrize("seed", [0, 1, 7])
+@pytest.mark.parametrize("epoch", [0, 3])
+def test_shuffled_epoch_is_a_permutation_seen_once(seed, epoch):
+    order = permutation(23, seed=seed, epoch=epoch)
+    assert sorted(order.tolist()) == list(range(23))
+    got = [b.tolist() for b in batches(np.arange(23), None, 5, seed=seed, epoch=epoch)]
+    assert [len(b) for b in got] == [5, 5, 5, 5, 3]
+    assert [i for b in got for i in b] == order.tolist()

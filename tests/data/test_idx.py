@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from nnjax.data import idx
-from nnjax.data.errors import CorruptFileError
+from nnjax.data.errors import CorruptFileError, UnreadableFileError
 
 from ._helpers import idx_bytes
 
@@ -137,3 +137,85 @@ def test_parse_idx_accepts_bytearray_and_memoryview():
     raw = bytes([0, 0, 8, 1, 0, 0, 0, 2, 4, 2])
     assert idx.parse_idx(bytearray(raw)).tolist() == [4, 2]
     assert idx.parse_idx(memoryview(raw)).tolist() == [4, 2]
+
+
+# The IDX format: bytes 0-1 zero, byte 2 the type code, byte 3 the rank, then one
+# big-endian uint32 size per axis, then the values big-endian, C order.
+_SPEC_TYPES = {0x08: ("B", 1), 0x09: ("b", 1), 0x0B: ("h", 2), 0x0C: ("i", 4)}
+_SPEC_TYPES |= {0x0D: ("f", 4), 0x0E: ("d", 8)}
+
+
+def _reference_parse(raw: bytes) -> np.ndarray:
+    """An IDX reader written from the format description with struct (not nnjax)."""
+    zero, code, rank = struct.unpack(">HBB", raw[:4])
+    assert zero == 0
+    shape = struct.unpack(f">{rank}I", raw[4 : 4 + 4 * rank])
+    fmt, size = _SPEC_TYPES[code]
+    count = int(np.prod(shape))
+    body = raw[4 + 4 * rank :]
+    assert len(body) == count * size
+    values = struct.unpack(f">{count}{fmt}", body)
+    return np.array(values).reshape(shape)
+
+
+def _spec_file(code: int, shape: tuple[int, ...], rng) -> bytes:
+    fmt, _ = _SPEC_TYPES[code]
+    count = int(np.prod(shape))
+    if fmt in "Bb":
+        low, high = (0, 256) if fmt == "B" else (-128, 128)
+        values = rng.integers(low, high, count).tolist()
+    elif fmt in "hi":
+        values = rng.integers(-(2 ** (8 * struct.calcsize(fmt) - 1)), 2**15, count).tolist()
+    else:
+        values = (rng.normal(size=count) * 1e3).tolist()
+    header = struct.pack(">HBB", 0, code, len(shape)) + struct.pack(f">{len(shape)}I", *shape)
+    return header + struct.pack(f">{count}{fmt}", *values)
+
+
+@pytest.mark.parametrize("code", sorted(_SPEC_TYPES))
+@pytest.mark.parametrize("shape", [(), (0,), (5,), (2, 3), (3, 0, 2), (2, 1, 3, 2)])
+def test_every_type_code_and_rank_matches_a_struct_reader(code, shape):
+    raw = _spec_file(code, shape, np.random.default_rng(code))
+    out = idx.parse_idx(raw, name="spec.idx")
+    ref = _reference_parse(raw)
+    assert out.shape == shape and out.dtype.isnative and out.flags.writeable
+    assert out.dtype.itemsize == _SPEC_TYPES[code][1]
+    assert out.dtype.kind == ("f" if code >= 0x0D else "u" if code == 0x08 else "i")
+    np.testing.assert_array_equal(out, ref)  # float32 values are exact in float64
+
+
+@pytest.mark.parametrize("cut", [1, 3, 6])
+def test_truncated_and_oversized_bodies_of_every_type(cut):
+    for code in _SPEC_TYPES:
+        raw = _spec_file(code, (3, 2), np.random.default_rng(0))
+        with pytest.raises(CorruptFileError) as err:
+            idx.parse_idx(raw[:-cut])
+        assert err.value.reason == "truncated"
+        with pytest.raises(CorruptFileError) as err:
+            idx.parse_idx(raw + bytes(cut))
+        assert err.value.reason == "bad header"
+
+
+@pytest.mark.parametrize("path", [5, None, 1.5])
+def test_read_idx_gz_needs_a_path(path):
+    """S35-E4: os.fspath's 'expected str, bytes or os.PathLike object' named nothing."""
+    with pytest.raises(TypeError, match=r"read_idx_gz: `path` must be a path .*, got"):
+        idx.read_idx_gz(path)
+
+
+def test_read_idx_gz_path_kinds_and_missing_file(tmp_path):
+    path = tmp_path / "labels.gz"
+    path.write_bytes(gzip.compress(bytes([0, 0, 8, 1, 0, 0, 0, 2, 4, 2])))
+    for p in (path, str(path), bytes(path)):
+        assert idx.read_idx_gz(p).tolist() == [4, 2]
+    with pytest.raises(FileNotFoundError, match=r"missing\.gz"):
+        idx.read_idx_gz(tmp_path / "missing.gz")
+
+
+def test_read_idx_gz_on_a_folder_says_so(tmp_path):
+    """S35-E4: a folder got 'Is a directory. Make it readable (e.g. `chmod a+r`)'."""
+    with pytest.raises(UnreadableFileError) as err:
+        idx.read_idx_gz(tmp_path)
+    msg = str(err.value)
+    assert msg.startswith(f"{tmp_path}: unreadable: ") and "It is a folder" in msg
+    assert "chmod" not in msg

@@ -221,3 +221,29 @@ def test_unsearchable_folder_is_skipped_and_noted(tiny, tmp_path, monkeypatch):
     with pytest.raises(DatasetNotFoundError) as err:
         mnist.load_remote(spec, blocked, download=False)
     assert f"{blocked} (could not be searched: Permission denied)" in str(err.value)
+
+
+def test_missing_file_without_download_says_what_to_do(tiny, tmp_path, isolated_env):
+    """S35-E6: the message listed folders and URLs but not how to put the file right."""
+    spec, _, root = tiny
+    (root / "tiny" / "t10k-labels-idx1-ubyte.gz").unlink()
+    with pytest.raises(DatasetNotFoundError) as err:
+        mnist.load_remote(spec, root, download=False)
+    msg = str(err.value)
+    assert msg.startswith("t10k-labels-idx1-ubyte.gz of tiny not found; looked in:")
+    assert f"  {root}\n" in msg and f"  {root / 'tiny'}\n" in msg
+    assert "NNJAX_DATA_DIR to a folder holding tiny/t10k-labels-idx1-ubyte.gz" in msg
+    assert "`nnjax data fetch tiny`" in msg and "download=True" in msg
+    assert "http://127.0.0.1:9/tiny/t10k-labels-idx1-ubyte.gz" in msg
+
+
+@pytest.mark.parametrize("download", ["False", 0, None])
+def test_download_must_be_a_bool(tiny, download, isolated_env):
+    """S35-E2: download="False" is truthy, so a missing file went to the network."""
+    spec, _, root = tiny
+    (root / "tiny" / "t10k-labels-idx1-ubyte.gz").unlink()
+    with pytest.raises(TypeError, match=r"load_tiny: `download` must be a bool .*, got"):
+        mnist.load_remote(spec, root, download=download)
+    with pytest.raises(TypeError, match=r"ensure_file: `download` must be a bool"):
+        mnist.ensure_file(spec, spec.files[3], root, download=download)
+    assert not any(isolated_env.rglob("*"))

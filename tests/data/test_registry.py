@@ -117,3 +117,14 @@ def test_verify_reports_an_unreadable_file(tmp_path, monkeypatch):
     assert bad.status == "unreadable" and not bad.ok and bad.path == locked
     assert f"{locked}: unreadable: Permission denied" in bad.detail
     assert reports["train-images-idx3-ubyte.gz"].status == "missing"
+
+
+@pytest.mark.parametrize("name", ["blobs", "moons"])
+def test_synthetic_train_and_test_come_from_one_distribution(name):
+    """S35-W6: load("blobs") drew the test set with another seed, so its three clusters
+    sat at other random centres than the training clusters of the same label."""
+    (x, y), (xt, yt) = load(name)
+    assert len(x) == 1000 and len(xt) == 500
+    for label in np.unique(y):
+        train_mean, test_mean = x[y == label].mean(axis=0), xt[yt == label].mean(axis=0)
+        np.testing.assert_allclose(train_mean, test_mean, atol=0.3)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -137,3 +139,88 @@ def test_statistics_that_overflow_raise(scaler, data):
     with pytest.raises(ValueError, match=r"\.fit: the statistics of the data overflow float64"):
         scaler.fit(np.array(data))
     assert scaler.center_ is None and scaler.scale_ is None  # still unfitted
+
+
+def test_constant_feature_with_a_rounded_mean_stays_constant():
+    """S35-W1: a constant 123.456 over 1000 rows has a mean off by rounding, so its std
+    (~1e-14) passed the old zero test and transform multiplied by ~1e13."""
+    train = np.tile([123.456, 0.3, 7.0], (1000, 1))
+    test = np.array([[124.0, 0.5, 8.0]])
+    ours, theirs = StandardScaler().fit(train), sk.StandardScaler().fit(train)
+    np.testing.assert_allclose(ours.scale_, [1.0, 1.0, 1.0])
+    np.testing.assert_allclose(ours.transform(train), 0.0, atol=1e-9)
+    np.testing.assert_allclose(ours.transform(test), theirs.transform(test), atol=1e-9)
+    np.testing.assert_allclose(ours.transform(test), [[0.544, 0.2, 1.0]], atol=1e-9)
+
+
+@pytest.mark.parametrize("scale", [1e-20, 1e-12])
+def test_tiny_valued_features_are_not_constant(scale):
+    """S35-W2: any feature with a spread below 2.2e-16 (in absolute terms) counted as
+    constant, so values of order 1e-20 came out unscaled."""
+    x = np.array([[1.0], [2.0], [4.0], [5.0]]) * scale
+    np.testing.assert_allclose(
+        StandardScaler().fit_transform(x), sk.StandardScaler().fit_transform(x), atol=1e-9
+    )
+    np.testing.assert_allclose(MinMaxScaler().fit_transform(x).ravel(), [0, 0.25, 0.75, 1])
+
+
+def test_float16_data_is_scaled_with_float32_arithmetic():
+    """S35-W3: the statistics were cast to float16: a range over 65504 became inf (all
+    zeros out) and a mean of ~1000 was rounded to a multiple of 0.5."""
+    wide = np.array([[-40000.0], [0.0], [40000.0]], np.float16)
+    mm = MinMaxScaler().fit(wide)
+    out = mm.transform(wide)
+    assert out.dtype == np.float16
+    np.testing.assert_array_equal(out.ravel(), [0.0, 0.5, 1.0])
+    np.testing.assert_array_equal(mm.inverse_transform(out), wide)
+    x = (1000.3 + np.random.default_rng(0).normal(size=(200, 1))).astype(np.float16)
+    ref = sk.StandardScaler().fit_transform(x.astype(np.float64))
+    np.testing.assert_allclose(StandardScaler().fit_transform(x), ref, atol=5e-3)
+
+
+def test_float32_range_beyond_float32_max_gives_no_nan():
+    """S35-W3: (3e38 - -3e38) overflowed float32: NaN out and RuntimeWarnings."""
+    x = np.array([[3e38], [-3e38], [0.0]], np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = MinMaxScaler().fit_transform(x)
+        back = MinMaxScaler().fit(x).inverse_transform(out)
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(out.ravel(), [1.0, 0.0, 0.5])
+    np.testing.assert_allclose(back, x, rtol=1e-6)
+
+
+def test_failed_refit_leaves_the_scaler_as_it_was():
+    """S35-W4: mean_/var_ (data_min_/data_max_) were overwritten before the overflow check."""
+    scaler = StandardScaler().fit(np.array([[1.0], [3.0]]))
+    with pytest.raises(ValueError, match="overflow"):
+        scaler.fit(np.array([[1e200], [-1e200]]))
+    np.testing.assert_array_equal(scaler.mean_, [2.0])
+    np.testing.assert_array_equal(scaler.var_, [1.0])
+    mm = MinMaxScaler().fit(np.array([[1.0], [3.0]]))
+    with pytest.raises(ValueError, match="overflow"):
+        mm.fit(np.array([[1.7e308], [-1.7e308]]))
+    np.testing.assert_array_equal(mm.data_max_, [3.0])
+
+
+def test_empty_axis_tuple_is_rejected():
+    """S35-E1: axis=() made every value its own constant feature (all zeros out)."""
+    for cls in (MinMaxScaler, StandardScaler):
+        with pytest.raises(ValueError, match=r"`axis` must name at least one axis.*got \(\)"):
+            cls(axis=())
+
+
+def test_minmax_center_and_scale_attributes_are_as_documented(train_test):
+    train, _ = train_test
+    ours, theirs = MinMaxScaler((-1.0, 1.0)).fit(train), sk.MinMaxScaler((-1.0, 1.0)).fit(train)
+    np.testing.assert_allclose(ours.center_, train.min(axis=0))
+    np.testing.assert_allclose(1.0 / ours.scale_, theirs.scale_)
+    assert ours.shift_ == -1.0
+    np.testing.assert_allclose(
+        StandardScaler().fit(train).scale_, sk.StandardScaler().fit(train).scale_
+    )
+
+
+def test_nan_passes_through_transform_like_sklearn():
+    scaler = StandardScaler().fit(np.array([[1.0], [3.0]]))
+    assert np.isnan(scaler.transform(np.array([[np.nan]], np.float32))).all()

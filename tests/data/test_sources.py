@@ -150,3 +150,34 @@ def test_bad_mirrors_are_named(mirrors, error, match, no_download, monkeypatch):
     with pytest.raises(error, match=match):
         fetch("mnist", mirrors=mirrors)
     _assert_nothing_cached(no_download)
+
+
+def test_tilde_is_expanded_in_data_dir_and_env(monkeypatch, tmp_path, no_download):
+    """S35-E5: '~/data' was taken literally (the cache folder was expanded, these not),
+    so a .env file's NNJAX_DATA_DIR=~/data gave 'does not exist'."""
+    home = tmp_path / "home"
+    (home / "data" / "mnist").mkdir(parents=True)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv(sources.DATA_DIR_ENV, "~/data")
+    assert sources.env_data_dir() == home / "data"
+    assert sources.checked_data_dir("~/data") == home / "data"
+    dirs = sources.search_dirs(sources.MNIST, "~/data/mnist")
+    assert dirs[:2] == [home / "data" / "mnist", home / "data" / "mnist" / "mnist"]
+
+
+def test_network_guard_fails_a_download_from_the_internet(no_network, tmp_path):
+    """The autouse guard of conftest.py: a test that reaches for the network fails."""
+    from nnjax.data.download import download_first
+
+    with pytest.raises(AssertionError, match="tests never use the network"):
+        download_first(["https://example.com/x.gz"], tmp_path / "x.gz", progress=False)
+    assert no_network == ["https://example.com/x.gz"]
+    no_network.clear()  # recorded as expected; the teardown check would fail otherwise
+
+
+def test_loaders_with_shared_data_never_download(data_dir, no_network, monkeypatch):
+    """Reading through $NNJAX_DATA_DIR finds every file: nothing is downloaded."""
+    monkeypatch.setenv(sources.DATA_DIR_ENV, data_dir)
+    for name in ("mnist", "fashion-mnist"):
+        assert [r.status for r in verify(name)] == ["ok"] * 4
+    assert no_network == []

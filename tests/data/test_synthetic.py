@@ -249,3 +249,83 @@ def test_numpy_ints_and_zero_noise_still_work():
     assert x.shape == (6, 3)
     x, _ = synthetic.adding_problem(np.int64(2), np.int64(4), seed=np.int64(1))
     assert x.shape == (2, 4, 2)
+
+
+_FLOAT_GENERATORS = {
+    "adding_problem": lambda **kw: synthetic.adding_problem(3, 6, **kw),
+    "sine_sequences": lambda **kw: synthetic.sine_sequences(3, 6, **kw),
+    "two_moons": lambda **kw: synthetic.two_moons(6, **kw),
+    "blobs": lambda **kw: synthetic.blobs(6, **kw),
+}
+
+
+@pytest.mark.parametrize("op", sorted(_FLOAT_GENERATORS))
+@pytest.mark.parametrize("dtype", [np.int32, np.uint8, np.bool_, np.complex64])
+def test_real_valued_sets_need_a_float_dtype(op, dtype):
+    """S35-E3: an integer dtype truncated the values (sine windows all 0, moons to -1/0/1)."""
+    with pytest.raises(ValueError, match=rf"{op}: `dtype` must be a float dtype, got"):
+        _FLOAT_GENERATORS[op](dtype=dtype)
+
+
+@pytest.mark.parametrize("op", sorted(_FLOAT_GENERATORS))
+@pytest.mark.parametrize("dtype", [np.float16, np.float64, "float32"])
+def test_float_dtypes_are_honoured(op, dtype):
+    x, _ = _FLOAT_GENERATORS[op](dtype=dtype)
+    assert x.dtype == np.dtype(dtype)
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: synthetic.adding_problem(3, 6, dtype="flaot32"),
+        lambda: synthetic.blobs(6, dtype="nope"),
+        lambda: synthetic.logic_gate("and", dtype="nope"),
+    ],
+)
+def test_unknown_dtype_is_named(call):
+    """S35-E3: NumPy's bare "data type 'nope' not understood" named no argument."""
+    with pytest.raises(TypeError, match=r"`dtype` must be a NumPy dtype such as np\.float32"):
+        call()
+
+
+def test_logic_gate_needs_a_numeric_dtype():
+    with pytest.raises(ValueError, match=r"logic_gate: `dtype` must be numeric, got <U"):
+        synthetic.logic_gate("and", dtype=str)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda s: synthetic.adding_problem(5, 7, seed=s),
+        lambda s: synthetic.sine_sequences(5, 7, seed=s),
+        lambda s: synthetic.two_moons(9, seed=s),
+        lambda s: synthetic.blobs(9, seed=s),
+    ],
+)
+def test_every_generator_is_deterministic_by_seed(make):
+    (a, ya), (b, yb), (c, _) = make(4), make(4), make(5)
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(ya, yb)
+    assert not np.array_equal(a, c)
+
+
+def test_two_moons_matches_sklearn_without_noise():
+    datasets = pytest.importorskip("sklearn.datasets")
+    x, y = synthetic.two_moons(31, noise=0.0)
+    ref_x, ref_y = datasets.make_moons(31, noise=0.0, shuffle=False)
+    for label in (0, 1):
+        ours = x[y == label].astype(np.float64)
+        theirs = ref_x[ref_y == label]
+        np.testing.assert_allclose(np.sort(ours, axis=0), np.sort(theirs, axis=0), atol=1e-6)
+    assert y.dtype == np.int32 and x.dtype == np.float32
+
+
+@pytest.mark.parametrize(
+    ("kw", "name"),
+    [({"bipolar": "no"}, "bipolar"), ({"bipolar_targets": 1}, "bipolar_targets")],
+)
+def test_bipolar_flags_must_be_bools(kw, name):
+    """S35-E2: bipolar="no" is truthy, so it gave -1/+1 inputs."""
+    with pytest.raises(TypeError, match=rf"logic_gate: `{name}` must be a bool"):
+        synthetic.logic_gate("xor", **kw)
+    assert synthetic.logic_gate("xor", bipolar=np.True_)[0].min() == -1
