@@ -3,10 +3,14 @@
 * four fake CPU devices, so sharding code runs on CPU (set before JAX is imported);
 * ``jax_numpy_rank_promotion="raise"``: no implicit broadcasting across ranks;
 * datasets come from ``$NNJAX_DATA_DIR`` (``../shared/data`` in CI); tests that need
-  one skip with a note when it is absent. No test touches the network.
+  one skip with a note when it is absent. No test touches the network: downloads
+  (``urllib.request.urlopen``) to any host but this machine fail the test.
 """
 
 import os
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
 
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=4")
 os.environ.setdefault("MPLBACKEND", "Agg")
@@ -30,3 +34,31 @@ def data_dir():
     if not path or not os.path.isdir(path):
         pytest.skip("NNJAX_DATA_DIR is not set to the shared datasets")
     return path
+
+
+_LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
+
+
+@pytest.fixture(autouse=True)
+def no_network(monkeypatch) -> Iterator[list[str]]:
+    """Fails any test that downloads from a host other than this machine.
+
+    Downloads (``urllib.request.urlopen``, which :mod:`nnjax.data.download` uses) may go
+    to ``file://`` URLs and to the local test servers only; anything else raises an
+    ``AssertionError`` (which the loaders do not catch) and is recorded, so the test
+    fails at teardown even if something swallowed the error. Yields the record.
+    """
+    attempts: list[str] = []
+    urlopen = urllib.request.urlopen
+
+    def guarded(url, *args, **kwargs):
+        full = url if isinstance(url, str) else url.full_url
+        parts = urllib.parse.urlsplit(full)
+        if parts.scheme != "file" and parts.hostname not in _LOCAL_HOSTS:
+            attempts.append(full)
+            raise AssertionError(f"a test tried to download {full}; tests never use the network")
+        return urlopen(url, *args, **kwargs)
+
+    monkeypatch.setattr(urllib.request, "urlopen", guarded)
+    yield attempts
+    assert not attempts, f"downloads attempted: {attempts}"

