@@ -2,8 +2,10 @@
 
 Members whose ``model_fn`` hyperparameters are equal build the same model graph, so
 they share one compiled program; :func:`groups` collects them (in first-seen order, at
-most ``size`` per group) and :func:`hashable` makes their values comparable.
-Re-exported by :mod:`nnjax.train.sweep_space`.
+most ``size`` per group) and :func:`hashable` makes their values comparable
+(re-exported by :mod:`nnjax.train.sweep_space`). After training, :func:`assemble`
+puts the trained groups back together as one
+:class:`~nnjax.train.sweep_result.SweepResult`.
 
 Example:
   >>> [idx.tolist() for idx, _ in groups({"w": [4, 4, 4]}, ["w"], 3, 2)]
@@ -12,10 +14,14 @@ Example:
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+from flax import nnx
+
+from nnjax.train.sweep_result import MemberGroup, SweepResult
 
 
 def groups(
@@ -55,3 +61,140 @@ def hashable(value: Any) -> Any:
     if isinstance(value, np.ndarray):
         return (value.dtype.str, value.shape, value.tobytes())
     return value
+
+
+class SweepHistory:
+    """Per-epoch logs of ``M`` members: ``history[name]`` is ``(M, epochs)``.
+
+    Example:
+      >>> h = SweepHistory()
+      >>> h.append(0, {"loss": np.array([1.0, 2.0])})
+      >>> h["loss"].shape, h.epoch
+      ((2, 1), [0])
+    """
+
+    def __init__(self) -> None:
+        self.logs: dict[str, list[np.ndarray]] = {}
+        self.epoch: list[int] = []
+
+    def append(self, epoch: int, logs: dict[str, Any]) -> None:
+        """Records one epoch's ``(M,)`` logs."""
+        for name, value in logs.items():
+            self.logs.setdefault(name, []).append(np.asarray(value, np.float64))
+        self.epoch.append(int(epoch))
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return np.stack(self.logs[name], axis=1)
+
+    def __len__(self) -> int:
+        return len(self.epoch)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """``name -> (M, epochs)``."""
+        return {name: self[name] for name in self.logs}
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able: ``{"epoch": [...], "history": {name: [[epoch values]...]}}``."""
+        history = {name: [v.tolist() for v in values] for name, values in self.logs.items()}
+        return {"epoch": list(self.epoch), "history": history}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SweepHistory:
+        """Rebuilds a history from :meth:`to_dict`'s output."""
+        history = cls()
+        history.epoch = [int(e) for e in data["epoch"]]
+        history.logs = {
+            name: [np.asarray(v, np.float64) for v in values]
+            for name, values in data["history"].items()
+        }
+        return history
+
+
+def hyperparam_arrays(hp: Mapping[str, list], names: Sequence[str]) -> dict[str, np.ndarray]:
+    """Each named hyperparameter's values per member: float64 if numeric, else object.
+
+    Example:
+      >>> hyperparam_arrays({"lr": [np.float32(0.5), 1], "act": ["relu", "tanh"]}, ["lr", "act"])
+      {'lr': array([0.5, 1. ]), 'act': array(['relu', 'tanh'], dtype=object)}
+    """
+    out = {}
+    for name in names:
+        values = np.empty(len(hp[name]), object)
+        for i, v in enumerate(hp[name]):
+            values[i] = v
+        numeric = all(
+            isinstance(v, numbers.Real) and not isinstance(v, bool | np.bool_) for v in hp[name]
+        )
+        out[name] = values.astype(np.float64 if numeric else object)
+    return out
+
+
+def diverged_epochs(run: Any, stopped: np.ndarray) -> np.ndarray:
+    """Each member's first epoch with a non-finite training loss, -1 for none.
+
+    A member that stopped early (``stopped >= 0``) did not diverge: its logs are NaN
+    only after it stopped.
+
+    Example:
+      >>> from types import SimpleNamespace
+      >>> h = SweepHistory()
+      >>> h.append(0, {"loss": np.array([1.0, 1.0, 1.0])})
+      >>> h.append(1, {"loss": np.array([0.5, np.nan, np.nan])})
+      >>> diverged_epochs(SimpleNamespace(history=h), np.array([-1, -1, 0])).tolist()
+      [-1, 1, -1]
+    """
+    history = run.history
+    if not len(history) or "loss" not in history.logs:
+        return np.full(len(stopped), -1)
+    bad = ~np.isfinite(history["loss"])
+    first = np.where(bad.any(axis=1), np.argmax(bad, axis=1), -1)
+    epochs = np.asarray(history.epoch)
+    return np.where((first >= 0) & (stopped < 0), epochs[np.maximum(first, 0)], -1)
+
+
+def assemble(
+    done: Sequence[dict[str, Any]],
+    seeds: Sequence[int],
+    hp: dict[str, list],
+    hp_names: Sequence[str],
+    stop_spec: Any,
+) -> SweepResult:
+    """The :class:`SweepResult` of the trained groups ``done`` (in the sweep's order).
+
+    Each entry of ``done`` holds a group's member indices ``idx``, its engine ``run``
+    (state and history), its per-member ``stopping`` state (or ``None``), its
+    ``model`` and its ``structure``. Histories are ``(M, epochs)``, NaN after a
+    member stopped and from the epoch a member diverged in.
+    """
+    m = len(seeds)
+    epochs_run = max((len(d["run"].history) for d in done), default=0)
+    names = list(dict.fromkeys(n for d in done for n in d["run"].history.logs))
+    history = {n: np.full((m, epochs_run), np.nan) for n in names}
+    stopped, held, diverged = np.full(m, -1), np.full(m, -1), np.full(m, -1)
+    groups = []
+    for d in done:
+        idx, run, stopping = d["idx"], d["run"], d["stopping"]
+        for n, values in run.history.arrays().items():
+            history[n][idx, : values.shape[1]] = values
+        last = run.history.epoch[-1] if len(run.history) else -1
+        group_stopped = np.full(len(idx), -1) if stopping is None else stopping.stopped_epoch
+        group_diverged = diverged_epochs(run, group_stopped)
+        held_here = np.where(group_stopped >= 0, group_stopped, last)
+        held_here = np.where(group_diverged >= 0, -1, held_here)
+        if stopping is not None and stopping.restore_best_weights:
+            held_here = np.where(stopping.best_epoch >= 0, stopping.best_epoch, held_here)
+        stopped[idx], held[idx], diverged[idx] = group_stopped, held_here, group_diverged
+        state = run.state
+        groups.append(MemberGroup(
+            nnx.graphdef(d["model"]), state.params, state.rest, state.opt_state, idx,
+            d["structure"],
+        ))  # fmt: skip
+    return SweepResult(
+        groups=groups,
+        seeds=np.asarray(seeds),
+        hyperparams=hyperparam_arrays(hp, hp_names),
+        history=history,
+        stopped_epoch=stopped if stop_spec is not None else None,
+        weights_epoch=held,
+        diverged_epoch=diverged,
+    )

@@ -13,8 +13,15 @@ Data-order rule: a member with seed ``s`` sees, in epoch ``e``, exactly the padd
 masked batches ``epoch_index(s, e, N, batch_size)`` (:mod:`nnjax.train.data`), the
 ones ``fit(model, ..., seed=s)`` uses, through the same step and device loop. So member
 ``i`` ends where ``fit(model_fn(nnx.Rngs(seed_i), **structure_i), ..., seed=seed_i)``
-with its hyperparameters ends, early stopping included (up to float32 reassociation:
-``vmap`` batches the matrix products).
+with its hyperparameters ends, early stopping included, up to float32 rounding:
+``vmap`` turns each member's matrix products into one batched product, which XLA may
+tile and sum in another order than the unbatched one (and the device split reduces in
+another order too), so parameters can differ in the last bits, growing with the
+learning rate (measured: within ``5e-5`` after 5 epochs of Adam at 0.3, ``5e-6`` at
+0.03; ``tests/train/test_sweep_exactness.py``). Where ``fit`` raises
+:class:`~nnjax.train.engine.NonFiniteLossError`, the member *diverged*: it keeps the
+state it had before the failing dispatch and stops, the others go on, and
+:attr:`SweepResult.diverged_epoch` says which and when.
 
 Devices and processes: like ``fit``, a sweep splits every batch over the ``'data'``
 axis of a mesh (all local devices that divide ``batch_size``, or ``devices=``), the
@@ -53,6 +60,7 @@ from nnjax import losses
 from nnjax._deprecation import renamed_args
 from nnjax.train import compiled, host_memory, setup, sharding, step
 from nnjax.train import validation as checks
+from nnjax.train._sweep_groups import assemble
 from nnjax.train.callbacks import Callback
 from nnjax.train.driver import CallbackDriver, Run
 from nnjax.train.engine import Plan, run_epochs
@@ -62,11 +70,13 @@ from nnjax.train.sweep_args import (
     OptimizerFactory,
     build_member,
     check_model_fn,
+    integer_paths,
     optimizer_factory,
     split_callbacks,
     unpack_members,
 )
 from nnjax.train.sweep_callbacks import (
+    EndWhenInactive,
     MemberStopping,
     SweepCheckpoint,
     SweepProgress,
@@ -78,7 +88,6 @@ from nnjax.train.sweep_feeder import SweepFeeder
 from nnjax.train.sweep_result import (
     MemberGroup,
     SweepResult,
-    assemble,
     ensemble_predict,
     member_predictions,
 )
@@ -161,9 +170,12 @@ def sweep(
       validation_data: evaluated for every member after every epoch (``val_*`` logs).
       validation_split: hold out this last fraction of array data.
       shuffle: shuffle array data every epoch.
-      check_inputs: reject integer and NaN inputs (as ``fit``).
+      check_inputs: reject integer and NaN inputs (as ``fit``; integer inputs that the
+        members declare in ``integer_inputs`` pass).
       optimizer: an Optax optimizer factory (``optax.adam``, or a
         ``functools.partial`` of one) or a name; run under ``optax.inject_hyperparams``.
+        One for all members (its numeric arguments vary per member); compare
+        optimizers with one sweep each.
       learning_rate: used when the members do not set ``learning_rate``.
       members: ``{"seeds": [...], "hyperparams": {name: [...]}}`` from :func:`grid` or
         :func:`random_search` (or pass ``seeds``/``hyperparams`` yourself: zipped, a
@@ -195,7 +207,11 @@ def sweep(
         process reading only its rows of every member's batches).
 
     Returns:
-      A :class:`~nnjax.train.sweep_result.SweepResult`.
+      A :class:`~nnjax.train.sweep_result.SweepResult`. A member whose loss became NaN
+      or infinite does not stop the others: it is frozen with the state it had before
+      that dispatch, its history is NaN from that epoch on, ``diverged_epoch`` names
+      the epoch and ``best()`` never picks it. A group ends early once none of its
+      members is active (all stopped or diverged).
 
     Raises:
       ValueError, TypeError: before anything compiles: bad data, a ``model_fn`` that is
@@ -235,6 +251,7 @@ def sweep(
         data, validation_data, validation_split, batch_size=batch_size,
         mesh_size=setup.data_axis_size(None, devices), steps_per_epoch=steps_per_epoch,
         class_weight=class_weight, check_inputs=check_inputs,
+        integer_ok=integer_paths(model_fn, seed_list[0], {n: hp[n][0] for n in model_names}),
     )  # fmt: skip
     mesh = setup.make_mesh(source.batch_size, devices, None)
     host_memory.retain_for(mesh)
@@ -288,8 +305,8 @@ def _initial_state(idx: np.ndarray, seeds: list[int], structure: dict[str, Any],
 
 
 def _group_callbacks(g: int, c: dict, stopping, expect: dict, *, resumed: bool) -> list:
-    """The user's other callbacks, then per-member stopping, the checkpoint, progress."""
-    cbs = [*c["others"], *([stopping] if stopping else [])]
+    """The user's other callbacks, per-member stopping, the end, the checkpoint, progress."""
+    cbs = [*c["others"], *([stopping] if stopping else []), EndWhenInactive()]
     if c["ckpt_spec"] is not None:
         folder = group_folder(c["ckpt_spec"].directory, g)
         check_fresh(folder, c["ckpt_spec"].overwrite, resumed=resumed)

@@ -16,15 +16,17 @@ Example:
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Iterable, Mapping
+import numbers
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import optax
 from flax import nnx
 
+from nnjax.train import model_call
 from nnjax.train.callbacks import Callback, EarlyStopping, as_callbacks
 from nnjax.train.checkpoint import ModelCheckpoint
-from nnjax.train.optimizers import check_not_class, get_optimizer
+from nnjax.train.optimizers import check_learning_rate, check_not_class, get_optimizer
 
 MODEL_FN_CALL = (
     "model_fn is called as model_fn(rngs, **hyperparams): an nnx.Rngs of the member's "
@@ -79,6 +81,20 @@ def build_member(model_fn: Callable, seed: int, structure: Mapping[str, Any]) ->
             f"{type(model).__name__}, not an nnx.Module; it must build and return one member"
         )
     return model
+
+
+def integer_paths(model_fn: Callable, seed: int, structure: Mapping[str, Any]) -> frozenset[str]:
+    """The integer inputs a member declares (:func:`~nnjax.train.model_call.integer_input_paths`).
+
+    The member is built abstractly (``nnx.eval_shape``: no parameters are allocated).
+
+    Example:
+      >>> from nnjax.nn import SequenceRegressor
+      >>> sorted(integer_paths(lambda rngs: SequenceRegressor(1, 4, rngs=rngs), 0, {}))
+      ["['lengths']", '[1]']
+    """
+    abstract = nnx.eval_shape(lambda: build_member(model_fn, seed, structure))
+    return model_call.integer_input_paths(abstract)
 
 
 def unpack_members(members: Any) -> tuple[Any, Any]:
@@ -153,10 +169,36 @@ def split_callbacks(callbacks: Iterable[Callback] | None):
     return (stops[0] if stops else None), (ckpts[0] if ckpts else None), others
 
 
+def check_numeric(hp: Mapping[str, list], names: Sequence[str]) -> None:
+    """Optimizer hyperparameters are injected per member: each value must be a number.
+
+    A ``learning_rate`` must be finite and ``> 0``, as ``fit``'s
+    (:func:`~nnjax.train.optimizers.check_learning_rate`).
+
+    Raises:
+      TypeError: a value that is not a number.
+      ValueError: a learning rate that is negative, zero or not finite.
+
+    Example:
+      >>> check_numeric({"learning_rate": [0.1, 0.2]}, ["learning_rate"])
+    """
+    for name in names:
+        for i, value in enumerate(hp[name]):
+            if isinstance(value, bool) or not isinstance(value, numbers.Real):
+                raise TypeError(
+                    f"sweep: optimizer hyperparameter {name!r} must be a number per member "
+                    f"(it is injected into the optimizer state), got {value!r}"
+                )
+            if name == "learning_rate":
+                check_learning_rate(value, name=f"learning_rate[{i}]")
+
+
 __all__ = [
     "MODEL_FN_CALL",
     "build_member",
     "check_model_fn",
+    "check_numeric",
+    "integer_paths",
     "optimizer_factory",
     "split_callbacks",
     "unpack_members",

@@ -8,8 +8,11 @@
   (one :class:`~nnjax.train.callbacks.Monitor` per member, the same wait count): a
   member that stops is masked out (``active = 0``) and, with
   ``restore_best_weights``, its parameters and model state go back to its best epoch
-  at once; the sweep ends when every member has stopped. Like ``fit``, members that
-  never stop get their best weights back at the end.
+  at once (a member that never improved keeps its weights, as with ``fit``); the sweep
+  ends when every member has stopped. Like ``fit``, members that never stop get their
+  best weights back at the end.
+- :class:`EndWhenInactive` ends a group's training once no member is active (every
+  one stopped or diverged).
 - :class:`SweepCheckpoint` saves the whole stacked state (parameters, optimizer state,
   model state, active flags, the kept best weights) with :mod:`nnjax.io` after every
   epoch, and the stopping state and history in the metadata; :func:`resume` reads it
@@ -92,8 +95,9 @@ class MemberStopping(Callback):
         params, rest = state.params, state.rest
         if self.restore_best_weights and improved.any():
             self.best = select(improved, (params, rest), self.best)
-        if self.restore_best_weights and stop.any():
-            params, rest = select(stop, self.best, (params, rest))
+        restore = stop & (self.best_epoch >= 0)  # never improved: keeps its weights, as fit
+        if self.restore_best_weights and restore.any():
+            params, rest = select(restore, self.best, (params, rest))
         if stop.any():
             new_active = np.where(stop, 0.0, active).astype(np.float32)
             active_on_mesh = self.loop.put_state(new_active, like=state.active)
@@ -125,6 +129,23 @@ class MemberStopping(Callback):
         self.stopped_epoch = np.asarray(meta["stopped_epoch"], np.int64)
         self.best_values = np.asarray(meta["best_values"], np.float64)
         self.best = best
+
+
+class EndWhenInactive(Callback):
+    """Requests the end of training after an epoch that leaves no member active.
+
+    Members become inactive when they stop early or diverge; training the rest would
+    change nothing.
+
+    Example:
+      >>> isinstance(EndWhenInactive(), Callback)
+      True
+    """
+
+    def on_epoch_end(self, epoch, logs=None):
+        """Requests the stop when no member is active."""
+        if not np.any(np.asarray(jax.device_get(self.loop.state.active)) > 0):
+            self.loop.request_stop()
 
 
 class SweepCheckpoint(Callback):
@@ -241,6 +262,9 @@ def resume(
 class SweepProgress(Callback):
     """One line per epoch and group: active members and the best value of each log.
 
+    The best is the highest for logs where higher is better (accuracy, AUC, F1,
+    precision, recall: ``Monitor``'s ``"auto"`` rule), else the lowest.
+
     Example:
       >>> SweepProgress(0, 2, 10).groups
       2
@@ -253,7 +277,7 @@ class SweepProgress(Callback):
         """Prints the group's epoch line."""
         active = int(np.sum(np.asarray(self.loop.state.active)))
         best = {
-            name: float(np.nanmin(v) if "acc" not in name else np.nanmax(v))
+            name: float(np.nanmax(v) if Monitor(name).mode == "max" else np.nanmin(v))
             for name, v in (logs or {}).items()
             if np.isfinite(v).any() and name != "learning_rate"
         }
@@ -263,6 +287,7 @@ class SweepProgress(Callback):
 
 
 __all__ = [
+    "EndWhenInactive",
     "MemberStopping",
     "SweepCheckpoint",
     "SweepProgress",

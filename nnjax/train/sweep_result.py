@@ -16,7 +16,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -76,9 +76,17 @@ class SweepResult:
       hyperparams: each swept hyperparameter's value per member, ``name -> (M,)``.
       history: per-epoch logs ``name -> (M, epochs)`` (train, ``val_*``, learning rate);
         NaN after a member stopped.
-      stopped_epoch: the 0-based epoch after which each member stopped early (-1: never).
+      stopped_epoch: the 0-based epoch after which each member stopped early (-1:
+        never); ``None`` when the sweep ran without ``EarlyStopping``.
       weights_epoch: the epoch whose weights each member holds (its best epoch with
-        ``restore_best_weights``, else its last trained one).
+        ``restore_best_weights``, else its last trained one; -1: none, e.g. a member
+        that diverged, which holds the weights it had before its first non-finite
+        dispatch).
+      diverged_epoch: the 0-based epoch in which each member's training loss (or a
+        parameter) became NaN or infinite, where ``fit`` of it alone raises
+        :class:`~nnjax.train.engine.NonFiniteLossError` (-1: never). Such a member was
+        frozen there while the others went on; its history is NaN from that epoch on
+        and :meth:`best_index` never picks it. ``None``: not recorded.
 
     Example:
       ``train.sweep`` builds it; here two members' histories are given by hand:
@@ -97,6 +105,7 @@ class SweepResult:
     history: dict[str, np.ndarray]
     stopped_epoch: np.ndarray | None = None
     weights_epoch: np.ndarray | None = None
+    diverged_epoch: np.ndarray | None = None
 
     @property
     def num_members(self) -> int:
@@ -161,18 +170,50 @@ class SweepResult:
         return np.where(none, np.nan, values), np.where(none, -1, epochs)
 
     def best_index(self, metric: str | None = None, mode: str = "auto") -> int:
-        """The member whose weights score best on ``metric`` (NaN counts as worst).
+        """The member whose weights score best on ``metric``.
 
         Each member is scored at the epoch whose weights it holds (``weights_epoch``:
-        its best epoch with ``restore_best_weights``, else its last one).
+        its best epoch with ``restore_best_weights``, else its last one). A NaN score
+        never wins, nor does a member that diverged (``diverged_epoch >= 0``); of equal
+        scores the lowest member index wins.
+
+        Args:
+          metric: a history name (default :meth:`default_metric`).
+          mode: ``"min"``, ``"max"`` or ``"auto"`` (max for accuracies, AUC, F1,
+            precision and recall, else min).
+
+        Raises:
+          KeyError: ``metric`` is not in the history.
+          ValueError: an unknown ``mode``, or no member has a finite score (all
+            diverged, say).
         """
-        _, _, scores = self._scores(metric, mode)
+        name, _, scores = self._scores(metric, mode)
         held = self.weights_epoch
         if held is None:
             held = np.full(len(scores), scores.shape[1] - 1)
         rows = np.arange(len(scores))
         at = np.where(held >= 0, scores[rows, np.maximum(held, 0)], np.nan)
-        return int(np.argmin(np.where(np.isfinite(at), at, np.inf)))
+        ok = np.isfinite(at)
+        if self.diverged_epoch is not None:
+            ok &= np.asarray(self.diverged_epoch) < 0
+        if not ok.any():
+            raise ValueError(
+                f"no member of the {self.num_members} has a finite {name!r} for the weights "
+                f"it holds (diverged members: {self.diverged_members()}); there is no best"
+            )
+        return int(np.argmin(np.where(ok, at, np.inf)))
+
+    def diverged_members(self) -> list[int]:
+        """The indices of the members whose training diverged (see ``diverged_epoch``).
+
+        Example:
+          >>> r = SweepResult([], np.arange(3), {}, {}, diverged_epoch=np.array([-1, 2, -1]))
+          >>> r.diverged_members()
+          [1]
+        """
+        if self.diverged_epoch is None:
+            return []
+        return np.flatnonzero(np.asarray(self.diverged_epoch) >= 0).tolist()
 
     def best(self, metric: str | None = None, mode: str = "auto") -> nnx.Module:
         """The best member (:meth:`best_index`) as an ordinary NNX model.
@@ -182,7 +223,20 @@ class SweepResult:
         return self.member(self.best_index(metric, mode))
 
     def rows(self, metric: str | None = None, mode: str = "auto") -> list[dict[str, Any]]:
-        """One dict per member: member, seed, hyperparameters, best ``metric``, its epoch."""
+        """One dict per member: member, seed, hyperparameters, best ``metric``, its epoch.
+
+        Then ``stopped_epoch`` (with ``EarlyStopping``) and ``diverged_epoch`` (when
+        recorded, as by ``sweep``), -1 for never. A member without a finite ``metric``
+        has ``nan`` and epoch -1.
+
+        Example:
+          >>> r = SweepResult([], np.array([0, 1]), {"learning_rate": np.array([0.1, 9.0])},
+          ...                 {"loss": np.array([[0.5, 0.4], [np.nan, np.nan]])},
+          ...                 diverged_epoch=np.array([-1, 0]))
+          >>> row = r.rows()[1]
+          >>> row["learning_rate"], row["best_loss"], row["best_epoch"], row["diverged_epoch"]
+          (9.0, nan, -1, 0)
+        """
         name = metric or self.default_metric()
         values, epochs = self.best_epochs(metric, mode)
         out = []
@@ -193,11 +247,13 @@ class SweepResult:
             row["best_epoch"] = int(epochs[i])
             if self.stopped_epoch is not None:
                 row["stopped_epoch"] = int(self.stopped_epoch[i])
+            if self.diverged_epoch is not None:
+                row["diverged_epoch"] = int(self.diverged_epoch[i])
             out.append(row)
         return out
 
     def table(self, metric: str | None = None, mode: str = "auto") -> str:
-        """The members as a text table, best ``metric`` (default ``val_loss``) and epoch.
+        """:meth:`rows` as a text table: best ``metric`` (default :meth:`default_metric`).
 
         Epochs are 0-based, as in ``History.epoch``; ``-1``: none.
         """
@@ -332,64 +388,6 @@ def _compiled_ensemble(eval_graphdef: nnx.GraphDef, fn: Callable | None) -> Call
         return jnp.mean(ys if fn is None else fn(ys), axis=0)
 
     return jax.jit(predict)
-
-
-def hyperparam_arrays(hp: dict[str, list], names: Sequence[str]) -> dict[str, np.ndarray]:
-    """Each named hyperparameter's values per member: float64 if numeric, else object."""
-    out = {}
-    for name in names:
-        values = np.empty(len(hp[name]), object)
-        for i, v in enumerate(hp[name]):
-            values[i] = v
-        numeric = all(isinstance(v, int | float) and not isinstance(v, bool) for v in hp[name])
-        out[name] = values.astype(np.float64 if numeric else object)
-    return out
-
-
-def assemble(
-    done: Sequence[dict[str, Any]],
-    seeds: Sequence[int],
-    hp: dict[str, list],
-    hp_names: Sequence[str],
-    stop_spec: Any,
-) -> SweepResult:
-    """The :class:`SweepResult` of the trained groups ``done`` (in the sweep's order).
-
-    Each entry of ``done`` holds a group's member indices ``idx``, its engine ``run``
-    (state and history), its per-member ``stopping`` state (or ``None``), its
-    ``model`` and its ``structure``. Histories are ``(M, epochs)``, NaN after a
-    member stopped.
-    """
-    m = len(seeds)
-    epochs_run = max((len(d["run"].history) for d in done), default=0)
-    names = list(dict.fromkeys(n for d in done for n in d["run"].history.logs))
-    history = {n: np.full((m, epochs_run), np.nan) for n in names}
-    stopped, held = np.full(m, -1), np.full(m, -1)
-    groups = []
-    for d in done:
-        idx, run, stopping = d["idx"], d["run"], d["stopping"]
-        for n, values in run.history.arrays().items():
-            history[n][idx, : values.shape[1]] = values
-        last = run.history.epoch[-1] if len(run.history) else -1
-        held[idx] = last
-        if stopping is not None:
-            stopped[idx] = stopping.stopped_epoch
-            held[idx] = np.where(stopping.stopped_epoch >= 0, stopping.stopped_epoch, last)
-            if stopping.restore_best_weights:
-                held[idx] = np.where(stopping.best_epoch >= 0, stopping.best_epoch, held[idx])
-        state = run.state
-        groups.append(MemberGroup(
-            nnx.graphdef(d["model"]), state.params, state.rest, state.opt_state, idx,
-            d["structure"],
-        ))  # fmt: skip
-    return SweepResult(
-        groups=groups,
-        seeds=np.asarray(seeds),
-        hyperparams=hyperparam_arrays(hp, hp_names),
-        history=history,
-        stopped_epoch=stopped if stop_spec is not None else None,
-        weights_epoch=held,
-    )
 
 
 __all__ = ["MemberGroup", "SweepResult", "ensemble_predict", "member_predictions"]

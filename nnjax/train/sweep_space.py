@@ -28,12 +28,14 @@ from typing import Any
 import numpy as np
 
 from nnjax.train._sweep_groups import groups, hashable
-from nnjax.train.optimizers import check_learning_rate
-from nnjax.train.sweep_args import MODEL_FN_CALL
+from nnjax.train.sweep_args import MODEL_FN_CALL, check_numeric
 from nnjax.train.validation import check_count
 
 
 def _check_bounds(kind: str, low: float, high: float) -> None:
+    """Bounds must be real numbers (not bools), finite, ``low <= high`` (equal: a constant)."""
+    if not all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in (low, high)):
+        raise TypeError(f"{kind}: bounds must be numbers, got low={low!r}, high={high!r}")
     if not (math.isfinite(low) and math.isfinite(high)) or low > high:
         raise ValueError(f"{kind}: need finite low <= high, got low={low!r}, high={high!r}")
 
@@ -47,6 +49,7 @@ class Uniform:
       high: the largest value, finite and ``>= low``.
 
     Raises:
+      TypeError: a bound that is not a number.
       ValueError: a bound not finite, or ``low > high``.
 
     Example:
@@ -74,6 +77,7 @@ class LogUniform:
       high: the largest value, finite and ``>= low``.
 
     Raises:
+      TypeError: a bound that is not a number.
       ValueError: a bound not finite or not positive, or ``low > high``.
 
     Example:
@@ -92,8 +96,9 @@ class LogUniform:
             )
 
     def sample(self, rng: np.random.Generator) -> float:
-        """One value."""
-        return float(math.exp(rng.uniform(math.log(self.low), math.log(self.high))))
+        """One value, within ``[low, high]`` (``exp(log(high))`` may round past ``high``)."""
+        value = math.exp(rng.uniform(math.log(self.low), math.log(self.high)))
+        return float(min(max(value, self.low), self.high))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,7 +110,7 @@ class Integer:
       high: the largest value, ``>= low``.
 
     Raises:
-      TypeError: a bound that is not an int.
+      TypeError: a bound that is not an int (or is a bool).
       ValueError: ``low > high``.
 
     Example:
@@ -117,7 +122,8 @@ class Integer:
     high: int
 
     def __post_init__(self) -> None:
-        if not all(isinstance(v, numbers.Integral) for v in (self.low, self.high)):
+        bounds = (self.low, self.high)
+        if not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in bounds):
             raise TypeError(f"Integer: bounds must be ints, got {self.low!r}, {self.high!r}")
         _check_bounds("Integer", self.low, self.high)
 
@@ -208,7 +214,9 @@ def random_search(
       ``{"seeds": [...], "hyperparams": {name: [...]}}``.
 
     Raises:
-      ValueError: ``n < 1``, an empty ``space`` or ``seeds`` of another length.
+      TypeError: ``space`` is not a dict, ``seed`` not an int.
+      ValueError: ``n < 1``, an empty ``space``, a name with no values to choose from
+        (the message names it), a negative ``seed``, or ``seeds`` of another length.
 
     Example:
       >>> m = random_search(2, {"dropout": Uniform(0.0, 0.5)}, seed=1)
@@ -217,12 +225,22 @@ def random_search(
     """
     if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
         raise ValueError(f"random_search: `n` must be an int >= 1, got {n!r}")
+    if not isinstance(space, Mapping):
+        raise TypeError(
+            f"random_search: `space` must be a dict {{name: space}}, got {type(space).__name__}"
+        )
     if not space:
         raise ValueError("random_search: `space` is empty; name at least one hyperparameter")
+    is_int = isinstance(seed, numbers.Integral) and not isinstance(seed, bool)
+    if not is_int or seed < 0:
+        raise (ValueError if is_int else TypeError)(
+            f"random_search: `seed` must be an int >= 0, got {seed!r}"
+        )
+    seed = int(seed)
     dims = {name: _space(name, value) for name, value in space.items()}
     rng = np.random.default_rng(seed)
     draws = {name: [dim.sample(rng) for _ in range(n)] for name, dim in dims.items()}
-    member_seeds = [int(seed)] * n if seeds is None else as_list(seeds)
+    member_seeds = [seed] * n if seeds is None else as_list(seeds)
     if len(member_seeds) == 1:
         member_seeds = member_seeds * n
     if len(member_seeds) != n:
@@ -234,6 +252,11 @@ def _space(name: str, value: Any) -> Space:
     if isinstance(value, Uniform | LogUniform | Integer | Choice):
         return value
     if isinstance(value, list | tuple):
+        if not value:
+            raise ValueError(
+                f"random_search: space[{name!r}] is an empty {type(value).__name__}; give at "
+                "least one value"
+            )
         return Choice(value)
     return Choice([value])
 
@@ -334,33 +357,11 @@ def route(
             raise ValueError(
                 f"sweep: hyperparameter {name!r} is taken neither by the optimizer factory "
                 f"{getattr(factory, '__name__', factory)!r} (it takes {sorted(opt or ())}) nor "
-                f"by model_fn (after rngs it takes {sorted(model or ())}); {MODEL_FN_CALL}"
+                f"by model_fn (after rngs it takes {sorted(model or ())}); {MODEL_FN_CALL}. "
+                "The arguments of sweep itself (optimizer, batch_size, epochs, ...) are "
+                "shared by every member: run one sweep per value"
             )
     return tuple(sorted(to_opt)), tuple(sorted(to_model))
-
-
-def check_numeric(hp: Mapping[str, list], names: Sequence[str]) -> None:
-    """Optimizer hyperparameters are injected per member: each value must be a number.
-
-    A ``learning_rate`` must be finite and ``> 0``, as ``fit``'s
-    (:func:`~nnjax.train.optimizers.check_learning_rate`).
-
-    Raises:
-      TypeError: a value that is not a number.
-      ValueError: a learning rate that is negative, zero or not finite.
-
-    Example:
-      >>> check_numeric({"learning_rate": [0.1, 0.2]}, ["learning_rate"])
-    """
-    for name in names:
-        for i, value in enumerate(hp[name]):
-            if isinstance(value, bool) or not isinstance(value, numbers.Real):
-                raise TypeError(
-                    f"sweep: optimizer hyperparameter {name!r} must be a number per member "
-                    f"(it is injected into the optimizer state), got {value!r}"
-                )
-            if name == "learning_rate":
-                check_learning_rate(value, name=f"learning_rate[{i}]")
 
 
 __all__ = [

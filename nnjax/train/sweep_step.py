@@ -29,6 +29,7 @@ from jax.sharding import Mesh
 
 from nnjax import metrics as metrics_lib
 from nnjax.train import in_flight, optimizers, sharding, step
+from nnjax.train._sweep_groups import SweepHistory
 from nnjax.train.compiled import TRACES, cached, gathered, loop_steps
 from nnjax.train.engine import epoch_logs
 from nnjax.train.evaluate import summarize
@@ -155,12 +156,15 @@ def compiled_sweep_train(
     stack shared by every member. Each member runs ``fit``'s step
     (:func:`nnjax.train.step.make_train_step` under ``optax.inject_hyperparams``, its
     values read from the member's optimizer state) in ``fit``'s device loop; members
-    with ``active == 0`` keep their state. ``per_step`` members are computed together
-    (``jax.vmap``) and the groups of them one after another in a device loop
-    (``lax.map``); ``None``: all at once, ``1``: one member at a time (unbatched
-    matrix products, as ``fit``'s own program). Batches are split over ``mesh``'s
-    ``'data'`` axis (its devices may span several processes); the state and the logs
-    come out replicated on it, so every process reads the same logs.
+    with ``active == 0`` keep their state. A member whose dispatch gives a NaN or
+    infinite loss or parameter (where ``fit`` raises
+    :class:`~nnjax.train.engine.NonFiniteLossError`) diverged: it keeps the state it had
+    before the dispatch and its ``active`` becomes 0, the others go on. ``per_step``
+    members are computed together (``jax.vmap``) and the groups of them one after
+    another in a device loop (``lax.map``); ``None``: all at once, ``1``: one member
+    at a time (unbatched matrix products, as ``fit``'s own program). Batches are split
+    over ``mesh``'s ``'data'`` axis (its devices may span several processes); the state
+    and the logs come out replicated on it, so every process reads the same logs.
     """
     # Placeholder values: inject_hyperparams reads every member's values from its state.
     tx = optax.inject_hyperparams(factory)(**dict.fromkeys(names, 0.0))
@@ -169,9 +173,10 @@ def compiled_sweep_train(
 
     def member(params, opt_state, rest, active, get, n):
         new = steps(params, opt_state, rest, get, n)
-        keep = active > 0
+        finite = finite_update(new[3]["loss"], new[0])
+        keep = (active > 0) & finite  # a diverged member keeps its state and stops
         kept = jax.tree.map(lambda a, b: jnp.where(keep, a, b), new[:3], (params, opt_state, rest))
-        return (*kept, active, new[3])
+        return (*kept, jnp.where(finite, active, jnp.zeros_like(active)), new[3])
 
     def replicated(out):
         return jax.lax.with_sharding_constraint(out, sharding.replicated(mesh)) if spread else out
@@ -210,6 +215,20 @@ def compiled_sweep_train(
         raise ValueError(f"compiled_sweep_train: `mode` must be one of {sorted(fns)}, got {mode!r}")
     # the whole state flat (on_leaves), donated: params, optimizer state, rest and active
     return jax.jit(on_leaves(fns[mode]), static_argnums=0, donate_argnums=1)
+
+
+def finite_update(losses: jax.Array, params: PyTree) -> jax.Array:
+    """Whether a member's dispatch stayed finite: every step's loss and the new parameters.
+
+    Example:
+      >>> bool(finite_update(jnp.array([1.0, jnp.nan]), {"w": jnp.ones(2)}))
+      False
+    """
+    ok = jnp.all(jnp.isfinite(losses))
+    for leaf in jax.tree.leaves(params):
+        if jnp.issubdtype(leaf.dtype, jnp.inexact):
+            ok = ok & jnp.all(jnp.isfinite(leaf))
+    return ok
 
 
 def over_members(fn: Callable, xs: tuple, per_step: int | None) -> Any:
@@ -317,7 +336,9 @@ def make_sweep_logs(
 ) -> Callable[[SweepState, list[dict], int], dict[str, np.ndarray]]:
     """The engine's ``logs_fn`` for a sweep: per-member arrays, NaN for stopped members.
 
-    A diverging member gets NaN logs and does not stop the others.
+    A member that diverged (non-finite loss; frozen inside the compiled step) is
+    inactive from that epoch on: its logs are NaN from the epoch it diverged in, and the
+    others go on (:attr:`~nnjax.train.sweep_result.SweepResult.diverged_epoch`).
     """
 
     def logs_fn(state: SweepState, host: list[dict], epoch: int) -> dict[str, np.ndarray]:
@@ -326,59 +347,13 @@ def make_sweep_logs(
         if validate is not None:
             logs.update({f"val_{k}": v for k, v in validate(state).items()})
         hyper = optimizers.hyperparameters(state.opt_state)
-        if "learning_rate" in hyper:
-            logs["learning_rate"] = np.asarray(jax.device_get(hyper["learning_rate"]), np.float64)
+        if "learning_rate" in hyper:  # as fit logs it: the shortest float of the float32
+            rates = np.asarray(jax.device_get(hyper["learning_rate"]), np.float32)
+            logs["learning_rate"] = np.array([float(str(r)) for r in rates.ravel()])
         stopped = np.asarray(jax.device_get(state.active)) == 0
         return {name: np.where(stopped, np.nan, value) for name, value in logs.items()}
 
     return logs_fn
-
-
-class SweepHistory:
-    """Per-epoch logs of ``M`` members: ``history[name]`` is ``(M, epochs)``.
-
-    Example:
-      >>> h = SweepHistory()
-      >>> h.append(0, {"loss": np.array([1.0, 2.0])})
-      >>> h["loss"].shape, h.epoch
-      ((2, 1), [0])
-    """
-
-    def __init__(self) -> None:
-        self.logs: dict[str, list[np.ndarray]] = {}
-        self.epoch: list[int] = []
-
-    def append(self, epoch: int, logs: dict[str, Any]) -> None:
-        """Records one epoch's ``(M,)`` logs."""
-        for name, value in logs.items():
-            self.logs.setdefault(name, []).append(np.asarray(value, np.float64))
-        self.epoch.append(int(epoch))
-
-    def __getitem__(self, name: str) -> np.ndarray:
-        return np.stack(self.logs[name], axis=1)
-
-    def __len__(self) -> int:
-        return len(self.epoch)
-
-    def arrays(self) -> dict[str, np.ndarray]:
-        """``name -> (M, epochs)``."""
-        return {name: self[name] for name in self.logs}
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-able: ``{"epoch": [...], "history": {name: [[epoch values]...]}}``."""
-        history = {name: [v.tolist() for v in values] for name, values in self.logs.items()}
-        return {"epoch": list(self.epoch), "history": history}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> SweepHistory:
-        """Rebuilds a history from :meth:`to_dict`'s output."""
-        history = cls()
-        history.epoch = [int(e) for e in data["epoch"]]
-        history.logs = {
-            name: [np.asarray(v, np.float64) for v in values]
-            for name, values in data["history"].items()
-        }
-        return history
 
 
 __all__ = [
@@ -388,6 +363,7 @@ __all__ = [
     "SweepState",
     "auto_per_step",
     "compiled_sweep_train",
+    "finite_update",
     "init_opt_states",
     "make_sweep_logs",
     "make_validate",

@@ -319,7 +319,7 @@ def test_bad_arguments_are_reported_before_compiling(data):
         sweep(make_model, data, loss="cross_entropy", callbacks=[cb])
     with pytest.raises(ValueError, match="val_loss"):
         sweep(make_model, data, loss="cross_entropy", callbacks=[EarlyStopping("val_loss")])
-    widths = iter([4, 5])
+    widths = iter([4, 5, 6])  # the first: built abstractly for its declared inputs
     with pytest.raises(ValueError, match="architectures"):
         sweep(lambda rngs: MLP(4, (next(widths),), 3, rngs=rngs), data, loss="cross_entropy",
               seeds=[0, 1], epochs=0)  # fmt: skip
@@ -350,3 +350,22 @@ def test_members_per_step_formulations_agree(data):
         np.testing.assert_allclose(other.history["loss"], runs[0].history["loss"], atol=1e-6)
     with pytest.raises(ValueError, match="members_per_step"):
         sweep(make_model, data, loss="cross_entropy", members=members, members_per_step=0)
+
+
+def test_declared_integer_inputs_pass_and_match_fit():
+    from nnjax.nn import SequenceRegressor
+    from nnjax.train import fit
+
+    rng = np.random.default_rng(0)
+    xs = rng.normal(size=(24, 5, 2)).astype(np.float32)
+    lengths = rng.integers(1, 6, 24).astype(np.int32)
+    data = ({"xs": xs, "lengths": lengths}, rng.normal(size=(24, 1)).astype(np.float32))
+    model_fn = lambda rngs: SequenceRegressor(2, 3, rngs=rngs)
+    result = sweep(model_fn, data, loss="mse", members=grid(seeds=[0, 1]), batch_size=8)
+    alone = model_fn(nnx.Rngs(1))
+    fit(alone, data, loss="mse", batch_size=8, seed=1, verbose=0)
+    np.testing.assert_allclose(
+        result.member(1).head.kernel.get_value(), alone.head.kernel.get_value(), atol=5e-5
+    )
+    with pytest.raises(TypeError, match=r"x\['xs'\] has dtype int32"):
+        sweep(model_fn, ({"xs": xs.astype(np.int32), "lengths": lengths}, data[1]), loss="mse")

@@ -39,7 +39,8 @@ def test_table_lists_members_hyperparameters_and_best_epochs(result):
     text = result.table()
     lines = text.splitlines()
     assert lines[0].split() == [
-        "member", "seed", "learning_rate", "width", "best_val_loss", "best_epoch"
+        "member", "seed", "learning_rate", "width", "best_val_loss", "best_epoch",
+        "diverged_epoch",
     ]  # fmt: skip
     assert len(lines) == 5
     val = result.history["val_loss"]
@@ -48,6 +49,7 @@ def test_table_lists_members_hyperparameters_and_best_epochs(result):
         assert int(cells[0]) == i and int(cells[3]) == result.hyperparams["width"][i]
         np.testing.assert_allclose(float(cells[4]), val[i].min(), rtol=1e-5, atol=1e-6)
         assert int(cells[5]) == int(np.argmin(val[i]))
+        assert int(cells[6]) == -1  # no member diverged
     assert "best_accuracy" in result.table("accuracy")
 
 
