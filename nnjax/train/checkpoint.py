@@ -36,6 +36,7 @@ from nnjax.io import config, layout, restore, steps, trees
 from nnjax.io import model as io_model
 from nnjax.io.errors import CheckpointError, cannot_write
 from nnjax.train.callbacks import Callback, Monitor
+from nnjax.train.monitor import check_mode
 
 
 def _model_config(model: Any) -> dict[str, Any] | None:
@@ -198,11 +199,13 @@ class ModelCheckpoint(Callback):
 
     Args:
       directory: the checkpoint folder (step folder ``N`` after epoch ``N``, 1-based).
-      monitor: the metric deciding "best" (``"val_loss"``); needed for
-        ``save_best_only``.
-      mode: ``"min"``, ``"max"`` or ``"auto"`` for ``monitor``.
-      save_best_only: save only when ``monitor`` improves (so the newest checkpoint is
-        the best one); otherwise every epoch.
+      monitor: the logged metric deciding "best" (``"val_loss"``); needed for
+        ``save_best_only``; ``fit`` checks before training that it logs this name.
+      mode: ``"min"``, ``"max"`` or ``"auto"`` for ``monitor`` (the rule:
+        :class:`~nnjax.train.monitor.Monitor`).
+      save_best_only: save only when ``monitor`` improves on the best so far (any
+        improvement: no ``min_delta``), so the newest checkpoint is the best one;
+        otherwise every epoch.
       max_to_keep: how many checkpoints to keep (oldest deleted first), ``>= 1``;
         ``None`` keeps all, and the default is 1 with ``save_best_only``, else 3.
       overwrite: a run that does not resume refuses (before training) a folder that
@@ -218,7 +221,9 @@ class ModelCheckpoint(Callback):
         name taken by a folder of other files is refused when that step is saved.
 
     Raises:
-      ValueError: ``save_best_only`` without ``monitor``, or ``max_to_keep < 1``.
+      ValueError: ``save_best_only`` without ``monitor``, an unknown ``mode``, or
+        ``max_to_keep < 1``; from ``fit``, before training, a ``monitor`` that it does not
+        log (the message lists the names it logs).
       FileExistsError: at the start of a run that does not resume (or resumes from
         another folder), when ``directory`` holds checkpoints and ``overwrite`` is
         false; when ``directory`` is a file.
@@ -248,6 +253,7 @@ class ModelCheckpoint(Callback):
     ) -> None:
         if save_best_only and monitor is None:
             raise ValueError("save_best_only=True needs a metric to `monitor`")
+        check_mode("ModelCheckpoint", mode)
         if max_to_keep is not None and max_to_keep != -1:
             if isinstance(max_to_keep, bool) or not isinstance(max_to_keep, int) or max_to_keep < 1:
                 raise ValueError(

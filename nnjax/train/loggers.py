@@ -25,7 +25,10 @@ from nnjax.train.callbacks import Callback
 class CSVLogger(Callback):
     """Writes one row per epoch (``epoch`` and every logged metric) to a CSV file.
 
-    The file is opened for writing the ordinary way (truncated, never deleted, so a
+    The columns are the names logged in the first epoch; a name first logged later (by
+    a callback that adds to ``logs``, say) adds a column, and the rows before it get an
+    empty cell there (the file is rewritten; a pipe or device keeps its columns). The
+    file is opened for writing the ordinary way (truncated, never deleted, so a
     device or a pipe at ``filename`` works). A resumed run (``fit(resume_from=...)``)
     rewrites the file from the restored history first, so after any interruption
     (even a kill between a checkpoint and the CSV row) it holds every epoch exactly
@@ -33,13 +36,17 @@ class CSVLogger(Callback):
 
     Args:
       filename: the file to write; missing parent folders are created.
-      append: keep the rows of an existing file (its header decides the columns)
-        instead of starting a new file.
+      separator: the one character between cells (Keras' ``separator``).
+      append: keep the rows of an existing file (its header decides the columns, plus
+        any new names) instead of starting a new file.
       first_epoch: the number written for fit's epoch 0: ``0`` (fit's index, as
         Keras writes it) or ``1`` (as the console and ``nnjax train``'s
         ``history.json`` count).
 
     Raises:
+      TypeError: ``separator`` is not a ``str``.
+      ValueError: ``separator`` is not one character (or is a quote or line break), or
+        ``first_epoch`` is neither 0 nor 1.
       OSError: at the start of training, when ``filename`` cannot be opened for
         writing (a folder, no permission): one line naming it.
 
@@ -61,11 +68,24 @@ class CSVLogger(Callback):
     """
 
     def __init__(
-        self, filename: str | os.PathLike, *, append: bool = False, first_epoch: int = 0
+        self,
+        filename: str | os.PathLike,
+        *,
+        separator: str = ",",
+        append: bool = False,
+        first_epoch: int = 0,
     ) -> None:
         if first_epoch not in (0, 1) or isinstance(first_epoch, bool):
             raise ValueError(f"CSVLogger: `first_epoch` must be 0 or 1, got {first_epoch!r}")
+        if not isinstance(separator, str):
+            raise TypeError(f"CSVLogger: `separator` must be a str, got {type(separator).__name__}")
+        if len(separator) != 1 or separator in '"\r\n':
+            raise ValueError(
+                "CSVLogger: `separator` must be one character other than a quote or a line "
+                f"break, got {separator!r}"
+            )
         self.filename, self.append, self.first_epoch = os.fspath(filename), append, first_epoch
+        self.separator = separator
         self._keys: list[str] | None = None
 
     def on_train_begin(self, logs=None):
@@ -93,6 +113,9 @@ class CSVLogger(Callback):
         """One line naming the file, with the errno of ``err``."""
         return OSError(err.errno, f"CSVLogger: cannot write {self.filename}: {err.strerror or err}")
 
+    def _csv(self, f: Any) -> Any:
+        return csv.writer(f, delimiter=self.separator)
+
     def _rewrite(self, history: Any) -> None:
         """The header and one row per restored epoch (atomically for a regular file)."""
         metrics = dict(history.history)
@@ -101,15 +124,34 @@ class CSVLogger(Callback):
             [int(e) + self.first_epoch, *(_at(metrics.get(k), i) for k in self._keys)]
             for i, e in enumerate(history.epoch)
         ]
+        self._write_all([["epoch", *self._keys], *rows])
+
+    def _widen(self, names: list[str]) -> None:
+        """Adds columns ``names`` (empty in the rows so far); a pipe keeps its columns."""
+        if not names or self._keys is None or not os.path.isfile(self.filename):
+            return
+        with open(self.filename, newline="") as f:
+            rows = list(csv.reader(f, delimiter=self.separator))
+        self._keys = [*self._keys, *names]
+        width = len(self._keys) + 1
+        rows = [["epoch", *self._keys]] + [r + [""] * (width - len(r)) for r in rows[1:]]
+        self._write_all(rows)
+
+    def _write_all(self, rows: list[list[Any]]) -> None:
+        """Replaces the file's content by ``rows`` (atomically for a regular file).
+
+        A link stays a link: the file it points to is replaced.
+        """
         if not os.path.isfile(self.filename):
             with self._open("w") as f:
-                csv.writer(f).writerows([["epoch", *self._keys], *rows])
+                self._csv(f).writerows(rows)
             return
-        tmp = f"{self.filename}.{os.getpid()}.tmp"
+        target = os.path.realpath(self.filename)
+        tmp = f"{target}.{os.getpid()}.tmp"
         try:
             with open(tmp, "w", newline="") as f:
-                csv.writer(f).writerows([["epoch", *self._keys], *rows])
-            os.replace(tmp, self.filename)
+                self._csv(f).writerows(rows)
+            os.replace(tmp, target)
         except OSError as err:
             if os.path.exists(tmp):
                 os.remove(tmp)  # our own temporary file
@@ -119,18 +161,20 @@ class CSVLogger(Callback):
         if not (self.append and os.path.isfile(self.filename)):
             return None
         with open(self.filename, newline="") as f:
-            return next(csv.reader(f), ["epoch"])[1:] or None
+            return next(csv.reader(f, delimiter=self.separator), ["epoch"])[1:] or None
 
     def on_epoch_end(self, epoch, logs=None):
-        """Appends the epoch's row (and the header on the first row)."""
+        """Appends the epoch's row (and the header on the first row, or new columns)."""
         if jax.process_index() != 0:
             return
         logs = dict(logs or {})
         new = self._keys is None
         if new:
             self._keys = list(logs)
+        else:
+            self._widen([k for k in logs if k not in (self._keys or ())])
         with self._open("a") as f:
-            writer = csv.writer(f)
+            writer = self._csv(f)
             if new:
                 writer.writerow(["epoch", *self._keys])
             writer.writerow([epoch + self.first_epoch, *(logs.get(k, "") for k in self._keys)])
@@ -188,7 +232,8 @@ class TensorBoard(Callback):
         self.writer = None
 
     def on_train_begin(self, logs=None):
-        """Opens the ``tensorboardX`` event writer."""
+        """Opens the ``tensorboardX`` event writer (closing one a failed run left open)."""
+        self.on_train_end()
         try:
             from tensorboardX import SummaryWriter
         except ImportError as err:  # pragma: no cover - depends on the environment

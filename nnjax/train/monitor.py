@@ -1,8 +1,8 @@
-"""Tracks the best value of one logged metric: :class:`Monitor`.
+"""The callbacks that watch a logged metric, and the :class:`Monitor` they share.
 
-Used by the callbacks that watch a metric (:class:`~nnjax.train.callbacks.EarlyStopping`,
-:class:`~nnjax.train.callbacks.ReduceLROnPlateau`, ``ModelCheckpoint``) and by sweeps;
-re-exported by :mod:`nnjax.train.callbacks`.
+:class:`Monitor` tracks the best value of one metric; it serves :class:`EarlyStopping`
+and :class:`ReduceLROnPlateau` (both here), ``ModelCheckpoint`` and sweeps. All three
+are re-exported by :mod:`nnjax.train.callbacks` (and :mod:`nnjax.train`).
 
 Example:
   >>> m = Monitor("val_accuracy")
@@ -14,10 +14,26 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Mapping
 from typing import Any
 
-Logs = Mapping[str, float]
+from nnjax.train import optimizers, sharding
+from nnjax.train.callbacks import Callback, Logs, _check_injected
+from nnjax.train.validation import check_count
+
+MODES = ("min", "max", "auto")
+"""The directions a monitored metric can be watched in."""
+
+
+def check_mode(owner: str, mode: Any) -> str:
+    """``mode`` if it is one of :data:`MODES`; a ``ValueError`` naming ``owner`` otherwise.
+
+    Example:
+      >>> check_mode("EarlyStopping", "max")
+      'max'
+    """
+    if not isinstance(mode, str) or mode not in MODES:
+        raise ValueError(f"{owner}: `mode` must be 'min', 'max' or 'auto', got {mode!r}")
+    return mode
 
 
 def _finite(owner: str, name: str, value: Any, *, low: float = 0.0) -> float:
@@ -36,7 +52,10 @@ class Monitor:
 
     Args:
       monitor: the log key, e.g. ``"val_loss"``.
-      mode: ``"min"``, ``"max"``, or ``"auto"`` (max for accuracies, else min).
+      mode: ``"min"``, ``"max"``, or ``"auto"``: ``"max"`` when the name contains
+        ``acc``, ``auc``, ``f1``, ``precision`` or ``recall`` (``"val_accuracy"``,
+        ``"top_k_accuracy"``), else ``"min"`` (losses, ``mse``, ``mae``, and any other
+        name: pass ``mode="max"`` for a score of your own such as ``"val_iou"``).
       min_delta: the smallest change that counts as an improvement (``>= 0``).
 
     Raises:
@@ -56,11 +75,9 @@ class Monitor:
                 f"'val_loss'), got {monitor!r} ({type(monitor).__name__})"
             )
         min_delta = _finite("Monitor", "min_delta", min_delta)
-        if mode == "auto":
+        if check_mode("Monitor", mode) == "auto":
             higher = ("acc", "auc", "f1", "precision", "recall")
             mode = "max" if any(h in monitor for h in higher) else "min"
-        if mode not in ("min", "max"):
-            raise ValueError(f"mode must be 'min', 'max' or 'auto', got {mode!r}")
         self.monitor, self.mode, self.min_delta = monitor, mode, min_delta
         self.best = math.inf if mode == "min" else -math.inf
 
@@ -88,4 +105,189 @@ class Monitor:
         return better
 
 
-__all__ = ["Monitor"]
+class EarlyStopping(Callback):
+    """Stops training when ``monitor`` has not improved for ``patience`` epochs.
+
+    As Keras' callback: an epoch improves when its value beats the best so far by more
+    than ``min_delta`` (``value < best - min_delta`` in mode ``"min"``,
+    ``value > best + min_delta`` in mode ``"max"``); training stops after the epoch that
+    makes ``patience`` epochs in a row without improvement (``patience=0``: the first).
+    Keras' ``baseline`` and ``start_from_epoch`` are not supported.
+
+    Args:
+      monitor: the logged metric to watch (``"val_loss"``); ``fit`` checks before
+        training that it logs this name.
+      patience: epochs without improvement before stopping.
+      min_delta: the smallest change that counts as an improvement (``>= 0``, in either
+        mode).
+      mode: ``"min"``, ``"max"`` or ``"auto"`` (the rule: :class:`Monitor`).
+      restore_best_weights: put the parameters and model state of the best epoch back
+        into the model when training ends, whether or not it stopped early (a host copy
+        is kept; donation never touches it). Not after an exception.
+
+    Raises:
+      TypeError: ``patience`` not an int, ``min_delta`` not a number, ``monitor`` not a
+        string.
+      ValueError: ``patience`` or ``min_delta`` negative, a non-finite ``min_delta``, an
+        unknown ``mode``; from ``fit``, before training, when ``monitor`` is not a name
+        it logs (the message lists those it does).
+
+    Attributes:
+      monitor: the :class:`Monitor` (``monitor.monitor`` is the name, ``monitor.best``
+        the best value so far).
+      stopped_epoch: the (0-based) epoch after which training stopped, or ``None``.
+      best_epoch: the epoch with the best monitored value, ``None`` before any.
+      wait: epochs since the last improvement.
+
+    Example:
+      With ``min_delta=1.0`` no epoch after the first improves enough, so training stops
+      after epoch 1 and the weights of epoch 0 are put back:
+
+      >>> import numpy as np
+      >>> from flax import nnx
+      >>> from nnjax import nn, train
+      >>> x = np.random.default_rng(0).normal(size=(32, 4)).astype("float32")
+      >>> y = (x[:, 0] > 0).astype("int32")
+      >>> model = nn.MLP(4, (8,), 2, rngs=nnx.Rngs(0))
+      >>> stop = EarlyStopping("val_loss", patience=1, min_delta=1.0,
+      ...                      restore_best_weights=True)
+      >>> history = train.fit(model, (x, y), loss="cross_entropy", epochs=10, batch_size=8,
+      ...                     validation_data=(x, y), verbose=0, callbacks=[stop])
+      >>> len(history.history["val_loss"]), stop.best_epoch, stop.stopped_epoch
+      (2, 0, 1)
+    """
+
+    def __init__(
+        self,
+        monitor: str = "val_loss",
+        *,
+        patience: int = 0,
+        min_delta: float = 0.0,
+        mode: str = "auto",
+        restore_best_weights: bool = False,
+    ) -> None:
+        self.patience = check_count("patience", patience)
+        check_mode("EarlyStopping", mode)
+        self.monitor = Monitor(monitor, mode, _finite("EarlyStopping", "min_delta", min_delta))
+        self.restore_best_weights = restore_best_weights
+        self.wait, self.stopped_epoch, self.best_epoch, self.best_weights = 0, None, None, None
+
+    def on_train_begin(self, logs=None):
+        """Resets the best value, the wait count and the kept weights."""
+        self.monitor.best = Monitor(self.monitor.monitor, self.monitor.mode).best
+        self.wait, self.stopped_epoch, self.best_epoch, self.best_weights = 0, None, None, None
+
+    def on_epoch_end(self, epoch, logs=None):
+        """Records an improvement, or counts a stall and stops after ``patience`` of them."""
+        if self.monitor.update(logs):
+            self.wait, self.best_epoch = 0, epoch
+            if self.restore_best_weights:
+                state = self.loop.state  # a host copy, with any process count:
+                self.best_weights = sharding.to_host((state.params, state.rest))
+            return
+        self.wait += 1
+        if self.wait >= self.patience:
+            self.stopped_epoch = epoch
+            self.loop.request_stop()
+
+    def on_train_end(self, logs=None):
+        """Puts the best epoch's weights back when ``restore_best_weights`` is set."""
+        if self.restore_best_weights and self.best_weights is not None:
+            self.loop.restore_weights(*self.best_weights)
+
+
+class ReduceLROnPlateau(Callback):
+    """Multiplies the learning rate by ``factor`` when ``monitor`` stalls.
+
+    After ``patience`` epochs without improvement, as Keras' callback (improvement as in
+    :class:`EarlyStopping`). The rate lives in the optimizer state
+    (``optax.inject_hyperparams``): a change takes effect at the next update and
+    compiles nothing.
+
+    Args:
+      monitor: the logged metric to watch; ``fit`` checks before training that it logs
+        this name.
+      factor: the multiplier (< 1).
+      patience: epochs without improvement before a reduction.
+      min_delta: the smallest change that counts as an improvement.
+      cooldown: epochs after a reduction during which stalls are not counted (an
+        improvement still updates the best value).
+      min_lr: a reduction never takes the rate below this (a rate already below it is
+        left as it is).
+      mode: ``"min"``, ``"max"`` or ``"auto"`` (see :class:`EarlyStopping`).
+
+    Raises:
+      TypeError: ``patience`` or ``cooldown`` not an int, ``factor``, ``min_delta`` or
+        ``min_lr`` not a number.
+      ValueError: ``factor`` outside ``(0, 1)``; a negative ``patience``, ``cooldown``,
+        ``min_delta`` or ``min_lr``; a non-finite number; an unknown ``mode``. From
+        ``fit``, before training: ``monitor`` is not a name it logs, or the optimizer
+        has no injected ``learning_rate`` (an Optax transformation passed as is).
+
+    Example:
+      With ``min_delta=1.0`` every epoch after the first is a stall; after ``patience=2``
+      of them the rate is halved (and logged from the next epoch on):
+
+      >>> import numpy as np
+      >>> from flax import nnx
+      >>> from nnjax import nn, train
+      >>> x = np.random.default_rng(0).normal(size=(32, 4)).astype("float32")
+      >>> y = (x[:, 0] > 0).astype("int32")
+      >>> model = nn.MLP(4, (8,), 2, rngs=nnx.Rngs(0))
+      >>> reduce = ReduceLROnPlateau("val_loss", factor=0.5, patience=2, min_delta=1.0)
+      >>> history = train.fit(model, (x, y), loss="cross_entropy", epochs=5, batch_size=8,
+      ...                     learning_rate=0.01, validation_data=(x, y), verbose=0,
+      ...                     callbacks=[reduce])
+      >>> history.history["learning_rate"]
+      [0.01, 0.01, 0.01, 0.005, 0.005]
+    """
+
+    def __init__(
+        self,
+        monitor: str = "val_loss",
+        *,
+        factor: float = 0.1,
+        patience: int = 10,
+        min_delta: float = 1e-4,
+        cooldown: int = 0,
+        min_lr: float = 0.0,
+        mode: str = "auto",
+    ) -> None:
+        owner = "ReduceLROnPlateau"
+        if not 0.0 < _finite(owner, "factor", factor, low=-math.inf) < 1.0:
+            raise ValueError(f"{owner}: factor must lie in (0, 1), got {factor}")
+        check_mode(owner, mode)
+        self.monitor = Monitor(monitor, mode, _finite(owner, "min_delta", min_delta))
+        self.factor = float(factor)
+        self.min_lr = optimizers.check_learning_rate(min_lr, name="min_lr", zero_ok=True)
+        self.patience = check_count("patience", patience)
+        self.cooldown = check_count("cooldown", cooldown)
+        self.wait, self.cooling = 0, 0
+
+    def on_train_begin(self, logs=None):
+        """Checks that the rate is injected; resets the best value, the wait and cooldown."""
+        _check_injected(self)
+        self.monitor.best = Monitor(self.monitor.monitor, self.monitor.mode).best
+        self.wait, self.cooling = 0, 0
+
+    def on_epoch_end(self, epoch, logs=None):
+        """Multiplies the learning rate by ``factor`` after ``patience`` stalled epochs."""
+        improved = self.monitor.update(logs)
+        if self.cooling:
+            self.cooling -= 1
+            self.wait = 0
+        if improved:
+            self.wait = 0
+            return
+        if self.cooling:  # still cooling down: a stall is not counted (as in Keras)
+            return
+        self.wait += 1
+        if self.wait >= self.patience:
+            lr = self.loop.get_hyperparameter("learning_rate")
+            new = max(lr * self.factor, self.min_lr)
+            if new < lr:
+                self.loop.set_hyperparameter("learning_rate", new)
+            self.wait, self.cooling = 0, self.cooldown
+
+
+__all__ = ["MODES", "EarlyStopping", "Monitor", "ReduceLROnPlateau", "check_mode"]

@@ -189,6 +189,28 @@ def test_save_best_only_needs_monitor(tmp_path):
         T.ModelCheckpoint(tmp_path, save_best_only=True)
 
 
+def test_mode_is_checked_even_without_a_monitor(tmp_path):
+    with pytest.raises(ValueError, match="ModelCheckpoint: `mode` must be 'min', 'max' or 'auto'"):
+        T.ModelCheckpoint(tmp_path, mode="best")
+    with pytest.raises(ValueError, match="ModelCheckpoint: `mode`"):
+        T.ModelCheckpoint(tmp_path, monitor="val_loss", mode="best")
+
+
+def test_save_best_only_follows_mode_epoch_by_epoch(tmp_path):
+    class Scripted(T.Callback):  # runs before the checkpoint: it sees these values
+        def on_epoch_end(self, epoch, logs=None):
+            logs["val_loss"] = [0.5, 0.4, 0.7, 0.7, 0.6, 0.9][epoch]
+
+    saver = T.ModelCheckpoint(
+        tmp_path, monitor="val_loss", mode="max", save_best_only=True, max_to_keep=None
+    )
+    x, y = blobs()
+    T.fit(mlp(), (x, y), epochs=6, validation_data=(x, y), callbacks=[Scripted(), saver], **KW)
+    # saved after epochs 0, 2 and 5 (1-based step folders); 0.7 again is no improvement
+    assert sorted(os.listdir(tmp_path), key=int) == ["1", "3", "6"]
+    assert saver.monitor.best == 0.9
+
+
 def test_step_folders_count_epochs_from_one_and_load_rebuilds_the_model(tmp_path):
     import nnjax.io
 

@@ -61,3 +61,74 @@ def test_csv_logger_creates_missing_parent_folders(tmp_path):
     T.fit(mlp(), blobs(), epochs=2, callbacks=[T.CSVLogger(path)], **KW)
     with open(path, newline="") as f:
         assert [row["epoch"] for row in csv.DictReader(f)] == ["0", "1"]
+
+
+class AddFromEpoch1(T.Callback):
+    """Adds ``extra`` to the logs from epoch 1 on (runs before the logger)."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch >= 1:
+            logs["extra"] = 10.0 * epoch
+
+
+def test_csv_logger_adds_a_column_for_a_name_logged_later(tmp_path):
+    path = tmp_path / "log.csv"
+    T.fit(mlp(), blobs(), epochs=3, callbacks=[AddFromEpoch1(), T.CSVLogger(path)], **KW)
+    rows = list(csv.reader(open(path)))
+    assert rows[0] == ["epoch", "loss", "accuracy", "learning_rate", "extra"]
+    assert [r[0] for r in rows[1:]] == ["0", "1", "2"] and all(len(r) == 5 for r in rows)
+    assert [r[-1] for r in rows[1:]] == ["", "10.0", "20.0"]
+
+    # appending to it: the header decides the columns, and a new name still adds one
+    class AddOther(T.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            logs["other"] = 1.0
+
+    logger = T.CSVLogger(path, append=True)
+    T.fit(mlp(), blobs(), epochs=1, callbacks=[AddOther(), logger], **KW)
+    rows = list(csv.reader(open(path)))
+    assert rows[0][-2:] == ["extra", "other"] and [r[-1] for r in rows[1:]] == ["", "", "", "1.0"]
+    assert rows[-1][-2] == ""  # no `extra` in the appended run
+
+
+def test_csv_logger_separator(tmp_path):
+    path = tmp_path / "log.tsv"
+    T.fit(mlp(), blobs(), epochs=2, callbacks=[T.CSVLogger(path, separator="\t")], **KW)
+    rows = list(csv.reader(open(path), delimiter="\t"))
+    assert rows[0] == ["epoch", "loss", "accuracy", "learning_rate"] and len(rows) == 3
+    T.fit(mlp(), blobs(), epochs=1, callbacks=[T.CSVLogger(path, separator="\t", append=True)],
+          **KW)  # fmt: skip
+    rows = list(csv.reader(open(path), delimiter="\t"))
+    assert len(rows) == 4 and all(len(r) == 4 for r in rows)
+    for bad in (";;", "", '"', "\n"):
+        with pytest.raises(ValueError, match="`separator` must be one character"):
+            T.CSVLogger(path, separator=bad)
+    with pytest.raises(TypeError, match="`separator` must be a str, got int"):
+        T.CSVLogger(path, separator=3)
+
+
+def test_tensorboard_closes_a_writer_a_failed_run_left_open(tmp_path):
+    class Boom(T.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            raise RuntimeError("boom")
+
+    board = T.TensorBoard(tmp_path)
+    with pytest.raises(RuntimeError, match="boom"):
+        T.fit(mlp(), blobs(), epochs=2, callbacks=[board, Boom()], **KW)
+    left, closed = board.writer, []
+    assert left is not None  # on_train_end does not run after an exception
+    close = left.close
+    left.close = lambda: (closed.append(True), close())
+    T.fit(mlp(), blobs(), epochs=1, callbacks=[board], **KW)
+    assert closed == [True] and board.writer is None
+
+
+def test_csv_logger_widening_a_linked_file_keeps_the_link(tmp_path):
+    target = tmp_path / "elsewhere.csv"
+    target.write_text("")
+    link = tmp_path / "history.csv"
+    link.symlink_to(target)
+    T.fit(mlp(), blobs(), epochs=2, callbacks=[AddFromEpoch1(), T.CSVLogger(link)], **KW)
+    assert link.is_symlink()
+    rows = list(csv.reader(open(target)))
+    assert rows[0][-1] == "extra" and [r[-1] for r in rows[1:]] == ["", "10.0"]
