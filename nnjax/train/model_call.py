@@ -81,6 +81,8 @@ def integer_input_paths(model: Any) -> frozenset[str]:
       ["['lengths']", '[1]']
     """
     names = getattr(model, "integer_inputs", ())
+    if isinstance(names, tuple | list | frozenset | set) and not names:
+        return frozenset()  # (also for what is not a model: fit names that itself)
     params = inspect.signature(model.__call__).parameters
     named = [n for n, p in params.items() if p.kind in _NAMED]
     if not isinstance(names, tuple | list | frozenset | set) or not set(names) <= set(named):
