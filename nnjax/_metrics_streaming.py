@@ -150,8 +150,9 @@ def _accuracy_metric(name: str = "accuracy") -> Metric:
 def top_k_accuracy(k: int = 5) -> Metric:
     """The fraction of examples whose label is among the ``k`` highest logits.
 
-    Ties rank by class index (as ``jax.lax.top_k``); integer labels ``(B,)`` with
-    logits ``(B, C)``.
+    Integer labels ``(B,)`` or one-hot labels ``(B, C)`` with logits ``(B, C)``. Ties
+    rank as in ``sklearn.metrics.top_k_accuracy_score``: the higher class index first.
+    A NaN logit ranks above every number, and a NaN at the label is a miss.
 
     Args:
       k: how many of the highest logits count as a hit, a positive int (``k >= C``
@@ -163,8 +164,8 @@ def top_k_accuracy(k: int = 5) -> Metric:
 
     Raises:
       ValueError: ``k`` is not a positive int. Its ``stats`` raise
-        :class:`~nnjax.errors.ShapeError` for labels whose shape is not the logits'
-        without the class axis, and ``ValueError`` for concrete ids outside ``[0, C)``.
+        :class:`~nnjax.errors.ShapeError` for labels of neither shape, and
+        ``ValueError`` for concrete ids outside ``[0, C)`` (traced ones count as misses).
 
     Example:
       >>> m = top_k_accuracy(2)
@@ -175,21 +176,35 @@ def top_k_accuracy(k: int = 5) -> Metric:
     name = f"top_{k}_accuracy" if k != 5 else "top_k_accuracy"
 
     def stats(pred, y, mask):
+        if y.shape == pred.shape and pred.ndim >= 2 and pred.shape[-1] > 1:
+            y = jnp.argmax(y, -1)  # one-hot, as for accuracy
         losses._check_class_ids(name, pred, y)
-        top = jax.lax.top_k(pred, min(k, pred.shape[-1]))[1]
-        hit = jnp.any(top == y[..., None].astype(top.dtype), axis=-1)
-        hit, m = _rows(name, hit, mask)
+        hit, m = _rows(name, _top_k_hits(pred, y.astype(jnp.int32), k), mask)
         return {"correct": jnp.sum(hit * m), "count": jnp.sum(m)}
 
     return Metric(name, stats, _acc_result)
+
+
+def _top_k_hits(pred: jax.Array, y: jax.Array, k: int) -> jax.Array:
+    """Whether fewer than ``k`` classes rank above the label's (scikit-learn's ties)."""
+    classes = jax.lax.broadcasted_iota(jnp.int32, pred.shape, pred.ndim - 1)
+    valid = (y >= 0) & (y < pred.shape[-1])  # traced ids out of range: misses
+    own = jnp.take_along_axis(pred, jnp.clip(y, 0, pred.shape[-1] - 1)[..., None], -1)
+    above = (pred > own) | ((pred == own) & (classes > y[..., None])) | jnp.isnan(pred)
+    return valid & ~jnp.isnan(own[..., 0]) & (jnp.sum(above, -1) < k)
 
 
 def _acc_result(s: Stats) -> float:
     return float(_div(s["correct"], s["count"]))
 
 
-def _confusion(op: str, pred, y, mask) -> Stats:
+def _confusion(op: str, pred, y, mask, *, binary: bool = False) -> Stats:
     p, t, c = _class_ids(op, pred, y)
+    if binary and c > 2:
+        raise ValueError(
+            f"{op}: average='binary' scores class 1 of two, but predictions of shape "
+            f"{pred.shape} have {c} classes; use average='macro' or 'micro'"
+        )
     _check_mask(op, mask, p)
     m = jnp.broadcast_to(mask.reshape((-1,) + (1,) * (p.ndim - 1)), p.shape).astype(jnp.float32)
     p1 = jax.nn.one_hot(p.ravel(), c) * m.ravel()[:, None]
@@ -214,9 +229,9 @@ def classification_metric(kind: str, average: str | None = None) -> Metric:
 
     Args:
       kind: ``"precision"``, ``"recall"`` or ``"f1"``.
-      average: ``"binary"`` (class 1), ``"macro"`` (mean over the classes present in the
-        labels or predictions), ``"micro"`` (global counts), or ``None``: binary for
-        two classes, else macro.
+      average: ``"binary"`` (class 1 of two), ``"macro"`` (mean over the classes
+        present in the labels or predictions), ``"micro"`` (global counts), or ``None``:
+        binary for two classes, else macro.
 
     Returns:
       A :class:`Metric` named ``kind`` (``average=None``) or ``f"{kind}_{average}"``;
@@ -225,7 +240,8 @@ def classification_metric(kind: str, average: str | None = None) -> Metric:
     Raises:
       ValueError: an unknown ``kind`` or ``average`` (the message lists the valid ones).
         Its ``stats`` raise as :func:`nnjax.metrics.accuracy` does for labels that do
-        not match the predictions.
+        not match the predictions, and ``ValueError`` for ``"binary"`` with more than
+        two classes.
 
     Example:
       >>> m = classification_metric("recall", "binary")
@@ -251,21 +267,24 @@ def classification_metric(kind: str, average: str | None = None) -> Metric:
         return float(np.mean(score(tp, fp, fn)[present])) if present.any() else 0.0
 
     name = kind if average is None else f"{kind}_{average}"
-    return Metric(name, functools.partial(_confusion, name), result)
+    return Metric(name, functools.partial(_confusion, name, binary=average == "binary"), result)
 
 
 def _binary_scores(pred: jax.Array, y: jax.Array) -> tuple[jax.Array, jax.Array]:
-    score = pred
-    if pred.ndim == y.ndim + 1 and pred.shape[-1] == 2:
+    score, label = pred, y
+    one_hot = pred.shape == y.shape and pred.ndim >= 2 and pred.shape[-1] > 1  # as accuracy
+    if one_hot and pred.shape[-1] == 2:
+        score, label = pred[..., 1] - pred[..., 0], y[..., 1]
+    elif pred.ndim == y.ndim + 1 and pred.shape[-1] == 2:
         score = pred[..., 1] - pred[..., 0]
     elif pred.ndim == y.ndim + 1 and pred.shape[-1] == 1:
         score = pred[..., 0]
-    if score.shape != y.shape:
+    if score.shape != label.shape or (one_hot and pred.shape[-1] > 2):
         raise ShapeError(
             f"auc: needs binary scores (B,) or (B, 1) or two-class logits (B, 2) for labels "
-            f"(B,); got predictions {pred.shape} and labels {y.shape}"
+            f"(B,) (or one-hot (B, 2)); got predictions {pred.shape} and labels {y.shape}"
         )
-    return score, y
+    return score, label
 
 
 def roc_auc_score(scores: np.ndarray, labels: np.ndarray) -> float:

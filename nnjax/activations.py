@@ -22,7 +22,9 @@ import jax.numpy as jnp
 from nnjax import _registry
 
 Activation = Callable[[jax.Array], jax.Array]
-"""A function from an array to an array of the same shape and dtype (what :func:`get` returns)."""
+"""A function from an array to an array of the same shape and dtype (what :func:`get` returns;
+``glu`` halves the last axis).
+"""
 
 sigmoid = jax.nn.sigmoid
 """``jax.nn.sigmoid``: ``1 / (1 + exp(-x))``, elementwise; the shape and dtype of ``x``."""
@@ -226,7 +228,7 @@ def get(activation: str | Activation | None) -> Activation:
         unchanged), or ``None`` (the identity).
 
     Returns:
-      A function from arrays to arrays of the same shape.
+      A function from arrays to arrays of the same shape (``"glu"`` halves the last axis).
 
     Raises:
       ValueError: for an unknown name; the message lists the known ones.

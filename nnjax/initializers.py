@@ -5,8 +5,9 @@ Thin re-exports of :mod:`jax.nn.initializers`. Each entry is a *factory*: callin
 For a kernel of shape ``(..., fan_in, fan_out)`` (dense ``(in, out)``, conv
 ``(kh, kw, in, out)``) the fans are read off the last two axes and the receptive field.
 
-Defaults per op (the same as Keras and Flax): Glorot/Xavier uniform for dense and
-convolution kernels, orthogonal for recurrent kernels, zeros for biases.
+Defaults per op (Keras's; Flax's dense and convolution kernels default to LeCun normal
+instead): Glorot/Xavier uniform for dense and convolution kernels, orthogonal for
+recurrent kernels, zeros for biases.
 
 Example:
   >>> import jax
@@ -25,6 +26,7 @@ import jax.numpy as jnp
 from jax.nn import initializers as _jinit
 
 from nnjax import _registry
+from nnjax.errors import ShapeError
 
 Initializer = Callable[..., jax.Array]
 """``init(key, shape, dtype=jnp.float32) -> jax.Array``: an array of ``shape`` and ``dtype`` drawn
@@ -75,7 +77,8 @@ uniform = _jinit.uniform
 """
 truncated_normal = _jinit.truncated_normal
 """``jax.nn.initializers.truncated_normal``, a factory: ``truncated_normal(stddev=1e-2)`` is an
-:data:`Initializer` cut at two standard deviations.
+:data:`Initializer` cut at two standard deviations (so its samples' standard deviation is about
+``0.88 * stddev``).
 """
 constant = _jinit.constant
 """``jax.nn.initializers.constant``, a factory: ``constant(value)`` is an :data:`Initializer`
@@ -155,20 +158,36 @@ def init_param(
       init: a name that :func:`get` accepts, or an initializer.
       key: a PRNG key.
       shape: the parameter's shape, e.g. ``(in, out)`` for a dense kernel.
-      dtype: the parameter's floating dtype.
+      dtype: the parameter's floating (or complex) dtype.
 
     Returns:
       An array of ``shape`` and ``dtype``.
 
     Raises:
+      TypeError: a ``dtype`` that is not floating or complex (an integer kernel would
+        round the draws to mostly zeros).
       ValueError: for an unknown name (from :func:`get`).
+      nnjax.ShapeError: a ``shape`` the initializer cannot draw, e.g. one axis for a
+        fan-based or orthogonal initializer, or a zero fan (names ``init`` and ``shape``).
 
     Example:
       >>> init_param("orthogonal", jax.random.key(0), (4, 4), jnp.bfloat16).dtype
       dtype(bfloat16)
     """
+    if not jnp.issubdtype(dtype, jnp.inexact):
+        raise TypeError(
+            f"init_param: `dtype` is {jnp.dtype(dtype)}; parameters drawn from {init!r} need "
+            "a floating dtype (e.g. jnp.float32 or jnp.bfloat16)"
+        )
+    initializer = get(init)
     draw_dtype = jnp.promote_types(dtype, jnp.float32)
-    return get(init)(key, shape, draw_dtype).astype(dtype)
+    try:
+        drawn = initializer(key, shape, draw_dtype)
+    except (ValueError, ZeroDivisionError) as err:
+        raise ShapeError(
+            f"init_param: initializer {init!r} cannot draw an array of shape {tuple(shape)}: {err}"
+        ) from err
+    return drawn.astype(dtype)
 
 
 __all__ = [

@@ -29,20 +29,22 @@ ArrayLike = jax.typing.ArrayLike
 
 
 def _reduce(values: jax.Array, reduction: str) -> jax.Array:
-    if reduction == "mean":
-        return jnp.mean(values)
-    if reduction == "sum":
-        return jnp.sum(values)
+    if reduction in ("mean", "sum"):
+        return jnp.mean(values) if reduction == "mean" else jnp.sum(values)
     if reduction == "none":
         return values
     raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
 
 
+def _floating(predictions: ArrayLike, targets: ArrayLike) -> tuple[jax.Array, jax.Array]:
+    """Both in their promoted dtype, float32 if that is not floating (integer targets)."""
+    dtype = jnp.result_type(predictions, targets)
+    dtype = dtype if jnp.issubdtype(dtype, jnp.inexact) else jnp.dtype(jnp.float32)
+    return jnp.asarray(predictions, dtype), jnp.asarray(targets, dtype)
+
+
 def _check_same_shape(
-    name: str,
-    predictions: jax.typing.ArrayLike,
-    targets: jax.typing.ArrayLike,
-    names: tuple[str, str] = ("predictions", "targets"),
+    name: str, predictions: ArrayLike, targets: ArrayLike, names=("predictions", "targets")
 ) -> None:
     """Raises :class:`~nnjax.errors.ShapeError` unless both have the same (static) shape."""
     if jnp.shape(predictions) != jnp.shape(targets):
@@ -76,14 +78,10 @@ def _check_values(
 
 
 def _check_class_ids(op: str, logits: jax.Array, labels: jax.Array) -> None:
-    """Checks class ids ``labels (...)`` against ``logits (..., C)``.
+    """Checks class ids ``labels (...)`` for ``logits (..., C)``.
 
-    The shape is checked statically (so also under jit); the ids, that they lie in
-    ``[0, C)``, only when concrete (not traced).
-
-    Raises:
-      ShapeError: ``labels.shape != logits.shape[:-1]`` (names both shapes).
-      ValueError: naming the first id outside ``[0, C)``, and ``C``.
+    A ShapeError unless the shape is ``logits.shape[:-1]`` (static, so also under jit);
+    a ValueError naming the first concrete id outside ``[0, C)``.
     """
     if labels.shape != logits.shape[:-1]:
         raise ShapeError(
@@ -100,13 +98,13 @@ def mse(predictions: ArrayLike, targets: ArrayLike, *, reduction: str = "mean") 
     """Mean squared error ``(p - t)**2`` (``optax.losses.squared_error``).
 
     Args:
-      predictions: any shape, floating.
-      targets: the same shape as ``predictions``, floating.
+      predictions: any shape, numeric.
+      targets: the same shape as ``predictions``, numeric.
       reduction: ``"mean"`` over all elements, ``"sum"``, or ``"none"`` (elementwise).
 
     Returns:
       A scalar for ``"mean"`` and ``"sum"``, else the elementwise values in the shape of
-      ``predictions``; floating (the promoted dtype of the two arguments).
+      ``predictions``; their promoted dtype (float32 for integer or boolean ones).
 
     Raises:
       nnjax.ShapeError: ``predictions`` and ``targets`` differ in shape.
@@ -117,20 +115,20 @@ def mse(predictions: ArrayLike, targets: ArrayLike, *, reduction: str = "mean") 
       5.0
     """
     _check_same_shape("mse", predictions, targets)
-    return _reduce(optax.losses.squared_error(predictions, targets), reduction)
+    return _reduce(optax.losses.squared_error(*_floating(predictions, targets)), reduction)
 
 
 def mae(predictions: ArrayLike, targets: ArrayLike, *, reduction: str = "mean") -> jax.Array:
-    """Mean absolute error ``|p - t|``.
+    """Mean absolute error ``|p - t|``; its gradient is ``sign(p - t)``, 0 where they are equal.
 
     Args:
-      predictions: any shape, floating.
-      targets: the same shape as ``predictions``, floating.
+      predictions: any shape, numeric.
+      targets: the same shape as ``predictions``, numeric.
       reduction: ``"mean"`` over all elements, ``"sum"``, or ``"none"`` (elementwise).
 
     Returns:
       A scalar for ``"mean"`` and ``"sum"``, else the elementwise values in the shape of
-      ``predictions``; floating (the promoted dtype of the two arguments).
+      ``predictions``; their promoted dtype (float32 for integer or boolean ones).
 
     Raises:
       nnjax.ShapeError: ``predictions`` and ``targets`` differ in shape.
@@ -141,7 +139,9 @@ def mae(predictions: ArrayLike, targets: ArrayLike, *, reduction: str = "mean") 
       2.0
     """
     _check_same_shape("mae", predictions, targets)
-    return _reduce(jnp.abs(jnp.asarray(predictions) - jnp.asarray(targets)), reduction)
+    p, t = _floating(predictions, targets)
+    # |e| with the subgradient 0 at e == 0 (PyTorch's); jnp.abs has 1 there
+    return _reduce(jnp.where(p == t, jnp.zeros_like(p), jnp.abs(p - t)), reduction)
 
 
 def huber(
@@ -153,14 +153,14 @@ def huber(
     with ``e = predictions - targets``.
 
     Args:
-      predictions: any shape, floating.
-      targets: the same shape as ``predictions``, floating.
+      predictions: any shape, numeric.
+      targets: the same shape as ``predictions``, numeric.
       delta: where the quadratic part ends, ``> 0``.
       reduction: ``"mean"`` over all elements, ``"sum"``, or ``"none"`` (elementwise).
 
     Returns:
       A scalar for ``"mean"`` and ``"sum"``, else the elementwise values in the shape of
-      ``predictions``; floating (the promoted dtype of the two arguments).
+      ``predictions``; their promoted dtype (float32 for integer or boolean ones).
 
     Raises:
       nnjax.ShapeError: ``predictions`` and ``targets`` differ in shape.
@@ -173,7 +173,8 @@ def huber(
     """
     _check_same_shape("huber", predictions, targets)
     _checks.check_interval("huber", "delta", delta, 0, open_low=True)
-    return _reduce(optax.losses.huber_loss(predictions, targets, delta=delta), reduction)
+    values = optax.losses.huber_loss(*_floating(predictions, targets), delta=delta)
+    return _reduce(values, reduction)
 
 
 def cross_entropy(
@@ -193,8 +194,9 @@ def cross_entropy(
 
     Args:
       logits: ``(..., C)`` unnormalised class scores, floating.
-      labels: integer class indices ``(...)`` (any integer dtype), or a floating
-        distribution ``(..., C)`` (one-hot or probabilities; each row must sum to one).
+      labels: integer class indices ``(...)`` (any integer dtype), or a distribution
+        ``(..., C)``: one-hot (any numeric or boolean dtype) or floating probabilities,
+        each row summing to one; cast to the dtype of ``logits``.
       label_smoothing: mixes the one-hot target with the uniform distribution; a
         number in ``[0, 1)``.
       reduction: ``"mean"`` over examples, ``"sum"`` or ``"none"``.
@@ -206,12 +208,12 @@ def cross_entropy(
     Raises:
       nnjax.ShapeError: integer labels whose shape is not ``logits.shape[:-1]`` (names both
         shapes), or ``labels`` that fit neither form.
-      ValueError: integer labels with ``logits`` of their own shape (a model output
-        ``(B,)``: no class axis, the softmax would run over the batch) or with a single
-        class; floating labels of shape ``logits.shape[:-1]`` (class ids in a float
-        dtype: cast them to int); concrete class ids outside ``[0, C)`` (names the first
-        one and ``C``); soft labels that are not probabilities (checked when concrete,
-        see :func:`check_distribution`); a ``label_smoothing`` number outside ``[0, 1)``.
+      ValueError: integer labels with ``logits`` of their own shape ``(B,)`` (no class
+        axis: the softmax would run over the batch) or with a single class; floating
+        labels of shape ``logits.shape[:-1]`` (class ids in a float dtype: cast them to
+        int); concrete class ids outside ``[0, C)`` (names the first one and ``C``); soft
+        labels that are not probabilities (checked when concrete, see
+        :func:`check_distribution`); a ``label_smoothing`` number outside ``[0, 1)``.
 
     Example:
       >>> logits = jnp.array([[0.0, 0.0]])
@@ -242,9 +244,10 @@ def cross_entropy(
             f"cross_entropy: `labels` has shape {labels.shape}; expected integer labels of "
             f"shape {logits.shape[:-1]} or one-hot labels of shape {logits.shape}"
         )
+    labels = labels.astype(logits.dtype)  # integer or boolean one-hot labels too
     check_distribution("cross_entropy", "labels", labels)
     if label_smoothing:
-        labels = optax.smooth_labels(labels.astype(logits.dtype), label_smoothing)
+        labels = optax.smooth_labels(labels, label_smoothing)
     return _reduce(optax.losses.softmax_cross_entropy(logits, labels), reduction)
 
 
@@ -253,7 +256,8 @@ def _check_class_axis(logits: jax.Array, labels: jax.Array) -> None:
     integer = jnp.issubdtype(labels.dtype, jnp.integer) or labels.dtype == jnp.bool_
     if logits.ndim == 0:
         raise ValueError("cross_entropy: `logits` is a scalar; it needs a class axis (..., C)")
-    if integer and labels.shape == logits.shape:
+    no_class_axis = logits.ndim < 2 or logits.shape[-1] < 2  # else one-hot labels
+    if integer and labels.shape == logits.shape and no_class_axis:
         raise ValueError(
             f"cross_entropy: `labels` are integer class indices of shape {labels.shape}, "
             f"the shape of `logits` {logits.shape}, so `logits` has no class axis and the "
@@ -271,9 +275,8 @@ def _check_class_axis(logits: jax.Array, labels: jax.Array) -> None:
 def check_distribution(op: str, name: str, labels: ArrayLike, *, atol: float = 1e-3) -> None:
     """Checks that concrete soft ``labels (..., C)`` are probabilities that sum to one.
 
-    Traced labels (inside ``jit``) are not checked: ``fit`` checks its first batch
-    before compiling. Soft labels that do not sum to one silently change the loss's
-    scale and its gradient's direction, so they are an error.
+    Traced labels (inside ``jit``) are not checked (``fit`` checks its first batch). Soft
+    labels that do not sum to one change the loss's scale and its gradient's direction.
 
     Args:
       op: the loss, for the message.
