@@ -247,6 +247,44 @@ def check_key(op: str, name: str, key: Any) -> None:
     raise TypeError(f"{op}: `{name}` must be a PRNG key such as jax.random.key(0), got {got}")
 
 
+def float_dtype(op: str, dtype: Any, *, name: str = "dtype", allow_none: bool = False) -> Any:
+    """``dtype`` as a NumPy dtype after checking it is floating (parameters are trained).
+
+    Args:
+      op: the public name of the function (or model) doing the check.
+      dtype: what the user passed.
+      name: the argument's name, e.g. ``"param_dtype"``.
+      allow_none: let ``None`` through (returned as is), e.g. for a compute dtype that
+        defaults to the input's.
+
+    Raises:
+      TypeError: naming ``op``, ``name`` and the dtype passed (an integer, bool or
+        complex dtype, ``None`` unless ``allow_none``, or something that is no dtype).
+
+    Example:
+      >>> float_dtype("esn_init", jnp.bfloat16)
+      dtype(bfloat16)
+      >>> try:
+      ...     float_dtype("esn_init", jnp.int32)
+      ... except TypeError as err:
+      ...     print(err)
+      esn_init: `dtype` must be a floating dtype such as jnp.float32, got int32
+    """
+    if dtype is None and allow_none:
+        return None
+    try:
+        resolved = None if dtype is None else jnp.dtype(dtype)
+    except TypeError:
+        resolved = None
+    if resolved is None or not jnp.issubdtype(resolved, jnp.floating):
+        got = resolved if resolved is not None else repr(dtype)
+        also = " or None" if allow_none else ""
+        raise TypeError(
+            f"{op}: `{name}` must be a floating dtype such as jnp.float32{also}, got {got}"
+        )
+    return resolved
+
+
 def check_lengths(op: str, lengths, batch: int, steps: int) -> jax.Array:
     """``lengths`` as a ``(B,)`` integer array; concrete values must lie in ``[0, T]``."""
     lengths = jnp.asarray(lengths)

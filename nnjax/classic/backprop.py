@@ -40,6 +40,7 @@ import jax.numpy as jnp
 
 from nnjax import _checks, activations, initializers, losses
 from nnjax import functional as F
+from nnjax.classic import _args
 
 Layer = dict[str, jax.Array]
 MLPParams = list[Layer]
@@ -72,9 +73,9 @@ def sigmoid_mlp_init(
     """Initialises a fully connected sigmoid network with layer sizes ``sizes``.
 
     Args:
-      key: a PRNG key.
-      sizes: ``(in, hidden..., out)``, at least two entries.
-      dtype: parameter dtype.
+      key: one PRNG key, ``jax.random.key(seed)`` or ``jax.random.PRNGKey(seed)``.
+      sizes: ``(in, hidden..., out)``, at least two positive ints (NumPy ints count).
+      dtype: parameter dtype, floating.
       kernel_init: initializer (or its name) for the kernels and biases; ``None`` draws
         both from the standard normal ``N(0, 1)``, as in Nielsen's book.
 
@@ -84,21 +85,24 @@ def sigmoid_mlp_init(
     Raises:
       ValueError: ``sizes`` has fewer than two entries or one that is not a positive
         int, or ``kernel_init`` is an unknown initializer name.
-      TypeError: ``kernel_init`` is neither a name nor a callable.
+      TypeError: ``key`` is not one PRNG key (an int, ``None``, a batch of keys),
+        ``dtype`` is not floating, or ``kernel_init`` is neither a name nor a callable.
 
     Example:
       >>> [p["kernel"].shape for p in sigmoid_mlp_init(jax.random.key(0), (4, 3, 2))]
       [(4, 3), (3, 2)]
     """
     sizes = tuple(sizes)
-    if len(sizes) < 2 or not all(isinstance(n, int) and n >= 1 for n in sizes):
+    if len(sizes) < 2 or not all(_checks.is_int(n) and n >= 1 for n in sizes):
         raise ValueError(
             f"sigmoid_mlp_init: `sizes` must be two or more positive ints, got {sizes!r}"
         )
+    _args.check_key("sigmoid_mlp_init", "key", key)
+    dtype = _args.float_dtype("sigmoid_mlp_init", dtype)
     keys = jax.random.split(key, len(sizes) - 1)
     init = initializers.normal(1.0) if kernel_init is None else kernel_init
     return [
-        F.dense_init(k, n_in, n_out, dtype=dtype, kernel_init=init, bias_init=init)
+        F.dense_init(k, int(n_in), int(n_out), dtype=dtype, kernel_init=init, bias_init=init)
         for k, n_in, n_out in zip(keys, sizes[:-1], sizes[1:])
     ]
 
@@ -120,6 +124,7 @@ def sigmoid_mlp_forward(
     Raises:
       nnjax.ShapeError: ``x`` is not rank 2, or its last axis is not the first layer's
         ``in``.
+      ValueError: ``params`` has no layers.
 
     Example:
       >>> zs, acts = sigmoid_mlp_forward(sigmoid_mlp_init(jax.random.key(0), (2, 2)),
@@ -127,6 +132,11 @@ def sigmoid_mlp_forward(
       >>> len(zs), len(acts)
       (1, 2)
     """
+    if not params:
+        raise ValueError(
+            f"sigmoid_mlp: `params` has no layers (got {params!r}); build it with "
+            "sigmoid_mlp_init(key, (in, ..., out))"
+        )
     a = jnp.asarray(x)
     _checks.check_rank("sigmoid_mlp", "x", a, 2)
     zs, acts = [], [a]
@@ -173,6 +183,8 @@ def quadratic_cost(
 
     Raises:
       nnjax.ShapeError: ``x`` does not fit the network, or ``y`` is not ``(n, out)``.
+      ValueError: ``x`` has no rows (``n == 0``: the mean is undefined), or ``params``
+        has no layers.
 
     Example:
       >>> p = [{"kernel": jnp.zeros((2, 1)), "bias": jnp.zeros(1)}]
@@ -180,6 +192,7 @@ def quadratic_cost(
       0.125
     """
     a = sigmoid_mlp(params, x)
+    _check_rows("quadratic_cost", a.shape[0])
     _checks.check_shape("quadratic_cost", "y", y, a.shape)
     return 0.5 * jnp.sum(losses.mse(a, y, reduction="none")) / a.shape[0]
 
@@ -197,7 +210,7 @@ def backprop(params: MLPParams, x: jax.typing.ArrayLike, y: jax.typing.ArrayLike
       to ``jax.grad(quadratic_cost)(params, x, y)`` to float tolerance.
 
     Raises:
-      nnjax.ShapeError: as :func:`quadratic_cost`.
+      nnjax.ShapeError, ValueError: as :func:`quadratic_cost`.
 
     Example:
       >>> p = sigmoid_mlp_init(jax.random.key(0), (2, 3, 1))
@@ -205,8 +218,9 @@ def backprop(params: MLPParams, x: jax.typing.ArrayLike, y: jax.typing.ArrayLike
       {'bias': (1,), 'kernel': (3, 1)}
     """
     zs, acts = sigmoid_mlp_forward(params, x)
-    _checks.check_shape("backprop", "y", y, acts[-1].shape)
     n = acts[0].shape[0]
+    _check_rows("backprop", n)
+    _checks.check_shape("backprop", "y", y, acts[-1].shape)
     delta = (acts[-1] - y) / n * sigmoid_prime(zs[-1])  # BP1 (∇_a C of the mean cost)
     grads = []
     for layer in range(len(params) - 1, -1, -1):
@@ -230,25 +244,30 @@ def softmax_net_init(
     Kernels Glorot uniform, biases zero (:func:`nnjax.functional.dense_init`).
 
     Args:
-      key: a PRNG key.
-      in_features: ``in``, the input size.
-      hidden: the number of sigmoid hidden units.
-      classes: the number of output classes.
-      dtype: parameter dtype (float32 by default).
+      key: one PRNG key, ``jax.random.key(seed)`` or ``jax.random.PRNGKey(seed)``.
+      in_features: ``in``, the input size, a positive int.
+      hidden: the number of sigmoid hidden units, a positive int.
+      classes: the number of output classes, a positive int.
+      dtype: parameter dtype, floating (float32 by default).
 
     Returns:
       ``{"w1": (in, hidden), "b1": (hidden,), "w2": (hidden, classes), "b2": (classes,)}``
       in ``dtype``.
 
     Raises:
-      ValueError: ``in_features``, ``hidden`` or ``classes`` is not a positive int (the
-        message names :func:`nnjax.functional.dense_init`'s ``in_features`` /
-        ``out_features``).
+      ValueError: ``in_features``, ``hidden`` or ``classes`` is not a positive int.
+      TypeError: ``key`` is not one PRNG key (an int, ``None``, a batch of keys), or
+        ``dtype`` is not floating.
 
     Example:
       >>> sorted(softmax_net_init(jax.random.key(0), 4, 3, 2))
       ['b1', 'b2', 'w1', 'w2']
     """
+    in_features = _checks.positive_int("softmax_net_init", "in_features", in_features)
+    hidden = _checks.positive_int("softmax_net_init", "hidden", hidden)
+    classes = _checks.positive_int("softmax_net_init", "classes", classes)
+    _args.check_key("softmax_net_init", "key", key)
+    dtype = _args.float_dtype("softmax_net_init", dtype)
     k1, k2 = jax.random.split(key)
     l1 = F.dense_init(k1, in_features, hidden, dtype=dtype)
     l2 = F.dense_init(k2, hidden, classes, dtype=dtype)
@@ -266,8 +285,9 @@ def softmax_net_logits(params: dict[str, jax.Array], x: jax.typing.ArrayLike) ->
       ``(n, classes)`` logits in the dtype of ``x``.
 
     Raises:
-      nnjax.ShapeError: the last axis of ``x`` is not ``in``, or ``params`` of
-        inconsistent shapes (named as :func:`nnjax.functional.dense`'s).
+      nnjax.ShapeError: ``x`` is not rank 2 (a single example is ``x[None]``), its last
+        axis is not ``in``, or ``params`` of inconsistent shapes (named as
+        :func:`nnjax.functional.dense`'s).
       TypeError: ``x`` is not floating.
       KeyError: ``params`` lacks one of ``"w1"``, ``"b1"``, ``"w2"``, ``"b2"``.
 
@@ -276,6 +296,8 @@ def softmax_net_logits(params: dict[str, jax.Array], x: jax.typing.ArrayLike) ->
       >>> softmax_net_logits(p, jnp.ones((5, 4))).shape
       (5, 2)
     """
+    x = jnp.asarray(x)
+    _checks.check_rank("softmax_net_logits", "x", x, 2)
     return _softmax_net_forward(params, x)[1]
 
 
@@ -301,14 +323,18 @@ def softmax_net_loss(
       A scalar in the dtype of ``x``.
 
     Raises:
-      nnjax.ShapeError, ValueError: as :func:`nnjax.losses.cross_entropy`.
+      nnjax.ShapeError, ValueError: as :func:`softmax_net_logits` and
+        :func:`nnjax.losses.cross_entropy`.
+      ValueError: ``x`` has no rows (the mean is undefined).
 
     Example:
       >>> p = softmax_net_init(jax.random.key(0), 4, 3, 2)
       >>> softmax_net_loss(p, jnp.ones((5, 4)), jnp.zeros(5, jnp.int32)).shape
       ()
     """
-    return losses.cross_entropy(softmax_net_logits(params, x), labels)
+    logits = softmax_net_logits(params, x)
+    _check_rows("softmax_net_loss", logits.shape[0])
+    return losses.cross_entropy(logits, labels)
 
 
 def softmax_net_grads(
@@ -330,7 +356,8 @@ def softmax_net_grads(
       nnjax.ShapeError: ``x`` is not rank 2, or ``labels`` is not ``(n,)``.
       TypeError: ``labels`` is not an integer array.
       ValueError: concrete (not traced) ``labels`` with an id outside ``[0, classes)``,
-        as :func:`softmax_net_loss` (names the first one and ``classes``).
+        as :func:`softmax_net_loss` (names the first one and ``classes``), or ``x``
+        has no rows.
 
     Example:
       >>> p = softmax_net_init(jax.random.key(0), 4, 3, 2)
@@ -339,6 +366,7 @@ def softmax_net_grads(
     """
     x = jnp.asarray(x)
     _checks.check_rank("softmax_net_grads", "x", x, 2)
+    _check_rows("softmax_net_grads", x.shape[0])
     labels = jnp.asarray(labels)
     _checks.check_shape("softmax_net_grads", "labels", labels, (x.shape[0],))
     if not jnp.issubdtype(labels.dtype, jnp.integer):
@@ -357,3 +385,12 @@ def softmax_net_grads(
         "w2": a1.T @ dz2,
         "b2": jnp.sum(dz2, axis=0),
     }
+
+
+def _check_rows(op: str, n: int) -> None:
+    """Raises unless the batch has rows: the costs are means over its ``n`` examples."""
+    if n == 0:
+        raise ValueError(
+            f"{op}: argument `x` has no rows (shape (0, in)); the mean cost needs at least "
+            "one example"
+        )

@@ -31,6 +31,7 @@ Example:
 from __future__ import annotations
 
 import functools
+import numbers
 
 import jax
 import jax.numpy as jnp
@@ -38,6 +39,7 @@ import numpy as np
 
 from nnjax import _checks
 from nnjax import functional as F
+from nnjax.classic import _args
 
 Params = dict[str, jax.Array]
 
@@ -58,21 +60,23 @@ def esn_init(
     function is not jit-able (it runs once, before training).
 
     Args:
-      key: a PRNG key.
+      key: one PRNG key, ``jax.random.key(seed)`` or ``jax.random.PRNGKey(seed)``.
       in_features: input size ``in``.
       reservoir_size: number of reservoir units ``R``.
       density: fraction of nonzero recurrent connections, in ``(0, 1]``.
       spectral_radius: the largest ``|eigenvalue|`` of ``W`` after rescaling, ``> 0``.
-      input_scale: ``W_in`` is uniform in ``[−input_scale, input_scale]``.
-      dtype: parameter dtype.
+      input_scale: ``W_in`` is uniform in ``[−input_scale, input_scale]``, ``> 0``.
+      dtype: parameter dtype, floating.
 
     Returns:
       ``{"w_in": (in, R), "w": (R, R)}``.
 
     Raises:
       ValueError: ``in_features`` or ``reservoir_size`` not a positive int, a density
-        outside ``(0, 1]``, a nonpositive spectral radius, or a draw whose recurrent
-        matrix has no nonzero eigenvalue (raise the density).
+        outside ``(0, 1]``, a nonpositive spectral radius or input scale, or a draw
+        whose recurrent matrix has no nonzero eigenvalue (raise the density).
+      TypeError: ``key`` is not one PRNG key, ``dtype`` is not floating, or
+        ``density``, ``spectral_radius`` or ``input_scale`` is not a real number.
 
     Example:
       >>> p = esn_init(jax.random.key(0), 1, 300, density=0.02, spectral_radius=0.8)
@@ -81,10 +85,14 @@ def esn_init(
     """
     in_features = _checks.positive_int("esn_init", "in_features", in_features)
     reservoir_size = _checks.positive_int("esn_init", "reservoir_size", reservoir_size)
-    if not 0 < density <= 1:
-        raise ValueError(f"esn_init: `density` must be in (0, 1], got {density}")
-    if not spectral_radius > 0:
-        raise ValueError(f"esn_init: `spectral_radius` must be > 0, got {spectral_radius}")
+    density = _real("density", density)
+    spectral_radius = _real("spectral_radius", spectral_radius)
+    input_scale = _real("input_scale", input_scale)
+    _checks.check_interval("esn_init", "density", density, 0, 1, open_low=True)
+    _checks.check_interval("esn_init", "spectral_radius", spectral_radius, 0, open_low=True)
+    _checks.check_interval("esn_init", "input_scale", input_scale, 0, open_low=True)
+    _args.check_key("esn_init", "key", key)
+    dtype = _args.float_dtype("esn_init", dtype)
     k_in, k_w, k_mask = jax.random.split(key, 3)
     shape = (reservoir_size, reservoir_size)
     w_in = jax.random.uniform(k_in, (in_features, reservoir_size), dtype, -input_scale, input_scale)
@@ -97,6 +105,17 @@ def esn_init(
             f"{density}) has spectral radius 0 and cannot be rescaled; raise the density"
         )
     return {"w_in": w_in, "w": jnp.asarray(w * (spectral_radius / radius), dtype)}
+
+
+def _real(name: str, value) -> float:
+    """A real scalar argument of :func:`esn_init` as a float (Python, NumPy or JAX)."""
+    v = np.asarray(value) if isinstance(value, jax.Array | np.ndarray | np.generic) else value
+    real = isinstance(v, numbers.Real) or (
+        isinstance(v, np.ndarray) and v.ndim == 0 and v.dtype.kind in "iuf"
+    )
+    if not real or isinstance(value, bool | np.bool_):
+        raise TypeError(f"esn_init: `{name}` must be a real number, got {value!r}")
+    return float(v)
 
 
 def esn_states(
@@ -168,7 +187,8 @@ def esn_fit_readout(
     Raises:
       nnjax.ShapeError: ``states`` is not rank 2, or ``targets`` is not ``(T, out)``.
       TypeError: ``states`` is not floating.
-      ValueError: ``ridge`` below 0 (checked when it is a Python or NumPy number).
+      ValueError: ``ridge`` below 0 (checked when it is a Python or NumPy number), or
+        ``states`` has no rows (``T == 0``: nothing to fit).
 
     Example:
       >>> x = jax.random.normal(jax.random.key(0), (50, 3))
@@ -180,6 +200,11 @@ def esn_fit_readout(
     x = jnp.asarray(states)
     _checks.check_floating("esn_fit_readout", "states", x)
     _checks.check_rank("esn_fit_readout", "states", x, 2)
+    if x.shape[0] == 0:
+        raise ValueError(
+            f"esn_fit_readout: argument `states` has no rows (shape {x.shape}); the "
+            "readout needs at least one time step"
+        )
     y = jnp.asarray(targets, x.dtype)
     _checks.check_shape("esn_fit_readout", "targets", y, (x.shape[0], None))
     x_mean, y_mean = jnp.mean(x, axis=0), jnp.mean(y, axis=0)
@@ -224,6 +249,7 @@ def nrmse(predictions: jax.typing.ArrayLike, targets: jax.typing.ArrayLike) -> j
 
     Raises:
       nnjax.ShapeError: the shapes differ.
+      ValueError: the arrays are empty (the mean is undefined).
 
     Example:
       >>> nrmse(jnp.array([0.0, 0.0]), jnp.array([1.0, -1.0]))
@@ -231,6 +257,8 @@ def nrmse(predictions: jax.typing.ArrayLike, targets: jax.typing.ArrayLike) -> j
     """
     p, t = jnp.asarray(predictions), jnp.asarray(targets)
     _checks.check_shape("nrmse", "predictions", p, t.shape)
+    if t.size == 0:
+        raise ValueError(f"nrmse: `targets` is empty (shape {t.shape}); nothing to compare")
     return jnp.sqrt(jnp.mean((p - t) ** 2)) / jnp.std(t)
 
 
@@ -266,7 +294,7 @@ def mackey_glass(
       subsample: integration steps per returned sample, a positive int (static).
       washout: samples dropped at the start (the transient), a non-negative int
         (static).
-      key: optional PRNG key that perturbs the initial history.
+      key: optional PRNG key (one key) that perturbs the initial history.
 
     Returns:
       ``(length,)`` float32.
@@ -274,6 +302,7 @@ def mackey_glass(
     Raises:
       ValueError: ``length`` or ``washout`` not a non-negative int, ``subsample`` not a
         positive int, ``dt`` not ``> 0``, or a delay ``round(tau / dt)`` below one step.
+      TypeError: ``key`` is neither ``None`` nor one PRNG key.
 
     Example:
       >>> s = mackey_glass(300)
@@ -284,6 +313,7 @@ def mackey_glass(
     _checks.positive_int("mackey_glass", "washout", washout, minimum=0)
     _checks.positive_int("mackey_glass", "subsample", subsample)
     _checks.check_interval("mackey_glass", "dt", dt, 0, open_low=True)
+    _args.check_optional_key("mackey_glass", "key", key)
     delay = round(tau / dt)
     if delay < 1:
         raise ValueError(

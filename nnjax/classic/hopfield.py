@@ -27,7 +27,8 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from nnjax import _checks, activations
+from nnjax import _checks, activations, losses
+from nnjax.classic import _args
 
 
 def hopfield_store(patterns: jax.typing.ArrayLike) -> jax.Array:
@@ -112,8 +113,8 @@ def hopfield_sweep(
       weights: ``(N, N)``, symmetric with zero diagonal, real (cast to the dtype of
         ``state``).
       state: ``(..., N)`` of ±1, floating.
-      order: ``(K,)`` integer unit indices, updated in turn (e.g. a permutation of
-        ``range(N)`` for one sweep).
+      order: ``(K,)`` integer unit indices in ``[0, N)``, updated in turn (e.g. a
+        permutation of ``range(N)`` for one sweep).
 
     Returns:
       ``(state, energies)``: the state ``(..., N)`` after the ``K`` updates and the
@@ -121,8 +122,11 @@ def hopfield_sweep(
       symmetric zero-diagonal weights the energy never increases.
 
     Raises:
-      nnjax.ShapeError: ``weights`` is not square, or ``state`` is not ``(..., N)``.
-      TypeError: ``state`` is not floating.
+      nnjax.ShapeError: ``weights`` is not square, ``state`` is not ``(..., N)``, or
+        ``order`` is not rank 1.
+      TypeError: ``state`` is not floating, or ``order`` is not an integer array.
+      ValueError: a concrete (not traced) ``order`` has an index outside ``[0, N)``
+        (JAX would clamp it silently).
 
     Example:
       >>> w = hopfield_store(jnp.array([[1.0, -1.0, 1.0]]))
@@ -133,6 +137,14 @@ def hopfield_sweep(
     s, w = _check("hopfield_sweep", weights, state)
     order = jnp.asarray(order)
     _checks.check_rank("hopfield_sweep", "order", order, 1)
+    if not jnp.issubdtype(order.dtype, jnp.integer):
+        raise TypeError(
+            f"hopfield_sweep: argument `order` has dtype {order.dtype}, expected integer "
+            "unit indices"
+        )
+    n = w.shape[0]
+    what = f"is not a unit index in [0, {n})"
+    losses._check_values("hopfield_sweep", "order", order, lambda v: (v < 0) | (v >= n), what)
 
     def update(s, i):
         s = s.at[..., i].set(activations.sign(s @ w[:, i]))
@@ -160,15 +172,16 @@ def hopfield_recall(
         asynchronous sweeps over all ``N`` units.
       synchronous: update all units at once (may end in a 2-cycle) instead of one at a
         time (always converges).
-      key: for asynchronous sweeps, a random unit order per sweep; ``None`` sweeps in
-        index order.
+      key: for asynchronous sweeps, one PRNG key for a random unit order per sweep;
+        ``None`` sweeps in index order.
 
     Returns:
       The state ``(..., N)`` of ±1 after the last round, in the dtype of ``state``.
 
     Raises:
       nnjax.ShapeError: ``weights`` is not square, or ``state`` is not ``(..., N)``.
-      TypeError: ``state`` is not floating.
+      TypeError: ``state`` is not floating, or ``key`` is neither ``None`` nor one PRNG
+        key.
       ValueError: ``steps`` is not a non-negative int.
 
     Example:
@@ -177,6 +190,7 @@ def hopfield_recall(
       Array([ 1., -1.,  1., -1.], dtype=float32)
     """
     _checks.positive_int("hopfield_recall", "steps", steps, minimum=0)
+    _args.check_optional_key("hopfield_recall", "key", key)
     s, w = _check("hopfield_recall", weights, state)
     if synchronous:
         return jax.lax.fori_loop(0, steps, lambda _, s: hopfield_step(w, s), s)

@@ -31,7 +31,9 @@ import jax.numpy as jnp
 import optax
 
 from nnjax import _checks, activations
+from nnjax.classic import _args
 from nnjax.classic.backprop import MLPParams, quadratic_cost, sigmoid_mlp_init
+from nnjax.errors import ShapeError
 
 SIGMOID_GATES: dict[str, tuple[float, ...]] = {
     "or": (-10.0, 20.0, 20.0),
@@ -48,6 +50,11 @@ SIGN_GATES: dict[str, tuple[float, ...]] = {
     "nand": (1.5, -1.0, -1.0),
 }
 """Hand-set weights ``(bias, w_1, ..., w_n)`` of sign gates on {−1, +1} inputs."""
+
+MAX_TRUTH_TABLE_INPUTS = 20
+"""The most inputs :func:`truth_table_inputs` enumerates: ``2**20`` rows (80 MiB as
+float32 for 20 columns). The table doubles with every input, so a larger ``n`` would
+exhaust memory long before it is useful for a logic gate."""
 
 _KINDS: dict[str, tuple[dict[str, tuple[float, ...]], Callable[[jax.Array], jax.Array]]] = {
     "sigmoid": (SIGMOID_GATES, activations.sigmoid),
@@ -71,7 +78,8 @@ def neuron(
       ``(...)``, the dtype of ``x``.
 
     Raises:
-      nnjax.ShapeError: ``weights`` is not rank 1, or ``x`` is not ``(..., n)``.
+      nnjax.ShapeError: ``weights`` is not rank 1 with at least the bias, or ``x`` is
+        not ``(..., n)``.
       TypeError: ``x`` is not floating.
 
     Example:
@@ -82,6 +90,11 @@ def neuron(
     _checks.check_floating("neuron", "x", x)
     w = jnp.asarray(weights, x.dtype)
     _checks.check_rank("neuron", "weights", w, 1)
+    if w.shape[0] == 0:
+        raise ShapeError(
+            "neuron: argument `weights` has shape (0,), expected (n + 1,): the bias w_0 "
+            "first, then one weight per input"
+        )
     _checks.check_min_rank("neuron", "x", x, 1)
     _checks.check_shape("neuron", "x", x, (..., w.shape[0] - 1))
     return activation(w[0] + x @ w[1:])
@@ -107,8 +120,8 @@ def gate(name: str, x: jax.typing.ArrayLike, *, kind: str = "sigmoid") -> jax.Ar
       >>> gate("and", jnp.array([[1.0, 1.0], [1.0, 0.0]])).round()
       Array([1., 0.], dtype=float32)
     """
-    table, activation = _kind(kind)
-    if name not in table:
+    table, activation = _kind("gate", kind)
+    if not isinstance(name, str) or name not in table:
         raise ValueError(f"gate: unknown gate {name!r}; known: {', '.join(sorted(table))}")
     return neuron(jnp.array(table[name]), x, activation)
 
@@ -142,21 +155,29 @@ def truth_table_inputs(n_inputs: int, *, kind: str = "sigmoid") -> jax.Array:
     Off is 0 for ``kind="sigmoid"`` and −1 for ``kind="sign"``; on is 1.
 
     Args:
-      n_inputs: ``n``, the number of inputs (columns), a positive int.
+      n_inputs: ``n``, the number of inputs (columns), an int in
+        ``[1, MAX_TRUTH_TABLE_INPUTS]`` (20: the table has ``2**n`` rows).
       kind: ``"sigmoid"`` (0/1) or ``"sign"`` (−1/+1).
 
     Returns:
       ``(2**n, n)`` float32.
 
     Raises:
-      ValueError: ``n_inputs`` is not a positive int, or an unknown ``kind``.
+      ValueError: ``n_inputs`` is not a positive int, is above
+        ``MAX_TRUTH_TABLE_INPUTS``, or an unknown ``kind``.
 
     Example:
       >>> truth_table_inputs(2).tolist()
       [[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]]
     """
     n_inputs = _checks.positive_int("truth_table_inputs", "n_inputs", n_inputs)
-    _kind(kind)
+    if n_inputs > MAX_TRUTH_TABLE_INPUTS:
+        raise ValueError(
+            f"truth_table_inputs: `n_inputs` must be at most {MAX_TRUTH_TABLE_INPUTS} "
+            f"(MAX_TRUTH_TABLE_INPUTS), got {n_inputs}: the table would have 2**{n_inputs} "
+            "rows"
+        )
+    _kind("truth_table_inputs", kind)
     rows = jnp.arange(2**n_inputs)[:, None] >> jnp.arange(n_inputs - 1, -1, -1)[None, :]
     bits = (rows & 1).astype(jnp.float32)
     return bits if kind == "sigmoid" else 2 * bits - 1
@@ -178,7 +199,7 @@ def train_xor(
     side by side (``jax.vmap``) and the one with the lowest final cost is returned.
 
     Args:
-      key: a PRNG key for the initial weights (standard normal, as in
+      key: one PRNG key for the initial weights (standard normal, as in
         :func:`~nnjax.classic.sigmoid_mlp_init`).
       hidden: number of hidden sigmoid units, a positive int (static).
       steps: number of full-batch Adam steps, a non-negative int (static).
@@ -193,6 +214,7 @@ def train_xor(
     Raises:
       ValueError: ``hidden`` or ``restarts`` is not a positive int, or ``steps`` is not a
         non-negative int.
+      TypeError: ``key`` is not one PRNG key.
 
     Example:
       >>> from nnjax.classic import sigmoid_mlp
@@ -203,6 +225,7 @@ def train_xor(
     _checks.positive_int("train_xor", "hidden", hidden)
     _checks.positive_int("train_xor", "steps", steps, minimum=0)
     _checks.positive_int("train_xor", "restarts", restarts)
+    _args.check_key("train_xor", "key", key)
     x = truth_table_inputs(2)
     y = jnp.array([[0.0], [1.0], [1.0], [0.0]])
     tx = optax.adam(learning_rate)
@@ -223,7 +246,11 @@ def train_xor(
     return jax.tree.map(lambda leaf: leaf[best], params), costs[best]
 
 
-def _kind(kind: str) -> tuple[dict[str, tuple[float, ...]], Callable[[jax.Array], jax.Array]]:
-    if kind not in _KINDS:
-        raise ValueError(f"unknown kind {kind!r}; expected one of {', '.join(sorted(_KINDS))}")
+def _kind(
+    op: str, kind: str
+) -> tuple[dict[str, tuple[float, ...]], Callable[[jax.Array], jax.Array]]:
+    if not isinstance(kind, str) or kind not in _KINDS:
+        raise ValueError(
+            f"{op}: unknown kind {kind!r}; expected one of {', '.join(sorted(_KINDS))}"
+        )
     return _KINDS[kind]

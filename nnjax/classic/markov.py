@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jnp
 
 from nnjax import _checks, losses
+from nnjax.classic import _args
 
 
 def transition_matrix(weights: jax.typing.ArrayLike) -> jax.Array:
@@ -34,7 +35,10 @@ def transition_matrix(weights: jax.typing.ArrayLike) -> jax.Array:
       ``(S, S)`` row-stochastic matrix, the dtype of ``weights``.
 
     Raises:
-      ValueError: (for concrete input) naming the first negative entry or zero row.
+      nnjax.ShapeError: ``weights`` is not square.
+      TypeError: ``weights`` is not floating.
+      ValueError: ``weights`` is ``(0, 0)`` (no states), or (for concrete input) naming
+        the first negative entry or zero row.
 
     Example:
       >>> transition_matrix(jnp.array([[1.0, 3.0], [2.0, 0.0]]))
@@ -68,8 +72,8 @@ def stationary_distribution(transitions: jax.typing.ArrayLike) -> jax.Array:
     Raises:
       nnjax.ShapeError: ``transitions`` is not square.
       TypeError: ``transitions`` is not floating.
-      ValueError: (for concrete input) ``transitions`` has a negative entry or a row
-        that does not sum to 1.
+      ValueError: ``transitions`` is ``(0, 0)`` (no states), or (for concrete input)
+        has a negative entry or a row that does not sum to 1.
 
     Example:
       >>> stationary_distribution(jnp.array([[0.0, 1.0], [1.0, 0.0]])).round(4)
@@ -98,8 +102,8 @@ def distribution_after(
     Raises:
       nnjax.ShapeError: ``transitions`` is not square, or ``initial`` is not ``(S,)``.
       TypeError: ``transitions`` is not floating.
-      ValueError: (for concrete input) ``transitions`` has a negative entry or a row
-        that does not sum to 1.
+      ValueError: ``transitions`` is ``(0, 0)`` (no states), or (for concrete input)
+        has a negative entry or a row that does not sum to 1.
       ValueError: ``steps`` is not a non-negative int.
 
     Example:
@@ -119,7 +123,7 @@ def sample_path(
     """Samples a path of the chain (a ``lax.scan``; jit-compiled).
 
     Args:
-      key: a PRNG key.
+      key: one PRNG key, ``jax.random.key(seed)`` or ``jax.random.PRNGKey(seed)``.
       transitions: ``(S, S)`` row-stochastic ``P``, floating.
       start: the initial state, an int (or an integer scalar array) in ``[0, S)``.
       steps: number of transitions, a non-negative int (static).
@@ -129,16 +133,18 @@ def sample_path(
 
     Raises:
       nnjax.ShapeError: ``transitions`` is not square, or ``start`` is not a scalar.
-      TypeError: ``transitions`` is not floating, or ``start`` is not an integer.
+      TypeError: ``transitions`` is not floating, ``start`` is not an integer, or
+        ``key`` is not one PRNG key (an int, ``None``, a batch of keys).
       ValueError: ``steps`` is not a non-negative int, or a concrete (not traced)
         ``start`` lies outside ``[0, S)`` or ``transitions`` has a negative entry or a
-        row that does not sum to 1.
+        row that does not sum to 1, or ``transitions`` is ``(0, 0)``.
 
     Example:
       >>> sample_path(jax.random.key(0), jnp.array([[0.0, 1.0], [1.0, 0.0]]), 0, 4).tolist()
       [0, 1, 0, 1, 0]
     """
     steps = _checks.positive_int("sample_path", "steps", steps, minimum=0)
+    _args.check_key("sample_path", "key", key)
     p = _check_stochastic("sample_path", "transitions", transitions)
     start = jnp.asarray(start)
     _checks.check_rank("sample_path", "start", start, 0)
@@ -194,6 +200,8 @@ def _check_square(op: str, name: str, matrix: jax.typing.ArrayLike) -> jax.Array
     _checks.check_floating(op, name, m)
     _checks.check_rank(op, name, m, 2)
     _checks.check_shape(op, name, m, (m.shape[0], m.shape[0]))
+    if m.shape[0] == 0:
+        raise ValueError(f"{op}: `{name}` has shape (0, 0): a chain needs at least one state")
     return m
 
 

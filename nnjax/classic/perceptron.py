@@ -33,6 +33,7 @@ import jax.numpy as jnp
 
 from nnjax import _checks, activations
 from nnjax import functional as F
+from nnjax.classic import _args
 
 Params = dict[str, jax.Array]
 
@@ -48,10 +49,10 @@ def perceptron_init(
     """Initialises a layer of ``out_features`` threshold units over ``in_features`` inputs.
 
     Args:
-      key: a PRNG key (used only by random initializers).
+      key: one PRNG key (used only by random initializers).
       in_features: number of inputs ``in`` (the bias input ``x_0 = 1`` not counted).
       out_features: number of units ``out``.
-      dtype: parameter dtype.
+      dtype: parameter dtype, floating.
       kernel_init: initializer name for the kernel; zeros by default (the perceptron rule
         converges from any start). The bias always starts at zero.
 
@@ -61,13 +62,17 @@ def perceptron_init(
     Raises:
       ValueError: ``in_features`` or ``out_features`` is not a positive int, or an
         unknown ``kernel_init`` name.
-      TypeError: ``key`` is not a PRNG key (checked even for the zeros initializer),
-        or ``kernel_init`` is neither a name nor a callable.
+      TypeError: ``key`` is not one PRNG key (checked even for the zeros initializer),
+        ``dtype`` is not floating, or ``kernel_init`` is neither a name nor a callable.
 
     Example:
       >>> jax.tree.map(jnp.shape, perceptron_init(jax.random.key(0), 3, 2))
       {'bias': (2,), 'kernel': (3, 2)}
     """
+    in_features = _checks.positive_int("perceptron_init", "in_features", in_features)
+    out_features = _checks.positive_int("perceptron_init", "out_features", out_features)
+    _args.check_key("perceptron_init", "key", key)
+    dtype = _args.float_dtype("perceptron_init", dtype)
     return F.dense_init(
         key, in_features, out_features, dtype=dtype, kernel_init=kernel_init, bias_init="zeros"
     )
@@ -198,7 +203,8 @@ def perceptron_fit(
       y: ``(N, out)`` targets of zeros and ones (cast to the dtype of ``x``).
       learning_rate: ``η``.
       epochs: number of passes, a non-negative int (static).
-      key: if given, the examples are shuffled anew each epoch; else kept in order.
+      key: if given (one PRNG key), the examples are shuffled anew each epoch; else
+        kept in order.
 
     Returns:
       ``(params, errors)`` with ``errors`` ``(epochs,)`` int32: per epoch, the number of
@@ -207,6 +213,7 @@ def perceptron_fit(
     Raises:
       nnjax.ShapeError, TypeError: as :func:`perceptron_epoch`.
       ValueError: ``epochs`` is not a non-negative int.
+      TypeError: ``key`` is neither ``None`` nor one PRNG key.
 
     Example:
       >>> p = perceptron_init(jax.random.key(0), 1, 1)
@@ -216,6 +223,7 @@ def perceptron_fit(
       [1, 0, 0]
     """
     _checks.positive_int("perceptron_fit", "epochs", epochs, minimum=0)
+    _args.check_optional_key("perceptron_fit", "key", key)
     x, y = _check_data("perceptron_fit", params, x, y)
     keys = None if key is None else jax.random.split(key, epochs)
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from nnjax import activations
+from nnjax import _checks, activations
 from nnjax.functional import _utils
 
 
@@ -61,3 +61,14 @@ def choice(owner: str, name: str, value: Any, options: Sequence[str]) -> str:
             if value.lower() == option.lower():
                 return option
     raise ValueError(f"{owner}: `{name}` must be one of {', '.join(options)}; got {value!r}")
+
+
+def float_dtype(owner: str, name: str, value: Any, *, allow_none: bool = False) -> Any:
+    """Returns ``value`` after checking it names a floating dtype, else raises ``TypeError``.
+
+    For ``param_dtype`` (parameters are trained, so integer or bool ones make no sense)
+    and, with ``allow_none``, for the compute ``dtype`` (``None``: the input's). The
+    value itself is returned (as recorded for ``nnjax.save``), not the resolved dtype.
+    """
+    _checks.float_dtype(owner, value, name=name, allow_none=allow_none)
+    return value

@@ -12,12 +12,13 @@ import jax.numpy as jnp
 from flax import nnx
 
 from nnjax import activations
+from nnjax.errors import ShapeError
 from nnjax.nn import _validate
 from nnjax.nn._base import recorded
 from nnjax.nn.cnn import checked_images, image_shape
 from nnjax.nn.conv import Conv2D
 from nnjax.nn.dense import Dense
-from nnjax.nn.mlp import MLP
+from nnjax.nn.mlp import MLP, flat_rows
 from nnjax.nn.reshape import Flatten, Reshape, Upsample2D
 from nnjax.nn.sequential import Sequential
 
@@ -38,6 +39,11 @@ class Autoencoder(nnx.Module):
       param_dtype: dtype of the parameters (float32).
       dtype: compute dtype; ``None`` uses the input's.
       rngs: ``nnx.Rngs`` with a ``params`` stream.
+
+    Raises:
+      ValueError: a bad size or an unknown activation name, named as ``Autoencoder``'s.
+      TypeError: ``param_dtype`` is not a floating dtype, or ``dtype`` is neither
+        ``None`` nor one.
 
     Example:
       >>> model = Autoencoder(784, (100,), 2, rngs=nnx.Rngs(0))
@@ -61,6 +67,9 @@ class Autoencoder(nnx.Module):
         _validate.positive_int("Autoencoder", "in_features", in_features)
         hidden = _validate.positive_ints("Autoencoder", "hidden", hidden)
         _validate.positive_int("Autoencoder", "latent", latent)
+        _check_common("Autoencoder", activation, latent_activation, output_activation)
+        _validate.float_dtype("Autoencoder", "param_dtype", param_dtype)
+        _validate.float_dtype("Autoencoder", "dtype", dtype, allow_none=True)
         kw: dict[str, Any] = dict(
             activation=activation, param_dtype=param_dtype, dtype=dtype, rngs=rngs
         )
@@ -81,10 +90,11 @@ class Autoencoder(nnx.Module):
           Codes ``(B, latent)`` in the compute dtype (``dtype``, else the dtype of ``x``).
 
         Raises:
-          nnjax.ShapeError: the features of ``x`` (flattened) are not ``in_features``.
+          nnjax.ShapeError: ``x`` has no batch axis (one example is ``x[None]``), or its
+            features (flattened) are not ``in_features``.
           TypeError: ``x`` is not floating and the model has no ``dtype``.
         """
-        return self.encoder(x)
+        return self.encoder(flat_rows("Autoencoder", "x", x, self.encoder.in_features))
 
     def decode(self, z: jax.typing.ArrayLike) -> jax.Array:
         """Maps codes ``(B, latent)`` to flat reconstructions ``(B, in_features)``.
@@ -98,10 +108,10 @@ class Autoencoder(nnx.Module):
           reshape it to see images.
 
         Raises:
-          nnjax.ShapeError: the last axis of ``z`` is not ``latent``.
+          nnjax.ShapeError: ``z`` is not ``(B, latent)`` (one code is ``z[None]``).
           TypeError: ``z`` is not floating and the model has no ``dtype``.
         """
-        return self.decoder(z)
+        return self.decoder(checked_codes("Autoencoder", z, self.decoder.in_features))
 
     def __call__(self, x: jax.typing.ArrayLike) -> jax.Array:
         """Reconstructs ``x``, returning the shape of ``x``.
@@ -144,9 +154,12 @@ class ConvAutoencoder(nnx.Module):
       rngs: ``nnx.Rngs`` with a ``params`` stream.
 
     Raises:
-      ValueError: a bad argument, named as ``ConvAutoencoder``'s (e.g. ``latent=0``, or
-        an ``input_shape`` whose ``H`` or ``W`` is not divisible). ``encode`` and calls
-        raise ``ShapeError`` for images of another shape than ``input_shape``.
+      ValueError: a bad argument, named as ``ConvAutoencoder``'s (e.g. ``latent=0``,
+        ``kernel_size=0``, an unknown activation name, or an ``input_shape`` whose ``H``
+        or ``W`` is not divisible). ``encode`` and calls raise ``ShapeError`` for images
+        of another shape than ``input_shape``, ``decode`` for codes not ``(B, latent)``.
+      TypeError: ``param_dtype`` is not a floating dtype, or ``dtype`` is neither
+        ``None`` nor one.
 
     Example:
       >>> model = ConvAutoencoder((28, 28), (4, 8), latent=2, rngs=nnx.Rngs(0))
@@ -172,7 +185,11 @@ class ConvAutoencoder(nnx.Module):
         feats = _validate.positive_ints(
             "ConvAutoencoder", "conv_features", conv_features, allow_empty=False
         )
-        _validate.positive_int("ConvAutoencoder", "latent", latent)
+        latent = _validate.positive_int("ConvAutoencoder", "latent", latent)
+        _validate.positive_ints("ConvAutoencoder", "kernel_size", kernel_size, allow_empty=False)
+        _check_common("ConvAutoencoder", activation, latent_activation, output_activation)
+        _validate.float_dtype("ConvAutoencoder", "param_dtype", param_dtype)
+        _validate.float_dtype("ConvAutoencoder", "dtype", dtype, allow_none=True)
         scale = 2 ** len(feats)
         if h % scale or w % scale:
             raise ValueError(
@@ -204,6 +221,7 @@ class ConvAutoencoder(nnx.Module):
             *up,
         )
         self.input_shape = (h, w, c)
+        self.latent = latent
 
     def encode(self, x: jax.typing.ArrayLike) -> jax.Array:
         """Maps images ``(B, H, W)`` or ``(B, H, W, C)`` to codes ``(B, latent)``.
@@ -236,10 +254,10 @@ class ConvAutoencoder(nnx.Module):
           dtype of ``z``).
 
         Raises:
-          nnjax.ShapeError: the last axis of ``z`` is not ``latent``.
+          nnjax.ShapeError: ``z`` is not ``(B, latent)`` (one code is ``z[None]``).
           TypeError: ``z`` is not floating and the model has no ``dtype``.
         """
-        return self.decoder(z)
+        return self.decoder(checked_codes("ConvAutoencoder", z, self.latent))
 
     def __call__(self, x: jax.typing.ArrayLike) -> jax.Array:
         """Reconstructs ``x``, returning the shape of ``x``.
@@ -258,3 +276,26 @@ class ConvAutoencoder(nnx.Module):
         """
         x = jnp.asarray(x)
         return self.decode(self.encode(x)).reshape(x.shape)
+
+
+def checked_codes(owner: str, z: jax.typing.ArrayLike, latent: int) -> jax.Array:
+    """``z`` after checking it is a batch of codes ``(B, latent)`` (static shape).
+
+    Raises:
+      ShapeError: naming ``owner``, the argument ``z``, its shape and ``(B, latent)``.
+    """
+    z = jnp.asarray(z)
+    if z.ndim != 2 or z.shape[1] != latent:
+        hint = "; one code needs a batch axis: z[None]" if z.shape == (latent,) else ""
+        raise ShapeError(
+            f"{owner}: argument `z` has shape {tuple(z.shape)}, expected (B, {latent}): a "
+            f"batch of codes of the model's latent size {latent}{hint}"
+        )
+    return z
+
+
+def _check_common(owner: str, *acts: Act) -> None:
+    """Names ``owner`` for an unknown activation (else the inner layer would be named)."""
+    names = ("activation", "latent_activation", "output_activation")
+    for name, act in zip(names, acts):
+        _validate.activation(owner, name, act)

@@ -97,6 +97,8 @@ class CNN(nnx.Module):
         ``input_shape`` too small for the blocks (a channels-first ``(C, H, W)`` one
         is named so). Calls raise ``ShapeError`` for images of another shape than
         ``input_shape``.
+      TypeError: ``param_dtype`` is not a floating dtype, or ``dtype`` is neither
+        ``None`` nor one.
 
     Example:
       >>> from flax import nnx
@@ -131,6 +133,7 @@ class CNN(nnx.Module):
         self.input_shape = image_shape("CNN", input_shape)
         _validate.positive_int("CNN", "out_features", out_features)
         conv_features = _validate.positive_ints("CNN", "conv_features", conv_features)
+        _validate.positive_ints("CNN", "dense", dense)
         _validate.positive_ints("CNN", "kernel_size", kernel_size, allow_empty=False)
         _validate.positive_ints("CNN", "pool_window", pool_window, allow_empty=False)
         conv_padding("CNN", 2, padding)
@@ -138,6 +141,8 @@ class CNN(nnx.Module):
         _validate.activation("CNN", "output_activation", output_activation)
         _validate.rate("CNN", "dropout", dropout)
         _validate.rate("CNN", "conv_dropout", conv_dropout)
+        _validate.float_dtype("CNN", "param_dtype", param_dtype)
+        _validate.float_dtype("CNN", "dtype", dtype, allow_none=True)
         pool_cls = (
             None if pool is None else _POOLS[_validate.choice("CNN", "pool", pool, tuple(_POOLS))]
         )

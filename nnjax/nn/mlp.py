@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Sequence
 
 import jax
@@ -10,10 +11,42 @@ import jax.numpy as jnp
 from flax import nnx
 
 from nnjax import activations, initializers
+from nnjax.errors import ShapeError
 from nnjax.nn import _validate
 from nnjax.nn._base import recorded
 from nnjax.nn.dense import Dense
 from nnjax.nn.dropout import Dropout
+
+
+def flat_rows(owner: str, name: str, x: jax.typing.ArrayLike, features: int) -> jax.Array:
+    """``x`` as ``(B, features)`` rows after checking it has a batch axis and ``features``.
+
+    Args:
+      owner: the model doing the check, e.g. ``"MLP"``.
+      name: the argument's name, e.g. ``"x"``.
+      x: ``(B, features)``, or ``(B, d1, d2, ...)`` with ``d1 * d2 * ... == features``
+        (flattened); ``B`` may be 0.
+      features: the model's input features.
+
+    Returns:
+      ``(B, features)``.
+
+    Raises:
+      ShapeError: naming ``owner``, ``name``, the shape of ``x`` and the expected one;
+        a single example without a batch axis is told to use ``x[None]``. Runs on the
+        static shape alone, so also under ``jax.jit``.
+    """
+    x = jnp.asarray(x)
+    shape = tuple(x.shape)
+    if len(shape) < 2 or math.prod(shape[1:]) != features:
+        single = len(shape) >= 1 and math.prod(shape) == features
+        hint = f"; one example needs a batch axis: {name}[None]" if single else ""
+        raise ShapeError(
+            f"{owner}: argument `{name}` has shape {shape}, expected (B, {features}) or "
+            f"(B, d1, d2, ...) with d1 * d2 * ... == {features}: a leading batch axis, "
+            f"then {features} features per example{hint}"
+        )
+    return x if x.ndim == 2 else x.reshape(shape[0], features)
 
 
 @recorded
@@ -38,6 +71,8 @@ class MLP(nnx.Module):
     Raises:
       ValueError: for non-positive sizes, a rate outside ``[0, 1)`` or an unknown
         activation name.
+      TypeError: ``param_dtype`` is not a floating dtype, or ``dtype`` is neither
+        ``None`` nor one.
 
     Example:
       >>> from flax import nnx
@@ -66,6 +101,8 @@ class MLP(nnx.Module):
         _validate.rate("MLP", "dropout", dropout)
         _validate.activation("MLP", "activation", activation)
         _validate.activation("MLP", "output_activation", output_activation)
+        _validate.float_dtype("MLP", "param_dtype", param_dtype)
+        _validate.float_dtype("MLP", "dtype", dtype, allow_none=True)
         sizes = [in_features, *hidden, out_features]
         layers = []
         for i, (n_in, n_out) in enumerate(itertools.pairwise(sizes)):
@@ -97,13 +134,12 @@ class MLP(nnx.Module):
           dtype (``dtype``, else the dtype of ``x``).
 
         Raises:
-          nnjax.ShapeError: the features of ``x`` (flattened) are not ``in_features``;
-            the message shows the flattened shape.
+          nnjax.ShapeError: ``x`` has no batch axis (a single example ``(in_features,)``
+            is ``x[None]``), or its features (flattened) are not ``in_features``.
+            Checked on the static shape, so also under ``jax.jit``.
           TypeError: ``x`` is not floating and the model has no ``dtype``.
         """
-        x = jnp.asarray(x)
-        if x.ndim > 2:
-            x = x.reshape(x.shape[0], -1)
+        x = flat_rows("MLP", "x", x, self.in_features)
         for i, layer in enumerate(self.layers):
             x = layer(x)
             if i < len(self.dropouts):

@@ -37,9 +37,11 @@ class WideAndDeep(nnx.Module):
       rngs: ``nnx.Rngs`` with a ``params`` stream.
 
     Raises:
-      ValueError: a bad argument, named as ``WideAndDeep``'s (e.g. ``hidden=()``).
-        Calls raise ``ShapeError`` naming ``x_wide`` or ``x_deep`` for inputs of another
-        shape (see :meth:`__call__`).
+      ValueError: a bad argument, named as ``WideAndDeep``'s (e.g. ``hidden=()`` or an
+        unknown activation name). Calls raise ``ShapeError`` naming ``x_wide`` or
+        ``x_deep`` for inputs of another shape (see :meth:`__call__`).
+      TypeError: ``param_dtype`` is not a floating dtype, or ``dtype`` is neither
+        ``None`` nor one.
 
     Example:
       >>> model = WideAndDeep(8, (30, 30), 1, rngs=nnx.Rngs(0))
@@ -65,6 +67,10 @@ class WideAndDeep(nnx.Module):
         _validate.positive_int("WideAndDeep", "out_features", out_features)
         if deep_features is not None:
             _validate.positive_int("WideAndDeep", "deep_features", deep_features)
+        _validate.activation("WideAndDeep", "activation", activation)
+        _validate.activation("WideAndDeep", "output_activation", output_activation)
+        _validate.float_dtype("WideAndDeep", "param_dtype", param_dtype)
+        _validate.float_dtype("WideAndDeep", "dtype", dtype, allow_none=True)
         deep_in = in_features if deep_features is None else deep_features
         kw: dict[str, Any] = dict(param_dtype=param_dtype, dtype=dtype, rngs=rngs)
         self.deep = MLP(
@@ -105,7 +111,8 @@ class WideAndDeep(nnx.Module):
             raise ValueError("WideAndDeep: built with `deep_features`; call model(x_wide, x_deep)")
         x_wide = jnp.asarray(x_wide)
         wide_in = self.head.in_features - self.deep.out_features
-        _checks.check_shape("WideAndDeep", "x_wide", x_wide, (None, wide_in))
+        why = "a leading batch axis; one example is x_wide[None]" if x_wide.ndim < 2 else ""
+        _checks.check_shape("WideAndDeep", "x_wide", x_wide, (None, wide_in), why=why)
         if x_deep is not None:
             x_deep = jnp.asarray(x_deep)
             _check_deep_input(x_wide, x_deep, self.deep.in_features)
