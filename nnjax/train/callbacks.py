@@ -46,7 +46,8 @@ class Callback:
     device-resident data, the data, the epoch's ``(D, K, B)`` row indices and masks, the
     dispatch's block number and step count), ``on_epoch_end`` (``logs`` holds the
     epoch's train and ``val_`` metrics and the learning rate, already recorded in
-    ``loop.history``: a name a callback adds reaches only the callbacks after it);
+    ``loop.history``; a name a callback adds reaches the callbacks after it, and
+    ``History`` once every callback has run);
     ``on_train_end`` (not after an exception).
 
     Example:

@@ -25,6 +25,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Collection, Iterable, Iterator, Mapping
 from numbers import Real
 from typing import Any, NamedTuple
@@ -284,7 +285,8 @@ def array_source(
 def split_off(data: tuple, fraction: float) -> tuple[tuple, tuple]:
     """Keras' ``validation_split``: holds out the last ``fraction`` of the arrays.
 
-    The split is taken before any shuffling. Returns ``(train, validation)``.
+    The split is taken before any shuffling; training keeps the first
+    ``floor(n * (1 - fraction))`` rows, as Keras 3. Returns ``(train, validation)``.
 
     Raises:
       TypeError: ``fraction`` is not a number.
@@ -303,7 +305,7 @@ def split_off(data: tuple, fraction: float) -> tuple[tuple, tuple]:
     if not 0.0 < fraction < 1.0:
         raise ValueError(f"validation_split must lie in (0, 1), got {fraction}")
     n = len(jax.tree.leaves(data[0])[0])
-    cut = n - round(n * fraction)
+    cut = math.floor(n * (1.0 - fraction))  # Keras 3's split, row for row
     if cut <= 0 or cut >= n:
         raise ValueError(f"validation_split={fraction} of {n} examples leaves one side empty")
     head = jax.tree.map(lambda a: a[:cut], tuple(data))

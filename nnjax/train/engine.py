@@ -213,15 +213,21 @@ def run_epochs(run: Run, plan: Plan, driver: CallbackDriver, initial_epoch: int)
     active mask); the dispatch takes and returns it flat:
     ``train_fn(treedef, leaves, *chunk.args) -> (leaves, out)``
     (:func:`nnjax.train.flat_dispatch.on_leaves`). ``run.history`` is anything with
-    ``append(epoch, logs)``.
+    ``append(epoch, logs)``: it is appended before ``on_epoch_end`` (callbacks see the
+    epoch in it); one with ``amend(epoch, logs)``
+    (:meth:`nnjax.train.history.History.amend`) then records what the callbacks added
+    to the shared ``logs`` dict.
     """
     logs: dict[str, float] = {}
     with held_interrupts() as deliver:  # a Ctrl-C is raised at the next safe point
         for epoch in range(initial_epoch, plan.epochs):
             driver.epoch_begin(epoch)
             logs = run_epoch(run, plan, driver, epoch, deliver)
-            run.history.append(epoch, logs)
+            run.history.append(epoch, logs)  # callbacks see this epoch in the history
             driver.epoch_end(epoch, logs)
+            amend = getattr(run.history, "amend", None)
+            if amend is not None:  # what callbacks added to logs (Keras records it)
+                amend(epoch, logs)
             deliver()
             if run.stop:
                 break

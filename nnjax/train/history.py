@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Mapping
 from typing import Any
 
@@ -32,6 +33,40 @@ class History:
             values.append(float(logs.get(name, math.nan)))
         self.epoch.append(int(epoch))
 
+    def amend(self, epoch: int, logs: Mapping[str, Any]) -> None:
+        """Records what callbacks added to or changed in ``logs`` of the last epoch.
+
+        ``fit`` appends an epoch's logs before ``on_epoch_end`` (so callbacks, e.g.
+        ``ModelCheckpoint``, see the epoch in the history) and amends them after it: a
+        value a callback put in the shared ``logs`` dict is recorded, as Keras' History
+        (the last callback) records it. Only real numbers (Python, NumPy or 0-d
+        arrays) are recorded; other values are left out.
+
+        Args:
+          epoch: the epoch last appended (0-based); any other epoch is an error.
+          logs: the epoch's logs after the callbacks ran.
+
+        Raises:
+          ValueError: ``epoch`` is not the last epoch appended.
+
+        Example:
+          >>> h = History()
+          >>> logs = {"loss": 0.5}
+          >>> h.append(0, logs)
+          >>> logs["lr_seen"] = 0.01
+          >>> h.amend(0, logs)
+          >>> h.history
+          {'loss': [0.5], 'lr_seen': [0.01]}
+        """
+        if not self.epoch or self.epoch[-1] != int(epoch):
+            last = self.epoch[-1] if self.epoch else None
+            raise ValueError(f"History.amend: epoch {epoch} is not the last one appended ({last})")
+        for name, value in logs.items():
+            if not _is_real(value):
+                continue
+            values = self.history.setdefault(name, [math.nan] * len(self.epoch))
+            values[-1] = float(value)
+
     def __getitem__(self, name: str) -> list[float]:
         return self.history[name]
 
@@ -57,6 +92,14 @@ class History:
         history.epoch = [int(e) for e in data["epoch"]]
         history.history = {k: [float(v) for v in vs] for k, vs in data["history"].items()}
         return history
+
+
+def _is_real(value: Any) -> bool:
+    """A real number: a Python or NumPy scalar, or a 0-d NumPy or JAX array."""
+    if isinstance(value, numbers.Real):
+        return True
+    dtype = getattr(value, "dtype", None)
+    return getattr(value, "shape", None) == () and dtype is not None and dtype.kind in "biuf"
 
 
 __all__ = ["History"]

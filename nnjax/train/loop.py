@@ -11,7 +11,9 @@
 Guarantees (CPU, same shapes and devices): the same ``seed`` gives bitwise the same
 parameters; a run resumed with ``resume_from`` from the checkpoint of epoch ``k`` ends
 bitwise where the uninterrupted run ends (each epoch's data order is a function of
-``(seed, epoch)``, and the checkpoint carries optimizer state and dropout RNG state).
+``(seed, epoch)``, and the checkpoint carries optimizer state and dropout RNG state),
+with callbacks that keep no state of their own between epochs (not yet
+``ReduceLROnPlateau`` or ``EarlyStopping``, whose counters start afresh).
 Sharded runs match unsharded ones up to floating-point reassociation (allclose).
 
 Several processes (after :func:`nnjax.distributed.initialize`): the same call trains
@@ -205,11 +207,16 @@ def fit(
         operands to bfloat16 (XLA:CPU computes convolutions and elementwise work in
         float32 either way). On other CPUs the step is float32's, as fast, and a
         warning naming the CPU says so (:func:`~nnjax.train.objective.compute_dtype`).
-      accumulate_steps: average the gradients of this many batches per update
-        (``optax.MultiSteps``).
+      accumulate_steps: update with the mean of the gradients of this many
+        consecutive batches (``optax.MultiSteps``): each batch's mean gradient counts
+        once, a short last batch as much as a full one; a group may span epochs, and
+        an incomplete group at the end is not applied.
       remat: recompute the forward pass in the backward pass (less memory).
       steps_per_epoch: batches per epoch from an (endless) iterable.
-      class_weight: ``{class: weight}`` scaling each example's loss by its class.
+      class_weight: ``{class: weight}`` scaling each example's loss by its class
+        (times its ``sample_weight``, if given). A batch's loss is the weighted sum
+        over its real rows divided by their number, not by the sum of weights (Keras);
+        metrics are unweighted (Keras ``metrics``); validation gets no class weights.
       param_sharding: how parameters and optimizer state are laid out: ``None``
         (replicated), ``"fsdp"`` (every parameter and its optimizer moments split
         over the ``'data'`` axis along its largest dimension that the axis size
@@ -257,6 +264,7 @@ def fit(
     Raises:
       ValueError, TypeError: bad data (naming the batch, key and shapes), labels out of
         range, wrong input shapes, unknown names, non-scalar ``loss_fn``;
+        an ``initial_epoch`` that leaves nothing to train (Keras trains nothing);
         ``learning_rate`` with an Optax transformation; ``resume_from`` a file or one
         step folder, or a checkpoint of more than ``epochs`` epochs.
       NonFiniteLossError: the loss became NaN or infinite.

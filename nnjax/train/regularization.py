@@ -1,16 +1,14 @@
 """Regularisation over parameter pytrees: L1/L2 penalties, max-norm, clipping, freezing.
 
-Everything here works on any parameter pytree: plain nested dicts (as ``F.*_init``
-returns them) or the ``nnx.State`` of ``nnx.Param`` s that ``nnx.split`` gives. Leaves
-are selected by their *path*, a tuple of strings such as ``("layers", "0", "kernel")``
-(the ``.value`` of an ``nnx.Variable`` is not part of it), so one predicate works for
-both forms.
+Everything here works on any parameter pytree: plain nested dicts (``F.*_init``'s) or
+the ``nnx.State`` that ``nnx.split`` gives. Leaves are selected by their *path*, a tuple
+of strings such as ``("layers", "0", "kernel")`` (without an ``nnx.Variable``'s
+``.value``), so one predicate works for both forms.
 
 Penalties follow Keras: ``l1 * sum(|w|)`` and ``l2 * sum(w**2)`` (no factor 1/2), by
-default on kernels only (leaves named ``"kernel"``, ``"w_x"`` or ``"w_h"``), never on
-biases or normalisation scales. They come two ways: as a scalar to add to a loss
-(:func:`l1_l2_penalty`) or as an Optax transformation that adds the penalty's gradient
-to the gradients (:func:`add_l1_l2`), which needs no change to the loss.
+default on kernels only (leaves named ``"kernel"``, ``"w_x"`` or ``"w_h"``). They come
+as a scalar to add to a loss (:func:`l1_l2_penalty`) or as an Optax transformation that
+adds the penalty's gradient to the gradients (:func:`add_l1_l2`).
 
 Constraints and freezing are Optax ``GradientTransformation`` s, chained with the
 optimizer as usual (gradient clipping: Optax's own; ``max_norm`` last, as it projects
@@ -137,6 +135,8 @@ def _selected_sum(params: PyTree, fn: Callable[[jax.Array], jax.Array], where: W
 def l1_penalty(params: PyTree, coef: float, *, where: Where | None = is_kernel) -> jax.Array:
     """``coef * sum(|w|)`` over the selected leaves (kernels by default).
 
+    Its gradient is ``coef * sign(w)``, 0 at ``w == 0`` (as in PyTorch and TensorFlow).
+
     Args:
       params: a parameter pytree (dict or ``nnx.State``).
       coef: the L1 coefficient.
@@ -149,7 +149,8 @@ def l1_penalty(params: PyTree, coef: float, *, where: Where | None = is_kernel) 
       >>> l1_penalty({"kernel": jnp.array([[1.0, -2.0]]), "bias": jnp.ones(2)}, 0.1)
       Array(0.3, dtype=float32)
     """
-    return coef * _selected_sum(params, jnp.abs, where)
+    # |w| with gradient sign(w), 0 at 0 (jnp.abs's is 1 there: zero weights would drift)
+    return coef * _selected_sum(params, lambda w: w * jax.lax.stop_gradient(jnp.sign(w)), where)
 
 
 def l2_penalty(params: PyTree, coef: float, *, where: Where | None = is_kernel) -> jax.Array:

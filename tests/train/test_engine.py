@@ -86,3 +86,44 @@ def test_replace_state_refuses_unknown_fields():
     CallbackDriver([recorder], run)
     with pytest.raises(ValueError, match="no field \\['bogus'\\]"):
         recorder.loop.replace_state(bogus=1)
+
+
+def test_a_metric_a_callback_adds_to_logs_reaches_the_history_and_later_callbacks():
+    """Keras 3: History runs last, so what ``on_epoch_end`` adds to ``logs`` is recorded."""
+
+    class AddMetric(Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            assert self.loop.history.epoch[-1] == epoch  # the epoch is in the history already
+            logs["doubled"] = 2.0 * logs["t"]
+
+    class Reader(Callback):
+        def __init__(self):
+            self.seen = []
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.seen.append(logs.get("doubled"))  # the same dict as the callbacks before it
+
+    run = Run(model=None, state=CountState(0, 1), mesh=None, history=History(), seed=0)
+    reader = Reader()
+    driver = CallbackDriver([AddMetric(), reader], run)
+    plan = Plan(train_fn, Feeder(), None, (), 2, 4, True, 0, logs_fn=lambda s, h, e: {"t": e + 1.0})
+    run_epochs(run, plan, driver, 0)
+    assert reader.seen == [2.0, 4.0]
+    assert run.history["doubled"] == [2.0, 4.0] and run.history["t"] == [1.0, 2.0]
+
+
+def test_a_history_without_amend_still_works():
+    """A sweep's history has only ``append``: the loop must not require ``amend``."""
+
+    class Appends:
+        def __init__(self):
+            self.rows = []
+
+        def append(self, epoch, logs):
+            self.rows.append((epoch, dict(logs)))
+
+    run = Run(model=None, state=CountState(0, 1), mesh=None, history=Appends(), seed=0)
+    driver = CallbackDriver([], run)
+    plan = Plan(train_fn, Feeder(), None, (), 2, 4, True, 0, logs_fn=lambda s, h, e: {"t": 1.0})
+    run_epochs(run, plan, driver, 0)
+    assert run.history.rows == [(0, {"t": 1.0}), (1, {"t": 1.0})]

@@ -15,3 +15,19 @@ def test_append_and_roundtrip_through_json():
     back = History.from_dict(json.loads(json.dumps(h.to_dict())))
     assert back.epoch == h.epoch and back["loss"] == h["loss"]
     assert "loss" in repr(back)
+
+
+def test_amend_records_what_callbacks_added_or_changed_in_the_last_epoch():
+    import numpy as np
+    import pytest
+
+    h = History()
+    h.append(0, {"loss": 1.0})
+    logs = {"loss": 0.5}
+    h.append(1, logs)
+    logs.update(extra=np.float32(2.0), note="text", loss=0.25)  # a string is left out
+    h.amend(1, logs)
+    assert h["loss"] == [1.0, 0.25] and math.isnan(h["extra"][0]) and h["extra"][1] == 2.0
+    assert "note" not in h.history and h.epoch == [0, 1]
+    with pytest.raises(ValueError, match="epoch 0 is not the last"):
+        h.amend(0, logs)

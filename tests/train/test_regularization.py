@@ -174,3 +174,22 @@ def test_select_is_an_optax_mask():
         "dense": {"kernel": True, "bias": False},
         "cell": {"w_x": True, "w_h": True, "b": False},
     }
+
+
+def test_l1_gradient_is_sign_of_w_zero_at_zero_weights():
+    """The documented ``g + l1 * sign(w) + 2 * l2 * w`` (PyTorch's and TF's subgradient)."""
+    kernel = jnp.array([[0.0, -0.5], [2.0, 0.0]])
+    params = {"kernel": kernel, "bias": jnp.zeros(2)}
+    tx = R.add_l1_l2(l1=0.1, l2=0.01)
+    zeros = jax.tree.map(jnp.zeros_like, params)
+    updates, _ = tx.update(zeros, tx.init(params), params)
+    expected = 0.1 * np.sign(np.asarray(kernel)) + 2 * 0.01 * np.asarray(kernel)
+    np.testing.assert_allclose(updates["kernel"], expected, rtol=1e-6, atol=1e-7)
+    np.testing.assert_array_equal(updates["bias"], np.zeros(2))  # not a kernel
+    grad = jax.grad(lambda p: R.l1_penalty(p, 1.0))(params)["kernel"]
+    np.testing.assert_array_equal(grad, np.sign(np.asarray(kernel)))
+    np.testing.assert_allclose(R.l1_penalty(params, 0.1), 0.25, rtol=1e-6, atol=1e-7)  # |w| sum
+    # a weight at exactly 0 with no data gradient stays there (it used to step to -lr * l1)
+    sgd = optax.chain(R.add_l1_l2(l1=0.1), optax.sgd(0.5))
+    step, _ = sgd.update(zeros, sgd.init(params), params)
+    assert float(optax.apply_updates(params, step)["kernel"][0, 0]) == 0.0
