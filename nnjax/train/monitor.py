@@ -16,8 +16,11 @@ import math
 import numbers
 from typing import Any
 
+import numpy as np
+
 from nnjax.train import optimizers, sharding
 from nnjax.train.callbacks import Callback, Logs, _check_injected
+from nnjax.train.history import History
 from nnjax.train.validation import check_count
 
 MODES = ("min", "max", "auto")
@@ -105,6 +108,28 @@ class Monitor:
         return better
 
 
+def resumed_logs(loop: Any, name: str) -> list[tuple[int, dict[str, float]]]:
+    """``(epoch, logs)`` of the epochs already in ``loop.history`` that logged ``name``.
+
+    A monitoring callback replays them in ``on_train_begin``, so that a run resumed
+    with ``resume_from`` counts stalls as the uninterrupted run does.
+
+    Example:
+      >>> from types import SimpleNamespace
+      >>> from nnjax.train.history import History
+      >>> h = History()
+      >>> h.append(0, {"loss": 0.5})
+      >>> resumed_logs(SimpleNamespace(history=h), "loss")
+      [(0, {'loss': 0.5})]
+    """
+    history = getattr(loop, "history", None)
+    if not isinstance(history, History) or name not in history.history:
+        return []
+    names = list(history.history)
+    rows = zip(*(history.history[n] for n in names), strict=True) if names else ()
+    return [(e, dict(zip(names, row))) for e, row in zip(history.epoch, rows)]
+
+
 class EarlyStopping(Callback):
     """Stops training when ``monitor`` has not improved for ``patience`` epochs.
 
@@ -170,22 +195,38 @@ class EarlyStopping(Callback):
         check_mode("EarlyStopping", mode)
         self.monitor = Monitor(monitor, mode, _finite("EarlyStopping", "min_delta", min_delta))
         self.restore_best_weights = restore_best_weights
-        self.wait, self.stopped_epoch, self.best_epoch, self.best_weights = 0, None, None, None
+        self.wait = 0
+        self.stopped_epoch: int | None = None
+        self.best_epoch: int | None = None
+        self.best_weights: Any = None
 
     def on_train_begin(self, logs=None):
-        """Resets the best value, the wait count and the kept weights."""
+        """Resets the best value, the wait count and the kept weights.
+
+        A resumed run's epochs (``resume_from``) are replayed: the best value, its epoch
+        and the wait count are the uninterrupted run's (the best weights, with
+        ``restore_best_weights``, only come from epochs trained in this run).
+        """
         self.monitor.best = Monitor(self.monitor.monitor, self.monitor.mode).best
         self.wait, self.stopped_epoch, self.best_epoch, self.best_weights = 0, None, None, None
+        for epoch, past in resumed_logs(self.loop, self.monitor.monitor):
+            self._count(epoch, past)
+
+    def _count(self, epoch: int, logs: Logs) -> bool:
+        """Counts ``epoch``: whether it improved (else one more stall)."""
+        if self.monitor.update(logs):
+            self.wait, self.best_epoch = 0, epoch
+            return True
+        self.wait += 1
+        return False
 
     def on_epoch_end(self, epoch, logs=None):
         """Records an improvement, or counts a stall and stops after ``patience`` of them."""
-        if self.monitor.update(logs):
-            self.wait, self.best_epoch = 0, epoch
+        if self._count(epoch, logs):
             if self.restore_best_weights:
                 state = self.loop.state  # a host copy, with any process count:
                 self.best_weights = sharding.to_host((state.params, state.rest))
             return
-        self.wait += 1
         if self.wait >= self.patience:
             self.stopped_epoch = epoch
             self.loop.request_stop()
@@ -265,29 +306,59 @@ class ReduceLROnPlateau(Callback):
         self.wait, self.cooling = 0, 0
 
     def on_train_begin(self, logs=None):
-        """Checks that the rate is injected; resets the best value, the wait and cooldown."""
+        """Checks that the rate is injected; resets the best value, the wait and cooldown.
+
+        A resumed run's epochs (``resume_from``) are replayed, so the counts are the
+        uninterrupted run's. Its reductions are in the resumed optimizer state, except one
+        due after the last resumed epoch when the checkpoint was saved before this
+        callback acted (a ``ModelCheckpoint`` listed first): that one is made now.
+        """
         _check_injected(self)
         self.monitor.best = Monitor(self.monitor.monitor, self.monitor.mode).best
         self.wait, self.cooling = 0, 0
+        due, used = False, None
+        for _, past in resumed_logs(self.loop, self.monitor.monitor):
+            due, used = self._due(past), past.get("learning_rate")
+        if due and used is not None and self._rate() == np.float32(used):
+            self._reduce()  # the state still holds the rate its last epoch trained with
 
-    def on_epoch_end(self, epoch, logs=None):
-        """Multiplies the learning rate by ``factor`` after ``patience`` stalled epochs."""
+    def _rate(self) -> float:
+        return self.loop.get_hyperparameter("learning_rate")
+
+    def _reduce(self) -> None:
+        lr = self._rate()
+        new = max(lr * self.factor, self.min_lr)
+        if new < lr:
+            self.loop.set_hyperparameter("learning_rate", new)
+
+    def _due(self, logs: Logs) -> bool:
+        """Counts one epoch; whether a reduction is due after it (the counts then reset)."""
         improved = self.monitor.update(logs)
         if self.cooling:
             self.cooling -= 1
             self.wait = 0
         if improved:
             self.wait = 0
-            return
+            return False
         if self.cooling:  # still cooling down: a stall is not counted (as in Keras)
-            return
+            return False
         self.wait += 1
-        if self.wait >= self.patience:
-            lr = self.loop.get_hyperparameter("learning_rate")
-            new = max(lr * self.factor, self.min_lr)
-            if new < lr:
-                self.loop.set_hyperparameter("learning_rate", new)
-            self.wait, self.cooling = 0, self.cooldown
+        if self.wait < self.patience:
+            return False
+        self.wait, self.cooling = 0, self.cooldown
+        return True
+
+    def on_epoch_end(self, epoch, logs=None):
+        """Multiplies the learning rate by ``factor`` after ``patience`` stalled epochs."""
+        if self._due(logs):
+            self._reduce()
 
 
-__all__ = ["MODES", "EarlyStopping", "Monitor", "ReduceLROnPlateau", "check_mode"]
+__all__ = [
+    "MODES",
+    "EarlyStopping",
+    "Monitor",
+    "ReduceLROnPlateau",
+    "check_mode",
+    "resumed_logs",
+]

@@ -84,15 +84,10 @@ def test_resume_mid_accumulation_with_dropout_is_bitwise_the_uninterrupted_run(t
     assert history.history == full_history.history and history.epoch == [0, 1, 2, 3, 4]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="ReduceLROnPlateau's best/wait counters are not checkpointed, and a "
-    "ModelCheckpoint listed before it saves the learning rate before its request "
-    "(callbacks.py/checkpoint.py; see the fit audit report)",
-)
 @pytest.mark.parametrize("checkpoint_first", [True, False])
 def test_resume_with_reduce_lr_on_plateau_is_the_uninterrupted_run(tmp_path, checkpoint_first):
+    # the counters are replayed from the resumed history; a ModelCheckpoint listed first
+    # saved before the reduction due after epoch 4, which the resumed run makes
     x, y = blobs(n=50)
 
     kw = dict(KW, seed=0, validation_split=0.2)
@@ -105,7 +100,33 @@ def test_resume_with_reduce_lr_on_plateau_is_the_uninterrupted_run(tmp_path, che
         history = T.fit(model, (x, y), epochs=epochs, callbacks=cbs, **kw, **more)
         return leaves(model), history
 
-    _, full = go(5)
-    go(3, tmp_path)
-    _, resumed = go(5, tmp_path, resume_from=tmp_path)
+    params, full = go(5)
+    go(4, tmp_path)  # its last epoch reduces the rate: the checkpoint must hold that
+    resumed_params, resumed = go(5, tmp_path, resume_from=tmp_path)
     assert resumed["learning_rate"] == full["learning_rate"]
+    assert len(set(full["learning_rate"])) > 2  # it was reduced more than once
+    np.testing.assert_allclose(resumed["loss"], full["loss"], rtol=1e-6)
+    for a, b in zip(resumed_params, params, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+
+
+def test_resume_with_early_stopping_stops_where_the_uninterrupted_run_stops(tmp_path):
+    x, y = blobs(n=50)
+    kw = dict(KW, seed=0, validation_split=0.2)
+
+    def go(epochs, folder=None, **more):
+        stop = T.EarlyStopping("val_loss", patience=2, min_delta=0.05)
+        cbs = [stop] + ([T.ModelCheckpoint(folder)] if folder is not None else [])
+        history = T.fit(mlp(seed=2), (x, y), epochs=epochs, callbacks=cbs, **kw, **more)
+        return stop, history
+
+    stop, full = go(30)
+    assert stop.stopped_epoch is not None and stop.stopped_epoch >= 2
+    go(stop.stopped_epoch, tmp_path)  # interrupted one epoch before the stop
+    resumed_stop, resumed = go(30, tmp_path, resume_from=tmp_path)
+    assert (resumed_stop.stopped_epoch, resumed_stop.best_epoch, resumed_stop.wait) == (
+        stop.stopped_epoch,
+        stop.best_epoch,
+        stop.wait,
+    )
+    assert len(resumed["loss"]) == len(full["loss"])
