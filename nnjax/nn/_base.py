@@ -14,6 +14,7 @@ from flax import nnx
 
 from nnjax._deprecation import rename_kwargs
 from nnjax.functional import _bfloat16
+from nnjax.nn import _validate
 
 M = TypeVar("M", bound=type)
 
@@ -163,6 +164,23 @@ class FunctionalModule(nnx.Module):
     def _store_stats(self, stats: Mapping[str, jax.Array]) -> None:
         for name in self._stat_names:
             getattr(self, name)[...] = stats[name]
+
+
+def check_dtypes(owner: str, param_dtype: Any, dtype: Any) -> None:
+    """Raises ``TypeError`` naming ``owner`` unless both dtypes are floating.
+
+    ``param_dtype`` must be a floating dtype (parameters are trained); the compute
+    ``dtype`` may also be ``None`` (the input's dtype). Called by each layer's
+    constructor, so ``Dense(..., dtype=jnp.int32)`` fails there, not at the first call.
+
+    Example:
+      >>> check_dtypes("Dense", jnp.float32, jnp.bfloat16)
+      >>> check_dtypes("Dense", jnp.int32, None)
+      Traceback (most recent call last):
+      TypeError: Dense: `param_dtype` must be a floating dtype such as jnp.float32, got int32
+    """
+    _validate.float_dtype(owner, "param_dtype", param_dtype)
+    _validate.float_dtype(owner, "dtype", dtype, allow_none=True)
 
 
 def compute_dtype(x: jax.typing.ArrayLike, dtype: jnp.dtype | None) -> jax.Array:

@@ -7,9 +7,9 @@ import jax.numpy as jnp
 from flax import nnx
 
 import nnjax.functional as F
-from nnjax import activations, initializers
+from nnjax import _checks, activations, initializers
 from nnjax.nn import _validate
-from nnjax.nn._base import compute_dtype
+from nnjax.nn._base import check_dtypes, compute_dtype
 from nnjax.nn._nested import NestedModule
 from nnjax.nn.dropout import _fork_stream
 
@@ -19,12 +19,18 @@ class _Stochastic(NestedModule):
 
     def _setup_dropout(self, dropout_rate, deterministic, rngs) -> None:
         self.dropout_rate = _validate.rate(type(self).__name__, "dropout_rate", dropout_rate)
-        self.deterministic = deterministic
-        self.rngs = _fork_stream(rngs, "dropout") if self.dropout_rate else nnx.data(None)
+        self.deterministic = _checks.check_static_bool(
+            type(self).__name__, "deterministic", deterministic
+        )
+        owner = type(self).__name__
+        self.rngs = _fork_stream(rngs, "dropout", owner) if self.dropout_rate else nnx.data(None)
 
     def _dropout(self, deterministic: bool | None, key: jax.Array | None):
         """``(rate, key)`` for this call: no dropout when deterministic or rate 0."""
         deterministic = self.deterministic if deterministic is None else deterministic
+        deterministic = _checks.check_static_bool(
+            type(self).__name__, "deterministic", deterministic
+        )
         if deterministic or not self.dropout_rate:
             return 0.0, None
         if key is None:
@@ -92,6 +98,7 @@ class MultiHeadAttention(_Stochastic):
                 _validate.positive_int("MultiHeadAttention", arg, value)
         self.out_features = out_features
         self.in_kv_features = in_kv_features
+        check_dtypes("MultiHeadAttention", param_dtype, dtype)
         self.dtype = dtype
         self._set_params(
             F.multi_head_attention_init(
@@ -220,6 +227,7 @@ class TransformerEncoderBlock(_Stochastic):
         self.activation = _validate.activation(name, "activation", activation)
         self.causal = causal
         self.epsilon = _validate.epsilon(name, epsilon)
+        check_dtypes(name, param_dtype, dtype)
         self.dtype = dtype
         self._set_params(
             F.transformer_encoder_block_init(

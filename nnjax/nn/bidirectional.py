@@ -10,10 +10,10 @@ import jax.numpy as jnp
 from flax import nnx
 
 import nnjax.functional as F
-from nnjax import initializers
+from nnjax import _checks, initializers
 from nnjax.functional.bidirectional_rnn import merge_outputs
 from nnjax.nn import _validate
-from nnjax.nn._base import compute_dtype
+from nnjax.nn._base import check_dtypes, compute_dtype
 from nnjax.nn._nested import NestedModule
 from nnjax.nn.recurrent import last_output
 
@@ -78,8 +78,11 @@ class Bidirectional(NestedModule):
         self.cell = _validate.choice("Bidirectional", "cell", cell, tuple(_CELLS))
         self.merge = _validate.choice("Bidirectional", "merge", merge, ("concat", "sum", "mean",
                                                                        "mul"))  # fmt: skip
-        self.return_sequences = return_sequences
-        self.return_state = return_state
+        self.return_sequences = _checks.check_static_bool(
+            "Bidirectional", "return_sequences", return_sequences
+        )
+        self.return_state = _checks.check_static_bool("Bidirectional", "return_state", return_state)
+        check_dtypes("Bidirectional", param_dtype, dtype)
         self.dtype = dtype
         self._set_params(
             F.bidirectional_init(

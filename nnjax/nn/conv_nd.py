@@ -11,10 +11,12 @@ from flax import nnx
 
 import nnjax.functional as F
 from nnjax import activations, initializers
+from nnjax.functional import _utils
+from nnjax.functional._conv_transpose_pads import transpose_pads
 from nnjax.functional.conv import Padding, conv_padding
 from nnjax.functional.conv_transpose import TransposePadding
 from nnjax.nn import _validate
-from nnjax.nn._base import FunctionalModule, compute_dtype
+from nnjax.nn._base import FunctionalModule, check_dtypes, compute_dtype
 
 Size = int | tuple[int, ...]
 
@@ -42,12 +44,21 @@ class _Conv(FunctionalModule):
         self.out_channels = _validate.positive_int(name, "out_channels", out_channels)
         self.kernel_size = _validate.positive_ints(name, "kernel_size", kernel_size)
         self.activation = _validate.activation(name, "activation", activation)
+        check_dtypes(name, init_kwargs["dtype"], self.dtype)
         for key, value in call_kwargs.items():
             setattr(self, key, value)
         self._set_params(
             self._init(rngs.params(), in_channels, out_channels, kernel_size, **init_kwargs),
             optional=("bias",),
         )
+        # a bad stride or dilation fails here, not at the first call
+        for arg in ("stride", "dilation"):
+            _utils.ntuple(call_kwargs[arg], self._nd, arg, name)
+
+    @property
+    def _nd(self) -> int:
+        """The number of spatial axes."""
+        return len(self.kernel.shape) - 2
 
     def __call__(self, x: jax.typing.ArrayLike) -> jax.Array:
         """Maps ``(B, *spatial, in_channels)`` to ``(B, *spatial', out_channels)``."""
@@ -104,7 +115,7 @@ class _ConvND(_Conv):
         self._setup(in_channels, out_channels, kernel_size, activation=activation, rngs=rngs,
                     init_kwargs=init, call_kwargs=call)  # fmt: skip
         # a bad padding fails here, not at the first call
-        conv_padding(type(self).__name__, len(self.kernel.shape) - 2, padding)
+        conv_padding(type(self).__name__, self._nd, padding)
 
 
 class Conv1D(_ConvND):  # noqa: D101 (docstring assembled below)
@@ -166,6 +177,20 @@ class _ConvTranspose(_Conv):
                 "dilation": dilation, "feature_group_count": feature_group_count}  # fmt: skip
         self._setup(in_channels, out_channels, kernel_size, activation=activation, rngs=rngs,
                     init_kwargs=init, call_kwargs=call)  # fmt: skip
+        self._check_padding(padding)
+
+    def _check_padding(self, padding: TransposePadding) -> None:
+        """Raises ``ValueError`` for a bad ``padding`` or ``output_padding`` (at construction)."""
+        name, nd = type(self).__name__, self._nd
+        stride = _utils.ntuple(self.stride, nd, "stride", name)
+        dilation = _utils.ntuple(self.dilation, nd, "dilation", name)
+        extra = _utils.ntuple(self.output_padding, nd, "output_padding", name, minimum=0)
+        if any(o >= max(s, d) for o, s, d in zip(extra, stride, dilation)):
+            raise ValueError(
+                f"{name}: `output_padding`={self.output_padding!r} must be smaller than the "
+                f"stride {self.stride!r} or the dilation {self.dilation!r} on every axis"
+            )
+        transpose_pads(name, nd, self.kernel.shape[:nd], padding, stride, dilation, extra)
 
 
 _TRANSPOSE_DOC = """

@@ -9,7 +9,7 @@ from flax import nnx
 import nnjax.functional as F
 from nnjax import activations, initializers
 from nnjax.nn import _validate
-from nnjax.nn._base import FunctionalModule, compute_dtype
+from nnjax.nn._base import FunctionalModule, check_dtypes, compute_dtype
 
 
 class Dense(FunctionalModule):
@@ -29,6 +29,7 @@ class Dense(FunctionalModule):
 
     Raises:
       ValueError: for a size that is not a positive int or an unknown activation name.
+      TypeError: for a ``param_dtype`` (or ``dtype``) that is not a floating dtype.
 
     Example:
       >>> from flax import nnx
@@ -56,6 +57,7 @@ class Dense(FunctionalModule):
         self.in_features = _validate.positive_int("Dense", "in_features", in_features)
         self.out_features = _validate.positive_int("Dense", "out_features", out_features)
         self.activation = _validate.activation("Dense", "activation", activation)
+        check_dtypes("Dense", param_dtype, dtype)
         self.dtype = dtype
         self._set_params(
             F.dense_init(

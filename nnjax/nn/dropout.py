@@ -8,11 +8,13 @@ import jax
 from flax import nnx
 
 import nnjax.functional as F
+from nnjax import _checks
 from nnjax.nn import _validate
 from nnjax.nn._base import recorded
 
 
-def _fork_stream(rngs: nnx.Rngs | nnx.RngStream | None, collection: str):
+def _fork_stream(rngs: nnx.Rngs | nnx.RngStream | None, collection: str, owner: str = "Dropout"):
+    """A fork of the ``collection`` stream of ``rngs`` (``None`` stays); ``owner`` names errors."""
     if rngs is None:
         return nnx.data(None)
     if isinstance(rngs, nnx.RngStream):
@@ -22,10 +24,22 @@ def _fork_stream(rngs: nnx.Rngs | nnx.RngStream | None, collection: str):
             return rngs[collection].fork()
         except KeyError:
             raise ValueError(
-                f"Dropout: `rngs` has no {collection!r} (or 'default') stream; "
+                f"{owner}: `rngs` has no {collection!r} (or 'default') stream; "
                 f"pass e.g. nnx.Rngs(0) or nnx.Rngs(params=0, {collection}=1)"
             ) from None
-    raise TypeError(f"Dropout: `rngs` must be nnx.Rngs, nnx.RngStream or None, got {rngs!r}")
+    raise TypeError(f"{owner}: `rngs` must be nnx.Rngs, nnx.RngStream or None, got {rngs!r}")
+
+
+def _axes(owner: str, name: str, value: object) -> tuple[int, ...]:
+    """``value`` (an int or a sequence of ints) as a tuple of ints, else ``TypeError``."""
+    axes = (value,) if _checks.is_int(value) else value
+    if (
+        not isinstance(axes, Sequence)
+        or isinstance(axes, str)
+        or not all(_checks.is_int(a) for a in axes)
+    ):
+        raise TypeError(f"{owner}: `{name}` must be an int or a sequence of ints, got {value!r}")
+    return tuple(int(a) for a in axes)
 
 
 @recorded
@@ -39,9 +53,9 @@ class Dropout(nnx.Module):
 
     Args:
       rate: drop probability in ``[0, 1)``.
-      broadcast_dims: axes along which the mask is shared; ``(1, 2)`` on NHWC maps
-        drops whole channels (spatial dropout).
-      deterministic: start in inference mode (no dropout).
+      broadcast_dims: axes (ints, or one int) along which the mask is shared;
+        ``(1, 2)`` on NHWC maps drops whole channels (spatial dropout).
+      deterministic: start in inference mode (no dropout); a Python bool.
       rng_collection: name of the ``nnx.Rngs`` stream to fork (``"dropout"``, falling
         back to ``"default"``).
       rngs: ``nnx.Rngs`` or ``nnx.RngStream``; may be ``None`` if a key is passed at call.
@@ -68,8 +82,8 @@ class Dropout(nnx.Module):
         rngs: nnx.Rngs | nnx.RngStream | None = None,
     ):
         self.rate = _validate.rate("Dropout", "rate", rate)
-        self.broadcast_dims = tuple(broadcast_dims)
-        self.deterministic = deterministic
+        self.broadcast_dims = _axes("Dropout", "broadcast_dims", broadcast_dims)
+        self.deterministic = _checks.check_static_bool("Dropout", "deterministic", deterministic)
         self.rng_collection = rng_collection
         self.rngs = _fork_stream(rngs, rng_collection)
 
@@ -92,6 +106,7 @@ class Dropout(nnx.Module):
           dropped ones 0; ``x`` itself when deterministic or ``rate == 0``.
         """
         deterministic = self.deterministic if deterministic is None else deterministic
+        deterministic = _checks.check_static_bool("Dropout", "deterministic", deterministic)
         if deterministic or self.rate == 0.0:
             return jax.numpy.asarray(x)
         if key is None:

@@ -11,7 +11,7 @@ from flax import nnx
 import nnjax.functional as F
 from nnjax import initializers
 from nnjax.nn import _validate
-from nnjax.nn._base import FunctionalModule, compute_dtype
+from nnjax.nn._base import FunctionalModule, check_dtypes, compute_dtype
 
 
 class Embedding(FunctionalModule):
@@ -50,6 +50,7 @@ class Embedding(FunctionalModule):
     ):
         self.num_embeddings = _validate.positive_int("Embedding", "num_embeddings", num_embeddings)
         self.features = _validate.positive_int("Embedding", "features", features)
+        check_dtypes("Embedding", param_dtype, dtype)
         self.dtype = dtype
         self._set_params(
             F.embedding_init(

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 
 import nnjax.functional as F
+from nnjax import _checks
 from nnjax.nn import _validate
-from nnjax.nn._base import FunctionalModule, compute_dtype
+from nnjax.nn._base import FunctionalModule, check_dtypes, compute_dtype
 
 
 class BatchNorm(FunctionalModule):
@@ -18,15 +20,30 @@ class BatchNorm(FunctionalModule):
     ``nnx.BatchStat``, updated in place while ``use_running_average`` is ``False``
     (``model.train()``) and used as-is once it is ``True`` (``model.eval()``).
 
+    The running statistics follow ``flax.nnx.BatchNorm`` exactly: ``new = momentum *
+    old + (1 - momentum) * batch``, with the **biased** batch variance (divided by
+    ``N``). PyTorch's ``BatchNorm`` differs in two ways: its ``momentum=0.1`` is
+    ``momentum=0.9`` here (``1 - momentum``), and it averages the *unbiased* variance
+    (divided by ``N - 1``) into ``running_var``, which therefore settles about a
+    factor ``N / (N - 1)`` higher for batches of ``N`` values per feature (the
+    normalised training outputs, which use the biased variance in both, agree).
+
     Args:
       num_features: size ``F`` of the last axis.
-      use_running_average: start in inference mode.
-      momentum: decay of the running statistics (Keras/Flax convention, 0.99).
+      use_running_average: start in inference mode (a Python bool).
+      momentum: decay of the running statistics in ``[0, 1]`` (Keras/Flax convention,
+        0.99; ``1.0`` freezes them).
       epsilon: added to the variance.
       axis_name: mapped axis over which to average the batch statistics.
-      param_dtype: dtype of parameters and statistics (float32).
+      param_dtype: dtype of ``scale``/``bias`` (float32); the running statistics are
+        held in float32 at least, as in Flax (bfloat16 ones would stall).
       dtype: compute dtype (e.g. ``jnp.bfloat16``); ``None`` uses the input's.
       rngs: ``nnx.Rngs``, required as in Flax (the initialisation itself is deterministic).
+
+    Raises:
+      ValueError: ``num_features`` is not a positive int, ``momentum`` not in ``[0, 1]``
+        or ``epsilon`` not ``> 0``.
+      TypeError: ``use_running_average`` is not a bool, or a dtype is not floating.
 
     Example:
       >>> from flax import nnx
@@ -55,21 +72,34 @@ class BatchNorm(FunctionalModule):
         rngs: nnx.Rngs,
     ):
         self.num_features = _validate.positive_int("BatchNorm", "num_features", num_features)
-        self.use_running_average = use_running_average
-        self.momentum = _validate.rate("BatchNorm", "momentum", momentum)
+        self.use_running_average = _checks.check_static_bool(
+            "BatchNorm", "use_running_average", use_running_average
+        )
+        self.momentum = _momentum(momentum)
         self.epsilon = _validate.epsilon("BatchNorm", epsilon)
         self.axis_name = axis_name
+        check_dtypes("BatchNorm", param_dtype, dtype)
         self.dtype = dtype
         params, stats = F.batch_norm_init(rngs.params(), num_features, dtype=param_dtype)
+        # as in Flax, the running statistics stay in float32 (at least): in bfloat16 an
+        # update of (1 - momentum) * (batch - old) below half a unit in the last place
+        # (1/256 relative) would be lost, so the average would stall far from the data's
+        stat_dtype = jnp.promote_types(param_dtype, jnp.float32)
         self._set_params(params)
-        self._set_stats(stats)
+        self._set_stats({name: value.astype(stat_dtype) for name, value in stats.items()})
 
     def __call__(
         self, x: jax.typing.ArrayLike, *, use_running_average: bool | None = None
     ) -> jax.Array:
-        """Normalises ``(..., num_features)``; updates the running statistics in training."""
+        """Normalises ``(..., num_features)``; updates the running statistics in training.
+
+        ``use_running_average`` (a Python bool) overrides the attribute for this call.
+        """
         if use_running_average is None:
             use_running_average = self.use_running_average
+        use_running_average = _checks.check_static_bool(
+            "BatchNorm", "use_running_average", use_running_average
+        )
         y, stats = F.batch_norm(
             self.params(),
             self.stats(),
@@ -87,6 +117,14 @@ class BatchNorm(FunctionalModule):
         """Sets ``use_running_average`` in views made by ``nnx.view``."""
         if use_running_average is not None:
             self.use_running_average = use_running_average
+
+
+def _momentum(momentum: object) -> float:
+    """``momentum`` as a float after checking it is a real number in ``[0, 1]``."""
+    value = _checks.concrete_number(momentum)
+    if value is None or isinstance(momentum, bool | np.bool_) or not 0 <= value <= 1:
+        raise ValueError(f"BatchNorm: `momentum` must be a float in [0, 1], got {momentum!r}")
+    return value
 
 
 class LayerNorm(FunctionalModule):
@@ -118,6 +156,7 @@ class LayerNorm(FunctionalModule):
     ):
         self.num_features = _validate.positive_int("LayerNorm", "num_features", num_features)
         self.epsilon = _validate.epsilon("LayerNorm", epsilon)
+        check_dtypes("LayerNorm", param_dtype, dtype)
         self.dtype = dtype
         self._set_params(F.layer_norm_init(rngs.params(), num_features, dtype=param_dtype))
 

@@ -7,11 +7,13 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 
 import nnjax.functional as F
+from nnjax import _checks
 from nnjax.nn import _validate
-from nnjax.nn._base import FunctionalModule, compute_dtype
+from nnjax.nn._base import FunctionalModule, check_dtypes, compute_dtype
 
 
 class _Norm(FunctionalModule):
@@ -27,6 +29,7 @@ class _Norm(FunctionalModule):
         name = type(self).__name__
         self.num_features = _validate.positive_int(name, "num_features", num_features)
         self.epsilon = _validate.epsilon(name, epsilon)
+        check_dtypes(name, param_dtype, dtype)
         self.dtype = dtype
         self._op_kwargs = op_kwargs
         self._set_params(
@@ -146,6 +149,11 @@ class PReLU(FunctionalModule):
                  param_dtype: jnp.dtype = jnp.float32, dtype: jnp.dtype | None = None,
                  rngs: nnx.Rngs):  # fmt: skip
         self.num_parameters = _validate.positive_int("PReLU", "num_parameters", num_parameters)
+        if _checks.concrete_number(init) is None or isinstance(init, bool | np.bool_):
+            raise TypeError(
+                f"PReLU: `init` must be a real number (the initial slope), got {init!r}"
+            )
+        check_dtypes("PReLU", param_dtype, dtype)
         self.dtype = dtype
         self._set_params(F.prelu_init(rngs.params(), num_parameters, init=init, dtype=param_dtype))
 

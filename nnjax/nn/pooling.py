@@ -34,6 +34,7 @@ class MaxPool2D(_Pool):
     """
 
     _op = staticmethod(F.max_pool2d)
+    _nd = 2
     _renamed_args: ClassVar[dict[str, str]] = _RENAMED
 
 
@@ -59,4 +60,5 @@ class AvgPool2D(_AvgPool):
     """
 
     _op = staticmethod(F.avg_pool2d)
+    _nd = 2
     _renamed_args: ClassVar[dict[str, str]] = _RENAMED

@@ -19,6 +19,7 @@ class _Pool(nnx.Module):
     """Window pooling; subclasses set ``_op`` (an ``F.*_pool{1,2,3}d``)."""
 
     _op: Callable[..., jax.Array] = staticmethod(F.max_pool1d)
+    _nd: int = 1  # spatial axes
 
     def __init__(self, window_shape: Size = 2, stride: Size | None = None,
                  padding: str = "VALID", *, rngs: Rngs = None):  # fmt: skip
@@ -28,6 +29,12 @@ class _Pool(nnx.Module):
             name, "window_shape", window_shape, allow_empty=False
         )
         self.stride = stride if stride is None else _validate.positive_ints(name, "stride", stride)
+        for arg, value in (("window_shape", self.window_shape), ("stride", self.stride)):
+            if value is not None and len(value) not in (1, self._nd):
+                raise ValueError(
+                    f"{name}: `{arg}` must be an int or {self._nd} ints (one per spatial "
+                    f"axis), got {value!r}"
+                )
         self.padding = _validate.choice(name, "padding", padding, ("SAME", "VALID"))
 
     def _kwargs(self) -> dict:
@@ -85,6 +92,7 @@ class MaxPool3D(_Pool):  # noqa: D101 (docstring assembled below)
 """
     )
     _op = staticmethod(F.max_pool3d)
+    _nd = 3
 
 
 class _AvgPool(_Pool):
@@ -134,6 +142,7 @@ class AvgPool3D(_AvgPool):  # noqa: D101 (docstring assembled below)
 """
     )
     _op = staticmethod(F.avg_pool3d)
+    _nd = 3
 
 
 class _GlobalPool(nnx.Module):

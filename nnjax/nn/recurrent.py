@@ -11,10 +11,10 @@ import jax.numpy as jnp
 from flax import nnx
 
 import nnjax.functional as F
-from nnjax import initializers
+from nnjax import _checks, initializers
 from nnjax.functional import _rnn_scan
 from nnjax.nn import _validate
-from nnjax.nn._base import FunctionalModule, compute_dtype
+from nnjax.nn._base import FunctionalModule, check_dtypes, compute_dtype
 
 
 class _Recurrent(FunctionalModule):
@@ -31,6 +31,8 @@ class _Recurrent(FunctionalModule):
     _run = staticmethod(functools.partial(F.rnn, F.rnn_cell))
 
     _renamed_args: ClassVar[Mapping[str, str]] = {"hidden": "hidden_features"}
+    #: Keywords passed on to ``_init`` beyond the common ones (the LSTM's ``forget_bias``).
+    _init_options: ClassVar[tuple[str, ...]] = ()
 
     def __init__(
         self,
@@ -48,11 +50,16 @@ class _Recurrent(FunctionalModule):
         **init_kwargs: Any,
     ):
         name = type(self).__name__
+        unknown = sorted(set(init_kwargs) - set(self._init_options))
+        if unknown:
+            raise TypeError(f"{name}: unexpected keyword argument {unknown[0]!r}")
         self.in_features = _validate.positive_int(name, "in_features", in_features)
         self.hidden_features = _validate.positive_int(name, "hidden_features", hidden_features)
-        self.return_sequences = return_sequences
-        self.return_state = return_state
-        self.reverse = reverse
+        flag = functools.partial(_checks.check_static_bool, name)
+        self.return_sequences = flag("return_sequences", return_sequences)
+        self.return_state = flag("return_state", return_state)
+        self.reverse = flag("reverse", reverse)
+        check_dtypes(name, param_dtype, dtype)
         self.dtype = dtype
         self._set_params(
             self._init(
@@ -179,3 +186,4 @@ class LSTM(_Recurrent):  # noqa: D101 (docstring assembled below)
     b: nnx.Param
     _init = staticmethod(F.lstm_cell_init)
     _run = staticmethod(F.lstm)
+    _init_options = ("forget_bias",)

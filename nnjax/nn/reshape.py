@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import math
+
 import jax
 import jax.numpy as jnp
 from flax import nnx
 
 from nnjax import _checks
+from nnjax.errors import ShapeError
 from nnjax.nn import _validate
 from nnjax.nn._base import recorded
 
@@ -33,7 +36,7 @@ class Flatten(nnx.Module):
         """Maps ``(B, ...)`` to ``(B, prod(...))``."""
         x = jnp.asarray(x)
         _checks.check_min_rank("Flatten", "x", x, 1)
-        return x.reshape(x.shape[0], -1)
+        return x.reshape(x.shape[0], math.prod(x.shape[1:]))  # (-1 fails on an empty batch)
 
 
 @recorded
@@ -41,9 +44,14 @@ class Reshape(nnx.Module):
     """Reshapes the non-batch axes: ``(B, ...) -> (B, *shape)``.
 
     Args:
-      shape: the target shape of one example, e.g. ``(7, 7, 32)``.
+      shape: the target shape of one example, e.g. ``(7, 7, 32)`` (positive sizes; no
+        ``-1``).
       rngs: accepted and ignored (no parameters, no randomness), so that every layer
         is built alike.
+
+    Raises:
+      nnjax.ShapeError: at call, when an example of ``x`` does not have
+        ``prod(shape)`` elements.
 
     Example:
       >>> Reshape((7, 7, 2))(jnp.ones((3, 98))).shape
@@ -58,6 +66,11 @@ class Reshape(nnx.Module):
         """Maps ``(B, ...)`` with ``prod(...) == prod(shape)`` to ``(B, *shape)``."""
         x = jnp.asarray(x)
         _checks.check_min_rank("Reshape", "x", x, 1)
+        if math.prod(x.shape[1:]) != math.prod(self.shape):
+            raise ShapeError(
+                f"Reshape: argument `x` has shape {tuple(x.shape)}, {math.prod(x.shape[1:])} "
+                f"values per example; `shape`={self.shape} needs {math.prod(self.shape)}"
+            )
         return x.reshape(x.shape[0], *self.shape)
 
 
@@ -78,6 +91,8 @@ class Upsample2D(nnx.Module):
     def __init__(self, factor: int | tuple[int, int] = 2, *, rngs: Rngs = None):
         del rngs  # accepted for a uniform layer signature
         factor = _validate.positive_ints("Upsample2D", "factor", factor, allow_empty=False)
+        if len(factor) > 2:
+            raise ValueError(f"Upsample2D: `factor` must be an int or a pair of ints, got {factor}")
         self.factor = factor * 2 if len(factor) == 1 else factor
 
     def __call__(self, x: jax.typing.ArrayLike) -> jax.Array:

@@ -29,3 +29,7 @@ def test_errors():
         Reshape(())
     with pytest.raises(AssertionError, match="Upsample2D"):
         Upsample2D(2)(jnp.ones((2, 3)))
+
+
+def test_flatten_takes_an_empty_batch():
+    assert Flatten()(jnp.ones((0, 3, 4))).shape == (0, 12)
