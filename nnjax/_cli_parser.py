@@ -3,7 +3,8 @@
 Choices come from the tables the code uses (``MODELS``, the optimizer table of
 :mod:`nnjax.train.optimizers`), and ``--help`` shows every default. A bad value is an
 argparse error (exit status 2) that says what was expected and repeats what was given,
-e.g. ``argument --epochs: expected a positive integer, got 'abc'``; a negative number
+on one line of stderr (no usage block), e.g. ``nnjax train: error: argument --epochs:
+expected a positive integer, got 'abc' (see `nnjax train --help`)``; a negative number
 such as ``--lr -1e-3`` is read as the option's value (and refused by its check).
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import re
+from typing import NoReturn
 
 from nnjax._cli_setup import MODELS, optimizer_names
 
@@ -44,6 +46,21 @@ def _positive(kind: type):
         return value
 
     return parse
+
+
+#: The TCP ports `nnjax launch --port` takes.
+MAX_PORT = 65535
+
+
+def _port(text: str) -> int:
+    """A TCP port in ``[1, 65535]`` (for argparse)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= MAX_PORT:
+        raise argparse.ArgumentTypeError(f"expected a port in [1, {MAX_PORT}], got {text!r}")
+    return value
 
 
 def _rate(text: str) -> float:
@@ -81,11 +98,20 @@ _NEGATIVE_NUMBER = re.compile(
 
 
 class _Parser(argparse.ArgumentParser):
-    """An ``ArgumentParser`` that reads ``-1e-3`` and ``-inf`` as values (subcommands too)."""
+    """An ``ArgumentParser`` that reads ``-1e-3`` and ``-inf`` as values (subcommands too).
+
+    Its errors are one line on stderr, like every other ``nnjax`` error: the message
+    and where to read the usage, without argparse's usage block.
+    """
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self._negative_number_matcher = _NEGATIVE_NUMBER
+
+    def error(self, message: str) -> NoReturn:
+        """Exits with status 2 after one line: ``PROG: error: MESSAGE (see `PROG --help`)``."""
+        text = " ".join(message.split())
+        self.exit(2, f"{self.prog}: error: {text} (see `{self.prog} --help`)\n")
 
 
 class _Help(argparse.HelpFormatter):
@@ -125,7 +151,9 @@ def _add_train(sub) -> None:
     p.add_argument(
         "--seed", type=_seed, default=0, help=f"initialisation and data order, in [0, {MAX_SEED}]"
     )
-    p.add_argument("--limit", type=_positive(int), help="use only the first N examples")
+    p.add_argument(
+        "--limit", type=_positive(int), help="use only the first N examples of each split"
+    )
     p.add_argument("--data-dir", help="folder with the dataset files")
     p.add_argument("--out", help="run folder (default: runs/<dataset>-<model>-<time>)")
     p.add_argument(
@@ -176,7 +204,9 @@ def _add_run_readers(sub) -> None:
     )
     p.add_argument("run", help="the run folder written by `nnjax train`")
     p.add_argument("inputs", help="raw inputs (.npy, finite values), e.g. uint8 images (N, 28, 28)")
-    p.add_argument("--output", help="also save the model's outputs to this .npy file")
+    p.add_argument(
+        "--output", help="also save the model's outputs to this .npy file (this exact name)"
+    )
     _add_fallback(p)
 
 
@@ -220,7 +250,7 @@ def _add_tools(sub) -> None:
         "nnjax launch --processes 2 -- python train.py",
     )
     p.add_argument("--processes", type=_positive(int), default=2, help="how many processes")
-    p.add_argument("--port", type=_positive(int), help="coordinator port (default: a free one)")
+    p.add_argument("--port", type=_port, help="coordinator port (default: a free one)")
     p.add_argument("--timeout", type=_positive(float), help="stop every process after SECONDS")
     p.add_argument("cmd", nargs=argparse.REMAINDER, help="the command, after --")
 

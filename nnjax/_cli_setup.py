@@ -230,6 +230,53 @@ def load_run(run: Path, *, fallback: bool = False):
     return model, prep, config, meta["epoch"] + 1
 
 
+#: The first bytes of every .npy file (``numpy.lib.format.MAGIC_PREFIX``).
+_NPY_MAGIC = b"\x93NUMPY"
+
+
+def _load_npy(path: str):
+    """The array in the ``.npy`` file ``path``; anything else is a one-line error.
+
+    Only numeric arrays are read (never pickled Python objects).
+    """
+    try:
+        with open(path, "rb") as file:
+            if file.read(len(_NPY_MAGIC)) != _NPY_MAGIC:
+                raise CLIError(
+                    f"{path}: not a .npy file (it lacks the .npy header); "
+                    "write arrays with numpy.save"
+                )
+            file.seek(0)
+            return np.load(file, allow_pickle=False)
+    except FileNotFoundError:
+        raise CLIError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise CLIError(f"{path}: a folder, not a .npy file") from None
+    except (OSError, ValueError, EOFError) as err:
+        if "allow_pickle" in str(err):  # an object array: Python objects, not numbers
+            raise CLIError(f"{path}: holds Python objects, not a numeric array") from None
+        raise CLIError(f"{path}: cannot read as a .npy array ({err})") from None
+
+
+def load_finite(path: str):
+    """:func:`_load_npy`, refusing NaN and infinite values (naming the first bad row)."""
+    array = _load_npy(path)
+    if np.issubdtype(array.dtype, np.inexact) and not np.isfinite(array).all():
+        rows = np.atleast_1d(array)
+        row = int(np.argmin(np.isfinite(rows.reshape(len(rows), -1)).all(axis=1)))
+        raise CLIError(f"{path}: row {row} holds NaN or infinite values; nnjax needs finite inputs")
+    return array
+
+
+def save_npy(path: str, array) -> None:
+    """Writes ``array`` to exactly ``path`` (``numpy.save`` would add ``.npy`` to a name)."""
+    try:
+        with open(path, "wb") as file:
+            np.save(file, array, allow_pickle=False)
+    except OSError as err:
+        raise CLIError(f"--output {path}: cannot write ({err.strerror or err})") from None
+
+
 def plot_history(history: dict[str, list[float]], path: Path) -> bool:
     """Saves learning curves (every metric, train and validation) to ``path``."""
     try:

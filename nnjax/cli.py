@@ -13,19 +13,27 @@ never a traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import gc
 import os
+import signal
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
+from types import FrameType
 
 from nnjax._cli_parser import build_parser
 from nnjax._cli_setup import (
     CLIError,
     build_model,
     dataset_info,
+    load_finite,
     load_raw,
     load_run,
     loss_and_metrics,
+    save_npy,
     targets,
 )
 from nnjax._cli_train import _say, cmd_train, given_options
@@ -53,7 +61,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if (args.inputs is None) != (args.labels is None):
         raise CLIError("pass --inputs and --labels together (or neither: the test set)")
     if args.inputs is not None:
-        x, y, what = _load_finite(args.inputs), _load_finite(args.labels), args.inputs
+        x, y, what = load_finite(args.inputs), load_finite(args.labels), args.inputs
     else:
         (x, y), what = load_raw(config)[1], "test"
     loss, metrics = loss_and_metrics(config)
@@ -76,48 +84,6 @@ def _main_process() -> bool:
     return is_main_process()
 
 
-#: The first bytes of every .npy file (``numpy.lib.format.MAGIC_PREFIX``).
-_NPY_MAGIC = b"\x93NUMPY"
-
-
-def _load_npy(path: str):
-    """The array in the ``.npy`` file ``path``; anything else is a one-line error.
-
-    Only numeric arrays are read (never pickled Python objects).
-    """
-    import numpy as np
-
-    try:
-        with open(path, "rb") as file:
-            if file.read(len(_NPY_MAGIC)) != _NPY_MAGIC:
-                raise CLIError(
-                    f"{path}: not a .npy file (it lacks the .npy header); "
-                    "write arrays with numpy.save"
-                )
-            file.seek(0)
-            return np.load(file, allow_pickle=False)
-    except FileNotFoundError:
-        raise CLIError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise CLIError(f"{path}: a folder, not a .npy file") from None
-    except (OSError, ValueError, EOFError) as err:
-        if "allow_pickle" in str(err):  # an object array: Python objects, not numbers
-            raise CLIError(f"{path}: holds Python objects, not a numeric array") from None
-        raise CLIError(f"{path}: cannot read as a .npy array ({err})") from None
-
-
-def _load_finite(path: str):
-    """:func:`_load_npy`, refusing NaN and infinite values (naming the first bad row)."""
-    import numpy as np
-
-    array = _load_npy(path)
-    if np.issubdtype(array.dtype, np.inexact) and not np.isfinite(array).all():
-        rows = np.atleast_1d(array)
-        row = int(np.argmin(np.isfinite(rows.reshape(len(rows), -1)).all(axis=1)))
-        raise CLIError(f"{path}: row {row} holds NaN or infinite values; nnjax needs finite inputs")
-    return array
-
-
 def cmd_predict(args: argparse.Namespace) -> int:
     """`nnjax predict RUN INPUTS.npy`: predictions for raw inputs, preprocessed as in training.
 
@@ -133,11 +99,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     _join_if_launched()
     model, prep, _, _ = load_run(Path(args.run), fallback=args.fallback)
-    outputs = np.asarray(train.predict(model, prep(_load_finite(args.inputs))))
+    outputs = np.asarray(train.predict(model, prep(load_finite(args.inputs))))
     if not _main_process():  # every process holds all the outputs; process 0 reports them
         return 0
     if args.output:
-        np.save(args.output, outputs, allow_pickle=False)
+        save_npy(args.output, outputs)
     if prep.class_names is not None:
         for i, name in enumerate(prep.decode(outputs)):
             print(f"{i}\t{name}")
@@ -169,6 +135,8 @@ def cmd_data(args: argparse.Namespace) -> int:
     from nnjax import data
 
     if args.action == "list":
+        if args.name:
+            raise CLIError(f"`nnjax data list` takes no dataset name, got {args.name!r}")
         for name in data.available_datasets():
             info = data.dataset_info(name)
             where = "download" if info.needs_download else "offline"
@@ -243,23 +211,125 @@ COMMANDS = {
 }
 
 
+#: The exit status after Ctrl-C (128 + SIGINT, as a shell reports it).
+EXIT_INTERRUPTED = 130
+#: The exit status when the reader of stdout went away (128 + SIGPIPE): `| head` and such.
+EXIT_BROKEN_PIPE = 141
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``nnjax`` console script; returns the exit status."""
+    """Entry point of the ``nnjax`` console script and ``python -m nnjax``.
+
+    Args:
+      argv: the arguments after ``nnjax``; ``None`` reads ``sys.argv`` (the command).
+
+    Returns:
+      The exit status: 0, 2 for a bad argument, file or checkpoint, 1 for a diverged
+      run or an unexpected failure, 130 after Ctrl-C, 141 when stdout was closed (the
+      reader of a pipe exited). Run as the command (``argv=None``), Ctrl-C ends the
+      process at once with 130 instead of returning, so interpreter shutdown cannot
+      trip over half-finished imports or runtime threads.
+
+    Raises:
+      SystemExit: from the argument parser (``--help``, ``--version``, a bad value).
+
+    Example:
+      >>> main(["data", "verify", "xor"])  # a synthetic set: no files to check
+      xor: no files
+      0
+    """
+    command_line = argv is None
     argv = sys.argv[1:] if argv is None else list(argv)
-    args = build_parser().parse_args(argv)
-    args.given = given_options(argv)
+    prog = "nnjax"
     try:
-        return COMMANDS[args.command](args)
+        with _interrupts_outside_gc(command_line):
+            args = build_parser().parse_args(argv)  # imports JAX and Optax: takes a while
+            args.given = given_options(argv)
+            prog = f"nnjax {args.command}"
+            return _dispatch(args)
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        if command_line:
+            _exit_now(EXIT_INTERRUPTED)
+        return EXIT_INTERRUPTED
+
+
+@contextlib.contextmanager
+def _interrupts_outside_gc(install: bool) -> Iterator[None]:
+    """With ``install`` (and Python's own Ctrl-C handler in place), Ctrl-C is never lost.
+
+    CPython swallows an exception raised inside a garbage-collector callback (it prints
+    "Exception ignored in ..." and goes on), and JAX registers one: a Ctrl-C that lands
+    there would print a traceback and let the run continue. This handler sends the
+    signal again a moment later instead, when it lands in such a callback.
+    """
+    main_thread = threading.current_thread() is threading.main_thread()
+    if not (
+        install and main_thread and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    ):
+        yield
+        return
+    signal.signal(signal.SIGINT, _on_ctrl_c)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def _on_ctrl_c(signum: int, frame: FrameType | None) -> None:
+    """Raises ``KeyboardInterrupt``, or resends SIGINT when ``frame`` is in a gc callback."""
+    callbacks = {getattr(callback, "__code__", None) for callback in gc.callbacks}
+    while frame is not None and hasattr(signal, "pthread_kill"):  # POSIX
+        if frame.f_code in callbacks:
+            main = threading.main_thread().ident
+            resend = threading.Timer(0.05, signal.pthread_kill, (main, signum))
+            resend.daemon = True
+            resend.start()
+            return
+        frame = frame.f_back
+    raise KeyboardInterrupt
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    """Runs the command; every exception it raises (but Ctrl-C) becomes one line on stderr."""
+    try:
+        status = COMMANDS[args.command](args)
+        sys.stdout.flush()  # here, so a closed pipe is reported here, not at exit
+        return status
+    except BrokenPipeError:  # `nnjax predict ... | head`: the reader has all it wanted
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
     except (CLIError, ValueError, TypeError, OSError) as err:
         # Input errors from nnjax (shapes, labels, datasets, checkpoints) are messages.
         return _fail(args.command, err, EXIT_USAGE)
     except FloatingPointError as err:  # NonFiniteLossError: the run diverged
         return _fail(args.command, err, 1)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
     except Exception as err:  # a failure nnjax did not foresee: still one line
         return _fail(args.command, err, 1, kind=True)
+
+
+def _silence_stdout() -> None:
+    """Points stdout at /dev/null, so its last flush at exit cannot fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # not a real file (e.g. under pytest)
+        pass
+
+
+def _exit_now(status: int) -> None:
+    """Flushes what can be flushed, then ends the process without interpreter shutdown.
+
+    After Ctrl-C the interpreter's shutdown can crash (a segmentation fault, seen when
+    the interrupt lands in an extension module's import or in JAX's start-up); the run
+    folder is already cleaned up, so there is nothing left to finalise.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(status)
 
 
 def _fail(command: str, err: BaseException, status: int, *, kind: bool = False) -> int:

@@ -11,20 +11,9 @@ import numpy as np
 import pytest
 
 from nnjax import _cli_parser, cli, train
+from tests._cli import TINY, one_line, run_cli
 
 pytest.importorskip("sklearn")
-
-TINY = ("--dataset", "xor", "--hidden", "4", "--quiet")
-
-
-def _run(capsys, *argv):
-    code = cli.main([str(a) for a in argv])
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
-def _one_line(err):
-    return len(err.strip().splitlines()) == 1 and "Traceback" not in err
 
 
 @pytest.fixture(scope="module")
@@ -53,16 +42,16 @@ def no_fit(monkeypatch):
 
 def test_resume_into_a_folder_without_a_run_is_refused(tmp_path, capsys, no_fit):
     out = tmp_path / "newrun"
-    code, _, err = _run(capsys, "train", *TINY, "--epochs", "1", "--resume", "--out", out)
-    assert code == cli.EXIT_USAGE and _one_line(err), err
+    code, _, err = run_cli(capsys, "train", *TINY, "--epochs", "1", "--resume", "--out", out)
+    assert code == cli.EXIT_USAGE and one_line(err), err
     assert f"--resume: {out} holds no run to continue" in err and "drop --resume" in err
     assert not out.exists() and no_fit == []
 
 
 def test_resume_without_out_is_refused(tmp_path, capsys, monkeypatch, no_fit):
     monkeypatch.chdir(tmp_path)  # a run without --out would go to ./runs/<name>
-    code, _, err = _run(capsys, "train", *TINY, "--epochs", "1", "--resume")
-    assert code == cli.EXIT_USAGE and _one_line(err), err
+    code, _, err = run_cli(capsys, "train", *TINY, "--epochs", "1", "--resume")
+    assert code == cli.EXIT_USAGE and one_line(err), err
     assert "--resume continues the run in --out" in err
     assert list(tmp_path.iterdir()) == [] and no_fit == []
 
@@ -71,8 +60,8 @@ def test_resume_into_a_config_without_checkpoints_is_refused(xor_run, tmp_path, 
     out = tmp_path / "half"
     out.mkdir()
     shutil.copy(xor_run / "config.json", out / "config.json")
-    code, _, err = _run(capsys, "train", "--epochs", "2", "--resume", "--quiet", "--out", out)
-    assert code == cli.EXIT_USAGE and _one_line(err), err
+    code, _, err = run_cli(capsys, "train", "--epochs", "2", "--resume", "--quiet", "--out", out)
+    assert code == cli.EXIT_USAGE and one_line(err), err
     assert "holds no run to continue" in err and "checkpoint" in err
     assert sorted(p.name for p in out.iterdir()) == ["config.json"] and no_fit == []
 
@@ -84,8 +73,8 @@ def test_resume_into_a_config_without_checkpoints_is_refused(xor_run, tmp_path, 
 def test_predict_refuses_non_finite_inputs_naming_the_row(xor_run, tmp_path, capsys, bad):
     path = tmp_path / "x_bad.npy"
     np.save(path, np.array([[0, 1], [1, 1], [bad, 0], [np.nan, 1]], np.float32))
-    code, out, err = _run(capsys, "predict", xor_run, path)
-    assert code == cli.EXIT_USAGE and _one_line(err) and out == "", err
+    code, out, err = run_cli(capsys, "predict", xor_run, path)
+    assert code == cli.EXIT_USAGE and one_line(err) and out == "", err
     assert f"{path}: row 2 holds NaN or infinite values" in err
 
 
@@ -93,14 +82,14 @@ def test_evaluate_refuses_non_finite_inputs(xor_run, tmp_path, capsys):
     np.save(tmp_path / "x.npy", np.array([[np.nan, 0.0]], np.float32))
     np.save(tmp_path / "y.npy", np.array([0]))
     argv = ["evaluate", xor_run, "--inputs", tmp_path / "x.npy", "--labels", tmp_path / "y.npy"]
-    code, _, err = _run(capsys, *argv)
-    assert code == cli.EXIT_USAGE and _one_line(err), err
+    code, _, err = run_cli(capsys, *argv)
+    assert code == cli.EXIT_USAGE and one_line(err), err
     assert "x.npy: row 0 holds NaN" in err
 
 
 def test_predict_still_takes_finite_inputs(xor_run, tmp_path, capsys):
     np.save(tmp_path / "x.npy", np.array([[0, 1], [1, 1]], np.float32))
-    code, out, _ = _run(capsys, "predict", xor_run, tmp_path / "x.npy")
+    code, out, _ = run_cli(capsys, "predict", xor_run, tmp_path / "x.npy")
     assert code == 0 and len(out.strip().splitlines()) == 2
 
 
@@ -115,16 +104,16 @@ def test_a_text_file_named_npy_is_not_a_npy_file(xor_run, tmp_path, capsys, comm
     argv = ["predict", xor_run, text]
     if command == "evaluate":
         argv = ["evaluate", xor_run, "--inputs", text, "--labels", tmp_path / "y.npy"]
-    code, _, err = _run(capsys, *argv)
-    assert code == cli.EXIT_USAGE and _one_line(err), err
+    code, _, err = run_cli(capsys, *argv)
+    assert code == cli.EXIT_USAGE and one_line(err), err
     assert f"{text}: not a .npy file" in err and "allow_pickle" not in err
 
 
 def test_an_object_array_is_refused_without_mentioning_pickles(xor_run, tmp_path, capsys):
     path = tmp_path / "objects.npy"
     np.save(path, np.array([{"a": 1}, None], dtype=object), allow_pickle=True)
-    code, _, err = _run(capsys, "predict", xor_run, path)
-    assert code == cli.EXIT_USAGE and _one_line(err), err
+    code, _, err = run_cli(capsys, "predict", xor_run, path)
+    assert code == cli.EXIT_USAGE and one_line(err), err
     assert f"{path}: holds Python objects" in err and "allow_pickle" not in err
 
 
@@ -206,7 +195,27 @@ def test_a_config_key_of_the_wrong_type_names_file_and_key(
     argv = ["evaluate", run]
     if command == "resume":
         argv = ["train", "--resume", "--epochs", "2", "--quiet", "--out", run]
-    code, _, err = _run(capsys, *argv)
-    assert code == cli.EXIT_USAGE and _one_line(err), err
+    code, _, err = run_cli(capsys, *argv)
+    assert code == cli.EXIT_USAGE and one_line(err), err
     assert f"{run / 'config.json'}: {words}" in err, err
     assert sorted(p.name for p in (run / "checkpoint").iterdir()) == ["1"]  # not trained
+
+
+# ------------------------------------------------------------------ predict --output
+
+
+def test_predict_output_is_written_under_the_exact_name(xor_run, tmp_path, capsys):
+    np.save(tmp_path / "x.npy", np.array([[0, 1], [1, 1]], np.float32))
+    target = tmp_path / "outputs"  # no .npy suffix: numpy.save would add one
+    code, _, _ = run_cli(capsys, "predict", xor_run, tmp_path / "x.npy", "--output", target)
+    assert code == 0
+    assert target.is_file() and not (tmp_path / "outputs.npy").exists()
+    assert np.load(target).shape == (2, 2)
+
+
+def test_an_unwritable_predict_output_names_the_option(xor_run, tmp_path, capsys):
+    np.save(tmp_path / "x.npy", np.array([[0, 1]], np.float32))
+    target = tmp_path / "missing" / "out.npy"
+    code, _, err = run_cli(capsys, "predict", xor_run, tmp_path / "x.npy", "--output", target)
+    assert code == cli.EXIT_USAGE and one_line(err), err
+    assert f"--output {target}: cannot write (No such file or directory)" in err

@@ -10,17 +10,12 @@ import shutil
 import pytest
 
 from nnjax import cli, train
+from tests._cli import run_cli
 from tests.reliability._corpus import one_line
 
 pytest.importorskip("sklearn")
 
 TINY = ("--limit", "200", "--hidden", "8", "--quiet")
-
-
-def _run(capsys, *argv):
-    code = cli.main([str(a) for a in argv])
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 @pytest.fixture(scope="module")
@@ -125,7 +120,7 @@ NO_TRAINING = [
     ("make", "status", "words"), [c[1:] for c in NO_TRAINING], ids=[c[0] for c in NO_TRAINING]
 )
 def test_a_bad_command_is_one_line(tmp_path, capsys, make, status, words):
-    code, _, err = _run(capsys, *make(tmp_path))
+    code, _, err = run_cli(capsys, *make(tmp_path))
     assert code == status, err
     assert one_line(err), err
     assert all(w in err for w in words), err
@@ -133,7 +128,7 @@ def test_a_bad_command_is_one_line(tmp_path, capsys, make, status, words):
 
 def test_an_out_that_is_a_file_is_left_alone(tmp_path, capsys):
     path = _file(tmp_path)
-    _run(capsys, "train", "--out", path)
+    run_cli(capsys, "train", "--out", path)
     assert path.read_text() == "a user's file"
 
 
@@ -184,7 +179,7 @@ def test_a_run_that_fails_before_training_leaves_no_folder(
 
     monkeypatch.setattr(train, "fit", fail)
     out = tmp_path / "new" / "run"
-    code, _, err = _run(capsys, "train", *TINY, "--out", out)
+    code, _, err = run_cli(capsys, "train", *TINY, "--out", out)
     assert code == status and one_line(err), err
     assert not out.exists()  # this run created it: gone
     assert (tmp_path / "new").is_dir()
@@ -195,13 +190,13 @@ def test_a_failed_run_removes_only_what_it_created(tmp_path, capsys, monkeypatch
     out.mkdir()
     (out / "notes.txt").write_text("mine")
     monkeypatch.setattr(train, "fit", lambda *a, **k: (_ for _ in ()).throw(ValueError("bad")))
-    assert _run(capsys, "train", *TINY, "--out", out)[0] == 2
+    assert run_cli(capsys, "train", *TINY, "--out", out)[0] == 2
     assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
 
 
 def test_a_diverging_run_is_exit_1_and_leaves_no_folder(tmp_path, capsys):
     out = tmp_path / "run"
-    code, _, err = _run(
+    code, _, err = run_cli(
         capsys, "train", *TINY, "--epochs", "1", "--lr", "1e30", "--optimizer", "sgd", "--out", out
     )
     assert code == 1 and one_line(err) and "non-finite training loss" in err, err
@@ -214,7 +209,7 @@ def test_resume_into_checkpoints_of_another_model_is_one_line(tiny_run, tmp_path
     config = json.loads((run / "config.json").read_text())
     (run / "config.json").write_text(json.dumps({**config, "hidden": [16]}))  # another model
     before = sorted(p.name for p in (run / "checkpoint").iterdir())
-    code, _, err = _run(capsys, "train", "--resume", "--epochs", "2", "--quiet", "--out", run)
+    code, _, err = run_cli(capsys, "train", "--resume", "--epochs", "2", "--quiet", "--out", run)
     assert code == 2 and one_line(err), err
     assert "(8" in err and "(16" in err, err  # names both shapes
     assert sorted(p.name for p in (run / "checkpoint").iterdir()) == before
@@ -232,13 +227,13 @@ def test_resume_into_checkpoints_of_another_model_is_one_line(tiny_run, tmp_path
 def test_resume_from_a_corrupt_checkpoint_is_one_line(tiny_run, tmp_path, capsys, damage, words):
     run = _copy(tiny_run, tmp_path)
     damage(run)
-    code, _, err = _run(capsys, "train", "--resume", "--epochs", "2", "--quiet", "--out", run)
+    code, _, err = run_cli(capsys, "train", "--resume", "--epochs", "2", "--quiet", "--out", run)
     assert code == 2 and one_line(err) and words in err, err
 
 
 def test_the_csv_counts_epochs_like_history_json_across_a_resume(tiny_run, tmp_path, capsys):
     run = _copy(tiny_run, tmp_path)
-    assert _run(capsys, "train", *TINY, "--resume", "--epochs", "2", "--out", run)[0] == 0
+    assert run_cli(capsys, "train", *TINY, "--resume", "--epochs", "2", "--out", run)[0] == 0
     rows = (run / "history.csv").read_text().strip().splitlines()
     epochs = [int(line.split(",")[0]) for line in rows[1:]]
     assert epochs == json.loads((run / "history.json").read_text())["epoch"] == [1, 2]
@@ -260,11 +255,13 @@ def test_the_csv_counts_epochs_like_history_json_across_a_resume(tiny_run, tmp_p
 )
 def test_resume_with_changed_settings_is_refused_before_training(tiny_run, capsys, argv, words):
     before = sorted(p.name for p in tiny_run.rglob("*"))
-    code, _, err = _run(capsys, "train", "--resume", "--epochs", "2", *argv, "--out", tiny_run)
+    code, _, err = run_cli(capsys, "train", "--resume", "--epochs", "2", *argv, "--out", tiny_run)
     assert code == 2 and one_line(err) and words in err, err
     assert sorted(p.name for p in tiny_run.rglob("*")) == before
 
 
 def test_resume_with_nothing_left_to_train_is_one_line(tiny_run, capsys):
-    code, _, err = _run(capsys, "train", "--resume", "--epochs", "1", "--quiet", "--out", tiny_run)
+    code, _, err = run_cli(
+        capsys, "train", "--resume", "--epochs", "1", "--quiet", "--out", tiny_run
+    )
     assert code == 2 and one_line(err) and "trained 1 epochs already" in err, err

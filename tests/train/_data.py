@@ -25,3 +25,23 @@ def leaves(model):
     import jax
 
     return [np.asarray(a) for a in jax.tree.leaves(nnx.state(model, nnx.Param))]
+
+
+def three_classes(n, seed=0):
+    """``x (n, 4)`` float32 and labels 0..2 from thresholds on its first two features."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 4)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(np.int32) + (x[:, 1] > 1).astype(np.int32)
+    return x, y
+
+
+def crash_at(at):
+    """A callback raising ``RuntimeError("killed")`` at the end of epoch ``at``."""
+    from nnjax.train.callbacks import Callback
+
+    class Crash(Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == at:
+                raise RuntimeError("killed")
+
+    return Crash()

@@ -22,6 +22,7 @@ from nnjax.train.sweep import (
     sweep,
 )
 from nnjax.train.sweep_feeder import feed_mode
+from tests.train._data import three_classes
 
 N, BATCH, EPOCHS = 40, 8, 2
 
@@ -32,10 +33,7 @@ def make_model(rngs):
 
 @pytest.fixture(scope="module")
 def data():
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(N, 4)).astype(np.float32)
-    y = (x[:, 0] > 0).astype(np.int32) + (x[:, 1] > 1).astype(np.int32)
-    return x, y
+    return three_classes(N)
 
 
 def params_of(model):

@@ -6,20 +6,10 @@ import optax
 import pytest
 
 from nnjax.nn import MLP
-from nnjax.train.callbacks import Callback, EarlyStopping
+from nnjax.train.callbacks import EarlyStopping
 from nnjax.train.checkpoint import ModelCheckpoint
 from nnjax.train.sweep import sweep
-
-
-class Crash(Callback):
-    """Raises at the end of epoch ``at`` (before that epoch's checkpoint is written)."""
-
-    def __init__(self, at):
-        self.at = at
-
-    def on_epoch_end(self, epoch, logs=None):
-        if epoch == self.at:
-            raise RuntimeError("killed")
+from tests.train._data import crash_at
 
 
 def bits(tree):
@@ -52,7 +42,7 @@ def test_killed_sweep_resumes_and_ends_where_the_whole_sweep_ends(tmp_path):
 
     whole = run(tmp_path / "whole")
     with pytest.raises(RuntimeError, match="killed"):
-        run(tmp_path / "cut", extra=[Crash(2)])
+        run(tmp_path / "cut", extra=[crash_at(2)])
     assert (tmp_path / "cut" / "group_0" / "2").is_dir()  # epochs 1-2 of group 0 were saved
     assert not (tmp_path / "cut" / "group_1").exists()
     with pytest.raises(FileExistsError, match="resume_from"):

@@ -13,21 +13,19 @@ import pytest
 from flax import nnx
 
 from nnjax.nn import MLP
-from nnjax.train.callbacks import Callback, EarlyStopping
+from nnjax.train.callbacks import EarlyStopping
 from nnjax.train.checkpoint import ModelCheckpoint
 from nnjax.train.engine import NonFiniteLossError
 from nnjax.train.loop import fit
 from nnjax.train.sweep import grid, sweep
+from tests.train._data import crash_at, three_classes
 
 N, BATCH = 37, 8  # a padded, masked last batch
 
 
 @pytest.fixture(scope="module")
 def data():
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(N, 4)).astype(np.float32)
-    y = (x[:, 0] > 0).astype(np.int32) + (x[:, 1] > 1).astype(np.int32)
-    return x, y
+    return three_classes(N)
 
 
 def dropout_mlp(rngs):
@@ -149,17 +147,6 @@ def test_a_member_that_never_improves_keeps_its_weights_as_with_fit():
     assert max_diff(params_of(result.member(0)), params_of(small_mlp(nnx.Rngs(0)))) > 1e-4
 
 
-class Crash(Callback):
-    """Raises at the end of epoch ``at`` (before that epoch's checkpoint is written)."""
-
-    def __init__(self, at):
-        self.at = at
-
-    def on_epoch_end(self, epoch, logs=None):
-        if epoch == self.at:
-            raise RuntimeError("killed")
-
-
 @pytest.mark.slow  # three sweeps with checkpoints: ~25 s on a loaded 2-core machine
 def test_a_resumed_sweep_keeps_its_diverged_member(tmp_path):
     x, y = regression()
@@ -173,7 +160,7 @@ def test_a_resumed_sweep_keeps_its_diverged_member(tmp_path):
 
     whole = run(tmp_path / "whole")
     with pytest.raises(RuntimeError, match="killed"):
-        run(tmp_path / "cut", extra=[Crash(1)])
+        run(tmp_path / "cut", extra=[crash_at(1)])
     resumed = run(tmp_path / "cut", resume_from=tmp_path / "cut")
     assert whole.diverged_epoch.tolist() == resumed.diverged_epoch.tolist() == [-1, 0]
     assert max_diff(whole.params, resumed.params) == 0
