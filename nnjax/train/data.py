@@ -368,25 +368,18 @@ def make_source(
     if is_arrays(data, name):
         no_steps(name, steps_per_epoch, steps_name)
         return array_source(
-            name,
-            data,
-            batch_size=batch_size,
-            class_weight=class_weight,
-            check_inputs=check_inputs,
-            integer_ok=integer_ok,
-        )
+            name, data, batch_size=batch_size, class_weight=class_weight,
+            check_inputs=check_inputs, integer_ok=integer_ok,
+        )  # fmt: skip
     if not isinstance(data, Iterable):
         raise ValueError(
             f"`{name}` must be a pair (x, y) or (x, y, sample_weight) of arrays, or an "
             f"iterable of such batches; got {type(data).__name__}"
         )
     return IterableSource(
-        data,
-        steps_per_epoch=steps_per_epoch,
-        class_weight=class_weight,
-        check_inputs=check_inputs,
-        integer_ok=integer_ok,
-    )
+        data, steps_per_epoch=steps_per_epoch, class_weight=class_weight,
+        check_inputs=check_inputs, integer_ok=integer_ok,
+    )  # fmt: skip
 
 
 __all__ = [

@@ -52,19 +52,9 @@ def check_dataset(
     x, y = as_host_array(f"{name} x", data[0]), as_host_array(f"{name} y", data[1])
     if x.ndim == 0 or y.ndim == 0:
         raise ShapeError(f"`{name}`: x and y need a leading example axis; got {x.shape}, {y.shape}")
-    if len(x) != len(y):
-        raise ShapeError(
-            f"`{name}`: x has {len(x)} examples (shape {x.shape}) but y has {len(y)} "
-            f"(shape {y.shape}); they must have the same length"
-        )
-    if len(x) == 0:
+    if check_lengths(f"`{name}`", {"x": x, "y": y}) == 0:
         raise ValueError(f"`{name}` is empty: x has shape {x.shape}")
-    if check_inputs and not np.issubdtype(x.dtype, np.floating):
-        raise TypeError(
-            f"`{name}` x has dtype {x.dtype}; models expect floating inputs. Scale raw "
-            f"images first, e.g. x.astype('float32') / 255 (or pass check_inputs=False "
-            "for models that take integer inputs)"
-        )
+    check_inputs_ok(f"`{name}`", x, check_inputs=check_inputs, nan=False)
     return x, y
 
 
@@ -261,12 +251,7 @@ def check_lengths(where: str, parts: Mapping[str, Any], expected: int | None = N
 
 
 def check_inputs_ok(
-    where: str,
-    x: Any,
-    *,
-    check_inputs: bool,
-    nan: bool = True,
-    integer_ok: Collection[str] = frozenset(),
+    where: str, x: Any, *, check_inputs: bool, nan: bool = True, integer_ok: Collection[str] = ()
 ) -> None:
     """Floating inputs (``check_inputs``) without NaN or inf (``nan``), named by key.
 
