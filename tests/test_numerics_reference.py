@@ -17,6 +17,13 @@ TF = torch.nn.functional
 rng = np.random.default_rng(35)
 
 
+@pytest.fixture(autouse=True)
+def _fresh_rng():
+    """Each test draws from a fresh ``rng``: its values do not depend on the test order."""
+    global rng
+    rng = np.random.default_rng(35)
+
+
 # ---------------------------------------------------------------- metrics vs sklearn
 
 
@@ -84,8 +91,10 @@ def test_auc_with_one_hot_two_class_labels_equals_sklearn():
     z = rng.normal(size=(30, 2)).astype(np.float32)
     y = rng.integers(0, 2, 30)
     ref = skm.roc_auc_score(y, jax.nn.softmax(z)[:, 1])
-    np.testing.assert_allclose(_streamed("auc", z, np.eye(2)[y], [8, 8, 8, 6]), ref, rtol=1e-12)
-    np.testing.assert_allclose(_streamed("auc", z, y, [8, 8, 8, 6]), ref, rtol=1e-12)
+    np.testing.assert_allclose(
+        _streamed("auc", z, np.eye(2)[y], [8, 8, 8, 6]), ref, rtol=1e-12, atol=1e-12
+    )
+    np.testing.assert_allclose(_streamed("auc", z, y, [8, 8, 8, 6]), ref, rtol=1e-12, atol=1e-12)
 
 
 def test_auc_refuses_one_hot_labels_of_more_classes():
@@ -98,7 +107,7 @@ def test_top_k_accepts_one_hot_labels(k):
     """One-hot labels were refused as 'integer labels of shape (8, 6)'."""
     ours = _streamed(metrics.top_k_accuracy(k), MULTI, np.eye(C)[MULTI_Y], SIZES)
     ref = skm.top_k_accuracy_score(MULTI_Y, MULTI, k=k, labels=range(C))
-    np.testing.assert_allclose(ours, ref, rtol=1e-12)
+    np.testing.assert_allclose(ours, ref, rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("k", [1, 2, 3, 4])
@@ -130,7 +139,9 @@ def test_sequence_metrics_equal_sklearn_on_the_flattened_steps():
     }
     for name, ref in expected.items():
         spec = metrics.top_k_accuracy(2) if name == "top_2_accuracy" else name
-        np.testing.assert_allclose(_streamed(spec, z, y, [8, 2]), ref, rtol=1e-12, err_msg=name)
+        np.testing.assert_allclose(
+            _streamed(spec, z, y, [8, 2]), ref, rtol=1e-12, atol=1e-12, err_msg=name
+        )
 
 
 def test_accuracy_counts_over_many_batches_stay_exact():
@@ -186,15 +197,19 @@ def test_cross_entropy_values_and_gradients_match_torch(form, smoothing, reducti
 @pytest.mark.parametrize("dtype", [jnp.int32, jnp.uint8, jnp.bool_])
 def test_cross_entropy_accepts_integer_and_boolean_one_hot_labels(dtype):
     """They were refused as 'integer class indices ... no class axis'; accuracy took them."""
-    z = jnp.asarray(rng.normal(size=(6, 4)), jnp.float32)
-    ids = jnp.asarray(rng.integers(0, 4, 6))
+    local = np.random.default_rng(3)  # not the module's: values independent of test order
+    z = jnp.asarray(local.normal(size=(6, 4)), jnp.float32)
+    ids = jnp.asarray(local.integers(0, 4, 6))
     one_hot = jax.nn.one_hot(ids, 4, dtype=dtype)
     expected = losses.cross_entropy(z, ids, label_smoothing=0.1)
     np.testing.assert_allclose(
-        losses.cross_entropy(z, one_hot, label_smoothing=0.1), expected, rtol=1e-6
+        losses.cross_entropy(z, one_hot, label_smoothing=0.1), expected, rtol=1e-6, atol=1e-7
     )
-    np.testing.assert_allclose(
-        jax.jit(losses.cross_entropy)(z, one_hot), losses.cross_entropy(z, ids)
+    np.testing.assert_allclose(  # jit and eager may differ in the last bit
+        jax.jit(losses.cross_entropy)(z, one_hot),
+        losses.cross_entropy(z, ids),
+        rtol=1e-6,
+        atol=1e-7,
     )
     with pytest.raises(ValueError, match=r"cross_entropy: `labels` row 0 sums to 2, not 1"):
         losses.cross_entropy(z[:1], jnp.array([[1, 1, 0, 0]], dtype))
@@ -219,7 +234,7 @@ def test_binary_cross_entropy_at_extreme_logits_matches_torch(dtype):
     ref = TF.binary_cross_entropy_with_logits(tz, _t(y), reduction="sum")
     ref.backward()
     assert np.isfinite(value) and np.isfinite(grad).all()
-    np.testing.assert_allclose(value, ref.item(), rtol=1e-6)
+    np.testing.assert_allclose(value, ref.item(), rtol=1e-6, atol=1e-7)
     np.testing.assert_allclose(grad, tz.grad.numpy(), rtol=1e-6, atol=1e-7)
 
 
@@ -244,7 +259,7 @@ def test_regression_gradients_match_torch_at_zero_error_and_at_delta(ours, ref):
     tp = _t(p, grad=True)
     r = ref(tp, _t(t))
     r.backward()
-    np.testing.assert_allclose(value, r.item(), rtol=1e-12)
+    np.testing.assert_allclose(value, r.item(), rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(grad, tp.grad.numpy(), rtol=1e-12, atol=1e-15)
 
 
@@ -317,7 +332,7 @@ def test_conv_kernel_variance_uses_the_receptive_field(name, shape):
     variance = VARIANCE[name](field * shape[-2], field * shape[-1])
     w = np.asarray(initializers.init_param(name, jax.random.key(7), shape, jnp.float32))
     # ~25k-98k samples: the sample variance is within a few percent
-    np.testing.assert_allclose(w.var(), variance, rtol=0.05)
+    np.testing.assert_allclose(w.var(), variance, rtol=0.05, atol=1e-3)
     assert abs(w.mean()) < 0.05 * np.sqrt(variance)
     if name.endswith("uniform"):
         assert np.abs(w).max() <= np.sqrt(3 * variance)
