@@ -37,6 +37,7 @@ def init_params(
 ) -> Params:  # fmt: skip
     """``{"kernel": kernel_shape, "bias": (out_channels,)}`` drawn from ``key`` (checked)."""
     _checks.check_key(op, "key", key)
+    use_bias = _checks.check_static_bool(op, "use_bias", use_bias)
     k_kernel, k_bias = jax.random.split(key)
     params = {"kernel": initializers.init_param(kernel_init, k_kernel, kernel_shape, dtype)}
     if use_bias:

@@ -65,6 +65,7 @@ def multi_head_attention_init(
         op, "out_features", features if out_features is None else out_features
     )
     _checks.check_key(op, "key", key)
+    use_bias = _checks.check_static_bool(op, "use_bias", use_bias)
     head_dim = features // num_heads
     keys = jax.random.split(key, 4)
     params = {}
@@ -195,6 +196,7 @@ def multi_head_attention(
         _checks.check_key(op, "key", key)
     x = _utils.as_compute(op, x)
     _checks.check_rank(op, "x", x, 3)
+    causal = _checks.check_static_bool(op, "causal", causal)
     if context is None:
         context = x
     else:

@@ -47,6 +47,7 @@ def dense_init(
     in_features = _utils.positive_int("dense_init", "in_features", in_features)
     out_features = _utils.positive_int("dense_init", "out_features", out_features)
     _checks.check_key("dense_init", "key", key)
+    use_bias = _checks.check_static_bool("dense_init", "use_bias", use_bias)
     k_kernel, k_bias = jax.random.split(key)
     params = {
         "kernel": initializers.init_param(kernel_init, k_kernel, (in_features, out_features), dtype)

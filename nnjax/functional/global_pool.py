@@ -35,6 +35,7 @@ def global_avg_pool(x: jax.typing.ArrayLike, *, keepdims: bool = False) -> jax.A
     """
     x = _utils.as_compute("global_avg_pool", x)
     axes = _spatial_axes("global_avg_pool", x)
+    keepdims = _checks.check_static_bool("global_avg_pool", "keepdims", keepdims)
     mean = jnp.mean(x.astype(_utils.stat_dtype(x)), axis=axes, keepdims=keepdims)
     return mean.astype(x.dtype)
 
@@ -58,4 +59,5 @@ def global_max_pool(x: jax.typing.ArrayLike, *, keepdims: bool = False) -> jax.A
       Array([[6., 7.]], dtype=float32)
     """
     x = _utils.as_compute("global_max_pool", x)
+    keepdims = _checks.check_static_bool("global_max_pool", "keepdims", keepdims)
     return jnp.max(x, axis=_spatial_axes("global_max_pool", x), keepdims=keepdims)

@@ -50,6 +50,7 @@ def _avg_pool(
     op: str, nd: int, x, window, stride, padding, count_include_pad, formulation
 ) -> jax.Array:
     x, window, stride, mode, how = _window_args(op, nd, x, window, stride, padding, formulation)
+    count_include_pad = _checks.check_static_bool(op, "count_include_pad", count_include_pad)
     dtype = _utils.stat_dtype(x)  # sums of float16/bfloat16 windows in float32, as PyTorch
     xs = _bfloat16.to_float32(x) if x.dtype != dtype else x  # (float16 overflowed at 65504)
     window_sum = _forms.SUM[how]
