@@ -7,8 +7,8 @@ starts; :class:`nnjax.train.driver.RunView`): ``loop.model``, ``loop.state`` (th
 ``loop.stop_training = True``), ``loop.set_hyperparameter(name, value)``,
 ``loop.restore_weights(params, rest)``. See also :mod:`nnjax.train.checkpoint`,
 :mod:`nnjax.train.loggers` (:class:`CSVLogger`, :class:`TensorBoard`) and
-:mod:`nnjax.train.monitor` (:class:`EarlyStopping`, :class:`ReduceLROnPlateau`,
-:class:`Monitor`), all re-exported here.
+:mod:`nnjax.train.monitor` (:class:`EarlyStopping`, :class:`Monitor`) and
+:mod:`nnjax.train.plateau` (:class:`ReduceLROnPlateau`), all re-exported here.
 
 Example:
   >>> import numpy as np
@@ -249,12 +249,13 @@ class LearningRateScheduler(Callback):
         self.loop.set_hyperparameter("learning_rate", float(rate))
 
 
-# The logging callbacks live in nnjax.train.loggers, the metric-watching ones with their
-# Monitor in nnjax.train.monitor; re-exported here so that
-# ``from nnjax.train.callbacks import EarlyStopping`` keeps working. Imported last: they
-# subclass Callback, defined above.
+# The logging callbacks live in nnjax.train.loggers, the metric-watching ones in
+# nnjax.train.monitor (EarlyStopping, with their Monitor) and nnjax.train.plateau;
+# re-exported here so that ``from nnjax.train.callbacks import EarlyStopping`` keeps
+# working. Imported last: they subclass Callback, defined above.
 from nnjax.train.loggers import CSVLogger, TensorBoard  # noqa: E402
-from nnjax.train.monitor import EarlyStopping, Monitor, ReduceLROnPlateau  # noqa: E402
+from nnjax.train.monitor import EarlyStopping, Monitor  # noqa: E402
+from nnjax.train.plateau import ReduceLROnPlateau  # noqa: E402
 
 __all__ = [
     "CSVLogger",

@@ -1,8 +1,9 @@
-"""The callbacks that watch a logged metric, and the :class:`Monitor` they share.
+"""The early-stopping callback, and the :class:`Monitor` the metric watchers share.
 
 :class:`Monitor` tracks the best value of one metric; it serves :class:`EarlyStopping`
-and :class:`ReduceLROnPlateau` (both here), ``ModelCheckpoint`` and sweeps. All three
-are re-exported by :mod:`nnjax.train.callbacks` (and :mod:`nnjax.train`).
+(here), ``ReduceLROnPlateau`` (:mod:`nnjax.train.plateau`, re-exported here),
+``ModelCheckpoint`` and sweeps. All three are re-exported by
+:mod:`nnjax.train.callbacks` (and :mod:`nnjax.train`).
 
 Example:
   >>> m = Monitor("val_accuracy")
@@ -16,10 +17,8 @@ import math
 import numbers
 from typing import Any
 
-import numpy as np
-
-from nnjax.train import optimizers, sharding
-from nnjax.train.callbacks import Callback, Logs, _check_injected
+from nnjax.train import sharding
+from nnjax.train.callbacks import Callback, Logs
 from nnjax.train.history import History
 from nnjax.train.validation import check_count
 
@@ -46,7 +45,8 @@ def _finite(owner: str, name: str, value: Any, *, low: float = 0.0) -> float:
             f"{owner}: `{name}` must be a number, got {value!r} ({type(value).__name__})"
         )
     if not math.isfinite(value) or value < low:
-        raise ValueError(f"{owner}: `{name}` must be a finite number >= {low:g}, got {value!r}")
+        bound = f" >= {low:g}" if low > -math.inf else ""
+        raise ValueError(f"{owner}: `{name}` must be a finite number{bound}, got {value!r}")
     return float(value)
 
 
@@ -93,11 +93,12 @@ class Monitor:
             )
         return float(logs[self.monitor])
 
-    def improves(self, value: float) -> bool:
-        """Whether ``value`` beats the best so far by more than ``min_delta``."""
+    def improves(self, value: float, than: float | None = None) -> bool:
+        """Whether ``value`` beats ``than`` (the best so far by default) by > ``min_delta``."""
+        than = self.best if than is None else than
         if self.mode == "min":
-            return value < self.best - self.min_delta
-        return value > self.best + self.min_delta
+            return value < than - self.min_delta
+        return value > than + self.min_delta
 
     def update(self, logs: Logs) -> bool:
         """Records the value in ``logs``; returns whether it improved on the best."""
@@ -133,36 +134,56 @@ def resumed_logs(loop: Any, name: str) -> list[tuple[int, dict[str, float]]]:
 class EarlyStopping(Callback):
     """Stops training when ``monitor`` has not improved for ``patience`` epochs.
 
-    As Keras' callback: an epoch improves when its value beats the best so far by more
+    Keras 3's rule, applied from epoch ``start_from_epoch`` on (the epochs before it are
+    not counted at all). An epoch improves when its value beats the best so far by more
     than ``min_delta`` (``value < best - min_delta`` in mode ``"min"``,
-    ``value > best + min_delta`` in mode ``"max"``); training stops after the epoch that
-    makes ``patience`` epochs in a row without improvement (``patience=0``: the first).
-    Keras' ``baseline`` and ``start_from_epoch`` are not supported.
+    ``value > best + min_delta`` in mode ``"max"``; the first counted epoch does when its
+    value is finite). Each counted epoch adds one to ``wait``; an improvement resets it
+    to 0, with a ``baseline`` only one that also beats the baseline by more than
+    ``min_delta``. Training stops after an epoch that does not improve once
+    ``wait >= patience`` (``patience=0``: the first epoch that does not improve); an
+    improvement never stops it.
 
     Args:
       monitor: the logged metric to watch (``"val_loss"``); ``fit`` checks before
         training that it logs this name.
-      patience: epochs without improvement before stopping.
+      patience: the ``wait`` from which an epoch that does not improve stops training
+        (without ``baseline``: epochs in a row without improvement).
       min_delta: the smallest change that counts as an improvement (``>= 0``, in either
-        mode).
+        mode), over the best so far and over ``baseline``.
       mode: ``"min"``, ``"max"`` or ``"auto"`` (the rule: :class:`Monitor`).
-      restore_best_weights: put the parameters and model state of the best epoch back
-        into the model when training ends, whether or not it stopped early (a host copy
-        is kept; donation never touches it). Not after an exception.
+      baseline: a value to beat, or ``None``. It is not a starting best: epochs that
+        improve on each other still improve (and set ``best_epoch``), but ``wait`` keeps
+        counting until one beats the baseline. If none does, training stops at the first
+        epoch that does not improve once ``patience`` epochs have been counted.
+      restore_best_weights: put the parameters and model state of the best counted
+        epoch (whether or not it beat ``baseline``) back into the model when training
+        ends, whether or not it stopped early (a host copy is kept; donation never
+        touches it). Not after an exception, nor when no epoch was counted. In a run
+        resumed with ``resume_from`` only epochs trained after the resume can be put
+        back (a checkpoint holds no earlier best weights): the best of them, if it beats
+        the resumed epochs' best; else the model keeps its last weights (``best_epoch``
+        then names a resumed epoch).
+      start_from_epoch: the first (0-based) epoch counted: a warm-up before it neither
+        improves nor stalls, so training never stops before it (past the last epoch:
+        nothing is counted, nothing stops or is restored).
 
     Raises:
-      TypeError: ``patience`` not an int, ``min_delta`` not a number, ``monitor`` not a
-        string.
-      ValueError: ``patience`` or ``min_delta`` negative, a non-finite ``min_delta``, an
-        unknown ``mode``; from ``fit``, before training, when ``monitor`` is not a name
-        it logs (the message lists those it does).
+      TypeError: ``patience`` or ``start_from_epoch`` not an int, ``min_delta`` or
+        ``baseline`` not a number (a bool is not one), ``monitor`` not a string.
+      ValueError: ``patience``, ``start_from_epoch`` or ``min_delta`` negative, a
+        non-finite ``min_delta`` or ``baseline``, an unknown ``mode``; from ``fit``,
+        before training, when ``monitor`` is not a name it logs (the message lists
+        those it does).
 
     Attributes:
       monitor: the :class:`Monitor` (``monitor.monitor`` is the name, ``monitor.best``
         the best value so far).
+      baseline: the value to beat (a float), or ``None``.
+      start_from_epoch: the first epoch counted.
       stopped_epoch: the (0-based) epoch after which training stopped, or ``None``.
-      best_epoch: the epoch with the best monitored value, ``None`` before any.
-      wait: epochs since the last improvement.
+      best_epoch: the counted epoch with the best monitored value, ``None`` before any.
+      wait: epochs counted since the last one that reset it (see above).
 
     Example:
       With ``min_delta=1.0`` no epoch after the first improves enough, so training stops
@@ -189,16 +210,46 @@ class EarlyStopping(Callback):
         patience: int = 0,
         min_delta: float = 0.0,
         mode: str = "auto",
+        baseline: float | None = None,
         restore_best_weights: bool = False,
+        start_from_epoch: int = 0,
     ) -> None:
+        owner = "EarlyStopping"
         self.patience = check_count("patience", patience)
-        check_mode("EarlyStopping", mode)
-        self.monitor = Monitor(monitor, mode, _finite("EarlyStopping", "min_delta", min_delta))
+        self.start_from_epoch = check_count("start_from_epoch", start_from_epoch)
+        check_mode(owner, mode)
+        self.monitor = Monitor(monitor, mode, _finite(owner, "min_delta", min_delta))
+        self.baseline = None
+        if baseline is not None:
+            self.baseline = _finite(owner, "baseline", baseline, low=-math.inf)
         self.restore_best_weights = restore_best_weights
         self.wait = 0
         self.stopped_epoch: int | None = None
         self.best_epoch: int | None = None
         self.best_weights: Any = None
+
+    def judge(
+        self, monitor: Monitor, wait: int, epoch: int, value: float
+    ) -> tuple[bool, int, bool] | None:
+        """The rule for one epoch: ``(improved, wait after it, stop after it)``.
+
+        ``monitor`` holds the best value so far (updated in place), ``wait`` the count
+        before the epoch; ``None`` for an epoch before ``start_from_epoch`` (not
+        counted). Sweeps apply it to each member on its own.
+
+        Example:
+          >>> stop, m = EarlyStopping("loss", patience=1, baseline=0.5), Monitor("loss")
+          >>> stop.judge(m, 0, 0, 0.9), stop.judge(m, 1, 1, 0.8), stop.judge(m, 2, 2, 0.85)
+          ((True, 1, False), (True, 2, False), (False, 3, True))
+        """
+        if epoch < self.start_from_epoch:
+            return None
+        wait += 1
+        if monitor.improves(value):
+            monitor.best = value
+            beaten = self.baseline is None or monitor.improves(value, self.baseline)
+            return True, 0 if beaten else wait, False
+        return False, wait, wait >= self.patience
 
     def on_train_begin(self, logs=None):
         """Resets the best value, the wait count and the kept weights.
@@ -212,22 +263,23 @@ class EarlyStopping(Callback):
         for epoch, past in resumed_logs(self.loop, self.monitor.monitor):
             self._count(epoch, past)
 
-    def _count(self, epoch: int, logs: Logs) -> bool:
-        """Counts ``epoch``: whether it improved (else one more stall)."""
-        if self.monitor.update(logs):
-            self.wait, self.best_epoch = 0, epoch
-            return True
-        self.wait += 1
-        return False
+    def _count(self, epoch: int, logs: Logs) -> tuple[bool, bool]:
+        """Counts ``epoch``: ``(improved, stop after it)``."""
+        verdict = self.judge(self.monitor, self.wait, epoch, self.monitor.value(logs))
+        if verdict is None:
+            return False, False
+        improved, self.wait, stop = verdict
+        if improved:
+            self.best_epoch = epoch
+        return improved, stop
 
     def on_epoch_end(self, epoch, logs=None):
         """Records an improvement, or counts a stall and stops after ``patience`` of them."""
-        if self._count(epoch, logs):
-            if self.restore_best_weights:
-                state = self.loop.state  # a host copy, with any process count:
-                self.best_weights = sharding.to_host((state.params, state.rest))
-            return
-        if self.wait >= self.patience:
+        improved, stop = self._count(epoch, logs)
+        if improved and self.restore_best_weights:
+            state = self.loop.state  # a host copy, with any process count:
+            self.best_weights = sharding.to_host((state.params, state.rest))
+        if stop:
             self.stopped_epoch = epoch
             self.loop.request_stop()
 
@@ -237,122 +289,9 @@ class EarlyStopping(Callback):
             self.loop.restore_weights(*self.best_weights)
 
 
-class ReduceLROnPlateau(Callback):
-    """Multiplies the learning rate by ``factor`` when ``monitor`` stalls.
-
-    After ``patience`` epochs without improvement, as Keras' callback (improvement as in
-    :class:`EarlyStopping`). The rate lives in the optimizer state
-    (``optax.inject_hyperparams``): a change takes effect at the next update and
-    compiles nothing.
-
-    Args:
-      monitor: the logged metric to watch; ``fit`` checks before training that it logs
-        this name.
-      factor: the multiplier (< 1).
-      patience: epochs without improvement before a reduction.
-      min_delta: the smallest change that counts as an improvement.
-      cooldown: epochs after a reduction during which stalls are not counted (an
-        improvement still updates the best value).
-      min_lr: a reduction never takes the rate below this (a rate already below it is
-        left as it is).
-      mode: ``"min"``, ``"max"`` or ``"auto"`` (see :class:`EarlyStopping`).
-
-    Raises:
-      TypeError: ``patience`` or ``cooldown`` not an int, ``factor``, ``min_delta`` or
-        ``min_lr`` not a number.
-      ValueError: ``factor`` outside ``(0, 1)``; a negative ``patience``, ``cooldown``,
-        ``min_delta`` or ``min_lr``; a non-finite number; an unknown ``mode``. From
-        ``fit``, before training: ``monitor`` is not a name it logs, or the optimizer
-        has no injected ``learning_rate`` (an Optax transformation passed as is).
-
-    Example:
-      With ``min_delta=1.0`` every epoch after the first is a stall; after ``patience=2``
-      of them the rate is halved (and logged from the next epoch on):
-
-      >>> import numpy as np
-      >>> from flax import nnx
-      >>> from nnjax import nn, train
-      >>> x = np.random.default_rng(0).normal(size=(32, 4)).astype("float32")
-      >>> y = (x[:, 0] > 0).astype("int32")
-      >>> model = nn.MLP(4, (8,), 2, rngs=nnx.Rngs(0))
-      >>> reduce = ReduceLROnPlateau("val_loss", factor=0.5, patience=2, min_delta=1.0)
-      >>> history = train.fit(model, (x, y), loss="cross_entropy", epochs=5, batch_size=8,
-      ...                     learning_rate=0.01, validation_data=(x, y), verbose=0,
-      ...                     callbacks=[reduce])
-      >>> history.history["learning_rate"]
-      [0.01, 0.01, 0.01, 0.005, 0.005]
-    """
-
-    def __init__(
-        self,
-        monitor: str = "val_loss",
-        *,
-        factor: float = 0.1,
-        patience: int = 10,
-        min_delta: float = 1e-4,
-        cooldown: int = 0,
-        min_lr: float = 0.0,
-        mode: str = "auto",
-    ) -> None:
-        owner = "ReduceLROnPlateau"
-        if not 0.0 < _finite(owner, "factor", factor, low=-math.inf) < 1.0:
-            raise ValueError(f"{owner}: factor must lie in (0, 1), got {factor}")
-        check_mode(owner, mode)
-        self.monitor = Monitor(monitor, mode, _finite(owner, "min_delta", min_delta))
-        self.factor = float(factor)
-        self.min_lr = optimizers.check_learning_rate(min_lr, name="min_lr", zero_ok=True)
-        self.patience = check_count("patience", patience)
-        self.cooldown = check_count("cooldown", cooldown)
-        self.wait, self.cooling = 0, 0
-
-    def on_train_begin(self, logs=None):
-        """Checks that the rate is injected; resets the best value, the wait and cooldown.
-
-        A resumed run's epochs (``resume_from``) are replayed, so the counts are the
-        uninterrupted run's. Its reductions are in the resumed optimizer state, except one
-        due after the last resumed epoch when the checkpoint was saved before this
-        callback acted (a ``ModelCheckpoint`` listed first): that one is made now.
-        """
-        _check_injected(self)
-        self.monitor.best = Monitor(self.monitor.monitor, self.monitor.mode).best
-        self.wait, self.cooling = 0, 0
-        due, used = False, None
-        for _, past in resumed_logs(self.loop, self.monitor.monitor):
-            due, used = self._due(past), past.get("learning_rate")
-        if due and used is not None and self._rate() == np.float32(used):
-            self._reduce()  # the state still holds the rate its last epoch trained with
-
-    def _rate(self) -> float:
-        return self.loop.get_hyperparameter("learning_rate")
-
-    def _reduce(self) -> None:
-        lr = self._rate()
-        new = max(lr * self.factor, self.min_lr)
-        if new < lr:
-            self.loop.set_hyperparameter("learning_rate", new)
-
-    def _due(self, logs: Logs) -> bool:
-        """Counts one epoch; whether a reduction is due after it (the counts then reset)."""
-        improved = self.monitor.update(logs)
-        if self.cooling:
-            self.cooling -= 1
-            self.wait = 0
-        if improved:
-            self.wait = 0
-            return False
-        if self.cooling:  # still cooling down: a stall is not counted (as in Keras)
-            return False
-        self.wait += 1
-        if self.wait < self.patience:
-            return False
-        self.wait, self.cooling = 0, self.cooldown
-        return True
-
-    def on_epoch_end(self, epoch, logs=None):
-        """Multiplies the learning rate by ``factor`` after ``patience`` stalled epochs."""
-        if self._due(logs):
-            self._reduce()
-
+# Defined in nnjax.train.plateau; re-exported so that ``nnjax.train.monitor`` keeps
+# serving it. Imported last: it builds on the names above.
+from nnjax.train.plateau import ReduceLROnPlateau  # noqa: E402
 
 __all__ = [
     "MODES",

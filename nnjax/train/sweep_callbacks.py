@@ -4,8 +4,10 @@
 :class:`~nnjax.train.callbacks.EarlyStopping` and
 :class:`~nnjax.train.checkpoint.ModelCheckpoint` and runs these in their place:
 
-- :class:`MemberStopping` applies ``EarlyStopping``'s rule to every member on its own
-  (one :class:`~nnjax.train.callbacks.Monitor` per member, the same wait count): a
+- :class:`MemberStopping` applies ``EarlyStopping``'s rule
+  (:meth:`~nnjax.train.callbacks.EarlyStopping.judge`: ``patience``, ``min_delta``,
+  ``baseline``, ``start_from_epoch``) to every member on its own (one
+  :class:`~nnjax.train.callbacks.Monitor` and one wait count per member): a
   member that stops is masked out (``active = 0``) and, with
   ``restore_best_weights``, its parameters and model state go back to its best epoch
   at once (a member that never improved keeps its weights, as with ``fit``); the sweep
@@ -46,6 +48,8 @@ class MemberStopping(Callback):
     """``EarlyStopping`` per member (see the module docstring).
 
     Attributes:
+      rule: the user's ``EarlyStopping``, whose :meth:`~EarlyStopping.judge` decides
+        each member's epoch (it is only read).
       monitor: a :class:`Monitor` naming the metric (checked before training).
       wait, best_epoch, stopped_epoch: ``(M,)`` int arrays (``-1``: none yet).
       best_values: each member's best monitored value.
@@ -53,6 +57,7 @@ class MemberStopping(Callback):
     """
 
     def __init__(self, spec: EarlyStopping, members: int) -> None:
+        self.rule = spec
         self.monitor = Monitor(spec.monitor.monitor, spec.monitor.mode, spec.monitor.min_delta)
         self.patience = int(spec.patience)
         self.restore_best_weights = bool(spec.restore_best_weights)
@@ -82,15 +87,15 @@ class MemberStopping(Callback):
         state: SweepState = self.loop.state
         active = np.asarray(jax.device_get(state.active)) > 0
         values = np.asarray((logs or {})[self.monitor.monitor], np.float64)
-        improved = np.zeros(self.members, bool)
+        improved, stop = np.zeros(self.members, bool), np.zeros(self.members, bool)
         for i, monitor in enumerate(self._monitors()):
-            if active[i] and monitor.update({self.monitor.monitor: values[i]}):
-                improved[i], self.best_values[i] = True, monitor.best
+            verdict = None
+            if active[i]:
+                verdict = self.rule.judge(monitor, int(self.wait[i]), epoch, float(values[i]))
+            if verdict is not None:
+                improved[i], self.wait[i], stop[i] = verdict
+                self.best_values[i] = monitor.best
         self.best_epoch[improved] = epoch
-        self.wait[improved] = 0
-        stalled = active & ~improved
-        self.wait[stalled] += 1
-        stop = stalled & (self.wait >= self.patience)
         self.stopped_epoch[stop] = epoch
         params, rest = state.params, state.rest
         if self.restore_best_weights and improved.any():
