@@ -80,6 +80,9 @@ class Metric:
         arrays (jit-able); padded rows have mask 0.
       result: ``result(total) -> float`` from the accumulated host statistics.
       concat: the statistics are per-example arrays to concatenate (AUC), not sums.
+      merge: ``merge(a, b) -> total`` combines two batches' (or totals') host
+        statistics when they do not simply add up (R²'s means and centred sums of
+        squares, Chan et al.'s pairwise update); ``None``: they add up.
 
     Example:
       >>> count = Metric("count", lambda p, y, m: {"n": jnp.sum(m)}, lambda s: float(s["n"]))
@@ -91,23 +94,25 @@ class Metric:
     stats: Callable[[jax.Array, jax.Array, jax.Array], Stats]
     result: Callable[[Stats], float]
     concat: bool = False
+    merge: Callable[[Stats, Stats], Stats] | None = None
 
 
 def accumulate(metric: Metric, batches: Sequence[Stats], *, stacked: bool = False) -> Stats:
-    """Adds up (or concatenates) the host statistics of several batches.
+    """Adds up (or concatenates, or merges) the host statistics of several batches.
 
     With ``stacked``, each has a leading axis of steps (``(K, ...)`` from one dispatch).
 
     Args:
-      metric: the metric whose statistics these are (``concat`` decides how they
-        combine).
+      metric: the metric whose statistics these are (``concat`` and ``merge`` decide
+        how they combine).
       batches: one :data:`Stats` per batch (or per dispatch), with the same keys;
         host or device arrays.
       stacked: each entry holds a leading axis of ``K`` steps, summed over first.
 
     Returns:
-      The total: float64 NumPy sums per key, or for a ``concat`` metric (AUC) the
-      flattened per-example arrays concatenated in order.
+      The total: float64 NumPy sums per key; for a ``concat`` metric (AUC) the
+      flattened per-example arrays concatenated in order; for one with ``merge``, the
+      steps' float64 statistics merged in order.
 
     Example:
       >>> m = top_k_accuracy(1)
@@ -117,12 +122,21 @@ def accumulate(metric: Metric, batches: Sequence[Stats], *, stacked: bool = Fals
     """
     if metric.concat:
         return {k: np.concatenate([np.ravel(b[k]) for b in batches]) for k in batches[0]}
+    if metric.merge is not None:
+        host = [{k: np.asarray(v, np.float64) for k, v in b.items()} for b in batches]
+        if stacked:  # one entry per step
+            host = [{k: v[i] for k, v in b.items()} for b in host for i in range(_steps(b))]
+        return functools.reduce(metric.merge, host)
 
     def total(key: str) -> Any:
         parts = [np.asarray(b[key], np.float64) for b in batches]
         return sum(p.sum(axis=0) if stacked else p for p in parts)
 
     return {k: total(k) for k in batches[0]}
+
+
+def _steps(stats: Stats) -> int:
+    return len(next(iter(stats.values())))
 
 
 def _div(a: Any, b: Any) -> Any:

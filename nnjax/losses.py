@@ -1,8 +1,15 @@
 """Loss functions ``loss(predictions, targets) -> scalar``, built on :mod:`optax.losses`.
 
-Conventions (the same as Optax): predictions first, targets second; classification
-losses take *logits* (unnormalised scores), not probabilities. Every loss reduces with
-``reduction="mean"`` (the default), ``"sum"`` or ``"none"`` (per-example values).
+Conventions (the same as Optax): predictions first, targets second; ``cross_entropy``
+and ``binary_cross_entropy`` take *logits* (unnormalised scores), not probabilities.
+Every loss reduces with ``reduction="mean"`` (the default), ``"sum"`` or ``"none"``
+(per-element or per-row values).
+
+Losses: ``mse``, ``mae``, ``huber``, ``cross_entropy``, ``binary_cross_entropy``, and
+Keras 3's ``kl_divergence`` (of probabilities), ``poisson``, ``log_cosh``, ``hinge``,
+``squared_hinge``, ``categorical_hinge`` and ``cosine_similarity``, each the value of
+``keras.losses.<name>``. :func:`get` takes these names and Keras's aliases
+(``"mean_squared_error"``, ``"sparse_categorical_crossentropy"``, ``"kld"``...).
 
 Example:
   >>> import jax.numpy as jnp
@@ -21,77 +28,29 @@ import numpy as np
 import optax
 
 from nnjax import _checks, _registry
+from nnjax._loss_checks import (
+    _check_class_ids,
+    _check_same_shape,
+    _check_values,
+    _concrete,
+    _floating,
+    _reduce,
+)
+from nnjax._losses_keras import (
+    KERAS_LOSSES,
+    categorical_hinge,
+    cosine_similarity,
+    hinge,
+    kl_divergence,
+    log_cosh,
+    poisson,
+    squared_hinge,
+)
 from nnjax.errors import ShapeError
 
 Loss = Callable[..., jax.Array]
 """``loss(predictions, targets, *, reduction="mean") -> jax.Array``: a scalar by default."""
 ArrayLike = jax.typing.ArrayLike
-
-
-def _reduce(values: jax.Array, reduction: str) -> jax.Array:
-    if reduction in ("mean", "sum"):
-        return jnp.mean(values) if reduction == "mean" else jnp.sum(values)
-    if reduction == "none":
-        return values
-    raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
-
-
-def _floating(predictions: ArrayLike, targets: ArrayLike) -> tuple[jax.Array, jax.Array]:
-    """Both in their promoted dtype, float32 if that is not floating (integer targets)."""
-    dtype = jnp.result_type(predictions, targets)
-    dtype = dtype if jnp.issubdtype(dtype, jnp.inexact) else jnp.dtype(jnp.float32)
-    return jnp.asarray(predictions, dtype), jnp.asarray(targets, dtype)
-
-
-def _check_same_shape(
-    name: str, predictions: ArrayLike, targets: ArrayLike, names=("predictions", "targets")
-) -> None:
-    """Raises :class:`~nnjax.errors.ShapeError` unless both have the same (static) shape."""
-    if jnp.shape(predictions) != jnp.shape(targets):
-        raise ShapeError(
-            f"{name}: `{names[0]}` has shape {jnp.shape(predictions)} but `{names[1]}` has "
-            f"shape {jnp.shape(targets)}; they must match"
-        )
-
-
-def _concrete(x: ArrayLike) -> np.ndarray | None:
-    """``x`` as a NumPy array, or ``None`` when traced: value checks skip traced arrays."""
-    return None if isinstance(x, jax.core.Tracer) else np.asarray(x)
-
-
-def _check_values(
-    op: str, name: str, x: ArrayLike, bad: Callable[[np.ndarray], np.ndarray], what: str
-) -> None:
-    """Concrete ``x`` only: raises naming the first entry where ``bad(values)`` holds."""
-    values = _concrete(x)
-    if values is None or values.size == 0:
-        return
-    flags = np.asarray(bad(values))
-    if flags.any():
-        at = tuple(int(i) for i in np.argwhere(flags)[0])
-        where = f"{name}[{', '.join(map(str, at))}]" if at else name
-        count = int(flags.sum())
-        raise ValueError(
-            f"{op}: `{where}` = {values[at].item()!r} {what} "
-            f"({count} bad value{'s' if count != 1 else ''} in `{name}`)"
-        )
-
-
-def _check_class_ids(op: str, logits: jax.Array, labels: jax.Array) -> None:
-    """Checks class ids ``labels (...)`` for ``logits (..., C)``.
-
-    A ShapeError unless the shape is ``logits.shape[:-1]`` (static, so also under jit);
-    a ValueError naming the first concrete id outside ``[0, C)``.
-    """
-    if labels.shape != logits.shape[:-1]:
-        raise ShapeError(
-            f"{op}: integer `labels` have shape {labels.shape} but `logits` has shape "
-            f"{logits.shape}; the labels must have shape {logits.shape[:-1]} (one class id "
-            "per row of logits)"
-        )
-    classes = logits.shape[-1]
-    what = f"is not a class id in [0, {classes}): the logits have {classes} classes"
-    _check_values(op, "labels", labels, lambda v: (v < 0) | (v >= classes), what)
 
 
 def mse(predictions: ArrayLike, targets: ArrayLike, *, reduction: str = "mean") -> jax.Array:
@@ -364,6 +323,7 @@ _REGISTRY: dict[str, Loss] = {
     "categorical_crossentropy": cross_entropy,
     "binary_cross_entropy": binary_cross_entropy,
     "binary_crossentropy": binary_cross_entropy,
+    **KERAS_LOSSES,
 }
 
 
@@ -390,10 +350,17 @@ def get(loss: str | Loss) -> Loss:
 __all__ = [
     "Loss",
     "binary_cross_entropy",
+    "categorical_hinge",
     "check_distribution",
+    "cosine_similarity",
     "cross_entropy",
     "get",
+    "hinge",
     "huber",
+    "kl_divergence",
+    "log_cosh",
     "mae",
     "mse",
+    "poisson",
+    "squared_hinge",
 ]

@@ -22,7 +22,9 @@ padding) and should leave the padded rows out (e.g. with
 Names (:func:`resolve`): ``accuracy``, ``top_k_accuracy`` (``k=5``), ``precision``,
 ``recall``, ``f1`` (binary for one-output or two-class models, else macro; also
 ``f1_macro``, ``f1_micro``, ``precision_binary``...), ``auc`` (binary ROC AUC),
-``mse``, ``mae``, and every loss of :mod:`nnjax.losses`.
+``r2`` (the coefficient of determination, scikit-learn's ``r2_score``), ``mse``,
+``mae``, and every loss of :mod:`nnjax.losses` (``huber``, ``log_cosh``, ``hinge``,
+``kl_divergence``, ``cosine_similarity``...: each the mean of its per-example values).
 
 Example:
   >>> import jax.numpy as jnp
@@ -46,6 +48,7 @@ import jax
 import jax.numpy as jnp
 
 from nnjax import _registry, losses
+from nnjax._metrics_r2 import r2 as _r2_metric
 from nnjax._metrics_streaming import (
     _SCORES,
     Metric,
@@ -154,6 +157,7 @@ def _named_metrics() -> dict[str, Callable[[], Metric]]:
         "acc": lambda: _accuracy_metric("acc"),
         "top_k_accuracy": top_k_accuracy,
         "auc": _auc_metric,
+        "r2": _r2_metric,
         "mse": lambda: _from_function("mse", losses.mse),
         "mae": lambda: _from_function("mae", losses.mae),
     }

@@ -1,0 +1,89 @@
+"""Shared checks and reductions of the losses (private; :mod:`nnjax.losses` re-exports).
+
+Used by :mod:`nnjax.losses`, its Keras losses (``nnjax._losses_keras``) and the metrics:
+the reduction, the dtype promotion, and the shape and value checks whose messages name
+the loss and the argument.
+
+Example:
+  >>> import jax.numpy as jnp
+  >>> float(_reduce(jnp.array([1.0, 3.0]), "mean"))
+  2.0
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from nnjax.errors import ShapeError
+
+ArrayLike = jax.typing.ArrayLike
+
+
+def _reduce(values: jax.Array, reduction: str) -> jax.Array:
+    if reduction in ("mean", "sum"):
+        return jnp.mean(values) if reduction == "mean" else jnp.sum(values)
+    if reduction == "none":
+        return values
+    raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+
+
+def _floating(predictions: ArrayLike, targets: ArrayLike) -> tuple[jax.Array, jax.Array]:
+    """Both in their promoted dtype, float32 if that is not floating (integer targets)."""
+    dtype = jnp.result_type(predictions, targets)
+    dtype = dtype if jnp.issubdtype(dtype, jnp.inexact) else jnp.dtype(jnp.float32)
+    return jnp.asarray(predictions, dtype), jnp.asarray(targets, dtype)
+
+
+def _check_same_shape(
+    name: str, predictions: ArrayLike, targets: ArrayLike, names=("predictions", "targets")
+) -> None:
+    """Raises :class:`~nnjax.errors.ShapeError` unless both have the same (static) shape."""
+    if jnp.shape(predictions) != jnp.shape(targets):
+        raise ShapeError(
+            f"{name}: `{names[0]}` has shape {jnp.shape(predictions)} but `{names[1]}` has "
+            f"shape {jnp.shape(targets)}; they must match"
+        )
+
+
+def _concrete(x: ArrayLike) -> np.ndarray | None:
+    """``x`` as a NumPy array, or ``None`` when traced: value checks skip traced arrays."""
+    return None if isinstance(x, jax.core.Tracer) else np.asarray(x)
+
+
+def _check_values(
+    op: str, name: str, x: ArrayLike, bad: Callable[[np.ndarray], np.ndarray], what: str
+) -> None:
+    """Concrete ``x`` only: raises naming the first entry where ``bad(values)`` holds."""
+    values = _concrete(x)
+    if values is None or values.size == 0:
+        return
+    flags = np.asarray(bad(values))
+    if flags.any():
+        at = tuple(int(i) for i in np.argwhere(flags)[0])
+        where = f"{name}[{', '.join(map(str, at))}]" if at else name
+        count = int(flags.sum())
+        raise ValueError(
+            f"{op}: `{where}` = {values[at].item()!r} {what} "
+            f"({count} bad value{'s' if count != 1 else ''} in `{name}`)"
+        )
+
+
+def _check_class_ids(op: str, logits: jax.Array, labels: jax.Array) -> None:
+    """Checks class ids ``labels (...)`` for ``logits (..., C)``.
+
+    A ShapeError unless the shape is ``logits.shape[:-1]`` (static, so also under jit);
+    a ValueError naming the first concrete id outside ``[0, C)``.
+    """
+    if labels.shape != logits.shape[:-1]:
+        raise ShapeError(
+            f"{op}: integer `labels` have shape {labels.shape} but `logits` has shape "
+            f"{logits.shape}; the labels must have shape {logits.shape[:-1]} (one class id "
+            "per row of logits)"
+        )
+    classes = logits.shape[-1]
+    what = f"is not a class id in [0, {classes}): the logits have {classes} classes"
+    _check_values(op, "labels", labels, lambda v: (v < 0) | (v >= classes), what)
