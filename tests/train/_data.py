@@ -1,9 +1,11 @@
 """Tiny data sets and models shared by the tests of nnjax.train."""
 
+import jax
 import numpy as np
 from flax import nnx
 
 from nnjax.nn import MLP
+from nnjax.train.callbacks import Callback
 
 
 def blobs(n=96, d=4, classes=3, seed=0):
@@ -22,8 +24,6 @@ def mlp(d=4, classes=3, seed=0, **kwargs):
 
 def leaves(model):
     """The model's parameter arrays as NumPy, in tree order."""
-    import jax
-
     return [np.asarray(a) for a in jax.tree.leaves(nnx.state(model, nnx.Param))]
 
 
@@ -37,7 +37,6 @@ def three_classes(n, seed=0):
 
 def crash_at(at):
     """A callback raising ``RuntimeError("killed")`` at the end of epoch ``at``."""
-    from nnjax.train.callbacks import Callback
 
     class Crash(Callback):
         def on_epoch_end(self, epoch, logs=None):
@@ -45,3 +44,14 @@ def crash_at(at):
                 raise RuntimeError("killed")
 
     return Crash()
+
+
+class Scripted(Callback):
+    """Overwrites ``val_loss`` with a script and keeps each epoch's parameters."""
+
+    def __init__(self, values):
+        self.values, self.params = values, []
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs["val_loss"] = self.values[epoch]
+        self.params.append([np.asarray(a) for a in jax.tree.leaves(self.loop.state.params)])

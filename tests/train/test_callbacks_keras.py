@@ -17,7 +17,7 @@ import pytest
 import nnjax
 import nnjax.train as T
 from nnjax.train import compiled
-from tests.train._data import blobs, leaves, mlp
+from tests.train._data import Scripted, blobs, leaves, mlp
 
 ONE = jax.devices()[:1]
 KW = dict(loss="cross_entropy", batch_size=96, verbose=0, devices=ONE)
@@ -167,17 +167,6 @@ def test_unknown_mode_names_the_callback():
         T.EarlyStopping("loss", mode="up")
     with pytest.raises(ValueError, match="ReduceLROnPlateau: `mode`"):
         T.ReduceLROnPlateau("loss", mode="lower")
-
-
-class Scripted(T.Callback):
-    """Overwrites ``val_loss`` with a script and keeps each epoch's parameters."""
-
-    def __init__(self, values):
-        self.values, self.params = values, []
-
-    def on_epoch_end(self, epoch, logs=None):
-        logs["val_loss"] = self.values[epoch]
-        self.params.append([np.asarray(a) for a in jax.tree.leaves(self.loop.state.params)])
 
 
 def test_restore_best_weights_also_when_stopping_never_triggers():

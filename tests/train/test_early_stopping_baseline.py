@@ -20,7 +20,7 @@ from flax import nnx
 import nnjax.train as T
 from nnjax.nn import MLP
 from nnjax.train.sweep import sweep
-from tests.train._data import blobs, leaves, mlp, three_classes
+from tests.train._data import Scripted, blobs, leaves, mlp, three_classes
 
 ONE = jax.devices()[:1]
 
@@ -183,17 +183,6 @@ def test_numpy_scalars_and_defaults_are_accepted():
     default = T.EarlyStopping("loss", baseline=-2)
     assert (default.baseline, default.start_from_epoch) == (-2.0, 0)
     assert T.EarlyStopping("loss").baseline is None
-
-
-class Scripted(T.Callback):
-    """Overwrites ``val_loss`` with a script and keeps each epoch's parameters."""
-
-    def __init__(self, values):
-        self.values, self.params = values, []
-
-    def on_epoch_end(self, epoch, logs=None):
-        logs["val_loss"] = self.values[epoch]
-        self.params.append([np.asarray(a) for a in jax.tree.leaves(self.loop.state.params)])
 
 
 @pytest.mark.parametrize(
