@@ -30,6 +30,39 @@ def output_size(
 TransposePadding = str | Size
 
 
+def check_output_padding(
+    op: str, nd: int, output_padding, stride, dilation
+) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
+    """``(output_padding, stride, dilation)`` as ``nd``-tuples, after checking them.
+
+    ``output_padding`` must be a non-negative int (or one per axis) smaller than the
+    stride or the dilation on every axis (PyTorch's rule: a larger one would add output
+    rows that no input reaches). The one check behind the functional transposed
+    convolutions and the ``nnjax.nn`` layers, which call it when built.
+
+    Raises:
+      ValueError: naming ``op``, the argument and the values as passed.
+
+    Example:
+      >>> check_output_padding("conv_transpose2d", 2, 1, 2, 1)
+      ((1, 1), (2, 2), (1, 1))
+      >>> try:
+      ...     check_output_padding("conv_transpose1d", 1, 2, 2, 1)
+      ... except ValueError as err:
+      ...     print(err)
+      conv_transpose1d: `output_padding`=2 must be smaller than the stride 2 or the dilation 1 ...
+    """
+    strides = _utils.ntuple(stride, nd, "stride", op)
+    dilations = _utils.ntuple(dilation, nd, "dilation", op)
+    extra = _utils.ntuple(output_padding, nd, "output_padding", op, minimum=0)
+    if any(o >= max(s, d) for o, s, d in zip(extra, strides, dilations)):
+        raise ValueError(
+            f"{op}: `output_padding`={output_padding!r} must be smaller than the stride "
+            f"{stride!r} or the dilation {dilation!r} on every axis"
+        )
+    return extra, strides, dilations
+
+
 def same_pads(kernel: int, stride: int, dilation: int) -> tuple[int, int]:
     """``(lo, hi)`` padding of the stride-dilated input for ``"SAME"`` (output ``n * stride``).
 

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 
 from nnjax import _checks, initializers
 from nnjax.functional import _utils
-from nnjax.functional.dropout import dropout, dropout_active
+from nnjax.functional.dropout import dropout, dropout_key
 
 Params = dict[str, dict[str, jax.Array]]
 _PROJECTIONS = ("query", "key", "value", "out")
@@ -46,9 +46,12 @@ def multi_head_attention_init(
       ...}, "value": {...}, "out": {"kernel": (H, D, out), "bias": (out,)}}``.
 
     Raises:
-      ValueError: for sizes that are not positive ints, or ``num_heads`` not dividing
-        ``features``.
-      TypeError: if ``key`` is not a PRNG key (``jax.random.key(seed)``).
+      ValueError: for sizes that are not positive ints, ``num_heads`` not dividing
+        ``features``, or an unknown ``kernel_init`` name.
+      TypeError: if ``key`` is not a PRNG key (``jax.random.key(seed)``), ``use_bias``
+        is not a bool, ``dtype`` is not floating, or ``kernel_init`` is neither a name
+        nor a callable.
+      nnjax.ShapeError: if ``kernel_init`` cannot draw a ``(rows, F)`` kernel.
 
     Example:
       >>> params = multi_head_attention_init(jax.random.key(0), 8, num_heads=2)
@@ -163,19 +166,23 @@ def multi_head_attention(
         with finite gradients; PyTorch 2.13 gives NaN in ``nn.MultiheadAttention``
         with ``need_weights=True``, zeros in ``scaled_dot_product_attention``).
       causal: query ``t`` attends to keys ``<= t`` only (combined with ``mask``).
-      dropout_rate: probability of dropping each attention weight (training).
-      key: PRNG key for the dropout; required when ``dropout_rate > 0``.
+      dropout_rate: probability of dropping each attention weight (training), in
+        ``[0, 1]``; ``1`` drops every weight (the output is then the ``out`` bias, as
+        in PyTorch with ``dropout=1``).
+      key: PRNG key for the dropout; required when a mask is drawn (``0 <
+        dropout_rate < 1``, or a traced rate), ignored at ``0`` and ``1``.
 
     Returns:
       ``(B, T, out)``, the dtype of ``x``.
 
     Raises:
       nnjax.ShapeError: wrong shapes of ``x``, ``context``, ``mask`` or the parameters.
-      TypeError: non-floating ``x``/``context``, a non-boolean ``mask``, a
-        ``dropout_rate`` that is not a real scalar, or a ``key`` that is not a PRNG key.
-      ValueError: ``dropout_rate > 0`` without ``key``, a concrete ``dropout_rate``
-        outside ``[0, 1]``, or ``params`` (or one of its projections) with a key the op
-        does not read.
+      TypeError: non-floating ``x``/``context``, a non-boolean ``mask``, a ``causal``
+        that is not a bool, a ``dropout_rate`` that is not a real scalar, or (when a
+        mask is drawn) a ``key`` that is not a PRNG key.
+      ValueError: ``0 < dropout_rate < 1`` (or traced) without ``key``, a concrete
+        ``dropout_rate`` outside ``[0, 1]`` or NaN, or ``params`` (or one of its
+        projections) with a key the op does not read.
       KeyError: ``params`` lacks one of ``"query"``, ``"key"``, ``"value"``, ``"out"``
         (or a projection its ``"kernel"``).
 
@@ -189,11 +196,7 @@ def multi_head_attention(
     _utils.check_params(op, params, _PROJECTIONS)
     for name in _PROJECTIONS:
         _utils.check_params(op, params[name], ("kernel",), ("bias",), name=f"params[{name!r}]")
-    drop = dropout_active(op, "dropout_rate", dropout_rate)
-    if drop and key is None:
-        raise ValueError(f"{op}: `dropout_rate`={dropout_rate!r} needs a PRNG `key`")
-    if drop:
-        _checks.check_key(op, "key", key)
+    drop, key = dropout_key(op, dropout_rate, key)
     x = _utils.as_compute(op, x)
     _checks.check_rank(op, "x", x, 3)
     causal = _checks.check_static_bool(op, "causal", causal)
@@ -217,8 +220,7 @@ def multi_head_attention(
     mask = _mask4(op, mask, batch, heads, t, k.shape[1])
     if drop or x.dtype == jnp.float64:  # the fused op computes softmax in float32 only
         weights = attention_weights(q, k, mask, causal)
-        if drop:
-            assert key is not None  # checked above
+        if drop:  # key is None at rate 1: dropout reads none
             weights = dropout(key, weights, dropout_rate)
         o = jnp.einsum("bhts,bshd->bthd", weights.astype(x.dtype), v)
     else:

@@ -81,9 +81,13 @@ def conv2d_init(
 
     Raises:
       ValueError: if ``in_channels``/``out_channels`` are not positive ints (NumPy
-        integers count), ``kernel_size`` is bad, or ``feature_group_count`` does not
-        divide both channel counts.
-      TypeError: if ``key`` is not a PRNG key (``jax.random.key(seed)``).
+        integers count), ``kernel_size`` is bad, ``feature_group_count`` does not
+        divide both channel counts, or an initializer name is unknown.
+      TypeError: if ``key`` is not a PRNG key (``jax.random.key(seed)``), ``use_bias``
+        is not a bool, ``dtype`` is not floating, or an initializer is neither a name
+        nor a callable.
+      nnjax.ShapeError: if an initializer cannot draw its parameter's shape (e.g. a
+        fan-based ``bias_init`` for the 1-D bias).
 
     Example:
       >>> params = conv2d_init(jax.random.key(0), 1, 8, 3)
@@ -128,8 +132,9 @@ def conv1d_init(
       ``use_bias``).
 
     Raises:
-      ValueError, TypeError: as :func:`conv2d_init` (bad sizes or groups; a ``key`` that
-        is not a PRNG key).
+      ValueError, TypeError, nnjax.ShapeError: as :func:`conv2d_init` (bad sizes or
+        groups, a ``key`` that is not a PRNG key, a non-bool ``use_bias``, a bad
+        ``dtype`` or initializer).
 
     Example:
       >>> conv1d_init(jax.random.key(0), 4, 8, 3, feature_group_count=2)["kernel"].shape
@@ -173,8 +178,9 @@ def conv3d_init(
       in ``dtype`` (no ``"bias"`` without ``use_bias``).
 
     Raises:
-      ValueError, TypeError: as :func:`conv2d_init` (bad sizes or groups; a ``key`` that
-        is not a PRNG key).
+      ValueError, TypeError, nnjax.ShapeError: as :func:`conv2d_init` (bad sizes or
+        groups, a ``key`` that is not a PRNG key, a non-bool ``use_bias``, a bad
+        ``dtype`` or initializer).
 
     Example:
       >>> conv3d_init(jax.random.key(0), 1, 4, (3, 3, 1))["kernel"].shape

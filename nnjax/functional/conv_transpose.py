@@ -13,10 +13,10 @@ from jax import lax
 from nnjax import _checks, initializers
 from nnjax.functional import _sharding, _utils
 from nnjax.functional._conv_transpose_pads import TransposePadding as TransposePadding
+from nnjax.functional._conv_transpose_pads import check_output_padding, transpose_pads
 from nnjax.functional._conv_transpose_pads import grouped_kernel as grouped_kernel
 from nnjax.functional._conv_transpose_pads import output_size as output_size
 from nnjax.functional._conv_transpose_pads import same_pads as same_pads
-from nnjax.functional._conv_transpose_pads import transpose_pads
 from nnjax.functional.conv import (
     _LAYOUT,
     Params,
@@ -86,7 +86,7 @@ def conv_transpose1d_init(
       in ``dtype`` (no ``"bias"`` without ``use_bias``).
 
     Raises:
-      ValueError, TypeError: as :func:`nnjax.functional.conv2d_init`.
+      ValueError, TypeError, nnjax.ShapeError: as :func:`nnjax.functional.conv2d_init`.
 
     Example:
       >>> conv_transpose1d_init(jax.random.key(0), 4, 6, 3)["kernel"].shape
@@ -133,7 +133,7 @@ def conv_transpose2d_init(
       ``kernel.transpose(2, 3, 0, 1)``.
 
     Raises:
-      ValueError, TypeError: as :func:`nnjax.functional.conv2d_init`.
+      ValueError, TypeError, nnjax.ShapeError: as :func:`nnjax.functional.conv2d_init`.
 
     Example:
       >>> conv_transpose2d_init(jax.random.key(0), 8, 3, 2)["kernel"].shape
@@ -177,7 +177,7 @@ def conv_transpose3d_init(
       in ``dtype`` (no ``"bias"`` without ``use_bias``).
 
     Raises:
-      ValueError, TypeError: as :func:`nnjax.functional.conv2d_init`.
+      ValueError, TypeError, nnjax.ShapeError: as :func:`nnjax.functional.conv2d_init`.
 
     Example:
       >>> conv_transpose3d_init(jax.random.key(0), 2, 1, 2)["kernel"].shape
@@ -218,16 +218,8 @@ def conv_transpose(
         op, feature_group_count, in_channels, out_per_group * feature_group_count
     )
     _checks.check_shape(op, "x", x, (*(None,) * (nd + 1), in_channels))
-    stride = _utils.ntuple(stride, nd, "stride", op)
-    dilation = _utils.ntuple(dilation, nd, "dilation", op)
-    output_padding = _utils.ntuple(output_padding, nd, "output_padding", op, minimum=0)
-    for s, d, o in zip(stride, dilation, output_padding):
-        if o >= max(s, d):
-            raise ValueError(
-                f"{op}: `output_padding`={output_padding!r} must be smaller than the stride "
-                f"{stride!r} or the dilation {dilation!r} on every axis"
-            )
-    pads = transpose_pads(op, nd, kernel.shape[:nd], padding, stride, dilation, output_padding)
+    extra, stride, dilation = check_output_padding(op, nd, output_padding, stride, dilation)
+    pads = transpose_pads(op, nd, kernel.shape[:nd], padding, stride, dilation, extra)
     sizes = [
         (n - 1) * s + 1 + lo + hi - d * (k - 1)
         for n, k, s, d, (lo, hi) in zip(x.shape[1:-1], kernel.shape[:nd], stride, dilation, pads)

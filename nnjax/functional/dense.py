@@ -36,8 +36,13 @@ def dense_init(
       ``{"kernel": (in, out), "bias": (out,)}`` (no ``"bias"`` if ``use_bias=False``).
 
     Raises:
-      ValueError: if ``in_features`` or ``out_features`` is not a positive int.
-      TypeError: if ``key`` is not a PRNG key (``jax.random.key(seed)``).
+      ValueError: if ``in_features`` or ``out_features`` is not a positive int, or an
+        initializer name is unknown.
+      TypeError: if ``key`` is not a PRNG key (``jax.random.key(seed)``), ``use_bias``
+        is not a bool, ``dtype`` is not floating, or an initializer is neither a name
+        nor a callable.
+      nnjax.ShapeError: if an initializer cannot draw its parameter's shape (e.g. a
+        fan-based ``bias_init`` such as ``"glorot_uniform"`` for the 1-D bias).
 
     Example:
       >>> params = dense_init(jax.random.key(0), 3, 2)

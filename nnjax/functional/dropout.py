@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from nnjax import _checks
 from nnjax.functional import _bfloat16, _utils
 
 
 def dropout(
-    key: jax.Array,
+    key: jax.Array | None,
     x: jax.typing.ArrayLike,
     rate: float,
     *,
@@ -24,7 +27,7 @@ def dropout(
     rescaling at inference: simply do not call ``dropout`` there.
 
     Args:
-      key: a PRNG key.
+      key: a PRNG key; not read (so it may be ``None``) at a rate of 0 or 1.
       x: any shape, floating.
       rate: drop probability in ``[0, 1]``; ``0`` returns ``x``, ``1`` returns zeros.
         May be a traced scalar (a schedule inside ``jit``): a traced rate cannot be
@@ -41,11 +44,11 @@ def dropout(
       An array of the shape and dtype of ``x``.
 
     Raises:
-      ValueError: if a concrete ``rate`` is outside ``[0, 1]`` or ``broadcast_dims``
-        names an axis ``x`` does not have.
-      TypeError: if ``x`` is not floating, ``rate`` is not a real scalar, or ``key``
-        is not a PRNG key (``jax.random.key(seed)``) when dropout runs (a rate of 0 or
-        1 reads no key).
+      ValueError: if a concrete ``rate`` is outside ``[0, 1]`` or NaN, or
+        ``broadcast_dims`` names an axis ``x`` does not have.
+      TypeError: if ``x`` is not floating, ``rate`` is not a real scalar (a bool, a
+        string, ``None``, an array with axes), or ``key`` is not a PRNG key
+        (``jax.random.key(seed)``) when dropout runs (a rate of 0 or 1 reads no key).
 
     Example:
       >>> y = dropout(jax.random.key(0), jnp.ones((2, 4, 4, 3)), 0.5, broadcast_dims=(1, 2))
@@ -53,12 +56,13 @@ def dropout(
       (2, 4, 4, 3)
     """
     x = _utils.as_compute("dropout", x)
-    static_rate = _static_rate(rate)
+    static_rate = check_rate("dropout", "rate", rate)
     if static_rate == 0.0:
         return x
     if static_rate == 1.0:
         return jnp.zeros_like(x)
     _checks.check_key("dropout", "key", key)
+    assert key is not None  # check_key raised otherwise
     axes = _mask_axes(broadcast_dims, x.shape)
     mask_shape = tuple(1 if i in axes else n for i, n in enumerate(x.shape))
     traced = jnp.asarray(rate, jnp.float32)
@@ -72,28 +76,46 @@ def dropout(
     return jnp.where(jnp.broadcast_to(keep, x.shape), scaled, jnp.zeros_like(x))
 
 
-def dropout_active(op: str, name: str, rate) -> bool:
-    """Whether dropout at ``rate`` must run (non-zero or traced), after checking ``rate``.
+def dropout_key(op: str, rate, key: jax.Array | None) -> tuple[bool, jax.Array | None]:
+    """``(active, key)`` for an op's ``dropout_rate``: whether dropout runs, and its key.
 
-    Errors name ``op`` and the argument ``name``, e.g. ``multi_head_attention:
-    `dropout_rate```, so that a wrapper reports its own argument.
+    Checks ``rate`` as :func:`dropout` does (errors name ``op`` and ``dropout_rate``).
+    Dropout is active for a non-zero or traced rate. A key is read only where a mask is
+    drawn (a rate strictly between 0 and 1, or traced); at rate 0 or 1 ``key`` is
+    ignored (returned as ``None``), as :func:`dropout` reads none.
+
+    Raises:
+      TypeError: ``rate`` is not a real scalar, or (when a mask is drawn) ``key`` is
+        not a PRNG key.
+      ValueError: a concrete ``rate`` outside ``[0, 1]`` or NaN, or (when a mask is
+        drawn) no ``key``.
     """
-    return _static_rate(rate, op, name) != 0.0
+    static = check_rate(op, "dropout_rate", rate)
+    if static == 0.0:
+        return False, None
+    if static == 1.0:
+        return True, None
+    if key is None:
+        raise ValueError(f"{op}: `dropout_rate`={rate!r} needs a PRNG `key`")
+    _checks.check_key(op, "key", key)
+    return True, key
 
 
-def _static_rate(rate: float | jax.Array, op: str = "dropout", name: str = "rate") -> float | None:
+def check_rate(op: str, name: str, rate: Any) -> float | None:
     """Returns ``rate`` as a float after checking it, or ``None`` when it is traced.
 
-    Errors name ``op`` and the argument ``name``.
+    ``rate`` must be a real (integer or floating, not bool) scalar: a Python or NumPy
+    number, or a 0-d array or tracer of such a dtype; a concrete one must lie in
+    ``[0, 1]`` (NaN does not).
+
+    Raises:
+      TypeError: ``rate`` is not a real scalar (a bool, a string, ``None``, an array
+        with axes), naming ``op``, the argument ``name`` and the value.
+      ValueError: a concrete ``rate`` outside ``[0, 1]`` or NaN, named alike.
     """
-    try:
-        dtype = jnp.result_type(rate)
-    except TypeError:
-        dtype = None
-    is_real = dtype is not None and (
-        jnp.issubdtype(dtype, jnp.floating) or jnp.issubdtype(dtype, jnp.integer)
-    )
-    if not is_real or jnp.ndim(rate) != 0:
+    if isinstance(rate, bool | np.bool_ | str | bytes) or not (
+        isinstance(rate, numbers.Real) or _is_real_scalar_array(rate)
+    ):
         raise TypeError(f"{op}: `{name}` must be a real scalar, got {rate!r}")
     try:
         value = float(rate)
@@ -102,6 +124,14 @@ def _static_rate(rate: float | jax.Array, op: str = "dropout", name: str = "rate
     if not 0.0 <= value <= 1.0:
         raise ValueError(f"{op}: `{name}` must be in [0, 1], got {rate!r}")
     return value
+
+
+def _is_real_scalar_array(rate: Any) -> bool:
+    """Whether ``rate`` is a 0-d array (or tracer) of an integer or floating dtype."""
+    dtype, shape = getattr(rate, "dtype", None), getattr(rate, "shape", None)
+    if dtype is None or shape != ():
+        return False
+    return bool(jnp.issubdtype(dtype, jnp.floating) or jnp.issubdtype(dtype, jnp.integer))
 
 
 def _mask_axes(broadcast_dims: Sequence[int], shape: tuple[int, ...]) -> set[int]:

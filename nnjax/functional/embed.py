@@ -34,8 +34,12 @@ def embedding_init(
       ``{"embedding": (V, D)}``.
 
     Raises:
-      ValueError: if ``num_embeddings`` or ``features`` is not a positive int.
-      TypeError: if ``key`` is not a PRNG key (``jax.random.key(seed)``).
+      ValueError: if ``num_embeddings`` or ``features`` is not a positive int, or
+        ``embedding_init`` is an unknown name.
+      TypeError: if ``key`` is not a PRNG key (``jax.random.key(seed)``), or (with an
+        ``embedding_init``) ``dtype`` is not floating or the initializer is neither a
+        name nor a callable.
+      nnjax.ShapeError: if ``embedding_init`` cannot draw a ``(V, D)`` table.
 
     Example:
       >>> embedding_init(jax.random.key(0), 100, 16)["embedding"].shape

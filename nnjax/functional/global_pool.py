@@ -27,7 +27,7 @@ def global_avg_pool(x: jax.typing.ArrayLike, *, keepdims: bool = False) -> jax.A
 
     Raises:
       nnjax.ShapeError: if ``x`` has rank < 3.
-      TypeError: if ``x`` is not floating.
+      TypeError: if ``x`` is not floating, or ``keepdims`` is not a bool.
 
     Example:
       >>> global_avg_pool(jnp.arange(8.0).reshape(1, 2, 2, 2))
@@ -52,7 +52,7 @@ def global_max_pool(x: jax.typing.ArrayLike, *, keepdims: bool = False) -> jax.A
 
     Raises:
       nnjax.ShapeError: if ``x`` has rank < 3.
-      TypeError: if ``x`` is not floating.
+      TypeError: if ``x`` is not floating, or ``keepdims`` is not a bool.
 
     Example:
       >>> global_max_pool(jnp.arange(8.0).reshape(1, 2, 2, 2))

@@ -107,8 +107,10 @@ def group_norm(
       nnjax.ShapeError: if ``x`` has rank < 2, or its last axis is not the size ``C`` of
         ``params['scale']`` (e.g. a channels-first ``x``; the message shows its shape).
       ValueError: if ``num_groups`` is not a positive divisor of ``C`` (or is traced:
-        it must be static under ``jax.jit``), or a concrete ``epsilon`` is not ``> 0``.
+        it must be static under ``jax.jit``), a concrete ``epsilon`` is not ``> 0``, or
+        ``params`` has a key other than ``"scale"`` and ``"bias"``.
       TypeError: if ``x`` is not floating.
+      KeyError: ``params`` lacks ``"scale"`` or ``"bias"``.
 
     Example:
       >>> params = group_norm_init(jax.random.key(0), 4)
@@ -139,7 +141,9 @@ def instance_norm(params: Params, x: jax.typing.ArrayLike, *, epsilon: float = 1
       nnjax.ShapeError: if ``x`` has rank < 3, or its last axis is not the size ``C`` of
         ``params['scale']`` (the message shows ``x``'s shape).
       TypeError: if ``x`` is not floating.
-      ValueError: if a concrete ``epsilon`` is not ``> 0``.
+      ValueError: if a concrete ``epsilon`` is not ``> 0``, or ``params`` has a key
+        other than ``"scale"`` and ``"bias"``.
+      KeyError: ``params`` lacks ``"scale"`` or ``"bias"``.
 
     Example:
       >>> params = instance_norm_init(jax.random.key(0), 2)

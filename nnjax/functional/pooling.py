@@ -204,7 +204,8 @@ def avg_pool1d(
       ``(B, T', C)``, the dtype of ``x``.
 
     Raises:
-      nnjax.ShapeError, ValueError, TypeError: as :func:`max_pool2d`.
+      nnjax.ShapeError, ValueError, TypeError: as :func:`max_pool2d`; also
+        ``TypeError`` if ``count_include_pad`` is not a bool.
 
     Example:
       >>> avg_pool1d(jnp.array([[[1.0], [3.0], [2.0], [0.0]]]), 2)[..., 0]
@@ -241,7 +242,8 @@ def avg_pool2d(
       ``(B, H', W', C)``, the dtype of ``x``.
 
     Raises:
-      nnjax.ShapeError, ValueError, TypeError: as :func:`max_pool2d`.
+      nnjax.ShapeError, ValueError, TypeError: as :func:`max_pool2d`; also
+        ``TypeError`` if ``count_include_pad`` is not a bool.
 
     Example:
       >>> avg_pool2d(jnp.ones((1, 4, 4, 3)), window=2, stride=2, padding="VALID").shape
@@ -277,7 +279,8 @@ def avg_pool3d(
       ``(B, D', H', W', C)``, the dtype of ``x``.
 
     Raises:
-      nnjax.ShapeError, ValueError, TypeError: as :func:`max_pool2d`.
+      nnjax.ShapeError, ValueError, TypeError: as :func:`max_pool2d`; also
+        ``TypeError`` if ``count_include_pad`` is not a bool.
 
     Example:
       >>> avg_pool3d(jnp.ones((1, 4, 4, 4, 2)), (2, 2, 1)).shape

@@ -33,8 +33,7 @@ from nnjax.functional._recurrent_init import draw_weights
 class LSTMState(NamedTuple):
     """The carry of :func:`lstm_cell`: hidden state ``h (B, H)`` and cell state ``c (B, H)``.
 
-    A ``NamedTuple``, so it is a pytree and unpacks as ``h, c = state``; the cells and
-    :func:`~nnjax.functional.lstm` also accept a plain ``(h, c)`` pair.
+    A ``NamedTuple`` (a pytree; ``h, c = state``); the cells and ``lstm`` take ``(h, c)`` too.
 
     Attributes:
       h: ``(B, H)`` hidden state (the cell's output), floating; the cells return it in
@@ -57,10 +56,7 @@ class LSTMState(NamedTuple):
 
 
 def _apply_cell(split: CellSplit, params: Params, carry, x: jax.typing.ArrayLike, name: str):
-    """Checks, casts to the dtype of ``x``, projects ``x`` and runs the recurrence.
-
-    ``name`` is the carry argument's name in the cell's signature (for messages).
-    """
+    """Checks, casts to the dtype of ``x``, projects ``x`` and runs the recurrence."""
     x = _utils.as_compute(split.name, x)
     _, hidden = check_params(split.name, params, split.gates, split.biases)
     _checks.check_min_rank(split.name, "x", x, 1)
@@ -76,8 +72,7 @@ def check_carry(op: str, name: str, split: CellSplit, carry, shape: tuple) -> An
     """The carry ``name``: an LSTMState (from an ``(h, c)`` pair) or one array, each ``shape``.
 
     Raises:
-      TypeError: the wrong structure (a bare array for the LSTM...), naming ``op``, ``name``;
-      nnjax.ShapeError: an array is not ``shape``.
+      TypeError: the wrong structure, naming ``op`` and ``name``; ShapeError: a wrong shape.
     """
     if split.name == "lstm_cell":
         if not isinstance(carry, tuple | list) or len(carry) != 2:
@@ -110,9 +105,7 @@ def _zero_carry(params: Params, batch_shape: tuple[int, ...], dtype) -> jax.Arra
 
 
 def _lstm_zero_carry(params: Params, batch_shape: tuple[int, ...], dtype) -> LSTMState:
-    return LSTMState(
-        _zero_carry(params, batch_shape, dtype), _zero_carry(params, batch_shape, dtype)
-    )
+    return LSTMState(*[_zero_carry(params, batch_shape, dtype)] * 2)
 
 
 # --------------------------------------------------------------------------- Elman RNN
@@ -139,14 +132,15 @@ def rnn_cell_init(
       hidden_features: ``H``, the size of the hidden state.
       dtype: the parameters' floating dtype.
       kernel_init: initializer (or its name) of ``w_x``.
-      recurrent_init: initializer (or its name) of ``w_h``, drawn per ``(H, H)`` gate
-        block.
+      recurrent_init: initializer (or its name) of ``w_h``, drawn per ``(H, H)`` block.
 
     Returns:
       ``{"w_x": (in, H), "w_h": (H, H), "b": (H,)}`` in ``dtype``; ``b`` is zeros.
 
     Raises:
-      ValueError, TypeError: a size that is not a positive int, a ``key`` not a PRNG key.
+      ValueError: a size that is not a positive int, or an unknown initializer name.
+      TypeError: a ``key`` that is not a PRNG key, or an initializer that is not callable.
+      nnjax.ShapeError: an initializer that cannot draw an ``(n, H)`` block.
 
     Example:
       >>> jax.tree.map(jnp.shape, rnn_cell_init(jax.random.key(0), 3, 5))
@@ -178,6 +172,10 @@ def rnn_cell(params: Params, h: jax.Array, x: jax.typing.ArrayLike) -> tuple[jax
 
     Returns:
       ``(h', h')``, each ``(B, H)`` in the dtype of ``x``.
+
+    Raises:
+      nnjax.ShapeError, KeyError, TypeError: a wrong shape, a missing parameter, ``x``
+        not floating or ``h`` not one array.
 
     Example:
       >>> params = rnn_cell_init(jax.random.key(0), 3, 5)
@@ -217,15 +215,14 @@ def lstm_cell_init(
       hidden_features: ``H``, the size of the hidden state.
       dtype: the parameters' floating dtype.
       kernel_init: initializer (or its name) of ``w_x``.
-      recurrent_init: initializer (or its name) of ``w_h``, drawn per ``(H, H)`` gate
-        block.
+      recurrent_init: initializer (or its name) of ``w_h``, drawn per ``(H, H)`` block.
       forget_bias: the initial value of the forget gate's bias block.
 
     Returns:
       ``{"w_x": (in, 4H), "w_h": (H, 4H), "b": (4H,)}`` in ``dtype``.
 
     Raises:
-      ValueError, TypeError: a size that is not a positive int, a ``key`` not a PRNG key.
+      ValueError, TypeError, nnjax.ShapeError: as :func:`rnn_cell_init`.
 
     Example:
       >>> jax.tree.map(jnp.shape, lstm_cell_init(jax.random.key(0), 3, 5))
@@ -284,6 +281,9 @@ def lstm_cell(
     Returns:
       ``(LSTMState(h', c'), h')``, each array ``(B, H)`` in the dtype of ``x``.
 
+    Raises:
+      nnjax.ShapeError, KeyError, TypeError: as :func:`rnn_cell` (``state``: an ``(h, c)``).
+
     Example:
       >>> params = lstm_cell_init(jax.random.key(0), 3, 5)
       >>> state = LSTMState(jnp.zeros((2, 5)), jnp.zeros((2, 5)))
@@ -318,14 +318,13 @@ def gru_cell_init(
       hidden_features: ``H``, the size of the hidden state.
       dtype: the parameters' floating dtype.
       kernel_init: initializer (or its name) of ``w_x``.
-      recurrent_init: initializer (or its name) of ``w_h``, drawn per ``(H, H)`` gate
-        block.
+      recurrent_init: initializer (or its name) of ``w_h``, drawn per ``(H, H)`` block.
 
     Returns:
       ``{"w_x": (in, 3H), "w_h": (H, 3H), "b_x": (3H,), "b_h": (3H,)}`` in ``dtype``.
 
     Raises:
-      ValueError, TypeError: a size that is not a positive int, a ``key`` not a PRNG key.
+      ValueError, TypeError, nnjax.ShapeError: as :func:`rnn_cell_init`.
 
     Example:
       >>> jax.tree.map(jnp.shape, gru_cell_init(jax.random.key(0), 3, 5))
@@ -387,6 +386,9 @@ def gru_cell(params: Params, h: jax.Array, x: jax.typing.ArrayLike) -> tuple[jax
 
     Returns:
       ``(h', h')``, each ``(B, H)`` in the dtype of ``x``.
+
+    Raises:
+      nnjax.ShapeError, KeyError, TypeError: as :func:`rnn_cell`.
 
     Example:
       >>> params = gru_cell_init(jax.random.key(0), 3, 5)

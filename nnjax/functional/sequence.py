@@ -151,9 +151,10 @@ def rnn(
       TypeError: ``state=None`` with a cell that has no ``zero_carry``;
         ``precompute_inputs=True`` with a cell that has no ``split``; a ``state`` of
         the wrong structure for a built-in cell (an array for the LSTM, whose state is
-        ``LSTMState(h, c)``; an ``LSTMState`` for the GRU or Elman cell); or a
-        non-floating ``xs``.
+        ``LSTMState(h, c)``; an ``LSTMState`` for the GRU or Elman cell); a
+        non-floating ``xs``; or non-integer ``lengths``.
       ValueError: concrete ``lengths`` outside ``[0, T]``.
+      KeyError: ``params`` of a built-in cell lacks one of its arrays (e.g. ``"w_h"``).
 
     Example:
       >>> from nnjax.functional.recurrent import gru_cell, gru_cell_init
@@ -296,8 +297,9 @@ def lstm(
       in the dtype of ``xs``.
 
     Raises:
-      TypeError: ``state`` is not an ``LSTMState(h, c)`` (or an ``(h, c)`` pair).
-      nnjax.ShapeError, ValueError: as :func:`rnn`.
+      TypeError: ``state`` is not an ``LSTMState(h, c)`` (or an ``(h, c)`` pair), or
+        as :func:`rnn` (a non-floating ``xs``, non-integer ``lengths``).
+      nnjax.ShapeError, ValueError, KeyError: as :func:`rnn`.
 
     Example:
       >>> from nnjax.functional.recurrent import lstm_cell_init
@@ -357,7 +359,7 @@ def gru(
       ``(h_final (B, H), ys (B, T, H))``, in the dtype of ``xs``.
 
     Raises:
-      nnjax.ShapeError, TypeError, ValueError: as :func:`rnn`.
+      nnjax.ShapeError, TypeError, ValueError, KeyError: as :func:`rnn`.
 
     Example:
       >>> from nnjax.functional.recurrent import gru_cell_init

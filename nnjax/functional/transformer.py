@@ -11,7 +11,7 @@ from nnjax import _checks, activations, initializers
 from nnjax.functional import _utils
 from nnjax.functional.attention import multi_head_attention, multi_head_attention_init
 from nnjax.functional.dense import dense, dense_init
-from nnjax.functional.dropout import dropout, dropout_active
+from nnjax.functional.dropout import dropout, dropout_key
 from nnjax.functional.normalization import layer_norm, layer_norm_init
 
 Params = dict[str, dict]
@@ -43,8 +43,11 @@ def transformer_encoder_block_init(
 
     Raises:
       ValueError: ``features``, ``num_heads`` or ``mlp_features`` is not a positive
-        int, or ``num_heads`` does not divide ``features``.
-      TypeError: ``key`` is not a PRNG key (``jax.random.key(seed)``).
+        int, ``num_heads`` does not divide ``features``, or ``kernel_init`` is an
+        unknown name.
+      TypeError: ``key`` is not a PRNG key (``jax.random.key(seed)``), ``dtype`` is not
+        floating, or ``kernel_init`` is neither a name nor a callable.
+      nnjax.ShapeError: ``kernel_init`` cannot draw a kernel's shape.
 
     Example:
       >>> params = transformer_encoder_block_init(jax.random.key(0), 8, num_heads=2)
@@ -94,9 +97,12 @@ def transformer_encoder_block(
       x: ``(B, T, F)``, floating.
       mask: bool, True where a query may attend: ``(B, T)`` key padding, ``(B, T, T)``
         or ``(B|1, H|1, T, T)``, as in :func:`multi_head_attention`.
-      causal: causal self-attention.
-      dropout_rate: drop probability at each of the four places; ``0`` for inference.
-      key: PRNG key; required when ``dropout_rate > 0``.
+      causal: causal self-attention (a bool).
+      dropout_rate: drop probability at each of the four places, in ``[0, 1]``; ``0``
+        for inference; ``1`` zeroes both branches, so the block returns ``x`` (as
+        PyTorch's layer with ``dropout=1``).
+      key: PRNG key; required when masks are drawn (``0 < dropout_rate < 1``, or a
+        traced rate), ignored at ``0`` and ``1``.
       activation: the MLP's activation, a name or a callable (``"gelu"``: tanh
         approximation, as ``jax.nn.gelu``).
       epsilon: the layer norms' epsilon.
@@ -107,11 +113,12 @@ def transformer_encoder_block(
     Raises:
       nnjax.ShapeError: ``x`` is not ``(B, T, F)`` with ``F`` the width of the
         parameters, or as :func:`multi_head_attention` and :func:`dense`.
-      TypeError: as :func:`multi_head_attention` and :func:`dense` (``dropout_rate``
-        and ``key`` are named as this op's arguments).
-      ValueError: ``dropout_rate > 0`` without ``key``, a concrete ``dropout_rate``
-        outside ``[0, 1]``, an unknown activation, or ``params`` with a key the block
-        does not read.
+      TypeError: as :func:`multi_head_attention` and :func:`dense` (``causal``,
+        ``dropout_rate`` and ``key`` are named as this op's arguments), or an
+        ``activation`` that is neither a name nor a callable.
+      ValueError: ``0 < dropout_rate < 1`` (or traced) without ``key``, a concrete
+        ``dropout_rate`` outside ``[0, 1]`` or NaN, an unknown activation name, a
+        concrete ``epsilon <= 0``, or ``params`` with a key the block does not read.
       KeyError: ``params`` lacks one of ``"norm1"``, ``"attention"``, ``"norm2"``,
         ``"mlp_in"``, ``"mlp_out"``.
 
@@ -125,13 +132,10 @@ def transformer_encoder_block(
     x = _utils.as_compute(op, x)
     _checks.check_rank(op, "x", x, 3)
     _check_width(op, params["norm1"], x)
+    causal = _checks.check_static_bool(op, "causal", causal)
     act = activations.get(activation)
-    drop = dropout_active(op, "dropout_rate", dropout_rate)
-    if drop and key is None:
-        raise ValueError(f"{op}: `dropout_rate`={dropout_rate!r} needs a PRNG `key`")
-    if drop:
-        _checks.check_key(op, "key", key)
-    keys = jax.random.split(key, 4) if drop and key is not None else [None] * 4
+    drop, key = dropout_key(op, dropout_rate, key)
+    keys = [None] * 4 if key is None else jax.random.split(key, 4)
 
     def branch_dropout(k, y):
         return dropout(k, y, dropout_rate) if drop else y

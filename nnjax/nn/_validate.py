@@ -6,14 +6,12 @@ argument and what was wrong, e.g. ``"Dense: `out_features` must be a positive in
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
-
 from nnjax import _checks, activations
 from nnjax.functional import _utils
+from nnjax.functional.dropout import check_rate
 
 
 def positive_int(owner: str, name: str, value: Any) -> int:
@@ -33,11 +31,20 @@ def positive_ints(owner: str, name: str, values: Any, *, allow_empty: bool = Tru
 
 
 def rate(owner: str, name: str, value: Any) -> float:
-    """Returns ``value`` if it is a probability in ``[0, 1)``, else raises ``ValueError``."""
-    real = isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_)
-    if not real or not 0 <= value < 1:
-        raise ValueError(f"{owner}: `{name}` must be a float in [0, 1), got {value!r}")
-    return float(value)
+    """Returns ``value`` as a float if it is a probability in ``[0, 1]``, else raises.
+
+    The check of :func:`nnjax.functional.dropout` (``1`` drops everything, as in Flax
+    and PyTorch), on a concrete value: a layer keeps its rate as a Python float.
+
+    Raises:
+      TypeError: ``value`` is not a real number (a bool, a string, ``None``) or is
+        traced; ValueError: it lies outside ``[0, 1]`` or is NaN.
+    """
+    if _checks.is_traced(value):
+        raise TypeError(_checks.static_arg_message(owner, name, value, "a float in [0, 1]"))
+    checked = check_rate(owner, name, value)
+    assert checked is not None  # concrete
+    return checked
 
 
 def epsilon(owner: str, value: Any) -> Any:

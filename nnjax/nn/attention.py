@@ -23,18 +23,21 @@ class _Stochastic(NestedModule):
             type(self).__name__, "deterministic", deterministic
         )
         owner = type(self).__name__
-        self.rngs = _fork_stream(rngs, "dropout", owner) if self.dropout_rate else nnx.data(None)
+        draws = 0.0 < self.dropout_rate < 1.0  # rate 1 zeroes without a mask, hence no key
+        self.rngs = _fork_stream(rngs, "dropout", owner) if draws else nnx.data(None)
 
     def _dropout(self, deterministic: bool | None, key: jax.Array | None):
-        """``(rate, key)`` for this call: no dropout when deterministic or rate 0."""
+        """``(rate, key)`` for this call: no dropout when deterministic or rate 0, no key at 1."""
         deterministic = self.deterministic if deterministic is None else deterministic
         deterministic = _checks.check_static_bool(
             type(self).__name__, "deterministic", deterministic
         )
         if deterministic or not self.dropout_rate:
             return 0.0, None
+        if self.dropout_rate == 1.0:  # everything dropped: no mask, no key
+            return 1.0, None
         if key is None:
-            assert self.rngs is not None  # a stream is forked whenever dropout_rate > 0
+            assert self.rngs is not None  # a stream is forked whenever 0 < dropout_rate < 1
             key = self.rngs()
         return self.dropout_rate, key
 
@@ -55,13 +58,26 @@ class MultiHeadAttention(_Stochastic):
       in_features: size of the queries' last axis.
       out_features: size of the output; ``in_features`` if ``None``.
       in_kv_features: size of the context's last axis (cross attention).
-      dropout_rate: dropout on the attention weights while training.
+      dropout_rate: dropout on the attention weights while training, in ``[0, 1]``
+        (``1`` drops every weight, as PyTorch's ``dropout=1``: the output is then the
+        ``out`` bias, and no dropout stream is needed).
       deterministic: start in inference mode (no dropout); ``model.eval()`` sets it.
       use_bias: whether the projections have biases.
       kernel_init: initializer for the four kernels.
       param_dtype: dtype of the parameters (float32).
       dtype: compute dtype; ``None`` uses the input's.
-      rngs: ``nnx.Rngs`` with a ``params`` stream (and ``dropout``, else ``default``).
+      rngs: ``nnx.Rngs`` with a ``params`` stream (and, for ``0 < dropout_rate < 1``,
+        ``dropout``, else ``default``).
+
+    Raises:
+      ValueError: a size that is not a positive int, ``num_heads`` not dividing
+        ``in_features``, a ``dropout_rate`` outside ``[0, 1]`` (or NaN), an unknown
+        ``kernel_init`` name, or ``rngs`` without a ``dropout`` or ``default`` stream
+        when dropout draws masks.
+      TypeError: ``dropout_rate`` is not a real number, ``deterministic`` or
+        ``use_bias`` is not a bool (``use_bias`` named as
+        :func:`F.multi_head_attention_init`'s), a dtype is not floating, or ``rngs``
+        is not an ``nnx.Rngs``.
 
     Example:
       >>> from flax import nnx
@@ -149,9 +165,10 @@ class MultiHeadAttention(_Stochastic):
             ``(B, S, kv)`` with the batch of ``x``, or ``mask`` of none of the shapes
             above.
           TypeError: ``x`` or ``context`` is not floating and the layer has no
-            ``dtype``, ``mask`` is not boolean, or (with dropout applied) ``key`` is
-            not a PRNG key.
+            ``dtype``, ``mask`` is not boolean, ``causal`` or ``deterministic`` is not
+            a bool, or (when a dropout mask is drawn) ``key`` is not a PRNG key.
         """
+        causal = _checks.check_static_bool("MultiHeadAttention", "causal", causal)
         rate, key = self._dropout(deterministic, key)
         x = compute_dtype(x, self.dtype)
         if context is not None:
@@ -177,17 +194,29 @@ class TransformerEncoderBlock(_Stochastic):
       in_features: model width ``F``.
       num_heads: attention heads; must divide ``F``.
       mlp_features: hidden width of the MLP (``4 * F``).
-      dropout_rate: dropout on attention weights, branches and MLP while training.
+      dropout_rate: dropout on attention weights, branches and MLP while training, in
+        ``[0, 1]`` (``1`` drops both branches, so the block returns its input, as
+        PyTorch's layer with ``dropout=1``; no dropout stream is needed then).
       activation: the MLP's activation, a name or a callable (``"gelu"``: the tanh
         approximation, as ``jax.nn.gelu``; PyTorch's ``"gelu"`` is the exact erf form,
         ``functools.partial(nnjax.activations.gelu, approximate=False)``).
-      causal: causal self-attention.
+      causal: causal self-attention (a bool).
       epsilon: the layer norms' epsilon.
       deterministic: start in inference mode; ``model.eval()`` sets it.
       kernel_init: initializer for every kernel.
       param_dtype: dtype of the parameters (float32).
       dtype: compute dtype; ``None`` uses the input's.
-      rngs: ``nnx.Rngs`` with a ``params`` stream (and ``dropout``, else ``default``).
+      rngs: ``nnx.Rngs`` with a ``params`` stream (and, for ``0 < dropout_rate < 1``,
+        ``dropout``, else ``default``).
+
+    Raises:
+      ValueError: a size that is not a positive int, ``num_heads`` not dividing
+        ``in_features``, a ``dropout_rate`` outside ``[0, 1]`` (or NaN), an unknown
+        activation or ``kernel_init`` name, ``epsilon`` not ``> 0``, or ``rngs``
+        without a ``dropout`` or ``default`` stream when dropout draws masks.
+      TypeError: ``dropout_rate`` is not a real number, ``causal`` or
+        ``deterministic`` is not a bool, an activation that is neither a name nor a
+        callable, a dtype is not floating, or ``rngs`` is not an ``nnx.Rngs``.
 
     Example:
       >>> from flax import nnx
@@ -225,7 +254,7 @@ class TransformerEncoderBlock(_Stochastic):
         if mlp_features is not None:
             _validate.positive_int(name, "mlp_features", mlp_features)
         self.activation = _validate.activation(name, "activation", activation)
-        self.causal = causal
+        self.causal = _checks.check_static_bool(name, "causal", causal)
         self.epsilon = _validate.epsilon(name, epsilon)
         check_dtypes(name, param_dtype, dtype)
         self.dtype = dtype
@@ -270,7 +299,8 @@ class TransformerEncoderBlock(_Stochastic):
           nnjax.ShapeError: ``x`` is not ``(B, T, in_features)``, or ``mask`` has none
             of the shapes above.
           TypeError: ``x`` is not floating and the block has no ``dtype``, ``mask`` is
-            not boolean, or (with dropout applied) ``key`` is not a PRNG key.
+            not boolean, ``deterministic`` is not a bool, or (when dropout masks are
+            drawn) ``key`` is not a PRNG key.
         """
         rate, key = self._dropout(deterministic, key)
         return F.transformer_encoder_block(

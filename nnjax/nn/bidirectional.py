@@ -44,6 +44,13 @@ class Bidirectional(NestedModule):
       dtype: compute dtype; ``None`` uses the input's.
       rngs: ``nnx.Rngs`` with a ``params`` stream.
 
+    Raises:
+      ValueError: ``in_features`` or ``hidden_features`` is not a positive int, an
+        unknown ``cell`` or ``merge``, or an unknown initializer name.
+      TypeError: ``return_sequences`` or ``return_state`` is not a bool, a dtype is not
+        floating, an initializer is neither a name nor a callable, or ``rngs`` is not
+        an ``nnx.Rngs``.
+
     Example:
       >>> from flax import nnx
       >>> layer = Bidirectional(3, 5, cell="gru", rngs=nnx.Rngs(0))

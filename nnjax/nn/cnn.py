@@ -97,8 +97,9 @@ class CNN(nnx.Module):
         ``input_shape`` too small for the blocks (a channels-first ``(C, H, W)`` one
         is named so). Calls raise ``ShapeError`` for images of another shape than
         ``input_shape``.
-      TypeError: ``param_dtype`` is not a floating dtype, or ``dtype`` is neither
-        ``None`` nor one.
+      TypeError: ``dropout`` or ``conv_dropout`` is not a real number,
+        ``param_dtype`` is not a floating dtype, or ``dtype`` is neither ``None`` nor
+        one.
 
     Example:
       >>> from flax import nnx

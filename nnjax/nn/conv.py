@@ -28,6 +28,14 @@ class Conv2D(_ConvND):
       dtype: compute dtype (e.g. ``jnp.bfloat16``); ``None`` uses the input's.
       rngs: ``nnx.Rngs`` with a ``params`` stream.
 
+    Raises:
+      ValueError: a size that is not a positive int, a bad ``stride``, ``padding`` or
+        ``dilation``, a ``feature_group_count`` that does not divide both channel
+        counts, or an unknown activation or initializer name.
+      TypeError: ``use_bias`` is not a bool, a dtype is not floating, an activation or
+        initializer is neither a name nor a callable, or ``rngs`` is not an
+        ``nnx.Rngs``. Calls raise as :func:`F.conv2d`.
+
     Example:
       >>> from flax import nnx
       >>> conv = Conv2D(1, 8, 3, padding="VALID", rngs=nnx.Rngs(0))

@@ -12,7 +12,7 @@ from flax import nnx
 import nnjax.functional as F
 from nnjax import activations, initializers
 from nnjax.functional import _utils
-from nnjax.functional._conv_transpose_pads import transpose_pads
+from nnjax.functional._conv_transpose_pads import check_output_padding, transpose_pads
 from nnjax.functional.conv import Padding, conv_padding
 from nnjax.functional.conv_transpose import TransposePadding
 from nnjax.nn import _validate
@@ -83,6 +83,14 @@ _CONV_DOC = """
       param_dtype: dtype of the parameters (float32).
       dtype: compute dtype (e.g. ``jnp.bfloat16``); ``None`` uses the input's.
       rngs: ``nnx.Rngs`` with a ``params`` stream.
+
+    Raises:
+      ValueError: a size that is not a positive int, a bad ``stride``, ``padding`` or
+        ``dilation``, a ``feature_group_count`` that does not divide both channel
+        counts, or an unknown activation or initializer name.
+      TypeError: ``use_bias`` is not a bool, a dtype is not floating, an activation or
+        initializer is neither a name nor a callable, or ``rngs`` is not an
+        ``nnx.Rngs``. Calls raise as the functional op.
 """
 
 
@@ -182,14 +190,9 @@ class _ConvTranspose(_Conv):
     def _check_padding(self, padding: TransposePadding) -> None:
         """Raises ``ValueError`` for a bad ``padding`` or ``output_padding`` (at construction)."""
         name, nd = type(self).__name__, self._nd
-        stride = _utils.ntuple(self.stride, nd, "stride", name)
-        dilation = _utils.ntuple(self.dilation, nd, "dilation", name)
-        extra = _utils.ntuple(self.output_padding, nd, "output_padding", name, minimum=0)
-        if any(o >= max(s, d) for o, s, d in zip(extra, stride, dilation)):
-            raise ValueError(
-                f"{name}: `output_padding`={self.output_padding!r} must be smaller than the "
-                f"stride {self.stride!r} or the dilation {self.dilation!r} on every axis"
-            )
+        extra, stride, dilation = check_output_padding(
+            name, nd, self.output_padding, self.stride, self.dilation
+        )
         transpose_pads(name, nd, self.kernel.shape[:nd], padding, stride, dilation, extra)
 
 
@@ -215,6 +218,15 @@ _TRANSPOSE_DOC = """
       param_dtype: dtype of the parameters (float32).
       dtype: compute dtype; ``None`` uses the input's.
       rngs: ``nnx.Rngs`` with a ``params`` stream.
+
+    Raises:
+      ValueError: a size that is not a positive int, a bad ``stride``, ``padding``,
+        ``dilation`` or ``output_padding`` (not smaller than the stride or the dilation
+        on some axis), a ``feature_group_count`` that does not divide both channel
+        counts, or an unknown activation or initializer name.
+      TypeError: ``use_bias`` is not a bool, a dtype is not floating, an activation or
+        initializer is neither a name nor a callable, or ``rngs`` is not an
+        ``nnx.Rngs``. Calls raise as the functional op.
 """
 
 

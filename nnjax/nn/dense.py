@@ -28,8 +28,12 @@ class Dense(FunctionalModule):
       rngs: ``nnx.Rngs`` with a ``params`` stream.
 
     Raises:
-      ValueError: for a size that is not a positive int or an unknown activation name.
-      TypeError: for a ``param_dtype`` (or ``dtype``) that is not a floating dtype.
+      ValueError: for a size that is not a positive int, or an unknown activation or
+        initializer name.
+      TypeError: for a ``param_dtype`` (or ``dtype``) that is not a floating dtype, a
+        ``use_bias`` that is not a bool (named as :func:`nnjax.functional.dense_init`'s),
+        an activation or initializer that is neither a name nor a callable, or
+        ``rngs`` that is not an ``nnx.Rngs``.
 
     Example:
       >>> from flax import nnx

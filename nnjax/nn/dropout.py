@@ -52,13 +52,22 @@ class Dropout(nnx.Module):
     ``model.train()`` sets it back to ``False``.
 
     Args:
-      rate: drop probability in ``[0, 1)``.
+      rate: drop probability in ``[0, 1]``; ``1`` gives zeros while training (as
+        Flax's ``nnx.Dropout(rate=1.0)`` and PyTorch's ``p=1``), reading no key.
       broadcast_dims: axes (ints, or one int) along which the mask is shared;
         ``(1, 2)`` on NHWC maps drops whole channels (spatial dropout).
       deterministic: start in inference mode (no dropout); a Python bool.
       rng_collection: name of the ``nnx.Rngs`` stream to fork (``"dropout"``, falling
         back to ``"default"``).
-      rngs: ``nnx.Rngs`` or ``nnx.RngStream``; may be ``None`` if a key is passed at call.
+      rngs: ``nnx.Rngs`` or ``nnx.RngStream``; may be ``None`` if a key is passed at call
+        (or the rate is 0 or 1).
+
+    Raises:
+      TypeError: ``rate`` is not a real number (e.g. a bool or a string),
+        ``broadcast_dims`` is not an int or a sequence of ints, ``deterministic`` is
+        not a bool, or ``rngs`` is none of the types above.
+      ValueError: ``rate`` is outside ``[0, 1]`` or NaN, or ``rngs`` has neither the
+        ``rng_collection`` stream nor ``"default"``.
 
     Example:
       >>> import jax.numpy as jnp
@@ -104,11 +113,19 @@ class Dropout(nnx.Module):
         Returns:
           An array of ``x``'s shape and dtype: kept elements scaled by ``1 / (1 - rate)``,
           dropped ones 0; ``x`` itself when deterministic or ``rate == 0``.
+
+        Raises:
+          ValueError: dropout runs (``0 < rate < 1``, not deterministic) but the layer
+            has no RNG stream and no ``key`` was passed.
+          TypeError: ``deterministic`` is not a bool or ``None``, or (when dropout
+            runs) ``x`` is not floating or ``key`` is not a PRNG key.
         """
         deterministic = self.deterministic if deterministic is None else deterministic
         deterministic = _checks.check_static_bool("Dropout", "deterministic", deterministic)
         if deterministic or self.rate == 0.0:
             return jax.numpy.asarray(x)
+        if self.rate == 1.0:  # zeros: no mask is drawn, so no key is read (as in Flax)
+            return F.dropout(None, x, 1.0)
         if key is None:
             if self.rngs is None:
                 raise ValueError(

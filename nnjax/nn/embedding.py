@@ -25,6 +25,14 @@ class Embedding(FunctionalModule):
       dtype: dtype of the looked-up vectors; ``None`` keeps the table's.
       rngs: ``nnx.Rngs`` with a ``params`` stream.
 
+    Raises:
+      ValueError: ``num_embeddings`` or ``features`` is not a positive int, or
+        ``embedding_init`` is an unknown name.
+      TypeError: a dtype is not floating, ``embedding_init`` is neither a name nor a
+        callable, or ``rngs`` is not an ``nnx.Rngs``. Calls raise as
+        :func:`F.embedding` (``TypeError`` for ids that are not integers,
+        ``ValueError`` for concrete ids outside ``[0, num_embeddings)``).
+
     Example:
       >>> from flax import nnx
       >>> embed = Embedding(100, 16, rngs=nnx.Rngs(0))

@@ -69,9 +69,10 @@ class MLP(nnx.Module):
       rngs: ``nnx.Rngs`` with ``params`` (and ``dropout`` if ``dropout > 0``) streams.
 
     Raises:
-      ValueError: for non-positive sizes, a rate outside ``[0, 1)`` or an unknown
-        activation name.
-      TypeError: ``param_dtype`` is not a floating dtype, or ``dtype`` is neither
+      ValueError: for non-positive sizes, a ``dropout`` outside ``[0, 1]`` (or NaN) or
+        an unknown activation name.
+      TypeError: ``dropout`` is not a real number, an activation is neither a name nor
+        a callable, ``param_dtype`` is not a floating dtype, or ``dtype`` is neither
         ``None`` nor one.
 
     Example:

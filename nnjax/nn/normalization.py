@@ -137,6 +137,12 @@ class LayerNorm(FunctionalModule):
       dtype: compute dtype; ``None`` uses the input's.
       rngs: ``nnx.Rngs``, required as in Flax (the initialisation itself is deterministic).
 
+    Raises:
+      ValueError: ``num_features`` is not a positive int, or ``epsilon`` is not ``> 0``.
+      TypeError: a dtype is not floating, or ``rngs`` is not an ``nnx.Rngs``. Calls
+        raise as :func:`F.layer_norm` (e.g. ``nnjax.ShapeError`` for an ``x`` whose last axis
+        is not ``num_features``).
+
     Example:
       >>> LayerNorm(3, rngs=nnx.Rngs(0))(jnp.array([[1.0, 2.0, 3.0]])).round(3)
       Array([[-1.225,  0.   ,  1.225]], dtype=float32)

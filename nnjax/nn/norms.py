@@ -56,6 +56,13 @@ class GroupNorm(_Norm):
       dtype: compute dtype; ``None`` uses the input's.
       rngs: ``nnx.Rngs`` (the initialisation is deterministic; required, as in Flax).
 
+    Raises:
+      ValueError: ``num_features`` or ``num_groups`` is not a positive int,
+        ``num_groups`` does not divide ``num_features``, or ``epsilon`` is not ``> 0``.
+      TypeError: a dtype is not floating, or ``rngs`` is not an ``nnx.Rngs``. Calls
+        raise as :func:`F.group_norm` (e.g. ``nnjax.ShapeError`` for an ``x`` whose last axis
+        is not ``num_features``).
+
     Example:
       >>> from flax import nnx
       >>> GroupNorm(8, num_groups=4, rngs=nnx.Rngs(0))(jnp.ones((2, 5, 5, 8))).shape
@@ -86,6 +93,12 @@ class InstanceNorm(_Norm):
       dtype: compute dtype; ``None`` uses the input's.
       rngs: ``nnx.Rngs`` (required, as in Flax).
 
+    Raises:
+      ValueError: ``num_features`` is not a positive int, or ``epsilon`` is not ``> 0``.
+      TypeError: a dtype is not floating, or ``rngs`` is not an ``nnx.Rngs``. Calls
+        raise as :func:`F.instance_norm` (e.g. ``nnjax.ShapeError`` for an ``x`` whose last axis
+        is not ``num_features``).
+
     Example:
       >>> from flax import nnx
       >>> InstanceNorm(3, rngs=nnx.Rngs(0))(jnp.ones((2, 7, 3))).shape
@@ -110,6 +123,12 @@ class RMSNorm(_Norm):
       param_dtype: dtype of ``scale`` (float32).
       dtype: compute dtype; ``None`` uses the input's.
       rngs: ``nnx.Rngs`` (required, as in Flax).
+
+    Raises:
+      ValueError: ``num_features`` is not a positive int, or ``epsilon`` is not ``> 0``.
+      TypeError: a dtype is not floating, or ``rngs`` is not an ``nnx.Rngs``. Calls
+        raise as :func:`F.rms_norm` (e.g. ``nnjax.ShapeError`` for an ``x`` whose last axis
+        is not ``num_features``).
 
     Example:
       >>> from flax import nnx
@@ -136,6 +155,12 @@ class PReLU(FunctionalModule):
       param_dtype: dtype of the slope (float32).
       dtype: compute dtype; ``None`` uses the input's.
       rngs: ``nnx.Rngs`` (required, as in Flax).
+
+    Raises:
+      ValueError: ``num_parameters`` is not a positive int.
+      TypeError: ``init`` is not a real number, a dtype is not floating, or ``rngs``
+        is not an ``nnx.Rngs``. Calls raise as :func:`F.prelu` (e.g.
+        ``nnjax.ShapeError`` for an ``x`` whose last axis is not ``num_parameters``).
 
     Example:
       >>> from flax import nnx

@@ -27,6 +27,13 @@ class MaxPool2D(_Pool):
       rngs: accepted and ignored (no parameters, no randomness), so that every layer
         is built alike.
 
+    Raises:
+      ValueError: ``window_shape`` or ``stride`` is not a positive int or a pair of
+        them, or ``padding`` is neither ``"VALID"`` nor ``"SAME"``.
+      TypeError: ``rngs`` is none of ``nnx.Rngs``, ``nnx.RngStream``, ``None``. Calls
+        raise as :func:`nnjax.functional.max_pool2d` (``nnjax.ShapeError`` for an input
+        that is not rank 4).
+
     Example:
       >>> import jax.numpy as jnp
       >>> MaxPool2D(2)(jnp.ones((1, 28, 28, 3))).shape
@@ -52,6 +59,10 @@ class AvgPool2D(_AvgPool):
       count_include_pad: with ``"SAME"``, whether padded zeros count in the average.
       rngs: accepted and ignored (no parameters, no randomness), so that every layer
         is built alike.
+
+    Raises:
+      ValueError: as :class:`MaxPool2D`.
+      TypeError: ``count_include_pad`` is not a bool, or as :class:`MaxPool2D`.
 
     Example:
       >>> import jax.numpy as jnp

@@ -8,6 +8,7 @@ import jax
 from flax import nnx
 
 import nnjax.functional as F
+from nnjax import _checks
 from nnjax.nn import _validate
 from nnjax.nn._base import recorded
 
@@ -64,12 +65,24 @@ _POOL_ARGS = """
         is built alike.
 """
 
+_POOL_RAISES = """
+    Raises:
+      ValueError: ``window_shape`` or ``stride`` is not a positive int (or one per
+        spatial axis), or ``padding`` is neither ``"VALID"`` nor ``"SAME"``.
+      TypeError: ``rngs`` is none of ``nnx.Rngs``, ``nnx.RngStream``, ``None``. Calls
+        raise as the functional op (``nnjax.ShapeError`` for an input of another rank).
+"""
+_AVG_POOL_RAISES = _POOL_RAISES.replace(
+    "TypeError: ``rngs``", "TypeError: ``count_include_pad`` is not a bool, or ``rngs``"
+)
+
 
 @recorded
 class MaxPool1D(_Pool):  # noqa: D101 (docstring assembled below)
     __doc__ = (
         "Max pooling over ``(B, T, C)``, calling :func:`F.max_pool1d`.\n"
         + _POOL_ARGS
+        + _POOL_RAISES
         + """
     Example:
       >>> import jax.numpy as jnp
@@ -84,6 +97,7 @@ class MaxPool3D(_Pool):  # noqa: D101 (docstring assembled below)
     __doc__ = (
         "Max pooling over ``(B, D, H, W, C)``, calling :func:`F.max_pool3d`.\n"
         + _POOL_ARGS
+        + _POOL_RAISES
         + """
     Example:
       >>> import jax.numpy as jnp
@@ -102,7 +116,9 @@ class _AvgPool(_Pool):
                  padding: str = "VALID", *, count_include_pad: bool = False,
                  rngs: Rngs = None):  # fmt: skip
         super().__init__(window_shape, stride, padding)
-        self.count_include_pad = count_include_pad
+        self.count_include_pad = _checks.check_static_bool(
+            type(self).__name__, "count_include_pad", count_include_pad
+        )
 
     def __call__(self, x: jax.typing.ArrayLike) -> jax.Array:
         """Pools channels-last ``x``: ``(B, *spatial, C) -> (B, *pooled, C)``, same dtype.
@@ -118,7 +134,9 @@ class AvgPool1D(_AvgPool):  # noqa: D101 (docstring assembled below)
         "Average pooling over ``(B, T, C)``, calling :func:`F.avg_pool1d`.\n"
         + _POOL_ARGS
         + """      count_include_pad: with ``"SAME"``, whether padded zeros count.
-
+"""
+        + _AVG_POOL_RAISES
+        + """
     Example:
       >>> import jax.numpy as jnp
       >>> AvgPool1D(3, 1, "SAME")(jnp.ones((1, 8, 3))).shape
@@ -134,7 +152,9 @@ class AvgPool3D(_AvgPool):  # noqa: D101 (docstring assembled below)
         "Average pooling over ``(B, D, H, W, C)``, calling :func:`F.avg_pool3d`.\n"
         + _POOL_ARGS
         + """      count_include_pad: with ``"SAME"``, whether padded zeros count.
-
+"""
+        + _AVG_POOL_RAISES
+        + """
     Example:
       >>> import jax.numpy as jnp
       >>> AvgPool3D((2, 2, 1))(jnp.ones((1, 4, 4, 4, 3))).shape
@@ -150,7 +170,7 @@ class _GlobalPool(nnx.Module):
 
     def __init__(self, *, keepdims: bool = False, rngs: Rngs = None):
         del rngs  # accepted for a uniform layer signature
-        self.keepdims = keepdims
+        self.keepdims = _checks.check_static_bool(type(self).__name__, "keepdims", keepdims)
 
     def __call__(self, x: jax.typing.ArrayLike) -> jax.Array:
         """Maps ``(B, ..., C)`` to ``(B, C)`` (or keeps size-1 spatial axes)."""
@@ -165,6 +185,11 @@ class GlobalAvgPool(_GlobalPool):
       keepdims: keep the spatial axes as size 1.
       rngs: accepted and ignored (no parameters, no randomness), so that every layer
         is built alike.
+
+    Raises:
+      TypeError: ``keepdims`` is not a bool, or ``rngs`` is none of ``nnx.Rngs``,
+        ``nnx.RngStream``, ``None``. Calls raise as the functional op
+        (``nnjax.ShapeError`` for an input of rank < 3).
 
     Example:
       >>> import jax.numpy as jnp
@@ -181,6 +206,11 @@ class GlobalMaxPool(_GlobalPool):
       keepdims: keep the spatial axes as size 1.
       rngs: accepted and ignored (no parameters, no randomness), so that every layer
         is built alike.
+
+    Raises:
+      TypeError: ``keepdims`` is not a bool, or ``rngs`` is none of ``nnx.Rngs``,
+        ``nnx.RngStream``, ``None``. Calls raise as the functional op
+        (``nnjax.ShapeError`` for an input of rank < 3).
 
     Example:
       >>> import jax.numpy as jnp

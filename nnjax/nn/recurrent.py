@@ -129,6 +129,15 @@ _COMMON_ARGS = """
       param_dtype: dtype of the parameters (float32).
       dtype: compute dtype (e.g. ``jnp.bfloat16``); ``None`` uses the input's.
       rngs: ``nnx.Rngs`` with a ``params`` stream.
+
+    Raises:
+      ValueError: ``in_features`` or ``hidden_features`` is not a positive int, or an
+        initializer is an unknown name.
+      TypeError: ``return_sequences``, ``return_state`` or ``reverse`` is not a bool,
+        a dtype is not floating, an initializer is neither a name nor a callable, an
+        unexpected keyword, or ``rngs`` is not an ``nnx.Rngs``. Calls raise as
+        :func:`F.rnn` (``nnjax.ShapeError`` for ``xs`` not ``(B, T, in_features)``, a
+        ``state`` of the wrong structure or shape, ``lengths`` outside ``[0, T]``).
 """
 
 

@@ -24,6 +24,10 @@ class Flatten(nnx.Module):
       rngs: accepted and ignored (no parameters, no randomness), so that every layer
         is built alike.
 
+    Raises:
+      TypeError: ``rngs`` is none of ``nnx.Rngs``, ``nnx.RngStream``, ``None``.
+      nnjax.ShapeError: at call, when ``x`` is a scalar (no batch axis).
+
     Example:
       >>> Flatten()(jnp.ones((2, 28, 28, 1))).shape
       (2, 784)
@@ -50,8 +54,10 @@ class Reshape(nnx.Module):
         is built alike.
 
     Raises:
-      nnjax.ShapeError: at call, when an example of ``x`` does not have
-        ``prod(shape)`` elements.
+      ValueError: ``shape`` is not a non-empty sequence of positive ints.
+      TypeError: ``rngs`` is none of ``nnx.Rngs``, ``nnx.RngStream``, ``None``.
+      nnjax.ShapeError: at call, when ``x`` is a scalar or an example of ``x`` does
+        not have ``prod(shape)`` elements.
 
     Example:
       >>> Reshape((7, 7, 2))(jnp.ones((3, 98))).shape
@@ -82,6 +88,11 @@ class Upsample2D(nnx.Module):
       factor: ``(fh, fw)`` or an int; ``(B, H, W, C) -> (B, fh*H, fw*W, C)``.
       rngs: accepted and ignored (no parameters, no randomness), so that every layer
         is built alike.
+
+    Raises:
+      ValueError: ``factor`` is not a positive int or a pair of them.
+      TypeError: ``rngs`` is none of ``nnx.Rngs``, ``nnx.RngStream``, ``None``.
+      nnjax.ShapeError: at call, when ``x`` is not rank 4.
 
     Example:
       >>> Upsample2D(2)(jnp.ones((1, 7, 7, 3))).shape

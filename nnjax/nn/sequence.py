@@ -92,6 +92,9 @@ class _SequenceModel(nnx.Module):
         Raises:
           nnjax.ShapeError: ``xs`` is not ``(B, T, in_features)`` (naming the shape
             passed), or ``lengths`` is not ``(B,)``.
+          TypeError: ``xs`` is not floating and the model has no ``dtype``, or
+            ``lengths`` is not integer.
+          ValueError: concrete ``lengths`` outside ``[0, T]``.
         """
         h = jnp.asarray(xs)
         features = self.recurrent[0].in_features
@@ -117,6 +120,12 @@ _ARGS = """
       param_dtype: dtype of the parameters (float32).
       dtype: compute dtype (e.g. ``jnp.bfloat16``); ``None`` uses the input's.
       rngs: ``nnx.Rngs`` with ``params`` (and ``dropout``) streams.
+
+    Raises:
+      ValueError: a size that is not a positive int (``hidden`` empty too), an unknown
+        ``cell`` or activation name, or a ``dropout`` outside ``[0, 1]`` or NaN.
+      TypeError: ``dropout`` is not a real number, a dtype is not floating, or
+        ``rngs`` is not an ``nnx.Rngs``.
 """
 
 

@@ -52,9 +52,11 @@ def test_call_key_overrides_stream_and_no_stream_is_an_error():
         Dropout(0.3)(x)
 
 
-@pytest.mark.parametrize("rate", [-0.1, 1.0, "half"])
-def test_bad_rate(rate):
-    with pytest.raises(ValueError, match="rate"):
+@pytest.mark.parametrize(
+    ("rate", "error"), [(-0.1, ValueError), (1.5, ValueError), ("half", TypeError)]
+)
+def test_bad_rate(rate, error):
+    with pytest.raises(error, match="Dropout: `rate`"):
         Dropout(rate)
 
 
