@@ -205,6 +205,7 @@ def test_existing_run_folder_is_not_overwritten(digits_run, capsys):
     assert (digits_run / "history.json").read_text() == before
 
 
+@pytest.mark.slow
 def test_summary_of_the_course_mlp(capsys):
     code, out, _ = _run(capsys, "summary", "--model", "mlp", "--dataset", "fashion-mnist")
     assert code == 0
@@ -258,6 +259,7 @@ def test_every_command_has_help(command, capsys):
     assert "usage: nnjax " + command in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_console_script_is_installed():
     # the script installed with this interpreter (a venv's bin/, even when not activated)
     beside = pathlib.Path(sys.executable).parent / "nnjax"

@@ -179,6 +179,7 @@ _CTRL_C = textwrap.dedent(
 
 
 @pytest.mark.parametrize("where", ["sleep", "gc"])
+@pytest.mark.slow
 def test_ctrl_c_during_train_is_130_one_line_and_no_folder(tmp_path, where):
     out = tmp_path / "run"
     child = subprocess.Popen(

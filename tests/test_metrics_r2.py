@@ -65,6 +65,7 @@ def test_matches_sklearn_over_random_batchings(seed):
         np.testing.assert_allclose(value, expected, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_large_mean_small_variance_float32():
     """y = 1e4 + 0.01 noise in float32: sum(y**2) - sum(y)**2 / n has no digit left."""
     rng = np.random.default_rng(0)

@@ -30,6 +30,7 @@ def test_bench_fit_quick_writes_every_case(tmp_path):
     assert record["environment"]["versions"]["jax"]
 
 
+@pytest.mark.slow
 def test_a_failing_case_is_recorded_and_the_others_still_run(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
     import bench_fit

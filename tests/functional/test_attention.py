@@ -215,6 +215,7 @@ def test_init_checks_key_and_numpy_sizes(key):
     assert p["query"]["kernel"].shape == (8, 2, 4)
 
 
+@pytest.mark.slow
 def test_checked_attention_runs_under_jit_with_a_traced_rate():
     p = jax.tree.map(jnp.asarray, _params())
     x = jax.random.normal(jax.random.key(1), (B, T, E))

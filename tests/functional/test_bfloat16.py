@@ -120,6 +120,7 @@ def _converted_to_bfloat16(jaxpr: str) -> set[tuple[int, ...]]:
 
 @pytest.mark.parametrize("native", [False, True])
 @pytest.mark.parametrize("op", ["conv_pool", "dense", "lstm"])
+@pytest.mark.slow
 def test_bfloat16_ops_round_with_integers_in_library_programs(key, monkeypatch, native, op):
     """No XLA convert to bfloat16 in a library program's forward and backward pass."""
     monkeypatch.setattr(_hardware, "native_bfloat16", lambda backend=None: native)

@@ -353,6 +353,7 @@ def test_taps_accumulates_bfloat16_in_float32_and_rounds_once():
 
 
 @pytest.mark.parametrize("multiplier", [1, 2])
+@pytest.mark.slow
 def test_depthwise_taps_check_grads_forward_and_reverse(multiplier):
     from nnjax.functional import _conv_taps
 

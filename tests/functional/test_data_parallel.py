@@ -40,6 +40,7 @@ def test_collectives_are_found_in_hlo_text():
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
+@pytest.mark.slow
 def test_op_data_parallel_sums_gradients_and_never_gathers_the_batch(mesh, name):
     fn, params, x = CASES[name]
     sharded = jax.device_put(x, NamedSharding(mesh, PartitionSpec("data")))

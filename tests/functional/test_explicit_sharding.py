@@ -24,6 +24,7 @@ def mesh():
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
+@pytest.mark.slow
 def test_op_under_explicit_batch_sharding_matches_the_unsharded_op(mesh, name):
     fn, params, x = CASES[name]
     want = value_and_grads(fn, params, x)

@@ -140,6 +140,7 @@ def test_batch_norm_check_grads(training):
         check_grads(jax.jit(bn), (params, x), order=2, modes=("fwd", "rev"))
 
 
+@pytest.mark.slow
 def test_layer_norm_check_grads():
     x = rand((3, 4), 0)
     params = {"scale": rand((4,), 1), "bias": rand((4,), 2)}

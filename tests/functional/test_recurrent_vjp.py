@@ -184,6 +184,7 @@ def test_bfloat16_without_native_support_runs_the_scan_in_float32(monkeypatch, k
 
 
 @pytest.mark.parametrize("precompute", [False, True])
+@pytest.mark.slow
 def test_elman_scan_equals_autodiff_of_the_cell(key, precompute):
     """``nn.RNN``'s scan: outputs and gradients, held steps and reverse included."""
     params, state, xs = random_case(key, "rnn", (B, T, IN), H)

@@ -162,6 +162,7 @@ def test_block_init_names_its_own_arguments(key, kwargs, match):
         F.transformer_encoder_block_init(0, E, num_heads=HEADS)
 
 
+@pytest.mark.slow
 def test_checked_block_runs_under_jit_with_dropout(key):
     params = F.transformer_encoder_block_init(key, E, num_heads=HEADS, mlp_features=MLP)
     x = jax.random.normal(key, (B, T, E))

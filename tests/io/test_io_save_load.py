@@ -97,6 +97,7 @@ def test_round_trip_is_bitwise_with_rng_state_and_batch_statistics(make, tmp_pat
     np.testing.assert_array_equal(model(x), loaded(x))
 
 
+@pytest.mark.slow
 def test_eval_mode_survives_the_round_trip(tmp_path):
     model, shape = _cnn()  # dropout and batch norm
     model.eval()
@@ -118,6 +119,7 @@ def test_the_folder_holds_the_guide_layout_and_json(tmp_path):
     assert (tmp_path / "m" / "state" / "_CHECKPOINT_METADATA").is_file()
 
 
+@pytest.mark.slow
 def test_a_loaded_model_saves_again(tmp_path):
     model, shape = _sequential()
     nnjax.save(model, tmp_path / "a")

@@ -38,6 +38,7 @@ def test_conv_autoencoder_checks_images_against_input_shape(cae, shape, method):
         call(jnp.ones(shape))
 
 
+@pytest.mark.slow
 def test_conv_autoencoder_check_holds_under_jit(cae):
     call = nnx.jit(lambda m, x: m(x))
     with pytest.raises(nnjax.ShapeError, match=r"ConvAutoencoder: argument `x` has shape"):

@@ -59,6 +59,7 @@ def test_jit_does_not_retrace():
 
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
 @pytest.mark.parametrize("all_steps", [False, True])
+@pytest.mark.slow
 def test_lengths_equal_running_each_sequence_alone(cell, all_steps):
     # the reference: each example cut to its length, run alone without `lengths`
     model = SequenceClassifier(3, (6, 5), 4, cell=cell, all_steps=all_steps, rngs=nnx.Rngs(0))
@@ -72,6 +73,7 @@ def test_lengths_equal_running_each_sequence_alone(cell, all_steps):
 
 
 @pytest.mark.parametrize("as_dict", [False, True])
+@pytest.mark.slow
 def test_lengths_reach_the_model_through_fit_and_change_the_result(as_dict):
     rng = np.random.default_rng(0)
     xs = rng.normal(size=(32, 6, 2)).astype(np.float32)

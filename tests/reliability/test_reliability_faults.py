@@ -163,6 +163,7 @@ def _fresh_state(model):
     return TrainState(params, optimizers.init_state(tx, params, learning_rate=1e-2), rest)
 
 
+@pytest.mark.slow
 def test_resume_state_falls_back_from_a_damaged_newest_checkpoint(tmp_path):
     T.fit(mlp(), DATA, epochs=2, callbacks=[T.ModelCheckpoint(tmp_path)], **KW)
     (tmp_path / "2" / "nnjax.json").write_text("")  # the disk lost the newest metadata

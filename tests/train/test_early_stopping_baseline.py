@@ -265,6 +265,7 @@ def dropout_mlp(rngs):
     return MLP(4, (8,), 3, dropout=0.2, rngs=rngs)
 
 
+@pytest.mark.slow
 def test_each_sweep_member_stops_where_its_own_fit_stops(keras_stopping):
     """Per member, as fit: member 0 stops only because of the baseline (epoch 5), member
     1 too (epoch 2), member 2 keeps improving without beating it (no stop), member 3

@@ -56,6 +56,7 @@ def test_fit_takes_a_mesh_with_explicit_axes(on_own_mesh):
     _assert_same(_fit_evaluate_predict(mesh=_explicit()), on_own_mesh)
 
 
+@pytest.mark.slow
 def test_fit_evaluate_predict_under_a_global_mesh_with_explicit_axes(on_own_mesh):
     with jax.set_mesh(_explicit()):
         got = _fit_evaluate_predict(devices=jax.devices()[:2])
@@ -63,6 +64,7 @@ def test_fit_evaluate_predict_under_a_global_mesh_with_explicit_axes(on_own_mesh
     _assert_same(got, on_own_mesh)
 
 
+@pytest.mark.slow
 def test_sweep_under_a_global_mesh_with_explicit_axes():
     run = lambda: sweep(
         _model, (X, Y), loss="cross_entropy", optimizer=optax.adam,

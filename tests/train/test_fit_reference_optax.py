@@ -85,6 +85,7 @@ def test_plain_fit_is_the_hand_written_loop_over_the_same_batches(
     np.testing.assert_allclose(history["loss"], losses, rtol=0, atol=ATOL)
 
 
+@pytest.mark.slow
 def test_steps_per_dispatch_is_bitwise_the_same_run_and_callbacks_see_every_epoch():
     x, y = blobs(n=N)
     runs = []

@@ -62,6 +62,7 @@ class RestoreAfterFirstEpoch(Callback):
         self.marks.append((len(self.records), TRACES.count))
 
 
+@pytest.mark.slow
 def test_early_stopping_restores_fsdp_weights_split_and_equal_to_the_best_epoch():
     model = MLP(8, (32,), 4, rngs=nnx.Rngs(0))
     keep = KeepParams()

@@ -63,6 +63,7 @@ def _probe(tuned: bool) -> dict:
 
 
 @pytest.mark.skipif(host_memory.glibc_mallopt() is None, reason="needs glibc's mallopt")
+@pytest.mark.slow
 def test_freed_memory_is_reused_without_page_faults():
     default, tuned = _probe(tuned=False), _probe(tuned=True)
     assert (default["tuned"], tuned["tuned"]) == (False, True)

@@ -104,6 +104,7 @@ def _wide_data():
     return x, (x[:, 0] > 0).astype(np.int32)
 
 
+@pytest.mark.slow
 def test_evaluate_and_predict_over_many_batches_complete():
     # wide enough that the devices fall behind the host (evaluation dispatches faster
     # than training: no callbacks, no optimizer)
@@ -116,6 +117,7 @@ def test_evaluate_and_predict_over_many_batches_complete():
     np.testing.assert_allclose(logs["accuracy"], np.mean(np.argmax(expected, -1) == y))
 
 
+@pytest.mark.slow
 def test_sweep_over_every_device_with_one_update_per_dispatch_completes():
     x, y = _wide_data()
     result = train.sweep(

@@ -103,6 +103,7 @@ def _usable(model, x):
     assert out.shape == (4, 3)
 
 
+@pytest.mark.slow
 def test_ctrl_c_at_random_instants_leaves_the_model_usable():
     """Many interrupts from a timer thread; after each, predict and fit still work."""
     x, y = blobs(n=512)

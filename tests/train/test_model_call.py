@@ -41,6 +41,7 @@ def _data(n=40):
     return a, b, rng.integers(0, 3, n).astype(np.int32)
 
 
+@pytest.mark.slow
 def test_a_dict_in_a_tuple_reaches_a_one_input_model_whole():
     a, b, y = _data()
     kw = dict(loss="cross_entropy", epochs=2, batch_size=16, verbose=0, seed=0)

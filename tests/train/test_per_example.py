@@ -45,6 +45,7 @@ def test_model_grads_match_python_loop_and_batch_mean(key):
     _assert_trees_close(P.batch_grad(got), jax.grad(loss)(params, x, y), rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_params_form_with_apply_fn_matches_loop(key):
     params = F.dense_init(key, 4, 2)
     x, _ = _data(key)

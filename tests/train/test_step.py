@@ -199,6 +199,7 @@ def test_predict_and_eval_steps_trace_forward_only():
 
 
 @pytest.mark.parametrize("loss", ["cross_entropy", "mse", None])
+@pytest.mark.slow
 def test_train_step_normalizes_after_differentiating_the_weighted_sum(loss):
     # the step differentiates sum(weight * per_example) and divides after; the update
     # must equal the gradient of the normalized objective (padding and weights included)

@@ -350,6 +350,7 @@ def test_members_per_step_formulations_agree(data):
         sweep(make_model, data, loss="cross_entropy", members=members, members_per_step=0)
 
 
+@pytest.mark.slow
 def test_declared_integer_inputs_pass_and_match_fit():
     from nnjax.nn import SequenceRegressor
     from nnjax.train import fit
