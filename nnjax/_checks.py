@@ -12,7 +12,7 @@ from __future__ import annotations
 import numbers
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Literal, overload
 
 import chex
 import jax
@@ -130,16 +130,45 @@ def static_arg_message(op: str, name: str, value: Any, expected: str) -> str:
     return f"{op}: `{name}` must be {expected}, got {value!r}"
 
 
-def check_static_bool(op: str, name: str, value: Any) -> bool:
+@overload
+def check_static_bool(
+    op: str, name: str, value: Any, *, allow_none: Literal[False] = False
+) -> bool: ...
+
+
+@overload
+def check_static_bool(op: str, name: str, value: Any, *, allow_none: bool) -> bool | None: ...
+
+
+def check_static_bool(op: str, name: str, value: Any, *, allow_none: bool = False) -> bool | None:
     """``value`` as a bool after checking it is a Python (or NumPy) bool.
+
+    Args:
+      op: the public name of the op (or layer) doing the check.
+      name: the argument's name, e.g. ``"reverse"``.
+      value: what the user passed.
+      allow_none: let ``None`` through (returned as is), e.g. for a flag whose ``None``
+        picks a default per backend.
 
     Raises:
       TypeError: naming ``op``, ``name`` and the value; for a traced value, saying to
         mark the argument static under ``jax.jit``.
+
+    Example:
+      >>> check_static_bool("rnn", "reverse", np.bool_(True))
+      True
+      >>> try:
+      ...     check_static_bool("rnn", "reverse", "no")
+      ... except TypeError as err:
+      ...     print(err)
+      rnn: `reverse` must be a Python bool (True or False), got 'no'
     """
+    if value is None and allow_none:
+        return None
     if isinstance(value, bool | np.bool_):
         return bool(value)
-    raise TypeError(static_arg_message(op, name, value, "a Python bool (True or False)"))
+    expected = "a Python bool (True or False)" + (" or None" if allow_none else "")
+    raise TypeError(static_arg_message(op, name, value, expected))
 
 
 def is_int(value) -> bool:

@@ -139,7 +139,9 @@ def bidirectional(
       KeyError: ``params`` lacks ``"forward"`` or ``"backward"`` (e.g. one direction's
         parameters were passed).
       TypeError: ``state`` is not a pair ``(forward_state, backward_state)`` (e.g. a
-        single ``LSTMState``), or a direction's state has the wrong structure.
+        single ``LSTMState``), a direction's state has the wrong structure, or
+        ``precompute_inputs`` is neither a Python bool nor ``None`` (a traced one
+        too: mark it static under ``jax.jit``).
       nnjax.ShapeError: as :func:`nnjax.functional.rnn`.
 
     Example:

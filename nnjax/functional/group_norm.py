@@ -25,12 +25,14 @@ def group_norm_init(key: jax.Array, num_features: int, *, dtype: jnp.dtype = jnp
 
     Raises:
       ValueError: if ``num_features`` is not a positive int.
+      TypeError: if ``dtype`` is not a floating dtype (e.g. ``jnp.int32``).
 
     Example:
       >>> jax.tree.map(jnp.shape, group_norm_init(jax.random.key(0), 6))
       {'bias': (6,), 'scale': (6,)}
     """
     num_features = _utils.positive_int("group_norm_init", "num_features", num_features)
+    dtype = _checks.float_dtype("group_norm_init", dtype)
     return layer_norm_init(key, num_features, dtype=dtype)
 
 
@@ -49,12 +51,14 @@ def instance_norm_init(
 
     Raises:
       ValueError: if ``num_features`` is not a positive int.
+      TypeError: if ``dtype`` is not a floating dtype (e.g. ``jnp.int32``).
 
     Example:
       >>> instance_norm_init(jax.random.key(0), 2)["scale"]
       Array([1., 1.], dtype=float32)
     """
     num_features = _utils.positive_int("instance_norm_init", "num_features", num_features)
+    dtype = _checks.float_dtype("instance_norm_init", dtype)
     return layer_norm_init(key, num_features, dtype=dtype)
 
 

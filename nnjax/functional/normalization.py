@@ -27,6 +27,7 @@ def layer_norm_init(key: jax.Array, num_features: int, *, dtype: jnp.dtype = jnp
 
     Raises:
       ValueError: if ``num_features`` is not a positive int.
+      TypeError: if ``dtype`` is not a floating dtype (e.g. ``jnp.int32``).
 
     Example:
       >>> layer_norm_init(jax.random.key(0), 4)["scale"]
@@ -34,6 +35,7 @@ def layer_norm_init(key: jax.Array, num_features: int, *, dtype: jnp.dtype = jnp
     """
     del key
     n = _utils.positive_int("layer_norm_init", "num_features", num_features)
+    dtype = _checks.float_dtype("layer_norm_init", dtype)
     return {"scale": jnp.ones((n,), dtype), "bias": jnp.zeros((n,), dtype)}
 
 
@@ -104,6 +106,7 @@ def batch_norm_init(
 
     Raises:
       ValueError: if ``num_features`` is not a positive int.
+      TypeError: if ``dtype`` is not a floating dtype (e.g. ``jnp.int32``).
 
     Example:
       >>> params, stats = batch_norm_init(jax.random.key(0), 8)
@@ -111,6 +114,7 @@ def batch_norm_init(
       (8,)
     """
     n = _utils.positive_int("batch_norm_init", "num_features", num_features)
+    dtype = _checks.float_dtype("batch_norm_init", dtype)
     params = layer_norm_init(key, n, dtype=dtype)
     stats = {"mean": jnp.zeros((n,), dtype), "var": jnp.ones((n,), dtype)}
     return params, stats

@@ -31,6 +31,7 @@ def prelu_init(
 
     Raises:
       ValueError: if ``num_parameters`` is not a positive int.
+      TypeError: if ``dtype`` is not a floating dtype (e.g. ``jnp.int32``).
 
     Example:
       >>> prelu_init(jax.random.key(0), 3)["negative_slope"]
@@ -38,6 +39,7 @@ def prelu_init(
     """
     del key
     num_parameters = _utils.positive_int("prelu_init", "num_parameters", num_parameters)
+    dtype = _checks.float_dtype("prelu_init", dtype)
     return {"negative_slope": jnp.full((num_parameters,), init, dtype)}
 
 

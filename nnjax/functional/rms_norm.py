@@ -26,6 +26,7 @@ def rms_norm_init(key: jax.Array, num_features: int, *, dtype: jnp.dtype = jnp.f
 
     Raises:
       ValueError: if ``num_features`` is not a positive int.
+      TypeError: if ``dtype`` is not a floating dtype (e.g. ``jnp.int32``).
 
     Example:
       >>> rms_norm_init(jax.random.key(0), 3)
@@ -33,6 +34,7 @@ def rms_norm_init(key: jax.Array, num_features: int, *, dtype: jnp.dtype = jnp.f
     """
     del key
     n = _utils.positive_int("rms_norm_init", "num_features", num_features)
+    dtype = _checks.float_dtype("rms_norm_init", dtype)
     return {"scale": jnp.ones((n,), dtype)}
 
 

@@ -152,7 +152,9 @@ def rnn(
         ``precompute_inputs=True`` with a cell that has no ``split``; a ``state`` of
         the wrong structure for a built-in cell (an array for the LSTM, whose state is
         ``LSTMState(h, c)``; an ``LSTMState`` for the GRU or Elman cell); a
-        non-floating ``xs``; or non-integer ``lengths``.
+        non-floating ``xs``; non-integer ``lengths``; or ``reverse`` that is not a
+        Python bool, or ``precompute_inputs`` neither one nor ``None`` (e.g. ``"no"``,
+        or a value traced under ``jax.jit``: mark it static).
       ValueError: concrete ``lengths`` outside ``[0, T]``.
       KeyError: ``params`` of a built-in cell lacks one of its arrays (e.g. ``"w_h"``).
 
@@ -173,6 +175,10 @@ def _run(op, cell, params, xs, state, lengths, reverse, unroll, precompute_input
     the cell with its own backward pass in place of autodiff of the scan of ``cell``
     (``lstm``: :func:`_lstm_scan.lstm_scan`, ``gru``: :func:`_gru_scan.gru_scan`).
     """
+    reverse = _checks.check_static_bool(op, "reverse", reverse)
+    precompute_inputs = _checks.check_static_bool(
+        op, "precompute_inputs", precompute_inputs, allow_none=True
+    )
     xs = _utils.as_compute(op, xs, "xs")
     _checks.check_rank(op, "xs", xs, 3)
     split = getattr(cell, "split", None)
@@ -298,7 +304,8 @@ def lstm(
 
     Raises:
       TypeError: ``state`` is not an ``LSTMState(h, c)`` (or an ``(h, c)`` pair), or
-        as :func:`rnn` (a non-floating ``xs``, non-integer ``lengths``).
+        as :func:`rnn` (a non-floating ``xs``, non-integer ``lengths``, a ``reverse``
+        or ``precompute_inputs`` that is not a Python bool).
       nnjax.ShapeError, ValueError, KeyError: as :func:`rnn`.
 
     Example:

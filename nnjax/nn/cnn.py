@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from nnjax import activations, initializers
+from nnjax import _checks, activations, initializers
 from nnjax.errors import ShapeError
 from nnjax.functional.conv import conv_padding
 from nnjax.nn import _shapes, _validate
@@ -98,8 +98,8 @@ class CNN(nnx.Module):
         is named so). Calls raise ``ShapeError`` for images of another shape than
         ``input_shape``.
       TypeError: ``dropout`` or ``conv_dropout`` is not a real number,
-        ``param_dtype`` is not a floating dtype, or ``dtype`` is neither ``None`` nor
-        one.
+        ``batch_norm`` is not a bool, ``param_dtype`` is not a floating dtype, or
+        ``dtype`` is neither ``None`` nor one.
 
     Example:
       >>> from flax import nnx
@@ -142,6 +142,7 @@ class CNN(nnx.Module):
         _validate.activation("CNN", "output_activation", output_activation)
         _validate.rate("CNN", "dropout", dropout)
         _validate.rate("CNN", "conv_dropout", conv_dropout)
+        batch_norm = _checks.check_static_bool("CNN", "batch_norm", batch_norm)
         _validate.float_dtype("CNN", "param_dtype", param_dtype)
         _validate.float_dtype("CNN", "dtype", dtype, allow_none=True)
         pool_cls = (

@@ -46,7 +46,7 @@ class _SequenceModel(nnx.Module):
         _validate.positive_int(owner, "out_features", out_features)
         cls = CELLS[_validate.choice(owner, "cell", cell, tuple(CELLS))]
         _validate.rate(owner, "dropout", dropout)
-        self.all_steps = all_steps
+        self.all_steps = all_steps = _checks.check_static_bool(owner, "all_steps", all_steps)
         sizes = [in_features, *hidden]
         self.recurrent = nnx.List(
             [
@@ -124,8 +124,8 @@ _ARGS = """
     Raises:
       ValueError: a size that is not a positive int (``hidden`` empty too), an unknown
         ``cell`` or activation name, or a ``dropout`` outside ``[0, 1]`` or NaN.
-      TypeError: ``dropout`` is not a real number, a dtype is not floating, or
-        ``rngs`` is not an ``nnx.Rngs``.
+      TypeError: ``dropout`` is not a real number, ``all_steps`` is not a bool, a
+        dtype is not floating, or ``rngs`` is not an ``nnx.Rngs``.
 """
 
 

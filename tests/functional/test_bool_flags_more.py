@@ -1,0 +1,104 @@
+"""The recurrences' on/off arguments must be static bools: a string such as "no" is truthy.
+
+Before these checks ``reverse="no"`` ran the sequence backwards, ``precompute_inputs="no"``
+projected the inputs before the scan, and ``reverse=None`` ran it forwards, silently.
+"""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import nnjax.functional as F
+
+KEY = jax.random.key(0)
+XS = jax.random.normal(jax.random.key(1), (2, 5, 3))
+LSTM = F.lstm_cell_init(KEY, 3, 4)
+GRU = F.gru_cell_init(KEY, 3, 4)
+RNN = F.rnn_cell_init(KEY, 3, 4)
+BI = F.bidirectional_init(KEY, F.gru_cell_init, 3, 4)
+
+# op name -> fn(**flags) running the op on XS
+OPS = {
+    "rnn": lambda **kw: F.rnn(F.rnn_cell, RNN, XS, **kw),
+    "lstm": lambda **kw: F.lstm(LSTM, XS, **kw),
+    "gru": lambda **kw: F.gru(GRU, XS, **kw),
+}
+BIDIRECTIONAL = lambda **kw: F.bidirectional(F.gru_cell, BI, XS, **kw)
+
+CASES = {
+    **{
+        f"{op}: `{flag}`": (fn, flag)
+        for op, fn in OPS.items()
+        for flag in ("reverse", "precompute_inputs")
+    },
+    "bidirectional: `precompute_inputs`": (BIDIRECTIONAL, "precompute_inputs"),
+}
+
+
+@pytest.mark.parametrize("where", list(CASES))
+@pytest.mark.parametrize("value", ["no", 1, 0.0, jnp.array(True)])
+def test_a_flag_that_is_not_a_bool_is_named(where, value):
+    fn, flag = CASES[where]
+    with pytest.raises(TypeError, match=rf"^{where} must be a Python bool \(True or False\)"):
+        fn(**{flag: value})
+
+
+@pytest.mark.parametrize("op", list(OPS))
+def test_reverse_none_is_refused(op):
+    """``None`` was falsy: it ran forwards; only ``precompute_inputs`` takes ``None``."""
+    with pytest.raises(TypeError, match=rf"^{op}: `reverse` must be a Python bool .*, got None$"):
+        OPS[op](reverse=None)
+
+
+@pytest.mark.parametrize("where", list(CASES))
+def test_python_and_numpy_bools_work_alike(where):
+    fn, flag = CASES[where]
+    for value in (False, True):
+        a, b = fn(**{flag: value}), fn(**{flag: np.bool_(value)})
+        for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+            np.testing.assert_allclose(x, y, atol=1e-6)
+
+
+@pytest.mark.parametrize("where", [w for w in CASES if "precompute" in w])
+def test_precompute_inputs_none_picks_the_backend_default(where):
+    fn, _ = CASES[where]
+    for x, y in zip(
+        jax.tree.leaves(fn(precompute_inputs=None)),
+        jax.tree.leaves(fn(precompute_inputs=False)),
+        strict=True,
+    ):
+        np.testing.assert_allclose(x, y, atol=1e-5)
+
+
+@pytest.mark.parametrize("op", list(OPS))
+def test_reverse_reads_the_sequence_backwards(op):
+    """``reverse=True`` on ``xs`` equals a forward run on the time-flipped ``xs``."""
+    fn = {
+        "rnn": functools.partial(F.rnn, F.rnn_cell, RNN),
+        "lstm": functools.partial(F.lstm, LSTM),
+        "gru": functools.partial(F.gru, GRU),
+    }[op]
+    _, ys = fn(XS, reverse=np.bool_(True))
+    _, ys_flipped = fn(XS[:, ::-1])
+    np.testing.assert_allclose(ys, ys_flipped[:, ::-1], atol=1e-5)
+
+
+def test_static_flags_work_under_jit():
+    fn = jax.jit(F.lstm, static_argnames=("reverse", "precompute_inputs"))
+    for reverse in (False, True):
+        for precompute in (None, False, True):
+            got = fn(LSTM, XS, reverse=reverse, precompute_inputs=precompute)
+            want = F.lstm(LSTM, XS, reverse=reverse, precompute_inputs=precompute)
+            for x, y in zip(jax.tree.leaves(got), jax.tree.leaves(want), strict=True):
+                np.testing.assert_allclose(x, y, atol=1e-5)
+
+
+@pytest.mark.parametrize("where", list(CASES))
+def test_a_traced_flag_says_to_mark_it_static(where):
+    fn, flag = CASES[where]
+    jitted = jax.jit(lambda value: fn(**{flag: value}))
+    with pytest.raises(TypeError, match=rf"^{where} must be .*traced.*static_argnames='{flag}'"):
+        jitted(True)
