@@ -35,8 +35,13 @@ def init_params(
     op: str, key, kernel_shape: tuple[int, ...], out_channels: int, *, dtype,
     kernel_init, bias_init, use_bias: bool,
 ) -> Params:  # fmt: skip
-    """``{"kernel": kernel_shape, "bias": (out_channels,)}`` drawn from ``key`` (checked)."""
+    """``{"kernel": kernel_shape, "bias": (out_channels,)}`` drawn from ``key`` (checked).
+
+    ``op`` (the public init) names errors: a bad ``key``, ``use_bias`` or ``dtype`` (not
+    floating: integer, bool and complex dtypes are refused before anything is drawn).
+    """
     _checks.check_key(op, "key", key)
+    dtype = _checks.float_dtype(op, dtype)
     use_bias = _checks.check_static_bool(op, "use_bias", use_bias)
     k_kernel, k_bias = jax.random.split(key)
     params = {"kernel": initializers.init_param(kernel_init, k_kernel, kernel_shape, dtype)}

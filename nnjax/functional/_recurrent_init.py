@@ -25,12 +25,14 @@ def draw_weights(
     Each ``(H, H)`` block of ``w_h`` is drawn on its own, so with the orthogonal
     initializer every gate's recurrent matrix is orthogonal (as in Keras). Blocks are
     drawn in at least float32 and then cast: the QR behind the orthogonal initializer
-    has no bfloat16/float16 kernel.
+    has no bfloat16/float16 kernel. The sizes, ``key`` and ``dtype`` (floating only) are
+    checked first, errors naming the public init.
     """
     op = {1: "rnn_cell_init", 3: "gru_cell_init", 4: "lstm_cell_init"}[gates]
     in_features = _utils.positive_int(op, "in_features", in_features)
     hidden = _utils.positive_int(op, "hidden_features", hidden)
     _checks.check_key(op, "key", key)
+    dtype = _checks.float_dtype(op, dtype)
     draw_dtype = jnp.promote_types(dtype, jnp.float32)
 
     def blocks(init, key, rows):

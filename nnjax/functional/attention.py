@@ -49,8 +49,8 @@ def multi_head_attention_init(
       ValueError: for sizes that are not positive ints, ``num_heads`` not dividing
         ``features``, or an unknown ``kernel_init`` name.
       TypeError: if ``key`` is not a PRNG key (``jax.random.key(seed)``), ``use_bias``
-        is not a bool, ``dtype`` is not floating, or ``kernel_init`` is neither a name
-        nor a callable.
+        is not a bool, ``dtype`` is not floating (an integer, bool or complex dtype), or
+        ``kernel_init`` is neither a name nor a callable.
       nnjax.ShapeError: if ``kernel_init`` cannot draw a ``(rows, F)`` kernel.
 
     Example:
@@ -68,6 +68,7 @@ def multi_head_attention_init(
         op, "out_features", features if out_features is None else out_features
     )
     _checks.check_key(op, "key", key)
+    dtype = _checks.float_dtype(op, dtype)
     use_bias = _checks.check_static_bool(op, "use_bias", use_bias)
     head_dim = features // num_heads
     keys = jax.random.split(key, 4)

@@ -79,7 +79,8 @@ def bidirectional_init(
       ``{"forward": cell_params, "backward": cell_params}``.
 
     Raises:
-      TypeError: ``key`` is not a PRNG key; else as ``cell_init``.
+      TypeError: ``key`` is not a PRNG key, or a ``dtype`` in ``kwargs`` is not
+        floating (checked before ``cell_init`` runs); else as ``cell_init``.
 
     Example:
       >>> from nnjax.functional.recurrent import gru_cell_init
@@ -88,6 +89,8 @@ def bidirectional_init(
       (['backward', 'forward'], (5, 15))
     """
     _checks.check_key("bidirectional_init", "key", key)
+    if "dtype" in kwargs:
+        _checks.float_dtype("bidirectional_init", kwargs["dtype"])
     k_fwd, k_bwd = jax.random.split(key)
     return {
         "forward": cell_init(k_fwd, in_features, hidden_features, **kwargs),
@@ -134,8 +137,8 @@ def bidirectional(
       reading step 0), ``ys (B, T, 2H)`` for ``"concat"``, else ``(B, T, H)``.
 
     Raises:
-      ValueError: an unknown ``merge`` or bad ``lengths``, or ``params`` with a key
-        other than ``"forward"`` and ``"backward"``.
+      ValueError: an unknown ``merge``, bad ``lengths``, an ``unroll`` that is not a
+        positive int, or ``params`` with a key other than ``"forward"`` and ``"backward"``.
       KeyError: ``params`` lacks ``"forward"`` or ``"backward"`` (e.g. one direction's
         parameters were passed).
       TypeError: ``state`` is not a pair ``(forward_state, backward_state)`` (e.g. a

@@ -84,8 +84,8 @@ def conv2d_init(
         integers count), ``kernel_size`` is bad, ``feature_group_count`` does not
         divide both channel counts, or an initializer name is unknown.
       TypeError: if ``key`` is not a PRNG key (``jax.random.key(seed)``), ``use_bias``
-        is not a bool, ``dtype`` is not floating, or an initializer is neither a name
-        nor a callable.
+        is not a bool, ``dtype`` is not floating (an integer, bool or complex dtype), or
+        an initializer is neither a name nor a callable.
       nnjax.ShapeError: if an initializer cannot draw its parameter's shape (e.g. a
         fan-based ``bias_init`` for the 1-D bias).
 

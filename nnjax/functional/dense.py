@@ -39,8 +39,8 @@ def dense_init(
       ValueError: if ``in_features`` or ``out_features`` is not a positive int, or an
         initializer name is unknown.
       TypeError: if ``key`` is not a PRNG key (``jax.random.key(seed)``), ``use_bias``
-        is not a bool, ``dtype`` is not floating, or an initializer is neither a name
-        nor a callable.
+        is not a bool, ``dtype`` is not floating (an integer, bool or complex dtype), or
+        an initializer is neither a name nor a callable.
       nnjax.ShapeError: if an initializer cannot draw its parameter's shape (e.g. a
         fan-based ``bias_init`` such as ``"glorot_uniform"`` for the 1-D bias).
 
@@ -52,6 +52,7 @@ def dense_init(
     in_features = _utils.positive_int("dense_init", "in_features", in_features)
     out_features = _utils.positive_int("dense_init", "out_features", out_features)
     _checks.check_key("dense_init", "key", key)
+    dtype = _checks.float_dtype("dense_init", dtype)
     use_bias = _checks.check_static_bool("dense_init", "use_bias", use_bias)
     k_kernel, k_bias = jax.random.split(key)
     params = {

@@ -36,9 +36,9 @@ def embedding_init(
     Raises:
       ValueError: if ``num_embeddings`` or ``features`` is not a positive int, or
         ``embedding_init`` is an unknown name.
-      TypeError: if ``key`` is not a PRNG key (``jax.random.key(seed)``), or (with an
-        ``embedding_init``) ``dtype`` is not floating or the initializer is neither a
-        name nor a callable.
+      TypeError: if ``key`` is not a PRNG key (``jax.random.key(seed)``), ``dtype`` is
+        not floating (an integer, bool or complex dtype), or ``embedding_init`` is
+        neither a name nor a callable.
       nnjax.ShapeError: if ``embedding_init`` cannot draw a ``(V, D)`` table.
 
     Example:
@@ -48,6 +48,7 @@ def embedding_init(
     num_embeddings = _utils.positive_int("embedding_init", "num_embeddings", num_embeddings)
     features = _utils.positive_int("embedding_init", "features", features)
     _checks.check_key("embedding_init", "key", key)
+    dtype = _checks.float_dtype("embedding_init", dtype)
     shape = (num_embeddings, features)
     if embedding_init is None:
         draw = jax.random.normal(key, shape, jnp.promote_types(dtype, jnp.float32))

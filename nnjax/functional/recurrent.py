@@ -139,7 +139,8 @@ def rnn_cell_init(
 
     Raises:
       ValueError: a size that is not a positive int, or an unknown initializer name.
-      TypeError: a ``key`` that is not a PRNG key, or an initializer that is not callable.
+      TypeError: a ``key`` that is not a PRNG key, a non-floating ``dtype``, or an
+        initializer that is neither a name nor a callable.
       nnjax.ShapeError: an initializer that cannot draw an ``(n, H)`` block.
 
     Example:

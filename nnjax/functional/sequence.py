@@ -155,7 +155,8 @@ def rnn(
         non-floating ``xs``; non-integer ``lengths``; or ``reverse`` that is not a
         Python bool, or ``precompute_inputs`` neither one nor ``None`` (e.g. ``"no"``,
         or a value traced under ``jax.jit``: mark it static).
-      ValueError: concrete ``lengths`` outside ``[0, T]``.
+      ValueError: concrete ``lengths`` outside ``[0, T]``, or ``unroll`` that is not a
+        positive Python int (a bool, a float, 0, or a value traced under ``jax.jit``).
       KeyError: ``params`` of a built-in cell lacks one of its arrays (e.g. ``"w_h"``).
 
     Example:
@@ -176,6 +177,7 @@ def _run(op, cell, params, xs, state, lengths, reverse, unroll, precompute_input
     (``lstm``: :func:`_lstm_scan.lstm_scan`, ``gru``: :func:`_gru_scan.gru_scan`).
     """
     reverse = _checks.check_static_bool(op, "reverse", reverse)
+    unroll = _checks.positive_int(op, "unroll", unroll)  # lax.scan reads True as "all"
     precompute_inputs = _checks.check_static_bool(
         op, "precompute_inputs", precompute_inputs, allow_none=True
     )

@@ -46,7 +46,8 @@ def transformer_encoder_block_init(
         int, ``num_heads`` does not divide ``features``, or ``kernel_init`` is an
         unknown name.
       TypeError: ``key`` is not a PRNG key (``jax.random.key(seed)``), ``dtype`` is not
-        floating, or ``kernel_init`` is neither a name nor a callable.
+        floating (an integer, bool or complex dtype), or ``kernel_init`` is neither a
+        name nor a callable.
       nnjax.ShapeError: ``kernel_init`` cannot draw a kernel's shape.
 
     Example:
@@ -63,6 +64,7 @@ def transformer_encoder_block_init(
         op, "mlp_features", 4 * features if mlp_features is None else mlp_features
     )
     _checks.check_key(op, "key", key)
+    dtype = _checks.float_dtype(op, dtype)  # once, under this init's name
     k_attn, k_in, k_out = jax.random.split(key, 3)
     kw: dict[str, Any] = {"dtype": dtype, "kernel_init": kernel_init}
     return {

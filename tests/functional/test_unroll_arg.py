@@ -1,0 +1,66 @@
+"""``unroll`` of the sequence ops must be a positive Python int.
+
+It used to go straight to ``lax.scan``, which reads ``True`` as "unroll every step" and
+``False`` as 1, and whose own errors (for 0, a float, a string) name neither the op nor
+the argument.
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import nnjax.functional as F
+
+KEY = jax.random.key(0)
+B, T, IN, H = 2, 5, 3, 4
+XS = jax.random.normal(jax.random.key(1), (B, T, IN))
+
+LSTM = F.lstm_cell_init(KEY, IN, H)
+GRU = F.gru_cell_init(KEY, IN, H)
+ELMAN = F.rnn_cell_init(KEY, IN, H)
+
+# op name -> run(unroll); each returns (final state, ys)
+OPS = {
+    "rnn": lambda unroll: F.rnn(F.rnn_cell, ELMAN, XS, unroll=unroll),
+    "lstm": lambda unroll: F.lstm(LSTM, XS, unroll=unroll),
+    "gru": lambda unroll: F.gru(GRU, XS, unroll=unroll),
+    "bidirectional": lambda unroll: F.bidirectional(
+        F.gru_cell, F.bidirectional_init(KEY, F.gru_cell_init, IN, H), XS, unroll=unroll
+    ),
+}
+
+
+@pytest.mark.parametrize("op", list(OPS))
+@pytest.mark.parametrize("unroll", [True, False, np.bool_(True), 0, -2, 2.0, "2", None])
+def test_a_bad_unroll_is_named(op, unroll):
+    with pytest.raises(ValueError, match=rf"^{op}: `unroll` must be a positive int, got "):
+        OPS[op](unroll)
+    try:
+        OPS[op](unroll)
+    except ValueError as err:
+        assert str(err).endswith(repr(unroll))
+
+
+def test_rnn_with_a_custom_cell_checks_unroll_too():
+    def cell(params, h, x):
+        h = jnp.tanh(x @ params + h)
+        return h, h
+
+    with pytest.raises(ValueError, match=r"^rnn: `unroll` must be a positive int, got True$"):
+        F.rnn(cell, jnp.ones((IN, H)), XS, jnp.zeros((B, H)), unroll=True)
+
+
+@pytest.mark.parametrize("op", list(OPS))
+def test_a_traced_unroll_says_to_mark_it_static(op):
+    with pytest.raises(ValueError, match=rf"^{op}: `unroll` .*traced.*static_argnames='unroll'"):
+        jax.jit(OPS[op])(2)
+
+
+@pytest.mark.parametrize("op", list(OPS))
+@pytest.mark.parametrize("unroll", [2, np.int64(3), T, 2 * T])
+def test_positive_ints_give_the_rolled_result(op, unroll):
+    expected = OPS[op](1)
+    got = OPS[op](unroll)
+    for want, have in zip(jax.tree.leaves(expected), jax.tree.leaves(got), strict=True):
+        np.testing.assert_allclose(have, want, atol=1e-6)
