@@ -220,6 +220,7 @@ def run_epochs(run: Run, plan: Plan, driver: CallbackDriver, initial_epoch: int)
     """
     logs: dict[str, float] = {}
     with held_interrupts() as deliver:  # a Ctrl-C is raised at the next safe point
+        deliver()  # one held during fit's or sweep's setup (holding_interrupts)
         for epoch in range(initial_epoch, plan.epochs):
             driver.epoch_begin(epoch)
             logs = run_epoch(run, plan, driver, epoch, deliver)

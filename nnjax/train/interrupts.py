@@ -23,11 +23,15 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import signal
 import threading
 from collections.abc import Callable, Iterator
 from types import FrameType
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 def _deliver(previous: object, signum: int, frame: FrameType | None) -> None:
@@ -40,35 +44,56 @@ def _deliver(previous: object, signum: int, frame: FrameType | None) -> None:
     # SIG_IGN (or None: installed outside Python): the signal is ignored, as before
 
 
+class _Holder:
+    """The ``SIGINT`` handler of a holding block: keeps the first signal until delivered.
+
+    Attributes:
+      previous: the handler installed before the block (what a held signal goes to).
+      again_at_once: a second ``SIGINT`` while one is held is handled at once.
+      held: the held ``(signum, frame)``, at most one.
+    """
+
+    def __init__(self, previous: Any, again_at_once: bool) -> None:
+        self.previous = previous
+        self.again_at_once = again_at_once
+        self.held: list[tuple[int, FrameType | None]] = []
+
+    def __call__(self, signum: int, frame: FrameType | None) -> None:
+        if self.held and self.again_at_once:  # pressed again: both handled now, as one
+            self.held.clear()
+            _deliver(self.previous, signum, frame)
+        elif not self.held:
+            self.held.append((signum, frame))
+
+    def deliver(self) -> None:
+        """Handles a held signal as ``previous`` would have; nothing if none is held."""
+        if self.held:
+            _deliver(self.previous, *self.held.pop())
+
+
 @contextlib.contextmanager
 def _holding(*, again_at_once: bool) -> Iterator[Callable[[], None]]:
     """Holds ``SIGINT`` in the block; yields ``deliver()``; handles a held one at the end.
 
-    With ``again_at_once`` a second ``SIGINT`` while one is held is handled at once.
+    With ``again_at_once`` a second ``SIGINT`` while one is held is handled at once,
+    and a block nested in another such block shares the outer one's holder (its
+    ``deliver()``), so that a held signal reaches the caller at the inner safe points.
     """
     if threading.current_thread() is not threading.main_thread():
         yield lambda: None
         return
-    held: list[tuple[int, FrameType | None]] = []
-
-    def hold(signum: int, frame: FrameType | None) -> None:
-        if held and again_at_once:  # pressed again: both handled now, as one
-            held.clear()
-            _deliver(previous, signum, frame)
-        elif not held:
-            held.append((signum, frame))
-
-    def deliver() -> None:
-        if held:
-            _deliver(previous, *held.pop())
-
-    previous = signal.signal(signal.SIGINT, hold)
+    current = signal.getsignal(signal.SIGINT)
+    if again_at_once and isinstance(current, _Holder) and current.again_at_once:
+        yield current.deliver
+        return
+    holder = _Holder(current, again_at_once)
+    signal.signal(signal.SIGINT, holder)
     try:
-        yield deliver
+        yield holder.deliver
     finally:
-        signal.signal(signal.SIGINT, previous)
-    if held:  # the block completed: its end is a safe point
-        _deliver(previous, *held[0])
+        signal.signal(signal.SIGINT, holder.previous)
+    if holder.held:  # the block completed: its end is a safe point
+        _deliver(holder.previous, *holder.held[0])
 
 
 @contextlib.contextmanager
@@ -100,8 +125,9 @@ def held_interrupts() -> Iterator[Callable[[], None]]:
     ``_xla_gc_callback``, at every collection: jax-ml/jax#18246) is printed, ignored
     and lost. A second ``SIGINT`` while one is held is handled at once, outside
     :func:`deferred_interrupt`'s sections (a way out of a callback that never returns);
-    one still held when the block ends is handled there. Outside the main thread it
-    holds nothing.
+    one still held when the block ends is handled there. Nested in another (the epoch
+    loop inside :func:`holding_interrupts`), it shares the outer block's holder.
+    Outside the main thread it holds nothing.
 
     Yields:
       ``deliver()``: handles a held ``SIGINT`` as the handler installed before would
@@ -115,4 +141,28 @@ def held_interrupts() -> Iterator[Callable[[], None]]:
         yield deliver
 
 
-__all__ = ["deferred_interrupt", "held_interrupts"]
+def holding_interrupts(fn: Callable[..., T]) -> Callable[..., T]:
+    """``fn`` run inside :func:`held_interrupts`, from its first line to its last.
+
+    ``fit`` and ``sweep`` are: a Ctrl-C during their setup (checks, data on the
+    devices, a resumed checkpoint) is held, so that it cannot land in a ``gc`` callback
+    and be lost, and is raised where the epoch loop starts (its
+    :func:`held_interrupts`, nested, shares this one's); a second one is raised at once.
+
+    Example:
+      >>> @holding_interrupts
+      ... def setup_then_train():
+      ...     return signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+      >>> setup_then_train()
+      True
+    """
+
+    @functools.wraps(fn)
+    def held(*args: Any, **kwargs: Any) -> T:
+        with held_interrupts():
+            return fn(*args, **kwargs)
+
+    return held
+
+
+__all__ = ["deferred_interrupt", "held_interrupts", "holding_interrupts"]

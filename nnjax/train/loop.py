@@ -60,6 +60,7 @@ from nnjax.train.engine import NonFiniteLossError, Plan, run_epochs
 from nnjax.train.evaluate import divisible, evaluate_source
 from nnjax.train.feeder import DeviceFeeder
 from nnjax.train.history import History
+from nnjax.train.interrupts import holding_interrupts
 from nnjax.train.iterable_source import IterableSource
 from nnjax.train.progress import resolve_verbose
 from nnjax.train.state import TrainState
@@ -135,6 +136,7 @@ def _diagnosed(err: NonFiniteLossError, source: Any) -> NonFiniteLossError:
 
 
 @sharding.own_mesh
+@holding_interrupts
 def fit(
     model: nnx.Module,
     data: Any,
@@ -284,8 +286,9 @@ def fit(
     if validation is not None:
         if validation_data is not None:
             raise ValueError("pass `validation_data` only (`validation` is its deprecated alias)")
-        caller = sys._getframe(1)  # past the decorator (sharding.own_mesh)
-        while caller.f_back is not None and caller.f_globals.get("__name__") == sharding.__name__:
+        caller = sys._getframe(1)  # past the decorators (own_mesh, holding_interrupts)
+        wrappers = (sharding.__name__, holding_interrupts.__module__)
+        while caller.f_back is not None and caller.f_globals.get("__name__") in wrappers:
             caller = caller.f_back
         if not caller.f_globals.get("__name__", "").startswith("nnjax."):
             # nnjax's own callers (the CLI) are migrating; users are told

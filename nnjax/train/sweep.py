@@ -65,6 +65,7 @@ from nnjax.train.callbacks import Callback
 from nnjax.train.driver import CallbackDriver, Run
 from nnjax.train.engine import Plan, run_epochs
 from nnjax.train.evaluate import divisible
+from nnjax.train.interrupts import holding_interrupts
 from nnjax.train.optimizers import check_learning_rate
 from nnjax.train.sweep_args import (
     OptimizerFactory,
@@ -121,6 +122,7 @@ DEFAULT_STEPS_PER_DISPATCH = compiled.DEFAULT_STEPS_PER_DISPATCH
 
 @renamed_args(train="data")
 @sharding.own_mesh
+@holding_interrupts
 def sweep(
     model_fn: Callable[..., nnx.Module],
     data: Any,

@@ -19,7 +19,7 @@ from flax import nnx
 from nnjax.train.callbacks import Callback
 from nnjax.train.interrupts import deferred_interrupt, held_interrupts
 from nnjax.train.loop import fit
-from tests.train._data import blobs, mlp
+from tests.train._data import blobs, leaves, mlp
 
 
 def test_interrupt_inside_the_block_is_raised_at_its_end():
@@ -80,6 +80,19 @@ def test_a_held_interrupt_waits_for_deliver_and_a_second_one_does_not():
             signal.raise_signal(signal.SIGINT)
             total = sum(range(10))  # held to the block's end
     assert total == 45 and signal.getsignal(signal.SIGINT) is before
+
+
+def test_a_nested_held_block_shares_the_outer_holder():
+    before = signal.getsignal(signal.SIGINT)
+    with held_interrupts() as outer:
+        signal.raise_signal(signal.SIGINT)  # held by the outer block
+        sum(range(100))
+        with held_interrupts() as inner:
+            assert signal.getsignal(signal.SIGINT) is not before
+            with pytest.raises(KeyboardInterrupt):
+                inner()  # the outer block's signal, delivered at the inner safe point
+        outer()  # nothing held any more
+    assert signal.getsignal(signal.SIGINT) is before
 
 
 def test_outside_the_main_thread_it_does_nothing():
@@ -195,3 +208,35 @@ def test_an_interrupt_inside_a_gc_callback_is_not_lost():
         gc.callbacks.remove(in_gc)
     assert fired
     _usable(model, x)
+
+
+def test_an_interrupt_inside_a_gc_callback_during_fits_setup_is_not_lost():
+    """The same collection in ``fit``'s setup (a callback's ``on_train_begin``): the
+    Ctrl-C is held and raised where the epoch loop starts, before any epoch trains."""
+    x, y = blobs(n=64)
+    model = mlp()
+    kw = dict(loss="cross_entropy", batch_size=16, verbose=0, steps_per_dispatch=1)
+    fit(model, (x, y), epochs=1, **kw)
+    before = leaves(model)
+    fired, armed = [], []
+
+    def in_gc(phase, info):
+        if phase == "start" and armed and not fired:
+            fired.append(1)
+            signal.raise_signal(signal.SIGINT)  # the handler runs in this callback
+
+    class Collect(Callback):
+        def on_train_begin(self, logs=None):
+            armed.append(1)
+            gc.collect()
+
+    gc.callbacks.append(in_gc)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            fit(model, (x, y), epochs=20, callbacks=[Collect()], **kw)
+    finally:
+        gc.callbacks.remove(in_gc)
+    assert fired
+    _usable(model, x)
+    for a, b in zip(leaves(model), before, strict=True):
+        np.testing.assert_array_equal(a, b)  # no epoch trained
