@@ -180,39 +180,10 @@ def test_real_sigint_during_compilation_never_crashes(tmp_path):
         assert "interrupted (2, 2)" in done.stdout
 
 
-def test_an_interrupt_inside_a_gc_callback_is_not_lost():
-    """Python prints and ignores a KeyboardInterrupt raised in a ``gc`` callback (JAX has
-    one, ``_xla_gc_callback``: jax-ml/jax#18246), so a Ctrl-C landing there was lost."""
-    x, y = blobs(n=64)
-    model = mlp()
-    kw = dict(loss="cross_entropy", batch_size=16, verbose=0, steps_per_dispatch=1)
-    fit(model, (x, y), epochs=1, **kw)
-    fired, armed = [], []
-
-    def in_gc(phase, info):  # armed inside the epoch loop (a collection in fit's setup,
-        if phase == "start" and armed and not fired:  # before it, is not this test's case)
-            fired.append(1)
-            signal.raise_signal(signal.SIGINT)  # the handler runs in this callback
-
-    class Collect(Callback):
-        def on_dispatch_end(self, step, batch):
-            if not fired:
-                armed.append(1)
-                gc.collect()
-
-    gc.callbacks.append(in_gc)
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            fit(model, (x, y), epochs=20, callbacks=[Collect()], **kw)
-    finally:
-        gc.callbacks.remove(in_gc)
-    assert fired
-    _usable(model, x)
-
-
-def test_an_interrupt_inside_a_gc_callback_during_fits_setup_is_not_lost():
-    """The same collection in ``fit``'s setup (a callback's ``on_train_begin``): the
-    Ctrl-C is held and raised where the epoch loop starts, before any epoch trains."""
+def _ctrl_c_in_a_gc_callback(hook):
+    """Trains 20 epochs with a callback whose ``hook`` runs a collection once; a ``gc``
+    callback raises SIGINT inside it (its handler runs there). Asserts the run raised
+    KeyboardInterrupt; returns the model and its parameters from before the run."""
     x, y = blobs(n=64)
     model = mlp()
     kw = dict(loss="cross_entropy", batch_size=16, verbose=0, steps_per_dispatch=1)
@@ -225,18 +196,32 @@ def test_an_interrupt_inside_a_gc_callback_during_fits_setup_is_not_lost():
             fired.append(1)
             signal.raise_signal(signal.SIGINT)  # the handler runs in this callback
 
-    class Collect(Callback):
-        def on_train_begin(self, logs=None):
+    def collect(self, *args, **kwargs):
+        if not fired:
             armed.append(1)
             gc.collect()
 
+    callback = type("Collect", (Callback,), {hook: collect})()
     gc.callbacks.append(in_gc)
     try:
         with pytest.raises(KeyboardInterrupt):
-            fit(model, (x, y), epochs=20, callbacks=[Collect()], **kw)
+            fit(model, (x, y), epochs=20, callbacks=[callback], **kw)
     finally:
         gc.callbacks.remove(in_gc)
     assert fired
     _usable(model, x)
+    return model, before
+
+
+def test_an_interrupt_inside_a_gc_callback_is_not_lost():
+    """Python prints and ignores a KeyboardInterrupt raised in a ``gc`` callback (JAX has
+    one, ``_xla_gc_callback``: jax-ml/jax#18246), so a Ctrl-C landing there was lost."""
+    _ctrl_c_in_a_gc_callback("on_dispatch_end")  # inside the epoch loop
+
+
+def test_an_interrupt_inside_a_gc_callback_during_fits_setup_is_not_lost():
+    """The same collection in ``fit``'s setup (a callback's ``on_train_begin``): the
+    Ctrl-C is held and raised where the epoch loop starts, before any epoch trains."""
+    model, before = _ctrl_c_in_a_gc_callback("on_train_begin")
     for a, b in zip(leaves(model), before, strict=True):
         np.testing.assert_array_equal(a, b)  # no epoch trained
