@@ -106,7 +106,7 @@ def bidirectional(
     *,
     lengths: jax.typing.ArrayLike | None = None,
     merge: str = "concat",
-    unroll: int = 1,
+    unroll: int | None = None,
     precompute_inputs: bool | None = None,
 ) -> tuple[tuple[Any, Any], jax.Array]:
     """Runs ``cell`` forwards with ``params["forward"]`` and backwards with ``params["backward"]``.
@@ -128,7 +128,7 @@ def bidirectional(
         takes it (cast to the dtype of ``xs``); ``None`` starts both from zeros.
       lengths: ``(B,)`` integer valid lengths, as in :func:`nnjax.functional.rnn`.
       merge: ``"concat"`` (``(B, T, 2H)``), ``"sum"``, ``"mean"`` or ``"mul"``.
-      unroll: steps unrolled per scan iteration.
+      unroll: steps unrolled per scan iteration; ``None`` picks per backend (as ``F.rnn``).
       precompute_inputs: as in :func:`nnjax.functional.lstm`.
 
     Returns:

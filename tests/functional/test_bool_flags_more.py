@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import nnjax.functional as F
+from nnjax.functional import sequence
 
 KEY = jax.random.key(0)
 XS = jax.random.normal(jax.random.key(1), (2, 5, 3))
@@ -67,7 +68,7 @@ def test_precompute_inputs_none_picks_the_backend_default(where):
     fn, _ = CASES[where]
     for x, y in zip(
         jax.tree.leaves(fn(precompute_inputs=None)),
-        jax.tree.leaves(fn(precompute_inputs=False)),
+        jax.tree.leaves(fn(precompute_inputs=sequence._default_precompute())),
         strict=True,
     ):
         np.testing.assert_allclose(x, y, atol=1e-5)

@@ -190,7 +190,9 @@ def test_zero_carry_structure(key):
 
 def test_default_formulation_per_backend():
     assert sequence._default_precompute("gpu") and sequence._default_precompute("tpu")
-    assert sequence._default_precompute("cpu") is sequence._default_precompute()
+    assert not sequence._default_precompute("cpu")
+    current = sequence._default_precompute(jax.default_backend())
+    assert sequence._default_precompute() is current
 
 
 # --------------------------------------------------------------------------- errors

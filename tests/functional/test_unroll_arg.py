@@ -1,9 +1,11 @@
-"""``unroll`` of the sequence ops must be a positive Python int.
+"""``unroll`` of the sequence ops must be a positive Python int, or ``None`` (per backend).
 
 It used to go straight to ``lax.scan``, which reads ``True`` as "unroll every step" and
 ``False`` as 1, and whose own errors (for 0, a float, a string) name neither the op nor
 the argument.
 """
+
+import re
 
 import jax
 import jax.numpy as jnp
@@ -11,6 +13,7 @@ import numpy as np
 import pytest
 
 import nnjax.functional as F
+from nnjax.functional import sequence
 
 KEY = jax.random.key(0)
 B, T, IN, H = 2, 5, 3, 4
@@ -32,7 +35,7 @@ OPS = {
 
 
 @pytest.mark.parametrize("op", list(OPS))
-@pytest.mark.parametrize("unroll", [True, False, np.bool_(True), 0, -2, 2.0, "2", None])
+@pytest.mark.parametrize("unroll", [True, False, np.bool_(True), 0, -2, 2.0, "2"])
 def test_a_bad_unroll_is_named(op, unroll):
     with pytest.raises(ValueError, match=rf"^{op}: `unroll` must be a positive int, got "):
         OPS[op](unroll)
@@ -63,4 +66,21 @@ def test_positive_ints_give_the_rolled_result(op, unroll):
     expected = OPS[op](1)
     got = OPS[op](unroll)
     for want, have in zip(jax.tree.leaves(expected), jax.tree.leaves(got), strict=True):
+        np.testing.assert_allclose(have, want, atol=1e-6)
+
+
+def test_the_default_unroll_is_measured_per_backend():
+    """4 on GPU (measured on an H200), 1 on CPU and TPU; ``None`` reads the current one."""
+    assert sequence._default_unroll("gpu") == 4
+    assert sequence._default_unroll("cpu") == sequence._default_unroll("tpu") == 1
+    assert sequence._default_unroll() == sequence._default_unroll(jax.default_backend())
+
+
+@pytest.mark.parametrize("op", list(OPS))
+def test_none_unrolls_as_the_backend_default(op):
+    """``unroll=None`` (the default) lowers to a scan unrolled by ``_default_unroll()``."""
+    text = str(jax.make_jaxpr(lambda: OPS[op](None))())  # nested jaxprs included
+    unrolls = {int(n) for n in re.findall(r"\bunroll=(\d+)", text)}
+    assert unrolls == {sequence._default_unroll()}
+    for want, have in zip(jax.tree.leaves(OPS[op](1)), jax.tree.leaves(OPS[op](None)), strict=True):
         np.testing.assert_allclose(have, want, atol=1e-6)
