@@ -55,20 +55,30 @@ _NO_DONATE_KINDS = ("Conv", "LSTM", "GRU", "RNN", "Recurrent")
 _EIGEN_DOT_KINDS = ("LSTM",)
 
 
-def steps_per_dispatch_for(model: nnx.Module) -> int:
-    """``1`` for models with convolutional, recurrent or attention layers, else 8.
+def steps_per_dispatch_for(model: nnx.Module, backend: str | None = None) -> int:
+    """On CPU ``1`` for models with convolutional, recurrent or attention layers, else 8.
+
+    Off the CPU every model gets 8: the reason for one step (XLA:CPU's slow convolution
+    gradient inside a loop) is XLA:CPU's, and on an NVIDIA H200 the host's time per
+    dispatch dominated one step per dispatch (``benchmarks/bench_fit.py``: the CNN's
+    ``fit`` on arrays at 0.23x the throughput of the bare step, where the MLP's, at 8
+    per dispatch, ran at 2.1x).
 
     Args:
       model: the Flax NNX model ``fit`` trains.
+      backend: the JAX backend (``"cpu"``, ``"gpu"``, ``"tpu"``); default JAX's.
 
     Returns:
       ``fit``'s default ``steps_per_dispatch`` for it (train steps per compiled call).
 
     Example:
       >>> from flax import nnx
-      >>> steps_per_dispatch_for(nnx.Conv(1, 2, (3, 3), rngs=nnx.Rngs(0)))
-      1
+      >>> conv = nnx.Conv(1, 2, (3, 3), rngs=nnx.Rngs(0))
+      >>> steps_per_dispatch_for(conv, "cpu"), steps_per_dispatch_for(conv, "gpu")
+      (1, 8)
     """
+    if (backend or jax.default_backend()) != "cpu":
+        return DEFAULT_STEPS_PER_DISPATCH
     kinds = {type(m).__name__ for _, m in nnx.iter_graph(model) if isinstance(m, nnx.Module)}
     slow = any(k in name for name in kinds for k in _ONE_STEP_KINDS)
     return 1 if slow else DEFAULT_STEPS_PER_DISPATCH

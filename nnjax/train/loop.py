@@ -68,8 +68,8 @@ from nnjax.train.state import TrainState
 DEFAULT_STEPS_PER_DISPATCH = compiled.DEFAULT_STEPS_PER_DISPATCH
 """Updates ``fit`` fuses into one dispatch for dense models (``steps_per_dispatch=None``).
 
-Models with convolutional, recurrent or attention layers run one step per dispatch
-(:func:`~nnjax.train.compiled.steps_per_dispatch_for`).
+On the CPU, models with convolutional, recurrent or attention layers run one step per
+dispatch (:func:`~nnjax.train.compiled.steps_per_dispatch_for`).
 """
 
 #: ``fit``'s learning rate for a named optimizer or factory when none is given.

@@ -19,15 +19,22 @@ def _graphdef(model):
 
 
 @pytest.mark.slow  # measured among the slowest (fresh venv, 2026-12-01); runs in CI's slow step
-def test_conv_and_recurrent_models_take_one_step_per_dispatch():
+def test_conv_and_recurrent_models_take_one_step_per_dispatch_on_the_cpu_only():
     rngs = nnx.Rngs(0)
     cnn = nn.CNN((8, 8, 1), 2, conv_features=(4,), rngs=rngs)
-    assert compiled.steps_per_dispatch_for(cnn) == 1
-    assert compiled.steps_per_dispatch_for(nnx.Conv(1, 2, (3, 3), rngs=rngs)) == 1
+    conv = nnx.Conv(1, 2, (3, 3), rngs=rngs)
     lstm = nn.SequenceClassifier(3, 4, 2, rngs=rngs)
-    assert compiled.steps_per_dispatch_for(lstm) == 1
     mlp = nn.MLP(2, (4,), 1, rngs=rngs)
-    assert compiled.steps_per_dispatch_for(mlp) == compiled.DEFAULT_STEPS_PER_DISPATCH
+    eight = compiled.DEFAULT_STEPS_PER_DISPATCH
+    for model in (cnn, conv, lstm):
+        assert compiled.steps_per_dispatch_for(model, "cpu") == 1
+        assert compiled.steps_per_dispatch_for(model, "gpu") == eight
+        assert compiled.steps_per_dispatch_for(model, "tpu") == eight
+    for model in (cnn, lstm, mlp):  # the default is the current backend's
+        current = compiled.steps_per_dispatch_for(model, jax.default_backend())
+        assert compiled.steps_per_dispatch_for(model) == current
+    assert compiled.steps_per_dispatch_for(mlp, "cpu") == eight
+    assert compiled.steps_per_dispatch_for(mlp, "gpu") == eight
 
 
 def test_donation_off_on_cpu_for_conv_and_recurrent_models_only():
