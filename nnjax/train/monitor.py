@@ -57,8 +57,9 @@ class Monitor:
       monitor: the log key, e.g. ``"val_loss"``.
       mode: ``"min"``, ``"max"``, or ``"auto"``: ``"max"`` when the name contains
         ``acc``, ``auc``, ``f1``, ``precision`` or ``recall`` (``"val_accuracy"``,
-        ``"top_k_accuracy"``), else ``"min"`` (losses, ``mse``, ``mae``, and any other
-        name: pass ``mode="max"`` for a score of your own such as ``"val_iou"``).
+        ``"top_k_accuracy"``) or the word ``r2`` (``"val_r2"``), else ``"min"`` (losses,
+        ``mse``, ``mae``, and any other name: pass ``mode="max"`` for a score of your
+        own such as ``"val_iou"``).
       min_delta: the smallest change that counts as an improvement (``>= 0``).
 
     Raises:
@@ -80,7 +81,8 @@ class Monitor:
         min_delta = _finite("Monitor", "min_delta", min_delta)
         if check_mode("Monitor", mode) == "auto":
             higher = ("acc", "auc", "f1", "precision", "recall")
-            mode = "max" if any(h in monitor for h in higher) else "min"
+            score = any(h in monitor for h in higher) or "r2" in monitor.split("_")
+            mode = "max" if score else "min"
         self.monitor, self.mode, self.min_delta = monitor, mode, min_delta
         self.best = math.inf if mode == "min" else -math.inf
 

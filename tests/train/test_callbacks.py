@@ -36,6 +36,16 @@ def test_monitor_modes():
         Monitor("loss", mode="up")
 
 
+@pytest.mark.parametrize(
+    ("name", "mode"),
+    [("val_r2", "max"), ("r2", "max"), ("val_f1_macro", "max"), ("val_layer2_loss", "min"),
+     ("val_mse", "min"), ("val_iou", "min")],
+)  # fmt: skip
+def test_auto_mode_maximises_scores_only(name, mode):
+    """``r2`` is a score (it was minimised); as a word, so ``layer2_loss`` stays a loss."""
+    assert Monitor(name).mode == mode
+
+
 def test_early_stopping_stops_and_restores_best():
     fake = FakeValLoss([1.0, 0.5, 0.7, 0.8, 0.9, 0.1])
     stop = T.EarlyStopping("val_loss", patience=2, restore_best_weights=True)
