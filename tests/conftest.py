@@ -2,6 +2,12 @@
 
 * four fake CPU devices, so sharding code runs on CPU (set before JAX is imported);
 * ``jax_numpy_rank_promotion="raise"``: no implicit broadcasting across ranks;
+* off the CPU, ``jax_default_matmul_precision="highest"``: the tests compare float32
+  numerics with float64 and PyTorch references, and the default precision of float32
+  matmuls and convolutions is TF32 on a GPU (errors near 1e-3 on an H200;
+  ``NVIDIA_TF32_OVERRIDE=0`` does not reach XLA's own GEMM fusions) and bfloat16
+  passes on a TPU: a speed choice for users to make, not the library's numerics. The
+  CPU keeps JAX's default (XLA:CPU computes float32 dots in float32);
 * datasets come from ``$NNJAX_DATA_DIR`` (``../shared/data`` in CI); tests that need
   one skip with a note when it is absent. No test touches the network: downloads
   (``urllib.request.urlopen``) to any host but this machine fail the test.
@@ -19,6 +25,8 @@ import jax
 import pytest
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
+if jax.default_backend() != "cpu":
+    jax.config.update("jax_default_matmul_precision", "highest")
 
 
 @pytest.fixture

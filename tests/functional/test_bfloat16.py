@@ -12,6 +12,8 @@ import nnjax.functional as F
 from nnjax import _hardware
 from nnjax.functional import _bfloat16, _conv_compiler
 
+from ._backend import requires_library_programs
+
 BF16, F32 = jnp.bfloat16, jnp.float32
 
 
@@ -70,6 +72,7 @@ def test_round_to_bfloat16_differentiates_like_a_cast():
     np.testing.assert_array_equal(np.asarray(g), np.asarray(t.astype(BF16).astype(F32)))
 
 
+@requires_library_programs
 @pytest.mark.parametrize("native", [False, True])
 def test_to_bfloat16_rounds_with_integers_in_library_programs_on_the_cpu(monkeypatch, native):
     # natively or emulated: XLA:CPU makes each convert to bfloat16 a fusion of its own
@@ -118,6 +121,7 @@ def _converted_to_bfloat16(jaxpr: str) -> set[tuple[int, ...]]:
     return {tuple(int(d) for d in dims.split(",") if d) for dims in found}
 
 
+@requires_library_programs
 @pytest.mark.parametrize("native", [False, True])
 @pytest.mark.parametrize("op", ["conv_pool", "dense", "lstm"])
 @pytest.mark.slow
@@ -207,7 +211,7 @@ def _cnn_loss(params, x):
     return jnp.sum(logits.astype(F32) ** 2)
 
 
-@pytest.mark.parametrize("library", [False, True])
+@pytest.mark.parametrize("library", [False, pytest.param(True, marks=requires_library_programs)])
 def test_emulated_bfloat16_gradients_agree_in_and_out_of_library_programs(
     key, monkeypatch, library
 ):

@@ -12,6 +12,7 @@ from nnjax.functional import _conv_compiler as compiler
 from nnjax.functional import _conv_formulations as forms
 from nnjax.functional.conv import conv_formulation
 
+from ._backend import requires_library_programs
 from ._torch_ref import rand, to_numpy, to_torch, torch, value_and_vjp
 
 FORMULATIONS = ("xla", "patches")
@@ -199,6 +200,7 @@ def _conv_grad_in_a_loop(batch=8):
     return run, (params, jnp.asarray(rand((batch, 16, 16, 16), 2), jnp.float32))
 
 
+@requires_library_programs
 def test_library_program_keeps_loop_convolutions_canonical():
     """Inside a loop body XLA:CPU does not canonicalise convolutions: it must not need to."""
     run, args = _conv_grad_in_a_loop()
@@ -214,6 +216,7 @@ def _conv_labels(fn, args):
             if " convolution(" in line}  # fmt: skip
 
 
+@requires_library_programs
 def test_library_jit_traces_once_and_matches_plain_jit():
     run, args = _conv_grad_in_a_loop()
     traces = []
@@ -245,6 +248,7 @@ def test_compiler_options_only_on_cpu_and_when_not_set_by_the_process(monkeypatc
     assert compiler.compiler_options("cpu") == {}
 
 
+@requires_library_programs
 def test_library_jit_is_for_top_level_calls():
     """Like every ``jax.jit`` with compiler options: JAX refuses it under a transformation."""
     run, args = _conv_grad_in_a_loop()

@@ -2,9 +2,10 @@
 
 Forward values and gradients (for the replicated parameters and the input) equal those
 of the same jitted function without a mesh, and the outputs keep the batch's sharding.
-Four fake CPU devices (``tests/conftest.py``); the mesh uses two. Before these ops took
-the batch's sharding along, the recurrences, pooling and transposed convolutions raised
-``ShardingTypeError`` there (jax 0.10.2, whose ``jax.make_mesh`` makes explicit axes).
+Four fake CPU devices (``tests/conftest.py``); the mesh uses two, and the tests that need
+it skip where JAX has fewer (one GPU). Before these ops took the batch's sharding along,
+the recurrences, pooling and transposed convolutions raised ``ShardingTypeError`` there
+(jax 0.10.2, whose ``jax.make_mesh`` makes explicit axes).
 """
 
 import jax
@@ -15,14 +16,19 @@ from jax.sharding import AxisType, NamedSharding, PartitionSpec
 
 from nnjax.functional import _sharding
 
+from ._backend import requires_devices
 from ._sharded_cases import CASES, SEQ, value_and_grads
+
+MESH_DEVICES = 2
+"""The mesh's size: the batch (4 rows) split in two."""
 
 
 @pytest.fixture(scope="module")
 def mesh():
-    return jax.make_mesh((2,), ("batch",), axis_types=(AxisType.Explicit,))
+    return jax.make_mesh((MESH_DEVICES,), ("batch",), axis_types=(AxisType.Explicit,))
 
 
+@requires_devices(MESH_DEVICES)
 @pytest.mark.parametrize("name", sorted(CASES))
 @pytest.mark.slow
 def test_op_under_explicit_batch_sharding_matches_the_unsharded_op(mesh, name):
@@ -39,18 +45,24 @@ def test_op_under_explicit_batch_sharding_matches_the_unsharded_op(mesh, name):
         np.testing.assert_allclose(np.asarray(a), b, rtol=1e-5, atol=1e-6 + 1e-5 * np.abs(b).max())
 
 
-def test_helpers_change_nothing_without_explicit_axes():
+def test_helpers_change_nothing_without_a_mesh():
     x = jnp.ones((4, 3))
     assert _sharding.batch_axis(x) is None
     assert _sharding.like_batch(x, None) is x
     assert _sharding.batch_sharded(jnp.sin, None, 2) is jnp.sin
     assert _sharding.batch_spec(None, 2) is None and _sharding.replicated(None) is None
-    auto = jax.make_mesh((2,), ("batch",), axis_types=(AxisType.Auto,))
+
+
+@requires_devices(MESH_DEVICES)
+def test_helpers_see_no_batch_axis_under_a_mesh_without_explicit_axes():
+    x = jnp.ones((4, 3))
+    auto = jax.make_mesh((MESH_DEVICES,), ("batch",), axis_types=(AxisType.Auto,))
     with jax.set_mesh(auto):
         sharded = jax.device_put(x, NamedSharding(auto, PartitionSpec("batch")))
         assert jax.jit(lambda v: jnp.float32(_sharding.batch_axis(v) is None))(sharded) == 1.0
 
 
+@requires_devices(MESH_DEVICES)
 def test_carry_is_resharded_like_the_batch(mesh):
     seen = {}
 
