@@ -206,6 +206,14 @@ def default_out(name: str) -> pathlib.Path:
     return RESULTS_DIR / f"{name}_{jax.devices()[0].platform}.json"
 
 
+def write_atomic(path: pathlib.Path, record: dict[str, Any]) -> None:
+    """Writes ``record`` as JSON to ``path``: beside it first, then renamed over it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    part = path.with_name(path.name + ".tmp")
+    part.write_text(json.dumps(record, indent=2) + "\n")
+    part.replace(path)
+
+
 def write_json(
     path: pathlib.Path | str,
     *,
@@ -214,20 +222,27 @@ def write_json(
     rows: list[dict[str, Any]],
     skipped: dict[str, str],
     errors: dict[str, str],
+    complete: bool = True,
 ) -> pathlib.Path:
-    """Writes the result file (environment, config, rows, skipped peers, errors)."""
+    """Writes the result file (environment, config, rows, skipped peers, errors).
+
+    ``complete=False`` marks the rows of a run still going (written after each batch
+    size, so a run stopped by its time limit keeps what it measured); it prints
+    nothing. The file is replaced atomically (written beside it, then renamed).
+    """
     path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     record: dict[str, Any] = {
         "benchmark": name,
+        "complete": complete,
         "environment": environment(),
         "config": config,
         "results": rows,
         "skipped": skipped,
         "errors": errors,
     }
-    path.write_text(json.dumps(record, indent=2) + "\n")
-    print(machine_summary(record["environment"]))
+    write_atomic(path, record)
+    if complete:
+        print(machine_summary(record["environment"]))
     return path
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import _cli as C
@@ -39,11 +39,16 @@ def per_step(timing: H.Timing, k: int) -> H.Timing:
     )
 
 
-def run(args, builders: Mapping[str, Builder]) -> tuple[list[dict], dict[str, str], dict[str, str]]:
+def run(
+    args,
+    builders: Mapping[str, Builder],
+    on_batch: Callable[[list, dict, dict], None] | None = None,
+) -> tuple[list[dict], dict[str, str], dict[str, str]]:
     """Times every requested peer at every batch size; returns rows, skips and errors.
 
     At each batch size every peer's case is built, then all of them are timed together
-    (:func:`_harness.time_calls`: samples interleaved across peers and tasks).
+    (:func:`_harness.time_calls`: samples interleaved across peers and tasks); then
+    ``on_batch(rows so far, skipped, errors)`` is called, when given.
     """
     if os.environ.get(_isolated.RETAIN_ENV) == "1":  # an --isolate child, as its siblings
         from nnjax.train import host_memory
@@ -81,6 +86,8 @@ def run(args, builders: Mapping[str, Builder]) -> tuple[list[dict], dict[str, st
             key = f"{peer}@{batch}"
             errors[key] = f"{errors[key]}; {note}" if key in errors else note
             print(f"error in {peer} ({task}) at batch {batch}: {err}", file=sys.stderr)
+        if on_batch is not None:
+            on_batch(H.add_ratios(rows), skipped, errors)
     return H.add_ratios(rows), skipped, errors
 
 
@@ -91,18 +98,22 @@ def run_and_report(
 
     Returns the exit status: 1 if any peer failed, else 0.
     """
+    path = args.out or H.default_out(name)
+    config = {**config, **C.run_config(args)}
+
+    def progress(rows: list, skipped: dict, errors: dict) -> None:
+        """Prints the batch size just timed and saves every row so far (``complete``: no)."""
+        if rows:
+            print(H.format_table([r for r in rows if r["batch_size"] == rows[-1]["batch_size"]]))
+            sys.stdout.flush()
+        H.write_json(path, name=name, config=config, rows=rows, skipped=skipped,
+                     errors=errors, complete=False)  # fmt: skip
+
     if getattr(args, "isolate", 0):  # each peer in processes of its own (_isolated)
         rows, skipped, errors = _isolated.run(args)
     else:
-        rows, skipped, errors = run(args, builders)
-    out = H.write_json(
-        args.out or H.default_out(name),
-        name=name,
-        config={**config, **C.run_config(args)},
-        rows=rows,
-        skipped=skipped,
-        errors=errors,
-    )
+        rows, skipped, errors = run(args, builders, on_batch=progress)
+    out = H.write_json(path, name=name, config=config, rows=rows, skipped=skipped, errors=errors)
     print(H.format_table(rows))
     print(H.host_memory_note())
     for peer, note in skipped.items():

@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import ctypes
 import itertools
-import json
 import os
 import pathlib
 import platform
@@ -243,19 +242,29 @@ def main(argv: list[str] | None = None) -> list[dict]:
 
     kinds = ("precompute", "per_step", *(("autodiff",) if args.autodiff else ()))
     variants = list(itertools.product(kinds, args.unrolls))
-    results = []
+    backend = jax.default_backend()
+    out = args.out or pathlib.Path(__file__).parent / "results" / f"lstm_formulation_{backend}.json"
+    results: list[dict] = []
     for cell, size in itertools.product(args.cells, sizes.values()):
         rows = bench_size(cell, size, variants, repeats, args.warmup, dtype, args.torch)
         print(_table(rows), flush=True)
         results.extend(rows)
+        # saved as each size ends: a run stopped by its time limit keeps what it measured
+        H.write_atomic(out, _record(args, kept, repeats, results, complete=False))
 
     print()
     print(_table(results))
+    H.write_atomic(out, _record(args, kept, repeats, results, complete=True))
+    print(f"\nwrote {out}")
+    return results
+
+
+def _record(args, kept: bool, repeats: int, results: list[dict], *, complete: bool) -> dict:
+    """The result file: the machine, the options and the rows (``complete``: all sizes)."""
     backend = jax.default_backend()
-    out = args.out or pathlib.Path(__file__).parent / "results" / f"lstm_formulation_{backend}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
     device = jax.devices()[0]
-    record = {
+    return {
+        "complete": complete,
         "backend": backend,
         "device": getattr(device, "device_kind", str(device)),
         "jax_version": jax.__version__,
@@ -271,9 +280,6 @@ def main(argv: list[str] | None = None) -> list[dict]:
         "repeats": repeats,
         "results": results,
     }
-    out.write_text(json.dumps(record, indent=2) + "\n")
-    print(f"\nwrote {out}")
-    return results
 
 
 if __name__ == "__main__":

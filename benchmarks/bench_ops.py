@@ -213,7 +213,9 @@ def rnn_calls(cell: str, batch: int, quick: bool) -> tuple[Calls, str]:
     params = init(jax.random.key(0), features, hidden)
     xs = jnp.asarray(_rand((batch, steps, features), 2))
     calls: Calls = {}
-    variants = ((True, 1), (False, 1)) if quick else ((True, 1), (False, 1), (True, 4), (False, 4))
+    variants = [(True, 1), (False, 1)] if quick else [(True, 1), (False, 1), (True, 4), (False, 4)]
+    default = (sequence._default_precompute(), sequence._default_unroll())  # what F.lstm picks
+    variants += [default] if default not in variants else []
     for pre, unroll in variants:
         fn = lambda p, xs, pre=pre, unroll=unroll: op(p, xs, precompute_inputs=pre, unroll=unroll)[
             1
@@ -222,9 +224,9 @@ def rnn_calls(cell: str, batch: int, quick: bool) -> tuple[Calls, str]:
             _jax_fwd_bwd(fn, params, xs),
             H.sync_jax,
         )
-    picked = f"{'precompute' if sequence._default_precompute() else 'per_step'} unroll 1"
-    default = lambda p, xs: op(p, xs)[1]
-    calls["library_auto"] = (_jax_fwd_bwd(default, params, xs, jit=_fit_jit(cell)), H.sync_jax)
+    picked = f"{'precompute' if default[0] else 'per_step'} unroll {default[1]}"
+    auto = lambda p, xs: op(p, xs)[1]
+    calls["library_auto"] = (_jax_fwd_bwd(auto, params, xs, jit=_fit_jit(cell)), H.sync_jax)
     if C.missing_module("torch") is None:
         import torch
 
@@ -287,8 +289,13 @@ def groups(args: argparse.Namespace):
             )
 
 
-def run(args: argparse.Namespace) -> tuple[list[dict], dict[str, str]]:
-    """Times every group; returns the rows and the errors."""
+def run(
+    args: argparse.Namespace, on_group: Callable[[list, dict], None] | None = None
+) -> tuple[list[dict], dict[str, str]]:
+    """Times every group; returns the rows and the errors.
+
+    After each group ``on_group(rows so far, errors)`` is called, when given.
+    """
     rows, errors = [], {}
     for op, shape, batch, build in groups(args):
         calls, picked = build()
@@ -310,6 +317,8 @@ def run(args: argparse.Namespace) -> tuple[list[dict], dict[str, str]]:
             errors[f"{op} {shape} {batch} {name}"] = f"{type(err).__name__}: {err}"
         print(format_rows([r for r in rows if r["op"] == op and r["shape"] == shape
                            and r["batch_size"] == batch]), flush=True)  # fmt: skip
+        if on_group is not None:
+            on_group(rows, errors)
     return rows, errors
 
 
@@ -353,13 +362,14 @@ def main(argv: list[str] | None = None) -> int:
     print(H.machine_summary(H.environment()), flush=True)
     print(f"{'op':<7}{'shape':<20}{'batch':>5}  {'formulation (*: picked)':<23}"
           f"{'median':>13}{'compile':>11}{'vs torch':>9}  vs pick (IQR)")  # fmt: skip
-    rows, errors = run(args)
     config = {name: getattr(args, name) for name in ("quick", "ops", "batch_sizes", "repeats")}
-    out = H.write_json(
-        args.out or H.default_out("ops"), name="ops", config=config, rows=rows,
+    save = functools.partial(
+        H.write_json, args.out or H.default_out("ops"), name="ops", config=config,
         skipped={} if C.missing_module("torch") is None else {"torch": "not importable"},
-        errors=errors,
     )  # fmt: skip
+    # every group saved as it ends: a run stopped by its time limit keeps what it measured
+    rows, errors = run(args, lambda rows, errors: save(rows=rows, errors=errors, complete=False))
+    out = save(rows=rows, errors=errors)
     print(precision_verdict(rows))
     print(f"wrote {out}")
     return 1 if errors else 0

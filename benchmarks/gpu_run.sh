@@ -10,8 +10,11 @@
 # does not stop the others:
 #
 #   env      versions, devices, the GPU (nvidia-smi), nnjax's hardware summary
-#   lstm_formulation, lstm, cnn, mlp, attention, ops, fit, sweep   the benchmark scripts
 #   tests    the default test suite's op tests on the accelerator
+#   lstm_formulation, lstm, cnn, mlp, attention, ops, fit, sweep   the benchmark scripts
+#
+# Sized from the first run (an H200, 2026-12-04): env 12 s, tests 90 s; the peer
+# scripts at their defaults ran past 70 s each, so they run four peers, shorter.
 #
 # Writes under ${OUT:-benchmarks/results/gpu_run}: log.txt (everything printed, one
 # "== STEP rc=N in S s" line per step) and results.tgz (the scripts' JSON files), two
@@ -25,8 +28,8 @@ out=${OUT:-benchmarks/results/gpu_run}
 json=$(mktemp -d)
 mkdir -p "$out"
 py=${PYTHON:-python3}
-quick=()
-[ "${QUICK:-0}" = 1 ] && quick=(--quick)
+quick=() short=(--repeats 10 --target-s 0.02) one_batch=(--batch-sizes 32)
+[ "${QUICK:-0}" = 1 ] && quick=(--quick) short=() one_batch=()  # --quick sizes them itself
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 export XLA_PYTHON_CLIENT_PREALLOCATE=false  # several processes share the GPU (tests)
 start=$SECONDS
@@ -70,19 +73,23 @@ print('devices', jax.devices())
 from nnjax import _hardware
 print('native bfloat16', _hardware.native_bfloat16())
 EOF"
-  # what F.lstm's default on this backend rests on (precompute_inputs), then the peers
-  bench lstm_formulation 90 --sizes bench --autodiff --torch
-  bench lstm 70
-  bench cnn 70
-  bench mlp 70
-  bench attention 60
-  bench ops 60
-  bench fit 60 --models mlp,cnn --examples 12800 --epochs 2
-  bench sweep 40 --models digits
-  # the ops against their references (PyTorch at float32: TF32 off for both frameworks)
-  step tests 200 env NVIDIA_TF32_OVERRIDE=0 "$py" -m pytest -q -n 8 -p no:cacheprovider \
+  # the ops against their references first: correctness before speed (90 s on an H200;
+  # PyTorch at float32, TF32 off, JAX at "highest" by tests/conftest.py off the CPU)
+  step tests 150 env NVIDIA_TF32_OVERRIDE=0 "$py" -m pytest -q -n 8 -p no:cacheprovider \
     --tb=line -rfE tests/functional tests/test_activations.py tests/test_losses.py \
     --ignore=tests/functional/test_data_parallel.py  # needs several devices
+  # F.lstm's defaults on this backend (precompute_inputs, unroll), then the peers: the
+  # informative ones, fewer and shorter samples (each script saves every batch size as it
+  # ends, so one stopped by its limit keeps what it measured)
+  bench lstm_formulation 90 --sizes bench --autodiff --torch --unrolls 1 4
+  peers=(--peers nnjax,flax_nnx_partial,equinox,torch "${short[@]}")
+  bench lstm 60 "${peers[@]}"
+  bench cnn 60 "${peers[@]}"
+  bench mlp 45 "${peers[@]}"
+  bench attention 45 "${peers[@]}"
+  bench ops 60 "${one_batch[@]}"
+  bench fit 50 --models mlp,cnn --examples 12800 --epochs 2
+  bench sweep 40 --models digits
   echo "== done in $((SECONDS - start)) s"
 } 2>&1 | tee "$out/log.txt"
 

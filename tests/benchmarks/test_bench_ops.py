@@ -28,13 +28,22 @@ def test_load_note_says_high_above_half_the_cores():
 
 @pytest.mark.slow  # compiles a dozen small programs: about a minute on a shared 2-core CPU
 @pytest.mark.filterwarnings("ignore:precision='bfloat16' computes in float32:UserWarning")
-def test_bench_ops_quick_writes_rows_and_marks_the_picks(tmp_path, capsys):
+def test_bench_ops_quick_writes_rows_and_marks_the_picks(tmp_path, capsys, monkeypatch):
     pytest.importorskip("torch")
     import bench_ops
 
     out = tmp_path / "ops.json"
+    saved = []  # `complete` of each write: one per group as it ends, then the final one
+    write = bench_ops.H.write_json
+    monkeypatch.setattr(
+        bench_ops.H,
+        "write_json",
+        lambda *a, **k: saved.append(k.get("complete", True)) or write(*a, **k),
+    )
     assert bench_ops.main(["--quick", "--ops", "conv2d,lstm,dense,pool", "--out", str(out)]) == 0
     record = json.loads(out.read_text())
+    assert record["complete"] is True and saved[-1] is True
+    assert saved[:-1] == [False] * len(set((r["op"], r["shape"]) for r in record["results"]))
     rows = record["results"]
     assert {r["op"] for r in rows} == {"conv2d", "lstm", "dense", "pool"}
     for op in ("conv2d", "lstm", "dense", "pool"):

@@ -129,7 +129,7 @@ def test_bench_quick_writes_complete_result(run, tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     record = json.loads(out.read_text())
 
-    assert record["benchmark"] == name
+    assert record["benchmark"] == name and record["complete"] is True
     assert ENV_KEYS <= set(record["environment"])
     assert record["environment"]["versions"]["jax"]
     assert record["config"]["quick"] is True
@@ -179,6 +179,7 @@ def test_lstm_formulation_quick(tmp_path):
     done = _run_script("bench_lstm_formulation.py", args)
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads(out.read_text())
+    assert result["complete"] is True
     rows = result["results"]
     assert {row["precompute_inputs"] for row in rows} == {True, False}
     for row in rows:

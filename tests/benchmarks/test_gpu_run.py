@@ -33,7 +33,7 @@ def _results(tmp_path) -> list[str]:
 def test_steps_past_the_budget_are_skipped_and_named(tmp_path):
     log = _run(tmp_path, budget=5)
     skipped = [line.split()[1] for line in log.splitlines() if line.endswith("is spent")]
-    assert skipped[:3] == ["env", "lstm_formulation", "lstm"] and skipped[-1] == "tests"
+    assert skipped[:3] == ["env", "tests", "lstm_formulation"] and skipped[-1] == "sweep"
     assert "rc=" not in log
     assert _results(tmp_path) == []
 
