@@ -13,6 +13,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import importlib
 import importlib.metadata
@@ -21,8 +22,10 @@ import json
 import os
 import pathlib
 import platform
+import signal
 import sys
-from collections.abc import Hashable, Iterable, Mapping
+import threading
+from collections.abc import Hashable, Iterable, Iterator, Mapping
 from typing import Any, TypeVar
 
 from _paired import format_paired, paired_ratio
@@ -214,6 +217,38 @@ def write_atomic(path: pathlib.Path, record: dict[str, Any]) -> None:
     part.replace(path)
 
 
+class Stopped(KeyboardInterrupt):
+    """SIGTERM, as ``timeout`` sends at a time limit, inside :func:`stop_on_sigterm`."""
+
+
+@contextlib.contextmanager
+def stop_on_sigterm() -> Iterator[None]:
+    """Within: SIGTERM raises :class:`Stopped`, so a script can save what it has and exit.
+
+    Only a script's main thread installs the handler (elsewhere nothing changes); the
+    previous one is restored on exit.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, frame: Any) -> None:
+        raise Stopped(signal.Signals(signum).name)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def stopped(err: KeyboardInterrupt, path: pathlib.Path | str) -> int:
+    """Says where the rows of a stopped run are; returns the exit status, 128 + signal."""
+    why = "SIGTERM" if isinstance(err, Stopped) else "interrupted"
+    print(f"stopped ({why}): {path} keeps what ended (complete: false)", flush=True)
+    return 128 + (signal.SIGTERM if isinstance(err, Stopped) else signal.SIGINT)
+
+
 def write_json(
     path: pathlib.Path | str,
     *,
@@ -272,6 +307,7 @@ __all__ = [
     "BASELINE",
     "RESULTS_DIR",
     "VERSION_PACKAGES",
+    "Stopped",
     "Timing",
     "add_ratios",
     "counted",
@@ -283,11 +319,14 @@ __all__ = [
     "load_note",
     "machine_summary",
     "row",
+    "stop_on_sigterm",
+    "stopped",
     "sync_jax",
     "sync_none",
     "sync_torch_cuda",
     "time_call",
     "time_calls",
     "torch_device",
+    "write_atomic",
     "write_json",
 ]

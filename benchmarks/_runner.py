@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import pathlib
 import sys
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -96,24 +97,40 @@ def run_and_report(
 ) -> int:
     """Runs, writes the JSON (``config`` plus the shared options), prints the table.
 
-    Returns the exit status: 1 if any peer failed, else 0.
+    Each batch size's rows are printed and saved (``"complete": false``) as it ends; a
+    SIGTERM (a time limit) or Ctrl-C saves and prints what ended, then stops the run.
+
+    Returns the exit status: 1 if any peer failed, 128 + the signal if stopped, else 0.
     """
     path = args.out or H.default_out(name)
     config = {**config, **C.run_config(args)}
+    so_far: tuple[list, dict, dict] = ([], {}, {})
+
+    def save(rows: list, skipped: dict, errors: dict, complete: bool = False) -> pathlib.Path:
+        """Writes the JSON file: every row so far, ``complete`` once the run ends."""
+        return H.write_json(path, name=name, config=config, rows=rows, skipped=skipped,
+                            errors=errors, complete=complete)  # fmt: skip
 
     def progress(rows: list, skipped: dict, errors: dict) -> None:
-        """Prints the batch size just timed and saves every row so far (``complete``: no)."""
+        """Prints the batch size just timed and saves every row so far."""
+        nonlocal so_far
+        so_far = (rows, skipped, errors)
         if rows:
             print(H.format_table([r for r in rows if r["batch_size"] == rows[-1]["batch_size"]]))
             sys.stdout.flush()
-        H.write_json(path, name=name, config=config, rows=rows, skipped=skipped,
-                     errors=errors, complete=False)  # fmt: skip
+        save(rows, skipped, errors)
 
-    if getattr(args, "isolate", 0):  # each peer in processes of its own (_isolated)
-        rows, skipped, errors = _isolated.run(args)
-    else:
-        rows, skipped, errors = run(args, builders, on_batch=progress)
-    out = H.write_json(path, name=name, config=config, rows=rows, skipped=skipped, errors=errors)
+    with H.stop_on_sigterm():
+        try:
+            if getattr(args, "isolate", 0):  # each peer in processes of its own (_isolated)
+                rows, skipped, errors = _isolated.run(args)
+            else:
+                rows, skipped, errors = run(args, builders, on_batch=progress)
+        except KeyboardInterrupt as err:  # Stopped (SIGTERM) too
+            save(*so_far)
+            print(H.format_table(so_far[0]))
+            return H.stopped(err, path)
+    out = save(rows, skipped, errors, complete=True)
     print(H.format_table(rows))
     print(H.host_memory_note())
     for peer, note in skipped.items():

@@ -38,6 +38,7 @@ import pathlib
 import platform
 import resource
 import statistics
+import sys
 import time
 
 import _harness as H
@@ -245,12 +246,17 @@ def main(argv: list[str] | None = None) -> list[dict]:
     backend = jax.default_backend()
     out = args.out or pathlib.Path(__file__).parent / "results" / f"lstm_formulation_{backend}.json"
     results: list[dict] = []
-    for cell, size in itertools.product(args.cells, sizes.values()):
-        rows = bench_size(cell, size, variants, repeats, args.warmup, dtype, args.torch)
-        print(_table(rows), flush=True)
-        results.extend(rows)
-        # saved as each size ends: a run stopped by its time limit keeps what it measured
-        H.write_atomic(out, _record(args, kept, repeats, results, complete=False))
+    with H.stop_on_sigterm():
+        try:
+            for cell, size in itertools.product(args.cells, sizes.values()):
+                rows = bench_size(cell, size, variants, repeats, args.warmup, dtype, args.torch)
+                print(_table(rows), flush=True)
+                results.extend(rows)
+                # saved as each size ends: a run stopped by its time limit keeps what it measured
+                H.write_atomic(out, _record(args, kept, repeats, results, complete=False))
+        except KeyboardInterrupt as err:  # Stopped (SIGTERM) too: the sizes that ended
+            H.write_atomic(out, _record(args, kept, repeats, results, complete=False))
+            sys.exit(H.stopped(err, out))
 
     print()
     print(_table(results))

@@ -367,8 +367,19 @@ def main(argv: list[str] | None = None) -> int:
         H.write_json, args.out or H.default_out("ops"), name="ops", config=config,
         skipped={} if C.missing_module("torch") is None else {"torch": "not importable"},
     )  # fmt: skip
-    # every group saved as it ends: a run stopped by its time limit keeps what it measured
-    rows, errors = run(args, lambda rows, errors: save(rows=rows, errors=errors, complete=False))
+    so_far: dict = {"rows": [], "errors": {}}
+
+    def progress(rows: list, errors: dict) -> None:
+        """Saves every group so far: a run stopped by its time limit keeps what it measured."""
+        so_far.update(rows=list(rows), errors=dict(errors))
+        save(**so_far, complete=False)
+
+    with H.stop_on_sigterm():
+        try:
+            rows, errors = run(args, progress)
+        except KeyboardInterrupt as err:  # Stopped (SIGTERM) too
+            save(**so_far, complete=False)
+            return H.stopped(err, args.out or H.default_out("ops"))
     out = save(rows=rows, errors=errors)
     print(precision_verdict(rows))
     print(f"wrote {out}")

@@ -13,6 +13,10 @@
 #   tests    the default test suite's op tests on the accelerator
 #   lstm_formulation, lstm, cnn, mlp, attention, ops, fit, sweep   the benchmark scripts
 #
+# A step past its limit gets SIGTERM (then SIGKILL 5 s later): every script saves its
+# JSON as each batch size (op group, recurrence size) ends, marked "complete": false,
+# and again on SIGTERM, so a stopped step keeps what it measured.
+#
 # Sized from the first run (an H200, 2026-12-04): env 12 s, tests 90 s; the peer
 # scripts at their defaults ran past 70 s each, so they run four peers, shorter.
 #
