@@ -3,7 +3,8 @@
 Issue 15's goal depends on the hardware: bfloat16 at least 2x faster than float32 where
 matmuls run natively in bfloat16 (GPU, TPU, AMX, AVX512-BF16), never slower where they
 are emulated. A script with an ``nnjax_bf16`` peer (``nnjax`` with the model built with
-``dtype=jnp.bfloat16``) prints :func:`verdict` of its rows after its table.
+``dtype=jnp.bfloat16``) prints :func:`verdict` of its rows after its table;
+``bench_ops.py`` prints :func:`precision_verdict` of its ``dense`` rows.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import json
 import pathlib
 
 import _harness as H
+import _paired
 
 
 def case() -> tuple[bool, str]:
@@ -76,3 +78,24 @@ def print_verdict(name: str, out: str | None) -> None:
     ran = [peer for peer in PEERS if any(r["peer"] == peer for r in rows)]
     for peer in ran or PEERS[:1]:
         print(verdict(rows, *case(), peer=peer))
+
+
+def precision_verdict(rows: list[dict]) -> str:
+    """bench_ops' ``precision:`` line: was ``precision="bfloat16"`` slower than float32?
+
+    Per batch size: the bfloat16 row's paired ratio to float32 (median, IQR). Slower
+    only where the whole IQR lies above 1, so one noisy median does not decide.
+
+    Example:
+      >>> row = {"op": "dense", "formulation": "bfloat16", "batch_size": 256}
+      >>> precision_verdict([row | {"paired_vs_picked": [0.78, 0.96, 1.03]}])[-35:]
+      'bfloat16 is not slower than float32'
+    """
+    dense = [r for r in rows if r["op"] == "dense" and r["formulation"] == "bfloat16"]
+    if not dense:
+        return "precision: not measured (--ops without dense)"
+    ratios = {r["batch_size"]: r["paired_vs_picked"] or [r["vs_torch"]] * 3 for r in dense}
+    slower = any(q1 > 1.0 for q1, _, _ in ratios.values())
+    listed = ", ".join(f"batch {b}: {_paired.format_paired(r)}" for b, r in sorted(ratios.items()))
+    verdict = "SLOWER than float32" if slower else "not slower than float32"
+    return f"precision: bfloat16 train step / float32 (IQR) = {listed}: bfloat16 is {verdict}"

@@ -22,6 +22,10 @@ call, trace + compile + run, apart):
   ``precision="bfloat16"`` (what ``fit(precision=...)`` uses), on the bfloat16 case of
   this CPU (native AMX / AVX512-BF16 or emulated), printed with the result.
 
+``--sizes large`` times ``conv2d`` at a ResNet's 3x3 stages (56x56x64 to 7x7x512, and a
+56x56x64 depthwise) and ``dense`` on a 1024-4096-4096-1024 MLP, where compute, not
+launches, sets an accelerator's time.
+
 The rows of one op and shape are timed together (samples interleaved), so their ratios
 hold on a loaded machine; ``vs_torch`` is ``median / torch median`` (below 1: faster
 than PyTorch) and ``picked`` marks the formulation nnjax uses by default.
@@ -34,6 +38,7 @@ Usage::
     python benchmarks/bench_ops.py              # full run (a few minutes)
     python benchmarks/bench_ops.py --quick      # tiny sizes (smoke test)
     python benchmarks/bench_ops.py --ops conv2d --batch-sizes 32
+    python benchmarks/bench_ops.py --ops conv2d,dense --sizes large   # ResNet's convs
 
 Writes ``benchmarks/results/ops_<platform>.json`` and prints a table.
 """
@@ -45,6 +50,7 @@ import functools
 import sys
 from collections.abc import Callable
 
+import _bfloat16
 import _cli as C
 import _harness as H
 import _paired
@@ -100,10 +106,15 @@ def _jax_fwd_bwd(fn: Callable, *args, jit: Callable = jax.jit) -> Callable[[], o
 # ----------------------------------------------------------------------- conv2d
 
 
-def conv_shapes(batch: int, quick: bool) -> dict[str, tuple]:
-    """name -> (x shape NHWC, out channels, groups)."""
+def conv_shapes(batch: int, quick: bool, sizes: str = "benchmark") -> dict[str, tuple]:
+    """name -> (x shape NHWC, out channels, groups): the CNN benchmark's, ResNet's, tiny."""
     if quick:
         return {"12x12x1->4": ((batch, 12, 12, 1), 4, 1), "6x6x4->8": ((batch, 6, 6, 4), 8, 1)}
+    if sizes == "large":  # a ResNet-18/34's 3x3 stages, and a MobileNet-like depthwise
+        stages = [(56, 64), (28, 128), (14, 256), (7, 512)]
+        return {f"{s}x{s}x{c}->{c}": ((batch, s, s, c), c, 1) for s, c in stages} | {
+            "56x56x64 depthwise": ((batch, 56, 56, 64), 64, 64)
+        }
     return {
         "28x28x1->32": ((batch, 28, 28, 1), 32, 1),
         "14x14x32->64": ((batch, 14, 14, 32), 64, 1),
@@ -241,18 +252,23 @@ def rnn_calls(cell: str, batch: int, quick: bool) -> tuple[Calls, str]:
 # ------------------------------------------------------------------ precision
 
 
-def dense_calls(batch: int, quick: bool) -> tuple[Calls, str]:
-    """An MLP train step in float32 and ``precision="bfloat16"`` (``fit``'s option)."""
+def dense_calls(batch: int, quick: bool, sizes: str = "benchmark") -> tuple[Calls, str]:
+    """An MLP train step in float32 and ``precision="bfloat16"`` (``fit``'s option).
+
+    The MLP benchmark's model, or with ``sizes="large"`` 1024-4096-4096-1024: at a large
+    batch its matmuls, not the launches, set the time (an accelerator's bfloat16 case).
+    """
     import optax
     from flax import nnx
 
     from nnjax import nn, train
 
-    sizes = (16, (32,), 4) if quick else (784, (500, 300, 100), 10)
-    graphdef, params, rest = train.split_model(nn.MLP(*sizes, rngs=nnx.Rngs(0)))
+    widths = {"benchmark": (784, (500, 300, 100), 10), "large": (1024, (4096, 4096), 1024)}
+    model = (16, (32,), 4) if quick else widths[sizes]
+    graphdef, params, rest = train.split_model(nn.MLP(*model, rngs=nnx.Rngs(0)))
     tx = optax.adam(1e-3)
-    x = jnp.asarray(_rand((batch, sizes[0]), 3))
-    y = jnp.asarray(np.arange(batch) % sizes[-1])
+    x = jnp.asarray(_rand((batch, model[0]), 3))
+    y = jnp.asarray(np.arange(batch) % model[-1])
     calls: Calls = {}
     for precision in ("float32", "bfloat16"):
         option = None if precision == "float32" else precision
@@ -270,7 +286,7 @@ def groups(args: argparse.Namespace):
     """Yields ``(op, shape name, batch, builder)`` for every timed group."""
     for batch in args.batch_sizes:
         if "conv2d" in args.ops:
-            for name, spec in conv_shapes(batch, args.quick).items():
+            for name, spec in conv_shapes(batch, args.quick, args.sizes).items():
                 yield "conv2d", name, batch, functools.partial(conv_calls, *spec)
         if "pool" in args.ops:
             for name, spec in pool_shapes(batch, args.quick).items():
@@ -281,11 +297,12 @@ def groups(args: argparse.Namespace):
                 shape = f"T{steps} F{features} H{hidden}"
                 yield cell, shape, batch, functools.partial(rnn_calls, cell, batch, args.quick)
         if "dense" in args.ops:
+            shape = "MLP train step" if args.sizes == "benchmark" else "MLP 1024-4096x2-1024"
             yield (
                 "dense",
-                "MLP train step",
+                shape,
                 batch,
-                functools.partial(dense_calls, batch, args.quick),
+                functools.partial(dense_calls, batch, args.quick, args.sizes),
             )
 
 
@@ -346,6 +363,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="tiny sizes, few repeats (smoke)")
     parser.add_argument("--ops", type=lambda s: s.split(","), default=list(OPS))
     parser.add_argument("--batch-sizes", type=C.int_list, default=[32, 128])
+    parser.add_argument(
+        "--sizes",
+        choices=("benchmark", "large"),
+        default="benchmark",
+        help="conv2d and dense at the benchmarks' sizes or large (ResNet's)",
+    )
     parser.add_argument("--repeats", type=int, default=9)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--target-s", type=float, default=0.05)
@@ -362,7 +385,7 @@ def main(argv: list[str] | None = None) -> int:
     print(H.machine_summary(H.environment()), flush=True)
     print(f"{'op':<7}{'shape':<20}{'batch':>5}  {'formulation (*: picked)':<23}"
           f"{'median':>13}{'compile':>11}{'vs torch':>9}  vs pick (IQR)")  # fmt: skip
-    config = {name: getattr(args, name) for name in ("quick", "ops", "batch_sizes", "repeats")}
+    config = {k: getattr(args, k) for k in ("quick", "ops", "sizes", "batch_sizes", "repeats")}
     save = functools.partial(
         H.write_json, args.out or H.default_out("ops"), name="ops", config=config,
         skipped={} if C.missing_module("torch") is None else {"torch": "not importable"},
@@ -381,21 +404,9 @@ def main(argv: list[str] | None = None) -> int:
             save(**so_far, complete=False)
             return H.stopped(err, args.out or H.default_out("ops"))
     out = save(rows=rows, errors=errors)
-    print(precision_verdict(rows))
+    print(_bfloat16.precision_verdict(rows))
     print(f"wrote {out}")
     return 1 if errors else 0
-
-
-def precision_verdict(rows: list[dict]) -> str:
-    """Whether ``precision="bfloat16"`` trained faster or slower than float32 here."""
-    dense = {(r["batch_size"], r["formulation"]): r["median_s"] for r in rows if r["op"] == "dense"}
-    ratios = {b: t / dense[(b, "float32")] for (b, f), t in dense.items() if f == "bfloat16"}
-    if not ratios:
-        return "precision: not measured (--ops without dense)"
-    worst = max(ratios.values())
-    verdict = "SLOWER than float32" if worst > 1.0 else "not slower than float32"
-    listed = ", ".join(f"batch {b}: {r:.2f}x" for b, r in sorted(ratios.items()))
-    return f"precision: bfloat16 train step / float32 = {listed}: bfloat16 is {verdict} here"
 
 
 if __name__ == "__main__":

@@ -146,6 +146,10 @@ def get(init: str | Initializer) -> Initializer:
     return _registry.lookup("initializer", registry, init)
 
 
+_FAN_BASED = frozenset(name for name in _FACTORIES if name != "orthogonal")
+"""The named variance-scaling initializers: their variance divides by a fan."""
+
+
 def init_param(
     init: str | Initializer, key: jax.Array, shape: tuple[int, ...], dtype: jnp.dtype
 ) -> jax.Array:
@@ -181,6 +185,12 @@ def init_param(
         )
     initializer = get(init)
     draw_dtype = jnp.promote_types(dtype, jnp.float32)
+    # checked here: JAX 0.10 divides by the zero fan, newer JAX returns an empty array
+    if isinstance(init, str) and init in _FAN_BASED and 0 in tuple(shape):
+        raise ShapeError(
+            f"init_param: initializer {init!r} cannot draw an array of shape {tuple(shape)}: "
+            "an axis of size 0 leaves a zero fan"
+        )
     try:
         drawn = initializer(key, shape, draw_dtype)
     except (ValueError, ZeroDivisionError) as err:

@@ -8,6 +8,10 @@
   ``NVIDIA_TF32_OVERRIDE=0`` does not reach XLA's own GEMM fusions) and bfloat16
   passes on a TPU: a speed choice for users to make, not the library's numerics. The
   CPU keeps JAX's default (XLA:CPU computes float32 dots in float32);
+* two markers keep the suite portable to a GPU or TPU: ``@pytest.mark.devices(n)``
+  skips a test that needs a mesh of ``n`` devices where JAX has fewer (one GPU is one
+  device), and ``@pytest.mark.xla_cpu`` one that checks XLA:CPU's own behaviour (its
+  bfloat16 emulation, its host memory) on any other backend;
 * datasets come from ``$NNJAX_DATA_DIR`` (``../shared/data`` in CI); tests that need
   one skip with a note when it is absent. No test touches the network: downloads
   (``urllib.request.urlopen``) to any host but this machine fail the test.
@@ -27,6 +31,29 @@ import pytest
 jax.config.update("jax_numpy_rank_promotion", "raise")
 if jax.default_backend() != "cpu":
     jax.config.update("jax_default_matmul_precision", "highest")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Registers the backend markers (``--strict-markers`` refuses unknown ones)."""
+    config.addinivalue_line(
+        "markers", "devices(n): needs a mesh of n JAX devices; skipped where JAX has fewer"
+    )
+    config.addinivalue_line(
+        "markers", "xla_cpu: checks XLA:CPU's own behaviour; skipped on other backends"
+    )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Skips what this backend cannot run: too few devices, or not XLA:CPU."""
+    have, backend = jax.device_count(), jax.default_backend()
+    for item in items:
+        for mark in item.iter_markers("devices"):
+            (count,) = mark.args
+            if have < count:
+                reason = f"a mesh of {count} devices; JAX has {have} device(s) here"
+                item.add_marker(pytest.mark.skip(reason=reason))
+        if backend != "cpu" and item.get_closest_marker("xla_cpu") is not None:
+            item.add_marker(pytest.mark.skip(reason=f"XLA:CPU's behaviour; this is {backend}"))
 
 
 @pytest.fixture

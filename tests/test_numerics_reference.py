@@ -354,7 +354,13 @@ def test_init_param_refuses_a_non_floating_dtype(dtype):
 
 
 @pytest.mark.parametrize(
-    ("name", "shape"), [("he_normal", (5,)), ("glorot_uniform", (0, 5)), ("orthogonal", (4,))]
+    ("name", "shape"),
+    [
+        ("he_normal", (5,)),
+        ("glorot_uniform", (0, 5)),
+        ("he_normal", (3, 3, 0, 8)),
+        ("orthogonal", (4,)),
+    ],
 )
 def test_init_param_names_the_initializer_and_shape_it_cannot_draw(name, shape):
     """JAX's own message named neither (a ZeroDivisionError for a zero fan)."""

@@ -112,3 +112,28 @@ def test_format_rows_shows_the_paired_ratio_to_the_pick():
     lines = bench_ops.format_rows(rows).splitlines()
     assert "*xla" in lines[0] and lines[0].endswith("1.00 (1.00-1.00)")
     assert " patches" in lines[1] and lines[1].endswith("1.50 (1.20-1.70)")
+
+
+def test_precision_verdict_is_slower_only_where_the_whole_iqr_is():
+    import _bfloat16 as B
+
+    row = {"op": "dense", "formulation": "bfloat16", "batch_size": 256, "vs_torch": 1.02}
+    noisy = B.precision_verdict([{**row, "paired_vs_picked": [0.78, 0.96, 1.03]}])
+    assert "batch 256: 0.96 (0.78-1.03)" in noisy and noisy.endswith("is not slower than float32")
+    slower = B.precision_verdict([{**row, "paired_vs_picked": [1.01, 1.05, 1.10]}])
+    assert slower.endswith("is SLOWER than float32")
+    by_medians = B.precision_verdict([{**row, "paired_vs_picked": None}])  # no samples kept
+    assert "1.02 (1.02-1.02)" in by_medians and by_medians.endswith("SLOWER than float32")
+    assert "not measured" in B.precision_verdict([{**row, "op": "conv2d"}])
+
+
+def test_large_sizes_are_a_resnets_stages_and_a_compute_bound_mlp():
+    import bench_ops
+
+    shapes = bench_ops.conv_shapes(8, quick=False, sizes="large")
+    assert shapes["56x56x64->64"] == ((8, 56, 56, 64), 64, 1)
+    assert shapes["7x7x512->512"] == ((8, 7, 7, 512), 512, 1)
+    assert shapes["56x56x64 depthwise"] == ((8, 56, 56, 64), 64, 64)
+    assert "28x28x1->32" in bench_ops.conv_shapes(8, quick=False)  # the CNN benchmark's
+    calls, picked = bench_ops.dense_calls(4, quick=False, sizes="large")
+    assert picked == "float32" and set(calls) == {"float32", "bfloat16"}

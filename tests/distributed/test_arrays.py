@@ -16,6 +16,7 @@ def _mesh(shape=(4,), axes=("data",)):
     return Mesh(np.asarray(jax.devices()).reshape(shape), axes)
 
 
+@pytest.mark.devices(4)
 def test_put_places_shards_without_aliasing_and_to_host_reads_them_back():
     x = np.arange(24.0, dtype=np.float32).reshape(8, 3)
     placed = arrays.put({"x": x, "key": jax.random.key(1)}, NamedSharding(_mesh(), P()))
@@ -28,6 +29,7 @@ def test_put_places_shards_without_aliasing_and_to_host_reads_them_back():
     np.testing.assert_array_equal(arrays.to_host(again), x)
 
 
+@pytest.mark.devices(4)
 def test_put_copies_a_tree_in_one_program_without_aliasing(monkeypatch):
     calls = []
     device_put = jax.device_put
@@ -53,6 +55,7 @@ def test_put_copies_a_tree_in_one_program_without_aliasing(monkeypatch):
         arrays.put(tree, {"a": specs["a"]})  # shardings that do not match the tree
 
 
+@pytest.mark.devices(4)
 def test_repeated_puts_feed_a_program_without_new_cache_entries():
     mesh = _mesh()
     everywhere = NamedSharding(mesh, P())
@@ -63,6 +66,7 @@ def test_repeated_puts_feed_a_program_without_new_cache_entries():
     assert consume._cache_size() == 1
 
 
+@pytest.mark.devices(4)
 def test_put_without_copy_keeps_what_is_already_placed_and_places_the_rest():
     mesh = _mesh()
     rows, everywhere = NamedSharding(mesh, P("data")), NamedSharding(mesh, P())
@@ -81,6 +85,7 @@ def test_put_without_copy_keeps_what_is_already_placed_and_places_the_rest():
     assert arrays.put(one, single, copy=False) is one
 
 
+@pytest.mark.devices(4)
 def test_process_rows_of_one_process_is_the_whole_batch():
     sharding = NamedSharding(_mesh((2, 2), ("data", "model")), P("data"))
     assert arrays.process_rows(sharding, 8) == slice(0, 8)

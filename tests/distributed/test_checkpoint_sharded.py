@@ -9,6 +9,7 @@ as ``fit`` does keeps that layout.
 
 import jax
 import numpy as np
+import pytest
 from flax import nnx
 
 from nnjax.nn import MLP
@@ -23,6 +24,7 @@ def _state(seed):
     return TrainState(params, optimizers.init_state(tx, params, learning_rate=0.01), rest)
 
 
+@pytest.mark.devices(4)
 def test_a_checkpoint_restores_onto_the_fsdp_layout(tmp_path):
     saved = _state(0)
     save_checkpoint(tmp_path, 0, saved, {"seed": 0, "global_step": 0})

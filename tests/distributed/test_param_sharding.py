@@ -87,6 +87,7 @@ def test_fsdp_equals_replicated(replicated, fsdp):
     _assert_close(fsdp[0], replicated[0])
 
 
+@pytest.mark.devices(4)
 def test_fsdp_really_shards_parameters_and_adam_moments(fsdp):
     model, state = fsdp
     hidden = model.layers[0].kernel[...]  # (8, 32): its largest dim, 32, is split
@@ -100,6 +101,7 @@ def test_fsdp_really_shards_parameters_and_adam_moments(fsdp):
     assert all(_laid_out(m, P(None, "data")) for m in moments)
 
 
+@pytest.mark.devices(4)
 def test_fsdp_holds_about_a_quarter_of_the_bytes_per_device(replicated, fsdp):
     parts = lambda state: (state.params, state.opt_state)
     rep_device, rep_total = _bytes_per_device(parts(replicated[1]))
@@ -173,6 +175,7 @@ def test_bad_settings_are_named_before_training(param_sharding, mesh_axes, error
         np.testing.assert_array_equal(np.asarray(a), b)
 
 
+@pytest.mark.devices(4)
 def test_the_fsdp_rule_leaves_indivisible_leaves_replicated():
     state = TrainState({"odd": np.zeros((3, 5)), "w": np.zeros((6, 8))}, (), {})
     mesh = Mesh(np.asarray(jax.devices()), ("data",))
@@ -180,6 +183,7 @@ def test_the_fsdp_rule_leaves_indivisible_leaves_replicated():
     assert specs == {"odd": P(), "w": P(None, "data")}
 
 
+@pytest.mark.devices(4)
 def test_fsdp_that_cannot_shard_says_so():
     x, y = _data()
     model = MLP(8, (16,), 4, rngs=nnx.Rngs(0))
@@ -187,6 +191,7 @@ def test_fsdp_that_cannot_shard_says_so():
         fit(model, (x, y), loss="cross_entropy", batch_size=6, param_sharding="fsdp", verbose=0)
 
 
+@pytest.mark.devices(4)
 def test_a_layout_is_derived_once_per_structure_and_rules():
     mesh = Mesh(np.asarray(jax.devices()), ("data",))
     rules = [(r"w", P("data"))]  # a list: cannot be kept, derived afresh

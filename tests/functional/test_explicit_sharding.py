@@ -16,7 +16,6 @@ from jax.sharding import AxisType, NamedSharding, PartitionSpec
 
 from nnjax.functional import _sharding
 
-from ._backend import requires_devices
 from ._sharded_cases import CASES, SEQ, value_and_grads
 
 MESH_DEVICES = 2
@@ -28,7 +27,7 @@ def mesh():
     return jax.make_mesh((MESH_DEVICES,), ("batch",), axis_types=(AxisType.Explicit,))
 
 
-@requires_devices(MESH_DEVICES)
+@pytest.mark.devices(MESH_DEVICES)
 @pytest.mark.parametrize("name", sorted(CASES))
 @pytest.mark.slow
 def test_op_under_explicit_batch_sharding_matches_the_unsharded_op(mesh, name):
@@ -53,7 +52,7 @@ def test_helpers_change_nothing_without_a_mesh():
     assert _sharding.batch_spec(None, 2) is None and _sharding.replicated(None) is None
 
 
-@requires_devices(MESH_DEVICES)
+@pytest.mark.devices(MESH_DEVICES)
 def test_helpers_see_no_batch_axis_under_a_mesh_without_explicit_axes():
     x = jnp.ones((4, 3))
     auto = jax.make_mesh((MESH_DEVICES,), ("batch",), axis_types=(AxisType.Auto,))
@@ -62,7 +61,7 @@ def test_helpers_see_no_batch_axis_under_a_mesh_without_explicit_axes():
         assert jax.jit(lambda v: jnp.float32(_sharding.batch_axis(v) is None))(sharded) == 1.0
 
 
-@requires_devices(MESH_DEVICES)
+@pytest.mark.devices(MESH_DEVICES)
 def test_carry_is_resharded_like_the_batch(mesh):
     seen = {}
 

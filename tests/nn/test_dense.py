@@ -30,6 +30,7 @@ def test_mixed_precision_keeps_float32_params():
     assert layer.kernel[...].dtype == jnp.float32
 
 
+@pytest.mark.xla_cpu
 @pytest.mark.parametrize("library", [False, True])
 def test_bfloat16_on_an_emulating_cpu_rounds_like_astype(monkeypatch, library):
     from nnjax import _hardware

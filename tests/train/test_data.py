@@ -203,6 +203,7 @@ def test_each_process_reads_only_its_block_of_every_batch(monkeypatch):
     assert (src.local_batch_size, src.batch_size) == (3, 6)
 
 
+@pytest.mark.devices(4)
 def test_the_feeder_places_this_processs_rows():
     x, y = blobs(n=10)
     mesh = sharding.make_mesh(jax.devices())

@@ -51,6 +51,7 @@ MODELS = {
 }
 
 
+@pytest.mark.devices(4)
 @pytest.mark.parametrize("kind", sorted(MODELS))
 def test_fits_step_over_four_devices_only_sums(kind):
     factory, shape = MODELS[kind]

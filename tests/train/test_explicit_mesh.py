@@ -52,6 +52,7 @@ def _assert_same(got, want):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.devices(2)
 def test_fit_takes_a_mesh_with_explicit_axes(on_own_mesh):
     _assert_same(_fit_evaluate_predict(mesh=_explicit()), on_own_mesh)
 
@@ -76,6 +77,7 @@ def test_sweep_under_a_global_mesh_with_explicit_axes():
     np.testing.assert_allclose(got.history["loss"], want.history["loss"], rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.devices(2)
 def test_automatic_keeps_devices_and_names_and_leaves_auto_meshes_alone():
     mesh = _explicit()
     auto = sharding.automatic(mesh)
@@ -85,6 +87,7 @@ def test_automatic_keeps_devices_and_names_and_leaves_auto_meshes_alone():
     assert sharding.automatic(own) is own
 
 
+@pytest.mark.devices(2)
 def test_own_mesh_runs_outside_the_callers_mesh_and_restores_it():
     inside = sharding.own_mesh(lambda: jax.sharding.get_abstract_mesh().empty)
     with jax.set_mesh(_explicit()):

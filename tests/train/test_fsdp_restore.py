@@ -110,6 +110,7 @@ def test_restore_weights_places_each_leaf_like_the_one_it_replaces():
         RunView(run).restore_weights({"w": new["w"]}, {})
 
 
+@pytest.mark.devices(4)
 def test_put_state_without_like_replicates():
     mesh = make_mesh(jax.devices())
     run = Run(model=None, state=None, mesh=mesh, history=None, seed=0)

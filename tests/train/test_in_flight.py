@@ -82,6 +82,7 @@ def _model():
     return nn.MLP(6, (8,), 2, rngs=nnx.Rngs(0))
 
 
+@pytest.mark.devices(4)
 def test_fit_over_every_device_with_one_update_per_dispatch_completes(data):
     assert jax.local_device_count() == 4
     model = _model()

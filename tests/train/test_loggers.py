@@ -1,6 +1,7 @@
 """Tests for nnjax.train.loggers: CSV and TensorBoard logging (and their re-exports)."""
 
 import csv
+import importlib.util
 
 import jax
 import numpy as np
@@ -9,6 +10,11 @@ import pytest
 import nnjax.train as T
 from nnjax.train import callbacks, loggers
 from tests.train._data import blobs, mlp
+
+# tensorboardX is in the [train] extra (and [dev]); an image without it skips these
+needs_tensorboardx = pytest.mark.skipif(
+    importlib.util.find_spec("tensorboardX") is None, reason="tensorboardX is not installed"
+)
 
 ONE = jax.devices()[:1]
 KW = dict(loss="cross_entropy", batch_size=32, verbose=0, devices=ONE)
@@ -32,6 +38,7 @@ def test_csv_logger_writes_one_row_per_epoch(tmp_path):
     assert len(list(csv.DictReader(open(path)))) == 3
 
 
+@needs_tensorboardx
 def test_tensorboard_events_read_back(tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -47,7 +54,7 @@ def test_tensorboard_events_read_back(tmp_path):
     np.testing.assert_allclose([e.value for e in loss], history["loss"], rtol=1e-6, atol=1e-6)
 
 
-@pytest.mark.parametrize("logger", ["csv", "tensorboard"])
+@pytest.mark.parametrize("logger", ["csv", pytest.param("tensorboard", marks=needs_tensorboardx)])
 def test_only_process_0_writes_logs(tmp_path, monkeypatch, logger):
     # every process of a multi-process run sees the same metrics: one file, not one each
     callback = T.CSVLogger(tmp_path / "h.csv") if logger == "csv" else T.TensorBoard(tmp_path)
@@ -107,6 +114,7 @@ def test_csv_logger_separator(tmp_path):
         T.CSVLogger(path, separator=3)
 
 
+@needs_tensorboardx
 def test_tensorboard_closes_a_writer_a_failed_run_left_open(tmp_path):
     class Boom(T.Callback):
         def on_epoch_end(self, epoch, logs=None):

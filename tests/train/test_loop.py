@@ -85,6 +85,7 @@ def test_a_fresh_equal_optax_object_does_not_recompile():
     assert compiled.TRACES.count == traces
 
 
+@pytest.mark.devices(4)
 def test_sharded_fit_matches_single_device_and_shards_batches():
     assert len(jax.devices()) == 4
     data = blobs(n=64)

@@ -20,6 +20,7 @@ def test_get_optimizer():
         get_optimizer("adamm")
 
 
+@pytest.mark.devices(4)
 def test_choose_devices_and_shardings():
     assert len(sharding.choose_devices(8)) == 4
     assert len(sharding.choose_devices(6)) == 1

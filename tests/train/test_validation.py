@@ -76,10 +76,14 @@ def test_not_a_pair_and_bad_names():
         _fit(blobs(), optimizer="adamm")
     with pytest.raises(ValueError, match="unknown loss"):
         _fit(blobs(), loss="crossentropy")
-    with pytest.raises(ValueError, match="cannot be split evenly over 4 devices"):
-        import jax
 
-        _fit(blobs(), batch_size=6, devices=jax.devices())
+
+@pytest.mark.devices(4)
+def test_a_batch_that_does_not_split_over_the_devices():
+    import jax
+
+    with pytest.raises(ValueError, match="cannot be split evenly over 4 devices"):
+        _fit(blobs(), batch_size=6, devices=jax.devices()[:4])
 
 
 def test_dict_keys_must_match_the_model_inputs():
