@@ -158,6 +158,38 @@ def in_blocks(idx: np.ndarray, mask: np.ndarray, k: int) -> tuple[np.ndarray, np
     return blocked(idx, np.int32), blocked(mask, np.float32)
 
 
+def array_blocks(
+    source: ArraySource,
+    seed: int,
+    epoch: int,
+    k: int,
+    *,
+    shuffle: bool = True,
+    part: slice | None = None,
+) -> Iterator[tuple[Batch, int]]:
+    """An array source's epoch as ``(batch, steps)`` host blocks of ``k`` batches.
+
+    Each block's rows (``part`` of every batch's) are gathered at once into
+    ``(k, B, ...)`` leaves, one read and one allocation per dispatch instead of one per
+    batch and a stack (a memmap at batch 256 x 784 float32: half the host time and the
+    page faults). The last block is padded as :func:`in_blocks` pads it: row 0 under
+    mask 0, so weight 0.
+
+    Example:
+      >>> src = ArraySource(np.arange(10.0).reshape(5, 2), np.arange(5), batch_size=2)
+      >>> [(b.x.shape, b.mask.tolist(), n) for b, n in array_blocks(src, 0, 0, 2, shuffle=False)]
+      [((2, 2, 2), [[1.0, 1.0], [1.0, 1.0]], 2), ((2, 2, 2), [[1.0, 0.0], [0.0, 0.0]], 1)]
+    """
+    idx, mask = source.epoch(seed, epoch, shuffle=shuffle)
+    if part is not None:
+        idx, mask = idx[:, part], mask[:, part]
+    steps, width = idx.shape
+    blocks, masks = in_blocks(idx, mask, k)
+    for j in range(len(blocks)):
+        flat = source.batch(blocks[j].reshape(-1), masks[j].reshape(-1))
+        yield jax.tree.map(lambda a: a.reshape(k, width, *a.shape[1:]), flat), min(k, steps - j * k)
+
+
 def index_chunks(
     data: Any, idx: np.ndarray, mask: np.ndarray, k: int, mesh: Mesh
 ) -> Iterator[Chunk]:
@@ -227,10 +259,12 @@ class DeviceFeeder:
             self.data = sharding.put_replicated(source.device_arrays(), mesh)
 
     def _host_chunk(self, batches: list[Batch]) -> Chunk:
-        stacked = stack(batches, self.k)
-        examples = int(sum(b.mask.sum() for b in batches))
+        return self._put_block((stack(batches, self.k), len(batches)))
+
+    def _put_block(self, block: tuple[Batch, int]) -> Chunk:
+        stacked, steps = block
         batch = sharding.put_batch(stacked, self.mesh, batch_size=self.source.batch_size)
-        return Chunk((batch, len(batches)), len(batches), examples)
+        return Chunk((batch, steps), steps, int(stacked.mask.sum()))
 
     def epoch(self, seed: int, epoch: int, *, shuffle: bool = True) -> Iterator[Chunk]:
         """The dispatches of one epoch, in the source's order."""
@@ -238,15 +272,19 @@ class DeviceFeeder:
             idx, mask = self.source.epoch(seed, epoch, shuffle=shuffle)
             yield from index_chunks(self.data, idx, mask, self.k, self.mesh)
             return
+        if isinstance(self.source, ArraySource):  # a memmap, or any data of several processes
+            blocks = array_blocks(self.source, seed, epoch, self.k, shuffle=shuffle, part=self.part)
+            yield from Prefetcher(blocks, self._put_block)
+            return
         batches = self.source.batches(seed, epoch, shuffle=shuffle, part=self.part)
-        groups = chunked(batches, self.k)
-        yield from Prefetcher(groups, self._host_chunk)
+        yield from Prefetcher(chunked(batches, self.k), self._host_chunk)
 
 
 __all__ = [
     "Chunk",
     "DeviceFeeder",
     "Prefetcher",
+    "array_blocks",
     "chunked",
     "fits_on_device",
     "in_blocks",

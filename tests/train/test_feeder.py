@@ -68,3 +68,40 @@ def test_fit_transfers_the_row_indices_once_per_epoch_not_per_dispatch(monkeypat
     T.fit(mlp(), (x, y), loss="cross_entropy", batch_size=8, epochs=3, verbose=0,
           steps_per_dispatch=1, devices=jax.devices()[:2])  # fmt: skip
     assert calls == [((12, 1, 8), (12, 1, 8))] * 3  # 12 dispatches an epoch, 3 epochs
+
+
+@pytest.mark.parametrize("part", [None, slice(1, 3)])
+def test_array_blocks_hold_the_batches_that_stacking_them_gave(part):
+    """One gather per dispatch: the same rows, targets, weights and masks as before."""
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((11, 3)).astype(np.float32), np.arange(11)
+    src = ArraySource({"a": x}, y, batch_size=4, weight=rng.uniform(size=11).astype(np.float32))
+    blocks = list(feeder_lib.array_blocks(src, 5, 2, 2, part=part))
+    batches = list(src.batches(5, 2, part=part))
+    assert [n for _, n in blocks] == [2, 1]
+    for j, (block, n) in enumerate(blocks):
+        for i in range(n):  # the real steps: exactly the batches of the epoch
+            expected = batches[2 * j + i]
+            np.testing.assert_array_equal(block.x["a"][i], expected.x["a"])
+            np.testing.assert_array_equal(block.y[i], expected.y)
+            np.testing.assert_array_equal(block.weight[i], expected.weight)
+            np.testing.assert_array_equal(block.mask[i], expected.mask)
+    padding = blocks[1][0]  # the last block's second batch: no update
+    assert not padding.mask[1].any() and not padding.weight[1].any()
+
+
+def test_a_memmap_feeds_one_gather_per_dispatch(tmp_path, monkeypatch):
+    path = tmp_path / "x.npy"
+    np.save(path, np.arange(40, dtype=np.float32).reshape(20, 2))
+    src = ArraySource(np.load(path, mmap_mode="r"), np.arange(20), batch_size=4)
+    reads = []
+    batch = src.batch
+    monkeypatch.setattr(
+        src, "batch", lambda rows, mask: reads.append(len(rows)) or batch(rows, mask)
+    )
+    mesh = sharding.make_mesh(jax.devices()[:1])
+    chunks = list(DeviceFeeder(src, mesh, k=2).epoch(seed=0, epoch=0))
+    assert reads == [8, 8, 8] and [c.steps for c in chunks] == [2, 2, 1]
+    assert [c.examples for c in chunks] == [8, 8, 4]
+    rows = np.concatenate([np.asarray(c.args[0].x)[: c.steps].reshape(-1, 2) for c in chunks])
+    assert sorted(rows[:, 0].tolist()) == list(range(0, 40, 2))  # every example once
