@@ -22,6 +22,10 @@ call, trace + compile + run, apart):
   ``precision="bfloat16"`` (what ``fit(precision=...)`` uses), on the bfloat16 case of
   this CPU (native AMX / AVX512-BF16 or emulated), printed with the result.
 
+* ``dwblock``: a depthwise-separable block (3x3 depthwise conv, ReLU, 1x1 conv) at a
+  MobileNet's stages (56x56x64 to 7x7x512): ``"auto"``, ``library_auto`` (``fit``'s
+  compile), ``"xla"`` and PyTorch.
+
 ``--sizes large`` times ``conv2d`` at a ResNet's 3x3 stages (56x56x64 to 7x7x512, and a
 56x56x64 depthwise) and ``dense`` on a 1024-4096-4096-1024 MLP, where compute, not
 launches, sets an accelerator's time.
@@ -60,132 +64,21 @@ H.ensure_nnjax_importable()
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
+from _op_convs import (  # noqa: E402
+    Calls,
+    conv_calls,
+    conv_shapes,
+    dwblock_calls,
+    dwblock_shapes,
+    jax_fwd_bwd,
+    pool_calls,
+    pool_shapes,
+    rand,
+    torch_fwd_bwd,
+    torch_leaves,
+)
 
-OPS = ("conv2d", "pool", "lstm", "gru", "dense")
-Calls = dict[str, tuple[Callable[[], object], Callable[[object], None]]]
-
-
-def _rand(shape, seed: int) -> np.ndarray:
-    return np.random.default_rng(seed).standard_normal(shape, dtype=np.float32)
-
-
-def _torch_fwd_bwd(forward: Callable, inputs: list) -> Callable[[], object]:
-    """Eager PyTorch forward + backward of ``sum(forward(*inputs) * cotangent)``."""
-
-    def step():
-        for t in inputs:
-            t.grad = None
-        out = forward(*inputs)
-        out.backward(torch_ones_like(out))
-        return out
-
-    return step
-
-
-def _torch_leaves(*arrays: np.ndarray) -> list:
-    """PyTorch copies (row-major) of ``arrays`` on :func:`_harness.torch_device`, with grad."""
-    import torch
-
-    device = H.torch_device()[0]
-    return [torch.from_numpy(np.array(a, order="C")).to(device).requires_grad_() for a in arrays]
-
-
-def torch_ones_like(t):
-    """``torch.ones_like`` (imported lazily)."""
-    import torch
-
-    return torch.ones_like(t)
-
-
-def _jax_fwd_bwd(fn: Callable, *args, jit: Callable = jax.jit) -> Callable[[], object]:
-    """Jitted (by ``jit``) ``value_and_grad`` of ``sum(fn(*args))`` w.r.t. every argument."""
-    grad = jit(jax.value_and_grad(lambda *a: jnp.sum(fn(*a)), argnums=tuple(range(len(args)))))
-    return lambda: grad(*args)
-
-
-# ----------------------------------------------------------------------- conv2d
-
-
-def conv_shapes(batch: int, quick: bool, sizes: str = "benchmark") -> dict[str, tuple]:
-    """name -> (x shape NHWC, out channels, groups): the CNN benchmark's, ResNet's, tiny."""
-    if quick:
-        return {"12x12x1->4": ((batch, 12, 12, 1), 4, 1), "6x6x4->8": ((batch, 6, 6, 4), 8, 1)}
-    if sizes == "large":  # a ResNet-18/34's 3x3 stages, and a MobileNet-like depthwise
-        stages = [(56, 64), (28, 128), (14, 256), (7, 512)]
-        return {f"{s}x{s}x{c}->{c}": ((batch, s, s, c), c, 1) for s, c in stages} | {
-            "56x56x64 depthwise": ((batch, 56, 56, 64), 64, 64)
-        }
-    return {
-        "28x28x1->32": ((batch, 28, 28, 1), 32, 1),
-        "14x14x32->64": ((batch, 14, 14, 32), 64, 1),
-        "14x14x32 depthwise": ((batch, 14, 14, 32), 32, 32),
-    }
-
-
-def conv_calls(x_shape, out_channels: int, groups: int) -> tuple[Calls, str]:
-    """Each formulation's fwd + bwd (and torch's), and the formulation nnjax picks."""
-    import nnjax.functional as F
-    from nnjax.functional import _conv_compiler
-    from nnjax.functional import _conv_formulations as forms
-
-    x = jnp.asarray(_rand(x_shape, 0))
-    kernel = _rand((3, 3, x_shape[-1] // groups, out_channels), 1) * 0.1
-    params = {"kernel": jnp.asarray(kernel), "bias": jnp.zeros(out_channels)}
-    calls: Calls = {}
-    for name in ("xla", "patches"):
-        conv = functools.partial(F.conv2d, feature_group_count=groups, formulation=name)
-        calls[name] = (_jax_fwd_bwd(conv, params, x), H.sync_jax)
-    auto = functools.partial(F.conv2d, feature_group_count=groups)
-    calls["library_auto"] = (_jax_fwd_bwd(auto, params, x, jit=_conv_compiler.jit), H.sync_jax)
-    backend = jax.default_backend()
-    picked = forms.choose(x_shape, kernel.shape, x_shape[1:3], groups, x.dtype, backend)
-    if picked == "taps":  # depthwise on the CPU: "auto" is the only way to ask for it
-        calls["taps"] = (_jax_fwd_bwd(auto, params, x), H.sync_jax)
-    if C.missing_module("torch") is None:
-        import torch
-
-        nchw, oihw = np.moveaxis(np.asarray(x), -1, 1), np.transpose(kernel, (3, 2, 0, 1))
-        tx, tk, tb = _torch_leaves(nchw, oihw, np.zeros(out_channels, np.float32))
-        fwd = lambda x, k, b: torch.nn.functional.conv2d(x, k, b, padding=1, groups=groups)
-        calls["torch"] = (_torch_fwd_bwd(fwd, [tx, tk, tb]), H.torch_device()[1])
-    return calls, picked
-
-
-# ------------------------------------------------------------------------ pool
-
-
-def pool_shapes(batch: int, quick: bool) -> dict[str, tuple]:
-    """name -> (x shape NHWC, kind): the inputs of the CNN benchmark's two pools."""
-    sizes = {"12x12x4": (batch, 12, 12, 4)} if quick else {
-        "28x28x32": (batch, 28, 28, 32),
-        "14x14x64": (batch, 14, 14, 64),
-    }  # fmt: skip
-    return {
-        f"{name} {kind} 2": (shape, kind)
-        for kind in ("max", "avg")
-        for name, shape in sizes.items()
-    }
-
-
-def pool_calls(x_shape, kind: str) -> tuple[Calls, str]:
-    """Each formulation's fwd + bwd of a 2x2 pool (and torch's), and nnjax's pick."""
-    import nnjax.functional as F
-    from nnjax.functional import _pool_formulations as forms
-
-    x = jnp.maximum(jnp.asarray(_rand(x_shape, 0)), 0.0)  # ReLU'd: ties at zero
-    op = F.max_pool2d if kind == "max" else F.avg_pool2d
-    calls: Calls = {}
-    for name in forms.FORMULATIONS[1:]:
-        calls[name] = (_jax_fwd_bwd(functools.partial(op, window=2, formulation=name), x),
-                       H.sync_jax)  # fmt: skip
-    picked = forms.choose(x_shape, (2, 2), (2, 2), jax.default_backend())
-    if C.missing_module("torch") is None:
-        import torch
-
-        (tx,) = _torch_leaves(np.moveaxis(np.asarray(x), -1, 1))
-        pool = getattr(torch.nn.functional, f"{kind}_pool2d")
-        calls["torch"] = (_torch_fwd_bwd(lambda x: pool(x, 2), [tx]), H.torch_device()[1])
-    return calls, picked
+OPS = ("conv2d", "dwblock", "pool", "lstm", "gru", "dense")
 
 
 # ------------------------------------------------------------------- recurrences
@@ -222,7 +115,7 @@ def rnn_calls(cell: str, batch: int, quick: bool) -> tuple[Calls, str]:
     steps, features, hidden = rnn_sizes(quick)
     init, op = (F.lstm_cell_init, F.lstm) if cell == "lstm" else (F.gru_cell_init, F.gru)
     params = init(jax.random.key(0), features, hidden)
-    xs = jnp.asarray(_rand((batch, steps, features), 2))
+    xs = jnp.asarray(rand((batch, steps, features), 2))
     calls: Calls = {}
     variants = [(True, 1), (False, 1)] if quick else [(True, 1), (False, 1), (True, 4), (False, 4)]
     default = (sequence._default_precompute(), sequence._default_unroll())  # what F.lstm picks
@@ -232,20 +125,20 @@ def rnn_calls(cell: str, batch: int, quick: bool) -> tuple[Calls, str]:
             1
         ]
         calls[f"{'precompute' if pre else 'per_step'} unroll {unroll}"] = (
-            _jax_fwd_bwd(fn, params, xs),
+            jax_fwd_bwd(fn, params, xs),
             H.sync_jax,
         )
     picked = f"{'precompute' if default[0] else 'per_step'} unroll {default[1]}"
     auto = lambda p, xs: op(p, xs)[1]
-    calls["library_auto"] = (_jax_fwd_bwd(auto, params, xs, jit=_fit_jit(cell)), H.sync_jax)
+    calls["library_auto"] = (jax_fwd_bwd(auto, params, xs, jit=_fit_jit(cell)), H.sync_jax)
     if C.missing_module("torch") is None:
         import torch
 
         torch.manual_seed(0)
         device, sync = H.torch_device()
         module = getattr(torch.nn, cell.upper())(features, hidden, batch_first=True).to(device)
-        (tx,) = _torch_leaves(np.array(xs))
-        calls["torch"] = (_torch_fwd_bwd(lambda x: module(x)[0], [tx]), sync)
+        (tx,) = torch_leaves(np.array(xs))
+        calls["torch"] = (torch_fwd_bwd(lambda x: module(x)[0], [tx]), sync)
     return calls, picked
 
 
@@ -267,7 +160,7 @@ def dense_calls(batch: int, quick: bool, sizes: str = "benchmark") -> tuple[Call
     model = (16, (32,), 4) if quick else widths[sizes]
     graphdef, params, rest = train.split_model(nn.MLP(*model, rngs=nnx.Rngs(0)))
     tx = optax.adam(1e-3)
-    x = jnp.asarray(_rand((batch, model[0]), 3))
+    x = jnp.asarray(rand((batch, model[0]), 3))
     y = jnp.asarray(np.arange(batch) % model[-1])
     calls: Calls = {}
     for precision in ("float32", "bfloat16"):
@@ -288,6 +181,9 @@ def groups(args: argparse.Namespace):
         if "conv2d" in args.ops:
             for name, spec in conv_shapes(batch, args.quick, args.sizes).items():
                 yield "conv2d", name, batch, functools.partial(conv_calls, *spec)
+        if "dwblock" in args.ops:
+            for name, shape in dwblock_shapes(batch, args.quick).items():
+                yield "dwblock", name, batch, functools.partial(dwblock_calls, shape)
         if "pool" in args.ops:
             for name, spec in pool_shapes(batch, args.quick).items():
                 yield "pool", name, batch, functools.partial(pool_calls, *spec)

@@ -64,7 +64,8 @@ after them (``_conv_taps.py``; the CNN train step of ``benchmarks/bench_cnn.py``
 it, taps / the rule before, wall clock, 30 interleaved steps: batch 1 1.00, 8 0.97,
 32 0.88, 128 0.85). On the CPU, in any program and forward-only too, depthwise
 convolutions (one group per input channel) are ``"taps"`` with a per-channel weight
-(``_conv_taps.depthwise``, plain autodiff): 2-18x faster than XLA's grouped
+(``_conv_taps.depthwise``, plain autodiff; in library programs with the one-pass
+kernel gradient of ``_conv_taps.depthwise_reverse``): 2-18x faster than XLA's grouped
 convolution, 1.4-4x faster than patches at batch 8 to 128 (figures in that module and
 ``benchmarks/README.md``), 1.1x slower than patches at batch 1 (0.47 against 0.43 ms).
 
@@ -302,12 +303,15 @@ def taps(
 ) -> jax.Array:
     """Shifted multiply-adds (``_conv_taps.py``).
 
-    Ungrouped: canonical gradients, reverse mode only. Depthwise: per-channel taps,
-    plain autodiff. Other grouped convolutions are plain :func:`xla`.
+    Ungrouped: canonical gradients, reverse mode only. Depthwise: per-channel taps, plain
+    autodiff; in a library program (``fit``'s, reverse mode only) with the one-pass
+    kernel gradient of ``_conv_taps.depthwise_reverse``. Other grouped convolutions are
+    plain :func:`xla`.
     """
     if _conv_taps.is_depthwise(x.shape[-1], kernel.shape, groups):
         pairs, strides, dilation = _static(pads, strides, dilation)
-        return _conv_taps.depthwise(x, kernel, strides, pairs, dilation)
+        fn = _conv_taps.depthwise_reverse if in_library_program() else _conv_taps.depthwise
+        return fn(x, kernel, strides, pairs, dilation)
     return _ungrouped(_conv_taps.conv, x, kernel, strides, pads, dilation, groups)
 
 

@@ -40,13 +40,16 @@ def test_bench_ops_quick_writes_rows_and_marks_the_picks(tmp_path, capsys, monke
         "write_json",
         lambda *a, **k: saved.append(k.get("complete", True)) or write(*a, **k),
     )
-    assert bench_ops.main(["--quick", "--ops", "conv2d,lstm,dense,pool", "--out", str(out)]) == 0
+    assert (
+        bench_ops.main(["--quick", "--ops", "conv2d,dwblock,lstm,dense,pool", "--out", str(out)])
+        == 0
+    )
     record = json.loads(out.read_text())
     assert record["complete"] is True and saved[-1] is True
     assert saved[:-1] == [False] * len(set((r["op"], r["shape"]) for r in record["results"]))
     rows = record["results"]
-    assert {r["op"] for r in rows} == {"conv2d", "lstm", "dense", "pool"}
-    for op in ("conv2d", "lstm", "dense", "pool"):
+    assert {r["op"] for r in rows} == {"conv2d", "dwblock", "lstm", "dense", "pool"}
+    for op in ("conv2d", "dwblock", "lstm", "dense", "pool"):
         picked = [r for r in rows if r["op"] == op and r["picked"]]
         assert picked, f"no picked formulation recorded for {op}"
         assert all(r["paired_vs_picked"] == [1.0, 1.0, 1.0] for r in picked)
@@ -54,6 +57,8 @@ def test_bench_ops_quick_writes_rows_and_marks_the_picks(tmp_path, capsys, monke
     assert {"xla", "patches", "torch"} <= conv
     pool = {r["formulation"] for r in rows if r["op"] == "pool"}
     assert {"reduce_window", "reshape", "torch"} <= pool
+    dwblock = {r["formulation"] for r in rows if r["op"] == "dwblock"}
+    assert {"auto", "library_auto", "xla", "torch"} <= dwblock
     lstm = {r["formulation"] for r in rows if r["op"] == "lstm"}
     assert {"per_step unroll 1", "library_auto", "torch"} <= lstm  # fit's compile too
     assert all(r["median_s"] > 0 and r["compile_s"] > 0 for r in rows)

@@ -1,0 +1,199 @@
+"""The convolution and pooling groups of ``bench_ops.py``: their shapes and timed calls.
+
+Each ``*_calls`` builder returns ``({formulation: (call, sync)}, picked)``: every
+formulation's jitted forward + backward of ``sum(op(...))`` (and PyTorch's, when it
+is installed) and the formulation nnjax uses by default there.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+
+import _cli as C
+import _harness as H
+
+H.ensure_nnjax_importable()
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+
+Calls = dict[str, tuple[Callable[[], object], Callable[[object], None]]]
+
+
+def rand(shape, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal(shape, dtype=np.float32)
+
+
+def torch_fwd_bwd(forward: Callable, inputs: list) -> Callable[[], object]:
+    """Eager PyTorch forward + backward of ``sum(forward(*inputs) * cotangent)``."""
+
+    def step():
+        for t in inputs:
+            t.grad = None
+        out = forward(*inputs)
+        out.backward(torch_ones_like(out))
+        return out
+
+    return step
+
+
+def torch_leaves(*arrays: np.ndarray) -> list:
+    """PyTorch copies (row-major) of ``arrays`` on :func:`_harness.torch_device`, with grad."""
+    import torch
+
+    device = H.torch_device()[0]
+    return [torch.from_numpy(np.array(a, order="C")).to(device).requires_grad_() for a in arrays]
+
+
+def torch_ones_like(t):
+    """``torch.ones_like`` (imported lazily)."""
+    import torch
+
+    return torch.ones_like(t)
+
+
+def jax_fwd_bwd(fn: Callable, *args, jit: Callable = jax.jit) -> Callable[[], object]:
+    """Jitted (by ``jit``) ``value_and_grad`` of ``sum(fn(*args))`` w.r.t. every argument."""
+    grad = jit(jax.value_and_grad(lambda *a: jnp.sum(fn(*a)), argnums=tuple(range(len(args)))))
+    return lambda: grad(*args)
+
+
+# ----------------------------------------------------------------------- conv2d
+
+
+def conv_shapes(batch: int, quick: bool, sizes: str = "benchmark") -> dict[str, tuple]:
+    """name -> (x shape NHWC, out channels, groups): the CNN benchmark's, ResNet's, tiny."""
+    if quick:
+        return {"12x12x1->4": ((batch, 12, 12, 1), 4, 1), "6x6x4->8": ((batch, 6, 6, 4), 8, 1)}
+    if sizes == "large":  # a ResNet-18/34's 3x3 stages, and a MobileNet-like depthwise
+        stages = [(56, 64), (28, 128), (14, 256), (7, 512)]
+        return {f"{s}x{s}x{c}->{c}": ((batch, s, s, c), c, 1) for s, c in stages} | {
+            "56x56x64 depthwise": ((batch, 56, 56, 64), 64, 64)
+        }
+    return {
+        "28x28x1->32": ((batch, 28, 28, 1), 32, 1),
+        "14x14x32->64": ((batch, 14, 14, 32), 64, 1),
+        "14x14x32 depthwise": ((batch, 14, 14, 32), 32, 32),
+    }
+
+
+def conv_calls(x_shape, out_channels: int, groups: int) -> tuple[Calls, str]:
+    """Each formulation's fwd + bwd (and torch's), and the formulation nnjax picks."""
+    import nnjax.functional as F
+    from nnjax.functional import _conv_compiler
+    from nnjax.functional import _conv_formulations as forms
+
+    x = jnp.asarray(rand(x_shape, 0))
+    kernel = rand((3, 3, x_shape[-1] // groups, out_channels), 1) * 0.1
+    params = {"kernel": jnp.asarray(kernel), "bias": jnp.zeros(out_channels)}
+    calls: Calls = {}
+    for name in ("xla", "patches"):
+        conv = functools.partial(F.conv2d, feature_group_count=groups, formulation=name)
+        calls[name] = (jax_fwd_bwd(conv, params, x), H.sync_jax)
+    auto = functools.partial(F.conv2d, feature_group_count=groups)
+    calls["library_auto"] = (jax_fwd_bwd(auto, params, x, jit=_conv_compiler.jit), H.sync_jax)
+    backend = jax.default_backend()
+    picked = forms.choose(x_shape, kernel.shape, x_shape[1:3], groups, x.dtype, backend)
+    if picked == "taps":  # depthwise on the CPU: "auto" is the only way to ask for it
+        calls["taps"] = (jax_fwd_bwd(auto, params, x), H.sync_jax)
+    if C.missing_module("torch") is None:
+        import torch
+
+        nchw, oihw = np.moveaxis(np.asarray(x), -1, 1), np.transpose(kernel, (3, 2, 0, 1))
+        tx, tk, tb = torch_leaves(nchw, oihw, np.zeros(out_channels, np.float32))
+        fwd = lambda x, k, b: torch.nn.functional.conv2d(x, k, b, padding=1, groups=groups)
+        calls["torch"] = (torch_fwd_bwd(fwd, [tx, tk, tb]), H.torch_device()[1])
+    return calls, picked
+
+
+# ------------------------------------------------------------------------ pool
+
+
+def pool_shapes(batch: int, quick: bool) -> dict[str, tuple]:
+    """name -> (x shape NHWC, kind): the inputs of the CNN benchmark's two pools."""
+    sizes = {"12x12x4": (batch, 12, 12, 4)} if quick else {
+        "28x28x32": (batch, 28, 28, 32),
+        "14x14x64": (batch, 14, 14, 64),
+    }  # fmt: skip
+    return {
+        f"{name} {kind} 2": (shape, kind)
+        for kind in ("max", "avg")
+        for name, shape in sizes.items()
+    }
+
+
+def pool_calls(x_shape, kind: str) -> tuple[Calls, str]:
+    """Each formulation's fwd + bwd of a 2x2 pool (and torch's), and nnjax's pick."""
+    import nnjax.functional as F
+    from nnjax.functional import _pool_formulations as forms
+
+    x = jnp.maximum(jnp.asarray(rand(x_shape, 0)), 0.0)  # ReLU'd: ties at zero
+    op = F.max_pool2d if kind == "max" else F.avg_pool2d
+    calls: Calls = {}
+    for name in forms.FORMULATIONS[1:]:
+        calls[name] = (jax_fwd_bwd(functools.partial(op, window=2, formulation=name), x),
+                       H.sync_jax)  # fmt: skip
+    picked = forms.choose(x_shape, (2, 2), (2, 2), jax.default_backend())
+    if C.missing_module("torch") is None:
+        import torch
+
+        (tx,) = torch_leaves(np.moveaxis(np.asarray(x), -1, 1))
+        pool = getattr(torch.nn.functional, f"{kind}_pool2d")
+        calls["torch"] = (torch_fwd_bwd(lambda x: pool(x, 2), [tx]), H.torch_device()[1])
+    return calls, picked
+
+
+# ------------------------------------------------------------- depthwise block
+
+
+def dwblock_shapes(batch: int, quick: bool) -> dict[str, tuple]:
+    """name -> x shape NHWC: a MobileNet's depthwise-separable stages, or tiny."""
+    if quick:
+        return {"6x6x4": (batch, 6, 6, 4)}
+    stages = ((56, 64), (28, 128), (14, 256), (7, 512))
+    return {f"{s}x{s}x{c}": (batch, s, s, c) for s, c in stages}
+
+
+def dwblock_calls(x_shape) -> tuple[Calls, str]:
+    """A depthwise-separable block's fwd + bwd: 3x3 depthwise conv, ReLU, 1x1 conv.
+
+    Rows: ``"auto"`` under plain ``jax.jit`` (the picked row: on the CPU the depthwise
+    taps by plain autodiff), ``library_auto`` compiled as ``fit`` compiles (there the
+    taps' one-pass kernel gradient, ``_conv_taps.depthwise_reverse``), ``xla`` (XLA's
+    grouped and 1x1 convolutions) and PyTorch's ``conv2d`` pair. Unlike a lone
+    convolution's ``sum``, the block's output is a matmul's, as in a network.
+    """
+    import nnjax.functional as F
+    from nnjax.functional import _conv_compiler
+
+    c = x_shape[-1]
+    x = jnp.asarray(rand(x_shape, 0))
+    dw, pw = rand((3, 3, 1, c), 1) * 0.1, rand((1, 1, c, c), 2) * 0.1
+    params = {"dw": {"kernel": jnp.asarray(dw), "bias": jnp.zeros(c)},
+              "pw": {"kernel": jnp.asarray(pw), "bias": jnp.zeros(c)}}  # fmt: skip
+
+    def block(p, x, formulation="auto"):
+        h = F.conv2d(p["dw"], x, feature_group_count=c, formulation=formulation)
+        return F.conv2d(p["pw"], jax.nn.relu(h), formulation=formulation)
+
+    calls: Calls = {
+        "auto": (jax_fwd_bwd(block, params, x), H.sync_jax),
+        "library_auto": (jax_fwd_bwd(block, params, x, jit=_conv_compiler.jit), H.sync_jax),
+        "xla": (jax_fwd_bwd(functools.partial(block, formulation="xla"), params, x), H.sync_jax),
+    }
+    if C.missing_module("torch") is None:
+        import torch
+
+        nchw = np.moveaxis(np.asarray(x), -1, 1)
+        dw_oihw, pw_oihw = np.transpose(dw, (3, 2, 0, 1)), np.transpose(pw, (3, 2, 0, 1))
+        zeros = np.zeros(c, np.float32)
+        leaves = torch_leaves(nchw, dw_oihw, zeros, pw_oihw, zeros)
+
+        def torch_block(x, dk, db, pk, pb):
+            h = torch.nn.functional.conv2d(x, dk, db, padding=1, groups=c)
+            return torch.nn.functional.conv2d(torch.relu(h), pk, pb)
+
+        calls["torch"] = (torch_fwd_bwd(torch_block, leaves), H.torch_device()[1])
+    return calls, "auto"
