@@ -172,8 +172,8 @@ def array_blocks(
     Each block's rows (``part`` of every batch's) are gathered at once into
     ``(k, B, ...)`` leaves, one read and one allocation per dispatch instead of one per
     batch and a stack (a 12800 x 784 float32 memmap at batch 256: 48 -> 31 ms of host
-    time per epoch, 2-core Zen 4). The last block is padded as :func:`in_blocks` pads it: row 0 under
-    mask 0, so weight 0.
+    time per epoch, 2-core Zen 4). The last block is padded as :func:`in_blocks` pads
+    it: row 0 under mask 0, so weight 0.
 
     Example:
       >>> src = ArraySource(np.arange(10.0).reshape(5, 2), np.arange(5), batch_size=2)
