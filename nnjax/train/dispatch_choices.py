@@ -62,7 +62,7 @@ def steps_per_dispatch_for(model: nnx.Module, backend: str | None = None) -> int
     gradient inside a loop) is XLA:CPU's, and on an NVIDIA H200 the host's time per
     dispatch dominated one step per dispatch (``benchmarks/bench_fit.py``: the CNN's
     ``fit`` on arrays at 0.23x the throughput of the bare step, where the MLP's, at 8
-    per dispatch, ran at 2.1x). With 8 there the CNN's ran at 1.01x (the next session).
+    per dispatch, ran at 2.1x); with 8 the CNN's then ran at 1.01x.
 
     Args:
       model: the Flax NNX model ``fit`` trains.
