@@ -8,8 +8,15 @@ call, trace + compile + run, apart):
   formulation of ``F.conv2d`` (``"xla"``, ``"patches"``; ``"taps"``, reached through
   ``"auto"``, where the library picks it: depthwise on the CPU), ``"auto"`` in a program
   compiled by ``nnjax.functional._conv_compiler.jit`` (row ``library_auto``: XLA:CPU's
-  convolutions on Eigen, as in ``fit``'s step once wired) and
-  ``torch.nn.functional.conv2d``;
+  convolutions on Eigen, as in ``fit``'s step once wired), on a CPU with native
+  bfloat16 the same traced as ``fit(precision="bfloat16")`` traces it (row
+  ``library_precision``: matmul operands rounded to bfloat16; with AMX, im2col on its
+  bfloat16 tiles where ``nnjax.functional._conv_bfloat16.faster`` says so) and
+  ``torch.nn.functional.conv2d``. Its backward pass starts from a fixed random
+  cotangent (the gradient of ``sum(y * w)``), as a loss gives; before session 21 it was
+  ones (the gradient of ``sum(y)``), which XLA simplifies in ways a training step never
+  allows (the bfloat16 patches of ``library_precision``: 1.23-1.27x Eigen's time at
+  28x28x128 -> 128, batch 8, with ones, 0.72x with a ReLU's squared sum);
 * ``pool``: 2x2 max and average pooling (stride 2) at the CNN benchmark's shapes (after
   a ReLU, so max windows hold ties) for each formulation of ``F.max_pool2d`` /
   ``F.avg_pool2d`` (``"reduce_window"``, ``"reshape"``) and torch's ``max_pool2d`` /

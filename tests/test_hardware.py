@@ -67,3 +67,15 @@ def test_widen_bfloat16_on_every_cpu_and_where_bfloat16_is_emulated(monkeypatch)
         for dtype in (jnp.float32, jnp.float16):
             assert _hardware.widen_bfloat16(dtype) is False
             assert _hardware.bfloat16_dots(dtype) is False
+
+
+@pytest.mark.parametrize(
+    ("text", "amx"), [(AVX2, False), (AMX, True), ("flags : avx512f avx512_bf16\n", False)]
+)
+def test_amx_bfloat16_follows_the_amx_bf16_flag(monkeypatch, text, amx):
+    monkeypatch.setattr(_hardware, "_read_cpuinfo", lambda: text)
+    _hardware.amx_bfloat16.cache_clear()
+    try:
+        assert _hardware.amx_bfloat16() is amx
+    finally:
+        _hardware.amx_bfloat16.cache_clear()

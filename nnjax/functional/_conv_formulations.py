@@ -95,7 +95,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from nnjax.functional import _conv_canonical, _conv_taps
+from nnjax.functional import _conv_bfloat16, _conv_canonical, _conv_taps
 from nnjax.functional._conv_compiler import in_library_program
 from nnjax.functional._forward_only import is_forward_only
 from nnjax.functional._scoped import check_choice, scoped
@@ -186,11 +186,22 @@ def choose(
     return "patches" if patch_bytes <= cap else "xla_canonical"
 
 
-def resolve(formulation: str, x: jax.Array, kernel: jax.Array, out_spatial, groups: int) -> str:
+def resolve(
+    formulation: str,
+    x: jax.Array,
+    kernel: jax.Array,
+    out_spatial,
+    groups: int,
+    *,
+    bfloat16_operands: bool = False,
+) -> str:
     """``formulation``, or for ``"auto"`` the context's default, else :func:`choose`.
 
     Under :func:`~nnjax.functional.forward_only`, ``"auto"`` is XLA's convolution, but
-    for a depthwise convolution on the CPU (``"taps"``, faster forward too).
+    for a depthwise convolution on the CPU (``"taps"``, faster forward too). With
+    ``bfloat16_operands`` (:func:`nnjax.functional._conv_bfloat16.operands_wanted`), an
+    ungrouped convolution in a library program is ``"patches_bfloat16"`` where
+    :func:`nnjax.functional._conv_bfloat16.faster` says so.
     """
     if formulation == "auto":
         formulation = _DEFAULT.get()
@@ -200,8 +211,16 @@ def resolve(formulation: str, x: jax.Array, kernel: jax.Array, out_spatial, grou
     if formulation == "auto":
         backend = jax.default_backend()
         library = in_library_program()
+        if bfloat16_operands and library:
+            if _bfloat16_patches_faster(x, kernel, out_spatial, groups):
+                return "patches_bfloat16"
         return choose(x.shape, kernel.shape, out_spatial, groups, x.dtype, backend, library=library)
     return formulation
+
+
+def _bfloat16_patches_faster(x: jax.Array, kernel: jax.Array, out_spatial, groups: int) -> bool:
+    static = all(isinstance(d, int) for d in (*x.shape, *out_spatial))
+    return groups == 1 and static and _conv_bfloat16.faster(x.shape, kernel.shape, out_spatial)
 
 
 def explicit_pads(
@@ -315,5 +334,25 @@ def taps(
     return _ungrouped(_conv_taps.conv, x, kernel, strides, pads, dilation, groups)
 
 
-#: Every formulation by name; ``"xla_canonical"`` and ``"taps"`` only through ``"auto"``.
-IMPLEMENTATIONS = {"xla": xla, "patches": patches, "xla_canonical": xla_canonical, "taps": taps}
+def patches_bfloat16(
+    x: jax.Array,
+    kernel: jax.Array,
+    strides: tuple[int, ...],
+    pads: list[tuple[int, int]],
+    dilation: tuple[int, ...],
+    groups: int,
+) -> jax.Array:
+    """im2col with bfloat16 operands on AMX (``_conv_bfloat16.py``); float32 result."""
+    del groups  # ungrouped only (resolve)
+    return _conv_bfloat16.conv(x, kernel, strides, pads, dilation)
+
+
+#: Every formulation by name; ``"xla_canonical"``, ``"taps"`` and ``"patches_bfloat16"``
+#: only through ``"auto"``.
+IMPLEMENTATIONS = {
+    "xla": xla,
+    "patches": patches,
+    "xla_canonical": xla_canonical,
+    "taps": taps,
+    "patches_bfloat16": patches_bfloat16,
+}

@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 
 from nnjax import _checks, _hardware, initializers
-from nnjax.functional import _bfloat16, _sharding, _utils
+from nnjax.functional import _bfloat16, _conv_bfloat16, _sharding, _utils
 from nnjax.functional import _conv_formulations as _forms
 from nnjax.functional._conv_args import Padding as Padding
 from nnjax.functional._conv_args import Params as Params
@@ -226,7 +226,8 @@ def conv(
     # bfloat16 that XLA:CPU convolves by widening: convolve in float32 and round the
     # output once (the kernel enters as it is)
     xc = _bfloat16.to_float32(x) if _hardware.widen_bfloat16(x.dtype) else x
-    chosen = _forms.resolve(formulation, xc, kernel, out, groups)
+    bf16_operands = _conv_bfloat16.operands_wanted(x.dtype)
+    chosen = _forms.resolve(formulation, xc, kernel, out, groups, bfloat16_operands=bf16_operands)
     convolve = lambda x, k: _forms.IMPLEMENTATIONS[chosen](x, k, strides, pads, dilation, groups)
     convolve = _sharding.batch_sharded(convolve, _sharding.batch_axis(xc), xc.ndim)
     y = convolve(xc, kernel.astype(xc.dtype))

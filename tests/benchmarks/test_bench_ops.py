@@ -30,6 +30,7 @@ def test_load_note_says_high_above_half_the_cores():
 @pytest.mark.filterwarnings("ignore:precision='bfloat16' computes in float32:UserWarning")
 def test_bench_ops_quick_writes_rows_and_marks_the_picks(tmp_path, capsys, monkeypatch):
     pytest.importorskip("torch")
+    import _op_convs
     import bench_ops
 
     out = tmp_path / "ops.json"
@@ -55,6 +56,7 @@ def test_bench_ops_quick_writes_rows_and_marks_the_picks(tmp_path, capsys, monke
         assert all(r["paired_vs_picked"] == [1.0, 1.0, 1.0] for r in picked)
     conv = {r["formulation"] for r in rows if r["op"] == "conv2d"}
     assert {"xla", "patches", "torch"} <= conv
+    assert ("library_precision" in conv) == _op_convs.rounds_operands()  # native bfloat16
     pool = {r["formulation"] for r in rows if r["op"] == "pool"}
     assert {"reduce_window", "reshape", "torch"} <= pool
     dwblock = {r["formulation"] for r in rows if r["op"] == "dwblock"}
