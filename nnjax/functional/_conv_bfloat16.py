@@ -184,7 +184,9 @@ def _backward(strides, pads, dilation, meta, residuals, dy):
 _conv.defvjp(_forward, _backward)
 
 
-def conv(x: jax.Array, kernel: jax.Array, strides, pads: Pads, dilation) -> jax.Array:
+def conv(
+    x: jax.Array, kernel: jax.Array, strides, pads: Sequence[tuple[int, int]], dilation
+) -> jax.Array:
     """Channels-last ungrouped convolution with bfloat16 operands and float32 sums.
 
     Args:
