@@ -118,6 +118,11 @@ def nnjax(
 ) -> Case:
     """``nnjax.train``'s pure step jitted as ``fit`` jits it, donating params, optimizer and rest.
 
+    Like ``fit``'s dispatch it takes and returns the state as its flat arrays
+    (``nnjax.train.flat_dispatch.on_leaves``; before session 21 it took the NNX state,
+    whose flattening and rebuilding cost about 180 us a call on the host for the MLP's
+    25 arrays); predict reads the same arrays.
+
     ``scan_steps`` fuses K steps per dispatch; ``donate=None`` donates as ``fit`` does
     (``nnjax.train.compiled.donate_for``: measured per model kind and backend),
     ``False`` never (a diagnostic: the step is otherwise the same). The train step is
@@ -136,6 +141,7 @@ def nnjax(
     from nnjax import train
     from nnjax.functional import _conv_compiler
     from nnjax.train import compiled, host_memory, sharding
+    from nnjax.train.flat_dispatch import on_leaves
 
     host_memory.retain_freed_memory()  # as fit does (process-wide: every peer shares it)
     model = factory()
@@ -145,26 +151,39 @@ def nnjax(
     step = train.make_train_step(graphdef, "cross_entropy", tx, metrics=(), precision=precision)
     step = train.scan_steps(step) if scan_steps else step
     donate = compiled.donate_for(graphdef) if donate is None else donate
-    donated = (0, 1, 2) if donate else ()
     eigen_dots = compiled.eigen_dots_for(graphdef) if eigen_dots is None else eigen_dots
     jit = functools.partial(_conv_compiler.jit, eigen_dots=eigen_dots) if library_conv else jax.jit
-    step = jit(H.counted(step, traces, "train"), donate_argnums=donated)
-    predict = train.make_predict_step(train.graphdef_for(model, training=False))
-    predict = jax.jit(H.counted(predict, traces, "predict"))
+    # the state as its flat arrays, as fit's dispatch takes it (flat_dispatch.on_leaves)
+    flat = on_leaves(H.counted(step, traces, "train"))
+    step = jit(flat, static_argnums=0, donate_argnums=(1,) if donate else ())
+    predict_step = H.counted(
+        train.make_predict_step(train.graphdef_for(model, training=False)), traces, "predict"
+    )
+
+    def flat_predict(treedef, leaves, x):  # the state's arrays, as the train step has them
+        params, _, rest = jax.tree.unflatten(treedef, leaves)
+        return predict_step(params, rest, x)
+
+    predict = jax.jit(flat_predict, static_argnums=0)
     # placed as fit places them: the batch split over every local device it divides
     mesh = sharding.make_mesh(sharding.choose_devices(batch))
     batch_axis = 1 if scan_steps else 0
     x, y = sharding.put_batch(spec.data(batch, max(scan_steps, 1)), mesh, batch_axis)
-    state = list(sharding.put_replicated((params, tx.init(params), rest), mesh))
+    placed = sharding.put_replicated((params, tx.init(params), rest), mesh)
+    leaves, treedef = jax.tree.flatten(placed)
+    state = [leaves]
+    x_pred = x[0] if scan_steps else x
 
     def run_train():
-        *state[:], logs = step(*state, x, y)
+        state[0], logs = step(treedef, state[0], x, y)
         return logs["loss"]
 
-    x_pred = x[0] if scan_steps else x
+    def run_predict():
+        return predict(treedef, state[0], x_pred)
+
     return Case(
         run_train,
-        lambda: predict(state[0], state[2], x_pred),
+        run_predict,
         H.sync_jax,
         steps_per_call=max(scan_steps, 1),
         traces=traces,
