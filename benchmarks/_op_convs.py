@@ -26,17 +26,14 @@ def rand(shape, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).standard_normal(shape, dtype=np.float32)
 
 
-def torch_fwd_bwd(forward: Callable, inputs: list, cotangent=None) -> Callable[[], object]:
-    """Eager PyTorch forward + backward of ``sum(forward(*inputs) * cotangent)``.
-
-    ``cotangent``: a tensor of the output's shape; ``None``, ones.
-    """
+def torch_fwd_bwd(forward: Callable, inputs: list) -> Callable[[], object]:
+    """Eager PyTorch forward + backward of ``sum(forward(*inputs))``."""
 
     def step():
         for t in inputs:
             t.grad = None
         out = forward(*inputs)
-        out.backward(torch_ones_like(out) if cotangent is None else cotangent)
+        out.backward(torch_ones_like(out))
         return out
 
     return step
@@ -57,21 +54,10 @@ def torch_ones_like(t):
     return torch.ones_like(t)
 
 
-def jax_fwd_bwd(
-    fn: Callable, *args, jit: Callable = jax.jit, cotangent=None
-) -> Callable[[], object]:
-    """Jitted (by ``jit``) ``value_and_grad`` of ``sum(fn(*args) * cotangent)`` w.r.t. ``args``.
-
-    ``cotangent``: an array of the output's shape, passed as an argument (XLA cannot
-    simplify the backward pass around it); ``None``, ones (the plain sum).
-    """
-    argnums = tuple(range(len(args)))
-    if cotangent is None:
-        grad = jit(jax.value_and_grad(lambda *a: jnp.sum(fn(*a)), argnums=argnums))
-        return lambda: grad(*args)
-    weighted = lambda w, *a: jnp.sum(fn(*a) * w)
-    grad = jit(jax.value_and_grad(weighted, argnums=tuple(i + 1 for i in argnums)))
-    return lambda: grad(cotangent, *args)
+def jax_fwd_bwd(fn: Callable, *args, jit: Callable = jax.jit) -> Callable[[], object]:
+    """Jitted (by ``jit``) ``value_and_grad`` of ``sum(fn(*args))`` w.r.t. every argument."""
+    grad = jit(jax.value_and_grad(lambda *a: jnp.sum(fn(*a)), argnums=tuple(range(len(args)))))
+    return lambda: grad(*args)
 
 
 # ----------------------------------------------------------------------- conv2d
@@ -103,27 +89,27 @@ def conv_calls(x_shape, out_channels: int, groups: int) -> tuple[Calls, str]:
     kernel = rand((3, 3, x_shape[-1] // groups, out_channels), 1) * 0.1
     params = {"kernel": jnp.asarray(kernel), "bias": jnp.zeros(out_channels)}
     calls: Calls = {}
-    w = rand((*x_shape[:-1], out_channels), 2)  # a cotangent as a loss would give (not ones)
-    grads = functools.partial(jax_fwd_bwd, cotangent=jnp.asarray(w))
+    # the loss is sum(y ** 2) / 2: its cotangent is y, computed as a loss's would be
+    # (a plain sum's constant one lets XLA simplify the backward pass)
+    halved = lambda conv: lambda *a: 0.5 * conv(*a) ** 2
     for name in ("xla", "patches"):
         conv = functools.partial(F.conv2d, feature_group_count=groups, formulation=name)
-        calls[name] = (grads(conv, params, x), H.sync_jax)
-    auto = functools.partial(F.conv2d, feature_group_count=groups)
-    calls["library_auto"] = (grads(auto, params, x, jit=_conv_compiler.jit), H.sync_jax)
+        calls[name] = (jax_fwd_bwd(halved(conv), params, x), H.sync_jax)
+    auto = halved(functools.partial(F.conv2d, feature_group_count=groups))
+    calls["library_auto"] = (jax_fwd_bwd(auto, params, x, jit=_conv_compiler.jit), H.sync_jax)
     if rounds_operands():
-        calls["library_precision"] = (_precision_call(grads, auto, params, x), H.sync_jax)
+        calls["library_precision"] = (_precision_call(auto, params, x), H.sync_jax)
     backend = jax.default_backend()
     picked = forms.choose(x_shape, kernel.shape, x_shape[1:3], groups, x.dtype, backend)
     if picked == "taps":  # depthwise on the CPU: "auto" is the only way to ask for it
-        calls["taps"] = (grads(auto, params, x), H.sync_jax)
+        calls["taps"] = (jax_fwd_bwd(auto, params, x), H.sync_jax)
     if C.missing_module("torch") is None:
         import torch
 
         nchw, oihw = np.moveaxis(np.asarray(x), -1, 1), np.transpose(kernel, (3, 2, 0, 1))
-        tx, tk, tb, tw = torch_leaves(nchw, oihw, np.zeros(out_channels, np.float32), w)
-        fwd = lambda x, k, b: torch.nn.functional.conv2d(x, k, b, padding=1, groups=groups)
-        cotangent = tw.detach().permute(0, 3, 1, 2).contiguous()  # NHWC -> NCHW
-        calls["torch"] = (torch_fwd_bwd(fwd, [tx, tk, tb], cotangent), H.torch_device()[1])
+        tx, tk, tb = torch_leaves(nchw, oihw, np.zeros(out_channels, np.float32))
+        conv = lambda x, k, b: torch.nn.functional.conv2d(x, k, b, padding=1, groups=groups)
+        calls["torch"] = (torch_fwd_bwd(halved(conv), [tx, tk, tb]), H.torch_device()[1])
     return calls, picked
 
 
@@ -134,8 +120,8 @@ def rounds_operands() -> bool:
     return rounds_matmul_operands("bfloat16")
 
 
-def _precision_call(grads: Callable, fn: Callable, *args) -> Callable[[], object]:
-    """``grads`` (:func:`jax_fwd_bwd`) as ``fit(precision="bfloat16")`` traces on such a CPU.
+def _precision_call(fn: Callable, *args) -> Callable[[], object]:
+    """:func:`jax_fwd_bwd` as ``fit(precision="bfloat16")`` traces it on such a CPU.
 
     Its matmul operands are rounded to bfloat16 (on AMX also the convolutions' where
     ``nnjax.functional._conv_bfloat16.faster`` says so): every call runs in the block,
@@ -143,7 +129,7 @@ def _precision_call(grads: Callable, fn: Callable, *args) -> Callable[[], object
     """
     from nnjax.functional import _bfloat16_dot, _conv_compiler
 
-    inner = grads(fn, *args, jit=_conv_compiler.jit)
+    inner = jax_fwd_bwd(fn, *args, jit=_conv_compiler.jit)
 
     def call():
         with _bfloat16_dot.bfloat16_operands():

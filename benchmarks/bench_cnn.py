@@ -3,8 +3,8 @@
 The model is the same everywhere, a Fashion-MNIST-sized classifier: per block
 ``conv 3x3 (SAME) -> ReLU -> max-pool 2x2``, with ``32`` then ``64`` filters
 (``--conv-features``), then a dense head ``128 -> 10`` (``--dense``), float32,
-softmax cross-entropy on random ``28x28x1`` images, trained with Adam (or SGD). The
-JAX-side peers take NHWC ``(B, 28, 28, 1)`` batches; PyTorch and Equinox take the
+softmax cross-entropy on random ``28x28x1`` images (``--input-shape``), trained with
+Adam (or SGD). The JAX-side peers take NHWC ``(B, 28, 28, 1)`` batches; PyTorch and Equinox take the
 same data transposed to NCHW on the host (their convolutions' layout). For each batch
 size and peer it times one training step and one forward pass, the first call
 (trace + compile + run) apart from the steady-state median.
@@ -223,10 +223,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = C.make_parser(__doc__.splitlines()[0], PEERS, DEFAULT_PEERS, (32, 128))
     parser.add_argument("--conv-features", type=C.int_list, default=None, help="e.g. 32,64")
     parser.add_argument("--dense", type=C.int_list, default=None, help="hidden head sizes")
+    parser.add_argument(
+        "--input-shape", type=C.int_list, default=None, help="H,W,C images, e.g. 32,32,3"
+    )
     args = C.parse(parser, argv)
     base = QUICK if args.quick else Config()
+    if args.input_shape is not None and len(args.input_shape) != 3:
+        parser.error(f"--input-shape takes H,W,C, got {args.input_shape}")
     cfg = dataclasses.replace(
         base,
+        input_shape=tuple(args.input_shape or base.input_shape),
         conv_features=tuple(args.conv_features or base.conv_features),
         dense=tuple(args.dense or base.dense),
         optimizer=args.optimizer,

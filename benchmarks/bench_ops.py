@@ -12,11 +12,13 @@ call, trace + compile + run, apart):
   bfloat16 the same traced as ``fit(precision="bfloat16")`` traces it (row
   ``library_precision``: matmul operands rounded to bfloat16; with AMX, im2col on its
   bfloat16 tiles where ``nnjax.functional._conv_bfloat16.faster`` says so) and
-  ``torch.nn.functional.conv2d``. Its backward pass starts from a fixed random
-  cotangent (the gradient of ``sum(y * w)``), as a loss gives; before session 21 it was
-  ones (the gradient of ``sum(y)``), which XLA simplifies in ways a training step never
-  allows (the bfloat16 patches of ``library_precision``: 1.23-1.27x Eigen's time at
-  28x28x128 -> 128, batch 8, with ones, 0.72x with a ReLU's squared sum);
+  ``torch.nn.functional.conv2d``. The convolution's loss is ``sum(y ** 2) / 2``, so
+  its backward pass starts from a cotangent computed from ``y``, as in a network; until
+  session 21 it was ``sum(y)``, whose constant cotangent XLA simplifies in ways no
+  training step allows (also a cotangent given as an argument misled: the bfloat16
+  patches of ``library_precision`` took 1.3x Eigen's time at 28x28x128 -> 128, batch
+  8, that way, 0.65-0.93x with a ReLU, a batch norm, a residual, a squared or a pooled
+  loss after the convolution);
 * ``pool``: 2x2 max and average pooling (stride 2) at the CNN benchmark's shapes (after
   a ReLU, so max windows hold ties) for each formulation of ``F.max_pool2d`` /
   ``F.avg_pool2d`` (``"reduce_window"``, ``"reshape"``) and torch's ``max_pool2d`` /

@@ -203,7 +203,8 @@ def make_objective(
     ``precision="bfloat16"`` runs the model on bfloat16 copies of the parameters and
     floating inputs on GPUs and TPUs; gradients, the loss and the state stay float32.
     On a CPU with native bfloat16 the model stays float32 and its dense layers' matmuls
-    round their operands to bfloat16 (:func:`rounds_matmul_operands`); on a CPU
+    round their operands to bfloat16 (:func:`rounds_matmul_operands`; with AMX also
+    the convolutions where faster, :mod:`nnjax.functional._conv_bfloat16`); on a CPU
     without, it computes in float32 and warns (:func:`compute_dtype`). ``remat``
     recomputes the forward pass in the backward pass (:func:`jax.checkpoint`).
     ``normalize=False`` leaves a per-example ``loss`` unnormalized (see :func:`batch_loss`).
