@@ -206,10 +206,9 @@ def fit(
       precision: ``"bfloat16"``: bfloat16 compute on GPUs and TPUs; float32
         parameters, optimizer state and loss. On a CPU with native bfloat16 (AMX,
         AVX512-BF16) the model stays float32 and its dense layers' matmuls round their
-        operands to bfloat16 (XLA:CPU computes convolutions and elementwise work in
-        float32), and with AMX so do the convolutions where im2col on its bfloat16
-        tiles measured faster (``nnjax.functional._conv_bfloat16``). On other CPUs the step is float32's, as fast, and a
-        warning naming the CPU says so (:func:`~nnjax.train.objective.compute_dtype`).
+        operands to bfloat16; with AMX, so do its convolutions where that measured
+        faster. On other CPUs the step is float32's, as fast, and a warning naming
+        the CPU says so (:func:`~nnjax.train.objective.compute_dtype`).
       accumulate_steps: update with the mean of the gradients of this many
         consecutive batches (``optax.MultiSteps``): each batch's mean gradient counts
         once, a short last batch as much as a full one; a group may span epochs, and
