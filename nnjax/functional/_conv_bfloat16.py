@@ -81,16 +81,18 @@ LOW_MAX_ELEMENTS = 4 * 2**20
 def operands_wanted(dtype: jnp.dtype) -> bool:
     """Whether a convolution of ``dtype`` inputs, traced now, may round its operands.
 
-    True for bfloat16 inputs, and for float32 ones in a
+    True on a CPU with AMX for bfloat16 inputs, and for float32 ones in a
     :func:`~nnjax.functional._bfloat16_dot.bfloat16_operands` block (``fit``'s
-    ``precision="bfloat16"`` on a CPU with native bfloat16), on a CPU with AMX.
+    ``precision="bfloat16"`` on a CPU with native bfloat16); never where
+    :func:`nnjax._hardware.native_bfloat16` says bfloat16 is emulated.
 
     Example:
       >>> operands_wanted(jnp.float16)
       False
     """
     dtype = jnp.dtype(dtype)
-    bfloat16 = dtype == jnp.bfloat16 or (dtype == _F32 and _bfloat16_dot.rounding_operands())
+    native = _hardware.bfloat16_dots(dtype)  # a bfloat16 input on a native-bfloat16 CPU
+    bfloat16 = native or (dtype == _F32 and _bfloat16_dot.rounding_operands())
     return bfloat16 and jax.default_backend() == "cpu" and _hardware.amx_bfloat16()
 
 

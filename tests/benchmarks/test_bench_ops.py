@@ -134,6 +134,7 @@ def test_precision_verdict_is_slower_only_where_the_whole_iqr_is():
     assert "not measured" in B.precision_verdict([{**row, "op": "conv2d"}])
 
 
+@pytest.mark.filterwarnings("ignore:precision='bfloat16' computes in float32:UserWarning")
 def test_large_sizes_are_a_resnets_stages_and_a_compute_bound_mlp():
     import bench_ops
 

@@ -126,10 +126,12 @@ def test_faster_follows_the_measured_table(x_shape, kernel_shape, out, expected)
 
 @pytest.fixture
 def amx(monkeypatch):
-    """Fakes a CPU with (``amx(True)``) or without AMX bfloat16 tiles."""
+    """Fakes a CPU with (``amx(True)``: native bfloat16 too) or without AMX bfloat16 tiles."""
 
-    def fake(flag: bool) -> None:
+    def fake(flag: bool, native: bool | None = None) -> None:
+        native = flag if native is None else native
         monkeypatch.setattr(_hardware, "amx_bfloat16", lambda: flag)
+        monkeypatch.setattr(_hardware, "native_bfloat16", lambda backend=None: native)
 
     return fake
 
@@ -141,10 +143,12 @@ def test_operands_wanted_only_for_bfloat16_operands_on_amx(amx):
     assert not cb.operands_wanted(jnp.float32) and not cb.operands_wanted(jnp.float16)
     with _bfloat16_dot.bfloat16_operands():
         assert cb.operands_wanted(jnp.float32)
-    amx(False)
+    amx(False, native=True)  # AVX512-BF16 only
     assert not cb.operands_wanted(jnp.bfloat16)
     with _bfloat16_dot.bfloat16_operands():
         assert not cb.operands_wanted(jnp.float32)
+    amx(True, native=False)  # inconsistent, but bfloat16 faked as emulated wins
+    assert not cb.operands_wanted(jnp.bfloat16)
 
 
 def _picked(x, kernel, *, library, bf16, groups=1, formulation="auto"):
@@ -183,7 +187,7 @@ def test_conv2d_takes_it_for_bfloat16_inputs_and_under_precision(amx):
     assert not _uses_uint16_patches(conv, params, x)  # float32 keeps float32
     with _bfloat16_dot.bfloat16_operands():
         assert _uses_uint16_patches(conv, params, x)
-    amx(False)
+    amx(False, native=True)
     assert not _uses_uint16_patches(conv, params, x.astype(jnp.bfloat16))
     # the value in a library program: the reference plus the bias, rounded to bfloat16
     amx(True)
@@ -197,10 +201,9 @@ def test_conv2d_takes_it_for_bfloat16_inputs_and_under_precision(amx):
 
 
 @pytest.mark.skipif(jax.default_backend() != "cpu", reason="a CPU formulation")
-def test_precision_train_step_uses_it_and_stays_close_to_float32(amx, monkeypatch):
+def test_precision_train_step_uses_it_and_stays_close_to_float32(amx):
     """``precision="bfloat16"`` on a faked AMX CPU: a CNN step's conv runs as bfloat16 patches."""
     amx(True)
-    monkeypatch.setattr(_hardware, "native_bfloat16", lambda backend=None: True)
     model = CNN((6, 6, 32), 3, conv_features=(64,), dense=(), rngs=nnx.Rngs(0))
     graphdef, params, rest = split_model(model)
     x, y = _rand((8, 6, 6, 32), 1), jnp.arange(8) % 3
@@ -216,3 +219,15 @@ def test_precision_train_step_uses_it_and_stays_close_to_float32(amx, monkeypatc
     assert patches.search(texts["bfloat16"]) and not patches.search(texts[None])
     assert losses["bfloat16"] != losses[None]  # operands rounded
     np.testing.assert_allclose(losses["bfloat16"], losses[None], rtol=2e-2, atol=1e-2)
+
+
+def test_vmapped_over_members_as_sweeps_do_equals_each_member():
+    x, kernel, static = _operands("3x3")
+    xs, kernels = jnp.stack([x, 2 * x, -x]), jnp.stack([kernel, -kernel, 0.5 * kernel])
+    loss = lambda x, k: jnp.sum(jax.nn.relu(cb.conv(x, k, *static)) ** 2)
+    grads = jax.vmap(jax.grad(loss, argnums=(0, 1)))
+    with compiler.library_convolutions():
+        got = compiler.jit(grads)(xs, kernels)
+    for i in range(3):
+        for g, w in zip(got, jax.grad(loss, argnums=(0, 1))(xs[i], kernels[i])):
+            np.testing.assert_allclose(g[i], w, rtol=1e-6, atol=1e-6)
