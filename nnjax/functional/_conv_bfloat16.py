@@ -125,9 +125,8 @@ def faster(x_shape: Sequence[int], kernel_shape: Sequence[int], out_spatial: Seq
 
 
 def _patch_matrix(x: jax.Array, kernel_size, strides, pads, dilation) -> jax.Array:
-    """``(B * prod(out), prod(kernel_size) * in)``: the windows of ``x``, tap-major."""
-    cols = jnp.concatenate(_conv_taps.windows(x, kernel_size, strides, pads, dilation), axis=-1)
-    return cols.reshape(-1, cols.shape[-1])
+    """``(B, *out_spatial, prod(kernel_size) * in)``: the windows of ``x``, tap-major."""
+    return jnp.concatenate(_conv_taps.windows(x, kernel_size, strides, pads, dilation), axis=-1)
 
 
 def _bfloat16_patches(x: jax.Array, kernel_size, strides, pads, dilation) -> jax.Array:
@@ -142,18 +141,12 @@ def _dot(lhs: jax.Array, rhs: jax.Array, lhs_axis: int, rhs_axis: int) -> jax.Ar
     return lax.dot_general(lhs, rhs, dims, preferred_element_type=_F32)
 
 
-def _out_size(size: int, pad: tuple[int, int], k: int, dilation: int, stride: int) -> int:
-    return (size + pad[0] + pad[1] - (k - 1) * dilation - 1) // stride + 1
-
-
 def _forward(x, kernel, strides, pads, dilation, _meta):
-    nd = kernel.ndim - 2
-    patches = _bfloat16_patches(x, kernel.shape[:nd], strides, pads, dilation)
+    patches = _bfloat16_patches(x, kernel.shape[:-2], strides, pads, dilation)
     flat_kernel = _bfloat16.to_bfloat16(kernel.reshape(-1, kernel.shape[-1]))
-    sizes = zip(x.shape[1:-1], pads, kernel.shape[:nd], dilation, strides)
-    out = [_out_size(*a) for a in sizes]
-    y = _dot(patches, flat_kernel, 1, 0).reshape(x.shape[0], *out, kernel.shape[-1])
-    return y, (patches, flat_kernel)
+    flat = patches.reshape(-1, patches.shape[-1])
+    y = _dot(flat, flat_kernel, 1, 0).reshape(*patches.shape[:-1], kernel.shape[-1])
+    return y, (flat, flat_kernel)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4, 5))
@@ -177,8 +170,8 @@ def _backward(strides, pads, dilation, meta, residuals, dy):
     flat_dy = _bfloat16.to_bfloat16(dy.reshape(-1, dy.shape[-1]))
     dkernel = _kernel_grad(patches, flat_dy).reshape(kernel_shape)
     dpatches = _dot(flat_dy, flat_kernel, 1, 1)
-    kernel_size = kernel_shape[: len(x_shape) - 2]
-    build = lambda z: _patch_matrix(z, kernel_size, strides, pads, dilation)
+    kernel_size, depth = kernel_shape[:-2], patches.shape[1]
+    build = lambda z: _patch_matrix(z, kernel_size, strides, pads, dilation).reshape(-1, depth)
     (dx,) = jax.linear_transpose(build, jax.ShapeDtypeStruct(x_shape, _F32))(dpatches)
     return _bfloat16.round_like(dx, x_dtype), _bfloat16.round_like(dkernel, kernel_dtype)
 

@@ -224,7 +224,8 @@ def conv(
     pads = _forms.explicit_pads(x.shape, span, strides, pads)
     out = [_forms.out_size(*a) for a in zip(x.shape[1:-1], pads, span, strides)]
     # bfloat16 that XLA:CPU convolves by widening: convolve in float32 and round the
-    # output once (the kernel enters as it is)
+    # output once (the kernel enters as it is; with AMX "auto" may round both operands
+    # instead, _conv_bfloat16)
     xc = _bfloat16.to_float32(x) if _hardware.widen_bfloat16(x.dtype) else x
     bf16_operands = _conv_bfloat16.operands_wanted(x.dtype)
     chosen = _forms.resolve(formulation, xc, kernel, out, groups, bfloat16_operands=bf16_operands)
