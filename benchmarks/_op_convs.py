@@ -60,6 +60,15 @@ def jax_fwd_bwd(fn: Callable, *args, jit: Callable = jax.jit) -> Callable[[], ob
     return lambda: grad(*args)
 
 
+def halved(fn: Callable) -> Callable:
+    """``fn`` followed by ``y ** 2 / 2``: summed, a loss whose cotangent is ``y``.
+
+    The convolutions' rows time this: a plain sum's constant cotangent lets XLA
+    simplify the backward pass in ways a training step never allows.
+    """
+    return lambda *a, **kw: 0.5 * fn(*a, **kw) ** 2
+
+
 # ----------------------------------------------------------------------- conv2d
 
 
@@ -89,9 +98,6 @@ def conv_calls(x_shape, out_channels: int, groups: int) -> tuple[Calls, str]:
     kernel = rand((3, 3, x_shape[-1] // groups, out_channels), 1) * 0.1
     params = {"kernel": jnp.asarray(kernel), "bias": jnp.zeros(out_channels)}
     calls: Calls = {}
-    # the loss is sum(y ** 2) / 2: its cotangent is y, computed as a loss's would be
-    # (a plain sum's constant one lets XLA simplify the backward pass)
-    halved = lambda conv: lambda *a: 0.5 * conv(*a) ** 2
     for name in ("xla", "patches"):
         conv = functools.partial(F.conv2d, feature_group_count=groups, formulation=name)
         calls[name] = (jax_fwd_bwd(halved(conv), params, x), H.sync_jax)
@@ -192,8 +198,9 @@ def dwblock_calls(x_shape) -> tuple[Calls, str]:
     Rows: ``"auto"`` under plain ``jax.jit`` (the picked row: on the CPU the depthwise
     taps by plain autodiff), ``library_auto`` compiled as ``fit`` compiles (there the
     taps' one-pass kernel gradient, ``_conv_taps.depthwise_reverse``), ``xla`` (XLA's
-    grouped and 1x1 convolutions) and PyTorch's ``conv2d`` pair. Unlike a lone
-    convolution's ``sum``, the block's output is a matmul's, as in a network.
+    grouped and 1x1 convolutions) and PyTorch's ``conv2d`` pair; the loss is
+    :func:`halved` (until session 21 a plain sum, whose constant cotangent reached the
+    1x1 convolution).
     """
     import nnjax.functional as F
     from nnjax.functional import _conv_compiler
@@ -204,6 +211,7 @@ def dwblock_calls(x_shape) -> tuple[Calls, str]:
     params = {"dw": {"kernel": jnp.asarray(dw), "bias": jnp.zeros(c)},
               "pw": {"kernel": jnp.asarray(pw), "bias": jnp.zeros(c)}}  # fmt: skip
 
+    @halved
     def block(p, x, formulation="auto"):
         h = F.conv2d(p["dw"], x, feature_group_count=c, formulation=formulation)
         return F.conv2d(p["pw"], jax.nn.relu(h), formulation=formulation)
@@ -221,6 +229,7 @@ def dwblock_calls(x_shape) -> tuple[Calls, str]:
         zeros = np.zeros(c, np.float32)
         leaves = torch_leaves(nchw, dw_oihw, zeros, pw_oihw, zeros)
 
+        @halved
         def torch_block(x, dk, db, pk, pb):
             h = torch.nn.functional.conv2d(x, dk, db, padding=1, groups=c)
             return torch.nn.functional.conv2d(torch.relu(h), pk, pb)
