@@ -88,8 +88,9 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -334,22 +335,14 @@ def taps(
     return _ungrouped(_conv_taps.conv, x, kernel, strides, pads, dilation, groups)
 
 
-def patches_bfloat16(
-    x: jax.Array,
-    kernel: jax.Array,
-    strides: tuple[int, ...],
-    pads: list[tuple[int, int]],
-    dilation: tuple[int, ...],
-    groups: int,
-) -> jax.Array:
-    """im2col with bfloat16 operands on AMX (``_conv_bfloat16.py``); float32 result."""
-    del groups  # ungrouped only (resolve)
-    return _conv_bfloat16.conv(x, kernel, strides, pads, dilation)
+#: im2col with bfloat16 operands on AMX (``_conv_bfloat16.py``), float32 result, reverse
+#: mode; reached through ``"auto"`` for ungrouped convolutions only (:func:`resolve`).
+patches_bfloat16 = functools.partial(_ungrouped, _conv_bfloat16.conv)
 
 
 #: Every formulation by name; ``"xla_canonical"``, ``"taps"`` and ``"patches_bfloat16"``
 #: only through ``"auto"``.
-IMPLEMENTATIONS = {
+IMPLEMENTATIONS: dict[str, Callable[..., jax.Array]] = {
     "xla": xla,
     "patches": patches,
     "xla_canonical": xla_canonical,
