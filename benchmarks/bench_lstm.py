@@ -24,9 +24,9 @@ Peers:
 * ``keras``: ``keras.layers.LSTM`` + ``Dense`` (JAX backend, ``jit_compile=True``);
 * ``torch``: ``torch.nn.LSTM(batch_first=True)`` + ``Linear``, eager (``torch_compile``
   on request);
-* on request, the diagnostic ``nnjax_ynn_dots``: the ``nnjax`` peer with its matmuls on
-  YNNPACK (XLA:CPU's default), where ``fit`` compiles an LSTM model's step with them on
-  Eigen (``nnjax.train.compiled.eigen_dots_for``);
+* on request, the diagnostics ``nnjax_ynn_dots`` and ``nnjax_eigen_dots``: the ``nnjax``
+  peer with its matmuls on YNNPACK (XLA:CPU's default) or on Eigen, whichever ``fit``
+  does not pick for the model and CPU (``nnjax.train.compiled.eigen_dots_for``);
 * on request, the diagnostic ``torch_aten``: the ``torch`` peer with oneDNN off. On CPU
   ``nn.LSTM`` in float32 runs as oneDNN's fused RNN primitive (JIT-compiled kernels,
   forward and backward); with oneDNN off it is ATen's loop of one matmul and one gate
@@ -60,7 +60,7 @@ import jax.numpy as jnp
 
 NAME = "lstm"
 DEFAULT_PEERS = (*P.STANDARD[:2], "nnjax_per_step", "nnjax_precompute", *P.STANDARD[2:])
-PEERS = (*DEFAULT_PEERS, *P.ON_REQUEST, "nnjax_ynn_dots", "torch_aten")
+PEERS = (*DEFAULT_PEERS, *P.ON_REQUEST, "nnjax_ynn_dots", "nnjax_eigen_dots", "torch_aten")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -199,6 +199,7 @@ def builders(cfg: Config) -> dict[str, P.Builder]:
     for name, precompute in (("nnjax_per_step", False), ("nnjax_precompute", True)):
         peers[name] = p(P.nnjax, spec, p(_nnjax_formulation, cfg, precompute))
     peers["nnjax_ynn_dots"] = p(P.nnjax, spec, p(_nnjax_model, cfg), eigen_dots=False)
+    peers["nnjax_eigen_dots"] = p(P.nnjax, spec, p(_nnjax_model, cfg), eigen_dots=True)
     peers["torch_aten"] = p(P.torch, spec, p(_torch_model, cfg), onednn=False)
     return peers
 

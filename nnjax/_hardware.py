@@ -119,6 +119,20 @@ def amx_bfloat16() -> bool:
     return cpu_flags()["amx_bf16"]
 
 
+@functools.cache
+def avx512() -> bool:
+    """Whether this machine's CPU has AVX-512 (``avx512f`` in ``/proc/cpuinfo``).
+
+    ``fit`` runs a GRU model's matmuls on Eigen there
+    (:func:`nnjax.train.compiled.eigen_dots_for`).
+
+    Example:
+      >>> isinstance(avx512(), bool)
+      True
+    """
+    return cpu_flags()["avx512f"]
+
+
 def native_bfloat16(backend: str | None = None) -> bool:
     """Whether ``backend`` runs bfloat16 matmuls natively (default: JAX's default backend).
 

@@ -79,3 +79,15 @@ def test_amx_bfloat16_follows_the_amx_bf16_flag(monkeypatch, text, amx):
         assert _hardware.amx_bfloat16() is amx
     finally:
         _hardware.amx_bfloat16.cache_clear()
+
+
+@pytest.mark.parametrize(
+    ("text", "avx512"), [(AVX2, False), (AMX, True), ("flags : avx512f\n", True), ("", False)]
+)
+def test_avx512_follows_the_avx512f_flag(monkeypatch, text, avx512):
+    monkeypatch.setattr(_hardware, "_read_cpuinfo", lambda: text)
+    _hardware.avx512.cache_clear()
+    try:
+        assert _hardware.avx512() is avx512
+    finally:
+        _hardware.avx512.cache_clear()

@@ -42,6 +42,8 @@ from __future__ import annotations
 import jax
 from flax import nnx
 
+from nnjax import _hardware
+
 DEFAULT_STEPS_PER_DISPATCH = 8
 """Updates per dispatch for dense models (see the module docstring)."""
 
@@ -53,6 +55,9 @@ _NO_DONATE_KINDS = ("Conv", "LSTM", "GRU", "RNN", "Recurrent")
 
 #: Module class names after which matmuls on Eigen measured faster on XLA:CPU.
 _EIGEN_DOT_KINDS = ("LSTM",)
+
+#: The same, where the CPU has AVX-512 (measured on an Intel Xeon; slower at batch 32 on AVX2).
+_AVX512_EIGEN_DOT_KINDS = ("GRU",)
 
 
 def steps_per_dispatch_for(model: nnx.Module, backend: str | None = None) -> int:
@@ -103,7 +108,9 @@ def donate_for(graphdef: nnx.GraphDef, backend: str | None = None) -> bool:
 
 
 def eigen_dots_for(graphdef: nnx.GraphDef, backend: str | None = None) -> bool:
-    """Whether the train dispatch runs its matmuls on Eigen: on CPU for LSTM models.
+    """Whether the train dispatch runs its matmuls on Eigen: on CPU for LSTM and GRU models.
+
+    LSTM models on every CPU; GRU models where the CPU has AVX-512 (:func:`_hardware.avx512`).
 
     XLA:CPU sends matmuls to YNNPACK by default, which ran the LSTM's small per-step
     matmuls on one thread; Eigen's use both cores of a 2-core AMD EPYC (Zen 2, AVX2).
@@ -113,11 +120,17 @@ def eigen_dots_for(graphdef: nnx.GraphDef, backend: str | None = None) -> bool:
     0.92, 0.91, 0.89, 0.98, 0.84. In six runs of the benchmark script (its
     ``nnjax_ynn_dots`` peer) batch 128 gave 0.87, 0.91, 0.94, 1.05, 0.96, 0.89, but
     batch 32 1.10, 1.08, 0.91, 1.04, 1.07, 0.89: a gain at batch 128; at 32 the two
-    measurements disagree (unexplained). Not taken for GRU models
-    (batch 32 1.14-1.19, batch 128 0.86-0.94: its input and recurrent matmuls are
-    separate, and the narrow input one lost), MLPs (batch 1 / 32 / 256: 1.03 / 0.92 /
-    0.99) or CNNs (batch 32 / 128: 1.01 / 1.03). See
+    measurements disagree (unexplained). Not taken for MLPs (batch 1 / 32 / 256: 1.03 /
+    0.92 / 0.99) or CNNs (batch 32 / 128: 1.01 / 1.03). See
     :func:`nnjax.functional._conv_compiler.compiler_options`.
+
+    GRU models: on that AVX2 CPU Eigen / YNNPACK was 1.14-1.19 at batch 32 and 0.86-0.94
+    at 128 (its input and recurrent matmuls are separate, and the narrow input one lost),
+    so they stay on YNNPACK without AVX-512. On a 2-core Intel Xeon with AVX-512 (and
+    AMX), ``bench_lstm.py --cell gru --peers nnjax,nnjax_eigen_dots,flax_nnx,torch
+    --repeats 30`` (paired medians (IQR) of the train step): 0.94 (0.90-0.99) at batch
+    32 and 0.84 (0.74-0.92) at 128; ``F.gru``'s gradient alone 0.97 and 0.83. AMD's
+    AVX-512 CPUs (Zen 4, Zen 5) were not measured for this choice.
 
     Example:
       >>> from flax import nnx
@@ -129,7 +142,8 @@ def eigen_dots_for(graphdef: nnx.GraphDef, backend: str | None = None) -> bool:
     """
     if (backend or jax.default_backend()) != "cpu":
         return False
-    return _has_kind(graphdef, _EIGEN_DOT_KINDS)
+    kinds = _EIGEN_DOT_KINDS + (_AVX512_EIGEN_DOT_KINDS if _hardware.avx512() else ())
+    return _has_kind(graphdef, kinds)
 
 
 def _has_kind(graphdef: nnx.GraphDef, kinds: tuple[str, ...]) -> bool:

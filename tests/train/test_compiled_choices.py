@@ -47,15 +47,18 @@ def test_donation_off_on_cpu_for_conv_and_recurrent_models_only():
     assert compiled.donate_for(cnn, "gpu") and compiled.donate_for(lstm, "tpu")
 
 
-def test_eigen_dots_on_cpu_for_lstm_models_only():
+@pytest.mark.parametrize("avx512", [False, True])
+def test_eigen_dots_on_cpu_for_lstm_models_and_gru_models_with_avx512(monkeypatch, avx512):
+    monkeypatch.setattr(_hardware, "avx512", lambda: avx512)
     rngs = nnx.Rngs(0)
     lstm = _graphdef(nn.SequenceClassifier(3, 4, 2, rngs=rngs))
     gru = _graphdef(nn.SequenceClassifier(3, 4, 2, cell="gru", rngs=rngs))
     mlp = _graphdef(nn.MLP(2, (4,), 1, rngs=rngs))
     cnn = _graphdef(nn.CNN((8, 8, 1), 2, conv_features=(4,), rngs=rngs))
     assert compiled.eigen_dots_for(lstm, "cpu")
-    assert not any(compiled.eigen_dots_for(g, "cpu") for g in (gru, mlp, cnn))
-    assert not compiled.eigen_dots_for(lstm, "gpu")
+    assert compiled.eigen_dots_for(gru, "cpu") is avx512
+    assert not any(compiled.eigen_dots_for(g, "cpu") for g in (mlp, cnn))
+    assert not compiled.eigen_dots_for(lstm, "gpu") and not compiled.eigen_dots_for(gru, "tpu")
 
 
 def _lowered(model, x, y):
@@ -75,14 +78,19 @@ def _ynn_matmuls(model, x, y):
     return sum("__ynn_fusion" in line and "dot_general" in line for line in hlo.splitlines())
 
 
-def test_the_lstm_step_compiles_its_matmuls_for_eigen():
+@pytest.mark.parametrize("avx512", [False, True])
+def test_lstm_and_avx512_gru_steps_compile_their_matmuls_for_eigen(monkeypatch, avx512):
+    monkeypatch.setattr(_hardware, "avx512", lambda: avx512)
     rngs = nnx.Rngs(0)
+    # sizes of their own per case: compiled_train memoises per graphdef
+    hidden = 7 + avx512
     x, y = jnp.ones((4, 5, 3)), jnp.zeros(4, jnp.int32)
-    lstm = nn.SequenceClassifier(3, 4, 2, rngs=rngs)
-    gru = nn.SequenceClassifier(3, 4, 2, cell="gru", rngs=rngs)
+    lstm = nn.SequenceClassifier(3, hidden, 5, rngs=rngs)
+    gru = nn.SequenceClassifier(3, hidden, 5, cell="gru", rngs=rngs)
     on_cpu = jax.default_backend() == "cpu" and bool(_conv_compiler.compiler_options())
     assert _ynn_matmuls(lstm, x, y) == 0
-    assert (_ynn_matmuls(gru, x, y) > 0) == on_cpu  # the default: YNNPACK where it exists
+    # the default elsewhere: YNNPACK where it exists
+    assert (_ynn_matmuls(gru, x, y) > 0) == (on_cpu and not avx512)
 
 
 @pytest.mark.parametrize("native", [False, True])
