@@ -69,6 +69,18 @@ kernel gradient of ``_conv_taps.depthwise_reverse``): 2-18x faster than XLA's gr
 convolution, 1.4-4x faster than patches at batch 8 to 128 (figures in that module and
 ``benchmarks/README.md``), 1.1x slower than patches at batch 1 (0.47 against 0.43 ms).
 
+In library programs a 2-D pointwise convolution (1x1, stride 1, no padding: one matmul
+as patches) to fewer channels than it reads is ``"patches"`` at every size (a
+bottleneck's down-projection). Measured on a 2-core Intel Xeon (AVX-512, AMX), float32,
+``F.conv2d`` 1x1 after a ReLU (or a 3x3 convolution), loss ``sum(y**2) / 2``, gradients
+of every input, compiled as ``fit`` compiles, medians of 9 interleaved calls, patches /
+Eigen: 56x56x256 -> 64 0.54 (batch 8), 0.54 again (0.95 after the 3x3); 56x56x128 -> 64
+0.73 (32); 28x28x512 -> 128 0.54 (8; 0.96 after the 3x3); 28x28x256 -> 128 0.97 after
+the 3x3 (32); 14x14x1024 -> 256 0.73 (32), 0.68 (8); 14x14x512 -> 256 0.77 (32);
+7x7x2048 -> 512 0.90 (32), 0.97 (8). To as many or more channels it lost, so Eigen
+keeps those: 56x56x64 -> 256 1.69 (8), 28x28x128 -> 512 1.62 (32), 56x56x64 -> 64 1.16
+(32), 14x14x256 -> 256 1.13 (32).
+
 Example:
   >>> choose((8, 28, 28, 1), (3, 3, 1, 32), (28, 28), 1, jnp.float32, "cpu")
   'patches'
@@ -183,8 +195,20 @@ def choose(
         return "patches" if patch_bytes <= cap else "xla"
     if _conv_taps.applies(kernel_shape, groups):
         return "taps"
+    if nd == 2 and _pointwise_down(x_shape, kernel_shape, out_spatial):
+        return "patches"
     cap = LIBRARY_PATCHES_MAX_BYTES if nd == 2 else PATCHES_MAX_BYTES
     return "patches" if patch_bytes <= cap else "xla_canonical"
+
+
+def _pointwise_down(
+    x_shape: Sequence[int], kernel_shape: Sequence[int], out_spatial: Sequence[int]
+) -> bool:
+    """A 1x1, stride-1, unpadded convolution to fewer channels than it reads."""
+    nd = len(kernel_shape) - 2
+    pointwise = all(k == 1 for k in kernel_shape[:nd])
+    same_size = tuple(out_spatial) == tuple(x_shape[1:-1])
+    return pointwise and same_size and kernel_shape[-2] > kernel_shape[-1]
 
 
 def resolve(

@@ -334,6 +334,34 @@ def test_rule_in_a_library_program():
     assert pick(*big_one_d) == "xla_canonical"
 
 
+def test_pointwise_down_projections_are_one_matmul_in_a_library_program():
+    pick = lambda x, kernel, out, backend="cpu": forms.choose(
+        x, kernel, out, 1, jnp.float32, backend, library=True
+    )  # fmt: skip
+    down = ((32, 56, 56, 256), (1, 1, 256, 64), (56, 56))  # 103 MB: past every size cap
+    assert pick(*down) == "patches"
+    assert pick((8, 7, 7, 2048), (1, 1, 2048, 512), (7, 7)) == "patches"
+    assert pick(*down, backend="gpu") == "xla"
+    assert forms.choose(*down, 1, jnp.float32, "cpu") == "xla"  # outside: the size rule
+    for kernel in ((1, 1, 64, 256), (1, 1, 64, 64)):  # up or level: Eigen measured faster
+        assert pick((32, 56, 56, 64), kernel, (56, 56)) == "xla_canonical"
+    assert pick((32, 56, 56, 256), (1, 1, 256, 64), (28, 28)) == "xla_canonical"  # strided
+    assert pick((32, 56, 56, 256), (3, 3, 256, 64), (56, 56)) == "xla_canonical"  # 3x3
+    one_d = ((4096, 512, 64), (1, 64, 16), (512,))  # measured in 2-D only
+    assert pick(*one_d) == "xla_canonical"
+
+
+@pytest.mark.parametrize("formulation", ["auto", "xla_canonical"])
+def test_a_pointwise_down_projection_in_a_library_program_matches_torch(formulation, monkeypatch):
+    case = ((6, 5), (1, 1), (1, 1), "VALID", (1, 1), 1, 16, 5)
+    x_shape, kernel = (2, *case[0], case[6]), (1, 1, case[6], case[7])
+    assert forms.choose(x_shape, kernel, case[0], 1, jnp.float32, "cpu", library=True) == (
+        "patches"
+    )
+    name = _use(formulation, monkeypatch)
+    _compare(case, name, np.float32, rtol=1e-5, atol=1e-5, jit=compiler.jit)
+
+
 def test_bad_formulation_names_the_argument(key):
     params = F.conv2d_init(key, 1, 1, 3)
     with pytest.raises(ValueError, match=r"conv2d: `formulation` must be one of .*'fft'"):
