@@ -144,6 +144,47 @@ def _precision_call(fn: Callable, *args) -> Callable[[], object]:
     return call
 
 
+# -------------------------------------------------------------------- pointwise
+
+
+def pointwise_shapes(batch: int, quick: bool) -> dict[str, tuple]:
+    """name -> (x shape NHWC, out channels): ResNet-50 bottlenecks' 1x1 convolutions."""
+    if quick:
+        return {"6x6x16->4": ((batch, 6, 6, 16), 4), "6x6x4->16": ((batch, 6, 6, 4), 16)}
+    pairs = ((56, 256, 64), (28, 512, 128), (14, 1024, 256), (7, 2048, 512), (56, 64, 256))
+    return {f"{s}x{s}x{i}->{o}": ((batch, s, s, i), o) for s, i, o in pairs}
+
+
+def pointwise_calls(x_shape, out_channels: int) -> tuple[Calls, str]:
+    """ReLU then a 1x1 convolution, fwd + bwd, compiled as ``fit`` compiles (``library_*``).
+
+    ``library_auto`` is the pick (``patches``, one matmul, for fewer output than input
+    channels; Eigen's convolution otherwise), beside both formulations asked for by name
+    and PyTorch's; the loss is :func:`halved`.
+    """
+    import nnjax.functional as F
+    from nnjax.functional import _conv_compiler
+
+    x = jnp.asarray(rand(x_shape, 0))
+    kernel = rand((1, 1, x_shape[-1], out_channels), 1) * 0.05
+    params = {"kernel": jnp.asarray(kernel), "bias": jnp.zeros(out_channels)}
+    calls: Calls = {}
+    for name in ("auto", "xla", "patches"):
+        conv = halved(lambda p, x, name=name: F.conv2d(p, jax.nn.relu(x), formulation=name))
+        calls[f"library_{name}"] = (
+            jax_fwd_bwd(conv, params, x, jit=_conv_compiler.jit),
+            H.sync_jax,
+        )
+    if C.missing_module("torch") is None:
+        import torch
+
+        nchw, oihw = np.moveaxis(np.asarray(x), -1, 1), np.transpose(kernel, (3, 2, 0, 1))
+        tx, tk, tb = torch_leaves(nchw, oihw, np.zeros(out_channels, np.float32))
+        conv = lambda x, k, b: torch.nn.functional.conv2d(torch.relu(x), k, b)
+        calls["torch"] = (torch_fwd_bwd(halved(conv), [tx, tk, tb]), H.torch_device()[1])
+    return calls, "library_auto"
+
+
 # ------------------------------------------------------------------------ pool
 
 

@@ -34,6 +34,10 @@ call, trace + compile + run, apart):
 * ``dwblock``: a depthwise-separable block (3x3 depthwise conv, ReLU, 1x1 conv) at a
   MobileNet's stages (56x56x64 to 7x7x512): ``"auto"``, ``library_auto`` (``fit``'s
   compile), ``"xla"`` and PyTorch.
+* ``pointwise``: ReLU then a 1x1 convolution at a ResNet-50's bottleneck sizes (four
+  down-projections, 56x56x256 -> 64 to 7x7x2048 -> 512, and one up, 56x56x64 -> 256),
+  compiled as ``fit`` compiles: ``library_auto`` (the pick), ``library_xla`` (Eigen's
+  convolution), ``library_patches`` (one matmul) and PyTorch.
 
 ``--sizes large`` times ``conv2d`` at a ResNet's 3x3 stages (56x56x64 to 7x7x512, and a
 56x56x64 depthwise) and ``dense`` on a 1024-4096-4096-1024 MLP, where compute, not
@@ -80,6 +84,8 @@ from _op_convs import (  # noqa: E402
     dwblock_calls,
     dwblock_shapes,
     jax_fwd_bwd,
+    pointwise_calls,
+    pointwise_shapes,
     pool_calls,
     pool_shapes,
     rand,
@@ -87,7 +93,7 @@ from _op_convs import (  # noqa: E402
     torch_leaves,
 )
 
-OPS = ("conv2d", "dwblock", "pool", "lstm", "gru", "dense")
+OPS = ("conv2d", "dwblock", "pointwise", "pool", "lstm", "gru", "dense")
 
 
 # ------------------------------------------------------------------- recurrences
@@ -193,6 +199,9 @@ def groups(args: argparse.Namespace):
         if "dwblock" in args.ops:
             for name, shape in dwblock_shapes(batch, args.quick).items():
                 yield "dwblock", name, batch, functools.partial(dwblock_calls, shape)
+        if "pointwise" in args.ops:
+            for name, spec in pointwise_shapes(batch, args.quick).items():
+                yield "pointwise", name, batch, functools.partial(pointwise_calls, *spec)
         if "pool" in args.ops:
             for name, spec in pool_shapes(batch, args.quick).items():
                 yield "pool", name, batch, functools.partial(pool_calls, *spec)

@@ -26,6 +26,9 @@ def test_load_note_says_high_above_half_the_cores():
     assert H.load_note(None, 2) == "load average unknown"
 
 
+OPS = ("conv2d", "dwblock", "pointwise", "lstm", "dense", "pool")
+
+
 @pytest.mark.slow  # compiles a dozen small programs: about a minute on a shared 2-core CPU
 @pytest.mark.filterwarnings("ignore:precision='bfloat16' computes in float32:UserWarning")
 def test_bench_ops_quick_writes_rows_and_marks_the_picks(tmp_path, capsys, monkeypatch):
@@ -41,16 +44,13 @@ def test_bench_ops_quick_writes_rows_and_marks_the_picks(tmp_path, capsys, monke
         "write_json",
         lambda *a, **k: saved.append(k.get("complete", True)) or write(*a, **k),
     )
-    assert (
-        bench_ops.main(["--quick", "--ops", "conv2d,dwblock,lstm,dense,pool", "--out", str(out)])
-        == 0
-    )
+    assert bench_ops.main(["--quick", "--ops", ",".join(OPS), "--out", str(out)]) == 0
     record = json.loads(out.read_text())
     assert record["complete"] is True and saved[-1] is True
     assert saved[:-1] == [False] * len(set((r["op"], r["shape"]) for r in record["results"]))
     rows = record["results"]
-    assert {r["op"] for r in rows} == {"conv2d", "dwblock", "lstm", "dense", "pool"}
-    for op in ("conv2d", "dwblock", "lstm", "dense", "pool"):
+    assert {r["op"] for r in rows} == set(OPS)
+    for op in OPS:
         picked = [r for r in rows if r["op"] == op and r["picked"]]
         assert picked, f"no picked formulation recorded for {op}"
         assert all(r["paired_vs_picked"] == [1.0, 1.0, 1.0] for r in picked)
@@ -61,6 +61,12 @@ def test_bench_ops_quick_writes_rows_and_marks_the_picks(tmp_path, capsys, monke
     assert {"reduce_window", "reshape", "torch"} <= pool
     dwblock = {r["formulation"] for r in rows if r["op"] == "dwblock"}
     assert {"auto", "library_auto", "xla", "torch"} <= dwblock
+    pointwise = {
+        (r["shape"], r["formulation"]) for r in rows if r["op"] == "pointwise" and r["picked"]
+    }
+    assert pointwise == {("6x6x16->4", "library_auto"), ("6x6x4->16", "library_auto")}
+    pointwise = {r["formulation"] for r in rows if r["op"] == "pointwise"}
+    assert pointwise == {"library_auto", "library_xla", "library_patches", "torch"}
     lstm = {r["formulation"] for r in rows if r["op"] == "lstm"}
     assert {"per_step unroll 1", "library_auto", "torch"} <= lstm  # fit's compile too
     assert all(r["median_s"] > 0 and r["compile_s"] > 0 for r in rows)
