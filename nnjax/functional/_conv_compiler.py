@@ -127,7 +127,8 @@ def compiler_options(backend: str | None = None, *, eigen_dots: bool = False) ->
       backend: ``"cpu"``, ``"gpu"``, ...; ``None``: JAX's default backend.
       eigen_dots: matmuls on Eigen too (:data:`YNN_WITHOUT_DOTS`). Eigen runs a matmul
         on several threads where YNNPACK here used one; it measured faster for the
-        LSTM train step (``nnjax.train.compiled.eigen_dots_for``).
+        LSTM train step, and for the GRU's where the CPU has AVX-512
+        (``nnjax.train.compiled.eigen_dots_for``).
 
     Returns:
       ``{option name: value}`` for :func:`jax.jit`'s ``compiler_options``.
