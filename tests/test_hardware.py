@@ -70,24 +70,23 @@ def test_widen_bfloat16_on_every_cpu_and_where_bfloat16_is_emulated(monkeypatch)
 
 
 @pytest.mark.parametrize(
-    ("text", "amx"), [(AVX2, False), (AMX, True), ("flags : avx512f avx512_bf16\n", False)]
+    ("probe", "text", "present"),
+    [
+        ("amx_bfloat16", AVX2, False),
+        ("amx_bfloat16", AMX, True),
+        ("amx_bfloat16", "flags : avx512f avx512_bf16\n", False),
+        ("avx512", AVX2, False),
+        ("avx512", AMX, True),
+        ("avx512", "flags : avx512f\n", True),
+        ("avx512", "", False),
+    ],
 )
-def test_amx_bfloat16_follows_the_amx_bf16_flag(monkeypatch, text, amx):
+def test_cached_probes_follow_their_flag(monkeypatch, probe, text, present):
+    """``amx_bfloat16`` reads ``amx_bf16``, ``avx512`` reads ``avx512f``."""
     monkeypatch.setattr(_hardware, "_read_cpuinfo", lambda: text)
-    _hardware.amx_bfloat16.cache_clear()
+    fn = getattr(_hardware, probe)
+    fn.cache_clear()
     try:
-        assert _hardware.amx_bfloat16() is amx
+        assert fn() is present
     finally:
-        _hardware.amx_bfloat16.cache_clear()
-
-
-@pytest.mark.parametrize(
-    ("text", "avx512"), [(AVX2, False), (AMX, True), ("flags : avx512f\n", True), ("", False)]
-)
-def test_avx512_follows_the_avx512f_flag(monkeypatch, text, avx512):
-    monkeypatch.setattr(_hardware, "_read_cpuinfo", lambda: text)
-    _hardware.avx512.cache_clear()
-    try:
-        assert _hardware.avx512() is avx512
-    finally:
-        _hardware.avx512.cache_clear()
+        fn.cache_clear()
