@@ -326,6 +326,8 @@ def _group_plan(model: nnx.Module, graphdef: nnx.GraphDef, state: SweepState, c:
     per_step, mesh = c["per_step"], c["mesh"]
     if per_step == "auto":
         per_step = auto_per_step(state.params, jax.devices()[0].platform)
+    if len(seeds) == 1:  # one member runs unbatched whatever per_step says (over_members)
+        per_step = 1
     k = checks.check_count(
         "steps_per_dispatch", c["steps_per_dispatch"] or compiled.steps_per_dispatch_for(model), 1
     )

@@ -28,9 +28,10 @@ from flax import nnx
 from jax.sharding import Mesh
 
 from nnjax import metrics as metrics_lib
+from nnjax.functional import _conv_compiler
 from nnjax.train import in_flight, optimizers, sharding, step
 from nnjax.train._sweep_groups import SweepHistory
-from nnjax.train.compiled import TRACES, cached, gathered, loop_steps
+from nnjax.train.compiled import TRACES, cached, eigen_dots_for, gathered, loop_steps
 from nnjax.train.engine import epoch_logs
 from nnjax.train.evaluate import summarize
 from nnjax.train.flat_dispatch import on_leaves
@@ -165,6 +166,10 @@ def compiled_sweep_train(
     at a time (unbatched matrix products, as ``fit``'s own program). Batches are split
     over ``mesh``'s ``'data'`` axis (its devices may span several processes); the state
     and the logs come out replicated on it, so every process reads the same logs.
+
+    With ``per_step=1`` each member's step is ``fit``'s own program, and it is compiled
+    as ``fit`` compiles it (:func:`library_compiled`); vmapped members get plain
+    :func:`jax.jit`.
     """
     # Placeholder values: inject_hyperparams reads every member's values from its state.
     tx = optax.inject_hyperparams(factory)(**dict.fromkeys(names, 0.0))
@@ -214,7 +219,29 @@ def compiled_sweep_train(
     if mode not in fns:
         raise ValueError(f"compiled_sweep_train: `mode` must be one of {sorted(fns)}, got {mode!r}")
     # the whole state flat (on_leaves), donated: params, optimizer state, rest and active
-    return jax.jit(on_leaves(fns[mode]), static_argnums=0, donate_argnums=1)
+    flat = on_leaves(fns[mode])
+    if library_compiled(per_step):
+        eigen_dots = eigen_dots_for(graphdef)
+        return _conv_compiler.jit(flat, static_argnums=0, donate_argnums=1, eigen_dots=eigen_dots)
+    return jax.jit(flat, static_argnums=0, donate_argnums=1)
+
+
+def library_compiled(per_step: int | None) -> bool:
+    """Whether the sweep dispatch is compiled as ``fit``'s (``_conv_compiler.jit``).
+
+    Only where members run one at a time (``per_step == 1``, as ``sweep`` passes for one
+    member): each member's step is then ``fit``'s program, whose compiler choices
+    (Eigen convolutions; an LSTM's matmuls per
+    :func:`~nnjax.train.compiled.eigen_dots_for`) were measured for it. Vmapped members
+    batch their convolutions into grouped ones, where it measured both ways (0.91 and
+    1.04-1.06 of plain ``jit``'s time for two CNNs; ``benchmarks/README.md``, "Session
+    23"), so they keep plain :func:`jax.jit`.
+
+    Example:
+      >>> library_compiled(1), library_compiled(None), library_compiled(4)
+      (True, False, False)
+    """
+    return per_step == 1
 
 
 def finite_update(losses: jax.Array, params: PyTree) -> jax.Array:
@@ -365,6 +392,7 @@ __all__ = [
     "compiled_sweep_train",
     "finite_update",
     "init_opt_states",
+    "library_compiled",
     "make_sweep_logs",
     "make_validate",
     "member_logs",

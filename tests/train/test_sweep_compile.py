@@ -1,0 +1,109 @@
+"""How the sweep dispatch is compiled: as ``fit``'s where members run one at a time."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from flax import nnx
+
+from nnjax import nn
+from nnjax.functional import _conv_compiler
+from nnjax.train import sweep_step
+from nnjax.train.data import Batch
+from nnjax.train.step import split_model
+
+M = 2
+ON_CPU = jax.default_backend() == "cpu" and bool(_conv_compiler.compiler_options())
+
+
+def _lowered(model_fn, per_step, x, y):
+    """The sweep dispatch of ``M`` members of ``model_fn`` (mode "shared"), lowered."""
+    splits = [split_model(model_fn(nnx.Rngs(s))) for s in range(M)]
+    graphdef = splits[0][0]
+    params, rest = (sweep_step.stack([s[i] for s in splits]) for i in (1, 2))
+    names = ("learning_rate",)
+    opt_state = sweep_step.init_opt_states(optax.sgd, params, {"learning_rate": [0.1] * M})
+    state = sweep_step.SweepState(params, opt_state, rest, jnp.ones(M))
+    fn = sweep_step.compiled_sweep_train(
+        graphdef, "cross_entropy", optax.sgd, names, (), 1, "shared", (), per_step
+    )
+    ones = jnp.ones((1, len(y)))
+    leaves, treedef = jax.tree.flatten(state)
+    return fn.lower(treedef, leaves, Batch(x[None], y[None], ones, ones), 1)
+
+
+def _ynn_ops(lowered, op):
+    text = lowered.compile().as_text()
+    return sum("__ynn_fusion" in line and op in line for line in text.splitlines())
+
+
+def test_library_compiled_only_for_members_one_at_a_time():
+    assert sweep_step.library_compiled(1)
+    assert not any(sweep_step.library_compiled(k) for k in (None, 2, 8))
+
+
+@pytest.mark.parametrize("per_step", [1, None, 2])
+def test_dispatch_compiled_as_fits_only_for_members_one_at_a_time(monkeypatch, per_step):
+    calls = []
+
+    def spy(fn, *, eigen_dots, **kw):
+        calls.append(eigen_dots)
+        return jax.jit(fn, **kw)
+
+    monkeypatch.setattr(sweep_step._conv_compiler, "jit", spy)
+    # a size of its own per case: compiled_sweep_train memoises per graphdef
+    hidden = {1: 4, None: 5, 2: 6}[per_step]
+
+    def model_fn(rngs):
+        return nn.SequenceClassifier(3, hidden, 5, rngs=rngs)
+
+    x, y = jnp.ones((4, 5, 3)), jnp.zeros(4, jnp.int32)
+    _lowered(model_fn, per_step, x, y)
+    graphdef = split_model(model_fn(nnx.Rngs(0)))[0]
+    expected = [sweep_step.eigen_dots_for(graphdef)] if per_step == 1 else []
+    assert calls == expected
+
+
+@pytest.mark.skipif(not ON_CPU, reason="XLA:CPU's YNNPACK option only")
+def test_cnn_members_one_at_a_time_convolve_on_eigen_as_fit():
+    def model_fn(rngs):
+        return nn.CNN((14, 14, 32), 3, conv_features=(64,), dense=(), rngs=rngs)
+
+    x, y = jnp.ones((4, 14, 14, 32)), jnp.zeros(4, jnp.int32)
+    lowered = _lowered(model_fn, 1, x, y)
+    assert _ynn_ops(lowered, "conv_general_dilated") == 0
+    text = lowered.compile().as_text()
+    assert " convolution(" in text  # XLA's convolution, on Eigen
+
+
+@pytest.mark.skipif(not ON_CPU, reason="XLA:CPU's YNNPACK option only")
+def test_lstm_members_one_at_a_time_take_fits_matmul_library():
+    def model_fn(rngs):
+        return nn.SequenceClassifier(3, 6, 5, rngs=rngs)
+
+    x, y = jnp.ones((4, 5, 3)), jnp.zeros(4, jnp.int32)
+    # an LSTM's matmuls go to Eigen in fit's programs (eigen_dots_for), so here too
+    assert _ynn_ops(_lowered(model_fn, 1, x, y), "dot_general") == 0
+    assert _ynn_ops(_lowered(model_fn, None, x, y), "dot_general") > 0
+
+
+def test_one_member_sweep_equals_fit_with_a_cnn():
+    from nnjax.train import fit, sweep
+
+    rng = np.random.default_rng(0)
+    x = rng.random((24, 6, 6, 1), dtype=np.float32)
+    y = rng.integers(0, 3, 24)
+
+    def model_fn(rngs):
+        return nn.CNN((6, 6, 1), 3, conv_features=(5,), dense=(), rngs=rngs)
+
+    kw = {"loss": "sparse_categorical_crossentropy", "epochs": 2, "batch_size": 8}
+    result = sweep(model_fn, (x, y), seeds=[0], **kw)
+    model = model_fn(nnx.Rngs(0))
+    history = fit(model, (x, y), seed=0, **kw)
+    # the same program as fit's (Eigen convolutions); plain jit's differed by 2e-4 here
+    np.testing.assert_allclose(result.history["loss"][0], history.history["loss"], rtol=1e-6)
+    member = nnx.state(result.member(0), nnx.Param)
+    for a, b in zip(jax.tree.leaves(member), jax.tree.leaves(nnx.state(model, nnx.Param))):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
