@@ -36,6 +36,7 @@ from nnjax.io import config, layout, restore, steps, trees
 from nnjax.io import model as io_model
 from nnjax.io.errors import CheckpointError, cannot_write
 from nnjax.train.callbacks import Callback, Monitor
+from nnjax.train.history import History
 from nnjax.train.monitor import check_mode
 
 
@@ -220,6 +221,10 @@ class ModelCheckpoint(Callback):
         layout): anything else in ``directory`` is never deleted, and a step folder
         name taken by a folder of other files is refused when that step is saved.
 
+    The saved history holds the epoch's logs as the callbacks listed before this one
+    left them (as Keras: each callback sees what the ones before it wrote); a value a
+    later callback writes reaches ``fit``'s ``History`` but not this epoch's checkpoint.
+
     Raises:
       ValueError: ``save_best_only`` without ``monitor``, an unknown ``mode``, or
         ``max_to_keep < 1``; from ``fit``, before training, a ``monitor`` that it does not
@@ -345,7 +350,7 @@ class ModelCheckpoint(Callback):
             return
         loop = self.loop
         meta = {"seed": loop.seed, "global_step": loop.global_step}
-        meta["history"] = loop.history.to_dict()
+        meta["history"] = _saved_history(loop.history, epoch, logs)
         if self._fit is not None:  # fit's argument, not the (scheduled) value in opt_state
             meta["learning_rate_argument"] = self._fit["learning_rate"]
         if self.monitor is not None:
@@ -370,6 +375,21 @@ class ModelCheckpoint(Callback):
                 shutil.rmtree(path, ignore_errors=True)
         self._stale = []
         steps.prune(self.directory, self.max_to_keep)
+
+
+def _saved_history(history: Any, epoch: int, logs: Any) -> dict[str, Any]:
+    """``history.to_dict()`` with epoch ``epoch`` amended by ``logs`` as they are now.
+
+    ``fit`` appends an epoch's logs before ``on_epoch_end`` and records what the
+    callbacks changed only after all of them ran (``History.amend``); a checkpoint
+    taken in between would miss what the callbacks before it wrote.
+    """
+    saved = history.to_dict()
+    if logs is None or not saved["epoch"] or saved["epoch"][-1] != epoch:
+        return saved
+    amended = History.from_dict(saved)
+    amended.amend(epoch, logs)
+    return amended.to_dict()
 
 
 __all__ = [

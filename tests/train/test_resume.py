@@ -130,3 +130,23 @@ def test_resume_with_early_stopping_stops_where_the_uninterrupted_run_stops(tmp_
         stop.wait,
     )
     assert len(resumed["loss"]) == len(full["loss"])
+
+
+class _Doubles(T.Callback):
+    """Writes a value of its own into the epoch's logs (as a user's callback may)."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs["twice_loss"] = 2.0 * logs["loss"]
+
+
+def test_values_callbacks_write_before_the_checkpoint_are_saved_and_resumed(tmp_path):
+    def go(epochs, **more):
+        cbs = [_Doubles(), T.ModelCheckpoint(tmp_path / "ckpt")]
+        return T.fit(mlp(seed=2), blobs(n=50), epochs=epochs, callbacks=cbs, **KW, **more)
+
+    full = T.fit(mlp(seed=2), blobs(n=50), epochs=3, callbacks=[_Doubles()], **KW)
+    go(2)  # the newest checkpoint (epoch 2) must hold its own epoch's value
+    resumed = go(3, resume_from=tmp_path / "ckpt")
+    assert resumed.epoch == full.epoch == [0, 1, 2]
+    np.testing.assert_allclose(resumed["twice_loss"], full["twice_loss"], rtol=1e-6)
+    np.testing.assert_allclose(resumed["twice_loss"], 2.0 * np.asarray(resumed["loss"]), rtol=1e-6)
