@@ -16,7 +16,7 @@ Example:
 """
 
 from nnjax.distributed import arrays, partition
-from nnjax.distributed.launcher import free_port, launch
+from nnjax.distributed.launcher import free_port, launch, reserved_port
 from nnjax.distributed.partition import fsdp_spec, rule_specs
 from nnjax.distributed.process import (
     ENV_ADDRESS,
@@ -43,5 +43,6 @@ __all__ = [
     "partition",
     "process_count",
     "process_index",
+    "reserved_port",
     "rule_specs",
 ]

@@ -16,7 +16,7 @@ from typing import Any
 
 from nnjax.distributed.process import ENV_ADDRESS, ENV_NUM_PROCESSES, ENV_PROCESS_ID
 
-__all__ = ["GRACE_S", "describe", "exit_status", "free_port", "launch"]
+__all__ = ["GRACE_S", "describe", "exit_status", "free_port", "launch", "reserved_port"]
 
 GRACE_S = 10.0
 """Seconds the other processes get to exit after one has failed, before they are killed."""
@@ -41,6 +41,41 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
+@contextlib.contextmanager
+def reserved_port(host: str = "127.0.0.1") -> Iterator[int]:
+    """A free TCP port on ``host``, kept from other programs while the block runs.
+
+    :func:`free_port`'s port is free when asked for, and another program (an outgoing
+    connection's ephemeral port, a server) may take it before the coordinator binds it.
+    Here a socket holds it for the block: bound with ``SO_REUSEADDR`` and
+    ``SO_REUSEPORT``, never listening. JAX's coordinator (gRPC binds with both
+    options, as the same user) still listens on it, and process 0's own check for a
+    busy port passes, while the OS hands the port to no outgoing connection and a
+    program binding it without those options gets ``EADDRINUSE``. Without
+    ``SO_REUSEPORT`` (Windows) this is :func:`free_port`.
+
+    Args:
+      host: the interface to bind, ``"127.0.0.1"`` by default.
+
+    Yields:
+      The port number.
+
+    Example:
+      >>> with reserved_port() as port:
+      ...     0 < port < 65536
+      True
+    """
+    reuse_port = getattr(socket, "SO_REUSEPORT", None)
+    if reuse_port is None:
+        yield free_port(host)
+        return
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, reuse_port, 1)
+        sock.bind((host, 0))
+        yield int(sock.getsockname()[1])
+
+
 def launch(
     command: Sequence[str],
     processes: int,
@@ -51,8 +86,9 @@ def launch(
 ) -> int:
     """Runs ``command`` as ``processes`` local processes joined by :func:`initialize`.
 
-    Each process gets :data:`~nnjax.distributed.process.ENV_ADDRESS` (a free port on
-    127.0.0.1), :data:`~nnjax.distributed.process.ENV_NUM_PROCESSES` and its own
+    Each process gets :data:`~nnjax.distributed.process.ENV_ADDRESS` (a port on
+    127.0.0.1, held free for the coordinator by :func:`reserved_port`),
+    :data:`~nnjax.distributed.process.ENV_NUM_PROCESSES` and its own
     :data:`~nnjax.distributed.process.ENV_PROCESS_ID`, so a script that calls
     ``nnjax.distributed.initialize()`` with no arguments joins the group. When one
     process fails, the others are stopped (terminated, then killed after
@@ -67,7 +103,8 @@ def launch(
     Args:
       command: the program and its arguments, e.g. ``["python", "train.py"]``.
       processes: how many processes to start, ``>= 1``.
-      port: the coordinator's port; a free one by default.
+      port: the coordinator's port; by default one :func:`reserved_port` holds until
+        every process has ended.
       timeout_s: stop every process after this many seconds (``None``: no limit).
       env: the environment for the processes (default: this process's).
 
@@ -90,7 +127,20 @@ def launch(
         raise ValueError(f"launch: `command` must be a non-empty list of strings, got {command!r}")
     if isinstance(processes, bool) or not isinstance(processes, int) or processes < 1:
         raise ValueError(f"launch: `processes` must be an int >= 1, got {processes!r}")
-    address = f"127.0.0.1:{port or free_port()}"
+    with contextlib.ExitStack() as stack:
+        if not port:  # held until every process has ended
+            port = stack.enter_context(reserved_port())
+        return _run(command, processes, f"127.0.0.1:{port}", timeout_s, env)
+
+
+def _run(
+    command: Sequence[str],
+    processes: int,
+    address: str,
+    timeout_s: float | None,
+    env: Mapping[str, str] | None,
+) -> int:
+    """:func:`launch` once its arguments are checked and the port is chosen."""
     base = dict(os.environ if env is None else env)
     procs: list[subprocess.Popen] = []
     status = 1  # an exception here (KeyboardInterrupt outside the main thread, say)

@@ -46,6 +46,39 @@ def test_free_port_is_bindable():
         sock.bind(("127.0.0.1", port))
 
 
+def test_a_reserved_port_is_refused_to_others_and_left_to_the_coordinator():
+    import errno
+    import socket
+
+    from nnjax.distributed import process
+
+    with distributed.reserved_port() as port:
+        with socket.socket() as other, pytest.raises(OSError) as refused:
+            other.bind(("127.0.0.1", port))
+        assert refused.value.errno == errno.EADDRINUSE
+        process._check_port_free(f"127.0.0.1:{port}")  # process 0's own check passes
+        with socket.socket() as grpc_like:  # binds and listens as gRPC does
+            grpc_like.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            grpc_like.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            grpc_like.bind(("127.0.0.1", port))
+            grpc_like.listen()
+    with socket.socket() as later:  # free again after the block
+        later.bind(("127.0.0.1", port))
+
+
+def test_launch_holds_the_coordinators_port_while_its_processes_run():
+    probe = (
+        "import os, socket, sys\n"
+        "port = int(os.environ['NNJAX_COORDINATOR_ADDRESS'].rpartition(':')[2])\n"
+        "try:\n"
+        "    socket.socket().bind(('127.0.0.1', port))\n"
+        "except OSError:\n"
+        "    sys.exit(0)  # held for the coordinator\n"
+        "sys.exit(3)\n"
+    )
+    assert distributed.launch([sys.executable, "-c", probe], processes=2) == 0
+
+
 def _running(token, *, exclude=None):
     """The pids of the processes whose command line holds ``token`` (and not ``exclude``)."""
     pids = []
