@@ -17,9 +17,10 @@ from typing import Any
 
 import jax
 import numpy as np
+from flax import nnx
 
 from nnjax import metrics as metrics_lib
-from nnjax.train import compiled, in_flight, optimizers
+from nnjax.train import compiled, data, in_flight, optimizers
 from nnjax.train.driver import CallbackDriver, Run
 from nnjax.train.feeder import DeviceFeeder
 from nnjax.train.interrupts import deferred_interrupt, held_interrupts
@@ -235,4 +236,45 @@ def run_epochs(run: Run, plan: Plan, driver: CallbackDriver, initial_epoch: int)
         driver.train_end(logs)
 
 
-__all__ = ["NonFiniteLossError", "Plan", "epoch_logs", "fit_logs", "run_epoch", "run_epochs"]
+def train_into(
+    model: nnx.Module, run: Run, plan: Plan, driver: CallbackDriver, initial_epoch: int, source: Any
+) -> None:
+    """``fit``'s epochs (:func:`run_epochs`); the trained state lands in ``model``.
+
+    A non-finite loss (:class:`NonFiniteLossError`, naming the inputs when ``source``
+    holds NaN or inf) or a bad batch leaves ``model`` with the weights it had before
+    ``fit``; any other failure (a callback's error, KeyboardInterrupt) keeps what was
+    trained, then raises.
+    """
+    try:
+        run_epochs(run, plan, driver, initial_epoch)
+    except NonFiniteLossError as err:  # the model keeps the weights it had before fit
+        raise _diagnosed(err, source) from None
+    except (ValueError, TypeError):
+        if not run.bad_batch:  # a callback's, say: keep what was trained
+            nnx.update(model, run.state.params, run.state.rest)
+        raise  # a bad batch: the model keeps the weights it had before fit
+    except BaseException:
+        nnx.update(model, run.state.params, run.state.rest)  # e.g. KeyboardInterrupt
+        raise
+    nnx.update(model, run.state.params, run.state.rest)
+
+
+def _diagnosed(err: NonFiniteLossError, source: Any) -> NonFiniteLossError:
+    """``err``, naming the inputs when they hold NaN or inf (not the learning rate)."""
+    where = data.nonfinite_input(source)
+    if where is None:
+        return err
+    cause = f"the training inputs {where} hold NaN or inf: clean the data"
+    return NonFiniteLossError(err.epoch, err.step, err.value, cause=cause)
+
+
+__all__ = [
+    "NonFiniteLossError",
+    "Plan",
+    "epoch_logs",
+    "fit_logs",
+    "run_epoch",
+    "run_epochs",
+    "train_into",
+]

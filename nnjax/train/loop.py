@@ -12,8 +12,9 @@ Guarantees (CPU, same shapes and devices): the same ``seed`` gives bitwise the s
 parameters; a run resumed with ``resume_from`` from the checkpoint of epoch ``k`` ends
 bitwise where the uninterrupted run ends (each epoch's data order is a function of
 ``(seed, epoch)``, and the checkpoint carries optimizer state and dropout RNG state),
-with callbacks that keep no state of their own between epochs (not yet
-``ReduceLROnPlateau`` or ``EarlyStopping``, whose counters start afresh).
+with the built-in callbacks (``EarlyStopping`` and ``ReduceLROnPlateau`` replay their
+counters from the resumed history); a user's callback that keeps state of its own
+between epochs restarts it.
 Sharded runs match unsharded ones up to floating-point reassociation (allclose).
 
 Several processes (after :func:`nnjax.distributed.initialize`): the same call trains
@@ -28,7 +29,6 @@ process 0 prints. ``param_sharding`` lays out parameters and optimizer state
 from __future__ import annotations
 
 import os
-import sys
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -44,7 +44,6 @@ from nnjax.train import (
     agreement,
     checkpoint,
     compiled,
-    data,
     host_memory,
     model_call,
     optimizers,
@@ -56,7 +55,7 @@ from nnjax.train import (
 from nnjax.train import validation as checks
 from nnjax.train.callbacks import Callback, as_callbacks
 from nnjax.train.driver import CallbackDriver, Run, RunView
-from nnjax.train.engine import NonFiniteLossError, Plan, run_epochs
+from nnjax.train.engine import NonFiniteLossError, Plan, train_into
 from nnjax.train.evaluate import divisible, evaluate_source
 from nnjax.train.feeder import DeviceFeeder
 from nnjax.train.history import History
@@ -124,15 +123,6 @@ def _learning_rate(optimizer: Any, learning_rate: float | None) -> float | None:
             "(optimizer=optax.sgd, learning_rate=...) or set it in the transformation"
         )
     return None
-
-
-def _diagnosed(err: NonFiniteLossError, source: Any) -> NonFiniteLossError:
-    """``err``, naming the inputs when they hold NaN or inf (not the learning rate)."""
-    where = data.nonfinite_input(source)
-    if where is None:
-        return err
-    cause = f"the training inputs {where} hold NaN or inf: clean the data"
-    return NonFiniteLossError(err.epoch, err.step, err.value, cause=cause)
 
 
 @sharding.own_mesh
@@ -283,21 +273,7 @@ def fit(
       2
     """
     agreement.warn_if_not_joined()  # `nnjax launch` started it, but it joined no group
-    if validation is not None:
-        if validation_data is not None:
-            raise ValueError("pass `validation_data` only (`validation` is its deprecated alias)")
-        caller = sys._getframe(1)  # past the decorators (own_mesh, holding_interrupts)
-        wrappers = (sharding.__name__, holding_interrupts.__module__)
-        while caller.f_back is not None and caller.f_globals.get("__name__") in wrappers:
-            caller = caller.f_back
-        if not caller.f_globals.get("__name__", "").startswith("nnjax."):
-            # nnjax's own callers (the CLI) are migrating; users are told
-            warnings.warn(
-                "fit(validation=...) is deprecated; pass validation_data=...",
-                DeprecationWarning,
-                stacklevel=user_stacklevel(),
-            )
-        validation_data = validation
+    validation_data = _validation_alias(validation, validation_data)
     epochs, batch_size, accumulate_steps, steps_per_epoch = setup.check_counts(
         epochs, batch_size, accumulate_steps, steps_per_epoch, initial_epoch, seed=seed
     )
@@ -329,28 +305,16 @@ def fit(
     host_memory.retain_for(mesh)  # XLA:CPU: each step's temporaries reused, not re-faulted
     if val is not None:  # the mesh may span more devices than ``mesh_size`` assumed
         val = divisible(val, int(mesh.shape[sharding.DATA_AXIS]))
-    if param_sharding == "fsdp" and mesh.size == 1 and len(jax.devices()) > 1:
-        warnings.warn(
-            f"param_sharding='fsdp' shards nothing: batch_size={source.batch_size} does not "
-            f"split over the {len(jax.devices())} devices, so fit runs on one; pass a batch "
-            "size they divide (or `devices=`)",
-            stacklevel=user_stacklevel(),
-        )
+    setup.warn_if_fsdp_unsharded(param_sharding, mesh, source.batch_size)
     k = steps_per_dispatch or compiled.steps_per_dispatch_for(model)
     k = checks.check_count("steps_per_dispatch", k, 1)
 
     state = TrainState(params, optimizers.init_state(tx, params, learning_rate=lr), rest)
     layout = sharding.state_layout(state, mesh, param_sharding)  # bad rules fail here
-    history = History()
-    if resume_from is not None and checkpoint.latest_epoch(resume_from) is not None:
-        # Several processes: each reads only its shards of the layout.
-        shardings = layout.shardings() if jax.process_count() > 1 else None
-        state, history, initial_epoch, global_step = resume.resume_state(
-            resume_from, state, seed, fallback=fallback, shardings=shardings, epochs=epochs,
-            learning_rate=lr,
-        )  # fmt: skip
-    else:
-        global_step = 0
+    state, history, initial_epoch, global_step = resume.start(
+        resume_from, state, seed, layout, initial_epoch=initial_epoch, fallback=fallback,
+        epochs=epochs, learning_rate=lr,
+    )  # fmt: skip
     if isinstance(source, IterableSource):  # a generator is read once
         source.check_epochs(epochs - initial_epoch)
     for callback in callbacks:  # what the checkpoints record, and whose run they continue
@@ -359,21 +323,13 @@ def fit(
     run = Run(model, sharding.put_state(state, layout), mesh, history, seed, global_step)
     driver = CallbackDriver(callbacks, run)
     feeder = DeviceFeeder(source, mesh, k)
-    eval_graphdef = step.graphdef_for(model, training=False)
-    validate = None
-    if val is not None:
-        options = dict(objective.options)
-        validate = lambda s: evaluate_source(
-            eval_graphdef, s.params, s.rest, val, loss=objective.loss, metrics=objective.metrics,
-            mesh=mesh, precision=options["precision"], loss_fn=options["loss_fn"],
-        )  # fmt: skip
     plan = Plan(
         train_fn=_gathering(compiled.compiled_train(
             graphdef, objective.loss, tx, objective.metrics, k, mesh, feeder.gather,
             setup.step_options(objective, layout, param_sharding),
         ), mesh),
         feeder=feeder,
-        validate=validate,
+        validate=_validator(model, val, objective, mesh),
         metrics=step.resolve_metrics(objective.metrics),
         epochs=epochs,
         steps=source.steps,
@@ -382,19 +338,34 @@ def fit(
     )  # fmt: skip
     with jax.set_mesh(mesh):  # its programs' context: their mesh (sharding.own_mesh)
         driver.train_begin(setup.log_names(objective, user_logs, val, state))
-        try:
-            run_epochs(run, plan, driver, initial_epoch)
-        except NonFiniteLossError as err:  # the model keeps the weights it had before fit
-            raise _diagnosed(err, source) from None
-        except (ValueError, TypeError):
-            if not run.bad_batch:  # a callback's, say: keep what was trained
-                nnx.update(model, run.state.params, run.state.rest)
-            raise  # a bad batch: the model keeps the weights it had before fit
-        except BaseException:
-            nnx.update(model, run.state.params, run.state.rest)  # e.g. KeyboardInterrupt
-            raise
-    nnx.update(model, run.state.params, run.state.rest)
+        train_into(model, run, plan, driver, initial_epoch, source)
     return history
+
+
+def _validation_alias(validation: Any, validation_data: Any) -> Any:
+    """``validation_data``, or ``validation`` (its deprecated alias) with a warning."""
+    if validation is None:
+        return validation_data
+    if validation_data is not None:
+        raise ValueError("pass `validation_data` only (`validation` is its deprecated alias)")
+    warnings.warn(
+        "fit(validation=...) is deprecated; pass validation_data=...",
+        DeprecationWarning,
+        stacklevel=user_stacklevel(),
+    )
+    return validation
+
+
+def _validator(model: nnx.Module, val: Any, objective: setup.Objective, mesh: Mesh) -> Any:
+    """``validate(state) -> logs`` over the validation source, or None without one."""
+    if val is None:
+        return None
+    eval_graphdef = step.graphdef_for(model, training=False)
+    options = dict(objective.options)
+    return lambda s: evaluate_source(
+        eval_graphdef, s.params, s.rest, val, loss=objective.loss, metrics=objective.metrics,
+        mesh=mesh, precision=options["precision"], loss_fn=options["loss_fn"],
+    )  # fmt: skip
 
 
 __all__ = ["DEFAULT_STEPS_PER_DISPATCH", "NonFiniteLossError", "fit"]

@@ -184,6 +184,38 @@ def resume_state(
     return state, history, done, meta["global_step"]
 
 
+def start(
+    resume_from: str | os.PathLike | None,
+    state: TrainState,
+    seed: int,
+    state_layout: Any,
+    *,
+    initial_epoch: int,
+    fallback: bool = False,
+    epochs: int | None = None,
+    learning_rate: float | None = None,
+) -> tuple[TrainState, History, int, int]:
+    """``fit``'s starting point: the newest checkpoint of ``resume_from``, or ``state``.
+
+    Without ``resume_from``, or with a folder that holds no checkpoint yet, the run
+    starts fresh: ``(state, History(), initial_epoch, 0)``. Otherwise it is
+    :func:`resume_state`'s result; with several processes each reads only its shards
+    of ``state_layout`` (a :class:`~nnjax.train.sharding.StateLayout`).
+
+    Example:
+      >>> state, history, epoch, step = start(None, "fresh", 0, None, initial_epoch=2)
+      >>> state, history.epoch, epoch, step
+      ('fresh', [], 2, 0)
+    """
+    if resume_from is None or checkpoint.latest_epoch(resume_from) is None:
+        return state, History(), initial_epoch, 0
+    shardings = state_layout.shardings() if jax.process_count() > 1 else None
+    return resume_state(
+        resume_from, state, seed, fallback=fallback, shardings=shardings, epochs=epochs,
+        learning_rate=learning_rate,
+    )  # fmt: skip
+
+
 def _with_rate(opt_state: Any, learning_rate: Any) -> Any:
     """``opt_state`` with its injected learning rate set (a host array stays a host array)."""
     old = optimizers.get_hyperparameter(opt_state, "learning_rate")
@@ -207,4 +239,4 @@ def _changed(recorded: Any, learning_rate: float | None) -> bool:
     return float(recorded) != float(learning_rate)
 
 
-__all__ = ["abstract", "check_run_folder", "restore_state", "resume_state"]
+__all__ = ["abstract", "check_run_folder", "restore_state", "resume_state", "start"]

@@ -11,6 +11,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -20,6 +21,7 @@ from jax.sharding import Mesh
 
 from nnjax import losses
 from nnjax import metrics as metrics_lib
+from nnjax._deprecation import user_stacklevel
 from nnjax.train import abstract_output, compiled, data, optimizers, sharding, step
 from nnjax.train import validation as checks
 from nnjax.train.evaluate import eval_source
@@ -254,6 +256,18 @@ def check_counts(epochs, batch_size, accumulate_steps, steps_per_epoch, initial_
     )
 
 
+def warn_if_fsdp_unsharded(param_sharding: Any, mesh: Mesh, batch_size: int) -> None:
+    """Warns when ``param_sharding="fsdp"`` shards nothing (the batch left one device)."""
+    devices = len(jax.devices())
+    if param_sharding == "fsdp" and mesh.size == 1 and devices > 1:
+        warnings.warn(
+            f"param_sharding='fsdp' shards nothing: batch_size={batch_size} does not "
+            f"split over the {devices} devices, so fit runs on one; pass a batch "
+            "size they divide (or `devices=`)",
+            stacklevel=user_stacklevel(),
+        )
+
+
 __all__ = [
     "Objective",
     "check_counts",
@@ -266,4 +280,5 @@ __all__ = [
     "objective",
     "sources",
     "step_options",
+    "warn_if_fsdp_unsharded",
 ]
