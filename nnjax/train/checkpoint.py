@@ -378,11 +378,9 @@ class ModelCheckpoint(Callback):
 
 
 def _saved_history(history: Any, epoch: int, logs: Any) -> dict[str, Any]:
-    """``history.to_dict()`` with epoch ``epoch`` amended by ``logs`` as they are now.
+    """``history.to_dict()``, epoch ``epoch`` amended by ``logs`` as the callbacks left them.
 
-    ``fit`` appends an epoch's logs before ``on_epoch_end`` and records what the
-    callbacks changed only after all of them ran (``History.amend``); a checkpoint
-    taken in between would miss what the callbacks before it wrote.
+    (``fit`` amends its ``History`` only after every callback's ``on_epoch_end``.)
     """
     saved = history.to_dict()
     if logs is None or not saved["epoch"] or saved["epoch"][-1] != epoch:

@@ -166,10 +166,7 @@ def compiled_sweep_train(
     at a time (unbatched matrix products, as ``fit``'s own program). Batches are split
     over ``mesh``'s ``'data'`` axis (its devices may span several processes); the state
     and the logs come out replicated on it, so every process reads the same logs.
-
-    With ``per_step=1`` each member's step is ``fit``'s own program, and it is compiled
-    as ``fit`` compiles it (:func:`library_compiled`); vmapped members get plain
-    :func:`jax.jit`.
+    Compiled as ``fit``'s step where :func:`library_compiled`, else by :func:`jax.jit`.
     """
     # Placeholder values: inject_hyperparams reads every member's values from its state.
     tx = optax.inject_hyperparams(factory)(**dict.fromkeys(names, 0.0))
