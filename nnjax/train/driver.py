@@ -49,10 +49,19 @@ class Run:
     """
 
     def __init__(
-        self, model: Any, state: Any, mesh: Any, history: History, seed: int, global_step: int = 0
+        self,
+        model: Any,
+        state: Any,
+        mesh: Any,
+        history: History,
+        seed: int,
+        global_step: int = 0,
+        *,
+        resumed_from: str | None = None,
     ) -> None:
         self.model, self.mesh, self.history, self.seed = model, mesh, history, seed
         self.global_step = global_step
+        self.resumed_from = resumed_from  # the checkpoints of the resumed epochs
         self.epoch = 0
         self.stop = False
         self.bad_batch = False  # the data raised (ValueError/TypeError) while read
@@ -98,9 +107,9 @@ class RunView:
     """What a callback sees of the run (``callback.loop``); read-only plus requests.
 
     The properties (``model``, ``state``, ``mesh``, ``history``, ``epoch``,
-    ``global_step``, ``seed``, ``log_names``, ``stop_training``) read the run; the
-    methods request changes, applied between hooks. ``nnjax.train.Loop``, its name before
-    nnjax 0.2, still works with a ``DeprecationWarning`` (it goes in nnjax 0.3).
+    ``global_step``, ``seed``, ``resumed_from``, ``log_names``, ``stop_training``) read
+    the run; the methods request changes, applied between hooks. ``nnjax.train.Loop``,
+    its name before nnjax 0.2, still works with a ``DeprecationWarning`` (it goes in nnjax 0.3).
 
     Args:
       run: the run it shows (made by ``fit``; callbacks never build one).
@@ -153,6 +162,11 @@ class RunView:
     def global_step(self) -> int:
         """The updates done so far in this run (counting a resumed run's earlier ones)."""
         return self._run.global_step
+
+    @property
+    def resumed_from(self) -> str | None:
+        """The checkpoint folder this run resumed from (``resume_from``), else ``None``."""
+        return self._run.resumed_from
 
     @property
     def seed(self) -> int:

@@ -320,7 +320,9 @@ def fit(
     for callback in callbacks:  # what the checkpoints record, and whose run they continue
         if isinstance(callback, checkpoint.ModelCheckpoint):
             callback.bind_fit(resume_from=resume_from, learning_rate=lr)
-    run = Run(model, sharding.put_state(state, layout), mesh, history, seed, global_step)
+    resumed = os.fspath(resume_from) if history.epoch and resume_from is not None else None
+    run = Run(model, sharding.put_state(state, layout), mesh, history, seed, global_step,
+              resumed_from=resumed)  # fmt: skip
     driver = CallbackDriver(callbacks, run)
     feeder = DeviceFeeder(source, mesh, k)
     plan = Plan(

@@ -15,8 +15,12 @@ from __future__ import annotations
 
 import math
 import numbers
+import warnings
 from typing import Any
 
+from nnjax.io import model as io_model
+from nnjax.io import restore
+from nnjax.io.errors import CheckpointError
 from nnjax.train import sharding
 from nnjax.train.callbacks import Callback, Logs
 from nnjax.train.history import History
@@ -162,10 +166,11 @@ class EarlyStopping(Callback):
         epoch (whether or not it beat ``baseline``) back into the model when training
         ends, whether or not it stopped early (a host copy is kept; donation never
         touches it). Not after an exception, nor when no epoch was counted. In a run
-        resumed with ``resume_from`` only epochs trained after the resume can be put
-        back (a checkpoint holds no earlier best weights): the best of them, if it beats
-        the resumed epochs' best; else the model keeps its last weights (``best_epoch``
-        then names a resumed epoch).
+        resumed with ``resume_from``, a best epoch among the resumed ones is put back
+        from its checkpoint in that folder (as the uninterrupted run would); where that
+        checkpoint is gone (``max_to_keep`` pruned it) or unreadable, a warning says so
+        at the start, and unless a later epoch improves the model keeps its last
+        weights.
       start_from_epoch: the first (0-based) epoch counted: a warm-up before it neither
         improves nor stalls, so training never stops before it (past the last epoch:
         nothing is counted, nothing stops or is restored).
@@ -257,13 +262,15 @@ class EarlyStopping(Callback):
         """Resets the best value, the wait count and the kept weights.
 
         A resumed run's epochs (``resume_from``) are replayed: the best value, its epoch
-        and the wait count are the uninterrupted run's (the best weights, with
-        ``restore_best_weights``, only come from epochs trained in this run).
+        and the wait count are the uninterrupted run's; with ``restore_best_weights`` a
+        resumed best epoch's weights are read from its checkpoint.
         """
         self.monitor.best = Monitor(self.monitor.monitor, self.monitor.mode).best
         self.wait, self.stopped_epoch, self.best_epoch, self.best_weights = 0, None, None, None
         for epoch, past in resumed_logs(self.loop, self.monitor.monitor):
             self._count(epoch, past)
+        if self.restore_best_weights and self.best_epoch is not None:
+            self.best_weights = _resumed_weights(self.loop, self.best_epoch)
 
     def _count(self, epoch: int, logs: Logs) -> tuple[bool, bool]:
         """Counts ``epoch``: ``(improved, stop after it)``."""
@@ -289,6 +296,28 @@ class EarlyStopping(Callback):
         """Puts the best epoch's weights back when ``restore_best_weights`` is set."""
         if self.restore_best_weights and self.best_weights is not None:
             self.loop.restore_weights(*self.best_weights)
+
+
+def _resumed_weights(loop: Any, epoch: int) -> tuple[Any, Any] | None:
+    """``(params, rest)`` of a resumed epoch's checkpoint, or None (with a warning)."""
+    folder = loop.resumed_from
+    if folder is None:  # not resumed: the epoch was trained in this run
+        return None
+    template = {"params": loop.state.params, "rest": loop.state.rest}
+    try:
+        parts, _ = io_model.open_checkpoint(
+            folder, lambda step: restore.read_parts(step, template), epoch=epoch
+        )
+    except (FileNotFoundError, CheckpointError) as err:
+        warnings.warn(
+            f"EarlyStopping(restore_best_weights=True): the best epoch so far, {epoch + 1}, "
+            f"was trained before the resume and its weights could not be read from "
+            f"{folder} ({err}); unless a later epoch improves on it, the model keeps its "
+            "last weights (keep more checkpoints with ModelCheckpoint(max_to_keep=...))",
+            stacklevel=2,
+        )
+        return None
+    return parts["params"], parts["rest"]
 
 
 # Defined in nnjax.train.plateau; re-exported so that ``nnjax.train.monitor`` keeps

@@ -150,3 +150,36 @@ def test_values_callbacks_write_before_the_checkpoint_are_saved_and_resumed(tmp_
     assert resumed.epoch == full.epoch == [0, 1, 2]
     np.testing.assert_allclose(resumed["twice_loss"], full["twice_loss"], rtol=1e-6)
     np.testing.assert_allclose(resumed["twice_loss"], 2.0 * np.asarray(resumed["loss"]), rtol=1e-6)
+
+
+def _stop_restoring():
+    # the training loss falls every epoch here, so its "best" in mode max is epoch 1
+    return T.EarlyStopping("loss", mode="max", patience=10, restore_best_weights=True)
+
+
+@pytest.mark.parametrize("kept", [None, 1])
+def test_restore_best_weights_of_a_resumed_epoch_reads_its_checkpoint(tmp_path, kept):
+    def go(epochs, **more):
+        stop = _stop_restoring()
+        cbs = [stop, T.ModelCheckpoint(tmp_path / "ckpt", max_to_keep=kept)]
+        model = mlp(seed=2)
+        T.fit(model, blobs(n=50), epochs=epochs, callbacks=cbs, **KW, **more)
+        return leaves(model), stop
+
+    full_model = mlp(seed=2)
+    stop = _stop_restoring()
+    T.fit(full_model, blobs(n=50), epochs=6, callbacks=[stop], **KW)
+    assert stop.best_epoch == 0
+    go(3)  # interrupted after epoch 3: the best, epoch 1 (1-based), is a resumed one
+    if kept is None:  # its checkpoint is there: put back as the uninterrupted run does
+        resumed, resumed_stop = go(6, resume_from=tmp_path / "ckpt")
+        for a, b in zip(resumed, leaves(full_model), strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+    else:  # pruned (only epoch 3 kept): said, and the model keeps its last weights
+        with pytest.warns(UserWarning, match="best epoch so far, 1, was trained before"):
+            resumed, resumed_stop = go(6, resume_from=tmp_path / "ckpt")
+        last = mlp(seed=2)
+        T.fit(last, blobs(n=50), epochs=6, **KW)
+        for a, b in zip(resumed, leaves(last), strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+    assert resumed_stop.best_epoch == 0
