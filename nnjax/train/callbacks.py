@@ -69,6 +69,14 @@ class Callback:
 
     loop: Any = None
 
+    writes_logs: tuple[str, ...] = ()
+    """Names this callback puts into the epoch's ``logs`` in ``on_epoch_end``.
+
+    ``fit`` checks before training that every monitored name (``EarlyStopping``,
+    ``ReduceLROnPlateau``, ``ModelCheckpoint(monitor=...)``) will be logged: declared
+    here, a name may be monitored by the callbacks listed after this one.
+    """
+
     def set_loop(self, loop: Any) -> None:
         """Called by ``fit`` before ``on_train_begin``."""
         self.loop = loop

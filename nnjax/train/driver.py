@@ -281,16 +281,34 @@ def monitored_names(callbacks: Iterable[Callback]) -> list[tuple[str, str]]:
 def check_monitors(callbacks: Sequence[Callback], log_names: Sequence[str]) -> None:
     """Every monitored metric must be one that ``fit`` logs; checked before training.
 
+    A name that a callback declares in :attr:`~nnjax.train.callbacks.Callback.writes_logs`
+    counts for the callbacks listed after it.
+
     Example:
       >>> from nnjax.train.callbacks import EarlyStopping
       >>> check_monitors([EarlyStopping("loss")], ["loss"])
     """
-    for owner, name in monitored_names(callbacks):
-        if name not in log_names:
-            raise ValueError(
-                f"{owner} monitors {name!r}, which fit will not log; it logs: "
-                f"{', '.join(log_names)} (val_* names need validation data)"
-            )
+    logged = set(log_names)
+    for i, cb in enumerate(callbacks):
+        for owner, name in monitored_names([cb]):
+            if name not in logged:
+                raise ValueError(_unlogged(owner, name, callbacks[i + 1 :], log_names))
+        logged.update(cb.writes_logs)
+
+
+def _unlogged(owner: str, name: str, later: Sequence[Callback], log_names: Sequence[str]) -> str:
+    """The error for a monitored ``name`` that no earlier callback or ``fit`` logs."""
+    writers = [type(cb).__name__ for cb in later if name in cb.writes_logs]
+    if writers:
+        return (
+            f"{owner} monitors {name!r}, which {writers[0]} writes later in `callbacks`: "
+            f"list {writers[0]} before {owner}"
+        )
+    return (
+        f"{owner} monitors {name!r}, which fit will not log; it logs: "
+        f"{', '.join(log_names)} (val_* names need validation data; a callback that "
+        "writes the name declares it in `writes_logs`)"
+    )
 
 
 class CallbackDriver:

@@ -110,6 +110,37 @@ def test_monitored_names_are_checked_before_training():
         )
 
 
+class _Score(T.Callback):
+    """Writes a scripted ``score`` (best at epoch 1), declared in ``writes_logs``."""
+
+    writes_logs = ("score",)
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs["score"] = [3.0, 1.0, 2.0, 2.0, 2.0][epoch]
+
+
+def test_a_name_a_callback_declares_may_be_monitored_after_it():
+    stop = T.EarlyStopping("score", mode="min", patience=2)
+    history = T.fit(mlp(), blobs(), epochs=5, callbacks=[_Score(), stop], **KW)
+    assert (stop.best_epoch, stop.stopped_epoch) == (1, 3)
+    assert history.history["score"] == [3.0, 1.0, 2.0, 2.0]
+
+
+def test_a_declared_name_monitored_before_its_writer_names_the_order():
+    stop = T.EarlyStopping("score", mode="min")
+    with pytest.raises(ValueError, match=r"which _Score writes later.*list _Score before Early"):
+        T.fit(mlp(), blobs(), epochs=1, callbacks=[stop, _Score()], **KW)
+
+
+def test_an_undeclared_name_is_refused_before_training():
+    class Undeclared(_Score):
+        writes_logs = ()
+
+    stop = T.EarlyStopping("score", mode="min")
+    with pytest.raises(ValueError, match=r"will not log.*declares it in `writes_logs`"):
+        T.fit(mlp(), blobs(), epochs=1, callbacks=[Undeclared(), stop], **KW)
+
+
 def test_reduce_lr_on_plateau_lowers_the_logged_rate():
     fake = FakeValLoss([1.0, 1.0, 1.0, 1.0, 1.0])
     reduce = T.ReduceLROnPlateau("val_loss", factor=0.5, patience=2)
