@@ -23,6 +23,7 @@ the launched processes share a JAX compilation cache, so the resumed run loads t
 programs that the first run compiled. Every wait is bounded.
 """
 
+import contextlib
 import csv
 import io
 import os
@@ -138,7 +139,8 @@ def _kill_leftovers(folder):
 def _start_crash_group(folder):
     """``_worker.py crash`` in 2 processes without the launcher; a thread watches them."""
     folder.mkdir()
-    address = f"127.0.0.1:{distributed.free_port()}"
+    held = contextlib.ExitStack()  # the coordinator's port, until both have ended
+    address = f"127.0.0.1:{held.enter_context(distributed.reserved_port())}"
     procs = []
     for i in range(2):
         ids = {ENV_ADDRESS: address, ENV_NUM_PROCESSES: "2", ENV_PROCESS_ID: str(i)}
@@ -148,10 +150,11 @@ def _start_crash_group(folder):
     seen: dict = {}
 
     def watch():
-        seen["status1"] = _wait(procs[1], 180)
-        died = time.monotonic()
-        seen["status0"] = _wait(procs[0], 4 * CRASH_HEARTBEAT_S)
-        seen["waited"] = time.monotonic() - died
+        with held:
+            seen["status1"] = _wait(procs[1], 180)
+            died = time.monotonic()
+            seen["status0"] = _wait(procs[0], 4 * CRASH_HEARTBEAT_S)
+            seen["waited"] = time.monotonic() - died
 
     thread = threading.Thread(target=watch)
     thread.start()

@@ -36,9 +36,13 @@ START_S = 60
 END_S = 30
 
 
-def _start(out, mode):
-    """The 2 processes of ``_failure_worker.py MODE`` without the launcher (own sessions)."""
-    address = f"127.0.0.1:{distributed.free_port()}"
+def _start(out, mode, port):
+    """The 2 processes of ``_failure_worker.py MODE`` without the launcher (own sessions).
+
+    ``port``: the coordinator's, held by the caller (``distributed.reserved_port``) until
+    the processes have ended.
+    """
+    address = f"127.0.0.1:{port}"
     procs = []
     for i in range(2):
         ids = {ENV_ADDRESS: address, ENV_NUM_PROCESSES: "2", ENV_PROCESS_ID: str(i)}
@@ -78,13 +82,14 @@ def _started(out):
 
 
 def test_an_exception_in_one_process_ends_both_without_the_launcher(tmp_path):
-    procs = _start(tmp_path, "raise")
-    deadline = time.monotonic() + START_S
-    while not _started(tmp_path) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    began = time.monotonic()
-    codes = _wait_all(procs, END_S + 5)
-    took = time.monotonic() - began
+    with distributed.reserved_port() as port:
+        procs = _start(tmp_path, "raise", port)
+        deadline = time.monotonic() + START_S
+        while not _started(tmp_path) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        began = time.monotonic()
+        codes = _wait_all(procs, END_S + 5)
+        took = time.monotonic() - began
     errs = [(tmp_path / f"err{i}.txt").read_text() for i in range(2)]
     assert codes == [1, 1], (codes, errs)
     assert took < END_S, f"the group took {took:.1f} s to end: {errs}"
@@ -110,8 +115,9 @@ def test_an_exception_in_one_process_fails_the_launch(tmp_path, capfd):
 @pytest.fixture(scope="module")
 def mismatches(tmp_path_factory):
     out = tmp_path_factory.mktemp("mismatch")
-    procs = _start(out, "mismatch")
-    codes = _wait_all(procs, START_S + 120)
+    with distributed.reserved_port() as port:
+        procs = _start(out, "mismatch", port)
+        codes = _wait_all(procs, START_S + 120)
     errs = [(out / f"err{i}.txt").read_text() for i in range(2)]
     assert codes == [0, 0], (codes, errs)
     return [json.loads((out / f"{i}.json").read_text()) for i in range(2)]
