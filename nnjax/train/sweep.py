@@ -198,8 +198,9 @@ def sweep(
         such blocks run one after another in a device loop (``lax.map``); ``1`` computes
         one member at a time with unbatched matrix products; ``None`` all at once.
         ``"auto"``: all at once, except on CPU for members of more than
-        :data:`~nnjax.train.sweep_step.CPU_VMAP_MAX_PARAMS` parameters (one at a time:
-        measured faster there).
+        :data:`~nnjax.train.dispatch_choices.CPU_VMAP_MAX_PARAMS` parameters, or
+        :data:`~nnjax.train.dispatch_choices.CPU_VMAP_MAX_PARAMS_CONV_RNN` with
+        convolutional or recurrent layers (one at a time: measured faster there).
       resume_from: a ``ModelCheckpoint`` folder of an earlier run of this sweep: every
         group continues after its newest checkpoint (a finished group is not rerun).
       verbose: 0 silent; 1 or 2 one line per epoch and group (process 0 only).
@@ -325,7 +326,7 @@ def _group_plan(model: nnx.Module, graphdef: nnx.GraphDef, state: SweepState, c:
     objective, seeds = c["objective"], c["group_seeds"]
     per_step, mesh = c["per_step"], c["mesh"]
     if per_step == "auto":
-        per_step = auto_per_step(state.params, jax.devices()[0].platform)
+        per_step = auto_per_step(state.params, jax.devices()[0].platform, graphdef)
     if len(seeds) == 1:  # one member runs unbatched whatever per_step says (over_members)
         per_step = 1
     k = checks.check_count(

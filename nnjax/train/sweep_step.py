@@ -32,6 +32,7 @@ from nnjax.functional import _conv_compiler
 from nnjax.train import in_flight, optimizers, sharding, step
 from nnjax.train._sweep_groups import SweepHistory
 from nnjax.train.compiled import TRACES, cached, eigen_dots_for, gathered, loop_steps
+from nnjax.train.dispatch_choices import CPU_VMAP_MAX_PARAMS, auto_per_step
 from nnjax.train.engine import epoch_logs
 from nnjax.train.evaluate import summarize
 from nnjax.train.flat_dispatch import on_leaves
@@ -273,31 +274,6 @@ def over_members(fn: Callable, xs: tuple, per_step: int | None) -> Any:
     if m == 1 or per_step == 1:
         return jax.lax.map(lambda member: fn(*member), xs)
     return jax.lax.map(lambda member: fn(*member), xs, batch_size=per_step)
-
-
-CPU_VMAP_MAX_PARAMS = 100_000
-"""On CPU, members with at most this many parameters are vmapped together.
-
-Larger ones run one at a time in the program's device loop. Measured
-(``benchmarks/bench_sweep.py``, 2 busy cores, Adam, batch 32): the digits MLP
-64-64-10 (4.8k parameters) vmapped ran 2x (M=4) to 10x (M=64) faster than a loop over
-members, while the Fashion-MNIST MLP 784-500-300-100-10 (567k) vmapped ran 2.1x slower
-than the loop at M=4 (batched matrix products are slow on XLA:CPU for large layers).
-"""
-
-
-def auto_per_step(params: PyTree, platform: str) -> int | None:
-    """``members_per_step="auto"``: all vmapped (None) off CPU or for small members, else 1.
-
-    Example:
-      >>> big = {"w": np.zeros((4, 200_000))}  # 4 members of 200k parameters
-      >>> small = {"w": np.zeros((4, 9))}
-      >>> auto_per_step(big, "cpu"), auto_per_step(big, "gpu"), auto_per_step(small, "cpu")
-      (1, None, None)
-    """
-    leaves = jax.tree.leaves(params)
-    per_member = sum(int(np.prod(a.shape[1:])) for a in leaves)
-    return None if platform != "cpu" or per_member <= CPU_VMAP_MAX_PARAMS else 1
 
 
 @cached

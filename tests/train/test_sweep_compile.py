@@ -107,3 +107,46 @@ def test_one_member_sweep_equals_fit_with_a_cnn():
     member = nnx.state(result.member(0), nnx.Param)
     for a, b in zip(jax.tree.leaves(member), jax.tree.leaves(nnx.state(model, nnx.Param))):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+
+
+def _stacked(model_fn, m=2):
+    splits = [split_model(model_fn(nnx.Rngs(s))) for s in range(m)]
+    return splits[0][0], sweep_step.stack([s[1] for s in splits])
+
+
+@pytest.mark.parametrize(
+    ("model_fn", "cpu"),
+    [
+        (lambda r: nn.SequenceClassifier(16, 48, 10, rngs=r), 1),  # 13k, recurrent
+        (lambda r: nn.SequenceClassifier(16, 16, 10, rngs=r), None),  # 2.1k
+        (lambda r: nn.CNN((28, 28, 1), 10, conv_features=(8, 16), dense=(32,), rngs=r), 1),
+        (lambda r: nn.MLP(64, (64, 64), 10, rngs=r), None),  # 13k, dense: the 100k rule
+        (lambda r: nn.MLP(784, (128,), 10, rngs=r), 1),  # 102k
+    ],
+    ids=["lstm-13k", "lstm-2k", "cnn-27k", "mlp-13k", "mlp-102k"],
+)
+def test_auto_runs_conv_and_recurrent_members_over_10k_one_at_a_time(model_fn, cpu):
+    graphdef, params = _stacked(model_fn)
+    assert sweep_step.auto_per_step(params, "cpu", graphdef) == cpu
+    assert sweep_step.auto_per_step(params, "gpu", graphdef) is None
+
+
+def test_auto_in_a_sweep_of_cnn_members_compiles_them_as_fit(monkeypatch):
+    from nnjax.train import sweep
+
+    calls = []
+
+    def spy(fn, *, eigen_dots, **kw):
+        calls.append(eigen_dots)
+        return jax.jit(fn, **kw)
+
+    monkeypatch.setattr(sweep_step._conv_compiler, "jit", spy)
+    rng = np.random.default_rng(0)
+    x, y = rng.random((16, 12, 12, 1), dtype=np.float32), rng.integers(0, 3, 16)
+
+    def model_fn(rngs):  # 12x12 -> 6x6 x 16 -> dense 64: 37k parameters
+        return nn.CNN((12, 12, 1), 3, conv_features=(16,), dense=(64,), rngs=rngs)
+
+    sweep(model_fn, (x, y), loss="sparse_categorical_crossentropy", seeds=[0, 1], batch_size=8)
+    # one at a time on the CPU (37k > 10k), so compiled as fit's step; vmapped elsewhere
+    assert calls == ([False] if jax.default_backend() == "cpu" else [])
