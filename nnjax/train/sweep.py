@@ -108,6 +108,7 @@ from nnjax.train.sweep_space import (
 from nnjax.train.sweep_step import (
     SweepHistory,
     SweepState,
+    auto_eval_per_step,
     auto_per_step,
     compiled_sweep_train,
     init_opt_states,
@@ -325,8 +326,11 @@ def _group_plan(model: nnx.Module, graphdef: nnx.GraphDef, state: SweepState, c:
     """The engine's plan: the vmapped dispatch, the per-member feeder, validation and logs."""
     objective, seeds = c["objective"], c["group_seeds"]
     per_step, mesh = c["per_step"], c["mesh"]
+    eval_per_step = per_step
     if per_step == "auto":
-        per_step = auto_per_step(state.params, jax.devices()[0].platform, graphdef)
+        platform = jax.devices()[0].platform
+        per_step = auto_per_step(state.params, platform, graphdef)
+        eval_per_step = auto_eval_per_step(platform, graphdef)
     if len(seeds) == 1:  # one member runs unbatched whatever per_step says (over_members)
         per_step = 1
     k = checks.check_count(
@@ -337,7 +341,7 @@ def _group_plan(model: nnx.Module, graphdef: nnx.GraphDef, state: SweepState, c:
     if c["val"] is not None:
         eval_graphdef = step.graphdef_for(model, training=False)
         args = (objective.loss, objective.metrics, objective.options)
-        validate = make_validate(eval_graphdef, c["val"], *args, mesh)
+        validate = make_validate(eval_graphdef, c["val"], *args, mesh, eval_per_step)
     resolved = step.resolve_metrics(objective.metrics)
     return Plan(
         train_fn=compiled_sweep_train(

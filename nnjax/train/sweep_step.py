@@ -32,7 +32,7 @@ from nnjax.functional import _conv_compiler
 from nnjax.train import in_flight, optimizers, sharding, step
 from nnjax.train._sweep_groups import SweepHistory
 from nnjax.train.compiled import TRACES, cached, eigen_dots_for, gathered, loop_steps
-from nnjax.train.dispatch_choices import CPU_VMAP_MAX_PARAMS, auto_per_step
+from nnjax.train.dispatch_choices import CPU_VMAP_MAX_PARAMS, auto_eval_per_step, auto_per_step
 from nnjax.train.engine import epoch_logs
 from nnjax.train.evaluate import summarize
 from nnjax.train.flat_dispatch import on_leaves
@@ -277,12 +277,16 @@ def over_members(fn: Callable, xs: tuple, per_step: int | None) -> Any:
 
 
 @cached
-def _compiled_eval(graphdef: nnx.GraphDef, loss: Any, metrics: tuple, options: tuple):
+def _compiled_eval(graphdef: nnx.GraphDef, loss: Any, metrics: tuple, options: tuple, per_step):
     named = dict(options)
     eval_step = step.make_eval_step(
         graphdef, loss, metrics, precision=named["precision"], loss_fn=named["loss_fn"]
     )
-    return jax.jit(jax.vmap(eval_step, in_axes=(0, 0, None)))
+
+    def members(params, rest, batch):  # one shared batch, members as over_members says
+        return over_members(lambda p, r: eval_step(p, r, batch), (params, rest), per_step)
+
+    return jax.jit(members)
 
 
 def make_validate(
@@ -292,14 +296,16 @@ def make_validate(
     metrics: tuple,
     options: tuple,
     mesh: Mesh | None = None,
+    per_step: int | None = None,
 ) -> Callable[[SweepState], dict[str, np.ndarray]]:
     """``validate(state) -> {name: (M,)}``: every member's exact loss and metrics.
 
-    Members are evaluated together (one vmapped, jitted evaluation step per batch, the
-    batch split over ``mesh``: each process reads only its rows); the statistics are
-    summed over the batches per member, as ``evaluate`` does.
+    One jitted evaluation step per batch for every member (``per_step`` of them vmapped
+    together, as :func:`over_members`; the batch split over ``mesh``: each process reads
+    only its rows); the statistics are summed over the batches per member, as
+    ``evaluate`` does.
     """
-    eval_step = _compiled_eval(eval_graphdef, loss, metrics, options)
+    eval_step = _compiled_eval(eval_graphdef, loss, metrics, options, per_step)
     resolved = step.resolve_metrics(metrics)
     mesh = mesh or sharding.make_mesh(jax.devices()[:1])
     size = source.batch_size
@@ -361,6 +367,7 @@ __all__ = [
     "SweepFeeder",
     "SweepHistory",
     "SweepState",
+    "auto_eval_per_step",
     "auto_per_step",
     "compiled_sweep_train",
     "finite_update",

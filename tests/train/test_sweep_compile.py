@@ -150,3 +150,41 @@ def test_auto_in_a_sweep_of_cnn_members_compiles_them_as_fit(monkeypatch):
     sweep(model_fn, (x, y), loss="sparse_categorical_crossentropy", seeds=[0, 1], batch_size=8)
     # one at a time on the CPU (37k > 10k), so compiled as fit's step; vmapped elsewhere
     assert calls == ([False] if jax.default_backend() == "cpu" else [])
+
+
+def test_auto_validation_loops_conv_members_on_the_cpu_only():
+    cnn, _ = _stacked(lambda r: nn.CNN((8, 8, 1), 2, conv_features=(4,), rngs=r))
+    lstm, _ = _stacked(lambda r: nn.SequenceClassifier(3, 4, 2, rngs=r))
+    mlp, _ = _stacked(lambda r: nn.MLP(2, (4,), 1, rngs=r))
+    assert sweep_step.auto_eval_per_step("cpu", cnn) == 1
+    assert sweep_step.auto_eval_per_step("cpu", lstm) is None
+    assert sweep_step.auto_eval_per_step("cpu", mlp) is None
+    assert sweep_step.auto_eval_per_step("gpu", cnn) is None
+
+
+@pytest.mark.parametrize("per_step", [1, 2])
+def test_validation_of_looped_members_equals_vmapped(per_step):
+    from nnjax.train import step
+    from nnjax.train.data import ArraySource
+
+    def model_fn(rngs):
+        return nn.CNN((6, 6, 1), 3, conv_features=(4,), dense=(), rngs=rngs)
+
+    models = [model_fn(nnx.Rngs(s)) for s in range(3)]
+    graphdef = step.graphdef_for(models[0], training=False)
+    splits = [step.split_model(m, training=False) for m in models]
+    params, rest = (sweep_step.stack([s[i] for s in splits]) for i in (1, 2))
+    state = sweep_step.SweepState(params, (), rest, np.ones(3, np.float32))
+    rng = np.random.default_rng(0)
+    x, y = rng.random((20, 6, 6, 1), dtype=np.float32), rng.integers(0, 3, 20)
+    source = ArraySource(x, y, batch_size=8)
+    args = (
+        "sparse_categorical_crossentropy",
+        ("accuracy",),
+        (("precision", None), ("loss_fn", None)),
+    )
+    looped = sweep_step.make_validate(graphdef, source, *args, per_step=per_step)(state)
+    vmapped = sweep_step.make_validate(graphdef, source, *args, per_step=None)(state)
+    assert sorted(looped) == sorted(vmapped) == ["accuracy", "loss"]
+    for name in looped:
+        np.testing.assert_allclose(looped[name], vmapped[name], rtol=1e-5, atol=1e-6)
