@@ -39,10 +39,7 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any
-
 import jax
-import numpy as np
 from flax import nnx
 
 from nnjax import _hardware
@@ -107,7 +104,7 @@ def donate_for(graphdef: nnx.GraphDef, backend: str | None = None) -> bool:
     """
     if (backend or jax.default_backend()) != "cpu":
         return True
-    return not _has_kind(graphdef, _NO_DONATE_KINDS)
+    return not has_layer_kind(graphdef, _NO_DONATE_KINDS)
 
 
 def eigen_dots_for(graphdef: nnx.GraphDef, backend: str | None = None) -> bool:
@@ -146,90 +143,27 @@ def eigen_dots_for(graphdef: nnx.GraphDef, backend: str | None = None) -> bool:
     if (backend or jax.default_backend()) != "cpu":
         return False
     kinds = _EIGEN_DOT_KINDS + (_AVX512_EIGEN_DOT_KINDS if _hardware.avx512() else ())
-    return _has_kind(graphdef, kinds)
+    return has_layer_kind(graphdef, kinds)
 
 
-def _has_kind(graphdef: nnx.GraphDef, kinds: tuple[str, ...]) -> bool:
-    """Whether a module class of ``graphdef`` has one of ``kinds`` in its name."""
+def has_layer_kind(graphdef: nnx.GraphDef, kinds: tuple[str, ...]) -> bool:
+    """Whether a module class of ``graphdef`` has one of ``kinds`` in its name.
+
+    Example:
+      >>> from nnjax.nn import CNN
+      >>> graphdef = nnx.graphdef(CNN((8, 8, 1), 2, conv_features=(4,), rngs=nnx.Rngs(0)))
+      >>> has_layer_kind(graphdef, ("Conv",)), has_layer_kind(graphdef, ("LSTM",))
+      (True, False)
+    """
     classes = {getattr(node, "type", None) for node in getattr(graphdef, "nodes", ())}
     names = {c.__name__ for c in classes if isinstance(c, type) and issubclass(c, nnx.Module)}
     return any(k in name for name in names for k in kinds)
 
 
-CPU_VMAP_MAX_PARAMS = 100_000
-"""On CPU, a sweep's members with at most this many parameters are vmapped together.
-
-Larger ones run one at a time in the program's device loop. Measured
-(``benchmarks/bench_sweep.py``, 2 busy cores, Adam, batch 32): the digits MLP
-64-64-10 (4.8k parameters) vmapped ran 2x (M=4) to 10x (M=64) faster than a loop over
-members, while the Fashion-MNIST MLP 784-500-300-100-10 (567k) vmapped ran 2.1x slower
-than the loop at M=4 (batched matrix products are slow on XLA:CPU for large layers).
-Models with convolutional or recurrent layers: :data:`CPU_VMAP_MAX_PARAMS_CONV_RNN`.
-"""
-
-CPU_VMAP_MAX_PARAMS_CONV_RNN = 10_000
-""":data:`CPU_VMAP_MAX_PARAMS` for models with convolutional or recurrent layers.
-
-Vmapped, their convolutions become grouped ones and their scans carry batched
-matrix products. One member at a time (compiled as ``fit``'s step) against all vmapped
-(plain ``jit``), whole ``sweep`` calls, batch 32, 2-core Xeon, paired medians
-(``benchmarks/README.md``, "Session 23"): LSTM classifier 16 -> 16 (2.1k parameters)
-1.07 at M=16, 16 -> 28 (5.3k) 0.96, 16 -> 48 (13k) 0.73 at M=16 and 0.72 at M=64,
-16 -> 128 (75k) 0.73 at M=4 and 0.83 at M=16; CNN 8x8, conv 4-8, dense 16 (1k) 1.02,
-28x28, conv 8-16, dense 32 (27k) 0.93 at M=4 and 0.74 at M=16.
-"""
-
-#: Module class names whose models run sweep members one at a time above the lower limit.
-_LOOPED_MEMBER_KINDS = ("Conv", "LSTM", "GRU", "RNN", "Recurrent")
-
-
-def auto_per_step(params: Any, platform: str, graphdef: nnx.GraphDef | None = None) -> int | None:
-    """``members_per_step="auto"``: all vmapped (None) off CPU or for small members, else 1.
-
-    Small: at most :data:`CPU_VMAP_MAX_PARAMS` parameters a member, or
-    :data:`CPU_VMAP_MAX_PARAMS_CONV_RNN` for a ``graphdef`` with convolutional or
-    recurrent layers.
-
-    Example:
-      >>> big = {"w": np.zeros((4, 200_000))}  # 4 members of 200k parameters
-      >>> small = {"w": np.zeros((4, 9))}
-      >>> auto_per_step(big, "cpu"), auto_per_step(big, "gpu"), auto_per_step(small, "cpu")
-      (1, None, None)
-    """
-    if platform != "cpu":
-        return None
-    per_member = sum(int(np.prod(a.shape[1:])) for a in jax.tree.leaves(params))
-    layered = graphdef is not None and _has_kind(graphdef, _LOOPED_MEMBER_KINDS)
-    limit = CPU_VMAP_MAX_PARAMS_CONV_RNN if layered else CPU_VMAP_MAX_PARAMS
-    return None if per_member <= limit else 1
-
-
-def auto_eval_per_step(platform: str, graphdef: nnx.GraphDef) -> int | None:
-    """A sweep's validation with ``members_per_step="auto"``: ``1`` on CPU for conv models.
-
-    Vmapped, the members' convolutions become grouped ones, which XLA:CPU runs slowly
-    forward too: the validation step of 4 CNN members (conv 32-64, dense 128; 2-core
-    Xeon) took 6.8x (batch 128) and 1.8x (batch 32) the time of a loop over members.
-    An LSTM's was level (0.97 looped / vmapped), a 784-500-300-100-10 MLP's vmapped
-    faster (1.16), so those stay vmapped (``None``), as everything off the CPU.
-
-    Example:
-      >>> from nnjax.nn import CNN, MLP
-      >>> cnn = nnx.graphdef(CNN((8, 8, 1), 2, conv_features=(4,), rngs=nnx.Rngs(0)))
-      >>> mlp = nnx.graphdef(MLP(2, (4,), 1, rngs=nnx.Rngs(0)))
-      >>> auto_eval_per_step("cpu", cnn), auto_eval_per_step("cpu", mlp)
-      (1, None)
-    """
-    return 1 if platform == "cpu" and _has_kind(graphdef, ("Conv",)) else None
-
-
 __all__ = [
-    "CPU_VMAP_MAX_PARAMS",
-    "CPU_VMAP_MAX_PARAMS_CONV_RNN",
     "DEFAULT_STEPS_PER_DISPATCH",
-    "auto_eval_per_step",
-    "auto_per_step",
     "donate_for",
     "eigen_dots_for",
+    "has_layer_kind",
     "steps_per_dispatch_for",
 ]

@@ -199,8 +199,8 @@ def sweep(
         such blocks run one after another in a device loop (``lax.map``); ``1`` computes
         one member at a time with unbatched matrix products; ``None`` all at once.
         ``"auto"``: all at once, except on CPU for members of more than
-        :data:`~nnjax.train.dispatch_choices.CPU_VMAP_MAX_PARAMS` parameters, or
-        :data:`~nnjax.train.dispatch_choices.CPU_VMAP_MAX_PARAMS_CONV_RNN` with
+        :data:`~nnjax.train.members.CPU_VMAP_MAX_PARAMS` parameters, or
+        :data:`~nnjax.train.members.CPU_VMAP_MAX_PARAMS_CONV_RNN` with
         convolutional or recurrent layers (one at a time: measured faster there).
       resume_from: a ``ModelCheckpoint`` folder of an earlier run of this sweep: every
         group continues after its newest checkpoint (a finished group is not rerun).

@@ -29,6 +29,7 @@ from nnjax._optional import require
 from nnjax.train import step as step_lib
 from nnjax.train.callbacks import Monitor
 from nnjax.train.compiled import cached
+from nnjax.train.members import auto_eval_per_step, over_members
 
 PyTree = Any
 
@@ -373,15 +374,21 @@ def _eval_graphdef(group: MemberGroup) -> nnx.GraphDef:
     return step_lib.graph_in_mode(group.graphdef, group.params, group.rest, training=False)
 
 
+def _members_predict(graphdef: nnx.GraphDef) -> Callable:
+    """``predict(params, rest, x) -> (M, ...)``, members as ``auto_eval_per_step`` says."""
+    predict = step_lib.make_predict_step(graphdef)
+    per_step = auto_eval_per_step(jax.devices()[0].platform, graphdef)
+    return lambda ps, rs, x: over_members(lambda p, r: predict(p, r, x), (ps, rs), per_step)
+
+
 @cached
 def _compiled_members(eval_graphdef: nnx.GraphDef) -> Callable:
-    predict = step_lib.make_predict_step(eval_graphdef)
-    return jax.jit(jax.vmap(predict, in_axes=(0, 0, None)))
+    return jax.jit(_members_predict(eval_graphdef))
 
 
 @cached
 def _compiled_ensemble(eval_graphdef: nnx.GraphDef, fn: Callable | None) -> Callable:
-    members = jax.vmap(step_lib.make_predict_step(eval_graphdef), in_axes=(0, 0, None))
+    members = _members_predict(eval_graphdef)
 
     def predict(params, rest, x):
         ys = members(params, rest, x)

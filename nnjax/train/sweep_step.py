@@ -32,10 +32,15 @@ from nnjax.functional import _conv_compiler
 from nnjax.train import in_flight, optimizers, sharding, step
 from nnjax.train._sweep_groups import SweepHistory
 from nnjax.train.compiled import TRACES, cached, eigen_dots_for, gathered, loop_steps
-from nnjax.train.dispatch_choices import CPU_VMAP_MAX_PARAMS, auto_eval_per_step, auto_per_step
 from nnjax.train.engine import epoch_logs
 from nnjax.train.evaluate import summarize
 from nnjax.train.flat_dispatch import on_leaves
+from nnjax.train.members import (
+    CPU_VMAP_MAX_PARAMS,
+    auto_eval_per_step,
+    auto_per_step,
+    over_members,
+)
 from nnjax.train.sweep_feeder import SweepFeeder
 
 PyTree = Any
@@ -254,26 +259,6 @@ def finite_update(losses: jax.Array, params: PyTree) -> jax.Array:
         if jnp.issubdtype(leaf.dtype, jnp.inexact):
             ok = ok & jnp.all(jnp.isfinite(leaf))
     return ok
-
-
-def over_members(fn: Callable, xs: tuple, per_step: int | None) -> Any:
-    """``fn(*member)`` for every member of the stacked ``xs``: vmapped ``per_step`` at a time.
-
-    ``None`` (or ``per_step >= M``): one ``jax.vmap``; ``1`` (or ``M == 1``): a
-    ``lax.map`` loop over members, each unbatched; else ``lax.map`` over vmapped blocks.
-
-    Example:
-      >>> xs = (jnp.arange(4.0),)
-      >>> double = lambda a: a * 2
-      >>> over_members(double, xs, 1).tolist(), over_members(double, xs, 3).tolist()
-      ([0.0, 2.0, 4.0, 6.0], [0.0, 2.0, 4.0, 6.0])
-    """
-    m = jax.tree.leaves(xs)[0].shape[0]
-    if m > 1 and (per_step is None or per_step >= m):
-        return jax.vmap(fn)(*xs)
-    if m == 1 or per_step == 1:
-        return jax.lax.map(lambda member: fn(*member), xs)
-    return jax.lax.map(lambda member: fn(*member), xs, batch_size=per_step)
 
 
 @cached

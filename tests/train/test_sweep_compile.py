@@ -188,3 +188,23 @@ def test_validation_of_looped_members_equals_vmapped(per_step):
     assert sorted(looped) == sorted(vmapped) == ["accuracy", "loss"]
     for name in looped:
         np.testing.assert_allclose(looped[name], vmapped[name], rtol=1e-5, atol=1e-6)
+
+
+def test_cnn_member_predictions_loop_over_members_and_equal_each_member():
+    from nnjax.train import ensemble_predict, member_predictions, sweep
+
+    rng = np.random.default_rng(0)
+    x, y = rng.random((16, 6, 6, 1), dtype=np.float32), rng.integers(0, 3, 16)
+
+    def model_fn(rngs):
+        return nn.CNN((6, 6, 1), 3, conv_features=(4,), dense=(), rngs=rngs)
+
+    kw = {"loss": "sparse_categorical_crossentropy", "batch_size": 8}
+    result = sweep(model_fn, (x, y), seeds=[0, 1, 2], **kw)
+    outs = np.asarray(member_predictions(result, x))
+    for i in range(3):
+        member = result.member(i)
+        member.eval()
+        np.testing.assert_allclose(outs[i], member(x), rtol=1e-5, atol=1e-6)
+    mean = np.asarray(ensemble_predict(result, x))
+    np.testing.assert_allclose(mean, outs.mean(0), rtol=1e-5, atol=1e-6)
