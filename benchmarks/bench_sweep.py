@@ -15,8 +15,10 @@ injected hyperparameter, so every case reuses one compiled program per ``M``):
 Each case first runs one epoch (compile included: ``compile_s`` is that time minus a
 steady epoch), then ``--epochs`` timed epochs; ``examples_x_members_per_s`` is
 ``N * M * epochs / seconds``. Models: the digits MLP 64-64-10 (``digits``, 1,437
-training images) and the Fashion-MNIST MLP 784-500-300-100-10 (``fashion``, a
-``--examples`` subset of the training set), Adam, batch 32, inputs scaled to [0, 1].
+training images), the Fashion-MNIST MLP 784-500-300-100-10 (``fashion``, a
+``--examples`` subset of the training set) and, on request, the Fashion-MNIST CNN of
+``bench_cnn.py`` (``cnn``: conv 3x3 32 and 64, each with a 2x2 max pool, dense 128;
+the same subset), Adam, batch 32, inputs scaled to [0, 1].
 Data come from ``$NNJAX_DATA_DIR`` (never downloaded here).
 
 Usage::
@@ -56,15 +58,19 @@ def load(model: str, examples: int, quick: bool) -> tuple[np.ndarray, np.ndarray
     else:
         folder = os.environ.get("NNJAX_DATA_DIR")
         (x, y), _ = data.load_fashion_mnist(folder, download=False)
-        x = x.reshape(len(x), -1).astype(np.float32) / 255
-    n = min(len(x), examples if model == "fashion" or quick else len(x))
+        image = (28, 28, 1) if model == "cnn" else (-1,)
+        x = x.reshape(len(x), *image).astype(np.float32) / 255
+    n = min(len(x), examples if model != "digits" or quick else len(x))
     return x[:n], y[:n].astype(np.int32)
 
 
 def model_fn(model: str, quick: bool):
-    """``model_fn(rngs)`` of the benchmark's MLP (smaller with ``quick``)."""
+    """``model_fn(rngs)`` of the benchmark's MLP or CNN (smaller with ``quick``)."""
     from nnjax import nn
 
+    if model == "cnn":
+        convs, dense = ((4,), (8,)) if quick else ((32, 64), (128,))
+        return lambda rngs: nn.CNN((28, 28, 1), 10, conv_features=convs, dense=dense, rngs=rngs)
     features, hidden, out = SIZES[model]
     hidden = (16,) if quick else hidden
     return lambda rngs: nn.MLP(features, hidden, out, rngs=rngs)
@@ -110,7 +116,7 @@ def case_times(case: str, model: str, m: int, xy, epochs: int, quick: bool) -> t
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny model and data, M = 1, 4")
-    parser.add_argument("--models", default="digits,fashion")
+    parser.add_argument("--models", default="digits,fashion", help="digits, fashion, cnn")
     parser.add_argument("--members", default=None, help="comma-separated M (default 1,4,16,64)")
     parser.add_argument("--cases", default=",".join(CASES))
     parser.add_argument("--epochs", type=int, default=None, help="timed epochs (default 2)")

@@ -1,6 +1,7 @@
 """Smoke test of ``benchmarks/bench_sweep.py --quick`` (tiny MLP, M = 1 and 2, one epoch)."""
 
 import json
+import os
 import pathlib
 import subprocess
 import sys
@@ -24,3 +25,19 @@ def test_bench_sweep_quick_writes_every_case(tmp_path):
     assert all(r["examples_x_members_per_s"] > 0 for r in rows.values())
     assert rows[(2, "fit_sequential")]["speedup_vs_fit"] == 1.0
     assert not record["errors"]
+
+
+@pytest.mark.slow  # a tiny CNN's sweeps and fits
+@pytest.mark.skipif(not os.environ.get("NNJAX_DATA_DIR"), reason="needs Fashion-MNIST")
+def test_bench_sweep_quick_runs_the_cnn(tmp_path):
+    out = tmp_path / "sweep.json"
+    options = "--quick --models cnn --members 2 --cases sweep,sweep_vmap".split()
+    cmd = [sys.executable, str(REPO / "benchmarks" / "bench_sweep.py"), *options]
+    subprocess.run([*cmd, "--out", str(out)], check=True, capture_output=True, text=True,
+                   timeout=600)  # fmt: skip
+    record = json.loads(out.read_text())
+    assert not record["errors"]
+    assert {(r["model"], r["case"]) for r in record["results"]} == {
+        ("cnn", "sweep"),
+        ("cnn", "sweep_vmap"),
+    }
