@@ -4,29 +4,32 @@
 donation) and :func:`eigen_dots_for` (the matmul library) pick by the model's layer
 kinds and the backend; :mod:`nnjax.train.compiled` uses them and re-exports them.
 
-Updates per dispatch, measured on XLA:CPU (2 cores, batch 32, Adam, ms per update; one
-step per dispatch / rolled loop / unrolled ``lax.scan`` of 8): 784-500-300-100-10 MLP
-3.06 / 1.89 / 2.09, LSTM classifier 7.4 / 8.6 / 8.1; and compile times (MLP one step
-5.5 s, rolled loop of 8 4.8 s, unrolled scan of 8 17.3 s). So
-:func:`steps_per_dispatch_for` picks a rolled loop of 8 (compiled in about one step's
-time, faster per update) except for convolutional, recurrent and attention models:
-XLA:CPU differentiates its convolution an order of magnitude slower inside a rolled
-loop (Fashion-MNIST CNN on ``lax.conv``: 19.1 / 204 / 21.8 ms). Re-measured with
-``F.conv2d``'s im2col formulation for every layer (batch 32, Adam; a 2-core CPU at
-load average 10-14, so absolute times are inflated 5-10x, ratios interleaved in one
-run): CNN one step 288-331 ms / rolled loop of 8 182-228 ms per update, compile
-12.1-18.2 s / 15.0-16.8 s; unrolled scan of 8 206 ms and 56 s to compile; scan
-unrolled by 2 192 ms and 21.6 s. ``F.conv2d`` keeps XLA's convolution for large
-patches (``nnjax/functional/_conv_formulations.py``), so convolutional models stay at
-one step per dispatch, and :func:`~nnjax.train.compiled.scan_steps` keeps unrolling
-fully by default (a rolled scan measured as fast for dense and recurrent models and
-compiles in one step's time: pass ``unroll=1`` for those).
+Updates per dispatch (:func:`steps_per_dispatch_for`): a rolled device loop of 8
+(``lax.fori_loop``, :func:`~nnjax.train.compiled.loop_steps`) for every model on every
+backend. Measured on XLA:CPU (2 cores, batch 32, Adam, ms per update; one step per
+dispatch / rolled loop / unrolled ``lax.scan`` of 8): 784-500-300-100-10 MLP 3.06 /
+1.89 / 2.09, and compile times (MLP one step 5.5 s, rolled loop of 8 4.8 s, unrolled
+scan of 8 17.3 s), so the loop is rolled. Models with convolutional, recurrent or
+attention layers took one step per dispatch on the CPU until session 24: with
+``lax.conv`` under plain ``jit`` (jax 0.4, a loaded 2-core AMD EPYC) XLA:CPU had
+differentiated the Fashion-MNIST CNN an order of magnitude slower inside the loop
+(19.1 / 204 ms). With ``fit``'s programs as they are now (Eigen convolutions through
+:mod:`nnjax.functional._conv_compiler`, the recurrences' own backward passes; jax
+0.10.2, 2-core Intel Xeon with AMX, ``benchmarks/bench_dispatch.py``, whole ``fit``
+epochs, interleaved, paired medians, 8 / 1): the CNN 0.92 at batch 32 and 0.88 at 128,
+a conv 8-16 CNN 0.87, a CIFAR-sized CNN 0.90 (batch 8) and 0.93 (32), the LSTM
+classifier 0.94 / 0.89 (batch 32 / 128), the GRU's 0.96 / 0.93, a transformer encoder
+block 0.82 (T 128, D 256) and 0.92 (T 32, D 64), the first epoch (the compile) no
+longer. :func:`~nnjax.train.compiled.scan_steps` keeps unrolling fully by default (a
+rolled scan measured as fast for dense and recurrent models and compiles in one step's
+time: pass ``unroll=1`` for those).
 
 Buffer donation (:func:`donate_for`), same runs, ms per update with / without donation,
 one step per dispatch: MLP 16.4 / 19.0, CNN 288 / 192 and 331 / 272, LSTM 108 / 98
-and 141 / 99 (in a rolled loop of 8 the two were within noise). On the CPU, donation
-is therefore kept for dense models only; on accelerators it is always on (it halves
-the memory of the parameters and optimizer state).
+and 141 / 99 (in a rolled loop of 8 the two were within noise, and were again in
+session 24: donated / not 0.99-1.00 for the CNN and the LSTM at batch 32 and 128). On
+the CPU, donation is therefore kept for dense models only; on accelerators it is
+always on (it halves the memory of the parameters and optimizer state).
 
 Example:
   On an accelerator every model donates its state:
@@ -45,10 +48,7 @@ from flax import nnx
 from nnjax import _hardware
 
 DEFAULT_STEPS_PER_DISPATCH = 8
-"""Updates per dispatch for dense models (see the module docstring)."""
-
-#: Module class names after which one step per dispatch is faster on XLA:CPU.
-_ONE_STEP_KINDS = ("Conv", "LSTM", "GRU", "RNN", "Recurrent", "Attention", "Transformer")
+"""Updates per dispatch, every model and backend (see the module docstring)."""
 
 #: Module class names after which donation measured slower on XLA:CPU.
 _NO_DONATE_KINDS = ("Conv", "LSTM", "GRU", "RNN", "Recurrent")
@@ -61,13 +61,15 @@ _AVX512_EIGEN_DOT_KINDS = ("GRU",)
 
 
 def steps_per_dispatch_for(model: nnx.Module, backend: str | None = None) -> int:
-    """On CPU ``1`` for models with convolutional, recurrent or attention layers, else 8.
+    """``fit``'s default updates per dispatch: :data:`DEFAULT_STEPS_PER_DISPATCH` (8).
 
-    Off the CPU every model gets 8: the reason for one step (XLA:CPU's slow convolution
-    gradient inside a loop) is XLA:CPU's, and on an NVIDIA H200 the host's time per
-    dispatch dominated one step per dispatch (``benchmarks/bench_fit.py``: the CNN's
-    ``fit`` on arrays at 0.23x the throughput of the bare step, where the MLP's, at 8
-    per dispatch, ran at 2.1x); with 8 the CNN's then ran at 1.01x.
+    The same for every model and backend, as measured (the module docstring): on the
+    CPU a rolled loop of 8 updates ran 4-18% faster per update than one update per
+    dispatch for convolutional, recurrent and attention models too, and on an NVIDIA
+    H200 the host's time per dispatch dominated one step per dispatch
+    (``benchmarks/bench_fit.py``: the CNN's ``fit`` on arrays at 0.23x the throughput
+    of the bare step, where the MLP's, at 8 per dispatch, ran at 2.1x); with 8 the
+    CNN's then ran at 1.01x.
 
     Args:
       model: the Flax NNX model ``fit`` trains.
@@ -80,13 +82,10 @@ def steps_per_dispatch_for(model: nnx.Module, backend: str | None = None) -> int
       >>> from flax import nnx
       >>> conv = nnx.Conv(1, 2, (3, 3), rngs=nnx.Rngs(0))
       >>> steps_per_dispatch_for(conv, "cpu"), steps_per_dispatch_for(conv, "gpu")
-      (1, 8)
+      (8, 8)
     """
-    if (backend or jax.default_backend()) != "cpu":
-        return DEFAULT_STEPS_PER_DISPATCH
-    kinds = {type(m).__name__ for _, m in nnx.iter_graph(model) if isinstance(m, nnx.Module)}
-    slow = any(k in name for name in kinds for k in _ONE_STEP_KINDS)
-    return 1 if slow else DEFAULT_STEPS_PER_DISPATCH
+    del model, backend  # one choice for all, kept as arguments for per-model rules
+    return DEFAULT_STEPS_PER_DISPATCH
 
 
 def donate_for(graphdef: nnx.GraphDef, backend: str | None = None) -> bool:

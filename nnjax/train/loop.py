@@ -65,10 +65,9 @@ from nnjax.train.progress import resolve_verbose
 from nnjax.train.state import TrainState
 
 DEFAULT_STEPS_PER_DISPATCH = compiled.DEFAULT_STEPS_PER_DISPATCH
-"""Updates ``fit`` fuses into one dispatch for dense models (``steps_per_dispatch=None``).
+"""Updates ``fit`` fuses into one dispatch (``steps_per_dispatch=None``), every model.
 
-On the CPU, models with convolutional, recurrent or attention layers run one step per
-dispatch (:func:`~nnjax.train.compiled.steps_per_dispatch_for`).
+See :func:`~nnjax.train.compiled.steps_per_dispatch_for`.
 """
 
 #: ``fit``'s learning rate for a named optimizer or factory when none is given.
@@ -234,8 +233,8 @@ def fit(
       verbose: ``"auto"`` (a bar on a terminal or notebook, a line per epoch
         elsewhere), 0, 1 (bar), 2 (line).
       initial_epoch: the epoch to start from (when not resuming).
-      steps_per_dispatch: updates per compiled dispatch (default: 8 for dense models,
-        1 for convolutional and recurrent ones; see :mod:`nnjax.train.compiled`).
+      steps_per_dispatch: updates per compiled dispatch (default 8, a rolled device
+        loop; see :func:`~nnjax.train.compiled.steps_per_dispatch_for`).
       devices: devices to shard each batch over (default: all local devices when they
         divide the batch size, else one; with several processes, every device of
         every process).

@@ -2,11 +2,12 @@
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 import pytest
 from flax import nnx
 
-from nnjax import _hardware, nn
+from nnjax import _hardware, nn, train
 from nnjax.functional import _conv_compiler
 from nnjax.train import compiled, sharding
 from nnjax.train.data import Batch
@@ -18,23 +19,37 @@ def _graphdef(model):
     return nnx.graphdef(model)
 
 
-@pytest.mark.slow  # measured among the slowest (fresh venv, 2026-12-01); runs in CI's slow step
-def test_conv_and_recurrent_models_take_one_step_per_dispatch_on_the_cpu_only():
+def test_every_model_takes_eight_steps_per_dispatch_on_every_backend():
     rngs = nnx.Rngs(0)
     cnn = nn.CNN((8, 8, 1), 2, conv_features=(4,), rngs=rngs)
     conv = nnx.Conv(1, 2, (3, 3), rngs=rngs)
     lstm = nn.SequenceClassifier(3, 4, 2, rngs=rngs)
+    block = nn.TransformerEncoderBlock(8, 2, rngs=rngs)
     mlp = nn.MLP(2, (4,), 1, rngs=rngs)
-    eight = compiled.DEFAULT_STEPS_PER_DISPATCH
-    for model in (cnn, conv, lstm):
-        assert compiled.steps_per_dispatch_for(model, "cpu") == 1
-        assert compiled.steps_per_dispatch_for(model, "gpu") == eight
-        assert compiled.steps_per_dispatch_for(model, "tpu") == eight
-    for model in (cnn, lstm, mlp):  # the default is the current backend's
-        current = compiled.steps_per_dispatch_for(model, jax.default_backend())
-        assert compiled.steps_per_dispatch_for(model) == current
-    assert compiled.steps_per_dispatch_for(mlp, "cpu") == eight
-    assert compiled.steps_per_dispatch_for(mlp, "gpu") == eight
+    assert compiled.DEFAULT_STEPS_PER_DISPATCH == 8
+    for model in (cnn, conv, lstm, block, mlp):
+        for backend in ("cpu", "gpu", "tpu", None):
+            assert compiled.steps_per_dispatch_for(model, backend) == 8
+
+
+def test_fit_of_a_conv_model_runs_eight_updates_per_dispatch(monkeypatch):
+    calls = []
+    real = compiled.compiled_train
+
+    def spy(*args, **kwargs):
+        fn = real(*args, **kwargs)
+
+        def counted(treedef, leaves, *rest):
+            calls.append(1)
+            return fn(treedef, leaves, *rest)
+
+        return counted
+
+    monkeypatch.setattr(compiled, "compiled_train", spy)
+    model = nn.CNN((6, 6, 1), 2, conv_features=(2,), dense=(), rngs=nnx.Rngs(0))
+    x = np.random.default_rng(0).random((64, 6, 6, 1), np.float32)
+    train.fit(model, (x, np.zeros(64, np.int32)), loss="cross_entropy", batch_size=4, epochs=1)
+    assert len(calls) == 2  # 16 updates, 8 per dispatch
 
 
 def test_donation_off_on_cpu_for_conv_and_recurrent_models_only():
