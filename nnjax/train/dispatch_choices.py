@@ -16,11 +16,11 @@ differentiated the Fashion-MNIST CNN an order of magnitude slower inside the loo
 (19.1 / 204 ms). With ``fit``'s programs as they are now (Eigen convolutions through
 :mod:`nnjax.functional._conv_compiler`, the recurrences' own backward passes; jax
 0.10.2, 2-core Intel Xeon with AMX, ``benchmarks/bench_dispatch.py``, whole ``fit``
-epochs, interleaved, paired medians, 8 / 1): the CNN 0.92 at batch 32 and 0.88 at 128,
-a conv 8-16 CNN 0.87, a CIFAR-sized CNN 0.90 (batch 8) and 0.93 (32), the LSTM
-classifier 0.94 / 0.89 (batch 32 / 128), the GRU's 0.96 / 0.93, a transformer encoder
-block 0.82 (T 128, D 256) and 0.92 (T 32, D 64), the first epoch (the compile) no
-longer. :func:`~nnjax.train.compiled.scan_steps` keeps unrolling fully by default (a
+epochs, interleaved, paired medians, 8 / 1; ``benchmarks/results/dispatch_*_s24.json``):
+the Fashion-MNIST CNN 0.94 at batch 32 and 0.90 at 128, a CIFAR-sized CNN 0.94 (batch
+8) and 0.93 (32), the LSTM classifier 0.98 / 0.93 (batch 32 / 128), the GRU's 0.94 /
+0.92, a transformer encoder block 0.83 (T 128, D 256, batch 32), the first epoch (the
+compile) no longer. :func:`~nnjax.train.compiled.scan_steps` keeps unrolling fully by default (a
 rolled scan measured as fast for dense and recurrent models and compiles in one step's
 time: pass ``unroll=1`` for those).
 
@@ -64,7 +64,7 @@ def steps_per_dispatch_for(model: nnx.Module, backend: str | None = None) -> int
     """``fit``'s default updates per dispatch: :data:`DEFAULT_STEPS_PER_DISPATCH` (8).
 
     The same for every model and backend, as measured (the module docstring): on the
-    CPU a rolled loop of 8 updates ran 4-18% faster per update than one update per
+    CPU a rolled loop of 8 updates ran 2-17% faster per update than one update per
     dispatch for convolutional, recurrent and attention models too, and on an NVIDIA
     H200 the host's time per dispatch dominated one step per dispatch
     (``benchmarks/bench_fit.py``: the CNN's ``fit`` on arrays at 0.23x the throughput
