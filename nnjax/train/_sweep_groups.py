@@ -66,6 +66,9 @@ def hashable(value: Any) -> Any:
 class SweepHistory:
     """Per-epoch logs of ``M`` members: ``history[name]`` is ``(M, epochs)``.
 
+    A name missing from an epoch's logs is NaN there (as is every earlier epoch of a
+    name first logged later), so every name has one column per epoch.
+
     Example:
       >>> h = SweepHistory()
       >>> h.append(0, {"loss": np.array([1.0, 2.0])})
@@ -79,9 +82,54 @@ class SweepHistory:
 
     def append(self, epoch: int, logs: dict[str, Any]) -> None:
         """Records one epoch's ``(M,)`` logs."""
-        for name, value in logs.items():
-            self.logs.setdefault(name, []).append(np.asarray(value, np.float64))
+        values = {name: np.asarray(value, np.float64) for name, value in logs.items()}
+        shape = next(iter(values.values())).shape if values else self._shape()
+        for name, value in values.items():
+            self._column(name, shape).append(value)
+        for column in self.logs.values():
+            if len(column) == len(self.epoch):  # a name this epoch did not log
+                column.append(np.full(shape, np.nan))
         self.epoch.append(int(epoch))
+
+    def amend(self, epoch: int, logs: Mapping[str, Any]) -> None:
+        """Records what callbacks added to or changed in ``logs`` of the last epoch.
+
+        As :meth:`nnjax.train.history.History.amend` for ``fit``: the engine appends an
+        epoch's logs before the callbacks' ``on_epoch_end`` and amends them after it.
+        Values that are real numbers (one for every member) or ``(M,)`` arrays of them
+        are recorded; others are left out.
+
+        Raises:
+          ValueError: ``epoch`` is not the last epoch appended.
+
+        Example:
+          >>> h = SweepHistory()
+          >>> logs = {"loss": np.array([1.0, 2.0])}
+          >>> h.append(0, logs)
+          >>> logs["gap"] = np.array([0.5, 0.25])
+          >>> h.amend(0, logs)
+          >>> h["gap"].tolist()
+          [[0.5], [0.25]]
+        """
+        if not self.epoch or self.epoch[-1] != int(epoch):
+            last = self.epoch[-1] if self.epoch else None
+            raise ValueError(
+                f"SweepHistory.amend: epoch {epoch} is not the last one appended ({last})"
+            )
+        shape = self._shape()
+        for name, value in logs.items():
+            row = _member_values(value, shape)
+            if row is not None:
+                self._column(name, shape)[-1] = row
+
+    def _shape(self) -> tuple[int, ...]:
+        """``(M,)`` as the recorded logs have it (``()`` before any)."""
+        return next((c[0].shape for c in self.logs.values() if c), ())
+
+    def _column(self, name: str, shape: tuple[int, ...]) -> list[np.ndarray]:
+        """``name``'s values, NaN for the epochs recorded before it appeared."""
+        nan = np.full(shape, np.nan)
+        return self.logs.setdefault(name, [nan] * len(self.epoch))
 
     def __getitem__(self, name: str) -> np.ndarray:
         return np.stack(self.logs[name], axis=1)
@@ -108,6 +156,24 @@ class SweepHistory:
             for name, values in data["history"].items()
         }
         return history
+
+
+def _member_values(value: Any, shape: tuple[int, ...]) -> np.ndarray | None:
+    """``value`` as float64 of the members' ``shape`` (a real number broadcast), or None.
+
+    Example:
+      >>> _member_values(0.5, (2,)).tolist(), _member_values("text", (2,))
+      ([0.5, 0.5], None)
+    """
+    try:
+        array = np.asarray(value)
+    except Exception:  # an object NumPy cannot hold as an array
+        return None
+    if array.dtype.kind not in "iuf":  # real numbers only (as History.amend)
+        return None
+    if array.shape not in ((), shape):
+        return None
+    return np.broadcast_to(array.astype(np.float64), shape).copy()
 
 
 def hyperparam_arrays(hp: Mapping[str, list], names: Sequence[str]) -> dict[str, np.ndarray]:

@@ -36,7 +36,7 @@ from nnjax.io import config, layout, restore, steps, trees
 from nnjax.io import model as io_model
 from nnjax.io.errors import CheckpointError, cannot_write
 from nnjax.train.callbacks import Callback, Monitor
-from nnjax.train.history import History
+from nnjax.train.history import saved_dict
 from nnjax.train.monitor import check_mode
 
 
@@ -350,7 +350,7 @@ class ModelCheckpoint(Callback):
             return
         loop = self.loop
         meta = {"seed": loop.seed, "global_step": loop.global_step}
-        meta["history"] = _saved_history(loop.history, epoch, logs)
+        meta["history"] = saved_dict(loop.history, epoch, logs)
         if self._fit is not None:  # fit's argument, not the (scheduled) value in opt_state
             meta["learning_rate_argument"] = self._fit["learning_rate"]
         if self.monitor is not None:
@@ -375,19 +375,6 @@ class ModelCheckpoint(Callback):
                 shutil.rmtree(path, ignore_errors=True)
         self._stale = []
         steps.prune(self.directory, self.max_to_keep)
-
-
-def _saved_history(history: Any, epoch: int, logs: Any) -> dict[str, Any]:
-    """``history.to_dict()``, epoch ``epoch`` amended by ``logs`` as the callbacks left them.
-
-    (``fit`` amends its ``History`` only after every callback's ``on_epoch_end``.)
-    """
-    saved = history.to_dict()
-    if logs is None or not saved["epoch"] or saved["epoch"][-1] != epoch:
-        return saved
-    amended = History.from_dict(saved)
-    amended.amend(epoch, logs)
-    return amended.to_dict()
 
 
 __all__ = [

@@ -102,4 +102,26 @@ def _is_real(value: Any) -> bool:
     return getattr(value, "shape", None) == () and dtype is not None and dtype.kind in "biuf"
 
 
-__all__ = ["History"]
+def saved_dict(history: Any, epoch: int, logs: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``history.to_dict()`` with epoch ``epoch`` amended by ``logs`` as callbacks left them.
+
+    What a checkpoint saved in ``on_epoch_end`` records: the engine amends the history
+    (:meth:`History.amend`, or a sweep's ``SweepHistory.amend``) only after every
+    callback's ``on_epoch_end``, so values written by the callbacks before the
+    checkpoint are taken from ``logs``. ``history`` is left unchanged.
+
+    Example:
+      >>> h = History()
+      >>> h.append(0, {"loss": 0.5})
+      >>> saved_dict(h, 0, {"loss": 0.5, "gap": 0.1})["history"]
+      {'loss': [0.5], 'gap': [0.1]}
+    """
+    saved = history.to_dict()
+    if logs is None or not saved["epoch"] or saved["epoch"][-1] != epoch:
+        return saved
+    amended = type(history).from_dict(saved)
+    amended.amend(epoch, logs)
+    return amended.to_dict()
+
+
+__all__ = ["History", "saved_dict"]

@@ -40,6 +40,7 @@ import numpy as np
 
 from nnjax.io import restore, steps, trees
 from nnjax.train.callbacks import Callback, EarlyStopping, Monitor
+from nnjax.train.history import saved_dict
 from nnjax.train.progress import format_logs, say
 from nnjax.train.sweep_step import SweepHistory, SweepState, select
 
@@ -181,7 +182,7 @@ class SweepCheckpoint(Callback):
             **self.meta,
             "kind": "sweep",
             "global_step": self.loop.global_step,
-            "history": self.loop.history.to_dict(),
+            "history": saved_dict(self.loop.history, epoch, logs),
             "stopped": bool(self.loop.stop_training),
         }
         extra = {"active": state.active}
