@@ -110,10 +110,15 @@ def epoch_index(
 
 
 def _take(tree: Any, rows: np.ndarray) -> Any:
-    """Rows of every leaf (a memmap reads only these rows), float64 as float32."""
+    """Rows of every leaf (a memmap reads only these rows), float64 as float32.
+
+    Consecutive rows (an unshuffled epoch's) are sliced: a view, not a copy.
+    """
+    consecutive = rows.size and rows[-1] - rows[0] == rows.size - 1 and (np.diff(rows) == 1).all()
+    index = slice(int(rows[0]), int(rows[-1]) + 1) if consecutive else rows
 
     def take(a):
-        out = np.asarray(a[rows])
+        out = np.asarray(a[index])
         return out.astype(np.float32) if out.dtype == np.float64 else out
 
     return jax.tree.map(take, tree)

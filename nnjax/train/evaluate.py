@@ -21,54 +21,17 @@ from nnjax import losses
 from nnjax import metrics as metrics_lib
 from nnjax.train import (
     abstract_output,
+    eval_blocks,
     host_memory,
-    in_flight,
     model_call,
     sharding,
     step,
     validation,
 )
-from nnjax.train.compiled import cached
 from nnjax.train.data import ArraySource, IterableSource, make_source, no_steps
-from nnjax.train.feeder import Prefetcher
+from nnjax.train.feeder import DeviceFeeder
 
 _LOSS = metrics_lib.Metric("loss", lambda *a: {}, lambda s: float(s["sum"] / max(s["count"], 1)))
-
-
-@cached
-def compiled_eval(
-    graphdef: nnx.GraphDef,
-    loss: Any,
-    metrics: tuple,
-    precision: Any = None,
-    loss_fn: Callable | None = None,
-):
-    """``jax.jit`` of :func:`nnjax.train.step.make_eval_step`, memoised.
-
-    Example:
-      >>> from flax import nnx
-      >>> from nnjax.nn import MLP
-      >>> gd = step.graphdef_for(MLP(2, (4,), 1, rngs=nnx.Rngs(0)), training=False)
-      >>> compiled_eval(gd, "mse", ()) is compiled_eval(gd, "mse", ())
-      True
-    """
-    return jax.jit(
-        step.make_eval_step(graphdef, loss, metrics, precision=precision, loss_fn=loss_fn)
-    )
-
-
-@cached
-def compiled_predict(graphdef: nnx.GraphDef) -> Callable:
-    """``jax.jit`` of :func:`nnjax.train.step.make_predict_step`, memoised.
-
-    Example:
-      >>> from flax import nnx
-      >>> from nnjax.nn import MLP
-      >>> gd = step.graphdef_for(MLP(2, (4,), 1, rngs=nnx.Rngs(0)), training=False)
-      >>> compiled_predict(gd) is compiled_predict(gd)
-      True
-    """
-    return jax.jit(step.make_predict_step(graphdef))
 
 
 def summarize(metrics: Sequence[metrics_lib.Metric], stats: list[dict]) -> dict[str, float]:
@@ -98,23 +61,22 @@ def evaluate_source(
     mesh: Mesh,
     precision: Any = None,
     loss_fn: Callable | None = None,
+    feeder: DeviceFeeder | None = None,
 ) -> dict[str, float]:
     """Mean loss and exact metrics over every example of ``source`` (in order).
 
     ``params`` and ``rest`` are on ``mesh``; each batch is sharded over it (the source's
-    batch size must be a multiple of the mesh size).
+    batch size must be a multiple of the mesh size). Batches are evaluated
+    :data:`~nnjax.train.eval_blocks.BATCHES_PER_DISPATCH` per dispatch, fed by
+    ``feeder`` (default: a new :class:`~nnjax.train.feeder.DeviceFeeder` of ``source``;
+    pass one to reuse its device copy of array data across calls).
     """
-    eval_step = compiled_eval(graphdef, loss, metrics, precision, loss_fn)
-    outs = in_flight.collect(eval_step(params, rest, b) for b in _device_batches(source, mesh))
-    return summarize(step.resolve_metrics(metrics), sharding.to_host(outs))
-
-
-def _device_batches(source: Any, mesh: Mesh) -> Iterator[Any]:
-    """The source's batches in order, this process's rows of each, placed on ``mesh``."""
-    size = source.batch_size
-    put = lambda batch: sharding.put_batch(batch, mesh, batch_axis=0, batch_size=size)
-    part = sharding.process_rows(mesh, size)
-    return iter(Prefetcher(source.batches(0, 0, shuffle=False, part=part), put))
+    feeder = feeder or eval_blocks.host_feeder(source, mesh)
+    options = (("precision", precision), ("loss_fn", loss_fn))
+    stats = eval_blocks.batch_stats(
+        graphdef, params, rest, feeder, loss=loss, metrics=metrics, options=options
+    )
+    return summarize(step.resolve_metrics(metrics), stats)
 
 
 def eval_source(name: str, data: Any, batch_size: int, mesh_size: int, **kw: Any) -> Any:
@@ -348,11 +310,10 @@ def predict(
     mesh, graphdef, params, rest = _setup(model, source.batch_size, devices)
     abstract_output.output_shape(model, graphdef, params, rest, source.example().x, name="x")
     params, rest = sharding.put_replicated((params, rest), mesh, copy=False)  # no donation
-    predict_step = compiled_predict(graphdef)
+    feeder = eval_blocks.host_feeder(source, mesh)
+    fn = eval_blocks.compiled_predict_blocks(graphdef, feeder.k, mesh, feeder.gather)
     with jax.set_mesh(mesh):  # its programs' context: their mesh (sharding.own_mesh)
-        batches = _device_batches(source, mesh)
-        outputs = in_flight.collect((predict_step(params, rest, b.x), b.mask) for b in batches)
-    host = sharding.to_host(outputs)
+        host = eval_blocks.per_batch_outputs(fn, params, rest, feeder)
     return jax.tree.map(
         lambda *parts: np.concatenate(parts),
         *[jax.tree.map(lambda a, keep=mask > 0: np.asarray(a)[keep], out) for out, mask in host],
@@ -360,8 +321,6 @@ def predict(
 
 
 __all__ = [
-    "compiled_eval",
-    "compiled_predict",
     "divisible",
     "eval_source",
     "evaluate",

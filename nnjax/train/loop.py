@@ -56,6 +56,7 @@ from nnjax.train import validation as checks
 from nnjax.train.callbacks import Callback, as_callbacks
 from nnjax.train.driver import CallbackDriver, Run, RunView
 from nnjax.train.engine import NonFiniteLossError, Plan, train_into
+from nnjax.train.eval_blocks import BATCHES_PER_DISPATCH
 from nnjax.train.evaluate import divisible, evaluate_source
 from nnjax.train.feeder import DeviceFeeder
 from nnjax.train.history import History
@@ -363,9 +364,10 @@ def _validator(model: nnx.Module, val: Any, objective: setup.Objective, mesh: Me
         return None
     eval_graphdef = step.graphdef_for(model, training=False)
     options = dict(objective.options)
+    feeder = DeviceFeeder(val, mesh, BATCHES_PER_DISPATCH)  # array data on the device once
     return lambda s: evaluate_source(
         eval_graphdef, s.params, s.rest, val, loss=objective.loss, metrics=objective.metrics,
-        mesh=mesh, precision=options["precision"], loss_fn=options["loss_fn"],
+        mesh=mesh, precision=options["precision"], loss_fn=options["loss_fn"], feeder=feeder,
     )  # fmt: skip
 
 

@@ -9,7 +9,7 @@ import pytest
 
 import nnjax.train as T
 from nnjax.errors import ShapeError
-from nnjax.train.evaluate import compiled_predict
+from nnjax.train import compiled
 from tests.train._data import blobs, leaves, mlp
 
 
@@ -32,10 +32,10 @@ def test_predict_matches_model_and_does_not_retrace():
     model.eval()
     expected = np.asarray(model(x))
     np.testing.assert_allclose(T.predict(model, x, batch_size=4), expected, rtol=1e-6, atol=1e-6)
+    traces = compiled.TRACES.count
     out = T.predict(model, x, batch_size=4)
     assert out.shape == (11, 3)
-    fn = compiled_predict(T.graphdef_for(model, training=False))
-    assert fn._cache_size() == 1
+    assert compiled.TRACES.count == traces
 
 
 def test_predict_takes_an_iterable_of_batches_like_fit():
@@ -43,9 +43,7 @@ def test_predict_takes_an_iterable_of_batches_like_fit():
     model = mlp()
     model.eval()
     expected = np.asarray(model(x))
-    # memoised per graphdef: other tests' MLPs of this structure may have compiled it too
-    fn = compiled_predict(T.graphdef_for(model, training=False))
-    before = fn._cache_size()
+    before = compiled.TRACES.count
     batches = [(x[i : i + 4], y[i : i + 4]) for i in range(0, 11, 4)]  # 4, 4 and 3 (padded)
     np.testing.assert_allclose(T.predict(model, batches), expected, rtol=1e-6, atol=1e-6)
     bare = (x[i : i + 4] for i in range(0, 11, 4))  # a generator of inputs alone
@@ -53,7 +51,7 @@ def test_predict_takes_an_iterable_of_batches_like_fit():
     endless = itertools.cycle([x[:4]])
     twice = np.concatenate([expected[:4]] * 2)
     np.testing.assert_allclose(T.predict(model, endless, steps=2), twice, rtol=1e-6, atol=1e-6)
-    assert fn._cache_size() - before <= 1  # every batch, padded or not, runs one program
+    assert compiled.TRACES.count - before <= 1  # every batch, padded or not, runs one program
 
 
 def test_predict_names_bad_iterables():

@@ -1,0 +1,185 @@
+"""Evaluation in blocks of batches: one compiled dispatch evaluates ``k`` batches.
+
+``evaluate`` (and ``fit``'s validation) computed one batch per dispatch, so the host's
+time per call (flattening the model's state, handing each batch to the device, reading
+its statistics back) came on top of every batch. Here the batches are fed as ``fit``'s
+are (:class:`~nnjax.train.feeder.DeviceFeeder`: array data put on the device once and
+gathered there, other data stacked ``(k, B, ...)`` by a background thread), the model's
+state is passed as its flat arrays (as ``fit``'s dispatch,
+:func:`nnjax.train.flat_dispatch.on_leaves`), and a rolled device loop fills ``(k,
+...)`` statistics, of which the host keeps each block's real batches. The statistics
+are still summed on the host per batch (:func:`nnjax.train.evaluate.summarize`), so
+results stay exact for any batching.
+
+Example:
+  >>> import numpy as np
+  >>> from flax import nnx
+  >>> from nnjax.nn import MLP
+  >>> from nnjax.train import sharding, step
+  >>> from nnjax.train.data import ArraySource
+  >>> gd, params, rest = step.split_model(MLP(2, (4,), 1, rngs=nnx.Rngs(0)), training=False)
+  >>> src = ArraySource(np.ones((10, 2), np.float32), np.zeros((10, 1), np.float32),
+  ...                   batch_size=4)
+  >>> feeder = DeviceFeeder(src, sharding.make_mesh(jax.devices()[:1]), BATCHES_PER_DISPATCH)
+  >>> stats = batch_stats(gd, params, rest, feeder, loss="mse", metrics=())
+  >>> [float(s["loss"]["count"]) for s in stats]
+  [4.0, 4.0, 2.0]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+from jax.sharding import Mesh
+
+from nnjax import losses
+from nnjax.train import in_flight, sharding, step
+from nnjax.train.compiled import TRACES, cached, gathered
+from nnjax.train.feeder import DeviceFeeder
+
+BATCHES_PER_DISPATCH = 8
+"""Batches one evaluation dispatch computes (a rolled device loop, as ``fit``'s steps).
+
+Measured on a 2-core Intel Xeon (``benchmarks/README.md``, "Session 24"): ``evaluate``
+of 8192 examples at batch 32 took 16x the time of a bare loop of the jitted forward
+pass for a 64-64-10 MLP and 1.7x for a 784-500-300-100-10 MLP, one batch per dispatch.
+"""
+
+
+def host_feeder(source: Any, mesh: Mesh) -> DeviceFeeder:
+    """A feeder of :data:`BATCHES_PER_DISPATCH` batches stacked on the host, for one call.
+
+    ``evaluate`` and ``predict`` feed host blocks, whose program depends only on the
+    batch's shape: gathering from data put on the device (as ``fit`` and its
+    validation do, where the data stay the same across epochs) would compile a program
+    per dataset size.
+
+    Example:
+      >>> import numpy as np
+      >>> from nnjax.train import sharding
+      >>> from nnjax.train.data import ArraySource
+      >>> src = ArraySource(np.ones((4, 2), np.float32), np.zeros(4, np.int32), batch_size=2)
+      >>> host_feeder(src, sharding.make_mesh(jax.devices()[:1])).gather
+      False
+    """
+    return DeviceFeeder(source, mesh, BATCHES_PER_DISPATCH, on_device=False)
+
+
+@cached
+def compiled_eval_blocks(
+    graphdef: nnx.GraphDef,
+    loss: str | losses.Loss | None,
+    metrics: tuple,
+    k: int,
+    mesh: Mesh,
+    gather: bool,
+    options: tuple = (),
+) -> Callable:
+    """The jitted evaluation dispatch of up to ``k`` batches; memoised on its arguments.
+
+    ``fn(treedef, leaves, *args) -> stats``: ``leaves`` are ``(params, rest)`` flat
+    (``treedef`` static), ``args`` a :class:`~nnjax.train.feeder.Chunk`'s (as
+    :func:`nnjax.train.compiled.compiled_train` takes them, with ``gather``: rows of
+    device-resident data; without: ``(k, B, ...)`` stacks) ending in ``n``, the real
+    batches. ``stats`` are :func:`~nnjax.train.step.make_eval_step`'s with a leading
+    ``k`` axis, zero past ``n``. ``options``: ``(name, value)`` pairs for
+    ``make_eval_step`` (``precision``, ``loss_fn``).
+    """
+    return _blocks(step.make_eval_step(graphdef, loss, metrics, **dict(options)), k, mesh, gather)
+
+
+@cached
+def compiled_predict_blocks(graphdef: nnx.GraphDef, k: int, mesh: Mesh, gather: bool) -> Callable:
+    """The jitted prediction dispatch of up to ``k`` batches; memoised on its arguments.
+
+    As :func:`compiled_eval_blocks`, returning ``(outputs, masks)``: the model's outputs
+    ``(k, B, ...)`` (:func:`~nnjax.train.step.make_predict_step`) and each batch's mask
+    ``(k, B)`` (0 for padded rows), zero past ``n``.
+    """
+    predict_step = step.make_predict_step(graphdef)
+    return _blocks(lambda p, r, b: (predict_step(p, r, b.x), b.mask), k, mesh, gather)
+
+
+def _blocks(per_batch: Callable, k: int, mesh: Mesh, gather: bool) -> Callable:
+    """``per_batch(params, rest, batch)`` over a chunk's batches, in a rolled device loop."""
+
+    def run(params: Any, rest: Any, get: Callable, n: Any) -> Any:
+        shapes = jax.eval_shape(lambda: per_batch(params, rest, get(0)))
+        outs = jax.tree.map(lambda s: jnp.zeros((k, *s.shape), s.dtype), shapes)
+
+        def body(i, outs):
+            new = per_batch(params, rest, get(i))
+            return jax.tree.map(lambda buf, value: buf.at[i].set(value), outs, new)
+
+        return jax.lax.fori_loop(0, n, body, outs)
+
+    def from_device_data(treedef, leaves, data, idx, mask, j, n):
+        TRACES.hit()
+        params, rest = jax.tree.unflatten(treedef, leaves)
+        idx, mask = idx[j], mask[j]
+        return run(params, rest, lambda i: gathered(data, idx, mask, i, mesh), n)
+
+    def from_batches(treedef, leaves, batches, n):
+        TRACES.hit()
+        params, rest = jax.tree.unflatten(treedef, leaves)
+        return run(params, rest, lambda i: jax.tree.map(lambda a: a[i], batches), n)
+
+    return jax.jit(from_device_data if gather else from_batches, static_argnums=0)
+
+
+def batch_stats(
+    graphdef: nnx.GraphDef,
+    params: Any,
+    rest: Any,
+    feeder: DeviceFeeder,
+    *,
+    loss: Any,
+    metrics: tuple,
+    options: tuple = (),
+) -> list[dict]:
+    """Every batch's host statistics over ``feeder``'s source, in order.
+
+    ``params`` and ``rest`` are on the feeder's mesh; each dispatch evaluates
+    ``feeder.k`` batches (:func:`compiled_eval_blocks`).
+    """
+    fn = compiled_eval_blocks(graphdef, loss, metrics, feeder.k, feeder.mesh, feeder.gather,
+                              options)  # fmt: skip
+    return per_batch_outputs(fn, params, rest, feeder)
+
+
+def per_batch_outputs(fn: Callable, params: Any, rest: Any, feeder: DeviceFeeder) -> list:
+    """``fn``'s host outputs over ``feeder``'s source (in order), one per real batch.
+
+    ``fn`` is a dispatch of :func:`compiled_eval_blocks` or
+    :func:`compiled_predict_blocks`: its outputs carry a leading axis of
+    ``feeder.k`` batches, of which each chunk's real ones are kept.
+    """
+    leaves, treedef = jax.tree.flatten((params, rest))
+    steps: list[int] = []  # each dispatch's real batches, as the feeder hands them over
+
+    def dispatches():
+        for chunk in feeder.epoch(0, 0, shuffle=False):
+            steps.append(chunk.steps)
+            yield fn(treedef, leaves, *chunk.args)
+
+    host = sharding.to_host(in_flight.collect(dispatches()))
+    return [
+        jax.tree.map(lambda a, i=i: a[i], block)
+        for block, n in zip(host, steps, strict=True)
+        for i in range(n)
+    ]
+
+
+__all__ = [
+    "BATCHES_PER_DISPATCH",
+    "DeviceFeeder",
+    "batch_stats",
+    "compiled_eval_blocks",
+    "compiled_predict_blocks",
+    "host_feeder",
+    "per_batch_outputs",
+]
