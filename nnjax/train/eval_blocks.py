@@ -89,7 +89,8 @@ def compiled_eval_blocks(
     ``k`` axis, zero past ``n``. ``options``: ``(name, value)`` pairs for
     ``make_eval_step`` (``precision``, ``loss_fn``).
     """
-    return _blocks(step.make_eval_step(graphdef, loss, metrics, **dict(options)), k, mesh, gather)
+    eval_step = step.make_eval_step(graphdef, loss, metrics, **dict(options))
+    return over_batches(eval_step, k, mesh, gather)
 
 
 @cached
@@ -101,11 +102,16 @@ def compiled_predict_blocks(graphdef: nnx.GraphDef, k: int, mesh: Mesh, gather: 
     ``(k, B)`` (0 for padded rows), zero past ``n``.
     """
     predict_step = step.make_predict_step(graphdef)
-    return _blocks(lambda p, r, b: (predict_step(p, r, b.x), b.mask), k, mesh, gather)
+    return over_batches(lambda p, r, b: (predict_step(p, r, b.x), b.mask), k, mesh, gather)
 
 
-def _blocks(per_batch: Callable, k: int, mesh: Mesh, gather: bool) -> Callable:
-    """``per_batch(params, rest, batch)`` over a chunk's batches, in a rolled device loop."""
+def over_batches(per_batch: Callable, k: int, mesh: Mesh, gather: bool) -> Callable:
+    """``per_batch(params, rest, batch)`` over a chunk's batches, in a rolled device loop.
+
+    Returns the jitted ``fn(treedef, leaves, *chunk_args)`` of :func:`compiled_eval_blocks`
+    (``leaves``: ``(params, rest)`` flat), its outputs ``per_batch``'s with a leading
+    ``k`` axis, zero past the chunk's ``n`` real batches.
+    """
 
     def run(params: Any, rest: Any, get: Callable, n: Any) -> Any:
         shapes = jax.eval_shape(lambda: per_batch(params, rest, get(0)))
@@ -181,5 +187,6 @@ __all__ = [
     "compiled_eval_blocks",
     "compiled_predict_blocks",
     "host_feeder",
+    "over_batches",
     "per_batch_outputs",
 ]

@@ -29,11 +29,12 @@ from jax.sharding import Mesh
 
 from nnjax import metrics as metrics_lib
 from nnjax.functional import _conv_compiler
-from nnjax.train import in_flight, optimizers, sharding, step
+from nnjax.train import eval_blocks, optimizers, sharding, step
 from nnjax.train._sweep_groups import SweepHistory
 from nnjax.train.compiled import TRACES, cached, eigen_dots_for, gathered, loop_steps
 from nnjax.train.engine import epoch_logs
 from nnjax.train.evaluate import summarize
+from nnjax.train.feeder import DeviceFeeder
 from nnjax.train.flat_dispatch import on_leaves
 from nnjax.train.members import (
     CPU_VMAP_MAX_PARAMS,
@@ -262,7 +263,9 @@ def finite_update(losses: jax.Array, params: PyTree) -> jax.Array:
 
 
 @cached
-def _compiled_eval(graphdef: nnx.GraphDef, loss: Any, metrics: tuple, options: tuple, per_step):
+def _compiled_eval(
+    graphdef: nnx.GraphDef, loss: Any, metrics: tuple, options: tuple, per_step, mesh, gather
+):
     named = dict(options)
     eval_step = step.make_eval_step(
         graphdef, loss, metrics, precision=named["precision"], loss_fn=named["loss_fn"]
@@ -271,7 +274,7 @@ def _compiled_eval(graphdef: nnx.GraphDef, loss: Any, metrics: tuple, options: t
     def members(params, rest, batch):  # one shared batch, members as over_members says
         return over_members(lambda p, r: eval_step(p, r, batch), (params, rest), per_step)
 
-    return jax.jit(members)
+    return eval_blocks.over_batches(members, eval_blocks.BATCHES_PER_DISPATCH, mesh, gather)
 
 
 def make_validate(
@@ -285,22 +288,20 @@ def make_validate(
 ) -> Callable[[SweepState], dict[str, np.ndarray]]:
     """``validate(state) -> {name: (M,)}``: every member's exact loss and metrics.
 
-    One jitted evaluation step per batch for every member (``per_step`` of them vmapped
-    together, as :func:`over_members`; the batch split over ``mesh``: each process reads
-    only its rows); the statistics are summed over the batches per member, as
-    ``evaluate`` does.
+    Each dispatch evaluates every member on
+    :data:`~nnjax.train.eval_blocks.BATCHES_PER_DISPATCH` batches (``per_step`` members
+    vmapped together, as :func:`over_members`; each batch split over ``mesh``: each
+    process reads only its rows; in-memory data put on the device once, for every
+    epoch); the statistics are summed over the batches per member, as ``evaluate``
+    does.
     """
-    eval_step = _compiled_eval(eval_graphdef, loss, metrics, options, per_step)
     resolved = step.resolve_metrics(metrics)
     mesh = mesh or sharding.make_mesh(jax.devices()[:1])
-    size = source.batch_size
-    part = sharding.process_rows(mesh, size)
+    feeder = DeviceFeeder(source, mesh, eval_blocks.BATCHES_PER_DISPATCH)
+    fn = _compiled_eval(eval_graphdef, loss, metrics, options, per_step, mesh, feeder.gather)
 
     def validate(state: SweepState) -> dict[str, np.ndarray]:
-        batches = source.batches(0, 0, shuffle=False, part=part)
-        put = lambda b: sharding.put_batch(b, mesh, batch_axis=0, batch_size=size)
-        outs = in_flight.collect(eval_step(state.params, state.rest, put(b)) for b in batches)
-        host = sharding.to_host(outs)
+        host = eval_blocks.per_batch_outputs(fn, state.params, state.rest, feeder)
         members = len(state.active)
         per = [summarize(resolved, [take(o, i) for o in host]) for i in range(members)]
         return {name: np.array([p[name] for p in per]) for name in per[0]}

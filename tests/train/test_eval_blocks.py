@@ -6,6 +6,7 @@ import optax
 import pytest
 
 import nnjax.train as T
+from nnjax.nn import MLP
 from nnjax.train import compiled, eval_blocks, sharding
 from nnjax.train.data import ArraySource, _take
 from tests.train._data import blobs, mlp
@@ -102,3 +103,28 @@ def test_consecutive_rows_are_a_view_and_others_a_copy():
     assert _take(tree, np.arange(0))["x"].shape == (0, 2)
     wide = _take({"x": x.astype(np.float64)}, np.arange(2))["x"]
     assert wide.dtype == np.float32
+
+
+@pytest.mark.parametrize("per_step", [None, 1])
+def test_sweep_validation_in_blocks_matches_evaluate_per_member(monkeypatch, per_step):
+    x, y = blobs(n=85)  # 11 validation batches of 8: dispatches of 8 and 3
+    calls = []
+    real = eval_blocks.per_batch_outputs
+
+    def spy(fn, params, rest, feeder):
+        out = real(fn, params, rest, feeder)
+        calls.append(len(out))
+        return out
+
+    monkeypatch.setattr(eval_blocks, "per_batch_outputs", spy)
+    result = T.sweep(
+        lambda rngs: MLP(4, (5,), 3, rngs=rngs), (x, y),
+        loss="cross_entropy", seeds=[0, 1, 2], epochs=2, batch_size=8,
+        validation_data=(x, y), members_per_step=per_step,
+    )  # fmt: skip
+    assert calls == [11, 11]  # every batch of every epoch, once
+    for i in range(3):
+        logs = T.evaluate(result.member(i), (x, y), loss="cross_entropy", batch_size=8)
+        np.testing.assert_allclose(result.history["val_loss"][i, -1], logs["loss"], rtol=1e-5,
+                                   atol=1e-6)  # fmt: skip
+        assert result.history["val_accuracy"][i, -1] == logs["accuracy"]
