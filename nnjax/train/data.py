@@ -110,10 +110,7 @@ def epoch_index(
 
 
 def _take(tree: Any, rows: np.ndarray) -> Any:
-    """Rows of every leaf (a memmap reads only these rows), float64 as float32.
-
-    Consecutive rows (an unshuffled epoch's) are sliced: a view, not a copy.
-    """
+    """Rows of every leaf (consecutive ones as a view; a memmap reads only those), f64 as f32."""
     consecutive = rows.size and rows[-1] - rows[0] == rows.size - 1 and (np.diff(rows) == 1).all()
     index = slice(int(rows[0]), int(rows[-1]) + 1) if consecutive else rows
 

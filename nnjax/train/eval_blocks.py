@@ -3,8 +3,10 @@
 ``evaluate`` (and ``fit``'s validation) computed one batch per dispatch, so the host's
 time per call (flattening the model's state, handing each batch to the device, reading
 its statistics back) came on top of every batch. Here the batches are fed as ``fit``'s
-are (:class:`~nnjax.train.feeder.DeviceFeeder`: array data put on the device once and
-gathered there, other data stacked ``(k, B, ...)`` by a background thread), the model's
+are (:class:`~nnjax.train.feeder.DeviceFeeder`: for ``fit``'s and a sweep's validation,
+array data put on the device once per run and gathered there; for ``evaluate``,
+``predict`` and other data, blocks stacked ``(k, B, ...)`` on the host by a background
+thread, :func:`host_feeder`), the model's
 state is passed as its flat arrays (as ``fit``'s dispatch,
 :func:`nnjax.train.flat_dispatch.on_leaves`), and a rolled device loop fills ``(k,
 ...)`` statistics, of which the host keeps each block's real batches. The statistics

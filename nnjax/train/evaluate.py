@@ -68,8 +68,9 @@ def evaluate_source(
     ``params`` and ``rest`` are on ``mesh``; each batch is sharded over it (the source's
     batch size must be a multiple of the mesh size). Batches are evaluated
     :data:`~nnjax.train.eval_blocks.BATCHES_PER_DISPATCH` per dispatch, fed by
-    ``feeder`` (default: a new :class:`~nnjax.train.feeder.DeviceFeeder` of ``source``;
-    pass one to reuse its device copy of array data across calls).
+    ``feeder`` (default: :func:`~nnjax.train.eval_blocks.host_feeder` of ``source``; pass
+    a :class:`~nnjax.train.feeder.DeviceFeeder` to reuse its device copy of array data
+    across calls, as ``fit``'s validation does).
     """
     feeder = feeder or eval_blocks.host_feeder(source, mesh)
     options = (("precision", precision), ("loss_fn", loss_fn))

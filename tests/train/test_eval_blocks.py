@@ -125,6 +125,6 @@ def test_sweep_validation_in_blocks_matches_evaluate_per_member(monkeypatch, per
     assert calls == [11, 11]  # every batch of every epoch, once
     for i in range(3):
         logs = T.evaluate(result.member(i), (x, y), loss="cross_entropy", batch_size=8)
-        np.testing.assert_allclose(result.history["val_loss"][i, -1], logs["loss"], rtol=1e-5,
-                                   atol=1e-6)  # fmt: skip
+        got = result.history["val_loss"][i, -1]
+        np.testing.assert_allclose(got, logs["loss"], rtol=1e-5, atol=1e-6)
         assert result.history["val_accuracy"][i, -1] == logs["accuracy"]
