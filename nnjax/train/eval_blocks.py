@@ -23,8 +23,8 @@ Example:
   >>> src = ArraySource(np.ones((10, 2), np.float32), np.zeros((10, 1), np.float32),
   ...                   batch_size=4)
   >>> feeder = DeviceFeeder(src, sharding.make_mesh(jax.devices()[:1]), BATCHES_PER_DISPATCH)
-  >>> stats = batch_stats(gd, params, rest, feeder, loss="mse", metrics=())
-  >>> [float(s["loss"]["count"]) for s in stats]
+  >>> stats = block_stats(gd, params, rest, feeder, loss="mse", metrics=())
+  >>> stats[0]["loss"]["count"].tolist()  # one dispatch of 3 batches, the last padded
   [4.0, 4.0, 2.0]
 """
 
@@ -139,7 +139,7 @@ def over_batches(per_batch: Callable, k: int, mesh: Mesh, gather: bool) -> Calla
     return jax.jit(from_device_data if gather else from_batches, static_argnums=0)
 
 
-def batch_stats(
+def block_stats(
     graphdef: nnx.GraphDef,
     params: Any,
     rest: Any,
@@ -149,22 +149,24 @@ def batch_stats(
     metrics: tuple,
     options: tuple = (),
 ) -> list[dict]:
-    """Every batch's host statistics over ``feeder``'s source, in order.
+    """Every dispatch's host statistics over ``feeder``'s source, in order.
 
-    ``params`` and ``rest`` are on the feeder's mesh; each dispatch evaluates
-    ``feeder.k`` batches (:func:`compiled_eval_blocks`).
+    Each has a leading axis of the dispatch's real batches (sum it, as
+    ``nnjax.metrics.accumulate(..., stacked=True)`` does). ``params`` and ``rest`` are on
+    the feeder's mesh; each dispatch evaluates up to ``feeder.k`` batches
+    (:func:`compiled_eval_blocks`).
     """
     fn = compiled_eval_blocks(graphdef, loss, metrics, feeder.k, feeder.mesh, feeder.gather,
                               options)  # fmt: skip
-    return per_batch_outputs(fn, params, rest, feeder)
+    return block_outputs(fn, params, rest, feeder)
 
 
-def per_batch_outputs(fn: Callable, params: Any, rest: Any, feeder: DeviceFeeder) -> list:
-    """``fn``'s host outputs over ``feeder``'s source (in order), one per real batch.
+def block_outputs(fn: Callable, params: Any, rest: Any, feeder: DeviceFeeder) -> list:
+    """``fn``'s host outputs over ``feeder``'s source, in order: one per dispatch.
 
-    ``fn`` is a dispatch of :func:`compiled_eval_blocks` or
-    :func:`compiled_predict_blocks`: its outputs carry a leading axis of
-    ``feeder.k`` batches, of which each chunk's real ones are kept.
+    ``fn`` is a dispatch of :func:`compiled_eval_blocks`, :func:`compiled_predict_blocks`
+    or :func:`over_batches`: its outputs carry a leading axis of ``feeder.k`` batches,
+    cut here to the dispatch's real ones.
     """
     leaves, treedef = jax.tree.flatten((params, rest))
     steps: list[int] = []  # each dispatch's real batches, as the feeder hands them over
@@ -175,20 +177,16 @@ def per_batch_outputs(fn: Callable, params: Any, rest: Any, feeder: DeviceFeeder
             yield fn(treedef, leaves, *chunk.args)
 
     host = sharding.to_host(in_flight.collect(dispatches()))
-    return [
-        jax.tree.map(lambda a, i=i: a[i], block)
-        for block, n in zip(host, steps, strict=True)
-        for i in range(n)
-    ]
+    return [jax.tree.map(lambda a, n=n: a[:n], block) for block, n in zip(host, steps, strict=True)]
 
 
 __all__ = [
     "BATCHES_PER_DISPATCH",
     "DeviceFeeder",
-    "batch_stats",
+    "block_outputs",
+    "block_stats",
     "compiled_eval_blocks",
     "compiled_predict_blocks",
     "host_feeder",
     "over_batches",
-    "per_batch_outputs",
 ]

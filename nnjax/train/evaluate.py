@@ -34,8 +34,12 @@ from nnjax.train.feeder import DeviceFeeder
 _LOSS = metrics_lib.Metric("loss", lambda *a: {}, lambda s: float(s["sum"] / max(s["count"], 1)))
 
 
-def summarize(metrics: Sequence[metrics_lib.Metric], stats: list[dict]) -> dict[str, float]:
+def summarize(
+    metrics: Sequence[metrics_lib.Metric], stats: list[dict], *, stacked: bool = False
+) -> dict[str, float]:
     """``{"loss": ..., name: ...}`` from the host statistics of every batch.
+
+    With ``stacked``, each entry holds a leading axis of batches (one dispatch's).
 
     Example:
       >>> acc = metrics_lib.resolve("accuracy")
@@ -45,7 +49,7 @@ def summarize(metrics: Sequence[metrics_lib.Metric], stats: list[dict]) -> dict[
     """
     out = {}
     for metric in (_LOSS, *metrics):
-        total = metrics_lib.accumulate(metric, [s[metric.name] for s in stats])
+        total = metrics_lib.accumulate(metric, [s[metric.name] for s in stats], stacked=stacked)
         out[metric.name] = metric.result(total)
     return out
 
@@ -74,10 +78,10 @@ def evaluate_source(
     """
     feeder = feeder or eval_blocks.host_feeder(source, mesh)
     options = (("precision", precision), ("loss_fn", loss_fn))
-    stats = eval_blocks.batch_stats(
+    stats = eval_blocks.block_stats(
         graphdef, params, rest, feeder, loss=loss, metrics=metrics, options=options
     )
-    return summarize(step.resolve_metrics(metrics), stats)
+    return summarize(step.resolve_metrics(metrics), stats, stacked=True)
 
 
 def eval_source(name: str, data: Any, batch_size: int, mesh_size: int, **kw: Any) -> Any:
@@ -314,11 +318,17 @@ def predict(
     feeder = eval_blocks.host_feeder(source, mesh)
     fn = eval_blocks.compiled_predict_blocks(graphdef, feeder.k, mesh, feeder.gather)
     with jax.set_mesh(mesh):  # its programs' context: their mesh (sharding.own_mesh)
-        host = eval_blocks.per_batch_outputs(fn, params, rest, feeder)
+        host = eval_blocks.block_outputs(fn, params, rest, feeder)
     return jax.tree.map(
         lambda *parts: np.concatenate(parts),
-        *[jax.tree.map(lambda a, keep=mask > 0: np.asarray(a)[keep], out) for out, mask in host],
+        *[jax.tree.map(lambda a, m=mask: _real_rows(a, m), out) for out, mask in host],
     )
+
+
+def _real_rows(out: Any, mask: np.ndarray) -> np.ndarray:
+    """A dispatch's outputs ``(n, B, ...)`` as ``(rows, ...)``: the rows whose mask is set."""
+    out = np.asarray(out)
+    return out.reshape(-1, *out.shape[2:])[np.asarray(mask).reshape(-1) > 0]
 
 
 __all__ = [

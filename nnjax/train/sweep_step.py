@@ -301,9 +301,10 @@ def make_validate(
     fn = _compiled_eval(eval_graphdef, loss, metrics, options, per_step, mesh, feeder.gather)
 
     def validate(state: SweepState) -> dict[str, np.ndarray]:
-        host = eval_blocks.per_batch_outputs(fn, state.params, state.rest, feeder)
+        host = eval_blocks.block_outputs(fn, state.params, state.rest, feeder)  # (n, M, ...)
         members = len(state.active)
-        per = [summarize(resolved, [take(o, i) for o in host]) for i in range(members)]
+        member = lambda i: [jax.tree.map(lambda a: a[:, i], block) for block in host]
+        per = [summarize(resolved, member(i), stacked=True) for i in range(members)]
         return {name: np.array([p[name] for p in per]) for name in per[0]}
 
     return validate

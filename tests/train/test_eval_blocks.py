@@ -109,20 +109,20 @@ def test_consecutive_rows_are_a_view_and_others_a_copy():
 def test_sweep_validation_in_blocks_matches_evaluate_per_member(monkeypatch, per_step):
     x, y = blobs(n=85)  # 11 validation batches of 8: dispatches of 8 and 3
     calls = []
-    real = eval_blocks.per_batch_outputs
+    real = eval_blocks.block_outputs
 
     def spy(fn, params, rest, feeder):
         out = real(fn, params, rest, feeder)
-        calls.append(len(out))
+        calls.append([len(block["loss"]["sum"]) for block in out])
         return out
 
-    monkeypatch.setattr(eval_blocks, "per_batch_outputs", spy)
+    monkeypatch.setattr(eval_blocks, "block_outputs", spy)
     result = T.sweep(
         lambda rngs: MLP(4, (5,), 3, rngs=rngs), (x, y),
         loss="cross_entropy", seeds=[0, 1, 2], epochs=2, batch_size=8,
         validation_data=(x, y), members_per_step=per_step,
     )  # fmt: skip
-    assert calls == [11, 11]  # every batch of every epoch, once
+    assert calls == [[8, 3], [8, 3]]  # every batch of every epoch, once
     for i in range(3):
         logs = T.evaluate(result.member(i), (x, y), loss="cross_entropy", batch_size=8)
         got = result.history["val_loss"][i, -1]
