@@ -187,7 +187,7 @@ def run_epoch(
             run, plan.feeder.epoch(run.seed, epoch, shuffle=plan.shuffle)
         ):
             outs.append(_dispatch(run, plan, chunk, bar))
-            in_flight.throttle(outs)
+            in_flight.throttle(outs, plan.feeder.depth)
             run.global_step += chunk.steps
             loss = None
             if len(outs) > 1 and bar.wants_loss():

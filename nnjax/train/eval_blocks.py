@@ -41,7 +41,7 @@ from jax.sharding import Mesh
 from nnjax import losses
 from nnjax.train import in_flight, sharding, step
 from nnjax.train.compiled import TRACES, cached, gathered
-from nnjax.train.feeder import DeviceFeeder
+from nnjax.train.feeder import DeviceFeeder, default_steps
 
 BATCHES_PER_DISPATCH = 8
 """Batches one evaluation dispatch computes (a rolled device loop, as ``fit``'s steps).
@@ -52,8 +52,30 @@ pass for a 64-64-10 MLP and 1.7x for a 784-500-300-100-10 MLP, one batch per dis
 """
 
 
+def block_feeder(source: Any, mesh: Mesh, *, on_device: bool | None = None) -> DeviceFeeder:
+    """A feeder of :data:`BATCHES_PER_DISPATCH` batches a dispatch (fewer if large).
+
+    Array data that fit stay on the device (``on_device``, default
+    :func:`~nnjax.train.feeder.stays_on_device`), as for ``fit``'s validation, whose
+    data are the same every epoch; other data are stacked on the host, at most
+    :data:`~nnjax.train.in_flight.DISPATCH_BYTES` a dispatch
+    (:func:`~nnjax.train.feeder.default_steps`).
+
+    Example:
+      >>> import numpy as np
+      >>> from nnjax.train import sharding
+      >>> from nnjax.train.data import ArraySource
+      >>> src = ArraySource(np.ones((4, 2), np.float32), np.zeros(4, np.int32), batch_size=2)
+      >>> feeder = block_feeder(src, sharding.make_mesh(jax.devices()[:1]))
+      >>> feeder.gather, feeder.k
+      (True, 8)
+    """
+    k = default_steps(BATCHES_PER_DISPATCH, source, mesh, on_device=on_device)
+    return DeviceFeeder(source, mesh, k, on_device=on_device)
+
+
 def host_feeder(source: Any, mesh: Mesh) -> DeviceFeeder:
-    """A feeder of :data:`BATCHES_PER_DISPATCH` batches stacked on the host, for one call.
+    """A :func:`block_feeder` of batches stacked on the host, for one call.
 
     ``evaluate`` and ``predict`` feed host blocks, whose program depends only on the
     batch's shape: gathering from data put on the device (as ``fit`` and its
@@ -68,7 +90,7 @@ def host_feeder(source: Any, mesh: Mesh) -> DeviceFeeder:
       >>> host_feeder(src, sharding.make_mesh(jax.devices()[:1])).gather
       False
     """
-    return DeviceFeeder(source, mesh, BATCHES_PER_DISPATCH, on_device=False)
+    return block_feeder(source, mesh, on_device=False)
 
 
 @cached
@@ -176,13 +198,14 @@ def block_outputs(fn: Callable, params: Any, rest: Any, feeder: DeviceFeeder) ->
             steps.append(chunk.steps)
             yield fn(treedef, leaves, *chunk.args)
 
-    host = sharding.to_host(in_flight.collect(dispatches()))
+    host = sharding.to_host(in_flight.collect(dispatches(), feeder.depth))
     return [jax.tree.map(lambda a, n=n: a[:n], block) for block, n in zip(host, steps, strict=True)]
 
 
 __all__ = [
     "BATCHES_PER_DISPATCH",
     "DeviceFeeder",
+    "block_feeder",
     "block_outputs",
     "block_stats",
     "compiled_eval_blocks",

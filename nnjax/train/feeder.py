@@ -31,7 +31,7 @@ import jax
 import numpy as np
 from jax.sharding import Mesh
 
-from nnjax.train import sharding
+from nnjax.train import in_flight, sharding
 from nnjax.train.data import ArraySource, Batch
 
 #: In-memory data up to this size is put on the device once (when no memory limit is known).
@@ -232,6 +232,65 @@ def fits_on_device(nbytes: int, device: jax.Device) -> bool:
     return nbytes <= (limit // 4 if limit else DEVICE_DATA_BYTES)
 
 
+def stays_on_device(source: Any, mesh: Mesh) -> bool:
+    """Whether ``source``'s data go to the devices once: in-memory arrays that fit there.
+
+    Only in a one-process run; memmaps and iterables are read and stacked per dispatch.
+
+    Example:
+      >>> src = ArraySource(np.ones((4, 2)), np.zeros(4), batch_size=2)
+      >>> stays_on_device(src, sharding.make_mesh(jax.devices()[:1]))
+      True
+    """
+    return (
+        isinstance(source, ArraySource)
+        and not source.is_memmap()
+        and jax.process_count() == 1
+        and fits_on_device(source.nbytes(), mesh.devices.flat[0])
+    )
+
+
+def batch_nbytes(source: Any) -> int:
+    """Bytes of one batch of ``source`` as the feeder stacks it (inputs, labels, weights).
+
+    An :class:`~nnjax.train.data.ArraySource`'s from its arrays' sizes (nothing read);
+    an iterable's from its first batch.
+
+    Example:
+      >>> batch_nbytes(ArraySource(np.ones((10, 3), np.float32), np.zeros(10), batch_size=4))
+      112
+    """
+    if isinstance(source, ArraySource):
+        per_row = source.nbytes() // max(source.n, 1) + 2 * np.dtype(np.float32).itemsize
+        return per_row * source.batch_size
+    return in_flight.nbytes(source.example())
+
+
+def default_steps(
+    k: int, source: Any, mesh: Mesh, *, copies: int = 1, on_device: bool | None = None
+) -> int:
+    """``k`` batches per dispatch, fewer where stacks of ``k`` would be large.
+
+    Data that stay on the device (``on_device``, default :func:`stays_on_device`) keep
+    ``k``; host-stacked batches (``copies`` of each, a sweep's members) are cut to
+    :data:`~nnjax.train.in_flight.DISPATCH_BYTES` a dispatch
+    (:func:`~nnjax.train.in_flight.steps_within`).
+
+    Example:
+      >>> src = ArraySource(np.ones((64, 4), np.float32), np.zeros(64), batch_size=32)
+      >>> mesh = sharding.make_mesh(jax.devices()[:1])
+      >>> default_steps(8, src, mesh)  # kept on the device: each dispatch names rows
+      8
+      >>> from nnjax.train.iterable_source import IterableSource
+      >>> fed = IterableSource([(np.ones((32, 3 << 18), np.float32), np.zeros(32))])
+      >>> default_steps(8, fed, mesh)  # 96 MiB batches stacked on the host: 2
+      2
+    """
+    if stays_on_device(source, mesh) if on_device is None else on_device:
+        return k
+    return in_flight.steps_within(k, copies * batch_nbytes(source))
+
+
 class DeviceFeeder:
     """Turns a data source into per-dispatch :class:`Chunk` s of ``k`` batches on ``mesh``.
 
@@ -239,24 +298,27 @@ class DeviceFeeder:
       source: an :class:`~nnjax.train.data.ArraySource` or ``IterableSource``.
       mesh: batches are sharded over its ``'data'`` axis.
       k: batches per dispatch.
-      on_device: keep array data on the device and gather there (default: when it is
-        in memory and fits, in a one-process run).
+      on_device: keep array data on the device and gather there (default:
+        :func:`stays_on_device`).
+
+    Attributes:
+      gather: whether the data stay on the device (each chunk names rows of it).
+      depth: dispatches that may stay queued behind the one the host waits for
+        (:func:`~nnjax.train.in_flight.depth_for` the size of a stack of ``k`` batches).
     """
 
     def __init__(self, source: Any, mesh: Mesh, k: int, *, on_device: bool | None = None):
         self.source, self.mesh, self.k = source, mesh, k
         self.part = sharding.process_rows(mesh, source.batch_size)
         if on_device is None:
-            on_device = (
-                isinstance(source, ArraySource)
-                and not source.is_memmap()
-                and jax.process_count() == 1
-                and fits_on_device(source.nbytes(), mesh.devices.flat[0])
-            )
+            on_device = stays_on_device(source, mesh)
         self.gather = bool(on_device)
         self.data = None
+        self.depth = in_flight.DEPTH
         if self.gather:
             self.data = sharding.put_replicated(source.device_arrays(), mesh)
+        else:
+            self.depth = in_flight.depth_for(k * batch_nbytes(source))
 
     def _host_chunk(self, batches: list[Batch]) -> Chunk:
         return self._put_block((stack(batches, self.k), len(batches)))
@@ -285,9 +347,12 @@ __all__ = [
     "DeviceFeeder",
     "Prefetcher",
     "array_blocks",
+    "batch_nbytes",
     "chunked",
+    "default_steps",
     "fits_on_device",
     "in_blocks",
     "index_chunks",
     "stack",
+    "stays_on_device",
 ]

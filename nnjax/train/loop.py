@@ -56,9 +56,9 @@ from nnjax.train import validation as checks
 from nnjax.train.callbacks import Callback, as_callbacks
 from nnjax.train.driver import CallbackDriver, Run, RunView
 from nnjax.train.engine import NonFiniteLossError, Plan, train_into
-from nnjax.train.eval_blocks import BATCHES_PER_DISPATCH
+from nnjax.train.eval_blocks import block_feeder
 from nnjax.train.evaluate import divisible, evaluate_source
-from nnjax.train.feeder import DeviceFeeder
+from nnjax.train.feeder import DeviceFeeder, default_steps
 from nnjax.train.history import History
 from nnjax.train.interrupts import holding_interrupts
 from nnjax.train.iterable_source import IterableSource
@@ -235,7 +235,9 @@ def fit(
         elsewhere), 0, 1 (bar), 2 (line).
       initial_epoch: the epoch to start from (when not resuming).
       steps_per_dispatch: updates per compiled dispatch (default 8, a rolled device
-        loop; see :func:`~nnjax.train.compiled.steps_per_dispatch_for`).
+        loop; see :func:`~nnjax.train.compiled.steps_per_dispatch_for`; fewer where
+        batches read on the host would pass 256 MiB a dispatch,
+        :func:`~nnjax.train.feeder.default_steps`).
       devices: devices to shard each batch over (default: all local devices when they
         divide the batch size, else one; with several processes, every device of
         every process).
@@ -306,7 +308,7 @@ def fit(
     if val is not None:  # the mesh may span more devices than ``mesh_size`` assumed
         val = divisible(val, int(mesh.shape[sharding.DATA_AXIS]))
     setup.warn_if_fsdp_unsharded(param_sharding, mesh, source.batch_size)
-    k = steps_per_dispatch or compiled.steps_per_dispatch_for(model)
+    k = steps_per_dispatch or default_steps(compiled.steps_per_dispatch_for(model), source, mesh)
     k = checks.check_count("steps_per_dispatch", k, 1)
 
     state = TrainState(params, optimizers.init_state(tx, params, learning_rate=lr), rest)
@@ -364,7 +366,7 @@ def _validator(model: nnx.Module, val: Any, objective: setup.Objective, mesh: Me
         return None
     eval_graphdef = step.graphdef_for(model, training=False)
     options = dict(objective.options)
-    feeder = DeviceFeeder(val, mesh, BATCHES_PER_DISPATCH)  # array data on the device once
+    feeder = block_feeder(val, mesh)  # array data on the device once
     return lambda s: evaluate_source(
         eval_graphdef, s.params, s.rest, val, loss=objective.loss, metrics=objective.metrics,
         mesh=mesh, precision=options["precision"], loss_fn=options["loss_fn"], feeder=feeder,

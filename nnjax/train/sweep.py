@@ -85,7 +85,7 @@ from nnjax.train.sweep_callbacks import (
     group_folder,
     resume,
 )
-from nnjax.train.sweep_feeder import SweepFeeder
+from nnjax.train.sweep_feeder import SweepFeeder, default_sweep_steps
 from nnjax.train.sweep_result import (
     MemberGroup,
     SweepResult,
@@ -334,9 +334,10 @@ def _group_plan(model: nnx.Module, graphdef: nnx.GraphDef, state: SweepState, c:
         eval_per_step = auto_eval_per_step(platform, graphdef)
     if len(seeds) == 1:  # one member runs unbatched whatever per_step says (over_members)
         per_step = 1
-    k = checks.check_count(
-        "steps_per_dispatch", c["steps_per_dispatch"] or compiled.steps_per_dispatch_for(model), 1
+    k = c["steps_per_dispatch"] or default_sweep_steps(
+        compiled.steps_per_dispatch_for(model), c["source"], mesh, len(seeds)
     )
+    k = checks.check_count("steps_per_dispatch", k, 1)
     feeder = SweepFeeder(c["source"], seeds, k, mesh)
     validate = None
     if c["val"] is not None:

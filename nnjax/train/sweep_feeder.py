@@ -37,15 +37,17 @@ import jax
 import numpy as np
 from jax.sharding import Mesh
 
-from nnjax.train import sharding
+from nnjax.train import in_flight, sharding
 from nnjax.train.data import ArraySource, epoch_index
 from nnjax.train.feeder import (
     Chunk,
     DeviceFeeder,
     Prefetcher,
-    fits_on_device,
+    batch_nbytes,
+    default_steps,
     in_blocks,
     index_chunks,
+    stays_on_device,
 )
 
 MODES = ("gather", "members", "shared")
@@ -63,12 +65,23 @@ def feed_mode(source: Any, mesh: Mesh) -> str:
     """
     if not isinstance(source, ArraySource):
         return "shared"
-    local = (
-        jax.process_count() == 1
-        and not source.is_memmap()
-        and fits_on_device(source.nbytes(), mesh.devices.flat[0])
-    )
-    return "gather" if local else "members"
+    return "gather" if stays_on_device(source, mesh) else "members"
+
+
+def default_sweep_steps(k: int, source: Any, mesh: Mesh, members: int) -> int:
+    """``k`` batches per dispatch, fewer where every member's stacks would be large.
+
+    As :func:`~nnjax.train.feeder.default_steps`; in ``"members"`` mode each of the
+    ``members`` has batches of its own in the stack, in ``"shared"`` mode they share one.
+
+    Example:
+      >>> from nnjax.train.data import ArraySource
+      >>> src = ArraySource(np.ones((4, 2)), np.zeros(4), batch_size=2)
+      >>> default_sweep_steps(8, src, sharding.make_mesh(jax.devices()[:1]), members=16)
+      8
+    """
+    copies = members if feed_mode(source, mesh) == "members" else 1
+    return default_steps(k, source, mesh, copies=copies)
 
 
 class SweepFeeder:
@@ -83,6 +96,8 @@ class SweepFeeder:
     Attributes:
       mode: ``"gather"``, ``"members"`` or ``"shared"`` (the module docstring says which
         data takes which); the compiled sweep takes its batches accordingly.
+      depth: dispatches that may stay queued behind the one the host waits for
+        (:func:`~nnjax.train.in_flight.depth_for` the size of one dispatch's stack).
     """
 
     def __init__(self, source: Any, seeds: Sequence[int], k: int, mesh: Mesh) -> None:
@@ -90,10 +105,15 @@ class SweepFeeder:
         self.mode = feed_mode(source, mesh)
         self.data = None
         self._shared = None
+        self.depth = in_flight.DEPTH
         if self.mode == "gather":
             self.data = sharding.put_replicated(source.device_arrays(), mesh)
         elif self.mode == "shared":
             self._shared = DeviceFeeder(source, mesh, k, on_device=False)
+            self.depth = self._shared.depth
+        else:
+            stack_bytes = len(self.seeds) * k * batch_nbytes(source)
+            self.depth = in_flight.depth_for(stack_bytes)
         self._part = sharding.process_rows(mesh, source.batch_size)
 
     def _orders(self, epoch: int, shuffle: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -129,4 +149,4 @@ class SweepFeeder:
         yield from Prefetcher(blocks, self._member_chunk)
 
 
-__all__ = ["MODES", "SweepFeeder", "feed_mode"]
+__all__ = ["MODES", "SweepFeeder", "default_sweep_steps", "feed_mode"]

@@ -34,7 +34,6 @@ from nnjax.train._sweep_groups import SweepHistory
 from nnjax.train.compiled import TRACES, cached, eigen_dots_for, gathered, loop_steps
 from nnjax.train.engine import epoch_logs
 from nnjax.train.evaluate import summarize
-from nnjax.train.feeder import DeviceFeeder
 from nnjax.train.flat_dispatch import on_leaves
 from nnjax.train.members import (
     CPU_VMAP_MAX_PARAMS,
@@ -264,7 +263,7 @@ def finite_update(losses: jax.Array, params: PyTree) -> jax.Array:
 
 @cached
 def _compiled_eval(
-    graphdef: nnx.GraphDef, loss: Any, metrics: tuple, options: tuple, per_step, mesh, gather
+    graphdef: nnx.GraphDef, loss: Any, metrics: tuple, options: tuple, per_step, k, mesh, gather
 ):
     named = dict(options)
     eval_step = step.make_eval_step(
@@ -274,7 +273,7 @@ def _compiled_eval(
     def members(params, rest, batch):  # one shared batch, members as over_members says
         return over_members(lambda p, r: eval_step(p, r, batch), (params, rest), per_step)
 
-    return eval_blocks.over_batches(members, eval_blocks.BATCHES_PER_DISPATCH, mesh, gather)
+    return eval_blocks.over_batches(members, k, mesh, gather)
 
 
 def make_validate(
@@ -289,7 +288,8 @@ def make_validate(
     """``validate(state) -> {name: (M,)}``: every member's exact loss and metrics.
 
     Each dispatch evaluates every member on
-    :data:`~nnjax.train.eval_blocks.BATCHES_PER_DISPATCH` batches (``per_step`` members
+    :data:`~nnjax.train.eval_blocks.BATCHES_PER_DISPATCH` batches (fewer where they
+    are large, :func:`~nnjax.train.eval_blocks.block_feeder`) (``per_step`` members
     vmapped together, as :func:`over_members`; each batch split over ``mesh``: each
     process reads only its rows; in-memory data put on the device once, for every
     epoch); the statistics are summed over the batches per member, as ``evaluate``
@@ -297,8 +297,10 @@ def make_validate(
     """
     resolved = step.resolve_metrics(metrics)
     mesh = mesh or sharding.make_mesh(jax.devices()[:1])
-    feeder = DeviceFeeder(source, mesh, eval_blocks.BATCHES_PER_DISPATCH)
-    fn = _compiled_eval(eval_graphdef, loss, metrics, options, per_step, mesh, feeder.gather)
+    feeder = eval_blocks.block_feeder(source, mesh)
+    fn = _compiled_eval(
+        eval_graphdef, loss, metrics, options, per_step, feeder.k, mesh, feeder.gather
+    )
 
     def validate(state: SweepState) -> dict[str, np.ndarray]:
         host = eval_blocks.block_outputs(fn, state.params, state.rest, feeder)  # (n, M, ...)
