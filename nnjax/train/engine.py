@@ -67,7 +67,9 @@ class Plan:
       train_fn: the compiled dispatch (:func:`nnjax.train.compiled.compiled_train`):
         ``train_fn(treedef, leaves, *chunk.args) -> (leaves, out)`` over the state's
         flat arrays (:func:`nnjax.train.flat_dispatch.on_leaves`).
-      feeder: the training :class:`~nnjax.train.feeder.DeviceFeeder`.
+      feeder: the training :class:`~nnjax.train.feeder.DeviceFeeder` (or anything with
+        its ``epoch(seed, epoch, shuffle=...)``; an optional ``depth`` bounds the
+        dispatches queued, default :data:`nnjax.train.in_flight.DEPTH`).
       validate: ``validate(state) -> logs`` or None.
       metrics: the resolved training metrics.
       epochs: the final epoch count.
@@ -187,7 +189,7 @@ def run_epoch(
             run, plan.feeder.epoch(run.seed, epoch, shuffle=plan.shuffle)
         ):
             outs.append(_dispatch(run, plan, chunk, bar))
-            in_flight.throttle(outs, plan.feeder.depth)
+            in_flight.throttle(outs, getattr(plan.feeder, "depth", in_flight.DEPTH))
             run.global_step += chunk.steps
             loss = None
             if len(outs) > 1 and bar.wants_loss():
