@@ -107,35 +107,38 @@ class Chunk:
     examples: int
 
 
-def chunked(items: Iterable, k: int) -> Iterator[list]:
-    """Groups ``items`` into lists of ``k`` (the last may be shorter).
+def stacked_blocks(batches: Iterable[Batch], k: int) -> Iterator[tuple[Batch, int]]:
+    """Host batches as ``((K, B, ...) block, steps)`` pairs of up to ``k`` batches.
 
-    Example:
-      >>> list(chunked(range(5), 2))
-      [[0, 1], [2, 3], [4]]
-    """
-    group: list = []
-    for item in items:
-        group.append(item)
-        if len(group) == k:
-            yield group
-            group = []
-    if group:
-        yield group
-
-
-def stack(batches: list[Batch], k: int) -> Batch:
-    """Stacks up to ``k`` host batches ``(K, B, ...)``, padding with masked copies.
+    Each batch is copied into its block's slot as it arrives, before the next is read:
+    an iterable may hand over the same buffer refilled for every batch (nnjax keeps no
+    reference to it), and no batch is copied twice. A last block of fewer batches is
+    padded with copies of its last batch under mask 0, so weight 0.
 
     Example:
       >>> b = Batch(np.ones((2, 3)), np.zeros(2), np.ones(2), np.ones(2))
-      >>> s = stack([b], 2)
-      >>> s.x.shape, s.mask.tolist()
-      ((2, 2, 3), [[1.0, 1.0], [0.0, 0.0]])
+      >>> [(s.x.shape, s.mask.tolist(), n) for s, n in stacked_blocks([b], 2)]
+      [((2, 2, 3), [[1.0, 1.0], [0.0, 0.0]], 1)]
     """
-    pad = batches[-1]._replace(weight=batches[-1].weight * 0, mask=batches[-1].mask * 0)
-    full = batches + [pad] * (k - len(batches))
-    return jax.tree.map(lambda *leaves: np.stack(leaves), *full)
+    block: list[np.ndarray] = []
+    treedef, n = None, 0
+    for batch in batches:
+        leaves, treedef = jax.tree.flatten(batch)
+        if not block:
+            block = [np.empty((k, *a.shape), a.dtype) for a in leaves]
+        for slot, a in zip(block, leaves, strict=True):
+            slot[n] = a
+        n += 1
+        if n == k:
+            yield jax.tree.unflatten(treedef, block), k
+            block, n = [], 0
+    if n:
+        for slot in block:
+            slot[n:] = slot[n - 1]
+        stacked = jax.tree.unflatten(treedef, block)
+        stacked.weight[n:] = 0
+        stacked.mask[n:] = 0
+        yield stacked, n
 
 
 def in_blocks(idx: np.ndarray, mask: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -320,9 +323,6 @@ class DeviceFeeder:
         else:
             self.depth = in_flight.depth_for(k * batch_nbytes(source))
 
-    def _host_chunk(self, batches: list[Batch]) -> Chunk:
-        return self._put_block((stack(batches, self.k), len(batches)))
-
     def _put_block(self, block: tuple[Batch, int]) -> Chunk:
         stacked, steps = block
         batch = sharding.put_batch(stacked, self.mesh, batch_size=self.source.batch_size)
@@ -339,7 +339,7 @@ class DeviceFeeder:
             yield from Prefetcher(blocks, self._put_block)
             return
         batches = self.source.batches(seed, epoch, shuffle=shuffle, part=self.part)
-        yield from Prefetcher(chunked(batches, self.k), self._host_chunk)
+        yield from Prefetcher(stacked_blocks(batches, self.k), self._put_block)
 
 
 __all__ = [
@@ -348,11 +348,10 @@ __all__ = [
     "Prefetcher",
     "array_blocks",
     "batch_nbytes",
-    "chunked",
     "default_steps",
     "fits_on_device",
     "in_blocks",
     "index_chunks",
-    "stack",
+    "stacked_blocks",
     "stays_on_device",
 ]

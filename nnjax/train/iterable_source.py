@@ -91,7 +91,9 @@ class IterableSource:
         first = next(items, None)
         if items is data:  # a one-shot iterator: keep the batch just read
             self.data = itertools.chain([first], items)
-        self._first = self._prepare(first, 0, None)
+        # a copy: a full batch is passed on uncopied (the feeder copies it into its
+        # block before reading the next), and an iterable may refill one buffer
+        self._first = jax.tree.map(np.array, self._prepare(first, 0, None))
         self.local_batch_size = self._first.mask.shape[0]
         self.batch_size = self.local_batch_size * jax.process_count()
         self.steps = steps_per_epoch if steps_per_epoch else _length(data)

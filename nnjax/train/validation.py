@@ -275,6 +275,8 @@ def check_inputs_ok(
                 "attribute, e.g. `integer_inputs = ('ids',)`; or pass check_inputs=False"
             )
         if nan and np.issubdtype(a.dtype, np.floating) and not isinstance(a, np.memmap):
+            if a.size and np.isfinite(a.min()) and np.isfinite(a.max()):
+                continue  # no NaN (min and max propagate it) and no inf: no mask needed
             bad = np.flatnonzero(~np.isfinite(a.reshape(len(a), -1)).all(axis=1))
             if bad.size:
                 raise ValueError(
@@ -365,8 +367,10 @@ def host_batch(
                 raise _spec_error(i, path[2:-2], f"{a.shape} {a.dtype.name}", had, "shape", kind)
         if n > size:
             raise ShapeError(f"{where} has {n} examples, more than batch 0's {size}")
-    rows = np.resize(np.arange(n), size)
     mask = (np.arange(size) < n).astype(np.float32)
+    if n == size:  # a full batch, uncopied: the feeder copies it before reading the next
+        return Batch(x, y, w, mask)
+    rows = np.resize(np.arange(n), size)
     take = lambda t: jax.tree.map(lambda a: a[rows], t)
     return Batch(take(x), take(y), w[rows] * mask, mask)
 

@@ -78,3 +78,61 @@ def test_fit_stops_at_a_later_bad_batch_and_keeps_the_weights():
         T.fit(model, batches(), loss="cross_entropy", steps_per_dispatch=1, verbose=0)
     for a, b in zip(before, leaves(model)):
         np.testing.assert_array_equal(a, b)
+
+
+def _refilled(x, y, batch):
+    """A generator that hands over the same two buffers, refilled for every batch."""
+    bx, by = np.empty((batch, *x.shape[1:]), x.dtype), np.empty(batch, y.dtype)
+    for i in range(0, len(x), batch):
+        n = min(batch, len(x) - i)
+        bx[:n], by[:n] = x[i : i + n], y[i : i + n]
+        yield bx[:n], by[:n]
+
+
+def test_a_generator_that_refills_one_buffer_trains_as_fresh_batches():
+    import optax
+
+    import nnjax.train as T
+    from tests.train._data import blobs, leaves, mlp
+
+    x, y = blobs(n=100)  # 12 full batches of 8 and one of 4
+    fresh = [(x[i : i + 8].copy(), y[i : i + 8].copy()) for i in range(0, 100, 8)]
+    models = mlp(seed=3), mlp(seed=3)
+    for model, data in zip(models, (fresh, _refilled(x, y, 8)), strict=True):
+        T.fit(model, data, loss="cross_entropy", optimizer=optax.adam(1e-2), verbose=0)
+    for a, b in zip(leaves(models[0]), leaves(models[1]), strict=True):
+        np.testing.assert_array_equal(a, b)
+    model = mlp(seed=3)
+    logs = T.evaluate(model, _refilled(x, y, 8), loss="cross_entropy")
+    expected = T.evaluate(model, (x, y), loss="cross_entropy", batch_size=8)
+    np.testing.assert_allclose(logs["loss"], expected["loss"], rtol=1e-6, atol=1e-7)
+
+
+def test_stacked_blocks_copy_each_batch_and_pad_the_last_block():
+    from nnjax.train.data import Batch
+    from nnjax.train.feeder import stacked_blocks
+
+    buf = np.zeros((2, 3), np.float32)
+
+    def refill():
+        for v in (1.0, 2.0, 3.0):
+            buf[:] = v
+            yield Batch(buf, np.full(2, v), np.full(2, v), np.ones(2, np.float32))
+
+    blocks = list(stacked_blocks(refill(), 2))
+    assert [n for _, n in blocks] == [2, 1]
+    assert blocks[0][0].x[:, 0, 0].tolist() == [1.0, 2.0]
+    last = blocks[1][0]
+    assert last.x[:, 0, 0].tolist() == [3.0, 3.0]  # padded with its last batch
+    assert last.weight.tolist() == [[3.0, 3.0], [0.0, 0.0]]
+    assert last.mask.tolist() == [[1.0, 1.0], [0.0, 0.0]]
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_inputs_are_named_by_example(bad):
+    x = np.ones((4, 3), np.float32)
+    x[2, 1] = bad
+    src = IterableSource([(np.ones((4, 3), np.float32), np.zeros(4, np.int32)),
+                          (x, np.zeros(4, np.int32))])  # fmt: skip
+    with pytest.raises(ValueError, match=r"batch 1: the inputs x hold NaN or inf \(example 2, 1 "):
+        list(src.batches(0, 0))
