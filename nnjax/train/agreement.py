@@ -1,8 +1,8 @@
 """Whether every process of a multi-process ``fit`` was given the same run (private).
 
 Every process of a multi-process run must call ``fit`` with the same settings: a
-different number of examples, batch size, epoch count, ``steps_per_epoch`` or
-checkpoint callback makes the processes run different sequences of collectives, and
+different number of examples, batch size, batch dtype, epoch count,
+``steps_per_epoch`` or checkpoint callback makes the processes run different sequences of collectives, and
 they wait for each other forever; a different seed, learning rate, optimizer or
 initial parameters trains each replica differently without an error. So ``fit`` first
 exchanges a small description of its run (:func:`check`) through the key-value store
@@ -131,10 +131,14 @@ def check_fit(
     if jax.process_count() == 1:
         return
     from nnjax.train.checkpoint import ModelCheckpoint
+    from nnjax.train.feeder import batch_nbytes
 
     fields = {
         "number of examples": getattr(source, "n", None),
         "batch_size": getattr(source, "batch_size", None),
+        # this process's rows of a batch: their shapes and dtypes, and the batches a
+        # dispatch stacks (feeder.default_steps), must be every process's
+        "bytes per batch": batch_nbytes(source),
         "steps per epoch": getattr(source, "steps", None),
         **{k: v if v is None or isinstance(v, (bool, int, float, str)) else repr(v)
            for k, v in settings.items()},

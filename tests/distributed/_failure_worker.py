@@ -19,7 +19,7 @@ import time
 
 START = time.monotonic()
 CASES = ("len", "batch", "epochs", "steps", "seed", "lr", "optimizer", "modelseed", "val")
-CASES += ("ckpt",)
+CASES += ("ckpt", "dtype")
 
 
 def join():
@@ -96,8 +96,11 @@ def case(name, index, out_dir):
     if name == "ckpt" and not other:
         kw["callbacks"] = [ModelCheckpoint(os.path.join(out_dir, "ckpt"))]
     data = dataset(n)
-    if name == "steps":  # an endless iterable of this process's rows of each batch
+    if name in ("steps", "dtype"):  # an endless iterable of this process's rows of each batch
         x, y = data
+        if name == "dtype" and other:
+            x = x.astype("float16")
+        kw["steps_per_epoch"] = kw.get("steps_per_epoch", 2)
         data = ((x[i : i + 8], y[i : i + 8]) for i in iter(lambda: 0, 1))
     return model(seed), data, kw
 
