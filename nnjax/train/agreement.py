@@ -2,8 +2,8 @@
 
 Every process of a multi-process run must call ``fit`` with the same settings: a
 different number of examples, batch size, batch dtype, epoch count,
-``steps_per_epoch`` or checkpoint callback makes the processes run different sequences of collectives, and
-they wait for each other forever; a different seed, learning rate, optimizer or
+``steps_per_epoch`` or checkpoint callback makes the processes run different sequences
+of collectives, and they wait for each other forever; a different seed, learning rate, optimizer or
 initial parameters trains each replica differently without an error. So ``fit`` first
 exchanges a small description of its run (:func:`check`) through the key-value store
 of JAX's coordination service (the one :func:`jax.distributed.initialize` starts),
