@@ -1,14 +1,14 @@
 """Whether every process of a multi-process ``fit`` was given the same run (private).
 
 Every process of a multi-process run must call ``fit`` with the same settings: a
-different number of examples, batch size, batch dtype, epoch count,
-``steps_per_epoch`` or checkpoint callback makes the processes run different sequences
-of collectives, and they wait for each other forever; a different seed, learning rate, optimizer or
-initial parameters trains each replica differently without an error. So ``fit`` first
-exchanges a small description of its run (:func:`check`) through the key-value store
-of JAX's coordination service (the one :func:`jax.distributed.initialize` starts),
-with a bounded wait, and raises a ``ValueError`` naming each setting that differs and
-each process's value, on every process, before anything compiles.
+different number of examples, batch size, batch dtype, epoch count, ``steps_per_epoch``
+or checkpoint callback makes the processes run different sequences of collectives, and
+they wait for each other forever; a different seed, learning rate, optimizer or initial
+parameters trains each replica differently without an error. So ``fit`` first exchanges
+a small description of its run (:func:`check`) through the key-value store of JAX's
+coordination service (the one :func:`jax.distributed.initialize` starts), with a bounded
+wait, and raises a ``ValueError`` naming each setting that differs and each process's
+value, on every process, before anything compiles.
 
 Each ``fit`` call publishes one key per process under :data:`ROOT` (numbered by a
 counter that every process advances alike); every process deletes its own key once
