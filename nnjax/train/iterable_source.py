@@ -1,7 +1,7 @@
 """Batches from any iterable of ``(x, y[, sample_weight])``: a list, a generator, a loader.
 
 Each batch is checked as it is read (structure, per-example shapes and dtypes against
-the first batch: :func:`nnjax.train.validation.host_batch`) and padded to the first
+the first batch: :func:`host_batch`) and padded to the first
 batch's size; once the model's output is known (:meth:`IterableSource.check_labels`),
 its labels are checked too. The checks run on the host, in the thread that reads the
 batches ahead of the step (:class:`nnjax.train.feeder.Prefetcher`).
@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import jax
 import numpy as np
 
+from nnjax.errors import ShapeError
 from nnjax.train import class_weights as weights
 from nnjax.train import validation as checks
 
@@ -45,6 +46,75 @@ def split_batch(item: Any, where: str) -> tuple[Any, Any, Any]:
     return item[0], item[1], item[2] if len(item) == 3 else None
 
 
+def _spec_error(
+    i: int, path: str, got: Any, want: Any, what: str, kind: type[ValueError] = ValueError
+) -> ValueError:
+    return kind(
+        f"batch {i}: {path} has {what} {got}, but batch 0 had {want}; every batch needs the "
+        "same structure, per-example shapes and dtypes"
+    )
+
+
+def host_batch(
+    i: int,
+    x: Any,
+    y: Any,
+    sw: Any,
+    spec: Any | None,
+    *,
+    check_inputs: bool = True,
+    integer_ok: Collection[str] = frozenset(),
+) -> Any:
+    """Batch ``i`` of an iterable as a host ``Batch``, padded to ``spec``'s size.
+
+    It is checked against ``spec`` (structure, per-example shapes, dtypes), with messages
+    naming the batch.
+
+    Raises:
+      ShapeError: per-example shapes that differ from ``spec``'s, lengths that differ
+        within the batch, or more examples than ``spec``.
+      ValueError: an empty batch, other keys or dtypes than ``spec``'s, NaN inputs or bad
+        sample weights.
+      TypeError: integer inputs with ``check_inputs`` (other than ``integer_ok``'s).
+
+    Example:
+      >>> b = host_batch(0, np.ones((3, 2)), np.zeros(3), None, None)
+      >>> b.mask.tolist()
+      [1.0, 1.0, 1.0]
+    """
+    from nnjax.train.data import Batch
+
+    where = f"batch {i}"
+    x, y = checks.host_tree(f"{where} x", x), checks.host_tree(f"{where} y", y)
+    n = checks.check_lengths(where, {"x": x, "y": y})
+    if n == 0:
+        raise ValueError(
+            f"{where} has no examples; every batch needs at least one (with several "
+            "processes, every process's block of every batch)"
+        )
+    w = checks.sample_weights(where, sw, n)
+    checks.check_inputs_ok(where, x, check_inputs=check_inputs, integer_ok=integer_ok)
+    size = n if spec is None else spec.mask.shape[0]
+    if spec is not None:
+        got = checks.leaf_paths({"x": x, "y": y})
+        want = checks.leaf_paths({"x": spec.x, "y": spec.y})
+        if [p for p, _ in got] != [p for p, _ in want]:
+            raise _spec_error(i, "the batch", [p for p, _ in got], [p for p, _ in want], "keys")
+        for (path, a), (_, b) in zip(got, want):
+            if a.shape[1:] != b.shape[1:] or a.dtype != b.dtype:
+                kind = ShapeError if a.shape[1:] != b.shape[1:] else ValueError  # or a dtype
+                had = f"{b.shape} {b.dtype.name}"
+                raise _spec_error(i, path[2:-2], f"{a.shape} {a.dtype.name}", had, "shape", kind)
+        if n > size:
+            raise ShapeError(f"{where} has {n} examples, more than batch 0's {size}")
+    mask = (np.arange(size) < n).astype(np.float32)
+    if n == size:  # a full batch, uncopied: the feeder copies it before reading the next
+        return Batch(x, y, w, mask)
+    rows = np.resize(np.arange(n), size)
+    take = lambda t: jax.tree.map(lambda a: a[rows], t)
+    return Batch(take(x), take(y), w[rows] * mask, mask)
+
+
 class IterableSource:
     """Batches from any iterable (generator, list, loader), padded to the first batch's size.
 
@@ -63,7 +133,7 @@ class IterableSource:
       integer_ok: key paths of ``x`` that may be integers (the model's declared
         ``integer_inputs``).
 
-    Every batch is checked as it is read (:func:`nnjax.train.validation.host_batch`);
+    Every batch is checked as it is read (:func:`host_batch`);
     after :meth:`check_labels`, its labels too.
 
     Example:
@@ -103,7 +173,7 @@ class IterableSource:
         if item is None and spec is None:
             raise ValueError("the data iterable yielded no batches")
         x, y, sw = split_batch(item, f"batch {i}")
-        host = checks.host_batch(
+        host = host_batch(
             i, x, y, sw, spec, check_inputs=self.check_inputs, integer_ok=self.integer_ok
         )
         if self._labels is not None:  # the real rows' labels (padding repeats them)
@@ -177,4 +247,4 @@ def _length(data: Any) -> int | None:
         return None
 
 
-__all__ = ["IterableSource", "split_batch"]
+__all__ = ["IterableSource", "host_batch", "split_batch"]

@@ -186,7 +186,8 @@ def _raise_loss_fault(loss: Any, err: BaseException, name: str) -> None:
         ) from err
 
 
-def _paths(tree: Any) -> list[tuple[str, Any]]:
+def leaf_paths(tree: Any) -> list[tuple[str, Any]]:
+    """``(key path, leaf)`` for every leaf (``"['a'][0]"``), in tree order."""
     return [(jax.tree_util.keystr(k), v) for k, v in jax.tree_util.tree_flatten_with_path(tree)[0]]
 
 
@@ -239,7 +240,7 @@ def check_lengths(where: str, parts: Mapping[str, Any], expected: int | None = N
       >>> check_lengths("train", {"x": np.ones((3, 2)), "y": np.ones(3)})
       3
     """
-    sizes = [(f"{n}{p}", v.shape) for n, t in parts.items() for p, v in _paths(t)]
+    sizes = [(f"{n}{p}", v.shape) for n, t in parts.items() for p, v in leaf_paths(t)]
     n = expected if expected is not None else sizes[0][1][0]
     bad = [(k, s) for k, s in sizes if s[0] != n]
     if bad:
@@ -262,7 +263,7 @@ def check_inputs_ok(
       >>> check_inputs_ok("train", {"a": np.ones(2, np.float32)}, check_inputs=True)
       >>> check_inputs_ok("train", {"n": np.ones(2, int)}, check_inputs=True, integer_ok={"['n']"})
     """
-    for path, a in _paths(x):
+    for path, a in leaf_paths(x):
         if (
             check_inputs
             and not np.issubdtype(a.dtype, np.floating)
@@ -307,74 +308,6 @@ def sample_weights(where: str, sw: Any, n: int) -> np.ndarray:
     return w
 
 
-def _spec_error(
-    i: int, path: str, got: Any, want: Any, what: str, kind: type[ValueError] = ValueError
-) -> ValueError:
-    return kind(
-        f"batch {i}: {path} has {what} {got}, but batch 0 had {want}; every batch needs the "
-        "same structure, per-example shapes and dtypes"
-    )
-
-
-def host_batch(
-    i: int,
-    x: Any,
-    y: Any,
-    sw: Any,
-    spec: Any | None,
-    *,
-    check_inputs: bool = True,
-    integer_ok: Collection[str] = frozenset(),
-) -> Any:
-    """Batch ``i`` of an iterable as a host ``Batch``, padded to ``spec``'s size.
-
-    It is checked against ``spec`` (structure, per-example shapes, dtypes), with messages
-    naming the batch.
-
-    Raises:
-      ShapeError: per-example shapes that differ from ``spec``'s, lengths that differ
-        within the batch, or more examples than ``spec``.
-      ValueError: an empty batch, other keys or dtypes than ``spec``'s, NaN inputs or bad
-        sample weights.
-      TypeError: integer inputs with ``check_inputs`` (other than ``integer_ok``'s).
-
-    Example:
-      >>> b = host_batch(0, np.ones((3, 2)), np.zeros(3), None, None)
-      >>> b.mask.tolist()
-      [1.0, 1.0, 1.0]
-    """
-    from nnjax.train.data import Batch
-
-    where = f"batch {i}"
-    x, y = host_tree(f"{where} x", x), host_tree(f"{where} y", y)
-    n = check_lengths(where, {"x": x, "y": y})
-    if n == 0:
-        raise ValueError(
-            f"{where} has no examples; every batch needs at least one (with several "
-            "processes, every process's block of every batch)"
-        )
-    w = sample_weights(where, sw, n)
-    check_inputs_ok(where, x, check_inputs=check_inputs, integer_ok=integer_ok)
-    size = n if spec is None else spec.mask.shape[0]
-    if spec is not None:
-        got, want = _paths({"x": x, "y": y}), _paths({"x": spec.x, "y": spec.y})
-        if [p for p, _ in got] != [p for p, _ in want]:
-            raise _spec_error(i, "the batch", [p for p, _ in got], [p for p, _ in want], "keys")
-        for (path, a), (_, b) in zip(got, want):
-            if a.shape[1:] != b.shape[1:] or a.dtype != b.dtype:
-                kind = ShapeError if a.shape[1:] != b.shape[1:] else ValueError  # or a dtype
-                had = f"{b.shape} {b.dtype.name}"
-                raise _spec_error(i, path[2:-2], f"{a.shape} {a.dtype.name}", had, "shape", kind)
-        if n > size:
-            raise ShapeError(f"{where} has {n} examples, more than batch 0's {size}")
-    mask = (np.arange(size) < n).astype(np.float32)
-    if n == size:  # a full batch, uncopied: the feeder copies it before reading the next
-        return Batch(x, y, w, mask)
-    rows = np.resize(np.arange(n), size)
-    take = lambda t: jax.tree.map(lambda a: a[rows], t)
-    return Batch(take(x), take(y), w[rows] * mask, mask)
-
-
 def check_count(name: str, value: Any, minimum: int = 0) -> int:
     """``value`` as an int ``>= minimum``; a ``TypeError`` naming ``name`` otherwise.
 
@@ -398,7 +331,7 @@ __all__ = [
     "check_lengths",
     "check_loss_accepts",
     "describe",
-    "host_batch",
     "host_tree",
+    "leaf_paths",
     "sample_weights",
 ]
