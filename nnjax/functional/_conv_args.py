@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import jax
+from jax import lax
 
 from nnjax import _checks, initializers
 from nnjax.functional import _utils
@@ -92,6 +93,24 @@ def add_bias(op: str, params: Params, y: jax.Array) -> jax.Array:
     return y + _utils.expand_to(params["bias"].astype(y.dtype), y.ndim)
 
 
+def explicit_pads(
+    x_shape: Sequence[int],
+    span: Sequence[int],
+    strides: Sequence[int],
+    padding: str | Sequence[tuple[int, int]],
+) -> list[tuple[int, int]]:
+    """``(lo, hi)`` per spatial axis; ``"SAME"``/``"VALID"`` resolved as XLA does."""
+    if isinstance(padding, str):
+        pairs = lax.padtype_to_pads(x_shape[1:-1], span, strides, padding)
+        return [(int(lo), int(hi)) for lo, hi in pairs]
+    return list(padding)
+
+
+def out_size(size: int, pad: tuple[int, int], span: int, stride: int) -> int:
+    """Output length of one spatial axis."""
+    return (size + pad[0] + pad[1] - span) // stride + 1
+
+
 __all__ = [
     "Padding",
     "Params",
@@ -99,5 +118,7 @@ __all__ = [
     "check_channels",
     "check_groups",
     "conv_padding",
+    "explicit_pads",
     "init_params",
+    "out_size",
 ]

@@ -69,6 +69,15 @@ kernel gradient of ``_conv_taps.depthwise_reverse``): 2-18x faster than XLA's gr
 convolution, 1.4-4x faster than patches at batch 8 to 128 (figures in that module and
 ``benchmarks/README.md``), 1.1x slower than patches at batch 1 (0.47 against 0.43 ms).
 
+In library programs 1-D convolutions follow the 2-D rule (patches up to
+:data:`LIBRARY_PATCHES_MAX_BYTES`, else Eigen) and ungrouped 3-D ones are
+``"depth_stacked"`` (``_conv_depth.py``; forward only too). 2-core Intel Xeon, fwd+bwd
+compiled as ``fit`` compiles, ms, patches / Eigen / PyTorch: 1-D 128x64 -> 64 k3 at
+batch 128 20.1 / 7.9 / 7.9, 64x300 -> 100 k5 at batch 64 29.6 / 16.2 / 16.3; below 0.2
+MiB of patches, patches won (64x16 -> 32 k3 at batch 8: 0.15 / 0.21). ``fit`` of a 3-D
+CNN took 11.3-11.6 ms an update against 48.9-50.3, of a 1-D CNN 6.0-6.6 against 7.4
+(``benchmarks/README.md``, session 25).
+
 In library programs a 2-D pointwise convolution (1x1, stride 1, no padding: one matmul
 as patches) to fewer channels than it reads is ``"patches"`` at every size (a
 bottleneck's down-projection). Measured on a 2-core Intel Xeon (AVX-512, AMX), float32,
@@ -94,6 +103,8 @@ Example:
   'xla_canonical'
   >>> choose((32, 14, 14, 32), (3, 3, 1, 32), (14, 14), 32, jnp.float32, "cpu")
   'taps'
+  >>> choose((2, 4, 8, 8, 3), (3, 3, 3, 3, 8), (4, 8, 8), 1, jnp.float32, "cpu", library=True)
+  'depth_stacked'
 """
 
 from __future__ import annotations
@@ -108,7 +119,8 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from nnjax.functional import _conv_bfloat16, _conv_canonical, _conv_taps
+from nnjax.functional import _conv_bfloat16, _conv_canonical, _conv_depth, _conv_taps
+from nnjax.functional._conv_args import out_size
 from nnjax.functional._conv_compiler import in_library_program
 from nnjax.functional._forward_only import is_forward_only
 from nnjax.functional._scoped import check_choice, scoped
@@ -195,10 +207,11 @@ def choose(
         return "patches" if patch_bytes <= cap else "xla"
     if _conv_taps.applies(kernel_shape, groups):
         return "taps"
+    if nd == 3:
+        return "depth_stacked"
     if nd == 2 and _pointwise_down(x_shape, kernel_shape, out_spatial):
         return "patches"
-    cap = LIBRARY_PATCHES_MAX_BYTES if nd == 2 else PATCHES_MAX_BYTES
-    return "patches" if patch_bytes <= cap else "xla_canonical"
+    return "patches" if patch_bytes <= LIBRARY_PATCHES_MAX_BYTES else "xla_canonical"
 
 
 def _pointwise_down(
@@ -231,8 +244,12 @@ def resolve(
     if formulation == "auto":
         formulation = _DEFAULT.get()
     if formulation == "auto" and is_forward_only():
-        depthwise = _conv_taps.is_depthwise(x.shape[-1], kernel.shape, groups)
-        return "taps" if depthwise and jax.default_backend() == "cpu" else "xla"
+        if jax.default_backend() != "cpu":
+            return "xla"
+        if _conv_taps.is_depthwise(x.shape[-1], kernel.shape, groups):
+            return "taps"
+        static = all(isinstance(d, int) for d in x.shape)
+        return "depth_stacked" if kernel.ndim == 5 and groups == 1 and static else "xla"
     if formulation == "auto":
         backend = jax.default_backend()
         library = in_library_program()
@@ -246,24 +263,6 @@ def resolve(
 def _bfloat16_patches_faster(x: jax.Array, kernel: jax.Array, out_spatial, groups: int) -> bool:
     static = all(isinstance(d, int) for d in (*x.shape, *out_spatial))
     return groups == 1 and static and _conv_bfloat16.faster(x.shape, kernel.shape, out_spatial)
-
-
-def explicit_pads(
-    x_shape: Sequence[int],
-    span: Sequence[int],
-    strides: Sequence[int],
-    padding: str | Sequence[tuple[int, int]],
-) -> list[tuple[int, int]]:
-    """``(lo, hi)`` per spatial axis; ``"SAME"``/``"VALID"`` resolved as XLA does."""
-    if isinstance(padding, str):
-        pairs = lax.padtype_to_pads(x_shape[1:-1], span, strides, padding)
-        return [(int(lo), int(hi)) for lo, hi in pairs]
-    return list(padding)
-
-
-def out_size(size: int, pad: tuple[int, int], span: int, stride: int) -> int:
-    """Output length of one spatial axis."""
-    return (size + pad[0] + pad[1] - span) // stride + 1
 
 
 def xla(
@@ -359,17 +358,43 @@ def taps(
     return _ungrouped(_conv_taps.conv, x, kernel, strides, pads, dilation, groups)
 
 
+def depth_stacked(
+    x: jax.Array,
+    kernel: jax.Array,
+    strides: tuple[int, ...],
+    pads: list[tuple[int, int]],
+    dilation: tuple[int, ...],
+    groups: int,
+) -> jax.Array:
+    """3-D, ungrouped: the depth taps stacked along the channels, one 2-D convolution.
+
+    As ``"auto"`` picks it (``_conv_depth.py``, :func:`resolve`); else :func:`patches`.
+    """
+    if groups != 1 or kernel.ndim != 5:
+        return patches(x, kernel, strides, pads, dilation, groups)
+    return _conv_depth.conv(x, kernel, strides, pads, dilation, _auto_2d)
+
+
+def _auto_2d(x, kernel, strides, pads, dilation, groups) -> jax.Array:
+    """The 2-D convolution as ``"auto"`` formulates it in this program (:func:`resolve`)."""
+    spans = [(k - 1) * d + 1 for k, d in zip(kernel.shape[:2], dilation)]
+    out = [out_size(*a) for a in zip(x.shape[1:-1], pads, spans, strides)]
+    name = resolve("auto", x, kernel, out, groups)
+    return IMPLEMENTATIONS[name](x, kernel, strides, pads, dilation, groups)
+
+
 #: im2col with bfloat16 operands on AMX (``_conv_bfloat16.py``), float32 result, reverse
 #: mode; reached through ``"auto"`` for ungrouped convolutions only (:func:`resolve`).
 patches_bfloat16 = functools.partial(_ungrouped, _conv_bfloat16.conv)
 
 
-#: Every formulation by name; ``"xla_canonical"``, ``"taps"`` and ``"patches_bfloat16"``
-#: only through ``"auto"``.
+#: Every formulation by name; ``"xla_canonical"``, ``"taps"``, ``"patches_bfloat16"`` and
+#: ``"depth_stacked"`` only through ``"auto"``.
 IMPLEMENTATIONS: dict[str, Callable[..., jax.Array]] = {
     "xla": xla,
     "patches": patches,
     "xla_canonical": xla_canonical,
     "taps": taps,
     "patches_bfloat16": patches_bfloat16,
+    "depth_stacked": depth_stacked,
 }

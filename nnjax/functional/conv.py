@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 
 from nnjax import _checks, _hardware, initializers
-from nnjax.functional import _bfloat16, _conv_bfloat16, _sharding, _utils
+from nnjax.functional import _bfloat16, _conv_args, _conv_bfloat16, _sharding, _utils
 from nnjax.functional import _conv_formulations as _forms
 from nnjax.functional._conv_args import Padding as Padding
 from nnjax.functional._conv_args import Params as Params
@@ -221,8 +221,8 @@ def conv(
     strides = _utils.ntuple(stride, nd, "stride", op)
     span = tuple((k - 1) * d + 1 for k, d in zip(kernel.shape[:nd], dilation))
     _utils.check_window_fits(op, x, span, pads)
-    pads = _forms.explicit_pads(x.shape, span, strides, pads)
-    out = [_forms.out_size(*a) for a in zip(x.shape[1:-1], pads, span, strides)]
+    pads = _conv_args.explicit_pads(x.shape, span, strides, pads)
+    out = [_conv_args.out_size(*a) for a in zip(x.shape[1:-1], pads, span, strides)]
     # bfloat16 that XLA:CPU convolves by widening: convolve in float32 and round the
     # output once (the kernel enters as it is; with AMX "auto" may round both operands
     # instead, _conv_bfloat16)

@@ -19,7 +19,8 @@ FORMULATIONS = ("xla", "patches")
 # "xla_canonical" and "taps" are reached through "auto" only; the tests run them in place
 # of "xla" (taps for every channel count, although "auto" picks it for one only, and for
 # depthwise convolutions: per-channel taps).
-ALL_FORMULATIONS = (*FORMULATIONS, "xla_canonical", "taps")
+ALL_FORMULATIONS = (*FORMULATIONS, "xla_canonical", "taps", "depth_stacked")
+# "depth_stacked" is 3-D and ungrouped (other cases run it as its fallback, patches)
 OPS = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 TORCH_OPS = {1: "conv1d", 2: "conv2d", 3: "conv3d"}
 
@@ -37,6 +38,7 @@ CASES = [
     ((5, 4, 6), (3, 2, 3), (1, 1, 2), "VALID", (1, 2, 1), 3, 3, 6),  # depthwise 3-D
     ((5, 6, 5), (2, 3, 2), (1, 2, 1), "SAME", (1, 1, 2), 1, 2, 3),
     ((6, 5, 5), (3, 1, 2), (2, 1, 1), 1, (1, 1, 1), 2, 2, 4),
+    ((7, 6, 5), (3, 2, 3), (2, 1, 2), ((2, 1), (0, 1), (1, 1)), (2, 1, 1), 1, 3, 2),
 ]
 
 
@@ -132,9 +134,9 @@ def test_matches_torch_float32(case, formulation, monkeypatch):
 ONE_CHANNEL = ((9, 8), (3, 3), (1, 1), "SAME", (1, 1), 1, 1, 4)  # "auto" picks "taps"
 
 
-@pytest.mark.parametrize("formulation", ["auto", "xla_canonical", "taps"])
+@pytest.mark.parametrize("formulation", ["auto", "xla_canonical", "taps", "depth_stacked"])
 @pytest.mark.parametrize(
-    "case", [CASES[0], CASES[2], CASES[4], CASES[6], CASES[7], CASES[10], ONE_CHANNEL]
+    "case", [CASES[0], CASES[2], CASES[4], CASES[6], CASES[7], CASES[10], CASES[12], ONE_CHANNEL]
 )
 def test_in_a_library_program_matches_torch(case, formulation, monkeypatch):
     """``F.conv*`` traced and compiled by ``_conv_compiler.jit`` (Eigen convolutions)."""
@@ -328,10 +330,19 @@ def test_rule_in_a_library_program():
     assert pick(*grouped, groups=2) == "patches"
     huge_grouped = ((512, 14, 14, 32), (3, 3, 16, 32), (14, 14))  # 116 MB
     assert pick(*huge_grouped, groups=2) == "xla"
-    one_d = ((32, 64, 8), (3, 8, 16), (64,))
+    one_d = ((32, 64, 8), (3, 8, 16), (64,))  # 196 KB of patches
     assert pick(*one_d) == forms.choose(*one_d, 1, jnp.float32, "cpu") == "patches"
+    mid_one_d = ((32, 128, 64), (3, 64, 64), (128,))  # 3 MB: Eigen in a library program
+    assert pick(*mid_one_d) == "xla_canonical"
+    assert forms.choose(*mid_one_d, 1, jnp.float32, "cpu") == "patches"
     big_one_d = ((4096, 512, 8), (3, 8, 16), (512,))
     assert pick(*big_one_d) == "xla_canonical"
+    for three_d in [((2, 8, 8, 8, 1), (3, 3, 3, 1, 8), (8, 8, 8)),  # 0.1 MB of patches
+                    ((4, 16, 32, 32, 3), (3, 3, 3, 3, 32), (16, 32, 32))]:  # 20 MB  # fmt: skip
+        assert pick(*three_d) == "depth_stacked"
+        assert pick(*three_d, backend="gpu") == "xla"
+    grouped_3d = ((2, 8, 8, 8, 4), (3, 3, 3, 2, 8), (8, 8, 8))
+    assert pick(*grouped_3d, groups=2) == "patches"
 
 
 def test_pointwise_down_projections_are_one_matmul_in_a_library_program():

@@ -47,6 +47,22 @@ def test_a_depthwise_convolution_keeps_its_taps_forward_only():
     np.testing.assert_allclose(depthwise(X), expected, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="the CPU picks differ from it")
+def test_an_ungrouped_3d_convolution_is_depth_stacked_planes_forward_only():
+    x = jnp.asarray(np.random.default_rng(2).normal(size=(2, 5, 6, 6, 3)), jnp.float32)
+    params = F.conv3d_init(jax.random.key(2), 3, 4, 3)
+
+    def forward(x):
+        with F.forward_only():
+            return F.conv3d(params, x, stride=(2, 1, 1))
+
+    prims = _primitives(forward, x)
+    assert "conv_general_dilated" in prims and "concatenate" in prims  # 2-D, planes stacked
+    expected = F.conv3d(params, x, stride=(2, 1, 1), formulation="xla")
+    np.testing.assert_allclose(forward(x), expected, rtol=1e-5, atol=1e-5)
+    assert "f32[3,3,9,4]" in prims  # the kernel seen as (kh, kw, kd * in, out)
+
+
 def test_explicit_formulations_and_their_contexts_still_win():
     def explicit(x):
         with F.forward_only():
