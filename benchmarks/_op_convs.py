@@ -144,6 +144,61 @@ def _precision_call(fn: Callable, *args) -> Callable[[], object]:
     return call
 
 
+# --------------------------------------------------------------- conv1d, conv3d
+
+
+def convnd_shapes(nd: int, batch: int, quick: bool) -> dict[str, tuple]:
+    """name -> (x shape, out channels, kernel size): sequences (1-D) or volumes (3-D)."""
+    if quick:
+        return {1: {"16x4->8 k3": ((batch, 16, 4), 8, 3)},
+                3: {"4x6x6x2->4": ((batch, 4, 6, 6, 2), 4, 3)}}[nd]  # fmt: skip
+    if nd == 1:  # a text CNN's (300-d embeddings), an audio front end's, a mid layer's
+        return {
+            "128x64->64 k3": ((batch, 128, 64), 64, 3),
+            "64x300->100 k5": ((batch, 64, 300), 100, 5),
+            "1024x16->32 k9": ((batch, 1024, 16), 32, 9),
+        }
+    return {  # a video or volume network's first and later 3x3x3 layers
+        "8x16x16x3->16": ((batch, 8, 16, 16, 3), 16, 3),
+        "8x16x16x32->64": ((batch, 8, 16, 16, 32), 64, 3),
+        "4x8x8x64->64": ((batch, 4, 8, 8, 64), 64, 3),
+    }
+
+
+def convnd_calls(x_shape, out_channels: int, size: int) -> tuple[Calls, str]:
+    """``F.conv1d``/``F.conv3d`` per formulation, as ``fit`` compiles it, and PyTorch's.
+
+    Rows ``xla`` and ``patches`` (plain ``jax.jit``), ``library_auto`` (``fit``'s
+    compile and rule: the pick), ``library_xla`` and ``library_patches`` (those two
+    compiled as ``fit`` compiles), ``torch``. Loss ``sum(y ** 2) / 2``.
+    """
+    import nnjax.functional as F
+    from nnjax.functional import _conv_compiler
+
+    nd = len(x_shape) - 2
+    op = {1: F.conv1d, 3: F.conv3d}[nd]
+    x = jnp.asarray(rand(x_shape, 0))
+    kernel = rand((*(size,) * nd, x_shape[-1], out_channels), 1) * 0.1
+    params = {"kernel": jnp.asarray(kernel), "bias": jnp.zeros(out_channels)}
+    calls: Calls = {}
+    for name, jit in (("", jax.jit), ("library_", _conv_compiler.jit)):
+        for form in ("xla", "patches"):
+            conv = functools.partial(op, formulation=form)
+            calls[name + form] = (jax_fwd_bwd(halved(conv), params, x, jit=jit), H.sync_jax)
+    auto = jax_fwd_bwd(halved(op), params, x, jit=_conv_compiler.jit)
+    calls["library_auto"] = (auto, H.sync_jax)
+    if C.missing_module("torch") is None:
+        import torch
+
+        channels_first = np.moveaxis(np.asarray(x), -1, 1)
+        torch_kernel = np.moveaxis(kernel, (-1, -2), (0, 1))
+        tx, tk, tb = torch_leaves(channels_first, torch_kernel, np.zeros(out_channels, np.float32))
+        conv_fn = getattr(torch.nn.functional, f"conv{nd}d")
+        conv = lambda x, k, b: conv_fn(x, k, b, padding=size // 2)
+        calls["torch"] = (torch_fwd_bwd(halved(conv), [tx, tk, tb]), H.torch_device()[1])
+    return calls, "library_auto"
+
+
 # -------------------------------------------------------------------- pointwise
 
 

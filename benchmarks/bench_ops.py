@@ -19,6 +19,11 @@ call, trace + compile + run, apart):
   patches of ``library_precision`` took 1.3x Eigen's time at 28x28x128 -> 128, batch
   8, that way, 0.65-0.93x with a ReLU, a batch norm, a residual, a squared or a pooled
   loss after the convolution);
+* ``conv1d`` / ``conv3d``: SAME convolutions of sequences (128x64 -> 64 k3, a text CNN's
+  64x300 -> 100 k5, an audio front end's 1024x16 -> 32 k9) and volumes (3x3x3: 8x16x16x3
+  -> 16, 8x16x16x32 -> 64, 4x8x8x64 -> 64): ``"xla"`` and ``"patches"`` under plain
+  ``jit`` and as ``fit`` compiles them (``library_*``), ``library_auto`` (``fit``'s
+  pick: for 3-D, depth-stacked planes and one 2-D convolution) and PyTorch;
 * ``pool``: 2x2 max and average pooling (stride 2) at the CNN benchmark's shapes (after
   a ReLU, so max windows hold ties) for each formulation of ``F.max_pool2d`` /
   ``F.avg_pool2d`` (``"reduce_window"``, ``"reshape"``) and torch's ``max_pool2d`` /
@@ -81,6 +86,8 @@ from _op_convs import (  # noqa: E402
     Calls,
     conv_calls,
     conv_shapes,
+    convnd_calls,
+    convnd_shapes,
     dwblock_calls,
     dwblock_shapes,
     jax_fwd_bwd,
@@ -93,7 +100,7 @@ from _op_convs import (  # noqa: E402
     torch_leaves,
 )
 
-OPS = ("conv2d", "dwblock", "pointwise", "pool", "lstm", "gru", "dense")
+OPS = ("conv2d", "conv1d", "conv3d", "dwblock", "pointwise", "pool", "lstm", "gru", "dense")
 
 
 # ------------------------------------------------------------------- recurrences
@@ -196,6 +203,10 @@ def groups(args: argparse.Namespace):
         if "conv2d" in args.ops:
             for name, spec in conv_shapes(batch, args.quick, args.sizes).items():
                 yield "conv2d", name, batch, functools.partial(conv_calls, *spec)
+        for nd in (1, 3):
+            if f"conv{nd}d" in args.ops:
+                for name, spec in convnd_shapes(nd, batch, args.quick).items():
+                    yield f"conv{nd}d", name, batch, functools.partial(convnd_calls, *spec)
         if "dwblock" in args.ops:
             for name, shape in dwblock_shapes(batch, args.quick).items():
                 yield "dwblock", name, batch, functools.partial(dwblock_calls, shape)

@@ -26,7 +26,7 @@ def test_load_note_says_high_above_half_the_cores():
     assert H.load_note(None, 2) == "load average unknown"
 
 
-OPS = ("conv2d", "dwblock", "pointwise", "lstm", "dense", "pool")
+OPS = ("conv2d", "conv1d", "conv3d", "dwblock", "pointwise", "lstm", "dense", "pool")
 
 
 @pytest.mark.slow  # compiles a dozen small programs: about a minute on a shared 2-core CPU
@@ -57,6 +57,10 @@ def test_bench_ops_quick_writes_rows_and_marks_the_picks(tmp_path, capsys, monke
     conv = {r["formulation"] for r in rows if r["op"] == "conv2d"}
     assert {"xla", "patches", "torch"} <= conv
     assert ("library_precision" in conv) == _op_convs.rounds_operands()  # native bfloat16
+    for op in ("conv1d", "conv3d"):
+        forms = {r["formulation"] for r in rows if r["op"] == op}
+        assert forms == {"xla", "patches", "library_xla", "library_patches", "library_auto",
+                         "torch"}  # fmt: skip
     pool = {r["formulation"] for r in rows if r["op"] == "pool"}
     assert {"reduce_window", "reshape", "torch"} <= pool
     dwblock = {r["formulation"] for r in rows if r["op"] == "dwblock"}
