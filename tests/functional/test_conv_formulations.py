@@ -179,6 +179,30 @@ def test_formulations_agree_under_jit_vmap_without_recompiling(key):
     np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-5)
 
 
+@requires_library_programs
+def test_depth_stacked_planes_under_vmap_in_a_library_program_without_recompiling(key):
+    """A sweep's vmapped members: the stacked planes' reshapes under a batched trace."""
+    members = jax.vmap(lambda k: F.conv3d_init(k, 2, 3, 3))(jax.random.split(key, 3))
+    x = jax.random.normal(key, (2, 4, 5, 5, 2))
+    traces = []
+
+    def loss(p, x):
+        traces.append(1)
+        per_member = lambda q: 0.5 * jnp.sum(F.conv3d(q, x, stride=(2, 1, 1)) ** 2)
+        return jnp.sum(jax.vmap(per_member)(p))
+
+    fn = compiler.jit(jax.grad(loss))
+    grads = fn(members, x)
+    fn(members, x + 1.0)
+    assert len(traces) == 1
+    for m in range(3):
+        one = jax.tree.map(lambda a, m=m: a[m], members)
+        ref = lambda q: 0.5 * jnp.sum(F.conv3d(q, x, stride=(2, 1, 1), formulation="xla") ** 2)
+        expected = jax.grad(ref)(one)
+        for a, b in zip(jax.tree.leaves(grads), jax.tree.leaves(expected), strict=True):
+            np.testing.assert_allclose(a[m], b, rtol=1e-4, atol=1e-4)
+
+
 @pytest.mark.parametrize("formulation", ["xla_canonical", "taps"])
 def test_custom_vjp_formulations_check_grads_second_order_reverse(formulation):
     params = {"kernel": rand((2, 3, 2, 3), 1), "bias": rand((3,), 2)}
