@@ -42,6 +42,8 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from nnjax.functional._conv_args import out_size
+
 
 def conv(
     x: jax.Array,
@@ -68,7 +70,7 @@ def conv(
     kd, kh, kw, c_in, c_out = kernel.shape
     (lo, hi), stride, step = pads[0], strides[0], dilation[0]
     xp = jnp.pad(x, ((0, 0), (lo, hi), (0, 0), (0, 0), (0, 0)))
-    depth = (xp.shape[1] - (kd - 1) * step - 1) // stride + 1
+    depth = out_size(x.shape[1], (lo, hi), (kd - 1) * step + 1, stride)
     planes = [
         lax.slice_in_dim(xp, z * step, z * step + (depth - 1) * stride + 1, stride, axis=1)
         for z in range(kd)
