@@ -24,6 +24,13 @@ call, trace + compile + run, apart):
   -> 16, 8x16x16x32 -> 64, 4x8x8x64 -> 64): ``"xla"`` and ``"patches"`` under plain
   ``jit`` and as ``fit`` compiles them (``library_*``), ``library_auto`` (``fit``'s
   pick: for 3-D, depth-stacked planes and one 2-D convolution) and PyTorch;
+* ``conv_transpose``: transposed convolutions (1-D, 2-D, 3-D; a DCGAN generator's, a
+  U-Net decoder's), as ``fit`` compiles them: the pick (one stride-1 convolution and a
+  pixel shuffle, ``_conv_subpixel.py``), its shared-kernel and per-phase variants,
+  ``lax``'s stride-dilated convolution (nnjax's before) and PyTorch (rows ``convT``);
+* ``strided``: stride-2 convolutions (a ResNet's stem and downsampling layers), whose
+  input gradient is a transposed convolution: the pick, the same with ``lax``'s
+  stride-dilated input gradient, PyTorch;
 * ``pool``: 2x2 max and average pooling (stride 2) at the CNN benchmark's shapes (after
   a ReLU, so max windows hold ties) for each formulation of ``F.max_pool2d`` /
   ``F.avg_pool2d`` (``"reduce_window"``, ``"reshape"``) and torch's ``max_pool2d`` /
@@ -99,8 +106,21 @@ from _op_convs import (  # noqa: E402
     torch_fwd_bwd,
     torch_leaves,
 )
+from _op_upsample import strided_calls, strided_shapes, transpose_calls, transpose_shapes  # noqa: E402
 
-OPS = ("conv2d", "conv1d", "conv3d", "dwblock", "pointwise", "pool", "lstm", "gru", "dense")
+OPS = (
+    "conv2d",
+    "conv1d",
+    "conv3d",
+    "conv_transpose",
+    "strided",
+    "dwblock",
+    "pointwise",
+    "pool",
+    "lstm",
+    "gru",
+    "dense",
+)
 
 
 # ------------------------------------------------------------------- recurrences
@@ -207,6 +227,12 @@ def groups(args: argparse.Namespace):
             if f"conv{nd}d" in args.ops:
                 for name, spec in convnd_shapes(nd, batch, args.quick).items():
                     yield f"conv{nd}d", name, batch, functools.partial(convnd_calls, *spec)
+        if "conv_transpose" in args.ops:
+            for name, spec in transpose_shapes(batch, args.quick).items():
+                yield "convT", name, batch, functools.partial(transpose_calls, *spec)
+        if "strided" in args.ops:
+            for name, spec in strided_shapes(batch, args.quick).items():
+                yield "strided", name, batch, functools.partial(strided_calls, *spec)
         if "dwblock" in args.ops:
             for name, shape in dwblock_shapes(batch, args.quick).items():
                 yield "dwblock", name, batch, functools.partial(dwblock_calls, shape)
@@ -275,7 +301,7 @@ def format_rows(rows: list[dict]) -> str:
         ratio = "-" if r["vs_torch"] is None else f"{r['vs_torch']:.2f}"
         mark = "*" if r["picked"] else " "
         lines.append(
-            f"{r['op']:<7}{r['shape']:<20}{r['batch_size']:>5}  {mark}{r['formulation']:<22}"
+            f"{r['op']:<8}{r['shape']:<20}{r['batch_size']:>5}  {mark}{r['formulation']:<22}"
             f"{r['median_s'] * 1e3:>10.2f} ms{r['compile_s']:>9.2f} s{ratio:>7}"
             f"  {_paired.format_paired(r.get('paired_vs_picked'))}"
         )
@@ -308,7 +334,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         C.apply_quick(args, parser, batch_sizes=(4,))
     print(H.machine_summary(H.environment()), flush=True)
-    print(f"{'op':<7}{'shape':<20}{'batch':>5}  {'formulation (*: picked)':<23}"
+    print(f"{'op':<8}{'shape':<20}{'batch':>5}  {'formulation (*: picked)':<23}"
           f"{'median':>13}{'compile':>11}{'vs torch':>9}  vs pick (IQR)")  # fmt: skip
     config = {k: getattr(args, k) for k in ("quick", "ops", "sizes", "batch_sizes", "repeats")}
     save = functools.partial(

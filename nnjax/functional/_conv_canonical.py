@@ -31,19 +31,20 @@ import jax
 import numpy as np
 from jax import lax
 
+from nnjax.functional import _conv_subpixel
+
 Pads = tuple[tuple[int, int], ...]
 
 _LAYOUT = {1: ("NWC", "WIO", "NWC"), 2: ("NHWC", "HWIO", "NHWC"), 3: ("NDHWC", "DHWIO", "NDHWC")}
 
 
-def _forward(x, kernel, strides, pads, dilation, lhs_dilation=None):
+def _forward(x, kernel, strides, pads, dilation):
     nd = kernel.ndim - 2
     return lax.conv_general_dilated(
         x,
         kernel,
         window_strides=strides,
         padding=pads,
-        lhs_dilation=lhs_dilation,
         rhs_dilation=dilation,
         dimension_numbers=_LAYOUT[nd],
     )
@@ -98,10 +99,7 @@ def backward(strides, pads, dilation, residuals, dy):
     nd = kernel.ndim - 2
     in_size, k_size, out_size = x.shape[1:-1], kernel.shape[:nd], dy.shape[1:-1]
     sizes = (in_size, k_size, strides, out_size, pads, dilation)
-    # dx: dy (dilated by the strides) against the flipped kernel, in/out swapped.
-    flipped = lax.rev(kernel, tuple(range(nd))).swapaxes(-1, -2)
-    ones = (1,) * nd
-    dx = _forward(dy, flipped, ones, input_grad_pads(*sizes), dilation, lhs_dilation=strides)
+    dx = input_grad(dy, kernel, strides, input_grad_pads(*sizes), dilation)
     # dk: x as (in, *spatial, B) against dy as (*spatial, B, out) -> (in, *k_size, out).
     x_t = x.transpose(nd + 1, *range(1, nd + 1), 0)
     dy_t = dy.transpose(*range(1, nd + 1), 0, nd + 1)
@@ -110,6 +108,22 @@ def backward(strides, pads, dilation, residuals, dy):
     return dx.astype(x.dtype), dk.astype(kernel.dtype)
 
 
+def input_grad(dy, kernel, strides, pads, dilation) -> jax.Array:
+    """``dy`` convolved with the flipped kernel (in/out swapped) after dilating it by ``strides``.
+
+    Strided: one stride-1 convolution and a pixel shuffle (``_conv_subpixel.py``), since
+    XLA:CPU runs the stride-dilated input on naive loops.
+    """
+    nd = kernel.ndim - 2
+    if any(s != 1 for s in strides):
+        plane = lambda x, k, strides, pads, dilation, groups: _forward(
+            x, k, strides, pads, dilation
+        )
+        return _conv_subpixel.conv(dy, kernel.swapaxes(-1, -2), strides, pads, dilation, 1, plane)
+    flipped = lax.rev(kernel, tuple(range(nd))).swapaxes(-1, -2)
+    return _forward(dy, flipped, strides, pads, dilation)
+
+
 conv.defvjp(_conv_fwd, backward)
 
-__all__ = ["backward", "conv", "input_grad_pads", "kernel_grad_pads"]
+__all__ = ["backward", "conv", "input_grad", "input_grad_pads", "kernel_grad_pads"]

@@ -372,12 +372,12 @@ def depth_stacked(
     """
     if groups != 1 or kernel.ndim != 5:
         return patches(x, kernel, strides, pads, dilation, groups)
-    return _conv_depth.conv(x, kernel, strides, pads, dilation, _auto_2d)
+    return _conv_depth.conv(x, kernel, strides, pads, dilation, auto)
 
 
-def _auto_2d(x, kernel, strides, pads, dilation, groups) -> jax.Array:
-    """The 2-D convolution as ``"auto"`` formulates it in this program (:func:`resolve`)."""
-    spans = [(k - 1) * d + 1 for k, d in zip(kernel.shape[:2], dilation)]
+def auto(x, kernel, strides, pads, dilation, groups) -> jax.Array:
+    """The convolution as ``"auto"`` formulates it in this program (:func:`resolve`)."""
+    spans = [(k - 1) * d + 1 for k, d in zip(kernel.shape[:-2], dilation)]
     out = [out_size(*a) for a in zip(x.shape[1:-1], pads, spans, strides)]
     name = resolve("auto", x, kernel, out, groups)
     return IMPLEMENTATIONS[name](x, kernel, strides, pads, dilation, groups)

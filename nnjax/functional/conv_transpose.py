@@ -6,12 +6,15 @@ PyTorch's ``padding`` / ``output_padding`` rules.
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 from jax import lax
 
 from nnjax import _checks, initializers
-from nnjax.functional import _sharding, _utils
+from nnjax.functional import _conv_formulations as _forms
+from nnjax.functional import _conv_subpixel, _sharding, _utils
 from nnjax.functional._conv_transpose_pads import TransposePadding as TransposePadding
 from nnjax.functional._conv_transpose_pads import check_output_padding, transpose_pads
 from nnjax.functional._conv_transpose_pads import grouped_kernel as grouped_kernel
@@ -229,20 +232,38 @@ def conv_transpose(
             f"{op}: argument `x` has shape {tuple(x.shape)}; with padding {padding!r} the "
             f"output's spatial size would be {tuple(sizes)}"
         )
-    flipped = jnp.flip(kernel.astype(x.dtype), axis=tuple(range(nd)))
-    convolve = lambda x, k: lax.conv_general_dilated(
+    convolve = _subpixel if _subpixel_applies(x) else _dilated
+    convolve = functools.partial(
+        convolve, strides=stride, pads=pads, dilation=dilation, groups=groups
+    )
+    convolve = _sharding.batch_sharded(convolve, _sharding.batch_axis(x), x.ndim)
+    return add_bias(op, params, convolve(x, kernel.astype(x.dtype)))
+
+
+def _subpixel_applies(x: jax.Array) -> bool:
+    """On the CPU, with static shapes: ``_conv_subpixel.py`` (XLA:CPU's dilated input is slow)."""
+    return jax.default_backend() == "cpu" and all(isinstance(d, int) for d in x.shape)
+
+
+def _subpixel(x, kernel, *, strides, pads, dilation, groups) -> jax.Array:
+    """One stride-1 convolution (``"auto"``'s formulation) and a pixel shuffle."""
+    return _conv_subpixel.conv(x, kernel, strides, pads, dilation, groups, _forms.auto)
+
+
+def _dilated(x, kernel, *, strides, pads, dilation, groups) -> jax.Array:
+    """XLA's convolution of the stride-dilated input with the flipped kernel (cuDNN on GPUs)."""
+    nd = kernel.ndim - 2
+    flipped = jnp.flip(kernel, axis=tuple(range(nd)))
+    return lax.conv_general_dilated(
         x,
-        k,
+        grouped_kernel(flipped, groups),
         window_strides=(1,) * nd,
         padding=pads,
-        lhs_dilation=stride,
+        lhs_dilation=strides,
         rhs_dilation=dilation,
         dimension_numbers=_LAYOUT[nd],
         feature_group_count=groups,
     )
-    convolve = _sharding.batch_sharded(convolve, _sharding.batch_axis(x), x.ndim)
-    y = convolve(x, grouped_kernel(flipped, groups))
-    return add_bias(op, params, y)
 
 
 _DOC_ARGS = """

@@ -31,6 +31,7 @@ MODULES = [
     "nnjax.functional._conv_canonical",
     "nnjax.functional._conv_taps",
     "nnjax.functional._conv_depth",
+    "nnjax.functional._conv_subpixel",
     "nnjax.functional._bfloat16",
     "nnjax.functional._pool_formulations",
     "nnjax.functional._forward_only",

@@ -1,0 +1,213 @@
+"""Transposed convolutions (and strided convolutions' input gradients) as stride-1 ones.
+
+``_conv_subpixel.conv`` against ``lax``'s stride-dilated convolution (the reference it
+replaces on the CPU), in both its modes, values and gradients in float64; the phase
+plan; the rule; and what programs keep: no stride-dilated convolution on the CPU.
+"""
+
+import itertools
+import re
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import nnjax.functional as F
+from nnjax.functional import _conv_canonical, _conv_subpixel, conv_transpose
+from nnjax.functional import _conv_compiler as compiler
+from nnjax.functional import _conv_formulations as forms
+from nnjax.functional._conv_transpose_pads import check_output_padding, transpose_pads
+from nnjax.functional._forward_only import forward_only
+
+from ._backend import ON_CPU, requires_library_programs
+from ._torch_ref import rand
+
+
+def _cases():
+    """(nd, kernel, stride, dilation, size, padding, output_padding, groups): a fixed sample."""
+    grid = itertools.product((1, 2, 3), (1, 2, 3, 4, 5), (1, 2, 3), (1, 2), (1, 4, 5),
+                             (0, 1, 2, "SAME"), (0, 1, 2), (1, 2))  # fmt: skip
+    valid = [
+        c for c in grid
+        if c[6] < max(c[2], c[3]) and not (c[0] == 3 and (c[1] > 3 or c[4] > 4 or c[3] > 1))
+        and _output(c) is not None
+    ]  # fmt: skip
+    picked = np.random.default_rng(0).choice(len(valid), 20, replace=False)
+    return [valid[i] for i in sorted(picked)]
+
+
+def _geometry(case):
+    nd, k, s, d, _, padding, out_pad, _ = case
+    extra, strides, dilation = check_output_padding("t", nd, out_pad, s, d)
+    return strides, transpose_pads("t", nd, (k,) * nd, padding, strides, dilation, extra), dilation
+
+
+def _output(case):
+    """The reference's output, or None where ``lax`` rejects the padding or it is empty."""
+    nd, k, _, _, size, _, _, groups = case
+    strides, pads, dilation = _geometry(case)
+    x, kernel = jnp.zeros((1, *(size,) * nd, 4)), jnp.zeros((*(k,) * nd, 4, 6 // groups))
+    try:
+        shape = jax.eval_shape(
+            lambda x, k: conv_transpose._dilated(
+                x, k, strides=strides, pads=pads, dilation=dilation, groups=groups
+            ), x, kernel,
+        ).shape  # fmt: skip
+    except ValueError:
+        return None
+    return shape if min(shape) > 0 else None
+
+
+def _both(case, fn):
+    """``fn`` under ``lax``'s dilated convolution and the sub-pixel one: ``(expected, got)``."""
+    nd, k, _, _, size, _, _, groups = case
+    strides, pads, dilation = _geometry(case)
+    x = jnp.asarray(rand((2, *(size,) * nd, 4), 1))
+    kernel = jnp.asarray(rand((*(k,) * nd, 4, 6 // groups), 2))
+    kw = {"strides": strides, "pads": pads, "dilation": dilation, "groups": groups}
+    return tuple(
+        fn(lambda x, k, impl=impl: impl(x, k, **kw), x, kernel)
+        for impl in (conv_transpose._dilated, conv_transpose._subpixel)
+    )
+
+
+def _value_and_grads(conv, x, kernel):
+    y, pullback = jax.vjp(conv, x, kernel)
+    return (y, *pullback(jnp.asarray(rand(y.shape, 3), y.dtype)))
+
+
+@pytest.mark.parametrize("separate", [False, True])
+@pytest.mark.parametrize("case", _cases())
+def test_matches_the_dilated_convolution_float64(case, separate, monkeypatch):
+    """Values and both gradients, one convolution for all phases or one per phase."""
+    monkeypatch.setattr(_conv_subpixel, "SEPARATE_MIN_CHANNELS", 0 if separate else 2**62)
+    with jax.enable_x64(True):
+        expected, got = _both(case, _value_and_grads)
+    for a, b in zip(expected, got, strict=True):
+        assert a.shape == b.shape
+        np.testing.assert_allclose(b, a, rtol=1e-10, atol=1e-10)
+
+
+def test_plan_of_a_four_tap_stride_two_axis():
+    """PyTorch's ``padding=1``: 7 -> 14; two taps per phase once the grid shifts by one."""
+    plan = _conv_subpixel.plan_axis(7, 4, 2, 1, (2, 2))
+    assert (plan.taps, plan.shift, plan.length, plan.live) == (2, 1, 14, (0, 1))
+    assert sorted(zip(plan.phase, plan.index)) == [(0, 0), (0, 1), (1, 0), (1, 1)]
+
+
+def test_plan_of_a_one_tap_stride_two_axis_leaves_a_dead_phase():
+    plan = _conv_subpixel.plan_axis(5, 1, 2, 1, (0, 1))  # output_padding 1: 5 -> 10
+    assert (plan.taps, plan.length, len(plan.live)) == (1, 10, 1)
+    params = {"kernel": jnp.asarray(rand((1, 1, 3, 2), 1))}
+    y = F.conv_transpose2d(params, jnp.asarray(rand((2, 5, 5, 3), 2)), stride=2, output_padding=1)
+    dead = 1 - plan.live[0]
+    assert y.shape == (2, 10, 10, 2) and not np.any(np.asarray(y)[:, dead::2])
+    assert np.all(np.asarray(y)[:, plan.live[0] :: 2, plan.live[0] :: 2] != 0)
+
+
+def test_rule_separates_phases_for_zero_holding_kernels_with_enough_channels():
+    three = [_conv_subpixel.plan_axis(8, 3, 2, 1, (1, 2))] * 2  # 2x2 shared, 9 taps
+    four = [_conv_subpixel.plan_axis(8, 4, 2, 1, (2, 2))] * 2  # 2x2 shared, 16 taps
+    minimum = _conv_subpixel.SEPARATE_MIN_CHANNELS
+    assert _conv_subpixel.separate_phases((3, 3, 8, minimum), three)
+    assert not _conv_subpixel.separate_phases((3, 3, 8, minimum - 1), three)
+    assert not _conv_subpixel.separate_phases((4, 4, 8, 4 * minimum), four)
+
+
+def _dilated_convolutions(fn, *args) -> list[str]:
+    """The stride dilations (``lhs_dilation``) other than 1 in ``fn``'s jaxpr."""
+    text = str(jax.make_jaxpr(fn)(*args))
+    found = re.findall(r"lhs_dilation=\(([0-9, ]*)\)", text)
+    assert found, "no convolution in the jaxpr"
+    return [d for d in found if set(d.replace(",", " ").split()) != {"1"}]
+
+
+@pytest.mark.skipif(not ON_CPU, reason="the sub-pixel formulation is the CPU's")
+@pytest.mark.parametrize("nd", [1, 2, 3])
+def test_no_stride_dilated_convolution_on_the_cpu(nd):
+    """Forward and gradient of a transposed and of a strided convolution, as ``fit``
+    traces them. Fails on the code before: ``lax``'s dilated input in both."""
+    x = jnp.asarray(rand((2, *(5,) * nd, 3), 1))
+    transposed = {"kernel": jnp.asarray(rand((*(3,) * nd, 3, 4), 2))}
+    strided = {"kernel": jnp.asarray(rand((*(3,) * nd, 4, 4), 3))}
+    op_t = getattr(F, f"conv_transpose{nd}d")
+
+    def loss(pt, p, x):
+        up = op_t(pt, x, stride=2, padding=1, output_padding=1)
+        down = forms.xla_canonical(up, p["kernel"], (2,) * nd, [(1, 1)] * nd, (1,) * nd, 1)
+        return jnp.sum(down**2)
+
+    with compiler.library_convolutions():
+        assert (
+            _dilated_convolutions(jax.grad(loss, argnums=(0, 1, 2)), transposed, strided, x) == []
+        )
+
+
+@requires_library_programs
+def test_strided_input_gradient_matches_jax_in_a_library_program():
+    """``_conv_canonical``'s strided input gradient (sub-pixel) equals JAX's own VJP."""
+    x, kernel = jnp.asarray(rand((2, 9, 8, 3), 1)), jnp.asarray(rand((3, 2, 3, 5), 2))
+    args = ((2, 3), ((1, 1), (0, 2)), (1, 2))
+    with jax.enable_x64(True):
+        x, kernel = x.astype(jnp.float64), kernel.astype(jnp.float64)
+        y, pullback = jax.vjp(lambda x, k: _conv_canonical.conv(x, k, *args), x, kernel)
+        dy = jnp.asarray(rand(y.shape, 3), jnp.float64)
+        reference = lambda x, k: jax.lax.conv_general_dilated(
+            x, k, args[0], args[1], rhs_dilation=args[2], dimension_numbers=("NHWC", "HWIO", "NHWC")
+        )  # fmt: skip
+        _, ref_pullback = jax.vjp(reference, x, kernel)
+        for a, b in zip(pullback(dy), ref_pullback(dy), strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-10)
+
+
+@requires_library_programs
+def test_in_a_library_program_under_vmap_traces_once(key):
+    """A sweep's members: values and gradients equal per-member calls; one trace."""
+    members = jax.vmap(lambda k: F.conv_transpose2d_init(k, 3, 32, 3))(jax.random.split(key, 2))
+    x = jax.random.normal(key, (2, 5, 4, 3))
+    traces = []
+
+    def loss(p, x):
+        traces.append(1)
+        member = lambda q: 0.5 * jnp.sum(F.conv_transpose2d(q, x, stride=2, padding=1) ** 2)
+        return jnp.sum(jax.vmap(member)(p))
+
+    fn = compiler.jit(jax.grad(loss))
+    grads = fn(members, x)
+    fn(members, x + 1.0)
+    assert len(traces) == 1
+    for m in range(2):
+        one = jax.tree.map(lambda a, m=m: a[m], members)
+        dilated = lambda x, k, **kw: conv_transpose._dilated(x, k, **kw)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(conv_transpose, "_subpixel", dilated)
+            ref = jax.grad(
+                lambda q: 0.5 * jnp.sum(F.conv_transpose2d(q, x, stride=2, padding=1) ** 2)
+            )
+            expected = ref(one)
+        for a, b in zip(jax.tree.leaves(grads), jax.tree.leaves(expected), strict=True):
+            np.testing.assert_allclose(a[m], b, rtol=1e-4, atol=1e-4)
+
+
+def test_forward_only_and_bfloat16_match_the_dilated_convolution():
+    case = (3, 3, 2, 1, 4, 1, 1, 1)  # 3-D: depth-stacked planes forward only on the CPU
+    expected, got = _both(case, lambda conv, x, k: conv(x, k))
+    with forward_only():
+        _, forward = _both(case, lambda conv, x, k: conv(x, k))
+    np.testing.assert_allclose(forward, expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+    as_bf16 = lambda conv, x, k: conv(x.astype(jnp.bfloat16), k.astype(jnp.bfloat16))
+    _, low = _both(case, as_bf16)
+    assert low.dtype == jnp.bfloat16
+    np.testing.assert_allclose(low.astype(np.float32), expected, rtol=0.05, atol=0.1)
+
+
+def test_symbolic_batch_exports_with_the_dilated_convolution():
+    """A symbolic batch keeps ``lax``'s formulation (an exported program may run anywhere)."""
+    params = {"kernel": jnp.asarray(rand((3, 3, 2, 4), 1))}
+    fn = jax.jit(lambda x: F.conv_transpose2d(params, x, stride=2, padding=1, output_padding=1))
+    (batch,) = jax.export.symbolic_shape("b")
+    exported = jax.export.export(fn)(jax.ShapeDtypeStruct((batch, 5, 5, 2), jnp.float32))
+    x = jnp.asarray(rand((3, 5, 5, 2), 2))
+    np.testing.assert_allclose(exported.call(x), fn(x), rtol=1e-5, atol=1e-5)
