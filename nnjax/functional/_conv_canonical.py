@@ -11,7 +11,10 @@ steps took 7.9x the time of its im2col formulation there (batch 32, one thread, 
 
 :func:`conv` is the same convolution with a custom VJP that writes the transposes
 itself, so that every convolution it emits is canonical wherever it sits: the input
-gradient convolves ``dy`` with the flipped kernel (in/out swapped), the kernel gradient
+gradient convolves ``dy`` with the flipped kernel (in/out swapped; for a strided
+convolution a transposed one, computed as stride-1 convolutions and a pixel shuffle by
+``_conv_subpixel.py``, since XLA:CPU runs a stride-dilated ``dy`` on naive loops:
+``benchmarks/bench_ops.py --ops strided``), the kernel gradient
 convolves the input seen as ``(in, *spatial, batch)`` with ``dy`` seen as
 ``(*spatial, batch, out)``; paddings and dilations as in JAX's own rules
 (``jax/_src/lax/convolution.py``). Reverse mode only (a custom VJP has no JVP).

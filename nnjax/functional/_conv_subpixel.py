@@ -119,14 +119,18 @@ def plan_axis(
 
 #: Output channels (per group) from which :func:`conv` convolves each phase on its own
 #: when the shared sub-kernel would hold zeros (below, one wider matmul won).
-SEPARATE_MIN_CHANNELS = 32
+SEPARATE_MIN_CHANNELS = 64
 
 
 def separate_phases(kernel_shape: Sequence[int], plans: Sequence[AxisPlan]) -> bool:
     """Whether :func:`conv` runs one convolution per phase rather than one for all.
 
     Per phase when the shared sub-kernel would hold zeros (a 3-tap kernel at stride 2)
-    and the output has :data:`SEPARATE_MIN_CHANNELS` channels per group or more.
+    and the output has :data:`SEPARATE_MIN_CHANNELS` channels per group or more. 3x3
+    (3x3x3) stride-2 kernels, ``fit``'s compile, forward + backward, per phase / shared:
+    64 output channels 0.60-0.94 at batch 8 and 32 (one 3-D tie, 1.04), 128 channels
+    0.64-0.88; 32 channels 1.51 and 1.59 at batch 32 (2-D 16x16x64, 3-D 4x8x8x64), 0.85
+    and 1.04 at batch 8; 16 channels 1.55-1.63.
     """
     shared = math.prod(p.taps * len(p.live) for p in plans)
     return shared > math.prod(kernel_shape[:-2]) and kernel_shape[-1] >= SEPARATE_MIN_CHANNELS

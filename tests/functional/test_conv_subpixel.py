@@ -21,7 +21,11 @@ from nnjax.functional._conv_transpose_pads import check_output_padding, transpos
 from nnjax.functional._forward_only import forward_only
 
 from ._backend import ON_CPU, requires_library_programs
-from ._torch_ref import rand
+
+
+def rand(shape, seed: int) -> np.ndarray:
+    """Standard-normal float64 test data (no PyTorch: the reference here is ``lax``)."""
+    return np.random.default_rng(seed).standard_normal(shape)
 
 
 def _cases():
