@@ -15,21 +15,21 @@ phase grid is chosen per axis to make ``A`` smallest (a 4-tap stride-2 kernel: 2
 XLA:CPU runs the stride-dilated convolution (``lhs_dilation``) that ``lax`` writes for
 a transposed convolution on naive loops, and its gradients no better. Measured on a
 2-core Intel Xeon (AVX-512, AMX), jax 0.10.2, forward + backward, loss ``sum(y ** 2) /
-2``, compiled as ``fit`` compiles, medians of 7 interleaved rounds, ms (``lax`` /
-this / PyTorch's ``conv_transpose{1,2,3}d``, float32, stride 2, padding as in a
-"same" upsampling):
+2``, compiled as ``fit`` compiles, medians of interleaved samples, ms at batch 8 / 32
+(``lax`` / this / PyTorch's ``conv_transpose{1,2,3}d``, float32, stride 2;
+``benchmarks/bench_ops.py --ops conv_transpose``, session 26):
 
-=================================  ======  =====  =======
-input -> out (batch), kernel       lax     this   PyTorch
-=================================  ======  =====  =======
-8x16x16x32 -> 16 (4), 3x3x3        380     6.5    6.1
-4x8x8x64 -> 32 (8), 3x3x3          215     6.1    4.5
-4x8x8x32 -> 32 (8), 2x2x2          36      2.5    2.8
-16x16x64 -> 32 (16), 3x3           39      3.7    3.5
-7x7x64 -> 32 (32), 4x4             24      2.4    2.1
-14x14x32 -> 1 (32), 4x4            3.1     1.4    1.3
-128x64 -> 32 (32), 4               20      1.9    2.1
-=================================  ======  =====  =======
+==================================  ============  ===========  ===========
+input -> out, kernel                lax           this         PyTorch
+==================================  ============  ===========  ===========
+7x7x64 -> 32, 4x4                   5.67 / 22.5   0.94 / 2.15  0.77 / 1.90
+16x16x64 -> 32, 3x3                 18.4 / 79.9   2.01 / 7.03  1.89 / 6.60
+7x7x256 -> 128, 3x3                 52.7 / 247    3.61 / 13.6  3.26 / 11.5
+16x16x64 -> 32, 2x2                 9.06 / 43.9   1.32 / 2.84  1.34 / 5.45
+4x8x8x64 -> 32, 3x3x3               215 / 858     6.16 / 26.8  3.87 / 16.5
+8x16x16x32 -> 16, 3x3x3             811 / 3922    21.1 / 92.7  13.2 / 104
+128x64 -> 32, 4                     4.44 / 18.0   0.58 / 1.77  0.70 / 1.69
+==================================  ============  ===========  ===========
 
 The padded input is built explicitly and convolved ``"VALID"``: a stride-1 convolution
 padded beyond its kernel (a 2x2 kernel padded by 1 on both sides) took 30 ms forward +
