@@ -117,9 +117,9 @@ def plan_axis(
     )
 
 
-#: Output channels (per group) from which :func:`conv` convolves each phase on its own
-#: when the shared sub-kernel would hold zeros (below, one wider matmul won).
 SEPARATE_MIN_CHANNELS = 64
+"""Output channels (per group) from which :func:`conv` convolves each phase on its own
+when the shared sub-kernel would hold zeros (below, one wider matmul won)."""
 
 
 def separate_phases(kernel_shape: Sequence[int], plans: Sequence[AxisPlan]) -> bool:
