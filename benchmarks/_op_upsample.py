@@ -65,12 +65,23 @@ def _library_jit_with(module, name: str, value) -> Callable[[Callable], Callable
     return jit
 
 
+def _none(kernel_shape, plans) -> tuple[bool, ...]:
+    """No axis separated: one stride-1 convolution for every phase."""
+    return (False,) * len(plans)
+
+
+def _every(kernel_shape, plans) -> tuple[bool, ...]:
+    """Every axis separated: one stride-1 convolution per phase."""
+    return (True,) * len(plans)
+
+
 def transpose_calls(x_shape, out_channels: int, size: int, stride: int, padding: int,
                     output_padding: int) -> tuple[Calls, str]:  # fmt: skip
     """``F.conv_transpose{1,2,3}d`` as ``fit`` compiles it, each way, and PyTorch's.
 
     Rows ``library_auto`` (the pick), ``library_shared`` / ``library_phases`` (one
-    stride-1 convolution for all phases / one per phase), ``library_dilated`` (``lax``'s
+    stride-1 convolution for all phases / one per phase; the pick may separate the
+    phases of some axes only), ``library_dilated`` (``lax``'s
     stride-dilated convolution, nnjax's before), ``auto`` (plain ``jax.jit``), ``torch``.
     """
     import nnjax.functional as F
@@ -84,8 +95,8 @@ def transpose_calls(x_shape, out_channels: int, size: int, stride: int, padding:
     params = {"kernel": jnp.asarray(kernel), "bias": jnp.zeros(out_channels)}
     jits = {
         "library_auto": _conv_compiler.jit,
-        "library_shared": _library_jit_with(_conv_subpixel, "SEPARATE_MIN_CHANNELS", 2**62),
-        "library_phases": _library_jit_with(_conv_subpixel, "SEPARATE_MIN_CHANNELS", 0),
+        "library_shared": _library_jit_with(_conv_subpixel, "separate_axes", _none),
+        "library_phases": _library_jit_with(_conv_subpixel, "separate_axes", _every),
         "library_dilated": _library_jit_with(conv_transpose, "_subpixel_applies", lambda x: False),
     }
     calls: Calls = {

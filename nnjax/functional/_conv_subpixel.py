@@ -119,21 +119,31 @@ def plan_axis(
 
 SEPARATE_MIN_CHANNELS = 64
 """Output channels (per group) from which :func:`conv` convolves each phase on its own
-when the shared sub-kernel would hold zeros (below, one wider matmul won)."""
+on every axis where the shared sub-kernel would hold zeros (below, on the first only)."""
 
 
-def separate_phases(kernel_shape: Sequence[int], plans: Sequence[AxisPlan]) -> bool:
-    """Whether :func:`conv` runs one convolution per phase rather than one for all.
+def separate_axes(kernel_shape: Sequence[int], plans: Sequence[AxisPlan]) -> tuple[bool, ...]:
+    """The axes along which :func:`conv` runs one convolution per phase (else shared).
 
-    Per phase when the shared sub-kernel would hold zeros (a 3-tap kernel at stride 2)
-    and the output has :data:`SEPARATE_MIN_CHANNELS` channels per group or more. 3x3
-    (3x3x3) stride-2 kernels, ``fit``'s compile, forward + backward, per phase / shared:
-    64 output channels 0.60-0.94 at batch 8 and 32 (one 3-D tie, 1.04), 128 channels
-    0.64-0.88; 32 channels 1.51 and 1.59 at batch 32 (2-D 16x16x64, 3-D 4x8x8x64), 0.85
-    and 1.04 at batch 8; 16 channels 1.55-1.63.
+    Only axes where the shared sub-kernel would hold zeros (a 3-tap kernel at stride
+    2: 2 positions x 2 phases for 3 taps) are separated: all of them when the output
+    has :data:`SEPARATE_MIN_CHANNELS` channels per group or more, else the first. 3x3
+    (3x3x3) stride-2 kernels, ``fit``'s compile, forward + backward, time against one
+    shared convolution: per phase on every axis, 64 output channels 0.60-0.94 at batch
+    8 and 32 (one 3-D tie, 1.04), 128 channels 0.64-0.88, but 32 channels 1.51-1.59 at
+    batch 32 and 16 channels 1.55-1.63; per phase on the first axis only, 16 and 32
+    channels 0.78-0.97 (2-D and 3-D, batch 8 and 32), 64 channels 1.28.
+
+    Example:
+      >>> three = plan_axis(8, 3, 2, 1, (1, 2))
+      >>> separate_axes((3, 3, 8, 16), [three, three]), separate_axes((3, 3, 8, 64), [three, three])
+      ((True, False), (True, True))
     """
-    shared = math.prod(p.taps * len(p.live) for p in plans)
-    return shared > math.prod(kernel_shape[:-2]) and kernel_shape[-1] >= SEPARATE_MIN_CHANNELS
+    zeros = [p.taps * len(p.live) > k for p, k in zip(plans, kernel_shape)]
+    if kernel_shape[-1] >= SEPARATE_MIN_CHANNELS:
+        return tuple(zeros)
+    first = zeros.index(True) if any(zeros) else -1
+    return tuple(axis == first for axis in range(len(plans)))
 
 
 def gathered(kernel: jax.Array, index: np.ndarray, groups: int) -> jax.Array:
@@ -144,9 +154,8 @@ def gathered(kernel: jax.Array, index: np.ndarray, groups: int) -> jax.Array:
     """
     *window, live = index.shape
     c_in, c_out = kernel.shape[-2:]
-    taps = jnp.concatenate(
-        [kernel.reshape(-1, c_in, c_out), jnp.zeros((1, c_in, c_out), kernel.dtype)]
-    )
+    zero = jnp.zeros((1, c_in, c_out), kernel.dtype)
+    taps = jnp.concatenate([kernel.reshape(-1, c_in, c_out), zero])
     sub = taps[index.reshape(-1)].reshape(*window, live, groups, c_in // groups, c_out)
     nd = len(window)
     sub = jnp.moveaxis(sub, nd, nd + 2)  # (*W, G, in / G, L, c)
@@ -154,29 +163,32 @@ def gathered(kernel: jax.Array, index: np.ndarray, groups: int) -> jax.Array:
     return sub.reshape(*window, c_in // groups, groups * live * c_out)
 
 
-def _shared_index(sizes: Sequence[int], plans: Sequence[AxisPlan]) -> np.ndarray:
-    """``(*A, L)``: the tap at each sub-kernel position of each live phase (row-major)."""
-    live = [len(p.live) for p in plans]
-    index = np.full((*(p.taps for p in plans), *live), math.prod(sizes), np.int32)
-    for t, tap in enumerate(np.ndindex(*sizes)):
-        where = [p.index[i] for p, i in zip(plans, tap)]
-        phases = [p.live.index(p.phase[i]) for p, i in zip(plans, tap)]
-        index[(*where, *phases)] = t
-    return index.reshape(*index.shape[: len(plans)], -1)
+def _windows(sizes: Sequence[int], plans: Sequence[AxisPlan], separate: Sequence[bool]):
+    """Yields ``(index, start)`` per combination of the separated axes' live phases.
 
-
-def _phase_windows(sizes: Sequence[int], plans: Sequence[AxisPlan]):
-    """Yields ``(index (*W, 1), start)`` per live phase: its taps and where its window starts."""
-    for combo in itertools.product(*(p.live for p in plans)):
+    ``index`` ``(*W, L)``: the tap at each sub-kernel position of the window for each
+    live phase of the shared axes (row-major); ``start``: where the window starts in
+    the padded input. A separated axis's window spans its phase's taps only.
+    """
+    split = [a for a, sep in enumerate(separate) if sep]
+    shared = [a for a, sep in enumerate(separate) if not sep]
+    for combo in itertools.product(*(plans[a].live for a in split)):
+        fixed = dict(zip(split, combo))
         spans = []
-        for plan, r in zip(plans, combo):
-            js = [j for j, ph in zip(plan.index, plan.phase) if ph == r]
+        for axis, plan in enumerate(plans):
+            js = [j for j, r in zip(plan.index, plan.phase) if fixed.get(axis, r) == r]
             spans.append((min(js), max(js) - min(js) + 1))
-        index = np.full([w for _, w in spans], math.prod(sizes), np.int32)
+        index = np.full([w for _, w in spans] + [len(plans[a].live) for a in shared],
+                        math.prod(sizes), np.int32)  # fmt: skip
         for t, tap in enumerate(np.ndindex(*sizes)):
-            if all(p.phase[i] == r for p, i, r in zip(plans, tap, combo)):
-                index[tuple(p.index[i] - j0 for p, i, (j0, _) in zip(plans, tap, spans))] = t
-        yield index[..., None], [j0 * p.dilation for (j0, _), p in zip(spans, plans)]
+            phases = [p.phase[i] for p, i in zip(plans, tap)]
+            if all(phases[a] == r for a, r in fixed.items()):
+                where = [p.index[i] - j0 for p, i, (j0, _) in zip(plans, tap, spans)]
+                index[(*where, *(plans[a].live.index(phases[a]) for a in shared))] = t
+        yield (
+            index.reshape(*index.shape[: len(plans)], -1),
+            [j0 * p.dilation for (j0, _), p in zip(spans, plans)],
+        )
 
 
 def conv(
@@ -215,21 +227,35 @@ def conv(
     if any(p.pads != (0, 0) for p in plans):
         x = lax.pad(x, jnp.zeros((), x.dtype), widths)  # explicit: see the module docstring
     sub_dilation = tuple(p.dilation for p in plans)
-    convolve = lambda x, k: plane_conv(x, k, (1,) * nd, [(0, 0)] * nd, sub_dilation, groups)
-    if not separate_phases(kernel.shape, plans):
-        y = convolve(x, gathered(kernel, _shared_index(sizes, plans), groups))
-        return _interleave(y, plans, strides, groups)
     outputs = [n - (p.taps - 1) * p.dilation for n, p in zip(x.shape[1:-1], plans)]
+    separate = separate_axes(kernel.shape, plans)
     parts = []
-    for index, start in _phase_windows(sizes, plans):
+    for index, start in _windows(sizes, plans, separate):
         stop = [
-            a + q + (w - 1) * p.dilation for a, q, w, p in zip(start, outputs, index.shape, plans)
+            a + q + (w - 1) * d for a, q, w, d in zip(start, outputs, index.shape, sub_dilation)
         ]
         window = lax.slice(x, (0, *start, 0), (x.shape[0], *stop, x.shape[-1]))
-        part = convolve(window, gathered(kernel, index, groups))
-        parts.append(part.reshape(*part.shape[:-1], groups, -1))
-    y = jnp.stack(parts, axis=-2)  # (B, *Q, G, L, c)
-    return _interleave(y.reshape(*y.shape[:-3], -1), plans, strides, groups)
+        k = gathered(kernel, index, groups)
+        part = plane_conv(window, k, (1,) * nd, [(0, 0)] * nd, sub_dilation, groups)
+        parts.append(part.reshape(*part.shape[:-1], groups, -1))  # (B, *Q, G, L' * c)
+    return _interleave(_phase_major(parts, plans, separate), plans, strides, groups)
+
+
+def _phase_major(parts: list[jax.Array], plans: Sequence[AxisPlan], separate: Sequence[bool]):
+    """The windows' outputs ``(B, *Q, G, L' * c)`` as ``(B, *Q, G * L * c)``, phases row-major.
+
+    The windows come in the order of the separated axes' phases, each with the shared
+    axes' phases inside; the result has every axis's phase in axis order.
+    """
+    nd = len(plans)
+    y = parts[0][..., None, :] if len(parts) == 1 else jnp.stack(parts, axis=-2)
+    order = [a for a, sep in enumerate(separate) if sep] + [
+        a for a, sep in enumerate(separate) if not sep
+    ]
+    y = y.reshape(*y.shape[: nd + 2], *(len(plans[a].live) for a in order), -1)
+    if order != sorted(order):
+        y = y.transpose(*range(nd + 2), *(nd + 2 + order.index(a) for a in range(nd)), y.ndim - 1)
+    return y.reshape(*y.shape[: nd + 1], -1)
 
 
 def _interleave(
@@ -263,4 +289,4 @@ def _with_dead_phases(y: jax.Array, axis: int, live: Sequence[int], stride: int)
     return jnp.concatenate(parts, axis=axis)
 
 
-__all__ = ["SEPARATE_MIN_CHANNELS", "AxisPlan", "conv", "gathered", "plan_axis", "separate_phases"]
+__all__ = ["SEPARATE_MIN_CHANNELS", "AxisPlan", "conv", "gathered", "plan_axis", "separate_axes"]

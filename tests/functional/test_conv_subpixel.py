@@ -37,7 +37,7 @@ def _cases():
         if c[6] < max(c[2], c[3]) and not (c[0] == 3 and (c[1] > 3 or c[4] > 4 or c[3] > 1))
         and _output(c) is not None
     ]  # fmt: skip
-    picked = np.random.default_rng(0).choice(len(valid), 20, replace=False)
+    picked = np.random.default_rng(0).choice(len(valid), 16, replace=False)
     return [valid[i] for i in sorted(picked)]
 
 
@@ -81,11 +81,19 @@ def _value_and_grads(conv, x, kernel):
     return (y, *pullback(jnp.asarray(rand(y.shape, 3), y.dtype)))
 
 
-@pytest.mark.parametrize("separate", [False, True])
+SEPARATIONS = {
+    "shared": lambda kernel_shape, plans: (False,) * len(plans),
+    "per_phase": lambda kernel_shape, plans: (True,) * len(plans),
+    "first_axis": lambda kernel_shape, plans: (True,) + (False,) * (len(plans) - 1),
+}
+
+
+@pytest.mark.parametrize("separation", sorted(SEPARATIONS))
 @pytest.mark.parametrize("case", _cases())
-def test_matches_the_dilated_convolution_float64(case, separate, monkeypatch):
-    """Values and both gradients, one convolution for all phases or one per phase."""
-    monkeypatch.setattr(_conv_subpixel, "SEPARATE_MIN_CHANNELS", 0 if separate else 2**62)
+def test_matches_the_dilated_convolution_float64(case, separation, monkeypatch):
+    """Values and both gradients: one convolution for all phases, one per phase, or one
+    per phase of the first axis (the others shared)."""
+    monkeypatch.setattr(_conv_subpixel, "separate_axes", SEPARATIONS[separation])
     with jax.enable_x64(True):
         expected, got = _both(case, _value_and_grads)
     for a, b in zip(expected, got, strict=True):
@@ -110,13 +118,16 @@ def test_plan_of_a_one_tap_stride_two_axis_leaves_a_dead_phase():
     assert np.all(np.asarray(y)[:, plan.live[0] :: 2, plan.live[0] :: 2] != 0)
 
 
-def test_rule_separates_phases_for_zero_holding_kernels_with_enough_channels():
-    three = [_conv_subpixel.plan_axis(8, 3, 2, 1, (1, 2))] * 2  # 2x2 shared, 9 taps
-    four = [_conv_subpixel.plan_axis(8, 4, 2, 1, (2, 2))] * 2  # 2x2 shared, 16 taps
-    minimum = _conv_subpixel.SEPARATE_MIN_CHANNELS
-    assert _conv_subpixel.separate_phases((3, 3, 8, minimum), three)
-    assert not _conv_subpixel.separate_phases((3, 3, 8, minimum - 1), three)
-    assert not _conv_subpixel.separate_phases((4, 4, 8, 4 * minimum), four)
+def test_rule_separates_the_axes_whose_shared_kernel_holds_zeros():
+    three = _conv_subpixel.plan_axis(8, 3, 2, 1, (1, 2))  # 2 positions x 2 phases, 3 taps
+    four = _conv_subpixel.plan_axis(8, 4, 2, 1, (2, 2))  # 2 x 2 for 4 taps: no zeros
+    plain = _conv_subpixel.plan_axis(8, 3, 1, 2, (4, 4))  # stride 1: no phases
+    wide = _conv_subpixel.SEPARATE_MIN_CHANNELS
+    rule = _conv_subpixel.separate_axes
+    assert rule((3, 3, 3, 8, wide), [three] * 3) == (True, True, True)
+    assert rule((3, 3, 3, 8, wide - 1), [three] * 3) == (True, False, False)
+    assert rule((4, 3, 8, wide - 1), [four, three]) == (False, True)
+    assert rule((4, 3, 8, wide), [four, plain]) == (False, False)
 
 
 def _dilated_convolutions(fn, *args) -> list[str]:
