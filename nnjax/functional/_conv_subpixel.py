@@ -119,31 +119,30 @@ def plan_axis(
 
 SEPARATE_MIN_CHANNELS = 64
 """Output channels (per group) from which :func:`conv` convolves each phase on its own
-on every axis where the shared sub-kernel would hold zeros (below, on the first only)."""
+along the axes where the shared sub-kernel would hold zeros (below, one wider matmul won)."""
 
 
 def separate_axes(kernel_shape: Sequence[int], plans: Sequence[AxisPlan]) -> tuple[bool, ...]:
     """The axes along which :func:`conv` runs one convolution per phase (else shared).
 
-    Only axes where the shared sub-kernel would hold zeros (a 3-tap kernel at stride
-    2: 2 positions x 2 phases for 3 taps) are separated: all of them when the output
-    has :data:`SEPARATE_MIN_CHANNELS` channels per group or more, else the first. 3x3
-    (3x3x3) stride-2 kernels, ``fit``'s compile, forward + backward, time against one
-    shared convolution: per phase on every axis, 64 output channels 0.60-0.94 at batch
-    8 and 32 (one 3-D tie, 1.04), 128 channels 0.64-0.88, but 32 channels 1.51-1.59 at
-    batch 32 and 16 channels 1.55-1.63; per phase on the first axis only, 16 and 32
-    channels 0.78-0.97 (2-D and 3-D, batch 8 and 32), 64 channels 1.28.
+    With :data:`SEPARATE_MIN_CHANNELS` output channels per group or more, the axes where
+    the shared sub-kernel would hold zeros (a 3-tap kernel at stride 2: 2 positions x
+    2 phases for 3 taps); else none. 3x3 (3x3x3) stride-2 kernels, ``fit``'s compile,
+    forward + backward, time against one shared convolution: per phase on every axis,
+    64 output channels 0.60-0.94 at batch 8 and 32 (one 3-D tie, 1.04), 128 channels
+    0.64-0.88, but 32 channels 1.51-1.59 at batch 32 and 16 channels 1.55-1.63; per
+    phase on the first axis only, 16 and 32 channels 0.92-1.08 (paired, 15 rounds).
 
     Example:
       >>> three = plan_axis(8, 3, 2, 1, (1, 2))
-      >>> separate_axes((3, 3, 8, 16), [three, three]), separate_axes((3, 3, 8, 64), [three, three])
-      ((True, False), (True, True))
+      >>> four = plan_axis(8, 4, 2, 1, (2, 2))  # 2 positions x 2 phases for 4 taps
+      >>> separate_axes((3, 3, 8, 64), [three, three]), separate_axes((4, 3, 8, 64), [four, three])
+      ((True, True), (False, True))
+      >>> separate_axes((3, 3, 8, 16), [three, three])
+      (False, False)
     """
-    zeros = [p.taps * len(p.live) > k for p, k in zip(plans, kernel_shape)]
-    if kernel_shape[-1] >= SEPARATE_MIN_CHANNELS:
-        return tuple(zeros)
-    first = zeros.index(True) if any(zeros) else -1
-    return tuple(axis == first for axis in range(len(plans)))
+    wide = kernel_shape[-1] >= SEPARATE_MIN_CHANNELS
+    return tuple(wide and p.taps * len(p.live) > k for p, k in zip(plans, kernel_shape))
 
 
 def gathered(kernel: jax.Array, index: np.ndarray, groups: int) -> jax.Array:

@@ -92,7 +92,8 @@ SEPARATIONS = {
 @pytest.mark.parametrize("case", _cases())
 def test_matches_the_dilated_convolution_float64(case, separation, monkeypatch):
     """Values and both gradients: one convolution for all phases, one per phase, or one
-    per phase of the first axis (the others shared)."""
+    per phase of the first axis (the others shared, as for a kernel that covers its
+    stride on the other axes)."""
     monkeypatch.setattr(_conv_subpixel, "separate_axes", SEPARATIONS[separation])
     with jax.enable_x64(True):
         expected, got = _both(case, _value_and_grads)
@@ -125,8 +126,8 @@ def test_rule_separates_the_axes_whose_shared_kernel_holds_zeros():
     wide = _conv_subpixel.SEPARATE_MIN_CHANNELS
     rule = _conv_subpixel.separate_axes
     assert rule((3, 3, 3, 8, wide), [three] * 3) == (True, True, True)
-    assert rule((3, 3, 3, 8, wide - 1), [three] * 3) == (True, False, False)
-    assert rule((4, 3, 8, wide - 1), [four, three]) == (False, True)
+    assert rule((3, 3, 3, 8, wide - 1), [three] * 3) == (False, False, False)
+    assert rule((4, 3, 8, wide), [four, three]) == (False, True)
     assert rule((4, 3, 8, wide), [four, plain]) == (False, False)
 
 
