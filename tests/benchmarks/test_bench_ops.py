@@ -44,13 +44,14 @@ def test_bench_ops_quick_writes_rows_and_marks_the_picks(tmp_path, capsys, monke
         "write_json",
         lambda *a, **k: saved.append(k.get("complete", True)) or write(*a, **k),
     )
-    assert bench_ops.main(["--quick", "--ops", ",".join(OPS), "--out", str(out)]) == 0
+    ops = ",".join((*OPS, "conv_transpose", "strided"))
+    assert bench_ops.main(["--quick", "--ops", ops, "--out", str(out)]) == 0
     record = json.loads(out.read_text())
     assert record["complete"] is True and saved[-1] is True
     assert saved[:-1] == [False] * len(set((r["op"], r["shape"]) for r in record["results"]))
     rows = record["results"]
-    assert {r["op"] for r in rows} == set(OPS)
-    for op in OPS:
+    assert {r["op"] for r in rows} == {*OPS, "convT", "strided"}
+    for op in (*OPS, "convT", "strided"):
         picked = [r for r in rows if r["op"] == op and r["picked"]]
         assert picked, f"no picked formulation recorded for {op}"
         assert all(r["paired_vs_picked"] == [1.0, 1.0, 1.0] for r in picked)
@@ -61,6 +62,11 @@ def test_bench_ops_quick_writes_rows_and_marks_the_picks(tmp_path, capsys, monke
         forms = {r["formulation"] for r in rows if r["op"] == op}
         assert forms == {"xla", "patches", "library_xla", "library_patches", "library_auto",
                          "torch"}  # fmt: skip
+    transposed = {r["formulation"] for r in rows if r["op"] == "convT"}
+    assert transposed == {"library_auto", "library_shared", "library_phases", "library_dilated",
+                          "auto", "torch"}  # fmt: skip
+    strided = {r["formulation"] for r in rows if r["op"] == "strided"}
+    assert strided == {"library_auto", "library_dilated_dx", "torch"}
     pool = {r["formulation"] for r in rows if r["op"] == "pool"}
     assert {"reduce_window", "reshape", "torch"} <= pool
     dwblock = {r["formulation"] for r in rows if r["op"] == "dwblock"}
