@@ -88,7 +88,10 @@ SEPARATIONS = {
 }
 
 
-@pytest.mark.parametrize("separation", sorted(SEPARATIONS))
+@pytest.mark.parametrize(
+    "separation",
+    ["shared", "per_phase", pytest.param("first_axis", marks=pytest.mark.slow)],  # suite's time
+)
 @pytest.mark.parametrize("case", _cases())
 def test_matches_the_dilated_convolution_float64(case, separation, monkeypatch):
     """Values and both gradients: one convolution for all phases, one per phase, or one
