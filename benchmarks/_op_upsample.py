@@ -65,6 +65,14 @@ def _library_jit_with(module, name: str, value) -> Callable[[Callable], Callable
     return jit
 
 
+def _operands(x_shape, out_channels: int, size: int):
+    """``(x, kernel as NumPy, params)``: a standard-normal input, a kernel times 0.1, no bias."""
+    nd = len(x_shape) - 2
+    kernel = rand((*(size,) * nd, x_shape[-1], out_channels), 1) * 0.1
+    params = {"kernel": jnp.asarray(kernel), "bias": jnp.zeros(out_channels)}
+    return jnp.asarray(rand(x_shape, 0)), kernel, params
+
+
 def _none(kernel_shape, plans) -> tuple[bool, ...]:
     """No axis separated: one stride-1 convolution for every phase."""
     return (False,) * len(plans)
@@ -90,9 +98,7 @@ def transpose_calls(x_shape, out_channels: int, size: int, stride: int, padding:
     nd = len(x_shape) - 2
     op = functools.partial(getattr(F, f"conv_transpose{nd}d"), stride=stride, padding=padding,
                            output_padding=output_padding)  # fmt: skip
-    x = jnp.asarray(rand(x_shape, 0))
-    kernel = rand((*(size,) * nd, x_shape[-1], out_channels), 1) * 0.1
-    params = {"kernel": jnp.asarray(kernel), "bias": jnp.zeros(out_channels)}
+    x, kernel, params = _operands(x_shape, out_channels, size)
     jits = {
         "library_auto": _conv_compiler.jit,
         "library_shared": _library_jit_with(_conv_subpixel, "separate_axes", _none),
@@ -142,9 +148,7 @@ def strided_calls(x_shape, out_channels: int, size: int) -> tuple[Calls, str]:
 
     nd = len(x_shape) - 2
     op = functools.partial(getattr(F, f"conv{nd}d"), stride=2, padding=size // 2)
-    x = jnp.asarray(rand(x_shape, 0))
-    kernel = rand((*(size,) * nd, x_shape[-1], out_channels), 1) * 0.1
-    params = {"kernel": jnp.asarray(kernel), "bias": jnp.zeros(out_channels)}
+    x, kernel, params = _operands(x_shape, out_channels, size)
     jits = {
         "library_auto": _conv_compiler.jit,
         "library_dilated_dx": _library_jit_with(_conv_canonical, "input_grad", _dilated_input_grad),

@@ -71,3 +71,27 @@ def _assert_transforms_in(fn: Callable, args: tuple, dtype) -> None:
         chex.assert_type(g, dtype)
         chex.assert_shape(g, a.shape)
         assert np.all(np.isfinite(np.asarray(g, np.float32)))
+
+
+def assert_member_grads(loss: Callable, reference: Callable, members, x, *, jit: Callable) -> None:
+    """A sweep's vmapped members: ``jit(grad)`` of ``sum(vmap(loss))`` traces once for two
+    calls and gives each member ``jax.grad(reference)``'s gradient (to 1e-4).
+
+    ``loss(member_params, x)`` and ``reference(member_params, x)`` return scalars.
+    """
+    traces = []
+
+    def total(p, x):
+        traces.append(1)
+        return jnp.sum(jax.vmap(lambda q: loss(q, x))(p))
+
+    fn = jit(jax.grad(total))
+    grads = fn(members, x)
+    fn(members, x + 1.0)
+    assert len(traces) == 1, f"traced {len(traces)} times for two calls of one shape"
+    count = jax.tree.leaves(members)[0].shape[0]
+    for m in range(count):
+        one = jax.tree.map(lambda a, m=m: a[m], members)
+        expected = jax.grad(reference)(one, x)
+        for a, b in zip(jax.tree.leaves(grads), jax.tree.leaves(expected), strict=True):
+            np.testing.assert_allclose(a[m], b, rtol=1e-4, atol=1e-4)

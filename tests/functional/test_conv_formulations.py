@@ -14,6 +14,7 @@ from nnjax.functional.conv import conv_formulation
 
 from ._backend import requires_library_programs
 from ._torch_ref import rand, to_numpy, to_torch, torch, value_and_vjp
+from ._transforms import assert_member_grads
 
 FORMULATIONS = ("xla", "patches")
 # "xla_canonical" and "taps" are reached through "auto" only; the tests run them in place
@@ -184,23 +185,9 @@ def test_depth_stacked_planes_under_vmap_in_a_library_program_without_recompilin
     """A sweep's vmapped members: the stacked planes' reshapes under a batched trace."""
     members = jax.vmap(lambda k: F.conv3d_init(k, 2, 3, 3))(jax.random.split(key, 3))
     x = jax.random.normal(key, (2, 4, 5, 5, 2))
-    traces = []
-
-    def loss(p, x):
-        traces.append(1)
-        per_member = lambda q: 0.5 * jnp.sum(F.conv3d(q, x, stride=(2, 1, 1)) ** 2)
-        return jnp.sum(jax.vmap(per_member)(p))
-
-    fn = compiler.jit(jax.grad(loss))
-    grads = fn(members, x)
-    fn(members, x + 1.0)
-    assert len(traces) == 1
-    for m in range(3):
-        one = jax.tree.map(lambda a, m=m: a[m], members)
-        ref = lambda q: 0.5 * jnp.sum(F.conv3d(q, x, stride=(2, 1, 1), formulation="xla") ** 2)
-        expected = jax.grad(ref)(one)
-        for a, b in zip(jax.tree.leaves(grads), jax.tree.leaves(expected), strict=True):
-            np.testing.assert_allclose(a[m], b, rtol=1e-4, atol=1e-4)
+    loss = lambda q, x, **kw: 0.5 * jnp.sum(F.conv3d(q, x, stride=(2, 1, 1), **kw) ** 2)
+    reference = lambda q, x: loss(q, x, formulation="xla")
+    assert_member_grads(loss, reference, members, x, jit=compiler.jit)
 
 
 @pytest.mark.parametrize("formulation", ["xla_canonical", "taps"])

@@ -21,6 +21,7 @@ from nnjax.functional._conv_transpose_pads import check_output_padding, transpos
 from nnjax.functional._forward_only import forward_only
 
 from ._backend import ON_CPU, requires_library_programs
+from ._transforms import assert_member_grads
 
 
 def rand(shape, seed: int) -> np.ndarray:
@@ -185,28 +186,14 @@ def test_in_a_library_program_under_vmap_traces_once(key):
     """A sweep's members: values and gradients equal per-member calls; one trace."""
     members = jax.vmap(lambda k: F.conv_transpose2d_init(k, 3, 32, 3))(jax.random.split(key, 2))
     x = jax.random.normal(key, (2, 5, 4, 3))
-    traces = []
+    loss = lambda q, x: 0.5 * jnp.sum(F.conv_transpose2d(q, x, stride=2, padding=1) ** 2)
 
-    def loss(p, x):
-        traces.append(1)
-        member = lambda q: 0.5 * jnp.sum(F.conv_transpose2d(q, x, stride=2, padding=1) ** 2)
-        return jnp.sum(jax.vmap(member)(p))
-
-    fn = compiler.jit(jax.grad(loss))
-    grads = fn(members, x)
-    fn(members, x + 1.0)
-    assert len(traces) == 1
-    for m in range(2):
-        one = jax.tree.map(lambda a, m=m: a[m], members)
-        dilated = lambda x, k, **kw: conv_transpose._dilated(x, k, **kw)
+    def reference(q, x):
         with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(conv_transpose, "_subpixel", dilated)
-            ref = jax.grad(
-                lambda q: 0.5 * jnp.sum(F.conv_transpose2d(q, x, stride=2, padding=1) ** 2)
-            )
-            expected = ref(one)
-        for a, b in zip(jax.tree.leaves(grads), jax.tree.leaves(expected), strict=True):
-            np.testing.assert_allclose(a[m], b, rtol=1e-4, atol=1e-4)
+            patch.setattr(conv_transpose, "_subpixel", conv_transpose._dilated)
+            return loss(q, x)
+
+    assert_member_grads(loss, reference, members, x, jit=compiler.jit)
 
 
 def test_forward_only_and_bfloat16_match_the_dilated_convolution():
