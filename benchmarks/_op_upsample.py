@@ -66,7 +66,7 @@ def _library_jit_with(module, name: str, value) -> Callable[[Callable], Callable
 
 
 def _operands(x_shape, out_channels: int, size: int):
-    """``(x, kernel as NumPy, params)``: a standard-normal input, a kernel times 0.1, no bias."""
+    """``(x, kernel as NumPy, params)``: a standard-normal input, a kernel times 0.1, zero bias."""
     nd = len(x_shape) - 2
     kernel = rand((*(size,) * nd, x_shape[-1], out_channels), 1) * 0.1
     params = {"kernel": jnp.asarray(kernel), "bias": jnp.zeros(out_channels)}
