@@ -15,7 +15,7 @@ import pytest
 from flax import nnx
 
 from nnjax import cli, nn, train
-from tests._cli import TINY, one_line, run_cli
+from tests._cli_runs import TINY, one_line, run_cli
 
 pytest.importorskip("sklearn")
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from nnjax import _cli_parser, cli, train
-from tests._cli import TINY, one_line, run_cli
+from tests._cli_runs import TINY, one_line, run_cli
 
 pytest.importorskip("sklearn")
 

@@ -10,7 +10,7 @@ import shutil
 import pytest
 
 from nnjax import cli, train
-from tests._cli import run_cli
+from tests._cli_runs import run_cli
 from tests.reliability._corpus import one_line
 
 pytest.importorskip("sklearn")
