@@ -217,6 +217,15 @@ def dense_calls(batch: int, quick: bool, sizes: str = "benchmark") -> tuple[Call
 # ------------------------------------------------------------------------ run
 
 
+#: ``(--ops name, row label, shapes(batch, quick), calls(*spec))`` of the groups built alike.
+_SHAPED = (
+    ("conv_transpose", "convT", transpose_shapes, transpose_calls),
+    ("strided", "strided", strided_shapes, strided_calls),
+    ("pointwise", "pointwise", pointwise_shapes, pointwise_calls),
+    ("pool", "pool", pool_shapes, pool_calls),
+)
+
+
 def groups(args: argparse.Namespace):
     """Yields ``(op, shape name, batch, builder)`` for every timed group."""
     for batch in args.batch_sizes:
@@ -227,21 +236,13 @@ def groups(args: argparse.Namespace):
             if f"conv{nd}d" in args.ops:
                 for name, spec in convnd_shapes(nd, batch, args.quick).items():
                     yield f"conv{nd}d", name, batch, functools.partial(convnd_calls, *spec)
-        if "conv_transpose" in args.ops:
-            for name, spec in transpose_shapes(batch, args.quick).items():
-                yield "convT", name, batch, functools.partial(transpose_calls, *spec)
-        if "strided" in args.ops:
-            for name, spec in strided_shapes(batch, args.quick).items():
-                yield "strided", name, batch, functools.partial(strided_calls, *spec)
         if "dwblock" in args.ops:
             for name, shape in dwblock_shapes(batch, args.quick).items():
                 yield "dwblock", name, batch, functools.partial(dwblock_calls, shape)
-        if "pointwise" in args.ops:
-            for name, spec in pointwise_shapes(batch, args.quick).items():
-                yield "pointwise", name, batch, functools.partial(pointwise_calls, *spec)
-        if "pool" in args.ops:
-            for name, spec in pool_shapes(batch, args.quick).items():
-                yield "pool", name, batch, functools.partial(pool_calls, *spec)
+        for op, label, shapes, calls in _SHAPED:
+            if op in args.ops:
+                for name, spec in shapes(batch, args.quick).items():
+                    yield label, name, batch, functools.partial(calls, *spec)
         for cell in ("lstm", "gru"):
             if cell in args.ops:
                 steps, features, hidden = rnn_sizes(args.quick)
