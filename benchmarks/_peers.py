@@ -47,7 +47,7 @@ Layout = Callable[[np.ndarray], np.ndarray]
 MODULES = {"equinox": "equinox", "keras": "keras", "torch": "torch", "torch_compile": "torch"}
 # The peers of :func:`standard_peers`, run by default, and those run only on request.
 STANDARD = ("nnjax", "nnjax_no_donate", "flax_nnx", "flax_nnx_partial", "equinox", "keras", "torch")
-ON_REQUEST = ("torch_compile",)
+ON_REQUEST = ("torch_compile", "nnjax_256_bit")
 
 
 def channels_first(x: np.ndarray) -> np.ndarray:
@@ -115,6 +115,7 @@ def nnjax(
     library_conv: bool = True,
     eigen_dots: bool | None = None,
     precision: str | None = None,
+    narrow_vectors: bool = False,
 ) -> Case:
     """``nnjax.train``'s pure step jitted as ``fit`` jits it, donating params, optimizer and rest.
 
@@ -131,6 +132,8 @@ def nnjax(
     ``eigen_dots=None`` puts the matmuls on Eigen where ``fit`` does
     (``nnjax.train.compiled.eigen_dots_for``); ``False`` never (a diagnostic).
     ``precision`` is ``fit``'s (``"bfloat16"``: ``nnjax.train.objective.compute_dtype``).
+    ``narrow_vectors=True`` compiles with LLVM's default 256-bit vectors where ``fit``
+    asks for 512-bit ones (``_conv_compiler.VECTOR_WIDTH_OPTION``; a diagnostic).
     The batch is split over every local device that divides it and the state
     replicated, as ``fit`` places them (``nnjax.train.sharding``; one device unless the
     process has more, e.g. ``--cpu-devices``).
@@ -153,6 +156,8 @@ def nnjax(
     donate = compiled.donate_for(graphdef) if donate is None else donate
     eigen_dots = compiled.eigen_dots_for(graphdef) if eigen_dots is None else eigen_dots
     jit = functools.partial(_conv_compiler.jit, eigen_dots=eigen_dots) if library_conv else jax.jit
+    if narrow_vectors and library_conv:
+        jit = functools.partial(jit, compiler_options={_conv_compiler.VECTOR_WIDTH_OPTION: "256"})
     # the state as its flat arrays, as fit's dispatch takes it (flat_dispatch.on_leaves)
     flat = on_leaves(H.counted(step, traces, "train"))
     step = jit(flat, static_argnums=0, donate_argnums=(1,) if donate else ())
@@ -345,4 +350,5 @@ def standard_peers(
         "keras": p(keras, spec, keras_model),
         "torch": p(torch, spec, torch_model),
         "torch_compile": p(torch, spec, torch_model, compile=True),
+        "nnjax_256_bit": p(nnjax, spec, nnjax_model, narrow_vectors=True),
     }

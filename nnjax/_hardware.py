@@ -133,6 +133,25 @@ def avx512() -> bool:
     return cpu_flags()["avx512f"]
 
 
+@functools.cache
+def wide_vectors() -> bool:
+    """Whether XLA:CPU's own kernels should use 512-bit vectors on this machine's CPU.
+
+    True where ``/proc/cpuinfo`` lists ``avx512f`` and a bfloat16 extension
+    (``avx512_bf16`` or ``amx_bf16``): the CPUs since 2020 (Cooper Lake, Sapphire
+    Rapids, Zen 4) on which 512-bit arithmetic does not lower the clock as on the
+    first AVX-512 ones, for which LLVM's default of 256-bit vectors was chosen.
+    ``fit``'s programs then ask for 512-bit ones
+    (:func:`nnjax.functional._conv_compiler.compiler_options`).
+
+    Example:
+      >>> isinstance(wide_vectors(), bool)
+      True
+    """
+    flags = cpu_flags()
+    return flags["avx512f"] and (flags["avx512_bf16"] or flags["amx_bf16"])
+
+
 def native_bfloat16(backend: str | None = None) -> bool:
     """Whether ``backend`` runs bfloat16 matmuls natively (default: JAX's default backend).
 
@@ -232,5 +251,6 @@ __all__ = [
     "emulated_bfloat16_note",
     "native_bfloat16",
     "upcast_matmuls",
+    "wide_vectors",
     "widen_bfloat16",
 ]

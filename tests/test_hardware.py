@@ -37,6 +37,25 @@ def test_native_bfloat16_on_cpu_follows_the_flags(monkeypatch, text, native):
         _hardware._cpu_native_bfloat16.cache_clear()
 
 
+@pytest.mark.parametrize(
+    ("text", "wide"),
+    [
+        ("flags : avx2 avx512f avx512_bf16\n", True),  # Zen 4, Cooper Lake
+        (AMX, True),  # Sapphire Rapids
+        ("flags : avx2 avx512f\n", False),  # Skylake-SP: 512-bit code lowers its clock
+        (AVX2, False),
+        ("", False),
+    ],
+)
+def test_wide_vectors_need_avx512_with_a_bfloat16_extension(monkeypatch, text, wide):
+    monkeypatch.setattr(_hardware, "_read_cpuinfo", lambda: text)
+    _hardware.wide_vectors.cache_clear()
+    try:
+        assert _hardware.wide_vectors() is wide
+    finally:
+        _hardware.wide_vectors.cache_clear()
+
+
 def test_upcast_matmuls_only_for_bfloat16_without_native_support():
     emulated = not _hardware.native_bfloat16()
     assert _hardware.upcast_matmuls(jnp.bfloat16) is emulated

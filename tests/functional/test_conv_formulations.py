@@ -248,34 +248,12 @@ def test_library_jit_traces_once_and_matches_plain_jit():
                  out, expected)  # fmt: skip
 
 
-def test_compiler_options_only_on_cpu_and_when_not_set_by_the_process(monkeypatch):
-    expected = {compiler.YNN_FUSION_OPTION: compiler.YNN_WITHOUT_CONVOLUTIONS}
-    assert compiler.compiler_options("cpu") == expected
-    eigen_dots = {compiler.YNN_FUSION_OPTION: compiler.YNN_WITHOUT_DOTS}
-    assert compiler.compiler_options("cpu", eigen_dots=True) == eigen_dots
-    assert compiler.compiler_options("gpu") == {}
-    assert compiler.compiler_options("gpu", eigen_dots=True) == {}
-    assert not compiler._accepted(compiler.YNN_FUSION_OPTION, "LIBRARY_FUSION_TYPE_NONE")
-    flags = f"--{compiler.YNN_FUSION_OPTION}=LIBRARY_FUSION_TYPE_DOT"
-    monkeypatch.setenv("XLA_FLAGS", flags)
-    assert compiler.compiler_options("cpu") == {}
-
-
 @requires_library_programs
 def test_library_jit_is_for_top_level_calls():
     """Like every ``jax.jit`` with compiler options: JAX refuses it under a transformation."""
     run, args = _conv_grad_in_a_loop()
     with pytest.raises(ValueError, match="compiler_options"):
         jax.grad(lambda p: jnp.sum(compiler.jit(run)(p, args[1])["kernel"]))(args[0])
-
-
-def test_library_jit_without_options_is_plain_jit(monkeypatch):
-    monkeypatch.setattr(compiler, "compiler_options", lambda backend=None, eigen_dots=False: {})
-    seen = []
-    compiler.jit(lambda x: seen.append(compiler.in_library_program()) or x)(jnp.ones(2))
-    assert seen == [False]
-    fn = compiler.jit(lambda x: x * 2, compiler_options={"xla_cpu_enable_fast_math": False})
-    np.testing.assert_allclose(fn(jnp.ones(2)), 2.0)
 
 
 def test_context_sets_the_auto_default(key, monkeypatch):
