@@ -224,6 +224,19 @@ def _pointwise_down(
     return pointwise and same_size and kernel_shape[-2] > kernel_shape[-1]
 
 
+def auto_context() -> tuple[str, bool, bool]:
+    """What :func:`resolve` reads from the context for ``"auto"``: a hashable key.
+
+    ``(the conv_formulation default, forward only, in a library program)``: a program
+    traced for ``"auto"`` in one context is valid in another with the same key.
+
+    Example:
+      >>> auto_context()
+      ('auto', False, False)
+    """
+    return _DEFAULT.get(), is_forward_only(), in_library_program()
+
+
 def resolve(
     formulation: str,
     x: jax.Array,

@@ -82,6 +82,11 @@ def _value_and_grads(conv, x, kernel):
     return (y, *pullback(jnp.asarray(rand(y.shape, 3), y.dtype)))
 
 
+def _jitted_value_and_grads(conv, x, kernel):
+    """:func:`_value_and_grads` as one program (op by op it took 6-8x the time)."""
+    return jax.jit(_value_and_grads, static_argnums=0)(conv, x, kernel)
+
+
 SEPARATIONS = {
     "shared": lambda kernel_shape, plans: (False,) * len(plans),
     "per_phase": lambda kernel_shape, plans: (True,) * len(plans),
@@ -89,10 +94,7 @@ SEPARATIONS = {
 }
 
 
-@pytest.mark.parametrize(
-    "separation",
-    ["shared", "per_phase", pytest.param("first_axis", marks=pytest.mark.slow)],  # suite's time
-)
+@pytest.mark.parametrize("separation", ["shared", "per_phase", "first_axis"])
 @pytest.mark.parametrize("case", _cases())
 def test_matches_the_dilated_convolution_float64(case, separation, monkeypatch):
     """Values and both gradients: one convolution for all phases, one per phase, or one
@@ -100,7 +102,7 @@ def test_matches_the_dilated_convolution_float64(case, separation, monkeypatch):
     stride on the other axes)."""
     monkeypatch.setattr(_conv_subpixel, "separate_axes", SEPARATIONS[separation])
     with jax.enable_x64(True):
-        expected, got = _both(case, _value_and_grads)
+        expected, got = _both(case, _jitted_value_and_grads)
     for a, b in zip(expected, got, strict=True):
         assert a.shape == b.shape
         np.testing.assert_allclose(b, a, rtol=1e-10, atol=1e-10)
@@ -198,12 +200,13 @@ def test_in_a_library_program_under_vmap_traces_once(key):
 
 def test_forward_only_and_bfloat16_match_the_dilated_convolution():
     case = (3, 3, 2, 1, 4, 1, 1, 1)  # 3-D: depth-stacked planes forward only on the CPU
-    expected, got = _both(case, lambda conv, x, k: conv(x, k))
+    call = lambda conv, x, k: jax.jit(conv)(x, k)  # traced (and so chosen) inside the block
+    expected, got = _both(case, call)
     with forward_only():
-        _, forward = _both(case, lambda conv, x, k: conv(x, k))
+        _, forward = _both(case, call)
     np.testing.assert_allclose(forward, expected, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
-    as_bf16 = lambda conv, x, k: conv(x.astype(jnp.bfloat16), k.astype(jnp.bfloat16))
+    as_bf16 = lambda conv, x, k: call(conv, x.astype(jnp.bfloat16), k.astype(jnp.bfloat16))
     _, low = _both(case, as_bf16)
     assert low.dtype == jnp.bfloat16
     np.testing.assert_allclose(low.astype(np.float32), expected, rtol=0.05, atol=0.1)
@@ -217,3 +220,20 @@ def test_symbolic_batch_exports_with_the_dilated_convolution():
     exported = jax.export.export(fn)(jax.ShapeDtypeStruct((batch, 5, 5, 2), jnp.float32))
     x = jnp.asarray(rand((3, 5, 5, 2), 2))
     np.testing.assert_allclose(exported.call(x), fn(x), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.skipif(not ON_CPU, reason="the sub-pixel formulation is the CPU's")
+def test_an_eager_call_is_one_program_per_geometry_and_context():
+    """Eagerly, one cached program (not its ops one by one), keyed by ``"auto"``'s context."""
+    conv_transpose._eager_subpixel.cache_clear()
+    params = {"kernel": jnp.asarray(rand((3, 3, 2, 4), 1), jnp.float32)}
+    x = jnp.asarray(rand((2, 5, 6, 2), 2), jnp.float32)
+    call = lambda x: F.conv_transpose2d(params, x, stride=2, padding=1, output_padding=1)
+    first, again = call(x), call(x + 1.0)
+    assert conv_transpose._eager_subpixel.cache_info()[:2] == (1, 1)  # hits, misses
+    with forward_only():
+        forward = call(x)
+    assert conv_transpose._eager_subpixel.cache_info().misses == 2  # another context
+    jitted = jax.jit(call)
+    for got, arg in ((first, x), (again, x + 1.0), (forward, x)):
+        np.testing.assert_allclose(got, jitted(arg), rtol=1e-5, atol=1e-5)
