@@ -37,12 +37,8 @@ gradient as ``patches.T @ dy`` through a custom JVP) did not beat either. So on 
 CPU backend a convolution uses ``"patches"`` while the patch matrix is at most
 :data:`PATCHES_MAX_BYTES` (16 MiB), else ``"xla"``; every other backend keeps
 ``"xla"`` (cuDNN there; not measured here). Training is what the rule optimises: an
-inference-only pass over small batches pays the slower patches forward.
-The XLA:CPU
-flags this jaxlib parses (``--xla_cpu_use_onednn``,
-``--xla_cpu_experimental_onednn_custom_call``, ``--xla_cpu_use_xnnpack``) did not
-speed XLA's convolution up consistently in the same benchmark, and
-``--xla_cpu_use_thunk_runtime`` is no longer supported, so no flag is set.
+inference-only pass over small batches pays the slower patches forward. XLA:CPU's
+oneDNN and XNNPACK flags did not speed its convolution up (``benchmarks/README.md``).
 
 Those measurements ran XLA's convolutions on YNNPACK, this jaxlib's default for 2-D
 convolutions. A program compiled by :func:`nnjax.functional._conv_compiler.jit` (the
@@ -225,14 +221,10 @@ def _pointwise_down(
 
 
 def auto_context() -> tuple[str, bool, bool]:
-    """What :func:`resolve` reads from the context for ``"auto"``: a hashable key.
+    """What :func:`resolve` reads from the context for ``"auto"`` (a cache key).
 
-    ``(the conv_formulation default, forward only, in a library program)``: a program
-    traced for ``"auto"`` in one context is valid in another with the same key.
-
-    Example:
-      >>> auto_context()
-      ('auto', False, False)
+    >>> auto_context()  # the conv_formulation default, forward only, library program
+    ('auto', False, False)
     """
     return _DEFAULT.get(), is_forward_only(), in_library_program()
 

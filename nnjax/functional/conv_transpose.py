@@ -7,7 +7,6 @@ PyTorch's ``padding`` / ``output_padding`` rules.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -15,7 +14,7 @@ from jax import lax
 
 from nnjax import _checks, initializers
 from nnjax.functional import _conv_formulations as _forms
-from nnjax.functional import _conv_subpixel, _sharding, _utils
+from nnjax.functional import _conv_subpixel, _eager, _sharding, _utils
 from nnjax.functional._conv_transpose_pads import TransposePadding as TransposePadding
 from nnjax.functional._conv_transpose_pads import check_output_padding, transpose_pads
 from nnjax.functional._conv_transpose_pads import grouped_kernel as grouped_kernel
@@ -252,26 +251,14 @@ def _subpixel_applies(x: jax.Array) -> bool:
 def _subpixel(x, kernel, *, strides, pads, dilation, groups) -> jax.Array:
     """One stride-1 convolution (``"auto"``'s formulation) and a pixel shuffle.
 
-    Called eagerly (no tracer), as one compiled program, cached per geometry and
-    ``"auto"``'s context: op by op, its dozens of small ops took 0.7-1.2 s to compile at
-    each new shape against 0.1 s as one program (a 2-D layer, Intel Xeon).
+    Called eagerly, one compiled program per geometry and context (``_eager.py``).
     """
     geometry = (tuple(strides), tuple(map(tuple, pads)), tuple(dilation), groups)
-    if isinstance(x, jax.core.Tracer) or isinstance(kernel, jax.core.Tracer):
-        return _subpixel_ops(x, kernel, *geometry)
-    return _eager_subpixel(*geometry, _forms.auto_context())(x, kernel)
+    return _eager.one_program(_subpixel_ops, geometry, _forms.auto_context(), x, kernel)
 
 
 def _subpixel_ops(x, kernel, strides, pads, dilation, groups) -> jax.Array:
     return _conv_subpixel.conv(x, kernel, strides, pads, dilation, groups, _forms.auto)
-
-
-@functools.cache
-def _eager_subpixel(strides, pads, dilation, groups, context) -> Callable:
-    """:func:`_subpixel_ops` jitted; ``context`` (:func:`_forms.auto_context`) keys the trace."""
-    del context  # the trace is made in the caller's context, which this key names
-    return jax.jit(functools.partial(_subpixel_ops, strides=strides, pads=pads,
-                                     dilation=dilation, groups=groups))  # fmt: skip
 
 
 def _dilated(x, kernel, *, strides, pads, dilation, groups) -> jax.Array:

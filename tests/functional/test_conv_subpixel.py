@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import nnjax.functional as F
-from nnjax.functional import _conv_canonical, _conv_subpixel, conv_transpose
+from nnjax.functional import _conv_canonical, _conv_subpixel, _eager, conv_transpose
 from nnjax.functional import _conv_compiler as compiler
 from nnjax.functional import _conv_formulations as forms
 from nnjax.functional._conv_transpose_pads import check_output_padding, transpose_pads
@@ -225,15 +225,15 @@ def test_symbolic_batch_exports_with_the_dilated_convolution():
 @pytest.mark.skipif(not ON_CPU, reason="the sub-pixel formulation is the CPU's")
 def test_an_eager_call_is_one_program_per_geometry_and_context():
     """Eagerly, one cached program (not its ops one by one), keyed by ``"auto"``'s context."""
-    conv_transpose._eager_subpixel.cache_clear()
+    _eager._program.cache_clear()
     params = {"kernel": jnp.asarray(rand((3, 3, 2, 4), 1), jnp.float32)}
     x = jnp.asarray(rand((2, 5, 6, 2), 2), jnp.float32)
     call = lambda x: F.conv_transpose2d(params, x, stride=2, padding=1, output_padding=1)
     first, again = call(x), call(x + 1.0)
-    assert conv_transpose._eager_subpixel.cache_info()[:2] == (1, 1)  # hits, misses
+    assert _eager._program.cache_info()[:2] == (1, 1)  # hits, misses
     with forward_only():
         forward = call(x)
-    assert conv_transpose._eager_subpixel.cache_info().misses == 2  # another context
+    assert _eager._program.cache_info().misses == 2  # another context
     jitted = jax.jit(call)
     for got, arg in ((first, x), (again, x + 1.0), (forward, x)):
         np.testing.assert_allclose(got, jitted(arg), rtol=1e-5, atol=1e-5)
