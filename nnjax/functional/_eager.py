@@ -2,8 +2,9 @@
 
 Outside ``jit`` JAX runs a function op by op, compiling each op at each new shape. A
 formulation of dozens of small ops (the sub-pixel transposed convolution of
-``_conv_subpixel.py``) then took 0.7-1.2 s at the first call of each shape, against
-0.1-0.2 s as one program. :func:`one_program` runs such a function eagerly as one
+``_conv_subpixel.py``, the patches and depth-stacked convolutions of
+``_conv_formulations.py``) then took 0.3-1.2 s at the first call of each shape, against
+0.1-0.36 s as one program. :func:`one_program` runs such a function eagerly as one
 ``jax.jit`` program, cached per function, static arguments and context key; traced
 calls (inside ``jit``, ``grad``, ``vmap``) run the function itself.
 

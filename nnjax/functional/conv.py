@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 
 from nnjax import _checks, _hardware, initializers
-from nnjax.functional import _bfloat16, _conv_args, _conv_bfloat16, _sharding, _utils
+from nnjax.functional import _bfloat16, _conv_args, _conv_bfloat16, _eager, _sharding, _utils
 from nnjax.functional import _conv_formulations as _forms
 from nnjax.functional._conv_args import Padding as Padding
 from nnjax.functional._conv_args import Params as Params
@@ -229,10 +229,20 @@ def conv(
     xc = _bfloat16.to_float32(x) if _hardware.widen_bfloat16(x.dtype) else x
     bf16_operands = _conv_bfloat16.operands_wanted(x.dtype)
     chosen = _forms.resolve(formulation, xc, kernel, out, groups, bfloat16_operands=bf16_operands)
-    convolve = lambda x, k: _forms.IMPLEMENTATIONS[chosen](x, k, strides, pads, dilation, groups)
-    convolve = _sharding.batch_sharded(convolve, _sharding.batch_axis(xc), xc.ndim)
-    y = convolve(xc, kernel.astype(xc.dtype))
+    geometry = (chosen, strides, tuple(map(tuple, pads)), dilation, groups)
+    axis = _sharding.batch_axis(xc)
+    if axis is None:  # eagerly: one program per geometry and context, not op by op
+        y = _eager.one_program(_convolve, geometry, _forms.auto_context(), xc, kernel)
+    else:
+        convolve = _sharding.batch_sharded(lambda x, k: _convolve(x, k, *geometry), axis, xc.ndim)
+        y = convolve(xc, kernel)
     return _bfloat16.round_like(add_bias(op, params, y), x.dtype)
+
+
+def _convolve(x, kernel, formulation, strides, pads, dilation, groups) -> jax.Array:
+    """``formulation``'s convolution of ``x`` by ``kernel`` cast to ``x``'s dtype."""
+    kernel = kernel.astype(x.dtype)
+    return _forms.IMPLEMENTATIONS[formulation](x, kernel, strides, pads, dilation, groups)
 
 
 def conv2d(

@@ -10,6 +10,7 @@ from jax.test_util import check_grads
 
 import nnjax.functional as F
 from nnjax import _hardware
+from nnjax.functional import _eager
 
 from ._torch_ref import (
     assert_close,
@@ -259,3 +260,25 @@ def test_traced_static_argument_says_to_mark_it_static(key):
     np.testing.assert_allclose(
         fn(params, x, stride=2, padding=1), F.conv2d(params, x, stride=2, padding=1), rtol=1e-6
     )
+
+
+@pytest.mark.parametrize("nd", [2, 3])
+def test_an_eager_call_is_one_program_per_geometry_and_context(nd):
+    """Eagerly, one cached program (not its ops one by one), keyed by ``"auto"``'s context."""
+    _eager._program.cache_clear()
+    conv = {2: F.conv2d, 3: F.conv3d}[nd]
+    params = {"kernel": jnp.asarray(rand((3,) * nd + (2, 4), 1)), "bias": jnp.ones(4)}
+    x = jnp.asarray(rand((2,) + (6,) * nd + (2,), 2))
+    first, again = conv(params, x), conv(params, x + 1.0)
+    assert _eager._program.cache_info()[:2] == (1, 1)  # hits, misses
+    strided = conv(params, x, stride=2)
+    with F.forward_only():
+        forward = conv(params, x)
+    assert _eager._program.cache_info().misses == 3  # another geometry, another context
+    jitted = jax.jit(conv, static_argnames="stride")
+    for got, arg, stride in ((first, x, 1), (again, x + 1.0, 1), (strided, x, 2), (forward, x, 1)):
+        np.testing.assert_allclose(got, jitted(params, arg, stride=stride), rtol=1e-5, atol=1e-5)
+    # traced calls run the formulation's ops: gradients as jitted, no new program
+    grad = lambda p: jax.grad(lambda p: jnp.sum(conv(p, x) ** 2))(p)["kernel"]
+    np.testing.assert_allclose(grad(params), jax.jit(grad)(params), rtol=1e-5, atol=1e-5)
+    assert _eager._program.cache_info().misses == 3
