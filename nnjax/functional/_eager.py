@@ -22,13 +22,12 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Hashable
+from typing import Any
 
 import jax
 
 
-def one_program(
-    fn: Callable[..., jax.Array], static: tuple, context: Hashable, *arrays: jax.Array
-) -> jax.Array:
+def one_program(fn: Callable[..., Any], static: tuple, context: Hashable, *arrays: Any) -> Any:
     """``fn(*arrays, *static)``; called eagerly, as one program cached per its key.
 
     Args:
@@ -36,18 +35,19 @@ def one_program(
         identity is part of the key).
       static: hashable arguments after the arrays (shapes, strides, paddings).
       context: hashable: what ``fn`` reads from the context while it is traced.
-      *arrays: the array arguments; any tracer among them runs ``fn`` directly.
+      *arrays: the array arguments (arrays or pytrees of arrays, ``None`` leaves too);
+        any tracer among their leaves runs ``fn`` directly.
 
     Returns:
       ``fn(*arrays, *static)``.
     """
-    if any(isinstance(a, jax.core.Tracer) for a in arrays):
+    if any(isinstance(a, jax.core.Tracer) for a in jax.tree.leaves(arrays)):
         return fn(*arrays, *static)
     return _program(fn, static, context)(*arrays)
 
 
-@functools.cache
-def _program(fn: Callable[..., jax.Array], static: tuple, context: Hashable) -> Callable:
+@functools.lru_cache(maxsize=256)
+def _program(fn: Callable[..., Any], static: tuple, context: Hashable) -> Callable:
     """``fn`` with ``static`` bound, jitted; ``context`` only keys the cache (see above)."""
     del context  # the trace is made in the caller's context, which the key names
     return jax.jit(lambda *arrays: fn(*arrays, *static))

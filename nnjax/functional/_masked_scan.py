@@ -16,6 +16,8 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from nnjax.functional import _utils
+
 
 def _masked(step, lengths, steps: int):
     """Wraps ``step(carry, x)`` to scan over ``(x, valid)``.
@@ -52,4 +54,22 @@ def scan_masked(step, state, xs_t, lengths, reverse, unroll):
     return state, jnp.swapaxes(ys, 0, 1)
 
 
-__all__ = ["scan_masked", "valid_mask"]
+def cast_carry(state, dtype):
+    """Casts the floating leaves of a carry to the compute dtype (scan needs fixed types)."""
+    cast = lambda s: s.astype(dtype) if jnp.issubdtype(jnp.result_type(s), jnp.floating) else s
+    return jax.tree.map(cast, state)
+
+
+def scan_precomputed(split, params, xs, state, lengths, reverse, unroll):
+    """A split cell's scan with every step's input projected first (one matmul).
+
+    ``split`` is the cell's :class:`~nnjax.functional.recurrent.CellSplit`; ``xs`` is
+    ``(B, T, F)``; the arguments are already checked.
+    """
+    p = _utils.cast_like(params, xs)
+    gx = jnp.einsum("btf,fg->tbg", xs, p["w_x"]) + _utils.expand_to(p[split.input_bias], 3)
+    step = lambda carry, gx_t: split.recurrence(p, carry, gx_t)
+    return scan_masked(step, state, gx, lengths, reverse, unroll)
+
+
+__all__ = ["cast_carry", "scan_masked", "scan_precomputed", "valid_mask"]

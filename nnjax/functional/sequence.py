@@ -21,10 +21,10 @@ import jax
 import jax.numpy as jnp
 
 from nnjax import _checks, _hardware
-from nnjax.functional import _bfloat16, _sharding, _utils
+from nnjax.functional import _bfloat16, _eager, _sharding, _utils
 from nnjax.functional._gru_scan import gru_scan
 from nnjax.functional._lstm_scan import lstm_scan
-from nnjax.functional._masked_scan import scan_masked, valid_mask
+from nnjax.functional._masked_scan import cast_carry, scan_masked, scan_precomputed, valid_mask
 from nnjax.functional.recurrent import (
     CellSplit,
     LSTMState,
@@ -95,12 +95,6 @@ def _default_unroll(backend: str | None = None) -> int:
     return 4 if (backend or jax.default_backend()) == "gpu" else 1
 
 
-def _cast_carry(state, dtype):
-    """Casts the floating leaves of a carry to the compute dtype (scan needs fixed types)."""
-    cast = lambda s: s.astype(dtype) if jnp.issubdtype(jnp.result_type(s), jnp.floating) else s
-    return jax.tree.map(cast, state)
-
-
 def _check_split(split: CellSplit, op: str, params: Params, xs, state):
     """Sequence-level checks for a built-in cell, so errors name ``op`` and ``xs``.
 
@@ -109,14 +103,6 @@ def _check_split(split: CellSplit, op: str, params: Params, xs, state):
     in_features, hidden = check_params(op, params, split.gates, split.biases)
     _checks.check_shape(op, "xs", xs, (None, None, in_features))
     return check_carry(op, "state", split, state, (xs.shape[0], hidden))
-
-
-def _scan_precomputed(split: CellSplit, params: Params, xs, state, lengths, reverse, unroll):
-    """The precomputed-inputs formulation; arguments already checked."""
-    p = _utils.cast_like(params, xs)
-    gx = jnp.einsum("btf,fg->tbg", xs, p["w_x"]) + _utils.expand_to(p[split.input_bias], 3)
-    step = lambda carry, gx_t: split.recurrence(p, carry, gx_t)
-    return scan_masked(step, state, gx, lengths, reverse, unroll)
 
 
 def rnn(
@@ -207,22 +193,29 @@ def _run(op, cell, params, xs, state, lengths, reverse, unroll, precompute_input
         state = zero_carry(cell, params, xs.shape[:1], xs.dtype)
     if split is not None:
         state = _check_split(split, op, params, xs, state)
-    state = _cast_carry(state, xs.dtype)
+    state = cast_carry(state, xs.dtype)
     if precompute_inputs is None:
         precompute_inputs = split is not None and _default_precompute()
     if lengths is not None:
         lengths = _checks.check_lengths(op, lengths, xs.shape[0], xs.shape[1])
     # under a mesh with explicit axes: the carry and lengths sharded as the batch of xs
     state, lengths = _sharding.like_batch((state, lengths), _sharding.batch_axis(xs))
+    static = (op, cell, reverse, unroll, bool(precompute_inputs), fused)
+    if split is None:  # a user's cell may read Python state: traced at every call
+        return _scan(params, xs, state, lengths, *static)
+    return _eager.one_program(_scan, static, None, params, xs, state, lengths)
+
+
+def _scan(params, xs, state, lengths, op, cell, reverse, unroll, precompute, fused):
+    """The scan of checked arguments; eagerly, one program per shape (``_eager.py``)."""
+    split = getattr(cell, "split", None)
     if split is not None and _hardware.widen_bfloat16(xs.dtype):
-        return _in_float32(op, cell, params, xs, state, lengths, reverse, unroll,
-                           precompute_inputs, fused)  # fmt: skip
+        return _in_float32(op, cell, params, xs, state, lengths, reverse, unroll, precompute, fused)
     if fused is not None:
         valid = None if lengths is None else valid_mask(lengths, xs.shape[1])
-        p = _utils.cast_like(params, xs)
-        return fused(p, xs, state, valid, reverse, unroll, bool(precompute_inputs))
-    if precompute_inputs:
-        return _scan_precomputed(split, params, xs, state, lengths, reverse, unroll)
+        return fused(_utils.cast_like(params, xs), xs, state, valid, reverse, unroll, precompute)
+    if precompute:
+        return scan_precomputed(split, params, xs, state, lengths, reverse, unroll)
     step = lambda carry, x: cell(params, carry, x)
     return scan_masked(step, state, jnp.swapaxes(xs, 0, 1), lengths, reverse, unroll)
 

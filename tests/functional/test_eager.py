@@ -35,3 +35,20 @@ def test_traced_calls_run_the_function_itself():
     grad = jax.jit(jax.grad(call))(x)
     np.testing.assert_allclose(grad, 2.0 * y + jax.nn.one_hot(5, 6).reshape(2, 3), atol=1e-6)
     assert _eager._program.cache_info().currsize == 0
+
+
+def test_pytree_arguments_and_none_leaves():
+    _eager._program.cache_clear()
+    pair = lambda tree, none, scale: (tree["a"] * scale + tree["b"], none)
+    tree = {"a": jnp.ones(3), "b": jnp.arange(3.0)}
+    out, none = _eager.one_program(pair, (2.0,), None, tree, None)
+    np.testing.assert_allclose(out, [2.0, 3.0, 4.0])
+    assert none is None and _eager._program.cache_info().misses == 1
+    # a tracer among the leaves (not the top-level arguments) runs the function itself
+    total = lambda a: jnp.sum(_eager.one_program(pair, (2.0,), None, {**tree, "a": a}, None)[0])
+    np.testing.assert_allclose(jax.grad(total)(tree["a"]), [2.0, 2.0, 2.0])
+    assert _eager._program.cache_info().misses == 1
+
+
+def test_the_cache_is_bounded():
+    assert _eager._program.cache_info().maxsize is not None

@@ -8,7 +8,7 @@ import pytest
 from jax.test_util import check_grads
 
 import nnjax.functional as F
-from nnjax.functional import sequence
+from nnjax.functional import _eager, sequence
 
 from ._recurrent_ref import (
     CELLS,
@@ -280,3 +280,34 @@ def test_lstm_state_as_a_pair_or_list_runs_under_jit(key):
         assert isinstance(got[0], F.LSTMState)
     # F.rnn with the LSTM cell takes the pair too
     chex.assert_trees_all_close(F.rnn(F.lstm_cell, params, xs, (state.h, state.c)), want, rtol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru", "rnn"])
+def test_an_eager_call_of_a_built_in_cell_is_one_program_per_shape(kind):
+    """Eagerly, one cached program (not a new scan compiled at every call)."""
+    _eager._program.cache_clear()
+    params, _, xs = _random(jax.random.key(3), kind)
+    lengths = jnp.array([5, 2])
+    first, again = run(kind, params, xs), run(kind, params, xs + 1.0)
+    masked = run(kind, params, xs, lengths=lengths)
+    assert _eager._program.cache_info()[:2] == (2, 1)  # hits, misses (lengths: jit retraces)
+    jitted = jax.jit(lambda xs, lengths: run(kind, params, xs, lengths=lengths))
+    for got, arg, lens in ((first, xs, None), (again, xs + 1.0, None), (masked, xs, lengths)):
+        chex.assert_trees_all_close(got, jitted(arg, lens), rtol=1e-5, atol=1e-6)
+    # traced calls (grad) scan the cell itself: gradients as jitted, no new program
+    loss = lambda p: jnp.sum(run(kind, p, xs)[1] ** 2)
+    chex.assert_trees_all_close(jax.grad(loss)(params), jax.jit(jax.grad(loss))(params), rtol=1e-5)
+    assert _eager._program.cache_info().misses == 1
+
+
+def test_an_eager_call_of_a_user_cell_is_traced_every_time():
+    """A user's cell may read Python state, so eager calls do not cache its program."""
+    _eager._program.cache_clear()
+    scale = [1.0]
+    cell = lambda p, h, x: (h * scale[0] + x, h)
+    xs = jnp.ones((2, 3, 4))
+    first = F.rnn(cell, None, xs, jnp.zeros((2, 4)))[0]
+    scale[0] = 2.0
+    second = F.rnn(cell, None, xs, jnp.zeros((2, 4)))[0]
+    np.testing.assert_allclose(first, 3.0), np.testing.assert_allclose(second, 7.0)
+    assert _eager._program.cache_info().currsize == 0
