@@ -159,6 +159,12 @@ def esn_states(
     _checks.check_shape("esn_states", "inputs", u, (None, w_in.shape[0]))
     x0 = jnp.zeros((r,), u.dtype) if state is None else jnp.asarray(state, u.dtype)
     _checks.check_shape("esn_states", "state", x0, (r,))
+    return _drive(w_in, w, x0, u, leak_rate)
+
+
+@jax.jit
+def _drive(w_in: jax.Array, w: jax.Array, x0: jax.Array, u: jax.Array, leak_rate) -> jax.Array:
+    """The reservoir's scan; jitted, so an eager call compiles once per shape, not each time."""
 
     def step(x, u_t):
         x = (1 - leak_rate) * x + leak_rate * jnp.tanh(u_t @ w_in + x @ w)

@@ -145,6 +145,12 @@ def hopfield_sweep(
     n = w.shape[0]
     what = f"is not a unit index in [0, {n})"
     losses._check_values("hopfield_sweep", "order", order, lambda v: (v < 0) | (v >= n), what)
+    return _sweep(w, s, order)
+
+
+@jax.jit
+def _sweep(w: jax.Array, s: jax.Array, order: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """The sweep's scan; jitted, so an eager call compiles once per shape, not each time."""
 
     def update(s, i):
         s = s.at[..., i].set(activations.sign(s @ w[:, i]))

@@ -175,6 +175,12 @@ def perceptron_epoch(
       1
     """
     x, y = _check_data("perceptron_epoch", params, x, y)
+    return _epoch(params, x, y, learning_rate)
+
+
+@jax.jit
+def _epoch(params: Params, x: jax.Array, y: jax.Array, learning_rate) -> tuple[Params, jax.Array]:
+    """The epoch's scan; jitted, so an eager call compiles once per shape, not each time."""
 
     def step(p, xy):
         xi, yi = xy

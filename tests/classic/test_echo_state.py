@@ -128,3 +128,20 @@ def test_boundary_arguments_are_accepted(key):
     assert readout["kernel"].shape == (3, 1)
     assert classic.mackey_glass(3, washout=0).shape == (3,)
     assert classic.mackey_glass(0, washout=2).shape == (0,)
+
+
+def test_esn_states_compiles_once_per_shape():
+    """Eager calls reuse one program (the scan was compiled anew at every call)."""
+    from nnjax.classic import echo_state
+
+    p = classic.esn_init(jax.random.key(0), 2, 20, density=0.2)
+    classic.esn_states(p, jnp.ones((9, 2)))
+    before = echo_state._drive._cache_size()
+    x = classic.esn_states(p, jnp.full((9, 2), 0.5, jnp.float32), leak_rate=0.3)
+    assert echo_state._drive._cache_size() == before
+    np.testing.assert_allclose(
+        x,
+        jax.jit(classic.esn_states)(p, jnp.full((9, 2), 0.5, jnp.float32), leak_rate=0.3),
+        rtol=1e-6,
+        atol=1e-6,
+    )

@@ -104,3 +104,15 @@ def test_recall_steps_must_be_a_non_negative_int(synchronous):
             classic.hopfield_recall(w, cue, steps=steps, synchronous=synchronous)
     out = classic.hopfield_recall(w, cue, steps=0, synchronous=synchronous)
     np.testing.assert_array_equal(out, cue)
+
+
+def test_hopfield_sweep_compiles_once_per_shape():
+    """Eager calls reuse one program (the scan was compiled anew at every call)."""
+    from nnjax.classic import hopfield
+
+    w = classic.hopfield_store(jnp.array([[1.0, -1.0, 1.0, -1.0]]))
+    classic.hopfield_sweep(w, jnp.ones(4), jnp.arange(4))
+    before = hopfield._sweep._cache_size()
+    s, _ = classic.hopfield_sweep(w, -jnp.ones(4), jnp.arange(4)[::-1])
+    assert hopfield._sweep._cache_size() == before
+    np.testing.assert_array_equal(s, [-1.0, 1.0, -1.0, 1.0])

@@ -1,5 +1,7 @@
 """Tests for nnjax.classic.perceptron: the perceptron rule, training, sklearn parity."""
 
+import importlib
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -106,3 +108,14 @@ def test_epochs_must_be_a_non_negative_int(key):
     fitted, errors = classic.perceptron_fit(params, x, y, epochs=0)
     assert errors.shape == (0,)
     jax.tree.map(np.testing.assert_array_equal, fitted, params)
+
+
+def test_perceptron_epoch_compiles_once_per_shape():
+    """Eager calls reuse one program (the scan was compiled anew at every call)."""
+    perceptron = importlib.import_module("nnjax.classic.perceptron")
+    p = classic.perceptron_init(jax.random.key(0), 1, 1)
+    x, y = jnp.array([[1.0], [-1.0]]), jnp.array([[1.0], [0.0]])
+    classic.perceptron_epoch(p, x, y, learning_rate=1.0)
+    before = perceptron._epoch._cache_size()
+    _, errors = classic.perceptron_epoch(p, -x, y, learning_rate=0.5)
+    assert perceptron._epoch._cache_size() == before and int(errors) == 1
