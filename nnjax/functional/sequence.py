@@ -22,6 +22,7 @@ import jax.numpy as jnp
 
 from nnjax import _checks, _hardware
 from nnjax.functional import _bfloat16, _eager, _sharding, _utils
+from nnjax.functional._conv_compiler import in_library_program
 from nnjax.functional._gru_scan import gru_scan
 from nnjax.functional._lstm_scan import lstm_scan
 from nnjax.functional._masked_scan import cast_carry, scan_masked, scan_precomputed, valid_mask
@@ -203,7 +204,8 @@ def _run(op, cell, params, xs, state, lengths, reverse, unroll, precompute_input
     static = (op, cell, reverse, unroll, bool(precompute_inputs), fused)
     if split is None:  # a user's cell may read Python state: traced at every call
         return _scan(params, xs, state, lengths, *static)
-    return _eager.one_program(_scan, static, None, params, xs, state, lengths)
+    context = in_library_program()  # how _in_float32's roundings are traced
+    return _eager.one_program(_scan, static, context, params, xs, state, lengths)
 
 
 def _scan(params, xs, state, lengths, op, cell, reverse, unroll, precompute, fused):
