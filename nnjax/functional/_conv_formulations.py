@@ -76,15 +76,10 @@ CNN took 11.3-11.6 ms an update against 48.9-50.3, of a 1-D CNN 6.0-6.6 against 
 
 In library programs a 2-D pointwise convolution (1x1, stride 1, no padding: one matmul
 as patches) to fewer channels than it reads is ``"patches"`` at every size (a
-bottleneck's down-projection). Measured on a 2-core Intel Xeon (AVX-512, AMX), float32,
-``F.conv2d`` 1x1 after a ReLU (or a 3x3 convolution), loss ``sum(y**2) / 2``, gradients
-of every input, compiled as ``fit`` compiles, medians of 9 interleaved calls, patches /
-Eigen: 56x56x256 -> 64 0.54 (batch 8), 0.54 again (0.95 after the 3x3); 56x56x128 -> 64
-0.73 (32); 28x28x512 -> 128 0.54 (8; 0.96 after the 3x3); 28x28x256 -> 128 0.97 after
-the 3x3 (32); 14x14x1024 -> 256 0.73 (32), 0.68 (8); 14x14x512 -> 256 0.77 (32);
-7x7x2048 -> 512 0.90 (32), 0.97 (8). To as many or more channels it lost, so Eigen
-keeps those: 56x56x64 -> 256 1.69 (8), 28x28x128 -> 512 1.62 (32), 56x56x64 -> 64 1.16
-(32), 14x14x256 -> 256 1.13 (32).
+bottleneck's down-projection): 0.54-0.97 of Eigen's time from 56x56x256 -> 64 to
+7x7x2048 -> 512 at batch 8 and 32 (2-core Intel Xeon, float32, after a ReLU or a 3x3
+convolution, fwd+bwd as ``fit`` compiles). To as many or more channels it lost
+(1.13-1.69), so Eigen keeps those (``benchmarks/README.md``, session 22).
 
 Example:
   >>> choose((8, 28, 28, 1), (3, 3, 1, 32), (28, 28), 1, jnp.float32, "cpu")
