@@ -104,13 +104,7 @@ SLOW_MODULES = {
 }
 
 
-@pytest.fixture(autouse=True)
-def _fast_compiles():
-    """Compiles with most XLA optimizations off for the duration of one test."""
-    before = jax.config.read("jax_disable_most_optimizations")
-    jax.config.update("jax_disable_most_optimizations", True)
-    yield
-    jax.config.update("jax_disable_most_optimizations", before)
+pytestmark = pytest.mark.usefixtures("fast_compiles")
 
 
 def _globs(module=None) -> dict:

@@ -1,0 +1,99 @@
+"""Eager calls compile once per shape: the docstring examples of the public API, run twice.
+
+An eager call that builds a new closure for ``lax.scan`` (or any ``jit``) at every call
+compiles again each time (``F.lstm`` did: 0.1 s a call). Each public function's and
+class's examples run once, then again with ``jax_log_compiles``: the second run must
+compile nothing. Examples that define their own functions (``lambda``, ``def``, or a
+``jax.jit``/``grad``/``vmap`` of one) are skipped, as a new function is a new program.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import doctest
+import importlib
+import logging
+import re
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+MODULES = ("nnjax.functional", "nnjax.nn", "nnjax.classic", "nnjax.losses", "nnjax.metrics")
+DEFINES_A_FUNCTION = re.compile(
+    r"\blambda\b|^\s*def |\bjax\.(jit|grad|vmap|value_and_grad)\(|nnx\.jit", re.MULTILINE
+)
+
+
+def _examples() -> list[tuple[str, doctest.DocTest]]:
+    finder = doctest.DocTestFinder(recurse=False)
+    found = []
+    for module_name in MODULES:
+        module = importlib.import_module(module_name)
+        for name in sorted(getattr(module, "__all__", ())):
+            obj = getattr(module, name)
+            if not callable(obj) or not hasattr(obj, "__module__"):
+                continue
+            home = vars(importlib.import_module(obj.__module__))
+            globs = {**home, "jax": jax, "jnp": jnp, "np": np}
+            for test in finder.find(obj, f"{module_name}.{name}", globs=globs):
+                source = "\n".join(e.source for e in test.examples)
+                if test.examples and not DEFINES_A_FUNCTION.search(source):
+                    found.append((test.name, test))
+    return found
+
+
+class _Compiles(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.names: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if message.startswith("Compiling "):
+            self.names.append(message.split(" with ")[0])
+
+
+@contextlib.contextmanager
+def _logged_compiles():
+    handler = _Compiles()
+    loggers = [logging.getLogger(n) for n in ("jax._src.interpreters.pxla", "jax._src.dispatch")]
+    for logger in loggers:
+        logger.addHandler(handler)
+    try:
+        with jax.log_compiles(True):
+            yield handler.names
+    finally:
+        for logger in loggers:
+            logger.removeHandler(handler)
+
+
+def _run(test: doctest.DocTest) -> None:
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    copy = doctest.DocTest(test.examples, dict(test.globs), test.name, test.filename,
+                           test.lineno, test.docstring)  # fmt: skip
+    failures = []
+    runner.run(copy, out=failures.append)
+    assert runner.failures == 0, "".join(failures)
+
+
+EXAMPLES = _examples()
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("fast_compiles")
+@pytest.mark.parametrize("name,test", EXAMPLES, ids=[n for n, _ in EXAMPLES])
+def test_a_second_eager_run_compiles_nothing(name, test):
+    _run(test)
+    with _logged_compiles() as compiled:
+        _run(test)
+    assert compiled == [], f"{name}: the second run compiled {compiled}"
+
+
+def test_the_examples_are_found():
+    names = {n for n, _ in EXAMPLES}
+    assert {"nnjax.functional.lstm", "nnjax.classic.esn_states"} <= names
+    assert np.all([not DEFINES_A_FUNCTION.search(s) for s in ("F.lstm(p, x)", "y = f(x)")])
+    assert DEFINES_A_FUNCTION.search("f = jax.jit(lambda x: x)")
+    assert DEFINES_A_FUNCTION.search("y = 1\ndef f(x):\n    return x")
