@@ -36,6 +36,7 @@ MODULES = [
     "nnjax.functional._pool_formulations",
     "nnjax.functional._forward_only",
     "nnjax.functional._scoped",
+    "nnjax.functional._eager",
     "nnjax.functional._lstm_scan",
     "nnjax.functional._gru_scan",
     "nnjax.functional._masked_scan",
