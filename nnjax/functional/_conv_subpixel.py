@@ -236,7 +236,9 @@ def conv(
         window = lax.slice(x, (0, *start, 0), (x.shape[0], *stop, x.shape[-1]))
         k = gathered(kernel, index, groups)
         part = plane_conv(window, k, (1,) * nd, [(0, 0)] * nd, sub_dilation, groups)
-        parts.append(part.reshape(*part.shape[:-1], groups, -1))  # (B, *Q, G, L' * c)
+        parts.append(
+            part.reshape(*part.shape[:-1], groups, part.shape[-1] // groups)
+        )  # (B, *Q, G, L' * c)
     return _interleave(_phase_major(parts, plans, separate), plans, strides, groups)
 
 
@@ -251,10 +253,11 @@ def _phase_major(parts: list[jax.Array], plans: Sequence[AxisPlan], separate: Se
     order = [a for a, sep in enumerate(separate) if sep] + [
         a for a, sep in enumerate(separate) if not sep
     ]
-    y = y.reshape(*y.shape[: nd + 2], *(len(plans[a].live) for a in order), -1)
+    lives = [len(plans[a].live) for a in order]
+    y = y.reshape(*y.shape[: nd + 2], *lives, math.prod(y.shape[nd + 2 :]) // math.prod(lives))
     if order != sorted(order):
         y = y.transpose(*range(nd + 2), *(nd + 2 + order.index(a) for a in range(nd)), y.ndim - 1)
-    return y.reshape(*y.shape[: nd + 1], -1)
+    return y.reshape(*y.shape[: nd + 1], math.prod(y.shape[nd + 1 :]))
 
 
 def _interleave(
@@ -264,14 +267,14 @@ def _interleave(
     nd = len(plans)
     batch, *outputs = y.shape[:-1]
     live = [len(p.live) for p in plans]
-    y = y.reshape(batch, *outputs, groups, *live, -1)
+    y = y.reshape(batch, *outputs, groups, *live, y.shape[-1] // (groups * math.prod(live)))
     # (B, Q1, L1, Q2, L2, ..., G, c)
     order = [0, *(a for i in range(nd) for a in (1 + i, 2 + nd + i)), 1 + nd, y.ndim - 1]
     y = y.transpose(order)
     for i, (plan, stride) in enumerate(zip(plans, strides)):
         if len(plan.live) < stride:
             y = _with_dead_phases(y, 2 + 2 * i, plan.live, stride)
-    y = y.reshape(batch, *(q * s for q, s in zip(outputs, strides)), -1)
+    y = y.reshape(batch, *(q * s for q, s in zip(outputs, strides)), groups * y.shape[-1])
     start = (0, *(p.shift for p in plans), 0)
     return lax.slice(y, start, (batch, *(p.shift + p.length for p in plans), y.shape[-1]))
 

@@ -117,6 +117,17 @@ def _mask4(op: str, mask, batch: int, heads: int, t: int, s: int) -> jax.Array |
     return mask
 
 
+def _fused_op_computes(dtype: jnp.dtype) -> bool:
+    """Whether ``jax.nn.dot_product_attention`` computes attention of ``dtype`` here.
+
+    Its softmax is float32 (float64 would lose precision), and its float16 logits ask
+    for a float16 x float16 -> float32 matmul, which XLA:CPU does not have.
+    """
+    if dtype == jnp.float64:
+        return False
+    return not (dtype == jnp.float16 and jax.default_backend() == "cpu")
+
+
 def attention_weights(q, k, mask, causal: bool) -> jax.Array:
     """Softmax attention weights ``(B, H, T, S)`` in float32 at least (the explicit path).
 
@@ -153,7 +164,9 @@ def multi_head_attention(
     Equal to PyTorch's ``nn.MultiheadAttention`` with the same weights. Without dropout
     it runs ``jax.nn.dot_product_attention``; with dropout the weights are computed
     explicitly (softmax in float32, or float64 for float64 inputs, which the fused op
-    would round to float32) and dropped with :func:`nnjax.functional.dropout`.
+    would round to float32) and dropped with :func:`nnjax.functional.dropout`. float64
+    inputs, and float16 ones on the CPU (whose matmuls have no float16 -> float32 kernel,
+    which the fused op asks for), take the explicit path without dropout too.
 
     Args:
       params: from :func:`multi_head_attention_init`.
@@ -219,7 +232,7 @@ def multi_head_attention(
                         (None, *q.shape[2:]))  # fmt: skip
     batch, t, heads = q.shape[:3]
     mask = _mask4(op, mask, batch, heads, t, k.shape[1])
-    if drop or x.dtype == jnp.float64:  # the fused op computes softmax in float32 only
+    if drop or not _fused_op_computes(x.dtype):
         weights = attention_weights(q, k, mask, causal)
         if drop:  # key is None at rate 1: dropout reads none
             weights = dropout(key, weights, dropout_rate)

@@ -152,6 +152,19 @@ def test_init_structure_and_check_grads(key):
         check_grads(jax.jit(fn), (p, rand((B, 3, E), 1)), order=1)
 
 
+def test_float16_agrees_with_float32(key):
+    """float16 runs (on the CPU the explicit path: XLA:CPU has no float16 -> float32 matmul,
+    which ``jax.nn.dot_product_attention`` asks for) and agrees with float32."""
+    p = jax.tree.map(jnp.asarray, _params())
+    x = jax.random.normal(key, (B, T, E))
+    mask = jnp.asarray(PADDING[:, :T])
+    fn = lambda p, x: F.multi_head_attention(p, x, mask=mask, causal=True)
+    half = fn(*jax.tree.map(lambda a: a.astype(jnp.float16), (p, x)))
+    assert half.dtype == jnp.float16
+    np.testing.assert_allclose(np.asarray(half, np.float32), fn(p, x), rtol=1e-2, atol=1e-2)
+    assert_transforms(fn, p, x, dtypes=(jnp.float16,))
+
+
 @pytest.mark.slow  # measured among the slowest; runs in CI's slow step
 def test_jit_vmap_grad_float32_bfloat16(key):
     p = jax.tree.map(jnp.asarray, _params())

@@ -81,6 +81,19 @@ def test_block_check_grads_and_transforms(key):
                       params, jax.random.normal(key, (B, T, E)))  # fmt: skip
 
 
+def test_block_in_float16(key):
+    """float16 runs on the CPU too, jitted (its attention takes the explicit path there)."""
+    params = F.transformer_encoder_block_init(key, E, num_heads=HEADS, mlp_features=MLP)
+    x = jax.random.normal(key, (B, T, E))
+    fn = lambda p, x: F.transformer_encoder_block(p, x, causal=True)
+    args = jax.tree.map(lambda a: a.astype(jnp.float16), (params, x))
+    for half in (fn(*args), jax.jit(fn)(*args)):  # jitted, XLA:CPU refused it before
+        assert half.dtype == jnp.float16
+        np.testing.assert_allclose(
+            np.asarray(half, np.float32), fn(params, x), rtol=2e-2, atol=2e-2
+        )
+
+
 # --------------------------------------------------------------------------- positions
 
 
