@@ -27,9 +27,10 @@ import jax
 import numpy as np
 from flax import nnx
 
-from nnjax.io import _crc
+from nnjax.io import _crc, layout
 from nnjax.io._orbax import short
 from nnjax.io.errors import CheckpointError, cannot_write
+from nnjax.nn._validate import check_module
 
 
 def export(
@@ -70,6 +71,9 @@ def export(
       ...     path.name, path.stat().st_size > 0
       ('mlp.jaxexport', True)
     """
+    owner = "nnjax.export"
+    check_module(model, owner=owner, usage=f"{owner}(model, example_input, path)")
+    layout.check_path(owner, "path", path)
     example = np.asarray(example_input) if not hasattr(example_input, "dtype") else example_input
     view = nnx.view(model, raise_if_not_found=False, deterministic=True, use_running_average=True)
     graphdef, state = nnx.split(view)
@@ -80,7 +84,7 @@ def export(
     (batch,) = jax.export.symbolic_shape("batch")
     spec = jax.ShapeDtypeStruct((batch, *np.shape(example)[1:]), example.dtype)
     exported = jax.export.export(jax.jit(infer), platforms=platforms)(spec)
-    path = Path(os.path.expanduser(os.fspath(path))).absolute()
+    path = layout.user_path(path)
     tmp = path.with_name(f".{path.name}.tmp")
     try:
         data = exported.serialize()
@@ -125,7 +129,8 @@ def load_exported(path: str | os.PathLike) -> Callable[[jax.typing.ArrayLike], j
       >>> predict(np.ones((7, 4), np.float32)).shape
       (7, 3)
     """
-    path = Path(os.path.expanduser(os.fspath(path))).absolute()
+    layout.check_path("nnjax.load_exported", "path", path)
+    path = layout.user_path(path)
     try:
         data = path.read_bytes()
     except OSError as err:

@@ -59,6 +59,25 @@ def user_path(path: str | os.PathLike) -> Path:
     return Path(os.path.expanduser(os.fspath(path))).absolute()
 
 
+def check_path(owner: str, name: str, value: Any) -> None:
+    """Raises a ``TypeError`` naming ``value`` unless it is a path (``str`` or ``os.PathLike``).
+
+    Example:
+      >>> try:
+      ...     check_path("nnjax.load", "directory", 3)
+      ... except TypeError as err:
+      ...     print(err)
+      nnjax.load: `directory` must be a path (str or os.PathLike), got int 3
+    """
+    if not isinstance(value, (str, os.PathLike)):
+        shown = repr(value)
+        shown = "" if "\n" in shown or len(shown) > 60 else f" {shown}"
+        raise TypeError(
+            f"{owner}: `{name}` must be a path (str or os.PathLike), "
+            f"got {type(value).__name__}{shown}"
+        )
+
+
 def is_checkpoint(path: str | os.PathLike) -> bool:
     """Whether ``path`` is a folder nnjax wrote: ``nnjax.json`` inside (or the first layout).
 

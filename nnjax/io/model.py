@@ -22,6 +22,7 @@ from flax import nnx
 
 from nnjax.io import _legacy, config, layout, restore, steps, trees
 from nnjax.io.errors import CheckpointError
+from nnjax.nn._validate import check_module
 
 
 def save(model: nnx.Module, directory: str | os.PathLike, *, overwrite: bool = False) -> Path:
@@ -57,6 +58,7 @@ def save(model: nnx.Module, directory: str | os.PathLike, *, overwrite: bool = F
       ...     type(nnjax.load(folder)).__name__
       'MLP'
     """
+    _check_model_and_folder("nnjax.save", model, directory)
     meta = {"kind": "model", "model": config.encode(model), "modes": config.modes(model)}
     return layout.write(
         directory, {"state": trees.to_nested(nnx.state(model))}, meta, overwrite=overwrite
@@ -86,8 +88,15 @@ def save_state(model: nnx.Module, directory: str | os.PathLike, *, overwrite: bo
       >>> bool((same.kernel.get_value() == model.kernel.get_value()).all())
       True
     """
+    _check_model_and_folder("nnjax.save_state", model, directory)
     items = {"state": trees.to_nested(nnx.state(model))}
     return layout.write(directory, items, {"kind": "state"}, overwrite=overwrite)
+
+
+def _check_model_and_folder(owner: str, model: Any, directory: Any) -> None:
+    """``TypeError`` unless ``model`` is an NNX module and ``directory`` a path."""
+    check_module(model, owner=owner, usage=f"{owner}(model, directory)")
+    layout.check_path(owner, "directory", directory)
 
 
 def open_checkpoint(
@@ -169,6 +178,7 @@ def load_state(
       >>> type(model).__name__
       'MLP'
     """
+    _check_model_and_folder("nnjax.load_state", model, directory)
     open_checkpoint(directory, lambda folder: read_into(model, folder), fallback=fallback)
     return model
 
@@ -240,6 +250,7 @@ def load(directory: str | os.PathLike, *, fallback: bool = False) -> Any:
     """
     from nnjax.io import run
 
+    layout.check_path("nnjax.load", "directory", directory)
     directory = layout.user_path(directory)
     model, _ = load_with_meta(directory, fallback=fallback)
     if run.is_run_folder(directory):

@@ -1,13 +1,17 @@
-"""Constructor-argument checks shared by the modules (private).
+"""Argument checks shared by the modules and by the code that takes them (private).
 
-Each check raises ``ValueError`` (or ``TypeError``) whose message names the module, the
-argument and what was wrong, e.g. ``"Dense: `out_features` must be a positive int, got -3"``.
+Each check raises ``ValueError`` (or ``TypeError``) whose message names the module (or
+function), the argument and what was wrong, e.g. ``"Dense: `out_features` must be a
+positive int, got -3"``.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import Any
+
+from flax import nnx
 
 from nnjax import _checks, activations
 from nnjax.functional import _utils
@@ -79,3 +83,46 @@ def float_dtype(owner: str, name: str, value: Any, *, allow_none: bool = False) 
     """
     _checks.float_dtype(owner, value, name=name, allow_none=allow_none)
     return value
+
+
+def check_module(model: Any, *, owner: str | None = None, usage: str | None = None) -> None:
+    """Raises a ``TypeError`` naming what was passed unless ``model`` is an ``nnx.Module``.
+
+    ``fit``, ``evaluate``, ``predict`` and ``nnjax.save`` and its kin take Flax NNX
+    modules; a class, a plain function, a Flax Linen or a PyTorch module each get their
+    own hint, and with ``usage`` (the call's signature) a path passed as the model gets
+    one too (the arguments swapped).
+
+    Args:
+      model: what the caller passed as the model.
+      owner: the function's name, to start the message with; ``None``: no prefix.
+      usage: the call's signature, e.g. ``"nnjax.save(model, directory)"``.
+
+    Example:
+      >>> from nnjax.nn import MLP
+      >>> try:
+      ...     check_module(MLP)
+      ... except TypeError as err:
+      ...     print(str(err)[:59])
+      the model must be a Flax NNX module instance, got the class
+      >>> try:
+      ...     check_module("ckpt", owner="nnjax.save", usage="nnjax.save(model, directory)")
+      ... except TypeError as err:
+      ...     print(str(err).split("; ")[1])
+      the model comes first: nnjax.save(model, directory)
+    """
+    if isinstance(model, nnx.Module):
+        return
+    kind = type(model)
+    if isinstance(model, type):
+        got, hint = f"the class {model.__name__}", "build one first: MLP(...), not MLP"
+    elif kind.__module__.startswith("flax.linen"):
+        got, hint = f"a Flax Linen {kind.__name__}", "wrap it with nnx.bridge.ToNNX(...) or use nnx"
+    elif kind.__module__.startswith("torch"):
+        got, hint = f"a PyTorch {kind.__name__}", "build the model with flax.nnx or nnjax.nn"
+    elif usage is not None and isinstance(model, (str, os.PathLike)):
+        got, hint = f"the path {os.fspath(model)!r}", f"the model comes first: {usage}"
+    else:
+        got, hint = f"{kind.__name__} {model!r:.60}", "build it with flax.nnx or nnjax.nn"
+    subject = f"{owner}: `model` must be" if owner else "the model must be"
+    raise TypeError(f"{subject} a Flax NNX module instance, got {got}; {hint}")

@@ -36,6 +36,7 @@ from flax import nnx
 
 import nnjax.functional as F
 from nnjax import losses, metrics
+from nnjax.nn._validate import check_module
 from nnjax.train.data import Batch
 from nnjax.train.objective import (
     as_batch,
@@ -85,34 +86,6 @@ def split_model(model: nnx.Module, *, training: bool = True) -> tuple[nnx.GraphD
     graphdef = graph_in_mode(graphdef, params, rest, training=training)
     # Fresh Variable containers: later steps never write into ``model`` itself.
     return graphdef, *jax.tree.map(lambda leaf: leaf, (params, rest))
-
-
-def check_module(model: Any) -> None:
-    """Raises a ``TypeError`` naming what was passed unless ``model`` is an ``nnx.Module``.
-
-    ``fit``, ``evaluate`` and ``predict`` train and run Flax NNX modules; a class, a
-    plain function, a Flax Linen or a PyTorch module each get their own hint.
-
-    Example:
-      >>> from nnjax.nn import MLP
-      >>> try:
-      ...     check_module(MLP)
-      ... except TypeError as err:
-      ...     print(str(err)[:60])
-      the model must be a Flax NNX module instance, got the class
-    """
-    if isinstance(model, nnx.Module):
-        return
-    kind = type(model)
-    if isinstance(model, type):
-        got, hint = f"the class {model.__name__}", "build one first: MLP(...), not MLP"
-    elif kind.__module__.startswith("flax.linen"):
-        got, hint = f"a Flax Linen {kind.__name__}", "wrap it with nnx.bridge.ToNNX(...) or use nnx"
-    elif kind.__module__.startswith("torch"):
-        got, hint = f"a PyTorch {kind.__name__}", "build the model with flax.nnx or nnjax.nn"
-    else:
-        got, hint = f"{kind.__name__} {model!r:.60}", "build it with flax.nnx or nnjax.nn"
-    raise TypeError(f"the model must be a Flax NNX module instance, got {got}; {hint}")
 
 
 #: The last graphs put in a mode by :func:`graph_in_mode`: ``(graphdef, training) -> graphdef``.

@@ -150,3 +150,41 @@ def test_an_unwritable_destination_names_the_path_the_user_gave(tmp_path, monkey
         nnjax.export(model, x, target)
     assert target.read_bytes() == b"old"  # the old file unchanged, no temporary left
     assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "m.jaxexport"]
+
+
+def _swapped_or_wrong(tmp_path, model):
+    folder = tmp_path / "out"
+    x = np.ones((1, 4), np.float32)
+    return {
+        "save swapped": (lambda: nnjax.save(folder, model), r"nnjax\.save: `model`.*the path"
+                         r".*the model comes first: nnjax\.save\(model, directory\)"),
+        "save_state swapped": (lambda: nnjax.save_state(str(folder), model),
+                               r"nnjax\.save_state: `model`.*the model comes first"),
+        "load_state swapped": (lambda: nnjax.load_state(str(folder), model),
+                               r"nnjax\.load_state: `model`.*the model comes first"),
+        "export swapped": (lambda: nnjax.export(str(folder), x, model),
+                           r"nnjax\.export\(model, example_input, path\)"),
+        "save a dict": (lambda: nnjax.save({"w": x}, folder),
+                        r"nnjax\.save: `model` must be a Flax NNX module instance, got dict"),
+        "save to an int": (lambda: nnjax.save(model, 3),
+                           r"nnjax\.save: `directory` must be a path .*, got int 3"),
+        "load a model": (lambda: nnjax.load(model),
+                         r"nnjax\.load: `directory` must be a path .*, got MLP$"),
+        "load_exported None": (lambda: nnjax.load_exported(None),
+                               r"nnjax\.load_exported: `path` must be a path.*got NoneType None"),
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["save swapped", "save_state swapped", "load_state swapped", "export swapped",
+     "save a dict", "save to an int", "load a model", "load_exported None"],
+)  # fmt: skip
+def test_swapped_or_wrong_arguments_are_named_and_nothing_is_written(tmp_path, case):
+    """Before, a swapped call failed deep inside (a weak reference to a str, an
+    IndexError, "'str' object is not callable")."""
+    model = nn.MLP(4, (8,), 3, rngs=nnx.Rngs(0))
+    call, match = _swapped_or_wrong(tmp_path, model)[case]
+    with pytest.raises(TypeError, match=match):
+        call()
+    assert list(tmp_path.iterdir()) == []
