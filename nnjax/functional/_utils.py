@@ -14,7 +14,25 @@ from nnjax._checks import _kind, is_int, positive_int  # noqa: F401 (re-exported
 
 
 def as_compute(op: str, x: jax.typing.ArrayLike, name: str = "x") -> jax.Array:
-    """Returns ``x`` as an array, raising a clear error (naming ``name``) unless it is floating."""
+    """Returns ``x`` as an array, raising a clear error (naming ``name``) unless it is floating.
+
+    A dict in its place (the parameters, the arguments swapped) is a ``TypeError`` that
+    says the parameters come first; so is ``None``.
+
+    Example:
+      >>> try:
+      ...     as_compute("layer_norm", {"scale": 1.0, "bias": 0.0})
+      ... except TypeError as err:
+      ...     print(str(err).split("; ")[1])
+      parameter dicts come before `x` in layer_norm's arguments
+    """
+    if isinstance(x, Mapping):
+        raise TypeError(
+            f"{op}: `{name}` must be an array, got a dict with keys {sorted(map(str, x))}; "
+            f"parameter dicts come before `{name}` in {op}'s arguments"
+        )
+    if x is None:
+        raise TypeError(f"{op}: `{name}` must be an array, got None")
     x = jnp.asarray(x)
     _checks.check_floating(op, name, x)
     return x
@@ -149,7 +167,10 @@ def check_params(
     """
     required, optional = tuple(required), tuple(optional)
     if not isinstance(params, Mapping):
-        raise TypeError(f"{op}: `{name}` must be a dict of arrays, got {type(params).__name__}")
+        got = type(params).__name__
+        if hasattr(params, "shape") and hasattr(params, "dtype"):
+            got = f"an array of shape {tuple(params.shape)} ({params.dtype}); `{name}` comes first"
+        raise TypeError(f"{op}: `{name}` must be a dict of arrays, got {got}")
     expected = ", ".join(repr(k) for k in required)
     if optional:
         expected += f", optionally {', '.join(repr(k) for k in optional)}"

@@ -133,9 +133,8 @@ def attend(params: Params, x: jax.typing.ArrayLike) -> jax.Array:
       >>> attend(params, jnp.array([[0.0, 2.0, 1.0]]))
       Array([[0., 2., 1.]], dtype=float32)
     """
-    x = jnp.asarray(x)
-    _checks.check_floating("attend", "x", x)
     _utils.check_params("attend", params, ("embedding",))
+    x = _utils.as_compute("attend", x)
     table = params["embedding"]
     _checks.check_rank("attend", "params['embedding']", table, 2)
     _checks.check_min_rank("attend", "x", x, 1)
