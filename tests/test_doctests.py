@@ -72,7 +72,13 @@ def _tested_elsewhere(name: str) -> bool:
 
 PUBLIC = _public_modules()
 #: Private modules whose docstrings have examples, run like the public ones.
-PRIVATE_MODULES = ["nnjax.nn._validate", "nnjax.train._canonical", "nnjax.train._sweep_groups"]
+PRIVATE_MODULES = [
+    "nnjax.nn._base",
+    "nnjax.nn._config",
+    "nnjax.nn._validate",
+    "nnjax.train._canonical",
+    "nnjax.train._sweep_groups",
+]
 MODULES = [n for n in PUBLIC + PRIVATE_MODULES if not _tested_elsewhere(n) and n not in LEFT_OUT]
 #: Modules whose examples need an optional package (an extra that [dev] installs): skipped
 #: where it is missing, e.g. on a device image with its own Python.

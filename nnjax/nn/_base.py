@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import weakref
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, TypeVar
 
@@ -14,30 +13,28 @@ from flax import nnx
 
 from nnjax._deprecation import rename_kwargs
 from nnjax.functional import _bfloat16
-from nnjax.nn import _validate
+from nnjax.nn import _config, _validate
+from nnjax.nn._config import RECORDED, class_name
 
 M = TypeVar("M", bound=type)
-
-# The constructor call of every instance of a recorded class: what `nnjax.save` writes
-# as JSON so that `nnjax.load` can rebuild the model (held weakly: no attribute is set).
-_CALLS: weakref.WeakKeyDictionary[Any, tuple[type, tuple, dict]] = weakref.WeakKeyDictionary()
-RECORDED: dict[str, type] = {}  # name -> class: the only classes `nnjax.load` builds
 
 
 def recorded(cls: M) -> M:
     """Class decorator: remembers each instance's constructor arguments for ``nnjax.save``.
 
-    The outermost call wins (a subclass calling ``super().__init__`` records once, with
-    its own class), and the class is registered under its name for ``nnjax.load``.
-    Subclasses of :class:`FunctionalModule` are recorded without the decorator.
+    The call is kept as JSON in a private static attribute (``nnjax/nn/_config.py``:
+    it survives ``nnx.merge``, ``nnx.clone`` and ``copy.deepcopy``). The outermost call
+    wins (a subclass calling ``super().__init__`` records once, with its own class), and
+    the class is registered under its name for ``nnjax.load``. Subclasses of
+    :class:`FunctionalModule` are recorded without the decorator.
 
     Example:
       >>> @recorded
       ... class Scale(nnx.Module):
       ...     def __init__(self, factor: float):
       ...         self.factor = factor
-      >>> constructor_call(Scale(2.0))[1:]
-      ((2.0,), {})
+      >>> _config.module_call(Scale(2.0))["kwargs"]
+      {'factor': 2.0}
     """
     init = cls.__init__  # type: ignore[misc]
     renamed: Mapping[str, str] = getattr(cls, "_renamed_args", {})
@@ -52,7 +49,10 @@ def recorded(cls: M) -> M:
         # a misspelt keyword is reported first (by the call below), then a wrong `rngs`
         if "rngs" in kwargs and (any_keyword or kwargs.keys() <= params.keys()):
             check_rngs(type(self).__qualname__, kwargs["rngs"], required=rngs_required)
-        _CALLS.setdefault(self, (type(self), args, kwargs))
+        if _config.ATTRIBUTE not in vars(self):  # the outermost call wins
+            built = type(self)
+            call = _config.snapshot(class_name(built), built.__init__, args, kwargs)
+            setattr(self, _config.ATTRIBUTE, call)
         init(self, *args, **kwargs)
 
     cls.__init__ = __init__  # type: ignore[misc]
@@ -80,22 +80,6 @@ def check_rngs(owner: str, rngs: Any, *, required: bool = True) -> None:
     shown = repr(rngs)
     shown = f"{shown} ({type(rngs).__name__})" if len(shown) < 60 else f"an {type(rngs).__name__}"
     raise TypeError(f"{owner}: `rngs` must be {kinds} (e.g. rngs=nnx.Rngs(0)), got {shown}")
-
-
-def class_name(cls: type) -> str:
-    """The name a recorded class is saved under: ``"MLP"``, or ``"module.Class"`` outside nnjax."""
-    inside = cls.__module__.startswith("nnjax.")
-    return cls.__qualname__ if inside else f"{cls.__module__}.{cls.__qualname__}"
-
-
-def constructor_call(module: Any) -> tuple[type, tuple, dict] | None:
-    """``(class, args, kwargs)`` of ``module``'s construction, or ``None`` if not recorded."""
-    return _CALLS.get(module)
-
-
-def remember_call(module: Any, cls: type, args: tuple, kwargs: dict) -> None:
-    """Records a constructor call for ``module`` (e.g. one rebuilt by ``nnx.merge``)."""
-    _CALLS[module] = (cls, args, kwargs)
 
 
 def declared_attributes(cls: type) -> frozenset[str]:

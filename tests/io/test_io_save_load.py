@@ -141,7 +141,7 @@ def test_unrecorded_modules_and_arguments_point_to_save_state(tmp_path):
     with pytest.raises(TypeError, match=r"no recorded constructor arguments.*save_state"):
         nnjax.save(nnx.Linear(2, 3, rngs=R(0)), tmp_path / "a")
     odd = nn.Dense(2, 3, activation=lambda x: 2 * x, rngs=R(0))
-    with pytest.raises(TypeError, match=r"Dense argument activation=.*cannot be written"):
+    with pytest.raises(TypeError, match=r"Dense argument activation=.*<lambda> cannot be written"):
         nnjax.save(odd, tmp_path / "b")
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 

@@ -94,14 +94,18 @@ def test_grouped_and_depthwise_conv2d(groups, out):
 
 def test_parameter_paths_and_recorded_arguments_are_unchanged():
     """What checkpoints and ``nnjax.load`` rely on: ``kernel``/``bias``, the call's args."""
-    from nnjax.nn._base import constructor_call
+    from nnjax.nn._config import module_call
     from nnjax.nn.conv_nd import _ConvND
 
     layer = Conv2D(2, 3, 3, stride=2, rngs=nnx.Rngs(0))
     assert isinstance(layer, _ConvND)
     assert set(nnx.to_pure_dict(nnx.state(layer, nnx.Param))) == {"kernel", "bias"}
-    cls, args, kwargs = constructor_call(layer)
-    assert cls is Conv2D and args == (2, 3, 3) and set(kwargs) == {"stride", "rngs"}
+    call = module_call(layer)
+    assert call["class"] == "Conv2D" and call["args"] == []
+    assert call["kwargs"] == {
+        "in_channels": 2, "out_channels": 3, "kernel_size": 3, "stride": 2,
+        "rngs": {"$rngs": ["default"]},
+    }  # fmt: skip
     assert (layer.stride, layer.padding, layer.dilation, layer.feature_group_count) == (
         2, "SAME", 1, 1,
     )  # fmt: skip

@@ -1,0 +1,189 @@
+"""A module's constructor call as JSON, taken when it is built (private).
+
+``nnjax.save`` writes the call that built a model so that ``nnjax.load`` can build it
+again. The call is encoded when the module is built (``nnjax.nn._base.recorded``) and
+kept on the module as a string attribute (:data:`ATTRIBUTE`), which Flax NNX treats as
+static: it travels in the graphdef, so a model rebuilt by ``nnx.merge``, ``nnx.clone``
+or ``copy.deepcopy`` (or made abstract by ``nnx.eval_shape``) still has it, and two
+modules built by the same call have equal graphdefs (``jit`` reuses its programs). An
+argument with no JSON form (a lambda) keeps, instead of the call, the reason it cannot
+be saved (:data:`UNSAVEABLE` and the message), raised by ``nnjax.save``.
+
+JSON forms: ``None``, bools, numbers and strings as themselves; lists and tuples as
+lists; ``{"$dict": ...}`` for a dict of str keys; ``{"$rngs": [stream names]}``;
+``{"$rng_stream": tag}``; ``{"$module": call}`` for a module argument (its own call);
+``{"$dtype": name}``; ``{"$function": "module.name"}`` for a function of
+:data:`FUNCTION_MODULES`.
+
+Example:
+  >>> snapshot("Scale", lambda self, factor: None, (2.0,), {})
+  '{"class": "Scale", "args": [], "kwargs": {"factor": 2.0}}'
+  >>> snapshot("Scale", lambda self, fn: None, (lambda x: x,), {})[:49]
+  '!nnjax.save: Scale argument fn=<lambda> cannot be'
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import types
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from nnjax import activations, initializers
+
+#: The attribute that holds the JSON call (or ``UNSAVEABLE`` and why) on a built module.
+ATTRIBUTE = "_nnjax_call"
+
+#: The first character of an attribute value that says why the call cannot be saved.
+UNSAVEABLE = "!"
+
+#: name -> class: the only classes ``nnjax.load`` builds (filled by ``_base.recorded``).
+RECORDED: dict[str, type] = {}
+
+#: Modules whose functions may be named in a config (looked up with getattr, never imported).
+FUNCTION_MODULES: dict[str, types.ModuleType] = {
+    "nnjax.activations": activations,
+    "nnjax.initializers": initializers,
+    "jax.nn": jax.nn,
+    "jax.numpy": jnp,
+}
+
+
+def snapshot(name: str, init: Callable[..., Any], args: tuple, kwargs: dict) -> str:
+    """The JSON of the call ``name(*args, **kwargs)`` to ``init``, or ``"!"`` and why not."""
+    try:
+        return json.dumps(encode_call(name, init, args, kwargs))
+    except TypeError as err:
+        return UNSAVEABLE + str(err)
+
+
+def encode_call(name: str, init: Callable[..., Any], args: tuple, kwargs: dict) -> dict:
+    """``{"class", "args", "kwargs"}``, every argument that has a name passed by name.
+
+    Raises:
+      TypeError: an argument has no JSON form (names it).
+    """
+    args, kwargs = _by_name(init, args, kwargs)
+    return {
+        "class": name,
+        "args": [_encode_value(a, f"{name} argument {i}") for i, a in enumerate(args)],
+        "kwargs": {k: _encode_value(v, f"{name} argument {k}") for k, v in kwargs.items()},
+    }
+
+
+def class_name(cls: type) -> str:
+    """The name a recorded class is saved under: ``"MLP"``, or ``"module.Class"`` outside nnjax."""
+    inside = cls.__module__.startswith("nnjax.")
+    return cls.__qualname__ if inside else f"{cls.__module__}.{cls.__qualname__}"
+
+
+def module_call(module: Any, where: str | None = None) -> dict:
+    """The JSON form ``{"class", "args", "kwargs"}`` of ``module``'s constructor call.
+
+    Raises:
+      TypeError: ``module`` is not a recorded ``nnjax.nn`` module (a class of your own,
+        or a subclass that is not recorded itself), or an argument has no JSON form (a
+        lambda); the message names the module or the argument.
+    """
+    where = where or type(module).__name__
+    text = recorded_json(module)
+    if text is None or RECORDED.get(class_name(type(module))) is not type(module):
+        raise TypeError(
+            f"nnjax.save: {where} ({type(module).__name__}) has no recorded constructor "
+            "arguments (only nnjax.nn layers and models do); use nnjax.save_state / "
+            "nnjax.load_state for other modules"
+        )
+    if text.startswith(UNSAVEABLE):
+        raise TypeError(text[len(UNSAVEABLE) :])
+    return json.loads(text)
+
+
+def recorded_json(module: Any) -> str | None:
+    """The string :func:`snapshot` left on ``module``, or ``None``."""
+    value = vars(module).get(ATTRIBUTE) if hasattr(module, "__dict__") else None
+    return value if isinstance(value, str) else None
+
+
+def function_name(fn: Any) -> str | None:
+    """``"module.name"`` of ``fn`` in :data:`FUNCTION_MODULES`, or ``None``."""
+    for module_name, module in FUNCTION_MODULES.items():
+        name = getattr(fn, "__name__", None)
+        if isinstance(name, str) and getattr(module, name, None) is fn:
+            return f"{module_name}.{name}"
+    return None
+
+
+def _stream_names(rngs: nnx.Rngs) -> list[str]:
+    return sorted(k for k, v in vars(rngs).items() if isinstance(v, nnx.RngStream))
+
+
+def _shown(value: Any) -> str:
+    """A stable name for ``value`` in a message (no address, so graphdefs stay equal)."""
+    if callable(value):
+        return getattr(value, "__qualname__", type(value).__name__)
+    return f"a {type(value).__name__}"
+
+
+def _encode_value(value: Any, where: str) -> Any:
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (np.integer, np.floating, np.bool_)):
+        return value.item()
+    if isinstance(value, (list, tuple)):
+        return [_encode_value(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, dict) and all(isinstance(k, str) for k in value):
+        return {"$dict": {k: _encode_value(v, f"{where}[{k!r}]") for k, v in value.items()}}
+    if isinstance(value, nnx.Rngs):
+        return {"$rngs": _stream_names(value)}
+    if isinstance(value, nnx.RngStream):
+        return {"$rng_stream": value.tag}
+    if isinstance(value, nnx.Module):
+        return {"$module": module_call(value, where)}
+    if isinstance(value, np.dtype) or (isinstance(value, type) and hasattr(value, "dtype")):
+        return {"$dtype": np.dtype(value).name}
+    if callable(value) and (name := function_name(value)) is not None:
+        return {"$function": name}
+    raise TypeError(
+        f"nnjax.save: {where}={_shown(value)} cannot be written as JSON; give it by name "
+        "(activations, initializers) or save the weights alone with nnjax.save_state"
+    )
+
+
+def _by_name(init: Callable[..., Any], args: tuple, kwargs: dict) -> tuple[tuple, dict]:
+    """The call with every argument that has a name passed by name (readable JSON)."""
+    try:
+        bound = inspect.signature(init).bind(None, *args, **kwargs)
+    except (TypeError, ValueError):
+        return args, kwargs
+    positional, named = [], {}
+    for name, value in list(bound.arguments.items())[1:]:  # not `self`
+        kind = bound.signature.parameters[name].kind
+        if kind is inspect.Parameter.VAR_POSITIONAL:
+            positional.extend(value)
+        elif kind is inspect.Parameter.POSITIONAL_ONLY:
+            positional.append(value)
+        elif kind is inspect.Parameter.VAR_KEYWORD:
+            named.update(value)
+        else:
+            named[name] = value
+    return tuple(positional), named
+
+
+__all__ = [
+    "ATTRIBUTE",
+    "FUNCTION_MODULES",
+    "RECORDED",
+    "UNSAVEABLE",
+    "class_name",
+    "encode_call",
+    "function_name",
+    "module_call",
+    "recorded_json",
+    "snapshot",
+]
