@@ -18,6 +18,8 @@ Example:
 
 from __future__ import annotations
 
+import functools
+import json
 from typing import Any
 
 import jax.numpy as jnp
@@ -35,11 +37,51 @@ def encode(module: nnx.Module, *, where: str | None = None) -> dict[str, Any]:
     Taken when the module was built (``nnjax/nn/_config.py``), so a model rebuilt by
     ``nnx.merge``, ``nnx.clone`` or ``copy.deepcopy`` has it too.
 
+    The call is checked to rebuild a model whose state has ``module``'s paths and shapes
+    (once per call and process: the model is built abstractly, ``nnx.eval_shape``).
+
     Raises:
       TypeError: ``module`` is not a recorded ``nnjax.nn`` module (a class of your own),
-        or an argument has no JSON form (a lambda); the message names the argument.
+        an argument has no JSON form (a lambda; the message names it), or the call does
+        not rebuild ``module``'s state (a model changed after it was built: an
+        ``nnx.vmap`` ensemble, a replaced layer; the message names the first path).
     """
-    return _config.module_call(module, where)
+    config = _config.module_call(module, where)
+    built = _built_shapes(json.dumps(config))
+    mismatch = _first_mismatch(state_shapes(module), built)
+    if mismatch is not None:
+        raise TypeError(
+            f"nnjax.save: {where or type(module).__name__}'s state does not match the model "
+            f"its recorded constructor call builds ({mismatch}): it was changed after it was "
+            "built (an nnx.vmap ensemble, a replaced layer); save it with nnjax.save_state "
+            "and read it into a model you build with nnjax.load_state"
+        )
+    return config
+
+
+def state_shapes(module: nnx.Module) -> dict[str, tuple[int, ...]]:
+    """``{"layers/0/kernel": (4, 8), ...}``: the shape of every leaf of ``nnx.state``."""
+    return {
+        "/".join(map(str, path)): tuple(getattr(variable.get_value(), "shape", ()))
+        for path, variable in nnx.to_flat_state(nnx.state(module))
+    }
+
+
+@functools.lru_cache(maxsize=64)
+def _built_shapes(text: str) -> dict[str, tuple[int, ...]]:
+    """:func:`state_shapes` of the model that the JSON call ``text`` builds (abstractly)."""
+    return state_shapes(nnx.eval_shape(lambda: build(json.loads(text))))
+
+
+def _first_mismatch(have: dict[str, tuple], built: dict[str, tuple]) -> str | None:
+    for path in sorted(have.keys() | built.keys()):
+        if path not in built:
+            return f"{path} is not in the rebuilt model"
+        if path not in have:
+            return f"{path} of the rebuilt model is not in this one"
+        if have[path] != built[path]:
+            return f"{path}: {have[path]} here, {built[path]} rebuilt"
+    return None
 
 
 def _decode_value(value: Any) -> Any:
@@ -115,4 +157,4 @@ def apply_modes(model: nnx.Module, recorded: dict[str, dict[str, bool]]) -> None
                 setattr(module, key, value)
 
 
-__all__ = ["apply_modes", "build", "encode", "modes"]
+__all__ = ["apply_modes", "build", "encode", "modes", "state_shapes"]

@@ -88,3 +88,36 @@ def test_an_unsaveable_argument_is_named_after_a_rebuild(tmp_path):
 def test_the_recorded_call_is_hidden_from_the_repr():
     text = repr(nn.MLP(4, (8,), 3, rngs=nnx.Rngs(0)))
     assert "_nnjax_call" not in text and '"class"' not in text
+
+
+def _ensemble():
+    @nnx.split_rngs(splits=3)
+    @nnx.vmap(in_axes=(0,), out_axes=0)
+    def create(rngs):
+        return nn.MLP(4, (8,), 3, rngs=rngs)
+
+    return create(nnx.Rngs(0))
+
+
+def _replaced_layer():
+    model = nn.MLP(4, (8,), 3, rngs=nnx.Rngs(0))
+    model.layers[0] = nn.Dense(4, 5, rngs=nnx.Rngs(1))
+    return model
+
+
+@pytest.mark.parametrize(
+    ("make", "match"),
+    [
+        (_ensemble, r"layers/0/bias: \(3, 8\) here, \(8,\) rebuilt"),
+        (_replaced_layer, r"layers/0/bias: \(5,\) here, \(8,\) rebuilt"),
+    ],
+)
+def test_a_model_changed_after_it_was_built_is_refused_before_writing(make, match, tmp_path):
+    """Its recorded call would rebuild another model: ``nnjax.load`` could not read the
+    folder back. ``save_state`` still writes it."""
+    model = make()
+    with pytest.raises(TypeError, match=rf"state does not match.*{match}.*nnjax\.save_state"):
+        nnjax.save(model, tmp_path / "m")
+    assert not (tmp_path / "m").exists()
+    nnjax.save_state(model, tmp_path / "w")
+    assert (tmp_path / "w" / "nnjax.json").is_file()
