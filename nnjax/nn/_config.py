@@ -37,22 +37,22 @@ from flax import nnx
 
 from nnjax import activations, initializers
 
-#: The attribute that holds the JSON call (or ``UNSAVEABLE`` and why) on a built module.
 ATTRIBUTE = "_nnjax_call"
+"""The attribute that holds the JSON call (or ``UNSAVEABLE`` and why) on a built module."""
 
-#: The first character of an attribute value that says why the call cannot be saved.
 UNSAVEABLE = "!"
+"""The first character of an attribute value that says why the call cannot be saved."""
 
-#: name -> class: the only classes ``nnjax.load`` builds (filled by ``_base.recorded``).
 RECORDED: dict[str, type] = {}
+"""name -> class: the only classes ``nnjax.load`` builds (filled by ``_base.recorded``)."""
 
-#: Modules whose functions may be named in a config (looked up with getattr, never imported).
 FUNCTION_MODULES: dict[str, types.ModuleType] = {
     "nnjax.activations": activations,
     "nnjax.initializers": initializers,
     "jax.nn": jax.nn,
     "jax.numpy": jnp,
 }
+"""Modules whose functions may be named in a config (looked up with getattr, never imported)."""
 
 
 def snapshot(name: str, init: Callable[..., Any], args: tuple, kwargs: dict) -> str:
