@@ -198,7 +198,9 @@ def fit(
         AVX512-BF16) the model stays float32 and its dense layers' matmuls round their
         operands to bfloat16; with AMX, so do its convolutions where that measured
         faster. On other CPUs the step is float32's, as fast, and a warning naming
-        the CPU says so (:func:`~nnjax.train.objective.compute_dtype`).
+        the CPU says so (:func:`~nnjax.train.objective.compute_dtype`). ``"float16"``:
+        the model runs in float16 on any backend (parameters, optimizer state and loss
+        stay float32); ``"float32"`` is ``None``.
       accumulate_steps: update with the mean of the gradients of this many
         consecutive batches (``optax.MultiSteps``): each batch's mean gradient counts
         once, a short last batch as much as a full one; a group may span epochs, and

@@ -65,7 +65,9 @@ def objective(loss, loss_fn, metrics, precision, remat) -> Objective:
         )
     step.resolve_metrics(specs)
     if precision not in (None, "float32", "bfloat16", "float16"):
-        raise ValueError(f"precision must be None, 'bfloat16' or 'float16', got {precision!r}")
+        raise ValueError(
+            f"precision must be None, 'float32', 'bfloat16' or 'float16', got {precision!r}"
+        )
     precision = None if precision == "float32" else precision
     if compute_dtype(precision) is None and not rounds_matmul_operands(precision):
         precision = None  # bfloat16 emulated here: float32's step, compiled once (it warned)
