@@ -11,6 +11,7 @@ import jax.numpy as jnp
 
 from nnjax import _checks
 from nnjax._checks import _kind, is_int, positive_int  # noqa: F401 (re-exported for the ops)
+from nnjax.functional import _eager
 
 
 def as_compute(op: str, x: jax.typing.ArrayLike, name: str = "x") -> jax.Array:
@@ -218,6 +219,29 @@ def check_affine(
     _checks.check_shape(op, "x", x, (..., jnp.shape(first)[0]), why=why)
     for name, value in rest.items():
         _checks.check_shape(op, name, value, jnp.shape(first))
+
+
+def normalize(
+    params: dict, x: jax.Array, epsilon: Any, axes: tuple[int, ...], groups: int | None = None
+) -> jax.Array:
+    """``affine(params, standardize(x))``; eagerly one program (``_eager.one_program``).
+
+    Args:
+      params: ``{"scale", "bias"}``, checked (:func:`check_affine`).
+      x: the checked input.
+      epsilon: added to the variance (a number or a traced scalar).
+      axes: the axes the statistics reduce, of ``x`` or (with ``groups``) of ``x``
+        seen as ``(..., groups, C // groups)``.
+      groups: standardise each of this many groups of channels; ``None``: ``x`` as it is.
+    """
+    return _eager.one_program(_normalize, (axes, groups), None, params, x, epsilon)
+
+
+def _normalize(params, x, epsilon, axes, groups):
+    if groups is None:
+        return affine(params, standardize(x, axes, epsilon))
+    grouped = jnp.reshape(x, (*x.shape[:-1], groups, x.shape[-1] // groups))
+    return affine(params, jnp.reshape(standardize(grouped, axes, epsilon), x.shape))
 
 
 def affine(params: dict, y: jax.Array, names: tuple[str, ...] = ("scale", "bias")):

@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 
 from nnjax import _checks, initializers
-from nnjax.functional import _utils
+from nnjax.functional import _eager, _utils
 from nnjax.functional.dropout import dropout, dropout_key
 
 Params = dict[str, dict[str, jax.Array]]
@@ -222,6 +222,16 @@ def multi_head_attention(
         _checks.check_rank(op, "context", context, 3)
         _checks.check_shape(op, "context", context, (x.shape[0], None, None))
         context = context.astype(x.dtype)
+    mask = None if mask is None else jnp.asarray(mask)
+    if drop:  # the dropout's random bits (and maybe a traced rate): op by op
+        return _attend(params, x, context, mask, key, dropout_rate, causal, drop)
+    # eagerly one program, not its ops one by one
+    return _eager.one_program(_attend, (None, 0.0, causal, False), None, params, x, context, mask)
+
+
+def _attend(params, x, context, mask, key, dropout_rate, causal: bool, drop: bool) -> jax.Array:
+    """The attention of checked ``x`` over ``context`` (:func:`multi_head_attention`)."""
+    op = "multi_head_attention"
     q = _project(op, "query", params["query"], x)
     k = _project(op, "key", params["key"], context)
     v = _project(op, "value", params["value"], context)

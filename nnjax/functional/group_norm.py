@@ -71,8 +71,10 @@ def _check_num_groups(op: str, num_groups: int, channels: int) -> int:
     return num_groups
 
 
-def _group_standardize(op: str, params, x: jax.Array, num_groups: int, epsilon: float) -> jax.Array:
-    """Standardises ``(B, ..., C)`` over the spatial axes and each group of channels.
+def _group_normalize(op: str, params, x: jax.Array, num_groups: int, epsilon: float) -> jax.Array:
+    """Normalises ``(B, ..., C)`` over the spatial axes and each group of channels.
+
+    Then scales and shifts; eagerly one program (``_utils.normalize``).
 
     Checks ``x`` against ``params`` first, so that a channels-first ``x`` is named.
     """
@@ -81,9 +83,8 @@ def _group_standardize(op: str, params, x: jax.Array, num_groups: int, epsilon: 
     _utils.check_epsilon(op, epsilon)
     channels = x.shape[-1]
     num_groups = _check_num_groups(op, num_groups, channels)
-    grouped = jnp.reshape(x, (*x.shape[:-1], num_groups, channels // num_groups))
-    axes = (*range(1, x.ndim - 1), grouped.ndim - 1)
-    return jnp.reshape(_utils.standardize(grouped, axes, epsilon), x.shape)
+    axes = (*range(1, x.ndim - 1), x.ndim)  # of x seen as (..., groups, C // groups)
+    return _utils.normalize(params, x, epsilon, axes, num_groups)
 
 
 def group_norm(
@@ -123,8 +124,7 @@ def group_norm(
       Array(1., dtype=float32)
     """
     x = _utils.as_compute("group_norm", x)
-    y = _group_standardize("group_norm", params, x, num_groups, epsilon)
-    return _utils.affine(params, y)
+    return _group_normalize("group_norm", params, x, num_groups, epsilon)
 
 
 def instance_norm(params: Params, x: jax.typing.ArrayLike, *, epsilon: float = 1e-5) -> jax.Array:
@@ -157,5 +157,4 @@ def instance_norm(params: Params, x: jax.typing.ArrayLike, *, epsilon: float = 1
     """
     x = _utils.as_compute("instance_norm", x)
     _checks.check_min_rank("instance_norm", "x", x, 3)
-    y = _group_standardize("instance_norm", params, x, x.shape[-1], epsilon)
-    return _utils.affine(params, y)
+    return _group_normalize("instance_norm", params, x, x.shape[-1], epsilon)

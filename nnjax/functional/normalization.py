@@ -70,8 +70,7 @@ def layer_norm(params: Params, x: jax.typing.ArrayLike, *, epsilon: float = 1e-5
     _checks.check_min_rank("layer_norm", "x", x, 1)
     _utils.check_affine("layer_norm", params, x)
     _utils.check_epsilon("layer_norm", epsilon)
-    y = _utils.standardize(x, (-1,), epsilon)
-    return _utils.affine(params, y)
+    return _utils.normalize(params, x, epsilon, (-1,))
 
 
 def _batch_moments(xf: jax.Array, axis_name: str | None) -> tuple[jax.Array, jax.Array]:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import jax
 import jax.numpy as jnp
 
 from nnjax import _checks
 from nnjax._deprecation import renamed_args
-from nnjax.functional import _utils
+from nnjax.functional import _eager, _utils
 
 Params = dict[str, jax.Array]
 
@@ -67,6 +69,11 @@ def rms_norm(params: Params, x: jax.typing.ArrayLike, *, epsilon: float = 1e-6) 
     _checks.check_min_rank("rms_norm", "x", x, 1)
     _utils.check_affine("rms_norm", params, x, ("scale",))
     _utils.check_epsilon("rms_norm", epsilon)
+    return _eager.one_program(_rms_norm, (), None, params, x, epsilon)
+
+
+def _rms_norm(params: Params, x: jax.Array, epsilon: Any) -> jax.Array:
+    """``x / rms(x) * scale`` over the last axis (eagerly one program, :func:`rms_norm`)."""
     xf = x.astype(_utils.stat_dtype(x))
     ms = jnp.mean(jnp.square(xf), axis=-1, keepdims=True)
     y = (xf * jax.lax.rsqrt(ms + epsilon)).astype(x.dtype)
