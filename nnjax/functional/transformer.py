@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 
 from nnjax import _checks, activations, initializers
-from nnjax.functional import _utils
+from nnjax.functional import _eager, _utils
 from nnjax.functional.attention import multi_head_attention, multi_head_attention_init
 from nnjax.functional.dense import dense, dense_init
 from nnjax.functional.dropout import dropout, dropout_key
@@ -137,6 +137,16 @@ def transformer_encoder_block(
     causal = _checks.check_static_bool(op, "causal", causal)
     act = activations.get(activation)
     drop, key = dropout_key(op, dropout_rate, key)
+    if not drop and isinstance(activation, str) and isinstance(epsilon, (int, float)):
+        # eagerly one program (a named activation and a number: static, hashable)
+        mask = None if mask is None else jnp.asarray(mask)
+        static = (None, 0.0, False, causal, act, epsilon)
+        return _eager.one_program(_block, static, None, params, x, mask)
+    return _block(params, x, mask, key, dropout_rate, drop, causal, act, epsilon)
+
+
+def _block(params, x, mask, key, dropout_rate, drop: bool, causal: bool, act, epsilon):
+    """The block of :func:`transformer_encoder_block` on checked arguments."""
     keys = [None] * 4 if key is None else jax.random.split(key, 4)
 
     def branch_dropout(k, y):

@@ -105,3 +105,21 @@ def test_an_eager_attention_is_one_program_and_dropout_stays_op_by_op():
     np.testing.assert_allclose(self_causal, jitted(params, x, x, None, True), atol=1e-6)
     dropped = F.multi_head_attention(params, x, dropout_rate=0.5, key=jax.random.key(1))
     assert not np.allclose(dropped, F.multi_head_attention(params, x))
+
+
+def test_an_eager_transformer_block_is_one_program_with_a_named_activation():
+    params = F.transformer_encoder_block_init(KEY, 8, num_heads=2)
+    x = jax.random.normal(KEY, (2, 5, 8))
+    with _compiles() as compiled:
+        first = F.transformer_encoder_block(params, x, causal=True)
+    assert len(compiled) == 1, compiled
+    with _compiles() as compiled:
+        F.transformer_encoder_block(params, x, causal=True)
+    assert compiled == []
+    jitted = jax.jit(F.transformer_encoder_block, static_argnames="causal")
+    np.testing.assert_allclose(first, jitted(params, x, causal=True), atol=1e-6)
+    # a callable activation (maybe a new lambda at each call) runs op by op, the same
+    custom = F.transformer_encoder_block(params, x, causal=True, activation=jax.nn.gelu)
+    np.testing.assert_allclose(custom, first, atol=1e-6)
+    with pytest.raises(ValueError, match=r"layer_norm: `epsilon` must be > 0, got -1\.0"):
+        F.transformer_encoder_block(params, x, epsilon=-1.0)
