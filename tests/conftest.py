@@ -17,6 +17,8 @@
   (``urllib.request.urlopen``) to any host but this machine fail the test.
 """
 
+import contextlib
+import logging
 import os
 import urllib.parse
 import urllib.request
@@ -73,6 +75,41 @@ def fast_compiles() -> Iterator[None]:
     jax.config.update("jax_disable_most_optimizations", True)
     yield
     jax.config.update("jax_disable_most_optimizations", before)
+
+
+class _Compiles(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.names: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if message.startswith("Compiling "):
+            self.names.append(message.split(" with ")[0])
+
+
+@contextlib.contextmanager
+def _logged_compiles():
+    handler = _Compiles()
+    loggers = [logging.getLogger(n) for n in ("jax._src.interpreters.pxla", "jax._src.dispatch")]
+    for logger in loggers:
+        logger.addHandler(handler)
+    try:
+        with jax.log_compiles(True):
+            yield handler.names
+    finally:
+        for logger in loggers:
+            logger.removeHandler(handler)
+
+
+@pytest.fixture
+def logged_compiles():
+    """A context manager that lists the programs JAX compiles inside it.
+
+    ``with logged_compiles() as names:`` collects ``"Compiling jit(f)"`` for each
+    compilation (``jax_log_compiles``), e.g. to assert that a second call compiles none.
+    """
+    return _logged_compiles
 
 
 @pytest.fixture

@@ -10,10 +10,8 @@ and so are the functions that build, export or load a program (``BUILDS_A_PROGRA
 
 from __future__ import annotations
 
-import contextlib
 import doctest
 import importlib
-import logging
 import re
 
 import jax
@@ -57,31 +55,6 @@ def _examples() -> list[tuple[str, doctest.DocTest]]:
     return found
 
 
-class _Compiles(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.names: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        message = record.getMessage()
-        if message.startswith("Compiling "):
-            self.names.append(message.split(" with ")[0])
-
-
-@contextlib.contextmanager
-def _logged_compiles():
-    handler = _Compiles()
-    loggers = [logging.getLogger(n) for n in ("jax._src.interpreters.pxla", "jax._src.dispatch")]
-    for logger in loggers:
-        logger.addHandler(handler)
-    try:
-        with jax.log_compiles(True):
-            yield handler.names
-    finally:
-        for logger in loggers:
-            logger.removeHandler(handler)
-
-
 def _run(test: doctest.DocTest) -> None:
     runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     copy = doctest.DocTest(test.examples, dict(test.globs), test.name, test.filename,
@@ -97,10 +70,10 @@ EXAMPLES = _examples()
 @pytest.mark.slow
 @pytest.mark.usefixtures("fast_compiles")
 @pytest.mark.parametrize("name,test", EXAMPLES, ids=[n for n, _ in EXAMPLES])
-def test_a_second_eager_run_compiles_nothing(name, test, tmp_path, monkeypatch):
+def test_a_second_eager_run_compiles_nothing(name, test, tmp_path, monkeypatch, logged_compiles):
     monkeypatch.chdir(tmp_path)  # examples that write files leave nothing behind
     _run(test)
-    with _logged_compiles() as compiled:
+    with logged_compiles() as compiled:
         _run(test)
     assert compiled == [], f"{name}: the second run compiled {compiled}"
 

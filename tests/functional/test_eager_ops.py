@@ -6,40 +6,12 @@ Xeon); as one program 0.07 s and 0.4 ms, 0.17 s and 1 ms. A program is compiled 
 shape: another ``epsilon`` or mask is an argument, not a new program.
 """
 
-import contextlib
-import logging
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 import nnjax.functional as F
-
-
-class _Compiles(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__()
-        self.names: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if record.getMessage().startswith("Compiling "):
-            self.names.append(record.getMessage().split(" with ")[0])
-
-
-@contextlib.contextmanager
-def _compiles():
-    handler = _Compiles()
-    loggers = [logging.getLogger(n) for n in ("jax._src.interpreters.pxla", "jax._src.dispatch")]
-    for logger in loggers:
-        logger.addHandler(handler)
-    try:
-        with jax.log_compiles(True):
-            yield handler.names
-    finally:
-        for logger in loggers:
-            logger.removeHandler(handler)
-
 
 KEY = jax.random.key(0)
 
@@ -65,15 +37,15 @@ NORMS = {
 
 
 @pytest.mark.parametrize("name", sorted(NORMS))
-def test_an_eager_call_is_one_program_per_shape(name):
+def test_an_eager_call_is_one_program_per_shape(name, logged_compiles):
     op, params, shape = NORMS[name]
     params = jax.tree.map(lambda a: a + 0.5, params)  # not the identity affine
     x = jax.random.normal(KEY, shape)
-    with _compiles() as compiled:
+    with logged_compiles() as compiled:
         first = op(params, x, 1e-5)
     assert len(compiled) == 1, compiled  # one program (op by op: one per op)
     shifted, short = x + 1.0, x[:1]
-    with _compiles() as compiled:
+    with logged_compiles() as compiled:
         again, other_eps = op(params, shifted, 1e-5), op(params, x, 0.5)
         op(params, short, 1e-5)
     assert len(compiled) == 1, compiled  # only the new shape
@@ -87,15 +59,15 @@ def test_an_eager_call_is_one_program_per_shape(name):
     np.testing.assert_allclose(grad(params), jax.jit(grad)(params), rtol=1e-5, atol=1e-5)
 
 
-def test_an_eager_attention_is_one_program_and_dropout_stays_op_by_op():
+def test_an_eager_attention_is_one_program_and_dropout_stays_op_by_op(logged_compiles):
     params = F.multi_head_attention_init(KEY, 8, num_heads=2)
     x, context = jax.random.normal(KEY, (2, 5, 8)), jax.random.normal(KEY, (2, 3, 8))
     masks = jnp.ones((2, 3), bool), jnp.array([[1, 1, 0], [1, 0, 1]], bool)
     fn = lambda p, x, c, m, causal: F.multi_head_attention(p, x, c, mask=m, causal=causal)
-    with _compiles() as compiled:
+    with logged_compiles() as compiled:
         first = fn(params, x, context, masks[0], False)
     assert len(compiled) == 1, compiled  # one program (op by op: one per op)
-    with _compiles() as compiled:
+    with logged_compiles() as compiled:
         other_mask = fn(params, x, context, masks[1], False)
     assert len(compiled) == 0, compiled
     jitted = jax.jit(fn, static_argnames="causal")
@@ -107,13 +79,13 @@ def test_an_eager_attention_is_one_program_and_dropout_stays_op_by_op():
     assert not np.allclose(dropped, F.multi_head_attention(params, x))
 
 
-def test_an_eager_transformer_block_is_one_program_with_a_named_activation():
+def test_an_eager_transformer_block_is_one_program_with_a_named_activation(logged_compiles):
     params = F.transformer_encoder_block_init(KEY, 8, num_heads=2)
     x = jax.random.normal(KEY, (2, 5, 8))
-    with _compiles() as compiled:
+    with logged_compiles() as compiled:
         first = F.transformer_encoder_block(params, x, causal=True)
     assert len(compiled) == 1, compiled
-    with _compiles() as compiled:
+    with logged_compiles() as compiled:
         F.transformer_encoder_block(params, x, causal=True)
     assert compiled == []
     jitted = jax.jit(F.transformer_encoder_block, static_argnames="causal")

@@ -13,21 +13,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
+from test_io_save_load import _sequential  # tests/io is on sys.path (rootdir mode)
 
 import nnjax
 from nnjax import nn
-
-
-def _sequential():
-    rngs = nnx.Rngs(8)
-    model = nn.Sequential(
-        nn.Dense(4, 6, rngs=rngs),
-        jax.nn.relu,
-        nn.BatchNorm(6, rngs=rngs),
-        nn.Dropout(0.5, rngs=rngs),
-        nn.Dense(6, 2, activation="tanh", rngs=rngs),
-    )
-    return model, (2, 4)
 
 
 def _merged(model):
