@@ -110,3 +110,23 @@ def test_a_model_changed_after_it_was_built_is_refused_before_writing(make, matc
     assert not (tmp_path / "m").exists()
     nnjax.save_state(model, tmp_path / "w")
     assert (tmp_path / "w" / "nnjax.json").is_file()
+
+
+def test_a_constructor_that_cannot_run_abstractly_still_saves(tmp_path):
+    """The shape check is skipped where the constructor reads array values (it cannot
+    run under ``nnx.eval_shape``); such a model saved before the check existed."""
+    from nnjax.nn._base import recorded
+
+    @recorded
+    class Scaled(nnx.Module):
+        def __init__(self, n: int, rngs: nnx.Rngs):
+            w = jax.random.normal(rngs.params(), (n,))
+            self.norm = float(jnp.linalg.norm(w))  # a concrete value: fails abstractly
+            self.w = nnx.Param(w / self.norm)
+
+        def __call__(self, x):
+            return x * self.w[...]
+
+    model = Scaled(3, rngs=nnx.Rngs(0))
+    loaded = nnjax.load(nnjax.save(nnx.clone(model), tmp_path / "m"))
+    np.testing.assert_array_equal(loaded(jnp.ones(3)), model(jnp.ones(3)))
