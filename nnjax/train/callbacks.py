@@ -26,8 +26,10 @@ Example:
 
 from __future__ import annotations
 
+import inspect
 import math
 import numbers
+import os
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -77,6 +79,16 @@ class Callback:
     here, a name may be monitored by the callbacks listed after this one.
     """
 
+    def output_paths(self) -> tuple[str, ...]:
+        """The files or folders this callback writes, which no other callback may share.
+
+        ``fit`` and ``sweep`` refuse, before training, a list in which two callbacks
+        name the same path (``~`` expanded, symbolic links resolved): two
+        ``ModelCheckpoint`` callbacks would prune each other's step folders, two
+        ``CSVLogger`` callbacks truncate one file. The base class writes nothing: ``()``.
+        """
+        return ()
+
     def set_loop(self, loop: Any) -> None:
         """Called by ``fit`` before ``on_train_begin``."""
         self.loop = loop
@@ -103,6 +115,8 @@ def as_callbacks(callbacks: Iterable[Callback] | None) -> list[Callback]:
     Raises:
       TypeError: a lone callback (wrap it in a list), something not iterable, or an
         item that is not a :class:`Callback` instance.
+      ValueError: one instance listed twice (its hooks would run twice an epoch), or two
+        callbacks writing one path (:meth:`Callback.output_paths`).
 
     Example:
       >>> as_callbacks(None), len(as_callbacks([Callback()]))
@@ -121,9 +135,26 @@ def as_callbacks(callbacks: Iterable[Callback] | None) -> list[Callback]:
             f"callbacks must be a list of Callback instances, got {type(callbacks).__name__}"
         )
     found = list(callbacks)
-    for cb in found:
+    writers: dict[str, int] = {}
+    for i, cb in enumerate(found):
         if not isinstance(cb, Callback):
             raise TypeError(f"callbacks must be Callback instances, got {type(cb).__name__}")
+        first = next(j for j, other in enumerate(found) if other is cb)
+        if first != i:
+            raise ValueError(
+                f"callbacks[{i}] is callbacks[{first}] again (one {type(cb).__name__}): its "
+                "hooks would run twice an epoch; list each callback once"
+            )
+        for path in cb.output_paths():
+            key = os.path.realpath(os.path.expanduser(path))
+            if key in writers:
+                j = writers[key]
+                raise ValueError(
+                    f"callbacks[{j}] ({type(found[j]).__name__}) and callbacks[{i}] "
+                    f"({type(cb).__name__}) both write {path}: each would destroy the "
+                    "other's output; give each its own file or folder"
+                )
+            writers[key] = i
     return found
 
 
@@ -203,16 +234,18 @@ class LearningRateScheduler(Callback):
     Args:
       schedule: ``schedule(epoch, lr) -> new_lr``, called at the start of every epoch
         with the 0-based epoch (an ``int``, as ``fit`` counts epochs) and the current
-        rate (a Python ``float``, read back from the float32 optimizer state). Its
-        result (a Python or NumPy number, or a 0-d array such as an Optax schedule
-        returns) must be finite and ``>= 0``.
+        rate (a Python ``float``, read back from the float32 optimizer state); or, as
+        Keras also takes, ``schedule(epoch) -> new_lr`` when it takes one positional
+        argument, so an Optax schedule (``optax.cosine_decay_schedule(0.1, 10)``) works
+        as is, counting epochs. Its result (a Python or NumPy number, or a 0-d array
+        such as an Optax schedule returns) must be finite and ``>= 0``.
 
     Attributes:
       schedule: the ``schedule`` passed in.
 
     Raises:
-      TypeError: ``schedule`` is not callable; at the start of an epoch, it returned
-        something not a number.
+      TypeError: ``schedule`` is not callable or takes no positional argument; at the
+        start of an epoch, it returned something not a number.
       ValueError: before training, when the optimizer has no injected
         ``learning_rate`` (an Optax transformation passed as is); at the start of an
         epoch, when ``schedule`` returns a negative or non-finite rate.
@@ -237,7 +270,14 @@ class LearningRateScheduler(Callback):
                 "LearningRateScheduler: `schedule` must be a function (epoch, lr) -> rate, "
                 f"got {schedule!r} ({type(schedule).__name__})"
             )
+        count = _positional_count(schedule)
+        if count == 0:
+            raise TypeError(
+                f"LearningRateScheduler: `schedule` {schedule!r} takes no positional "
+                "argument; it is called as schedule(epoch, lr) or schedule(epoch)"
+            )
         self.schedule = schedule
+        self._takes_rate = count >= 2
 
     def on_train_begin(self, logs=None):
         """Checks that the optimizer injects the learning rate."""
@@ -246,15 +286,29 @@ class LearningRateScheduler(Callback):
     def on_epoch_begin(self, epoch, logs=None):
         """Sets the learning rate to ``schedule(epoch, lr)``."""
         lr = self.loop.get_hyperparameter("learning_rate")
-        rate = self.schedule(epoch, lr)
+        rate = self.schedule(epoch, lr) if self._takes_rate else self.schedule(epoch)
         if getattr(rate, "shape", None) == ():  # a 0-d NumPy or JAX array
             rate = float(rate)
-        call = f"LearningRateScheduler: schedule({epoch}, {lr:g}) returned {rate!r}"
+        given = f"{epoch}, {lr:g}" if self._takes_rate else f"{epoch}"
+        call = f"LearningRateScheduler: schedule({given}) returned {rate!r}"
         if isinstance(rate, bool) or not isinstance(rate, numbers.Real):
             raise TypeError(f"{call} ({type(rate).__name__}); return the new learning_rate")
         if not math.isfinite(rate) or rate < 0:
             raise ValueError(f"{call}; a learning_rate must be a finite number >= 0")
         self.loop.set_hyperparameter("learning_rate", float(rate))
+
+
+def _positional_count(function: Callable) -> int:
+    """How many positional arguments ``function`` takes (2 for ``*args`` or unknown)."""
+    try:
+        parameters = inspect.signature(function).parameters.values()
+    except (TypeError, ValueError):  # a builtin without a signature
+        return 2
+    kinds = [p.kind for p in parameters]
+    if inspect.Parameter.VAR_POSITIONAL in kinds:
+        return 2
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return sum(kind in positional for kind in kinds)
 
 
 # The logging callbacks live in nnjax.train.loggers, the metric-watching ones in

@@ -273,6 +273,10 @@ class ModelCheckpoint(Callback):
         self._stale: list[Path] = []  # an old run's step folders, removed at the first save
         self._fit: dict[str, Any] | None = None  # fit's arguments (bind_fit), if fit told
 
+    def output_paths(self) -> tuple[str, ...]:
+        """``(directory,)``: no other callback of the run may write this folder."""
+        return (self.directory,)
+
     def bind_fit(self, *, resume_from: str | os.PathLike | None, learning_rate: Any) -> None:
         """Called by ``fit`` before training: where it resumes from and its learning rate.
 

@@ -35,7 +35,7 @@ class CSVLogger(Callback):
     once. Only JAX process 0 writes.
 
     Args:
-      filename: the file to write; missing parent folders are created.
+      filename: the file to write (``~`` expanded); missing parent folders are created.
       separator: the one character between cells (Keras' ``separator``).
       append: keep the rows of an existing file (its header decides the columns, plus
         any new names) instead of starting a new file.
@@ -84,9 +84,14 @@ class CSVLogger(Callback):
                 "CSVLogger: `separator` must be one character other than a quote or a line "
                 f"break, got {separator!r}"
             )
-        self.filename, self.append, self.first_epoch = os.fspath(filename), append, first_epoch
+        self.filename = os.path.expanduser(os.fspath(filename))
+        self.append, self.first_epoch = append, first_epoch
         self.separator = separator
         self._keys: list[str] | None = None
+
+    def output_paths(self) -> tuple[str, ...]:
+        """``(filename,)``: no other callback of the run may write this file."""
+        return (self.filename,)
 
     def on_train_begin(self, logs=None):
         """Starts the file, or rewrites the restored history's rows when resuming."""
@@ -197,12 +202,12 @@ class TensorBoard(Callback):
     import it.
 
     Args:
-      log_dir: the folder of the event files (a ``str`` or path; created when
-        missing). Point ``tensorboard --logdir`` at it, or at a folder above it to
+      log_dir: the folder of the event files (a ``str`` or path, ``~`` expanded;
+        created when missing). Point ``tensorboard --logdir`` at it, or at a folder above it to
         compare runs.
 
     Attributes:
-      log_dir: ``log_dir`` as a ``str``.
+      log_dir: ``log_dir`` as a ``str``, ``~`` expanded.
       writer: the ``tensorboardX.SummaryWriter`` while training, ``None`` before and
         after (and on processes other than 0).
 
@@ -228,7 +233,7 @@ class TensorBoard(Callback):
     """
 
     def __init__(self, log_dir: str | os.PathLike) -> None:
-        self.log_dir = os.fspath(log_dir)
+        self.log_dir = os.path.expanduser(os.fspath(log_dir))
         self.writer = None
 
     def on_train_begin(self, logs=None):
