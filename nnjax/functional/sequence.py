@@ -213,6 +213,8 @@ def _scan(params, xs, state, lengths, op, cell, reverse, unroll, precompute, fus
     split = getattr(cell, "split", None)
     if split is not None and _hardware.widen_bfloat16(xs.dtype):
         return _in_float32(op, cell, params, xs, state, lengths, reverse, unroll, precompute, fused)
+    if fused is not None and xs.shape[1] == 0:  # no step: the state passes through
+        fused, precompute = None, False  # (the custom VJPs index a first step)
     if fused is not None:
         valid = None if lengths is None else valid_mask(lengths, xs.shape[1])
         return fused(_utils.cast_like(params, xs), xs, state, valid, reverse, unroll, precompute)

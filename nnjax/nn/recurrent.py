@@ -107,8 +107,10 @@ def last_output(ys: jax.Array, lengths: jax.typing.ArrayLike | None, reverse: bo
     """The output of the last step processed.
 
     ``ys[:, -1]``, ``ys[:, 0]`` when ``reverse``, or ``ys[b, lengths[b] - 1]`` with
-    ``lengths`` (zeros for an empty sequence).
+    ``lengths``; zeros for an empty sequence (``lengths[b] == 0``, or no steps at all).
     """
+    if ys.shape[1] == 0:
+        return jnp.zeros(ys.shape[:1] + ys.shape[2:], ys.dtype)
     if reverse:
         return ys[:, 0]
     if lengths is None:

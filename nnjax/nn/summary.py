@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import math
+import numbers
 from collections.abc import Callable, Iterator, Sequence
 
 import jax
@@ -65,7 +66,7 @@ def _shape_str(out: object) -> str:
 
 
 def layer_rows(
-    model: nnx.Module, input_shape: Sequence[int], dtype: jnp.dtype = jnp.float32
+    model: nnx.Module, x: jax.ShapeDtypeStruct
 ) -> tuple[list[tuple[str, str, str, int]], jax.ShapeDtypeStruct]:
     """Rows ``(path, type, output shape, params)`` per innermost module called, and the output.
 
@@ -93,28 +94,75 @@ def layer_rows(
                 rows.append((name, type(sub).__name__, _shape_str(out), count_params(sub)))
         return y
 
-    out = _shapes.eval_module(model, trace, jax.ShapeDtypeStruct(tuple(input_shape), dtype))
+    out = _shapes.eval_module(model, trace, x)
     return rows, out
+
+
+def input_spec(
+    input_shape: Sequence[int] | jax.typing.ArrayLike | jax.ShapeDtypeStruct,
+    dtype: jnp.dtype | None = None,
+) -> jax.ShapeDtypeStruct:
+    """The abstract input of :func:`summary`: a shape, or an example array's shape and dtype.
+
+    ``dtype`` (``None``: the example's dtype, or float32 for a shape) overrides.
+
+    Raises:
+      TypeError: neither a shape (a sequence of ints) nor an array-like with a shape,
+        or a bare int (the batch axis belongs in the shape).
+      ValueError: a negative size.
+
+    Example:
+      >>> input_spec((2, 3))
+      ShapeDtypeStruct(shape=(2, 3), dtype=float32)
+      >>> input_spec(jnp.zeros((4, 5), jnp.bfloat16))
+      ShapeDtypeStruct(shape=(4, 5), dtype=bfloat16)
+    """
+    if hasattr(input_shape, "shape") and hasattr(input_shape, "dtype"):
+        return jax.ShapeDtypeStruct(tuple(input_shape.shape), dtype or input_shape.dtype)
+    if isinstance(input_shape, numbers.Integral):
+        raise TypeError(
+            f"summary: `input_shape` is the full input shape, batch axis included, e.g. "
+            f"(1, {input_shape}); got the int {input_shape}"
+        )
+    sizes = list(input_shape) if isinstance(input_shape, Sequence) else None
+    if (
+        sizes is None
+        or isinstance(input_shape, str)
+        or not all(isinstance(d, numbers.Integral) and not isinstance(d, bool) for d in sizes)
+    ):
+        raise TypeError(
+            "summary: `input_shape` must be a shape such as (1, 28, 28) or an example "
+            f"array, got {input_shape!r} ({type(input_shape).__name__})"
+        )
+    if any(d < 0 for d in sizes):
+        raise ValueError(f"summary: `input_shape` has a negative size: {tuple(sizes)}")
+    return jax.ShapeDtypeStruct(tuple(int(d) for d in sizes), dtype or jnp.float32)
 
 
 def summary(
     model: nnx.Module,
-    input_shape: Sequence[int],
+    input_shape: Sequence[int] | jax.typing.ArrayLike | jax.ShapeDtypeStruct,
     *,
-    dtype: jnp.dtype = jnp.float32,
+    dtype: jnp.dtype | None = None,
     print_fn: Callable[[str], object] | None = print,
 ) -> str:
     """Prints and returns a table of the layers that ``model(x)`` calls.
 
     Args:
       model: any NNX module taking one array.
-      input_shape: the full input shape, batch axis included, e.g. ``(1, 28, 28)``.
-      dtype: the input dtype.
+      input_shape: the full input shape, batch axis included, e.g. ``(1, 28, 28)``; or
+        an example input (an array or ``jax.ShapeDtypeStruct``, as ``nnx.tabulate``
+        takes), whose shape and dtype are used (nothing is computed on it).
+      dtype: the input dtype; ``None``: the example's, or float32 for a shape.
       print_fn: where to print the table (``None``: do not print).
 
     Returns:
       The table: one row per leaf layer (path, type, output shape, parameter count),
       then the model's output shape and total parameter count.
+
+    Raises:
+      TypeError, ValueError: ``input_shape`` is neither a shape nor an array
+        (:func:`input_spec`); the model's own errors for an input it cannot take.
 
     Example:
       >>> from nnjax.nn import MLP
@@ -123,7 +171,7 @@ def summary(
       >>> text.splitlines()[-1]
       'Total params: 573,910'
     """
-    rows, out = layer_rows(model, input_shape, dtype)
+    rows, out = layer_rows(model, input_spec(input_shape, dtype))
     header = ("Layer (path)", "Type", "Output shape", "Params")
     cells = [header, *((p, t, s, f"{n:,}") for p, t, s, n in rows)]
     widths = [max(len(row[i]) for row in cells) for i in range(4)]

@@ -1,7 +1,10 @@
+import jax
 import jax.numpy as jnp
+import numpy as np
 import pytest
 from flax import nnx
 
+from nnjax.errors import ShapeError
 from nnjax.nn import CNN, MLP, count_params, summary
 
 
@@ -35,3 +38,47 @@ def test_rows_in_call_order_and_state_untouched():
     assert f"Total params: {count_params(model):,}" in text
     assert callable(MLP.__call__) and "recorded" not in MLP.__call__.__name__
     assert summary(MLP(2, (), 1, rngs=nnx.Rngs(0)), (1, 2), dtype=jnp.bfloat16, print_fn=None)
+
+
+def test_an_example_array_gives_its_shape_and_dtype():
+    model = MLP(4, (3,), 2, rngs=nnx.Rngs(0))
+    by_shape = summary(model, (5, 4), print_fn=None)
+    assert summary(model, jnp.ones((5, 4)), print_fn=None) == by_shape
+    assert summary(model, np.ones((5, 4), np.float32), print_fn=None) == by_shape
+    assert summary(model, jax.ShapeDtypeStruct((5, 4), jnp.float32), print_fn=None) == by_shape
+    assert summary(model, [5, 4], print_fn=None) == by_shape
+
+
+def test_example_dtype_reaches_the_model_unless_overridden():
+    seen = []
+
+    class Probe(nnx.Module):
+        def __call__(self, x):
+            seen.append(x.dtype)
+            return x
+
+    summary(Probe(), jnp.ones((2, 3), jnp.bfloat16), print_fn=None)
+    summary(Probe(), jnp.ones((2, 3), jnp.bfloat16), dtype=jnp.float16, print_fn=None)
+    summary(Probe(), (2, 3), print_fn=None)
+    assert seen == [jnp.bfloat16, jnp.float16, jnp.float32]
+
+
+@pytest.mark.parametrize(
+    ("bad", "error", "match"),
+    [
+        (784, TypeError, r"batch axis included, e\.g\. \(1, 784\)"),
+        ("1, 784", TypeError, "must be a shape"),
+        ((1, 2.5), TypeError, "must be a shape"),
+        ((1, True), TypeError, "must be a shape"),
+        (None, TypeError, "got None"),
+        ((1, -4), ValueError, "negative size"),
+    ],
+)
+def test_bad_input_shapes_are_named(bad, error, match):
+    with pytest.raises(error, match=match):
+        summary(MLP(4, (3,), 2, rngs=nnx.Rngs(0)), bad, print_fn=None)
+
+
+def test_a_wrong_shape_gets_the_models_own_error():
+    with pytest.raises(ShapeError, match="MLP"):
+        summary(MLP(4, (3,), 2, rngs=nnx.Rngs(0)), jnp.ones((2, 5)), print_fn=None)
