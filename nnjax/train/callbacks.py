@@ -33,6 +33,8 @@ import os
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+import numpy as np
+
 from nnjax.train import optimizers
 
 Logs = Mapping[str, float]
@@ -238,7 +240,9 @@ class LearningRateScheduler(Callback):
         Keras also takes, ``schedule(epoch) -> new_lr`` when it takes one positional
         argument, so an Optax schedule (``optax.cosine_decay_schedule(0.1, 10)``) works
         as is, counting epochs. Its result (a Python or NumPy number, or a 0-d array
-        such as an Optax schedule returns) must be finite and ``>= 0``.
+        such as an Optax schedule returns) must be finite and ``>= 0``. In a ``sweep``,
+        ``schedule(epoch, lr)`` is called once per member with that member's rate;
+        ``schedule(epoch)`` sets every member's.
 
     Attributes:
       schedule: the ``schedule`` passed in.
@@ -264,7 +268,7 @@ class LearningRateScheduler(Callback):
       [0.1, 0.05, 0.025]
     """
 
-    def __init__(self, schedule: Callable[[int, float], Any]) -> None:
+    def __init__(self, schedule: Callable[..., Any]) -> None:
         if not callable(schedule):
             raise TypeError(
                 "LearningRateScheduler: `schedule` must be a function (epoch, lr) -> rate, "
@@ -284,18 +288,26 @@ class LearningRateScheduler(Callback):
         _check_injected(self)
 
     def on_epoch_begin(self, epoch, logs=None):
-        """Sets the learning rate to ``schedule(epoch, lr)``."""
+        """Sets the learning rate to ``schedule(epoch, lr)`` (per member in a sweep)."""
         lr = self.loop.get_hyperparameter("learning_rate")
-        rate = self.schedule(epoch, lr) if self._takes_rate else self.schedule(epoch)
+        if self._takes_rate and np.ndim(lr):  # a sweep group: each member's own rate
+            rate: Any = np.array([self._rate(epoch, float(member)) for member in lr])
+        else:
+            rate = self._rate(epoch, lr if self._takes_rate else None)
+        self.loop.set_hyperparameter("learning_rate", rate)
+
+    def _rate(self, epoch: int, lr: float | None) -> float:
+        """``schedule(epoch, lr)``, or ``schedule(epoch)`` when ``lr`` is None, checked."""
+        rate = self.schedule(epoch) if lr is None else self.schedule(epoch, lr)
         if getattr(rate, "shape", None) == ():  # a 0-d NumPy or JAX array
             rate = float(rate)
-        given = f"{epoch}, {lr:g}" if self._takes_rate else f"{epoch}"
+        given = f"{epoch}" if lr is None else f"{epoch}, {lr:g}"
         call = f"LearningRateScheduler: schedule({given}) returned {rate!r}"
         if isinstance(rate, bool) or not isinstance(rate, numbers.Real):
             raise TypeError(f"{call} ({type(rate).__name__}); return the new learning_rate")
         if not math.isfinite(rate) or rate < 0:
             raise ValueError(f"{call}; a learning_rate must be a finite number >= 0")
-        self.loop.set_hyperparameter("learning_rate", float(rate))
+        return float(rate)
 
 
 def _positional_count(function: Callable) -> int:

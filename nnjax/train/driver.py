@@ -20,6 +20,8 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import jax
+import jax.numpy as jnp
+import numpy as np
 
 from nnjax.distributed import arrays
 from nnjax.train import optimizers, sharding
@@ -192,15 +194,22 @@ class RunView:
         """Stops training after the current epoch."""
         self._run.stop = True
 
-    def get_hyperparameter(self, name: str) -> float:
-        """The current value of an optimizer hyperparameter (``"learning_rate"``)."""
-        return float(optimizers.get_hyperparameter(self._run.state.opt_state, name))
+    def get_hyperparameter(self, name: str) -> float | np.ndarray:
+        """The current value of an optimizer hyperparameter (``"learning_rate"``).
 
-    def set_hyperparameter(self, name: str, value: float) -> None:
+        A Python ``float`` in ``fit``; in a ``sweep``, a NumPy array ``(M,)`` of the
+        group's members' values.
+        """
+        value = optimizers.get_hyperparameter(self._run.state.opt_state, name)
+        return float(value) if jnp.ndim(value) == 0 else np.asarray(jax.device_get(value))
+
+    def set_hyperparameter(self, name: str, value: float | np.ndarray) -> None:
         """Sets an injected optimizer hyperparameter.
 
-        It takes effect at the next update and never recompiles. ``ValueError`` if the
-        optimizer does not inject ``name``.
+        It takes effect at the next update and never recompiles. In a ``sweep``, a
+        number sets every member of the group, an ``(M,)`` array each member's.
+        ``ValueError`` if the optimizer does not inject ``name``, or for a value of
+        another shape.
         """
         state = self._run.state
         opt_state = optimizers.set_hyperparameter(state.opt_state, name, value)

@@ -182,17 +182,22 @@ def get_hyperparameter(state: Any, name: str) -> Any:
 def set_hyperparameter(state: Any, name: str, value: Any) -> Any:
     """``state`` with hyperparameter ``name`` replaced by ``value``.
 
-    Same dtype and placement, so the compiled step is reused. A ``learning_rate`` must
-    be finite and ``>= 0`` (:func:`check_learning_rate`).
+    Same dtype, shape and placement, so the compiled step is reused. A
+    ``learning_rate`` must be finite and ``>= 0`` (:func:`check_learning_rate`).
 
     Args:
       state: an optimizer state from ``optax.inject_hyperparams`` (:func:`init_state`).
       name: the hyperparameter, e.g. ``"learning_rate"``.
-      value: the new value, a number or scalar array (cast to the old value's dtype
-        and placed like it).
+      value: the new value, a number or array (cast to the old value's dtype, broadcast
+        to its shape, as a sweep's ``(M,)`` per-member values, and placed like it).
 
     Returns:
       A new state; ``state`` is not modified.
+
+    Raises:
+      ValueError: ``value`` does not broadcast to the old value's shape, or a learning
+        rate is negative or not finite (the message names the member).
+      TypeError: ``value`` is not a number or array of numbers.
 
     Example:
       >>> state = init_state(get_optimizer("sgd"), {"w": jnp.ones(1)}, learning_rate=0.1)
@@ -201,9 +206,19 @@ def set_hyperparameter(state: Any, name: str, value: Any) -> Any:
       0.2
     """
     old = get_hyperparameter(state, name)
-    if name == "learning_rate":
+    if jnp.ndim(value) == 0 and name == "learning_rate":
         value = check_learning_rate(value, zero_ok=True)
-    return _replaced(state, name, jax.device_put(jnp.asarray(value, old.dtype), old.sharding))
+    elif name == "learning_rate":
+        for i, rate in enumerate(np.ravel(np.asarray(value))):
+            check_learning_rate(rate, name=f"learning_rate[{i}]", zero_ok=True)
+    try:
+        new = np.broadcast_to(np.asarray(value, old.dtype), old.shape)
+    except ValueError:
+        raise ValueError(
+            f"`{name}` has shape {old.shape} in this optimizer state (one value per member "
+            f"of a sweep group); got shape {np.shape(value)}"
+        ) from None
+    return _replaced(state, name, jax.device_put(jnp.asarray(new), old.sharding))
 
 
 def _replaced(state: Any, name: str, new: Any) -> Any:

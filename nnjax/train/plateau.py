@@ -25,7 +25,8 @@ class ReduceLROnPlateau(Callback):
     """Multiplies the learning rate by ``factor`` when ``monitor`` stalls.
 
     After ``patience`` epochs without improvement, as Keras' callback (improvement as in
-    :class:`EarlyStopping`). The rate lives in the optimizer state
+    :class:`EarlyStopping`). In a ``sweep`` each member is counted on its own and only
+    its own rate is lowered, as ``fit`` of it alone would. The rate lives in the optimizer state
     (``optax.inject_hyperparams``): a change takes effect at the next update and
     compiles nothing.
 
@@ -87,55 +88,74 @@ class ReduceLROnPlateau(Callback):
         self.min_lr = optimizers.check_learning_rate(min_lr, name="min_lr", zero_ok=True)
         self.patience = check_count("patience", patience)
         self.cooldown = check_count("cooldown", cooldown)
-        self.wait, self.cooling = 0, 0
+        self.wait, self.cooling = np.zeros(1, int), np.zeros(1, int)
+        self._best = [self.monitor]  # one Monitor per member (one in fit)
 
     def on_train_begin(self, logs=None):
-        """Checks that the rate is injected; resets the best value, the wait and cooldown.
+        """Checks that the rate is injected; resets the best values, waits and cooldowns.
 
-        A resumed run's epochs (``resume_from``) are replayed, so the counts are the
-        uninterrupted run's. Its reductions are in the resumed optimizer state, except one
-        due after the last resumed epoch when the checkpoint was saved before this
-        callback acted (a ``ModelCheckpoint`` listed first): that one is made now.
+        One count per member: one in ``fit``, ``M`` in a ``sweep`` group (each member's
+        rate is lowered when its own ``monitor`` value stalls). A resumed run's epochs
+        (``resume_from``) are replayed, so the counts are the uninterrupted run's. Its
+        reductions are in the resumed optimizer state, except one due after the last
+        resumed epoch when the checkpoint was saved before this callback acted (a
+        ``ModelCheckpoint`` listed first): that one is made now.
         """
         _check_injected(self)
-        self.monitor.best = Monitor(self.monitor.monitor, self.monitor.mode).best
-        self.wait, self.cooling = 0, 0
-        due, used = False, None
-        for _, past in resumed_logs(self.loop, self.monitor.monitor):
+        members = np.size(self._rate())
+        name, mode, delta = self.monitor.monitor, self.monitor.mode, self.monitor.min_delta
+        self._best = [Monitor(name, mode, delta) for _ in range(members)]
+        self.monitor.best = self._best[0].best
+        self.wait, self.cooling = np.zeros(members, int), np.zeros(members, int)
+        due, used = np.zeros(members, bool), None
+        for _, past in resumed_logs(self.loop, name):
             due, used = self._due(past), past.get("learning_rate")
-        if due and used is not None and self._rate() == np.float32(used):
-            self._reduce()  # the state still holds the rate its last epoch trained with
+        if used is not None:  # reduce only where the state still holds the rate used
+            due &= np.atleast_1d(self._rate()) == np.float32(used)
+        self._reduce(due)
 
-    def _rate(self) -> float:
+    def _rate(self) -> float | np.ndarray:
         return self.loop.get_hyperparameter("learning_rate")
 
-    def _reduce(self) -> None:
-        lr = self._rate()
-        new = max(lr * self.factor, self.min_lr)
-        if new < lr:
-            self.loop.set_hyperparameter("learning_rate", new)
+    def _reduce(self, due: np.ndarray) -> None:
+        """Multiplies the rate of each member where ``due`` by ``factor`` (not below ``min_lr``)."""
+        rate = self._rate()
+        lr = np.atleast_1d(np.asarray(rate, np.float64))
+        new = np.where(due, np.maximum(lr * self.factor, self.min_lr), lr)
+        new = np.minimum(new, lr)  # a rate already below min_lr is left as it is
+        if np.any(new < lr):
+            self.loop.set_hyperparameter("learning_rate", new if np.ndim(rate) else float(new[0]))
 
-    def _due(self, logs: Logs) -> bool:
-        """Counts one epoch; whether a reduction is due after it (the counts then reset)."""
-        improved = self.monitor.update(logs)
-        if self.cooling:
-            self.cooling -= 1
-            self.wait = 0
+    def _due(self, logs: Logs) -> np.ndarray:
+        """Counts one epoch per member; where a reduction is due after it (counts reset)."""
+        name = self.monitor.monitor
+        if name not in logs:
+            self.monitor.value(logs)  # a KeyError naming the logged names
+        values = np.broadcast_to(np.asarray(logs[name], np.float64), self.wait.shape)
+        due = np.array([self._member_due(i, float(v)) for i, v in enumerate(values)])
+        self.monitor.best = self._best[0].best
+        return due
+
+    def _member_due(self, i: int, value: float) -> bool:
+        """Member ``i``'s count after an epoch with ``value`` (Keras' rule)."""
+        improved = self._best[i].update({self.monitor.monitor: value})
+        if self.cooling[i]:
+            self.cooling[i] -= 1
+            self.wait[i] = 0
         if improved:
-            self.wait = 0
+            self.wait[i] = 0
             return False
-        if self.cooling:  # still cooling down: a stall is not counted (as in Keras)
+        if self.cooling[i]:  # still cooling down: a stall is not counted (as in Keras)
             return False
-        self.wait += 1
-        if self.wait < self.patience:
+        self.wait[i] += 1
+        if self.wait[i] < self.patience:
             return False
-        self.wait, self.cooling = 0, self.cooldown
+        self.wait[i], self.cooling[i] = 0, self.cooldown
         return True
 
     def on_epoch_end(self, epoch, logs=None):
         """Multiplies the learning rate by ``factor`` after ``patience`` stalled epochs."""
-        if self._due(logs):
-            self._reduce()
+        self._reduce(self._due(logs))
 
 
 __all__ = ["ReduceLROnPlateau"]

@@ -190,9 +190,11 @@ def sweep(
         per member (a stopped member is masked out inside the compiled step; the sweep
         ends when all have stopped); :class:`~nnjax.train.checkpoint.ModelCheckpoint` saves the
         stacked state of each group under ``directory/group_<g>`` every epoch
-        (``save_best_only`` is refused). Other callbacks see logs of ``(M,)`` arrays,
-        once per group; what they write into the logs (``(M,)`` arrays, or one number
-        for every member) is recorded in the history, as ``fit`` records it.
+        (``save_best_only`` is refused). ``ReduceLROnPlateau`` and
+        ``LearningRateScheduler`` set each member's rate as ``fit`` of it alone would.
+        Other callbacks see logs of ``(M,)`` arrays, once per group; what they write
+        into the logs (``(M,)`` arrays, or one number for every member) is recorded in
+        the history, as ``fit`` records it.
       steps_per_dispatch: updates per compiled dispatch (default as ``fit``).
       members_per_program: at most this many members share one compiled program (more
         run as further groups, one after another); default: all of a structure.
