@@ -13,6 +13,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -47,6 +48,37 @@ def _check_same_shape(
             f"{name}: `{names[0]}` has shape {jnp.shape(predictions)} but `{names[1]}` has "
             f"shape {jnp.shape(targets)}; they must match"
         )
+
+
+def align_targets(predictions: Any, y: Any) -> Any:
+    """``y`` with a size-1 last axis added or dropped to match ``predictions`` (as Keras).
+
+    ``fit``, ``evaluate`` and ``sweep`` apply it for the losses (and the metrics named
+    after them) in :data:`TARGETS_LIKE_PREDICTIONS`: labels ``(B,)`` for a model with
+    one output ``(B, 1)`` (a sigmoid classifier, a scalar regression) become ``(B, 1)``,
+    and ``(B, 1)`` labels for ``(B,)`` outputs ``(B,)``. Any other mismatch (and a
+    pytree) is returned as is, for the loss to report.
+
+    Args:
+      predictions: the model's output, ``(B, ...)``.
+      y: the labels or targets.
+
+    Returns:
+      ``y``, reshaped as above or unchanged.
+
+    Example:
+      >>> align_targets(jnp.zeros((4, 1)), jnp.ones(4)).shape
+      (4, 1)
+      >>> align_targets(jnp.zeros(4), jnp.ones((4, 1))).shape
+      (4,)
+    """
+    if not (hasattr(predictions, "ndim") and hasattr(y, "ndim")):
+        return y
+    if y.ndim + 1 == predictions.ndim and predictions.shape[-1] == 1:
+        return y[..., None]
+    if y.ndim == predictions.ndim + 1 and y.shape[-1] == 1:
+        return y[..., 0]
+    return y
 
 
 def _concrete(x: ArrayLike) -> np.ndarray | None:

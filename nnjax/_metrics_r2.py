@@ -29,12 +29,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from nnjax._loss_checks import _check_same_shape
+from nnjax._loss_checks import _check_same_shape, align_targets
 from nnjax._metrics_streaming import Metric, Stats, _rows
 
 
 def _stats(pred: jax.Array, y: jax.Array, mask: jax.Array) -> Stats:
     """One batch's statistics per output ``(M,)`` (``M`` the product of the other axes)."""
+    y = align_targets(pred, y)  # labels (B,) for outputs (B, 1), as the losses take them
     _check_same_shape("r2", pred, y)
     p, m = _rows("r2", jnp.asarray(pred), mask)
     t, _ = _rows("r2", jnp.asarray(y), mask)
@@ -108,7 +109,8 @@ def r2(name: str = "r2") -> Metric:
 
     Raises:
       nnjax.ShapeError: (from its ``stats``) predictions and targets of different
-        shapes, or a mask that is not ``(B,)``.
+        shapes (other than targets ``(B,)`` for predictions ``(B, 1)`` or the reverse,
+        aligned as the losses' are), or a mask that is not ``(B,)``.
 
     Example:
       >>> m = r2()

@@ -35,6 +35,7 @@ from nnjax._loss_checks import (
     _concrete,
     _floating,
     _reduce,
+    align_targets,
 )
 from nnjax._losses_keras import (
     KERAS_LOSSES,
@@ -327,6 +328,17 @@ _REGISTRY: dict[str, Loss] = {
 }
 
 
+TARGETS_LIKE_PREDICTIONS: frozenset[Loss] = frozenset(
+    fn for fn in _REGISTRY.values() if fn is not cross_entropy
+)
+"""The built-in losses whose targets have the predictions' shape (all but ``cross_entropy``).
+
+``fit``, ``evaluate`` and ``sweep`` add or drop a size-1 last axis of the labels to
+match the model's output for these (labels ``(B,)`` for outputs ``(B, 1)``), as Keras
+does; called directly, each loss requires equal shapes.
+"""
+
+
 def get(loss: str | Loss) -> Loss:
     """Returns the loss named ``loss`` (Keras names work too), or ``loss`` if callable.
 
@@ -348,7 +360,9 @@ def get(loss: str | Loss) -> Loss:
 
 
 __all__ = [
+    "TARGETS_LIKE_PREDICTIONS",
     "Loss",
+    "align_targets",
     "binary_cross_entropy",
     "categorical_hinge",
     "check_distribution",

@@ -139,6 +139,9 @@ def per_example(fn: Callable) -> Callable[[jax.Array, jax.Array], jax.Array] | N
 
 def _from_function(name: str, fn: Callable) -> Metric:
     rows = per_example(fn)
+    if rows is not None and fn in losses.TARGETS_LIKE_PREDICTIONS:  # labels (B,), out (B, 1)
+        plain = rows
+        rows = lambda pred, y: plain(pred, losses.align_targets(pred, y))
     if rows is not None:
         return _mean_metric(name, rows)
     takes_mask = _accepts(fn, "mask")

@@ -131,8 +131,11 @@ def test_merge_is_order_independent():
 
 def test_shape_errors_name_r2():
     metric = metrics.resolve("R2")
-    with pytest.raises(ShapeError, match=r"r2: `predictions` has shape \(4, 1\) but `targets`"):
-        metric.stats(jnp.zeros((4, 1)), jnp.zeros(4), jnp.ones(4))
+    with pytest.raises(ShapeError, match=r"r2: `predictions` has shape \(4, 2\) but `targets`"):
+        metric.stats(jnp.zeros((4, 2)), jnp.zeros(4), jnp.ones(4))
+    flat = metric.stats(jnp.arange(4.0)[:, None], jnp.arange(4.0) ** 2, jnp.ones(4))
+    column = metric.stats(jnp.arange(4.0)[:, None], jnp.arange(4.0)[:, None] ** 2, jnp.ones(4))
+    assert metric.result(flat) == metric.result(column)  # targets (B,) for outputs (B, 1)
     with pytest.raises(ShapeError, match=r"r2: `mask` has shape \(3,\), expected \(4,\)"):
         metric.stats(jnp.zeros((4, 1)), jnp.zeros((4, 1)), jnp.ones(3))
 

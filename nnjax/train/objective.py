@@ -148,12 +148,14 @@ def batch_loss(
     fn = losses.get(loss)
     rows = metrics.per_example(fn)
     takes_mask = rows is None and _takes_keyword(fn, "mask")
+    align = fn in losses.TARGETS_LIKE_PREDICTIONS
 
     def value(predictions: PyTree, batch: Batch) -> jax.Array:
+        y = losses.align_targets(predictions, batch.y) if align else batch.y
         if rows is None:
             extra = {"mask": batch.mask} if takes_mask else {}
-            return fn(predictions, batch.y, **extra)
-        total = jnp.sum(rows(predictions, batch.y) * batch.weight)
+            return fn(predictions, y, **extra)
+        total = jnp.sum(rows(predictions, y) * batch.weight)
         return total / _normalizer(batch) if normalize else total
 
     return value

@@ -314,8 +314,8 @@ def test_fit_integer_regression_targets_get_the_shape_mismatch():
 
     x, _ = blobs()
     with pytest.raises(ShapeError, match=r"`train`: the loss cannot compare model outputs of "
-                       r"shape \(1, 1\) float32 with labels \(1,\) int"):  # fmt: skip
-        _fit((x, np.arange(96) % 10), model=mlp(classes=1), loss="mse")
+                       r"shape \(1, 2\) float32 with labels \(1,\) int"):  # fmt: skip
+        _fit((x, np.arange(96) % 10), model=mlp(classes=2), loss="mse")
 
 
 def test_fit_names_validation_data_whose_inputs_the_model_cannot_take():
