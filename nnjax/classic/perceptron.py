@@ -31,7 +31,7 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from nnjax import _checks, activations
+from nnjax import _checks, activations, losses
 from nnjax import functional as F
 from nnjax.classic import _args
 
@@ -165,6 +165,7 @@ def perceptron_epoch(
 
     Raises:
       nnjax.ShapeError: ``x`` is not ``(N, in)`` or ``y`` is not ``(N, out)``.
+      ValueError: concrete ``y`` holding a value other than 0 and 1 (names the first).
       TypeError: ``x`` is not floating.
 
     Example:
@@ -191,7 +192,6 @@ def _epoch(params: Params, x: jax.Array, y: jax.Array, learning_rate) -> tuple[P
     return params, jnp.sum(wrong, dtype=jnp.int32)
 
 
-@functools.partial(jax.jit, static_argnames=("epochs",))
 def perceptron_fit(
     params: Params,
     x: jax.typing.ArrayLike,
@@ -218,7 +218,8 @@ def perceptron_fit(
 
     Raises:
       nnjax.ShapeError, TypeError: as :func:`perceptron_epoch`.
-      ValueError: ``epochs`` is not a non-negative int.
+      ValueError: ``epochs`` is not a non-negative int; ``y`` holds a value other than
+        0 and 1 (names the first; the Heaviside unit never outputs ``-1``).
       TypeError: ``key`` is neither ``None`` nor one PRNG key.
 
     Example:
@@ -230,7 +231,13 @@ def perceptron_fit(
     """
     _checks.positive_int("perceptron_fit", "epochs", epochs, minimum=0)
     _args.check_optional_key("perceptron_fit", "key", key)
-    x, y = _check_data("perceptron_fit", params, x, y)
+    x, y = _check_data("perceptron_fit", params, x, y)  # y's values too, when concrete
+    return _fit(params, x, y, learning_rate, epochs, key)
+
+
+@functools.partial(jax.jit, static_argnames=("epochs",))
+def _fit(params, x, y, learning_rate, epochs: int, key):
+    """:func:`perceptron_fit` on checked arguments, as one compiled program."""
     keys = None if key is None else jax.random.split(key, epochs)
 
     def epoch(p, k):
@@ -254,4 +261,6 @@ def _check_data(
     y = jnp.asarray(y, x.dtype)
     _checks.check_shape(op, "x", x, (None, kernel.shape[0]))
     _checks.check_shape(op, "y", y, (x.shape[0], kernel.shape[1]))
+    what = "is not 0 or 1: the targets of a threshold unit are its two outputs"
+    losses._check_values(op, "y", y, lambda v: (v != 0) & (v != 1), what)  # when concrete
     return x, y

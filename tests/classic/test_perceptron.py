@@ -80,13 +80,24 @@ def test_several_outputs_learn_gates_at_once(key):
     np.testing.assert_array_equal(classic.perceptron(params, x), y)
 
 
-def test_fit_does_not_retrace(key):
+def test_fit_does_not_retrace(key, logged_compiles):
     x, y = _separable(1, n=40)
     params = classic.perceptron_init(key, x.shape[1], 1)
     classic.perceptron_fit(params, x, y[:, None], epochs=3, learning_rate=0.1)
-    before = classic.perceptron_fit._cache_size()
-    classic.perceptron_fit(params, x + 1.0, y[:, None], epochs=3, learning_rate=0.5)
-    assert classic.perceptron_fit._cache_size() == before
+    with logged_compiles() as compiled:
+        classic.perceptron_fit(params, x + 1.0, y[:, None], epochs=3, learning_rate=0.5)
+    assert compiled == []
+
+
+def test_fit_names_targets_other_than_zero_and_one(key):
+    params = classic.perceptron_init(key, 2, 1)
+    x = jnp.array([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
+    with pytest.raises(ValueError, match=r"perceptron_fit: `y\[0, 0\]` = -1.0 is not 0 or 1"):
+        classic.perceptron_fit(params, x, jnp.array([[-1.0], [1.0], [1.0], [1.0]]))
+    with pytest.raises(ValueError, match=r"perceptron_epoch: `y\[3, 0\]` = 2.0"):
+        classic.perceptron_epoch(
+            params, x, jnp.array([[0.0], [1.0], [1.0], [2.0]]), learning_rate=1.0
+        )
 
 
 def test_bad_shapes_name_the_argument(key):
