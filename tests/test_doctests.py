@@ -75,6 +75,7 @@ PUBLIC = _public_modules()
 PRIVATE_MODULES = [
     "nnjax.nn._base",
     "nnjax.nn._config",
+    "nnjax.nn._model_call",
     "nnjax.nn._validate",
     "nnjax.train._canonical",
     "nnjax.train._sweep_groups",

@@ -22,6 +22,7 @@ import contextlib
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import jax
 import numpy as np
@@ -30,32 +31,44 @@ from flax import nnx
 from nnjax.io import _crc, layout
 from nnjax.io._orbax import short
 from nnjax.io.errors import CheckpointError, cannot_write
+from nnjax.nn._model_call import call_model
 from nnjax.nn._validate import check_module
+
+PLATFORMS = ("cpu", "cuda", "rocm", "tpu")
+"""The platforms an export may name (``jax.export``'s lowering platforms)."""
 
 
 def export(
     model: nnx.Module,
-    example_input: jax.typing.ArrayLike,
+    example_input: Any,
     path: str | os.PathLike,
     *,
-    platforms: Sequence[str] | None = None,
+    platforms: str | Sequence[str] | None = None,
 ) -> Path:
     """Writes ``model``'s inference function for inputs like ``example_input`` to ``path``.
 
     Args:
-      model: any NNX module taking one array ``(B, ...)``.
-      example_input: an array ``(B, ...)``; only its trailing shape and dtype matter:
-        the batch axis is symbolic, so the file runs any batch size.
+      model: any NNX module.
+      example_input: inputs as :func:`nnjax.train.predict` takes them: one array
+        ``(B, ...)``, a tuple of positional inputs or a dict of keyword inputs (each
+        any pytree of arrays ``(B, ...)``; :mod:`nnjax.train.model_call`). Only their
+        structure, trailing shapes and dtypes matter: the batch axis (the first of
+        every array, one size) is symbolic, so the file runs any batch size.
       path: the file to write.
-      platforms: where it may run, e.g. ``("cpu", "cuda")``; the default backend only
-        by default.
+      platforms: where it may run, a name or names from :data:`PLATFORMS`, e.g.
+        ``("cpu", "cuda")``; the default backend only by default.
 
     Returns:
-      The file's absolute path; :func:`load_exported` runs it. The file is
+      The file's absolute path; :func:`load_exported` runs it, called as the model is:
+      ``f(x)``, ``f(a, b)`` for a tuple, ``f(name=...)`` for a dict. The file is
       ``Exported.serialize()`` followed by a 20-byte CRC32 record, which
       ``jax.export.deserialize`` ignores.
 
     Raises:
+      TypeError: a model that is not an ``nnx.Module``, inputs that are not arrays
+        (names the first), or ``platforms`` not names.
+      ValueError: inputs without a batch axis, or of different batch sizes; an unknown
+        platform (lists the known ones).
       OSError: ``path`` cannot be written (the same kind of error, naming ``path`` and
         why); nothing is left under a temporary name and an existing file is unchanged.
 
@@ -74,16 +87,18 @@ def export(
     owner = "nnjax.export"
     check_module(model, owner=owner, usage=f"{owner}(model, example_input, path)")
     layout.check_path(owner, "path", path)
-    example = np.asarray(example_input) if not hasattr(example_input, "dtype") else example_input
+    platforms = _platforms(platforms)
+    spec = _batch_spec(example_input)
     view = nnx.view(model, raise_if_not_found=False, deterministic=True, use_running_average=True)
     graphdef, state = nnx.split(view)
 
-    def infer(x: jax.Array) -> jax.Array:
-        return nnx.merge(graphdef, state)(x)
+    def infer(*args: Any, **kwargs: Any) -> Any:  # called as the model is
+        x = kwargs if isinstance(spec, dict) else args if isinstance(spec, tuple) else args[0]
+        return call_model(nnx.merge(graphdef, state), x)
 
-    (batch,) = jax.export.symbolic_shape("batch")
-    spec = jax.ShapeDtypeStruct((batch, *np.shape(example)[1:]), example.dtype)
-    exported = jax.export.export(jax.jit(infer), platforms=platforms)(spec)
+    args, kwargs = ((), spec) if isinstance(spec, dict) else (spec, {})
+    args = args if isinstance(spec, tuple | dict) else (spec,)
+    exported = jax.export.export(jax.jit(infer), platforms=platforms)(*args, **kwargs)
     path = layout.user_path(path)
     tmp = path.with_name(f".{path.name}.tmp")
     try:
@@ -101,11 +116,58 @@ def export(
     return path
 
 
-def load_exported(path: str | os.PathLike) -> Callable[[jax.typing.ArrayLike], jax.Array]:
+def _platforms(platforms: str | Sequence[str] | None) -> tuple[str, ...] | None:
+    """``platforms`` checked: lower-case names from :data:`PLATFORMS` (one name or several)."""
+    if platforms is None:
+        return None
+    names = (platforms,) if isinstance(platforms, str) else platforms
+    if not isinstance(names, Sequence) or not names or not all(isinstance(n, str) for n in names):
+        raise TypeError(
+            f"nnjax.export: `platforms` must be platform names such as ('cpu', 'cuda'), got "
+            f"{platforms!r}"
+        )
+    unknown = [n for n in names if n.lower() not in PLATFORMS]
+    if unknown:
+        raise ValueError(
+            f"nnjax.export: unknown platform {unknown[0]!r}; known: {', '.join(PLATFORMS)}"
+        )
+    return tuple(n.lower() for n in names)
+
+
+def _batch_spec(example: Any) -> Any:
+    """The example inputs as ``jax.ShapeDtypeStruct`` leaves with one symbolic batch axis.
+
+    A list of inputs becomes a tuple (positional inputs, as :func:`call_model` reads it).
+    """
+    example = tuple(example) if isinstance(example, list) else example
+    leaves, tree = jax.tree_util.tree_flatten_with_path(example)
+    if not leaves:
+        raise ValueError(f"nnjax.export: `example_input` holds no arrays: {example!r}")
+    (batch,) = jax.export.symbolic_shape("batch")
+    specs, sizes = [], {}
+    for key, leaf in leaves:
+        name = f"example_input{jax.tree_util.keystr(key)}"
+        if not hasattr(leaf, "dtype"):
+            raise TypeError(
+                f"nnjax.export: {name} must be an array (B, ...), got {type(leaf).__name__}"
+            )
+        if np.ndim(leaf) == 0:
+            raise ValueError(f"nnjax.export: {name} has no batch axis (a scalar)")
+        sizes[name] = np.shape(leaf)[0]
+        specs.append(jax.ShapeDtypeStruct((batch, *np.shape(leaf)[1:]), leaf.dtype))
+    if len(set(sizes.values())) > 1:
+        shown = ", ".join(f"{n} {s}" for n, s in sizes.items())
+        raise ValueError(f"nnjax.export: the inputs' batch sizes differ ({shown})")
+    return jax.tree.unflatten(tree, specs)
+
+
+def load_exported(path: str | os.PathLike) -> Callable[..., Any]:
     """The inference function in a file written by :func:`export` (no model code needed).
 
     Returns:
-      ``f(x) -> outputs`` for ``x (B, ...)`` of any batch size ``B``.
+      ``f(x) -> outputs`` for ``x (B, ...)`` of any batch size ``B``; for a model
+      exported with a tuple or dict of inputs, ``f(a, b)`` or ``f(name=...)``, as the
+      model is called.
 
     The file's bytes are checked against the CRC32 that :func:`export` recorded at its
     end, then deserialised completely (its StableHLO too), so a damaged file fails at
@@ -165,4 +227,4 @@ def _check_signature(exported: jax.export.Exported) -> None:
         raise ValueError("damaged output signature (its arrays do not match)")
 
 
-__all__ = ["export", "load_exported"]
+__all__ = ["PLATFORMS", "export", "load_exported"]
