@@ -187,6 +187,7 @@ def evaluate(
     example = source.example()
     out = abstract_output.output_shape(model, graphdef, params, rest, example.x, name="data")
     source.check_labels(out, loss, "data")
+    validation.check_named_take_arrays(loss, metrics, out, example.y, "data")
     validation.check_loss_accepts(loss, out, example.y, "data")
     params, rest = sharding.put_replicated((params, rest), mesh, copy=False)  # no donation
     with jax.set_mesh(mesh):  # its programs' context: their mesh (sharding.own_mesh)

@@ -112,6 +112,7 @@ def check_model(model, graphdef, params, rest, objective, source, val, tx) -> tu
         out = abstract_output.output_shape(model, graphdef, params, rest, example.x, name=name)
         arrays = isinstance(src, data.ArraySource) and not isinstance(src.y, np.memmap)
         src.check_labels(out, objective.loss, name)  # an iterable: each batch's, as read
+        checks.check_named_take_arrays(objective.loss, objective.metrics, out, example.y, name)
         checks.check_loss_accepts(objective.loss, out, example.y, name)  # soft labels first
         check_metric_labels(objective, out, src.y if arrays else example.y, name)
     if objective.loss_fn is None:

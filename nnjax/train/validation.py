@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 import jax
@@ -126,6 +126,40 @@ def _class_ids(loss: Any, classes: int) -> bool:
     if fn in (losses.cross_entropy, losses.binary_cross_entropy):
         return True  # nnjax's other losses take targets shaped as the predictions
     return fn not in losses._REGISTRY.values() and classes > 1
+
+
+def check_named_take_arrays(
+    loss: Any, metrics: Sequence[Any], out: Any, y: Any, name: str = "train"
+) -> None:
+    """A named loss or metric compares one array of outputs with one array of labels.
+
+    A model with several outputs (a dict or tuple of them) or labels as a pytree needs a
+    callable ``loss(predictions, y)`` that combines them (or ``loss_fn``), and metrics
+    given as :class:`~nnjax.metrics.Metric` objects that read them.
+
+    Raises:
+      ValueError: names the loss or metrics, the outputs and the labels.
+
+    Example:
+      >>> out = {"a": jax.ShapeDtypeStruct((1, 3), jnp.float32)}
+      >>> check_named_take_arrays(lambda p, y: 0.0, [], out, np.zeros(4))
+    """
+    single = lambda tree: isinstance(tree, jax.ShapeDtypeStruct | np.ndarray | jax.Array)
+    if (out is None or single(out)) and (y is None or single(y)):
+        return
+    named = [repr(m) for m in metrics if isinstance(m, str)]
+    if isinstance(loss, str) or loss in losses._REGISTRY.values():
+        what = f"the loss {getattr(loss, '__name__', loss)!r} compares"
+    elif named:
+        what = f"metrics [{', '.join(named)}] compare"
+    else:
+        return
+    raise ValueError(
+        f"`{name}`: {what} one array of outputs with one array of labels, but "
+        f"the model returns {describe(out)} and y is {describe(y)}; for several outputs "
+        "pass loss=f(predictions, y) combining them (or loss_fn=f(model, batch)), and "
+        "metrics as nnjax.metrics.Metric objects that read them"
+    )
 
 
 def check_loss_accepts(loss: str | Callable, out: Any, y: Any, name: str = "train") -> None:
@@ -330,6 +364,7 @@ __all__ = [
     "check_labels",
     "check_lengths",
     "check_loss_accepts",
+    "check_named_take_arrays",
     "describe",
     "host_tree",
     "leaf_paths",
