@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 
@@ -12,13 +12,18 @@ class History:
     """Per-epoch metrics: ``history.history["loss"]`` is the list of epoch losses.
 
     Validation metrics carry a ``val_`` prefix (``"val_loss"``, ``"val_accuracy"``);
-    ``history.epoch`` lists the (0-based) epoch numbers in the same order.
+    ``history.epoch`` lists the (0-based) epoch numbers in the same order. As a
+    shorthand, ``history["loss"]`` is ``history.history["loss"]``, ``"val_loss" in
+    history`` asks whether that name was logged, iterating yields the names, and
+    ``len(history)`` counts the epochs.
 
     Example:
       >>> h = History()
       >>> h.append(0, {"loss": 0.5, "val_loss": 0.7})
       >>> h.history["loss"], h.epoch
       ([0.5], [0])
+      >>> "val_loss" in h, sorted(h), len(h)
+      (True, ['loss', 'val_loss'], 1)
     """
 
     def __init__(self) -> None:
@@ -69,6 +74,12 @@ class History:
 
     def __getitem__(self, name: str) -> list[float]:
         return self.history[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.history
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.history)
 
     def __len__(self) -> int:
         return len(self.epoch)

@@ -31,3 +31,12 @@ def test_amend_records_what_callbacks_added_or_changed_in_the_last_epoch():
     assert "note" not in h.history and h.epoch == [0, 1]
     with pytest.raises(ValueError, match="epoch 0 is not the last"):
         h.amend(0, logs)
+
+
+def test_membership_and_iteration_go_by_metric_name():
+    h = History()
+    h.append(0, {"loss": 1.0, "val_loss": 2.0})
+    h.append(1, {"loss": 0.5, "val_loss": 1.5})
+    assert "val_loss" in h and "accuracy" not in h and 0 not in h
+    assert list(h) == ["loss", "val_loss"] and len(h) == 2  # names; len counts epochs
+    assert {name: h[name][-1] for name in h} == {"loss": 0.5, "val_loss": 1.5}
