@@ -15,7 +15,7 @@ Example:
 from __future__ import annotations
 
 import numbers
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -74,6 +74,8 @@ class SweepHistory:
       >>> h.append(0, {"loss": np.array([1.0, 2.0])})
       >>> h["loss"].shape, h.epoch
       ((2, 1), [0])
+      >>> "loss" in h, list(h), len(h)  # by name, as History; len counts epochs
+      (True, ['loss'], 1)
     """
 
     def __init__(self) -> None:
@@ -133,6 +135,12 @@ class SweepHistory:
 
     def __getitem__(self, name: str) -> np.ndarray:
         return np.stack(self.logs[name], axis=1)
+
+    def __contains__(self, name: object) -> bool:  # by metric name, as History
+        return name in self.logs
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.logs)
 
     def __len__(self) -> int:
         return len(self.epoch)
