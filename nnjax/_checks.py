@@ -9,8 +9,9 @@ argument, and the expected and actual shapes.
 
 from __future__ import annotations
 
+import inspect
 import numbers
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Literal, overload
 
@@ -342,3 +343,21 @@ def _as_shape_error(msg: str) -> Iterator[None]:
         yield
     except AssertionError as err:
         raise ShapeError(msg) from err
+
+
+def takes_keyword(fn: Callable, name: str) -> bool:
+    """Whether ``fn`` accepts the keyword argument ``name`` (or any, ``**kwargs``).
+
+    ``False`` for a callable whose signature cannot be read (some builtins).
+
+    Example:
+      >>> takes_keyword(lambda p, t, *, reduction="mean": p, "reduction")
+      True
+      >>> takes_keyword(len, "reduction")
+      False
+    """
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+    return name in params or any(p.kind is p.VAR_KEYWORD for p in params.values())

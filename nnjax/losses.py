@@ -20,7 +20,8 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -47,6 +48,7 @@ from nnjax._losses_keras import (
     poisson,
     squared_hinge,
 )
+from nnjax._output_losses import OutputLosses, output_losses
 from nnjax.errors import ShapeError
 
 Loss = Callable[..., jax.Array]
@@ -339,29 +341,41 @@ does; called directly, each loss requires equal shapes.
 """
 
 
-def get(loss: str | Loss) -> Loss:
+def get(loss: str | Loss | Mapping[Any, str | Loss] | Sequence[str | Loss]) -> Loss:
     """Returns the loss named ``loss`` (Keras names work too), or ``loss`` if callable.
 
     Args:
       loss: a name such as ``"mse"``, ``"cross_entropy"`` or
-        ``"sparse_categorical_crossentropy"`` (case-insensitive), or a callable.
+        ``"sparse_categorical_crossentropy"`` (case-insensitive), or a callable; or, for
+        a model with several outputs, a dict of them per output key (a tuple or list
+        per output position), as Keras takes ``loss={"cls": ..., "reg": ...}``.
 
     Returns:
-      A :data:`Loss`: ``loss(predictions, targets, *, reduction="mean")``.
+      A :data:`Loss`: ``loss(predictions, targets, *, reduction="mean")``; for a dict
+      or tuple, an :class:`~nnjax._output_losses.OutputLosses`, which sums the outputs'
+      losses per example (each output's labels aligned as :func:`align_targets` does
+      for the losses of :data:`TARGETS_LIKE_PREDICTIONS`).
 
     Raises:
-      ValueError: for an unknown name; the message lists the known ones.
+      ValueError: for an unknown name; the message lists the known ones (and names
+        the output, for a dict of losses).
+      TypeError: a function in a dict of losses that takes no ``reduction`` keyword.
 
     Example:
       >>> get("mse") is mse
       True
+      >>> get({"cls": "cross_entropy", "reg": "mse"}).keys
+      ('cls', 'reg')
     """
+    if isinstance(loss, Mapping | tuple | list):
+        return output_losses(loss, get, TARGETS_LIKE_PREDICTIONS)
     return loss if callable(loss) else _registry.lookup("loss", _REGISTRY, loss)
 
 
 __all__ = [
     "TARGETS_LIKE_PREDICTIONS",
     "Loss",
+    "OutputLosses",
     "align_targets",
     "binary_cross_entropy",
     "categorical_hinge",

@@ -40,14 +40,13 @@ Example:
 from __future__ import annotations
 
 import functools
-import inspect
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 
-from nnjax import _registry, losses
+from nnjax import _checks, _registry, losses
 from nnjax._metrics_r2 import r2 as _r2_metric
 from nnjax._metrics_streaming import (
     _SCORES,
@@ -65,6 +64,7 @@ from nnjax._metrics_streaming import (
 from nnjax._metrics_streaming import (
     Stats as Stats,
 )
+from nnjax._output_losses import OutputMetric
 
 MetricFn = Callable[[jax.Array, jax.Array], jax.Array]
 """A batch function ``metric(predictions, targets) -> jax.Array``, a scalar (:func:`get`)."""
@@ -103,14 +103,6 @@ def accuracy(logits: ArrayLike, labels: ArrayLike) -> jax.Array:
     return jnp.mean((pred == true).astype(jnp.float32))
 
 
-def _accepts(fn: Callable, keyword: str) -> bool:
-    try:
-        params = inspect.signature(fn).parameters
-    except (TypeError, ValueError):
-        return False
-    return keyword in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
-
-
 def per_example(fn: Callable) -> Callable[[jax.Array, jax.Array], jax.Array] | None:
     """``fn(predictions, targets, reduction="none")`` reduced to one value per example.
 
@@ -127,7 +119,7 @@ def per_example(fn: Callable) -> Callable[[jax.Array, jax.Array], jax.Array] | N
       >>> per_example(losses.mse)(jnp.zeros((2, 3)), jnp.ones((2, 3)))
       Array([1., 1.], dtype=float32)
     """
-    if not _accepts(fn, "reduction"):
+    if not _checks.takes_keyword(fn, "reduction"):
         return None
 
     def values(pred, y):
@@ -144,7 +136,7 @@ def _from_function(name: str, fn: Callable) -> Metric:
         rows = lambda pred, y: plain(pred, losses.align_targets(pred, y))
     if rows is not None:
         return _mean_metric(name, rows)
-    takes_mask = _accepts(fn, "mask")
+    takes_mask = _checks.takes_keyword(fn, "mask")
 
     def stats(pred, y, mask):  # a batch-level function: weighted by the real examples
         count = jnp.sum(mask.astype(jnp.float32))
@@ -204,6 +196,8 @@ def resolve(spec: str | Metric | Callable) -> Metric:
     """
     if isinstance(spec, Metric):
         return spec
+    if isinstance(spec, OutputMetric):
+        return _of_output(spec)
     if callable(spec):
         return _from_function(getattr(spec, "__name__", "metric"), spec)
     return _registry.lookup("metric", _METRICS, spec)()
@@ -246,7 +240,17 @@ CLASSIFICATION_LOSSES = frozenset(
 )
 
 
-def default_metrics(loss: Any) -> tuple[str, ...]:
+def _of_output(spec: OutputMetric) -> Metric:
+    """The metric ``spec.spec`` of the output ``spec.key``, named ``"<key>_<name>"``."""
+    base = resolve(spec.spec)
+
+    def stats(pred, y, mask):
+        return base.stats(spec.select(pred, "model outputs"), spec.select(y, "labels y"), mask)
+
+    return Metric(spec.prefix + base.name, stats, base.result, base.concat, base.merge)
+
+
+def default_metrics(loss: Any) -> tuple[Any, ...]:
     """The metrics logged besides the loss when none are given.
 
     Accuracy for classification losses, nothing for regression losses and custom ones.
@@ -255,12 +259,22 @@ def default_metrics(loss: Any) -> tuple[str, ...]:
       loss: the loss ``fit`` trains with: a name or a function.
 
     Returns:
-      ``("accuracy",)`` for the cross-entropy losses (by name or function), else ``()``.
+      ``("accuracy",)`` for the cross-entropy losses (by name or function), else ``()``;
+      for one loss per output (:class:`~nnjax.losses.OutputLosses`), the accuracy of
+      each output trained on a cross-entropy loss (logged as ``"<key>_accuracy"``).
 
     Example:
       >>> default_metrics("cross_entropy"), default_metrics("mse")
       (('accuracy',), ())
+      >>> default_metrics(losses.get({"cls": "cross_entropy", "reg": "mse"}))
+      (OutputMetric(key='cls', spec='accuracy'),)
     """
+    if isinstance(loss, losses.OutputLosses):
+        return tuple(
+            OutputMetric(key, name)
+            for key, fn in zip(loss.keys, loss.fns, strict=True)
+            for name in default_metrics(fn)
+        )
     is_class = loss in CLASSIFICATION_LOSSES or loss in (
         losses.cross_entropy,
         losses.binary_cross_entropy,
@@ -273,30 +287,34 @@ def as_specs(metrics: Any) -> tuple:
 
     Args:
       metrics: ``None``, one spec (a name, a :class:`Metric` or a callable), or a
-        sequence of specs.
+        sequence of specs; or, for a model with several outputs, a dict of them per
+        output key (position, for a tuple of outputs), each becoming an
+        :class:`OutputMetric` logged as ``"<key>_<name>"``.
 
     Returns:
       A tuple of specs, ``()`` for ``None``.
 
-    Raises:
-      TypeError: a mapping (``dict``) instead of a sequence.
-
     Example:
       >>> as_specs("accuracy"), as_specs(None)
       (('accuracy',), ())
+      >>> as_specs({"cls": "accuracy"})
+      (OutputMetric(key='cls', spec='accuracy'),)
     """
     if metrics is None:
         return ()
-    if isinstance(metrics, str | Metric) or callable(metrics):
+    if isinstance(metrics, str | Metric | OutputMetric) or callable(metrics):
         return (metrics,)
     if isinstance(metrics, Mapping):
-        raise TypeError("`metrics` must be a name, a callable, or a sequence of them, not a dict")
+        return tuple(
+            OutputMetric(k, spec) for k, specs in metrics.items() for spec in as_specs(specs)
+        )
     return tuple(metrics)
 
 
 __all__ = [
     "Metric",
     "MetricFn",
+    "OutputMetric",
     "accumulate",
     "accuracy",
     "as_specs",

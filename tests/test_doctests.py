@@ -73,6 +73,7 @@ def _tested_elsewhere(name: str) -> bool:
 PUBLIC = _public_modules()
 #: Private modules whose docstrings have examples, run like the public ones.
 PRIVATE_MODULES = [
+    "nnjax._output_losses",
     "nnjax.nn._base",
     "nnjax.nn._config",
     "nnjax.nn._model_call",

@@ -37,6 +37,7 @@ def _layer(module: str) -> str:
         "_metrics_r2",
         "_loss_checks",
         "_losses_keras",
+        "_output_losses",
         "_checks",
         "_registry",
         "errors",

@@ -71,6 +71,12 @@ def class_ids(where: str, y: Any) -> np.ndarray:
       >>> class_ids("train", np.array([[0.0, 1.0], [1.0, 0.0]])).tolist()
       [1, 0]
     """
+    if isinstance(y, Mapping | tuple | list):
+        raise ValueError(
+            f"{where}: class_weight needs one array of class labels, but y is a "
+            f"{type(y).__name__} of them (a model with several outputs); weigh examples "
+            "with sample_weight instead"
+        )
     y = np.asarray(y)
     column = y.ndim == 1 or (y.ndim == 2 and y.shape[1] == 1)
     integer = np.issubdtype(y.dtype, np.integer) or y.dtype == np.bool_

@@ -24,6 +24,7 @@ from nnjax.train import (
     eval_blocks,
     host_memory,
     model_call,
+    objective,
     sharding,
     step,
     validation,
@@ -142,8 +143,10 @@ def evaluate(
       model: a Flax NNX model.
       data: ``(x, y)`` or ``(x, y, sample_weight)`` arrays (``x`` any pytree), or an
         iterable of such batches.
-      loss: a loss name or callable ``loss(predictions, y)``.
-      metrics: metric specs; ``None`` follows the loss (accuracy for classification).
+      loss: a loss name or callable ``loss(predictions, y)``, or one per output (a
+        dict or tuple of them, as ``fit`` takes).
+      metrics: metric specs, or a dict of them per output (as ``fit``); ``None``
+        follows the loss (accuracy for classification).
       batch_size: examples per compiled call (the last batch is padded and masked).
       steps: batches to take from an endless iterable (not for arrays, always
         evaluated whole).
@@ -174,6 +177,7 @@ def evaluate(
     """
     batch_size = validation.check_count("batch_size", batch_size, 1)
     steps = None if steps is None else validation.check_count("steps", steps, 1)
+    loss = objective.canonical_loss(loss)  # unknown names fail here
     metrics = (
         metrics_lib.default_metrics(loss) if metrics is None else metrics_lib.as_specs(metrics)
     )

@@ -174,7 +174,10 @@ def fit(
         inputs); NumPy memmaps (only each batch is read); or any iterable of such
         batches (a list, a generator, a loader). The last partial batch is padded and
         masked: every example counts every epoch and nothing recompiles.
-      loss: a name from :mod:`nnjax.losses` or ``loss(predictions, y) -> scalar``.
+      loss: a name from :mod:`nnjax.losses` or ``loss(predictions, y) -> scalar``; for
+        a model with several outputs (a dict or tuple of them, and labels alike), a dict
+        (tuple, list) of those per output, summed per example (Keras'
+        ``loss={"cls": "cross_entropy", "reg": "mse"}``; :func:`nnjax.losses.get`).
       loss_fn: instead of ``loss``, ``loss_fn(model, batch) -> loss | (loss, logs)``:
         ``model`` is the merged model in train mode, ``batch`` a
         :class:`~nnjax.train.data.Batch` ``(x, y, weight, mask)`` (``mask`` 0 on padded
@@ -189,8 +192,10 @@ def fit(
       validation_data: ``(x, y[, sample_weight])`` or an iterable, evaluated after
         every epoch (``val_*`` logs).
       validation_split: hold out this last fraction of array data (Keras).
-      metrics: metric specs (:func:`nnjax.metrics.resolve`; a bare name is fine);
-        ``None`` follows the loss (accuracy for classification losses).
+      metrics: metric specs (:func:`nnjax.metrics.resolve`; a bare name is fine), or
+        a dict of them per output (``{"cls": ["accuracy"]}``, logged as
+        ``"cls_accuracy"``); ``None`` follows the loss (accuracy for classification
+        losses, per output for a loss per output).
       callbacks: :class:`~nnjax.train.callbacks.Callback` instances.
       seed: fixes the data order of every epoch.
       precision: ``"bfloat16"``: bfloat16 compute on GPUs and TPUs; float32

@@ -24,7 +24,6 @@ Example:
 from __future__ import annotations
 
 import functools
-import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -32,7 +31,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from nnjax import losses, metrics
+from nnjax import _checks, losses, metrics
 from nnjax.functional import _bfloat16_dot
 from nnjax.train.data import Batch
 from nnjax.train.loss_output import LOSS_SCALAR, call_loss_fn, scalar, scalar_logs
@@ -107,12 +106,22 @@ def as_batch(x: Any, y: Any = None, weight: Any = None, mask: Any = None) -> Bat
     return Batch(x, y, ones if weight is None else weight, ones if mask is None else mask)
 
 
-def _takes_keyword(fn: Callable, name: str) -> bool:
-    try:
-        params = inspect.signature(fn).parameters
-    except (TypeError, ValueError):
-        return False
-    return name in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+def canonical_loss(loss: Any) -> Any:
+    """``loss`` as ``fit`` keeps it: checked, and a dict (tuple) of losses resolved.
+
+    A dict or tuple of losses per output becomes its hashable
+    :class:`~nnjax.losses.OutputLosses` (so equal specifications share compiled steps);
+    a name or function is returned as given, once :func:`nnjax.losses.get` knows it.
+
+    Raises:
+      ValueError, TypeError: as :func:`nnjax.losses.get` (an unknown name...).
+
+    Example:
+      >>> canonical_loss("mse"), canonical_loss({"y": "mse"}).keys
+      ('mse', ('y',))
+    """
+    resolved = losses.get(loss)
+    return resolved if isinstance(resolved, losses.OutputLosses) else loss
 
 
 def batch_loss(
@@ -147,7 +156,7 @@ def batch_loss(
     """
     fn = losses.get(loss)
     rows = metrics.per_example(fn)
-    takes_mask = rows is None and _takes_keyword(fn, "mask")
+    takes_mask = rows is None and _checks.takes_keyword(fn, "mask")
     align = fn in losses.TARGETS_LIKE_PREDICTIONS
 
     def value(predictions: PyTree, batch: Batch) -> jax.Array:
@@ -320,6 +329,7 @@ __all__ = [
     "as_batch",
     "batch_loss",
     "call_model",
+    "canonical_loss",
     "compute_dtype",
     "loss_normalizer",
     "loss_on_batch",

@@ -19,13 +19,12 @@ import jax
 import numpy as np
 from jax.sharding import Mesh
 
-from nnjax import losses
 from nnjax import metrics as metrics_lib
 from nnjax._deprecation import user_stacklevel
 from nnjax.train import abstract_output, compiled, data, optimizers, sharding, step
 from nnjax.train import validation as checks
 from nnjax.train.evaluate import eval_source
-from nnjax.train.objective import compute_dtype, rounds_matmul_operands
+from nnjax.train.objective import canonical_loss, compute_dtype, rounds_matmul_operands
 
 #: Metric names that compare class labels (``acc``, ``f1_macro``... by their first word).
 _CLASS_METRICS = ("accuracy", "acc", "top_k_accuracy", "auc", "precision", "recall", "f1")
@@ -55,7 +54,7 @@ def objective(loss, loss_fn, metrics, precision, remat) -> Objective:
     if (loss is None) == (loss_fn is None):
         raise ValueError("fit needs exactly one of `loss` (a name or loss(pred, y)) and `loss_fn`")
     if loss is not None:
-        losses.get(loss)
+        loss = canonical_loss(loss)  # unknown names fail here
     default = () if loss is None else metrics_lib.default_metrics(loss)
     specs = default if metrics is None else metrics_lib.as_specs(metrics)
     if loss_fn is not None and specs:

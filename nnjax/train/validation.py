@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from nnjax import losses
+from nnjax import metrics as metrics_lib
 from nnjax.errors import ShapeError
 
 
@@ -93,6 +94,14 @@ def check_labels(out: Any, y: Any, name: str = "train", loss: Any = None) -> Non
       >>> check_labels(out, np.array([0, 2]))
       >>> check_labels(jax.ShapeDtypeStruct((1, 1), jnp.float32), np.array([7]), loss="mse")
     """
+    if isinstance(loss, losses.OutputLosses) and isinstance(out, Mapping | tuple | list):
+        if isinstance(y, Mapping | tuple | list):  # each output's labels, for its loss
+            for key, fn in zip(loss.keys, loss.fns, strict=True):
+                if (key in out if isinstance(out, Mapping) else key < len(out)) and (
+                    key in y if isinstance(y, Mapping) else key < len(y)
+                ):
+                    check_labels(out[key], y[key], f"{name}, output {key!r}", fn)
+        return
     if not isinstance(out, jax.ShapeDtypeStruct) or not isinstance(y, np.ndarray):
         return
     if np.issubdtype(y.dtype, np.floating) and not isinstance(y, np.memmap):
@@ -134,16 +143,28 @@ def check_named_take_arrays(
     """A named loss or metric compares one array of outputs with one array of labels.
 
     A model with several outputs (a dict or tuple of them) or labels as a pytree needs a
-    callable ``loss(predictions, y)`` that combines them (or ``loss_fn``), and metrics
-    given as :class:`~nnjax.metrics.Metric` objects that read them.
+    loss per output (``{"cls": "cross_entropy", "reg": "mse"}``) or a callable
+    ``loss(predictions, y)`` that combines them (or ``loss_fn``), and metrics per output
+    (``{"cls": ["accuracy"]}``) or ones that read them.
 
     Raises:
-      ValueError: names the loss or metrics, the outputs and the labels.
+      ValueError: names the loss or metrics, the outputs and the labels; for a loss per
+        output, an output or label it names that is missing.
 
     Example:
       >>> out = {"a": jax.ShapeDtypeStruct((1, 3), jnp.float32)}
       >>> check_named_take_arrays(lambda p, y: 0.0, [], out, np.zeros(4))
     """
+    try:  # a loss or metric per output: the outputs it names must exist
+        if isinstance(loss, losses.OutputLosses):
+            loss.check_structure(out, "model outputs")
+            loss.check_structure(y, "labels y")
+            loss = None
+        for metric in metrics:
+            if isinstance(metric, metrics_lib.OutputMetric):
+                metric.select(out, "model outputs"), metric.select(y, "labels y")
+    except ValueError as err:
+        raise ValueError(f"`{name}`: {err}") from None
     single = lambda tree: isinstance(tree, jax.ShapeDtypeStruct | np.ndarray | jax.Array)
     if (out is None or single(out)) and (y is None or single(y)):
         return
@@ -157,8 +178,8 @@ def check_named_take_arrays(
     raise ValueError(
         f"`{name}`: {what} one array of outputs with one array of labels, but "
         f"the model returns {describe(out)} and y is {describe(y)}; for several outputs "
-        "pass loss=f(predictions, y) combining them (or loss_fn=f(model, batch)), and "
-        "metrics as nnjax.metrics.Metric objects that read them"
+        "pass a loss per output (loss={'a': 'mse', ...}) or one combining them, and "
+        "metrics per output (metrics={'a': ['mae']})"
     )
 
 

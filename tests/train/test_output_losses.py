@@ -1,0 +1,134 @@
+"""A loss (and metrics) per model output: ``fit(loss={"cls": ..., "reg": ...})`` as Keras.
+
+The per-output losses are summed per example, so masking, weights and padded batches
+stay exact: ``evaluate`` must equal the mean over examples of each output's loss,
+computed here with NumPy from the model's outputs. Metrics per output are logged as
+``"<key>_<name>"`` and equal the metric of that output alone.
+"""
+
+import jax
+import numpy as np
+import optax
+import pytest
+from flax import nnx
+
+import nnjax.train as T
+from nnjax import losses, nn
+from nnjax.train import compiled
+from tests.train._data import leaves
+
+RNG = np.random.default_rng(0)
+X = RNG.normal(size=(30, 4)).astype(np.float32)
+Y = {"cls": RNG.integers(0, 3, 30).astype(np.int32), "reg": (X[:, 0] - X[:, 1]).astype(np.float32)}
+LOSS = {"cls": "cross_entropy", "reg": "mse"}
+ONE = jax.devices()[:1]
+
+
+class TwoHeads(nnx.Module):
+    """A classifier head ``(B, 3)`` and a regression head ``(B, 1)`` on one body."""
+
+    def __init__(self, rngs, as_tuple=False):
+        self.body = nn.Dense(4, 8, rngs=rngs)
+        self.cls = nn.Dense(8, 3, rngs=rngs)
+        self.reg = nn.Dense(8, 1, rngs=rngs)
+        self.as_tuple = as_tuple
+
+    def __call__(self, x):
+        h = jax.nn.relu(self.body(x))
+        out = {"cls": self.cls(h), "reg": self.reg(h)}
+        return (out["cls"], out["reg"]) if self.as_tuple else out
+
+
+def _reference(model, x, y):
+    """Mean over examples of cross-entropy + squared error, and the two metrics, in NumPy."""
+    out = jax.tree.map(lambda a: np.asarray(a, np.float64), model(x))
+    logits = out["cls"] - out["cls"].max(axis=1, keepdims=True)
+    log_p = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+    ce = -log_p[np.arange(len(x)), y["cls"]]
+    se = (out["reg"][:, 0] - y["reg"]) ** 2
+    accuracy = np.mean(out["cls"].argmax(axis=1) == y["cls"])
+    return np.mean(ce + se), accuracy, np.mean(np.abs(out["reg"][:, 0] - y["reg"]))
+
+
+def test_evaluate_is_exact_over_padded_batches():
+    model = TwoHeads(nnx.Rngs(0))
+    metrics = {"cls": ["accuracy"], "reg": "mae"}
+    got = T.evaluate(model, (X, Y), loss=LOSS, metrics=metrics, batch_size=7, devices=ONE)
+    loss, accuracy, mae = _reference(model, X, Y)
+    assert sorted(got) == ["cls_accuracy", "loss", "reg_mae"]
+    np.testing.assert_allclose(got["loss"], loss, rtol=1e-5)
+    np.testing.assert_allclose(got["cls_accuracy"], accuracy)
+    np.testing.assert_allclose(got["reg_mae"], mae, rtol=1e-5)
+
+
+def test_fit_trains_as_the_combined_loss():
+    def combined(predictions, y):  # batch-level: exact where batches divide the data
+        return losses.cross_entropy(predictions["cls"], y["cls"]) + losses.mse(
+            predictions["reg"][:, 0], y["reg"]
+        )
+
+    kw = dict(epochs=3, batch_size=10, verbose=0, devices=ONE, learning_rate=0.05)
+    by_output, by_function = TwoHeads(nnx.Rngs(0)), TwoHeads(nnx.Rngs(0))
+    history = T.fit(by_output, (X, Y), loss=LOSS, **kw).history
+    reference = T.fit(by_function, (X, Y), loss=combined, **kw).history
+    np.testing.assert_allclose(history["loss"], reference["loss"], rtol=1e-5)
+    assert "cls_accuracy" in history  # the default metric of the classification output
+    for a, b in zip(leaves(by_output), leaves(by_function), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_tuple_outputs_take_a_list_of_losses():
+    model = TwoHeads(nnx.Rngs(0), as_tuple=True)
+    y = (Y["cls"], Y["reg"])
+    metrics = {0: "accuracy", 1: "mae"}
+    got = T.evaluate(model, (X, y), loss=["cross_entropy", "mse"], metrics=metrics, devices=ONE)
+    loss, accuracy, mae = _reference(TwoHeads(nnx.Rngs(0)), X, Y)
+    np.testing.assert_allclose(got["loss"], loss, rtol=1e-5)
+    assert got["output_0_accuracy"] == pytest.approx(accuracy)
+    assert got["output_1_mae"] == pytest.approx(mae, rel=1e-5)
+
+
+def test_equal_loss_dicts_compile_once():
+    kw = dict(epochs=1, batch_size=10, verbose=0, devices=ONE)
+    T.fit(TwoHeads(nnx.Rngs(0)), (X, Y), loss=dict(LOSS), **kw)
+    traces = compiled.TRACES.count
+    T.fit(TwoHeads(nnx.Rngs(1)), (X, Y), loss=dict(LOSS), **kw)
+    assert compiled.TRACES.count == traces
+
+
+def test_a_sweep_takes_a_loss_per_output():
+    result = T.sweep(
+        lambda rngs: TwoHeads(rngs), (X, Y), loss=LOSS, members=T.grid(learning_rate=[0.01, 0.1]),
+        epochs=2, batch_size=10, verbose=0,
+    )  # fmt: skip
+    assert result.history["cls_accuracy"].shape == (2, 2)
+    assert np.isfinite(result.history["loss"]).all()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "data", "error", "match"),
+    [
+        (dict(loss={"cls": "cross_entropy", "other": "mse"}), (X, Y), ValueError,
+         r"`train`: loss: the model outputs have no 'other'"),
+        (dict(loss=LOSS), (X, {"cls": Y["cls"]}), ValueError, r"the labels y have no 'reg'"),
+        (dict(loss={"cls": "crossentropy"}), (X, Y), ValueError, r"loss\['cls'\]: unknown loss"),
+        (dict(loss={"cls": optax.softmax_cross_entropy_with_integer_labels}), (X, Y), TypeError,
+         r"takes no `reduction` keyword"),
+        (dict(loss=LOSS, metrics={"clss": "accuracy"}), (X, Y), ValueError,
+         r"metrics\['clss'\]: the model outputs have no output 'clss'"),
+        (dict(loss=LOSS, class_weight={0: 2.0}), (X, Y), ValueError,
+         r"class_weight needs one array of class labels"),
+        (dict(loss=LOSS), (X, {"cls": Y["cls"] + 3, "reg": Y["reg"]}), ValueError,
+         r"`train, output 'cls'` y\[0\] = \d is out of range"),
+        (dict(loss={"cls": "cross_entropy"}), (X, Y["cls"]), ValueError,
+         r"a dict of losses needs a model returning a dict"),
+    ],
+)  # fmt: skip
+def test_mistakes_are_named_before_compiling(monkeypatch, kwargs, data, error, match):
+    def refuse(*args):
+        raise AssertionError("compiled before the input was checked")
+
+    monkeypatch.setattr(compiled, "compiled_train", refuse)
+    model = nn.MLP(4, (8,), 3, rngs=nnx.Rngs(0)) if data[1] is Y["cls"] else TwoHeads(nnx.Rngs(0))
+    with pytest.raises(error, match=match):
+        T.fit(model, data, epochs=1, verbose=0, **kwargs)
