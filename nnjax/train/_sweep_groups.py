@@ -185,22 +185,32 @@ def _member_values(value: Any, shape: tuple[int, ...]) -> np.ndarray | None:
 
 
 def hyperparam_arrays(hp: Mapping[str, list], names: Sequence[str]) -> dict[str, np.ndarray]:
-    """Each named hyperparameter's values per member: float64 if numeric, else object.
+    """Each named hyperparameter's values per member: int64, float64 or object.
+
+    int64 when every value is an integer (a width), float64 when numeric, else object.
 
     Example:
       >>> hyperparam_arrays({"lr": [np.float32(0.5), 1], "act": ["relu", "tanh"]}, ["lr", "act"])
       {'lr': array([0.5, 1. ]), 'act': array(['relu', 'tanh'], dtype=object)}
+      >>> hyperparam_arrays({"width": [4, np.int32(8)]}, ["width"])["width"].tolist()
+      [4, 8]
     """
     out = {}
     for name in names:
         values = np.empty(len(hp[name]), object)
         for i, v in enumerate(hp[name]):
             values[i] = v
-        numeric = all(
-            isinstance(v, numbers.Real) and not isinstance(v, bool | np.bool_) for v in hp[name]
-        )
-        out[name] = values.astype(np.float64 if numeric else object)
+        kinds = {_kind(v) for v in hp[name]}
+        dtype = np.int64 if kinds == {"int"} else np.float64 if kinds <= {"int", "real"} else object
+        out[name] = values.astype(dtype)
     return out
+
+
+def _kind(value: Any) -> str:
+    """``"int"``, ``"real"`` or ``"other"`` (a bool is other: it is no size)."""
+    if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Real):
+        return "other"
+    return "int" if isinstance(value, numbers.Integral) else "real"
 
 
 def diverged_epochs(run: Any, stopped: np.ndarray) -> np.ndarray:

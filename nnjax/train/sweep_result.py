@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import numbers
 import os
 from collections.abc import Callable
 from typing import Any
@@ -127,6 +128,8 @@ class SweepResult:
     opt_state = property(lambda self: self._single().opt_state, doc="Its optimizer states.")
 
     def _locate(self, i: int) -> tuple[MemberGroup, int]:
+        if isinstance(i, bool) or not isinstance(i, numbers.Integral):
+            raise TypeError(f"a member index must be an int, got {i!r} ({type(i).__name__})")
         if not -self.num_members <= i < self.num_members:
             raise IndexError(f"member {i} out of range for {self.num_members} members")
         i %= self.num_members
@@ -304,8 +307,9 @@ def ensemble_predict(
     """The mean over members of ``activation(member(x))``, members in inference mode.
 
     Args:
-      result: a :class:`SweepResult` of one structure (e.g. an ensemble of seeds), with
-        ``M`` members.
+      result: a :class:`SweepResult` with ``M`` members: of one structure (an ensemble
+        of seeds, one compiled program), or of several (widths swept: each group's
+        members predict in their own program, then all are averaged alike).
       x: ``(B, ...)`` inputs the models take (floating, as in training; a NumPy or JAX
         array).
       activation: applied to each member's output before averaging, e.g. ``"softmax"``
@@ -317,7 +321,7 @@ def ensemble_predict(
       members of :func:`member_predictions` (after ``activation``).
 
     Raises:
-      ValueError: if the sweep has several groups of different structure.
+      ValueError: groups whose outputs differ in shape or dtype (names them).
 
     Example:
       >>> from nnjax.nn import MLP
@@ -332,6 +336,9 @@ def ensemble_predict(
       True
     """
     fn = None if activation is None else activations.get(activation)
+    if len(result.groups) > 1:  # one program per structure; the mean over all members
+        outputs = member_predictions(result, x)
+        return jnp.mean(outputs if fn is None else fn(outputs), axis=0).astype(outputs.dtype)
     predict = _compiled_ensemble(_eval_graphdef(result._single()), fn)
     return predict(result.params, result.rest, _input(x))
 
@@ -340,12 +347,16 @@ def member_predictions(result: SweepResult, x: jax.typing.ArrayLike) -> jax.Arra
     """Every member's output on ``x`` (inference mode), stacked ``(M, *output_shape)``.
 
     Args:
-      result: the sweep's result, with ``M`` members.
+      result: the sweep's result, with ``M`` members (in one group or several: each
+        group predicts in its own compiled program).
       x: ``(B, ...)`` inputs the models take (floating, as in training).
 
     Returns:
-      ``(M, B, ...)``: each member's output, in the models' output dtype (float32 for
-      float32 models).
+      ``(M, B, ...)``: each member's output, in member order, in the models' output
+      dtype (float32 for float32 models).
+
+    Raises:
+      ValueError: groups whose outputs differ in shape or dtype (names them).
 
     Example:
       >>> from nnjax.nn import MLP
@@ -356,8 +367,19 @@ def member_predictions(result: SweepResult, x: jax.typing.ArrayLike) -> jax.Arra
       >>> member_predictions(r, x).shape
       (3, 8, 1)
     """
-    predict = _compiled_members(_eval_graphdef(result._single()))
-    return predict(result.params, result.rest, _input(x))
+    x = _input(x)
+    stacks = [
+        _compiled_members(_eval_graphdef(group))(group.params, group.rest, x)
+        for group in result.groups
+    ]
+    if len(stacks) == 1:
+        return stacks[0]
+    kinds = {(s.shape[1:], s.dtype) for s in stacks}
+    if len(kinds) > 1:
+        shown = ", ".join(f"group {g}: {s.shape[1:]} {s.dtype}" for g, s in enumerate(stacks))
+        raise ValueError(f"the sweep's groups give outputs of different shapes ({shown})")
+    order = np.argsort(np.concatenate([group.members for group in result.groups]))
+    return jnp.concatenate(stacks)[order]
 
 
 def _input(x: Any) -> Any:

@@ -110,3 +110,29 @@ def test_member_of_another_group_is_found(result):
     assert isinstance(result.member(-1), nnx.Module)
     with pytest.raises(IndexError):
         result.member(4)
+    with pytest.raises(TypeError, match=r"a member index must be an int, got 1\.5"):
+        result.member(1.5)
+
+
+def test_predictions_span_groups_of_different_widths(result, data):
+    """Each group predicts in its own program; members come back in member order."""
+    from nnjax.train.sweep_result import ensemble_predict, member_predictions
+
+    x = data[0][32:]
+    stacked = np.asarray(member_predictions(result, x))
+    assert stacked.shape == (4, 16, 2)
+    for i in range(4):
+        model = result.member(i)
+        model.eval()
+        np.testing.assert_allclose(stacked[i], model(x), rtol=1e-5, atol=1e-6)
+    probs = np.asarray(ensemble_predict(result, x, activation="softmax"))
+    softmax = np.exp(stacked) / np.exp(stacked).sum(axis=-1, keepdims=True)
+    np.testing.assert_allclose(probs, softmax.mean(axis=0), rtol=1e-5, atol=1e-6)
+
+
+def test_integer_hyperparameters_stay_integers(result):
+    assert result.hyperparams["width"].dtype == np.int64
+    members = grid(seeds=[0], width=[4, 8], learning_rate=[1e-3, 0.3])  # as the fixture's
+    widths = [row["width"] for row in result.rows()]
+    assert widths == members["hyperparams"]["width"]
+    assert all(type(w) is int for w in widths)
