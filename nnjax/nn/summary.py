@@ -7,12 +7,14 @@ import functools
 import math
 import numbers
 from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 from flax import nnx
 
 from nnjax.nn import _shapes
+from nnjax.nn._model_call import call_model
 
 
 def count_params(module: nnx.Module) -> int:
@@ -65,9 +67,7 @@ def _shape_str(out: object) -> str:
     return ", ".join(str(s) for s in shapes) if shapes else "-"
 
 
-def layer_rows(
-    model: nnx.Module, x: jax.ShapeDtypeStruct
-) -> tuple[list[tuple[str, str, str, int]], jax.ShapeDtypeStruct]:
+def layer_rows(model: nnx.Module, x: Any) -> tuple[list[tuple[str, str, str, int]], Any]:
     """Rows ``(path, type, output shape, params)`` per innermost module called, and the output.
 
     The rows follow the order in which ``model(x)`` calls its leaf modules. Shapes come
@@ -77,10 +77,10 @@ def layer_rows(
     outputs: dict[int, object] = {}
     rows: list[tuple[str, str, str, int]] = []
 
-    def trace(m: nnx.Module, x: jax.ShapeDtypeStruct):
+    def trace(m: nnx.Module, x: Any):
         modules = list(nnx.iter_modules(m))
         with _recording({type(sub) for _, sub in modules}, outputs):
-            y = m(x)
+            y = call_model(m, x)
         # A row per called module none of whose submodules was called: plain layers,
         # and layers that hold their parameters in submodules but call one functional
         # op on them (MultiHeadAttention, TransformerEncoderBlock, Bidirectional).
@@ -98,10 +98,7 @@ def layer_rows(
     return rows, out
 
 
-def input_spec(
-    input_shape: Sequence[int] | jax.typing.ArrayLike | jax.ShapeDtypeStruct,
-    dtype: jnp.dtype | None = None,
-) -> jax.ShapeDtypeStruct:
+def input_spec(input_shape: Any, dtype: jnp.dtype | None = None) -> Any:
     """The abstract input of :func:`summary`: a shape, or an example array's shape and dtype.
 
     ``dtype`` (``None``: the example's dtype, or float32 for a shape) overrides.
@@ -111,6 +108,9 @@ def input_spec(
         or a bare int (the batch axis belongs in the shape).
       ValueError: a negative size.
 
+    Several example inputs (a tuple of arrays, positional, or a dict, by keyword, as
+    :func:`nnjax.train.predict` takes them) give the same structure of specs.
+
     Example:
       >>> input_spec((2, 3))
       ShapeDtypeStruct(shape=(2, 3), dtype=float32)
@@ -119,6 +119,19 @@ def input_spec(
     """
     if hasattr(input_shape, "shape") and hasattr(input_shape, "dtype"):
         return jax.ShapeDtypeStruct(tuple(input_shape.shape), dtype or input_shape.dtype)
+    if isinstance(input_shape, dict) or (
+        isinstance(input_shape, tuple | list) and any(hasattr(a, "shape") for a in input_shape)
+    ):  # several example inputs: positional (a tuple) or keyword (a dict), as predict's
+        leaves = jax.tree.leaves(input_shape)
+        if not all(hasattr(a, "shape") and hasattr(a, "dtype") for a in leaves):
+            raise TypeError(
+                "summary: example inputs in a tuple or dict must all be arrays, got "
+                f"{[type(a).__name__ for a in leaves]}"
+            )
+        return jax.tree.map(
+            lambda a: input_spec(a, dtype),
+            tuple(input_shape) if isinstance(input_shape, list) else input_shape,
+        )
     if isinstance(input_shape, numbers.Integral):
         raise TypeError(
             f"summary: `input_shape` is the full input shape, batch axis included, e.g. "
@@ -141,7 +154,7 @@ def input_spec(
 
 def summary(
     model: nnx.Module,
-    input_shape: Sequence[int] | jax.typing.ArrayLike | jax.ShapeDtypeStruct,
+    input_shape: Any,
     *,
     dtype: jnp.dtype | None = None,
     print_fn: Callable[[str], object] | None = print,
@@ -152,7 +165,8 @@ def summary(
       model: any NNX module taking one array.
       input_shape: the full input shape, batch axis included, e.g. ``(1, 28, 28)``; or
         an example input (an array or ``jax.ShapeDtypeStruct``, as ``nnx.tabulate``
-        takes), whose shape and dtype are used (nothing is computed on it).
+        takes), whose shape and dtype are used (nothing is computed on it); or several,
+        a tuple of them (positional inputs) or a dict (keyword inputs).
       dtype: the input dtype; ``None``: the example's, or float32 for a shape.
       print_fn: where to print the table (``None``: do not print).
 

@@ -82,3 +82,29 @@ def test_bad_input_shapes_are_named(bad, error, match):
 def test_a_wrong_shape_gets_the_models_own_error():
     with pytest.raises(ShapeError, match="MLP"):
         summary(MLP(4, (3,), 2, rngs=nnx.Rngs(0)), jnp.ones((2, 5)), print_fn=None)
+
+
+class _TwoInputs(nnx.Module):
+    def __init__(self, rngs):
+        from nnjax.nn import Dense
+
+        self.a = Dense(3, 4, rngs=rngs)
+        self.b = Dense(2, 4, rngs=rngs)
+
+    def __call__(self, a, b):
+        return self.a(a) + self.b(b)
+
+
+def test_several_example_inputs_go_in_as_predict_passes_them():
+    model = _TwoInputs(nnx.Rngs(0))
+    a, b = jnp.ones((5, 3)), jnp.ones((5, 2))
+    positional = summary(model, (a, b), print_fn=None)
+    assert summary(model, {"a": a, "b": b}, print_fn=None) == positional
+    assert (
+        summary(model, [a, jax.ShapeDtypeStruct((5, 2), jnp.float32)], print_fn=None) == positional
+    )
+    rows = [line.split() for line in positional.splitlines() if line.startswith(("a ", "b "))]
+    assert [r[:2] for r in rows] == [["a", "Dense"], ["b", "Dense"]]
+    assert "Output shape: (5, 4)" in positional
+    with pytest.raises(TypeError, match="must all be arrays"):
+        summary(model, (a, 3), print_fn=None)
