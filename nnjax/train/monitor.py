@@ -119,7 +119,9 @@ def resumed_logs(loop: Any, name: str) -> list[tuple[int, dict[str, float]]]:
     """``(epoch, logs)`` of the epochs already in ``loop.history`` that logged ``name``.
 
     A monitoring callback replays them in ``on_train_begin``, so that a run resumed
-    with ``resume_from`` counts stalls as the uninterrupted run does.
+    with ``resume_from`` counts stalls as the uninterrupted run does. In a sweep (its
+    history holds ``logs``, a list of ``(M,)`` arrays per name), each value is the
+    group's ``(M,)`` array.
 
     Example:
       >>> from types import SimpleNamespace
@@ -130,10 +132,11 @@ def resumed_logs(loop: Any, name: str) -> list[tuple[int, dict[str, float]]]:
       [(0, {'loss': 0.5})]
     """
     history = getattr(loop, "history", None)
-    if not isinstance(history, History) or name not in history.history:
+    columns = history.history if isinstance(history, History) else getattr(history, "logs", None)
+    if not isinstance(columns, dict) or name not in columns:
         return []
-    names = list(history.history)
-    rows = zip(*(history.history[n] for n in names), strict=True) if names else ()
+    names = list(columns)
+    rows = zip(*(columns[n] for n in names), strict=True) if names else ()
     return [(e, dict(zip(names, row))) for e, row in zip(history.epoch, rows)]
 
 

@@ -97,3 +97,26 @@ def test_per_member_values_must_match_the_group():
         set_hyperparameter(state, "learning_rate", np.array([0.1, 0.2]))
     with pytest.raises(ValueError, match=r"learning_rate\[1\]"):
         set_hyperparameter(state, "learning_rate", np.array([0.1, -0.2]))
+
+
+def test_a_resumed_sweep_lowers_the_rates_as_an_uninterrupted_one(tmp_path):
+    from nnjax.train.checkpoint import ModelCheckpoint
+    from tests.train._data import crash_at
+
+    members = {"seeds": [0] * len(RATES), "hyperparams": {"learning_rate": RATES}}
+    plateau = lambda: T.ReduceLROnPlateau("score", factor=0.5, patience=2)
+
+    def run(folder, extra=(), resume_from=None):
+        callbacks = [Score(), plateau(), ModelCheckpoint(folder), *extra]
+        return T.sweep(
+            mlp, three_classes(32), members=members, callbacks=callbacks,
+            resume_from=resume_from, **KW,
+        )  # fmt: skip
+
+    whole = np.asarray(run(tmp_path / "whole").history["learning_rate"])
+    with pytest.raises(RuntimeError, match="killed"):
+        run(tmp_path / "cut", extra=[crash_at(2)])
+    resumed = np.asarray(
+        run(tmp_path / "cut", resume_from=tmp_path / "cut").history["learning_rate"]
+    )
+    np.testing.assert_allclose(resumed, whole, rtol=1e-6)
