@@ -137,7 +137,7 @@ def resumed_logs(loop: Any, name: str) -> list[tuple[int, dict[str, float]]]:
         return []
     names = list(columns)
     rows = zip(*(columns[n] for n in names), strict=True) if names else ()
-    return [(e, dict(zip(names, row))) for e, row in zip(history.epoch, rows)]
+    return [(e, dict(zip(names, row))) for e, row in zip(getattr(history, "epoch", ()), rows)]
 
 
 class EarlyStopping(Callback):
