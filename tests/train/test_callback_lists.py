@@ -87,7 +87,7 @@ def test_scheduler_takes_a_one_argument_schedule():
 def test_scheduler_takes_an_optax_schedule_counting_epochs():
     schedule = optax.cosine_decay_schedule(0.1, decay_steps=4)
     expected = [float(schedule(epoch)) for epoch in range(3)]
-    np.testing.assert_allclose(_rates(schedule), expected, rtol=1e-6)
+    np.testing.assert_allclose(_rates(schedule), expected, rtol=1e-6, atol=1e-9)
 
 
 def test_scheduler_passes_the_rate_to_two_argument_forms():
@@ -95,7 +95,7 @@ def test_scheduler_passes_the_rate_to_two_argument_forms():
         epoch, lr = args
         return lr / 2 if epoch else lr
 
-    np.testing.assert_allclose(_rates(halve), [0.1, 0.05, 0.025], rtol=1e-6)
+    np.testing.assert_allclose(_rates(halve), [0.1, 0.05, 0.025], rtol=1e-6, atol=1e-9)
     np.testing.assert_allclose(_rates(lambda epoch, lr=1.0: lr + epoch), [0.1, 1.1, 3.1])
 
 

@@ -67,7 +67,7 @@ def test_each_member_gets_the_rates_fit_gives_it(make):
     swept = _sweep_rates(make())
     assert swept.shape == (len(RATES), len(SCRIPT))
     for i in range(len(RATES)):
-        np.testing.assert_allclose(swept[i], _fit_rates(i, make()), rtol=1e-6)
+        np.testing.assert_allclose(swept[i], _fit_rates(i, make()), rtol=1e-6, atol=1e-9)
     if isinstance(make(), T.ReduceLROnPlateau):
         assert len({tuple(row) for row in swept}) == len(RATES)  # members lowered apart
 
@@ -78,7 +78,7 @@ def test_per_member_rates_compile_nothing():
     _sweep_rates(T.LearningRateScheduler(lambda epoch, lr: lr / 2))
     traces = compiled.TRACES.count
     swept = _sweep_rates(T.LearningRateScheduler(lambda epoch, lr: lr / 2))
-    np.testing.assert_allclose(swept[:, 1], np.array(RATES) / 4, rtol=1e-6)
+    np.testing.assert_allclose(swept[:, 1], np.array(RATES) / 4, rtol=1e-6, atol=1e-9)
     assert compiled.TRACES.count == traces
 
 
@@ -119,4 +119,4 @@ def test_a_resumed_sweep_lowers_the_rates_as_an_uninterrupted_one(tmp_path):
     resumed = np.asarray(
         run(tmp_path / "cut", resume_from=tmp_path / "cut").history["learning_rate"]
     )
-    np.testing.assert_allclose(resumed, whole, rtol=1e-6)
+    np.testing.assert_allclose(resumed, whole, rtol=1e-6, atol=1e-9)
