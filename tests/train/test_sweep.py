@@ -9,7 +9,7 @@ from flax import nnx
 
 from nnjax import _hardware, activations, losses
 from nnjax.nn import MLP
-from nnjax.train import compiled, sharding, sweep_result
+from nnjax.train import compiled, ensemble, sharding
 from nnjax.train import step as step_lib
 from nnjax.train.callbacks import EarlyStopping
 from nnjax.train.data import ArraySource, epoch_index
@@ -166,13 +166,13 @@ def test_ensemble_predict_is_the_mean_of_member_outputs(result, data):
 def test_ensemble_and_member_predictions_compile_once(result, data):
     x = data[0][:6]
     graphdef = step_lib.graphdef_for(result.member(0), training=False)
-    members = sweep_result._compiled_members(graphdef)
-    ensemble = sweep_result._compiled_ensemble(graphdef, activations.get("softmax"))
+    members = ensemble._compiled_members(graphdef)
+    mean = ensemble._compiled_ensemble(graphdef, activations.get("softmax"))
     sizes = []
     for _ in range(3):
         ensemble_predict(result, x, activation="softmax")
         member_predictions(result, x)
-        sizes.append((members._cache_size(), ensemble._cache_size()))
+        sizes.append((members._cache_size(), mean._cache_size()))
     assert sizes[0] >= (1, 1) and sizes[1:] == [sizes[0]] * 2, sizes
 
 

@@ -116,7 +116,7 @@ def test_member_of_another_group_is_found(result):
 
 def test_predictions_span_groups_of_different_widths(result, data):
     """Each group predicts in its own program; members come back in member order."""
-    from nnjax.train.sweep_result import ensemble_predict, member_predictions
+    from nnjax.train.ensemble import ensemble_predict, member_predictions
 
     x = data[0][32:]
     stacked = np.asarray(member_predictions(result, x))
