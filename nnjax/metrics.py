@@ -168,7 +168,7 @@ def _named_metrics() -> dict[str, Callable[[], Metric]]:
 _METRICS = _named_metrics()
 
 
-def resolve(spec: str | Metric | Callable) -> Metric:
+def resolve(spec: str | Metric | OutputMetric | Callable) -> Metric:
     """A :class:`Metric` from a name, a :class:`Metric`, or a function ``m(pred, y)``.
 
     A function that takes ``reduction="none"`` (like the losses) is averaged per
@@ -179,7 +179,8 @@ def resolve(spec: str | Metric | Callable) -> Metric:
 
     Args:
       spec: a name (see the module docstring; case-insensitive), a :class:`Metric`
-        (returned unchanged), or a function ``m(predictions, targets)``.
+        (returned unchanged), a function ``m(predictions, targets)``, or an
+        :class:`OutputMetric` (any of those, of one output of several).
 
     Returns:
       The :class:`Metric`, logged under its ``name`` (a function's ``__name__``).
