@@ -96,8 +96,8 @@ def export(
         x = kwargs if isinstance(spec, dict) else args if isinstance(spec, tuple) else args[0]
         return call_model(nnx.merge(graphdef, state), x)
 
-    args, kwargs = ((), spec) if isinstance(spec, dict) else (spec, {})
-    args = args if isinstance(spec, tuple | dict) else (spec,)
+    args = spec if isinstance(spec, tuple) else () if isinstance(spec, dict) else (spec,)
+    kwargs = spec if isinstance(spec, dict) else {}
     exported = jax.export.export(jax.jit(infer), platforms=platforms)(*args, **kwargs)
     path = layout.user_path(path)
     tmp = path.with_name(f".{path.name}.tmp")

@@ -102,14 +102,14 @@ def input_spec(input_shape: Any, dtype: jnp.dtype | None = None) -> Any:
     """The abstract input of :func:`summary`: a shape, or an example array's shape and dtype.
 
     ``dtype`` (``None``: the example's dtype, or float32 for a shape) overrides.
+    Several example inputs (a tuple of arrays, positional, or a dict, by keyword, as
+    :func:`nnjax.train.predict` takes them) give the same structure of specs.
 
     Raises:
       TypeError: neither a shape (a sequence of ints) nor an array-like with a shape,
-        or a bare int (the batch axis belongs in the shape).
+        or a bare int (the batch axis belongs in the shape); a tuple or dict of example
+        inputs holding something other than arrays.
       ValueError: a negative size.
-
-    Several example inputs (a tuple of arrays, positional, or a dict, by keyword, as
-    :func:`nnjax.train.predict` takes them) give the same structure of specs.
 
     Example:
       >>> input_spec((2, 3))
