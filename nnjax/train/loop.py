@@ -315,8 +315,10 @@ def fit(
     if val is not None:  # the mesh may span more devices than ``mesh_size`` assumed
         val = divisible(val, int(mesh.shape[sharding.DATA_AXIS]))
     setup.warn_if_fsdp_unsharded(param_sharding, mesh, source.batch_size)
-    k = steps_per_dispatch or default_steps(compiled.steps_per_dispatch_for(model), source, mesh)
-    k = checks.check_count("steps_per_dispatch", k, 1)
+    if steps_per_dispatch is None:
+        k = default_steps(compiled.steps_per_dispatch_for(model), source, mesh)
+    else:  # 0 is no default: an error, as any count below 1
+        k = checks.check_count("steps_per_dispatch", steps_per_dispatch, 1)
 
     state = TrainState(params, optimizers.init_state(tx, params, learning_rate=lr), rest)
     layout = sharding.state_layout(state, mesh, param_sharding)  # bad rules fail here

@@ -336,9 +336,11 @@ def _group_plan(model: nnx.Module, graphdef: nnx.GraphDef, state: SweepState, c:
         eval_per_step = auto_eval_per_step(platform, graphdef)
     if len(seeds) == 1:  # one member runs unbatched whatever per_step says (over_members)
         per_step = 1
-    k = c["steps_per_dispatch"] or default_sweep_steps(
-        compiled.steps_per_dispatch_for(model), c["source"], mesh, len(seeds)
-    )
+    k = c["steps_per_dispatch"]
+    if k is None:
+        k = default_sweep_steps(
+            compiled.steps_per_dispatch_for(model), c["source"], mesh, len(seeds)
+        )  # fmt: skip
     k = checks.check_count("steps_per_dispatch", k, 1)
     feeder = SweepFeeder(c["source"], seeds, k, mesh)
     validate = None

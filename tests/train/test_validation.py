@@ -322,3 +322,17 @@ def test_fit_names_validation_data_whose_inputs_the_model_cannot_take():
     x, y = blobs()
     with pytest.raises(ValueError, match=r"^`validation`: the model cannot take inputs"):
         _fit((x, y), validation_data=(np.ones((8, 5), np.float32), y[:8]))
+
+
+@pytest.mark.parametrize("k", [0, -1, 2.0])
+def test_fit_refuses_steps_per_dispatch_below_one_or_not_an_int(k):
+    x, y = blobs()
+    with pytest.raises((ValueError, TypeError), match="steps_per_dispatch"):
+        _fit((x, y), steps_per_dispatch=k)  # 0 was read as "the default"
+
+
+def test_sweep_refuses_steps_per_dispatch_zero():
+    x, y = blobs()
+    with pytest.raises(ValueError, match="steps_per_dispatch"):
+        T.sweep(lambda rngs: mlp(), (x, y), loss="cross_entropy", seeds=[0, 1],
+                steps_per_dispatch=0)  # fmt: skip
