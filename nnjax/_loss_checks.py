@@ -81,6 +81,19 @@ def align_targets(predictions: Any, y: Any) -> Any:
     return y
 
 
+def per_example_mean(values: ArrayLike) -> jax.Array:
+    """``values (B, ...)`` averaged over every axis but the first: ``(B,)``.
+
+    An empty batch gives ``(0,)`` (a ``reshape(B, -1)`` cannot infer the size there).
+
+    Example:
+      >>> per_example_mean(jnp.ones((2, 3, 4))).shape, per_example_mean(jnp.ones((0, 3))).shape
+      ((2,), (0,))
+    """
+    values = jnp.asarray(values)
+    return values.mean(axis=tuple(range(1, values.ndim))) if values.ndim > 1 else values
+
+
 def _concrete(x: ArrayLike) -> np.ndarray | None:
     """``x`` as a NumPy array, or ``None`` when traced: value checks skip traced arrays."""
     return None if isinstance(x, jax.core.Tracer) else np.asarray(x)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -57,7 +58,7 @@ def _class_ids(op: str, logits: jax.Array, labels: jax.Array) -> tuple[jax.Array
 def _rows(op: str, values: jax.Array, mask: jax.Array) -> tuple[jax.Array, jax.Array]:
     """``values`` as ``(B, M)`` float32 and the mask broadcast to it."""
     _check_mask(op, mask, values)
-    flat = values.reshape(values.shape[0], -1).astype(jnp.float32)
+    flat = values.reshape(values.shape[0], math.prod(values.shape[1:])).astype(jnp.float32)
     return flat, jnp.broadcast_to(mask.astype(jnp.float32)[:, None], flat.shape)
 
 

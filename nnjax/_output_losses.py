@@ -23,10 +23,9 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 
 from nnjax import _checks
-from nnjax._loss_checks import _reduce, align_targets
+from nnjax._loss_checks import _reduce, align_targets, per_example_mean
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,7 +62,7 @@ class OutputLosses:
         Raises:
           ValueError: an output or label missing, or not a dict (tuple) of them.
         """
-        rows = [r for r in self.rows(predictions, targets).values()]
+        rows = list(self.rows(predictions, targets).values())
         return _reduce(sum(rows[1:], rows[0]), reduction)
 
     def rows(self, predictions: Any, targets: Any) -> dict[Any, jax.Array]:
@@ -73,10 +72,8 @@ class OutputLosses:
         out = {}
         for key, fn, align in zip(self.keys, self.fns, self.aligned, strict=True):
             p, t = predictions[key], targets[key]
-            values = fn(p, align_targets(p, t) if align else t, reduction="none")
-            values = jnp.asarray(values)
-            out[key] = (
-                values.reshape(values.shape[0], -1).mean(axis=1) if values.ndim > 1 else values
+            out[key] = per_example_mean(
+                fn(p, align_targets(p, t) if align else t, reduction="none")
             )
         return out
 

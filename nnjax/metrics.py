@@ -47,6 +47,7 @@ import jax
 import jax.numpy as jnp
 
 from nnjax import _checks, _registry, losses
+from nnjax._loss_checks import per_example_mean
 from nnjax._metrics_r2 import r2 as _r2_metric
 from nnjax._metrics_streaming import (
     _SCORES,
@@ -123,8 +124,7 @@ def per_example(fn: Callable) -> Callable[[jax.Array, jax.Array], jax.Array] | N
         return None
 
     def values(pred, y):
-        out = fn(pred, y, reduction="none")
-        return out.reshape(out.shape[0], -1).mean(axis=1) if out.ndim > 1 else out
+        return per_example_mean(fn(pred, y, reduction="none"))
 
     return values
 

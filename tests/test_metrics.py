@@ -323,3 +323,19 @@ def test_value_checks_skip_traced_labels_under_jit():
         jax.device_get(jax.jit(m.stats)(LOGITS, bad, jnp.ones(50)))
         eager = m.result(m.stats(LOGITS, LABELS, jnp.ones(50)))
         assert m.result(jax.jit(m.stats)(LOGITS, LABELS, jnp.ones(50))) == pytest.approx(eager)
+
+
+def test_per_example_values_of_an_empty_batch_are_empty():
+    """``reshape(B, -1)`` cannot infer the size of an empty batch (it raised
+    ZeroDivisionError); the per-example mean, the per-output losses and the gradient
+    norms now give ``(0,)``."""
+    from nnjax import losses
+    from nnjax.train import per_example_norms
+
+    empty = jnp.zeros((0, 3))
+    assert metrics.per_example(losses.mse)(empty, empty).shape == (0,)
+    both = losses.get({"a": "mse", "b": "mae"})
+    assert both({"a": empty, "b": empty}, {"a": empty, "b": empty}, reduction="none").shape == (0,)
+    assert per_example_norms({"w": jnp.zeros((0, 2, 2)), "b": jnp.zeros((0,))}).shape == (0,)
+    rows = metrics.per_example(losses.mse)(jnp.ones((2, 3, 4)), jnp.zeros((2, 3, 4)))
+    np.testing.assert_allclose(rows, [1.0, 1.0])

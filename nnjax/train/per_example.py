@@ -108,7 +108,7 @@ def per_example_norms(grads: PyTree) -> jax.Array:
       Array([5., 1.], dtype=float32)
     """
     squares = [
-        jnp.sum(jnp.square(g.astype(jnp.float32)).reshape(g.shape[0], -1), axis=1)
+        jnp.sum(jnp.square(g.astype(jnp.float32)), axis=tuple(range(1, g.ndim)))
         for g in jax.tree.leaves(grads)
     ]
     return jnp.sqrt(sum(squares))

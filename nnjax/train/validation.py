@@ -94,13 +94,10 @@ def check_labels(out: Any, y: Any, name: str = "train", loss: Any = None) -> Non
       >>> check_labels(out, np.array([0, 2]))
       >>> check_labels(jax.ShapeDtypeStruct((1, 1), jnp.float32), np.array([7]), loss="mse")
     """
-    if isinstance(loss, losses.OutputLosses) and isinstance(out, Mapping | tuple | list):
-        if isinstance(y, Mapping | tuple | list):  # each output's labels, for its loss
+    if isinstance(loss, losses.OutputLosses):  # each output's labels, for its loss
+        if _holds_outputs(loss, out) and _holds_outputs(loss, y):  # else named elsewhere
             for key, fn in zip(loss.keys, loss.fns, strict=True):
-                if (key in out if isinstance(out, Mapping) else key < len(out)) and (
-                    key in y if isinstance(y, Mapping) else key < len(y)
-                ):
-                    check_labels(out[key], y[key], f"{name}, output {key!r}", fn)
+                check_labels(out[key], y[key], f"{name}, output {key!r}", fn)
         return
     if not isinstance(out, jax.ShapeDtypeStruct) or not isinstance(y, np.ndarray):
         return
@@ -135,6 +132,15 @@ def _class_ids(loss: Any, classes: int) -> bool:
     if fn in (losses.cross_entropy, losses.binary_cross_entropy):
         return True  # nnjax's other losses take targets shaped as the predictions
     return fn not in losses._REGISTRY.values() and classes > 1
+
+
+def _holds_outputs(loss: losses.OutputLosses, tree: Any) -> bool:
+    """Whether ``tree`` holds every output ``loss`` names (``check_structure`` passes)."""
+    try:
+        loss.check_structure(tree, "")
+    except ValueError:
+        return False
+    return True
 
 
 def check_named_take_arrays(
