@@ -84,6 +84,9 @@ class Metric:
       merge: ``merge(a, b) -> total`` combines two batches' (or totals') host
         statistics when they do not simply add up (R²'s means and centred sums of
         squares, Chan et al.'s pairwise update); ``None``: they add up.
+      weighted: ``stats`` also takes the batch's ``(B,)`` example weights (sample and
+        class weights, 0 on padding) as a fourth argument, as the loss does (the terms
+        of a loss per output, :func:`nnjax.metrics.loss_terms`).
 
     Example:
       >>> count = Metric("count", lambda p, y, m: {"n": jnp.sum(m)}, lambda s: float(s["n"]))
@@ -92,10 +95,11 @@ class Metric:
     """
 
     name: str
-    stats: Callable[[jax.Array, jax.Array, jax.Array], Stats]
+    stats: Callable[..., Stats]
     result: Callable[[Stats], float]
     concat: bool = False
     merge: Callable[[Stats, Stats], Stats] | None = None
+    weighted: bool = False
 
 
 def accumulate(metric: Metric, batches: Sequence[Stats], *, stacked: bool = False) -> Stats:

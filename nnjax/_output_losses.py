@@ -69,13 +69,20 @@ class OutputLosses:
         """Each output's loss per example ``(B,)`` (the mean over its other axes)."""
         for tree, what in ((predictions, "model outputs"), (targets, "labels y")):
             self.check_structure(tree, what)
-        out = {}
-        for key, fn, align in zip(self.keys, self.fns, self.aligned, strict=True):
-            p, t = predictions[key], targets[key]
-            out[key] = per_example_mean(
-                fn(p, align_targets(p, t) if align else t, reduction="none")
-            )
-        return out
+        return {key: self.term(key, predictions[key], targets[key]) for key in self.keys}
+
+    def term(self, key: Any, predictions: Any, targets: Any) -> jax.Array:
+        """The loss per example ``(B,)`` of the output ``key``, on its own arrays.
+
+        Example:
+          >>> import jax.numpy as jnp, nnjax.losses
+          >>> both = nnjax.losses.get({"a": "mse", "b": "mae"})
+          >>> both.term("b", jnp.zeros((2, 1)), jnp.array([1.0, -3.0])).tolist()
+          [1.0, 3.0]
+        """
+        i = self.keys.index(key)
+        p, t = predictions, align_targets(predictions, targets) if self.aligned[i] else targets
+        return per_example_mean(self.fns[i](p, t, reduction="none"))
 
     def check_structure(self, tree: Any, what: str) -> None:
         """Raises ``ValueError`` unless ``tree`` holds every output this loss names.

@@ -283,6 +283,57 @@ def default_metrics(loss: Any) -> tuple[Any, ...]:
     return ("accuracy",) if is_class else ()
 
 
+def loss_terms(loss: Any) -> tuple[Metric, ...]:
+    """The metrics that log each output's term of a loss per output (Keras' ``cls_loss``).
+
+    For an :class:`~nnjax.losses.OutputLosses`, one :class:`Metric` per output named
+    ``"<key>_loss"`` (``"output_<i>_loss"`` for a tuple of outputs): the output's loss
+    per example, weighted and normalized as the loss is (sample weights, padding left
+    out), so the terms add up to the logged ``loss``. The same objects for an equal
+    loss, so ``fit`` reuses its compiled step.
+
+    Args:
+      loss: the loss ``fit`` trains with.
+
+    Returns:
+      The terms' metrics, in output order; ``()`` for any other loss.
+
+    Example:
+      >>> [m.name for m in loss_terms(losses.get({"cls": "cross_entropy", "reg": "mse"}))]
+      ['cls_loss', 'reg_loss']
+      >>> loss_terms("mse")
+      ()
+    """
+    return _loss_terms(loss) if isinstance(loss, losses.OutputLosses) else ()
+
+
+@functools.lru_cache(maxsize=64)
+def _loss_terms(loss: losses.OutputLosses) -> tuple[Metric, ...]:
+    def term(key: Any) -> Metric:
+        def stats(pred, y, mask, weight):
+            rows = loss.term(key, pred[key], y[key])
+            return {"sum": jnp.sum(rows * weight), "count": jnp.sum(mask.astype(jnp.float32))}
+
+        name = OutputMetric(key, None).prefix + "loss"
+        return Metric(name, stats, lambda s: float(_div(s["sum"], s["count"])), weighted=True)
+
+    return tuple(term(key) for key in loss.keys)
+
+
+def specs_for(loss: Any, metrics: Any) -> tuple:
+    """The metric specs ``fit``, ``evaluate`` and ``sweep`` log beside the loss.
+
+    The terms of a loss per output (:func:`loss_terms`) first, then ``metrics``
+    (:func:`as_specs`) or, for ``None``, the loss's :func:`default_metrics`.
+
+    Example:
+      >>> specs_for("cross_entropy", None), specs_for("mse", ["mae"])
+      (('accuracy',), ('mae',))
+    """
+    chosen = default_metrics(loss) if metrics is None else as_specs(metrics)
+    return (*loss_terms(loss), *chosen)
+
+
 def as_specs(metrics: Any) -> tuple:
     """``metrics`` as a tuple of specs: a bare string or a single callable is one metric.
 
@@ -322,8 +373,10 @@ __all__ = [
     "classification_metric",
     "default_metrics",
     "get",
+    "loss_terms",
     "per_example",
     "resolve",
     "roc_auc_score",
+    "specs_for",
     "top_k_accuracy",
 ]

@@ -178,9 +178,7 @@ def evaluate(
     batch_size = validation.check_count("batch_size", batch_size, 1)
     steps = None if steps is None else validation.check_count("steps", steps, 1)
     loss = objective.canonical_loss(loss)  # unknown names fail here
-    metrics = (
-        metrics_lib.default_metrics(loss) if metrics is None else metrics_lib.as_specs(metrics)
-    )
+    metrics = metrics_lib.specs_for(loss, metrics)
     step.resolve_metrics(metrics)
     source = eval_source(
         "data", data, batch_size, _mesh_size(devices), steps_per_epoch=steps,

@@ -55,8 +55,7 @@ def objective(loss, loss_fn, metrics, precision, remat) -> Objective:
         raise ValueError("fit needs exactly one of `loss` (a name or loss(pred, y)) and `loss_fn`")
     if loss is not None:
         loss = canonical_loss(loss)  # unknown names fail here
-    default = () if loss is None else metrics_lib.default_metrics(loss)
-    specs = default if metrics is None else metrics_lib.as_specs(metrics)
+    specs = metrics_lib.as_specs(metrics) if loss is None else metrics_lib.specs_for(loss, metrics)
     if loss_fn is not None and specs:
         raise ValueError(
             "with `loss_fn`, log extra values by returning (loss, logs); "

@@ -26,7 +26,7 @@ Example:
 from __future__ import annotations
 
 import collections
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
@@ -196,6 +196,21 @@ def resolve_metrics(names: Any) -> tuple[metrics.Metric, ...]:
     return resolved
 
 
+def metric_stats(metric_list: Sequence[metrics.Metric], predictions: Any, batch: Batch) -> dict:
+    """Each metric's statistics of one batch, by name (weighted ones get its weights).
+
+    Example:
+      >>> m = metrics.resolve("mse")
+      >>> b = as_batch(jnp.zeros((2, 1)), jnp.ones((2, 1)))
+      >>> {k: float(v) for k, v in metric_stats([m], jnp.zeros((2, 1)), b)["mse"].items()}
+      {'sum': 2.0, 'count': 2.0}
+    """
+    return {
+        m.name: m.stats(predictions, batch.y, batch.mask, *([batch.weight] if m.weighted else []))
+        for m in metric_list
+    }
+
+
 def make_train_step(
     graphdef: nnx.GraphDef,
     loss: str | losses.Loss | None,
@@ -261,7 +276,7 @@ def make_train_step(
         if layout is not None:
             params, opt_state = layout.constrain(params, opt_state)
         predictions = jax.lax.stop_gradient(predictions)
-        stats = {m.name: m.stats(predictions, batch.y, batch.mask) for m in metric_list}
+        stats = metric_stats(metric_list, predictions, batch)
         out = {"loss": value, "count": jnp.sum(batch.mask), "logs": logs, "metrics": stats}
         return params, opt_state, rest, out
 
@@ -312,7 +327,7 @@ def make_eval_step(
         with F.forward_only():  # the ops' fastest formulations without gradients
             value, (_, predictions, _) = objective(params, rest, batch)
         count = jnp.sum(batch.mask)
-        stats = {m.name: m.stats(predictions, batch.y, batch.mask) for m in metric_list}
+        stats = metric_stats(metric_list, predictions, batch)
         return {"loss": {"sum": value * count, "count": count}, **stats}
 
     return eval_step
@@ -357,6 +372,7 @@ __all__ = [
     "make_train_step",
     "masked_mean",
     "metric_name",
+    "metric_stats",
     "resolve_metrics",
     "split_model",
 ]

@@ -3,7 +3,8 @@
 The per-output losses are summed per example, so masking, weights and padded batches
 stay exact: ``evaluate`` must equal the mean over examples of each output's loss,
 computed here with NumPy from the model's outputs. Metrics per output are logged as
-``"<key>_<name>"`` and equal the metric of that output alone.
+``"<key>_<name>"`` and equal the metric of that output alone; each output's term of the
+loss is logged as ``"<key>_loss"`` (weighted as the loss is) and the terms add up to it.
 """
 
 import jax
@@ -39,13 +40,18 @@ class TwoHeads(nnx.Module):
         return (out["cls"], out["reg"]) if self.as_tuple else out
 
 
-def _reference(model, x, y):
-    """Mean over examples of cross-entropy + squared error, and the two metrics, in NumPy."""
+def _terms(model, x, y):
+    """Each example's cross-entropy and squared error ``(N,)``, in NumPy (float64)."""
     out = jax.tree.map(lambda a: np.asarray(a, np.float64), model(x))
     logits = out["cls"] - out["cls"].max(axis=1, keepdims=True)
     log_p = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
-    ce = -log_p[np.arange(len(x)), y["cls"]]
-    se = (out["reg"][:, 0] - y["reg"]) ** 2
+    return -log_p[np.arange(len(x)), y["cls"]], (out["reg"][:, 0] - y["reg"]) ** 2
+
+
+def _reference(model, x, y):
+    """Mean over examples of cross-entropy + squared error, and the two metrics, in NumPy."""
+    out = jax.tree.map(lambda a: np.asarray(a, np.float64), model(x))
+    ce, se = _terms(model, x, y)
     accuracy = np.mean(out["cls"].argmax(axis=1) == y["cls"])
     return np.mean(ce + se), accuracy, np.mean(np.abs(out["reg"][:, 0] - y["reg"]))
 
@@ -55,7 +61,7 @@ def test_evaluate_is_exact_over_padded_batches():
     metrics = {"cls": ["accuracy"], "reg": "mae"}
     got = T.evaluate(model, (X, Y), loss=LOSS, metrics=metrics, batch_size=7, devices=ONE)
     loss, accuracy, mae = _reference(model, X, Y)
-    assert sorted(got) == ["cls_accuracy", "loss", "reg_mae"]
+    assert sorted(got) == ["cls_accuracy", "cls_loss", "loss", "reg_loss", "reg_mae"]
     np.testing.assert_allclose(got["loss"], loss, rtol=1e-5, atol=1e-7)
     np.testing.assert_allclose(got["cls_accuracy"], accuracy)
     np.testing.assert_allclose(got["reg_mae"], mae, rtol=1e-5, atol=1e-7)
@@ -103,6 +109,37 @@ def test_a_sweep_takes_a_loss_per_output():
     )  # fmt: skip
     assert result.history["cls_accuracy"].shape == (2, 2)
     assert np.isfinite(result.history["loss"]).all()
+    total = result.history["cls_loss"] + result.history["reg_loss"]  # per member and epoch
+    np.testing.assert_allclose(total, result.history["loss"], rtol=1e-6, atol=1e-7)
+
+
+def test_each_term_is_logged_weighted_as_the_loss():
+    model, weight = TwoHeads(nnx.Rngs(0)), RNG.uniform(0.5, 2.0, size=30).astype(np.float32)
+    got = T.evaluate(model, (X, Y, weight), loss=LOSS, batch_size=7, devices=ONE)
+    ce, se = _terms(model, X, Y)  # the loss: sum(weight * per-example) / examples
+    np.testing.assert_allclose(got["cls_loss"], np.mean(weight * ce), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(got["reg_loss"], np.mean(weight * se), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(got["cls_loss"] + got["reg_loss"], got["loss"], rtol=1e-6, atol=1e-7)
+
+
+def test_fit_logs_the_terms_and_they_add_up_to_the_loss():
+    kw = dict(epochs=2, batch_size=8, verbose=0, devices=ONE, validation_data=(X, Y))
+    history = T.fit(TwoHeads(nnx.Rngs(0)), (X, Y), loss=LOSS, **kw).history  # 30 = 3 * 8 + 6
+    for prefix in ("", "val_"):
+        total = np.add(history[f"{prefix}cls_loss"], history[f"{prefix}reg_loss"])
+        np.testing.assert_allclose(total, history[f"{prefix}loss"], rtol=1e-6, atol=1e-7)
+    tuple_history = T.fit(
+        TwoHeads(nnx.Rngs(0), as_tuple=True), (X, (Y["cls"], Y["reg"])),
+        loss=["cross_entropy", "mse"], epochs=1, batch_size=8, verbose=0, devices=ONE,
+    ).history  # fmt: skip
+    assert {"output_0_loss", "output_1_loss"} <= set(tuple_history)
+
+
+def test_a_term_can_be_monitored():
+    kw = dict(epochs=4, batch_size=10, verbose=0, devices=ONE, validation_data=(X, Y))
+    stop = T.EarlyStopping("val_reg_loss", patience=0, min_delta=1e9)  # stops after epoch 2
+    history = T.fit(TwoHeads(nnx.Rngs(0)), (X, Y), loss=LOSS, callbacks=[stop], **kw).history
+    assert len(history["val_reg_loss"]) == 2
 
 
 @pytest.mark.parametrize(
