@@ -132,3 +132,73 @@ def _check_class_ids(op: str, logits: jax.Array, labels: jax.Array) -> None:
     classes = logits.shape[-1]
     what = f"is not a class id in [0, {classes}): the logits have {classes} classes"
     _check_values(op, "labels", labels, lambda v: (v < 0) | (v >= classes), what)
+
+
+def _check_class_axis(logits: jax.Array, labels: jax.Array) -> None:
+    """Shape checks that make softmax cross-entropy meaningful (static: work under jit)."""
+    integer = jnp.issubdtype(labels.dtype, jnp.integer) or labels.dtype == jnp.bool_
+    if logits.ndim == 0:
+        raise ValueError("cross_entropy: `logits` is a scalar; it needs a class axis (..., C)")
+    no_class_axis = logits.ndim < 2 or logits.shape[-1] < 2  # else one-hot labels
+    if integer and labels.shape == logits.shape and no_class_axis:
+        raise ValueError(
+            f"cross_entropy: `labels` are integer class indices of shape {labels.shape}, "
+            f"the shape of `logits` {logits.shape}, so `logits` has no class axis and the "
+            "softmax would run over the batch. Give the model C >= 2 outputs "
+            "(B, C), or use binary_cross_entropy for one score per example"
+        )
+    if integer and labels.ndim == logits.ndim - 1 and logits.shape[-1] == 1:
+        raise ValueError(
+            f"cross_entropy: `logits` has shape {logits.shape}, a single class: the "
+            "softmax over one class is always 1 and the loss always 0. Give the model "
+            "C >= 2 outputs, or use binary_cross_entropy for one score per example"
+        )
+
+
+def check_distribution(op: str, name: str, labels: ArrayLike, *, atol: float = 1e-3) -> None:
+    """Checks that concrete soft ``labels (..., C)`` are probabilities that sum to one.
+
+    Traced labels (inside ``jit``) are not checked (``fit`` checks its first batch). Soft
+    labels that do not sum to one change the loss's scale and its gradient's direction.
+
+    Args:
+      op: the loss, for the message.
+      name: the argument, for the message.
+      labels: ``(..., C)`` floating.
+      atol: the tolerance on each row's sum.
+
+    Raises:
+      ValueError: a negative or non-finite entry, or a row whose sum differs from 1 by
+        more than ``atol`` (names the first such row and its sum).
+
+    Example:
+      >>> check_distribution("cross_entropy", "labels", jnp.array([[0.25, 0.75]]))
+      >>> try:
+      ...     check_distribution("cross_entropy", "labels", jnp.array([[0.5, 0.7]]))
+      ... except ValueError as err:
+      ...     print(str(err)[:45])
+      cross_entropy: `labels` row 0 sums to 1.2, no
+    """
+    values = _concrete(labels)
+    if values is None or values.size == 0 or values.ndim == 0:
+        return
+    if not np.issubdtype(values.dtype, np.inexact):
+        return
+    rows = values.astype(np.float64).reshape(-1, values.shape[-1])
+    # 16-bit labels (bfloat16 one-hot smoothing) round each entry: allow for it.
+    atol = max(atol, float(jnp.finfo(values.dtype).eps) * rows.shape[-1])
+    bad = np.flatnonzero(~np.isfinite(rows).all(axis=1) | (rows < 0).any(axis=1))
+    if bad.size:
+        i = int(bad[0])
+        raise ValueError(
+            f"{op}: `{name}` row {i} holds a negative or non-finite value "
+            f"({rows[i].tolist()[:8]}); soft labels must be probabilities"
+        )
+    sums = rows.sum(axis=1)
+    bad = np.flatnonzero(np.abs(sums - 1.0) > atol)
+    if bad.size:
+        i = int(bad[0])
+        raise ValueError(
+            f"{op}: `{name}` row {i} sums to {sums[i]:.6g}, not 1: soft labels must be "
+            "probabilities (rows of one-hot or a distribution over the C classes)"
+        )

@@ -19,7 +19,9 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+import math
+import numbers
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import jax
@@ -32,7 +34,8 @@ from nnjax._loss_checks import _reduce, align_targets, per_example_mean
 class OutputLosses:
     """A loss per model output; ``self(predictions, targets)`` sums them per example.
 
-    Hashable (equal specifications are equal), so ``fit`` reuses its compiled step.
+    Each output's term may be weighted (Keras' ``loss_weights``). Hashable (equal
+    specifications are equal), so ``fit`` reuses its compiled step.
 
     Attributes:
       keys: the outputs' dict keys, or positions for a tuple of outputs, in order.
@@ -41,17 +44,19 @@ class OutputLosses:
         predictions (:func:`~nnjax.losses.align_targets`; the losses of
         :data:`~nnjax.losses.TARGETS_LIKE_PREDICTIONS`).
       sequence: the outputs are a tuple (or list) rather than a dict.
+      weights: each output's weight in the sum, in ``keys`` order; ``None``: all 1.
     """
 
     keys: tuple[Any, ...]
     fns: tuple[Callable[..., jax.Array], ...]
     aligned: tuple[bool, ...]
     sequence: bool
+    weights: tuple[float, ...] | None = None
 
     __name__ = "loss"
 
     def __call__(self, predictions: Any, targets: Any, *, reduction: str = "mean") -> jax.Array:
-        """The sum over outputs of each output's per-example loss, reduced.
+        """The (weighted) sum over outputs of each output's per-example loss, reduced.
 
         Args:
           predictions: the model's outputs, a dict (or tuple) holding at least these keys
@@ -63,10 +68,12 @@ class OutputLosses:
           ValueError: an output or label missing, or not a dict (tuple) of them.
         """
         rows = list(self.rows(predictions, targets).values())
+        if self.weights is not None:
+            rows = [w * r for w, r in zip(self.weights, rows, strict=True)]
         return _reduce(sum(rows[1:], rows[0]), reduction)
 
     def rows(self, predictions: Any, targets: Any) -> dict[Any, jax.Array]:
-        """Each output's loss per example ``(B,)`` (the mean over its other axes)."""
+        """Each output's loss per example ``(B,)`` (the mean over its other axes), unweighted."""
         for tree, what in ((predictions, "model outputs"), (targets, "labels y")):
             self.check_structure(tree, what)
         return {key: self.term(key, predictions[key], targets[key]) for key in self.keys}
@@ -156,9 +163,10 @@ def _structure(tree: Any) -> str:
 
 
 def output_losses(
-    spec: Mapping[Any, Any] | tuple | list,
+    spec: Mapping[Any, Any] | Sequence[Any],
     resolve: Callable[[Any], Callable[..., jax.Array]],
     aligned: frozenset,
+    weights: Mapping[Any, float] | Sequence[float] | None = None,
 ) -> OutputLosses:
     """The :class:`OutputLosses` of ``{key: loss}`` (or ``(loss, ...)``), each resolved.
 
@@ -168,11 +176,16 @@ def output_losses(
       resolve: a name (or function) to a loss function (:func:`nnjax.losses.get`).
       aligned: the loss functions whose labels are matched in shape
         (:data:`~nnjax.losses.TARGETS_LIKE_PREDICTIONS`).
+      weights: each output's weight in the sum: one number per loss, in order, or (for
+        a dict of losses) a dict by output key, the outputs it leaves out weighing 1;
+        ``None``: all 1.
 
     Raises:
-      ValueError: no loss, or an unknown name (naming the output).
+      ValueError: no loss, or an unknown name (naming the output); weights for outputs
+        the losses do not name, or of another count, or negative or non-finite.
       TypeError: a function that takes no ``reduction`` keyword (a per-example loss is
-        needed to sum per example), or a loss that is neither a name nor a callable.
+        needed to sum per example), or a loss that is neither a name nor a callable;
+        weights that are not numbers, or a dict of them for a tuple of losses.
     """
     sequence = not isinstance(spec, Mapping)
     items = list(spec.items()) if isinstance(spec, Mapping) else list(enumerate(spec))
@@ -195,7 +208,32 @@ def output_losses(
             )
         fns.append(fn)
     keys = tuple(k for k, _ in items)
-    return OutputLosses(keys, tuple(fns), tuple(fn in aligned for fn in fns), sequence)
+    weighed = None if weights is None else _weights(keys, sequence, weights)
+    return OutputLosses(keys, tuple(fns), tuple(fn in aligned for fn in fns), sequence, weighed)
+
+
+def _weights(keys: tuple, sequence: bool, weights: Any) -> tuple[float, ...]:
+    """Each output's weight, checked, in ``keys`` order (1 for a dict's unnamed keys)."""
+    if (sequence and isinstance(weights, Mapping)) or not isinstance(weights, Mapping | Sequence):
+        kind = "one number per loss" + ("" if sequence else ", or a dict by output key")
+        raise TypeError(f"loss weights: expected {kind}, got {weights!r}")
+    if isinstance(weights, Mapping):
+        unknown = [k for k in weights if k not in keys]
+        if unknown:
+            raise ValueError(
+                f"loss weights: {unknown[0]!r} is not an output the losses name {list(keys)}"
+            )
+        values = [weights.get(k, 1.0) for k in keys]
+    elif len(weights) != len(keys):
+        raise ValueError(f"loss weights: {len(weights)} weights for {len(keys)} losses")
+    else:
+        values = list(weights)
+    for key, w in zip(keys, values, strict=True):
+        if isinstance(w, bool) or not isinstance(w, numbers.Real):
+            raise TypeError(f"loss weights[{key!r}] must be a number, got {w!r}")
+        if not (math.isfinite(w) and float(w) >= 0):
+            raise ValueError(f"loss weights[{key!r}] must be finite and >= 0, got {w!r}")
+    return tuple(float(w) for w in values)
 
 
 __all__ = ["OutputLosses", "OutputMetric", "output_losses"]

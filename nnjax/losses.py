@@ -25,18 +25,18 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 
 from nnjax import _checks, _registry
 from nnjax._loss_checks import (
+    _check_class_axis,
     _check_class_ids,
     _check_same_shape,
     _check_values,
-    _concrete,
     _floating,
     _reduce,
     align_targets,
+    check_distribution,
 )
 from nnjax._losses_keras import (
     KERAS_LOSSES,
@@ -213,76 +213,6 @@ def cross_entropy(
     return _reduce(optax.losses.softmax_cross_entropy(logits, labels), reduction)
 
 
-def _check_class_axis(logits: jax.Array, labels: jax.Array) -> None:
-    """Shape checks that make softmax cross-entropy meaningful (static: work under jit)."""
-    integer = jnp.issubdtype(labels.dtype, jnp.integer) or labels.dtype == jnp.bool_
-    if logits.ndim == 0:
-        raise ValueError("cross_entropy: `logits` is a scalar; it needs a class axis (..., C)")
-    no_class_axis = logits.ndim < 2 or logits.shape[-1] < 2  # else one-hot labels
-    if integer and labels.shape == logits.shape and no_class_axis:
-        raise ValueError(
-            f"cross_entropy: `labels` are integer class indices of shape {labels.shape}, "
-            f"the shape of `logits` {logits.shape}, so `logits` has no class axis and the "
-            "softmax would run over the batch. Give the model C >= 2 outputs "
-            "(B, C), or use binary_cross_entropy for one score per example"
-        )
-    if integer and labels.ndim == logits.ndim - 1 and logits.shape[-1] == 1:
-        raise ValueError(
-            f"cross_entropy: `logits` has shape {logits.shape}, a single class: the "
-            "softmax over one class is always 1 and the loss always 0. Give the model "
-            "C >= 2 outputs, or use binary_cross_entropy for one score per example"
-        )
-
-
-def check_distribution(op: str, name: str, labels: ArrayLike, *, atol: float = 1e-3) -> None:
-    """Checks that concrete soft ``labels (..., C)`` are probabilities that sum to one.
-
-    Traced labels (inside ``jit``) are not checked (``fit`` checks its first batch). Soft
-    labels that do not sum to one change the loss's scale and its gradient's direction.
-
-    Args:
-      op: the loss, for the message.
-      name: the argument, for the message.
-      labels: ``(..., C)`` floating.
-      atol: the tolerance on each row's sum.
-
-    Raises:
-      ValueError: a negative or non-finite entry, or a row whose sum differs from 1 by
-        more than ``atol`` (names the first such row and its sum).
-
-    Example:
-      >>> check_distribution("cross_entropy", "labels", jnp.array([[0.25, 0.75]]))
-      >>> try:
-      ...     check_distribution("cross_entropy", "labels", jnp.array([[0.5, 0.7]]))
-      ... except ValueError as err:
-      ...     print(str(err)[:45])
-      cross_entropy: `labels` row 0 sums to 1.2, no
-    """
-    values = _concrete(labels)
-    if values is None or values.size == 0 or values.ndim == 0:
-        return
-    if not np.issubdtype(values.dtype, np.inexact):
-        return
-    rows = values.astype(np.float64).reshape(-1, values.shape[-1])
-    # 16-bit labels (bfloat16 one-hot smoothing) round each entry: allow for it.
-    atol = max(atol, float(jnp.finfo(values.dtype).eps) * rows.shape[-1])
-    bad = np.flatnonzero(~np.isfinite(rows).all(axis=1) | (rows < 0).any(axis=1))
-    if bad.size:
-        i = int(bad[0])
-        raise ValueError(
-            f"{op}: `{name}` row {i} holds a negative or non-finite value "
-            f"({rows[i].tolist()[:8]}); soft labels must be probabilities"
-        )
-    sums = rows.sum(axis=1)
-    bad = np.flatnonzero(np.abs(sums - 1.0) > atol)
-    if bad.size:
-        i = int(bad[0])
-        raise ValueError(
-            f"{op}: `{name}` row {i} sums to {sums[i]:.6g}, not 1: soft labels must be "
-            "probabilities (rows of one-hot or a distribution over the C classes)"
-        )
-
-
 def binary_cross_entropy(
     logits: ArrayLike, labels: ArrayLike, *, reduction: str = "mean"
 ) -> jax.Array:
@@ -368,8 +298,43 @@ def get(loss: str | Loss | Mapping[Any, str | Loss] | Sequence[str | Loss]) -> L
       ('cls', 'reg')
     """
     if isinstance(loss, Mapping | tuple | list):
-        return output_losses(loss, get, TARGETS_LIKE_PREDICTIONS)
+        return per_output(loss)
     return loss if callable(loss) else _registry.lookup("loss", _REGISTRY, loss)
+
+
+def per_output(
+    loss: Mapping[Any, str | Loss] | Sequence[str | Loss],
+    weights: Mapping[Any, float] | Sequence[float] | None = None,
+) -> OutputLosses:
+    """A loss per model output, optionally weighted (Keras' ``loss_weights``).
+
+    Pass it as ``fit``'s ``loss``; a plain dict of losses is ``per_output(loss)``. The
+    loss is ``sum(weight * output_loss)`` per example; ``fit`` still logs each output's
+    unweighted term as ``"<key>_loss"``, as Keras does.
+
+    Args:
+      loss: a dict of a loss name or function per output key, or a tuple or list of
+        them per output position.
+      weights: each output's weight: one number per loss, in order, or (for a dict of
+        losses) a dict by output key, the outputs it leaves out weighing 1; ``None``:
+        all 1.
+
+    Returns:
+      An :class:`~nnjax._output_losses.OutputLosses`.
+
+    Raises:
+      ValueError, TypeError: as :func:`get` for the losses; weights naming other
+        outputs, of another count, or negative, non-finite or not numbers.
+
+    Example:
+      >>> both = per_output({"cls": "cross_entropy", "reg": "mse"}, weights={"reg": 0.5})
+      >>> both.weights
+      (1.0, 0.5)
+      >>> pred = {"cls": jnp.zeros((1, 2)), "reg": jnp.zeros((1, 1))}
+      >>> round(float(both(pred, {"cls": jnp.array([0]), "reg": jnp.array([2.0])})), 4)
+      2.6931
+    """
+    return output_losses(loss, get, TARGETS_LIKE_PREDICTIONS, weights)
 
 
 __all__ = [
@@ -389,6 +354,7 @@ __all__ = [
     "log_cosh",
     "mae",
     "mse",
+    "per_output",
     "poisson",
     "squared_hinge",
 ]

@@ -288,9 +288,11 @@ def loss_terms(loss: Any) -> tuple[Metric, ...]:
 
     For an :class:`~nnjax.losses.OutputLosses`, one :class:`Metric` per output named
     ``"<key>_loss"`` (``"output_<i>_loss"`` for a tuple of outputs): the output's loss
-    per example, weighted and normalized as the loss is (sample weights, padding left
-    out), so the terms add up to the logged ``loss``. The same objects for an equal
-    loss, so ``fit`` reuses its compiled step.
+    per example, weighted by the sample weights and normalized as the loss is (padding
+    left out), so the terms add up to the logged ``loss`` (with the outputs' weights
+    of :func:`nnjax.losses.per_output`, their weighted sum does; the terms are logged
+    unweighted, as Keras logs them). The same objects for an equal loss, so ``fit``
+    reuses its compiled step.
 
     Args:
       loss: the loss ``fit`` trains with.

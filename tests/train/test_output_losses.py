@@ -100,6 +100,10 @@ def test_equal_loss_dicts_compile_once():
     traces = compiled.TRACES.count
     T.fit(TwoHeads(nnx.Rngs(1)), (X, Y), loss=dict(LOSS), **kw)
     assert compiled.TRACES.count == traces
+    T.fit(TwoHeads(nnx.Rngs(0)), (X, Y), loss=losses.per_output(LOSS, {"reg": 0.5}), **kw)
+    traces = compiled.TRACES.count
+    T.fit(TwoHeads(nnx.Rngs(1)), (X, Y), loss=losses.per_output(LOSS, {"reg": 0.5}), **kw)
+    assert compiled.TRACES.count == traces
 
 
 def test_a_sweep_takes_a_loss_per_output():
@@ -120,6 +124,38 @@ def test_each_term_is_logged_weighted_as_the_loss():
     np.testing.assert_allclose(got["cls_loss"], np.mean(weight * ce), rtol=1e-5, atol=1e-7)
     np.testing.assert_allclose(got["reg_loss"], np.mean(weight * se), rtol=1e-5, atol=1e-7)
     np.testing.assert_allclose(got["cls_loss"] + got["reg_loss"], got["loss"], rtol=1e-6, atol=1e-7)
+
+
+def test_weighted_outputs_as_keras_loss_weights():
+    model, loss = TwoHeads(nnx.Rngs(0)), losses.per_output(LOSS, weights={"reg": 0.25})
+    got = T.evaluate(model, (X, Y), loss=loss, batch_size=7, devices=ONE)
+    ce, se = _terms(model, X, Y)
+    np.testing.assert_allclose(got["loss"], np.mean(ce + 0.25 * se), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(got["reg_loss"], np.mean(se), rtol=1e-5, atol=1e-7)  # unweighted
+    in_order = losses.per_output(LOSS, weights=[1, 0.25])  # a dict's outputs in order
+    assert in_order == loss and hash(in_order) == hash(loss)
+    pair = losses.per_output(["cross_entropy", "mse"], weights=[1.0, 0.25])
+    tuple_model = TwoHeads(nnx.Rngs(0), as_tuple=True)
+    got = T.evaluate(tuple_model, (X, (Y["cls"], Y["reg"])), loss=pair, devices=ONE)
+    np.testing.assert_allclose(got["loss"], np.mean(ce + 0.25 * se), rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize(
+    ("loss", "weights", "error", "match"),
+    [
+        (LOSS, {"rg": 0.5}, ValueError, r"'rg' is not an output the losses name \['cls', 'reg'\]"),
+        (LOSS, 0.5, TypeError, r"expected one number per loss, or a dict by output key"),
+        (["mse", "mae"], {0: 1.0}, TypeError, r"expected one number per loss, got \{0: 1.0\}"),
+        (["mse", "mae"], [1.0], ValueError, r"1 weights for 2 losses"),
+        (LOSS, {"reg": -1.0}, ValueError, r"weights\['reg'\] must be finite and >= 0"),
+        (LOSS, {"reg": float("nan")}, ValueError, r"must be finite"),
+        (LOSS, {"reg": True}, TypeError, r"weights\['reg'\] must be a number, got True"),
+        (LOSS, {"reg": "0.5"}, TypeError, r"must be a number, got '0.5'"),
+    ],
+)  # fmt: skip
+def test_bad_loss_weights_are_named(loss, weights, error, match):
+    with pytest.raises(error, match=match):
+        losses.per_output(loss, weights)
 
 
 def test_fit_logs_the_terms_and_they_add_up_to_the_loss():
