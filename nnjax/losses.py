@@ -323,8 +323,9 @@ def per_output(
       An :class:`~nnjax._output_losses.OutputLosses`.
 
     Raises:
-      ValueError, TypeError: as :func:`get` for the losses; weights naming other
-        outputs, of another count, or negative, non-finite or not numbers.
+      ValueError, TypeError: as :func:`get` for the losses; ``loss`` not a dict, tuple
+        or list; weights naming other outputs, of another count, or negative,
+        non-finite or not numbers.
 
     Example:
       >>> both = per_output({"cls": "cross_entropy", "reg": "mse"}, weights={"reg": 0.5})
@@ -334,6 +335,8 @@ def per_output(
       >>> round(float(both(pred, {"cls": jnp.array([0]), "reg": jnp.array([2.0])})), 4)
       2.6931
     """
+    if not isinstance(loss, Mapping | tuple | list):
+        raise TypeError(f"per_output: expected a dict or a tuple (list) of losses, got {loss!r}")
     return output_losses(loss, get, TARGETS_LIKE_PREDICTIONS, weights)
 
 

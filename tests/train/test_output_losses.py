@@ -151,6 +151,7 @@ def test_weighted_outputs_as_keras_loss_weights():
         (LOSS, {"reg": float("nan")}, ValueError, r"must be finite"),
         (LOSS, {"reg": True}, TypeError, r"weights\['reg'\] must be a number, got True"),
         (LOSS, {"reg": "0.5"}, TypeError, r"must be a number, got '0.5'"),
+        ("mse", None, TypeError, r"per_output: expected a dict or a tuple \(list\) of losses"),
     ],
 )  # fmt: skip
 def test_bad_loss_weights_are_named(loss, weights, error, match):
