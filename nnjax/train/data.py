@@ -380,7 +380,7 @@ def make_source(
         )
     return IterableSource(
         data, steps_per_epoch=steps_per_epoch, class_weight=class_weight,
-        check_inputs=check_inputs, integer_ok=integer_ok,
+        check_inputs=check_inputs, integer_ok=integer_ok, name=name,
     )  # fmt: skip
 
 

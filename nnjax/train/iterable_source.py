@@ -47,16 +47,16 @@ def split_batch(item: Any, where: str) -> tuple[Any, Any, Any]:
 
 
 def _spec_error(
-    i: int, path: str, got: Any, want: Any, what: str, kind: type[ValueError] = ValueError
+    where: str, path: str, got: Any, want: Any, what: str, kind: type[ValueError] = ValueError
 ) -> ValueError:
     return kind(
-        f"batch {i}: {path} has {what} {got}, but batch 0 had {want}; every batch needs the "
-        "same structure, per-example shapes and dtypes"
+        f"{where}: {path} has {what} {got}, but the first batch had {want}; every batch needs "
+        "the same structure, per-example shapes and dtypes"
     )
 
 
 def host_batch(
-    i: int,
+    i: int | str,
     x: Any,
     y: Any,
     sw: Any,
@@ -67,8 +67,9 @@ def host_batch(
 ) -> Any:
     """Batch ``i`` of an iterable as a host ``Batch``, padded to ``spec``'s size.
 
-    It is checked against ``spec`` (structure, per-example shapes, dtypes), with messages
-    naming the batch.
+    It is checked against ``spec`` (the first batch's structure, per-example shapes,
+    dtypes), with messages naming the batch: ``"batch {i}"``, or ``i`` itself when it is
+    a ``str`` (``"batch 3 of epoch 2"``).
 
     Raises:
       ShapeError: per-example shapes that differ from ``spec``'s, lengths that differ
@@ -84,7 +85,7 @@ def host_batch(
     """
     from nnjax.train.data import Batch
 
-    where = f"batch {i}"
+    where = i if isinstance(i, str) else f"batch {i}"
     x, y = checks.host_tree(f"{where} x", x), checks.host_tree(f"{where} y", y)
     n = checks.check_lengths(where, {"x": x, "y": y})
     if n == 0:
@@ -99,14 +100,16 @@ def host_batch(
         got = checks.leaf_paths({"x": x, "y": y})
         want = checks.leaf_paths({"x": spec.x, "y": spec.y})
         if [p for p, _ in got] != [p for p, _ in want]:
-            raise _spec_error(i, "the batch", [p for p, _ in got], [p for p, _ in want], "keys")
+            raise _spec_error(where, "the batch", [p for p, _ in got], [p for p, _ in want], "keys")
         for (path, a), (_, b) in zip(got, want):
             if a.shape[1:] != b.shape[1:] or a.dtype != b.dtype:
                 kind = ShapeError if a.shape[1:] != b.shape[1:] else ValueError  # or a dtype
                 had = f"{b.shape} {b.dtype.name}"
-                raise _spec_error(i, path[2:-2], f"{a.shape} {a.dtype.name}", had, "shape", kind)
+                raise _spec_error(
+                    where, path[2:-2], f"{a.shape} {a.dtype.name}", had, "shape", kind
+                )
         if n > size:
-            raise ShapeError(f"{where} has {n} examples, more than batch 0's {size}")
+            raise ShapeError(f"{where} has {n} examples, more than the first batch's {size}")
     mask = (np.arange(size) < n).astype(np.float32)
     if n == size:  # a full batch, uncopied: the feeder copies it before reading the next
         return Batch(x, y, w, mask)
@@ -132,6 +135,8 @@ class IterableSource:
       check_inputs: reject integer ``x`` leaves and NaN inputs.
       integer_ok: key paths of ``x`` that may be integers (the model's declared
         ``integer_inputs``).
+      name: how the data is called in errors (``"train"``, ``"validation"``: then the
+        user's ``validation_data``; ``"data"``).
 
     Every batch is checked as it is read (:func:`host_batch`);
     after :meth:`check_labels`, its labels too.
@@ -151,8 +156,9 @@ class IterableSource:
         class_weight: Mapping[int, float] | None = None,
         check_inputs: bool = True,
         integer_ok: Collection[str] = frozenset(),
+        name: str = "data",
     ):
-        self.data, self.steps_per_epoch = data, steps_per_epoch
+        self.data, self.steps_per_epoch, self.name = data, steps_per_epoch, name
         self.class_weight, self.check_inputs = class_weight, check_inputs
         self.integer_ok = frozenset(integer_ok)
         self._iterator: Iterator | None = None
@@ -163,24 +169,29 @@ class IterableSource:
             self.data = itertools.chain([first], items)
         # a copy: a full batch is passed on uncopied (the feeder copies it into its
         # block before reading the next), and an iterable may refill one buffer
-        self._first = jax.tree.map(np.array, self._prepare(first, 0, None))
+        self._first = jax.tree.map(np.array, self._prepare(first, "batch 0", None))
         self.local_batch_size = self._first.mask.shape[0]
         self.batch_size = self.local_batch_size * jax.process_count()
         self.steps = steps_per_epoch if steps_per_epoch else _length(data)
         self._epochs_run = 0
 
-    def _prepare(self, item: Any, i: int, spec: Batch | None) -> Batch:
+    def _prepare(self, item: Any, where: str, spec: Batch | None) -> Batch:
         if item is None and spec is None:
-            raise ValueError("the data iterable yielded no batches")
-        x, y, sw = split_batch(item, f"batch {i}")
+            raise ValueError(f"the {self._argument} iterable yielded no batches")
+        x, y, sw = split_batch(item, where)
         host = host_batch(
-            i, x, y, sw, spec, check_inputs=self.check_inputs, integer_ok=self.integer_ok
+            where, x, y, sw, spec, check_inputs=self.check_inputs, integer_ok=self.integer_ok
         )
         if self._labels is not None:  # the real rows' labels (padding repeats them)
             out, loss, name = self._labels
             y = host.y[: int(host.mask.sum())] if isinstance(host.y, np.ndarray) else host.y
-            checks.check_labels(out, y, f"{name} batch {i}", loss)
-        return weights.weighted(host, self.class_weight, f"batch {i}")
+            checks.check_labels(out, y, f"{name} {where}", loss)
+        return weights.weighted(host, self.class_weight, where)
+
+    @property
+    def _argument(self) -> str:
+        """The user's name for this data (fit's ``validation_data``, else ``data``)."""
+        return "validation_data" if self.name == "validation" else "data"
 
     def example(self) -> Batch:
         """The first batch."""
@@ -203,7 +214,10 @@ class IterableSource:
         self._labels = (out, loss, name)
 
     def check_epochs(self, epochs: int) -> None:
-        """Raises unless the data can give ``epochs`` epochs (before anything trains).
+        """Raises unless the data can be read ``epochs`` times (before anything trains).
+
+        ``fit`` reads its data (and its validation data) once an epoch; a sweep, once an
+        epoch of each group of members.
 
         Raises:
           ValueError: a one-shot iterator (a generator) for more than one epoch without
@@ -211,10 +225,15 @@ class IterableSource:
         """
         if epochs > 1 and not self.steps_per_epoch and isinstance(self.data, Iterator):
             raise ValueError(
-                f"the data is an iterator, exhausted after one epoch, but {epochs} epochs "
-                "were asked for; pass steps_per_epoch (with an endless generator) or a "
-                "re-iterable (a list, a DataLoader)"
+                f"`{self._argument}` is an iterator, exhausted after one pass, but the run "
+                f"reads it {epochs} times (an epoch each); {self._remedy()}"
             )
+
+    def _remedy(self) -> str:
+        again = "a re-iterable (a list, a DataLoader)"
+        if self.name == "validation":  # validated every epoch; no steps_per_epoch of its own
+            return f"pass {again} or arrays"
+        return f"pass steps_per_epoch (with an endless generator) or {again}"
 
     def batches(
         self, seed: int, epoch: int, *, shuffle: bool = True, part: slice | None = None
@@ -227,14 +246,19 @@ class IterableSource:
             items: Iterator = itertools.islice(self._iterator, self.steps_per_epoch)
         else:
             items = iter(self.data)
-            self.check_epochs(self._epochs_run + 1)
+            if self._epochs_run and isinstance(self.data, Iterator):
+                raise ValueError(
+                    f"`{self._argument}` is an iterator, exhausted after one pass, and is "
+                    f"read again; {self._remedy()}"
+                )
         self._epochs_run += 1
         count = 0
-        for count, item in enumerate(items, 1):
-            yield self._prepare(item, count - 1, self._first)
+        for count, item in enumerate(items, 1):  # epochs counted from 1, as the progress bar
+            where = f"batch {count - 1}" + (f" of epoch {epoch + 1}" if epoch else "")
+            yield self._prepare(item, where, self._first)
         if self.steps_per_epoch and count < self.steps_per_epoch:
             raise ValueError(
-                f"the data ended after {count} batches in epoch {epoch}, but "
+                f"`{self._argument}` ended after {count} batches in epoch {epoch + 1}, but "
                 f"steps_per_epoch={self.steps_per_epoch}; make the iterable endless "
                 "(e.g. itertools.cycle) or lower steps_per_epoch"
             )

@@ -61,7 +61,6 @@ from nnjax.train.evaluate import divisible, evaluate_source
 from nnjax.train.feeder import DeviceFeeder, default_steps
 from nnjax.train.history import History
 from nnjax.train.interrupts import holding_interrupts
-from nnjax.train.iterable_source import IterableSource
 from nnjax.train.progress import resolve_verbose
 from nnjax.train.state import TrainState
 
@@ -326,8 +325,7 @@ def fit(
         resume_from, state, seed, layout, initial_epoch=initial_epoch, fallback=fallback,
         epochs=epochs, learning_rate=lr,
     )  # fmt: skip
-    if isinstance(source, IterableSource):  # a generator is read once
-        source.check_epochs(epochs - initial_epoch)
+    setup.check_passes(source, val, epochs - initial_epoch)
     for callback in callbacks:  # what the checkpoints record, and whose run they continue
         if isinstance(callback, checkpoint.ModelCheckpoint):
             callback.bind_fit(resume_from=resume_from, learning_rate=lr)

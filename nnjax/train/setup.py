@@ -24,6 +24,7 @@ from nnjax._deprecation import user_stacklevel
 from nnjax.train import abstract_output, compiled, data, optimizers, sharding, step
 from nnjax.train import validation as checks
 from nnjax.train.evaluate import eval_source
+from nnjax.train.iterable_source import IterableSource
 from nnjax.train.objective import canonical_loss, compute_dtype, rounds_matmul_operands
 
 #: Metric names that compare class labels (``acc``, ``f1_macro``... by their first word).
@@ -90,6 +91,20 @@ def sources(train, validation_data, validation_split, *, batch_size, mesh_size, 
         kw.pop("class_weight", None)
         val = eval_source("validation", validation_data, source.batch_size, mesh_size, **kw)
     return source, val
+
+
+def check_passes(source: Any, val: Any, passes: int) -> None:
+    """Raises before training unless both sources can be read ``passes`` times.
+
+    A generator (without ``steps_per_epoch``) is exhausted after one pass; the training
+    data is read once an epoch and so is the validation data.
+
+    Raises:
+      ValueError: names the argument (``data`` or ``validation_data``) and the fix.
+    """
+    for src in (source, val):
+        if isinstance(src, IterableSource):
+            src.check_epochs(passes)
 
 
 def check_model(model, graphdef, params, rest, objective, source, val, tx) -> tuple[str, ...]:

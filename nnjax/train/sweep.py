@@ -268,6 +268,7 @@ def sweep(
     if members_per_step not in (None, "auto"):
         members_per_step = checks.check_count("members_per_step", members_per_step, 1)
     member_groups = groups(hp, model_names, len(seed_list), members_per_program)
+    setup.check_passes(source, val, epochs * len(member_groups))  # each group: every epoch
     context = dict(
         model_fn=model_fn, seeds=seed_list, hp=hp, opt_names=opt_names, factory=factory,
         objective=objective, source=source, val=val, epochs=epochs, shuffle=shuffle,

@@ -8,7 +8,8 @@ import pytest
 from flax import nnx
 
 import nnjax.train as T
-from nnjax.nn import WideAndDeep
+from nnjax.errors import ShapeError
+from nnjax.nn import MLP, WideAndDeep
 from nnjax.train import sharding
 from nnjax.train.data import ArraySource, epoch_index, make_source
 from nnjax.train.feeder import DeviceFeeder, Prefetcher
@@ -132,16 +133,46 @@ def test_endless_generator_with_steps_per_epoch():
 
     history = T.fit(mlp(), endless(), steps_per_epoch=3, epochs=2, **KW)
     assert len(history) == 2
-    with pytest.raises(ValueError, match=r"ended after 2 batches in epoch 0.*steps_per_epoch=3"):
+    with pytest.raises(
+        ValueError, match=r"`data` ended after 2 batches in epoch 1.*steps_per_epoch=3"
+    ):
         T.fit(mlp(), _batches(x, y, 16), steps_per_epoch=3, epochs=1, **KW)
     model = mlp()
     before = leaves(model)
     traces = T.compiled.TRACES.count
-    with pytest.raises(ValueError, match="exhausted after one epoch, but 2 epochs"):
+    with pytest.raises(ValueError, match=r"`data` is an iterator.*reads it 2 times"):
         T.fit(model, iter(_batches(x, y, 16)), epochs=2, **KW)
+    with pytest.raises(ValueError, match=r"`validation_data` is an iterator.*reads it 3 times.*"
+                       r"re-iterable \(a list, a DataLoader\) or arrays"):  # fmt: skip
+        T.fit(model, (x, y), validation_data=iter(_batches(x, y, 16)), epochs=3, **KW)
     assert T.compiled.TRACES.count == traces  # refused before anything trains
     for a, b in zip(before, leaves(model)):
         np.testing.assert_array_equal(a, b)
+
+
+def test_a_one_shot_generator_is_refused_by_a_sweep_before_training():
+    x, y = blobs(n=32)
+    traces = T.compiled.TRACES.count
+    members = T.grid(learning_rate=[0.1, 0.01])
+    for data, kw in [(iter(_batches(x, y, 16)), {}), ((x, y), {"validation_data": iter([(x, y)])})]:
+        with pytest.raises(ValueError, match=r"is an iterator.*reads it 2 times"):
+            T.sweep(
+                lambda rngs: MLP(4, (8,), 3, rngs=rngs), data, loss="cross_entropy",
+                members=members, epochs=2, verbose=0, **kw,
+            )  # fmt: skip
+    assert T.compiled.TRACES.count == traces
+
+
+def test_an_endless_generators_bad_batch_is_named_with_its_epoch():
+    x, y = blobs(n=32)
+
+    def endless():  # batch 1 of the third epoch (the 8th read) has 5 features
+        for i in itertools.count():
+            yield (np.ones((16, 5), np.float32) if i == 7 else x[:16]), y[:16]
+
+    with pytest.raises(ShapeError, match=r"^batch 1 of epoch 3: x has shape \(16, 5\) float32, "
+                       r"but the first batch had \(16, 4\)"):  # fmt: skip
+        T.fit(mlp(), endless(), steps_per_epoch=3, epochs=4, **KW)
 
 
 def test_make_source_kinds():
@@ -154,8 +185,8 @@ def test_make_source_kinds():
 @pytest.mark.parametrize(
     "bad, message",
     [
-        (np.ones((16, 5), np.float32), r"batch 7: x has shape \(16, 5\) float32, but batch 0 had "
-         r"\(16, 4\) float32"),
+        (np.ones((16, 5), np.float32), r"batch 7: x has shape \(16, 5\) float32, but the first "
+         r"batch had \(16, 4\) float32"),
         (np.ones((16, 4), np.float64).astype(np.int32), r"batch 7: x has shape \(16, 4\) int32"),
     ],
 )  # fmt: skip
