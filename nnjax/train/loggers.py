@@ -14,7 +14,9 @@ Example:
 from __future__ import annotations
 
 import csv
+import importlib.util
 import os
+import time
 from typing import Any
 
 import jax
@@ -38,7 +40,8 @@ class CSVLogger(Callback):
       filename: the file to write (``~`` expanded); missing parent folders are created.
       separator: the one character between cells (Keras' ``separator``).
       append: keep the rows of an existing file (its header decides the columns, plus
-        any new names) instead of starting a new file.
+        any new names) instead of starting a new file; a resumed run rewrites only its
+        own rows.
       first_epoch: the number written for fit's epoch 0: ``0`` (fit's index, as
         Keras writes it) or ``1`` (as the console and ``nnjax train``'s
         ``history.json`` count).
@@ -122,14 +125,37 @@ class CSVLogger(Callback):
         return csv.writer(f, delimiter=self.separator)
 
     def _rewrite(self, history: Any) -> None:
-        """The header and one row per restored epoch (atomically for a regular file)."""
+        """The header and one row per restored epoch (atomically for a regular file).
+
+        With ``append``, the rows of earlier runs in the file are kept: those before the
+        resumed run's first row (its restored first epoch, as this logger wrote it).
+        """
         metrics = dict(history.history)
-        self._keys = self._header() or list(metrics)
+        header = self._header() or []
+        self._keys = [*header, *(k for k in metrics if k not in header)]
         rows = [
             [int(e) + self.first_epoch, *(_at(metrics.get(k), i) for k in self._keys)]
             for i, e in enumerate(history.epoch)
         ]
-        self._write_all([["epoch", *self._keys], *rows])
+        width = len(self._keys) + 1
+        earlier = [r + [""] * (width - len(r)) for r in self._earlier_rows(rows)]
+        self._write_all([["epoch", *self._keys], *earlier, *rows])
+
+    def _earlier_rows(self, run: list[list[Any]]) -> list[list[str]]:
+        """With ``append``: the file's rows before those of the resumed ``run``.
+
+        The run's rows start at the last row of its first epoch, if they read as ``run``
+        (those of its epochs the file holds); else the run wrote none (it was killed
+        between a checkpoint and its row) and every row is an earlier run's.
+        """
+        if not (self.append and os.path.isfile(self.filename)):
+            return []
+        with open(self.filename, newline="") as f:
+            rows = list(csv.reader(f, delimiter=self.separator))[1:]
+        cells = [[str(c) for c in r] for r in run]
+        starts = [i for i, r in enumerate(rows) if r[:1] == cells[0][:1]]
+        ours = starts and all(r == c[: len(r)] for r, c in zip(rows[starts[-1] :], cells))
+        return rows[: starts[-1]] if ours else rows
 
     def _widen(self, names: list[str]) -> None:
         """Adds columns ``names`` (empty in the rows so far); a pipe keeps its columns."""
@@ -196,10 +222,11 @@ class TensorBoard(Callback):
     Train metrics go under ``train/<name>``, validation metrics (logged as
     ``val_<name>``) under ``validation/<name>``, with fit's 0-based epoch as the step;
     each value is written as a Python ``float``. In a multi-process run only process 0
-    writes (the metrics are the same in every process). The writer is opened when training
-    starts, flushed after every epoch and closed when training ends. Needs the
-    ``tensorboardX`` package (in the ``nnjax[train]`` extra); the constructor does not
-    import it.
+    writes (the metrics are the same in every process). The event file is opened when
+    training starts and closed when training ends; each epoch's scalars are written
+    and flushed to it before the next epoch starts (no background thread: an
+    interrupted run's file holds every finished epoch). Needs the ``tensorboardX``
+    package (in the ``nnjax[train]`` extra); the constructor does not import it.
 
     Args:
       log_dir: the folder of the event files (a ``str`` or path, ``~`` expanded;
@@ -208,8 +235,9 @@ class TensorBoard(Callback):
 
     Attributes:
       log_dir: ``log_dir`` as a ``str``, ``~`` expanded.
-      writer: the ``tensorboardX.SummaryWriter`` while training, ``None`` before and
-        after (and on processes other than 0).
+      writer: the event file while training (``add_scalar(tag, value, step)``,
+        ``flush()``, ``close()``), ``None`` before and after (and on processes other
+        than 0).
 
     Raises:
       ImportError: at the start of training, when ``tensorboardX`` is not installed.
@@ -239,14 +267,10 @@ class TensorBoard(Callback):
     def on_train_begin(self, logs=None):
         """Opens the ``tensorboardX`` event writer (closing one a failed run left open)."""
         self.on_train_end()
-        try:
-            from tensorboardX import SummaryWriter
-        except ImportError as err:  # pragma: no cover - depends on the environment
-            raise ImportError(
-                "TensorBoard logging needs tensorboardX: pip install 'nnjax[train]'"
-            ) from err
+        if importlib.util.find_spec("tensorboardX") is None:  # pragma: no cover
+            raise ImportError("TensorBoard logging needs tensorboardX: pip install 'nnjax[train]'")
         if jax.process_index() == 0:  # one event file per run, as CSVLogger's one file
-            self.writer = SummaryWriter(self.log_dir)
+            self.writer = _EventFile(self.log_dir)
 
     def on_epoch_end(self, epoch, logs=None):
         """Writes the epoch's metrics as scalars and flushes (process 0 only)."""
@@ -262,6 +286,37 @@ class TensorBoard(Callback):
         if self.writer is not None:
             self.writer.close()
             self.writer = None
+
+
+class _EventFile:
+    """A TensorBoard event file written in the caller's thread: ``flush`` puts it on disk.
+
+    ``tensorboardX.SummaryWriter`` hands events to a background thread, and its
+    ``flush`` does not wait for them: the newest epoch reached the file one epoch (or
+    up to two minutes) late, and never if the process died first.
+    """
+
+    def __init__(self, log_dir: str) -> None:
+        from tensorboardX.event_file_writer import EventsWriter
+
+        os.makedirs(log_dir, exist_ok=True)
+        self._events = EventsWriter(os.path.join(log_dir, "events"))
+
+    def add_scalar(self, tag: str, value: float, step: int) -> None:
+        """Appends one scalar event (``tag``, ``value``) at ``step``."""
+        from tensorboardX import summary
+        from tensorboardX.proto import event_pb2
+
+        scalar = summary.scalar(tag, float(value))
+        self._events.write_event(event_pb2.Event(wall_time=time.time(), step=step, summary=scalar))
+
+    def flush(self) -> None:
+        """Writes what was added to the file."""
+        self._events.flush()
+
+    def close(self) -> None:
+        """Flushes and closes the file."""
+        self._events.close()
 
 
 __all__ = ["CSVLogger", "TensorBoard"]

@@ -47,15 +47,24 @@ def _rows(path):
         return list(csv.DictReader(f))
 
 
+@pytest.mark.parametrize("earlier", [False, True], ids=["new-file", "appended-to-a-run"])
 @pytest.mark.parametrize(
     ("kill_after", "csv_first"),
     [(0, False), (1, False), (1, True)],
     ids=["after-first-save", "after-second-save", "after-csv-row-before-save"],
 )
-def test_the_csv_holds_every_epoch_once_after_a_kill_and_resume(tmp_path, kill_after, csv_first):
+def test_the_csv_holds_every_epoch_once_after_a_kill_and_resume(
+    tmp_path, kill_after, csv_first, earlier
+):
     ckpt, log = tmp_path / "ckpt", tmp_path / "history.csv"
+    before = []  # an earlier run's rows in the file (append=True): kept through the resume
+    if earlier:
+        T.fit(
+            mlp(), DATA, epochs=3, callbacks=[T.CSVLogger(log, first_epoch=1)], **{**KW, "seed": 4}
+        )
+        before = _rows(log)
     saver = T.ModelCheckpoint(ckpt, max_to_keep=1)
-    logger = T.CSVLogger(log, first_epoch=1)
+    logger = T.CSVLogger(log, first_epoch=1, append=earlier)
     # csv_first: the row is written, then the kill comes before the checkpoint
     order = (
         [logger, KillAfter(kill_after), saver]
@@ -72,6 +81,8 @@ def test_the_csv_holds_every_epoch_once_after_a_kill_and_resume(tmp_path, kill_a
     ]
     history = T.fit(mlp(), DATA, epochs=4, resume_from=ckpt, callbacks=callbacks, **KW)
     rows = _rows(log)
+    assert rows[: len(before)] == before
+    rows = rows[len(before) :]
     assert [int(r["epoch"]) for r in rows] == [1, 2, 3, 4]  # 1-based, each once
     np.testing.assert_allclose(
         [float(r["loss"]) for r in rows], history.history["loss"], rtol=1e-6, atol=1e-7

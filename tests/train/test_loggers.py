@@ -54,6 +54,25 @@ def test_tensorboard_events_read_back(tmp_path):
     np.testing.assert_allclose([e.value for e in loss], history["loss"], rtol=1e-6, atol=1e-6)
 
 
+@needs_tensorboardx
+def test_tensorboard_each_epoch_is_on_disk_when_it_ends(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    seen = []
+
+    class Read(T.Callback):  # after TensorBoard's on_epoch_end, the file open
+        def on_epoch_end(self, epoch, logs=None):
+            events = EventAccumulator(str(tmp_path))
+            events.Reload()
+            seen.append([e.step for e in events.Scalars("train/loss")])
+            if epoch == 1:
+                raise RuntimeError("killed")
+
+    with pytest.raises(RuntimeError, match="killed"):
+        T.fit(mlp(), blobs(), epochs=3, callbacks=[T.TensorBoard(tmp_path), Read()], **KW)
+    assert seen == [[0], [0, 1]]  # before: [] and [0] (a background thread wrote them late)
+
+
 @pytest.mark.parametrize("logger", ["csv", pytest.param("tensorboard", marks=needs_tensorboardx)])
 def test_only_process_0_writes_logs(tmp_path, monkeypatch, logger):
     # every process of a multi-process run sees the same metrics: one file, not one each
