@@ -9,6 +9,7 @@ argument, and the expected and actual shapes.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import numbers
 from collections.abc import Callable, Iterator, Sequence
@@ -212,6 +213,25 @@ def concrete_number(value: Any) -> float | None:
     return None
 
 
+def check_real(op: str, name: str, value: Any, what: str) -> None:
+    """Raises ``TypeError`` unless ``value`` is a real scalar (not a bool): ``what`` it is for.
+
+    Python and NumPy numbers and 0-d JAX arrays (traced too) pass.
+
+    Example:
+      >>> try:
+      ...     check_real("prelu_init", "init", "a", "the initial slope")
+      ... except TypeError as err:
+      ...     print(err)
+      prelu_init: `init` must be a real number (the initial slope), got 'a'
+    """
+    number = concrete_number(value) is not None or (
+        isinstance(value, jax.Array) and value.ndim == 0 and jnp.issubdtype(value.dtype, jnp.number)
+    )
+    if not number or isinstance(value, bool | np.bool_) or jnp.iscomplexobj(value):
+        raise TypeError(f"{op}: `{name}` must be a real number ({what}), got {value!r}")
+
+
 def check_interval(
     op: str,
     name: str,
@@ -269,12 +289,33 @@ def check_key(op: str, name: str, key: Any) -> None:
     """
     dtype = getattr(key, "dtype", None)
     if dtype is not None and hasattr(key, "shape"):
-        if jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key) or dtype == np.uint32:
+        if jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key):
             return
+        if dtype == np.uint32 and tuple(key.shape)[-1:] == (_legacy_key_size(),):
+            return  # a raw key, jax.random.PRNGKey(seed)
         got = f"an array of dtype {dtype} and shape {tuple(key.shape)}"
     else:
         got = repr(key)
     raise TypeError(f"{op}: `{name}` must be a PRNG key such as jax.random.key(0), got {got}")
+
+
+@functools.cache
+def _legacy_key_size() -> int:
+    """The last axis of a raw ``uint32`` key of the default PRNG (2 for threefry)."""
+    return int(jax.eval_shape(lambda: jax.random.key_data(jax.random.key(0))).shape[-1])
+
+
+def int_axes(owner: str, name: str, value: object) -> tuple[int, ...]:
+    """``value`` (an int or a sequence of ints) as a tuple of ints, else ``TypeError``.
+
+    Example:
+      >>> int_axes("dropout", "broadcast_dims", 1), int_axes("dropout", "broadcast_dims", [1, 2])
+      ((1,), (1, 2))
+    """
+    axes = (value,) if is_int(value) else value
+    if not isinstance(axes, Sequence) or isinstance(axes, str) or not all(is_int(a) for a in axes):
+        raise TypeError(f"{owner}: `{name}` must be an int or a sequence of ints, got {value!r}")
+    return tuple(int(a) for a in axes)
 
 
 def float_dtype(op: str, dtype: Any, *, name: str = "dtype", allow_none: bool = False) -> Any:

@@ -165,7 +165,9 @@ def test_check_key_accepts_keys(key):
 @pytest.mark.parametrize(
     ("value", "shown"),
     [(0, "got 0"), (None, "got None"), ("seed", "got 'seed'"),
-     (jnp.zeros(2, jnp.int32), r"got an array of dtype int32 and shape \(2,\)")],
+     (jnp.zeros(2, jnp.int32), r"got an array of dtype int32 and shape \(2,\)"),
+     (jnp.zeros(3, jnp.uint32), r"got an array of dtype uint32 and shape \(3,\)"),
+     (jnp.zeros((), jnp.uint32), r"got an array of dtype uint32 and shape \(\)")],
 )  # fmt: skip
 def test_check_key_rejects_non_keys(value, shown):
     with pytest.raises(TypeError, match=rf"op: `key` must be a PRNG key such as .*{shown}"):

@@ -19,7 +19,7 @@ def dropout(
     x: jax.typing.ArrayLike,
     rate: float,
     *,
-    broadcast_dims: Sequence[int] = (),
+    broadcast_dims: int | Sequence[int] = (),
 ) -> jax.Array:
     """Zeroes each element with probability ``rate`` and scales the rest by ``1/(1-rate)``.
 
@@ -37,8 +37,9 @@ def dropout(
         and matches the limits (a rate at or above 1 drops everything, at or below 0
         nothing), where an unclamped ``1 / (1 - rate)`` would flip signs or overflow.
         A concrete out-of-range ``rate`` is an error (below).
-      broadcast_dims: axes along which the mask is shared. For NHWC feature maps,
-        ``(1, 2)`` drops whole channels (spatial dropout, Keras' ``SpatialDropout2D``).
+      broadcast_dims: axes (ints, or one int) along which the mask is shared. For NHWC
+        feature maps, ``(1, 2)`` drops whole channels (spatial dropout, Keras'
+        ``SpatialDropout2D``).
 
     Returns:
       An array of the shape and dtype of ``x``.
@@ -47,8 +48,9 @@ def dropout(
       ValueError: if a concrete ``rate`` is outside ``[0, 1]`` or NaN, or
         ``broadcast_dims`` names an axis ``x`` does not have.
       TypeError: if ``x`` is not floating, ``rate`` is not a real scalar (a bool, a
-        string, ``None``, an array with axes), or ``key`` is not a PRNG key
-        (``jax.random.key(seed)``) when dropout runs (a rate of 0 or 1 reads no key).
+        string, ``None``, an array with axes), ``broadcast_dims`` is not ints, or ``key``
+        is not a PRNG key (``jax.random.key(seed)``) when dropout runs (a rate of 0 or
+        1 reads no key).
 
     Example:
       >>> y = dropout(jax.random.key(0), jnp.ones((2, 4, 4, 3)), 0.5, broadcast_dims=(1, 2))
@@ -63,9 +65,9 @@ def dropout(
         return jnp.zeros_like(x)
     _checks.check_key("dropout", "key", key)
     assert key is not None  # check_key raised otherwise
-    axes = _mask_axes(broadcast_dims, x.shape)
+    axes = _mask_axes(_checks.int_axes("dropout", "broadcast_dims", broadcast_dims), x.shape)
     mask_shape = tuple(1 if i in axes else n for i, n in enumerate(x.shape))
-    traced = jnp.asarray(rate, jnp.float32)
+    traced = jnp.asarray(rate, _utils.stat_dtype(x))  # float64 x: 1 / 0.9 in float64
     keep_prob = 1.0 - jnp.clip(jnp.where(jnp.isnan(traced), 0.0, traced), 0.0, 1.0)
     keep = jax.random.bernoulli(key, keep_prob, mask_shape)
     scale = jnp.where(keep_prob > 0, 1.0 / jnp.maximum(keep_prob, 1e-12), 0.0)

@@ -106,7 +106,8 @@ def embedding(params: Params, ids: jax.typing.ArrayLike) -> jax.Array:
         raise TypeError(f"embedding: argument `ids` has dtype {ids.dtype}, expected integers")
     vocab = table.shape[0]
     _check_ids(ids, vocab)
-    safe = jnp.where(ids < 0, vocab, ids)  # negative ids would otherwise wrap around
+    wide = ids.astype(jnp.promote_types(ids.dtype, jnp.int32))  # int8 cannot hold V = 256
+    safe = jnp.where(wide < 0, vocab, wide)  # negative ids would otherwise wrap around
     return jnp.take(table, safe, axis=0, mode="fill", fill_value=jnp.nan)
 
 

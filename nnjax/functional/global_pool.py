@@ -6,12 +6,18 @@ import jax
 import jax.numpy as jnp
 
 from nnjax import _checks
+from nnjax.errors import ShapeError
 from nnjax.functional import _utils
 
 
 def _spatial_axes(op: str, x: jax.Array) -> tuple[int, ...]:
     _checks.check_min_rank(op, "x", x, 3)
-    return tuple(range(1, x.ndim - 1))
+    axes = tuple(range(1, x.ndim - 1))
+    if any(x.shape[a] == 0 for a in axes):
+        raise ShapeError(
+            f"{op}: argument `x` has shape {x.shape}, a spatial axis of size 0: nothing to pool"
+        )
+    return axes
 
 
 def global_avg_pool(x: jax.typing.ArrayLike, *, keepdims: bool = False) -> jax.Array:
@@ -26,7 +32,7 @@ def global_avg_pool(x: jax.typing.ArrayLike, *, keepdims: bool = False) -> jax.A
       ``(B, C)`` (or ``(B, 1, ..., 1, C)``), the dtype of ``x``.
 
     Raises:
-      nnjax.ShapeError: if ``x`` has rank < 3.
+      nnjax.ShapeError: if ``x`` has rank < 3, or a spatial axis of size 0.
       TypeError: if ``x`` is not floating, or ``keepdims`` is not a bool.
 
     Example:
@@ -51,7 +57,7 @@ def global_max_pool(x: jax.typing.ArrayLike, *, keepdims: bool = False) -> jax.A
       ``(B, C)`` (or ``(B, 1, ..., 1, C)``), the dtype of ``x``.
 
     Raises:
-      nnjax.ShapeError: if ``x`` has rank < 3.
+      nnjax.ShapeError: if ``x`` has rank < 3, or a spatial axis of size 0.
       TypeError: if ``x`` is not floating, or ``keepdims`` is not a bool.
 
     Example:

@@ -45,6 +45,7 @@ def sinusoidal_position_encoding(
     Raises:
       ValueError: if ``length`` is not a non-negative int or ``features`` is not a
         positive even int (both must be static under ``jax.jit``; NumPy ints count).
+      TypeError: if ``dtype`` is not a floating dtype.
 
     Example:
       >>> np.asarray(sinusoidal_position_encoding(3, 4)).round(3)
@@ -55,6 +56,7 @@ def sinusoidal_position_encoding(
     op = "sinusoidal_position_encoding"
     length = _utils.positive_int(op, "length", length, minimum=0)
     features = _even(op, "features", features)
+    dtype = _checks.float_dtype(op, dtype)
     compute = jnp.promote_types(dtype, jnp.float32)
     inverse = _inverse_frequencies(features, max_timescale, compute)
     angles = jnp.arange(length, dtype=compute)[:, None] * inverse[None, :]

@@ -31,7 +31,8 @@ def prelu_init(
 
     Raises:
       ValueError: if ``num_parameters`` is not a positive int.
-      TypeError: if ``dtype`` is not a floating dtype (e.g. ``jnp.int32``).
+      TypeError: if ``dtype`` is not a floating dtype (e.g. ``jnp.int32``), or ``init``
+        is not a real number.
 
     Example:
       >>> prelu_init(jax.random.key(0), 3)["negative_slope"]
@@ -39,6 +40,7 @@ def prelu_init(
     """
     del key
     num_parameters = _utils.positive_int("prelu_init", "num_parameters", num_parameters)
+    _checks.check_real("prelu_init", "init", init, "the initial slope")
     dtype = _checks.float_dtype("prelu_init", dtype)
     return {"negative_slope": jnp.full((num_parameters,), init, dtype)}
 

@@ -135,6 +135,7 @@ def transformer_encoder_block(
     _checks.check_rank(op, "x", x, 3)
     _check_width(op, params["norm1"], x)
     causal = _checks.check_static_bool(op, "causal", causal)
+    _checks.check_interval(op, "epsilon", epsilon, 0, open_low=True)  # else layer_norm's error
     act = activations.get(activation)
     drop, key = dropout_key(op, dropout_rate, key)
     if not drop and isinstance(activation, str) and isinstance(epsilon, (int, float)):

@@ -30,18 +30,6 @@ def _fork_stream(rngs: nnx.Rngs | nnx.RngStream | None, collection: str, owner: 
     raise TypeError(f"{owner}: `rngs` must be nnx.Rngs, nnx.RngStream or None, got {rngs!r}")
 
 
-def _axes(owner: str, name: str, value: object) -> tuple[int, ...]:
-    """``value`` (an int or a sequence of ints) as a tuple of ints, else ``TypeError``."""
-    axes = (value,) if _checks.is_int(value) else value
-    if (
-        not isinstance(axes, Sequence)
-        or isinstance(axes, str)
-        or not all(_checks.is_int(a) for a in axes)
-    ):
-        raise TypeError(f"{owner}: `{name}` must be an int or a sequence of ints, got {value!r}")
-    return tuple(int(a) for a in axes)
-
-
 @recorded
 class Dropout(nnx.Module):
     """Inverted dropout calling :func:`nnjax.functional.dropout`, toggled by train()/eval().
@@ -91,7 +79,7 @@ class Dropout(nnx.Module):
         rngs: nnx.Rngs | nnx.RngStream | None = None,
     ):
         self.rate = _validate.rate("Dropout", "rate", rate)
-        self.broadcast_dims = _axes("Dropout", "broadcast_dims", broadcast_dims)
+        self.broadcast_dims = _checks.int_axes("Dropout", "broadcast_dims", broadcast_dims)
         self.deterministic = _checks.check_static_bool("Dropout", "deterministic", deterministic)
         self.rng_collection = rng_collection
         self.rngs = _fork_stream(rngs, rng_collection)

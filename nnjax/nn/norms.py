@@ -7,7 +7,6 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from flax import nnx
 
 import nnjax.functional as F
@@ -174,10 +173,7 @@ class PReLU(FunctionalModule):
                  param_dtype: jnp.dtype = jnp.float32, dtype: jnp.dtype | None = None,
                  rngs: nnx.Rngs):  # fmt: skip
         self.num_parameters = _validate.positive_int("PReLU", "num_parameters", num_parameters)
-        if _checks.concrete_number(init) is None or isinstance(init, bool | np.bool_):
-            raise TypeError(
-                f"PReLU: `init` must be a real number (the initial slope), got {init!r}"
-            )
+        _checks.check_real("PReLU", "init", init, "the initial slope")
         check_dtypes("PReLU", param_dtype, dtype)
         self.dtype = dtype
         self._set_params(F.prelu_init(rngs.params(), num_parameters, init=init, dtype=param_dtype))

@@ -95,6 +95,23 @@ def test_rate_of_wrong_type_raises(key, rate):
 def test_broadcast_dims_out_of_range_raises(key):
     with pytest.raises(ValueError, match=r"dropout: `broadcast_dims` \(1, 4\) is out of range"):
         F.dropout(key, jnp.ones((2, 3, 3, 4)), 0.5, broadcast_dims=(1, 4))
+    with pytest.raises(TypeError, match=r"dropout: `broadcast_dims` must be an int or a sequence"):
+        F.dropout(key, jnp.ones((2, 3)), 0.5, broadcast_dims="1")
+
+
+def test_one_broadcast_dim_as_an_int(key):  # as nn.Dropout takes it
+    x = jnp.ones((4, 6))
+    np.testing.assert_array_equal(
+        F.dropout(key, x, 0.5, broadcast_dims=1), F.dropout(key, x, 0.5, broadcast_dims=(1,))
+    )
+
+
+def test_float64_is_scaled_in_float64(key):
+    with jax.enable_x64(True):
+        y = np.asarray(F.dropout(key, jnp.ones(1000, jnp.float64), 0.9))
+    kept = y[y != 0]
+    assert kept.size and y.dtype == np.float64
+    np.testing.assert_allclose(kept, 1 / (1 - 0.9), rtol=1e-15, atol=0)  # float32's: 2e-7 off
 
 
 def test_integer_input_raises_type_error(key):

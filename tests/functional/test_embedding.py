@@ -46,6 +46,14 @@ def test_out_of_range_ids_raise_outside_jit_and_give_nan_inside():
     assert np.isnan(out[:2]).all() and (out[2] == 1).all()  # negative ids never wrap
 
 
+@pytest.mark.parametrize(("dtype", "vocab"), [(jnp.int8, 256), (jnp.int8, 300), (jnp.int16, 65536)])
+def test_negative_narrow_ids_give_nan_inside_jit(dtype, vocab):
+    # the vocabulary size does not fit the ids' dtype (256 is 0 in int8, 300 is 44)
+    params = {"embedding": jnp.arange(float(vocab))[:, None]}
+    out = jax.jit(F.embedding)(params, jnp.array([-1, 5], dtype))
+    assert np.isnan(out[0]).all() and out[1, 0] == 5
+
+
 @pytest.mark.slow  # measured among the slowest; runs in CI's slow step
 def test_check_grads_and_transforms(key):
     params = {"embedding": rand((5, 3), 0)}

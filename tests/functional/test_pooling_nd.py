@@ -9,6 +9,7 @@ import pytest
 from jax.test_util import check_grads
 
 import nnjax.functional as F
+from nnjax.errors import ShapeError
 
 from ._compare import assert_matches_torch
 from ._torch_ref import torch
@@ -82,6 +83,12 @@ def test_global_pools_match_torch(shape):
     assert_matches_torch(F.global_avg_pool, lambda x: x.mean(dim=axes), (x,))
     assert_matches_torch(F.global_max_pool, lambda x: x.amax(dim=axes), (x,))
     assert F.global_avg_pool(x, keepdims=True).shape == (2, *(1,) * len(axes), 3)
+
+
+@pytest.mark.parametrize("op", [F.global_avg_pool, F.global_max_pool])
+def test_global_pool_of_no_positions_is_a_shape_error(op):  # was NaN, or JAX's reduction error
+    with pytest.raises(ShapeError, match=r"global_\w+_pool: argument `x` has shape \(2, 0, 3\)"):
+        op(jnp.ones((2, 0, 3)))
 
 
 def test_check_grads():

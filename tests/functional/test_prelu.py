@@ -39,6 +39,11 @@ def test_errors():
         F.prelu_init(None, 0)
     with pytest.raises(TypeError, match="prelu: argument `x` has dtype int32"):
         F.prelu(F.prelu_init(None), jnp.ones((2, 1), jnp.int32))
+    for init in ("a", None, True, 1j):
+        with pytest.raises(TypeError, match=r"prelu_init: `init` must be a real number"):
+            F.prelu_init(None, 2, init=init)
+    np.testing.assert_array_equal(F.prelu_init(None, 2, init=jnp.float32(0.1))["negative_slope"],
+                                  jnp.full(2, 0.1, jnp.float32))  # fmt: skip
 
 
 def test_misspelt_or_missing_slope_key_is_named():

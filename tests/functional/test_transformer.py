@@ -140,6 +140,8 @@ def test_rotary_transforms_and_errors(key):
         F.rotary_position_encoding(x, jnp.arange(4))
     with pytest.raises(ValueError, match=r"sinusoidal_position_encoding: `features` must be"):
         F.sinusoidal_position_encoding(4, 3)
+    with pytest.raises(TypeError, match=r"sinusoidal_position_encoding: `dtype` must be a float"):
+        F.sinusoidal_position_encoding(3, 4, dtype=jnp.int32)  # was a table of 0s and 1s
 
 
 def test_block_errors_name_the_block_and_its_arguments(key):
@@ -150,6 +152,8 @@ def test_block_errors_name_the_block_and_its_arguments(key):
         F.transformer_encoder_block(params, x, dropout_rate=-0.1, key=key)
     with pytest.raises(TypeError, match=rf"{op}: `key` must be a PRNG key .*got 0"):
         F.transformer_encoder_block(params, x, dropout_rate=0.1, key=0)
+    with pytest.raises(ValueError, match=rf"{op}: `epsilon` must be > 0, got 0.0"):
+        F.transformer_encoder_block(params, x, epsilon=0.0)  # was named as layer_norm's
     with pytest.raises(KeyError, match=rf"{op}: `params` has no key 'norm2'"):
         F.transformer_encoder_block({k: v for k, v in params.items() if k != "norm2"}, x)
     for fn in (F.transformer_encoder_block, jax.jit(F.transformer_encoder_block)):
