@@ -12,6 +12,7 @@ from flax import nnx
 import nnjax.functional as F
 from nnjax import activations, initializers
 from nnjax.functional import _utils
+from nnjax.functional._conv_args import check_groups
 from nnjax.functional._conv_transpose_pads import check_output_padding, transpose_pads
 from nnjax.functional.conv import Padding, conv_padding
 from nnjax.functional.conv_transpose import TransposePadding
@@ -45,6 +46,8 @@ class _Conv(FunctionalModule):
         self.kernel_size = _validate.positive_ints(name, "kernel_size", kernel_size)
         self.activation = _validate.activation(name, "activation", activation)
         check_dtypes(name, init_kwargs["dtype"], self.dtype)
+        groups = init_kwargs.get("feature_group_count", 1)  # named as this layer's argument
+        check_groups(name, groups, self.in_channels, self.out_channels)
         for key, value in call_kwargs.items():
             setattr(self, key, value)
         self._set_params(

@@ -121,6 +121,10 @@ def test_dropout_broadcast_dims_takes_one_int_and_rejects_others():
         (lambda: nn.AvgPool1D(2, stride=(1, 1)), r"AvgPool1D: `stride` must be an int or 1 ints"),
         (lambda: nn.MaxPool3D((2, 2)), r"MaxPool3D: `window_shape`"),
         (lambda: nn.Upsample2D((2, 2, 2)), r"Upsample2D: `factor` must be an int or a pair"),
+        (lambda: nn.Conv2D(4, 6, 3, feature_group_count=4, rngs=R(0)),
+         r"Conv2D: `feature_group_count`=4 must divide both"),  # was named as conv2d_init
+        (lambda: nn.ConvTranspose1D(4, 6, 3, feature_group_count=0, rngs=R(0)),
+         r"ConvTranspose1D: `feature_group_count` must be a positive int"),
     ],
 )  # fmt: skip
 def test_bad_call_arguments_fail_at_construction(make, message):
