@@ -99,11 +99,13 @@ def _default_unroll(backend: str | None = None) -> int:
 def _check_split(split: CellSplit, op: str, params: Params, xs, state):
     """Sequence-level checks for a built-in cell, so errors name ``op`` and ``xs``.
 
-    Returns ``state`` as the cell reads it (an ``LSTMState`` for the LSTM).
+    Returns ``state`` as the cell reads it (an ``LSTMState`` for the LSTM), in the dtype
+    of ``xs`` (integer zeros too, as the one-step cells take them).
     """
     in_features, hidden = check_params(op, params, split.gates, split.biases)
     _checks.check_shape(op, "xs", xs, (None, None, in_features))
-    return check_carry(op, "state", split, state, (xs.shape[0], hidden))
+    state = check_carry(op, "state", split, state, (xs.shape[0], hidden))
+    return jax.tree.map(lambda s: jnp.asarray(s).astype(xs.dtype), state)
 
 
 def rnn(
@@ -306,8 +308,8 @@ def lstm(
       params: ``{"w_x": (in, 4H), "w_h": (H, 4H), "b": (4H,)}`` from ``F.lstm_cell_init``
         (cast to the dtype of ``xs``).
       xs: ``(B, T, in)``, floating: the compute dtype.
-      state: initial ``LSTMState(h (B, H), c (B, H))``, floating (cast to the dtype of
-        ``xs``); ``None`` starts from zeros.
+      state: initial ``LSTMState(h (B, H), c (B, H))`` (cast to the dtype of ``xs``);
+        ``None`` starts from zeros.
       lengths: ``(B,)`` integer valid lengths, as in :func:`rnn`.
       reverse: run from the last step to the first (``ys`` stays in input order).
       precompute_inputs: compute ``xs @ w_x + b`` for all steps in one matmul before the
@@ -371,7 +373,7 @@ def gru(
       params: ``{"w_x": (in, 3H), "w_h": (H, 3H), "b_x": (3H,), "b_h": (3H,)}`` (cast to
         the dtype of ``xs``).
       xs: ``(B, T, in)``, floating: the compute dtype.
-      state: initial ``h (B, H)``, floating (cast to the dtype of ``xs``); ``None``
+      state: initial ``h (B, H)`` (cast to the dtype of ``xs``); ``None``
         starts from zeros.
       lengths: ``(B,)`` integer valid lengths, as in :func:`rnn`.
       reverse: run from the last step to the first (``ys`` stays in input order).

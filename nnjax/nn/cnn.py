@@ -11,6 +11,7 @@ from flax import nnx
 
 from nnjax import _checks, activations, initializers
 from nnjax.errors import ShapeError
+from nnjax.functional import _utils
 from nnjax.functional.conv import conv_padding
 from nnjax.nn import _shapes, _validate
 from nnjax.nn._base import recorded
@@ -135,8 +136,8 @@ class CNN(nnx.Module):
         _validate.positive_int("CNN", "out_features", out_features)
         conv_features = _validate.positive_ints("CNN", "conv_features", conv_features)
         _validate.positive_ints("CNN", "dense", dense)
-        _validate.positive_ints("CNN", "kernel_size", kernel_size, allow_empty=False)
-        _validate.positive_ints("CNN", "pool_window", pool_window, allow_empty=False)
+        for arg, value in (("kernel_size", kernel_size), ("pool_window", pool_window)):
+            _utils.ntuple(value, 2, arg, "CNN")  # an int or a pair, named as CNN's
         conv_padding("CNN", 2, padding)
         act = _validate.activation("CNN", "activation", activation)
         _validate.activation("CNN", "output_activation", output_activation)

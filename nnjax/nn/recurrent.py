@@ -115,7 +115,10 @@ def last_output(ys: jax.Array, lengths: jax.typing.ArrayLike | None, reverse: bo
         return ys[:, 0]
     if lengths is None:
         return ys[:, -1]
-    index = jnp.maximum(jnp.asarray(lengths) - 1, 0)[:, None, None]
+    # int32 first: unsigned lengths of 0 would wrap (uint8: 255, out of range: NaN);
+    # clipped: a traced length above T reads the last step, as the scan ends there
+    steps = jnp.asarray(lengths).astype(jnp.int32)
+    index = jnp.clip(steps - 1, 0, ys.shape[1] - 1)[:, None, None]
     return jnp.take_along_axis(ys, index, axis=1)[:, 0]
 
 
@@ -138,8 +141,9 @@ _COMMON_ARGS = """
       TypeError: ``return_sequences``, ``return_state`` or ``reverse`` is not a bool,
         a dtype is not floating, an initializer is neither a name nor a callable, an
         unexpected keyword, or ``rngs`` is not an ``nnx.Rngs``. Calls raise as
-        :func:`F.rnn` (``nnjax.ShapeError`` for ``xs`` not ``(B, T, in_features)``, a
-        ``state`` of the wrong structure or shape, ``lengths`` outside ``[0, T]``).
+        :func:`F.rnn`: ``nnjax.ShapeError`` for ``xs`` not ``(B, T, in_features)`` or a
+        ``state`` of the wrong shape, ``TypeError`` for a ``state`` of the wrong
+        structure, ``ValueError`` for ``lengths`` outside ``[0, T]``.
 """
 
 

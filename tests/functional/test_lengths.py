@@ -173,3 +173,26 @@ def test_bad_lengths_name_argument_and_values(key):
         F.gru(INITS["gru"](key, IN, H), xs, lengths=np.array([1, 1]))
     with pytest.raises(TypeError, match="rnn: argument `lengths` has dtype float32"):
         F.rnn(F.rnn_cell, INITS["rnn"](key, IN, H), xs, lengths=jnp.ones(B))
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru", "rnn"])
+def test_integer_initial_state_is_cast_as_the_cells_cast_it(key, kind):
+    # it failed inside lax.scan ("carry input and carry output must have equal types")
+    xs = jax.random.normal(key, (3, 5, 4))
+    if kind == "lstm":
+        p = F.lstm_cell_init(key, 4, 6)
+        run = lambda s: F.lstm(p, xs, s)
+        ints, floats = (
+            F.LSTMState(*[jnp.ones((3, 6), int)] * 2),
+            F.LSTMState(*[jnp.ones((3, 6))] * 2),
+        )
+    else:
+        p = F.gru_cell_init(key, 4, 6)
+        run = (
+            (lambda s: F.gru(p, xs, s))
+            if kind == "gru"
+            else (lambda s: F.rnn(F.gru_cell, p, xs, s))
+        )
+        ints, floats = jnp.ones((3, 6), int), jnp.ones((3, 6))
+    for got, want in zip(jax.tree.leaves(run(ints)), jax.tree.leaves(run(floats)), strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)

@@ -73,8 +73,10 @@ def test_deterministic_given_seed_and_mixed_precision():
         ({"activation": "nope"}, "known"),
         ({"out_features": 0}, r"CNN: `out_features` must be a positive int, got 0"),
         ({"dropout": -0.1}, r"CNN: `dropout` must be in \[0, 1\], got -0.1"),
-        ({"pool_window": 0}, r"CNN: `pool_window\[0\]` must be a positive int, got 0"),
-        ({"kernel_size": (3, 0)}, r"CNN: `kernel_size\[1\]` must be a positive int, got 0"),
+        ({"pool_window": 0}, r"CNN: `pool_window` must be a positive int or a pair .*got 0"),
+        ({"kernel_size": (3, 0)}, r"CNN: `kernel_size` must be a positive int or a pair"),
+        ({"kernel_size": (3,)}, r"CNN: `kernel_size` .*got \(3,\)"),  # was conv2d_init's
+        ({"pool_window": (2, 2, 2)}, r"CNN: `pool_window` .*got \(2, 2, 2\)"),  # MaxPool2D's
         ({"padding": "FULL"}, r"CNN: `padding` must be 'SAME', 'VALID'.*got 'FULL'"),
         ({"padding": -1}, r"CNN: `padding` must be 'SAME', 'VALID', a non-negative int"),
     ],

@@ -67,3 +67,17 @@ def test_rngs_required_and_old_hidden_name_deprecated():
     with pytest.warns(DeprecationWarning, match="`hidden` is deprecated.*`hidden_features`"):
         old = GRU(3, hidden=4, rngs=nnx.Rngs(0))
     assert old.hidden_features == 4
+
+
+@pytest.mark.parametrize("cls", [LSTM, GRU, RNN])
+def test_unsigned_and_traced_lengths_pick_the_last_output(cls):
+    # a length of 0 in uint8 once became index 255 (out of range: NaN); a traced length
+    # above T reads the last step, as the scan stops there
+    layer, xs = cls(3, 4, rngs=nnx.Rngs(0)), jax.random.normal(jax.random.key(0), (2, 5, 3))
+    want = layer(xs, lengths=np.array([0, 3], np.int32))
+    for dtype in (np.uint8, np.uint16, np.int8):
+        got = layer(xs, lengths=np.array([0, 3], dtype))
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
+    np.testing.assert_array_equal(want[0], 0)
+    over = jax.jit(lambda lengths: layer(xs, lengths=lengths))(jnp.array([6, 5]))
+    np.testing.assert_allclose(over, layer(xs), rtol=1e-6, atol=1e-7)
