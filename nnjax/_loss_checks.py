@@ -34,19 +34,46 @@ def _reduce(values: jax.Array, reduction: str) -> jax.Array:
 
 def _floating(predictions: ArrayLike, targets: ArrayLike) -> tuple[jax.Array, jax.Array]:
     """Both in their promoted dtype, float32 if that is not floating (integer targets)."""
+    predictions, targets = jnp.asarray(predictions), jnp.asarray(targets)  # lists too
     dtype = jnp.result_type(predictions, targets)
     dtype = dtype if jnp.issubdtype(dtype, jnp.inexact) else jnp.dtype(jnp.float32)
     return jnp.asarray(predictions, dtype), jnp.asarray(targets, dtype)
 
 
+def _check_array(op: str, name: str, x: Any) -> None:
+    """Raises ``TypeError`` naming ``op`` and ``name`` unless ``x`` is real numbers (or bools).
+
+    Arrays, NumPy and JAX scalars and nested lists of numbers pass; ``None``, strings,
+    objects and complex numbers do not (they reached NumPy's or Optax's errors, naming
+    neither).
+    """
+    if x is None or isinstance(x, str | bytes):
+        raise TypeError(f"{op}: `{name}` must be an array of numbers, got {x!r}")
+    dtype = getattr(x, "dtype", None)
+    if dtype is None:
+        try:
+            dtype = np.asarray(x).dtype
+        except (TypeError, ValueError):  # ragged lists
+            raise TypeError(f"{op}: `{name}` must be an array of numbers, got {x!r:.80}") from None
+    if not (jnp.issubdtype(dtype, jnp.number) or dtype == np.bool_):
+        raise TypeError(f"{op}: `{name}` must be numbers, got dtype {dtype}")
+    if jnp.issubdtype(dtype, jnp.complexfloating):
+        raise TypeError(f"{op}: `{name}` is complex ({dtype}); the loss needs real values")
+
+
 def _check_same_shape(
     name: str, predictions: ArrayLike, targets: ArrayLike, names=("predictions", "targets")
 ) -> None:
-    """Raises :class:`~nnjax.errors.ShapeError` unless both have the same (static) shape."""
-    if jnp.shape(predictions) != jnp.shape(targets):
+    """Raises :class:`~nnjax.errors.ShapeError` unless both have the same (static) shape.
+
+    Both are first checked to be numbers (:func:`_check_array`: ``TypeError``).
+    """
+    _check_array(name, names[0], predictions)
+    _check_array(name, names[1], targets)
+    if np.shape(predictions) != np.shape(targets):
         raise ShapeError(
-            f"{name}: `{names[0]}` has shape {jnp.shape(predictions)} but `{names[1]}` has "
-            f"shape {jnp.shape(targets)}; they must match"
+            f"{name}: `{names[0]}` has shape {np.shape(predictions)} but `{names[1]}` has "
+            f"shape {np.shape(targets)}; they must match"
         )
 
 
@@ -132,6 +159,8 @@ def _check_class_ids(op: str, logits: jax.Array, labels: jax.Array) -> None:
     classes = logits.shape[-1]
     what = f"is not a class id in [0, {classes}): the logits have {classes} classes"
     _check_values(op, "labels", labels, lambda v: (v < 0) | (v >= classes), what)
+    if jnp.issubdtype(labels.dtype, jnp.floating):  # float class ids must be whole
+        _check_values(op, "labels", labels, lambda v: v != np.floor(v), "is not a class id")
 
 
 def _check_class_axis(logits: jax.Array, labels: jax.Array) -> None:

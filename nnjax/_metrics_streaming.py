@@ -38,8 +38,11 @@ def _class_ids(op: str, logits: jax.Array, labels: jax.Array) -> tuple[jax.Array
     """``(predicted, true, C)``: class ids ``(B, ...)`` read off the shapes (:func:`accuracy`).
 
     Raises :class:`ShapeError` for shapes that do not match (static, so also under
-    ``jit``) and ``ValueError`` for concrete integer labels outside ``[0, C)``.
+    ``jit``) and ``ValueError`` for concrete class ids outside ``[0, C)`` or, in a
+    float dtype, not whole numbers. Binary labels ``(B, 1)`` for scores ``(B,)`` lose
+    their last axis (as ``fit`` aligns them for the losses).
     """
+    labels = _binary_labels(logits, labels)
     if labels.ndim == logits.ndim - 1 and logits.shape[-1] > 1:
         losses._check_class_ids(op, logits, labels)
         return jnp.argmax(logits, -1), labels.astype(jnp.int32), logits.shape[-1]
@@ -53,6 +56,13 @@ def _class_ids(op: str, logits: jax.Array, labels: jax.Array) -> tuple[jax.Array
             f"{labels.shape} (integer labels (B,), one-hot (B, C) or binary (B,)/(B, 1))"
         )
     return (logits > 0).astype(jnp.int32), (labels > 0.5).astype(jnp.int32), 2
+
+
+def _binary_labels(scores: jax.Array, labels: jax.Array) -> jax.Array:
+    """``labels (B, ..., 1)`` for ``scores (B, ...)`` without the last axis; else as is."""
+    if labels.ndim == scores.ndim + 1 and labels.shape[-1] == 1:
+        return labels[..., 0]
+    return labels
 
 
 def _rows(op: str, values: jax.Array, mask: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -195,6 +205,11 @@ def top_k_accuracy(k: int = 5) -> Metric:
     name = f"top_{k}_accuracy" if k != 5 else "top_k_accuracy"
 
     def stats(pred, y, mask):
+        if pred.ndim == 0 or pred.shape[-1] < 2:  # (B, 1) scores: labels {0, 1} are no ids
+            raise ShapeError(
+                f"{name}: ranks the scores of C >= 2 classes, but the predictions have "
+                f"shape {pred.shape}; for one binary score use 'accuracy'"
+            )
         if y.shape == pred.shape and pred.ndim >= 2 and pred.shape[-1] > 1:
             y = jnp.argmax(y, -1)  # one-hot, as for accuracy
         losses._check_class_ids(name, pred, y)
@@ -290,6 +305,7 @@ def classification_metric(kind: str, average: str | None = None) -> Metric:
 
 
 def _binary_scores(pred: jax.Array, y: jax.Array) -> tuple[jax.Array, jax.Array]:
+    y = _binary_labels(pred, y)
     score, label = pred, y
     one_hot = pred.shape == y.shape and pred.ndim >= 2 and pred.shape[-1] > 1  # as accuracy
     if one_hot and pred.shape[-1] == 2:

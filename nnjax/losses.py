@@ -29,6 +29,7 @@ import optax
 
 from nnjax import _checks, _registry
 from nnjax._loss_checks import (
+    _check_array,
     _check_class_axis,
     _check_class_ids,
     _check_same_shape,
@@ -185,8 +186,8 @@ def cross_entropy(
     _checks.check_interval(
         "cross_entropy", "label_smoothing", label_smoothing, 0, 1, open_high=True
     )
-    logits = jnp.asarray(logits)
-    labels = jnp.asarray(labels)
+    _check_array("cross_entropy", "labels", labels)
+    logits, labels = _numbers("cross_entropy", logits), jnp.asarray(labels)
     _check_class_axis(logits, labels)
     if labels.ndim == logits.ndim - 1 and jnp.issubdtype(labels.dtype, jnp.integer):
         _check_class_ids("cross_entropy", logits, labels)
@@ -237,12 +238,20 @@ def binary_cross_entropy(
       >>> round(float(binary_cross_entropy(jnp.array([0.0]), jnp.array([1.0]))), 4)
       0.6931
     """
-    _check_same_shape("binary_cross_entropy", logits, labels)
+    _check_same_shape("binary_cross_entropy", logits, labels, names=("logits", "labels"))
     outside = lambda v: ~((v >= 0) & (v <= 1))
     what = "is outside [0, 1]: labels are probabilities of class 1"
     _check_values("binary_cross_entropy", "labels", labels, outside, what)
-    labels = jnp.asarray(labels, dtype=jnp.result_type(logits))
+    logits = _numbers("binary_cross_entropy", logits)
+    labels = jnp.asarray(labels, dtype=logits.dtype)
     return _reduce(optax.losses.sigmoid_binary_cross_entropy(logits, labels), reduction)
+
+
+def _numbers(op: str, logits: ArrayLike) -> jax.Array:
+    """``logits`` as an array, integer or boolean ones as float32 (checked: numbers)."""
+    _check_array(op, "logits", logits)
+    logits = jnp.asarray(logits)
+    return logits if jnp.issubdtype(logits.dtype, jnp.floating) else logits.astype(jnp.float32)
 
 
 _REGISTRY: dict[str, Loss] = {

@@ -47,7 +47,7 @@ import jax
 import jax.numpy as jnp
 
 from nnjax import _checks, _registry, losses
-from nnjax._loss_checks import per_example_mean
+from nnjax._loss_checks import _check_array, per_example_mean
 from nnjax._metrics_r2 import r2 as _r2_metric
 from nnjax._metrics_streaming import (
     _SCORES,
@@ -79,13 +79,15 @@ def accuracy(logits: ArrayLike, labels: ArrayLike) -> jax.Array:
 
     * integer ``labels (...)`` with ``logits (..., C)``: the argmax of the logits;
     * one-hot ``labels (B, ..., C)`` with ``logits (B, ..., C)``, ``C > 1``: argmax of both;
-    * binary: ``logits (..., 1)`` or the same shape as ``labels``, with ``C == 1`` or no
-      class axis: class 1 where ``logits > 0`` (i.e. ``sigmoid(logits) > 0.5``).
+    * binary: ``logits (..., 1)`` or the same shape as ``labels`` (or ``labels (..., 1)``
+      for ``logits (...)``), with ``C == 1`` or no class axis: class 1 where
+      ``logits > 0`` (i.e. ``sigmoid(logits) > 0.5``).
 
     Args:
       logits: ``(..., C)`` floating scores, or ``(...)``/``(..., 1)`` binary logits.
-      labels: integer class ids ``(...)``, one-hot ``(..., C)``, or binary labels
-        (``0``/``1``, any numeric dtype; class 1 where ``> 0.5``).
+      labels: class ids ``(...)`` (integers, or whole numbers in a float dtype), one-hot
+        ``(..., C)``, or binary labels (``0``/``1``, any numeric dtype; class 1 where
+        ``> 0.5``).
 
     Returns:
       A float32 scalar in ``[0, 1]``.
@@ -93,13 +95,17 @@ def accuracy(logits: ArrayLike, labels: ArrayLike) -> jax.Array:
     Raises:
       nnjax.ShapeError: shapes that fit none of the cases, e.g. integer labels whose shape is
         not ``logits.shape[:-1]`` (names both shapes; also under ``jax.jit``).
-      ValueError: concrete integer labels outside ``[0, C)`` (names the first one and
-        ``C``). Under ``jax.jit`` they are not checked and count as misses.
+      ValueError: concrete class ids outside ``[0, C)`` (names the first one and
+        ``C``), or float ones that are not whole numbers (1.5). Under ``jax.jit`` they
+        are not checked: ids out of range count as misses, float ones are truncated.
+      TypeError: ``logits`` or ``labels`` that are not numbers (``None``, strings).
 
     Example:
       >>> float(accuracy(jnp.array([0.3, -2.0]), jnp.array([1, 1])))
       0.5
     """
+    _check_array("accuracy", "logits", logits)
+    _check_array("accuracy", "labels", labels)
     pred, true, _ = _class_ids("accuracy", jnp.asarray(logits), jnp.asarray(labels))
     return jnp.mean((pred == true).astype(jnp.float32))
 

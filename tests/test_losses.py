@@ -245,3 +245,36 @@ def test_value_checks_skip_traced_labels_under_jit():
     assert np.isnan(jax.jit(losses.cross_entropy)(jnp.zeros((4, 3)), jnp.array([0, 1, 2, 3])))
     assert np.isfinite(bce(jnp.zeros(2), jnp.array([2.0, -1.0])))  # not checked when traced
     jax.jit(lambda p, t: losses.huber(p, t, delta=0.5))(logits, logits + 1)
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "match"),
+    [
+        (lambda: losses.cross_entropy(jnp.ones((2, 3)), None), TypeError,
+         r"cross_entropy: `labels` must be an array of numbers, got None"),
+        (lambda: losses.mse(jnp.ones((3, 2)), None), TypeError,
+         r"mse: `targets` must be an array of numbers, got None"),  # was "has shape ()"
+        (lambda: losses.binary_cross_entropy(np.array([1.0, 2.0]), np.array(["a", "b"])),
+         TypeError, r"binary_cross_entropy: `labels` must be numbers, got dtype <U1"),
+        (lambda: losses.huber("x", jnp.ones(2)), TypeError, r"huber: `predictions` must be an"),
+        (lambda: losses.mae(jnp.ones(2), jnp.ones(2) * 1j), TypeError, r"mae: `targets` is compl"),
+    ],
+)  # fmt: skip
+def test_inputs_that_are_not_numbers_name_the_loss_and_argument(call, error, match):
+    with pytest.raises(error, match=match):
+        call()
+
+
+def test_lists_and_integer_logits_are_taken():
+    # lists: "Cannot determine dtype" for mse; integer logits: Optax's dtype error
+    np.testing.assert_allclose(losses.mse(jnp.ones((3, 2)), [[0.5, 0.5]] * 3), 0.25)
+    np.testing.assert_allclose(
+        losses.binary_cross_entropy(jnp.array([1, 0]), jnp.array([1, 0])),
+        losses.binary_cross_entropy(jnp.array([1.0, 0.0]), jnp.array([1.0, 0.0])),
+        rtol=1e-7, atol=0,
+    )  # fmt: skip
+    np.testing.assert_allclose(
+        losses.cross_entropy(jnp.array([[1, 0]]), jnp.array([0])),
+        losses.cross_entropy(jnp.array([[1.0, 0.0]]), jnp.array([0])),
+        rtol=1e-7, atol=0,
+    )  # fmt: skip

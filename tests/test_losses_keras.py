@@ -182,7 +182,7 @@ def test_integer_targets_take_the_floating_dtype():
         (lambda: losses.kl_divergence(0.5, 0.5), ValueError, "kl_divergence: .* scalars"),
         (lambda: losses.cosine_similarity(1.0, 1.0), ValueError, "cosine_similarity: .* last axis"),
         (lambda: losses.log_cosh("a", jnp.zeros(2)), TypeError,
-         "log_cosh: `predictions` must be a numeric array, got str"),
+         "log_cosh: `predictions` must be an array of numbers, got 'a'"),
         (lambda: losses.poisson(jnp.ones(2), jnp.ones(2) * 1j), TypeError,
          "poisson: `targets` is complex"),
         (lambda: losses.kl_divergence(jnp.array([0.5, 1.5]), jnp.array([0.5, 0.5])), ValueError,

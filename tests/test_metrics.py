@@ -339,3 +339,44 @@ def test_per_example_values_of_an_empty_batch_are_empty():
     assert per_example_norms({"w": jnp.zeros((0, 2, 2)), "b": jnp.zeros((0,))}).shape == (0,)
     rows = metrics.per_example(losses.mse)(jnp.ones((2, 3, 4)), jnp.zeros((2, 3, 4)))
     np.testing.assert_allclose(rows, [1.0, 1.0])
+
+
+def test_float_class_ids_must_be_whole_numbers():
+    logits = jnp.array([[0.0, 1.0, 2.0], [0.0, 1.0, 2.0]])
+    assert float(metrics.accuracy(logits, jnp.array([1.0, 2.0]))) == 0.5  # whole: read as ids
+    with pytest.raises(ValueError, match=r"accuracy: `labels\[0\]` = 1.5 is not a class id"):
+        metrics.accuracy(logits, jnp.array([1.5, 2.7]))  # was truncated to 1 and 2: 0.5
+    from nnjax.train import evaluate
+
+    class Identity(nnx.Module):
+        def __call__(self, x):
+            return x
+
+    x = np.asarray(logits)
+    with pytest.raises(ValueError, match=r"read y as class ids, but y.flat\[0\] = 1.5"):
+        loss = lambda p, y: jnp.mean(p)  # a loss that reads no labels
+        evaluate(Identity(), (x, np.array([1.5, 2.7], np.float32)), loss=loss, metrics=["accuracy"])
+
+
+def test_top_k_of_one_binary_score_is_refused():
+    # through fit/evaluate the labels are traced and 1 counted as a miss: a perfect
+    # binary classifier logged 0.5
+    from nnjax.train import evaluate
+
+    class Identity(nnx.Module):
+        def __call__(self, x):
+            return x
+
+    y = np.array([0, 1] * 5)
+    scores = np.where(y[:, None] > 0, 5.0, -5.0).astype(np.float32)
+    with pytest.raises(ShapeError, match=r"top_k_accuracy: ranks the scores of C >= 2 classes"):
+        evaluate(Identity(), (scores, y), loss="binary_cross_entropy", metrics=["top_k_accuracy"])
+
+
+@pytest.mark.parametrize("name", ["accuracy", "auc", "f1", "precision_binary"])
+def test_binary_labels_with_a_unit_axis_for_flat_scores(name):
+    scores, labels = jnp.array([2.0, -1.0, 0.5, -3.0]), jnp.array([1, 0, 0, 0])
+    m = metrics.resolve(name)
+    flat = m.result(m.stats(scores, labels, jnp.ones(4)))
+    column = m.result(m.stats(scores, labels[:, None], jnp.ones(4)))
+    assert flat == column

@@ -23,6 +23,7 @@ from nnjax.train import (
     abstract_output,
     eval_blocks,
     host_memory,
+    label_checks,
     model_call,
     objective,
     sharding,
@@ -191,6 +192,8 @@ def evaluate(
     source.check_labels(out, loss, "data")
     validation.check_named_take_arrays(loss, metrics, out, example.y, "data")
     validation.check_loss_accepts(loss, out, example.y, "data")
+    whole = isinstance(source, ArraySource) and not isinstance(source.y, np.memmap)
+    label_checks.check_metric_labels(loss, metrics, out, source.y if whole else example.y, "data")
     params, rest = sharding.put_replicated((params, rest), mesh, copy=False)  # no donation
     with jax.set_mesh(mesh):  # its programs' context: their mesh (sharding.own_mesh)
         return evaluate_source(

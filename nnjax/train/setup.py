@@ -21,14 +21,13 @@ from jax.sharding import Mesh
 
 from nnjax import metrics as metrics_lib
 from nnjax._deprecation import user_stacklevel
-from nnjax.train import abstract_output, compiled, data, optimizers, sharding, step
+from nnjax.train import abstract_output, compiled, data, label_checks, optimizers, sharding, step
 from nnjax.train import validation as checks
 from nnjax.train.evaluate import eval_source
 from nnjax.train.iterable_source import IterableSource
 from nnjax.train.objective import canonical_loss, compute_dtype, rounds_matmul_operands
 
 #: Metric names that compare class labels (``acc``, ``f1_macro``... by their first word).
-_CLASS_METRICS = ("accuracy", "acc", "top_k_accuracy", "auc", "precision", "recall", "f1")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -136,41 +135,14 @@ def check_model(model, graphdef, params, rest, objective, source, val, tx) -> tu
 
 
 def check_metric_labels(objective: Objective, out: Any, y: Any, name: str = "train") -> None:
-    """Classification metrics need class labels, not continuous float targets.
-
-    Float labels must be 0/1 (binary or one-hot), or probabilities in ``[0, 1]`` for a
-    classification loss (soft labels); integer class ids are checked by
-    :func:`validation.check_labels`.
-
-    Raises:
-      ValueError: names the metrics and the first continuous label.
+    """:func:`nnjax.train.label_checks.check_metric_labels` of an :class:`Objective`.
 
     Example:
       >>> obj = objective("mse", None, ["accuracy"], None, False)
       >>> out = jax.ShapeDtypeStruct((1, 1), np.float32)
       >>> check_metric_labels(obj, out, np.array([[0.0], [1.0]], np.float32))
     """
-    words = [m for m in objective.metrics if isinstance(m, str)]
-    named = [
-        m for m in words if m.lower() in _CLASS_METRICS or m.split("_")[0].lower() in _CLASS_METRICS
-    ]
-    if not named or not isinstance(y, np.ndarray) or not np.issubdtype(y.dtype, np.floating):
-        return
-    if not isinstance(out, jax.ShapeDtypeStruct) or (
-        y.ndim == len(out.shape) - 1 and out.shape[-1] > 1  # class ids, as floats
-    ):
-        return
-    ok = (y == 0) | (y == 1)
-    if metrics_lib.default_metrics(objective.loss):  # a classification loss: soft labels too
-        ok = (y >= 0) & (y <= 1)
-    if ok.all():
-        return
-    i = int(np.flatnonzero(~ok.reshape(-1))[0])
-    raise ValueError(
-        f"`{name}`: metrics {named} compare class labels, but y holds continuous values "
-        f"(y.flat[{i}] = {y.flat[i]:g}, {y.dtype.name}) that they would round to classes; "
-        "for regression log e.g. metrics=['mae'], or pass class labels (integers, or 0/1)"
-    )
+    label_checks.check_metric_labels(objective.loss, objective.metrics, out, y, name)
 
 
 @compiled.cached

@@ -74,6 +74,23 @@ def test_column_labels_for_flat_outputs_train_as_flat_labels():
         np.testing.assert_array_equal(a, b)
 
 
+def test_column_binary_labels_for_flat_scores_get_the_classification_metrics():
+    # the loss took them, but the default accuracy raised "cannot match predictions of
+    # shape (32,) with labels of shape (32, 1)"; auc and f1 too
+    metrics = ["accuracy", "auc", "f1"]
+    _, flat = _trained("binary_cross_entropy", BINARY, metrics, Squeezed(nnx.Rngs(0)))
+    _, column = _trained("binary_cross_entropy", BINARY[:, None], metrics, Squeezed(nnx.Rngs(0)))
+    for name in ("loss", *metrics):
+        np.testing.assert_allclose(flat[name], column[name], rtol=1e-6, atol=1e-7)
+
+
+def test_binary_labels_outside_0_1_are_refused_in_any_shape():
+    model = MLP(4, (8,), 1, rngs=nnx.Rngs(0))
+    for y in ((BINARY * 2).astype(np.int32)[:, None], (BINARY * 2)[:, None], BINARY * 2):
+        with pytest.raises(ValueError, match=r"= 2\.?0? is out of range"):
+            T.evaluate(model, (X, y), loss="binary_cross_entropy", devices=ONE)
+
+
 def test_the_loss_equals_the_reference_on_column_labels():
     model, history = _trained("binary_cross_entropy", BINARY)
     logits = np.asarray(model(X))[:, 0].astype(np.float64)
