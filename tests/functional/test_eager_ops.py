@@ -93,5 +93,7 @@ def test_an_eager_transformer_block_is_one_program_with_a_named_activation(logge
     # a callable activation (maybe a new lambda at each call) runs op by op, the same
     custom = F.transformer_encoder_block(params, x, causal=True, activation=jax.nn.gelu)
     np.testing.assert_allclose(custom, first, atol=1e-6)
-    with pytest.raises(ValueError, match=r"layer_norm: `epsilon` must be > 0, got -1\.0"):
+    with pytest.raises(
+        ValueError, match=r"transformer_encoder_block: `epsilon` must be > 0, got -1\.0"
+    ):
         F.transformer_encoder_block(params, x, epsilon=-1.0)
