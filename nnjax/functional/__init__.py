@@ -12,6 +12,7 @@ Example:
   (32, 10)
 """
 
+from nnjax.functional._batch_mask import batch_mask, current_batch_mask
 from nnjax.functional._forward_only import forward_only
 from nnjax.functional.attention import multi_head_attention, multi_head_attention_init
 from nnjax.functional.bidirectional_rnn import bidirectional, bidirectional_init
@@ -79,6 +80,7 @@ __all__ = [
     "avg_pool1d",
     "avg_pool2d",
     "avg_pool3d",
+    "batch_mask",
     "batch_norm",
     "batch_norm_init",
     "bidirectional",
@@ -96,6 +98,7 @@ __all__ = [
     "conv_transpose2d_init",
     "conv_transpose3d",
     "conv_transpose3d_init",
+    "current_batch_mask",
     "dense",
     "dense_init",
     "dropout",

@@ -73,18 +73,29 @@ def layer_norm(params: Params, x: jax.typing.ArrayLike, *, epsilon: float = 1e-5
     return _utils.normalize(params, x, epsilon, (-1,))
 
 
-def _batch_moments(xf: jax.Array, axis_name: str | None) -> tuple[jax.Array, jax.Array]:
+def _batch_moments(
+    xf: jax.Array, axis_name: str | None, mask: jax.Array | None = None
+) -> tuple[jax.Array, jax.Array]:
     """Per-feature mean and biased variance over every axis but the last (two passes).
 
-    With ``axis_name``, both are averaged over the mapped axis too (equal shard sizes).
+    With ``axis_name``, both are averaged over the mapped axis too (equal shard sizes);
+    with ``mask (B,)``, over the rows where it is nonzero (weighted; shards of any
+    size).
     """
     axes = tuple(range(xf.ndim - 1))
-    mean = jnp.mean(xf, axis=axes)
-    if axis_name is not None:
-        mean = jax.lax.pmean(mean, axis_name)
-    var = jnp.mean(jnp.square(xf - _utils.expand_to(mean, xf.ndim)), axis=axes)
-    if axis_name is not None:
-        var = jax.lax.pmean(var, axis_name)
+    if mask is None:
+        mean = jnp.mean(xf, axis=axes)
+        if axis_name is not None:
+            mean = jax.lax.pmean(mean, axis_name)
+        var = jnp.mean(jnp.square(xf - _utils.expand_to(mean, xf.ndim)), axis=axes)
+        if axis_name is not None:
+            var = jax.lax.pmean(var, axis_name)
+        return mean, var
+    w = jnp.reshape(mask.astype(xf.dtype), (-1,) + (1,) * (xf.ndim - 1))
+    total = lambda v: v if axis_name is None else jax.lax.psum(v, axis_name)
+    count = jnp.maximum(total(jnp.sum(w) * (xf[0].size // xf.shape[-1])), 1.0)
+    mean = total(jnp.sum(xf * w, axis=axes)) / count
+    var = total(jnp.sum(jnp.square(xf - _utils.expand_to(mean, xf.ndim)) * w, axis=axes)) / count
     return mean, var
 
 
@@ -128,6 +139,7 @@ def batch_norm(
     momentum: float = 0.99,
     epsilon: float = 1e-5,
     axis_name: str | None = None,
+    mask: jax.typing.ArrayLike | None = None,
 ) -> tuple[jax.Array, Params]:
     """Normalises ``x`` per feature (last axis) over every other axis.
 
@@ -149,6 +161,10 @@ def batch_norm(
       epsilon: added to the variance, ``> 0``.
       axis_name: a mapped axis (``jax.vmap``/``shard_map``) over which to average the
         batch statistics too (synchronised batch norm).
+      mask: in training, ``(B,)`` weights of the rows of ``x`` (first axis): the batch
+        statistics count only the rows where it is nonzero (padding left out, as
+        ``fit`` pads a partial batch: :func:`batch_mask`); every row is still
+        normalised. ``None``: every row counts. Ignored in inference.
 
     Returns:
       ``(y, new_stats)``: ``y`` of the shape and dtype of ``x``; ``new_stats`` of the
@@ -156,8 +172,8 @@ def batch_norm(
 
     Raises:
       nnjax.ShapeError: if ``x`` has rank < 2, its last axis is not the size ``F`` of
-        ``params['scale']`` (the message shows ``x``'s shape), or another parameter or
-        statistic is not ``(F,)``.
+        ``params['scale']`` (the message shows ``x``'s shape), another parameter or
+        statistic is not ``(F,)``, or ``mask`` is not ``(B,)`` for ``x (B, ..., F)``.
       TypeError: if ``x`` is not floating, or ``training`` is not a Python bool (also
         when it is traced under ``jax.jit``: mark it static).
       KeyError: ``params`` or ``stats`` lacks a key; ValueError: it has a key the op
@@ -189,10 +205,13 @@ def batch_norm(
             "batch would make the running statistics NaN): skip empty batches or pass "
             "training=False"
         )
+    if mask is not None:
+        _checks.check_shape(op, "mask", mask, (x.shape[0],))
     stat_dtype = _utils.stat_dtype(x)
     xf = x.astype(stat_dtype)
     if training:
-        mean, var = _batch_moments(xf, axis_name)
+        rows = None if mask is None else jnp.asarray(mask)
+        mean, var = _batch_moments(xf, axis_name, rows)
         new_stats = {
             "mean": (momentum * stats["mean"] + (1.0 - momentum) * mean).astype(
                 stats["mean"].dtype

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -89,11 +91,18 @@ class BatchNorm(FunctionalModule):
         self._set_stats({name: value.astype(stat_dtype) for name, value in stats.items()})
 
     def __call__(
-        self, x: jax.typing.ArrayLike, *, use_running_average: bool | None = None
+        self,
+        x: jax.typing.ArrayLike,
+        *,
+        use_running_average: bool | None = None,
+        mask: jax.typing.ArrayLike | None = None,
     ) -> jax.Array:
         """Normalises ``(..., num_features)``; updates the running statistics in training.
 
         ``use_running_average`` (a Python bool) overrides the attribute for this call.
+        ``mask (B,)`` leaves padded rows out of the batch statistics (as Flax's
+        ``mask``); by default the mask of an enclosing :func:`F.batch_mask` block (set
+        by ``fit``) when ``x``'s first axis has its length, else every row counts.
         """
         if use_running_average is None:
             use_running_average = self.use_running_average
@@ -108,6 +117,7 @@ class BatchNorm(FunctionalModule):
             momentum=self.momentum,
             epsilon=self.epsilon,
             axis_name=self.axis_name,
+            mask=_row_mask(mask, x),
         )
         if not use_running_average:
             self._store_stats(stats)
@@ -117,6 +127,16 @@ class BatchNorm(FunctionalModule):
         """Sets ``use_running_average`` in views made by ``nnx.view``."""
         if use_running_average is not None:
             self.use_running_average = use_running_average
+
+
+def _row_mask(mask: jax.typing.ArrayLike | None, x: jax.typing.ArrayLike) -> Any:
+    """``mask``, else the enclosing :func:`F.batch_mask` block's if it fits ``x``'s rows."""
+    if mask is not None:
+        return mask
+    rows = F.current_batch_mask()
+    if rows is None or jnp.ndim(x) < 1 or jnp.shape(rows) != jnp.shape(x)[:1]:
+        return None  # no block, or x is not batch-major (reshaped inside the model)
+    return rows
 
 
 def _momentum(momentum: object) -> float:

@@ -273,7 +273,7 @@ def array_source(
       3
     """
     x, y, sw = split_batch(data, f"`{name}`")
-    x, y = checks.host_tree(f"{name} x", x), checks.host_tree(f"{name} y", y)
+    x, y = checks.host_tree(f"{name} x", x), checks.host_labels(f"{name} y", y)
     n = checks.check_lengths(f"`{name}`", {"x": x, "y": y})
     if n == 0:
         raise ValueError(f"`{name}` is empty: x has shape {checks.describe(x)}")

@@ -97,14 +97,18 @@ def eval_source(name: str, data: Any, batch_size: int, mesh_size: int, **kw: Any
 
 
 def divisible(source: Any, mesh_size: int) -> Any:
-    """``source`` with an array source's batch size rounded up to a multiple of ``mesh_size``.
+    """``source`` with its batch size rounded up to a multiple of ``mesh_size``.
 
-    Padded rows are masked, so results do not change.
+    An array source gets a larger batch size, an iterable's batches are padded
+    (:meth:`IterableSource.round_batch`). Padded rows are masked, so results do not
+    change.
 
     Example:
       >>> divisible(make_source("x", (np.ones((6, 2)), np.ones(6)), batch_size=16), 4).batch_size
       8
     """
+    if isinstance(source, IterableSource):
+        return source.round_batch(mesh_size)
     if isinstance(source, ArraySource) and source.batch_size % mesh_size:
         size = -(-source.batch_size // mesh_size) * mesh_size
         source = ArraySource(source.x, source.y, batch_size=size, weight=source.weight)
@@ -256,9 +260,7 @@ def _predict_source(
         validation.check_inputs_ok(
             "predict", x, check_inputs=check_inputs, nan=False, integer_ok=integer_ok
         )
-        size = min(batch_size, n)
-        size = -(-size // _mesh_size(None)) * _mesh_size(None)
-        return ArraySource(x, np.zeros(n, np.float32), batch_size=size)
+        return ArraySource(x, np.zeros(n, np.float32), batch_size=min(batch_size, n))
     if not isinstance(x, Iterable):
         raise TypeError(
             f"predict: `x` must be an array, a pytree of (N, ...) arrays, or an iterable of "
@@ -318,6 +320,7 @@ def predict(
     batch_size = validation.check_count("batch_size", batch_size, 1)
     steps = None if steps is None else validation.check_count("steps", steps, 1)
     source = _predict_source(model, x, batch_size, steps, check_inputs)
+    source = divisible(source, _mesh_size(devices))  # padded rows: masked copies
     mesh, graphdef, params, rest = _setup(model, source.batch_size, devices)
     abstract_output.output_shape(model, graphdef, params, rest, source.example().x, name="x")
     params, rest = sharding.put_replicated((params, rest), mesh, copy=False)  # no donation

@@ -86,7 +86,7 @@ def host_batch(
     from nnjax.train.data import Batch
 
     where = i if isinstance(i, str) else f"batch {i}"
-    x, y = checks.host_tree(f"{where} x", x), checks.host_tree(f"{where} y", y)
+    x, y = checks.host_tree(f"{where} x", x), checks.host_labels(f"{where} y", y)
     n = checks.check_lengths(where, {"x": x, "y": y})
     if n == 0:
         raise ValueError(
@@ -110,12 +110,27 @@ def host_batch(
                 )
         if n > size:
             raise ShapeError(f"{where} has {n} examples, more than the first batch's {size}")
-    mask = (np.arange(size) < n).astype(np.float32)
+    return padded(Batch(x, y, w, np.ones(n, np.float32)), size)
+
+
+def padded(batch: Any, size: int) -> Any:
+    """``batch`` of ``n`` real rows filled up to ``size`` with copies of them, masked out.
+
+    A full batch (``size == n``) is returned uncopied.
+
+    Example:
+      >>> from nnjax.train.data import Batch
+      >>> b = padded(Batch(np.ones((2, 1)), np.zeros(2), np.ones(2), np.ones(2)), 4)
+      >>> b.mask.tolist(), b.weight.tolist()
+      ([1.0, 1.0, 0.0, 0.0], [1.0, 1.0, 0.0, 0.0])
+    """
+    n = int(batch.mask.sum())
     if n == size:  # a full batch, uncopied: the feeder copies it before reading the next
-        return Batch(x, y, w, mask)
+        return batch
+    mask = (np.arange(size) < n).astype(np.float32)
     rows = np.resize(np.arange(n), size)
     take = lambda t: jax.tree.map(lambda a: a[rows], t)
-    return Batch(take(x), take(y), w[rows] * mask, mask)
+    return type(batch)(take(batch.x), take(batch.y), batch.weight[rows] * mask, mask)
 
 
 class IterableSource:
@@ -197,6 +212,20 @@ class IterableSource:
         """The first batch."""
         return self._first
 
+    def round_batch(self, multiple: int) -> IterableSource:
+        """Pads every batch to a multiple of ``multiple`` rows (``self``, changed).
+
+        The padded rows are masked copies, so results are unchanged; it lets batches
+        whose size the devices do not divide run on them (validation data on ``fit``'s
+        mesh). ``multiple`` counts the devices of every process.
+        """
+        local = max(1, multiple // jax.process_count())
+        size = -(-self.local_batch_size // local) * local
+        if size != self.local_batch_size:
+            self._first = padded(self._first, size)
+            self.local_batch_size, self.batch_size = size, size * jax.process_count()
+        return self
+
     def check_labels(self, out: Any, loss: Any, name: str) -> None:
         """Checks the labels against the model's output ``out``, and every later batch's.
 
@@ -271,4 +300,4 @@ def _length(data: Any) -> int | None:
         return None
 
 
-__all__ = ["IterableSource", "host_batch", "split_batch"]
+__all__ = ["IterableSource", "host_batch", "padded", "split_batch"]

@@ -234,7 +234,7 @@ def check_loss_accepts(loss: str | Callable, out: Any, y: Any, name: str = "trai
     Raises:
       ShapeError: the loss rejects these shapes (names both and the loss's error).
       ValueError: the loss fails on them for another reason (the same message), or
-        returns more than a scalar.
+        returns more than a scalar; no labels (``y`` is ``None``).
       TypeError: the loss reads its inputs' values (NumPy code): write it with jax.numpy.
 
     Example:
@@ -242,6 +242,12 @@ def check_loss_accepts(loss: str | Callable, out: Any, y: Any, name: str = "trai
       >>> check_loss_accepts(lambda p, t, *, mask: jnp.mean(p[:, 0] * mask), out, np.ones(4))
     """
     from nnjax.train import objective  # objective imports this module (through data)
+
+    if y is None:
+        raise ValueError(
+            f"`{name}` has no labels (y is None), but the loss compares the model's outputs "
+            "with labels: pass (x, y), or a loss_fn(model, batch) that reads none"
+        )
 
     target = jax.tree.map(lambda a: jax.ShapeDtypeStruct((1, *a.shape[1:]), a.dtype), y)
     logits = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, jnp.float32), out)

@@ -32,7 +32,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from nnjax import _checks, losses, metrics
-from nnjax.functional import _bfloat16_dot
+from nnjax.functional import _bfloat16_dot, batch_mask
 from nnjax.train.data import Batch
 from nnjax.train.loss_output import LOSS_SCALAR, call_loss_fn, scalar, scalar_logs
 from nnjax.train.model_call import call_model
@@ -211,7 +211,9 @@ def make_objective(
     function is pure; its non-parameter state after the call is ``new_rest``. Either
     ``loss(predictions, y)`` on ``call_model(model, batch.x)`` (see :func:`batch_loss`),
     or ``loss_fn(model, batch) -> loss | (loss, logs)`` (``predictions`` is then None).
-    ``precision="bfloat16"`` runs the model on bfloat16 copies of the parameters and
+    The model (or ``loss_fn``) runs inside :func:`nnjax.functional.batch_mask` of the
+    batch's mask, so :class:`nnjax.nn.BatchNorm` leaves padded rows out of its batch
+    statistics. ``precision="bfloat16"`` runs the model on bfloat16 copies of the parameters and
     floating inputs on GPUs and TPUs; gradients, the loss and the state stay float32.
     On a CPU with native bfloat16 the model stays float32 and its dense layers' matmuls
     round their operands to bfloat16 (:func:`rounds_matmul_operands`; with AMX also
@@ -262,12 +264,13 @@ def make_objective(
         model = nnx.merge(graphdef, _cast(params, dtype), rest, copy=True)
         run = batch._replace(x=_cast(batch.x, dtype))
         logs: Any = {}
-        if loss_fn is not None:  # checked, and an error in it noted (loss_output)
-            (value, logs), predictions = call_loss_fn(loss_fn, model, run), None
-        else:
-            assert value_of is not None
-            predictions = _for_loss(call_model(model, run.x))
-            value = scalar(value_of(predictions, batch), LOSS_SCALAR)
+        with batch_mask(batch.mask):  # batch statistics leave the padded rows out
+            if loss_fn is not None:  # checked, and an error in it noted (loss_output)
+                (value, logs), predictions = call_loss_fn(loss_fn, model, run), None
+            else:
+                assert value_of is not None
+                predictions = _for_loss(call_model(model, run.x))
+                value = scalar(value_of(predictions, batch), LOSS_SCALAR)
         new_rest = _like(nnx.split(model, nnx.Param, ...)[2], rest)  # type: ignore[misc]
         return scalar(value), (scalar_logs(logs), predictions, new_rest)
 

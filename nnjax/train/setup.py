@@ -23,7 +23,7 @@ from nnjax import metrics as metrics_lib
 from nnjax._deprecation import user_stacklevel
 from nnjax.train import abstract_output, compiled, data, label_checks, optimizers, sharding, step
 from nnjax.train import validation as checks
-from nnjax.train.evaluate import eval_source
+from nnjax.train.evaluate import divisible, eval_source
 from nnjax.train.iterable_source import IterableSource
 from nnjax.train.objective import canonical_loss, compute_dtype, rounds_matmul_operands
 
@@ -84,6 +84,8 @@ def sources(train, validation_data, validation_split, *, batch_size, mesh_size, 
             raise ValueError("validation_split needs array data and no validation_data")
         train, validation_data = data.split_off(train, validation_split)
     source = data.make_source("train", train, batch_size=batch_size, **kw)
+    if source.batch_size < batch_size:  # fewer examples than a batch: all of them, padded
+        source = divisible(source, mesh_size)  # to a multiple of the devices (masked)
     kw.pop("steps_per_epoch", None)
     val = None
     if validation_data is not None:

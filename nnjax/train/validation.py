@@ -106,6 +106,16 @@ def host_tree(name: str, tree: Any) -> Any:
     return jax.tree_util.tree_map_with_path(convert, tree)
 
 
+def host_labels(name: str, y: Any) -> Any:
+    """:func:`host_tree` of the labels; ``None`` (for a ``loss_fn`` that reads none) stays.
+
+    Example:
+      >>> host_labels("y", None) is None
+      True
+    """
+    return None if y is None else host_tree(name, y)
+
+
 def check_lengths(where: str, parts: Mapping[str, Any], expected: int | None = None) -> int:
     """All leaves of the named pytrees share one leading length; returns it.
 
@@ -130,7 +140,7 @@ def check_lengths(where: str, parts: Mapping[str, Any], expected: int | None = N
 def check_inputs_ok(
     where: str, x: Any, *, check_inputs: bool, nan: bool = True, integer_ok: Collection[str] = ()
 ) -> None:
-    """Floating inputs (``check_inputs``) without NaN or inf (``nan``), named by key.
+    """Floating inputs without NaN or inf (``nan``), named by key; all off without ``check_inputs``.
 
     ``integer_ok``: key paths of inputs that the model declares integer
     (:func:`nnjax.train.model_call.integer_input_paths`), with everything below them.
@@ -151,7 +161,8 @@ def check_inputs_ok(
                 "(token ids, lengths) names those arguments of its __call__ in a class "
                 "attribute, e.g. `integer_inputs = ('ids',)`; or pass check_inputs=False"
             )
-        if nan and np.issubdtype(a.dtype, np.floating) and not isinstance(a, np.memmap):
+        floating = np.issubdtype(a.dtype, np.floating)
+        if check_inputs and nan and floating and not isinstance(a, np.memmap):
             if a.size and np.isfinite(a.min()) and np.isfinite(a.max()):
                 continue  # no NaN (min and max propagate it) and no inf: no mask needed
             bad = np.flatnonzero(~np.isfinite(a.reshape(len(a), -1)).all(axis=1))
@@ -208,6 +219,7 @@ __all__ = [
     "check_loss_accepts",
     "check_named_take_arrays",
     "describe",
+    "host_labels",
     "host_tree",
     "leaf_paths",
     "sample_weights",

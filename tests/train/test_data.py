@@ -3,6 +3,7 @@
 import itertools
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
@@ -266,3 +267,34 @@ def test_make_source_checks_class_weight_and_steps():
     with pytest.raises(ValueError, match=r"`steps`=3 limits the batches .* `data` is arrays"):
         make_source("data", (x, y), batch_size=4, steps_per_epoch=3, steps_name="steps")
     assert make_source("data", [(x, y)], batch_size=4, steps_per_epoch=3).steps == 3
+
+
+def test_check_inputs_false_lets_a_model_take_nan_inputs():
+    class Imputer(nnx.Module):  # a model that handles missing values itself
+        def __init__(self, rngs):
+            self.mlp = MLP(4, (8,), 3, rngs=rngs)
+
+        def __call__(self, x):
+            return self.mlp(jnp.nan_to_num(x))
+
+    x, y = blobs(n=32)
+    x = x.copy()
+    x[5, 1] = np.nan
+    history = T.fit(Imputer(nnx.Rngs(0)), (x, y), check_inputs=False, epochs=1, **KW)
+    assert np.isfinite(history["loss"]).all()  # before: refused, as with check_inputs=True
+
+
+def test_no_labels_for_a_loss_fn_that_reads_none():
+    x = blobs(n=32)[0]
+
+    def reconstruction(model, batch):  # an autoencoder's objective: y is None
+        assert batch.y is None
+        err = jnp.mean((model(batch.x) - batch.x) ** 2, axis=1)
+        return jnp.sum(err * batch.weight) / jnp.sum(batch.mask)
+
+    kw = dict(loss_fn=reconstruction, epochs=2, verbose=0, devices=ONE)
+    for data in ((x, None), [(x[:16], None), (x[16:], None)]):
+        history = T.fit(MLP(4, (2,), 4, rngs=nnx.Rngs(0)), data, **kw)
+        assert np.isfinite(history["loss"]).all()  # before: "`train y` holds no arrays"
+    with pytest.raises(ValueError, match=r"`train` has no labels \(y is None\), but the loss"):
+        T.fit(mlp(), (x, None), **KW)
