@@ -72,10 +72,25 @@ def load_split(config: dict[str, Any]):
 
 
 def targets(config: dict[str, Any], y: np.ndarray) -> np.ndarray:
-    """Integer class labels ``(N,)``, or float regression targets ``(N, k)``."""
-    if dataset_info(config["dataset"]).num_classes:
-        return y.astype(np.int32)
-    return y.reshape(len(y), -1).astype(np.float32)
+    """Integer class labels ``(N,)``, or float regression targets ``(N, k)``.
+
+    Raises:
+      CLIError: class labels that are not whole numbers in ``[0, classes)`` (a cast
+        would truncate 6.9 to 6 and wrap 2**32 + k to k).
+    """
+    classes = dataset_info(config["dataset"]).num_classes
+    if not classes:
+        return y.reshape(len(y), -1).astype(np.float32)
+    if not (np.issubdtype(y.dtype, np.integer) or np.issubdtype(y.dtype, np.floating)):
+        raise CLIError(f"the labels must be class numbers, got dtype {y.dtype}")
+    flat = y.reshape(-1)
+    bad = np.flatnonzero((flat != np.floor(flat)) | (flat < 0) | (flat >= classes))
+    if bad.size:
+        raise CLIError(
+            f"label {flat[bad[0]].item()!r} (at {int(bad[0])}) is not a class of {config['dataset']}: "
+            f"labels are whole numbers in [0, {classes})"
+        )
+    return y.astype(np.int32)
 
 
 def _mlp(config, info, shape, out, rngs):

@@ -87,6 +87,21 @@ def test_evaluate_refuses_non_finite_inputs(xor_run, tmp_path, capsys):
     assert "x.npy: row 0 holds NaN" in err
 
 
+@pytest.mark.parametrize(
+    ("labels", "shown"),
+    [(np.array([0.0, 1.9]), "label 1.9 (at 1)"), (np.array([0, 2]), "label 2 (at 1)"),
+     (np.array([0, 2**32 + 1]), f"label {2**32 + 1} (at 1)")],
+)  # fmt: skip
+def test_evaluate_refuses_labels_that_are_not_classes(xor_run, tmp_path, capsys, labels, shown):
+    # they were cast to int32: 1.9 read as 1 and 2**32 + 1 as 1, printing a plausible score
+    np.save(tmp_path / "x.npy", np.array([[0, 1], [1, 1]], np.float32))
+    np.save(tmp_path / "y.npy", labels)
+    argv = ["evaluate", xor_run, "--inputs", tmp_path / "x.npy", "--labels", tmp_path / "y.npy"]
+    code, _, err = run_cli(capsys, *argv)
+    assert code == cli.EXIT_USAGE and one_line(err), err
+    assert f"{shown} is not a class of xor: labels are whole numbers in [0, 2)" in err
+
+
 def test_predict_still_takes_finite_inputs(xor_run, tmp_path, capsys):
     np.save(tmp_path / "x.npy", np.array([[0, 1], [1, 1]], np.float32))
     code, out, _ = run_cli(capsys, "predict", xor_run, tmp_path / "x.npy")

@@ -266,7 +266,8 @@ def assemble(
         held_here = np.where(group_stopped >= 0, group_stopped, last)
         held_here = np.where(group_diverged >= 0, -1, held_here)
         if stopping is not None and stopping.restore_best_weights:
-            held_here = np.where(stopping.best_epoch >= 0, stopping.best_epoch, held_here)
+            restored = (stopping.best_epoch >= 0) & (group_diverged < 0)
+            held_here = np.where(restored, stopping.best_epoch, held_here)
         stopped[idx], held[idx], diverged[idx] = group_stopped, held_here, group_diverged
         state = run.state
         groups.append(MemberGroup(

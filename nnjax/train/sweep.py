@@ -83,6 +83,7 @@ from nnjax.train.sweep_callbacks import (
     SweepProgress,
     check_fresh,
     group_folder,
+    group_meta,
     resume,
 )
 from nnjax.train.sweep_feeder import SweepFeeder, default_sweep_steps
@@ -366,7 +367,7 @@ def _run_group(g: int, idx: np.ndarray, structure: dict[str, Any], **c: Any) -> 
     seeds = [c["seeds"][i] for i in idx]
     model, graphdef, state, user_logs = _initial_state(idx, seeds, structure, c)
     stopping = None if c["stop_spec"] is None else MemberStopping(c["stop_spec"], len(idx))
-    expect = {"group": g, "members": idx.tolist(), "seeds": seeds}
+    expect = group_meta(g, idx, seeds, c["hp"])
     history, initial, global_step, finished = SweepHistory(), 0, 0, False
     if c["resume_from"] is not None:
         got = resume(group_folder(c["resume_from"], g), state, stopping, expect)

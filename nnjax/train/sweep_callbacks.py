@@ -112,10 +112,15 @@ class MemberStopping(Callback):
             self.loop.request_stop()
 
     def on_train_end(self, logs=None):
-        """Puts every member's best weights back (``restore_best_weights``), as ``fit``."""
+        """Puts every member's best weights back (``restore_best_weights``), as ``fit``.
+
+        Not a diverged member's (inactive, never stopped): it keeps the weights it had
+        before its first non-finite dispatch, as ``fit``'s error leaves them.
+        """
         if self.restore_best_weights and self.best is not None:
-            found = self.best_epoch >= 0
             state = self.loop.state
+            diverged = (np.asarray(state.active) == 0) & (self.stopped_epoch < 0)
+            found = (self.best_epoch >= 0) & ~diverged
             params, rest = select(found, self.best, (state.params, state.rest))
             self.loop.replace_state(params=params, rest=rest)
 
@@ -223,6 +228,18 @@ def check_fresh(folder: str, overwrite: bool, *, resumed: bool) -> None:
             shutil.rmtree(path, ignore_errors=True)
 
 
+def group_meta(g: int, idx: np.ndarray, seeds: list, hp: dict[str, list]) -> dict[str, Any]:
+    """What a group's checkpoints record of it, and a resumed sweep must match.
+
+    Example:
+      >>> group_meta(0, np.array([1]), [3], {"learning_rate": [0.1, np.float32(0.5)]})
+      {'group': 0, 'members': [1], 'seeds': [3], 'hyperparams': {'learning_rate': [0.5]}}
+    """
+    plain = lambda v: v.item() if isinstance(v, np.generic) else v
+    values = {name: [plain(hp[name][i]) for i in idx] for name in sorted(hp)}
+    return {"group": g, "members": idx.tolist(), "seeds": seeds, "hyperparams": values}
+
+
 def resume(
     directory: str | os.PathLike,
     state: SweepState,
@@ -235,7 +252,9 @@ def resume(
     ``stopping``'s state; ``finished`` is true when every member had stopped.
 
     Raises:
-      ValueError: the checkpoint's ``expect`` entries (members, seeds) differ.
+      ValueError: the checkpoint's ``expect`` entries (members, seeds, hyperparameters:
+        :func:`group_meta`) differ. A checkpoint that predates the hyperparameters'
+        record is not checked for them.
       nnjax.io.CheckpointError: damaged, or written for another model.
     """
     if not steps.epochs(directory):
@@ -249,10 +268,11 @@ def resume(
     }
     parts, meta = steps.open_newest(directory, lambda f: restore.read_parts(f, template))
     for key, value in json.loads(json.dumps(expect)).items():
-        if meta.get(key) != value:
+        if meta.get(key, value if key == "hyperparams" else None) != value:
             raise ValueError(
                 f"sweep: the checkpoint in {directory} has {key}={meta.get(key)!r}, but this "
-                f"sweep has {key}={value!r}; resume with the same members"
+                f"sweep has {key}={value!r}; resume with the same members, seeds and "
+                "hyperparameters (or start a new folder)"
             )
     stored = parts["state"]
     put = lambda tree: jax.tree.map(jnp.asarray, tree)
@@ -299,5 +319,6 @@ __all__ = [
     "SweepProgress",
     "check_fresh",
     "group_folder",
+    "group_meta",
     "resume",
 ]

@@ -148,6 +148,8 @@ class SweepResult:
 
     def _scores(self, metric: str | None, mode: str) -> tuple[str, str, np.ndarray]:
         metric = metric or self.default_metric()
+        if not self.history and metric == self.default_metric():  # epochs=0: no scores
+            return metric, Monitor(metric, mode).mode, np.full((self.num_members, 0), np.nan)
         if metric not in self.history:
             raise KeyError(f"{metric!r} is not in the history; it has {sorted(self.history)}")
         mode = Monitor(metric, mode).mode
@@ -161,6 +163,8 @@ class SweepResult:
         gets NaN and epoch -1.
         """
         _, _, scores = self._scores(metric, mode)
+        if not scores.shape[1]:  # no epoch ran
+            return np.full(len(scores), np.nan), np.full(len(scores), -1)
         finite = np.where(np.isfinite(scores), scores, np.inf)
         epochs = np.argmin(finite, axis=1)
         rows = np.arange(len(scores))
@@ -191,7 +195,9 @@ class SweepResult:
         if held is None:
             held = np.full(len(scores), scores.shape[1] - 1)
         rows = np.arange(len(scores))
-        at = np.where(held >= 0, scores[rows, np.maximum(held, 0)], np.nan)
+        at = np.full(len(scores), np.nan)
+        if scores.shape[1]:
+            at = np.where(held >= 0, scores[rows, np.maximum(held, 0)], np.nan)
         ok = np.isfinite(at)
         if self.diverged_epoch is not None:
             ok &= np.asarray(self.diverged_epoch) < 0

@@ -50,7 +50,8 @@ class Uniform:
 
     Raises:
       TypeError: a bound that is not a number.
-      ValueError: a bound not finite, or ``low > high``.
+      ValueError: a bound not finite, ``low > high``, or a range ``high - low`` too wide
+        for a float64 (``Uniform(-1e308, 1e308)``).
 
     Example:
       >>> 0.0 <= Uniform(0.0, 0.5).sample(np.random.default_rng(0)) <= 0.5
@@ -62,6 +63,10 @@ class Uniform:
 
     def __post_init__(self) -> None:
         _check_bounds("Uniform", self.low, self.high)
+        if not math.isfinite(float(self.high) - float(self.low)):  # NumPy cannot draw it
+            raise ValueError(
+                f"Uniform: the range high - low = {self.high} - {self.low} overflows a float64"
+            )
 
     def sample(self, rng: np.random.Generator) -> float:
         """One value."""

@@ -95,6 +95,11 @@ def init_opt_states(
       [0.1, 0.2]
     """
     names = tuple(values)
+    # a whole-number learning rate as a float, as fit's: an int32 state truncated every
+    # later rate (a schedule's lr * 0.5 of 1 gave 0); other integers stay (exponents)
+    rate = values.get("learning_rate")
+    if rate is not None:
+        values = {**values, "learning_rate": [float(v) for v in rate]}
     try:
         hp = {n: jnp.asarray(np.asarray(values[n])) for n in names}
         return _vmapped_init(factory, names)(params, hp)
