@@ -219,11 +219,7 @@ def check_real(op: str, name: str, value: Any, what: str) -> None:
     Python and NumPy numbers and 0-d JAX arrays (traced too) pass.
 
     Example:
-      >>> try:
-      ...     check_real("prelu_init", "init", "a", "the initial slope")
-      ... except TypeError as err:
-      ...     print(err)
-      prelu_init: `init` must be a real number (the initial slope), got 'a'
+      >>> check_real("prelu_init", "init", 0.25, "the initial slope")  # "a": a TypeError
     """
     number = concrete_number(value) is not None or (
         isinstance(value, jax.Array) and value.ndim == 0 and jnp.issubdtype(value.dtype, jnp.number)

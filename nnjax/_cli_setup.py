@@ -86,9 +86,10 @@ def targets(config: dict[str, Any], y: np.ndarray) -> np.ndarray:
     flat = y.reshape(-1)
     bad = np.flatnonzero((flat != np.floor(flat)) | (flat < 0) | (flat >= classes))
     if bad.size:
+        label, name = flat[bad[0]].item(), config["dataset"]
         raise CLIError(
-            f"label {flat[bad[0]].item()!r} (at {int(bad[0])}) is not a class of {config['dataset']}: "
-            f"labels are whole numbers in [0, {classes})"
+            f"label {label!r} (at {int(bad[0])}) is not a class of {name}: labels are whole "
+            f"numbers in [0, {classes})"
         )
     return y.astype(np.int32)
 
