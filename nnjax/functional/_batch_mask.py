@@ -66,7 +66,13 @@ def batch_mask(mask: jax.typing.ArrayLike | None) -> Iterator[None]:
 
 
 def current_batch_mask() -> Any:
-    """The mask of the innermost :func:`batch_mask` block, or ``None`` outside any."""
+    """The mask of the innermost :func:`batch_mask` block, or ``None`` outside any.
+
+    Example:
+      >>> with batch_mask([1.0, 0.0]):
+      ...     current_batch_mask()
+      [1.0, 0.0]
+    """
     return _MASK.get()
 
 
