@@ -52,6 +52,11 @@ def test_gradients_of_the_real_rows_ignore_the_padding():
     g_alone = jax.grad(real_loss)(jnp.asarray(X[:4]), jnp.ones(4))
     np.testing.assert_allclose(g_masked[:4], g_alone, rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(g_masked[4:], 0.0)
+
+
+@pytest.mark.slow  # float64 finite differences of every input: runs in CI's slow step
+def test_masked_batch_norm_check_grads():
+    params, stats = F.batch_norm_init(jax.random.key(0), 3)
     with jax.enable_x64(True):
         x64 = jnp.asarray(X, jnp.float64)
         f = lambda x: F.batch_norm(params, stats, x, training=True, mask=jnp.asarray(MASK))[0]

@@ -47,7 +47,11 @@ def _rows(path):
         return list(csv.DictReader(f))
 
 
-@pytest.mark.parametrize("earlier", [False, True], ids=["new-file", "appended-to-a-run"])
+@pytest.mark.parametrize(
+    "earlier",
+    [False, pytest.param(True, marks=pytest.mark.slow)],  # slow: CI's slow step runs it
+    ids=["new-file", "appended-to-a-run"],
+)
 @pytest.mark.parametrize(
     ("kill_after", "csv_first"),
     [(0, False), (1, False), (1, True)],

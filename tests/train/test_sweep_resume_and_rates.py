@@ -26,6 +26,7 @@ class Kill(T.Callback):
             raise KeyboardInterrupt
 
 
+@pytest.mark.slow  # three sweeps with checkpoints: runs in CI's slow step
 def test_resuming_with_other_hyperparameters_is_refused(tmp_path):
     members = dict(seeds=[0, 1], epochs=4, **KW)
     old, new = {"learning_rate": [0.01, 0.02]}, {"learning_rate": [0.5, 0.9]}
