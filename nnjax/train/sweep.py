@@ -58,7 +58,7 @@ from flax import nnx
 
 from nnjax import losses
 from nnjax._deprecation import renamed_args
-from nnjax.train import compiled, host_memory, setup, sharding, step
+from nnjax.train import compiled, host_memory, setup, sharding, step, sweep_callbacks
 from nnjax.train import validation as checks
 from nnjax.train._sweep_groups import assemble
 from nnjax.train.callbacks import Callback
@@ -83,7 +83,6 @@ from nnjax.train.sweep_callbacks import (
     SweepProgress,
     check_fresh,
     group_folder,
-    group_meta,
     resume,
 )
 from nnjax.train.sweep_feeder import SweepFeeder, default_sweep_steps
@@ -367,7 +366,7 @@ def _run_group(g: int, idx: np.ndarray, structure: dict[str, Any], **c: Any) -> 
     seeds = [c["seeds"][i] for i in idx]
     model, graphdef, state, user_logs = _initial_state(idx, seeds, structure, c)
     stopping = None if c["stop_spec"] is None else MemberStopping(c["stop_spec"], len(idx))
-    expect = group_meta(g, idx, seeds, c["hp"])
+    expect = sweep_callbacks.group_meta(g, idx, seeds, c["hp"])
     history, initial, global_step, finished = SweepHistory(), 0, 0, False
     if c["resume_from"] is not None:
         got = resume(group_folder(c["resume_from"], g), state, stopping, expect)
