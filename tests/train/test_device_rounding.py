@@ -15,7 +15,10 @@ from tests.train._data import blobs, leaves, mlp
 
 ALL = jax.devices()
 ONE = ALL[:1]
-pytestmark = pytest.mark.skipif(len(ALL) < 4, reason="needs 4 (fake) devices")
+pytestmark = [
+    pytest.mark.skipif(len(ALL) < 4, reason="needs 4 (fake) devices"),
+    pytest.mark.slow,  # six fits over 4 devices: CI's slow step runs them
+]
 KW = dict(loss="cross_entropy", verbose=0)
 
 

@@ -168,7 +168,9 @@ def test_validation_split_takes_the_last_rows_before_shuffling_and_initial_epoch
     assert history["val_accuracy"][-1] == pytest.approx(accuracy)
 
 
-@pytest.mark.parametrize("devices", [ONE, None], ids=["one-device", "all-devices"])
+@pytest.mark.parametrize(
+    "devices", [ONE, pytest.param(None, marks=pytest.mark.slow)], ids=["one-device", "all-devices"]
+)
 def test_batch_norm_statistics_leave_the_padded_rows_out(devices):
     # the last batch (2 real rows, 14 padded copies): before, its copies entered the
     # batch mean and variance (running mean 0.017 against the loop's 0.036)

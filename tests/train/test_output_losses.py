@@ -172,6 +172,7 @@ def test_fit_logs_the_terms_and_they_add_up_to_the_loss():
     assert {"output_0_loss", "output_1_loss"} <= set(tuple_history)
 
 
+@pytest.mark.slow  # four epochs with validation: CI's slow step runs it
 def test_a_term_can_be_monitored():
     kw = dict(epochs=4, batch_size=10, verbose=0, devices=ONE, validation_data=(X, Y))
     stop = T.EarlyStopping("val_reg_loss", patience=0, min_delta=1e9)  # stops after epoch 2
