@@ -36,9 +36,9 @@ def batch_mask(mask: jax.typing.ArrayLike | None) -> Iterator[None]:
     """Within the block, batch statistics count only the rows where ``mask`` is nonzero.
 
     Read when a layer is traced (like the formulation contexts), so wrap the model call
-    inside the function that is jitted. Each block is its own entry in JAX's trace
-    context, so a ``jax.jit`` function traced inside it is not reused outside it (its
-    trace may hold the mask).
+    inside the function that is jitted. A block with a mask is an entry of JAX's trace
+    context (one for every block, so eager ops compile once), so a ``jax.jit`` function
+    traced inside one is not reused outside any.
 
     Args:
       mask: ``(B,)`` weights of the batch's rows, 1 for real rows and 0 for padding
@@ -58,8 +58,8 @@ def batch_mask(mask: jax.typing.ArrayLike | None) -> Iterator[None]:
     try:
         if TRACE_CONTEXT is None or mask is None:
             yield
-        else:  # unique per block: a trace inside it may close over this mask
-            with TRACE_CONTEXT(f"{TRACE_CONTEXT.value};batch_mask={id(mask)}"):
+        else:  # the same entry for every block: a per-block one recompiled eager ops
+            with TRACE_CONTEXT(f"{TRACE_CONTEXT.value};batch_mask"):
                 yield
     finally:
         _MASK.reset(token)
