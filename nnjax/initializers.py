@@ -146,7 +146,7 @@ def get(init: str | Initializer) -> Initializer:
     return _registry.lookup("initializer", registry, init)
 
 
-_FAN_BASED = frozenset(name for name in _FACTORIES if name != "orthogonal")
+_FAN_BASED = frozenset(_FACTORIES) - {"orthogonal", "normal", "uniform", "truncated_normal"}
 """The named variance-scaling initializers: their variance divides by a fan."""
 
 

@@ -367,3 +367,10 @@ def test_init_param_names_the_initializer_and_shape_it_cannot_draw(name, shape):
     pattern = rf"init_param: initializer '{name}' cannot draw an array of shape {shape}"
     with pytest.raises(ShapeError, match=pattern.replace("(", r"\(").replace(")", r"\)")):
         initializers.init_param(name, jax.random.key(0), shape, jnp.float32)
+
+
+@pytest.mark.parametrize("name", ["normal", "uniform", "truncated_normal", "orthogonal", "zeros"])
+def test_init_param_draws_empty_arrays_for_initializers_without_a_fan(name):
+    """Only the variance-scaling names divide by a fan; these were refused a zero axis."""
+    drawn = initializers.init_param(name, jax.random.key(0), (0, 5), jnp.bfloat16)
+    assert drawn.shape == (0, 5) and drawn.dtype == jnp.bfloat16

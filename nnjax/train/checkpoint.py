@@ -32,6 +32,7 @@ from typing import Any
 import jax
 from flax import nnx
 
+from nnjax._checks import check_static_bool
 from nnjax.io import config, layout, restore, steps, trees
 from nnjax.io import model as io_model
 from nnjax.io.errors import CheckpointError, cannot_write
@@ -256,6 +257,10 @@ class ModelCheckpoint(Callback):
         max_to_keep: int | None = -1,
         overwrite: bool = False,
     ) -> None:
+        owner = "ModelCheckpoint"
+        layout.check_path(owner, "directory", directory)
+        save_best_only = check_static_bool(owner, "save_best_only", save_best_only)
+        overwrite = check_static_bool(owner, "overwrite", overwrite)
         if save_best_only and monitor is None:
             raise ValueError("save_best_only=True needs a metric to `monitor`")
         check_mode("ModelCheckpoint", mode)

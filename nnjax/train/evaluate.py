@@ -180,6 +180,7 @@ def evaluate(
       >>> sorted(logs)
       ['accuracy', 'loss']
     """
+    validation.check_flags("evaluate", check_inputs=check_inputs)
     batch_size = validation.check_count("batch_size", batch_size, 1)
     steps = None if steps is None else validation.check_count("steps", steps, 1)
     loss = objective.canonical_loss(loss)  # unknown names fail here
@@ -317,6 +318,7 @@ def predict(
       >>> predict(model, [(np.ones((4, 2)), None), (np.ones((1, 2)), None)]).shape
       (5, 3)
     """
+    validation.check_flags("predict", check_inputs=check_inputs)
     batch_size = validation.check_count("batch_size", batch_size, 1)
     steps = None if steps is None else validation.check_count("steps", steps, 1)
     source = _predict_source(model, x, batch_size, steps, check_inputs)

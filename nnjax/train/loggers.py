@@ -21,6 +21,8 @@ from typing import Any
 
 import jax
 
+from nnjax._checks import check_static_bool
+from nnjax.io.layout import check_path
 from nnjax.train.callbacks import Callback
 
 
@@ -87,8 +89,10 @@ class CSVLogger(Callback):
                 "CSVLogger: `separator` must be one character other than a quote or a line "
                 f"break, got {separator!r}"
             )
+        check_path("CSVLogger", "filename", filename)
         self.filename = os.path.expanduser(os.fspath(filename))
-        self.append, self.first_epoch = append, first_epoch
+        self.append = check_static_bool("CSVLogger", "append", append)
+        self.first_epoch = first_epoch
         self.separator = separator
         self._keys: list[str] | None = None
 
@@ -261,6 +265,7 @@ class TensorBoard(Callback):
     """
 
     def __init__(self, log_dir: str | os.PathLike) -> None:
+        check_path("TensorBoard", "log_dir", log_dir)
         self.log_dir = os.path.expanduser(os.fspath(log_dir))
         self.writer = None
 

@@ -285,6 +285,9 @@ def fit(
     epochs, batch_size, accumulate_steps, steps_per_epoch = setup.check_counts(
         epochs, batch_size, accumulate_steps, steps_per_epoch, initial_epoch, seed=seed
     )
+    checks.check_flags(
+        "fit", remat=remat, fallback=fallback, shuffle=shuffle, check_inputs=check_inputs
+    )
     callbacks = as_callbacks(callbacks)
     lr = _learning_rate(optimizer, learning_rate)
     setup.check_param_sharding(param_sharding)

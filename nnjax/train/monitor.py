@@ -18,6 +18,7 @@ import numbers
 import warnings
 from typing import Any
 
+from nnjax._checks import check_static_bool
 from nnjax.io import model as io_model
 from nnjax.io import restore
 from nnjax.io.errors import CheckpointError
@@ -54,16 +55,44 @@ def _finite(owner: str, name: str, value: Any, *, low: float = 0.0) -> float:
     return float(value)
 
 
+_HIGHER = frozenset({"accuracy", "acc", "auc", "f1", "precision", "recall", "r2"})
+_AVERAGES = frozenset({"binary", "macro", "micro"})
+
+
+def auto_mode(monitor: str) -> str:
+    """The direction of improvement ``mode="auto"`` gives the logged metric ``monitor``.
+
+    A logged name is ``[val_][<output>_]<metric>``, so only its last word decides
+    (after an averaging suffix such as ``_macro``): ``"max"`` when it is ``accuracy``,
+    ``acc``, ``auc``, ``f1``, ``precision``, ``recall`` or ``r2``, else ``"min"``
+    (``loss``, ``mse``, ``mae``, the losses, and names of your own). An output named
+    ``accel`` thus logs ``val_accel_loss``, which is minimized.
+
+    Args:
+      monitor: the log key, e.g. ``"val_top_k_accuracy"`` or ``"val_cls_loss"``.
+
+    Returns:
+      ``"max"`` or ``"min"``.
+
+    Example:
+      >>> auto_mode("val_top_k_accuracy"), auto_mode("f1_macro"), auto_mode("val_accel_loss")
+      ('max', 'max', 'min')
+    """
+    words = monitor.lower().split("_")
+    if len(words) > 1 and words[-1] in _AVERAGES:
+        words = words[:-1]
+    return "max" if words[-1] in _HIGHER else "min"
+
+
 class Monitor:
     """Tracks the best value of one logged metric.
 
     Args:
       monitor: the log key, e.g. ``"val_loss"``.
-      mode: ``"min"``, ``"max"``, or ``"auto"``: ``"max"`` when the name contains
-        ``acc``, ``auc``, ``f1``, ``precision`` or ``recall`` (``"val_accuracy"``,
-        ``"top_k_accuracy"``) or the word ``r2`` (``"val_r2"``), else ``"min"`` (losses,
-        ``mse``, ``mae``, and any other name: pass ``mode="max"`` for a score of your
-        own such as ``"val_iou"``).
+      mode: ``"min"``, ``"max"``, or ``"auto"``: the direction :func:`auto_mode`
+        reads from the name (``"max"`` for ``"val_accuracy"``, ``"min"`` for
+        ``"val_accel_loss"``; pass ``mode="max"`` for a score of your own such as
+        ``"val_iou"``).
       min_delta: the smallest change that counts as an improvement (``>= 0``).
 
     Raises:
@@ -84,9 +113,7 @@ class Monitor:
             )
         min_delta = _finite("Monitor", "min_delta", min_delta)
         if check_mode("Monitor", mode) == "auto":
-            higher = ("acc", "auc", "f1", "precision", "recall")
-            score = any(h in monitor for h in higher) or "r2" in monitor.split("_")
-            mode = "max" if score else "min"
+            mode = auto_mode(monitor)
         self.monitor, self.mode, self.min_delta = monitor, mode, min_delta
         self.best = math.inf if mode == "min" else -math.inf
 
@@ -232,7 +259,9 @@ class EarlyStopping(Callback):
         self.baseline = None
         if baseline is not None:
             self.baseline = _finite(owner, "baseline", baseline, low=-math.inf)
-        self.restore_best_weights = restore_best_weights
+        self.restore_best_weights = check_static_bool(
+            owner, "restore_best_weights", restore_best_weights
+        )
         self.wait = 0
         self.stopped_epoch: int | None = None
         self.best_epoch: int | None = None
@@ -332,6 +361,7 @@ __all__ = [
     "EarlyStopping",
     "Monitor",
     "ReduceLROnPlateau",
+    "auto_mode",
     "check_mode",
     "resumed_logs",
 ]

@@ -70,7 +70,7 @@ from nnjax.train.optimizers import check_learning_rate
 from nnjax.train.sweep_args import (
     OptimizerFactory,
     build_member,
-    check_model_fn,
+    check_args,
     integer_paths,
     optimizer_factory,
     split_callbacks,
@@ -238,9 +238,8 @@ def sweep(
       >>> len(r.groups), r.member(3).layers[0].kernel.shape
       (2, (2, 8))
     """
-    check_model_fn(model_fn)
-    epochs = checks.check_count("epochs", epochs)
-    batch_size = checks.check_count("batch_size", batch_size, 1)
+    flags = {"remat": remat, "shuffle": shuffle, "check_inputs": check_inputs}
+    epochs, batch_size = check_args(model_fn, epochs, batch_size, **flags)
     if members is not None:
         if tuple(seeds) != (0,) or hyperparams:
             raise ValueError("sweep: pass `members` or `seeds`/`hyperparams`, not both")

@@ -23,7 +23,7 @@ from typing import Any
 import optax
 from flax import nnx
 
-from nnjax.train import model_call
+from nnjax.train import model_call, validation
 from nnjax.train.callbacks import Callback, EarlyStopping, as_callbacks
 from nnjax.train.checkpoint import ModelCheckpoint
 from nnjax.train.optimizers import check_learning_rate, check_not_class, get_optimizer
@@ -60,6 +60,25 @@ def check_model_fn(model_fn: Any) -> None:
     kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
     if not any(p.kind in kinds or p.kind is p.VAR_POSITIONAL for p in params):
         raise TypeError(f"sweep: `model_fn` takes no positional argument for rngs; {MODEL_FN_CALL}")
+
+
+def check_args(model_fn: Any, epochs: Any, batch_size: Any, **flags: Any) -> tuple[int, int]:
+    """``sweep``'s ``model_fn`` and boolean ``flags`` checked; ``epochs``, ``batch_size`` as ints.
+
+    Raises:
+      TypeError: see :func:`check_model_fn`; a count that is not an int, a flag that
+        is not a bool.
+      ValueError: ``epochs < 0`` or ``batch_size < 1``.
+
+    Example:
+      >>> check_args(lambda rngs: None, 3, 32, shuffle=True)
+      (3, 32)
+    """
+    check_model_fn(model_fn)
+    validation.check_flags("sweep", **flags)
+    return validation.check_count("epochs", epochs), validation.check_count(
+        "batch_size", batch_size, 1
+    )
 
 
 def build_member(model_fn: Callable, seed: int, structure: Mapping[str, Any]) -> nnx.Module:
@@ -196,6 +215,7 @@ def check_numeric(hp: Mapping[str, list], names: Sequence[str]) -> None:
 __all__ = [
     "MODEL_FN_CALL",
     "build_member",
+    "check_args",
     "check_model_fn",
     "check_numeric",
     "integer_paths",

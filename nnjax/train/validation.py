@@ -8,6 +8,7 @@ from typing import Any
 import jax
 import numpy as np
 
+from nnjax._checks import check_static_bool
 from nnjax.errors import ShapeError
 from nnjax.train.label_checks import (
     check_labels,
@@ -195,6 +196,21 @@ def sample_weights(where: str, sw: Any, n: int) -> np.ndarray:
     return w
 
 
+def check_flags(owner: str, **flags: Any) -> None:
+    """Each of ``flags`` a Python bool; a ``TypeError`` naming ``owner`` and the flag otherwise.
+
+    Example:
+      >>> check_flags("fit", shuffle=True, check_inputs=np.bool_(False))
+      >>> try:
+      ...     check_flags("fit", shuffle="no")
+      ... except TypeError as err:
+      ...     print(err)
+      fit: `shuffle` must be a Python bool (True or False), got 'no'
+    """
+    for name, value in flags.items():
+        check_static_bool(owner, name, value)
+
+
 def check_count(name: str, value: Any, minimum: int = 0) -> int:
     """``value`` as an int ``>= minimum``; a ``TypeError`` naming ``name`` otherwise.
 
@@ -213,6 +229,7 @@ __all__ = [
     "as_host_array",
     "check_count",
     "check_dataset",
+    "check_flags",
     "check_inputs_ok",
     "check_labels",
     "check_lengths",

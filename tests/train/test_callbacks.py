@@ -39,11 +39,15 @@ def test_monitor_modes():
 @pytest.mark.parametrize(
     ("name", "mode"),
     [("val_r2", "max"), ("r2", "max"), ("val_f1_macro", "max"), ("val_layer2_loss", "min"),
-     ("val_mse", "min"), ("val_iou", "min")],
+     ("val_mse", "min"), ("val_iou", "min"), ("val_accel_loss", "min"),
+     ("val_f1_head_loss", "min"), ("val_accel_mae", "min"), ("val_cls_top_k_accuracy", "max"),
+     ("precision_micro", "max"), ("val_recall_binary", "max"), ("val_auc", "max"),
+     ("acc", "max"), ("val_Accuracy", "max")],
 )  # fmt: skip
 def test_auto_mode_maximises_scores_only(name, mode):
-    """``r2`` is a score (it was minimised); as a word, so ``layer2_loss`` stays a loss."""
-    assert Monitor(name).mode == mode
+    """The last word decides: ``r2`` is a score; an output named ``accel`` or ``f1_head``
+    logs losses (they were maximised, so EarlyStopping kept the worst epoch)."""
+    assert Monitor(name).mode == mode == T.monitor.auto_mode(name)
 
 
 def test_early_stopping_stops_and_restores_best():
@@ -90,6 +94,13 @@ def test_callbacks_must_be_callback_instances():
         (lambda: T.ReduceLROnPlateau(cooldown=-1), ValueError, "`cooldown` must be >= 0"),
         (lambda: T.ReduceLROnPlateau(min_lr=-1e-3), ValueError, "`min_lr` must be a finite"),
         (lambda: T.ReduceLROnPlateau(min_delta=-1), ValueError, "`min_delta` must be a finite"),
+        (lambda: T.EarlyStopping(restore_best_weights="no"), TypeError, "`restore_best_weights`"),
+        (lambda: T.ModelCheckpoint(None), TypeError, "ModelCheckpoint: `directory` must be a path"),
+        (lambda: T.ModelCheckpoint("c", save_best_only=1), TypeError, "`save_best_only` must be"),
+        (lambda: T.ModelCheckpoint("c", overwrite="y"), TypeError, "`overwrite` must be a Python"),
+        (lambda: T.CSVLogger(3), TypeError, "CSVLogger: `filename` must be a path"),
+        (lambda: T.CSVLogger("h.csv", append="no"), TypeError, "CSVLogger: `append` must be"),
+        (lambda: T.TensorBoard(None), TypeError, "TensorBoard: `log_dir` must be a path"),
     ],
 )
 def test_early_stopping_and_reduce_lr_check_their_numbers(make, error, match):

@@ -336,3 +336,20 @@ def test_sweep_refuses_steps_per_dispatch_zero():
     with pytest.raises(ValueError, match="steps_per_dispatch"):
         T.sweep(lambda rngs: mlp(), (x, y), loss="cross_entropy", seeds=[0, 1],
                 steps_per_dispatch=0)  # fmt: skip
+
+
+@pytest.mark.parametrize("flag", ["shuffle", "check_inputs", "remat", "fallback"])
+def test_fit_refuses_flags_that_are_not_bools(flag):
+    """A string such as "no" was truthy: shuffle="no" shuffled, remat="no" rematerialised."""
+    with pytest.raises(TypeError, match=rf"fit: `{flag}` must be a Python bool.*got 'no'"):
+        _fit(blobs(), **{flag: "no"})
+
+
+def test_sweep_evaluate_and_predict_refuse_flags_that_are_not_bools():
+    x, y = blobs()
+    with pytest.raises(TypeError, match="sweep: `shuffle` must be a Python bool"):
+        T.sweep(lambda rngs: mlp(), (x, y), loss="cross_entropy", shuffle=0)
+    with pytest.raises(TypeError, match="evaluate: `check_inputs` must be a Python bool"):
+        T.evaluate(mlp(), (x, y), loss="cross_entropy", check_inputs="no")
+    with pytest.raises(TypeError, match="predict: `check_inputs` must be a Python bool"):
+        T.predict(mlp(), x, check_inputs=None)
