@@ -7,6 +7,14 @@ across processes (each process writes only its shards) are not recorded. :func:`
 checks every restored host array that has a record; checkpoints written without the
 record load as before.
 
+A record's path joins the keys with ``"/"`` after escaping ``"~"`` as ``"~0"`` and
+``"/"`` as ``"~1"`` in each key (as JSON Pointer does), so a key ``"a/b"`` and a key
+``"b"`` under ``"a"`` get two records (:func:`path`). ``nnjax.json`` says so
+(:data:`PATHS` is :data:`ESCAPED`). Files written before that joined the keys plainly:
+their records still verify, except those that two arrays share (which of the two the
+record holds is unknown), which are skipped. Without ``"~"`` or ``"/"`` in any key the
+two forms are the same.
+
 Files written by :func:`nnjax.export` end in a 20-byte record instead (:func:`seal`):
 ``b"nnjaxCRC"``, the CRC32 and the length of the bytes before it. ``jax.export``'s
 reader ignores bytes after its flatbuffer, so plain JAX still loads such a file;
@@ -39,43 +47,92 @@ def crc32(array: np.ndarray) -> int:
     return zlib.crc32(flat.view(np.uint8).data) if flat.size else 0
 
 
+#: The key in ``nnjax.json`` that names how record paths are spelt (absent: plain joins).
+PATHS = "crc32_paths"
+#: The value of :data:`PATHS` for paths with ``"~"`` and ``"/"`` escaped in each key.
+ESCAPED = "escaped"
+
+
+def path(keys: tuple[str, ...], escaped: bool = True) -> str:
+    """The record path of the array at ``keys``: keys joined by ``"/"``, each escaped.
+
+    Without ``escaped``, the plain join of files written before :data:`ESCAPED`.
+
+    Example:
+      >>> path(("d", "a/b")), path(("d", "a", "b")), path(("layers", "0", "kernel"))
+      ('d/a~1b', 'd/a/b', 'layers/0/kernel')
+      >>> path(("d", "a/b"), escaped=False)
+      'd/a/b'
+    """
+    if not escaped:
+        return "/".join(keys)
+    return "/".join(key.replace("~", "~0").replace("/", "~1") for key in keys)
+
+
 def _walk(nested: dict, prefix: tuple[str, ...] = ()):
     for key, value in nested.items():
         if isinstance(value, dict):
             yield from _walk(value, (*prefix, str(key)))
         else:
-            yield "/".join((*prefix, str(key))), value
+            yield (*prefix, str(key)), value
 
 
 def of_items(items: dict[str, Any]) -> dict[str, dict[str, int]]:
-    """``{item: {"a/b": crc32, ...}}`` of the host (NumPy) arrays of each item."""
+    """``{item: {"a/b": crc32, ...}}`` of the host (NumPy) arrays of each item (escaped paths).
+
+    Example:
+      >>> sorted(of_items({"state": {"a/b": np.zeros(2), "a": {"b": np.ones(2)}}})["state"])
+      ['a/b', 'a~1b']
+    """
     return {
-        name: {path: crc32(leaf) for path, leaf in _walk(tree) if isinstance(leaf, np.ndarray)}
+        name: {
+            path(keys): crc32(leaf) for keys, leaf in _walk(tree) if isinstance(leaf, np.ndarray)
+        }
         for name, tree in items.items()
         if tree
     }
 
 
+def records(items: dict[str, Any]) -> dict[str, Any]:
+    """The entries of ``nnjax.json`` that record ``items``' checksums (:func:`of_items`)."""
+    return {KEY: of_items(items), PATHS: ESCAPED}
+
+
 def verify(restored: dict, meta: dict[str, Any], item: str, where: str) -> None:
     """Checks the host arrays of ``restored`` (item ``item``) against ``meta``'s records.
+
+    Records of older files (no :data:`PATHS` entry) are looked up by the plain join of
+    the keys; a plain path that two arrays share is not checked.
 
     Raises:
       CheckpointError: ``"<where>: layers/0/kernel fails its CRC32 check ..."`` (the
         array data on disk is damaged).
     """
-    records = (meta.get(KEY) or {}).get(item) or {}
-    if not records:
+    recorded = (meta.get(KEY) or {}).get(item) or {}
+    if not recorded:
         return
-    for path, leaf in _walk(restored):
-        expected = records.get(path)
-        if expected is None or not isinstance(leaf, np.ndarray):
+    escaped = meta.get(PATHS) == ESCAPED
+    leaves = [(path(keys, escaped), leaf) for keys, leaf in _walk(restored)]
+    shared = set() if escaped else _repeated(name for name, _ in leaves)
+    for name, leaf in leaves:
+        expected = recorded.get(name)
+        if expected is None or name in shared or not isinstance(leaf, np.ndarray):
             continue
         actual = crc32(leaf)
         if actual != expected:
             raise CheckpointError(
-                f"{where}: {path} fails its CRC32 check (recorded {expected:08x}, read "
+                f"{where}: {name} fails its CRC32 check (recorded {expected:08x}, read "
                 f"{actual:08x}): its array data on disk is damaged"
             )
+
+
+def _repeated(names: Any) -> set[str]:
+    """The names that occur more than once in ``names``."""
+    seen: set[str] = set()
+    twice: set[str] = set()
+    for name in names:
+        (twice if name in seen else seen).add(name)
+    return twice
 
 
 def seal(data: bytes) -> bytes:

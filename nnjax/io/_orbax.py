@@ -4,14 +4,18 @@ Orbax is an optional dependency (the ``train`` extra), so it is imported on firs
 and its absence is one line naming the extra. Its errors (multi-kilobyte specs, event
 loop tracebacks) become one :class:`~nnjax.io.errors.CheckpointError` line naming the
 folder and the problem; the reads a failed call leaves in flight print nothing when
-they end (:mod:`nnjax.io._loops`).
+they end (:mod:`nnjax.io._loops`). A failed write (full disk, no permission) becomes an
+``OSError`` naming the user's folder (:func:`failures_named`), and what Orbax cannot
+store is refused before anything is written (:func:`check_storable`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -116,6 +120,99 @@ def write(path: Path, tree: Any) -> None:
     tag = f"nnjax_orbax:{path}" if jax.process_count() > 1 else None
     with _quiet(), _loops.guard():
         _checkpointer(tag).save(path, args=ocp.args.StandardSave(tree))
+
+
+def check_storable(tree: dict[str, Any], where: Path, item: str) -> None:
+    """Raises a ``ValueError`` naming the key path of an array Orbax cannot store right.
+
+    Orbax names each array by its keys joined with ``"."``, so ``{"a.b": x}`` and
+    ``{"a": {"b": y}}`` would share one array on disk (Orbax raises for other shapes and
+    silently keeps one of the two for equal ones); and it refuses arrays of zero size.
+
+    Raises:
+      ValueError: ``"cannot save <where>: its state arrays d/a.b and d/a/b would both be
+        stored as Orbax's array 'd.a.b' ..."``, or ``"... its state array z has zero size
+        (shape (0, 3)) ..."``.
+
+    Example:
+      >>> import numpy as np
+      >>> check_storable({"a.b": np.ones(2), "a": {"b": np.ones(3)}}, Path("ck"), "state")
+      Traceback (most recent call last):
+      ...
+      ValueError: cannot save ck: its state arrays a.b and a/b would both be stored as ...
+    """
+    seen: dict[str, tuple[str, ...]] = {}
+
+    def walk(node: dict[str, Any], keys: tuple[str, ...]) -> None:
+        for key, value in node.items():
+            here = (*keys, str(key))
+            if isinstance(value, dict):
+                walk(value, here)
+                continue
+            if getattr(value, "size", 1) == 0:
+                raise ValueError(
+                    f"cannot save {where}: its {item} array {'/'.join(here)} has zero size "
+                    f"(shape {tuple(value.shape)}) and Orbax cannot store an empty array; "
+                    "give it a nonzero size or leave it out of the model's state"
+                )
+            name = ".".join(here)
+            if name in seen:
+                raise ValueError(
+                    f"cannot save {where}: its {item} arrays {'/'.join(seen[name])} and "
+                    f"{'/'.join(here)} would both be stored as Orbax's array {name!r} (Orbax "
+                    "joins the keys with '.'); rename one of them"
+                )
+            seen[name] = here
+
+    walk(tree, ())
+
+
+_IO_STATUS = ("OUT_OF_RANGE", "RESOURCE_EXHAUSTED", "PERMISSION_DENIED", "DATA_LOSS")
+
+
+def write_failure(err: BaseException, where: Path) -> OSError | None:
+    """``err`` (raised writing the checkpoint ``where``) as an ``OSError`` naming ``where``.
+
+    ``None`` unless ``err`` or its cause is a failed write: an ``OSError``, or a
+    TensorStore error (a ``ValueError`` such as ``"OUT_OF_RANGE: Error writing ...
+    [os_error_code='27']"``). Its errno is kept where the error gives one.
+
+    Example:
+      >>> err = ValueError("OUT_OF_RANGE: Error writing ... [os_error_code='28']")
+      >>> str(write_failure(err, Path("/ck")))
+      '[Errno 28] cannot write /ck: No space left on device'
+      >>> write_failure(TypeError("unsupported leaf"), Path("/ck")) is None
+      True
+    """
+    cause: BaseException | None = err
+    while cause is not None:
+        if isinstance(cause, OSError):
+            message = f"cannot write {where}: {cause.strerror or short(cause)}"
+            return OSError(cause.errno, message) if cause.errno else OSError(message)
+        text = str(cause)
+        code = re.search(r"os_error_code='?(\d+)", text)
+        if code:
+            return OSError(int(code[1]), f"cannot write {where}: {os.strerror(int(code[1]))}")
+        if text.startswith(_IO_STATUS):
+            return OSError(f"cannot write {where}: {short(ValueError(text.split(' [', 1)[0]))}")
+        cause = cause.__cause__
+    return None
+
+
+@contextlib.contextmanager
+def failures_named(where: Path) -> Iterator[None]:
+    """Raises a failed write inside it as an ``OSError`` naming ``where`` (:func:`write_failure`).
+
+    Orbax's own errors name its hidden temporary folder (TensorStore's are ``ValueError``s
+    a caller catching ``OSError`` misses); the original is chained (``from``).
+    """
+    try:
+        yield
+    except Exception as err:
+        failure = write_failure(err, where)
+        if failure is None:
+            raise
+        raise failure from err
 
 
 def _reason(err: BaseException, path: Path) -> str:

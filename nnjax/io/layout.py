@@ -267,20 +267,26 @@ def write(
         checkpoint (a file, a folder of other files): the message names it.
       OSError: a write failed (full disk, no permission) on some process, or a
         process did not report in time; nothing is left under a temporary name and
-        an existing ``directory`` is unchanged.
+        an existing ``directory`` is unchanged. A failed Orbax write names
+        ``directory`` and the cause (errno kept), chained from Orbax's error.
+      ValueError: an array Orbax cannot store (zero size, or two key paths Orbax
+        would store as one array), named before anything is written.
     """
     final = user_path(directory)
     stored = [name for name, tree in items.items() if tree]
+    for name in stored:  # before any folder is made
+        _orbax.check_storable(items[name], final, name)
     meta = {"format": FORMAT, "version": VERSION, **meta, "items": stored}
     if jax.process_index() == 0:  # it writes nnjax.json; sharded arrays are not recorded
-        meta[_crc.KEY] = _crc.of_items({name: items[name] for name in stored})
+        meta.update(_crc.records({name: items[name] for name in stored}))
     tag = _collective.next_tag() if jax.process_count() > 1 else None
     tmp = Path(_collective.on_main(f"{tag}/prepare", lambda: str(_prepare(final, overwrite))))
     try:
 
         def arrays() -> None:
-            for name in stored:
-                _orbax.write(tmp / name, items[name])
+            with _orbax.failures_named(final):  # not Orbax's hidden temporary folder
+                for name in stored:
+                    _orbax.write(tmp / name, items[name])
 
         _collective.everywhere(f"{tag}/arrays", arrays)
         _collective.on_main(f"{tag}/commit", lambda: _commit(tmp, final, meta))

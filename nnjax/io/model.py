@@ -45,6 +45,12 @@ def save(model: nnx.Module, directory: str | os.PathLike, *, overwrite: bool = F
         :func:`save_state` then.
       FileExistsError: ``directory`` exists and ``overwrite`` is false, or it is not an
         nnjax checkpoint (a file, or a folder holding other files): nothing is deleted.
+      OSError: the write failed (full disk, no permission): the message names
+        ``directory`` and the cause (errno kept); an existing checkpoint is unchanged
+        and nothing is left under a temporary name.
+      ValueError: the state holds an array Orbax cannot store, named by its key path
+        (zero size, or keys such as ``"a.b"`` beside ``a/b``, which Orbax would store
+        as one array), before anything is written.
 
     Example:
       >>> import tempfile
@@ -75,7 +81,7 @@ def save_state(model: nnx.Module, directory: str | os.PathLike, *, overwrite: bo
       The folder's absolute path; :func:`load_state` reads it into a model you build.
 
     Raises:
-      FileExistsError: as :func:`save`.
+      FileExistsError, OSError, ValueError: as :func:`save`.
 
     Example:
       >>> import tempfile
@@ -138,13 +144,31 @@ def open_checkpoint(
 
 
 def read_into(model: nnx.Module, folder: Path) -> dict[str, Any]:
-    """Restores the checkpoint ``folder`` into ``model`` (nothing changes on error)."""
+    """Restores the checkpoint ``folder`` into ``model`` (nothing changes on error).
+
+    Each array keeps the sharding of the model's array it replaces (:func:`_placed`).
+    """
     # nnx.split's return type ends in a variadic tuple that mypy cannot unpack.
     _, params, rest = nnx.split(model, nnx.Param, ...)  # type: ignore[misc]
-    parts, meta = restore.read_parts(folder, {"params": params, "rest": rest})
-    on_device = jax.tree.map(lambda a: a if trees.is_key(a) else jnp.asarray(a), parts)
+    template = {"params": params, "rest": rest}
+    parts, meta = restore.read_parts(folder, template)
+    on_device = jax.tree.map(_placed, parts, template)
     nnx.update(model, on_device["params"], on_device["rest"])
     return meta
+
+
+def _placed(value: Any, like: Any) -> Any:
+    """``value`` (restored) on the devices of ``like`` (the model's array it replaces).
+
+    A ``like`` laid out over several devices, or committed to one, gives its sharding;
+    other values go to the default device, as ``jnp.asarray`` puts them. Arrays sharded
+    across processes were read laid out as ``like`` already (:func:`trees.placement`).
+    """
+    if isinstance(value, jax.Array) and not value.is_fully_addressable:
+        return value
+    if isinstance(like, jax.Array) and (len(like.sharding.device_set) > 1 or like.committed):
+        return jax.device_put(value, like.sharding)
+    return value if trees.is_key(value) else jnp.asarray(value)
 
 
 def load_state(
@@ -160,8 +184,10 @@ def load_state(
       fallback: if the newest checkpoint of a folder is damaged, load the newest
         intact one and warn which.
 
-    Arrays of ``model`` sharded across processes keep their sharding: each process
-    reads only its shards (whatever process or device count wrote the checkpoint).
+    Arrays of ``model`` keep their sharding: those sharded across processes are read
+    by each process as its own shards, those laid out over several local devices (or
+    committed to one) are placed so again (whatever process or device count wrote the
+    checkpoint).
 
     Raises:
       CheckpointError: the checkpoint does not fit ``model`` (the first mismatching
