@@ -86,6 +86,7 @@ from nnjax.train.sweep_callbacks import (
     resume,
 )
 from nnjax.train.sweep_feeder import SweepFeeder, default_sweep_steps
+from nnjax.train.sweep_preflight import check_groups
 from nnjax.train.sweep_result import (
     MemberGroup,
     SweepResult,
@@ -275,11 +276,9 @@ def sweep(
         others=others, resume_from=resume_from, verbose=verbose, num_groups=len(member_groups),
         per_step=members_per_step, mesh=mesh,
     )  # fmt: skip
+    check_groups(member_groups, context)  # every group's model, before the first trains
     with jax.set_mesh(mesh):  # its programs' context: their mesh (sharding.own_mesh)
-        done = [
-            _run_group(g, idx, structure, **context)
-            for g, (idx, structure) in enumerate(member_groups)
-        ]
+        done = [_run_group(g, idx, s, **context) for g, (idx, s) in enumerate(member_groups)]
     return assemble(done, seed_list, hp, [*opt_names, *model_names], stop_spec)
 
 
