@@ -134,11 +134,18 @@ def in_library_program() -> bool:
 
 @functools.cache
 def _accepted(option: str, value: str) -> bool:
-    """Whether this jaxlib's XLA:CPU compiles a small program with ``option=value``."""
+    """Whether this jaxlib's XLA:CPU compiles a small program with ``option=value``.
+
+    The probe runs outside the caller's mesh context: inside ``sweep``'s (several
+    devices) its one-device program failed, and the cached ``False`` dropped these
+    options from every later program of the process (``fit``'s bfloat16 roundings
+    and Eigen convolutions with them).
+    """
     cpu = jax.sharding.SingleDeviceSharding(jax.devices("cpu")[0])
     arg = jax.ShapeDtypeStruct((2,), jnp.float32, sharding=cpu)
     try:
-        jax.jit(lambda x: x + 1.0, compiler_options={option: value}).lower(arg).compile()
+        with jax.set_mesh(None):
+            jax.jit(lambda x: x + 1.0, compiler_options={option: value}).lower(arg).compile()
     except Exception:  # an unknown option or enum value: XlaRuntimeError (INVALID_ARGUMENT)
         return False
     return True

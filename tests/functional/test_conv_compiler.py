@@ -52,3 +52,17 @@ def test_library_jit_without_options_is_plain_jit(monkeypatch):
     assert seen == [False]
     fn = compiler.jit(lambda x: x * 2, compiler_options={"xla_cpu_enable_fast_math": False})
     np.testing.assert_allclose(fn(jnp.ones(2)), 2.0)
+
+
+@pytest.mark.devices(2)
+def test_the_option_probe_ignores_the_callers_mesh():
+    """Probed first inside sweep's mesh of several devices, the one-device probe failed and
+    its cached False dropped the options from every later fit program of the process."""
+    expected = compiler.compiler_options()
+    mesh = jax.sharding.Mesh(np.array(jax.devices()[:2]), ("data",))
+    compiler._accepted.cache_clear()
+    try:
+        with jax.set_mesh(mesh):
+            assert compiler.compiler_options() == expected
+    finally:
+        compiler._accepted.cache_clear()
