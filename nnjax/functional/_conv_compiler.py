@@ -84,6 +84,8 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, SingleDeviceSharding
 
 from nnjax import _hardware
 from nnjax.functional._scoped import scoped
@@ -141,10 +143,10 @@ def _accepted(option: str, value: str) -> bool:
     options from every later program of the process (``fit``'s bfloat16 roundings
     and Eigen convolutions with them).
     """
-    cpu = jax.sharding.SingleDeviceSharding(jax.devices("cpu")[0])
-    arg = jax.ShapeDtypeStruct((2,), jnp.float32, sharding=cpu)
+    device = jax.devices("cpu")[0]
+    arg = jax.ShapeDtypeStruct((2,), jnp.float32, sharding=SingleDeviceSharding(device))
     try:
-        with jax.set_mesh(None):
+        with jax.set_mesh(Mesh(np.array([device]), ("probe",))):
             jax.jit(lambda x: x + 1.0, compiler_options={option: value}).lower(arg).compile()
     except Exception:  # an unknown option or enum value: XlaRuntimeError (INVALID_ARGUMENT)
         return False
