@@ -138,7 +138,7 @@ def in_library_program() -> bool:
 def _accepted(option: str, value: str) -> bool:
     """Whether this jaxlib's XLA:CPU compiles a small program with ``option=value``.
 
-    The probe runs outside the caller's mesh context: inside ``sweep``'s (several
+    The probe runs in a mesh of its own device, not the caller's: inside ``sweep``'s (several
     devices) its one-device program failed, and the cached ``False`` dropped these
     options from every later program of the process (``fit``'s bfloat16 roundings
     and Eigen convolutions with them).
