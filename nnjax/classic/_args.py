@@ -7,11 +7,13 @@ op, the argument and what was passed, e.g.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterable
 from typing import Any
 
 import jax
 
-from nnjax import _checks
+from nnjax import _checks, initializers
 from nnjax._checks import float_dtype  # noqa: F401 (the classic inits' dtype check)
 
 
@@ -60,3 +62,91 @@ def check_optional_key(op: str, name: str, key: Any) -> None:
 def _raw_key_shape() -> tuple[int, ...]:
     """The shape of one raw key of the default PRNG implementation (abstract, no compute)."""
     return tuple(jax.eval_shape(lambda: jax.random.key_data(jax.random.key(0))).shape)
+
+
+def check_learning_rate(op: str, value: Any) -> None:
+    """Raises unless ``value`` is a real scalar step size, and (when concrete) finite ``>= 0``.
+
+    Python and NumPy numbers are checked by value; 0-d JAX arrays (traced too) only by
+    shape, as the other classic checks do (no host round trip under ``jax.jit``).
+
+    Raises:
+      TypeError: ``value`` is not a real scalar (e.g. an array of per-unit rates).
+      ValueError: a Python or NumPy ``value`` that is negative, NaN or infinite.
+
+    Example:
+      >>> try:
+      ...     check_learning_rate("perceptron_fit", -0.1)
+      ... except ValueError as err:
+      ...     print(err)
+      perceptron_fit: `learning_rate` must be a finite number >= 0, got -0.1
+    """
+    _checks.check_real(op, "learning_rate", value, "the step size, a scalar")
+    number = _checks.concrete_number(value)
+    if number is not None and not (math.isfinite(number) and number >= 0):
+        raise ValueError(f"{op}: `learning_rate` must be a finite number >= 0, got {value!r}")
+
+
+def initializer(op: str, name: str, init: Any) -> initializers.Initializer:
+    """:func:`nnjax.initializers.get` of ``init``, its errors naming ``op`` and ``name``.
+
+    Raises:
+      ValueError: an unknown initializer name (the message lists the known ones).
+      TypeError: ``init`` is neither a name nor a callable.
+
+    Example:
+      >>> try:
+      ...     initializer("perceptron_init", "kernel_init", "bogus")
+      ... except ValueError as err:
+      ...     print(str(err).split(";")[0])
+      perceptron_init: `kernel_init`: unknown initializer 'bogus'
+    """
+    try:
+        return initializers.get(init)
+    except (ValueError, TypeError) as err:
+        raise type(err)(f"{op}: `{name}`: {err}") from err
+
+
+def layer_sizes(op: str, sizes: Any) -> tuple[int, ...]:
+    """``sizes`` ``(in, hidden..., out)`` as a tuple of ints: two or more positive ints.
+
+    Raises:
+      TypeError: ``sizes`` is not a sequence (e.g. a single int or a string).
+      ValueError: fewer than two entries, or one that is not a positive int.
+
+    Example:
+      >>> layer_sizes("sigmoid_mlp_init", [2, 3, 1])
+      (2, 3, 1)
+    """
+    if isinstance(sizes, str) or not isinstance(sizes, Iterable):
+        raise TypeError(
+            f"{op}: `sizes` must be a sequence of two or more positive ints "
+            f"(in, hidden..., out), got {sizes!r}"
+        )
+    sizes = tuple(sizes)
+    if len(sizes) < 2 or not all(_checks.is_int(n) and n >= 1 for n in sizes):
+        raise ValueError(f"{op}: `sizes` must be two or more positive ints, got {sizes!r}")
+    return tuple(int(n) for n in sizes)
+
+
+def check_rows(op: str, n: int) -> None:
+    """Raises unless the batch has rows: the costs are means over its ``n`` examples."""
+    if n == 0:
+        raise ValueError(
+            f"{op}: argument `x` has no rows (shape (0, in)); the mean cost needs at least "
+            "one example"
+        )
+
+
+def check_classes(op: str, logits: jax.Array) -> None:
+    """Raises unless ``logits`` ``(n, C)`` has ``C >= 2`` classes (static: works under jit).
+
+    The softmax over one class is always 1, so the loss is always 0 and its gradient 0.
+    """
+    if logits.shape[-1] < 2:
+        raise ValueError(
+            f"{op}: the network has a single class (`params['w2']` has "
+            f"{logits.shape[-1]} column, logits of shape {logits.shape}): the softmax over "
+            "one class is always 1, so the loss is always 0 and its gradient 0. Give the "
+            "network classes >= 2 (softmax_net_init(key, in_features, hidden, classes))"
+        )

@@ -55,10 +55,14 @@ def sigmoid_prime(z: jax.typing.ArrayLike) -> jax.Array:
     Returns:
       ``σ'(z)`` elementwise, the shape and dtype of ``z``, in ``(0, 0.25]``.
 
+    Raises:
+      TypeError: ``z`` is not floating (e.g. an integer array).
+
     Example:
       >>> sigmoid_prime(jnp.array([0.0]))
       Array([0.25], dtype=float32)
     """
+    _checks.check_floating("sigmoid_prime", "z", z)
     s = activations.sigmoid(z)
     return s * (1 - s)
 
@@ -85,24 +89,22 @@ def sigmoid_mlp_init(
     Raises:
       ValueError: ``sizes`` has fewer than two entries or one that is not a positive
         int, or ``kernel_init`` is an unknown initializer name.
-      TypeError: ``key`` is not one PRNG key (an int, ``None``, a batch of keys),
-        ``dtype`` is not floating, or ``kernel_init`` is neither a name nor a callable.
+      TypeError: ``sizes`` is not a sequence (e.g. a single int), ``key`` is not one
+        PRNG key (an int, ``None``, a batch of keys), ``dtype`` is not floating, or
+        ``kernel_init`` is neither a name nor a callable.
 
     Example:
       >>> [p["kernel"].shape for p in sigmoid_mlp_init(jax.random.key(0), (4, 3, 2))]
       [(4, 3), (3, 2)]
     """
-    sizes = tuple(sizes)
-    if len(sizes) < 2 or not all(_checks.is_int(n) and n >= 1 for n in sizes):
-        raise ValueError(
-            f"sigmoid_mlp_init: `sizes` must be two or more positive ints, got {sizes!r}"
-        )
+    sizes = _args.layer_sizes("sigmoid_mlp_init", sizes)
     _args.check_key("sigmoid_mlp_init", "key", key)
     dtype = _args.float_dtype("sigmoid_mlp_init", dtype)
     keys = jax.random.split(key, len(sizes) - 1)
     init = initializers.normal(1.0) if kernel_init is None else kernel_init
+    _args.initializer("sigmoid_mlp_init", "kernel_init", init)  # names the function
     return [
-        F.dense_init(k, int(n_in), int(n_out), dtype=dtype, kernel_init=init, bias_init=init)
+        F.dense_init(k, n_in, n_out, dtype=dtype, kernel_init=init, bias_init=init)
         for k, n_in, n_out in zip(keys, sizes[:-1], sizes[1:])
     ]
 
@@ -176,7 +178,7 @@ def quadratic_cost(
     Args:
       params: as from :func:`sigmoid_mlp_init`.
       x: ``(n, in)`` inputs, floating.
-      y: ``(n, out)`` targets, floating.
+      y: ``(n, out)`` targets, an array or nested list (cast to the dtype of ``x``).
 
     Returns:
       A scalar in the dtype of ``x``.
@@ -192,9 +194,10 @@ def quadratic_cost(
       0.125
     """
     a = sigmoid_mlp(params, x)
-    _check_rows("quadratic_cost", a.shape[0])
+    _args.check_rows("quadratic_cost", a.shape[0])
+    y = jnp.asarray(y)
     _checks.check_shape("quadratic_cost", "y", y, a.shape)
-    return 0.5 * jnp.sum(losses.mse(a, y, reduction="none")) / a.shape[0]
+    return 0.5 * jnp.sum(losses.mse(a, y.astype(a.dtype), reduction="none")) / a.shape[0]
 
 
 def backprop(params: MLPParams, x: jax.typing.ArrayLike, y: jax.typing.ArrayLike) -> MLPParams:
@@ -203,7 +206,7 @@ def backprop(params: MLPParams, x: jax.typing.ArrayLike, y: jax.typing.ArrayLike
     Args:
       params: as from :func:`sigmoid_mlp_init`.
       x: ``(n, in)`` inputs, floating.
-      y: ``(n, out)`` targets, floating.
+      y: ``(n, out)`` targets, an array or nested list (cast to the dtype of ``x``).
 
     Returns:
       Gradients with the structure (shapes) of ``params``, in the dtype of ``x``, equal
@@ -219,15 +222,18 @@ def backprop(params: MLPParams, x: jax.typing.ArrayLike, y: jax.typing.ArrayLike
     """
     zs, acts = sigmoid_mlp_forward(params, x)
     n = acts[0].shape[0]
-    _check_rows("backprop", n)
+    _args.check_rows("backprop", n)
+    y = jnp.asarray(y)
     _checks.check_shape("backprop", "y", y, acts[-1].shape)
+    y = y.astype(acts[-1].dtype)  # the dtype of x, as the activations
     delta = (acts[-1] - y) / n * sigmoid_prime(zs[-1])  # BP1 (∇_a C of the mean cost)
     grads = []
     for layer in range(len(params) - 1, -1, -1):
         a_prev = acts[layer]
         grads.append({"kernel": a_prev.T @ delta, "bias": jnp.sum(delta, axis=0)})  # BP4, BP3
         if layer > 0:
-            delta = (delta @ params[layer]["kernel"].T) * sigmoid_prime(zs[layer - 1])  # BP2
+            kernel = params[layer]["kernel"].astype(delta.dtype)  # as F.dense casts it
+            delta = (delta @ kernel.T) * sigmoid_prime(zs[layer - 1])  # BP2
     return grads[::-1]
 
 
@@ -325,7 +331,8 @@ def softmax_net_loss(
     Raises:
       nnjax.ShapeError, ValueError: as :func:`softmax_net_logits` and
         :func:`nnjax.losses.cross_entropy`.
-      ValueError: ``x`` has no rows (the mean is undefined).
+      ValueError: ``x`` has no rows (the mean is undefined), or the network has a single
+        class (``classes == 1``: the loss is always 0).
 
     Example:
       >>> p = softmax_net_init(jax.random.key(0), 4, 3, 2)
@@ -333,7 +340,8 @@ def softmax_net_loss(
       ()
     """
     logits = softmax_net_logits(params, x)
-    _check_rows("softmax_net_loss", logits.shape[0])
+    _args.check_rows("softmax_net_loss", logits.shape[0])
+    _args.check_classes("softmax_net_loss", logits)
     return losses.cross_entropy(logits, labels)
 
 
@@ -356,8 +364,8 @@ def softmax_net_grads(
       nnjax.ShapeError: ``x`` is not rank 2, or ``labels`` is not ``(n,)``.
       TypeError: ``labels`` is not an integer array.
       ValueError: concrete (not traced) ``labels`` with an id outside ``[0, classes)``,
-        as :func:`softmax_net_loss` (names the first one and ``classes``), or ``x``
-        has no rows.
+        as :func:`softmax_net_loss` (names the first one and ``classes``), ``x`` has
+        no rows, or the network has a single class (as :func:`softmax_net_loss`).
 
     Example:
       >>> p = softmax_net_init(jax.random.key(0), 4, 3, 2)
@@ -366,7 +374,7 @@ def softmax_net_grads(
     """
     x = jnp.asarray(x)
     _checks.check_rank("softmax_net_grads", "x", x, 2)
-    _check_rows("softmax_net_grads", x.shape[0])
+    _args.check_rows("softmax_net_grads", x.shape[0])
     labels = jnp.asarray(labels)
     _checks.check_shape("softmax_net_grads", "labels", labels, (x.shape[0],))
     if not jnp.issubdtype(labels.dtype, jnp.integer):
@@ -375,22 +383,14 @@ def softmax_net_grads(
             "integer class ids"
         )
     a1, z2 = _softmax_net_forward(params, x)
+    _args.check_classes("softmax_net_grads", z2)
     losses._check_class_ids("softmax_net_grads", z2, labels)
     y = jax.nn.one_hot(labels, z2.shape[-1], dtype=z2.dtype)
     dz2 = (activations.softmax(z2) - y) / x.shape[0]
-    dz1 = (dz2 @ params["w2"].T) * a1 * (1 - a1)
+    dz1 = (dz2 @ params["w2"].astype(dz2.dtype).T) * a1 * (1 - a1)
     return {
         "w1": x.T @ dz1,
         "b1": jnp.sum(dz1, axis=0),
         "w2": a1.T @ dz2,
         "b2": jnp.sum(dz2, axis=0),
     }
-
-
-def _check_rows(op: str, n: int) -> None:
-    """Raises unless the batch has rows: the costs are means over its ``n`` examples."""
-    if n == 0:
-        raise ValueError(
-            f"{op}: argument `x` has no rows (shape (0, in)); the mean cost needs at least "
-            "one example"
-        )

@@ -31,6 +31,7 @@ Example:
 from __future__ import annotations
 
 import functools
+import math
 import numbers
 
 import jax
@@ -64,8 +65,10 @@ def esn_init(
       in_features: input size ``in``.
       reservoir_size: number of reservoir units ``R``.
       density: fraction of nonzero recurrent connections, in ``(0, 1]``.
-      spectral_radius: the largest ``|eigenvalue|`` of ``W`` after rescaling, ``> 0``.
-      input_scale: ``W_in`` is uniform in ``[−input_scale, input_scale]``, ``> 0``.
+      spectral_radius: the largest ``|eigenvalue|`` of ``W`` after rescaling, finite
+        ``> 0``.
+      input_scale: ``W_in`` is uniform in ``[−input_scale, input_scale]``, finite
+        ``> 0``.
       dtype: parameter dtype, floating.
 
     Returns:
@@ -73,8 +76,9 @@ def esn_init(
 
     Raises:
       ValueError: ``in_features`` or ``reservoir_size`` not a positive int, a density
-        outside ``(0, 1]``, a nonpositive spectral radius or input scale, or a draw
-        whose recurrent matrix has no nonzero eigenvalue (raise the density).
+        outside ``(0, 1]``, a spectral radius or input scale that is not finite and
+        ``> 0`` (NaN, inf), or a draw whose recurrent matrix has no nonzero eigenvalue
+        (raise the density).
       TypeError: ``key`` is not one PRNG key, ``dtype`` is not floating, or
         ``density``, ``spectral_radius`` or ``input_scale`` is not a real number.
 
@@ -91,6 +95,9 @@ def esn_init(
     _checks.check_interval("esn_init", "density", density, 0, 1, open_low=True)
     _checks.check_interval("esn_init", "spectral_radius", spectral_radius, 0, open_low=True)
     _checks.check_interval("esn_init", "input_scale", input_scale, 0, open_low=True)
+    for name, value in (("spectral_radius", spectral_radius), ("input_scale", input_scale)):
+        if not math.isfinite(value):  # inf passes `> 0`, and scales W to inf and NaN
+            raise ValueError(f"esn_init: `{name}` must be finite and > 0, got {value!r}")
     _args.check_key("esn_init", "key", key)
     dtype = _args.float_dtype("esn_init", dtype)
     k_in, k_w, k_mask = jax.random.split(key, 3)
@@ -176,15 +183,22 @@ def _drive(w_in: jax.Array, w: jax.Array, x0: jax.Array, u: jax.Array, leak_rate
 def esn_fit_readout(
     states: jax.typing.ArrayLike, targets: jax.typing.ArrayLike, *, ridge: float = 1e-6
 ) -> Params:
-    """Fits the linear readout by ridge regression in closed form.
+    """Fits the linear readout by ridge regression in closed form, the bias unpenalised.
 
-    Solves ``min ||[X 1] θ − Y||² + ridge ||θ||²``, i.e.
-    ``θ = (Aᵀ A + ridge I)⁻¹ Aᵀ Y`` with ``A = [X 1]``, the bias unpenalised.
+    Solves ``min_{W, b} ||X W + 1 bᵀ − Y||² + ridge ||W||²`` (only the kernel ``W`` is
+    penalised). Minimising over ``b`` first centres the data: with the column means
+    ``x̄``, ``ȳ`` and ``X_c = X − 1 x̄ᵀ``, ``Y_c = Y − 1 ȳᵀ``, the kernel is
+    ``W = (X_cᵀ X_c + ridge I)⁻¹ X_cᵀ Y_c`` and the bias ``b = ȳ − x̄ W``. ``W`` is
+    computed through the SVD ``X_c = U S Vᵀ`` as ``V diag(s / (s² + ridge)) Uᵀ Y_c``.
+    With ``ridge = 0`` this is the minimum-norm least-squares solution (as
+    :func:`numpy.linalg.lstsq` on the centred data): singular values below
+    ``eps · max(T, R) · s_max`` count as zero, so a constant (or duplicated) column or a
+    single row gives a finite fit, not NaN.
 
     Args:
       states: ``(T, R)`` floating reservoir states (drop an initial washout first).
       targets: ``(T, out)`` desired outputs (cast to the dtype of ``states``).
-      ridge: the regularisation strength ``≥ 0``.
+      ridge: the regularisation strength ``≥ 0``; 0 is plain least squares.
 
     Returns:
       ``{"kernel": (R, out), "bias": (out,)}`` in the dtype of ``states`` (the layout
@@ -218,7 +232,13 @@ def esn_fit_readout(
     # Through the SVD X = U S Vᵀ: θ = V diag(s / (s² + ridge)) Uᵀ Y, stable in float32
     # where forming and solving the normal equations (cond(XᵀX) = cond(X)²) is not.
     u, sv, vt = jnp.linalg.svd(xc, full_matrices=False)
-    kernel = vt.T @ ((sv / (sv**2 + ridge))[:, None] * (u.T @ yc))
+    # ridge = 0: singular values at rounding level count as zero (numpy.linalg.lstsq's
+    # rcond), else s / s² divides by (nearly) 0. A positive ridge needs no cutoff.
+    cutoff = jnp.finfo(x.dtype).eps * max(x.shape) * jnp.max(sv, initial=0)
+    keep = (sv > 0) & ((sv > cutoff) | (ridge > 0))
+    safe = jnp.where(keep, sv, 1)  # no 0 / 0, in the values or in their gradients
+    scale = jnp.where(keep, safe / (safe**2 + ridge), 0)
+    kernel = vt.T @ (scale[:, None] * (u.T @ yc))
     return {"kernel": kernel, "bias": y_mean - x_mean @ kernel}
 
 
@@ -251,7 +271,10 @@ def nrmse(predictions: jax.typing.ArrayLike, targets: jax.typing.ArrayLike) -> j
       targets: the same shape, floating.
 
     Returns:
-      A scalar over all elements, in the promoted dtype of the two.
+      A scalar over all elements, in the promoted dtype of the two. Constant
+      ``targets`` have ``std = 0``: the result is then ``inf`` (or NaN where the
+      predictions equal the targets, ``0 / 0``); no error is raised, so check the
+      targets' spread first.
 
     Raises:
       nnjax.ShapeError: the shapes differ.

@@ -26,6 +26,7 @@ import functools
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from nnjax import _checks, activations, losses
 from nnjax.classic import _args
@@ -85,7 +86,8 @@ def hopfield_step(weights: jax.typing.ArrayLike, state: jax.typing.ArrayLike) ->
     """One synchronous update: every unit ``s_i ← sign(Σ_j W_ij s_j)`` at once.
 
     Args:
-      weights: ``(N, N)``, real (cast to the dtype of ``state``).
+      weights: ``(N, N)``, real (cast to the dtype of ``state``); ``W[i, j]`` is the
+        weight from unit ``j`` to unit ``i`` (for non-symmetric weights, ``s ← sign(W s)``).
       state: ``(..., N)`` of ±1, floating.
 
     Returns:
@@ -101,7 +103,7 @@ def hopfield_step(weights: jax.typing.ArrayLike, state: jax.typing.ArrayLike) ->
       Array([ 1., -1.,  1.], dtype=float32)
     """
     s, w = _check("hopfield_step", weights, state)
-    return activations.sign(s @ w)
+    return activations.sign(s @ w.T)  # row i of w: Σ_j W_ij s_j, for each state
 
 
 def hopfield_sweep(
@@ -109,9 +111,12 @@ def hopfield_sweep(
 ) -> tuple[jax.Array, jax.Array]:
     """Asynchronous updates of the units in ``order``, one at a time (a ``lax.scan``).
 
+    Unit ``i`` is set to ``sign(Σ_j W_ij s_j)`` (row ``i`` of ``W``), as in
+    :func:`hopfield_step`.
+
     Args:
-      weights: ``(N, N)``, symmetric with zero diagonal, real (cast to the dtype of
-        ``state``).
+      weights: ``(N, N)``, real (cast to the dtype of ``state``); symmetric with zero
+        diagonal for the energy guarantee.
       state: ``(..., N)`` of ±1, floating.
       order: ``(K,)`` integer unit indices in ``[0, N)``, updated in turn (e.g. a
         permutation of ``range(N)`` for one sweep).
@@ -135,7 +140,8 @@ def hopfield_sweep(
       ([1.0, -1.0, 1.0], [0.333, -1.0, -1.0])
     """
     s, w = _check("hopfield_sweep", weights, state)
-    order = jnp.asarray(order)
+    # The range check sees NumPy int64 indices as they are, not wrapped to int32.
+    order = order if isinstance(order, jax.Array) else np.asarray(order)
     _checks.check_rank("hopfield_sweep", "order", order, 1)
     if not jnp.issubdtype(order.dtype, jnp.integer):
         raise TypeError(
@@ -145,7 +151,7 @@ def hopfield_sweep(
     n = w.shape[0]
     what = f"is not a unit index in [0, {n})"
     losses._check_values("hopfield_sweep", "order", order, lambda v: (v < 0) | (v >= n), what)
-    return _sweep(w, s, order)
+    return _sweep(w, s, jnp.asarray(order))
 
 
 @jax.jit
@@ -153,7 +159,7 @@ def _sweep(w: jax.Array, s: jax.Array, order: jax.Array) -> tuple[jax.Array, jax
     """The sweep's scan; jitted, so an eager call compiles once per shape, not each time."""
 
     def update(s, i):
-        s = s.at[..., i].set(activations.sign(s @ w[:, i]))
+        s = s.at[..., i].set(activations.sign(s @ w[i]))  # Σ_j W_ij s_j
         return s, hopfield_energy(w, s)
 
     return jax.lax.scan(update, s, order)
@@ -186,8 +192,8 @@ def hopfield_recall(
 
     Raises:
       nnjax.ShapeError: ``weights`` is not square, or ``state`` is not ``(..., N)``.
-      TypeError: ``state`` is not floating, or ``key`` is neither ``None`` nor one PRNG
-        key.
+      TypeError: ``state`` is not floating, ``key`` is neither ``None`` nor one PRNG
+        key, or ``synchronous`` is not a bool.
       ValueError: ``steps`` is not a non-negative int.
 
     Example:
@@ -196,6 +202,7 @@ def hopfield_recall(
       Array([ 1., -1.,  1., -1.], dtype=float32)
     """
     _checks.positive_int("hopfield_recall", "steps", steps, minimum=0)
+    synchronous = _checks.check_static_bool("hopfield_recall", "synchronous", synchronous)
     _args.check_optional_key("hopfield_recall", "key", key)
     s, w = _check("hopfield_recall", weights, state)
     if synchronous:
@@ -213,7 +220,7 @@ def overlap(state: jax.typing.ArrayLike, pattern: jax.typing.ArrayLike) -> jax.A
 
     Args:
       state: ``(..., N)`` of ±1, floating.
-      pattern: the same shape, ±1 (cast to the dtype of ``state``).
+      pattern: the same shape, ±1, an array or a list (cast to the dtype of ``state``).
 
     Returns:
       ``(...)``: one overlap per state, in the dtype of ``state``.
@@ -225,9 +232,9 @@ def overlap(state: jax.typing.ArrayLike, pattern: jax.typing.ArrayLike) -> jax.A
       >>> overlap(jnp.array([1.0, 1.0, -1.0, 1.0]), jnp.array([1.0, 1.0, 1.0, 1.0]))
       Array(0.5, dtype=float32)
     """
-    s = jnp.asarray(state)
-    _checks.check_shape("overlap", "pattern", pattern, s.shape)
-    return jnp.mean(s * jnp.asarray(pattern, s.dtype), axis=-1)
+    s, xi = jnp.asarray(state), jnp.asarray(pattern)
+    _checks.check_shape("overlap", "pattern", xi, s.shape)
+    return jnp.mean(s * xi.astype(s.dtype), axis=-1)
 
 
 def _check(op: str, weights: jax.typing.ArrayLike, state: jax.typing.ArrayLike):

@@ -183,7 +183,6 @@ def truth_table_inputs(n_inputs: int, *, kind: str = "sigmoid") -> jax.Array:
     return bits if kind == "sigmoid" else 2 * bits - 1
 
 
-@functools.partial(jax.jit, static_argnames=("hidden", "steps", "restarts"))
 def train_xor(
     key: jax.Array,
     *,
@@ -197,13 +196,15 @@ def train_xor(
     The 2-2-1 network has local minima: measured over 20 seeds, about half of the random
     starts end in one (two outputs stuck near 0.5). So ``restarts`` networks are trained
     side by side (``jax.vmap``) and the one with the lowest final cost is returned.
+    The training is jit-compiled once per ``(hidden, steps, restarts)``; the key and
+    the learning rate are traced, so new values of them do not recompile.
 
     Args:
       key: one PRNG key for the initial weights (standard normal, as in
         :func:`~nnjax.classic.sigmoid_mlp_init`).
       hidden: number of hidden sigmoid units, a positive int (static).
       steps: number of full-batch Adam steps, a non-negative int (static).
-      learning_rate: Adam's step size.
+      learning_rate: Adam's step size, a real scalar ``>= 0``.
       restarts: number of random starts trained in parallel, a positive int (static).
 
     Returns:
@@ -212,9 +213,10 @@ def train_xor(
       quadratic cost before each step, ``(steps,)`` float32.
 
     Raises:
-      ValueError: ``hidden`` or ``restarts`` is not a positive int, or ``steps`` is not a
-        non-negative int.
-      TypeError: ``key`` is not one PRNG key.
+      ValueError: ``hidden`` or ``restarts`` is not a positive int, ``steps`` is not a
+        non-negative int, or ``learning_rate`` is negative, NaN or infinite (checked
+        when it is a Python or NumPy number).
+      TypeError: ``key`` is not one PRNG key, or ``learning_rate`` is not a real scalar.
 
     Example:
       >>> from nnjax.classic import sigmoid_mlp
@@ -222,10 +224,19 @@ def train_xor(
       >>> jnp.round(sigmoid_mlp(params, truth_table_inputs(2))[:, 0]).tolist()
       [0.0, 1.0, 1.0, 0.0]
     """
-    _checks.positive_int("train_xor", "hidden", hidden)
-    _checks.positive_int("train_xor", "steps", steps, minimum=0)
-    _checks.positive_int("train_xor", "restarts", restarts)
+    hidden = _checks.positive_int("train_xor", "hidden", hidden)
+    steps = _checks.positive_int("train_xor", "steps", steps, minimum=0)
+    restarts = _checks.positive_int("train_xor", "restarts", restarts)
     _args.check_key("train_xor", "key", key)
+    _args.check_learning_rate("train_xor", learning_rate)
+    return _train_xor(key, hidden, steps, learning_rate, restarts)
+
+
+@functools.partial(jax.jit, static_argnames=("hidden", "steps", "restarts"))
+def _train_xor(
+    key: jax.Array, hidden: int, steps: int, learning_rate, restarts: int
+) -> tuple[MLPParams, jax.Array]:
+    """:func:`train_xor` on checked arguments, as one compiled program."""
     x = truth_table_inputs(2)
     y = jnp.array([[0.0], [1.0], [1.0], [0.0]])
     tx = optax.adam(learning_rate)

@@ -31,7 +31,7 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from nnjax import _checks, activations, losses
+from nnjax import _checks, activations, initializers, losses
 from nnjax import functional as F
 from nnjax.classic import _args
 
@@ -44,7 +44,7 @@ def perceptron_init(
     out_features: int,
     *,
     dtype: jnp.dtype = jnp.float32,
-    kernel_init: str = "zeros",
+    kernel_init: str | initializers.Initializer = "zeros",
 ) -> Params:
     """Initialises a layer of ``out_features`` threshold units over ``in_features`` inputs.
 
@@ -61,7 +61,8 @@ def perceptron_init(
 
     Raises:
       ValueError: ``in_features`` or ``out_features`` is not a positive int, or an
-        unknown ``kernel_init`` name.
+        unknown ``kernel_init`` name (the message names this function and
+        ``kernel_init``).
       TypeError: ``key`` is not one PRNG key (checked even for the zeros initializer),
         ``dtype`` is not floating, or ``kernel_init`` is neither a name nor a callable.
 
@@ -73,6 +74,7 @@ def perceptron_init(
     out_features = _checks.positive_int("perceptron_init", "out_features", out_features)
     _args.check_key("perceptron_init", "key", key)
     dtype = _args.float_dtype("perceptron_init", dtype)
+    _args.initializer("perceptron_init", "kernel_init", kernel_init)  # names the function
     return F.dense_init(
         key, in_features, out_features, dtype=dtype, kernel_init=kernel_init, bias_init="zeros"
     )
@@ -116,7 +118,7 @@ def perceptron_update(
       params: ``{"kernel": (in, out), "bias": (out,)}``.
       x: one example ``(in,)``, floating (cast to the kernel's dtype).
       y: its target ``(out,)`` of zeros and ones, any numeric dtype (cast likewise).
-      learning_rate: ``η``.
+      learning_rate: ``η``, a real scalar ``>= 0``.
 
     Returns:
       The updated parameters, same structure and dtypes. Units whose output ``a_j``
@@ -124,6 +126,9 @@ def perceptron_update(
 
     Raises:
       nnjax.ShapeError: ``x`` is not ``(in,)`` or ``y`` is not ``(out,)``.
+      TypeError: ``learning_rate`` is not a real scalar.
+      ValueError: ``learning_rate`` negative, NaN or infinite (checked when it is a
+        Python or NumPy number).
 
     Example:
       >>> p = {"kernel": jnp.ones((2, 2)), "bias": jnp.ones((2,))}
@@ -132,6 +137,7 @@ def perceptron_update(
       >>> p["bias"], p["kernel"][:, 1]
       (Array([1. , 0.9], dtype=float32), Array([0.95, 0.9 ], dtype=float32))
     """
+    _args.check_learning_rate("perceptron_update", learning_rate)
     kernel = params["kernel"]
     x = jnp.asarray(x, kernel.dtype)
     y = jnp.asarray(y, kernel.dtype)
@@ -157,7 +163,7 @@ def perceptron_epoch(
       params: ``{"kernel": (in, out), "bias": (out,)}``.
       x: ``(N, in)`` examples, floating.
       y: ``(N, out)`` targets of zeros and ones (cast to the dtype of ``x``).
-      learning_rate: ``η``.
+      learning_rate: ``η``, a real scalar ``>= 0``.
 
     Returns:
       ``(params, errors)``: the parameters after the pass and the number of examples
@@ -165,8 +171,10 @@ def perceptron_epoch(
 
     Raises:
       nnjax.ShapeError: ``x`` is not ``(N, in)`` or ``y`` is not ``(N, out)``.
-      ValueError: concrete ``y`` holding a value other than 0 and 1 (names the first).
-      TypeError: ``x`` is not floating.
+      ValueError: concrete ``y`` holding a value other than 0 and 1 (names the first),
+        or ``learning_rate`` negative, NaN or infinite (checked when it is a Python or
+        NumPy number).
+      TypeError: ``x`` is not floating, or ``learning_rate`` is not a real scalar.
 
     Example:
       >>> p = perceptron_init(jax.random.key(0), 1, 1)
@@ -175,6 +183,7 @@ def perceptron_epoch(
       >>> int(errors)
       1
     """
+    _args.check_learning_rate("perceptron_epoch", learning_rate)
     x, y = _check_data("perceptron_epoch", params, x, y)
     return _epoch(params, x, y, learning_rate)
 
@@ -207,7 +216,7 @@ def perceptron_fit(
       params: ``{"kernel": (in, out), "bias": (out,)}``.
       x: ``(N, in)`` examples, floating.
       y: ``(N, out)`` targets of zeros and ones (cast to the dtype of ``x``).
-      learning_rate: ``η``.
+      learning_rate: ``η``, a real scalar ``>= 0``.
       epochs: number of passes, a non-negative int (static).
       key: if given (one PRNG key), the examples are shuffled anew each epoch; else
         kept in order.
@@ -219,8 +228,11 @@ def perceptron_fit(
     Raises:
       nnjax.ShapeError, TypeError: as :func:`perceptron_epoch`.
       ValueError: ``epochs`` is not a non-negative int; ``y`` holds a value other than
-        0 and 1 (names the first; the Heaviside unit never outputs ``-1``).
-      TypeError: ``key`` is neither ``None`` nor one PRNG key.
+        0 and 1 (names the first; the Heaviside unit never outputs ``-1``); or
+        ``learning_rate`` is negative, NaN or infinite (checked when it is a Python or
+        NumPy number).
+      TypeError: ``key`` is neither ``None`` nor one PRNG key, or ``learning_rate`` is
+        not a real scalar (e.g. an array of per-unit rates).
 
     Example:
       >>> p = perceptron_init(jax.random.key(0), 1, 1)
@@ -230,6 +242,7 @@ def perceptron_fit(
       [1, 0, 0]
     """
     _checks.positive_int("perceptron_fit", "epochs", epochs, minimum=0)
+    _args.check_learning_rate("perceptron_fit", learning_rate)
     _args.check_optional_key("perceptron_fit", "key", key)
     x, y = _check_data("perceptron_fit", params, x, y)  # y's values too, when concrete
     return _fit(params, x, y, learning_rate, epochs, key)

@@ -94,3 +94,60 @@ def test_softmax_net_grads_check_labels_as_the_loss_does(key):
         rtol=1e-6,
         atol=1e-7,
     )
+
+
+def _numpy_backprop(params, x, y):
+    """NumPy float64 reference: quadratic cost and its gradient for a sigmoid MLP."""
+    ws = [np.asarray(p["kernel"], np.float64) for p in params]
+    bs = [np.asarray(p["bias"], np.float64) for p in params]
+    acts = [np.asarray(x, np.float64)]
+    for w, b in zip(ws, bs):
+        acts.append(1 / (1 + np.exp(-(acts[-1] @ w + b))))
+    n, y = acts[0].shape[0], np.asarray(y, np.float64)
+    cost = 0.5 * np.sum((acts[-1] - y) ** 2) / n
+    delta = (acts[-1] - y) / n * acts[-1] * (1 - acts[-1])
+    grads = []
+    for layer in range(len(ws) - 1, -1, -1):
+        grads.append({"kernel": acts[layer].T @ delta, "bias": delta.sum(axis=0)})
+        delta = (delta @ ws[layer].T) * acts[layer] * (1 - acts[layer])
+    return cost, grads[::-1]
+
+
+def test_targets_are_cast_to_the_dtype_of_x_and_lists_work(key):
+    # A float32 `y` with bfloat16 `x` gave float32 results (documented: the dtype of x);
+    # a list `y` gave "has shape (2, 1), expected (2, 1)".
+    params = classic.sigmoid_mlp_init(key, (2, 3, 1))
+    x = jnp.array([[0.5, -1.0], [1.0, 2.0]], jnp.bfloat16)
+    y = [[0.0], [1.0]]
+    cost, grads = classic.quadratic_cost(params, x, y), classic.backprop(params, x, y)
+    assert cost.dtype == jnp.bfloat16
+    assert {leaf.dtype for leaf in jax.tree.leaves(grads)} == {jnp.dtype(jnp.bfloat16)}
+    ref_cost, ref_grads = _numpy_backprop(params, np.asarray(x, np.float32), y)
+    np.testing.assert_allclose(float(cost), ref_cost, rtol=3e-2, atol=1e-3)
+    _assert_trees_close(
+        jax.tree.map(lambda g: np.asarray(g, np.float32), grads), ref_grads, rtol=5e-2, atol=5e-3
+    )
+
+
+def test_softmax_net_grads_refuse_a_single_class_as_the_loss_does(key):
+    # softmax_net_grads returned zeros for classes=1; the loss raised.
+    params = classic.softmax_net_init(key, 4, 3, 1)
+    x, labels = jnp.ones((5, 4)), jnp.zeros(5, jnp.int32)
+    for op in (classic.softmax_net_loss, classic.softmax_net_grads):
+        with pytest.raises(ValueError, match=rf"^{op.__name__}: the network has a single class"):
+            op(params, x, labels)
+
+
+def test_softmax_net_grads_keep_the_dtype_of_x(key):
+    params = classic.softmax_net_init(key, 4, 3, 2)
+    grads = classic.softmax_net_grads(params, jnp.ones((5, 4), jnp.bfloat16), jnp.zeros(5, int))
+    assert {leaf.dtype for leaf in jax.tree.leaves(grads)} == {jnp.dtype(jnp.bfloat16)}
+
+
+def test_backprop_arguments_named(key):
+    with pytest.raises(TypeError, match=r"^sigmoid_prime: argument `z` has dtype int32"):
+        classic.sigmoid_prime(jnp.array([0, 1]))
+    with pytest.raises(TypeError, match=r"^sigmoid_mlp_init: `sizes` must be a sequence .*got 3$"):
+        classic.sigmoid_mlp_init(key, 3)
+    with pytest.raises(ValueError, match=r"^sigmoid_mlp_init: `kernel_init`: unknown initial"):
+        classic.sigmoid_mlp_init(key, (2, 1), kernel_init="bogus")

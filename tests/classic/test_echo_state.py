@@ -145,3 +145,58 @@ def test_esn_states_compiles_once_per_shape():
         rtol=1e-6,
         atol=1e-6,
     )
+
+
+def _centered_lstsq(x, y):
+    """NumPy reference: minimum-norm least squares on centred float64 data, and the bias."""
+    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    x_mean, y_mean = x.mean(axis=0), y.mean(axis=0)
+    kernel = np.linalg.lstsq(x - x_mean, y - y_mean, rcond=None)[0]
+    return kernel, y_mean - x_mean @ kernel
+
+
+def test_ridge_zero_is_the_minimum_norm_least_squares_fit():
+    # ridge=0 gave NaN (0 / 0 for the zero singular values of a constant column).
+    # Shapes as in test_ridge_readout_against_numpy: the eager ops are compiled already.
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(40, 5)).astype(np.float32)
+    x[:, 3] = 0.5  # constant: centred to zero
+    x[:, 4] = x[:, 0]  # duplicated: the minimum-norm fit splits the weight
+    y = x[:, :3] @ rng.normal(size=(3, 2)) + 1.0 + rng.normal(scale=0.1, size=(40, 2))
+    y = y.astype(np.float32)
+    readout = classic.esn_fit_readout(x, y, ridge=0.0)
+    kernel, bias = _centered_lstsq(x, y)
+    np.testing.assert_allclose(readout["kernel"], kernel, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(readout["bias"], bias, rtol=1e-4, atol=1e-4)
+    one_row = classic.esn_fit_readout(x[:1], y[:1], ridge=0.0)  # all centred to zero
+    np.testing.assert_array_equal(one_row["kernel"], np.zeros((5, 2)))
+    np.testing.assert_allclose(one_row["bias"], y[0], rtol=1e-6, atol=0)
+
+
+def test_ridge_readout_leaves_the_bias_unpenalised_as_documented():
+    rng = np.random.default_rng(1)
+    x, y, ridge = rng.normal(size=(40, 5)), rng.normal(size=(40, 2)), 10.0
+    readout = classic.esn_fit_readout(
+        jnp.asarray(x, jnp.float32), jnp.asarray(y, jnp.float32), ridge=ridge
+    )
+    # NumPy reference: min ||X W + 1 bᵀ − Y||² + ridge ||W||², normal equations in float64.
+    a = np.hstack([x, np.ones((40, 1))])
+    theta = np.linalg.solve(a.T @ a + ridge * np.diag([1.0] * 5 + [0.0]), a.T @ y)
+    np.testing.assert_allclose(readout["kernel"], theta[:5], rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(readout["bias"], theta[5], rtol=1e-4, atol=1e-5)
+    # The docstring said ``θ = (Aᵀ A + ridge I)⁻¹ Aᵀ Y``, which penalises the bias.
+    assert "||X W + 1 bᵀ − Y||² + ridge ||W||²" in classic.esn_fit_readout.__doc__
+
+
+@pytest.mark.parametrize("name", ["spectral_radius", "input_scale"])
+@pytest.mark.parametrize("value", [float("inf"), np.float32("inf")])
+def test_esn_init_refuses_infinite_scales(key, name, value):
+    # spectral_radius=inf gave a recurrent matrix of inf and NaN.
+    with pytest.raises(ValueError, match=rf"^esn_init: `{name}` must be finite and > 0, got"):
+        classic.esn_init(key, 1, 10, density=0.5, **{name: value})
+
+
+def test_nrmse_of_constant_targets_is_inf_as_documented():
+    assert float(classic.nrmse(jnp.array([1.0, 2.0]), jnp.array([1.0, 1.0]))) == np.inf
+    assert np.isnan(float(classic.nrmse(jnp.array([1.0, 1.0]), jnp.array([1.0, 1.0]))))
+    assert "Constant" in classic.nrmse.__doc__ and "``inf``" in classic.nrmse.__doc__

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from nnjax import classic
+from nnjax import ShapeError, classic
 
 
 def _patterns(key, p, n):
@@ -116,3 +116,37 @@ def test_hopfield_sweep_compiles_once_per_shape():
     s, _ = classic.hopfield_sweep(w, -jnp.ones(4), jnp.arange(4)[::-1])
     assert hopfield._sweep._cache_size() == before
     np.testing.assert_array_equal(s, [-1.0, 1.0, -1.0, 1.0])
+
+
+def _sign(v):
+    return np.where(v >= 0, 1.0, -1.0)
+
+
+def test_updates_follow_the_documented_rule_for_non_symmetric_weights():
+    # s_i ← sign(Σ_j W_ij s_j); the code used Σ_j W_ji s_j (s @ W), the same only for
+    # symmetric W.
+    rng = np.random.default_rng(0)
+    w = rng.normal(size=(6, 6)).astype(np.float32)
+    states = _sign(rng.normal(size=(4, 6))).astype(np.float32)
+    step = classic.hopfield_step(w, states)
+    np.testing.assert_array_equal(step, _sign(states @ w.T))  # each row: sign(W s)
+    order = np.array([2, 0, 5, 2, 1])
+    swept, _ = classic.hopfield_sweep(w, states, order)
+    ref = states.copy()
+    for i in order:  # NumPy reference, one unit at a time
+        ref[:, i] = _sign(ref @ w[i])
+    np.testing.assert_array_equal(swept, ref)
+    recalled = classic.hopfield_recall(w, states, steps=1, synchronous=True)
+    np.testing.assert_array_equal(recalled, _sign(states @ w.T))
+
+
+def test_hopfield_arguments_named():
+    with pytest.raises(TypeError, match=r"^hopfield_recall: `synchronous` must be a Python bool"):
+        classic.hopfield_recall(jnp.zeros((2, 2)), jnp.ones(2), synchronous="no")
+    # An int64 index past int32 used to wrap to 0 before the range check.
+    with pytest.raises(ValueError, match=r"^hopfield_sweep: `order\[1\]` = 4294967296 is not"):
+        classic.hopfield_sweep(jnp.zeros((2, 2)), jnp.ones(2), np.array([0, 2**32]))
+    # A list pattern gave "has shape (2,), expected (2,)".
+    assert float(classic.overlap(jnp.array([1.0, -1.0]), [1.0, -1.0])) == 1.0
+    with pytest.raises(ShapeError, match=r"^overlap: argument `pattern` has shape \(3,\)"):
+        classic.overlap(jnp.array([1.0, -1.0]), [1.0, -1.0, 1.0])

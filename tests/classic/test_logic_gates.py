@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from nnjax import classic
+from nnjax.classic import logic_gates
 
 TRUTH = {  # inputs in binary counting order 00, 01, 10, 11
     "or": [0, 1, 1, 1],
@@ -77,9 +78,9 @@ def test_trained_network_learns_xor(key):
 
 def test_train_xor_does_not_retrace(key):
     classic.train_xor(key, steps=10, restarts=2, learning_rate=0.1)
-    before = classic.train_xor._cache_size()
+    before = logic_gates._train_xor._cache_size()
     classic.train_xor(jax.random.key(1), steps=10, restarts=2, learning_rate=0.2)
-    assert classic.train_xor._cache_size() == before
+    assert logic_gates._train_xor._cache_size() == before
 
 
 def test_errors():

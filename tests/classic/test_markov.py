@@ -145,3 +145,80 @@ def test_row_stochastic_matrices_pass_also_under_jit():
     np.testing.assert_allclose(pi @ p, pi, rtol=1e-5, atol=1e-6)
     jitted = jax.jit(classic.stationary_distribution)(p)
     np.testing.assert_allclose(jitted, pi, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.float16])
+def test_low_precision_chains_work(dtype):
+    # transition_matrix's own bfloat16 rows (sum 0.9985) failed the 1e-3 check, and
+    # float16 raised NotImplementedError from lstsq.
+    counts = np.array([[9.0, 1.0, 0.0], [5.0, 5.0, 3.0], [1.0, 2.0, 7.0]])
+    p = classic.transition_matrix(jnp.asarray(counts, dtype))
+    ref_p = counts / counts.sum(axis=1, keepdims=True)
+    vals, vecs = np.linalg.eig(ref_p.T)  # NumPy reference in float64
+    ref = np.real(vecs[:, np.argmin(np.abs(vals - 1))])
+    ref /= ref.sum()
+    pi = classic.stationary_distribution(p)
+    assert pi.dtype == dtype
+    np.testing.assert_allclose(np.asarray(pi, np.float32), ref, rtol=2e-2, atol=1e-2)
+    after = classic.distribution_after(p, jnp.array([1.0, 0.0, 0.0]), 200)
+    assert after.dtype == dtype
+    np.testing.assert_allclose(np.asarray(after, np.float32), ref, rtol=2e-2, atol=1e-2)
+    assert classic.sample_path(jax.random.key(0), p, 0, 5).shape == (6,)
+
+
+def test_row_sum_tolerance_scales_with_the_dtype():
+    assert markov._row_sum_tolerance(jnp.float32, 2) == 1e-3
+    assert markov._row_sum_tolerance(jnp.float64, 2) == 1e-6
+    bf16 = markov._row_sum_tolerance(jnp.bfloat16, 2)
+    assert 2 * float(jnp.finfo(jnp.bfloat16).eps) < bf16 < 0.05
+    with pytest.raises(ValueError, match=r"not row-stochastic"):  # still refuses 0.9
+        classic.stationary_distribution(jnp.array([[0.5, 0.4], [0.5, 0.5]], jnp.bfloat16))
+
+
+@pytest.mark.parametrize(
+    "op",
+    [
+        classic.stationary_distribution,
+        lambda p: classic.distribution_after(p, jnp.array([1.0, 0.0]), 3),
+        lambda p: classic.sample_path(jax.random.key(0), p, 0, 3),
+    ],
+)
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_non_finite_transitions_are_refused(op, bad):
+    # NaN passed both `< 0` and `|sum - 1| > tol`: NaN results or a path of zeros.
+    with pytest.raises(ValueError, match=rf"`transitions\[0, 0\]` = {bad} is not finite"):
+        op(jnp.array([[bad, bad], [0.5, 0.5]]))
+
+
+def test_transition_matrix_refuses_non_finite_weights():
+    for bad in (np.nan, np.inf):
+        with pytest.raises(ValueError, match=rf"^transition_matrix: `weights\[0, 1\]` = {bad} is"):
+            classic.transition_matrix(jnp.array([[1.0, bad], [1.0, 1.0]]))
+    with pytest.raises(ValueError, match=r"^transition_matrix: row 0 of `weights` sums to inf"):
+        classic.transition_matrix(jnp.array([[3e38, 3e38], [1.0, 1.0]]))
+
+
+def test_distribution_after_many_steps_stays_a_distribution():
+    # matrix_power in float32 drifted: the sum reached 35.7 at 10**8 steps.
+    p = classic.transition_matrix(jnp.array([[9.0, 1.0], [5.0, 5.0]]))
+    for steps in (10**5, 10**8):
+        d = classic.distribution_after(p, jnp.array([1.0, 0.0]), steps)
+        assert abs(float(d.sum()) - 1.0) < 1e-5
+        np.testing.assert_allclose(d, [5 / 6, 1 / 6], rtol=1e-5, atol=1e-6)  # exact π
+    p0 = np.array([0.2, 0.3, 0.5])  # few steps: the NumPy float64 reference
+    ref = p0 @ np.linalg.matrix_power(np.asarray(P, np.float64), 37)
+    np.testing.assert_allclose(classic.distribution_after(P, p0, 37), ref, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(classic.distribution_after(P, p0, 0), p0.astype(np.float32))
+
+
+def test_list_and_wide_integer_arguments():
+    # A list `initial` gave "has shape (2,), expected (2,)"; NumPy int64 values past int32
+    # wrapped (2**32 -> 0) before the range check.
+    np.testing.assert_allclose(classic.distribution_after(jnp.eye(2), [1.0, 0.0], 1), [1, 0])
+    with pytest.raises(ShapeError, match=r"distribution_after: argument `initial` has shape \(3,"):
+        classic.distribution_after(jnp.eye(2), [1.0, 0.0, 0.0], 1)
+    with pytest.raises(ValueError, match=r"^sample_path: `start` = 4294967296 is not a state"):
+        classic.sample_path(jax.random.key(0), P, np.int64(2**32), 3)
+    with pytest.raises(ValueError, match=r"^visit_frequencies: `path\[1\]` = 4294967297 is not"):
+        classic.visit_frequencies(np.array([0, 2**32 + 1]), 2)
+    np.testing.assert_allclose(classic.visit_frequencies([0, 1, 1, 1], 2), [0.25, 0.75])

@@ -130,3 +130,51 @@ def test_perceptron_epoch_compiles_once_per_shape():
     before = perceptron._epoch._cache_size()
     _, errors = classic.perceptron_epoch(p, -x, y, learning_rate=0.5)
     assert perceptron._epoch._cache_size() == before and int(errors) == 1
+
+
+LEARNERS = {
+    "perceptron_update": lambda lr: classic.perceptron_update(
+        {"kernel": jnp.zeros((2, 1)), "bias": jnp.zeros(1)},
+        jnp.ones(2),
+        jnp.ones(1),
+        learning_rate=lr,
+    ),
+    "perceptron_epoch": lambda lr: classic.perceptron_epoch(
+        {"kernel": jnp.zeros((2, 1)), "bias": jnp.zeros(1)},
+        jnp.ones((4, 2)),
+        jnp.ones((4, 1)),
+        learning_rate=lr,
+    ),
+    "perceptron_fit": lambda lr: classic.perceptron_fit(
+        {"kernel": jnp.zeros((2, 1)), "bias": jnp.zeros(1)},
+        jnp.ones((4, 2)),
+        jnp.ones((4, 1)),
+        learning_rate=lr,
+        epochs=1,
+    ),
+    "train_xor": lambda lr: classic.train_xor(
+        jax.random.key(0), steps=1, restarts=1, learning_rate=lr
+    ),
+}
+
+
+@pytest.mark.parametrize("op", list(LEARNERS))
+@pytest.mark.parametrize("bad", [-0.1, float("nan"), float("inf"), np.float32(-1)])
+def test_bad_learning_rate_values_are_named(op, bad):
+    with pytest.raises(ValueError, match=rf"^{op}: `learning_rate` must be a finite number >= 0"):
+        LEARNERS[op](bad)
+
+
+@pytest.mark.parametrize("op", list(LEARNERS))
+def test_non_scalar_learning_rate_is_named(op):
+    # perceptron_fit failed inside lax.scan ("carry input and carry output must have
+    # equal types").
+    with pytest.raises(TypeError, match=rf"^{op}: `learning_rate` must be a real number"):
+        LEARNERS[op](jnp.array([0.1, 0.2]))
+
+
+def test_unknown_kernel_init_names_the_function(key):
+    with pytest.raises(ValueError, match=r"^perceptron_init: `kernel_init`: unknown initializer"):
+        classic.perceptron_init(key, 2, 1, kernel_init="bogus")
+    with pytest.raises(TypeError, match=r"^perceptron_init: `kernel_init`: .*got 3"):
+        classic.perceptron_init(key, 2, 1, kernel_init=3)
