@@ -66,7 +66,7 @@ def pair(value: int | tuple[int, int], name: str, op: str) -> tuple[int, int]:
     return first, second
 
 
-_COUNT = {1: "an int", 2: "a pair", 3: "a triple"}
+_COUNT = {1: "a 1-tuple", 2: "a pair", 3: "a triple"}
 
 
 def ntuple(value, n: int, name: str, op: str, *, minimum: int = 1) -> tuple[int, ...]:

@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 
 from nnjax import _checks, initializers
+from nnjax.errors import ShapeError
 from nnjax.functional import _eager, _utils
 from nnjax.functional.dropout import dropout, dropout_key
 
@@ -190,7 +191,9 @@ def multi_head_attention(
       ``(B, T, out)``, the dtype of ``x``.
 
     Raises:
-      nnjax.ShapeError: wrong shapes of ``x``, ``context``, ``mask`` or the parameters.
+      nnjax.ShapeError: wrong shapes of ``x``, ``context``, ``mask`` or the parameters;
+        ``context`` is ``None`` but the parameters were built for cross attention (a
+        ``kv_features`` other than the features of ``x``).
       TypeError: non-floating ``x``/``context``, a non-boolean ``mask``, a ``causal``
         that is not a bool, a ``dropout_rate`` that is not a real scalar, or (when a
         mask is drawn) a ``key`` that is not a PRNG key.
@@ -215,6 +218,7 @@ def multi_head_attention(
     _checks.check_rank(op, "x", x, 3)
     causal = _checks.check_static_bool(op, "causal", causal)
     if context is None:
+        _check_self_attention(op, params, x)
         context = x
     else:
         context = jnp.asarray(context)
@@ -227,6 +231,23 @@ def multi_head_attention(
         return _attend(params, x, context, mask, key, dropout_rate, causal, drop)
     # eagerly one program, not its ops one by one
     return _eager.one_program(_attend, (None, 0.0, causal, False), None, params, x, context, mask)
+
+
+def _check_self_attention(op: str, params: Params, x: jax.Array) -> None:
+    """Raises if the key projection does not take the features ``x`` has (self attention).
+
+    Only where the query projection takes them: a bad ``x`` is named by its own check.
+    """
+    query_rows = jnp.shape(params["query"]["kernel"])[:1]
+    kernel = params["key"]["kernel"]
+    if query_rows == x.shape[-1:] and jnp.ndim(kernel) == 3 and kernel.shape[0] != query_rows[0]:
+        kv = jnp.shape(kernel)[0]
+        raise ShapeError(
+            f"{op}: `context` is None (self attention over `x`), but params['key']['kernel'] "
+            f"has shape {jnp.shape(kernel)}: the parameters were built for cross attention "
+            f"with kv_features={kv} (!= {x.shape[-1]}, the features of `x`); pass `context` "
+            f"of shape (B, S, {kv})"
+        )
 
 
 def _attend(params, x, context, mask, key, dropout_rate, causal: bool, drop: bool) -> jax.Array:

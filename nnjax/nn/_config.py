@@ -7,7 +7,9 @@ static: it travels in the graphdef, so a model rebuilt by ``nnx.merge``, ``nnx.c
 or ``copy.deepcopy`` (or made abstract by ``nnx.eval_shape``) still has it, and two
 modules built by the same call have equal graphdefs (``jit`` reuses its programs). An
 argument with no JSON form (a lambda) keeps, instead of the call, the reason it cannot
-be saved (:data:`UNSAVEABLE` and the message), raised by ``nnjax.save``.
+be saved (:data:`UNSAVEABLE` and the message), raised by ``nnjax.save``; so does a
+call that passes one layer with state in two places (``Sequential(d, relu, d)``), which
+the call would rebuild as two layers.
 
 JSON forms: ``None``, bools, numbers and strings as themselves; lists and tuples as
 lists; ``{"$dict": ...}`` for a dict of str keys; ``{"$rngs": [stream names]}``;
@@ -67,13 +69,15 @@ def encode_call(name: str, init: Callable[..., Any], args: tuple, kwargs: dict) 
     """``{"class", "args", "kwargs"}``, every argument that has a name passed by name.
 
     Raises:
-      TypeError: an argument has no JSON form (names it).
+      TypeError: an argument has no JSON form (names it), or one layer with state is
+        passed in two places (:func:`_check_shared`).
     """
     args, kwargs = _by_name(init, args, kwargs)
+    seen: dict[int, str] = {}  # id of each module among the arguments -> where it is
     return {
         "class": name,
-        "args": [_encode_value(a, f"{name} argument {i}") for i, a in enumerate(args)],
-        "kwargs": {k: _encode_value(v, f"{name} argument {k}") for k, v in kwargs.items()},
+        "args": [_encode_value(a, f"{name} argument {i}", seen) for i, a in enumerate(args)],
+        "kwargs": {k: _encode_value(v, f"{name} argument {k}", seen) for k, v in kwargs.items()},
     }
 
 
@@ -88,8 +92,9 @@ def module_call(module: Any, where: str | None = None) -> dict:
 
     Raises:
       TypeError: ``module`` is not a recorded ``nnjax.nn`` module (a class of your own,
-        or a subclass that is not recorded itself), or an argument has no JSON form (a
-        lambda); the message names the module or the argument.
+        or a subclass that is not recorded itself), an argument has no JSON form (a
+        lambda), or one layer with state was passed in two places; the message names
+        the module or the argument.
     """
     where = where or type(module).__name__
     text = recorded_json(module)
@@ -130,20 +135,22 @@ def _shown(value: Any) -> str:
     return f"a {type(value).__name__}"
 
 
-def _encode_value(value: Any, where: str) -> Any:
+def _encode_value(value: Any, where: str, seen: dict[int, str]) -> Any:
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     if isinstance(value, (np.integer, np.floating, np.bool_)):
         return value.item()
     if isinstance(value, (list, tuple)):
-        return [_encode_value(v, f"{where}[{i}]") for i, v in enumerate(value)]
+        return [_encode_value(v, f"{where}[{i}]", seen) for i, v in enumerate(value)]
     if isinstance(value, dict) and all(isinstance(k, str) for k in value):
-        return {"$dict": {k: _encode_value(v, f"{where}[{k!r}]") for k, v in value.items()}}
+        items = value.items()
+        return {"$dict": {k: _encode_value(v, f"{where}[{k!r}]", seen) for k, v in items}}
     if isinstance(value, nnx.Rngs):
         return {"$rngs": _stream_names(value)}
     if isinstance(value, nnx.RngStream):
         return {"$rng_stream": value.tag}
     if isinstance(value, nnx.Module):
+        _check_shared(value, where, seen)
         return {"$module": module_call(value, where)}
     if isinstance(value, np.dtype) or (isinstance(value, type) and hasattr(value, "dtype")):
         return {"$dtype": np.dtype(value).name}
@@ -153,6 +160,30 @@ def _encode_value(value: Any, where: str) -> Any:
         f"nnjax.save: {where}={_shown(value)} cannot be written as JSON; give it by name "
         "(activations, initializers) or save the weights alone with nnjax.save_state"
     )
+
+
+def _check_shared(module: nnx.Module, where: str, seen: dict[int, str]) -> None:
+    """Raises if ``module`` (or a layer in it) with state was already among the arguments.
+
+    A call records each module argument as its own constructor call, so a rebuilt model
+    would hold one copy per place where a shared layer was passed, not one layer: its
+    state (and its training) would differ. A layer without state (a pooling layer)
+    behaves the same as copies, so it may be passed twice.
+
+    Raises:
+      TypeError: naming both places and saying to save the weights alone.
+    """
+    for path, sub in nnx.iter_modules(module):
+        here = "/".join([where, *map(str, path)])
+        first = seen.setdefault(id(sub), here)
+        if first != here and jax.tree.leaves(nnx.state(sub)):
+            raise TypeError(
+                f"nnjax.save: {here} is the {type(sub).__name__} already passed as {first}: "
+                "a model that reuses one layer instance in several places cannot be rebuilt "
+                "from its constructor call (each place would get its own copy); save the "
+                "weights with nnjax.save_state and read them into a model you build with "
+                "nnjax.load_state"
+            )
 
 
 def _by_name(init: Callable[..., Any], args: tuple, kwargs: dict) -> tuple[tuple, dict]:

@@ -13,7 +13,7 @@ from typing import Any
 
 from flax import nnx
 
-from nnjax import _checks, activations
+from nnjax import _checks, activations, initializers
 from nnjax.functional import _utils
 from nnjax.functional.dropout import check_rate
 
@@ -59,8 +59,38 @@ def epsilon(owner: str, value: Any) -> Any:
 
 def activation(owner: str, name: str, value: Any) -> activations.Activation:
     """Resolves an activation name or callable, naming ``owner`` and ``name`` on failure."""
+    return _named(owner, name, activations.get, value)
+
+
+def initializer(owner: str, name: str, value: Any, *, allow_none: bool = False) -> Any:
+    """Returns ``value`` after checking it is an initializer name or a callable, else raises.
+
+    Layers check their ``kernel_init``, ``bias_init``... in the constructor, before any
+    parameter is drawn, so the error names the layer and the argument rather than the
+    functional init it is handed to. The value itself is returned (as recorded for
+    ``nnjax.save``), not the resolved initializer; ``allow_none`` accepts ``None`` (a
+    layer's own default, e.g. ``Embedding``'s ``embedding_init``).
+
+    Raises:
+      ValueError: an unknown initializer name (the message lists the known ones).
+      TypeError: ``value`` is neither a name nor a callable.
+
+    Example:
+      >>> try:
+      ...     initializer("Dense", "kernel_init", "bogus")
+      ... except ValueError as err:
+      ...     print(str(err).split(";")[0])
+      Dense: `kernel_init`: unknown initializer 'bogus'
+    """
+    if not (allow_none and value is None):
+        _named(owner, name, initializers.get, value)
+    return value
+
+
+def _named(owner: str, name: str, get: Any, value: Any) -> Any:
+    """``get(value)``, its ``ValueError`` or ``TypeError`` prefixed with ``owner`` and ``name``."""
     try:
-        return activations.get(value)
+        return get(value)
     except (ValueError, TypeError) as err:
         raise type(err)(f"{owner}: `{name}`: {err}") from None
 

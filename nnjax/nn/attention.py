@@ -8,6 +8,7 @@ from flax import nnx
 
 import nnjax.functional as F
 from nnjax import _checks, activations, initializers
+from nnjax.errors import ShapeError
 from nnjax.nn import _validate
 from nnjax.nn._base import check_dtypes, compute_dtype
 from nnjax.nn._nested import NestedModule
@@ -75,9 +76,8 @@ class MultiHeadAttention(_Stochastic):
         ``kernel_init`` name, or ``rngs`` without a ``dropout`` or ``default`` stream
         when dropout draws masks.
       TypeError: ``dropout_rate`` is not a real number, ``deterministic`` or
-        ``use_bias`` is not a bool (``use_bias`` named as
-        :func:`F.multi_head_attention_init`'s), a dtype is not floating, or ``rngs``
-        is not an ``nnx.Rngs``.
+        ``use_bias`` is not a bool, ``kernel_init`` is neither a name nor a callable,
+        a dtype is not floating, or ``rngs`` is not an ``nnx.Rngs``.
 
     Example:
       >>> from flax import nnx
@@ -115,6 +115,8 @@ class MultiHeadAttention(_Stochastic):
         self.out_features = out_features
         self.in_kv_features = in_kv_features
         check_dtypes("MultiHeadAttention", param_dtype, dtype)
+        _checks.check_static_bool("MultiHeadAttention", "use_bias", use_bias)
+        _validate.initializer("MultiHeadAttention", "kernel_init", kernel_init)
         self.dtype = dtype
         self._set_params(
             F.multi_head_attention_init(
@@ -162,13 +164,21 @@ class MultiHeadAttention(_Stochastic):
 
         Raises:
           nnjax.ShapeError: ``x`` is not ``(B, T, in_features)``, ``context`` not
-            ``(B, S, kv)`` with the batch of ``x``, or ``mask`` of none of the shapes
-            above.
+            ``(B, S, kv)`` with the batch of ``x``, ``context`` is ``None`` for a layer
+            built for cross attention (``in_kv_features != in_features``), or ``mask``
+            of none of the shapes above.
           TypeError: ``x`` or ``context`` is not floating and the layer has no
             ``dtype``, ``mask`` is not boolean, ``causal`` or ``deterministic`` is not
             a bool, or (when a dropout mask is drawn) ``key`` is not a PRNG key.
         """
         causal = _checks.check_static_bool("MultiHeadAttention", "causal", causal)
+        kv = self.in_kv_features
+        if context is None and kv is not None and kv != self.in_features:
+            raise ShapeError(
+                f"MultiHeadAttention: `context` is None (self attention over `x`), but the "
+                f"layer was built for cross attention with in_kv_features={kv} (!= "
+                f"in_features={self.in_features}); pass `context` of shape (B, S, {kv})"
+            )
         rate, key = self._dropout(deterministic, key)
         x = compute_dtype(x, self.dtype)
         if context is not None:
@@ -215,8 +225,9 @@ class TransformerEncoderBlock(_Stochastic):
         activation or ``kernel_init`` name, ``epsilon`` not ``> 0``, or ``rngs``
         without a ``dropout`` or ``default`` stream when dropout draws masks.
       TypeError: ``dropout_rate`` is not a real number, ``causal`` or
-        ``deterministic`` is not a bool, an activation that is neither a name nor a
-        callable, a dtype is not floating, or ``rngs`` is not an ``nnx.Rngs``.
+        ``deterministic`` is not a bool, an activation or ``kernel_init`` that is
+        neither a name nor a callable, a dtype is not floating, or ``rngs`` is not an
+        ``nnx.Rngs``.
 
     Example:
       >>> from flax import nnx
@@ -254,9 +265,12 @@ class TransformerEncoderBlock(_Stochastic):
         if mlp_features is not None:
             _validate.positive_int(name, "mlp_features", mlp_features)
         self.activation = _validate.activation(name, "activation", activation)
+        # a name lets an eager call run as one program (F.transformer_encoder_block)
+        self._activation_name = activation if isinstance(activation, str) else None
         self.causal = _checks.check_static_bool(name, "causal", causal)
         self.epsilon = _validate.epsilon(name, epsilon)
         check_dtypes(name, param_dtype, dtype)
+        _validate.initializer(name, "kernel_init", kernel_init)
         self.dtype = dtype
         self._set_params(
             F.transformer_encoder_block_init(
@@ -303,7 +317,11 @@ class TransformerEncoderBlock(_Stochastic):
             drawn) ``key`` is not a PRNG key.
         """
         rate, key = self._dropout(deterministic, key)
+        activation: str | activations.Activation = self.activation
+        named = self._activation_name
+        if named is not None and activations.get(named) is activation:  # not replaced since
+            activation = named
         return F.transformer_encoder_block(
             self.params(), compute_dtype(x, self.dtype), mask=mask, causal=self.causal,
-            dropout_rate=rate, key=key, activation=self.activation, epsilon=self.epsilon,
+            dropout_rate=rate, key=key, activation=activation, epsilon=self.epsilon,
         )  # fmt: skip

@@ -90,6 +90,8 @@ class Bidirectional(NestedModule):
         )
         self.return_state = _checks.check_static_bool("Bidirectional", "return_state", return_state)
         check_dtypes("Bidirectional", param_dtype, dtype)
+        _validate.initializer("Bidirectional", "kernel_init", kernel_init)
+        _validate.initializer("Bidirectional", "recurrent_init", recurrent_init)
         self.dtype = dtype
         self._set_params(
             F.bidirectional_init(

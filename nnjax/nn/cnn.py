@@ -94,13 +94,14 @@ class CNN(nnx.Module):
       rngs: ``nnx.Rngs`` with ``params`` (and ``dropout``) streams.
 
     Raises:
-      ValueError: a bad argument, named as ``CNN``'s (e.g. ``out_features=0``), or an
-        ``input_shape`` too small for the blocks (a channels-first ``(C, H, W)`` one
-        is named so). Calls raise ``ShapeError`` for images of another shape than
-        ``input_shape``.
+      ValueError: a bad argument, named as ``CNN``'s (e.g. ``out_features=0`` or an
+        unknown ``kernel_init`` name), or an ``input_shape`` too small for the blocks
+        (a channels-first ``(C, H, W)`` one is named so). Calls raise ``ShapeError``
+        for images of another shape than ``input_shape``.
       TypeError: ``dropout`` or ``conv_dropout`` is not a real number,
-        ``batch_norm`` is not a bool, ``param_dtype`` is not a floating dtype, or
-        ``dtype`` is neither ``None`` nor one.
+        ``batch_norm`` is not a bool, ``kernel_init`` is neither a name nor a
+        callable, ``param_dtype`` is not a floating dtype, or ``dtype`` is neither
+        ``None`` nor one.
 
     Example:
       >>> from flax import nnx
@@ -146,6 +147,7 @@ class CNN(nnx.Module):
         batch_norm = _checks.check_static_bool("CNN", "batch_norm", batch_norm)
         _validate.float_dtype("CNN", "param_dtype", param_dtype)
         _validate.float_dtype("CNN", "dtype", dtype, allow_none=True)
+        _validate.initializer("CNN", "kernel_init", kernel_init)
         pool_cls = (
             None if pool is None else _POOLS[_validate.choice("CNN", "pool", pool, tuple(_POOLS))]
         )

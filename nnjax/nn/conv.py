@@ -29,12 +29,14 @@ class Conv2D(_ConvND):
       rngs: ``nnx.Rngs`` with a ``params`` stream.
 
     Raises:
-      ValueError: a size that is not a positive int, a bad ``stride``, ``padding`` or
-        ``dilation``, a ``feature_group_count`` that does not divide both channel
-        counts, or an unknown activation or initializer name.
+      ValueError: a size that is not a positive int, a ``kernel_size``, ``stride`` or
+        ``dilation`` that is neither an int nor one per spatial axis, a bad ``padding``,
+        a ``feature_group_count`` that does not divide both channel counts, or an
+        unknown activation or initializer name.
       TypeError: ``use_bias`` is not a bool, a dtype is not floating, an activation or
         initializer is neither a name nor a callable, or ``rngs`` is not an
-        ``nnx.Rngs``. Calls raise as :func:`F.conv2d`.
+        ``nnx.Rngs``. Each names the layer and the argument, before any parameter is
+        drawn. Calls raise as :func:`F.conv2d`.
 
     Example:
       >>> from flax import nnx
@@ -48,6 +50,7 @@ class Conv2D(_ConvND):
 
     _init = staticmethod(F.conv2d_init)
     _op = staticmethod(F.conv2d)
+    _nd = 2
     _renamed_args: ClassVar[dict[str, str]] = {
         "in_features": "in_channels",
         "out_features": "out_channels",

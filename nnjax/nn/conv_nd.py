@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
 from flax import nnx
 
 import nnjax.functional as F
-from nnjax import activations, initializers
+from nnjax import _checks, activations, initializers
 from nnjax.functional import _utils
 from nnjax.functional._conv_args import check_groups
 from nnjax.functional._conv_transpose_pads import check_output_padding, transpose_pads
@@ -27,6 +27,7 @@ class _Conv(FunctionalModule):
 
     _init: Callable[..., dict] = staticmethod(F.conv1d_init)
     _op: Callable[..., jax.Array] = staticmethod(F.conv1d)
+    _nd: ClassVar[int] = 1  # the number of spatial axes
     _call_args: tuple[str, ...] = ("stride", "padding", "dilation", "feature_group_count")
     kernel: nnx.Param
     bias: nnx.Param | None  # None without use_bias
@@ -40,28 +41,32 @@ class _Conv(FunctionalModule):
 
     def _setup(self, in_channels, out_channels, kernel_size, *, activation, rngs,
                init_kwargs: dict[str, Any], call_kwargs: dict[str, Any]) -> None:  # fmt: skip
-        name = type(self).__name__
+        """Checks every argument (naming this layer), then draws the parameters."""
+        name, nd = type(self).__name__, self._nd
         self.in_channels = _validate.positive_int(name, "in_channels", in_channels)
         self.out_channels = _validate.positive_int(name, "out_channels", out_channels)
         self.kernel_size = _validate.positive_ints(name, "kernel_size", kernel_size)
+        kernel = _utils.ntuple(kernel_size, nd, "kernel_size", name)  # one per spatial axis
+        for arg in ("stride", "dilation"):
+            _utils.ntuple(call_kwargs[arg], nd, arg, name)
         self.activation = _validate.activation(name, "activation", activation)
         check_dtypes(name, init_kwargs["dtype"], self.dtype)
+        _checks.check_static_bool(name, "use_bias", init_kwargs["use_bias"])
+        for arg in ("kernel_init", "bias_init"):
+            _validate.initializer(name, arg, init_kwargs[arg])
         groups = init_kwargs.get("feature_group_count", 1)  # named as this layer's argument
         check_groups(name, groups, self.in_channels, self.out_channels)
         for key, value in call_kwargs.items():
             setattr(self, key, value)
+        self._check_padding(call_kwargs["padding"], kernel)
         self._set_params(
             self._init(rngs.params(), in_channels, out_channels, kernel_size, **init_kwargs),
             optional=("bias",),
         )
-        # a bad stride or dilation fails here, not at the first call
-        for arg in ("stride", "dilation"):
-            _utils.ntuple(call_kwargs[arg], self._nd, arg, name)
 
-    @property
-    def _nd(self) -> int:
-        """The number of spatial axes."""
-        return len(self.kernel.shape) - 2
+    def _check_padding(self, padding: Any, kernel: tuple[int, ...]) -> None:
+        """Raises ``ValueError`` naming this layer for a bad ``padding`` (at construction)."""
+        conv_padding(type(self).__name__, self._nd, padding)
 
     def __call__(self, x: jax.typing.ArrayLike) -> jax.Array:
         """Maps ``(B, *spatial, in_channels)`` to ``(B, *spatial', out_channels)``."""
@@ -88,12 +93,14 @@ _CONV_DOC = """
       rngs: ``nnx.Rngs`` with a ``params`` stream.
 
     Raises:
-      ValueError: a size that is not a positive int, a bad ``stride``, ``padding`` or
-        ``dilation``, a ``feature_group_count`` that does not divide both channel
-        counts, or an unknown activation or initializer name.
+      ValueError: a size that is not a positive int, a ``kernel_size``, ``stride`` or
+        ``dilation`` that is neither an int nor one per spatial axis, a bad ``padding``,
+        a ``feature_group_count`` that does not divide both channel counts, or an
+        unknown activation or initializer name.
       TypeError: ``use_bias`` is not a bool, a dtype is not floating, an activation or
         initializer is neither a name nor a callable, or ``rngs`` is not an
-        ``nnx.Rngs``. Calls raise as the functional op.
+        ``nnx.Rngs``. Each names the layer and the argument, before any parameter is
+        drawn. Calls raise as the functional op.
 """
 
 
@@ -125,8 +132,6 @@ class _ConvND(_Conv):
                 "feature_group_count": feature_group_count}  # fmt: skip
         self._setup(in_channels, out_channels, kernel_size, activation=activation, rngs=rngs,
                     init_kwargs=init, call_kwargs=call)  # fmt: skip
-        # a bad padding fails here, not at the first call
-        conv_padding(type(self).__name__, self._nd, padding)
 
 
 class Conv1D(_ConvND):  # noqa: D101 (docstring assembled below)
@@ -155,6 +160,7 @@ class Conv3D(_ConvND):  # noqa: D101 (docstring assembled below)
     )
     _init = staticmethod(F.conv3d_init)
     _op = staticmethod(F.conv3d)
+    _nd = 3
 
 
 class _ConvTranspose(_Conv):
@@ -188,15 +194,14 @@ class _ConvTranspose(_Conv):
                 "dilation": dilation, "feature_group_count": feature_group_count}  # fmt: skip
         self._setup(in_channels, out_channels, kernel_size, activation=activation, rngs=rngs,
                     init_kwargs=init, call_kwargs=call)  # fmt: skip
-        self._check_padding(padding)
 
-    def _check_padding(self, padding: TransposePadding) -> None:
+    def _check_padding(self, padding: Any, kernel: tuple[int, ...]) -> None:
         """Raises ``ValueError`` for a bad ``padding`` or ``output_padding`` (at construction)."""
         name, nd = type(self).__name__, self._nd
         extra, stride, dilation = check_output_padding(
             name, nd, self.output_padding, self.stride, self.dilation
         )
-        transpose_pads(name, nd, self.kernel.shape[:nd], padding, stride, dilation, extra)
+        transpose_pads(name, nd, kernel, padding, stride, dilation, extra)
 
 
 _TRANSPOSE_DOC = """
@@ -223,13 +228,15 @@ _TRANSPOSE_DOC = """
       rngs: ``nnx.Rngs`` with a ``params`` stream.
 
     Raises:
-      ValueError: a size that is not a positive int, a bad ``stride``, ``padding``,
-        ``dilation`` or ``output_padding`` (not smaller than the stride or the dilation
-        on some axis), a ``feature_group_count`` that does not divide both channel
-        counts, or an unknown activation or initializer name.
+      ValueError: a size that is not a positive int, a ``kernel_size``, ``stride`` or
+        ``dilation`` that is neither an int nor one per spatial axis, a bad ``padding``
+        or ``output_padding`` (not smaller than the stride or the dilation on some
+        axis), a ``feature_group_count`` that does not divide both channel counts, or
+        an unknown activation or initializer name.
       TypeError: ``use_bias`` is not a bool, a dtype is not floating, an activation or
         initializer is neither a name nor a callable, or ``rngs`` is not an
-        ``nnx.Rngs``. Calls raise as the functional op.
+        ``nnx.Rngs``. Each names the layer and the argument, before any parameter is
+        drawn. Calls raise as the functional op.
 """
 
 
@@ -263,6 +270,7 @@ class ConvTranspose2D(_ConvTranspose):  # noqa: D101 (docstring assembled below)
     )
     _init = staticmethod(F.conv_transpose2d_init)
     _op = staticmethod(F.conv_transpose2d)
+    _nd = 2
 
 
 class ConvTranspose3D(_ConvTranspose):  # noqa: D101 (docstring assembled below)
@@ -279,3 +287,4 @@ class ConvTranspose3D(_ConvTranspose):  # noqa: D101 (docstring assembled below)
     )
     _init = staticmethod(F.conv_transpose3d_init)
     _op = staticmethod(F.conv_transpose3d)
+    _nd = 3

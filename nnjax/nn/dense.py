@@ -7,7 +7,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 import nnjax.functional as F
-from nnjax import activations, initializers
+from nnjax import _checks, activations, initializers
 from nnjax.nn import _validate
 from nnjax.nn._base import FunctionalModule, check_dtypes, compute_dtype
 
@@ -31,9 +31,9 @@ class Dense(FunctionalModule):
       ValueError: for a size that is not a positive int, or an unknown activation or
         initializer name.
       TypeError: for a ``param_dtype`` (or ``dtype``) that is not a floating dtype, a
-        ``use_bias`` that is not a bool (named as :func:`nnjax.functional.dense_init`'s),
-        an activation or initializer that is neither a name nor a callable, or
-        ``rngs`` that is not an ``nnx.Rngs``.
+        ``use_bias`` that is not a bool, an activation or initializer that is neither a
+        name nor a callable, or ``rngs`` that is not an ``nnx.Rngs``. Each names
+        ``Dense`` and the argument, and is raised before any parameter is drawn.
 
     Example:
       >>> from flax import nnx
@@ -62,6 +62,9 @@ class Dense(FunctionalModule):
         self.out_features = _validate.positive_int("Dense", "out_features", out_features)
         self.activation = _validate.activation("Dense", "activation", activation)
         check_dtypes("Dense", param_dtype, dtype)
+        _checks.check_static_bool("Dense", "use_bias", use_bias)
+        _validate.initializer("Dense", "kernel_init", kernel_init)
+        _validate.initializer("Dense", "bias_init", bias_init)
         self.dtype = dtype
         self._set_params(
             F.dense_init(

@@ -59,6 +59,7 @@ class Embedding(FunctionalModule):
         self.num_embeddings = _validate.positive_int("Embedding", "num_embeddings", num_embeddings)
         self.features = _validate.positive_int("Embedding", "features", features)
         check_dtypes("Embedding", param_dtype, dtype)
+        _validate.initializer("Embedding", "embedding_init", embedding_init, allow_none=True)
         self.dtype = dtype
         self._set_params(
             F.embedding_init(

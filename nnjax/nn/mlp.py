@@ -70,10 +70,10 @@ class MLP(nnx.Module):
 
     Raises:
       ValueError: for non-positive sizes, a ``dropout`` outside ``[0, 1]`` (or NaN) or
-        an unknown activation name.
-      TypeError: ``dropout`` is not a real number, an activation is neither a name nor
-        a callable, ``param_dtype`` is not a floating dtype, or ``dtype`` is neither
-        ``None`` nor one.
+        an unknown activation or ``kernel_init`` name.
+      TypeError: ``dropout`` is not a real number, an activation or ``kernel_init`` is
+        neither a name nor a callable, ``param_dtype`` is not a floating dtype, or
+        ``dtype`` is neither ``None`` nor one.
 
     Example:
       >>> from flax import nnx
@@ -104,6 +104,7 @@ class MLP(nnx.Module):
         _validate.activation("MLP", "output_activation", output_activation)
         _validate.float_dtype("MLP", "param_dtype", param_dtype)
         _validate.float_dtype("MLP", "dtype", dtype, allow_none=True)
+        _validate.initializer("MLP", "kernel_init", kernel_init)
         sizes = [in_features, *hidden, out_features]
         layers = []
         for i, (n_in, n_out) in enumerate(itertools.pairwise(sizes)):

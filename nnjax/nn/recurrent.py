@@ -60,6 +60,8 @@ class _Recurrent(FunctionalModule):
         self.return_state = flag("return_state", return_state)
         self.reverse = flag("reverse", reverse)
         check_dtypes(name, param_dtype, dtype)
+        _validate.initializer(name, "kernel_init", kernel_init)
+        _validate.initializer(name, "recurrent_init", recurrent_init)
         self.dtype = dtype
         self._set_params(
             self._init(

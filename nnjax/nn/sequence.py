@@ -46,6 +46,9 @@ class _SequenceModel(nnx.Module):
         _validate.positive_int(owner, "out_features", out_features)
         cls = CELLS[_validate.choice(owner, "cell", cell, tuple(CELLS))]
         _validate.rate(owner, "dropout", dropout)
+        _validate.activation(owner, "output_activation", output_activation)
+        _validate.float_dtype(owner, "param_dtype", param_dtype)
+        _validate.float_dtype(owner, "dtype", dtype, allow_none=True)
         self.all_steps = all_steps = _checks.check_static_bool(owner, "all_steps", all_steps)
         sizes = [in_features, *hidden]
         self.recurrent = nnx.List(
@@ -124,8 +127,10 @@ _ARGS = """
     Raises:
       ValueError: a size that is not a positive int (``hidden`` empty too), an unknown
         ``cell`` or activation name, or a ``dropout`` outside ``[0, 1]`` or NaN.
-      TypeError: ``dropout`` is not a real number, ``all_steps`` is not a bool, a
-        dtype is not floating, or ``rngs`` is not an ``nnx.Rngs``.
+      TypeError: ``dropout`` is not a real number, ``all_steps`` is not a bool, an
+        ``output_activation`` that is neither a name nor a callable, a dtype is not
+        floating, or ``rngs`` is not an ``nnx.Rngs``. Each names the model and the
+        argument.
 """
 
 
