@@ -1,10 +1,9 @@
 """Trace-time argument checks shared by the functional ops.
 
 Every check runs on static shapes and dtypes, or on concrete Python/NumPy numbers (traced
-values pass unchecked), so it costs nothing under ``jax.jit``. Shape failures
-come from chex's assertions and are raised as :class:`nnjax.errors.ShapeError` (a
-``ValueError`` and an ``AssertionError``), with a message that names the op and the
-argument, and the expected and actual shapes.
+values pass unchecked), so it costs nothing under ``jax.jit``. Shape failures come from
+chex's assertions and are raised as :class:`nnjax.errors.ShapeError` (a ``ValueError``
+and an ``AssertionError``), naming the op, the argument and both shapes.
 """
 
 from __future__ import annotations
@@ -287,7 +286,8 @@ def check_key(op: str, name: str, key: Any) -> None:
     if dtype is not None and hasattr(key, "shape"):
         if jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key):
             return
-        if dtype == np.uint32 and tuple(key.shape)[-1:] == (_legacy_key_size(),):
+        size = _legacy_key_size(jax.config.jax_default_prng_impl)  # type: ignore[attr-defined]
+        if dtype == np.uint32 and tuple(key.shape)[-1:] == (size,):
             return  # a raw key, jax.random.PRNGKey(seed)
         got = f"an array of dtype {dtype} and shape {tuple(key.shape)}"
     else:
@@ -296,9 +296,9 @@ def check_key(op: str, name: str, key: Any) -> None:
 
 
 @functools.cache
-def _legacy_key_size() -> int:
-    """The last axis of a raw ``uint32`` key of the default PRNG (2 for threefry)."""
-    return int(jax.eval_shape(lambda: jax.random.key_data(jax.random.key(0))).shape[-1])
+def _legacy_key_size(impl: str) -> int:
+    """The last axis of a raw ``uint32`` key of the PRNG ``impl`` (2 for threefry)."""
+    return int(jax.eval_shape(lambda: jax.random.key_data(jax.random.key(0, impl=impl))).shape[-1])
 
 
 def int_axes(owner: str, name: str, value: object) -> tuple[int, ...]:

@@ -162,6 +162,18 @@ def test_check_key_accepts_keys(key):
     jax.jit(lambda k: _checks.check_key("op", "key", k))(key)
 
 
+@pytest.mark.parametrize("impls", [("threefry2x32", "rbg"), ("rbg", "threefry2x32")])
+def test_check_key_follows_a_changed_default_prng(impls):
+    """The raw key size of the first default PRNG was cached: after switching to ``rbg``
+    its (4,) raw keys were refused (and threefry's (2,) ones after the reverse)."""
+    try:
+        for impl in impls:
+            jax.config.update("jax_default_prng_impl", impl)
+            _checks.check_key("op", "key", jax.random.PRNGKey(0))
+    finally:
+        jax.config.update("jax_default_prng_impl", "threefry2x32")
+
+
 @pytest.mark.parametrize(
     ("value", "shown"),
     [(0, "got 0"), (None, "got None"), ("seed", "got 'seed'"),

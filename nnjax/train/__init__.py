@@ -7,6 +7,7 @@ parameters and other state; the steps are plain :func:`jax.jit` functions over t
 from typing import TYPE_CHECKING
 
 from nnjax.train import loop
+from nnjax.train.caches import clear_caches
 from nnjax.train.callbacks import (
     Callback,
     CallbackList,
@@ -107,6 +108,7 @@ __all__ = [
     "batch_loss",
     "by_prefix",
     "call_model",
+    "clear_caches",
     "clip_gradients",
     "clip_per_example",
     "compute_dtype",

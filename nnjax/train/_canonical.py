@@ -2,8 +2,9 @@
 
 Two transformations built alike (``optax.adam(1e-3)`` twice) are different objects, and
 a compiled step memoised on one would recompile for the other. :func:`canonical` maps
-each to the first one seen with the same fingerprint: the code, closure constants and
-small arrays of its functions. An object it cannot describe for sure stays itself.
+each to the first one seen with the same fingerprint: the code, closure constants,
+module globals read and small arrays of its functions. An object it cannot describe for
+sure stays itself.
 Re-exported by :mod:`nnjax.train.optimizers`.
 
 Example:
@@ -48,8 +49,8 @@ def _fingerprint(obj: Any, depth: int = 0) -> Any:
                 cells.append(_fingerprint(cell.cell_contents, depth + 1))
             except ValueError:  # an empty cell
                 cells.append(("empty",))
-        defaults = (obj.__defaults__, obj.__kwdefaults__)
-        return ("fn", obj.__code__, tuple(cells), _fingerprint(defaults, depth + 1))
+        defaults = _fingerprint((obj.__defaults__, obj.__kwdefaults__), depth + 1)
+        return ("fn", obj.__code__, tuple(cells), defaults, _globals_read(obj, depth + 1))
     if isinstance(obj, np.ndarray | jax.Array) and np.size(obj) <= 1024:
         a = np.asarray(obj)
         return ("array", a.shape, a.dtype.str, a.tobytes())
@@ -58,6 +59,24 @@ def _fingerprint(obj: Any, depth: int = 0) -> Any:
     ):
         return ("object", obj)
     raise _Opaque
+
+
+def _names(code: types.CodeType) -> frozenset[str]:
+    """The names ``code`` and the functions defined in it look up (globals among them)."""
+    nested = (_names(c) for c in code.co_consts if isinstance(c, types.CodeType))
+    return frozenset(code.co_names).union(*nested)
+
+
+def _globals_read(fn: types.FunctionType, depth: int) -> tuple:
+    """The module globals ``fn`` may read, each described.
+
+    So a schedule ``lambda step: base_lr`` reading a global ``base_lr`` differs from the
+    same lambda after ``base_lr`` changed (a loop over learning rates in a script).
+    """
+    found = fn.__globals__
+    return tuple(
+        (n, _fingerprint(found[n], depth)) for n in sorted(_names(fn.__code__)) if n in found
+    )
 
 
 _CANONICAL: dict[Any, optax.GradientTransformation] = {}
@@ -84,3 +103,8 @@ def canonical(tx: optax.GradientTransformation) -> optax.GradientTransformation:
         _CANONICAL.pop(next(iter(_CANONICAL)))
     _CANONICAL[key] = tx
     return tx
+
+
+def clear() -> None:
+    """Forgets every transformation :func:`canonical` has seen (``clear_caches``)."""
+    _CANONICAL.clear()

@@ -70,6 +70,10 @@ TRACES = TraceCounter()
 """Traces of every :func:`compiled_train` dispatch (tests check it does not move)."""
 
 
+MEMOS: list[Any] = []
+"""Every :func:`cached` builder's memo (``functools.lru_cache``), for ``clear_caches``."""
+
+
 def cached(builder: Callable) -> Callable:
     """Memoises a builder (of jitted functions, of traces) on hashable arguments.
 
@@ -86,6 +90,7 @@ def cached(builder: Callable) -> Callable:
       2
     """
     memo = functools.lru_cache(maxsize=64)(builder)
+    MEMOS.append(memo)
 
     @functools.wraps(builder)
     def get(*args):
