@@ -49,8 +49,8 @@ def test_python_and_numpy_bools_work_alike(where):
             np.testing.assert_array_equal(x, y)
 
 
-def test_the_layers_check_use_bias_through_the_functional_init():
-    with pytest.raises(TypeError, match=r"dense_init: `use_bias`"):
+def test_the_layers_check_use_bias_under_their_own_name():
+    with pytest.raises(TypeError, match=r"Dense: `use_bias`"):
         nn.Dense(3, 2, use_bias="no", rngs=nnx.Rngs(0))
 
 
@@ -67,11 +67,11 @@ LAYER_CASES = {
     "GlobalMaxPool: `keepdims`": lambda v: nn.GlobalMaxPool(keepdims=v),
     # a call argument
     "MultiHeadAttention: `causal`": lambda v: nn.MultiHeadAttention(2, 4, rngs=R())(X3, causal=v),
-    # use_bias reaches the functional init, which names itself
-    "conv1d_init: `use_bias`": lambda v: nn.Conv1D(2, 3, use_bias=v, rngs=R()),
-    "conv2d_init: `use_bias`": lambda v: nn.Conv2D(2, 3, use_bias=v, rngs=R()),
-    "conv_transpose2d_init: `use_bias`": lambda v: nn.ConvTranspose2D(2, 3, use_bias=v, rngs=R()),
-    "multi_head_attention_init: `use_bias`": lambda v: nn.MultiHeadAttention(
+    # use_bias, checked by the layer before the functional init draws
+    "Conv1D: `use_bias`": lambda v: nn.Conv1D(2, 3, use_bias=v, rngs=R()),
+    "Conv2D: `use_bias`": lambda v: nn.Conv2D(2, 3, use_bias=v, rngs=R()),
+    "ConvTranspose2D: `use_bias`": lambda v: nn.ConvTranspose2D(2, 3, use_bias=v, rngs=R()),
+    "MultiHeadAttention: `use_bias`": lambda v: nn.MultiHeadAttention(
         2, 4, use_bias=v, rngs=R()
     ),
     # the functional block names its own argument (it was multi_head_attention's)
