@@ -233,6 +233,7 @@ FIT_CASES = {
 
 
 @pytest.mark.parametrize("name", NAMES)
+@pytest.mark.slow
 def test_fit_by_name_logs_the_loss_of_the_model(name):
     """Batches of 4 over 10 examples (the last padded), weights held (set_to_zero):
     the epoch's loss and the loss as a metric are the loss of the initial model."""

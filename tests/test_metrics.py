@@ -311,6 +311,7 @@ def test_classification_metric_lists_the_valid_options():
         metrics.classification_metric("f1", "weighted")
 
 
+@pytest.mark.slow
 def test_value_checks_skip_traced_labels_under_jit():
     """Traced labels are never read: no concretization error, and out-of-range ids (not
     checkable) count as misses, as documented."""

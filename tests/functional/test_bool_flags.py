@@ -71,9 +71,7 @@ LAYER_CASES = {
     "Conv1D: `use_bias`": lambda v: nn.Conv1D(2, 3, use_bias=v, rngs=R()),
     "Conv2D: `use_bias`": lambda v: nn.Conv2D(2, 3, use_bias=v, rngs=R()),
     "ConvTranspose2D: `use_bias`": lambda v: nn.ConvTranspose2D(2, 3, use_bias=v, rngs=R()),
-    "MultiHeadAttention: `use_bias`": lambda v: nn.MultiHeadAttention(
-        2, 4, use_bias=v, rngs=R()
-    ),
+    "MultiHeadAttention: `use_bias`": lambda v: nn.MultiHeadAttention(2, 4, use_bias=v, rngs=R()),
     # the functional block names its own argument (it was multi_head_attention's)
     "transformer_encoder_block: `causal`": lambda v: F.transformer_encoder_block(
         F.transformer_encoder_block_init(KEY, 4, num_heads=2), X3, causal=v

@@ -263,6 +263,7 @@ def test_traced_static_argument_says_to_mark_it_static(key):
 
 
 @pytest.mark.parametrize("nd", [2, 3])
+@pytest.mark.slow
 def test_an_eager_call_is_one_program_per_geometry_and_context(nd):
     """Eagerly, one cached program (not its ops one by one), keyed by ``"auto"``'s context."""
     _eager._program.cache_clear()

@@ -181,6 +181,7 @@ def test_formulations_agree_under_jit_vmap_without_recompiling(key):
 
 
 @requires_library_programs
+@pytest.mark.slow
 def test_depth_stacked_planes_under_vmap_in_a_library_program_without_recompiling(key):
     """A sweep's vmapped members: the stacked planes' reshapes under a batched trace."""
     members = jax.vmap(lambda k: F.conv3d_init(k, 2, 3, 3))(jax.random.split(key, 3))
@@ -319,6 +320,7 @@ def test_depthwise_taps_check_grads_forward_and_reverse(multiplier):
         np.testing.assert_allclose(conv(x, kernel), expected, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.slow
 def test_depthwise_auto_is_taps_in_a_jitted_step_and_traces_once():
     params = F.conv2d_init(jax.random.key(0), 4, 8, 3, feature_group_count=4)
     x = jnp.asarray(rand((2, 9, 9, 4), 1))

@@ -184,6 +184,7 @@ def test_strided_input_gradient_matches_jax_in_a_library_program():
 
 
 @requires_library_programs
+@pytest.mark.slow
 def test_in_a_library_program_under_vmap_traces_once(key):
     """A sweep's members: values and gradients equal per-member calls; one trace."""
     members = jax.vmap(lambda k: F.conv_transpose2d_init(k, 3, 32, 3))(jax.random.split(key, 2))

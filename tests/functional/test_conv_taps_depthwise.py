@@ -61,6 +61,7 @@ def test_values_and_gradients_equal_plain_autodiffs(case):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_bfloat16_kernel_gradient_sums_in_float32_and_rounds_once():
     x, kernel, static = _operands("3x3", jnp.bfloat16)
     g = _rand(taps.depthwise(x, kernel, *static).shape, 3, jnp.bfloat16)
@@ -98,6 +99,7 @@ def _depthwise_grad_jaxpr(library: bool) -> str:
 
 
 @pytest.mark.skipif(jax.default_backend() != "cpu", reason="the depthwise taps are the CPU's")
+@pytest.mark.slow
 def test_auto_uses_it_in_library_programs_only():
     one_pass = re.compile(r"\breduce\[")  # the variadic reduction of every tap
     library, plain = _depthwise_grad_jaxpr(library=True), _depthwise_grad_jaxpr(library=False)

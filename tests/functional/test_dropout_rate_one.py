@@ -131,6 +131,7 @@ def test_block_rate_one_returns_its_input_as_torch():
     )
 
 
+@pytest.mark.slow
 def test_block_rate_one_gradients_are_finite_and_the_identity():
     p, x = _block_params(), jnp.asarray(rand((B, T, E), 8))
     loss = lambda p, x: jnp.sum(F.transformer_encoder_block(p, x, dropout_rate=1.0) * 2.0)

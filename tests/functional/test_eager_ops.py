@@ -37,6 +37,7 @@ NORMS = {
 
 
 @pytest.mark.parametrize("name", sorted(NORMS))
+@pytest.mark.slow
 def test_an_eager_call_is_one_program_per_shape(name, logged_compiles):
     op, params, shape = NORMS[name]
     params = jax.tree.map(lambda a: a + 0.5, params)  # not the identity affine
@@ -59,6 +60,7 @@ def test_an_eager_call_is_one_program_per_shape(name, logged_compiles):
     np.testing.assert_allclose(grad(params), jax.jit(grad)(params), rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_an_eager_attention_is_one_program_and_dropout_stays_op_by_op(logged_compiles):
     params = F.multi_head_attention_init(KEY, 8, num_heads=2)
     x, context = jax.random.normal(KEY, (2, 5, 8)), jax.random.normal(KEY, (2, 3, 8))

@@ -45,6 +45,7 @@ def _state(name, dtype):
 @pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16], ids=["float32", "bfloat16"])
 @pytest.mark.parametrize("option", OPTIONS)
 @pytest.mark.parametrize("name", RUNS)
+@pytest.mark.slow
 def test_no_steps_pass_the_state_through(name, option, dtype, jit):
     init, run = RUNS[name]
     params = init(KEY, IN, H)

@@ -78,6 +78,7 @@ def test_explicit_formulations_and_their_contexts_still_win():
         assert "conv_general_dilated" not in prims and "reduce_window" not in prims
 
 
+@pytest.mark.slow
 def test_the_forward_picks_are_still_differentiable_and_correct():
     def loss(p, with_context):
         y = F.conv2d(p, X)

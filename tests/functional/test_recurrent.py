@@ -178,6 +178,7 @@ def _bad_inputs(kind):
     [case for kind in KINDS for case in _bad_inputs(kind)],
     ids=lambda v: v if isinstance(v, str) and " " not in v and "(" not in v else None,
 )
+@pytest.mark.slow
 def test_wrong_shapes_raise_at_trace_time_naming_op_argument_shapes(
     key, kind, what, mutate, arg, expected, actual
 ):

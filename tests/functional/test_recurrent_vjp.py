@@ -126,6 +126,7 @@ def test_check_grads_first_and_second_order_reverse_mode(key, kind, reverse, len
         check_grads(fn, (params, xs, state), order=2, modes=("rev",))
 
 
+@pytest.mark.slow
 def test_forward_mode_is_available_through_rnn_of_the_cell(key):
     """The custom VJP has no JVP; ``F.rnn(F.lstm_cell, ...)`` (autodiff) is the way."""
     params, state, xs = random_case(key, "lstm", (B, T, IN), H)
@@ -136,6 +137,7 @@ def test_forward_mode_is_available_through_rnn_of_the_cell(key):
 
 
 @pytest.mark.parametrize("kind", ["lstm", "gru", "rnn"])
+@pytest.mark.slow
 def test_jitted_grad_does_not_retrace(key, kind):
     params, state, xs = random_case(key, kind, (B, T, IN), H)
     traces = []

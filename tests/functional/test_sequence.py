@@ -283,6 +283,7 @@ def test_lstm_state_as_a_pair_or_list_runs_under_jit(key):
 
 
 @pytest.mark.parametrize("kind", ["lstm", "gru", "rnn"])
+@pytest.mark.slow
 def test_an_eager_call_of_a_built_in_cell_is_one_program_per_shape(kind):
     """Eagerly, one cached program (not a new scan compiled at every call)."""
     _eager._program.cache_clear()

@@ -131,6 +131,7 @@ def test_rotary_matches_complex_rotation_and_is_relative():
     np.testing.assert_allclose(score(1, 0), score(4, 3), rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.slow
 def test_rotary_transforms_and_errors(key):
     x = jax.random.normal(key, (2, 3, 2, 4))
     assert_transforms(F.rotary_position_encoding, x)

@@ -112,6 +112,7 @@ print(json.dumps(out))
 """
 
 
+@pytest.mark.slow
 def test_a_real_file_size_limit_is_an_oserror_naming_the_folder(tmp_path):
     """The auditor's reproducer: RLIMIT_FSIZE in a child process (about 4 s)."""
     folder = tmp_path / "ck"

@@ -105,6 +105,7 @@ def test_input_shape_too_small_for_the_blocks_is_named():
         CNN((8, 8), 10, conv_features=(4, 4, 4, 4), padding="VALID", rngs=nnx.Rngs(0))
 
 
+@pytest.mark.slow
 def test_images_of_another_shape_are_named_also_under_jit():
     model = CNN((8, 8), 3, **SMALL, rngs=nnx.Rngs(0))
     call = nnx.jit(lambda m, x: m(x))

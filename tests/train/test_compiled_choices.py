@@ -94,6 +94,7 @@ def _ynn_matmuls(model, x, y):
 
 
 @pytest.mark.parametrize("avx512", [False, True])
+@pytest.mark.slow
 def test_lstm_and_avx512_gru_steps_compile_their_matmuls_for_eigen(monkeypatch, avx512):
     monkeypatch.setattr(_hardware, "avx512", lambda: avx512)
     rngs = nnx.Rngs(0)

@@ -53,6 +53,7 @@ MODELS = {
 
 @pytest.mark.devices(4)
 @pytest.mark.parametrize("kind", sorted(MODELS))
+@pytest.mark.slow
 def test_fits_step_over_four_devices_only_sums(kind):
     factory, shape = MODELS[kind]
     assert jax.device_count() == 4  # tests/conftest.py

@@ -106,6 +106,7 @@ def test_consecutive_rows_are_a_view_and_others_a_copy():
 
 
 @pytest.mark.parametrize("per_step", [None, 1])
+@pytest.mark.slow
 def test_sweep_validation_in_blocks_matches_evaluate_per_member(monkeypatch, per_step):
     x, y = blobs(n=85)  # 11 validation batches of 8: dispatches of 8 and 3
     calls = []

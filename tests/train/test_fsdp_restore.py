@@ -82,6 +82,7 @@ def test_early_stopping_restores_fsdp_weights_split_and_equal_to_the_best_epoch(
     assert _laid_out(model.layers[1].kernel[...], P("data", None))  # (32, 4)
 
 
+@pytest.mark.slow
 def test_a_restore_during_an_fsdp_fit_recompiles_nothing(caplog):
     model = MLP(8, (32,), 4, rngs=nnx.Rngs(0))
     settings = {"validation_data": _data(32, seed=1), "param_sharding": "fsdp", **SETTINGS}

@@ -213,6 +213,7 @@ def _ctrl_c_in_a_gc_callback(hook):
     return model, before
 
 
+@pytest.mark.slow
 def test_an_interrupt_inside_a_gc_callback_is_not_lost():
     """Python prints and ignores a KeyboardInterrupt raised in a ``gc`` callback (JAX has
     one, ``_xla_gc_callback``: jax-ml/jax#18246), so a Ctrl-C landing there was lost."""

@@ -43,6 +43,7 @@ def _trained(loss, y, metrics=None, model=None):
         ("mse", np.arange(37) % 5, ["mae"]),  # integer regression targets
     ],
 )
+@pytest.mark.slow
 def test_labels_without_the_size_one_axis_train_as_with_it(loss, y, metrics):
     flat_model, flat = _trained(loss, y, metrics)
     column_model, column = _trained(loss, y[:, None], metrics)

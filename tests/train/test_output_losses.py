@@ -106,6 +106,7 @@ def test_equal_loss_dicts_compile_once():
     assert compiled.TRACES.count == traces
 
 
+@pytest.mark.slow
 def test_a_sweep_takes_a_loss_per_output():
     result = T.sweep(
         lambda rngs: TwoHeads(rngs), (X, Y), loss=LOSS, members=T.grid(learning_rate=[0.01, 0.1]),

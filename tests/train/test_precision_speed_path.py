@@ -126,6 +126,7 @@ def test_native_bfloat16_step_is_close_to_float32(native, problem):
         assert not np.array_equal(update, ref_update)  # bfloat16 rounding did happen
 
 
+@pytest.mark.slow
 def test_eval_step_follows_the_hardware(native, problem):
     graphdef, params, rest, x, y = problem
     batch = T.Batch(x, y, jnp.ones(len(y)), jnp.ones(len(y)))

@@ -88,6 +88,7 @@ def test_lstm_members_one_at_a_time_take_fits_matmul_library():
     assert _ynn_ops(_lowered(model_fn, None, x, y), "dot_general") > 0
 
 
+@pytest.mark.slow
 def test_one_member_sweep_equals_fit_with_a_cnn():
     from nnjax.train import fit, sweep
 
@@ -126,12 +127,14 @@ def _stacked(model_fn, m=2):
     ],
     ids=["lstm-13k", "lstm-2k", "cnn-27k", "mlp-13k", "mlp-102k"],
 )
+@pytest.mark.slow
 def test_auto_runs_conv_and_recurrent_members_over_10k_one_at_a_time(model_fn, cpu):
     graphdef, params = _stacked(model_fn)
     assert sweep_step.auto_per_step(params, "cpu", graphdef) == cpu
     assert sweep_step.auto_per_step(params, "gpu", graphdef) is None
 
 
+@pytest.mark.slow
 def test_auto_in_a_sweep_of_cnn_members_compiles_them_as_fit(monkeypatch):
     from nnjax.train import sweep
 
@@ -191,6 +194,7 @@ def test_validation_of_looped_members_equals_vmapped(per_step):
         np.testing.assert_allclose(looped[name], vmapped[name], rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_cnn_member_predictions_loop_over_members_and_equal_each_member():
     from nnjax.train import ensemble_predict, member_predictions, sweep
 

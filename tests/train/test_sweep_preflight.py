@@ -36,7 +36,8 @@ def test_a_model_fn_failing_for_a_later_group_fails_before_training(data):
 
     with pytest.raises(ValueError, match="no width 8 here") as info:
         sweep(model_fn, data, loss="cross_entropy", hyperparams={"width": [4, 4, 8]})
-    assert "building the member of model_fn arguments {'width': 8}" in "\n".join(info.value.__notes__)
+    notes = "\n".join(info.value.__notes__)
+    assert "building the member of model_fn arguments {'width': 8}" in notes
 
 
 def test_a_later_group_that_cannot_take_the_data_fails_before_training(data):
