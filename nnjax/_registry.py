@@ -5,8 +5,8 @@ Shared by ``activations.get``, ``initializers.get``, ``losses.get`` and ``metric
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TypeVar
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -28,3 +28,15 @@ def lookup(kind: str, registry: Mapping[str, T], name: object) -> T:
     except KeyError:
         known = ", ".join(sorted(registry))
         raise ValueError(f"unknown {kind} {name!r}; known: {known}") from None
+
+
+def get_named(owner: str, name: str, get: Callable[[Any], T], value: Any) -> T:
+    """``get(value)``, its ``ValueError`` or ``TypeError`` prefixed with ``owner`` and ``name``.
+
+    So a layer or function names its argument: ``Dense: `kernel_init`: unknown
+    initializer 'foo'; known: ...``.
+    """
+    try:
+        return get(value)
+    except (ValueError, TypeError) as err:
+        raise type(err)(f"{owner}: `{name}`: {err}") from None

@@ -15,6 +15,7 @@ import jax
 
 from nnjax import _checks, initializers
 from nnjax._checks import float_dtype  # noqa: F401 (the classic inits' dtype check)
+from nnjax._registry import get_named
 
 
 def check_key(op: str, name: str, key: Any) -> None:
@@ -88,23 +89,8 @@ def check_learning_rate(op: str, value: Any) -> None:
 
 
 def initializer(op: str, name: str, init: Any) -> initializers.Initializer:
-    """:func:`nnjax.initializers.get` of ``init``, its errors naming ``op`` and ``name``.
-
-    Raises:
-      ValueError: an unknown initializer name (the message lists the known ones).
-      TypeError: ``init`` is neither a name nor a callable.
-
-    Example:
-      >>> try:
-      ...     initializer("perceptron_init", "kernel_init", "bogus")
-      ... except ValueError as err:
-      ...     print(str(err).split(";")[0])
-      perceptron_init: `kernel_init`: unknown initializer 'bogus'
-    """
-    try:
-        return initializers.get(init)
-    except (ValueError, TypeError) as err:
-        raise type(err)(f"{op}: `{name}`: {err}") from err
+    """:func:`nnjax.initializers.get` of ``init``; its errors name ``op`` and ``name``."""
+    return get_named(op, name, initializers.get, init)
 
 
 def layer_sizes(op: str, sizes: Any) -> tuple[int, ...]:

@@ -14,6 +14,7 @@ from typing import Any
 from flax import nnx
 
 from nnjax import _checks, activations, initializers
+from nnjax._registry import get_named
 from nnjax.functional import _utils
 from nnjax.functional.dropout import check_rate
 
@@ -59,7 +60,7 @@ def epsilon(owner: str, value: Any) -> Any:
 
 def activation(owner: str, name: str, value: Any) -> activations.Activation:
     """Resolves an activation name or callable, naming ``owner`` and ``name`` on failure."""
-    return _named(owner, name, activations.get, value)
+    return get_named(owner, name, activations.get, value)
 
 
 def initializer(owner: str, name: str, value: Any, *, allow_none: bool = False) -> Any:
@@ -83,16 +84,8 @@ def initializer(owner: str, name: str, value: Any, *, allow_none: bool = False) 
       Dense: `kernel_init`: unknown initializer 'bogus'
     """
     if not (allow_none and value is None):
-        _named(owner, name, initializers.get, value)
+        get_named(owner, name, initializers.get, value)
     return value
-
-
-def _named(owner: str, name: str, get: Any, value: Any) -> Any:
-    """``get(value)``, its ``ValueError`` or ``TypeError`` prefixed with ``owner`` and ``name``."""
-    try:
-        return get(value)
-    except (ValueError, TypeError) as err:
-        raise type(err)(f"{owner}: `{name}`: {err}") from None
 
 
 def choice(owner: str, name: str, value: Any, options: Sequence[str]) -> str:
