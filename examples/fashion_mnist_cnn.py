@@ -35,7 +35,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def build(features, seed: int) -> nn.CNN:
-    """The CNN: conv blocks with batch norm, pooling and spatial dropout, a dense head."""
+    """The CNN: conv blocks with batch norm and pooling, a dense head with dropout."""
     return nn.CNN(
         (28, 28),
         10,
@@ -55,7 +55,7 @@ def main(argv=None) -> dict:
     model = build(args.features, args.seed)
     nn.summary(model, (1, 28, 28))
     epochs = _common.epochs_for(args, args.epochs)
-    steps = epochs * (len(fit[0]) // args.batch_size)
+    steps = epochs * -(-len(fit[0]) // args.batch_size)  # fit pads the last batch: ceil
     optimizer = optax.adam(optax.cosine_decay_schedule(args.learning_rate, max(steps, 1)))
     result = _common.fit_and_evaluate(
         model,

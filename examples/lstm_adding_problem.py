@@ -9,8 +9,8 @@ with the distance (vanishing gradients), so it stays at the baseline; the LSTM's
 additive cell state keeps it alive and the LSTM's error falls far below.
 
 Both models are nnjax.nn.SequenceRegressor (cell="lstm" / "rnn", 64 units) trained
-with fit for the same budget (10 epochs of 20,000 sequences, 3,125 updates of batch
-64), Adam (lr 3e-3) and gradient clipping at global norm 1. learning_curves.png shows
+with fit for the same budget (10 epochs of 20,000 sequences, 3,130 updates of batch
+64, the last of each epoch padded), Adam (lr 3e-3) and gradient clipping at global norm 1. learning_curves.png shows
 both learning curves against the baseline. (A vanilla RNN with an orthogonal recurrent
 matrix can leave the plateau after many more updates; see examples/README.md.)
 
@@ -110,7 +110,7 @@ def main(argv=None) -> dict:
     results = [train_cell(cell, train, val, test, args) for cell in CELLS]
     print(f"\nbaseline (always predict 1.0): test MSE {baseline:.4f}")
     _common.print_table(results, ("cell", "epochs_run", "test_loss", "train_s"))
-    steps = len(train[0]) // min(args.batch_size, len(train[0]))
+    steps = -(-len(train[0]) // min(args.batch_size, len(train[0])))  # updates per epoch: ceil
     plot(results, baseline, steps, train[0].shape[1], args.out / "learning_curves.png")
     summary = {
         "baseline_mse": baseline,
