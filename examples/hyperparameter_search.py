@@ -1,13 +1,13 @@
 """Random search on the Fashion-MNIST MLP: learning rate, width and dropout in one sweep.
 
-``nnjax.train.sweep`` trains every member of a random search at once: members with
-the same structure (width, dropout) share one compiled program (vmapped over the
-members; on the CPU, members over 100,000 parameters, as here, run one at a time in
-it), learning rates are injected per member (no recompiling), every member is validated every epoch on a
-5,000-image split of the training set and stops on its own (EarlyStopping on
+``nnjax.train.sweep`` trains every member of a random search at once: members with the
+same structure (width, dropout) share one compiled program (vmapped over the members; on
+the CPU, members over 100,000 parameters, as here, run one at a time in it), learning
+rates are injected per member (no recompiling), every member is validated every epoch on
+a 5,000-image split of the training set and stops on its own (EarlyStopping on
 val_accuracy, patience 2, best weights restored). The best member comes back as an
-ordinary model and is evaluated once on the test set, beside the course table's
-0.8804 (row 3 of examples/fashion_mnist_mlp.py: 784-500-300-100-10, SGD, 15 epochs).
+ordinary model and is evaluated once on the test set, beside the course table's 0.8804
+(row 3 of examples/fashion_mnist_mlp.py: 784-500-300-100-10, SGD, 15 epochs).
 
 Search space (6 members, 6 epochs at most, batch 64, Adam; kept this small so that the
 run takes 10-17 minutes on 2 CPU cores shared with other jobs; more members and

@@ -8,11 +8,12 @@ up to T steps. The gradient that would teach a tanh RNN to do so shrinks geometr
 with the distance (vanishing gradients), so it stays at the baseline; the LSTM's
 additive cell state keeps it alive and the LSTM's error falls far below.
 
-Both models are nnjax.nn.SequenceRegressor (cell="lstm" / "rnn", 64 units) trained
-with fit for the same budget (10 epochs of 20,000 sequences, 3,130 updates of batch
-64, the last of each epoch padded), Adam (lr 3e-3) and gradient clipping at global norm 1. learning_curves.png shows
-both learning curves against the baseline. (A vanilla RNN with an orthogonal recurrent
-matrix can leave the plateau after many more updates; see examples/README.md.)
+Both models are nnjax.nn.SequenceRegressor (cell="lstm" / "rnn", 64 units) trained with
+fit for the same budget (10 epochs of 20,000 sequences, 3,130 updates of batch 64, the
+last of each epoch padded), Adam (lr 3e-3) and gradient clipping at global norm 1.
+learning_curves.png shows both learning curves against the baseline. (A vanilla RNN with
+an orthogonal recurrent matrix can leave the plateau after many more updates; see
+examples/README.md.)
 
     python examples/lstm_adding_problem.py --out runs/lstm_adding_problem
 """
