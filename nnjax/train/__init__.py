@@ -22,6 +22,7 @@ from nnjax.train.compiled import jit_train_step, loop_steps, scan_steps, steps_p
 from nnjax.train.data import Batch, epoch_index, epoch_order
 from nnjax.train.driver import RunView
 from nnjax.train.evaluate import evaluate, predict
+from nnjax.train.freezing import by_prefix, freeze
 from nnjax.train.history import History
 from nnjax.train.host_memory import retain_freed_memory
 from nnjax.train.loop import DEFAULT_STEPS_PER_DISPATCH, NonFiniteLossError, fit
@@ -38,9 +39,7 @@ from nnjax.train.regularization import (
     KERNEL_NAMES,
     add_l1_l2,
     all_leaves,
-    by_prefix,
     clip_gradients,
-    freeze,
     is_kernel,
     l1_l2_penalty,
     l1_penalty,

@@ -45,7 +45,8 @@ def ensemble_predict(
         of seeds, one compiled program), or of several (widths swept: each group's
         members predict in their own program, then all are averaged alike).
       x: ``(B, ...)`` inputs the models take (floating, as in training; a NumPy or JAX
-        array).
+        array), or a pytree of them passed as ``fit`` and ``predict`` pass them (a
+        tuple as positional inputs, a dict as keyword inputs).
       activation: applied to each member's output before averaging, e.g. ``"softmax"``
         to average class probabilities; ``None`` averages the raw outputs.
 
@@ -83,7 +84,8 @@ def member_predictions(result: SweepResult, x: jax.typing.ArrayLike) -> jax.Arra
     Args:
       result: the sweep's result, with ``M`` members (in one group or several: each
         group predicts in its own compiled program).
-      x: ``(B, ...)`` inputs the models take (floating, as in training).
+      x: ``(B, ...)`` inputs the models take (floating, as in training), or a pytree
+        of them, as for :func:`ensemble_predict`.
 
     Returns:
       ``(M, B, ...)``: each member's output, in member order, in the models' output
@@ -106,23 +108,22 @@ def member_predictions(result: SweepResult, x: jax.typing.ArrayLike) -> jax.Arra
         _compiled_members(_eval_graphdef(group))(group.params, group.rest, x)
         for group in result.groups
     ]
-    if len(stacks) == 1:
-        return stacks[0]
     kinds = {(s.shape[1:], s.dtype) for s in stacks}
     if len(kinds) > 1:
         shown = ", ".join(f"group {g}: {s.shape[1:]} {s.dtype}" for g, s in enumerate(stacks))
         raise ValueError(f"the sweep's groups give outputs of different shapes ({shown})")
+    # a group's members need not be sorted (one group included): back in member order
     order = np.argsort(np.concatenate([group.members for group in result.groups]))
     return jnp.concatenate(stacks)[order]
 
 
 def _input(x: Any) -> Any:
-    """``x`` as a jitted call takes it beside members placed on any mesh.
+    """``x`` (every array of a pytree) as a jitted call takes it beside members on any mesh.
 
     Host data stays NumPy (so it joins arrays spread over several processes as a
     replicated input); JAX arrays pass as they are.
     """
-    return x if isinstance(x, jax.Array) else np.asarray(x)
+    return jax.tree.map(lambda a: a if isinstance(a, jax.Array) else np.asarray(a), x)
 
 
 def _eval_graphdef(group: MemberGroup) -> nnx.GraphDef:

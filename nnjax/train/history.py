@@ -7,6 +7,8 @@ import numbers
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+import jax.numpy as jnp
+
 
 class History:
     """Per-epoch metrics: ``history.history["loss"]`` is the list of epoch losses.
@@ -31,12 +33,21 @@ class History:
         self.epoch: list[int] = []
 
     def append(self, epoch: int, logs: Mapping[str, float]) -> None:
-        """Records the float ``logs`` of ``epoch``; a metric first seen late is NaN-padded."""
-        for name in logs:
+        """Records the float ``logs`` of ``epoch``; a metric first seen late is NaN-padded.
+
+        Every value is converted before anything is recorded, so a value that is not a
+        number leaves the history as it was.
+
+        Raises:
+          TypeError: a value that is not a number (e.g. ``"n/a"``), named with its metric.
+        """
+        floats = {name: _float(name, value) for name, value in logs.items()}
+        epoch = int(epoch)
+        for name in floats:
             self.history.setdefault(name, [math.nan] * len(self.epoch))
         for name, values in self.history.items():
-            values.append(float(logs.get(name, math.nan)))
-        self.epoch.append(int(epoch))
+            values.append(floats.get(name, math.nan))
+        self.epoch.append(epoch)
 
     def amend(self, epoch: int, logs: Mapping[str, Any]) -> None:
         """Records what callbacks added to or changed in ``logs`` of the last epoch.
@@ -45,7 +56,7 @@ class History:
         ``ModelCheckpoint``, see the epoch in the history) and amends them after it: a
         value a callback put in the shared ``logs`` dict is recorded, as Keras' History
         (the last callback) records it. Only real numbers (Python, NumPy or 0-d
-        arrays) are recorded; other values are left out.
+        arrays, bfloat16 included) are recorded; other values are left out.
 
         Args:
           epoch: the epoch last appended (0-based); any other epoch is an error.
@@ -106,11 +117,20 @@ class History:
 
 
 def _is_real(value: Any) -> bool:
-    """A real number: a Python or NumPy scalar, or a 0-d NumPy or JAX array."""
+    """A real number: a Python or NumPy scalar, or a 0-d NumPy or JAX array (bfloat16 too)."""
     if isinstance(value, numbers.Real):
         return True
     dtype = getattr(value, "dtype", None)
-    return getattr(value, "shape", None) == () and dtype is not None and dtype.kind in "biuf"
+    if getattr(value, "shape", None) != () or dtype is None:
+        return False
+    return dtype.kind in "biu" or jnp.issubdtype(dtype, jnp.floating)
+
+
+def _float(name: str, value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"History.append: logs[{name!r}] must be a number, got {value!r}") from err
 
 
 def saved_dict(history: Any, epoch: int, logs: Mapping[str, Any] | None) -> dict[str, Any]:

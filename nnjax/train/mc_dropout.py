@@ -25,12 +25,15 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from nnjax import _checks
+from nnjax.train.model_call import call_model
+
 PyTree = object
 
 
 def mc_dropout_predict(
     model: nnx.Module,
-    x: jax.typing.ArrayLike,
+    x: object,
     n_samples: int,
     seed: int | jax.Array = 0,
 ) -> tuple[jax.Array, jax.Array]:
@@ -39,15 +42,18 @@ def mc_dropout_predict(
     Args:
       model: a Flax NNX model with dropout layers (``deterministic`` is overridden to
         ``False`` on a view; the model itself is not changed).
-      x: a batch of inputs, as the model takes them.
+      x: a batch of inputs: an array, or a pytree of ``(B, ...)`` arrays passed as
+        ``fit`` and ``predict`` pass them (a tuple as positional inputs, a dict as
+        keyword inputs).
       n_samples: number of stochastic passes ``N`` (>= 1), vmapped, in one compiled call.
-      seed: an int or a PRNG key; the same seed gives the same result.
+      seed: an int (Python or NumPy) or a PRNG key; the same seed gives the same result.
 
     Returns:
       ``(mean, std)``, each shaped like ``model(x)``, float32 (or wider if the model's
       output is); ``std`` is the population standard deviation over the ``N`` samples.
 
     Raises:
+      TypeError: if ``n_samples`` is not an int (a float, a bool).
       ValueError: if ``n_samples < 1``.
 
     Example:
@@ -63,7 +69,7 @@ def mc_dropout_predict(
 
 def mc_dropout_samples(
     model: nnx.Module,
-    x: jax.typing.ArrayLike,
+    x: object,
     n_samples: int,
     seed: int | jax.Array = 0,
 ) -> jax.Array:
@@ -75,15 +81,17 @@ def mc_dropout_samples(
     Args:
       model: a Flax NNX model with dropout layers (``deterministic`` is overridden to
         ``False`` on a view; the model itself is not changed).
-      x: a batch of inputs, as the model takes them (e.g. ``(B, features)`` floats).
+      x: a batch of inputs (e.g. ``(B, features)`` floats), or a pytree of them, as
+        for :func:`mc_dropout_predict`.
       n_samples: number of stochastic passes ``N`` (>= 1), vmapped, in one compiled call.
-      seed: an int or a PRNG key; the same seed gives the same samples.
+      seed: an int (Python or NumPy) or a PRNG key; the same seed gives the same samples.
 
     Returns:
       ``(N, *model(x).shape)``: sample ``s`` is the output of pass ``s``, float32 (or
       wider if the model's output is).
 
     Raises:
+      TypeError: if ``n_samples`` is not an int (a float, a bool).
       ValueError: if ``n_samples < 1``.
 
     Example:
@@ -134,15 +142,16 @@ def _is_key(leaf) -> bool:
 
 def _prepare(op: str, model: nnx.Module, x, n_samples: int, seed) -> tuple:
     """Validates the arguments and splits a dropout-on view of ``model`` for the jitted core."""
-    if not isinstance(n_samples, int) or n_samples < 1:
-        raise ValueError(f"{op}: `n_samples` must be an int >= 1, got {n_samples!r}")
-    key = jax.random.key(seed) if isinstance(seed, int) else seed
+    if not _checks.is_int(n_samples):
+        raise TypeError(_checks.static_arg_message(op, "n_samples", n_samples, "an int >= 1"))
+    n_samples = _checks.positive_int(op, "n_samples", n_samples)
+    key = jax.random.key(int(seed)) if _checks.is_int(seed) else seed
     view = nnx.view(model, raise_if_not_found=False, deterministic=False, use_running_average=True)
     # nnx.split's return type ends in a variadic tuple that mypy cannot unpack.
     graphdef, params, rng_state, rest = nnx.split(  # type: ignore[misc]
         view, nnx.Param, nnx.RngState, ...
     )
-    return graphdef, n_samples, params, rng_state, rest, jnp.asarray(x), key
+    return graphdef, n_samples, params, rng_state, rest, jax.tree.map(jnp.asarray, x), key
 
 
 def _samples(graphdef, n_samples, params, rng_state, rest, x, key) -> jax.Array:
@@ -150,7 +159,7 @@ def _samples(graphdef, n_samples, params, rng_state, rest, x, key) -> jax.Array:
     # mutate (advance) an RngCount captured from an outer trace.
     def one(sample_key, params, rng_state, rest, x) -> jax.Array:
         model = nnx.merge(graphdef, params, fresh_keys(rng_state, sample_key), rest)
-        y = model(x)
+        y = call_model(model, x)
         return y.astype(jnp.promote_types(y.dtype, jnp.float32))
 
     in_axes = (0, None, None, None, None)

@@ -18,15 +18,16 @@ from flax import nnx
 
 from nnjax import losses
 from nnjax.train import step as step_lib
+from nnjax.train.regularization import _check_factor
 
 PyTree = Any
-ApplyFn = Callable[[PyTree, jax.Array], jax.Array]
+ApplyFn = Callable[[PyTree, Any], jax.Array]
 
 
 def per_example_grads(
     model_or_params: nnx.Module | PyTree,
     loss: str | losses.Loss,
-    x: jax.typing.ArrayLike,
+    x: Any,
     y: jax.typing.ArrayLike,
     *,
     apply_fn: ApplyFn | None = None,
@@ -40,11 +41,13 @@ def per_example_grads(
       loss: a name from :mod:`nnjax.losses` or a callable ``loss(predictions, y)``
         returning the mean loss of a batch.
       x: ``(B, ...)`` inputs, in the dtype the model takes (floating for dense
-        layers, integer token ids for an embedding).
+        layers, integer token ids for an embedding); or any pytree of ``(B, ...)``
+        arrays, handed to a model as ``fit`` and ``predict`` do (a tuple as positional
+        inputs, a dict as keyword inputs), and to ``apply_fn`` whole.
       y: ``(B, ...)`` targets, as ``loss`` takes them (e.g. ``(B,)`` integer class
         labels for ``"cross_entropy"``, ``(B, outputs)`` floats for ``"mse"``).
-      apply_fn: ``apply_fn(params, x) -> predictions`` for the parameter-pytree form
-        (e.g. ``F.dense``).
+      apply_fn: ``apply_fn(params, x) -> predictions``, for (and only for) the
+        parameter-pytree form (e.g. ``F.dense``).
       training: for a model, whether to run it in training mode (dropout on: every
         example then draws the same dropout key); inference mode by default.
 
@@ -54,8 +57,9 @@ def per_example_grads(
       and leaf ``[b]`` is the gradient of example ``b``'s loss.
 
     Raises:
-      ValueError: if ``x`` and ``y`` have different batch sizes, or ``apply_fn`` is
-        missing for a parameter pytree.
+      ValueError: if the arrays of ``x`` and ``y`` have different batch sizes, or
+        ``apply_fn`` is missing for a parameter pytree.
+      TypeError: ``apply_fn`` given with a model (which is called itself).
 
     Example:
       >>> import nnjax.functional as F
@@ -67,13 +71,20 @@ def per_example_grads(
       >>> g["bias"].shape
       (5, 1)
     """
-    x, y = jnp.asarray(x), jnp.asarray(y)
-    if x.ndim < 1 or y.ndim < 1 or x.shape[0] != y.shape[0]:
+    x, y = jax.tree.map(jnp.asarray, x), jnp.asarray(y)
+    shapes = [a.shape for a in jax.tree.leaves((x, y))]
+    if not jax.tree.leaves(x) or len({s[:1] for s in shapes}) > 1 or () in shapes:
+        shown = jax.tree.map(jnp.shape, x)
         raise ValueError(
-            f"per_example_grads: `x` {x.shape} and `y` {y.shape} must share a leading batch axis"
+            f"per_example_grads: `x` {shown} and `y` {y.shape} must share a leading batch axis"
         )
     loss = losses.get(loss)
     if isinstance(model_or_params, nnx.Module):
+        if apply_fn is not None:
+            raise TypeError(
+                f"per_example_grads: `apply_fn` is only for a parameter pytree; a model is "
+                f"called itself (got a {type(model_or_params).__name__} and {apply_fn!r})"
+            )
         graphdef, params, rest = step_lib.split_model(model_or_params, training=training)
         return _model_grads(graphdef, loss, params, rest, x, y)
     if apply_fn is None:
@@ -87,14 +98,19 @@ def per_example_grads(
 @functools.partial(jax.jit, static_argnums=(0, 1))
 def _model_grads(graphdef, loss, params, rest, x, y):
     loss_fn = step_lib.make_loss_fn(graphdef, loss)
-    one = lambda p, xi, yi: loss_fn(p, rest, xi[None], yi[None])[0]
+    one = lambda p, xi, yi: loss_fn(p, rest, _one_row(xi), yi[None])[0]
     return jax.vmap(jax.grad(one), in_axes=(None, 0, 0))(params, x, y)
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1))
 def _params_grads(apply_fn, loss, params, x, y):
-    one = lambda p, xi, yi: loss(apply_fn(p, xi[None]), yi[None])
+    one = lambda p, xi, yi: loss(apply_fn(p, _one_row(xi)), yi[None])
     return jax.vmap(jax.grad(one), in_axes=(None, 0, 0))(params, x, y)
+
+
+def _one_row(x: PyTree) -> PyTree:
+    """Example ``x`` (every array's batch axis dropped by ``jax.vmap``) as a batch of one."""
+    return jax.tree.map(lambda a: a[None], x)
 
 
 def per_example_norms(grads: PyTree) -> jax.Array:
@@ -124,18 +140,21 @@ def clip_per_example(grads: PyTree, max_norm: float) -> PyTree:
     Args:
       grads: per-example gradients (leading axis ``B``), e.g. from
         :func:`per_example_grads`.
-      max_norm: the bound (> 0).
+      max_norm: the bound (finite, > 0).
 
     Returns:
       A pytree like ``grads``, same dtypes.
+
+    Raises:
+      TypeError: ``max_norm`` is not a real number.
+      ValueError: ``max_norm`` is not finite and > 0.
 
     Example:
       >>> clip_per_example({"w": jnp.array([[3.0, 4.0], [0.0, 1.0]])}, 2.0)["w"]
       Array([[1.2, 1.6],
              [0. , 1. ]], dtype=float32)
     """
-    if max_norm <= 0:
-        raise ValueError(f"clip_per_example: `max_norm` must be > 0, got {max_norm}")
+    _check_factor("clip_per_example", "max_norm", max_norm, positive=True)
     norms = per_example_norms(grads)
     scale = jnp.where(norms > max_norm, max_norm / jnp.maximum(norms, 1e-30), 1.0)
 

@@ -1,4 +1,6 @@
-"""Regularisation over parameter pytrees: L1/L2 penalties, max-norm, clipping, freezing.
+"""Regularisation over parameter pytrees: L1/L2 penalties, max-norm, gradient clipping.
+
+(Freezing, ``freeze`` and ``by_prefix``, is in :mod:`nnjax.train.freezing`.)
 
 Everything here works on any parameter pytree: plain nested dicts (``F.*_init``'s) or
 the ``nnx.State`` that ``nnx.split`` gives. Leaves are selected by their *path*, a tuple
@@ -21,12 +23,15 @@ the updated parameters):
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import optax
+
+from nnjax import _checks
 
 PyTree = Any
 Path = tuple[str, ...]
@@ -34,6 +39,15 @@ Where = Callable[[Path, jax.Array], bool]
 
 KERNEL_NAMES: tuple[str, ...] = ("kernel", "w_x", "w_h")
 """Leaf names that hold weight matrices (the leaves that penalties apply to by default)."""
+
+# the attention projections' kernels (in, heads, head_dim): one output unit per (head, dim)
+_HEAD_KERNELS = (("query", "kernel"), ("key", "kernel"), ("value", "kernel"))
+
+
+def _check_factor(op: str, name: str, value: Any, *, positive: bool = False) -> None:
+    """TypeError unless ``value`` is real; ValueError unless finite and ``>= 0`` (``> 0``)."""
+    _checks.check_real(op, name, value, "a finite number " + ("> 0" if positive else ">= 0"))
+    _checks.check_interval(op, name, value, 0, math.inf, open_low=positive, open_high=True)
 
 
 def path_names(path: Sequence[Any]) -> Path:
@@ -66,14 +80,7 @@ def path_names(path: Sequence[Any]) -> Path:
 
 
 def is_kernel(path: Path, leaf: jax.Array) -> bool:
-    """The default selector: ``True`` for leaves named in :data:`KERNEL_NAMES`.
-
-    Args:
-      path: the leaf's path as strings (:func:`path_names`).
-      leaf: the leaf (unused).
-
-    Returns:
-      Whether the path's last name is in :data:`KERNEL_NAMES`.
+    """The default selector: whether ``path``'s last name is in :data:`KERNEL_NAMES`.
 
     Example:
       >>> is_kernel(("layers", "0", "kernel"), jnp.ones((2, 3)))
@@ -86,14 +93,7 @@ def is_kernel(path: Path, leaf: jax.Array) -> bool:
 
 
 def all_leaves(path: Path, leaf: jax.Array) -> bool:
-    """A selector that picks every floating leaf (penalise biases too).
-
-    Args:
-      path: the leaf's path names (unused).
-      leaf: the parameter array.
-
-    Returns:
-      Whether ``leaf`` has a floating dtype (a ``bool`` scalar).
+    """A selector that picks every floating leaf (penalise biases too); ``path`` is unused.
 
     Example:
       >>> params = {"kernel": jnp.ones((2, 3)), "bias": jnp.zeros(3), "step": jnp.zeros((), int)}
@@ -186,10 +186,16 @@ def l1_l2_penalty(
     Returns:
       A floating scalar (float32 for float32 parameters; 0 when nothing is selected).
 
+    Raises:
+      TypeError: ``l1`` or ``l2`` is not a real number (a string, a bool).
+      ValueError: ``l1`` or ``l2`` is negative, NaN or infinite.
+
     Example:
       >>> l1_l2_penalty({"kernel": jnp.array([[1.0, -2.0]])}, l1=0.1, l2=0.1)
       Array(0.8, dtype=float32)
     """
+    _check_factor("l1_l2_penalty", "l1", l1)
+    _check_factor("l1_l2_penalty", "l2", l2)
     return l1_penalty(params, l1, where=where) + l2_penalty(params, l2, where=where)
 
 
@@ -200,15 +206,20 @@ def add_l1_l2(
 
     Chained *before* the optimizer, this trains exactly as adding the penalty to the
     loss would (the gradient of a sum is the sum of gradients), without touching the
-    loss: ``g + l1 * sign(w) + 2 * l2 * w`` on selected leaves, ``g`` elsewhere.
+    loss: ``g + l1 * sign(w) + 2 * l2 * w`` on selected leaves, ``g`` elsewhere (and on
+    integer leaves, such as a step counter, which are never differentiated).
 
     Args:
-      l1: the L1 coefficient.
-      l2: the L2 coefficient.
+      l1: the L1 coefficient, ``>= 0``.
+      l2: the L2 coefficient, ``>= 0``.
       where: ``(path, leaf) -> bool`` selecting the penalised leaves; ``None``: all.
 
     Returns:
       A stateless ``optax.GradientTransformation`` that needs ``params`` in ``update``.
+
+    Raises:
+      TypeError: ``l1`` or ``l2`` is not a real number (a string, a bool).
+      ValueError: ``l1`` or ``l2`` negative, NaN or infinite; ``update`` without ``params``.
 
     Example:
       >>> tx = optax.chain(add_l1_l2(l2=1e-4), optax.sgd(0.1))
@@ -217,14 +228,16 @@ def add_l1_l2(
       >>> round(float(updates["kernel"][0, 0]), 8)  # -0.1 * 2 * 1e-4
       -2e-05
     """
+    _check_factor("add_l1_l2", "l1", l1)
+    _check_factor("add_l1_l2", "l2", l2)
 
     def update_fn(updates, state, params=None):
         if params is None:
             raise ValueError("add_l1_l2: `params` must be passed to update() (got None)")
-        penalty = lambda p: l1_l2_penalty(p, l1=l1, l2=l2, where=where)
-        grads = jax.grad(penalty)(params)
-        updates = jax.tree.map(lambda u, g: u + g.astype(u.dtype), updates, grads)
-        return updates, state
+        # leaf by leaf (the penalty is a sum over leaves): jax.grad refuses integer leaves
+        grad = jax.grad(lambda w: l1_l2_penalty(w, l1=l1, l2=l2, where=None))
+        add = lambda u, w, m: u + grad(w).astype(u.dtype) if m and all_leaves((), w) else u
+        return jax.tree.map(add, updates, params, select(params, where)), state
 
     return optax.GradientTransformation(lambda params: optax.EmptyState(), update_fn)
 
@@ -236,17 +249,24 @@ def project_max_norm(
 
     Keras ``MaxNorm`` semantics: the norm is taken over every axis except the last
     (output) one, i.e. over the input axis of a dense kernel ``(in, out)`` (Keras
-    ``axis=0``) and over ``(kh, kw, in)`` of a conv kernel ``(kh, kw, in, out)``. Columns
-    whose norm is already ``<= max_value`` are left exactly unchanged (Keras divides by
-    ``norm + epsilon`` and so nudges them slightly). Rank-0/1 leaves are never projected.
+    ``axis=0``) and over ``(kh, kw, in)`` of a conv kernel ``(kh, kw, in, out)``. The
+    attention projections ``query``/``key``/``value`` (kernels ``(in, heads, head_dim)``,
+    told by the path) have one output unit per ``(head, dim)``: their norm is over the
+    input axis only. Columns whose norm is already ``<= max_value`` are left exactly
+    unchanged (Keras divides by ``norm + epsilon`` and so nudges them slightly).
+    Rank-0/1 leaves are never projected.
 
     Args:
       params: a parameter pytree.
-      max_value: the largest allowed norm ``c`` (> 0).
+      max_value: the largest allowed norm ``c`` (finite, > 0).
       where: ``(path, leaf) -> bool`` selecting the constrained leaves (kernels).
 
     Returns:
       A pytree like ``params``.
+
+    Raises:
+      TypeError: ``max_value`` is not a real number.
+      ValueError: ``max_value`` is not finite and > 0.
 
     Example:
       >>> out = project_max_norm({"kernel": jnp.array([[3.0, 0.3], [4.0, 0.4]])}, 1.0)
@@ -254,16 +274,16 @@ def project_max_norm(
       Array([[0.6, 0.3],
              [0.8, 0.4]], dtype=float32)
     """
-    if max_value <= 0:
-        raise ValueError(f"project_max_norm: `max_value` must be > 0, got {max_value}")
-    mask = select(params, where)
-    return jax.tree.map(
-        lambda w, m: _clip_columns(w, max_value) if m and jnp.ndim(w) >= 2 else w, params, mask
-    )
+    _check_factor("project_max_norm", "max_value", max_value, positive=True)
+
+    def project(path, w, selected):
+        return _clip_columns(path_names(path), w, max_value) if selected and jnp.ndim(w) >= 2 else w
+
+    return jax.tree_util.tree_map_with_path(project, params, select(params, where))
 
 
-def _clip_columns(w: jax.Array, max_value: float) -> jax.Array:
-    axes = tuple(range(w.ndim - 1))
+def _clip_columns(path: Path, w: jax.Array, max_value: float) -> jax.Array:
+    axes = (0,) if w.ndim == 3 and path[-2:] in _HEAD_KERNELS else tuple(range(w.ndim - 1))
     norms = jnp.sqrt(jnp.sum(jnp.square(w), axis=axes, keepdims=True))
     scale = jnp.where(norms > max_value, max_value / jnp.maximum(norms, 1e-30), 1.0)
     return w * scale.astype(w.dtype)
@@ -278,11 +298,15 @@ def max_norm(max_value: float, *, where: Where | None = is_kernel) -> optax.Grad
     constraint. See there for the axis convention.
 
     Args:
-      max_value: the largest allowed norm per output unit.
+      max_value: the largest allowed norm per output unit (finite, > 0).
       where: ``(path, leaf) -> bool`` selecting the constrained leaves (kernels).
 
     Returns:
       A stateless ``optax.GradientTransformation`` that needs ``params`` in ``update``.
+
+    Raises:
+      TypeError: ``max_value`` is not a real number.
+      ValueError: ``max_value`` is not finite and > 0; ``update`` without ``params``.
 
     Example:
       >>> tx = optax.chain(optax.sgd(1.0), max_norm(1.0))
@@ -291,8 +315,7 @@ def max_norm(max_value: float, *, where: Where | None = is_kernel) -> optax.Grad
       >>> round(float(jnp.linalg.norm(optax.apply_updates(params, updates)["kernel"])), 5)
       1.0
     """
-    if max_value <= 0:
-        raise ValueError(f"max_norm: `max_value` must be > 0, got {max_value}")
+    _check_factor("max_norm", "max_value", max_value, positive=True)
 
     def update_fn(updates, state, params=None):
         if params is None:
@@ -317,6 +340,10 @@ def clip_gradients(
     Returns:
       The chained transformation (its state is a tuple of the clip's and ``tx``'s).
 
+    Raises:
+      TypeError: ``max_norm`` is not a real number.
+      ValueError: ``max_norm`` is not finite and > 0.
+
     Example:
       >>> tx = clip_gradients(optax.sgd(1.0), 1.0)
       >>> params = {"w": jnp.zeros(2)}
@@ -324,77 +351,14 @@ def clip_gradients(
       >>> updates["w"]
       Array([-0.6, -0.8], dtype=float32)
     """
+    _check_factor("clip_gradients", "max_norm", max_norm, positive=True)
     return optax.chain(optax.clip_by_global_norm(max_norm), tx)
 
 
-class _Selector(NamedTuple):
-    prefixes: tuple[Path, ...]
+def __getattr__(name: str) -> Any:
+    """``freeze`` and ``by_prefix``, defined here before :mod:`nnjax.train.freezing`."""
+    if name in ("by_prefix", "freeze"):
+        from nnjax.train import freezing  # imports this module: not at the top
 
-    def __call__(self, path: Path, leaf: jax.Array) -> bool:
-        del leaf
-        return any(path[: len(p)] == p for p in self.prefixes)
-
-
-def by_prefix(*prefixes: str | Sequence[str]) -> Where:
-    """A selector for the leaves under any of ``prefixes``.
-
-    Args:
-      *prefixes: path prefixes, each a ``"/"``-separated string (``"layers/0"``) or a
-        sequence of names (``("layers", 0)``: converted with ``str``). A prefix matches
-        whole names (``"layers/1"`` selects ``layers/1/kernel``, not ``layers/10/...``);
-        with no prefixes nothing is selected.
-
-    Returns:
-      ``where(path, leaf) -> bool`` for :func:`select`, :func:`freeze`...: whether
-      ``path`` (:func:`path_names`) starts with a prefix (``leaf`` is ignored).
-
-    Example:
-      >>> sel = by_prefix("layers/0")
-      >>> sel(("layers", "0", "kernel"), None), sel(("layers", "1", "kernel"), None)
-      (True, False)
-      >>> select({"body": {"w": jnp.ones(2)}, "head": {"w": jnp.ones(2)}}, by_prefix("head"))
-      {'body': {'w': False}, 'head': {'w': True}}
-    """
-    parsed = tuple(
-        tuple(p.split("/")) if isinstance(p, str) else tuple(map(str, p)) for p in prefixes
-    )
-    # mypy does not see a NamedTuple's __call__ when matching it against a Callable.
-    return _Selector(parsed)  # type: ignore[return-value]
-
-
-def freeze(
-    tx: optax.GradientTransformation,
-    frozen: Where | str | Sequence[str],
-) -> optax.GradientTransformation:
-    """``tx`` on the trainable leaves; the frozen ones get zero updates (and no state).
-
-    Built from ``optax.multi_transform`` with ``optax.set_to_zero()`` for the label
-    ``"frozen"``, as when fine-tuning on top of a pretrained network: the frozen leaves
-    stay bit-for-bit unchanged and carry no optimizer state.
-
-    Args:
-      tx: the optimizer for the trainable leaves.
-      frozen: which leaves to freeze: a predicate ``(path, leaf) -> bool``, or one or
-        more path prefixes as for :func:`by_prefix` (``"layers/0"``).
-
-    Returns:
-      An ``optax.GradientTransformation``; labels are computed from the params' paths.
-
-    Example:
-      >>> tx = freeze(optax.sgd(1.0), "body")
-      >>> params = {"body": {"kernel": jnp.ones(2)}, "head": {"kernel": jnp.ones(2)}}
-      >>> grads = jax.tree.map(jnp.ones_like, params)
-      >>> updates, _ = tx.update(grads, tx.init(params), params)
-      >>> updates["body"]["kernel"], updates["head"]["kernel"]
-      (Array([0., 0.], dtype=float32), Array([-1., -1.], dtype=float32))
-    """
-    if isinstance(frozen, str):
-        frozen = by_prefix(frozen)
-    elif not callable(frozen):
-        frozen = by_prefix(*frozen)
-
-    def labels(params):
-        mask = select(params, frozen)
-        return jax.tree.map(lambda m: "frozen" if m else "trainable", mask)
-
-    return optax.multi_transform({"trainable": tx, "frozen": optax.set_to_zero()}, labels)
+        return getattr(freezing, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
