@@ -143,4 +143,4 @@ def test_self_attention_on_a_cross_attention_layer_says_to_pass_context():
     assert layer(x, jnp.ones((2, 5, 6))).shape == (2, 3, 4)
     # in_kv_features equal to in_features is self attention's width: no context needed
     same = nn.MultiHeadAttention(2, 4, in_kv_features=4, rngs=R(0))
-    np.testing.assert_allclose(same(x), same(x, x), rtol=1e-6)
+    np.testing.assert_allclose(same(x), same(x, x), rtol=1e-6, atol=1e-6)
