@@ -10,7 +10,7 @@
 Every checkpoint folder has the same layout (:mod:`nnjax.io.layout`): ``state/`` is
 ``nnx.to_pure_dict(nnx.state(model))`` written by Orbax as in Flax's checkpointing
 guide (PRNG keys as key data), beside ``nnjax.json`` (format version, recorded model).
-Nothing is ever unpickled or evaluated. Orbax comes with ``pip install 'nnjax[train]'``.
+Nothing is ever unpickled or evaluated. Orbax (``orbax-checkpoint``) is a core dependency.
 
 Example:
   >>> import tempfile

@@ -1,10 +1,11 @@
 """The only place that talks to Orbax: lazy import, reads, writes, short errors (private).
 
-Orbax is an optional dependency (the ``train`` extra), so it is imported on first use
-and its absence is one line naming the extra. Its errors (multi-kilobyte specs, event
-loop tracebacks) become one :class:`~nnjax.io.errors.CheckpointError` line naming the
-folder and the problem; the reads a failed call leaves in flight print nothing when
-they end (:mod:`nnjax.io._loops`). A failed write (full disk, no permission) becomes an
+Orbax (``orbax-checkpoint``, a core dependency) is imported on first use, so ``import
+nnjax`` stays light; its absence is one line naming the package. Its errors
+(multi-kilobyte specs, event loop tracebacks) become one
+:class:`~nnjax.io.errors.CheckpointError` line naming the folder and the problem; the
+reads a failed call leaves in flight print nothing when they end
+(:mod:`nnjax.io._loops`). A failed write (full disk, no permission) becomes an
 ``OSError`` naming the user's folder (:func:`failures_named`), and what Orbax cannot
 store is refused before anything is written (:func:`check_storable`).
 """
@@ -24,11 +25,11 @@ from nnjax.io.errors import CheckpointError
 
 
 def orbax() -> Any:
-    """The ``orbax.checkpoint`` module, or an ``ImportError`` naming the extra to install."""
+    """The ``orbax.checkpoint`` module, or an ``ImportError`` naming the package to install."""
     try:
         import orbax.checkpoint as ocp
     except ImportError:
-        raise ImportError("nnjax checkpoints need Orbax: pip install 'nnjax[train]'") from None
+        raise ImportError("nnjax checkpoints need Orbax: pip install orbax-checkpoint") from None
     return ocp
 
 
