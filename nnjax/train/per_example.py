@@ -18,7 +18,7 @@ from flax import nnx
 
 from nnjax import losses
 from nnjax.train import step as step_lib
-from nnjax.train.regularization import _check_factor
+from nnjax.train.regularization import check_factor
 
 PyTree = Any
 ApplyFn = Callable[[PyTree, Any], jax.Array]
@@ -154,7 +154,7 @@ def clip_per_example(grads: PyTree, max_norm: float) -> PyTree:
       Array([[1.2, 1.6],
              [0. , 1. ]], dtype=float32)
     """
-    _check_factor("clip_per_example", "max_norm", max_norm, positive=True)
+    check_factor("clip_per_example", "max_norm", max_norm, positive=True)
     norms = per_example_norms(grads)
     scale = jnp.where(norms > max_norm, max_norm / jnp.maximum(norms, 1e-30), 1.0)
 

@@ -44,7 +44,7 @@ KERNEL_NAMES: tuple[str, ...] = ("kernel", "w_x", "w_h")
 _HEAD_KERNELS = (("query", "kernel"), ("key", "kernel"), ("value", "kernel"))
 
 
-def _check_factor(op: str, name: str, value: Any, *, positive: bool = False) -> None:
+def check_factor(op: str, name: str, value: Any, *, positive: bool = False) -> None:
     """TypeError unless ``value`` is real; ValueError unless finite and ``>= 0`` (``> 0``)."""
     _checks.check_real(op, name, value, "a finite number " + ("> 0" if positive else ">= 0"))
     _checks.check_interval(op, name, value, 0, math.inf, open_low=positive, open_high=True)
@@ -194,8 +194,8 @@ def l1_l2_penalty(
       >>> l1_l2_penalty({"kernel": jnp.array([[1.0, -2.0]])}, l1=0.1, l2=0.1)
       Array(0.8, dtype=float32)
     """
-    _check_factor("l1_l2_penalty", "l1", l1)
-    _check_factor("l1_l2_penalty", "l2", l2)
+    check_factor("l1_l2_penalty", "l1", l1)
+    check_factor("l1_l2_penalty", "l2", l2)
     return l1_penalty(params, l1, where=where) + l2_penalty(params, l2, where=where)
 
 
@@ -228,8 +228,8 @@ def add_l1_l2(
       >>> round(float(updates["kernel"][0, 0]), 8)  # -0.1 * 2 * 1e-4
       -2e-05
     """
-    _check_factor("add_l1_l2", "l1", l1)
-    _check_factor("add_l1_l2", "l2", l2)
+    check_factor("add_l1_l2", "l1", l1)
+    check_factor("add_l1_l2", "l2", l2)
 
     def update_fn(updates, state, params=None):
         if params is None:
@@ -274,7 +274,7 @@ def project_max_norm(
       Array([[0.6, 0.3],
              [0.8, 0.4]], dtype=float32)
     """
-    _check_factor("project_max_norm", "max_value", max_value, positive=True)
+    check_factor("project_max_norm", "max_value", max_value, positive=True)
 
     def project(path, w, selected):
         return _clip_columns(path_names(path), w, max_value) if selected and jnp.ndim(w) >= 2 else w
@@ -315,7 +315,7 @@ def max_norm(max_value: float, *, where: Where | None = is_kernel) -> optax.Grad
       >>> round(float(jnp.linalg.norm(optax.apply_updates(params, updates)["kernel"])), 5)
       1.0
     """
-    _check_factor("max_norm", "max_value", max_value, positive=True)
+    check_factor("max_norm", "max_value", max_value, positive=True)
 
     def update_fn(updates, state, params=None):
         if params is None:
@@ -351,7 +351,7 @@ def clip_gradients(
       >>> updates["w"]
       Array([-0.6, -0.8], dtype=float32)
     """
-    _check_factor("clip_gradients", "max_norm", max_norm, positive=True)
+    check_factor("clip_gradients", "max_norm", max_norm, positive=True)
     return optax.chain(optax.clip_by_global_norm(max_norm), tx)
 
 
