@@ -79,6 +79,7 @@ import contextlib
 import contextvars
 import functools
 import os
+import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -190,6 +191,31 @@ def compiler_options(backend: str | None = None, *, eigen_dots: bool = False) ->
     return options
 
 
+def ynn_convolutions(backend: str | None = None) -> bool:
+    """Whether a program of ``backend`` may run its convolutions on YNNPACK, even ``fit``'s.
+
+    On XLA:CPU: where ``XLA_FLAGS`` sets :data:`YNN_FUSION_OPTION` to a list with a
+    convolution type (the process's choice, which :func:`compiler_options` leaves alone),
+    or this jaxlib refuses the option (nothing then says where its convolutions run).
+    ``False`` on other backends and where :func:`compiler_options` moves them to Eigen.
+
+    It matters for loops: with YNNPACK's convolutions a rolled loop of updates ran the
+    Fashion-MNIST CNN's epoch 64x slower than one update per dispatch (37.6 against
+    0.59 s; ``nnjax.train.dispatch_choices``), so ``fit`` then takes one.
+
+    Example:
+      >>> ynn_convolutions("gpu")
+      False
+    """
+    if (backend or jax.default_backend()) != "cpu":
+        return False
+    process_flags = os.environ.get("XLA_FLAGS", "")
+    if YNN_FUSION_OPTION in process_flags:
+        match = re.search(rf"{YNN_FUSION_OPTION}=(\S+)", process_flags)
+        return match is None or "CONVOLUTION" in match.group(1).upper()
+    return not _accepted(YNN_FUSION_OPTION, YNN_WITHOUT_CONVOLUTIONS)
+
+
 def jit(fn: Callable, *, eigen_dots: bool = False, **jit_kwargs: Any) -> Any:
     """:func:`jax.jit` of ``fn`` with :func:`compiler_options`, traced for Eigen's convolutions.
 
@@ -230,4 +256,5 @@ __all__ = [
     "in_library_program",
     "jit",
     "library_convolutions",
+    "ynn_convolutions",
 ]

@@ -24,6 +24,14 @@ compile) no longer. :func:`~nnjax.train.compiled.scan_steps` keeps unrolling ful
 rolled scan measured as fast for dense and recurrent models and compiles in one step's
 time: pass ``unroll=1`` for those).
 
+The exception: convolutional models on a CPU whose convolutions stay on YNNPACK
+(``XLA_FLAGS`` keeps ``INDIVIDUAL_CONVOLUTION`` in XLA:CPU's YNNPACK fusion types, which
+:func:`~nnjax.functional._conv_compiler.compiler_options` leaves alone). There the rolled
+loop is what session 24 had measured before: the Fashion-MNIST CNN's ``fit`` (one device,
+batch 128, 8 updates an epoch, jax 0.10.2, 2-core Intel Xeon with AMX) took 37.6 s an
+epoch in a loop of 8 against 0.59 s one update per dispatch (0.38 s with nnjax's
+options and the loop), so such models take one.
+
 Buffer donation (:func:`donate_for`), same runs, ms per update with / without donation,
 one step per dispatch: MLP 16.4 / 19.0, CNN 288 / 192 and 331 / 272, LSTM 108 / 98
 and 141 / 99 (in a rolled loop of 8 the two were within noise, and were again in
@@ -46,6 +54,7 @@ import jax
 from flax import nnx
 
 from nnjax import _hardware
+from nnjax.functional import _conv_compiler
 
 DEFAULT_STEPS_PER_DISPATCH = 8
 """Updates per dispatch, every model and backend (see the module docstring)."""
@@ -63,7 +72,10 @@ _AVX512_EIGEN_DOT_KINDS = ("GRU",)
 def steps_per_dispatch_for(model: nnx.Module, backend: str | None = None) -> int:
     """``fit``'s default updates per dispatch: :data:`DEFAULT_STEPS_PER_DISPATCH` (8).
 
-    The same for every model and backend, as measured (the module docstring): on the
+    The same for every model and backend, as measured (the module docstring), but for
+    convolutional models on a CPU whose convolutions stay on YNNPACK
+    (:func:`nnjax.functional._conv_compiler.ynn_convolutions`: ``XLA_FLAGS`` keeps them
+    there): one, since a rolled loop of 8 ran their epoch 64x slower. Elsewhere, on the
     CPU a rolled loop of 8 updates ran 2-17% faster per update than one update per
     dispatch for convolutional, recurrent and attention models too, and on an NVIDIA
     H200 the host's time per dispatch dominated one step per dispatch
@@ -84,7 +96,8 @@ def steps_per_dispatch_for(model: nnx.Module, backend: str | None = None) -> int
       >>> steps_per_dispatch_for(conv, "cpu"), steps_per_dispatch_for(conv, "gpu")
       (8, 8)
     """
-    del model, backend  # one choice for all, kept as arguments for per-model rules
+    if _conv_compiler.ynn_convolutions(backend) and has_layer_kind(nnx.graphdef(model), ("Conv",)):
+        return 1
     return DEFAULT_STEPS_PER_DISPATCH
 
 

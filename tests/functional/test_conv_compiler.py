@@ -66,3 +66,25 @@ def test_the_option_probe_ignores_the_callers_mesh():
             assert compiler.compiler_options() == expected
     finally:
         compiler._accepted.cache_clear()
+
+
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [
+        ("--xla_force_host_platform_device_count=4", False),  # nnjax's options move them
+        (f"--{compiler.YNN_FUSION_OPTION}=LIBRARY_FUSION_TYPE_DOT", False),
+        (f"--{compiler.YNN_FUSION_OPTION}=LIBRARY_FUSION_TYPE_INDIVIDUAL_CONVOLUTION", True),
+        (f"--{compiler.YNN_FUSION_OPTION}=library_fusion_type_individual_convolution", True),
+        (f"--{compiler.YNN_FUSION_OPTION}", True),  # no value: cannot tell, assume kept
+    ],
+)
+def test_ynn_convolutions_reads_the_process_flags(flags, expected, monkeypatch):
+    monkeypatch.setenv("XLA_FLAGS", flags)
+    assert compiler.ynn_convolutions("cpu") is expected
+    assert compiler.ynn_convolutions("gpu") is False
+
+
+def test_ynn_convolutions_where_the_jaxlib_refuses_the_option(monkeypatch):
+    monkeypatch.delenv("XLA_FLAGS", raising=False)
+    monkeypatch.setattr(compiler, "_accepted", lambda option, value: False)
+    assert compiler.ynn_convolutions("cpu") is True

@@ -120,3 +120,43 @@ def test_bfloat16_cnn_step_rounds_with_integers_on_the_cpu(monkeypatch, native):
     library = jax.default_backend() == "cpu" and bool(_conv_compiler.compiler_options())
     # nnjax.functional._bfloat16: roundings by integer operations, natively or emulated
     assert ("shift_right_logical" in text) == library
+
+
+_YNN_CONVS = (
+    f"--{_conv_compiler.YNN_FUSION_OPTION}=LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT,"
+    "LIBRARY_FUSION_TYPE_INDIVIDUAL_CONVOLUTION,LIBRARY_FUSION_TYPE_REDUCE"
+)
+
+
+def test_conv_models_take_one_step_per_dispatch_where_xla_flags_keep_ynnpack_convs(monkeypatch):
+    rngs = nnx.Rngs(0)
+    cnn = nn.CNN((8, 8, 1), 2, conv_features=(4,), rngs=rngs)
+    conv = nnx.Conv(1, 2, (3, 3), rngs=rngs)
+    mlp = nn.MLP(2, (4,), 1, rngs=rngs)
+    monkeypatch.setenv("XLA_FLAGS", _YNN_CONVS)
+    assert [compiled.steps_per_dispatch_for(m, "cpu") for m in (cnn, conv, mlp)] == [1, 1, 8]
+    assert compiled.steps_per_dispatch_for(cnn, "gpu") == 8
+    without_convs = f"--{_conv_compiler.YNN_FUSION_OPTION}=LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"
+    monkeypatch.setenv("XLA_FLAGS", without_convs)
+    assert compiled.steps_per_dispatch_for(cnn, "cpu") == 8
+
+
+def test_fit_of_a_conv_model_with_ynnpack_convs_dispatches_every_update(monkeypatch):
+    calls = []
+    real = compiled.compiled_train
+
+    def spy(*args, **kwargs):
+        fn = real(*args, **kwargs)
+
+        def counted(treedef, leaves, *rest):
+            calls.append(1)
+            return fn(treedef, leaves, *rest)
+
+        return counted
+
+    monkeypatch.setattr(compiled, "compiled_train", spy)
+    monkeypatch.setenv("XLA_FLAGS", _YNN_CONVS)
+    model = nn.CNN((6, 6, 1), 2, conv_features=(2,), dense=(), rngs=nnx.Rngs(0))
+    x = np.random.default_rng(0).random((64, 6, 6, 1), np.float32)
+    train.fit(model, (x, np.zeros(64, np.int32)), loss="cross_entropy", batch_size=4, epochs=1)
+    assert len(calls) == 16  # one update per dispatch
