@@ -85,17 +85,18 @@ def transpose_pads(
     output_padding,
 ) -> list[tuple[int, int]]:  # fmt: skip
     """Padding ``(lo, hi)`` of the stride-dilated input per axis (negative crops)."""
-    if isinstance(padding, str):
-        mode = padding.upper()
-        if mode not in ("SAME", "VALID"):
-            raise ValueError(
-                f"{op}: `padding` must be 'SAME', 'VALID' or non-negative ints, got {padding!r}"
-            )
-        if mode == "SAME":
-            pads = [same_pads(k, s, d) for k, s, d in zip(kernel, stride, dilation)]
-            return [(lo, hi + o) for (lo, hi), o in zip(pads, output_padding)]
+    if isinstance(padding, str) and padding.upper() == "SAME":
+        pads = [same_pads(k, s, d) for k, s, d in zip(kernel, stride, dilation)]
+        return [(lo, hi + o) for (lo, hi), o in zip(pads, output_padding)]
+    if isinstance(padding, str) and padding.upper() == "VALID":
         padding = 0
-    padding = _utils.ntuple(padding, nd, "padding", op, minimum=0)
+    try:
+        padding = _utils.ntuple(padding, nd, "padding", op, minimum=0)
+    except ValueError:
+        raise ValueError(
+            f"{op}: `padding` must be 'SAME', 'VALID', a non-negative int or "
+            f"{_utils.tuple_phrase(nd)} of them, got {padding!r}"
+        ) from None
     return [
         (d * (k - 1) - p, d * (k - 1) - p + o)
         for k, p, o, d in zip(kernel, padding, output_padding, dilation)

@@ -69,6 +69,11 @@ def pair(value: int | tuple[int, int], name: str, op: str) -> tuple[int, int]:
 _COUNT = {1: "a 1-tuple", 2: "a pair", 3: "a triple"}
 
 
+def tuple_phrase(n: int) -> str:
+    """``"a pair"`` for 2: how messages name ``n`` values (``"a 4-tuple"`` past 3)."""
+    return _COUNT.get(n, f"a {n}-tuple")
+
+
 def ntuple(value, n: int, name: str, op: str, *, minimum: int = 1) -> tuple[int, ...]:
     """Normalises an int or ``n`` ints (each ``>= minimum``) to an ``n``-tuple of ``int``.
 
@@ -83,7 +88,7 @@ def ntuple(value, n: int, name: str, op: str, *, minimum: int = 1) -> tuple[int,
     except TypeError:
         out = ()
     if len(out) != n or not all(is_int(v) and v >= minimum for v in out):
-        expected = f"{_kind(minimum)} or {_COUNT.get(n, f'{n}-tuple')} of them"
+        expected = f"{_kind(minimum)} or {tuple_phrase(n)} of them"
         raise ValueError(_checks.static_arg_message(op, name, value, expected))
     return tuple(int(v) for v in out)
 

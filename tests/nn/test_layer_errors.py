@@ -86,7 +86,11 @@ CONV_ARGS = [
     (lambda: nn.Conv3D(3, 4, stride=(1, 2), rngs=R(0)), ValueError,
      r"^Conv3D: `stride` must be a positive int or a triple of them, got \(1, 2\)$"),
     (lambda: nn.ConvTranspose1D(3, 4, 3, padding=-1, rngs=R(0)), ValueError,
-     r"^ConvTranspose1D: `padding` must be a non-negative int or a 1-tuple of them, got -1$"),
+     r"^ConvTranspose1D: `padding` must be 'SAME', 'VALID', a non-negative int or a 1-tuple of "
+     r"them, got -1$"),
+    (lambda: nn.ConvTranspose2D(3, 4, 3, padding=(1, 2, 3), rngs=R(0)), ValueError,
+     r"^ConvTranspose2D: `padding` must be 'SAME', 'VALID', a non-negative int or a pair of "
+     r"them, got \(1, 2, 3\)$"),
     (lambda: nn.Conv1D(3, 4, use_bias="no", rngs=R(0)), TypeError,
      r"^Conv1D: `use_bias` must be a Python bool"),
     (lambda: nn.ConvTranspose2D(3, 4, use_bias=1, rngs=R(0)), TypeError,
