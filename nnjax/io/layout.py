@@ -313,7 +313,15 @@ def _prepare(final: Path, overwrite: bool) -> Path:
 
 
 def _commit(tmp: Path, final: Path, meta: dict[str, Any]) -> None:
-    """Writes ``nnjax.json`` into ``tmp`` and renames it to ``final`` (swapping out an old one)."""
+    """Writes ``nnjax.json`` into ``tmp``, renames it to ``final``: errors name ``final``."""
+    try:
+        _commit_named(tmp, final, meta)
+    except OSError as err:
+        cause = err.__cause__ if isinstance(err.__cause__, OSError) else err
+        raise cannot_write(final, cause) from err
+
+
+def _commit_named(tmp: Path, final: Path, meta: dict[str, Any]) -> None:
     write_json(tmp / META, meta)
     if final.exists():
         old = final.with_name(f".{final.name}.{uuid.uuid4().hex[:8]}.old")

@@ -168,3 +168,36 @@ def test_the_checks_leave_ordinary_states_alone(tmp_path):
     layout.write(tmp_path / "ck", {"state": {"a": np.ones(2), "b": {"a": np.zeros(())}}}, {})
     meta = json.loads((tmp_path / "ck" / "nnjax.json").read_text())
     assert set(meta["crc32"]["state"]) == {"a", "b/a"}
+
+
+@pytest.mark.parametrize("call", ["replace", "rename"])
+def test_a_failed_commit_names_the_folder_not_the_hidden_one(tmp_path, monkeypatch, call):
+    """``nnjax.json``'s write (``os.replace``) or the last rename failing, on an overwrite.
+
+    Only those calls fail (Orbax renames its own folders with the same ``os``).
+    """
+    old = mlp(seed=0)
+    folder = nnjax.save(old, tmp_path / "ck")
+    real = getattr(os, call)
+    if call == "replace":
+        err = OSError(errno.ENOSPC, "No space left on device")
+        expected = f"[Errno 28] cannot write {folder}: No space left on device"
+        last = lambda src, dst: os.path.basename(dst) == "nnjax.json"
+    else:
+        err = PermissionError(errno.EACCES, "Permission denied")
+        expected = f"[Errno 13] cannot write {folder}: Permission denied"
+        last = lambda src, dst: str(dst) == str(folder) and ".tmp" in str(src)
+
+    def failing(src, dst, *args, **kwargs):
+        if last(src, dst):
+            raise err
+        return real(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(os, call, failing)
+    with pytest.raises(OSError) as info:
+        nnjax.save(mlp(seed=1), folder, overwrite=True)
+    monkeypatch.undo()
+    assert str(info.value) == expected
+    assert info.value.__cause__ is not None  # the original, chained
+    assert os.listdir(tmp_path) == ["ck"]  # no hidden folder left, the old one back
+    assert all(np.array_equal(a, b) for a, b in zip(leaves(nnjax.load(folder)), leaves(old)))
