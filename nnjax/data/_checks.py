@@ -46,19 +46,28 @@ def seed(op: str, value: Any, name: str = "seed") -> int:
     return positive_int(op, name, value, minimum=0)
 
 
-def flag(op: str, name: str, value: Any) -> bool:
+def flag(op: str, name: str, value: Any, *, optional: bool = False) -> Any:
     """``value`` as a ``bool`` after checking it is one (``np.bool_`` too).
+
+    Args:
+      op: the function, for the message.
+      name: the argument, for the message.
+      value: what the caller passed.
+      optional: ``None`` is allowed too (and returned as it is).
 
     Raises:
       TypeError: ``value`` is not a bool (a string such as ``"no"`` is truthy, an int
         is ambiguous), naming ``op``, the argument ``name`` and the value passed.
 
     Example:
-      >>> flag("batches", "shuffle", np.True_)
-      True
+      >>> flag("batches", "shuffle", np.True_), flag("fetch", "progress", None, optional=True)
+      (True, None)
     """
+    if optional and value is None:
+        return None
     if not isinstance(value, bool | np.bool_):
-        raise TypeError(f"{op}: `{name}` must be a bool (True or False), got {value!r}")
+        allowed = "a bool (True or False)" + (" or None" if optional else "")
+        raise TypeError(f"{op}: `{name}` must be {allowed}, got {value!r}")
     return bool(value)
 
 

@@ -39,11 +39,45 @@ def num_batches(num_examples: int, batch_size: int, *, drop_remainder: bool = Fa
     return -(-num_examples // batch_size)
 
 
-def permutation(num_examples: int, *, seed: int = 0, epoch: int = 0) -> np.ndarray:
-    """The example order for ``(seed, epoch)``: ``default_rng([seed, epoch]).permutation``.
+_WORD = 2**32
 
-    It depends on nothing else, so a run resumed at ``epoch`` sees the same order as
-    one that never stopped.
+
+def epoch_rng(seed: int, epoch: int) -> np.random.Generator:
+    """The generator of the example order of epoch ``epoch`` of a run seeded ``seed``.
+
+    The one rule behind :func:`permutation` and :func:`nnjax.train.epoch_order`. While
+    both are below ``2**32`` it is ``default_rng([seed, epoch])``, as it always was, so
+    recorded runs keep their orders. From ``2**32`` on NumPy would split the ints into
+    32-bit words (``[2**32, 0]`` seeds as ``[0, 1]``: the pair ``(0, 1)``), so it is
+    then NumPy's child ``epoch`` of ``SeedSequence(seed)``, whose word sequence (at
+    least five words) no pair below ``2**32`` (two words) has.
+
+    Args:
+      seed: the seed, a non-negative int.
+      epoch: the epoch, a non-negative int.
+
+    Returns:
+      A new :class:`numpy.random.Generator`.
+
+    Raises:
+      ValueError: ``seed`` or ``epoch`` is negative (NumPy's message).
+
+    Example:
+      >>> a, b = epoch_rng(2**32, 0), epoch_rng(0, 1)
+      >>> a.permutation(10).tolist() == b.permutation(10).tolist()
+      False
+    """
+    if seed < _WORD and epoch < _WORD:
+        return np.random.default_rng([seed, epoch])
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(epoch,)))
+
+
+def permutation(num_examples: int, *, seed: int = 0, epoch: int = 0) -> np.ndarray:
+    """The example order for ``(seed, epoch)``: ``epoch_rng(seed, epoch).permutation``.
+
+    That is ``default_rng([seed, epoch]).permutation`` for values below ``2**32``
+    (see :func:`epoch_rng`). It depends on nothing else, so a run resumed at ``epoch``
+    sees the same order as one that never stopped.
 
     Raises:
       ValueError: ``num_examples``, ``seed`` or ``epoch`` is not a non-negative int.
@@ -55,7 +89,7 @@ def permutation(num_examples: int, *, seed: int = 0, epoch: int = 0) -> np.ndarr
     num_examples = positive_int("permutation", "num_examples", num_examples, minimum=0)
     seed = check_seed("permutation", seed)
     epoch = check_seed("permutation", epoch, "epoch")
-    return np.random.default_rng([seed, epoch]).permutation(num_examples)
+    return epoch_rng(seed, epoch).permutation(num_examples)
 
 
 def _as_examples(name: str, value: Any) -> np.ndarray:
@@ -119,9 +153,10 @@ def batches(
         int, ``seed`` or ``epoch`` not a non-negative int, empty data, ``x`` without an
         examples axis or ragged, ``x`` and ``y`` of different lengths, or
         ``drop_remainder=True`` with ``batch_size`` larger than ``N`` (no batch at all).
-      TypeError: ``x`` or ``y`` is a tuple, list or dict of arrays (a pytree: pass one
-        array) or not an array of numbers (a generator, a dict, object dtype);
-        ``shuffle`` or ``drop_remainder`` is not a bool.
+      TypeError: ``x`` or ``y`` is a dict, or a tuple or list of arrays (a pytree:
+        pass one array), or becomes an object-dtype array (a generator, a set, a list
+        holding ``None``); ``shuffle`` or ``drop_remainder`` is not a bool. Only object
+        dtype is refused: string, bytes and datetime arrays are batched like numbers.
 
     Example:
       >>> import numpy as np

@@ -10,8 +10,8 @@ from __future__ import annotations
 import contextlib
 import http.client
 import os
+import secrets
 import sys
-import tempfile
 import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -54,12 +54,17 @@ def _copy_stream(
 
 @contextlib.contextmanager
 def _temporary_sibling(dest: Path) -> Iterator[Path]:
-    """A temporary file next to ``dest``, removed on exit unless it was renamed away."""
+    """A new file ``.<name>.<random>.part`` next to ``dest``, removed on exit unless renamed.
+
+    It is created as ``open`` creates files, with mode ``0o666`` less the umask (not
+    :func:`tempfile.mkstemp`'s owner-only ``0o600``): renamed to ``dest``, it must be
+    readable as any other file of the folder, e.g. in a cache shared by a team.
+    """
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-    os.close(fd)
+    tmp = dest.with_name(f".{dest.name}.{secrets.token_hex(8)}.part")
+    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
     try:
-        yield Path(tmp)
+        yield tmp
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)

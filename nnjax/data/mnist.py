@@ -126,11 +126,12 @@ def ensure_file(
       DatasetNotFoundError: the file is nowhere and could not be downloaded, or
         ``data_dir`` or ``$NNJAX_DATA_DIR`` is not a folder (checked before anything
         is downloaded).
-      TypeError, ValueError: a bad ``data_dir``, ``mirrors``, ``timeout`` or
-        ``download``.
+      TypeError, ValueError: a bad ``data_dir``, ``mirrors``, ``timeout``,
+        ``download`` or ``progress``.
     """
     _check_timeout("ensure_file", timeout)
     download = flag("ensure_file", "download", download)
+    progress = flag("ensure_file", "progress", progress, optional=True)
     urls = [base + file.name for base in sources.mirror_urls(spec, mirrors)]
     found = locate_file(spec, file, data_dir)
     if found is not None:
@@ -172,6 +173,7 @@ def load_remote(
     op = "load_" + spec.name.replace("-", "_")
     _check_timeout(op, timeout)
     flag(op, "download", download)
+    flag(op, "progress", progress, optional=True)
     sources.mirror_urls(spec, mirrors)  # bad arguments fail before any search or download
     sources.search_dirs(spec, data_dir)
     arrays = []
@@ -243,7 +245,8 @@ def load_mnist(
       UnreadableFileError: a file cannot be read (e.g. no permission); the message
         names it.
       TypeError: ``data_dir`` is not a path, ``mirrors`` not a str or list of str,
-        ``timeout`` not a number, or ``download`` not a bool.
+        ``timeout`` not a number, ``download`` not a bool, or ``progress`` not a bool
+        or ``None``.
       ValueError: ``mirrors`` is empty, or ``timeout`` is not finite and > 0.
 
     Example:

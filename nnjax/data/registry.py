@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from nnjax.data import mnist, sources, synthetic
+from nnjax.data._checks import flag
 from nnjax.data.digits import load_digits
 from nnjax.data.errors import CorruptFileError, UnreadableFileError
 
@@ -324,7 +325,8 @@ def fetch(
         ``$NNJAX_DATA_DIR`` when set) is not a folder (raised before any download).
       CorruptFileError: a file on disk is damaged.
       UnreadableFileError: a file on disk cannot be read.
-      TypeError, ValueError: a bad ``name``, ``data_dir``, ``mirrors`` or ``timeout``.
+      TypeError, ValueError: a bad ``name``, ``data_dir``, ``mirrors``, ``progress`` or
+        ``timeout``.
 
     Example:
       >>> fetch("xor")
@@ -334,6 +336,7 @@ def fetch(
     if spec is None:
         return []
     mnist._check_timeout("fetch", timeout)
+    flag("fetch", "progress", progress, optional=True)
     sources.mirror_urls(spec, mirrors)  # bad arguments fail before any search or download
     sources.search_dirs(spec, data_dir)
     paths = []

@@ -31,8 +31,8 @@ def _feature_shape(shape: tuple[int, ...], axes: tuple[int, ...]) -> tuple[int, 
     return tuple(int(d) for i, d in enumerate(shape) if i not in axes)
 
 
-def _as_float(x: ArrayLike, op: str) -> np.ndarray:
-    """``x`` as an array, integers and bools promoted to float32, floats kept.
+def _as_real(x: ArrayLike, op: str) -> np.ndarray:
+    """``x`` as an array of real numbers (bool, integer or float), its dtype kept.
 
     Raises:
       TypeError: complex, string, object or other non-real data (the dtype is named).
@@ -48,9 +48,20 @@ def _as_float(x: ArrayLike, op: str) -> np.ndarray:
         raise TypeError(
             f"{op}: data must be real numbers (integer or float), got {what} dtype {x.dtype}"
         )
-    if kind != "f":
-        x = x.astype(np.float32)
     return x
+
+
+def _work_dtypes(dtype: np.dtype) -> tuple[np.dtype, np.dtype]:
+    """``(arithmetic, output)`` dtypes of a transform of ``dtype`` data.
+
+    Floats keep their dtype, computed in float32 at least (float16 would round the
+    statistics, and overflow beyond 65504). Integers and bools become float32, computed
+    in float64: float32 would round large integers (timestamps ~1.7e9) before the
+    centre is subtracted.
+    """
+    if dtype.kind == "f":
+        return np.promote_types(dtype, np.float32), dtype
+    return np.dtype(np.float64), np.dtype(np.float32)
 
 
 def _check_axis(op: str, axis: Any) -> int | tuple[int, ...]:
@@ -131,11 +142,11 @@ class _AffineScaler:
           TypeError: ``x`` is complex, strings or objects (the dtype is named).
         """
         op = f"{type(self).__name__}.fit"
-        x = _as_float(x, op)
+        x = _as_real(x, op)
         axes = self._axes(x.ndim)
         if x.size == 0 or any(x.shape[a] == 0 for a in axes):
             raise ValueError(f"{op}: got empty data of shape {x.shape}")
-        if not np.all(np.isfinite(x)):
+        if x.dtype.kind == "f" and not np.all(np.isfinite(x)):
             raise ValueError(f"{op}: data contains NaN or infinity")
         with np.errstate(over="ignore", invalid="ignore"):
             center, scale, other = self._statistics(x.astype(np.float64), axes)
@@ -152,12 +163,11 @@ class _AffineScaler:
     def _apply(self, data: ArrayLike, name: str, *, inverse: bool) -> np.ndarray:
         """:meth:`transform` (or its inverse) of ``data``, in the float dtype of ``data``.
 
-        The arithmetic runs in float32 at least (float16 data would round the
-        statistics, and overflow beyond 65504), and again in float64 when float32
-        overflows (a feature whose range exceeds float32's).
+        The arithmetic runs in the first dtype of :func:`_work_dtypes`, and again in
+        float64 when float32 overflows (a feature whose range exceeds float32's).
         """
         op = f"{type(self).__name__}.{name}"
-        x = _as_float(data, op)
+        x = _as_real(data, op)
         if self.center_ is None or self.scale_ is None:
             raise RuntimeError(f"{op}: not fitted; call fit(train) first")
         axes = self._axes(x.ndim)
@@ -169,18 +179,18 @@ class _AffineScaler:
             )
         center = np.expand_dims(self.center_, axes)
         scale = np.expand_dims(self.scale_, axes)
-        work = np.promote_types(x.dtype, np.float32)
+        work, dtype = _work_dtypes(x.dtype)
         with np.errstate(over="ignore", invalid="ignore"):
             out = _affine(x, center, scale, self.shift_, inverse, work)
             if work.itemsize < 8 and not np.all(np.isfinite(out)):
                 out = _affine(x, center, scale, self.shift_, inverse, np.dtype(np.float64))
-            return out.astype(x.dtype, copy=False)
+            return out.astype(dtype, copy=False)
 
     def transform(self, x: ArrayLike) -> np.ndarray:
         """Scales ``x`` with the fitted statistics; same shape, float dtype.
 
-        Float data keeps its dtype; integer and bool data becomes float32. NaN passes
-        through as NaN, as in scikit-learn.
+        Float data keeps its dtype; integer and bool data becomes float32 (computed in
+        float64 from the exact values). NaN passes through as NaN, as in scikit-learn.
 
         Raises:
           RuntimeError: not fitted.

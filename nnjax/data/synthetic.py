@@ -305,7 +305,7 @@ def blobs(
     box = finite_number("blobs", "box", box, 0, open_low=True)
     dtype = _dtype("blobs", dtype)
     rng = np.random.default_rng(check_seed("blobs", seed))
-    if np.ndim(centers) == 0:
+    if _is_count(centers):
         count = positive_int("blobs", "centers", centers)
         num_features = positive_int("blobs", "num_features", num_features)
         centers = rng.uniform(-box, box, size=(count, num_features))
@@ -314,6 +314,14 @@ def blobs(
     x = centers[y] + std * rng.standard_normal((num_samples, centers.shape[1]))
     order = rng.permutation(num_samples)
     return x[order].astype(dtype), y[order]
+
+
+def _is_count(centers: np.typing.ArrayLike) -> bool:
+    """Whether ``centers`` is a scalar (a count), not centres; ragged lists are not."""
+    try:
+        return np.ndim(centers) == 0
+    except ValueError:  # a ragged nested list: _check_centers names it
+        return False
 
 
 def _check_centers(centers) -> np.ndarray:

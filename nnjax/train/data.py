@@ -9,8 +9,9 @@ batch size: every process computes the same epoch order and reads only its own b
 of rows of each batch (``part``); an iterable yields each process's own block (its
 batches are ``B / process_count`` rows), the way per-host data loaders do.
 
-The data-order rule lives here and only here (:func:`epoch_order`): the order of epoch
-``e`` of a run with seed ``s`` over ``N`` examples is a pure function of ``(s, e, N)``,
+Every order ``fit`` uses comes from :func:`epoch_order` (the rule of
+:func:`nnjax.data.permutation`): the order of epoch ``e`` of a run with seed ``s`` over
+``N`` examples is a pure function of ``(s, e, N)``,
 so a resumed run, a sweep member and a lone ``fit`` see the same batches. Array data
 is always used whole, every example each epoch (``steps_per_epoch`` is for iterables:
 :mod:`nnjax.train.iterable_source`; ``class_weight``: :mod:`nnjax.train.class_weights`).
@@ -33,6 +34,7 @@ from typing import Any, NamedTuple
 import jax
 import numpy as np
 
+from nnjax.data.batching import epoch_rng
 from nnjax.train import class_weights as weights
 from nnjax.train import validation as checks
 from nnjax.train.iterable_source import IterableSource, split_batch
@@ -62,22 +64,20 @@ class Batch(NamedTuple):
 
 
 def epoch_order(seed: int, epoch: int, n: int, *, shuffle: bool = True) -> np.ndarray:
-    """The example order of one epoch: a permutation fixed by ``(seed, epoch, n)``.
+    """The example order of one epoch: ``(n,)`` NumPy indices, the same on every host.
 
     Args:
       seed: the run's seed.
       epoch: the epoch, 0 first.
       n: the number of examples.
-      shuffle: ``False`` gives ``0, ..., n - 1``.
-
-    Returns:
-      ``(n,)`` integer indices, a NumPy array (the same on every host).
+      shuffle: ``True``: :func:`nnjax.data.permutation`'s order for ``(seed, epoch)`` (one
+        rule, :func:`nnjax.data.batching.epoch_rng`); ``False``: ``0, ..., n - 1``.
 
     Example:
       >>> epoch_order(0, 0, 4, shuffle=False).tolist()
       [0, 1, 2, 3]
     """
-    return np.random.default_rng((seed, epoch)).permutation(n) if shuffle else np.arange(n)
+    return epoch_rng(seed, epoch).permutation(n) if shuffle else np.arange(n)
 
 
 def epoch_index(

@@ -209,3 +209,65 @@ def test_shuffled_epoch_is_a_permutation_seen_once(seed, epoch):
     got = [b.tolist() for b in batches(np.arange(23), None, 5, seed=seed, epoch=epoch)]
     assert [len(b) for b in got] == [5, 5, 5, 5, 3]
     assert [i for b in got for i in b] == order.tolist()
+
+
+@pytest.fixture(scope="module")
+def epoch_order():
+    """``nnjax.train.epoch_order``, imported here only (it loads JAX)."""
+    from nnjax.train.data import epoch_order
+
+    return epoch_order
+
+
+_BELOW = [(0, 0), (5, 2), (123_456_789, 7), (0, 2**32 - 1), (2**32 - 1, 2**32 - 1)]
+_ABOVE = [(2**32, 0), (5 + 7 * 2**32, 0), (2**32, 5), (0, 1 + 5 * 2**32), (2**64, 2**40)]
+
+
+@pytest.mark.parametrize(("seed", "epoch"), _BELOW)
+def test_orders_below_2_32_are_still_default_rng_of_the_pair(seed, epoch, epoch_order):
+    """Recorded runs depend on these orders: they must not change."""
+    want = np.random.default_rng([seed, epoch]).permutation(50)
+    np.testing.assert_array_equal(permutation(50, seed=seed, epoch=epoch), want)
+    np.testing.assert_array_equal(epoch_order(seed, epoch, 50), want)
+
+
+@pytest.mark.parametrize(("seed", "epoch"), _BELOW + _ABOVE)
+def test_permutation_and_epoch_order_agree(seed, epoch, epoch_order):
+    order = permutation(50, seed=seed, epoch=epoch)
+    np.testing.assert_array_equal(epoch_order(seed, epoch, 50), order)
+    if seed < 2**64 and epoch < 2**63:  # NumPy ints too
+        np.testing.assert_array_equal(epoch_order(np.uint64(seed), np.int64(epoch), 50), order)
+    got = [b.tolist() for b in batches(np.arange(50), None, 7, seed=seed, epoch=epoch)]
+    assert [i for b in got for i in b] == order.tolist()
+
+
+@pytest.mark.parametrize(
+    ("pair", "alias"),
+    [((0, 1), (2**32, 0)), ((5, 7), (5 + 7 * 2**32, 0)), ((2**32, 5), (0, 1 + 5 * 2**32))],
+)
+def test_seeds_or_epochs_from_2_32_do_not_alias_other_pairs(pair, alias, epoch_order):
+    """Audit: default_rng([seed, epoch]) splits ints into 32-bit words, so seed=2**32,
+    epoch=0 seeded as [0, 1] and shuffled exactly as seed=0, epoch=1."""
+    (s, e), (t, f) = pair, alias
+    assert not np.array_equal(permutation(100, seed=s, epoch=e), permutation(100, seed=t, epoch=f))
+    assert not np.array_equal(epoch_order(s, e, 100), epoch_order(t, f, 100))
+
+
+@pytest.mark.parametrize(("seed", "epoch"), [(-1, 0), (0, -1), (-1, 2**40), (2**40, -1)])
+def test_negative_seeds_and_epochs_are_still_refused(seed, epoch, epoch_order):
+    with pytest.raises(ValueError, match=r"permutation: `(seed|epoch)` must be a non-negative"):
+        permutation(5, seed=seed, epoch=epoch)
+    with pytest.raises(ValueError, match="negative"):
+        epoch_order(seed, epoch, 5)
+
+
+def test_only_object_dtype_is_refused_as_documented():
+    """Strings and datetimes are batched; only object dtype is refused (as documented)."""
+    words = np.array(["a", "b", "c"])
+    assert [b.tolist() for b in batches(words, None, 2, shuffle=False)] == [["a", "b"], ["c"]]
+    days = np.array(["2024-01-01"] * 3, dtype="datetime64[D]")
+    (xb, yb), _ = batches(np.arange(3.0), days, 2, shuffle=False)
+    assert yb.dtype == days.dtype and xb.tolist() == [0.0, 1.0]
+    for bad in ((i for i in range(3)), {1, 2}, [1, None]):
+        with pytest.raises(TypeError, match=r"batches: `x` .*\(object dtype\)"):
+            batches(bad, None, 2)

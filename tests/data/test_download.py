@@ -6,6 +6,7 @@ import gzip
 import http.server
 import os
 import socket
+import stat
 import time
 
 import numpy as np
@@ -228,3 +229,27 @@ def test_bad_timeout_fails_before_searching(call, error, match, isolated_env):
     with pytest.raises(error, match=match):
         call()
     assert _leftovers(isolated_env) == []
+
+
+@pytest.fixture
+def set_umask():
+    """``set_umask(mask)`` sets the process umask for the test; the old one comes back."""
+    old = os.umask(0o022)
+    yield os.umask
+    os.umask(old)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX file modes")
+@pytest.mark.parametrize("mask", [0o022, 0o002, 0o077], ids=oct)
+def test_downloaded_file_gets_the_mode_the_umask_gives(site, tmp_path, set_umask, mask):
+    """Audit: tempfile.mkstemp made every download 0600 whatever the umask, so a cache
+    shared by a team ($NNJAX_CACHE_DIR) was unreadable to everyone else."""
+    root, url = site
+    set_umask(mask)
+    http = download_file(f"{url}/a.bin", tmp_path / "http" / "a.bin", progress=False)
+    local = download_file((root / "a.bin").as_uri(), tmp_path / "file" / "a.bin", progress=False)
+    plain = tmp_path / "plain.bin"
+    plain.write_bytes(b"x")
+    modes = {stat.S_IMODE(p.stat().st_mode) for p in (http, local, plain)}
+    assert modes == {0o666 & ~mask}
+    assert _leftovers(http.parent) == ["a.bin"] and _leftovers(local.parent) == ["a.bin"]

@@ -247,3 +247,22 @@ def test_download_must_be_a_bool(tiny, download, isolated_env):
     with pytest.raises(TypeError, match=r"ensure_file: `download` must be a bool"):
         mnist.ensure_file(spec, spec.files[3], root, download=download)
     assert not any(isolated_env.rglob("*"))
+
+
+@pytest.mark.parametrize("progress", ["no", 0, 1.0])
+def test_progress_must_be_a_bool_or_none(tiny, progress, isolated_env, capfd):
+    """Audit: progress="no" (truthy) showed a bar, progress=0 printed the download line."""
+    spec, _, root = tiny
+    (root / "tiny" / "t10k-labels-idx1-ubyte.gz").unlink()
+    match = r"`progress` must be a bool \(True or False\) or None, got " + repr(progress)
+    with pytest.raises(TypeError, match=r"^load_tiny: " + match):
+        mnist.load_remote(spec, root, progress=progress)
+    with pytest.raises(TypeError, match=r"^ensure_file: " + match):
+        mnist.ensure_file(spec, spec.files[3], root, progress=progress)
+    assert not any(isolated_env.rglob("*")) and capfd.readouterr().err == ""
+
+
+@pytest.mark.parametrize("progress", [None, False, True, np.False_])
+def test_bools_and_none_are_progress_values(tiny, progress):
+    spec, arrays, root = tiny
+    _assert_loaded(mnist.load_remote(spec, root, progress=progress), arrays)

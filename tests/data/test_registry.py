@@ -128,3 +128,13 @@ def test_synthetic_train_and_test_come_from_one_distribution(name):
     for label in np.unique(y):
         train_mean, test_mean = x[y == label].mean(axis=0), xt[yt == label].mean(axis=0)
         np.testing.assert_allclose(train_mean, test_mean, atol=0.3)
+
+
+@pytest.mark.parametrize("progress", ["no", 0])
+def test_fetch_progress_must_be_a_bool_or_none(progress, tmp_path, monkeypatch, isolated_env):
+    """Audit: fetch passed `progress` on unchecked ("no" is truthy: a bar)."""
+    monkeypatch.delenv(sources.DATA_DIR_ENV, raising=False)
+    match = r"^fetch: `progress` must be a bool \(True or False\) or None, got " + repr(progress)
+    with pytest.raises(TypeError, match=match):
+        fetch("mnist", mirrors=tmp_path.as_uri(), progress=progress)
+    assert not any(isolated_env.rglob("*"))

@@ -224,3 +224,50 @@ def test_minmax_center_and_scale_attributes_are_as_documented(train_test):
 def test_nan_passes_through_transform_like_sklearn():
     scaler = StandardScaler().fit(np.array([[1.0], [3.0]]))
     assert np.isnan(scaler.transform(np.array([[np.nan]], np.float32))).all()
+
+
+def _timestamps() -> np.ndarray:
+    """Two integer features near 1.7e9 (Unix timestamps), where float32's step is 128."""
+    t = 1_700_000_000 + np.arange(100, dtype=np.int64)
+    return np.stack([t, 2 * t[::-1]], axis=1)
+
+
+def test_large_integers_are_standardised_from_their_exact_values():
+    """Audit: int data was cast to float32 before fitting and transforming: timestamps
+    ~1.7e9 got var 3727 instead of 833.25, and a transform of all zeros."""
+    x = _timestamps()
+    exact = x.astype(np.float64)
+    scaler = StandardScaler().fit(x)
+    np.testing.assert_allclose(scaler.mean_, exact.mean(axis=0), rtol=1e-15, atol=1e-6)
+    np.testing.assert_allclose(scaler.var_, exact.var(axis=0), rtol=1e-12, atol=1e-9)
+    out = scaler.transform(x)
+    assert out.dtype == np.float32
+    ref = (exact - exact.mean(axis=0)) / exact.std(axis=0)
+    np.testing.assert_allclose(out, ref, rtol=1e-6, atol=1e-6)
+    back = scaler.inverse_transform(ref)
+    np.testing.assert_allclose(back, exact, rtol=1e-15, atol=1e-5)
+
+
+@pytest.mark.parametrize("feature_range", [(0.0, 1.0), (-1.0, 3.0)])
+def test_large_integers_are_min_max_scaled_from_their_exact_values(feature_range):
+    """Audit: as for StandardScaler, the float32 cast of int data made data_min_ and
+    the transform of timestamps ~1.7e9 wrong by up to 64 seconds."""
+    x = _timestamps()
+    exact = x.astype(np.float64)
+    low, high = feature_range
+    scaler = MinMaxScaler(feature_range).fit(x)
+    np.testing.assert_array_equal(scaler.data_min_, exact.min(axis=0))
+    np.testing.assert_array_equal(scaler.data_max_, exact.max(axis=0))
+    out = scaler.transform(x)
+    assert out.dtype == np.float32
+    ref = (exact - exact.min(axis=0)) / np.ptp(exact, axis=0) * (high - low) + low
+    np.testing.assert_allclose(out, ref, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(scaler.inverse_transform(ref), exact, rtol=1e-15, atol=1e-5)
+
+
+def test_integer_and_bool_data_become_float32_as_documented():
+    for x in (np.array([[0], [2], [4]], np.int8), np.array([[True], [False], [True]])):
+        for scaler in (StandardScaler(), MinMaxScaler()):
+            out = scaler.fit_transform(x)
+            assert out.dtype == np.float32 and scaler.inverse_transform(out).dtype == np.float32
+            np.testing.assert_allclose(scaler.inverse_transform(out), x, rtol=1e-6, atol=1e-6)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import operator
+import re
 
 import numpy as np
 import pytest
@@ -329,3 +330,13 @@ def test_bipolar_flags_must_be_bools(kw, name):
     with pytest.raises(TypeError, match=rf"logic_gate: `{name}` must be a bool"):
         synthetic.logic_gate("xor", **kw)
     assert synthetic.logic_gate("xor", bipolar=np.True_)[0].min() == -1
+
+
+@pytest.mark.parametrize("centers", [[[0, 0], [1]], [[0.0, 0.0], [1.0, 2.0, 3.0]], [[0], 1]])
+def test_ragged_centers_are_named(centers):
+    """Audit: np.ndim(centers) raised NumPy's bare "setting an array element with a
+    sequence" before blobs' own check of `centers` could name it."""
+    shown = re.escape(repr(centers))
+    match = rf"^blobs: `centers` must be an int or a \(K, F\) array of numbers, got {shown} \("
+    with pytest.raises(ValueError, match=match):
+        synthetic.blobs(5, centers=centers)
