@@ -22,7 +22,13 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from nnjax._loss_checks import _check_same_shape, _check_values, _floating, _reduce
+from nnjax._loss_checks import (
+    _check_same_shape,
+    _check_values,
+    _floating,
+    _in_float32,
+    _reduce,
+)
 
 ArrayLike = jax.typing.ArrayLike
 EPSILON = 1e-7
@@ -54,7 +60,9 @@ def kl_divergence(
 
     Both are clipped to ``[1e-7, 1]`` first, as ``keras.losses.kl_divergence`` clips
     them; then ``optax.losses.kl_divergence(log(p), t)``. Rows are expected to sum to one
-    (not checked: Keras accepts any values in ``[0, 1]``).
+    (not checked: Keras accepts any values in ``[0, 1]``). float16 and bfloat16 inputs
+    are computed in float32 and the result rounded to their dtype (in float16 the
+    gradient ``-t / 1e-7`` at a prediction of 0 would overflow and give NaN).
 
     Args:
       predictions: ``(..., C)`` probabilities, e.g. a softmax output.
@@ -80,8 +88,12 @@ def kl_divergence(
     for name, x in (("predictions", predictions), ("targets", targets)):
         what = "is outside [0, 1]: both are probabilities over the last axis"
         _check_values("kl_divergence", name, x, _outside_unit, what)
-    p, t = jnp.clip(p, EPSILON, 1), jnp.clip(t, EPSILON, 1)
-    return _reduce(optax.losses.kl_divergence(jnp.log(p), t), reduction)
+
+    def loss(p: jax.Array, t: jax.Array) -> jax.Array:
+        p, t = jnp.clip(p, EPSILON, 1), jnp.clip(t, EPSILON, 1)
+        return _reduce(optax.losses.kl_divergence(jnp.log(p), t), reduction)
+
+    return _in_float32(loss, p, t)
 
 
 def poisson(predictions: ArrayLike, targets: ArrayLike, *, reduction: str = "mean") -> jax.Array:
@@ -260,8 +272,13 @@ def cosine_similarity(
     """Keras's cosine-similarity loss: minus the cosine over the last axis, in ``[-1, 1]``.
 
     ``-optax.losses.cosine_similarity`` with norms clipped below at ``1e-7`` as Keras
-    clips them, so a zero vector gives 0 (and a zero gradient), not NaN. ``-1`` is a
-    perfect match.
+    clips them, so a zero vector gives 0, not NaN. ``-1`` is a perfect match. The
+    gradient at a zero prediction row is not zero but about ``-unit(t) / 1e-7``
+    (divided by the number of rows for ``"mean"``), ``unit(t) = t / |t|``, as
+    ``torch.nn.functional.cosine_similarity``'s is ``-unit(t) / eps``; in float16 it
+    overflows to ``-inf``. float16 and bfloat16 inputs are computed in float32 and the
+    result rounded to their dtype (the squared norm overflows float16 above a norm of
+    256, and ``1e-7 ** 2`` underflows to 0).
 
     Args:
       predictions: ``(..., D)`` real vectors.
@@ -283,8 +300,12 @@ def cosine_similarity(
       Array([-1., -0.], dtype=float32)
     """
     p, t = _inputs("cosine_similarity", predictions, targets, rows=True)
-    cosine = optax.losses.cosine_similarity(p, t, epsilon=EPSILON**2)  # |x| >= 1e-7
-    return _reduce(-cosine, reduction)
+
+    def loss(p: jax.Array, t: jax.Array) -> jax.Array:
+        cosine = optax.losses.cosine_similarity(p, t, epsilon=EPSILON**2)  # |x| >= 1e-7
+        return _reduce(-cosine, reduction)
+
+    return _in_float32(loss, p, t)
 
 
 KERAS_LOSSES = {

@@ -19,7 +19,9 @@ Example:
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -105,6 +107,13 @@ _FACTORIES: dict[str, Callable[[], Initializer]] = {
 }
 # zeros and ones are initializers already, not factories.
 _PLAIN: dict[str, Initializer] = {"zeros": zeros, "ones": ones}
+_JAX_FACTORIES: tuple[Callable[..., Initializer], ...] = (
+    *_FACTORIES.values(),
+    constant,
+    _jinit.variance_scaling,
+    _jinit.delta_orthogonal,
+)
+"""JAX's factories (``kaiming_normal`` is ``he_normal``...): passed uncalled, a mistake."""
 
 
 def names() -> tuple[str, ...]:
@@ -135,15 +144,83 @@ def get(init: str | Initializer) -> Initializer:
 
     Raises:
       ValueError: for an unknown name; the message lists the known ones.
+      TypeError: neither a name nor a callable; or a factory of JAX's, such as
+        ``he_normal`` where ``he_normal()`` is meant (names it and says to call it).
 
     Example:
       >>> get("zeros")(jax.random.key(0), (2,))
       Array([0., 0.], dtype=float32)
+      >>> try:
+      ...     get(he_normal)
+      ... except TypeError as err:
+      ...     print(str(err).split("; ")[-1])
+      call it: pass he_normal(), not he_normal
     """
     if callable(init):
+        _check_not_factory(init)
         return init
     registry = {**_PLAIN, **{name: factory() for name, factory in _FACTORIES.items()}}
     return _registry.lookup("initializer", registry, init)
+
+
+def _check_not_factory(init: Callable[..., Any]) -> None:
+    """Raises ``TypeError`` if ``init`` is one of JAX's factories rather than an initializer."""
+    if not any(init is factory for factory in _JAX_FACTORIES):
+        return
+    name = getattr(init, "__name__", repr(init))
+    required = [
+        p.name
+        for p in inspect.signature(init).parameters.values()
+        if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+    ]
+    call = f"{name}({', '.join(required)})"
+    raise TypeError(
+        "initializer must be a name or an initializer init(key, shape, dtype), got the "
+        f"factory {name}, which returns one; call it: pass {call}, not {name}"
+    )
+
+
+def _label(init: str | Initializer) -> str:
+    """``init`` for a message: a name quoted, a function by its qualified name."""
+    if isinstance(init, str):
+        return repr(init)
+    return getattr(init, "__qualname__", None) or repr(init)
+
+
+def _check_drawn(init: str | Initializer, drawn: Any, shape: tuple, dtype: Any) -> None:
+    """Raises ``TypeError`` naming ``init`` unless ``drawn`` is an array of ``shape``.
+
+    Its dtype must be a number that casts to ``dtype``: real for a real ``dtype`` (the
+    exact dtype is not required: without x64 JAX draws float32 for float64).
+    """
+    if callable(drawn):
+        got = f"a function, {_label(drawn)} (is it a factory? pass its result)"
+    elif not (hasattr(drawn, "shape") and hasattr(drawn, "dtype")):
+        got = f"{type(drawn).__name__} {drawn!r:.60}"
+    elif tuple(drawn.shape) != shape:
+        got = f"an array of shape {tuple(drawn.shape)}"
+    elif not jnp.issubdtype(drawn.dtype, jnp.number) or (
+        jnp.issubdtype(drawn.dtype, jnp.complexfloating)
+        and not jnp.issubdtype(dtype, jnp.complexfloating)
+    ):
+        got = f"an array of dtype {drawn.dtype}"
+    else:
+        return
+    raise TypeError(
+        f"init_param: initializer {_label(init)} returned {got}, not an array of shape "
+        f"{shape} and dtype {jnp.dtype(dtype)}: an initializer is init(key, shape, dtype)"
+    )
+
+
+def _draws_real_only(initializer: Initializer, key: jax.Array, shape: tuple, dtype: Any) -> bool:
+    """Whether ``initializer`` draws ``shape`` in the real dtype of complex ``dtype``."""
+    if not jnp.issubdtype(dtype, jnp.complexfloating):
+        return False
+    try:
+        jax.eval_shape(lambda k: initializer(k, shape, jnp.finfo(dtype).dtype), key)
+    except (ValueError, ZeroDivisionError):
+        return False
+    return True
 
 
 _FAN_BASED = frozenset(_FACTORIES) - {"orthogonal", "normal", "uniform", "truncated_normal"}
@@ -169,7 +246,10 @@ def init_param(
 
     Raises:
       TypeError: a ``dtype`` that is not floating or complex (an integer kernel would
-        round the draws to mostly zeros).
+        round the draws to mostly zeros); a complex ``dtype`` for an initializer that
+        draws real values only (``"uniform"``, ``"truncated_normal"``); a factory
+        passed uncalled (see :func:`get`); an initializer that returns anything but an
+        array of ``shape`` (names the initializer and what it returned).
       ValueError: for an unknown name (from :func:`get`).
       nnjax.ShapeError: a ``shape`` the initializer cannot draw, e.g. one axis for a
         fan-based or orthogonal initializer, or a zero fan (names ``init`` and ``shape``).
@@ -180,24 +260,31 @@ def init_param(
     """
     if not jnp.issubdtype(dtype, jnp.inexact):
         raise TypeError(
-            f"init_param: `dtype` is {jnp.dtype(dtype)}; parameters drawn from {init!r} need "
-            "a floating dtype (e.g. jnp.float32 or jnp.bfloat16)"
+            f"init_param: `dtype` is {jnp.dtype(dtype)}; parameters drawn from "
+            f"{_label(init)} need a floating dtype (e.g. jnp.float32 or jnp.bfloat16)"
         )
-    initializer = get(init)
+    initializer, shape = get(init), tuple(shape)
     draw_dtype = jnp.promote_types(dtype, jnp.float32)
     # checked here: JAX 0.10 divides by the zero fan, newer JAX returns an empty array
-    if isinstance(init, str) and init in _FAN_BASED and 0 in tuple(shape):
+    if isinstance(init, str) and init in _FAN_BASED and 0 in shape:
         raise ShapeError(
-            f"init_param: initializer {init!r} cannot draw an array of shape {tuple(shape)}: "
+            f"init_param: initializer {init!r} cannot draw an array of shape {shape}: "
             "an axis of size 0 leaves a zero fan"
         )
     try:
         drawn = initializer(key, shape, draw_dtype)
     except (ValueError, ZeroDivisionError) as err:
+        if _draws_real_only(initializer, key, shape, draw_dtype):
+            raise TypeError(
+                f"init_param: initializer {_label(init)} draws real values only, not dtype "
+                f"{jnp.dtype(dtype)}: pick one that draws complex ones (e.g. 'normal', "
+                "'he_normal', 'orthogonal') or a real dtype"
+            ) from err
         raise ShapeError(
-            f"init_param: initializer {init!r} cannot draw an array of shape {tuple(shape)}: {err}"
+            f"init_param: initializer {_label(init)} cannot draw an array of shape {shape}: {err}"
         ) from err
-    return drawn.astype(dtype)
+    _check_drawn(init, drawn, shape, draw_dtype)
+    return jnp.asarray(drawn).astype(dtype)
 
 
 __all__ = [

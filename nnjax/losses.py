@@ -161,7 +161,8 @@ def cross_entropy(
         ``(..., C)``: one-hot (any numeric or boolean dtype) or floating probabilities,
         each row summing to one; cast to the dtype of ``logits``.
       label_smoothing: mixes the one-hot target with the uniform distribution; a
-        number in ``[0, 1)``.
+        number in ``[0, 1)``, or a scalar JAX array (traced under ``jax.jit`` or
+        ``jax.vmap``, e.g. to sweep it; not checked).
       reduction: ``"mean"`` over examples, ``"sum"`` or ``"none"``.
 
     Returns:
@@ -191,11 +192,10 @@ def cross_entropy(
     _check_class_axis(logits, labels)
     if labels.ndim == logits.ndim - 1 and jnp.issubdtype(labels.dtype, jnp.integer):
         _check_class_ids("cross_entropy", logits, labels)
-        if label_smoothing:
-            labels = jax.nn.one_hot(labels, logits.shape[-1], dtype=logits.dtype)
-        else:
+        if _is_zero(label_smoothing):
             values = optax.losses.softmax_cross_entropy_with_integer_labels(logits, labels)
             return _reduce(values, reduction)
+        labels = jax.nn.one_hot(labels, logits.shape[-1], dtype=logits.dtype)
     if labels.shape == logits.shape[:-1]:
         raise ValueError(
             f"cross_entropy: `labels` of shape {labels.shape} look like class ids, but in "
@@ -209,9 +209,22 @@ def cross_entropy(
         )
     labels = labels.astype(logits.dtype)  # integer or boolean one-hot labels too
     check_distribution("cross_entropy", "labels", labels)
-    if label_smoothing:
-        labels = optax.smooth_labels(labels, label_smoothing)
+    if not _is_zero(label_smoothing):  # a JAX array (traced) too: 0 smooths nothing
+        labels = optax.smooth_labels(labels, label_smoothing).astype(logits.dtype)
     return _reduce(optax.losses.softmax_cross_entropy(logits, labels), reduction)
+
+
+def _is_zero(label_smoothing: Any) -> bool:
+    """Whether ``label_smoothing`` is a concrete zero (a Python or NumPy number).
+
+    JAX arrays, traced ones (a ``jax.jit`` argument, a ``jax.vmap`` sweep) among them,
+    count as nonzero: their value is not read, and smoothing with 0 changes nothing.
+
+    Example:
+      >>> _is_zero(0.0), _is_zero(0.1), _is_zero(jnp.array(0.0))
+      (True, False, False)
+    """
+    return _checks.concrete_number(label_smoothing) == 0
 
 
 def binary_cross_entropy(

@@ -3,6 +3,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 from jax.test_util import check_grads
 
@@ -132,6 +133,19 @@ def test_cross_entropy_refuses_logits_without_a_class_axis():
         losses.cross_entropy(jnp.float32(0.0), jnp.int32(0))
 
 
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.int32, jnp.bool_])
+def test_cross_entropy_refuses_a_single_class_whatever_the_labels(dtype):
+    # one-hot labels (B, 1) for logits (B, 1): the loss and its gradient were always 0
+    logits, labels = jnp.array([[2.0], [-3.0], [0.5]]), jnp.ones((3, 1), dtype)
+    pattern = r"`logits` has shape \({}3, 1\), a single class.*binary_cross_entropy"
+    with pytest.raises(ValueError, match=pattern.format("")):
+        losses.cross_entropy(logits, labels)
+    with pytest.raises(ValueError, match=pattern.format("")):
+        jax.jit(losses.cross_entropy)(logits, labels)
+    with pytest.raises(ValueError, match=pattern.format("1, ")):
+        jax.jit(losses.cross_entropy)(logits[None], labels[None])
+
+
 def test_the_class_axis_check_holds_under_jit():
     with pytest.raises(ValueError, match="no class axis"):
         jax.jit(losses.cross_entropy)(jnp.zeros(4), jnp.array([0, 1, 0, 1]))
@@ -161,6 +175,47 @@ def test_valid_soft_labels_pass_in_every_precision():
     losses.check_distribution("cross_entropy", "labels", smoothed)
     ours = losses.cross_entropy(jnp.zeros((8, 10)), probs)
     np.testing.assert_allclose(ours, np.log(10.0), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.float16])
+def test_16_bit_soft_labels_pass_with_many_classes(dtype):
+    # a 16-bit softmax of 1000 classes is off by about 0.004 (bfloat16), 0.0007 (float16)
+    logits = jax.random.normal(jax.random.key(1), (16, 1000), dtype) * 3
+    probs = jax.nn.softmax(logits)
+    losses.check_distribution("cross_entropy", "labels", probs)
+    smoothed = optax.smooth_labels(jax.nn.one_hot(jnp.arange(16), 1000, dtype=dtype), 0.1)
+    losses.check_distribution("cross_entropy", "labels", smoothed)
+    ours = losses.cross_entropy(logits, probs, label_smoothing=0.1)
+    assert ours.dtype == dtype and np.isfinite(float(ours))
+
+
+@pytest.mark.parametrize(("dtype", "classes"), [(jnp.bfloat16, 128), (jnp.float16, 1000)])
+def test_16_bit_multi_hot_labels_are_refused(dtype, classes):
+    # the tolerance was eps * C: any row sum in [0, 2] (bfloat16, C >= 128) passed
+    labels = np.zeros((2, classes), np.float32)
+    labels[0, [3, 7]] = [1.0, 0.5]
+    with pytest.raises(ValueError, match=r"`labels` row 0 sums to 1\.5, not 1"):
+        losses.check_distribution("cross_entropy", "labels", jnp.asarray(labels, dtype))
+    labels[0] = np.eye(classes)[3]  # row 1: all zeros
+    with pytest.raises(ValueError, match=r"`labels` row 1 sums to 0, not 1"):
+        losses.cross_entropy(jnp.zeros((2, classes), dtype), labels)
+
+
+@pytest.mark.parametrize("one_hot", [False, True], ids=["int-labels", "one-hot"])
+def test_traced_label_smoothing_under_jit_and_vmap(one_hot):
+    # a hyperparameter sweep: `if label_smoothing:` raised TracerBoolConversionError
+    logits = jnp.asarray(LOGITS, jnp.float32)
+    labels = jax.nn.one_hot(LABELS, 5) if one_hot else jnp.asarray(LABELS)
+    sweep = jnp.array([0.0, 0.1])
+    eager = [float(losses.cross_entropy(logits, labels, label_smoothing=s)) for s in (0.0, 0.1)]
+    targets = lambda s: optax.smooth_labels(jax.nn.one_hot(LABELS, 5), s)
+    ref = [float(optax.losses.softmax_cross_entropy(logits, targets(s)).mean()) for s in sweep]
+    ce = lambda s: losses.cross_entropy(logits, labels, label_smoothing=s)
+    np.testing.assert_allclose(jax.vmap(ce)(sweep), eager, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose([jax.jit(ce)(s) for s in sweep], eager, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(eager, ref, rtol=1e-6, atol=1e-6)
+    low = jax.jit(losses.cross_entropy)(logits.astype(jnp.bfloat16), labels, label_smoothing=0.1)
+    assert low.dtype == jnp.bfloat16  # a float32 smoothing does not promote the loss
 
 
 def test_integer_labels_must_match_the_batch_of_logits():

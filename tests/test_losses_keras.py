@@ -141,6 +141,60 @@ def test_zero_vectors_have_finite_gradients():
     assert np.isfinite(np.asarray(grad)).all()
 
 
+@pytest.mark.parametrize("dtype", [jnp.float16, jnp.bfloat16])
+def test_kl_divergence_16_bit_gradient_at_a_zero_prediction(dtype):
+    """A prediction of exactly 0 (an underflowed softmax): ``-t / 1e-7`` overflowed
+    float16 and the clip's zero mask made it NaN; in float32 it is the float32 one."""
+    p, t = np.array([[0.0, 0.5, 0.5]]), np.array([[0.5, 0.5, 0.0]])
+
+    def loss_and_grad(d):
+        fn = lambda x: losses.kl_divergence(x, jnp.asarray(t, d)).astype(jnp.float32)
+        value, grad = jax.value_and_grad(fn)(jnp.asarray(p, d))
+        return float(value), np.asarray(grad, np.float32)
+
+    (value, grad), (ref, ref_grad) = loss_and_grad(dtype), loss_and_grad(jnp.float32)
+    assert np.isfinite(grad).all()
+    np.testing.assert_allclose(grad, ref_grad, rtol=1e-2, atol=1e-6)
+    np.testing.assert_allclose(value, ref, rtol=1e-2, atol=1e-3)
+    assert losses.kl_divergence(jnp.asarray(p, dtype), jnp.asarray(t, dtype)).dtype == dtype
+
+
+def test_cosine_similarity_float16_large_and_zero_vectors():
+    """float16: a norm above 256 read as 0 (its square overflowed) and a zero vector
+    gave NaN (``1e-7 ** 2`` underflowed); now the float32 values, in float16."""
+    torch = pytest.importorskip("torch")
+    p = np.array([[300.0, 300.0, 0.0], [0.0, 0.0, 0.0], [1.0, 2.0, 2.0]])
+    t = np.array([[1.0, 1.0, 1.0], [1.0, 2.0, 2.0], [-1.0, 2.0, 2.0]])
+    h, ref = (jnp.asarray(p, jnp.float16), jnp.asarray(t, jnp.float16)), (p, t)
+    values = losses.cosine_similarity(*h, reduction="none")
+    assert values.dtype == jnp.float16
+    expected = np.asarray(losses.cosine_similarity(*ref, reduction="none"))
+    np.testing.assert_allclose(np.asarray(values, np.float32), expected, rtol=2e-3, atol=1e-3)
+    rows = (torch.tensor(p[[0, 2]], dtype=torch.float16), torch.tensor(t[[0, 2]]).half())
+    theirs = -torch.nn.functional.cosine_similarity(*rows, dim=-1).float().numpy()
+    np.testing.assert_allclose(np.asarray(values, np.float32)[[0, 2]], theirs, rtol=2e-3, atol=2e-3)
+    fn = lambda x, t: losses.cosine_similarity(x[:1], t[:1]).astype(jnp.float32)
+    grad = np.asarray(jax.grad(fn)(*h), np.float32)
+    ref_grad = np.asarray(jax.grad(fn)(*(jnp.asarray(a, jnp.float32) for a in ref)))
+    assert np.abs(ref_grad).max() > 1e-3  # was a zero gradient
+    np.testing.assert_allclose(grad, ref_grad, rtol=1e-2, atol=1e-5)
+
+
+def test_cosine_similarity_gradient_at_a_zero_prediction_is_documented():
+    """Not zero: ``-unit(t) / 1e-7`` over the rows, as torch's ``-unit(t) / eps``."""
+    torch = pytest.importorskip("torch")
+    t = np.array([[1.0, 2.0, 2.0], [0.0, 3.0, 4.0]])
+    unit = t / np.linalg.norm(t, axis=-1, keepdims=True)
+    grad = jax.grad(lambda p: losses.cosine_similarity(p, jnp.asarray(t)))(jnp.zeros((2, 3)))
+    np.testing.assert_allclose(grad, -unit / 1e-7 / 2, rtol=1e-5, atol=1e-3)
+    z = torch.zeros(2, 3, dtype=torch.float64, requires_grad=True)
+    (-torch.nn.functional.cosine_similarity(z, torch.tensor(t), dim=-1, eps=1e-7)).mean().backward()
+    np.testing.assert_allclose(grad, z.grad.numpy(), rtol=1e-5, atol=1e-3)
+    half = jnp.zeros((2, 3), jnp.float16)
+    fn = lambda p: losses.cosine_similarity(p, jnp.asarray(t, jnp.float16)).astype(jnp.float32)
+    assert np.isneginf(np.asarray(jax.grad(fn)(half), np.float32)[:, 1:]).all()  # overflows
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_jit_matches_eager(name):
     fn = losses.get(name)
