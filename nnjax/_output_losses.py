@@ -45,6 +45,17 @@ class OutputLosses:
         :data:`~nnjax.losses.TARGETS_LIKE_PREDICTIONS`).
       sequence: the outputs are a tuple (or list) rather than a dict.
       weights: each output's weight in the sum, in ``keys`` order; ``None``: all 1.
+
+    Example:
+      Built by :func:`nnjax.losses.per_output` (``fit`` builds one from a dict of losses):
+
+      >>> import jax.numpy as jnp
+      >>> from nnjax.losses import per_output
+      >>> two = per_output(("mse", "mae"), weights=(1.0, 2.0))
+      >>> two.keys, two.weights
+      ((0, 1), (1.0, 2.0))
+      >>> float(two((jnp.zeros((2, 1)), jnp.zeros((2, 1))), (jnp.ones(2), jnp.ones(2))))
+      3.0
     """
 
     keys: tuple[Any, ...]

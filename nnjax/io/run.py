@@ -38,6 +38,15 @@ class Preprocessing:
         ``None`` leaves the values as they are.
       flatten: reshape each example to one axis, ``(N, prod(input_shape))``.
       class_names: names of the classes in label order, or ``None`` (regression).
+
+    Example:
+      >>> pre = Preprocessing((2, 2), scale=255.0, flatten=True, class_names=("no", "yes"))
+      >>> pre(np.full((2, 2), 255, np.uint8)).tolist()
+      [[1.0, 1.0, 1.0, 1.0]]
+      >>> pre.decode(np.array([[0.2, 0.8]]))
+      ['yes']
+      >>> Preprocessing.from_dict(pre.to_dict()) == pre
+      True
     """
 
     input_shape: tuple[int, ...]
@@ -94,7 +103,13 @@ class Preprocessing:
 
 
 class Run(NamedTuple):
-    """What :func:`nnjax.load` returns for a run folder: ``model, preprocessing = ...``."""
+    """What :func:`nnjax.load` returns for a run folder: ``model, preprocessing = ...``.
+
+    Example:
+      >>> model, preprocessing = Run("a model", Preprocessing((28, 28)))
+      >>> preprocessing.input_shape
+      (28, 28)
+    """
 
     model: Any
     preprocessing: Preprocessing
