@@ -14,6 +14,11 @@ from nnjax.train.data import Batch
 from nnjax.train.state import TrainState
 from nnjax.train.step import split_model
 
+_YNN_CONVS = (
+    f"--{_conv_compiler.YNN_FUSION_OPTION}=LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT,"
+    "LIBRARY_FUSION_TYPE_INDIVIDUAL_CONVOLUTION,LIBRARY_FUSION_TYPE_REDUCE"
+)
+
 
 def _graphdef(model):
     return nnx.graphdef(model)
@@ -32,7 +37,9 @@ def test_every_model_takes_eight_steps_per_dispatch_on_every_backend():
             assert compiled.steps_per_dispatch_for(model, backend) == 8
 
 
-def test_fit_of_a_conv_model_runs_eight_updates_per_dispatch(monkeypatch):
+@pytest.mark.parametrize("ynn_convs", [False, True])
+def test_fit_of_a_conv_model_runs_eight_updates_per_dispatch(ynn_convs, monkeypatch):
+    """8 a dispatch; 1 where XLA_FLAGS keep YNNPACK convolutions (a rolled loop: 64x slower)."""
     calls = []
     real = compiled.compiled_train
 
@@ -46,10 +53,12 @@ def test_fit_of_a_conv_model_runs_eight_updates_per_dispatch(monkeypatch):
         return counted
 
     monkeypatch.setattr(compiled, "compiled_train", spy)
+    if ynn_convs:
+        monkeypatch.setenv("XLA_FLAGS", _YNN_CONVS)
     model = nn.CNN((6, 6, 1), 2, conv_features=(2,), dense=(), rngs=nnx.Rngs(0))
     x = np.random.default_rng(0).random((64, 6, 6, 1), np.float32)
     train.fit(model, (x, np.zeros(64, np.int32)), loss="cross_entropy", batch_size=4, epochs=1)
-    assert len(calls) == 2  # 16 updates, 8 per dispatch
+    assert len(calls) == (16 if ynn_convs else 2)  # 16 updates: 8 per dispatch, or 1
 
 
 def test_donation_off_on_cpu_for_conv_and_recurrent_models_only():
@@ -122,12 +131,6 @@ def test_bfloat16_cnn_step_rounds_with_integers_on_the_cpu(monkeypatch, native):
     assert ("shift_right_logical" in text) == library
 
 
-_YNN_CONVS = (
-    f"--{_conv_compiler.YNN_FUSION_OPTION}=LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT,"
-    "LIBRARY_FUSION_TYPE_INDIVIDUAL_CONVOLUTION,LIBRARY_FUSION_TYPE_REDUCE"
-)
-
-
 def test_conv_models_take_one_step_per_dispatch_where_xla_flags_keep_ynnpack_convs(monkeypatch):
     rngs = nnx.Rngs(0)
     cnn = nn.CNN((8, 8, 1), 2, conv_features=(4,), rngs=rngs)
@@ -139,24 +142,3 @@ def test_conv_models_take_one_step_per_dispatch_where_xla_flags_keep_ynnpack_con
     without_convs = f"--{_conv_compiler.YNN_FUSION_OPTION}=LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"
     monkeypatch.setenv("XLA_FLAGS", without_convs)
     assert compiled.steps_per_dispatch_for(cnn, "cpu") == 8
-
-
-def test_fit_of_a_conv_model_with_ynnpack_convs_dispatches_every_update(monkeypatch):
-    calls = []
-    real = compiled.compiled_train
-
-    def spy(*args, **kwargs):
-        fn = real(*args, **kwargs)
-
-        def counted(treedef, leaves, *rest):
-            calls.append(1)
-            return fn(treedef, leaves, *rest)
-
-        return counted
-
-    monkeypatch.setattr(compiled, "compiled_train", spy)
-    monkeypatch.setenv("XLA_FLAGS", _YNN_CONVS)
-    model = nn.CNN((6, 6, 1), 2, conv_features=(2,), dense=(), rngs=nnx.Rngs(0))
-    x = np.random.default_rng(0).random((64, 6, 6, 1), np.float32)
-    train.fit(model, (x, np.zeros(64, np.int32)), loss="cross_entropy", batch_size=4, epochs=1)
-    assert len(calls) == 16  # one update per dispatch
