@@ -120,8 +120,10 @@ def max_pool2d(
         shape), ``"reduce_window"`` (:func:`jax.lax.reduce_window`) or ``"reshape"``
         (non-overlapping windows only: a reshape and a max, whose gradient is a
         select). All compute the same values and gradients (ties: the whole gradient
-        goes to the first maximal element of the window, as in PyTorch); see
-        ``nnjax/functional/_pool_formulations.py``.
+        goes to the first maximal element of the window, as in PyTorch), but for a
+        window holding NaN: its output is NaN in all, its gradient goes to the last
+        NaN with ``"reshape"`` (as in PyTorch) and to a finite element with
+        ``"reduce_window"``; see ``nnjax/functional/_pool_formulations.py``.
 
     Returns:
       ``(B, H', W', C)``, the dtype of ``x``.
