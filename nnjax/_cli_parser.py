@@ -142,7 +142,11 @@ def _add_train(sub) -> None:
         "--hidden", type=_sizes, help="hidden sizes, e.g. 500,300,100 (mlp: 256,128; others: 128)"
     )
     p.add_argument("--dropout", type=_rate, default=0.0, help="dropout rate, in [0, 1)")
-    p.add_argument("--epochs", type=_positive(int), default=10, help="total epochs of the run")
+    p.add_argument(
+        "--epochs",
+        type=_positive(int),
+        help="total epochs of the run (default: 10; with --resume: the run's recorded total)",
+    )
     p.add_argument("--batch-size", type=_positive(int), default=32, help="examples per step")
     p.add_argument(
         "--optimizer", choices=optimizer_names(), default="adam", help="an Optax optimizer"

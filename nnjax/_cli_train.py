@@ -1,6 +1,8 @@
-"""`nnjax train`: the run folder, its recorded config, resuming and cleanup (private).
+"""`nnjax train`: its recorded config, resuming, and the files after the last epoch (private).
 
-Split out of :mod:`nnjax.cli`, which dispatches to :func:`cmd_train`. Started by
+Split out of :mod:`nnjax.cli`, which dispatches to :func:`cmd_train`; the run folder
+itself (checks, the default name, cleanup after an early failure) is
+:mod:`nnjax._cli_folder`'s. Started by
 ``nnjax launch --processes N -- python -m nnjax.cli train ...``, every process joins
 the group first (:func:`nnjax.distributed.process.initialize_if_launched`), trains
 over every device of every process, and only process 0 prints and writes the run
@@ -10,11 +12,15 @@ folder's files (the checkpoints are written collectively, as ``fit`` writes them
 from __future__ import annotations
 
 import argparse
-import contextlib
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
+from nnjax._cli_folder import (
+    check_out,
+    has_final_files,
+    made_folder,
+    removed_unless_saved,
+)
 from nnjax._cli_setup import (
     CLIError,
     build_model,
@@ -24,6 +30,9 @@ from nnjax._cli_setup import (
     read_config,
 )
 
+#: The epochs of a new run without ``--epochs`` (a resumed run keeps its recorded ones).
+DEFAULT_EPOCHS = 10
+
 
 def _config(args: argparse.Namespace) -> dict:
     return {
@@ -31,7 +40,7 @@ def _config(args: argparse.Namespace) -> dict:
         "model": args.model,
         "hidden": list(args.hidden or ((128,) if args.model != "mlp" else (256, 128))),
         "dropout": args.dropout,
-        "epochs": args.epochs,
+        "epochs": DEFAULT_EPOCHS if args.epochs is None else args.epochs,
         "batch_size": args.batch_size,
         "optimizer": args.optimizer,
         "learning_rate": args.lr,
@@ -68,7 +77,7 @@ def given_options(argv: list[str]) -> set[str]:
 
 
 def _resumed_config(out: Path, args: argparse.Namespace) -> dict:
-    """The run's recorded config with the new ``--epochs``; refuses changed settings."""
+    """The run's recorded config, with ``--epochs`` if given; refuses changed settings."""
     saved = read_config(out / "config.json")
     asked = _config(args)
     for option in sorted(args.given):
@@ -79,36 +88,15 @@ def _resumed_config(out: Path, args: argparse.Namespace) -> dict:
                 f"{asked[key]} differs from the run's {key} {saved.get(key)}; drop {option}, "
                 "or start a new run with another --out"
             )
-    return {**saved, "epochs": args.epochs}
+    if args.epochs is not None:
+        return {**saved, "epochs": args.epochs}
+    return {**saved, "epochs": saved.get("epochs", DEFAULT_EPOCHS)}
 
 
 def _history_for_people(history) -> dict:
     """``History.to_dict()`` with 1-based epochs, as the console counts them."""
     data = history.to_dict()
     return {**data, "epoch": [int(e) + 1 for e in data["epoch"]]}
-
-
-def _check_out(out: Path) -> None:
-    """Refuses an ``--out`` that is a file, or a folder of checkpoints that is no run."""
-    from nnjax.io import layout, steps
-
-    if out.exists() and not out.is_dir():
-        raise CLIError(f"--out {out} is an existing file, not a folder; choose another --out")
-    if out.is_dir() and (steps.epochs(out) or (out / layout.META).is_file()):
-        raise CLIError(
-            f"--out {out} holds checkpoints of another kind (saved with nnjax.save or "
-            "ModelCheckpoint), not a run of `nnjax train`; choose another --out"
-        )
-
-
-#: The files `nnjax train` writes into a run folder before the first checkpoint.
-_RUN_FILES = ("config.json", "preprocessing.json", "history.csv")
-
-
-def _new_paths(out: Path) -> list[Path]:
-    """The folders and files of a run folder that do not exist yet (this run creates them)."""
-    missing = [p for p in (out, out / "checkpoint") if not p.exists()]
-    return missing + [out / name for name in _RUN_FILES if not (out / name).exists()]
 
 
 def _say(line: str) -> None:
@@ -119,51 +107,16 @@ def _say(line: str) -> None:
         print(line)
 
 
-def _run_note(done: int) -> str:
+def _run_note(done: int, epochs: int) -> str:
     """`` (resuming after epoch 2; 2 processes, 4 devices)``, or the parts that apply."""
     import jax
 
     parts = [f"resuming after epoch {done}"] if done else []
+    if done == epochs:  # an interrupted end: only its files are left to write
+        parts = [f"all {done} epochs trained; writing the files its end left out"]
     if jax.process_count() > 1:
         parts.append(f"{jax.process_count()} processes, {jax.device_count()} devices")
     return f" ({'; '.join(parts)})" if parts else ""
-
-
-def _default_out(config: dict) -> Path:
-    """``runs/<dataset>-<model>-<time>``, the time process 0's (one folder for every process)."""
-    import jax
-    import numpy as np
-
-    now = int(time.time())
-    if jax.process_count() > 1:
-        from jax.experimental import multihost_utils
-
-        now = int(multihost_utils.broadcast_one_to_all(np.int32(now)))
-    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now))
-    return Path(f"runs/{config['dataset']}-{config['model']}-{stamp}")
-
-
-@contextlib.contextmanager
-def _removed_unless_saved(out: Path, created: list[Path]) -> Iterator[None]:
-    """On an error before the first checkpoint, removes what this run created (only that).
-
-    So a run that fails before training (bad data, a diverging first epoch, Ctrl-C)
-    leaves no empty run folder behind; anything that was there before stays.
-    """
-    from nnjax import train
-    from nnjax.distributed.process import is_main_process
-
-    try:
-        yield
-    except BaseException:
-        if train.latest_epoch(out / "checkpoint") is None and is_main_process():
-            for path in reversed(created):
-                with contextlib.suppress(OSError):
-                    if path.is_dir():
-                        path.rmdir()  # only when empty: never someone else's files
-                    else:
-                        path.unlink()
-        raise
 
 
 def _fit(args, config, out, model, train_set, test_set, loss, metrics):
@@ -191,22 +144,22 @@ def _fit(args, config, out, model, train_set, test_set, loss, metrics):
     )
 
 
-def cmd_train(args: argparse.Namespace) -> int:
-    """`nnjax train`: trains a model into a run folder; returns the exit status.
+def _plan(args: argparse.Namespace, out: Path | None) -> tuple[dict, int]:
+    """``(config, done)``: the run's settings and the epochs it has trained already.
 
-    ``--resume`` needs an ``--out`` that holds a checkpoint; otherwise it is an error
-    before any data is loaded (nothing is trained and no folder is created).
+    ``done`` equals the run's epochs only for a run interrupted after its last
+    checkpoint, before the files written after the last epoch: those are left to write.
+
+    Raises:
+      CLIError: what cannot run: a run in ``out`` without ``--resume``, ``--resume``
+        without a run, or a complete run with no more epochs asked for.
     """
-    from nnjax import nn, train
-    from nnjax.distributed.process import initialize_if_launched, is_main_process
-    from nnjax.io import layout, run
+    from nnjax import train
 
-    initialize_if_launched()  # under `nnjax launch`: join the group before any JAX work
     config = _config(args)
-    if args.resume and not args.out:
-        raise CLIError("--resume continues the run in --out; name that run folder with --out")
-    out = Path(args.out) if args.out else _default_out(config)
-    _check_out(out)
+    if out is None:  # the default folder: a new one
+        return config, 0
+    check_out(out)
     done = train.latest_epoch(out / "checkpoint")  # 0-based, None for a new run
     if done is not None and not args.resume:
         raise CLIError(
@@ -219,39 +172,65 @@ def cmd_train(args: argparse.Namespace) -> int:
             f"--resume: {out} holds no run to continue (no checkpoint in {out / 'checkpoint'}); "
             "check --out, or drop --resume to start a new run"
         )
-    done = 0 if done is None or not args.resume else done + 1  # epochs already trained
-    if done >= config["epochs"]:
+    done = 0 if done is None else done + 1  # epochs already trained
+    # interrupted after the last checkpoint, before the final files: write them now
+    finishing = done == config["epochs"] and not has_final_files(out)
+    if done >= config["epochs"] and not finishing:
         raise CLIError(f"{out} has trained {done} epochs already; ask for more with --epochs")
+    return config, done
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """`nnjax train`: trains a model into a run folder; returns the exit status.
+
+    ``--resume`` needs an ``--out`` that holds a checkpoint; otherwise it is an error
+    before any data is loaded (nothing is trained and no folder is created). A resumed
+    run trains to its recorded epochs unless ``--epochs`` says otherwise; one that has
+    trained them all but lacks its final files (interrupted after the last checkpoint)
+    gets those files written, and nothing is trained.
+    """
+    from nnjax import nn
+    from nnjax.distributed.process import initialize_if_launched
+    from nnjax.io import layout, run
+
+    initialize_if_launched()  # under `nnjax launch`: join the group before any JAX work
+    if args.resume and not args.out:
+        raise CLIError("--resume continues the run in --out; name that run folder with --out")
+    config, done = _plan(args, Path(args.out) if args.out else None)
     train_set, test_set, prep = load_split(config)
     model = build_model(config)
     loss, metrics = loss_and_metrics(config)
-    created = _new_paths(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out, created = made_folder(Path(args.out) if args.out else None, config)
     layout.write_json(out / "config.json", config)
     layout.write_json(out / run.FILE, prep.to_dict())
     _say(
         f"nnjax train: {config['model']} on {config['dataset']} "
         f"({len(train_set[0])} train / {len(test_set[0])} test), "
-        f"{nn.count_params(model):,} parameters -> {out}{_run_note(done)}"
+        f"{nn.count_params(model):,} parameters -> {out}{_run_note(done, config['epochs'])}"
     )
     start = time.perf_counter()
-    with _removed_unless_saved(out, created):
+    with removed_unless_saved(out, created):
         history = _fit(args, config, out, model, train_set, test_set, loss, metrics)
-    seconds = time.perf_counter() - start
+    _write_final(out, history, done, time.perf_counter() - start, metrics[0])
+    return 0
+
+
+def _write_final(out: Path, history, done: int, seconds: float, metric: str) -> None:
+    """history.json, learning_curves.png and result.json after the last epoch; the summary."""
+    from nnjax.distributed.process import is_main_process
+    from nnjax.io import layout, run
+
     ran = len(history.epoch) - done  # this invocation's epochs, not the resumed ones
     layout.write_json(out / "history.json", _history_for_people(history))
     plotted = is_main_process() and plot_history(history.history, out / "learning_curves.png")
     final = {k: v[-1] for k, v in history.history.items()}
     result = {"seconds": round(seconds, 2), "epochs_run": ran, "epochs": len(history.epoch)}
     layout.write_json(out / "result.json", {**result, **final})
-    metric = metrics[0]
     span = f"epochs {done + 1}-{done + ran}" if ran > 1 else f"epoch {done + 1}"
-    _say(
-        f"test {metric}: {final[f'val_{metric}']:.4f}  (test loss {final['val_loss']:.4f}, "
-        f"{seconds:.1f} s for {span})"
-    )
+    timing = f"{seconds:.1f} s for {span}" if ran else f"after epoch {done}; none left to train"
+    scores = f"test {metric}: {final[f'val_{metric}']:.4f}  (test loss {final['val_loss']:.4f}"
+    _say(f"{scores}, {timing})")
     _say(
         f"saved checkpoint/, {run.FILE}, history.csv, history.json"
         f"{', learning_curves.png' if plotted else ''} in {out}"
     )
-    return 0

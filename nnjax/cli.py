@@ -23,7 +23,10 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
+from nnjax._cli_exit import exit_now as _exit_now
+from nnjax._cli_exit import in_a_group, leave_group, silence_stdout
 from nnjax._cli_parser import build_parser
 from nnjax._cli_setup import (
     CLIError,
@@ -88,18 +91,16 @@ def cmd_predict(args: argparse.Namespace) -> int:
     """`nnjax predict RUN INPUTS.npy`: predictions for raw inputs, preprocessed as in training.
 
     The inputs must be a numeric ``.npy`` array of finite values: a NaN or infinite
-    value is refused (a one-line error naming the file and the first such row).
+    value is refused (a one-line error naming the file and the first such row). An
+    empty array (0 rows) prints nothing and writes an empty ``--output`` of the
+    model's output shape.
 
     Under ``nnjax launch --processes N`` every process joins the group and predicts its
     rows; process 0 prints the predictions and writes ``--output``.
     """
-    import numpy as np
-
-    from nnjax import train
-
     _join_if_launched()
     model, prep, _, _ = load_run(Path(args.run), fallback=args.fallback)
-    outputs = np.asarray(train.predict(model, prep(load_finite(args.inputs))))
+    outputs = _predicted(model, prep(load_finite(args.inputs)))
     if not _main_process():  # every process holds all the outputs; process 0 reports them
         return 0
     if args.output:
@@ -108,9 +109,30 @@ def cmd_predict(args: argparse.Namespace) -> int:
         for i, name in enumerate(prep.decode(outputs)):
             print(f"{i}\t{name}")
     else:
-        for i, row in enumerate(outputs.reshape(len(outputs), -1)):
+        rows = outputs.reshape(len(outputs), -1) if len(outputs) else outputs  # 0 rows: none
+        for i, row in enumerate(rows):
             print(f"{i}\t" + " ".join(f"{v:.6g}" for v in row))
     return 0
+
+
+def _predicted(model: Any, x: Any) -> Any:
+    """``train.predict``'s outputs; for 0 rows, an empty array of the model's output shape.
+
+    ``train.predict`` refuses an empty ``x``; the output's shape and dtype come from an
+    abstract evaluation of the model (nothing compiles).
+    """
+    import numpy as np
+
+    from nnjax import train
+
+    if len(x):
+        return np.asarray(train.predict(model, x))
+    from nnjax.train.abstract_output import output_shape
+    from nnjax.train.step import split_model
+
+    graphdef, params, rest = split_model(model, training=False)
+    one = output_shape(model, graphdef, params, rest, x)
+    return np.zeros((0, *one.shape[1:]), one.dtype)
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
@@ -228,7 +250,10 @@ def main(argv: list[str] | None = None) -> int:
       run or an unexpected failure, 130 after Ctrl-C, 141 when stdout was closed (the
       reader of a pipe exited). Run as the command (``argv=None``), Ctrl-C ends the
       process at once with 130 instead of returning, so interpreter shutdown cannot
-      trip over half-finished imports or runtime threads.
+      trip over half-finished imports or runtime threads. In a group of processes
+      (``nnjax launch``), a failed or interrupted command ends the process at once with
+      its status, so the others are stopped instead of waiting for it in JAX's
+      shutdown barrier.
 
     Raises:
       SystemExit: from the argument parser (``--help``, ``--version``, a bad value).
@@ -246,9 +271,11 @@ def main(argv: list[str] | None = None) -> int:
             args = build_parser().parse_args(argv)  # imports JAX and Optax: takes a while
             args.given = given_options(argv)
             prog = f"nnjax {args.command}"
-            return _dispatch(args)
+            return _leave_on_failure(_dispatch(args))
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
+        if in_a_group():
+            leave_group(EXIT_INTERRUPTED)
         if command_line:
             _exit_now(EXIT_INTERRUPTED)
         return EXIT_INTERRUPTED
@@ -297,7 +324,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         sys.stdout.flush()  # here, so a closed pipe is reported here, not at exit
         return status
     except BrokenPipeError:  # `nnjax predict ... | head`: the reader has all it wanted
-        _silence_stdout()
+        silence_stdout()
         return EXIT_BROKEN_PIPE
     except (CLIError, ValueError, TypeError, OSError) as err:
         # Input errors from nnjax (shapes, labels, datasets, checkpoints) are messages.
@@ -308,28 +335,14 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _fail(args.command, err, 1, kind=True)
 
 
-def _silence_stdout() -> None:
-    """Points stdout at /dev/null, so its last flush at exit cannot fail again."""
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-    except (OSError, ValueError, AttributeError):  # not a real file (e.g. under pytest)
-        pass
+def _leave_on_failure(status: int) -> int:
+    """``status``; but a process of a group (``nnjax launch``) that failed ends at once.
 
-
-def _exit_now(status: int) -> None:
-    """Flushes what can be flushed, then ends the process without interpreter shutdown.
-
-    After Ctrl-C the interpreter's shutdown can crash (a segmentation fault, seen when
-    the interrupt lands in an extension module's import or in JAX's start-up); the run
-    folder is already cleaned up, so there is nothing left to finalise.
+    Its error is printed already; see :func:`nnjax._cli_exit.leave_group`.
     """
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError):
-            pass
-    os._exit(status)
+    if status and in_a_group():
+        leave_group(status)
+    return status
 
 
 def _fail(command: str, err: BaseException, status: int, *, kind: bool = False) -> int:

@@ -154,7 +154,8 @@ def test_version_defaults_and_choices_from_the_code(capsys):
     with pytest.raises(SystemExit):
         cli.main(["train", "--help"])
     help_text = " ".join(capsys.readouterr().out.split())
-    assert "(default: adam)" in help_text and "(default: 10)" in help_text
+    assert "(default: adam)" in help_text and "(default: 32)" in help_text
+    assert "(default: 10; with --resume: the run's recorded total)" in help_text  # --epochs
     assert "(default: None)" not in help_text
     offered = next(a for a in cli.build_parser()._actions if a.dest == "command")
     choices = next(a for a in offered.choices["train"]._actions if a.dest == "optimizer").choices

@@ -234,3 +234,23 @@ def test_an_unwritable_predict_output_names_the_option(xor_run, tmp_path, capsys
     code, _, err = run_cli(capsys, "predict", xor_run, tmp_path / "x.npy", "--output", target)
     assert code == cli.EXIT_USAGE and one_line(err), err
     assert f"--output {target}: cannot write (No such file or directory)" in err
+
+
+# ------------------------------------------------------------------ empty inputs
+
+
+def test_preprocessing_maps_no_rows_to_no_rows():
+    from nnjax.io import Preprocessing
+
+    flat = Preprocessing((2, 3), scale=255.0, flatten=True)(np.zeros((0, 2, 3), np.uint8))
+    assert flat.shape == (0, 6) and flat.dtype == np.float32
+    assert Preprocessing((2, 3))(np.zeros((0, 2, 3))).shape == (0, 2, 3)
+
+
+def test_predict_of_no_rows_prints_nothing_and_writes_an_empty_output(xor_run, tmp_path, capsys):
+    np.save(tmp_path / "x.npy", np.zeros((0, 2), np.float32))
+    target = tmp_path / "out.npy"
+    code, out, err = run_cli(capsys, "predict", xor_run, tmp_path / "x.npy", "--output", target)
+    assert (code, out, err) == (0, "", "")
+    outputs = np.load(target)
+    assert outputs.shape == (0, 2) and outputs.dtype == np.float32  # as for rows: (N, 2)

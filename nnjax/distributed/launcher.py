@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -20,6 +22,27 @@ __all__ = ["GRACE_S", "describe", "exit_status", "free_port", "launch", "reserve
 
 GRACE_S = 10.0
 """Seconds the other processes get to exit after one has failed, before they are killed."""
+
+#: Seconds after the SIGINT of a stop before SIGTERM (SIGKILL follows at :data:`GRACE_S`).
+_INTERRUPT_S = GRACE_S / 2
+#: JAX's preemption service catches SIGTERM (a preemption notice) and goes on: the
+#: launched processes run without it (unless their environment names it).
+_PREEMPTION_ENV = "JAX_ENABLE_PREEMPTION_SERVICE"
+#: Run as ``python -c _DIE_WITH_LAUNCHER LAUNCHER_PID PROGRAM ARGV...`` (Linux): asks for
+#: SIGKILL when the launcher dies (``prctl(PR_SET_PDEATHSIG)``, kept across ``exec``),
+#: ends at once if it has died already, then becomes ``PROGRAM`` (no ``preexec_fn``: a
+#: fork of a multithreaded process running Python code before ``exec`` can deadlock).
+_DIE_WITH_LAUNCHER = """import os, sys
+try:
+    import ctypes, signal
+    ctypes.CDLL(None).prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG
+except Exception:
+    pass
+else:
+    if os.getppid() != int(sys.argv[1]):  # the launcher died before the request
+        os.kill(os.getpid(), signal.SIGKILL)
+os.execv(sys.argv[2], sys.argv[3:])
+"""
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -91,14 +114,21 @@ def launch(
     :data:`~nnjax.distributed.process.ENV_NUM_PROCESSES` and its own
     :data:`~nnjax.distributed.process.ENV_PROCESS_ID`, so a script that calls
     ``nnjax.distributed.initialize()`` with no arguments joins the group. When one
-    process fails, the others are stopped (terminated, then killed after
-    :data:`GRACE_S` seconds), so a crash never leaves the group hanging.
+    process fails, the others are stopped, so a crash never leaves the group hanging:
+    SIGINT first (as Ctrl-C: ``nnjax train`` cleans up and exits with 130, a script
+    gets ``KeyboardInterrupt``), SIGTERM after half of :data:`GRACE_S`, SIGKILL after
+    :data:`GRACE_S` seconds. The processes run with JAX's preemption service off
+    (``JAX_ENABLE_PREEMPTION_SERVICE=false`` unless ``env`` sets it), which would
+    catch SIGTERM and go on.
 
     Each process starts in a session (and process group) of its own, and stopping it
     signals its whole group: a ``sh -c '...'`` wrapper's children stop with it. Called
     from the main thread, ``launch`` also stops every process when it gets SIGTERM,
     SIGHUP or SIGINT (Ctrl-C: the processes, in sessions of their own, do not get the
-    terminal's), and returns ``128 + N`` for signal ``N``.
+    terminal's), and returns ``128 + N`` for signal ``N``. On Linux, a launcher that is
+    killed (SIGKILL, where it can stop nothing) takes its processes with it: each
+    asks the kernel for SIGKILL when the thread that started it ends
+    (``PR_SET_PDEATHSIG``; their own children, a wrapper's, are not covered).
 
     Args:
       command: the program and its arguments, e.g. ``["python", "train.py"]``.
@@ -142,6 +172,7 @@ def _run(
 ) -> int:
     """:func:`launch` once its arguments are checked and the port is chosen."""
     base = dict(os.environ if env is None else env)
+    base.setdefault(_PREEMPTION_ENV, "false")
     procs: list[subprocess.Popen] = []
     status = 1  # an exception here (KeyboardInterrupt outside the main thread, say)
     signals = _Signals()
@@ -170,9 +201,30 @@ def _start(
     base: dict[str, str],
 ) -> None:
     """Starts the processes, each appended to ``procs`` as soon as it exists."""
+    started = _tied_to_launcher(command, base)
     for i in range(processes):
         ids = {ENV_ADDRESS: address, ENV_NUM_PROCESSES: str(processes), ENV_PROCESS_ID: str(i)}
-        procs.append(subprocess.Popen(list(command), env=base | ids, start_new_session=True))
+        procs.append(subprocess.Popen(started, env=base | ids, start_new_session=True))
+
+
+def _tied_to_launcher(command: Sequence[str], env: Mapping[str, str]) -> list[str]:
+    """``command``, started on Linux through a small Python that dies with the launcher.
+
+    The kernel sends it SIGKILL when the launcher's thread that started it ends
+    (``launch`` returns only after its processes have ended): a launcher killed by
+    SIGKILL leaves no orphans. Elsewhere, ``command`` as it is.
+
+    Raises:
+      FileNotFoundError: no program ``command[0]`` on ``env``'s ``PATH`` (as
+        ``subprocess.Popen`` says).
+    """
+    if not sys.platform.startswith("linux") or not sys.executable:
+        return list(command)
+    program = shutil.which(command[0], path=os.pathsep.join(os.get_exec_path(env)))
+    if program is None:
+        raise FileNotFoundError(errno.ENOENT, "No such file or directory", command[0])
+    pid = str(os.getpid())
+    return [sys.executable, "-I", "-S", "-c", _DIE_WITH_LAUNCHER, pid, program, *command]
 
 
 class _Signalled(Exception):
@@ -296,23 +348,42 @@ def _signal_group(p: subprocess.Popen, signum: int) -> None:
         pass  # the group is gone (every member exited)
 
 
-def _stop(procs: list[subprocess.Popen], *, leftovers: bool = True) -> None:
-    """Terminates the running processes' groups; kills what remains after :data:`GRACE_S`.
+def _alive(p: subprocess.Popen) -> bool:
+    """Whether the process group that ``p`` leads has a member left to stop.
 
+    The leader is reaped first once it has exited (a zombie still counts as a member).
+    """
+    p.poll()
+    try:
+        os.killpg(p.pid, 0)
+    except (ProcessLookupError, PermissionError):  # empty, or no member of ours
+        return False
+    return True
+
+
+def _stop(procs: list[subprocess.Popen], *, leftovers: bool = True) -> None:
+    """Stops the running processes' groups: SIGINT, then SIGTERM, then SIGKILL.
+
+    SIGINT first, so a process ends as after Ctrl-C (``nnjax train`` removes what an
+    unsaved run created; a script that joined with ``initialize`` ends at once, by its
+    excepthook); SIGTERM to the groups left after :data:`_INTERRUPT_S`; SIGKILL to
+    those left after :data:`GRACE_S`. Each wait ends as soon as every group is empty.
     With ``leftovers``, also the groups of processes that have exited (a wrapper's
     children left behind); after a success those are left alone.
     """
     # the groups to stop: a leader that has exited (reaped by poll) keeps its group id
     # while members remain, and its pid is not reused before the group is empty
     groups = [p for p in procs if leftovers or p.poll() is None]
-    for p in groups:
-        _signal_group(p, signal.SIGTERM)
-    end = time.monotonic() + GRACE_S
-    for p in groups:
-        try:
-            p.wait(timeout=max(0.0, end - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            pass
-    for p in groups:  # whatever is left: the leaders past their grace, any member
-        _signal_group(p, signal.SIGKILL)
+    start = time.monotonic()
+    for signum, after in (
+        (signal.SIGINT, 0.0),
+        (signal.SIGTERM, _INTERRUPT_S),
+        (signal.SIGKILL, GRACE_S),
+    ):
+        while any(_alive(p) for p in groups) and time.monotonic() < start + after:
+            time.sleep(0.02)
+        for p in groups:
+            if _alive(p):
+                _signal_group(p, signum)
+    for p in groups:  # SIGKILLed at the latest
         p.wait()

@@ -190,9 +190,10 @@ def rule_specs(tree: Any, rules: Rules, axis_sizes: Mapping[str, int]) -> Any:
 def follow_specs(tree: Any, reference: Any, specs: Any) -> Any:
     """Specs for ``tree`` whose leaves mirror leaves of ``reference`` (an optimizer state).
 
-    A leaf of ``tree`` takes the spec of the ``reference`` leaf whose path is a suffix
-    of its own and whose shape equals its own (Adam's ``mu/layers/0/kernel`` follows
-    ``layers/0/kernel``); any other leaf (step counts, hyperparameters) is replicated.
+    A leaf of ``tree`` takes the spec of the ``reference`` leaf whose path is the
+    longest suffix of its own among those whose shape equals its own (Adam's
+    ``mu/sub/kernel`` follows ``sub/kernel``, not a root-level ``kernel`` of the same
+    shape); any other leaf (step counts, hyperparameters) is replicated.
 
     Example:
       >>> params = {"w": np.zeros((4, 2))}
@@ -208,9 +209,11 @@ def follow_specs(tree: Any, reference: Any, specs: Any) -> Any:
 
     def spec_of(path: Any, leaf: Any) -> P:
         path, shape = tuple(path), np.shape(leaf)
+        found, longest = P(), -1
         for ref_path, ref_shape, spec in table:
-            if shape == ref_shape and path[len(path) - len(ref_path) :] == ref_path:
-                return spec
-        return P()
+            fits = len(ref_path) <= len(path) and path[len(path) - len(ref_path) :] == ref_path
+            if fits and shape == ref_shape and len(ref_path) > longest:
+                found, longest = spec, len(ref_path)
+        return found
 
     return jax.tree_util.tree_map_with_path(spec_of, tree)

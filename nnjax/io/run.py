@@ -57,6 +57,9 @@ class Preprocessing:
     def __call__(self, x: Any) -> np.ndarray:
         """Maps raw ``(N, *input_shape)`` (or one example ``input_shape``) to float32.
 
+        An empty input, ``(0, *input_shape)``, gives an empty result of the model's
+        input shape (``(0, prod(input_shape))`` with ``flatten``).
+
         Raises:
           ValueError: the inputs do not have ``input_shape`` (names both shapes).
         """
@@ -70,7 +73,9 @@ class Preprocessing:
         out = x.astype(np.float32)
         if self.scale and np.issubdtype(x.dtype, np.integer):
             out = out / np.float32(self.scale)
-        return out.reshape(len(out), -1) if self.flatten else out
+        if self.flatten:  # `-1` cannot be inferred for 0 rows: name the size
+            return out.reshape(len(out), int(np.prod(self.input_shape)))
+        return out
 
     def decode(self, outputs: Any) -> list[str]:
         """Class names of the largest output per row of ``outputs (N, classes)``."""

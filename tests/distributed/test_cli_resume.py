@@ -219,8 +219,8 @@ def test_a_killed_process_fails_the_group_fast_and_resume_finishes_the_run(
     err = capfd.readouterr().err
     assert launched.get("status", 0) != 0, err
     assert "nnjax launch: process 1 of 2 was killed by SIGKILL (exit status 137)" in err
-    # JAX handles SIGTERM (preemption notices), so the launcher kills process 0 after
-    # its grace period: measured 11.5 s on a loaded machine
+    # the launcher interrupts process 0 (SIGINT; SIGTERM and SIGKILL after 5 and 10 s):
+    # measured 5.1 s after the kill (11.5 s, loaded, when SIGTERM came first)
     assert waited < launcher.GRACE_S + 10, f"the launch took {waited:.1f} s to fail"
     saved = latest_epoch(out / "checkpoint")
     assert saved is not None and 1 <= saved < EPOCHS - 1, "not killed mid-run"

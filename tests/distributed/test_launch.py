@@ -18,6 +18,9 @@ from nnjax import distributed
 from nnjax.distributed import launcher as launcher_module
 
 from ._group import env
+from ._procs import gone as _gone
+from ._procs import running as _running
+from ._procs import sleeper as _sleeper
 
 
 def test_timeout_stops_every_process():
@@ -77,37 +80,6 @@ def test_launch_holds_the_coordinators_port_while_its_processes_run():
         "sys.exit(3)\n"
     )
     assert distributed.launch([sys.executable, "-c", probe], processes=2) == 0
-
-
-def _running(token, *, exclude=None):
-    """The pids of the processes whose command line holds ``token`` (and not ``exclude``)."""
-    pids = []
-    for name in os.listdir("/proc"):
-        if name.isdigit() and int(name) != os.getpid():
-            try:
-                with open(f"/proc/{name}/cmdline", "rb") as f:
-                    line = f.read()
-                if token.encode() in line and not (exclude and exclude.encode() in line):
-                    pids.append(int(name))
-            except OSError:
-                pass
-    return pids
-
-
-def _gone(token, timeout_s):
-    """Whether every process holding ``token`` has ended within ``timeout_s`` (else kill)."""
-    end = time.monotonic() + timeout_s
-    while _running(token) and time.monotonic() < end:
-        time.sleep(0.1)
-    left = _running(token)
-    for pid in left:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-    return not left
-
-
-def _sleeper(token):
-    return [sys.executable, "-c", f"import time; time.sleep(60)  # {token}"]
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])

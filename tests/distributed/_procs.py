@@ -1,0 +1,43 @@
+"""Finding the processes a launch test started, by a token in their command line (private).
+
+Shared by ``test_launch.py`` and ``test_launch_stop.py``; every wait is bounded, and
+what outlives its bound is killed.
+"""
+
+import contextlib
+import os
+import signal
+import sys
+import time
+
+
+def running(token, *, exclude=None):
+    """The pids of the processes whose command line holds ``token`` (and not ``exclude``)."""
+    pids = []
+    for name in os.listdir("/proc"):
+        if name.isdigit() and int(name) != os.getpid():
+            try:
+                with open(f"/proc/{name}/cmdline", "rb") as f:
+                    line = f.read()
+                if token.encode() in line and not (exclude and exclude.encode() in line):
+                    pids.append(int(name))
+            except OSError:
+                pass
+    return pids
+
+
+def gone(token, timeout_s):
+    """Whether every process holding ``token`` has ended within ``timeout_s`` (else kill)."""
+    end = time.monotonic() + timeout_s
+    while running(token) and time.monotonic() < end:
+        time.sleep(0.1)
+    left = running(token)
+    for pid in left:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    return not left
+
+
+def sleeper(token):
+    """A Python process that sleeps for a minute, ``token`` in its command line."""
+    return [sys.executable, "-c", f"import time; time.sleep(60)  # {token}"]
