@@ -179,7 +179,7 @@ def test_errors_name_op_argument_and_value(key):
     pt = F.conv_transpose1d_init(key, 2, 2, 3)
     with pytest.raises(ValueError, match=r"conv_transpose1d: `output_padding`=2 must be"):
         F.conv_transpose1d(pt, jnp.ones((1, 4, 2)), stride=2, output_padding=2)
-    with pytest.raises(ValueError, match=r"conv_transpose1d: `padding` must be a non-negative"):
+    with pytest.raises(ValueError, match=r"conv_transpose1d: `padding` must be 'SAME', 'VALID'"):
         F.conv_transpose1d(pt, jnp.ones((1, 4, 2)), padding=-1)
     with pytest.raises(ValueError, match=r"conv_transpose1d: argument `x` has shape \(1, 1, 2\)"):
         F.conv_transpose1d(pt, jnp.ones((1, 1, 2)), padding=2)
