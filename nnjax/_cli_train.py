@@ -201,15 +201,15 @@ def cmd_train(args: argparse.Namespace) -> int:
     model = build_model(config)
     loss, metrics = loss_and_metrics(config)
     out, created = made_folder(Path(args.out) if args.out else None, config)
-    layout.write_json(out / "config.json", config)
-    layout.write_json(out / run.FILE, prep.to_dict())
-    _say(
-        f"nnjax train: {config['model']} on {config['dataset']} "
-        f"({len(train_set[0])} train / {len(test_set[0])} test), "
-        f"{nn.count_params(model):,} parameters -> {out}{_run_note(done, config['epochs'])}"
-    )
-    start = time.perf_counter()
-    with removed_unless_saved(out, created):
+    with removed_unless_saved(out, created):  # a failed write too: no half-made folder
+        layout.write_json(out / "config.json", config)
+        layout.write_json(out / run.FILE, prep.to_dict())
+        _say(
+            f"nnjax train: {config['model']} on {config['dataset']} "
+            f"({len(train_set[0])} train / {len(test_set[0])} test), "
+            f"{nn.count_params(model):,} parameters -> {out}{_run_note(done, config['epochs'])}"
+        )
+        start = time.perf_counter()
         history = _fit(args, config, out, model, train_set, test_set, loss, metrics)
     _write_final(out, history, done, time.perf_counter() - start, metrics[0])
     return 0

@@ -108,3 +108,21 @@ def test_the_default_folder_is_claimed_with_a_suffix(tmp_path, monkeypatch):
     first = f"runs/xor-mlp-{_stamp(1_800_000_000)}"
     assert [str(out) for out, _ in claimed] == [first, f"{first}-2", f"{first}-3"]
     assert all(out.is_dir() and created[0] == out for out, created in claimed)
+
+
+def test_a_failed_first_write_leaves_no_default_folder(tmp_path, capsys, monkeypatch):
+    """The claimed folder is removed when writing config.json fails (a full disk)."""
+    from nnjax.io import layout
+
+    monkeypatch.chdir(tmp_path)
+    real = layout.write_json
+
+    def full(path, data):
+        if path.name == "config.json":
+            raise OSError(28, f"cannot write {path}: No space left on device")
+        return real(path, data)
+
+    monkeypatch.setattr(layout, "write_json", full)
+    code, _, err = run_cli(capsys, "train", *TINY, "--epochs", "1")
+    assert code != 0 and "No space left on device" in err
+    assert list((tmp_path / "runs").iterdir()) == []
