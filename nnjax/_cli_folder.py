@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -35,9 +36,19 @@ def check_out(out: Path) -> None:
         )
 
 
-def has_final_files(out: Path) -> bool:
-    """Whether the run folder holds the files written after its last epoch."""
-    return all((out / name).is_file() for name in FINAL_FILES)
+def has_final_files(out: Path, epochs: int) -> bool:
+    """Whether the run folder holds the files written after its last epoch, ``epochs``.
+
+    Files of an earlier end (a run resumed for more epochs, interrupted before its own
+    end rewrote them) do not count: their ``result.json`` records fewer epochs.
+    """
+    if not all((out / name).is_file() for name in FINAL_FILES):
+        return False
+    try:
+        recorded = json.loads((out / "result.json").read_text()).get("epochs")
+    except (OSError, ValueError, AttributeError):  # unreadable, garbled, not an object
+        return False
+    return recorded == epochs
 
 
 def _new_paths(out: Path) -> list[Path]:

@@ -174,7 +174,7 @@ def _plan(args: argparse.Namespace, out: Path | None) -> tuple[dict, int]:
         )
     done = 0 if done is None else done + 1  # epochs already trained
     # interrupted after the last checkpoint, before the final files: write them now
-    finishing = done == config["epochs"] and not has_final_files(out)
+    finishing = done == config["epochs"] and not has_final_files(out, done)
     if done >= config["epochs"] and not finishing:
         raise CLIError(f"{out} has trained {done} epochs already; ask for more with --epochs")
     return config, done

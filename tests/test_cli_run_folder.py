@@ -126,3 +126,19 @@ def test_a_failed_first_write_leaves_no_default_folder(tmp_path, capsys, monkeyp
     code, _, err = run_cli(capsys, "train", *TINY, "--epochs", "1")
     assert code != 0 and "No space left on device" in err
     assert list((tmp_path / "runs").iterdir()) == []
+
+
+def test_resume_completes_an_end_that_left_an_earlier_ends_files(tmp_path, capsys):
+    """A run resumed for more epochs, interrupted before its end rewrote the files."""
+    out = tmp_path / "run"
+    assert run_cli(capsys, "train", *TINY, "--epochs", "1", "--out", out)[0] == 0
+    first = {name: (out / name).read_text() for name in ("result.json", "history.json")}
+    resume = ("train", "--out", out, "--resume", "--quiet")
+    assert run_cli(capsys, *resume, "--epochs", "2")[0] == 0
+    for name, text in first.items():  # as if killed after epoch 2's checkpoint
+        (out / name).write_text(text)
+    code, stdout, err = run_cli(capsys, *resume)
+    assert code == 0, err
+    assert "(all 2 epochs trained; writing the files its end left out)" in stdout
+    assert _json(out / "result.json")["epochs"] == 2
+    assert _json(out / "history.json")["epoch"] == [1, 2]

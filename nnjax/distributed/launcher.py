@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -16,6 +14,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from types import FrameType
 from typing import Any
 
+from nnjax.distributed._trampoline import tied_to_launcher
 from nnjax.distributed.process import ENV_ADDRESS, ENV_NUM_PROCESSES, ENV_PROCESS_ID
 
 __all__ = ["GRACE_S", "describe", "exit_status", "free_port", "launch", "reserved_port"]
@@ -28,21 +27,6 @@ _INTERRUPT_S = GRACE_S / 2
 #: JAX's preemption service catches SIGTERM (a preemption notice) and goes on: the
 #: launched processes run without it (unless their environment names it).
 _PREEMPTION_ENV = "JAX_ENABLE_PREEMPTION_SERVICE"
-#: Run as ``python -c _DIE_WITH_LAUNCHER LAUNCHER_PID PROGRAM ARGV...`` (Linux): asks for
-#: SIGKILL when the launcher dies (``prctl(PR_SET_PDEATHSIG)``, kept across ``exec``),
-#: ends at once if it has died already, then becomes ``PROGRAM`` (no ``preexec_fn``: a
-#: fork of a multithreaded process running Python code before ``exec`` can deadlock).
-_DIE_WITH_LAUNCHER = """import os, sys
-try:
-    import ctypes, signal
-    ctypes.CDLL(None).prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG
-except Exception:
-    pass
-else:
-    if os.getppid() != int(sys.argv[1]):  # the launcher died before the request
-        os.kill(os.getpid(), signal.SIGKILL)
-os.execv(sys.argv[2], sys.argv[3:])
-"""
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -201,30 +185,10 @@ def _start(
     base: dict[str, str],
 ) -> None:
     """Starts the processes, each appended to ``procs`` as soon as it exists."""
-    started = _tied_to_launcher(command, base)
+    started = tied_to_launcher(command, base)
     for i in range(processes):
         ids = {ENV_ADDRESS: address, ENV_NUM_PROCESSES: str(processes), ENV_PROCESS_ID: str(i)}
         procs.append(subprocess.Popen(started, env=base | ids, start_new_session=True))
-
-
-def _tied_to_launcher(command: Sequence[str], env: Mapping[str, str]) -> list[str]:
-    """``command``, started on Linux through a small Python that dies with the launcher.
-
-    The kernel sends it SIGKILL when the launcher's thread that started it ends
-    (``launch`` returns only after its processes have ended): a launcher killed by
-    SIGKILL leaves no orphans. Elsewhere, ``command`` as it is.
-
-    Raises:
-      FileNotFoundError: no program ``command[0]`` on ``env``'s ``PATH`` (as
-        ``subprocess.Popen`` says).
-    """
-    if not sys.platform.startswith("linux") or not sys.executable:
-        return list(command)
-    program = shutil.which(command[0], path=os.pathsep.join(os.get_exec_path(env)))
-    if program is None:
-        raise FileNotFoundError(errno.ENOENT, "No such file or directory", command[0])
-    pid = str(os.getpid())
-    return [sys.executable, "-I", "-S", "-c", _DIE_WITH_LAUNCHER, pid, program, *command]
 
 
 class _Signalled(Exception):
