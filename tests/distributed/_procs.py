@@ -26,6 +26,19 @@ def running(token, *, exclude=None):
     return pids
 
 
+def launched(token, count, timeout_s=30):
+    """Waits until ``count`` launched processes hold ``token``; raises AssertionError if not.
+
+    A child forked but not yet ``exec``'d still shows the launcher's command line, which
+    is left out.
+    """
+    children = lambda: set(running(token, exclude="distributed.launch"))
+    end = time.monotonic() + timeout_s
+    while len(children()) < count and time.monotonic() < end:
+        time.sleep(0.1)
+    assert len(children()) == count, "the launched processes did not start"
+
+
 def gone(token, timeout_s):
     """Whether every process holding ``token`` has ended within ``timeout_s`` (else kill)."""
     end = time.monotonic() + timeout_s

@@ -19,7 +19,7 @@ from nnjax.distributed import launcher as launcher_module
 
 from ._group import env
 from ._procs import gone as _gone
-from ._procs import running as _running
+from ._procs import launched
 from ._procs import sleeper as _sleeper
 
 
@@ -91,12 +91,7 @@ def test_a_signal_to_the_launcher_stops_every_process(signum):
         [sys.executable, "-c", code], env=env(), stderr=subprocess.PIPE, start_new_session=True
     )
     try:
-        end = time.monotonic() + 30
-        # a child forked but not yet exec'd still shows the launcher's command line
-        children = lambda: set(_running(token, exclude="distributed.launch"))
-        while len(children()) < 2 and time.monotonic() < end:
-            time.sleep(0.1)
-        assert len(children()) == 2, "the launched processes did not start"
+        launched(token, 2)
         launcher.send_signal(signum)
         status = launcher.wait(timeout=launcher_module.GRACE_S + 10)
         err = launcher.stderr.read().decode()

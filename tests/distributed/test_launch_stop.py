@@ -24,7 +24,7 @@ from nnjax import distributed
 from nnjax.distributed import launcher
 
 from ._group import HERE, env
-from ._procs import gone, running, sleeper
+from ._procs import gone, launched, sleeper
 
 WORKER = os.path.join(HERE, "_stop_worker.py")
 #: Long enough for both processes to start and join the group on a loaded machine.
@@ -78,12 +78,7 @@ def test_the_processes_of_a_killed_launcher_end_with_it():
     code += f"sys.exit(distributed.launch({sleeper(token)!r}, 2))"
     parent = subprocess.Popen([sys.executable, "-c", code], env=env(), start_new_session=True)
     try:
-        end = time.monotonic() + 30
-        # a child forked but not yet exec'd still shows the launcher's command line
-        children = lambda: set(running(token, exclude="distributed.launch"))
-        while len(children()) < 2 and time.monotonic() < end:
-            time.sleep(0.1)
-        assert len(children()) == 2, "the launched processes did not start"
+        launched(token, 2)
         parent.kill()  # SIGKILL: the launcher can stop nothing
         assert parent.wait(timeout=10) == -signal.SIGKILL
     finally:
