@@ -103,8 +103,10 @@ def mae(predictions: ArrayLike, targets: ArrayLike, *, reduction: str = "mean") 
     """
     _check_same_shape("mae", predictions, targets)
     p, t = _floating(predictions, targets)
-    # |e| with the subgradient 0 at e == 0 (PyTorch's); jnp.abs has 1 there
-    return _reduce(jnp.where(p == t, jnp.zeros_like(p), jnp.abs(p - t)), reduction)
+    # |e| with the subgradient 0 at e == 0 (PyTorch's); jnp.abs has 1 there. Tested on
+    # e, not p == t: inf - inf is NaN, as in PyTorch, not a loss of 0
+    e = p - t
+    return _reduce(jnp.where(e == 0, jnp.zeros_like(e), jnp.abs(e)), reduction)
 
 
 def huber(

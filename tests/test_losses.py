@@ -39,6 +39,18 @@ def test_regression_losses_match_torch(ours, ref):
     np.testing.assert_allclose(value, ref(_t(PRED), _t(TARGET)).item(), rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("name", ["mse", "mae", "huber"])
+def test_regression_losses_non_finite_match_torch(name):
+    # equal infinities (inf - inf) are NaN in PyTorch, not a loss of 0
+    p = np.array([np.inf, -np.inf, np.inf, np.nan, 1.0, 2.0])
+    t = np.array([np.inf, -np.inf, -np.inf, 1.0, np.inf, 2.0])
+    ref = {"mse": TF.mse_loss, "mae": TF.l1_loss, "huber": TF.huber_loss}[name]
+    with jax.enable_x64(True):
+        value = getattr(losses, name)(jnp.asarray(p), jnp.asarray(t), reduction="none")
+    expected = ref(_t(p), _t(t), reduction="none").numpy()
+    np.testing.assert_array_equal(np.asarray(value), expected)
+
+
 def test_cross_entropy_integer_labels_matches_torch():
     with jax.enable_x64(True):
         value = float(losses.cross_entropy(jnp.asarray(LOGITS), jnp.asarray(LABELS)))
