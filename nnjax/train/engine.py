@@ -246,20 +246,46 @@ def train_into(
     A non-finite loss (:class:`NonFiniteLossError`, naming the inputs when ``source``
     holds NaN or inf) or a bad batch leaves ``model`` with the weights it had before
     ``fit``; any other failure (a callback's error, KeyboardInterrupt) keeps what was
-    trained, then raises.
+    trained, then raises. A failure inside a compiled update (a host callback's error,
+    memory exhausted) has consumed the donated state: ``model`` then keeps the weights it
+    had before ``fit``, and the error says so in a note.
     """
     try:
         run_epochs(run, plan, driver, initial_epoch)
     except NonFiniteLossError as err:  # the model keeps the weights it had before fit
         raise _diagnosed(err, source) from None
-    except (ValueError, TypeError):
+    except (ValueError, TypeError) as err:
         if not run.bad_batch:  # a callback's, say: keep what was trained
-            nnx.update(model, run.state.params, run.state.rest)
+            _land_after_failure(model, run, err)
         raise  # a bad batch: the model keeps the weights it had before fit
-    except BaseException:
-        nnx.update(model, run.state.params, run.state.rest)  # e.g. KeyboardInterrupt
+    except BaseException as err:  # e.g. KeyboardInterrupt
+        _land_after_failure(model, run, err)
         raise
     nnx.update(model, run.state.params, run.state.rest)
+
+
+def _consumed(tree: Any) -> bool:
+    """Whether an array of ``tree`` was deleted (donated) or holds a failed computation."""
+    leaves = [leaf for leaf in jax.tree.leaves(tree) if isinstance(leaf, jax.Array)]
+    if any(leaf.is_deleted() for leaf in leaves):
+        return True
+    try:
+        jax.block_until_ready(leaves)
+    except Exception:  # the computation that made them failed
+        return True
+    return False
+
+
+def _land_after_failure(model: nnx.Module, run: Run, err: BaseException) -> None:
+    """What was trained lands in ``model``, unless the failed update consumed it."""
+    if not _consumed((run.state.params, run.state.rest)):
+        nnx.update(model, run.state.params, run.state.rest)
+        return
+    err.add_note(
+        "nnjax.fit: the update that failed had consumed the training state (its buffers "
+        "are donated), so the model keeps the weights it had before fit; checkpoints "
+        "already saved are intact (resume_from= continues from the newest)"
+    )
 
 
 def _diagnosed(err: NonFiniteLossError, source: Any) -> NonFiniteLossError:

@@ -258,8 +258,10 @@ def fit(
 
     If a callback or the user (``KeyboardInterrupt``) stops training with an exception
     (any exception, a callback's ``ValueError`` too), ``model`` holds the weights of the
-    last completed dispatch; after a :class:`NonFiniteLossError` or a bad batch of the
-    data it keeps the weights it had before.
+    last completed dispatch; after a :class:`NonFiniteLossError`, a bad batch of the
+    data or an error inside a compiled update (a host callback's, memory exhausted: that
+    update had consumed the donated state; a note on the error says so) it keeps the
+    weights it had before.
 
     Raises:
       ValueError, TypeError: bad data (naming the batch, key and shapes), labels out of
