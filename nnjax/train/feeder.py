@@ -89,9 +89,14 @@ class Prefetcher:
             self.close()
 
     def close(self) -> None:
-        """Stops the background thread."""
+        """Stops the background thread.
+
+        Waits a second at most: a thread inside a slow ``next`` of the user's iterator
+        ends after that read (:mod:`nnjax.train.one_reader` makes the next run wait for
+        it), and the error that stopped the run is raised meanwhile.
+        """
         self._stop.set()
-        self._thread.join(timeout=5)
+        self._thread.join(timeout=1)
 
 
 @dataclasses.dataclass(frozen=True)

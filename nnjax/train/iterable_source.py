@@ -26,6 +26,7 @@ import numpy as np
 from nnjax.errors import ShapeError
 from nnjax.train import class_weights as weights
 from nnjax.train import validation as checks
+from nnjax.train.one_reader import one_at_a_time
 
 if TYPE_CHECKING:
     from nnjax.train.data import Batch
@@ -179,8 +180,11 @@ class IterableSource:
         self._iterator: Iterator | None = None
         self._labels: tuple | None = None  # (out, loss, name) once check_labels ran
         items = iter(data)
+        one_shot = items is data
+        if one_shot:  # it may still be read by a stopped run's thread: wait for that
+            items = one_at_a_time(items)
         first = next(items, None)
-        if items is data:  # a one-shot iterator: keep the batch just read
+        if one_shot:  # keep the batch just read
             self.data = itertools.chain([first], items)
         # a copy: a full batch is passed on uncopied (the feeder copies it into its
         # block before reading the next), and an iterable may refill one buffer

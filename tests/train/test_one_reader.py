@@ -1,0 +1,74 @@
+"""Tests for nnjax.train.one_reader: a generator left mid-read by a stopped fit."""
+
+import itertools
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from nnjax.train.callbacks import Callback
+from nnjax.train.loop import fit
+from nnjax.train.one_reader import one_at_a_time
+from tests.train._data import blobs, mlp
+
+
+def test_two_threads_reading_one_generator_take_turns():
+    def slow():
+        for i in range(6):
+            time.sleep(0.01)
+            yield i
+
+    gen, seen, errors = slow(), [], []
+
+    def read():
+        try:
+            seen.extend(one_at_a_time(gen))
+        except ValueError as err:  # "generator already executing" without the lock
+            errors.append(err)
+
+    threads = [threading.Thread(target=read) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=10)
+    assert errors == [] and sorted(seen) == list(range(6))
+
+
+def test_builtin_iterators_pass_through():
+    assert list(one_at_a_time(itertools.islice(itertools.count(), 3))) == [0, 1, 2]
+
+
+class _FailAfterFirstDispatch(Callback):
+    raised_at = 0.0
+
+    def on_dispatch_end(self, step, batch):
+        self.raised_at = time.perf_counter()
+        raise RuntimeError("stop here")
+
+
+def test_a_second_fit_reads_a_generator_a_stopped_fit_left_mid_read():
+    x, y = blobs(64)
+    reads = []
+
+    def endless():
+        for i in itertools.count():
+            if i == 3:
+                time.sleep(5)  # the prefetch thread is inside this read when fit stops
+            reads.append(i)
+            j = (i % 4) * 16
+            yield x[j : j + 16], y[j : j + 16]
+
+    gen, model, fail = endless(), mlp(), _FailAfterFirstDispatch()
+    with pytest.raises(RuntimeError, match="stop here"):
+        fit(
+            model, gen, loss="cross_entropy", epochs=2, steps_per_epoch=8, verbose=0,
+            steps_per_dispatch=1, callbacks=[fail],
+        )  # fmt: skip
+    assert time.perf_counter() - fail.raised_at < 2.5  # not held until the slow read ends
+    history = fit(
+        model, gen, loss="cross_entropy", epochs=1, steps_per_epoch=4, verbose=0,
+        steps_per_dispatch=1,
+    )  # fmt: skip
+    assert np.isfinite(history.history["loss"][0])
+    assert len(reads) >= 4 + 4  # the stopped run's slow read ended, then this run's
