@@ -91,17 +91,18 @@ def is_checkpoint(path: str | os.PathLike) -> bool:
     return path.is_dir() and ((path / META).exists() or _legacy.is_legacy(path))
 
 
+def _lost_meta(path: Path) -> bool:
+    """An nnjax folder that lost ``nnjax.json``: ``state/`` whole, not an Orbax manager's step."""
+    no_meta = not (path / META).exists() and not (path / "_CHECKPOINT_METADATA").exists()
+    return no_meta and (path / "state" / "_METADATA").is_file()
+
+
 def siblings(final: Path) -> list[Path]:
     """The hidden siblings of ``final``: killed writes' ``.NAME.XXXXXXXX.tmp`` and ``.old``."""
-    parent = final.parent
-    if not parent.is_dir():
+    if not final.parent.is_dir():
         return []
-    out = []
-    for path in parent.iterdir():
-        match = SIBLING.fullmatch(path.name)
-        if match and match["name"] == final.name:
-            out.append(path)
-    return sorted(out)
+    matches = ((path, SIBLING.fullmatch(path.name)) for path in final.parent.iterdir())
+    return sorted(path for path, match in matches if match and match["name"] == final.name)
 
 
 def recover(final: str | os.PathLike) -> bool:
@@ -161,12 +162,14 @@ def tidy(final: Path) -> None:
 def check_replaceable(final: Path) -> None:
     """Raises unless ``overwrite=True`` may replace ``final``: a checkpoint or an empty folder.
 
+    One that lost its ``nnjax.json`` counts (resumed past, its epoch is saved again).
+
     Raises:
       FileExistsError: ``final`` is a file, or a folder that holds something other
         than an nnjax checkpoint (the user's files are never deleted).
     """
     if final.is_dir():
-        if is_checkpoint(final) or not any(final.iterdir()):
+        if is_checkpoint(final) or _lost_meta(final) or not any(final.iterdir()):
             return
         raise FileExistsError(
             f"{final} is not an nnjax checkpoint (it has no {META}) and is not empty; "

@@ -372,12 +372,13 @@ class ModelCheckpoint(Callback):
             written = save_checkpoint(self.directory, epoch, loop.state, meta, model=loop.model)
         except OSError as err:
             target = steps.step_folder(self.directory, epoch)
-            raise OSError(
-                err.errno,
+            message = (
                 f"ModelCheckpoint: could not save epoch {epoch + 1} to {target}: "
                 f"{err.strerror or err}; the earlier checkpoints are intact and the model "
-                "keeps its trained weights (save them elsewhere with nnjax.save)",
-            ) from err
+                "keeps its trained weights (save them elsewhere with nnjax.save)"
+            )  # with the cause's errno where it has one ("[Errno None]" otherwise)
+            args = (message,) if err.errno is None else (err.errno, message)
+            raise OSError(*args) from err
         # overwrite=True: the old run goes only once the new one has saved (process 0)
         for path in self._stale:
             if path != written and jax.process_index() == 0:

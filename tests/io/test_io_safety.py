@@ -121,6 +121,19 @@ def test_overwrite_replaces_a_checkpoint_or_an_empty_folder(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["empty"]
 
 
+def test_overwrite_replaces_a_checkpoint_that_lost_its_json_but_no_orbax_managers_step(tmp_path):
+    first, second = nn.MLP(4, (8,), 3, rngs=nnx.Rngs(0)), nn.MLP(4, (8,), 3, rngs=nnx.Rngs(1))
+    nnjax.save(first, tmp_path / "lost", overwrite=True)
+    (tmp_path / "lost" / "nnjax.json").unlink()
+    nnjax.save(second, tmp_path / "lost", overwrite=True)
+    assert leaves(nnjax.load(tmp_path / "lost"))[0].tolist() == leaves(second)[0].tolist()
+    nnjax.save(first, tmp_path / "step", overwrite=True)  # as an Orbax manager's step:
+    (tmp_path / "step" / "nnjax.json").unlink()  # its metadata beside the items
+    (tmp_path / "step" / "_CHECKPOINT_METADATA").write_text("{}")
+    with pytest.raises(FileExistsError, match=r"step is not an nnjax checkpoint"):
+        nnjax.save(second, tmp_path / "step", overwrite=True)
+
+
 # W3 + U1: a kill between the two renames of an overwrite --------------------------------
 
 

@@ -359,3 +359,28 @@ def test_fit_resumes_from_the_newest_intact_checkpoint_with_fallback(tmp_path):
     assert len(history.history["loss"]) == 3  # epoch 0 restored, epochs 1 and 2 trained
     for got, want in zip(leaves(model), leaves(reference)):
         np.testing.assert_array_equal(got, want)  # ends where the uninterrupted run ends
+
+
+def test_a_resumed_fit_saves_again_over_a_checkpoint_that_lost_its_json(tmp_path):
+    import nnjax.io
+
+    T.fit(mlp(), blobs(), epochs=2, callbacks=[T.ModelCheckpoint(tmp_path)], **KW)
+    (tmp_path / "2" / "nnjax.json").unlink()  # the newest checkpoint lost its record
+    model = mlp()
+    with pytest.warns(nnjax.io.CheckpointFallbackWarning):
+        T.fit(
+            model, blobs(), epochs=3, resume_from=tmp_path, fallback=True,
+            callbacks=[T.ModelCheckpoint(tmp_path)], **KW,
+        )  # fmt: skip
+    assert T.latest_epoch(tmp_path) == 2  # epochs 2 and 3 saved, over the damaged one
+    for a, b in zip(leaves(model), leaves(nnjax.io.load(tmp_path)), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_save_refused_over_a_users_folder_says_why_without_an_errno(tmp_path):
+    (tmp_path / "1").mkdir()
+    (tmp_path / "1" / "notes.txt").write_text("mine")
+    with pytest.raises(OSError, match=r"could not save epoch 1 to .*1: .*is not an nnjax") as info:
+        T.fit(mlp(), blobs(), epochs=1, callbacks=[T.ModelCheckpoint(tmp_path)], **KW)
+    assert "Errno None" not in str(info.value)
+    assert (tmp_path / "1" / "notes.txt").read_text() == "mine"
