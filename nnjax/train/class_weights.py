@@ -163,10 +163,10 @@ def check_classes(class_weight: Mapping[int, float] | None, out: Any, name: str)
       ValueError: a class outside that range (names it and the model's outputs).
 
     Example:
-      >>> check_classes({0: 1.0, 4: 2.0}, jax.ShapeDtypeStruct((1, 3), np.float32), "train")
+      >>> check_classes({0: 1.0, 4: 2.0}, jax.ShapeDtypeStruct((1, 3), np.float32), "data")
       Traceback (most recent call last):
       ...
-      ValueError: `train`: class_weight names class [4], but the model has 3 outputs, ...
+      ValueError: `data`: class_weight names class [4], but the model has 3 outputs, ...
     """
     if not class_weight or not isinstance(out, jax.ShapeDtypeStruct) or not out.shape:
         return

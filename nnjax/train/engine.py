@@ -31,6 +31,8 @@ from nnjax.train.state import TrainState
 class NonFiniteLossError(FloatingPointError):
     """The training loss became NaN or infinite; ``epoch`` and ``step`` say where.
 
+    The message counts both from 1, as the progress bar and the CLI print epochs.
+
     Args:
       epoch: the epoch, 0-based.
       step: the step within the epoch, 0-based.
@@ -53,9 +55,10 @@ class NonFiniteLossError(FloatingPointError):
     def __init__(self, epoch: int, step: int, value: float, cause: str | None = None) -> None:
         self.epoch, self.step, self.value, self.cause = epoch, step, value, cause
         super().__init__(
-            f"non-finite training loss {value} at epoch {epoch}, step {step} of the epoch "
-            "(0-based); training stopped. Checkpoints written by ModelCheckpoint before "
-            f"this epoch are intact; {cause or 'lower the learning rate or clip gradients'}"
+            f"non-finite training loss {value} in epoch {epoch + 1}, update {step + 1} of "
+            "the epoch (counted from 1, as the progress bar); training stopped. Checkpoints "
+            "written by ModelCheckpoint before this epoch are intact; "
+            f"{cause or 'lower the learning rate or clip gradients'}"
         )
 
 

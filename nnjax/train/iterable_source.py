@@ -151,7 +151,7 @@ class IterableSource:
       check_inputs: reject integer ``x`` leaves and NaN inputs.
       integer_ok: key paths of ``x`` that may be integers (the model's declared
         ``integer_inputs``).
-      name: how the data is called in errors (``"train"``, ``"validation"``: then the
+      name: how the data is called in errors (``"data"``, ``"validation"``: then the
         user's ``validation_data``; ``"data"``).
 
     Every batch is checked as it is read (:func:`host_batch`);

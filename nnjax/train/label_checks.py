@@ -2,7 +2,7 @@
 
 Class ids in range for the model's classes, binary labels in ``[0, 1]``, named losses
 and metrics given single arrays, and a trace of the loss on the first batch; each
-error names the data (``train``, ``validation``), the labels and what they should be.
+error names the data (``data``, ``validation``), the labels and what they should be.
 :mod:`nnjax.train.validation` re-exports the public checks.
 
 Example:
@@ -86,7 +86,7 @@ def check_metric_labels(loss: Any, metrics: Sequence[Any], out: Any, y: Any, nam
     )
 
 
-def check_labels(out: Any, y: Any, name: str = "train", loss: Any = None) -> None:
+def check_labels(out: Any, y: Any, name: str = "data", loss: Any = None) -> None:
     """Integer class labels must lie in ``[0, C)`` for a model with ``C`` outputs.
 
     Binary outputs (``C == 1``) take labels in ``{0, 1}``; floating labels must be
@@ -177,7 +177,7 @@ def _holds_outputs(loss: losses.OutputLosses, tree: Any) -> bool:
 
 
 def check_named_take_arrays(
-    loss: Any, metrics: Sequence[Any], out: Any, y: Any, name: str = "train"
+    loss: Any, metrics: Sequence[Any], out: Any, y: Any, name: str = "data"
 ) -> None:
     """A named loss or metric compares one array of outputs with one array of labels.
 
@@ -222,7 +222,7 @@ def check_named_take_arrays(
     )
 
 
-def check_loss_accepts(loss: str | Callable, out: Any, y: Any, name: str = "train") -> None:
+def check_loss_accepts(loss: str | Callable, out: Any, y: Any, name: str = "data") -> None:
     """The loss must accept the model's output with one example's labels (by eval_shape).
 
     The loss is called as ``fit`` calls it (:func:`nnjax.train.objective.batch_loss`):

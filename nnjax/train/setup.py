@@ -83,7 +83,7 @@ def sources(train, validation_data, validation_split, *, batch_size, mesh_size, 
         if validation_data is not None or not data.is_arrays(train):
             raise ValueError("validation_split needs array data and no validation_data")
         train, validation_data = data.split_off(train, validation_split)
-    source = data.make_source("train", train, batch_size=batch_size, **kw)
+    source = data.make_source("data", train, batch_size=batch_size, **kw)
     if source.batch_size < batch_size:  # fewer examples than a batch: all of them, padded
         source = divisible(source, mesh_size)  # to a multiple of the devices (masked)
     kw.pop("steps_per_epoch", None)
@@ -119,7 +119,7 @@ def check_model(model, graphdef, params, rest, objective, source, val, tx) -> tu
         metrics on continuous targets (:func:`check_metric_labels`), a ``loss_fn`` that
         fails or returns neither a loss nor ``(loss, logs)`` (the error noted).
     """
-    for name, src in (("train", source), ("validation", val)):
+    for name, src in (("data", source), ("validation", val)):
         if src is None or objective.loss is None:
             continue
         example = src.example()
@@ -136,7 +136,7 @@ def check_model(model, graphdef, params, rest, objective, source, val, tx) -> tu
     return _loss_fn_logs(step_args, *abstract_output.abstract((params, rest, example)))
 
 
-def check_metric_labels(objective: Objective, out: Any, y: Any, name: str = "train") -> None:
+def check_metric_labels(objective: Objective, out: Any, y: Any, name: str = "data") -> None:
     """:func:`nnjax.train.label_checks.check_metric_labels` of an :class:`Objective`.
 
     Example:

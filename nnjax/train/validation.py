@@ -37,7 +37,7 @@ def check_dataset(
     """Checks that ``data`` is a non-empty ``(x, y)`` pair of equal length; returns it as NumPy.
 
     Args:
-      name: how the data set is called in errors (``"train"``, ``"validation"``).
+      name: how the data set is called in errors (``"data"``, ``"validation"``).
       data: ``(x, y)`` with ``x (N, ...)`` and ``y (N, ...)``.
       check_inputs: reject non-floating ``x`` (raw ``uint8`` images); turn off for
         models that take integer inputs such as token ids.

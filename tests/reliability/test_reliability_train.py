@@ -178,14 +178,14 @@ CASES = [
         "fit-soft-labels-sum",
         lambda: fit(data=(X, _soft([0.5, 0.5, 0.5]))),
         ValueError,
-        "train y",
+        "data y",
         "sums to 1.5",
     ),
     case(
         "fit-soft-labels-negative",
         lambda: fit(data=(X, _soft([1.5, -0.5, 0.0]))),
         ValueError,
-        "train y",
+        "data y",
         "negative",
     ),
     case(

@@ -45,8 +45,8 @@ def test_class_ids_of_every_kind_of_class_label():
     (np.zeros((2, 2, 2), np.int32), r"got labels of shape \(2, 2, 2\) int32\. For regression"),
 ])  # fmt: skip
 def test_class_weight_needs_class_labels(y, words):
-    with pytest.raises(ValueError, match=r"`train`: class_weight needs class labels.*" + words):
-        class_weights.class_weights("`train`", y, {0: 1.0, 1: 2.0})
+    with pytest.raises(ValueError, match=r"`data`: class_weight needs class labels.*" + words):
+        class_weights.class_weights("`data`", y, {0: 1.0, 1: 2.0})
 
 
 def test_negative_class_ids_are_refused():
@@ -57,16 +57,16 @@ def test_negative_class_ids_are_refused():
 def test_class_weights_strict_and_not():
     y = np.array([0, 1, 1])
     with pytest.raises(ValueError, match=r"names class \[2\] that the labels lack"):
-        class_weights.class_weights("`train`", y, {2: 3.0})
+        class_weights.class_weights("`data`", y, {2: 3.0})
     np.testing.assert_array_equal(class_weights.class_weights("b", y, {2: 3.0}, strict=False), 1)
 
 
 def test_check_classes_against_the_models_outputs():
     three = jax.ShapeDtypeStruct((1, 3), np.float32)
     class_weights.check_classes({0: 1.0, 2: 2.0}, three, "train")
-    with pytest.raises(ValueError, match=r"`train`: class_weight names classes \[3, 7\], but "
+    with pytest.raises(ValueError, match=r"`data`: class_weight names classes \[3, 7\], but "
                        r"the model has 3 outputs, so classes lie in \[0, 2\]"):  # fmt: skip
-        class_weights.check_classes({0: 1.0, 7: 2.0, 3: 1.0}, three, "train")
+        class_weights.check_classes({0: 1.0, 7: 2.0, 3: 1.0}, three, "data")
     one = jax.ShapeDtypeStruct((1, 1), np.float32)  # binary: classes 0 and 1
     class_weights.check_classes({0: 1.0, 1: 4.0}, one, "train")
     with pytest.raises(ValueError, match=r"1 output, so classes lie in \[0, 1\]"):

@@ -296,5 +296,5 @@ def test_no_labels_for_a_loss_fn_that_reads_none():
     for data in ((x, None), [(x[:16], None), (x[16:], None)]):
         history = T.fit(MLP(4, (2,), 4, rngs=nnx.Rngs(0)), data, **kw)
         assert np.isfinite(history["loss"]).all()  # before: "`train y` holds no arrays"
-    with pytest.raises(ValueError, match=r"`train` has no labels \(y is None\), but the loss"):
+    with pytest.raises(ValueError, match=r"`data` has no labels \(y is None\), but the loss"):
         T.fit(mlp(), (x, None), **KW)

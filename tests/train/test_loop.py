@@ -170,7 +170,7 @@ def test_mixed_precision_bfloat16_compute_trains():
 def test_non_finite_loss_raises_with_epoch_and_step():
     x, y = blobs()
     model = mlp(classes=1)
-    with pytest.raises(T.NonFiniteLossError, match=r"epoch \d+, step \d+") as err:
+    with pytest.raises(T.NonFiniteLossError, match=r"in epoch \d+, update \d+ of the epoch") as err:
         T.fit(
             model,
             (x * 1e4, y.astype(np.float32)[:, None] * 1e4),
@@ -184,6 +184,8 @@ def test_non_finite_loss_raises_with_epoch_and_step():
             devices=ONE,
         )
     assert not np.isfinite(err.value.value)
+    where = f"in epoch {err.value.epoch + 1}, update {err.value.step + 1} "  # as the bar counts
+    assert where in str(err.value)
 
 
 def test_callback_can_stop_training():

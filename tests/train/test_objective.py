@@ -241,7 +241,7 @@ def test_an_error_inside_loss_fn_keeps_its_type_and_says_how_loss_fn_is_called(n
 
 
 def test_a_custom_loss_must_return_a_scalar_and_be_written_with_jax_numpy(no_compiles):
-    with pytest.raises(ValueError, match=r"`train`: the loss, loss\(predictions, y\), must return"):
+    with pytest.raises(ValueError, match=r"`data`: the loss, loss\(predictions, y\), must return"):
         T.fit(mlp(), blobs(n=16), loss=lambda p, t: p**2, **KW)
     with pytest.raises(
         TypeError, match=r"reads the values of its inputs .*write it with jax.numpy"

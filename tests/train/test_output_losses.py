@@ -185,7 +185,7 @@ def test_a_term_can_be_monitored():
     ("kwargs", "data", "error", "match"),
     [
         (dict(loss={"cls": "cross_entropy", "other": "mse"}), (X, Y), ValueError,
-         r"`train`: loss: the model outputs have no 'other'"),
+         r"`data`: loss: the model outputs have no 'other'"),
         (dict(loss=LOSS), (X, {"cls": Y["cls"]}), ValueError, r"the labels y have no 'reg'"),
         (dict(loss={"cls": "crossentropy"}), (X, Y), ValueError, r"loss\['cls'\]: unknown loss"),
         (dict(loss={"cls": optax.softmax_cross_entropy_with_integer_labels}), (X, Y), TypeError,

@@ -42,7 +42,7 @@ def combined(predictions, y):
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        (dict(loss="mse"), r"`train`: the loss 'mse' compares one array of outputs"),
+        (dict(loss="mse"), r"`data`: the loss 'mse' compares one array of outputs"),
         (dict(loss=losses.cross_entropy), r"the loss 'cross_entropy' compares"),
         (dict(loss=combined, metrics=["accuracy"]), r"metrics \['accuracy'\] compare one array"),
     ],

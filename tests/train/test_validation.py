@@ -33,7 +33,7 @@ def test_mismatched_lengths():
 
 def test_empty_dataset():
     x, y = blobs()
-    with pytest.raises(ValueError, match="`train` is empty"):
+    with pytest.raises(ValueError, match="`data` is empty"):
         _fit((x[:0], y[:0]))
 
 
@@ -177,7 +177,7 @@ def test_a_loss_taking_mask_still_gets_its_shape_errors_named():
         return jnp.mean(pred[:, 0] * jnp.ones((2, 2)))  # (1,) * (2, 2): rank promotion
 
     out = jax.ShapeDtypeStruct((1, 3), jnp.float32)
-    with pytest.raises(ValueError, match=r"`train`: the loss cannot compare.*\(1, 3\) float32"):
+    with pytest.raises(ValueError, match=r"`data`: the loss cannot compare.*\(1, 3\) float32"):
         validation.check_loss_accepts(wrong_rank, out, np.zeros(4, np.float32))
 
 
@@ -196,11 +196,11 @@ def test_shape_errors_are_shape_errors():
     with pytest.raises(ShapeError, match=r"per-example shape \(5,\).*expects 4") as err:
         _fit((np.ones((96, 5), np.float32), y))
     assert isinstance(err.value.__cause__, ShapeError)
-    with pytest.raises(ShapeError, match=r"`train`: every array needs the same number"):
+    with pytest.raises(ShapeError, match=r"`data`: every array needs the same number"):
         _fit((x, y[:-1]))
     with pytest.raises(ShapeError, match=r"sample_weight has shape \(95,\), expected \(96,\)"):
         _fit((x, y, np.ones(95)))
-    with pytest.raises(ShapeError, match=r"`train`: the loss cannot compare.*\(1, 3\) float32"):
+    with pytest.raises(ShapeError, match=r"`data`: the loss cannot compare.*\(1, 3\) float32"):
         _fit((x, np.ones((96, 5), np.float32)))
     with pytest.raises(ShapeError, match=r"`x`: the model cannot take inputs"):
         T.predict(mlp(), np.ones((4, 5), np.float32))
@@ -235,10 +235,10 @@ def test_integer_targets_of_a_regression_loss_are_not_class_labels():
 
 
 def test_steps_per_epoch_is_for_iterables_not_arrays():
-    words = r"`steps_per_epoch`=1 limits the batches taken from an iterable, but `train` is "
+    words = r"`steps_per_epoch`=1 limits the batches taken from an iterable, but `data` is "
     with pytest.raises(ValueError, match=words + r"arrays, which are always used whole"):
         _fit(blobs(), batch_size=8, steps_per_epoch=1)
-    with pytest.raises(ValueError, match=r"`steps_per_epoch`=2 .* `train` is arrays"):
+    with pytest.raises(ValueError, match=r"`steps_per_epoch`=2 .* `data` is arrays"):
         _fit(blobs(), validation_split=0.25, steps_per_epoch=2)
 
 
@@ -257,7 +257,7 @@ def test_class_weight_values_and_type(class_weight, kind, words):
 def test_class_weight_needs_class_labels_not_regression_targets():
     x, _ = blobs()
     t = np.random.default_rng(1).normal(size=(96, 1)).astype(np.float32)
-    with pytest.raises(ValueError, match=r"`train`: class_weight needs class labels.*\(96, 1\) "
+    with pytest.raises(ValueError, match=r"`data`: class_weight needs class labels.*\(96, 1\) "
                        r"float32 holding .*sample_weight instead"):  # fmt: skip
         _fit((x, t), model=mlp(classes=1), loss="mse", class_weight={0: 1.0, 1: 5.0})
     with pytest.raises(ValueError, match=r"batch 0: class_weight needs class labels"):
@@ -266,10 +266,10 @@ def test_class_weight_needs_class_labels_not_regression_targets():
 
 def test_a_list_or_dict_of_arrays_is_not_data():
     x, y = blobs()
-    with pytest.raises(ValueError, match=r"`train` is a list of 2 arrays, but a list is read as "
+    with pytest.raises(ValueError, match=r"`data` is a list of 2 arrays, but a list is read as "
                        r"an iterable of batches; pass the arrays as a tuple \(x, y\)"):  # fmt: skip
         _fit([x, y])
-    with pytest.raises(ValueError, match=r"`train` is a list of 3 arrays"):
+    with pytest.raises(ValueError, match=r"`data` is a list of 3 arrays"):
         _fit([x, y, np.ones(96)])
     with pytest.raises(ValueError, match=r"got a dict with keys \['x', 'y'\]: pass the arrays as "
                        r"a tuple \(x, y\)"):  # fmt: skip
@@ -280,10 +280,10 @@ def test_a_list_or_dict_of_arrays_is_not_data():
 
 def test_nested_python_lists_are_named():
     x, y = blobs()
-    with pytest.raises(ValueError, match=r"`train x` holds Python numbers \(`train x\[0\]\[0\]` "
+    with pytest.raises(ValueError, match=r"`data x` holds Python numbers \(`data x\[0\]\[0\]` "
                        r"is .*\), not arrays.*np\.asarray\(x\)"):  # fmt: skip
         _fit((x.tolist(), y))
-    with pytest.raises(ValueError, match=r"`train y` holds Python numbers.*np\.asarray\(y\)"):
+    with pytest.raises(ValueError, match=r"`data y` holds Python numbers.*np\.asarray\(y\)"):
         _fit((x, y.tolist()))
 
 
@@ -304,7 +304,7 @@ def test_validation_split_must_be_a_fraction(split, kind, words):
 
 def test_fit_checks_class_weight_classes_of_an_iterable_against_the_model():
     x, y = blobs()
-    with pytest.raises(ValueError, match=r"`train`: class_weight names class \[7\], but the "
+    with pytest.raises(ValueError, match=r"`data`: class_weight names class \[7\], but the "
                        r"model has 3 outputs"):  # fmt: skip
         _fit([(x[:48], y[:48]), (x[48:], y[48:])], class_weight={0: 1, 1: 1, 2: 1, 7: 5})
 
@@ -313,7 +313,7 @@ def test_fit_integer_regression_targets_get_the_shape_mismatch():
     from nnjax import ShapeError
 
     x, _ = blobs()
-    with pytest.raises(ShapeError, match=r"`train`: the loss cannot compare model outputs of "
+    with pytest.raises(ShapeError, match=r"`data`: the loss cannot compare model outputs of "
                        r"shape \(1, 2\) float32 with labels \(1,\) int"):  # fmt: skip
         _fit((x, np.arange(96) % 10), model=mlp(classes=2), loss="mse")
 
