@@ -72,9 +72,9 @@ def verdict(rows: list[dict], native: bool, case: str, peer: str = "nnjax_bf16")
     return f"{head}; bf16 / f32 train time: {listed}: {verdict}"
 
 
-def print_verdict(name: str, out: str | None) -> None:
+def print_verdict(name: str, out: str | None, quick: bool = False) -> None:
     """Prints :func:`verdict` of the rows that a script named ``name`` wrote to ``out``."""
-    rows = json.loads(pathlib.Path(out or H.default_out(name)).read_text())["results"]
+    rows = json.loads(pathlib.Path(out or H.default_out(name, quick)).read_text())["results"]
     ran = [peer for peer in PEERS if any(r["peer"] == peer for r in rows)]
     for peer in ran or PEERS[:1]:
         print(verdict(rows, *case(), peer=peer))

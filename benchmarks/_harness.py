@@ -202,11 +202,15 @@ def add_ratios(rows: list[dict[str, Any]], baseline: str = BASELINE) -> list[dic
     return rows
 
 
-def default_out(name: str) -> pathlib.Path:
-    """``benchmarks/results/<name>_<platform>.json``."""
+def default_out(name: str, quick: bool = False) -> pathlib.Path:
+    """``benchmarks/results/<name>_<platform>.json``; ``results/quick/`` for ``--quick`` runs.
+
+    A smoke run never overwrites the recorded results (``results/quick/`` is ignored by git).
+    """
     import jax
 
-    return RESULTS_DIR / f"{name}_{jax.devices()[0].platform}.json"
+    folder = RESULTS_DIR / "quick" if quick else RESULTS_DIR
+    return folder / f"{name}_{jax.devices()[0].platform}.json"
 
 
 def write_atomic(path: pathlib.Path, record: dict[str, Any]) -> None:

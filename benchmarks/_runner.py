@@ -102,7 +102,7 @@ def run_and_report(
 
     Returns the exit status: 1 if any peer failed, 128 + the signal if stopped, else 0.
     """
-    path = args.out or H.default_out(name)
+    path = args.out or H.default_out(name, args.quick)
     config = {**config, **C.run_config(args)}
     so_far: tuple[list, dict, dict] = ([], {}, {})
 

@@ -241,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     if cfg.flat_features < 1:
         parser.error(f"--conv-features: {len(cfg.conv_features)} pooled blocks is too many")
     status = R.run_and_report(NAME, args, builders(cfg), dataclasses.asdict(cfg))
-    B.print_verdict(NAME, args.out)
+    B.print_verdict(NAME, args.out, args.quick)
     return status
 
 

@@ -168,7 +168,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Runs every (model, batch size), writes the JSON as each ends, prints the lines."""
     args = parse_args(argv)
-    out = args.out or H.default_out(NAME)
+    out = args.out or H.default_out(NAME, args.quick)
     config = {k: getattr(args, k) for k in ("quick", "models", "batch_sizes", "steps",
                                             "rounds", "updates")}  # fmt: skip
     rows: list[dict] = []

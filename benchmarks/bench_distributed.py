@@ -215,8 +215,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"memory {row['param_sharding']}: {row['state_bytes_per_device']} B/device")
     config = {k: v for k, v in vars(args).items() if k not in ("out", "worker_out", "model")}
     config["cpu_cores_note"] = f"{os.cpu_count()} cores shared by every process of a group"
-    path = H.write_json(args.out or H.default_out(NAME), name=NAME, config=config, rows=rows,
-                        skipped={}, errors=errors)  # fmt: skip
+    out = args.out or H.default_out(NAME, args.quick)
+    path = H.write_json(out, name=NAME, config=config, rows=rows, skipped={}, errors=errors)
     for r in rows:
         if r["part"] == "throughput":
             print(f"{r['model']:4s} {r['processes']} proc {r['epoch_s']:8.3f} s/epoch "

@@ -297,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
         args.epochs = min(args.epochs, 1)
     rows, skipped, errors = run(args)
     path = H.write_json(
-        args.out or H.default_out(NAME),
+        args.out or H.default_out(NAME, args.quick),
         name=NAME,
         config={k: v for k, v in vars(args).items() if k != "out"},
         rows=rows,

@@ -222,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = dataclasses.replace(base, **sizes, optimizer=args.optimizer, lr=args.lr, cell=args.cell)
     config = {**dataclasses.asdict(cfg), "nnjax_precompute_inputs": _library_formulation()}
     if args.out is None and cfg.cell != "lstm":
-        args.out = H.default_out(cfg.cell)  # results/gru_<platform>.json
+        args.out = H.default_out(cfg.cell, args.quick)  # results/gru_<platform>.json
     return R.run_and_report(NAME, args, builders(cfg), config)
 
 

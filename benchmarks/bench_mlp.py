@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--sizes needs at least an input and an output size, got {sizes}")
     cfg = Config(sizes, args.optimizer, args.lr, args.scan_steps)
     status = R.run_and_report(NAME, args, builders(cfg), dataclasses.asdict(cfg))
-    B.print_verdict(NAME, args.out)
+    B.print_verdict(NAME, args.out, args.quick)
     return status
 
 

@@ -339,7 +339,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{'median':>13}{'compile':>11}{'vs torch':>9}  vs pick (IQR)")  # fmt: skip
     config = {k: getattr(args, k) for k in ("quick", "ops", "sizes", "batch_sizes", "repeats")}
     save = functools.partial(
-        H.write_json, args.out or H.default_out("ops"), name="ops", config=config,
+        H.write_json, args.out or H.default_out("ops", args.quick), name="ops", config=config,
         skipped={} if C.missing_module("torch") is None else {"torch": "not importable"},
     )  # fmt: skip
     so_far: dict = {"rows": [], "errors": {}}
@@ -354,7 +354,7 @@ def main(argv: list[str] | None = None) -> int:
             rows, errors = run(args, progress)
         except KeyboardInterrupt as err:  # Stopped (SIGTERM) too
             save(**so_far, complete=False)
-            return H.stopped(err, args.out or H.default_out("ops"))
+            return H.stopped(err, args.out or H.default_out("ops", args.quick))
     out = save(rows=rows, errors=errors)
     print(_bfloat16.precision_verdict(rows))
     print(f"wrote {out}")

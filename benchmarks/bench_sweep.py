@@ -150,7 +150,7 @@ def main(argv=None) -> list[dict]:
                 })  # fmt: skip
                 print(_line(rows[-1]), flush=True)
     _ratios(rows)
-    out = args.out or H.default_out(NAME)
+    out = args.out or H.default_out(NAME, args.quick)
     config = {"quick": args.quick, "members": members, "epochs": epochs, "batch_size": 32,
               "examples_fashion": examples, "machine": "2 CPU cores shared"}  # fmt: skip
     H.write_json(out, name=NAME, config=config, rows=rows, skipped={}, errors=errors)

@@ -250,3 +250,9 @@ def test_pytorch_runs_on_cuda_only_where_jax_runs_on_a_gpu(monkeypatch, backend,
     device, sync = H.torch_device()
     assert device == expected
     assert sync is (H.sync_torch_cuda if expected == "cuda" else H.sync_none)
+
+
+def test_a_quick_run_never_overwrites_the_recorded_results():
+    recorded, quick = H.default_out("mlp"), H.default_out("mlp", quick=True)
+    assert recorded.parent == H.RESULTS_DIR and quick.parent == H.RESULTS_DIR / "quick"
+    assert quick.name == recorded.name
