@@ -143,6 +143,7 @@ def sweep(
     metrics: Any = None,
     callbacks: Sequence[Callback] | None = (),
     precision: str | None = None,
+    accumulate_steps: int = 1,
     remat: bool = False,
     class_weight: Mapping[int, float] | None = None,
     steps_per_epoch: int | None = None,
@@ -166,6 +167,7 @@ def sweep(
       loss_fn: instead of ``loss``, ``loss_fn(model, batch)`` (as ``fit``).
       metrics: metric specs; ``None`` follows the loss (as ``fit``).
       precision: ``"bfloat16"``: bfloat16 compute, float32 state (as ``fit``).
+      accumulate_steps: update with the mean gradient of this many batches (as ``fit``).
       remat: recompute the forward pass in the backward pass.
       class_weight: ``{class: weight}`` (as ``fit``).
       steps_per_epoch: batches per epoch from an endless iterable.
@@ -246,7 +248,7 @@ def sweep(
             raise ValueError("sweep: pass `members` or `seeds`/`hyperparams`, not both")
         seeds, hyperparams = unpack_members(members)
     objective = setup.objective(loss, loss_fn, metrics, precision, remat)
-    factory = optimizer_factory(optimizer)
+    factory = optimizer_factory(optimizer, accumulate_steps)
     seed_list, hp = zip_members(seeds, hyperparams or {})
     opt_names, model_names = route(list(hp), factory, model_fn)
     if "learning_rate" not in hp and "learning_rate" in (keywords(factory) or ()):

@@ -15,6 +15,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import inspect
 import numbers
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -142,28 +143,60 @@ def unpack_members(members: Any) -> tuple[Any, Any]:
     return members["seeds"], members.get("hyperparams") or {}
 
 
-def optimizer_factory(optimizer: str | OptimizerFactory) -> OptimizerFactory:
+def optimizer_factory(
+    optimizer: str | OptimizerFactory, accumulate_steps: int = 1
+) -> OptimizerFactory:
     """The Optax factory run per member: ``optimizer`` itself, or the named one.
+
+    With ``accumulate_steps > 1`` its optimizers update with the mean gradient of every
+    ``accumulate_steps`` batches (:func:`accumulating`), as ``fit``'s.
 
     Raises:
       ValueError: an unknown name, or a transformation (its hyperparameters cannot be
-        injected per member).
-      TypeError: a class such as ``optax.GradientTransformation``.
+        injected per member); ``accumulate_steps < 1``.
+      TypeError: a class such as ``optax.GradientTransformation``; ``accumulate_steps``
+        not an int.
 
     Example:
       >>> optimizer_factory("SGD") is optax.sgd
       True
     """
     check_not_class(optimizer)
+    steps = validation.check_count("accumulate_steps", accumulate_steps, 1)
     if callable(optimizer) and not isinstance(optimizer, optax.GradientTransformation):
-        return optimizer
+        return accumulating(optimizer, steps)
     if isinstance(optimizer, str):
         get_optimizer(optimizer)  # raises, listing the known names, if unknown
-        return getattr(optax, optimizer.lower())
+        return accumulating(getattr(optax, optimizer.lower()), steps)
     raise ValueError(
         "sweep: `optimizer` must be an Optax optimizer factory such as optax.adam (its "
         f"hyperparameters are injected per member) or a name, got {optimizer!r}"
     )
+
+
+@functools.lru_cache(maxsize=64)
+def accumulating(factory: OptimizerFactory, steps: int) -> OptimizerFactory:
+    """``factory`` whose optimizers apply the mean gradient of every ``steps`` batches.
+
+    ``optax.MultiSteps`` inside the factory, so that ``optax.inject_hyperparams`` stays
+    outermost: each member's hyperparameters stay where the sweep and its callbacks read
+    and set them. With numbers for hyperparameters a member's updates equal ``fit``'s with
+    ``accumulate_steps`` (there ``MultiSteps`` wraps the injected optimizer). The same
+    function for the same arguments (compiled programs are cached by it).
+
+    Example:
+      >>> accumulating(optax.sgd, 1) is optax.sgd, accumulating(optax.sgd, 2).__name__
+      (True, 'sgd')
+    """
+    if steps == 1:
+        return factory
+
+    @functools.wraps(factory)  # its signature: the hyperparameters it takes
+    def build(*args: Any, **kwargs: Any) -> optax.GradientTransformation:
+        inner = factory(*args, **kwargs)
+        return optax.MultiSteps(inner, every_k_schedule=steps).gradient_transformation()
+
+    return build
 
 
 def split_callbacks(callbacks: Iterable[Callback] | None):
@@ -214,6 +247,7 @@ def check_numeric(hp: Mapping[str, list], names: Sequence[str]) -> None:
 
 __all__ = [
     "MODEL_FN_CALL",
+    "accumulating",
     "build_member",
     "check_args",
     "check_model_fn",
