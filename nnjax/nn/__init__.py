@@ -34,6 +34,7 @@ from nnjax.nn.pooling_nd import (
     MaxPool1D,
     MaxPool3D,
 )
+from nnjax.nn.positional import RotaryPositionEncoding, SinusoidalPositionEncoding
 from nnjax.nn.recurrent import GRU, LSTM, RNN
 from nnjax.nn.reshape import Flatten, Reshape, Upsample2D
 from nnjax.nn.sequence import SequenceClassifier, SequenceRegressor
@@ -76,9 +77,11 @@ __all__ = [
     "PReLU",
     "RMSNorm",
     "Reshape",
+    "RotaryPositionEncoding",
     "SequenceClassifier",
     "SequenceRegressor",
     "Sequential",
+    "SinusoidalPositionEncoding",
     "TransformerEncoderBlock",
     "Upsample2D",
     "WideAndDeep",
