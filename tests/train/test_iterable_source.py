@@ -76,7 +76,7 @@ def test_fit_stops_at_a_later_bad_batch_and_keeps_the_weights():
         yield x[:8], y[:8]
         yield x[8:], np.full(8, 7, np.int32)
 
-    with pytest.raises(ValueError, match=r"`train batch 1` y\[0\] = 7 is out of range"):
+    with pytest.raises(ValueError, match=r"`data batch 1` y\[0\] = 7 is out of range"):
         T.fit(model, batches(), loss="cross_entropy", steps_per_dispatch=1, verbose=0)
     for a, b in zip(before, leaves(model)):
         np.testing.assert_array_equal(a, b)

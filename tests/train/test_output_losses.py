@@ -195,7 +195,7 @@ def test_a_term_can_be_monitored():
         (dict(loss=LOSS, class_weight={0: 2.0}), (X, Y), ValueError,
          r"class_weight needs one array of class labels"),
         (dict(loss=LOSS), (X, {"cls": Y["cls"] + 3, "reg": Y["reg"]}), ValueError,
-         r"`train, output 'cls'` y\[0\] = \d is out of range"),
+         r"`data, output 'cls'` y\[0\] = \d is out of range"),
         (dict(loss={"cls": "cross_entropy"}), (X, Y["cls"]), ValueError,
          r"a dict of losses needs a model returning a dict"),
     ],
