@@ -15,6 +15,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any, TypeVar, overload
 
 import jax
 import jax.numpy as jnp
@@ -220,6 +221,15 @@ def names() -> tuple[str, ...]:
     return tuple(sorted(_REGISTRY))
 
 
+_Fn = TypeVar("_Fn", bound=Callable[..., Any])
+
+
+@overload
+def get(activation: str | None) -> Callable[[jax.typing.ArrayLike], jax.Array]: ...
+@overload
+def get(activation: _Fn) -> _Fn: ...
+@overload
+def get(activation: str | Activation | None) -> Activation: ...
 def get(activation: str | Activation | None) -> Activation:
     """Returns the activation function named ``activation``.
 

@@ -55,6 +55,7 @@ from nnjax.errors import ShapeError
 Loss = Callable[..., jax.Array]
 """``loss(predictions, targets, *, reduction="mean") -> jax.Array``: a scalar by default."""
 ArrayLike = jax.typing.ArrayLike
+LossSpec = str | Loss | Mapping[Any, str | Loss] | Sequence[str | Loss]
 
 
 def mse(predictions: ArrayLike, targets: ArrayLike, *, reduction: str = "mean") -> jax.Array:

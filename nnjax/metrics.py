@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, TypeVar, overload
 
 import jax
 import jax.numpy as jnp
@@ -220,6 +220,15 @@ _FUNCTIONS: dict[str, MetricFn] = {
 }
 
 
+_Fn = TypeVar("_Fn", bound=Callable[..., Any])
+
+
+@overload
+def get(metric: str) -> Callable[[ArrayLike, ArrayLike], jax.Array]: ...
+@overload
+def get(metric: _Fn) -> _Fn: ...
+@overload
+def get(metric: str | MetricFn) -> MetricFn: ...
 def get(metric: str | MetricFn) -> MetricFn:
     """Returns the batch function named ``metric``, or ``metric`` itself if callable.
 

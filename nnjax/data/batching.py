@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -116,6 +116,28 @@ def _as_examples(name: str, value: Any) -> np.ndarray:
     return array
 
 
+@overload
+def batches(
+    x: ArrayLike,
+    y: None,
+    batch_size: int,
+    *,
+    shuffle: bool = ...,
+    seed: int = ...,
+    epoch: int = ...,
+    drop_remainder: bool = ...,
+) -> Iterator[np.ndarray]: ...
+@overload
+def batches(
+    x: ArrayLike,
+    y: ArrayLike,
+    batch_size: int,
+    *,
+    shuffle: bool = ...,
+    seed: int = ...,
+    epoch: int = ...,
+    drop_remainder: bool = ...,
+) -> Iterator[tuple[np.ndarray, np.ndarray]]: ...
 def batches(
     x: ArrayLike,
     y: ArrayLike | None,

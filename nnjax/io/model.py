@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import jax
 import jax.numpy as jnp
@@ -171,9 +171,10 @@ def _placed(value: Any, like: Any) -> Any:
     return value if trees.is_key(value) else jnp.asarray(value)
 
 
-def load_state(
-    model: nnx.Module, directory: str | os.PathLike, *, fallback: bool = False
-) -> nnx.Module:
+_M = TypeVar("_M", bound=nnx.Module)
+
+
+def load_state(model: _M, directory: str | os.PathLike[str], *, fallback: bool = False) -> _M:
     """Loads a checkpoint's state into ``model`` (in place) and returns it.
 
     Args:

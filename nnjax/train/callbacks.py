@@ -31,13 +31,16 @@ import math
 import numbers
 import os
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from nnjax.train import optimizers
 
-Logs = Mapping[str, float]
+if TYPE_CHECKING:
+    from nnjax.train.driver import RunView
+
+Logs = dict[str, Any]
 
 
 class Callback:
@@ -71,7 +74,7 @@ class Callback:
       2
     """
 
-    loop: Any = None
+    loop: RunView = None  # type: ignore[assignment]  # set by fit/sweep before any hook
 
     writes_logs: tuple[str, ...] = ()
     """Names this callback puts into the epoch's ``logs`` in ``on_epoch_end``.
@@ -283,13 +286,13 @@ class LearningRateScheduler(Callback):
         self.schedule = schedule
         self._takes_rate = count >= 2
 
-    def on_train_begin(self, logs=None):
+    def on_train_begin(self, logs: Logs | None = None) -> None:
         """Checks that the optimizer injects the learning rate."""
         _check_injected(self)
 
-    def on_epoch_begin(self, epoch, logs=None):
+    def on_epoch_begin(self, epoch: int, logs: Logs | None = None) -> None:
         """Sets the learning rate to ``schedule(epoch, lr)`` (per member in a sweep)."""
-        lr = self.loop.get_hyperparameter("learning_rate")
+        lr: Any = self.loop.get_hyperparameter("learning_rate")  # (M,) in a sweep group
         if self._takes_rate and np.ndim(lr):  # a sweep group: each member's own rate
             rate: Any = np.array([self._rate(epoch, float(member)) for member in lr])
         else:

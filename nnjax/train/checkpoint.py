@@ -36,7 +36,7 @@ from nnjax._checks import check_static_bool
 from nnjax.io import config, layout, restore, steps, trees
 from nnjax.io import model as io_model
 from nnjax.io.errors import CheckpointError, cannot_write
-from nnjax.train.callbacks import Callback, Monitor
+from nnjax.train.callbacks import Callback, Logs, Monitor
 from nnjax.train.history import saved_dict
 from nnjax.train.monitor import check_mode
 
@@ -305,7 +305,7 @@ class ModelCheckpoint(Callback):
         same = os.path.realpath(source) == os.path.realpath(self.directory)
         return same, source
 
-    def on_train_begin(self, logs=None):
+    def on_train_begin(self, logs: Logs | None = None) -> None:
         """Refuses another run's folder (unless ``overwrite``); restores the best value.
 
         A folder that cannot be created fails here, before anything trains.
@@ -352,13 +352,13 @@ class ModelCheckpoint(Callback):
             if saved.get("name") == self.monitor.monitor and saved.get("mode") == self.monitor.mode:
                 self.monitor.best = float(saved["best"])
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> None:
         """Saves step folder ``epoch + 1`` (when ``monitor`` improved, with ``save_best_only``)."""
-        improved = self.monitor.update(logs) if self.monitor is not None else True
+        improved = self.monitor.update(logs or {}) if self.monitor is not None else True
         if self.save_best_only and not improved:
             return
         loop = self.loop
-        meta = {"seed": loop.seed, "global_step": loop.global_step}
+        meta: dict[str, Any] = {"seed": loop.seed, "global_step": loop.global_step}
         meta["history"] = saved_dict(loop.history, epoch, logs)
         if self._fit is not None:  # fit's argument, not the (scheduled) value in opt_state
             meta["learning_rate_argument"] = self._fit["learning_rate"]

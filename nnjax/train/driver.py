@@ -17,7 +17,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jax
 import jax.numpy as jnp
@@ -27,6 +27,9 @@ from nnjax.distributed import arrays
 from nnjax.train import optimizers, sharding
 from nnjax.train.callbacks import Callback, CallbackList, Monitor
 from nnjax.train.history import History
+
+if TYPE_CHECKING:
+    from flax import nnx
 
 _STALE = object()
 
@@ -136,7 +139,7 @@ class RunView:
         self._run = run
 
     @property
-    def model(self) -> Any:
+    def model(self) -> nnx.Module:
         """The model being trained (its weights are written back after training)."""
         return self._run.model
 
@@ -151,7 +154,7 @@ class RunView:
         return self._run.mesh
 
     @property
-    def history(self) -> Any:
+    def history(self) -> History:
         """The :class:`~nnjax.train.history.History` of the epochs done so far."""
         return self._run.history
 

@@ -134,7 +134,7 @@ def evaluate(
     model: nnx.Module,
     data: Any,
     *,
-    loss: str | losses.Loss,
+    loss: losses.LossSpec,
     metrics: Any = None,
     batch_size: int = 128,
     steps: int | None = None,
@@ -183,8 +183,8 @@ def evaluate(
     validation.check_flags("evaluate", check_inputs=check_inputs)
     batch_size = validation.check_count("batch_size", batch_size, 1)
     steps = None if steps is None else validation.check_count("steps", steps, 1)
-    loss = objective.canonical_loss(loss)  # unknown names fail here
-    metrics = metrics_lib.specs_for(loss, metrics)
+    resolved = objective.canonical_loss(loss)  # unknown names fail here
+    metrics = metrics_lib.specs_for(resolved, metrics)
     step.resolve_metrics(metrics)
     source = eval_source(
         "data", data, batch_size, _mesh_size(devices), steps_per_epoch=steps,
@@ -194,15 +194,17 @@ def evaluate(
     mesh, graphdef, params, rest = _setup(model, source.batch_size, devices)
     example = source.example()
     out = abstract_output.output_shape(model, graphdef, params, rest, example.x, name="data")
-    source.check_labels(out, loss, "data")
-    validation.check_named_take_arrays(loss, metrics, out, example.y, "data")
-    validation.check_loss_accepts(loss, out, example.y, "data")
+    source.check_labels(out, resolved, "data")
+    validation.check_named_take_arrays(resolved, metrics, out, example.y, "data")
+    validation.check_loss_accepts(resolved, out, example.y, "data")
     whole = isinstance(source, ArraySource) and not isinstance(source.y, np.memmap)
-    label_checks.check_metric_labels(loss, metrics, out, source.y if whole else example.y, "data")
+    label_checks.check_metric_labels(
+        resolved, metrics, out, source.y if whole else example.y, "data"
+    )
     params, rest = sharding.put_replicated((params, rest), mesh, copy=False)  # no donation
     with jax.set_mesh(mesh):  # its programs' context: their mesh (sharding.own_mesh)
         return evaluate_source(
-            graphdef, params, rest, source, loss=loss, metrics=metrics, mesh=mesh,
+            graphdef, params, rest, source, loss=resolved, metrics=metrics, mesh=mesh,
             precision=precision,
         )  # fmt: skip
 

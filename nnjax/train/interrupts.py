@@ -29,7 +29,7 @@ import signal
 import threading
 from collections.abc import Callable, Iterator
 from types import FrameType
-from typing import Any, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 T = TypeVar("T")
 
@@ -141,7 +141,10 @@ def held_interrupts() -> Iterator[Callable[[], None]]:
         yield deliver
 
 
-def holding_interrupts(fn: Callable[..., T]) -> Callable[..., T]:
+_P = ParamSpec("_P")
+
+
+def holding_interrupts(fn: Callable[_P, T]) -> Callable[_P, T]:
     """``fn`` run inside :func:`held_interrupts`, from its first line to its last.
 
     ``fit`` and ``sweep`` are: a Ctrl-C during their setup (checks, data on the
@@ -158,7 +161,7 @@ def holding_interrupts(fn: Callable[..., T]) -> Callable[..., T]:
     """
 
     @functools.wraps(fn)
-    def held(*args: Any, **kwargs: Any) -> T:
+    def held(*args: _P.args, **kwargs: _P.kwargs) -> T:
         with held_interrupts():
             return fn(*args, **kwargs)
 

@@ -23,7 +23,7 @@ import jax
 
 from nnjax._checks import check_static_bool
 from nnjax.io.layout import check_path
-from nnjax.train.callbacks import Callback
+from nnjax.train.callbacks import Callback, Logs
 
 
 class CSVLogger(Callback):
@@ -100,7 +100,7 @@ class CSVLogger(Callback):
         """``(filename,)``: no other callback of the run may write this file."""
         return (self.filename,)
 
-    def on_train_begin(self, logs=None):
+    def on_train_begin(self, logs: Logs | None = None) -> None:
         """Starts the file, or rewrites the restored history's rows when resuming."""
         self._keys = None
         if jax.process_index() != 0:
@@ -198,7 +198,7 @@ class CSVLogger(Callback):
         with open(self.filename, newline="") as f:
             return next(csv.reader(f, delimiter=self.separator), ["epoch"])[1:] or None
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> None:
         """Appends the epoch's row (and the header on the first row, or new columns)."""
         if jax.process_index() != 0:
             return
@@ -208,11 +208,12 @@ class CSVLogger(Callback):
             self._keys = list(logs)
         else:
             self._widen([k for k in logs if k not in (self._keys or ())])
+        keys = self._keys or []
         with self._open("a") as f:
             writer = self._csv(f)
             if new:
-                writer.writerow(["epoch", *self._keys])
-            writer.writerow([epoch + self.first_epoch, *(logs.get(k, "") for k in self._keys)])
+                writer.writerow(["epoch", *keys])
+            writer.writerow([epoch + self.first_epoch, *(logs.get(k, "") for k in keys)])
 
 
 def _at(values: Any, i: int) -> Any:
@@ -267,9 +268,9 @@ class TensorBoard(Callback):
     def __init__(self, log_dir: str | os.PathLike) -> None:
         check_path("TensorBoard", "log_dir", log_dir)
         self.log_dir = os.path.expanduser(os.fspath(log_dir))
-        self.writer = None
+        self.writer: _EventFile | None = None
 
-    def on_train_begin(self, logs=None):
+    def on_train_begin(self, logs: Logs | None = None) -> None:
         """Opens the ``tensorboardX`` event writer (closing one a failed run left open)."""
         self.on_train_end()
         if importlib.util.find_spec("tensorboardX") is None:  # pragma: no cover
@@ -277,7 +278,7 @@ class TensorBoard(Callback):
         if jax.process_index() == 0:  # one event file per run, as CSVLogger's one file
             self.writer = _EventFile(self.log_dir)
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> None:
         """Writes the epoch's metrics as scalars and flushes (process 0 only)."""
         if self.writer is None:
             return
@@ -286,7 +287,7 @@ class TensorBoard(Callback):
             self.writer.add_scalar(tag, float(value), epoch)
         self.writer.flush()
 
-    def on_train_end(self, logs=None):
+    def on_train_end(self, logs: Logs | None = None) -> None:
         """Closes the event writer."""
         if self.writer is not None:
             self.writer.close()

@@ -130,7 +130,7 @@ def fit(
     model: nnx.Module,
     data: Any,
     *,
-    loss: str | losses.Loss | None = None,
+    loss: losses.LossSpec | None = None,
     loss_fn: Callable | None = None,
     optimizer: str | Callable | optax.GradientTransformation = "adam",
     learning_rate: float | None = None,

@@ -290,7 +290,7 @@ class EarlyStopping(Callback):
             return True, 0 if beaten else wait, False
         return False, wait, wait >= self.patience
 
-    def on_train_begin(self, logs=None):
+    def on_train_begin(self, logs: Logs | None = None) -> None:
         """Resets the best value, the wait count and the kept weights.
 
         A resumed run's epochs (``resume_from``) are replayed: the best value, its epoch
@@ -314,9 +314,9 @@ class EarlyStopping(Callback):
             self.best_epoch = epoch
         return improved, stop
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> None:
         """Records an improvement, or counts a stall and stops after ``patience`` of them."""
-        improved, stop = self._count(epoch, logs)
+        improved, stop = self._count(epoch, logs or {})
         if improved and self.restore_best_weights:
             state = self.loop.state  # a host copy, with any process count:
             self.best_weights = sharding.to_host((state.params, state.rest))
@@ -324,7 +324,7 @@ class EarlyStopping(Callback):
             self.stopped_epoch = epoch
             self.loop.request_stop()
 
-    def on_train_end(self, logs=None):
+    def on_train_end(self, logs: Logs | None = None) -> None:
         """Puts the best epoch's weights back when ``restore_best_weights`` is set."""
         if self.restore_best_weights and self.best_weights is not None:
             self.loop.restore_weights(*self.best_weights)

@@ -91,7 +91,7 @@ class ReduceLROnPlateau(Callback):
         self.wait, self.cooling = np.zeros(1, int), np.zeros(1, int)
         self._best = [self.monitor]  # one Monitor per member (one in fit)
 
-    def on_train_begin(self, logs=None):
+    def on_train_begin(self, logs: Logs | None = None) -> None:
         """Checks that the rate is injected; resets the best values, waits and cooldowns.
 
         One count per member: one in ``fit``, ``M`` in a ``sweep`` group (each member's
@@ -153,9 +153,9 @@ class ReduceLROnPlateau(Callback):
         self.wait[i], self.cooling[i] = 0, self.cooldown
         return True
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> None:
         """Multiplies the learning rate by ``factor`` after ``patience`` stalled epochs."""
-        self._reduce(self._due(logs))
+        self._reduce(self._due(logs or {}))
 
 
 __all__ = ["ReduceLROnPlateau"]

@@ -129,7 +129,7 @@ def sweep(
     model_fn: Callable[..., nnx.Module],
     data: Any,
     *,
-    loss: str | losses.Loss | None = None,
+    loss: losses.LossSpec | None = None,
     loss_fn: Callable | None = None,
     optimizer: str | OptimizerFactory = "adam",
     learning_rate: float = 1e-3,

@@ -39,7 +39,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from nnjax.io import restore, steps, trees
-from nnjax.train.callbacks import Callback, EarlyStopping, Monitor
+from nnjax.train.callbacks import Callback, EarlyStopping, Logs, Monitor
 from nnjax.train.history import saved_dict
 from nnjax.train.progress import format_logs, say
 from nnjax.train.sweep_step import SweepHistory, SweepState, select
@@ -77,13 +77,13 @@ class MemberStopping(Callback):
             monitors.append(m)
         return monitors
 
-    def on_train_begin(self, logs=None):
+    def on_train_begin(self, logs: Logs | None = None) -> None:
         """Keeps a copy of the starting weights (the "best" until an epoch improves)."""
         if self.restore_best_weights and self.best is None:
             state = self.loop.state
             self.best = jax.tree.map(jnp.copy, (state.params, state.rest))
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> None:
         """Updates every active member's best and wait; stops those out of patience."""
         state: SweepState = self.loop.state
         active = np.asarray(jax.device_get(state.active)) > 0
@@ -111,7 +111,7 @@ class MemberStopping(Callback):
         if not (active & ~stop).any():
             self.loop.request_stop()
 
-    def on_train_end(self, logs=None):
+    def on_train_end(self, logs: Logs | None = None) -> None:
         """Puts every member's best weights back (``restore_best_weights``), as ``fit``.
 
         Not a diverged member's (inactive, never stopped): it keeps the weights it had
@@ -153,7 +153,7 @@ class EndWhenInactive(Callback):
       True
     """
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> None:
         """Requests the stop when no member is active."""
         if not np.any(np.asarray(jax.device_get(self.loop.state.active)) > 0):
             self.loop.request_stop()
@@ -180,7 +180,7 @@ class SweepCheckpoint(Callback):
         self.directory = os.path.abspath(os.fspath(directory))
         self.max_to_keep, self.stopping, self.meta = max_to_keep, stopping, meta
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> None:
         """Writes step folder ``epoch + 1``."""
         state: SweepState = self.loop.state
         meta = {
@@ -299,7 +299,7 @@ class SweepProgress(Callback):
     def __init__(self, g: int, groups: int, epochs: int) -> None:
         self.g, self.groups, self.epochs = g, groups, epochs
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> None:
         """Prints the group's epoch line."""
         active = int(np.sum(np.asarray(self.loop.state.active)))
         best = {
