@@ -23,6 +23,7 @@ from nnjax.train import (
     abstract_output,
     eval_blocks,
     host_memory,
+    label_broadcast,
     label_checks,
     model_call,
     objective,
@@ -197,6 +198,7 @@ def evaluate(
     source.check_labels(out, resolved, "data")
     validation.check_named_take_arrays(resolved, metrics, out, example.y, "data")
     validation.check_loss_accepts(resolved, out, example.y, "data")
+    label_broadcast.warn_if_labels_broadcast(resolved, out, example.y, "data")
     whole = isinstance(source, ArraySource) and not isinstance(source.y, np.memmap)
     label_checks.check_metric_labels(
         resolved, metrics, out, source.y if whole else example.y, "data"

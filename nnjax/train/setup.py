@@ -21,7 +21,16 @@ from jax.sharding import Mesh
 
 from nnjax import metrics as metrics_lib
 from nnjax._deprecation import user_stacklevel
-from nnjax.train import abstract_output, compiled, data, label_checks, optimizers, sharding, step
+from nnjax.train import (
+    abstract_output,
+    compiled,
+    data,
+    label_broadcast,
+    label_checks,
+    optimizers,
+    sharding,
+    step,
+)
 from nnjax.train import validation as checks
 from nnjax.train.evaluate import divisible, eval_source
 from nnjax.train.iterable_source import IterableSource
@@ -128,6 +137,7 @@ def check_model(model, graphdef, params, rest, objective, source, val, tx) -> tu
         src.check_labels(out, objective.loss, name)  # an iterable: each batch's, as read
         checks.check_named_take_arrays(objective.loss, objective.metrics, out, example.y, name)
         checks.check_loss_accepts(objective.loss, out, example.y, name)  # soft labels first
+        label_broadcast.warn_if_labels_broadcast(objective.loss, out, example.y, name)
         check_metric_labels(objective, out, src.y if arrays else example.y, name)
     if objective.loss_fn is None:
         return ()
