@@ -27,6 +27,7 @@ from nnjax.train import (
     label_checks,
     model_call,
     objective,
+    output_activation,
     sharding,
     step,
     validation,
@@ -199,6 +200,7 @@ def evaluate(
     validation.check_named_take_arrays(resolved, metrics, out, example.y, "data")
     validation.check_loss_accepts(resolved, out, example.y, "data")
     label_broadcast.warn_if_labels_broadcast(resolved, out, example.y, "data")
+    output_activation.check_logits(resolved, graphdef, params, rest, example.x)
     whole = isinstance(source, ArraySource) and not isinstance(source.y, np.memmap)
     label_checks.check_metric_labels(
         resolved, metrics, out, source.y if whole else example.y, "data"

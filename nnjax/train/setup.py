@@ -28,6 +28,7 @@ from nnjax.train import (
     label_broadcast,
     label_checks,
     optimizers,
+    output_activation,
     sharding,
     step,
 )
@@ -139,6 +140,7 @@ def check_model(model, graphdef, params, rest, objective, source, val, tx) -> tu
         checks.check_loss_accepts(objective.loss, out, example.y, name)  # soft labels first
         label_broadcast.warn_if_labels_broadcast(objective.loss, out, example.y, name)
         check_metric_labels(objective, out, src.y if arrays else example.y, name)
+    output_activation.check_logits(objective.loss, graphdef, params, rest, source.example().x)
     if objective.loss_fn is None:
         return ()
     example = jax.tree.map(jax.numpy.asarray, source.example())
