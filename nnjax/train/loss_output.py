@@ -25,7 +25,11 @@ from nnjax.train.validation import describe
 
 LOSS_FN_SCALAR = "loss_fn must return a scalar loss (or (loss, logs))"
 """What a non-scalar ``loss_fn`` is told (see :func:`scalar`)."""
-LOSS_SCALAR = "the loss, loss(predictions, y), must return a scalar for the batch"
+LOSS_SCALAR = (
+    "the loss, loss(predictions, y), must return a scalar for the batch (one that "
+    "returns a value per example takes a `reduction` keyword: fit calls it with "
+    "reduction='none', then weighs and masks the values)"
+)
 """What a non-scalar ``loss(predictions, y)`` is told (see :func:`scalar`)."""
 
 LOSS_FN_NOTE = (

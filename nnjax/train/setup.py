@@ -19,6 +19,7 @@ import jax
 import numpy as np
 from jax.sharding import Mesh
 
+from nnjax import losses
 from nnjax import metrics as metrics_lib
 from nnjax._deprecation import user_stacklevel
 from nnjax.train import (
@@ -129,6 +130,7 @@ def check_model(model, graphdef, params, rest, objective, source, val, tx) -> tu
         metrics on continuous targets (:func:`check_metric_labels`), a ``loss_fn`` that
         fails or returns neither a loss nor ``(loss, logs)`` (the error noted).
     """
+    check_weights_reach_loss(objective.loss, source)
     for name, src in (("data", source), ("validation", val)):
         if src is None or objective.loss is None:
             continue
@@ -146,6 +148,33 @@ def check_model(model, graphdef, params, rest, objective, source, val, tx) -> tu
     example = jax.tree.map(jax.numpy.asarray, source.example())
     step_args = (graphdef, objective.loss, tx, objective.metrics, objective.options)
     return _loss_fn_logs(step_args, *abstract_output.abstract((params, rest, example)))
+
+
+def check_weights_reach_loss(loss: Any, source: Any) -> None:
+    """Raises when the data weigh examples but ``loss`` returns one value for the batch.
+
+    Sample and class weights scale per-example losses (:func:`batch_loss`); a loss of
+    your own without a ``reduction`` keyword is called on the whole batch, so they
+    would be ignored, silently.
+
+    Raises:
+      ValueError: names the loss and the two ways to weigh its examples.
+    """
+    if loss is None or metrics_lib.per_example(losses.get(loss)) is not None:
+        return
+    first = source.example()
+    weights, mask = (
+        (source.weight, 1.0) if isinstance(source, data.ArraySource) else (first.weight, first.mask)
+    )
+    if np.all(np.asarray(weights) == mask):
+        return
+    raise ValueError(
+        f"`data` weighs its examples (sample_weight or class_weight), but the loss {loss!r} "
+        "returns one value for the whole batch, so the weights would be ignored: give it a "
+        "`reduction` keyword (fit calls it with reduction='none' for one value per "
+        "example, then weighs and masks them), or use loss_fn(model, batch) and weigh "
+        "with batch.weight"
+    )
 
 
 def check_metric_labels(objective: Objective, out: Any, y: Any, name: str = "data") -> None:
