@@ -162,8 +162,6 @@ def tidy(final: Path) -> None:
 def check_replaceable(final: Path) -> None:
     """Raises unless ``overwrite=True`` may replace ``final``: a checkpoint or an empty folder.
 
-    One that lost its ``nnjax.json`` counts (resumed past, its epoch is saved again).
-
     Raises:
       FileExistsError: ``final`` is a file, or a folder that holds something other
         than an nnjax checkpoint (the user's files are never deleted).
@@ -364,7 +362,10 @@ def read_meta(directory: str | os.PathLike) -> dict[str, Any]:
         raise CheckpointError(f"{directory}: no such checkpoint folder")
     if not path.is_file():
         what = "empty checkpoint folder" if not any(directory.iterdir()) else "missing"
-        raise CheckpointError(f"{path}: {what} (not a complete nnjax checkpoint)")
+        item = directory / "state"  # Flax's guide: checkpointer.save(ckpt_dir / "state", ...)
+        flax = (item / "_CHECKPOINT_METADATA").is_file()
+        hint = f"; a checkpoint of Flax's guide is read from its item: {item}" if flax else ""
+        raise CheckpointError(f"{path}: {what} (not a complete nnjax checkpoint){hint}")
     meta = read_json(path)
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not an nnjax checkpoint metadata file")

@@ -25,6 +25,7 @@ Example:
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -227,9 +228,10 @@ class ModelCheckpoint(Callback):
     later callback writes reaches ``fit``'s ``History`` but not this epoch's checkpoint.
 
     Raises:
-      ValueError: ``save_best_only`` without ``monitor``, an unknown ``mode``, or
-        ``max_to_keep < 1``; from ``fit``, before training, a ``monitor`` that it does not
-        log (the message lists the names it logs).
+      ValueError: ``save_best_only`` without ``monitor``, an unknown ``mode``,
+        ``max_to_keep < 1``, or a Keras filepath template (``"ckpt-{epoch:02d}"``);
+        from ``fit``, before training, a ``monitor`` that it does not log (the message
+        lists the names it logs).
       FileExistsError: at the start of a run that does not resume (or resumes from
         another folder), when ``directory`` holds checkpoints and ``overwrite`` is
         false; when ``directory`` is a file.
@@ -259,6 +261,12 @@ class ModelCheckpoint(Callback):
     ) -> None:
         owner = "ModelCheckpoint"
         layout.check_path(owner, "directory", directory)
+        if re.search(r"\{[A-Za-z_]\w*(:[^{}]*)?\}", os.fspath(directory)):
+            raise ValueError(
+                f"ModelCheckpoint: `directory` must be a folder, got the filepath template "
+                f"{os.fspath(directory)!r}: nnjax saves step folders 1, 2, ... inside one "
+                "folder (Keras's `{epoch}` fields are not filled in); pass the folder"
+            )
         save_best_only = check_static_bool(owner, "save_best_only", save_best_only)
         overwrite = check_static_bool(owner, "overwrite", overwrite)
         if save_best_only and monitor is None:

@@ -254,12 +254,20 @@ def check_loss_accepts(loss: str | Callable, out: Any, y: Any, name: str = "data
     fn = losses.get(loss)
     try:
         jax.eval_shape(objective.loss_on_batch(loss), logits, target)
-    except (AssertionError, TypeError, ValueError) as err:
+    except (AssertionError, IndexError, TypeError, ValueError) as err:
         _raise_loss_fault(loss, err, name)
         shape = isinstance(err, ShapeError) or "incompatible shapes" in str(err).lower()
+        order = (
+            ""
+            if isinstance(loss, str)
+            else (
+                " (a loss of your own is called as loss(predictions, y); Keras's order is "
+                "(y_true, y_pred))"
+            )
+        )
         raise (ShapeError if shape else ValueError)(
             f"`{name}`: the loss cannot compare model outputs of shape "
-            f"{describe(out)} with labels {describe(target)} per example: {err}"
+            f"{describe(out)} with labels {describe(target)} per example{order}: {err}"
         ) from err
     soft = isinstance(y, np.ndarray) and np.issubdtype(y.dtype, np.floating)
     if fn is losses.cross_entropy and soft and isinstance(out, jax.ShapeDtypeStruct):

@@ -174,7 +174,8 @@ def get_hyperparameter(state: Any, name: str) -> Any:
         raise ValueError(
             f"the optimizer state has no injected hyperparameter {name!r} (has: "
             f"{sorted(found) or 'none'}); pass a name such as 'adam', an optax factory, or "
-            "optax.inject_hyperparams(...)"
+            "inject it yourself, inside a chain too: optax.chain(optax.clip_by_global_norm(1.0), "
+            "optax.inject_hyperparams(optax.adam)(learning_rate=1e-3))"
         )
     return found[name]
 

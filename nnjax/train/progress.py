@@ -125,8 +125,10 @@ class EpochProgress:
         say(f"{self.prefix}: compiled in {seconds:.1f} s", self.verbose)
 
     def close(self, logs: Mapping[str, float], seconds: float | None = None) -> None:
-        """Finishes the bar and prints the epoch's metrics on their own line."""
+        """Finishes the bar (showing the epoch's loss) and prints its metrics on a line."""
         if self.bar is not None:
+            if "loss" in logs:  # the running loss shown last may be a dispatch old
+                self.bar.set_postfix_str(f"loss {logs['loss']:.4f}", refresh=False)
             self.bar.close()
         took = "" if seconds is None else f" - {seconds:.1f}s"
         if self.verbose:

@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
+import pytest
 from flax import nnx
 
 import nnjax
@@ -63,3 +64,6 @@ def test_nnjax_loads_what_the_guides_code_writes(tmp_path):
     for folder in ("state", "pure_dict"):
         other = nnjax.load_state(TwoLayerMLP(4, rngs=nnx.Rngs(1)), tmp_path / folder)
         np.testing.assert_array_equal(other(x), model(x))
+    # the guide's ckpt_dir, the folder above its item: the error names the item to pass
+    with pytest.raises(nnjax.io.CheckpointError, match=r"guide is read from its item: .*state"):
+        nnjax.load_state(TwoLayerMLP(4, rngs=nnx.Rngs(1)), tmp_path)

@@ -187,5 +187,6 @@ def test_set_hyperparameter_needs_an_injected_optimizer():
 
     import optax
 
-    with pytest.raises(ValueError, match="no injected hyperparameter 'learning_rate'"):
+    with pytest.raises(ValueError, match="no injected hyperparameter 'learning_rate'.*inside a "
+                       r"chain too: optax.chain\(.*optax.inject_hyperparams"):  # fmt: skip
         T.fit(mlp(), blobs(), optimizer=optax.sgd(0.1), callbacks=[SetRate()], **KW)

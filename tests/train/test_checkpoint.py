@@ -384,3 +384,10 @@ def test_a_save_refused_over_a_users_folder_says_why_without_an_errno(tmp_path):
         T.fit(mlp(), blobs(), epochs=1, callbacks=[T.ModelCheckpoint(tmp_path)], **KW)
     assert "Errno None" not in str(info.value)
     assert (tmp_path / "1" / "notes.txt").read_text() == "mine"
+
+
+@pytest.mark.parametrize("template", ["model-{epoch:02d}-{val_loss:.2f}.keras", "ckpt/{epoch}"])
+def test_a_keras_filepath_template_is_refused(tmp_path, template):
+    with pytest.raises(ValueError, match=r"must be a folder, got the filepath template"):
+        T.ModelCheckpoint(tmp_path / template)
+    assert list(tmp_path.iterdir()) == []

@@ -50,6 +50,21 @@ def test_the_bar_counts_every_step_and_shows_the_running_loss(capsys, monkeypatc
     assert "Epoch 1/1 - " in capsys.readouterr().out
 
 
+def test_the_finished_bar_shows_the_epochs_loss_not_a_stale_running_one(monkeypatch):
+    shown = []
+    original = progress.EpochProgress.close
+
+    def spy(self, logs, seconds=None):
+        self.bar.set_postfix_str("loss 9.9999", refresh=False)  # a running loss, stale
+        original(self, logs, seconds)
+        shown.append((self.bar.postfix, logs["loss"]))
+
+    monkeypatch.setattr(progress.EpochProgress, "close", spy)
+    T.fit(mlp(), blobs(), loss="cross_entropy", epochs=1, verbose=1, devices=ONE)
+    postfix, loss = shown[0]
+    assert postfix == f"loss {loss:.4f}"
+
+
 def test_without_tqdm_the_bar_falls_back_to_lines(capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "tqdm.auto", None)  # import raises ImportError
     monkeypatch.setattr("sys.stdout.isatty", lambda: True)

@@ -3,6 +3,7 @@
 import re
 
 import numpy as np
+import optax
 import pytest
 
 import nnjax.train as T
@@ -353,3 +354,15 @@ def test_sweep_evaluate_and_predict_refuse_flags_that_are_not_bools():
         T.evaluate(mlp(), (x, y), loss="cross_entropy", check_inputs="no")
     with pytest.raises(TypeError, match="predict: `check_inputs` must be a Python bool"):
         T.predict(mlp(), x, check_inputs=None)
+
+
+@pytest.mark.parametrize(
+    "loss",
+    [
+        lambda y_true, y_pred: ((y_pred[:, 0] - y_true) ** 2).mean(),  # an IndexError
+        lambda y_true, y_pred: optax.softmax_cross_entropy_with_integer_labels(y_pred, y_true),
+    ],
+)
+def test_a_loss_in_kerass_argument_order_is_told_the_order(loss):
+    with pytest.raises(ValueError, match=r"called as loss\(predictions, y\); Keras's order"):
+        _fit(blobs(), loss=loss)
