@@ -32,6 +32,7 @@ import os
 import re
 import shutil
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -89,12 +90,6 @@ def is_checkpoint(path: str | os.PathLike) -> bool:
 
     path = Path(path)
     return path.is_dir() and ((path / META).exists() or _legacy.is_legacy(path))
-
-
-def _lost_meta(path: Path) -> bool:
-    """An nnjax folder that lost ``nnjax.json``: ``state/`` whole, not an Orbax manager's step."""
-    no_meta = not (path / META).exists() and not (path / "_CHECKPOINT_METADATA").exists()
-    return no_meta and (path / "state" / "_METADATA").is_file()
 
 
 def siblings(final: Path) -> list[Path]:
@@ -159,7 +154,7 @@ def tidy(final: Path) -> None:
                 path.unlink()
 
 
-def check_replaceable(final: Path) -> None:
+def check_replaceable(final: Path, also: Callable[[Path], bool] | None = None) -> None:
     """Raises unless ``overwrite=True`` may replace ``final``: a checkpoint or an empty folder.
 
     Raises:
@@ -167,7 +162,7 @@ def check_replaceable(final: Path) -> None:
         than an nnjax checkpoint (the user's files are never deleted).
     """
     if final.is_dir():
-        if is_checkpoint(final) or _lost_meta(final) or not any(final.iterdir()):
+        if is_checkpoint(final) or not any(final.iterdir()) or (also and also(final)):
             return
         raise FileExistsError(
             f"{final} is not an nnjax checkpoint (it has no {META}) and is not empty; "
@@ -237,7 +232,12 @@ def read_json(path: str | os.PathLike) -> Any:
 
 
 def write(
-    directory: str | os.PathLike, items: dict[str, Any], meta: dict[str, Any], *, overwrite=False
+    directory: str | os.PathLike,
+    items: dict[str, Any],
+    meta: dict[str, Any],
+    *,
+    overwrite: bool = False,
+    replaceable: Callable[[Path], bool] | None = None,
 ) -> Path:
     """Writes ``items`` (nested dicts of arrays, see :mod:`nnjax.io.trees`) and ``meta``.
 
@@ -248,6 +248,8 @@ def write(
       overwrite: replace an existing checkpoint folder (or an empty folder), only once
         the new one is complete; anything else (a file, a folder of other files) is
         refused, never deleted. ``~`` is expanded.
+      replaceable: with ``overwrite``, also replaces a folder for which this is true
+        (:func:`nnjax.io.steps.lost_meta`: a step folder that lost its ``nnjax.json``).
 
     With several JAX processes this is collective: every process calls it with the
     same folder and items, in the same order. Each process writes the shards of the
@@ -281,7 +283,9 @@ def write(
     if jax.process_index() == 0:  # it writes nnjax.json; sharded arrays are not recorded
         meta.update(_crc.records({name: items[name] for name in stored}))
     tag = _collective.next_tag() if jax.process_count() > 1 else None
-    tmp = Path(_collective.on_main(f"{tag}/prepare", lambda: str(_prepare(final, overwrite))))
+    tmp = Path(
+        _collective.on_main(f"{tag}/prepare", lambda: str(_prepare(final, overwrite, replaceable)))
+    )
     try:
 
         def arrays() -> None:
@@ -297,13 +301,13 @@ def write(
     return final
 
 
-def _prepare(final: Path, overwrite: bool) -> Path:
+def _prepare(final: Path, overwrite: bool, replaceable: Callable[[Path], bool] | None) -> Path:
     """Creates and returns the empty temporary folder beside ``final``."""
     tidy(final)
     if final.exists() or final.is_symlink():
         if not overwrite:
             raise FileExistsError(f"{final} already exists; pass overwrite=True to replace it")
-        check_replaceable(final)
+        check_replaceable(final, replaceable)
     tmp = final.with_name(f".{final.name}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         final.parent.mkdir(parents=True, exist_ok=True)

@@ -111,6 +111,27 @@ def step_folder(directory: str | os.PathLike, epoch: int) -> Path:
     return layout.user_path(directory) / str(epoch + 1)
 
 
+ITEMS = ("state", "opt_state")
+"""The Orbax items of nnjax's training checkpoints (``fit``'s and a sweep group's)."""
+
+
+def lost_meta(path: Path) -> bool:
+    """Whether ``path`` is a checkpoint nnjax wrote that lost its ``nnjax.json``.
+
+    Nothing but nnjax's items inside (:data:`ITEMS`, each a complete Orbax item
+    folder): not an Orbax ``CheckpointManager``'s step (its ``_CHECKPOINT_METADATA``
+    beside the items), not a Flax guide's folder holding files of yours too.
+
+    Example:
+      >>> lost_meta(Path("/nonexistent/3"))
+      False
+    """
+    entries = list(path.iterdir()) if path.is_dir() else []
+    return bool(entries) and all(
+        p.name in ITEMS and p.is_dir() and (p / "_METADATA").is_file() for p in entries
+    )
+
+
 def write_epoch(
     directory: str | os.PathLike,
     epoch: int,
@@ -129,6 +150,7 @@ def write_epoch(
         items,
         {**meta, "epoch": epoch},
         overwrite=True,
+        replaceable=lost_meta,  # a resumed run falls back past it, then saves that epoch
     )
     prune(directory, max_to_keep)
     return path
@@ -191,8 +213,10 @@ def open_newest(
 
 
 __all__ = [
+    "ITEMS",
     "epochs",
     "is_step",
+    "lost_meta",
     "open_newest",
     "prune",
     "recover_steps",

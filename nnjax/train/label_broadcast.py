@@ -46,26 +46,37 @@ def _inner(eqn: Any) -> Any:
     return None
 
 
-def _spreads(jaxpr: Any, tainted: list[bool]) -> bool:
-    """Whether a value computed from the labels (``tainted`` inputs) goes ``(B,)`` to ``(B, B)``.
+def _spreads(jaxpr: Any, sources: list[set[str]]) -> bool:
+    """Whether an equation meets ``(B,)`` labels with ``(B, 1)`` outputs into ``(B, B)``.
 
-    Follows the labels through every equation (into called jaxprs); a hit is an
-    equation taking a labels' value of shape ``(B,)`` or ``(1, B)`` and giving ``(B, B)``:
-    the implicit broadcast of ``pred - y``, not a ``(B, B)`` value of the outputs alone.
+    ``sources`` says, per input of ``jaxpr``, what it is computed from: ``"y"`` (the
+    labels), ``"p"`` (the outputs); both are followed through every equation (into
+    called jaxprs). A hit takes a value of the labels of shape ``(B,)`` or ``(1, B)`` and
+    one of the outputs of shape ``(B, 1)`` and gives ``(B, B)``: the implicit broadcast of
+    ``pred - y``, not a pairwise ``(B, B)`` value of the labels or of the outputs alone
+    (``y[:, None] - y[None, :]`` in a ranking loss).
     """
-    from_labels = {var for var, t in zip(jaxpr.invars, tainted, strict=True) if t}
+    made = {var: set(src) for var, src in zip(jaxpr.invars, sources, strict=True)}
     for eqn in jaxpr.eqns:
-        ins = [v for v in eqn.invars if _is_var(v) and v in from_labels]
-        if not ins:
+        ins = [(v, made.get(v, set())) for v in eqn.invars if _is_var(v)]
+        flows = set().union(*(src for _, src in ins))
+        if not flows:
             continue
         inner = _inner(eqn)
-        if inner is not None and _spreads(inner, [v in ins for v in eqn.invars]):
+        if inner is not None:
+            inner_sources = [made.get(v, set()) if _is_var(v) else set() for v in eqn.invars]
+            if _spreads(inner, inner_sources):
+                return True
+        labels = any("y" in src and _shape(v) in ((_B,), (1, _B)) for v, src in ins)
+        outputs = any("p" in src and _shape(v) == (_B, 1) for v, src in ins)
+        if labels and outputs and any(_shape(v) == (_B, _B) for v in eqn.outvars):
             return True
-        rows = any(tuple(getattr(v.aval, "shape", ())) in ((_B,), (1, _B)) for v in ins)
-        if rows and any(tuple(getattr(v.aval, "shape", ())) == (_B, _B) for v in eqn.outvars):
-            return True
-        from_labels.update(eqn.outvars)
+        made.update((var, flows) for var in eqn.outvars)
     return False
+
+
+def _shape(var: Any) -> tuple[int, ...]:
+    return tuple(getattr(var.aval, "shape", ()))
 
 
 def broadcasts_labels(loss: str | Callable, y_dtype: Any) -> bool:
@@ -87,7 +98,7 @@ def broadcasts_labels(loss: str | Callable, y_dtype: Any) -> bool:
             closed = jax.make_jaxpr(objective.loss_on_batch(loss))(pred, target)
     except Exception:  # the loss's own failure: check_loss_accepts names it
         return False
-    return _spreads(closed.jaxpr, [False, True])  # (outputs, labels)
+    return _spreads(closed.jaxpr, [{"p"}, {"y"}])  # (outputs, labels)
 
 
 def warn_if_labels_broadcast(loss: str | Callable, out: Any, y: Any, name: str = "data") -> None:

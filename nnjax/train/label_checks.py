@@ -257,14 +257,8 @@ def check_loss_accepts(loss: str | Callable, out: Any, y: Any, name: str = "data
     except (AssertionError, IndexError, TypeError, ValueError) as err:
         _raise_loss_fault(loss, err, name)
         shape = isinstance(err, ShapeError) or "incompatible shapes" in str(err).lower()
-        order = (
-            ""
-            if isinstance(loss, str)
-            else (
-                " (a loss of your own is called as loss(predictions, y); Keras's order is "
-                "(y_true, y_pred))"
-            )
-        )
+        hint = "called as loss(predictions, y); Keras's order is (y_true, y_pred)"
+        order = f" (a loss of your own is {hint})" if _own_loss(loss) else ""
         raise (ShapeError if shape else ValueError)(
             f"`{name}`: the loss cannot compare model outputs of shape "
             f"{describe(out)} with labels {describe(target)} per example{order}: {err}"
@@ -272,6 +266,13 @@ def check_loss_accepts(loss: str | Callable, out: Any, y: Any, name: str = "data
     soft = isinstance(y, np.ndarray) and np.issubdtype(y.dtype, np.floating)
     if fn is losses.cross_entropy and soft and isinstance(out, jax.ShapeDtypeStruct):
         losses.check_distribution("cross_entropy", f"{name} y", y)
+
+
+def _own_loss(loss: Any) -> bool:
+    """Whether ``loss`` is a callable of the user's (not a name, nor one of nnjax's)."""
+    if isinstance(loss, str | losses.OutputLosses):
+        return False
+    return all(loss is not fn for fn in losses._REGISTRY.values())
 
 
 def _raise_loss_fault(loss: Any, err: BaseException, name: str) -> None:

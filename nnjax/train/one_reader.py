@@ -21,50 +21,53 @@ Example:
 from __future__ import annotations
 
 import threading
-import weakref
 from collections.abc import Iterator
 from typing import Any
 
-_LOCKS: weakref.WeakKeyDictionary[Any, threading.Lock] = weakref.WeakKeyDictionary()
-_REGISTRY = threading.Lock()
+_READERS: dict[int, list[Any]] = {}
+"""``id(iterator) -> [iterator, lock, wrappers]`` while a wrapper of it is open (the
+entry holds the iterator, so that its id is not reused meanwhile)."""
+_REGISTRY = threading.RLock()  # re-entered when a collected wrapper closes inside _open
 
 
-def _lock_for(iterator: Iterator) -> threading.Lock | None:
-    """The one lock of ``iterator``; ``None`` for iterators without weak references.
-
-    Those are the built-in ones (list iterators, ``itertools``), whose ``next`` holds the
-    GIL throughout, so that two threads never interleave inside one.
-    """
+def _open(iterator: Iterator) -> list[Any]:
     with _REGISTRY:
-        try:
-            return _LOCKS.setdefault(iterator, threading.Lock())
-        except TypeError:
-            return None
+        entry = _READERS.setdefault(id(iterator), [iterator, threading.Lock(), 0])
+        entry[2] += 1
+        return entry
+
+
+def _close(iterator: Iterator, entry: list[Any]) -> None:
+    with _REGISTRY:
+        entry[2] -= 1
+        if entry[2] == 0:
+            del _READERS[id(iterator)]
 
 
 def one_at_a_time(iterator: Iterator) -> Iterator:
-    """``iterator``'s items, each ``next`` holding the iterator's lock.
+    """``iterator``'s items, each ``next`` holding the iterator's one lock.
 
-    Every wrapper of the same iterator shares its lock, so a read waits for another
-    thread's read in progress instead of failing.
+    Every wrapper of the same iterator (a generator, ``map`` over one, a loader's
+    iterator) shares its lock while any is open, so a read waits for another thread's
+    read in progress instead of failing.
 
     Args:
-      iterator: any iterator (a generator, a loader's iterator).
+      iterator: any iterator.
 
     Returns:
       A generator of the same items.
     """
-    lock = _lock_for(iterator)
-    if lock is None:
-        yield from iterator
-        return
-    while True:
-        with lock:  # an earlier, stopped run's thread may still be inside next()
-            try:
-                item = next(iterator)
-            except StopIteration:
-                return
-        yield item
+    entry = _open(iterator)
+    try:
+        while True:
+            with entry[1]:  # an earlier, stopped run's thread may still be inside next()
+                try:
+                    item = next(iterator)
+                except StopIteration:
+                    return
+            yield item
+    finally:  # the wrapper ends, or is closed or collected
+        _close(iterator, entry)
 
 
 __all__ = ["one_at_a_time"]

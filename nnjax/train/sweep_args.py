@@ -24,7 +24,7 @@ from typing import Any
 import optax
 from flax import nnx
 
-from nnjax.train import model_call, validation
+from nnjax.train import compiled, model_call, validation
 from nnjax.train.callbacks import Callback, EarlyStopping, as_callbacks
 from nnjax.train.checkpoint import ModelCheckpoint
 from nnjax.train.optimizers import check_learning_rate, check_not_class, get_optimizer
@@ -174,8 +174,7 @@ def optimizer_factory(
     )
 
 
-@functools.lru_cache(maxsize=64)
-def accumulating(factory: OptimizerFactory, steps: int) -> OptimizerFactory:
+def _accumulating(factory: OptimizerFactory, steps: int) -> OptimizerFactory:
     """``factory`` whose optimizers apply the mean gradient of every ``steps`` batches.
 
     ``optax.MultiSteps`` inside the factory, so that ``optax.inject_hyperparams`` stays
@@ -197,6 +196,9 @@ def accumulating(factory: OptimizerFactory, steps: int) -> OptimizerFactory:
         return optax.MultiSteps(inner, every_k_schedule=steps).gradient_transformation()
 
     return build
+
+
+accumulating = compiled.cached(_accumulating)  # an unhashable factory: built afresh
 
 
 def split_callbacks(callbacks: Iterable[Callback] | None):

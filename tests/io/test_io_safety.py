@@ -121,17 +121,24 @@ def test_overwrite_replaces_a_checkpoint_or_an_empty_folder(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["empty"]
 
 
-def test_overwrite_replaces_a_checkpoint_that_lost_its_json_but_no_orbax_managers_step(tmp_path):
-    first, second = nn.MLP(4, (8,), 3, rngs=nnx.Rngs(0)), nn.MLP(4, (8,), 3, rngs=nnx.Rngs(1))
-    nnjax.save(first, tmp_path / "lost", overwrite=True)
+def test_only_a_training_run_replaces_a_step_folder_that_lost_its_json(tmp_path):
+    import orbax.checkpoint as ocp
+
+    model = nn.MLP(4, (8,), 3, rngs=nnx.Rngs(0))
+    nnjax.save(model, tmp_path / "lost", overwrite=True)
     (tmp_path / "lost" / "nnjax.json").unlink()
-    nnjax.save(second, tmp_path / "lost", overwrite=True)
-    assert leaves(nnjax.load(tmp_path / "lost"))[0].tolist() == leaves(second)[0].tolist()
-    nnjax.save(first, tmp_path / "step", overwrite=True)  # as an Orbax manager's step:
-    (tmp_path / "step" / "nnjax.json").unlink()  # its metadata beside the items
-    (tmp_path / "step" / "_CHECKPOINT_METADATA").write_text("{}")
-    with pytest.raises(FileExistsError, match=r"step is not an nnjax checkpoint"):
-        nnjax.save(second, tmp_path / "step", overwrite=True)
+    with pytest.raises(FileExistsError, match=r"lost is not an nnjax checkpoint"):
+        nnjax.save(model, tmp_path / "lost", overwrite=True)  # nnjax.save: never
+    assert steps.lost_meta(tmp_path / "lost")  # fit's ModelCheckpoint: yes (its step)
+    flax = tmp_path / "flax"  # Flax's guide: checkpointer.save(ckpt_dir / "state", ...)
+    checkpointer = ocp.StandardCheckpointer()
+    checkpointer.save(flax / "state", nnx.to_pure_dict(nnx.state(model)))
+    checkpointer.wait_until_finished()
+    (flax / "notes.txt").write_text("mine")
+    assert not steps.lost_meta(flax)
+    with pytest.raises(FileExistsError, match=r"flax is not an nnjax checkpoint"):
+        nnjax.save(model, flax, overwrite=True)
+    assert (flax / "notes.txt").read_text() == "mine" and (flax / "state").is_dir()
 
 
 # W3 + U1: a kill between the two renames of an overwrite --------------------------------

@@ -57,3 +57,12 @@ def test_pairwise_values_of_another_shape_are_not_taken_for_it():
     assert broadcasts_labels(squared, np.float32)
     assert not broadcasts_labels(lambda p, t: jnp.mean(p[:, 0] * t), np.float32)
     assert not broadcasts_labels(lambda p, t: jnp.mean(p @ p.T) + jnp.mean(t), np.float32)
+    assert not broadcasts_labels(ranknet, np.float32)  # (B, B) of the labels on purpose
+    assert not broadcasts_labels(lambda p, t: p.mean() + (t[:, None] - t).mean(), np.float32)
+
+
+def ranknet(p, t):
+    """A pairwise ranking loss: aligned scores, a label-order matrix built on purpose."""
+    scores = p[:, 0]
+    order = jnp.sign(t[:, None] - t[None, :])
+    return jnp.mean(jax.nn.softplus(-order * (scores[:, None] - scores[None, :])))

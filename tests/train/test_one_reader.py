@@ -7,6 +7,7 @@ import time
 import numpy as np
 import pytest
 
+from nnjax.train import one_reader
 from nnjax.train.callbacks import Callback
 from nnjax.train.loop import fit
 from nnjax.train.one_reader import one_at_a_time
@@ -35,8 +36,14 @@ def test_two_threads_reading_one_generator_take_turns():
     assert errors == [] and sorted(seen) == list(range(6))
 
 
-def test_builtin_iterators_pass_through():
+def test_builtin_iterators_pass_through_and_nothing_is_kept_after():
     assert list(one_at_a_time(itertools.islice(itertools.count(), 3))) == [0, 1, 2]
+    gen = (i for i in range(5))
+    first, second = one_at_a_time(gen), one_at_a_time(gen)
+    assert (next(first), next(second)) == (0, 1)
+    assert one_reader._READERS  # one entry, shared, while a wrapper is open
+    del first, second
+    assert not one_reader._READERS
 
 
 class _FailAfterFirstDispatch(Callback):
@@ -47,7 +54,8 @@ class _FailAfterFirstDispatch(Callback):
         raise RuntimeError("stop here")
 
 
-def test_a_second_fit_reads_a_generator_a_stopped_fit_left_mid_read():
+@pytest.mark.parametrize("wrapped", [False, True])
+def test_a_second_fit_reads_a_generator_a_stopped_fit_left_mid_read(wrapped):
     x, y = blobs(64)
     reads = []
 
@@ -59,7 +67,8 @@ def test_a_second_fit_reads_a_generator_a_stopped_fit_left_mid_read():
             j = (i % 4) * 16
             yield x[j : j + 16], y[j : j + 16]
 
-    gen, model, fail = endless(), mlp(), _FailAfterFirstDispatch()
+    gen = map(tuple, endless()) if wrapped else endless()  # a built-in over a generator
+    model, fail = mlp(), _FailAfterFirstDispatch()
     with pytest.raises(RuntimeError, match="stop here"):
         fit(
             model, gen, loss="cross_entropy", epochs=2, steps_per_epoch=8, verbose=0,

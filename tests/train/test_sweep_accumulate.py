@@ -1,5 +1,7 @@
 """``sweep(accumulate_steps=...)``: each member updates as ``fit`` with the same count."""
 
+import dataclasses
+
 import jax
 import numpy as np
 import optax
@@ -58,3 +60,17 @@ def test_members_accumulate_as_fit_does():
 def test_a_bad_count_is_refused_before_anything_trains(steps, error, words):
     with pytest.raises(error, match=words):
         sweep(_mlp, three_classes(16), members=grid(seeds=[0]), accumulate_steps=steps, **COMMON)
+
+
+def test_an_unhashable_optimizer_factory_still_sweeps():
+    @dataclasses.dataclass  # eq=True: unhashable, as many configuration objects are
+    class Adam:
+        b1: float = 0.9
+
+        def __call__(self, learning_rate):
+            return optax.adam(learning_rate, b1=self.b1)
+
+    for steps in (1, 2):
+        result = sweep(_mlp, three_classes(16), optimizer=Adam(), members=grid(seeds=[0]),
+                       accumulate_steps=steps, **COMMON)  # fmt: skip
+        assert np.isfinite(result.history["loss"]).all()
