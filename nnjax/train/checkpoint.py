@@ -261,11 +261,10 @@ class ModelCheckpoint(Callback):
     ) -> None:
         owner = "ModelCheckpoint"
         layout.check_path(owner, "directory", directory)
-        if re.search(r"\{[A-Za-z_]\w*(:[^{}]*)?\}", os.fspath(directory)):
+        if re.search(r"\{[A-Za-z_]\w*(:[^{}]*)?\}", os.fspath(directory)):  # Keras's {epoch}
             raise ValueError(
-                f"ModelCheckpoint: `directory` must be a folder, got the filepath template "
-                f"{os.fspath(directory)!r}: nnjax saves step folders 1, 2, ... inside one "
-                "folder (Keras's `{epoch}` fields are not filled in); pass the folder"
+                f"ModelCheckpoint: `directory` must be a folder (step folders 1, 2, "
+                f"... go inside), got the filepath template {os.fspath(directory)!r}"
             )
         save_best_only = check_static_bool(owner, "save_best_only", save_best_only)
         overwrite = check_static_bool(owner, "overwrite", overwrite)

@@ -388,6 +388,6 @@ def test_a_save_refused_over_a_users_folder_says_why_without_an_errno(tmp_path):
 
 @pytest.mark.parametrize("template", ["model-{epoch:02d}-{val_loss:.2f}.keras", "ckpt/{epoch}"])
 def test_a_keras_filepath_template_is_refused(tmp_path, template):
-    with pytest.raises(ValueError, match=r"must be a folder, got the filepath template"):
+    with pytest.raises(ValueError, match=r"must be a folder \(step .* filepath template .*epoch"):
         T.ModelCheckpoint(tmp_path / template)
     assert list(tmp_path.iterdir()) == []
