@@ -79,5 +79,5 @@ def test_a_second_fit_reads_a_generator_a_stopped_fit_left_mid_read(wrapped):
         model, gen, loss="cross_entropy", epochs=1, steps_per_epoch=4, verbose=0,
         steps_per_dispatch=1,
     )  # fmt: skip
-    assert np.isfinite(history.history["loss"][0])
-    assert len(reads) >= 4 + 4  # the stopped run's slow read ended, then this run's
+    assert np.isfinite(history.history["loss"][0])  # before: "generator already executing"
+    assert 3 in reads  # the stopped run's slow read ended before this run's reads
