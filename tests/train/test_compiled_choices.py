@@ -24,6 +24,7 @@ def _graphdef(model):
     return nnx.graphdef(model)
 
 
+@pytest.mark.slow  # among the default run's slowest (4-10 s): CI's slow step runs it
 def test_every_model_takes_eight_steps_per_dispatch_on_every_backend():
     rngs = nnx.Rngs(0)
     cnn = nn.CNN((8, 8, 1), 2, conv_features=(4,), rngs=rngs)

@@ -216,6 +216,7 @@ def test_fit_stops_and_restores_where_keras_does(values, kwargs, stopped, best, 
         assert any(not np.array_equal(a, b) for a, b in zip(script.params[-1], kept))
 
 
+@pytest.mark.slow  # among the default run's slowest (4-10 s): CI's slow step runs it
 def test_a_resumed_run_stops_where_the_uninterrupted_run_stops(tmp_path, keras_stopping):
     # val_loss falls by about 0.004 an epoch; from epoch 3 on, each epoch adds one to the
     # wait (the baseline is never beaten) until the first that falls by < min_delta

@@ -101,6 +101,7 @@ def test_the_loss_equals_the_reference_on_column_labels():
     assert len(history["loss"]) == 2
 
 
+@pytest.mark.slow  # among the default run's slowest (4-10 s): CI's slow step runs it
 def test_sweep_aligns_the_labels_too():
     members = T.grid(learning_rate=[0.01, 0.1])
     make = lambda rngs: MLP(4, (8,), 1, rngs=rngs)

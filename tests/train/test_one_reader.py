@@ -54,6 +54,7 @@ class _FailAfterFirstDispatch(Callback):
         raise RuntimeError("stop here")
 
 
+@pytest.mark.slow  # among the default run's slowest (4-10 s): CI's slow step runs it
 @pytest.mark.parametrize("wrapped", [False, True])
 def test_a_second_fit_reads_a_generator_a_stopped_fit_left_mid_read(wrapped):
     x, y = blobs(64)

@@ -161,6 +161,7 @@ def test_mc_dropout_takes_tuple_inputs_and_numpy_seeds():
         MC.mc_dropout_predict(model, (xs, lengths), True)
 
 
+@pytest.mark.slow  # among the default run's slowest (4-10 s): CI's slow step runs it
 def test_per_example_grads_take_tuple_inputs():
     """F6: every example's gradient equals the gradient on that example alone."""
     model, xs, lengths = _sequence_data()

@@ -78,6 +78,7 @@ def _run(x, y, callbacks, resume_from=None, epochs=3):
     )  # fmt: skip
 
 
+@pytest.mark.slow  # among the default run's slowest (4-10 s): CI's slow step runs it
 def test_a_callbacks_logs_reach_the_result_and_the_checkpoint(tmp_path):
     x, y = _data()
     whole = _run(x, y, [Gap(), ModelCheckpoint(tmp_path / "whole")])

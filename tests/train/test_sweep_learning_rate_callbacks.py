@@ -99,6 +99,7 @@ def test_per_member_values_must_match_the_group():
         set_hyperparameter(state, "learning_rate", np.array([0.1, -0.2]))
 
 
+@pytest.mark.slow  # among the default run's slowest (4-10 s): CI's slow step runs it
 def test_a_resumed_sweep_lowers_the_rates_as_an_uninterrupted_one(tmp_path):
     from nnjax.train.checkpoint import ModelCheckpoint
     from tests.train._data import crash_at
