@@ -79,6 +79,19 @@ def check_path(owner: str, name: str, value: Any) -> None:
         )
 
 
+def check_not_template(owner: str, directory: str | os.PathLike) -> None:
+    """Raises a ``ValueError`` for a Keras filepath template (``"ckpt-{epoch:02d}"``).
+
+    Example:
+      >>> check_not_template("ModelCheckpoint", "runs/ckpt")  # a folder: fine
+    """
+    if re.search(r"\{[A-Za-z_]\w*(:[^{}]*)?\}", os.fspath(directory)):  # Keras's {epoch}
+        raise ValueError(
+            f"{owner}: `directory` must be a folder (step folders 1, 2, ... go inside), got "
+            f"the filepath template {os.fspath(directory)!r}"
+        )
+
+
 def is_checkpoint(path: str | os.PathLike) -> bool:
     """Whether ``path`` is a folder nnjax wrote: ``nnjax.json`` inside (or the first layout).
 
@@ -336,6 +349,7 @@ __all__ = [
     "META",
     "SIBLING",
     "VERSION",
+    "check_not_template",
     "check_replaceable",
     "has_item",
     "is_checkpoint",

@@ -25,7 +25,6 @@ Example:
 from __future__ import annotations
 
 import os
-import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -261,11 +260,7 @@ class ModelCheckpoint(Callback):
     ) -> None:
         owner = "ModelCheckpoint"
         layout.check_path(owner, "directory", directory)
-        if re.search(r"\{[A-Za-z_]\w*(:[^{}]*)?\}", os.fspath(directory)):  # Keras's {epoch}
-            raise ValueError(
-                f"ModelCheckpoint: `directory` must be a folder (step folders 1, 2, "
-                f"... go inside), got the filepath template {os.fspath(directory)!r}"
-            )
+        layout.check_not_template(owner, directory)
         save_best_only = check_static_bool(owner, "save_best_only", save_best_only)
         overwrite = check_static_bool(owner, "overwrite", overwrite)
         if save_best_only and monitor is None:
