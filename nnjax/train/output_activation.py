@@ -21,6 +21,7 @@ from __future__ import annotations
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 from flax import nnx
 
 from nnjax import losses
@@ -56,12 +57,16 @@ _traced = cached(_trace)
 
 
 def _activation(jaxpr: Any, out: Any) -> str | None:
-    """The activation producing ``out``: ``logistic``, or ``exp(z) / sum(exp(z))``."""
+    """The activation producing ``out``: ``logistic``, or ``exp(z) / sum(exp(z))``.
+
+    Seen through what keeps the values (reshapes, copies, casts to another float dtype:
+    a bfloat16 model's float32 output).
+    """
     producer = {var: eqn for eqn in jaxpr.eqns for var in eqn.outvars}
 
     def made_by(var: Any, *names: str) -> Any:
         eqn = producer.get(var) if not hasattr(var, "val") else None
-        while eqn is not None and eqn.primitive.name in ("broadcast_in_dim", "reshape"):
+        while eqn is not None and _passes_through(eqn):
             eqn = producer.get(eqn.invars[0]) if not hasattr(eqn.invars[0], "val") else None
         return eqn if eqn is not None and eqn.primitive.name in names else None
 
@@ -75,6 +80,16 @@ def _activation(jaxpr: Any, out: Any) -> str | None:
     if made_by(numerator, "exp") is None or total is None:
         return None
     return "softmax" if made_by(total.invars[0], "exp") is not None else None
+
+
+_SAME_VALUES = ("broadcast_in_dim", "reshape", "squeeze", "expand_dims", "copy")
+
+
+def _passes_through(eqn: Any) -> bool:
+    """Whether ``eqn`` keeps its input's values: a reshape, a copy, a cast to floats."""
+    if eqn.primitive.name == "convert_element_type":  # a bfloat16 model's output cast
+        return bool(jnp.issubdtype(eqn.params["new_dtype"], jnp.floating))
+    return eqn.primitive.name in _SAME_VALUES
 
 
 def check_logits(

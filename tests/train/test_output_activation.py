@@ -73,3 +73,13 @@ def test_the_last_operation_of_a_model_of_your_own_is_read():
     assert _final(Ends(lambda z: z / z.sum(-1, keepdims=True))) is None
     assert _final(Ends(lambda z: jax.nn.softmax(z) * 2.0)) is None
     assert _final(Ends(jax.nn.log_softmax)) is None
+
+
+def test_a_cast_after_the_activation_is_seen_through():
+    """A bfloat16 model's output: the activation, then a cast (or a copy, a reshape)."""
+    assert _final(Ends(lambda z: jax.nn.softmax(z).astype(jnp.bfloat16))) == "softmax"
+    assert _final(Ends(lambda z: jax.nn.sigmoid(z.astype(jnp.float16)).astype(jnp.float32))) == (
+        "sigmoid"
+    )
+    assert _final(Ends(lambda z: jnp.copy(jax.nn.softmax(z)).reshape(-1, 3, 1))) == "softmax"
+    assert _final(Ends(lambda z: jax.nn.softmax(z).astype(jnp.int32))) is None  # not a probability
