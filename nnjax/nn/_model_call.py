@@ -27,7 +27,7 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
-__all__ = ["call_model", "integer_input_paths"]
+__all__ = ["binding_error", "call_model", "integer_input_paths"]
 
 _NAMED = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
 
@@ -59,6 +59,33 @@ def call_model(model: Any, x: Any) -> Any:
     if isinstance(x, tuple | list):
         return model(*x)
     return model(x)
+
+
+def binding_error(model: Any, x: Any) -> str | None:
+    """Why :func:`call_model` cannot pass ``x`` to ``model``'s ``__call__``, or ``None``.
+
+    ``None`` too for a dict (:func:`call_model` names its keys itself) and where the
+    signature cannot be read.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from flax import nnx
+      >>> class NeedsTrain(nnx.Module):
+      ...     def __call__(self, x, *, train): return x
+      >>> binding_error(NeedsTrain(), jnp.ones((2, 3)))
+      "missing a required argument: 'train'"
+    """
+    if isinstance(x, dict):
+        return None
+    try:
+        signature = inspect.signature(model)
+    except (TypeError, ValueError):
+        return None
+    try:
+        signature.bind(*(tuple(x) if isinstance(x, tuple | list) else (x,)))
+    except TypeError as err:
+        return str(err)
+    return None
 
 
 def integer_input_paths(model: Any) -> frozenset[str]:

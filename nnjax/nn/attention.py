@@ -43,7 +43,11 @@ class _Stochastic(NestedModule):
         return self.dropout_rate, key
 
     def set_view(self, deterministic: bool | None = None):
-        """Sets ``deterministic`` in views made by ``nnx.view`` (``train()``/``eval()``)."""
+        """Sets ``deterministic`` in views made by ``nnx.view`` (``train()``/``eval()``).
+
+        Args:
+          deterministic: ``True`` turns attention dropout off; ``None`` leaves it.
+        """
         if deterministic is not None:
             self.deterministic = deterministic
 

@@ -123,6 +123,10 @@ class Dropout(nnx.Module):
         return F.dropout(key, x, self.rate, broadcast_dims=self.broadcast_dims)
 
     def set_view(self, deterministic: bool | None = None):
-        """Sets ``deterministic`` in views made by ``nnx.view``."""
+        """Sets ``deterministic`` in views made by ``nnx.view``.
+
+        Args:
+          deterministic: ``True`` turns dropout off; ``None`` leaves it.
+        """
         if deterministic is not None:
             self.deterministic = deterministic

@@ -124,7 +124,12 @@ class BatchNorm(FunctionalModule):
         return y
 
     def set_view(self, use_running_average: bool | None = None):
-        """Sets ``use_running_average`` in views made by ``nnx.view``."""
+        """Sets ``use_running_average`` in views made by ``nnx.view``.
+
+        Args:
+          use_running_average: ``True`` normalizes with the running statistics
+            (inference), ``False`` with the batch's (training); ``None`` leaves it.
+        """
         if use_running_average is not None:
             self.use_running_average = use_running_average
 

@@ -27,6 +27,7 @@ import numpy as np
 from flax import nnx
 
 from nnjax.errors import ShapeError
+from nnjax.nn._model_call import binding_error
 from nnjax.train.compiled import cached
 from nnjax.train.validation import describe
 
@@ -51,6 +52,8 @@ def output_shape(
       name: what the user called the data (``"validation_data"``), named in errors.
 
     Raises:
+      TypeError: the model's ``__call__`` cannot take ``x`` as nnjax passes it (a
+        required argument missing, one too many).
       ShapeError: the model cannot take ``x`` (a ``ValueError``); names the data, the
         per-example shapes it got, the features the model expects and the model's
         error (its ``__cause__``).
@@ -59,9 +62,18 @@ def output_shape(
     try:
         return _traced(graphdef, *abstract((params, rest, example)))
     except (AssertionError, TypeError, ValueError, KeyError) as err:
+        prefix = f"`{name}`: " if name else ""
+        unbound = binding_error(model, x)
+        if unbound is not None:  # the call itself, not the shapes
+            raise TypeError(
+                f"{prefix}the model's __call__ cannot take the inputs as nnjax passes them "
+                f"({unbound}): one array is passed as model(x), a tuple as model(*x), a dict "
+                "as model(**x); give the other arguments defaults (modes come from "
+                "model.train() and model.eval())"
+            ) from err
         per_example = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape[1:], a.dtype), x)
         raise ShapeError(
-            f"{f'`{name}`: ' if name else ''}the model cannot take inputs of per-example "
+            f"{prefix}the model cannot take inputs of per-example "
             f"shape {describe(per_example)}"
             f"{_expected_input(model)}: {err}"
         ) from err

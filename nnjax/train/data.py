@@ -114,11 +114,7 @@ def _take(tree: Any, rows: np.ndarray) -> Any:
     consecutive = rows.size and rows[-1] - rows[0] == rows.size - 1 and (np.diff(rows) == 1).all()
     index = slice(int(rows[0]), int(rows[-1]) + 1) if consecutive else rows
 
-    def take(a):
-        out = np.asarray(a[index])
-        return out.astype(np.float32) if out.dtype == np.float64 else out
-
-    return jax.tree.map(take, tree)
+    return jax.tree.map(lambda a: checks.narrow_float64("data", np.asarray(a[index])), tree)
 
 
 class ArraySource:
@@ -205,7 +201,7 @@ def nonfinite_input(source: Any, chunk: int = 65536) -> str | None:
     if not isinstance(source, ArraySource):
         return None
     for path, leaf in jax.tree_util.tree_flatten_with_path(source.x)[0]:
-        if not np.issubdtype(leaf.dtype, np.floating):
+        if not jax.numpy.issubdtype(leaf.dtype, jax.numpy.floating):
             continue
         for start in range(0, len(leaf), chunk):
             rows = np.asarray(leaf[start : start + chunk])

@@ -61,7 +61,7 @@ def check_metric_labels(loss: Any, metrics: Sequence[Any], out: Any, y: Any, nam
     named = [
         m for m in words if m.lower() in _CLASS_METRICS or m.split("_")[0].lower() in _CLASS_METRICS
     ]
-    if not named or not isinstance(y, np.ndarray) or not np.issubdtype(y.dtype, np.floating):
+    if not named or not isinstance(y, np.ndarray) or not jnp.issubdtype(y.dtype, jnp.floating):
         return
     if not isinstance(out, jax.ShapeDtypeStruct):
         return
@@ -112,7 +112,7 @@ def check_labels(out: Any, y: Any, name: str = "data", loss: Any = None) -> None
         return
     if not isinstance(out, jax.ShapeDtypeStruct) or not isinstance(y, np.ndarray):
         return
-    if np.issubdtype(y.dtype, np.floating) and not isinstance(y, np.memmap):
+    if jnp.issubdtype(y.dtype, jnp.floating) and not isinstance(y, np.memmap):
         bad = np.flatnonzero(~np.isfinite(y.reshape(len(y), -1)).all(axis=1))
         if bad.size:
             raise ValueError(
@@ -263,7 +263,7 @@ def check_loss_accepts(loss: str | Callable, out: Any, y: Any, name: str = "data
             f"`{name}`: the loss cannot compare model outputs of shape "
             f"{describe(out)} with labels {describe(target)} per example{order}: {err}"
         ) from err
-    soft = isinstance(y, np.ndarray) and np.issubdtype(y.dtype, np.floating)
+    soft = isinstance(y, np.ndarray) and jnp.issubdtype(y.dtype, jnp.floating)
     if fn is losses.cross_entropy and soft and isinstance(out, jax.ShapeDtypeStruct):
         losses.check_distribution("cross_entropy", f"{name} y", y)
 

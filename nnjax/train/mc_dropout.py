@@ -27,6 +27,7 @@ from flax import nnx
 
 from nnjax import _checks
 from nnjax.train.model_call import call_model
+from nnjax.train.modes import view_in_mode
 
 PyTree = object
 
@@ -146,7 +147,7 @@ def _prepare(op: str, model: nnx.Module, x, n_samples: int, seed) -> tuple:
         raise TypeError(_checks.static_arg_message(op, "n_samples", n_samples, "an int >= 1"))
     n_samples = _checks.positive_int(op, "n_samples", n_samples)
     key = jax.random.key(int(seed)) if _checks.is_int(seed) else seed
-    view = nnx.view(model, raise_if_not_found=False, deterministic=False, use_running_average=True)
+    view = view_in_mode(model, deterministic=False, use_running_average=True)
     # nnx.split's return type ends in a variadic tuple that mypy cannot unpack.
     graphdef, params, rng_state, rest = nnx.split(  # type: ignore[misc]
         view, nnx.Param, nnx.RngState, ...

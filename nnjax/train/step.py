@@ -38,6 +38,7 @@ import nnjax.functional as F
 from nnjax import losses, metrics
 from nnjax.nn._validate import check_module
 from nnjax.train.data import Batch
+from nnjax.train.modes import view_in_mode
 from nnjax.train.objective import (
     as_batch,
     batch_loss,
@@ -129,7 +130,7 @@ def graph_in_mode(
 def _view_graph(graphdef: nnx.GraphDef, params: Any, rest: Any, training: bool) -> nnx.GraphDef:
     mode = _TRAIN_MODE if training else _EVAL_MODE
     model = nnx.merge(graphdef, params, rest, copy=True)
-    return nnx.split(nnx.view(model, raise_if_not_found=False, **mode), nnx.Param, ...)[0]
+    return nnx.split(view_in_mode(model, **mode), nnx.Param, ...)[0]
 
 
 def graphdef_for(model: nnx.Module, *, training: bool) -> nnx.GraphDef:

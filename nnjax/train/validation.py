@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Collection, Mapping
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from nnjax._checks import check_static_bool
@@ -19,16 +21,57 @@ from nnjax.train.label_checks import (
 
 
 def as_host_array(name: str, a: Any) -> np.ndarray:
-    """``a`` as a NumPy array; float64 becomes float32 (JAX computes in 32 bits).
+    """``a`` as a NumPy array; float64 becomes float32 unless JAX computes in 64 bits.
+
+    PyTorch tensors are read detached (``requires_grad`` ones too) from any device,
+    bfloat16 ones as bfloat16. float64 stays float64 where ``jax_enable_x64`` is on.
+
+    Raises:
+      ValueError: float64 values beyond float32's range, where JAX computes in 32 bits
+        (they would become inf); the message names ``name``.
 
     Example:
       >>> as_host_array("x", [1.0, 2.0]).dtype
       dtype('float32')
     """
-    a = np.asarray(a)
-    if a.dtype == np.float64:
-        a = a.astype(np.float32)
-    return a
+    return narrow_float64(name, np.asarray(_from_torch(a)))
+
+
+def narrow_float64(name: str, a: np.ndarray) -> np.ndarray:
+    """float64 ``a`` as float32 unless JAX computes in 64 bits; other arrays as they are.
+
+    Raises:
+      ValueError: finite values that float32 cannot hold (names ``name`` and the
+        largest such magnitude).
+
+    Example:
+      >>> narrow_float64("x", np.array([1.5, -2.0])).dtype
+      dtype('float32')
+    """
+    if a.dtype != np.float64 or jax.dtypes.canonicalize_dtype(np.float64) == np.float64:
+        return a
+    with np.errstate(over="ignore"):
+        out = a.astype(np.float32)
+    inf = np.isinf(out)
+    if inf.any() and np.isfinite(a[inf]).any():
+        grown = np.abs(a[inf & np.isfinite(a)]).max()
+        raise ValueError(
+            f"`{name}` holds float64 values beyond float32's range (up to {grown:.3g} in "
+            "magnitude), which JAX computes in: scale the data, or compute in float64 "
+            "(jax.config.update('jax_enable_x64', True))"
+        )
+    return out
+
+
+def _from_torch(a: Any) -> Any:
+    """A ``torch.Tensor`` as NumPy (detached, on the host; bfloat16 kept); else ``a``."""
+    if not type(a).__module__.startswith("torch") or not hasattr(a, "detach"):
+        return a
+    torch = sys.modules["torch"]
+    a = a.detach().cpu()
+    if a.dtype == torch.bfloat16:  # NumPy has no bfloat16: its bits, as ml_dtypes'
+        return a.view(torch.int16).numpy().view(jnp.bfloat16)
+    return a.numpy()
 
 
 def check_dataset(
@@ -74,7 +117,7 @@ def _below(path: str, roots: Collection[str]) -> bool:
 
 
 def host_tree(name: str, tree: Any) -> Any:
-    """Every leaf as a NumPy array (memmaps stay memmaps; float64 becomes float32).
+    """Every leaf as a NumPy array (:func:`as_host_array`; memmaps stay memmaps).
 
     Raises:
       ValueError: an empty pytree, or a (nested) Python list of numbers (the message
@@ -153,7 +196,7 @@ def check_inputs_ok(
     for path, a in leaf_paths(x):
         if (
             check_inputs
-            and not np.issubdtype(a.dtype, np.floating)
+            and not jnp.issubdtype(a.dtype, jnp.floating)
             and not _below(path, integer_ok)
         ):
             raise TypeError(
@@ -162,7 +205,7 @@ def check_inputs_ok(
                 "(token ids, lengths) names those arguments of its __call__ in a class "
                 "attribute, e.g. `integer_inputs = ('ids',)`; or pass check_inputs=False"
             )
-        floating = np.issubdtype(a.dtype, np.floating)
+        floating = jnp.issubdtype(a.dtype, jnp.floating)
         if check_inputs and nan and floating and not isinstance(a, np.memmap):
             if a.size and np.isfinite(a.min()) and np.isfinite(a.max()):
                 continue  # no NaN (min and max propagate it) and no inf: no mask needed
@@ -239,5 +282,6 @@ __all__ = [
     "host_labels",
     "host_tree",
     "leaf_paths",
+    "narrow_float64",
     "sample_weights",
 ]

@@ -90,3 +90,26 @@ def test_an_input_the_model_cannot_take_is_a_shape_error_naming_the_data():
     assert isinstance(err.value, ValueError) and err.value.__cause__ is not None
     with pytest.raises(ShapeError, match=r"^`validation`: the model cannot take inputs"):
         abstract_output.output_shape(model, graphdef, params, rest, x, name="validation")
+
+
+class NeedsTrain(nnx.Module):
+    """A ``__call__`` that nnjax cannot call with one array: a required keyword."""
+
+    def __init__(self):
+        self.mlp = MLP(3, (4,), 2, rngs=nnx.Rngs(0))
+
+    def __call__(self, x, *, train):
+        return self.mlp(x)
+
+
+def test_a_call_that_cannot_take_the_inputs_is_a_type_error_not_a_shape_error():
+    from nnjax import ShapeError
+    from nnjax.train import fit
+
+    x, y = np.ones((4, 3), np.float32), np.zeros(4, np.int32)
+    words = r"^`data`: the model's __call__ cannot take the inputs as nnjax passes them \("
+    with pytest.raises(TypeError, match=words + r"missing a required argument: 'train'\)") as err:
+        fit(NeedsTrain(), (x, y), loss="cross_entropy", epochs=1, verbose=0)
+    assert not isinstance(err.value, ShapeError)
+    with pytest.raises(TypeError, match=r"^`x`: the model's __call__ cannot take the inputs"):
+        predict(NeedsTrain(), x)
