@@ -17,12 +17,14 @@ Example:
 from __future__ import annotations
 
 import itertools
+import warnings
 from collections.abc import Collection, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import jax
 import numpy as np
 
+from nnjax._deprecation import user_stacklevel
 from nnjax.errors import ShapeError
 from nnjax.train import class_weights as weights
 from nnjax.train import validation as checks
@@ -211,6 +213,24 @@ class IterableSource:
     def _argument(self) -> str:
         """The user's name for this data (fit's ``validation_data``, else ``data``)."""
         return "validation_data" if self.name == "validation" else "data"
+
+    def warn_if_resumed(self, epoch: int) -> None:
+        """Warns that a run resumed at ``epoch`` reads this stream from its beginning.
+
+        With ``steps_per_epoch`` one iterator streams across the epochs; the run that
+        was interrupted had read ``epoch * steps_per_epoch`` batches of it, which the
+        resumed run's new iterable does not skip (reading them could cost as much as the
+        training), so its data order differs from the uninterrupted run's.
+        """
+        if epoch and self.steps_per_epoch:
+            warnings.warn(
+                f"fit resumes at epoch {epoch + 1}, but `{self._argument}` (an iterable "
+                f"read {self.steps_per_epoch} batches an epoch) starts again from its first "
+                f"batch, where the interrupted run had read {epoch * self.steps_per_epoch}: "
+                "the batches differ from the uninterrupted run's (arrays resume exactly); "
+                "skip them yourself, e.g. itertools.islice(data, n, None)",
+                stacklevel=user_stacklevel(),
+            )
 
     def example(self) -> Batch:
         """The first batch."""

@@ -181,6 +181,7 @@ def fit(
         ``model`` is the merged model in train mode, ``batch`` a
         :class:`~nnjax.train.data.Batch` ``(x, y, weight, mask)`` (``mask`` 0 on padded
         rows). It is differentiated, jitted, donated and sharded like the built-in path.
+        On validation data it gives ``val_loss`` only (``logs`` are training logs).
       optimizer: a name (``"adam"``, ``"sgd"``...), an Optax factory (``optax.adam``)
         or transformation. Names and factories run under ``optax.inject_hyperparams``.
       learning_rate: for a named optimizer or factory (default ``1e-3``); changing it
@@ -331,6 +332,8 @@ def fit(
         epochs=epochs, learning_rate=lr,
     )  # fmt: skip
     setup.check_passes(source, val, epochs - initial_epoch)
+    if history.epoch and hasattr(source, "warn_if_resumed"):  # an IterableSource's stream
+        source.warn_if_resumed(initial_epoch)
     for callback in callbacks:  # what the checkpoints record, and whose run they continue
         if isinstance(callback, checkpoint.ModelCheckpoint):
             callback.bind_fit(resume_from=resume_from, learning_rate=lr)

@@ -17,7 +17,7 @@ Example:
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, cast
 
 import jax
@@ -127,7 +127,11 @@ def accumulate(tx: optax.GradientTransformation, steps: int) -> optax.GradientTr
 
 
 def _hyper_node(state: Any) -> Any:
-    """The first ``inject_hyperparams`` state inside ``state``, or None."""
+    """The first ``inject_hyperparams`` state inside ``state``, or None.
+
+    Found in chains (tuples) and in ``optax.multi_transform``'s per-label states where
+    one label holds it (``train.freeze``'s trainable part).
+    """
     if isinstance(getattr(state, "hyperparams", None), dict):
         return state
     if isinstance(state, tuple):
@@ -135,6 +139,9 @@ def _hyper_node(state: Any) -> Any:
             found = _hyper_node(part)
             if found is not None:
                 return found
+    if isinstance(state, Mapping):  # optax.multi_transform's states (train.freeze): one
+        found = [n for n in map(_hyper_node, state.values()) if n is not None]
+        return found[0] if len(found) == 1 else None  # several: which one is ambiguous
     return None
 
 
@@ -238,6 +245,8 @@ def _replaced(state: Any, name: str, new: Any) -> Any:
             if hasattr(node, "_fields"):
                 return cast(Any, node)._replace(**dict(zip(node._fields, parts)))
             return type(node)(parts)
+        if isinstance(node, Mapping) and _hyper_node(node) is not None:
+            return type(node)({k: replace(v) for k, v in node.items()})  # type: ignore[call-arg]
         return node
 
     return replace(state)

@@ -302,3 +302,26 @@ def test_each_sweep_member_stops_where_its_own_fit_stops(keras_stopping):
             np.testing.assert_allclose(a, b, rtol=0, atol=2e-5)
         stops.append(cb.stopped_epoch)
     assert stops == [5, 2, None, None]
+
+
+def test_rerunning_a_run_that_stopped_trains_no_more(tmp_path):
+    """The same script run again with ``resume_from``: the stop is replayed (it trained
+    one epoch more, and resumed runs with other callbacks diverged from there)."""
+    values = [0.9, 0.8, 0.85, 0.86, 0.87, 0.88]
+
+    def go(resume):
+        stop = T.EarlyStopping("val_loss", patience=1, restore_best_weights=True)
+        model = mlp()
+        history = T.fit(
+            model, blobs(), loss="cross_entropy", batch_size=96, verbose=0, devices=ONE,
+            epochs=len(values), validation_data=blobs(n=8), resume_from=tmp_path if resume
+            else None, callbacks=[Scripted(values), stop, T.ModelCheckpoint(tmp_path)],
+        )  # fmt: skip
+        return stop, history, leaves(model)
+
+    (stop, history, params), (again, rerun, rerun_params) = go(False), go(True)
+    assert (stop.stopped_epoch, stop.best_epoch) == (2, 1)
+    assert (again.stopped_epoch, again.best_epoch) == (2, 1)
+    assert len(history) == len(rerun) == 3
+    for a, b in zip(params, rerun_params, strict=True):  # the best epoch's, restored
+        np.testing.assert_array_equal(a, b)

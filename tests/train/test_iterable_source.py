@@ -138,3 +138,31 @@ def test_non_finite_inputs_are_named_by_example(bad):
                           (x, np.zeros(4, np.int32))])  # fmt: skip
     with pytest.raises(ValueError, match=r"batch 1: the inputs x hold NaN or inf \(example 2, 1 "):
         list(src.batches(0, 0))
+
+
+def test_a_resumed_run_warns_that_a_stream_read_across_epochs_restarts(tmp_path):
+    """With ``steps_per_epoch`` one iterator streams across the epochs; a resumed run's
+    new iterable starts from its first batch (a silent difference from the uninterrupted
+    run before the warning). Read whole each epoch, a list resumes exactly: no warning."""
+    import warnings
+
+    from nnjax.train import ModelCheckpoint, fit
+    from tests.train._data import blobs, mlp
+
+    x, y = blobs(64)
+    data = [(x[i : i + 8], y[i : i + 8]) for i in range(0, 64, 8)]
+    kw = dict(loss="cross_entropy", verbose=0)
+    said = {}
+    for steps in (2, None):
+        folder = tmp_path / f"steps{steps}"
+        fit(mlp(), data, epochs=2, steps_per_epoch=steps, callbacks=[ModelCheckpoint(folder)],
+            **kw)  # fmt: skip
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            fit(mlp(), data, epochs=3, steps_per_epoch=steps, resume_from=folder,
+                callbacks=[ModelCheckpoint(folder)], **kw)  # fmt: skip
+        said[steps] = [str(w.message) for w in caught if "starts again" in str(w.message)]
+    assert said[None] == []
+    (message,) = said[2]
+    assert message.startswith("fit resumes at epoch 3, but `data` (an iterable read 2 batches ")
+    assert "where the interrupted run had read 4:" in message

@@ -97,3 +97,34 @@ def test_the_gradient_transformation_class_is_not_taken_for_a_factory():
     ):
         optimizers.get_optimizer(optax.GradientTransformation)
     optimizers.check_not_class(optax.adam)  # a factory passes
+
+
+def test_a_frozen_injected_optimizer_keeps_its_learning_rate_reachable():
+    """``train.freeze`` wraps the optimizer in ``optax.multi_transform``: its rate was not
+    found there (not logged; the learning-rate callbacks said nothing was injected)."""
+    from nnjax.train import LearningRateScheduler, freeze
+
+    x = np.random.default_rng(0).normal(size=(32, 3)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(np.int32)
+    inner = optax.inject_hyperparams(optax.sgd)(learning_rate=0.1)
+    model = MLP(3, (4,), 2, rngs=nnx.Rngs(0))
+    frozen_before = np.asarray(model.layers[0].kernel.get_value())
+    halving = LearningRateScheduler(lambda e: 0.1 / 2**e)
+    history = fit(model, (x, y), loss="cross_entropy", optimizer=freeze(inner, "layers/0"),
+                  epochs=3, verbose=0, callbacks=[halving])  # fmt: skip
+    np.testing.assert_allclose(history.history["learning_rate"], [0.1, 0.05, 0.025], rtol=1e-6)
+    np.testing.assert_array_equal(model.layers[0].kernel.get_value(), frozen_before)
+    state = optimizers.init_state(freeze(inner, "layers/0"), nnx.state(model, nnx.Param))
+    moved = optimizers.set_hyperparameter(state, "learning_rate", 0.5)
+    assert float(optimizers.get_hyperparameter(moved, "learning_rate")) == 0.5
+    assert float(optimizers.get_hyperparameter(state, "learning_rate")) == pytest.approx(0.1)
+
+
+def test_two_injected_optimizers_under_labels_are_ambiguous():
+    two = optax.multi_transform(
+        {"a": optax.inject_hyperparams(optax.sgd)(learning_rate=0.1),
+         "b": optax.inject_hyperparams(optax.sgd)(learning_rate=0.2)},
+        {"u": "a", "v": "b"},
+    )  # fmt: skip
+    state = two.init({"u": jnp.ones(1), "v": jnp.ones(1)})
+    assert optimizers.hyperparameters(state) == {}  # which one a callback would move: unclear
