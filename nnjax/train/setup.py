@@ -30,6 +30,7 @@ from nnjax.train import (
     label_checks,
     optimizers,
     output_activation,
+    padded_rows,
     sharding,
     step,
 )
@@ -131,6 +132,7 @@ def check_model(model, graphdef, params, rest, objective, source, val, tx) -> tu
         fails or returns neither a loss nor ``(loss, logs)`` (the error noted).
     """
     check_weights_reach_loss(objective.loss, source)
+    padded_rows.warn_if_counted(model, source)
     for name, src in (("data", source), ("validation", val)):
         if src is None or objective.loss is None:
             continue
