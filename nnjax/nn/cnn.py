@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -10,6 +11,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from nnjax import _checks, activations, initializers
+from nnjax._deprecation import user_stacklevel
 from nnjax.errors import ShapeError
 from nnjax.functional import _utils
 from nnjax.functional.conv import conv_padding
@@ -134,6 +136,7 @@ class CNN(nnx.Module):
         rngs: nnx.Rngs,
     ):
         self.input_shape = image_shape("CNN", input_shape)
+        _warn_if_channels_first(self.input_shape)
         _validate.positive_int("CNN", "out_features", out_features)
         conv_features = _validate.positive_ints("CNN", "conv_features", conv_features)
         _validate.positive_ints("CNN", "dense", dense)
@@ -209,6 +212,18 @@ class CNN(nnx.Module):
           TypeError: ``x`` is not floating and the model has no ``dtype``.
         """
         return self.head(self.features(checked_images("CNN", x, self.input_shape)))
+
+
+def _warn_if_channels_first(shape: tuple[int, ...]) -> None:
+    """Warns for ``(C, H, W)``-looking shapes: few rows, many channels (PyTorch's layout)."""
+    if len(shape) == 3 and shape[0] <= 4 < shape[-1]:
+        c, h, w = shape
+        warnings.warn(
+            f"CNN: input_shape {shape} reads as {c}x{h} images of {w} channels (nnjax is "
+            f"channels-last); for channels-first (C, H, W) images pass input_shape={(h, w, c)} "
+            "and x.transpose(0, 2, 3, 1)",
+            stacklevel=user_stacklevel(),
+        )
 
 
 def _feature_shape(features: Sequential, input_shape, conv_features, padding) -> tuple:

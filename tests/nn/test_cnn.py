@@ -1,3 +1,5 @@
+import warnings
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -93,8 +95,26 @@ def test_jit_does_not_retrace():
 
 
 def test_channels_first_input_shape_is_named():
-    with pytest.raises(ValueError, match=r"CNN: input_shape \(1, 28, 28\) \(is it channels-first"):
+    with (
+        pytest.warns(UserWarning, match=r"input_shape \(1, 28, 28\) reads as 1x28 images"),
+        pytest.raises(ValueError, match=r"CNN: input_shape \(1, 28, 28\) \(is it channels-first"),
+    ):
         CNN((1, 28, 28), 10, **SMALL, rngs=nnx.Rngs(0))
+
+
+def test_a_channels_first_shape_that_builds_warns():
+    """PyTorch's CIFAR layout built (as 3x32 images of 32 channels) and trained silently."""
+    words = (
+        r"^CNN: input_shape \(3, 32, 32\) reads as 3x32 images of 32 channels \(nnjax is "
+        r"channels-last\); for channels-first \(C, H, W\) images pass "
+        r"input_shape=\(32, 32, 3\)"
+    )
+    with pytest.warns(UserWarning, match=words) as caught:
+        CNN((3, 32, 32), 10, conv_features=(8,), rngs=nnx.Rngs(0))
+    assert caught[0].filename == __file__  # the caller's line
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        CNN((32, 32, 3), 10, conv_features=(8,), rngs=nnx.Rngs(0))
 
 
 def test_input_shape_too_small_for_the_blocks_is_named():
