@@ -13,6 +13,18 @@ from nnjax.nn import _validate
 from nnjax.nn._base import recorded
 
 
+def _draw(rngs: nnx.Rngs | nnx.RngStream, collection: str) -> jax.Array:
+    """The next key of ``rngs``'s ``collection`` stream (or of the stream given)."""
+    if isinstance(rngs, nnx.RngStream):
+        return rngs()
+    if not isinstance(rngs, nnx.Rngs):
+        raise TypeError(f"Dropout: `rngs` must be nnx.Rngs or nnx.RngStream, got {rngs!r}")
+    try:
+        return rngs[collection]()
+    except KeyError:
+        raise ValueError(f"Dropout: `rngs` has no {collection!r} (or 'default') stream") from None
+
+
 def _fork_stream(rngs: nnx.Rngs | nnx.RngStream | None, collection: str, owner: str = "Dropout"):
     """A fork of the ``collection`` stream of ``rngs`` (``None`` stays); ``owner`` names errors."""
     if rngs is None:
@@ -90,6 +102,7 @@ class Dropout(nnx.Module):
         *,
         deterministic: bool | None = None,
         key: jax.Array | None = None,
+        rngs: nnx.Rngs | nnx.RngStream | None = None,
     ) -> jax.Array:
         """Drops elements of ``x`` (any shape) unless deterministic.
 
@@ -97,6 +110,8 @@ class Dropout(nnx.Module):
           x: the input, any shape, floating dtype.
           deterministic: overrides the attribute for this call.
           key: a PRNG key to use instead of the layer's stream.
+          rngs: as Flax's ``nnx.Dropout``: this call's key drawn from ``rngs`` (its
+            ``rng_collection`` stream, or the stream itself) instead of the layer's.
 
         Returns:
           An array of ``x``'s shape and dtype: kept elements scaled by ``1 / (1 - rate)``,
@@ -104,7 +119,7 @@ class Dropout(nnx.Module):
 
         Raises:
           ValueError: dropout runs (``0 < rate < 1``, not deterministic) but the layer
-            has no RNG stream and no ``key`` was passed.
+            has no RNG stream and no ``key`` or ``rngs`` was passed; both were passed.
           TypeError: ``deterministic`` is not a bool or ``None``, or (when dropout
             runs) ``x`` is not floating or ``key`` is not a PRNG key.
         """
@@ -114,6 +129,10 @@ class Dropout(nnx.Module):
             return jax.numpy.asarray(x)
         if self.rate == 1.0:  # zeros: no mask is drawn, so no key is read (as in Flax)
             return F.dropout(None, x, 1.0)
+        if rngs is not None:
+            if key is not None:
+                raise ValueError("Dropout: pass `key` or `rngs`, not both")
+            key = _draw(rngs, self.rng_collection)
         if key is None:
             if self.rngs is None:
                 raise ValueError(

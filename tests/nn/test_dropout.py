@@ -75,3 +75,21 @@ def test_nnx_view_sets_deterministic_without_touching_the_original():
     x = jnp.ones((2, 8))
     np.testing.assert_array_equal(view(x), x)
     assert layer.deterministic is False
+
+
+def test_rngs_at_call_draw_as_flaxs_dropout_does():
+    """``layer(x, rngs=...)``, Flax's call: the same masks as ``nnx.Dropout`` from equal
+    streams, a new one per call (it was a TypeError)."""
+    x = jnp.ones((4, 8))
+    ours, theirs = nnx.Rngs(dropout=3), nnx.Rngs(dropout=3)
+    layer, flax_layer = Dropout(0.5), nnx.Dropout(0.5)
+    first, second = layer(x, rngs=ours), layer(x, rngs=ours)
+    np.testing.assert_array_equal(first, flax_layer(x, rngs=theirs))
+    np.testing.assert_array_equal(second, flax_layer(x, rngs=theirs))
+    assert not np.array_equal(first, second)
+    stream = nnx.Rngs(dropout=3).dropout
+    np.testing.assert_array_equal(layer(x, rngs=stream), first)  # a stream itself
+    with pytest.raises(ValueError, match="pass `key` or `rngs`, not both"):
+        layer(x, rngs=ours, key=jax.random.key(0))
+    with pytest.raises(ValueError, match="has no 'dropout'"):
+        layer(x, rngs=nnx.Rngs(params=0))
