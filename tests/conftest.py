@@ -21,6 +21,7 @@
 """
 
 import contextlib
+import glob
 import logging
 import os
 import shutil
@@ -41,12 +42,14 @@ def _share_compiled_programs() -> str | None:
     a fresh folder lets the second of them load the first's executable: the default run
     took 14% less time in ``tests/train``. The controller process creates the folder
     (``pytest-xdist``'s workers and the CLI's subprocesses inherit the variables) and
-    removes it at the end; a ``JAX_COMPILATION_CACHE_DIR`` set by you is left alone.
+    removes it at the end, or a later run does when this one was killed; a
+    ``JAX_COMPILATION_CACHE_DIR`` set by you is left alone.
     Returns the folder this process created, if it did.
     """
     if "JAX_COMPILATION_CACHE_DIR" in os.environ:
         return None
-    folder = tempfile.mkdtemp(prefix="nnjax-tests-xla-")
+    _remove_orphaned_caches()
+    folder = tempfile.mkdtemp(prefix=f"nnjax-tests-xla-{os.getpid()}-")
     os.environ.update(
         {
             "JAX_COMPILATION_CACHE_DIR": folder,
@@ -55,6 +58,18 @@ def _share_compiled_programs() -> str | None:
         }
     )
     return folder
+
+
+def _remove_orphaned_caches() -> None:
+    """Removes the caches of runs that were killed (their process is gone)."""
+    for folder in glob.glob(os.path.join(tempfile.gettempdir(), "nnjax-tests-xla-*-*")):
+        pid = os.path.basename(folder).split("-")[3:4]
+        try:
+            os.kill(int(pid[0]), 0)
+        except ProcessLookupError:  # its run was killed before removing it
+            shutil.rmtree(folder, ignore_errors=True)
+        except (IndexError, ValueError, OSError):  # not ours to judge (another user's)
+            continue
 
 
 _CREATED_CACHE = _share_compiled_programs()

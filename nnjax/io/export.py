@@ -32,6 +32,7 @@ from nnjax.io import _crc, layout
 from nnjax.io._orbax import short
 from nnjax.io.errors import CheckpointError, cannot_write
 from nnjax.nn._model_call import call_model
+from nnjax.nn._modes import view_in_mode
 from nnjax.nn._validate import check_module
 
 PLATFORMS = ("cpu", "cuda", "rocm", "tpu")
@@ -89,7 +90,7 @@ def export(
     layout.check_path(owner, "path", path)
     platforms = _platforms(platforms)
     spec = _batch_spec(example_input)
-    view = nnx.view(model, raise_if_not_found=False, deterministic=True, use_running_average=True)
+    view = view_in_mode(model, deterministic=True, use_running_average=True)
     graphdef, state = nnx.split(view)
 
     def infer(*args: Any, **kwargs: Any) -> Any:  # called as the model is

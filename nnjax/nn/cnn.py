@@ -215,8 +215,8 @@ class CNN(nnx.Module):
 
 
 def _warn_if_channels_first(shape: tuple[int, ...]) -> None:
-    """Warns for ``(C, H, W)``-looking shapes: few rows, many channels (PyTorch's layout)."""
-    if len(shape) == 3 and shape[0] <= 4 < shape[-1]:
+    """Warns for ``(C, H, W)``-looking shapes: ``C`` of 1, 3 or 4 before square images."""
+    if len(shape) == 3 and shape[0] in (1, 3, 4) and shape[1] == shape[2] > 4:
         c, h, w = shape
         warnings.warn(
             f"CNN: input_shape {shape} reads as {c}x{h} images of {w} channels (nnjax is "

@@ -109,12 +109,12 @@ def epoch_index(
     return idx, mask
 
 
-def _take(tree: Any, rows: np.ndarray) -> Any:
+def _take(tree: Any, rows: np.ndarray, name: str) -> Any:
     """Rows of every leaf (consecutive ones as a view; a memmap reads only those), f64 as f32."""
     consecutive = rows.size and rows[-1] - rows[0] == rows.size - 1 and (np.diff(rows) == 1).all()
     index = slice(int(rows[0]), int(rows[-1]) + 1) if consecutive else rows
 
-    return jax.tree.map(lambda a: checks.narrow_float64("data", np.asarray(a[index])), tree)
+    return jax.tree.map(lambda a: checks.narrow_float64(name, np.asarray(a[index])), tree)
 
 
 class ArraySource:
@@ -132,8 +132,10 @@ class ArraySource:
       (3, [1.0, 0.0])
     """
 
-    def __init__(self, x: Any, y: Any, *, batch_size: int, weight: np.ndarray | None = None):
-        self.x, self.y = x, y
+    def __init__(
+        self, x: Any, y: Any, *, batch_size: int, weight: np.ndarray | None = None, name: str = ""
+    ):
+        self.x, self.y, self.name = x, y, name  # errors name f"{name} x" (memmap rows)
         self.n = len(jax.tree.leaves(x)[0])
         self.batch_size = batch_size
         self.weight = np.ones(self.n, np.float32) if weight is None else weight
@@ -145,7 +147,7 @@ class ArraySource:
 
     def batch(self, rows: np.ndarray, mask: np.ndarray) -> Batch:
         """The host :class:`Batch` of ``rows`` (only these rows are read)."""
-        x, y = _take(self.x, rows), _take(self.y, rows)
+        x, y = _take(self.x, rows, f"{self.name} x".lstrip()), _take(self.y, rows, "y")
         return Batch(x, y, self.weight[rows] * mask, mask.astype(np.float32))
 
     def batches(
@@ -176,7 +178,8 @@ class ArraySource:
 
     def device_arrays(self) -> tuple[Any, Any, np.ndarray]:
         """``(x, y, weight)`` as host arrays for a one-time transfer to the device."""
-        return _take(self.x, np.arange(self.n)), _take(self.y, np.arange(self.n)), self.weight
+        every = np.arange(self.n)
+        return _take(self.x, every, "x"), _take(self.y, every, "y"), self.weight
 
     def nbytes(self) -> int:
         """Bytes of ``x`` and ``y``."""
@@ -277,7 +280,7 @@ def array_source(
     weight = checks.sample_weights(f"`{name}`", sw, n)
     if class_weight is not None:
         weight = weight * weights.class_weights(f"`{name}`", y, class_weight)
-    return ArraySource(x, y, batch_size=min(batch_size, n), weight=weight)
+    return ArraySource(x, y, batch_size=min(batch_size, n), weight=weight, name=name)
 
 
 def split_off(data: tuple, fraction: float) -> tuple[tuple, tuple]:

@@ -228,8 +228,8 @@ def run_epochs(run: Run, plan: Plan, driver: CallbackDriver, initial_epoch: int)
     with held_interrupts() as deliver:  # a Ctrl-C is raised at the next safe point
         deliver()  # one held during fit's or sweep's setup (holding_interrupts)
         for epoch in range(initial_epoch, plan.epochs):
-            if run.stop:  # e.g. a resumed run that EarlyStopping had ended
-                break
+            if run.stop and epoch == initial_epoch > 0:  # a resumed run that had ended
+                break  # (EarlyStopping's replay); otherwise one epoch runs, as before
             driver.epoch_begin(epoch)
             logs = run_epoch(run, plan, driver, epoch, deliver)
             run.history.append(epoch, logs)  # callbacks see this epoch in the history
@@ -238,6 +238,8 @@ def run_epochs(run: Run, plan: Plan, driver: CallbackDriver, initial_epoch: int)
             if amend is not None:  # what callbacks added to logs (Keras records it)
                 amend(epoch, logs)
             deliver()
+            if run.stop:
+                break
         driver.train_end(logs)
 
 

@@ -113,7 +113,9 @@ def divisible(source: Any, mesh_size: int) -> Any:
         return source.round_batch(mesh_size)
     if isinstance(source, ArraySource) and source.batch_size % mesh_size:
         size = -(-source.batch_size // mesh_size) * mesh_size
-        source = ArraySource(source.x, source.y, batch_size=size, weight=source.weight)
+        source = ArraySource(
+            source.x, source.y, batch_size=size, weight=source.weight, name=source.name
+        )
     return source
 
 

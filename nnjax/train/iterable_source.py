@@ -227,8 +227,8 @@ class IterableSource:
                 f"fit resumes at epoch {epoch + 1}, but `{self._argument}` (an iterable "
                 f"read {self.steps_per_epoch} batches an epoch) starts again from its first "
                 f"batch, where the interrupted run had read {epoch * self.steps_per_epoch}: "
-                "the batches differ from the uninterrupted run's (arrays resume exactly); "
-                "skip them yourself, e.g. itertools.islice(data, n, None)",
+                "unless it skips them itself, the batches differ from the uninterrupted "
+                "run's (arrays resume exactly)",
                 stacklevel=user_stacklevel(),
             )
 

@@ -332,8 +332,8 @@ def fit(
         epochs=epochs, learning_rate=lr,
     )  # fmt: skip
     setup.check_passes(source, val, epochs - initial_epoch)
-    if history.epoch and hasattr(source, "warn_if_resumed"):  # an IterableSource's stream
-        source.warn_if_resumed(initial_epoch)
+    if history.epoch and initial_epoch < epochs and hasattr(source, "warn_if_resumed"):
+        source.warn_if_resumed(initial_epoch)  # an IterableSource's stream restarts
     for callback in callbacks:  # what the checkpoints record, and whose run they continue
         if isinstance(callback, checkpoint.ModelCheckpoint):
             callback.bind_fit(resume_from=resume_from, learning_rate=lr)

@@ -26,8 +26,8 @@ import jax.numpy as jnp
 from flax import nnx
 
 from nnjax import _checks
+from nnjax.nn._modes import view_in_mode
 from nnjax.train.model_call import call_model
-from nnjax.train.modes import view_in_mode
 
 PyTree = object
 

@@ -294,16 +294,18 @@ class EarlyStopping(Callback):
         """Resets the best value, the wait count and the kept weights.
 
         A resumed run's epochs (``resume_from``) are replayed: the best value, its epoch
-        and the wait count are the uninterrupted run's, and a run that had stopped
-        trains no more epochs; with ``restore_best_weights`` a resumed best epoch's
+        and the wait count are the uninterrupted run's, and a run that had stopped after
+        its last recorded epoch trains no more; with ``restore_best_weights`` a resumed best epoch's
         weights are read from its checkpoint.
         """
         self.monitor.best = Monitor(self.monitor.monitor, self.monitor.mode).best
         self.wait, self.stopped_epoch, self.best_epoch, self.best_weights = 0, None, None, None
+        stopped = None
         for epoch, past in resumed_logs(self.loop, self.monitor.monitor):
-            if self._count(epoch, past)[1]:  # the run had stopped here: it trains no more
-                self.stopped_epoch = epoch
-                self.loop.request_stop()
+            stopped = epoch if self._count(epoch, past)[1] else None
+        if stopped is not None:  # the run had stopped after its last epoch: no more
+            self.stopped_epoch = stopped
+            self.loop.request_stop()
         if self.restore_best_weights and self.best_epoch is not None:
             self.best_weights = _resumed_weights(self.loop, self.best_epoch)
 

@@ -52,7 +52,7 @@ def warn_if_counted(model: nnx.Module, source: Any) -> None:
     if not found:
         return
     warnings.warn(
-        f"fit pads the last batch of each epoch ({n} examples, batch_size={batch_size}) "
+        f"the last batch of each epoch ({n} examples, batch_size={batch_size}) is padded "
         f"with {batch_size - n % batch_size} copies of its rows, masked out of the loss and "
         f"the metrics; {', '.join(found[:3])} counts them in its batch statistics, unlike "
         "nnjax.nn.BatchNorm: use nnjax.nn.BatchNorm, or a batch_size that divides the "

@@ -36,9 +36,9 @@ from flax import nnx
 
 import nnjax.functional as F
 from nnjax import losses, metrics
+from nnjax.nn._modes import view_in_mode
 from nnjax.nn._validate import check_module
 from nnjax.train.data import Batch
-from nnjax.train.modes import view_in_mode
 from nnjax.train.objective import (
     as_batch,
     batch_loss,

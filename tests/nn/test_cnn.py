@@ -114,7 +114,8 @@ def test_a_channels_first_shape_that_builds_warns():
     assert caught[0].filename == __file__  # the caller's line
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        CNN((32, 32, 3), 10, conv_features=(8,), rngs=nnx.Rngs(0))
+        for shape in [(32, 32, 3), (1, 128, 9), (4, 4, 64), (2, 100, 8)]:  # channels-last
+            CNN(shape, 10, conv_features=(8,), pool_window=1, rngs=nnx.Rngs(0))
 
 
 def test_input_shape_too_small_for_the_blocks_is_named():

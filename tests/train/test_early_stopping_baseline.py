@@ -325,3 +325,23 @@ def test_rerunning_a_run_that_stopped_trains_no_more(tmp_path):
     assert len(history) == len(rerun) == 3
     for a, b in zip(params, rerun_params, strict=True):  # the best epoch's, restored
         np.testing.assert_array_equal(a, b)
+
+
+def test_a_resumed_run_that_went_on_past_a_stall_goes_on(tmp_path):
+    """Only a stop after the last recorded epoch is replayed: a run that went on (a
+    larger patience then) trains on under the new rule, from where it was."""
+    values = [0.9, 0.8, 0.85, 0.7, 0.75, 0.6]
+
+    def go(epochs, patience, resume):
+        stop = T.EarlyStopping("val_loss", patience=patience)
+        history = T.fit(
+            mlp(), blobs(), loss="cross_entropy", batch_size=96, verbose=0, devices=ONE,
+            epochs=epochs, validation_data=blobs(n=8), resume_from=tmp_path if resume
+            else None, callbacks=[Scripted(values), stop, T.ModelCheckpoint(tmp_path)],
+        )  # fmt: skip
+        return stop, history
+
+    first, history = go(4, 3, False)  # epoch 2 stalls; patience 3 went on
+    assert first.stopped_epoch is None and len(history) == 4
+    again, resumed = go(6, 1, True)  # epoch 4 stalls: stops there, not at once
+    assert (again.stopped_epoch, again.best_epoch, len(resumed)) == (4, 3, 5)

@@ -94,14 +94,14 @@ def test_host_feeder_stacks_on_the_host():
 def test_consecutive_rows_are_a_view_and_others_a_copy():
     x = np.arange(20.0, dtype=np.float32).reshape(10, 2)
     tree = {"x": x}
-    view = _take(tree, np.arange(3, 7))["x"]
+    view = _take(tree, np.arange(3, 7), "x")["x"]
     assert np.shares_memory(view, x) and view.tolist() == x[3:7].tolist()
     for rows in (np.array([3, 5, 4]), np.array([0, 1, 1]), np.array([2, 3, 0])):
-        got = _take(tree, rows)["x"]
+        got = _take(tree, rows, "x")["x"]
         assert not np.shares_memory(got, x)
         np.testing.assert_array_equal(got, x[rows])
-    assert _take(tree, np.arange(0))["x"].shape == (0, 2)
-    wide = _take({"x": x.astype(np.float64)}, np.arange(2))["x"]
+    assert _take(tree, np.arange(0), "x")["x"].shape == (0, 2)
+    wide = _take({"x": x.astype(np.float64)}, np.arange(2), "x")["x"]
     assert wide.dtype == np.float32
 
 

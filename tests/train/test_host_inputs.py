@@ -87,3 +87,17 @@ def test_bfloat16_tensors_and_arrays_are_bfloat16_inputs():
     )  # was: "x has dtype bfloat16; models
     assert np.isfinite(history.history["loss"][0])  # expect floating inputs"
     fit(model, (x16, y), epochs=1, verbose=0, loss="cross_entropy")
+
+
+def test_a_memmaps_float64_beyond_float32s_range_names_its_argument(tmp_path):
+    """Memmaps are read a batch at a time: the error names the data they came in."""
+    x, y = blobs(16)
+    big = np.lib.format.open_memmap(tmp_path / "x.npy", "w+", np.float64, x.shape)
+    big[:] = x
+    big[3, 1] = 1e39
+    big.flush()
+    words = r"holds float64 values beyond float32's range \(up to 1e\+39"
+    with pytest.raises(ValueError, match=r"^`x` " + words):
+        predict(mlp(), big)
+    with pytest.raises(ValueError, match=r"^`validation x` " + words):
+        fit(mlp(), (x, y), loss="cross_entropy", epochs=1, verbose=0, validation_data=(big, y))

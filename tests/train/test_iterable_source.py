@@ -162,6 +162,11 @@ def test_a_resumed_run_warns_that_a_stream_read_across_epochs_restarts(tmp_path)
             fit(mlp(), data, epochs=3, steps_per_epoch=steps, resume_from=folder,
                 callbacks=[ModelCheckpoint(folder)], **kw)  # fmt: skip
         said[steps] = [str(w.message) for w in caught if "starts again" in str(w.message)]
+        if steps:  # the same run again: it had ended, it trains nothing, and says nothing
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                fit(mlp(), data, epochs=3, steps_per_epoch=steps, resume_from=folder, **kw)
+            assert not [w for w in caught if "starts again" in str(w.message)]
     assert said[None] == []
     (message,) = said[2]
     assert message.startswith("fit resumes at epoch 3, but `data` (an iterable read 2 batches ")

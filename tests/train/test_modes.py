@@ -12,7 +12,7 @@ from flax import nnx
 
 import nnjax.train as T
 from nnjax.nn import Dense
-from nnjax.train.modes import view_in_mode
+from nnjax.nn._modes import view_in_mode
 
 
 class Shift(nnx.Module):
@@ -70,3 +70,49 @@ def test_mc_dropout_predict_turns_it_on():
     np.testing.assert_allclose(mean, view_in_mode(model, deterministic=False)(X), rtol=1e-6,
                                atol=1e-6)  # fmt: skip
     np.testing.assert_allclose(std, 0.0, atol=1e-6)
+
+
+def test_export_infers_with_the_shift_off(tmp_path):
+    from nnjax.io import export, load_exported
+
+    model = Net()
+    model.train()
+    export(model, X[:2], tmp_path / "net.jaxexport")
+    exported = load_exported(tmp_path / "net.jaxexport")
+    np.testing.assert_allclose(exported(X), T.predict(model, X), rtol=1e-6, atol=1e-6)
+
+
+class KeepsOn(nnx.Module):
+    """Its own ``set_view`` keeps the shift on in every view: its rule is kept."""
+
+    def __init__(self):
+        self.deterministic = False
+
+    def set_view(self, deterministic: bool | None = None):
+        """Keeps the shift on.
+
+        Args:
+          deterministic: ignored.
+        """
+
+    def __call__(self, x):
+        return x if self.deterministic else x + 1.0
+
+
+class ReadOnly(nnx.Module):
+    """``deterministic`` is a property without a setter: not a mode attribute."""
+
+    @property
+    def deterministic(self):
+        return False
+
+    def __call__(self, x):
+        return x
+
+
+def test_a_set_view_of_its_own_and_a_read_only_property_are_left_alone():
+    net = Net()
+    net.shift = KeepsOn()
+    np.testing.assert_allclose(T.predict(net, X), net(X), rtol=1e-6, atol=1e-6)
+    net.shift = ReadOnly()
+    T.fit(net, (X, Y), loss="mse", epochs=1, verbose=0)  # AttributeError: no setter

@@ -27,12 +27,12 @@ def _fit(norm, n):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         fit(Net(norm), (x, y), loss="mse", batch_size=16, epochs=1, verbose=0)
-    return [str(w.message) for w in caught if "pads the last batch" in str(w.message)]
+    return [str(w.message) for w in caught if "is padded" in str(w.message)]
 
 
 def test_flaxs_batch_norm_over_a_padded_last_batch_is_named():
     (message,) = _fit(nnx.BatchNorm(8, rngs=nnx.Rngs(0)), 20)
-    assert message.startswith("fit pads the last batch of each epoch (20 examples, batch_size=16)")
+    assert message.startswith("the last batch of each epoch (20 examples, batch_size=16) is padded")
     assert "with 12 copies of its rows" in message and "norm (BatchNorm) counts them" in message
 
 
