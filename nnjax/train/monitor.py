@@ -295,8 +295,8 @@ class EarlyStopping(Callback):
 
         A resumed run's epochs (``resume_from``) are replayed: the best value, its epoch
         and the wait count are the uninterrupted run's, and a run that had stopped after
-        its last recorded epoch trains no more; with ``restore_best_weights`` a resumed best epoch's
-        weights are read from its checkpoint.
+        its last recorded epoch trains no more; with ``restore_best_weights`` a resumed
+        best epoch's weights are read from its checkpoint.
         """
         self.monitor.best = Monitor(self.monitor.monitor, self.monitor.mode).best
         self.wait, self.stopped_epoch, self.best_epoch, self.best_weights = 0, None, None, None

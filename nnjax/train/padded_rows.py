@@ -24,6 +24,7 @@ from typing import Any
 from flax import nnx
 
 from nnjax._deprecation import user_stacklevel
+from nnjax.nn import BatchNorm
 
 
 def unmasked_statistics(model: nnx.Module) -> list[str]:
@@ -31,9 +32,11 @@ def unmasked_statistics(model: nnx.Module) -> list[str]:
 
     A module keeps batch statistics when it holds an ``nnx.BatchStat`` of its own;
     ``nnjax.nn.BatchNorm`` masks the rows.
-    """
-    from nnjax.nn import BatchNorm
 
+    Example:
+      >>> unmasked_statistics(nnx.BatchNorm(3, rngs=nnx.Rngs(0)))
+      ['the model (BatchNorm)']
+    """
     found = []
     for path, module in nnx.iter_modules(model):
         if isinstance(module, BatchNorm):
@@ -44,7 +47,15 @@ def unmasked_statistics(model: nnx.Module) -> list[str]:
 
 
 def warn_if_counted(model: nnx.Module, source: Any) -> None:
-    """Warns when ``source`` pads its last batch and ``model`` would count the copies."""
+    """Warns when ``source`` pads its last batch and ``model`` would count the copies.
+
+    ``source`` is any object with ``n`` examples and a ``batch_size`` (an
+    :class:`~nnjax.train.data.ArraySource`); others (iterables) are not judged.
+
+    Example:
+      >>> from types import SimpleNamespace
+      >>> warn_if_counted(nnx.BatchNorm(3, rngs=nnx.Rngs(0)), SimpleNamespace(n=32, batch_size=16))
+    """
     n, batch_size = getattr(source, "n", None), getattr(source, "batch_size", None)
     if not n or not batch_size or n % batch_size == 0:
         return

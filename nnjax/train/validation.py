@@ -57,8 +57,8 @@ def narrow_float64(name: str, a: np.ndarray) -> np.ndarray:
         grown = np.abs(a[inf & np.isfinite(a)]).max()
         raise ValueError(
             f"`{name}` holds float64 values beyond float32's range (up to {grown:.3g} in "
-            "magnitude), which JAX computes in: scale the data, or compute in float64 "
-            "(jax.config.update('jax_enable_x64', True))"
+            "magnitude; JAX computes in float32 here): scale the data, or compute in "
+            "float64 (jax.config.update('jax_enable_x64', True))"
         )
     return out
 
