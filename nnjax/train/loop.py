@@ -209,7 +209,8 @@ def fit(
       accumulate_steps: update with the mean of the gradients of this many
         consecutive batches (``optax.MultiSteps``): each batch's mean gradient counts
         once, a short last batch as much as a full one; a group may span epochs, and
-        an incomplete group at the end is not applied.
+        an incomplete group at the end is not applied (a run too short for one group
+        is an error).
       remat: recompute the forward pass in the backward pass (less memory).
       steps_per_epoch: batches per epoch from an (endless) iterable.
       class_weight: ``{class: weight}`` scaling each example's loss by its class
@@ -332,6 +333,8 @@ def fit(
         epochs=epochs, learning_rate=lr,
     )  # fmt: skip
     setup.check_passes(source, val, epochs - initial_epoch)
+    if not history.epoch:  # a resumed run carries its partial group in the state
+        setup.check_updates(accumulate_steps, source, epochs - initial_epoch)
     if history.epoch and initial_epoch < epochs and hasattr(source, "warn_if_resumed"):
         source.warn_if_resumed(initial_epoch)  # an IterableSource's stream restarts
     for callback in callbacks:  # what the checkpoints record, and whose run they continue

@@ -120,6 +120,29 @@ def check_passes(source: Any, val: Any, passes: int) -> None:
             src.check_epochs(passes)
 
 
+def check_updates(accumulate_steps: int, source: Any, epochs: int) -> None:
+    """Raises before training when a fresh run of ``epochs`` would never update the model.
+
+    With ``accumulate_steps`` batches per update, a run that reads fewer batches in all
+    applies no update (its one group is incomplete). Sources of unknown length pass.
+
+    Raises:
+      ValueError: names ``accumulate_steps`` and the batches the run reads.
+
+    Example:
+      >>> from types import SimpleNamespace
+      >>> check_updates(4, SimpleNamespace(steps=2), epochs=2)  # 4 batches: one update
+    """
+    steps = getattr(source, "steps", None)
+    if isinstance(steps, int) and epochs * steps < accumulate_steps:
+        raise ValueError(
+            f"accumulate_steps={accumulate_steps} averages the gradients of that many "
+            f"batches per update, but this run reads {epochs * steps} ({epochs} epoch(s) "
+            f"of {steps}): it would never update the model; lower accumulate_steps or "
+            "train more epochs"
+        )
+
+
 def check_model(model, graphdef, params, rest, objective, source, val, tx) -> tuple[str, ...]:
     """Checks shapes, labels, loss and a trace of the step by ``eval_shape`` (no compile).
 

@@ -8,7 +8,7 @@ import pytest
 
 import nnjax.train as T
 from nnjax.train import compiled
-from tests.train._data import blobs, mlp
+from tests.train._data import blobs, leaves, mlp
 
 
 @pytest.fixture(autouse=True)
@@ -366,3 +366,23 @@ def test_sweep_evaluate_and_predict_refuse_flags_that_are_not_bools():
 def test_a_loss_in_kerass_argument_order_is_told_the_order(loss):
     with pytest.raises(ValueError, match=r"called as loss\(predictions, y\); Keras's order"):
         _fit(blobs(), loss=loss)
+
+
+def test_a_run_too_short_for_one_accumulated_update_is_refused():
+    """96 examples in batches of 32: 3 batches an epoch; 4 per update needs 2 epochs (it
+    trained silently, leaving the model as it was)."""
+    model = mlp()
+    before = leaves(model)
+    words = (
+        r"^accumulate_steps=4 averages the gradients of that many batches per update, "
+        r"but this run reads 3 \(1 epoch\(s\) of 3\): it would never update the model"
+    )
+    with pytest.raises(ValueError, match=words):
+        T.fit(model, blobs(), loss="cross_entropy", epochs=1, accumulate_steps=4, verbose=0)
+    for a, b in zip(leaves(model), before, strict=True):
+        np.testing.assert_array_equal(a, b)  # refused before training
+    from nnjax.train import setup
+    from nnjax.train.data import ArraySource
+
+    x, y = blobs()
+    setup.check_updates(4, ArraySource(x, y, batch_size=32), epochs=2)  # 6 batches: one update
