@@ -26,17 +26,25 @@ def running(token, *, exclude=None):
     return pids
 
 
-def launched(token, count, timeout_s=30):
+def launched(token, count, timeout_s=60, launcher=None):
     """Waits until ``count`` launched processes hold ``token``; raises AssertionError if not.
 
     A child forked but not yet ``exec``'d still shows the launcher's command line, which
-    is left out.
+    is left out. With ``launcher`` (its ``Popen``, stderr piped) the error says whether
+    it had ended, and what it wrote then.
     """
     children = lambda: set(running(token, exclude="distributed.launch"))
     end = time.monotonic() + timeout_s
     while len(children()) < count and time.monotonic() < end:
         time.sleep(0.1)
-    assert len(children()) == count, "the launched processes did not start"
+    found = len(children())
+    if found != count:
+        status = None if launcher is None else launcher.poll()
+        said = launcher.stderr.read().decode()[-2000:] if status is not None else ""
+        raise AssertionError(
+            f"the launched processes did not start ({found} of {count} after {timeout_s} s; "
+            f"the launcher's exit status: {status}; its stderr: {said!r})"
+        )
 
 
 def gone(token, timeout_s):

@@ -91,7 +91,7 @@ def test_a_signal_to_the_launcher_stops_every_process(signum):
         [sys.executable, "-c", code], env=env(), stderr=subprocess.PIPE, start_new_session=True
     )
     try:
-        launched(token, 2)
+        launched(token, 2, launcher=launcher)
         launcher.send_signal(signum)
         status = launcher.wait(timeout=launcher_module.GRACE_S + 10)
         err = launcher.stderr.read().decode()
