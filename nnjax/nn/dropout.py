@@ -13,27 +13,18 @@ from nnjax.nn import _validate
 from nnjax.nn._base import recorded
 
 
-def _draw(rngs: nnx.Rngs | nnx.RngStream, collection: str) -> jax.Array:
-    """The next key of ``rngs``'s ``collection`` stream (or of the stream given)."""
-    if isinstance(rngs, nnx.RngStream):
-        return rngs()
-    if not isinstance(rngs, nnx.Rngs):
-        raise TypeError(f"Dropout: `rngs` must be nnx.Rngs or nnx.RngStream, got {rngs!r}")
-    try:
-        return rngs[collection]()
-    except KeyError:
-        raise ValueError(f"Dropout: `rngs` has no {collection!r} (or 'default') stream") from None
-
-
 def _fork_stream(rngs: nnx.Rngs | nnx.RngStream | None, collection: str, owner: str = "Dropout"):
     """A fork of the ``collection`` stream of ``rngs`` (``None`` stays); ``owner`` names errors."""
-    if rngs is None:
-        return nnx.data(None)
+    return nnx.data(None) if rngs is None else _stream(rngs, collection, owner).fork()
+
+
+def _stream(rngs: nnx.Rngs | nnx.RngStream, collection: str, owner: str) -> nnx.RngStream:
+    """The ``collection`` stream of ``rngs``, or ``rngs`` itself when it is a stream."""
     if isinstance(rngs, nnx.RngStream):
-        return rngs.fork()
+        return rngs
     if isinstance(rngs, nnx.Rngs):
         try:
-            return rngs[collection].fork()
+            return rngs[collection]
         except KeyError:
             raise ValueError(
                 f"{owner}: `rngs` has no {collection!r} (or 'default') stream; "
@@ -132,7 +123,7 @@ class Dropout(nnx.Module):
         if rngs is not None:
             if key is not None:
                 raise ValueError("Dropout: pass `key` or `rngs`, not both")
-            key = _draw(rngs, self.rng_collection)
+            key = _stream(rngs, self.rng_collection, "Dropout")()
         if key is None:
             if self.rngs is None:
                 raise ValueError(
