@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import functools
 import json
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax.numpy as jnp
 from flax import nnx
@@ -47,8 +47,8 @@ def encode(module: nnx.Module, *, where: str | None = None) -> dict[str, Any]:
         ``nnx.vmap`` ensemble, a replaced layer; the message names the first path).
     """
     config = _config.module_call(module, where)
-    built = _built_shapes(json.dumps(config))
-    mismatch = None if built is None else _first_mismatch(state_shapes(module), built)
+    built = _built(json.dumps(config))
+    mismatch = None if built is None else _first_mismatch(state_shapes(module), built.shapes)
     if mismatch is not None:
         raise TypeError(
             f"nnjax.save: {where or type(module).__name__}'s state does not match the model "
@@ -67,17 +67,89 @@ def state_shapes(module: nnx.Module) -> dict[str, tuple[int, ...]]:
     }
 
 
-@functools.lru_cache(maxsize=64)
-def _built_shapes(text: str) -> dict[str, tuple[int, ...]] | None:
-    """:func:`state_shapes` of the model that the JSON call ``text`` builds (abstractly).
+def settings(module: nnx.Module) -> dict[str, dict[str, Any]]:
+    """``{"dropouts/0": {"rate": 0.1, ...}, ...}``: each layer's plain settings, as JSON.
 
-    ``None`` (no check) where the constructor cannot run abstractly (a class of your own
-    that reads array values while it builds): it then runs for real at ``nnjax.load``.
+    A setting is a public attribute that is not state or structure (``nnx.Variable``,
+    module, RNG stream): numbers, strings, dtypes, named functions and containers of
+    them (``nnjax.nn._config.setting``). The train/eval flags are :func:`modes`.
+    """
+    out: dict[str, dict[str, Any]] = {}
+    for path, sub in nnx.iter_modules(module):
+        found = {
+            name: encoded
+            for name, value in vars(sub).items()
+            if not name.startswith("_") and name not in MODE_FLAGS
+            if (encoded := _config.setting(value)) is not _config.NOT_A_SETTING
+        }
+        if found:
+            out["/".join(map(str, path))] = found
+    return out
+
+
+def changed_settings(module: nnx.Module, config: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The :func:`settings` of ``module`` that differ from those its call ``config`` builds.
+
+    A setting changed after the model was built (``model.dropouts[0].rate = 0.0``), which
+    the constructor call alone would revert; :func:`apply_settings` sets it again.
+    Empty where the call cannot be built abstractly (nothing to compare with).
+    """
+    built = _built(json.dumps(config))
+    if built is None:
+        return {}
+    changed: dict[str, dict[str, Any]] = {}
+    for path, found in settings(module).items():
+        before = built.settings.get(path, {})
+        diff = {k: v for k, v in found.items() if k in before and before[k] != v}
+        if diff:
+            changed[path] = diff
+    return changed
+
+
+def describe(module: nnx.Module) -> dict[str, Any]:
+    """``{"model", "modes", "settings"}``: what ``nnjax.json`` records of a model.
+
+    Raises:
+      TypeError: as :func:`encode`.
+    """
+    recorded = encode(module)
+    return {
+        "model": recorded,
+        "modes": modes(module),
+        "settings": changed_settings(module, recorded),
+    }
+
+
+def rebuild(meta: dict[str, Any]) -> nnx.Module:
+    """The model :func:`describe` recorded in ``meta``: built, its modes and settings set.
+
+    Raises:
+      CheckpointError: as :func:`build`.
+    """
+    model = build(meta["model"])
+    apply_modes(model, meta.get("modes", {}))
+    apply_settings(model, meta.get("settings", {}))
+    return model
+
+
+class _Built(NamedTuple):
+    shapes: dict[str, tuple[int, ...]]
+    settings: dict[str, dict[str, Any]]
+
+
+@functools.lru_cache(maxsize=64)
+def _built(text: str) -> _Built | None:
+    """:func:`state_shapes` and :func:`settings` of the model the JSON call ``text`` builds.
+
+    Built abstractly (``nnx.eval_shape``). ``None`` (no check) where the constructor
+    cannot run abstractly (a class of your own that reads array values while it builds):
+    it then runs for real at ``nnjax.load``.
     """
     try:
-        return state_shapes(nnx.eval_shape(lambda: build(json.loads(text))))
+        model = nnx.eval_shape(lambda: build(json.loads(text)))
     except Exception:  # any failure of a constructor run abstractly: skip the check
         return None
+    return _Built(state_shapes(model), settings(model))
 
 
 def _first_mismatch(have: dict[str, tuple], built: dict[str, tuple]) -> str | None:
@@ -164,4 +236,33 @@ def apply_modes(model: nnx.Module, recorded: dict[str, dict[str, bool]]) -> None
                 setattr(module, key, value)
 
 
-__all__ = ["apply_modes", "build", "encode", "modes", "state_shapes"]
+def apply_settings(model: nnx.Module, recorded: dict[str, dict[str, Any]]) -> None:
+    """Sets the settings of :func:`changed_settings` on the layers of a rebuilt ``model``.
+
+    Only attributes the rebuilt layer has as settings are set (a file never adds an
+    attribute or replaces a layer).
+
+    Raises:
+      CheckpointError: a recorded value is malformed.
+    """
+    for path, module in nnx.iter_modules(model):
+        for name, value in recorded.get("/".join(map(str, path)), {}).items():
+            current = vars(module).get(name, _config.NOT_A_SETTING)
+            if name.startswith("_") or _config.setting(current) is _config.NOT_A_SETTING:
+                continue
+            decoded = _decode_value(value)
+            setattr(module, name, list(decoded) if isinstance(current, list) else decoded)
+
+
+__all__ = [
+    "apply_modes",
+    "apply_settings",
+    "build",
+    "changed_settings",
+    "describe",
+    "encode",
+    "modes",
+    "rebuild",
+    "settings",
+    "state_shapes",
+]

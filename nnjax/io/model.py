@@ -34,6 +34,10 @@ def save(model: nnx.Module, directory: str | os.PathLike, *, overwrite: bool = F
       overwrite: replace an existing checkpoint (or empty) folder, once the new one is
         complete; a file or a folder of other files is refused, never deleted.
 
+    ``nnjax.json`` records the constructor call, each layer's train/eval mode, and the
+    settings changed since the model was built (``model.dropouts[0].rate = 0.0``: plain
+    values, dtypes, named functions), which :func:`load` sets again.
+
     With several JAX processes call it in every process: the write is collective, each
     process writing the shards it holds of arrays sharded across processes.
 
@@ -65,7 +69,7 @@ def save(model: nnx.Module, directory: str | os.PathLike, *, overwrite: bool = F
       'MLP'
     """
     _check_model_and_folder("nnjax.save", model, directory)
-    meta = {"kind": "model", "model": config.encode(model), "modes": config.modes(model)}
+    meta = {"kind": "model", **config.describe(model)}
     return layout.write(
         directory, {"state": trees.to_nested(nnx.state(model))}, meta, overwrite=overwrite
     )
@@ -223,8 +227,7 @@ def _load_model(folder: Path) -> tuple[nnx.Module, dict[str, Any]]:
             "the model and call nnjax.load_state"
         )
     try:
-        model = config.build(meta["model"])
-        config.apply_modes(model, meta.get("modes", {}))
+        model = config.rebuild(meta)
     except CheckpointError as err:
         raise CheckpointError(f"{folder / layout.META}: {err}") from None
     except (TypeError, ValueError, KeyError, AttributeError) as err:  # e.g. a newer nnjax's option

@@ -124,6 +124,37 @@ def function_name(fn: Any) -> str | None:
     return None
 
 
+def setting(value: Any) -> Any:
+    """The JSON form of a plain setting, or :data:`NOT_A_SETTING`.
+
+    Plain settings are numbers, strings, dtypes, named functions, and lists, tuples and
+    str-keyed dicts of them.
+
+    Modules, variables, arrays, RNG streams and other objects are not settings: they are
+    state or structure, which ``nnjax.save`` records otherwise.
+
+    Example:
+      >>> setting(0.5), setting((1, 2)), setting(jnp.float32)
+      (0.5, [1, 2], {'$dtype': 'float32'})
+      >>> setting(nnx.Rngs(0)) is NOT_A_SETTING
+      True
+    """
+    if isinstance(value, (nnx.Module, nnx.Variable, nnx.Rngs, nnx.RngStream)):
+        return NOT_A_SETTING
+    if isinstance(value, (list, tuple)) or isinstance(value, dict):
+        parts = list(value.values()) if isinstance(value, dict) else list(value)
+        if any(setting(v) is NOT_A_SETTING for v in parts):
+            return NOT_A_SETTING
+    try:
+        return _encode_value(value, "setting", {})
+    except TypeError:
+        return NOT_A_SETTING
+
+
+NOT_A_SETTING: Any = object()
+"""What :func:`setting` returns for a value that is not a plain setting."""
+
+
 def _stream_names(rngs: nnx.Rngs) -> list[str]:
     return sorted(k for k, v in vars(rngs).items() if isinstance(v, nnx.RngStream))
 

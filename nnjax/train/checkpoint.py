@@ -41,11 +41,11 @@ from nnjax.train.history import saved_dict
 from nnjax.train.monitor import check_mode
 
 
-def _model_config(model: Any) -> dict[str, Any] | None:
+def _model_record(model: Any) -> dict[str, Any]:
     try:
-        return config.encode(model)
+        return config.describe(model)
     except TypeError:  # not an nnjax.nn model: load_checkpoint/load_state still work
-        return None
+        return {}
 
 
 def save_checkpoint(
@@ -88,8 +88,8 @@ def save_checkpoint(
         "opt_state": trees.to_nested(state.opt_state),
     }
     meta = {**meta, "kind": "train", "optimizer_state": restore.state_types(state.opt_state)}
-    if model is not None and (recorded := _model_config(model)) is not None:
-        meta["model"], meta["modes"] = recorded, config.modes(model)
+    if model is not None:
+        meta.update(_model_record(model))
     return steps.write_epoch(directory, epoch, items, meta, max_to_keep=max_to_keep)
 
 
