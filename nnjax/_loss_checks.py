@@ -13,7 +13,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import jax
 import jax.numpy as jnp
@@ -22,6 +22,9 @@ import numpy as np
 from nnjax.errors import ShapeError
 
 ArrayLike = jax.typing.ArrayLike
+
+
+_Labels = TypeVar("_Labels")
 
 
 def _reduce(values: jax.Array, reduction: str) -> jax.Array:
@@ -162,6 +165,24 @@ def _check_values(
             f"{op}: `{where}` = {values[at].item()!r} {what} "
             f"({count} bad value{'s' if count != 1 else ''} in `{name}`)"
         )
+
+
+def class_id_column(logits: Any, labels: _Labels) -> _Labels:
+    """Class ids ``(..., 1)`` for ``logits (..., C)``, ``C > 1``, without the last axis.
+
+    Keras's sparse losses and metrics take labels as a column; one-hot labels would be
+    ``(..., C)``, so the size-1 axis is unambiguous. Anything else is returned as is.
+
+    Example:
+      >>> class_id_column(jnp.zeros((4, 3)), jnp.zeros((4, 1), int)).shape
+      (4,)
+      >>> class_id_column(jnp.zeros((4, 1)), jnp.zeros((4, 1), int)).shape
+      (4, 1)
+    """
+    shape, ids = (tuple(getattr(a, "shape", ())) for a in (logits, labels))
+    if len(shape) == len(ids) >= 2 and shape[-1] > 1 and ids[-1] == 1:
+        return labels[..., 0]  # type: ignore[index]
+    return labels
 
 
 def _check_class_ids(op: str, logits: jax.Array, labels: jax.Array) -> None:

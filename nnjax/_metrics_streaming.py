@@ -28,6 +28,7 @@ import numpy as np
 
 from nnjax import losses
 from nnjax._checks import positive_int
+from nnjax._loss_checks import class_id_column
 from nnjax.errors import ShapeError
 
 Stats = dict[str, Any]
@@ -42,7 +43,7 @@ def _class_ids(op: str, logits: jax.Array, labels: jax.Array) -> tuple[jax.Array
     float dtype, not whole numbers. Binary labels ``(B, 1)`` for scores ``(B,)`` lose
     their last axis (as ``fit`` aligns them for the losses).
     """
-    labels = _binary_labels(logits, labels)
+    labels = class_id_column(logits, _binary_labels(logits, labels))
     if labels.ndim == logits.ndim - 1 and logits.shape[-1] > 1:
         losses._check_class_ids(op, logits, labels)
         return jnp.argmax(logits, -1), labels.astype(jnp.int32), logits.shape[-1]
@@ -179,8 +180,9 @@ def _accuracy_metric(name: str = "accuracy") -> Metric:
 def top_k_accuracy(k: int = 5) -> Metric:
     """The fraction of examples whose label is among the ``k`` highest logits.
 
-    Integer labels ``(B,)`` or one-hot labels ``(B, C)`` with logits ``(B, C)``. Ties
-    rank as in ``sklearn.metrics.top_k_accuracy_score``: the higher class index first.
+    Integer labels ``(B,)`` (or ``(B, 1)``) or one-hot labels ``(B, C)`` with logits
+    ``(B, C)``. Ties rank as in ``sklearn.metrics.top_k_accuracy_score``: the higher
+    class index first.
     A NaN logit ranks above every number, and a NaN at the label is a miss.
 
     Args:
@@ -212,6 +214,7 @@ def top_k_accuracy(k: int = 5) -> Metric:
             )
         if y.shape == pred.shape and pred.ndim >= 2 and pred.shape[-1] > 1:
             y = jnp.argmax(y, -1)  # one-hot, as for accuracy
+        y = class_id_column(pred, y)
         losses._check_class_ids(name, pred, y)
         hit, m = _rows(name, _top_k_hits(pred, y.astype(jnp.int32), k), mask)
         return {"correct": jnp.sum(hit * m), "count": jnp.sum(m)}

@@ -38,6 +38,7 @@ from nnjax._loss_checks import (
     _reduce,
     align_targets,
     check_distribution,
+    class_id_column,
 )
 from nnjax._losses_keras import (
     KERAS_LOSSES,
@@ -160,7 +161,8 @@ def cross_entropy(
 
     Args:
       logits: ``(..., C)`` unnormalised class scores, floating.
-      labels: integer class indices ``(...)`` (any integer dtype), or a distribution
+      labels: integer class indices ``(...)`` (any integer dtype; or ``(..., 1)``, as
+        Keras's sparse losses take them), or a distribution
         ``(..., C)``: one-hot (any numeric or boolean dtype) or floating probabilities,
         each row summing to one; cast to the dtype of ``logits``.
       label_smoothing: mixes the one-hot target with the uniform distribution; a
@@ -192,6 +194,7 @@ def cross_entropy(
     )
     _check_array("cross_entropy", "labels", labels)
     logits, labels = _numbers("cross_entropy", logits), jnp.asarray(labels)
+    labels = class_id_column(logits, labels)
     _check_class_axis(logits, labels)
     if labels.ndim == logits.ndim - 1 and jnp.issubdtype(labels.dtype, jnp.integer):
         _check_class_ids("cross_entropy", logits, labels)

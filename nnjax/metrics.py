@@ -85,7 +85,8 @@ def accuracy(logits: ArrayLike, labels: ArrayLike) -> jax.Array:
 
     Args:
       logits: ``(..., C)`` floating scores, or ``(...)``/``(..., 1)`` binary logits.
-      labels: class ids ``(...)`` (integers, or whole numbers in a float dtype), one-hot
+      labels: class ids ``(...)`` or ``(..., 1)`` (integers, or whole numbers in a float
+        dtype), one-hot
         ``(..., C)``, or binary labels (``0``/``1``, any numeric dtype; class 1 where
         ``> 0.5``).
 

@@ -284,8 +284,31 @@ def test_huber_delta_must_be_positive(delta):
 def test_shape_mismatches_are_shape_errors():
     with pytest.raises(ShapeError, match=r"mse: `predictions` has shape \(4,\)"):
         losses.mse(jnp.zeros(4), jnp.zeros(5))
-    with pytest.raises(ShapeError, match=r"cross_entropy: `labels` has shape \(4, 1\)"):
-        losses.cross_entropy(jnp.zeros((4, 3)), jnp.zeros((4, 1), jnp.int32))
+    with pytest.raises(ShapeError, match=r"cross_entropy: `labels` has shape \(4, 2\)"):
+        losses.cross_entropy(jnp.zeros((4, 3)), jnp.zeros((4, 2), jnp.int32))
+    with pytest.raises(ShapeError, match=r"integer `labels` have shape \(5,\)"):
+        losses.cross_entropy(jnp.zeros((4, 3)), jnp.zeros((5, 1), jnp.int32))
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.1])
+def test_class_ids_as_a_column_are_keras_sparse_labels(smoothing):
+    """Integer labels ``(B, 1)`` for logits ``(B, C)``: Keras's sparse losses take them;
+    the loss and its gradient equal those of ``(B,)`` labels, eager and jitted."""
+    logits = jnp.asarray(LOGITS, jnp.float32)
+    labels = jnp.asarray(LABELS)
+
+    def loss(z, y):
+        return losses.cross_entropy(z, y, label_smoothing=smoothing)
+
+    for f in (loss, jax.jit(loss)):
+        want, grad = jax.value_and_grad(f)(logits, labels)
+        got, got_grad = jax.value_and_grad(f)(logits, labels[:, None])
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(got_grad, grad, rtol=1e-6, atol=1e-7)
+    with pytest.raises(ValueError, match=r"`labels\[0\]` = 7 is not a class id"):
+        loss(logits, jnp.full((len(LABELS), 1), 7))
+    with pytest.raises(ValueError, match="look like class ids, but in dtype float32"):
+        loss(logits, labels[:, None].astype(jnp.float32))
 
 
 def test_value_checks_skip_traced_labels_under_jit():

@@ -28,6 +28,19 @@ def test_accuracy_one_hot_labels():
     )
 
 
+def test_class_ids_as_a_column():
+    """Class ids ``(B, 1)``, as Keras's sparse metrics take them, for logits ``(B, C)``."""
+    column = LABELS[:, None]
+    np.testing.assert_allclose(metrics.accuracy(LOGITS, column), metrics.accuracy(LOGITS, LABELS))
+    mask = np.ones(len(LABELS))
+    for metric in map(metrics.resolve, (metrics.top_k_accuracy(2), "f1", "accuracy")):
+        got = metric.result(metric.stats(jnp.asarray(LOGITS), jnp.asarray(column), mask))
+        want = metric.result(metric.stats(jnp.asarray(LOGITS), jnp.asarray(LABELS), mask))
+        assert got == pytest.approx(want, rel=1e-6, abs=1e-9)
+    with pytest.raises(ValueError, match=r"is not a class id in \[0, 4\)"):
+        metrics.accuracy(LOGITS, np.full((50, 1), 4))
+
+
 def test_accuracy_binary_logits():
     z = rng.normal(size=(50,)).astype(np.float32)
     y = rng.integers(0, 2, size=50)

@@ -21,6 +21,7 @@ import numpy as np
 
 from nnjax import losses
 from nnjax import metrics as metrics_lib
+from nnjax._loss_checks import class_id_column
 from nnjax.errors import ShapeError
 
 
@@ -120,6 +121,7 @@ def check_labels(out: Any, y: Any, name: str = "data", loss: Any = None) -> None
                 f"{bad.size} example{'s' if bad.size > 1 else ''}); clean the data"
             )
     _check_binary_labels(out, y, name, loss)
+    y = class_id_column(out, y)
     if not np.issubdtype(y.dtype, np.integer) or y.ndim != len(out.shape) - 1 or not out.shape:
         return
     classes = out.shape[-1]

@@ -27,9 +27,9 @@ TARGET = (X @ np.array([1.0, -2.0, 0.5, 0.0]) + 0.1).astype(np.float32)
 KW = dict(epochs=2, batch_size=8, verbose=0, devices=ONE)
 
 
-def _trained(loss, y, metrics=None, model=None):
+def _trained(loss, y, metrics=None, model=None, **options):
     model = model or MLP(4, (8,), 1, rngs=nnx.Rngs(0))
-    history = T.fit(model, (X, y), loss=loss, metrics=metrics, **KW)
+    history = T.fit(model, (X, y), loss=loss, metrics=metrics, **KW, **options)
     return model, history.history
 
 
@@ -115,8 +115,13 @@ def test_other_mismatches_and_class_ids_are_still_refused():
     with pytest.raises(ShapeError, match=r"has shape \(1, 2\) but `targets` has shape \(1,\)"):
         T.fit(MLP(4, (8,), 2, rngs=nnx.Rngs(0)), (X, TARGET), loss="mse", **KW)
     labels = (X[:, 0] > 0).astype(np.int32)
-    with pytest.raises(ShapeError, match="cross_entropy"):  # ids (B, 1) for 3 classes
-        T.fit(MLP(4, (8,), 3, rngs=nnx.Rngs(0)), (X, labels[:, None]), loss="cross_entropy", **KW)
+    with pytest.raises(ShapeError, match="cross_entropy"):  # ids (B, 2) for 3 classes
+        T.fit(
+            MLP(4, (8,), 3, rngs=nnx.Rngs(0)),
+            (X, labels[:, None].repeat(2, 1)),
+            loss="cross_entropy",
+            **KW,
+        )
     with pytest.raises(ShapeError, match="must match"):  # the loss itself stays strict
         losses.mse(jnp.zeros((3, 1)), jnp.zeros(3))
 
@@ -132,3 +137,25 @@ def test_a_users_loss_gets_the_labels_as_given():
     assert shapes and all(shape[1:] == () for shape in shapes)
     assert losses.mse in losses.TARGETS_LIKE_PREDICTIONS
     assert losses.cross_entropy not in losses.TARGETS_LIKE_PREDICTIONS
+
+
+CLASSES = (X[:, 0] > 0).astype(np.int32) + (X[:, 1] > 0)
+
+
+def test_class_ids_as_a_column_train_as_class_ids():
+    """Integer labels ``(B, 1)`` for ``C`` outputs, as Keras's sparse losses take them:
+    the same weights, losses and metrics as labels ``(B,)``, with class weights too; an
+    id out of range is refused before anything compiles, as for ``(B,)``."""
+    metrics = ["accuracy", "top_k_accuracy", "f1"]
+    kw = dict(loss="cross_entropy", metrics=metrics, class_weight={0: 1.0, 1: 2.0, 2: 0.5})
+    make = lambda: MLP(4, (8,), 3, rngs=nnx.Rngs(0))
+    flat_model, flat = _trained(y=CLASSES, model=make(), **kw)
+    column_model, column = _trained(y=CLASSES[:, None], model=make(), **kw)
+    for name in ("loss", *metrics):
+        np.testing.assert_allclose(flat[name], column[name], rtol=1e-6, atol=1e-7)
+    for a, b in zip(leaves(flat_model), leaves(column_model), strict=True):
+        np.testing.assert_array_equal(a, b)
+    bad = CLASSES[:, None].copy()
+    bad[5, 0] = 3
+    with pytest.raises(ValueError, match=r"y\[5\] = 3 is out of range"):
+        T.evaluate(flat_model, (X, bad), loss="cross_entropy", devices=ONE)
