@@ -28,6 +28,7 @@ from nnjax.train import (
     model_call,
     objective,
     output_activation,
+    padded_rows,
     sharding,
     step,
     validation,
@@ -207,6 +208,7 @@ def evaluate(
     label_checks.check_metric_labels(
         resolved, metrics, out, source.y if whole else example.y, "data"
     )
+    padded_rows.warn_if_loss_counts(resolved, None, model, source)
     params, rest = sharding.put_replicated((params, rest), mesh, copy=False)  # no donation
     with jax.set_mesh(mesh):  # its programs' context: their mesh (sharding.own_mesh)
         return evaluate_source(

@@ -23,7 +23,11 @@ import jax.numpy as jnp
 
 from nnjax.train.validation import describe
 
-LOSS_FN_SCALAR = "loss_fn must return a scalar loss (or (loss, logs))"
+LOSS_FN_SCALAR = (
+    "loss_fn must return a scalar loss (or (loss, logs)); reduce per-example values over "
+    "the real rows, e.g. nnjax.train.masked_mean(values, batch.mask) (the last batch is "
+    "padded with copies, 0 in batch.mask)"
+)
 """What a non-scalar ``loss_fn`` is told (see :func:`scalar`)."""
 LOSS_SCALAR = (
     "the loss, loss(predictions, y), must return a scalar for the batch (one that "
@@ -56,9 +60,7 @@ def scalar(value: Any, what: str = LOSS_FN_SCALAR) -> jax.Array:
       dtype('float32')
     """
     if jnp.shape(value) != ():
-        raise LossOutputError(
-            f"{what}; got an array of shape {jnp.shape(value)}. Reduce it, e.g. with jnp.mean"
-        )
+        raise LossOutputError(f"{what}; got an array of shape {jnp.shape(value)}")
     return jnp.asarray(value, jnp.float32)
 
 

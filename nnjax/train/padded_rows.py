@@ -1,11 +1,16 @@
-"""Batch statistics of modules of your own over a last batch that ``fit`` pads.
+"""Who counts the rows ``fit`` adds to a last partial batch.
 
 ``fit`` pads the last partial batch of an epoch with copies of real rows (one compiled
-shape; the rows are masked out of the loss and the metrics). ``nnjax.nn.BatchNorm``
-leaves them out of its statistics (``F.batch_mask``); a module of your own that keeps
-batch statistics, Flax's ``nnx.BatchNorm`` among them, counts them, and its running
-statistics drift from a loop over the unpadded batches. ``fit`` warns about that
-(:func:`warn_if_counted`) before it compiles.
+shape; the rows are masked out of the built-in losses and the metrics). Two things can
+count them anyway, and ``fit`` warns about each before it compiles:
+
+* batch statistics: ``nnjax.nn.BatchNorm`` leaves the copies out (``F.batch_mask``); a
+  module of your own that keeps them, Flax's ``nnx.BatchNorm`` among them, counts them,
+  and its running statistics drift from a loop over the unpadded batches
+  (:func:`warn_if_counted`);
+* a loss of your own that returns one value for the batch and takes no ``mask``, or a
+  ``loss_fn`` that reads neither ``batch.mask`` nor ``batch.weight``: the copies weigh
+  in the last batch's gradient and logged loss (:func:`warn_if_loss_counts`).
 
 Example:
   >>> from flax import nnx
@@ -19,10 +24,15 @@ Example:
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from typing import Any
 
+import jax
+import numpy as np
 from flax import nnx
 
+from nnjax import _checks, losses
+from nnjax import metrics as metrics_lib
 from nnjax._deprecation import user_stacklevel
 from nnjax.nn import BatchNorm
 
@@ -56,20 +66,100 @@ def warn_if_counted(model: nnx.Module, source: Any) -> None:
       >>> from types import SimpleNamespace
       >>> warn_if_counted(nnx.BatchNorm(3, rngs=nnx.Rngs(0)), SimpleNamespace(n=32, batch_size=16))
     """
-    n, batch_size = getattr(source, "n", None), getattr(source, "batch_size", None)
-    if not n or not batch_size or n % batch_size == 0:
-        return
-    found = unmasked_statistics(model)
+    padding = _padding(source)
+    found = unmasked_statistics(model) if padding else []
     if not found:
         return
     warnings.warn(
-        f"the last batch of each epoch ({n} examples, batch_size={batch_size}) is padded "
-        f"with {batch_size - n % batch_size} copies of its rows, masked out of the loss and "
-        f"the metrics; {', '.join(found[:3])} counts them in its batch statistics, unlike "
-        "nnjax.nn.BatchNorm: use nnjax.nn.BatchNorm, or a batch_size that divides the "
-        "examples",
+        f"{padding}, masked out of the loss and the metrics; {', '.join(found[:3])} counts "
+        "them in its batch statistics, unlike nnjax.nn.BatchNorm: use nnjax.nn.BatchNorm, "
+        "or a batch_size that divides the examples",
         stacklevel=user_stacklevel(),
     )
 
 
-__all__ = ["unmasked_statistics", "warn_if_counted"]
+def warn_if_loss_counts(
+    loss: Any, loss_fn: Callable | None, model: nnx.Module, source: Any, name: str = "data"
+) -> None:
+    """Warns when ``source`` pads its last batch and the loss would count the copies.
+
+    A loss ``loss(predictions, y)`` of your own counts them when it has neither a
+    ``reduction`` keyword (per-example values, which ``fit`` masks and weighs) nor a
+    ``mask`` keyword; a ``loss_fn(model, batch)`` when its result does not depend on
+    ``batch.mask`` or ``batch.weight`` (0 on the copies), read off a trace of it with
+    the first batch (nothing is compiled).
+
+    Args:
+      loss: the loss (a name or function), or ``None`` with ``loss_fn``.
+      loss_fn: ``loss_fn(model, batch)``, or ``None``.
+      model: the model ``loss_fn`` is given.
+      source: an object with ``n`` examples, a ``batch_size`` and ``example()`` (an
+        :class:`~nnjax.train.data.ArraySource`); others (iterables) are not judged.
+      name: how the data are called in the warning (``"data"``, ``"validation"``).
+
+    Example:
+      >>> from types import SimpleNamespace
+      >>> warn_if_loss_counts("mse", None, None, SimpleNamespace(n=10, batch_size=4))
+    """
+    padding = _padding(source)
+    if not padding or (loss is None and loss_fn is None):
+        return
+    if loss_fn is None:
+        fn = losses.get(loss)
+        if metrics_lib.per_example(fn) is not None or _checks.takes_keyword(fn, "mask"):
+            return
+        who = (
+            f"the loss {getattr(fn, '__name__', fn)!r} returns one value for the batch and "
+            "takes no `mask` keyword"
+        )
+        remedy = (
+            "give it a `reduction` keyword (fit masks and weighs per-example values) or "
+            "a `mask` keyword"
+        )
+    else:
+        if _reads_mask_or_weight(loss_fn, model, source.example()):
+            return
+        who = "loss_fn reads neither batch.mask nor batch.weight (0 on the copies)"
+        remedy = (
+            "weigh per-example terms by batch.weight, or average with "
+            "nnjax.train.masked_mean(values, batch.mask)"
+        )
+    warnings.warn(
+        f"`{name}`: {padding}; {who}, so it counts them (they weigh in the last batch's "
+        f"gradient and logged loss): {remedy}, or use a batch_size that divides the examples",
+        stacklevel=user_stacklevel(),
+    )
+
+
+def _padding(source: Any) -> str:
+    """What the last batch of ``source`` is padded with, or ``""`` when it is not."""
+    n, batch_size = getattr(source, "n", None), getattr(source, "batch_size", None)
+    if not n or not batch_size or n % batch_size == 0:
+        return ""
+    return (
+        f"the last batch of each epoch ({n} examples, batch_size={batch_size}) is padded "
+        f"with {batch_size - n % batch_size} copies of its rows"
+    )
+
+
+def _reads_mask_or_weight(loss_fn: Callable, model: nnx.Module, batch: Any) -> bool:
+    """Whether ``loss_fn(model, batch)`` uses ``batch.mask`` or ``batch.weight`` (a trace).
+
+    Conservative: a use inside a nested call counts, and a ``loss_fn`` that cannot be
+    traced here (it fails for another reason, reported by ``fit``'s own checks) counts
+    as using them.
+    """
+
+    def call(weight: jax.Array, mask: jax.Array) -> Any:
+        return loss_fn(nnx.clone(model), batch._replace(weight=weight, mask=mask))
+
+    weight, mask = np.asarray(batch.weight), np.asarray(batch.mask)
+    try:
+        jaxpr = jax.make_jaxpr(call)(weight, mask).jaxpr
+    except Exception:  # fit's checks trace it again and report what fails
+        return True
+    read = [*(v for eqn in jaxpr.eqns for v in eqn.invars), *jaxpr.outvars]
+    return bool({id(v) for v in jaxpr.invars} & {id(v) for v in read})
+
+
+__all__ = ["unmasked_statistics", "warn_if_counted", "warn_if_loss_counts"]

@@ -168,11 +168,15 @@ def check_model(model, graphdef, params, rest, objective, source, val, tx) -> tu
         label_broadcast.warn_if_labels_broadcast(objective.loss, out, example.y, name)
         check_metric_labels(objective, out, src.y if arrays else example.y, name)
     output_activation.check_logits(objective.loss, graphdef, params, rest, source.example().x)
-    if objective.loss_fn is None:
-        return ()
-    example = jax.tree.map(jax.numpy.asarray, source.example())
-    step_args = (graphdef, objective.loss, tx, objective.metrics, objective.options)
-    return _loss_fn_logs(step_args, *abstract_output.abstract((params, rest, example)))
+    logs = ()
+    if objective.loss_fn is not None:
+        example = jax.tree.map(jax.numpy.asarray, source.example())
+        step_args = (graphdef, objective.loss, tx, objective.metrics, objective.options)
+        logs = _loss_fn_logs(step_args, *abstract_output.abstract((params, rest, example)))
+    padded_rows.warn_if_loss_counts(objective.loss, objective.loss_fn, model, source)
+    if val is not None and objective.loss is not None:  # validation calls the loss alone
+        padded_rows.warn_if_loss_counts(objective.loss, None, model, val, "validation")
+    return logs
 
 
 def check_weights_reach_loss(loss: Any, source: Any) -> None:

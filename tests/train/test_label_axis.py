@@ -126,6 +126,7 @@ def test_other_mismatches_and_class_ids_are_still_refused():
         losses.mse(jnp.zeros((3, 1)), jnp.zeros(3))
 
 
+@pytest.mark.filterwarnings("ignore:.*copies of its rows:UserWarning")  # a batch-level loss
 def test_a_users_loss_gets_the_labels_as_given():
     shapes = []
 
