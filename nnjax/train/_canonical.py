@@ -5,6 +5,13 @@ a compiled step memoised on one would recompile for the other. :func:`canonical`
 each to the first one seen with the same fingerprint: the code, closure constants,
 module globals read and small arrays of its functions. An object it cannot describe for
 sure stays itself.
+
+Compiled steps are memoised on the object, so no object is kept under two
+fingerprints: one whose fingerprint changed since it was kept (a global its schedule
+reads was reassigned, a list in its closure grew) is returned as it is, keeping its own
+compiled step as ``jax.jit`` would, and is not kept under its new fingerprint. A fresh,
+equal transformation then gets a program of its own, never the one compiled for the
+old value.
 Re-exported by :mod:`nnjax.train.optimizers`.
 
 Example:
@@ -85,7 +92,8 @@ _CANONICAL: dict[Any, optax.GradientTransformation] = {}
 def canonical(tx: optax.GradientTransformation) -> optax.GradientTransformation:
     """The first transformation seen with the same structure and constants as ``tx``.
 
-    So an equal, fresh ``optax.adam(1e-3)`` shares its compiled step; else ``tx``.
+    So an equal, fresh ``optax.adam(1e-3)`` shares its compiled step; else ``tx``
+    (kept for the next equal one unless it is kept already under an older fingerprint).
 
     Example:
       >>> canonical(optax.adam(1e-3)) is canonical(optax.adam(1e-3))
@@ -99,6 +107,8 @@ def canonical(tx: optax.GradientTransformation) -> optax.GradientTransformation:
     found = _CANONICAL.get(key)
     if found is not None:
         return found
+    if any(kept is tx for kept in _CANONICAL.values()):  # its fingerprint changed
+        return tx  # its compiled step is its own: not for a fresh transformation
     if len(_CANONICAL) >= 256:  # forget the oldest
         _CANONICAL.pop(next(iter(_CANONICAL)))
     _CANONICAL[key] = tx

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from nnjax.train import optimizers
+from nnjax.train import optax_checks, optimizers
 
 if TYPE_CHECKING:
     from nnjax.train.driver import RunView
@@ -219,13 +219,27 @@ class CallbackList(Callback):
 
 
 def _check_injected(callback: Callback) -> None:
-    """A ``ValueError`` naming ``callback`` when the run's optimizer has no injected rate."""
+    """A ``ValueError`` naming ``callback`` unless the run's optimizer injects a rate it can set.
+
+    None injected, several parts injecting one (ambiguous), or a rate injected as a
+    schedule (``inject_hyperparams(optax.sgd)(learning_rate=schedule)``: Optax recomputes
+    it at each update, overwriting what the callback sets).
+    """
+    name = type(callback).__name__
     opt_state = getattr(getattr(callback.loop, "state", None), "opt_state", None)
+    if opt_state is None:
+        return
     try:
-        if opt_state is not None:
-            optimizers.get_hyperparameter(opt_state, "learning_rate")
+        optimizers.get_hyperparameter(opt_state, "learning_rate")
     except ValueError as err:
-        raise ValueError(f"{type(callback).__name__}: {err}") from None
+        raise ValueError(f"{name}: {err}") from None
+    if optax_checks.is_scheduled(opt_state, "learning_rate"):
+        raise ValueError(
+            f"{name}: the optimizer's injected learning_rate is a schedule "
+            "(optax.inject_hyperparams(...)(learning_rate=<schedule>)); optax recomputes it "
+            f"at every update, so {name} could not change it; inject a number "
+            "(learning_rate=0.1) for the callback to set, or drop the callback"
+        )
 
 
 class LearningRateScheduler(Callback):
@@ -254,7 +268,8 @@ class LearningRateScheduler(Callback):
       TypeError: ``schedule`` is not callable or takes no positional argument; at the
         start of an epoch, it returned something not a number.
       ValueError: before training, when the optimizer has no injected
-        ``learning_rate`` (an Optax transformation passed as is); at the start of an
+        ``learning_rate`` (an Optax transformation passed as is), or injects it as a
+        schedule (Optax would overwrite the callback's rate); at the start of an
         epoch, when ``schedule`` returns a negative or non-finite rate.
 
     Example:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import time
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
@@ -20,7 +21,8 @@ import numpy as np
 from flax import nnx
 
 from nnjax import metrics as metrics_lib
-from nnjax.train import compiled, data, in_flight, optimizers
+from nnjax._deprecation import user_stacklevel
+from nnjax.train import compiled, data, in_flight, optax_checks, optimizers
 from nnjax.train.driver import CallbackDriver, Run
 from nnjax.train.feeder import DeviceFeeder
 from nnjax.train.interrupts import deferred_interrupt, held_interrupts
@@ -117,19 +119,60 @@ def epoch_logs(outs: list[dict], metrics: Sequence[metrics_lib.Metric]) -> dict[
     return logs
 
 
-def _check_finite(outs: list[dict], epoch: int) -> None:
+def _check_finite(
+    outs: list[dict], epoch: int, *, skipped: bool = False, additive: Sequence[str] = ()
+) -> list[dict]:
+    """``outs``; a :class:`NonFiniteLossError` at the first non-finite loss.
+
+    With ``skipped`` (``optax.apply_if_finite`` skips those updates) only an epoch
+    without one finite loss raises; the others are returned with the non-finite
+    updates weighted zero in the loss, ``loss_fn`` logs and the ``additive`` metrics
+    (statistics summed over batches), with a warning.
+    """
     losses = np.concatenate([np.ravel(o["loss"]) for o in outs])
     bad = np.flatnonzero(~np.isfinite(losses))
-    if bad.size:
-        raise NonFiniteLossError(epoch, int(bad[0]), float(losses[bad[0]]))
+    if not bad.size:
+        return outs
+    counts = np.concatenate([np.ravel(o["count"]) for o in outs])
+    updates = int(np.sum((counts > 0) | ~np.isfinite(losses)))  # not a dispatch's unused slots
+    if not skipped or bad.size == updates:
+        cause = None
+        if skipped:
+            cause = "optax.apply_if_finite skipped every update of the epoch: clean the data"
+        raise NonFiniteLossError(epoch, int(bad[0]), float(losses[bad[0]]), cause)
+    warnings.warn(
+        f"epoch {epoch + 1}: {bad.size} of {updates} updates had a non-finite loss; "
+        "optax.apply_if_finite skipped them; the epoch's loss leaves them out",
+        RuntimeWarning,
+        stacklevel=user_stacklevel(),
+    )
+    return [_finite_only(o, additive) for o in outs]
+
+
+def _finite_only(out: dict, additive: Sequence[str]) -> dict:
+    """One dispatch's host logs with its non-finite updates weighted zero."""
+    finite = np.isfinite(out["loss"])
+    zeroed = lambda a: np.where(finite.reshape(finite.shape + (1,) * (a.ndim - finite.ndim)), a, 0)
+    stats = {k: jax.tree.map(zeroed, v) if k in additive else v for k, v in out["metrics"].items()}
+    return {
+        **out,
+        "loss": np.where(finite, out["loss"], 0),
+        "count": np.where(finite, out["count"], 0),
+        "logs": jax.tree.map(zeroed, out["logs"]),
+        "metrics": stats,
+    }
 
 
 def fit_logs(plan: Plan, state: TrainState, host: list[dict], epoch: int) -> dict[str, float]:
     """``fit``'s epoch logs: loss and metrics, ``val_*`` and the learning rate.
 
-    Raises :class:`NonFiniteLossError` first if any update's loss was NaN or infinite.
+    Raises :class:`NonFiniteLossError` first if any update's loss was NaN or infinite,
+    unless the optimizer skips such updates (``optax.apply_if_finite``): the epoch's
+    logs then leave them out, with a warning (every update non-finite still raises).
     """
-    _check_finite(host, epoch)
+    skipped = optax_checks.skips_nonfinite(state.opt_state)
+    additive = [m.name for m in plan.metrics if not m.concat and m.merge is None]
+    host = _check_finite(host, epoch, skipped=skipped, additive=additive)
     logs = epoch_logs(host, plan.metrics)
     if plan.validate is not None:
         logs.update({f"val_{k}": v for k, v in plan.validate(state).items()})

@@ -112,7 +112,7 @@ def _gathering(train_fn: Callable, mesh: Mesh) -> Callable:
 
 def _learning_rate(optimizer: Any, learning_rate: float | None) -> float | None:
     """The learning rate to inject (checked), or None for an Optax transformation."""
-    if not isinstance(optimizer, optax.GradientTransformation):
+    if not isinstance(optimizer, optax.GradientTransformation | optax.MultiSteps):
         rate = DEFAULT_LEARNING_RATE if learning_rate is None else learning_rate
         return optimizers.check_learning_rate(rate)
     if learning_rate is not None:
@@ -132,7 +132,7 @@ def fit(
     *,
     loss: losses.LossSpec | None = None,
     loss_fn: Callable | None = None,
-    optimizer: str | Callable | optax.GradientTransformation = "adam",
+    optimizer: str | Callable | optax.GradientTransformation | optax.MultiSteps = "adam",
     learning_rate: float | None = None,
     epochs: int = 1,
     batch_size: int = 32,
@@ -183,7 +183,8 @@ def fit(
         rows). It is differentiated, jitted, donated and sharded like the built-in path.
         On validation data it gives ``val_loss`` only (``logs`` are training logs).
       optimizer: a name (``"adam"``, ``"sgd"``...), an Optax factory (``optax.adam``)
-        or transformation. Names and factories run under ``optax.inject_hyperparams``.
+        or transformation (an ``optax.MultiSteps`` too). Names and factories run under
+        ``optax.inject_hyperparams``.
       learning_rate: for a named optimizer or factory (default ``1e-3``); changing it
         never recompiles. An Optax transformation carries its own: passing both is an
         error.

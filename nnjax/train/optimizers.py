@@ -17,15 +17,15 @@ Example:
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Mapping
-from typing import Any, cast
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
-from nnjax.train import compiled
+from nnjax.train import compiled, optax_checks
 from nnjax.train._canonical import canonical
 
 _OPTIMIZERS = {
@@ -58,11 +58,12 @@ def get_optimizer(
     A name (``"adam"``, ``"sgd"``, ...) or an Optax factory (``optax.adam``) becomes
     ``optax.inject_hyperparams(factory)``: its learning rate lives in the state (set by
     :func:`init_state`), and one object serves every learning rate. A transformation
-    passed in is returned as its :func:`canonical` twin.
+    passed in is returned as its :func:`canonical` twin; an ``optax.MultiSteps`` as its
+    ``gradient_transformation()``.
 
     Args:
       optimizer: a name (``"adam"``, ``"sgd"``, ...), an Optax factory
-        (``optax.adam``) or an ``optax.GradientTransformation``.
+        (``optax.adam``), an ``optax.GradientTransformation`` or an ``optax.MultiSteps``.
       learning_rate: ignored (the rate is set in the state by :func:`init_state`);
         kept for callers that pass it.
 
@@ -76,8 +77,12 @@ def get_optimizer(
     Example:
       >>> get_optimizer("sgd", 0.1) is get_optimizer("sgd", 0.2)
       True
+      >>> type(get_optimizer(optax.MultiSteps(optax.sgd(0.1), 2))).__name__
+      'GradientTransformation'
     """
     del learning_rate  # set in the state, see init_state
+    if isinstance(optimizer, optax.MultiSteps):  # not a GradientTransformation itself
+        optimizer = optimizer.gradient_transformation()
     if isinstance(optimizer, optax.GradientTransformation):
         return canonical(optimizer)
     check_not_class(optimizer)
@@ -126,35 +131,25 @@ def accumulate(tx: optax.GradientTransformation, steps: int) -> optax.GradientTr
     return optax.MultiSteps(tx, every_k_schedule=steps).gradient_transformation()
 
 
-def _hyper_node(state: Any) -> Any:
-    """The first ``inject_hyperparams`` state inside ``state``, or None.
-
-    Found in chains (tuples) and in ``optax.multi_transform``'s per-label states where
-    one label holds it (``train.freeze``'s trainable part).
-    """
-    if isinstance(getattr(state, "hyperparams", None), dict):
-        return state
-    if isinstance(state, tuple):
-        for part in state:
-            found = _hyper_node(part)
-            if found is not None:
-                return found
-    if isinstance(state, Mapping):  # optax.multi_transform's states (train.freeze): one
-        found = [n for n in map(_hyper_node, state.values()) if n is not None]
-        return found[0] if len(found) == 1 else None  # several: which one is ambiguous
-    return None
-
-
 def hyperparameters(state: Any) -> dict[str, Any]:
     """The injected hyperparameters in an optimizer state (``{}`` when there are none).
+
+    Gathered from every ``optax.inject_hyperparams`` part of the state (a chain may
+    inject ``weight_decay`` in one and ``learning_rate`` in another); a name that
+    several parts inject is left out (ambiguous: :func:`get_hyperparameter` says where).
 
     Example:
       >>> state = init_state(get_optimizer("adam"), {"w": jnp.ones(1)}, learning_rate=0.1)
       >>> sorted(hyperparameters(state))[:2]
       ['b1', 'b2']
     """
-    node = _hyper_node(state)
-    return {} if node is None else dict(node.hyperparams)
+    found: dict[str, Any] = {}
+    held: dict[str, int] = {}
+    for _, node in optax_checks.hyper_nodes(state):
+        for name, value in node.hyperparams.items():
+            found.setdefault(name, value)
+            held[name] = held.get(name, 0) + 1
+    return {name: value for name, value in found.items() if held[name] == 1}
 
 
 def get_hyperparameter(state: Any, name: str) -> Any:
@@ -169,22 +164,24 @@ def get_hyperparameter(state: Any, name: str) -> Any:
       Its current value, a scalar array in the state's dtype and placement.
 
     Raises:
-      ValueError: ``name`` is not injected (the message lists the ones that are).
+      ValueError: ``name`` is not injected (the message lists the ones that are), or
+        several parts of the optimizer inject it (the message says where).
 
     Example:
       >>> state = init_state(get_optimizer("sgd"), {"w": jnp.ones(1)}, learning_rate=0.5)
       >>> float(get_hyperparameter(state, "learning_rate"))
       0.5
     """
-    found = hyperparameters(state)
-    if name not in found:
+    path = optax_checks.hyper_path(state, name)  # several: a ValueError saying where
+    if path is None:
+        found = hyperparameters(state)
         raise ValueError(
             f"the optimizer state has no injected hyperparameter {name!r} (has: "
             f"{sorted(found) or 'none'}); pass a name such as 'adam', an optax factory, or "
             "inject it yourself, inside a chain too: optax.chain(optax.clip_by_global_norm(1.0), "
             "optax.inject_hyperparams(optax.adam)(learning_rate=1e-3))"
         )
-    return found[name]
+    return optax_checks.node_at(state, path).hyperparams[name]
 
 
 def set_hyperparameter(state: Any, name: str, value: Any) -> Any:
@@ -203,8 +200,9 @@ def set_hyperparameter(state: Any, name: str, value: Any) -> Any:
       A new state; ``state`` is not modified.
 
     Raises:
-      ValueError: ``value`` does not broadcast to the old value's shape, or a learning
-        rate is negative or not finite (the message names the member).
+      ValueError: ``value`` does not broadcast to the old value's shape, a learning
+        rate is negative or not finite (the message names the member), or ``name`` is
+        injected as a schedule (Optax recomputes it at each update, overwriting ``value``).
       TypeError: ``value`` is not a number or array of numbers.
 
     Example:
@@ -214,6 +212,13 @@ def set_hyperparameter(state: Any, name: str, value: Any) -> Any:
       0.2
     """
     old = get_hyperparameter(state, name)
+    if optax_checks.is_scheduled(state, name):
+        raise ValueError(
+            f"the injected hyperparameter {name!r} is a schedule "
+            f"(optax.inject_hyperparams(...)({name}=<schedule>)): optax recomputes it at "
+            f"every update, so setting it to {value!r} would do nothing; inject a number "
+            "instead, or keep the schedule and set nothing"
+        )
     if jnp.ndim(value) == 0 and name == "learning_rate":
         value = check_learning_rate(value, zero_ok=True)
     elif name == "learning_rate":
@@ -230,26 +235,13 @@ def set_hyperparameter(state: Any, name: str, value: Any) -> Any:
 
 
 def _replaced(state: Any, name: str, new: Any) -> Any:
-    """``state`` with the first injected hyperparameter ``name`` replaced by ``new``."""
-
-    def replace(node: Any) -> Any:
-        if isinstance(getattr(node, "hyperparams", None), dict):
-            return node._replace(hyperparams={**node.hyperparams, name: new})
-        if isinstance(node, tuple) and _hyper_node(node) is not None:
-            parts = []
-            done = False
-            for part in node:
-                if not done and _hyper_node(part) is not None:
-                    part, done = replace(part), True
-                parts.append(part)
-            if hasattr(node, "_fields"):
-                return cast(Any, node)._replace(**dict(zip(node._fields, parts)))
-            return type(node)(parts)
-        if isinstance(node, Mapping) and _hyper_node(node) is not None:
-            return type(node)({k: replace(v) for k, v in node.items()})  # type: ignore[call-arg]
-        return node
-
-    return replace(state)
+    """``state`` with the injected hyperparameter ``name`` replaced by ``new``."""
+    path = optax_checks.hyper_path(state, name)
+    if path is None:
+        return state
+    return optax_checks.replace_at(
+        state, path, lambda node: node._replace(hyperparams={**node.hyperparams, name: new})
+    )
 
 
 def uninjected(state: Any) -> tuple[Any, Callable[[Any], Any]] | None:
@@ -327,6 +319,8 @@ def init_state(
     Raises:
       TypeError, ValueError: ``learning_rate`` is not a finite number > 0
         (:func:`check_learning_rate`).
+      ValueError: a transformation ``fit`` cannot train with (``optax.lookahead``,
+        :func:`nnjax.train.optax_checks.check_state`).
 
     Example:
       >>> state = init_state(get_optimizer("adam"), {"w": jnp.ones(1)}, learning_rate=0.01)
@@ -336,10 +330,11 @@ def init_state(
     if learning_rate is not None:
         learning_rate = check_learning_rate(learning_rate)
     try:  # one compiled call: eagerly, Optax builds every leaf's state in its own dispatch
-        return _compiled_init(tx)(params, learning_rate)
-    except NEEDS_VALUES:
-        pass  # an ``init`` that reads its inputs' values runs eagerly
-    return _initialized(tx, params, learning_rate)
+        state = _compiled_init(tx)(params, learning_rate)
+    except NEEDS_VALUES:  # an ``init`` that reads its inputs' values runs eagerly
+        state = _initialized(tx, params, learning_rate)
+    optax_checks.check_state(state)  # before the train step compiles
+    return state
 
 
 NEEDS_VALUES = (

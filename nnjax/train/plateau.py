@@ -48,7 +48,8 @@ class ReduceLROnPlateau(Callback):
       ValueError: ``factor`` outside ``(0, 1)``; a negative ``patience``, ``cooldown``,
         ``min_delta`` or ``min_lr``; a non-finite number; an unknown ``mode``. From
         ``fit``, before training: ``monitor`` is not a name it logs, or the optimizer
-        has no injected ``learning_rate`` (an Optax transformation passed as is).
+        has no injected ``learning_rate`` (an Optax transformation passed as is) or
+        injects it as a schedule (Optax would overwrite each reduction).
 
     Example:
       With ``min_delta=1.0`` every epoch after the first is a stall; after ``patience=2``

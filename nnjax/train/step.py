@@ -38,6 +38,7 @@ import nnjax.functional as F
 from nnjax import losses, metrics
 from nnjax.nn._modes import view_in_mode
 from nnjax.nn._validate import check_module
+from nnjax.train import optax_checks
 from nnjax.train.data import Batch
 from nnjax.train.objective import (
     as_batch,
@@ -229,6 +230,8 @@ def make_train_step(
     Returns ``(params, opt_state, rest, logs)``: ``logs["loss"]`` the batch loss,
     ``logs["count"]`` its real examples, ``logs["logs"]`` what ``loss_fn`` returned
     besides the loss, ``logs["metrics"]`` each metric's statistics (pre-update outputs).
+    A transformation whose ``update`` takes extra arguments gets ``value=``, the batch
+    loss (``optax.contrib.reduce_on_plateau`` reads it).
 
     Args:
       graphdef: from :func:`split_model` (training mode).
@@ -263,6 +266,7 @@ def make_train_step(
     normalizer = loss_normalizer(loss)  # after make_objective has checked the arguments
     grad_fn = jax.value_and_grad(objective, has_aux=True)
     metric_list = resolve_metrics(metrics)
+    pass_value = optax_checks.takes_value(tx)
 
     def step(params: PyTree, opt_state: PyTree, rest: PyTree, x: Any, y: Any = None):
         batch = as_batch(x, y)
@@ -272,7 +276,7 @@ def make_train_step(
         if normalizer is not None:
             scale = 1.0 / normalizer(batch)
             value, grads = value * scale, jax.tree.map(lambda g: (g * scale).astype(g.dtype), grads)
-        updates, opt_state = tx.update(grads, opt_state, params)
+        updates, opt_state = _update(tx, grads, opt_state, params, value, extra=pass_value)
         params = optax.apply_updates(params, updates)
         if layout is not None:
             params, opt_state = layout.constrain(params, opt_state)
@@ -282,6 +286,23 @@ def make_train_step(
         return params, opt_state, rest, out
 
     return step
+
+
+def _update(tx: Any, grads: Any, opt_state: Any, params: Any, value: Any, *, extra: bool) -> Any:
+    """``tx.update``, with ``value=`` (the batch loss, Optax's extra argument) if it takes it.
+
+    So ``optax.contrib.reduce_on_plateau`` sees the loss. An update requiring another
+    extra argument raises a ``TypeError`` naming ``optimizer=`` and the argument.
+    """
+    try:
+        if extra:
+            return tx.update(grads, opt_state, params, value=value)
+        return tx.update(grads, opt_state, params)
+    except TypeError as err:
+        better = optax_checks.missing_extra_args(err)
+        if better is None:
+            raise
+        raise better from None
 
 
 def make_eval_step(
