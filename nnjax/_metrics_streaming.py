@@ -35,8 +35,13 @@ Stats = dict[str, Any]
 """A batch's statistics: names to arrays (``Metric.stats``) or their host totals."""
 
 
-def _class_ids(op: str, logits: jax.Array, labels: jax.Array) -> tuple[jax.Array, jax.Array, int]:
+def _class_ids(
+    op: str, logits: jax.Array, labels: jax.Array, threshold: float = 0.0
+) -> tuple[jax.Array, jax.Array, int]:
     """``(predicted, true, C)``: class ids ``(B, ...)`` read off the shapes (:func:`accuracy`).
+
+    A binary score counts as class 1 where it is ``> threshold`` (0 for logits, 0.5 for
+    probabilities or a regression's output).
 
     Raises :class:`ShapeError` for shapes that do not match (static, so also under
     ``jit``) and ``ValueError`` for concrete class ids outside ``[0, C)`` or, in a
@@ -56,7 +61,7 @@ def _class_ids(op: str, logits: jax.Array, labels: jax.Array) -> tuple[jax.Array
             f"{op}: cannot match predictions of shape {logits.shape} with labels of shape "
             f"{labels.shape} (integer labels (B,), one-hot (B, C) or binary (B,)/(B, 1))"
         )
-    return (logits > 0).astype(jnp.int32), (labels > 0.5).astype(jnp.int32), 2
+    return (logits > threshold).astype(jnp.int32), (labels > 0.5).astype(jnp.int32), 2
 
 
 def _binary_labels(scores: jax.Array, labels: jax.Array) -> jax.Array:
@@ -168,9 +173,11 @@ def _mean_metric(name: str, per_row: Callable[[jax.Array, jax.Array], jax.Array]
     return Metric(name, stats, lambda s: float(_div(s["sum"], s["count"])))
 
 
-def _accuracy_metric(name: str = "accuracy") -> Metric:
+def _accuracy_metric(name: str = "accuracy", *, threshold: float = 0.0) -> Metric:
+    """Accuracy, a binary score counting as class 1 where it is ``> threshold``."""
+
     def stats(pred, y, mask):
-        p, t, _ = _class_ids(name, pred, y)
+        p, t, _ = _class_ids(name, pred, y, threshold)
         correct, m = _rows(name, p == t, mask)
         return {"correct": jnp.sum(correct * m), "count": jnp.sum(m)}
 
@@ -235,8 +242,8 @@ def _acc_result(s: Stats) -> float:
     return float(_div(s["correct"], s["count"]))
 
 
-def _confusion(op: str, pred, y, mask, *, binary: bool = False) -> Stats:
-    p, t, c = _class_ids(op, pred, y)
+def _confusion(op: str, pred, y, mask, *, binary: bool = False, threshold: float = 0.0) -> Stats:
+    p, t, c = _class_ids(op, pred, y, threshold)
     if binary and c > 2:
         raise ValueError(
             f"{op}: average='binary' scores class 1 of two, but predictions of shape "
@@ -261,7 +268,9 @@ _SCORES = {
 _AVERAGES = (None, "binary", "macro", "micro")
 
 
-def classification_metric(kind: str, average: str | None = None) -> Metric:
+def classification_metric(
+    kind: str, average: str | None = None, *, threshold: float = 0.0
+) -> Metric:
     """Precision, recall or F1 from confusion counts, like scikit-learn (zero division 0).
 
     Args:
@@ -269,6 +278,8 @@ def classification_metric(kind: str, average: str | None = None) -> Metric:
       average: ``"binary"`` (class 1 of two), ``"macro"`` (mean over the classes
         present in the labels or predictions), ``"micro"`` (global counts), or ``None``:
         binary for two classes, else macro.
+      threshold: a binary score (one output) counts as class 1 where it is
+        ``> threshold``: 0 for logits (the default), 0.5 for probabilities.
 
     Returns:
       A :class:`Metric` named ``kind`` (``average=None``) or ``f"{kind}_{average}"``;
@@ -304,7 +315,10 @@ def classification_metric(kind: str, average: str | None = None) -> Metric:
         return float(np.mean(score(tp, fp, fn)[present])) if present.any() else 0.0
 
     name = kind if average is None else f"{kind}_{average}"
-    return Metric(name, functools.partial(_confusion, name, binary=average == "binary"), result)
+    stats = functools.partial(
+        _confusion, name, binary=average == "binary", threshold=float(threshold)
+    )
+    return Metric(name, stats, result)
 
 
 def _binary_scores(pred: jax.Array, y: jax.Array) -> tuple[jax.Array, jax.Array]:

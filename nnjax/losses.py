@@ -28,6 +28,7 @@ import jax.numpy as jnp
 import optax
 
 from nnjax import _checks, _registry
+from nnjax._keras_order import keras_order
 from nnjax._loss_checks import (
     _check_array,
     _check_class_axis,
@@ -306,7 +307,10 @@ def get(loss: str | Loss | Mapping[Any, str | Loss] | Sequence[str | Loss]) -> L
       loss: a name such as ``"mse"``, ``"cross_entropy"`` or
         ``"sparse_categorical_crossentropy"`` (case-insensitive), or a callable; or, for
         a model with several outputs, a dict of them per output key (a tuple or list
-        per output position), as Keras takes ``loss={"cls": ..., "reg": ...}``.
+        per output position), as Keras takes ``loss={"cls": ..., "reg": ...}``. A
+        function is called ``fn(predictions, targets)``, unless its first two
+        parameters are named ``y_true`` and ``y_pred`` (Keras's order): then it gets a
+        wrapper that calls it ``fn(targets, predictions)``, the same one each time.
 
     Returns:
       A :data:`Loss`: ``loss(predictions, targets, *, reduction="mean")``; for a dict
@@ -324,10 +328,13 @@ def get(loss: str | Loss | Mapping[Any, str | Loss] | Sequence[str | Loss]) -> L
       True
       >>> get({"cls": "cross_entropy", "reg": "mse"}).keys
       ('cls', 'reg')
+      >>> over = lambda y_true, y_pred: jnp.mean(jnp.maximum(y_pred - y_true, 0.0))
+      >>> float(get(over)(jnp.array([3.0]), jnp.array([1.0])))  # predictions first
+      2.0
     """
     if isinstance(loss, Mapping | tuple | list):
         return per_output(loss)
-    return loss if callable(loss) else _registry.lookup("loss", _REGISTRY, loss)
+    return keras_order(loss) if callable(loss) else _registry.lookup("loss", _REGISTRY, loss)
 
 
 def per_output(

@@ -12,19 +12,34 @@ predictions. The statistics are computed in the private module ``nnjax._metrics_
 
 A function ``metric(predictions, targets)`` becomes a :class:`Metric` too
 (:func:`resolve`): one that takes ``reduction="none"`` (the losses) is averaged per
-example; any other is a *batch-level* value (a correlation, a variance), weighted by
-each batch's number of real examples. The last batch of an epoch is filled up with
-copies of real rows, so give a batch-level function a ``mask`` keyword: it is then
-called with ``mask=`` the batch's ``(B,)`` float32 mask (1 for real rows, 0 for
-padding) and should leave the padded rows out (e.g. with
-:func:`nnjax.train.objective.masked_mean`); without one it sees the padded batch.
+example; one that returns ``(B,)``, one value per example (Keras's custom metrics), is
+averaged over the real examples; one that returns a scalar is a *batch-level* value
+(a correlation, a variance), weighted by each batch's number of real examples. The
+last batch of an epoch is filled up with copies of real rows, so give a batch-level
+function a ``mask`` keyword: it is then called with ``mask=`` the batch's ``(B,)``
+float32 mask (1 for real rows, 0 for padding) and should leave the padded rows out
+(e.g. with :func:`nnjax.train.objective.masked_mean`); without one it sees the padded
+batch. A function whose first two parameters are ``y_true`` and ``y_pred`` is written
+for Keras and is called in Keras's order, ``fn(targets, predictions)``.
 
 Names (:func:`resolve`): ``accuracy``, ``top_k_accuracy`` (``k=5``), ``precision``,
 ``recall``, ``f1`` (binary for one-output or two-class models, else macro; also
 ``f1_macro``, ``f1_micro``, ``precision_binary``...), ``auc`` (binary ROC AUC),
 ``r2`` (the coefficient of determination, scikit-learn's ``r2_score``), ``mse``,
-``mae``, and every loss of :mod:`nnjax.losses` (``huber``, ``log_cosh``, ``hinge``,
-``kl_divergence``, ``cosine_similarity``...: each the mean of its per-example values).
+``mae``, ``cosine_similarity`` (the mean similarity, as Keras's metric: the loss is its
+negation), and every loss of :mod:`nnjax.losses` (``huber``, ``log_cosh``, ``hinge``,
+``kl_divergence``...: each the mean of its per-example values). Keras's names
+``binary_accuracy``, ``categorical_accuracy`` and ``sparse_categorical_accuracy`` are
+``accuracy``; ``top_k_categorical_accuracy`` and ``sparse_top_k_categorical_accuracy``
+are ``top_k_accuracy``, each logged under the name given.
+
+Binary scores (one output): ``accuracy`` (and its aliases), ``precision``, ``recall``
+and ``f1`` count class 1 where the output is ``> 0``: nnjax's classification losses
+take logits. In ``fit``, ``evaluate`` and ``sweep`` the threshold follows the loss
+(:func:`specs_for`): ``> 0`` for the losses of logits or margins
+(``binary_cross_entropy``, ``hinge``, ``squared_hinge``) and for a loss function of
+your own, ``> 0.5`` (Keras's ``BinaryAccuracy``) for the other named losses (``mse`` or
+``huber`` on 0/1 targets...). ``auc`` ranks the scores and needs no threshold.
 
 Example:
   >>> import jax.numpy as jnp
@@ -46,17 +61,16 @@ from typing import Any, TypeVar, overload
 import jax
 import jax.numpy as jnp
 
-from nnjax import _checks, _registry, losses
-from nnjax._loss_checks import _check_array, per_example_mean
-from nnjax._metrics_r2 import r2 as _r2_metric
+from nnjax import _registry, losses
+from nnjax._keras_order import keras_order
+from nnjax._loss_checks import _check_array
+from nnjax._metrics_binary import with_threshold
+from nnjax._metrics_functions import from_function, named_metrics
+from nnjax._metrics_functions import per_example as per_example
 from nnjax._metrics_streaming import (
-    _SCORES,
     Metric,
-    _accuracy_metric,
-    _auc_metric,
     _class_ids,
     _div,
-    _mean_metric,
     accumulate,
     classification_metric,
     roc_auc_score,
@@ -81,7 +95,8 @@ def accuracy(logits: ArrayLike, labels: ArrayLike) -> jax.Array:
     * one-hot ``labels (B, ..., C)`` with ``logits (B, ..., C)``, ``C > 1``: argmax of both;
     * binary: ``logits (..., 1)`` or the same shape as ``labels`` (or ``labels (..., 1)``
       for ``logits (...)``), with ``C == 1`` or no class axis: class 1 where
-      ``logits > 0`` (i.e. ``sigmoid(logits) > 0.5``).
+      ``logits > 0`` (i.e. ``sigmoid(logits) > 0.5``; ``fit``'s metric ``"accuracy"``
+      uses ``> 0.5`` with a loss that takes no logits, such as ``"mse"``).
 
     Args:
       logits: ``(..., C)`` floating scores, or ``(...)``/``(..., 1)`` binary logits.
@@ -111,78 +126,20 @@ def accuracy(logits: ArrayLike, labels: ArrayLike) -> jax.Array:
     return jnp.mean((pred == true).astype(jnp.float32))
 
 
-def per_example(fn: Callable) -> Callable[[jax.Array, jax.Array], jax.Array] | None:
-    """``fn(predictions, targets, reduction="none")`` reduced to one value per example.
-
-    Args:
-      fn: a function ``fn(predictions, targets, *, reduction=...)`` such as a loss of
-        :mod:`nnjax.losses`, or any other function.
-
-    Returns:
-      ``values(predictions (B, ...), targets (B, ...)) -> (B,)``: the mean of
-      ``fn(..., reduction="none")`` over each example's other axes, in its dtype; or
-      ``None`` when ``fn`` takes no ``reduction`` (a batch-level function).
-
-    Example:
-      >>> per_example(losses.mse)(jnp.zeros((2, 3)), jnp.ones((2, 3)))
-      Array([1., 1.], dtype=float32)
-    """
-    if not _checks.takes_keyword(fn, "reduction"):
-        return None
-
-    def values(pred, y):
-        return per_example_mean(fn(pred, y, reduction="none"))
-
-    return values
-
-
-def _from_function(name: str, fn: Callable) -> Metric:
-    rows = per_example(fn)
-    if rows is not None and fn in losses.TARGETS_LIKE_PREDICTIONS:  # labels (B,), out (B, 1)
-        plain = rows
-        rows = lambda pred, y: plain(pred, losses.align_targets(pred, y))
-    if rows is not None:
-        return _mean_metric(name, rows)
-    takes_mask = _checks.takes_keyword(fn, "mask")
-
-    def stats(pred, y, mask):  # a batch-level function: weighted by the real examples
-        count = jnp.sum(mask.astype(jnp.float32))
-        value = fn(pred, y, mask=mask) if takes_mask else fn(pred, y)
-        return {"sum": jnp.asarray(value, jnp.float32) * count, "count": count}
-
-    return Metric(name, stats, lambda s: float(_div(s["sum"], s["count"])))
-
-
-def _named_metrics() -> dict[str, Callable[[], Metric]]:
-    table: dict[str, Callable[[], Metric]] = {
-        "accuracy": _accuracy_metric,
-        "acc": lambda: _accuracy_metric("acc"),
-        "top_k_accuracy": top_k_accuracy,
-        "auc": _auc_metric,
-        "r2": _r2_metric,
-        "mse": lambda: _from_function("mse", losses.mse),
-        "mae": lambda: _from_function("mae", losses.mae),
-    }
-    for kind in _SCORES:
-        table[kind] = functools.partial(classification_metric, kind)
-        for average in ("binary", "macro", "micro"):
-            table[f"{kind}_{average}"] = functools.partial(classification_metric, kind, average)
-    for name, fn in losses._REGISTRY.items():
-        table.setdefault(name, functools.partial(_from_function, name, fn))
-    return table
-
-
-_METRICS = _named_metrics()
+_METRICS = named_metrics()
 
 
 def resolve(spec: str | Metric | OutputMetric | Callable) -> Metric:
     """A :class:`Metric` from a name, a :class:`Metric`, or a function ``m(pred, y)``.
 
     A function that takes ``reduction="none"`` (like the losses) is averaged per
-    example; any other function is a batch-level value, weighted by each batch's
-    number of real examples. A batch-level function that takes a ``mask`` keyword is
+    example; any other is called on the batch: a ``(B,)`` result is one value per
+    example, averaged over the real ones; a scalar is a batch-level value, weighted by
+    each batch's number of real examples. A function that takes a ``mask`` keyword is
     called as ``fn(pred, y, mask=mask)`` with the batch's ``(B,)`` float32 mask (0 on
-    padded rows, which it should leave out); otherwise it sees the padded batch.
+    padded rows, which it should leave out); otherwise it sees the padded batch. One
+    whose first two parameters are ``y_true`` and ``y_pred`` is called in Keras's order.
+    ``losses.cosine_similarity`` gives the metric ``cosine_similarity`` (the similarity).
 
     Args:
       spec: a name (see the module docstring; case-insensitive), a :class:`Metric`
@@ -193,11 +150,18 @@ def resolve(spec: str | Metric | OutputMetric | Callable) -> Metric:
       The :class:`Metric`, logged under its ``name`` (a function's ``__name__``).
 
     Raises:
-      ValueError: an unknown name (the message lists the known ones).
+      ValueError: an unknown name (the message lists the known ones). Its ``stats``
+        raise :class:`~nnjax.errors.ShapeError` (when traced, before any value is
+        computed) for a function whose result is neither a scalar nor ``(B,)``.
 
     Example:
       >>> resolve("f1").name, resolve(losses.huber).name
       ('f1', 'huber')
+      >>> def abs_err(y_true, y_pred):  # Keras's order, one value per example
+      ...     return jnp.mean(jnp.abs(y_pred - y_true), axis=-1)
+      >>> m = resolve(abs_err)
+      >>> m.result(m.stats(jnp.zeros((3, 1)), jnp.ones((3, 1)), jnp.array([1.0, 1.0, 0.0])))
+      1.0
       >>> real = resolve(lambda pred, y, mask: jnp.sum(mask))  # sees the mask
       >>> real.result(real.stats(jnp.zeros((3, 1)), jnp.zeros(3), jnp.array([1.0, 1.0, 0.0])))
       2.0
@@ -206,9 +170,13 @@ def resolve(spec: str | Metric | OutputMetric | Callable) -> Metric:
         return spec
     if isinstance(spec, OutputMetric):
         return _of_output(spec)
+    if spec is losses.cosine_similarity:  # the similarity, as the name's metric
+        return _METRICS["cosine_similarity"]()
     if callable(spec):
-        return _from_function(getattr(spec, "__name__", "metric"), spec)
-    return _registry.lookup("metric", _METRICS, spec)()
+        return from_function(getattr(spec, "__name__", "metric"), spec)
+    threshold = getattr(spec, "threshold", None)  # from specs_for: the loss's
+    factory = _registry.lookup("metric", _METRICS, spec)
+    return factory() if threshold is None else factory(threshold=threshold)
 
 
 _FUNCTIONS: dict[str, MetricFn] = {
@@ -235,7 +203,8 @@ def get(metric: str | MetricFn) -> MetricFn:
 
     Args:
       metric: ``"accuracy"`` (``"acc"``), ``"mse"``, ``"mae"``, ``"cross_entropy"``,
-        ``"binary_cross_entropy"``, or a callable.
+        ``"binary_cross_entropy"``, or a callable (one whose first two parameters are
+        ``y_true, y_pred`` gets a wrapper that calls it in Keras's order).
 
     Returns:
       A :data:`MetricFn`: ``metric(predictions, targets)`` returns a scalar array.
@@ -247,7 +216,9 @@ def get(metric: str | MetricFn) -> MetricFn:
       >>> get("accuracy") is accuracy
       True
     """
-    return metric if callable(metric) else _registry.lookup("metric", _FUNCTIONS, metric)
+    if callable(metric):
+        return keras_order(metric)
+    return _registry.lookup("metric", _FUNCTIONS, metric)
 
 
 CLASSIFICATION_LOSSES = frozenset(
@@ -342,14 +313,20 @@ def specs_for(loss: Any, metrics: Any) -> tuple:
     """The metric specs ``fit``, ``evaluate`` and ``sweep`` log beside the loss.
 
     The terms of a loss per output (:func:`loss_terms`) first, then ``metrics``
-    (:func:`as_specs`) or, for ``None``, the loss's :func:`default_metrics`.
+    (:func:`as_specs`) or, for ``None``, the loss's :func:`default_metrics`. The names
+    that threshold a binary score (``accuracy``, ``binary_accuracy``, ``precision``,
+    ``recall``, ``f1``...) take the loss's threshold (each output's own, for a loss per
+    output): 0 for ``binary_cross_entropy``, the hinges and losses of your own, 0.5 for
+    the other named losses (the module docstring).
 
     Example:
       >>> specs_for("cross_entropy", None), specs_for("mse", ["mae"])
       (('accuracy',), ('mae',))
+      >>> [getattr(s, "threshold", 0.0) for s in specs_for("mse", ["accuracy", "f1"])]
+      [0.5, 0.5]
     """
     chosen = default_metrics(loss) if metrics is None else as_specs(metrics)
-    return (*loss_terms(loss), *chosen)
+    return (*loss_terms(loss), *(with_threshold(loss, spec) for spec in chosen))
 
 
 def as_specs(metrics: Any) -> tuple:

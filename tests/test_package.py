@@ -43,6 +43,9 @@ def _layer(module: str) -> str:
         "errors",
         "_optional",
         "_deprecation",
+        "_keras_order",
+        "_metrics_binary",
+        "_metrics_functions",
         "_hardware",
     ):
         return "base"

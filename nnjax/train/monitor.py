@@ -23,24 +23,10 @@ from nnjax.io import model as io_model
 from nnjax.io import restore
 from nnjax.io.errors import CheckpointError
 from nnjax.train import sharding
+from nnjax.train._monitor_mode import MODES, auto_mode, check_mode
 from nnjax.train.callbacks import Callback, Logs
 from nnjax.train.history import History
 from nnjax.train.validation import check_count
-
-MODES = ("min", "max", "auto")
-"""The directions a monitored metric can be watched in."""
-
-
-def check_mode(owner: str, mode: Any) -> str:
-    """``mode`` if it is one of :data:`MODES`; a ``ValueError`` naming ``owner`` otherwise.
-
-    Example:
-      >>> check_mode("EarlyStopping", "max")
-      'max'
-    """
-    if not isinstance(mode, str) or mode not in MODES:
-        raise ValueError(f"{owner}: `mode` must be 'min', 'max' or 'auto', got {mode!r}")
-    return mode
 
 
 def _finite(owner: str, name: str, value: Any, *, low: float = 0.0) -> float:
@@ -55,35 +41,6 @@ def _finite(owner: str, name: str, value: Any, *, low: float = 0.0) -> float:
     return float(value)
 
 
-_HIGHER = frozenset({"accuracy", "acc", "auc", "f1", "precision", "recall", "r2"})
-_AVERAGES = frozenset({"binary", "macro", "micro"})
-
-
-def auto_mode(monitor: str) -> str:
-    """The direction of improvement ``mode="auto"`` gives the logged metric ``monitor``.
-
-    A logged name is ``[val_][<output>_]<metric>``, so only its last word decides
-    (after an averaging suffix such as ``_macro``): ``"max"`` when it is ``accuracy``,
-    ``acc``, ``auc``, ``f1``, ``precision``, ``recall`` or ``r2``, else ``"min"``
-    (``loss``, ``mse``, ``mae``, the losses, and names of your own). An output named
-    ``accel`` thus logs ``val_accel_loss``, which is minimized.
-
-    Args:
-      monitor: the log key, e.g. ``"val_top_k_accuracy"`` or ``"val_cls_loss"``.
-
-    Returns:
-      ``"max"`` or ``"min"``.
-
-    Example:
-      >>> auto_mode("val_top_k_accuracy"), auto_mode("f1_macro"), auto_mode("val_accel_loss")
-      ('max', 'max', 'min')
-    """
-    words = monitor.lower().split("_")
-    if len(words) > 1 and words[-1] in _AVERAGES:
-        words = words[:-1]
-    return "max" if words[-1] in _HIGHER else "min"
-
-
 class Monitor:
     """Tracks the best value of one logged metric.
 
@@ -91,13 +48,14 @@ class Monitor:
       monitor: the log key, e.g. ``"val_loss"``.
       mode: ``"min"``, ``"max"``, or ``"auto"``: the direction :func:`auto_mode`
         reads from the name (``"max"`` for ``"val_accuracy"``, ``"min"`` for
-        ``"val_accel_loss"``; pass ``mode="max"`` for a score of your own such as
-        ``"val_iou"``).
+        ``"val_accel_loss"``); a name it does not know (a score of your own such as
+        ``"val_iou"``) needs ``mode="max"`` or ``"min"``.
       min_delta: the smallest change that counts as an improvement (``>= 0``).
 
     Raises:
       TypeError: ``monitor`` is not a string, or ``min_delta`` not a number.
-      ValueError: an unknown ``mode``; ``min_delta`` negative or not finite.
+      ValueError: an unknown ``mode``; ``mode="auto"`` with a name of unknown
+        direction (:func:`auto_mode`); ``min_delta`` negative or not finite.
 
     Example:
       >>> m = Monitor("val_loss")
@@ -187,7 +145,8 @@ class EarlyStopping(Callback):
         (without ``baseline``: epochs in a row without improvement).
       min_delta: the smallest change that counts as an improvement (``>= 0``, in either
         mode), over the best so far and over ``baseline``.
-      mode: ``"min"``, ``"max"`` or ``"auto"`` (the rule: :class:`Monitor`).
+      mode: ``"min"``, ``"max"`` or ``"auto"`` (the rule: :func:`auto_mode`; a
+        metric of your own, such as ``"val_psnr"``, needs ``"max"`` or ``"min"``).
       baseline: a value to beat, or ``None``. It is not a starting best: epochs that
         improve on each other still improve (and set ``best_epoch``), but ``wait`` keeps
         counting until one beats the baseline. If none does, training stops at the first
@@ -209,7 +168,8 @@ class EarlyStopping(Callback):
       TypeError: ``patience`` or ``start_from_epoch`` not an int, ``min_delta`` or
         ``baseline`` not a number (a bool is not one), ``monitor`` not a string.
       ValueError: ``patience``, ``start_from_epoch`` or ``min_delta`` negative, a
-        non-finite ``min_delta`` or ``baseline``, an unknown ``mode``; from ``fit``,
+        non-finite ``min_delta`` or ``baseline``, an unknown ``mode``, ``mode="auto"``
+        for a name of unknown direction (here, before training); from ``fit``,
         before training, when ``monitor`` is not a name it logs (the message lists
         those it does).
 
@@ -255,7 +215,11 @@ class EarlyStopping(Callback):
         self.patience = check_count("patience", patience)
         self.start_from_epoch = check_count("start_from_epoch", start_from_epoch)
         check_mode(owner, mode)
-        self.monitor = Monitor(monitor, mode, _finite(owner, "min_delta", min_delta))
+        min_delta = _finite(owner, "min_delta", min_delta)
+        try:
+            self.monitor = Monitor(monitor, mode, min_delta)
+        except ValueError as err:  # a name of unknown direction
+            raise ValueError(f"{owner}: {err}") from None
         self.baseline = None
         if baseline is not None:
             self.baseline = _finite(owner, "baseline", baseline, low=-math.inf)

@@ -41,6 +41,7 @@ import numpy as np
 from nnjax.io import restore, steps, trees
 from nnjax.train.callbacks import Callback, EarlyStopping, Logs, Monitor
 from nnjax.train.history import saved_dict
+from nnjax.train.monitor import auto_mode
 from nnjax.train.progress import format_logs, say
 from nnjax.train.sweep_step import SweepHistory, SweepState, select
 
@@ -303,7 +304,7 @@ class SweepProgress(Callback):
         """Prints the group's epoch line."""
         active = int(np.sum(np.asarray(self.loop.state.active)))
         best = {
-            name: float(np.nanmax(v) if Monitor(name).mode == "max" else np.nanmin(v))
+            name: float(np.nanmax(v) if auto_mode(name, default="min") == "max" else np.nanmin(v))
             for name, v in (logs or {}).items()
             if np.isfinite(v).any() and name != "learning_rate"
         }

@@ -39,7 +39,7 @@ def test_monitor_modes():
 @pytest.mark.parametrize(
     ("name", "mode"),
     [("val_r2", "max"), ("r2", "max"), ("val_f1_macro", "max"), ("val_layer2_loss", "min"),
-     ("val_mse", "min"), ("val_iou", "min"), ("val_accel_loss", "min"),
+     ("val_mse", "min"), ("val_accel_loss", "min"),
      ("val_f1_head_loss", "min"), ("val_accel_mae", "min"), ("val_cls_top_k_accuracy", "max"),
      ("precision_micro", "max"), ("val_recall_binary", "max"), ("val_auc", "max"),
      ("acc", "max"), ("val_Accuracy", "max")],

@@ -41,7 +41,7 @@ class FakeRun:
 
 def drive_reduce(values, **kwargs):
     """The learning rate after each epoch's ``on_epoch_end``."""
-    cb, run = T.ReduceLROnPlateau("m", factor=0.5, **kwargs), FakeRun()
+    cb, run = T.ReduceLROnPlateau("m", factor=0.5, **{"mode": "min", **kwargs}), FakeRun()
     cb.set_loop(run)
     cb.on_train_begin()
     rates = []
@@ -53,7 +53,7 @@ def drive_reduce(values, **kwargs):
 
 def drive_stop(values, **kwargs):
     """``(epoch of the stop or None, best_epoch)``."""
-    cb, run = T.EarlyStopping("m", **kwargs), FakeRun()
+    cb, run = T.EarlyStopping("m", **{"mode": "min", **kwargs}), FakeRun()
     cb.set_loop(run)
     cb.on_train_begin()
     for epoch, value in enumerate(values):
@@ -260,4 +260,4 @@ def test_a_misspelt_monitor_names_what_is_logged():
     x, y = blobs()
     with pytest.raises(ValueError, match=r"monitors 'val_los'.*logs: loss, accuracy, val_loss"):
         T.fit(mlp(), (x, y), epochs=1, validation_data=(x, y),
-              callbacks=[T.ReduceLROnPlateau("val_los")], **KW)  # fmt: skip
+              callbacks=[T.ReduceLROnPlateau("val_los", mode="min")], **KW)  # fmt: skip

@@ -56,8 +56,8 @@ def _fit_rates(i, callback):
 @pytest.mark.parametrize(
     "make",
     [
-        lambda: T.ReduceLROnPlateau("score", factor=0.5, patience=1, min_lr=0.04),
-        lambda: T.ReduceLROnPlateau("score", factor=0.5, patience=2, cooldown=1),
+        lambda: T.ReduceLROnPlateau("score", mode="min", factor=0.5, patience=1, min_lr=0.04),
+        lambda: T.ReduceLROnPlateau("score", mode="min", factor=0.5, patience=2, cooldown=1),
         lambda: T.LearningRateScheduler(lambda epoch, lr: lr * 0.5 if epoch % 2 else lr),
         lambda: T.LearningRateScheduler(lambda epoch: 0.01 * (epoch + 1)),
     ],
@@ -83,7 +83,7 @@ def test_per_member_rates_compile_nothing():
 
 
 def test_a_plateau_rate_is_lowered_per_member():
-    swept = _sweep_rates(T.ReduceLROnPlateau("score", factor=0.5, patience=1))
+    swept = _sweep_rates(T.ReduceLROnPlateau("score", mode="min", factor=0.5, patience=1))
     # a stall (patience 1) halves the rate from the next epoch on: member 0 stalls at
     # epochs 2 and 4, member 1 at 1 and 3, member 2 at 1, 2 and 3 (it improves at 4)
     np.testing.assert_allclose(swept[0], [0.1, 0.1, 0.1, 0.05, 0.05])
@@ -105,7 +105,7 @@ def test_a_resumed_sweep_lowers_the_rates_as_an_uninterrupted_one(tmp_path):
     from tests.train._data import crash_at
 
     members = {"seeds": [0] * len(RATES), "hyperparams": {"learning_rate": RATES}}
-    plateau = lambda: T.ReduceLROnPlateau("score", factor=0.5, patience=2)
+    plateau = lambda: T.ReduceLROnPlateau("score", mode="min", factor=0.5, patience=2)
 
     def run(folder, extra=(), resume_from=None):
         callbacks = [Score(), plateau(), ModelCheckpoint(folder), *extra]
