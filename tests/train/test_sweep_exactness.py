@@ -135,7 +135,7 @@ def test_a_member_that_never_improves_keeps_its_weights_as_with_fit():
     """A monitored value that is never finite never improves: fit keeps the last weights
     (there is no best epoch to restore), so must the member."""
     x, y = regression()
-    stop = dict(monitor="score", patience=1, restore_best_weights=True)
+    stop = dict(monitor="score", mode="min", patience=1, restore_best_weights=True)
     common = dict(loss_fn=nan_logging_loss, epochs=3, batch_size=8, metrics=())
     result = sweep(
         small_mlp, (x, y), optimizer=optax.sgd, members=grid(learning_rate=[1e-2]),
