@@ -113,7 +113,9 @@ class RunView:
 
     The properties (``model``, ``state``, ``mesh``, ``history``, ``epoch``,
     ``global_step``, ``seed``, ``resumed_from``, ``log_names``, ``stop_training``) read
-    the run; the methods request changes, applied between hooks. ``nnjax.train.Loop``,
+    the run; the methods request changes, applied between hooks. Once ``fit`` returns
+    (or fails), ``state`` and ``model`` are ``None``: a callback kept afterwards holds
+    none of the run's arrays, and still reads its history and counters. ``nnjax.train.Loop``,
     its name before nnjax 0.2, still works with a ``DeprecationWarning`` (it goes in nnjax 0.3).
 
     Args:
@@ -359,6 +361,25 @@ class CallbackDriver:
     def train_end(self, logs: dict[str, float]) -> None:
         """``on_train_end``."""
         self.callbacks.on_train_end(logs)
+
+    def close(self) -> None:
+        """Hands the callbacks a view of the ended run that holds none of its arrays.
+
+        Called when ``fit`` (or a sweep group) returns or fails: a callback the user
+        keeps still reads the run's history and counters (``loop.history``,
+        ``loop.epoch``, ``loop.global_step``), while ``loop.state`` and ``loop.model``
+        are ``None``, so it does not keep the parameters and optimizer state alive.
+
+        Example:
+          >>> run = Run(model=None, state=(1,), mesh=None, history=History(), seed=0)
+          >>> driver = CallbackDriver([], run)
+          >>> driver.close()
+        """
+        run = self.run
+        ended = Run(None, None, None, run.history, run.seed, run.global_step,
+                    resumed_from=run.resumed_from)  # fmt: skip
+        ended.epoch, ended.stop, ended.log_names = run.epoch, run.stop, run.log_names
+        self.callbacks.set_loop(RunView(ended))
 
 
 __all__ = ["CallbackDriver", "Run", "RunView", "check_monitors", "monitored_names"]

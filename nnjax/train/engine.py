@@ -265,8 +265,16 @@ def run_epochs(run: Run, plan: Plan, driver: CallbackDriver, initial_epoch: int)
     ``append(epoch, logs)``: it is appended before ``on_epoch_end`` (callbacks see the
     epoch in it); one with ``amend(epoch, logs)``
     (:meth:`nnjax.train.history.History.amend`) then records what the callbacks added
-    to the shared ``logs`` dict.
+    to the shared ``logs`` dict. When it returns or fails, the callbacks' view lets go
+    of the run's arrays (:meth:`CallbackDriver.close`).
     """
+    try:
+        _epochs(run, plan, driver, initial_epoch)
+    finally:
+        driver.close()  # a callback the user keeps holds no arrays of the run
+
+
+def _epochs(run: Run, plan: Plan, driver: CallbackDriver, initial_epoch: int) -> None:
     logs: dict[str, float] = {}
     with held_interrupts() as deliver:  # a Ctrl-C is raised at the next safe point
         deliver()  # one held during fit's or sweep's setup (holding_interrupts)
