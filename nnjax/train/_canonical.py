@@ -1,4 +1,4 @@
-"""Optimizer objects matched by structure: :func:`canonical`.
+"""Optimizers and functions matched by structure: :func:`canonical`, :func:`canonical_function`.
 
 Two transformations built alike (``optax.adam(1e-3)`` twice) are different objects, and
 a compiled step memoised on one would recompile for the other. :func:`canonical` maps
@@ -25,6 +25,7 @@ from __future__ import annotations
 import functools
 import inspect
 import types
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -87,6 +88,29 @@ def _globals_read(fn: types.FunctionType, depth: int) -> tuple:
 
 
 _CANONICAL: dict[Any, optax.GradientTransformation] = {}
+_FUNCTIONS: dict[Any, Callable[..., Any]] = {}
+
+
+def _first_seen(table: dict[Any, Any], obj: Any, described: Any) -> Any:
+    """The object kept in ``table`` under ``_fingerprint(described)``, or ``obj`` (kept).
+
+    An object kept already under an older fingerprint is returned as it is and not kept
+    again (see the module docstring).
+    """
+    try:
+        key = _fingerprint(described)
+        hash(key)
+    except (_Opaque, TypeError):
+        return obj
+    found = table.get(key)
+    if found is not None:
+        return found
+    if any(kept is obj for kept in table.values()):  # its fingerprint changed
+        return obj  # its compiled step is its own: not for a fresh one
+    if len(table) >= 256:  # forget the oldest
+        table.pop(next(iter(table)))
+    table[key] = obj
+    return obj
 
 
 def canonical(tx: optax.GradientTransformation) -> optax.GradientTransformation:
@@ -99,22 +123,27 @@ def canonical(tx: optax.GradientTransformation) -> optax.GradientTransformation:
       >>> canonical(optax.adam(1e-3)) is canonical(optax.adam(1e-3))
       True
     """
-    try:
-        key = _fingerprint(tuple(tx))
-        hash(key)
-    except (_Opaque, TypeError):
-        return tx
-    found = _CANONICAL.get(key)
-    if found is not None:
-        return found
-    if any(kept is tx for kept in _CANONICAL.values()):  # its fingerprint changed
-        return tx  # its compiled step is its own: not for a fresh transformation
-    if len(_CANONICAL) >= 256:  # forget the oldest
-        _CANONICAL.pop(next(iter(_CANONICAL)))
-    _CANONICAL[key] = tx
-    return tx
+    return _first_seen(_CANONICAL, tx, tuple(tx))
+
+
+def canonical_function(fn: Any) -> Any:
+    """The first function seen with the same code, closure and globals read as ``fn``.
+
+    For a loss, ``loss_fn`` or metric function of your own: a notebook cell run again
+    defines an equal, fresh lambda, which then shares the compiled step of the first.
+    Anything else (a name, a module, a callable object) is returned as it is.
+
+    Example:
+      >>> make = lambda: (lambda p, y: (p - y) ** 2)
+      >>> canonical_function(make()) is canonical_function(make())
+      True
+    """
+    if not isinstance(fn, types.FunctionType | functools.partial):
+        return fn
+    return _first_seen(_FUNCTIONS, fn, fn)
 
 
 def clear() -> None:
-    """Forgets every transformation :func:`canonical` has seen (``clear_caches``)."""
+    """Forgets every transformation and function seen here (``clear_caches``)."""
     _CANONICAL.clear()
+    _FUNCTIONS.clear()

@@ -189,7 +189,7 @@ def evaluate(
     batch_size = validation.check_count("batch_size", batch_size, 1)
     steps = None if steps is None else validation.check_count("steps", steps, 1)
     resolved = objective.canonical_loss(loss)  # unknown names fail here
-    metrics = metrics_lib.specs_for(resolved, metrics)
+    metrics = objective.canonical_specs(metrics_lib.specs_for(resolved, metrics))
     step.resolve_metrics(metrics)
     source = eval_source(
         "data", data, batch_size, _mesh_size(devices), steps_per_epoch=steps,

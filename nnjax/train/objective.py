@@ -33,6 +33,7 @@ from flax import nnx
 
 from nnjax import _checks, losses, metrics
 from nnjax.functional import _bfloat16_dot, batch_mask
+from nnjax.train._canonical import canonical_function
 from nnjax.train.data import Batch
 from nnjax.train.loss_output import LOSS_SCALAR, call_loss_fn, scalar, scalar_logs
 from nnjax.train.model_call import call_model
@@ -111,7 +112,9 @@ def canonical_loss(loss: Any) -> Any:
 
     A dict or tuple of losses per output becomes its hashable
     :class:`~nnjax.losses.OutputLosses` (so equal specifications share compiled steps);
-    a name or function is returned as given, once :func:`nnjax.losses.get` knows it.
+    a name is returned as given, once :func:`nnjax.losses.get` knows it, and a function
+    as the first equal one seen (:func:`~nnjax.train._canonical.canonical_function`: a
+    lambda defined again shares the compiled step).
 
     Raises:
       ValueError, TypeError: as :func:`nnjax.losses.get` (an unknown name...).
@@ -121,7 +124,18 @@ def canonical_loss(loss: Any) -> Any:
       ('mse', ('y',))
     """
     resolved = losses.get(loss)
-    return resolved if isinstance(resolved, losses.OutputLosses) else loss
+    return resolved if isinstance(resolved, losses.OutputLosses) else canonical_function(loss)
+
+
+def canonical_specs(specs: tuple) -> tuple:
+    """Metric specs with each function of your own as the first equal one seen.
+
+    Example:
+      >>> make = lambda: (lambda p, y: (p - y).mean())
+      >>> canonical_specs(("mae", make()))[1] is canonical_specs((make(),))[0]
+      True
+    """
+    return tuple(canonical_function(spec) for spec in specs)
 
 
 def batch_loss(

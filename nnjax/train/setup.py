@@ -35,9 +35,15 @@ from nnjax.train import (
     step,
 )
 from nnjax.train import validation as checks
+from nnjax.train._canonical import canonical_function
 from nnjax.train.evaluate import divisible, eval_source
 from nnjax.train.iterable_source import IterableSource
-from nnjax.train.objective import canonical_loss, compute_dtype, rounds_matmul_operands
+from nnjax.train.objective import (
+    canonical_loss,
+    canonical_specs,
+    compute_dtype,
+    rounds_matmul_operands,
+)
 
 #: Metric names that compare class labels (``acc``, ``f1_macro``... by their first word).
 
@@ -68,6 +74,7 @@ def objective(loss, loss_fn, metrics, precision, remat) -> Objective:
     if loss is not None:
         loss = canonical_loss(loss)  # unknown names fail here
     specs = metrics_lib.as_specs(metrics) if loss is None else metrics_lib.specs_for(loss, metrics)
+    specs, loss_fn = canonical_specs(specs), canonical_function(loss_fn)  # lambdas made again
     if loss_fn is not None and specs:
         raise ValueError(
             "with `loss_fn`, log extra values by returning (loss, logs); "
