@@ -235,7 +235,9 @@ def compiled_train(
     ``fn(treedef, leaves, *args) -> (leaves, logs)``. With ``gather`` the ``args`` are
     ``(data, idx (D, K, B), mask (D, K, B), j, n)``: each batch of block ``j`` is
     gathered from device-resident ``data = (x, y, weight)`` (the epoch's blocks,
-    :func:`nnjax.train.feeder.in_blocks`); otherwise ``(batches, n)``, a :class:`Batch`
+    :func:`nnjax.train.feeder.in_blocks`; ``data``'s rows and ``D`` padded to a size
+    bucket, :mod:`nnjax.train.size_buckets`, so one program serves many dataset
+    sizes); otherwise ``(batches, n)``, a :class:`Batch`
     of ``(K, B, ...)`` stacks. ``options`` holds ``(name, value)`` pairs for :func:`make_train_step`
     (``loss_fn``, ``precision``, ``remat``).
 

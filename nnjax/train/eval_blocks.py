@@ -80,7 +80,8 @@ def host_feeder(source: Any, mesh: Mesh) -> DeviceFeeder:
     ``evaluate`` and ``predict`` feed host blocks, whose program depends only on the
     batch's shape: gathering from data put on the device (as ``fit`` and its
     validation do, where the data stay the same across epochs) would compile a program
-    per dataset size.
+    per size bucket of the data (:mod:`nnjax.train.size_buckets`) and copy all of
+    them to the device for one pass.
 
     Example:
       >>> import numpy as np

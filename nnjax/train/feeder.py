@@ -1,8 +1,10 @@
 """The device feeder: gets each dispatch's batches onto the devices ahead of the step.
 
-In-memory arrays that fit on the device are put there once (replicated), each epoch's
-row indices and masks once per epoch (:func:`in_blocks`), and each dispatch names its
-block of ``K`` batches by number; the step gathers its batches on the device.
+In-memory arrays that fit on the device are put there once (replicated, their rows
+padded to a size bucket, :mod:`nnjax.train.size_buckets`: datasets of many sizes share
+one compiled step), each epoch's row indices and masks once per epoch
+(:func:`in_blocks`, as many blocks for every size of the bucket), and each dispatch
+names its block of ``K`` batches by number; the step gathers its batches on the device.
 Everything else (memmaps, iterables, and any data of a multi-process run, where each
 process reads only its rows of each batch) is read, stacked ``(K, B, ...)`` and
 transferred by a background thread into a bounded queue (:class:`Prefetcher`), so the
@@ -31,7 +33,7 @@ import jax
 import numpy as np
 from jax.sharding import Mesh
 
-from nnjax.train import in_flight, sharding
+from nnjax.train import in_flight, sharding, size_buckets
 from nnjax.train.data import ArraySource, Batch
 
 #: In-memory data up to this size is put on the device once (when no memory limit is known).
@@ -146,20 +148,26 @@ def stacked_blocks(batches: Iterable[Batch], k: int) -> Iterator[tuple[Batch, in
         yield stacked, n
 
 
-def in_blocks(idx: np.ndarray, mask: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+def in_blocks(
+    idx: np.ndarray, mask: np.ndarray, k: int, blocks: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
     """An epoch's ``(..., steps, B)`` row indices and masks as ``(..., D, k, B)`` blocks.
 
-    ``D = ceil(steps / k)``: block ``j`` holds the batches of dispatch ``j``; the last is
-    padded with batches of row 0 under mask 0 (no update). Indices as int32, masks as
-    float32.
+    ``D = max(ceil(steps / k), blocks)``: block ``j`` holds the batches of dispatch
+    ``j``; the last is padded with batches of row 0 under mask 0 (no update), and so
+    are the blocks past it (``blocks``: one shape for every dataset size of a bucket,
+    :func:`nnjax.train.size_buckets.blocks_for`; never dispatched). Indices as int32,
+    masks as float32.
 
     Example:
       >>> idx, mask = in_blocks(np.arange(6).reshape(3, 2), np.ones((3, 2)), 2)
       >>> idx.shape, idx[1].tolist(), mask[1].tolist()
       ((2, 2, 2), [[4, 5], [0, 0]], [[1.0, 1.0], [0.0, 0.0]])
+      >>> in_blocks(np.arange(6).reshape(3, 2), np.ones((3, 2)), 2, blocks=3)[0].shape
+      (3, 2, 2)
     """
     steps, lead = idx.shape[-2], idx.shape[:-2]
-    d = -(-steps // k)
+    d = max(-(-steps // k), blocks)
     pad = [(0, 0)] * len(lead) + [(0, d * k - steps), (0, 0)]
     shape = (*lead, d, k, idx.shape[-1])
     blocked = lambda a, dtype: np.pad(a, pad).astype(dtype).reshape(shape)
@@ -199,12 +207,13 @@ def array_blocks(
 
 
 def index_chunks(
-    data: Any, idx: np.ndarray, mask: np.ndarray, k: int, mesh: Mesh
+    data: Any, idx: np.ndarray, mask: np.ndarray, k: int, mesh: Mesh, *, blocks: int = 0
 ) -> Iterator[Chunk]:
     """The chunks of an epoch fed from device-resident ``data``: ``(data, idx, mask, j, n)``.
 
     The epoch's ``(..., steps, B)`` row indices and masks are put on ``mesh`` once, as
-    :func:`in_blocks` (split over its ``'data'`` axis), and dispatch ``j`` names its
+    :func:`in_blocks` of at least ``blocks`` blocks (split over its ``'data'`` axis;
+    only the real ones are dispatched), and dispatch ``j`` names its
     block: a transfer per dispatch cost more host time than a small model's update
     (60-70 us of ``jax.device_put`` for two ``(1, 32)`` arrays, 2-core AMD EPYC). A
     leading axis (a sweep's members) has the same example count in every row; a chunk's
@@ -216,12 +225,12 @@ def index_chunks(
       >>> [(c.args[3], c.steps, c.examples) for c in index_chunks(None, idx, mask, 2, mesh)]
       [(0, 2, 4), (1, 1, 2)]
     """
-    blocks = in_blocks(idx, mask, k)
-    placed = sharding.put_batch(blocks, mesh, batch_axis=blocks[0].ndim - 1)
+    idx_blocks, mask_blocks = in_blocks(idx, mask, k, blocks)
+    placed = sharding.put_batch((idx_blocks, mask_blocks), mesh, batch_axis=idx_blocks.ndim - 1)
     steps, lead = idx.shape[-2], int(np.prod(idx.shape[:-2]))
-    for j in range(blocks[0].shape[-3]):
+    for j in range(-(-steps // k)):
         n = min(k, steps - j * k)
-        first = blocks[1][..., j, :, :].reshape(lead, -1)[0]
+        first = mask_blocks[..., j, :, :].reshape(lead, -1)[0]
         yield Chunk((data, *placed, j, n), n, int(first.sum()))
 
 
@@ -256,6 +265,26 @@ def stays_on_device(source: Any, mesh: Mesh) -> bool:
         and jax.process_count() == 1
         and fits_on_device(source.nbytes(), mesh.devices.flat[0])
     )
+
+
+def put_rows(source: ArraySource, mesh: Mesh) -> tuple[tuple, int]:
+    """``source``'s ``(x, y, weight)`` replicated on ``mesh``, and the rows they hold.
+
+    The rows are padded with zeros to :func:`nnjax.train.size_buckets.bucket` ``(N)``
+    (at most a quarter more), so every dataset size of the bucket compiles one step;
+    to ``N`` alone where the padded copy would not fit (:func:`fits_on_device`).
+
+    Example:
+      >>> src = ArraySource(np.ones((9, 2), np.float32), np.zeros(9, np.int32), batch_size=4)
+      >>> (x, y, weight), rows = put_rows(src, sharding.make_mesh(jax.devices()[:1]))
+      >>> rows, x.shape, weight[8:].tolist()  # 9 rows padded to 10, the 10th weighing 0
+      (10, (10, 2), [1.0, 0.0])
+    """
+    rows = size_buckets.bucket(source.n)
+    if not fits_on_device(source.nbytes() * rows // max(source.n, 1), mesh.devices.flat[0]):
+        rows = source.n
+    data = size_buckets.pad_rows(source.device_arrays(), rows)
+    return sharding.put_replicated(data, mesh), rows
 
 
 def batch_nbytes(source: Any) -> int:
@@ -310,7 +339,10 @@ class DeviceFeeder:
         :func:`stays_on_device`).
 
     Attributes:
-      gather: whether the data stay on the device (each chunk names rows of it).
+      gather: whether the data stay on the device (each chunk names rows of it), their
+        rows padded to a size bucket (:func:`put_rows`).
+      blocks: the ``D`` of each epoch's ``(D, K, B)`` index blocks when gathering: that
+        of the padded rows, so the same for every dataset size of their bucket.
       depth: dispatches that may stay queued behind the one the host waits for
         (:func:`~nnjax.train.in_flight.depth_for` the size of a stack of ``k`` batches).
     """
@@ -323,8 +355,10 @@ class DeviceFeeder:
         self.gather = bool(on_device)
         self.data = None
         self.depth = in_flight.DEPTH
+        self.blocks = 0
         if self.gather:
-            self.data = sharding.put_replicated(source.device_arrays(), mesh)
+            self.data, rows = put_rows(source, mesh)
+            self.blocks = size_buckets.blocks_for(rows, source.batch_size, k)
         else:
             self.depth = in_flight.depth_for(k * batch_nbytes(source))
 
@@ -337,7 +371,7 @@ class DeviceFeeder:
         """The dispatches of one epoch, in the source's order."""
         if self.gather:
             idx, mask = self.source.epoch(seed, epoch, shuffle=shuffle)
-            yield from index_chunks(self.data, idx, mask, self.k, self.mesh)
+            yield from index_chunks(self.data, idx, mask, self.k, self.mesh, blocks=self.blocks)
             return
         if isinstance(self.source, ArraySource):  # a memmap, or any data of several processes
             blocks = array_blocks(self.source, seed, epoch, self.k, shuffle=shuffle, part=self.part)
@@ -357,6 +391,7 @@ __all__ = [
     "fits_on_device",
     "in_blocks",
     "index_chunks",
+    "put_rows",
     "stacked_blocks",
     "stays_on_device",
 ]

@@ -7,9 +7,11 @@ them; the members' state is replicated. :class:`SweepFeeder` feeds them in one o
 three ways (its ``mode``):
 
 * ``"gather"``: in-memory arrays that fit on the device, in one process: the data is
-  put on the devices once, every member's row indices and masks once per epoch
-  (``(M, D, K, B)`` blocks, :func:`nnjax.train.feeder.index_chunks`), and each dispatch
-  names its block; the step gathers every member's batches on the device;
+  put on the devices once (its rows padded to a size bucket,
+  :func:`nnjax.train.feeder.put_rows`: sweeps over datasets of many sizes share one
+  program), every member's row indices and masks once per epoch (``(M, D, K, B)``
+  blocks, ``D`` that of the bucket, :func:`nnjax.train.feeder.index_chunks`), and each
+  dispatch names its block; the step gathers every member's batches on the device;
 * ``"members"``: memmaps, data too large for the device, and any array data of a
   multi-process run: each process reads only its block of rows of every member's
   batches (:func:`nnjax.train.sharding.process_rows`), stacks them ``(M, K, B/P, ...)``
@@ -37,7 +39,7 @@ import jax
 import numpy as np
 from jax.sharding import Mesh
 
-from nnjax.train import in_flight, sharding
+from nnjax.train import in_flight, sharding, size_buckets
 from nnjax.train.data import ArraySource, epoch_index
 from nnjax.train.feeder import (
     Chunk,
@@ -47,6 +49,7 @@ from nnjax.train.feeder import (
     default_steps,
     in_blocks,
     index_chunks,
+    put_rows,
     stays_on_device,
 )
 
@@ -106,8 +109,10 @@ class SweepFeeder:
         self.data = None
         self._shared = None
         self.depth = in_flight.DEPTH
+        self._blocks = 0  # "gather": the index blocks of the padded rows (put_rows)
         if self.mode == "gather":
-            self.data = sharding.put_replicated(source.device_arrays(), mesh)
+            self.data, rows = put_rows(source, mesh)
+            self._blocks = size_buckets.blocks_for(rows, source.batch_size, k)
         elif self.mode == "shared":
             self._shared = DeviceFeeder(source, mesh, k, on_device=False)
             self.depth = self._shared.depth
@@ -142,7 +147,7 @@ class SweepFeeder:
             return
         idx, mask = self._orders(epoch, shuffle)
         if self.mode == "gather":
-            yield from index_chunks(self.data, idx, mask, self.k, self.mesh)
+            yield from index_chunks(self.data, idx, mask, self.k, self.mesh, blocks=self._blocks)
             return
         starts = range(0, idx.shape[1], self.k)
         blocks = ((idx[:, s : s + self.k], mask[:, s : s + self.k]) for s in starts)
