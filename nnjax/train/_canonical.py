@@ -37,28 +37,32 @@ class _Opaque(Exception):
     pass
 
 
-def _fingerprint(obj: Any, depth: int = 0) -> Any:
-    """A hashable description of a function closure tree; ``_Opaque`` if unsure."""
-    if depth > 24:
+def _fingerprint(obj: Any, depth: int = 0, strict: bool = False) -> Any:
+    """A hashable description of a function closure tree; ``_Opaque`` if unsure.
+
+    ``strict``: a mutable list, dict or set in it is opaque (a function of your own that
+    counts its calls in a closed-over dict is not the same as a fresh copy of it).
+    """
+    if depth > 24 or (strict and isinstance(obj, list | dict | set)):
         raise _Opaque
+    deeper = functools.partial(_fingerprint, depth=depth + 1, strict=strict)
     if obj is None or isinstance(obj, bool | int | float | str | complex | bytes):
         return (type(obj).__name__, obj)
     if isinstance(obj, tuple | list):
-        return (type(obj).__name__, tuple(_fingerprint(o, depth + 1) for o in obj))
+        return (type(obj).__name__, tuple(deeper(o) for o in obj))
     if isinstance(obj, dict):
-        return ("dict", tuple((k, _fingerprint(v, depth + 1)) for k, v in sorted(obj.items())))
+        return ("dict", tuple((k, deeper(v)) for k, v in sorted(obj.items())))
     if isinstance(obj, functools.partial):
-        parts = (obj.func, obj.args, obj.keywords)
-        return ("partial", _fingerprint(parts, depth + 1))
+        return ("partial", deeper((obj.func, obj.args, obj.keywords)))
     if isinstance(obj, types.FunctionType):
         cells = []
         for cell in obj.__closure__ or ():
             try:
-                cells.append(_fingerprint(cell.cell_contents, depth + 1))
+                cells.append(deeper(cell.cell_contents))
             except ValueError:  # an empty cell
                 cells.append(("empty",))
-        defaults = _fingerprint((obj.__defaults__, obj.__kwdefaults__), depth + 1)
-        return ("fn", obj.__code__, tuple(cells), defaults, _globals_read(obj, depth + 1))
+        defaults = deeper((obj.__defaults__, obj.__kwdefaults__))
+        return ("fn", obj.__code__, tuple(cells), defaults, _globals_read(obj, deeper))
     if isinstance(obj, np.ndarray | jax.Array) and np.size(obj) <= 1024:
         a = np.asarray(obj)
         return ("array", a.shape, a.dtype.str, a.tobytes())
@@ -75,30 +79,28 @@ def _names(code: types.CodeType) -> frozenset[str]:
     return frozenset(code.co_names).union(*nested)
 
 
-def _globals_read(fn: types.FunctionType, depth: int) -> tuple:
+def _globals_read(fn: types.FunctionType, describe: Callable[[Any], Any]) -> tuple:
     """The module globals ``fn`` may read, each described.
 
     So a schedule ``lambda step: base_lr`` reading a global ``base_lr`` differs from the
     same lambda after ``base_lr`` changed (a loop over learning rates in a script).
     """
     found = fn.__globals__
-    return tuple(
-        (n, _fingerprint(found[n], depth)) for n in sorted(_names(fn.__code__)) if n in found
-    )
+    return tuple((n, describe(found[n])) for n in sorted(_names(fn.__code__)) if n in found)
 
 
 _CANONICAL: dict[Any, optax.GradientTransformation] = {}
 _FUNCTIONS: dict[Any, Callable[..., Any]] = {}
 
 
-def _first_seen(table: dict[Any, Any], obj: Any, described: Any) -> Any:
+def _first_seen(table: dict[Any, Any], obj: Any, described: Any, strict: bool = False) -> Any:
     """The object kept in ``table`` under ``_fingerprint(described)``, or ``obj`` (kept).
 
     An object kept already under an older fingerprint is returned as it is and not kept
     again (see the module docstring).
     """
     try:
-        key = _fingerprint(described)
+        key = _fingerprint(described, strict=strict)
         hash(key)
     except (_Opaque, TypeError):
         return obj
@@ -131,7 +133,8 @@ def canonical_function(fn: Any) -> Any:
 
     For a loss, ``loss_fn`` or metric function of your own: a notebook cell run again
     defines an equal, fresh lambda, which then shares the compiled step of the first.
-    Anything else (a name, a module, a callable object) is returned as it is.
+    Anything else (a name, a module, a callable object), and a function that closes
+    over or reads a mutable list, dict or set (state of its own), is returned as it is.
 
     Example:
       >>> make = lambda: (lambda p, y: (p - y) ** 2)
@@ -140,7 +143,7 @@ def canonical_function(fn: Any) -> Any:
     """
     if not isinstance(fn, types.FunctionType | functools.partial):
         return fn
-    return _first_seen(_FUNCTIONS, fn, fn)
+    return _first_seen(_FUNCTIONS, fn, fn, strict=True)
 
 
 def clear() -> None:

@@ -129,12 +129,12 @@ def _mesh_size(devices: Sequence[jax.Device] | None) -> int:
 
 def _setup(model, batch_size, devices):
     mesh = sharding.make_mesh(sharding.choose_devices(batch_size, devices))
-    host_memory.retain_for(mesh)
     graphdef, params, rest = step.split_model(model, training=False)
     return mesh, graphdef, params, rest
 
 
 @sharding.own_mesh
+@host_memory.retaining
 def evaluate(
     model: nnx.Module,
     data: Any,
@@ -296,6 +296,7 @@ def _bucket(n: int) -> int:
 
 
 @sharding.own_mesh
+@host_memory.retaining
 def predict(
     model: nnx.Module,
     x: Any,

@@ -7,8 +7,8 @@ when it is freed, so the next step faults every page of it in again, and zero-fi
 For the CNN of ``benchmarks/bench_cnn.py`` at batch 128 that was about 10,500 page
 faults, some 41 MB, on every training step, and a third of its time.
 
-:func:`retain_freed_memory` (called by ``fit``, ``evaluate``, ``predict`` and ``sweep``
-on the CPU backend) sets three of glibc's ``mallopt`` parameters once per process:
+:func:`retaining` (around ``fit``, ``evaluate``, ``predict`` and ``sweep`` on the CPU
+backend) sets three of glibc's ``mallopt`` parameters while they run:
 
 * ``M_MMAP_MAX = 0``: large blocks come from the heap instead of their own ``mmap``;
 * ``M_TOP_PAD = 64 MiB``: a thread's heap keeps that much free room instead of being
@@ -22,8 +22,13 @@ interleaved samples): 96 -> 61 ms, page faults per step 10,507 -> 80; PyTorch, i
 same process, went from 0.81x to 1.24x nnjax's time.
 
 The cost: the process keeps its peak heap (up to 1 GiB free at its top, 64 MiB per
-thread heap) instead of shrinking after large temporaries are freed. The setting is
-process-wide, so other libraries in the process (NumPy, PyTorch) allocate the same way.
+thread heap) instead of shrinking after large temporaries are freed, and the setting is
+process-wide (other libraries in the process, NumPy, PyTorch, allocate the same way).
+So ``fit``, ``evaluate``, ``predict`` and ``sweep`` hold it only while they run
+(:func:`retaining`): when the outermost of them returns, glibc's defaults are set
+again and the free memory is given back (``malloc_trim``), so a long session (a
+notebook) does not keep its peak heap between runs. :func:`retain_freed_memory` sets it
+for the rest of the process.
 Nothing is changed on other backends, other C libraries (musl, macOS), when the process
 already chose (``MALLOC_*_`` or ``glibc.malloc`` tunables in the environment, a
 ``malloc`` replacement in ``LD_PRELOAD``), or when the environment variable
@@ -39,7 +44,9 @@ from __future__ import annotations
 import ctypes
 import functools
 import os
+import threading
 from collections.abc import Callable, Mapping
+from typing import ParamSpec, TypeVar
 
 import jax
 from jax.sharding import Mesh
@@ -57,7 +64,19 @@ SETTINGS: tuple[tuple[int, int], ...] = (
 )
 """``(mallopt parameter, value)`` pairs, in the order they are set."""
 
+DEFAULTS: tuple[tuple[int, int], ...] = (
+    (M_MMAP_MAX, 65536),
+    (M_TOP_PAD, 128 << 10),
+    (M_TRIM_THRESHOLD, 128 << 10),
+)
+"""glibc's defaults of the :data:`SETTINGS` parameters, set again after a run."""
+
 _PRELOADED_ALLOCATORS = ("jemalloc", "tcmalloc", "mimalloc", "hoard", "snmalloc")
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+_LOCK = threading.Lock()
+_runs = 0  # fit/evaluate/predict/sweep calls under way (nested or in threads)
 
 Mallopt = Callable[[int, int], int]
 
@@ -65,9 +84,11 @@ Mallopt = Callable[[int, int], int]
 def retain_freed_memory(backend: str | None = None) -> bool:
     """Keeps host memory that a compiled step frees for the next step (XLA:CPU, glibc).
 
-    Sets glibc's ``mallopt`` parameters of :data:`SETTINGS` once per process (see the
-    module docstring for why and what it costs); later calls return the first call's
-    result without changing anything.
+    Sets glibc's ``mallopt`` parameters of :data:`SETTINGS` for the rest of the
+    process (see the module docstring for why and what it costs): ``fit`` and the
+    others then leave them set when they return. Later calls return the first call's
+    result without changing anything. (``fit``, ``evaluate``, ``predict`` and ``sweep``
+    set them only while they run, :func:`retaining`.)
 
     Args:
       backend: ``"cpu"``, ``"gpu"``, ...; ``None``: JAX's default backend. Only
@@ -86,6 +107,63 @@ def retain_freed_memory(backend: str | None = None) -> bool:
     return _tune_once()
 
 
+def retaining(fn: Callable[_P, _T]) -> Callable[_P, _T]:
+    """``fn`` (``fit``, ``evaluate``, ``predict``, ``sweep``) run with freed memory kept.
+
+    On the CPU backend (or the platform of a ``devices=`` argument) the :data:`SETTINGS`
+    hold from the first of such calls under way to the last one's return; then glibc's
+    :data:`DEFAULTS` are set again and free memory goes back to the OS
+    (``malloc_trim``), unless :func:`retain_freed_memory` set them for the process.
+
+    Example:
+      >>> retaining(retained)() in (True, False)
+      True
+    """
+
+    @functools.wraps(fn)
+    def run(*args: _P.args, **kwargs: _P.kwargs) -> _T:
+        devices = kwargs.get("devices")
+        platform = devices[0].platform if devices else jax.default_backend()  # type: ignore[index]
+        if platform != "cpu":
+            return fn(*args, **kwargs)
+        _begin()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            _end()
+
+    return run
+
+
+def _begin() -> None:
+    global _runs
+    with _LOCK:
+        if _runs == 0 and not _PERMANENT:
+            _set(SETTINGS)
+        _runs += 1
+
+
+def _end() -> None:
+    global _runs
+    with _LOCK:
+        _runs -= 1
+        if _runs == 0 and not _PERMANENT and _set(DEFAULTS):
+            _trim()
+
+
+def _set(settings: tuple[tuple[int, int], ...]) -> bool:
+    """Sets ``settings`` where nnjax may tune ``malloc`` (:func:`wanted`); whether it did."""
+    mallopt = glibc_mallopt() if wanted(os.environ) else None
+    return mallopt is not None and all(mallopt(param, value) == 1 for param, value in settings)
+
+
+def _trim() -> None:
+    trim = getattr(ctypes.CDLL(None), "malloc_trim", None)
+    if trim is not None:
+        trim.argtypes, trim.restype = (ctypes.c_size_t,), ctypes.c_int
+        trim(0)
+
+
 def retain_for(mesh: Mesh) -> bool:
     """:func:`retain_freed_memory` for the platform of ``mesh``'s devices (``fit``'s call).
 
@@ -98,23 +176,24 @@ def retain_for(mesh: Mesh) -> bool:
 
 
 def retained() -> bool:
-    """Whether this process's ``malloc`` was tuned by :func:`retain_freed_memory` (no change).
+    """Whether ``malloc`` keeps freed memory now: set for the process, or a run under way.
 
     Example:
       >>> retained() in (True, False)
       True
     """
-    return _tune_once.cache_info().currsize > 0 and _tune_once()
+    return _PERMANENT or (_runs > 0 and glibc_mallopt() is not None and wanted(os.environ))
+
+
+_PERMANENT = False  # retain_freed_memory set the settings for the rest of the process
 
 
 @functools.cache
 def _tune_once() -> bool:
-    if not wanted(os.environ):
-        return False
-    mallopt = glibc_mallopt()
-    if mallopt is None:
-        return False
-    return all(mallopt(param, value) == 1 for param, value in SETTINGS)
+    global _PERMANENT
+    with _LOCK:
+        _PERMANENT = _set(SETTINGS)
+    return _PERMANENT
 
 
 def wanted(environ: Mapping[str, str]) -> bool:
@@ -161,11 +240,13 @@ def glibc_mallopt() -> Mallopt | None:
 
 
 __all__ = [
+    "DEFAULTS",
     "ENV",
     "SETTINGS",
     "glibc_mallopt",
     "retain_for",
     "retain_freed_memory",
     "retained",
+    "retaining",
     "wanted",
 ]

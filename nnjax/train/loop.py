@@ -125,6 +125,7 @@ def _learning_rate(optimizer: Any, learning_rate: float | None) -> float | None:
 
 
 @sharding.own_mesh
+@host_memory.retaining  # XLA:CPU: each step's temporaries reused, not re-faulted
 @holding_interrupts
 def fit(
     model: nnx.Module,
@@ -160,10 +161,11 @@ def fit(
 ) -> History:
     """Trains ``model`` on ``data``; the trained weights land back in ``model``.
 
-    On the CPU backend, the first ``fit`` (or ``evaluate``, ``predict``, ``sweep``) of
-    the process tunes glibc's ``malloc`` so that each step reuses the memory the
-    previous one freed instead of faulting it in again
-    (:func:`nnjax.train.retain_freed_memory`; ``NNJAX_RETAIN_HOST_MEMORY=0`` opts out).
+    On the CPU backend, ``fit`` (as ``evaluate``, ``predict`` and ``sweep``) tunes
+    glibc's ``malloc`` while it runs, so that each step reuses the memory the previous
+    one freed instead of faulting it in again; glibc's defaults come back when it
+    returns (``nnjax.train.host_memory.retaining``; ``NNJAX_RETAIN_HOST_MEMORY=0`` opts
+    out, :func:`nnjax.train.retain_freed_memory` keeps it for the process).
 
     Args:
       model: a Flax NNX model; its ``nnx.Param`` s are trained, its other state
@@ -318,7 +320,6 @@ def fit(
     )  # fmt: skip
     user_logs = setup.check_model(model, graphdef, params, rest, objective, source, val, tx)
     mesh = setup.make_mesh(source.batch_size, devices, mesh)
-    host_memory.retain_for(mesh)  # XLA:CPU: each step's temporaries reused, not re-faulted
     if val is not None:  # the mesh may span more devices than ``mesh_size`` assumed
         val = divisible(val, int(mesh.shape[sharding.DATA_AXIS]))
     setup.warn_if_fsdp_unsharded(param_sharding, mesh, source.batch_size)

@@ -124,6 +124,7 @@ DEFAULT_STEPS_PER_DISPATCH = compiled.DEFAULT_STEPS_PER_DISPATCH
 
 @renamed_args(train="data")
 @sharding.own_mesh
+@host_memory.retaining
 @holding_interrupts
 def sweep(
     model_fn: Callable[..., nnx.Module],
@@ -263,7 +264,6 @@ def sweep(
         integer_ok=integer_paths(model_fn, seed_list[0], {n: hp[n][0] for n in model_names}),
     )  # fmt: skip
     mesh = setup.make_mesh(source.batch_size, devices, None)
-    host_memory.retain_for(mesh)
     val = divisible(val, mesh.size)
     if members_per_program is not None:
         members_per_program = checks.check_count("members_per_program", members_per_program, 1)

@@ -57,3 +57,25 @@ def test_a_changed_global_gives_a_program_of_its_own():
     finally:
         scale = 1.0
     np.testing.assert_allclose(second, 2 * first, rtol=1e-5, atol=1e-6)
+
+
+def test_functions_with_state_of_their_own_are_never_merged():
+    """Two losses counting their calls in dicts of their own stay two (each its count)."""
+
+    def counting():
+        calls = {"n": 0}
+
+        def count(_):
+            calls["n"] += 1
+
+        def loss(p, y):
+            jax.debug.callback(count, p)
+            return optax.softmax_cross_entropy_with_integer_labels(p, y).mean()
+
+        return loss, calls
+
+    data = blobs(n=48)
+    (first, first_calls), (second, second_calls) = counting(), counting()
+    T.fit(mlp(seed=5), data, loss=first, **KW)
+    T.fit(mlp(seed=5), data, loss=second, **KW)
+    assert first_calls["n"] == second_calls["n"] == 3  # 48 examples, batches of 16

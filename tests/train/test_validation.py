@@ -359,11 +359,12 @@ def test_sweep_evaluate_and_predict_refuse_flags_that_are_not_bools():
 @pytest.mark.parametrize(
     "loss",
     [
-        lambda y_true, y_pred: ((y_pred[:, 0] - y_true) ** 2).mean(),  # an IndexError
-        lambda y_true, y_pred: optax.softmax_cross_entropy_with_integer_labels(y_pred, y_true),
+        lambda labels, logits: ((logits[:, 0] - labels) ** 2).mean(),  # an IndexError
+        lambda labels, logits: optax.softmax_cross_entropy_with_integer_labels(logits, labels),
     ],
 )
 def test_a_loss_in_kerass_argument_order_is_told_the_order(loss):
+    """Named otherwise than ``y_true, y_pred`` (which are called in Keras's order)."""
     with pytest.raises(ValueError, match=r"called as loss\(predictions, y\); Keras's order"):
         _fit(blobs(), loss=loss)
 
