@@ -41,7 +41,9 @@ def _fingerprint(obj: Any, depth: int = 0, strict: bool = False) -> Any:
     """A hashable description of a function closure tree; ``_Opaque`` if unsure.
 
     ``strict``: a mutable list, dict or set in it is opaque (a function of your own that
-    counts its calls in a closed-over dict is not the same as a fresh copy of it).
+    counts its calls in a closed-over dict is not the same as a fresh copy of it), and
+    so are modules, classes and methods outside :data:`_LIBRARIES` (a ``CFG.scale`` of
+    your own, read through its class, may change between two equal functions).
     """
     if depth > 24 or (strict and isinstance(obj, list | dict | set)):
         raise _Opaque
@@ -69,8 +71,29 @@ def _fingerprint(obj: Any, depth: int = 0, strict: bool = False) -> Any:
     if isinstance(obj, type | types.ModuleType | types.BuiltinFunctionType) or inspect.isroutine(
         obj
     ):
+        if strict and not _from_library(obj):
+            raise _Opaque
         return ("object", obj)
     raise _Opaque
+
+
+_LIBRARIES = frozenset(
+    {"builtins", "math", "operator", "functools", "jax", "jaxlib", "numpy", "optax", "flax"}
+    | {"chex", "nnjax", "scipy"}
+)
+"""Packages whose modules, classes and functions hold no state a loss reads."""
+
+
+def _from_library(obj: Any) -> bool:
+    """Whether ``obj`` is a module, class or function of :data:`_LIBRARIES`.
+
+    A method bound to an object (whose state may change) is not.
+    """
+    bound = getattr(obj, "__self__", None)
+    if bound is not None and not isinstance(bound, types.ModuleType):
+        return False  # a bound method: its object's state may change
+    name = obj.__name__ if isinstance(obj, types.ModuleType) else getattr(obj, "__module__", "")
+    return str(name or "").split(".")[0] in _LIBRARIES
 
 
 def _names(code: types.CodeType) -> frozenset[str]:

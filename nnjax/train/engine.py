@@ -142,7 +142,8 @@ def _check_finite(
         raise NonFiniteLossError(epoch, int(bad[0]), float(losses[bad[0]]), cause)
     warnings.warn(
         f"epoch {epoch + 1}: {bad.size} of {updates} updates had a non-finite loss; "
-        "optax.apply_if_finite skipped them; the epoch's loss leaves them out",
+        "optax.apply_if_finite skipped them; the epoch's loss and summed metrics leave them "
+        "out (metrics over all predictions, AUC and r2, do not)",
         RuntimeWarning,
         stacklevel=user_stacklevel(),
     )

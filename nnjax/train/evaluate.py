@@ -30,6 +30,7 @@ from nnjax.train import (
     output_activation,
     padded_rows,
     sharding,
+    size_buckets,
     step,
     validation,
 )
@@ -271,7 +272,9 @@ def _predict_source(
         validation.check_inputs_ok(
             "predict", x, check_inputs=check_inputs, nan=False, integer_ok=integer_ok
         )
-        return ArraySource(x, np.zeros(n, np.float32), batch_size=min(batch_size, _bucket(n)))
+        return ArraySource(
+            x, np.zeros(n, np.float32), batch_size=min(batch_size, size_buckets.bucket(n))
+        )
     if not isinstance(x, Iterable):
         raise TypeError(
             f"predict: `x` must be an array, a pytree of (N, ...) arrays, or an iterable of "
@@ -280,19 +283,6 @@ def _predict_source(
     return IterableSource(
         _predict_items(x), steps_per_epoch=steps, check_inputs=check_inputs, integer_ok=integer_ok
     )
-
-
-def _bucket(n: int) -> int:
-    """``n`` rounded up to a power of two.
-
-    The batch of a ``predict`` on fewer examples than ``batch_size``: calls on 1 to 128
-    examples share 8 programs, not 128.
-
-    Example:
-      >>> [_bucket(n) for n in (1, 3, 4, 5, 100)]
-      [1, 4, 4, 8, 128]
-    """
-    return 1 << (n - 1).bit_length()
 
 
 @sharding.own_mesh
@@ -315,8 +305,9 @@ def predict(
         or a tuple ``(x, ...)`` whose first element is the input (labels and weights
         are ignored, so a ``fit``/``evaluate`` iterable works as it is). The batches
         of an iterable keep their size; a shorter last one is padded and masked.
-      batch_size: examples per compiled call, for arrays (fewer examples: the next
-        power of two, padded and masked, so small calls share a few programs).
+      batch_size: examples per compiled call, for arrays (fewer examples: rounded up to
+        three significant bits, :func:`nnjax.train.size_buckets.bucket`, padded and
+        masked, so calls on many sizes share a few programs).
       steps: batches to take from an endless iterable (not for arrays).
       devices: devices to shard the batches over.
       check_inputs: reject integer ``x`` (and, for an iterable, NaN inputs) other than

@@ -25,10 +25,11 @@ The cost: the process keeps its peak heap (up to 1 GiB free at its top, 64 MiB p
 thread heap) instead of shrinking after large temporaries are freed, and the setting is
 process-wide (other libraries in the process, NumPy, PyTorch, allocate the same way).
 So ``fit``, ``evaluate``, ``predict`` and ``sweep`` hold it only while they run
-(:func:`retaining`): when the outermost of them returns, glibc's defaults are set
-again and the free memory is given back (``malloc_trim``), so a long session (a
-notebook) does not keep its peak heap between runs. :func:`retain_freed_memory` sets it
-for the rest of the process.
+(:func:`retaining`): when the outermost of them returns, :data:`DEFAULTS` are set
+(blocks of 32 MiB and more mapped again, so a dataset or array freed later goes back to
+the system; the heap trimmed beyond 64 MiB free), so a long session (a notebook) does
+not keep its peak heap between runs. :func:`retain_freed_memory` sets the settings for
+the rest of the process.
 Nothing is changed on other backends, other C libraries (musl, macOS), when the process
 already chose (``MALLOC_*_`` or ``glibc.malloc`` tunables in the environment, a
 ``malloc`` replacement in ``LD_PRELOAD``), or when the environment variable
@@ -64,12 +65,22 @@ SETTINGS: tuple[tuple[int, int], ...] = (
 )
 """``(mallopt parameter, value)`` pairs, in the order they are set."""
 
+M_MMAP_THRESHOLD = -3
+
 DEFAULTS: tuple[tuple[int, int], ...] = (
     (M_MMAP_MAX, 65536),
+    (M_MMAP_THRESHOLD, 32 << 20),
     (M_TOP_PAD, 128 << 10),
-    (M_TRIM_THRESHOLD, 128 << 10),
+    (M_TRIM_THRESHOLD, 64 << 20),
 )
-"""glibc's defaults of the :data:`SETTINGS` parameters, set again after a run."""
+"""What a run leaves: blocks of 32 MiB and more mapped (given back when freed), and the
+heap trimmed beyond 64 MiB free at its top.
+
+glibc's own defaults cannot come back: setting any of these parameters turns off its
+dynamic mmap threshold for good, which would leave it at 128 KiB and make every NumPy
+temporary from 128 KiB up a fresh ``mmap`` (twice the time of a loop of them). These
+are the values the dynamic threshold reaches at most on 64-bit Linux.
+"""
 
 _PRELOADED_ALLOCATORS = ("jemalloc", "tcmalloc", "mimalloc", "hoard", "snmalloc")
 
@@ -112,8 +123,8 @@ def retaining(fn: Callable[_P, _T]) -> Callable[_P, _T]:
 
     On the CPU backend (or the platform of a ``devices=`` argument) the :data:`SETTINGS`
     hold from the first of such calls under way to the last one's return; then glibc's
-    :data:`DEFAULTS` are set again and free memory goes back to the OS
-    (``malloc_trim``), unless :func:`retain_freed_memory` set them for the process.
+    :data:`DEFAULTS` are set (large blocks mapped again, given back when freed),
+    unless :func:`retain_freed_memory` set the settings for the process.
 
     Example:
       >>> retaining(retained)() in (True, False)
@@ -147,21 +158,14 @@ def _end() -> None:
     global _runs
     with _LOCK:
         _runs -= 1
-        if _runs == 0 and not _PERMANENT and _set(DEFAULTS):
-            _trim()
+        if _runs == 0 and not _PERMANENT:
+            _set(DEFAULTS)
 
 
 def _set(settings: tuple[tuple[int, int], ...]) -> bool:
     """Sets ``settings`` where nnjax may tune ``malloc`` (:func:`wanted`); whether it did."""
     mallopt = glibc_mallopt() if wanted(os.environ) else None
     return mallopt is not None and all(mallopt(param, value) == 1 for param, value in settings)
-
-
-def _trim() -> None:
-    trim = getattr(ctypes.CDLL(None), "malloc_trim", None)
-    if trim is not None:
-        trim.argtypes, trim.restype = (ctypes.c_size_t,), ctypes.c_int
-        trim(0)
 
 
 def retain_for(mesh: Mesh) -> bool:

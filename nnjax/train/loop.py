@@ -163,9 +163,10 @@ def fit(
 
     On the CPU backend, ``fit`` (as ``evaluate``, ``predict`` and ``sweep``) tunes
     glibc's ``malloc`` while it runs, so that each step reuses the memory the previous
-    one freed instead of faulting it in again; glibc's defaults come back when it
-    returns (``nnjax.train.host_memory.retaining``; ``NNJAX_RETAIN_HOST_MEMORY=0`` opts
-    out, :func:`nnjax.train.retain_freed_memory` keeps it for the process).
+    one freed instead of faulting it in again; when it returns, large blocks are
+    mapped again, given back when freed (``nnjax.train.host_memory.retaining``;
+    ``NNJAX_RETAIN_HOST_MEMORY=0`` opts out, :func:`nnjax.train.retain_freed_memory`
+    keeps it for the process).
 
     Args:
       model: a Flax NNX model; its ``nnx.Param`` s are trained, its other state

@@ -79,3 +79,25 @@ def test_functions_with_state_of_their_own_are_never_merged():
     T.fit(mlp(seed=5), data, loss=first, **KW)
     T.fit(mlp(seed=5), data, loss=second, **KW)
     assert first_calls["n"] == second_calls["n"] == 3  # 48 examples, batches of 16
+
+
+class Config:
+    scale = 1.0
+
+
+def test_a_value_read_through_a_class_of_your_own_is_never_stale():
+    """``Config.scale`` is read through a global class: two equal lambdas may differ."""
+
+    def loss():
+        return lambda p, y: (
+            Config.scale * optax.softmax_cross_entropy_with_integer_labels(p, y).mean()
+        )
+
+    data = blobs(n=48)
+    try:
+        first = T.fit(mlp(seed=6), data, loss=loss(), **KW).history["loss"][0]
+        Config.scale = 3.0
+        second = T.fit(mlp(seed=6), data, loss=loss(), **KW).history["loss"][0]
+    finally:
+        Config.scale = 1.0
+    np.testing.assert_allclose(second, 3 * first, rtol=1e-5, atol=1e-6)

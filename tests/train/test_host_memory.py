@@ -163,8 +163,8 @@ def test_otherwise_tuning_is_wanted(environ):
 
 
 def test_fit_evaluate_predict_and_sweep_hold_the_settings_while_they_run(recorder, monkeypatch):
-    """Set when the outermost call starts, glibc's defaults and a trim when it returns
-    (a notebook keeps no peak heap between runs); a predict inside fit changes nothing."""
+    """Set when the outermost call starts, large blocks mapped again when it returns (a
+    notebook keeps no peak heap between runs); a predict inside fit changes nothing."""
     import jax
     import numpy as np
     from flax import nnx
@@ -172,8 +172,6 @@ def test_fit_evaluate_predict_and_sweep_hold_the_settings_while_they_run(recorde
     import nnjax
     from nnjax import nn
 
-    trims = []
-    monkeypatch.setattr(host_memory, "_trim", lambda: trims.append(1))
     model = nn.MLP(3, (4,), 2, rngs=nnx.Rngs(0))
     x, y = np.ones((8, 3), np.float32), np.zeros(8, np.int32)
     seen = []
@@ -187,18 +185,17 @@ def test_fit_evaluate_predict_and_sweep_hold_the_settings_while_they_run(recorde
     kw = dict(loss="cross_entropy", epochs=1, batch_size=4, verbose=0)
     nnjax.train.fit(model, (x, y), callbacks=[Inside()], **kw)
     assert seen == [(True, list(host_memory.SETTINGS))]
-    assert recorder.calls == one_run and trims == [1] and not host_memory.retained()
+    assert recorder.calls == one_run and not host_memory.retained()
     nnjax.train.evaluate(model, (x, y), loss="cross_entropy", batch_size=4)
     nnjax.train.predict(model, x, batch_size=4)
     make = lambda rngs: nn.MLP(3, (4,), 2, rngs=rngs)
     nnjax.train.sweep(make, (x, y), members=nnjax.train.grid(learning_rate=[0.1, 0.2]), **kw)
-    assert recorder.calls == one_run * 4 and trims == [1] * 4
+    assert recorder.calls == one_run * 4
     nnjax.train.predict(model, x, devices=[jax.devices()[0]])
     assert len(recorder.calls) == len(one_run) * 5
 
 
 def test_after_retain_freed_memory_runs_leave_the_settings(recorder, monkeypatch):
-    monkeypatch.setattr(host_memory, "_trim", lambda: None)
     assert host_memory.retain_freed_memory("cpu") is True
     host_memory.retaining(lambda: None)()
     assert recorder.calls == list(host_memory.SETTINGS) and host_memory.retained()
