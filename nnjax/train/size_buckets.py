@@ -28,8 +28,8 @@ from typing import Any
 import jax
 import numpy as np
 
-#: Significant bits a bucket keeps: the padding stays under ``2 ** -(BITS - 1)`` of the rows.
 BITS = 3
+"""Significant bits a bucket keeps: the padding stays under ``2 ** -(BITS - 1)`` of the rows."""
 
 
 def bucket(n: int) -> int:
