@@ -83,9 +83,23 @@ def test_sweeps_over_sizes_of_one_bucket_compile_once():
     assert compiled.TRACES.count == traces
 
 
-@pytest.mark.parametrize("shuffle", [True, False])
-@pytest.mark.parametrize("weights", [False, True])
-@pytest.mark.parametrize("devices", [1, pytest.param(4, marks=pytest.mark.devices(4))])
+# Two of the eight combinations in the default run (4-6 s each); CI's slow step runs all.
+_COMBINATIONS = [
+    pytest.param(True, False, 1, id="shuffled-1-device"),
+    pytest.param(False, True, 4, marks=pytest.mark.devices(4), id="weighted-4-devices"),
+    *(
+        pytest.param(
+            shuffle, weights, devices, marks=[pytest.mark.slow, pytest.mark.devices(devices)]
+        )
+        for shuffle in (True, False)
+        for weights in (False, True)
+        for devices in (1, 4)
+        if (shuffle, weights, devices) not in ((True, False, 1), (False, True, 4))
+    ),
+]
+
+
+@pytest.mark.parametrize(("shuffle", "weights", "devices"), _COMBINATIONS)
 def test_padded_rows_train_bitwise_as_the_unpadded_data(monkeypatch, shuffle, weights, devices):
     kw = dict(
         epochs=2, shuffle=shuffle, weights=weights, seed=5, devices=jax.devices()[:devices],
