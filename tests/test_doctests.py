@@ -73,12 +73,16 @@ def _tested_elsewhere(name: str) -> bool:
 PUBLIC = _public_modules()
 #: Private modules whose docstrings have examples, run like the public ones.
 PRIVATE_MODULES = [
+    "nnjax._keras_order",
+    "nnjax._metrics_binary",
+    "nnjax._metrics_functions",
     "nnjax._output_losses",
     "nnjax.nn._base",
     "nnjax.nn._config",
     "nnjax.nn._model_call",
     "nnjax.nn._validate",
     "nnjax.train._canonical",
+    "nnjax.train._monitor_mode",
     "nnjax.train._sweep_groups",
 ]
 MODULES = [n for n in PUBLIC + PRIVATE_MODULES if not _tested_elsewhere(n) and n not in LEFT_OUT]

@@ -6,9 +6,6 @@ example is averaged over the examples, the metric ``cosine_similarity`` is the m
 similarity (the loss its negation).
 """
 
-import doctest
-import importlib
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -243,15 +240,3 @@ def test_keras_metric_names_are_aliases_logged_as_given(name, same_as):
 def test_names_nnjax_lacks_are_refused_with_the_known_ones():
     with pytest.raises(ValueError, match=r"unknown metric 'msle'; known: .*binary_accuracy"):
         metrics.resolve("msle")
-
-
-@pytest.mark.parametrize(
-    "module", ["nnjax._keras_order", "nnjax._metrics_binary", "nnjax._metrics_functions"]
-)
-def test_private_module_examples(module):
-    mod = importlib.import_module(module)
-    result = doctest.testmod(
-        mod, globs={"jax": jax, "jnp": jnp, "np": np, **vars(mod)},
-        optionflags=doctest.NORMALIZE_WHITESPACE | doctest.ELLIPSIS, report=True,
-    )  # fmt: skip
-    assert result.attempted > 0 and result.failed == 0

@@ -5,15 +5,12 @@ As Keras 3: a monitor whose direction ``auto`` cannot tell (a metric of one's ow
 minimizing a score (EarlyStopping(restore_best_weights=True) kept the worst epoch).
 """
 
-import doctest
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 import nnjax.train as T
-from nnjax.train import _monitor_mode
 from nnjax.train.monitor import Monitor, auto_mode
 from tests.train._data import blobs, mlp
 
@@ -70,10 +67,3 @@ def test_early_stopping_with_mode_max_restores_the_best_score():
     assert stop.best_epoch == int(np.argmax(values))
     logs = T.evaluate(model, (x, y), loss="mse", metrics=[psnr], batch_size=16)
     np.testing.assert_allclose(logs["psnr"], max(values), rtol=1e-5, atol=1e-6)
-
-
-def test_private_module_examples():
-    result = doctest.testmod(
-        _monitor_mode, optionflags=doctest.NORMALIZE_WHITESPACE | doctest.ELLIPSIS
-    )
-    assert result.attempted > 0 and result.failed == 0
