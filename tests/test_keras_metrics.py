@@ -88,8 +88,10 @@ def test_threshold_of_each_output_follows_its_loss():
         model, (x, {"reg": y, "cls": y}), loss={"reg": "mse", "cls": "binary_cross_entropy"},
         metrics={"reg": "accuracy", "cls": "accuracy"}, batch_size=16,
     )  # fmt: skip
-    np.testing.assert_allclose(logs["reg_accuracy"], np.mean((pred > 0.5) == y), rtol=RTOL)
-    np.testing.assert_allclose(logs["cls_accuracy"], np.mean((pred > 0) == y), rtol=RTOL)
+    np.testing.assert_allclose(
+        logs["reg_accuracy"], np.mean((pred > 0.5) == y), rtol=RTOL, atol=ATOL
+    )
+    np.testing.assert_allclose(logs["cls_accuracy"], np.mean((pred > 0) == y), rtol=RTOL, atol=ATOL)
 
 
 def test_specs_for_marks_thresholds_and_keeps_one_step_per_threshold():
@@ -143,7 +145,9 @@ def test_a_loss_and_metric_in_keras_order_train_as_in_nnjax_order():
     np.testing.assert_allclose(kernel, expected, rtol=RTOL, atol=ATOL)
     _, y = _regression()
     value = float(losses.get(pinball_keras)(jnp.zeros_like(y), jnp.asarray(y)))
-    np.testing.assert_allclose(value, float(pinball(jnp.zeros_like(y), jnp.asarray(y))), rtol=RTOL)
+    np.testing.assert_allclose(
+        value, float(pinball(jnp.zeros_like(y), jnp.asarray(y))), rtol=RTOL, atol=ATOL
+    )
 
 
 def test_keras_order_keeps_reduction_per_output_losses_and_names():
@@ -151,14 +155,16 @@ def test_keras_order_keeps_reduction_per_output_losses_and_names():
     assert fn is losses.get(pinball_rows_keras)  # one wrapper: no recompiles
     assert fn.__name__ == "pinball_rows_keras" and _checks.takes_keyword(fn, "reduction")
     p, t = jnp.zeros((3, 1)), jnp.ones((3, 1))
-    np.testing.assert_allclose(fn(p, t, reduction="none"), np.full((3, 1), 0.9), rtol=RTOL)
+    np.testing.assert_allclose(
+        fn(p, t, reduction="none"), np.full((3, 1), 0.9), rtol=RTOL, atol=ATOL
+    )
     both = losses.get({"a": pinball_rows_keras})
     assert both == losses.get({"a": pinball_rows_keras})  # equal: one compiled step
-    np.testing.assert_allclose(float(both({"a": p}, {"a": t})), 0.9, rtol=RTOL)
+    np.testing.assert_allclose(float(both({"a": p}, {"a": t})), 0.9, rtol=RTOL, atol=ATOL)
     assert metrics.per_example(pinball_rows_keras)(p, t).tolist() == pytest.approx([0.9] * 3)
     m = metrics.resolve(pinball_rows_keras)
     assert m.name == "pinball_rows_keras"
-    np.testing.assert_allclose(m.result(m.stats(p, t, jnp.ones(3))), 0.9, rtol=RTOL)
+    np.testing.assert_allclose(m.result(m.stats(p, t, jnp.ones(3))), 0.9, rtol=RTOL, atol=ATOL)
     assert metrics.get(pinball_keras)(p, t) == pytest.approx(0.9)
     order = lambda y_pred, y_true: y_pred  # other names: nnjax's order, as given
     assert losses.get(order) is order
