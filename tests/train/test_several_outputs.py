@@ -60,6 +60,7 @@ def test_named_losses_and_metrics_are_refused_before_compiling(monkeypatch, kwar
 
 
 @pytest.mark.slow  # among the default run's slowest (4-10 s): CI's slow step runs it
+@pytest.mark.filterwarnings("ignore:.*copies of its rows:UserWarning")  # a batch-level loss
 def test_a_combining_loss_trains_and_evaluates_to_its_value():
     model = TwoHeads(nnx.Rngs(0))
     history = T.fit(model, (X, Y), loss=combined, **KW)
