@@ -50,7 +50,6 @@ from collections.abc import Callable, Mapping
 from typing import ParamSpec, TypeVar
 
 import jax
-from jax.sharding import Mesh
 
 ENV = "NNJAX_RETAIN_HOST_MEMORY"
 """The environment variable that turns the setting off (``0``, ``false``, ``no``, ``off``)."""
@@ -168,17 +167,6 @@ def _set(settings: tuple[tuple[int, int], ...]) -> bool:
     return mallopt is not None and all(mallopt(param, value) == 1 for param, value in settings)
 
 
-def retain_for(mesh: Mesh) -> bool:
-    """:func:`retain_freed_memory` for the platform of ``mesh``'s devices (``fit``'s call).
-
-    Example:
-      >>> from nnjax.train import sharding
-      >>> isinstance(retain_for(sharding.make_mesh(jax.devices()[:1])), bool)
-      True
-    """
-    return retain_freed_memory(mesh.devices.flat[0].platform)
-
-
 def retained() -> bool:
     """Whether ``malloc`` keeps freed memory now: set for the process, or a run under way.
 
@@ -248,7 +236,6 @@ __all__ = [
     "ENV",
     "SETTINGS",
     "glibc_mallopt",
-    "retain_for",
     "retain_freed_memory",
     "retained",
     "retaining",
