@@ -5,19 +5,22 @@ counts class 1 where the output is ``> 0``. A model trained with a loss that tak
 neither logits nor margins (``mse`` on 0/1 targets, ``mae``, ``huber``...) outputs
 values around the labels, and Keras's ``BinaryAccuracy`` counts class 1 where they are
 ``> 0.5``. :func:`binary_threshold` gives the threshold of a loss;
-:func:`with_threshold` marks a metric name with it (:class:`ThresholdedName`), so
-:func:`nnjax.metrics.resolve` builds the metric with that threshold.
+:func:`with_threshold` wraps a metric name with it (a :class:`Thresholded` spec), so
+:func:`nnjax.metrics.resolve` builds the metric with that threshold, logged under the
+name.
 
 Example:
   >>> binary_threshold("binary_cross_entropy"), binary_threshold("mse")
   (0.0, 0.5)
-  >>> spec = with_threshold("mse", "accuracy")
-  >>> spec, spec.threshold
-  ('accuracy', 0.5)
+  >>> with_threshold("mse", "accuracy")
+  Thresholded(spec='accuracy', threshold=0.5)
 """
 
 from __future__ import annotations
 
+import dataclasses
+import math
+import numbers
 from typing import Any
 
 from nnjax import losses
@@ -76,61 +79,94 @@ def binary_threshold(loss: Any) -> float:
     return 0.5 if named and fn not in LOGIT_LOSSES else 0.0
 
 
-class ThresholdedName(str):
+@dataclasses.dataclass(frozen=True)
+class Thresholded:
     """A metric name whose binary case counts class 1 where a score is ``> threshold``.
 
-    It is the name itself (it prints, compares in lower case and is logged as one),
-    but two of them are equal only with the same threshold, so ``fit`` compiles a step
-    per threshold.
+    :func:`nnjax.metrics.resolve` builds the metric ``spec`` with that threshold,
+    logged under ``spec`` (``"accuracy"``). Equal specs share ``fit``'s compiled step;
+    the same name with another threshold (or the bare name, threshold 0) is another
+    spec, so ``fit`` compiles a step per threshold.
+
+    Attributes:
+      spec: the metric's name, one of :data:`THRESHOLDED` (``"accuracy"``, ``"f1"``,
+        Keras's ``"binary_accuracy"``...; any case).
+      threshold: a finite number: 0 for logits, 0.5 for scores around 0/1 labels.
+
+    Raises:
+      ValueError: a name whose metric takes no threshold, or a threshold that is not
+        a finite number.
 
     Example:
-      >>> name = ThresholdedName("accuracy", 0.5)
-      >>> name.lower(), name.threshold, name == ThresholdedName("accuracy", 0.0)
-      ('accuracy', 0.5, False)
+      >>> spec = Thresholded("accuracy", 0.5)
+      >>> spec, spec == Thresholded("accuracy", 0), spec == "accuracy"
+      (Thresholded(spec='accuracy', threshold=0.5), False, False)
+      >>> Thresholded("mae", 0.5)
+      Traceback (most recent call last):
+      ...
+      ValueError: Thresholded: the metric 'mae' takes no threshold; ...
     """
 
+    spec: str
     threshold: float
 
-    def __new__(cls, name: str, threshold: float) -> ThresholdedName:
-        self = super().__new__(cls, name)
-        self.threshold = float(threshold)
-        return self
+    def __post_init__(self) -> None:
+        if not isinstance(self.spec, str) or self.spec.lower() not in THRESHOLDED:
+            raise ValueError(
+                f"Thresholded: the metric {self.spec!r} takes no threshold; those that do: "
+                f"{', '.join(sorted(THRESHOLDED))}"
+            )
+        number = isinstance(self.threshold, numbers.Real) and not isinstance(self.threshold, bool)
+        if not number or not math.isfinite(self.threshold):
+            raise ValueError(
+                f"Thresholded: `threshold` must be a finite number, got {self.threshold!r}"
+            )
+        object.__setattr__(self, "threshold", float(self.threshold))
 
-    def __eq__(self, other: object) -> bool:
-        same = isinstance(other, str) and str.__eq__(self, str(other))
-        return same and getattr(other, "threshold", None) == self.threshold
 
-    def __ne__(self, other: object) -> bool:
-        return not self == other
+def unthresholded(spec: Any) -> Any:
+    """The name a :class:`Thresholded` wraps; any other spec as it is.
 
-    def __hash__(self) -> int:
-        return hash((str(self), self.threshold))
+    For the checks that read a metric's name (``"accuracy"`` needs class labels).
 
-    def __getnewargs__(self) -> tuple[str, float]:  # type: ignore[override]
-        return str(self), self.threshold
+    Example:
+      >>> unthresholded(Thresholded("f1", 0.5)), unthresholded("mae")
+      ('f1', 'mae')
+    """
+    return spec.spec if isinstance(spec, Thresholded) else spec
 
 
 def with_threshold(loss: Any, spec: Any) -> Any:
-    """``spec`` marked with ``loss``'s :func:`binary_threshold` where one applies.
+    """``spec`` with ``loss``'s :func:`binary_threshold` where one applies.
 
-    A name of :data:`THRESHOLDED` becomes a :class:`ThresholdedName` when the threshold
-    is not 0; a metric of one output (:class:`OutputMetric`) follows that output's loss
-    in a loss per output. Anything else is returned as is.
+    A name of :data:`THRESHOLDED` becomes a :class:`Thresholded` when the threshold is
+    not 0 (with 0 it stays the name, which counts class 1 where ``> 0``); a metric of
+    one output (:class:`OutputMetric`) follows that output's loss in a loss per output.
+    Anything else (a :class:`Thresholded` of your own among them) is returned as is.
 
     Example:
       >>> with_threshold("mse", "f1").threshold, with_threshold("mse", "mae")
       (0.5, 'mae')
-      >>> with_threshold(losses.get({"a": "mse"}), OutputMetric("a", "acc")).spec.threshold
-      0.5
+      >>> with_threshold("binary_cross_entropy", "accuracy")
+      'accuracy'
+      >>> with_threshold(losses.get({"a": "mse"}), OutputMetric("a", "acc"))
+      OutputMetric(key='a', spec=Thresholded(spec='acc', threshold=0.5))
     """
     if isinstance(spec, OutputMetric):
         if isinstance(loss, losses.OutputLosses) and spec.key in loss.keys:
             loss = loss.fns[loss.keys.index(spec.key)]
         return OutputMetric(spec.key, with_threshold(loss, spec.spec))
-    if isinstance(spec, ThresholdedName) or not isinstance(spec, str):
+    if not isinstance(spec, str):
         return spec
     threshold = binary_threshold(loss) if spec.lower() in THRESHOLDED else 0.0
-    return ThresholdedName(spec, threshold) if threshold else spec
+    return Thresholded(spec, threshold) if threshold else spec
 
 
-__all__ = ["LOGIT_LOSSES", "THRESHOLDED", "ThresholdedName", "binary_threshold", "with_threshold"]
+__all__ = [
+    "LOGIT_LOSSES",
+    "THRESHOLDED",
+    "Thresholded",
+    "binary_threshold",
+    "unthresholded",
+    "with_threshold",
+]

@@ -39,7 +39,8 @@ take logits. In ``fit``, ``evaluate`` and ``sweep`` the threshold follows the lo
 (:func:`specs_for`): ``> 0`` for the losses of logits or margins
 (``binary_cross_entropy``, ``hinge``, ``squared_hinge``) and for a loss function of
 your own, ``> 0.5`` (Keras's ``BinaryAccuracy``) for the other named losses (``mse`` or
-``huber`` on 0/1 targets...). ``auc`` ranks the scores and needs no threshold.
+``huber`` on 0/1 targets...), the name then wrapped in a :class:`Thresholded` spec and
+still logged under the name given. ``auc`` ranks the scores and needs no threshold.
 
 Example:
   >>> import jax.numpy as jnp
@@ -64,7 +65,7 @@ import jax.numpy as jnp
 from nnjax import _registry, losses
 from nnjax._keras_order import keras_order
 from nnjax._loss_checks import _check_array
-from nnjax._metrics_binary import with_threshold
+from nnjax._metrics_binary import Thresholded, with_threshold
 from nnjax._metrics_functions import from_function, named_metrics
 from nnjax._metrics_functions import per_example as per_example
 from nnjax._metrics_streaming import (
@@ -129,7 +130,7 @@ def accuracy(logits: ArrayLike, labels: ArrayLike) -> jax.Array:
 _METRICS = named_metrics()
 
 
-def resolve(spec: str | Metric | OutputMetric | Callable) -> Metric:
+def resolve(spec: str | Metric | OutputMetric | Thresholded | Callable) -> Metric:
     """A :class:`Metric` from a name, a :class:`Metric`, or a function ``m(pred, y)``.
 
     A function that takes ``reduction="none"`` (like the losses) is averaged per
@@ -143,8 +144,9 @@ def resolve(spec: str | Metric | OutputMetric | Callable) -> Metric:
 
     Args:
       spec: a name (see the module docstring; case-insensitive), a :class:`Metric`
-        (returned unchanged), a function ``m(predictions, targets)``, or an
-        :class:`OutputMetric` (any of those, of one output of several).
+        (returned unchanged), a function ``m(predictions, targets)``, a
+        :class:`Thresholded` name (built with its threshold, logged under the name), or
+        an :class:`OutputMetric` (any of those, of one output of several).
 
     Returns:
       The :class:`Metric`, logged under its ``name`` (a function's ``__name__``).
@@ -157,6 +159,9 @@ def resolve(spec: str | Metric | OutputMetric | Callable) -> Metric:
     Example:
       >>> resolve("f1").name, resolve(losses.huber).name
       ('f1', 'huber')
+      >>> half = resolve(Thresholded("accuracy", 0.5))  # class 1 where a score is > 0.5
+      >>> half.name, half.result(half.stats(jnp.array([0.3]), jnp.array([1]), jnp.ones(1)))
+      ('accuracy', 0.0)
       >>> def abs_err(y_true, y_pred):  # Keras's order, one value per example
       ...     return jnp.mean(jnp.abs(y_pred - y_true), axis=-1)
       >>> m = resolve(abs_err)
@@ -174,9 +179,9 @@ def resolve(spec: str | Metric | OutputMetric | Callable) -> Metric:
         return _METRICS["cosine_similarity"]()
     if callable(spec):
         return from_function(getattr(spec, "__name__", "metric"), spec)
-    threshold = getattr(spec, "threshold", None)  # from specs_for: the loss's
-    factory = _registry.lookup("metric", _METRICS, spec)
-    return factory() if threshold is None else factory(threshold=threshold)
+    if isinstance(spec, Thresholded):  # from specs_for: the loss's threshold
+        return _registry.lookup("metric", _METRICS, spec.spec)(threshold=spec.threshold)
+    return _registry.lookup("metric", _METRICS, spec)()
 
 
 _FUNCTIONS: dict[str, MetricFn] = {
@@ -317,13 +322,17 @@ def specs_for(loss: Any, metrics: Any) -> tuple:
     that threshold a binary score (``accuracy``, ``binary_accuracy``, ``precision``,
     ``recall``, ``f1``...) take the loss's threshold (each output's own, for a loss per
     output): 0 for ``binary_cross_entropy``, the hinges and losses of your own, 0.5 for
-    the other named losses (the module docstring).
+    the other named losses (the module docstring). A name with a threshold other than
+    0 becomes a :class:`Thresholded` spec, logged under the name; the others stay as
+    given.
 
     Example:
       >>> specs_for("cross_entropy", None), specs_for("mse", ["mae"])
       (('accuracy',), ('mae',))
-      >>> [getattr(s, "threshold", 0.0) for s in specs_for("mse", ["accuracy", "f1"])]
-      [0.5, 0.5]
+      >>> specs_for("mse", ["accuracy"])
+      (Thresholded(spec='accuracy', threshold=0.5),)
+      >>> [resolve(s).name for s in specs_for("mse", ["accuracy", "f1"])]
+      ['accuracy', 'f1']
     """
     chosen = default_metrics(loss) if metrics is None else as_specs(metrics)
     return (*loss_terms(loss), *(with_threshold(loss, spec) for spec in chosen))
@@ -333,10 +342,10 @@ def as_specs(metrics: Any) -> tuple:
     """``metrics`` as a tuple of specs: a bare string or a single callable is one metric.
 
     Args:
-      metrics: ``None``, one spec (a name, a :class:`Metric` or a callable), or a
-        sequence of specs; or, for a model with several outputs, a dict of them per
-        output key (position, for a tuple of outputs), each becoming an
-        :class:`OutputMetric` logged as ``"<key>_<name>"``.
+      metrics: ``None``, one spec (a name, a :class:`Metric`, a :class:`Thresholded`
+        name or a callable), or a sequence of specs; or, for a model with several
+        outputs, a dict of them per output key (position, for a tuple of outputs), each
+        becoming an :class:`OutputMetric` logged as ``"<key>_<name>"``.
 
     Returns:
       A tuple of specs, ``()`` for ``None``.
@@ -349,7 +358,7 @@ def as_specs(metrics: Any) -> tuple:
     """
     if metrics is None:
         return ()
-    if isinstance(metrics, str | Metric | OutputMetric) or callable(metrics):
+    if isinstance(metrics, str | Metric | OutputMetric | Thresholded) or callable(metrics):
         return (metrics,)
     if isinstance(metrics, Mapping):
         return tuple(
@@ -362,6 +371,7 @@ __all__ = [
     "Metric",
     "MetricFn",
     "OutputMetric",
+    "Thresholded",
     "accumulate",
     "accuracy",
     "as_specs",

@@ -15,6 +15,7 @@ from flax import nnx
 
 from nnjax import _checks, losses, metrics, nn, train
 from nnjax.errors import ShapeError
+from nnjax.train import compiled
 
 RTOL = ATOL = 1e-6
 
@@ -96,10 +97,51 @@ def test_threshold_of_each_output_follows_its_loss():
 
 def test_specs_for_marks_thresholds_and_keeps_one_step_per_threshold():
     a, b = metrics.specs_for("mse", ["accuracy"]), metrics.specs_for("mse", "accuracy")
-    assert a == b and hash(a) == hash(b) and a[0].threshold == 0.5  # one compiled step
+    assert a == b and hash(a) == hash(b)  # one compiled step
+    assert a == (metrics.Thresholded("accuracy", 0.5),)  # the name given and its threshold
+    assert (a[0].spec, a[0].threshold) == ("accuracy", 0.5)
     assert metrics.specs_for("binary_cross_entropy", ["accuracy"]) == ("accuracy",)
     assert a != ("accuracy",)  # the step of another threshold is another step
     assert metrics.resolve(a[0]).name == "accuracy"
+
+
+def test_a_loss_of_values_logs_its_thresholded_metrics_under_the_names_given(tmp_path):
+    """History keys, a val_ monitor with mode='auto' and CSV columns are the names given."""
+    x, y = _binary_data()
+    model = _dense()
+    want = _scores(np.asarray(model(jnp.asarray(x)))[:, 0], y, 0.5)["accuracy"]
+    stop = train.EarlyStopping("val_accuracy", patience=1, min_delta=0.5)  # mode="auto"
+    history = train.fit(
+        model, (x, y), loss="mse", metrics=["accuracy"], optimizer=optax.set_to_zero(),
+        validation_data=(x, y), batch_size=16, epochs=5, verbose=0,
+        callbacks=[stop, train.CSVLogger(tmp_path / "log.csv")],
+    )  # fmt: skip
+    assert list(history.history) == ["loss", "accuracy", "val_loss", "val_accuracy"]
+    np.testing.assert_allclose(history.history["accuracy"], [want] * 2, rtol=RTOL, atol=ATOL)
+    np.testing.assert_allclose(history.history["val_accuracy"], [want] * 2, rtol=RTOL, atol=ATOL)
+    assert (stop.monitor.mode, stop.stopped_epoch) == ("max", 1)  # watched val_accuracy
+    assert stop.monitor.best == pytest.approx(want)
+    header = (tmp_path / "log.csv").read_text().splitlines()[0]
+    assert header == "epoch,loss,accuracy,val_loss,val_accuracy"
+
+
+def test_fit_compiles_one_step_per_threshold():
+    x, y = _binary_data()
+    kw = dict(loss="mse", optimizer="sgd", batch_size=16, epochs=1, verbose=0)
+    train.fit(_dense(), (x, y), metrics=["accuracy"], **kw)
+    traces = compiled.TRACES.count
+    train.fit(_dense(), (x, y), metrics="accuracy", **kw)  # the same spec: the same step
+    assert compiled.TRACES.count == traces
+    mine = metrics.Thresholded("accuracy", 0.25)  # a threshold of one's own: another step
+    history = train.fit(_dense(), (x, y), metrics=[mine], **kw)
+    assert compiled.TRACES.count > traces and "accuracy" in history.history
+    model = _dense()
+    logs = train.evaluate(model, (x, y), loss="mse", metrics=[mine], batch_size=16)
+    pred = np.asarray(model(jnp.asarray(x)))[:, 0]
+    assert _scores(pred, y, 0.25)["accuracy"] != _scores(pred, y, 0.5)["accuracy"]
+    np.testing.assert_allclose(
+        logs["accuracy"], _scores(pred, y, 0.25)["accuracy"], rtol=RTOL, atol=ATOL
+    )
 
 
 # 2. losses and metrics written in Keras's order (y_true, y_pred)

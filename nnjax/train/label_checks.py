@@ -22,6 +22,7 @@ import numpy as np
 from nnjax import losses
 from nnjax import metrics as metrics_lib
 from nnjax._loss_checks import class_id_column
+from nnjax._metrics_binary import unthresholded
 from nnjax.errors import ShapeError
 
 
@@ -58,7 +59,7 @@ def check_metric_labels(loss: Any, metrics: Sequence[Any], out: Any, y: Any, nam
       >>> out = jax.ShapeDtypeStruct((1, 1), np.float32)
       >>> check_metric_labels("mse", ["accuracy"], out, np.array([[0.0], [1.0]], np.float32), "t")
     """
-    words = [m for m in metrics if isinstance(m, str)]
+    words = [m for m in map(unthresholded, metrics) if isinstance(m, str)]  # the names
     named = [
         m for m in words if m.lower() in _CLASS_METRICS or m.split("_")[0].lower() in _CLASS_METRICS
     ]
@@ -209,7 +210,7 @@ def check_named_take_arrays(
     single = lambda tree: isinstance(tree, jax.ShapeDtypeStruct | np.ndarray | jax.Array)
     if (out is None or single(out)) and (y is None or single(y)):
         return
-    named = [repr(m) for m in metrics if isinstance(m, str)]
+    named = [repr(m) for m in map(unthresholded, metrics) if isinstance(m, str)]
     if isinstance(loss, str) or loss in losses._REGISTRY.values():
         what = f"the loss {getattr(loss, '__name__', loss)!r} compares"
     elif named:
