@@ -89,6 +89,8 @@ MODULES = [n for n in PUBLIC + PRIVATE_MODULES if not _tested_elsewhere(n) and n
 #: Modules whose examples need an optional package (an extra that [dev] installs): skipped
 #: where it is missing, e.g. on a device image with its own Python.
 NEEDS = {"nnjax.train.loggers": "tensorboardX"}
+#: Guide pages whose code needs an optional package, skipped likewise where it is missing.
+PAGE_NEEDS = {"porting": "torch"}
 #: Modules whose examples train or compile several models (5-15 s each in a fresh venv
 #: on 2 cores, 2026-12-01): they run in the slow step with the guides.
 SLOW_MODULES = {
@@ -160,6 +162,8 @@ def _guide_examples(path: pathlib.Path) -> doctest.DocTest:
 @pytest.mark.parametrize("path", GUIDES, ids=lambda p: p.name)
 def test_guide_examples(path, tmp_path, monkeypatch):
     """The page's ``pycon`` blocks run top to bottom with the printed results."""
+    if path.stem in PAGE_NEEDS:
+        pytest.importorskip(PAGE_NEEDS[path.stem])
     monkeypatch.chdir(tmp_path)
     test = _guide_examples(path)
     runner = doctest.DocTestRunner(optionflags=FLAGS)

@@ -44,7 +44,11 @@ def multi_head_attention_init(
 
     Returns:
       ``{"query": {"kernel": (F, H, D), "bias": (H, D)}, "key": {"kernel": (kv, H, D),
-      ...}, "value": {...}, "out": {"kernel": (H, D, out), "bias": (out,)}}``.
+      ...}, "value": {...}, "out": {"kernel": (H, D, out), "bias": (out,)}}``. From
+      PyTorch's ``nn.MultiheadAttention``: split ``in_proj_weight``/``in_proj_bias`` in
+      three ``W``, ``b``; ``kernel = W.T.reshape(F, H, D)``, ``bias = b.reshape(H, D)``;
+      ``out``: ``out_proj.weight.T.reshape(H, D, F)``, ``out_proj.bias``
+      (``docs/guides/porting.md``).
 
     Raises:
       ValueError: for sizes that are not positive ints, ``num_heads`` not dividing
@@ -99,6 +103,18 @@ def _project(op: str, name: str, p: dict, x: jax.Array) -> jax.Array:
     return y
 
 
+#: Why a 2-D mask of another shape than ``(B, S)`` fails (PyTorch's ``(T, S)`` attn_mask).
+_MASK_HINT = (
+    "a 2-D mask is read as key padding (batch, keys); a per-query mask must be "
+    "(batch or 1, heads or 1, queries, keys), e.g. mask[None, None], and causal=True "
+    "gives a causal mask; True means 'may attend', the opposite of PyTorch's bool masks"
+)
+_MASK3_HINT = (
+    "a 3-D mask is (batch, queries, keys); pass PyTorch's (batch * heads, queries, keys) "
+    "bool attn_mask m as ~m.reshape(batch, heads, queries, keys): True means 'may attend'"
+)
+
+
 def _mask4(op: str, mask, batch: int, heads: int, t: int, s: int) -> jax.Array | None:
     """A boolean ``(B|1, H|1, T, S)`` mask (True = may attend) from the accepted shapes."""
     if mask is None:
@@ -108,10 +124,10 @@ def _mask4(op: str, mask, batch: int, heads: int, t: int, s: int) -> jax.Array |
         raise TypeError(f"{op}: argument `mask` has dtype {mask.dtype}, expected bool")
     _checks.check_rank(op, "mask", mask, {2, 3, 4})
     if mask.ndim == 2:  # key padding (B, S)
-        _checks.check_shape(op, "mask", mask, (batch, s))
+        _checks.check_shape(op, "mask", mask, (batch, s), why=_MASK_HINT)
         return mask[:, None, None, :]
     if mask.ndim == 3:
-        _checks.check_shape(op, "mask", mask, (batch, t, s))
+        _checks.check_shape(op, "mask", mask, (batch, t, s), why=_MASK3_HINT)
         return mask[:, None]
     b, h = mask.shape[:2]
     _checks.check_shape(op, "mask", mask, (batch if b != 1 else 1, heads if h != 1 else 1, t, s))

@@ -34,6 +34,7 @@ def dense_init(
 
     Returns:
       ``{"kernel": (in, out), "bias": (out,)}`` (no ``"bias"`` if ``use_bias=False``).
+      From PyTorch's ``nn.Linear``: ``kernel = weight.T``, ``bias = bias``.
 
     Raises:
       ValueError: if ``in_features`` or ``out_features`` is not a positive int, or an
@@ -76,7 +77,8 @@ def dense(params: Params, x: jax.typing.ArrayLike) -> jax.Array:
     kernels (see ``_affine_native``).
 
     Args:
-      params: ``{"kernel": (in, out), "bias": (out,)}``, as from :func:`dense_init`.
+      params: ``{"kernel": (in, out), "bias": (out,)}``, as from :func:`dense_init`;
+        from PyTorch's ``nn.Linear``, ``kernel = weight.T`` (``docs/guides/porting.md``).
       x: ``(..., in)``, floating.
 
     Returns:

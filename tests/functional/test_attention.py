@@ -7,6 +7,7 @@ import pytest
 from jax.test_util import check_grads
 
 import nnjax.functional as F
+from nnjax.errors import ShapeError
 from nnjax.functional import attention
 
 from ._compare import assert_matches_torch
@@ -191,6 +192,24 @@ def test_errors_name_op_argument_and_value(key):
         F.multi_head_attention(p, x, jnp.ones((B, S, 3)))
     with pytest.raises(ValueError, match=r"`num_heads`=4 does not divide `features`=6"):
         F.multi_head_attention_init(key, 6, num_heads=4)
+
+
+def test_pytorch_style_masks_are_explained():
+    """A ``(T, S)`` attn_mask is read as key padding: the message says how to pass it."""
+    p = jax.tree.map(jnp.asarray, _params())
+    x, context = jnp.ones((B, T, E)), jnp.ones((B, S, E))
+    with pytest.raises(ShapeError) as info:
+        F.multi_head_attention(p, x, context, mask=jnp.ones((T, S), bool))
+    message = str(info.value)
+    assert "argument `mask` has shape (4, 5), expected (2, 5)" in message
+    for part in ("read as key padding (batch, keys)", "(batch or 1, heads or 1, queries, keys)",
+                 "mask[None, None]", "causal=True", "True means 'may attend'"):  # fmt: skip
+        assert part in message, part
+    with pytest.raises(ShapeError, match=r"\(batch \* heads, queries, keys\) bool attn_mask"):
+        F.multi_head_attention(p, x, context, mask=jnp.ones((B * HEADS, T, S), bool))
+    every = jnp.ones((T, S), bool)[None, None]  # one (T, S) mask for every sequence and head
+    y = F.multi_head_attention(p, x, context, mask=every)
+    np.testing.assert_allclose(y, F.multi_head_attention(p, x, context), rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize(
