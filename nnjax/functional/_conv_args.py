@@ -14,6 +14,7 @@ import jax
 from jax import lax
 
 from nnjax import _checks, initializers
+from nnjax.errors import ShapeError
 from nnjax.functional import _utils
 
 Params = dict[str, jax.Array]
@@ -49,6 +50,50 @@ def init_params(
     if use_bias:
         params["bias"] = initializers.init_param(bias_init, k_bias, (out_channels,), dtype)
     return params
+
+
+def check_input_channels(op: str, x: jax.Array, nd: int, channels: int) -> None:
+    """Checks that ``x``'s last axis holds the kernel's ``channels`` (after the rank check).
+
+    A channels-first input (PyTorch's NCHW) is named so, with the transpose that makes
+    it channels-last: where axis 1 holds ``channels``, or the shape looks channels-first
+    by the rule of ``nn.CNN``'s warning (:func:`looks_channels_first`).
+
+    Raises:
+      ShapeError: naming ``op``, ``x``, the expected and the actual shape.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> try:
+      ...     check_input_channels("conv2d", jnp.zeros((2, 1, 28, 28)), 2, 1)
+      ... except ShapeError as err:
+      ...     print(str(err).partition("; ")[2])
+      nnjax is channels-last (NHWC for 2-D; (B, *spatial, C) in general): x.transpose(0, 2, 3, 1)
+    """
+    shape = tuple(x.shape)
+    if shape[-1] != channels and (shape[1] == channels or looks_channels_first(shape[1:])):
+        order = ", ".join(map(str, (0, *range(2, nd + 2), 1)))
+        raise ShapeError(
+            f"{op}: argument `x` has shape {shape}, expected ({'*, ' * (nd + 1)}{channels}); "
+            "nnjax is channels-last (NHWC for 2-D; (B, *spatial, C) in general): "
+            f"x.transpose({order})"
+        )
+    _checks.check_shape(op, "x", x, (*(None,) * (nd + 1), channels))
+
+
+def looks_channels_first(shape: Sequence[int]) -> bool:
+    """Whether one example's ``(C, *spatial)`` looks channels-first.
+
+    The rule of ``nn.CNN``'s ``input_shape`` warning: ``C`` of 1, 3 or 4 (grey, RGB,
+    RGBA) before equal spatial sizes above 4 (a last axis of over 4 channels then). A
+    sequence ``(C, T)`` never looks so: ``(T, C)`` with few steps is as likely.
+
+    Example:
+      >>> looks_channels_first((3, 32, 32)), looks_channels_first((32, 32, 3))
+      (True, False)
+    """
+    c, *spatial = shape
+    return c in (1, 3, 4) and len(spatial) > 1 and len(set(spatial)) == 1 and spatial[0] > 4
 
 
 def check_groups(op: str, groups, in_channels: int, out_channels: int) -> int:
@@ -145,8 +190,10 @@ __all__ = [
     "add_bias",
     "check_channels",
     "check_groups",
+    "check_input_channels",
     "conv_padding",
     "explicit_pads",
     "init_params",
+    "looks_channels_first",
     "out_size",
 ]

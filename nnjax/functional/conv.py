@@ -1,6 +1,8 @@
 """Convolution (cross-correlation) over channels-last inputs, through one N-d implementation.
 
-1-D ``(B, T, C)``, 2-D NHWC and 3-D ``(B, D, H, W, C)`` inputs.
+1-D ``(B, T, C)``, 2-D NHWC and 3-D ``(B, D, H, W, C)`` inputs. Kernels are ``(*k, in // groups,
+out)``: from PyTorch's ``(out, in // groups, *k)`` weight, ``kernel = weight.permute(2, 3, 1, 0)``
+(2-D; ``(2, 1, 0)`` 1-D, ``(2, 3, 4, 1, 0)`` 3-D); see the guide ``docs/guides/porting.md``.
 """
 
 from __future__ import annotations
@@ -77,7 +79,8 @@ def conv2d_init(
         ``in // feature_group_count``.
 
     Returns:
-      ``{"kernel": (kh, kw, in, out), "bias": (out,)}``.
+      ``{"kernel": (kh, kw, in, out), "bias": (out,)}``. From PyTorch's ``Conv2d``:
+      ``kernel = weight.permute(2, 3, 1, 0)``, ``bias = bias`` (``docs/guides/porting.md``).
 
     Raises:
       ValueError: if ``in_channels``/``out_channels`` are not positive ints (NumPy
@@ -129,7 +132,7 @@ def conv1d_init(
 
     Returns:
       ``{"kernel": (k, in // groups, out), "bias": (out,)}`` in ``dtype`` (no ``"bias"`` without
-      ``use_bias``).
+      ``use_bias``). From PyTorch's ``Conv1d``: ``kernel = weight.permute(2, 1, 0)``.
 
     Raises:
       ValueError, TypeError, nnjax.ShapeError: as :func:`conv2d_init` (bad sizes or
@@ -175,7 +178,8 @@ def conv3d_init(
 
     Returns:
       ``{"kernel": (kd, kh, kw, in // groups, out), "bias": (out,)}``
-      in ``dtype`` (no ``"bias"`` without ``use_bias``).
+      in ``dtype`` (no ``"bias"`` without ``use_bias``). From PyTorch's ``Conv3d``:
+      ``kernel = weight.permute(2, 3, 4, 1, 0)``.
 
     Raises:
       ValueError, TypeError, nnjax.ShapeError: as :func:`conv2d_init` (bad sizes or
@@ -214,7 +218,7 @@ def conv(
     in_per_group, out_channels = kernel.shape[-2:]
     groups = feature_group_count
     _check_groups(op, groups, in_per_group * groups, out_channels)
-    _checks.check_shape(op, "x", x, (*(None,) * (nd + 1), in_per_group * groups))
+    _conv_args.check_input_channels(op, x, nd, in_per_group * groups)
     _forms.check_formulation(op, formulation)
     pads = conv_padding(op, nd, padding)
     dilation = _utils.ntuple(dilation, nd, "dilation", op)
@@ -262,8 +266,9 @@ def conv2d(
       x: ``(B, H, W, in)``, floating.
       stride: step of the window, an int or ``(sh, sw)``.
       padding: ``"SAME"`` (output ``ceil(H / sh)``; an odd total padding puts the extra
-        row/column at the bottom/right, as in TensorFlow), ``"VALID"`` (no padding), an int
-        (zero padding on every side) or ``((top, bottom), (left, right))``.
+        row/column at the bottom/right, as in TensorFlow), ``"VALID"`` (no padding, PyTorch's
+        default), an int (zero padding on every side, PyTorch's ``padding=p``) or
+        ``((top, bottom), (left, right))``.
       dilation: spacing between kernel taps (atrous convolution), an int or a pair.
       feature_group_count: ``groups`` in PyTorch: input and output channels are split
         into this many groups, each convolved with its own filters; ``in`` gives a

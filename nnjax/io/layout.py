@@ -170,6 +170,9 @@ def tidy(final: Path) -> None:
 def check_replaceable(final: Path, also: Callable[[Path], bool] | None = None) -> None:
     """Raises unless ``overwrite=True`` may replace ``final``: a checkpoint or an empty folder.
 
+    Called before ``overwrite`` is looked at, so that a path no overwrite can replace
+    is never answered with "pass overwrite=True".
+
     Raises:
       FileExistsError: ``final`` is a file, or a folder that holds something other
         than an nnjax checkpoint (the user's files are never deleted).
@@ -178,13 +181,13 @@ def check_replaceable(final: Path, also: Callable[[Path], bool] | None = None) -
         if is_checkpoint(final) or not any(final.iterdir()) or (also and also(final)):
             return
         raise FileExistsError(
-            f"{final} is not an nnjax checkpoint (it has no {META}) and is not empty; "
-            "overwrite=True replaces only a checkpoint or an empty folder: choose another "
-            "folder, or delete it yourself"
+            f"{final} is a folder with other files, not an nnjax checkpoint (it has no "
+            f"{META}): choose another path, or empty it yourself (overwrite=True replaces "
+            "only a checkpoint or an empty folder)"
         )
     raise FileExistsError(
-        f"{final} is a file, not a checkpoint folder; overwrite=True replaces only a "
-        "checkpoint or an empty folder: choose another path, or delete the file yourself"
+        f"{final} is a file, not an nnjax checkpoint: choose another path, or delete the "
+        "file yourself (overwrite=True replaces only a checkpoint or an empty folder)"
     )
 
 
@@ -262,9 +265,9 @@ def _prepare(final: Path, overwrite: bool, replaceable: Callable[[Path], bool] |
     """Creates and returns the empty temporary folder beside ``final``."""
     tidy(final)
     if final.exists() or final.is_symlink():
+        check_replaceable(final, replaceable)  # first: "overwrite=True" only where it works
         if not overwrite:
             raise FileExistsError(f"{final} already exists; pass overwrite=True to replace it")
-        check_replaceable(final, replaceable)
     tmp = final.with_name(f".{final.name}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         final.parent.mkdir(parents=True, exist_ok=True)

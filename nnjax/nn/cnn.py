@@ -14,6 +14,7 @@ from nnjax import _checks, activations, initializers
 from nnjax._deprecation import user_stacklevel
 from nnjax.errors import ShapeError
 from nnjax.functional import _utils
+from nnjax.functional._conv_args import looks_channels_first
 from nnjax.functional.conv import conv_padding
 from nnjax.nn import _shapes, _validate
 from nnjax.nn._base import recorded
@@ -216,7 +217,7 @@ class CNN(nnx.Module):
 
 def _warn_if_channels_first(shape: tuple[int, ...]) -> None:
     """Warns for ``(C, H, W)``-looking shapes: ``C`` of 1, 3 or 4 before square images."""
-    if len(shape) == 3 and shape[0] in (1, 3, 4) and shape[1] == shape[2] > 4:
+    if len(shape) == 3 and looks_channels_first(shape):
         c, h, w = shape
         warnings.warn(
             f"CNN: input_shape {shape} reads as {c}x{h} images of {w} channels (nnjax is "

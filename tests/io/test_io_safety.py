@@ -22,6 +22,7 @@ from nnjax.io import CheckpointError, CheckpointFallbackWarning, steps
 from nnjax.train.checkpoint import save_checkpoint
 from tests.train._data import blobs, leaves, mlp
 
+OTHER_FILES = "is a folder with other files, not an nnjax checkpoint"
 KW = dict(loss="cross_entropy", batch_size=16, verbose=0, devices=jax.devices()[:1], seed=5)
 
 
@@ -95,9 +96,9 @@ def test_overwrite_refuses_a_folder_that_is_not_a_checkpoint(tmp_path):
     (folder / "figs").mkdir(parents=True)
     (folder / "thesis.tex").write_text("the user's thesis.tex")
     model = nn.MLP(4, (8,), 3, rngs=nnx.Rngs(0))
-    with pytest.raises(FileExistsError, match=rf"{folder} is not an nnjax checkpoint"):
+    with pytest.raises(FileExistsError, match=rf"{folder} {OTHER_FILES}"):
         nnjax.save(model, folder, overwrite=True)
-    with pytest.raises(FileExistsError, match=rf"{folder} is not an nnjax checkpoint"):
+    with pytest.raises(FileExistsError, match=rf"{folder} {OTHER_FILES}"):
         nnjax.save_state(model, folder, overwrite=True)
     _survive({folder / "thesis.tex"})
     assert sorted(p.name for p in tmp_path.iterdir()) == ["thesis"]  # nothing hidden left
@@ -106,10 +107,38 @@ def test_overwrite_refuses_a_folder_that_is_not_a_checkpoint(tmp_path):
 def test_overwrite_refuses_a_file_and_leaves_nothing_hidden(tmp_path):
     afile = tmp_path / "model.ckpt"
     afile.write_text("the user's model.ckpt")
-    with pytest.raises(FileExistsError, match=rf"{afile} is a file, not a checkpoint folder"):
+    with pytest.raises(FileExistsError, match=rf"{afile} is a file, not an nnjax checkpoint"):
         nnjax.save(nn.MLP(4, (8,), 3, rngs=nnx.Rngs(0)), afile, overwrite=True)
     _survive({afile})
     assert [p.name for p in tmp_path.iterdir()] == ["model.ckpt"]
+
+
+@pytest.mark.parametrize("overwrite", [False, True])
+@pytest.mark.parametrize("what", ["file", "folder"])
+def test_a_path_overwrite_cannot_replace_is_named_without_suggesting_it(tmp_path, what, overwrite):
+    path = tmp_path / "afile"  # the audit's beginner: the first message must be the right one
+    if what == "file":
+        path.write_text("the user's afile")
+        said = rf"{path} is a file, not an nnjax checkpoint: choose another path"
+    else:
+        path.mkdir()
+        (path / "afile").write_text("the user's afile")
+        said = rf"{path} {OTHER_FILES} .*: choose"
+    model = nn.MLP(4, (8,), 3, rngs=nnx.Rngs(0))
+    with pytest.raises(FileExistsError, match=said) as err:
+        nnjax.save(model, path, overwrite=overwrite)
+    assert "pass overwrite=True" not in str(err.value)
+    _survive({path if what == "file" else path / "afile"})
+
+
+def test_a_path_overwrite_can_replace_suggests_it(tmp_path):
+    model = nn.MLP(4, (8,), 3, rngs=nnx.Rngs(0))
+    (tmp_path / "empty").mkdir()
+    nnjax.save(model, tmp_path / "ckpt")
+    for path in (tmp_path / "empty", tmp_path / "ckpt"):
+        with pytest.raises(FileExistsError, match=rf"{path} already exists; pass overwrite=True"):
+            nnjax.save_state(model, path)
+        nnjax.save_state(model, path, overwrite=True)  # as it said
 
 
 def test_overwrite_replaces_a_checkpoint_or_an_empty_folder(tmp_path):
@@ -127,7 +156,7 @@ def test_only_a_training_run_replaces_a_step_folder_that_lost_its_json(tmp_path)
     model = nn.MLP(4, (8,), 3, rngs=nnx.Rngs(0))
     nnjax.save(model, tmp_path / "lost", overwrite=True)
     (tmp_path / "lost" / "nnjax.json").unlink()
-    with pytest.raises(FileExistsError, match=r"lost is not an nnjax checkpoint"):
+    with pytest.raises(FileExistsError, match=rf"lost {OTHER_FILES}"):
         nnjax.save(model, tmp_path / "lost", overwrite=True)  # nnjax.save: never
     assert steps.lost_meta(tmp_path / "lost")  # fit's ModelCheckpoint: yes (its step)
     flax = tmp_path / "flax"  # Flax's guide: checkpointer.save(ckpt_dir / "state", ...)
@@ -136,7 +165,7 @@ def test_only_a_training_run_replaces_a_step_folder_that_lost_its_json(tmp_path)
     checkpointer.wait_until_finished()
     (flax / "notes.txt").write_text("mine")
     assert not steps.lost_meta(flax)
-    with pytest.raises(FileExistsError, match=r"flax is not an nnjax checkpoint"):
+    with pytest.raises(FileExistsError, match=rf"flax {OTHER_FILES}"):
         nnjax.save(model, flax, overwrite=True)
     assert (flax / "notes.txt").read_text() == "mine" and (flax / "state").is_dir()
 

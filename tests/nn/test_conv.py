@@ -75,6 +75,14 @@ def test_wrong_channels_names_op():
         Conv2D(3, 2, 3, rngs=nnx.Rngs(0))(jnp.ones((1, 5, 5, 2)))
 
 
+def test_channels_first_images_are_named_with_the_transpose():
+    x = jnp.ones((2, 1, 8, 8))  # NCHW, as PyTorch's Conv2d takes it
+    with pytest.raises(AssertionError, match=r"\(\*, \*, \*, 1\); nnjax is channels-last") as err:
+        Conv2D(1, 4, 3, rngs=nnx.Rngs(0))(x)
+    assert str(err.value).endswith("x.transpose(0, 2, 3, 1)")
+    assert Conv2D(1, 4, 3, rngs=nnx.Rngs(0))(x.transpose(0, 2, 3, 1)).shape == (2, 8, 8, 4)
+
+
 def test_jit_does_not_retrace():
     assert_jit_traces_once(Conv2D(1, 2, 3, rngs=nnx.Rngs(0)), jnp.ones((1, 5, 5, 1)))
 
