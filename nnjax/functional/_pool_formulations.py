@@ -1,13 +1,15 @@
 """Formulations of max and average pooling and the rule that picks one (private).
 
-Two formulations compute the same channels-last pooling:
+Two formulations compute the same channels-last pooling, each with the padding that
+:mod:`nnjax.functional._pool_padding` gives: ``"SAME"``, ``"VALID"`` or one ``(lo, hi)``
+pair per spatial axis (PyTorch's explicit padding, ``ceil_mode``'s extension in ``hi``):
 
 * ``"reduce_window"``: :func:`jax.lax.reduce_window`; any window, stride and padding.
   Max pooling's gradient is XLA's ``select_and_scatter``, average pooling's a padded
   ``reduce_window`` sum.
 * ``"reshape"``: non-overlapping windows only (``stride == window``). The input
-  is padded (``"SAME"``, with ``-inf`` for max and zeros for average) or cropped
-  (``"VALID"`` drops the incomplete windows), reshaped to
+  is padded (``"SAME"`` or pairs, with ``-inf`` for max and zeros for average), then
+  cropped (dropping the incomplete windows), reshaped to
   ``(B, H/kh, kh, W/kw, kw, C)`` and reduced over the window axes: a sum for average
   pooling, a max for max pooling (:func:`window_max`). Max pooling's derivative is a
   custom JVP that selects the first maximal element of each window in row-major window
@@ -73,6 +75,7 @@ from jax import lax
 
 from nnjax.functional import _sharding
 from nnjax.functional._forward_only import is_forward_only
+from nnjax.functional._pool_padding import Pads
 from nnjax.functional._scoped import check_choice, scoped
 
 #: Accepted values of ``formulation`` (``"auto"``: :func:`choose` decides).
@@ -162,37 +165,44 @@ def resolve(op: str, formulation: str, x_shape: Sequence[int], window: tuple, st
 # ----------------------------------------------------------------- reduce_window
 
 
-def max_reduce_window(x: jax.Array, window: tuple, stride: tuple, mode: str) -> jax.Array:
+def _full_padding(mode: Pads) -> str | tuple[tuple[int, int], ...]:
+    """``reduce_window``'s padding: the mode, or the pairs with none on batch and channels."""
+    return mode if isinstance(mode, str) else ((0, 0), *mode, (0, 0))
+
+
+def max_reduce_window(x: jax.Array, window: tuple, stride: tuple, mode: Pads) -> jax.Array:
     """Max over windows with :func:`jax.lax.reduce_window` (pads with ``-inf``)."""
-    return lax.reduce_window(x, -jnp.inf, lax.max, (1, *window, 1), (1, *stride, 1), mode)
+    dims, strides = (1, *window, 1), (1, *stride, 1)
+    return lax.reduce_window(x, -jnp.inf, lax.max, dims, strides, _full_padding(mode))
 
 
-def sum_reduce_window(x: jax.Array, window: tuple, stride: tuple, mode: str) -> jax.Array:
+def sum_reduce_window(x: jax.Array, window: tuple, stride: tuple, mode: Pads) -> jax.Array:
     """Sum over windows with :func:`jax.lax.reduce_window` (pads with zeros)."""
     # A Python scalar as the initial value lets JAX recognise the sum monoid (and so
     # differentiate it); a traced zero would make a generic, non-differentiable reduction.
-    return lax.reduce_window(x, 0.0, lax.add, (1, *window, 1), (1, *stride, 1), mode)
+    dims, strides = (1, *window, 1), (1, *stride, 1)
+    return lax.reduce_window(x, 0.0, lax.add, dims, strides, _full_padding(mode))
 
 
 # ------------------------------------------------------------------------ reshape
 
 
-def blocks(x: jax.Array, window: tuple, mode: str, fill: float) -> jax.Array:
+def blocks(x: jax.Array, window: tuple, mode: Pads, fill: float) -> jax.Array:
     """``(B, *spatial, C) -> (B, o1, k1, o2, k2, ..., C)``, non-overlapping windows.
 
-    ``"SAME"`` pads with ``fill`` as XLA does (the odd element after); ``"VALID"``
-    crops the incomplete windows at the end.
+    ``"SAME"`` pads with ``fill`` as XLA does (the odd element after), explicit
+    ``(lo, hi)`` pairs pad with ``fill`` as given; then the incomplete windows at the end
+    are cropped (all of ``"VALID"``'s work).
     """
     spatial = x.shape[1:-1]
-    if mode == "SAME":
-        pads = lax.padtype_to_pads(spatial, window, window, "SAME")
-        if any(lo or hi for lo, hi in pads):
-            config = [(0, 0, 0), *((int(lo), int(hi), 0) for lo, hi in pads), (0, 0, 0)]
-            x = lax.pad(x, jnp.array(fill, x.dtype), config)
-    else:
-        keep = tuple(n // k * k for n, k in zip(spatial, window))
-        if keep != tuple(spatial):
-            x = lax.slice(x, (0,) * x.ndim, (x.shape[0], *keep, x.shape[-1]))
+    pads = lax.padtype_to_pads(spatial, window, window, mode) if isinstance(mode, str) else mode
+    if any(lo or hi for lo, hi in pads):
+        config = [(0, 0, 0), *((int(lo), int(hi), 0) for lo, hi in pads), (0, 0, 0)]
+        x = lax.pad(x, jnp.array(fill, x.dtype), config)
+        spatial = x.shape[1:-1]
+    keep = tuple(n // k * k for n, k in zip(spatial, window))
+    if keep != tuple(spatial):
+        x = lax.slice(x, (0,) * x.ndim, (x.shape[0], *keep, x.shape[-1]))
     out = [n // k for n, k in zip(x.shape[1:-1], window)]
     shape = (x.shape[0], *itertools.chain.from_iterable(zip(out, window)), x.shape[-1])
     # a mesh with explicit axes asks where a reshape's result lives: where x's batch is
@@ -272,13 +282,13 @@ def _window_max_jvp(axes, primals, tangents):
     return y, functools.reduce(jnp.add, picked)
 
 
-def max_reshape(x: jax.Array, window: tuple, stride: tuple, mode: str) -> jax.Array:
+def max_reshape(x: jax.Array, window: tuple, stride: tuple, mode: Pads) -> jax.Array:
     """Max over non-overlapping windows: :func:`blocks`, then :func:`window_max`."""
     del stride  # equal to window (checked by resolve)
     return window_max(blocks(x, window, mode, -np.inf), window_axes(len(window)))
 
 
-def sum_reshape(x: jax.Array, window: tuple, stride: tuple, mode: str) -> jax.Array:
+def sum_reshape(x: jax.Array, window: tuple, stride: tuple, mode: Pads) -> jax.Array:
     """Sum over non-overlapping windows: :func:`blocks`, then a sum over the window axes.
 
     A reduction here: a sum of the window's positions (as :func:`window_max` does for

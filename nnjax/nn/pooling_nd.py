@@ -9,6 +9,7 @@ from flax import nnx
 
 import nnjax.functional as F
 from nnjax import _checks
+from nnjax.functional._pool_padding import Padding, pool_padding
 from nnjax.nn import _validate
 from nnjax.nn._base import recorded
 
@@ -23,7 +24,8 @@ class _Pool(nnx.Module):
     _nd: int = 1  # spatial axes
 
     def __init__(self, window_shape: Size = 2, stride: Size | None = None,
-                 padding: str = "VALID", *, rngs: Rngs = None):  # fmt: skip
+                 padding: Padding = "VALID", *, ceil_mode: bool = False,
+                 rngs: Rngs = None):  # fmt: skip
         del rngs  # accepted for a uniform layer signature (DESIGN: every layer takes rngs)
         name = type(self).__name__
         self.window_shape = _validate.positive_ints(
@@ -36,7 +38,10 @@ class _Pool(nnx.Module):
                     f"{name}: `{arg}` must be an int or {self._nd} ints (one per spatial "
                     f"axis), got {value!r}"
                 )
-        self.padding = _validate.choice(name, "padding", padding, ("SAME", "VALID"))
+        window = self.window_shape * (self._nd if len(self.window_shape) == 1 else 1)
+        # "SAME", "VALID" or (lo, hi) per axis: checked now, so a bad layer is never built
+        self.padding = pool_padding(name, self._nd, padding, window)
+        self.ceil_mode = _checks.check_static_bool(name, "ceil_mode", ceil_mode)
 
     def _kwargs(self) -> dict:
         """The functional op's keywords: Flax's ``window_shape`` is its ``window``."""
@@ -45,13 +50,15 @@ class _Pool(nnx.Module):
             "window": unwrap(self.window_shape),
             "stride": unwrap(self.stride),
             "padding": self.padding,
+            "ceil_mode": self.ceil_mode,
         }
 
     def __call__(self, x: jax.typing.ArrayLike) -> jax.Array:
         """Pools channels-last ``x``: ``(B, *spatial, C) -> (B, *pooled, C)``, same dtype.
 
-        Each pooled size is ``ceil((n - window + 1) / stride)`` with ``"VALID"`` padding
-        and ``ceil(n / stride)`` with ``"SAME"``; ``C`` is unchanged.
+        Each pooled size is ``floor((n + lo + hi - window) / stride) + 1`` (``ceil`` with
+        ``ceil_mode``) for padding ``(lo, hi)`` (``"VALID"``: none) and ``ceil(n /
+        stride)`` with ``"SAME"``; ``C`` is unchanged.
         """
         return self._op(x, **self._kwargs())
 
@@ -60,7 +67,10 @@ _POOL_ARGS = """
     Args:
       window_shape: an int or one size per spatial axis (the functional op's ``window``).
       stride: step between windows; ``None`` means ``window_shape``.
-      padding: ``"VALID"`` or ``"SAME"``.
+      padding: ``"VALID"``, ``"SAME"``, an int (both sides of every spatial axis, as
+        PyTorch's), one int per spatial axis, or one ``(lo, hi)`` pair per axis (Flax's);
+        at most ``window // 2`` per side, as in PyTorch.
+      ceil_mode: PyTorch's (``ceil`` in the output size; see the functional op).
       rngs: accepted and ignored (no parameters, no randomness), so that every layer
         is built alike.
 """
@@ -68,12 +78,13 @@ _POOL_ARGS = """
 _POOL_RAISES = """
     Raises:
       ValueError: ``window_shape`` or ``stride`` is not a positive int (or one per
-        spatial axis), or ``padding`` is neither ``"VALID"`` nor ``"SAME"``.
-      TypeError: ``rngs`` is none of ``nnx.Rngs``, ``nnx.RngStream``, ``None``. Calls
-        raise as the functional op (``nnjax.ShapeError`` for an input of another rank).
+        spatial axis), or a bad ``padding`` (as the functional op's).
+      TypeError: ``ceil_mode`` is not a bool, or ``rngs`` is none of ``nnx.Rngs``,
+        ``nnx.RngStream``, ``None``. Calls raise as the functional op
+        (``nnjax.ShapeError`` for an input of another rank).
 """
 _AVG_POOL_RAISES = _POOL_RAISES.replace(
-    "TypeError: ``rngs``", "TypeError: ``count_include_pad`` is not a bool, or ``rngs``"
+    "TypeError: ``ceil_mode``", "TypeError: ``count_include_pad`` or ``ceil_mode``"
 )
 
 
@@ -113,9 +124,9 @@ class _AvgPool(_Pool):
     """Average pooling: window pooling with ``count_include_pad``."""
 
     def __init__(self, window_shape: Size = 2, stride: Size | None = None,
-                 padding: str = "VALID", *, count_include_pad: bool = False,
-                 rngs: Rngs = None):  # fmt: skip
-        super().__init__(window_shape, stride, padding)
+                 padding: Padding = "VALID", *, ceil_mode: bool = False,
+                 count_include_pad: bool = False, rngs: Rngs = None):  # fmt: skip
+        super().__init__(window_shape, stride, padding, ceil_mode=ceil_mode)
         self.count_include_pad = _checks.check_static_bool(
             type(self).__name__, "count_include_pad", count_include_pad
         )
@@ -133,7 +144,8 @@ class AvgPool1D(_AvgPool):  # noqa: D101 (docstring assembled below)
     __doc__ = (
         "Average pooling over ``(B, T, C)``, calling :func:`F.avg_pool1d`.\n"
         + _POOL_ARGS
-        + """      count_include_pad: with ``"SAME"``, whether padded zeros count.
+        + """      count_include_pad: whether padding counts in a window's divisor
+        (``False``; PyTorch's default is ``True``).
 """
         + _AVG_POOL_RAISES
         + """
@@ -151,7 +163,8 @@ class AvgPool3D(_AvgPool):  # noqa: D101 (docstring assembled below)
     __doc__ = (
         "Average pooling over ``(B, D, H, W, C)``, calling :func:`F.avg_pool3d`.\n"
         + _POOL_ARGS
-        + """      count_include_pad: with ``"SAME"``, whether padded zeros count.
+        + """      count_include_pad: whether padding counts in a window's divisor
+        (``False``; PyTorch's default is ``True``).
 """
         + _AVG_POOL_RAISES
         + """
