@@ -380,7 +380,9 @@ def test_a_resumed_fit_saves_again_over_a_checkpoint_that_lost_its_json(tmp_path
 def test_a_save_refused_over_a_users_folder_says_why_without_an_errno(tmp_path):
     (tmp_path / "1").mkdir()
     (tmp_path / "1" / "notes.txt").write_text("mine")
-    with pytest.raises(OSError, match=r"could not save epoch 1 to .*1: .*not an nnjax checkpoint") as info:
+    with pytest.raises(
+        OSError, match=r"could not save epoch 1 to .*1: .*not an nnjax checkpoint"
+    ) as info:
         T.fit(mlp(), blobs(), epochs=1, callbacks=[T.ModelCheckpoint(tmp_path)], **KW)
     assert "Errno None" not in str(info.value)
     assert (tmp_path / "1" / "notes.txt").read_text() == "mine"
