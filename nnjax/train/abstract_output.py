@@ -40,6 +40,7 @@ def output_shape(
     x: Any,
     *,
     name: str | None = None,
+    whole: Any = None,
 ) -> Any:
     """The model's output for one example like the batch ``x`` (``ShapeDtypeStruct`` leaves).
 
@@ -50,6 +51,8 @@ def output_shape(
       rest: its other state.
       x: a batch of inputs, any pytree of ``(B, ...)`` arrays.
       name: what the user called the data (``"validation_data"``), named in errors.
+      whole: all the inputs ``x`` came from (the user's arrays), when known: an error
+        then says when they are one example without a batch axis (``x[None]``).
 
     Raises:
       TypeError: the model's ``__call__`` cannot take ``x`` as nnjax passes it (a
@@ -71,12 +74,54 @@ def output_shape(
                 "as model(**x); give the other arguments defaults (modes come from "
                 "model.train() and model.eval())"
             ) from err
+        if whole is not None and _takes(graphdef, params, rest, whole, _one_example):
+            lead = prefix if name != "x" else ""
+            raise ShapeError(
+                f"{lead}x has shape {_shapes(whole)}: one example without a batch axis; pass "
+                "x[None] (the model takes inputs of shape (batch, ...))"
+            ) from err
         per_example = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape[1:], a.dtype), x)
+        hint = ""
+        if _takes(graphdef, params, rest, x, _channels_last):
+            hint = (
+                "; the inputs look channels-first (N, C, H, W), and nnjax is channels-last "
+                "(NHWC): x.transpose(0, 2, 3, 1)"
+            )
         raise ShapeError(
             f"{prefix}the model cannot take inputs of per-example "
             f"shape {describe(per_example)}"
-            f"{_expected_input(model)}: {err}"
+            f"{_expected_input(model)}{hint}: {err}"
         ) from err
+
+
+def _one_example(a: Any) -> tuple[int, ...] | None:
+    """``a``'s shape with a batch axis of one in front: ``a`` read as a single example."""
+    return (1, *np.shape(a))
+
+
+def _channels_last(a: Any) -> tuple[int, ...] | None:
+    """One example of a channels-first ``(N, C, H, W)`` batch as NHWC, or ``None``."""
+    shape = np.shape(a)
+    return (1, *shape[2:], shape[1]) if len(shape) == 4 and shape[1] != shape[-1] else None
+
+
+def _shapes(tree: Any) -> str:
+    """``(8, 8, 1)`` for one array (the user's own spelling), :func:`describe` otherwise."""
+    return str(tuple(np.shape(tree))) if hasattr(tree, "shape") else describe(tree)
+
+
+def _takes(graphdef: nnx.GraphDef, params: Any, rest: Any, x: Any, reshape: Any) -> bool:
+    """Whether the model takes ``x`` with every leaf's shape made by ``reshape`` (a probe)."""
+    leaves, treedef = jax.tree.flatten(x)
+    shapes = [reshape(a) for a in leaves]
+    if not leaves or any(s is None for s in shapes):
+        return False
+    probe = [jax.ShapeDtypeStruct(s, a.dtype) for s, a in zip(shapes, leaves, strict=True)]
+    try:
+        _traced(graphdef, *abstract((params, rest, jax.tree.unflatten(treedef, probe))))
+    except Exception:  # not this mistake: the original error stands
+        return False
+    return True
 
 
 def abstract(tree: Any) -> tuple[Any, tuple[jax.ShapeDtypeStruct, ...]]:

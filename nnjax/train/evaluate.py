@@ -199,7 +199,10 @@ def evaluate(
     )  # fmt: skip
     mesh, graphdef, params, rest = _setup(model, source.batch_size, devices)
     example = source.example()
-    out = abstract_output.output_shape(model, graphdef, params, rest, example.x, name="data")
+    inputs = source.x if isinstance(source, ArraySource) else None
+    out = abstract_output.output_shape(
+        model, graphdef, params, rest, example.x, name="data", whole=inputs
+    )
     source.check_labels(out, resolved, "data")
     validation.check_named_take_arrays(resolved, metrics, out, example.y, "data")
     validation.check_loss_accepts(resolved, out, example.y, "data")
@@ -269,9 +272,7 @@ def _predict_source(
             raise ValueError(f"predict: `x` is empty: it has shape {validation.describe(x)}")
         if isinstance(x, tuple):
             _not_xy(model, x)
-        validation.check_inputs_ok(
-            "predict", x, check_inputs=check_inputs, nan=False, integer_ok=integer_ok
-        )
+        validation.check_inputs_ok("predict", x, check_inputs=check_inputs, integer_ok=integer_ok)
         return ArraySource(
             x, np.zeros(n, np.float32), batch_size=min(batch_size, size_buckets.bucket(n))
         )
@@ -310,8 +311,10 @@ def predict(
         masked, so calls on many sizes share a few programs).
       steps: batches to take from an endless iterable (not for arrays).
       devices: devices to shard the batches over.
-      check_inputs: reject integer ``x`` (and, for an iterable, NaN inputs) other than
-        the inputs the model declares in ``integer_inputs``.
+      check_inputs: reject integer ``x`` other than the inputs the model declares in
+        ``integer_inputs``, and inputs that hold NaN or inf (as ``fit`` and
+        ``evaluate``); ``False`` turns both checks off (NaN inputs then give NaN
+        outputs).
 
     Returns:
       The outputs for every example, in order, as NumPy (with several processes, on
@@ -321,6 +324,7 @@ def predict(
       ShapeError: inputs the model cannot take, or arrays of different lengths.
       ValueError: an empty ``x``, a nested Python list (pass ``np.asarray(x)``), a
         batch of an iterable that holds no arrays, or ``steps`` with arrays.
+      ValueError: NaN or inf inputs with ``check_inputs`` (names the first example).
       TypeError: ``x`` of another kind, integer inputs with ``check_inputs``, or a
         tuple ``(x, y)`` for a model that takes one input (``predict`` takes ``x``).
 
@@ -338,9 +342,11 @@ def predict(
     batch_size = validation.check_count("batch_size", batch_size, 1)
     steps = None if steps is None else validation.check_count("steps", steps, 1)
     source = _predict_source(model, x, batch_size, steps, check_inputs)
+    whole = source.x if isinstance(source, ArraySource) else None  # the user's, unpadded
     source = divisible(source, _mesh_size(devices))  # padded rows: masked copies
     mesh, graphdef, params, rest = _setup(model, source.batch_size, devices)
-    abstract_output.output_shape(model, graphdef, params, rest, source.example().x, name="x")
+    example = source.example().x
+    abstract_output.output_shape(model, graphdef, params, rest, example, name="x", whole=whole)
     params, rest = sharding.put_replicated((params, rest), mesh, copy=False)  # no donation
     feeder = eval_blocks.host_feeder(source, mesh)
     fn = eval_blocks.compiled_predict_blocks(graphdef, feeder.k, mesh, feeder.gather)

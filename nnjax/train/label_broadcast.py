@@ -46,7 +46,7 @@ def _inner(eqn: Any) -> Any:
     return None
 
 
-def _spreads(jaxpr: Any, sources: list[set[str]]) -> bool:
+def _spreads(jaxpr: Any, sources: list[set[str]], b: int = _B) -> bool:
     """Whether an equation meets ``(B,)`` labels with ``(B, 1)`` outputs into ``(B, B)``.
 
     ``sources`` says, per input of ``jaxpr``, what it is computed from: ``"y"`` (the
@@ -54,7 +54,7 @@ def _spreads(jaxpr: Any, sources: list[set[str]]) -> bool:
     called jaxprs). A hit takes a value of the labels of shape ``(B,)`` or ``(1, B)`` and
     one of the outputs of shape ``(B, 1)`` and gives ``(B, B)``: the implicit broadcast of
     ``pred - y``, not a pairwise ``(B, B)`` value of the labels or of the outputs alone
-    (``y[:, None] - y[None, :]`` in a ranking loss).
+    (``y[:, None] - y[None, :]`` in a ranking loss). ``b`` is the traced batch size.
     """
     made = {var: set(src) for var, src in zip(jaxpr.invars, sources, strict=True)}
     for eqn in jaxpr.eqns:
@@ -65,11 +65,11 @@ def _spreads(jaxpr: Any, sources: list[set[str]]) -> bool:
         inner = _inner(eqn)
         if inner is not None:
             inner_sources = [made.get(v, set()) if _is_var(v) else set() for v in eqn.invars]
-            if _spreads(inner, inner_sources):
+            if _spreads(inner, inner_sources, b):
                 return True
-        labels = any("y" in src and _shape(v) in ((_B,), (1, _B)) for v, src in ins)
-        outputs = any("p" in src and _shape(v) == (_B, 1) for v, src in ins)
-        if labels and outputs and any(_shape(v) == (_B, _B) for v in eqn.outvars):
+        labels = any("y" in src and _shape(v) in ((b,), (1, b)) for v, src in ins)
+        outputs = any("p" in src and _shape(v) == (b, 1) for v, src in ins)
+        if labels and outputs and any(_shape(v) == (b, b) for v in eqn.outvars):
             return True
         made.update((var, flows) for var in eqn.outvars)
     return False
@@ -118,16 +118,49 @@ def warn_if_labels_broadcast(loss: str | Callable, out: Any, y: Any, name: str =
     if tuple(out.shape[1:]) != (1,) or getattr(y, "ndim", None) != 1:
         return
     if broadcasts_labels(loss, np.asarray(y[:1]).dtype):
-        warnings.warn(
-            f"`{name}`: the loss gets model outputs of shape (B, 1) and labels of shape "
-            "(B,), and broadcasts them into a (B, B) array (every output against every "
-            "label), which trains nothing but the labels' mean. Give the labels the "
-            "outputs' shape (y.reshape(-1, 1)), or compare predictions[:, 0] with y "
-            "(Keras reshapes the labels for a loss of your own; nnjax's named losses "
-            "such as 'mse' align them too)",
-            UserWarning,
-            stacklevel=user_stacklevel(),
-        )
+        _warn(f"`{name}`: the loss gets", "predictions[:, 0]")
 
 
-__all__ = ["broadcasts_labels", "warn_if_labels_broadcast"]
+def warn_if_loss_fn_broadcasts(jaxpr: Any, first: int, n_x: int, n_y: int, batch_size: int) -> None:
+    """Warns when a traced ``loss_fn`` broadcasts ``(B,)`` labels against ``(B, 1)`` outputs.
+
+    Args:
+      jaxpr: the jaxpr of ``loss_fn(model, batch)`` whose inputs are ``first`` others
+        (the model's state), the leaves of ``batch.x`` and then of ``batch.y`` (others
+        may follow); :func:`nnjax.train.padded_rows.warn_if_loss_counts` traces it once
+        for both checks.
+      first: how many inputs come before ``batch.x``'s leaves.
+      n_x: how many leaves ``batch.x`` has (values computed from them are the outputs).
+      n_y: how many leaves ``batch.y`` has (values computed from them are the labels).
+      batch_size: the traced batch's size ``B`` (below 2, nothing is judged).
+
+    Example:
+      >>> f = lambda x, y: ((x @ np.ones((2, 1), np.float32) - y[None]) ** 2).mean()
+      >>> closed = jax.make_jaxpr(f)(np.ones((3, 2), np.float32), np.ones(3, np.float32))
+      >>> with warnings.catch_warnings(record=True) as caught:
+      ...     warnings.simplefilter("always")
+      ...     warn_if_loss_fn_broadcasts(closed.jaxpr, 0, 1, 1, 3)
+      >>> "loss_fn" in str(caught[0].message)
+      True
+    """
+    if batch_size < 2:
+        return
+    rest = len(jaxpr.invars) - first - n_x - n_y
+    sources: list[set[str]] = [set()] * first + [{"p"}] * n_x + [{"y"}] * n_y + [set()] * rest
+    if _spreads(jaxpr, sources, batch_size):
+        _warn("`data`: loss_fn compares", "model(batch.x)[:, 0]")
+
+
+def _warn(who: str, column: str) -> None:
+    warnings.warn(
+        f"{who} model outputs of shape (B, 1) with labels of shape (B,), and broadcasts "
+        "them into a (B, B) array (every output against every label), which trains "
+        "nothing but the labels' mean. Give the labels the outputs' shape "
+        f"(y.reshape(-1, 1)), or compare {column} with y (Keras reshapes the labels for "
+        "a loss of your own; nnjax's named losses such as 'mse' align them too)",
+        UserWarning,
+        stacklevel=user_stacklevel(),
+    )
+
+
+__all__ = ["broadcasts_labels", "warn_if_labels_broadcast", "warn_if_loss_fn_broadcasts"]

@@ -59,6 +59,7 @@ def check_metric_labels(loss: Any, metrics: Sequence[Any], out: Any, y: Any, nam
       >>> out = jax.ShapeDtypeStruct((1, 1), np.float32)
       >>> check_metric_labels("mse", ["accuracy"], out, np.array([[0.0], [1.0]], np.float32), "t")
     """
+    check_metrics_take_outputs(metrics, out, y, name)
     words = [m for m in map(unthresholded, metrics) if isinstance(m, str)]  # the names
     named = [
         m for m in words if m.lower() in _CLASS_METRICS or m.split("_")[0].lower() in _CLASS_METRICS
@@ -86,6 +87,62 @@ def check_metric_labels(loss: Any, metrics: Sequence[Any], out: Any, y: Any, nam
         f"(y.flat[{i}] = {y.flat[i]:g}, {y.dtype.name}) that they would round to classes; "
         "for regression log e.g. metrics=['mae'], or pass class labels (integers, or 0/1)"
     )
+
+
+_PROBE = 7  # the traced batch size: odd, so no output axis of a model matches it
+
+
+def check_metrics_take_outputs(metrics: Sequence[Any], out: Any, y: Any, name: str) -> None:
+    """Each named metric takes the model's outputs with the labels, traced before compiling.
+
+    Only metrics given by name (their shape contract is known: ``"mse"`` and ``"r2"``
+    compare arrays of one shape, ``"accuracy"`` takes class ids or one-hot labels,
+    ``"auc"`` binary scores); functions of your own are left to the step, whose error
+    names them. Nothing is computed: the metric's statistics are traced abstractly.
+
+    Raises:
+      ValueError: names the metric, the outputs' and the labels' shapes and the fix.
+
+    Example:
+      >>> out = jax.ShapeDtypeStruct((1, 3), jnp.float32)
+      >>> check_metrics_take_outputs(["accuracy"], out, np.zeros(4, np.int32), "data")
+    """
+    if not isinstance(out, jax.ShapeDtypeStruct) or not isinstance(y, np.ndarray):
+        return
+    pred = jax.ShapeDtypeStruct((_PROBE, *out.shape[1:]), out.dtype)
+    target = jax.ShapeDtypeStruct((_PROBE, *y.shape[1:]), jnp.asarray(y[:0]).dtype)
+    ones = jax.ShapeDtypeStruct((_PROBE,), jnp.float32)
+    for spec in metrics:
+        if not isinstance(unthresholded(spec), str):
+            continue
+        metric = metrics_lib.resolve(spec)
+        try:
+            extra = (ones,) if metric.weighted else ()
+            jax.eval_shape(metric.stats, pred, target, ones, *extra)
+        except (ValueError, TypeError, AssertionError) as err:
+            _raise_metric_fault(unthresholded(spec), out, y, name, err)
+
+
+def _raise_metric_fault(metric: str, out: Any, y: np.ndarray, name: str, err: Exception) -> None:
+    """The error for a named metric that cannot compare the outputs with the labels."""
+    outputs = "(B" + "".join(f", {d}" for d in out.shape[1:]) + ")"
+    labels = "(B" + "".join(f", {d}" for d in y.shape[1:]) + ("," if y.ndim == 1 else "") + ")"
+    ids = y.ndim == len(out.shape) - 1 and out.shape[-1] > 1
+    if ids:
+        fix = (
+            "the labels are class ids: log metrics of class ids such as 'accuracy', "
+            "'top_k_accuracy', 'precision', 'recall' or 'f1', and leave regression and "
+            "score metrics ('mse', 'mae', 'r2', 'auc') to models whose outputs have the "
+            "labels' shape"
+        )
+    else:
+        fix = f"drop {metric!r} from metrics, or give labels of the outputs' shape"
+    where = "" if name == "data" else f" (of `{name}`)"
+    detail = str(err) if str(err).startswith(metric) else f"{metric}: {err}"
+    raise ValueError(
+        f"`metrics`: {metric!r} compares outputs {outputs} with labels {labels}{where}; "
+        f"{fix} ({detail})"
+    ) from None
 
 
 def check_labels(out: Any, y: Any, name: str = "data", loss: Any = None) -> None:
@@ -302,6 +359,7 @@ __all__ = [
     "check_labels",
     "check_loss_accepts",
     "check_metric_labels",
+    "check_metrics_take_outputs",
     "check_named_take_arrays",
     "describe",
 ]

@@ -28,13 +28,14 @@ from collections.abc import Callable
 from typing import Any
 
 import jax
-import numpy as np
 from flax import nnx
 
 from nnjax import _checks, losses
 from nnjax import metrics as metrics_lib
 from nnjax._deprecation import user_stacklevel
 from nnjax.nn import BatchNorm
+from nnjax.train import compiled, label_broadcast
+from nnjax.train.abstract_output import abstract
 
 
 def unmasked_statistics(model: nnx.Module) -> list[str]:
@@ -87,7 +88,10 @@ def warn_if_loss_counts(
     ``reduction`` keyword (per-example values, which ``fit`` masks and weighs) nor a
     ``mask`` keyword; a ``loss_fn(model, batch)`` when its result does not depend on
     ``batch.mask`` or ``batch.weight`` (0 on the copies), read off a trace of it with
-    the first batch (nothing is compiled).
+    the first batch (nothing is compiled). That one trace also shows a ``loss_fn`` that
+    broadcasts ``(B,)`` labels against ``(B, 1)`` outputs into a ``(B, B)`` value
+    (:func:`~nnjax.train.label_broadcast.warn_if_loss_fn_broadcasts`), which it warns
+    about too, padded or not.
 
     Args:
       loss: the loss (a name or function), or ``None`` with ``loss_fn``.
@@ -102,9 +106,22 @@ def warn_if_loss_counts(
       >>> warn_if_loss_counts("mse", None, None, SimpleNamespace(n=10, batch_size=4))
     """
     padding = _padding(source)
-    if not padding or (loss is None and loss_fn is None):
-        return
-    if loss_fn is None:
+    if loss_fn is not None:
+        batch = source.example() if hasattr(source, "example") else None
+        judged = batch is not None and (padding or _one_label_column(batch))
+        traced = _trace_loss_fn(loss_fn, model, batch) if judged else None
+        if traced is not None:  # one trace for both checks
+            label_broadcast.warn_if_loss_fn_broadcasts(*traced)
+        if not padding or traced is None or _reads_mask_or_weight(traced[0]):
+            return
+        who = "loss_fn reads neither batch.mask nor batch.weight (0 on the copies)"
+        remedy = (
+            "weigh per-example terms by batch.weight, or average with "
+            "nnjax.train.masked_mean(values, batch.mask)"
+        )
+    else:
+        if not padding or loss is None:
+            return
         fn = losses.get(loss)
         if metrics_lib.per_example(fn) is not None or _checks.takes_keyword(fn, "mask"):
             return
@@ -115,14 +132,6 @@ def warn_if_loss_counts(
         remedy = (
             "give it a `reduction` keyword (fit masks and weighs per-example values) or "
             "a `mask` keyword"
-        )
-    else:
-        if _reads_mask_or_weight(loss_fn, model, source.example()):
-            return
-        who = "loss_fn reads neither batch.mask nor batch.weight (0 on the copies)"
-        remedy = (
-            "weigh per-example terms by batch.weight, or average with "
-            "nnjax.train.masked_mean(values, batch.mask)"
         )
     warnings.warn(
         f"`{name}`: {padding}; {who}, so it counts them (they weigh in the last batch's "
@@ -142,24 +151,52 @@ def _padding(source: Any) -> str:
     )
 
 
-def _reads_mask_or_weight(loss_fn: Callable, model: nnx.Module, batch: Any) -> bool:
-    """Whether ``loss_fn(model, batch)`` uses ``batch.mask`` or ``batch.weight`` (a trace).
+def _one_label_column(batch: Any) -> bool:
+    """Whether ``batch.y`` is one ``(B,)`` array (labels a ``loss_fn`` could broadcast)."""
+    return getattr(batch.y, "ndim", None) == 1 and len(batch.y) > 1
 
-    Conservative: a use inside a nested call counts, and a ``loss_fn`` that cannot be
-    traced here (it fails for another reason, reported by ``fit``'s own checks) counts
-    as using them.
+
+def _trace_loss_fn(loss_fn: Callable, model: nnx.Module, batch: Any) -> tuple | None:
+    """``(jaxpr, inputs before x, leaves of x, leaves of y, B)`` of ``loss_fn(model, batch)``.
+
+    The jaxpr's inputs are the model's state, the leaves of ``batch.x``, of
+    ``batch.y``, then ``batch.weight`` and ``batch.mask``: what the padded-rows check
+    and the broadcast check
+    (:func:`~nnjax.train.label_broadcast.warn_if_loss_fn_broadcasts`) read. Kept per
+    ``loss_fn``, graph and shapes, as the compiled step is. A ``loss_fn`` that cannot
+    be traced here (it fails for another reason, reported by ``fit``'s own checks)
+    gives ``None``: neither check judges it.
     """
-
-    def call(weight: jax.Array, mask: jax.Array) -> Any:
-        return loss_fn(nnx.clone(model), batch._replace(weight=weight, mask=mask))
-
-    weight, mask = np.asarray(batch.weight), np.asarray(batch.mask)
-    try:
-        jaxpr = jax.make_jaxpr(call)(weight, mask).jaxpr
+    graphdef, state = nnx.split(model)
+    try:  # with JAX's default, whatever the process sets (its "raise" fails earlier)
+        with jax.numpy_rank_promotion("allow"):
+            return _traced(loss_fn, graphdef, *abstract((state, batch)))
     except Exception:  # fit's checks trace it again and report what fails
-        return True
+        return None
+
+
+def _trace(loss_fn: Callable, graphdef: nnx.GraphDef, treedef: Any, avals: tuple) -> tuple:
+    state, batch = jax.tree.unflatten(treedef, avals)
+
+    def call(state: Any, x: Any, y: Any, weight: jax.Array, mask: jax.Array) -> Any:
+        model = nnx.merge(graphdef, state, copy=True)
+        return loss_fn(model, batch._replace(x=x, y=y, weight=weight, mask=mask))
+
+    jaxpr = jax.make_jaxpr(call)(state, batch.x, batch.y, batch.weight, batch.mask).jaxpr
+    sizes = [len(jax.tree.leaves(part)) for part in (state, batch.x, batch.y)]
+    return jaxpr, *sizes, batch.mask.shape[0]
+
+
+_traced = compiled.cached(_trace)
+
+
+def _reads_mask_or_weight(jaxpr: Any) -> bool:
+    """Whether the traced ``loss_fn`` uses ``batch.weight`` or ``batch.mask`` (its last inputs).
+
+    Conservative: a use inside a nested call counts.
+    """
     read = [*(v for eqn in jaxpr.eqns for v in eqn.invars), *jaxpr.outvars]
-    return bool({id(v) for v in jaxpr.invars} & {id(v) for v in read})
+    return bool({id(v) for v in jaxpr.invars[-2:]} & {id(v) for v in read})
 
 
 __all__ = ["unmasked_statistics", "warn_if_counted", "warn_if_loss_counts"]

@@ -131,7 +131,8 @@ def check_updates(accumulate_steps: int, source: Any, epochs: int) -> None:
     """Raises before training when a fresh run of ``epochs`` would never update the model.
 
     With ``accumulate_steps`` batches per update, a run that reads fewer batches in all
-    applies no update (its one group is incomplete). Sources of unknown length pass.
+    applies no update (its one group is incomplete). Sources of unknown length pass,
+    and so does a run of no epochs (``epochs=0`` trains nothing, as Keras's ``fit``).
 
     Raises:
       ValueError: names ``accumulate_steps`` and the batches the run reads.
@@ -141,7 +142,7 @@ def check_updates(accumulate_steps: int, source: Any, epochs: int) -> None:
       >>> check_updates(4, SimpleNamespace(steps=2), epochs=2)  # 4 batches: one update
     """
     steps = getattr(source, "steps", None)
-    if isinstance(steps, int) and epochs * steps < accumulate_steps:
+    if isinstance(steps, int) and 0 < epochs * steps < accumulate_steps:
         raise ValueError(
             f"accumulate_steps={accumulate_steps} averages the gradients of that many "
             f"batches per update, but this run reads {epochs * steps} ({epochs} epoch(s) "
@@ -167,8 +168,11 @@ def check_model(model, graphdef, params, rest, objective, source, val, tx) -> tu
         if src is None or objective.loss is None:
             continue
         example = src.example()
-        out = abstract_output.output_shape(model, graphdef, params, rest, example.x, name=name)
         arrays = isinstance(src, data.ArraySource) and not isinstance(src.y, np.memmap)
+        whole = src.x if isinstance(src, data.ArraySource) else None
+        out = abstract_output.output_shape(
+            model, graphdef, params, rest, example.x, name=name, whole=whole
+        )
         src.check_labels(out, objective.loss, name)  # an iterable: each batch's, as read
         checks.check_named_take_arrays(objective.loss, objective.metrics, out, example.y, name)
         checks.check_loss_accepts(objective.loss, out, example.y, name)  # soft labels first

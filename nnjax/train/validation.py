@@ -194,6 +194,12 @@ def check_inputs_ok(
       >>> check_inputs_ok("train", {"n": np.ones(2, int)}, check_inputs=True, integer_ok={"['n']"})
     """
     for path, a in leaf_paths(x):
+        if check_inputs and a.dtype.kind in "OUS":  # strings, objects: not numbers at all
+            raise TypeError(
+                f"{where} x{path} has dtype {a.dtype}: the data hold non-numeric values "
+                "(strings, e.g. a text column of a DataFrame); encode them as numbers "
+                "(category codes, one-hot columns) or drop them before training"
+            )
         if (
             check_inputs
             and not jnp.issubdtype(a.dtype, jnp.floating)

@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 from flax import nnx
 
+from nnjax.errors import ShapeError
 from nnjax.nn import MLP
-from nnjax.train import abstract_output, evaluate, predict
+from nnjax.train import abstract_output, evaluate, fit, predict
 from nnjax.train.step import split_model
 
 
@@ -113,3 +114,42 @@ def test_a_call_that_cannot_take_the_inputs_is_a_type_error_not_a_shape_error():
     assert not isinstance(err.value, ShapeError)
     with pytest.raises(TypeError, match=r"^`x`: the model's __call__ cannot take the inputs"):
         predict(NeedsTrain(), x)
+
+
+def _cnn():
+    from nnjax.nn import CNN
+
+    return CNN((8, 8, 1), 3, conv_features=(2,), dense=(4,), rngs=nnx.Rngs(0))
+
+
+@pytest.mark.parametrize(
+    ("make", "x"),
+    [
+        (_cnn, np.ones((8, 8, 1), np.float32)),
+        (lambda: MLP(64, (4,), 3, rngs=nnx.Rngs(0)), np.ones(64, np.float32)),
+        (lambda: MLP(300, (4,), 3, rngs=nnx.Rngs(0)), np.ones(300, np.float32)),  # > batch
+    ],
+    ids=["cnn-image", "mlp-vector", "longer-than-a-batch"],
+)
+def test_one_example_without_a_batch_axis_says_x_none(make, x):
+    words = rf"x has shape \({x.shape[0]},.*\): one example without a batch axis; pass x\[None\]"
+    with pytest.raises(ShapeError, match=words) as caught:
+        predict(make(), x)
+    assert "per-example" not in str(caught.value)
+    if x.ndim == 3:  # fit and evaluate, with one label
+        with pytest.raises(ShapeError, match=words):
+            evaluate(make(), (x, np.zeros(8, np.int32)), loss="cross_entropy")
+        with pytest.raises(ShapeError, match=words):
+            fit(make(), (x, np.zeros(8, np.int32)), loss="cross_entropy", verbose=0)
+
+
+def test_channels_first_images_are_told_to_transpose():
+    x = np.ones((6, 1, 8, 8), np.float32)
+    hint = r"channels-last \(NHWC\): x.transpose\(0, 2, 3, 1\)"
+    with pytest.raises(ShapeError, match=hint):
+        predict(_cnn(), x)
+    with pytest.raises(ShapeError, match=hint):
+        fit(_cnn(), (x, np.zeros(6, np.int32)), loss="cross_entropy", verbose=0)
+    with pytest.raises(ShapeError) as caught:  # a plain wrong shape: no such hint
+        predict(_cnn(), np.ones((6, 5, 5, 1), np.float32))
+    assert "transpose" not in str(caught.value) and "x[None]" not in str(caught.value)

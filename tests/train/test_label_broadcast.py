@@ -66,3 +66,35 @@ def ranknet(p, t):
     scores = p[:, 0]
     order = jnp.sign(t[:, None] - t[None, :])
     return jnp.mean(jax.nn.softplus(-order * (scores[:, None] - scores[None, :])))
+
+
+def broadcast_loss_fn(model, batch):
+    """The audit's weighted loss_fn: (B, 1) outputs against (B,) labels."""
+    return jnp.sum((model(batch.x) - batch.y) ** 2 * batch.weight[:, None]) / jnp.sum(batch.weight)
+
+
+@pytest.mark.parametrize("n", [32, 40], ids=["whole-batches", "padded-last-batch"])
+def test_a_loss_fn_that_broadcasts_labels_against_outputs_is_named(n):
+    with (
+        jax.numpy_rank_promotion("allow"),
+        pytest.warns(UserWarning, match="loss_fn compares model outputs") as caught,
+    ):
+        fit(_model(), _regression(n), loss_fn=broadcast_loss_fn, verbose=0)
+    assert any("model(batch.x)[:, 0]" in str(w.message) for w in caught)
+
+
+@pytest.mark.parametrize(
+    "loss_fn",
+    [
+        lambda m, b: jnp.mean((m(b.x)[:, 0] - b.y) ** 2 * b.weight),
+        lambda m, b: jnp.mean(jax.nn.softplus(-jnp.sign(b.y[:, None] - b.y[None]) * m(b.x))),
+    ],
+    ids=["aligned", "pairwise-labels-on-purpose"],
+)
+def test_no_warning_for_a_loss_fn_that_aligns_its_labels(loss_fn):  # warnings are errors
+    fit(_model(), _regression(), loss_fn=loss_fn, verbose=0)
+
+
+def test_no_warning_for_a_loss_fn_given_labels_of_the_outputs_shape():
+    x, y = _regression()
+    fit(_model(), (x, y[:, None]), loss_fn=broadcast_loss_fn, verbose=0)

@@ -366,3 +366,33 @@ def test_a_bad_seed_or_callbacks_is_refused_before_anything_compiles(kw, error, 
     for a, b in zip(before, leaves(model)):
         np.testing.assert_array_equal(a, b)
     T.fit(model, blobs(), loss="cross_entropy", verbose=0, callbacks=None)  # None: no callbacks
+
+
+@pytest.mark.parametrize("extra", [{}, {"accumulate_steps": 2}, {"validation_split": 0.25}])
+def test_epochs_0_trains_nothing_and_returns_an_empty_history(extra):  # as Keras
+    class Calls(T.Callback):
+        seen: list = []  # noqa: RUF012
+
+        def on_train_begin(self, logs=None):
+            self.seen.append("begin")
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.seen.append(epoch)
+
+        def on_train_end(self, logs=None):
+            self.seen.append("end")
+
+    model = MLP(4, (8,), 3, rngs=nnx.Rngs(0))
+    before = jax.tree.map(np.array, nnx.state(model, nnx.Param))
+    x = np.random.default_rng(0).normal(size=(40, 4)).astype(np.float32)
+    calls = Calls()
+    calls.seen = []
+    data = (x, np.arange(40) % 3)
+    history = T.fit(
+        model, data, loss="cross_entropy", epochs=0, verbose=0, callbacks=[calls], **extra
+    )
+    assert history.history == {} and history.epoch == []
+    assert calls.seen == ["begin", "end"]
+    after = nnx.state(model, nnx.Param)
+    pairs = zip(jax.tree.leaves(before), jax.tree.leaves(after), strict=True)
+    assert all(np.array_equal(a, b) for a, b in pairs)
