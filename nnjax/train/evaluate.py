@@ -35,6 +35,7 @@ from nnjax.train import (
     validation,
 )
 from nnjax.train.data import ArraySource, IterableSource, make_source, no_steps
+from nnjax.train.data_argument import data_as_one_argument
 from nnjax.train.feeder import DeviceFeeder
 
 _LOSS = metrics_lib.Metric("loss", lambda *a: {}, lambda s: float(s["sum"] / max(s["count"], 1)))
@@ -136,6 +137,7 @@ def _setup(model, batch_size, devices):
 
 @sharding.own_mesh
 @host_memory.retaining
+@data_as_one_argument
 def evaluate(
     model: nnx.Module,
     data: Any,

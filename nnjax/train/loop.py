@@ -54,6 +54,7 @@ from nnjax.train import (
 )
 from nnjax.train import validation as checks
 from nnjax.train.callbacks import Callback, as_callbacks
+from nnjax.train.data_argument import data_as_one_argument
 from nnjax.train.driver import CallbackDriver, Run, RunView
 from nnjax.train.engine import NonFiniteLossError, Plan, train_into
 from nnjax.train.eval_blocks import block_feeder
@@ -127,6 +128,7 @@ def _learning_rate(optimizer: Any, learning_rate: float | None) -> float | None:
 @sharding.own_mesh
 @host_memory.retaining  # XLA:CPU: each step's temporaries reused, not re-faulted
 @holding_interrupts
+@data_as_one_argument  # Keras's fit(x, y) habit, named
 def fit(
     model: nnx.Module,
     data: Any,
