@@ -101,7 +101,8 @@ def check_metrics_take_outputs(metrics: Sequence[Any], out: Any, y: Any, name: s
     names them. Nothing is computed: the metric's statistics are traced abstractly.
 
     Raises:
-      ValueError: names the metric, the outputs' and the labels' shapes and the fix.
+      ValueError: names the metric, the outputs' and the labels' shapes and the fix
+        (:class:`nnjax.ShapeError` where the metric's own fault is one).
 
     Example:
       >>> out = jax.ShapeDtypeStruct((1, 3), jnp.float32)
@@ -139,7 +140,8 @@ def _raise_metric_fault(metric: str, out: Any, y: np.ndarray, name: str, err: Ex
         fix = f"drop {metric!r} from metrics, or give labels of the outputs' shape"
     where = "" if name == "data" else f" (of `{name}`)"
     detail = str(err) if str(err).startswith(metric) else f"{metric}: {err}"
-    raise ValueError(
+    kind = ShapeError if isinstance(err, ShapeError) else ValueError  # the metric's own kind
+    raise kind(
         f"`metrics`: {metric!r} compares outputs {outputs} with labels {labels}{where}; "
         f"{fix} ({detail})"
     ) from None
