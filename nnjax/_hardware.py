@@ -171,7 +171,8 @@ def emulated_bfloat16_note() -> str:
     """What ``precision="bfloat16"`` does on this machine's CPU without native bfloat16.
 
     The text of the warning ``fit`` gives there (see
-    :func:`nnjax.train.objective.compute_dtype`); it names the CPU.
+    :func:`nnjax.train.objective.compute_dtype`); it names the CPU. The step then runs
+    in the parameters' dtype: float32, or float64 for a float64 model (x64).
 
     Example:
       >>> "float32" in emulated_bfloat16_note()
@@ -180,7 +181,8 @@ def emulated_bfloat16_note() -> str:
     return (
         f"precision='bfloat16' computes in float32 on this CPU ({cpu_model()}: no "
         f"{' or '.join(BFLOAT16_FLAGS)}), where XLA emulates bfloat16 and it measured "
-        "slower than float32; the results are float32's. Build the model with "
+        "slower than float32: the model runs in its parameters' own dtype, and the results "
+        "are that dtype's (float32's; a float64 model's, float64's). Build the model with "
         "dtype=jnp.bfloat16 to run bfloat16 activations here anyway."
     )
 

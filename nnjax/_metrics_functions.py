@@ -96,12 +96,13 @@ def from_function(name: str, fn: Callable) -> Metric:
     takes_mask = _checks.takes_keyword(fn, "mask")
 
     def stats(pred, y, mask):
-        count = jnp.sum(mask.astype(jnp.float32))
-        value = jnp.asarray(fn(pred, y, mask=mask) if takes_mask else fn(pred, y), jnp.float32)
+        value = jnp.asarray(fn(pred, y, mask=mask) if takes_mask else fn(pred, y))
+        value = value.astype(jnp.promote_types(value.dtype, jnp.float32))  # float64 stays
+        count = jnp.sum(mask.astype(value.dtype))
         if value.ndim == 0:  # a batch-level value: weighted by the real examples
             return {"sum": value * count, "count": count}
         if value.shape == mask.shape:  # one value per example: the real ones averaged
-            return {"sum": jnp.sum(value * mask.astype(jnp.float32)), "count": count}
+            return {"sum": jnp.sum(value * mask.astype(value.dtype)), "count": count}
         raise ShapeError(
             f"metric {name!r} returned shape {value.shape} for a batch of {mask.shape[0]}: "
             f"a metric function must return a scalar for the batch or one value per "

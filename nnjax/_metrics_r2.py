@@ -2,17 +2,18 @@
 
 :func:`r2` is ``sklearn.metrics.r2_score`` (``multioutput="uniform_average"``) over all
 the real rows of every batch. Each batch gives, per output, its row count, a *shift*
-(its float32 mean), the sums of the targets' deviations from the shift and of their
-squares, and the residual sum of squares. On the host (float64) the corrected two-pass
-formula turns a batch into its count, mean and centred sum of squares ``M2``, and Chan,
-Golub and LeVeque's pairwise update merges them::
+(its mean: float32, or float64 for float64 targets), the sums of the targets'
+deviations from the shift and of their squares, and the residual sum of squares. On
+the host (float64) the corrected two-pass formula turns a batch into its count, mean
+and centred sum of squares ``M2``, and Chan, Golub and LeVeque's pairwise update
+merges them::
 
     n = n_a + n_b;  d = mean_b - mean_a;  mean = mean_a + d * n_b / n
     M2 = M2_a + M2_b + d**2 * n_a * n_b / n
 
 so the total sum of squares stays exact for targets with a large mean and a small
 variance, where ``sum(y**2) - sum(y)**2 / n`` loses every digit in float32. A constant
-target deviates from each batch's shift by one and the same float32 difference, so its
+target deviates from each batch's shift by one and the same rounded difference, so its
 ``M2`` comes out 0 and scikit-learn's rule for a constant target applies.
 :mod:`nnjax.metrics` registers it as ``"r2"``.
 
@@ -40,7 +41,7 @@ def _stats(pred: jax.Array, y: jax.Array, mask: jax.Array) -> Stats:
     p, m = _rows("r2", jnp.asarray(pred), mask)
     t, _ = _rows("r2", jnp.asarray(y), mask)
     real = m > 0
-    count = jnp.sum(real[:, 0].astype(jnp.float32))
+    count = jnp.sum(real[:, 0].astype(t.dtype))  # float32, or float64 targets' float64
     shift = jnp.sum(jnp.where(real, t, 0), 0) / jnp.maximum(count, 1)
     d = jnp.where(real, t - shift[None, :], 0)
     r = jnp.where(real, t - p, 0)

@@ -72,10 +72,11 @@ def _binary_labels(scores: jax.Array, labels: jax.Array) -> jax.Array:
 
 
 def _rows(op: str, values: jax.Array, mask: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """``values`` as ``(B, M)`` float32 and the mask broadcast to it."""
+    """``values`` as ``(B, M)`` float32 (float64 stays) and the mask broadcast to it."""
     _check_mask(op, mask, values)
-    flat = values.reshape(values.shape[0], math.prod(values.shape[1:])).astype(jnp.float32)
-    return flat, jnp.broadcast_to(mask.astype(jnp.float32)[:, None], flat.shape)
+    dtype = jnp.promote_types(values.dtype, jnp.float32)  # bool, ints, bf16: float32
+    flat = values.reshape(values.shape[0], math.prod(values.shape[1:])).astype(dtype)
+    return flat, jnp.broadcast_to(mask.astype(dtype)[:, None], flat.shape)
 
 
 def _check_mask(op: str, mask: jax.Array, values: jax.Array) -> None:

@@ -101,7 +101,9 @@ def check_fits(
     Raises:
       CheckpointError: ``"<where>: layers/1/kernel has shape (3, 2) in the checkpoint but
         (3, 4) in the model"``, ``"<where>: layers/0/bias has dtype float32 in the
-        checkpoint but bfloat16 in the model"``, or a path present on one side only.
+        checkpoint but bfloat16 in the model"`` (for a 64-bit checkpoint dtype in a
+        process without ``jax_enable_x64``, with how to enable it), or a path present on
+        one side only.
 
     Example:
       >>> check_fits({("w",): ((2,), "float32")}, {("w",): ((2,), "bfloat16")}, "ck/state")
@@ -131,8 +133,25 @@ def check_fits(
             )
         if have[1] and want[1] and str(have[1]) != str(want[1]):
             raise CheckpointError(
-                f"{where}: {name} has dtype {have[1]} in the checkpoint but {want[1]} in the model"
+                f"{where}: {name} has dtype {have[1]} in the checkpoint but {want[1]} in the "
+                f"model{_x64_hint(str(have[1]))}"
             )
+
+
+def _x64_hint(stored_dtype: str) -> str:
+    """Where a 64-bit checkpoint meets a process without x64: how to load it.
+
+    Example:
+      >>> _x64_hint("float32")
+      ''
+    """
+    x64 = jax.dtypes.canonicalize_dtype(np.float64) == np.float64
+    if x64 or not stored_dtype.endswith("64") or "complex64" in stored_dtype:
+        return ""
+    return (
+        "; enable jax_enable_x64 (jax.config.update('jax_enable_x64', True)) before "
+        "building/loading a float64 model"
+    )
 
 
 def placement(leaf: Any) -> Any:

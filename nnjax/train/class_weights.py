@@ -114,6 +114,10 @@ def class_weights(
       strict: every class of ``class_weight`` must occur in ``y`` (whole data sets; a
         batch of an iterable need not hold every class).
 
+    Returns:
+      ``(n,)`` float32 weights; float64 under ``jax_enable_x64`` (a float64 model's loss
+      weighs its examples exactly; a float32 model's rounds them to float32).
+
     Raises:
       ValueError: ``strict`` and ``class_weight`` names a class the labels lack, or the
         labels are not class labels (:func:`class_ids`).
@@ -132,7 +136,8 @@ def class_weights(
             f"{where}: class_weight names class{'es' if len(missing) > 1 else ''} {missing} "
             f"that the labels lack (they hold {sorted(present)})"
         )
-    table = np.ones(max(present | set(class_weight)) + 1, np.float32)
+    dtype = jax.dtypes.canonicalize_dtype(np.float64)  # float32 unless x64 is on
+    table = np.ones(max(present | set(class_weight)) + 1, dtype)
     for c, w in class_weight.items():
         table[int(c)] = float(w)
     return table[ids]

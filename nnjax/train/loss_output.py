@@ -50,7 +50,10 @@ class LossOutputError(ValueError):
 
 
 def scalar(value: Any, what: str = LOSS_FN_SCALAR) -> jax.Array:
-    """``value`` as a float32 scalar.
+    """``value`` as a floating scalar: float32, or its own dtype where that is wider.
+
+    A float64 loss (a float64 model with ``jax_enable_x64``) stays float64; integers,
+    Python numbers and narrower floats (bfloat16, float16) become float32.
 
     Raises:
       LossOutputError: ``value`` has a shape (the message is ``what`` and the shape).
@@ -61,7 +64,9 @@ def scalar(value: Any, what: str = LOSS_FN_SCALAR) -> jax.Array:
     """
     if jnp.shape(value) != ():
         raise LossOutputError(f"{what}; got an array of shape {jnp.shape(value)}")
-    return jnp.asarray(value, jnp.float32)
+    dtype = getattr(value, "dtype", None)  # a Python number (weakly typed) is float32
+    wide = jnp.float32 if dtype is None else jnp.promote_types(dtype, jnp.float32)
+    return jnp.asarray(value, wide if jnp.issubdtype(wide, jnp.floating) else jnp.float32)
 
 
 def call_loss_fn(loss_fn: Callable, model: Any, batch: Any) -> tuple[Any, Any]:
@@ -114,7 +119,7 @@ def loss_fn_result(out: Any) -> tuple[Any, Any]:
 
 
 def scalar_logs(logs: Mapping[str, Any]) -> dict[str, jax.Array]:
-    """Every value of ``loss_fn``'s logs as a float32 scalar (named when it is not one).
+    """Every value of ``loss_fn``'s logs as a scalar (:func:`scalar`; named when it is not one).
 
     Example:
       >>> scalar_logs({"a": 1.0})["a"].shape

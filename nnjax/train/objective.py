@@ -178,14 +178,15 @@ def batch_loss(
         if rows is None:
             extra = {"mask": batch.mask} if takes_mask else {}
             return fn(predictions, y, **extra)
-        total = jnp.sum(rows(predictions, y) * batch.weight)
+        per = rows(predictions, y)  # float64 weights (x64) leave a float32 loss float32
+        total = jnp.sum(per * batch.weight.astype(jnp.promote_types(per.dtype, jnp.float32)))
         return total / _normalizer(batch) if normalize else total
 
     return value
 
 
 def _normalizer(batch: Batch) -> jax.Array:
-    return jnp.maximum(jnp.sum(batch.mask), 1.0)
+    return jnp.maximum(jnp.sum(batch.mask), 1.0)  # exact: a count, in the mask's float dtype
 
 
 def loss_normalizer(loss: str | losses.Loss | None) -> Callable[[Batch], jax.Array] | None:
@@ -198,7 +199,9 @@ def loss_normalizer(loss: str | losses.Loss | None) -> Callable[[Batch], jax.Arr
       loss: a loss name or function, or ``None``.
 
     Returns:
-      ``normalizer(batch)``, a float32 scalar; or ``None`` as above.
+      ``normalizer(batch)``, a scalar in the mask's float dtype (float32 in ``fit``; a
+      count, exact up to 2**24, so dividing a float64 loss by it is exact too); or
+      ``None`` as above.
 
     Example:
       >>> b = as_batch(jnp.zeros((3, 1)), jnp.ones((3, 1)), mask=jnp.array([1.0, 1.0, 0.0]))
@@ -229,6 +232,8 @@ def make_objective(
     batch's mask, so :class:`nnjax.nn.BatchNorm` leaves padded rows out of its batch
     statistics. ``precision="bfloat16"`` runs the model on bfloat16 copies of the parameters and
     floating inputs on GPUs and TPUs; gradients, the loss and the state stay float32.
+    The loss is float32, or the loss's own dtype where that is wider (a float64 model
+    under ``jax_enable_x64`` has a float64 loss; :func:`~nnjax.train.loss_output.scalar`).
     On a CPU with native bfloat16 the model stays float32 and its dense layers' matmuls
     round their operands to bfloat16 (:func:`rounds_matmul_operands`; with AMX also
     the convolutions where faster, :mod:`nnjax.functional._conv_bfloat16`); on a CPU
@@ -245,7 +250,8 @@ def make_objective(
       normalize: divide a per-example loss by the batch's real rows (see above).
 
     Returns:
-      ``objective(params, rest, batch)``: a float32 scalar loss and
+      ``objective(params, rest, batch)``: a scalar loss (float32, or float64 for a
+      float64 loss) and
       ``(logs, predictions, new_rest)``; ``logs`` a dict of scalars (``loss_fn``'s).
 
     Raises:

@@ -112,7 +112,8 @@ class ReduceLROnPlateau(Callback):
         for _, past in resumed_logs(self.loop, name):
             due, used = self._due(past), past.get("learning_rate")
         if used is not None:  # reduce only where the state still holds the rate used
-            due &= np.atleast_1d(self._rate()) == np.float32(used)
+            # both as History logs them (float32): a float64 state's rate (x64) too
+            due &= np.atleast_1d(self._rate()).astype(np.float32) == np.float32(used)
         self._reduce(due)
 
     def _rate(self) -> float | np.ndarray:

@@ -38,7 +38,8 @@ def compute_dtype(precision: Any, backend: str | None = None) -> jnp.dtype | Non
     convolution (:mod:`nnjax.functional._conv_bfloat16`): on a Zen 5 EPYC with AVX512-BF16 an
     MLP step took 0.70x float32's time at batch 256 that way (a bfloat16 model 0.73x),
     a CNN step 0.99-1.00x (a bfloat16 model 1.24-1.36x; ``benchmarks/README.md``). On a
-    CPU without native bfloat16 XLA emulates it, the step is float32's and runs as fast,
+    CPU without native bfloat16 XLA emulates it, the step is the model's own (float32's;
+    a float64 model's float64) and runs as fast,
     and a ``UserWarning`` naming the CPU says so (Python shows it once per process). As
     with JAX's default matmul precision, the precision is the least the computation
     keeps, not a promise of bfloat16 rounding; a model built with ``dtype=jnp.bfloat16``
@@ -50,7 +51,8 @@ def compute_dtype(precision: Any, backend: str | None = None) -> jnp.dtype | Non
       backend: the JAX backend the step runs on (default: JAX's default backend).
 
     Returns:
-      the compute dtype, or ``None`` for the parameters' own (float32).
+      the compute dtype, or ``None`` for the parameters' own (float32; float64 for a
+      float64 model under ``jax_enable_x64``).
 
     Example:
       >>> compute_dtype("bfloat16", backend="gpu")

@@ -274,7 +274,7 @@ def make_train_step(
             params, opt_state = layout.constrain(params, opt_state)
         (value, (logs, predictions, rest)), grads = grad_fn(params, rest, batch)
         if normalizer is not None:
-            scale = 1.0 / normalizer(batch)
+            scale = 1.0 / normalizer(batch).astype(jnp.promote_types(value.dtype, jnp.float32))
             value, grads = value * scale, jax.tree.map(lambda g: (g * scale).astype(g.dtype), grads)
         updates, opt_state = _update(tx, grads, opt_state, params, value, extra=pass_value)
         params = optax.apply_updates(params, updates)
@@ -330,8 +330,8 @@ def make_eval_step(
       loss_fn: ``loss_fn(model, batch) -> loss | (loss, logs)`` in place of ``loss``.
 
     Returns:
-      ``eval_step(params, rest, batch)``: a dict of statistics; ``"loss"`` holds float32
-      scalars ``{"sum", "count"}`` (``count`` the batch's real rows).
+      ``eval_step(params, rest, batch)``: a dict of statistics; ``"loss"`` holds scalars
+      ``{"sum", "count"}`` (``count`` the real rows) in the loss's dtype (float32, float64).
 
     Example:
       >>> from flax import nnx
@@ -348,7 +348,7 @@ def make_eval_step(
         batch = batch._replace(weight=batch.weight * batch.mask)
         with F.forward_only():  # the ops' fastest formulations without gradients
             value, (_, predictions, _) = objective(params, rest, batch)
-        count = jnp.sum(batch.mask)
+        count = jnp.sum(batch.mask).astype(value.dtype)  # float32, or a wider loss's dtype
         stats = metric_stats(metric_list, predictions, batch)
         return {"loss": {"sum": value * count, "count": count}, **stats}
 

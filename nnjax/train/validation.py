@@ -224,7 +224,9 @@ def check_inputs_ok(
 
 
 def sample_weights(where: str, sw: Any, n: int) -> np.ndarray:
-    """``sample_weight`` as float32 ``(n,)``: the right length, finite and non-negative.
+    """``sample_weight`` as ``(n,)`` weights, finite and non-negative.
+
+    Float32; float64 under ``jax_enable_x64`` (a float64 model weighs its examples exactly).
 
     Raises:
       ShapeError: not of shape ``(n,)``.
@@ -236,7 +238,7 @@ def sample_weights(where: str, sw: Any, n: int) -> np.ndarray:
     """
     if sw is None:
         return np.ones(n, np.float32)
-    w = np.asarray(sw, np.float32)
+    w = np.asarray(sw, jax.dtypes.canonicalize_dtype(np.float64))  # float32 unless x64
     if w.shape != (n,):
         raise ShapeError(f"{where}: sample_weight has shape {w.shape}, expected ({n},)")
     if not np.all(np.isfinite(w)) or np.any(w < 0):
