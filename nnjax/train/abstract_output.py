@@ -74,18 +74,18 @@ def output_shape(
                 "as model(**x); give the other arguments defaults (modes come from "
                 "model.train() and model.eval())"
             ) from err
-        if whole is not None and _takes(graphdef, params, rest, whole, _one_example):
-            lead = prefix if name != "x" else ""
-            raise ShapeError(
-                f"{lead}x has shape {_shapes(whole)}: one example without a batch axis; pass "
-                "x[None] (the model takes inputs of shape (batch, ...))"
-            ) from err
         per_example = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape[1:], a.dtype), x)
         hint = ""
         if _takes(graphdef, params, rest, x, _channels_last):
             hint = (
                 "; the inputs look channels-first (N, C, H, W), and nnjax is channels-last "
                 "(NHWC): x.transpose(0, 2, 3, 1)"
+            )
+        elif whole is not None and _takes(graphdef, params, rest, whole, _one_example):
+            # a hint, not a verdict: a sequence model takes (1, T, F) of any (T, F) too
+            hint = (
+                f"; if x (shape {_shapes(whole)}) is one example without a batch axis, pass "
+                "x[None] (the model takes inputs of shape (batch, ...))"
             )
         raise ShapeError(
             f"{prefix}the model cannot take inputs of per-example "

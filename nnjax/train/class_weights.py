@@ -115,8 +115,7 @@ def class_weights(
         batch of an iterable need not hold every class).
 
     Returns:
-      ``(n,)`` float32 weights; float64 under ``jax_enable_x64`` (a float64 model's loss
-      weighs its examples exactly; a float32 model's rounds them to float32).
+      ``(n,)`` float32 weights (under ``jax_enable_x64`` too, as ``sample_weight``).
 
     Raises:
       ValueError: ``strict`` and ``class_weight`` names a class the labels lack, or the
@@ -136,8 +135,7 @@ def class_weights(
             f"{where}: class_weight names class{'es' if len(missing) > 1 else ''} {missing} "
             f"that the labels lack (they hold {sorted(present)})"
         )
-    dtype = jax.dtypes.canonicalize_dtype(np.float64)  # float32 unless x64 is on
-    table = np.ones(max(present | set(class_weight)) + 1, dtype)
+    table = np.ones(max(present | set(class_weight)) + 1, np.float32)
     for c, w in class_weight.items():
         table[int(c)] = float(w)
     return table[ids]

@@ -53,8 +53,8 @@ def data_as_one_argument(fn: Callable[_P, T]) -> Callable[_P, T]:
             signature.bind(*args, **kwargs)
         except TypeError:
             got = _keras_style(args, kwargs)
-            if got is None:
-                raise
+            if got is None:  # Python's own error, naming the function
+                return fn(*args, **kwargs)
             raise TypeError(
                 f"{name} takes the data as one argument: {name}(model, (x, y), ...) "
                 f"(Keras's {name}(x, y)); got {got}"

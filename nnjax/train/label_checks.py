@@ -111,7 +111,7 @@ def check_metrics_take_outputs(metrics: Sequence[Any], out: Any, y: Any, name: s
     if not isinstance(out, jax.ShapeDtypeStruct) or not isinstance(y, np.ndarray):
         return
     pred = jax.ShapeDtypeStruct((_PROBE, *out.shape[1:]), out.dtype)
-    target = jax.ShapeDtypeStruct((_PROBE, *y.shape[1:]), jnp.asarray(y[:0]).dtype)
+    target = jax.ShapeDtypeStruct((_PROBE, *y.shape[1:]), jax.dtypes.canonicalize_dtype(y.dtype))
     ones = jax.ShapeDtypeStruct((_PROBE,), jnp.float32)
     for spec in metrics:
         if not isinstance(unthresholded(spec), str):

@@ -194,7 +194,7 @@ def check_inputs_ok(
       >>> check_inputs_ok("train", {"n": np.ones(2, int)}, check_inputs=True, integer_ok={"['n']"})
     """
     for path, a in leaf_paths(x):
-        if check_inputs and a.dtype.kind in "OUS":  # strings, objects: not numbers at all
+        if check_inputs and _holds_text(a):  # strings: not numbers at all
             raise TypeError(
                 f"{where} x{path} has dtype {a.dtype}: the data hold non-numeric values "
                 "(strings, e.g. a text column of a DataFrame); encode them as numbers "
@@ -223,10 +223,18 @@ def check_inputs_ok(
                 )
 
 
-def sample_weights(where: str, sw: Any, n: int) -> np.ndarray:
-    """``sample_weight`` as ``(n,)`` weights, finite and non-negative.
+def _holds_text(a: np.ndarray) -> bool:
+    """Whether ``a`` holds strings or bytes (a text column of a DataFrame, as objects)."""
+    if a.dtype.kind in "US":
+        return True
+    return a.dtype.kind == "O" and any(isinstance(v, str | bytes) for v in a.ravel()[:1000])
 
-    Float32; float64 under ``jax_enable_x64`` (a float64 model weighs its examples exactly).
+
+def sample_weights(where: str, sw: Any, n: int) -> np.ndarray:
+    """``sample_weight`` as float32 ``(n,)``: the right length, finite and non-negative.
+
+    Float32 under ``jax_enable_x64`` too: float64 weights would turn a float32 model's
+    ``loss_fn`` float64 (a float64 model's weights round to float32).
 
     Raises:
       ShapeError: not of shape ``(n,)``.
@@ -238,7 +246,7 @@ def sample_weights(where: str, sw: Any, n: int) -> np.ndarray:
     """
     if sw is None:
         return np.ones(n, np.float32)
-    w = np.asarray(sw, jax.dtypes.canonicalize_dtype(np.float64))  # float32 unless x64
+    w = np.asarray(sw, np.float32)
     if w.shape != (n,):
         raise ShapeError(f"{where}: sample_weight has shape {w.shape}, expected ({n},)")
     if not np.all(np.isfinite(w)) or np.any(w < 0):

@@ -253,6 +253,6 @@ def test_checked_attention_runs_under_jit_with_a_traced_rate():
     x = jax.random.normal(jax.random.key(1), (B, T, E))
     k = jax.random.key(2)
     traced = jax.jit(lambda r: F.multi_head_attention(p, x, dropout_rate=r, key=k))(0.25)
-    np.testing.assert_allclose(
-        traced, F.multi_head_attention(p, x, dropout_rate=0.25, key=k), rtol=1e-5, atol=1e-6
-    )
+    eager = F.multi_head_attention(p, x, dropout_rate=0.25, key=k)
+    # outputs up to ~11: an element near 0 carries their float32 rounding (1.5e-6, a Zen 3)
+    np.testing.assert_allclose(traced, eager, rtol=1e-5, atol=1e-5)

@@ -28,7 +28,7 @@ def test_data_split_into_x_and_y_is_told_to_pass_one_tuple(run):
 def test_other_binding_errors_stay_pythons_own():
     x, y = _data()
     model = nn.MLP(3, (4,), 2, rngs=nnx.Rngs(0))
-    with pytest.raises(TypeError, match="unexpected keyword argument 'epoch'"):
+    with pytest.raises(TypeError, match=r"fit\(\) got an unexpected keyword argument 'epoch'"):
         T.fit(model, (x, y), loss="cross_entropy", epoch=2)
 
 

@@ -23,3 +23,10 @@ def test_string_columns_are_named_non_numeric_not_raw_images():
     with pytest.raises(TypeError, match="non-numeric values") as caught:
         fit(MLP(4, (4,), 2, rngs=nnx.Rngs(0)), (frame, np.zeros(8, int)), loss="mse", verbose=0)
     assert "255" not in str(caught.value) and "encode them" in str(caught.value)
+
+
+def test_object_arrays_of_numbers_are_not_called_text():
+    x = np.ones((8, 3)).astype(object)
+    with pytest.raises(TypeError, match="floating inputs") as caught:
+        fit(MLP(3, (4,), 2, rngs=nnx.Rngs(0)), (x, np.zeros(8, int)), loss="mse", verbose=0)
+    assert "non-numeric" not in str(caught.value)
