@@ -29,10 +29,11 @@ from typing import Any, NamedTuple
 from nnjax import _checks
 from nnjax.functional import _utils
 
-#: The padding of a pool: a mode, an int, one int per spatial axis, or ``(lo, hi)`` pairs.
 Padding = str | int | Sequence[int | tuple[int, int]]
-#: What the formulations take: ``"SAME"``, ``"VALID"`` or one ``(lo, hi)`` per spatial axis.
+"""The padding of a pool: a mode, an int, one int per spatial axis, or ``(lo, hi)`` pairs."""
+
 Pads = str | tuple[tuple[int, int], ...]
+"""What the formulations take: ``"SAME"``, ``"VALID"`` or one ``(lo, hi)`` per spatial axis."""
 
 _FORMS = {1: "((lo, hi),)", 2: "((top, bottom), (left, right))", 3: "three (lo, hi) pairs"}
 
