@@ -52,6 +52,7 @@ def test_a_stop_interrupts_first(tmp_path):
     assert record.read_text() == "SIGINT"
 
 
+@pytest.mark.slow  # heavy (the default run stays under 10 minutes)
 def test_a_timeout_stops_processes_that_joined_the_group_at_once(tmp_path):
     status, took = _launch(tmp_path, "wait", JOIN_S)
     names = {p.name for p in tmp_path.iterdir()}

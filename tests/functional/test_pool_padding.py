@@ -106,6 +106,7 @@ def _torch_padded(kind, window, stride, pairs, ceil_mode):
     return fn
 
 
+@pytest.mark.slow  # heavy (the default run stays under 10 minutes)
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize(("spatial", "window", "stride", "padding", "ceil_mode"), NATIVE)
 def test_int_padding_and_ceil_mode_match_torch(kind, spatial, window, stride, padding, ceil_mode):
@@ -115,6 +116,7 @@ def test_int_padding_and_ceil_mode_match_torch(kind, spatial, window, stride, pa
     assert_matches_torch(fn, torch_fn, (x,), dtypes=DTYPES)
 
 
+@pytest.mark.slow  # heavy (the default run stays under 10 minutes)
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize(("spatial", "window", "stride", "pairs", "ceil_mode"), PAIRS)
 def test_pair_padding_matches_torch(kind, spatial, window, stride, pairs, ceil_mode):
@@ -140,6 +142,7 @@ def test_resnet_stem_on_an_even_image():
     assert not np.array_equal(y, F.max_pool2d(x, 3, 2, "SAME"))  # TF pads (0, 1) here
 
 
+@pytest.mark.slow  # heavy (the default run stays under 10 minutes)
 @pytest.mark.parametrize(
     ("spatial", "window", "padding"),
     [((5, 5), 2, 0), ((6, 7), 2, 1), ((5, 6), 2, ((1, 0), (0, 1))), ((7,), 3, ((1, 1),))],

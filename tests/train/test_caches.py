@@ -38,6 +38,7 @@ def _fit_holding(kind: str) -> weakref.ref:
     return weakref.ref(table)
 
 
+@pytest.mark.slow  # heavy (the default run stays under 10 minutes)
 @pytest.mark.parametrize("kind", ["loss", "loss_fn", "schedule"])
 def test_clear_caches_releases_what_a_fit_was_given(kind):
     held = _fit_holding(kind)

@@ -99,6 +99,7 @@ _COMBINATIONS = [
 ]
 
 
+@pytest.mark.slow  # heavy (the default run stays under 10 minutes)
 @pytest.mark.parametrize(("shuffle", "weights", "devices"), _COMBINATIONS)
 def test_padded_rows_train_bitwise_as_the_unpadded_data(monkeypatch, shuffle, weights, devices):
     kw = dict(
