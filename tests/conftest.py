@@ -118,6 +118,17 @@ def key():
 
 
 @pytest.fixture
+def x64() -> Iterator[None]:
+    """``jax_enable_x64`` on for the test only, restored even when it fails."""
+    before = jax.config.jax_enable_x64
+    jax.config.update("jax_enable_x64", True)
+    try:
+        yield
+    finally:
+        jax.config.update("jax_enable_x64", before)
+
+
+@pytest.fixture
 def fast_compiles() -> Iterator[None]:
     """Compiles with most XLA optimizations off for the duration of one test.
 

@@ -67,7 +67,7 @@ def test_the_threshold_decides_class_1():
     for threshold, want in ((0.0, 2 / 3), (0.5, 2 / 3), (0.25, 1.0), (0.8, 1 / 3)):
         m = metrics.resolve(Thresholded("binary_accuracy", threshold))
         assert m.name == "binary_accuracy"
-        np.testing.assert_allclose(m.result(m.stats(pred, y, mask)), want, rtol=1e-6)
+        np.testing.assert_allclose(m.result(m.stats(pred, y, mask)), want, rtol=1e-6, atol=1e-9)
 
 
 def test_each_output_follows_its_loss():

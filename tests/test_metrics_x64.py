@@ -1,21 +1,10 @@
 """Streaming metrics keep float64 predictions and targets under ``jax_enable_x64``."""
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from nnjax import metrics
-
-
-@pytest.fixture
-def x64():
-    before = jax.config.jax_enable_x64
-    jax.config.update("jax_enable_x64", True)
-    try:
-        yield
-    finally:
-        jax.config.update("jax_enable_x64", before)
 
 
 def _value(name, pred, y):

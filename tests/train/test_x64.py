@@ -17,16 +17,6 @@ from nnjax import nn, train
 from nnjax.train import class_weights, loss_output
 
 
-@pytest.fixture
-def x64():
-    before = jax.config.jax_enable_x64
-    jax.config.update("jax_enable_x64", True)
-    try:
-        yield
-    finally:
-        jax.config.update("jax_enable_x64", before)
-
-
 def _params(model):
     return nnx.to_pure_dict(nnx.state(model, nnx.Param))
 
