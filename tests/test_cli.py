@@ -31,6 +31,7 @@ def digits_run(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow  # heavy (the default run stays under 10 minutes)
 def test_train_writes_a_complete_run_folder(digits_run):
     for name in (
         "config.json",

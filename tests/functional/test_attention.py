@@ -153,6 +153,7 @@ def test_init_structure_and_check_grads(key):
         check_grads(jax.jit(fn), (p, rand((B, 3, E), 1)), order=1)
 
 
+@pytest.mark.slow  # heavy (the default run stays under 10 minutes)
 def test_float16_agrees_with_float32(key):
     """float16 runs (on the CPU the explicit path: XLA:CPU has no float16 -> float32 matmul,
     which ``jax.nn.dot_product_attention`` asks for) and agrees with float32."""

@@ -81,6 +81,7 @@ def test_an_eager_attention_is_one_program_and_dropout_stays_op_by_op(logged_com
     assert not np.allclose(dropped, F.multi_head_attention(params, x))
 
 
+@pytest.mark.slow  # heavy (the default run stays under 10 minutes)
 def test_an_eager_transformer_block_is_one_program_with_a_named_activation(logged_compiles):
     params = F.transformer_encoder_block_init(KEY, 8, num_heads=2)
     x = jax.random.normal(KEY, (2, 5, 8))

@@ -102,6 +102,7 @@ def test_channels_first_input_shape_is_named():
         CNN((1, 28, 28), 10, **SMALL, rngs=nnx.Rngs(0))
 
 
+@pytest.mark.slow  # heavy (the default run stays under 10 minutes)
 def test_a_channels_first_shape_that_builds_warns():
     """PyTorch's CIFAR layout built (as 3x32 images of 32 channels) and trained silently."""
     words = (

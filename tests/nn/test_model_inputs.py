@@ -17,6 +17,7 @@ def cae():
     return ConvAutoencoder((12, 8), (3, 5), 2, rngs=nnx.Rngs(0))
 
 
+@pytest.mark.slow  # heavy (the default run stays under 10 minutes)
 @pytest.mark.parametrize(
     "shape",
     [

@@ -34,6 +34,7 @@ def _live_bytes():
     return sum(a.nbytes for a in jax.live_arrays())
 
 
+@pytest.mark.slow  # heavy (the default run stays under 10 minutes)
 def test_a_kept_callback_lets_the_model_and_state_go():
     before = _live_bytes()
     kept, stop = Kept(), train.EarlyStopping("val_loss", restore_best_weights=True)
@@ -58,6 +59,7 @@ def test_a_failed_fit_lets_them_go_too():
     assert alive() is None and kept.loop.state is None
 
 
+@pytest.mark.slow  # heavy (the default run stays under 10 minutes)
 def test_a_sweeps_kept_callback_lets_its_state_go():
     kept = Kept()
     result = train.sweep(

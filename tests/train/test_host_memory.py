@@ -162,6 +162,7 @@ def test_otherwise_tuning_is_wanted(environ):
     assert host_memory.wanted(environ) is True
 
 
+@pytest.mark.slow  # heavy (the default run stays under 10 minutes)
 def test_fit_evaluate_predict_and_sweep_hold_the_settings_while_they_run(recorder, monkeypatch):
     """Set when the outermost call starts, large blocks mapped again when it returns (a
     notebook keeps no peak heap between runs); a predict inside fit changes nothing."""

@@ -24,6 +24,7 @@ def _plateau():
     )
 
 
+@pytest.mark.slow  # heavy (the default run stays under 10 minutes)
 def test_reduce_on_plateau_sees_the_loss_as_the_reference_loop():
     grab = Grab()
     model, _ = fitted(_plateau(), 2, callbacks=[grab])
@@ -33,6 +34,7 @@ def test_reduce_on_plateau_sees_the_loss_as_the_reference_loop():
     assert scale == pytest.approx(float(state[1].scale)) and scale < 0.2  # it reduced
 
 
+@pytest.mark.slow  # heavy (the default run stays under 10 minutes)
 def test_reduce_on_plateau_under_accumulate_steps():
     model, _ = fitted(_plateau(), 2, accumulate_steps=2)
     tx = optax.MultiSteps(_plateau(), 2).gradient_transformation()

@@ -135,6 +135,7 @@ def test_lookahead_is_refused_before_the_step_compiles():
 # 6. an optax.MultiSteps object
 
 
+@pytest.mark.slow  # heavy (the default run stays under 10 minutes)
 @pytest.mark.parametrize("k", [2, 3])
 def test_multisteps_object_equals_accumulate_steps_and_the_reference(k):
     model, _ = fitted(optax.MultiSteps(optax.adam(1e-2), k), 2)

@@ -112,6 +112,7 @@ def test_member_matches_fit_with_the_same_seed(result, data):
     )
 
 
+@pytest.mark.slow  # heavy (the default run stays under 10 minutes)
 def test_validation_history_is_each_members_evaluation(result, data):
     val = (data[0][:16], data[1][:16])
     assert result.history["val_loss"].shape == (4, EPOCHS)

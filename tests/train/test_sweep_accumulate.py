@@ -25,6 +25,7 @@ def _params(model):
     return jax.tree.leaves(nnx.to_pure_dict(nnx.state(model, nnx.Param)))
 
 
+@pytest.mark.slow  # heavy (the default run stays under 10 minutes)
 def test_members_accumulate_as_fit_does():
     data = three_classes(37)
     halve = LearningRateScheduler(lambda epoch, lr: lr * 0.5)  # set per member, injected

@@ -53,6 +53,7 @@ def test_table_lists_members_hyperparameters_and_best_epochs(result):
     assert "best_accuracy" in result.table("accuracy")
 
 
+@pytest.mark.slow  # heavy (the default run stays under 10 minutes)
 def test_best_is_an_ordinary_model(result, data):
     x, y = data
     i = result.best_index()
