@@ -12,8 +12,16 @@ import numpy as np
 import pytest
 
 import nnjax.functional as F
+from nnjax.functional import _eager
 
 KEY = jax.random.key(0)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_programs():
+    """Each test's first call compiles here, whatever ran before in this process."""
+    _eager._program.cache_clear()
+
 
 # name -> (op(params, x, epsilon), params, x's shape)
 NORMS = {

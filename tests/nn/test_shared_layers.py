@@ -10,6 +10,7 @@ from flax import nnx
 
 import nnjax
 from nnjax import nn
+from nnjax.functional import _eager
 from nnjax.nn import _config
 
 SHARED = (
@@ -43,7 +44,8 @@ def test_a_shared_layer_without_state_still_saves():
 
 @pytest.mark.usefixtures("fast_compiles")
 def test_an_eager_block_call_with_a_named_activation_is_one_program(logged_compiles):
-    # a shape no other test uses, so that the first call compiles here
+    # a shape no other test uses and a fresh cache, so that the first call compiles here
+    _eager._program.cache_clear()
     block = nn.TransformerEncoderBlock(12, 3, mlp_features=20, rngs=nnx.Rngs(0))
     x, shifted = jax.random.normal(jax.random.key(1), (2, 3, 7, 12))
     with logged_compiles() as compiled:
