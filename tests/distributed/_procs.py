@@ -41,10 +41,25 @@ def launched(token, count, timeout_s=60, launcher=None):
     if found != count:
         status = None if launcher is None else launcher.poll()
         said = launcher.stderr.read().decode()[-2000:] if status is not None else ""
+        kids = "" if launcher is None else f"; its children: {_children_of(launcher.pid)}"
         raise AssertionError(
             f"the launched processes did not start ({found} of {count} after {timeout_s} s; "
-            f"the launcher's exit status: {status}; its stderr: {said!r})"
+            f"the launcher's exit status: {status}; its stderr: {said!r}{kids})"
         )
+
+
+def _children_of(pid):
+    """``[(pid, state, command line's end)]`` of ``pid``'s children, to tell why one is late."""
+    out = []
+    for name in filter(str.isdigit, os.listdir("/proc")):
+        with contextlib.suppress(OSError):
+            with open(f"/proc/{name}/stat") as f:
+                stat = f.read().rpartition(")")[2].split()
+            if int(stat[1]) == pid:
+                with open(f"/proc/{name}/cmdline", "rb") as f:
+                    line = f.read().replace(b"\0", b" ").decode(errors="replace")
+                out.append((int(name), stat[0], line[-120:]))
+    return out
 
 
 def gone(token, timeout_s):

@@ -22,6 +22,15 @@ from nnjax.train.loop import fit
 from tests.train._data import blobs, leaves, mlp
 
 
+@pytest.fixture(autouse=True)
+def _python_s_own_handler():
+    """Python's SIGINT handler, as in a terminal: a run started in the background (``&``)
+    inherits SIGINT ignored, and a held Ctrl-C is then ignored too, as it should be."""
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
+
+
 def test_interrupt_inside_the_block_is_raised_at_its_end():
     reached_end = False
     with pytest.raises(KeyboardInterrupt):
