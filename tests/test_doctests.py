@@ -73,6 +73,7 @@ def _tested_elsewhere(name: str) -> bool:
 PUBLIC = _public_modules()
 #: Private modules whose docstrings have examples, run like the public ones.
 PRIVATE_MODULES = [
+    "nnjax._flat_draws",
     "nnjax._keras_order",
     "nnjax._metrics_binary",
     "nnjax._metrics_functions",
