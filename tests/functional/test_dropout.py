@@ -1,5 +1,7 @@
 """Tests for nnjax.functional.dropout: statistics, edge rates, spatial masks, errors."""
 
+import math
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -169,3 +171,18 @@ def test_narrow_floats_round_once_so_kept_values_are_unbiased(key, dtype):
     assert y.dtype == dtype
     np.testing.assert_array_equal(y64, np.asarray(want, np.float64))
     np.testing.assert_allclose(np.mean(y64 / x64), 1 / 0.9, rtol=2e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("shape", "broadcast_dims"),
+    [((6, 5), ()), ((2, 3, 4, 5), ()), ((2, 3, 4, 5), (1, 2)), ((2, 1, 3, 2, 4), (0,))],
+)
+def test_the_mask_is_jaxs_bernoulli_drawn_flat(key, shape, broadcast_dims):
+    # the mask of shape S is jax.random.bernoulli's of S, bit for bit; drawn flat (XLA:CPU
+    # compiled a 5-D draw in 6.8 s, a flat one in 0.5 s)
+    mask_shape = tuple(1 if i in broadcast_dims else n for i, n in enumerate(shape))
+    kept = F.dropout(key, jnp.ones(shape), 0.3, broadcast_dims=broadcast_dims) != 0
+    expected = jnp.broadcast_to(jax.random.bernoulli(key, 0.7, mask_shape), shape)
+    np.testing.assert_array_equal(kept, expected)
+    jaxpr = str(jax.make_jaxpr(lambda k: F.dropout(k, jnp.ones(shape), 0.3))(key))
+    assert f"shape=({math.prod(shape)},)" in jaxpr, jaxpr
