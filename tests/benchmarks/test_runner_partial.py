@@ -98,6 +98,7 @@ SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.slow  # heavy (the default run stays under 10 minutes)
 def test_a_script_sent_sigterm_saves_what_ended_and_exits_143(tmp_path):
     out = tmp_path / "r.json"
     script = tmp_path / "bench_stub.py"

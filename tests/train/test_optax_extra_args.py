@@ -63,6 +63,7 @@ def _if_finite():
     return optax.apply_if_finite(optax.adam(1e-2), 5)
 
 
+@pytest.mark.slow  # heavy (the default run stays under 10 minutes)
 def test_apply_if_finite_skips_the_nonfinite_batch_as_the_reference_loop():
     grab = Grab()
     with pytest.warns(RuntimeWarning, match="1 of 4 updates had a non-finite loss"):

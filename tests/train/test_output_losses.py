@@ -160,6 +160,7 @@ def test_bad_loss_weights_are_named(loss, weights, error, match):
         losses.per_output(loss, weights)
 
 
+@pytest.mark.slow  # heavy (the default run stays under 10 minutes)
 def test_fit_logs_the_terms_and_they_add_up_to_the_loss():
     kw = dict(epochs=2, batch_size=8, verbose=0, devices=ONE, validation_data=(X, Y))
     history = T.fit(TwoHeads(nnx.Rngs(0)), (X, Y), loss=LOSS, **kw).history  # 30 = 3 * 8 + 6

@@ -34,6 +34,7 @@ def _frozen_paths(tx, params):
     return sorted("/".join(R.path_names(p)) for p, u in flat if not jnp.any(u))
 
 
+@pytest.mark.slow  # heavy (the default run stays under 10 minutes)
 def test_max_norm_attention_qkv_kernels_norm_per_head_and_dim():
     """F1: q/k/v kernels (in, heads, head_dim) have one unit per (head, dim)."""
     rng = np.random.default_rng(0)
@@ -150,6 +151,7 @@ def _sequence_data():
     return model, xs, np.array([4, 2, 1], np.int32)
 
 
+@pytest.mark.slow  # heavy (the default run stays under 10 minutes)
 def test_mc_dropout_takes_tuple_inputs_and_numpy_seeds():
     """F6, F7: (xs, lengths) as positional inputs, as predict takes them; np.int64 seeds."""
     model, xs, lengths = _sequence_data()
@@ -197,6 +199,7 @@ def _sweep_result(model, members):
     return SweepResult([group], np.array([0, 1]), {}, {"loss": np.zeros((2, 1))}), p0, p1
 
 
+@pytest.mark.slow  # heavy (the default run stays under 10 minutes)
 def test_ensemble_takes_tuple_inputs_and_reorders_one_unsorted_group():
     """F6 and the one-group member order: members [1, 0] come back as member 0, 1."""
     model, xs, lengths = _sequence_data()

@@ -63,6 +63,7 @@ def test_a_bad_count_is_refused_before_anything_trains(steps, error, words):
         sweep(_mlp, three_classes(16), members=grid(seeds=[0]), accumulate_steps=steps, **COMMON)
 
 
+@pytest.mark.slow  # heavy (the default run stays under 10 minutes)
 def test_an_unhashable_optimizer_factory_still_sweeps():
     @dataclasses.dataclass  # eq=True: unhashable, as many configuration objects are
     class Adam:
