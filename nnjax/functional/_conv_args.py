@@ -8,18 +8,16 @@ check their padding when built) import them.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import jax
 from jax import lax
 
 from nnjax import _checks, initializers
 from nnjax.errors import ShapeError
-from nnjax.functional import _utils
+from nnjax.functional import _padding, _utils
 
 Params = dict[str, jax.Array]
-Padding = str | int | Sequence[tuple[int, int]]
-_PAD_FORM = {1: "((lo, hi),)", 2: "((top, bottom), (left, right))", 3: "three (lo, hi) pairs"}
+Padding = _padding.Padding
 
 
 def check_channels(op: str, in_channels, out_channels, groups) -> tuple[int, int, int]:
@@ -109,53 +107,22 @@ def check_groups(op: str, groups, in_channels: int, out_channels: int) -> int:
 def conv_padding(op: str, nd: int, padding: Padding) -> str | list[tuple[int, int]]:
     """``"SAME"``, ``"VALID"`` or ``nd`` ``(lo, hi)`` pairs of ints, else a ``ValueError``.
 
-    One spatial axis takes one pair, ``((lo, hi),)``; a flat ``(lo, hi)`` is refused with
-    a message that shows the nested form.
+    Takes an int, one int per spatial axis (PyTorch's ``padding=(ph, pw)``) or one pair
+    per axis (:mod:`nnjax.functional._padding`). One spatial axis takes one pair,
+    ``((lo, hi),)``; a flat ``(lo, hi)`` is refused with a message that shows the nested
+    form.
 
     Example:
-      >>> conv_padding("conv1d", 1, ((1, 2),))
-      [(1, 2)]
+      >>> conv_padding("conv1d", 1, ((1, 2),)), conv_padding("conv2d", 2, (1, 2))
+      ([(1, 2)], [(1, 1), (2, 2)])
       >>> try:
       ...     conv_padding("conv1d", 1, (1, 2))
       ... except ValueError as err:
       ...     print(str(err).split("; ")[1])
       for 1 before and 2 after the sequence, pass ((1, 2),)
     """
-    if isinstance(padding, str):
-        mode = padding.upper()
-        if mode not in ("SAME", "VALID"):
-            raise ValueError(
-                f"{op}: `padding` must be 'SAME', 'VALID', an int or pairs, got {padding!r}"
-            )
-        return mode
-    value: Any = padding  # an int (NumPy's too) or pairs
-    if _utils.is_int(value) and value >= 0:
-        return [(int(value), int(value))] * nd
-    try:
-        pads = [] if _utils.is_int(value) else [tuple(p) for p in value]
-    except TypeError:
-        pads = []
-    if len(pads) != nd or not all(
-        len(p) == 2 and all(_utils.is_int(v) and v >= 0 for v in p) for p in pads
-    ):
-        expected = f"'SAME', 'VALID', a non-negative int or {_PAD_FORM[nd]} of non-negative ints"
-        message = _checks.static_arg_message(op, "padding", padding, expected)
-        raise ValueError(message + _flat_pair_hint(nd, value))
-    return [(int(lo), int(hi)) for lo, hi in pads]
-
-
-def _flat_pair_hint(nd: int, value: Any) -> str:
-    """For one spatial axis, how to write a flat ``(lo, hi)`` (else ``""``).
-
-    A flat pair is not taken as ``(lo, hi)``: a flat tuple of ints is one size per axis
-    (PyTorch's and Flax's ``padding``), so for one axis it has one entry.
-    """
-    if nd != 1 or isinstance(value, str) or not isinstance(value, Sequence) or len(value) != 2:
-        return ""
-    if not all(_utils.is_int(v) and v >= 0 for v in value):
-        return ""
-    lo, hi = (int(v) for v in value)
-    return f"; for {lo} before and {hi} after the sequence, pass (({lo}, {hi}),)"
+    pads = _padding.parse(op, nd, padding)
+    return pads if isinstance(pads, str) else list(pads)
 
 
 def add_bias(op: str, params: Params, y: jax.Array) -> jax.Array:

@@ -26,16 +26,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
-from nnjax import _checks
-from nnjax.functional import _utils
+from nnjax.functional import _padding
 
-Padding = str | int | Sequence[int | tuple[int, int]]
+Padding = _padding.Padding
 """The padding of a pool: a mode, an int, one int per spatial axis, or ``(lo, hi)`` pairs."""
 
 Pads = str | tuple[tuple[int, int], ...]
 """What the formulations take: ``"SAME"``, ``"VALID"`` or one ``(lo, hi)`` per spatial axis."""
-
-_FORMS = {1: "((lo, hi),)", 2: "((top, bottom), (left, right))", 3: "three (lo, hi) pairs"}
 
 
 class PoolPads(NamedTuple):
@@ -83,19 +80,9 @@ def pool_padding(op: str, nd: int, padding: Any, window: Sequence[int]) -> Pads:
       max_pool2d: `padding`=2 pads axis 0 by (2, 2), more than half its window 3 (at
       most 1 per side, PyTorch's limit: a window could then cover padding alone)
     """
-    if isinstance(padding, str):
-        mode = padding.upper()
-        if mode in ("SAME", "VALID"):
-            return mode
-    pads = _pairs(nd, padding)
-    if pads is None:
-        expected = (
-            f"'SAME', 'VALID', a non-negative int, {_utils.tuple_phrase(nd)} of them "
-            f"or {_FORMS[nd]} of non-negative ints"
-        )
-        raise ValueError(
-            _checks.static_arg_message(op, "padding", padding, expected) + _hint(nd, padding)
-        )
+    pads = _padding.parse(op, nd, padding)
+    if isinstance(pads, str):
+        return pads
     for axis, ((lo, hi), w) in enumerate(zip(pads, window)):
         if max(lo, hi) > w // 2:
             raise ValueError(
@@ -104,32 +91,6 @@ def pool_padding(op: str, nd: int, padding: Any, window: Sequence[int]) -> Pads:
                 "then cover padding alone)"
             )
     return pads
-
-
-def _pairs(nd: int, padding: Any) -> tuple[tuple[int, int], ...] | None:
-    """``nd`` ``(lo, hi)`` pairs of non-negative ints from ``padding``, else ``None``."""
-    if _checks.is_int(padding):
-        return ((int(padding), int(padding)),) * nd if padding >= 0 else None
-    if isinstance(padding, str) or not isinstance(padding, Sequence) or len(padding) != nd:
-        return None
-    pairs = []
-    for entry in padding:
-        if _checks.is_int(entry):
-            entry = (entry, entry)
-        if isinstance(entry, str) or not isinstance(entry, Sequence) or len(entry) != 2:
-            return None
-        if not all(_checks.is_int(v) and v >= 0 for v in entry):
-            return None
-        pairs.append((int(entry[0]), int(entry[1])))
-    return tuple(pairs)
-
-
-def _hint(nd: int, padding: Any) -> str:
-    """For one spatial axis and a flat ``(lo, hi)``, how to write it (else ``""``)."""
-    if nd != 1 or _pairs(2, padding) is None or _checks.is_int(padding):
-        return ""
-    lo, hi = (int(v) for v in padding)
-    return f"; for {lo} before and {hi} after the sequence, pass (({lo}, {hi}),)"
 
 
 def plan(

@@ -267,8 +267,8 @@ def conv2d(
       stride: step of the window, an int or ``(sh, sw)``.
       padding: ``"SAME"`` (output ``ceil(H / sh)``; an odd total padding puts the extra
         row/column at the bottom/right, as in TensorFlow), ``"VALID"`` (no padding, PyTorch's
-        default), an int (zero padding on every side, PyTorch's ``padding=p``) or
-        ``((top, bottom), (left, right))``.
+        default), an int (zero padding on every side, PyTorch's ``padding=p``), one int
+        per axis (PyTorch's ``padding=(ph, pw)``) or ``((top, bottom), (left, right))``.
       dilation: spacing between kernel taps (atrous convolution), an int or a pair.
       feature_group_count: ``groups`` in PyTorch: input and output channels are split
         into this many groups, each convolved with its own filters; ``in`` gives a
@@ -367,8 +367,9 @@ def conv3d(
       params: from the matching ``*_init``; ``"bias"`` optional.
       x: ``(B, D, H, W, in)``, floating (the compute dtype; the parameters are cast to it).
       stride: step of the window, an int or ``(sd, sh, sw)``.
-      padding: ``"SAME"``, ``"VALID"``, an int (zero padding on every side) or
-        three ``(lo, hi)`` pairs.
+      padding: ``"SAME"``, ``"VALID"``, an int (zero padding on every side), three
+        ints (one per axis, PyTorch's ``padding=(pd, ph, pw)``) or three ``(lo, hi)``
+        pairs.
       dilation: spacing between kernel taps, an int or a triple.
       feature_group_count: groups of channels (PyTorch's ``groups``).
       formulation: ``"auto"``, ``"xla"`` or ``"patches"``, as in :func:`conv2d`.

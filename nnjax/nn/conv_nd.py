@@ -81,7 +81,8 @@ _CONV_DOC = """
       out_channels: output channels (number of filters).
       kernel_size: an int or one size per spatial axis.
       stride: step of the window.
-      padding: ``"SAME"``, ``"VALID"``, an int or ``(lo, hi)`` pairs per axis.
+      padding: ``"SAME"``, ``"VALID"``, an int, one int per axis (PyTorch's) or one
+        ``(lo, hi)`` pair per axis.
       dilation: spacing between kernel taps.
       feature_group_count: channel groups (``in_channels`` for depthwise).
       activation: a name, a callable or ``None``.

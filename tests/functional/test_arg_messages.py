@@ -31,7 +31,7 @@ def test_one_axis_padding_and_sizes_state_their_forms():
                                          r"or a 1-tuple of them, got \(3, 3\)$"):  # fmt: skip
         F.conv1d_init(KEY, 2, 1, (3, 3))
     with pytest.raises(ValueError, match=r"^conv2d: `padding` .*\(\(top, bottom\), \(left, "):
-        F.conv2d(F.conv2d_init(KEY, 1, 1, 3), jnp.ones((1, 4, 4, 1)), padding=(1, 2))
+        F.conv2d(F.conv2d_init(KEY, 1, 1, 3), jnp.ones((1, 4, 4, 1)), padding=(1, 2, 3))
 
 
 def test_self_attention_with_cross_attention_parameters_says_to_pass_context():

@@ -58,8 +58,10 @@ def _torch_conv(x, kernel, bias, *, stride, padding, dilation):
     elif padding == "SAME":
         h, w = x.shape[2:]
         pads = (_tf_same_pads(h, kh, sh, dh), _tf_same_pads(w, kw, sw, dw))
-    elif isinstance(padding, int):
-        pads = ((padding, padding), (padding, padding))
+    elif isinstance(padding, int) or isinstance(padding[0], int):  # torch's own padding=
+        return torch.nn.functional.conv2d(
+            x, kernel, bias, stride=stride, padding=padding, dilation=dilation
+        )
     else:
         pads = padding
     (top, bottom), (left, right) = pads
@@ -74,6 +76,7 @@ CASES = [
     (7, 6, (3, 2), (2, 2), "SAME", (1, 1)),  # asymmetric SAME padding
     (8, 8, (2, 2), (2, 1), "SAME", (1, 1)),
     (7, 7, (3, 3), (1, 1), 1, (1, 1)),
+    (7, 6, (3, 3), (2, 1), (2, 1), (1, 1)),  # one int per axis, PyTorch's padding=(ph, pw)
     (6, 7, (3, 3), (1, 2), ((1, 2), (0, 1)), (1, 1)),
     (9, 9, (3, 3), (2, 2), "VALID", (1, 1)),
     (9, 8, (3, 3), (1, 1), "VALID", (2, 2)),

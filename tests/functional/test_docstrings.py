@@ -34,6 +34,7 @@ MODULES = [
     "nnjax.functional._conv_subpixel",
     "nnjax.functional._bfloat16",
     "nnjax.functional._pool_formulations",
+    "nnjax.functional._padding",
     "nnjax.functional._pool_padding",
     "nnjax.functional._forward_only",
     "nnjax.functional._scoped",

@@ -142,3 +142,17 @@ def test_grouped_same_conv_transpose_layers(cls, op, shape):
     np.testing.assert_allclose(
         y, op(expected, x, stride=2, padding="SAME", feature_group_count=2), rtol=1e-6, atol=1e-6
     )
+
+
+def test_padding_takes_one_int_per_axis_as_pytorch_and_saves_it(tmp_path):
+    import nnjax
+
+    layer = Conv2D(2, 3, 3, padding=(1, 0), rngs=nnx.Rngs(0))
+    x = jax.random.normal(jax.random.key(1), (2, 5, 6, 2))
+    expected = F.conv2d(layer.params(), x, padding=((1, 1), (0, 0)))
+    np.testing.assert_allclose(layer(x), expected, rtol=1e-6, atol=1e-6)
+    assert layer(x).shape == (2, 5, 4, 3)
+    loaded = nnjax.load(nnjax.save(layer, tmp_path / "conv"))  # the padding from JSON lists
+    np.testing.assert_allclose(loaded(x), expected, rtol=1e-6, atol=1e-6)
+    with pytest.raises(ValueError, match=r"Conv2D: `padding` must be .* a pair of them or"):
+        Conv2D(2, 3, 3, padding=(1, 0, 1), rngs=nnx.Rngs(0))
