@@ -19,6 +19,7 @@ def embedding_init(
     *,
     dtype: jnp.dtype = jnp.float32,
     embedding_init: str | initializers.Initializer | None = None,
+    padding_idx: int | None = None,
 ) -> Params:
     """Initialises :func:`embedding`: ``{"embedding": (num_embeddings, features)}``.
 
@@ -29,13 +30,16 @@ def embedding_init(
       dtype: parameter dtype.
       embedding_init: initializer (or name) for the table; ``None`` draws
         ``N(0, 1 / D)`` (Flax's default, so that ``attend`` starts with unit-scale logits).
+      padding_idx: a row set to zeros (PyTorch's ``padding_idx``; ``-1`` is ``V - 1``);
+        pass the same to :func:`embedding`, which keeps it out of the gradient.
 
     Returns:
       ``{"embedding": (V, D)}``.
 
     Raises:
-      ValueError: if ``num_embeddings`` or ``features`` is not a positive int, or
-        ``embedding_init`` is an unknown name.
+      ValueError: if ``num_embeddings`` or ``features`` is not a positive int,
+        ``embedding_init`` is an unknown name, or ``padding_idx`` is outside
+        ``[-V, V)``.
       TypeError: if ``key`` is not a PRNG key (``jax.random.key(seed)``), ``dtype`` is
         not floating (an integer, bool or complex dtype), or ``embedding_init`` is
         neither a name nor a callable.
@@ -49,11 +53,37 @@ def embedding_init(
     features = _utils.positive_int("embedding_init", "features", features)
     _checks.check_key("embedding_init", "key", key)
     dtype = _checks.float_dtype("embedding_init", dtype)
+    row = check_padding_idx("embedding_init", padding_idx, num_embeddings)
     shape = (num_embeddings, features)
     if embedding_init is None:
         draw = jax.random.normal(key, shape, jnp.promote_types(dtype, jnp.float32))
-        return {"embedding": (draw / np.sqrt(features)).astype(dtype)}
-    return {"embedding": initializers.init_param(embedding_init, key, shape, dtype)}
+        table = (draw / np.sqrt(features)).astype(dtype)
+    else:
+        table = initializers.init_param(embedding_init, key, shape, dtype)
+    return {"embedding": table if row is None else table.at[row].set(0)}
+
+
+def check_padding_idx(op: str, padding_idx: int | None, vocab: int) -> int | None:
+    """``padding_idx`` as a row in ``[0, vocab)`` (``-1`` is ``vocab - 1``), or ``None``.
+
+    Raises:
+      TypeError: not an int (a bool neither).
+      ValueError: outside ``[-vocab, vocab)`` (PyTorch's range).
+
+    Example:
+      >>> check_padding_idx("embedding", -1, 10), check_padding_idx("embedding", None, 10)
+      (9, None)
+    """
+    if padding_idx is None:
+        return None
+    if not _checks.is_int(padding_idx):
+        raise TypeError(f"{op}: `padding_idx` must be an int or None, got {padding_idx!r}")
+    if not -vocab <= padding_idx < vocab:
+        raise ValueError(
+            f"{op}: `padding_idx`={padding_idx} is outside [-{vocab}, {vocab}) for a table "
+            f"of {vocab} rows"
+        )
+    return int(padding_idx) % vocab
 
 
 def _check_ids(ids: jax.Array, vocab: int) -> None:
@@ -69,7 +99,9 @@ def _check_ids(ids: jax.Array, vocab: int) -> None:
         )
 
 
-def embedding(params: Params, ids: jax.typing.ArrayLike) -> jax.Array:
+def embedding(
+    params: Params, ids: jax.typing.ArrayLike, *, padding_idx: int | None = None
+) -> jax.Array:
     """Looks up the rows of the table for integer ``ids``.
 
     Out-of-range ids (negative or ``>= V``) raise a ``ValueError`` when ``ids`` are
@@ -81,14 +113,17 @@ def embedding(params: Params, ids: jax.typing.ArrayLike) -> jax.Array:
     Args:
       params: ``{"embedding": (V, D)}``.
       ids: integer array of any shape ``(...)``.
+      padding_idx: PyTorch's: the id of the padding token, whose row gets no gradient
+        (it stays as it is, zeros from :func:`embedding_init` with the same
+        ``padding_idx``); its lookups still return the row. ``-1`` is ``V - 1``.
 
     Returns:
       ``(..., D)`` in the table's dtype.
 
     Raises:
-      TypeError: if ``ids`` are not integers.
-      ValueError: concrete ids outside ``[0, V)``, or a key of ``params`` other than
-        ``"embedding"``.
+      TypeError: if ``ids`` are not integers, or ``padding_idx`` is not an int.
+      ValueError: concrete ids outside ``[0, V)``, a ``padding_idx`` outside
+        ``[-V, V)``, or a key of ``params`` other than ``"embedding"``.
       KeyError: if ``params`` has no ``"embedding"``.
       nnjax.ShapeError: if the table is not rank 2.
 
@@ -97,6 +132,9 @@ def embedding(params: Params, ids: jax.typing.ArrayLike) -> jax.Array:
       >>> embedding(params, jnp.array([[2, 0]]))
       Array([[[4., 5.],
               [0., 1.]]], dtype=float32)
+      >>> lookup = lambda p: embedding(p, jnp.array([0, 1, 0]), padding_idx=0).sum()
+      >>> jax.grad(lookup)(params)["embedding"][:, 0]  # no gradient for the padding row
+      Array([0., 1., 0.], dtype=float32)
     """
     _utils.check_params("embedding", params, ("embedding",))
     table = params["embedding"]
@@ -105,10 +143,15 @@ def embedding(params: Params, ids: jax.typing.ArrayLike) -> jax.Array:
     if not jnp.issubdtype(ids.dtype, jnp.integer):
         raise TypeError(f"embedding: argument `ids` has dtype {ids.dtype}, expected integers")
     vocab = table.shape[0]
+    row = check_padding_idx("embedding", padding_idx, vocab)
     _check_ids(ids, vocab)
     wide = ids.astype(jnp.promote_types(ids.dtype, jnp.int32))  # int8 cannot hold V = 256
     safe = jnp.where(wide < 0, vocab, wide)  # negative ids would otherwise wrap around
-    return jnp.take(table, safe, axis=0, mode="fill", fill_value=jnp.nan)
+    rows = jnp.take(table, safe, axis=0, mode="fill", fill_value=jnp.nan)
+    if row is None:
+        return rows
+    padding = (wide == row)[..., None]  # the padding row's lookups: no gradient
+    return jnp.where(padding, jax.lax.stop_gradient(rows), rows)
 
 
 def attend(params: Params, x: jax.typing.ArrayLike) -> jax.Array:

@@ -21,13 +21,16 @@ class Embedding(FunctionalModule):
       num_embeddings: vocabulary size ``V``.
       features: embedding size ``D``.
       embedding_init: initializer for the table; ``None``: ``N(0, 1 / D)`` (Flax's).
+      padding_idx: PyTorch's: the padding token's id; its row starts as zeros and gets
+        no gradient (:func:`F.embedding`). ``-1`` is ``num_embeddings - 1``.
       param_dtype: dtype of the table (float32).
       dtype: dtype of the looked-up vectors; ``None`` keeps the table's.
       rngs: ``nnx.Rngs`` with a ``params`` stream.
 
     Raises:
-      ValueError: ``num_embeddings`` or ``features`` is not a positive int, or
-        ``embedding_init`` is an unknown name.
+      ValueError: ``num_embeddings`` or ``features`` is not a positive int,
+        ``embedding_init`` is an unknown name, or ``padding_idx`` is outside
+        ``[-num_embeddings, num_embeddings)``.
       TypeError: a dtype is not floating, ``embedding_init`` is neither a name nor a
         callable, or ``rngs`` is not an ``nnx.Rngs``. Calls raise as
         :func:`F.embedding` (``TypeError`` for ids that are not integers,
@@ -52,6 +55,7 @@ class Embedding(FunctionalModule):
         features: int,
         *,
         embedding_init: str | initializers.Initializer | None = None,
+        padding_idx: int | None = None,
         param_dtype: jnp.dtype = jnp.float32,
         dtype: jnp.dtype | None = None,
         rngs: nnx.Rngs,
@@ -61,16 +65,17 @@ class Embedding(FunctionalModule):
         check_dtypes("Embedding", param_dtype, dtype)
         _validate.initializer("Embedding", "embedding_init", embedding_init, allow_none=True)
         self.dtype = dtype
+        self.padding_idx = padding_idx
         self._set_params(
             F.embedding_init(
                 rngs.params(), num_embeddings, features, dtype=param_dtype,
-                embedding_init=embedding_init,
+                embedding_init=embedding_init, padding_idx=padding_idx,
             )
         )  # fmt: skip
 
     def __call__(self, ids: jax.typing.ArrayLike) -> jax.Array:
         """Maps integer ``ids (...)`` to ``(..., features)``."""
-        y = F.embedding(self.params(), ids)
+        y = F.embedding(self.params(), ids, padding_idx=self.padding_idx)
         return y if self.dtype is None else y.astype(self.dtype)
 
     def attend(self, x: jax.typing.ArrayLike) -> jax.Array:

@@ -97,3 +97,29 @@ def test_init_rejects_non_positive_sizes(sizes):
 def test_init_names_a_key_that_is_not_a_key(bad):
     with pytest.raises(TypeError, match=r"embedding_init: `key` must be a PRNG key"):
         F.embedding_init(bad, 3, 2)
+
+
+@pytest.mark.parametrize("padding_idx", [0, 3, -1])
+def test_padding_idx_matches_torch_values_and_grads(padding_idx):
+    """The padding row's lookups return it and give it no gradient, as in PyTorch."""
+    fn = lambda p: F.embedding(p, IDS, padding_idx=padding_idx)
+    torch_fn = lambda p: torch.nn.functional.embedding(
+        torch.from_numpy(IDS), p["embedding"], padding_idx=padding_idx
+    )
+    assert_matches_torch(fn, torch_fn, ({"embedding": rand((5, 4), 0)},))
+    grad = jax.grad(lambda p: fn(p).sum())({"embedding": jnp.ones((5, 4))})["embedding"]
+    np.testing.assert_array_equal(grad[padding_idx % 5], 0.0)  # the row is used in IDS
+
+
+def test_padding_idx_initialises_its_row_to_zeros_as_torch(key):
+    table = F.embedding_init(key, 6, 3, padding_idx=-2)["embedding"]
+    reference = torch.nn.Embedding(6, 3, padding_idx=-2).weight.detach().numpy()
+    np.testing.assert_array_equal(table[4], 0.0)
+    np.testing.assert_array_equal(reference[4], 0.0)  # PyTorch's row too
+    assert np.all(np.delete(np.asarray(table), 4, axis=0) != 0)
+    with pytest.raises(ValueError, match=r"embedding_init: `padding_idx`=6 is outside \[-6, 6\)"):
+        F.embedding_init(key, 6, 3, padding_idx=6)
+    with pytest.raises(TypeError, match=r"embedding: `padding_idx` must be an int or None"):
+        F.embedding({"embedding": table}, jnp.array([1]), padding_idx=True)
+    with pytest.raises(ValueError, match=r"embedding: `padding_idx`=-7 is outside"):
+        F.embedding({"embedding": table}, jnp.array([1]), padding_idx=-7)
