@@ -20,6 +20,8 @@ Example:
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Mapping
 from typing import Any
 
 import jax
@@ -41,6 +43,7 @@ def output_shape(
     *,
     name: str | None = None,
     whole: Any = None,
+    tuple_batch: str | None = None,
 ) -> Any:
     """The model's output for one example like the batch ``x`` (``ShapeDtypeStruct`` leaves).
 
@@ -53,6 +56,9 @@ def output_shape(
       name: what the user called the data (``"validation_data"``), named in errors.
       whole: all the inputs ``x`` came from (the user's arrays), when known: an error
         then says when they are one example without a batch axis (``x[None]``).
+      tuple_batch: the function (``"fit"``, ``"predict"``...) that took ``x`` as the first
+        item of a tuple batch ``(x, y[, sample_weight])`` of an iterable: a model that
+        needs more positional inputs is then told how to pass several as one ``x``.
 
     Raises:
       TypeError: the model's ``__call__`` cannot take ``x`` as nnjax passes it (a
@@ -73,6 +79,7 @@ def output_shape(
                 f"({unbound}): one array is passed as model(x), a tuple as model(*x), a dict "
                 "as model(**x); give the other arguments defaults (modes come from "
                 "model.train() and model.eval())"
+                f"{_tuple_hint(model, x, tuple_batch) if tuple_batch else ''}"
             ) from err
         per_example = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape[1:], a.dtype), x)
         hint = ""
@@ -92,6 +99,28 @@ def output_shape(
             f"shape {describe(per_example)}"
             f"{_expected_input(model)}{hint}: {err}"
         ) from err
+
+
+def _tuple_hint(model: nnx.Module, x: Any, caller: str) -> str:
+    """How to pass several inputs in one batch, if ``x`` had fewer than the model needs."""
+    try:
+        params = inspect.signature(model).parameters.values()
+    except (TypeError, ValueError):
+        return ""
+    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    names = [p.name for p in params if p.kind in kinds and p.default is p.empty]
+    if isinstance(x, Mapping) or len(names) <= (len(x) if isinstance(x, tuple | list) else 1):
+        return ""  # not too few positional inputs: not a batch tuple read as (x, y)
+    inputs, keys = ", ".join(names), ", ".join(f"{n!r}: {n}" for n in names)
+    wrapped = (
+        f"(({inputs}),) or a dict {{{keys}}}"
+        if caller == "predict"
+        else f"(({inputs}), y) or ({{{keys}}}, y)"
+    )
+    return (
+        f"; {caller} reads a batch tuple as (x, y[, sample_weight]) and passes x alone to "
+        f"the model: pass several inputs as one x, {wrapped}"
+    )
 
 
 def _one_example(a: Any) -> tuple[int, ...] | None:

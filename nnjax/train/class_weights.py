@@ -65,7 +65,8 @@ def class_ids(where: str, y: Any) -> np.ndarray:
 
     Raises:
       ValueError: the labels are not class labels: continuous (floating values other
-        than 0 and 1, or rows outside ``[0, 1]``), or of another shape.
+        than 0 and 1, or rows outside ``[0, 1]``), several per example (integer
+        ``(N, T)``, any ``(N, T, ...)``: per-token or per-pixel labels), or of another shape.
 
     Example:
       >>> class_ids("train", np.array([[0.0, 1.0], [1.0, 0.0]])).tolist()
@@ -91,6 +92,14 @@ def class_ids(where: str, y: Any) -> np.ndarray:
     if y.ndim == 2 and y.shape[1] > 1 and np.all((y >= 0) & (y <= 1)):
         return y.argmax(axis=1)
     found = f"labels of shape {y.shape} {y.dtype.name}"
+    if y.ndim > 2 or (y.ndim == 2 and integer):  # ids per position: (N, T), (N, H, W)...
+        raise ValueError(
+            f"{where}: class_weight takes one label per example: class ids (N,) or (N, 1), "
+            f"or one-hot rows (N, C); got {found}, several labels per example (per-token "
+            "or per-pixel labels?), which class_weight does not support. Weigh whole "
+            "examples with sample_weight (shape (N,)), or weigh the positions in a "
+            "loss_fn(model, batch) passed to fit instead of loss"
+        )
     if y.ndim <= 2 and y.size:
         bad = y.reshape(-1)[~((y.reshape(-1) == 0) | (y.reshape(-1) == 1))]
         found += f" holding {bad[0].item()!r} (continuous targets?)" if bad.size else ""

@@ -203,8 +203,9 @@ def evaluate(
     example = source.example()
     inputs = source.x if isinstance(source, ArraySource) else None
     out = abstract_output.output_shape(
-        model, graphdef, params, rest, example.x, name="data", whole=inputs
-    )
+        model, graphdef, params, rest, example.x, name="data", whole=inputs,
+        tuple_batch="evaluate" if isinstance(source, IterableSource) else None,
+    )  # fmt: skip
     source.check_labels(out, resolved, "data")
     validation.check_named_take_arrays(resolved, metrics, out, example.y, "data")
     validation.check_loss_accepts(resolved, out, example.y, "data")
@@ -223,9 +224,14 @@ def evaluate(
         )  # fmt: skip
 
 
-def _predict_items(data: Iterable) -> Iterator[tuple[Any, np.ndarray]]:
-    """``(x, dummy labels)`` from batches ``x`` or ``(x, ...)`` (the rest ignored)."""
+def _predict_items(data: Iterable, tuples: list[bool]) -> Iterator[tuple[Any, np.ndarray]]:
+    """``(x, dummy labels)`` from batches ``x`` or ``(x, ...)`` (the rest ignored).
+
+    ``tuples`` gets whether the first batch was a tuple (its ``x`` taken from it).
+    """
     for i, item in enumerate(data):
+        if i == 0:
+            tuples.append(isinstance(item, tuple | list))
         x = item[0] if isinstance(item, tuple | list) else item
         leaves = jax.tree.leaves(x)
         if not leaves or not np.ndim(leaves[0]):
@@ -264,7 +270,8 @@ def _not_xy(model: nnx.Module, x: Any) -> None:
 
 def _predict_source(
     model: nnx.Module, x: Any, batch_size: int, steps: int | None, check_inputs: bool
-) -> Any:
+) -> tuple[Any, bool]:
+    """The source of ``x``, and whether it is an iterable of tuple batches ``(x, ...)``."""
     integer_ok = model_call.integer_input_paths(model)
     if _is_inputs(x):
         no_steps("x", steps, "steps")
@@ -277,15 +284,18 @@ def _predict_source(
         validation.check_inputs_ok("predict", x, check_inputs=check_inputs, integer_ok=integer_ok)
         return ArraySource(
             x, np.zeros(n, np.float32), batch_size=min(batch_size, size_buckets.bucket(n))
-        )
+        ), False
     if not isinstance(x, Iterable):
         raise TypeError(
             f"predict: `x` must be an array, a pytree of (N, ...) arrays, or an iterable of "
             f"batches x or (x, ...); got {type(x).__name__}"
         )
-    return IterableSource(
-        _predict_items(x), steps_per_epoch=steps, check_inputs=check_inputs, integer_ok=integer_ok
-    )
+    tuples: list[bool] = []
+    source = IterableSource(
+        _predict_items(x, tuples), steps_per_epoch=steps, check_inputs=check_inputs,
+        integer_ok=integer_ok,
+    )  # fmt: skip
+    return source, tuples == [True]  # the first batch is read on construction
 
 
 @sharding.own_mesh
@@ -343,12 +353,15 @@ def predict(
     validation.check_flags("predict", check_inputs=check_inputs)
     batch_size = validation.check_count("batch_size", batch_size, 1)
     steps = None if steps is None else validation.check_count("steps", steps, 1)
-    source = _predict_source(model, x, batch_size, steps, check_inputs)
+    source, tuples = _predict_source(model, x, batch_size, steps, check_inputs)
     whole = source.x if isinstance(source, ArraySource) else None  # the user's, unpadded
     source = divisible(source, _mesh_size(devices))  # padded rows: masked copies
     mesh, graphdef, params, rest = _setup(model, source.batch_size, devices)
     example = source.example().x
-    abstract_output.output_shape(model, graphdef, params, rest, example, name="x", whole=whole)
+    abstract_output.output_shape(
+        model, graphdef, params, rest, example, name="x", whole=whole,
+        tuple_batch="predict" if tuples else None,
+    )  # fmt: skip
     params, rest = sharding.put_replicated((params, rest), mesh, copy=False)  # no donation
     feeder = eval_blocks.host_feeder(source, mesh)
     fn = eval_blocks.compiled_predict_blocks(graphdef, feeder.k, mesh, feeder.gather)

@@ -17,6 +17,7 @@ Example:
 from __future__ import annotations
 
 import itertools
+import re
 import warnings
 from collections.abc import Collection, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
@@ -47,6 +48,17 @@ def split_batch(item: Any, where: str) -> tuple[Any, Any, Any]:
             f"{type(item).__name__}{f' of length {len(item)}' if hasattr(item, '__len__') else ''}"
         )
     return item[0], item[1], item[2] if len(item) == 3 else None
+
+
+def path_name(path: str) -> str:
+    """A key path of ``{"x": ..., "y": ...}`` as the user writes it, rooted at ``x`` / ``y``.
+
+    Example:
+      >>> [path_name(p) for p in ("['x']", "['x'][0]", "['x']['ids']", "['y'][0]['a']")]
+      ['x', 'x[0]', "x['ids']", "y[0]['a']"]
+    """
+    root = re.match(r"\['([^'\]]*)'\]", path)
+    return root.group(1) + path[root.end() :] if root else path
 
 
 def _spec_error(
@@ -109,7 +121,7 @@ def host_batch(
                 kind = ShapeError if a.shape[1:] != b.shape[1:] else ValueError  # or a dtype
                 had = f"{b.shape} {b.dtype.name}"
                 raise _spec_error(
-                    where, path[2:-2], f"{a.shape} {a.dtype.name}", had, "shape", kind
+                    where, path_name(path), f"{a.shape} {a.dtype.name}", had, "shape", kind
                 )
         if n > size:
             raise ShapeError(f"{where} has {n} examples, more than the first batch's {size}")
@@ -324,4 +336,4 @@ def _length(data: Any) -> int | None:
         return None
 
 
-__all__ = ["IterableSource", "host_batch", "padded", "split_batch"]
+__all__ = ["IterableSource", "host_batch", "padded", "path_name", "split_batch"]

@@ -171,8 +171,9 @@ def check_model(model, graphdef, params, rest, objective, source, val, tx) -> tu
         arrays = isinstance(src, data.ArraySource) and not isinstance(src.y, np.memmap)
         whole = src.x if isinstance(src, data.ArraySource) else None
         out = abstract_output.output_shape(
-            model, graphdef, params, rest, example.x, name=name, whole=whole
-        )
+            model, graphdef, params, rest, example.x, name=name, whole=whole,
+            tuple_batch="fit" if isinstance(src, IterableSource) else None,
+        )  # fmt: skip
         src.check_labels(out, objective.loss, name)  # an iterable: each batch's, as read
         checks.check_named_take_arrays(objective.loss, objective.metrics, out, example.y, name)
         checks.check_loss_accepts(objective.loss, out, example.y, name)  # soft labels first
