@@ -22,7 +22,7 @@ from flax import nnx
 
 from nnjax import metrics as metrics_lib
 from nnjax._deprecation import user_stacklevel
-from nnjax.train import compiled, data, in_flight, optax_checks, optimizers
+from nnjax.train import compiled, in_flight, nonfinite_causes, optax_checks, optimizers
 from nnjax.train.driver import CallbackDriver, Run
 from nnjax.train.feeder import DeviceFeeder
 from nnjax.train.interrupts import deferred_interrupt, held_interrupts
@@ -300,17 +300,17 @@ def train_into(
 ) -> None:
     """``fit``'s epochs (:func:`run_epochs`); the trained state lands in ``model``.
 
-    A non-finite loss (:class:`NonFiniteLossError`, naming the inputs when ``source``
-    holds NaN or inf) or a bad batch leaves ``model`` with the weights it had before
-    ``fit``; any other failure (a callback's error, KeyboardInterrupt) keeps what was
-    trained, then raises. A failure inside a compiled update (a host callback's error,
-    memory exhausted) has consumed the donated state: ``model`` then keeps the weights it
-    had before ``fit``, and the error says so in a note.
+    A non-finite loss (:class:`NonFiniteLossError`, naming the inputs when ``source`` holds
+    NaN or inf, or ids outside the model's embedding table) or a bad batch leaves ``model``
+    with the weights it had before ``fit``; any other failure (a callback's error,
+    KeyboardInterrupt) keeps what was trained, then raises. A failure inside a compiled
+    update (a host callback's error, memory exhausted) has consumed the donated state:
+    ``model`` then keeps the weights it had before ``fit``, and the error says so in a note.
     """
     try:
         run_epochs(run, plan, driver, initial_epoch)
     except NonFiniteLossError as err:  # the model keeps the weights it had before fit
-        raise _diagnosed(err, source) from None
+        raise _diagnosed(err, model, source) from None
     except (ValueError, TypeError) as err:
         if not run.bad_batch:  # a callback's, say: keep what was trained
             _land_after_failure(model, run, err)
@@ -345,12 +345,11 @@ def _land_after_failure(model: nnx.Module, run: Run, err: BaseException) -> None
     )
 
 
-def _diagnosed(err: NonFiniteLossError, source: Any) -> NonFiniteLossError:
-    """``err``, naming the inputs when they hold NaN or inf (not the learning rate)."""
-    where = data.nonfinite_input(source)
-    if where is None:
+def _diagnosed(err: NonFiniteLossError, model: nnx.Module, source: Any) -> NonFiniteLossError:
+    """``err``, naming the inputs when they caused it (:mod:`nonfinite_causes`)."""
+    cause = nonfinite_causes.input_cause(model, source)
+    if cause is None:
         return err
-    cause = f"the training inputs {where} hold NaN or inf: clean the data"
     return NonFiniteLossError(err.epoch, err.step, err.value, cause=cause)
 
 
