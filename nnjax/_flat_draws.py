@@ -32,6 +32,8 @@ import jax
 import jax.numpy as jnp
 from jax.nn import initializers as _jinit
 
+from nnjax import _checks
+
 Initializer = Callable[..., jax.Array]
 Axes = int | Sequence[int]
 Mode = Literal["fan_in", "fan_out", "fan_avg", "fan_geo_avg"]
@@ -78,19 +80,22 @@ def _flat_or_own(own: Initializer, draw: Callable[..., jax.Array], default: Any)
     def init(
         key: jax.Array, shape: Any, dtype: Any = default, out_sharding: Any = None
     ) -> jax.Array:
-        real = dtype is None or jnp.issubdtype(dtype, jnp.floating)
-        if (
-            out_sharding is not None
-            or not real
-            or not isinstance(shape, Sequence)
-            or len(shape) < 2
-        ):
+        if out_sharding is not None or not _flat_draw(shape, dtype):
             sharding = {} if out_sharding is None else {"out_sharding": out_sharding}
-            return own(key, shape, dtype, **sharding)
-        dtype = jax.dtypes.canonicalize_dtype(float if dtype is None else dtype)
+            return own(key, shape, dtype, **sharding)  # and its errors, warnings
+        dtype = jax.dtypes.canonicalize_dtype(float) if dtype is None else dtype
         return draw(key, tuple(int(n) for n in shape), dtype)
 
     return init
+
+
+def _flat_draw(shape: Any, dtype: Any) -> bool:
+    """Whether a real draw of two or more non-negative int axes (others go to JAX's)."""
+    if dtype is not None and not jnp.issubdtype(dtype, jnp.floating):
+        return False
+    if isinstance(shape, str) or not isinstance(shape, Sequence) or len(shape) < 2:
+        return False
+    return all(_checks.is_int(n) and n >= 0 for n in shape)
 
 
 def _size(shape: tuple[int, ...], axes: Axes) -> int:

@@ -136,3 +136,18 @@ def test_a_kernel_of_many_axes_is_drawn_flat_and_not_recompiled(logged_compiles)
     with logged_compiles() as again:
         init(jax.random.key(1), shape)
     assert again == []
+
+
+def test_shapes_and_dtypes_jax_refuses_or_warns_about_get_jaxs_own_answer():
+    ours, theirs = _both("glorot_normal")
+    for shape in ((3.0, 4), (-1, 4)):
+        errors = []
+        for init in (ours, theirs):
+            with pytest.raises(TypeError) as raised:
+                init(jax.random.key(0), shape)
+            errors.append(str(raised.value))
+        assert errors[0] == errors[1], errors
+    if not jax.config.jax_enable_x64:  # float64 without x64: JAX's warning, float32 arrays
+        for init in (ours, theirs):
+            with pytest.warns(UserWarning, match="Explicitly requested dtype float64"):
+                assert init(jax.random.key(0), (3, 4), jnp.float64).dtype == jnp.float32

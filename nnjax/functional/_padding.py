@@ -19,6 +19,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
 from nnjax import _checks
 from nnjax.functional import _utils
 
@@ -36,13 +38,18 @@ def mode(padding: Any) -> str | None:
 
 
 def pairs(nd: int, padding: Any) -> tuple[tuple[int, int], ...] | None:
-    """``nd`` ``(lo, hi)`` pairs of non-negative ints from ``padding``, else ``None``."""
+    """``nd`` ``(lo, hi)`` pairs of non-negative ints from ``padding``, else ``None``.
+
+    NumPy arrays count as the nested lists they hold.
+    """
+    padding = _as_lists(padding)
     if _checks.is_int(padding):
         return ((int(padding), int(padding)),) * nd if padding >= 0 else None
     if isinstance(padding, str) or not isinstance(padding, Sequence) or len(padding) != nd:
         return None
     out = []
     for entry in padding:
+        entry = _as_lists(entry)
         if _checks.is_int(entry):
             entry = (entry, entry)
         if isinstance(entry, str) or not isinstance(entry, Sequence) or len(entry) != 2:
@@ -79,10 +86,19 @@ def message(op: str, nd: int, padding: Any) -> str:
       >>> print(message("conv1d", 1, (1, 2)).split("; ")[-1])
       for 1 before and 2 after the sequence, pass ((1, 2),)
     """
-    per_axis = f", {_utils.tuple_phrase(nd)} of them" if nd > 1 else ""  # (p,) too for 1
-    expected = f"'SAME', 'VALID', a non-negative int{per_axis} or {_FORMS[nd]} of non-negative ints"
+    expected = (
+        f"'SAME', 'VALID', a non-negative int, {_utils.tuple_phrase(nd)} of them or "
+        f"{_FORMS[nd]} of non-negative ints"
+    )
     hint = ""
-    if nd == 1 and not _checks.is_int(padding) and pairs(2, padding) is not None:
-        lo, hi = (int(v) for v in padding)  # a flat (lo, hi) for one axis
-        hint = f"; for {lo} before and {hi} after the sequence, pass (({lo}, {hi}),)"
+    flat = _as_lists(padding)
+    if nd == 1 and isinstance(flat, Sequence) and not isinstance(flat, str) and len(flat) == 2:
+        if all(_checks.is_int(v) and v >= 0 for v in flat):  # a flat (lo, hi) for one axis
+            lo, hi = (int(v) for v in flat)
+            hint = f"; for {lo} before and {hi} after the sequence, pass (({lo}, {hi}),)"
     return _checks.static_arg_message(op, "padding", padding, expected) + hint
+
+
+def _as_lists(value: Any) -> Any:
+    """A NumPy array as the (nested) list it holds; anything else as it is."""
+    return value.tolist() if isinstance(value, np.ndarray) else value

@@ -8,7 +8,8 @@ source (iterables are not scanned):
 * floating inputs holding NaN or inf (:func:`nnjax.train.data.nonfinite_input`);
 * integer inputs outside ``[0, V)`` of the model's largest ``nn.Embedding``: under
   ``jax.jit`` such an id looks up a row of NaN (``F.embedding``), where PyTorch would
-  raise an index error.
+  raise an index error. Which integer inputs are token ids is not known (a year or a
+  count may be another input), so this one is offered beside the usual advice.
 
 Example:
   >>> from flax import nnx
@@ -16,8 +17,8 @@ Example:
   >>> from nnjax.train.data import ArraySource
   >>> ids = np.array([[1, 2], [3, 12]], np.int32)
   >>> source = ArraySource(ids, np.zeros(2), batch_size=2)
-  >>> print(input_cause(nn.Embedding(10, 4, rngs=nnx.Rngs(0)), source)[:62])
-  the training inputs x (example 1) hold the integer 12, outside
+  >>> print(input_cause(nn.Embedding(10, 4, rngs=nnx.Rngs(0)), source).split("; or, ")[1][:50])
+  if x (example 1) holds token ids: it holds 12, out
 """
 
 from __future__ import annotations
@@ -40,8 +41,8 @@ def input_cause(model: nnx.Module, source: Any) -> str | None:
       source: its training source; only an in-memory one (``ArraySource``) is scanned.
 
     Returns:
-      Where the inputs hold NaN or inf, else where integer inputs leave the range of the
-      model's largest ``nn.Embedding``, with what to do; ``None`` when neither.
+      Where the inputs hold NaN or inf; else the usual advice and where integer inputs
+      leave the range of the model's largest ``nn.Embedding``; ``None`` when neither.
     """
     where = data.nonfinite_input(source)
     if where is not None:
@@ -53,15 +54,16 @@ def input_cause(model: nnx.Module, source: Any) -> str | None:
     found = None if vocab is None else _outside(source, vocab)
     if found is None:
         return None
+    where, value = found  # an integer input may be no token ids: the usual advice first
     return (
-        f"the training inputs {found}, outside [0, {vocab}): the rows of the model's "
-        "Embedding; an id outside its table looks up a row of NaN under jit (keep token "
-        "ids below num_embeddings)"
+        f"lower the learning rate or clip gradients; or, if {where} holds token ids: it "
+        f"holds {value}, outside [0, {vocab}), the rows of the model's Embedding, and an id "
+        "outside its table looks up a row of NaN under jit (keep ids below num_embeddings)"
     )
 
 
-def _outside(source: Any, vocab: int, chunk: int = 65536) -> str | None:
-    """Where an in-memory source's integer inputs leave ``[0, vocab)``, or ``None``.
+def _outside(source: Any, vocab: int, chunk: int = 65536) -> tuple[str, int] | None:
+    """``(where, value)``: an in-memory source's integer input outside ``[0, vocab)``.
 
     Reads memory-mapped inputs ``chunk`` rows at a time.
     """
@@ -76,7 +78,6 @@ def _outside(source: Any, vocab: int, chunk: int = 65536) -> str | None:
             outside = (rows < 0) | (rows >= vocab)
             bad = np.flatnonzero(outside.any(axis=1))
             if bad.size:
-                value = rows[bad[0]][outside[bad[0]]][0]
-                where = f"x{jax.tree_util.keystr(path)} (example {start + int(bad[0])})"
-                return f"{where} hold the integer {value}"
+                value = int(rows[bad[0]][outside[bad[0]]][0])
+                return f"x{jax.tree_util.keystr(path)} (example {start + int(bad[0])})", value
     return None

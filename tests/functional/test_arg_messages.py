@@ -16,13 +16,18 @@ def test_one_axis_padding_and_sizes_state_their_forms():
     params = F.conv1d_init(KEY, 2, 1, 3)
     x = jnp.ones((1, 10, 2))
     match = (
-        r"^conv1d: `padding` must be 'SAME', 'VALID', a non-negative int or \(\(lo, hi\),\) "
+        r"^conv1d: `padding` must be 'SAME', 'VALID', a non-negative int, a 1-tuple of them "
+        r"or \(\(lo, hi\),\) "
         r"of non-negative ints, got \(1, 2\); for 1 before and 2 after the sequence, pass "
         r"\(\(1, 2\),\)$"
     )
     with pytest.raises(ValueError, match=match):
         F.conv1d(params, x, padding=(1, 2))
     assert F.conv1d(params, x, padding=((1, 2),)).shape == (1, 11, 1)
+    assert F.conv1d(params, x, padding=(1,)).shape == (1, 10, 1)  # one int per axis
+    for two_pairs in (((1, 2), (3, 4)), [[1, 1], [0, 2]], (1, (0, 2))):  # no flat (lo, hi)
+        with pytest.raises(ValueError, match=r"^conv1d: `padding` must be .*non-negative ints, "):
+            F.conv1d(params, x, padding=two_pairs)
     with pytest.raises(ValueError, match=r"`padding` must be .*, got \(1, -2\)$"):
         F.conv1d(params, x, padding=(1, -2))  # no hint for what is no (lo, hi)
     with pytest.raises(ValueError, match=r"^conv1d: `stride` must be a positive int or a 1-tuple"):

@@ -286,3 +286,11 @@ def test_an_eager_call_is_one_program_per_geometry_and_context(nd):
     grad = lambda p: jax.grad(lambda p: jnp.sum(conv(p, x) ** 2))(p)["kernel"]
     np.testing.assert_allclose(grad(params), jax.jit(grad)(params), rtol=1e-5, atol=1e-5)
     assert _eager._program.cache_info().misses == 3
+
+
+def test_padding_as_a_numpy_array_or_pairs_of_arrays(key):
+    params = F.conv2d_init(key, 3, 2, 3)
+    x = jax.random.normal(key, (1, 7, 8, 3))
+    expected = F.conv2d(params, x, padding=((1, 1), (2, 2)))
+    for padding in (np.array([[1, 1], [2, 2]]), ((1, 1), np.array([2, 2])), np.array([1, 2])):
+        np.testing.assert_allclose(F.conv2d(params, x, padding=padding), expected, atol=1e-6)

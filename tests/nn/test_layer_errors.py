@@ -74,7 +74,8 @@ def test_a_named_or_callable_initializer_still_builds():
 CONV_ARGS = [
     # padding: one axis takes one (lo, hi) pair, ((lo, hi),); a flat pair is shown it
     (lambda: nn.Conv1D(2, 1, 3, padding=(1, 2), rngs=R(0)), ValueError,
-     r"^Conv1D: `padding` must be 'SAME', 'VALID', a non-negative int or \(\(lo, hi\),\) of "
+     r"^Conv1D: `padding` must be 'SAME', 'VALID', a non-negative int, a 1-tuple of them or "
+     r"\(\(lo, hi\),\) of "
      r"non-negative ints, got \(1, 2\); for 1 before and 2 after the sequence, pass "
      r"\(\(1, 2\),\)$"),
     (lambda: nn.Conv1D(3, 4, (3, 3), rngs=R(0)), ValueError,

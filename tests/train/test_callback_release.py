@@ -48,7 +48,6 @@ def test_a_kept_callback_lets_the_model_and_state_go():
     assert kept.loop.history is history and kept.loop.epoch == 1 and kept.loop.global_step == 8
 
 
-@pytest.mark.slow  # heavy (the default run stays under 10 minutes)
 def test_a_failed_fit_lets_them_go_too():
     kept = Kept()
     model = nn.MLP(8, (64,), 3, rngs=nnx.Rngs(0))
