@@ -10,6 +10,7 @@ from flax import nnx
 
 import nnjax.functional as F
 from nnjax import initializers
+from nnjax.functional.embed import check_padding_idx
 from nnjax.nn import _validate
 from nnjax.nn._base import FunctionalModule, check_dtypes, compute_dtype
 
@@ -65,6 +66,7 @@ class Embedding(FunctionalModule):
         check_dtypes("Embedding", param_dtype, dtype)
         _validate.initializer("Embedding", "embedding_init", embedding_init, allow_none=True)
         self.dtype = dtype
+        check_padding_idx("Embedding", padding_idx, self.num_embeddings)
         self.padding_idx = padding_idx
         self._set_params(
             F.embedding_init(

@@ -40,7 +40,7 @@ def test_the_padding_row_stays_zero_through_fit_and_a_save(tmp_path):
 
 
 def test_a_bad_padding_idx_is_refused_by_the_layer():
-    with pytest.raises(ValueError, match=r"`padding_idx`=7 is outside \[-7, 7\)"):
+    with pytest.raises(ValueError, match=r"^Embedding: `padding_idx`=7 is outside \[-7, 7\)"):
         nn.Embedding(7, 4, padding_idx=7, rngs=nnx.Rngs(0))
     layer = nn.Embedding(7, 4, padding_idx=-1, rngs=nnx.Rngs(0))
     np.testing.assert_array_equal(layer.embedding[...][6], 0.0)
