@@ -130,6 +130,7 @@ def _child_env():
     return env
 
 
+@pytest.mark.slow  # heavy (the default run stays under 10 minutes)
 def test_python_m_nnjax_into_a_closed_pipe_is_quiet():
     child = subprocess.Popen(
         [sys.executable, "-m", "nnjax", "data", "list"],

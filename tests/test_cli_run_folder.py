@@ -128,6 +128,7 @@ def test_a_failed_first_write_leaves_no_default_folder(tmp_path, capsys, monkeyp
     assert list((tmp_path / "runs").iterdir()) == []
 
 
+@pytest.mark.slow  # heavy (the default run stays under 10 minutes)
 def test_resume_completes_an_end_that_left_an_earlier_ends_files(tmp_path, capsys):
     """A run resumed for more epochs, interrupted before its end rewrote the files."""
     out = tmp_path / "run"

@@ -134,6 +134,7 @@ def test_gradients_pass_check_grads(name):
         check_grads(jax.jit(lambda x: fn(x, t)), (jnp.asarray(p),), order=1, modes=("fwd", "rev"))
 
 
+@pytest.mark.slow  # heavy (the default run stays under 10 minutes)
 def test_zero_vectors_have_finite_gradients():
     grad = jax.grad(lambda p: losses.cosine_similarity(p, jnp.ones((2, 3))))(jnp.zeros((2, 3)))
     assert np.isfinite(np.asarray(grad)).all()

@@ -18,6 +18,7 @@ def _main(name: str):
     return runpy.run_path(str(EXAMPLES / f"{name}.py"))["main"]
 
 
+@pytest.mark.slow  # heavy (the default run stays under 10 minutes)
 def test_perceptron_example(tmp_path):
     pytest.importorskip("sklearn")
     result = _main("perceptron")(["--samples", "80", "--epochs", "10", "--out", str(tmp_path)])

@@ -62,6 +62,7 @@ def test_a_timeout_stops_processes_that_joined_the_group_at_once(tmp_path):
     assert {"stopped0", "stopped1"} <= names  # a KeyboardInterrupt, not a kill
 
 
+@pytest.mark.slow  # heavy (the default run stays under 10 minutes)
 def test_a_failed_command_in_a_group_ends_the_launch_at_once(tmp_path, capfd):
     status, took = _launch(tmp_path, "fail1", 45.0)
     err = capfd.readouterr().err

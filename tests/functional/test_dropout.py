@@ -175,7 +175,12 @@ def test_narrow_floats_round_once_so_kept_values_are_unbiased(key, dtype):
 
 @pytest.mark.parametrize(
     ("shape", "broadcast_dims"),
-    [((6, 5), ()), ((2, 3, 4, 5), ()), ((2, 3, 4, 5), (1, 2)), ((2, 1, 3, 2, 4), (0,))],
+    [
+        ((6, 5), ()),
+        pytest.param((2, 3, 4, 5), (), marks=pytest.mark.slow),  # JAX's shaped masks
+        pytest.param((2, 3, 4, 5), (1, 2), marks=pytest.mark.slow),  # compile in 1-3 s
+        pytest.param((2, 1, 3, 2, 4), (0,), marks=pytest.mark.slow),
+    ],
 )
 def test_the_mask_is_jaxs_bernoulli_drawn_flat(key, shape, broadcast_dims):
     # the mask of shape S is jax.random.bernoulli's of S, bit for bit; drawn flat (XLA:CPU

@@ -81,6 +81,7 @@ def test_block_check_grads_and_transforms(key):
                       params, jax.random.normal(key, (B, T, E)))  # fmt: skip
 
 
+@pytest.mark.slow  # heavy (the default run stays under 10 minutes)
 def test_block_in_float16(key):
     """float16 runs on the CPU too, jitted (its attention takes the explicit path there)."""
     params = F.transformer_encoder_block_init(key, E, num_heads=HEADS, mlp_features=MLP)

@@ -43,6 +43,7 @@ def _inputs(batch, seed=0):
     return jax.random.normal(k1, (batch, 3)), jax.random.randint(k2, (batch, 2, 2), 0, 5)
 
 
+@pytest.mark.slow  # heavy (the default run stays under 10 minutes)
 def test_positional_inputs_are_called_as_the_model_is(tmp_path):
     model = TwoInputs(nnx.Rngs(0))
     path = nnjax.export(model, _inputs(2), tmp_path / "two.jaxexport")

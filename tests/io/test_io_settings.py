@@ -79,6 +79,7 @@ def test_a_changed_dtype_survives(tmp_path):
     assert loaded(x).dtype == model(x).dtype == jnp.bfloat16
 
 
+@pytest.mark.slow  # heavy (the default run stays under 10 minutes)
 def test_a_training_checkpoint_records_changed_settings(tmp_path):
     model = nn.MLP(4, (8,), 2, dropout=0.5, rngs=nnx.Rngs(0))
     model.dropouts[0].rate = 0.25

@@ -69,6 +69,7 @@ def test_rngs_required_and_old_hidden_name_deprecated():
     assert old.hidden_features == 4
 
 
+@pytest.mark.slow  # heavy (the default run stays under 10 minutes)
 @pytest.mark.parametrize("cls", [LSTM, GRU, RNN])
 def test_unsigned_and_traced_lengths_pick_the_last_output(cls):
     # a length of 0 in uint8 once became index 255 (out of range: NaN); a traced length

@@ -55,6 +55,7 @@ def _batches(x, y, size):
     return [(x[i : i + size], y[i : i + size]) for i in range(0, len(x), size)]
 
 
+@pytest.mark.slow  # heavy (the default run stays under 10 minutes)
 def test_every_data_kind_ends_bitwise_equal_to_the_array_path(tmp_path):
     x, y = blobs(n=100)  # 7 batches of 16, the last one of 4 padded
     kw = dict(KW, epochs=2, shuffle=False)

@@ -71,6 +71,7 @@ def test_a_tensor_that_requires_grad_is_read_detached():
     np.testing.assert_array_equal(predict(a, torch.tensor(x).requires_grad_()), predict(a, x))
 
 
+@pytest.mark.slow  # heavy (the default run stays under 10 minutes)
 def test_bfloat16_tensors_and_arrays_are_bfloat16_inputs():
     x, y = blobs(32)
     x16 = x.astype(jnp.bfloat16)

@@ -75,6 +75,7 @@ def test_column_labels_for_flat_outputs_train_as_flat_labels():
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.slow  # heavy (the default run stays under 10 minutes)
 def test_column_binary_labels_for_flat_scores_get_the_classification_metrics():
     # the loss took them, but the default accuracy raised "cannot match predictions of
     # shape (32,) with labels of shape (32, 1)"; auc and f1 too
@@ -92,6 +93,7 @@ def test_binary_labels_outside_0_1_are_refused_in_any_shape():
             T.evaluate(model, (X, y), loss="binary_cross_entropy", devices=ONE)
 
 
+@pytest.mark.slow  # heavy (the default run stays under 10 minutes)
 def test_the_loss_equals_the_reference_on_column_labels():
     model, history = _trained("binary_cross_entropy", BINARY)
     logits = np.asarray(model(X))[:, 0].astype(np.float64)
@@ -143,6 +145,7 @@ def test_a_users_loss_gets_the_labels_as_given():
 CLASSES = (X[:, 0] > 0).astype(np.int32) + (X[:, 1] > 0)
 
 
+@pytest.mark.slow  # heavy (the default run stays under 10 minutes)
 def test_class_ids_as_a_column_train_as_class_ids():
     """Integer labels ``(B, 1)`` for ``C`` outputs, as Keras's sparse losses take them:
     the same weights, losses and metrics as labels ``(B,)``, with class weights too; an

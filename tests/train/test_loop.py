@@ -281,6 +281,7 @@ def test_weights_after_interrupt_and_after_nan():
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.slow  # heavy (the default run stays under 10 minutes)
 def test_batch_statistics_are_carried_through_fit():
     class Net(nnx.Module):
         def __init__(self, rngs):

@@ -73,6 +73,7 @@ def _global_rate(step):
     return base_lr
 
 
+@pytest.mark.slow  # heavy (the default run stays under 10 minutes)
 def test_fresh_transformation_after_a_global_changed_trains_at_the_new_rate():
     global base_lr
     try:

@@ -143,6 +143,7 @@ def test_evaluate_and_predict_compute_fewer_large_batches_a_dispatch(monkeypatch
     assert logs["accuracy"] == expected["accuracy"]
 
 
+@pytest.mark.slow  # heavy (the default run stays under 10 minutes)
 @pytest.mark.parametrize("mode", ["shared", "members"])
 def test_a_sweeps_members_share_the_dispatch_budget(monkeypatch, tmp_path, mode):
     x, y = blobs(n=N)

@@ -89,6 +89,7 @@ def test_project_max_norm_conv_kernel_norm_over_all_but_output_axis(key):
     np.testing.assert_allclose(norms, 1.0, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.slow  # heavy (the default run stays under 10 minutes)
 def test_max_norm_transform_keeps_model_kernels_in_ball_during_training(key):
     model = MLP(3, (16,), 2, rngs=nnx.Rngs(0))
     tx = optax.chain(optax.sgd(1.0), R.max_norm(0.5))

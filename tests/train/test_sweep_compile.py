@@ -77,6 +77,7 @@ def test_cnn_members_one_at_a_time_convolve_on_eigen_as_fit():
     assert " convolution(" in text  # XLA's convolution, on Eigen
 
 
+@pytest.mark.slow  # heavy (the default run stays under 10 minutes)
 @pytest.mark.skipif(not ON_CPU, reason="XLA:CPU's YNNPACK option only")
 def test_lstm_members_one_at_a_time_take_fits_matmul_library():
     def model_fn(rngs):

@@ -115,6 +115,7 @@ def test_member_of_another_group_is_found(result):
         result.member(1.5)
 
 
+@pytest.mark.slow  # heavy (the default run stays under 10 minutes)
 def test_predictions_span_groups_of_different_widths(result, data):
     """Each group predicts in its own program; members come back in member order."""
     from nnjax.train.ensemble import ensemble_predict, member_predictions

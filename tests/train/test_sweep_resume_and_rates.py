@@ -41,6 +41,7 @@ def test_resuming_with_other_hyperparameters_is_refused(tmp_path):
     assert same.history["learning_rate"].tolist() == [[0.01] * 4, [0.02] * 4]
 
 
+@pytest.mark.slow  # heavy (the default run stays under 10 minutes)
 def test_whole_number_learning_rates_follow_a_schedule_as_in_fit():
     halve = lambda: T.LearningRateScheduler(lambda epoch, lr: lr * 0.5)
     result = T.sweep(make, (X, Y), members=T.grid(seeds=[0], learning_rate=[1, 2]), epochs=3,
@@ -50,6 +51,7 @@ def test_whole_number_learning_rates_follow_a_schedule_as_in_fit():
     np.testing.assert_allclose(result.history["learning_rate"][1], [1.0, 0.5, 0.25])  # was 0
 
 
+@pytest.mark.slow  # heavy (the default run stays under 10 minutes)
 def test_a_diverged_member_keeps_its_weights_before_the_failing_dispatch():
     x = np.random.default_rng(0).normal(size=(100, 4)).astype(np.float32) * 3
     y = x[:, :1].copy()

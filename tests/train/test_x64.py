@@ -70,6 +70,7 @@ def test_loss_scalar_keeps_float64_and_rounds_narrow_to_float32(x64):
     assert loss_output.scalar(jnp.int64(3)).dtype == jnp.float32
 
 
+@pytest.mark.slow  # heavy (the default run stays under 10 minutes)
 def test_a_float32_models_weights_stay_float32_under_x64(x64):
     # float64 weights made a float32 model's loss_fn float64 (its logged loss changed)
     x = np.random.default_rng(1).normal(size=(16, 3)).astype(np.float32)
@@ -87,6 +88,7 @@ def test_a_float32_models_weights_stay_float32_under_x64(x64):
     assert set(seen) == {jnp.dtype(jnp.float32)} and np.isfinite(history["loss"][0])
 
 
+@pytest.mark.slow  # heavy (the default run stays under 10 minutes)
 def test_a_resumed_run_makes_the_due_plateau_reduction(x64, tmp_path):
     rng = np.random.default_rng(11)
     x = rng.normal(size=(32, 3))
