@@ -110,6 +110,7 @@ SLOW_MODULES = {
     "nnjax.nn.sequence",
     "nnjax.nn.wide_deep",
     "nnjax.train.compiled",
+    "nnjax.train.ensemble",
     "nnjax.train.evaluate",
     "nnjax.train.loop",
     "nnjax.train.mc_dropout",

@@ -221,6 +221,7 @@ def _cnn_loss(params, x):
     return jnp.sum(logits.astype(F32) ** 2)
 
 
+@pytest.mark.slow  # heavy (the default run stays under 10 minutes)
 @pytest.mark.parametrize("library", [False, pytest.param(True, marks=requires_library_programs)])
 def test_emulated_bfloat16_gradients_agree_in_and_out_of_library_programs(
     key, monkeypatch, library

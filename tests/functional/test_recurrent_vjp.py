@@ -169,6 +169,7 @@ def test_bfloat16_grads_keep_dtype_and_follow_float32(key, kind):
         )
 
 
+@pytest.mark.slow  # heavy (the default run stays under 10 minutes)
 @pytest.mark.parametrize("kind", ["lstm", "gru"])
 def test_bfloat16_without_native_support_runs_the_scan_in_float32(monkeypatch, key, kind):
     """Forced emulated case: the float32 scan of the bfloat16 values, rounded to bfloat16."""

@@ -229,6 +229,7 @@ def test_an_interrupt_inside_a_gc_callback_is_not_lost():
     _ctrl_c_in_a_gc_callback("on_dispatch_end")  # inside the epoch loop
 
 
+@pytest.mark.slow  # heavy (the default run stays under 10 minutes)
 def test_an_interrupt_inside_a_gc_callback_during_fits_setup_is_not_lost():
     """The same collection in ``fit``'s setup (a callback's ``on_train_begin``): the
     Ctrl-C is held and raised where the epoch loop starts, before any epoch trains."""

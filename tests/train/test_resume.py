@@ -84,6 +84,7 @@ def test_resume_mid_accumulation_with_dropout_is_bitwise_the_uninterrupted_run(t
     assert history.history == full_history.history and history.epoch == [0, 1, 2, 3, 4]
 
 
+@pytest.mark.slow  # heavy (the default run stays under 10 minutes)
 @pytest.mark.parametrize("checkpoint_first", [True, False])
 def test_resume_with_reduce_lr_on_plateau_is_the_uninterrupted_run(tmp_path, checkpoint_first):
     # the counters are replayed from the resumed history; a ModelCheckpoint listed first
