@@ -133,12 +133,26 @@ def fast_compiles() -> Iterator[None]:
     """Compiles with most XLA optimizations off for the duration of one test.
 
     For tests of examples, which check results and compilations, not speed: XLA
-    compiles several times faster.
+    compiles several times faster. The flag is not part of the keys of JAX's and
+    nnjax's in-memory caches, so those are emptied afterwards: a later test in the same
+    process would otherwise run the programs compiled here, unoptimized.
     """
     before = jax.config.read("jax_disable_most_optimizations")
     jax.config.update("jax_disable_most_optimizations", True)
-    yield
-    jax.config.update("jax_disable_most_optimizations", before)
+    try:
+        yield
+    finally:
+        jax.config.update("jax_disable_most_optimizations", before)
+        _forget_compiled_programs()
+
+
+def _forget_compiled_programs() -> None:
+    from nnjax.functional import _eager
+    from nnjax.train import clear_caches
+
+    jax.clear_caches()
+    clear_caches()
+    _eager._program.cache_clear()
 
 
 class _Compiles(logging.Handler):

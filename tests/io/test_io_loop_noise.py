@@ -90,6 +90,7 @@ def test_a_failed_read_prints_no_event_loop_tracebacks(tmp_path):
 
 def test_the_reads_a_failed_read_leaves_in_flight_print_nothing(tmp_path, monkeypatch, caplog):
     unraisable = []
+    gc.collect()  # earlier tests' garbage is theirs: only this test's is looked at
     monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
     with caplog.at_level(logging.ERROR, logger="asyncio"):
         for folder in _damaged(tmp_path):
