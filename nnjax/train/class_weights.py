@@ -2,7 +2,8 @@
 
 ``fit(class_weight={class: weight})`` scales each example's loss by the weight of its
 class. The mapping is checked when the data source is built (:func:`check`), its
-classes against the model's outputs once they are known (:func:`check_classes`), and
+classes against the user's labels (:func:`check_present`) and the model's outputs
+once they are known (:func:`check_classes`), and
 the labels of every batch must be class labels: integer ids ``(N,)``, binary ``0``/``1``
 values ``(N,)`` or ``(N, 1)``, or one-hot (or probability) rows ``(N, C)``
 (:func:`class_ids`).
@@ -15,7 +16,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from numbers import Real
 from typing import Any
 
@@ -120,8 +121,9 @@ def class_weights(
       y: the labels.
       class_weight: ``{class: weight}`` (checked by :func:`check`); classes it does not
         name weigh 1.
-      strict: every class of ``class_weight`` must occur in ``y`` (whole data sets; a
-        batch of an iterable need not hold every class).
+      strict: every class of ``class_weight`` must occur in ``y`` (a whole data set; a
+        batch of an iterable, or the training part of ``validation_split``, need not
+        hold every class: :func:`check_present` checks all the user's labels).
 
     Returns:
       ``(n,)`` float32 weights (under ``jax_enable_x64`` too, as ``sample_weight``).
@@ -138,16 +140,50 @@ def class_weights(
         return np.ones(len(np.asarray(y)), np.float32)
     ids = class_ids(where, y)
     present = set(np.unique(ids).tolist())
-    missing = sorted(set(class_weight) - present)
-    if missing and strict:
-        raise ValueError(
-            f"{where}: class_weight names class{'es' if len(missing) > 1 else ''} {missing} "
-            f"that the labels lack (they hold {sorted(present)})"
-        )
+    if strict:
+        _check_missing(where, class_weight, present)
     table = np.ones(max(present | set(class_weight)) + 1, np.float32)
     for c, w in class_weight.items():
         table[int(c)] = float(w)
     return table[ids]
+
+
+def check_present(
+    where: str, labels: Sequence[Any], class_weight: Mapping[int, float] | None
+) -> None:
+    """Every class of ``class_weight`` must occur in the user's labels (else: a typo?).
+
+    Args:
+      where: how the data is called in errors.
+      labels: every part of the user's labels: the training part, and the part that
+        ``validation_split`` holds out (read only while a class is still missing).
+      class_weight: ``{class: weight}`` (checked by :func:`check`), or ``None``.
+
+    Raises:
+      ValueError: ``class_weight`` names a class that none of ``labels`` holds, or the
+        labels are not class labels (:func:`class_ids`).
+
+    Example:
+      >>> check_present("`data`", [np.array([0, 0]), np.array([1])], {1: 2.0})
+    """
+    if not class_weight:
+        return
+    present: set[int] = set()
+    for y in labels:
+        if not set(map(int, class_weight)) - present:
+            return
+        present |= set(np.unique(class_ids(where, y)).tolist())
+    _check_missing(where, class_weight, present)
+
+
+def _check_missing(where: str, class_weight: Mapping[int, float], present: set[int]) -> None:
+    """Raises when ``class_weight`` names a class outside ``present``."""
+    missing = sorted(set(map(int, class_weight)) - present)
+    if missing:
+        raise ValueError(
+            f"{where}: class_weight names class{'es' if len(missing) > 1 else ''} {missing} "
+            f"that the labels lack (they hold {sorted(present)})"
+        )
 
 
 def weighted(batch: Any, class_weight: Mapping[int, float] | None, where: str) -> Any:
@@ -193,4 +229,4 @@ def check_classes(class_weight: Mapping[int, float] | None, out: Any, name: str)
         )
 
 
-__all__ = ["check", "check_classes", "class_ids", "class_weights", "weighted"]
+__all__ = ["check", "check_classes", "check_present", "class_ids", "class_weights", "weighted"]

@@ -265,7 +265,8 @@ def array_source(
         :func:`~nnjax.train.validation.check_lengths`,
         :func:`~nnjax.train.validation.check_inputs_ok`,
         :func:`~nnjax.train.validation.sample_weights` and
-        :func:`nnjax.train.class_weights.class_weights`; an empty data set.
+        :func:`nnjax.train.class_weights.class_weights` (not strict: the user's labels
+        are checked by :func:`nnjax.train.setup.sources`); an empty data set.
 
     Example:
       >>> array_source("train", (np.ones((3, 2)), np.zeros(3)), batch_size=8).batch_size
@@ -279,7 +280,7 @@ def array_source(
     checks.check_inputs_ok(f"`{name}`", x, check_inputs=check_inputs, integer_ok=integer_ok)
     weight = checks.sample_weights(f"`{name}`", sw, n)
     if class_weight is not None:
-        weight = weight * weights.class_weights(f"`{name}`", y, class_weight)
+        weight = weight * weights.class_weights(f"`{name}`", y, class_weight, strict=False)
     return ArraySource(x, y, batch_size=min(batch_size, n), weight=weight, name=name)
 
 

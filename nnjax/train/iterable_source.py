@@ -102,6 +102,7 @@ def host_batch(
 
     where = i if isinstance(i, str) else f"batch {i}"
     x, y = checks.host_tree(f"{where} x", x), checks.host_labels(f"{where} y", y)
+    x, y = _as_jax_sees(f"{where} x", x), _as_jax_sees(f"{where} y", y)
     n = checks.check_lengths(where, {"x": x, "y": y})
     if n == 0:
         raise ValueError(
@@ -126,6 +127,20 @@ def host_batch(
         if n > size:
             raise ShapeError(f"{where} has {n} examples, more than the first batch's {size}")
     return padded(Batch(x, y, w, np.ones(n, np.float32)), size)
+
+
+def _as_jax_sees(name: str, tree: Any) -> Any:
+    """Every leaf in the dtype JAX gives it: 64-bit numbers as 32-bit ones, without x64.
+
+    So batches of int64 and int32 labels (or float64 and float32 inputs, memmaps too)
+    compare equal, as they are equal on the device; values beyond 32 bits raise.
+    """
+
+    def narrow(path: Any, a: np.ndarray) -> np.ndarray:
+        leaf = f"{name}{jax.tree_util.keystr(path)}"
+        return checks.narrow_float64(leaf, checks.narrow_int64(leaf, a))
+
+    return None if tree is None else jax.tree_util.tree_map_with_path(narrow, tree)
 
 
 def padded(batch: Any, size: int) -> Any:

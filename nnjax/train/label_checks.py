@@ -284,7 +284,9 @@ def check_named_take_arrays(
     )
 
 
-def check_loss_accepts(loss: str | Callable, out: Any, y: Any, name: str = "data") -> None:
+def check_loss_accepts(
+    loss: str | Callable, out: Any, y: Any, name: str = "data", *, examples: int | None = None
+) -> None:
     """The loss must accept the model's output with one example's labels (by eval_shape).
 
     The loss is called as ``fit`` calls it (:func:`nnjax.train.objective.batch_loss`):
@@ -292,6 +294,8 @@ def check_loss_accepts(loss: str | Callable, out: Any, y: Any, name: str = "data
     ``mask`` (``(1,)`` float32 ones) when it takes a ``mask`` keyword, so a batch-level
     loss may require ``mask``. Soft labels ``y`` (a batch of them, concrete) for
     ``cross_entropy`` must be probabilities (:func:`nnjax.losses.check_distribution`).
+    When the loss fails, it is traced again on ``examples`` rows (the user's arrays'
+    length; by default ``y``'s), so that its error shows the shapes the user passed.
 
     Raises:
       ShapeError: the loss rejects these shapes (names both and the loss's error).
@@ -311,23 +315,43 @@ def check_loss_accepts(loss: str | Callable, out: Any, y: Any, name: str = "data
             "with labels: pass (x, y), or a loss_fn(model, batch) that reads none"
         )
 
-    target = jax.tree.map(lambda a: jax.ShapeDtypeStruct((1, *a.shape[1:]), a.dtype), y)
-    logits = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, jnp.float32), out)
+    logits, target = _on_rows(out, y, 1)
     fn = losses.get(loss)
     try:
         jax.eval_shape(objective.loss_on_batch(loss), logits, target)
-    except (AssertionError, IndexError, TypeError, ValueError) as err:
+    except _LOSS_FAULTS as err:
         _raise_loss_fault(loss, err, name)
+        leading = np.shape(jax.tree.leaves(y)[0])[:1] or (1,)
+        rows = examples if examples is not None else leading[0]
+        logits, target = _on_rows(out, y, rows)  # the error again, in the user's shapes
+        one = ""
+        try:
+            jax.eval_shape(objective.loss_on_batch(loss), logits, target)
+        except _LOSS_FAULTS as again:
+            err = again
+        else:  # it fails on one example only: its shapes
+            logits, target, one = *_on_rows(out, y, 1), " of one example"
         shape = isinstance(err, ShapeError) or "incompatible shapes" in str(err).lower()
         hint = "called as loss(predictions, y); Keras's order is (y_true, y_pred)"
         order = f" (a loss of your own is {hint})" if _own_loss(loss) else ""
         raise (ShapeError if shape else ValueError)(
             f"`{name}`: the loss cannot compare model outputs of shape "
-            f"{describe(out)} with labels {describe(target)} per example{order}: {err}"
+            f"{describe(logits)} with labels {describe(target)}{one}{order}: {err}"
         ) from err
     soft = isinstance(y, np.ndarray) and jnp.issubdtype(y.dtype, jnp.floating)
     if fn is losses.cross_entropy and soft and isinstance(out, jax.ShapeDtypeStruct):
         losses.check_distribution("cross_entropy", f"{name} y", y)
+
+
+_LOSS_FAULTS = (AssertionError, IndexError, TypeError, ValueError)
+
+
+def _on_rows(out: Any, y: Any, rows: int) -> tuple[Any, Any]:
+    """Abstract float32 outputs and labels ``y`` (its dtypes) of ``rows`` examples."""
+    on_rows = lambda a, dtype: jax.ShapeDtypeStruct((rows, *a.shape[1:])[: a.ndim], dtype)
+    return jax.tree.map(lambda a: on_rows(a, jnp.float32), out), jax.tree.map(
+        lambda a: on_rows(a, a.dtype), y
+    )
 
 
 def _own_loss(loss: Any) -> bool:

@@ -24,6 +24,7 @@ from nnjax import metrics as metrics_lib
 from nnjax._deprecation import user_stacklevel
 from nnjax.train import (
     abstract_output,
+    class_weights,
     compiled,
     data,
     label_broadcast,
@@ -96,13 +97,19 @@ def sources(train, validation_data, validation_split, *, batch_size, mesh_size, 
     """The training source and the validation source (or ``None``), checked.
 
     ``validation_split`` holds out the last fraction of array data; evaluation batch
-    sizes are rounded up to a multiple of ``mesh_size``.
+    sizes are rounded up to a multiple of ``mesh_size``. Every class of ``class_weight``
+    must occur in the labels of array data, held-out ones included.
     """
+    held_out = None
     if validation_split:
         if validation_data is not None or not data.is_arrays(train):
             raise ValueError("validation_split needs array data and no validation_data")
         train, validation_data = data.split_off(train, validation_split)
+        held_out = validation_data
     source = data.make_source("data", train, batch_size=batch_size, **kw)
+    if isinstance(source, data.ArraySource) and kw.get("class_weight") is not None:
+        labels = [source.y, *([checks.host_labels("data y", held_out[1])] if held_out else [])]
+        class_weights.check_present("`data`", labels, kw["class_weight"])
     if source.batch_size < batch_size:  # fewer examples than a batch: all of them, padded
         source = divisible(source, mesh_size)  # to a multiple of the devices (masked)
     kw.pop("steps_per_epoch", None)
@@ -176,7 +183,10 @@ def check_model(model, graphdef, params, rest, objective, source, val, tx) -> tu
         )  # fmt: skip
         src.check_labels(out, objective.loss, name)  # an iterable: each batch's, as read
         checks.check_named_take_arrays(objective.loss, objective.metrics, out, example.y, name)
-        checks.check_loss_accepts(objective.loss, out, example.y, name)  # soft labels first
+        examples = src.n if isinstance(src, data.ArraySource) else None  # named in errors
+        checks.check_loss_accepts(  # soft labels first
+            objective.loss, out, example.y, name, examples=examples
+        )
         label_broadcast.warn_if_labels_broadcast(objective.loss, out, example.y, name)
         check_metric_labels(objective, out, src.y if arrays else example.y, name)
     output_activation.check_logits(objective.loss, graphdef, params, rest, source.example().x)

@@ -63,6 +63,36 @@ def narrow_float64(name: str, a: np.ndarray) -> np.ndarray:
     return out
 
 
+def narrow_int64(name: str, a: np.ndarray) -> np.ndarray:
+    """int64 (uint64) ``a`` as int32 (uint32) unless JAX computes in 64 bits; others as they are.
+
+    The dtype JAX gives the values on the device (:func:`jax.dtypes.canonicalize_dtype`),
+    checked: JAX itself wraps values beyond 32 bits silently.
+
+    Raises:
+      ValueError: values that the 32-bit type cannot hold (names ``name`` and the first).
+
+    Example:
+      >>> narrow_int64("y", np.array([0, 2])).dtype
+      dtype('int32')
+    """
+    if a.dtype.kind not in "iu" or a.dtype.itemsize < 8:
+        return a
+    narrow = np.dtype(jax.dtypes.canonicalize_dtype(a.dtype))
+    if narrow == a.dtype:
+        return a
+    info = np.iinfo(narrow)
+    if a.size and (a.min() < info.min or a.max() > info.max):
+        i = int(np.flatnonzero((a < info.min) | (a > info.max))[0])
+        raise ValueError(
+            f"`{name}` holds {a.dtype.name} values beyond {narrow.name}'s range "
+            f"({name.rsplit(' ', 1)[-1]}.flat[{i}] = {a.flat[i]}; JAX computes in "
+            f"{narrow.name} here and would wrap it): use smaller values, or compute in 64 "
+            "bits (jax.config.update('jax_enable_x64', True))"
+        )
+    return a.astype(narrow)
+
+
 def _from_torch(a: Any) -> Any:
     """A ``torch.Tensor`` as NumPy (detached, on the host; bfloat16 kept); else ``a``."""
     if not type(a).__module__.startswith("torch") or not hasattr(a, "detach"):
@@ -233,11 +263,12 @@ def _holds_text(a: np.ndarray) -> bool:
 def sample_weights(where: str, sw: Any, n: int) -> np.ndarray:
     """``sample_weight`` as float32 ``(n,)``: the right length, finite and non-negative.
 
-    Float32 under ``jax_enable_x64`` too: float64 weights would turn a float32 model's
-    ``loss_fn`` float64 (a float64 model's weights round to float32).
+    A column ``(n, 1)`` is taken as ``(n,)``, as Keras does. Float32 under
+    ``jax_enable_x64`` too: float64 weights would turn a float32 model's ``loss_fn``
+    float64 (a float64 model's weights round to float32).
 
     Raises:
-      ShapeError: not of shape ``(n,)``.
+      ShapeError: not of shape ``(n,)`` or ``(n, 1)``.
       ValueError: a negative, NaN or infinite weight (names the first one).
 
     Example:
@@ -247,8 +278,12 @@ def sample_weights(where: str, sw: Any, n: int) -> np.ndarray:
     if sw is None:
         return np.ones(n, np.float32)
     w = np.asarray(sw, np.float32)
+    if w.shape == (n, 1):  # a column, as Keras takes it
+        w = w[:, 0]
     if w.shape != (n,):
-        raise ShapeError(f"{where}: sample_weight has shape {w.shape}, expected ({n},)")
+        raise ShapeError(
+            f"{where}: sample_weight has shape {w.shape}, expected ({n},) (or ({n}, 1))"
+        )
     if not np.all(np.isfinite(w)) or np.any(w < 0):
         i = int(np.flatnonzero(~(np.isfinite(w) & (w >= 0)))[0])
         raise ValueError(f"{where}: sample_weight[{i}] = {w[i]}; weights must be >= 0")
@@ -299,5 +334,6 @@ __all__ = [
     "host_tree",
     "leaf_paths",
     "narrow_float64",
+    "narrow_int64",
     "sample_weights",
 ]

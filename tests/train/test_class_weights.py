@@ -70,3 +70,29 @@ def test_check_classes_against_the_models_outputs():
     class_weights.check_classes({0: 1.0, 1: 4.0}, one, "train")
     with pytest.raises(ValueError, match=r"1 output, so classes lie in \[0, 1\]"):
         class_weights.check_classes({2: 1.0}, one, "train")
+
+
+def test_check_present_reads_every_part_of_the_users_labels():
+    parts = [np.array([0, 1, 0]), np.array([[0.0, 0.0, 1.0]], np.float32)]  # ids, one-hot
+    class_weights.check_present("`data`", parts, {2: 5.0, np.int64(1): 1.0})
+    class_weights.check_present("`data`", [np.array([0, 1]), "unread"], {1: 2.0})
+    class_weights.check_present("`data`", [np.array([0])], None)
+    with pytest.raises(ValueError, match=r"^`data`: class_weight names classes \[3, 4\] that "
+                       r"the labels lack \(they hold \[0, 1, 2\]\)$"):  # fmt: skip
+        class_weights.check_present("`data`", parts, {3: 1.0, 4: 1.0, 0: 1.0})
+
+
+def test_validation_split_keeps_a_class_that_only_the_held_out_part_holds():
+    from nnjax.train import setup
+
+    x = np.zeros((10, 3), np.float32)
+    y = np.array([0, 1, 0, 1, 0, 1, 0, 1, 2, 2])  # the split holds out both 2s
+    weights = {0: 1.0, 1: 3.0, 2: 5.0}
+    source, val = setup.sources((x, y), None, 0.2, batch_size=4, mesh_size=1, class_weight=weights)
+    np.testing.assert_array_equal(source.weight, [1, 3, 1, 3, 1, 3, 1, 3])
+    assert val.n == 2 and np.all(val.weight == 1)  # validation is not class-weighed (Keras)
+    with pytest.raises(ValueError, match=r"`data`: class_weight names class \[7\] that the "
+                       r"labels lack \(they hold \[0, 1, 2\]\)"):  # fmt: skip
+        setup.sources((x, y), None, 0.2, batch_size=4, mesh_size=1, class_weight={7: 1.0})
+    with pytest.raises(ValueError, match=r"class \[2\] that the labels lack \(they hold \[0, 1"):
+        setup.sources((x[:8], y[:8]), None, 0.0, batch_size=4, mesh_size=1, class_weight=weights)

@@ -56,8 +56,8 @@ def test_a_batch_of_another_shape_is_a_shape_error():
         ShapeError, match=r"batch 1: x has shape \(2, 3\) float32, but the first batch"
     ):
         list(IterableSource(data).batches(0, 0))
-    data = [*_batches([0, 1]), (np.ones((2, 2), np.float64), np.zeros(2, np.int64))]
-    with pytest.raises(ValueError, match=r"batch 1: y has shape \(2,\) int64, but ") as err:
+    data = [*_batches([0, 1]), (np.ones((2, 2), np.float64), np.zeros(2, np.float32))]
+    with pytest.raises(ValueError, match=r"batch 1: y has shape \(2,\) float32, but ") as err:
         list(IterableSource(data).batches(0, 0))
     assert not isinstance(err.value, ShapeError)  # a dtype, not a shape
     with pytest.raises(ShapeError, match="batch 1 has 3 examples, more than the first batch's 2"):
@@ -171,3 +171,48 @@ def test_a_resumed_run_warns_that_a_stream_read_across_epochs_restarts(tmp_path)
     (message,) = said[2]
     assert message.startswith("fit resumes at epoch 3, but `data` (an iterable read 2 batches ")
     assert "where the interrupted run had read 4:" in message
+
+
+def test_int64_and_int32_batches_are_one_dtype_as_jax_sees_them():
+    x = np.ones((2, 2), np.float32)
+    data = [(x, np.array([0, 1], np.int32)), (x.astype(np.float64), np.array([2, 1], np.int64))]
+    got = list(IterableSource(data).batches(0, 0))
+    assert [b.y.dtype for b in got] == [np.int32, np.int32]  # on the device: int32
+    assert got[1].x.dtype == np.float32 and got[1].y.tolist() == [2, 1]
+    first_int64 = list(IterableSource(data[::-1]).batches(0, 0))
+    assert [b.y.dtype for b in first_int64] == [np.int32, np.int32]
+    ids = {"ids": np.array([[3], [4]], np.uint64)}  # integer inputs (a model's token ids)
+    later = {"ids": np.ones((2, 1), np.uint32)}
+    src = IterableSource([(ids, data[0][1]), (later, data[0][1])], check_inputs=False)
+    assert [b.x["ids"].dtype for b in src.batches(0, 0)] == [np.uint32, np.uint32]
+    with pytest.raises(ValueError, match=r"batch 1: y has shape \(2,\) bool, but the first "
+                       r"batch had \(2,\) int32"):  # fmt: skip
+        list(IterableSource([data[0], (x, np.array([True, False]))]).batches(0, 0))
+
+
+def test_int64_values_beyond_int32_are_refused_not_wrapped():
+    x, big = np.ones((2, 2), np.float32), np.array([0, 2**31], np.int64)
+    src = IterableSource([(x, np.array([0, 1], np.int32)), (x, big)])
+    with pytest.raises(ValueError, match=r"^`batch 1 y` holds int64 values beyond int32's range "
+                       r"\(y.flat\[1\] = 2147483648; JAX computes in int32"):  # fmt: skip
+        list(src.batches(0, 0))
+    with pytest.raises(ValueError, match=r"`batch 0 x\['a'\]` holds int64 values beyond"):
+        IterableSource([({"a": big[:, None]}, np.zeros(2, np.int32))], check_inputs=False)
+
+
+def test_int64_and_int32_batches_differ_where_jax_computes_in_64_bits(x64):
+    x = np.ones((2, 2), np.float32)
+    data = [(x, np.array([0, 1], np.int32)), (x, np.array([2, 1], np.int64))]
+    with pytest.raises(ValueError, match=r"batch 1: y has shape \(2,\) int64, but the first "
+                       r"batch had \(2,\) int32"):  # fmt: skip
+        list(IterableSource(data).batches(0, 0))
+    big = np.array([0, 2**40], np.int64)
+    assert next(iter(IterableSource([(x, big)]).batches(0, 0))).y.dtype == np.int64
+
+
+def test_a_batchs_sample_weight_may_be_a_column():
+    x = np.ones((2, 2), np.float32)
+    src = IterableSource([(x, np.array([0, 1]), np.array([[2.0], [3.0]]))] * 2)
+    assert [b.weight.tolist() for b in src.batches(0, 0)] == [[2.0, 3.0], [2.0, 3.0]]
+    with pytest.raises(ShapeError, match=r"batch 0: sample_weight has shape \(2, 2\)"):
+        IterableSource([(x, np.array([0, 1]), np.ones((2, 2)))])

@@ -114,7 +114,7 @@ def test_sweep_aligns_the_labels_too():
 
 
 def test_other_mismatches_and_class_ids_are_still_refused():
-    with pytest.raises(ShapeError, match=r"has shape \(1, 2\) but `targets` has shape \(1,\)"):
+    with pytest.raises(ShapeError, match=r"has shape \(37, 2\) but `targets` has shape \(37,\)"):
         T.fit(MLP(4, (8,), 2, rngs=nnx.Rngs(0)), (X, TARGET), loss="mse", **KW)
     labels = (X[:, 0] > 0).astype(np.int32)
     with pytest.raises(ShapeError, match="cross_entropy"):  # ids (B, 2) for 3 classes

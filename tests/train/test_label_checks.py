@@ -47,3 +47,25 @@ def test_a_metric_function_of_ones_own_is_left_to_the_step():
         return (p.argmax(-1) == y).mean()
 
     fit(_classifier(), _classes(), loss="cross_entropy", metrics=[mine], verbose=0)
+
+
+def test_a_loss_error_is_traced_again_on_the_users_number_of_examples():
+    import jax
+
+    from nnjax.train.label_checks import check_loss_accepts
+
+    out = jax.ShapeDtypeStruct((1, 3), np.float32)  # one example's output
+    ids = np.zeros(4, np.float32)  # class ids as floats: an error of the loss
+    with pytest.raises(ValueError, match=r"^`data`: the loss cannot compare model outputs of "
+                       r"shape \(10, 3\) float32 with labels \(10,\) float32: cross_entropy: "
+                       r"`labels` of shape \(10,\)"):  # fmt: skip
+        check_loss_accepts("cross_entropy", out, ids, examples=10)
+    with pytest.raises(ValueError, match=r"shape \(4, 3\) float32 with labels \(4,\) float32:"):
+        check_loss_accepts("cross_entropy", out, ids)  # the batch's rows by default
+
+    def one_row_only(pred, y):  # fails on one example, not on several: its shapes, so named
+        return (pred[:, 0] - y).mean() if pred.shape[0] > 1 else (pred[0] + pred[0, :2]).mean()
+
+    with pytest.raises(ValueError, match=r"\(1, 3\) float32 with labels \(1,\) float32 of one "
+                       r"example \(a loss of your own"):  # fmt: skip
+        check_loss_accepts(one_row_only, out, ids)
