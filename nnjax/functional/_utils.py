@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import difflib
+import sys
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from nnjax import _checks
 from nnjax._checks import _kind, is_int, positive_int  # noqa: F401 (re-exported for the ops)
@@ -18,7 +20,8 @@ def as_compute(op: str, x: jax.typing.ArrayLike, name: str = "x") -> jax.Array:
     """Returns ``x`` as an array, raising a clear error (naming ``name``) unless it is floating.
 
     A dict in its place (the parameters, the arguments swapped) is a ``TypeError`` that
-    says the parameters come first; so is ``None``.
+    says the parameters come first; so is ``None``. Anything else that is no array of
+    numbers is reported by :func:`as_array`.
 
     Example:
       >>> try:
@@ -27,6 +30,43 @@ def as_compute(op: str, x: jax.typing.ArrayLike, name: str = "x") -> jax.Array:
       ...     print(str(err).split("; ")[1])
       parameter dicts come before `x` in layer_norm's arguments
     """
+    x = as_array(op, x, name)
+    _checks.check_floating(op, name, x)
+    return x
+
+
+def as_array(op: str, x: Any, name: str = "x", *, numbers: str = "float32") -> jax.Array:
+    """``x`` as a JAX array; an error naming ``op`` and ``name`` unless it holds numbers.
+
+    A JAX array (a tracer under ``jax.jit`` too) is returned as it is, at the cost of one
+    ``isinstance``. A PyTorch tensor is read as ``fit`` reads one: detached (one that
+    requires grad too), from any device, a bfloat16 one as bfloat16. Anything else goes
+    to ``jnp.asarray``; only when that fails is the value inspected, for the message.
+
+    Args:
+      op: the public name of the op, for the messages.
+      x: the value passed.
+      name: how the argument is called in the messages.
+      numbers: the NumPy dtype that the messages suggest converting to (``"int32"``
+        for ids).
+
+    Raises:
+      TypeError: a dict (the parameters, the arguments swapped), ``None``, a string, or
+        an array of objects or strings (NumPy dtype ``object``, e.g. pandas' ``.values``
+        of mixed columns); the message names the dtype or type passed.
+      ValueError: a ragged nested list (rows of different lengths).
+
+    Example:
+      >>> as_array("dense", [[1.0, 2.0]]).dtype
+      dtype('float32')
+      >>> try:
+      ...     as_array("dense", np.array([[1.0, 2.0]], dtype=object))
+      ... except TypeError as err:
+      ...     print(str(err).split(" got ")[1])
+      a NumPy array of dtype object (convert it, e.g. x.astype(np.float32))
+    """
+    if isinstance(x, jax.Array):  # jitted and eager JAX code: nothing to convert
+        return x
     if isinstance(x, Mapping):
         raise TypeError(
             f"{op}: `{name}` must be an array, got a dict with keys {sorted(map(str, x))}; "
@@ -34,9 +74,60 @@ def as_compute(op: str, x: jax.typing.ArrayLike, name: str = "x") -> jax.Array:
         )
     if x is None:
         raise TypeError(f"{op}: `{name}` must be an array, got None")
-    x = jnp.asarray(x)
-    _checks.check_floating(op, name, x)
-    return x
+    x = _from_torch(x)
+    try:
+        return jnp.asarray(x)
+    except (TypeError, ValueError):
+        raise _not_numeric(op, name, x, numbers) from None
+
+
+def _from_torch(x: Any) -> Any:
+    """A ``torch.Tensor`` as NumPy (detached, on the host, bfloat16 kept); else ``x``.
+
+    As ``nnjax.train.validation`` reads them for ``fit`` (a layer above: not imported).
+    """
+    if not type(x).__module__.startswith("torch") or not hasattr(x, "detach"):
+        return x
+    x = x.detach().cpu()
+    if str(x.dtype) == "torch.bfloat16":  # NumPy has no bfloat16: its bits, as ml_dtypes'
+        return x.view(sys.modules["torch"].int16).numpy().view(jnp.bfloat16)
+    return x.numpy()
+
+
+def _not_numeric(op: str, name: str, x: Any, numbers: str) -> Exception:
+    """The error for an ``x`` that ``jnp.asarray`` refused: what it is, and what to do."""
+    head = f"{op}: `{name}` must be a numeric array, got"
+    if isinstance(x, str | bytes):
+        return TypeError(f"{head} the {type(x).__name__} {x!r:.60}")
+    try:
+        array = np.asarray(x)
+    except ValueError:  # NumPy refuses ragged lists since 1.24
+        array = None
+    except TypeError:
+        return TypeError(f"{head} a {type(x).__name__}, which NumPy cannot read as an array")
+    if array is None or (array.dtype == object and _ragged(x)):
+        return ValueError(
+            f"{head} a ragged {type(x).__name__} (nested sequences of different lengths, "
+            f"{x!r:.60}); pad them to one length"
+        )
+    if isinstance(x, np.ndarray):
+        what, fix = "a NumPy array", f"{name}.astype(np.{numbers})"
+    else:
+        what, fix = f"a {type(x).__name__}", f"np.asarray({name}, np.{numbers})"
+    if array.dtype.kind in "OUSV":  # objects, strings, bytes, records
+        of = "strings, dtype" if array.dtype.kind in "US" else "dtype"
+        return TypeError(f"{head} {what} of {of} {array.dtype} (convert it, e.g. {fix})")
+    return TypeError(f"{head} {what} of dtype {array.dtype}, which JAX cannot hold")
+
+
+def _ragged(x: Any) -> bool:
+    """Whether ``x`` is a list or tuple whose items have different shapes."""
+    if not isinstance(x, list | tuple) or not x:
+        return False
+    try:
+        return len({np.shape(item) for item in x}) > 1
+    except ValueError:  # an item is ragged itself
+        return True
 
 
 def cast_like(tree, x: jax.Array):

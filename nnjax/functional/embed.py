@@ -99,6 +99,14 @@ def _check_ids(ids: jax.Array, vocab: int) -> None:
         )
 
 
+def _as_ids(ids) -> jax.Array:
+    """``ids`` as an array; an empty list (no ids: NumPy would read floats) as ``int32``."""
+    array = _utils.as_array("embedding", ids, "ids", numbers="int32")
+    if isinstance(ids, list | tuple) and array.size == 0:
+        return array.astype(jnp.int32)
+    return array
+
+
 def embedding(
     params: Params, ids: jax.typing.ArrayLike, *, padding_idx: int | None = None
 ) -> jax.Array:
@@ -121,7 +129,8 @@ def embedding(
       ``(..., D)`` in the table's dtype.
 
     Raises:
-      TypeError: if ``ids`` are not integers, or ``padding_idx`` is not an int.
+      TypeError: if ``ids`` are not integers (an empty list counts as integers), or
+        ``padding_idx`` is not an int.
       ValueError: concrete ids outside ``[0, V)``, a ``padding_idx`` outside
         ``[-V, V)``, or a key of ``params`` other than ``"embedding"``.
       KeyError: if ``params`` has no ``"embedding"``.
@@ -139,7 +148,7 @@ def embedding(
     _utils.check_params("embedding", params, ("embedding",))
     table = params["embedding"]
     _checks.check_rank("embedding", "params['embedding']", table, 2)
-    ids = jnp.asarray(ids)
+    ids = _as_ids(ids)
     if not jnp.issubdtype(ids.dtype, jnp.integer):
         raise TypeError(f"embedding: argument `ids` has dtype {ids.dtype}, expected integers")
     vocab = table.shape[0]

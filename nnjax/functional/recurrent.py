@@ -22,6 +22,7 @@ import jax.numpy as jnp
 from nnjax import _checks, initializers
 from nnjax._deprecation import renamed_args
 from nnjax.functional import _utils
+from nnjax.functional._recurrent_carry import check_carry_leaves
 from nnjax.functional._recurrent_cell import Cell as Cell
 from nnjax.functional._recurrent_cell import CellSplit as CellSplit
 from nnjax.functional._recurrent_cell import Params as Params
@@ -61,43 +62,23 @@ def _apply_cell(split: CellSplit, params: Params, carry, x: jax.typing.ArrayLike
     _, hidden = check_params(split.name, params, split.gates, split.biases)
     _checks.check_min_rank(split.name, "x", x, 1)
     _checks.check_shape(split.name, "x", x, (..., params["w_x"].shape[0]))
-    carry = check_carry(split.name, name, split, carry, (*x.shape[:-1], hidden))
+    carry = check_carry(split.name, name, split, carry, (*x.shape[:-1], hidden), x.shape)
     p = _utils.cast_like(params, x)
     carry = jax.tree.map(lambda s: s.astype(x.dtype), carry)
     gx = x @ p["w_x"] + _utils.expand_to(p[split.input_bias], x.ndim)
     return split.recurrence(p, carry, gx)
 
 
-def check_carry(op: str, name: str, split: CellSplit, carry, shape: tuple) -> Any:
+def check_carry(op: str, name: str, split: CellSplit, carry, shape: tuple, x_shape=None) -> Any:
     """The carry ``name``: an LSTMState (from an ``(h, c)`` pair) or one array, each ``shape``.
+
+    With ``x_shape`` (a cell's step input) a sequence ``x`` is the error, not the carry.
 
     Raises:
       TypeError: the wrong structure, naming ``op`` and ``name``; ShapeError: a wrong shape.
     """
-    if split.name == "lstm_cell":
-        if not isinstance(carry, tuple | list) or len(carry) != 2:
-            raise TypeError(
-                f"{op}: `{name}` must be an LSTMState(h, c) (or an (h, c) pair), "
-                f"got {_describe(carry)}"
-            )
-        carry = LSTMState(*carry)
-        for field, leaf in zip(carry._fields, carry):
-            _checks.check_shape(op, f"{name}.{field}", leaf, shape)
-        return carry
-    if isinstance(carry, tuple | list | dict) or not hasattr(carry, "shape"):
-        raise TypeError(
-            f"{op}: `{name}` must be one array h of shape {shape}, got {_describe(carry)}"
-        )
-    _checks.check_shape(op, name, carry, shape)
-    return carry
-
-
-def _describe(value) -> str:
-    """``"an array of shape (2, 5)"``, ``"an LSTMState"`` or the value's repr (messages)."""
-    if isinstance(value, LSTMState):
-        return "an LSTMState"
-    shape = getattr(value, "shape", None)
-    return repr(value)[:80] if shape is None else f"an array of shape {tuple(shape)}"
+    carry = check_carry_leaves(op, name, split, carry, shape, x_shape)
+    return LSTMState(*carry) if split.name == "lstm_cell" else carry
 
 
 def _zero_carry(params: Params, batch_shape: tuple[int, ...], dtype) -> jax.Array:
@@ -175,8 +156,9 @@ def rnn_cell(params: Params, h: jax.Array, x: jax.typing.ArrayLike) -> tuple[jax
       ``(h', h')``, each ``(B, H)`` in the dtype of ``x``.
 
     Raises:
-      nnjax.ShapeError, KeyError, TypeError: a wrong shape, a missing parameter, ``x``
-        not floating or ``h`` not one array.
+      nnjax.ShapeError, KeyError, TypeError: a wrong shape (a sequence as ``x``
+        too: use :func:`nnjax.functional.rnn`), a missing parameter, ``x`` not
+        floating or ``h`` not one array.
 
     Example:
       >>> params = rnn_cell_init(jax.random.key(0), 3, 5)

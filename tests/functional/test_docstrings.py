@@ -44,6 +44,7 @@ MODULES = [
     "nnjax.functional._masked_scan",
     "nnjax.functional._conv_args",
     "nnjax.functional._conv_transpose_pads",
+    "nnjax.functional._recurrent_carry",
     "nnjax.functional._recurrent_init",
     "nnjax.functional._utils",
     "nnjax._checks",

@@ -76,6 +76,24 @@ def test_errors_name_argument():
         F.embedding_init(jax.random.key(0), 3, 0)
 
 
+def test_an_empty_list_is_no_ids_not_floats():
+    params = {"embedding": jnp.ones((3, 2))}
+    assert F.embedding(params, []).shape == (0, 2)  # NumPy reads [] as float64
+    assert F.embedding(params, [[], []]).shape == (2, 0, 2)
+    assert F.embedding(params, ()).dtype == jnp.float32
+    with pytest.raises(TypeError, match="embedding: argument `ids` has dtype float32"):
+        F.embedding(params, np.zeros(0, np.float32))  # an explicit float dtype still is one
+
+
+def test_non_numeric_ids_are_named_with_an_integer_conversion():
+    params = {"embedding": jnp.ones((3, 2))}
+    with pytest.raises(TypeError, match=r"^embedding: `ids` must be a numeric array, got a Num"):
+        F.embedding(params, np.array([0, 1], dtype=object))
+    with pytest.raises(TypeError, match=r"strings, dtype <U1 \(convert it, e\.g\. np\.asarray\("):
+        F.embedding(params, ["0", "1"])
+    assert F.embedding(params, np.array([0, 1], dtype=object).astype(np.int32)).shape == (2, 2)
+
+
 @pytest.mark.parametrize("op", [F.embedding, F.attend])
 def test_misspelt_or_missing_table_key_is_named(op):
     table = jnp.ones((3, 2))

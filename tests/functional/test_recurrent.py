@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from jax.test_util import check_grads
 
+import nnjax
 import nnjax.functional as F
 from nnjax.functional import recurrent
 
@@ -242,6 +243,37 @@ def test_cell_state_of_the_wrong_structure_is_named(key):
         F.gru_cell(params, F.LSTMState(h, h), x)
     with pytest.raises(AssertionError, match=r"gru_cell: argument `h` has shape \(3, 4\)"):
         F.gru_cell(params, jnp.zeros((B, H - 1)), x)
+
+
+@pytest.mark.parametrize(
+    ("kind", "carry_name", "use"),
+    [
+        ("lstm", "state.h", r"F\.lstm\(params, xs, state\)"),
+        ("gru", "h", r"F\.gru\(params, xs, h\)"),
+        ("rnn", "h", r"F\.rnn\(F\.rnn_cell, params, xs, h\)"),
+    ],
+)
+def test_a_sequence_given_to_a_cell_blames_x_and_names_the_sequence_op(key, kind, carry_name, use):
+    params, carry, _ = _random(key, kind)
+    xs = jnp.ones((B, 7, IN))  # (B, T, in): a whole sequence
+    match = (
+        rf"^{kind}_cell: argument `x` has shape \({B}, 7, {IN}\) \(rank 3\), expected rank 2 "
+        rf"as `{carry_name}` has shape \({B}, {H}\): a cell takes one time step, "
+        rf"x \(B, in\); for a whole sequence xs \(B, T, in\) use {use}"
+    )
+    with pytest.raises(nnjax.ShapeError, match=match):
+        CELLS[kind](params, carry, xs)
+    with pytest.raises(nnjax.ShapeError, match=match):
+        jax.jit(CELLS[kind])(params, carry, xs)
+    # a carry with the same leading axes as x still runs the cell over them
+    wide = jax.tree.map(lambda h: jnp.broadcast_to(h[:, None], (B, 7, H)), carry)
+    assert jax.tree.leaves(CELLS[kind](params, wide, xs)[1])[0].shape == (B, 7, H)
+
+
+def test_a_carry_missing_its_batch_axis_is_still_the_carry(key):
+    params, h, x = _random(key, "gru")
+    with pytest.raises(nnjax.ShapeError, match=r"gru_cell: argument `h` has shape \(5,\)"):
+        F.gru_cell(params, h[0], x)
 
 
 @pytest.mark.parametrize("init", [F.rnn_cell_init, F.lstm_cell_init, F.gru_cell_init])

@@ -15,6 +15,54 @@ def test_as_compute_returns_an_array_and_rejects_integers():
         _utils.as_compute("op", np.ones(2, np.int32))
 
 
+def test_as_array_returns_jax_arrays_as_they_are():
+    x = jnp.ones(3)
+    assert _utils.as_array("op", x) is x  # no conversion on the eager and jitted path
+    assert jax.jit(lambda v: _utils.as_array("op", v) * 2)(x).shape == (3,)
+    assert _utils.as_array("op", np.ones(2, np.int8)).dtype == jnp.int8  # any numbers
+    assert _utils.as_array("op", 1.0).weak_type  # Python scalars as jnp.asarray reads them
+
+
+@pytest.mark.parametrize(
+    ("value", "error", "message"),
+    [
+        (
+            np.array([1.0, None]),
+            TypeError,
+            "op: `v` must be a numeric array, got a NumPy array of dtype object "
+            "(convert it, e.g. v.astype(np.int32))",
+        ),
+        (
+            [b"1", b"2"],
+            TypeError,
+            "op: `v` must be a numeric array, got a list of strings, dtype |S1 "
+            "(convert it, e.g. np.asarray(v, np.int32))",
+        ),
+        ("abc", TypeError, "op: `v` must be a numeric array, got the str 'abc'"),
+        (
+            np.array(["2024-01-01"], "datetime64[D]"),
+            TypeError,
+            "op: `v` must be a numeric array, got a NumPy array of dtype datetime64[D], "
+            "which JAX cannot hold",
+        ),
+        (
+            [[1.0], [2.0, 3.0]],
+            ValueError,
+            "op: `v` must be a numeric array, got a ragged list (nested sequences of different "
+            "lengths, [[1.0], [2.0, 3.0]]); pad them to one length",
+        ),
+        ({"w": 1}, TypeError, "op: `v` must be an array, got a dict with keys ['w']; param"),
+        (None, TypeError, "op: `v` must be an array, got None"),
+    ],
+    ids=["object", "bytes", "str", "datetime", "ragged", "dict", "none"],
+)
+def test_as_array_names_the_op_the_argument_and_what_was_passed(value, error, message):
+    with pytest.raises(error) as info:
+        _utils.as_array("op", value, "v", numbers="int32")
+    assert str(info.value).startswith(message)
+    assert info.value.__context__ is None or info.value.__suppress_context__  # no raw error
+
+
 def test_cast_like_casts_floating_leaves_only():
     tree = {"w": jnp.ones(2, jnp.float32), "step": jnp.array(3, jnp.int32)}
     out = _utils.cast_like(tree, jnp.ones(1, jnp.bfloat16))
