@@ -19,6 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from nnjax._torch_tensors import from_torch
 from nnjax.errors import ShapeError
 
 ArrayLike = jax.typing.ArrayLike
@@ -37,10 +38,17 @@ def _reduce(values: jax.Array, reduction: str) -> jax.Array:
 
 def _floating(predictions: ArrayLike, targets: ArrayLike) -> tuple[jax.Array, jax.Array]:
     """Both in their promoted dtype, float32 if that is not floating (integer targets)."""
-    predictions, targets = jnp.asarray(predictions), jnp.asarray(targets)  # lists too
+    predictions, targets = jnp.asarray(from_torch(predictions)), jnp.asarray(from_torch(targets))
     dtype = jnp.result_type(predictions, targets)
     dtype = dtype if jnp.issubdtype(dtype, jnp.inexact) else jnp.dtype(jnp.float32)
     return jnp.asarray(predictions, dtype), jnp.asarray(targets, dtype)
+
+
+def _numbers(op: str, logits: ArrayLike) -> jax.Array:
+    """``logits`` as an array, integer or boolean ones as float32 (checked: numbers)."""
+    _check_array(op, "logits", logits)
+    logits = jnp.asarray(from_torch(logits))
+    return logits if jnp.issubdtype(logits.dtype, jnp.floating) else logits.astype(jnp.float32)
 
 
 def _in_float32(fn: Callable[..., jax.Array], *arrays: jax.Array) -> jax.Array:
@@ -66,10 +74,11 @@ def _in_float32(fn: Callable[..., jax.Array], *arrays: jax.Array) -> jax.Array:
 def _check_array(op: str, name: str, x: Any) -> None:
     """Raises ``TypeError`` naming ``op`` and ``name`` unless ``x`` is real numbers (or bools).
 
-    Arrays, NumPy and JAX scalars and nested lists of numbers pass; ``None``, strings,
-    objects and complex numbers do not (they reached NumPy's or Optax's errors, naming
-    neither).
+    Arrays, NumPy and JAX scalars, nested lists of numbers and PyTorch tensors pass;
+    ``None``, strings, objects and complex numbers do not (they reached NumPy's or
+    Optax's errors, naming neither).
     """
+    x = from_torch(x)
     if x is None or isinstance(x, str | bytes):
         raise TypeError(f"{op}: `{name}` must be an array of numbers, got {x!r}")
     dtype = getattr(x, "dtype", None)
@@ -93,6 +102,7 @@ def _check_same_shape(
     """
     _check_array(name, names[0], predictions)
     _check_array(name, names[1], targets)
+    predictions, targets = from_torch(predictions), from_torch(targets)
     if np.shape(predictions) != np.shape(targets):
         raise ShapeError(
             f"{name}: `{names[0]}` has shape {np.shape(predictions)} but `{names[1]}` has "
@@ -146,7 +156,7 @@ def per_example_mean(values: ArrayLike) -> jax.Array:
 
 def _concrete(x: ArrayLike) -> np.ndarray | None:
     """``x`` as a NumPy array, or ``None`` when traced: value checks skip traced arrays."""
-    return None if isinstance(x, jax.core.Tracer) else np.asarray(x)
+    return None if isinstance(x, jax.core.Tracer) else np.asarray(from_torch(x))
 
 
 def _check_values(
@@ -202,6 +212,61 @@ def _check_class_ids(op: str, logits: jax.Array, labels: jax.Array) -> None:
     _check_values(op, "labels", labels, lambda v: (v < 0) | (v >= classes), what)
     if jnp.issubdtype(labels.dtype, jnp.floating):  # float class ids must be whole
         _check_values(op, "labels", labels, lambda v: v != np.floor(v), "is not a class id")
+
+
+def _class_ids(
+    op: str, logits: jax.Array, labels: jax.Array, threshold: float = 0.0
+) -> tuple[jax.Array, jax.Array, int]:
+    """``(predicted, true, C)``: class ids ``(B, ...)`` read off the shapes (the metrics').
+
+    Class ids ``labels (...)`` (or a column ``(..., 1)``, bool ones as 0/1) or one-hot
+    ``(..., C)`` for ``logits (..., C)``, ``C > 1``: the argmax. Otherwise a binary
+    score (``(...)`` or ``(..., 1)``, labels of either shape) counts as class 1 where
+    it is ``> threshold`` (0 for logits, 0.5 for probabilities or a regression's
+    output), a label where it is ``> 0.5``. A row whose scores hold a NaN predicts
+    class ``-1``, none: a miss (``top_k_accuracy``'s rule), also under ``jit``.
+
+    Raises :class:`ShapeError` for shapes that do not match (static, so also under
+    ``jit``), and ``ValueError`` for concrete class ids outside ``[0, C)`` or, in a
+    float dtype, not whole numbers, and for concrete binary labels outside ``[0, 1]``
+    (traced ones are not checked: class 1 where ``> 0.5``).
+    """
+    labels = class_id_column(logits, _binary_labels(logits, labels))
+    if labels.ndim == logits.ndim - 1 and logits.shape[-1] > 1:
+        _check_class_ids(op, logits, labels)
+        return _nan_miss(logits, jnp.argmax(logits, -1)), labels.astype(jnp.int32), logits.shape[-1]
+    if labels.shape == logits.shape and logits.ndim >= 2 and logits.shape[-1] > 1:
+        return _nan_miss(logits, jnp.argmax(logits, -1)), jnp.argmax(labels, -1), logits.shape[-1]
+    shape = logits.shape
+    if logits.ndim == labels.ndim + 1 and logits.shape[-1] == 1:
+        logits = logits[..., 0]
+    if logits.shape != labels.shape:
+        raise ShapeError(
+            f"{op}: cannot match predictions of shape {logits.shape} with labels of shape "
+            f"{labels.shape} (integer labels (B,), one-hot (B, C) or binary (B,)/(B, 1))"
+        )
+    what = (
+        f"is not a binary label: the predictions are one score per example (shape "
+        f"{shape}), so the labels must be 0 or 1 (or probabilities in [0, 1])"
+    )
+    _check_values(op, "labels", labels, lambda v: ~((v >= 0) & (v <= 1)), what)
+    predicted = _nan_miss(logits, (logits > threshold).astype(jnp.int32))
+    return predicted, (labels > 0.5).astype(jnp.int32), 2
+
+
+def _nan_miss(scores: jax.Array, ids: jax.Array) -> jax.Array:
+    """``ids``, with ``-1`` (no class) where the row of ``scores`` holds a NaN."""
+    if not jnp.issubdtype(scores.dtype, jnp.inexact):
+        return ids
+    nan = jnp.isnan(scores)
+    return jnp.where(nan.any(-1) if nan.ndim > ids.ndim else nan, -1, ids)
+
+
+def _binary_labels(scores: jax.Array, labels: jax.Array) -> jax.Array:
+    """``labels (B, ..., 1)`` for ``scores (B, ...)`` without the last axis; else as is."""
+    if labels.ndim == scores.ndim + 1 and labels.shape[-1] == 1:
+        return labels[..., 0]
+    return labels
 
 
 def _check_class_axis(logits: jax.Array, labels: jax.Array) -> None:

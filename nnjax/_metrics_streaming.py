@@ -28,51 +28,22 @@ import numpy as np
 
 from nnjax import losses
 from nnjax._checks import positive_int
-from nnjax._loss_checks import class_id_column
+from nnjax._loss_checks import (
+    _binary_labels,
+    _check_values,
+    _class_ids,
+    class_id_column,
+    from_torch,
+)
 from nnjax.errors import ShapeError
 
 Stats = dict[str, Any]
 """A batch's statistics: names to arrays (``Metric.stats``) or their host totals."""
 
 
-def _class_ids(
-    op: str, logits: jax.Array, labels: jax.Array, threshold: float = 0.0
-) -> tuple[jax.Array, jax.Array, int]:
-    """``(predicted, true, C)``: class ids ``(B, ...)`` read off the shapes (:func:`accuracy`).
-
-    A binary score counts as class 1 where it is ``> threshold`` (0 for logits, 0.5 for
-    probabilities or a regression's output).
-
-    Raises :class:`ShapeError` for shapes that do not match (static, so also under
-    ``jit``) and ``ValueError`` for concrete class ids outside ``[0, C)`` or, in a
-    float dtype, not whole numbers. Binary labels ``(B, 1)`` for scores ``(B,)`` lose
-    their last axis (as ``fit`` aligns them for the losses).
-    """
-    labels = class_id_column(logits, _binary_labels(logits, labels))
-    if labels.ndim == logits.ndim - 1 and logits.shape[-1] > 1:
-        losses._check_class_ids(op, logits, labels)
-        return jnp.argmax(logits, -1), labels.astype(jnp.int32), logits.shape[-1]
-    if labels.shape == logits.shape and logits.ndim >= 2 and logits.shape[-1] > 1:
-        return jnp.argmax(logits, -1), jnp.argmax(labels, -1), logits.shape[-1]
-    if logits.ndim == labels.ndim + 1 and logits.shape[-1] == 1:
-        logits = logits[..., 0]
-    if logits.shape != labels.shape:
-        raise ShapeError(
-            f"{op}: cannot match predictions of shape {logits.shape} with labels of shape "
-            f"{labels.shape} (integer labels (B,), one-hot (B, C) or binary (B,)/(B, 1))"
-        )
-    return (logits > threshold).astype(jnp.int32), (labels > 0.5).astype(jnp.int32), 2
-
-
-def _binary_labels(scores: jax.Array, labels: jax.Array) -> jax.Array:
-    """``labels (B, ..., 1)`` for ``scores (B, ...)`` without the last axis; else as is."""
-    if labels.ndim == scores.ndim + 1 and labels.shape[-1] == 1:
-        return labels[..., 0]
-    return labels
-
-
 def _rows(op: str, values: jax.Array, mask: jax.Array) -> tuple[jax.Array, jax.Array]:
     """``values`` as ``(B, M)`` float32 (float64 stays) and the mask broadcast to it."""
+    mask = jnp.asarray(from_torch(mask))  # a PyTorch mask too (r2's)
     _check_mask(op, mask, values)
     dtype = jnp.promote_types(values.dtype, jnp.float32)  # bool, ints, bf16: float32
     flat = values.reshape(values.shape[0], math.prod(values.shape[1:])).astype(dtype)
@@ -88,6 +59,11 @@ def _check_mask(op: str, mask: jax.Array, values: jax.Array) -> None:
         )
 
 
+def _host(*arrays: Any) -> tuple[Any, ...]:
+    """PyTorch tensors as NumPy arrays (:func:`~nnjax._torch_tensors.from_torch`); others as is."""
+    return tuple(from_torch(a) for a in arrays)
+
+
 @dataclasses.dataclass(frozen=True)
 class Metric:
     """An exact streaming metric: batch statistics that add up, and the value of a total.
@@ -96,7 +72,11 @@ class Metric:
       name: the key under which it is logged.
       stats: ``stats(predictions (B, ...), targets (B, ...), mask (B,)) -> dict`` of
         arrays (jit-able); padded rows have mask 0.
-      result: ``result(total) -> float`` from the accumulated host statistics.
+      result: ``result(total) -> float`` from the accumulated host statistics. With
+        no real example (every row masked), the built-in averages give 0.0, as Keras's
+        metrics before any update (and ``fit``'s loss); ``auc`` and ``r2``, undefined
+        without two classes or two rows, give NaN. (The function forms, such as
+        :func:`nnjax.metrics.accuracy`, raise on no examples.)
       concat: the statistics are per-example arrays to concatenate (AUC), not sums.
       merge: ``merge(a, b) -> total`` combines two batches' (or totals') host
         statistics when they do not simply add up (R²'s means and centred sums of
@@ -168,6 +148,7 @@ def _div(a: Any, b: Any) -> Any:
 
 def _mean_metric(name: str, per_row: Callable[[jax.Array, jax.Array], jax.Array]) -> Metric:
     def stats(pred, y, mask):
+        pred, y, mask = _host(pred, y, mask)
         values, m = _rows(name, per_row(pred, y), mask)
         return {"sum": jnp.sum(values * m), "count": jnp.sum(m)}
 
@@ -178,6 +159,7 @@ def _accuracy_metric(name: str = "accuracy", *, threshold: float = 0.0) -> Metri
     """Accuracy, a binary score counting as class 1 where it is ``> threshold``."""
 
     def stats(pred, y, mask):
+        pred, y, mask = _host(pred, y, mask)
         p, t, _ = _class_ids(name, pred, y, threshold)
         correct, m = _rows(name, p == t, mask)
         return {"correct": jnp.sum(correct * m), "count": jnp.sum(m)}
@@ -190,8 +172,9 @@ def top_k_accuracy(k: int = 5) -> Metric:
 
     Integer labels ``(B,)`` (or ``(B, 1)``) or one-hot labels ``(B, C)`` with logits
     ``(B, C)``. Ties rank as in ``sklearn.metrics.top_k_accuracy_score``: the higher
-    class index first.
-    A NaN logit ranks above every number, and a NaN at the label is a miss.
+    class index first. A NaN logit ranks above every number, and a NaN at the label
+    is a miss (so for ``k=1`` any NaN in the row is, as for ``accuracy``). PyTorch
+    tensors are read as ``fit`` reads them.
 
     Args:
       k: how many of the highest logits count as a hit, a positive int (``k >= C``
@@ -215,6 +198,7 @@ def top_k_accuracy(k: int = 5) -> Metric:
     name = f"top_{k}_accuracy" if k != 5 else "top_k_accuracy"
 
     def stats(pred, y, mask):
+        pred, y, mask = _host(pred, y, mask)
         if pred.ndim == 0 or pred.shape[-1] < 2:  # (B, 1) scores: labels {0, 1} are no ids
             raise ShapeError(
                 f"{name}: ranks the scores of C >= 2 classes, but the predictions have "
@@ -244,6 +228,7 @@ def _acc_result(s: Stats) -> float:
 
 
 def _confusion(op: str, pred, y, mask, *, binary: bool = False, threshold: float = 0.0) -> Stats:
+    pred, y, mask = _host(pred, y, mask)
     p, t, c = _class_ids(op, pred, y, threshold)
     if binary and c > 2:
         raise ValueError(
@@ -273,6 +258,10 @@ def classification_metric(
     kind: str, average: str | None = None, *, threshold: float = 0.0
 ) -> Metric:
     """Precision, recall or F1 from confusion counts, like scikit-learn (zero division 0).
+
+    Labels and predictions are read as :func:`nnjax.metrics.accuracy` reads them. A row
+    whose scores hold a NaN (a diverged model) predicts no class: a false negative of
+    its label and a false positive of none (scikit-learn cannot score NaN).
 
     Args:
       kind: ``"precision"``, ``"recall"`` or ``"f1"``.
@@ -337,6 +326,8 @@ def _binary_scores(pred: jax.Array, y: jax.Array) -> tuple[jax.Array, jax.Array]
             f"auc: needs binary scores (B,) or (B, 1) or two-class logits (B, 2) for labels "
             f"(B,) (or one-hot (B, 2)); got predictions {pred.shape} and labels {y.shape}"
         )
+    what = "is not a binary label: auc ranks the scores of classes 0 and 1 (labels in [0, 1])"
+    _check_values("auc", "labels", label, lambda v: ~((v >= 0) & (v <= 1)), what)
     return score, label
 
 
@@ -345,6 +336,7 @@ def roc_auc_score(scores: np.ndarray, labels: np.ndarray) -> float:
 
     NaN when the labels hold a single class, or when a score is NaN (a diverged model;
     scikit-learn raises there, and sorting NaN last gave a confident 1.0).
+    The streaming ``"auc"`` of no real example is NaN too.
 
     Args:
       scores: ``(N,)`` (any shape) real scores, higher meaning class 1; read as float64.
@@ -355,13 +347,17 @@ def roc_auc_score(scores: np.ndarray, labels: np.ndarray) -> float:
 
     Raises:
       nnjax.ShapeError: ``scores`` and ``labels`` differ in shape.
+      ValueError: no examples (``scores.size == 0``), as scikit-learn.
 
     Example:
       >>> roc_auc_score(np.array([0.1, 0.4, 0.35, 0.8]), np.array([0, 0, 1, 1]))
       0.75
     """
     losses._check_same_shape("roc_auc_score", scores, labels, names=("scores", "labels"))
-    scores, labels = np.asarray(scores, np.float64), np.asarray(labels) > 0.5
+    scores = np.asarray(from_torch(scores), np.float64)
+    labels = np.asarray(from_torch(labels)) > 0.5
+    if scores.size == 0:
+        raise ValueError(f"roc_auc_score: no examples (scores of shape {scores.shape})")
     pos, neg = int(labels.sum()), int((~labels).sum())
     if pos == 0 or neg == 0 or np.isnan(scores).any():
         return float("nan")
@@ -376,6 +372,7 @@ def roc_auc_score(scores: np.ndarray, labels: np.ndarray) -> float:
 
 def _auc_metric(name: str = "auc") -> Metric:
     def stats(pred, y, mask):
+        pred, y, mask = _host(pred, y, mask)
         score, label = _binary_scores(pred, y)
         _check_mask(name, mask, score)
         m = jnp.broadcast_to(mask.reshape((-1,) + (1,) * (score.ndim - 1)), score.shape)
@@ -384,6 +381,8 @@ def _auc_metric(name: str = "auc") -> Metric:
 
     def result(s: Stats) -> float:
         keep = np.asarray(s["mask"]) > 0
+        if not keep.any():  # no real example: undefined, as with a single class
+            return float("nan")
         return roc_auc_score(np.asarray(s["score"])[keep], np.asarray(s["label"])[keep])
 
     return Metric(name, stats, result, concat=True)

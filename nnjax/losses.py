@@ -3,7 +3,8 @@
 Conventions (the same as Optax): predictions first, targets second; ``cross_entropy``
 and ``binary_cross_entropy`` take *logits* (unnormalised scores), not probabilities.
 Every loss reduces with ``reduction="mean"`` (the default), ``"sum"`` or ``"none"``
-(per-element or per-row values).
+(per-element or per-row values). Inputs are JAX or NumPy arrays, lists of numbers, or
+PyTorch tensors (read detached, on the host, as ``fit`` reads them).
 
 Losses: ``mse``, ``mae``, ``huber``, ``cross_entropy``, ``binary_cross_entropy``, and
 Keras 3's ``kl_divergence`` (of probabilities), ``poisson``, ``log_cosh``, ``hinge``,
@@ -36,10 +37,12 @@ from nnjax._loss_checks import (
     _check_same_shape,
     _check_values,
     _floating,
+    _numbers,
     _reduce,
     align_targets,
     check_distribution,
     class_id_column,
+    from_torch,
 )
 from nnjax._losses_keras import (
     KERAS_LOSSES,
@@ -162,8 +165,8 @@ def cross_entropy(
 
     Args:
       logits: ``(..., C)`` unnormalised class scores, floating.
-      labels: integer class indices ``(...)`` (any integer dtype; or ``(..., 1)``, as
-        Keras's sparse losses take them), or a distribution
+      labels: class indices ``(...)`` (any integer dtype, or bool as 0/1, as Keras
+        reads them; or ``(..., 1)``, as Keras's sparse losses take them), or a distribution
         ``(..., C)``: one-hot (any numeric or boolean dtype) or floating probabilities,
         each row summing to one; cast to the dtype of ``logits``.
       label_smoothing: mixes the one-hot target with the uniform distribution; a
@@ -189,14 +192,18 @@ def cross_entropy(
       >>> logits = jnp.array([[0.0, 0.0]])
       >>> round(float(cross_entropy(logits, jnp.array([1]))), 4)
       0.6931
+      >>> round(float(cross_entropy(jnp.array([[0.0, 2.0]]), jnp.array([True]))), 4)  # id 1
+      0.1269
     """
     _checks.check_interval(
         "cross_entropy", "label_smoothing", label_smoothing, 0, 1, open_high=True
     )
     _check_array("cross_entropy", "labels", labels)
-    logits, labels = _numbers("cross_entropy", logits), jnp.asarray(labels)
+    logits, labels = _numbers("cross_entropy", logits), jnp.asarray(from_torch(labels))
     labels = class_id_column(logits, labels)
     _check_class_axis(logits, labels)
+    if labels.dtype == jnp.bool_ and labels.ndim == logits.ndim - 1:  # ids 0/1 (Keras)
+        labels = labels.astype(jnp.int32)
     if labels.ndim == logits.ndim - 1 and jnp.issubdtype(labels.dtype, jnp.integer):
         _check_class_ids("cross_entropy", logits, labels)
         if _is_zero(label_smoothing):
@@ -263,15 +270,8 @@ def binary_cross_entropy(
     what = "is outside [0, 1]: labels are probabilities of class 1"
     _check_values("binary_cross_entropy", "labels", labels, outside, what)
     logits = _numbers("binary_cross_entropy", logits)
-    labels = jnp.asarray(labels, dtype=logits.dtype)
+    labels = jnp.asarray(from_torch(labels), dtype=logits.dtype)
     return _reduce(optax.losses.sigmoid_binary_cross_entropy(logits, labels), reduction)
-
-
-def _numbers(op: str, logits: ArrayLike) -> jax.Array:
-    """``logits`` as an array, integer or boolean ones as float32 (checked: numbers)."""
-    _check_array(op, "logits", logits)
-    logits = jnp.asarray(logits)
-    return logits if jnp.issubdtype(logits.dtype, jnp.floating) else logits.astype(jnp.float32)
 
 
 _REGISTRY: dict[str, Loss] = {

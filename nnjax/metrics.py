@@ -41,6 +41,8 @@ take logits. In ``fit``, ``evaluate`` and ``sweep`` the threshold follows the lo
 your own, ``> 0.5`` (Keras's ``BinaryAccuracy``) for the other named losses (``mse`` or
 ``huber`` on 0/1 targets...), the name then wrapped in a :class:`Thresholded` spec and
 still logged under the name given. ``auc`` ranks the scores and needs no threshold.
+No examples: :func:`accuracy` and :func:`roc_auc_score` raise (as scikit-learn); a
+streaming result of none is 0.0 (Keras's, as ``fit``'s loss), NaN for ``auc`` and ``r2``.
 
 Example:
   >>> import jax.numpy as jnp
@@ -64,13 +66,12 @@ import jax.numpy as jnp
 
 from nnjax import _registry, losses
 from nnjax._keras_order import keras_order
-from nnjax._loss_checks import _check_array
+from nnjax._loss_checks import _check_array, _class_ids
 from nnjax._metrics_binary import Thresholded, with_threshold
 from nnjax._metrics_functions import from_function, named_metrics
 from nnjax._metrics_functions import per_example as per_example
 from nnjax._metrics_streaming import (
     Metric,
-    _class_ids,
     _div,
     accumulate,
     classification_metric,
@@ -81,6 +82,7 @@ from nnjax._metrics_streaming import (
     Stats as Stats,
 )
 from nnjax._output_losses import OutputMetric
+from nnjax._torch_tensors import from_torch
 
 MetricFn = Callable[[jax.Array, jax.Array], jax.Array]
 """A batch function ``metric(predictions, targets) -> jax.Array``, a scalar (:func:`get`)."""
@@ -99,12 +101,15 @@ def accuracy(logits: ArrayLike, labels: ArrayLike) -> jax.Array:
       ``logits > 0`` (i.e. ``sigmoid(logits) > 0.5``; ``fit``'s metric ``"accuracy"``
       uses ``> 0.5`` with a loss that takes no logits, such as ``"mse"``).
 
+    A row whose logits hold a NaN (a diverged model) is a miss, as for
+    :func:`top_k_accuracy` (also under ``jax.jit``). PyTorch tensors are read
+    detached, as ``fit`` reads them.
+
     Args:
       logits: ``(..., C)`` floating scores, or ``(...)``/``(..., 1)`` binary logits.
-      labels: class ids ``(...)`` or ``(..., 1)`` (integers, or whole numbers in a float
-        dtype), one-hot
-        ``(..., C)``, or binary labels (``0``/``1``, any numeric dtype; class 1 where
-        ``> 0.5``).
+      labels: class ids ``(...)`` or ``(..., 1)`` (integers, booleans, or whole
+        numbers in a float dtype), one-hot ``(..., C)``, or binary labels (``0``/``1``,
+        any numeric dtype, or probabilities in ``[0, 1]``; class 1 where ``> 0.5``).
 
     Returns:
       A float32 scalar in ``[0, 1]``.
@@ -112,18 +117,26 @@ def accuracy(logits: ArrayLike, labels: ArrayLike) -> jax.Array:
     Raises:
       nnjax.ShapeError: shapes that fit none of the cases, e.g. integer labels whose shape is
         not ``logits.shape[:-1]`` (names both shapes; also under ``jax.jit``).
-      ValueError: concrete class ids outside ``[0, C)`` (names the first one and
-        ``C``), or float ones that are not whole numbers (1.5). Under ``jax.jit`` they
-        are not checked: ids out of range count as misses, float ones are truncated.
+      ValueError: no examples (inputs of size 0; the shape is static, so also under
+        ``jax.jit``), as scikit-learn; concrete class ids outside ``[0, C)`` (names
+        the first one and ``C``) or float ones that are not whole numbers (1.5);
+        concrete binary labels outside ``[0, 1]`` (a label 2 for one score per
+        example). Under ``jax.jit`` labels are not checked: ids out of range count as
+        misses, float ones are truncated, a binary label is class 1 where ``> 0.5``.
       TypeError: ``logits`` or ``labels`` that are not numbers (``None``, strings).
 
     Example:
       >>> float(accuracy(jnp.array([0.3, -2.0]), jnp.array([1, 1])))
       0.5
+      >>> float(accuracy(jnp.array([[jnp.nan, 0.0], [2.0, 1.0]]), jnp.array([0, 0])))
+      0.5
     """
     _check_array("accuracy", "logits", logits)
     _check_array("accuracy", "labels", labels)
-    pred, true, _ = _class_ids("accuracy", jnp.asarray(logits), jnp.asarray(labels))
+    logits, labels = jnp.asarray(from_torch(logits)), jnp.asarray(from_torch(labels))
+    pred, true, _ = _class_ids("accuracy", logits, labels)
+    if pred.size == 0:  # a mean of nothing: NaN before, an error in scikit-learn
+        raise ValueError(f"accuracy: no examples (predictions of shape {logits.shape})")
     return jnp.mean((pred == true).astype(jnp.float32))
 
 

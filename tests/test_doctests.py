@@ -78,6 +78,7 @@ PRIVATE_MODULES = [
     "nnjax._metrics_binary",
     "nnjax._metrics_functions",
     "nnjax._output_losses",
+    "nnjax._torch_tensors",
     "nnjax.nn._base",
     "nnjax.nn._config",
     "nnjax.nn._model_call",

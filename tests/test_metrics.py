@@ -310,8 +310,8 @@ def test_roc_auc_score_lengths_must_match():
 @pytest.mark.parametrize("name", ["accuracy", "f1", "auc", "mse", "top_k_accuracy"])
 def test_the_mask_needs_one_entry_per_example(name):
     pred, y = jnp.zeros((4, 3)), jnp.array([0, 1, 2, 0])
-    if name in ("f1", "auc"):
-        pred = jnp.zeros(4)
+    if name in ("f1", "auc"):  # binary scores and labels (a 2 is refused as a label)
+        pred, y = jnp.zeros(4), jnp.array([0, 1, 1, 0])
     elif name == "mse":
         y = jnp.zeros((4, 3))
     with pytest.raises(ShapeError, match=rf"{name}: `mask` has shape \(3,\), expected \(4,\)"):

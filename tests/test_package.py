@@ -48,6 +48,7 @@ def _layer(module: str) -> str:
         "_metrics_functions",
         "_hardware",
         "_flat_draws",
+        "_torch_tensors",
     ):
         return "base"
     return "cli" if parts[1].startswith("_cli") or parts[1] == "__main__" else parts[1]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import difflib
-import sys
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -13,6 +12,7 @@ import numpy as np
 
 from nnjax import _checks
 from nnjax._checks import _kind, is_int, positive_int  # noqa: F401 (re-exported for the ops)
+from nnjax._torch_tensors import from_torch
 from nnjax.functional import _eager
 
 
@@ -74,24 +74,11 @@ def as_array(op: str, x: Any, name: str = "x", *, numbers: str = "float32") -> j
         )
     if x is None:
         raise TypeError(f"{op}: `{name}` must be an array, got None")
-    x = _from_torch(x)
+    x = from_torch(x)
     try:
         return jnp.asarray(x)
     except (TypeError, ValueError):
         raise _not_numeric(op, name, x, numbers) from None
-
-
-def _from_torch(x: Any) -> Any:
-    """A ``torch.Tensor`` as NumPy (detached, on the host, bfloat16 kept); else ``x``.
-
-    As ``nnjax.train.validation`` reads them for ``fit`` (a layer above: not imported).
-    """
-    if not type(x).__module__.startswith("torch") or not hasattr(x, "detach"):
-        return x
-    x = x.detach().cpu()
-    if str(x.dtype) == "torch.bfloat16":  # NumPy has no bfloat16: its bits, as ml_dtypes'
-        return x.view(sys.modules["torch"].int16).numpy().view(jnp.bfloat16)
-    return x.numpy()
 
 
 def _not_numeric(op: str, name: str, x: Any, numbers: str) -> Exception:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Collection, Mapping
 from typing import Any
 
@@ -11,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from nnjax._checks import check_static_bool
+from nnjax._torch_tensors import from_torch
 from nnjax.errors import ShapeError
 from nnjax.train.label_checks import (
     check_labels,
@@ -34,7 +34,7 @@ def as_host_array(name: str, a: Any) -> np.ndarray:
       >>> as_host_array("x", [1.0, 2.0]).dtype
       dtype('float32')
     """
-    return narrow_float64(name, np.asarray(_from_torch(a)))
+    return narrow_float64(name, np.asarray(from_torch(a)))
 
 
 def narrow_float64(name: str, a: np.ndarray) -> np.ndarray:
@@ -91,17 +91,6 @@ def narrow_int64(name: str, a: np.ndarray) -> np.ndarray:
             "bits (jax.config.update('jax_enable_x64', True))"
         )
     return a.astype(narrow)
-
-
-def _from_torch(a: Any) -> Any:
-    """A ``torch.Tensor`` as NumPy (detached, on the host; bfloat16 kept); else ``a``."""
-    if not type(a).__module__.startswith("torch") or not hasattr(a, "detach"):
-        return a
-    torch = sys.modules["torch"]
-    a = a.detach().cpu()
-    if a.dtype == torch.bfloat16:  # NumPy has no bfloat16: its bits, as ml_dtypes'
-        return a.view(torch.int16).numpy().view(jnp.bfloat16)
-    return a.numpy()
 
 
 def check_dataset(
