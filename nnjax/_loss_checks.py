@@ -223,20 +223,25 @@ def _class_ids(
     ``(..., C)`` for ``logits (..., C)``, ``C > 1``: the argmax. Otherwise a binary
     score (``(...)`` or ``(..., 1)``, labels of either shape) counts as class 1 where
     it is ``> threshold`` (0 for logits, 0.5 for probabilities or a regression's
-    output), a label where it is ``> 0.5``. A row whose scores hold a NaN predicts
-    class ``-1``, none: a miss (``top_k_accuracy``'s rule), also under ``jit``.
+    output), a label where it is ``> 0.5``. A row whose scores hold a NaN predicts a
+    wrong class, ``(label + 1) % C``: a miss (``top_k_accuracy``'s rule) and a false
+    positive, as any wrong prediction (a diverged model scores no better), also under
+    ``jit``.
 
     Raises :class:`ShapeError` for shapes that do not match (static, so also under
     ``jit``), and ``ValueError`` for concrete class ids outside ``[0, C)`` or, in a
     float dtype, not whole numbers, and for concrete binary labels outside ``[0, 1]``
-    (traced ones are not checked: class 1 where ``> 0.5``).
+    but ``-1`` (the hinge losses' class 0); traced ones are not checked: class 1 where
+    ``> 0.5``.
     """
     labels = class_id_column(logits, _binary_labels(logits, labels))
     if labels.ndim == logits.ndim - 1 and logits.shape[-1] > 1:
         _check_class_ids(op, logits, labels)
-        return _nan_miss(logits, jnp.argmax(logits, -1)), labels.astype(jnp.int32), logits.shape[-1]
+        true, c = labels.astype(jnp.int32), logits.shape[-1]
+        return _nan_miss(logits, jnp.argmax(logits, -1), true, c), true, c
     if labels.shape == logits.shape and logits.ndim >= 2 and logits.shape[-1] > 1:
-        return _nan_miss(logits, jnp.argmax(logits, -1)), jnp.argmax(labels, -1), logits.shape[-1]
+        true, c = jnp.argmax(labels, -1), logits.shape[-1]
+        return _nan_miss(logits, jnp.argmax(logits, -1), true, c), true, c
     shape = logits.shape
     if logits.ndim == labels.ndim + 1 and logits.shape[-1] == 1:
         logits = logits[..., 0]
@@ -247,19 +252,25 @@ def _class_ids(
         )
     what = (
         f"is not a binary label: the predictions are one score per example (shape "
-        f"{shape}), so the labels must be 0 or 1 (or probabilities in [0, 1])"
+        f"{shape}), so the labels must be 0 or 1 (-1 or 1 as hinge losses take them, or "
+        "probabilities in [0, 1])"
     )
-    _check_values(op, "labels", labels, lambda v: ~((v >= 0) & (v <= 1)), what)
-    predicted = _nan_miss(logits, (logits > threshold).astype(jnp.int32))
-    return predicted, (labels > 0.5).astype(jnp.int32), 2
+    _check_values(op, "labels", labels, not_binary, what)
+    true = (labels > 0.5).astype(jnp.int32)
+    return _nan_miss(logits, (logits > threshold).astype(jnp.int32), true, 2), true, 2
 
 
-def _nan_miss(scores: jax.Array, ids: jax.Array) -> jax.Array:
-    """``ids``, with ``-1`` (no class) where the row of ``scores`` holds a NaN."""
+def not_binary(v: np.ndarray) -> np.ndarray:
+    """Where ``v`` is no binary label: outside ``[0, 1]`` and not ``-1`` (hinge's 0)."""
+    return ~(((v >= 0) & (v <= 1)) | (v == -1))
+
+
+def _nan_miss(scores: jax.Array, ids: jax.Array, true: jax.Array, classes: int) -> jax.Array:
+    """``ids``, with a wrong class ``(true + 1) % classes`` where ``scores``'s row holds a NaN."""
     if not jnp.issubdtype(scores.dtype, jnp.inexact):
         return ids
     nan = jnp.isnan(scores)
-    return jnp.where(nan.any(-1) if nan.ndim > ids.ndim else nan, -1, ids)
+    return jnp.where(nan.any(-1) if nan.ndim > ids.ndim else nan, (true + 1) % classes, ids)
 
 
 def _binary_labels(scores: jax.Array, labels: jax.Array) -> jax.Array:

@@ -33,8 +33,9 @@ from nnjax._loss_checks import (
     _check_values,
     _class_ids,
     class_id_column,
-    from_torch,
+    not_binary,
 )
+from nnjax._torch_tensors import from_torch
 from nnjax.errors import ShapeError
 
 Stats = dict[str, Any]
@@ -260,8 +261,9 @@ def classification_metric(
     """Precision, recall or F1 from confusion counts, like scikit-learn (zero division 0).
 
     Labels and predictions are read as :func:`nnjax.metrics.accuracy` reads them. A row
-    whose scores hold a NaN (a diverged model) predicts no class: a false negative of
-    its label and a false positive of none (scikit-learn cannot score NaN).
+    whose scores hold a NaN (a diverged model) predicts a wrong class, ``(label + 1) %
+    C``: a false negative of its label and a false positive of that class, as
+    scikit-learn scores such a row once it is given a wrong prediction (it refuses NaN).
 
     Args:
       kind: ``"precision"``, ``"recall"`` or ``"f1"``.
@@ -326,8 +328,8 @@ def _binary_scores(pred: jax.Array, y: jax.Array) -> tuple[jax.Array, jax.Array]
             f"auc: needs binary scores (B,) or (B, 1) or two-class logits (B, 2) for labels "
             f"(B,) (or one-hot (B, 2)); got predictions {pred.shape} and labels {y.shape}"
         )
-    what = "is not a binary label: auc ranks the scores of classes 0 and 1 (labels in [0, 1])"
-    _check_values("auc", "labels", label, lambda v: ~((v >= 0) & (v <= 1)), what)
+    what = "is not a binary label: auc ranks the scores of classes 0 (0 or -1) and 1"
+    _check_values("auc", "labels", label, not_binary, what)
     return score, label
 
 

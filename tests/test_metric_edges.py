@@ -40,16 +40,20 @@ def test_rows_with_a_nan_match_top_1_accuracy_and_sklearn():
     y = rng.integers(0, 4, 60)
     logits[::5, 1] = np.nan  # one NaN per fifth row, wherever the label is
     nan_row = np.isnan(logits).any(-1)
-    pred = np.where(nan_row, -1, np.nan_to_num(logits, nan=-np.inf).argmax(-1))
+    pred = np.where(nan_row, (y + 1) % 4, np.nan_to_num(logits, nan=-np.inf).argmax(-1))
     expected = skm.accuracy_score(y, pred)
     np.testing.assert_allclose(metrics.accuracy(logits, y), expected, atol=1e-6)
     np.testing.assert_allclose(_streamed("accuracy", logits, y), expected, atol=1e-12)
     top1 = metrics.top_k_accuracy(1)
     assert _streamed(top1, logits, y) == _streamed("accuracy", logits, y)
-    classes = sorted(set(y) | set(pred[~nan_row]))  # a NaN row predicts no class
-    for average in ("macro", "micro"):
-        ref = skm.f1_score(y, pred, labels=classes, average=average, zero_division=0)
-        np.testing.assert_allclose(_streamed(f"f1_{average}", logits, y), ref, atol=1e-12)
+    # a NaN row predicts a wrong class: a false positive too, so micro precision stays
+    # accuracy (a diverged model scored better when its NaN rows predicted no class)
+    for kind, score in (("f1", skm.f1_score), ("precision", skm.precision_score)):
+        for average in ("macro", "micro"):
+            ref = score(y, pred, average=average, zero_division=0)
+            got = _streamed(f"{kind}_{average}", logits, y)
+            np.testing.assert_allclose(got, ref, atol=1e-12, err_msg=f"{kind}_{average}")
+    np.testing.assert_allclose(_streamed("precision_micro", logits, y), expected, atol=1e-12)
 
 
 def test_nan_binary_logits_are_misses():
@@ -57,9 +61,9 @@ def test_nan_binary_logits_are_misses():
     assert float(metrics.accuracy(logits, y)) == 0.5
     assert float(jax.jit(metrics.accuracy)(logits[:, 0], y)) == 0.5
     assert _streamed("accuracy", logits, y) == 0.5
-    # recall: the NaN row of label 1 is a false negative; precision: no false positive
+    # the NaN rows predict 1 for label 0 (a false positive), 0 for label 1 (a false negative)
     assert _streamed("recall", logits, y) == 0.5
-    assert _streamed("precision", logits, y) == 1.0
+    assert _streamed("precision", logits, y) == 0.5
 
 
 # --- 2. Binary labels outside [0, 1] ---------------------------------------------------
@@ -76,8 +80,8 @@ def test_binary_labels_outside_0_1_are_refused_when_concrete():
     for name in ("f1", "precision_binary", "auc"):
         with pytest.raises(ValueError, match=rf"{name}: `labels\[1\]` = 2 is not a binary label"):
             _streamed(name, logits, y)
-    with pytest.raises(ValueError, match=r"`labels\[0\]` = -1.0 is not a binary label"):
-        metrics.accuracy(jnp.array([0.5, 1.0]), np.array([-1.0, 1.0]))
+    with pytest.raises(ValueError, match=r"`labels\[0\]` = -2.0 is not a binary label"):
+        metrics.accuracy(jnp.array([0.5, 1.0]), np.array([-2.0, 1.0]))
     # under jit the labels are not checked: class 1 where > 0.5, as documented
     assert float(jax.jit(metrics.accuracy)(logits, y)) == 1.0
 
@@ -94,6 +98,17 @@ def test_binary_labels_in_0_1_and_bool_are_accepted():
     np.testing.assert_allclose(
         _streamed("auc", logits, y.astype(bool)), skm.roc_auc_score(y, logits[:, 0])
     )
+
+
+def test_hinge_labels_minus_one_and_one_are_class_0_and_1():
+    """-1/1 labels (the hinge losses') were accepted before the label check: still are."""
+    logits, y = jnp.array([0.5, -1.0, 2.0, -0.2, 0.1]), np.array([1, -1, -1, 1, 1])
+    binary = (y > 0).astype(int)
+    expected = skm.accuracy_score(binary, np.asarray(logits > 0).astype(int))
+    np.testing.assert_allclose(metrics.accuracy(logits, y), expected, atol=1e-6)
+    np.testing.assert_allclose(_streamed("accuracy", logits, y), expected, atol=1e-12)
+    auc = skm.roc_auc_score(binary, np.asarray(logits))
+    np.testing.assert_allclose(_streamed("auc", logits, y), auc, atol=1e-12)
 
 
 # --- 3. No examples ----------------------------------------------------------------------

@@ -315,22 +315,18 @@ def check_loss_accepts(
             "with labels: pass (x, y), or a loss_fn(model, batch) that reads none"
         )
 
-    logits, target = _on_rows(out, y, 1)
-    fn = losses.get(loss)
+    logits = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, jnp.float32), out)
+    target = _labels_on_rows(y, 1)  # out: one example's, as traced
+    fn, value = losses.get(loss), objective.loss_on_batch(loss)
     try:
-        jax.eval_shape(objective.loss_on_batch(loss), logits, target)
+        jax.eval_shape(value, logits, target)
     except _LOSS_FAULTS as err:
         _raise_loss_fault(loss, err, name)
-        leading = np.shape(jax.tree.leaves(y)[0])[:1] or (1,)
-        rows = examples if examples is not None else leading[0]
-        logits, target = _on_rows(out, y, rows)  # the error again, in the user's shapes
-        one = ""
-        try:
-            jax.eval_shape(objective.loss_on_batch(loss), logits, target)
-        except _LOSS_FAULTS as again:
-            err = again
-        else:  # it fails on one example only: its shapes
-            logits, target, one = *_on_rows(out, y, 1), " of one example"
+        rows = examples if examples is not None else (np.shape(jax.tree.leaves(y)[0]) or (1,))[0]
+        again, one = _fault_on_rows(value, out, y, rows), " of one example"  # user's shapes?
+        if isinstance(again, _LOSS_FAULTS):
+            err, one = again, ""
+            logits, target = _outputs_on_rows(out, rows), _labels_on_rows(y, rows)
         shape = isinstance(err, ShapeError) or "incompatible shapes" in str(err).lower()
         hint = "called as loss(predictions, y); Keras's order is (y_true, y_pred)"
         order = f" (a loss of your own is {hint})" if _own_loss(loss) else ""
@@ -346,12 +342,25 @@ def check_loss_accepts(
 _LOSS_FAULTS = (AssertionError, IndexError, TypeError, ValueError)
 
 
-def _on_rows(out: Any, y: Any, rows: int) -> tuple[Any, Any]:
-    """Abstract float32 outputs and labels ``y`` (its dtypes) of ``rows`` examples."""
-    on_rows = lambda a, dtype: jax.ShapeDtypeStruct((rows, *a.shape[1:])[: a.ndim], dtype)
-    return jax.tree.map(lambda a: on_rows(a, jnp.float32), out), jax.tree.map(
-        lambda a: on_rows(a, a.dtype), y
-    )
+def _outputs_on_rows(out: Any, rows: int) -> Any:
+    """Float32 ``out`` of ``rows`` examples (its leading axes, of one example's batch)."""
+    return jax.tree.map(lambda a: jax.ShapeDtypeStruct((rows, *a.shape[1:]), jnp.float32), out)
+
+
+def _labels_on_rows(y: Any, rows: int) -> Any:
+    """Abstract labels ``y`` (their dtypes) of ``rows`` examples."""
+    return jax.tree.map(lambda a: jax.ShapeDtypeStruct((rows, *np.shape(a)[1:]), a.dtype), y)
+
+
+def _fault_on_rows(value: Callable, out: Any, y: Any, rows: int) -> BaseException | None:
+    """What ``value(outputs, labels)`` raises on ``rows`` examples (``None``: nothing)."""
+    if any(np.shape(a)[:1] != (1,) for a in jax.tree.leaves(out)):  # e.g. time-major
+        return None
+    try:
+        jax.eval_shape(value, _outputs_on_rows(out, rows), _labels_on_rows(y, rows))
+    except Exception as err:  # reported only if it is one of _LOSS_FAULTS
+        return err
+    return None
 
 
 def _own_loss(loss: Any) -> bool:

@@ -7,13 +7,15 @@ loss's error on the labels, which named one example's shapes, not the user's.
 """
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
 
 import nnjax.train as T
+from nnjax import losses
 from nnjax.errors import ShapeError
-from nnjax.nn import MLP
+from nnjax.nn import MLP, Dense
 from nnjax.train import validation
 from nnjax.train.sweep import sweep
 from tests.train._data import blobs, mlp, three_classes
@@ -123,3 +125,38 @@ def test_a_loss_error_names_the_users_shapes_not_one_examples():
     batches = [(x[:40], y[:40].astype(np.float32)), (x[40:], y[40:].astype(np.float32))]
     with pytest.raises(ValueError, match=r"shape \(40, 3\) float32 with labels \(40,\) float32"):
         _fit_mlp(batches)  # an iterable: its first batch's
+
+
+class _TimeMajor(nnx.Module):
+    """Outputs ``(T=5, B, C)``: its leading axis is not the batch's."""
+
+    def __init__(self):
+        self.dense = Dense(4, 3, rngs=nnx.Rngs(0))
+
+    def __call__(self, x):
+        return jnp.stack([self.dense(x)] * 5)
+
+
+class _WithLoad(nnx.Module):
+    """Logits ``(B, 3)`` and a batch-level ``(4,)`` load, as a mixture of experts returns."""
+
+    def __init__(self):
+        self.dense, self.gate = Dense(4, 3, rngs=nnx.Rngs(0)), Dense(4, 4, rngs=nnx.Rngs(1))
+
+    def __call__(self, x):
+        return {"logits": self.dense(x), "load": jax.nn.softmax(self.gate(x)).mean(0)}
+
+
+def test_outputs_whose_leading_axis_is_not_the_batch_still_train():
+    x, y = three_classes(n=32)
+    time_major = lambda out, y: losses.cross_entropy(jnp.swapaxes(out, 0, 1), y)
+    labels = np.tile(y[:, None], (1, 5))
+    history = T.fit(_TimeMajor(), (x, labels), **{**KW, "loss": time_major})
+    assert np.isfinite(history["loss"]).all()
+    with_load = lambda out, y: losses.cross_entropy(out["logits"], y) + out["load"] @ jnp.ones(4)
+    history = T.fit(_WithLoad(), (x, y), **{**KW, "loss": with_load})
+    assert np.isfinite(history["loss"]).all()
+    with pytest.raises(
+        ShapeError, match=r"shape \(5, 1, 3\) float32 with labels \(1, 4\) int32 of one"
+    ):
+        T.fit(_TimeMajor(), (x, labels[:, :4]), **{**KW, "loss": time_major})
