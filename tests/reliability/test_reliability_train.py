@@ -66,7 +66,7 @@ CASES = [
         lambda: fit(data=(X, np.eye(4, dtype=np.float32)[Y])),
         ValueError,
         "labels",
-        "(1, 4)",
+        "(32, 4)",
     ),
     case(
         "fit-validation-shape",
@@ -165,14 +165,14 @@ CASES = [
         ValueError,
         "cross_entropy",
         "no class axis",
-        "(1,)",
+        "(32,)",
     ),
     case(
         "fit-one-class-cross-entropy",
         lambda: fit(model=mlp(classes=1), data=(X, (Y > 0).astype(np.int32))),
         ValueError,
         "single class",
-        "(1, 1)",
+        "(32, 1)",
     ),
     case(
         "fit-soft-labels-sum",
@@ -199,8 +199,8 @@ CASES = [
         "fit-regression-shape",
         lambda: fit(loss="mse", data=(X, np.ones((32, 2), np.float32))),
         ValueError,
-        "(1, 3)",
-        "(1, 2)",
+        "(32, 3)",
+        "(32, 2)",
     ),
     # --- callbacks
     case(
