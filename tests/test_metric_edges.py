@@ -175,7 +175,7 @@ def test_every_loss_takes_torch_tensors_as_numpy(name):
     p, t = _torch_pair(name)
     expected = fn(p, t)
     got = fn(torch.tensor(p, requires_grad=True), torch.from_numpy(t))  # detached
-    np.testing.assert_allclose(got, expected, rtol=1e-6)
+    np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-7)
 
 
 def test_torch_bfloat16_and_bool_tensors():
@@ -214,14 +214,20 @@ def test_cross_entropy_takes_bool_class_ids_as_keras():
     ids = rng.integers(0, 2, 8)
     flags = ids.astype(bool)
     ref = torch.nn.functional.cross_entropy(torch.from_numpy(logits), torch.from_numpy(ids))
-    np.testing.assert_allclose(losses.cross_entropy(logits, flags), float(ref), rtol=1e-6)
-    np.testing.assert_allclose(losses.cross_entropy(logits, flags[:, None]), float(ref), rtol=1e-6)
-    np.testing.assert_allclose(jax.jit(losses.cross_entropy)(logits, flags), float(ref), rtol=1e-6)
+    np.testing.assert_allclose(
+        losses.cross_entropy(logits, flags), float(ref), rtol=1e-6, atol=1e-7
+    )
+    np.testing.assert_allclose(
+        losses.cross_entropy(logits, flags[:, None]), float(ref), rtol=1e-6, atol=1e-7
+    )
+    np.testing.assert_allclose(
+        jax.jit(losses.cross_entropy)(logits, flags), float(ref), rtol=1e-6, atol=1e-7
+    )
     smooth = torch.nn.functional.cross_entropy(
         torch.from_numpy(logits), torch.from_numpy(ids), label_smoothing=0.1
     )
     got = losses.cross_entropy(logits, flags, label_smoothing=0.1)
-    np.testing.assert_allclose(got, float(smooth), rtol=1e-6)
+    np.testing.assert_allclose(got, float(smooth), rtol=1e-6, atol=1e-7)
     per_row = losses.cross_entropy(logits, flags, reduction="none")
     np.testing.assert_allclose(per_row, losses.cross_entropy(logits, ids, reduction="none"))
     # bool labels of the logits' shape stay one-hot
@@ -229,7 +235,9 @@ def test_cross_entropy_takes_bool_class_ids_as_keras():
     ref = torch.nn.functional.cross_entropy(
         torch.from_numpy(logits), torch.from_numpy(one_hot.argmax(-1))
     )
-    np.testing.assert_allclose(losses.cross_entropy(logits, one_hot), float(ref), rtol=1e-6)
+    np.testing.assert_allclose(
+        losses.cross_entropy(logits, one_hot), float(ref), rtol=1e-6, atol=1e-7
+    )
 
 
 def test_bool_labels_elsewhere_still_work():
@@ -239,7 +247,7 @@ def test_bool_labels_elsewhere_still_work():
         torch.from_numpy(logits[:, 0]), torch.from_numpy(flags).float()
     )
     np.testing.assert_allclose(
-        losses.binary_cross_entropy(logits[:, 0], flags), float(ref), rtol=1e-6
+        losses.binary_cross_entropy(logits[:, 0], flags), float(ref), rtol=1e-6, atol=1e-7
     )
     want = skm.accuracy_score(flags, logits.argmax(-1))
     np.testing.assert_allclose(metrics.accuracy(logits, flags), want, atol=1e-6)
