@@ -119,7 +119,7 @@ def _mask4(op: str, mask, batch: int, heads: int, t: int, s: int) -> jax.Array |
     """A boolean ``(B|1, H|1, T, S)`` mask (True = may attend) from the accepted shapes."""
     if mask is None:
         return None
-    mask = jnp.asarray(mask)
+    mask = _utils.as_array(op, mask, "mask", numbers="bool_")
     if mask.dtype != jnp.bool_:
         raise TypeError(f"{op}: argument `mask` has dtype {mask.dtype}, expected bool")
     _checks.check_rank(op, "mask", mask, {2, 3, 4})
@@ -237,12 +237,12 @@ def multi_head_attention(
         _check_self_attention(op, params, x)
         context = x
     else:
-        context = jnp.asarray(context)
+        context = _utils.as_array(op, context, "context")
         _checks.check_floating(op, "context", context)
         _checks.check_rank(op, "context", context, 3)
         _checks.check_shape(op, "context", context, (x.shape[0], None, None))
         context = context.astype(x.dtype)
-    mask = None if mask is None else jnp.asarray(mask)
+    mask = None if mask is None else _utils.as_array(op, mask, "mask", numbers="bool_")
     if drop:  # the dropout's random bits (and maybe a traced rate): op by op
         return _attend(params, x, context, mask, key, dropout_rate, causal, drop)
     # eagerly one program, not its ops one by one

@@ -210,7 +210,7 @@ def batch_norm(
     stat_dtype = _utils.stat_dtype(x)
     xf = x.astype(stat_dtype)
     if training:
-        rows = None if mask is None else jnp.asarray(mask)
+        rows = None if mask is None else _utils.as_array(op, mask, "mask", numbers="bool_")
         mean, var = _batch_moments(xf, axis_name, rows)
         new_stats = {
             "mean": (momentum * stats["mean"] + (1.0 - momentum) * mean).astype(

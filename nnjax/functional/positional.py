@@ -107,7 +107,7 @@ def rotary_position_encoding(
     if positions is None:
         positions = jnp.arange(length)[None, :]
     else:
-        positions = jnp.asarray(positions)
+        positions = _utils.as_array(op, positions, "positions", numbers="int32")
         _checks.check_rank(op, "positions", positions, {1, 2})
         if positions.ndim == 1:
             _checks.check_shape(op, "positions", positions, (length,))

@@ -140,7 +140,7 @@ def transformer_encoder_block(
     drop, key = dropout_key(op, dropout_rate, key)
     if not drop and isinstance(activation, str) and isinstance(epsilon, (int, float)):
         # eagerly one program (a named activation and a number: static, hashable)
-        mask = None if mask is None else jnp.asarray(mask)
+        mask = None if mask is None else _utils.as_array(op, mask, "mask", numbers="bool_")
         static = (None, 0.0, False, causal, act, epsilon)
         return _eager.one_program(_block, static, None, params, x, mask)
     return _block(params, x, mask, key, dropout_rate, drop, causal, act, epsilon)

@@ -102,3 +102,51 @@ def test_jitted_and_numpy_inputs_are_unchanged():
     x = jnp.asarray(like)
     np.testing.assert_array_equal(jax.jit(dense)(x), dense(like))
     np.testing.assert_array_equal(dense(like.tolist()), dense(like))
+
+
+def _attention(**kw):
+    params = F.multi_head_attention_init(KEY, 4, num_heads=2)
+    return F.multi_head_attention(params, jnp.ones((1, 3, 4)), **kw)
+
+
+def _block(**kw):
+    params = F.transformer_encoder_block_init(KEY, 4, num_heads=2)
+    return F.transformer_encoder_block(params, jnp.ones((1, 3, 4)), **kw)
+
+
+def _batch_norm(**kw):
+    params, stats = F.batch_norm_init(KEY, 4)
+    return F.batch_norm(params, stats, jnp.ones((2, 4)), training=True, **kw)
+
+
+#: (op, call, argument, an object array of the argument's shape, the dtype to convert to)
+SIDE_INPUTS = [
+    ("multi_head_attention", lambda v: _attention(mask=v), "mask", np.ones((1, 3)), "bool_"),
+    (
+        "multi_head_attention",
+        lambda v: _attention(context=v),
+        "context",
+        np.ones((1, 2, 4)),
+        "float32",
+    ),
+    ("transformer_encoder_block", lambda v: _block(mask=v), "mask", np.ones((1, 3)), "bool_"),
+    ("batch_norm", lambda v: _batch_norm(mask=v), "mask", np.ones(2), "bool_"),
+    (
+        "rotary_position_encoding",
+        lambda v: F.rotary_position_encoding(jnp.ones((1, 3, 4)), v),
+        "positions",
+        np.arange(3),
+        "int32",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    "op, call, name, like, dtype", SIDE_INPUTS, ids=[c[0] + "-" + c[2] for c in SIDE_INPUTS]
+)
+def test_object_masks_positions_and_contexts_name_the_argument(op, call, name, like, dtype):
+    values = like.astype(object)
+    match = rf"^{op}: `{name}` must be a numeric array, got a NumPy array of dtype object"
+    with pytest.raises(TypeError, match=match + rf".*{name}\.astype\(np\.{dtype}\)"):
+        call(values)
+    assert call(like.astype(dtype)) is not None  # the converted value is taken
