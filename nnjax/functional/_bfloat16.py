@@ -44,6 +44,16 @@ LSTM 1.02 -> 1.01 (batch 32). The same A/B with XLA:CPU held to AVX2
 (``--xla_cpu_max_isa=AVX2``, bfloat16 emulated): CNN 1.12 -> 1.09, 1.10 -> 1.11, MLP
 1.09 -> 1.06 (no change).
 
+**One row: XLA's rounding.** An array of one row (a ``(1, features)`` activation of a
+batch of one) is rounded by XLA's ``convert`` even in a library program. The kernel
+gradient of a dense layer over one row is an outer product, which XLA fuses with the
+optimizer's update of that kernel, and it copied the integer rounding of both vectors
+(some 20 integer operations) into every element of that fusion: the MLP
+784-500-300-100-10 train step of ``fit`` with ``dtype=jnp.bfloat16`` at batch 1 took
+1.34-1.38x the float32 model's time. XLA's ``convert`` is a fusion of its own, computed
+once per vector: 1.04-1.10x (2-core AMD EPYC Zen 3, AVX2, jax 0.10.2, medians of 30
+interleaved rounds of 50 steps, two runs each).
+
 A custom VJP has no forward mode (``jax.jvp`` raises), so :func:`to_float32` uses it only
 while a program of :func:`nnjax.functional._conv_compiler.jit` is traced (``fit``'s
 steps, which differentiate in reverse mode), as the ``"taps"`` convolution does.
@@ -54,6 +64,8 @@ Example:
 """
 
 from __future__ import annotations
+
+import math
 
 import jax
 import jax.numpy as jnp
@@ -117,13 +129,14 @@ def to_float32(x: jax.Array) -> jax.Array:
       float32 array of ``x``'s shape and values. In a program traced by
       :func:`nnjax.functional._conv_compiler.jit` on the CPU backend, a bfloat16
       ``x``'s cotangent is rounded by :func:`round_to_bfloat16` (same values as XLA's
-      rounding; the module docstring says why, natively or emulated).
+      rounding; the module docstring says why, natively or emulated), except an
+      ``x`` of one row.
 
     Example:
       >>> to_float32(jnp.ones(2, jnp.bfloat16))
       Array([1., 1.], dtype=float32)
     """
-    if x.dtype == jnp.bfloat16 and _integer_rounding():
+    if x.dtype == jnp.bfloat16 and _integer_rounding(x):
         return _widen(x)
     return x.astype(jnp.float32)
 
@@ -134,7 +147,8 @@ def to_bfloat16(x: jax.Array) -> jax.Array:
     XLA:CPU's ``convert`` of float32 to bfloat16 is slow where it emulates bfloat16, and
     natively or not, XLA neither repeats it in the fusions that read its result nor fuses
     it with the elementwise work after it: each rounding was a fusion of its own.
-    :func:`round_to_bfloat16` (same values) fuses like any integer arithmetic. The
+    :func:`round_to_bfloat16` (same values) fuses like any integer arithmetic (an array
+    of one row keeps XLA's ``convert``: the module docstring says why). The
     modules round their float32 inputs with it (``dtype=jnp.bfloat16``), and the ops
     that widen bfloat16 their results (:func:`round_like`). MLP 784-500-300-100-10 train step,
     Adam, ``dtype=jnp.bfloat16``, time / the float32 model's, paired medians (IQR) of 80
@@ -156,7 +170,7 @@ def to_bfloat16(x: jax.Array) -> jax.Array:
       >>> to_bfloat16(jnp.float32(1.00390625))
       Array(1, dtype=bfloat16)
     """
-    if x.dtype == jnp.float32 and _integer_rounding():
+    if x.dtype == jnp.float32 and _integer_rounding(x):
         return round_to_bfloat16(x)
     return x.astype(jnp.bfloat16)
 
@@ -175,9 +189,14 @@ def round_like(y: jax.Array, dtype: jnp.dtype) -> jax.Array:
     return y.astype(dtype)
 
 
-def _integer_rounding() -> bool:
-    """Whether roundings to bfloat16 use :func:`round_to_bfloat16` here (module docstring)."""
-    return in_library_program() and jax.default_backend() == "cpu"
+def _integer_rounding(x: jax.Array) -> bool:
+    """Whether ``x`` (or its cotangent) is rounded by :func:`round_to_bfloat16` here.
+
+    In a library program on the CPU, for any array but one of a single row (``ndim >=
+    2`` and one row across its leading axes; module docstring).
+    """
+    one_row = x.ndim >= 2 and math.prod(x.shape[:-1]) == 1
+    return in_library_program() and jax.default_backend() == "cpu" and not one_row
 
 
 __all__ = ["round_like", "round_to_bfloat16", "to_bfloat16", "to_float32"]

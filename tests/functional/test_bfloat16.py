@@ -99,6 +99,29 @@ def test_to_bfloat16_keeps_xlas_convert_off_the_cpu(monkeypatch):
     assert "convert_element_type[new_dtype=bfloat16" in jaxpr
 
 
+@requires_library_programs
+@pytest.mark.parametrize("shape", [(1, 300), (1, 1, 300)])
+def test_one_row_keeps_xlas_convert_in_library_programs(monkeypatch, shape):
+    # a one-row kernel gradient is an outer product: XLA copied the integer rounding of
+    # its vectors into every element of the optimizer's fusion (module docstring)
+    monkeypatch.setattr(_hardware, "native_bfloat16", lambda backend=None: False)
+    x = jnp.asarray(_hard_floats()[-300:]).reshape(shape)  # the special cases among them
+    widen = lambda v: _widened_cotangent(v.astype(BF16), v)  # the cotangent's rounding
+    with _conv_compiler.library_convolutions():
+        rounding = str(jax.make_jaxpr(lambda v: _bfloat16.to_bfloat16(v))(x))
+        widening = str(jax.make_jaxpr(lambda v: widen(v))(x))
+        two_rows = str(jax.make_jaxpr(lambda v: _bfloat16.to_bfloat16(v))(x.reshape(2, 150)))
+        got = jax.jit(lambda v: (_bfloat16.to_bfloat16(v), widen(v)))(x)
+    for jaxpr in (rounding, widening):
+        assert "bitcast_convert_type" not in jaxpr
+        assert "convert_element_type[new_dtype=bfloat16" in jaxpr
+    assert "bitcast_convert_type" in two_rows  # two rows: integer rounding
+    plain = jax.jit(lambda v: (v.astype(BF16), widen(v)))(x)  # outside: XLA's convert
+    for a, b in zip(got, plain):
+        assert a.dtype == BF16 and a.shape == shape
+        np.testing.assert_array_equal(_bits(a), _bits(b))
+
+
 # the losses widen by `to_float32`: a user's `astype(F32)` transposes to XLA's convert
 def _lstm_loss(params, xs):
     _, ys = F.lstm(params, xs)
