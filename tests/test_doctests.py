@@ -115,6 +115,7 @@ SLOW_MODULES = {
     "nnjax.train.evaluate",
     "nnjax.train.loop",
     "nnjax.train.mc_dropout",
+    "nnjax.train.prediction",
     "nnjax.train.regularization",
     "nnjax.train.step",
     "nnjax.train.sweep",

@@ -21,7 +21,7 @@ from nnjax.train.checkpoint import ModelCheckpoint, latest_epoch, load_checkpoin
 from nnjax.train.compiled import jit_train_step, loop_steps, scan_steps, steps_per_dispatch_for
 from nnjax.train.data import Batch, epoch_index, epoch_order
 from nnjax.train.driver import RunView
-from nnjax.train.evaluate import evaluate, predict
+from nnjax.train.evaluate import evaluate
 from nnjax.train.freezing import by_prefix, freeze
 from nnjax.train.history import History
 from nnjax.train.host_memory import retain_freed_memory
@@ -35,6 +35,7 @@ from nnjax.train.per_example import (
     per_example_grads,
     per_example_norms,
 )
+from nnjax.train.prediction import predict
 from nnjax.train.regularization import (
     KERNEL_NAMES,
     add_l1_l2,

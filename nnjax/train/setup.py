@@ -63,15 +63,19 @@ class Objective:
         return self.loss
 
 
-def objective(loss, loss_fn, metrics, precision, remat) -> Objective:
+def objective(loss, loss_fn, metrics, precision, remat, *, caller: str = "fit") -> Objective:
     """The :class:`Objective` of ``fit``'s arguments; unknown names fail here.
+
+    ``caller`` (``"fit"``, ``"sweep"``, ``"evaluate"``) is the function the errors name.
 
     Raises:
       ValueError: both or neither of ``loss`` and ``loss_fn``; ``metrics`` with
         ``loss_fn``; an unknown loss, metric or precision.
     """
     if (loss is None) == (loss_fn is None):
-        raise ValueError("fit needs exactly one of `loss` (a name or loss(pred, y)) and `loss_fn`")
+        raise ValueError(
+            f"{caller} needs exactly one of `loss` (a name or loss(pred, y)) and `loss_fn`"
+        )
     if loss is not None:
         loss = canonical_loss(loss)  # unknown names fail here
     specs = metrics_lib.as_specs(metrics) if loss is None else metrics_lib.specs_for(loss, metrics)

@@ -248,7 +248,7 @@ def sweep(
         if tuple(seeds) != (0,) or hyperparams:
             raise ValueError("sweep: pass `members` or `seeds`/`hyperparams`, not both")
         seeds, hyperparams = unpack_members(members)
-    objective = setup.objective(loss, loss_fn, metrics, precision, remat)
+    objective = setup.objective(loss, loss_fn, metrics, precision, remat, caller="sweep")
     factory = optimizer_factory(optimizer, accumulate_steps)
     seed_list, hp = zip_members(seeds, hyperparams or {})
     opt_names, model_names = route(list(hp), factory, model_fn)

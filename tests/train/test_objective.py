@@ -48,8 +48,11 @@ def test_loss_fn_must_return_a_scalar_before_anything_trains():
         T.fit(model, blobs(), loss_fn=lambda m, b: m(b.x).sum(-1), **KW)
     for a, b in zip(before, leaves(model)):
         np.testing.assert_array_equal(a, b)
-    with pytest.raises(ValueError, match="exactly one of `loss`"):
+    with pytest.raises(ValueError, match=r"^fit needs exactly one of `loss`"):
         T.fit(model, blobs(), **KW)
+    members = T.grid(seeds=[0])
+    with pytest.raises(ValueError, match=r"^sweep needs exactly one of `loss`"):  # not "fit"
+        T.sweep(lambda c: mlp(), blobs(), members=members, loss=None, **KW)
 
 
 @pytest.mark.slow  # among the slowest of the default run (fresh venv, 2026-12-01, session 3)
