@@ -265,6 +265,44 @@ def not_binary(v: np.ndarray) -> np.ndarray:
     return ~(((v >= 0) & (v <= 1)) | (v == -1))
 
 
+def auc_inputs(op: str, scores: Any, labels: Any) -> tuple[np.ndarray, np.ndarray]:
+    """``(scores, positive)``, float64 and bool ``(N,)``: ``roc_auc_score``'s inputs, checked.
+
+    Each ``(N,)`` or ``(N, 1)``; labels 0 and 1 (bool, int or float) or -1 and 1 (the
+    hinge losses'), class 1 positive. Other labels raise (NaN too; scikit-learn takes any
+    two values, the larger positive): a ``ValueError`` naming the first and the distinct
+    bad values, or that ``labels`` mix -1 and 0. A ``ShapeError`` for other shapes or
+    lengths that differ (a ``TypeError`` for no numbers).
+    """
+    _check_array(op, "scores", scores)
+    _check_array(op, "labels", labels)
+    arrays = [np.asarray(from_torch(a)) for a in (scores, labels)]
+    for name, a in zip(("scores", "labels"), arrays):
+        if a.ndim not in (1, 2) or a.shape[1:] not in ((), (1,)):
+            raise ShapeError(
+                f"{op}: `{name}` has shape {a.shape}; it needs one value per example, "
+                "(N,) or (N, 1) (score several columns one at a time)"
+            )
+    if len(arrays[0]) != len(arrays[1]):
+        raise ShapeError(
+            f"{op}: `scores` has shape {arrays[0].shape} but `labels` has shape "
+            f"{arrays[1].shape}; they must match"
+        )
+    scores, labels = arrays[0].reshape(-1), arrays[1].reshape(-1)
+    bad = ~np.isin(labels, (0, 1, -1))  # NaN too
+    if bad.any():
+        wrong = ", ".join(map(repr, np.unique(labels[bad])[:6].tolist()))
+        what = f"is not a binary label (0 and 1, or -1 and 1); the bad values: {wrong}"
+        _check_values(op, "labels", labels, lambda v: ~np.isin(v, (0, 1, -1)), what)
+    if (labels == -1).any() and (labels == 0).any():
+        at = int(np.argmax(labels == -1)), int(np.argmax(labels == 0))
+        raise ValueError(
+            f"{op}: `labels` hold both -1 (labels[{at[0]}]) and 0 (labels[{at[1]}]): class "
+            "0 is 0 (0/1 labels) or -1 (-1/1 labels), not both"
+        )
+    return scores.astype(np.float64), labels == 1
+
+
 def _nan_miss(scores: jax.Array, ids: jax.Array, true: jax.Array, classes: int) -> jax.Array:
     """``ids``, with a wrong class ``(true + 1) % classes`` where ``scores``'s row holds a NaN."""
     if not jnp.issubdtype(scores.dtype, jnp.inexact):

@@ -32,6 +32,7 @@ from nnjax._loss_checks import (
     _binary_labels,
     _check_values,
     _class_ids,
+    auc_inputs,
     class_id_column,
     not_binary,
 )
@@ -338,28 +339,32 @@ def roc_auc_score(scores: np.ndarray, labels: np.ndarray) -> float:
 
     NaN when the labels hold a single class, or when a score is NaN (a diverged model;
     scikit-learn raises there, and sorting NaN last gave a confident 1.0).
-    The streaming ``"auc"`` of no real example is NaN too.
 
     Args:
-      scores: ``(N,)`` (any shape) real scores, higher meaning class 1; read as float64.
-      labels: the same shape, class 1 where ``> 0.5`` (0/1 integers, booleans or floats).
+      scores: ``(N,)`` or ``(N, 1)`` real scores, higher meaning class 1; read as float64.
+      labels: the same length: 0 and 1 (bool, int or float), or -1 and 1 (the hinge
+        losses'); class 1 is positive.
 
     Returns:
       The AUC, a Python float in ``[0, 1]`` (or NaN as above).
 
     Raises:
-      nnjax.ShapeError: ``scores`` and ``labels`` differ in shape.
-      ValueError: no examples (``scores.size == 0``), as scikit-learn.
+      nnjax.ShapeError: another shape, or ``scores`` and ``labels`` differ in length.
+      ValueError: no examples, as scikit-learn; a label other than 0, 1 or -1 (2, 0.5,
+        NaN; scikit-learn takes any two values, the larger positive), or both -1 and 0.
 
     Example:
       >>> roc_auc_score(np.array([0.1, 0.4, 0.35, 0.8]), np.array([0, 0, 1, 1]))
       0.75
     """
-    losses._check_same_shape("roc_auc_score", scores, labels, names=("scores", "labels"))
-    scores = np.asarray(from_torch(scores), np.float64)
-    labels = np.asarray(from_torch(labels)) > 0.5
+    scores, labels = auc_inputs("roc_auc_score", scores, labels)
     if scores.size == 0:
         raise ValueError(f"roc_auc_score: no examples (scores of shape {scores.shape})")
+    return _ranked_auc(scores, labels)
+
+
+def _ranked_auc(scores: np.ndarray, labels: np.ndarray) -> float:
+    """The AUC of float64 ``scores (N,)`` for bool ``labels (N,)`` (True: class 1)."""
     pos, neg = int(labels.sum()), int((~labels).sum())
     if pos == 0 or neg == 0 or np.isnan(scores).any():
         return float("nan")
@@ -385,15 +390,10 @@ def _auc_metric(name: str = "auc") -> Metric:
         keep = np.asarray(s["mask"]) > 0
         if not keep.any():  # no real example: undefined, as with a single class
             return float("nan")
-        return roc_auc_score(np.asarray(s["score"])[keep], np.asarray(s["label"])[keep])
+        score = np.asarray(s["score"], np.float64)[keep]  # labels -1 or in [0, 1]: checked
+        return _ranked_auc(score, np.asarray(s["label"])[keep] > 0.5)
 
     return Metric(name, stats, result, concat=True)
 
 
-__all__ = [
-    "Metric",
-    "accumulate",
-    "classification_metric",
-    "roc_auc_score",
-    "top_k_accuracy",
-]
+__all__ = ["Metric", "accumulate", "classification_metric", "roc_auc_score", "top_k_accuracy"]

@@ -113,8 +113,7 @@ def _take(tree: Any, rows: np.ndarray, name: str) -> Any:
     """Rows of every leaf (consecutive ones as a view; a memmap reads only those), f64 as f32."""
     consecutive = rows.size and rows[-1] - rows[0] == rows.size - 1 and (np.diff(rows) == 1).all()
     index = slice(int(rows[0]), int(rows[-1]) + 1) if consecutive else rows
-
-    return jax.tree.map(lambda a: checks.narrow_float64(name, np.asarray(a[index])), tree)
+    return checks.take_rows(name.lstrip(), tree, index, rows)  # memmaps' int64 checked here
 
 
 class ArraySource:
@@ -136,6 +135,7 @@ class ArraySource:
         self, x: Any, y: Any, *, batch_size: int, weight: np.ndarray | None = None, name: str = ""
     ):
         self.x, self.y, self.name = x, y, name  # errors name f"{name} x" (memmap rows)
+        checks.check_wide_ints(name, x=x, y=y)  # int64 that JAX would wrap (not memmaps')
         self.n = len(jax.tree.leaves(x)[0])
         self.batch_size = batch_size
         self.weight = np.ones(self.n, np.float32) if weight is None else weight
@@ -147,7 +147,7 @@ class ArraySource:
 
     def batch(self, rows: np.ndarray, mask: np.ndarray) -> Batch:
         """The host :class:`Batch` of ``rows`` (only these rows are read)."""
-        x, y = _take(self.x, rows, f"{self.name} x".lstrip()), _take(self.y, rows, "y")
+        x, y = _take(self.x, rows, f"{self.name} x"), _take(self.y, rows, f"{self.name} y")
         return Batch(x, y, self.weight[rows] * mask, mask.astype(np.float32))
 
     def batches(

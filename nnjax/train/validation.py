@@ -67,7 +67,7 @@ def narrow_int64(name: str, a: np.ndarray) -> np.ndarray:
     """int64 (uint64) ``a`` as int32 (uint32) unless JAX computes in 64 bits; others as they are.
 
     The dtype JAX gives the values on the device (:func:`jax.dtypes.canonicalize_dtype`),
-    checked: JAX itself wraps values beyond 32 bits silently.
+    checked (:func:`check_int64`): JAX itself wraps values beyond 32 bits silently.
 
     Raises:
       ValueError: values that the 32-bit type cannot hold (names ``name`` and the first).
@@ -76,21 +76,81 @@ def narrow_int64(name: str, a: np.ndarray) -> np.ndarray:
       >>> narrow_int64("y", np.array([0, 2])).dtype
       dtype('int32')
     """
+    narrow = check_int64(name, a)
+    return a if narrow is None else a.astype(narrow)
+
+
+def check_int64(name: str, a: Any, rows: np.ndarray | None = None) -> np.dtype | None:
+    """Raises unless the 32-bit dtype JAX gives 64-bit integer ``a`` holds its values.
+
+    Without ``jax_enable_x64`` JAX narrows int64 (uint64) to int32 (uint32) and wraps
+    what does not fit. ``rows``: ``a`` holds these rows of a larger array (a memmap's
+    batch), whose flat index the message names.
+
+    Returns:
+      The 32-bit dtype, or ``None`` where JAX keeps ``a``'s dtype (nothing checked).
+
+    Raises:
+      ValueError: names ``name`` and the first value out of range, with its flat index.
+
+    Example:
+      >>> check_int64("y", np.array([0, 2])), check_int64("y", np.array([0.5]))
+      (dtype('int32'), None)
+    """
     if a.dtype.kind not in "iu" or a.dtype.itemsize < 8:
-        return a
+        return None
     narrow = np.dtype(jax.dtypes.canonicalize_dtype(a.dtype))
     if narrow == a.dtype:
-        return a
+        return None
     info = np.iinfo(narrow)
     if a.size and (a.min() < info.min or a.max() > info.max):
         i = int(np.flatnonzero((a < info.min) | (a > info.max))[0])
+        value, size = a.flat[i], a.size // len(a)
+        i = i if rows is None else int(rows[i // size]) * size + i % size
         raise ValueError(
             f"`{name}` holds {a.dtype.name} values beyond {narrow.name}'s range "
-            f"({name.rsplit(' ', 1)[-1]}.flat[{i}] = {a.flat[i]}; JAX computes in "
+            f"({name.rsplit(' ', 1)[-1]}.flat[{i}] = {value}; JAX computes in "
             f"{narrow.name} here and would wrap it): use smaller values, or compute in 64 "
             "bits (jax.config.update('jax_enable_x64', True))"
         )
-    return a.astype(narrow)
+    return narrow
+
+
+def check_wide_ints(name: str, **parts: Any) -> None:
+    """:func:`check_int64` of every in-memory leaf of ``parts``, named ``f"{name} {part}"``.
+
+    Memmaps are skipped (never read whole here): their rows are checked as read
+    (:func:`take_rows`).
+
+    Example:
+      >>> check_wide_ints("data", x={"ids": np.array([2**40])})  # doctest: +ELLIPSIS
+      Traceback (most recent call last):
+      ValueError: `data x['ids']` holds int64 values beyond int32's range (x['ids'].flat[0] = ...
+    """
+    for part, tree in parts.items():
+        for path, a in leaf_paths(tree):
+            if not isinstance(a, np.memmap):
+                check_int64(f"{name} {part}{path}".lstrip(), a)
+
+
+def take_rows(name: str, tree: Any, index: Any, rows: np.ndarray) -> Any:
+    """``a[index]`` of every leaf as NumPy (``index``: ``rows`` or their slice), float64 as float32.
+
+    :func:`narrow_float64`; a memmap's 64-bit integers are checked as read
+    (:func:`check_int64`; in-memory arrays are checked once, :func:`check_wide_ints`).
+
+    Example:
+      >>> take_rows("x", np.arange(4.0), slice(1, 3), np.array([1, 2])).dtype
+      dtype('float32')
+    """
+
+    def take(path: Any, a: Any) -> np.ndarray:
+        out = np.asarray(a[index])
+        if isinstance(a, np.memmap):
+            check_int64(f"{name}{jax.tree_util.keystr(path)}", out, rows)
+        return narrow_float64(name, out)
+
+    return jax.tree_util.tree_map_with_path(take, tree)
 
 
 def check_dataset(
@@ -314,10 +374,12 @@ __all__ = [
     "check_dataset",
     "check_flags",
     "check_inputs_ok",
+    "check_int64",
     "check_labels",
     "check_lengths",
     "check_loss_accepts",
     "check_named_take_arrays",
+    "check_wide_ints",
     "describe",
     "host_labels",
     "host_tree",
@@ -325,4 +387,5 @@ __all__ = [
     "narrow_float64",
     "narrow_int64",
     "sample_weights",
+    "take_rows",
 ]
