@@ -352,22 +352,6 @@ def float_dtype(op: str, dtype: Any, *, name: str = "dtype", allow_none: bool = 
     return resolved
 
 
-def check_lengths(op: str, lengths, batch: int, steps: int) -> jax.Array:
-    """``lengths`` as a ``(B,)`` integer array; concrete values must lie in ``[0, T]``."""
-    lengths = jnp.asarray(lengths)
-    if not jnp.issubdtype(lengths.dtype, jnp.integer):
-        raise TypeError(f"{op}: argument `lengths` has dtype {lengths.dtype}, expected integers")
-    check_shape(op, "lengths", lengths, (batch,))
-    if not isinstance(lengths, jax.core.Tracer):
-        values = np.asarray(lengths)
-        if values.size and (values.min() < 0 or values.max() > steps):
-            raise ValueError(
-                f"{op}: argument `lengths` must lie in [0, {steps}] (the time axis of `xs`), "
-                f"got {values.tolist()}"
-            )
-    return lengths
-
-
 def _fmt(expected: tuple) -> str:
     parts = ["..." if e is ... else "*" if e is None else str(e) for e in expected]
     return "(" + ", ".join(parts) + ("," if len(parts) == 1 else "") + ")"

@@ -1,9 +1,11 @@
 """Activation functions, by value or by name.
 
-Everything that :mod:`jax.nn` provides is re-exported from there; only the textbook
-step functions (``heaviside``, ``sign``), ``identity``, ``prelu`` (whose slope is a
+Everything that :mod:`jax.nn` provides is taken from there; only the textbook step
+functions (``heaviside``, ``sign``), ``identity``, ``prelu`` (whose slope is a
 parameter: see ``nnjax.functional.prelu`` and ``nnjax.nn.PReLU``) and ``gelu`` (JAX's,
-computed in float32 for float16 inputs) are defined here.
+computed in float32 for float16 inputs) are defined here. Every activation reads its
+input alike: a list, a NumPy array or a PyTorch tensor (read as ``fit`` reads one) is
+converted, an integer one to floating where the function needs it (``sigmoid``).
 
 Example:
   >>> import jax.numpy as jnp
@@ -14,52 +16,88 @@ Example:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
-from typing import Any, TypeVar, overload
+from typing import Any, TypeVar, cast, overload
 
 import jax
 import jax.numpy as jnp
 
 from nnjax import _registry
+from nnjax._torch_tensors import from_torch
 
 Activation = Callable[[jax.Array], jax.Array]
 """A function from an array to an array of the same shape and dtype (what :func:`get` returns;
 ``glu`` halves the last axis).
 """
 
-sigmoid = jax.nn.sigmoid
+_Fn = TypeVar("_Fn", bound=Callable[..., Any])
+
+
+def _read(x: Any) -> jax.Array:
+    """``x`` as an array, as every activation here reads its input.
+
+    A JAX array (a tracer too) is returned as it is, at the cost of one ``isinstance``;
+    a PyTorch tensor is read as ``fit`` reads it (``from_torch``); anything else goes to
+    ``jnp.asarray``.
+    """
+    return x if isinstance(x, jax.Array) else jnp.asarray(from_torch(x))
+
+
+def _reading(fn: _Fn, name: str, *, inexact: bool = False) -> _Fn:
+    """``fn`` (from ``jax.nn``), reading its input ``x`` by :func:`_read` first.
+
+    JAX refuses lists (``relu([1.0, -2.0])``) and PyTorch tensors. With ``inexact``, an
+    integer or bool ``x`` is promoted as ``jax.nn.elu`` promotes it (``sigmoid`` would
+    refuse it). The wrapper is named ``name`` in this module, so ``nnjax.save`` records
+    it and pickle finds it.
+    """
+
+    @functools.wraps(fn, updated=())
+    def activation(x: jax.typing.ArrayLike, *args: Any, **kwargs: Any) -> jax.Array:
+        x = _read(x)
+        if inexact and x.dtype.kind in "biu":  # bool, int, uint (kind: cheap when eager)
+            x = x.astype(jnp.result_type(x.dtype, float))
+        return fn(x, *args, **kwargs)
+
+    activation.__name__ = activation.__qualname__ = name
+    activation.__module__ = __name__
+    return cast(_Fn, activation)
+
+
+sigmoid = _reading(jax.nn.sigmoid, "sigmoid", inexact=True)
 """``jax.nn.sigmoid``: ``1 / (1 + exp(-x))``, elementwise; the shape and dtype of ``x``."""
-relu = jax.nn.relu
+relu = _reading(jax.nn.relu, "relu")
 """``jax.nn.relu``: ``max(x, 0)``, elementwise; the shape and dtype of ``x``."""
-leaky_relu = jax.nn.leaky_relu
+leaky_relu = _reading(jax.nn.leaky_relu, "leaky_relu")
 """``jax.nn.leaky_relu(x, negative_slope=0.01)``: elementwise; the shape and dtype of ``x``."""
-elu = jax.nn.elu
+elu = _reading(jax.nn.elu, "elu")
 """``jax.nn.elu(x, alpha=1.0)``: elementwise; the shape and dtype of ``x``."""
-swish = jax.nn.swish
+swish = _reading(jax.nn.swish, "swish", inexact=True)
 """``jax.nn.swish`` (SiLU): ``x * sigmoid(x)``, elementwise; the shape and dtype of ``x``."""
-softplus = jax.nn.softplus
+softplus = _reading(jax.nn.softplus, "softplus")
 """``jax.nn.softplus``: ``log(1 + exp(x))``, elementwise; the shape and dtype of ``x``."""
-softmax = jax.nn.softmax
+softmax = _reading(jax.nn.softmax, "softmax")
 """``jax.nn.softmax(x, axis=-1)``: probabilities along ``axis``; the shape and dtype of ``x``."""
-log_softmax = jax.nn.log_softmax
+log_softmax = _reading(jax.nn.log_softmax, "log_softmax")
 """``jax.nn.log_softmax(x, axis=-1)``: log-probabilities along ``axis``; the shape and dtype of
 ``x``.
 """
-tanh = jnp.tanh
+tanh = _reading(jnp.tanh, "tanh")
 """``jax.numpy.tanh``: elementwise; the shape and dtype of ``x``."""
-mish = jax.nn.mish
+mish = _reading(jax.nn.mish, "mish")
 """``jax.nn.mish``: ``x * tanh(softplus(x))``, elementwise; the shape and dtype of ``x``."""
-selu = jax.nn.selu
+selu = _reading(jax.nn.selu, "selu")
 """``jax.nn.selu``: the scaled ELU, elementwise; the shape and dtype of ``x``."""
-celu = jax.nn.celu
+celu = _reading(jax.nn.celu, "celu")
 """``jax.nn.celu(x, alpha=1.0)``: elementwise; the shape and dtype of ``x``."""
-glu = jax.nn.glu
+glu = _reading(jax.nn.glu, "glu", inexact=True)
 """``jax.nn.glu(x, axis=-1)``: halves ``axis`` (``a * sigmoid(b)``); the dtype of ``x``."""
-hard_sigmoid = jax.nn.hard_sigmoid
+hard_sigmoid = _reading(jax.nn.hard_sigmoid, "hard_sigmoid")
 """``jax.nn.hard_sigmoid``: ``relu6(x + 3) / 6``, elementwise; the shape and dtype of ``x``."""
-hard_tanh = jax.nn.hard_tanh
+hard_tanh = _reading(jax.nn.hard_tanh, "hard_tanh")
 """``jax.nn.hard_tanh``: ``clip(x, -1, 1)``, elementwise; the shape and dtype of ``x``."""
-log_sigmoid = jax.nn.log_sigmoid
+log_sigmoid = _reading(jax.nn.log_sigmoid, "log_sigmoid")
 """``jax.nn.log_sigmoid``: ``-softplus(-x)``, elementwise; the shape and dtype of ``x``."""
 
 
@@ -84,7 +122,7 @@ def gelu(x: jax.typing.ArrayLike, approximate: bool = True) -> jax.Array:
       >>> round(float(gelu(jnp.array(1.0), approximate=False)), 4)  # PyTorch's default
       0.8413
     """
-    x = jnp.asarray(x)
+    x = _read(x)
     if x.dtype == jnp.float16:
         return jax.nn.gelu(x.astype(jnp.float32), approximate).astype(x.dtype)
     return jax.nn.gelu(x, approximate)
@@ -103,7 +141,7 @@ def identity(x: jax.typing.ArrayLike) -> jax.Array:
       >>> identity(jnp.array([-1.0, 2.0]))
       Array([-1.,  2.], dtype=float32)
     """
-    return jnp.asarray(x)
+    return _read(x)
 
 
 def heaviside(x: jax.typing.ArrayLike) -> jax.Array:
@@ -122,7 +160,7 @@ def heaviside(x: jax.typing.ArrayLike) -> jax.Array:
       >>> heaviside(jnp.array([-1.0, 0.0, 2.0]))
       Array([0., 0., 1.], dtype=float32)
     """
-    x = jnp.asarray(x)
+    x = _read(x)
     return jnp.where(x > 0, jnp.ones_like(x), jnp.zeros_like(x))
 
 
@@ -141,7 +179,7 @@ def sign(x: jax.typing.ArrayLike) -> jax.Array:
       >>> sign(jnp.array([-0.5, 0.0, 2.0]))
       Array([-1.,  1.,  1.], dtype=float32)
     """
-    x = jnp.asarray(x)
+    x = _read(x)
     return jnp.where(x >= 0, jnp.ones_like(x), -jnp.ones_like(x))
 
 
@@ -166,8 +204,8 @@ def prelu(x: jax.typing.ArrayLike, negative_slope: jax.typing.ArrayLike) -> jax.
       >>> prelu(jnp.array([-2.0, 0.0, 3.0]), jnp.array([0.25]))
       Array([-0.5,  0. ,  3. ], dtype=float32)
     """
-    x = jnp.asarray(x)
-    slope = jnp.asarray(negative_slope)
+    x = _read(x)
+    slope = _read(negative_slope)
     channels = x.shape[-1] if x.ndim else 1
     if slope.shape not in ((), (1,), (channels,)):
         raise ValueError(
@@ -219,9 +257,6 @@ def names() -> tuple[str, ...]:
       True
     """
     return tuple(sorted(_REGISTRY))
-
-
-_Fn = TypeVar("_Fn", bound=Callable[..., Any])
 
 
 @overload

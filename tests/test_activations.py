@@ -1,5 +1,7 @@
 """nnjax.activations: values against PyTorch, derivatives against finite differences."""
 
+import pickle
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -173,3 +175,89 @@ def test_glu_halves_the_last_axis_like_torch():
         ours = activations.glu(jnp.asarray(x))
     np.testing.assert_allclose(ours, TF.glu(torch.from_numpy(x), dim=-1).numpy(), atol=1e-12)
     assert ours.shape == (3, 4)
+
+
+# ----------------------------------------------------- inputs that are not JAX arrays
+VALUES = [1.5, -2.0, 0.25, 3.0]  # an even count: glu halves the last axis
+
+
+@pytest.mark.parametrize("name", activations.names())
+def test_lists_tuples_and_numpy_arrays_give_the_arrays_result(name):
+    fn = activations.get(name)
+    want = fn(jnp.asarray(VALUES))
+    # jax.nn's functions refused lists ("relu requires ndarray or scalar arguments");
+    # hard_sigmoid failed in Python ("can only concatenate list (not "float") to list")
+    for value in (VALUES, tuple(VALUES), np.asarray(VALUES, np.float32)):
+        got = fn(value)
+        assert isinstance(got, jax.Array) and got.dtype == want.dtype
+        np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("name", activations.names())
+@pytest.mark.parametrize(
+    "value",
+    ["1.0 2.0", np.array(VALUES, object), [[1.0, 2.0], [3.0]], None],
+    ids=["str", "object", "ragged", "none"],
+)
+def test_values_that_hold_no_numbers_fail_as_in_identity(name, value):
+    # jax.nn's failed inside JAX ("Error interpreting argument to custom_jvp_call as a
+    # JAX value", "relu requires ndarray or scalar arguments"), each its own way
+    with pytest.raises(Exception) as want:
+        activations.identity(value)
+    with pytest.raises(want.type) as got:
+        activations.get(name)(value)
+    assert str(got.value) == str(want.value)
+
+
+@pytest.mark.parametrize("name", ["sigmoid", "swish", "silu", "glu"])
+def test_integer_inputs_are_promoted_where_jax_refused_them(name):
+    fn = activations.get(name)
+    ints = [1, -2, 0, 3]
+    want = fn(jnp.asarray(ints, jnp.float32))
+    # was "logistic does not accept dtype int32"
+    for value in (ints, np.asarray(ints), jnp.asarray(ints, jnp.int8), jnp.asarray(ints) > 0):
+        got = fn(value)
+        assert got.dtype == jnp.float32
+        np.testing.assert_array_equal(got, fn(jnp.asarray(value, jnp.float32)))
+    np.testing.assert_array_equal(fn(ints), want)
+    assert fn(jnp.asarray(ints, jnp.bfloat16)).dtype == jnp.bfloat16  # floats kept
+
+
+@pytest.mark.parametrize("name", ["relu", "hard_tanh", "leaky_relu", "elu", "tanh", "softplus"])
+def test_integer_arrays_give_what_jax_gives(name):
+    ints = np.array([1, -2, 0, 3], np.int32)
+    want = getattr(jax.nn, name)(jnp.asarray(ints))  # valid before: unchanged
+    got = activations.get(name)(ints.tolist())
+    assert got.dtype == want.dtype
+    np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("name", activations.names())
+def test_torch_tensors_are_read_detached(name):
+    fn = activations.get(name)
+    want = fn(jnp.asarray(VALUES))
+    np.testing.assert_array_equal(fn(torch.tensor(VALUES, requires_grad=True)), want)
+
+
+@pytest.mark.parametrize("name", ["relu", "sigmoid", "softmax", "tanh", "glu", "gelu"])
+def test_jax_arrays_trace_to_jaxs_own_program(name):
+    ours, theirs = activations.get(name), getattr(jax.nn, name)
+    x = jnp.linspace(-2.0, 2.0, 6)
+    assert str(jax.make_jaxpr(ours)(x)) == str(jax.make_jaxpr(theirs)(x))  # no added ops
+    assert jax.jit(ours)(x).dtype == x.dtype
+
+
+def test_prelu_reads_lists_and_torch_tensors():
+    np.testing.assert_array_equal(activations.prelu([-2.0, 1.0], [0.5]), [-1.0, 1.0])
+    slope = torch.tensor([0.5], requires_grad=True)  # numpy() refused it
+    np.testing.assert_array_equal(activations.prelu(jnp.array([-2.0, 1.0]), slope), [-1.0, 1.0])
+
+
+def test_the_activations_keep_their_names_for_save_and_pickle():
+    from nnjax.nn import _config
+
+    for name in activations.names():
+        fn = activations.get(name)
+        assert pickle.loads(pickle.dumps(fn)) is fn
+        assert _config.function_name(fn) == f"nnjax.activations.{fn.__name__}"
+    assert activations.swish.__name__ == "swish" and activations.get("silu") is activations.swish

@@ -186,15 +186,6 @@ def test_check_key_rejects_non_keys(value, shown):
         _checks.check_key("op", "key", value)
 
 
-def test_check_lengths_checks_dtype_shape_and_concrete_values():
-    assert _checks.check_lengths("op", [1, 3], 2, 3).shape == (2,)
-    with pytest.raises(TypeError, match=r"op: argument `lengths` has dtype float32"):
-        _checks.check_lengths("op", jnp.ones(2), 2, 3)
-    with pytest.raises(ValueError, match=r"op: argument `lengths` must lie in \[0, 3\]"):
-        _checks.check_lengths("op", [1, 4], 2, 3)
-    jax.jit(lambda n: _checks.check_lengths("op", n, 2, 3))(jnp.array([7, -1]))  # unchecked
-
-
 def test_check_shape_says_where_the_expected_size_comes_from():
     with pytest.raises(
         ShapeError,

@@ -74,11 +74,50 @@ def as_array(op: str, x: Any, name: str = "x", *, numbers: str = "float32") -> j
         )
     if x is None:
         raise TypeError(f"{op}: `{name}` must be an array, got None")
+    if isinstance(x, str | bytes):  # jnp.asarray parses "5 2 4" as a dtype: a SyntaxError
+        raise _not_numeric(op, name, x, numbers)
     x = from_torch(x)
     try:
         return jnp.asarray(x)
     except (TypeError, ValueError):
         raise _not_numeric(op, name, x, numbers) from None
+
+
+def check_lengths(op: str, lengths: Any, batch: int, steps: int) -> jax.Array:
+    """``lengths`` as a ``(B,)`` integer array; concrete values must lie in ``[0, steps]``.
+
+    Read by :func:`as_array` (so its errors, and PyTorch tensors); an empty list or
+    tuple is read as int32, not as the float32 that ``jnp.asarray([])`` gives.
+
+    Raises:
+      TypeError: ``lengths`` does not hold integers (floats, bools: the message names the
+        dtype), or as :func:`as_array` (strings, objects, ``None``).
+      ValueError: a ragged list, or concrete values outside ``[0, steps]``.
+      ShapeError: ``lengths`` is not ``(batch,)``.
+
+    Example:
+      >>> check_lengths("rnn", [], 0, 5).dtype
+      dtype('int32')
+      >>> try:
+      ...     check_lengths("rnn", [2.0, 5.0], 2, 5)
+      ... except TypeError as err:
+      ...     print(err)
+      rnn: argument `lengths` has dtype float32, expected integers
+    """
+    read = as_array(op, lengths, "lengths", numbers="int32")
+    if read.size == 0 and isinstance(lengths, list | tuple):  # no dtype of its own
+        read = read.astype(jnp.int32)
+    if not jnp.issubdtype(read.dtype, jnp.integer):
+        raise TypeError(f"{op}: argument `lengths` has dtype {read.dtype}, expected integers")
+    _checks.check_shape(op, "lengths", read, (batch,))
+    if not isinstance(read, jax.core.Tracer):
+        values = np.asarray(read)
+        if values.size and (values.min() < 0 or values.max() > steps):
+            raise ValueError(
+                f"{op}: argument `lengths` must lie in [0, {steps}] (the time axis of `xs`), "
+                f"got {values.tolist()}"
+            )
+    return read
 
 
 def _not_numeric(op: str, name: str, x: Any, numbers: str) -> Exception:

@@ -174,8 +174,10 @@ def batch_norm(
       nnjax.ShapeError: if ``x`` has rank < 2, its last axis is not the size ``F`` of
         ``params['scale']`` (the message shows ``x``'s shape), another parameter or
         statistic is not ``(F,)``, or ``mask`` is not ``(B,)`` for ``x (B, ..., F)``.
-      TypeError: if ``x`` is not floating, or ``training`` is not a Python bool (also
-        when it is traced under ``jax.jit``: mark it static).
+      TypeError: if ``x`` is not floating, a statistic holds no numbers (a string, an
+        object array: the message names it) or, in training, is not floating (its
+        update would be rounded), or ``training`` is not a Python bool (also when it
+        is traced under ``jax.jit``: mark it static).
       KeyError: ``params`` or ``stats`` lacks a key; ValueError: it has a key the op
         does not read (a misspelling such as ``"bais"``).
       ValueError: ``training=True`` with an empty batch (no statistics to compute), or
@@ -194,8 +196,15 @@ def batch_norm(
     _utils.check_epsilon(op, epsilon)
     _checks.check_min_rank(op, "x", x, 2)
     _utils.check_params(op, stats, ("mean", "var"), name="stats")
-    stats = jax.tree.map(jnp.asarray, stats)
+    stats = jax.tree_util.tree_map_with_path(  # each statistic read whole (a list too)
+        lambda path, v: _utils.as_array(op, v, f"stats{jax.tree_util.keystr(path)}"),
+        stats,
+        is_leaf=lambda v: v is not stats,
+    )
     named_stats = {f"stats[{name!r}]": stats[name] for name in ("mean", "var")}
+    if training:  # integer statistics would round their update to integers
+        for name, value in named_stats.items():
+            _checks.check_floating(op, name, value)
     _utils.check_affine(op, params, x, others=named_stats)
     # Symbolic (exported) batch sizes are >= 1: only a concrete 0 is an empty batch.
     if training and any(isinstance(n, int) and n == 0 for n in x.shape[:-1]):

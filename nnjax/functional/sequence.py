@@ -99,13 +99,15 @@ def _default_unroll(backend: str | None = None) -> int:
 def _check_split(split: CellSplit, op: str, params: Params, xs, state):
     """Sequence-level checks for a built-in cell, so errors name ``op`` and ``xs``.
 
-    Returns ``state`` as the cell reads it (an ``LSTMState`` for the LSTM), in the dtype
-    of ``xs`` (integer zeros too, as the one-step cells take them).
+    Returns ``state`` as the cell reads it (for the LSTM an ``LSTMState``, ``h`` and ``c``
+    read before their shapes are checked: a list has none), in the dtype of ``xs``.
     """
     in_features, hidden = check_params(op, params, split.gates, split.biases)
     _checks.check_shape(op, "xs", xs, (None, None, in_features))
+    if split.name == "lstm_cell" and isinstance(state, tuple | list) and len(state) == 2:
+        state = tuple(_utils.as_array(op, s, f"state.{n}") for n, s in zip("hc", state))
     state = check_carry(op, "state", split, state, (xs.shape[0], hidden))
-    return jax.tree.map(lambda s: jnp.asarray(s).astype(xs.dtype), state)
+    return jax.tree.map(lambda s: _utils.as_array(op, s, "state").astype(xs.dtype), state)
 
 
 def rnn(
@@ -196,11 +198,10 @@ def _run(op, cell, params, xs, state, lengths, reverse, unroll, precompute_input
         state = zero_carry(cell, params, xs.shape[:1], xs.dtype)
     if split is not None:
         state = _check_split(split, op, params, xs, state)
-    state = cast_carry(state, xs.dtype)
+    state = cast_carry(jax.tree.map(lambda s: _utils.as_array(op, s, "state"), state), xs.dtype)
     if precompute_inputs is None:
         precompute_inputs = split is not None and _default_precompute()
-    if lengths is not None:
-        lengths = _checks.check_lengths(op, lengths, xs.shape[0], xs.shape[1])
+    lengths = None if lengths is None else _utils.check_lengths(op, lengths, *xs.shape[:2])
     # under a mesh with explicit axes: the carry and lengths sharded as the batch of xs
     state, lengths = _sharding.like_batch((state, lengths), _sharding.batch_axis(xs))
     static = (op, cell, reverse, unroll, bool(precompute_inputs), fused)

@@ -196,3 +196,56 @@ def test_integer_initial_state_is_cast_as_the_cells_cast_it(key, kind):
         ints, floats = jnp.ones((3, 6), int), jnp.ones((3, 6))
     for got, want in zip(jax.tree.leaves(run(ints)), jax.tree.leaves(run(floats)), strict=True):
         np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize(
+    ("lengths", "error", "message"),
+    [
+        (np.array([5, 2, 4], object), TypeError, r"NumPy array of dtype object .*"
+         r"lengths\.astype\(np\.int32\)"),
+        (np.array(["5", "2", "4"]), TypeError, "NumPy array of strings, dtype <U1"),
+        ("5 2 4", TypeError, "the str '5 2 4'"),
+        ([[5], [2, 1], [4]], ValueError, "a ragged list .* pad them"),
+        ([5, None, 4], TypeError, "a list of dtype object"),
+    ],
+    ids=["object", "strings", "str", "ragged", "none-inside"],
+)  # fmt: skip
+def test_lengths_that_hold_no_numbers_name_the_op(key, lengths, error, message):
+    params, _, xs = random_case(key, "gru", (B, T, IN), H)
+    # each was JAX's or NumPy's own error, naming neither gru nor `lengths`
+    with pytest.raises(error, match=rf"^gru: `lengths` must be a numeric array, got .*{message}"):
+        F.gru(params, xs, lengths=lengths)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_an_empty_batch_takes_an_empty_list_of_lengths(key, kind):
+    params = INITS[kind](key, IN, H)
+    xs = jnp.zeros((0, T, IN))
+    _, want = run(kind, params, xs, lengths=np.zeros(0, np.int32))
+    for empty in ([], ()):  # jnp.asarray([]) is float32: was "has dtype float32, expected"
+        _, ys = run(kind, params, xs, lengths=empty)
+        assert ys.shape == want.shape == (0, T, H)
+    with pytest.raises(AssertionError, match=rf"{kind}: argument `lengths` has shape \(0,\)"):
+        run(kind, params, jnp.zeros((B, T, IN)), lengths=[])  # a shape error, not a dtype one
+
+
+@pytest.mark.parametrize(
+    "lengths",
+    [[5.0, 2.0, 4.0], np.array([5.0, 2.0, 4.0]), np.zeros(0), [True, False, True]],
+    ids=["float-list", "float-array", "empty-float-array", "bools"],
+)
+def test_lengths_that_are_not_integers_stay_a_type_error(key, lengths):
+    params = INITS["gru"](key, IN, H)
+    xs = jnp.zeros((len(lengths), T, IN))
+    with pytest.raises(TypeError, match=r"^gru: argument `lengths` has dtype \w+, expected integ"):
+        F.gru(params, xs, lengths=lengths)
+
+
+def test_torch_lengths_are_read(key):
+    params, _, xs = random_case(key, "gru", (B, T, IN), H)
+    want = F.gru(params, xs, lengths=LENGTHS)
+    got = F.gru(params, xs, lengths=torch.tensor(LENGTHS))
+    for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want), strict=True):
+        np.testing.assert_array_equal(g, w)
+    with pytest.raises(TypeError, match="gru: argument `lengths` has dtype float32"):
+        F.gru(params, xs, lengths=torch.tensor(LENGTHS, dtype=torch.float32))

@@ -283,3 +283,64 @@ def test_norm_inits_accept_numpy_ints_and_any_key():
     params = F.layer_norm_init(None, np.int64(3))  # the key is unused
     assert params["scale"].shape == (3,)
     assert F.batch_norm_init(None, np.int32(2))[1]["var"].shape == (2,)
+
+
+# ------------------------------------------------ running statistics that are no arrays
+def _bn_with(mean, *, training, var=None):
+    params, stats = F.batch_norm_init(None, 2)
+    stats = {"mean": mean, "var": stats["var"] if var is None else var}
+    x = jnp.array([[1.0, 2.0], [3.0, 5.0]])
+    return F.batch_norm(params, stats, x, training=training)
+
+
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize(
+    ("mean", "error", "message"),
+    [
+        (np.zeros(2, object), TypeError,
+         r"a NumPy array of dtype object \(convert it, e\.g\. stats\['mean'\]\.astype"),
+        (np.array(["0", "0"]), TypeError, "a NumPy array of strings, dtype <U1"),
+        ("0 0", TypeError, "the str '0 0'"),
+        ([[0.0], [0.0, 1.0]], ValueError, r"a ragged list .* pad them"),
+    ],
+    ids=["object", "strings", "str", "ragged"],
+)  # fmt: skip
+def test_batch_norm_statistics_that_hold_no_numbers_are_named(training, mean, error, message):
+    # each was JAX's or NumPy's own error ("Error interpreting argument to stage", ...)
+    match = rf"^batch_norm: `stats\['mean'\]` must be a numeric array, got {message}"
+    with pytest.raises(error, match=match):
+        _bn_with(mean, training=training)
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_batch_norm_statistics_may_be_lists_and_torch_tensors(training):
+    want_y, want_stats = _bn_with(np.zeros(2, np.float32), training=training)
+    torch = pytest.importorskip("torch")
+    # a list was mapped item by item ("has shape (2,), expected (2,)"); a tensor that
+    # requires grad was refused by numpy()
+    for mean in ([0.0, 0.0], (0.0, 0.0), torch.zeros(2, requires_grad=True)):
+        y, new = _bn_with(mean, training=training)
+        np.testing.assert_array_equal(y, want_y)
+        for name in ("mean", "var"):
+            assert new[name].dtype == want_stats[name].dtype
+            np.testing.assert_array_equal(new[name], want_stats[name])
+    y, new = _bn_with(torch.zeros(2, dtype=torch.bfloat16), training=training)
+    assert new["mean"].dtype == jnp.bfloat16  # the structure and dtypes of stats
+    np.testing.assert_array_equal(y, want_y)
+
+
+def test_batch_norm_integer_statistics_are_refused_in_training_only():
+    # the update was rounded back to integers: the running mean never moved from 0
+    with pytest.raises(TypeError, match=r"^batch_norm: argument `stats\['var'\]` has dtype int"):
+        _bn_with(np.zeros(2, np.float32), var=np.ones(2, np.int32), training=True)
+    with pytest.raises(TypeError, match=r"^batch_norm: argument `stats\['mean'\]` has dtype int"):
+        _bn_with([0, 0], training=True)
+    y, new = _bn_with(np.zeros(2, np.int32), training=False)  # inference reads them as before
+    want, _ = _bn_with(np.zeros(2, np.float32), training=False)
+    np.testing.assert_array_equal(y, want)
+    assert new["mean"].dtype == jnp.int32
+
+
+def test_batch_norm_statistics_none_is_named():
+    with pytest.raises(TypeError, match=r"^batch_norm: `stats\['mean'\]` must be an array, got N"):
+        _bn_with(None, training=False)  # was a ShapeError about shape ()

@@ -1,5 +1,7 @@
 """Tests for nnjax.functional.sequence: rnn, lstm, gru and zero_carry."""
 
+import re
+
 import chex
 import jax
 import jax.numpy as jnp
@@ -312,3 +314,67 @@ def test_an_eager_call_of_a_user_cell_is_traced_every_time():
     second = F.rnn(cell, None, xs, jnp.zeros((2, 4)))[0]
     np.testing.assert_allclose(first, 3.0), np.testing.assert_allclose(second, 7.0)
     assert _eager._program.cache_info().currsize == 0
+
+
+# ------------------------------------------------------- initial states that are no arrays
+STATE_SHAPE = (B, H)  # what each array of the carry must be for _random's xs
+
+
+def _state_call(kind, key):
+    """``(call taking an initial state, how its leaves are named, a state it accepts)``."""
+    params, _, xs = _random(key, kind)
+    zeros = np.zeros(STATE_SHAPE, np.float32)
+    if kind == "lstm":
+        return (lambda s: F.lstm(params, xs, (zeros, s))), "state.c", zeros
+    return (lambda s: run(kind, params, xs, s)), "state", zeros
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_object_and_string_states_name_the_op_and_the_state(key, kind):
+    call, name, zeros = _state_call(kind, key)
+    head = rf"^{kind}: `{re.escape(name)}` must be a numeric array, got a NumPy array of"
+    with pytest.raises(TypeError, match=head + rf" dtype object .*{re.escape(name)}\.astype"):
+        call(zeros.astype(object))  # was JAX's "Error interpreting argument to stage"
+    with pytest.raises(TypeError, match=head + " strings, dtype <U3"):
+        call(zeros.astype(str))
+    assert call(zeros.astype(object).astype(np.float32)) is not None  # the fix works
+
+
+def test_lstm_state_lists_are_read_and_bad_ones_named(key):
+    params, _, xs = _random(key, "lstm")
+    zeros = np.zeros(STATE_SHAPE, np.float32)
+    want = F.lstm(params, xs, (zeros, zeros))
+    got = F.lstm(params, xs, (zeros.tolist(), zeros.tolist()))  # was "(2, 4), expected (2, 4)"
+    for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want), strict=True):
+        np.testing.assert_array_equal(g, w)
+    ragged = [[0.0] * H, [0.0]]
+    with pytest.raises(ValueError, match=r"^lstm: `state.h` .* got a ragged list .* pad them"):
+        F.lstm(params, xs, F.LSTMState(ragged, zeros))
+    with pytest.raises(TypeError, match=r"^lstm: `state.c` must be a numeric array, got the str"):
+        F.lstm(params, xs, F.LSTMState(zeros, "0.0"))  # was a ShapeError about shape ()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_torch_states_that_require_grad_are_read_detached(key, kind):
+    torch = pytest.importorskip("torch")
+    call, _, zeros = _state_call(kind, key)
+    want = call(zeros + 0.5)
+    got = call(torch.tensor(zeros + 0.5, requires_grad=True))  # numpy() refused it
+    for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want), strict=True):
+        np.testing.assert_array_equal(g, w)
+
+
+def test_a_users_cell_gets_its_state_leaves_read_and_named():
+    def cell(w, carry, x):  # a carry of (h, step count): a user's own structure
+        h = jnp.tanh(x @ w + carry[0])
+        return (h, carry[1] + 1), h
+
+    w, xs = jnp.ones((IN, H)) / 4, jnp.ones((B, T, IN))
+    zeros = np.zeros(STATE_SHAPE, np.float32)
+    (h, steps), _ = F.rnn(cell, w, xs, (zeros, 0))
+    assert int(steps) == T
+    with pytest.raises(TypeError, match=r"^rnn: `state` must be a numeric array, got a NumPy ar"):
+        F.rnn(cell, w, xs, (zeros.astype(object), 0))  # was "Value ... with dtype object"
+    torch = pytest.importorskip("torch")
+    got, _ = F.rnn(cell, w, xs, (torch.tensor(zeros, requires_grad=True), 0))
+    np.testing.assert_array_equal(got[0], h)

@@ -39,6 +39,7 @@ def test_as_array_returns_jax_arrays_as_they_are():
             "(convert it, e.g. np.asarray(v, np.int32))",
         ),
         ("abc", TypeError, "op: `v` must be a numeric array, got the str 'abc'"),
+        ("5 2 4", TypeError, "op: `v` must be a numeric array, got the str '5 2 4'"),
         (
             np.array(["2024-01-01"], "datetime64[D]"),
             TypeError,
@@ -54,7 +55,7 @@ def test_as_array_returns_jax_arrays_as_they_are():
         ({"w": 1}, TypeError, "op: `v` must be an array, got a dict with keys ['w']; param"),
         (None, TypeError, "op: `v` must be an array, got None"),
     ],
-    ids=["object", "bytes", "str", "datetime", "ragged", "dict", "none"],
+    ids=["object", "bytes", "str", "str-like-a-dtype", "datetime", "ragged", "dict", "none"],
 )
 def test_as_array_names_the_op_the_argument_and_what_was_passed(value, error, message):
     with pytest.raises(error) as info:
@@ -150,3 +151,15 @@ def test_check_affine_blames_x_unless_one_parameter_is_the_odd_one_out():
         _utils.check_affine("op", params, jnp.ones((2, 3)), others={"s": jnp.ones(4)})
     with pytest.raises(AssertionError, match=r"op: argument `x` has shape \(2, 4\)"):
         _utils.check_affine("op", {"scale": jnp.ones(3)}, jnp.ones((2, 4)), ("scale",))
+
+
+def test_check_lengths_checks_dtype_shape_and_concrete_values():
+    assert _utils.check_lengths("op", [1, 3], 2, 3).shape == (2,)
+    assert _utils.check_lengths("op", [], 0, 3).dtype == jnp.int32  # not jnp.asarray's float32
+    with pytest.raises(TypeError, match=r"op: argument `lengths` has dtype float32"):
+        _utils.check_lengths("op", jnp.ones(2), 2, 3)
+    with pytest.raises(ValueError, match=r"op: argument `lengths` must lie in \[0, 3\]"):
+        _utils.check_lengths("op", [1, 4], 2, 3)
+    with pytest.raises(TypeError, match=r"^op: `lengths` must be a numeric array, got the str"):
+        _utils.check_lengths("op", "13", 2, 3)
+    jax.jit(lambda n: _utils.check_lengths("op", n, 2, 3))(jnp.array([7, -1]))  # unchecked
