@@ -52,8 +52,9 @@ optimizer's update of that kernel, and it copied the integer rounding of both ve
 784-500-300-100-10 train step of ``fit`` with ``dtype=jnp.bfloat16`` at batch 1 took
 1.34-1.38x the float32 model's time. XLA's ``convert`` is a fusion of its own, computed
 once per vector (the same values where the CPU emulates bfloat16; one converting
-natively may flush subnormals to zero, as outside library programs): 1.04-1.10x (2-core AMD EPYC Zen 3, AVX2, jax 0.10.2, medians of 30
-interleaved rounds of 50 steps, two runs each).
+natively may flush subnormals to zero, as outside library programs): 1.04-1.10x
+(2-core AMD EPYC Zen 3, AVX2, jax 0.10.2, medians of 30 interleaved rounds of 50 steps,
+two runs each).
 
 A custom VJP has no forward mode (``jax.jvp`` raises), so :func:`to_float32` uses it only
 while a program of :func:`nnjax.functional._conv_compiler.jit` is traced (``fit``'s
