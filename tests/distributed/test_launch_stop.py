@@ -78,9 +78,11 @@ def test_the_processes_of_a_killed_launcher_end_with_it():
     token = f"nnjax_launch_orphan_{uuid.uuid4().hex}"
     code = "import sys; from nnjax import distributed; "
     code += f"sys.exit(distributed.launch({sleeper(token)!r}, 2))"
-    parent = subprocess.Popen([sys.executable, "-c", code], env=env(), start_new_session=True)
+    parent = subprocess.Popen(
+        [sys.executable, "-c", code], env=env(), stderr=subprocess.PIPE, start_new_session=True
+    )
     try:
-        launched(token, 2)
+        launched(token, 2, launcher=parent)  # a miss says the launcher's state and children
         parent.kill()  # SIGKILL: the launcher can stop nothing
         assert parent.wait(timeout=10) == -signal.SIGKILL
     finally:
