@@ -191,6 +191,25 @@ def round_like(y: jax.Array, dtype: jnp.dtype) -> jax.Array:
     return y.astype(dtype)
 
 
+def round_floating(a: jax.typing.ArrayLike, dtype: jnp.dtype) -> jax.Array:
+    """A floating ``a`` rounded to ``dtype`` by :func:`round_like`; any other ``a`` as it is.
+
+    How the recurrences that widen bfloat16 round their float32 parameters to the compute
+    dtype (``F.lstm`` and ``F.gru`` on a CPU emulating bfloat16). XLA's ``convert`` there
+    was a pass of its own over the weights at every step, which the integer rounding
+    fuses with the widening after it (``benchmarks/README.md``, session 36: the LSTM of
+    ``bench_lstm.py`` with ``dtype=jnp.bfloat16``, train step at batch 1).
+
+    Example:
+      >>> round_floating(jnp.float32(1.00390625), jnp.bfloat16)
+      Array(1, dtype=bfloat16)
+      >>> round_floating(jnp.int32(3), jnp.bfloat16)
+      Array(3, dtype=int32)
+    """
+    a = jnp.asarray(a)
+    return round_like(a, dtype) if jnp.issubdtype(a.dtype, jnp.floating) else a
+
+
 def _integer_rounding(x: jax.Array) -> bool:
     """Whether ``x`` (or its cotangent) is rounded by :func:`round_to_bfloat16` here.
 
@@ -201,4 +220,4 @@ def _integer_rounding(x: jax.Array) -> bool:
     return in_library_program() and jax.default_backend() == "cpu" and not one_row
 
 
-__all__ = ["round_like", "round_to_bfloat16", "to_bfloat16", "to_float32"]
+__all__ = ["round_floating", "round_like", "round_to_bfloat16", "to_bfloat16", "to_float32"]

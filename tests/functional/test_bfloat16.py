@@ -187,6 +187,30 @@ def test_bfloat16_ops_round_with_integers_in_library_programs(key, monkeypatch, 
         np.testing.assert_allclose(np.asarray(a, F32), np.asarray(b, F32), rtol=2e-2, atol=1e-2)
 
 
+@requires_library_programs
+@pytest.mark.parametrize("op", ["lstm", "gru"])
+def test_recurrences_round_float32_parameters_with_integers(key, monkeypatch, op):
+    # XLA's convert of the weights was a pass of its own at every step (_bfloat16.round_floating)
+    monkeypatch.setattr(_hardware, "native_bfloat16", lambda backend=None: False)
+    kp, kx = jax.random.split(key)
+    params = {"lstm": F.lstm_cell_init, "gru": F.gru_cell_init}[op](kp, 3, 4)
+    xs = jax.random.normal(kx, (2, 5, 3)).astype(BF16)
+    run = getattr(F, op)
+    loss = lambda p, v: jnp.sum(_bfloat16.to_float32(run(p, v)[1]) ** 2)
+    grad = lambda p, v: jax.value_and_grad(loss, argnums=(0, 1))(p, v)
+    with _conv_compiler.library_convolutions():
+        inside = str(jax.make_jaxpr(lambda p, v: grad(p, v))(params, xs))
+        got = jax.jit(lambda p, v: grad(p, v))(params, xs)
+    param_shapes = {tuple(a.shape) for a in jax.tree.leaves(params)}
+    outside = str(jax.make_jaxpr(grad)(params, xs))
+    assert _converted_to_bfloat16(outside) & param_shapes  # XLA's convert outside
+    assert not _converted_to_bfloat16(inside) & param_shapes
+    reference = jax.jit(grad)(params, xs)  # the same roundings, by XLA's convert
+    for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(reference), strict=True):
+        assert a.dtype == b.dtype
+        np.testing.assert_allclose(np.asarray(a, F32), np.asarray(b, F32), rtol=1e-6, atol=1e-7)
+
+
 def test_to_bfloat16_differentiates_like_a_cast(monkeypatch):
     monkeypatch.setattr(_hardware, "native_bfloat16", lambda backend=None: False)
     x = jnp.linspace(-3.0, 3.0, 11, dtype=F32)
