@@ -14,6 +14,10 @@ Peers:
 * ``nnjax``: ``nnjax.nn.SequenceClassifier`` (``F.lstm`` with the formulation the
   library picks for the backend); ``nnjax.train`` pure step under ``jax.jit`` with
   donation (``nnjax_no_donate``: the same without buffer donation);
+* ``nnjax_bf16``: ``nnjax`` with the model built with ``dtype=jnp.bfloat16`` (bfloat16
+  compute, float32 parameters); ``nnjax_precision``: ``nnjax`` stepped as
+  ``fit(precision="bfloat16")`` steps it; after the table, the ``bfloat16:`` line (the
+  hardware's case and issue 15's goal for it);
 * ``nnjax_per_step`` and ``nnjax_precompute``: the same LSTM and head calling
   ``F.lstm(..., precompute_inputs=False / True)`` explicitly (input projection inside
   the scan, or for all steps in one matmul before it);
@@ -51,6 +55,7 @@ import sys
 from collections.abc import Callable
 from typing import Any, cast
 
+import _bfloat16 as B
 import _cli as C
 import _harness as H
 import _peers as P
@@ -59,7 +64,13 @@ import jax
 import jax.numpy as jnp
 
 NAME = "lstm"
-DEFAULT_PEERS = (*P.STANDARD[:2], "nnjax_per_step", "nnjax_precompute", *P.STANDARD[2:])
+DEFAULT_PEERS = (
+    *P.STANDARD[:2],
+    "nnjax_per_step",
+    "nnjax_precompute",
+    *B.PEERS,
+    *P.STANDARD[2:],
+)
 PEERS = (*DEFAULT_PEERS, *P.ON_REQUEST, "nnjax_ynn_dots", "nnjax_eigen_dots", "torch_aten")
 
 
@@ -79,13 +90,13 @@ class Config:
 # The same model in every framework: LSTM (or GRU) from zeros, last hidden state, logits.
 
 
-def _nnjax_model(cfg: Config):
+def _nnjax_model(cfg: Config, dtype: Any = None):
     from flax import nnx
 
     from nnjax import nn
 
     return nn.SequenceClassifier(
-        cfg.features, cfg.hidden, cfg.num_classes, cell=cfg.cell, rngs=nnx.Rngs(0)
+        cfg.features, cfg.hidden, cfg.num_classes, cell=cfg.cell, dtype=dtype, rngs=nnx.Rngs(0)
     )
 
 
@@ -198,6 +209,8 @@ def builders(cfg: Config) -> dict[str, P.Builder]:
     )
     for name, precompute in (("nnjax_per_step", False), ("nnjax_precompute", True)):
         peers[name] = p(P.nnjax, spec, p(_nnjax_formulation, cfg, precompute))
+    peers["nnjax_bf16"] = p(P.nnjax, spec, p(_nnjax_model, cfg, jax.numpy.bfloat16))
+    peers["nnjax_precision"] = p(P.nnjax, spec, p(_nnjax_model, cfg), precision="bfloat16")
     peers["nnjax_ynn_dots"] = p(P.nnjax, spec, p(_nnjax_model, cfg), eigen_dots=False)
     peers["nnjax_eigen_dots"] = p(P.nnjax, spec, p(_nnjax_model, cfg), eigen_dots=True)
     peers["torch_aten"] = p(P.torch, spec, p(_torch_model, cfg), onednn=False)
@@ -223,7 +236,9 @@ def main(argv: list[str] | None = None) -> int:
     config = {**dataclasses.asdict(cfg), "nnjax_precompute_inputs": _library_formulation()}
     if args.out is None and cfg.cell != "lstm":
         args.out = H.default_out(cfg.cell, args.quick)  # results/gru_<platform>.json
-    return R.run_and_report(NAME, args, builders(cfg), config)
+    status = R.run_and_report(NAME, args, builders(cfg), config)
+    B.print_verdict(NAME, args.out, args.quick)
+    return status
 
 
 def _library_formulation() -> bool | None:

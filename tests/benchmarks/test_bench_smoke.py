@@ -67,6 +67,7 @@ RUNS = {
         ["nnjax", "nnjax_per_step", "nnjax_precompute", "torch", "torch_aten"],
         [],
     ),
+    "lstm-bf16": ("lstm", ["nnjax", "nnjax_bf16", "nnjax_precision"], []),
     "lstm-flax": ("lstm", ["flax_nnx", "flax_nnx_partial"], []),
     "lstm-others": ("lstm", ["equinox", "keras"], CPU_OPTIONS),
     "gru-nnjax": ("lstm", ["nnjax", "nnjax_per_step", "flax_nnx", "torch"], ["--cell", "gru"]),
@@ -156,8 +157,10 @@ def test_bench_quick_writes_complete_result(run, tmp_path):
     else:
         assert all(r["ratio_vs_nnjax"] is None for r in rows)
     _check_script_specifics(name, record, options)
-    if name in ("mlp", "cnn"):  # the hardware's bfloat16 case and its goal
+    if name in ("mlp", "cnn", "lstm"):  # the hardware's bfloat16 case and its goal
         assert "bfloat16 (nnjax_bf16): " in proc.stdout and "goal: bfloat16" in proc.stdout
+    if "nnjax_bf16" in peers and "nnjax" in peers:
+        assert "bf16 / f32 train time: batch 8" in proc.stdout
     assert "ratio" in proc.stdout and all(peer in proc.stdout for peer in peers)
 
 
