@@ -1,5 +1,7 @@
 """Tests for nnjax._checks: each check passes good input and names op, argument, shapes."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -7,6 +9,20 @@ import pytest
 
 from nnjax import _checks
 from nnjax.errors import ShapeError
+
+# Array parameters are partials that make the array in the test: made at import, each
+# cost a compilation in every test process's collection. Partials, not lambdas, keep the
+# test ids (pytest names a parameter that has a ``__name__`` by it).
+later = functools.partial
+
+
+def _made(value):
+    """The parameter ``value``, or the array that it makes when it is a :data:`later`."""
+    return value() if isinstance(value, functools.partial) else value
+
+
+def _split_key():
+    return jax.random.split(jax.random.key(0))
 
 
 def test_check_shape_accepts_wildcards_and_ellipsis():
@@ -57,9 +73,11 @@ def test_check_floating_accepts_floats(dtype):
 
 
 @pytest.mark.parametrize(
-    "value", [jnp.ones(2, jnp.int32), np.ones(2, bool), jnp.ones(2, jnp.complex64)]
+    "value",
+    [later(jnp.ones, 2, jnp.int32), np.ones(2, bool), later(jnp.ones, 2, jnp.complex64)],
 )
 def test_check_floating_rejects_others(value):
+    value = _made(value)
     with pytest.raises(
         TypeError, match=r"op: argument `x` has dtype \w+, expected a floating dtype"
     ):
@@ -155,9 +173,10 @@ def test_check_interval_leaves_traced_values_and_jax_arrays_alone():
 
 
 @pytest.mark.parametrize(
-    "key", [jax.random.key(0), jax.random.PRNGKey(0), jax.random.split(jax.random.key(0))]
+    "key", [later(jax.random.key, 0), later(jax.random.PRNGKey, 0), later(_split_key)]
 )
 def test_check_key_accepts_keys(key):
+    key = _made(key)
     _checks.check_key("op", "key", key)
     jax.jit(lambda k: _checks.check_key("op", "key", k))(key)
 
@@ -177,11 +196,12 @@ def test_check_key_follows_a_changed_default_prng(impls):
 @pytest.mark.parametrize(
     ("value", "shown"),
     [(0, "got 0"), (None, "got None"), ("seed", "got 'seed'"),
-     (jnp.zeros(2, jnp.int32), r"got an array of dtype int32 and shape \(2,\)"),
-     (jnp.zeros(3, jnp.uint32), r"got an array of dtype uint32 and shape \(3,\)"),
-     (jnp.zeros((), jnp.uint32), r"got an array of dtype uint32 and shape \(\)")],
+     (later(jnp.zeros, 2, jnp.int32), r"got an array of dtype int32 and shape \(2,\)"),
+     (later(jnp.zeros, 3, jnp.uint32), r"got an array of dtype uint32 and shape \(3,\)"),
+     (later(jnp.zeros, (), jnp.uint32), r"got an array of dtype uint32 and shape \(\)")],
 )  # fmt: skip
 def test_check_key_rejects_non_keys(value, shown):
+    value = _made(value)
     with pytest.raises(TypeError, match=rf"op: `key` must be a PRNG key such as .*{shown}"):
         _checks.check_key("op", "key", value)
 

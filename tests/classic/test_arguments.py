@@ -14,8 +14,14 @@ import pytest
 
 from nnjax import ShapeError, classic
 from nnjax.classic import logic_gates
+from tests._lazy import made_once
 
-P = jnp.array([[0.5, 0.5], [0.25, 0.75]])
+
+@made_once
+def _transitions() -> jax.Array:
+    """A 2-state transition matrix (made in a test: at import it compiled a program)."""
+    return jnp.array([[0.5, 0.5], [0.25, 0.75]])
+
 
 #: name -> fn(key): every classic function that draws from a key.
 KEYED = {
@@ -23,7 +29,7 @@ KEYED = {
     "softmax_net_init": lambda k: classic.softmax_net_init(k, 2, 3, 4),
     "perceptron_init": lambda k: classic.perceptron_init(k, 2, 1, kernel_init="normal"),
     "esn_init": lambda k: classic.esn_init(k, 1, 10, density=0.5),
-    "sample_path": lambda k: classic.sample_path(k, P, 0, 3),
+    "sample_path": lambda k: classic.sample_path(k, _transitions(), 0, 3),
     "train_xor": lambda k: classic.train_xor(k, steps=1, restarts=1),
     "perceptron_fit": lambda k: classic.perceptron_fit(
         {"kernel": jnp.zeros((1, 1)), "bias": jnp.zeros(1)},
@@ -38,12 +44,13 @@ KEYED = {
 REQUIRED_KEY = ["sigmoid_mlp_init", "softmax_net_init", "perceptron_init", "esn_init"]
 REQUIRED_KEY += ["sample_path", "train_xor"]
 
+#: name -> a maker of the bad key (the batches are made in the test, not at collection).
 BAD_KEYS = {
-    "int": 0,
-    "typed batch": jax.random.split(jax.random.key(0), 2),
-    "raw batch": jax.random.split(jax.random.PRNGKey(0), 2),
-    "uint32 (3,)": np.zeros(3, np.uint32),
-    "int32 pair": np.zeros(2, np.int32),
+    "int": lambda: 0,
+    "typed batch": lambda: jax.random.split(jax.random.key(0), 2),
+    "raw batch": lambda: jax.random.split(jax.random.PRNGKey(0), 2),
+    "uint32 (3,)": lambda: np.zeros(3, np.uint32),
+    "int32 pair": lambda: np.zeros(2, np.int32),
 }
 
 
@@ -51,7 +58,7 @@ BAD_KEYS = {
 @pytest.mark.parametrize("op", list(KEYED))
 def test_bad_key_is_named(op, bad):
     with pytest.raises(TypeError, match=rf"^{op}: `key` must be (a|one) PRNG key"):
-        KEYED[op](BAD_KEYS[bad])
+        KEYED[op](BAD_KEYS[bad]())
 
 
 @pytest.mark.parametrize("op", REQUIRED_KEY)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from nnjax import classic
+from tests._lazy import made_once
 
 
 def test_reservoir_density_and_spectral_radius(key):
@@ -82,7 +83,10 @@ def test_errors(key):
         classic.esn_states(params, jnp.ones((5, 3)))
 
 
-_ESN = {"w_in": jnp.ones((1, 3)) * 0.1, "w": jnp.eye(3) * 0.5}
+@made_once
+def _esn() -> dict[str, jax.Array]:
+    """A 3-unit reservoir, made when first used (at import it compiled programs)."""
+    return {"w_in": jnp.ones((1, 3)) * 0.1, "w": jnp.eye(3) * 0.5}
 
 
 @pytest.mark.parametrize(
@@ -93,11 +97,11 @@ _ESN = {"w_in": jnp.ones((1, 3)) * 0.1, "w": jnp.eye(3) * 0.5}
         (lambda k: classic.esn_init(k, 0, 10), "esn_init: `in_features` must be a positive int"),
         (lambda k: classic.esn_init(k, 1.5, 10), "esn_init: `in_features`"),
         (
-            lambda k: classic.esn_states(_ESN, jnp.ones((4, 1)), leak_rate=0.0),
+            lambda k: classic.esn_states(_esn(), jnp.ones((4, 1)), leak_rate=0.0),
             r"esn_states: `leak_rate` must be in \(0, 1\], got 0.0",
         ),
         (
-            lambda k: classic.esn_states(_ESN, jnp.ones((4, 1)), leak_rate=1.5),
+            lambda k: classic.esn_states(_esn(), jnp.ones((4, 1)), leak_rate=1.5),
             "esn_states: `leak_rate`",
         ),
         (
@@ -119,10 +123,10 @@ def test_bad_arguments_are_named(key, call, match):
 
 
 def test_boundary_arguments_are_accepted(key):
-    states = classic.esn_states(_ESN, jnp.ones((4, 1)), leak_rate=1.0)
+    states = classic.esn_states(_esn(), jnp.ones((4, 1)), leak_rate=1.0)
     assert states.shape == (4, 3)
     # A traced leak rate is not checked by value.
-    traced = jax.jit(lambda a: classic.esn_states(_ESN, jnp.ones((4, 1)), leak_rate=a))(1.0)
+    traced = jax.jit(lambda a: classic.esn_states(_esn(), jnp.ones((4, 1)), leak_rate=a))(1.0)
     np.testing.assert_allclose(traced, states, rtol=1e-6, atol=1e-7)
     readout = classic.esn_fit_readout(jnp.eye(3), jnp.ones((3, 1)), ridge=0.0)
     assert readout["kernel"].shape == (3, 1)

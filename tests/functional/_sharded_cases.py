@@ -1,10 +1,15 @@
 """Ops with a batch axis, their parameters and inputs: the cases of the sharding tests.
 
 ``CASES[name] = (fn, params, x)``: ``fn(params, x)`` runs one op on a batch ``x`` whose
-first axis is the batch (4 rows, so that two or four devices split it).
+first axis is the batch (4 rows, so that two or four devices split it). A case's
+parameters are made when it is first looked up, not at import: building them all
+compiled about 30 small programs in every test process's collection.
 """
 
+import functools
 import re
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -13,59 +18,93 @@ import numpy as np
 import nnjax.functional as F
 from nnjax.functional._rnn_scan import elman
 
-KEY = jax.random.key(0)
+Case = tuple[Callable[[Any, Any], Any], Any, Any]
+"""``(fn, params, x)``: ``fn(params, x)`` runs the op."""
+
+
+@functools.cache
+def _key() -> jax.Array:
+    return jax.random.key(0)
+
+
 RNG = np.random.default_rng(0)
 SEQ = RNG.standard_normal((4, 5, 6)).astype(np.float32)
 IMG = RNG.standard_normal((4, 8, 8, 3)).astype(np.float32)
 LENGTHS = np.array([5, 3, 4, 2])
 
-CASES = {
-    "dense": (lambda p, x: F.dense(p, x), F.dense_init(KEY, 6, 3), SEQ[:, 0]),
-    "conv2d": (lambda p, x: F.conv2d(p, x), F.conv2d_init(KEY, 3, 4, 3), IMG),
-    "conv2d_xla": (
+_BUILDERS: dict[str, Callable[[], Case]] = {
+    "dense": lambda: (lambda p, x: F.dense(p, x), F.dense_init(_key(), 6, 3), SEQ[:, 0]),
+    "conv2d": lambda: (lambda p, x: F.conv2d(p, x), F.conv2d_init(_key(), 3, 4, 3), IMG),
+    "conv2d_xla": lambda: (
         lambda p, x: F.conv2d(p, x, formulation="xla"),
-        F.conv2d_init(KEY, 3, 4, 3),
+        F.conv2d_init(_key(), 3, 4, 3),
         IMG,
     ),
-    "conv_transpose2d": (
+    "conv_transpose2d": lambda: (
         lambda p, x: F.conv_transpose2d(p, x, stride=2),
-        F.conv_transpose2d_init(KEY, 3, 4, 3),
+        F.conv_transpose2d_init(_key(), 3, 4, 3),
         IMG,
     ),
-    "rnn": (lambda p, x: F.rnn(F.rnn_cell, p, x)[1], F.rnn_cell_init(KEY, 6, 8), SEQ),
-    "elman": (lambda p, x: elman(p, x, lengths=LENGTHS)[1], F.rnn_cell_init(KEY, 6, 8), SEQ),
-    "lstm": (lambda p, x: F.lstm(p, x)[1], F.lstm_cell_init(KEY, 6, 8), SEQ),
-    "lstm_lengths": (
+    "rnn": lambda: (lambda p, x: F.rnn(F.rnn_cell, p, x)[1], F.rnn_cell_init(_key(), 6, 8), SEQ),
+    "elman": lambda: (
+        lambda p, x: elman(p, x, lengths=LENGTHS)[1],
+        F.rnn_cell_init(_key(), 6, 8),
+        SEQ,
+    ),
+    "lstm": lambda: (lambda p, x: F.lstm(p, x)[1], F.lstm_cell_init(_key(), 6, 8), SEQ),
+    "lstm_lengths": lambda: (
         lambda p, x: F.lstm(p, x, lengths=LENGTHS)[1],
-        F.lstm_cell_init(KEY, 6, 8),
+        F.lstm_cell_init(_key(), 6, 8),
         SEQ,
     ),
-    "gru": (lambda p, x: F.gru(p, x)[1], F.gru_cell_init(KEY, 6, 8), SEQ),
+    "gru": lambda: (lambda p, x: F.gru(p, x)[1], F.gru_cell_init(_key(), 6, 8), SEQ),
     # the inputs projected before the scan: the GPU/TPU default
-    "lstm_precompute": (
+    "lstm_precompute": lambda: (
         lambda p, x: F.lstm(p, x, precompute_inputs=True)[1],
-        F.lstm_cell_init(KEY, 6, 8),
+        F.lstm_cell_init(_key(), 6, 8),
         SEQ,
     ),
-    "gru_precompute": (
+    "gru_precompute": lambda: (
         lambda p, x: F.gru(p, x, precompute_inputs=True, lengths=LENGTHS)[1],
-        F.gru_cell_init(KEY, 6, 8),
+        F.gru_cell_init(_key(), 6, 8),
         SEQ,
     ),
-    "bidirectional": (
+    "bidirectional": lambda: (
         lambda p, x: F.bidirectional(F.lstm_cell, p, x)[1],
-        F.bidirectional_init(KEY, F.lstm_cell_init, 6, 8),
+        F.bidirectional_init(_key(), F.lstm_cell_init, 6, 8),
         SEQ,
     ),
-    "max_pool2d": (lambda p, x: F.max_pool2d(x, 2) * p, jnp.float32(2.0), IMG),
-    "avg_pool2d": (lambda p, x: F.avg_pool2d(x, 2) * p, jnp.float32(2.0), IMG),
-    "layer_norm": (lambda p, x: F.layer_norm(p, x), F.layer_norm_init(KEY, 6), SEQ),
-    "attention": (
+    "max_pool2d": lambda: (lambda p, x: F.max_pool2d(x, 2) * p, jnp.float32(2.0), IMG),
+    "avg_pool2d": lambda: (lambda p, x: F.avg_pool2d(x, 2) * p, jnp.float32(2.0), IMG),
+    "layer_norm": lambda: (lambda p, x: F.layer_norm(p, x), F.layer_norm_init(_key(), 6), SEQ),
+    "attention": lambda: (
         lambda p, x: F.multi_head_attention(p, x),
-        F.multi_head_attention_init(KEY, 6, num_heads=2),
+        F.multi_head_attention_init(_key(), 6, num_heads=2),
         SEQ,
     ),
 }
+
+
+class _LazyCases(Mapping[str, Case]):
+    """The cases by name; each built on its first lookup and kept."""
+
+    def __init__(self, builders: Mapping[str, Callable[[], Case]]) -> None:
+        self._builders = builders
+        self._built: dict[str, Case] = {}
+
+    def __getitem__(self, name: str) -> Case:
+        if name not in self._built:
+            self._built[name] = self._builders[name]()
+        return self._built[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._builders)
+
+    def __len__(self) -> int:
+        return len(self._builders)
+
+
+CASES: Mapping[str, Case] = _LazyCases(_BUILDERS)
 
 
 def value_and_grads(fn, params, x):

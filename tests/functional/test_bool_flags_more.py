@@ -5,6 +5,7 @@ projected the inputs before the scan, and ``reverse=None`` ran it forwards, sile
 """
 
 import functools
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -13,21 +14,38 @@ import pytest
 
 import nnjax.functional as F
 from nnjax.functional import sequence
+from tests._lazy import made_once
 
-KEY = jax.random.key(0)
-XS = jax.random.normal(jax.random.key(1), (2, 5, 3))
-LSTM = F.lstm_cell_init(KEY, 3, 4)
-GRU = F.gru_cell_init(KEY, 3, 4)
-RNN = F.rnn_cell_init(KEY, 3, 4)
-BI = F.bidirectional_init(KEY, F.gru_cell_init, 3, 4)
 
-# op name -> fn(**flags) running the op on XS
+class _Inputs(NamedTuple):
+    xs: jax.Array
+    lstm: dict
+    gru: dict
+    rnn: dict
+    bi: dict
+
+
+@made_once
+def _inputs() -> _Inputs:
+    """The sequence and the cells' parameters, made once when a test first needs them
+    (at import, they compiled about 30 programs in every test process's collection)."""
+    key = jax.random.key(0)
+    return _Inputs(
+        xs=jax.random.normal(jax.random.key(1), (2, 5, 3)),
+        lstm=F.lstm_cell_init(key, 3, 4),
+        gru=F.gru_cell_init(key, 3, 4),
+        rnn=F.rnn_cell_init(key, 3, 4),
+        bi=F.bidirectional_init(key, F.gru_cell_init, 3, 4),
+    )
+
+
+# op name -> fn(**flags) running the op on the sequence
 OPS = {
-    "rnn": lambda **kw: F.rnn(F.rnn_cell, RNN, XS, **kw),
-    "lstm": lambda **kw: F.lstm(LSTM, XS, **kw),
-    "gru": lambda **kw: F.gru(GRU, XS, **kw),
+    "rnn": lambda **kw: F.rnn(F.rnn_cell, _inputs().rnn, _inputs().xs, **kw),
+    "lstm": lambda **kw: F.lstm(_inputs().lstm, _inputs().xs, **kw),
+    "gru": lambda **kw: F.gru(_inputs().gru, _inputs().xs, **kw),
 }
-BIDIRECTIONAL = lambda **kw: F.bidirectional(F.gru_cell, BI, XS, **kw)
+BIDIRECTIONAL = lambda **kw: F.bidirectional(F.gru_cell, _inputs().bi, _inputs().xs, **kw)
 
 CASES = {
     **{
@@ -77,22 +95,24 @@ def test_precompute_inputs_none_picks_the_backend_default(where):
 @pytest.mark.parametrize("op", list(OPS))
 def test_reverse_reads_the_sequence_backwards(op):
     """``reverse=True`` on ``xs`` equals a forward run on the time-flipped ``xs``."""
+    inputs = _inputs()
     fn = {
-        "rnn": functools.partial(F.rnn, F.rnn_cell, RNN),
-        "lstm": functools.partial(F.lstm, LSTM),
-        "gru": functools.partial(F.gru, GRU),
+        "rnn": functools.partial(F.rnn, F.rnn_cell, inputs.rnn),
+        "lstm": functools.partial(F.lstm, inputs.lstm),
+        "gru": functools.partial(F.gru, inputs.gru),
     }[op]
-    _, ys = fn(XS, reverse=np.bool_(True))
-    _, ys_flipped = fn(XS[:, ::-1])
+    _, ys = fn(inputs.xs, reverse=np.bool_(True))
+    _, ys_flipped = fn(inputs.xs[:, ::-1])
     np.testing.assert_allclose(ys, ys_flipped[:, ::-1], atol=1e-5)
 
 
 def test_static_flags_work_under_jit():
     fn = jax.jit(F.lstm, static_argnames=("reverse", "precompute_inputs"))
+    lstm, xs = _inputs().lstm, _inputs().xs
     for reverse in (False, True):
         for precompute in (None, False, True):
-            got = fn(LSTM, XS, reverse=reverse, precompute_inputs=precompute)
-            want = F.lstm(LSTM, XS, reverse=reverse, precompute_inputs=precompute)
+            got = fn(lstm, xs, reverse=reverse, precompute_inputs=precompute)
+            want = F.lstm(lstm, xs, reverse=reverse, precompute_inputs=precompute)
             for x, y in zip(jax.tree.leaves(got), jax.tree.leaves(want), strict=True):
                 np.testing.assert_allclose(x, y, atol=1e-5)
 

@@ -54,7 +54,9 @@ def _output(case):
     """The reference's output, or None where ``lax`` rejects the padding or it is empty."""
     nd, k, _, _, size, _, _, groups = case
     strides, pads, dilation = _geometry(case)
-    x, kernel = jnp.zeros((1, *(size,) * nd, 4)), jnp.zeros((*(k,) * nd, 4, 6 // groups))
+    # shapes only: arrays cost a compilation each (of zeros) in every collection
+    x = jax.ShapeDtypeStruct((1, *(size,) * nd, 4), jnp.float32)
+    kernel = jax.ShapeDtypeStruct((*(k,) * nd, 4, 6 // groups), jnp.float32)
     try:
         shape = jax.eval_shape(
             lambda x, k: conv_transpose._dilated(

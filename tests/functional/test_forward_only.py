@@ -6,9 +6,19 @@ import numpy as np
 import pytest
 
 import nnjax.functional as F
+from tests._lazy import made_once
 
-X = jnp.asarray(np.random.default_rng(0).normal(size=(4, 12, 12, 3)), jnp.float32)
-PARAMS = F.conv2d_init(jax.random.key(0), 3, 8, 3)
+
+# the input and the convolution's parameters, made when a test first asks (at import,
+# they compiled programs in every test process's collection)
+@made_once
+def _x() -> jax.Array:
+    return jnp.asarray(np.random.default_rng(0).normal(size=(4, 12, 12, 3)), jnp.float32)
+
+
+@made_once
+def _params() -> dict[str, jax.Array]:
+    return F.conv2d_init(jax.random.key(0), 3, 8, 3)
 
 
 def _primitives(fn, *args):
@@ -17,7 +27,7 @@ def _primitives(fn, *args):
 
 
 def _model(x):
-    return F.max_pool2d(F.conv2d(PARAMS, x), 2)
+    return F.max_pool2d(F.conv2d(_params(), x), 2)
 
 
 def _forward_only(x):
@@ -27,11 +37,11 @@ def _forward_only(x):
 
 @pytest.mark.skipif(jax.default_backend() != "cpu", reason="the CPU picks differ from it")
 def test_auto_picks_the_training_formulations_outside_and_the_forward_ones_inside():
-    outside = _primitives(_model, X)
-    inside = _primitives(_forward_only, X)
+    outside = _primitives(_model, _x())
+    inside = _primitives(_forward_only, _x())
     assert "conv_general_dilated" not in outside and "reduce_window" not in outside
     assert "conv_general_dilated" in inside and "reduce_window" in inside
-    np.testing.assert_allclose(_forward_only(X), _model(X), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(_forward_only(_x()), _model(_x()), rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.skipif(jax.default_backend() != "cpu", reason="the CPU picks differ from it")
@@ -42,9 +52,9 @@ def test_a_depthwise_convolution_keeps_its_taps_forward_only():
         with F.forward_only():
             return F.conv2d(params, x, feature_group_count=3)
 
-    assert "conv_general_dilated" not in _primitives(depthwise, X)
-    expected = F.conv2d(params, X, feature_group_count=3, formulation="xla")
-    np.testing.assert_allclose(depthwise(X), expected, rtol=1e-5, atol=1e-5)
+    assert "conv_general_dilated" not in _primitives(depthwise, _x())
+    expected = F.conv2d(params, _x(), feature_group_count=3, formulation="xla")
+    np.testing.assert_allclose(depthwise(_x()), expected, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.skipif(jax.default_backend() != "cpu", reason="the CPU picks differ from it")
@@ -66,7 +76,7 @@ def test_an_ungrouped_3d_convolution_is_depth_stacked_planes_forward_only():
 def test_explicit_formulations_and_their_contexts_still_win():
     def explicit(x):
         with F.forward_only():
-            return F.max_pool2d(F.conv2d(PARAMS, x, formulation="patches"), 2,
+            return F.max_pool2d(F.conv2d(_params(), x, formulation="patches"), 2,
                                 formulation="reshape")  # fmt: skip
 
     def by_context(x):
@@ -74,20 +84,20 @@ def test_explicit_formulations_and_their_contexts_still_win():
             return _model(x)
 
     for fn in (explicit, by_context):
-        prims = _primitives(fn, X)
+        prims = _primitives(fn, _x())
         assert "conv_general_dilated" not in prims and "reduce_window" not in prims
 
 
 @pytest.mark.slow
 def test_the_forward_picks_are_still_differentiable_and_correct():
     def loss(p, with_context):
-        y = F.conv2d(p, X)
+        y = F.conv2d(p, _x())
         if with_context:
             with F.forward_only():
-                y = F.conv2d(p, X)
+                y = F.conv2d(p, _x())
         return jnp.sum(F.max_pool2d(y, 2) ** 2)
 
-    a = jax.grad(loss)(PARAMS, False)
-    b = jax.grad(loss)(PARAMS, True)
+    a = jax.grad(loss)(_params(), False)
+    b = jax.grad(loss)(_params(), True)
     for u, v in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
         np.testing.assert_allclose(u, v, rtol=1e-4, atol=1e-4)

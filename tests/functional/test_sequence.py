@@ -1,5 +1,6 @@
 """Tests for nnjax.functional.sequence: rnn, lstm, gru and zero_carry."""
 
+import functools
 import re
 
 import chex
@@ -208,24 +209,30 @@ def test_custom_cell_without_zero_carry_needs_a_state(key):
         F.rnn(cell, {}, jnp.ones((B, T, IN)), jnp.zeros((B, IN)), precompute_inputs=True)
 
 
+def _zeros(*shape):
+    """Makes zeros of ``shape`` when called: in the test, not while pytest collects."""
+    return functools.partial(jnp.zeros, shape)
+
+
 def _bad_cases():
+    """The cases; ``w_h``, ``xs`` and ``state`` are makers of the bad value, or None."""
     g = {"rnn": 1, "lstm": 4, "gru": 3}
     cases = []
     for kind, op in (("lstm", "lstm"), ("gru", "gru"), ("rnn", "rnn")):
         bad_state = (
-            F.LSTMState(jnp.zeros((B, H)), jnp.zeros((B + 1, H)))
+            (lambda: F.LSTMState(jnp.zeros((B, H)), jnp.zeros((B + 1, H))))
             if kind == "lstm"
-            else jnp.zeros((B + 1, H))
+            else _zeros(B + 1, H)
         )
         state_arg = "state.c" if kind == "lstm" else "state"
         cases += [
-            (kind, op, "xs rank 2", None, jnp.zeros((B, IN)), None,
+            (kind, op, "xs rank 2", None, _zeros(B, IN), None,
              "`xs`", "rank 3", f"({B}, {IN})"),
-            (kind, op, "feature size", None, jnp.zeros((B, T, IN + 1)), None,
+            (kind, op, "feature size", None, _zeros(B, T, IN + 1), None,
              "`xs`", f"(*, *, {IN})", f"({B}, {T}, {IN + 1})"),
             (kind, op, "state shape", None, None, bad_state,
              state_arg, f"({B}, {H})", f"({B + 1}, {H})"),
-            (kind, op, "w_h shape", jnp.zeros((H, g[kind] * H + 1)), None, None,
+            (kind, op, "w_h shape", _zeros(H, g[kind] * H + 1), None, None,
              "params['w_h']", f"({H}, {g[kind] * H})", f"({H}, {g[kind] * H + 1})"),
         ]  # fmt: skip
     return cases
@@ -240,6 +247,7 @@ def _bad_cases():
 def test_wrong_shapes_raise_at_trace_time(
     key, precompute, kind, op, what, w_h, xs, state, arg, expected, actual
 ):
+    w_h, xs, state = (None if make is None else make() for make in (w_h, xs, state))
     params, good_state, good_xs = _random(key, kind)
     if w_h is not None:
         params = {**params, "w_h": w_h}

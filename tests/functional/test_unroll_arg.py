@@ -6,6 +6,7 @@ the argument.
 """
 
 import re
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -14,22 +15,43 @@ import pytest
 
 import nnjax.functional as F
 from nnjax.functional import sequence
+from tests._lazy import made_once
 
-KEY = jax.random.key(0)
 B, T, IN, H = 2, 5, 3, 4
-XS = jax.random.normal(jax.random.key(1), (B, T, IN))
 
-LSTM = F.lstm_cell_init(KEY, IN, H)
-GRU = F.gru_cell_init(KEY, IN, H)
-ELMAN = F.rnn_cell_init(KEY, IN, H)
+
+class _Inputs(NamedTuple):
+    key: jax.Array
+    xs: jax.Array
+    lstm: dict
+    gru: dict
+    elman: dict
+
+
+@made_once
+def _inputs() -> _Inputs:
+    """The key, the sequence and the cells' parameters, made when a test first needs them
+    (at import, they compiled about 30 programs in every test process's collection)."""
+    key = jax.random.key(0)
+    return _Inputs(
+        key=key,
+        xs=jax.random.normal(jax.random.key(1), (B, T, IN)),
+        lstm=F.lstm_cell_init(key, IN, H),
+        gru=F.gru_cell_init(key, IN, H),
+        elman=F.rnn_cell_init(key, IN, H),
+    )
+
 
 # op name -> run(unroll); each returns (final state, ys)
 OPS = {
-    "rnn": lambda unroll: F.rnn(F.rnn_cell, ELMAN, XS, unroll=unroll),
-    "lstm": lambda unroll: F.lstm(LSTM, XS, unroll=unroll),
-    "gru": lambda unroll: F.gru(GRU, XS, unroll=unroll),
+    "rnn": lambda unroll: F.rnn(F.rnn_cell, _inputs().elman, _inputs().xs, unroll=unroll),
+    "lstm": lambda unroll: F.lstm(_inputs().lstm, _inputs().xs, unroll=unroll),
+    "gru": lambda unroll: F.gru(_inputs().gru, _inputs().xs, unroll=unroll),
     "bidirectional": lambda unroll: F.bidirectional(
-        F.gru_cell, F.bidirectional_init(KEY, F.gru_cell_init, IN, H), XS, unroll=unroll
+        F.gru_cell,
+        F.bidirectional_init(_inputs().key, F.gru_cell_init, IN, H),
+        _inputs().xs,
+        unroll=unroll,
     ),
 }
 
@@ -51,7 +73,7 @@ def test_rnn_with_a_custom_cell_checks_unroll_too():
         return h, h
 
     with pytest.raises(ValueError, match=r"^rnn: `unroll` must be a positive int, got True$"):
-        F.rnn(cell, jnp.ones((IN, H)), XS, jnp.zeros((B, H)), unroll=True)
+        F.rnn(cell, jnp.ones((IN, H)), _inputs().xs, jnp.zeros((B, H)), unroll=True)
 
 
 @pytest.mark.parametrize("op", list(OPS))

@@ -9,15 +9,24 @@ from flax import nnx
 import nnjax.functional as F
 from nnjax import nn
 
-XS = jax.random.normal(jax.random.key(1), (3, 5, 2))
-LENGTHS = jnp.array([5, 2, 0])
+
+# fixtures, not module constants: made at import they cost a compilation (of the normal
+# draw, near a second) in every test process's collection
+@pytest.fixture(scope="module")
+def xs() -> jax.Array:
+    return jax.random.normal(jax.random.key(1), (3, 5, 2))
+
+
+@pytest.fixture(scope="module")
+def lengths() -> jax.Array:
+    return jnp.array([5, 2, 0])
 
 
 @pytest.mark.parametrize("cls", [nn.LSTM, nn.GRU, nn.RNN])
-def test_layer_lengths_return_the_true_last_step(cls):
+def test_layer_lengths_return_the_true_last_step(cls, xs, lengths):
     layer = cls(2, 4, return_sequences=True, return_state=True, rngs=nnx.Rngs(0))
-    ys, final = layer(XS, lengths=LENGTHS)
-    last = cls(2, 4, rngs=nnx.Rngs(0))(XS, lengths=LENGTHS)
+    ys, final = layer(xs, lengths=lengths)
+    last = cls(2, 4, rngs=nnx.Rngs(0))(xs, lengths=lengths)
     h = final.h if isinstance(final, F.LSTMState) else final
     np.testing.assert_allclose(last[:2], h[:2], rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(last[1], ys[1, 1], rtol=1e-6, atol=1e-6)
@@ -26,10 +35,10 @@ def test_layer_lengths_return_the_true_last_step(cls):
 
 
 @pytest.mark.parametrize("merge", ["concat", "sum"])
-def test_bidirectional_matches_the_functional_op(merge):
+def test_bidirectional_matches_the_functional_op(merge, xs, lengths):
     layer = nn.Bidirectional(2, 4, merge=merge, return_state=True, rngs=nnx.Rngs(0))
-    out, (fwd, bwd) = layer(XS, lengths=LENGTHS)
-    (f_ref, b_ref), ys = F.bidirectional(F.lstm_cell, layer.params(), XS, lengths=LENGTHS)
+    out, (fwd, bwd) = layer(xs, lengths=lengths)
+    (f_ref, b_ref), ys = F.bidirectional(F.lstm_cell, layer.params(), xs, lengths=lengths)
     np.testing.assert_allclose(fwd.h, f_ref.h, rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(bwd.h, b_ref.h, rtol=1e-6, atol=1e-6)
     expected_f, expected_b = f_ref.h, ys[:, 0, 4:]  # forward at length - 1, backward at 0
@@ -42,10 +51,10 @@ def test_bidirectional_matches_the_functional_op(merge):
     np.testing.assert_allclose(out, combined, rtol=1e-6, atol=1e-6)
 
 
-def test_bidirectional_sequences_params_and_mixed_precision():
+def test_bidirectional_sequences_params_and_mixed_precision(xs):
     layer = nn.Bidirectional(2, 4, cell="rnn", return_sequences=True, dtype=jnp.bfloat16,
                              rngs=nnx.Rngs(0))  # fmt: skip
-    ys = layer(XS)
+    ys = layer(xs)
     assert ys.shape == (3, 5, 8) and ys.dtype == jnp.bfloat16
     params = nnx.to_pure_dict(nnx.state(layer, nnx.Param))
     expected = F.bidirectional_init(nnx.Rngs(0).params(), F.rnn_cell_init, 2, 4)

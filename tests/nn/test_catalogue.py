@@ -13,85 +13,86 @@ from nnjax import nn
 
 from ._helpers import assert_jit_traces_once, assert_params_match
 
-# (module factory, init of the same dict, op over (params, x), input)
+# (module factory, init of the same dict, op over (params, x), input maker); the inputs are
+# made in the tests, not at import (each compiled a program in every collection)
 CASES = {
     "Embedding": (
         lambda r: nn.Embedding(10, 4, rngs=r),
         lambda k: F.embedding_init(k, 10, 4),
         F.embedding,
-        jnp.array([[1, 2, 9]]),
+        lambda: jnp.array([[1, 2, 9]]),
     ),
     "Conv1D": (
         lambda r: nn.Conv1D(4, 6, 3, stride=2, feature_group_count=2, activation="relu", rngs=r),
         lambda k: F.conv1d_init(k, 4, 6, 3, feature_group_count=2),
         lambda p, x: jax.nn.relu(F.conv1d(p, x, stride=2, feature_group_count=2)),
-        jnp.linspace(-1, 1, 2 * 7 * 4).reshape(2, 7, 4),
+        lambda: jnp.linspace(-1, 1, 2 * 7 * 4).reshape(2, 7, 4),
     ),
     "Conv3D": (
         lambda r: nn.Conv3D(2, 3, (2, 1, 2), padding="VALID", rngs=r),
         lambda k: F.conv3d_init(k, 2, 3, (2, 1, 2)),
         lambda p, x: F.conv3d(p, x, padding="VALID"),
-        jnp.linspace(-1, 1, 3 * 3 * 3 * 2).reshape(1, 3, 3, 3, 2),
+        lambda: jnp.linspace(-1, 1, 3 * 3 * 3 * 2).reshape(1, 3, 3, 3, 2),
     ),
     "ConvTranspose1D": (
         lambda r: nn.ConvTranspose1D(3, 2, 3, stride=2, padding=1, output_padding=1, rngs=r),
         lambda k: F.conv_transpose1d_init(k, 3, 2, 3),
         lambda p, x: F.conv_transpose1d(p, x, stride=2, padding=1, output_padding=1),
-        jnp.linspace(-1, 1, 15).reshape(1, 5, 3),
+        lambda: jnp.linspace(-1, 1, 15).reshape(1, 5, 3),
     ),
     "ConvTranspose2D": (
         lambda r: nn.ConvTranspose2D(3, 2, 2, stride=2, rngs=r),
         lambda k: F.conv_transpose2d_init(k, 3, 2, 2),
         lambda p, x: F.conv_transpose2d(p, x, stride=2),
-        jnp.linspace(-1, 1, 27).reshape(1, 3, 3, 3),
+        lambda: jnp.linspace(-1, 1, 27).reshape(1, 3, 3, 3),
     ),
     "ConvTranspose3D": (
         lambda r: nn.ConvTranspose3D(2, 1, 2, dilation=2, rngs=r),
         lambda k: F.conv_transpose3d_init(k, 2, 1, 2),
         lambda p, x: F.conv_transpose3d(p, x, dilation=2),
-        jnp.linspace(-1, 1, 16).reshape(1, 2, 2, 2, 2),
+        lambda: jnp.linspace(-1, 1, 16).reshape(1, 2, 2, 2, 2),
     ),
     "GroupNorm": (
         lambda r: nn.GroupNorm(4, num_groups=2, rngs=r),
         lambda k: F.group_norm_init(k, 4),
         lambda p, x: F.group_norm(p, x, num_groups=2),
-        jnp.linspace(-1, 2, 24).reshape(2, 3, 4),
+        lambda: jnp.linspace(-1, 2, 24).reshape(2, 3, 4),
     ),
     "InstanceNorm": (
         lambda r: nn.InstanceNorm(4, rngs=r),
         lambda k: F.instance_norm_init(k, 4),
         F.instance_norm,
-        jnp.linspace(-1, 2, 24).reshape(2, 3, 4) ** 2,
+        lambda: jnp.linspace(-1, 2, 24).reshape(2, 3, 4) ** 2,
     ),
     "RMSNorm": (
         lambda r: nn.RMSNorm(4, rngs=r),
         lambda k: F.rms_norm_init(k, 4),
         F.rms_norm,
-        jnp.linspace(-1, 2, 8).reshape(2, 4),
+        lambda: jnp.linspace(-1, 2, 8).reshape(2, 4),
     ),
     "PReLU": (
         lambda r: nn.PReLU(4, init=0.1, rngs=r),
         lambda k: F.prelu_init(k, 4, init=0.1),
         F.prelu,
-        jnp.linspace(-1, 2, 8).reshape(2, 4),
+        lambda: jnp.linspace(-1, 2, 8).reshape(2, 4),
     ),
     "MultiHeadAttention": (
         lambda r: nn.MultiHeadAttention(2, 4, rngs=r),
         lambda k: F.multi_head_attention_init(k, 4, num_heads=2),
         F.multi_head_attention,
-        jnp.linspace(-1, 2, 24).reshape(2, 3, 4),
+        lambda: jnp.linspace(-1, 2, 24).reshape(2, 3, 4),
     ),
     "TransformerEncoderBlock": (
         lambda r: nn.TransformerEncoderBlock(4, 2, mlp_features=8, rngs=r),
         lambda k: F.transformer_encoder_block_init(k, 4, num_heads=2, mlp_features=8),
         F.transformer_encoder_block,
-        jnp.linspace(-1, 2, 24).reshape(2, 3, 4),
+        lambda: jnp.linspace(-1, 2, 24).reshape(2, 3, 4),
     ),
     "Bidirectional": (
         lambda r: nn.Bidirectional(4, 3, cell="gru", return_sequences=True, rngs=r),
         lambda k: F.bidirectional_init(k, F.gru_cell_init, 4, 3),
         lambda p, x: F.bidirectional(F.gru_cell, p, x)[1],
-        jnp.linspace(-1, 2, 24).reshape(2, 3, 4),
+        lambda: jnp.linspace(-1, 2, 24).reshape(2, 3, 4),
     ),
 }
 
@@ -106,7 +107,8 @@ SLOW = {"Conv1D", "Conv3D", "ConvTranspose1D", "ConvTranspose2D", "ConvTranspose
     "name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n for n in sorted(CASES)]
 )
 def test_params_are_the_init_dict_and_call_is_the_op(name):
-    make, init, op, x = CASES[name]
+    make, init, op, inputs = CASES[name]
+    x = inputs()
     layer = make(nnx.Rngs(0))
     params = init(nnx.Rngs(0).params())
     assert_params_match(layer, params)
@@ -123,14 +125,16 @@ def test_rngs_is_required_and_keyword_only(name):
 
 @pytest.mark.parametrize("name", ["Conv1D", "GroupNorm", "MultiHeadAttention", "Bidirectional"])
 def test_jit_does_not_retrace(name):
-    make, _, _, x = CASES[name]
+    make, _, _, inputs = CASES[name]
+    x = inputs()
     assert_jit_traces_once(make(nnx.Rngs(0)), x)
 
 
 @pytest.mark.slow  # measured among the slowest; runs in CI's slow step
 @pytest.mark.parametrize("name", ["Conv3D", "RMSNorm", "TransformerEncoderBlock"])
 def test_bfloat16_compute_keeps_float32_params(name):
-    make, _, _, x = CASES[name]
+    make, _, _, inputs = CASES[name]
+    x = inputs()
     layer = make(nnx.Rngs(0))
     layer.dtype = jnp.bfloat16
     assert layer(x).dtype == jnp.bfloat16

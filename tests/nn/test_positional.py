@@ -1,5 +1,6 @@
 """SinusoidalPositionEncoding and RotaryPositionEncoding: the functional ops as layers."""
 
+import functools
 from typing import Any
 
 import jax
@@ -48,6 +49,11 @@ def _x(*shape, dtype=jnp.float32):
     return jnp.asarray(np.random.default_rng(0).normal(size=shape), dtype)
 
 
+def _inputs(*shape, positions=None):
+    """``(x,)``, or ``(x, jnp.arange(positions))`` when ``positions`` is given."""
+    return (_x(*shape),) if positions is None else (_x(*shape), jnp.arange(positions))
+
+
 @pytest.mark.parametrize("max_timescale", [10000.0, 100.0])
 def test_sinusoidal_adds_the_functional_table_and_the_numpy_one(max_timescale):
     x = _x(2, 7, 6)
@@ -71,15 +77,19 @@ def test_sinusoidal_keeps_a_bfloat16_input_dtype():
     )
 
 
+# Array parameters here are partials that make them in the test: arrays
+# made at import cost a compilation each in every test process's collection. Partials,
+# not lambdas, keep the test ids (pytest names a parameter with a ``__name__`` by it).
 @pytest.mark.parametrize(
     ("shape", "positions"),
     [
         ((2, 5, 3, 4), None),  # (B, T, H, D), positions 0..T-1
-        ((2, 5, 6), jnp.arange(3, 8)),  # (B, T, D), positions (T,)
-        ((2, 5, 2, 4), jnp.array([[0, 1, 2, 3, 4], [9, 8, 7, 6, 5]])),  # (B, T)
+        ((2, 5, 6), functools.partial(jnp.arange, 3, 8)),  # (B, T, D), positions (T,)
+        ((2, 5, 2, 4), functools.partial(jnp.array, [[0, 1, 2, 3, 4], [9, 8, 7, 6, 5]])),  # (B, T)
     ],
 )
 def test_rotary_is_the_functional_op_and_the_numpy_rotation(shape, positions):
+    positions = None if positions is None else positions()
     x = _x(*shape)
     layer = nn.RotaryPositionEncoding(base=500.0)
     y = layer(x) if positions is None else layer(x, positions)
@@ -98,13 +108,13 @@ def test_rotary_takes_integer_positions_in_fit_and_predict():
 @pytest.mark.parametrize(
     ("layer", "args"),
     [
-        (lambda: nn.SinusoidalPositionEncoding(8), (_x(2, 6, 8),)),
-        (lambda: nn.RotaryPositionEncoding(), (_x(2, 6, 2, 8),)),
-        (lambda: nn.RotaryPositionEncoding(), (_x(2, 6, 8), jnp.arange(6))),
+        (lambda: nn.SinusoidalPositionEncoding(8), functools.partial(_inputs, 2, 6, 8)),
+        (lambda: nn.RotaryPositionEncoding(), functools.partial(_inputs, 2, 6, 2, 8)),
+        (lambda: nn.RotaryPositionEncoding(), functools.partial(_inputs, 2, 6, 8, positions=6)),
     ],
 )
 def test_jit_traces_once_for_the_same_shapes(layer, args):
-    assert_jit_traces_once(layer(), *args)
+    assert_jit_traces_once(layer(), *args())
 
 
 @pytest.mark.parametrize(

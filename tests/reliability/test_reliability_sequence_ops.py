@@ -10,92 +10,107 @@ import pytest
 
 import nnjax.functional as F
 from nnjax.errors import ShapeError
+from tests.reliability import _inputs as I
 from tests.reliability._corpus import case, check, params
-from tests.reliability._inputs import ATT, EMB, LSTM, SEQ, X2, K
 
 CASES = [
     # --- dropout
-    case("dropout-rate-above", lambda: F.dropout(K, X2, 1.5), ValueError, "rate", "1.5"),
-    case("dropout-rate-negative", lambda: F.dropout(K, X2, -0.1), ValueError, "rate", "-0.1"),
-    case("dropout-rate-nan", lambda: F.dropout(K, X2, float("nan")), ValueError, "rate", "nan"),
-    case("dropout-rate-string", lambda: F.dropout(K, X2, "0.5"), TypeError, "rate", "'0.5'"),
-    case("dropout-rate-bool", lambda: F.dropout(K, X2, True), TypeError, "rate", "True"),
-    case("dropout-rate-vector", lambda: F.dropout(K, X2, jnp.array([0.1, 0.2])), TypeError, "rate"),
+    case("dropout-rate-above", lambda: F.dropout(I.K, I.X2, 1.5), ValueError, "rate", "1.5"),
+    case("dropout-rate-negative", lambda: F.dropout(I.K, I.X2, -0.1), ValueError, "rate", "-0.1"),
+    case("dropout-rate-nan", lambda: F.dropout(I.K, I.X2, float("nan")), ValueError, "rate", "nan"),
+    case("dropout-rate-string", lambda: F.dropout(I.K, I.X2, "0.5"), TypeError, "rate", "'0.5'"),
+    case("dropout-rate-bool", lambda: F.dropout(I.K, I.X2, True), TypeError, "rate", "True"),
     case(
-        "dropout-int-x", lambda: F.dropout(K, jnp.ones(3, jnp.int32), 0.5), TypeError, "x", "int32"
+        "dropout-rate-vector",
+        lambda: F.dropout(I.K, I.X2, jnp.array([0.1, 0.2])),
+        TypeError,
+        "rate",
+    ),
+    case(
+        "dropout-int-x",
+        lambda: F.dropout(I.K, jnp.ones(3, jnp.int32), 0.5),
+        TypeError,
+        "x",
+        "int32",
     ),
     case(
         "dropout-broadcast-dims",
-        lambda: F.dropout(K, X2, 0.5, broadcast_dims=(2,)),
+        lambda: F.dropout(I.K, I.X2, 0.5, broadcast_dims=(2,)),
         ValueError,
         "broadcast_dims",
         "(2,)",
     ),
     # --- embedding, prelu, attention
-    case("embedding-float-ids", lambda: F.embedding(EMB, jnp.ones(3)), TypeError, "ids", "float32"),
+    case(
+        "embedding-float-ids", lambda: F.embedding(I.EMB, jnp.ones(3)), TypeError, "ids", "float32"
+    ),
     case(
         "embedding-misspelt",
-        lambda: F.embedding({"embeddings": EMB["embedding"]}, jnp.array([1])),
+        lambda: F.embedding({"embeddings": I.EMB["embedding"]}, jnp.array([1])),
         (KeyError, ValueError),
         "'embeddings'",
     ),
     case(
-        "embedding-init-zero", lambda: F.embedding_init(K, 0, 4), ValueError, "num_embeddings", "0"
+        "embedding-init-zero",
+        lambda: F.embedding_init(I.K, 0, 4),
+        ValueError,
+        "num_embeddings",
+        "0",
     ),
     case(
         "prelu-misspelt",
-        lambda: F.prelu({"slope": jnp.ones(3)}, X2),
+        lambda: F.prelu({"slope": jnp.ones(3)}, I.X2),
         (KeyError, ValueError),
         "'slope'",
         "negative_slope",
     ),
     case(
         "prelu-shape",
-        lambda: F.prelu({"negative_slope": jnp.ones(4)}, X2),
+        lambda: F.prelu({"negative_slope": jnp.ones(4)}, I.X2),
         ShapeError,
         "negative_slope",
         "(4,)",
     ),
     case(
         "attention-dropout-without-key",
-        lambda: F.multi_head_attention(ATT, jnp.ones((1, 5, 4)), dropout_rate=0.5),
+        lambda: F.multi_head_attention(I.ATT, jnp.ones((1, 5, 4)), dropout_rate=0.5),
         ValueError,
         "key",
         "dropout_rate",
     ),
     case(
         "attention-features",
-        lambda: F.multi_head_attention(ATT, jnp.ones((1, 5, 3))),
+        lambda: F.multi_head_attention(I.ATT, jnp.ones((1, 5, 3))),
         ShapeError,
         "x",
         "(1, 5, 3)",
     ),
     case(
         "attention-init-heads",
-        lambda: F.multi_head_attention_init(K, 5, num_heads=2),
+        lambda: F.multi_head_attention_init(I.K, 5, num_heads=2),
         ValueError,
         "num_heads",
         "2",
     ),
     # --- recurrent
-    case("lstm-rank", lambda: F.lstm(LSTM, jnp.ones((5, 3))), ShapeError, "(5, 3)"),
-    case("lstm-features", lambda: F.lstm(LSTM, jnp.ones((2, 5, 7))), ShapeError, "(2, 5, 7)"),
+    case("lstm-rank", lambda: F.lstm(I.LSTM, jnp.ones((5, 3))), ShapeError, "(5, 3)"),
+    case("lstm-features", lambda: F.lstm(I.LSTM, jnp.ones((2, 5, 7))), ShapeError, "(2, 5, 7)"),
     case(
         "lstm-lengths-shape",
-        lambda: F.lstm(LSTM, SEQ, lengths=jnp.array([1, 2, 3])),
+        lambda: F.lstm(I.LSTM, I.SEQ, lengths=jnp.array([1, 2, 3])),
         ValueError,
         "lengths",
         "(3,)",
     ),
     case(
         "lstm-missing-key",
-        lambda: F.lstm({k: v for k, v in LSTM.items() if k != "w_h"}, SEQ),
+        lambda: F.lstm({k: v for k, v in I.LSTM.items() if k != "w_h"}, I.SEQ),
         (KeyError, ValueError),
         "w_h",
     ),
     case(
         "lstm-init-hidden",
-        lambda: F.lstm_cell_init(K, 3, 0),
+        lambda: F.lstm_cell_init(I.K, 3, 0),
         ValueError,
         "hidden_features",
         "0",
