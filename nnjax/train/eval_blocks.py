@@ -39,7 +39,7 @@ from flax import nnx
 from jax.sharding import Mesh
 
 from nnjax import losses
-from nnjax.train import in_flight, sharding, step
+from nnjax.train import abstract_output, in_flight, sharding, step
 from nnjax.train.compiled import TRACES, cached, gathered
 from nnjax.train.feeder import DeviceFeeder, default_steps
 
@@ -162,6 +162,41 @@ def over_batches(per_batch: Callable, k: int, mesh: Mesh, gather: bool) -> Calla
     return jax.jit(from_device_data if gather else from_batches, static_argnums=0)
 
 
+def loss_fn_log_names(
+    graphdef: nnx.GraphDef, options: tuple, params: Any, rest: Any, source: Any
+) -> tuple[str, ...]:
+    """The names a ``loss_fn`` logs on ``source``'s batches (no compile: a trace, kept).
+
+    ``graphdef`` in inference mode; ``options`` the ``(name, value)`` pairs of
+    :func:`~nnjax.train.step.make_eval_step` (``loss_fn``, ``precision``; others are
+    ignored). The trace of the evaluation step on the first batch's shapes is kept per
+    step and shapes (as ``fit``'s check of the training step's logs).
+
+    Example:
+      >>> import numpy as np
+      >>> from nnjax.nn import MLP
+      >>> from nnjax.train.data import ArraySource
+      >>> gd, params, rest = step.split_model(MLP(2, (4,), 1, rngs=nnx.Rngs(0)), training=False)
+      >>> src = ArraySource(np.ones((3, 2), np.float32), np.zeros((3, 1), np.float32),
+      ...                   batch_size=2)
+      >>> loss_fn = lambda model, batch: (0.0, {"b": jnp.sum(batch.mask)})
+      >>> loss_fn_log_names(gd, (("loss_fn", loss_fn),), params, rest, src)
+      ('b',)
+    """
+    named = dict(options)
+    eval_args = (graphdef, named["loss_fn"], named.get("precision"))
+    example = jax.tree.map(jnp.asarray, source.example())
+    return _log_names(eval_args, *abstract_output.abstract((params, rest, example)))
+
+
+@cached
+def _log_names(eval_args: tuple, treedef: Any, avals: tuple) -> tuple[str, ...]:
+    graphdef, loss_fn, precision = eval_args
+    eval_step = step.make_eval_step(graphdef, None, loss_fn=loss_fn, precision=precision)
+    params, rest, example = jax.tree.unflatten(treedef, avals)
+    return tuple(jax.eval_shape(eval_step, params, rest, example)["logs"])
+
+
 def block_stats(
     graphdef: nnx.GraphDef,
     params: Any,
@@ -212,5 +247,6 @@ __all__ = [
     "compiled_eval_blocks",
     "compiled_predict_blocks",
     "host_feeder",
+    "loss_fn_log_names",
     "over_batches",
 ]

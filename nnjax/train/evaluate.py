@@ -50,9 +50,12 @@ _LOSS = metrics_lib.Metric("loss", lambda *a: {}, lambda s: float(s["sum"] / max
 def summarize(
     metrics: Sequence[metrics_lib.Metric], stats: list[dict], *, stacked: bool = False
 ) -> dict[str, float]:
-    """``{"loss": ..., name: ...}`` from the host statistics of every batch.
+    """``{"loss": ..., <log>: ..., <metric>: ...}`` from the host statistics of every batch.
 
-    With ``stacked``, each entry holds a leading axis of batches (one dispatch's).
+    With ``stacked``, each entry holds a leading axis of batches (one dispatch's). The
+    logs of a ``loss_fn`` (``stats["logs"]``, :func:`~nnjax.train.step.make_eval_step`;
+    no metrics go with it) are averaged as ``fit`` averages them over training batches
+    (:func:`log_means`); a log named ``"loss"`` replaces the loss, as in ``fit``'s logs.
 
     Example:
       >>> acc = metrics_lib.resolve("accuracy")
@@ -64,7 +67,34 @@ def summarize(
     for metric in (_LOSS, *metrics):
         total = metrics_lib.accumulate(metric, [s[metric.name] for s in stats], stacked=stacked)
         out[metric.name] = metric.result(total)
+        if metric is _LOSS and not metrics:  # loss_fn's logs follow the loss, as in fit
+            out.update(log_means(stats))
     return out
+
+
+def log_means(stats: list[dict]) -> dict[str, float]:
+    """Each ``loss_fn`` log over every batch: its batch values weighted by real rows.
+
+    ``sum_b(value_b * count_b) / max(sum_b(count_b), 1)`` in float64, ``count_b`` the
+    batch's real (unpadded) rows (``stats["loss"]["count"]``): how ``fit`` averages
+    them over an epoch's training batches (:func:`nnjax.train.engine.epoch_logs`). So
+    a batch of 3 real rows counts 3 times, and a log computed over the padded batch's
+    real rows (``batch.weight``, ``batch.mask``) averages to its value over the data.
+    ``{}`` when ``stats`` hold no ``"logs"``.
+
+    Example:
+      >>> log_means([{"loss": {"count": np.array([4.0, 2.0])},
+      ...             "logs": {"mae": np.array([1.0, 4.0])}}])
+      {'mae': 2.0}
+    """
+    if not stats or "logs" not in stats[0]:
+        return {}
+    count = np.concatenate([np.ravel(s["loss"]["count"]) for s in stats]).astype(np.float64)
+    total = max(count.sum(), 1.0)
+    mean = lambda name: float(
+        np.dot(np.concatenate([np.ravel(s["logs"][name]) for s in stats]), count) / total
+    )
+    return {name: mean(name) for name in stats[0]["logs"]}
 
 
 def evaluate_source(
@@ -165,8 +195,10 @@ def evaluate(
         logs)``, called on the inference-mode model with each padded
         :class:`~nnjax.train.data.Batch` (weigh per-example terms by ``batch.weight``,
         0 on padded rows): the loss it gives is what ``fit``'s validation logs as
-        ``val_loss``. Its ``logs`` are training logs and are not returned (nor logged
-        by ``fit``'s validation); ``metrics`` cannot go with it, as in ``fit``.
+        ``val_loss``, and each of its ``logs`` is returned under its name (``fit``'s
+        ``val_<name>``), averaged over the batches as ``fit`` averages it over training
+        batches: each batch's value weighted by its real rows (:func:`log_means`).
+        ``metrics`` cannot go with it, as in ``fit``.
       metrics: metric specs, or a dict of them per output (as ``fit``); ``None``
         follows the loss (accuracy for classification).
       batch_size: examples per compiled call (the last batch is padded and masked).
@@ -185,7 +217,8 @@ def evaluate(
     Returns:
       ``{"loss": ..., "<metric>": ...}`` as floats, exact for any batching: the names
       that ``fit``'s validation logs, without their ``val_`` prefix (with a
-      ``loss_fn``, ``{"loss": ...}``).
+      ``loss_fn``, ``{"loss": ..., "<log>": ...}``; a log named ``"loss"`` replaces
+      the loss, as it does in ``fit``'s logs).
 
     Raises:
       ShapeError: inputs the model cannot take, labels the loss cannot compare with
@@ -208,18 +241,21 @@ def evaluate(
       >>> sorted(logs)
       ['accuracy', 'loss']
 
-      A ``loss_fn`` that ``fit`` trained with gives the same loss; ``verbose=2``
-      prints the result on a line:
+      A ``loss_fn`` that ``fit`` trained with gives the same loss, and its logs;
+      ``verbose=2`` prints the result on a line:
 
       >>> import jax.numpy as jnp
       >>> import optax
+      >>> from nnjax.train import masked_mean
       >>> def loss_fn(model, batch):
-      ...     values = optax.softmax_cross_entropy_with_integer_labels(model(batch.x), batch.y)
-      ...     return jnp.sum(values * batch.weight) / jnp.sum(batch.weight)
+      ...     logits = model(batch.x)
+      ...     values = optax.softmax_cross_entropy_with_integer_labels(logits, batch.y)
+      ...     loss = jnp.sum(values * batch.weight) / jnp.sum(batch.weight)
+      ...     return loss, {"top_logit": masked_mean(jnp.max(logits, axis=-1), batch.mask)}
       >>> custom = evaluate(model, data, loss_fn=loss_fn, verbose=2)
-      evaluate - ...s - loss: 0.7801
-      >>> abs(custom["loss"] - logs["loss"]) < 1e-6
-      True
+      evaluate - ...s - loss: 0.7801 - top_logit: ...
+      >>> abs(custom["loss"] - logs["loss"]) < 1e-6, sorted(custom)
+      (True, ['loss', 'top_logit'])
     """
     validation.check_flags("evaluate", check_inputs=check_inputs)
     batch_size = validation.check_count("batch_size", batch_size, 1)
@@ -253,6 +289,7 @@ __all__ = [
     "eval_source",
     "evaluate",
     "evaluate_source",
+    "log_means",
     "predict",
     "summarize",
 ]

@@ -98,8 +98,7 @@ else:
 def _gathering(train_fn: Callable, mesh: Mesh) -> Callable:
     """``train_fn`` whose logs are replicated on every device (several processes).
 
-    So every process can read them (e.g. per-example AUC statistics, sharded over
-    the batch).
+    So every process can read them (per-example AUC statistics, sharded over the batch).
     """
     if jax.process_count() == 1:
         return train_fn
@@ -186,7 +185,9 @@ def fit(
         ``model`` is the merged model in train mode, ``batch`` a
         :class:`~nnjax.train.data.Batch` ``(x, y, weight, mask)`` (``mask`` 0 on padded
         rows). It is differentiated, jitted, donated and sharded like the built-in path.
-        On validation data it gives ``val_loss`` only (``logs`` are training logs).
+        On validation data (inference mode) it gives ``val_loss`` and ``val_<name>`` per
+        log, averaged as in training (batch values weighted by real rows); a log named
+        ``"loss"`` replaces the loss, ``val_loss`` too (``val_*`` replace training logs).
       optimizer: a name (``"adam"``, ``"sgd"``...), an Optax factory (``optax.adam``)
         or transformation (an ``optax.MultiSteps`` too). Names and factories run under
         ``optax.inject_hyperparams``.

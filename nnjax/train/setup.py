@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import warnings
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import numpy as np
@@ -27,6 +27,7 @@ from nnjax.train import (
     class_weights,
     compiled,
     data,
+    eval_blocks,
     label_broadcast,
     label_checks,
     optimizers,
@@ -37,6 +38,7 @@ from nnjax.train import (
 )
 from nnjax.train import validation as checks
 from nnjax.train._canonical import canonical_function
+from nnjax.train.abstract_output import abstract
 from nnjax.train.evaluate import divisible, eval_source
 from nnjax.train.iterable_source import IterableSource
 from nnjax.train.objective import (
@@ -45,8 +47,6 @@ from nnjax.train.objective import (
     compute_dtype,
     rounds_matmul_operands,
 )
-
-#: Metric names that compare class labels (``acc``, ``f1_macro``... by their first word).
 
 
 @dataclasses.dataclass(frozen=True)
@@ -162,10 +162,22 @@ def check_updates(accumulate_steps: int, source: Any, epochs: int) -> None:
         )
 
 
-def check_model(model, graphdef, params, rest, objective, source, val, tx) -> tuple[str, ...]:
+class LossFnLogs(NamedTuple):
+    """The names ``loss_fn`` logs in training and on validation data (empty: none), traced.
+
+    Example:
+      >>> LossFnLogs(("mae",)).val
+      ()
+    """
+
+    train: tuple[str, ...] = ()
+    val: tuple[str, ...] = ()
+
+
+def check_model(model, graphdef, params, rest, objective, source, val, tx) -> LossFnLogs:
     """Checks shapes, labels, loss and a trace of the step by ``eval_shape`` (no compile).
 
-    Returns the names that ``loss_fn`` logs.
+    Returns the names that ``loss_fn`` logs (:class:`LossFnLogs`).
 
     Raises:
       ValueError, TypeError: labels out of range, a loss that cannot take the model's
@@ -194,11 +206,15 @@ def check_model(model, graphdef, params, rest, objective, source, val, tx) -> tu
         label_broadcast.warn_if_labels_broadcast(objective.loss, out, example.y, name)
         check_metric_labels(objective, out, src.y if arrays else example.y, name)
     output_activation.check_logits(objective.loss, graphdef, params, rest, source.example().x)
-    logs = ()
+    logs = LossFnLogs()
     if objective.loss_fn is not None:
         example = jax.tree.map(jax.numpy.asarray, source.example())
         step_args = (graphdef, objective.loss, tx, objective.metrics, objective.options)
-        logs = _loss_fn_logs(step_args, *abstract_output.abstract((params, rest, example)))
+        logs = LossFnLogs(_loss_fn_logs(step_args, *abstract((params, rest, example))))
+        if val is not None:  # the inference-mode model's: the names validation logs
+            eval_graph = step.graph_in_mode(graphdef, params, rest, training=False)
+            names = eval_blocks.loss_fn_log_names(eval_graph, objective.options, params, rest, val)
+            logs = logs._replace(val=names)
     padded_rows.warn_if_loss_counts(objective.loss, objective.loss_fn, model, source)
     if val is not None and objective.loss is not None:  # validation calls the loss alone
         padded_rows.warn_if_loss_counts(objective.loss, None, model, val, "validation")
@@ -245,10 +261,7 @@ def check_metric_labels(objective: Objective, out: Any, y: Any, name: str = "dat
 
 @compiled.cached
 def _loss_fn_logs(step_args: tuple, treedef: Any, avals: tuple) -> tuple[str, ...]:
-    """The names ``loss_fn`` logs, from a trace of the step; kept per step and shapes.
-
-    (A trace of the whole train step: 0.1 s for a 22-layer MLP, every ``fit`` call.)
-    """
+    """``loss_fn``'s log names by a trace of the step (0.1 s: 22-layer MLP); kept per shapes."""
     graphdef, loss, tx, metrics, options = step_args
     train_step = step.make_train_step(graphdef, loss, tx, metrics, **dict(options))
     params, rest, example = jax.tree.unflatten(treedef, avals)
@@ -308,13 +321,27 @@ def step_options(objective: Objective, layout: sharding.StateLayout, param_shard
 
 
 def log_names(objective, user_logs, val, state) -> list[str]:
-    """Every name an epoch logs, in order (for callbacks' monitors and CSV headers)."""
-    names = ["loss", *user_logs, *(step.metric_name(m) for m in objective.metrics)]
+    """Every name an epoch logs, in order (for callbacks' monitors and CSV headers).
+
+    ``user_logs``: :func:`check_model`'s :class:`LossFnLogs` (a tuple: the same names in
+    training and validation). A name logged twice (a ``loss_fn`` log named ``"loss"``,
+    ``"learning_rate"``) is listed once, where it first comes, as in the epoch's logs.
+
+    Example:
+      >>> from types import SimpleNamespace
+      >>> obj = objective(None, lambda m, b: 0.0, None, None, False)
+      >>> log_names(obj, LossFnLogs(("mae",), ("mae",)), "val", SimpleNamespace(opt_state={}))
+      ['loss', 'mae', 'val_loss', 'val_mae']
+    """
+    is_pair = isinstance(user_logs, LossFnLogs)
+    train, val_logs = user_logs if is_pair else (tuple(user_logs), tuple(user_logs))
+    names = ["loss", *train, *(step.metric_name(m) for m in objective.metrics)]
     if val is not None:
-        names += [f"val_{n}" for n in ["loss", *(step.metric_name(m) for m in objective.metrics)]]
+        evaluated = ["loss", *val_logs, *(step.metric_name(m) for m in objective.metrics)]
+        names += [f"val_{n}" for n in evaluated]
     if "learning_rate" in optimizers.hyperparameters(state.opt_state):
         names.append("learning_rate")
-    return names
+    return list(dict.fromkeys(names))
 
 
 def check_counts(epochs, batch_size, accumulate_steps, steps_per_epoch, initial_epoch, seed=0):
@@ -355,6 +382,7 @@ def warn_if_fsdp_unsharded(param_sharding: Any, mesh: Mesh, batch_size: int) -> 
 
 
 __all__ = [
+    "LossFnLogs",
     "Objective",
     "check_counts",
     "check_metric_labels",

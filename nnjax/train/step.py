@@ -61,10 +61,9 @@ _EVAL_MODE = {"deterministic": True, "use_running_average": True}
 def split_model(model: nnx.Module, *, training: bool = True) -> tuple[nnx.GraphDef, PyTree, PyTree]:
     """Splits ``model`` into ``(graphdef, params, rest)``.
 
-    The graphdef is taken from a view of the model in training mode (dropout on,
-    batch statistics updated) or, with ``training=False``, in inference mode; the
-    model itself is not modified. ``params`` holds the ``nnx.Param`` leaves, ``rest``
-    everything else (batch statistics, RNG keys and counts).
+    The graphdef is taken from a view of the model in training mode (dropout on, batch
+    statistics updated) or, with ``training=False``, in inference mode; the model itself
+    is not modified. ``params`` holds the ``nnx.Param`` leaves, ``rest`` the rest.
 
     Args:
       model: any Flax NNX module.
@@ -291,8 +290,7 @@ def make_train_step(
 def _update(tx: Any, grads: Any, opt_state: Any, params: Any, value: Any, *, extra: bool) -> Any:
     """``tx.update``, with ``value=`` (the batch loss, Optax's extra argument) if it takes it.
 
-    So ``optax.contrib.reduce_on_plateau`` sees the loss. An update requiring another
-    extra argument raises a ``TypeError`` naming ``optimizer=`` and the argument.
+    (``optax.contrib.reduce_on_plateau`` reads it.) Other required extras: a TypeError naming them.
     """
     try:
         if extra:
@@ -315,11 +313,12 @@ def make_eval_step(
 ) -> Callable[..., dict[str, Any]]:
     """Builds ``eval_step(params, rest, batch) -> stats`` over whole, masked batches.
 
-    ``graphdef`` should be in inference mode. The loss is computed on the whole batch
-    (weighted and masked, :func:`batch_loss`) and returned as ``stats["loss"] =
-    {"sum": loss * count, "count": count}``; each metric's statistics under its name
-    (:class:`nnjax.metrics.Metric`). Add them up over batches, then take the results.
-    With ``loss_fn`` (and no metrics), its value on the inference-mode model is the loss.
+    ``graphdef`` should be in inference mode. The whole batch's loss (weighted and masked,
+    :func:`batch_loss`) is ``stats["loss"] = {"sum": loss * count, "count": count}``, each
+    metric's statistics are under its name (:class:`nnjax.metrics.Metric`): add them up
+    over batches, then take the results. With ``loss_fn`` (no metrics) its value on the
+    inference-mode model is the loss and ``stats["logs"]`` its logs (scalars), to average
+    weighted by ``count`` as ``fit`` does over training batches (``evaluate.summarize``).
 
     Args:
       graphdef: the model's inference-mode graphdef (:func:`graphdef_for`).
@@ -330,8 +329,8 @@ def make_eval_step(
       loss_fn: ``loss_fn(model, batch) -> loss | (loss, logs)`` in place of ``loss``.
 
     Returns:
-      ``eval_step(params, rest, batch)``: a dict of statistics; ``"loss"`` holds scalars
-      ``{"sum", "count"}`` (``count`` the real rows) in the loss's dtype (float32, float64).
+      ``eval_step(params, rest, batch)``: a dict of statistics as above; ``"loss"`` holds
+      scalars in the loss's dtype (float32, float64), ``count`` the real rows.
 
     Example:
       >>> from flax import nnx
@@ -347,10 +346,11 @@ def make_eval_step(
     def eval_step(params: PyTree, rest: PyTree, batch: Batch) -> dict[str, Any]:
         batch = batch._replace(weight=batch.weight * batch.mask)
         with F.forward_only():  # the ops' fastest formulations without gradients
-            value, (_, predictions, _) = objective(params, rest, batch)
+            value, (logs, predictions, _) = objective(params, rest, batch)
         count = jnp.sum(batch.mask).astype(value.dtype)  # float32, or a wider loss's dtype
         stats = metric_stats(metric_list, predictions, batch)
-        return {"loss": {"sum": value * count, "count": count}, **stats}
+        extra = {} if loss_fn is None else {"logs": logs}  # no metrics go with loss_fn
+        return {"loss": {"sum": value * count, "count": count}, **extra, **stats}
 
     return eval_step
 

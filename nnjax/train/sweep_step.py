@@ -292,6 +292,9 @@ def make_validate(
 ) -> Callable[[SweepState], dict[str, np.ndarray]]:
     """``validate(state) -> {name: (M,)}``: every member's exact loss and metrics.
 
+    (Or, with a ``loss_fn``, its loss and logs, each averaged over the batches as
+    ``fit``'s validation does, :func:`~nnjax.train.evaluate.summarize`.)
+
     Each dispatch evaluates every member on
     :data:`~nnjax.train.eval_blocks.BATCHES_PER_DISPATCH` batches (fewer where they
     are large, :func:`~nnjax.train.eval_blocks.block_feeder`) (``per_step`` members

@@ -36,7 +36,13 @@ def test_loss_fn_trains_like_the_built_in_loss(devices):
     assert compiled.TRACES.count == traces + 2  # its train dispatch and its validation's
     for a, b in zip(leaves(builtin), leaves(custom)):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
-    assert set(history.history) == {"loss", "mean_logit", "val_loss", "learning_rate"}
+    assert set(history.history) == {
+        "loss",
+        "mean_logit",
+        "val_loss",
+        "val_mean_logit",
+        "learning_rate",
+    }
     logs = T.evaluate(custom, (x, y), loss="cross_entropy", devices=devices)
     np.testing.assert_allclose(history["val_loss"][-1], logs["loss"], rtol=1e-5, atol=1e-6)
 
