@@ -10,11 +10,15 @@ Example:
 
 from __future__ import annotations
 
+from typing import Any
+
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from nnjax import _checks, initializers
 from nnjax.functional import _utils
+from nnjax.functional._recurrent_cell import Params
 
 
 def draw_weights(
@@ -44,16 +48,64 @@ def draw_weights(
     return blocks(kernel_init, k_x, in_features), blocks(recurrent_init, k_h, hidden)
 
 
-def check_params(op: str, params: dict, gates: int, biases: tuple[str, ...]) -> tuple[int, int]:
-    """Checks a recurrent parameter dict at trace time; returns ``(in_features, hidden)``.
+def read_params(
+    op: str, params: Any, gates: int, biases: tuple[str, ...]
+) -> tuple[Params, int, int]:
+    """A recurrent cell's parameter dict, read and checked; ``(params, in_features, hidden)``.
 
-    ``w_h`` must be ``(H, gates*H)``, ``w_x`` ``(in, gates*H)`` and each bias named in
-    ``biases`` ``(gates*H,)``.
+    Read by :func:`nnjax.functional._utils.read_params` (exactly ``w_x``, ``w_h`` and
+    ``biases``; a list, NumPy array or PyTorch tensor read as an array); then ``w_h``
+    must be ``(H, gates*H)``, ``w_x`` ``(in, gates*H)`` and each bias ``(gates*H,)``. A
+    weight in PyTorch's layout (``weight_hh``, ``weight_ih``: ``(gates*H, n)``) is named
+    so, with the fix. Python on shapes only: free under ``jax.jit``.
 
     Raises:
-      KeyError: a parameter is missing.
+      TypeError: ``params`` is not a dict, or a value holds no numbers.
+      ValueError: a key the cell does not read; MissingKeyError (a ``KeyError`` too): a
+        parameter is missing.
       nnjax.ShapeError: a shape is wrong; the message names ``op``, the parameter, the
         expected and the actual shape.
+
+    Example:
+      >>> w_x, w_h = draw_weights(jax.random.key(0), 3, 5, 4, dtype=jnp.float32,
+      ...                         kernel_init="glorot_uniform", recurrent_init="orthogonal")
+      >>> params, n_in, hidden = read_params("lstm_cell", {"w_x": w_x, "w_h": w_h,
+      ...                                                  "b": [0.0] * 20}, 4, ("b",))
+      >>> n_in, hidden, params["b"].shape
+      (3, 5, (20,))
+      >>> try:
+      ...     read_params("lstm_cell", {"w_x": w_x, "w_h": w_h.T, "b": params["b"]}, 4, ("b",))
+      ... except ValueError as err:
+      ...     print(str(err).split("? ")[1])
+      w_h = weight_hh.T)
+    """
+    params = _utils.read_params(op, params, ("w_x", "w_h", *biases))
+    w_x, w_h = params["w_x"], params["w_h"]
+    _checks.check_rank(op, "params['w_h']", w_h, 2)
+    hidden = w_h.shape[0]
+    pytorch = gates > 1 and w_h.shape[0] == gates * w_h.shape[1]
+    why = "in PyTorch's layout (gates*H, H)? w_h = weight_hh.T" if pytorch else ""
+    _checks.check_shape(op, "params['w_h']", w_h, (hidden, gates * hidden), why=why)
+    _checks.check_rank(op, "params['w_x']", w_x, 2)
+    why = f"params['w_h'] has shape {w_h.shape}"
+    pytorch = w_x.shape[0] == gates * hidden != w_x.shape[1]
+    hint = "; in PyTorch's layout (gates*H, in)? w_x = weight_ih.T" if pytorch else ""
+    _checks.check_shape(op, "params['w_x']", w_x, (None, gates * hidden), why=why + hint)
+    for name in biases:
+        _checks.check_shape(op, f"params[{name!r}]", params[name], (gates * hidden,), why=why)
+    return params, w_x.shape[0], hidden
+
+
+def check_params(op: str, params: Any, gates: int, biases: tuple[str, ...]) -> tuple[int, int]:
+    """:func:`read_params` for callers that go on with ``params`` as passed: ``(in, hidden)``.
+
+    So every value must be a JAX or NumPy array already (a list passes
+    :func:`read_params`, but not the scan that the caller runs on ``params``).
+
+    Raises:
+      TypeError: a value that is no JAX or NumPy array (the message says how to
+        convert it), or as :func:`read_params`.
+      ValueError, nnjax.ShapeError: as :func:`read_params`.
 
     Example:
       >>> w_x, w_h = draw_weights(jax.random.key(0), 3, 5, 4, dtype=jnp.float32,
@@ -61,17 +113,14 @@ def check_params(op: str, params: dict, gates: int, biases: tuple[str, ...]) -> 
       >>> check_params("lstm_cell", {"w_x": w_x, "w_h": w_h, "b": jnp.zeros(20)}, 4, ("b",))
       (3, 5)
     """
-    for name in ("w_x", "w_h", *biases):
-        if name not in params:
-            raise KeyError(f"{op}: `params` has no {name!r}; got keys {sorted(params)}")
-    _checks.check_rank(op, "params['w_h']", params["w_h"], 2)
-    hidden = params["w_h"].shape[0]
-    _checks.check_shape(op, "params['w_h']", params["w_h"], (hidden, gates * hidden))
-    _checks.check_rank(op, "params['w_x']", params["w_x"], 2)
-    _checks.check_shape(op, "params['w_x']", params["w_x"], (None, gates * hidden))
-    for name in biases:
-        _checks.check_shape(op, f"params[{name!r}]", params[name], (gates * hidden,))
-    return params["w_x"].shape[0], hidden
+    _, in_features, hidden = read_params(op, params, gates, biases)
+    for key, value in params.items():
+        if not isinstance(value, jax.Array | np.ndarray):
+            raise TypeError(
+                f"{op}: `params[{key!r}]` must be a JAX or NumPy array, got a "
+                f"{type(value).__name__}; convert it, e.g. jnp.asarray(params[{key!r}])"
+            )
+    return in_features, hidden
 
 
-__all__ = ["check_params", "draw_weights"]
+__all__ = ["check_params", "draw_weights", "read_params"]

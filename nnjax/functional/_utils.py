@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import difflib
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import jax
@@ -12,8 +11,14 @@ import numpy as np
 
 from nnjax import _checks
 from nnjax._checks import _kind, is_int, positive_int  # noqa: F401 (re-exported for the ops)
-from nnjax._torch_tensors import from_torch
+from nnjax.errors import ShapeError
 from nnjax.functional import _eager
+from nnjax.functional._reading import (  # noqa: F401 (re-exported for the ops)
+    MissingKeyError,
+    as_array,
+    check_params,
+    read_params,
+)
 
 
 def as_compute(op: str, x: jax.typing.ArrayLike, name: str = "x") -> jax.Array:
@@ -33,54 +38,6 @@ def as_compute(op: str, x: jax.typing.ArrayLike, name: str = "x") -> jax.Array:
     x = as_array(op, x, name)
     _checks.check_floating(op, name, x)
     return x
-
-
-def as_array(op: str, x: Any, name: str = "x", *, numbers: str = "float32") -> jax.Array:
-    """``x`` as a JAX array; an error naming ``op`` and ``name`` unless it holds numbers.
-
-    A JAX array (a tracer under ``jax.jit`` too) is returned as it is, at the cost of one
-    ``isinstance``. A PyTorch tensor is read as ``fit`` reads one: detached (one that
-    requires grad too), from any device, a bfloat16 one as bfloat16. Anything else goes
-    to ``jnp.asarray``; only when that fails is the value inspected, for the message.
-
-    Args:
-      op: the public name of the op, for the messages.
-      x: the value passed.
-      name: how the argument is called in the messages.
-      numbers: the NumPy dtype that the messages suggest converting to (``"int32"``
-        for ids).
-
-    Raises:
-      TypeError: a dict (the parameters, the arguments swapped), ``None``, a string, or
-        an array of objects or strings (NumPy dtype ``object``, e.g. pandas' ``.values``
-        of mixed columns); the message names the dtype or type passed.
-      ValueError: a ragged nested list (rows of different lengths).
-
-    Example:
-      >>> as_array("dense", [[1.0, 2.0]]).dtype
-      dtype('float32')
-      >>> try:
-      ...     as_array("dense", np.array([[1.0, 2.0]], dtype=object))
-      ... except TypeError as err:
-      ...     print(str(err).split(" got ")[1])
-      a NumPy array of dtype object (convert it, e.g. x.astype(np.float32))
-    """
-    if isinstance(x, jax.Array):  # jitted and eager JAX code: nothing to convert
-        return x
-    if isinstance(x, Mapping):
-        raise TypeError(
-            f"{op}: `{name}` must be an array, got a dict with keys {sorted(map(str, x))}; "
-            f"parameter dicts come before `{name}` in {op}'s arguments"
-        )
-    if x is None:
-        raise TypeError(f"{op}: `{name}` must be an array, got None")
-    if isinstance(x, str | bytes):  # jnp.asarray parses "5 2 4" as a dtype: a SyntaxError
-        raise _not_numeric(op, name, x, numbers)
-    x = from_torch(x)
-    try:
-        return jnp.asarray(x)
-    except (TypeError, ValueError):
-        raise _not_numeric(op, name, x, numbers) from None
 
 
 def check_lengths(op: str, lengths: Any, batch: int, steps: int) -> jax.Array:
@@ -118,42 +75,6 @@ def check_lengths(op: str, lengths: Any, batch: int, steps: int) -> jax.Array:
                 f"got {values.tolist()}"
             )
     return read
-
-
-def _not_numeric(op: str, name: str, x: Any, numbers: str) -> Exception:
-    """The error for an ``x`` that ``jnp.asarray`` refused: what it is, and what to do."""
-    head = f"{op}: `{name}` must be a numeric array, got"
-    if isinstance(x, str | bytes):
-        return TypeError(f"{head} the {type(x).__name__} {x!r:.60}")
-    try:
-        array = np.asarray(x)
-    except ValueError:  # NumPy refuses ragged lists since 1.24
-        array = None
-    except TypeError:
-        return TypeError(f"{head} a {type(x).__name__}, which NumPy cannot read as an array")
-    if array is None or (array.dtype == object and _ragged(x)):
-        return ValueError(
-            f"{head} a ragged {type(x).__name__} (nested sequences of different lengths, "
-            f"{x!r:.60}); pad them to one length"
-        )
-    if isinstance(x, np.ndarray):
-        what, fix = "a NumPy array", f"{name}.astype(np.{numbers})"
-    else:
-        what, fix = f"a {type(x).__name__}", f"np.asarray({name}, np.{numbers})"
-    if array.dtype.kind in "OUSV":  # objects, strings, bytes, records
-        of = "strings, dtype" if array.dtype.kind in "US" else "dtype"
-        return TypeError(f"{head} {what} of {of} {array.dtype} (convert it, e.g. {fix})")
-    return TypeError(f"{head} {what} of dtype {array.dtype}, which JAX cannot hold")
-
-
-def _ragged(x: Any) -> bool:
-    """Whether ``x`` is a list or tuple whose items have different shapes."""
-    if not isinstance(x, list | tuple) or not x:
-        return False
-    try:
-        return len({np.shape(item) for item in x}) > 1
-    except ValueError:  # an item is ragged itself
-        return True
 
 
 def cast_like(tree, x: jax.Array):
@@ -254,93 +175,107 @@ def standardize(x: jax.Array, axes: tuple[int, ...], epsilon: float) -> jax.Arra
     return ((xf - mean) * jax.lax.rsqrt(var + epsilon)).astype(x.dtype)
 
 
-def check_params(
-    op: str,
-    params: Any,
-    required: Iterable[str],
-    optional: Iterable[str] = (),
-    *,
-    name: str = "params",
-) -> None:
-    """Checks that the parameter dict ``params`` has exactly the keys an op reads.
-
-    A misspelt key (``"bais"`` for ``"bias"``) would otherwise be ignored silently and
-    the op would run without that parameter.
-
-    Args:
-      op: the public name of the op, for the message.
-      params: the mapping the user passed.
-      required: keys the op always reads.
-      optional: keys the op reads when present.
-      name: how the argument is called in the message (``"params"``, ``"stats"``).
-
-    Raises:
-      TypeError: ``params`` is not a mapping.
-      ValueError: a key the op does not read (names it, the closest expected key and
-        the expected keys); checked first, so a misspelling is named as such.
-      KeyError: a required key is missing (names it and the expected keys).
-
-    Example:
-      >>> check_params("dense", {"kernel": 0, "bias": 0}, ("kernel",), ("bias",))
-      >>> try:
-      ...     check_params("dense", {"kernel": 0, "bais": 0}, ("kernel",), ("bias",))
-      ... except ValueError as err:
-      ...     print(str(err)[:60])
-      dense: `params` has an unexpected key 'bais' (did you mean '
-    """
-    required, optional = tuple(required), tuple(optional)
-    if not isinstance(params, Mapping):
-        got = type(params).__name__
-        if hasattr(params, "shape") and hasattr(params, "dtype"):
-            got = f"an array of shape {tuple(params.shape)} ({params.dtype}); `{name}` comes first"
-        raise TypeError(f"{op}: `{name}` must be a dict of arrays, got {got}")
-    expected = ", ".join(repr(k) for k in required)
-    if optional:
-        expected += f", optionally {', '.join(repr(k) for k in optional)}"
-    known = set(required) | set(optional)
-    for key in params:
-        if key not in known:
-            close = difflib.get_close_matches(str(key), sorted(known), n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ValueError(
-                f"{op}: `{name}` has an unexpected key {key!r}{hint}; expected keys: {expected}"
-            )
-    for key in required:
-        if key not in params:
-            raise KeyError(
-                f"{op}: `{name}` has no key {key!r} (it has {sorted(map(str, params))}); "
-                f"expected keys: {expected}"
-            )
-
-
 def check_affine(
     op: str,
     params: Any,
     x: jax.Array,
     names: tuple[str, ...] = ("scale", "bias"),
     others: Mapping[str, Any] | None = None,
-) -> None:
-    """Checks a norm's ``params`` (exactly ``names``, each ``(F,)``) against ``x (..., F)``.
+    *,
+    name: str = "params",
+) -> dict[str, jax.Array]:
+    """A norm's ``params`` (exactly ``names``, each ``(F,)``), read and checked against ``x``.
 
-    ``F`` is the size of the first parameter, so a wrong input size blames ``x`` (whose
-    shape the message shows), not the parameters; unless that parameter is the odd one
-    out (the others, and ``others``, e.g. ``{"stats['mean']": ...}``, all fit ``x``).
+    ``x`` is ``(..., F)``, ``F`` the size of the first parameter, so a wrong input size
+    blames ``x`` (whose shape the message shows), not the parameters; unless that
+    parameter is the odd one out (the others, and ``others``, e.g.
+    ``{"stats['mean']": ...}``, all fit ``x``).
+    ``name`` is how ``params`` is called in the messages (``"params['norm1']"``).
+
+    Returns:
+      The parameters read by :func:`read_params` (a list or NumPy array as a JAX array).
 
     Raises:
       ShapeError: ``x``'s last axis is not ``F``, or a parameter is not ``(F,)``.
-      KeyError, ValueError, TypeError: as :func:`check_params`.
+      TypeError, ValueError, MissingKeyError: as :func:`read_params`.
     """
-    check_params(op, params, names)
-    first, first_name = params[names[0]], f"params[{names[0]!r}]"
+    params = read_params(op, params, names, name=name)
+    first, first_name = params[names[0]], f"{name}[{names[0]!r}]"
     _checks.check_rank(op, first_name, first, 1)
-    rest = {f"params[{n!r}]": params[n] for n in names[1:]} | dict(others or {})
+    rest = {f"{name}[{n!r}]": params[n] for n in names[1:]} | dict(others or {})
     fit = (x.shape[-1],)
     if rest and jnp.shape(first) != fit and all(jnp.shape(a) == fit for a in rest.values()):
         _checks.check_shape(op, first_name, first, fit)
     why = f"{first_name} has shape {jnp.shape(first)}"
     _checks.check_shape(op, "x", x, (..., jnp.shape(first)[0]), why=why)
-    for name, value in rest.items():
-        _checks.check_shape(op, name, value, jnp.shape(first))
+    for arg, value in rest.items():
+        _checks.check_shape(op, arg, value, jnp.shape(first))
+    return params
+
+
+def check_conv_layout(op: str, kernel: jax.Array, x: jax.Array, nd: int, groups: int) -> None:
+    """Raises for a kernel in PyTorch's layout, ``(out, in // groups, *k)``, given as it is.
+
+    So named when its axis 1, not its axis -2, holds the channels of ``x``; called
+    before the channels of ``x`` are checked (which would blame ``x``). A channels-first
+    ``x`` (its axis 1 holding the kernel's channels) is left to that check.
+
+    Raises:
+      ShapeError: naming ``op``, ``params['kernel']``, the expected and the actual
+        shape, and the permutation to nnjax's layout (``docs/guides/porting.md``).
+
+    Example:
+      >>> weight = jnp.zeros((8, 3, 5, 5))  # PyTorch's Conv2d(3, 8, 5).weight
+      >>> try:
+      ...     check_conv_layout("conv2d", weight, jnp.zeros((1, 9, 9, 3)), 2, 1)
+      ... except ValueError as err:
+      ...     print(str(err).split("? ")[1])
+      nnjax's is (*k, in // groups, out): weight.permute(2, 3, 1, 0)
+    """
+    shape, channels = jnp.shape(kernel), x.shape[-1]
+    if shape[1] * groups == channels != shape[-2] * groups and x.shape[1] != shape[-2] * groups:
+        expected = "(" + "*, " * nd + f"{channels // groups}, *)"
+        raise ShapeError(
+            f"{op}: argument `params['kernel']` has shape {shape}, expected {expected} for "
+            f"`x` of shape {tuple(x.shape)}: {_torch_conv_hint(nd)}"
+        )
+
+
+def check_conv_bias(
+    op: str, params: Mapping[str, Any], nd: int, out_channels: int, *, transpose: bool = False
+) -> None:
+    """Checks a convolution's ``params['bias']`` is ``(out_channels,)``, before it runs.
+
+    For a convolution (not ``transpose``), a bias that fits the kernel's first axis (a
+    PyTorch weight, ``(out, in // groups, *k)``, passed as it is) names the permutation
+    to nnjax's ``(*k, in // groups, out)`` (``docs/guides/porting.md``).
+
+    Raises:
+      ShapeError: naming ``op``, ``params['bias']``, the expected and the actual shape.
+
+    Example:
+      >>> weight = jnp.zeros((8, 3, 5))  # PyTorch's Conv1d(3, 8, 5).weight
+      >>> try:
+      ...     check_conv_bias("conv1d", {"kernel": weight, "bias": jnp.zeros(8)}, 1, 5)
+      ... except ValueError as err:
+      ...     print(str(err).split("? ")[1])
+      nnjax's is (*k, in // groups, out): weight.permute(2, 1, 0))
+    """
+    if "bias" not in params:
+        return
+    kernel_shape, bias = jnp.shape(params["kernel"]), params["bias"]
+    why = f"params['kernel'] has shape {kernel_shape}"
+    if not transpose and jnp.shape(bias) == kernel_shape[:1] != (out_channels,):
+        why += f": {_torch_conv_hint(nd)}"
+    _checks.check_shape(op, "params['bias']", bias, (out_channels,), why=why)
+
+
+def _torch_conv_hint(nd: int) -> str:
+    order = ", ".join(map(str, (*range(2, nd + 2), 1, 0)))
+    return (
+        "in PyTorch's layout (out, in // groups, *k)? nnjax's is (*k, in // groups, out): "
+        f"weight.permute({order})"
+    )
 
 
 def normalize(

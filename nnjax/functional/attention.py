@@ -211,13 +211,15 @@ def multi_head_attention(
         ``context`` is ``None`` but the parameters were built for cross attention (a
         ``kv_features`` other than the features of ``x``).
       TypeError: non-floating ``x``/``context``, a non-boolean ``mask``, a ``causal``
-        that is not a bool, a ``dropout_rate`` that is not a real scalar, or (when a
-        mask is drawn) a ``key`` that is not a PRNG key.
+        that is not a bool, a ``dropout_rate`` that is not a real scalar, (when a mask
+        is drawn) a ``key`` that is not a PRNG key, ``params`` (or a projection) that is
+        not a dict, or a value that holds no numbers (the message names its path, e.g.
+        ``params['query']['kernel']``; lists and NumPy arrays are read as arrays).
       ValueError: ``0 < dropout_rate < 1`` (or traced) without ``key``, a concrete
         ``dropout_rate`` outside ``[0, 1]`` or NaN, or ``params`` (or one of its
-        projections) with a key the op does not read.
-      KeyError: ``params`` lacks one of ``"query"``, ``"key"``, ``"value"``, ``"out"``
-        (or a projection its ``"kernel"``).
+        projections) with a key the op does not read, or without one of ``"query"``,
+        ``"key"``, ``"value"``, ``"out"`` (or a projection's ``"kernel"``; that error is
+        a ``KeyError`` too).
 
     Example:
       >>> params = multi_head_attention_init(jax.random.key(0), 8, num_heads=2)
@@ -226,9 +228,7 @@ def multi_head_attention(
       (3, 5, 8)
     """
     op = "multi_head_attention"
-    _utils.check_params(op, params, _PROJECTIONS)
-    for name in _PROJECTIONS:
-        _utils.check_params(op, params[name], ("kernel",), ("bias",), name=f"params[{name!r}]")
+    params = read_attention_params(op, params)
     drop, key = dropout_key(op, dropout_rate, key)
     x = _utils.as_compute(op, x)
     _checks.check_rank(op, "x", x, 3)
@@ -247,6 +247,29 @@ def multi_head_attention(
         return _attend(params, x, context, mask, key, dropout_rate, causal, drop)
     # eagerly one program, not its ops one by one
     return _eager.one_program(_attend, (None, 0.0, causal, False), None, params, x, context, mask)
+
+
+def read_attention_params(op: str, params: Params, name: str = "params") -> Params:
+    """``params`` of :func:`multi_head_attention` read level by level (``_utils.read_params``).
+
+    ``op`` and ``name`` name the errors (``transformer_encoder_block`` reads its
+    ``params['attention']`` so); each projection's kernel is checked to be 3-D.
+
+    Example:
+      >>> params = multi_head_attention_init(jax.random.key(0), 4, num_heads=2)
+      >>> try:
+      ...     read_attention_params("op", {**params, "query": {"kernel": None}})
+      ... except TypeError as err:
+      ...     print(err)
+      op: `params['query']['kernel']` must be an array, got None
+    """
+    _utils.check_params(op, params, _PROJECTIONS, name=name)
+    read = {}
+    for part in _PROJECTIONS:
+        sub = f"{name}[{part!r}]"
+        read[part] = _utils.read_params(op, params[part], ("kernel",), ("bias",), name=sub)
+        _checks.check_rank(op, f"{sub}['kernel']", read[part]["kernel"], 3)
+    return read
 
 
 def _check_self_attention(op: str, params: Params, x: jax.Array) -> None:

@@ -210,7 +210,7 @@ def conv(
     formulation: str = "auto",
 ) -> jax.Array:
     """The N-d convolution behind ``conv{1,2,3}d`` (``op`` names errors)."""
-    _utils.check_params(op, params, ("kernel",), ("bias",))
+    params = _utils.read_params(op, params, ("kernel",), ("bias",))
     x = _utils.as_compute(op, x)
     kernel = params["kernel"]
     _checks.check_rank(op, "params['kernel']", kernel, nd + 2)
@@ -218,6 +218,7 @@ def conv(
     in_per_group, out_channels = kernel.shape[-2:]
     groups = feature_group_count
     _check_groups(op, groups, in_per_group * groups, out_channels)
+    _utils.check_conv_layout(op, kernel, x, nd, groups)
     _conv_args.check_input_channels(op, x, nd, in_per_group * groups)
     _forms.check_formulation(op, formulation)
     pads = conv_padding(op, nd, padding)
@@ -225,6 +226,7 @@ def conv(
     strides = _utils.ntuple(stride, nd, "stride", op)
     span = tuple((k - 1) * d + 1 for k, d in zip(kernel.shape[:nd], dilation))
     _utils.check_window_fits(op, x, span, pads)
+    _utils.check_conv_bias(op, params, nd, out_channels)  # before the convolution runs
     pads = _conv_args.explicit_pads(x.shape, span, strides, pads)
     out = [_conv_args.out_size(*a) for a in zip(x.shape[1:-1], pads, span, strides)]
     # bfloat16 that XLA:CPU convolves by widening: convolve in float32 and round the
@@ -286,14 +288,17 @@ def conv2d(
 
     Raises:
       nnjax.ShapeError: if ``x`` is not rank 4 or its channels differ from the kernel's
-        ``in`` (the message names the shapes).
+        ``in``, the kernel is in PyTorch's layout (the message gives the permutation),
+        or the bias is not ``(out,)`` (the messages name the shapes).
       ValueError: for a bad ``stride``, ``padding``, ``dilation``,
         ``feature_group_count`` or ``formulation`` (each must be static under
         ``jax.jit``; a traced one is named so), when the (padded) image is smaller than
         the dilated kernel, or when ``params`` has a key other than ``"kernel"`` and
-        ``"bias"`` (a misspelling such as ``"bais"``).
-      KeyError: if ``params`` has no ``"kernel"``.
-      TypeError: if ``x`` is not floating.
+        ``"bias"`` (a misspelling such as ``"bais"``) or no ``"kernel"`` (that error is
+        a ``KeyError`` too).
+      TypeError: if ``x`` is not floating, or ``params`` is not a dict (e.g. a layer: pass
+        ``layer.params()``) or one of its values holds no numbers (``None``, a string:
+        the message names ``params['<key>']``; lists and NumPy arrays are read as arrays).
 
     Example:
       >>> params = conv2d_init(jax.random.key(0), 1, 8, 3)

@@ -214,7 +214,7 @@ def conv_transpose(
     convolution runs on naive loops, as stride-1 convolutions of the undilated input
     and a pixel shuffle (``_conv_subpixel.py``; 1.7-42x faster, equal values).
     """
-    _utils.check_params(op, params, ("kernel",), ("bias",))
+    params = _utils.read_params(op, params, ("kernel",), ("bias",))
     x = _utils.as_compute(op, x)
     kernel = params["kernel"]
     _checks.check_rank(op, "params['kernel']", kernel, nd + 2)
@@ -223,7 +223,8 @@ def conv_transpose(
     groups = _check_groups(
         op, feature_group_count, in_channels, out_per_group * feature_group_count
     )
-    _checks.check_shape(op, "x", x, (*(None,) * (nd + 1), in_channels))
+    why = f"params['kernel'] has shape {kernel.shape}"
+    _checks.check_shape(op, "x", x, (*(None,) * (nd + 1), in_channels), why=why)
     extra, stride, dilation = check_output_padding(op, nd, output_padding, stride, dilation)
     pads = transpose_pads(op, nd, kernel.shape[:nd], padding, stride, dilation, extra)
     sizes = [
@@ -235,6 +236,7 @@ def conv_transpose(
             f"{op}: argument `x` has shape {tuple(x.shape)}; with padding {padding!r} the "
             f"output's spatial size would be {tuple(sizes)}"
         )
+    _utils.check_conv_bias(op, params, nd, out_per_group * groups, transpose=True)
     convolve = _subpixel if _subpixel_applies(x) else _dilated
     convolve = functools.partial(
         convolve, strides=stride, pads=pads, dilation=dilation, groups=groups
@@ -300,12 +302,14 @@ _DOC_ARGS = """
       ``(B, *spatial', out)``, the dtype of ``x``.
 
     Raises:
-      nnjax.ShapeError: wrong ranks or channels (the message names the shapes).
+      nnjax.ShapeError: wrong ranks, channels or bias (the message names the shapes).
       ValueError: bad ``stride``/``padding``/``output_padding``/``dilation``/
         ``feature_group_count`` (static under ``jax.jit``), an empty output, or a key of
-        ``params`` other than ``"kernel"``/``"bias"`` (e.g. ``"bais"``).
-      KeyError: ``params`` has no ``"kernel"``.
-      TypeError: if ``x`` is not floating.
+        ``params`` other than ``"kernel"``/``"bias"`` (e.g. ``"bais"``) or no
+        ``"kernel"`` (that error is a ``KeyError`` too).
+      TypeError: if ``x`` is not floating, or ``params`` is not a dict (e.g. a layer: pass
+        ``layer.params()``) or one of its values holds no numbers (``None``, a string:
+        the message names ``params['<key>']``; lists and NumPy arrays are read as arrays).
 """
 
 

@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 
 from nnjax import _checks, _hardware, initializers
+from nnjax.errors import ShapeError
 from nnjax.functional import _bfloat16, _bfloat16_dot, _utils
 
 Params = dict[str, jax.Array]
@@ -85,24 +86,26 @@ def dense(params: Params, x: jax.typing.ArrayLike) -> jax.Array:
       ``(..., out)``, the dtype of ``x``.
 
     Raises:
-      nnjax.ShapeError: if ``x`` is a scalar or its last axis is not ``in`` (the message
-        names the argument and both shapes).
-      TypeError: if ``x`` is not floating.
-      ValueError: if ``params`` has a key other than ``"kernel"`` and ``"bias"``.
-      KeyError: if ``params`` has no ``"kernel"``.
+      nnjax.ShapeError: if ``x`` is a scalar or its last axis is not ``in``, the kernel
+        is not 2-D or is transposed (PyTorch's ``(out, in)`` weight: the message says to
+        pass ``weight.T``), or the bias is not ``(out,)`` (the messages name the
+        argument and both shapes).
+      TypeError: if ``x`` is not floating, or ``params`` is not a dict (e.g. a layer: pass
+        ``layer.params()``) or one of its values holds no numbers (``None``, a string:
+        the message names ``params['<key>']``; lists and NumPy arrays are read as arrays).
+      ValueError: if ``params`` has a key other than ``"kernel"`` and ``"bias"``, or no
+        ``"kernel"`` (that error is a ``KeyError`` too).
 
     Example:
       >>> params = dense_init(jax.random.key(0), 3, 2)
       >>> dense(params, jnp.ones((4, 3))).shape
       (4, 2)
     """
-    _utils.check_params("dense", params, ("kernel",), ("bias",))
+    params = read_dense_params("dense", params)
     x = _utils.as_compute("dense", x)
-    kernel = params["kernel"]
-    _checks.check_rank("dense", "params['kernel']", kernel, 2)
+    kernel, bias = params["kernel"], params.get("bias")
     _checks.check_min_rank("dense", "x", x, 1)
-    _checks.check_shape("dense", "x", x, (..., kernel.shape[0]))
-    bias = params.get("bias")
+    _check_input("dense", x, kernel, bias)
     if bias is not None:
         _checks.check_shape("dense", "params['bias']", bias, (kernel.shape[1],))
     if _hardware.upcast_matmuls(x.dtype):
@@ -115,6 +118,40 @@ def dense(params: Params, x: jax.typing.ArrayLike) -> jax.Array:
     if bias is not None:
         y = y + _utils.expand_to(bias.astype(x.dtype), y.ndim)
     return y
+
+
+def read_dense_params(op: str, params: Params, name: str = "params") -> Params:
+    """``{"kernel": (in, out), "bias": (out,)}`` read (``_utils.read_params``); the kernel 2-D.
+
+    ``op`` and ``name`` name the errors (``transformer_encoder_block`` reads its
+    ``params['mlp_in']`` so). The bias is checked against the kernel by the caller,
+    after ``x``, whose shape tells which of the two is off.
+
+    Example:
+      >>> read_dense_params("dense", {"kernel": [[1.0, 2.0]]})["kernel"].shape
+      (1, 2)
+    """
+    params = _utils.read_params(op, params, ("kernel",), ("bias",), name=name)
+    _checks.check_rank(op, f"{name}['kernel']", params["kernel"], 2)
+    return params
+
+
+def _check_input(op: str, x: jax.Array, kernel: jax.Array, bias: jax.Array | None) -> None:
+    """Checks ``x (..., in)`` against ``kernel (in, out)``; names a transposed kernel so.
+
+    A kernel ``(out, in)`` (PyTorch's ``nn.Linear`` weight as it is) whose bias, if any,
+    has its ``out`` rows is blamed, with the fix; any other mismatch blames ``x``.
+    """
+    rows, cols = kernel.shape
+    features = x.shape[-1]
+    if features != rows and features == cols and (bias is None or bias.shape == (rows,)):
+        raise ShapeError(
+            f"{op}: argument `params['kernel']` has shape {kernel.shape}, expected "
+            f"({features}, *) for `x` of shape {tuple(x.shape)}: it looks transposed; the "
+            "kernel is (in, out), a PyTorch nn.Linear weight is (out, in): pass weight.T"
+        )
+    why = f"params['kernel'] has shape {kernel.shape}"
+    _checks.check_shape(op, "x", x, (..., rows), why=why)
 
 
 def _affine_native(x: jax.Array, kernel: jax.Array, bias: jax.Array | None) -> jax.Array:

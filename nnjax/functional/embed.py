@@ -129,11 +129,13 @@ def embedding(
       ``(..., D)`` in the table's dtype.
 
     Raises:
-      TypeError: if ``ids`` are not integers (an empty list counts as integers), or
-        ``padding_idx`` is not an int.
+      TypeError: if ``ids`` are not integers (an empty list counts as integers),
+        ``padding_idx`` is not an int, or ``params`` is not a dict (e.g. a layer: pass
+        ``layer.params()``) or one of its values holds no numbers (``None``, a string:
+        the message names ``params['<key>']``; lists and NumPy arrays are read as arrays).
       ValueError: concrete ids outside ``[0, V)``, a ``padding_idx`` outside
-        ``[-V, V)``, or a key of ``params`` other than ``"embedding"``.
-      KeyError: if ``params`` has no ``"embedding"``.
+        ``[-V, V)``, or a key of ``params`` other than ``"embedding"``, or no
+        ``"embedding"`` (that error is a ``KeyError`` too).
       nnjax.ShapeError: if the table is not rank 2.
 
     Example:
@@ -145,8 +147,7 @@ def embedding(
       >>> jax.grad(lookup)(params)["embedding"][:, 0]  # no gradient for the padding row
       Array([0., 1., 0.], dtype=float32)
     """
-    _utils.check_params("embedding", params, ("embedding",))
-    table = params["embedding"]
+    table = _utils.read_params("embedding", params, ("embedding",))["embedding"]
     _checks.check_rank("embedding", "params['embedding']", table, 2)
     ids = _as_ids(ids)
     if not jnp.issubdtype(ids.dtype, jnp.integer):
@@ -176,20 +177,22 @@ def attend(params: Params, x: jax.typing.ArrayLike) -> jax.Array:
       ``(..., V)`` logits.
 
     Raises:
-      nnjax.ShapeError: if the last axis of ``x`` is not ``D``.
-      TypeError: if ``x`` is not floating.
-      ValueError: if ``params`` has a key other than ``"embedding"``.
-      KeyError: if ``params`` has no ``"embedding"``.
+      nnjax.ShapeError: if the table is not rank 2 or the last axis of ``x`` is not ``D``.
+      TypeError: if ``x`` is not floating, or ``params`` is not a dict (e.g. a layer: pass
+        ``layer.params()``) or one of its values holds no numbers (``None``, a string:
+        the message names ``params['<key>']``; lists and NumPy arrays are read as arrays).
+      ValueError: if ``params`` has a key other than ``"embedding"``, or no
+        ``"embedding"`` (that error is a ``KeyError`` too).
 
     Example:
       >>> params = {"embedding": jnp.eye(3)}
       >>> attend(params, jnp.array([[0.0, 2.0, 1.0]]))
       Array([[0., 2., 1.]], dtype=float32)
     """
-    _utils.check_params("attend", params, ("embedding",))
+    table = _utils.read_params("attend", params, ("embedding",))["embedding"]
     x = _utils.as_compute("attend", x)
-    table = params["embedding"]
     _checks.check_rank("attend", "params['embedding']", table, 2)
     _checks.check_min_rank("attend", "x", x, 1)
-    _checks.check_shape("attend", "x", x, (..., table.shape[1]))
+    why = f"params['embedding'] has shape {table.shape}"
+    _checks.check_shape("attend", "x", x, (..., table.shape[1]), why=why)
     return jnp.matmul(x, table.astype(x.dtype).T)

@@ -79,7 +79,7 @@ def _group_normalize(op: str, params, x: jax.Array, num_groups: int, epsilon: fl
     Checks ``x`` against ``params`` first, so that a channels-first ``x`` is named.
     """
     _checks.check_min_rank(op, "x", x, 2)
-    _utils.check_affine(op, params, x)
+    params = _utils.check_affine(op, params, x)
     _utils.check_epsilon(op, epsilon)
     channels = x.shape[-1]
     num_groups = _check_num_groups(op, num_groups, channels)
@@ -113,9 +113,11 @@ def group_norm(
         ``params['scale']`` (e.g. a channels-first ``x``; the message shows its shape).
       ValueError: if ``num_groups`` is not a positive divisor of ``C`` (or is traced:
         it must be static under ``jax.jit``), a concrete ``epsilon`` is not ``> 0``, or
-        ``params`` has a key other than ``"scale"`` and ``"bias"``.
-      TypeError: if ``x`` is not floating.
-      KeyError: ``params`` lacks ``"scale"`` or ``"bias"``.
+        ``params`` has a key other than ``"scale"`` and ``"bias"`` or lacks one of them
+        (that error is a ``KeyError`` too).
+      TypeError: if ``x`` is not floating, or ``params`` is not a dict (e.g. a layer: pass
+        ``layer.params()``) or one of its values holds no numbers (``None``, a string:
+        the message names ``params['<key>']``; lists and NumPy arrays are read as arrays).
 
     Example:
       >>> params = group_norm_init(jax.random.key(0), 4)
@@ -144,10 +146,12 @@ def instance_norm(params: Params, x: jax.typing.ArrayLike, *, epsilon: float = 1
     Raises:
       nnjax.ShapeError: if ``x`` has rank < 3, or its last axis is not the size ``C`` of
         ``params['scale']`` (the message shows ``x``'s shape).
-      TypeError: if ``x`` is not floating.
+      TypeError: if ``x`` is not floating, or ``params`` is not a dict (e.g. a layer: pass
+        ``layer.params()``) or one of its values holds no numbers (``None``, a string:
+        the message names ``params['<key>']``; lists and NumPy arrays are read as arrays).
       ValueError: if a concrete ``epsilon`` is not ``> 0``, or ``params`` has a key
-        other than ``"scale"`` and ``"bias"``.
-      KeyError: ``params`` lacks ``"scale"`` or ``"bias"``.
+        other than ``"scale"`` and ``"bias"`` or lacks one of them (that error is a
+        ``KeyError`` too).
 
     Example:
       >>> params = instance_norm_init(jax.random.key(0), 2)

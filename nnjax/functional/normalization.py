@@ -56,9 +56,11 @@ def layer_norm(params: Params, x: jax.typing.ArrayLike, *, epsilon: float = 1e-5
       nnjax.ShapeError: if ``x`` is a scalar, its last axis is not the size ``F`` of
         ``params['scale']`` (the message shows ``x``'s shape) or ``params['bias']`` is
         not ``(F,)``.
-      TypeError: if ``x`` is not floating.
-      KeyError: ``params`` lacks ``"scale"`` or ``"bias"``; ValueError: it has another
-        key (a misspelling such as ``"bais"``).
+      TypeError: if ``x`` is not floating, or ``params`` is not a dict (e.g. a layer: pass
+        ``layer.params()``) or one of its values holds no numbers (``None``, a string:
+        the message names ``params['<key>']``; lists and NumPy arrays are read as arrays).
+      ValueError: ``params`` lacks ``"scale"`` or ``"bias"`` (that error is a
+        ``KeyError`` too) or has another key (a misspelling such as ``"bais"``).
       ValueError: if a concrete ``epsilon`` is not ``> 0``.
 
     Example:
@@ -68,7 +70,7 @@ def layer_norm(params: Params, x: jax.typing.ArrayLike, *, epsilon: float = 1e-5
     """
     x = _utils.as_compute("layer_norm", x)
     _checks.check_min_rank("layer_norm", "x", x, 1)
-    _utils.check_affine("layer_norm", params, x)
+    params = _utils.check_affine("layer_norm", params, x)
     _utils.check_epsilon("layer_norm", epsilon)
     return _utils.normalize(params, x, epsilon, (-1,))
 
@@ -177,9 +179,12 @@ def batch_norm(
       TypeError: if ``x`` is not floating, a statistic holds no numbers (a string, an
         object array: the message names it) or, in training, is not floating (its
         update would be rounded), or ``training`` is not a Python bool (also when it
-        is traced under ``jax.jit``: mark it static).
-      KeyError: ``params`` or ``stats`` lacks a key; ValueError: it has a key the op
-        does not read (a misspelling such as ``"bais"``).
+        is traced under ``jax.jit``: mark it static), or ``params`` is not a dict
+        (e.g. a layer: pass ``layer.params()``) or one of its values holds no numbers
+        (``None``, a string: the message names ``params['<key>']``; lists and NumPy
+        arrays are read as arrays).
+      ValueError: ``params`` or ``stats`` lacks a key (that error is a ``KeyError``
+        too) or has a key the op does not read (a misspelling such as ``"bais"``).
       ValueError: ``training=True`` with an empty batch (no statistics to compute), or
         a concrete ``momentum`` outside ``[0, 1]`` or ``epsilon`` not ``> 0``.
 
@@ -205,7 +210,7 @@ def batch_norm(
     if training:  # integer statistics would round their update to integers
         for name, value in named_stats.items():
             _checks.check_floating(op, name, value)
-    _utils.check_affine(op, params, x, others=named_stats)
+    params = _utils.check_affine(op, params, x, others=named_stats)
     # Symbolic (exported) batch sizes are >= 1: only a concrete 0 is an empty batch.
     if training and any(isinstance(n, int) and n == 0 for n in x.shape[:-1]):
         raise ValueError(

@@ -58,16 +58,18 @@ def prelu(params: Params, x: jax.typing.ArrayLike) -> jax.Array:
     Raises:
       nnjax.ShapeError: if the slope is neither ``(1,)`` nor ``(C,)`` for the last axis
         ``C`` of ``x`` (the message shows ``x``'s shape).
-      TypeError: if ``x`` is not floating.
-      ValueError: if ``params`` has a key other than ``"negative_slope"``.
-      KeyError: if ``params`` has no ``"negative_slope"``.
+      TypeError: if ``x`` is not floating, or ``params`` is not a dict (e.g. a layer: pass
+        ``layer.params()``) or one of its values holds no numbers (``None``, a string:
+        the message names ``params['<key>']``; lists and NumPy arrays are read as arrays).
+      ValueError: if ``params`` has a key other than ``"negative_slope"``, or none
+        (that error is a ``KeyError`` too).
 
     Example:
       >>> params = prelu_init(jax.random.key(0))
       >>> prelu(params, jnp.array([[-2.0, 4.0]]))
       Array([[-0.5,  4. ]], dtype=float32)
     """
-    _utils.check_params("prelu", params, ("negative_slope",))
+    params = _utils.read_params("prelu", params, ("negative_slope",))
     x = _utils.as_compute("prelu", x)
     _checks.check_min_rank("prelu", "x", x, 1)
     slope = params["negative_slope"]

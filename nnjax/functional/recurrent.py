@@ -14,6 +14,7 @@ after its checks and the cast to the compute dtype: both formulations run the sa
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 import jax
@@ -28,7 +29,7 @@ from nnjax.functional._recurrent_cell import CellSplit as CellSplit
 from nnjax.functional._recurrent_cell import Params as Params
 from nnjax.functional._recurrent_cell import built_in_cell
 from nnjax.functional._recurrent_init import check_params as check_params
-from nnjax.functional._recurrent_init import draw_weights
+from nnjax.functional._recurrent_init import draw_weights, read_params
 
 
 class LSTMState(NamedTuple):
@@ -59,7 +60,7 @@ class LSTMState(NamedTuple):
 def _apply_cell(split: CellSplit, params: Params, carry, x: jax.typing.ArrayLike, name: str):
     """Checks, casts to the dtype of ``x``, projects ``x`` and runs the recurrence."""
     x = _utils.as_compute(split.name, x)
-    _, hidden = check_params(split.name, params, split.gates, split.biases)
+    params, _, hidden = read_params(split.name, params, split.gates, split.biases)
     _checks.check_min_rank(split.name, "x", x, 1)
     _checks.check_shape(split.name, "x", x, (..., params["w_x"].shape[0]))
     carry = check_carry(split.name, name, split, carry, (*x.shape[:-1], hidden), x.shape)
@@ -81,12 +82,20 @@ def check_carry(op: str, name: str, split: CellSplit, carry, shape: tuple, x_sha
     return LSTMState(*carry) if split.name == "lstm_cell" else carry
 
 
-def _zero_carry(params: Params, batch_shape: tuple[int, ...], dtype) -> jax.Array:
-    return jnp.zeros((*batch_shape, params["w_h"].shape[0]), dtype)
+def _zero_carry(split: CellSplit):
+    """The cell's ``zero_carry`` (``H`` from ``w_h``); the scanning op checks ``params``.
 
+    Only a ``params`` without a 2-D ``w_h`` is checked here, the errors naming the cell.
+    """
 
-def _lstm_zero_carry(params: Params, batch_shape: tuple[int, ...], dtype) -> LSTMState:
-    return LSTMState(*[_zero_carry(params, batch_shape, dtype)] * 2)
+    def zero_carry(params: Params, batch_shape: tuple[int, ...], dtype) -> Any:
+        w_h: Any = params.get("w_h") if isinstance(params, Mapping) else None
+        if getattr(w_h, "ndim", None) != 2:  # raises, naming what is wrong (or reads a list)
+            w_h = read_params(split.name, params, split.gates, split.biases)[0]["w_h"]
+        h = jnp.zeros((*batch_shape, w_h.shape[0]), dtype)
+        return LSTMState(h, h) if split.name == "lstm_cell" else h
+
+    return zero_carry
 
 
 # --------------------------------------------------------------------------- Elman RNN
@@ -140,7 +149,10 @@ def _rnn_recurrence(p: Params, h: jax.Array, gx: jax.Array) -> tuple[jax.Array, 
     return h, h
 
 
-@built_in_cell(CellSplit("rnn_cell", 1, ("b",), "b", _rnn_recurrence), _zero_carry)
+_RNN = CellSplit("rnn_cell", 1, ("b",), "b", _rnn_recurrence)
+
+
+@built_in_cell(_RNN, _zero_carry(_RNN))
 def rnn_cell(params: Params, h: jax.Array, x: jax.typing.ArrayLike) -> tuple[jax.Array, jax.Array]:
     """The Elman cell ``h' = tanh(x w_x + h w_h + b)``; PyTorch's ``nn.RNNCell`` (tanh).
 
@@ -156,9 +168,10 @@ def rnn_cell(params: Params, h: jax.Array, x: jax.typing.ArrayLike) -> tuple[jax
       ``(h', h')``, each ``(B, H)`` in the dtype of ``x``.
 
     Raises:
-      nnjax.ShapeError, KeyError, TypeError: a wrong shape (a sequence as ``x``
-        too: use :func:`nnjax.functional.rnn`), a missing parameter, ``x`` not
-        floating or ``h`` not one array.
+      nnjax.ShapeError, ValueError, TypeError: a wrong shape (a sequence as ``x`` too:
+        use :func:`nnjax.functional.rnn`; a weight in PyTorch's layout is named so), a
+        missing (a ``KeyError`` too) or unknown key, ``x`` not floating, ``h`` not one
+        array, or ``params`` not a dict of arrays (lists and NumPy arrays are read).
 
     Example:
       >>> params = rnn_cell_init(jax.random.key(0), 3, 5)
@@ -245,7 +258,10 @@ def _lstm_recurrence(p: Params, state: LSTMState, gx: jax.Array) -> tuple[LSTMSt
     return lstm_gates(gx + state.h @ p["w_h"], state.c)
 
 
-@built_in_cell(CellSplit("lstm_cell", 4, ("b",), "b", _lstm_recurrence), _lstm_zero_carry)
+_LSTM = CellSplit("lstm_cell", 4, ("b",), "b", _lstm_recurrence)
+
+
+@built_in_cell(_LSTM, _zero_carry(_LSTM))
 def lstm_cell(
     params: Params, state: LSTMState, x: jax.typing.ArrayLike
 ) -> tuple[LSTMState, jax.Array]:
@@ -265,7 +281,7 @@ def lstm_cell(
       ``(LSTMState(h', c'), h')``, each array ``(B, H)`` in the dtype of ``x``.
 
     Raises:
-      nnjax.ShapeError, KeyError, TypeError: as :func:`rnn_cell` (``state``: an ``(h, c)``).
+      nnjax.ShapeError, ValueError, TypeError: as :func:`rnn_cell` (``state``: ``(h, c)``).
 
     Example:
       >>> params = lstm_cell_init(jax.random.key(0), 3, 5)
@@ -350,10 +366,10 @@ def gru_gates(gx: jax.Array, h: jax.Array, p: Params) -> tuple[jax.Array, jax.Ar
     return h, h
 
 
-@built_in_cell(
-    CellSplit("gru_cell", 3, ("b_x", "b_h"), "b_x", lambda p, h, gx: gru_gates(gx, h, p)),
-    _zero_carry,
-)
+_GRU = CellSplit("gru_cell", 3, ("b_x", "b_h"), "b_x", lambda p, h, gx: gru_gates(gx, h, p))
+
+
+@built_in_cell(_GRU, _zero_carry(_GRU))
 def gru_cell(params: Params, h: jax.Array, x: jax.typing.ArrayLike) -> tuple[jax.Array, jax.Array]:
     """The GRU cell in the cuDNN/PyTorch form (gate blocks r, z, n).
 
@@ -371,7 +387,7 @@ def gru_cell(params: Params, h: jax.Array, x: jax.typing.ArrayLike) -> tuple[jax
       ``(h', h')``, each ``(B, H)`` in the dtype of ``x``.
 
     Raises:
-      nnjax.ShapeError, KeyError, TypeError: as :func:`rnn_cell`.
+      nnjax.ShapeError, ValueError, TypeError: as :func:`rnn_cell`.
 
     Example:
       >>> params = gru_cell_init(jax.random.key(0), 3, 5)

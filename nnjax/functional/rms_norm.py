@@ -56,8 +56,11 @@ def rms_norm(params: Params, x: jax.typing.ArrayLike, *, epsilon: float = 1e-6) 
     Raises:
       nnjax.ShapeError: if ``x`` is a scalar or its last axis is not the size ``F`` of
         ``params['scale']`` (the message shows ``x``'s shape).
-      TypeError: if ``x`` is not floating.
-      KeyError: ``params`` lacks ``"scale"``; ValueError: it has another key.
+      TypeError: if ``x`` is not floating, or ``params`` is not a dict (e.g. a layer: pass
+        ``layer.params()``) or one of its values holds no numbers (``None``, a string:
+        the message names ``params['<key>']``; lists and NumPy arrays are read as arrays).
+      ValueError: ``params`` lacks ``"scale"`` (that error is a ``KeyError`` too) or has
+        another key.
       ValueError: if a concrete ``epsilon`` is not ``> 0``.
 
     Example:
@@ -67,7 +70,7 @@ def rms_norm(params: Params, x: jax.typing.ArrayLike, *, epsilon: float = 1e-6) 
     """
     x = _utils.as_compute("rms_norm", x)
     _checks.check_min_rank("rms_norm", "x", x, 1)
-    _utils.check_affine("rms_norm", params, x, ("scale",))
+    params = _utils.check_affine("rms_norm", params, x, ("scale",))
     _utils.check_epsilon("rms_norm", epsilon)
     return _eager.one_program(_rms_norm, (), None, params, x, epsilon)
 

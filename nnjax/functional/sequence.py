@@ -26,12 +26,11 @@ from nnjax.functional._conv_compiler import in_library_program
 from nnjax.functional._gru_scan import gru_scan
 from nnjax.functional._lstm_scan import lstm_scan
 from nnjax.functional._masked_scan import cast_carry, scan_masked, scan_precomputed, valid_mask
+from nnjax.functional._recurrent_init import read_params
 from nnjax.functional.recurrent import (
-    CellSplit,
     LSTMState,
     Params,
     check_carry,
-    check_params,
     gru_cell,
     lstm_cell,
 )
@@ -55,8 +54,7 @@ def zero_carry(
       LSTM an ``LSTMState`` of two such arrays.
 
     Raises:
-      TypeError: if ``cell`` has no ``zero_carry`` attribute (a user-defined cell); then
-        pass ``state`` explicitly.
+      TypeError: ``cell`` has no ``zero_carry`` (a user-defined cell): pass ``state``.
 
     Example:
       >>> from nnjax.functional.recurrent import lstm_cell, lstm_cell_init
@@ -81,8 +79,7 @@ def _default_precompute(backend: str | None = None) -> bool:
     1.6-3x faster than projecting first, for the LSTM and the GRU alike; on GPU/TPU one
     large matmul replaces T small ones (the known cuDNN-style win).
     """
-    backend = backend or jax.default_backend()
-    return backend != "cpu"
+    return (backend or jax.default_backend()) != "cpu"
 
 
 def _default_unroll(backend: str | None = None) -> int:
@@ -96,18 +93,22 @@ def _default_unroll(backend: str | None = None) -> int:
     return 4 if (backend or jax.default_backend()) == "gpu" else 1
 
 
-def _check_split(split: CellSplit, op: str, params: Params, xs, state):
+def _check_split(cell: Cell, op: str, params: Params, xs, state):
     """Sequence-level checks for a built-in cell, so errors name ``op`` and ``xs``.
 
-    Returns ``state`` as the cell reads it (for the LSTM an ``LSTMState``, ``h`` and ``c``
-    read before their shapes are checked: a list has none), in the dtype of ``xs``.
+    Returns ``(params, state)`` as the cell reads them: arrays (from lists too); ``state``
+    zeros for ``None``, for the LSTM an ``LSTMState``, in the dtype of ``xs``.
     """
-    in_features, hidden = check_params(op, params, split.gates, split.biases)
+    split = cell.split  # type: ignore[attr-defined]
+    params, in_features, hidden = read_params(op, params, split.gates, split.biases)
+    if state is None:
+        state = zero_carry(cell, params, xs.shape[:1], xs.dtype)
     _checks.check_shape(op, "xs", xs, (None, None, in_features))
     if split.name == "lstm_cell" and isinstance(state, tuple | list) and len(state) == 2:
+        # h and c read before their shapes are checked: a list has none
         state = tuple(_utils.as_array(op, s, f"state.{n}") for n, s in zip("hc", state))
     state = check_carry(op, "state", split, state, (xs.shape[0], hidden))
-    return jax.tree.map(lambda s: _utils.as_array(op, s, "state").astype(xs.dtype), state)
+    return params, jax.tree.map(lambda s: _utils.as_array(op, s, "state").astype(xs.dtype), state)
 
 
 def rnn(
@@ -180,9 +181,8 @@ def _run(op, cell, params, xs, state, lengths, reverse, unroll, precompute_input
     (``lstm``: :func:`_lstm_scan.lstm_scan`, ``gru``: :func:`_gru_scan.gru_scan`).
     """
     reverse = _checks.check_static_bool(op, "reverse", reverse)
-    if unroll is None:
-        unroll = _default_unroll()
-    unroll = _checks.positive_int(op, "unroll", unroll)  # lax.scan reads True as "all"
+    # checked: lax.scan reads True as "all"
+    unroll = _checks.positive_int(op, "unroll", _default_unroll() if unroll is None else unroll)
     precompute_inputs = _checks.check_static_bool(
         op, "precompute_inputs", precompute_inputs, allow_none=True
     )
@@ -194,10 +194,10 @@ def _run(op, cell, params, xs, state, lengths, reverse, unroll, precompute_input
             f"{op}: precompute_inputs=True needs a cell with a `split` attribute; "
             f"{getattr(cell, '__name__', cell)!r} has none"
         )
-    if state is None:
+    if split is not None:  # the parameters read before the zero state is built from them
+        params, state = _check_split(cell, op, params, xs, state)
+    elif state is None:
         state = zero_carry(cell, params, xs.shape[:1], xs.dtype)
-    if split is not None:
-        state = _check_split(split, op, params, xs, state)
     state = cast_carry(jax.tree.map(lambda s: _utils.as_array(op, s, "state"), state), xs.dtype)
     if precompute_inputs is None:
         precompute_inputs = split is not None and _default_precompute()

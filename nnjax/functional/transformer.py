@@ -9,8 +9,12 @@ import jax.numpy as jnp
 
 from nnjax import _checks, activations, initializers
 from nnjax.functional import _eager, _utils
-from nnjax.functional.attention import multi_head_attention, multi_head_attention_init
-from nnjax.functional.dense import dense, dense_init
+from nnjax.functional.attention import (
+    multi_head_attention,
+    multi_head_attention_init,
+    read_attention_params,
+)
+from nnjax.functional.dense import dense, dense_init, read_dense_params
 from nnjax.functional.dropout import dropout, dropout_key
 from nnjax.functional.normalization import layer_norm, layer_norm_init
 
@@ -120,9 +124,10 @@ def transformer_encoder_block(
         ``activation`` that is neither a name nor a callable.
       ValueError: ``0 < dropout_rate < 1`` (or traced) without ``key``, a concrete
         ``dropout_rate`` outside ``[0, 1]`` or NaN, an unknown activation name, a
-        concrete ``epsilon <= 0``, or ``params`` with a key the block does not read.
-      KeyError: ``params`` lacks one of ``"norm1"``, ``"attention"``, ``"norm2"``,
-        ``"mlp_in"``, ``"mlp_out"``.
+        concrete ``epsilon <= 0``, or ``params`` (or a part of it) with a key the block
+        does not read or without one of ``"norm1"``, ``"attention"``, ``"norm2"``,
+        ``"mlp_in"``, ``"mlp_out"`` (or a key of a part; that error is a ``KeyError``
+        too). Errors in a part name its whole path, e.g. ``params['mlp_in']['kernel']``.
 
     Example:
       >>> params = transformer_encoder_block_init(jax.random.key(0), 8, num_heads=2)
@@ -134,6 +139,7 @@ def transformer_encoder_block(
     x = _utils.as_compute(op, x)
     _checks.check_rank(op, "x", x, 3)
     _check_width(op, params["norm1"], x)
+    params = _read_parts(op, params, x)
     causal = _checks.check_static_bool(op, "causal", causal)
     _checks.check_interval(op, "epsilon", epsilon, 0, open_low=True)  # else layer_norm's error
     act = activations.get(activation)
@@ -169,3 +175,40 @@ def _check_width(op: str, norm1, x: jax.Array) -> None:
     if scale is not None and jnp.ndim(scale) == 1:  # else layer_norm names the parameter
         why = f"params['norm1']['scale'] has shape {jnp.shape(scale)}"
         _checks.check_shape(op, "x", x, (None, None, jnp.shape(scale)[0]), why=why)
+
+
+def _read_parts(op: str, params: Params, x: jax.Array) -> Params:
+    """The block's ``params`` read part by part, each checked against ``x (B, T, F)``.
+
+    So errors name the block and the whole path (``params['mlp_in']['kernel']``), not
+    the part's own op and the path inside the part (``dense: params['kernel']``).
+    """
+    width = x.shape[-1]
+    why = f"x has {width} features"
+    read: dict[str, Any] = {
+        "norm1": _utils.check_affine(op, params["norm1"], x, name="params['norm1']")
+    }
+    read["norm2"] = _utils.read_params(
+        op, params["norm2"], ("scale", "bias"), name="params['norm2']"
+    )
+    for key, value in read["norm2"].items():
+        _checks.check_shape(op, f"params['norm2'][{key!r}]", value, (width,), why=why)
+    attention = read["attention"] = read_attention_params(
+        op, params["attention"], "params['attention']"
+    )
+    for part in ("query", "key", "value", "out"):
+        shape = (None, None, width) if part == "out" else (width, None, None)
+        name = f"params['attention'][{part!r}]['kernel']"
+        _checks.check_shape(op, name, attention[part]["kernel"], shape, why=why)
+    rows, rows_why = width, why
+    for part in ("mlp_in", "mlp_out"):
+        mlp = read[part] = read_dense_params(op, params[part], f"params[{part!r}]")
+        expected = (rows, width if part == "mlp_out" else None)
+        _checks.check_shape(
+            op, f"params[{part!r}]['kernel']", mlp["kernel"], expected, why=rows_why
+        )
+        rows = mlp["kernel"].shape[1]
+        rows_why = f"params['mlp_in']['kernel'] has shape {mlp['kernel'].shape}"
+        if "bias" in mlp:
+            _checks.check_shape(op, f"params[{part!r}]['bias']", mlp["bias"], (rows,))
+    return read

@@ -47,6 +47,7 @@ MODULES = [
     "nnjax.functional._recurrent_carry",
     "nnjax.functional._recurrent_init",
     "nnjax.functional._utils",
+    "nnjax.functional._reading",
     "nnjax._checks",
     "nnjax._hardware",
 ]
