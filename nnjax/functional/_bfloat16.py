@@ -196,9 +196,9 @@ def round_floating(a: jax.typing.ArrayLike, dtype: jnp.dtype) -> jax.Array:
 
     How the recurrences that widen bfloat16 round their float32 parameters to the compute
     dtype (``F.lstm`` and ``F.gru`` on a CPU emulating bfloat16). XLA's ``convert`` there
-    was a pass of its own over the weights at every step, which the integer rounding
-    fuses with the widening after it (``benchmarks/README.md``, session 36: the LSTM of
-    ``bench_lstm.py`` with ``dtype=jnp.bfloat16``, train step at batch 1).
+    was a pass of its own over the weights at every step; XLA fuses the integer rounding
+    into the weights' concatenation and transposition that follow (one fusion fewer;
+    the same time within noise: ``benchmarks/README.md``, session 36).
 
     Example:
       >>> round_floating(jnp.float32(1.00390625), jnp.bfloat16)
