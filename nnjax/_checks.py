@@ -46,15 +46,29 @@ def check_shape(
     """
     shape = jnp.shape(x)
     expected = tuple(expected)
+    if _fits(shape, expected):  # the common case, without building a message
+        return
     msg = f"{op}: argument `{name}` has shape {shape}, expected {_fmt(expected)}"
     msg += f" ({why})" if why else ""
     with _as_shape_error(msg):
         chex.assert_shape(x, expected, custom_message=msg)
 
 
+def _fits(shape: tuple, expected: tuple) -> bool:
+    """Whether ``shape`` fits ``expected`` of ints, ``None``, a leading ``...`` (else chex)."""
+    if expected[:1] == (Ellipsis,):
+        expected = expected[1:]
+        shape = shape[len(shape) - len(expected) :] if len(shape) >= len(expected) else ()
+    if len(shape) != len(expected):
+        return False
+    return all(e is None or (type(e) is int and e == s) for s, e in zip(shape, expected))
+
+
 def check_rank(op: str, name: str, x: jax.typing.ArrayLike, rank: int | set[int]) -> None:
     """Asserts that ``x`` has rank ``rank`` (an int or a set of allowed ranks)."""
     shape = jnp.shape(x)
+    if len(shape) == rank if isinstance(rank, int) else len(shape) in rank:
+        return
     msg = f"{op}: argument `{name}` has shape {shape} (rank {len(shape)}), expected rank {rank}"
     with _as_shape_error(msg):
         chex.assert_rank(x, rank, custom_message=msg)

@@ -25,29 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from nnjax._torch_tensors import from_torch
-
-
-class MissingKeyError(KeyError, ValueError):
-    """A parameter dict lacks a key that the op reads.
-
-    Both a ``KeyError`` (what a missing mapping key raises, and what nnjax raised
-    before: code that catches it keeps working) and a ``ValueError`` (a bad argument,
-    as every other error for a bad parameter dict), as :class:`nnjax.errors.ShapeError`
-    is both a ``ValueError`` and an ``AssertionError``. Its message reads as written
-    (a plain ``KeyError`` shows its message quoted).
-
-    Example:
-      >>> try:
-      ...     check_params("prelu", {}, ("negative_slope",))
-      ... except ValueError as err:
-      ...     print(type(err).__name__, isinstance(err, KeyError))
-      ...     print(err)
-      MissingKeyError True
-      prelu: `params` has no key 'negative_slope' (it has []); expected keys: 'negative_slope'
-    """
-
-    def __str__(self) -> str:
-        return str(self.args[0]) if self.args else ""
+from nnjax.errors import MissingKeyError
 
 
 def check_params(

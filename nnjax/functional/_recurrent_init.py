@@ -10,13 +10,15 @@ Example:
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Mapping
 from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from nnjax import _checks, initializers
+from nnjax._deprecation import REMOVED_IN, user_stacklevel
 from nnjax.functional import _utils
 from nnjax.functional._recurrent_cell import Params
 
@@ -48,6 +50,29 @@ def draw_weights(
     return blocks(kernel_init, k_x, in_features), blocks(recurrent_init, k_h, hidden)
 
 
+def _known_keys(op: str, params: Any, keys: tuple[str, ...]) -> Any:
+    """``params`` without keys a cell does not read, with a ``DeprecationWarning``.
+
+    The cells and ``F.rnn``/``F.lstm``/``F.gru`` ignored unknown keys until nnjax 0.2;
+    from 0.3 they are an error, as for the other ops. With a required key missing
+    ``params`` is returned as it is: the unknown key is then likely its misspelling,
+    which :func:`nnjax.functional._utils.read_params` names as such.
+    """
+    if not isinstance(params, Mapping) or any(k not in params for k in keys):
+        return params
+    extra = [k for k in params if k not in keys]
+    if not extra:
+        return params
+    warnings.warn(
+        f"{op}: `params` has unexpected key{'s' * (len(extra) > 1)} "
+        f"{', '.join(map(repr, extra))}, ignored; they will be an error in {REMOVED_IN} "
+        f"(expected keys: {', '.join(map(repr, keys))})",
+        DeprecationWarning,
+        stacklevel=user_stacklevel(),
+    )
+    return {k: v for k, v in params.items() if k in keys}
+
+
 def read_params(
     op: str, params: Any, gates: int, biases: tuple[str, ...]
 ) -> tuple[Params, int, int]:
@@ -61,8 +86,10 @@ def read_params(
 
     Raises:
       TypeError: ``params`` is not a dict, or a value holds no numbers.
-      ValueError: a key the cell does not read; MissingKeyError (a ``KeyError`` too): a
-        parameter is missing.
+      ValueError: a key the cell does not read while a parameter is missing (then likely
+        its misspelling; otherwise an unknown key is ignored with a
+        ``DeprecationWarning``, an error from nnjax 0.3); MissingKeyError (a
+        ``KeyError`` too): a parameter is missing.
       nnjax.ShapeError: a shape is wrong; the message names ``op``, the parameter, the
         expected and the actual shape.
 
@@ -79,11 +106,12 @@ def read_params(
       ...     print(str(err).split("? ")[1])
       w_h = weight_hh.T)
     """
-    params = _utils.read_params(op, params, ("w_x", "w_h", *biases))
+    keys = ("w_x", "w_h", *biases)
+    params = _utils.read_params(op, _known_keys(op, params, keys), keys)
     w_x, w_h = params["w_x"], params["w_h"]
     _checks.check_rank(op, "params['w_h']", w_h, 2)
-    hidden = w_h.shape[0]
     pytorch = gates > 1 and w_h.shape[0] == gates * w_h.shape[1]
+    hidden = w_h.shape[1] if pytorch else w_h.shape[0]
     why = "in PyTorch's layout (gates*H, H)? w_h = weight_hh.T" if pytorch else ""
     _checks.check_shape(op, "params['w_h']", w_h, (hidden, gates * hidden), why=why)
     _checks.check_rank(op, "params['w_x']", w_x, 2)
@@ -96,31 +124,4 @@ def read_params(
     return params, w_x.shape[0], hidden
 
 
-def check_params(op: str, params: Any, gates: int, biases: tuple[str, ...]) -> tuple[int, int]:
-    """:func:`read_params` for callers that go on with ``params`` as passed: ``(in, hidden)``.
-
-    So every value must be a JAX or NumPy array already (a list passes
-    :func:`read_params`, but not the scan that the caller runs on ``params``).
-
-    Raises:
-      TypeError: a value that is no JAX or NumPy array (the message says how to
-        convert it), or as :func:`read_params`.
-      ValueError, nnjax.ShapeError: as :func:`read_params`.
-
-    Example:
-      >>> w_x, w_h = draw_weights(jax.random.key(0), 3, 5, 4, dtype=jnp.float32,
-      ...                         kernel_init="glorot_uniform", recurrent_init="orthogonal")
-      >>> check_params("lstm_cell", {"w_x": w_x, "w_h": w_h, "b": jnp.zeros(20)}, 4, ("b",))
-      (3, 5)
-    """
-    _, in_features, hidden = read_params(op, params, gates, biases)
-    for key, value in params.items():
-        if not isinstance(value, jax.Array | np.ndarray):
-            raise TypeError(
-                f"{op}: `params[{key!r}]` must be a JAX or NumPy array, got a "
-                f"{type(value).__name__}; convert it, e.g. jnp.asarray(params[{key!r}])"
-            )
-    return in_features, hidden
-
-
-__all__ = ["check_params", "draw_weights", "read_params"]
+__all__ = ["draw_weights", "read_params"]

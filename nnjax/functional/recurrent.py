@@ -28,7 +28,6 @@ from nnjax.functional._recurrent_cell import Cell as Cell
 from nnjax.functional._recurrent_cell import CellSplit as CellSplit
 from nnjax.functional._recurrent_cell import Params as Params
 from nnjax.functional._recurrent_cell import built_in_cell
-from nnjax.functional._recurrent_init import check_params as check_params
 from nnjax.functional._recurrent_init import draw_weights, read_params
 
 

@@ -152,7 +152,7 @@ def rnn(
 
     Raises:
       nnjax.ShapeError: wrong shapes, naming the op, argument, expected and actual shape.
-      TypeError: ``state=None`` with a cell that has no ``zero_carry``;
+      TypeError: ``params`` no dict; ``state=None`` with a cell that has no ``zero_carry``;
         ``precompute_inputs=True`` with a cell that has no ``split``; a ``state`` of
         the wrong structure for a built-in cell (an array for the LSTM, whose state is
         ``LSTMState(h, c)``; an ``LSTMState`` for the GRU or Elman cell); a
@@ -161,7 +161,7 @@ def rnn(
         or a value traced under ``jax.jit``: mark it static).
       ValueError: concrete ``lengths`` outside ``[0, T]``, or ``unroll`` that is not a
         positive Python int (a bool, a float, 0, or a value traced under ``jax.jit``).
-      KeyError: ``params`` of a built-in cell lacks one of its arrays (e.g. ``"w_h"``).
+      MissingKeyError: a built-in cell's array missing in ``params`` (unknown keys warn).
 
     Example:
       >>> from nnjax.functional.recurrent import gru_cell, gru_cell_init

@@ -99,16 +99,28 @@ class Plan:
     logs_fn: Callable[[Any, list[dict], int], dict[str, Any]] | None = None
 
 
+def count_weighted_mean(values: Sequence[Any], counts: Sequence[Any]) -> float:
+    """``sum(value * count) / max(sum(count), 1)`` in float64 over batches' host arrays.
+
+    How an epoch's loss and a ``loss_fn``'s logs are averaged over batches (each value
+    weighted by its batch's real rows), in training and validation alike.
+
+    Example:
+      >>> count_weighted_mean([np.array([1.0, 4.0])], [np.array([4.0, 2.0])])
+      2.0
+    """
+    count = np.concatenate([np.ravel(c) for c in counts]).astype(np.float64)
+    return float(
+        np.dot(np.concatenate([np.ravel(v) for v in values]), count) / max(count.sum(), 1.0)
+    )
+
+
 def epoch_logs(outs: list[dict], metrics: Sequence[metrics_lib.Metric]) -> dict[str, float]:
     """The epoch's loss (example-weighted), ``loss_fn`` logs and exact metrics.
 
     Computed from the host logs of every dispatch (leaves stacked ``(K, ...)``).
     """
-    count = np.concatenate([np.ravel(o["count"]) for o in outs]).astype(np.float64)
-    total = max(count.sum(), 1.0)
-    mean = lambda values: float(
-        np.dot(np.concatenate([np.ravel(v) for v in values]), count) / total
-    )
+    mean = functools.partial(count_weighted_mean, counts=[o["count"] for o in outs])
     logs = {"loss": mean([o["loss"] for o in outs])}
     for name in outs[0]["logs"]:
         logs[name] = mean([o["logs"][name] for o in outs])
@@ -356,6 +368,7 @@ def _diagnosed(err: NonFiniteLossError, model: nnx.Module, source: Any) -> NonFi
 __all__ = [
     "NonFiniteLossError",
     "Plan",
+    "count_weighted_mean",
     "epoch_logs",
     "fit_logs",
     "run_epoch",

@@ -24,6 +24,7 @@ from nnjax import losses
 from nnjax import metrics as metrics_lib
 from nnjax.train import (
     abstract_output,
+    engine,
     eval_blocks,
     host_memory,
     label_broadcast,
@@ -89,12 +90,11 @@ def log_means(stats: list[dict]) -> dict[str, float]:
     """
     if not stats or "logs" not in stats[0]:
         return {}
-    count = np.concatenate([np.ravel(s["loss"]["count"]) for s in stats]).astype(np.float64)
-    total = max(count.sum(), 1.0)
-    mean = lambda name: float(
-        np.dot(np.concatenate([np.ravel(s["logs"][name]) for s in stats]), count) / total
-    )
-    return {name: mean(name) for name in stats[0]["logs"]}
+    counts = [s["loss"]["count"] for s in stats]
+    return {
+        name: engine.count_weighted_mean([s["logs"][name] for s in stats], counts)
+        for name in stats[0]["logs"]
+    }
 
 
 def evaluate_source(

@@ -63,7 +63,8 @@ def split_model(model: nnx.Module, *, training: bool = True) -> tuple[nnx.GraphD
 
     The graphdef is taken from a view of the model in training mode (dropout on, batch
     statistics updated) or, with ``training=False``, in inference mode; the model itself
-    is not modified. ``params`` holds the ``nnx.Param`` leaves, ``rest`` the rest.
+    is not modified. ``params`` holds the ``nnx.Param`` leaves, ``rest`` the batch
+    statistics, RNG keys and counts.
 
     Args:
       model: any Flax NNX module.
@@ -229,8 +230,7 @@ def make_train_step(
     Returns ``(params, opt_state, rest, logs)``: ``logs["loss"]`` the batch loss,
     ``logs["count"]`` its real examples, ``logs["logs"]`` what ``loss_fn`` returned
     besides the loss, ``logs["metrics"]`` each metric's statistics (pre-update outputs).
-    A transformation whose ``update`` takes extra arguments gets ``value=``, the batch
-    loss (``optax.contrib.reduce_on_plateau`` reads it).
+    An ``update`` taking extra arguments gets ``value=``, the batch loss (``reduce_on_plateau``).
 
     Args:
       graphdef: from :func:`split_model` (training mode).
@@ -288,9 +288,9 @@ def make_train_step(
 
 
 def _update(tx: Any, grads: Any, opt_state: Any, params: Any, value: Any, *, extra: bool) -> Any:
-    """``tx.update``, with ``value=`` (the batch loss, Optax's extra argument) if it takes it.
+    """``tx.update``, with ``value=`` (the batch loss: ``reduce_on_plateau`` reads it) if taken.
 
-    (``optax.contrib.reduce_on_plateau`` reads it.) Other required extras: a TypeError naming them.
+    An update requiring another extra argument: a TypeError naming ``optimizer=`` and it.
     """
     try:
         if extra:

@@ -159,10 +159,34 @@ def test_missing_keys_are_a_value_error_naming_each_and_the_keys_present(name):
     assert not str(info.value).startswith(("'", '"'))  # not quoted, as a KeyError's message
 
 
-@pytest.mark.parametrize("name", OPS)
+RECURRENT = ("rnn_cell", "lstm_cell", "gru_cell", *SEQUENCE)
+
+
+@pytest.mark.parametrize("name", [n for n in OPS if n not in RECURRENT])
 def test_an_unknown_key_is_a_value_error_naming_it(name):
     with _raises(ValueError, name, "unexpected key 'zzz'", "expected keys"):
         OPS[name].call({**OPS[name].make(), "zzz": _zeros(1)})
+
+
+@pytest.mark.parametrize("name", RECURRENT)
+def test_the_recurrences_ignore_an_unknown_key_with_a_deprecation_warning(name):
+    # they ignored unknown keys until 0.2: a warning for one release, then the error
+    op = OPS[name]
+    params = op.make()
+    with pytest.warns(DeprecationWarning, match=rf"{name}: .*unexpected key 'zzz', ignored.*0\.3"):
+        got = op.call({**params, "zzz": _zeros(1)})
+    for g, e in zip(jax.tree.leaves(got), jax.tree.leaves(op.call(params)), strict=True):
+        np.testing.assert_array_equal(g, e)
+    with _raises(ValueError, name, "unexpected key 'w_hh'", "did you mean 'w_h'"):
+        misspelt = {("w_hh" if k == "w_h" else k): v for k, v in params.items()}
+        op.call(misspelt)  # a misspelling stays an error
+
+
+def test_bidirectional_warns_for_an_unknown_key_in_a_direction():
+    op = OPS["bidirectional"]
+    params = op.make()
+    with pytest.warns(DeprecationWarning, match="bidirectional: .*unexpected key 'zzz'"):
+        op.call({**params, "forward": {**params["forward"], "zzz": _zeros(1)}})
 
 
 @pytest.mark.parametrize("bad", [None, "abc", np.array([object()])], ids=["None", "str", "obj"])
@@ -233,6 +257,14 @@ def test_a_transposed_weight_is_named_with_the_fix(name):
         op.call({**params, key: bad})
 
 
+@pytest.mark.parametrize("name", ["lstm_cell", "gru_cell", "lstm"])
+def test_a_recurrent_weight_in_pytorchs_layout_expects_the_right_shape(name):
+    params = OPS[name].make()
+    w_h = np.asarray(params["w_h"])
+    with _raises(ShapeError, name, f"expected {w_h.shape}", "w_h = weight_hh.T"):
+        OPS[name].call({**params, "w_h": jnp.asarray(w_h.T)})
+
+
 # (prelu's slope sets the channels C of x: a slope of another length names x's shape)
 @pytest.mark.parametrize("name", [n for n in FLAT if OPS[n].bias and n != "prelu"])
 def test_a_bias_of_the_wrong_length_is_a_shape_error_naming_both_shapes(name):
@@ -268,7 +300,7 @@ def test_errors_are_raised_at_trace_time_under_jit():
     params = OPS["lstm_cell"].make()
     step = jax.jit(lambda p, x: F.lstm_cell(p, _STATE, x))
     with _raises(ValueError, "lstm_cell", "unexpected key 'w_hh'", "did you mean 'w_h'"):
-        step({**params, "w_hh": params.pop("w_h")}, _ones(B, IN))
+        step({("w_hh" if k == "w_h" else k): v for k, v in params.items()}, _ones(B, IN))
 
 
 def test_attention_values_are_named_by_their_path():
