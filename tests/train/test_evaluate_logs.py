@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import pytest
 
 import nnjax.train as T
 from nnjax.nn import MLP
@@ -182,6 +183,7 @@ def test_a_second_evaluate_and_epoch_with_logs_compile_nothing():
     assert again == first and "top" in again
 
 
+@pytest.mark.slow  # a two-member sweep with validation (~8 s): CI's slow step
 def test_sweep_logs_each_members_validation_logs():
     x, y = blobs(n=32)
     xv, yv = blobs(n=20, seed=1)
