@@ -29,11 +29,18 @@ def running(token, *, exclude=None):
 def launched(token, count, timeout_s=60, launcher=None):
     """Waits until ``count`` launched processes hold ``token``; raises AssertionError if not.
 
-    A child forked but not yet ``exec``'d still shows the launcher's command line, which
-    is left out. With ``launcher`` (its ``Popen``, stderr piped) the error says whether
-    it had ended, and what it wrote then.
+    Without ``launcher`` a process whose command line names ``distributed.launch`` is left
+    out (a launcher, or a child forked but not yet ``exec``'d, which still shows its
+    command line). With ``launcher`` (its ``Popen``, stderr piped) only the launcher
+    itself is: its forked children count from the fork (a launcher signalled then defers
+    the signal until the child exists: ``launcher._run``), as a child slow to ``exec``
+    on a loaded machine missed the 60 s bound twice; the error says whether the
+    launcher had ended, and what it wrote then.
     """
-    children = lambda: set(running(token, exclude="distributed.launch"))
+    if launcher is None:
+        children = lambda: set(running(token, exclude="distributed.launch"))
+    else:
+        children = lambda: set(running(token)) - {launcher.pid}
     end = time.monotonic() + timeout_s
     while len(children()) < count and time.monotonic() < end:
         time.sleep(0.1)
