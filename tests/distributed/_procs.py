@@ -31,16 +31,19 @@ def launched(token, count, timeout_s=60, launcher=None):
 
     Without ``launcher`` a process whose command line names ``distributed.launch`` is left
     out (a launcher, or a child forked but not yet ``exec``'d, which still shows its
-    command line). With ``launcher`` (its ``Popen``, stderr piped) only the launcher
-    itself is: its forked children count from the fork (a launcher signalled then defers
-    the signal until the child exists: ``launcher._run``), as a child slow to ``exec``
-    on a loaded machine missed the 60 s bound twice; the error says whether the
-    launcher had ended, and what it wrote then.
+    command line). With ``launcher`` (its ``Popen``, stderr piped) its children are
+    counted by their parent pid as well as by ``token``: a child counts from the fork (a
+    launcher signalled then defers the signal until the child exists:
+    ``launcher._run``), even while its command line cannot be read (in CI one child
+    mid-``exec`` showed no ``token`` for 60 s, though it was listed as the launcher's
+    child at once after); the error says whether the launcher had ended, and what it
+    wrote then.
     """
     if launcher is None:
         children = lambda: set(running(token, exclude="distributed.launch"))
     else:
-        children = lambda: set(running(token)) - {launcher.pid}
+        by_parent = lambda: {pid for pid, _, _ in _children_of(launcher.pid)}
+        children = lambda: (set(running(token)) | by_parent()) - {launcher.pid}
     end = time.monotonic() + timeout_s
     while len(children()) < count and time.monotonic() < end:
         time.sleep(0.1)
@@ -56,17 +59,24 @@ def launched(token, count, timeout_s=60, launcher=None):
 
 
 def _children_of(pid):
-    """``[(pid, state, command line's end)]`` of ``pid``'s children, to tell why one is late."""
+    """``[(pid, state, command line's end)]`` of ``pid``'s children (by their parent pid)."""
     out = []
     for name in filter(str.isdigit, os.listdir("/proc")):
         with contextlib.suppress(OSError):
             with open(f"/proc/{name}/stat") as f:
                 stat = f.read().rpartition(")")[2].split()
             if int(stat[1]) == pid:
-                with open(f"/proc/{name}/cmdline", "rb") as f:
-                    line = f.read().replace(b"\0", b" ").decode(errors="replace")
-                out.append((int(name), stat[0], line[-120:]))
+                out.append((int(name), stat[0], _command_line(name)[-120:]))
     return out
+
+
+def _command_line(pid):
+    """``pid``'s command line, spaces between its arguments; "?" where it cannot be read."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return "?"
 
 
 def gone(token, timeout_s):
