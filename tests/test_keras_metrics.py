@@ -17,6 +17,11 @@ from nnjax import _checks, losses, metrics, nn, train
 from nnjax.errors import ShapeError
 from nnjax.train import compiled
 
+# Edge grids against Keras: the slow group (``pytest -m slow``, which CI
+# runs). The default run keeps these functions' own tests (test_losses.py,
+# test_metrics.py, test_activations.py) and stays under 10 minutes.
+pytestmark = pytest.mark.slow
+
 RTOL = ATOL = 1e-6
 
 

@@ -16,6 +16,11 @@ from jax.test_util import check_grads
 from nnjax import losses, metrics, nn, train
 from nnjax.errors import ShapeError
 
+# Edge grids against Keras: the slow group (``pytest -m slow``, which CI
+# runs). The default run keeps these functions' own tests (test_losses.py,
+# test_metrics.py, test_activations.py) and stays under 10 minutes.
+pytestmark = pytest.mark.slow
+
 NAMES = [
     "kl_divergence",
     "poisson",
@@ -134,7 +139,6 @@ def test_gradients_pass_check_grads(name):
         check_grads(jax.jit(lambda x: fn(x, t)), (jnp.asarray(p),), order=1, modes=("fwd", "rev"))
 
 
-@pytest.mark.slow  # heavy (the default run stays under 10 minutes)
 def test_zero_vectors_have_finite_gradients():
     grad = jax.grad(lambda p: losses.cosine_similarity(p, jnp.ones((2, 3))))(jnp.zeros((2, 3)))
     assert np.isfinite(np.asarray(grad)).all()
@@ -289,7 +293,6 @@ FIT_CASES = {
 
 
 @pytest.mark.parametrize("name", NAMES)
-@pytest.mark.slow
 def test_fit_by_name_logs_the_loss_of_the_model(name):
     """Batches of 4 over 10 examples (the last padded), weights held (set_to_zero):
     the epoch's loss and the loss as a metric are the loss of the initial model."""

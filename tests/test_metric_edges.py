@@ -10,6 +10,12 @@ import sklearn.metrics as skm
 from nnjax import losses, metrics
 
 torch = pytest.importorskip("torch")
+
+# Edge grids against scikit-learn and PyTorch: the slow group (``pytest -m slow``, which CI
+# runs). The default run keeps these functions' own tests (test_losses.py,
+# test_metrics.py, test_activations.py) and stays under 10 minutes.
+pytestmark = pytest.mark.slow
+
 rng = np.random.default_rng(7)
 
 

@@ -12,6 +12,12 @@ from nnjax import activations, initializers, losses, metrics
 from nnjax.errors import ShapeError
 
 torch = pytest.importorskip("torch")
+
+# Edge grids against scikit-learn and PyTorch: the slow group (``pytest -m slow``, which CI
+# runs). The default run keeps these functions' own tests (test_losses.py,
+# test_metrics.py, test_activations.py) and stays under 10 minutes.
+pytestmark = pytest.mark.slow
+
 TF = torch.nn.functional
 
 rng = np.random.default_rng(35)
@@ -167,7 +173,6 @@ def _t(a, grad=False):
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
 @pytest.mark.parametrize("smoothing", [0.0, 0.2])
 @pytest.mark.parametrize("form", ["ids", "one-hot", "soft", "sequence"])
-@pytest.mark.slow
 def test_cross_entropy_values_and_gradients_match_torch(form, smoothing, reduction):
     shape = (4, 3, 5) if form == "sequence" else (6, 5)
     z = rng.normal(size=shape) * 3
@@ -224,7 +229,6 @@ def test_cross_entropy_with_soft_labels_keeps_the_dtype_of_logits():
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.slow
 def test_binary_cross_entropy_at_extreme_logits_matches_torch(dtype):
     z = np.array([100.0, -100.0, 100.0, -100.0, 0.0, 30.0, -30.0], dtype)
     y = np.array([1.0, 0.0, 0.0, 1.0, 0.5, 0.25, 0.75], dtype)
