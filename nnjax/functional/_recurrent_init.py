@@ -50,7 +50,7 @@ def draw_weights(
     return blocks(kernel_init, k_x, in_features), blocks(recurrent_init, k_h, hidden)
 
 
-def _known_keys(op: str, params: Any, keys: tuple[str, ...]) -> Any:
+def _known_keys(op: str, params: Any, keys: tuple[str, ...], name: str = "params") -> Any:
     """``params`` without keys a cell does not read, with a ``DeprecationWarning``.
 
     The cells and ``F.rnn``/``F.lstm``/``F.gru`` ignored unknown keys until nnjax 0.2;
@@ -64,7 +64,7 @@ def _known_keys(op: str, params: Any, keys: tuple[str, ...]) -> Any:
     if not extra:
         return params
     warnings.warn(
-        f"{op}: `params` has unexpected key{'s' * (len(extra) > 1)} "
+        f"{op}: `{name}` has unexpected key{'s' * (len(extra) > 1)} "
         f"{', '.join(map(repr, extra))}, ignored; they will be an error in {REMOVED_IN} "
         f"(expected keys: {', '.join(map(repr, keys))})",
         DeprecationWarning,
@@ -74,7 +74,7 @@ def _known_keys(op: str, params: Any, keys: tuple[str, ...]) -> Any:
 
 
 def read_params(
-    op: str, params: Any, gates: int, biases: tuple[str, ...]
+    op: str, params: Any, gates: int, biases: tuple[str, ...], name: str = "params"
 ) -> tuple[Params, int, int]:
     """A recurrent cell's parameter dict, read and checked; ``(params, in_features, hidden)``.
 
@@ -82,7 +82,8 @@ def read_params(
     ``biases``; a list, NumPy array or PyTorch tensor read as an array); then ``w_h``
     must be ``(H, gates*H)``, ``w_x`` ``(in, gates*H)`` and each bias ``(gates*H,)``. A
     weight in PyTorch's layout (``weight_hh``, ``weight_ih``: ``(gates*H, n)``) is named
-    so, with the fix. Python on shapes only: free under ``jax.jit``.
+    so, with the fix. Python on shapes only: free under ``jax.jit``. Messages call the
+    dict ``name`` (``params``; ``params['forward']`` in a bidirectional op).
 
     Raises:
       TypeError: ``params`` is not a dict, or a value holds no numbers.
@@ -107,20 +108,20 @@ def read_params(
       w_h = weight_hh.T)
     """
     keys = ("w_x", "w_h", *biases)
-    params = _utils.read_params(op, _known_keys(op, params, keys), keys)
+    params = _utils.read_params(op, _known_keys(op, params, keys, name), keys, name=name)
     w_x, w_h = params["w_x"], params["w_h"]
-    _checks.check_rank(op, "params['w_h']", w_h, 2)
+    _checks.check_rank(op, f"{name}['w_h']", w_h, 2)
     pytorch = gates > 1 and w_h.shape[0] == gates * w_h.shape[1]
     hidden = w_h.shape[1] if pytorch else w_h.shape[0]
     why = "in PyTorch's layout (gates*H, H)? w_h = weight_hh.T" if pytorch else ""
-    _checks.check_shape(op, "params['w_h']", w_h, (hidden, gates * hidden), why=why)
-    _checks.check_rank(op, "params['w_x']", w_x, 2)
-    why = f"params['w_h'] has shape {w_h.shape}"
+    _checks.check_shape(op, f"{name}['w_h']", w_h, (hidden, gates * hidden), why=why)
+    _checks.check_rank(op, f"{name}['w_x']", w_x, 2)
+    why = f"{name}['w_h'] has shape {w_h.shape}"
     pytorch = w_x.shape[0] == gates * hidden != w_x.shape[1]
     hint = "; in PyTorch's layout (gates*H, in)? w_x = weight_ih.T" if pytorch else ""
-    _checks.check_shape(op, "params['w_x']", w_x, (None, gates * hidden), why=why + hint)
-    for name in biases:
-        _checks.check_shape(op, f"params[{name!r}]", params[name], (gates * hidden,), why=why)
+    _checks.check_shape(op, f"{name}['w_x']", w_x, (None, gates * hidden), why=why + hint)
+    for bias in biases:
+        _checks.check_shape(op, f"{name}[{bias!r}]", params[bias], (gates * hidden,), why=why)
     return params, w_x.shape[0], hidden
 
 

@@ -14,6 +14,7 @@ from nnjax.functional import _utils
 from nnjax.functional._gru_scan import gru_scan
 from nnjax.functional._lstm_scan import lstm_scan
 from nnjax.functional._rnn_scan import rnn_scan
+from nnjax.functional._sequence_checks import Names
 from nnjax.functional.recurrent import LSTMState, gru_cell, lstm_cell, rnn_cell
 from nnjax.functional.sequence import Cell, _run
 
@@ -160,11 +161,11 @@ def bidirectional(
     fused = _fused(cell)
     fwd, ys_f = _run(
         "bidirectional", cell, params["forward"], xs, s_fwd, lengths, False, unroll,
-        precompute_inputs, fused,
+        precompute_inputs, fused, Names("params['forward']", "state[0]"),
     )  # fmt: skip
     bwd, ys_b = _run(
         "bidirectional", cell, params["backward"], xs, s_bwd, lengths, True, unroll,
-        precompute_inputs, fused,
+        precompute_inputs, fused, Names("params['backward']", "state[1]"),
     )  # fmt: skip
     return (fwd, bwd), merge_fn(ys_f, ys_b)
 

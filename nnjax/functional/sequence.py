@@ -26,11 +26,10 @@ from nnjax.functional._conv_compiler import in_library_program
 from nnjax.functional._gru_scan import gru_scan
 from nnjax.functional._lstm_scan import lstm_scan
 from nnjax.functional._masked_scan import cast_carry, scan_masked, scan_precomputed, valid_mask
-from nnjax.functional._recurrent_init import read_params
+from nnjax.functional._sequence_checks import PLAIN, read_split_args
 from nnjax.functional.recurrent import (
     LSTMState,
     Params,
-    check_carry,
     gru_cell,
     lstm_cell,
 )
@@ -91,24 +90,6 @@ def _default_unroll(backend: str | None = None) -> int:
     backward pass and multiplied compile time by 2-10x (TPU is not measured).
     """
     return 4 if (backend or jax.default_backend()) == "gpu" else 1
-
-
-def _check_split(cell: Cell, op: str, params: Params, xs, state):
-    """Sequence-level checks for a built-in cell, so errors name ``op`` and ``xs``.
-
-    Returns ``(params, state)`` as the cell reads them: arrays (from lists too); ``state``
-    zeros for ``None``, for the LSTM an ``LSTMState``, in the dtype of ``xs``.
-    """
-    split = cell.split  # type: ignore[attr-defined]
-    params, in_features, hidden = read_params(op, params, split.gates, split.biases)
-    if state is None:
-        state = zero_carry(cell, params, xs.shape[:1], xs.dtype)
-    _checks.check_shape(op, "xs", xs, (None, None, in_features))
-    if split.name == "lstm_cell" and isinstance(state, tuple | list) and len(state) == 2:
-        # h and c read before their shapes are checked: a list has none
-        state = tuple(_utils.as_array(op, s, f"state.{n}") for n, s in zip("hc", state))
-    state = check_carry(op, "state", split, state, (xs.shape[0], hidden))
-    return params, jax.tree.map(lambda s: _utils.as_array(op, s, "state").astype(xs.dtype), state)
 
 
 def rnn(
@@ -173,8 +154,11 @@ def rnn(
     return _run("rnn", cell, params, xs, state, lengths, reverse, unroll, precompute_inputs)
 
 
-def _run(op, cell, params, xs, state, lengths, reverse, unroll, precompute_inputs, fused=None):
-    """Shared body of :func:`rnn`, :func:`lstm` and :func:`gru`; ``op`` names errors.
+def _run(
+    op, cell, params, xs, state, lengths, reverse, unroll, precompute_inputs, fused=None,
+    names=PLAIN,
+):  # fmt: skip
+    """Shared body of :func:`rnn`, :func:`lstm` and :func:`gru`; ``op`` and ``names`` name errors.
 
     ``fused(params, xs, state, valid, reverse, unroll, precompute)``, when given, runs
     the cell with its own backward pass in place of autodiff of the scan of ``cell``
@@ -195,10 +179,10 @@ def _run(op, cell, params, xs, state, lengths, reverse, unroll, precompute_input
             f"{getattr(cell, '__name__', cell)!r} has none"
         )
     if split is not None:  # the parameters read before the zero state is built from them
-        params, state = _check_split(cell, op, params, xs, state)
+        params, state = read_split_args(cell, op, params, xs, state, names)
     elif state is None:
         state = zero_carry(cell, params, xs.shape[:1], xs.dtype)
-    state = cast_carry(jax.tree.map(lambda s: _utils.as_array(op, s, "state"), state), xs.dtype)
+    state = cast_carry(jax.tree.map(lambda s: _utils.as_array(op, s, names.state), state), xs.dtype)
     if precompute_inputs is None:
         precompute_inputs = split is not None and _default_precompute()
     lengths = None if lengths is None else _utils.check_lengths(op, lengths, *xs.shape[:2])

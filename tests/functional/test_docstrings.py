@@ -46,6 +46,7 @@ MODULES = [
     "nnjax.functional._conv_transpose_pads",
     "nnjax.functional._recurrent_carry",
     "nnjax.functional._recurrent_init",
+    "nnjax.functional._sequence_checks",
     "nnjax.functional._utils",
     "nnjax.functional._reading",
     "nnjax._checks",

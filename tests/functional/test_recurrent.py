@@ -291,7 +291,9 @@ def test_bidirectional_state_must_be_a_pair_of_states(key):
         match=r"bidirectional: `state` must be a pair \(forward_state, backward_state\).*single",
     ):
         F.bidirectional(F.lstm_cell, params, xs, state=F.LSTMState(z, z))
-    with pytest.raises(TypeError, match=r"bidirectional: `state` must be an LSTMState\(h, c\)"):
+    with pytest.raises(
+        TypeError, match=r"bidirectional: `state\[0\]` must be an LSTMState\(h, c\)"
+    ):
         F.bidirectional(F.lstm_cell, params, xs, state=(z, z))
     with pytest.raises(KeyError, match=r"bidirectional: `params` has no key 'forward'"):
         F.bidirectional(F.lstm_cell, {"backward": params["backward"]}, xs)
@@ -305,3 +307,30 @@ def test_bidirectional_state_must_be_a_pair_of_states(key):
     _, ys0 = F.bidirectional(F.lstm_cell, params, xs, pair)
     np.testing.assert_allclose(ys, ys0, rtol=1e-5, atol=1e-6)
     assert isinstance(bwd, F.LSTMState) and bwd.h.shape == (B, H)
+
+
+@pytest.mark.parametrize(
+    ("direction", "index"), [("forward", 0), ("backward", 1)], ids=["forward", "backward"]
+)
+def test_bidirectional_errors_name_the_direction(key, direction, index):
+    params = F.bidirectional_init(key, F.lstm_cell_init, IN, H)
+    xs, z = jnp.ones((B, 7, IN)), jnp.zeros((B, H))
+    one = lambda inner: {**params, direction: inner}
+    where = rf"params\['{direction}'\]"
+    with pytest.raises(nnjax.ShapeError, match=rf"bidirectional: argument `{where}\['w_h'\]`.*"
+                       r"weight_hh\.T"):  # fmt: skip
+        F.bidirectional(
+            F.lstm_cell, one({**params[direction], "w_h": params[direction]["w_h"].T}), xs
+        )
+    without_b = {k: v for k, v in params[direction].items() if k != "b"}
+    with pytest.raises(KeyError, match=rf"bidirectional: `{where}` has no key 'b'"):
+        F.bidirectional(F.lstm_cell, one(without_b), xs)
+    with pytest.warns(
+        DeprecationWarning, match=rf"bidirectional: `{where}` has unexpected key 'zz'"
+    ):
+        F.bidirectional(F.lstm_cell, one({**params[direction], "zz": z}), xs)
+    good = F.LSTMState(z, z)
+    state = [good, good]
+    state[index] = F.LSTMState(jnp.zeros((B, H + 1)), z)
+    with pytest.raises(nnjax.ShapeError, match=rf"bidirectional: argument `state\[{index}\]\.h`"):
+        F.bidirectional(F.lstm_cell, params, xs, state=tuple(state))
