@@ -2,14 +2,27 @@
 
 from __future__ import annotations
 
+import math
+
 import jax
 import jax.numpy as jnp
 
 from nnjax import _checks, _hardware, initializers
 from nnjax.errors import ShapeError
 from nnjax.functional import _bfloat16, _bfloat16_dot, _utils
+from nnjax.functional._forward_only import is_forward_only
 
 Params = dict[str, jax.Array]
+
+#: Rows (``x``'s leading axes, multiplied) up to which a forward-only matmul
+#: (:func:`~nnjax.functional.forward_only`: ``predict``, ``evaluate``, ``fit``'s
+#: validation) on a CPU with native bfloat16 dot products multiplies in float32 instead:
+#: rounding the ``(in, out)`` kernel to bfloat16 costs more than the bfloat16 matmul
+#: saves at a few rows. MLP 784-500-300-100-10 forward, bfloat16 ``x``, jitted, Intel
+#: Xeon with AMX, time in float32 / with bfloat16 operands: 0.37 at 1 row, 0.48 at 4,
+#: 0.62 at 8, 0.79 at 16, 0.92 at 24, 1.05 at 32 (``benchmarks/README.md``, session
+#: 37). With gradients the bfloat16 operands stay ahead from 1 row on.
+FORWARD_FLOAT32_MAX_ROWS = 16
 
 
 def dense_init(
@@ -75,7 +88,10 @@ def dense(params: Params, x: jax.typing.ArrayLike) -> jax.Array:
     rounded to bfloat16, the formulation as fast as float32 there (see
     ``_affine_upcast``). On a CPU with them (AVX512-BF16, AMX) the bfloat16 operands are
     summed in float32 and the result rounded once, the form XLA:CPU runs on its native
-    kernels (see ``_affine_native``).
+    kernels (see ``_affine_native``), except in forward-only code
+    (:func:`~nnjax.functional.forward_only`) of at most
+    :data:`FORWARD_FLOAT32_MAX_ROWS` rows, which multiplies in float32 as above (faster
+    there; the result differs by at most the kernel's bfloat16 rounding).
 
     Args:
       params: ``{"kernel": (in, out), "bias": (out,)}``, as from :func:`dense_init`;
@@ -108,10 +124,12 @@ def dense(params: Params, x: jax.typing.ArrayLike) -> jax.Array:
     _check_input("dense", x, kernel, bias)
     if bias is not None:
         _checks.check_shape("dense", "params['bias']", bias, (kernel.shape[1],))
-    if _hardware.upcast_matmuls(x.dtype):
+    few_rows = is_forward_only() and math.prod(x.shape[:-1]) <= FORWARD_FLOAT32_MAX_ROWS
+    if _hardware.upcast_matmuls(x.dtype) or (few_rows and _hardware.bfloat16_dots(x.dtype)):
         return _affine_upcast(x, kernel, bias)
-    if _hardware.bfloat16_dots(x.dtype) or (
-        x.dtype == jnp.float32 and _bfloat16_dot.rounding_operands()
+    if not few_rows and (
+        _hardware.bfloat16_dots(x.dtype)
+        or (x.dtype == jnp.float32 and _bfloat16_dot.rounding_operands())
     ):
         return _affine_native(x, kernel, bias)
     y = jnp.matmul(x, kernel.astype(x.dtype))
@@ -173,7 +191,8 @@ def _affine_upcast(x: jax.Array, kernel: jax.Array, bias: jax.Array | None) -> j
     """``x @ kernel + bias`` of bfloat16 ``x`` computed in float32, rounded to bfloat16.
 
     The formulation for CPUs without native bfloat16 (:func:`nnjax._hardware.upcast_matmuls`),
-    where XLA:CPU emulates bfloat16. Only what the layer passes on is bfloat16: its
+    where XLA:CPU emulates bfloat16, and for forward-only matmuls of a few rows on CPUs
+    with it (:data:`FORWARD_FLOAT32_MAX_ROWS`). Only what the layer passes on is bfloat16: its
     output and, through the cast's transpose, the gradient for ``x``; the kernel and
     bias enter as they are and their gradients are float32 products. Rounding the
     kernel to bfloat16 would be an extra pass over every parameter that no bfloat16

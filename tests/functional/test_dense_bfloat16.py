@@ -107,3 +107,75 @@ def test_default_formulation_follows_the_hardware(case):
     y = F.dense(params, x)
     assert y.dtype == BF16 and y.shape == (B, OUT)
     _close(y, _affine(params, x))
+
+
+def _dot_operand_dtypes(fn, *args):
+    """The operand dtypes of every ``dot_general`` in ``fn``'s jaxpr (nested ones too)."""
+    found = []
+
+    def walk(jaxpr):
+        for eqn in jaxpr.eqns:
+            if eqn.primitive.name == "dot_general":
+                found.append(tuple(jnp.dtype(v.aval.dtype).name for v in eqn.invars))
+            for value in eqn.params.values():
+                for sub in value if isinstance(value, tuple | list) else (value,):
+                    if hasattr(sub, "eqns"):
+                        walk(sub)
+                    elif hasattr(sub, "jaxpr") and hasattr(sub.jaxpr, "eqns"):
+                        walk(sub.jaxpr)
+
+    walk(jax.make_jaxpr(fn)(*args).jaxpr)
+    return found
+
+
+def _forward(params, x, forward_only=True):
+    if not forward_only:
+        return F.dense(params, x)
+    with F.forward_only():
+        return F.dense(params, x)
+
+
+@pytest.mark.parametrize(
+    ("lead", "forward_only", "float32_products"),
+    [
+        ((1,), True, True),
+        ((16,), True, True),
+        ((2, 8), True, True),  # 16 rows over two leading axes
+        ((17,), True, False),
+        ((3, 6), True, False),
+        ((1,), False, False),  # with gradients possible: bfloat16 operands from 1 row on
+    ],
+    ids=["1", "16", "2x8", "17", "3x6", "1-not-forward-only"],
+)
+def test_native_cpus_multiply_few_forward_only_rows_in_float32(
+    monkeypatch, case, lead, forward_only, float32_products
+):
+    params, _ = case
+    monkeypatch.setattr(_hardware, "upcast_matmuls", lambda dtype: False)
+    monkeypatch.setattr(_hardware, "bfloat16_dots", lambda dtype: dtype == BF16)
+    x = jax.random.normal(jax.random.key(5), (*lead, IN)).astype(BF16)
+    fn = lambda p, v: _forward(p, v, forward_only)
+    operands = ("float32", "float32") if float32_products else ("bfloat16", "bfloat16")
+    assert _dot_operand_dtypes(fn, params, x) == [operands]
+    y = jax.jit(fn)(params, x)
+    assert y.dtype == BF16 and y.shape == (*lead, OUT)
+    kernel = params["kernel"] if float32_products else _rounded(params["kernel"])
+    exact = x.astype(F32) @ kernel + params["bias"].reshape((1,) * len(lead) + (OUT,))
+    np.testing.assert_allclose(
+        np.asarray(y, np.float32), np.asarray(_rounded(exact)), rtol=2**-7, atol=1e-6
+    )
+
+
+@pytest.mark.parametrize(("rows", "rounded"), [(16, False), (17, True)])
+def test_precision_operands_are_not_rounded_for_few_forward_only_rows(
+    monkeypatch, case, rows, rounded
+):
+    """``fit(precision="bfloat16")``'s float32 model: few forward-only rows stay float32."""
+    from nnjax.functional import _bfloat16_dot
+
+    params, _ = case
+    monkeypatch.setattr(_hardware, "bfloat16_dots", lambda dtype: dtype == BF16)
+    x = jax.random.normal(jax.random.key(6), (rows, IN))
+    with _bfloat16_dot.bfloat16_operands():
+        dtypes = _dot_operand_dtypes(_forward, params, x)
+    assert dtypes == [("bfloat16", "bfloat16") if rounded else ("float32", "float32")]
