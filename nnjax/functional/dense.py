@@ -17,12 +17,15 @@ Params = dict[str, jax.Array]
 #: Rows (``x``'s leading axes, multiplied) up to which a forward-only matmul
 #: (:func:`~nnjax.functional.forward_only`: ``predict``, ``evaluate``, ``fit``'s
 #: validation) on a CPU with native bfloat16 dot products multiplies in float32 instead:
-#: rounding the ``(in, out)`` kernel to bfloat16 costs more than the bfloat16 matmul
-#: saves at a few rows. MLP 784-500-300-100-10 forward, bfloat16 ``x``, jitted, Intel
-#: Xeon with AMX, time in float32 / with bfloat16 operands: 0.37 at 1 row, 0.48 at 4,
-#: 0.62 at 8, 0.79 at 16, 0.92 at 24, 1.05 at 32 (``benchmarks/README.md``, session
-#: 37). With gradients the bfloat16 operands stay ahead from 1 row on.
-FORWARD_FLOAT32_MAX_ROWS = 16
+#: there rounding the ``(in, out)`` kernel to bfloat16 costs more than the bfloat16
+#: matmul saves. A bfloat16 MLP 784-500-300-100-10's ``predict`` of 8192 examples, Intel
+#: Xeon with AMX, time / the float32 model's: with bfloat16 operands 1.62 at batch 1,
+#: 1.15 at 2, 1.06-1.18 at 4, 0.87 at 6, 0.80-0.85 at 8 (``predict``'s loop over
+#: batches rounds the kernel once); multiplied in float32 0.97-1.02 at 1 to 8. One
+#: jitted forward call rounds at every call and gains from float32 up to 16-24 rows
+#: (``benchmarks/README.md``, session 37). With gradients the bfloat16 operands stay
+#: ahead from 1 row on.
+FORWARD_FLOAT32_MAX_ROWS = 4
 
 
 def dense_init(

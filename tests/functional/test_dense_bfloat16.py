@@ -139,13 +139,13 @@ def _forward(params, x, forward_only=True):
     ("lead", "forward_only", "float32_products"),
     [
         ((1,), True, True),
-        ((16,), True, True),
-        ((2, 8), True, True),  # 16 rows over two leading axes
-        ((17,), True, False),
-        ((3, 6), True, False),
+        ((4,), True, True),
+        ((2, 2), True, True),  # 4 rows over two leading axes
+        ((5,), True, False),
+        ((3, 2), True, False),
         ((1,), False, False),  # with gradients possible: bfloat16 operands from 1 row on
     ],
-    ids=["1", "16", "2x8", "17", "3x6", "1-not-forward-only"],
+    ids=["1", "4", "2x2", "5", "3x2", "1-not-forward-only"],
 )
 def test_native_cpus_multiply_few_forward_only_rows_in_float32(
     monkeypatch, case, lead, forward_only, float32_products
@@ -166,7 +166,7 @@ def test_native_cpus_multiply_few_forward_only_rows_in_float32(
     )
 
 
-@pytest.mark.parametrize(("rows", "rounded"), [(16, False), (17, True)])
+@pytest.mark.parametrize(("rows", "rounded"), [(4, False), (5, True)])
 def test_precision_operands_are_not_rounded_for_few_forward_only_rows(
     monkeypatch, case, rows, rounded
 ):
