@@ -23,8 +23,8 @@ class Names(NamedTuple):
     state: str = "state"
 
 
-#: The names of a one-direction op (``F.rnn``, ``F.lstm``, ``F.gru``).
 PLAIN = Names()
+"""The names of a one-direction op (``F.rnn``, ``F.lstm``, ``F.gru``)."""
 
 
 def read_split_args(

@@ -14,18 +14,19 @@ from nnjax.functional._forward_only import is_forward_only
 
 Params = dict[str, jax.Array]
 
-#: Rows (``x``'s leading axes, multiplied) up to which a forward-only matmul
-#: (:func:`~nnjax.functional.forward_only`: ``predict``, ``evaluate``, ``fit``'s
-#: validation) on a CPU with native bfloat16 dot products multiplies in float32 instead:
-#: there rounding the ``(in, out)`` kernel to bfloat16 costs more than the bfloat16
-#: matmul saves. A bfloat16 MLP 784-500-300-100-10's ``predict`` of 8192 examples, Intel
-#: Xeon with AMX, time / the float32 model's: with bfloat16 operands 1.62 at batch 1,
-#: 1.15 at 2, 1.06-1.18 at 4, 0.87 at 6, 0.80-0.85 at 8 (``predict``'s loop over
-#: batches rounds the kernel once); multiplied in float32 0.97-1.02 at 1 to 8. One
-#: jitted forward call rounds at every call and gains from float32 up to 16-24 rows
-#: (``benchmarks/README.md``, session 37). With gradients the bfloat16 operands stay
-#: ahead from 1 row on.
 FORWARD_FLOAT32_MAX_ROWS = 4
+"""Rows (``x``'s leading axes, multiplied) up to which a forward-only matmul
+(:func:`~nnjax.functional.forward_only`: ``predict``, ``evaluate``, ``fit``'s
+validation) on a CPU with native bfloat16 dot products multiplies in float32 instead:
+there rounding the ``(in, out)`` kernel to bfloat16 costs more than the bfloat16
+matmul saves. A bfloat16 MLP 784-500-300-100-10's ``predict`` of 8192 examples, Intel
+Xeon with AMX, time / the float32 model's: with bfloat16 operands 1.62 at batch 1,
+1.15 at 2, 1.06-1.18 at 4, 0.87 at 6, 0.80-0.85 at 8 (``predict``'s loop over
+batches rounds the kernel once); multiplied in float32 0.97-1.02 at 1 to 8. One
+jitted forward call rounds at every call and gains from float32 up to 16-24 rows
+(``benchmarks/README.md``, session 37). With gradients the bfloat16 operands stay
+ahead from 1 row on.
+"""
 
 
 def dense_init(
