@@ -125,11 +125,14 @@ def conv_padding(op: str, nd: int, padding: Padding) -> str | list[tuple[int, in
     return pads if isinstance(pads, str) else list(pads)
 
 
-def add_bias(op: str, params: Params, y: jax.Array) -> jax.Array:
-    """``y + bias`` over the last axis when ``params`` has a bias (checked ``(out,)``)."""
+def add_bias(params: Params, y: jax.Array) -> jax.Array:
+    """``y + bias`` over the last axis when ``params`` has a bias.
+
+    The bias's shape is the caller's to check before it convolves
+    (:func:`nnjax.functional._utils.check_conv_bias`, which names a PyTorch-layout kernel).
+    """
     if "bias" not in params:
         return y
-    _checks.check_shape(op, "params['bias']", params["bias"], (y.shape[-1],))
     return y + _utils.expand_to(params["bias"].astype(y.dtype), y.ndim)
 
 

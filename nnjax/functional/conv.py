@@ -242,7 +242,7 @@ def conv(
     else:
         convolve = _sharding.batch_sharded(lambda x, k: _convolve(x, k, *geometry), axis, xc.ndim)
         y = convolve(xc, kernel)
-    return _bfloat16.round_like(add_bias(op, params, y), x.dtype)
+    return _bfloat16.round_like(add_bias(params, y), x.dtype)
 
 
 def _convolve(x, kernel, formulation, strides, pads, dilation, groups) -> jax.Array:

@@ -242,7 +242,7 @@ def conv_transpose(
         convolve, strides=stride, pads=pads, dilation=dilation, groups=groups
     )
     convolve = _sharding.batch_sharded(convolve, _sharding.batch_axis(x), x.ndim)
-    return add_bias(op, params, convolve(x, kernel.astype(x.dtype)))
+    return add_bias(params, convolve(x, kernel.astype(x.dtype)))
 
 
 def _subpixel_applies(x: jax.Array) -> bool:
