@@ -57,14 +57,31 @@ def per_example(fn: Callable) -> Callable[[jax.Array, jax.Array], jax.Array] | N
       >>> per_example(losses.mse)(jnp.zeros((2, 3)), jnp.ones((2, 3)))
       Array([1., 1.], dtype=float32)
     """
-    fn = keras_order(fn)
-    if not _checks.takes_keyword(fn, "reduction"):
+    elements = per_element(fn)
+    if elements is None:
         return None
 
     def values(pred, y):
-        return per_example_mean(fn(pred, y, reduction="none"))
+        return per_example_mean(elements(pred, y))
 
     return values
+
+
+def per_element(fn: Callable) -> Callable[[jax.Array, jax.Array], jax.Array] | None:
+    """``fn(predictions, targets, reduction="none")`` (Keras' order as :func:`per_example`).
+
+    Returns:
+      ``values(predictions (B, ...), targets (B, ...)) -> (B, ...)``, what ``fn``
+      returns unreduced; or ``None`` when ``fn`` takes no ``reduction``.
+
+    Example:
+      >>> per_element(losses.mse)(jnp.zeros((2, 3)), jnp.ones((2, 3))).shape
+      (2, 3)
+    """
+    fn = keras_order(fn)
+    if not _checks.takes_keyword(fn, "reduction"):
+        return None
+    return lambda pred, y: jnp.asarray(fn(pred, y, reduction="none"))
 
 
 def from_function(name: str, fn: Callable) -> Metric:

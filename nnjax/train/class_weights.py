@@ -23,6 +23,8 @@ from typing import Any
 import jax
 import numpy as np
 
+from nnjax.train import loss_weights
+
 
 def check(class_weight: Any) -> dict[int, float]:
     """``class_weight`` as ``{class: weight}``: integer classes, finite weights ``>= 0``.
@@ -97,9 +99,10 @@ def class_ids(where: str, y: Any) -> np.ndarray:
         raise ValueError(
             f"{where}: class_weight takes one label per example: class ids (N,) or (N, 1), "
             f"or one-hot rows (N, C); got {found}, several labels per example (per-token "
-            "or per-pixel labels?), which class_weight does not support. Weigh whole "
-            "examples with sample_weight (shape (N,)), or weigh the positions in a "
-            "loss_fn(model, batch) passed to fit instead of loss"
+            "or per-pixel labels?), which class_weight does not support. Weigh each "
+            "position by its class with sample_weight, one weight per position: "
+            "table[y] for class ids y (N, T) and a NumPy array table of weights per class "
+            "(nnjax.train.loss_weights)"
         )
     if y.ndim <= 2 and y.size:
         bad = y.reshape(-1)[~((y.reshape(-1) == 0) | (y.reshape(-1) == 1))]
@@ -197,9 +200,8 @@ def weighted(batch: Any, class_weight: Mapping[int, float] | None, where: str) -
     """
     if class_weight is None:
         return batch
-    return batch._replace(
-        weight=batch.weight * class_weights(where, batch.y, class_weight, strict=False)
-    )
+    per_class = class_weights(where, batch.y, class_weight, strict=False)
+    return batch._replace(weight=batch.weight * loss_weights.along_rows(per_class, batch.weight))
 
 
 def check_classes(class_weight: Mapping[int, float] | None, out: Any, name: str) -> None:

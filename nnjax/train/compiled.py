@@ -29,7 +29,7 @@ from jax.sharding import Mesh
 
 from nnjax import losses
 from nnjax.functional import _conv_compiler
-from nnjax.train import sharding
+from nnjax.train import loss_weights, sharding
 from nnjax.train.data import Batch
 from nnjax.train.dispatch_choices import (
     DEFAULT_STEPS_PER_DISPATCH,
@@ -215,7 +215,7 @@ def gathered(data: tuple, idx: jax.Array, mask: jax.Array, i: Any, mesh: Mesh | 
     """
     rows, m = idx[i], mask[i]
     x, y, weight = jax.tree.map(lambda a: jnp.take(a, rows, axis=0), data)
-    return _constrain(Batch(x, y, weight * m, m), mesh)
+    return _constrain(Batch(x, y, loss_weights.masked(weight, m), m), mesh)
 
 
 @cached

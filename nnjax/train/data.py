@@ -36,6 +36,7 @@ import numpy as np
 
 from nnjax.data.batching import epoch_rng
 from nnjax.train import class_weights as weights
+from nnjax.train import loss_weights
 from nnjax.train import validation as checks
 from nnjax.train.iterable_source import IterableSource, split_batch
 
@@ -48,7 +49,8 @@ class Batch(NamedTuple):
       y: the targets, any pytree of ``(B, ...)`` arrays (``None`` with a ``loss_fn``
         that needs none).
       weight: ``(B,)`` float32 loss weight of each row (sample weight x class weight,
-        0 on padding).
+        0 on padding), or ``(B, T, ...)`` one per position
+        (:mod:`nnjax.train.loss_weights`).
       mask: ``(B,)`` float32, 1 for real rows and 0 for the padding of a last partial
         batch.
 
@@ -123,7 +125,8 @@ class ArraySource:
       x: a pytree of ``(N, ...)`` arrays (NumPy, memmaps, JAX).
       y: a pytree of ``(N, ...)`` arrays.
       batch_size: ``B``.
-      weight: ``(N,)`` loss weights (sample x class weight), ones by default.
+      weight: ``(N,)`` loss weights (sample x class weight), ones by default; or
+        ``(N, T, ...)``, one per position (:mod:`nnjax.train.loss_weights`).
 
     Example:
       >>> src = ArraySource(np.ones((5, 2)), np.zeros(5), batch_size=2)
@@ -148,7 +151,8 @@ class ArraySource:
     def batch(self, rows: np.ndarray, mask: np.ndarray) -> Batch:
         """The host :class:`Batch` of ``rows`` (only these rows are read)."""
         x, y = _take(self.x, rows, f"{self.name} x"), _take(self.y, rows, f"{self.name} y")
-        return Batch(x, y, self.weight[rows] * mask, mask.astype(np.float32))
+        weight = loss_weights.masked(self.weight[rows], mask)
+        return Batch(x, y, weight, mask.astype(np.float32))
 
     def batches(
         self, seed: int, epoch: int, *, shuffle: bool = True, part: slice | None = None
@@ -278,9 +282,10 @@ def array_source(
     if n == 0:
         raise ValueError(f"`{name}` is empty: x has shape {checks.describe(x)}")
     checks.check_inputs_ok(f"`{name}`", x, check_inputs=check_inputs, integer_ok=integer_ok)
-    weight = checks.sample_weights(f"`{name}`", sw, n)
+    weight = checks.sample_weights(f"`{name}`", sw, n, y)
     if class_weight is not None:
-        weight = weight * weights.class_weights(f"`{name}`", y, class_weight, strict=False)
+        per_class = weights.class_weights(f"`{name}`", y, class_weight, strict=False)
+        weight = weight * loss_weights.along_rows(per_class, weight)
     return ArraySource(x, y, batch_size=min(batch_size, n), weight=weight, name=name)
 
 

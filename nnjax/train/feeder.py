@@ -298,7 +298,8 @@ def batch_nbytes(source: Any) -> int:
       112
     """
     if isinstance(source, ArraySource):
-        per_row = source.nbytes() // max(source.n, 1) + 2 * np.dtype(np.float32).itemsize
+        weight = source.weight[:1].nbytes  # one row's weights: one, or one per position
+        per_row = source.nbytes() // max(source.n, 1) + weight + np.dtype(np.float32).itemsize
         return per_row * source.batch_size
     return in_flight.nbytes(source.example())
 

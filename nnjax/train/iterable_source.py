@@ -28,6 +28,7 @@ import numpy as np
 from nnjax._deprecation import user_stacklevel
 from nnjax.errors import ShapeError
 from nnjax.train import class_weights as weights
+from nnjax.train import loss_weights
 from nnjax.train import validation as checks
 from nnjax.train.one_reader import one_at_a_time
 
@@ -109,7 +110,8 @@ def host_batch(
             f"{where} has no examples; every batch needs at least one (with several "
             "processes, every process's block of every batch)"
         )
-    w = checks.sample_weights(where, sw, n)
+    w = checks.sample_weights(where, sw, n, y)
+    w = _weights_like_first(where, w, sw is not None, None if spec is None else spec.weight)
     checks.check_inputs_ok(where, x, check_inputs=check_inputs, integer_ok=integer_ok)
     size = n if spec is None else spec.mask.shape[0]
     if spec is not None:
@@ -127,6 +129,18 @@ def host_batch(
         if n > size:
             raise ShapeError(f"{where} has {n} examples, more than the first batch's {size}")
     return padded(Batch(x, y, w, np.ones(n, np.float32)), size)
+
+
+def _weights_like_first(where: str, w: np.ndarray, given: bool, first: Any) -> np.ndarray:
+    """``w`` with the first batch's kind of weights: one per example or one per position.
+
+    A batch without ``sample_weight`` after one weighing positions gets ones per position.
+    """
+    if first is None or w.shape[1:] == first.shape[1:]:
+        return w
+    if not given:
+        return np.ones(w.shape[:1] + first.shape[1:], np.float32)
+    raise _spec_error(where, "sample_weight", w.shape, first.shape, "shape", ShapeError)
 
 
 def _as_jax_sees(name: str, tree: Any) -> Any:
@@ -160,7 +174,8 @@ def padded(batch: Any, size: int) -> Any:
     mask = (np.arange(size) < n).astype(np.float32)
     rows = np.resize(np.arange(n), size)
     take = lambda t: jax.tree.map(lambda a: a[rows], t)
-    return type(batch)(take(batch.x), take(batch.y), batch.weight[rows] * mask, mask)
+    weight = loss_weights.masked(batch.weight[rows], mask)
+    return type(batch)(take(batch.x), take(batch.y), weight, mask)
 
 
 class IterableSource:

@@ -172,11 +172,11 @@ def fit(
     Args:
       model: a Flax NNX model; its ``nnx.Param`` s are trained, its other state
         (batch statistics, RNG streams) is carried through every step.
-      data: ``(x, y)`` or ``(x, y, sample_weight)`` with ``x`` any pytree of ``(N, ...)``
-        arrays (a dict is passed to the model as keywords, a tuple as positional
-        inputs); NumPy memmaps (only each batch is read); or any iterable of such
-        batches (a list, a generator, a loader). The last partial batch is padded and
-        masked: every example counts every epoch and nothing recompiles.
+      data: ``(x, y)`` or ``(x, y, sample_weight)`` (``(N,)``, or ``(N, T)`` per position:
+        :mod:`~nnjax.train.loss_weights`), ``x`` any pytree of ``(N, ...)`` arrays (a dict
+        goes to the model as keywords, a tuple as positional inputs); memmaps (each batch
+        read alone) or any iterable of such batches (lists, generators, loaders). The last
+        partial batch is padded and masked: every example counts, nothing recompiles.
       loss: a name from :mod:`nnjax.losses` or ``loss(predictions, y) -> scalar``; for
         a model with several outputs (a dict or tuple of them, and labels alike), a dict
         (tuple, list) of those per output, summed per example (Keras'

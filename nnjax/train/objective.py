@@ -32,7 +32,10 @@ import jax.numpy as jnp
 from flax import nnx
 
 from nnjax import _checks, losses, metrics
+from nnjax._loss_checks import per_example_mean
+from nnjax._metrics_functions import per_element
 from nnjax.functional import _bfloat16_dot, batch_mask
+from nnjax.train import loss_weights
 from nnjax.train._canonical import canonical_function
 from nnjax.train.data import Batch
 from nnjax.train.loss_output import LOSS_SCALAR, call_loss_fn, scalar, scalar_logs
@@ -169,20 +172,30 @@ def batch_loss(
       1.0
     """
     fn = losses.get(loss)
-    rows = metrics.per_example(fn)
+    rows, elements = metrics.per_example(fn), per_element(fn)
     takes_mask = rows is None and _checks.takes_keyword(fn, "mask")
     align = fn in losses.TARGETS_LIKE_PREDICTIONS
 
     def value(predictions: PyTree, batch: Batch) -> jax.Array:
         y = losses.align_targets(predictions, batch.y) if align else batch.y
-        if rows is None:
+        if rows is None or elements is None:
             extra = {"mask": batch.mask} if takes_mask else {}
             return fn(predictions, y, **extra)
-        per = rows(predictions, y)  # float64 weights (x64) leave a float32 loss float32
-        total = jnp.sum(per * batch.weight.astype(jnp.promote_types(per.dtype, jnp.float32)))
+        if loss_weights.per_position(batch.weight):
+            total = jnp.sum(per_example_mean(_weighted(elements(predictions, y), batch.weight)))
+        else:
+            total = jnp.sum(_weighted(rows(predictions, y), batch.weight))
         return total / _normalizer(batch) if normalize else total
 
     return value
+
+
+def _weighted(values: jax.Array, weight: jax.Array) -> jax.Array:
+    """``values * weight``: per example ``(B,)`` or per position (``weight (B, T, ...)``)."""
+    if loss_weights.per_position(weight):
+        weight = loss_weights.over_values(weight, values)
+    # float64 weights (x64) leave a float32 loss float32
+    return values * weight.astype(jnp.promote_types(values.dtype, jnp.float32))
 
 
 def _normalizer(batch: Batch) -> jax.Array:

@@ -30,6 +30,7 @@ from nnjax.train import (
     eval_blocks,
     label_broadcast,
     label_checks,
+    loss_weights,
     optimizers,
     output_activation,
     padded_rows,
@@ -237,7 +238,8 @@ def check_weights_reach_loss(loss: Any, source: Any) -> None:
     weights, mask = (
         (source.weight, 1.0) if isinstance(source, data.ArraySource) else (first.weight, first.mask)
     )
-    if np.all(np.asarray(weights) == mask):
+    weights = np.asarray(weights)
+    if np.all(weights == (mask if np.ndim(mask) == 0 else loss_weights.along_rows(mask, weights))):
         return
     raise ValueError(
         f"`data` weighs its examples (sample_weight or class_weight), but the loss {loss!r} "

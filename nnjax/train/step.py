@@ -38,7 +38,7 @@ import nnjax.functional as F
 from nnjax import losses, metrics
 from nnjax.nn._modes import view_in_mode
 from nnjax.nn._validate import check_module
-from nnjax.train import optax_checks
+from nnjax.train import loss_weights, optax_checks
 from nnjax.train.data import Batch
 from nnjax.train.objective import (
     as_batch,
@@ -344,7 +344,7 @@ def make_eval_step(
     metric_list = resolve_metrics(metrics)
 
     def eval_step(params: PyTree, rest: PyTree, batch: Batch) -> dict[str, Any]:
-        batch = batch._replace(weight=batch.weight * batch.mask)
+        batch = batch._replace(weight=loss_weights.masked(batch.weight, batch.mask))
         with F.forward_only():  # the ops' fastest formulations without gradients
             value, (logs, predictions, _) = objective(params, rest, batch)
         count = jnp.sum(batch.mask).astype(value.dtype)  # float32, or a wider loss's dtype

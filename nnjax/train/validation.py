@@ -18,6 +18,7 @@ from nnjax.train.label_checks import (
     check_named_take_arrays,
     describe,
 )
+from nnjax.train.loss_weights import sample_weights
 
 
 def as_host_array(name: str, a: Any) -> np.ndarray:
@@ -307,36 +308,6 @@ def _holds_text(a: np.ndarray) -> bool:
     if a.dtype.kind in "US":
         return True
     return a.dtype.kind == "O" and any(isinstance(v, str | bytes) for v in a.ravel()[:1000])
-
-
-def sample_weights(where: str, sw: Any, n: int) -> np.ndarray:
-    """``sample_weight`` as float32 ``(n,)``: the right length, finite and non-negative.
-
-    A column ``(n, 1)`` is taken as ``(n,)``, as Keras does. Float32 under
-    ``jax_enable_x64`` too: float64 weights would turn a float32 model's ``loss_fn``
-    float64 (a float64 model's weights round to float32).
-
-    Raises:
-      ShapeError: not of shape ``(n,)`` or ``(n, 1)``.
-      ValueError: a negative, NaN or infinite weight (names the first one).
-
-    Example:
-      >>> sample_weights("train", [1, 2], 2)
-      array([1., 2.], dtype=float32)
-    """
-    if sw is None:
-        return np.ones(n, np.float32)
-    w = np.asarray(sw, np.float32)
-    if w.shape == (n, 1):  # a column, as Keras takes it
-        w = w[:, 0]
-    if w.shape != (n,):
-        raise ShapeError(
-            f"{where}: sample_weight has shape {w.shape}, expected ({n},) (or ({n}, 1))"
-        )
-    if not np.all(np.isfinite(w)) or np.any(w < 0):
-        i = int(np.flatnonzero(~(np.isfinite(w) & (w >= 0)))[0])
-        raise ValueError(f"{where}: sample_weight[{i}] = {w[i]}; weights must be >= 0")
-    return w
 
 
 def check_flags(owner: str, **flags: Any) -> None:

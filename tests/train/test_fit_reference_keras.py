@@ -18,7 +18,7 @@ import pytest
 from flax import nnx
 
 import nnjax.train as T
-from nnjax.nn import MLP
+from nnjax.nn import MLP, Dense
 from nnjax.train import data as data_lib
 from tests.train._data import blobs
 
@@ -48,6 +48,16 @@ for name, kw in {"plain": {}, "sample_weight": {"sample_weight": sw},
                   validation_split=0.2, **kw)
     out[name] = {k: [float(v) for v in vs] for k, vs in h.history.items()}
     out[name + "_weights"] = [w.tolist() for w in model.layers[0].get_weights()]
+xt, yt, swt = (np.load(sys.argv[1])[k] for k in ("xt", "yt", "swt"))  # weights per token
+model = keras.Sequential([keras.Input(xt.shape[1:]), keras.layers.Dense(3)])
+model.layers[0].set_weights([kernel, bias])
+model.compile(optimizer=keras.optimizers.SGD(LR),
+              loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+              metrics=["accuracy"])
+h = model.fit(xt, yt, sample_weight=swt, batch_size=B, epochs=2, shuffle=False, verbose=0,
+              validation_split=0.2)
+out["tokens"] = {k: [float(v) for v in vs] for k, vs in h.history.items()}
+out["tokens_weights"] = [w.tolist() for w in model.layers[0].get_weights()]
 splits = {}
 for n, fraction in ((50, 0.25), (10, 0.05), (5, 0.5), (7, 0.3)):
     train, _ = train_validation_split((np.arange(n),), validation_split=fraction)
@@ -64,7 +74,8 @@ def keras_run(tmp_path_factory):
     model = MLP(4, (), 3, rngs=nnx.Rngs(0))
     kernel, bias = (np.asarray(p[...]) for p in (model.layers[0].kernel, model.layers[0].bias))
     path = tmp_path_factory.mktemp("keras") / "inputs.npz"
-    np.savez(path, x=x, y=y, sw=sw, kernel=kernel, bias=bias)
+    xt, yt, swt = _tokens()
+    np.savez(path, x=x, y=y, sw=sw, kernel=kernel, bias=bias, xt=xt, yt=yt, swt=swt)
     env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
     env.update(KERAS_BACKEND="jax", JAX_PLATFORMS="cpu")
     command = [sys.executable, "-c", KERAS, str(path), str(LR), str(B)]
@@ -72,23 +83,41 @@ def keras_run(tmp_path_factory):
     return (x, y, sw), json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def _tokens():
+    """``x (N, 6, 4)``, labels ``(N, 6)`` and weights per token: 0 past each length."""
+    rng = np.random.default_rng(2)
+    y = rng.integers(0, 3, (N, 6)).astype(np.int32)
+    x = (rng.normal(size=(N, 6, 4)) + y[..., None]).astype(np.float32)
+    lengths = rng.integers(1, 7, N)
+    return (
+        x,
+        y,
+        (np.arange(6) < lengths[:, None]) * rng.uniform(0.5, 2.0, (N, 6)).astype(np.float32),
+    )
+
+
 def _nnjax(x, y, sw, which):
     model = MLP(4, (), 3, rngs=nnx.Rngs(0))
-    data = (x, y, sw) if which == "sample_weight" else (x, y)
+    if which == "tokens":  # a dense layer per token, the same initial weights as the MLP's
+        dense = Dense(4, 3, rngs=nnx.Rngs(1))
+        dense.kernel[...], dense.bias[...] = model.layers[0].kernel[...], model.layers[0].bias[...]
+        model, (x, y, sw) = dense, _tokens()
+    data = (x, y, sw) if which in ("sample_weight", "tokens") else (x, y)
     history = T.fit(
         model, data, loss="cross_entropy", optimizer=optax.sgd(LR), batch_size=B, epochs=2,
         shuffle=False, verbose=0, validation_split=0.2, devices=jax.devices()[:1],
         class_weight=CLASS_WEIGHT if which == "class_weight" else None,
     )  # fmt: skip
-    weights = [np.asarray(model.layers[0].kernel[...]), np.asarray(model.layers[0].bias[...])]
-    return history, weights
+    layer = model if which == "tokens" else model.layers[0]
+    return history, [np.asarray(layer.kernel[...]), np.asarray(layer.bias[...])]
 
 
-@pytest.mark.parametrize("which", ["plain", "sample_weight", "class_weight"])
+@pytest.mark.parametrize("which", ["plain", "sample_weight", "class_weight", "tokens"])
 def test_losses_metrics_and_weights_match_keras(keras_run, which):
     """The weighted loss over the real rows of a batch (not over the sum of weights),
     unweighted metrics (Keras ``metrics``), ``val_loss`` weighted by the validation
-    rows' sample weights and not by ``class_weight``; the trained weights too."""
+    rows' sample weights and not by ``class_weight``; weights per token (Keras'
+    ``sum_over_batch_size`` over the batch's tokens); the trained weights too."""
     (x, y, sw), keras = keras_run
     history, weights = _nnjax(x, y, sw, which)
     for name, values in keras[which].items():

@@ -44,8 +44,9 @@ def test_class_weight_refuses_several_labels_per_example(y, shape):
         r"`data`: class_weight takes one label per example: class ids \(N,\) or \(N, 1\), or "
         rf"one-hot rows \(N, C\); got labels of shape {shape}, several labels per example "
         r"\(per-token or per-pixel labels\?\), which class_weight does not support\. Weigh "
-        r"whole examples with sample_weight \(shape \(N,\)\), or weigh the positions in a "
-        r"loss_fn\(model, batch\) passed to fit instead of loss$"
+        r"each position by its class with sample_weight, one weight per position: table\[y\] "
+        r"for class ids y \(N, T\) and a NumPy array table of weights per class "
+        r"\(nnjax.train.loss_weights\)$"
     )
     with pytest.raises(ValueError, match=words):
         class_weights.class_weights("`data`", y, {0: 1.0, 1: 2.0})
