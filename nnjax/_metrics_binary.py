@@ -24,6 +24,7 @@ import numbers
 from typing import Any
 
 from nnjax import losses
+from nnjax._metrics_weighted import Weighted
 from nnjax._output_losses import OutputMetric
 
 LOGIT_LOSSES: frozenset[Any] = frozenset(
@@ -125,14 +126,17 @@ class Thresholded:
 
 
 def unthresholded(spec: Any) -> Any:
-    """The name a :class:`Thresholded` wraps; any other spec as it is.
+    """The name a :class:`Thresholded` (or a weighted one) wraps; any other spec as it is.
 
     For the checks that read a metric's name (``"accuracy"`` needs class labels).
 
     Example:
       >>> unthresholded(Thresholded("f1", 0.5)), unthresholded("mae")
       ('f1', 'mae')
+      >>> unthresholded(Weighted(Thresholded("f1", 0.5)))
+      'f1'
     """
+    spec = spec.spec if isinstance(spec, Weighted) else spec
     return spec.spec if isinstance(spec, Thresholded) else spec
 
 
@@ -141,7 +145,8 @@ def with_threshold(loss: Any, spec: Any) -> Any:
 
     A name of :data:`THRESHOLDED` becomes a :class:`Thresholded` when the threshold is
     not 0 (with 0 it stays the name, which counts class 1 where ``> 0``); a metric of
-    one output (:class:`OutputMetric`) follows that output's loss in a loss per output.
+    one output (:class:`OutputMetric`) follows that output's loss in a loss per output;
+    a weighted one (:class:`~nnjax._metrics_weighted.Weighted`) keeps its weighting.
     Anything else (a :class:`Thresholded` of your own among them) is returned as is.
 
     Example:
@@ -152,6 +157,8 @@ def with_threshold(loss: Any, spec: Any) -> Any:
       >>> with_threshold(losses.get({"a": "mse"}), OutputMetric("a", "acc"))
       OutputMetric(key='a', spec=Thresholded(spec='acc', threshold=0.5))
     """
+    if isinstance(spec, Weighted):
+        return Weighted(with_threshold(loss, spec.spec), spec.name)
     if isinstance(spec, OutputMetric):
         if isinstance(loss, losses.OutputLosses) and spec.key in loss.keys:
             loss = loss.fns[loss.keys.index(spec.key)]

@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -24,17 +25,18 @@ import jax.numpy as jnp
 from nnjax import _checks, losses
 from nnjax._keras_order import keras_order
 from nnjax._loss_checks import per_example_mean
+from nnjax._metrics_auc import _auc_metric
 from nnjax._metrics_r2 import r2 as _r2_metric
 from nnjax._metrics_streaming import (
     _SCORES,
     Metric,
     _accuracy_metric,
-    _auc_metric,
     _div,
     _mean_metric,
     classification_metric,
     top_k_accuracy,
 )
+from nnjax._output_losses import OutputMetric
 from nnjax.errors import ShapeError
 
 
@@ -104,12 +106,11 @@ def from_function(name: str, fn: Callable) -> Metric:
       2.0
     """
     fn = keras_order(fn)
-    rows = per_example(fn)
-    if rows is not None and fn in losses.TARGETS_LIKE_PREDICTIONS:  # labels (B,), out (B, 1)
-        plain = rows
-        rows = lambda pred, y: plain(pred, losses.align_targets(pred, y))
-    if rows is not None:
-        return _mean_metric(name, rows)
+    rows, elements = per_example(fn), per_element(fn)
+    if rows is not None and elements is not None:
+        if fn in losses.TARGETS_LIKE_PREDICTIONS:  # labels (B,), out (B, 1)
+            rows, elements = _aligned(rows), _aligned(elements)
+        return _mean_metric(name, rows, elements)
     takes_mask = _checks.takes_keyword(fn, "mask")
 
     def stats(pred, y, mask):
@@ -127,6 +128,11 @@ def from_function(name: str, fn: Callable) -> Metric:
         )
 
     return Metric(name, stats, lambda s: float(_div(s["sum"], s["count"])))
+
+
+def _aligned(values: Callable) -> Callable:
+    """``values(pred, y)`` with the targets aligned to the predictions as the losses do."""
+    return lambda pred, y: values(pred, losses.align_targets(pred, y))
 
 
 def negated(metric: Metric, name: str) -> Metric:
@@ -196,4 +202,51 @@ def named_metrics() -> dict[str, Callable[..., Metric]]:
     return table
 
 
-__all__ = ["cosine_similarity", "from_function", "named_metrics", "negated", "per_example"]
+def loss_terms(loss: Any) -> tuple[Metric, ...]:
+    """The metrics that log each output's term of a loss per output (Keras' ``cls_loss``).
+
+    For an :class:`~nnjax.losses.OutputLosses`, one :class:`Metric` per output named
+    ``"<key>_loss"`` (``"output_<i>_loss"`` for a tuple of outputs): the output's loss
+    per example, weighted by the sample weights and normalized as the loss is (padding
+    left out), so the terms add up to the logged ``loss`` (with the outputs' weights
+    of :func:`nnjax.losses.per_output`, their weighted sum does; the terms are logged
+    unweighted, as Keras logs them). The same objects for an equal loss, so ``fit``
+    reuses its compiled step.
+
+    Args:
+      loss: the loss ``fit`` trains with.
+
+    Returns:
+      The terms' metrics, in output order; ``()`` for any other loss.
+
+    Example:
+      >>> [m.name for m in loss_terms(losses.get({"cls": "cross_entropy", "reg": "mse"}))]
+      ['cls_loss', 'reg_loss']
+      >>> loss_terms("mse")
+      ()
+    """
+    return _loss_terms(loss) if isinstance(loss, losses.OutputLosses) else ()
+
+
+@functools.lru_cache(maxsize=64)
+def _loss_terms(loss: losses.OutputLosses) -> tuple[Metric, ...]:
+    def term(key: Any) -> Metric:
+        def stats(pred, y, mask, weight):
+            rows = loss.term(key, pred[key], y[key])
+            return {"sum": jnp.sum(rows * weight), "count": jnp.sum(mask.astype(jnp.float32))}
+
+        name = OutputMetric(key, None).prefix + "loss"
+        return Metric(name, stats, lambda s: float(_div(s["sum"], s["count"])), weighted=True)
+
+    return tuple(term(key) for key in loss.keys)
+
+
+__all__ = [
+    "cosine_similarity",
+    "from_function",
+    "loss_terms",
+    "named_metrics",
+    "negated",
+    "per_element",
+    "per_example",
+]

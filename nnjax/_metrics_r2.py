@@ -1,7 +1,8 @@
 """The coefficient of determination R² as an exact streaming metric (private).
 
 :func:`r2` is ``sklearn.metrics.r2_score`` (``multioutput="uniform_average"``) over all
-the real rows of every batch. Each batch gives, per output, its row count, a *shift*
+the real rows of every batch. Each batch gives, per output, its row count (its total
+weight, as a weighted metric, and its rows of positive weight), a *shift*
 (its mean: float32, or float64 for float64 targets), the sums of the targets'
 deviations from the shift and of their squares, and the residual sum of squares. On
 the host (float64) the corrected two-pass formula turns a batch into its count, mean
@@ -35,32 +36,39 @@ from nnjax._metrics_streaming import Metric, Stats, _rows
 
 
 def _stats(pred: jax.Array, y: jax.Array, mask: jax.Array) -> Stats:
-    """One batch's statistics per output ``(M,)`` (``M`` the product of the other axes)."""
+    """One batch's statistics per output ``(M,)`` (``M`` the product of the other axes).
+
+    ``mask`` weighs the rows (0/1, or example weights as a weighted metric; or one
+    weight per position): ``count`` is each output's total weight, ``rows`` its rows of
+    positive weight.
+    """
     y = align_targets(pred, y)  # labels (B,) for outputs (B, 1), as the losses take them
     _check_same_shape("r2", pred, y)
-    p, m = _rows("r2", jnp.asarray(pred), mask)
+    p, w = _rows("r2", jnp.asarray(pred), mask)
     t, _ = _rows("r2", jnp.asarray(y), mask)
-    real = m > 0
-    count = jnp.sum(real[:, 0].astype(t.dtype))  # float32, or float64 targets' float64
-    shift = jnp.sum(jnp.where(real, t, 0), 0) / jnp.maximum(count, 1)
+    real = w > 0
+    w = jnp.where(real, w, 0).astype(t.dtype)  # float32, or float64 targets' float64
+    count = jnp.sum(w, 0)
+    shift = jnp.sum(jnp.where(real, w * t, 0), 0) / jnp.maximum(count, 1)  # any shift works
     d = jnp.where(real, t - shift[None, :], 0)
     r = jnp.where(real, t - p, 0)
     return {
         "count": count,
+        "rows": jnp.sum(real.astype(t.dtype), 0),
         "shift": shift,
-        "s1": jnp.sum(d, 0),
-        "s2": jnp.sum(d * d, 0),
-        "rss": jnp.sum(r * r, 0),
+        "s1": jnp.sum(w * d, 0),
+        "s2": jnp.sum(w * d * d, 0),
+        "rss": jnp.sum(w * r * r, 0),
     }
 
 
-def _moments(s: Stats) -> tuple[float, np.ndarray, np.ndarray]:
-    """``(count, mean, M2)`` of a batch or total, in float64 (corrected two-pass)."""
-    n = float(s["count"])
+def _moments(s: Stats) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(count, mean, M2)`` per output of a batch or total, in float64 (corrected two-pass)."""
+    n = np.asarray(s["count"], np.float64)
     s1, s2 = np.asarray(s["s1"], np.float64), np.asarray(s["s2"], np.float64)
-    if n == 0:
-        return 0.0, np.zeros_like(s1), np.zeros_like(s1)
-    return n, np.asarray(s["shift"], np.float64) + s1 / n, np.maximum(s2 - s1 * s1 / n, 0.0)
+    some, safe = n > 0, np.where(n > 0, n, 1.0)
+    mean = np.where(some, np.asarray(s["shift"], np.float64) + s1 / safe, 0.0)
+    return n, mean, np.where(some, np.maximum(s2 - s1 * s1 / safe, 0.0), 0.0)
 
 
 def _merge(a: Stats, b: Stats) -> Stats:
@@ -68,21 +76,21 @@ def _merge(a: Stats, b: Stats) -> Stats:
     (na, ma, qa), (nb, mb, qb) = _moments(a), _moments(b)
     n = na + nb
     d = mb - ma
-    mean = ma + d * (nb / n) if n else ma
-    m2 = qa + qb + d * d * (na * nb / n) if n else qa
+    some, safe = n > 0, np.where(n > 0, n, 1.0)
     return {
-        "count": np.float64(n),
-        "shift": mean,
-        "s1": np.zeros_like(mean),
-        "s2": m2,
+        "count": n,
+        "rows": np.asarray(a["rows"], np.float64) + b["rows"],
+        "shift": np.where(some, ma + d * (nb / safe), ma),
+        "s1": np.zeros_like(ma),
+        "s2": np.where(some, qa + qb + d * d * (na * nb / safe), qa),
         "rss": np.asarray(a["rss"], np.float64) + b["rss"],
     }
 
 
 def _result(s: Stats) -> float:
     """scikit-learn's R², uniform average over outputs; NaN for fewer than two rows."""
-    n, _, tss = _moments(s)
-    if n < 2:
+    _, _, tss = _moments(s)
+    if np.any(np.asarray(s["rows"]) < 2):
         return float("nan")
     rss = np.asarray(s["rss"], np.float64)
     # scikit-learn's rule: 1 for a perfect fit, 0 for a constant target fit imperfectly

@@ -29,12 +29,8 @@ import numpy as np
 from nnjax import losses
 from nnjax._checks import positive_int
 from nnjax._loss_checks import (
-    _binary_labels,
-    _check_values,
     _class_ids,
-    auc_inputs,
     class_id_column,
-    not_binary,
 )
 from nnjax._torch_tensors import from_torch
 from nnjax.errors import ShapeError
@@ -45,19 +41,30 @@ Stats = dict[str, Any]
 
 def _rows(op: str, values: jax.Array, mask: jax.Array) -> tuple[jax.Array, jax.Array]:
     """``values`` as ``(B, M)`` float32 (float64 stays) and the mask broadcast to it."""
-    mask = jnp.asarray(from_torch(mask))  # a PyTorch mask too (r2's)
-    _check_mask(op, mask, values)
     dtype = jnp.promote_types(values.dtype, jnp.float32)  # bool, ints, bf16: float32
     flat = values.reshape(values.shape[0], math.prod(values.shape[1:])).astype(dtype)
-    return flat, jnp.broadcast_to(mask.astype(dtype)[:, None], flat.shape)
+    return flat, _spread(op, mask, values).astype(dtype).reshape(flat.shape)
+
+
+def _spread(op: str, mask: Any, values: jax.Array) -> jax.Array:
+    """``mask (B,)`` (or weights per position ``(B, T, ...)``) broadcast to ``values``."""
+    mask = jnp.asarray(from_torch(mask))  # a PyTorch mask too (r2's)
+    _check_mask(op, mask, values)
+    trailing = (1,) * (values.ndim - mask.ndim)
+    return jnp.broadcast_to(mask.reshape(mask.shape + trailing), values.shape)
 
 
 def _check_mask(op: str, mask: jax.Array, values: jax.Array) -> None:
-    """The mask needs one entry per example: shape ``(B,)`` for ``values (B, ...)``."""
-    if jnp.shape(mask) != jnp.shape(values)[:1]:
+    """The mask needs one entry per example: shape ``(B,)`` for ``values (B, ...)``.
+
+    Weights (:func:`nnjax.metrics.weighted`) may have one per position: the leading axes
+    of ``values``.
+    """
+    if jnp.ndim(mask) == 0 or jnp.shape(mask) != jnp.shape(values)[: jnp.ndim(mask)]:
         raise ShapeError(
             f"{op}: `mask` has shape {jnp.shape(mask)}, expected {jnp.shape(values)[:1]}: "
-            "one entry per example of the batch"
+            "one entry per example of the batch (or, for weights per position, the leading "
+            f"axes of the values' shape {jnp.shape(values)})"
         )
 
 
@@ -148,10 +155,20 @@ def _div(a: Any, b: Any) -> Any:
     return np.divide(a, b, out=np.zeros_like(a), where=b > 0)
 
 
-def _mean_metric(name: str, per_row: Callable[[jax.Array, jax.Array], jax.Array]) -> Metric:
+def _mean_metric(
+    name: str,
+    per_row: Callable[[jax.Array, jax.Array], jax.Array],
+    per_element: Callable[[jax.Array, jax.Array], jax.Array] | None = None,
+) -> Metric:
+    """The mean of ``per_row``'s values over the real rows.
+
+    For weights per position, the weighted mean of ``per_element``'s values.
+    """
+
     def stats(pred, y, mask):
         pred, y, mask = _host(pred, y, mask)
-        values, m = _rows(name, per_row(pred, y), mask)
+        by_position = per_element is not None and jnp.ndim(mask) > 1
+        values, m = _rows(name, (per_element if by_position else per_row)(pred, y), mask)
         return {"sum": jnp.sum(values * m), "count": jnp.sum(m)}
 
     return Metric(name, stats, lambda s: float(_div(s["sum"], s["count"])))
@@ -237,14 +254,12 @@ def _confusion(op: str, pred, y, mask, *, binary: bool = False, threshold: float
             f"{op}: average='binary' scores class 1 of two, but predictions of shape "
             f"{pred.shape} have {c} classes; use average='macro' or 'micro'"
         )
-    _check_mask(op, mask, p)
-    m = jnp.broadcast_to(mask.reshape((-1,) + (1,) * (p.ndim - 1)), p.shape).astype(jnp.float32)
-    p1 = jax.nn.one_hot(p.ravel(), c) * m.ravel()[:, None]
-    t1 = jax.nn.one_hot(t.ravel(), c) * m.ravel()[:, None]
+    m = _spread(op, mask, p).astype(jnp.float32).ravel()[:, None]  # a mask, or weights
+    p1, t1 = jax.nn.one_hot(p.ravel(), c), jax.nn.one_hot(t.ravel(), c)
     return {
-        "tp": jnp.sum(p1 * t1, 0),
-        "fp": jnp.sum(p1 * (1 - t1), 0),
-        "fn": jnp.sum((1 - p1) * t1, 0),
+        "tp": jnp.sum(m * p1 * t1, 0),
+        "fp": jnp.sum(m * p1 * (1 - t1), 0),
+        "fn": jnp.sum(m * (1 - p1) * t1, 0),
     }
 
 
@@ -314,86 +329,4 @@ def classification_metric(
     return Metric(name, stats, result)
 
 
-def _binary_scores(pred: jax.Array, y: jax.Array) -> tuple[jax.Array, jax.Array]:
-    y = _binary_labels(pred, y)
-    score, label = pred, y
-    one_hot = pred.shape == y.shape and pred.ndim >= 2 and pred.shape[-1] > 1  # as accuracy
-    if one_hot and pred.shape[-1] == 2:
-        score, label = pred[..., 1] - pred[..., 0], y[..., 1]
-    elif pred.ndim == y.ndim + 1 and pred.shape[-1] == 2:
-        score = pred[..., 1] - pred[..., 0]
-    elif pred.ndim == y.ndim + 1 and pred.shape[-1] == 1:
-        score = pred[..., 0]
-    if score.shape != label.shape or (one_hot and pred.shape[-1] > 2):
-        raise ShapeError(
-            f"auc: needs binary scores (B,) or (B, 1) or two-class logits (B, 2) for labels "
-            f"(B,) (or one-hot (B, 2)); got predictions {pred.shape} and labels {y.shape}"
-        )
-    what = "is not a binary label: auc ranks the scores of classes 0 (0 or -1) and 1"
-    _check_values("auc", "labels", label, not_binary, what)
-    return score, label
-
-
-def roc_auc_score(scores: np.ndarray, labels: np.ndarray) -> float:
-    """Exact binary ROC AUC (ties count one half), as ``sklearn.metrics.roc_auc_score``.
-
-    NaN when the labels hold a single class, or when a score is NaN (a diverged model;
-    scikit-learn raises there, and sorting NaN last gave a confident 1.0).
-
-    Args:
-      scores: ``(N,)`` or ``(N, 1)`` real scores, higher meaning class 1; read as float64.
-      labels: the same length: 0 and 1 (bool, int or float), or -1 and 1 (the hinge
-        losses'); class 1 is positive.
-
-    Returns:
-      The AUC, a Python float in ``[0, 1]`` (or NaN as above).
-
-    Raises:
-      nnjax.ShapeError: another shape, or ``scores`` and ``labels`` differ in length.
-      ValueError: no examples, as scikit-learn; a label other than 0, 1 or -1 (2, 0.5,
-        NaN; scikit-learn takes any two values, the larger positive), or both -1 and 0.
-
-    Example:
-      >>> roc_auc_score(np.array([0.1, 0.4, 0.35, 0.8]), np.array([0, 0, 1, 1]))
-      0.75
-    """
-    scores, labels = auc_inputs("roc_auc_score", scores, labels)
-    if scores.size == 0:
-        raise ValueError(f"roc_auc_score: no examples (scores of shape {scores.shape})")
-    return _ranked_auc(scores, labels)
-
-
-def _ranked_auc(scores: np.ndarray, labels: np.ndarray) -> float:
-    """The AUC of float64 ``scores (N,)`` for bool ``labels (N,)`` (True: class 1)."""
-    pos, neg = int(labels.sum()), int((~labels).sum())
-    if pos == 0 or neg == 0 or np.isnan(scores).any():
-        return float("nan")
-    order = np.argsort(scores, kind="mergesort")
-    s = scores[order]
-    starts = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])
-    ends = np.r_[starts[1:], len(s)]
-    ranks = np.empty(len(s))
-    ranks[order] = np.repeat((starts + ends + 1) / 2.0, ends - starts)
-    return float((ranks[labels].sum() - pos * (pos + 1) / 2.0) / (pos * neg))
-
-
-def _auc_metric(name: str = "auc") -> Metric:
-    def stats(pred, y, mask):
-        pred, y, mask = _host(pred, y, mask)
-        score, label = _binary_scores(pred, y)
-        _check_mask(name, mask, score)
-        m = jnp.broadcast_to(mask.reshape((-1,) + (1,) * (score.ndim - 1)), score.shape)
-        score = score.astype(jnp.promote_types(score.dtype, jnp.float32))  # float64 stays
-        return {"score": score, "label": label.astype(jnp.float32), "mask": m}
-
-    def result(s: Stats) -> float:
-        keep = np.asarray(s["mask"]) > 0
-        if not keep.any():  # no real example: undefined, as with a single class
-            return float("nan")
-        score = np.asarray(s["score"], np.float64)[keep]  # labels -1 or in [0, 1]: checked
-        return _ranked_auc(score, np.asarray(s["label"])[keep] > 0.5)
-
-    return Metric(name, stats, result, concat=True)
-
-
-__all__ = ["Metric", "accumulate", "classification_metric", "roc_auc_score", "top_k_accuracy"]
+__all__ = ["Metric", "accumulate", "classification_metric", "top_k_accuracy"]

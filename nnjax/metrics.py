@@ -44,6 +44,11 @@ still logged under the name given. ``auc`` ranks the scores and needs no thresho
 No examples: :func:`accuracy` and :func:`roc_auc_score` raise (as scikit-learn); a
 streaming result of none is 0.0 (Keras's, as ``fit``'s loss), NaN for ``auc`` and ``r2``.
 
+Metrics count every real example once. :func:`weighted` (Keras' ``weighted_metrics``)
+counts each by its loss weight instead (``sample_weight``, times ``class_weight`` in
+training), or each position by its own for weights ``(N, T)``: scikit-learn's
+``sample_weight``, logged as ``"weighted_<name>"``.
+
 Example:
   >>> import jax.numpy as jnp
   >>> from nnjax import metrics
@@ -57,7 +62,7 @@ Example:
 
 from __future__ import annotations
 
-import functools
+import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar, overload
 
@@ -67,20 +72,20 @@ import jax.numpy as jnp
 from nnjax import _registry, losses
 from nnjax._keras_order import keras_order
 from nnjax._loss_checks import _check_array, _class_ids
+from nnjax._metrics_auc import roc_auc_score
 from nnjax._metrics_binary import Thresholded, with_threshold
-from nnjax._metrics_functions import from_function, named_metrics
+from nnjax._metrics_functions import from_function, loss_terms, named_metrics
 from nnjax._metrics_functions import per_example as per_example
 from nnjax._metrics_streaming import (
     Metric,
-    _div,
     accumulate,
     classification_metric,
-    roc_auc_score,
     top_k_accuracy,
 )
 from nnjax._metrics_streaming import (
     Stats as Stats,
 )
+from nnjax._metrics_weighted import Weighted, weighted, weighted_metric
 from nnjax._output_losses import OutputMetric
 from nnjax._torch_tensors import from_torch
 
@@ -186,6 +191,8 @@ def resolve(spec: str | Metric | OutputMetric | Thresholded | Callable) -> Metri
     """
     if isinstance(spec, Metric):
         return spec
+    if isinstance(spec, Weighted):
+        return weighted_metric(resolve(spec.spec), spec.name)
     if isinstance(spec, OutputMetric):
         return _of_output(spec)
     if spec is losses.cosine_similarity:  # the similarity, as the name's metric
@@ -250,10 +257,10 @@ def _of_output(spec: OutputMetric) -> Metric:
     """The metric ``spec.spec`` of the output ``spec.key``, named ``"<key>_<name>"``."""
     base = resolve(spec.spec)
 
-    def stats(pred, y, mask):
-        return base.stats(spec.select(pred, "model outputs"), spec.select(y, "labels y"), mask)
+    def stats(pred, y, *masks):  # the mask, and a weighted metric's weights
+        return base.stats(spec.select(pred, "model outputs"), spec.select(y, "labels y"), *masks)
 
-    return Metric(spec.prefix + base.name, stats, base.result, base.concat, base.merge)
+    return dataclasses.replace(base, name=spec.prefix + base.name, stats=stats)
 
 
 def default_metrics(loss: Any) -> tuple[Any, ...]:
@@ -286,45 +293,6 @@ def default_metrics(loss: Any) -> tuple[Any, ...]:
         losses.binary_cross_entropy,
     )
     return ("accuracy",) if is_class else ()
-
-
-def loss_terms(loss: Any) -> tuple[Metric, ...]:
-    """The metrics that log each output's term of a loss per output (Keras' ``cls_loss``).
-
-    For an :class:`~nnjax.losses.OutputLosses`, one :class:`Metric` per output named
-    ``"<key>_loss"`` (``"output_<i>_loss"`` for a tuple of outputs): the output's loss
-    per example, weighted by the sample weights and normalized as the loss is (padding
-    left out), so the terms add up to the logged ``loss`` (with the outputs' weights
-    of :func:`nnjax.losses.per_output`, their weighted sum does; the terms are logged
-    unweighted, as Keras logs them). The same objects for an equal loss, so ``fit``
-    reuses its compiled step.
-
-    Args:
-      loss: the loss ``fit`` trains with.
-
-    Returns:
-      The terms' metrics, in output order; ``()`` for any other loss.
-
-    Example:
-      >>> [m.name for m in loss_terms(losses.get({"cls": "cross_entropy", "reg": "mse"}))]
-      ['cls_loss', 'reg_loss']
-      >>> loss_terms("mse")
-      ()
-    """
-    return _loss_terms(loss) if isinstance(loss, losses.OutputLosses) else ()
-
-
-@functools.lru_cache(maxsize=64)
-def _loss_terms(loss: losses.OutputLosses) -> tuple[Metric, ...]:
-    def term(key: Any) -> Metric:
-        def stats(pred, y, mask, weight):
-            rows = loss.term(key, pred[key], y[key])
-            return {"sum": jnp.sum(rows * weight), "count": jnp.sum(mask.astype(jnp.float32))}
-
-        name = OutputMetric(key, None).prefix + "loss"
-        return Metric(name, stats, lambda s: float(_div(s["sum"], s["count"])), weighted=True)
-
-    return tuple(term(key) for key in loss.keys)
 
 
 def specs_for(loss: Any, metrics: Any) -> tuple:
@@ -371,7 +339,9 @@ def as_specs(metrics: Any) -> tuple:
     """
     if metrics is None:
         return ()
-    if isinstance(metrics, str | Metric | OutputMetric | Thresholded) or callable(metrics):
+    if isinstance(metrics, str | Metric | OutputMetric | Thresholded | Weighted) or callable(
+        metrics
+    ):
         return (metrics,)
     if isinstance(metrics, Mapping):
         return tuple(
@@ -385,6 +355,7 @@ __all__ = [
     "MetricFn",
     "OutputMetric",
     "Thresholded",
+    "Weighted",
     "accumulate",
     "accuracy",
     "as_specs",
@@ -397,4 +368,5 @@ __all__ = [
     "roc_auc_score",
     "specs_for",
     "top_k_accuracy",
+    "weighted",
 ]

@@ -35,6 +35,8 @@ def _layer(module: str) -> str:
         "metrics",
         "_metrics_streaming",
         "_metrics_r2",
+        "_metrics_auc",
+        "_metrics_weighted",
         "_loss_checks",
         "_losses_keras",
         "_output_losses",

@@ -14,7 +14,7 @@ Example:
 
 from __future__ import annotations
 
-from nnjax import metrics
+from nnjax import _metrics_functions
 from nnjax.train import _canonical, compiled, objective, optimizers
 
 
@@ -48,7 +48,7 @@ def clear_caches() -> None:
         memo.cache_clear()
     for cache in (optimizers.accumulate, optimizers._injected, objective._cached_loss_on_batch):
         cache.cache_clear()
-    metrics._loss_terms.cache_clear()
+    _metrics_functions._loss_terms.cache_clear()
     _canonical.clear()
 
 

@@ -174,9 +174,8 @@ def fit(
         (batch statistics, RNG streams) is carried through every step.
       data: ``(x, y)`` or ``(x, y, sample_weight)`` (``(N,)``, or ``(N, T)`` per position:
         :mod:`~nnjax.train.loss_weights`), ``x`` any pytree of ``(N, ...)`` arrays (a dict
-        goes to the model as keywords, a tuple as positional inputs); memmaps (each batch
-        read alone) or any iterable of such batches (lists, generators, loaders). The last
-        partial batch is padded and masked: every example counts, nothing recompiles.
+        goes to the model as keywords, a tuple as positional inputs); memmaps, or any
+        iterable of such batches. The last partial batch is padded and masked.
       loss: a name from :mod:`nnjax.losses` or ``loss(predictions, y) -> scalar``; for
         a model with several outputs (a dict or tuple of them, and labels alike), a dict
         (tuple, list) of those per output, summed per example (Keras'
@@ -199,7 +198,7 @@ def fit(
       validation_data: ``(x, y[, sample_weight])`` or an iterable, evaluated after
         every epoch (``val_*`` logs).
       validation_split: hold out this last fraction of array data (Keras).
-      metrics: metric specs (:func:`nnjax.metrics.resolve`; a bare name is fine), or
+      metrics: metric specs (:func:`nnjax.metrics.resolve`, :func:`~nnjax.metrics.weighted`), or
         a dict of them per output (``{"cls": ["accuracy"]}``, logged as
         ``"cls_accuracy"``); ``None`` follows the loss (accuracy for classification
         losses, per output for a loss per output).
@@ -223,7 +222,8 @@ def fit(
       class_weight: ``{class: weight}`` scaling each example's loss by its class
         (times its ``sample_weight``, if given). A batch's loss is the weighted sum
         over its real rows divided by their number, not by the sum of weights (Keras);
-        metrics are unweighted (Keras ``metrics``); validation gets no class weights.
+        metrics are unweighted but :func:`nnjax.metrics.weighted` ones (Keras'
+        ``weighted_metrics``); validation gets no class weights.
       param_sharding: how parameters and optimizer state are laid out: ``None``
         (replicated), ``"fsdp"`` (every parameter and its optimizer moments split
         over the ``'data'`` axis along its largest dimension that the axis size

@@ -25,6 +25,8 @@ MODULES = [
     "nnjax.losses",
     "nnjax.metrics",
     "nnjax._metrics_streaming",
+    "nnjax._metrics_auc",
+    "nnjax._metrics_r2",
     # Private modules whose rules and figures are documented with examples.
     "nnjax.functional._conv_formulations",
     "nnjax.functional._conv_compiler",

@@ -1,4 +1,4 @@
-"""``fit``'s logged loss, metrics and ``validation_split`` against Keras 3 itself.
+"""``fit``'s logged loss, (weighted) metrics and ``validation_split`` against Keras 3 itself.
 
 Keras runs in a subprocess (its own JAX configuration; this suite's strict rank
 promotion would fail inside Keras) on the same one-layer model, data and batch order
@@ -18,6 +18,7 @@ import pytest
 from flax import nnx
 
 import nnjax.train as T
+from nnjax.metrics import weighted
 from nnjax.nn import MLP, Dense
 from nnjax.train import data as data_lib
 from tests.train._data import blobs
@@ -43,7 +44,7 @@ for name, kw in {"plain": {}, "sample_weight": {"sample_weight": sw},
     model.layers[0].set_weights([kernel, bias])
     model.compile(optimizer=keras.optimizers.SGD(LR),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  metrics=["accuracy"])
+                  metrics=["accuracy"], weighted_metrics=["accuracy"])
     h = model.fit(x, y, batch_size=B, epochs=2, shuffle=False, verbose=0,
                   validation_split=0.2, **kw)
     out[name] = {k: [float(v) for v in vs] for k, vs in h.history.items()}
@@ -53,7 +54,7 @@ model = keras.Sequential([keras.Input(xt.shape[1:]), keras.layers.Dense(3)])
 model.layers[0].set_weights([kernel, bias])
 model.compile(optimizer=keras.optimizers.SGD(LR),
               loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-              metrics=["accuracy"])
+              metrics=["accuracy"], weighted_metrics=["accuracy"])
 h = model.fit(xt, yt, sample_weight=swt, batch_size=B, epochs=2, shuffle=False, verbose=0,
               validation_split=0.2)
 out["tokens"] = {k: [float(v) for v in vs] for k, vs in h.history.items()}
@@ -107,6 +108,7 @@ def _nnjax(x, y, sw, which):
         model, data, loss="cross_entropy", optimizer=optax.sgd(LR), batch_size=B, epochs=2,
         shuffle=False, verbose=0, validation_split=0.2, devices=jax.devices()[:1],
         class_weight=CLASS_WEIGHT if which == "class_weight" else None,
+        metrics=["accuracy", weighted("accuracy")],
     )  # fmt: skip
     layer = model if which == "tokens" else model.layers[0]
     return history, [np.asarray(layer.kernel[...]), np.asarray(layer.bias[...])]
@@ -115,9 +117,10 @@ def _nnjax(x, y, sw, which):
 @pytest.mark.parametrize("which", ["plain", "sample_weight", "class_weight", "tokens"])
 def test_losses_metrics_and_weights_match_keras(keras_run, which):
     """The weighted loss over the real rows of a batch (not over the sum of weights),
-    unweighted metrics (Keras ``metrics``), ``val_loss`` weighted by the validation
-    rows' sample weights and not by ``class_weight``; weights per token (Keras'
-    ``sum_over_batch_size`` over the batch's tokens); the trained weights too."""
+    unweighted metrics (Keras ``metrics``) and weighted ones (``weighted_metrics``,
+    logged by Keras as ``weighted_accuracy`` beside ``accuracy``), ``val_*`` weighted by
+    the validation rows' sample weights and not by ``class_weight``; weights per token
+    (Keras' ``sum_over_batch_size`` over the batch's tokens); the trained weights too."""
     (x, y, sw), keras = keras_run
     history, weights = _nnjax(x, y, sw, which)
     for name, values in keras[which].items():
