@@ -15,6 +15,7 @@ from flax import nnx
 
 import nnjax.train as T
 from nnjax.errors import ShapeError
+from nnjax.metrics import weighted
 from nnjax.nn import Dense
 from nnjax.train import data as data_lib
 from nnjax.train import loss_weights
@@ -108,13 +109,17 @@ def test_iterables_and_several_devices_train_as_arrays(tokens):
 
 def test_a_sweep_member_trains_as_fit(tokens):
     x, y, w = tokens
-    history, model = _fit((x, y, w), optimizer=optax.sgd, learning_rate=0.1)
+    specs = ["accuracy", weighted("accuracy")]  # over every token, over the real ones
+    kw = dict(optimizer=optax.sgd, learning_rate=0.1, metrics=specs, validation_data=(x, y, w))
+    history, model = _fit((x, y, w), **kw)
     result = sweep(
         lambda rngs: Dense(F, C, rngs=rngs), (x, y, w), members=grid(seeds=[0]),
-        loss="cross_entropy", optimizer=optax.sgd, learning_rate=0.1, batch_size=B, epochs=2,
-        shuffle=False, verbose=0,
+        loss="cross_entropy", batch_size=B, epochs=2, shuffle=False, verbose=0, **kw,
     )  # fmt: skip
-    np.testing.assert_allclose(result.history["loss"][0], history["loss"], rtol=1e-5, atol=1e-6)
+    for name in ("loss", "val_loss", "weighted_accuracy", "val_weighted_accuracy", "accuracy"):
+        got = result.history[name][0]
+        np.testing.assert_allclose(got, history[name], rtol=1e-5, atol=1e-6, err_msg=name)
+    assert history["val_weighted_accuracy"] != history["val_accuracy"]
     for a, b in zip(leaves(model), leaves(result.best()), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
