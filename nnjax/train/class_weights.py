@@ -1,11 +1,11 @@
 """``class_weight``: Keras' per-class loss weights, checked and turned into example weights.
 
 ``fit(class_weight={class: weight})`` scales each example's loss by the weight of its
-class. The mapping is checked when the data source is built (:func:`check`), its
-classes against the user's labels (:func:`check_present`) and the model's outputs
-once they are known (:func:`check_classes`), and
-the labels of every batch must be class labels: integer ids ``(N,)``, binary ``0``/``1``
-values ``(N,)`` or ``(N, 1)``, or one-hot (or probability) rows ``(N, C)``
+class, or each position's for labels per position (token ids ``(N, T)``: weights per
+position, :mod:`nnjax.train.loss_weights`; Keras refuses such labels). The mapping is
+checked when the data source is built (:func:`check`), its classes against the user's
+labels (:func:`check_present`) and the model's outputs once they are known
+(:func:`check_classes`), and the labels of every batch must be class labels
 (:func:`class_ids`).
 
 Example:
@@ -64,16 +64,23 @@ def check(class_weight: Any) -> dict[int, float]:
 
 
 def class_ids(where: str, y: Any) -> np.ndarray:
-    """The class of each example of the labels ``y``: ids, binary values or one-hot rows.
+    """The class of each example (or position) of the labels ``y``.
+
+    One label per example: integer ids ``(N,)`` or ``(N, 1)``, binary 0/1 values ``(N,)``
+    or ``(N, 1)``, one-hot (or probability) rows ``(N, C)``. One per position (tokens,
+    pixels): integer ids ``(N, T, ...)``, 0/1 values ``(N, T, ..., 1)`` or one-hot rows
+    ``(N, T, ..., C)``, giving ids ``(N, T, ...)`` (floating ``(N, T)`` labels are
+    one-hot rows ``(N, C)``: give binary labels per token as integers).
 
     Raises:
       ValueError: the labels are not class labels: continuous (floating values other
-        than 0 and 1, or rows outside ``[0, 1]``), several per example (integer
-        ``(N, T)``, any ``(N, T, ...)``: per-token or per-pixel labels), or of another shape.
+        than 0 and 1, or rows outside ``[0, 1]``), negative ids, or a pytree of them.
 
     Example:
       >>> class_ids("train", np.array([[0.0, 1.0], [1.0, 0.0]])).tolist()
       [1, 0]
+      >>> class_ids("train", np.array([[0, 2, 1]])).shape  # ids per token
+      (1, 3)
     """
     if isinstance(y, Mapping | tuple | list):
         raise ValueError(
@@ -83,41 +90,34 @@ def class_ids(where: str, y: Any) -> np.ndarray:
         )
     y = np.asarray(y)
     column = y.ndim == 1 or (y.ndim == 2 and y.shape[1] == 1)
-    integer = np.issubdtype(y.dtype, np.integer) or y.dtype == np.bool_
-    if column and integer:
-        ids = y.reshape(-1).astype(np.int64)
+    if np.issubdtype(y.dtype, np.integer) or y.dtype == np.bool_:
+        ids = (y.reshape(-1) if column else y).astype(np.int64)
         if ids.size and ids.min() < 0:
-            i = int(np.argmin(ids))
-            raise ValueError(f"{where}: class_weight needs class ids >= 0; y[{i}] = {ids[i]}")
+            i = np.unravel_index(int(np.argmin(ids)), ids.shape)
+            at = ", ".join(str(int(j)) for j in i)
+            raise ValueError(f"{where}: class_weight needs class ids >= 0; y[{at}] = {ids[i]}")
         return ids
-    if column and np.all((y == 0) | (y == 1)):
-        return y.reshape(-1).astype(np.int64)
-    if y.ndim == 2 and y.shape[1] > 1 and np.all((y >= 0) & (y <= 1)):
-        return y.argmax(axis=1)
+    binary = np.all((y == 0) | (y == 1))
+    if binary and (column or (y.ndim > 2 and y.shape[-1] == 1)):  # 0/1, per position too
+        return (y.reshape(-1) if column else y[..., 0]).astype(np.int64)
+    if y.ndim >= 2 and y.shape[-1] > 1 and np.all((y >= 0) & (y <= 1)):
+        return y.argmax(axis=-1)  # one-hot rows, one per example or per position
     found = f"labels of shape {y.shape} {y.dtype.name}"
-    if y.ndim > 2 or (y.ndim == 2 and integer):  # ids per position: (N, T), (N, H, W)...
-        raise ValueError(
-            f"{where}: class_weight takes one label per example: class ids (N,) or (N, 1), "
-            f"or one-hot rows (N, C); got {found}, several labels per example (per-token "
-            "or per-pixel labels?), which class_weight does not support. Weigh each "
-            "position by its class with sample_weight, one weight per position: "
-            "table[y] for class ids y (N, T) and a NumPy array table of weights per class "
-            "(nnjax.train.loss_weights)"
-        )
-    if y.ndim <= 2 and y.size:
+    if y.size:
         bad = y.reshape(-1)[~((y.reshape(-1) == 0) | (y.reshape(-1) == 1))]
         found += f" holding {bad[0].item()!r} (continuous targets?)" if bad.size else ""
     raise ValueError(
-        f"{where}: class_weight needs class labels: integer ids (N,), binary 0/1 values "
-        f"(N,) or (N, 1), or one-hot rows (N, C); got {found}. For regression targets, "
-        "weigh examples with sample_weight instead"
+        f"{where}: class_weight needs class labels: integer ids (N,) or (N, T, ...), binary "
+        f"0/1 values (N,), (N, 1) or (N, T, ..., 1), or one-hot rows (N, C) or (N, T, ..., "
+        f"C); got {found}. "
+        "For regression targets, weigh examples with sample_weight instead"
     )
 
 
 def class_weights(
     where: str, y: Any, class_weight: Mapping[int, float] | None, *, strict: bool = True
 ) -> np.ndarray:
-    """Per-example weights ``class_weight[class of y]`` (see :func:`class_ids`), Keras-style.
+    """Weights ``class_weight[class of y]`` per example or position (:func:`class_ids`).
 
     Args:
       where: how the data is called in errors.
@@ -129,7 +129,8 @@ def class_weights(
         hold every class: :func:`check_present` checks all the user's labels).
 
     Returns:
-      ``(n,)`` float32 weights (under ``jax_enable_x64`` too, as ``sample_weight``).
+      ``(n,)`` float32 weights (under ``jax_enable_x64`` too, as ``sample_weight``); for
+      labels per position, ``(n, T, ...)``: one weight per position.
 
     Raises:
       ValueError: ``strict`` and ``class_weight`` names a class the labels lack, or the
@@ -201,7 +202,7 @@ def weighted(batch: Any, class_weight: Mapping[int, float] | None, where: str) -
     if class_weight is None:
         return batch
     per_class = class_weights(where, batch.y, class_weight, strict=False)
-    return batch._replace(weight=batch.weight * loss_weights.along_rows(per_class, batch.weight))
+    return batch._replace(weight=loss_weights.product(batch.weight, per_class))
 
 
 def check_classes(class_weight: Mapping[int, float] | None, out: Any, name: str) -> None:

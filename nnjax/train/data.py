@@ -285,7 +285,7 @@ def array_source(
     weight = checks.sample_weights(f"`{name}`", sw, n, y)
     if class_weight is not None:
         per_class = weights.class_weights(f"`{name}`", y, class_weight, strict=False)
-        weight = weight * loss_weights.along_rows(per_class, weight)
+        weight = loss_weights.product(weight, per_class)
     return ArraySource(x, y, batch_size=min(batch_size, n), weight=weight, name=name)
 
 

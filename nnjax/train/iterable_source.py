@@ -111,7 +111,7 @@ def host_batch(
             "processes, every process's block of every batch)"
         )
     w = checks.sample_weights(where, sw, n, y)
-    w = _weights_like_first(where, w, sw is not None, None if spec is None else spec.weight)
+    w = _weights_like_first(where, w, None if spec is None else spec.weight)
     checks.check_inputs_ok(where, x, check_inputs=check_inputs, integer_ok=integer_ok)
     size = n if spec is None else spec.mask.shape[0]
     if spec is not None:
@@ -131,15 +131,18 @@ def host_batch(
     return padded(Batch(x, y, w, np.ones(n, np.float32)), size)
 
 
-def _weights_like_first(where: str, w: np.ndarray, given: bool, first: Any) -> np.ndarray:
+def _weights_like_first(where: str, w: np.ndarray, first: Any) -> np.ndarray:
     """``w`` with the first batch's kind of weights: one per example or one per position.
 
-    A batch without ``sample_weight`` after one weighing positions gets ones per position.
+    Weights per example after a first batch weighing positions (its own ``sample_weight``
+    or class weights per token) weigh every position of their example alike.
     """
     if first is None or w.shape[1:] == first.shape[1:]:
         return w
-    if not given:
-        return np.ones(w.shape[:1] + first.shape[1:], np.float32)
+    if w.ndim == 1:
+        return np.array(
+            np.broadcast_to(loss_weights.along_rows(w, first), (len(w), *first.shape[1:]))
+        )
     raise _spec_error(where, "sample_weight", w.shape, first.shape, "shape", ShapeError)
 
 

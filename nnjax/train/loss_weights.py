@@ -8,6 +8,7 @@ class) or targets ``(B, T, F)`` (weights broadcast over the trailing ``F``), 0 o
 positions that padding filled. A batch's loss stays ``sum(weight * values) / sum(mask)``
 with ``values`` each example's mean over its positions (Keras'
 ``sum_over_batch_size``), so weights constant along ``T`` give the per-example loss.
+``class_weight`` with labels per position gives weights per position too.
 
 :func:`sample_weights` checks the user's weights; the other helpers spread a per-row
 vector (the padding ``mask``, class weights) over weights of either kind, and
@@ -48,7 +49,21 @@ def masked(weight: Any, mask: Any) -> Any:
       >>> masked(np.array([2.0, 3.0]), np.array([1.0, 0.0])).tolist()
       [2.0, 0.0]
     """
-    return weight * along_rows(mask, weight)
+    return product(weight, mask)
+
+
+def product(a: Any, b: Any) -> Any:
+    """``a * b`` for weights of which one's shape is the other's leading axes.
+
+    Sample weights ``(B,)`` times class weights per position ``(B, T)`` are ``(B, T)``;
+    a mask ``(B,)`` times weights ``(B, T)`` too (:func:`masked`).
+
+    Example:
+      >>> product(np.array([1.0, 2.0]), np.array([[1.0, 3.0], [1.0, 1.0]])).tolist()
+      [[1.0, 3.0], [2.0, 2.0]]
+    """
+    wide, narrow = (a, b) if np.ndim(a) >= np.ndim(b) else (b, a)
+    return wide * narrow.reshape(np.shape(narrow) + (1,) * (np.ndim(wide) - np.ndim(narrow)))
 
 
 def per_position(weight: Any) -> bool:
@@ -130,4 +145,4 @@ def _positions_of(w: np.ndarray, n: int, y: Any) -> bool:
     return shape is not None and w.ndim > 1 and w.shape[0] == n and shape[: w.ndim] == w.shape
 
 
-__all__ = ["along_rows", "masked", "over_values", "per_position", "sample_weights"]
+__all__ = ["along_rows", "masked", "over_values", "per_position", "product", "sample_weights"]

@@ -36,12 +36,16 @@ def test_class_ids_of_every_kind_of_class_label():
     assert ids([True, False]) == [1, 0]
     assert ids(np.eye(3, dtype=np.float32)[[2, 0]]) == [2, 0]
     assert ids([[0.2, 0.8], [0.7, 0.3]]) == [1, 0]  # soft labels: their argmax
+    assert ids(np.arange(8).reshape(2, 4) % 3) == [[0, 1, 2, 0], [1, 2, 0, 1]]  # per token
+    assert ids(np.eye(3, dtype=np.float32)[[[2, 0], [1, 1]]]) == [[2, 0], [1, 1]]  # one-hot
+    assert ids(np.array([[[1.0], [0.0]]], np.float32)) == [[1, 0]]  # 0/1 per token
+    assert ids(np.zeros((1, 2, 3), np.int32)) == [[[0, 0, 0], [0, 0, 0]]]  # per pixel
 
 
 @pytest.mark.parametrize("y, words", [
     (np.array([[0.3], [1.0]], np.float32), r"got labels of shape \(2, 1\) float32 holding 0.3"),
     (np.array([0.0, 2.5], np.float32), r"holding 2.5 \(continuous targets\?\)"),
-    (np.array([[1.5, -0.5]], np.float32), r"one-hot rows \(N, C\); got labels of shape \(1, 2\)"),
+    (np.array([[1.5, -0.5]], np.float32), r"or \(N, T, \.\.\., C\); got labels of shape \(1, 2\)"),
 ])  # fmt: skip
 def test_class_weight_needs_class_labels(y, words):
     with pytest.raises(ValueError, match=r"`data`: class_weight needs class labels.*" + words):

@@ -7,7 +7,6 @@ from flax import nnx
 
 import nnjax.train as T
 from nnjax.errors import ShapeError
-from nnjax.train import class_weights
 from nnjax.train.iterable_source import IterableSource, path_name
 from nnjax.train.validation import leaf_paths
 
@@ -34,28 +33,11 @@ def _inputs(n=8):
     return a, b, rng.integers(0, 3, n).astype(np.int32)
 
 
-@pytest.mark.parametrize("y, shape", [
-    (np.arange(32, dtype=np.int32).reshape(4, 8) % 3, r"\(4, 8\) int32"),  # per token
-    (np.eye(3, dtype=np.float32)[np.zeros((4, 8), int)], r"\(4, 8, 3\) float32"),  # one-hot
-    (np.zeros((4, 5, 5), np.int32), r"\(4, 5, 5\) int32"),  # per pixel
-])  # fmt: skip
-def test_class_weight_refuses_several_labels_per_example(y, shape):
-    words = (
-        r"`data`: class_weight takes one label per example: class ids \(N,\) or \(N, 1\), or "
-        rf"one-hot rows \(N, C\); got labels of shape {shape}, several labels per example "
-        r"\(per-token or per-pixel labels\?\), which class_weight does not support\. Weigh "
-        r"each position by its class with sample_weight, one weight per position: table\[y\] "
-        r"for class ids y \(N, T\) and a NumPy array table of weights per class "
-        r"\(nnjax.train.loss_weights\)$"
-    )
-    with pytest.raises(ValueError, match=words):
-        class_weights.class_weights("`data`", y, {0: 1.0, 1: 2.0})
-
-
-def test_fit_names_per_token_labels_not_continuous_targets():
+def test_per_token_labels_for_a_model_of_one_label_per_example_name_the_shapes():
     x = np.ones((4, 2), np.float32)
     y = np.arange(32, dtype=np.int32).reshape(4, 8) % 3
-    with pytest.raises(ValueError, match=r"one label per example.*\(4, 8\) int32") as err:
+    words = r"the loss cannot compare model outputs of shape \(4, 3\) float32 with labels \(4, 8\)"
+    with pytest.raises(ValueError, match=words) as err:
         T.fit(nnx.Linear(2, 3, rngs=nnx.Rngs(0)), (x, y), loss="cross_entropy",
               class_weight={0: 0.0, 1: 1.0}, verbose=0)  # fmt: skip
     assert "continuous" not in str(err.value)

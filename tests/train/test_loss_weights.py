@@ -195,14 +195,28 @@ def test_a_batch_level_loss_refuses_weights_per_position(tokens):
 
 def test_iterable_batches_keep_the_first_batchs_kind_of_weights(tokens):
     x, y, w = tokens
-    with pytest.raises(ShapeError, match=r"batch 1: sample_weight has shape \(8,\), but the "
-                       r"first batch had \(8, 5\)"):  # fmt: skip
-        list(IterableSource([(x[:B], y[:B], w[:B]), (x[B:16], y[B:16], w[B:16, 0])]).batches(0, 0))
-    src = IterableSource([(x[:B], y[:B], w[:B]), (x[B:12], y[B:12])])
-    second = list(src.batches(0, 0))[1]
-    np.testing.assert_array_equal(
-        second.weight, np.repeat([[1.0], [0.0]], 4, axis=0) * np.ones((1, L))
-    )
+    with pytest.raises(ShapeError, match=r"batch 1: sample_weight has shape \(8, 5\), but the "
+                       r"first batch had \(8,\)"):  # fmt: skip
+        list(IterableSource([(x[:B], y[:B], w[:B, 0]), (x[B:16], y[B:16], w[B:16])]).batches(0, 0))
+    src = IterableSource([(x[:B], y[:B], w[:B]), (x[B:12], y[B:12]), (x[:B], y[:B], w[:B, 1])])
+    _, second, third = src.batches(0, 0)  # none, and one per example: spread over the tokens
+    np.testing.assert_array_equal(second.weight, np.repeat([[1.0], [0.0]], 4, axis=0) * np.ones(L))
+    np.testing.assert_array_equal(third.weight, np.repeat(w[:B, 1:2], L, axis=1))
+
+
+def test_class_weight_per_token_labels_weighs_each_token(tokens):
+    x, y, w = tokens
+    table = np.array([1.0, 4.0, 0.5, 2.0], np.float32)
+    history, model = _fit((x, y, w), class_weight=dict(enumerate(table)))
+    history2, model2 = _fit((x, y, w * table[y]))
+    np.testing.assert_allclose(history["loss"], history2["loss"], rtol=1e-6, atol=1e-7)
+    for a, b in zip(leaves(model), leaves(model2), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+    per_example = np.random.default_rng(4).uniform(0.5, 2.0, N).astype(np.float32)
+    batches = [(x[i : i + B], y[i : i + B], per_example[i : i + B]) for i in range(0, N, B)]
+    history3, _ = _fit(batches, class_weight=dict(enumerate(table)))
+    history4, _ = _fit((x, y, per_example[:, None] * table[y]))
+    np.testing.assert_allclose(history3["loss"], history4["loss"], rtol=1e-6, atol=1e-7)
 
 
 def test_class_weight_scales_every_position_of_a_row():
