@@ -4,7 +4,8 @@
 (with validation, printing), an iterable (each process yields its rows of each global
 batch), a memmap (``<folder>/x.npy``, written by the test), and with
 ``param_sharding="fsdp"`` (ModelCheckpoint into ``<folder>/ckpt``, then nnjax.save into
-``<folder>/saved``); evaluate and predict (arrays and an iterable).
+``<folder>/saved``), and a dense layer per token with weights per token and a
+weighted metric; evaluate and predict (arrays and an iterable).
 
 The tests import this file for :func:`dataset`, :func:`make_model` and :data:`FIT`, so
 the one-process reference runs use exactly the same data, model and settings.
@@ -43,6 +44,34 @@ def make_model():
     from nnjax.nn import MLP
 
     return MLP(FEATURES, (16,), CLASSES, rngs=nnx.Rngs(0))
+
+
+TOKEN_LOGS = ("loss", "weighted_accuracy", "val_loss", "val_weighted_accuracy")
+
+
+def tokens():
+    """``(x (N, 4, F), y (N, 4), w (N, 4))``: labels per token, weights 0 past a length."""
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(N, 4, FEATURES)).astype(np.float32)
+    y = np.argmax(x[..., :CLASSES], axis=-1).astype(np.int32)
+    w = (np.arange(4) < rng.integers(1, 5, N)[:, None]) * rng.uniform(0.5, 2.0, (N, 4))
+    return x, y, w.astype(np.float32)
+
+
+def fit_tokens():
+    """A dense layer per token, fit with weights per token and a weighted metric."""
+    from flax import nnx
+
+    from nnjax import train
+    from nnjax.metrics import weighted
+    from nnjax.nn import Dense
+
+    model = Dense(FEATURES, CLASSES, rngs=nnx.Rngs(0))
+    x, y, w = tokens()
+    val = (x[:N_VAL], y[:N_VAL], w[:N_VAL])
+    metrics = [weighted("accuracy")]
+    hist = train.fit(model, (x, y, w), validation_data=val, metrics=metrics, verbose=0, **FIT)
+    return model, np.asarray([hist.history[k] for k in TOKEN_LOGS])
 
 
 def global_batches(x, y, size=BATCH):
@@ -96,6 +125,9 @@ def scenario(out_dir):
     model = make_model()
     train.fit(model, (np.load(path, mmap_mode="r"), y), verbose=0, **FIT)
     results["memmap"] = leaves(model)
+
+    model, results["tokens_logs"] = fit_tokens()
+    results["tokens"] = leaves(model)
 
     model = make_model()
     callbacks = [ModelCheckpoint(os.path.join(out_dir, "ckpt"))]

@@ -79,6 +79,14 @@ def test_fit_on_a_memmap_equals_arrays(fit_group, reference):
     assert_leaves_close(leaves_of(r0, "memmap"), reference["arrays"])
 
 
+def test_weights_per_token_and_weighted_metrics_equal_the_one_process_run(fit_group):
+    _, (r0, r1) = fit_group
+    model, logs = W.fit_tokens()  # this process, its 4 devices
+    for r in (r0, r1):
+        assert_leaves_close(leaves_of(r, "tokens"), params(model))
+        np.testing.assert_allclose(r["tokens_logs"], logs, rtol=1e-5, atol=ATOL)
+
+
 def test_fsdp_over_processes_equals_replicated(fit_group, reference):
     _, (r0, _) = fit_group
     assert_leaves_close(leaves_of(r0, "fsdp"), reference["arrays"])
