@@ -27,24 +27,36 @@ Example:
 
 from __future__ import annotations
 
+import math
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from nnjax._loss_checks import _check_same_shape, align_targets
-from nnjax._metrics_streaming import Metric, Stats, _rows
+from nnjax._metrics_streaming import Metric, Stats, _check_mask, _rows
+from nnjax._torch_tensors import from_torch
 
 
 def _stats(pred: jax.Array, y: jax.Array, mask: jax.Array) -> Stats:
     """One batch's statistics per output ``(M,)`` (``M`` the product of the other axes).
 
     ``mask`` weighs the rows (0/1, or example weights as a weighted metric; or one
-    weight per position): ``count`` is each output's total weight, ``rows`` its rows of
-    positive weight.
+    weight per position, each position then a row): ``count`` is each output's total
+    weight, ``rows`` its rows of positive weight.
     """
     y = align_targets(pred, y)  # labels (B,) for outputs (B, 1), as the losses take them
     _check_same_shape("r2", pred, y)
-    p, w = _rows("r2", jnp.asarray(pred), mask)
+    pred, y, mask = jnp.asarray(pred), jnp.asarray(y), jnp.asarray(from_torch(mask))
+    if mask.ndim > 1:  # weights per position: each position is a row (a token, a pixel)
+        _check_mask("r2", mask, y)
+        rows = math.prod(mask.shape)
+        pred, y = (
+            pred.reshape(rows, *pred.shape[mask.ndim :]),
+            y.reshape(rows, *y.shape[mask.ndim :]),
+        )
+        mask = mask.reshape(rows)
+    p, w = _rows("r2", pred, mask)
     t, _ = _rows("r2", jnp.asarray(y), mask)
     real = w > 0
     w = jnp.where(real, w, 0).astype(t.dtype)  # float32, or float64 targets' float64

@@ -100,6 +100,10 @@ def test_weights_per_position_weigh_each_token():
     ce = np.sum(np.asarray(per_token) * flat(w)) / np.sum(w)  # the mean over real tokens
     got = _weighted("cross_entropy", logits, labels, w)
     np.testing.assert_allclose(got, ce, rtol=1e-6, atol=1e-7)
+    targets = rng.normal(size=(6, 5, 2)).astype(np.float32)  # each real token a row
+    preds = (targets + rng.normal(size=(6, 5, 2))).astype(np.float32)
+    r2 = skm.r2_score(flat(targets)[keep], flat(preds)[keep], sample_weight=flat(w)[keep])
+    np.testing.assert_allclose(_weighted("r2", preds, targets, w, 2), r2, rtol=1e-5, atol=1e-6)
 
 
 def test_a_function_of_your_own_gets_the_weights_as_its_mask():

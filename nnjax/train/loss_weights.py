@@ -103,8 +103,8 @@ def sample_weights(where: str, sw: Any, n: int, y: Any = None) -> np.ndarray:
     """``sample_weight`` as float32 ``(n,)`` or ``(n, T, ...)``: finite and non-negative.
 
     One weight per example, ``(n,)``; a column ``(n, 1)`` is taken as ``(n,)``, as Keras
-    does. Or one per position (:mod:`nnjax.train.loss_weights`): the leading axes of
-    the labels ``y`` (one array), e.g. ``(n, T)`` for token labels ``(n, T)``. Float32
+    does. Or one per position (the module docstring): the leading axes of the labels
+    ``y`` (one array), e.g. ``(n, T)`` for token labels ``(n, T)``. Float32
     under ``jax_enable_x64`` too: float64 weights would turn a float32 model's
     ``loss_fn`` float64 (a float64 model's weights round to float32).
 
