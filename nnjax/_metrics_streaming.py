@@ -28,10 +28,7 @@ import numpy as np
 
 from nnjax import losses
 from nnjax._checks import positive_int
-from nnjax._loss_checks import (
-    _class_ids,
-    class_id_column,
-)
+from nnjax._loss_checks import _class_ids, class_id_column
 from nnjax._torch_tensors import from_torch
 from nnjax.errors import ShapeError
 

@@ -93,9 +93,10 @@ def test_weights_per_position_weigh_each_token():
     keep = flat(w) > 0
     ids = flat(logits).argmax(-1)
     want = skm.accuracy_score(flat(labels)[keep], ids[keep], sample_weight=flat(w)[keep])
-    np.testing.assert_allclose(_weighted("accuracy", logits, labels, w, 2), want, rtol=1e-6)
+    got = _weighted("accuracy", logits, labels, w, 2)
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
     f1 = skm.f1_score(flat(labels)[keep], ids[keep], sample_weight=flat(w)[keep], average="macro")
-    np.testing.assert_allclose(_weighted("f1_macro", logits, labels, w), f1, rtol=1e-6)
+    np.testing.assert_allclose(_weighted("f1_macro", logits, labels, w), f1, rtol=1e-6, atol=1e-7)
     per_token = optax.softmax_cross_entropy_with_integer_labels(flat(logits), flat(labels))
     ce = np.sum(np.asarray(per_token) * flat(w)) / np.sum(w)  # the mean over real tokens
     got = _weighted("cross_entropy", logits, labels, w)
@@ -153,11 +154,12 @@ def test_fit_logs_weighted_metrics_with_sample_and_class_weights():
     ids = np.asarray(model(x)).argmax(-1)
     both = w * np.where(y == 0, 3.0, 1.0)  # training: sample x class weights
     np.testing.assert_allclose(
-        history["weighted_accuracy"], [np.average(ids == y, weights=both)], rtol=1e-6
+        history["weighted_accuracy"], [np.average(ids == y, weights=both)], rtol=1e-6, atol=1e-7
     )
     logs = T.evaluate(model, (x, y, w), loss="cross_entropy", metrics=specs, batch_size=16)
-    np.testing.assert_allclose(logs["weighted_accuracy"], np.average(ids == y, weights=w), 1e-6)
-    np.testing.assert_allclose(logs["accuracy"], np.mean(ids == y), rtol=1e-6)
+    want = np.average(ids == y, weights=w)
+    np.testing.assert_allclose(logs["weighted_accuracy"], want, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(logs["accuracy"], np.mean(ids == y), rtol=1e-6, atol=1e-7)
 
 
 def test_weighted_metrics_do_not_recompile():

@@ -190,6 +190,24 @@ def _check_missing(where: str, class_weight: Mapping[int, float], present: set[i
         )
 
 
+def scaled(
+    weight: np.ndarray, y: Any, class_weight: Mapping[int, float] | None, where: str
+) -> np.ndarray:
+    """``weight`` (per example or per position) times ``class_weight[class of y]``.
+
+    ``None``: ``weight`` as it is. The classes need not all occur in ``y`` (a batch, or
+    the training part of ``validation_split``: :func:`check_present` checks the whole).
+
+    Example:
+      >>> scaled(np.array([1.0, 2.0]), np.array([[0, 1], [1, 1]]), {1: 3.0}, "d").tolist()
+      [[1.0, 3.0], [6.0, 6.0]]
+    """
+    if class_weight is None:
+        return weight
+    per_class = class_weights(where, y, class_weight, strict=False)
+    return loss_weights.product(weight, per_class)
+
+
 def weighted(batch: Any, class_weight: Mapping[int, float] | None, where: str) -> Any:
     """``batch`` (a :class:`~nnjax.train.data.Batch`) with its weights times ``class_weight[y]``.
 
@@ -201,8 +219,7 @@ def weighted(batch: Any, class_weight: Mapping[int, float] | None, where: str) -
     """
     if class_weight is None:
         return batch
-    per_class = class_weights(where, batch.y, class_weight, strict=False)
-    return batch._replace(weight=loss_weights.product(batch.weight, per_class))
+    return batch._replace(weight=scaled(batch.weight, batch.y, class_weight, where))
 
 
 def check_classes(class_weight: Mapping[int, float] | None, out: Any, name: str) -> None:
@@ -232,4 +249,12 @@ def check_classes(class_weight: Mapping[int, float] | None, out: Any, name: str)
         )
 
 
-__all__ = ["check", "check_classes", "check_present", "class_ids", "class_weights", "weighted"]
+__all__ = [
+    "check",
+    "check_classes",
+    "check_present",
+    "class_ids",
+    "class_weights",
+    "scaled",
+    "weighted",
+]

@@ -48,9 +48,8 @@ class Batch(NamedTuple):
       x: the inputs, any pytree of ``(B, ...)`` arrays.
       y: the targets, any pytree of ``(B, ...)`` arrays (``None`` with a ``loss_fn``
         that needs none).
-      weight: ``(B,)`` float32 loss weight of each row (sample weight x class weight,
-        0 on padding), or ``(B, T, ...)`` one per position
-        (:mod:`nnjax.train.loss_weights`).
+      weight: ``(B,)`` float32 loss weights (sample x class weight, 0 on padding), or
+        ``(B, T, ...)``: one per position (:mod:`nnjax.train.loss_weights`).
       mask: ``(B,)`` float32, 1 for real rows and 0 for the padding of a last partial
         batch.
 
@@ -125,8 +124,7 @@ class ArraySource:
       x: a pytree of ``(N, ...)`` arrays (NumPy, memmaps, JAX).
       y: a pytree of ``(N, ...)`` arrays.
       batch_size: ``B``.
-      weight: ``(N,)`` loss weights (sample x class weight), ones by default; or
-        ``(N, T, ...)``, one per position (:mod:`nnjax.train.loss_weights`).
+      weight: ``(N,)`` or ``(N, T, ...)`` loss weights (sample x class weight), or ones.
 
     Example:
       >>> src = ArraySource(np.ones((5, 2)), np.zeros(5), batch_size=2)
@@ -151,8 +149,7 @@ class ArraySource:
     def batch(self, rows: np.ndarray, mask: np.ndarray) -> Batch:
         """The host :class:`Batch` of ``rows`` (only these rows are read)."""
         x, y = _take(self.x, rows, f"{self.name} x"), _take(self.y, rows, f"{self.name} y")
-        weight = loss_weights.masked(self.weight[rows], mask)
-        return Batch(x, y, weight, mask.astype(np.float32))
+        return Batch(x, y, loss_weights.masked(self.weight[rows], mask), mask.astype(np.float32))
 
     def batches(
         self, seed: int, epoch: int, *, shuffle: bool = True, part: slice | None = None
@@ -283,9 +280,7 @@ def array_source(
         raise ValueError(f"`{name}` is empty: x has shape {checks.describe(x)}")
     checks.check_inputs_ok(f"`{name}`", x, check_inputs=check_inputs, integer_ok=integer_ok)
     weight = checks.sample_weights(f"`{name}`", sw, n, y)
-    if class_weight is not None:
-        per_class = weights.class_weights(f"`{name}`", y, class_weight, strict=False)
-        weight = loss_weights.product(weight, per_class)
+    weight = weights.scaled(weight, y, class_weight, f"`{name}`")
     return ArraySource(x, y, batch_size=min(batch_size, n), weight=weight, name=name)
 
 
