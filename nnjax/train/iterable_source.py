@@ -140,9 +140,7 @@ def _weights_like_first(where: str, w: np.ndarray, first: Any) -> np.ndarray:
     if first is None or w.shape[1:] == first.shape[1:]:
         return w
     if w.ndim == 1:
-        return np.array(
-            np.broadcast_to(loss_weights.along_rows(w, first), (len(w), *first.shape[1:]))
-        )
+        return loss_weights.product(np.ones((len(w), *first.shape[1:]), np.float32), w)
     raise _spec_error(where, "sample_weight", w.shape, first.shape, "shape", ShapeError)
 
 
