@@ -3,7 +3,8 @@
 Issue 15's goal depends on the hardware: bfloat16 at least 2x faster than float32 where
 matmuls run natively in bfloat16 (GPU, TPU, AMX, AVX512-BF16), never slower where they
 are emulated. A script with an ``nnjax_bf16`` peer (``nnjax`` with the model built with
-``dtype=jnp.bfloat16``) prints :func:`verdict` of its rows after its table;
+``dtype=jnp.bfloat16``) prints :func:`verdict` of its rows after its table, one line per
+bfloat16 peer that ran (:data:`PEERS`);
 ``bench_ops.py`` prints :func:`precision_verdict` of its ``dense`` rows.
 """
 
@@ -30,17 +31,37 @@ def case() -> tuple[bool, str]:
 
 
 #: The bfloat16 peers: a model built with ``dtype=jnp.bfloat16``, and ``fit``'s
-#: ``precision="bfloat16"`` on a float32 model.
-PEERS = ("nnjax_bf16", "nnjax_precision")
+#: ``precision="bfloat16"`` on a float32 model; each stepped once per call, and (the
+#: ``nnjax_scan_`` ones, ``bench_mlp.py``) K steps per call as ``fit`` dispatches them.
+PEERS = ("nnjax_bf16", "nnjax_precision", "nnjax_scan_bf16", "nnjax_scan_precision")
+
+
+def baseline(peer: str) -> str:
+    """The float32 peer that a bfloat16 ``peer`` is timed against: the same dispatch.
+
+    Example:
+      >>> baseline("nnjax_bf16"), baseline("nnjax_scan_precision")
+      ('nnjax', 'nnjax_scan')
+    """
+    return "nnjax_scan" if peer.startswith("nnjax_scan_") else "nnjax"
+
+
+def _ratio(row: dict, base: dict) -> list[float]:
+    """``(q1, median, q3)`` of ``row``'s time over ``base``'s: paired where both have samples."""
+    if base["peer"] == "nnjax" and row.get("paired_vs_nnjax"):
+        return list(row["paired_vs_nnjax"])
+    paired = _paired.paired_ratio(row.get("samples_s") or [], base.get("samples_s") or [])
+    return list(paired) if paired else [row["median_s"] / base["median_s"]] * 3
 
 
 def verdict(rows: list[dict], native: bool, case: str, peer: str = "nnjax_bf16") -> str:
-    """The ``bfloat16:`` line: the hardware case, its goal, ``peer / nnjax`` train times.
+    """The ``bfloat16:`` line: the hardware case, its goal, ``peer`` / float32 train times.
 
-    The ratio is the median per-round ratio where the rows kept their samples
-    (``paired_vs_nnjax``, :mod:`_paired`), with its inter-quartile range; else the ratio
-    of the medians. A median that misses the goal while the IQR reaches it is reported
-    as within the run's noise, not as met.
+    The float32 time is :func:`baseline`'s (``nnjax``, or ``nnjax_scan`` for a peer
+    stepped K times per call). The ratio is the median per-round ratio where the rows
+    kept their samples (``paired_vs_nnjax``, or their ``samples_s``: :mod:`_paired`),
+    with its inter-quartile range; else the ratio of the medians. A median that misses
+    the goal while the IQR reaches it is reported as within the run's noise, not as met.
 
     Example:
       >>> rows = [{"peer": "nnjax", "task": "train", "batch_size": 32, "median_s": 2.0},
@@ -51,15 +72,17 @@ def verdict(rows: list[dict], native: bool, case: str, peer: str = "nnjax_bf16")
       'goal: bfloat16 never slower than float32'
     """
     goal, limit = ("at least 2x faster than", 0.5) if native else ("never slower than", 1.0)
+    base = baseline(peer)
     train = {(r["peer"], r["batch_size"]): r for r in rows if r["task"] == "train"}
     ratios = {
-        b: r.get("paired_vs_nnjax") or [r["median_s"] / train[("nnjax", b)]["median_s"]] * 3
+        b: _ratio(r, train[(base, b)])
         for (name, b), r in sorted(train.items())
-        if name == peer and ("nnjax", b) in train
+        if name == peer and (base, b) in train
     }
-    head = f"bfloat16 ({peer}): {case}; goal: bfloat16 {goal} float32"
+    against = "" if base == "nnjax" else f", against {base}"
+    head = f"bfloat16 ({peer}{against}): {case}; goal: bfloat16 {goal} float32"
     if not ratios:
-        return f"{head}; not measured (run the peers nnjax and {peer})"
+        return f"{head}; not measured (run the peers {base} and {peer})"
     listed = ", ".join(
         f"batch {b} {m:.2f}x (IQR {q1:.2f}-{q3:.2f})" for b, (q1, m, q3) in ratios.items()
     )

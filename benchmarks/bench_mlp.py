@@ -17,7 +17,10 @@ step), ``flax_nnx`` (idiomatic ``nnx.jit`` + ``nnx.Optimizer``), ``flax_nnx_part
 (eager; ``torch_compile`` on request), ``nnjax_bf16`` (``nnjax`` with the model built
 with ``dtype=jnp.bfloat16``: bfloat16 compute, float32 parameters), ``nnjax_precision``
 (``nnjax``'s float32 model stepped as ``fit(precision="bfloat16")`` steps it),
-``nnjax_no_donate`` on request (``nnjax`` without buffer donation). A peer that is not
+``nnjax_no_donate`` on request (``nnjax`` without buffer donation), and on request
+``nnjax_scan_bf16`` and ``nnjax_scan_precision`` (the two bfloat16 peers K steps per
+dispatch, as ``fit`` runs dense models; their ``bfloat16:`` lines compare them with
+``nnjax_scan``). A peer that is not
 installed is skipped with a note.
 
 After the table, a ``bfloat16:`` line per bfloat16 peer says which case of the hardware
@@ -51,7 +54,13 @@ import _runner as R
 
 NAME = "mlp"
 DEFAULT_PEERS = ("nnjax", "nnjax_scan", "nnjax_bf16", "nnjax_precision", *P.STANDARD[2:])
-PEERS = (*DEFAULT_PEERS, *P.ON_REQUEST, "nnjax_no_donate")
+PEERS = (
+    *DEFAULT_PEERS,
+    *P.ON_REQUEST,
+    "nnjax_no_donate",
+    "nnjax_scan_bf16",
+    "nnjax_scan_precision",
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -111,6 +120,12 @@ def builders(cfg: Config) -> dict[str, P.Builder]:
     peers["nnjax_scan"] = p(P.nnjax, spec, p(_nnjax_model, cfg), scan_steps=cfg.scan_steps)
     peers["nnjax_bf16"] = p(P.nnjax, spec, p(_nnjax_model, cfg, jnp.bfloat16))
     peers["nnjax_precision"] = p(P.nnjax, spec, p(_nnjax_model, cfg), precision="bfloat16")
+    # fit's own dispatch of dense models (K updates per call) with each bfloat16 kind
+    k = cfg.scan_steps
+    peers["nnjax_scan_bf16"] = p(P.nnjax, spec, p(_nnjax_model, cfg, jnp.bfloat16), scan_steps=k)
+    peers["nnjax_scan_precision"] = p(
+        P.nnjax, spec, p(_nnjax_model, cfg), scan_steps=k, precision="bfloat16"
+    )
     return peers
 
 

@@ -122,6 +122,21 @@ def test_bfloat16_verdict_reads_the_paired_ratios_and_their_spread():
     assert B.verdict(rows, False, "none").endswith(": met")
 
 
+def test_bfloat16_verdict_of_a_scan_peer_is_paired_with_the_float32_scan():
+    import _bfloat16 as B
+
+    rows = _train_rows(nnjax=1.0, nnjax_scan=2.0, nnjax_scan_bf16=0.9)
+    rows[1]["samples_s"], rows[2]["samples_s"] = [2.0] * 5, [0.8, 0.88, 0.9, 0.92, 1.04]
+    line = B.verdict(rows, True, "AMX", peer="nnjax_scan_bf16")
+    assert line.startswith("bfloat16 (nnjax_scan_bf16, against nnjax_scan)")
+    assert line.endswith("batch 32 0.45x (IQR 0.44-0.46): met")  # not 0.90x of nnjax
+    del rows[2]["samples_s"]  # no samples: the ratio of the medians
+    line = B.verdict(rows, True, "AMX", peer="nnjax_scan_bf16")
+    assert line.endswith("batch 32 0.45x (IQR 0.45-0.45): met")
+    assert "run the peers nnjax_scan and" in B.verdict(rows[:1], True, "AMX", "nnjax_scan_bf16")
+    assert B.baseline("nnjax_precision") == "nnjax"
+
+
 def test_format_rows_shows_the_paired_ratio_to_the_pick():
     import bench_ops
 
