@@ -30,10 +30,10 @@ def case() -> tuple[bool, str]:
     return native, _hardware.bfloat16_hardware(_hardware.cpu_flags())
 
 
-#: The bfloat16 peers: a model built with ``dtype=jnp.bfloat16``, and ``fit``'s
-#: ``precision="bfloat16"`` on a float32 model; each stepped once per call, and (the
-#: ``nnjax_scan_`` ones, ``bench_mlp.py``) K steps per call as ``fit`` dispatches them.
 PEERS = ("nnjax_bf16", "nnjax_precision", "nnjax_scan_bf16", "nnjax_scan_precision")
+"""The bfloat16 peers: a model built with ``dtype=jnp.bfloat16``, and ``fit``'s
+``precision="bfloat16"`` on a float32 model; each stepped once per call, and (the
+``nnjax_scan_`` ones, ``bench_mlp.py``) K steps per call as ``fit`` dispatches them."""
 
 
 def baseline(peer: str) -> str:
