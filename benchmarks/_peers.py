@@ -134,6 +134,8 @@ def nnjax(
     ``precision`` is ``fit``'s (``"bfloat16"``: ``nnjax.train.objective.compute_dtype``).
     ``narrow_vectors=True`` compiles with LLVM's default 256-bit vectors where ``fit``
     asks for 512-bit ones (``_conv_compiler.VECTOR_WIDTH_OPTION``; a diagnostic).
+    ``predict`` is compiled as ``nnjax.train.predict`` compiles its dispatch
+    (``nnjax.train.eval_blocks.library_jit``; plain ``jax.jit`` with ``library_conv=False``).
     The batch is split over every local device that divides it and the state
     replicated, as ``fit`` places them (``nnjax.train.sharding``; one device unless the
     process has more, e.g. ``--cpu-devices``).
@@ -143,7 +145,7 @@ def nnjax(
     """
     from nnjax import train
     from nnjax.functional import _conv_compiler
-    from nnjax.train import compiled, host_memory, sharding
+    from nnjax.train import compiled, eval_blocks, host_memory, sharding
     from nnjax.train.flat_dispatch import on_leaves
 
     host_memory.retain_freed_memory()  # as fit does (process-wide: every peer shares it)
@@ -169,7 +171,9 @@ def nnjax(
         params, _, rest = jax.tree.unflatten(treedef, leaves)
         return predict_step(params, rest, x)
 
-    predict = jax.jit(flat_predict, static_argnums=0)
+    # compiled as predict() compiles it (nnjax.train.eval_blocks.library_jit)
+    predict_jit = eval_blocks.library_jit(graphdef) if library_conv else jax.jit
+    predict = predict_jit(flat_predict, static_argnums=0)
     # placed as fit places them: the batch split over every local device it divides
     mesh = sharding.make_mesh(sharding.choose_devices(batch))
     batch_axis = 1 if scan_steps else 0

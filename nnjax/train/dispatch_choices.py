@@ -3,6 +3,8 @@
 :func:`steps_per_dispatch_for` (updates per dispatch), :func:`donate_for` (buffer
 donation) and :func:`eigen_dots_for` (the matmul library) pick by the model's layer
 kinds and the backend; :mod:`nnjax.train.compiled` uses them and re-exports them.
+:func:`inference_eigen_dots_for` is the matmul library of the evaluation and prediction
+dispatches (:mod:`nnjax.train.eval_blocks`).
 
 Updates per dispatch (:func:`steps_per_dispatch_for`): a rolled device loop of 8
 (``lax.fori_loop``, :func:`~nnjax.train.compiled.loop_steps`) for every model on every
@@ -158,6 +160,34 @@ def eigen_dots_for(graphdef: nnx.GraphDef, backend: str | None = None) -> bool:
     return has_layer_kind(graphdef, kinds)
 
 
+def inference_eigen_dots_for(graphdef: nnx.GraphDef, backend: str | None = None) -> bool:
+    """Whether a forward-only dispatch runs its matmuls on Eigen: GRU models with AVX-512.
+
+    ``evaluate``, ``predict`` and ``fit``'s validation compile their dispatches as
+    ``fit`` compiles its step (:func:`nnjax.functional._conv_compiler.jit`: Eigen's
+    convolutions, 512-bit vectors where the CPU has AVX-512), with this choice of matmul
+    library. It differs from :func:`eigen_dots_for` for the LSTM: without a backward
+    pass its per-step matmuls ran faster on YNNPACK. ``predict`` of 4,096 sequences of
+    the classifier of ``benchmarks/bench_lstm.py`` (``T=64``, ``in=16``, ``H=128``),
+    2-core Intel Xeon with AVX-512 and AMX, jax 0.10.2, separate processes, two each, ms
+    under plain ``jax.jit`` (before) / this compile with YNNPACK's matmuls / with
+    Eigen's: LSTM at batch 32 452-488 / 447-458 / 619-633, at 128 424-441 / 388-390 /
+    392-401; GRU at batch 32 369-375 / 331-333 / 293-310, at 128 404-415 / 397-402 /
+    247-263. The Fashion-MNIST CNN of ``bench_cnn.py`` and the MLP of ``bench_mlp.py``
+    took the same time either way (CNN 446-457 against 453-455 ms at batch 32, 224
+    against 226-230 at 128).
+
+    Example:
+      >>> from flax import nnx
+      >>> from nnjax.nn import LSTM
+      >>> inference_eigen_dots_for(nnx.graphdef(LSTM(2, 4, rngs=nnx.Rngs(0))), "cpu")
+      False
+    """
+    if (backend or jax.default_backend()) != "cpu" or not _hardware.avx512():
+        return False
+    return has_layer_kind(graphdef, _AVX512_EIGEN_DOT_KINDS)
+
+
 def has_layer_kind(graphdef: nnx.GraphDef, kinds: tuple[str, ...]) -> bool:
     """Whether a module class of ``graphdef`` has one of ``kinds`` in its name.
 
@@ -177,5 +207,6 @@ __all__ = [
     "donate_for",
     "eigen_dots_for",
     "has_layer_kind",
+    "inference_eigen_dots_for",
     "steps_per_dispatch_for",
 ]

@@ -4,8 +4,11 @@ import jax
 import numpy as np
 import optax
 import pytest
+from flax import nnx
 
 import nnjax.train as T
+from nnjax.functional import _conv_compiler
+from nnjax.functional._forward_only import is_forward_only
 from nnjax.nn import MLP
 from nnjax.train import compiled, eval_blocks, sharding
 from nnjax.train.data import ArraySource, _take
@@ -129,3 +132,34 @@ def test_sweep_validation_in_blocks_matches_evaluate_per_member(monkeypatch, per
         got = result.history["val_loss"][i, -1]
         np.testing.assert_allclose(got, logs["loss"], rtol=1e-5, atol=1e-6)
         assert result.history["val_accuracy"][i, -1] == logs["accuracy"]
+
+
+class _Probe(nnx.Module):
+    """A dense layer that records, per trace, whether a library program and forward only."""
+
+    def __init__(self, seen: list):
+        self.dense = nnx.Linear(2, 3, rngs=nnx.Rngs(0))
+        self.seen = seen  # a list: a pytree-free static attribute for nnx
+
+    def __call__(self, x):
+        self.seen.append((_conv_compiler.in_library_program(), is_forward_only()))
+        return self.dense(x)
+
+
+def test_evaluation_and_prediction_compile_as_fits_step():
+    x, y = np.ones((10, 2), np.float32), np.zeros((10, 3), np.float32)
+    seen: list = []
+    model = _Probe(seen)
+    library = bool(_conv_compiler.compiler_options())  # XLA:CPU: Eigen's convolutions
+    calls = {
+        "predict": lambda: T.predict(model, x, batch_size=4),
+        "evaluate": lambda: T.evaluate(model, (x, y), loss="mse", batch_size=4),
+        "fit's validation": lambda: T.fit(
+            model, (x, y), loss="mse", batch_size=4, validation_data=(x, y), verbose=0
+        ),
+    }
+    for name, call in calls.items():
+        seen.clear()
+        call()
+        # the forward-only dispatch traced as fit's step (shape checks outside any program)
+        assert any(lib for lib, forward_only in seen if forward_only) == library, name
