@@ -243,7 +243,8 @@ def library_compiled(per_step: int | None) -> bool:
     :func:`~nnjax.train.compiled.eigen_dots_for`) were measured for it. Vmapped members
     batch their convolutions into grouped ones, where it measured both ways (0.91 and
     1.04-1.06 of plain ``jit``'s time for two CNNs; ``benchmarks/README.md``, "Session
-    23"), so they keep plain :func:`jax.jit`.
+    23"), so they keep plain :func:`jax.jit`. A sweep's validation follows the same rule
+    (one member at a time: :func:`nnjax.train.eval_blocks.library_jit`, as ``evaluate``).
 
     Example:
       >>> library_compiled(1), library_compiled(None), library_compiled(4)
@@ -278,7 +279,9 @@ def _compiled_eval(
     def members(params, rest, batch):  # one shared batch, members as over_members says
         return over_members(lambda p, r: eval_step(p, r, batch), (params, rest), per_step)
 
-    return eval_blocks.over_batches(members, k, mesh, gather)
+    # as the train dispatch: fit's compiler where members run one at a time
+    jit = eval_blocks.library_jit(graphdef) if library_compiled(per_step) else jax.jit
+    return eval_blocks.over_batches(members, k, mesh, gather, jit=jit)
 
 
 def make_validate(

@@ -14,6 +14,7 @@ from nnjax.train.data import Batch
 from nnjax.train.step import split_model
 
 M = 2
+OPTIONS = (("loss_fn", None), ("precision", None))
 ON_CPU = jax.default_backend() == "cpu" and bool(_conv_compiler.compiler_options())
 
 
@@ -63,6 +64,24 @@ def test_dispatch_compiled_as_fits_only_for_members_one_at_a_time(monkeypatch, p
     graphdef = split_model(model_fn(nnx.Rngs(0)))[0]
     expected = [sweep_step.eigen_dots_for(graphdef)] if per_step == 1 else []
     assert calls == expected
+
+
+@pytest.mark.parametrize("per_step", [1, None])
+def test_validation_compiled_as_evaluate_only_for_members_one_at_a_time(monkeypatch, per_step):
+    calls = []
+    real = sweep_step.eval_blocks.library_jit
+
+    def spy(graphdef):
+        calls.append(graphdef)
+        return real(graphdef)
+
+    monkeypatch.setattr(sweep_step.eval_blocks, "library_jit", spy)
+    hidden = {1: 7, None: 8}[per_step]  # a size of its own: _compiled_eval memoises
+    model = nn.SequenceClassifier(3, hidden, 5, rngs=nnx.Rngs(0))
+    graphdef = split_model(model, training=False)[0]
+    mesh = jax.sharding.Mesh(jax.devices()[:1], ("data",))
+    sweep_step._compiled_eval(graphdef, "cross_entropy", (), OPTIONS, per_step, 2, mesh, False)
+    assert calls == ([graphdef] if per_step == 1 else [])
 
 
 @pytest.mark.skipif(not ON_CPU, reason="XLA:CPU's YNNPACK option only")
