@@ -84,19 +84,10 @@ def test_eigen_dots_on_cpu_for_lstm_models_and_gru_models_with_avx512(monkeypatc
     assert compiled.eigen_dots_for(gru, "cpu") is avx512
     assert not any(compiled.eigen_dots_for(g, "cpu") for g in (mlp, cnn))
     assert not compiled.eigen_dots_for(lstm, "gpu") and not compiled.eigen_dots_for(gru, "tpu")
-
-
-@pytest.mark.parametrize("avx512", [False, True])
-def test_forward_only_eigen_dots_for_gru_models_with_avx512_only(monkeypatch, avx512):
-    monkeypatch.setattr(_hardware, "avx512", lambda: avx512)
-    rngs = nnx.Rngs(0)
-    lstm = _graphdef(nn.SequenceClassifier(3, 4, 2, rngs=rngs))
-    gru = _graphdef(nn.SequenceClassifier(3, 4, 2, cell="gru", rngs=rngs))
-    mlp = _graphdef(nn.MLP(2, (4,), 1, rngs=rngs))
-    choose = dispatch_choices.inference_eigen_dots_for
-    assert choose(gru, "cpu") is avx512  # as fit's step
-    assert not choose(lstm, "cpu") and not choose(mlp, "cpu")  # the LSTM unlike fit's step
-    assert not choose(gru, "gpu")
+    # forward-only dispatches: the GRU as fit's step, the LSTM on YNNPACK's matmuls
+    inference = dispatch_choices.inference_eigen_dots_for
+    assert inference(gru, "cpu") is avx512 and not inference(gru, "gpu")
+    assert not any(inference(g, "cpu") for g in (lstm, mlp, cnn))
 
 
 def _lowered(model, x, y):
