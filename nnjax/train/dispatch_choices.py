@@ -165,9 +165,9 @@ def inference_eigen_dots_for(graphdef: nnx.GraphDef, backend: str | None = None)
 
     ``evaluate``, ``predict`` and ``fit``'s validation compile their dispatches as
     ``fit`` compiles its step (:func:`nnjax.functional._conv_compiler.jit`: Eigen's
-    convolutions, 512-bit vectors where the CPU has AVX-512), with this choice of matmul
-    library. It differs from :func:`eigen_dots_for` for the LSTM: without a backward
-    pass its per-step matmuls ran faster on YNNPACK. ``predict`` of 4,096 sequences of
+    convolutions, ``fit``'s vector width), with this choice of matmul library. It
+    differs from :func:`eigen_dots_for` for the LSTM: without a backward pass its
+    per-step matmuls ran faster on YNNPACK. ``predict`` of 4,096 sequences of
     the classifier of ``benchmarks/bench_lstm.py`` (``T=64``, ``in=16``, ``H=128``),
     2-core Intel Xeon with AVX-512 and AMX, jax 0.10.2, separate processes, two each, ms
     under plain ``jax.jit`` (before) / this compile with YNNPACK's matmuls / with

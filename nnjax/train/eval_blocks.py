@@ -138,10 +138,11 @@ def library_jit(graphdef: nnx.GraphDef) -> Callable:
     """How a forward-only dispatch of ``graphdef`` is jitted: as ``fit``'s train step.
 
     :func:`nnjax.functional._conv_compiler.jit` (on XLA:CPU Eigen's convolutions and
-    512-bit vectors where the CPU has AVX-512; plain :func:`jax.jit` elsewhere), its
-    matmuls on Eigen where :func:`~nnjax.train.dispatch_choices.inference_eigen_dots_for`
-    measured that faster (its docstring has the figures: a GRU classifier's ``predict``
-    0.62-0.82x its time under plain ``jax.jit``, an LSTM's 0.90-0.96x).
+    ``fit``'s vector width; plain :func:`jax.jit` on other backends), its matmuls on
+    Eigen where :func:`~nnjax.train.dispatch_choices.inference_eigen_dots_for` measured
+    that faster. On a 2-core Intel Xeon with AMX a GRU classifier's ``predict`` took
+    0.62-0.88x its time under plain ``jax.jit``, an LSTM's 0.93-0.98x, a CNN's and an
+    MLP's the same (``benchmarks/README.md``, "Session 38").
 
     Example:
       >>> from flax import nnx
@@ -163,7 +164,8 @@ def over_batches(
     (``leaves``: ``(params, rest)`` flat), its outputs ``per_batch``'s with a leading
     ``k`` axis, zero past the chunk's ``n`` real batches. ``jit`` compiles it
     (:func:`library_jit` for :func:`compiled_eval_blocks` and
-    :func:`compiled_predict_blocks`; a sweep's validation keeps :func:`jax.jit`).
+    :func:`compiled_predict_blocks`, and a sweep's validation of members one at a time;
+    :func:`jax.jit` for vmapped members).
     """
 
     def run(params: Any, rest: Any, get: Callable, n: Any) -> Any:
