@@ -30,10 +30,12 @@ def case() -> tuple[bool, str]:
     return native, _hardware.bfloat16_hardware(_hardware.cpu_flags())
 
 
-PEERS = ("nnjax_bf16", "nnjax_precision", "nnjax_scan_bf16", "nnjax_scan_precision")
-"""The bfloat16 peers: a model built with ``dtype=jnp.bfloat16``, and ``fit``'s
-``precision="bfloat16"`` on a float32 model; each stepped once per call, and (the
-``nnjax_scan_`` ones, ``bench_mlp.py``) K steps per call as ``fit`` dispatches them."""
+STEP_PEERS = ("nnjax_bf16", "nnjax_precision")
+"""The bfloat16 peers stepped once per call: a model built with ``dtype=jnp.bfloat16``,
+and ``fit``'s ``precision="bfloat16"`` on a float32 model (every model benchmark has them)."""
+PEERS = (*STEP_PEERS, "nnjax_scan_bf16", "nnjax_scan_precision")
+"""Every bfloat16 peer: :data:`STEP_PEERS`, and (the ``nnjax_scan_`` ones, ``bench_mlp.py``
+only) the same K steps per call, as ``fit`` dispatches them."""
 
 
 def baseline(peer: str) -> str:

@@ -68,7 +68,7 @@ DEFAULT_PEERS = (
     *P.STANDARD[:2],
     "nnjax_per_step",
     "nnjax_precompute",
-    *B.PEERS,
+    *B.STEP_PEERS,
     *P.STANDARD[2:],
 )
 PEERS = (*DEFAULT_PEERS, *P.ON_REQUEST, "nnjax_ynn_dots", "nnjax_eigen_dots", "torch_aten")

@@ -107,6 +107,9 @@ WIDE_VECTORS = "512"
 _LIBRARY_CONVS: contextvars.ContextVar[bool] = contextvars.ContextVar(
     "library_convolutions", default=False
 )
+_EIGEN_DOTS: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "library_eigen_dots", default=False
+)
 
 
 @contextlib.contextmanager
@@ -133,6 +136,37 @@ def in_library_program() -> bool:
       False
     """
     return _LIBRARY_CONVS.get()
+
+
+@contextlib.contextmanager
+def eigen_matmuls(enabled: bool = True) -> Iterator[None]:
+    """Within the block, traced matmuls assume Eigen's (:func:`jit` with ``eigen_dots``).
+
+    Example:
+      >>> with library_convolutions(), eigen_matmuls():
+      ...     ynn_matmuls()
+      False
+    """
+    with scoped(_EIGEN_DOTS, bool(enabled)):
+        yield
+
+
+def ynn_matmuls() -> bool:
+    """Whether the matmuls being traced run on YNNPACK in a program compiled by :func:`jit`.
+
+    That is a program of :func:`jit` without ``eigen_dots``: there XLA:CPU hands a
+    matmul of two bfloat16 operands with a float32 result to YNNPACK's native bfloat16
+    kernels, where Eigen's (``eigen_dots``) widens the operands to float32 first.
+    ``False`` outside :func:`jit`'s programs (nothing then says which library runs them).
+
+    Example:
+      >>> ynn_matmuls()
+      False
+      >>> with library_convolutions():
+      ...     ynn_matmuls()
+      True
+    """
+    return _LIBRARY_CONVS.get() and not _EIGEN_DOTS.get()
 
 
 @functools.cache
@@ -239,7 +273,7 @@ def jit(fn: Callable, *, eigen_dots: bool = False, **jit_kwargs: Any) -> Any:
 
     @functools.wraps(fn)
     def traced(*args: Any, **kwargs: Any) -> Any:
-        with library_convolutions():
+        with library_convolutions(), eigen_matmuls(eigen_dots):
             return fn(*args, **kwargs)
 
     options |= jit_kwargs.pop("compiler_options", None) or {}
@@ -253,8 +287,10 @@ __all__ = [
     "YNN_WITHOUT_CONVOLUTIONS",
     "YNN_WITHOUT_DOTS",
     "compiler_options",
+    "eigen_matmuls",
     "in_library_program",
     "jit",
     "library_convolutions",
     "ynn_convolutions",
+    "ynn_matmuls",
 ]

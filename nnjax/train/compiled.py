@@ -228,6 +228,7 @@ def compiled_train(
     mesh: Mesh,
     gather: bool,
     options: tuple = (),
+    batch_size: int | None = None,
 ) -> Callable:
     """The jitted train dispatch (donating per :func:`donate_for`); memoised on its arguments.
 
@@ -239,7 +240,9 @@ def compiled_train(
     bucket, :mod:`nnjax.train.size_buckets`, so one program serves many dataset
     sizes); otherwise ``(batches, n)``, a :class:`Batch`
     of ``(K, B, ...)`` stacks. ``options`` holds ``(name, value)`` pairs for :func:`make_train_step`
-    (``loss_fn``, ``precision``, ``remat``).
+    (``loss_fn``, ``precision``, ``remat``). ``batch_size``: a batch's rows (over the
+    mesh's ``'data'`` axis), for the matmul library's choice (:func:`eigen_dots_for`
+    by rows per device; ``None``: not known).
 
     Example:
       >>> import optax
@@ -278,7 +281,8 @@ def compiled_train(
     fn = on_leaves(from_device_data if gather else from_batches)
     # XLA:CPU: convolutions (and an LSTM's matmuls) on Eigen rather than YNNPACK, per
     # program (_conv_compiler)
-    eigen_dots = eigen_dots_for(graphdef)
+    rows = None if batch_size is None else batch_size // mesh.shape.get(sharding.DATA_AXIS, 1)
+    eigen_dots = eigen_dots_for(graphdef, None, dict(options).get("precision"), rows)
     return _conv_compiler.jit(
         fn, static_argnums=0, donate_argnums=_donated_leaves(graphdef), eigen_dots=eigen_dots
     )

@@ -176,3 +176,13 @@ def test_large_sizes_are_a_resnets_stages_and_a_compute_bound_mlp():
     assert "28x28x1->32" in bench_ops.conv_shapes(8, quick=False)  # the CNN benchmark's
     calls, picked = bench_ops.dense_calls(4, quick=False, sizes="large")
     assert picked == "float32" and set(calls) == {"float32", "bfloat16"}
+
+
+@pytest.mark.parametrize("name", ["mlp", "cnn", "lstm", "attention"])
+def test_every_peer_a_benchmark_lists_has_a_builder(name):
+    """A listed peer without a builder ran as an error row (bench_lstm's scan peers did)."""
+    import importlib
+
+    bench = importlib.import_module(f"bench_{name}")
+    assert set(bench.PEERS) <= set(bench.builders(bench.Config()))
+    assert set(bench.DEFAULT_PEERS) <= set(bench.PEERS)

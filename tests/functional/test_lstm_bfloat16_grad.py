@@ -1,0 +1,145 @@
+"""The LSTM's weight gradient as a bfloat16 matmul under ``precision="bfloat16"``.
+
+Only in a library program whose matmuls run on YNNPACK (``_conv_compiler.ynn_matmuls``)
+and inside ``_bfloat16_dot.bfloat16_operands``: there ``F.lstm``'s hand-written backward
+pass sums bfloat16 products in float32 for the weight gradient; everything else stays
+float32 and equal to the float32 gradient.
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.sharding import AxisType, NamedSharding, PartitionSpec
+
+import nnjax.functional as F
+from nnjax.functional import _bfloat16_dot, _conv_compiler, _lstm_scan
+from nnjax.functional.recurrent import lstm_cell_init
+
+from ._backend import requires_library_programs
+
+BF16, F32 = jnp.bfloat16, jnp.float32
+
+
+def _f64(a):
+    return np.asarray(jnp.asarray(a).astype(F32), np.float64)
+
+
+def _rounded(a):
+    """``a`` rounded to bfloat16, as float64: what the bfloat16 matmul multiplies."""
+    return _f64(jnp.asarray(a).astype(BF16))
+
+
+def _weight_grad_case(key, batch=6):
+    k1, k2 = jax.random.split(key)
+    return jax.random.normal(k1, (5, batch, 24)), jax.random.normal(k2, (5, batch, 32))
+
+
+def test_rounded_weight_grad_sums_bfloat16_products_in_float32(key):
+    inputs, d_pre = _weight_grad_case(key)
+    dw, db = jax.jit(_lstm_scan.weight_grad, static_argnums=(2, 3))(inputs, d_pre, F32, True)
+    assert dw.dtype == F32 and dw.shape == (24, 32)
+    want = np.einsum("tbi,tbo->io", _rounded(inputs), _rounded(d_pre))
+    np.testing.assert_allclose(_f64(dw), want, rtol=1e-5, atol=1e-5 * np.abs(want).max())
+    dw32, db32 = _lstm_scan.weight_grad(inputs, d_pre, F32)
+    np.testing.assert_array_equal(np.asarray(db), np.asarray(db32))  # the bias sum: unrounded
+    assert not np.array_equal(np.asarray(dw), np.asarray(dw32))
+
+
+@pytest.mark.devices(2)
+def test_rounded_weight_grad_keeps_a_split_batch_split(key):
+    """Contracted over ``(T, B)`` unflattened: each device sums its rows, no gather."""
+    inputs, d_pre = _weight_grad_case(key, batch=8)
+    want = _lstm_scan.weight_grad(inputs, d_pre, F32, True)[0]
+    mesh = jax.make_mesh((2,), ("batch",), axis_types=(AxisType.Auto,))
+    split = NamedSharding(mesh, PartitionSpec(None, "batch"))
+    inputs, d_pre = jax.device_put((inputs, d_pre), split)
+    grad = jax.jit(lambda a, d: _lstm_scan.weight_grad(a, d, F32, True)[0])
+    hlo = grad.lower(inputs, d_pre).compile().as_text()
+    assert "all-gather" not in hlo and "all-reduce" in hlo
+    np.testing.assert_allclose(np.asarray(grad(inputs, d_pre)), np.asarray(want), rtol=1e-5,
+                               atol=1e-5 * float(jnp.abs(want).max()))  # fmt: skip
+
+
+def _lstm_grads(key, *, rounding: bool, eigen_dots: bool):
+    """Gradients of an LSTM loss (every argument) in a library program."""
+    params = lstm_cell_init(key, 12, 16)
+    xs = jax.random.normal(jax.random.key(1), (4, 7, 12))
+    h0 = jax.random.normal(jax.random.key(2), (4, 16))
+    state = F.LSTMState(h0, jnp.zeros((4, 16)))
+    lengths = jnp.array([7, 3, 5, 7])
+
+    def loss(p, xs, state):
+        with _bfloat16_dot.bfloat16_operands(rounding):
+            last, ys = F.lstm(p, xs, state, lengths=lengths)
+        return jnp.sum(ys**2) + jnp.sum(last.h * last.c)
+
+    grad = jax.grad(loss, argnums=(0, 1, 2))
+    return _conv_compiler.jit(grad, eigen_dots=eigen_dots)(params, xs, state)
+
+
+@requires_library_programs
+def test_lstm_weight_gradient_rounds_only_on_ynnpack_matmuls_under_bfloat16_operands(key):
+    want = _lstm_grads(key, rounding=False, eigen_dots=False)
+    got = _lstm_grads(key, rounding=True, eigen_dots=False)
+    # the weight gradients: bfloat16 products, float32 sums (a bfloat16 operand's error)
+    for name in ("w_x", "w_h"):
+        scale = np.abs(_f64(want[0][name])).max()
+        np.testing.assert_allclose(
+            _f64(got[0][name]), _f64(want[0][name]), rtol=2**-6, atol=2**-6 * scale
+        )
+        assert not np.array_equal(np.asarray(got[0][name]), np.asarray(want[0][name]))
+    # everything else is the float32 backward pass's, the bias sum included
+    rest = lambda g: (g[0]["b"], g[1], g[2])
+    for a, b in zip(jax.tree.leaves(rest(got)), jax.tree.leaves(rest(want)), strict=True):
+        np.testing.assert_allclose(_f64(a), _f64(b), rtol=1e-6, atol=1e-6)
+    # on Eigen's matmuls (which would widen bfloat16 operands) nothing is rounded
+    eigen = _lstm_grads(key, rounding=True, eigen_dots=True)
+    for a, b in zip(jax.tree.leaves(eigen), jax.tree.leaves(want), strict=True):
+        np.testing.assert_allclose(_f64(a), _f64(b), rtol=1e-6, atol=1e-6)
+
+
+def test_lstm_weight_gradient_stays_float32_outside_library_programs(key):
+    params = lstm_cell_init(key, 3, 8)
+    xs = jax.random.normal(jax.random.key(1), (2, 5, 3))
+
+    def loss(p, rounding):
+        with _bfloat16_dot.bfloat16_operands(rounding):
+            return jnp.sum(F.lstm(p, xs)[1] ** 2)
+
+    plain = jax.jit(jax.grad(loss), static_argnums=1)
+    for a, b in zip(jax.tree.leaves(plain(params, True)), jax.tree.leaves(plain(params, False))):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+@requires_library_programs
+def test_rounded_weight_gradient_is_a_bfloat16_matmul_in_the_compiled_program(key):
+    params = lstm_cell_init(key, 16, 32)
+    xs = jnp.ones((8, 6, 16))
+
+    def loss(p):
+        with _bfloat16_dot.bfloat16_operands():
+            return jnp.sum(F.lstm(p, xs)[1])
+
+    def bfloat16_dots(eigen_dots: bool) -> int:
+        """Computations of the program that multiply two bfloat16 parameters."""
+        step = _conv_compiler.jit(jax.grad(loss), eigen_dots=eigen_dots)
+        blocks = step.lower(params).compile().as_text().split("\n\n")
+        return sum(" dot(" in b and b.splitlines()[0].count("bf16[") == 2 for b in blocks)
+
+    assert bfloat16_dots(eigen_dots=False) >= 1
+    assert bfloat16_dots(eigen_dots=True) == 0
+
+
+@pytest.mark.parametrize("eigen_dots", [False, True])
+def test_matmul_library_of_the_traced_program_is_known(eigen_dots):
+    seen = []
+
+    def fn(x):
+        seen.append(_conv_compiler.ynn_matmuls())
+        return x + 1.0
+
+    _conv_compiler.jit(fn, eigen_dots=eigen_dots)(jnp.ones(3))
+    jax.jit(fn)(jnp.ones(3))
+    library = bool(_conv_compiler.compiler_options())
+    assert seen == [library and not eigen_dots, False]
