@@ -218,6 +218,24 @@ def gathered(data: tuple, idx: jax.Array, mask: jax.Array, i: Any, mesh: Mesh | 
     return _constrain(Batch(x, y, loss_weights.masked(weight, m), m), mesh)
 
 
+def step_eigen_dots(
+    graphdef: nnx.GraphDef, options: tuple, mesh: Mesh | None, batch_size: int | None
+) -> bool:
+    """:func:`eigen_dots_for` a train step of ``options`` (its ``precision``) on ``mesh``.
+
+    ``batch_size`` rows split over ``mesh``'s ``'data'`` axis (``None``: not known).
+
+    Example:
+      >>> from nnjax.nn import MLP
+      >>> graphdef = nnx.graphdef(MLP(2, (4,), 1, rngs=nnx.Rngs(0)))
+      >>> step_eigen_dots(graphdef, (("precision", None),), None, 32)
+      False
+    """
+    devices = 1 if mesh is None else mesh.shape.get(sharding.DATA_AXIS, 1)
+    rows = None if batch_size is None else batch_size // devices
+    return eigen_dots_for(graphdef, None, dict(options).get("precision"), rows)
+
+
 @cached
 def compiled_train(
     graphdef: nnx.GraphDef,
@@ -281,8 +299,7 @@ def compiled_train(
     fn = on_leaves(from_device_data if gather else from_batches)
     # XLA:CPU: convolutions (and an LSTM's matmuls) on Eigen rather than YNNPACK, per
     # program (_conv_compiler)
-    rows = None if batch_size is None else batch_size // mesh.shape.get(sharding.DATA_AXIS, 1)
-    eigen_dots = eigen_dots_for(graphdef, None, dict(options).get("precision"), rows)
+    eigen_dots = step_eigen_dots(graphdef, options, mesh, batch_size)
     return _conv_compiler.jit(
         fn, static_argnums=0, donate_argnums=_donated_leaves(graphdef), eigen_dots=eigen_dots
     )
@@ -339,5 +356,6 @@ __all__ = [
     "jit_train_step",
     "loop_steps",
     "scan_steps",
+    "step_eigen_dots",
     "steps_per_dispatch_for",
 ]

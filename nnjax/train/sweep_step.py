@@ -31,7 +31,7 @@ from nnjax import metrics as metrics_lib
 from nnjax.functional import _conv_compiler
 from nnjax.train import eval_blocks, optimizers, sharding, step
 from nnjax.train._sweep_groups import SweepHistory
-from nnjax.train.compiled import TRACES, cached, eigen_dots_for, gathered, loop_steps
+from nnjax.train.compiled import TRACES, cached, gathered, loop_steps, step_eigen_dots
 from nnjax.train.engine import epoch_logs
 from nnjax.train.evaluate import summarize
 from nnjax.train.flat_dispatch import on_leaves
@@ -153,6 +153,7 @@ def compiled_sweep_train(
     options: tuple = (),
     per_step: int | None = None,
     mesh: Mesh | None = None,
+    batch_size: int | None = None,
 ) -> Callable:
     """The jitted, donating sweep dispatch; memoised on its (hashable) arguments.
 
@@ -177,7 +178,9 @@ def compiled_sweep_train(
     at a time (unbatched matrix products, as ``fit``'s own program). Batches are split
     over ``mesh``'s ``'data'`` axis (its devices may span several processes); the state
     and the logs come out replicated on it, so every process reads the same logs.
-    Compiled as ``fit``'s step where :func:`library_compiled`, else by :func:`jax.jit`.
+    Compiled as ``fit``'s step where :func:`library_compiled` (its matmul library chosen
+    as ``fit``'s, by model, precision and ``batch_size`` per device), else by
+    :func:`jax.jit`.
     """
     # Placeholder values: inject_hyperparams reads every member's values from its state.
     tx = optax.inject_hyperparams(factory)(**dict.fromkeys(names, 0.0))
@@ -229,7 +232,7 @@ def compiled_sweep_train(
     # the whole state flat (on_leaves), donated: params, optimizer state, rest and active
     flat = on_leaves(fns[mode])
     if library_compiled(per_step):
-        eigen_dots = eigen_dots_for(graphdef)
+        eigen_dots = step_eigen_dots(graphdef, options, mesh, batch_size)
         return _conv_compiler.jit(flat, static_argnums=0, donate_argnums=1, eigen_dots=eigen_dots)
     return jax.jit(flat, static_argnums=0, donate_argnums=1)
 
