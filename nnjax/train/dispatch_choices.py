@@ -143,8 +143,9 @@ def eigen_dots_for(
     interleaved rounds, Eigen's matmuls (before) -> YNNPACK's with the bfloat16 weight
     gradient: batch 1 0.97 -> 0.90, 8 0.99 -> 0.88, 16 0.99 -> 0.85, 32 1.00 -> 0.76-0.80,
     64 1.00 -> 0.88-0.91, 96 0.99 -> 0.93, 128 0.99 -> 1.05-1.09 (YNNPACK's float32
-    per-step matmuls run on one thread and lose at that size). AVX512-BF16 CPUs without AMX
-    (AMD Zen 4, Zen 5) were not measured for it and keep Eigen's.
+    per-step matmuls run on one thread and lose at that size); over two CPU devices 0.99
+    -> 0.96 at batch 32, 1.04 -> 0.93 at 128 (16 and 64 rows per device). AVX512-BF16
+    CPUs without AMX (AMD Zen 4, Zen 5) were not measured for it and keep Eigen's.
 
     XLA:CPU sends matmuls to YNNPACK by default, which ran the LSTM's small per-step
     matmuls on one thread; Eigen's use both cores of a 2-core AMD EPYC (Zen 2, AVX2).
