@@ -130,8 +130,8 @@ def nnjax(
     compiled by ``nnjax.functional._conv_compiler.jit`` like ``fit``'s (XLA:CPU
     convolutions on Eigen); ``library_conv=False`` uses plain ``jax.jit`` (a diagnostic).
     ``eigen_dots=None`` puts the matmuls on Eigen where ``fit`` does
-    (``nnjax.train.compiled.eigen_dots_for``, by model, ``precision`` and rows per
-    device); ``False`` never (a diagnostic).
+    (``nnjax.train.compiled.eigen_dots_for``, by model and ``precision``); ``False``
+    never (a diagnostic).
     ``precision`` is ``fit``'s (``"bfloat16"``: ``nnjax.train.objective.compute_dtype``).
     ``narrow_vectors=True`` compiles with LLVM's default 256-bit vectors where ``fit``
     asks for 512-bit ones (``_conv_compiler.VECTOR_WIDTH_OPTION``; a diagnostic).
@@ -157,11 +157,8 @@ def nnjax(
     step = train.make_train_step(graphdef, "cross_entropy", tx, metrics=(), precision=precision)
     step = train.scan_steps(step) if scan_steps else step
     donate = compiled.donate_for(graphdef) if donate is None else donate
-    # placed as fit places them: the batch split over every local device it divides
-    mesh = sharding.make_mesh(sharding.choose_devices(batch))
-    if eigen_dots is None:  # as fit chooses: by model, precision and rows per device
-        rows = batch // mesh.devices.size
-        eigen_dots = compiled.eigen_dots_for(graphdef, None, precision, rows)
+    if eigen_dots is None:  # as fit chooses: by model and precision
+        eigen_dots = compiled.eigen_dots_for(graphdef, None, precision)
     jit = functools.partial(_conv_compiler.jit, eigen_dots=eigen_dots) if library_conv else jax.jit
     if narrow_vectors and library_conv:
         jit = functools.partial(jit, compiler_options={_conv_compiler.VECTOR_WIDTH_OPTION: "256"})
@@ -179,6 +176,8 @@ def nnjax(
     # compiled as predict() compiles it (nnjax.train.eval_blocks.library_jit)
     predict_jit = eval_blocks.library_jit(graphdef) if library_conv else jax.jit
     predict = predict_jit(flat_predict, static_argnums=0)
+    # placed as fit places them: the batch split over every local device it divides
+    mesh = sharding.make_mesh(sharding.choose_devices(batch))
     batch_axis = 1 if scan_steps else 0
     x, y = sharding.put_batch(spec.data(batch, max(scan_steps, 1)), mesh, batch_axis)
     placed = sharding.put_replicated((params, tx.init(params), rest), mesh)

@@ -11,12 +11,17 @@ are read from the stacks, not stored twice.
 
 Under ``fit(precision="bfloat16")`` (the model traced in
 ``_bfloat16_dot.bfloat16_operands``) in a program whose matmuls run on YNNPACK
-(``_conv_compiler.ynn_matmuls``: ``fit`` compiles an LSTM model's step so at up to
-``nnjax.train.dispatch_choices.BFLOAT16_YNN_MAX_ROWS`` rows per device on an AMX CPU),
-the weight gradient's operands are rounded to bfloat16 and summed in float32
-(:func:`weight_grad`): YNNPACK's AMX kernels ran that matmul in 1.8 ms against
-6.5 for float32's at batch 128. The scans stay float32 either way (their per-step
-matmuls are too small for bfloat16 to pay).
+(``_conv_compiler.ynn_matmuls``: ``fit`` compiles an LSTM model's step so on an AMX
+CPU, ``nnjax.train.dispatch_choices.eigen_dots_for``) the matmuls take operands rounded
+to bfloat16 and sum in float32 (:func:`rounding_for`): the weight gradient always
+(:func:`weight_grad`; YNNPACK's AMX kernels ran it in 1.8 ms against 6.5 for float32's
+at batch 128), and the per-step matmuls of both scans above :data:`BFLOAT16_SCAN_ROWS`
+rows (the batch the trace sees; over several devices, every device's). The gates, the
+carries and every elementwise step stay float32. Train step of ``bench_lstm.py``'s
+classifier (T 64, in 16, H 128), 2-core Intel Xeon with AMX, over float32's, per-step
+matmuls float32 / bfloat16 (both with the bfloat16 weight gradient): batch 8 0.91 /
+1.00, 16 0.89 / 0.86, 32 0.75 / 0.86, 48 0.95 / 0.70, 64 0.90 / 0.70, 96 0.92 / 0.75,
+128 1.08 / 0.80 (``benchmarks/README.md``, session 39).
 
 Being a ``jax.custom_vjp``, it supports reverse mode (``grad``, ``vjp``, and reverse
 over reverse) but not forward mode (``jvp``, ``jacfwd``); ``rnn(lstm_cell, ...)`` is
@@ -26,6 +31,7 @@ the same function differentiated by autodiff.
 from __future__ import annotations
 
 import functools
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -40,7 +46,37 @@ def _hold(valid: jax.Array | None, new: jax.Array, old: jax.Array) -> jax.Array:
     return new if valid is None else jnp.where(valid[:, None], new, old)
 
 
-def _forward(w_x, w_h, b, xs_t, h0, c0, valid, reverse: bool, unroll: int, keep: bool, pre: bool):
+BFLOAT16_SCAN_ROWS = 32
+"""Rows above which the scans' per-step matmuls take bfloat16 operands (module docstring)."""
+
+
+class Rounding(NamedTuple):
+    """Which of the LSTM's matmuls take bfloat16 operands, summed in float32 (static)."""
+
+    weight_grad: bool = False
+    """The weight gradient after the reverse scan."""
+    scan: bool = False
+    """The per-step matmuls of both scans (``[x, h] @ w`` and ``dz @ w_h.T``)."""
+
+
+def _matmul(a: jax.Array, w: jax.Array, rounded: bool) -> jax.Array:
+    """``a @ w``; ``rounded``: ``a`` rounded to bfloat16 (``w`` already is), float32 sums."""
+    if not rounded:
+        return a @ w
+    dims = (((a.ndim - 1,), (0,)), ((), ()))
+    acc = jnp.promote_types(a.dtype, jnp.float32)
+    return lax.dot_general(_bfloat16.to_bfloat16(a), w, dims, preferred_element_type=acc)
+
+
+def _operand(w: jax.Array, rounded: bool) -> jax.Array:
+    """``w`` as the right operand of :func:`_matmul`: rounded once, outside the loop."""
+    return _bfloat16.to_bfloat16(w) if rounded else w
+
+
+def _forward(
+    w_x, w_h, b, xs_t, h0, c0, valid, reverse: bool, unroll: int, keep: bool, pre: bool,
+    rounded: bool = False,
+):  # fmt: skip
     """Scans the LSTM; returns ``((h, c), hs)`` or, with ``keep``, ``((h, c), (hs, cs, acts))``.
 
     With ``pre`` every step's ``x_t @ w_x + b`` is one matmul before the scan, and each
@@ -52,14 +88,18 @@ def _forward(w_x, w_h, b, xs_t, h0, c0, valid, reverse: bool, unroll: int, keep:
     ``x @ w_x + h @ w_h``, two matmuls per step (forward only, ``T=64``, ``in=16``,
     ``H=128``, 2-core AMD EPYC, wall clock: one / two matmuls 0.68x at batch 128, 0.98x
     at 32, 0.94x at 1; the training step 0.97x at batch 128, 1.01x at 32).
+
+    ``rounded``: every matmul takes bfloat16 operands (:class:`Rounding`'s ``scan``).
     """
     if pre:
-        xs_t = jnp.einsum("tbf,fg->tbg", xs_t, w_x) + b[None, None, :]
-        pre_activations = lambda x, h: x + h @ w_h
+        xs_t = _matmul(xs_t, _operand(w_x, rounded), rounded) + b[None, None, :]
+        w_h_op = _operand(w_h, rounded)
+        pre_activations = lambda x, h: x + _matmul(h, w_h_op, rounded)
     else:
-        w = jnp.concatenate([w_x, w_h], axis=0)
+        w = _operand(jnp.concatenate([w_x, w_h], axis=0), rounded)
         pre_activations = lambda x, h: (
-            lax.optimization_barrier(jnp.concatenate([x, h], axis=-1)) @ w + b[None, :]
+            _matmul(lax.optimization_barrier(jnp.concatenate([x, h], axis=-1)), w, rounded)
+            + b[None, :]
         )
 
     def step(carry, inputs):
@@ -86,13 +126,15 @@ def _forward(w_x, w_h, b, xs_t, h0, c0, valid, reverse: bool, unroll: int, keep:
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(6, 7, 8, 9))
-def _lstm(w_x, w_h, b, xs_t, h0, c0, reverse, unroll, pre, bf16_dw, valid):
-    (h, c), hs = _forward(w_x, w_h, b, xs_t, h0, c0, valid, reverse, unroll, False, pre)
+def _lstm(w_x, w_h, b, xs_t, h0, c0, reverse, unroll, pre, rounding, valid):
+    args = (w_x, w_h, b, xs_t, h0, c0, valid, reverse, unroll)
+    (h, c), hs = _forward(*args, False, pre, rounding.scan)
     return hs, h, c
 
 
-def _lstm_fwd(w_x, w_h, b, xs_t, h0, c0, reverse, unroll, pre, bf16_dw, valid):
-    (h, c), (hs, cs, acts) = _forward(w_x, w_h, b, xs_t, h0, c0, valid, reverse, unroll, True, pre)
+def _lstm_fwd(w_x, w_h, b, xs_t, h0, c0, reverse, unroll, pre, rounding, valid):
+    args = (w_x, w_h, b, xs_t, h0, c0, valid, reverse, unroll)
+    (h, c), (hs, cs, acts) = _forward(*args, True, pre, rounding.scan)
     return (hs, h, c), (w_x, w_h, b, xs_t, h0, c0, valid, hs, cs, acts)
 
 
@@ -116,10 +158,10 @@ def batch_major_outputs(hs: jax.Array, valid: jax.Array | None) -> jax.Array:
     return jnp.swapaxes(ys, 0, 1)
 
 
-def _lstm_bwd(reverse, unroll, pre, bf16_dw, saved, cotangents):
+def _lstm_bwd(reverse, unroll, pre, rounding, saved, cotangents):
     w_x, w_h, b, xs_t, h0, c0, valid, hs, cs, acts = saved
     d_hs, d_h, d_c = cotangents
-    w_h_t = w_h.T
+    w_h_t = _operand(w_h.T, rounding.scan)
 
     def step(carry, inputs):
         dh_out, dc_out = carry
@@ -135,7 +177,7 @@ def _lstm_bwd(reverse, unroll, pre, bf16_dw, saved, cotangents):
              dh * tanh_c * o * (1 - o)],
             axis=-1,
         )  # fmt: skip
-        dh_prev, dc_prev = dz @ w_h_t, dc * f
+        dh_prev, dc_prev = _matmul(dz, w_h_t, rounding.scan), dc * f
         if ok is not None:  # a held step passes the carry's cotangent straight through
             dh_prev = dh_prev + _hold(ok, jnp.zeros_like(dh_in), dh_in)
             dc_prev = dc_prev + _hold(ok, jnp.zeros_like(dc_out), dc_out)
@@ -144,7 +186,9 @@ def _lstm_bwd(reverse, unroll, pre, bf16_dw, saved, cotangents):
     inputs = (jnp.arange(xs_t.shape[0]), d_hs, acts, cs, valid)
     (dh0, dc0), dz = lax.scan(step, (d_h, d_c), inputs, reverse=not reverse, unroll=unroll)
     h_prev = previous_stack(hs, h0, reverse)
-    dw, db = weight_grad(jnp.concatenate([xs_t, h_prev], axis=-1), dz, w_x.dtype, bf16_dw)
+    dw, db = weight_grad(
+        jnp.concatenate([xs_t, h_prev], axis=-1), dz, w_x.dtype, rounding.weight_grad
+    )
     n_in = w_x.shape[0]
     dxs = jnp.einsum("tbg,fg->tbf", dz, w_x)
     return dw[:n_in], dw[n_in:], db.astype(b.dtype), dxs, dh0, dc0, None
@@ -186,6 +230,21 @@ def weight_grad(
     return dw.astype(dtype), jnp.sum(d_pre, axis=(0, 1), dtype=acc)
 
 
+def rounding_for(rows: int) -> Rounding:
+    """The LSTM's bfloat16 matmuls for a batch of ``rows``, traced now (module docstring).
+
+    None outside ``fit(precision="bfloat16")``'s programs on YNNPACK's matmuls; there
+    the weight gradient, and above :data:`BFLOAT16_SCAN_ROWS` rows the scans' matmuls.
+
+    Example:
+      >>> rounding_for(64)
+      Rounding(weight_grad=False, scan=False)
+    """
+    # fit(precision="bfloat16")'s step on YNNPACK's matmuls
+    native = _bfloat16_dot.rounding_operands() and _conv_compiler.ynn_matmuls()
+    return Rounding(weight_grad=native, scan=native and rows > BFLOAT16_SCAN_ROWS)
+
+
 def lstm_scan(
     p: Params,
     xs: jax.Array,
@@ -220,7 +279,6 @@ def lstm_scan(
     """
     xs_t = jnp.swapaxes(xs, 0, 1)
     weights = (p["w_x"], p["w_h"], p["b"])
-    # fit(precision="bfloat16")'s step on YNNPACK's matmuls: see the module docstring
-    bf16_dw = _bfloat16_dot.rounding_operands() and _conv_compiler.ynn_matmuls()
-    hs, h, c = _lstm(*weights, xs_t, state.h, state.c, reverse, unroll, precompute, bf16_dw, valid)
+    rounding = rounding_for(xs.shape[0])
+    hs, h, c = _lstm(*weights, xs_t, state.h, state.c, reverse, unroll, precompute, rounding, valid)
     return LSTMState(h, c), batch_major_outputs(hs, valid)

@@ -218,22 +218,16 @@ def gathered(data: tuple, idx: jax.Array, mask: jax.Array, i: Any, mesh: Mesh | 
     return _constrain(Batch(x, y, loss_weights.masked(weight, m), m), mesh)
 
 
-def step_eigen_dots(
-    graphdef: nnx.GraphDef, options: tuple, mesh: Mesh | None, batch_size: int | None
-) -> bool:
-    """:func:`eigen_dots_for` a train step of ``options`` (its ``precision``) on ``mesh``.
-
-    ``batch_size`` rows split over ``mesh``'s ``'data'`` axis (``None``: not known).
+def step_eigen_dots(graphdef: nnx.GraphDef, options: tuple) -> bool:
+    """:func:`eigen_dots_for` a train step of ``options`` (``make_train_step``'s).
 
     Example:
       >>> from nnjax.nn import MLP
       >>> graphdef = nnx.graphdef(MLP(2, (4,), 1, rngs=nnx.Rngs(0)))
-      >>> step_eigen_dots(graphdef, (("precision", None),), None, 32)
+      >>> step_eigen_dots(graphdef, (("precision", None),))
       False
     """
-    devices = 1 if mesh is None else mesh.shape.get(sharding.DATA_AXIS, 1)
-    rows = None if batch_size is None else batch_size // devices
-    return eigen_dots_for(graphdef, None, dict(options).get("precision"), rows)
+    return eigen_dots_for(graphdef, None, dict(options).get("precision"))
 
 
 @cached
@@ -246,7 +240,6 @@ def compiled_train(
     mesh: Mesh,
     gather: bool,
     options: tuple = (),
-    batch_size: int | None = None,
 ) -> Callable:
     """The jitted train dispatch (donating per :func:`donate_for`); memoised on its arguments.
 
@@ -258,9 +251,7 @@ def compiled_train(
     bucket, :mod:`nnjax.train.size_buckets`, so one program serves many dataset
     sizes); otherwise ``(batches, n)``, a :class:`Batch`
     of ``(K, B, ...)`` stacks. ``options`` holds ``(name, value)`` pairs for :func:`make_train_step`
-    (``loss_fn``, ``precision``, ``remat``). ``batch_size``: a batch's rows (over the
-    mesh's ``'data'`` axis), for the matmul library's choice (:func:`eigen_dots_for`
-    by rows per device; ``None``: not known).
+    (``loss_fn``, ``precision``, ``remat``).
 
     Example:
       >>> import optax
@@ -299,7 +290,7 @@ def compiled_train(
     fn = on_leaves(from_device_data if gather else from_batches)
     # XLA:CPU: convolutions (and an LSTM's matmuls) on Eigen rather than YNNPACK, per
     # program (_conv_compiler)
-    eigen_dots = step_eigen_dots(graphdef, options, mesh, batch_size)
+    eigen_dots = step_eigen_dots(graphdef, options)
     return _conv_compiler.jit(
         fn, static_argnums=0, donate_argnums=_donated_leaves(graphdef), eigen_dots=eigen_dots
     )

@@ -71,10 +71,6 @@ _EIGEN_DOT_KINDS = ("LSTM",)
 #: The same, where the CPU has AVX-512 (measured on an Intel Xeon; slower at batch 32 on AVX2).
 _AVX512_EIGEN_DOT_KINDS = ("GRU",)
 
-BFLOAT16_YNN_MAX_ROWS = 96
-"""Rows per device up to which an LSTM model's ``precision="bfloat16"`` step takes
-YNNPACK's matmuls on an AMX CPU (:func:`eigen_dots_for`)."""
-
 
 def steps_per_dispatch_for(model: nnx.Module, backend: str | None = None) -> int:
     """``fit``'s default updates per dispatch: :data:`DEFAULT_STEPS_PER_DISPATCH` (8).
@@ -127,25 +123,21 @@ def donate_for(graphdef: nnx.GraphDef, backend: str | None = None) -> bool:
 
 
 def eigen_dots_for(
-    graphdef: nnx.GraphDef,
-    backend: str | None = None,
-    precision: str | None = None,
-    rows: int | None = None,
+    graphdef: nnx.GraphDef, backend: str | None = None, precision: str | None = None
 ) -> bool:
     """Whether the train dispatch runs its matmuls on Eigen: on CPU for LSTM and GRU models.
 
     LSTM models on every CPU; GRU models where the CPU has AVX-512 (:func:`_hardware.avx512`).
-    But an LSTM model's step under ``precision="bfloat16"`` on a CPU with AMX, at up to
-    :data:`BFLOAT16_YNN_MAX_ROWS` ``rows`` per device, takes YNNPACK's: there its weight
-    gradient is a bfloat16 matmul on AMX (``nnjax.functional._lstm_scan``; Eigen would
-    widen it to float32). ``bench_lstm.py``'s classifier, 2-core Intel Xeon with AMX, jax
-    0.10.2, step with ``precision="bfloat16"`` / float32's, paired medians of 10-15
-    interleaved rounds, Eigen's matmuls (before) -> YNNPACK's with the bfloat16 weight
-    gradient: batch 1 0.97 -> 0.90, 8 0.99 -> 0.88, 16 0.99 -> 0.85, 32 1.00 -> 0.76-0.80,
-    64 1.00 -> 0.88-0.91, 96 0.99 -> 0.93, 128 0.99 -> 1.05-1.09 (YNNPACK's float32
-    per-step matmuls run on one thread and lose at that size); over two CPU devices 0.99
-    -> 0.96 at batch 32, 1.04 -> 0.93 at 128 (16 and 64 rows per device). AVX512-BF16
-    CPUs without AMX (AMD Zen 4, Zen 5) were not measured for it and keep Eigen's.
+    But an LSTM model's step under ``precision="bfloat16"`` on a CPU with AMX takes
+    YNNPACK's: there ``F.lstm`` multiplies bfloat16 operands on AMX's tiles (its weight
+    gradient, and above 32 rows its per-step matmuls: ``nnjax.functional._lstm_scan``),
+    which Eigen would widen to float32. ``bench_lstm.py``'s classifier, 2-core Intel Xeon
+    with AMX, jax 0.10.2, step with ``precision="bfloat16"`` / float32's, paired medians
+    of 10-15 interleaved rounds, Eigen's float32 matmuls (before) -> now: batch 8 0.99 ->
+    0.91, 16 0.99 -> 0.89, 32 1.00 -> 0.75-0.78, 48 0.96 -> 0.70, 64 1.00 -> 0.70, 96 0.99
+    -> 0.75, 128 0.99 -> 0.80, 256 0.99 -> 0.83; over two CPU devices 0.92 -> 0.63 at
+    batch 64 and 0.59 at 128. AVX512-BF16 CPUs without AMX (AMD Zen 4, Zen 5) were not
+    measured for it and keep Eigen's.
 
     XLA:CPU sends matmuls to YNNPACK by default, which ran the LSTM's small per-step
     matmuls on one thread; Eigen's use both cores of a 2-core AMD EPYC (Zen 2, AVX2).
@@ -177,16 +169,11 @@ def eigen_dots_for(
     """
     if (backend or jax.default_backend()) != "cpu":
         return False
-    if has_layer_kind(graphdef, _EIGEN_DOT_KINDS) and _bfloat16_ynn_rows(precision, rows):
+    bfloat16_amx = _hardware.amx_bfloat16() and rounds_matmul_operands(precision, "cpu")
+    if bfloat16_amx and has_layer_kind(graphdef, _EIGEN_DOT_KINDS):
         return False
     kinds = _EIGEN_DOT_KINDS + (_AVX512_EIGEN_DOT_KINDS if _hardware.avx512() else ())
     return has_layer_kind(graphdef, kinds)
-
-
-def _bfloat16_ynn_rows(precision: str | None, rows: int | None) -> bool:
-    """Whether a ``precision`` step of ``rows`` per device takes YNNPACK's bfloat16 kernels."""
-    small = rows is not None and rows <= BFLOAT16_YNN_MAX_ROWS
-    return small and _hardware.amx_bfloat16() and rounds_matmul_operands(precision, "cpu")
 
 
 def inference_eigen_dots_for(graphdef: nnx.GraphDef, backend: str | None = None) -> bool:
@@ -232,7 +219,6 @@ def has_layer_kind(graphdef: nnx.GraphDef, kinds: tuple[str, ...]) -> bool:
 
 
 __all__ = [
-    "BFLOAT16_YNN_MAX_ROWS",
     "DEFAULT_STEPS_PER_DISPATCH",
     "donate_for",
     "eigen_dots_for",

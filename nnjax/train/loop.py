@@ -354,7 +354,7 @@ def fit(
     plan = Plan(
         train_fn=_gathering(compiled.compiled_train(
             graphdef, objective.loss, tx, objective.metrics, k, mesh, feeder.gather,
-            setup.step_options(objective, layout, param_sharding), source.batch_size,
+            setup.step_options(objective, layout, param_sharding),
         ), mesh),
         feeder=feeder,
         validate=_validator(model, val, objective, mesh),

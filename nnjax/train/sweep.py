@@ -353,7 +353,7 @@ def _group_plan(model: nnx.Module, graphdef: nnx.GraphDef, state: SweepState, c:
     return Plan(
         train_fn=compiled_sweep_train(
             graphdef, objective.loss, c["factory"], c["opt_names"], objective.metrics,
-            feeder.k, feeder.mode, objective.options, per_step, mesh, c["source"].batch_size,
+            feeder.k, feeder.mode, objective.options, per_step, mesh,
         ),
         feeder=feeder, validate=None, metrics=resolved, epochs=c["epochs"],
         steps=c["source"].steps, shuffle=c["shuffle"], verbose=0,

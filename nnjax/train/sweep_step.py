@@ -153,7 +153,6 @@ def compiled_sweep_train(
     options: tuple = (),
     per_step: int | None = None,
     mesh: Mesh | None = None,
-    batch_size: int | None = None,
 ) -> Callable:
     """The jitted, donating sweep dispatch; memoised on its (hashable) arguments.
 
@@ -179,8 +178,7 @@ def compiled_sweep_train(
     over ``mesh``'s ``'data'`` axis (its devices may span several processes); the state
     and the logs come out replicated on it, so every process reads the same logs.
     Compiled as ``fit``'s step where :func:`library_compiled` (its matmul library chosen
-    as ``fit``'s, by model, precision and ``batch_size`` per device), else by
-    :func:`jax.jit`.
+    as ``fit``'s, by model and precision), else by :func:`jax.jit`.
     """
     # Placeholder values: inject_hyperparams reads every member's values from its state.
     tx = optax.inject_hyperparams(factory)(**dict.fromkeys(names, 0.0))
@@ -232,7 +230,7 @@ def compiled_sweep_train(
     # the whole state flat (on_leaves), donated: params, optimizer state, rest and active
     flat = on_leaves(fns[mode])
     if library_compiled(per_step):
-        eigen_dots = step_eigen_dots(graphdef, options, mesh, batch_size)
+        eigen_dots = step_eigen_dots(graphdef, options)
         return _conv_compiler.jit(flat, static_argnums=0, donate_argnums=1, eigen_dots=eigen_dots)
     return jax.jit(flat, static_argnums=0, donate_argnums=1)
 

@@ -61,21 +61,35 @@ def test_rounded_weight_grad_keeps_a_split_batch_split(key):
                                atol=1e-5 * float(jnp.abs(want).max()))  # fmt: skip
 
 
-def _lstm_grads(key, *, rounding: bool, eigen_dots: bool):
-    """Gradients of an LSTM loss (every argument) in a library program."""
+def _lstm_loss_grads(key, *, rounding: bool, eigen_dots: bool, batch: int = 4):
+    """An LSTM loss and its gradients (every argument) in a library program."""
     params = lstm_cell_init(key, 12, 16)
-    xs = jax.random.normal(jax.random.key(1), (4, 7, 12))
-    h0 = jax.random.normal(jax.random.key(2), (4, 16))
-    state = F.LSTMState(h0, jnp.zeros((4, 16)))
-    lengths = jnp.array([7, 3, 5, 7])
+    xs = jax.random.normal(jax.random.key(1), (batch, 7, 12))
+    h0 = jax.random.normal(jax.random.key(2), (batch, 16))
+    state = F.LSTMState(h0, jnp.zeros((batch, 16)))
+    lengths = jnp.array([7, 3, 5, 7] * (batch // 4))
 
     def loss(p, xs, state):
         with _bfloat16_dot.bfloat16_operands(rounding):
             last, ys = F.lstm(p, xs, state, lengths=lengths)
         return jnp.sum(ys**2) + jnp.sum(last.h * last.c)
 
-    grad = jax.grad(loss, argnums=(0, 1, 2))
-    return _conv_compiler.jit(grad, eigen_dots=eigen_dots)(params, xs, state)
+    value_and_grad = jax.value_and_grad(loss, argnums=(0, 1, 2))
+    return _conv_compiler.jit(value_and_grad, eigen_dots=eigen_dots)(params, xs, state)
+
+
+def _lstm_grads(key, **kwargs):
+    return _lstm_loss_grads(key, **kwargs)[1]
+
+
+def _close_to_bfloat16_operands(got, want):
+    """Within a bfloat16 operand's error (relative to each array's scale), not equal."""
+    for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want), strict=True):
+        scale = np.abs(_f64(b)).max()
+        np.testing.assert_allclose(_f64(a), _f64(b), rtol=2**-5, atol=2**-5 * scale)
+    assert not all(
+        np.array_equal(a, b) for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want))
+    )
 
 
 @requires_library_programs
@@ -113,26 +127,67 @@ def test_lstm_weight_gradient_stays_float32_outside_library_programs(key):
 
 
 @requires_library_programs
+def test_lstm_of_more_rows_multiplies_bfloat16_operands_in_its_scans_too(key):
+    rows = _lstm_scan.BFLOAT16_SCAN_ROWS + 8
+    want = _lstm_loss_grads(key, rounding=False, eigen_dots=False, batch=rows)
+    got = _lstm_loss_grads(key, rounding=True, eigen_dots=False, batch=rows)
+    # the loss and every gradient: float32 sums of bfloat16 operands in both scans
+    _close_to_bfloat16_operands(got[0], want[0])
+    _close_to_bfloat16_operands(got[1], want[1])
+    # the input's and the initial state's gradients come through the rounded scan
+    assert not np.array_equal(np.asarray(got[1][1]), np.asarray(want[1][1]))
+    assert not np.array_equal(np.asarray(got[1][2].h), np.asarray(want[1][2].h))
+    # at BFLOAT16_SCAN_ROWS rows and below the scans stay float32: the same loss
+    few = _lstm_loss_grads(key, rounding=True, eigen_dots=False)
+    np.testing.assert_array_equal(
+        np.asarray(few[0]), np.asarray(_lstm_loss_grads(key, rounding=False, eigen_dots=False)[0])
+    )
+
+
+def test_rounding_follows_the_program_and_the_rows():
+    assert _lstm_scan.rounding_for(64) == _lstm_scan.Rounding(False, False)  # no program
+    with _conv_compiler.library_convolutions(), _bfloat16_dot.bfloat16_operands():
+        assert _lstm_scan.rounding_for(_lstm_scan.BFLOAT16_SCAN_ROWS) == (True, False)
+        assert _lstm_scan.rounding_for(_lstm_scan.BFLOAT16_SCAN_ROWS + 1) == (True, True)
+        with _conv_compiler.eigen_matmuls():
+            assert _lstm_scan.rounding_for(64) == (False, False)
+
+
+def _bfloat16_dot_computations(hlo: str) -> int:
+    """Computations of an HLO text whose two parameters are bfloat16 and that hold a dot."""
+    headers, dots = [], []
+    for line in hlo.splitlines():
+        if line.endswith("{") and not line.startswith(" "):  # a computation's header
+            headers.append(line)
+            dots.append(False)
+        elif " dot(" in line and dots:
+            dots[-1] = True
+    return sum(d and h.split("->")[0].count("bf16[") == 2 for h, d in zip(headers, dots))
+
+
+@requires_library_programs
 def test_rounded_weight_gradient_is_a_bfloat16_matmul_in_the_compiled_program(key):
     a, b = jnp.ones((64, 96), BF16), jnp.ones((96, 64), BF16)
     plain = jax.jit(lambda a, b: jax.lax.dot(a, b, preferred_element_type=F32))
     if "__ynn" not in plain.lower(a, b).compile().as_text():
         pytest.skip("this jaxlib's XLA:CPU has no YNNPACK matmuls")
     params = lstm_cell_init(key, 16, 32)
-    xs = jnp.ones((8, 6, 16))
 
-    def loss(p):
-        with _bfloat16_dot.bfloat16_operands():
-            return jnp.sum(F.lstm(p, xs)[1])
-
-    def bfloat16_dots(eigen_dots: bool) -> int:
+    def bfloat16_dots(rows: int, eigen_dots: bool = False) -> int:
         """Computations of the program that multiply two bfloat16 parameters."""
-        step = _conv_compiler.jit(jax.grad(loss), eigen_dots=eigen_dots)
-        blocks = step.lower(params).compile().as_text().split("\n\n")
-        return sum(" dot(" in b and b.splitlines()[0].count("bf16[") == 2 for b in blocks)
+        xs = jnp.ones((rows, 6, 16))
 
-    assert bfloat16_dots(eigen_dots=False) >= 1
-    assert bfloat16_dots(eigen_dots=True) == 0
+        def loss(p):
+            with _bfloat16_dot.bfloat16_operands():
+                return jnp.sum(F.lstm(p, xs)[1])
+
+        step = _conv_compiler.jit(jax.grad(loss), eigen_dots=eigen_dots)
+        return _bfloat16_dot_computations(step.lower(params).compile().as_text())
+
+    assert bfloat16_dots(8) == 1  # the weight gradient
+    # and the forward and backward scans' per-step matmuls
+    assert bfloat16_dots(_lstm_scan.BFLOAT16_SCAN_ROWS + 8) == 3
+    assert bfloat16_dots(8, eigen_dots=True) == 0
 
 
 @pytest.mark.parametrize("eigen_dots", [False, True])

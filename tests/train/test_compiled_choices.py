@@ -150,36 +150,32 @@ def test_conv_models_take_one_step_per_dispatch_where_xla_flags_keep_ynnpack_con
 
 
 @pytest.mark.parametrize("amx", [False, True])
-def test_bfloat16_lstm_steps_of_few_rows_take_ynnpack_matmuls_with_amx(monkeypatch, amx):
+def test_bfloat16_lstm_steps_take_ynnpack_matmuls_with_amx(monkeypatch, amx):
     monkeypatch.setattr(_hardware, "amx_bfloat16", lambda: amx)
     monkeypatch.setattr(_hardware, "native_bfloat16", lambda backend=None: True)
     rngs = nnx.Rngs(0)
     lstm = _graphdef(nn.SequenceClassifier(3, 4, 2, rngs=rngs))
     gru = _graphdef(nn.SequenceClassifier(3, 4, 2, cell="gru", rngs=rngs))
     choose = compiled.eigen_dots_for
-    most = dispatch_choices.BFLOAT16_YNN_MAX_ROWS
-    # YNNPACK's bfloat16 weight gradient where AMX has it, up to the measured rows
-    for rows in (1, 32, most):
-        assert choose(lstm, "cpu", "bfloat16", rows) is not amx
-    assert choose(lstm, "cpu", "bfloat16", most + 1)
-    assert choose(lstm, "cpu", "bfloat16", None) and choose(lstm, "cpu", None, 32)
-    assert choose(gru, "cpu", "bfloat16", 32) is choose(gru, "cpu")  # the GRU as before
-    assert not choose(lstm, "gpu", "bfloat16", 32)
+    # YNNPACK's matmuls (bfloat16 operands on AMX) where AMX has them, Eigen's otherwise
+    assert choose(lstm, "cpu", "bfloat16") is not amx
+    assert choose(lstm, "cpu", None) and choose(lstm, "cpu")
+    assert choose(gru, "cpu", "bfloat16") is choose(gru, "cpu")  # the GRU as before
+    assert not choose(lstm, "gpu", "bfloat16")
 
 
-def test_fit_chooses_the_matmul_library_by_rows_per_device(monkeypatch):
+def test_fit_chooses_the_matmul_library_by_precision(monkeypatch):
     monkeypatch.setattr(_hardware, "amx_bfloat16", lambda: True)
     monkeypatch.setattr(_hardware, "native_bfloat16", lambda backend=None: True)
     seen = []
 
-    def spy(graphdef, backend=None, precision=None, rows=None):
-        seen.append((precision, rows))
-        return dispatch_choices.eigen_dots_for(graphdef, backend, precision, rows)
+    def spy(graphdef, backend=None, precision=None):
+        seen.append(precision)
+        return dispatch_choices.eigen_dots_for(graphdef, backend, precision)
 
     monkeypatch.setattr(compiled, "eigen_dots_for", spy)
     model = nn.SequenceClassifier(3, 5, 2, rngs=nnx.Rngs(0))  # a size of its own (memo)
     x = np.random.default_rng(0).random((16, 4, 3), np.float32)
     y = np.zeros(16, np.int32)
     train.fit(model, (x, y), loss="cross_entropy", batch_size=8, epochs=1, precision="bfloat16")
-    devices = len(sharding.choose_devices(8))
-    assert seen == [("bfloat16", 8 // devices)]
+    assert seen == ["bfloat16"]

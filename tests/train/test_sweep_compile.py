@@ -62,12 +62,12 @@ def test_dispatch_compiled_as_fits_only_for_members_one_at_a_time(monkeypatch, p
     x, y = jnp.ones((4, 5, 3)), jnp.zeros(4, jnp.int32)
     _lowered(model_fn, per_step, x, y)
     graphdef = split_model(model_fn(nnx.Rngs(0)))[0]
-    expected = [sweep_step.step_eigen_dots(graphdef, (), None, None)] if per_step == 1 else []
+    expected = [sweep_step.step_eigen_dots(graphdef, ())] if per_step == 1 else []
     assert calls == expected
 
 
-def test_members_one_at_a_time_choose_the_matmul_library_by_rows_as_fit(monkeypatch):
-    """A bfloat16 LSTM's members take YNNPACK's matmuls at few rows per device with AMX."""
+def test_members_one_at_a_time_choose_the_matmul_library_by_precision_as_fit(monkeypatch):
+    """A bfloat16 LSTM's members take YNNPACK's matmuls where AMX has bfloat16 tiles."""
     monkeypatch.setattr(_hardware, "amx_bfloat16", lambda: True)
     monkeypatch.setattr(_hardware, "native_bfloat16", lambda backend=None: True)
     calls = []
@@ -78,12 +78,11 @@ def test_members_one_at_a_time_choose_the_matmul_library_by_rows_as_fit(monkeypa
 
     monkeypatch.setattr(sweep_step._conv_compiler, "jit", spy)
     graphdef = split_model(nn.SequenceClassifier(3, 9, 5, rngs=nnx.Rngs(0)))[0]
-    options = (("loss_fn", None), ("precision", "bfloat16"))
-    for batch_size in (32, 256):
+    for precision in ("bfloat16", None):
+        options = (("loss_fn", None), ("precision", precision))
         sweep_step.compiled_sweep_train(
-            graphdef, "cross_entropy", optax.sgd, ("learning_rate",), (), 1, "shared",
-            options, 1, None, batch_size,
-        )  # fmt: skip
+            graphdef, "cross_entropy", optax.sgd, ("learning_rate",), (), 1, "shared", options, 1
+        )
     assert calls == [False, True]
 
 
