@@ -134,10 +134,10 @@ def eigen_dots_for(
     which Eigen would widen to float32. ``bench_lstm.py``'s classifier, 2-core Intel Xeon
     with AMX, jax 0.10.2, step with ``precision="bfloat16"`` / float32's, paired medians
     of 10-15 interleaved rounds, Eigen's float32 matmuls (before) -> now: batch 8 0.99 ->
-    0.91, 16 0.99 -> 0.89, 32 1.00 -> 0.75-0.78, 48 0.96 -> 0.70, 64 1.00 -> 0.70, 96 0.99
-    -> 0.75, 128 0.99 -> 0.80, 256 0.99 -> 0.83; over two CPU devices 0.92 -> 0.63 at
-    batch 64 and 0.59 at 128. AVX512-BF16 CPUs without AMX (AMD Zen 4, Zen 5) were not
-    measured for it and keep Eigen's.
+    0.84-0.91, 16 0.99 -> 0.89, 32 1.00 -> 0.75-0.78, 64 1.00 -> 0.69-0.70, 96 0.99 ->
+    0.75, 128 0.99 -> 0.80-0.83, 256 0.99 -> 0.83 (48: 0.70); over two CPU devices 0.99
+    -> 0.96 at batch 32, 0.63 at 64, 1.04 -> 0.59 at 128. AVX512-BF16 CPUs without AMX
+    (AMD Zen 4, Zen 5) were not measured for it and keep Eigen's.
 
     XLA:CPU sends matmuls to YNNPACK by default, which ran the LSTM's small per-step
     matmuls on one thread; Eigen's use both cores of a 2-core AMD EPYC (Zen 2, AVX2).
