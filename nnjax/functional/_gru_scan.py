@@ -9,6 +9,15 @@ keeps only the input-side pre-activation gradient ``dgx_t`` (the recurrent one i
 ``(H, T*B) @ (T*B, 3H)`` and one ``(in, T*B) @ (T*B, 3H)`` matmul over every step
 (accumulated in at least float32). Reverse mode only, like ``_lstm_scan``;
 ``rnn(gru_cell, ...)`` is the same function differentiated by autodiff.
+
+Under ``fit(precision="bfloat16")`` on YNNPACK's matmuls (an AMX CPU), as the LSTM's
+(``_lstm_scan.rounding_for``): the recurrent matmuls of both scans (``h @ w_h``,
+``dg @ w_h.T``) and both weight gradients take bfloat16 operands with float32 sums, at
+every batch size; the input projection (``x @ w_x``, narrow) stays float32. Train step
+of ``bench_lstm.py --cell gru``'s classifier (T 64, in 16, H 128), 2-core Intel Xeon
+with AMX, over float32's: batch 8 0.95-0.97, 32 0.87-0.91, 64 0.73-0.76, 128 0.90-1.02
+(before, float32 recurrences on Eigen: 1.01, 0.98, 0.99, 1.13; ``benchmarks/README.md``,
+session 39).
 """
 
 from __future__ import annotations
@@ -20,32 +29,40 @@ import jax.numpy as jnp
 from jax import lax
 
 from nnjax.functional._lstm_scan import (
+    Rounding,
     _hold,
+    _matmul,
+    _operand,
     _previous,
     batch_major_outputs,
     previous_stack,
+    rounding_for,
     weight_grad,
 )
 from nnjax.functional.recurrent import Params
 
 
-def _forward(p, xs_t, h0, valid, reverse: bool, unroll: int, keep: bool, pre: bool):
+def _forward(
+    p, xs_t, h0, valid, reverse: bool, unroll: int, keep: bool, pre: bool, rounded: bool
+):  # fmt: skip
     """Scans the GRU; returns ``(h, hs)`` or, with ``keep``, ``(h, (hs, acts, hns))``.
 
     With ``pre`` every step's ``x_t @ w_x + b_x`` is one matmul before the scan.
 
     ``hs`` stacks the carries (held past a sequence's length); ``acts (T, B, 3, H)`` and
     ``hns (T, B, 1, H)`` have shapes of their own so that XLA zero-fills each scan buffer
-    separately instead of sharing one fill and copying it.
+    separately instead of sharing one fill and copying it. ``rounded``: ``h @ w_h`` takes
+    bfloat16 operands (:class:`~nnjax.functional._lstm_scan.Rounding`'s ``scan``).
     """
     w_x, w_h, b_x, b_h = p
+    w_h_op = _operand(w_h, rounded)
     if pre:
         xs_t = jnp.einsum("tbf,fg->tbg", xs_t, w_x) + b_x[None, None, :]
 
     def step(h, inputs):
         x, ok = inputs
         gx = x if pre else x @ w_x + b_x[None, :]
-        gh = h @ w_h + b_h[None, :]
+        gh = _matmul(h, w_h_op, rounded) + b_h[None, :]
         xr, xz, xn = jnp.split(gx, 3, axis=-1)
         hr, hz, hn = jnp.split(gh, 3, axis=-1)
         r, z = jax.nn.sigmoid(xr + hr), jax.nn.sigmoid(xz + hz)
@@ -58,21 +75,21 @@ def _forward(p, xs_t, h0, valid, reverse: bool, unroll: int, keep: bool, pre: bo
     return lax.scan(step, h0, (xs_t, valid), reverse=reverse, unroll=unroll)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(3, 4, 5))
-def _gru(p, xs_t, h0, reverse, unroll, pre, valid):
-    h, hs = _forward(p, xs_t, h0, valid, reverse, unroll, False, pre)
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3, 4, 5, 6))
+def _gru(p, xs_t, h0, reverse, unroll, pre, rounding, valid):
+    h, hs = _forward(p, xs_t, h0, valid, reverse, unroll, False, pre, rounding.scan)
     return hs, h
 
 
-def _gru_fwd(p, xs_t, h0, reverse, unroll, pre, valid):
-    h, res = _forward(p, xs_t, h0, valid, reverse, unroll, True, pre)
+def _gru_fwd(p, xs_t, h0, reverse, unroll, pre, rounding, valid):
+    h, res = _forward(p, xs_t, h0, valid, reverse, unroll, True, pre, rounding.scan)
     return (res[0], h), (p, xs_t, h0, valid, res)
 
 
-def _gru_bwd(reverse, unroll, pre, saved, cotangents):
+def _gru_bwd(reverse, unroll, pre, rounding: Rounding, saved, cotangents):
     (w_x, w_h, b_x, b_h), xs_t, h0, valid, (hs, acts, hns) = saved
     d_hs, d_h = cotangents
-    w_h_t = w_h.T
+    w_h_t = _operand(w_h.T, rounding.scan)
 
     def step(dh_out, inputs):
         t, dy, a, hn, ok = inputs
@@ -83,7 +100,8 @@ def _gru_bwd(reverse, unroll, pre, saved, cotangents):
         dan = dh * (1 - z) * (1 - n * n)
         dar = dan * hn[:, 0] * r * (1 - r)
         daz = dh * (hp - n) * z * (1 - z)
-        dh_prev = dh * z + jnp.concatenate([dar, daz, dan * r], axis=-1) @ w_h_t
+        dg_h = jnp.concatenate([dar, daz, dan * r], axis=-1)
+        dh_prev = dh * z + _matmul(dg_h, w_h_t, rounding.scan)
         if ok is not None:  # a held step passes the carry's cotangent straight through
             dh_prev = dh_prev + _hold(ok, jnp.zeros_like(dh_in), dh_in)
         return dh_prev, jnp.concatenate([dar, daz, dan], axis=-1)
@@ -93,8 +111,8 @@ def _gru_bwd(reverse, unroll, pre, saved, cotangents):
     r = acts[:, :, 0]
     dgh = dgx * jnp.concatenate([jnp.ones_like(r), jnp.ones_like(r), r], axis=-1)
     h_prev = previous_stack(hs, h0, reverse)
-    dw_x, db_x = weight_grad(xs_t, dgx, w_x.dtype)
-    dw_h, db_h = weight_grad(h_prev, dgh, w_h.dtype)
+    dw_x, db_x = weight_grad(xs_t, dgx, w_x.dtype, rounding.weight_grad)
+    dw_h, db_h = weight_grad(h_prev, dgh, w_h.dtype, rounding.weight_grad)
     dxs = jnp.einsum("tbg,fg->tbf", dgx, w_x)
     return (dw_x, dw_h, db_x.astype(b_x.dtype), db_h.astype(b_h.dtype)), dxs, dh0, None
 
@@ -134,5 +152,7 @@ def gru_scan(
       (2, 7, 5)
     """
     weights = (p["w_x"], p["w_h"], p["b_x"], p["b_h"])
-    hs, h = _gru(weights, jnp.swapaxes(xs, 0, 1), h0, reverse, unroll, precompute, valid)
+    rounding = rounding_for(xs.shape[0], scan_rows=0)  # bfloat16 scans at every size
+    xs_t = jnp.swapaxes(xs, 0, 1)
+    hs, h = _gru(weights, xs_t, h0, reverse, unroll, precompute, rounding, valid)
     return h, batch_major_outputs(hs, valid)

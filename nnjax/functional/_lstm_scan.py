@@ -230,11 +230,11 @@ def weight_grad(
     return dw.astype(dtype), jnp.sum(d_pre, axis=(0, 1), dtype=acc)
 
 
-def rounding_for(rows: int) -> Rounding:
-    """The LSTM's bfloat16 matmuls for a batch of ``rows``, traced now (module docstring).
+def rounding_for(rows: int, scan_rows: int = BFLOAT16_SCAN_ROWS) -> Rounding:
+    """A recurrence's bfloat16 matmuls for a batch of ``rows``, traced now (module docstring).
 
     None outside ``fit(precision="bfloat16")``'s programs on YNNPACK's matmuls; there
-    the weight gradient, and above :data:`BFLOAT16_SCAN_ROWS` rows the scans' matmuls.
+    the weight gradient, and above ``scan_rows`` rows the scans' matmuls (the GRU's: 0).
 
     Example:
       >>> rounding_for(64)
@@ -242,7 +242,7 @@ def rounding_for(rows: int) -> Rounding:
     """
     # fit(precision="bfloat16")'s step on YNNPACK's matmuls
     native = _bfloat16_dot.rounding_operands() and _conv_compiler.ynn_matmuls()
-    return Rounding(weight_grad=native, scan=native and rows > BFLOAT16_SCAN_ROWS)
+    return Rounding(weight_grad=native, scan=native and rows > scan_rows)
 
 
 def lstm_scan(

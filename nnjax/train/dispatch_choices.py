@@ -128,10 +128,11 @@ def eigen_dots_for(
     """Whether the train dispatch runs its matmuls on Eigen: on CPU for LSTM and GRU models.
 
     LSTM models on every CPU; GRU models where the CPU has AVX-512 (:func:`_hardware.avx512`).
-    But an LSTM model's step under ``precision="bfloat16"`` on a CPU with AMX takes
-    YNNPACK's: there ``F.lstm`` multiplies bfloat16 operands on AMX's tiles (its weight
-    gradient, and above 32 rows its per-step matmuls: ``nnjax.functional._lstm_scan``),
-    which Eigen would widen to float32. ``bench_lstm.py``'s classifier, 2-core Intel Xeon
+    But an LSTM or GRU model's step under ``precision="bfloat16"`` on a CPU with AMX takes
+    YNNPACK's: there ``F.lstm`` and ``F.gru`` multiply bfloat16 operands on AMX's tiles
+    (their weight gradients and per-step matmuls: ``nnjax.functional._lstm_scan``,
+    ``_gru_scan``), which Eigen would widen to float32 (GRU: see ``_gru_scan``'s
+    figures). The LSTM: ``bench_lstm.py``'s classifier, 2-core Intel Xeon
     with AMX, jax 0.10.2, step with ``precision="bfloat16"`` / float32's, paired medians
     of 10-15 interleaved rounds, Eigen's float32 matmuls (before) -> now: batch 8 0.99 ->
     0.84-0.91, 16 0.99 -> 0.89, 32 1.00 -> 0.75-0.78, 64 1.00 -> 0.69-0.70, 96 0.99 ->
@@ -170,7 +171,7 @@ def eigen_dots_for(
     if (backend or jax.default_backend()) != "cpu":
         return False
     bfloat16_amx = _hardware.amx_bfloat16() and rounds_matmul_operands(precision, "cpu")
-    if bfloat16_amx and has_layer_kind(graphdef, _EIGEN_DOT_KINDS):
+    if bfloat16_amx and has_layer_kind(graphdef, _EIGEN_DOT_KINDS + _AVX512_EIGEN_DOT_KINDS):
         return False
     kinds = _EIGEN_DOT_KINDS + (_AVX512_EIGEN_DOT_KINDS if _hardware.avx512() else ())
     return has_layer_kind(graphdef, kinds)

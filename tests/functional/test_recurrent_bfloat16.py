@@ -1,9 +1,10 @@
-"""The LSTM's weight gradient as a bfloat16 matmul under ``precision="bfloat16"``.
+"""The recurrences' bfloat16 matmuls under ``precision="bfloat16"``.
 
 Only in a library program whose matmuls run on YNNPACK (``_conv_compiler.ynn_matmuls``)
-and inside ``_bfloat16_dot.bfloat16_operands``: there ``F.lstm``'s hand-written backward
-pass sums bfloat16 products in float32 for the weight gradient; everything else stays
-float32 and equal to the float32 gradient.
+and inside ``_bfloat16_dot.bfloat16_operands``: there ``F.lstm``'s weight gradient sums
+bfloat16 products in float32 (and above ``BFLOAT16_SCAN_ROWS`` rows its per-step
+matmuls do), ``F.gru``'s recurrent and weight-gradient matmuls at every size;
+everything else stays float32.
 """
 
 import jax
@@ -14,7 +15,7 @@ from jax.sharding import AxisType, NamedSharding, PartitionSpec
 
 import nnjax.functional as F
 from nnjax.functional import _bfloat16_dot, _conv_compiler, _lstm_scan
-from nnjax.functional.recurrent import lstm_cell_init
+from nnjax.functional.recurrent import gru_cell_init, lstm_cell_init
 
 from ._backend import requires_library_programs
 
@@ -144,6 +145,34 @@ def test_lstm_of_more_rows_multiplies_bfloat16_operands_in_its_scans_too(key):
     )
 
 
+@requires_library_programs
+def test_gru_multiplies_bfloat16_operands_in_its_scans_and_weight_gradients(key):
+    params = gru_cell_init(key, 12, 16)
+    xs = jax.random.normal(jax.random.key(1), (4, 7, 12))
+    h0 = jax.random.normal(jax.random.key(2), (4, 16))
+    lengths = jnp.array([7, 3, 5, 7])
+
+    def loss_grads(rounding: bool, eigen_dots: bool = False):
+        def loss(p, xs, h0):
+            with _bfloat16_dot.bfloat16_operands(rounding):
+                last, ys = F.gru(p, xs, h0, lengths=lengths)
+            return jnp.sum(ys**2) + jnp.sum(last**2)
+
+        value_and_grad = jax.value_and_grad(loss, argnums=(0, 1, 2))
+        return _conv_compiler.jit(value_and_grad, eigen_dots=eigen_dots)(params, xs, h0)
+
+    want = loss_grads(False)
+    got = loss_grads(True)
+    _close_to_bfloat16_operands(got[0], want[0])
+    _close_to_bfloat16_operands(got[1], want[1])
+    for name in ("w_x", "w_h"):  # both weight gradients are bfloat16 products
+        assert not np.array_equal(np.asarray(got[1][0][name]), np.asarray(want[1][0][name]))
+    # on Eigen's matmuls nothing is rounded
+    eigen = loss_grads(True, eigen_dots=True)
+    for a, b in zip(jax.tree.leaves(eigen), jax.tree.leaves(want), strict=True):
+        np.testing.assert_allclose(_f64(a), _f64(b), rtol=1e-6, atol=1e-6)
+
+
 def test_rounding_follows_the_program_and_the_rows():
     assert _lstm_scan.rounding_for(64) == _lstm_scan.Rounding(False, False)  # no program
     with _conv_compiler.library_convolutions(), _bfloat16_dot.bfloat16_operands():
@@ -151,6 +180,7 @@ def test_rounding_follows_the_program_and_the_rows():
         assert _lstm_scan.rounding_for(_lstm_scan.BFLOAT16_SCAN_ROWS + 1) == (True, True)
         with _conv_compiler.eigen_matmuls():
             assert _lstm_scan.rounding_for(64) == (False, False)
+        assert _lstm_scan.rounding_for(1, scan_rows=0) == (True, True)  # the GRU's
 
 
 def _bfloat16_dot_computations(hlo: str) -> int:
