@@ -16,7 +16,7 @@ CPU, ``nnjax.train.dispatch_choices.eigen_dots_for``) the matmuls take operands 
 to bfloat16 and sum in float32 (:func:`rounding_for`): the weight gradient always
 (:func:`weight_grad`; YNNPACK's AMX kernels ran it in 1.8 ms against 6.5 for float32's
 at batch 128), and the per-step matmuls of both scans above :data:`BFLOAT16_SCAN_ROWS`
-rows (the batch the trace sees; over several devices, every device's). The gates, the
+rows (the batch the trace sees: over several devices, the whole batch). The gates, the
 carries and every elementwise step stay float32. Train step of ``bench_lstm.py``'s
 classifier (T 64, in 16, H 128), 2-core Intel Xeon with AMX, over float32's, per-step
 matmuls float32 / bfloat16 (both with the bfloat16 weight gradient): batch 8 0.91 /
@@ -51,12 +51,12 @@ BFLOAT16_SCAN_ROWS = 32
 
 
 class Rounding(NamedTuple):
-    """Which of the LSTM's matmuls take bfloat16 operands, summed in float32 (static)."""
+    """Which of a recurrence's matmuls take bfloat16 operands, summed in float32 (static)."""
 
     weight_grad: bool = False
-    """The weight gradient after the reverse scan."""
+    """The weight gradients after the reverse scan."""
     scan: bool = False
-    """The per-step matmuls of both scans (``[x, h] @ w`` and ``dz @ w_h.T``)."""
+    """The per-step recurrent matmuls of both scans (the LSTM's ``[x, h] @ w``, ``dz @ w_h.T``)."""
 
 
 def _matmul(a: jax.Array, w: jax.Array, rounded: bool) -> jax.Array:
