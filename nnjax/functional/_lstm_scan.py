@@ -61,11 +61,7 @@ class Rounding(NamedTuple):
 
 def _matmul(a: jax.Array, w: jax.Array, rounded: bool) -> jax.Array:
     """``a @ w``; ``rounded``: ``a`` rounded to bfloat16 (``w`` already is), float32 sums."""
-    if not rounded:
-        return a @ w
-    dims = (((a.ndim - 1,), (0,)), ((), ()))
-    acc = jnp.promote_types(a.dtype, jnp.float32)
-    return lax.dot_general(_bfloat16.to_bfloat16(a), w, dims, preferred_element_type=acc)
+    return _bfloat16_dot._dot(a, w, a.ndim - 1, 0) if rounded else a @ w
 
 
 def _operand(w: jax.Array, rounded: bool) -> jax.Array:
