@@ -94,10 +94,41 @@ def round_to_bfloat16(x: jax.Array) -> jax.Array:
     Returns:
       bfloat16 array of ``x``'s shape.
     """
+    return lax.bitcast_convert_type(bfloat16_bits(x), jnp.bfloat16)
+
+
+def bfloat16_bits(x: jax.Array) -> jax.Array:
+    """The bits of :func:`round_to_bfloat16`'s ``x`` as ``uint16`` (not differentiable).
+
+    How a scan stacks values in bfloat16 (``_lstm_scan``'s ``Rounding.residuals``):
+    XLA:CPU writes a ``uint16`` row into its stack in place, where its
+    dynamic-update-slice of a bfloat16 row became a fusion that rewrote the whole stack
+    (the LSTM's train step 2-3x slower).
+
+    Args:
+      x: float32 array, any shape.
+
+    Returns:
+      ``uint16`` array of ``x``'s shape; :func:`from_bfloat16_bits` widens it back.
+
+    Example:
+      >>> bfloat16_bits(jnp.float32(1.0))
+      Array(16256, dtype=uint16)
+    """
     bits = lax.bitcast_convert_type(x, jnp.uint32)
     odd = (bits >> 16) & jnp.uint32(1)
     rounded = jnp.where(jnp.isnan(x), bits | jnp.uint32(_QUIET_NAN), bits + _HALF_ULP + odd)
-    return lax.bitcast_convert_type((rounded >> 16).astype(jnp.uint16), jnp.bfloat16)
+    return (rounded >> 16).astype(jnp.uint16)
+
+
+def from_bfloat16_bits(bits: jax.Array) -> jax.Array:
+    """The float32 value of bfloat16 ``bits`` (``uint16``, as :func:`bfloat16_bits` gives).
+
+    Example:
+      >>> from_bfloat16_bits(bfloat16_bits(jnp.float32(1.00390625)))
+      Array(1., dtype=float32)
+    """
+    return lax.bitcast_convert_type(bits.astype(jnp.uint32) << 16, jnp.float32)
 
 
 @round_to_bfloat16.defjvp

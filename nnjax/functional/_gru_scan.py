@@ -17,7 +17,10 @@ every batch size; the input projection (``x @ w_x``, narrow) stays float32. Trai
 of ``bench_lstm.py --cell gru``'s classifier (T 64, in 16, H 128), 2-core Intel Xeon
 with AMX, over float32's: batch 8 0.95-0.97, 32 0.87-0.91, 64 0.73-0.76, 128 0.90-1.02
 (before, float32 recurrences on Eigen: 1.01, 0.98, 0.99, 1.13; ``benchmarks/README.md``,
-session 39).
+session 39). The stacks between the scans are bfloat16 there too (``Rounding.residuals``:
+the gates and ``hn`` as bfloat16 bits, ``dgx`` likewise, the bias gradients summed
+unrounded inside the backward scan): 0.95 -> 0.92, 0.90 -> 0.84, 0.69 -> 0.65, 0.92 ->
+0.83 at batch 8, 32, 64, 128 (session 40).
 """
 
 from __future__ import annotations
@@ -33,7 +36,9 @@ from nnjax.functional._lstm_scan import (
     _hold,
     _matmul,
     _operand,
+    _pack,
     _previous,
+    _unpack,
     batch_major_outputs,
     previous_stack,
     rounding_for,
@@ -43,7 +48,8 @@ from nnjax.functional.recurrent import Params
 
 
 def _forward(
-    p, xs_t, h0, valid, reverse: bool, unroll: int, keep: bool, pre: bool, rounded: bool
+    p, xs_t, h0, valid, reverse: bool, unroll: int, keep: bool, pre: bool, rounded: bool,
+    packed: bool = False,
 ):  # fmt: skip
     """Scans the GRU; returns ``(h, hs)`` or, with ``keep``, ``(h, (hs, acts, hns))``.
 
@@ -52,7 +58,8 @@ def _forward(
     ``hs`` stacks the carries (held past a sequence's length); ``acts (T, B, 3, H)`` and
     ``hns (T, B, 1, H)`` have shapes of their own so that XLA zero-fills each scan buffer
     separately instead of sharing one fill and copying it. ``rounded``: ``h @ w_h`` takes
-    bfloat16 operands (:class:`~nnjax.functional._lstm_scan.Rounding`'s ``scan``).
+    bfloat16 operands (:class:`~nnjax.functional._lstm_scan.Rounding`'s ``scan``);
+    ``packed``: ``acts`` and ``hns`` in bfloat16 bits (its ``residuals``).
     """
     w_x, w_h, b_x, b_h = p
     w_h_op = _operand(w_h, rounded)
@@ -70,7 +77,11 @@ def _forward(
         h_new = _hold(ok, (1.0 - z) * n + z * h, h)
         if not keep:
             return h_new, h_new
-        return h_new, (h_new, jnp.stack([r, z, n], axis=-2), hn[..., None, :])
+        return h_new, (
+            h_new,
+            _pack(jnp.stack([r, z, n], axis=-2), packed),
+            _pack(hn, packed)[:, None],
+        )
 
     return lax.scan(step, h0, (xs_t, valid), reverse=reverse, unroll=unroll)
 
@@ -82,7 +93,9 @@ def _gru(p, xs_t, h0, reverse, unroll, pre, rounding, valid):
 
 
 def _gru_fwd(p, xs_t, h0, reverse, unroll, pre, rounding, valid):
-    h, res = _forward(p, xs_t, h0, valid, reverse, unroll, True, pre, rounding.scan)
+    h, res = _forward(
+        p, xs_t, h0, valid, reverse, unroll, True, pre, rounding.scan, rounding.residuals
+    )
     return (res[0], h), (p, xs_t, h0, valid, res)
 
 
@@ -90,30 +103,41 @@ def _gru_bwd(reverse, unroll, pre, rounding: Rounding, saved, cotangents):
     (w_x, w_h, b_x, b_h), xs_t, h0, valid, (hs, acts, hns) = saved
     d_hs, d_h = cotangents
     w_h_t = _operand(w_h.T, rounding.scan)
+    packed = rounding.residuals
 
-    def step(dh_out, inputs):
+    def step(carry, inputs):
+        dh_out, db_x, db_h = carry
         t, dy, a, hn, ok = inputs
-        r, z, n = (a[:, k] for k in range(3))
+        r, z, n = (_unpack(a[:, k]) for k in range(3))
         hp = _previous(hs, t, h0, reverse)
         dh_in = dh_out + dy
         dh = _hold(ok, dh_in, jnp.zeros_like(dy))
         dan = dh * (1 - z) * (1 - n * n)
-        dar = dan * hn[:, 0] * r * (1 - r)
+        dar = dan * _unpack(hn[:, 0]) * r * (1 - r)
         daz = dh * (hp - n) * z * (1 - z)
         dg_h = jnp.concatenate([dar, daz, dan * r], axis=-1)
         dh_prev = dh * z + _matmul(dg_h, w_h_t, rounding.scan)
         if ok is not None:  # a held step passes the carry's cotangent straight through
             dh_prev = dh_prev + _hold(ok, jnp.zeros_like(dh_in), dh_in)
-        return dh_prev, jnp.concatenate([dar, daz, dan], axis=-1)
+        dg_x = jnp.concatenate([dar, daz, dan], axis=-1)
+        if packed:  # the bias gradients: unrounded sums
+            db_x, db_h = db_x + jnp.sum(dg_x, axis=0), db_h + jnp.sum(dg_h, axis=0)
+        return (dh_prev, db_x, db_h), _pack(dg_x, packed)
 
     inputs = (jnp.arange(xs_t.shape[0]), d_hs, acts, hns, valid)
-    dh0, dgx = lax.scan(step, d_h, inputs, reverse=not reverse, unroll=unroll)
-    r = acts[:, :, 0]
+    zero = jnp.zeros(b_x.shape, jnp.promote_types(b_x.dtype, jnp.float32))
+    carry = (d_h, zero, zero)
+    (dh0, db_x, db_h), dgx = lax.scan(step, carry, inputs, reverse=not reverse, unroll=unroll)
+    r = _unpack(acts[:, :, 0])
+    if packed:  # bfloat16 as it is for the matmuls below
+        dgx = lax.bitcast_convert_type(dgx, jnp.bfloat16)
     dgh = dgx * jnp.concatenate([jnp.ones_like(r), jnp.ones_like(r), r], axis=-1)
     h_prev = previous_stack(hs, h0, reverse)
-    dw_x, db_x = weight_grad(xs_t, dgx, w_x.dtype, rounding.weight_grad)
-    dw_h, db_h = weight_grad(h_prev, dgh, w_h.dtype, rounding.weight_grad)
-    dxs = jnp.einsum("tbg,fg->tbf", dgx, w_x)
+    rounded = rounding.weight_grad or packed
+    dw_x, db_x_all = weight_grad(xs_t, dgx, w_x.dtype, rounded)
+    dw_h, db_h_all = weight_grad(h_prev, dgh, w_h.dtype, rounded)
+    db_x, db_h = (db_x, db_h) if packed else (db_x_all, db_h_all)
+    dxs = _matmul(dgx, w_x.T, packed)
     return (dw_x, dw_h, db_x.astype(b_x.dtype), db_h.astype(b_h.dtype)), dxs, dh0, None
 
 

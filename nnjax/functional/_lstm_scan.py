@@ -16,12 +16,19 @@ CPU, ``nnjax.train.dispatch_choices.eigen_dots_for``) the matmuls take operands 
 to bfloat16 and sum in float32 (:func:`rounding_for`): the weight gradient always
 (:func:`weight_grad`; YNNPACK's AMX kernels ran it in 1.8 ms against 6.5 for float32's
 at batch 128), and the per-step matmuls of both scans above :data:`BFLOAT16_SCAN_ROWS`
-rows (the batch the trace sees: over several devices, the whole batch). The gates, the
-carries and every elementwise step stay float32. Train step of ``bench_lstm.py``'s
-classifier (T 64, in 16, H 128), 2-core Intel Xeon with AMX, over float32's, per-step
-matmuls float32 / bfloat16 (both with the bfloat16 weight gradient): batch 8 0.91 /
-1.00, 16 0.89 / 0.86, 32 0.75 / 0.86, 48 0.95 / 0.70, 64 0.90 / 0.70, 96 0.92 / 0.75,
-128 1.08 / 0.80 (``benchmarks/README.md``, session 39).
+rows (the batch the trace sees: over several devices, the whole batch). Train step of
+``bench_lstm.py``'s classifier (T 64, in 16, H 128), 2-core Intel Xeon with AMX, over
+float32's, per-step matmuls float32 / bfloat16 (both with the bfloat16 weight
+gradient): batch 8 0.91 / 1.00, 16 0.89 / 0.86, 32 0.75 / 0.86, 48 0.95 / 0.70, 64
+0.90 / 0.70, 96 0.92 / 0.75, 128 1.08 / 0.80 (``benchmarks/README.md``, session 39).
+There too the stacks between the scans are bfloat16 (``Rounding.residuals``): the
+forward keeps ``c_t`` and the gates as bfloat16 bits, the backward widens them and
+keeps ``dz`` so, which its weight and input gradients multiply as they are (the bias
+gradient sums ``dz`` unrounded inside the scan). The gates, the carries and every
+elementwise step compute in float32. The train step over float32's, stacks float32 ->
+bfloat16: batch 8 0.89 -> 0.83, 32 0.68 -> 0.65, 64 0.69 -> 0.66, 128 0.81 -> 0.71
+(session 40: less memory traffic per step, in a loop that writes 6 ``(B, H)`` rows
+and reads them back).
 
 Being a ``jax.custom_vjp``, it supports reverse mode (``grad``, ``vjp``, and reverse
 over reverse) but not forward mode (``jvp``, ``jacfwd``); ``rnn(lstm_cell, ...)`` is
@@ -57,6 +64,14 @@ class Rounding(NamedTuple):
     """The weight gradients after the reverse scan."""
     scan: bool = False
     """The per-step recurrent matmuls of both scans (the LSTM's ``[x, h] @ w``, ``dz @ w_h.T``)."""
+    residuals: bool = False
+    """The stacks between the scans (gates, cell states, pre-activation gradients) in bfloat16.
+
+    Stored as ``uint16`` bits (:func:`_pack`), widened to float32 where the backward
+    scan reads them; the pre-activation gradients go to the weight (and input)
+    gradients' bfloat16 matmuls as they are, and the bias gradient sums them unrounded
+    inside the backward scan.
+    """
 
 
 def _matmul(a: jax.Array, w: jax.Array, rounded: bool) -> jax.Array:
@@ -69,9 +84,19 @@ def _operand(w: jax.Array, rounded: bool) -> jax.Array:
     return _bfloat16.to_bfloat16(w) if rounded else w
 
 
+def _pack(a: jax.Array, packed: bool) -> jax.Array:
+    """``a`` as a stack between the scans keeps it: bfloat16 bits (``uint16``) if ``packed``."""
+    return _bfloat16.bfloat16_bits(a) if packed else a
+
+
+def _unpack(a: jax.Array) -> jax.Array:
+    """A stack's row as the backward scan reads it: float32 from :func:`_pack`'s bits."""
+    return _bfloat16.from_bfloat16_bits(a) if a.dtype == jnp.uint16 else a
+
+
 def _forward(
     w_x, w_h, b, xs_t, h0, c0, valid, reverse: bool, unroll: int, keep: bool, pre: bool,
-    rounded: bool = False,
+    rounded: bool = False, packed: bool = False,
 ):  # fmt: skip
     """Scans the LSTM; returns ``((h, c), hs)`` or, with ``keep``, ``((h, c), (hs, cs, acts))``.
 
@@ -85,7 +110,8 @@ def _forward(
     ``H=128``, 2-core AMD EPYC, wall clock: one / two matmuls 0.68x at batch 128, 0.98x
     at 32, 0.94x at 1; the training step 0.97x at batch 128, 1.01x at 32).
 
-    ``rounded``: every matmul takes bfloat16 operands (:class:`Rounding`'s ``scan``).
+    ``rounded``: every matmul takes bfloat16 operands (:class:`Rounding`'s ``scan``);
+    ``packed``: ``cs`` and ``acts`` in bfloat16 bits (:class:`Rounding`'s ``residuals``).
     """
     if pre:
         xs_t = _matmul(xs_t, _operand(w_x, rounded), rounded) + b[None, None, :]
@@ -116,7 +142,8 @@ def _forward(
         # the interleaved block made them 2-3x slower (train step, T 64, in 16, H 128,
         # 2-core AMD EPYC, interleaved A/B, per-gate / one stack: 0.85, 0.86 at batch 32;
         # 0.92, 0.87 at 128; 0.94 at 8; results bitwise the same).
-        return (h_new, c_new), (h_new, c_new[:, None], tuple(a[:, None] for a in (i, f, g, o)))
+        kept = tuple(_pack(a, packed)[:, None] for a in (c_new, i, f, g, o))
+        return (h_new, c_new), (h_new, kept[0], kept[1:])
 
     return lax.scan(step, (h0, c0), (xs_t, valid), reverse=reverse, unroll=unroll)
 
@@ -130,7 +157,7 @@ def _lstm(w_x, w_h, b, xs_t, h0, c0, reverse, unroll, pre, rounding, valid):
 
 def _lstm_fwd(w_x, w_h, b, xs_t, h0, c0, reverse, unroll, pre, rounding, valid):
     args = (w_x, w_h, b, xs_t, h0, c0, valid, reverse, unroll)
-    (h, c), (hs, cs, acts) = _forward(*args, True, pre, rounding.scan)
+    (h, c), (hs, cs, acts) = _forward(*args, True, pre, rounding.scan, rounding.residuals)
     return (hs, h, c), (w_x, w_h, b, xs_t, h0, c0, valid, hs, cs, acts)
 
 
@@ -140,7 +167,7 @@ def _previous(stack: jax.Array, t: jax.Array, first: jax.Array, reverse: bool) -
     prev = t + 1 if reverse else t - 1
     inside = (prev < steps) if reverse else (prev >= 0)
     row = lax.dynamic_index_in_dim(stack, jnp.clip(prev, 0, steps - 1), keepdims=False)
-    return jnp.where(inside, row, first)
+    return jnp.where(inside, _unpack(row), first)
 
 
 def previous_stack(hs: jax.Array, h0: jax.Array, reverse: bool) -> jax.Array:
@@ -158,13 +185,14 @@ def _lstm_bwd(reverse, unroll, pre, rounding, saved, cotangents):
     w_x, w_h, b, xs_t, h0, c0, valid, hs, cs, acts = saved
     d_hs, d_h, d_c = cotangents
     w_h_t = _operand(w_h.T, rounding.scan)
+    packed = rounding.residuals
 
     def step(carry, inputs):
-        dh_out, dc_out = carry
+        dh_out, dc_out, db = carry
         t, dy, a, c_t, ok = inputs
-        i, f, g, o = (gate[:, 0] for gate in a)
+        i, f, g, o = (_unpack(gate[:, 0]) for gate in a)
         c_prev = _previous(cs, t, c0[:, None], reverse)[:, 0]
-        tanh_c = jnp.tanh(c_t[:, 0])
+        tanh_c = jnp.tanh(_unpack(c_t[:, 0]))
         dh_in = dh_out + dy
         dh = _hold(ok, dh_in, jnp.zeros_like(dy))
         dc = _hold(ok, dc_out, jnp.zeros_like(dc_out)) + dh * o * (1 - tanh_c * tanh_c)
@@ -177,16 +205,20 @@ def _lstm_bwd(reverse, unroll, pre, rounding, saved, cotangents):
         if ok is not None:  # a held step passes the carry's cotangent straight through
             dh_prev = dh_prev + _hold(ok, jnp.zeros_like(dh_in), dh_in)
             dc_prev = dc_prev + _hold(ok, jnp.zeros_like(dc_out), dc_out)
-        return (dh_prev, dc_prev), dz
+        db = db + jnp.sum(dz, axis=0, dtype=db.dtype) if packed else db
+        return (dh_prev, dc_prev, db), _pack(dz, packed)
 
     inputs = (jnp.arange(xs_t.shape[0]), d_hs, acts, cs, valid)
-    (dh0, dc0), dz = lax.scan(step, (d_h, d_c), inputs, reverse=not reverse, unroll=unroll)
+    carry = (d_h, d_c, jnp.zeros(b.shape, jnp.promote_types(b.dtype, jnp.float32)))
+    (dh0, dc0, db), dz = lax.scan(step, carry, inputs, reverse=not reverse, unroll=unroll)
+    if packed:  # bfloat16 as it is for the matmuls below
+        dz = lax.bitcast_convert_type(dz, jnp.bfloat16)
     h_prev = previous_stack(hs, h0, reverse)
-    dw, db = weight_grad(
-        jnp.concatenate([xs_t, h_prev], axis=-1), dz, w_x.dtype, rounding.weight_grad
-    )
+    inputs_t = jnp.concatenate([xs_t, h_prev], axis=-1)
+    dw, db_all = weight_grad(inputs_t, dz, w_x.dtype, rounding.weight_grad or packed)
+    db = db if packed else db_all  # the unrounded sum either way
     n_in = w_x.shape[0]
-    dxs = jnp.einsum("tbg,fg->tbf", dz, w_x)
+    dxs = _matmul(dz, w_x.T, packed)
     return dw[:n_in], dw[n_in:], db.astype(b.dtype), dxs, dh0, dc0, None
 
 
@@ -234,11 +266,11 @@ def rounding_for(rows: int, scan_rows: int = BFLOAT16_SCAN_ROWS) -> Rounding:
 
     Example:
       >>> rounding_for(64)
-      Rounding(weight_grad=False, scan=False)
+      Rounding(weight_grad=False, scan=False, residuals=False)
     """
     # fit(precision="bfloat16")'s step on YNNPACK's matmuls
     native = _bfloat16_dot.rounding_operands() and _conv_compiler.ynn_matmuls()
-    return Rounding(weight_grad=native, scan=native and rows > scan_rows)
+    return Rounding(weight_grad=native, scan=native and rows > scan_rows, residuals=native)
 
 
 def lstm_scan(

@@ -55,6 +55,19 @@ def test_round_to_bfloat16_is_bitwise_a_reference_rounding():
     np.testing.assert_array_equal(_bits(actual)[normal], _bits(xla)[normal])
 
 
+def test_bfloat16_bits_are_the_rounding_and_widen_back_exactly():
+    x = _hard_floats()
+    bits = jax.jit(_bfloat16.bfloat16_bits)(x)
+    assert bits.dtype == jnp.uint16 and bits.shape == x.shape
+    nan = np.isnan(x)
+    with np.errstate(over="ignore"):  # the largest floats round to infinity
+        reference = x[~nan].astype(BF16)
+    np.testing.assert_array_equal(np.asarray(bits)[~nan], _bits(reference))
+    wide = np.asarray(jax.jit(_bfloat16.from_bfloat16_bits)(bits))
+    assert wide.dtype == np.float32 and np.isnan(wide[nan]).all()
+    np.testing.assert_array_equal(wide[~nan], reference.astype(np.float32))
+
+
 def test_round_to_bfloat16_ties_go_to_even():
     one_plus_half_ulp = np.float32(1.00390625)  # halfway between 1 and 1 + 2**-7
     three_halves_ulp = np.float32(1.01171875)  # halfway between 1 + 2**-7 and 1 + 2**-6
