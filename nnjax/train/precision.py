@@ -39,10 +39,9 @@ def compute_dtype(precision: Any, backend: str | None = None) -> jnp.dtype | Non
     (:func:`nnjax.train.dispatch_choices.eigen_dots_for`; with the stacks between their
     scans in bfloat16, 0.64-0.94x float32's step time at batch 8-128): on a Zen 5 EPYC
     with AVX512-BF16 an MLP step took 0.70x float32's time at batch 256 that way (a
-    bfloat16 model 0.73x),
-    a CNN step 0.99-1.00x (a bfloat16 model 1.24-1.36x; ``benchmarks/README.md``). On a
-    CPU without native bfloat16 XLA emulates it, the step is the model's own (float32's;
-    a float64 model's float64) and runs as fast,
+    bfloat16 model 0.73x), a CNN step 0.99-1.00x (a bfloat16 model 1.24-1.36x;
+    ``benchmarks/README.md``). On a CPU without native bfloat16 XLA emulates it, the
+    step is the model's own (float32's; a float64 model's float64) and runs as fast,
     and a ``UserWarning`` naming the CPU says so (Python shows it once per process). As
     with JAX's default matmul precision, the precision is the least the computation
     keeps, not a promise of bfloat16 rounding; a model built with ``dtype=jnp.bfloat16``
