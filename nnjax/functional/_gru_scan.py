@@ -18,8 +18,8 @@ of ``bench_lstm.py --cell gru``'s classifier (T 64, in 16, H 128), 2-core Intel 
 with AMX, over float32's: batch 8 0.95-0.97, 32 0.87-0.91, 64 0.73-0.76, 128 0.90-1.02
 (before, float32 recurrences on Eigen: 1.01, 0.98, 0.99, 1.13; ``benchmarks/README.md``,
 session 39). The stacks between the scans are bfloat16 there too (``Rounding.residuals``:
-the gates and ``hn`` as bfloat16 bits, ``dgx`` likewise, the bias gradients summed
-unrounded inside the backward scan): 0.95 -> 0.92, 0.90 -> 0.84, 0.69 -> 0.65, 0.92 ->
+the gates and ``hn`` as bfloat16 bits, ``dgx`` likewise, the bias gradients its float32
+sums): 0.95 -> 0.92, 0.90 -> 0.84, 0.69 -> 0.65, 0.92 ->
 0.83 at batch 8, 32, 64, 128 (session 40).
 """
 
@@ -105,8 +105,7 @@ def _gru_bwd(reverse, unroll, pre, rounding: Rounding, saved, cotangents):
     w_h_t = _operand(w_h.T, rounding.scan)
     packed = rounding.residuals
 
-    def step(carry, inputs):
-        dh_out, db_x, db_h = carry
+    def step(dh_out, inputs):
         t, dy, a, hn, ok = inputs
         r, z, n = (_unpack(a[:, k]) for k in range(3))
         hp = _previous(hs, t, h0, reverse)
@@ -119,24 +118,17 @@ def _gru_bwd(reverse, unroll, pre, rounding: Rounding, saved, cotangents):
         dh_prev = dh * z + _matmul(dg_h, w_h_t, rounding.scan)
         if ok is not None:  # a held step passes the carry's cotangent straight through
             dh_prev = dh_prev + _hold(ok, jnp.zeros_like(dh_in), dh_in)
-        dg_x = jnp.concatenate([dar, daz, dan], axis=-1)
-        if packed:  # the bias gradients: unrounded sums
-            db_x, db_h = db_x + jnp.sum(dg_x, axis=0), db_h + jnp.sum(dg_h, axis=0)
-        return (dh_prev, db_x, db_h), _pack(dg_x, packed)
+        return dh_prev, _pack(jnp.concatenate([dar, daz, dan], axis=-1), packed)
 
     inputs = (jnp.arange(xs_t.shape[0]), d_hs, acts, hns, valid)
-    zero = jnp.zeros(b_x.shape, jnp.promote_types(b_x.dtype, jnp.float32))
-    carry = (d_h, zero, zero)
-    (dh0, db_x, db_h), dgx = lax.scan(step, carry, inputs, reverse=not reverse, unroll=unroll)
+    dh0, dgx = lax.scan(step, d_h, inputs, reverse=not reverse, unroll=unroll)
     r = _unpack(acts[:, :, 0])
     if packed:  # bfloat16 as it is for the matmuls below
         dgx = lax.bitcast_convert_type(dgx, jnp.bfloat16)
     dgh = dgx * jnp.concatenate([jnp.ones_like(r), jnp.ones_like(r), r], axis=-1)
     h_prev = previous_stack(hs, h0, reverse)
-    rounded = rounding.weight_grad or packed
-    dw_x, db_x_all = weight_grad(xs_t, dgx, w_x.dtype, rounded)
-    dw_h, db_h_all = weight_grad(h_prev, dgh, w_h.dtype, rounded)
-    db_x, db_h = (db_x, db_h) if packed else (db_x_all, db_h_all)
+    dw_x, db_x = weight_grad(xs_t, dgx, w_x.dtype, rounding.weight_grad or packed)
+    dw_h, db_h = weight_grad(h_prev, dgh, w_h.dtype, rounding.weight_grad or packed)
     dxs = _matmul(dgx, w_x.T, packed)
     return (dw_x, dw_h, db_x.astype(b_x.dtype), db_h.astype(b_h.dtype)), dxs, dh0, None
 

@@ -23,8 +23,8 @@ gradient): batch 8 0.91 / 1.00, 16 0.89 / 0.86, 32 0.75 / 0.86, 48 0.95 / 0.70, 
 0.90 / 0.70, 96 0.92 / 0.75, 128 1.08 / 0.80 (``benchmarks/README.md``, session 39).
 There too the stacks between the scans are bfloat16 (``Rounding.residuals``): the
 forward keeps ``c_t`` and the gates as bfloat16 bits, the backward widens them and
-keeps ``dz`` so, which its weight and input gradients multiply as they are (the bias
-gradient sums ``dz`` unrounded inside the scan). The gates, the carries and every
+keeps ``dz`` so, which its weight and input gradients multiply as they are and its
+bias gradient sums in float32. The gates, the carries and every
 elementwise step compute in float32. The train step over float32's, stacks float32 ->
 bfloat16: batch 8 0.89 -> 0.83, 32 0.68 -> 0.65, 64 0.69 -> 0.66, 128 0.81 -> 0.71
 (session 40: less memory traffic per step, in a loop that writes 6 ``(B, H)`` rows
@@ -69,8 +69,9 @@ class Rounding(NamedTuple):
 
     Stored as ``uint16`` bits (:func:`_pack`), widened to float32 where the backward
     scan reads them; the pre-activation gradients go to the weight (and input)
-    gradients' bfloat16 matmuls as they are, and the bias gradient sums them unrounded
-    inside the backward scan.
+    gradients' bfloat16 matmuls as they are, and the bias gradient sums them (in
+    float32) after the scan: a sum over the batch inside the scan would all-reduce a
+    batch split over devices at every step.
     """
 
 
@@ -188,7 +189,7 @@ def _lstm_bwd(reverse, unroll, pre, rounding, saved, cotangents):
     packed = rounding.residuals
 
     def step(carry, inputs):
-        dh_out, dc_out, db = carry
+        dh_out, dc_out = carry
         t, dy, a, c_t, ok = inputs
         i, f, g, o = (_unpack(gate[:, 0]) for gate in a)
         c_prev = _previous(cs, t, c0[:, None], reverse)[:, 0]
@@ -205,18 +206,15 @@ def _lstm_bwd(reverse, unroll, pre, rounding, saved, cotangents):
         if ok is not None:  # a held step passes the carry's cotangent straight through
             dh_prev = dh_prev + _hold(ok, jnp.zeros_like(dh_in), dh_in)
             dc_prev = dc_prev + _hold(ok, jnp.zeros_like(dc_out), dc_out)
-        db = db + jnp.sum(dz, axis=0, dtype=db.dtype) if packed else db
-        return (dh_prev, dc_prev, db), _pack(dz, packed)
+        return (dh_prev, dc_prev), _pack(dz, packed)
 
     inputs = (jnp.arange(xs_t.shape[0]), d_hs, acts, cs, valid)
-    carry = (d_h, d_c, jnp.zeros(b.shape, jnp.promote_types(b.dtype, jnp.float32)))
-    (dh0, dc0, db), dz = lax.scan(step, carry, inputs, reverse=not reverse, unroll=unroll)
+    (dh0, dc0), dz = lax.scan(step, (d_h, d_c), inputs, reverse=not reverse, unroll=unroll)
     if packed:  # bfloat16 as it is for the matmuls below
         dz = lax.bitcast_convert_type(dz, jnp.bfloat16)
     h_prev = previous_stack(hs, h0, reverse)
     inputs_t = jnp.concatenate([xs_t, h_prev], axis=-1)
-    dw, db_all = weight_grad(inputs_t, dz, w_x.dtype, rounding.weight_grad or packed)
-    db = db if packed else db_all  # the unrounded sum either way
+    dw, db = weight_grad(inputs_t, dz, w_x.dtype, rounding.weight_grad or packed)
     n_in = w_x.shape[0]
     dxs = _matmul(dz, w_x.T, packed)
     return dw[:n_in], dw[n_in:], db.astype(b.dtype), dxs, dh0, dc0, None
