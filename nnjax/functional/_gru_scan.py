@@ -19,8 +19,8 @@ with AMX, over float32's: batch 8 0.95-0.97, 32 0.87-0.91, 64 0.73-0.76, 128 0.9
 (before, float32 recurrences on Eigen: 1.01, 0.98, 0.99, 1.13; ``benchmarks/README.md``,
 session 39). The stacks between the scans are bfloat16 there too (``Rounding.residuals``:
 the gates and ``hn`` as bfloat16 bits, ``dgx`` likewise, the bias gradients its float32
-sums): 0.95 -> 0.92, 0.90 -> 0.84, 0.69 -> 0.65, 0.92 ->
-0.83 at batch 8, 32, 64, 128 (session 40).
+sums): 1.02 -> 0.98, 0.94 -> 0.88, 0.73 -> 0.71, 0.92 ->
+0.85 at batch 8, 32, 64, 128 (session 40).
 """
 
 from __future__ import annotations

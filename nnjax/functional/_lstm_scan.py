@@ -26,9 +26,9 @@ forward keeps ``c_t`` and the gates as bfloat16 bits, the backward widens them a
 keeps ``dz`` so, which its weight and input gradients multiply as they are and its
 bias gradient sums in float32. The gates, the carries and every
 elementwise step compute in float32. The train step over float32's, stacks float32 ->
-bfloat16: batch 8 0.89 -> 0.83, 32 0.68 -> 0.65, 64 0.69 -> 0.66, 128 0.81 -> 0.71
-(session 40: less memory traffic per step, in a loop that writes 6 ``(B, H)`` rows
-and reads them back).
+bfloat16: batch 8 0.86 -> 0.82, 32 0.72 -> 0.70, 64 0.68 -> 0.60, 128 0.82 -> 0.70; over
+two CPU devices 0.61 -> 0.54 at 128 (session 40: less memory traffic per step, in a
+loop that writes 6 ``(B, H)`` rows and reads them back).
 
 Being a ``jax.custom_vjp``, it supports reverse mode (``grad``, ``vjp``, and reverse
 over reverse) but not forward mode (``jvp``, ``jacfwd``); ``rnn(lstm_cell, ...)`` is
