@@ -22,13 +22,20 @@ from ._backend import requires_library_programs
 from .test_recurrent_bfloat16 import _f64, _rounded
 
 
-def _lstm_backward_reference(saved, cotangents):
+def _in_scan_order(reverse: bool):
+    """``(T, ...)`` arrays in the order a scan of direction ``reverse`` visits their steps."""
+    return (lambda a: a[::-1]) if reverse else (lambda a: a)
+
+
+def _lstm_backward_reference(saved, cotangents, reverse):
     """A float64 NumPy LSTM backward pass from the saved residuals (widened), unmasked."""
     w_x, w_h, _, xs_t, h0, c0, _, hs, cs, acts = saved
-    w_x, w_h, xs_t, h0, c0, hs = (_f64(a) for a in (w_x, w_h, xs_t, h0, c0, hs))
-    wide = lambda a: _f64(_lstm_scan._unpack(a))[:, :, 0]
+    order = _in_scan_order(reverse)
+    w_x, w_h, h0, c0 = (_f64(a) for a in (w_x, w_h, h0, c0))
+    xs_t, hs = (order(_f64(a)) for a in (xs_t, hs))
+    wide = lambda a: order(_f64(_lstm_scan._unpack(a))[:, :, 0])
     c, (i, f, g, o) = wide(cs), (wide(a) for a in acts)
-    d_hs, dh, dc = (_f64(a) for a in cotangents)
+    d_hs, dh, dc = order(_f64(cotangents[0])), _f64(cotangents[1]), _f64(cotangents[2])
     dz = np.zeros((*hs.shape[:2], w_h.shape[1]))
     for t in reversed(range(hs.shape[0])):
         dh = dh + d_hs[t]
@@ -42,11 +49,12 @@ def _lstm_backward_reference(saved, cotangents):
         dh, dc = dz[t] @ w_h.T, dc * f[t]
     inputs = np.concatenate([xs_t, np.concatenate([h0[None], hs[:-1]])], axis=-1)
     dw = np.einsum("tbi,tbg->ig", _rounded(inputs), _rounded(dz))
-    dxs = np.einsum("tbg,ig->tbi", _rounded(dz), _rounded(w_x))
+    dxs = order(np.einsum("tbg,ig->tbi", _rounded(dz), _rounded(w_x)))
     return dw, _rounded(dz).sum(axis=(0, 1)), dxs, dh, dc
 
 
-def test_lstm_backward_from_bfloat16_residuals_matches_a_float64_reference(key):
+@pytest.mark.parametrize("reverse", [False, True])
+def test_lstm_backward_from_bfloat16_residuals_matches_a_float64_reference(key, reverse):
     """Gates, cell states and ``dz`` kept as bfloat16 bits, everything else float32."""
     k = jax.random.split(key, 6)
     params = lstm_cell_init(k[0], 5, 8)
@@ -54,14 +62,14 @@ def test_lstm_backward_from_bfloat16_residuals_matches_a_float64_reference(key):
     d_hs, d_h, d_c = (jax.random.normal(kk, s) for kk, s in zip(k[3:], [(6, 3, 8), (3, 8), (3, 8)]))
     rounding = _lstm_scan.Rounding(weight_grad=True, residuals=True)
     weights = (params["w_x"], params["w_h"], params["b"])
-    _, saved = _lstm_scan._lstm_fwd(*weights, xs_t, h0, c0, False, 1, False, rounding, None)
+    _, saved = _lstm_scan._lstm_fwd(*weights, xs_t, h0, c0, reverse, 1, False, rounding, None)
     assert saved[8].dtype == jnp.uint16 and all(a.dtype == jnp.uint16 for a in saved[9])
     grads = jax.jit(_lstm_scan._lstm_bwd, static_argnums=(0, 1, 2, 3))(
-        False, 1, False, rounding, saved, (d_hs, d_h, d_c)
+        reverse, 1, False, rounding, saved, (d_hs, d_h, d_c)
     )
     dw_x, dw_h, db, dxs, dh0, dc0, _ = (None if g is None else _f64(g) for g in grads)
     want_dw, want_db, want_dxs, want_dh0, want_dc0 = _lstm_backward_reference(
-        saved, (d_hs, d_h, d_c)
+        saved, (d_hs, d_h, d_c), reverse
     )
     for got, want in [(dh0, want_dh0), (dc0, want_dc0)]:  # the float32 scan's
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * np.abs(want).max())
@@ -70,13 +78,15 @@ def test_lstm_backward_from_bfloat16_residuals_matches_a_float64_reference(key):
         np.testing.assert_allclose(got, want, rtol=2**-7, atol=2**-7 * np.abs(want).max())
 
 
-def _gru_backward_reference(saved, cotangents):
+def _gru_backward_reference(saved, cotangents, reverse):
     """A float64 NumPy GRU backward pass from the saved residuals (widened), unmasked."""
     (w_x, w_h, _, _), xs_t, h0, _, (hs, acts, hns) = saved
-    w_x, w_h, xs_t, h0, hs = (_f64(a) for a in (w_x, w_h, xs_t, h0, hs))
-    r, z, n = (_f64(_lstm_scan._unpack(acts[:, :, k])) for k in range(3))
-    hn = _f64(_lstm_scan._unpack(hns[:, :, 0]))
-    d_hs, dh = (_f64(a) for a in cotangents)
+    order = _in_scan_order(reverse)
+    w_x, w_h, h0 = (_f64(a) for a in (w_x, w_h, h0))
+    xs_t, hs = (order(_f64(a)) for a in (xs_t, hs))
+    r, z, n = (order(_f64(_lstm_scan._unpack(acts[:, :, k]))) for k in range(3))
+    hn = order(_f64(_lstm_scan._unpack(hns[:, :, 0])))
+    d_hs, dh = order(_f64(cotangents[0])), _f64(cotangents[1])
     h_prev = np.concatenate([h0[None], hs[:-1]])
     dgx, dgh = (np.zeros((*hs.shape[:2], w_h.shape[1])) for _ in range(2))
     for t in reversed(range(hs.shape[0])):
@@ -88,12 +98,13 @@ def _gru_backward_reference(saved, cotangents):
     gate = np.concatenate([np.ones_like(r), np.ones_like(r), r], axis=-1)
     dw_x = np.einsum("tbi,tbg->ig", _rounded(xs_t), _rounded(dgx))
     dw_h = np.einsum("tbi,tbg->ig", _rounded(h_prev), _rounded(_rounded(dgx) * gate))
-    dxs = np.einsum("tbg,ig->tbi", _rounded(dgx), _rounded(w_x))
+    dxs = order(np.einsum("tbg,ig->tbi", _rounded(dgx), _rounded(w_x)))
     sums = _rounded(dgx).sum(axis=(0, 1)), (_rounded(dgx) * gate).sum(axis=(0, 1))
     return (dw_x, dw_h, *sums), dxs, dh
 
 
-def test_gru_backward_from_bfloat16_residuals_matches_a_float64_reference(key):
+@pytest.mark.parametrize("reverse", [False, True])
+def test_gru_backward_from_bfloat16_residuals_matches_a_float64_reference(key, reverse):
     k = jax.random.split(key, 5)
     p = gru_cell_init(k[0], 5, 8)
     weights = (p["w_x"], p["w_h"], p["b_x"], p["b_h"])
@@ -101,11 +112,12 @@ def test_gru_backward_from_bfloat16_residuals_matches_a_float64_reference(key):
         jax.random.normal(kk, s) for kk, s in zip(k[1:], [(6, 3, 5), (3, 8), (6, 3, 8), (3, 8)])
     )
     rounding = _lstm_scan.Rounding(weight_grad=True, residuals=True)
-    _, saved = _gru_scan._gru_fwd(weights, xs_t, h0, False, 1, False, rounding, None)
+    _, saved = _gru_scan._gru_fwd(weights, xs_t, h0, reverse, 1, False, rounding, None)
     assert {a.dtype for a in saved[4][1:]} == {jnp.dtype(jnp.uint16)}
     bwd = jax.jit(_gru_scan._gru_bwd, static_argnums=(0, 1, 2, 3))
-    (dw_x, dw_h, db_x, db_h), dxs, dh0, _ = bwd(False, 1, False, rounding, saved, (d_hs, d_h))
-    (w_dw_x, w_dw_h, w_db_x, w_db_h), w_dxs, w_dh0 = _gru_backward_reference(saved, (d_hs, d_h))
+    (dw_x, dw_h, db_x, db_h), dxs, dh0, _ = bwd(reverse, 1, False, rounding, saved, (d_hs, d_h))
+    want = _gru_backward_reference(saved, (d_hs, d_h), reverse)
+    (w_dw_x, w_dw_h, w_db_x, w_db_h), w_dxs, w_dh0 = want
     np.testing.assert_allclose(_f64(dh0), w_dh0, rtol=1e-5, atol=1e-5 * np.abs(w_dh0).max())
     pairs = [(dw_x, w_dw_x), (dw_h, w_dw_h), (db_x, w_db_x), (db_h, w_db_h), (dxs, w_dxs)]
     for got, want in pairs:  # of bfloat16 dgx
