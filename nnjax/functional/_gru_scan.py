@@ -19,8 +19,8 @@ with AMX, over float32's: batch 8 0.95-0.97, 32 0.87-0.91, 64 0.73-0.76, 128 0.9
 (before, float32 recurrences on Eigen: 1.01, 0.98, 0.99, 1.13; ``benchmarks/README.md``,
 session 39). The stacks between the scans are bfloat16 there too (``Rounding.residuals``:
 the gates and ``hn`` as bfloat16 bits, ``dgx`` likewise, the bias gradients its float32
-sums): 1.02 -> 0.98, 0.94 -> 0.88, 0.73 -> 0.71, 0.92 ->
-0.85 at batch 8, 32, 64, 128 (session 40).
+sums): 1.02 -> 0.98, 0.94 -> 0.88, 0.73 -> 0.71, 0.92 -> 0.85 at batch 8, 32, 64, 128
+(session 40).
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from jax import lax
 
 from nnjax.functional._lstm_scan import (
     Rounding,
+    _as_bfloat16,
     _hold,
     _matmul,
     _operand,
@@ -122,9 +123,7 @@ def _gru_bwd(reverse, unroll, pre, rounding: Rounding, saved, cotangents):
 
     inputs = (jnp.arange(xs_t.shape[0]), d_hs, acts, hns, valid)
     dh0, dgx = lax.scan(step, d_h, inputs, reverse=not reverse, unroll=unroll)
-    r = _unpack(acts[:, :, 0])
-    if packed:  # bfloat16 as it is for the matmuls below
-        dgx = lax.bitcast_convert_type(dgx, jnp.bfloat16)
+    r, dgx = _unpack(acts[:, :, 0]), _as_bfloat16(dgx)  # packed: multiplied as it is below
     dgh = dgx * jnp.concatenate([jnp.ones_like(r), jnp.ones_like(r), r], axis=-1)
     h_prev = previous_stack(hs, h0, reverse)
     dw_x, db_x = weight_grad(xs_t, dgx, w_x.dtype, rounding.weight_grad or packed)

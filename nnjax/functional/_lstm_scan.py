@@ -23,12 +23,12 @@ gradient): batch 8 0.91 / 1.00, 16 0.89 / 0.86, 32 0.75 / 0.86, 48 0.95 / 0.70, 
 0.90 / 0.70, 96 0.92 / 0.75, 128 1.08 / 0.80 (``benchmarks/README.md``, session 39).
 There too the stacks between the scans are bfloat16 (``Rounding.residuals``): the
 forward keeps ``c_t`` and the gates as bfloat16 bits, the backward widens them and
-keeps ``dz`` so, which its weight and input gradients multiply as they are and its
-bias gradient sums in float32. The gates, the carries and every
-elementwise step compute in float32. The train step over float32's, stacks float32 ->
-bfloat16: batch 8 0.86 -> 0.82, 32 0.72 -> 0.70, 64 0.68 -> 0.60, 128 0.82 -> 0.70; over
-two CPU devices 0.61 -> 0.54 at 128 (session 40: less memory traffic per step, in a
-loop that writes 6 ``(B, H)`` rows and reads them back).
+keeps ``dz`` so, which its weight and input gradients multiply as they are and its bias
+gradient sums in float32. The gates, the carries and every elementwise step compute in
+float32. The train step over float32's, stacks float32 -> bfloat16: batch 8 0.86 ->
+0.82, 32 0.72 -> 0.70, 64 0.68 -> 0.60, 128 0.82 -> 0.70; over two CPU devices 0.61 ->
+0.54 at 128 (session 40: less memory traffic per step, in a loop that writes 6 ``(B,
+H)`` rows and reads them back).
 
 Being a ``jax.custom_vjp``, it supports reverse mode (``grad``, ``vjp``, and reverse
 over reverse) but not forward mode (``jvp``, ``jacfwd``); ``rnn(lstm_cell, ...)`` is
@@ -93,6 +93,11 @@ def _pack(a: jax.Array, packed: bool) -> jax.Array:
 def _unpack(a: jax.Array) -> jax.Array:
     """A stack's row as the backward scan reads it: float32 from :func:`_pack`'s bits."""
     return _bfloat16.from_bfloat16_bits(a) if a.dtype == jnp.uint16 else a
+
+
+def _as_bfloat16(stack: jax.Array) -> jax.Array:
+    """A stack of :func:`_pack`'s bits as the bfloat16 array they are (no copy)."""
+    return lax.bitcast_convert_type(stack, jnp.bfloat16) if stack.dtype == jnp.uint16 else stack
 
 
 def _forward(
@@ -210,8 +215,7 @@ def _lstm_bwd(reverse, unroll, pre, rounding, saved, cotangents):
 
     inputs = (jnp.arange(xs_t.shape[0]), d_hs, acts, cs, valid)
     (dh0, dc0), dz = lax.scan(step, (d_h, d_c), inputs, reverse=not reverse, unroll=unroll)
-    if packed:  # bfloat16 as it is for the matmuls below
-        dz = lax.bitcast_convert_type(dz, jnp.bfloat16)
+    dz = _as_bfloat16(dz)  # packed: multiplied as it is below
     h_prev = previous_stack(hs, h0, reverse)
     inputs_t = jnp.concatenate([xs_t, h_prev], axis=-1)
     dw, db = weight_grad(inputs_t, dz, w_x.dtype, rounding.weight_grad or packed)
