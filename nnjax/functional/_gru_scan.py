@@ -11,9 +11,10 @@ keeps only the input-side pre-activation gradient ``dgx_t`` (the recurrent one i
 ``rnn(gru_cell, ...)`` is the same function differentiated by autodiff.
 
 Under ``fit(precision="bfloat16")`` on YNNPACK's matmuls (an AMX CPU), as the LSTM's
-(``_lstm_scan.rounding_for``): the recurrent matmuls of both scans (``h @ w_h``,
-``dg @ w_h.T``) and both weight gradients take bfloat16 operands with float32 sums, at
-every batch size; the input projection (``x @ w_x``, narrow) stays float32. Train step
+(``_lstm_scan.rounding_for``): both weight gradients, and above
+:data:`BFLOAT16_SCAN_ROWS` rows the recurrent matmuls of both scans (``h @ w_h``,
+``dg @ w_h.T``), take bfloat16 operands with float32 sums (session 39: at every batch
+size); the input projection (``x @ w_x``, narrow) stays float32. Train step
 of ``bench_lstm.py --cell gru``'s classifier (T 64, in 16, H 128), 2-core Intel Xeon
 with AMX, over float32's: batch 8 0.95-0.97, 32 0.87-0.91, 64 0.73-0.76, 128 0.90-1.02
 (before, float32 recurrences on Eigen: 1.01, 0.98, 0.99, 1.13; ``benchmarks/README.md``,
@@ -46,6 +47,14 @@ from nnjax.functional._lstm_scan import (
     weight_grad,
 )
 from nnjax.functional.recurrent import Params
+
+BFLOAT16_SCAN_ROWS = 8
+"""Rows above which the GRU's per-step matmuls take bfloat16 operands (module docstring).
+
+Train step of the classifier under ``precision``, per-step matmuls bfloat16 / float32
+(both with bfloat16 weight gradients and stacks), 2-core Intel Xeon with AMX, session
+40: batch 4 1.12, 8 1.02-1.06, 12 0.90, 16 0.84, 32 0.86, 64 0.79, 128 0.77.
+"""
 
 
 def _forward(
@@ -167,7 +176,7 @@ def gru_scan(
       (2, 7, 5)
     """
     weights = (p["w_x"], p["w_h"], p["b_x"], p["b_h"])
-    rounding = rounding_for(xs.shape[0], scan_rows=0)  # bfloat16 scans at every size
+    rounding = rounding_for(xs.shape[0], scan_rows=BFLOAT16_SCAN_ROWS)
     xs_t = jnp.swapaxes(xs, 0, 1)
     hs, h = _gru(weights, xs_t, h0, reverse, unroll, precompute, rounding, valid)
     return h, batch_major_outputs(hs, valid)

@@ -3,9 +3,10 @@
 Only in a library program whose matmuls run on YNNPACK (``_conv_compiler.ynn_matmuls``)
 and inside ``_bfloat16_dot.bfloat16_operands``: there ``F.lstm``'s weight gradient sums
 bfloat16 products in float32 (and above ``BFLOAT16_SCAN_ROWS`` rows its per-step
-matmuls do), ``F.gru``'s recurrent and weight-gradient matmuls at every size; both keep
-the stacks between their scans in bfloat16 (``Rounding.residuals``;
-``test_recurrent_residuals.py``); everything else computes in float32.
+matmuls do), and ``F.gru``'s weight gradients (and above its own threshold its
+recurrent matmuls); both keep the stacks between their scans in bfloat16
+(``Rounding.residuals``; ``test_recurrent_residuals.py``); everything else computes in
+float32.
 """
 
 import jax
@@ -15,7 +16,7 @@ import pytest
 from jax.sharding import AxisType, NamedSharding, PartitionSpec
 
 import nnjax.functional as F
-from nnjax.functional import _bfloat16_dot, _conv_compiler, _lstm_scan
+from nnjax.functional import _bfloat16_dot, _conv_compiler, _gru_scan, _lstm_scan
 from nnjax.functional.recurrent import gru_cell_init, lstm_cell_init
 
 from ._backend import requires_library_programs
@@ -143,11 +144,12 @@ def test_lstm_of_more_rows_multiplies_bfloat16_operands_in_its_scans_too(key):
 
 
 @requires_library_programs
-def test_gru_multiplies_bfloat16_operands_in_its_scans_and_weight_gradients(key):
+@pytest.mark.parametrize("batch", [_gru_scan.BFLOAT16_SCAN_ROWS, _gru_scan.BFLOAT16_SCAN_ROWS + 4])
+def test_gru_multiplies_bfloat16_operands_in_its_weight_gradients_and_scans(key, batch):
     params = gru_cell_init(key, 12, 16)
-    xs = jax.random.normal(jax.random.key(1), (4, 7, 12))
-    h0 = jax.random.normal(jax.random.key(2), (4, 16))
-    lengths = jnp.array([7, 3, 5, 7])
+    xs = jax.random.normal(jax.random.key(1), (batch, 7, 12))
+    h0 = jax.random.normal(jax.random.key(2), (batch, 16))
+    lengths = jnp.array([7, 3, 5, 7] * (batch // 4))
 
     def loss_grads(rounding: bool, eigen_dots: bool = False):
         def loss(p, xs, h0):
@@ -160,7 +162,10 @@ def test_gru_multiplies_bfloat16_operands_in_its_scans_and_weight_gradients(key)
 
     want = loss_grads(False)
     got = loss_grads(True)
-    _close_to_bfloat16_operands(got[0], want[0])
+    if batch > _gru_scan.BFLOAT16_SCAN_ROWS:  # the scans' matmuls too: the loss rounds
+        _close_to_bfloat16_operands(got[0], want[0])
+    else:  # the forward pass is float32's
+        np.testing.assert_array_equal(np.asarray(got[0]), np.asarray(want[0]))
     _close_to_bfloat16_operands(got[1], want[1])
     for name in ("w_x", "w_h"):  # both weight gradients are bfloat16 products
         assert not np.array_equal(np.asarray(got[1][0][name]), np.asarray(want[1][0][name]))
@@ -178,7 +183,7 @@ def test_rounding_follows_the_program_and_the_rows():
         assert _lstm_scan.rounding_for(_lstm_scan.BFLOAT16_SCAN_ROWS + 1) == (True, True, True)
         with _conv_compiler.eigen_matmuls():
             assert _lstm_scan.rounding_for(64) == none
-        assert _lstm_scan.rounding_for(1, scan_rows=0) == (True, True, True)  # the GRU's
+        assert _lstm_scan.rounding_for(1, scan_rows=0) == (True, True, True)
 
 
 def _bfloat16_dot_computations(hlo: str) -> int:
