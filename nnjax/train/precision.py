@@ -37,7 +37,7 @@ def compute_dtype(precision: Any, backend: str | None = None) -> jnp.dtype | Non
     where im2col on its bfloat16 tiles measured faster than Eigen's float32
     convolution (:mod:`nnjax.functional._conv_bfloat16`) and the LSTM's and GRU's matmuls
     (:func:`nnjax.train.dispatch_choices.eigen_dots_for`; with the stacks between their
-    scans in bfloat16, 0.61-0.99x float32's step time at batch 8-128): on a Zen 5 EPYC
+    scans in bfloat16, 0.61-0.88x float32's step time at batch 8-128): on a Zen 5 EPYC
     with AVX512-BF16 an MLP step took 0.70x float32's time at batch 256 that way (a
     bfloat16 model 0.73x), a CNN step 0.99-1.00x (a bfloat16 model 1.24-1.36x;
     ``benchmarks/README.md``). On a CPU without native bfloat16 XLA emulates it, the
