@@ -139,7 +139,9 @@ def nnjax(
     (``nnjax.train.eval_blocks.library_jit``; plain ``jax.jit`` with ``library_conv=False``).
     The batch is split over every local device that divides it and the state
     replicated, as ``fit`` places them (``nnjax.train.sharding``; one device unless the
-    process has more, e.g. ``--cpu-devices``).
+    process has more, e.g. ``--cpu-devices``), and the calls run in that mesh's context
+    (``jax.set_mesh``), as ``fit``'s do (the LSTM's per-step matmul blocks count the
+    rows of one device from it; before session 40 the peer traced outside it).
     Like ``fit``, it tunes the host ``malloc`` on the CPU
     (``nnjax.train.retain_freed_memory``), for the whole process: the peers timed with
     it run with the same setting (recorded as ``host_memory_retained``).
@@ -186,11 +188,13 @@ def nnjax(
     x_pred = x[0] if scan_steps else x
 
     def run_train():
-        state[0], logs = step(treedef, state[0], x, y)
+        with jax.set_mesh(mesh):  # as fit runs its programs: in their mesh's context
+            state[0], logs = step(treedef, state[0], x, y)
         return logs["loss"]
 
     def run_predict():
-        return predict(treedef, state[0], x_pred)
+        with jax.set_mesh(mesh):
+            return predict(treedef, state[0], x_pred)
 
     return Case(
         run_train,

@@ -169,6 +169,17 @@ def ynn_matmuls() -> bool:
     return _LIBRARY_CONVS.get() and not _EIGEN_DOTS.get()
 
 
+def eigen_dot_program() -> bool:
+    """Whether the matmuls being traced run on Eigen in a program of :func:`jit` (``eigen_dots``).
+
+    Example:
+      >>> with library_convolutions(), eigen_matmuls():
+      ...     eigen_dot_program()
+      True
+    """
+    return _LIBRARY_CONVS.get() and _EIGEN_DOTS.get()
+
+
 @functools.cache
 def _accepted(option: str, value: str) -> bool:
     """Whether this jaxlib's XLA:CPU compiles a small program with ``option=value``.
@@ -287,6 +298,7 @@ __all__ = [
     "YNN_WITHOUT_CONVOLUTIONS",
     "YNN_WITHOUT_DOTS",
     "compiler_options",
+    "eigen_dot_program",
     "eigen_matmuls",
     "in_library_program",
     "jit",

@@ -56,6 +56,24 @@ def _hold(valid: jax.Array | None, new: jax.Array, old: jax.Array) -> jax.Array:
 BFLOAT16_SCAN_ROWS = 32
 """Rows above which the scans' per-step matmuls take bfloat16 operands (module docstring)."""
 
+EIGEN_ONE_THREAD_MACS = 1_200_000
+"""Multiply-adds up to which the forward's per-step matmul blocks run best on Eigen.
+
+Eigen runs a contraction this small on the calling thread; a larger one it shards
+across its pool and completes asynchronously, and in a scan each step waits for that:
+on a 2-core Intel Xeon with AMX the forward's ``(32, 144) @ (144, 512)`` took 43 us in
+its trace event and 17 after it, its two column blocks 29 us in all. So in a program
+on Eigen's matmuls a per-step ``(B, in+H) @ (in+H, 4H)`` of at most 4x this is split
+into 2 or 4 gate-aligned column blocks of at most this size (:func:`column_blocks`,
+rows per device). Train step of ``bench_lstm.py``'s classifier (T 64, in 16, H 128,
+float32), blocks / whole, session 40: batch 32 (2 blocks of 1.18M) 0.84-0.87; 48 (4 of
+0.88M) 0.92-0.93; 64 (4 of 1.18M) 0.90-0.91; not kept: blocks of 1.77M (batch 48 or 96
+in 2 or 4) 1.00-1.05, batch 128 in 8 or 16 1.09 / 1.03 (there Eigen's two threads
+win), batch 8 or 16 in 2 1.01-1.02 (already within the limit), the backward's ``dz @
+w_h.T`` in blocks too (0.98 at 32, 1.00 at 64), the GRU's ``h @ w_h`` in 3 (1.01 at 32
+and 64); over two CPU devices batch 64 and 128 (32 and 64 rows a device) 1.01.
+"""
+
 
 class Rounding(NamedTuple):
     """Which of a recurrence's matmuls take bfloat16 operands, summed in float32 (static)."""
@@ -100,6 +118,38 @@ def _as_bfloat16(stack: jax.Array) -> jax.Array:
     return lax.bitcast_convert_type(stack, jnp.bfloat16) if stack.dtype == jnp.uint16 else stack
 
 
+def column_blocks(rows: int, depth: int, width: int, gates: int) -> int:
+    """Gate-aligned column blocks for a per-step ``(rows, depth) @ (depth, width)`` matmul.
+
+    More than one only in a program on Eigen's matmuls, for a matmul of at most
+    ``gates`` times :data:`EIGEN_ONE_THREAD_MACS` multiply-adds: the fewest blocks (a
+    divisor of ``gates``) of at most that many each.
+
+    Example:
+      >>> column_blocks(32, 144, 512, 4)  # outside a program on Eigen's matmuls
+      1
+    """
+    if not _conv_compiler.eigen_dot_program():
+        return 1
+    mesh = jax.sharding.get_abstract_mesh()  # fit's: the batch split over its devices
+    macs = rows // (1 if mesh.empty else mesh.size) * depth * width
+    fits = [n for n in range(1, gates + 1) if gates % n == 0 and macs <= n * EIGEN_ONE_THREAD_MACS]
+    return fits[0] if fits else 1
+
+
+def _blocked(w: jax.Array, b: jax.Array, rows: int, gates: int, rounded: bool):
+    """``a -> a @ w + b`` per step, as :func:`column_blocks`' gate-aligned column blocks."""
+    blocks = column_blocks(rows, w.shape[0], w.shape[1], gates)
+    ws = lax.optimization_barrier(jnp.split(w, blocks, axis=1)) if blocks > 1 else [w]
+    bs = jnp.split(b, blocks)
+    return lambda a: [_matmul(a, w_k, rounded) + b_k[None, :] for w_k, b_k in zip(ws, bs)]
+
+
+def _gates(blocks: list[jax.Array], gates: int) -> tuple[jax.Array, ...]:
+    """The ``gates`` pre-activations ``(B, H)`` held in :func:`_blocked`'s blocks."""
+    return tuple(g for z in blocks for g in jnp.split(z, gates // len(blocks), axis=-1))
+
+
 def _forward(
     w_x, w_h, b, xs_t, h0, c0, valid, reverse: bool, unroll: int, keep: bool, pre: bool,
     rounded: bool = False, packed: bool = False,
@@ -122,19 +172,18 @@ def _forward(
     if pre:
         xs_t = _matmul(xs_t, _operand(w_x, rounded), rounded) + b[None, None, :]
         w_h_op = _operand(w_h, rounded)
-        pre_activations = lambda x, h: x + _matmul(h, w_h_op, rounded)
-    else:
+        pre_activations = lambda x, h: [x + _matmul(h, w_h_op, rounded)]
+    else:  # in column blocks of whole gates on Eigen (EIGEN_ONE_THREAD_MACS)
         w = _operand(jnp.concatenate([w_x, w_h], axis=0), rounded)
-        pre_activations = lambda x, h: (
-            _matmul(lax.optimization_barrier(jnp.concatenate([x, h], axis=-1)), w, rounded)
-            + b[None, :]
+        matmul = _blocked(w, b, xs_t.shape[1], 4, rounded)
+        pre_activations = lambda x, h: matmul(
+            lax.optimization_barrier(jnp.concatenate([x, h], axis=-1))
         )
 
     def step(carry, inputs):
         h, c = carry
         x, ok = inputs
-        z = pre_activations(x, h)
-        i, f, g, o = jnp.split(z, 4, axis=-1)
+        i, f, g, o = _gates(pre_activations(x, h), 4)
         i, f, g, o = jax.nn.sigmoid(i), jax.nn.sigmoid(f), jnp.tanh(g), jax.nn.sigmoid(o)
         c_new = f * c + i * g
         h_new, c_new = _hold(ok, o * jnp.tanh(c_new), h), _hold(ok, c_new, c)
