@@ -12,16 +12,17 @@ keeps only the input-side pre-activation gradient ``dgx_t`` (the recurrent one i
 
 Under ``fit(precision="bfloat16")`` on YNNPACK's matmuls (an AMX CPU), as the LSTM's
 (``_lstm_scan.rounding_for``): both weight gradients, and above
-:data:`BFLOAT16_SCAN_ROWS` rows the recurrent matmuls of both scans (``h @ w_h``,
-``dg @ w_h.T``), take bfloat16 operands with float32 sums (session 39: at every batch
-size); the input projection (``x @ w_x``, narrow) stays float32. Train step
-of ``bench_lstm.py --cell gru``'s classifier (T 64, in 16, H 128), 2-core Intel Xeon
-with AMX, over float32's: batch 8 0.95-0.97, 32 0.87-0.91, 64 0.73-0.76, 128 0.90-1.02
-(before, float32 recurrences on Eigen: 1.01, 0.98, 0.99, 1.13; ``benchmarks/README.md``,
-session 39). The stacks between the scans are bfloat16 there too (``Rounding.residuals``:
-the gates and ``hn`` as bfloat16 bits, ``dgx`` likewise, the bias gradients its float32
-sums): 1.02 -> 0.98, 0.94 -> 0.88, 0.73 -> 0.71, 0.92 -> 0.85 at batch 8, 32, 64, 128
-(session 40).
+:data:`BFLOAT16_SCAN_ROWS` rows (or from 8 rows where ``w_h`` has
+``_lstm_scan.BFLOAT16_SCAN_WEIGHTS`` elements: ``H`` 183 and up) the recurrent matmuls
+of both scans (``h @ w_h``, ``dg @ w_h.T``), take bfloat16 operands with float32 sums
+(session 39: at every batch size); the input projection (``x @ w_x``, narrow) stays
+float32. Train step of ``bench_lstm.py --cell gru``'s classifier (T 64, in 16, H 128),
+2-core Intel Xeon with AMX, over float32's: batch 8 0.95-0.97, 32 0.87-0.91, 64
+0.73-0.76, 128 0.90-1.02 (before, float32 recurrences on Eigen: 1.01, 0.98, 0.99, 1.13;
+``benchmarks/README.md``, session 39). The stacks between the scans are bfloat16 there
+too (``Rounding.residuals``: the gates and ``hn`` as bfloat16 bits, ``dgx`` likewise,
+the bias gradients its float32 sums): 1.02 -> 0.98, 0.94 -> 0.88, 0.73 -> 0.71, 0.92 ->
+0.85 at batch 8, 32, 64, 128 (session 40).
 """
 
 from __future__ import annotations
@@ -176,7 +177,7 @@ def gru_scan(
       (2, 7, 5)
     """
     weights = (p["w_x"], p["w_h"], p["b_x"], p["b_h"])
-    rounding = rounding_for(xs.shape[0], scan_rows=BFLOAT16_SCAN_ROWS)
+    rounding = rounding_for(xs.shape[0], BFLOAT16_SCAN_ROWS, weights=p["w_h"].size)
     xs_t = jnp.swapaxes(xs, 0, 1)
     hs, h = _gru(weights, xs_t, h0, reverse, unroll, precompute, rounding, valid)
     return h, batch_major_outputs(hs, valid)

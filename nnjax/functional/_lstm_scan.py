@@ -16,7 +16,9 @@ CPU, ``nnjax.train.dispatch_choices.eigen_dots_for``) the matmuls take operands 
 to bfloat16 and sum in float32 (:func:`rounding_for`): the weight gradient always
 (:func:`weight_grad`; YNNPACK's AMX kernels ran it in 1.8 ms against 6.5 for float32's
 at batch 128), and the per-step matmuls of both scans above :data:`BFLOAT16_SCAN_ROWS`
-rows (the batch the trace sees: over several devices, the whole batch). Train step of
+rows (the batch the trace sees: over several devices, the whole batch), or from
+:data:`BFLOAT16_SCAN_MIN_ROWS` rows where their weight matrix is
+:data:`BFLOAT16_SCAN_WEIGHTS` wide (``H`` 151 and up at ``in`` 16). Train step of
 ``bench_lstm.py``'s classifier (T 64, in 16, H 128), 2-core Intel Xeon with AMX, over
 float32's, per-step matmuls float32 / bfloat16 (both with the bfloat16 weight
 gradient): batch 8 0.91 / 1.00, 16 0.89 / 0.86, 32 0.75 / 0.86, 48 0.95 / 0.70, 64
@@ -55,6 +57,24 @@ def _hold(valid: jax.Array | None, new: jax.Array, old: jax.Array) -> jax.Array:
 
 BFLOAT16_SCAN_ROWS = 32
 """Rows above which the scans' per-step matmuls take bfloat16 operands (module docstring)."""
+
+BFLOAT16_SCAN_WEIGHTS = 100_000
+"""Elements of the per-step weight matrix from which its matmuls take bfloat16 operands
+at :data:`BFLOAT16_SCAN_MIN_ROWS` rows and up, whatever the scan's row threshold.
+
+The row thresholds were measured at ``(in+H, 4H) = (144, 512)`` (the LSTM) and ``(128,
+384)`` (the GRU), where YNNPACK's bfloat16 kernels lose at some row counts; a wider
+matrix wins from 8 rows up. Train step of ``bench_lstm.py``'s classifier under
+``precision="bfloat16"`` (T 64), per-step matmuls bfloat16 / float32, medians of 6
+interleaved rounds (``benchmarks/README.md``, session 41, 2-core Intel Xeon with AMX):
+the LSTM with ``(in, H)`` = (16, 160) at batch 8, 24, 32: 0.98, 0.91, 0.71; (16, 192):
+0.88, 0.77, 0.80; (128, 128): 0.99, 0.87, 0.79; (16, 256) at 8, 16, 32: 0.95, 0.69,
+0.58; (16, 512): 0.81, 0.71, 0.59, and 1.01 at batch 4. The GRU at batch 8, H 192 /
+256 / 512: 0.94, 0.88, 0.78; at batch 4, H 256 / 512: 1.10, 1.05.
+"""
+
+BFLOAT16_SCAN_MIN_ROWS = 8
+"""Rows from which a :data:`BFLOAT16_SCAN_WEIGHTS`-wide per-step matmul is bfloat16's."""
 
 EIGEN_ONE_THREAD_MACS = 1_200_000
 """Multiply-adds up to which the forward's per-step matmul blocks run best on Eigen.
@@ -309,11 +329,13 @@ def weight_grad(
     return dw.astype(dtype), jnp.sum(d_pre, axis=(0, 1), dtype=acc)
 
 
-def rounding_for(rows: int, scan_rows: int = BFLOAT16_SCAN_ROWS) -> Rounding:
+def rounding_for(rows: int, scan_rows: int = BFLOAT16_SCAN_ROWS, weights: int = 0) -> Rounding:
     """A recurrence's bfloat16 matmuls for a batch of ``rows``, traced now (module docstring).
 
     None outside ``fit(precision="bfloat16")``'s programs on YNNPACK's matmuls; there
-    the weight gradient, and above ``scan_rows`` rows the scans' matmuls (the GRU's: 0).
+    the weight gradient, and the scans' matmuls above ``scan_rows`` rows (the GRU's:
+    8), or from :data:`BFLOAT16_SCAN_MIN_ROWS` rows where their weight matrix has
+    ``weights`` >= :data:`BFLOAT16_SCAN_WEIGHTS` elements.
 
     Example:
       >>> rounding_for(64)
@@ -321,7 +343,10 @@ def rounding_for(rows: int, scan_rows: int = BFLOAT16_SCAN_ROWS) -> Rounding:
     """
     # fit(precision="bfloat16")'s step on YNNPACK's matmuls
     native = _bfloat16_dot.rounding_operands() and _conv_compiler.ynn_matmuls()
-    return Rounding(weight_grad=native, scan=native and rows > scan_rows, residuals=native)
+    wide = weights >= BFLOAT16_SCAN_WEIGHTS and rows >= BFLOAT16_SCAN_MIN_ROWS
+    return Rounding(
+        weight_grad=native, scan=native and (rows > scan_rows or wide), residuals=native
+    )
 
 
 def lstm_scan(
@@ -358,6 +383,7 @@ def lstm_scan(
     """
     xs_t = jnp.swapaxes(xs, 0, 1)
     weights = (p["w_x"], p["w_h"], p["b"])
-    rounding = rounding_for(xs.shape[0])
+    depth = p["w_h"].shape[0] if precompute else p["w_x"].shape[0] + p["w_h"].shape[0]
+    rounding = rounding_for(xs.shape[0], weights=depth * p["w_h"].shape[1])  # per-step matmul
     hs, h, c = _lstm(*weights, xs_t, state.h, state.c, reverse, unroll, precompute, rounding, valid)
     return LSTMState(h, c), batch_major_outputs(hs, valid)

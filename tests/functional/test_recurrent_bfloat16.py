@@ -184,6 +184,14 @@ def test_rounding_follows_the_program_and_the_rows():
         with _conv_compiler.eigen_matmuls():
             assert _lstm_scan.rounding_for(64) == none
         assert _lstm_scan.rounding_for(1, scan_rows=0) == (True, True, True)
+        # a per-step weight matrix this wide is bfloat16's from BFLOAT16_SCAN_MIN_ROWS rows
+        wide, rows = _lstm_scan.BFLOAT16_SCAN_WEIGHTS, _lstm_scan.BFLOAT16_SCAN_MIN_ROWS
+        assert _lstm_scan.rounding_for(rows, weights=wide) == (True, True, True)
+        assert _lstm_scan.rounding_for(rows - 1, weights=wide) == (True, False, True)
+        assert _lstm_scan.rounding_for(rows, weights=wide - 1) == (True, False, True)
+        assert _lstm_scan.rounding_for(rows, 0, weights=wide - 1) == (True, True, True)
+        with _conv_compiler.eigen_matmuls():
+            assert _lstm_scan.rounding_for(rows, weights=wide) == none
 
 
 def _bfloat16_dot_computations(hlo: str) -> int:
@@ -221,6 +229,46 @@ def test_rounded_weight_gradient_is_a_bfloat16_matmul_in_the_compiled_program(ke
     # and the forward and backward scans' per-step matmuls
     assert bfloat16_dots(_lstm_scan.BFLOAT16_SCAN_ROWS + 8) == 3
     assert bfloat16_dots(8, eigen_dots=True) == 0
+
+
+def _wide_hidden(weights_of_hidden) -> int:
+    """The smallest hidden size whose per-step weight matrix is ``BFLOAT16_SCAN_WEIGHTS`` wide."""
+    return next(
+        h for h in range(1, 1024) if weights_of_hidden(h) >= _lstm_scan.BFLOAT16_SCAN_WEIGHTS
+    )
+
+
+@requires_library_programs
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_wide_recurrences_multiply_in_bfloat16_from_few_rows(key, cell):
+    """A per-step weight matrix of ``BFLOAT16_SCAN_WEIGHTS`` elements: bfloat16 scans at 8 rows."""
+    a, b = jnp.ones((64, 96), BF16), jnp.ones((96, 64), BF16)
+    plain = jax.jit(lambda a, b: jax.lax.dot(a, b, preferred_element_type=F32))
+    if "__ynn" not in plain.lower(a, b).compile().as_text():
+        pytest.skip("this jaxlib's XLA:CPU has no YNNPACK matmuls")
+    rows, features = _lstm_scan.BFLOAT16_SCAN_MIN_ROWS, 16
+    if cell == "lstm":  # [x, h] @ (in + H, 4H) per step
+        init, fn = lstm_cell_init, F.lstm
+        hidden = _wide_hidden(lambda h: (features + h) * 4 * h)
+    else:  # h @ (H, 3H) per step
+        init, fn = gru_cell_init, F.gru
+        hidden = _wide_hidden(lambda h: 3 * h * h)
+
+    def bfloat16_dots(rows: int, hidden: int) -> int:
+        params = init(key, features, hidden)
+        xs = jnp.ones((rows, 3, features))
+
+        def loss(p):
+            with _bfloat16_dot.bfloat16_operands():
+                return jnp.sum(fn(p, xs)[1])
+
+        step = _conv_compiler.jit(jax.grad(loss))
+        return _bfloat16_dot_computations(step.lower(params).compile().as_text())
+
+    weight_grads = 1 if cell == "lstm" else 2
+    assert bfloat16_dots(rows, hidden) == weight_grads + 2  # and both scans' matmuls
+    assert bfloat16_dots(rows - 1, hidden) == weight_grads
+    assert bfloat16_dots(rows, hidden - 1) == weight_grads
 
 
 @pytest.mark.parametrize("eigen_dots", [False, True])
