@@ -13,7 +13,9 @@ Peers:
 * ``nnjax``: ``nnjax.nn.TransformerEncoderBlock`` + ``GlobalAvgPool`` + ``Dense``
   (``F.transformer_encoder_block``, attention through ``jax.nn.dot_product_attention``);
   ``nnjax.train`` pure step under ``jax.jit`` with donation (``nnjax_no_donate``: the
-  same without donation);
+  same without donation); ``nnjax_precision``: ``nnjax`` stepped as
+  ``fit(precision="bfloat16")`` steps it; after the table, the ``bfloat16:`` line (the
+  hardware's case and issue 15's goal for it);
 * ``flax_nnx`` / ``flax_nnx_partial``: ``nnx.LayerNorm`` + ``nnx.MultiHeadAttention``
   + ``nnx.Linear`` under ``nnx.jit`` / ``nnx.jit_partial``;
 * ``equinox``: ``eqx.nn.LayerNorm`` + ``eqx.nn.MultiheadAttention`` + ``eqx.nn.Linear``
@@ -39,6 +41,7 @@ import dataclasses
 import functools
 import sys
 
+import _bfloat16 as B
 import _cli as C
 import _peers as P
 import _runner as R
@@ -46,7 +49,7 @@ import jax
 import jax.numpy as jnp
 
 NAME = "attention"
-DEFAULT_PEERS = P.STANDARD
+DEFAULT_PEERS = (*P.STANDARD[:2], "nnjax_precision", *P.STANDARD[2:])
 PEERS = (*DEFAULT_PEERS, *P.ON_REQUEST)
 
 
@@ -170,7 +173,7 @@ def builders(cfg: Config) -> dict[str, P.Builder]:
     """Every peer's builder (batch size -> ``Case``) for the Transformer block of ``cfg``."""
     spec = P.Spec((cfg.seq_len, cfg.dim), cfg.num_classes, cfg.optimizer, cfg.lr)
     p = functools.partial
-    return P.standard_peers(
+    peers = P.standard_peers(
         spec,
         nnjax_model=p(_nnjax_model, cfg),
         flax_model=p(_flax_model, cfg),
@@ -178,6 +181,8 @@ def builders(cfg: Config) -> dict[str, P.Builder]:
         keras_model=p(_keras_model, cfg),
         torch_model=p(_torch_model, cfg),
     )
+    peers["nnjax_precision"] = p(P.nnjax, spec, p(_nnjax_model, cfg), precision="bfloat16")
+    return peers
 
 
 QUICK = Config(seq_len=8, dim=16, heads=2)
@@ -195,7 +200,9 @@ def main(argv: list[str] | None = None) -> int:
     if min(sizes.values()) < 1 or sizes["dim"] % sizes["heads"]:
         parser.error(f"sizes must be positive and heads must divide dim, got {sizes}")
     cfg = dataclasses.replace(base, **sizes, optimizer=args.optimizer, lr=args.lr)
-    return R.run_and_report(NAME, args, builders(cfg), dataclasses.asdict(cfg))
+    status = R.run_and_report(NAME, args, builders(cfg), dataclasses.asdict(cfg))
+    B.print_verdict(NAME, args.out, args.quick)
+    return status
 
 
 if __name__ == "__main__":

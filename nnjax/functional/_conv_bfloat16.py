@@ -15,7 +15,7 @@ as im2col on those kernels, with float32 sums:
   from the input's bits as ``uint16``: XLA:CPU widens bfloat16 slices and
   concatenations to float32 and back (4.9x the time at ``14x14x32``, batch 128).
 * kernel gradient: ``patches.T @ dy`` with the smaller of the two operands written out
-  transposed (``_bfloat16_dot.row_major_transpose``), as those kernels require.
+  transposed (``_bfloat16_dot.leading_contraction``), as those kernels require.
 * input gradient: ``dy @ kernel.T``, then the patch matrix's transpose (pads and
   slices summed back, float32).
 
@@ -154,13 +154,18 @@ def _conv(x, kernel, strides, pads, dilation, meta):
     return _forward(x, kernel, strides, pads, dilation, meta)[0]
 
 
-def _kernel_grad(patches: jax.Array, dy: jax.Array) -> jax.Array:
-    """``patches.T @ dy`` on the bfloat16 kernels, transposing the smaller operand."""
+def _kernel_grad(patches: jax.Array, dy: jax.Array, key: jax.Array) -> jax.Array:
+    """``patches.T @ dy`` on the bfloat16 kernels, transposing the smaller operand.
+
+    The transposed operand is copied from its written-out rounding
+    (``_bfloat16_dot.written_out``; ``key``: the rounded kernel).
+    """
+    contract = _bfloat16_dot.leading_contraction
     if patches.shape[1] <= dy.shape[1]:
-        return _dot(_bfloat16_dot.row_major_transpose(patches), dy, 1, 0)
+        return contract(_bfloat16_dot.written_out(patches, key)[None], dy[None])
     # dy.T @ patches, then its small (out, K) result transposed; the barrier keeps XLA
     # from giving the matmul a transposed output layout, which its kernels refuse
-    flipped = _dot(_bfloat16_dot.row_major_transpose(dy), patches, 1, 0)
+    flipped = contract(_bfloat16_dot.written_out(dy, key)[None], patches[None])
     return lax.optimization_barrier(flipped).T
 
 
@@ -168,7 +173,7 @@ def _backward(strides, pads, dilation, meta, residuals, dy):
     (x_shape, x_dtype), (kernel_shape, kernel_dtype) = meta
     patches, flat_kernel = residuals
     flat_dy = _bfloat16.to_bfloat16(dy.reshape(-1, dy.shape[-1]))
-    dkernel = _kernel_grad(patches, flat_dy).reshape(kernel_shape)
+    dkernel = _kernel_grad(patches, flat_dy, flat_kernel).reshape(kernel_shape)
     dpatches = _dot(flat_dy, flat_kernel, 1, 1)
     kernel_size, depth = kernel_shape[:-2], patches.shape[1]
     build = lambda z: _patch_matrix(z, kernel_size, strides, pads, dilation).reshape(-1, depth)

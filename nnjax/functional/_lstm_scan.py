@@ -319,13 +319,14 @@ def weight_grad(
     """
     acc = jnp.promote_types(d_pre.dtype, jnp.float32)
     batch = _sharding.batch_axis(d_pre, axis=1)  # (T, B, G)
-    lhs, rhs, dims = inputs, d_pre, (((0, 1), (0, 1)), ((), ()))
-    if bfloat16:  # behind a barrier, else XLA folds the transpose into the dot's layout
-        lhs = lax.optimization_barrier(jnp.transpose(_bfloat16.to_bfloat16(inputs), (2, 0, 1)))
-        rhs, dims = _bfloat16.to_bfloat16(d_pre), (((1, 2), (0, 1)), ((), ()))
-    dw = lax.dot_general(
-        lhs, rhs, dims, preferred_element_type=acc, out_sharding=_sharding.replicated(batch)
-    )
+    out_sharding = _sharding.replicated(batch)
+    if bfloat16:
+        dw = _bfloat16_dot.leading_contraction(inputs, d_pre, out_sharding)
+    else:
+        dims = (((0, 1), (0, 1)), ((), ()))
+        dw = lax.dot_general(
+            inputs, d_pre, dims, preferred_element_type=acc, out_sharding=out_sharding
+        )
     return dw.astype(dtype), jnp.sum(d_pre, axis=(0, 1), dtype=acc)
 
 

@@ -8,6 +8,7 @@ import jax.numpy as jnp
 from nnjax import _checks, initializers
 from nnjax.errors import ShapeError
 from nnjax.functional import _eager, _utils
+from nnjax.functional.dense import affine
 from nnjax.functional.dropout import dropout, dropout_key
 
 Params = dict[str, dict[str, jax.Array]]
@@ -96,7 +97,10 @@ def _project(op: str, name: str, p: dict, x: jax.Array) -> jax.Array:
     _checks.check_rank(op, f"params[{name!r}]['kernel']", kernel, 3)
     arg = "x" if name == "query" else "context"
     _checks.check_shape(op, arg, x, (None, None, kernel.shape[0]))
-    y = jnp.einsum("btf,fhd->bthd", x, kernel.astype(x.dtype))
+    features, heads, head_dim = kernel.shape
+    y = affine(x, kernel.reshape(features, heads * head_dim)).reshape(
+        *x.shape[:-1], heads, head_dim
+    )
     if "bias" in p:
         _checks.check_shape(op, f"params[{name!r}]['bias']", p["bias"], kernel.shape[1:])
         y = y + p["bias"].astype(x.dtype)[None, None]
@@ -311,7 +315,8 @@ def _attend(params, x, context, mask, key, dropout_rate, causal: bool, drop: boo
         o = jax.nn.dot_product_attention(q, k, v, mask=mask, is_causal=causal)
     out = params["out"]
     _checks.check_shape(op, "params['out']['kernel']", out["kernel"], (*q.shape[2:], None))
-    y = jnp.einsum("bthd,hdo->bto", o, out["kernel"].astype(x.dtype))
+    kernel = out["kernel"].reshape(-1, out["kernel"].shape[-1])  # (H * D, out)
+    y = affine(o.reshape(*o.shape[:2], kernel.shape[0]), kernel)
     if "bias" in out:
         _checks.check_shape(op, "params['out']['bias']", out["bias"], (out["kernel"].shape[-1],))
         y = y + _utils.expand_to(out["bias"].astype(x.dtype), 3)

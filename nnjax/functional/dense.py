@@ -128,6 +128,30 @@ def dense(params: Params, x: jax.typing.ArrayLike) -> jax.Array:
     _check_input("dense", x, kernel, bias)
     if bias is not None:
         _checks.check_shape("dense", "params['bias']", bias, (kernel.shape[1],))
+    return affine(x, kernel, bias)
+
+
+def affine(x: jax.Array, kernel: jax.Array, bias: jax.Array | None = None) -> jax.Array:
+    """``x @ kernel + bias`` of checked arguments, as :func:`dense` computes it here.
+
+    Upcast to float32 where the CPU emulates bfloat16 (or at a few rows forward only),
+    bfloat16 operands with float32 sums where it has native bfloat16 dot products (and
+    under ``fit(precision="bfloat16")``'s ``_bfloat16_dot.bfloat16_operands``), else one
+    matmul in the dtype of ``x``. Also the projections of
+    :func:`~nnjax.functional.multi_head_attention`.
+
+    Args:
+      x: ``(..., in)``, a float dtype.
+      kernel: ``(in, out)``.
+      bias: ``(out,)`` or ``None``.
+
+    Returns:
+      ``(..., out)`` in the dtype of ``x``.
+
+    Example:
+      >>> affine(jnp.ones((4, 3)), jnp.ones((3, 2)), jnp.zeros(2)).shape
+      (4, 2)
+    """
     few_rows = is_forward_only() and math.prod(x.shape[:-1]) <= FORWARD_FLOAT32_MAX_ROWS
     if _hardware.upcast_matmuls(x.dtype) or (few_rows and _hardware.bfloat16_dots(x.dtype)):
         return _affine_upcast(x, kernel, bias)

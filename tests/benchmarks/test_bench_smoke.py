@@ -74,7 +74,7 @@ RUNS = {
     "gru-others": ("lstm", ["equinox", "keras"], ["--cell", "gru", *CPU_OPTIONS]),
     # two CPU devices: the nnjax peers split each batch over them, as fit would
     "lstm-devices": ("lstm", ["nnjax", "nnjax_per_step", "flax_nnx"], ["--cpu-devices", "2"]),
-    "attention-nnjax": ("attention", ["nnjax", "nnjax_no_donate", "torch"], []),
+    "attention-nnjax": ("attention", ["nnjax", "nnjax_no_donate", "nnjax_precision", "torch"], []),
     "attention-flax": ("attention", ["flax_nnx", "flax_nnx_partial"], []),
     "attention-others": ("attention", ["equinox", "keras"], CPU_OPTIONS),
 }

@@ -77,10 +77,13 @@ def test_library_gradients_do_not_recompile(key):
     assert len(traces) == 1
 
 
-def test_row_major_transpose_is_the_transpose():
-    a = jnp.arange(12.0).reshape(3, 4)
-    t = jax.jit(_bfloat16_dot.row_major_transpose)(a)
-    np.testing.assert_array_equal(np.asarray(t), np.asarray(a).T)
+@pytest.mark.parametrize("lead", [(1, 6), (3, 4)])
+def test_leading_contraction_sums_bfloat16_products_over_the_leading_axes(key, lead):
+    a, b = jax.random.normal(key, (*lead, 5)), jax.random.normal(jax.random.key(2), (*lead, 3))
+    got = _conv_compiler.jit(_bfloat16_dot.leading_contraction)(a, b)
+    assert got.dtype == F32 and got.shape == (5, 3)
+    want = np.einsum("tbk,tbn->kn", _bf16_values(a), _bf16_values(b))
+    _close(got, want, 1e-6)
 
 
 def _dot_operand_widenings(text: str) -> int:

@@ -1,0 +1,160 @@
+"""``_bfloat16_dot.written_out``: the kernel gradient's transposed operand read from the
+forward's rounding, and the attention projections on the same bfloat16 matmuls as
+``F.dense`` under ``precision="bfloat16"``."""
+
+import re
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.sharding import AxisType, NamedSharding, PartitionSpec
+
+import nnjax.functional as F
+from nnjax.functional import _bfloat16_dot, _conv_compiler
+
+from ._backend import requires_library_programs
+
+BF16, F32 = jnp.bfloat16, jnp.float32
+
+
+@pytest.mark.parametrize("dtype", [F32, BF16])
+def test_written_out_is_its_argument(key, dtype):
+    a = jax.random.normal(key, (5, 7)).astype(dtype)
+    a = a.at[0, 0].set(-0.0).at[1, 1].set(jnp.nan)
+    for key_value in (jnp.zeros(3), jnp.full(3, jnp.nan), -jnp.ones(3)):
+        got = _conv_compiler.jit(_bfloat16_dot.written_out)(a, key_value)
+        assert got.dtype == dtype
+        # bitwise: the conditional's branch is the identity whatever the key holds
+        np.testing.assert_array_equal(
+            np.asarray(
+                jax.lax.bitcast_convert_type(got, jnp.uint16 if dtype == BF16 else jnp.uint32)
+            ),
+            np.asarray(
+                jax.lax.bitcast_convert_type(a, jnp.uint16 if dtype == BF16 else jnp.uint32)
+            ),
+        )
+    # vmapped over keys (a sweep's members): a select of the same values
+    keys = jnp.stack([jnp.zeros(3), jnp.ones(3)])
+    got = jax.vmap(_bfloat16_dot.written_out, in_axes=(None, 0))(a, keys)
+    np.testing.assert_array_equal(np.asarray(got[0], F32), np.asarray(a, F32))
+    np.testing.assert_array_equal(np.asarray(got[1], F32), np.asarray(a, F32))
+
+
+def _fused_computations(text: str) -> dict[str, str]:
+    """A compiled program's computations by name."""
+    blocks = {}
+    for block in text.split("\n\n"):
+        head = block.strip().split(" ", 1)[0].lstrip("%")
+        blocks[head] = block
+    return blocks
+
+
+def _transpose_reads(text: str, shape: str) -> list[str]:
+    """Parameter dtypes of the fusions that write the ``shape`` (e.g. ``bf16[40,30]``) array."""
+    blocks, reads = _fused_computations(text), []
+    for line in text.splitlines():
+        if re.search(rf"= {re.escape(shape)}\{{[^}}]*\}} fusion\(", line):
+            called = re.search(r"calls=%([^,\s}]+)", line).group(1)
+            reads += re.findall(r"parameter\(\d+\)", blocks[called]) and re.findall(
+                r"= (\w+)\[[^\]]*\]\{?[^ ]* parameter\(", blocks[called]
+            )
+    return reads
+
+
+@requires_library_programs
+def test_kernel_gradient_transposes_the_rounded_array_not_its_float32_source(key):
+    """The transposing copy reads the forward's bfloat16 rounding (one pass of 2 bytes an
+    element), not the float32 input that XLA would round again in transposed order."""
+    x = jax.random.normal(key, (30, 40))
+    kernel = jax.random.normal(jax.random.key(1), (40, 24))
+    grad = jax.grad(lambda k, v: jnp.sum(_bfloat16_dot.matmul(v, k) ** 2))
+    text = _conv_compiler.jit(grad).lower(kernel, x).compile().as_text()
+    assert "conditional(" in text
+    reads = _transpose_reads(text, "bf16[40,30]")
+    assert reads and set(reads) == {"bf16"}, reads
+    # the values: float32 sums of the bfloat16 products, as before
+    xb, kb = (np.asarray(a.astype(BF16), np.float64) for a in (x, kernel))
+    dy = np.asarray(jnp.asarray(2 * (xb @ kb), F32).astype(BF16), np.float64)
+    want = xb.T @ dy
+    got = np.asarray(_conv_compiler.jit(grad)(kernel, x), np.float64)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * np.abs(want).max())
+
+
+@requires_library_programs
+@pytest.mark.devices(2)
+def test_kernel_gradient_over_a_split_batch_adds_no_collective_for_the_key(key):
+    x = jax.random.normal(key, (32, 40))
+    kernel = jax.random.normal(jax.random.key(1), (40, 24))
+    grad = jax.grad(lambda k, v: jnp.sum(_bfloat16_dot.matmul(v, k) ** 2))
+    want = _conv_compiler.jit(grad)(kernel, x)
+    mesh = jax.make_mesh((2,), ("batch",), axis_types=(AxisType.Auto,))
+    x = jax.device_put(x, NamedSharding(mesh, PartitionSpec("batch")))
+    kernel = jax.device_put(kernel, NamedSharding(mesh, PartitionSpec()))
+    step = _conv_compiler.jit(grad)
+    text = step.lower(kernel, x).compile().as_text()
+    # one all-reduce: the kernel gradient's sum over the two halves of the batch
+    assert len(re.findall(r"all-reduce(?:-start)?\(", text)) == 1
+    assert "all-gather" not in text and "collective-permute" not in text
+    np.testing.assert_allclose(np.asarray(step(kernel, x)), np.asarray(want), rtol=1e-6, atol=1e-3)
+
+
+def _bfloat16_dot_computations(text: str) -> int:
+    """Computations whose two parameters are bfloat16 and that hold a dot."""
+    headers, dots = [], []
+    for line in text.splitlines():
+        if line.endswith("{") and not line.startswith(" "):
+            headers.append(line)
+            dots.append(False)
+        elif " dot(" in line and dots:
+            dots[-1] = True
+    return sum(d and h.split("->")[0].count("bf16[") == 2 for h, d in zip(headers, dots))
+
+
+@requires_library_programs
+def test_attention_projections_multiply_in_bfloat16_under_precision(key):
+    a, b = jnp.ones((64, 96), BF16), jnp.ones((96, 64), BF16)
+    plain = jax.jit(lambda a, b: jax.lax.dot(a, b, preferred_element_type=F32))
+    if "__ynn" not in plain.lower(a, b).compile().as_text():
+        pytest.skip("this jaxlib's XLA:CPU has no YNNPACK matmuls")
+    params = F.multi_head_attention_init(key, 32, num_heads=4)
+    x = jax.random.normal(jax.random.key(2), (4, 6, 32))
+
+    def loss(p, rounded):
+        with _bfloat16_dot.bfloat16_operands(rounded):
+            return jnp.sum(F.multi_head_attention(p, x) ** 2)
+
+    def dots(rounded):
+        step = _conv_compiler.jit(jax.grad(lambda p: loss(p, rounded)))
+        return _bfloat16_dot_computations(step.lower(params).compile().as_text())
+
+    # four projections (query, key, value, out): forward and kernel gradient each, and
+    # the out projection's input gradient (x, a constant here, needs none)
+    assert dots(True) >= 8
+    assert dots(False) == 0
+    # the values: within bfloat16 operand error of float32's
+    want = jax.jit(lambda p: loss(p, False))(params)
+    got = _conv_compiler.jit(lambda p: loss(p, True))(params)
+    np.testing.assert_allclose(float(got), float(want), rtol=2e-2)
+    assert float(got) != float(want)
+
+
+@requires_library_programs
+@pytest.mark.devices(2)
+@pytest.mark.parametrize("out", [4, 64])  # the patch matrix transposed, or dy
+def test_bfloat16_convolution_kernel_gradient_keeps_a_split_batch_split(key, out):
+    from nnjax.functional import _conv_bfloat16
+
+    x = jax.random.normal(key, (8, 6, 6, 3))
+    kernel = jax.random.normal(jax.random.key(1), (3, 3, 3, out))
+    pads = ((1, 1), (1, 1))
+    conv = lambda k, v: jnp.sum(_conv_bfloat16.conv(v, k, (1, 1), pads, (1, 1)) ** 2)
+    want = _conv_compiler.jit(jax.grad(conv))(kernel, x)
+    mesh = jax.make_mesh((2,), ("batch",), axis_types=(AxisType.Auto,))
+    x = jax.device_put(x, NamedSharding(mesh, PartitionSpec("batch")))
+    kernel = jax.device_put(kernel, NamedSharding(mesh, PartitionSpec()))
+    step = _conv_compiler.jit(jax.grad(conv))
+    text = step.lower(kernel, x).compile().as_text()
+    assert "all-gather" not in text and "collective-permute" not in text
+    got = np.asarray(step(kernel, x))
+    np.testing.assert_allclose(got, np.asarray(want), rtol=1e-5, atol=1e-5 * np.abs(want).max())
