@@ -14,6 +14,7 @@ import nnjax.functional as F
 from nnjax.functional import _bfloat16_dot, _conv_compiler
 
 from ._backend import requires_library_programs
+from ._hlo import bfloat16_dot_computations, skip_without_ynn_matmuls
 
 BF16, F32 = jnp.bfloat16, jnp.float32
 
@@ -99,24 +100,9 @@ def test_kernel_gradient_over_a_split_batch_adds_no_collective_for_the_key(key):
     np.testing.assert_allclose(np.asarray(step(kernel, x)), np.asarray(want), rtol=1e-6, atol=1e-3)
 
 
-def _bfloat16_dot_computations(text: str) -> int:
-    """Computations whose two parameters are bfloat16 and that hold a dot."""
-    headers, dots = [], []
-    for line in text.splitlines():
-        if line.endswith("{") and not line.startswith(" "):
-            headers.append(line)
-            dots.append(False)
-        elif " dot(" in line and dots:
-            dots[-1] = True
-    return sum(d and h.split("->")[0].count("bf16[") == 2 for h, d in zip(headers, dots))
-
-
 @requires_library_programs
 def test_attention_projections_multiply_in_bfloat16_under_precision(key):
-    a, b = jnp.ones((64, 96), BF16), jnp.ones((96, 64), BF16)
-    plain = jax.jit(lambda a, b: jax.lax.dot(a, b, preferred_element_type=F32))
-    if "__ynn" not in plain.lower(a, b).compile().as_text():
-        pytest.skip("this jaxlib's XLA:CPU has no YNNPACK matmuls")
+    skip_without_ynn_matmuls()
     params = F.multi_head_attention_init(key, 32, num_heads=4)
     x = jax.random.normal(jax.random.key(2), (4, 6, 32))
 
@@ -126,7 +112,7 @@ def test_attention_projections_multiply_in_bfloat16_under_precision(key):
 
     def dots(rounded):
         step = _conv_compiler.jit(jax.grad(lambda p: loss(p, rounded)))
-        return _bfloat16_dot_computations(step.lower(params).compile().as_text())
+        return bfloat16_dot_computations(step.lower(params).compile().as_text())
 
     # four projections (query, key, value, out): forward and kernel gradient each, and
     # the out projection's input gradient (x, a constant here, needs none)

@@ -20,6 +20,7 @@ from nnjax.functional import _bfloat16_dot, _conv_compiler, _gru_scan, _lstm_sca
 from nnjax.functional.recurrent import gru_cell_init, lstm_cell_init
 
 from ._backend import requires_library_programs
+from ._hlo import bfloat16_dot_computations, skip_without_ynn_matmuls
 
 BF16, F32 = jnp.bfloat16, jnp.float32
 
@@ -194,24 +195,9 @@ def test_rounding_follows_the_program_and_the_rows():
             assert _lstm_scan.rounding_for(rows, weights=wide) == none
 
 
-def _bfloat16_dot_computations(hlo: str) -> int:
-    """Computations of an HLO text whose two parameters are bfloat16 and that hold a dot."""
-    headers, dots = [], []
-    for line in hlo.splitlines():
-        if line.endswith("{") and not line.startswith(" "):  # a computation's header
-            headers.append(line)
-            dots.append(False)
-        elif " dot(" in line and dots:
-            dots[-1] = True
-    return sum(d and h.split("->")[0].count("bf16[") == 2 for h, d in zip(headers, dots))
-
-
 @requires_library_programs
 def test_rounded_weight_gradient_is_a_bfloat16_matmul_in_the_compiled_program(key):
-    a, b = jnp.ones((64, 96), BF16), jnp.ones((96, 64), BF16)
-    plain = jax.jit(lambda a, b: jax.lax.dot(a, b, preferred_element_type=F32))
-    if "__ynn" not in plain.lower(a, b).compile().as_text():
-        pytest.skip("this jaxlib's XLA:CPU has no YNNPACK matmuls")
+    skip_without_ynn_matmuls()
     params = lstm_cell_init(key, 16, 32)
 
     def bfloat16_dots(rows: int, eigen_dots: bool = False) -> int:
@@ -223,7 +209,7 @@ def test_rounded_weight_gradient_is_a_bfloat16_matmul_in_the_compiled_program(ke
                 return jnp.sum(F.lstm(p, xs)[1])
 
         step = _conv_compiler.jit(jax.grad(loss), eigen_dots=eigen_dots)
-        return _bfloat16_dot_computations(step.lower(params).compile().as_text())
+        return bfloat16_dot_computations(step.lower(params).compile().as_text())
 
     assert bfloat16_dots(8) == 1  # the weight gradient
     # and the forward and backward scans' per-step matmuls
@@ -242,10 +228,7 @@ def _wide_hidden(weights_of_hidden) -> int:
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
 def test_wide_recurrences_multiply_in_bfloat16_from_few_rows(key, cell):
     """A per-step weight matrix of ``BFLOAT16_SCAN_WEIGHTS`` elements: bfloat16 scans at 8 rows."""
-    a, b = jnp.ones((64, 96), BF16), jnp.ones((96, 64), BF16)
-    plain = jax.jit(lambda a, b: jax.lax.dot(a, b, preferred_element_type=F32))
-    if "__ynn" not in plain.lower(a, b).compile().as_text():
-        pytest.skip("this jaxlib's XLA:CPU has no YNNPACK matmuls")
+    skip_without_ynn_matmuls()
     rows, features = _lstm_scan.BFLOAT16_SCAN_MIN_ROWS, 16
     if cell == "lstm":  # [x, h] @ (in + H, 4H) per step
         init, fn = lstm_cell_init, F.lstm
@@ -263,7 +246,7 @@ def test_wide_recurrences_multiply_in_bfloat16_from_few_rows(key, cell):
                 return jnp.sum(fn(p, xs)[1])
 
         step = _conv_compiler.jit(jax.grad(loss))
-        return _bfloat16_dot_computations(step.lower(params).compile().as_text())
+        return bfloat16_dot_computations(step.lower(params).compile().as_text())
 
     weight_grads = 1 if cell == "lstm" else 2
     assert bfloat16_dots(rows, hidden) == weight_grads + 2  # and both scans' matmuls
