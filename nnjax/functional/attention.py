@@ -7,7 +7,7 @@ import jax.numpy as jnp
 
 from nnjax import _checks, initializers
 from nnjax.errors import ShapeError
-from nnjax.functional import _eager, _utils
+from nnjax.functional import _attention_bfloat16, _eager, _utils
 from nnjax.functional.dense import affine
 from nnjax.functional.dropout import dropout, dropout_key
 
@@ -187,7 +187,10 @@ def multi_head_attention(
     explicitly (softmax in float32, or float64 for float64 inputs, which the fused op
     would round to float32) and dropped with :func:`nnjax.functional.dropout`. float64
     inputs, and float16 ones on the CPU (whose matmuls have no float16 -> float32 kernel,
-    which the fused op asks for), take the explicit path without dropout too.
+    which the fused op asks for), take the explicit path without dropout too. Under
+    ``fit(precision="bfloat16")`` on a CPU with native bfloat16 matmuls the projections
+    multiply as :func:`nnjax.functional.dense` does there, and without dropout so do
+    ``q k^T`` and ``weights v`` (bfloat16 operands, float32 sums and softmax).
 
     Args:
       params: from :func:`multi_head_attention_init`.
@@ -306,7 +309,9 @@ def _attend(params, x, context, mask, key, dropout_rate, causal: bool, drop: boo
                         (None, *q.shape[2:]))  # fmt: skip
     batch, t, heads = q.shape[:3]
     mask = _mask4(op, mask, batch, heads, t, k.shape[1])
-    if drop or not _fused_op_computes(x.dtype):
+    if not drop and _attention_bfloat16.applies(x.dtype):  # fit(precision="bfloat16")
+        o = _attention_bfloat16.attention(q, k, v, mask, causal, params["query"]["kernel"])
+    elif drop or not _fused_op_computes(x.dtype):
         weights = attention_weights(q, k, mask, causal)
         if drop:  # key is None at rate 1: dropout reads none
             weights = dropout(key, weights, dropout_rate)

@@ -25,3 +25,19 @@ def skip_without_ynn_matmuls() -> None:
     plain = jax.jit(lambda a, b: jax.lax.dot(a, b, preferred_element_type=jnp.float32))
     if "__ynn" not in plain.lower(a, b).compile().as_text():
         pytest.skip("this jaxlib's XLA:CPU has no YNNPACK matmuls")
+
+
+def on_split_batch(fn, replicated, batch) -> tuple[str, object]:
+    """``fn(replicated, batch)`` compiled as ``fit`` compiles, ``batch`` split over 2 devices.
+
+    Returns the compiled program's text and its result.
+    """
+    from jax.sharding import AxisType, NamedSharding, PartitionSpec
+
+    from nnjax.functional import _conv_compiler
+
+    mesh = jax.make_mesh((2,), ("batch",), axis_types=(AxisType.Auto,))
+    batch = jax.device_put(batch, NamedSharding(mesh, PartitionSpec("batch")))
+    replicated = jax.device_put(replicated, NamedSharding(mesh, PartitionSpec()))
+    step = _conv_compiler.jit(fn)
+    return step.lower(replicated, batch).compile().as_text(), step(replicated, batch)

@@ -8,13 +8,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from jax.sharding import AxisType, NamedSharding, PartitionSpec
 
 import nnjax.functional as F
 from nnjax.functional import _bfloat16_dot, _conv_compiler
 
 from ._backend import requires_library_programs
-from ._hlo import bfloat16_dot_computations, skip_without_ynn_matmuls
+from ._hlo import bfloat16_dot_computations, on_split_batch, skip_without_ynn_matmuls
 
 BF16, F32 = jnp.bfloat16, jnp.float32
 
@@ -89,15 +88,11 @@ def test_kernel_gradient_over_a_split_batch_adds_no_collective_for_the_key(key):
     kernel = jax.random.normal(jax.random.key(1), (40, 24))
     grad = jax.grad(lambda k, v: jnp.sum(_bfloat16_dot.matmul(v, k) ** 2))
     want = _conv_compiler.jit(grad)(kernel, x)
-    mesh = jax.make_mesh((2,), ("batch",), axis_types=(AxisType.Auto,))
-    x = jax.device_put(x, NamedSharding(mesh, PartitionSpec("batch")))
-    kernel = jax.device_put(kernel, NamedSharding(mesh, PartitionSpec()))
-    step = _conv_compiler.jit(grad)
-    text = step.lower(kernel, x).compile().as_text()
+    text, got = on_split_batch(grad, kernel, x)
     # one all-reduce: the kernel gradient's sum over the two halves of the batch
     assert len(re.findall(r"all-reduce(?:-start)?\(", text)) == 1
     assert "all-gather" not in text and "collective-permute" not in text
-    np.testing.assert_allclose(np.asarray(step(kernel, x)), np.asarray(want), rtol=1e-6, atol=1e-3)
+    np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-6, atol=1e-3)
 
 
 @requires_library_programs
@@ -136,11 +131,7 @@ def test_bfloat16_convolution_kernel_gradient_keeps_a_split_batch_split(key, out
     pads = ((1, 1), (1, 1))
     conv = lambda k, v: jnp.sum(_conv_bfloat16.conv(v, k, (1, 1), pads, (1, 1)) ** 2)
     want = _conv_compiler.jit(jax.grad(conv))(kernel, x)
-    mesh = jax.make_mesh((2,), ("batch",), axis_types=(AxisType.Auto,))
-    x = jax.device_put(x, NamedSharding(mesh, PartitionSpec("batch")))
-    kernel = jax.device_put(kernel, NamedSharding(mesh, PartitionSpec()))
-    step = _conv_compiler.jit(jax.grad(conv))
-    text = step.lower(kernel, x).compile().as_text()
+    text, got = on_split_batch(jax.grad(conv), kernel, x)
     assert "all-gather" not in text and "collective-permute" not in text
-    got = np.asarray(step(kernel, x))
+    got = np.asarray(got)
     np.testing.assert_allclose(got, np.asarray(want), rtol=1e-5, atol=1e-5 * np.abs(want).max())
