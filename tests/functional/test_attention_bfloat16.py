@@ -113,7 +113,7 @@ def test_multi_head_attention_takes_it_under_precision_only(key):
     assert dots(False) == 0
     want = jax.jit(jax.value_and_grad(lambda p: _attention_loss(p, x, False)))(params)
     got = _conv_compiler.jit(jax.value_and_grad(lambda p: _attention_loss(p, x, True)))(params)
-    np.testing.assert_allclose(float(got[0]), float(want[0]), rtol=2e-2)
+    np.testing.assert_allclose(float(got[0]), float(want[0]), rtol=2e-2, atol=1e-3)
     assert float(got[0]) != float(want[0])  # rounded
     for name in ("query", "value", "out"):  # within bfloat16 error of float32's
         g, w = np.asarray(got[1][name]["kernel"]), np.asarray(want[1][name]["kernel"])
