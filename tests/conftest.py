@@ -128,22 +128,38 @@ def x64() -> Iterator[None]:
         jax.config.update("jax_enable_x64", before)
 
 
+class _Unoptimized:
+    """Whether this process may hold programs compiled under ``fast_compiles``."""
+
+    held = False
+
+
 @pytest.fixture
 def fast_compiles() -> Iterator[None]:
     """Compiles with most XLA optimizations off for the duration of one test.
 
     For tests of examples, which check results and compilations, not speed: XLA
     compiles several times faster. The flag is not part of the keys of JAX's and
-    nnjax's in-memory caches, so those are emptied afterwards: a later test in the same
-    process would otherwise run the programs compiled here, unoptimized.
+    nnjax's in-memory caches, so the first test after them that does not ask for it
+    starts from emptied caches (``_optimized_programs``): it would otherwise run the
+    programs compiled here, unoptimized. A run of such tests (the docstring examples)
+    shares its programs and empties the caches once.
     """
     before = jax.config.read("jax_disable_most_optimizations")
     jax.config.update("jax_disable_most_optimizations", True)
+    _Unoptimized.held = True
     try:
         yield
     finally:
         jax.config.update("jax_disable_most_optimizations", before)
+
+
+@pytest.fixture(autouse=True)
+def _optimized_programs(request: pytest.FixtureRequest) -> None:
+    """Empties the compile caches before a test that follows ``fast_compiles`` tests."""
+    if _Unoptimized.held and "fast_compiles" not in request.fixturenames:
         _forget_compiled_programs()
+        _Unoptimized.held = False
 
 
 def _forget_compiled_programs() -> None:

@@ -61,7 +61,13 @@ CASES = {  # (T, S, mask kind, causal)
 }
 
 
-@pytest.mark.parametrize("case", sorted(CASES))
+@pytest.mark.parametrize(  # the most general case in the default run, all with `-m slow`
+    "case",
+    [
+        c if c.startswith("cross") else pytest.param(c, marks=pytest.mark.slow)
+        for c in sorted(CASES)
+    ],
+)
 def test_attention_and_its_gradients_round_the_products_operands(key, case):
     t, s, mask_kind, causal = CASES[case]
     kq, kk, kv, kd, km = jax.random.split(key, 5)
@@ -98,6 +104,7 @@ def _attention_loss(params, x, rounded, **kw):
 
 
 @requires_library_programs
+@pytest.mark.slow  # heavy (the default run stays under 10 minutes)
 def test_multi_head_attention_takes_it_under_precision_only(key):
     skip_without_ynn_matmuls()
     params = F.multi_head_attention_init(key, 32, num_heads=4)
@@ -121,6 +128,7 @@ def test_multi_head_attention_takes_it_under_precision_only(key):
 
 
 @requires_library_programs
+@pytest.mark.slow  # heavy (the default run stays under 10 minutes)
 @pytest.mark.devices(2)
 def test_split_batch_adds_no_gather(key):
     params = F.multi_head_attention_init(key, 16, num_heads=2)

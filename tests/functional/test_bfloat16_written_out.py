@@ -96,6 +96,7 @@ def test_kernel_gradient_over_a_split_batch_adds_no_collective_for_the_key(key):
 
 
 @requires_library_programs
+@pytest.mark.slow  # heavy (the default run stays under 10 minutes)
 def test_attention_projections_multiply_in_bfloat16_under_precision(key):
     skip_without_ynn_matmuls()
     params = F.multi_head_attention_init(key, 32, num_heads=4)
@@ -121,6 +122,7 @@ def test_attention_projections_multiply_in_bfloat16_under_precision(key):
 
 
 @requires_library_programs
+@pytest.mark.slow  # heavy (the default run stays under 10 minutes)
 @pytest.mark.devices(2)
 @pytest.mark.parametrize("out", [4, 64])  # the patch matrix transposed, or dy
 def test_bfloat16_convolution_kernel_gradient_keeps_a_split_batch_split(key, out):

@@ -56,16 +56,27 @@ MODULES = [
 ]
 
 
-#: Modules whose examples compile many ops (3-11 s each, 2 CPU cores, ``--durations=0``):
-#: they run in the slow step; the other modules (under 3 s each) run by default.
+#: Modules whose examples compile many ops (0.7 s or more each on 2 loaded CPU cores,
+#: ``--durations=0``, 2026-12-07): they run in the slow step, so that the default run
+#: stays under 10 minutes; the other modules run by default.
 SLOW = {
+    "nnjax.activations",
     "nnjax.functional",
+    "nnjax.functional._conv_taps",
+    "nnjax.functional._lstm_scan",
     "nnjax.functional.attention",
     "nnjax.functional.bidirectional_rnn",
     "nnjax.functional.conv",
     "nnjax.functional.conv_transpose",
+    "nnjax.functional.embed",
+    "nnjax.functional.pooling",
+    "nnjax.functional.positional",
     "nnjax.functional.recurrent",
+    "nnjax.functional.sequence",
     "nnjax.functional.transformer",
+    "nnjax.initializers",
+    "nnjax.losses",
+    "nnjax.metrics",
 }
 
 

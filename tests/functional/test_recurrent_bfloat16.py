@@ -97,6 +97,7 @@ def _close_to_bfloat16_operands(got, want):
 
 
 @requires_library_programs
+@pytest.mark.slow  # heavy (the default run stays under 10 minutes)
 def test_lstm_backward_rounds_only_on_ynnpack_matmuls_under_bfloat16_operands(key):
     want = _lstm_loss_grads(key, rounding=False, eigen_dots=False)
     got = _lstm_loss_grads(key, rounding=True, eigen_dots=False)
@@ -127,6 +128,7 @@ def test_lstm_weight_gradient_stays_float32_outside_library_programs(key):
 
 
 @requires_library_programs
+@pytest.mark.slow  # heavy (the default run stays under 10 minutes)
 def test_lstm_of_more_rows_multiplies_bfloat16_operands_in_its_scans_too(key):
     rows = _lstm_scan.BFLOAT16_SCAN_ROWS + 8
     want = _lstm_loss_grads(key, rounding=False, eigen_dots=False, batch=rows)
@@ -145,7 +147,13 @@ def test_lstm_of_more_rows_multiplies_bfloat16_operands_in_its_scans_too(key):
 
 
 @requires_library_programs
-@pytest.mark.parametrize("batch", [_gru_scan.BFLOAT16_SCAN_ROWS, _gru_scan.BFLOAT16_SCAN_ROWS + 4])
+@pytest.mark.parametrize(
+    "batch",
+    [
+        _gru_scan.BFLOAT16_SCAN_ROWS,
+        pytest.param(_gru_scan.BFLOAT16_SCAN_ROWS + 4, marks=pytest.mark.slow),
+    ],
+)
 def test_gru_multiplies_bfloat16_operands_in_its_weight_gradients_and_scans(key, batch):
     params = gru_cell_init(key, 12, 16)
     xs = jax.random.normal(jax.random.key(1), (batch, 7, 12))
@@ -196,6 +204,7 @@ def test_rounding_follows_the_program_and_the_rows():
 
 
 @requires_library_programs
+@pytest.mark.slow  # heavy (the default run stays under 10 minutes)
 def test_rounded_weight_gradient_is_a_bfloat16_matmul_in_the_compiled_program(key):
     skip_without_ynn_matmuls()
     params = lstm_cell_init(key, 16, 32)
@@ -225,6 +234,7 @@ def _wide_hidden(weights_of_hidden) -> int:
 
 
 @requires_library_programs
+@pytest.mark.slow  # heavy (the default run stays under 10 minutes)
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
 def test_wide_recurrences_multiply_in_bfloat16_from_few_rows(key, cell):
     """A per-step weight matrix of ``BFLOAT16_SCAN_WEIGHTS`` elements: bfloat16 scans at 8 rows."""

@@ -53,7 +53,7 @@ def _lstm_backward_reference(saved, cotangents, reverse):
     return dw, _rounded(dz).sum(axis=(0, 1)), dxs, dh, dc
 
 
-@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("reverse", [False, pytest.param(True, marks=pytest.mark.slow)])
 def test_lstm_backward_from_bfloat16_residuals_matches_a_float64_reference(key, reverse):
     """Gates, cell states and ``dz`` kept as bfloat16 bits, everything else float32."""
     k = jax.random.split(key, 6)
@@ -103,7 +103,7 @@ def _gru_backward_reference(saved, cotangents, reverse):
     return (dw_x, dw_h, *sums), dxs, dh
 
 
-@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("reverse", [False, pytest.param(True, marks=pytest.mark.slow)])
 def test_gru_backward_from_bfloat16_residuals_matches_a_float64_reference(key, reverse):
     k = jax.random.split(key, 5)
     p = gru_cell_init(k[0], 5, 8)
@@ -136,6 +136,7 @@ def _computations(hlo: str) -> dict[str, str]:
 
 
 @requires_library_programs
+@pytest.mark.slow  # heavy (the default run stays under 10 minutes)
 @pytest.mark.devices(2)
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
 def test_split_batch_scans_hold_no_collective(key, cell):

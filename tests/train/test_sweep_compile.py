@@ -44,7 +44,10 @@ def test_library_compiled_only_for_members_one_at_a_time():
     assert not any(sweep_step.library_compiled(k) for k in (None, 2, 8))
 
 
-@pytest.mark.parametrize("per_step", [1, None, 2])
+@pytest.mark.parametrize(
+    "per_step",
+    [pytest.param(1, marks=pytest.mark.slow), None, pytest.param(2, marks=pytest.mark.slow)],
+)
 def test_dispatch_compiled_as_fits_only_for_members_one_at_a_time(monkeypatch, per_step):
     calls = []
 
@@ -66,6 +69,7 @@ def test_dispatch_compiled_as_fits_only_for_members_one_at_a_time(monkeypatch, p
     assert calls == expected
 
 
+@pytest.mark.slow  # heavy (the default run stays under 10 minutes)
 def test_members_one_at_a_time_choose_the_matmul_library_by_precision_as_fit(monkeypatch):
     """A bfloat16 LSTM's members take YNNPACK's matmuls where AMX has bfloat16 tiles."""
     monkeypatch.setattr(_hardware, "amx_bfloat16", lambda: True)
@@ -86,7 +90,7 @@ def test_members_one_at_a_time_choose_the_matmul_library_by_precision_as_fit(mon
     assert calls == [False, True]
 
 
-@pytest.mark.parametrize("per_step", [1, None])
+@pytest.mark.parametrize("per_step", [pytest.param(1, marks=pytest.mark.slow), None])
 def test_validation_compiled_as_evaluate_only_for_members_one_at_a_time(monkeypatch, per_step):
     calls = []
     real = sweep_step.eval_blocks.library_jit
@@ -104,6 +108,7 @@ def test_validation_compiled_as_evaluate_only_for_members_one_at_a_time(monkeypa
     assert calls == ([graphdef] if per_step == 1 else [])
 
 
+@pytest.mark.slow  # heavy (the default run stays under 10 minutes)
 @pytest.mark.skipif(not ON_CPU, reason="XLA:CPU's YNNPACK option only")
 def test_cnn_members_one_at_a_time_convolve_on_eigen_as_fit():
     def model_fn(rngs):
