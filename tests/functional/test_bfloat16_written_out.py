@@ -1,6 +1,6 @@
 """``_bfloat16_dot.written_out``: the kernel gradient's transposed operand read from the
-forward's rounding, and the attention projections on the same bfloat16 matmuls as
-``F.dense`` under ``precision="bfloat16"``."""
+forward's rounding, and no collective for it over a split batch. (The attention
+projections' bfloat16 matmuls are counted in ``test_attention_bfloat16.py``.)"""
 
 import re
 
@@ -9,11 +9,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import nnjax.functional as F
 from nnjax.functional import _bfloat16_dot, _conv_compiler
 
 from ._backend import requires_library_programs
-from ._hlo import bfloat16_dot_computations, on_split_batch, skip_without_ynn_matmuls
+from ._hlo import on_split_batch
 
 BF16, F32 = jnp.bfloat16, jnp.float32
 
@@ -93,32 +92,6 @@ def test_kernel_gradient_over_a_split_batch_adds_no_collective_for_the_key(key):
     assert len(re.findall(r"all-reduce(?:-start)?\(", text)) == 1
     assert "all-gather" not in text and "collective-permute" not in text
     np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-6, atol=1e-3)
-
-
-@requires_library_programs
-@pytest.mark.slow  # heavy (the default run stays under 10 minutes)
-def test_attention_projections_multiply_in_bfloat16_under_precision(key):
-    skip_without_ynn_matmuls()
-    params = F.multi_head_attention_init(key, 32, num_heads=4)
-    x = jax.random.normal(jax.random.key(2), (4, 6, 32))
-
-    def loss(p, rounded):
-        with _bfloat16_dot.bfloat16_operands(rounded):
-            return jnp.sum(F.multi_head_attention(p, x) ** 2)
-
-    def dots(rounded):
-        step = _conv_compiler.jit(jax.grad(lambda p: loss(p, rounded)))
-        return bfloat16_dot_computations(step.lower(params).compile().as_text())
-
-    # four projections (query, key, value, out): forward and kernel gradient each, and
-    # the out projection's input gradient (x, a constant here, needs none)
-    assert dots(True) >= 8
-    assert dots(False) == 0
-    # the values: within bfloat16 operand error of float32's
-    want = jax.jit(lambda p: loss(p, False))(params)
-    got = _conv_compiler.jit(lambda p: loss(p, True))(params)
-    np.testing.assert_allclose(float(got), float(want), rtol=2e-2, atol=1e-3)
-    assert float(got) != float(want)
 
 
 @requires_library_programs
