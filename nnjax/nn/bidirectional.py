@@ -15,7 +15,7 @@ from nnjax.functional.bidirectional_rnn import merge_outputs
 from nnjax.nn import _validate
 from nnjax.nn._base import check_dtypes, compute_dtype
 from nnjax.nn._nested import NestedModule
-from nnjax.nn.recurrent import last_output
+from nnjax.nn.recurrent import final_holds_last, final_output, last_output
 
 _CELLS: dict[str, tuple[Callable[..., tuple[Any, jax.Array]], Callable[..., dict[str, Any]]]] = {
     "rnn": (F.rnn_cell, F.rnn_cell_init),
@@ -144,7 +144,9 @@ class Bidirectional(NestedModule):
             merge="concat",
         )  # fmt: skip
         fwd, bwd = ys[..., : self.hidden_features], ys[..., self.hidden_features :]
-        if not self.return_sequences:
+        if not self.return_sequences and final_holds_last(state, lengths, ys.shape[1]):
+            fwd, bwd = (final_output(f, ys.dtype) for f in finals)
+        elif not self.return_sequences:
             fwd, bwd = last_output(fwd, lengths, False), last_output(bwd, None, True)
         out = merge_outputs(fwd, bwd, self.merge)
         return (out, finals) if self.return_state else out
