@@ -119,8 +119,8 @@ def _nnjax_formulation(cfg: Config, precompute: bool):
             self.head = nn.Dense(cfg.hidden, cfg.num_classes, rngs=rngs)
 
         def __call__(self, xs: jax.Array) -> jax.Array:
-            _, ys = run(self.rnn.params(), xs, precompute_inputs=precompute)
-            return self.head(ys[:, -1])
+            final, _ = run(self.rnn.params(), xs, precompute_inputs=precompute)
+            return self.head(final.h if isinstance(final, F.LSTMState) else final)  # as nn's
 
     return RecurrentClassifier(nnx.Rngs(0))
 

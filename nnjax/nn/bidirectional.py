@@ -145,7 +145,7 @@ class Bidirectional(NestedModule):
         )  # fmt: skip
         fwd, bwd = ys[..., : self.hidden_features], ys[..., self.hidden_features :]
         if not self.return_sequences and final_holds_last(state, lengths, ys.shape[1]):
-            fwd, bwd = (final_output(f, ys.dtype) for f in finals)
+            fwd, bwd = (final_output(f, ys.dtype) for f in finals)  # the stack left out
         elif not self.return_sequences:
             fwd, bwd = last_output(fwd, lengths, False), last_output(bwd, None, True)
         out = merge_outputs(fwd, bwd, self.merge)
