@@ -52,7 +52,7 @@ CASES = [
 ]
 #: One case of each kind in the default run, the four together reading the final state
 #: with and without lengths and from a state of the caller's, and the stack's last step
-#: where a length of 0 follows such a state; all of them with `-m slow`.
+#: where a length of 0 follows such a state; the other cases with `-m slow`.
 DEFAULT = {("lstm", False, (3, 0, 5), True), ("gru", True, None, False),
            ("rnn", False, None, True), ("bidirectional", False, (3, 0, 5), False)}  # fmt: skip
 
