@@ -177,32 +177,42 @@ def eigen_dots_for(
     return has_layer_kind(graphdef, kinds)
 
 
-def inference_eigen_dots_for(graphdef: nnx.GraphDef, backend: str | None = None) -> bool:
-    """Whether a forward-only dispatch runs its matmuls on Eigen: GRU models with AVX-512.
+def inference_eigen_dots_for(
+    graphdef: nnx.GraphDef, backend: str | None = None, precision: str | None = None
+) -> bool:
+    """Whether a forward-only dispatch runs its matmuls on Eigen: recurrent models with AVX-512.
 
-    ``evaluate``, ``predict`` and ``fit``'s validation compile their dispatches as
-    ``fit`` compiles its step (:func:`nnjax.functional._conv_compiler.jit`: Eigen's
-    convolutions, ``fit``'s vector width), with this choice of matmul library. It
-    differs from :func:`eigen_dots_for` for the LSTM: without a backward pass its
-    per-step matmuls ran faster on YNNPACK. ``predict`` of 4,096 sequences of
-    the classifier of ``benchmarks/bench_lstm.py`` (``T=64``, ``in=16``, ``H=128``),
-    2-core Intel Xeon with AVX-512 and AMX, jax 0.10.2, separate processes, two each, ms
-    under plain ``jax.jit`` (before) / this compile with YNNPACK's matmuls / with
-    Eigen's: LSTM at batch 32 452-488 / 447-458 / 619-633, at 128 424-441 / 388-390 /
-    392-401; GRU at batch 32 369-375 / 331-333 / 293-310, at 128 404-415 / 397-402 /
-    247-263. The Fashion-MNIST CNN of ``bench_cnn.py`` and the MLP of ``bench_mlp.py``
-    took the same time either way (CNN 446-457 against 453-455 ms at batch 32, 224
-    against 226-230 at 128).
+    ``evaluate``, ``predict`` and ``fit``'s validation compile their dispatches as ``fit``
+    compiles its step (:func:`nnjax.functional._conv_compiler.jit`: Eigen's convolutions,
+    ``fit``'s vector width), with this choice of matmul library: as :func:`eigen_dots_for`
+    (so under ``precision="bfloat16"`` with AMX the recurrences multiply bfloat16 operands
+    on YNNPACK), and only where the CPU has AVX-512 (:func:`_hardware.avx512`), else
+    YNNPACK's (XLA:CPU's default). ``predict`` of 4,096 sequences of the classifier of
+    ``benchmarks/bench_lstm.py`` (``T=64``, ``in=16``, ``H=128``), 2-core Intel Xeon with
+    AVX-512 and AMX, jax 0.10.2, separate processes, two each, ms under plain ``jax.jit`` /
+    this compile with YNNPACK's matmuls / with Eigen's: GRU at batch 32 369-375 / 331-333 /
+    293-310, at 128 404-415 / 397-402 / 247-263. The LSTM then took longer on Eigen (619-633
+    against 447-458 ms at batch 32); since its forward's per-step matmul runs in column
+    blocks on Eigen (``nnjax.functional._lstm_scan.EIGEN_ONE_THREAD_MACS``) it no longer
+    does. One predict call, in-process A/B, paired medians (IQR) of 12-20 interleaved rounds
+    of 5 calls, Eigen / YNNPACK (``benchmarks/README.md``, session 43): the classifier at
+    batch 1 1.01, 8 0.91, 32 0.92 (0.91-0.93), 64 0.91, 128 1.00 (0.96-1.03), 256 0.72
+    (0.71-0.73); two stacked layers (``hidden=(128, 128)``) 0.74 at 32 and 0.97 at 128;
+    every step's logits (``all_steps=True``) 0.98 and 0.99. The Fashion-MNIST CNN of
+    ``bench_cnn.py`` and the MLP of ``bench_mlp.py`` took the same time either way (CNN
+    446-457 against 453-455 ms at batch 32, 224 against 226-230 at 128). CPUs without
+    AVX-512 were not measured for it and keep YNNPACK's. The evaluation step under
+    ``precision="bfloat16"``, Eigen's float32 matmuls / YNNPACK's bfloat16 ones: LSTM 0.92
+    at batch 32 (its per-step matmuls stay float32 up to 32 rows), 1.35 at 128; GRU 1.26 at
+    32, 0.88 at 128; the rule follows the train step's.
 
     Example:
       >>> from flax import nnx
       >>> from nnjax.nn import LSTM
-      >>> inference_eigen_dots_for(nnx.graphdef(LSTM(2, 4, rngs=nnx.Rngs(0))), "cpu")
+      >>> inference_eigen_dots_for(nnx.graphdef(LSTM(2, 4, rngs=nnx.Rngs(0))), "gpu")
       False
     """
-    if (backend or jax.default_backend()) != "cpu" or not _hardware.avx512():
-        return False
-    return has_layer_kind(graphdef, _AVX512_EIGEN_DOT_KINDS)
+    return _hardware.avx512() and eigen_dots_for(graphdef, backend, precision)
 
 
 def has_layer_kind(graphdef: nnx.GraphDef, kinds: tuple[str, ...]) -> bool:

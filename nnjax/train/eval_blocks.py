@@ -118,7 +118,8 @@ def compiled_eval_blocks(
     ``make_eval_step`` (``precision``, ``loss_fn``).
     """
     eval_step = step.make_eval_step(graphdef, loss, metrics, **dict(options))
-    return over_batches(eval_step, k, mesh, gather, jit=library_jit(graphdef))
+    jit = library_jit(graphdef, dict(options).get("precision"))
+    return over_batches(eval_step, k, mesh, gather, jit=jit)
 
 
 @cached
@@ -134,15 +135,16 @@ def compiled_predict_blocks(graphdef: nnx.GraphDef, k: int, mesh: Mesh, gather: 
     return over_batches(per_batch, k, mesh, gather, jit=library_jit(graphdef))
 
 
-def library_jit(graphdef: nnx.GraphDef) -> Callable:
+def library_jit(graphdef: nnx.GraphDef, precision: str | None = None) -> Callable:
     """How a forward-only dispatch of ``graphdef`` is jitted: as ``fit``'s train step.
 
     :func:`nnjax.functional._conv_compiler.jit` (on XLA:CPU Eigen's convolutions and
-    ``fit``'s vector width; plain :func:`jax.jit` on other backends), its matmuls on
-    Eigen where :func:`~nnjax.train.dispatch_choices.inference_eigen_dots_for` measured
-    that faster. On a 2-core Intel Xeon with AMX a GRU classifier's ``predict`` took
-    0.62-0.88x its time under plain ``jax.jit``, an LSTM's 0.93-0.98x, a CNN's and an
-    MLP's the same (``benchmarks/README.md``, "Session 38").
+    ``fit``'s vector width; plain :func:`jax.jit` on other backends), its matmuls on Eigen
+    where :func:`~nnjax.train.dispatch_choices.inference_eigen_dots_for` measured that
+    faster (for the dispatch's ``precision``, ``fit``'s argument). On a 2-core Intel Xeon
+    with AMX a GRU classifier's ``predict`` took 0.62-0.88x its time under plain
+    ``jax.jit``, an LSTM's 0.93-0.98x (session 38; on Eigen's matmuls since session 43:
+    0.72-1.00x of that), a CNN's and an MLP's the same (``benchmarks/README.md``).
 
     Example:
       >>> from flax import nnx
@@ -151,7 +153,7 @@ def library_jit(graphdef: nnx.GraphDef) -> Callable:
       >>> fn(jnp.ones(2)).tolist()
       [2.0, 2.0]
     """
-    eigen_dots = inference_eigen_dots_for(graphdef)
+    eigen_dots = inference_eigen_dots_for(graphdef, precision=precision)
     return functools.partial(_conv_compiler.jit, eigen_dots=eigen_dots)
 
 

@@ -281,7 +281,8 @@ def _compiled_eval(
         return over_members(lambda p, r: eval_step(p, r, batch), (params, rest), per_step)
 
     # as the train dispatch: fit's compiler where members run one at a time
-    jit = eval_blocks.library_jit(graphdef) if library_compiled(per_step) else jax.jit
+    library = library_compiled(per_step)
+    jit = eval_blocks.library_jit(graphdef, named["precision"]) if library else jax.jit
     return eval_blocks.over_batches(members, k, mesh, gather, jit=jit)
 
 

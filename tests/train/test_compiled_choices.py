@@ -9,7 +9,7 @@ from flax import nnx
 
 from nnjax import _hardware, nn, train
 from nnjax.functional import _conv_compiler
-from nnjax.train import compiled, dispatch_choices, sharding
+from nnjax.train import compiled, dispatch_choices, eval_blocks, sharding
 from nnjax.train.data import Batch
 from nnjax.train.state import TrainState
 from nnjax.train.step import split_model
@@ -84,10 +84,11 @@ def test_eigen_dots_on_cpu_for_lstm_models_and_gru_models_with_avx512(monkeypatc
     assert compiled.eigen_dots_for(gru, "cpu") is avx512
     assert not any(compiled.eigen_dots_for(g, "cpu") for g in (mlp, cnn))
     assert not compiled.eigen_dots_for(lstm, "gpu") and not compiled.eigen_dots_for(gru, "tpu")
-    # forward-only dispatches: the GRU as fit's step, the LSTM on YNNPACK's matmuls
+    # forward-only dispatches: recurrent models on Eigen's matmuls where there is AVX-512
     inference = dispatch_choices.inference_eigen_dots_for
     assert inference(gru, "cpu") is avx512 and not inference(gru, "gpu")
-    assert not any(inference(g, "cpu") for g in (lstm, mlp, cnn))
+    assert inference(lstm, "cpu") is avx512 and not inference(lstm, "tpu")
+    assert not any(inference(g, "cpu") for g in (mlp, cnn))
 
 
 def _lowered(model, x, y):
@@ -163,6 +164,39 @@ def test_bfloat16_recurrent_steps_take_ynnpack_matmuls_with_amx(monkeypatch, amx
     # the GRU too; without AMX as before
     assert choose(gru, "cpu", "bfloat16") is (choose(gru, "cpu") and not amx)
     assert not choose(lstm, "gpu", "bfloat16")
+
+
+@pytest.mark.parametrize("amx", [False, True])
+def test_forward_only_dispatches_choose_the_library_as_the_train_step(monkeypatch, amx):
+    monkeypatch.setattr(_hardware, "avx512", lambda: True)
+    monkeypatch.setattr(_hardware, "amx_bfloat16", lambda: amx)
+    monkeypatch.setattr(_hardware, "native_bfloat16", lambda backend=None: True)
+    rngs = nnx.Rngs(0)
+    lstm = _graphdef(nn.SequenceClassifier(3, 4, 2, rngs=rngs))
+    gru = _graphdef(nn.SequenceClassifier(3, 4, 2, cell="gru", rngs=rngs))
+    inference = dispatch_choices.inference_eigen_dots_for
+    for graphdef in (lstm, gru):
+        assert inference(graphdef, "cpu") and inference(graphdef, "cpu", None)
+        # bfloat16 operands on AMX's tiles need YNNPACK's matmuls, in evaluation too
+        assert inference(graphdef, "cpu", "bfloat16") is not amx
+    monkeypatch.setattr(_hardware, "avx512", lambda: False)
+    assert not inference(lstm, "cpu") and not inference(gru, "cpu", "bfloat16")
+
+
+def test_evaluation_chooses_the_matmul_library_by_precision(monkeypatch):
+    seen = []
+
+    def spy(graphdef, backend=None, precision=None):
+        seen.append(precision)
+        return dispatch_choices.inference_eigen_dots_for(graphdef, backend, precision)
+
+    monkeypatch.setattr(eval_blocks, "inference_eigen_dots_for", spy)
+    model = nn.SequenceClassifier(3, 6, 2, rngs=nnx.Rngs(0))  # a size of its own (memo)
+    x = np.random.default_rng(0).random((8, 4, 3), np.float32)
+    y = np.zeros(8, np.int32)
+    train.evaluate(model, (x, y), loss="cross_entropy", batch_size=4, precision="float16")
+    train.predict(model, x, batch_size=4)
+    assert seen == ["float16", None]
 
 
 def test_fit_chooses_the_matmul_library_by_precision(monkeypatch):

@@ -95,9 +95,9 @@ def test_validation_compiled_as_evaluate_only_for_members_one_at_a_time(monkeypa
     calls = []
     real = sweep_step.eval_blocks.library_jit
 
-    def spy(graphdef):
+    def spy(graphdef, precision=None):
         calls.append(graphdef)
-        return real(graphdef)
+        return real(graphdef, precision)
 
     monkeypatch.setattr(sweep_step.eval_blocks, "library_jit", spy)
     hidden = {1: 7, None: 8}[per_step]  # a size of its own: _compiled_eval memoises
