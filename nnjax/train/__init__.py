@@ -26,6 +26,7 @@ from nnjax.train.freezing import by_prefix, freeze
 from nnjax.train.history import History
 from nnjax.train.host_memory import retain_freed_memory
 from nnjax.train.loop import DEFAULT_STEPS_PER_DISPATCH, NonFiniteLossError, fit
+from nnjax.train.loss_scale import LossScaleState, dynamic_loss_scale
 from nnjax.train.mc_dropout import fresh_keys, mc_dropout_predict, mc_dropout_samples
 from nnjax.train.objective import compute_dtype, loss_normalizer, masked_mean
 from nnjax.train.optimizers import get_hyperparameter, get_optimizer, set_hyperparameter
@@ -93,6 +94,7 @@ __all__ = [
     "Integer",
     "LearningRateScheduler",
     "LogUniform",
+    "LossScaleState",
     "MemberGroup",
     "ModelCheckpoint",
     "NonFiniteLossError",
@@ -112,6 +114,7 @@ __all__ = [
     "clip_gradients",
     "clip_per_example",
     "compute_dtype",
+    "dynamic_loss_scale",
     "ensemble_predict",
     "epoch_index",
     "epoch_order",

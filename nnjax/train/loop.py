@@ -210,8 +210,8 @@ def fit(
         operands to bfloat16; with AMX, so do its convolutions where that measured
         faster. On other CPUs the step is float32's, as fast, and a warning naming
         the CPU says so (:func:`~nnjax.train.objective.compute_dtype`). ``"float16"``:
-        the model runs in float16 on any backend (parameters, optimizer state and loss
-        stay float32); ``"float32"`` is ``None``.
+        float16 compute on any backend, float32 state and loss, the loss scaled
+        dynamically (:func:`~nnjax.train.dynamic_loss_scale`); ``"float32"`` is ``None``.
       accumulate_steps: update with the mean of the gradients of this many
         consecutive batches (``optax.MultiSteps``): each batch's mean gradient counts
         once, a short last batch as much as a full one; a group may span epochs, and
@@ -305,7 +305,7 @@ def fit(
     if resume_from is not None:
         resume.check_run_folder(resume_from)
     objective = setup.objective(loss, loss_fn, metrics, precision, remat)
-    tx = optimizers.accumulate(optimizers.get_optimizer(optimizer), accumulate_steps)
+    tx = optimizers.for_fit(optimizer, accumulate_steps, dict(objective.options)["precision"])
     verbose = resolve_verbose(verbose)
 
     mesh_size = setup.data_axis_size(mesh, devices)

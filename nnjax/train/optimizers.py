@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from nnjax.train import compiled, optax_checks
+from nnjax.train import compiled, loss_scale, optax_checks
 from nnjax.train._canonical import canonical
 
 _OPTIMIZERS = {
@@ -129,6 +129,20 @@ def accumulate(tx: optax.GradientTransformation, steps: int) -> optax.GradientTr
     if steps == 1:
         return tx
     return optax.MultiSteps(tx, every_k_schedule=steps).gradient_transformation()
+
+
+def for_fit(optimizer: Any, accumulate_steps: int, precision: str | None) -> Any:
+    """``fit``'s optimizer: :func:`get_optimizer`'s, over :func:`accumulate`'s batches.
+
+    Where ``precision`` computes in float16, with dynamic loss scaling
+    (:func:`nnjax.train.loss_scale.for_precision`).
+
+    Example:
+      >>> type(for_fit("sgd", 1, "float16").init({"w": jnp.ones(1)})).__name__
+      'LossScaleState'
+    """
+    tx = accumulate(get_optimizer(optimizer), accumulate_steps)
+    return loss_scale.for_precision(tx, precision)
 
 
 def hyperparameters(state: Any) -> dict[str, Any]:

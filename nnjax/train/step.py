@@ -38,7 +38,7 @@ import nnjax.functional as F
 from nnjax import losses, metrics
 from nnjax.nn._modes import view_in_mode
 from nnjax.nn._validate import check_module
-from nnjax.train import loss_weights, optax_checks
+from nnjax.train import loss_scale, loss_weights, optax_checks
 from nnjax.train.data import Batch
 from nnjax.train.objective import (
     as_batch,
@@ -263,7 +263,7 @@ def make_train_step(
         graphdef, loss, loss_fn=loss_fn, precision=precision, remat=remat, normalize=False
     )
     normalizer = loss_normalizer(loss)  # after make_objective has checked the arguments
-    grad_fn = jax.value_and_grad(objective, has_aux=True)
+    grad_fn = loss_scale.value_and_grad(objective)  # scaled where opt_state says so
     metric_list = resolve_metrics(metrics)
     pass_value = optax_checks.takes_value(tx)
 
@@ -271,7 +271,7 @@ def make_train_step(
         batch = as_batch(x, y)
         if layout is not None:  # pins the layout of a device loop's carry too
             params, opt_state = layout.constrain(params, opt_state)
-        (value, (logs, predictions, rest)), grads = grad_fn(params, rest, batch)
+        (value, (logs, predictions, rest)), grads = grad_fn(params, rest, batch, opt_state)
         if normalizer is not None:
             scale = 1.0 / normalizer(batch).astype(jnp.promote_types(value.dtype, jnp.float32))
             value, grads = value * scale, jax.tree.map(lambda g: (g * scale).astype(g.dtype), grads)

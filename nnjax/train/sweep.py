@@ -167,7 +167,7 @@ def sweep(
       loss: a loss name or ``loss(predictions, y)`` (as ``fit``).
       loss_fn: instead of ``loss``, ``loss_fn(model, batch)`` (as ``fit``).
       metrics: metric specs; ``None`` follows the loss (as ``fit``).
-      precision: ``"bfloat16"``: bfloat16 compute, float32 state (as ``fit``).
+      precision: as ``fit``'s (``"bfloat16"``; ``"float16"`` with dynamic loss scaling).
       accumulate_steps: update with the mean gradient of this many batches (as ``fit``).
       remat: recompute the forward pass in the backward pass.
       class_weight: ``{class: weight}`` (as ``fit``).
@@ -249,7 +249,7 @@ def sweep(
             raise ValueError("sweep: pass `members` or `seeds`/`hyperparams`, not both")
         seeds, hyperparams = unpack_members(members)
     objective = setup.objective(loss, loss_fn, metrics, precision, remat, caller="sweep")
-    factory = optimizer_factory(optimizer, accumulate_steps)
+    factory = optimizer_factory(optimizer, accumulate_steps, dict(objective.options)["precision"])
     seed_list, hp = zip_members(seeds, hyperparams or {})
     opt_names, model_names = route(list(hp), factory, model_fn)
     if "learning_rate" not in hp and "learning_rate" in (keywords(factory) or ()):

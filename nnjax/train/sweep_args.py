@@ -24,7 +24,7 @@ from typing import Any
 import optax
 from flax import nnx
 
-from nnjax.train import compiled, model_call, validation
+from nnjax.train import compiled, loss_scale, model_call, validation
 from nnjax.train.callbacks import Callback, EarlyStopping, as_callbacks
 from nnjax.train.checkpoint import ModelCheckpoint
 from nnjax.train.optimizers import check_learning_rate, check_not_class, get_optimizer
@@ -144,12 +144,13 @@ def unpack_members(members: Any) -> tuple[Any, Any]:
 
 
 def optimizer_factory(
-    optimizer: str | OptimizerFactory, accumulate_steps: int = 1
+    optimizer: str | OptimizerFactory, accumulate_steps: int = 1, precision: str | None = None
 ) -> OptimizerFactory:
     """The Optax factory run per member: ``optimizer`` itself, or the named one.
 
     With ``accumulate_steps > 1`` its optimizers update with the mean gradient of every
-    ``accumulate_steps`` batches (:func:`accumulating`), as ``fit``'s.
+    ``accumulate_steps`` batches (:func:`accumulating`), as ``fit``'s; where ``precision``
+    computes in float16, with dynamic loss scaling (:func:`loss_scaled`), as ``fit``'s.
 
     Raises:
       ValueError: an unknown name, or a transformation (its hyperparameters cannot be
@@ -164,10 +165,10 @@ def optimizer_factory(
     check_not_class(optimizer)
     steps = validation.check_count("accumulate_steps", accumulate_steps, 1)
     if callable(optimizer) and not isinstance(optimizer, optax.GradientTransformation):
-        return accumulating(optimizer, steps)
+        return loss_scaled(accumulating(optimizer, steps), precision)
     if isinstance(optimizer, str):
         get_optimizer(optimizer)  # raises, listing the known names, if unknown
-        return accumulating(getattr(optax, optimizer.lower()), steps)
+        return loss_scaled(accumulating(getattr(optax, optimizer.lower()), steps), precision)
     raise ValueError(
         "sweep: `optimizer` must be an Optax optimizer factory such as optax.adam (its "
         f"hyperparameters are injected per member) or a name, got {optimizer!r}"
@@ -199,6 +200,7 @@ def _accumulating(factory: OptimizerFactory, steps: int) -> OptimizerFactory:
 
 
 accumulating = compiled.cached(_accumulating)  # an unhashable factory: built afresh
+loss_scaled = compiled.cached(loss_scale.scaled_factory)  # float16: dynamic loss scaling
 
 
 def split_callbacks(callbacks: Iterable[Callback] | None):
