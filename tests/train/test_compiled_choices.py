@@ -183,17 +183,28 @@ def test_forward_only_dispatches_choose_the_library_as_the_train_step(monkeypatc
     assert not inference(lstm, "cpu") and not inference(gru, "cpu", "bfloat16")
 
 
-def test_evaluation_chooses_the_matmul_library_by_precision(monkeypatch):
+def _precisions_seen(monkeypatch, module, name, real):
+    """The ``precision`` of every call of ``module.name``, which still answers as ``real``."""
     seen = []
 
     def spy(graphdef, backend=None, precision=None):
         seen.append(precision)
-        return dispatch_choices.inference_eigen_dots_for(graphdef, backend, precision)
+        return real(graphdef, backend, precision)
 
-    monkeypatch.setattr(eval_blocks, "inference_eigen_dots_for", spy)
-    model = nn.SequenceClassifier(3, 6, 2, rngs=nnx.Rngs(0))  # a size of its own (memo)
-    x = np.random.default_rng(0).random((8, 4, 3), np.float32)
-    y = np.zeros(8, np.int32)
+    monkeypatch.setattr(module, name, spy)
+    return seen
+
+
+def _sequences(n, hidden):
+    """An LSTM classifier of ``hidden`` units (a size of its own: memos) and ``n`` sequences."""
+    model = nn.SequenceClassifier(3, hidden, 2, rngs=nnx.Rngs(0))
+    return model, np.random.default_rng(0).random((n, 4, 3), np.float32), np.zeros(n, np.int32)
+
+
+def test_evaluation_chooses_the_matmul_library_by_precision(monkeypatch):
+    real = dispatch_choices.inference_eigen_dots_for
+    seen = _precisions_seen(monkeypatch, eval_blocks, "inference_eigen_dots_for", real)
+    model, x, y = _sequences(8, 6)
     train.evaluate(model, (x, y), loss="cross_entropy", batch_size=4, precision="float16")
     train.predict(model, x, batch_size=4)
     assert seen == ["float16", None]
@@ -202,15 +213,8 @@ def test_evaluation_chooses_the_matmul_library_by_precision(monkeypatch):
 def test_fit_chooses_the_matmul_library_by_precision(monkeypatch):
     monkeypatch.setattr(_hardware, "amx_bfloat16", lambda: True)
     monkeypatch.setattr(_hardware, "native_bfloat16", lambda backend=None: True)
-    seen = []
-
-    def spy(graphdef, backend=None, precision=None):
-        seen.append(precision)
-        return dispatch_choices.eigen_dots_for(graphdef, backend, precision)
-
-    monkeypatch.setattr(compiled, "eigen_dots_for", spy)
-    model = nn.SequenceClassifier(3, 5, 2, rngs=nnx.Rngs(0))  # a size of its own (memo)
-    x = np.random.default_rng(0).random((16, 4, 3), np.float32)
-    y = np.zeros(16, np.int32)
+    real = dispatch_choices.eigen_dots_for
+    seen = _precisions_seen(monkeypatch, compiled, "eigen_dots_for", real)
+    model, x, y = _sequences(16, 5)
     train.fit(model, (x, y), loss="cross_entropy", batch_size=8, epochs=1, precision="bfloat16")
     assert seen == ["bfloat16"]
