@@ -231,6 +231,7 @@ def make_train_step(
     ``logs["count"]`` its real examples, ``logs["logs"]`` what ``loss_fn`` returned
     besides the loss, ``logs["metrics"]`` each metric's statistics (pre-update outputs).
     An ``update`` taking extra arguments gets ``value=``, the batch loss (``reduce_on_plateau``).
+    A ``tx`` from :func:`~nnjax.train.dynamic_loss_scale` gets the scaled loss's gradients.
 
     Args:
       graphdef: from :func:`split_model` (training mode).
@@ -256,9 +257,8 @@ def make_train_step(
       >>> float(out[3]["count"])
       3.0
     """
-    # a per-example loss is differentiated as a sum and normalized after: over a batch
-    # split between devices, dividing inside would sum the mask across them before the
-    # backward pass (a barrier mid-step: a 2-CPU-device LSTM step 1.35x as long)
+    # a per-example loss is differentiated as a sum and normalized after: dividing inside
+    # would sum a split batch's mask across devices mid-step (a 2-device LSTM: 1.35x)
     objective = make_objective(
         graphdef, loss, loss_fn=loss_fn, precision=precision, remat=remat, normalize=False
     )
