@@ -38,8 +38,6 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from nnjax.train.precision import compute_dtype
-
 INITIAL_SCALE = 2.0**15
 """The first scale (Keras' ``LossScaleOptimizer``; PyTorch's ``GradScaler`` takes 2**16)."""
 
@@ -228,7 +226,7 @@ def scaled_factory(factory: Callable, precision: Any) -> Callable:
 
 
 def _float16(precision: Any) -> bool:
-    return precision is not None and compute_dtype(precision) == jnp.float16
+    return precision is not None and jnp.dtype(precision) == jnp.float16
 
 
 __all__ = [

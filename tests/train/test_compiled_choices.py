@@ -201,6 +201,7 @@ def _sequences(n, hidden):
     return model, np.random.default_rng(0).random((n, 4, 3), np.float32), np.zeros(n, np.int32)
 
 
+@pytest.mark.filterwarnings("ignore:precision='float16' on the CPU:UserWarning")
 def test_evaluation_chooses_the_matmul_library_by_precision(monkeypatch):
     real = dispatch_choices.inference_eigen_dots_for
     seen = _precisions_seen(monkeypatch, eval_blocks, "inference_eigen_dots_for", real)

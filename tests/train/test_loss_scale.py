@@ -13,6 +13,9 @@ from nnjax.train import loss_scale
 from nnjax.train.loss_scale import LossScaleState, dynamic_loss_scale, scale_of
 from nnjax.train.step import make_train_step, split_model
 
+# float16 runs emulated on the CPU, and says so (nnjax.train.precision.FLOAT16_ON_CPU)
+pytestmark = pytest.mark.filterwarnings("ignore:precision='float16' on the CPU:UserWarning")
+
 PARAMS = {"w": jnp.array([0.5, -1.0, 2.0]), "b": jnp.array(0.25)}
 GRADS = {"w": jnp.array([0.1, -0.2, 0.3]), "b": jnp.array(-0.4)}
 

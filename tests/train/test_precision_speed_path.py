@@ -80,7 +80,7 @@ def test_compute_dtype_follows_native_bfloat16(native):
         # a CPU: a float32 model whose matmuls round their operands to bfloat16
         assert compute_dtype("bfloat16", backend="cpu") is None
         assert rounds_matmul_operands("bfloat16", backend="cpu")
-        assert compute_dtype("float16") == jnp.float16
+        assert compute_dtype("float16", backend="gpu") == jnp.float16
         assert compute_dtype(None) is None
         assert not rounds_matmul_operands(None) and not rounds_matmul_operands("float16")
     native(False)
@@ -89,7 +89,15 @@ def test_compute_dtype_follows_native_bfloat16(native):
     assert not rounds_matmul_operands("bfloat16", backend="cpu")
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert compute_dtype("float16") == jnp.float16  # not bfloat16: as given
+        assert compute_dtype("float16", backend="gpu") == jnp.float16  # not bfloat16: as given
+
+
+def test_float16_on_the_cpu_warns_that_it_is_emulated():
+    with pytest.warns(UserWarning, match="float16' on the CPU: XLA:CPU emulates"):
+        assert compute_dtype("float16", backend="cpu") == jnp.float16  # computed as asked
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert compute_dtype("float16", backend="tpu") == jnp.float16
 
 
 def test_emulated_bfloat16_step_is_the_float32_step(native, problem):
