@@ -114,6 +114,16 @@ def state_types(tree: Any) -> list[str]:
     return names
 
 
+def _loss_scale_hint(saved: str, mine: str) -> str:
+    """Why one optimizer state holds a ``LossScaleState`` and the other not, if so."""
+    if ("LossScaleState" in saved) == ("LossScaleState" in mine):
+        return ""
+    return (
+        " (a LossScaleState is the dynamic loss scaling that precision='float16' adds: "
+        "resume with the precision the run was saved with)"
+    )
+
+
 def _strip_value(flat: dict) -> dict:
     return {p[:-1] if p and p[-1] == "value" else p: v for p, v in flat.items()}
 
@@ -135,7 +145,7 @@ def _read_item(folder: Path, item: str, parts: dict[str, Any], meta: dict[str, A
         mine = "/".join(state_types(parts["opt_state"])) or "none"
         raise CheckpointError(
             f"{where}: saved with another optimizer (state {saved}, this one has {mine}): "
-            f"{str(err).split(': ', 1)[1]}"
+            f"{str(err).split(': ', 1)[1]}{_loss_scale_hint(saved, mine)}"
         ) from None
     target = _union_target(parts)
     if value_form:

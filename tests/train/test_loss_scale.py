@@ -8,6 +8,7 @@ import pytest
 from flax import nnx
 
 from nnjax import train
+from nnjax.io import CheckpointError
 from nnjax.nn import MLP
 from nnjax.train import loss_scale
 from nnjax.train.loss_scale import LossScaleState, dynamic_loss_scale, scale_of
@@ -190,3 +191,16 @@ def test_sweep_members_carry_a_scale_each_under_float16():
         before = MLP(4, (8,), 1, rngs=nnx.Rngs(i)).layers[0].kernel[...]
         after = result.member(i).layers[0].kernel[...]
         assert np.abs(np.asarray(after - before)).max() > 1e-4
+
+
+def test_a_float16_checkpoint_resumed_without_float16_says_why_it_does_not_fit(tmp_path):
+    x = np.random.default_rng(0).normal(size=(32, 4)).astype(np.float32)
+    y = np.ones((32, 1), np.float32)
+    kw = dict(loss="mse", batch_size=16, verbose=0)
+    model = MLP(4, (8,), 1, rngs=nnx.Rngs(0))
+    train.fit(model, (x, y), precision="float16", callbacks=[train.ModelCheckpoint(tmp_path)], **kw)
+    again = MLP(4, (8,), 1, rngs=nnx.Rngs(0))
+    with pytest.raises(CheckpointError, match="resume with the precision the run was saved with"):
+        train.fit(again, (x, y), epochs=2, resume_from=tmp_path, **kw)
+    history = train.fit(again, (x, y), epochs=2, resume_from=tmp_path, precision="float16", **kw)
+    assert history.epoch == [0, 1]
