@@ -38,6 +38,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from nnjax.train import optax_checks
+
 INITIAL_SCALE = 2.0**15
 """The first scale (Keras' ``LossScaleOptimizer``; PyTorch's ``GradScaler`` takes 2**16)."""
 
@@ -136,8 +138,8 @@ def _all_finite(tree: Any) -> jax.Array:
 def scale_of(opt_state: Any) -> jax.Array | None:
     """The scale of the first :class:`LossScaleState` in ``opt_state``, or None.
 
-    Found anywhere in tuples of states (inside ``optax.inject_hyperparams``, as a sweep
-    wraps each member's optimizer, or an ``optax.chain``).
+    Found anywhere in tuples and mappings of states (inside ``optax.inject_hyperparams``,
+    as a sweep wraps each member's optimizer, or an ``optax.chain``).
 
     Example:
       >>> scale_of(optax.sgd(0.1).init({"w": jnp.ones(1)})) is None
@@ -145,14 +147,8 @@ def scale_of(opt_state: Any) -> jax.Array | None:
       >>> float(scale_of(dynamic_loss_scale(optax.sgd(0.1)).init({"w": jnp.ones(1)})))
       32768.0
     """
-    if isinstance(opt_state, LossScaleState):
-        return opt_state.scale
-    if isinstance(opt_state, tuple):
-        for part in opt_state:
-            found = scale_of(part)
-            if found is not None:
-                return found
-    return None
+    node = optax_checks.first_node(opt_state, LossScaleState)
+    return None if node is None else node.scale
 
 
 def value_and_grad(objective: Callable) -> Callable:

@@ -139,14 +139,27 @@ def is_scheduled(state: Any, name: str) -> bool:
     )
 
 
-def _any_node(state: Any, kind: type) -> bool:
+def first_node(state: Any, kind: type) -> Any:
+    """The first ``kind`` node of an optimizer state (in its tuples and mappings), or None.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> tx = optax.chain(optax.clip(1.0), optax.apply_if_finite(optax.sgd(0.1), 3))
+      >>> type(first_node(tx.init({"w": jnp.ones(1)}), optax.ApplyIfFiniteState)).__name__
+      'ApplyIfFiniteState'
+    """
     if isinstance(state, kind):
-        return True
-    if isinstance(state, tuple):
-        return any(_any_node(part, kind) for part in state)
-    if isinstance(state, Mapping):
-        return any(_any_node(part, kind) for part in state.values())
-    return False
+        return state
+    parts = state.values() if isinstance(state, Mapping) else state
+    for part in parts if isinstance(state, tuple | Mapping) else ():
+        found = first_node(part, kind)
+        if found is not None:
+            return found
+    return None
+
+
+def _any_node(state: Any, kind: type) -> bool:
+    return first_node(state, kind) is not None
 
 
 def skips_nonfinite(state: Any) -> bool:
@@ -225,6 +238,7 @@ def missing_extra_args(err: TypeError) -> TypeError | None:
 
 __all__ = [
     "check_state",
+    "first_node",
     "hyper_nodes",
     "hyper_path",
     "is_scheduled",
