@@ -22,7 +22,14 @@ from flax import nnx
 
 from nnjax import metrics as metrics_lib
 from nnjax._deprecation import user_stacklevel
-from nnjax.train import compiled, in_flight, nonfinite_causes, optax_checks, optimizers
+from nnjax.train import (
+    compiled,
+    in_flight,
+    loss_scale,
+    nonfinite_causes,
+    optax_checks,
+    optimizers,
+)
 from nnjax.train.driver import CallbackDriver, Run
 from nnjax.train.feeder import DeviceFeeder
 from nnjax.train.interrupts import deferred_interrupt, held_interrupts
@@ -177,7 +184,7 @@ def _finite_only(out: dict, additive: Sequence[str]) -> dict:
 
 
 def fit_logs(plan: Plan, state: TrainState, host: list[dict], epoch: int) -> dict[str, float]:
-    """``fit``'s epoch logs: loss and metrics, ``val_*`` and the learning rate.
+    """``fit``'s epoch logs: loss and metrics, ``val_*``, the learning rate and loss scale.
 
     Raises :class:`NonFiniteLossError` first if any update's loss was NaN or infinite,
     unless the optimizer skips such updates (``optax.apply_if_finite``): the epoch's
@@ -192,6 +199,9 @@ def fit_logs(plan: Plan, state: TrainState, host: list[dict], epoch: int) -> dic
     hyper = optimizers.hyperparameters(state.opt_state)
     if "learning_rate" in hyper:
         logs["learning_rate"] = float(str(np.float32(jax.device_get(hyper["learning_rate"]))))
+    scale = loss_scale.logged(state.opt_state)
+    if scale is not None:
+        logs["loss_scale"] = float(scale)
     return logs
 
 

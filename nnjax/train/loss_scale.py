@@ -13,7 +13,7 @@ a row ``S`` doubles. Powers of two, so the scaling itself rounds nothing.
 it (:func:`for_precision`); :func:`nnjax.train.make_train_step` scales the loss by
 whatever :class:`LossScaleState` its optimizer state holds (:func:`value_and_grad`), so
 a loop of your own gets the same by passing ``dynamic_loss_scale(tx)``. The logged loss
-is the unscaled one.
+is the unscaled one; the scale is logged too, as ``"loss_scale"`` (:func:`logged`).
 
 Example:
   >>> import optax
@@ -36,6 +36,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from nnjax.train import optax_checks
@@ -151,6 +152,24 @@ def scale_of(opt_state: Any) -> jax.Array | None:
     return None if node is None else node.scale
 
 
+def logged(opt_state: Any) -> np.ndarray | None:
+    """The scale(s) a run logs as ``"loss_scale"``: :func:`scale_of` on the host, or None.
+
+    ``fit`` logs the one scale of its optimizer state at each epoch's end, ``sweep``
+    each member's (``(M,)``): a scale below :data:`INITIAL_SCALE` counts the halvings of
+    the steps it skipped, one that stays at 1 says that the float16 gradients overflow
+    whatever the scale.
+
+    Example:
+      >>> logged(optax.sgd(0.1).init({"w": jnp.ones(1)})) is None
+      True
+      >>> logged(dynamic_loss_scale(optax.sgd(0.1), initial_scale=4.0).init({"w": jnp.ones(1)}))
+      array(4.)
+    """
+    scale = scale_of(opt_state)
+    return None if scale is None else np.asarray(jax.device_get(scale), np.float64)
+
+
 def value_and_grad(objective: Callable) -> Callable:
     """``fn(params, rest, batch, opt_state) -> ((loss, aux), grads)`` of ``objective``.
 
@@ -232,6 +251,7 @@ __all__ = [
     "LossScaleState",
     "dynamic_loss_scale",
     "for_precision",
+    "logged",
     "scale_of",
     "scaled_factory",
     "value_and_grad",

@@ -286,8 +286,12 @@ def resume(
     return restored, history, int(meta["epoch"]) + 1, int(meta["global_step"]), meta["stopped"]
 
 
+SETTINGS = ("learning_rate", "loss_scale")
+"""Logs that are settings of a member's run, not results: :class:`SweepProgress` has no best."""
+
+
 class SweepProgress(Callback):
-    """One line per epoch and group: active members and the best value of each log.
+    """One line per epoch and group: active members and the best value of each result log.
 
     The best is the highest for logs where higher is better (accuracy, AUC, F1,
     precision, recall: ``Monitor``'s ``"auto"`` rule), else the lowest.
@@ -306,7 +310,7 @@ class SweepProgress(Callback):
         best = {
             name: float(np.nanmax(v) if auto_mode(name, default="min") == "max" else np.nanmin(v))
             for name, v in (logs or {}).items()
-            if np.isfinite(v).any() and name != "learning_rate"
+            if np.isfinite(v).any() and name not in SETTINGS
         }
         prefix = f"Group {self.g + 1}/{self.groups} epoch {epoch + 1}/{self.epochs}"
         members = len(self.loop.state.active)
@@ -314,6 +318,7 @@ class SweepProgress(Callback):
 
 
 __all__ = [
+    "SETTINGS",
     "EndWhenInactive",
     "MemberStopping",
     "SweepCheckpoint",

@@ -29,7 +29,7 @@ from jax.sharding import Mesh
 
 from nnjax import metrics as metrics_lib
 from nnjax.functional import _conv_compiler
-from nnjax.train import eval_blocks, optimizers, sharding, step
+from nnjax.train import eval_blocks, loss_scale, optimizers, sharding, step
 from nnjax.train._sweep_groups import SweepHistory
 from nnjax.train.compiled import TRACES, cached, gathered, loop_steps, step_eigen_dots
 from nnjax.train.engine import epoch_logs
@@ -358,6 +358,9 @@ def make_sweep_logs(
         if "learning_rate" in hyper:  # as fit logs it: the shortest float of the float32
             rates = np.asarray(jax.device_get(hyper["learning_rate"]), np.float32)
             logs["learning_rate"] = np.array([float(str(r)) for r in rates.ravel()])
+        scales = loss_scale.logged(state.opt_state)
+        if scales is not None:
+            logs["loss_scale"] = scales.reshape(-1)
         stopped = np.asarray(jax.device_get(state.active)) == 0
         return {name: np.where(stopped, np.nan, value) for name, value in logs.items()}
 

@@ -204,3 +204,47 @@ def test_a_float16_checkpoint_resumed_without_float16_says_why_it_does_not_fit(t
         train.fit(again, (x, y), epochs=2, resume_from=tmp_path, **kw)
     history = train.fit(again, (x, y), epochs=2, resume_from=tmp_path, precision="float16", **kw)
     assert history.epoch == [0, 1]
+
+
+def _mse(predictions, y):
+    return jnp.mean((predictions - y) ** 2)
+
+
+def _overflowing_data():
+    """Targets of about 30: scaled by 2**15, the float16 gradients overflow at first."""
+    x = np.random.default_rng(2).normal(size=(64, 4)).astype(np.float32)
+    return x, (30 * x[:, :1] + 5).astype(np.float32)
+
+
+def test_fit_logs_the_scale_that_a_loop_of_its_steps_reaches():
+    x, y = _overflowing_data()
+    kw = dict(loss=_mse, optimizer=optax.adam(1e-3), batch_size=16, epochs=2, shuffle=False)
+    history = train.fit(MLP(4, (8,), 1, rngs=nnx.Rngs(0)), (x, y), precision="float16", **kw)
+    graphdef, params, rest = split_model(MLP(4, (8,), 1, rngs=nnx.Rngs(0)))
+    tx = dynamic_loss_scale(optax.adam(1e-3))
+    step = jax.jit(make_train_step(graphdef, _mse, tx, precision="float16"))
+    opt_state, scales = tx.init(params), []
+    for _ in range(2):
+        for i in range(0, 64, 16):
+            params, opt_state, rest, _ = step(params, opt_state, rest, x[i : i + 16], y[i : i + 16])
+        scales.append(float(scale_of(opt_state)))
+    assert scales[0] < loss_scale.INITIAL_SCALE  # steps were skipped, the scale came down
+    assert history.history["loss_scale"] == scales
+    for precision in (None, "bfloat16"):  # no scale, no log
+        model = MLP(4, (8,), 1, rngs=nnx.Rngs(0))
+        assert "loss_scale" not in train.fit(model, (x, y), precision=precision, **kw).history
+
+
+def test_sweep_logs_each_members_scale_and_shows_no_best_of_it(capsys):
+    x, y = _overflowing_data()
+    result = train.sweep(
+        lambda rngs: MLP(4, (8,), 1, rngs=rngs), (x, y), loss=_mse, optimizer=optax.adam,
+        members=train.grid(seeds=[0, 1], learning_rate=[1e-3]), batch_size=16, epochs=2,
+        precision="float16", verbose=2,
+    )  # fmt: skip
+    scales = np.asarray(result.history["loss_scale"])  # (members, epochs)
+    assert scales.shape == (2, 2)
+    np.testing.assert_array_equal(scales[:, -1], scale_of(result.groups[0].opt_state))
+    assert (scales < loss_scale.INITIAL_SCALE).all()
+    out = capsys.readouterr().out
+    assert "best loss:" in out and "loss_scale" not in out
