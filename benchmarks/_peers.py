@@ -136,7 +136,8 @@ def nnjax(
     ``narrow_vectors=True`` compiles with LLVM's default 256-bit vectors where ``fit``
     asks for 512-bit ones (``_conv_compiler.VECTOR_WIDTH_OPTION``; a diagnostic).
     ``predict`` is compiled as ``nnjax.train.predict`` compiles its dispatch
-    (``nnjax.train.eval_blocks.library_jit``; plain ``jax.jit`` with ``library_conv=False``).
+    (``nnjax.train.eval_blocks.library_jit``; plain ``jax.jit`` with ``library_conv=False``),
+    at ``precision`` as ``predict(precision=...)`` runs it (before session 44: float32).
     The batch is split over every local device that divides it and the state
     replicated, as ``fit`` places them (``nnjax.train.sharding``; one device unless the
     process has more, e.g. ``--cpu-devices``), and the calls run in that mesh's context
@@ -150,6 +151,7 @@ def nnjax(
     from nnjax.functional import _conv_compiler
     from nnjax.train import compiled, eval_blocks, host_memory, sharding
     from nnjax.train.flat_dispatch import on_leaves
+    from nnjax.train.precision import canonical_precision
 
     host_memory.retain_freed_memory()  # as fit does (process-wide: every peer shares it)
     model = factory()
@@ -167,8 +169,10 @@ def nnjax(
     # the state as its flat arrays, as fit's dispatch takes it (flat_dispatch.on_leaves)
     flat = on_leaves(H.counted(step, traces, "train"))
     step = jit(flat, static_argnums=0, donate_argnums=(1,) if donate else ())
+    predict_precision = canonical_precision(precision)  # as predict(precision=...) takes it
+    inference = train.graphdef_for(model, training=False)
     predict_step = H.counted(
-        train.make_predict_step(train.graphdef_for(model, training=False)), traces, "predict"
+        train.make_predict_step(inference, predict_precision), traces, "predict"
     )
 
     def flat_predict(treedef, leaves, x):  # the state's arrays, as the train step has them
@@ -176,7 +180,7 @@ def nnjax(
         return predict_step(params, rest, x)
 
     # compiled as predict() compiles it (nnjax.train.eval_blocks.library_jit)
-    predict_jit = eval_blocks.library_jit(graphdef) if library_conv else jax.jit
+    predict_jit = eval_blocks.library_jit(graphdef, predict_precision) if library_conv else jax.jit
     predict = predict_jit(flat_predict, static_argnums=0)
     # placed as fit places them: the batch split over every local device it divides
     mesh = sharding.make_mesh(sharding.choose_devices(batch))

@@ -123,16 +123,18 @@ def compiled_eval_blocks(
 
 
 @cached
-def compiled_predict_blocks(graphdef: nnx.GraphDef, k: int, mesh: Mesh, gather: bool) -> Callable:
+def compiled_predict_blocks(
+    graphdef: nnx.GraphDef, k: int, mesh: Mesh, gather: bool, precision: str | None = None
+) -> Callable:
     """The jitted prediction dispatch of up to ``k`` batches; memoised on its arguments.
 
     As :func:`compiled_eval_blocks`, returning ``(outputs, masks)``: the model's outputs
-    ``(k, B, ...)`` (:func:`~nnjax.train.step.make_predict_step`) and each batch's mask
-    ``(k, B)`` (0 for padded rows), zero past ``n``.
+    ``(k, B, ...)`` (:func:`~nnjax.train.step.make_predict_step` at ``precision``) and
+    each batch's mask ``(k, B)`` (0 for padded rows), zero past ``n``.
     """
-    predict_step = step.make_predict_step(graphdef)
+    predict_step = step.make_predict_step(graphdef, precision)
     per_batch = lambda p, r, b: (predict_step(p, r, b.x), b.mask)
-    return over_batches(per_batch, k, mesh, gather, jit=library_jit(graphdef))
+    return over_batches(per_batch, k, mesh, gather, jit=library_jit(graphdef, precision))
 
 
 def library_jit(graphdef: nnx.GraphDef, precision: str | None = None) -> Callable:

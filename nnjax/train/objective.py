@@ -40,7 +40,12 @@ from nnjax.train._canonical import canonical_function
 from nnjax.train.data import Batch
 from nnjax.train.loss_output import LOSS_SCALAR, call_loss_fn, scalar, scalar_logs
 from nnjax.train.model_call import call_model
-from nnjax.train.precision import compute_dtype, rounds_matmul_operands
+from nnjax.train.precision import (
+    cast_floating,
+    compute_dtype,
+    rounds_matmul_operands,
+    upcast_low_precision,
+)
 
 PyTree = Any
 
@@ -69,24 +74,6 @@ def masked_mean(values: jax.Array, mask: jax.Array, axis: int = 0) -> jax.Array:
     shape[axis] = -1
     m = jnp.reshape(mask, shape).astype(jnp.result_type(values))
     return jnp.sum(values * m, axis=axis) / jnp.maximum(jnp.sum(mask), 1.0)
-
-
-def _cast(tree: PyTree, dtype: Any) -> PyTree:
-    def cast(a):
-        return a.astype(dtype) if jnp.issubdtype(jnp.result_type(a), jnp.floating) else a
-
-    return tree if dtype is None else jax.tree.map(cast, tree)
-
-
-def _for_loss(logits: PyTree) -> PyTree:
-    """Upcasts low-precision outputs (bfloat16/float16) to float32 for the loss."""
-
-    def up(a):
-        if jnp.issubdtype(a.dtype, jnp.floating) and jnp.finfo(a.dtype).bits < 32:
-            return a.astype(jnp.float32)
-        return a
-
-    return jax.tree.map(up, logits)
 
 
 def _like(new: PyTree, old: PyTree) -> PyTree:
@@ -294,15 +281,15 @@ def make_objective(
             return run(params, rest, batch)
 
     def run(params: PyTree, rest: PyTree, batch: Batch):
-        model = nnx.merge(graphdef, _cast(params, dtype), rest, copy=True)
-        run = batch._replace(x=_cast(batch.x, dtype))
+        model = nnx.merge(graphdef, cast_floating(params, dtype), rest, copy=True)
+        run = batch._replace(x=cast_floating(batch.x, dtype))
         logs: Any = {}
         with batch_mask(batch.mask):  # batch statistics leave the padded rows out
             if loss_fn is not None:  # checked, and an error in it noted (loss_output)
                 (value, logs), predictions = call_loss_fn(loss_fn, model, run), None
             else:
                 assert value_of is not None
-                predictions = _for_loss(call_model(model, run.x))
+                predictions = upcast_low_precision(call_model(model, run.x))
                 value = scalar(value_of(predictions, batch), LOSS_SCALAR)
         new_rest = _like(nnx.split(model, nnx.Param, ...)[2], rest)  # type: ignore[misc]
         return scalar(value), (scalar_logs(logs), predictions, new_rest)

@@ -13,12 +13,16 @@ Example:
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 import jax
 import jax.numpy as jnp
+from flax import nnx
 
 from nnjax import _hardware
+from nnjax.functional import _bfloat16_dot
+from nnjax.nn._model_call import call_model
 
 FLOAT16_ON_CPU = (
     "precision='float16' on the CPU: XLA:CPU emulates float16 arithmetic, so the step "
@@ -101,4 +105,106 @@ def rounds_matmul_operands(precision: Any, backend: str | None = None) -> bool:
     return precision is not None and _hardware.bfloat16_dots(jnp.dtype(precision), backend)
 
 
-__all__ = ["FLOAT16_ON_CPU", "compute_dtype", "rounds_matmul_operands"]
+PRECISIONS = (None, "float32", "bfloat16", "float16")
+"""The ``precision`` values ``fit``, ``sweep``, ``evaluate`` and ``predict`` take."""
+
+
+def canonical_precision(precision: Any) -> str | None:
+    """``precision`` checked, as a step is compiled for it: ``None`` for float32's step.
+
+    ``"float32"``, and ``"bfloat16"`` where the hardware emulates it (:func:`compute_dtype`
+    warns), give ``None``, so they share float32's compiled programs.
+
+    Raises:
+      ValueError: ``precision`` is not one of :data:`PRECISIONS` (named in the message).
+
+    Example:
+      >>> canonical_precision("float32") is None
+      True
+      >>> canonical_precision("half")
+      Traceback (most recent call last):
+      ...
+      ValueError: precision must be None, 'float32', 'bfloat16' or 'float16', got 'half'
+    """
+    if not (precision is None or isinstance(precision, str)) or precision not in PRECISIONS:
+        raise ValueError(
+            f"precision must be None, 'float32', 'bfloat16' or 'float16', got {precision!r}"
+        )
+    precision = None if precision == "float32" else precision
+    if compute_dtype(precision) is None and not rounds_matmul_operands(precision):
+        return None  # bfloat16 emulated here: float32's step, compiled once (it warned)
+    return precision
+
+
+def cast_floating(tree: Any, dtype: Any) -> Any:
+    """The floating arrays of ``tree`` cast to ``dtype`` (``None``: ``tree`` as it is).
+
+    Example:
+      >>> cast_floating({"w": jnp.ones(2), "n": jnp.int32(3)}, jnp.bfloat16)["w"].dtype
+      dtype(bfloat16)
+    """
+
+    def cast(a: Any) -> Any:
+        return a.astype(dtype) if jnp.issubdtype(jnp.result_type(a), jnp.floating) else a
+
+    return tree if dtype is None else jax.tree.map(cast, tree)
+
+
+def upcast_low_precision(tree: Any) -> Any:
+    """The bfloat16 and float16 arrays of ``tree`` as float32 (how a loss sees outputs).
+
+    Example:
+      >>> upcast_low_precision(jnp.ones(2, jnp.bfloat16)).dtype
+      dtype('float32')
+    """
+
+    def up(a: Any) -> Any:
+        if jnp.issubdtype(a.dtype, jnp.floating) and jnp.finfo(a.dtype).bits < 32:
+            return a.astype(jnp.float32)
+        return a
+
+    return jax.tree.map(up, tree)
+
+
+def make_forward(graphdef: nnx.GraphDef, precision: Any = None) -> Callable[..., Any]:
+    """``forward(params, rest, x) -> model(x)``, the model run at ``precision`` as a step runs it.
+
+    The parameters and floating inputs are cast to :func:`compute_dtype`'s dtype and
+    the outputs come back float32 (GPUs, TPUs); or, where :func:`rounds_matmul_operands`,
+    the float32 model's dense matmuls round their operands to bfloat16; or, for ``None``,
+    the model as it is (a model built with ``dtype=jnp.bfloat16`` gives bfloat16
+    outputs). The model's state is not returned. How ``predict(precision=...)`` runs it.
+
+    Args:
+      graphdef: the model's graphdef (inference mode, for ``predict``).
+      precision: as :func:`canonical_precision` returns it.
+
+    Example:
+      >>> from nnjax.nn import MLP
+      >>> graphdef, state = nnx.split(MLP(2, (4,), 1, rngs=nnx.Rngs(0)))
+      >>> params, rest = nnx.split_state(state, nnx.Param, ...)
+      >>> make_forward(graphdef, "bfloat16")(params, rest, jnp.ones((3, 2))).dtype
+      dtype('float32')
+    """
+    dtype = compute_dtype(precision)
+    rounded = rounds_matmul_operands(precision)
+
+    def forward(params: Any, rest: Any, x: Any) -> Any:
+        with _bfloat16_dot.bfloat16_operands(rounded):
+            model = nnx.merge(graphdef, cast_floating(params, dtype), rest, copy=True)
+            out = call_model(model, cast_floating(x, dtype))
+        return out if dtype is None else upcast_low_precision(out)
+
+    return forward
+
+
+__all__ = [
+    "FLOAT16_ON_CPU",
+    "PRECISIONS",
+    "canonical_precision",
+    "cast_floating",
+    "compute_dtype",
+    "make_forward",
+    "rounds_matmul_operands",
+    "upcast_low_precision",
+]

@@ -29,6 +29,7 @@ from nnjax.train import (
     validation,
 )
 from nnjax.train.data import ArraySource, IterableSource, no_steps
+from nnjax.train.precision import canonical_precision
 from nnjax.train.progress import Verbose, resolve_verbose, say
 
 
@@ -151,6 +152,7 @@ def predict(
     *,
     batch_size: int = 128,
     steps: int | None = None,
+    precision: Any = None,
     devices: Sequence[jax.Device] | None = None,
     check_inputs: bool = True,
     verbose: Verbose = 0,
@@ -168,6 +170,11 @@ def predict(
         three significant bits, :func:`nnjax.train.size_buckets.bucket`, padded and
         masked, so calls on many sizes share a few programs).
       steps: batches to take from an endless iterable (not for arrays).
+      precision: as ``fit``'s and ``evaluate``'s: ``"bfloat16"`` computes as a
+        ``fit(precision="bfloat16")`` step does (on GPUs and TPUs the model in bfloat16,
+        its outputs returned as float32; on a CPU with native bfloat16 the float32
+        model with bfloat16 matmul operands; elsewhere float32, with a warning),
+        ``"float16"`` in float16; ``None`` or ``"float32"``: the model's own dtype.
       devices: devices to shard the batches over.
       check_inputs: reject integer ``x`` other than the inputs the model declares in
         ``integer_inputs``, and inputs that hold NaN or inf (as ``fit`` and
@@ -186,7 +193,8 @@ def predict(
       ShapeError: inputs the model cannot take, or arrays of different lengths.
       ValueError: an empty ``x``, a nested Python list (pass ``np.asarray(x)``), a
         batch of an iterable that holds no arrays, or ``steps`` with arrays; a
-        ``verbose`` other than ``"auto"``, 0, 1 or 2 (``fit``'s message).
+        ``verbose`` other than ``"auto"``, 0, 1 or 2 (``fit``'s message), an unknown
+        ``precision``.
       ValueError: NaN or inf inputs with ``check_inputs`` (names the first example).
       TypeError: ``x`` of another kind, integer inputs with ``check_inputs``, or a
         tuple ``(x, y)`` for a model that takes one input (``predict`` takes ``x``).
@@ -208,6 +216,7 @@ def predict(
     batch_size = validation.check_count("batch_size", batch_size, 1)
     steps = None if steps is None else validation.check_count("steps", steps, 1)
     verbose = resolve_verbose(verbose)  # fit's check; 0 off process 0
+    precision = canonical_precision(precision)
     start = time.perf_counter()
     source, tuples = _predict_source(model, x, batch_size, steps, check_inputs)
     whole = source.x if isinstance(source, ArraySource) else None  # the user's, unpadded
@@ -220,7 +229,7 @@ def predict(
     )  # fmt: skip
     params, rest = sharding.put_replicated((params, rest), mesh, copy=False)  # no donation
     feeder = eval_blocks.host_feeder(source, mesh)
-    fn = eval_blocks.compiled_predict_blocks(graphdef, feeder.k, mesh, feeder.gather)
+    fn = eval_blocks.compiled_predict_blocks(graphdef, feeder.k, mesh, feeder.gather, precision)
     with jax.set_mesh(mesh):  # its programs' context: their mesh (sharding.own_mesh)
         host = eval_blocks.block_outputs(fn, params, rest, feeder)
     out = jax.tree.map(

@@ -42,12 +42,8 @@ from nnjax.train._canonical import canonical_function
 from nnjax.train.abstract_output import abstract
 from nnjax.train.evaluate import divisible, eval_source
 from nnjax.train.iterable_source import IterableSource
-from nnjax.train.objective import (
-    canonical_loss,
-    canonical_specs,
-    compute_dtype,
-    rounds_matmul_operands,
-)
+from nnjax.train.objective import canonical_loss, canonical_specs
+from nnjax.train.precision import canonical_precision
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,13 +83,7 @@ def objective(loss, loss_fn, metrics, precision, remat, *, caller: str = "fit") 
             "`metrics` need model outputs and a loss"
         )
     step.resolve_metrics(specs)
-    if precision not in (None, "float32", "bfloat16", "float16"):
-        raise ValueError(
-            f"precision must be None, 'float32', 'bfloat16' or 'float16', got {precision!r}"
-        )
-    precision = None if precision == "float32" else precision
-    if compute_dtype(precision) is None and not rounds_matmul_operands(precision):
-        precision = None  # bfloat16 emulated here: float32's step, compiled once (it warned)
+    precision = canonical_precision(precision)
     options = (("loss_fn", loss_fn), ("precision", precision), ("remat", bool(remat)))
     return Objective(loss, loss_fn, specs, options)
 

@@ -25,7 +25,6 @@ Example:
 
 from __future__ import annotations
 
-import collections
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -36,10 +35,10 @@ from flax import nnx
 
 import nnjax.functional as F
 from nnjax import losses, metrics
-from nnjax.nn._modes import view_in_mode
 from nnjax.nn._validate import check_module
 from nnjax.train import loss_scale, loss_weights, optax_checks
 from nnjax.train.data import Batch
+from nnjax.train.model_split import graph_in_mode, graphdef_for, split_model
 from nnjax.train.objective import (
     as_batch,
     batch_loss,
@@ -49,109 +48,11 @@ from nnjax.train.objective import (
     make_objective,
     masked_mean,
 )
+from nnjax.train.precision import make_forward
 
 PyTree = Any
 TrainStep = Callable[..., tuple[PyTree, PyTree, PyTree, dict[str, jax.Array]]]
 MetricSpec = str | metrics.Metric | Callable[[jax.Array, jax.Array], jax.Array]
-
-_TRAIN_MODE = {"deterministic": False, "use_running_average": False}
-_EVAL_MODE = {"deterministic": True, "use_running_average": True}
-
-
-def split_model(model: nnx.Module, *, training: bool = True) -> tuple[nnx.GraphDef, PyTree, PyTree]:
-    """Splits ``model`` into ``(graphdef, params, rest)``.
-
-    The graphdef is taken from a view of the model in training mode (dropout on, batch
-    statistics updated) or, with ``training=False``, in inference mode; the model itself
-    is not modified. ``params`` holds the ``nnx.Param`` leaves, ``rest`` the batch
-    statistics, RNG keys and counts.
-
-    Args:
-      model: any Flax NNX module.
-      training: which mode the returned graphdef runs in.
-
-    Returns:
-      ``(graphdef, params, rest)``; ``nnx.merge(graphdef, params, rest)`` rebuilds it.
-
-    Raises:
-      TypeError: ``model`` is not an ``nnx.Module`` instance (:func:`check_module`).
-
-    Example:
-      >>> from flax import nnx
-      >>> from nnjax.nn import MLP
-      >>> graphdef, params, rest = split_model(MLP(2, (4,), 1, rngs=nnx.Rngs(0)))
-      >>> params["layers"][0]["kernel"].shape
-      (2, 4)
-    """
-    check_module(model)
-    graphdef, params, rest = nnx.split(model, nnx.Param, ...)  # type: ignore[misc]
-    graphdef = graph_in_mode(graphdef, params, rest, training=training)
-    # Fresh Variable containers: later steps never write into ``model`` itself.
-    return graphdef, *jax.tree.map(lambda leaf: leaf, (params, rest))
-
-
-#: The last graphs put in a mode by :func:`graph_in_mode`: ``(graphdef, training) -> graphdef``.
-_MODE_GRAPHS: collections.OrderedDict[tuple[nnx.GraphDef, bool], nnx.GraphDef] = (
-    collections.OrderedDict()
-)
-
-
-def graph_in_mode(
-    graphdef: nnx.GraphDef, params: PyTree, rest: PyTree, *, training: bool
-) -> nnx.GraphDef:
-    """``graphdef`` with its modules in training or inference mode (as ``nnx.view`` sets it).
-
-    The state (``params``, ``rest``: any arrays of the graph's structure, e.g. a
-    sweep's stacked members) is read only the first time. A view clones the whole
-    module graph (3.6 of the 4.1 ms that splitting a 22-layer MLP took), and the mode's
-    graph depends on the graph alone, so it is derived once per graph (the 64 most
-    recent are kept; a graph that cannot be hashed, every time).
-
-    Example:
-      >>> from flax import nnx
-      >>> from nnjax.nn import MLP
-      >>> model = MLP(2, (4,), 1, dropout=0.5, rngs=nnx.Rngs(0))
-      >>> graphdef, params, rest = nnx.split(model, nnx.Param, ...)
-      >>> eval_graph = graph_in_mode(graphdef, params, rest, training=False)
-      >>> nnx.merge(eval_graph, params, rest).dropouts[0].deterministic
-      True
-    """
-    key = (graphdef, training)
-    try:
-        found = _MODE_GRAPHS.get(key)
-    except TypeError:  # a graph with unhashable static metadata: derive it every time
-        return _view_graph(graphdef, params, rest, training)
-    if found is None:
-        found = _MODE_GRAPHS[key] = _view_graph(graphdef, params, rest, training)
-        if len(_MODE_GRAPHS) > 64:
-            _MODE_GRAPHS.popitem(last=False)
-    return found
-
-
-def _view_graph(graphdef: nnx.GraphDef, params: Any, rest: Any, training: bool) -> nnx.GraphDef:
-    mode = _TRAIN_MODE if training else _EVAL_MODE
-    model = nnx.merge(graphdef, params, rest, copy=True)
-    return nnx.split(view_in_mode(model, **mode), nnx.Param, ...)[0]
-
-
-def graphdef_for(model: nnx.Module, *, training: bool) -> nnx.GraphDef:
-    """The static graphdef of ``model`` in training or inference mode (see :func:`split_model`).
-
-    Args:
-      model: the Flax NNX model.
-      training: training mode (dropout on, batch statistics) or inference mode.
-
-    Returns:
-      The ``nnx.GraphDef``; ``model`` itself is left in its mode.
-
-    Example:
-      >>> from flax import nnx
-      >>> from nnjax.nn import MLP
-      >>> gd = graphdef_for(MLP(2, (4,), 1, rngs=nnx.Rngs(0)), training=False)
-      >>> isinstance(gd, nnx.GraphDef)
-      True
-    """
-    return split_model(model, training=training)[0]
 
 
 def metric_name(metric: MetricSpec) -> str:
@@ -355,15 +256,17 @@ def make_eval_step(
     return eval_step
 
 
-def make_predict_step(graphdef: nnx.GraphDef) -> Callable[[PyTree, PyTree, jax.Array], jax.Array]:
+def make_predict_step(graphdef: nnx.GraphDef, precision: Any = None) -> Callable[..., Any]:
     """Builds ``predict_step(params, rest, x) -> model(x)`` (inference-mode ``graphdef``).
 
     Args:
       graphdef: the model's inference-mode graphdef (:func:`graphdef_for`).
+      precision: ``None`` or ``"bfloat16"``, as ``fit``'s
+        (:func:`~nnjax.train.precision.make_forward`).
 
     Returns:
       ``predict_step(params, rest, x)``: the model's output on ``x`` (``(B, ...)``, in
-      the model's output dtype); the state ``rest`` is not updated.
+      the model's output dtype; float32 under a ``precision``); ``rest`` is not updated.
 
     Example:
       >>> from flax import nnx
@@ -372,10 +275,11 @@ def make_predict_step(graphdef: nnx.GraphDef) -> Callable[[PyTree, PyTree, jax.A
       >>> make_predict_step(gd)(params, rest, jnp.ones((5, 2))).shape
       (5, 3)
     """
+    forward = make_forward(graphdef, precision)
 
     def predict_step(params: PyTree, rest: PyTree, x: Any) -> Any:
         with F.forward_only():  # the ops' fastest formulations without gradients
-            return call_model(nnx.merge(graphdef, params, rest, copy=True), x)
+            return forward(params, rest, x)
 
     return predict_step
 

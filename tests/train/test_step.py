@@ -11,6 +11,7 @@ from jax.test_util import check_grads
 import nnjax.train as T
 from nnjax.nn import CNN, MLP
 from nnjax.train import compiled as C
+from nnjax.train import model_split
 from nnjax.train import step as S
 
 
@@ -87,7 +88,7 @@ def test_split_model_puts_a_graph_in_a_mode_once(monkeypatch):
     views = []
     view = nnx.view
     monkeypatch.setattr(nnx, "view", lambda *a, **k: views.append(1) or view(*a, **k))
-    S._MODE_GRAPHS.clear()
+    model_split._MODE_GRAPHS.clear()
     model = MLP(3, (4,), 2, dropout=0.5, rngs=nnx.Rngs(0))
     for _ in range(3):
         assert _dropout_modes(*S.split_model(model, training=False)) == [True]

@@ -9,7 +9,7 @@ from flax import nnx
 
 from nnjax import _hardware, activations, losses
 from nnjax.nn import MLP
-from nnjax.train import compiled, ensemble, sharding
+from nnjax.train import compiled, ensemble, model_split, sharding
 from nnjax.train import step as step_lib
 from nnjax.train.callbacks import EarlyStopping
 from nnjax.train.data import ArraySource, epoch_index
@@ -183,7 +183,7 @@ def test_predictions_derive_the_inference_graph_once(result, data, monkeypatch):
     views = []
     view = nnx.view
     monkeypatch.setattr(nnx, "view", lambda *a, **k: views.append(1) or view(*a, **k))
-    step_lib._MODE_GRAPHS.clear()
+    model_split._MODE_GRAPHS.clear()
     for _ in range(3):
         ensemble_predict(result, data[0][:6])
         member_predictions(result, data[0][:6])
