@@ -3,7 +3,9 @@
 ``fit(precision="bfloat16")`` asks for low-precision compute for its speed; these two
 say what a step does with it on the backend at hand (cast the model to bfloat16, round
 only its matmul operands, or stay float32). :func:`nnjax.train.objective.make_objective`
-applies them; re-exported by :mod:`nnjax.train.objective`.
+applies them (re-exported there), :func:`make_forward` too for ``predict``;
+:func:`canonical_precision` checks the argument of ``fit``, ``sweep``, ``evaluate`` and
+``predict``.
 
 Example:
   >>> compute_dtype("float16", backend="gpu")
@@ -183,8 +185,8 @@ def make_forward(graphdef: nnx.GraphDef, precision: Any = None) -> Callable[...,
       >>> from nnjax.nn import MLP
       >>> graphdef, state = nnx.split(MLP(2, (4,), 1, rngs=nnx.Rngs(0)))
       >>> params, rest = nnx.split_state(state, nnx.Param, ...)
-      >>> make_forward(graphdef, "bfloat16")(params, rest, jnp.ones((3, 2))).dtype
-      dtype('float32')
+      >>> make_forward(graphdef)(params, rest, jnp.ones((3, 2))).shape
+      (3, 1)
     """
     dtype = compute_dtype(precision)
     rounded = rounds_matmul_operands(precision)
