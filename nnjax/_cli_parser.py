@@ -14,7 +14,7 @@ import argparse
 import re
 from typing import NoReturn
 
-from nnjax._cli_setup import MODELS, optimizer_names
+from nnjax._cli_setup import MODELS, PRECISIONS, optimizer_names
 
 VERBOSE = ("auto", "0", "1", "2")
 
@@ -152,6 +152,13 @@ def _add_train(sub) -> None:
         "--optimizer", choices=optimizer_names(), default="adam", help="an Optax optimizer"
     )
     p.add_argument("--lr", type=_positive(float), default=1e-3, help="learning rate")
+    p.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="float32",
+        help="compute precision of fit, evaluate and predict (bfloat16: faster where the "
+        "CPU has AMX or AVX512-BF16, and on GPUs)",
+    )
     p.add_argument(
         "--seed", type=_seed, default=0, help=f"initialisation and data order, in [0, {MAX_SEED}]"
     )

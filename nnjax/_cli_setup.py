@@ -154,6 +154,16 @@ def optimizer_names() -> tuple[str, ...]:
     return tuple(sorted(optimizers._OPTIMIZERS))
 
 
+PRECISIONS = ("float32", "bfloat16", "float16")
+"""`nnjax train --precision` values (``fit``'s ``precision``; float32: its default)."""
+
+
+def precision(config: dict[str, Any]) -> str | None:
+    """The run's ``precision`` for ``fit``, ``evaluate`` and ``predict`` (runs before it: None)."""
+    value = config.get("precision", "float32")
+    return None if value == "float32" else value
+
+
 def loss_and_metrics(config: dict[str, Any]) -> tuple[str, tuple[str, ...]]:
     info = dataset_info(config["dataset"])
     return ("cross_entropy", ("accuracy",)) if info.num_classes else ("mse", ("mae",))
@@ -188,6 +198,7 @@ _CONFIG_TYPES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "learning_rate": (lambda v: _is_number(v) and v > 0, "a positive number"),
     "limit": (lambda v: v is None or (_is_int(v) and v > 0), "a positive integer or null"),
     "data_dir": (lambda v: v is None or isinstance(v, str), "a folder (a string) or null"),
+    "precision": (lambda v: v in PRECISIONS, "one of " + ", ".join(map(repr, PRECISIONS))),
 }
 
 

@@ -27,6 +27,7 @@ from nnjax._cli_setup import (
     load_split,
     loss_and_metrics,
     plot_history,
+    precision,
     read_config,
 )
 
@@ -44,6 +45,7 @@ def _config(args: argparse.Namespace) -> dict:
         "batch_size": args.batch_size,
         "optimizer": args.optimizer,
         "learning_rate": args.lr,
+        "precision": args.precision,
         "seed": args.seed,
         "limit": args.limit,
         "data_dir": args.data_dir,
@@ -59,6 +61,7 @@ _RECORDED = {
     "--batch-size": "batch_size",
     "--optimizer": "optimizer",
     "--lr": "learning_rate",
+    "--precision": "precision",
     "--seed": "seed",
     "--limit": "limit",
     "--data-dir": "data_dir",
@@ -78,7 +81,7 @@ def given_options(argv: list[str]) -> set[str]:
 
 def _resumed_config(out: Path, args: argparse.Namespace) -> dict:
     """The run's recorded config, with ``--epochs`` if given; refuses changed settings."""
-    saved = read_config(out / "config.json")
+    saved = {"precision": "float32", **read_config(out / "config.json")}  # runs before it
     asked = _config(args)
     for option in sorted(args.given):
         key = _RECORDED[option]
@@ -133,6 +136,7 @@ def _fit(args, config, out, model, train_set, test_set, loss, metrics):
         validation_data=test_set,
         metrics=metrics,
         seed=config["seed"],
+        precision=precision(config),
         verbose=0
         if args.quiet
         else (args.verbose if args.verbose == "auto" else int(args.verbose)),

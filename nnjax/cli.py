@@ -36,6 +36,7 @@ from nnjax._cli_setup import (
     load_raw,
     load_run,
     loss_and_metrics,
+    precision,
     save_npy,
     targets,
 )
@@ -68,7 +69,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     else:
         (x, y), what = load_raw(config)[1], "test"
     loss, metrics = loss_and_metrics(config)
-    logs = train.evaluate(model, (prep(x), targets(config, y)), loss=loss, metrics=metrics)
+    data = (prep(x), targets(config, y))
+    logs = train.evaluate(model, data, loss=loss, metrics=metrics, precision=precision(config))
     scores = ", ".join(f"{what} {k}: {v:.4f}" for k, v in logs.items())
     _say(f"{run} (after epoch {epoch}): {scores}")
     return 0
@@ -99,8 +101,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     rows; process 0 prints the predictions and writes ``--output``.
     """
     _join_if_launched()
-    model, prep, _, _ = load_run(Path(args.run), fallback=args.fallback)
-    outputs = _predicted(model, prep(load_finite(args.inputs)))
+    model, prep, config, _ = load_run(Path(args.run), fallback=args.fallback)
+    outputs = _predicted(model, prep(load_finite(args.inputs)), precision(config))
     if not _main_process():  # every process holds all the outputs; process 0 reports them
         return 0
     if args.output:
@@ -115,7 +117,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
-def _predicted(model: Any, x: Any) -> Any:
+def _predicted(model: Any, x: Any, precision: str | None = None) -> Any:
     """``train.predict``'s outputs; for 0 rows, an empty array of the model's output shape.
 
     ``train.predict`` refuses an empty ``x``; the output's shape and dtype come from an
@@ -126,7 +128,7 @@ def _predicted(model: Any, x: Any) -> Any:
     from nnjax import train
 
     if len(x):
-        return np.asarray(train.predict(model, x))
+        return np.asarray(train.predict(model, x, precision=precision))
     from nnjax.train.abstract_output import output_shape
     from nnjax.train.step import split_model
 

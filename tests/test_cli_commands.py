@@ -1,6 +1,7 @@
 """The ``nnjax`` command does what its help says: options reach ``fit``, files land where
 named, errors are one line, a closed pipe and Ctrl-C end quietly (130/141)."""
 
+import json
 import os
 import signal
 import subprocess
@@ -14,7 +15,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from nnjax import cli, nn, train
+from nnjax import _hardware, cli, nn, train
 from tests._cli_runs import TINY, one_line, run_cli
 
 pytest.importorskip("sklearn")
@@ -33,10 +34,19 @@ def test_train_options_reach_fit_and_the_model(tmp_path, capsys, monkeypatch):
 
     monkeypatch.setattr(train, "fit", fit)
     argv = ["train", *TINY, "--epochs", "7", "--batch-size", "3", "--lr", "0.25"]
-    argv += ["--optimizer", "sgd", "--seed", "11", "--out", tmp_path / "r"]
+    argv += [
+        "--optimizer",
+        "sgd",
+        "--seed",
+        "11",
+        "--precision",
+        "bfloat16",
+        "--out",
+        tmp_path / "r",
+    ]
     code, _, err = run_cli(capsys, *argv)
     assert code == 1 and "_Stop: seen" in err  # the fake fit's error, as one line
-    assert (seen["epochs"], seen["batch_size"]) == (7, 3)
+    assert (seen["epochs"], seen["batch_size"], seen["precision"]) == (7, 3, "bfloat16")
     assert (seen["learning_rate"], seen["optimizer"], seen["seed"]) == (0.25, "sgd", 11)
     assert seen["verbose"] == 0  # --quiet
     assert seen["resume_from"] is None
@@ -213,3 +223,26 @@ def test_ctrl_c_while_the_parser_is_built_is_130_and_one_line(capsys, monkeypatc
     except KeyboardInterrupt:  # not pytest's to see: it would stop the whole session
         pytest.fail("KeyboardInterrupt escaped nnjax.cli.main")
     assert code == cli.EXIT_INTERRUPTED and out == "" and err == "nnjax: interrupted\n"
+
+
+def test_the_precision_is_recorded_and_reaches_evaluate_and_predict(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(_hardware, "native_bfloat16", lambda backend=None: True)  # no warning
+    out = tmp_path / "r"
+    code, _, err = run_cli(capsys, "train", *TINY, "--epochs", "1", "--precision", "bfloat16",
+                           "--out", out)  # fmt: skip
+    assert code == 0, err
+    assert json.loads((out / "config.json").read_text())["precision"] == "bfloat16"
+    seen = []
+    for name in ("evaluate", "predict"):
+        real = getattr(train, name)
+        spy = lambda *a, _real=real, **k: seen.append(k.get("precision")) or _real(*a, **k)
+        monkeypatch.setattr(train, name, spy)
+    assert run_cli(capsys, "evaluate", out)[0] == 0
+    np.save(tmp_path / "x.npy", np.array([[0.0, 1.0], [1.0, 1.0]], np.float32))
+    assert run_cli(capsys, "predict", out, tmp_path / "x.npy")[0] == 0
+    assert seen == ["bfloat16", "bfloat16"]
+    # a run recorded before --precision (no key) trains, evaluates and predicts in float32
+    config = json.loads((out / "config.json").read_text())
+    del config["precision"]
+    (out / "config.json").write_text(json.dumps(config))
+    assert run_cli(capsys, "evaluate", out)[0] == 0 and seen[-1] is None

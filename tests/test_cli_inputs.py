@@ -186,6 +186,7 @@ def test_negative_numbers_are_read_as_values():
         ("learning_rate", None, "'learning_rate' should be a positive number, got null"),
         ("batch_size", 0, "'batch_size' should be a positive integer, got 0"),
         ("data_dir", 1, "'data_dir' should be a folder (a string) or null, got 1"),
+        ("precision", "half", "'precision' should be one of 'float32', 'bfloat16', 'float16'"),
     ],
     ids=[
         "dataset-null",
@@ -197,6 +198,7 @@ def test_negative_numbers_are_read_as_values():
         "lr-null",
         "batch-0",
         "data_dir-int",
+        "precision-half",
     ],
 )
 @pytest.mark.parametrize("command", ["evaluate", "resume"])
