@@ -216,6 +216,7 @@ def _overflowing_data():
     return x, (30 * x[:, :1] + 5).astype(np.float32)
 
 
+@pytest.mark.filterwarnings("ignore:precision='bfloat16' computes in float32:UserWarning")
 def test_fit_logs_the_scale_that_a_loop_of_its_steps_reaches():
     x, y = _overflowing_data()
     kw = dict(loss=_mse, optimizer=optax.adam(1e-3), batch_size=16, epochs=2, shuffle=False)
