@@ -29,6 +29,7 @@ from nnjax import activations
 from nnjax.train import step as step_lib
 from nnjax.train.compiled import cached
 from nnjax.train.members import auto_eval_per_step, over_members
+from nnjax.train.precision import canonical_precision
 from nnjax.train.sweep_result import MemberGroup, SweepResult
 
 
@@ -37,6 +38,7 @@ def ensemble_predict(
     x: jax.typing.ArrayLike,
     *,
     activation: str | activations.Activation | None = None,
+    precision: Any = None,
 ) -> jax.Array:
     """The mean over members of ``activation(member(x))``, members in inference mode.
 
@@ -49,6 +51,8 @@ def ensemble_predict(
         tuple as positional inputs, a dict as keyword inputs).
       activation: applied to each member's output before averaging, e.g. ``"softmax"``
         to average class probabilities; ``None`` averages the raw outputs.
+      precision: as ``predict``'s (``"bfloat16"``: each member computes as a
+        ``sweep(precision="bfloat16")`` step does; float32 outputs).
 
     Returns:
       ``(B, ...)``: shaped like one member's output on ``x`` (e.g. ``(B, classes)``), in
@@ -56,7 +60,8 @@ def ensemble_predict(
       members of :func:`member_predictions` (after ``activation``).
 
     Raises:
-      ValueError: groups whose outputs differ in shape or dtype (names them).
+      ValueError: groups whose outputs differ in shape or dtype (names them); an
+        unknown ``precision``.
 
     Example:
       >>> from nnjax.nn import MLP
@@ -71,14 +76,17 @@ def ensemble_predict(
       True
     """
     fn = None if activation is None else activations.get(activation)
+    precision = canonical_precision(precision)
     if len(result.groups) > 1:  # one program per structure; the mean over all members
-        outputs = member_predictions(result, x)
+        outputs = member_predictions(result, x, precision=precision)
         return jnp.mean(outputs if fn is None else fn(outputs), axis=0).astype(outputs.dtype)
-    predict = _compiled_ensemble(_eval_graphdef(result._single()), fn)
+    predict = _compiled_ensemble(_eval_graphdef(result._single()), fn, precision)
     return predict(result.params, result.rest, _input(x))
 
 
-def member_predictions(result: SweepResult, x: jax.typing.ArrayLike) -> jax.Array:
+def member_predictions(
+    result: SweepResult, x: jax.typing.ArrayLike, *, precision: Any = None
+) -> jax.Array:
     """Every member's output on ``x`` (inference mode), stacked ``(M, *output_shape)``.
 
     Args:
@@ -86,6 +94,7 @@ def member_predictions(result: SweepResult, x: jax.typing.ArrayLike) -> jax.Arra
         group predicts in its own compiled program).
       x: ``(B, ...)`` inputs the models take (floating, as in training), or a pytree
         of them, as for :func:`ensemble_predict`.
+      precision: as :func:`ensemble_predict`'s.
 
     Returns:
       ``(M, B, ...)``: each member's output, in member order, in the models' output
@@ -103,9 +112,9 @@ def member_predictions(result: SweepResult, x: jax.typing.ArrayLike) -> jax.Arra
       >>> member_predictions(r, x).shape
       (3, 8, 1)
     """
-    x = _input(x)
+    x, precision = _input(x), canonical_precision(precision)
     stacks = [
-        _compiled_members(_eval_graphdef(group))(group.params, group.rest, x)
+        _compiled_members(_eval_graphdef(group), precision)(group.params, group.rest, x)
         for group in result.groups
     ]
     kinds = {(s.shape[1:], s.dtype) for s in stacks}
@@ -131,21 +140,23 @@ def _eval_graphdef(group: MemberGroup) -> nnx.GraphDef:
     return step_lib.graph_in_mode(group.graphdef, group.params, group.rest, training=False)
 
 
-def _members_predict(graphdef: nnx.GraphDef) -> Callable:
+def _members_predict(graphdef: nnx.GraphDef, precision: str | None) -> Callable:
     """``predict(params, rest, x) -> (M, ...)``, members as ``auto_eval_per_step`` says."""
-    predict = step_lib.make_predict_step(graphdef)
+    predict = step_lib.make_predict_step(graphdef, precision)
     per_step = auto_eval_per_step(jax.devices()[0].platform, graphdef)
     return lambda ps, rs, x: over_members(lambda p, r: predict(p, r, x), (ps, rs), per_step)
 
 
 @cached
-def _compiled_members(eval_graphdef: nnx.GraphDef) -> Callable:
-    return jax.jit(_members_predict(eval_graphdef))
+def _compiled_members(eval_graphdef: nnx.GraphDef, precision: str | None) -> Callable:
+    return jax.jit(_members_predict(eval_graphdef, precision))
 
 
 @cached
-def _compiled_ensemble(eval_graphdef: nnx.GraphDef, fn: Callable | None) -> Callable:
-    members = _members_predict(eval_graphdef)
+def _compiled_ensemble(
+    eval_graphdef: nnx.GraphDef, fn: Callable | None, precision: str | None
+) -> Callable:
+    members = _members_predict(eval_graphdef, precision)
 
     def predict(params, rest, x):
         ys = members(params, rest, x)

@@ -17,6 +17,7 @@ from nnjax.nn import MLP
 from nnjax.train import compiled, precision
 from nnjax.train.evaluate import evaluate
 from nnjax.train.prediction import predict
+from nnjax.train.sweep import ensemble_predict, member_predictions, sweep
 
 X = np.random.default_rng(0).normal(size=(40, 8)).astype(np.float32)
 
@@ -107,3 +108,20 @@ def test_an_unknown_precision_is_refused_before_anything_compiles(bad):
     with pytest.raises(ValueError, match=r"precision must be None, 'float32', 'bfloat16'"):
         predict(_model(), X, precision=bad)
     assert compiled.TRACES.count == traces
+
+
+def test_a_sweeps_members_predict_at_the_precision_as_predict_does(native):
+    # one layer (no hidden value to round): the two programs agree to float32 precision
+    y = np.random.default_rng(1).normal(size=(40, 3)).astype(np.float32)
+    result = sweep(lambda rngs: MLP(8, (), 3, rngs=rngs), (X, y), loss="mse", metrics=(),
+                   seeds=[0, 1], batch_size=40, epochs=0)  # fmt: skip
+    stacked = member_predictions(result, X, precision="bfloat16")
+    assert stacked.dtype == jnp.float32
+    for i in range(2):
+        ref = predict(result.member(i), X, batch_size=40, precision="bfloat16")
+        np.testing.assert_allclose(stacked[i], ref, rtol=1e-5, atol=1e-6)
+    assert np.abs(np.asarray(stacked - member_predictions(result, X))).max() > 1e-4
+    mean = ensemble_predict(result, X, precision="bfloat16")
+    np.testing.assert_allclose(mean, np.mean(stacked, axis=0), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="precision must be None"):
+        ensemble_predict(result, X, precision="half")

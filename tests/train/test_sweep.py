@@ -167,8 +167,8 @@ def test_ensemble_predict_is_the_mean_of_member_outputs(result, data):
 def test_ensemble_and_member_predictions_compile_once(result, data):
     x = data[0][:6]
     graphdef = step_lib.graphdef_for(result.member(0), training=False)
-    members = ensemble._compiled_members(graphdef)
-    mean = ensemble._compiled_ensemble(graphdef, activations.get("softmax"))
+    members = ensemble._compiled_members(graphdef, None)  # float32: no precision
+    mean = ensemble._compiled_ensemble(graphdef, activations.get("softmax"), None)
     sizes = []
     for _ in range(3):
         ensemble_predict(result, x, activation="softmax")
