@@ -117,7 +117,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
-def _predicted(model: Any, x: Any, precision: str | None = None) -> Any:
+def _predicted(model: Any, x: Any, at: str | None = None) -> Any:
     """``train.predict``'s outputs; for 0 rows, an empty array of the model's output shape.
 
     ``train.predict`` refuses an empty ``x``; the output's shape and dtype come from an
@@ -128,7 +128,7 @@ def _predicted(model: Any, x: Any, precision: str | None = None) -> Any:
     from nnjax import train
 
     if len(x):
-        return np.asarray(train.predict(model, x, precision=precision))
+        return np.asarray(train.predict(model, x, precision=at))
     from nnjax.train.abstract_output import output_shape
     from nnjax.train.step import split_model
 

@@ -225,6 +225,13 @@ def test_ctrl_c_while_the_parser_is_built_is_130_and_one_line(capsys, monkeypatc
     assert code == cli.EXIT_INTERRUPTED and out == "" and err == "nnjax: interrupted\n"
 
 
+def test_the_command_offers_the_precisions_fit_takes():
+    from nnjax._cli_setup import PRECISIONS
+    from nnjax.train import precision
+
+    assert set(PRECISIONS) == set(precision.PRECISIONS) - {None}
+
+
 def test_the_precision_is_recorded_and_reaches_evaluate_and_predict(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(_hardware, "native_bfloat16", lambda backend=None: True)  # no warning
     out = tmp_path / "r"
