@@ -28,7 +28,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from nnjax.functional import _bfloat16, _bfloat16_dot
+from nnjax.functional import _bfloat16, _bfloat16_dot, _small_loop_dots
 from nnjax.functional._conv_compiler import in_library_program
 
 _F32 = jnp.float32
@@ -55,7 +55,7 @@ def _heads_first(a: jax.Array) -> jax.Array:
 
 def _bmm(a: jax.Array, b: jax.Array) -> jax.Array:
     """``(N, M, K) @ (N, K, P)`` of bfloat16 operands, summed in float32."""
-    return lax.dot_general(a, b, (((2,), (1,)), ((0,), (0,))), preferred_element_type=_F32)
+    return _small_loop_dots.dot_general(a, b, (((2,), (1,)), ((0,), (0,))))
 
 
 def _transposed(a: jax.Array, key: jax.Array) -> jax.Array:

@@ -36,7 +36,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from nnjax.functional import _bfloat16
+from nnjax.functional import _bfloat16, _small_loop_dots
 from nnjax.functional._conv_compiler import in_library_program
 from nnjax.functional._scoped import scoped
 
@@ -80,7 +80,7 @@ def _dot(lhs: jax.Array, rhs: jax.Array, lhs_axis: int, rhs_axis: int) -> jax.Ar
     """``lhs`` and ``rhs`` contracted over one axis each, as bfloat16, summed in float32."""
     dims = (((lhs_axis,), (rhs_axis,)), ((), ()))
     lhs, rhs = _bfloat16.to_bfloat16(lhs), _bfloat16.to_bfloat16(rhs)
-    return lax.dot_general(lhs, rhs, dims, preferred_element_type=_F32)
+    return _small_loop_dots.dot_general(lhs, rhs, dims)
 
 
 def leading_contraction(a: jax.Array, b: jax.Array, out_sharding=None) -> jax.Array:
@@ -112,7 +112,7 @@ def leading_contraction(a: jax.Array, b: jax.Array, out_sharding=None) -> jax.Ar
     lhs = lax.optimization_barrier(jnp.transpose(_bfloat16.to_bfloat16(a), (a.ndim - 1, *lead)))
     dims = ((tuple(range(1, a.ndim)), lead), ((), ()))
     rhs = _bfloat16.to_bfloat16(b)
-    return lax.dot_general(lhs, rhs, dims, preferred_element_type=_F32, out_sharding=out_sharding)
+    return _small_loop_dots.dot_general(lhs, rhs, dims, out_sharding)
 
 
 @jax.custom_vjp

@@ -65,7 +65,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from nnjax import _hardware
-from nnjax.functional import _bfloat16, _bfloat16_dot, _conv_taps
+from nnjax.functional import _bfloat16, _bfloat16_dot, _conv_taps, _small_loop_dots
 
 _F32 = jnp.float32
 Pads = tuple[tuple[int, int], ...]
@@ -138,7 +138,7 @@ def _bfloat16_patches(x: jax.Array, kernel_size, strides, pads, dilation) -> jax
 
 def _dot(lhs: jax.Array, rhs: jax.Array, lhs_axis: int, rhs_axis: int) -> jax.Array:
     dims = (((lhs_axis,), (rhs_axis,)), ((), ()))
-    return lax.dot_general(lhs, rhs, dims, preferred_element_type=_F32)
+    return _small_loop_dots.dot_general(lhs, rhs, dims)
 
 
 def _forward(x, kernel, strides, pads, dilation, _meta):

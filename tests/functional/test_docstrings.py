@@ -35,6 +35,8 @@ MODULES = [
     "nnjax.functional._conv_depth",
     "nnjax.functional._conv_subpixel",
     "nnjax.functional._bfloat16",
+    "nnjax.functional._bfloat16_dot",
+    "nnjax.functional._small_loop_dots",
     "nnjax.functional._pool_formulations",
     "nnjax.functional._padding",
     "nnjax.functional._pool_padding",

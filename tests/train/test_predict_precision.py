@@ -76,12 +76,21 @@ def test_evaluate_and_predict_agree_at_the_same_precision(native):
     # give the same bfloat16 products' results to float32 precision
     model = MLP(8, (), 3, rngs=nnx.Rngs(0))
     y = np.random.default_rng(1).normal(size=(40, 3)).astype(np.float32)
-    # (one batch: jaxlib 0.8's XLA:CPU compiles no bfloat16 dot of 4 rows a device)
-    out = predict(model, X, batch_size=40, precision="bfloat16")
-    logs = evaluate(model, (X, y), loss="mse", metrics=[], batch_size=40, precision="bfloat16")
+    out = predict(model, X, batch_size=16, precision="bfloat16")
+    logs = evaluate(model, (X, y), loss="mse", metrics=[], batch_size=16, precision="bfloat16")
     np.testing.assert_allclose(logs["loss"], np.mean((out - y) ** 2), rtol=1e-5, atol=1e-7)
-    plain = evaluate(model, (X, y), loss="mse", metrics=[], batch_size=40)["loss"]
+    plain = evaluate(model, (X, y), loss="mse", metrics=[], batch_size=16)["loss"]
     assert abs(plain - logs["loss"]) > 1e-4 * plain  # the precision was applied
+
+
+@pytest.mark.parametrize("batch_size", [5, 16, 24])
+def test_a_small_model_predicts_in_batches_of_a_few_rows_a_device(native, batch_size):
+    # jaxlib 0.8 and 0.9 compiled these loops of bfloat16 matmuls as one small-loop kernel
+    # without bfloat16 matmuls (UNIMPLEMENTED) on 4 devices: nnjax.functional._small_loop_dots
+    model = MLP(8, (), 3, rngs=nnx.Rngs(0))
+    got = predict(model, X, batch_size=batch_size, precision="bfloat16")
+    ref = _reference(model, X, rounded=True)
+    np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-5 * np.abs(ref).max())
 
 
 def test_float32_and_none_share_one_program_and_a_second_call_compiles_nothing(native):
