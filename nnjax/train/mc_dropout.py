@@ -14,12 +14,12 @@ than with ``nnx.reseed``, which matches streams by *tag*: a ``Dropout`` built fr
 ``nnx.Rngs(0)`` (no ``dropout`` stream) carries the tag ``"default"``, so reseeding
 ``dropout=`` would silently miss it. The results therefore depend only on ``seed``,
 not on how far the model's own streams have advanced, and the model is not modified.
-Batch normalisation stays in inference mode (running averages).
+Batch normalisation stays in inference mode (running averages). ``precision`` runs the
+passes as ``predict(precision=...)`` runs its one (:func:`nnjax.train.precision.make_forward`,
+compiled as ``predict``'s program is: :func:`nnjax.train.eval_blocks.library_jit`).
 """
 
 from __future__ import annotations
-
-import functools
 
 import jax
 import jax.numpy as jnp
@@ -27,7 +27,9 @@ from flax import nnx
 
 from nnjax import _checks
 from nnjax.nn._modes import view_in_mode
-from nnjax.train.model_call import call_model
+from nnjax.train.compiled import cached
+from nnjax.train.eval_blocks import library_jit
+from nnjax.train.precision import canonical_precision, make_forward
 
 PyTree = object
 
@@ -37,6 +39,8 @@ def mc_dropout_predict(
     x: object,
     n_samples: int,
     seed: int | jax.Array = 0,
+    *,
+    precision: str | None = None,
 ) -> tuple[jax.Array, jax.Array]:
     """Mean and standard deviation of ``n_samples`` forward passes with dropout on.
 
@@ -48,6 +52,10 @@ def mc_dropout_predict(
         keyword inputs).
       n_samples: number of stochastic passes ``N`` (>= 1), vmapped, in one compiled call.
       seed: an int (Python or NumPy) or a PRNG key; the same seed gives the same result.
+      precision: ``None`` (or ``"float32"``), ``"bfloat16"`` or ``"float16"``: each pass
+        computed as ``predict(model, x, precision=...)`` computes (``"bfloat16"``: on
+        GPUs and TPUs the model in bfloat16, on CPUs with native bfloat16 the float32
+        model's matmuls on bfloat16 operands, elsewhere float32 with a warning).
 
     Returns:
       ``(mean, std)``, each shaped like ``model(x)``, float32 (or wider if the model's
@@ -55,7 +63,8 @@ def mc_dropout_predict(
 
     Raises:
       TypeError: if ``n_samples`` is not an int (a float, a bool).
-      ValueError: if ``n_samples < 1``.
+      ValueError: if ``n_samples < 1``, or ``precision`` is none of those (before
+        anything compiles).
 
     Example:
       >>> from flax import nnx
@@ -65,7 +74,8 @@ def mc_dropout_predict(
       >>> mean.shape, bool(jnp.all(std > 0))
       ((4, 2), True)
     """
-    return _mc_predict(*_prepare("mc_dropout_predict", model, x, n_samples, seed))
+    args = _prepare("mc_dropout_predict", model, x, n_samples, seed, precision)
+    return _compiled(*args[:3], True)(*args[3:])
 
 
 def mc_dropout_samples(
@@ -73,6 +83,8 @@ def mc_dropout_samples(
     x: object,
     n_samples: int,
     seed: int | jax.Array = 0,
+    *,
+    precision: str | None = None,
 ) -> jax.Array:
     """The ``N`` stochastic outputs themselves, stacked ``(N, *model(x).shape)``.
 
@@ -86,6 +98,7 @@ def mc_dropout_samples(
         for :func:`mc_dropout_predict`.
       n_samples: number of stochastic passes ``N`` (>= 1), vmapped, in one compiled call.
       seed: an int (Python or NumPy) or a PRNG key; the same seed gives the same samples.
+      precision: as for :func:`mc_dropout_predict`.
 
     Returns:
       ``(N, *model(x).shape)``: sample ``s`` is the output of pass ``s``, float32 (or
@@ -93,7 +106,7 @@ def mc_dropout_samples(
 
     Raises:
       TypeError: if ``n_samples`` is not an int (a float, a bool).
-      ValueError: if ``n_samples < 1``.
+      ValueError: if ``n_samples < 1``, or ``precision`` is unknown.
 
     Example:
       >>> from flax import nnx
@@ -106,7 +119,8 @@ def mc_dropout_samples(
       >>> bool(jnp.allclose(ys.mean(axis=0), mean, atol=1e-6))
       True
     """
-    return _mc_samples(*_prepare("mc_dropout_samples", model, x, n_samples, seed))
+    args = _prepare("mc_dropout_samples", model, x, n_samples, seed, precision)
+    return _compiled(*args[:3], False)(*args[3:])
 
 
 def fresh_keys(rng_state: PyTree, key: jax.Array) -> PyTree:
@@ -141,36 +155,42 @@ def _is_key(leaf) -> bool:
     return jnp.issubdtype(jnp.result_type(leaf), jax.dtypes.prng_key)
 
 
-def _prepare(op: str, model: nnx.Module, x, n_samples: int, seed) -> tuple:
-    """Validates the arguments and splits a dropout-on view of ``model`` for the jitted core."""
+def _prepare(op: str, model: nnx.Module, x, n_samples: int, seed, precision) -> tuple:
+    """Checks the arguments and splits a dropout-on view of ``model`` for the jitted core.
+
+    Returns ``(graphdef, n_samples, precision, params, rng_state, rest, x, key)``.
+    """
     if not _checks.is_int(n_samples):
         raise TypeError(_checks.static_arg_message(op, "n_samples", n_samples, "an int >= 1"))
     n_samples = _checks.positive_int(op, "n_samples", n_samples)
+    precision = canonical_precision(precision)
     key = jax.random.key(int(seed)) if _checks.is_int(seed) else seed
     view = view_in_mode(model, deterministic=False, use_running_average=True)
     # nnx.split's return type ends in a variadic tuple that mypy cannot unpack.
     graphdef, params, rng_state, rest = nnx.split(  # type: ignore[misc]
         view, nnx.Param, nnx.RngState, ...
     )
-    return graphdef, n_samples, params, rng_state, rest, jax.tree.map(jnp.asarray, x), key
+    x = jax.tree.map(jnp.asarray, x)
+    return graphdef, n_samples, precision, params, rng_state, rest, x, key
 
 
-def _samples(graphdef, n_samples, params, rng_state, rest, x, key) -> jax.Array:
+@cached
+def _compiled(graphdef: nnx.GraphDef, n_samples: int, precision, summary: bool):
+    """The jitted ``(params, rng_state, rest, x, key) ->`` samples, or their mean and std."""
+    forward = make_forward(graphdef, precision)
+
     # Everything the model is merged from enters the vmap as an argument: NNX refuses to
     # mutate (advance) an RngCount captured from an outer trace.
     def one(sample_key, params, rng_state, rest, x) -> jax.Array:
-        model = nnx.merge(graphdef, params, fresh_keys(rng_state, sample_key), rest)
-        y = call_model(model, x)
+        y = forward(params, rest, x, fresh_keys(rng_state, sample_key))
         return y.astype(jnp.promote_types(y.dtype, jnp.float32))
 
-    in_axes = (0, None, None, None, None)
-    return jax.vmap(one, in_axes)(jax.random.split(key, n_samples), params, rng_state, rest, x)
+    def samples(params, rng_state, rest, x, key) -> jax.Array:
+        keys = jax.random.split(key, n_samples)
+        return jax.vmap(one, (0, None, None, None, None))(keys, params, rng_state, rest, x)
 
+    def mean_std(*args) -> tuple[jax.Array, jax.Array]:
+        ys = samples(*args)
+        return jnp.mean(ys, axis=0), jnp.std(ys, axis=0)
 
-_mc_samples = jax.jit(_samples, static_argnums=(0, 1))
-
-
-@functools.partial(jax.jit, static_argnums=(0, 1))
-def _mc_predict(graphdef, n_samples, params, rng_state, rest, x, key):
-    ys = _samples(graphdef, n_samples, params, rng_state, rest, x, key)
-    return jnp.mean(ys, axis=0), jnp.std(ys, axis=0)
+    return library_jit(graphdef, precision)(mean_std if summary else samples)

@@ -169,13 +169,15 @@ def upcast_low_precision(tree: Any) -> Any:
 
 
 def make_forward(graphdef: nnx.GraphDef, precision: Any = None) -> Callable[..., Any]:
-    """``forward(params, rest, x) -> model(x)``, the model run at ``precision`` as a step runs it.
+    """``forward(params, rest, x, *states) -> model(x)``, run at ``precision`` as a step runs it.
 
     The parameters and floating inputs are cast to :func:`compute_dtype`'s dtype and
     the outputs come back float32 (GPUs, TPUs); or, where :func:`rounds_matmul_operands`,
     the float32 model's dense matmuls round their operands to bfloat16; or, for ``None``,
     the model as it is (a model built with ``dtype=jnp.bfloat16`` gives bfloat16
-    outputs). The model's state is not returned. How ``predict(precision=...)`` runs it.
+    outputs). ``states`` are more of the model's state, merged as they are (the RNG
+    state of ``mc_dropout_predict``'s split). The model's state is not returned. How
+    ``predict(precision=...)`` and ``mc_dropout_predict(precision=...)`` run it.
 
     Args:
       graphdef: the model's graphdef (inference mode, for ``predict``).
@@ -191,9 +193,9 @@ def make_forward(graphdef: nnx.GraphDef, precision: Any = None) -> Callable[...,
     dtype = compute_dtype(precision)
     rounded = rounds_matmul_operands(precision)
 
-    def forward(params: Any, rest: Any, x: Any) -> Any:
+    def forward(params: Any, rest: Any, x: Any, *states: Any) -> Any:
         with _bfloat16_dot.bfloat16_operands(rounded):
-            model = nnx.merge(graphdef, cast_floating(params, dtype), rest, copy=True)
+            model = nnx.merge(graphdef, cast_floating(params, dtype), rest, *states, copy=True)
             out = call_model(model, cast_floating(x, dtype))
         return out if dtype is None else upcast_low_precision(out)
 
