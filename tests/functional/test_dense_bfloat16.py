@@ -9,9 +9,17 @@ import pytest
 
 import nnjax.functional as F
 from nnjax import _hardware
+from nnjax.functional import _small_loop_dots
 
 BF16, F32 = jnp.bfloat16, jnp.float32
 B, IN, OUT = 8, 24, 16
+
+
+@pytest.fixture(autouse=True)
+def _small_loops_take_bfloat16_matmuls(monkeypatch):
+    # the matmuls' forms as jaxlibs from 0.10 compile them: on jaxlib 0.8 and 0.9 matmuls
+    # this small get float32 operands (test_small_loop_dots.py checks that rule)
+    monkeypatch.setattr(_small_loop_dots, "small_loops_take_bfloat16_dots", lambda: True)
 
 
 @pytest.fixture
