@@ -41,6 +41,7 @@ def test_progress_modes(capsys, monkeypatch):
     bar.update(3)
     bar.close({"loss": 0.25}, seconds=1.0)
     assert capsys.readouterr().out == "Epoch 1/2 - 1.0s - loss: 0.2500\n"
+    pytest.importorskip("tqdm")  # the bar is the progress extra's
     bar = progress.EpochProgress(epoch=0, epochs=1, steps=3, verbose=1)
     bar.update(3)
     bar.close({"loss": 0.25})

@@ -33,6 +33,7 @@ def test_pipes_get_a_compile_line_and_one_line_per_epoch(capsys, monkeypatch):
 
 
 def test_the_bar_counts_every_step_and_shows_the_running_loss(capsys, monkeypatch):
+    pytest.importorskip("tqdm")  # the bar is the progress extra's
     monkeypatch.setattr(progress, "REFRESH_S", 0.0)
     bars = []
     original = progress.EpochProgress.close
@@ -51,6 +52,7 @@ def test_the_bar_counts_every_step_and_shows_the_running_loss(capsys, monkeypatc
 
 
 def test_the_finished_bar_shows_the_epochs_loss_not_a_stale_running_one(monkeypatch):
+    pytest.importorskip("tqdm")  # the bar is the progress extra's
     shown = []
     original = progress.EpochProgress.close
 
