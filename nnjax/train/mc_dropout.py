@@ -74,8 +74,9 @@ def mc_dropout_predict(
       >>> mean.shape, bool(jnp.all(std > 0))
       ((4, 2), True)
     """
-    args = _prepare("mc_dropout_predict", model, x, n_samples, seed, precision)
-    return _compiled(*args[:3], True)(*args[3:])
+    prepared = _prepare("mc_dropout_predict", model, x, n_samples, seed, precision)
+    graphdef, n, precision, *arrays = prepared
+    return _compiled(graphdef, n, precision, True)(*arrays)
 
 
 def mc_dropout_samples(
@@ -119,8 +120,9 @@ def mc_dropout_samples(
       >>> bool(jnp.allclose(ys.mean(axis=0), mean, atol=1e-6))
       True
     """
-    args = _prepare("mc_dropout_samples", model, x, n_samples, seed, precision)
-    return _compiled(*args[:3], False)(*args[3:])
+    prepared = _prepare("mc_dropout_samples", model, x, n_samples, seed, precision)
+    graphdef, n, precision, *arrays = prepared
+    return _compiled(graphdef, n, precision, False)(*arrays)
 
 
 def fresh_keys(rng_state: PyTree, key: jax.Array) -> PyTree:
