@@ -232,6 +232,7 @@ def test_the_command_offers_the_precisions_fit_takes():
     assert set(PRECISIONS) == set(precision.PRECISIONS) - {None}
 
 
+@pytest.mark.slow  # among the slowest of the default run (2026-12-07, session 45)
 def test_the_precision_is_recorded_and_reaches_evaluate_and_predict(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(_hardware, "native_bfloat16", lambda backend=None: True)  # no warning
     out = tmp_path / "r"

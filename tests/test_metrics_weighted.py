@@ -84,6 +84,7 @@ def test_weights_of_one_and_zero_are_the_mask(name):
     assert _weighted(name, pred, y, mask) == want
 
 
+@pytest.mark.slow  # among the slowest of the default run (2026-12-07, session 45)
 def test_weights_per_position_weigh_each_token():
     rng = np.random.default_rng(1)
     logits = rng.normal(size=(6, 5, C)).astype(np.float32)

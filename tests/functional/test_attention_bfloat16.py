@@ -68,6 +68,7 @@ CASES = {  # (T, S, mask kind, causal)
         for c in sorted(CASES)
     ],
 )
+@pytest.mark.slow  # among the slowest of the default run (2026-12-07, session 45)
 def test_attention_and_its_gradients_round_the_products_operands(key, case):
     t, s, mask_kind, causal = CASES[case]
     kq, kk, kv, kd, km = jax.random.split(key, 5)

@@ -154,6 +154,7 @@ def test_lstm_of_more_rows_multiplies_bfloat16_operands_in_its_scans_too(key):
         pytest.param(_gru_scan.BFLOAT16_SCAN_ROWS + 4, marks=pytest.mark.slow),
     ],
 )
+@pytest.mark.slow  # among the slowest of the default run (2026-12-07, session 45)
 def test_gru_multiplies_bfloat16_operands_in_its_weight_gradients_and_scans(key, batch):
     params = gru_cell_init(key, 12, 16)
     xs = jax.random.normal(jax.random.key(1), (batch, 7, 12))

@@ -45,6 +45,7 @@ def test_column_blocks_count_the_rows_of_one_device():
 
 @requires_library_programs
 @pytest.mark.parametrize("reverse", [False, pytest.param(True, marks=pytest.mark.slow)])
+@pytest.mark.slow  # among the slowest of the default run (2026-12-07, session 45)
 def test_lstm_in_blocks_computes_what_the_whole_matmul_does(key, monkeypatch, reverse):
     params = lstm_cell_init(key, 16, 128)
     xs = jax.random.normal(jax.random.key(1), (32, 5, 16))

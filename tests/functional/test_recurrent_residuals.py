@@ -54,6 +54,7 @@ def _lstm_backward_reference(saved, cotangents, reverse):
 
 
 @pytest.mark.parametrize("reverse", [False, pytest.param(True, marks=pytest.mark.slow)])
+@pytest.mark.slow  # among the slowest of the default run (2026-12-07, session 45)
 def test_lstm_backward_from_bfloat16_residuals_matches_a_float64_reference(key, reverse):
     """Gates, cell states and ``dz`` kept as bfloat16 bits, everything else float32."""
     k = jax.random.split(key, 6)

@@ -181,6 +181,7 @@ def test_rngs_is_accepted_and_changes_nothing():
         assert nnx.state(with_rngs) == nnx.state(plain)
 
 
+@pytest.mark.slow  # among the slowest of the default run (2026-12-07, session 45)
 def test_a_sequential_holding_them_saves_and_loads(tmp_path):
     model = nn.Sequential(
         nn.Embedding(20, 8, rngs=nnx.Rngs(0)),

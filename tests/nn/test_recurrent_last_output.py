@@ -62,6 +62,7 @@ DEFAULT = {("lstm", False, (3, 0, 5), True), ("gru", True, None, False),
     [c if c in DEFAULT else pytest.param(*c, marks=pytest.mark.slow) for c in CASES],
 )
 @pytest.mark.parametrize("steps", [T, 0])
+@pytest.mark.slow  # among the slowest of the default run (2026-12-07, session 45)
 def test_last_output_and_its_gradients_are_the_stacks_last_step(
     kind, reverse, lengths, given_state, steps
 ):

@@ -43,6 +43,7 @@ def test_a_shared_layer_without_state_still_saves():
 
 
 @pytest.mark.usefixtures("fast_compiles")
+@pytest.mark.slow  # among the slowest of the default run (2026-12-07, session 45)
 def test_an_eager_block_call_with_a_named_activation_is_one_program(logged_compiles):
     # a shape no other test uses and a fresh cache, so that the first call compiles here
     _eager._program.cache_clear()

@@ -57,6 +57,7 @@ def test_class_weight_with_validation_split_trains_as_keras(data):
         _history((x, y), class_weight={**weights, 5: 1.0}, validation_split=0.2)
 
 
+@pytest.mark.slow  # among the slowest of the default run (2026-12-07, session 45)
 def test_sweep_takes_class_weight_with_validation_split(data):
     weights = {0: 1.0, 1: 2.0, 2: 0.5, 3: 4.0}
     result = sweep(_model, data, loss="cross_entropy", class_weight=weights, batch_size=8,

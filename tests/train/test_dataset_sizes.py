@@ -64,6 +64,7 @@ def test_validation_over_sizes_of_one_bucket_compiles_its_program_once():
     assert compiled.TRACES.count == traces
 
 
+@pytest.mark.slow  # among the slowest of the default run (2026-12-07, session 45)
 def test_sweeps_over_sizes_of_one_bucket_compile_once():
     def model_fn(rngs, width):
         return nn.MLP(4, (width,), 3, rngs=rngs)

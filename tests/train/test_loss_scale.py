@@ -122,6 +122,7 @@ def _first_kernel_change(tx):
     return np.asarray(new["layers"][0]["kernel"] - params["layers"][0]["kernel"]), out
 
 
+@pytest.mark.slow  # among the slowest of the default run (2026-12-07, session 45)
 def test_the_train_step_scales_the_loss_where_the_optimizer_state_holds_a_scale():
     sgd = optax.sgd(1e6)  # turns gradients of about 1e-9 into visible updates
     plain, plain_out = _first_kernel_change(sgd)
@@ -150,6 +151,7 @@ def test_the_scaled_step_compiles_once():
     assert step._cache_size() == 1
 
 
+@pytest.mark.slow  # among the slowest of the default run (2026-12-07, session 45)
 def test_fit_with_float16_trains_through_the_scale(monkeypatch):
     x = np.random.default_rng(0).normal(size=(32, 4)).astype(np.float32)
     y = np.ones((32, 1), np.float32)
@@ -177,6 +179,7 @@ def test_fit_wraps_the_optimizer_for_float16_only():
         assert loss_scale.for_precision(sgd, precision) is sgd
 
 
+@pytest.mark.slow  # among the slowest of the default run (2026-12-07, session 45)
 def test_sweep_members_carry_a_scale_each_under_float16():
     x = np.random.default_rng(0).normal(size=(32, 4)).astype(np.float32)
     y = np.ones((32, 1), np.float32)
@@ -193,6 +196,7 @@ def test_sweep_members_carry_a_scale_each_under_float16():
         assert np.abs(np.asarray(after - before)).max() > 1e-4
 
 
+@pytest.mark.slow  # among the slowest of the default run (2026-12-07, session 45)
 def test_a_float16_checkpoint_resumed_without_float16_says_why_it_does_not_fit(tmp_path):
     x = np.random.default_rng(0).normal(size=(32, 4)).astype(np.float32)
     y = np.ones((32, 1), np.float32)
@@ -217,6 +221,7 @@ def _overflowing_data():
 
 
 @pytest.mark.filterwarnings("ignore:precision='bfloat16' computes in float32:UserWarning")
+@pytest.mark.slow  # among the slowest of the default run (2026-12-07, session 45)
 def test_fit_logs_the_scale_that_a_loop_of_its_steps_reaches():
     x, y = _overflowing_data()
     kw = dict(loss=_mse, optimizer=optax.adam(1e-3), batch_size=16, epochs=2, shuffle=False)

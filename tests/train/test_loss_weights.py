@@ -74,6 +74,7 @@ def test_weights_constant_along_positions_equal_example_weights(tokens):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
 
 
+@pytest.mark.slow  # among the slowest of the default run (2026-12-07, session 45)
 def test_evaluate_and_validation_loss_match_the_reference(tokens):
     x, y, w = tokens
     model = _model()
@@ -84,6 +85,7 @@ def test_evaluate_and_validation_loss_match_the_reference(tokens):
     np.testing.assert_allclose(history["val_loss"][-1], want, rtol=1e-6, atol=1e-7)
 
 
+@pytest.mark.slow  # among the slowest of the default run (2026-12-07, session 45)
 def test_first_epoch_loss_is_the_weighted_mean_of_each_batch(tokens):
     """One step per batch at learning rate 0: each batch's loss is the reference's."""
     x, y, w = tokens
@@ -107,6 +109,7 @@ def test_iterables_and_several_devices_train_as_arrays(tokens):
             np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow  # among the slowest of the default run (2026-12-07, session 45)
 def test_a_sweep_member_trains_as_fit(tokens):
     x, y, w = tokens
     specs = ["accuracy", weighted("accuracy")]  # over every token, over the real ones

@@ -46,6 +46,7 @@ def test_without_dropout_the_mean_is_predicts_output_at_that_precision(native):
     assert np.abs(mean - plain).max() > 1e-4  # the operands were rounded
 
 
+@pytest.mark.slow  # among the slowest of the default run (2026-12-07, session 45)
 def test_the_samples_are_float32s_masks_at_bfloat16_precision(native):
     model = InputDropout(0.5, rngs=nnx.Rngs(0))
     low = mc_dropout.mc_dropout_samples(model, X, n_samples=4, seed=3, precision="bfloat16")
@@ -57,6 +58,7 @@ def test_the_samples_are_float32s_masks_at_bfloat16_precision(native):
     assert not np.allclose(low[0], low[1])  # still independent masks
 
 
+@pytest.mark.slow  # among the slowest of the default run (2026-12-07, session 45)
 def test_float32_and_none_share_one_program_and_a_second_call_compiles_nothing(native):
     model = InputDropout(0.5, rngs=nnx.Rngs(0))
     mc_dropout.mc_dropout_predict(model, X, n_samples=4, precision="bfloat16")

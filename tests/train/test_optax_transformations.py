@@ -155,6 +155,7 @@ def _two_injected(rate=0.1):
     )
 
 
+@pytest.mark.slow  # among the slowest of the default run (2026-12-07, session 45)
 def test_rate_injected_in_the_second_of_two_parts_is_logged_and_scheduled():
     schedule = T.LearningRateScheduler(lambda epoch: 0.1 * 0.5**epoch)
     model, history = fitted(_two_injected(), 3, callbacks=[schedule])

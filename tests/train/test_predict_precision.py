@@ -119,6 +119,7 @@ def test_an_unknown_precision_is_refused_before_anything_compiles(bad):
     assert compiled.TRACES.count == traces
 
 
+@pytest.mark.slow  # among the slowest of the default run (2026-12-07, session 45)
 def test_a_sweeps_members_predict_at_the_precision_as_predict_does(native):
     # one layer (no hidden value to round): the two programs agree to float32 precision
     y = np.random.default_rng(1).normal(size=(40, 3)).astype(np.float32)

@@ -7,6 +7,7 @@ quarter of padding, so a large call computes at most 1.25x its rows).
 """
 
 import numpy as np
+import pytest
 from flax import nnx
 
 import nnjax.train as T
@@ -16,6 +17,7 @@ from nnjax.train import compiled
 X = np.random.default_rng(0).normal(size=(128, 6)).astype(np.float32)
 
 
+@pytest.mark.slow  # among the slowest of the default run (2026-12-07, session 45)
 def test_small_predicts_share_a_program_per_bucket_and_match_the_model():
     model = MLP(6, (16,), 3, rngs=nnx.Rngs(0))
     model.eval()
