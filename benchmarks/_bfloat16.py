@@ -1,11 +1,12 @@
 """The ``bfloat16:`` line of a benchmark: the hardware's case, its goal, the measurement.
 
 Issue 15's goal depends on the hardware: bfloat16 at least 2x faster than float32 where
-matmuls run natively in bfloat16 (GPU, TPU, AMX, AVX512-BF16), never slower where they
-are emulated. A script with an ``nnjax_bf16`` peer (``nnjax`` with the model built with
-``dtype=jnp.bfloat16``) prints :func:`verdict` of its rows after its table, one line per
-bfloat16 peer that ran (:data:`PEERS`);
-``bench_ops.py`` prints :func:`precision_verdict` of its ``dense`` rows.
+matmuls run natively in bfloat16 (GPU, TPU, AMX, AVX512-BF16 but Intel's without AMX),
+never slower where they are emulated or slower than float32's. A script with an
+``nnjax_bf16`` peer (``nnjax`` with the model built with ``dtype=jnp.bfloat16``) prints
+:func:`verdict` of its rows after its table, one line per bfloat16 peer that ran
+(:data:`PEERS`); ``bench_ops.py`` prints :func:`precision_verdict` of its ``dense``
+rows.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ def case() -> tuple[bool, str]:
     native = _hardware.native_bfloat16(backend)
     if backend != "cpu":
         return native, f"{backend.upper()} (native bfloat16 matmuls)"
-    return native, _hardware.bfloat16_hardware(_hardware.cpu_flags())
+    return native, _hardware.bfloat16_hardware(_hardware.cpu_flags(), _hardware.cpu_vendor())
 
 
 STEP_PEERS = ("nnjax_bf16", "nnjax_precision")

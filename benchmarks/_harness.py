@@ -67,7 +67,7 @@ def ensure_nnjax_importable() -> None:
 
 ensure_nnjax_importable()
 # The machine description lives in the library (ops pick formulations from it).
-from nnjax._hardware import SIMD_FLAGS, bfloat16_hardware, cpu_flags  # noqa: E402
+from nnjax._hardware import SIMD_FLAGS, bfloat16_hardware, cpu_flags, cpu_vendor  # noqa: E402
 from nnjax.train import host_memory  # noqa: E402
 
 # ---------------------------------------------------------------------- environment
@@ -137,7 +137,8 @@ def environment() -> dict[str, Any]:
         "versions": {name: _version(name) for name in VERSION_PACKAGES},
         "load_average_1m": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
         "cpu_flags": cpu_flags(),
-        "bfloat16_hardware": bfloat16_hardware(cpu_flags()),
+        "cpu_vendor": cpu_vendor(),
+        "bfloat16_hardware": bfloat16_hardware(cpu_flags(), cpu_vendor()),
         "xla_flags": os.environ.get("XLA_FLAGS", ""),
         "host_memory_retained": host_memory.retained(),
     }

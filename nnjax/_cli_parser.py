@@ -157,7 +157,7 @@ def _add_train(sub) -> None:
         choices=PRECISIONS,
         default="float32",
         help="compute precision of fit, evaluate and predict (bfloat16: faster where the "
-        "CPU has AMX or AVX512-BF16, and on GPUs)",
+        "CPU has AMX or AVX512-BF16 (not Intel's without AMX), and on GPUs)",
     )
     p.add_argument(
         "--seed", type=_seed, default=0, help=f"initialisation and data order, in [0, {MAX_SEED}]"

@@ -30,6 +30,21 @@ SIMD_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16")
 BFLOAT16_FLAGS = ("amx_bf16", "avx512_bf16")
 """The x86 flags whose presence means bfloat16 matmuls run natively (not emulated)."""
 
+SLOW_AVX512_BF16_VENDORS = ("GenuineIntel",)
+"""CPU vendors (``vendor_id``) whose AVX512-BF16 dot products, without AMX, are slower
+than float32 FMAs, so that bfloat16 is computed in float32 there as where it is emulated.
+
+Measured on a 2-core Intel Xeon (family 6, model 207: Emerald Rapids) under KVM, which
+lists ``avx512_bf16`` and ``avx512_fp16`` but no ``amx_bf16`` (AMX not passed through):
+one thread, PyTorch 2.13's oneDNN (``brg_matmul:avx512_core_bf16``), ``(1024, 1024) @
+(1024, 1024)``: float32 189 GFLOP/s, bfloat16 102; two threads 271 / 214; XLA:CPU in jax
+0.10.2, bfloat16 operands with a float32 result: 341 / 211 GFLOP/s (YNNPACK), 282 / 272
+(Eigen), and the MLP train step of ``benchmarks/bench_mlp.py`` under
+``precision="bfloat16"`` 1.09x float32's time at batch 32 and 1.59x at 256 (session 46
+of ``benchmarks/README.md``). One ``vdpbf16ps`` does twice the multiplies of an FMA but
+issues at half its rate there. AMD's Zen 4 and Zen 5 run it at FMA's rate: bfloat16
+measured 0.65x float32's time there (sessions 10 and 18)."""
+
 
 def _read_cpuinfo() -> str:
     try:
@@ -80,29 +95,81 @@ def cpu_model(cpuinfo: str | None = None) -> str:
     return (platform.processor() if cpuinfo is None else "") or "unknown CPU"
 
 
-def bfloat16_hardware(flags: Mapping[str, bool]) -> str:
-    """Which bfloat16 case a CPU with ``flags`` is: native matmuls (AMX, AVX512-BF16) or emulated.
+def cpu_vendor(cpuinfo: str | None = None) -> str:
+    """The CPU's vendor: ``vendor_id`` in ``/proc/cpuinfo`` (``""`` where none is listed).
+
+    Args:
+      cpuinfo: the text of ``/proc/cpuinfo``; ``None`` reads this machine's.
+
+    Returns:
+      e.g. ``"GenuineIntel"`` or ``"AuthenticAMD"``.
+
+    Example:
+      >>> cpu_vendor("vendor_id : AuthenticAMD")
+      'AuthenticAMD'
+    """
+    text = _read_cpuinfo() if cpuinfo is None else cpuinfo
+    for line in text.splitlines():
+        if line.startswith("vendor_id"):
+            return line.split(":", 1)[1].strip()
+    return ""
+
+
+def fast_bfloat16(flags: Mapping[str, bool], vendor: str = "") -> bool:
+    """Whether a CPU with ``flags`` and ``vendor`` multiplies bfloat16 faster than float32.
+
+    True with AMX (``amx_bf16``), and with AVX512-BF16 (``avx512_bf16``) unless the
+    vendor is one of :data:`SLOW_AVX512_BF16_VENDORS` (Intel: its AVX512-BF16 dot
+    products, without AMX, measured at half float32's rate).
+
+    Args:
+      flags: :func:`cpu_flags` of the CPU.
+      vendor: :func:`cpu_vendor` of the CPU (``""``: unknown).
+
+    Example:
+      >>> fast_bfloat16({"avx512_bf16": True}, "AuthenticAMD")
+      True
+      >>> fast_bfloat16({"avx512_bf16": True}, "GenuineIntel")
+      False
+    """
+    if flags.get("amx_bf16"):
+        return True
+    return bool(flags.get("avx512_bf16")) and vendor not in SLOW_AVX512_BF16_VENDORS
+
+
+def bfloat16_hardware(flags: Mapping[str, bool], vendor: str = "") -> str:
+    """Which bfloat16 case a CPU with ``flags`` is: native matmuls (AMX, AVX512-BF16) or not.
 
     The text names the goal of the case (issue 15): bfloat16 at least 2x faster than
-    float32 with native matmuls, never slower without (``fit``'s ``precision="bfloat16"``
-    computes in float32 there, :func:`emulated_bfloat16_note`).
+    float32 where its matmuls are faster (:func:`fast_bfloat16`), never slower where
+    they are not (``fit``'s ``precision="bfloat16"`` computes in float32 there,
+    :func:`emulated_bfloat16_note`).
+
+    Args:
+      flags: :func:`cpu_flags` of the CPU.
+      vendor: :func:`cpu_vendor` of the CPU (``""``: unknown).
 
     Example:
       >>> bfloat16_hardware({"amx_bf16": False, "avx512_bf16": False})
       "none (bfloat16 emulated: precision='bfloat16' computes in float32; goal: never slower)"
     """
     goal = "goal: at least 2x faster than float32"
+    in_float32 = "precision='bfloat16' computes in float32; goal: never slower"
     if flags.get("amx_bf16"):
         return f"AMX (native bfloat16 matmuls; {goal})"
-    if flags.get("avx512_bf16"):
+    if flags.get("avx512_bf16") and fast_bfloat16(flags, vendor):
         return f"AVX512-BF16 (native bfloat16 dot products; {goal})"
-    return "none (bfloat16 emulated: precision='bfloat16' computes in float32; goal: never slower)"
+    if flags.get("avx512_bf16"):
+        return (
+            f"AVX512-BF16 without AMX on {vendor} (bfloat16 dot products slower than "
+            f"float32's FMAs: {in_float32})"
+        )
+    return f"none (bfloat16 emulated: {in_float32})"
 
 
 @functools.cache
 def _cpu_native_bfloat16() -> bool:
-    flags = cpu_flags()
-    return any(flags[name] for name in BFLOAT16_FLAGS)
+    return fast_bfloat16(cpu_flags(), cpu_vendor())
 
 
 @functools.cache
@@ -155,9 +222,10 @@ def wide_vectors() -> bool:
 def native_bfloat16(backend: str | None = None) -> bool:
     """Whether ``backend`` runs bfloat16 matmuls natively (default: JAX's default backend).
 
-    GPUs and TPUs: always. CPUs: when ``/proc/cpuinfo`` lists ``amx_bf16`` or
-    ``avx512_bf16``; without them XLA:CPU emulates bfloat16 arithmetic, measured slower
-    than float32 (``benchmarks/README.md``).
+    GPUs and TPUs: always. CPUs: when ``/proc/cpuinfo`` lists ``amx_bf16``, or
+    ``avx512_bf16`` on a CPU that runs it faster than float32 (:func:`fast_bfloat16`:
+    not Intel's without AMX); without them XLA:CPU emulates bfloat16 arithmetic, measured
+    slower than float32 (``benchmarks/README.md``), and bfloat16 is treated as emulated.
 
     Example:
       >>> native_bfloat16("tpu")
@@ -168,22 +236,33 @@ def native_bfloat16(backend: str | None = None) -> bool:
 
 
 def emulated_bfloat16_note() -> str:
-    """What ``precision="bfloat16"`` does on this machine's CPU without native bfloat16.
+    """What ``precision="bfloat16"`` does on this machine's CPU without fast bfloat16.
 
     The text of the warning ``fit`` gives there (see
-    :func:`nnjax.train.objective.compute_dtype`); it names the CPU. The step then runs
-    in the parameters' dtype: float32, or float64 for a float64 model (x64).
+    :func:`nnjax.train.objective.compute_dtype`); it names the CPU and why: no
+    bfloat16 instructions, or Intel's AVX512-BF16 without AMX (:func:`fast_bfloat16`).
+    The step then runs in the parameters' dtype: float32, or float64 for a float64
+    model (x64).
 
     Example:
       >>> "float32" in emulated_bfloat16_note()
       True
     """
+    if cpu_flags()["avx512_bf16"]:
+        why = (
+            f"avx512_bf16 without {BFLOAT16_FLAGS[0]}), whose bfloat16 dot products "
+            "measured slower than its float32 FMAs"
+        )
+    else:
+        why = (
+            f"no {' or '.join(BFLOAT16_FLAGS)}), where XLA emulates bfloat16 and it "
+            "measured slower than float32"
+        )
     return (
-        f"precision='bfloat16' computes in float32 on this CPU ({cpu_model()}: no "
-        f"{' or '.join(BFLOAT16_FLAGS)}), where XLA emulates bfloat16 and it measured "
-        "slower than float32: the model runs in its parameters' own dtype, and the results "
-        "are that dtype's (float32's; a float64 model's, float64's). Build the model with "
-        "dtype=jnp.bfloat16 to run bfloat16 activations here anyway."
+        f"precision='bfloat16' computes in float32 on this CPU ({cpu_model()}: {why}: "
+        "the model runs in its parameters' own dtype, "
+        "and the results are that dtype's (float32's; a float64 model's, float64's). Build "
+        "the model with dtype=jnp.bfloat16 to run bfloat16 activations here anyway."
     )
 
 
@@ -245,12 +324,15 @@ def bfloat16_dots(dtype: jnp.dtype, backend: str | None = None) -> bool:
 __all__ = [
     "BFLOAT16_FLAGS",
     "SIMD_FLAGS",
+    "SLOW_AVX512_BF16_VENDORS",
     "amx_bfloat16",
     "bfloat16_dots",
     "bfloat16_hardware",
     "cpu_flags",
     "cpu_model",
+    "cpu_vendor",
     "emulated_bfloat16_note",
+    "fast_bfloat16",
     "native_bfloat16",
     "upcast_matmuls",
     "wide_vectors",

@@ -8,6 +8,9 @@ from nnjax import _hardware
 
 AVX2 = "processor : 0\nflags : fpu sse avx2 fma\n\nprocessor : 1\nflags : fpu sse avx2 fma\n"
 AMX = "flags : fpu avx2 avx512f amx_tile amx_bf16\n"
+AVX512_BF16 = "flags : fpu avx2 avx512f avx512_bf16\n"
+INTEL = "vendor_id : GenuineIntel\n"
+AMD = "vendor_id : AuthenticAMD\n"
 
 
 def test_cpu_flags_parse_every_flags_line():
@@ -20,13 +23,42 @@ def test_cpu_flags_parse_every_flags_line():
 
 @pytest.mark.parametrize(
     ("text", "case"),
-    [(AVX2, "none"), (AMX, "AMX"), ("flags : avx512f avx512_bf16\n", "AVX512-BF16")],
+    [
+        (AVX2, "none (bfloat16 emulated"),
+        (INTEL + AVX2, "none (bfloat16 emulated"),
+        (AMX, "AMX (native"),
+        (INTEL + AMX, "AMX (native"),
+        (AVX512_BF16, "AVX512-BF16 (native"),
+        (AMD + AVX512_BF16, "AVX512-BF16 (native"),
+        (INTEL + AVX512_BF16, "AVX512-BF16 without AMX on GenuineIntel (bfloat16 dot products"),
+    ],
 )
 def test_bfloat16_hardware_names_the_case(text, case):
-    assert _hardware.bfloat16_hardware(_hardware.cpu_flags(text)).startswith(case)
+    flags, vendor = _hardware.cpu_flags(text), _hardware.cpu_vendor(text)
+    assert _hardware.bfloat16_hardware(flags, vendor).startswith(case)
+    in_float32 = "computes in float32" in _hardware.bfloat16_hardware(flags, vendor)
+    assert in_float32 is not _hardware.fast_bfloat16(flags, vendor)
 
 
-@pytest.mark.parametrize(("text", "native"), [(AVX2, False), (AMX, True), ("", False)])
+def test_cpu_vendor_reads_the_vendor_id_line():
+    assert _hardware.cpu_vendor("processor : 0\n" + INTEL + AVX2) == "GenuineIntel"
+    assert _hardware.cpu_vendor(AMD + AMD) == "AuthenticAMD"
+    assert _hardware.cpu_vendor(AVX2) == ""
+    assert isinstance(_hardware.cpu_vendor(), str)
+
+
+@pytest.mark.parametrize(
+    ("text", "native"),
+    [
+        (AVX2, False),
+        (AMX, True),
+        ("", False),
+        (INTEL + AMX, True),  # Sapphire Rapids with AMX
+        (AMD + AVX512_BF16, True),  # Zen 4, Zen 5
+        (INTEL + AVX512_BF16, False),  # Cooper Lake, or AMX hidden by a hypervisor
+        (AVX512_BF16, True),  # vendor unknown
+    ],
+)
 def test_native_bfloat16_on_cpu_follows_the_flags(monkeypatch, text, native):
     monkeypatch.setattr(_hardware, "_read_cpuinfo", lambda: text)
     _hardware._cpu_native_bfloat16.cache_clear()
@@ -70,11 +102,20 @@ def test_cpu_model_reads_the_model_name_line():
     assert isinstance(_hardware.cpu_model(), str) and _hardware.cpu_model()
 
 
-def test_emulated_bfloat16_note_names_the_cpu_and_the_missing_flags(monkeypatch):
-    monkeypatch.setattr(_hardware, "_read_cpuinfo", lambda: "model name : Test CPU 9000\n")
+@pytest.mark.parametrize(
+    ("flags", "why"),
+    [
+        ("", "where XLA emulates bfloat16"),
+        (AVX2, "where XLA emulates bfloat16"),
+        (INTEL + AVX512_BF16, "avx512_bf16 without amx_bf16), whose bfloat16 dot products"),
+    ],
+)
+def test_emulated_bfloat16_note_names_the_cpu_and_the_missing_flags(monkeypatch, flags, why):
+    text = "model name : Test CPU 9000\n" + flags
+    monkeypatch.setattr(_hardware, "_read_cpuinfo", lambda: text)
     note = _hardware.emulated_bfloat16_note()
-    assert "Test CPU 9000" in note and "float32" in note
-    assert all(flag in note for flag in _hardware.BFLOAT16_FLAGS)
+    assert note.startswith("precision='bfloat16' computes in float32 on this CPU (Test CPU 9000")
+    assert all(flag in note for flag in _hardware.BFLOAT16_FLAGS) and why in note
 
 
 def test_widen_bfloat16_on_every_cpu_and_where_bfloat16_is_emulated(monkeypatch):

@@ -90,9 +90,10 @@ def dense(params: Params, x: jax.typing.ArrayLike) -> jax.Array:
     (:func:`nnjax._hardware.native_bfloat16`), a bfloat16 ``x`` is multiplied in
     float32 by the parameters as they are (not rounded to bfloat16) and the result
     rounded to bfloat16, the formulation as fast as float32 there (see
-    ``_affine_upcast``). On a CPU with them (AVX512-BF16, AMX) the bfloat16 operands are
-    summed in float32 and the result rounded once, the form XLA:CPU runs on its native
-    kernels (see ``_affine_native``), except in forward-only code
+    ``_affine_upcast``; Intel's AVX512-BF16 without AMX counts as without). On a CPU
+    with them (AVX512-BF16, AMX) the bfloat16 operands are summed in float32 and the
+    result rounded once, the form XLA:CPU runs on its native kernels (see
+    ``_affine_native``), except in forward-only code
     (:func:`~nnjax.functional.forward_only`) of at most
     :data:`FORWARD_FLOAT32_MAX_ROWS` rows, which multiplies in float32 as above (faster
     there; the result differs by at most the kernel's bfloat16 rounding).

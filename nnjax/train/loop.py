@@ -204,14 +204,14 @@ def fit(
         losses, per output for a loss per output).
       callbacks: :class:`~nnjax.train.callbacks.Callback` instances.
       seed: fixes the data order of every epoch.
-      precision: ``"bfloat16"``: bfloat16 compute on GPUs and TPUs; float32
-        parameters, optimizer state and loss. On a CPU with native bfloat16 (AMX,
-        AVX512-BF16) the model stays float32 and its dense layers' matmuls round their
-        operands to bfloat16; with AMX, so do its convolutions where that measured
-        faster. On other CPUs the step is float32's, as fast, and a warning naming
-        the CPU says so (:func:`~nnjax.train.objective.compute_dtype`). ``"float16"``:
-        float16 compute on any backend, float32 state and loss, the loss scaled
-        dynamically (:func:`~nnjax.train.dynamic_loss_scale`); ``"float32"`` is ``None``.
+      precision: ``"bfloat16"``: bfloat16 compute on GPUs and TPUs; float32 parameters,
+        optimizer state and loss. On a CPU with native bfloat16 (AMX; AVX512-BF16 but
+        Intel's without AMX) the model stays float32 and its dense layers' matmuls round
+        their operands to bfloat16; with AMX, so do its convolutions where that measured
+        faster. On other CPUs the step is float32's, as fast, and a warning naming the CPU
+        says so (:func:`~nnjax.train.objective.compute_dtype`). ``"float16"``: float16
+        compute on any backend, float32 state and loss, the loss scaled dynamically
+        (:func:`~nnjax.train.dynamic_loss_scale`); ``"float32"`` is ``None``.
       accumulate_steps: update with the mean of the gradients of this many
         consecutive batches (``optax.MultiSteps``): each batch's mean gradient counts
         once, a short last batch as much as a full one; a group may span epochs, and

@@ -39,29 +39,30 @@ def compute_dtype(precision: Any, backend: str | None = None) -> jnp.dtype | Non
     """The dtype a step runs the model in for ``precision`` (``None``: the parameters').
 
     ``precision`` asks for low-precision compute for its speed. ``"bfloat16"`` gives
-    ``bfloat16`` on GPUs and TPUs: there bfloat16 matmuls run at about twice float32's
-    speed or more, and the step casts the parameters and inputs to bfloat16 once, so
-    every matmul takes that path. On a CPU ``None`` is returned, the model runs in
-    float32, because XLA:CPU computes convolutions and elementwise work in float32
-    either way and every bfloat16 rounding between them is extra work. Where the CPU
-    multiplies bfloat16 natively (AMX, AVX512-BF16:
-    :func:`nnjax._hardware.native_bfloat16`), the dense layers' matmuls round their
-    operands to bfloat16 and sum in float32 instead (:func:`rounds_matmul_operands`; as
-    JAX's default matmul precision does on TPUs), and with AMX so do the convolutions
-    where im2col on its bfloat16 tiles measured faster than Eigen's float32
-    convolution (:mod:`nnjax.functional._conv_bfloat16`) and the LSTM's and GRU's matmuls
+    ``bfloat16`` on GPUs and TPUs: there bfloat16 matmuls run at about twice float32's speed
+    or more, and the step casts the parameters and inputs to bfloat16 once, so every matmul
+    takes that path. On a CPU ``None`` is returned, the model runs in float32, because
+    XLA:CPU computes convolutions and elementwise work in float32 either way and every
+    bfloat16 rounding between them is extra work. Where the CPU multiplies bfloat16 natively
+    and faster than float32 (AMX; AVX512-BF16 but Intel's without AMX:
+    :func:`nnjax._hardware.native_bfloat16`), the dense layers' matmuls round their operands
+    to bfloat16 and sum in float32 instead (:func:`rounds_matmul_operands`; as JAX's default
+    matmul precision does on TPUs), and with AMX so do the convolutions where im2col on its
+    bfloat16 tiles measured faster than Eigen's float32 convolution
+    (:mod:`nnjax.functional._conv_bfloat16`) and the LSTM's and GRU's matmuls
     (:func:`nnjax.train.dispatch_choices.eigen_dots_for`; with the stacks between their
-    scans in bfloat16, 0.61-0.88x float32's step time at batch 8-128): on a Zen 5 EPYC
-    with AVX512-BF16 an MLP step took 0.70x float32's time at batch 256 that way (a
-    bfloat16 model 0.73x), a CNN step 0.99-1.00x (a bfloat16 model 1.24-1.36x;
-    ``benchmarks/README.md``). On a CPU without native bfloat16 XLA emulates it, the
-    step is the model's own (float32's; a float64 model's float64) and runs as fast,
-    and a ``UserWarning`` naming the CPU says so (Python shows it once per process). As
-    with JAX's default matmul precision, the precision is the least the computation
-    keeps, not a promise of bfloat16 rounding; a model built with ``dtype=jnp.bfloat16``
-    runs bfloat16 activations anywhere. Other precisions (``"float16"``) are returned as
-    given; ``"float16"`` on a CPU with a ``UserWarning`` (:data:`FLOAT16_ON_CPU`): XLA:CPU
-    emulates float16 arithmetic, so such a step is slower than float32's, not faster.
+    scans in bfloat16, 0.61-0.88x float32's step time at batch 8-128): on a Zen 5 EPYC with
+    AVX512-BF16 an MLP step took 0.70x float32's time at batch 256 that way (a bfloat16
+    model 0.73x), a CNN step 0.99-1.00x (a bfloat16 model 1.24-1.36x;
+    ``benchmarks/README.md``). On a CPU without native bfloat16 XLA emulates it, and an
+    Intel CPU's AVX512-BF16 alone is slower than float32: there the step is the model's own
+    (float32's; a float64 model's float64) and runs as fast, and a ``UserWarning`` naming
+    the CPU says so (Python shows it once per process). As with JAX's default matmul
+    precision, the precision is the least the computation keeps, not a promise of bfloat16
+    rounding; a model built with ``dtype=jnp.bfloat16`` runs bfloat16 activations anywhere.
+    Other precisions (``"float16"``) are returned as given; ``"float16"`` on a CPU with a
+    ``UserWarning`` (:data:`FLOAT16_ON_CPU`): XLA:CPU emulates float16 arithmetic, so such a
+    step is slower than float32's, not faster.
 
     Args:
       precision: ``None``, or a dtype name such as ``"bfloat16"``.
