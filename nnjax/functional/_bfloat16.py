@@ -56,6 +56,21 @@ natively may flush subnormals to zero, as outside library programs): 1.04-1.10x
 (2-core AMD EPYC Zen 3, AVX2, jax 0.10.2, medians of 30 interleaved rounds of 50 steps,
 two runs each).
 
+**Forward-only programs: XLA's rounding.** ``predict``, ``evaluate`` and ``fit``'s
+validation trace the model under :func:`~nnjax.functional.forward_only`, and there
+every rounding is XLA's ``convert``. The integer rounding is for the backward pass's
+fusions; forward-only, it kept YNNPACK from taking a CNN's convolutions, pooling and
+roundings as one fusion, and the convolutions ran on Eigen: one jitted forward of the
+``dtype=jnp.bfloat16`` CNN of ``bench_cnn.py`` in a library program took 1.73x the
+float32 model's time at batch 128 and 1.15x at 32 (``predict`` of 4,096 images at batch
+128: 1.70x), and 1.06x / 1.05x with XLA's rounding; the MLP 1.12x / 1.16x -> 1.08x /
+1.02x, the LSTM and GRU classifiers 1.03-1.07x -> 0.96-1.04x (2-core Intel Xeon,
+Emerald Rapids without AMX, jax 0.10.2, medians of 25 interleaved rounds). Held to
+AVX2 (``--xla_cpu_max_isa=AVX2``, bfloat16 emulated): CNN 1.43x / 1.62x at batch 32 /
+128 -> 1.15x / 0.92x, MLP 1.25x / 1.05x -> 1.12x / 1.07x. XLA may skip a rounding
+whose result is widened again (``xla_allow_excess_precision``, as in any ``jax.jit``),
+so such outputs can differ from a training step's forward pass by a bfloat16 ulp.
+
 A custom VJP has no forward mode (``jax.jvp`` raises), so :func:`to_float32` uses it only
 while a program of :func:`nnjax.functional._conv_compiler.jit` is traced (``fit``'s
 steps, which differentiate in reverse mode), as the ``"taps"`` convolution does.
@@ -74,6 +89,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from nnjax.functional._conv_compiler import in_library_program
+from nnjax.functional._forward_only import is_forward_only
 
 _HALF_ULP = 0x7FFF  # half a bfloat16 ulp in the low 16 bits, less one (ties go to even)
 _QUIET_NAN = 0x00400000  # the float32 quiet bit: a NaN stays a NaN when truncated
@@ -245,10 +261,12 @@ def _integer_rounding(x: jax.Array) -> bool:
     """Whether ``x`` (or its cotangent) is rounded by :func:`round_to_bfloat16` here.
 
     In a library program on the CPU, for any array but one of a single row (``ndim >=
-    2`` and one row across its leading axes; module docstring).
+    2`` and one row across its leading axes), outside forward-only code (module
+    docstring).
     """
     one_row = x.ndim >= 2 and math.prod(x.shape[:-1]) == 1
-    return in_library_program() and jax.default_backend() == "cpu" and not one_row
+    library = in_library_program() and not is_forward_only()
+    return library and jax.default_backend() == "cpu" and not one_row
 
 
 __all__ = ["round_floating", "round_like", "round_to_bfloat16", "to_bfloat16", "to_float32"]

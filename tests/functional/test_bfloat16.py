@@ -104,6 +104,23 @@ def test_to_bfloat16_rounds_with_integers_in_library_programs_on_the_cpu(monkeyp
     np.testing.assert_array_equal(_bits(fast)[~nan], _bits(reference))
 
 
+@requires_library_programs
+def test_forward_only_library_programs_round_with_xlas_convert():
+    # there the integer rounding kept YNNPACK from fusing a CNN's layers (module docstring)
+    x = _hard_floats(2_000)[-3_000:].reshape(60, 50)  # the special cases among them
+    with _conv_compiler.library_convolutions():
+        training = str(jax.make_jaxpr(lambda v: _bfloat16.to_bfloat16(v))(x))
+        with F.forward_only():
+            forward = str(jax.make_jaxpr(lambda v: _bfloat16.to_bfloat16(v))(x))
+            widened = str(jax.make_jaxpr(lambda v: _bfloat16.to_float32(v))(jnp.ones(3, BF16)))
+            got = jax.jit(lambda v: _bfloat16.to_bfloat16(v))(x)
+    assert "bitcast_convert_type" in training
+    assert "bitcast_convert_type" not in forward and "custom_vjp" not in widened
+    assert "convert_element_type[new_dtype=bfloat16" in forward
+    plain = jax.jit(lambda v: v.astype(BF16))(x)  # outside: XLA's convert
+    np.testing.assert_array_equal(_bits(got), _bits(plain))
+
+
 def test_to_bfloat16_keeps_xlas_convert_off_the_cpu(monkeypatch):
     monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
     with _conv_compiler.library_convolutions():
