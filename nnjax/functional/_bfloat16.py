@@ -56,20 +56,24 @@ natively may flush subnormals to zero, as outside library programs): 1.04-1.10x
 (2-core AMD EPYC Zen 3, AVX2, jax 0.10.2, medians of 30 interleaved rounds of 50 steps,
 two runs each).
 
-**Forward-only programs: XLA's rounding.** ``predict``, ``evaluate`` and ``fit``'s
-validation trace the model under :func:`~nnjax.functional.forward_only`, and there
-every rounding is XLA's ``convert``. The integer rounding is for the backward pass's
-fusions; forward-only, it kept YNNPACK from taking a CNN's convolutions, pooling and
-roundings as one fusion, and the convolutions ran on Eigen: one jitted forward of the
-``dtype=jnp.bfloat16`` CNN of ``bench_cnn.py`` in a library program took 1.73x the
-float32 model's time at batch 128 and 1.15x at 32 (``predict`` of 4,096 images at batch
-128: 1.70x), and 1.06x / 1.05x with XLA's rounding; the MLP 1.12x / 1.16x -> 1.08x /
-1.02x, the LSTM and GRU classifiers 1.03-1.07x -> 0.96-1.04x (2-core Intel Xeon,
-Emerald Rapids without AMX, jax 0.10.2, medians of 25 interleaved rounds). Held to
-AVX2 (``--xla_cpu_max_isa=AVX2``, bfloat16 emulated): CNN 1.43x / 1.62x at batch 32 /
-128 -> 1.15x / 0.92x, MLP 1.25x / 1.05x -> 1.12x / 1.07x. XLA may skip a rounding
-whose result is widened again (``xla_allow_excess_precision``, as in any ``jax.jit``),
-so such outputs can differ from a training step's forward pass by a bfloat16 ulp.
+**Forward-only programs: XLA's rounding of outputs.** ``predict``, ``evaluate`` and
+``fit``'s validation trace the model under :func:`~nnjax.functional.forward_only`, and
+there the ops round their results (:func:`round_like`) with XLA's ``convert``. The
+integer rounding is for the backward pass's fusions; forward-only, it kept YNNPACK from
+taking a CNN's convolutions, pooling and roundings as one fusion, and the convolutions
+ran on Eigen: one jitted forward of the ``dtype=jnp.bfloat16`` CNN of ``bench_cnn.py``
+in a library program took 1.63-1.80x the float32 model's time at batch 128 and
+1.16-1.20x at 32 (``predict`` of 4,096 images at batch 128: 1.70x), and 0.99-1.01x /
+1.07-1.13x with XLA's rounding of outputs; the MLP 1.09-1.24x -> 1.06-1.19x, the LSTM
+and GRU classifiers 0.95-1.14x -> 0.91-1.08x (2-core Intel Xeon, Emerald Rapids without
+AMX, jax 0.10.2, medians of 25 interleaved rounds, two runs). Held to AVX2
+(``--xla_cpu_max_isa=AVX2``, bfloat16 emulated): CNN 1.19x / 1.77x at batch 32 / 128 ->
+1.08x / 1.01x. XLA may skip a rounding whose result is widened again
+(``xla_allow_excess_precision``, as in any ``jax.jit``), so such outputs can differ from
+a training step's forward pass by a bfloat16 ulp. The operands that
+:mod:`nnjax.functional._bfloat16_dot` rounds for bfloat16 matmuls keep the integer
+rounding: XLA's made ``predict(precision="bfloat16")`` slower (an MLP's 1.30x -> 1.38x
+float32's time, a CNN's 1.01x -> 1.21x at batch 256, native bfloat16 faked on this CPU).
 
 A custom VJP has no forward mode (``jax.jvp`` raises), so :func:`to_float32` uses it only
 while a program of :func:`nnjax.functional._conv_compiler.jit` is traced (``fit``'s
@@ -227,13 +231,15 @@ def to_bfloat16(x: jax.Array) -> jax.Array:
 def round_like(y: jax.Array, dtype: jnp.dtype) -> jax.Array:
     """``y.astype(dtype)``, rounding float32 to bfloat16 by :func:`to_bfloat16`.
 
-    How the ops that widen bfloat16 round their float32 result back.
+    How the ops that widen bfloat16 round their float32 result back; in forward-only
+    code (:func:`~nnjax.functional.forward_only`) with XLA's ``convert`` (module
+    docstring).
 
     Example:
       >>> round_like(jnp.float32(1.00390625), jnp.bfloat16)
       Array(1, dtype=bfloat16)
     """
-    if jnp.dtype(dtype) == jnp.bfloat16:
+    if jnp.dtype(dtype) == jnp.bfloat16 and not is_forward_only():
         return to_bfloat16(y)
     return y.astype(dtype)
 
@@ -261,12 +267,10 @@ def _integer_rounding(x: jax.Array) -> bool:
     """Whether ``x`` (or its cotangent) is rounded by :func:`round_to_bfloat16` here.
 
     In a library program on the CPU, for any array but one of a single row (``ndim >=
-    2`` and one row across its leading axes), outside forward-only code (module
-    docstring).
+    2`` and one row across its leading axes; module docstring).
     """
     one_row = x.ndim >= 2 and math.prod(x.shape[:-1]) == 1
-    library = in_library_program() and not is_forward_only()
-    return library and jax.default_backend() == "cpu" and not one_row
+    return in_library_program() and jax.default_backend() == "cpu" and not one_row
 
 
 __all__ = ["round_floating", "round_like", "round_to_bfloat16", "to_bfloat16", "to_float32"]

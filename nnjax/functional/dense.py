@@ -238,4 +238,4 @@ def _affine_upcast(x: jax.Array, kernel: jax.Array, bias: jax.Array | None) -> j
     y = jnp.matmul(_bfloat16.to_float32(x), kernel.astype(f32))
     if bias is not None:
         y = y + _utils.expand_to(bias.astype(f32), y.ndim)
-    return _bfloat16.to_bfloat16(y)
+    return _bfloat16.round_like(y, jnp.bfloat16)
