@@ -157,14 +157,14 @@ def bfloat16_hardware(flags: Mapping[str, bool], vendor: str = "") -> str:
     in_float32 = "precision='bfloat16' computes in float32; goal: never slower"
     if flags.get("amx_bf16"):
         return f"AMX (native bfloat16 matmuls; {goal})"
-    if flags.get("avx512_bf16") and fast_bfloat16(flags, vendor):
+    if not flags.get("avx512_bf16"):
+        return f"none (bfloat16 emulated: {in_float32})"
+    if fast_bfloat16(flags, vendor):
         return f"AVX512-BF16 (native bfloat16 dot products; {goal})"
-    if flags.get("avx512_bf16"):
-        return (
-            f"AVX512-BF16 without AMX on {vendor} (bfloat16 dot products slower than "
-            f"float32's FMAs: {in_float32})"
-        )
-    return f"none (bfloat16 emulated: {in_float32})"
+    return (
+        f"AVX512-BF16 without AMX on {vendor} (bfloat16 dot products slower than "
+        f"float32's FMAs: {in_float32})"
+    )
 
 
 @functools.cache
